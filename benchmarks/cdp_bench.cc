@@ -1,0 +1,387 @@
+// Copyright 2026 The libcdp Authors.
+//
+// cdp_bench: a whole-system benchmark driver in the spirit of RocksDB's db_bench. In one process it measures
+//
+//   (a) raw RocksDB: WriteBatches of the events' JSON (key: 16 bytes), WAL on, no fsync: the storage floor
+//   (b) libcdp Events::TrackBatch, batches of --batch events, profiles created first
+//   (c) libcdp Events::Track, one event per call
+//   (d) libcdp Profiles::Get of random ids, warm: p50 / p99 latency
+//   (e) with --server-bin: the REST API, POST /api/cdp/events/batch of --batch events from --rest-threads clients
+//       over loopback, against a cdp-server it starts (and stops)
+//
+// and prints a table with rates, the ratio libcdp / raw and PASS / FAIL against the targets:
+//   batch >= 150,000 events/s and >= 0.5 x raw;  single >= 50,000 events/s;  get p99 < 100 us;  REST >= 20,000/s.
+//
+//   cdp_bench [--events 200000] [--profiles 20000] [--batch 500] [--single 50000] [--gets 100000]
+//             [--dir /tmp] [--seed 42] [--server-bin build/examples/server/cdp-server] [--rest-threads 3]
+//             [--strict] [--no-event-ids]
+//
+// Data: the demo data set (src/demo/generator.h), generated before any timing. Every step uses a fresh database
+// in a new directory under --dir, removed afterwards. --strict makes the exit code 1 when a target is missed.
+// --no-event-ids leaves out the events' ids (libcdp then generates them and skips its duplicate check).
+
+#include <httplib.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench_util.h"
+
+extern char** environ;
+
+namespace cdp::bench {
+namespace {
+
+struct Flags {
+  size_t events = 200000;
+  size_t profiles = 20000;
+  size_t batch = 500;
+  size_t single = 50000;
+  size_t gets = 100000;
+  std::string dir;
+  uint64_t seed = 42;
+  std::string server_bin;
+  int rest_threads = 3;
+  bool strict = false;
+  bool event_ids = true;
+};
+
+constexpr double kBatchTarget = 150000;
+constexpr double kBatchRawRatioTarget = 0.5;
+constexpr double kSingleTarget = 50000;
+constexpr double kGetP99TargetUs = 100;
+constexpr double kRestTarget = 20000;
+
+std::unique_ptr<Engine> OpenEngine(const std::string& dir) {
+  Result<std::unique_ptr<Engine>> e = Engine::Open(Options{}, dir);
+  if (!e.ok()) {
+    std::fprintf(stderr, "cdp_bench: open %s failed: %s\n", dir.c_str(), e.status().ToString().c_str());
+    std::exit(2);
+  }
+  return std::move(e).value();
+}
+
+struct Row {
+  std::string step;
+  size_t items = 0;
+  double seconds = 0;
+  std::string rate;
+  std::string target;
+  std::string verdict;  // PASS / FAIL / ""
+};
+
+std::string Fmt(const char* fmt, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, fmt, v);
+  return buf;
+}
+
+// Starts `bin --data DIR --port 0 --host 127.0.0.1`; returns its pid and port, or nullopt.
+struct Server {
+  pid_t pid = -1;
+  int port = 0;
+};
+std::optional<Server> StartServer(const std::string& bin, const std::string& dir) {
+  int fds[2];
+  if (pipe(fds) != 0) return std::nullopt;
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
+  posix_spawn_file_actions_addclose(&actions, fds[0]);
+  std::vector<std::string> args = {bin, "--data", dir, "--port", "0", "--host", "127.0.0.1"};
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid;
+  int rc = posix_spawn(&pid, bin.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  close(fds[1]);
+  if (rc != 0) {
+    close(fds[0]);
+    std::fprintf(stderr, "cdp_bench: cannot start %s: %s\n", bin.c_str(), std::strerror(rc));
+    return std::nullopt;
+  }
+  // Read stdout until the "listening" line (the server prints it once bound).
+  std::string out;
+  char buf[256];
+  const std::string marker = "listening on http://";
+  while (out.find('\n', out.find(marker) == std::string::npos ? out.size() : out.find(marker)) == std::string::npos) {
+    ssize_t n = read(fds[0], buf, sizeof buf);
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  close(fds[0]);  // the server's later stdout writes go nowhere; it prints nothing more on the happy path
+  size_t at = out.find(marker);
+  if (at == std::string::npos) {
+    std::fprintf(stderr, "cdp_bench: server did not report its port; output: %s\n", out.c_str());
+    kill(pid, SIGTERM);
+    waitpid(pid, nullptr, 0);
+    return std::nullopt;
+  }
+  size_t colon = out.find(':', at + marker.size());
+  Server s;
+  s.pid = pid;
+  s.port = std::atoi(out.c_str() + colon + 1);
+  return s;
+}
+
+void StopServer(const Server& s) {
+  kill(s.pid, SIGTERM);
+  int status = 0;
+  waitpid(s.pid, &status, 0);
+}
+
+int Run(const Flags& f) {
+  std::printf("cdp_bench: %zu profiles, %zu events, batch %zu, seed %llu\n", f.profiles, f.events, f.batch,
+              static_cast<unsigned long long>(f.seed));
+  double t = Now();
+  Dataset d = Dataset::Make(f.profiles, f.events, f.seed, f.event_ids);
+  std::printf("generated in %.2fs: %zu events, %.0f bytes/event on average\n", Now() - t, d.events.size(),
+              static_cast<double>(d.event_bytes) / static_cast<double>(std::max<size_t>(1, d.events.size())));
+  std::fflush(stdout);
+  std::vector<Row> rows;
+  bool all_pass = true;
+  auto verdict = [&](bool ok) {
+    all_pass &= ok;
+    return std::string(ok ? "PASS" : "FAIL");
+  };
+
+  // (a) raw RocksDB.
+  double raw_rate = 0;
+  {
+    TempDir dir(f.dir, "cdp-bench-raw");
+    std::unique_ptr<rocksdb::DB> db = OpenRawDb(dir.path());
+    double t0 = Now();
+    if (!RawWrite(db.get(), d.event_text, 0, d.event_text.size(), f.batch, 0)) return 2;
+    double secs = Now() - t0;
+    raw_rate = static_cast<double>(d.events.size()) / secs;
+    rows.push_back({"(a) raw RocksDB WriteBatch(" + std::to_string(f.batch) + ")", d.events.size(), secs,
+                    Fmt("%.0f /s", raw_rate), "baseline", ""});
+    std::printf("(a) raw: %.0f events/s\n", raw_rate);
+    std::fflush(stdout);
+  }
+
+  // (b) TrackBatch, then (d) Get on the same database.
+  {
+    TempDir dir(f.dir, "cdp-bench-batch");
+    std::unique_ptr<Engine> engine = OpenEngine(dir.path());
+    double t0 = Now();
+    std::vector<std::string> ids = CreateProfiles(*engine, d.profiles);
+    double psecs = Now() - t0;
+    rows.push_back({"    profiles Create (setup)", ids.size(), psecs,
+                    Fmt("%.0f /s", static_cast<double>(ids.size()) / psecs), "", ""});
+    std::printf("    profiles: %.0f creates/s\n", static_cast<double>(ids.size()) / psecs);
+    std::fflush(stdout);
+
+    size_t accepted = 0, rejected = 0;
+    std::string first_error;
+    std::vector<Json> batch;
+    t0 = Now();
+    for (size_t i = 0; i < d.events.size(); i += f.batch) {
+      batch.assign(d.events.begin() + static_cast<std::ptrdiff_t>(i),
+                   d.events.begin() + static_cast<std::ptrdiff_t>(std::min(d.events.size(), i + f.batch)));
+      Result<BatchResult> r = engine->events().TrackBatch(batch);
+      if (!r.ok()) {
+        std::fprintf(stderr, "cdp_bench: TrackBatch failed: %s\n", r.status().ToString().c_str());
+        return 2;
+      }
+      accepted += r->accepted;
+      rejected += r->rejected;
+      if (r->rejected > 0 && first_error.empty()) {
+        for (const BatchItemResult& it : r->items) {
+          if (!it.status.ok()) {
+            first_error = it.status.ToString();
+            break;
+          }
+        }
+      }
+    }
+    double secs = Now() - t0;
+    double rate = static_cast<double>(d.events.size()) / secs;
+    double ratio = raw_rate > 0 ? rate / raw_rate : 0;
+    rows.push_back({"(b) libcdp TrackBatch(" + std::to_string(f.batch) + ")", d.events.size(), secs,
+                    Fmt("%.0f /s", rate), ">= 150000 /s",
+                    verdict(rate >= kBatchTarget && rejected == 0)});
+    rows.push_back({"    ratio libcdp / raw", 0, 0, Fmt("%.3f", ratio), ">= 0.5", verdict(ratio >= kBatchRawRatioTarget)});
+    std::printf("(b) TrackBatch: %.0f events/s (%zu accepted, %zu rejected%s%s)\n", rate, accepted, rejected,
+                first_error.empty() ? "" : "; first: ", first_error.c_str());
+    std::fflush(stdout);
+
+    // (d) Get: warm-up pass over every id, then random ids.
+    for (const std::string& id : ids) (void)engine->profiles().Get(id);
+    std::mt19937_64 rng(f.seed);
+    std::vector<double> lat;
+    lat.reserve(f.gets);
+    size_t missing = 0;
+    t0 = Now();
+    for (size_t i = 0; i < f.gets; ++i) {
+      const std::string& id = ids[rng() % ids.size()];
+      double g0 = Now();
+      Result<Json> p = engine->profiles().Get(id);
+      lat.push_back((Now() - g0) * 1e6);
+      missing += !p.ok();
+    }
+    secs = Now() - t0;
+    double p50 = Percentile(&lat, 50), p99 = Percentile(&lat, 99), p999 = Percentile(&lat, 99.9);
+    rows.push_back({"(d) profile Get (warm)", f.gets, secs,
+                    Fmt("p50 %.1f us", p50) + Fmt(", p99 %.1f us", p99) + Fmt(", p99.9 %.1f us", p999),
+                    "p99 < 100 us", verdict(p99 < kGetP99TargetUs && missing == 0)});
+    std::printf("(d) Get: p50 %.1f us, p99 %.1f us, %.0f gets/s, %zu missing\n", p50, p99,
+                static_cast<double>(f.gets) / secs, missing);
+    std::fflush(stdout);
+  }
+
+  // (c) single Track.
+  {
+    TempDir dir(f.dir, "cdp-bench-single");
+    std::unique_ptr<Engine> engine = OpenEngine(dir.path());
+    CreateProfiles(*engine, d.profiles);
+    const size_t n = std::min(f.single, d.events.size());
+    size_t rejected = 0;
+    double t0 = Now();
+    for (size_t i = 0; i < n; ++i) rejected += !engine->events().Track(d.events[i]).ok();
+    double secs = Now() - t0;
+    double rate = static_cast<double>(n) / secs;
+    rows.push_back({"(c) libcdp Track (single)", n, secs, Fmt("%.0f /s", rate), ">= 50000 /s",
+                    verdict(rate >= kSingleTarget && rejected == 0)});
+    std::printf("(c) Track: %.0f events/s (%zu rejected)\n", rate, rejected);
+    std::fflush(stdout);
+  }
+
+  // (e) REST over loopback.
+  if (!f.server_bin.empty()) {
+    TempDir dir(f.dir, "cdp-bench-rest");
+    {
+      std::unique_ptr<Engine> engine = OpenEngine(dir.path());
+      CreateProfiles(*engine, d.profiles);
+    }  // closed: the server opens it
+    std::optional<Server> server = StartServer(f.server_bin, dir.path());
+    if (!server) return 2;
+    // Each client thread gets the events of its persons (person % threads), in order, so no person's events are
+    // reordered between connections; bodies are JSON arrays of --batch events, built before timing.
+    const int threads = std::max(1, f.rest_threads);
+    std::vector<std::vector<std::string>> bodies(static_cast<size_t>(threads));
+    {
+      std::vector<std::string> cur(static_cast<size_t>(threads));
+      std::vector<size_t> count(static_cast<size_t>(threads), 0);
+      for (size_t i = 0; i < d.events.size(); ++i) {
+        size_t t = d.event_person[i] % static_cast<size_t>(threads);
+        cur[t] += count[t] == 0 ? "[" : ",";
+        cur[t] += d.event_text[i];
+        if (++count[t] == f.batch) {
+          bodies[t].push_back(cur[t] + "]");
+          cur[t].clear();
+          count[t] = 0;
+        }
+      }
+      for (size_t t = 0; t < static_cast<size_t>(threads); ++t) {
+        if (count[t] > 0) bodies[t].push_back(cur[t] + "]");
+      }
+    }
+    std::atomic<size_t> accepted{0}, rejected{0}, http_errors{0};
+    std::string first_error;
+    std::mutex mu;
+    double t0 = Now();
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t) {
+      pool.emplace_back([&, t]() {
+        httplib::Client cli("127.0.0.1", server->port);
+        cli.set_keep_alive(true);
+        cli.set_read_timeout(60, 0);
+        for (const std::string& body : bodies[static_cast<size_t>(t)]) {
+          httplib::Result res = cli.Post("/api/cdp/events/batch", body, "application/json");
+          if (!res || res->status >= 300) {
+            ++http_errors;
+            std::lock_guard<std::mutex> lock(mu);
+            if (first_error.empty()) {
+              first_error = res ? std::to_string(res->status) + " " + res->body.substr(0, 300)
+                                : "transport error " + httplib::to_string(res.error());
+            }
+            continue;
+          }
+          Result<Json> j = Json::Parse(res->body);
+          if (j.ok()) {
+            const Json* a = j->Find("accepted");
+            const Json* r = j->Find("rejected");
+            if (a != nullptr) accepted += static_cast<size_t>(a->as_int());
+            if (r != nullptr) rejected += static_cast<size_t>(r->as_int());
+            if (r != nullptr && r->as_int() > 0) {
+              std::lock_guard<std::mutex> lock(mu);
+              if (first_error.empty()) first_error = res->body.substr(0, 500);
+            }
+          }
+        }
+      });
+    }
+    for (std::thread& th : pool) th.join();
+    double secs = Now() - t0;
+    StopServer(*server);
+    double rate = static_cast<double>(d.events.size()) / secs;
+    rows.push_back({"(e) REST batch(" + std::to_string(f.batch) + "), " + std::to_string(threads) + " clients",
+                    d.events.size(), secs, Fmt("%.0f /s", rate), ">= 20000 /s",
+                    verdict(rate >= kRestTarget && rejected == 0 && http_errors == 0)});
+    std::printf("(e) REST: %.0f events/s (%zu accepted, %zu rejected, %zu HTTP errors%s%s)\n", rate,
+                accepted.load(), rejected.load(), http_errors.load(), first_error.empty() ? "" : "; first: ",
+                first_error.c_str());
+  }
+
+  std::printf("\n%-40s %10s %9s  %-40s %-14s %s\n", "step", "items", "seconds", "rate", "target", "result");
+  std::printf("%s\n", std::string(120, '-').c_str());
+  for (const Row& r : rows) {
+    std::printf("%-40s %10s %9s  %-40s %-14s %s\n", r.step.c_str(), r.items ? std::to_string(r.items).c_str() : "",
+                r.seconds > 0 ? Fmt("%.2f", r.seconds).c_str() : "", r.rate.c_str(), r.target.c_str(),
+                r.verdict.c_str());
+  }
+  std::printf("\n%s\n", all_pass ? "ALL PASS" : "SOME TARGETS MISSED");
+  return f.strict && !all_pass ? 1 : 0;
+}
+
+}  // namespace
+}  // namespace cdp::bench
+
+int main(int argc, char** argv) {
+  cdp::bench::Flags f;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "cdp_bench: %s needs a value\n", a.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--events") f.events = std::stoull(value());
+    else if (a == "--profiles") f.profiles = std::stoull(value());
+    else if (a == "--batch") f.batch = std::max<size_t>(1, std::stoull(value()));
+    else if (a == "--single") f.single = std::stoull(value());
+    else if (a == "--gets") f.gets = std::stoull(value());
+    else if (a == "--dir") f.dir = value();
+    else if (a == "--seed") f.seed = std::stoull(value());
+    else if (a == "--server-bin") f.server_bin = value();
+    else if (a == "--rest-threads") f.rest_threads = std::stoi(value());
+    else if (a == "--strict") f.strict = true;
+    else if (a == "--no-event-ids") f.event_ids = false;
+    else {
+      std::fprintf(stderr,
+                   "usage: cdp_bench [--events N] [--profiles N] [--batch N] [--single N] [--gets N] [--dir DIR]\n"
+                   "                 [--seed N] [--server-bin PATH] [--rest-threads N] [--strict] [--no-event-ids]\n");
+      return 2;
+    }
+  }
+  if (f.profiles == 0) {
+    std::fprintf(stderr, "cdp_bench: --profiles must be > 0\n");
+    return 2;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  return cdp::bench::Run(f);
+}

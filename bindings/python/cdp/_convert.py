@@ -1,0 +1,135 @@
+"""Conversions between Python values and the JSON text the extension module speaks."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import decimal
+import json
+import os
+from typing import Any, Iterable, Mapping, Optional, Sequence, Union
+
+from ._errors import InvalidArgument
+
+TimestampLike = Union[_dt.datetime, _dt.date, str, int]
+
+
+def iso_utc(value: Union[_dt.datetime, _dt.date]) -> str:
+    """ISO 8601 text of a datetime, in UTC with millisecond precision (microseconds when non-zero).
+
+    Naive datetimes are taken to be UTC. A date becomes ``YYYY-MM-DD`` (midnight UTC).
+    """
+    if isinstance(value, _dt.datetime):
+        if value.tzinfo is not None and value.utcoffset() is not None:
+            value = value.astimezone(_dt.timezone.utc)
+        value = value.replace(tzinfo=None)
+        if value.microsecond % 1000:
+            return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    if isinstance(value, _dt.date):
+        return value.isoformat()
+    raise TypeError(f"expected a datetime or date, not {type(value).__name__}")
+
+
+def _default(value: Any) -> Any:
+    """json.dumps fallback: datetimes, dates, Decimals, numpy scalars and other iterables."""
+    if isinstance(value, (_dt.datetime, _dt.date)):
+        return iso_utc(value)
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    item = getattr(value, "item", None)  # numpy / pandas scalars
+    if callable(item) and getattr(value, "shape", None) == ():
+        return item()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    tolist = getattr(value, "tolist", None)  # numpy arrays
+    if callable(tolist):
+        return tolist()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def dumps(value: Any, what: str = "document") -> bytes:
+    """Compact JSON text of `value`, UTF-8 encoded, for the extension module.
+
+    Non-ASCII text stays UTF-8 (not \\u escapes), so byte limits such as max_batch_bytes count what libcdp stores.
+    Raises cdp.InvalidArgument for NaN / infinity (not representable in JSON) and for strings that are not valid
+    Unicode (lone surrogates), and TypeError for values that have no JSON form.
+    """
+    try:
+        text = json.dumps(value, default=_default, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+    except ValueError as e:  # NaN, inf, circular references
+        raise InvalidArgument(f"{what} is not representable as JSON: {e}") from None
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise InvalidArgument(f"{what} contains a string that is not valid Unicode: {e.reason}") from None
+
+
+def loads(text: str) -> Any:
+    return json.loads(text)
+
+
+def require_mapping(value: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{what} must be a dict, not {type(value).__name__}")
+    return value
+
+
+def timestamp_value(value: Optional[TimestampLike], name: str) -> Union[str, int, None]:
+    """since / until: datetime or date -> ISO 8601 UTC text; str as is; int as epoch milliseconds."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be a datetime, an ISO 8601 string or epoch milliseconds, not bool")
+    if isinstance(value, (_dt.datetime, _dt.date)):
+        return iso_utc(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return value
+    item = getattr(value, "item", None)  # numpy integer
+    if callable(item) and isinstance(item(), int):
+        return item()
+    raise TypeError(
+        f"{name} must be a datetime, an ISO 8601 string or epoch milliseconds, not {type(value).__name__}"
+    )
+
+
+def condition(value: Any) -> Any:
+    """One condition: a dict passes through (nested groups are normalised too); a (field, op, value) tuple
+    becomes {"field", "operator", "value"}."""
+    if isinstance(value, tuple):
+        if len(value) != 3:
+            raise TypeError(f"a condition tuple must be (field, operator, value), got {len(value)} items")
+        field, op, val = value
+        return {"field": field, "operator": op, "value": val}
+    if isinstance(value, Mapping):
+        if "conditions" in value and "field" not in value:
+            group = dict(value)
+            group["conditions"] = conditions(value["conditions"])
+            return group
+        return dict(value)
+    return value  # let libcdp say what is wrong with it
+
+
+def conditions(value: Union[None, Sequence[Any], Iterable[Any]]) -> list:
+    if value is None:
+        return []
+    if isinstance(value, (str, bytes, Mapping)):
+        raise TypeError("conditions must be a list of conditions")
+    return [condition(c) for c in value]
+
+
+def filter_value(value: Any) -> Any:
+    """`where=`: a filter in its JSON form ({"operator", "conditions"}), a single condition dict, or a list of
+    conditions (dicts or (field, operator, value) tuples), combined with AND."""
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        if "conditions" in value:
+            return condition(value)
+        return [condition(value)]
+    if isinstance(value, tuple) and len(value) == 3 and isinstance(value[0], str) and isinstance(value[1], str):
+        return [condition(value)]
+    return conditions(value)

@@ -1,0 +1,321 @@
+"""cdp.open() and the Database, Profiles and Events objects."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
+
+from . import _convert
+from ._core import Engine as _Engine
+from ._errors import InvalidArgument
+from ._page import Page
+
+PathLike = Union[str, "os.PathLike[str]"]
+Document = Dict[str, Any]
+
+_ORDERS = ("asc", "desc")
+
+
+def _order(order: str) -> str:
+    if order not in _ORDERS:
+        raise InvalidArgument(f"order must be 'asc' or 'desc', not {order!r}", field="order")
+    return order
+
+
+def _event_query(
+    *,
+    profile_id=None,
+    type=None,
+    name=None,
+    source=None,
+    since=None,
+    until=None,
+    where=None,
+    order="asc",
+    limit=100,
+    cursor=None,
+) -> Dict[str, Any]:
+    """The JSON form of cdp::EventQuery (see EventQuery::FromJson)."""
+    query: Dict[str, Any] = {}
+    if profile_id is not None:
+        query["profileId"] = profile_id
+    if type is not None:
+        query["type"] = type
+    if name is not None:
+        query["name"] = name
+    if source is not None:
+        query["source"] = source
+    if since is not None:
+        query["since"] = _convert.timestamp_value(since, "since")
+    if until is not None:
+        query["until"] = _convert.timestamp_value(until, "until")
+    if where is not None:
+        query["where"] = _convert.filter_value(where)
+    query["order"] = _order(order)
+    if limit is not None:
+        query["limit"] = limit
+    if cursor:
+        query["cursor"] = cursor
+    return query
+
+
+def _all_items(first: Page) -> Iterator[Document]:
+    for page in first.pages():
+        yield from page.items
+
+
+class Profiles:
+    """Profiles: the golden records. Reach it as ``db.profiles``."""
+
+    def __init__(self, engine: _Engine) -> None:
+        self._engine = engine
+
+    def create(self, profile: Mapping[str, Any]) -> Document:
+        """Creates a profile and returns the stored document. ``profile["id"]`` is used when given.
+
+        Raises AlreadyExists when the id or one of the identifiers is taken, InvalidArgument for a bad document.
+        """
+        _convert.require_mapping(profile, "profile")
+        return _convert.loads(self._engine.profiles_create(_convert.dumps(profile, "profile")))
+
+    def get(self, id: str) -> Document:
+        """The current document with computed traits. Raises NotFound when absent."""
+        return _convert.loads(self._engine.profiles_get(id))
+
+    def update(self, id: str, profile: Mapping[str, Any]) -> Document:
+        """Replaces the writable fields (externalIds, attributes, consent, computed.churnRisk/engagementScore);
+        writable fields absent from `profile` become empty. Keeps id, createdAt, computed traits and segments."""
+        _convert.require_mapping(profile, "profile")
+        return _convert.loads(self._engine.profiles_replace(id, _convert.dumps(profile, "profile")))
+
+    replace = update
+
+    def patch(self, id: str, patch: Mapping[str, Any]) -> Document:
+        """Applies an RFC 7396 JSON merge patch: members set, None members delete, other members are untouched."""
+        _convert.require_mapping(patch, "patch")
+        return _convert.loads(self._engine.profiles_patch(id, _convert.dumps(patch, "patch")))
+
+    def delete(self, id: str) -> None:
+        """Deletes the profile with its identifiers, events and traits. Raises NotFound when absent."""
+        self._engine.profiles_delete(id)
+
+    def search(
+        self,
+        conditions: Union[None, Sequence[Any], Mapping[str, Any]] = None,
+        operator: str = "AND",
+        sort: Optional[str] = None,
+        order: str = "asc",
+        limit: int = 50,
+        cursor: Optional[str] = None,
+    ) -> Page:
+        """One page of the profiles matching `conditions`, combined with `operator` ("AND" / "OR").
+
+        conditions: a list of condition dicts ``{"field", "operator", "value"}``, ``(field, operator, value)``
+            tuples or nested groups ``{"operator": "OR", "conditions": [...]}``; or a whole filter dict. None or []
+            matches every profile.
+        sort: field path to sort by (e.g. "computed.ltv"); None sorts by id. order: "asc" or "desc".
+        """
+        if isinstance(conditions, Mapping):
+            group = _convert.condition(conditions)
+            if "conditions" in group and "field" not in group:
+                conds = group["conditions"]
+                operator = group.get("operator", operator)
+            else:
+                conds = [group]
+        else:
+            conds = _convert.conditions(conditions)
+        query: Dict[str, Any] = {"conditions": conds, "operator": operator, "order": _order(order)}
+        if sort:
+            query["sort"] = sort
+        if limit is not None:
+            query["limit"] = limit
+        if cursor:
+            query["cursor"] = cursor
+
+        def fetch(next_cursor: str) -> Page:
+            return self._search(dict(query, cursor=next_cursor), fetch)
+
+        return self._search(query, fetch)
+
+    def _search(self, query: Dict[str, Any], fetch) -> Page:
+        result = _convert.loads(self._engine.profiles_search(_convert.dumps(query, "query")))
+        return Page(result["items"], result.get("nextCursor"), fetch)
+
+    def search_all(self, conditions=None, operator: str = "AND", sort=None, order: str = "asc", page_size: int = 500):
+        """A generator over every matching profile, following cursors page by page."""
+        return _all_items(self.search(conditions, operator, sort, order, page_size))
+
+    def timeline(
+        self,
+        id: str,
+        *,
+        type=None,
+        name=None,
+        source=None,
+        since=None,
+        until=None,
+        where=None,
+        order: str = "asc",
+        limit: int = 100,
+        cursor: Optional[str] = None,
+    ) -> Page:
+        """One page of the profile's events by event time; filters as in ``db.events.query``.
+        Raises NotFound when the profile is absent."""
+        query = _event_query(
+            type=type, name=name, source=source, since=since, until=until, where=where, order=order, limit=limit,
+            cursor=cursor,
+        )
+
+        def fetch(next_cursor: str) -> Page:
+            return self._timeline(id, dict(query, cursor=next_cursor), fetch)
+
+        return self._timeline(id, query, fetch)
+
+    def _timeline(self, id: str, query: Dict[str, Any], fetch) -> Page:
+        result = _convert.loads(self._engine.profiles_timeline(id, _convert.dumps(query, "query")))
+        return Page(result["items"], result.get("nextCursor"), fetch)
+
+    def timeline_all(self, id: str, *, page_size: int = 500, **filters) -> Iterator[Document]:
+        """A generator over all of the profile's matching events, following cursors."""
+        filters.pop("cursor", None)
+        return _all_items(self.timeline(id, limit=page_size, **filters))
+
+    def sessions(self, id: str) -> List[Document]:
+        """The profile's sessions, oldest first. Raises NotFound when the profile is absent."""
+        return _convert.loads(self._engine.profiles_sessions(id))
+
+
+class Events:
+    """Events: the behavioural log. Reach it as ``db.events``."""
+
+    def __init__(self, engine: _Engine) -> None:
+        self._engine = engine
+
+    def track(self, event: Mapping[str, Any]) -> Document:
+        """Stores one event and updates its profile's computed traits.
+
+        Returns ``{"eventId", "profileId", "sessionId", "profileCreated", "duplicate"}``. A datetime in
+        ``event["timestamp"]`` is sent as ISO 8601 UTC.
+        """
+        _convert.require_mapping(event, "event")
+        return _convert.loads(self._engine.events_track(_convert.dumps(event, "event")))
+
+    def track_batch(self, events: Union[Sequence[Mapping[str, Any]], Mapping[str, Any]]) -> Document:
+        """Stores every valid event of `events` in one atomic write; says per item what happened.
+
+        Returns ``{"accepted", "rejected", "results": [{"index", "status": "ok" | code, "eventId", ... |
+        "error": {...}}]}``. Raises only when the batch as a whole is unacceptable (ResourceExhausted when over
+        max_batch_bytes / max_batch_items). `events` may also be Segment's ``{"batch": [...]}`` shape.
+        """
+        if isinstance(events, (str, bytes)):
+            raise TypeError("events must be a list of dicts")
+        if not isinstance(events, Mapping):
+            events = list(events)
+        return _convert.loads(self._engine.events_track_batch(_convert.dumps(events, "batch")))
+
+    def query(
+        self,
+        profile_id: Optional[str] = None,
+        type: Optional[str] = None,
+        name: Optional[str] = None,
+        source: Optional[str] = None,
+        since=None,
+        until=None,
+        where=None,
+        order: str = "asc",
+        limit: int = 100,
+        cursor: Optional[str] = None,
+    ) -> Page:
+        """One page of the events matching every given filter, by event time.
+
+        since / until: datetime (naive = UTC), date, ISO 8601 string or epoch milliseconds; since is inclusive,
+            until exclusive.
+        where: conditions on the event document, e.g. ``[("properties.plan", "=", "pro")]``.
+        """
+        query = _event_query(
+            profile_id=profile_id, type=type, name=name, source=source, since=since, until=until, where=where,
+            order=order, limit=limit, cursor=cursor,
+        )
+
+        def fetch(next_cursor: str) -> Page:
+            return self._query(dict(query, cursor=next_cursor), fetch)
+
+        return self._query(query, fetch)
+
+    def _query(self, query: Dict[str, Any], fetch) -> Page:
+        result = _convert.loads(self._engine.events_query(_convert.dumps(query, "query")))
+        return Page(result["items"], result.get("nextCursor"), fetch)
+
+    def query_all(self, *, page_size: int = 500, **filters) -> Iterator[Document]:
+        """A generator over every matching event (filters as in query), following cursors page by page."""
+        filters.pop("cursor", None)
+        return _all_items(self.query(limit=page_size, **filters))
+
+
+class Database:
+    """An open libcdp database. Create it with :func:`cdp.open`; close it with :meth:`close` or a ``with`` block.
+
+    Thread-safe: share one Database between threads; calls release the GIL and run in parallel.
+    """
+
+    def __init__(self, engine: _Engine) -> None:
+        self._engine = engine
+        self.profiles = Profiles(engine)
+        self.events = Events(engine)
+
+    @property
+    def path(self) -> str:
+        return self._engine.path
+
+    @property
+    def closed(self) -> bool:
+        return self._engine.closed
+
+    @property
+    def options(self) -> Dict[str, Any]:
+        """The options the database was opened with (every cdp::Options field)."""
+        return _convert.loads(self._engine.options_json)
+
+    def stats(self) -> Document:
+        """``{"profiles", "events", "formatVersion", "path"}``."""
+        return _convert.loads(self._engine.stats())
+
+    def flush(self) -> None:
+        """Flushes memtables to SST files (not needed for durability)."""
+        self._engine.flush()
+
+    def close(self) -> None:
+        """Closes the database, waiting for calls in flight in other threads. Idempotent. Later calls raise
+        FailedPrecondition."""
+        self._engine.close()
+
+    def __enter__(self) -> "Database":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<cdp.Database {self.path!r} ({state})>"
+
+
+def open(path: PathLike, **options: Any) -> Database:  # noqa: A001 (mirrors the builtin on purpose)
+    """Opens (by default creates) the libcdp database in directory `path` (str or os.PathLike).
+
+    Keyword options are cdp::Options fields: create_if_missing, sync_writes, session_timeout_seconds,
+    max_event_bytes, max_batch_bytes, max_profile_bytes, max_json_depth, max_batch_items, max_page_size,
+    block_cache_bytes, write_buffer_bytes. Unknown options raise InvalidArgument.
+
+    Raises FailedPrecondition when the directory is already open (in this process or another), NotFound when it
+    is missing and create_if_missing=False, DataLoss for an unknown format version.
+    """
+    path_str = os.fsdecode(os.fspath(path))
+    return Database(_Engine.open(path_str, _convert.dumps(options, "options")))
+
+
+def default_options() -> Dict[str, Any]:
+    """The default value of every option of cdp.open()."""
+    from ._core import default_options as _defaults
+
+    return _convert.loads(_defaults())

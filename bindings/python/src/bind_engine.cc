@@ -1,0 +1,218 @@
+// Copyright 2026 The libcdp Authors.
+//
+// cdp._core.Engine: one open database. Every method takes and returns JSON text; the Python layer (cdp/_database.py)
+// does the dict <-> text conversion and the Pythonic API.
+//
+// Concurrency: methods release the GIL for all C++ work, so Python threads run engine calls in parallel (the Engine
+// is thread-safe). A shared_mutex guards the Engine's lifetime: calls hold it shared, close() exclusively, so close()
+// waits for calls in flight and a call after close() fails with FailedPrecondition instead of touching a dead Engine.
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common.h"
+
+namespace cdp_python {
+
+namespace {
+
+cdp::Json PageToJson(cdp::Page&& page) {
+  cdp::Json items = cdp::Json::Array();
+  for (cdp::Json& item : page.items) items.Push(std::move(item));
+  cdp::Json out = cdp::Json::Object();
+  out.Set("items", std::move(items));
+  out.Set("nextCursor", std::move(page.next_cursor));
+  return out;
+}
+
+class PyEngine {
+ public:
+  static std::unique_ptr<PyEngine> Open(const std::string& path, const std::string& options_json) {
+    cdp::Result<std::unique_ptr<cdp::Engine>> opened = cdp::Status::Internal("not opened");
+    {
+      py::gil_scoped_release release;
+      opened = [&]() -> cdp::Result<std::unique_ptr<cdp::Engine>> {
+        CDP_ASSIGN_OR_RETURN(cdp::Json json, cdp::Json::Parse(options_json));
+        CDP_ASSIGN_OR_RETURN(cdp::Options options, OptionsFromJson(json));
+        return cdp::Engine::Open(options, path);
+      }();
+    }
+    auto engine = std::make_unique<PyEngine>();
+    engine->path_ = path;
+    engine->engine_ = ValueOrThrow(std::move(opened));
+    engine->options_ = engine->engine_->options();
+    return engine;
+  }
+
+  // No call can be in flight here: each holds a reference to this object. The GIL stays held, because releasing
+  // it from a destructor is unsafe during interpreter shutdown.
+  ~PyEngine() = default;
+
+  void Close() {
+    py::gil_scoped_release release;
+    std::unique_lock lock(mu_);
+    engine_.reset();
+    closed_ = true;
+  }
+
+  bool closed() const { return closed_.load(); }
+  const std::string& path() const { return path_; }
+  std::string options() const { return OptionsToJson(options_).Dump(); }
+
+  // ---- profiles --------------------------------------------------------------------------------------------------
+  std::string ProfilesCreate(const std::string& text) {
+    return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+      CDP_ASSIGN_OR_RETURN(cdp::Json doc, Parse(text));
+      return e.profiles().Create(doc);
+    });
+  }
+  std::string ProfilesGet(const std::string& id) {
+    return RunJson([&](cdp::Engine& e) { return e.profiles().Get(id); });
+  }
+  std::string ProfilesReplace(const std::string& id, const std::string& text) {
+    return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+      CDP_ASSIGN_OR_RETURN(cdp::Json doc, Parse(text));
+      return e.profiles().Replace(id, doc);
+    });
+  }
+  std::string ProfilesPatch(const std::string& id, const std::string& text) {
+    return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+      CDP_ASSIGN_OR_RETURN(cdp::Json doc, Parse(text));
+      return e.profiles().Patch(id, doc);
+    });
+  }
+  void ProfilesDelete(const std::string& id) {
+    RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+      CDP_RETURN_IF_ERROR(e.profiles().Delete(id));
+      return cdp::Json();
+    });
+  }
+  std::string ProfilesSearch(const std::string& query_text) {
+    return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+      CDP_ASSIGN_OR_RETURN(cdp::Json json, Parse(query_text));
+      CDP_ASSIGN_OR_RETURN(cdp::ProfileQuery query, cdp::ProfileQuery::FromJson(json));
+      CDP_ASSIGN_OR_RETURN(cdp::Page page, e.profiles().Search(query));
+      return PageToJson(std::move(page));
+    });
+  }
+  std::string ProfilesTimeline(const std::string& id, const std::string& query_text) {
+    return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+      CDP_ASSIGN_OR_RETURN(cdp::Json json, Parse(query_text));
+      CDP_ASSIGN_OR_RETURN(cdp::EventQuery query, cdp::EventQuery::FromJson(json));
+      CDP_ASSIGN_OR_RETURN(cdp::Page page, e.profiles().Timeline(id, query));
+      return PageToJson(std::move(page));
+    });
+  }
+  std::string ProfilesSessions(const std::string& id) {
+    return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+      CDP_ASSIGN_OR_RETURN(std::vector<cdp::Json> sessions, e.profiles().Sessions(id));
+      cdp::Json out = cdp::Json::Array();
+      for (cdp::Json& s : sessions) out.Push(std::move(s));
+      return out;
+    });
+  }
+
+  // ---- events ----------------------------------------------------------------------------------------------------
+  std::string EventsTrack(const std::string& text) {
+    return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+      CDP_ASSIGN_OR_RETURN(cdp::Json doc, Parse(text));
+      CDP_ASSIGN_OR_RETURN(cdp::TrackResult result, e.events().Track(doc));
+      return result.ToJson();
+    });
+  }
+  std::string EventsTrackBatch(const std::string& text) {
+    // TrackBatchJson parses the text itself, so max_batch_bytes applies to it.
+    return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+      CDP_ASSIGN_OR_RETURN(cdp::BatchResult result, e.events().TrackBatchJson(text));
+      return result.ToJson();
+    });
+  }
+  std::string EventsQuery(const std::string& query_text) {
+    return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+      CDP_ASSIGN_OR_RETURN(cdp::Json json, Parse(query_text));
+      CDP_ASSIGN_OR_RETURN(cdp::EventQuery query, cdp::EventQuery::FromJson(json));
+      CDP_ASSIGN_OR_RETURN(cdp::Page page, e.events().Query(query));
+      return PageToJson(std::move(page));
+    });
+  }
+
+  // ---- engine ----------------------------------------------------------------------------------------------------
+  std::string Stats() {
+    return RunJson([&](cdp::Engine& e) { return e.Stats(); });
+  }
+  void Flush() {
+    RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+      CDP_RETURN_IF_ERROR(e.Flush());
+      return cdp::Json();
+    });
+  }
+
+ private:
+  cdp::Result<cdp::Json> Parse(const std::string& text) const {
+    cdp::ParseLimits limits;
+    limits.max_depth = options_.max_json_depth;
+    return cdp::Json::Parse(text, limits);
+  }
+
+  // Runs `fn(engine)` without the GIL and under the shared lock; returns the compact JSON text of its result, or
+  // throws (with the GIL held again) the Status it failed with.
+  template <typename Fn>
+  std::string RunJson(Fn&& fn) {
+    cdp::Status status;
+    std::string text;
+    {
+      py::gil_scoped_release release;
+      std::shared_lock lock(mu_);
+      if (!engine_) {
+        status = cdp::Status::FailedPrecondition("the database " + path_ + " is closed");
+      } else {
+        cdp::Result<cdp::Json> result = fn(*engine_);
+        if (result.ok()) {
+          result->DumpTo(&text);
+        } else {
+          status = result.status();
+        }
+      }
+    }
+    ThrowIfError(status);
+    return text;
+  }
+
+  std::shared_mutex mu_;
+  std::unique_ptr<cdp::Engine> engine_;
+  std::atomic<bool> closed_{false};
+  cdp::Options options_;
+  std::string path_;
+};
+
+}  // namespace
+
+void BindEngine(py::module_& m) {
+  py::class_<PyEngine>(m, "Engine", "One open libcdp database. Use cdp.open(); this class is internal.")
+      .def_static("open", &PyEngine::Open, py::arg("path"), py::arg("options_json") = "{}",
+                  "Opens (by default creates) the database in `path` with options given as JSON text.")
+      .def("close", &PyEngine::Close, "Closes the database; waits for calls in flight. Idempotent.")
+      .def_property_readonly("closed", &PyEngine::closed)
+      .def_property_readonly("path", &PyEngine::path)
+      .def_property_readonly("options_json", &PyEngine::options)
+      .def("profiles_create", &PyEngine::ProfilesCreate, py::arg("profile_json"))
+      .def("profiles_get", &PyEngine::ProfilesGet, py::arg("id"))
+      .def("profiles_replace", &PyEngine::ProfilesReplace, py::arg("id"), py::arg("profile_json"))
+      .def("profiles_patch", &PyEngine::ProfilesPatch, py::arg("id"), py::arg("patch_json"))
+      .def("profiles_delete", &PyEngine::ProfilesDelete, py::arg("id"))
+      .def("profiles_search", &PyEngine::ProfilesSearch, py::arg("query_json"))
+      .def("profiles_timeline", &PyEngine::ProfilesTimeline, py::arg("id"), py::arg("query_json"))
+      .def("profiles_sessions", &PyEngine::ProfilesSessions, py::arg("id"))
+      .def("events_track", &PyEngine::EventsTrack, py::arg("event_json"))
+      .def("events_track_batch", &PyEngine::EventsTrackBatch, py::arg("batch_json"))
+      .def("events_query", &PyEngine::EventsQuery, py::arg("query_json"))
+      .def("stats", &PyEngine::Stats)
+      .def("flush", &PyEngine::Flush);
+}
+
+}  // namespace cdp_python

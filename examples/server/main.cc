@@ -1,0 +1,211 @@
+// Copyright 2026 The libcdp Authors.
+//
+// cdp-server: libcdp's REST API over HTTP. See docs/rest-api.md.
+//
+//   cdp-server --data DIR [--host 127.0.0.1] [--port 8080] [--api-key KEY] [--threads 8] [--sync]
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <charconv>
+#include <chrono>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include "cdp/cdp.h"
+#include "server.h"
+
+namespace cdp::server {
+namespace {
+
+constexpr char kUsage[] =
+    "usage: cdp-server --data DIR [--host HOST] [--port PORT] [--api-key KEY] [--threads N] [--sync]\n"
+    "\n"
+    "  --data DIR      database directory (created when missing); required\n"
+    "  --host HOST     address to listen on (default 127.0.0.1)\n"
+    "  --port PORT     port to listen on; 0 picks a free one (default 8080)\n"
+    "  --api-key KEY   require 'Authorization: Bearer KEY' on /api/ routes (default: $CDP_API_KEY);\n"
+    "                  without a key only loopback addresses are allowed\n"
+    "  --threads N     worker threads (default 8)\n"
+    "  --sync          fsync every write before answering (Options::sync_writes)\n";
+
+struct Flags {
+  std::string data;
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  std::string api_key;
+  int threads = 8;
+  bool sync = false;
+};
+
+std::optional<int> ParseInt(std::string_view text, int min, int max) {
+  int value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value < min || value > max) {
+    return std::nullopt;
+  }
+  return value;
+}
+
+// Parses argv into `flags`; on error prints why and returns false. Accepts "--flag value" and "--flag=value".
+bool ParseFlags(int argc, char** argv, Flags* flags, bool* help) {
+  if (const char* key = std::getenv("CDP_API_KEY"); key != nullptr) flags->api_key = key;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    std::string_view name = arg;
+    std::optional<std::string_view> inline_value;
+    if (size_t eq = arg.find('='); arg.starts_with("--") && eq != std::string_view::npos) {
+      name = arg.substr(0, eq);
+      inline_value = arg.substr(eq + 1);
+    }
+    if (name == "--help" || name == "-h") {
+      *help = true;
+      return true;
+    }
+    if (name == "--sync") {
+      flags->sync = true;
+      continue;
+    }
+    std::string_view value;
+    if (inline_value) {
+      value = *inline_value;
+    } else if (i + 1 < argc) {
+      value = argv[++i];
+    } else {
+      std::cerr << "cdp-server: " << name << " needs a value\n";
+      return false;
+    }
+    if (name == "--data") {
+      flags->data = value;
+    } else if (name == "--host") {
+      flags->host = value;
+    } else if (name == "--api-key") {
+      flags->api_key = value;
+    } else if (name == "--port") {
+      std::optional<int> port = ParseInt(value, 0, 65535);
+      if (!port) {
+        std::cerr << "cdp-server: --port must be 0..65535, got '" << value << "'\n";
+        return false;
+      }
+      flags->port = *port;
+    } else if (name == "--threads") {
+      std::optional<int> threads = ParseInt(value, 1, 1024);
+      if (!threads) {
+        std::cerr << "cdp-server: --threads must be 1..1024, got '" << value << "'\n";
+        return false;
+      }
+      flags->threads = *threads;
+    } else {
+      std::cerr << "cdp-server: unknown flag '" << arg << "'\n";
+      return false;
+    }
+  }
+  if (flags->data.empty()) {
+    std::cerr << "cdp-server: --data DIR is required\n";
+    return false;
+  }
+  if (flags->host.empty()) {
+    std::cerr << "cdp-server: --host must not be empty\n";
+    return false;
+  }
+  return true;
+}
+
+int Run(int argc, char** argv) {
+  // SIGINT / SIGTERM are handled by a dedicated thread (below); block them before any other thread starts so
+  // every thread (RocksDB's and httplib's included) inherits the mask. A signal that arrives while the database
+  // opens stays pending and stops the server as soon as it listens.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  Flags flags;
+  bool help = false;
+  if (!ParseFlags(argc, argv, &flags, &help)) {
+    std::cerr << kUsage;
+    return 2;
+  }
+  if (help) {
+    std::cout << kUsage;
+    return 0;
+  }
+  if (flags.api_key.empty() && !IsLoopbackHost(flags.host)) {
+    std::cerr << "cdp-server: refusing to listen on non-loopback address '" << flags.host
+              << "' without an API key; pass --api-key KEY (or set CDP_API_KEY), or use --host 127.0.0.1\n";
+    return 2;
+  }
+
+  Options options;
+  options.sync_writes = flags.sync;
+  Result<std::unique_ptr<Engine>> opened = Engine::Open(options, flags.data);
+  if (!opened.ok()) {
+    std::cerr << "cdp-server: cannot open " << flags.data << ": " << opened.status().ToString() << "\n";
+    return 1;
+  }
+  std::unique_ptr<Engine> engine = std::move(opened).value();
+
+  auto http = std::make_unique<httplib::Server>();
+  const int threads = flags.threads;
+  http->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  ServerOptions server_options;
+  server_options.api_key = flags.api_key;
+  RegisterRoutes(*http, *engine, server_options);
+
+  int port = flags.port;
+  bool bound = false;
+  if (port == 0) {
+    port = http->bind_to_any_port(flags.host);
+    bound = port > 0;
+  } else {
+    bound = http->bind_to_port(flags.host, port);
+  }
+  if (!bound) {
+    std::cerr << "cdp-server: cannot listen on " << flags.host << ":" << flags.port << "\n";
+    return 1;
+  }
+
+  std::atomic<bool> done{false};
+  std::thread signal_waiter([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    if (done) return;
+    std::cerr << "cdp-server: received " << (sig == SIGINT ? "SIGINT" : "SIGTERM") << ", shutting down\n";
+    // stop() is a no-op until the listen loop runs, so repeat it until the loop has ended.
+    while (!done) {
+      http->stop();
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
+
+  const bool ipv6 = flags.host.find(':') != std::string::npos && !flags.host.starts_with("[");
+  std::cout << "cdp-server listening on http://" << (ipv6 ? "[" + flags.host + "]" : flags.host) << ":" << port
+            << std::endl;
+
+  const bool listened = http->listen_after_bind();
+  done = true;
+  pthread_kill(signal_waiter.native_handle(), SIGTERM);  // wakes sigwait if no signal came
+  signal_waiter.join();
+
+  http.reset();    // waits for in-flight requests
+  engine.reset();  // closes the database
+  if (!listened) {
+    std::cerr << "cdp-server: listen failed\n";
+    return 1;
+  }
+  std::cerr << "cdp-server: stopped\n";
+  return 0;
+}
+
+}  // namespace
+}  // namespace cdp::server
+
+int main(int argc, char** argv) { return cdp::server::Run(argc, argv); }

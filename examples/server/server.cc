@@ -1,0 +1,468 @@
+// Copyright 2026 The libcdp Authors.
+
+#include "server.h"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <regex>
+#include <set>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "cdp/json.h"
+#include "cdp/query.h"
+
+namespace cdp::server {
+namespace {
+
+using httplib::Request;
+using httplib::Response;
+
+constexpr char kJsonType[] = "application/json";
+
+// Query parameters of GET /api/cdp/events and the per-profile event routes, passed to EventQuery::FromJson under
+// the same names. "limit", "since", "until" and "where" are converted first (see EventQueryFromParams).
+constexpr std::string_view kEventQueryParams[] = {"type", "name", "source", "order", "cursor"};
+
+bool IsBlank(std::string_view text) {
+  return std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isspace(c) != 0; });
+}
+
+bool IsAllDigits(std::string_view text) {
+  return !text.empty() &&
+         std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c) != 0; });
+}
+
+void WriteJson(Response& res, int http_status, const Json& body) {
+  res.status = http_status;
+  res.set_content(body.Dump(), kJsonType);
+}
+
+void WriteError(Response& res, int http_status, const Status& status) {
+  res.status = http_status;
+  res.set_content(ErrorBody(status), kJsonType);
+}
+
+void WriteStatus(Response& res, const Status& status) { WriteError(res, HttpStatusFor(status.code()), status); }
+
+Json PageToJson(Page page) {
+  Json items = Json::Array();
+  for (Json& item : page.items) items.Push(std::move(item));
+  Json body = Json::Object();
+  body.Set("items", std::move(items));
+  body.Set("nextCursor", page.next_cursor.empty() ? Json() : Json(std::move(page.next_cursor)));
+  return body;
+}
+
+// The routes and how they map onto the Engine. Shared (via shared_ptr) by the handlers registered on httplib.
+class Api : public std::enable_shared_from_this<Api> {
+ public:
+  Api(Engine& engine, const ServerOptions& options) : engine_(engine), options_(options) {
+    const Options& engine_options = engine.options();
+    payload_max_bytes_ =
+        std::max(engine_options.max_batch_bytes, engine_options.max_profile_bytes) + options.body_slack_bytes;
+    limits_.max_bytes = payload_max_bytes_;
+    limits_.max_depth = engine_options.max_json_depth;
+  }
+
+  void Register(httplib::Server& http);
+
+ private:
+  using Handler = std::function<void(const Request&, Response&)>;
+
+  // Registers `handler` for `method` on `pattern` (a regex matched against the whole decoded path). API routes
+  // check the bearer token first.
+  void Route(httplib::Server& http, std::string_view method, const std::string& pattern, Handler handler);
+
+  bool Authorized(const Request& req) const {
+    return options_.api_key.empty() ||
+           BearerTokenMatches(req.get_header_value("Authorization"), options_.api_key);
+  }
+
+  // Error answers without a body (httplib's own 404 / 413 / 400, ...) get the JSON error shape here. A request for
+  // a known path with another method is 405.
+  void HandleError(const Request& req, Response& res) const;
+
+  // The request body as JSON; a blank body is {} when `blank_is_empty_object`.
+  Result<Json> ParseBody(const Request& req, bool blank_is_empty_object = false) const;
+  // The JSON form of an EventQuery built from the query string.
+  Result<Json> EventQueryFromParams(const Request& req, bool allow_profile_id) const;
+  Result<EventQuery> ParseEventQuery(const Request& req, bool allow_profile_id) const;
+
+  void CreateProfile(const Request& req, Response& res);
+  void GetProfile(const Request& req, Response& res);
+  void ReplaceProfile(const Request& req, Response& res);
+  void PatchProfile(const Request& req, Response& res);
+  void DeleteProfile(const Request& req, Response& res);
+  void SearchProfiles(const Request& req, Response& res);
+  void ProfileEvents(const Request& req, Response& res);
+  void ProfileSessions(const Request& req, Response& res);
+  void TrackEvent(const Request& req, Response& res);
+  void TrackBatch(const Request& req, Response& res);
+  void QueryEvents(const Request& req, Response& res);
+  void Stats(const Request& req, Response& res);
+
+  Engine& engine_;
+  ServerOptions options_;
+  size_t payload_max_bytes_ = 0;
+  ParseLimits limits_;
+
+  struct RouteEntry {
+    std::string pattern;
+    std::regex regex;
+    std::vector<std::string> methods;
+  };
+  std::vector<RouteEntry> routes_;  // for 405 answers; written only during Register
+};
+
+void Api::Register(httplib::Server& http) {
+  http.set_payload_max_length(payload_max_bytes_);
+
+  std::shared_ptr<Api> self = shared_from_this();
+  http.set_error_handler(httplib::Server::HandlerWithResponse([self](const Request& req, Response& res) {
+    self->HandleError(req, res);
+    return httplib::Server::HandlerResponse::Handled;
+  }));
+  http.set_exception_handler([](const Request&, Response& res, std::exception_ptr ep) {
+    std::string what = "unknown exception";
+    try {
+      if (ep) std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    WriteStatus(res, Status::Internal("unhandled exception: " + what));
+  });
+
+  http.Get("/healthz", [](const Request&, Response& res) {
+    WriteJson(res, 200, Json::Object().Set("status", "ok"));
+  });
+
+  auto bind = [self](void (Api::*method)(const Request&, Response&)) {
+    return [self, method](const Request& req, Response& res) { ((*self).*method)(req, res); };
+  };
+  const std::string profile = R"(/api/cdp/profiles/([^/]+))";
+  Route(http, "POST", "/api/cdp/profiles", bind(&Api::CreateProfile));
+  Route(http, "POST", "/api/cdp/profiles/search", bind(&Api::SearchProfiles));
+  Route(http, "GET", profile, bind(&Api::GetProfile));
+  Route(http, "PUT", profile, bind(&Api::ReplaceProfile));
+  Route(http, "PATCH", profile, bind(&Api::PatchProfile));
+  Route(http, "DELETE", profile, bind(&Api::DeleteProfile));
+  Route(http, "GET", profile + "/timeline", bind(&Api::ProfileEvents));
+  Route(http, "GET", profile + "/events", bind(&Api::ProfileEvents));
+  Route(http, "GET", profile + "/sessions", bind(&Api::ProfileSessions));
+  Route(http, "POST", "/api/cdp/events", bind(&Api::TrackEvent));
+  Route(http, "GET", "/api/cdp/events", bind(&Api::QueryEvents));
+  Route(http, "POST", "/api/cdp/events/batch", bind(&Api::TrackBatch));
+  Route(http, "GET", "/api/cdp/stats", bind(&Api::Stats));
+}
+
+void Api::Route(httplib::Server& http, std::string_view method, const std::string& pattern, Handler handler) {
+  auto entry = std::find_if(routes_.begin(), routes_.end(), [&](const RouteEntry& e) { return e.pattern == pattern; });
+  if (entry == routes_.end()) {
+    routes_.push_back(RouteEntry{pattern, std::regex(pattern), {}});
+    entry = routes_.end() - 1;
+  }
+  entry->methods.emplace_back(method);
+
+  Handler checked = [self = shared_from_this(), handler = std::move(handler)](const Request& req, Response& res) {
+    if (!self->Authorized(req)) {
+      res.set_header("WWW-Authenticate", "Bearer");
+      WriteStatus(res, Status(StatusCode::kUnauthenticated, "missing or invalid API key (Authorization: Bearer)"));
+      return;
+    }
+    handler(req, res);
+  };
+  if (method == "GET") {
+    http.Get(pattern, std::move(checked));
+  } else if (method == "POST") {
+    http.Post(pattern, std::move(checked));
+  } else if (method == "PUT") {
+    http.Put(pattern, std::move(checked));
+  } else if (method == "PATCH") {
+    http.Patch(pattern, std::move(checked));
+  } else if (method == "DELETE") {
+    http.Delete(pattern, std::move(checked));
+  }
+}
+
+void Api::HandleError(const Request& req, Response& res) const {
+  if (!res.body.empty()) return;  // a handler's own error answer
+  if (req.path.starts_with("/api/") && !Authorized(req)) {
+    res.set_header("WWW-Authenticate", "Bearer");
+    WriteStatus(res, Status(StatusCode::kUnauthenticated, "missing or invalid API key (Authorization: Bearer)"));
+    return;
+  }
+  switch (res.status) {
+    case 404: {
+      for (const RouteEntry& route : routes_) {
+        if (!std::regex_match(req.path, route.regex)) continue;
+        std::string allowed;
+        for (const std::string& m : route.methods) allowed += (allowed.empty() ? "" : ", ") + m;
+        res.set_header("Allow", allowed);
+        WriteError(res, 405,
+                   Status::InvalidArgument("method " + req.method + " is not allowed on " + req.path +
+                                           " (allowed: " + allowed + ")"));
+        return;
+      }
+      WriteError(res, 404, Status::NotFound("no route for " + req.method + " " + req.path));
+      return;
+    }
+    case 413:
+      if (req.get_header_value("Content-Type").starts_with("application/x-www-form-urlencoded")) {
+        // httplib parses form bodies itself and caps them at CPPHTTPLIB_FORM_URL_ENCODED_PAYLOAD_MAX_LENGTH.
+        WriteError(res, 413,
+                   Status::ResourceExhausted("application/x-www-form-urlencoded bodies are limited to 8192 bytes; "
+                                             "send JSON with Content-Type: application/json"));
+      } else {
+        WriteError(res, 413, Status::ResourceExhausted("request body exceeds " + std::to_string(payload_max_bytes_) +
+                                                       " bytes"));
+      }
+      return;
+    case 414:
+      WriteError(res, 414, Status::InvalidArgument("request URI too long"));
+      return;
+    default:
+      if (res.status < 500) {
+        WriteError(res, res.status,
+                   Status::InvalidArgument("malformed HTTP request (a request body needs Content-Length or "
+                                           "chunked Transfer-Encoding)"));
+      } else {
+        WriteError(res, res.status, Status::Internal("internal server error"));
+      }
+      return;
+  }
+}
+
+Result<Json> Api::ParseBody(const Request& req, bool blank_is_empty_object) const {
+  if (blank_is_empty_object && IsBlank(req.body)) return Json::Object();
+  Result<Json> parsed = Json::Parse(req.body, limits_);
+  if (!parsed.ok()) {
+    const Status& s = parsed.status();
+    return Status(s.code(), "request body: " + s.message(), s.field());
+  }
+  return parsed;
+}
+
+Result<Json> Api::EventQueryFromParams(const Request& req, bool allow_profile_id) const {
+  Json query = Json::Object();
+  std::set<std::string> seen;
+  for (const auto& [key, value] : req.params) {
+    if (!seen.insert(key).second) return Status::InvalidArgument("query parameter given more than once", key);
+    if (key == "limit") {
+      int64_t limit = 0;
+      auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), limit);
+      if (!IsAllDigits(value) || ec != std::errc() || end != value.data() + value.size() || limit <= 0) {
+        return Status::InvalidArgument("limit must be a positive integer, got \"" + value + "\"", key);
+      }
+      query.Set(key, limit);
+    } else if (key == "since" || key == "until") {
+      int64_t millis = 0;
+      auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), millis);
+      if (IsAllDigits(value) && ec == std::errc() && end == value.data() + value.size()) {
+        query.Set(key, millis);  // epoch milliseconds
+      } else {
+        query.Set(key, value);  // ISO 8601; ParseTimestamp judges
+      }
+    } else if (key == "where") {
+      Result<Json> where = Json::Parse(value, limits_);
+      if (!where.ok()) return Status::InvalidArgument("where: " + where.status().message(), key);
+      query.Set(key, std::move(where).value());
+    } else if ((allow_profile_id && key == "profileId") ||
+               std::find(std::begin(kEventQueryParams), std::end(kEventQueryParams), key) !=
+                   std::end(kEventQueryParams)) {
+      query.Set(key, value);
+    } else {
+      return Status::InvalidArgument("unknown query parameter \"" + key + "\"", key);
+    }
+  }
+  return query;
+}
+
+Result<EventQuery> Api::ParseEventQuery(const Request& req, bool allow_profile_id) const {
+  Result<Json> json = EventQueryFromParams(req, allow_profile_id);
+  if (!json.ok()) return json.status();
+  return EventQuery::FromJson(*json);
+}
+
+void Api::CreateProfile(const Request& req, Response& res) {
+  Result<Json> body = ParseBody(req);
+  if (!body.ok()) return WriteStatus(res, body.status());
+  Result<Json> created = engine_.profiles().Create(*body);
+  if (!created.ok()) return WriteStatus(res, created.status());
+  if (const Json* id = created->Find("id"); id != nullptr && id->is_string()) {
+    res.set_header("Location", "/api/cdp/profiles/" + id->as_string());
+  }
+  WriteJson(res, 201, *created);
+}
+
+void Api::GetProfile(const Request& req, Response& res) {
+  Result<Json> profile = engine_.profiles().Get(req.matches[1].str());
+  if (!profile.ok()) return WriteStatus(res, profile.status());
+  WriteJson(res, 200, *profile);
+}
+
+void Api::ReplaceProfile(const Request& req, Response& res) {
+  Result<Json> body = ParseBody(req);
+  if (!body.ok()) return WriteStatus(res, body.status());
+  Result<Json> replaced = engine_.profiles().Replace(req.matches[1].str(), *body);
+  if (!replaced.ok()) return WriteStatus(res, replaced.status());
+  WriteJson(res, 200, *replaced);
+}
+
+void Api::PatchProfile(const Request& req, Response& res) {
+  Result<Json> body = ParseBody(req);
+  if (!body.ok()) return WriteStatus(res, body.status());
+  Result<Json> patched = engine_.profiles().Patch(req.matches[1].str(), *body);
+  if (!patched.ok()) return WriteStatus(res, patched.status());
+  WriteJson(res, 200, *patched);
+}
+
+void Api::DeleteProfile(const Request& req, Response& res) {
+  std::string id = req.matches[1].str();
+  Status deleted = engine_.profiles().Delete(id);
+  if (!deleted.ok()) return WriteStatus(res, deleted);
+  WriteJson(res, 200, Json::Object().Set("deleted", std::move(id)));
+}
+
+void Api::SearchProfiles(const Request& req, Response& res) {
+  Result<Json> body = ParseBody(req, /*blank_is_empty_object=*/true);
+  if (!body.ok()) return WriteStatus(res, body.status());
+  Result<ProfileQuery> query = ProfileQuery::FromJson(*body);
+  if (!query.ok()) return WriteStatus(res, query.status());
+  Result<Page> page = engine_.profiles().Search(*query);
+  if (!page.ok()) return WriteStatus(res, page.status());
+  WriteJson(res, 200, PageToJson(std::move(page).value()));
+}
+
+void Api::ProfileEvents(const Request& req, Response& res) {
+  Result<EventQuery> query = ParseEventQuery(req, /*allow_profile_id=*/false);
+  if (!query.ok()) return WriteStatus(res, query.status());
+  Result<Page> page = engine_.profiles().Timeline(req.matches[1].str(), *query);
+  if (!page.ok()) return WriteStatus(res, page.status());
+  WriteJson(res, 200, PageToJson(std::move(page).value()));
+}
+
+void Api::ProfileSessions(const Request& req, Response& res) {
+  Result<std::vector<Json>> sessions = engine_.profiles().Sessions(req.matches[1].str());
+  if (!sessions.ok()) return WriteStatus(res, sessions.status());
+  Json items = Json::Array();
+  for (Json& session : *sessions) items.Push(std::move(session));
+  WriteJson(res, 200, Json::Object().Set("items", std::move(items)));
+}
+
+void Api::TrackEvent(const Request& req, Response& res) {
+  Result<Json> body = ParseBody(req);
+  if (!body.ok()) return WriteStatus(res, body.status());
+  Result<TrackResult> tracked = engine_.events().Track(*body);
+  if (!tracked.ok()) return WriteStatus(res, tracked.status());
+  WriteJson(res, 201, tracked->ToJson());
+}
+
+void Api::TrackBatch(const Request& req, Response& res) {
+  Result<BatchResult> batch = engine_.events().TrackBatchJson(req.body);
+  if (!batch.ok()) return WriteStatus(res, batch.status());
+  WriteJson(res, 200, batch->ToJson());
+}
+
+void Api::QueryEvents(const Request& req, Response& res) {
+  Result<EventQuery> query = ParseEventQuery(req, /*allow_profile_id=*/true);
+  if (!query.ok()) return WriteStatus(res, query.status());
+  Result<Page> page = engine_.events().Query(*query);
+  if (!page.ok()) return WriteStatus(res, page.status());
+  WriteJson(res, 200, PageToJson(std::move(page).value()));
+}
+
+void Api::Stats(const Request& req, Response& res) {
+  Result<Json> stats = engine_.Stats();
+  if (!stats.ok()) return WriteStatus(res, stats.status());
+  WriteJson(res, 200, *stats);
+}
+
+}  // namespace
+
+void RegisterRoutes(httplib::Server& http, Engine& engine, const ServerOptions& options) {
+  std::make_shared<Api>(engine, options)->Register(http);
+}
+
+int HttpStatusFor(StatusCode code) {
+  switch (code) {
+    case StatusCode::kOk:
+      return 200;
+    case StatusCode::kInvalidArgument:
+      return 400;
+    case StatusCode::kUnauthenticated:
+      return 401;
+    case StatusCode::kPermissionDenied:
+      return 403;
+    case StatusCode::kNotFound:
+      return 404;
+    case StatusCode::kAlreadyExists:
+    case StatusCode::kFailedPrecondition:
+      return 409;
+    case StatusCode::kResourceExhausted:
+      return 413;
+    default:
+      return 500;
+  }
+}
+
+std::string ErrorBody(const Status& status) {
+  Json error = Json::Object();
+  error.Set("code", StatusCodeName(status.code()));
+  error.Set("message", status.message());
+  if (!status.field().empty()) error.Set("field", status.field());
+  return Json::Object().Set("error", std::move(error)).Dump();
+}
+
+bool IsLoopbackHost(std::string_view host) {
+  if (host == "localhost" || host == "::1" || host == "[::1]") return true;
+  if (!host.starts_with("127.")) return false;
+  // Four dotted decimal octets.
+  int parts = 0;
+  size_t start = 0;
+  while (start <= host.size()) {
+    size_t dot = host.find('.', start);
+    std::string_view part = host.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
+    int value = 0;
+    auto [end, ec] = std::from_chars(part.data(), part.data() + part.size(), value);
+    if (part.empty() || part.size() > 3 || ec != std::errc() || end != part.data() + part.size() || value > 255) {
+      return false;
+    }
+    ++parts;
+    if (dot == std::string_view::npos) break;
+    start = dot + 1;
+  }
+  return parts == 4;
+}
+
+bool ConstantTimeEquals(std::string_view a, std::string_view b) {
+  // Every byte of `b` is visited whatever `a` holds; a length mismatch is folded into the result.
+  volatile unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (size_t i = 0; i < b.size(); ++i) {
+    unsigned char ca = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
+    diff = diff | (ca ^ static_cast<unsigned char>(b[i]));
+  }
+  return diff == 0;
+}
+
+bool BearerTokenMatches(std::string_view authorization, std::string_view api_key) {
+  constexpr std::string_view kScheme = "bearer ";
+  if (api_key.empty() || authorization.size() < kScheme.size()) return false;
+  for (size_t i = 0; i < kScheme.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(authorization[i])) != kScheme[i]) return false;
+  }
+  std::string_view token = authorization.substr(kScheme.size());
+  while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+  while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
+  return ConstantTimeEquals(token, api_key);
+}
+
+}  // namespace cdp::server

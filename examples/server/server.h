@@ -1,0 +1,62 @@
+// Copyright 2026 The libcdp Authors.
+//
+// cdp::server: the REST API of cdp-server, mapping HTTP requests onto a cdp::Engine.
+//
+// The server holds no business logic: every route parses the request into the arguments of one libcdp call,
+// makes the call and writes its result (or its Status) as JSON. See docs/rest-api.md for the routes.
+//
+//   cdp::server::ServerOptions options;
+//   options.api_key = "secret";
+//   httplib::Server http;
+//   cdp::server::RegisterRoutes(http, engine, options);
+//   http.listen("127.0.0.1", 8080);
+//
+// Thread-safety: the registered handlers may run concurrently (cdp::Engine is thread-safe); `engine` must outlive
+// `http`.
+
+#ifndef CDP_EXAMPLES_SERVER_SERVER_H_
+#define CDP_EXAMPLES_SERVER_SERVER_H_
+
+#include <httplib.h>
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "cdp/engine.h"
+#include "cdp/status.h"
+
+namespace cdp::server {
+
+struct ServerOptions {
+  // When non-empty, every request under /api/ needs the header "Authorization: Bearer <api_key>".
+  std::string api_key;
+  // Bytes allowed in a request body beyond max(Options::max_batch_bytes, Options::max_profile_bytes) before
+  // the server answers 413 without reading it. Bodies between the library limit and this one reach the library,
+  // which answers ResourceExhausted (also 413).
+  size_t body_slack_bytes = 64u << 10;
+};
+
+// Registers the routes of docs/rest-api.md on `http`, together with its error handler (every error answer,
+// httplib's own included, has the JSON error shape), exception handler and payload limit.
+void RegisterRoutes(httplib::Server& http, Engine& engine, const ServerOptions& options);
+
+// The HTTP status for a libcdp status code (OK -> 200).
+int HttpStatusFor(StatusCode code);
+
+// {"error": {"code": "...", "message": "...", "field": "..."}}; "field" only when the status has one.
+std::string ErrorBody(const Status& status);
+
+// Whether `host` is a loopback address ("localhost", 127.0.0.0/8, "::1").
+bool IsLoopbackHost(std::string_view host);
+
+// Compares two strings in time that depends only on their lengths, not on where they differ.
+bool ConstantTimeEquals(std::string_view a, std::string_view b);
+
+// Whether an Authorization header value carries `api_key` as a bearer token ("Bearer <key>"; the scheme name is
+// case-insensitive).
+bool BearerTokenMatches(std::string_view authorization, std::string_view api_key);
+
+}  // namespace cdp::server
+
+#endif  // CDP_EXAMPLES_SERVER_SERVER_H_

@@ -1,0 +1,191 @@
+// Copyright 2026 The libcdp Authors.
+//
+// cdp::Engine: one open libcdp database, and the modules that hang off it.
+//
+//   cdp::Options options;
+//   cdp::Result<std::unique_ptr<cdp::Engine>> opened = cdp::Engine::Open(options, "/tmp/cdp-demo");
+//   if (!opened.ok()) return opened.status();
+//   cdp::Engine& engine = **opened;
+//   auto profile = engine.profiles().Create(*cdp::Json::Parse(R"({"attributes": {"email": "ada@example.com"}})"));
+//   auto tracked = engine.events().Track(*cdp::Json::Parse(
+//       R"({"type": "purchase", "email": "ada@example.com", "properties": {"revenue": 42}})"));
+//
+// Storage: one directory holding an embedded RocksDB database. Only one Engine may have a directory open at a time,
+// in this process or any other: a second Open fails with FailedPrecondition. Closing is destroying the Engine.
+//
+// Documents: profiles and events are JSON documents in the data model of docs/data-model.md. Calls validate every
+// input and answer InvalidArgument with the path of the offending field; a rejected input writes nothing.
+//
+// Durability and atomicity: each call that changes data commits one RocksDB WriteBatch (a batch of events: one
+// WriteBatch for all its accepted items), so it is applied whole or not at all. A call that returned OK survives a
+// crash of the process; with Options::sync_writes also a power loss.
+//
+// Thread-safety: Engine and its modules are thread-safe. Any method may be called from any thread concurrently.
+// Writes to one profile are serialized internally; reads do not block writes.
+
+#ifndef CDP_ENGINE_H_
+#define CDP_ENGINE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cdp/json.h"
+#include "cdp/options.h"
+#include "cdp/query.h"
+#include "cdp/status.h"
+
+namespace cdp {
+
+// Profiles: the golden records.
+//
+// A profile document has the fields
+//   id            string; generated (26-char ULID) unless given on Create
+//   externalIds   {shopifyId, email, phone, customerId: string, deviceIds: [string]}
+//   attributes    {firstName, lastName, email, phone, country, city, postalCode: string, tags: [string],
+//                  customFields: object of any JSON}
+//   computed      {ltv, aov, purchaseCount, lastPurchaseDate, firstSeenDate, lastSeenDate, eventCount: derived
+//                  from events, read-only; churnRisk (0..1), engagementScore (0..100): writable numbers}
+//   consent       {email, sms, tracking: boolean, updatedAt: timestamp, set when any of them changes}
+//   segments      [string], read-only (maintained by segmentation)
+//   createdAt, updatedAt  timestamps, maintained by libcdp
+// Unknown fields are rejected (custom data belongs in attributes.customFields). Read-only fields in an input are
+// ignored, so a document read with Get can be modified and written back with Replace.
+//
+// Identifiers: externalIds.email / phone / customerId / shopifyId / deviceIds each belong to at most one profile.
+// attributes.email and attributes.phone also fill externalIds.email / phone when those are empty. Emails are trimmed
+// and lower-cased; phones keep a leading '+' and their digits. A write that would give a profile an identifier
+// another profile holds fails with AlreadyExists naming the field (merging is identity resolution's job).
+class Profiles {
+ public:
+  virtual ~Profiles() = default;
+
+  // Creates a profile. `profile.id`, when present, is used (1..128 chars of [A-Za-z0-9_.:@-]); AlreadyExists when
+  // taken. Returns the stored document. Cost: one write, one read per identifier.
+  virtual Result<Json> Create(const Json& profile) = 0;
+
+  // The current document, with computed traits. NotFound when absent. Cost: two point reads.
+  virtual Result<Json> Get(std::string_view id) = 0;
+
+  // Replaces the writable fields (externalIds, attributes, consent, computed.churnRisk / engagementScore) with
+  // those of `profile`; fields absent from it become empty. Keeps id, createdAt, computed traits and segments.
+  virtual Result<Json> Replace(std::string_view id, const Json& profile) = 0;
+
+  // Applies an RFC 7396 JSON merge patch to the writable fields: members set, null members delete, other members
+  // are untouched. The result is validated as a whole.
+  virtual Result<Json> Patch(std::string_view id, const Json& patch) = 0;
+
+  // Deletes the profile, its identifiers, events and traits in one atomic write. NotFound when absent.
+  // Cost: proportional to the profile's events.
+  virtual Status Delete(std::string_view id) = 0;
+
+  // Profiles matching the query's filter, sorted, one page at a time. Filters apply to the full document,
+  // computed traits included. Cost: a scan of all profiles (indexes come with segmentation).
+  virtual Result<Page> Search(const ProfileQuery& query) = 0;
+
+  // The profile's events ordered by event time (EventQuery with profile_id = id). NotFound when the profile is
+  // absent.
+  virtual Result<Page> Timeline(std::string_view id, const EventQuery& query) = 0;
+
+  // The profile's sessions, oldest first: {id, start, end, durationSeconds, eventCount, firstPage, utmSource,
+  // utmMedium, utmCampaign, eventTypes: {type: count}}. NotFound when the profile is absent. Cost: a scan of its events.
+  virtual Result<std::vector<Json>> Sessions(std::string_view id) = 0;
+};
+
+// The outcome of tracking one event.
+struct TrackResult {
+  std::string event_id;
+  std::string profile_id;
+  std::string session_id;
+  bool profile_created = false;  // no profile matched, so one was created
+  bool duplicate = false;        // an event with this id was already stored for this profile: nothing changed
+
+  Json ToJson() const;  // {"eventId", "profileId", "sessionId", "profileCreated", "duplicate"}
+};
+
+struct BatchItemResult {
+  Status status;       // OK when stored (or a duplicate); else why the item was rejected
+  TrackResult result;  // meaningful when status is OK
+};
+
+struct BatchResult {
+  std::vector<BatchItemResult> items;  // one per input item, in input order
+  size_t accepted = 0;
+  size_t rejected = 0;
+
+  // {"accepted": n, "rejected": n, "results": [{"index", "status": "ok"|code, "eventId", ... | "error": {...}}]}
+  Json ToJson() const;
+};
+
+// Events: the behavioural log.
+//
+// An event document has the fields
+//   id          string; generated unless given (then re-tracking the same id for the same profile and time is a
+//               no-op reported as duplicate, so retries are safe)
+//   type        one of page_view, product_view, add_to_cart, purchase, email_open, app_usage, custom (required)
+//   name        string; required for custom events
+//   timestamp   event time (ISO 8601 or epoch ms); default: the time of receipt
+//   properties  object of any JSON; purchase value is properties.revenue, else .total, else .value
+//   sessionId   string; assigned when absent (see below)
+//   deviceId, source   strings
+//   profileId   the profile it belongs to; or name it by identifier: customerId, email, phone, shopifyId, deviceId
+//               (first match in that order). With no match a profile is created, holding those identifiers; a
+//               profileId that does not exist yet creates a profile with that id.
+//   receivedAt  set by libcdp: the time of receipt (ingest time), kept beside event time
+//
+// Sessions: an event without sessionId joins the session of the profile's closest earlier event (in event time)
+// when that is less than Options::session_timeout_seconds before it, else the closest later event's session when
+// that is within the timeout after it, else starts a new session. Arrival order does not change computed traits;
+// it changes session assignment only for a late event that bridges two sessions (it joins the earlier one).
+//
+// Limits: an event over Options::max_event_bytes is ResourceExhausted; a batch body over max_batch_bytes or with
+// more than max_batch_items is ResourceExhausted for the whole batch.
+class Events {
+ public:
+  virtual ~Events() = default;
+
+  // Validates and stores one event, updating the profile's computed traits. Cost: ~3 writes and 1-3 point reads.
+  virtual Result<TrackResult> Track(const Json& event) = 0;
+
+  // Validates each item; stores every valid one in one atomic write; says per item what happened. The call itself
+  // fails only when the batch as a whole is unacceptable (not an array, too large) or storage fails.
+  virtual Result<BatchResult> TrackBatch(const std::vector<Json>& events) = 0;
+  // The same from a JSON text: an array of events, or {"batch": [...]} (Segment's batch shape). The size limit
+  // applies to the text.
+  virtual Result<BatchResult> TrackBatchJson(std::string_view json_text) = 0;
+
+  // Events matching the query, by event time, one page at a time.
+  virtual Result<Page> Query(const EventQuery& query) = 0;
+};
+
+class Engine {
+ public:
+  // Opens (and by default creates) the database in `path`. Errors: FailedPrecondition when the directory is
+  // already open (here or in another process), DataLoss for an unknown format version, InvalidArgument for bad
+  // options, Unavailable / Internal for I/O errors.
+  static Result<std::unique_ptr<Engine>> Open(const Options& options, const std::string& path);
+
+  virtual ~Engine() = default;  // closes the database; pending writes were already durable when acknowledged
+
+  virtual Profiles& profiles() = 0;
+  virtual Events& events() = 0;
+
+  // {"profiles", "events", "formatVersion", "version", "path"}. Counts are exact (kept with every write).
+  virtual Result<Json> Stats() = 0;
+
+  // Flushes memtables to SST files (not needed for durability; useful before copying the directory).
+  virtual Status Flush() = 0;
+
+  const Options& options() const { return options_; }
+
+ protected:
+  explicit Engine(const Options& options) : options_(options) {}
+  Options options_;
+};
+
+}  // namespace cdp
+
+#endif  // CDP_ENGINE_H_

@@ -1,0 +1,57 @@
+// Copyright 2026 The libcdp Authors.
+//
+// cdp::Options: how an Engine is opened. A plain struct; every field has a default, so
+//
+//   cdp::Options options;
+//   options.sync_writes = true;
+//   auto engine = cdp::Engine::Open(options, "/var/lib/cdp");
+//
+// Options are read once, at Open; changing them afterwards has no effect on an open Engine.
+
+#ifndef CDP_OPTIONS_H_
+#define CDP_OPTIONS_H_
+
+#include <cstddef>
+#include <cstdint>
+
+namespace cdp {
+
+struct Options {
+  // Create the directory and an empty database when missing. When false, opening a missing database is NotFound.
+  // Default: true.
+  bool create_if_missing = true;
+
+  // Durability of acknowledged writes.
+  //  false (default): every write goes to RocksDB's write-ahead log before it is acknowledged, so it survives a
+  //    crash of the process (kill -9), but the log is not fsync'ed: a power loss may lose the last writes.
+  //  true: the log is fsync'ed before a write is acknowledged (power-loss durable). Concurrent writers share one
+  //    fsync (group commit), so throughput under concurrency stays high while each single write pays ~0.3 ms.
+  bool sync_writes = false;
+
+  // A profile's session ends after this many seconds without events from it; the next event starts a new session.
+  // Default: 1800 (30 minutes). Must be > 0.
+  int64_t session_timeout_seconds = 1800;
+
+  // Largest accepted event, serialized as compact JSON, in bytes. Default: 32 KiB.
+  size_t max_event_bytes = 32u << 10;
+  // Largest accepted batch (the whole JSON body of TrackBatch), in bytes. Default: 500 KiB.
+  size_t max_batch_bytes = 500u << 10;
+  // Largest accepted profile document, in bytes. Default: 256 KiB.
+  size_t max_profile_bytes = 256u << 10;
+  // Deepest accepted JSON nesting of any input. Default: 64.
+  int max_json_depth = 64;
+  // Most items in one TrackBatch. Default: 10,000.
+  size_t max_batch_items = 10000;
+
+  // Largest page a query may ask for; larger `limit`s are clamped to it. Default: 1000.
+  size_t max_page_size = 1000;
+
+  // RocksDB block cache, in bytes, shared by all column families. Default: 256 MiB.
+  size_t block_cache_bytes = 256u << 20;
+  // RocksDB write buffer (memtable) size per column family, in bytes. Default: 64 MiB.
+  size_t write_buffer_bytes = 64u << 20;
+};
+
+}  // namespace cdp
+
+#endif  // CDP_OPTIONS_H_

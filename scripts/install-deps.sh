@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs everything libcdp needs to build, test and run, from Debian 12 packages only.
+# Idempotent: packages already present are skipped, and apt-get update runs only when something is missing.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config git
+  librocksdb-dev libabsl-dev libsimdjson-dev libfmt-dev
+  pybind11-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libroaring-dev libssl-dev libcpp-httplib-dev
+  python3 python3-dev python3-venv python3-pip python3-setuptools python3-wheel
+  python3-pytest python3-numpy python3-pandas
+  curl
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+echo "install-deps: done"

@@ -1,0 +1,342 @@
+// Copyright 2026 The libcdp Authors.
+
+#include "cdp/json.h"
+
+#include <simdjson.h>
+
+#include <charconv>
+#include <cmath>
+#include <limits>
+
+#include "fmt/format.h"
+
+namespace cdp {
+
+namespace {
+
+const std::string kEmptyString;
+const std::vector<Json> kEmptyArray;
+const std::vector<Json::Member> kEmptyObject;
+
+// Converts a simdjson DOM element. Field paths are built only on the error path, by each frame prefixing its key.
+Status Convert(simdjson::dom::element el, int depth, const ParseLimits& limits, Json* out) {
+  using simdjson::dom::element_type;
+  switch (el.type()) {
+    case element_type::ARRAY: {
+      if (depth > limits.max_depth) {
+        return Status::InvalidArgument(fmt::format("JSON nested deeper than {} levels", limits.max_depth));
+      }
+      *out = Json::Array();
+      auto& items = out->items();
+      size_t i = 0;
+      simdjson::dom::array array;
+      if (el.get_array().get(array)) return Status::Internal("simdjson: not an array");
+      for (simdjson::dom::element child : array) {
+        items.emplace_back();
+        Status st = Convert(child, depth + 1, limits, &items.back());
+        if (!st.ok()) return st.WithFieldPrefix(fmt::format("[{}]", i));
+        ++i;
+      }
+      return Status::OK();
+    }
+    case element_type::OBJECT: {
+      if (depth > limits.max_depth) {
+        return Status::InvalidArgument(fmt::format("JSON nested deeper than {} levels", limits.max_depth));
+      }
+      *out = Json::Object();
+      auto& members = out->members();
+      simdjson::dom::object object;
+      if (el.get_object().get(object)) return Status::Internal("simdjson: not an object");
+      for (auto field : object) {
+        std::string_view key = field.key;
+        Json value;
+        Status st = Convert(field.value, depth + 1, limits, &value);
+        if (!st.ok()) return st.WithFieldPrefix(key);
+        // Duplicate keys: the last one wins, as in most JSON parsers.
+        if (Json* existing = out->Find(key)) {
+          *existing = std::move(value);
+        } else {
+          members.emplace_back(std::string(key), std::move(value));
+        }
+      }
+      return Status::OK();
+    }
+    case element_type::INT64: *out = Json(el.get_int64().value_unsafe()); return Status::OK();
+    case element_type::UINT64: *out = Json(el.get_uint64().value_unsafe()); return Status::OK();
+    case element_type::DOUBLE: *out = Json(el.get_double().value_unsafe()); return Status::OK();
+    case element_type::STRING: *out = Json(el.get_string().value_unsafe()); return Status::OK();
+    case element_type::BOOL: *out = Json(el.get_bool().value_unsafe()); return Status::OK();
+    case element_type::NULL_VALUE: *out = Json(); return Status::OK();
+  }
+  return Status::Internal("unknown JSON element type");
+}
+
+void EscapeTo(std::string_view s, std::string* out) {
+  out->push_back('"');
+  size_t run = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out->append(s.data() + run, i - run);
+    run = i + 1;
+    switch (c) {
+      case '"': out->append("\\\""); break;
+      case '\\': out->append("\\\\"); break;
+      case '\n': out->append("\\n"); break;
+      case '\r': out->append("\\r"); break;
+      case '\t': out->append("\\t"); break;
+      case '\b': out->append("\\b"); break;
+      case '\f': out->append("\\f"); break;
+      default: {
+        static const char* kHex = "0123456789abcdef";
+        char buf[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
+        out->append(buf, 6);
+      }
+    }
+  }
+  out->append(s.data() + run, s.size() - run);
+  out->push_back('"');
+}
+
+}  // namespace
+
+Json::Json(uint64_t v) {
+  if (v <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+    type_ = Type::kInt;
+    i_ = static_cast<int64_t>(v);
+  } else {
+    type_ = Type::kDouble;
+    d_ = static_cast<double>(v);
+  }
+}
+
+Json::Json(const Json& other) : type_(other.type_), b_(other.b_), i_(other.i_), d_(other.d_), s_(other.s_) {
+  if (other.a_) a_ = std::make_unique<std::vector<Json>>(*other.a_);
+  if (other.o_) o_ = std::make_unique<std::vector<Member>>(*other.o_);
+}
+
+Json& Json::operator=(const Json& other) {
+  if (this != &other) {
+    Json copy(other);
+    *this = std::move(copy);
+  }
+  return *this;
+}
+
+Result<Json> Json::Parse(std::string_view text, const ParseLimits& limits) {
+  if (text.size() > limits.max_bytes) {
+    return Status::ResourceExhausted(
+        fmt::format("JSON document of {} bytes is over the limit of {} bytes", text.size(), limits.max_bytes));
+  }
+  // One parser per thread: simdjson parsers reuse their buffers, which makes repeated parses allocation-free.
+  thread_local simdjson::dom::parser parser;
+  simdjson::padded_string padded(text);
+  simdjson::dom::element root;
+  auto error = parser.parse(padded).get(root);
+  if (error) {
+    return Status::InvalidArgument(fmt::format("malformed JSON: {}", simdjson::error_message(error)));
+  }
+  Json out;
+  CDP_RETURN_IF_ERROR(Convert(root, 1, limits, &out));
+  return out;
+}
+
+void Json::DumpTo(std::string* out) const {
+  switch (type_) {
+    case Type::kNull: out->append("null"); return;
+    case Type::kBool: out->append(b_ ? "true" : "false"); return;
+    case Type::kInt: {
+      char buf[24];
+      auto r = std::to_chars(buf, buf + sizeof buf, i_);
+      out->append(buf, r.ptr);
+      return;
+    }
+    case Type::kDouble: {
+      if (!std::isfinite(d_)) {
+        out->append("null");  // JSON has no NaN or infinity
+        return;
+      }
+      char buf[32];
+      auto r = std::to_chars(buf, buf + sizeof buf, d_);
+      out->append(buf, r.ptr);
+      return;
+    }
+    case Type::kString: EscapeTo(*s_, out); return;
+    case Type::kArray: {
+      out->push_back('[');
+      bool first = true;
+      for (const Json& item : *a_) {
+        if (!first) out->push_back(',');
+        first = false;
+        item.DumpTo(out);
+      }
+      out->push_back(']');
+      return;
+    }
+    case Type::kObject: {
+      out->push_back('{');
+      bool first = true;
+      for (const auto& [key, value] : *o_) {
+        if (!first) out->push_back(',');
+        first = false;
+        EscapeTo(key, out);
+        out->push_back(':');
+        value.DumpTo(out);
+      }
+      out->push_back('}');
+      return;
+    }
+  }
+}
+
+std::string Json::Dump() const {
+  std::string out;
+  DumpTo(&out);
+  return out;
+}
+
+int64_t Json::as_int() const {
+  if (type_ == Type::kInt) return i_;
+  if (type_ == Type::kDouble) return static_cast<int64_t>(d_);
+  return 0;
+}
+
+double Json::as_number() const {
+  if (type_ == Type::kInt) return static_cast<double>(i_);
+  if (type_ == Type::kDouble) return d_;
+  return 0;
+}
+
+const std::string& Json::as_string() const { return type_ == Type::kString ? *s_ : kEmptyString; }
+const std::vector<Json>& Json::items() const { return a_ ? *a_ : kEmptyArray; }
+std::vector<Json>& Json::items() {
+  if (!a_) {
+    *this = Array();
+  }
+  return *a_;
+}
+const std::vector<Json::Member>& Json::members() const { return o_ ? *o_ : kEmptyObject; }
+std::vector<Json::Member>& Json::members() {
+  if (!o_) {
+    *this = Object();
+  }
+  return *o_;
+}
+
+size_t Json::size() const {
+  if (a_) return a_->size();
+  if (o_) return o_->size();
+  return 0;
+}
+
+const Json* Json::Find(std::string_view key) const {
+  if (!o_) return nullptr;
+  for (const auto& m : *o_) {
+    if (m.first == key) return &m.second;
+  }
+  return nullptr;
+}
+
+Json* Json::Find(std::string_view key) {
+  if (!o_) return nullptr;
+  for (auto& m : *o_) {
+    if (m.first == key) return &m.second;
+  }
+  return nullptr;
+}
+
+const Json* Json::FindPath(std::string_view path) const {
+  const Json* cur = this;
+  while (cur != nullptr) {
+    size_t dot = path.find('.');
+    std::string_view key = path.substr(0, dot);
+    cur = cur->Find(key);
+    if (dot == std::string_view::npos) return cur;
+    path.remove_prefix(dot + 1);
+  }
+  return nullptr;
+}
+
+Json& Json::Set(std::string_view key, Json value) {
+  if (type_ != Type::kObject) *this = Object();
+  if (Json* existing = Find(key)) {
+    *existing = std::move(value);
+  } else {
+    o_->emplace_back(std::string(key), std::move(value));
+  }
+  return *this;
+}
+
+bool Json::Erase(std::string_view key) {
+  if (!o_) return false;
+  for (auto it = o_->begin(); it != o_->end(); ++it) {
+    if (it->first == key) {
+      o_->erase(it);
+      return true;
+    }
+  }
+  return false;
+}
+
+Json& Json::Push(Json value) {
+  if (type_ != Type::kArray) *this = Array();
+  a_->push_back(std::move(value));
+  return *this;
+}
+
+bool Json::operator==(const Json& other) const {
+  if (is_number() && other.is_number()) {
+    if (type_ == Type::kInt && other.type_ == Type::kInt) return i_ == other.i_;
+    return as_number() == other.as_number();
+  }
+  if (type_ != other.type_) return false;
+  switch (type_) {
+    case Type::kNull: return true;
+    case Type::kBool: return b_ == other.b_;
+    case Type::kString: return *s_ == *other.s_;
+    case Type::kArray: return *a_ == *other.a_;
+    case Type::kObject: {
+      if (o_->size() != other.o_->size()) return false;
+      for (const auto& [key, value] : *o_) {
+        const Json* theirs = other.Find(key);
+        if (theirs == nullptr || !(*theirs == value)) return false;
+      }
+      return true;
+    }
+    default: return false;
+  }
+}
+
+std::string_view Json::TypeName(Type t) {
+  switch (t) {
+    case Type::kNull: return "null";
+    case Type::kBool: return "boolean";
+    case Type::kInt:
+    case Type::kDouble: return "number";
+    case Type::kString: return "string";
+    case Type::kArray: return "array";
+    case Type::kObject: return "object";
+  }
+  return "unknown";
+}
+
+void ApplyMergePatch(Json* target, const Json& patch) {
+  if (!patch.is_object()) {
+    *target = patch;
+    return;
+  }
+  if (!target->is_object()) *target = Json::Object();
+  for (const auto& [key, value] : patch.members()) {
+    if (value.is_null()) {
+      target->Erase(key);
+    } else if (Json* existing = target->Find(key)) {
+      ApplyMergePatch(existing, value);
+    } else {
+      Json fresh;
+      ApplyMergePatch(&fresh, value);
+      target->Set(key, std::move(fresh));
+    }
+  }
+}
+
+}  // namespace cdp

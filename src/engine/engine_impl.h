@@ -1,0 +1,102 @@
+// Copyright 2026 The libcdp Authors.
+//
+// EngineImpl: the implementation of cdp::Engine, and the one write path every change goes through.
+//
+// Writes: all changes are serialized by one mutex (write_mu_), under which identities are resolved, sessions
+// assigned and one storage::WriteBatch built and applied. Parsing and validation happen before the lock is taken;
+// with Options::sync_writes the fsync happens after it is released, shared between concurrent writers (group
+// commit, storage::Store::SyncUpTo). Reads take no lock: RocksDB gives them a consistent view of each key.
+
+#ifndef CDP_ENGINE_ENGINE_IMPL_H_
+#define CDP_ENGINE_ENGINE_IMPL_H_
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "cdp/engine.h"
+#include "events/event_model.h"
+#include "storage/store.h"
+#include "storage/traits.h"
+
+namespace cdp::internal {
+
+class EngineImpl;
+
+class ProfilesImpl final : public Profiles {
+ public:
+  explicit ProfilesImpl(EngineImpl* engine) : engine_(engine) {}
+  Result<Json> Create(const Json& profile) override;
+  Result<Json> Get(std::string_view id) override;
+  Result<Json> Replace(std::string_view id, const Json& profile) override;
+  Result<Json> Patch(std::string_view id, const Json& patch) override;
+  Status Delete(std::string_view id) override;
+  Result<Page> Search(const ProfileQuery& query) override;
+  Result<Page> Timeline(std::string_view id, const EventQuery& query) override;
+  Result<std::vector<Json>> Sessions(std::string_view id) override;
+
+ private:
+  Result<Json> Write(std::string_view id, const Json& input, bool patch);
+  EngineImpl* engine_;
+};
+
+class EventsImpl final : public Events {
+ public:
+  explicit EventsImpl(EngineImpl* engine) : engine_(engine) {}
+  Result<TrackResult> Track(const Json& event) override;
+  Result<BatchResult> TrackBatch(const std::vector<Json>& events) override;
+  Result<BatchResult> TrackBatchJson(std::string_view json_text) override;
+  Result<Page> Query(const EventQuery& query) override;
+
+ private:
+  EngineImpl* engine_;
+};
+
+class EngineImpl final : public Engine {
+ public:
+  EngineImpl(const Options& options, std::unique_ptr<storage::Store> store);
+  Profiles& profiles() override { return profiles_; }
+  Events& events() override { return events_; }
+  Result<Json> Stats() override;
+  Status Flush() override;
+
+  storage::Store& store() { return *store_; }
+
+  // The stored profile document, parsed. NotFound when absent.
+  Result<Json> ReadStoredProfile(std::string_view id);
+  storage::Traits ReadTraits(std::string_view id);
+
+  // Stores parsed events (the write path). results[i] is filled for every i; rejected items keep their status.
+  Status Ingest(std::vector<ParsedEvent>* events, std::vector<BatchItemResult>* results, int64_t received_us);
+
+  // Profile writes (under the write lock). `previous` is null for a create.
+  Result<Json> WriteProfile(std::string_view id, const Json& normalized, bool create);
+  Status DeleteProfile(std::string_view id);
+
+ private:
+  struct SessionState {
+    int64_t last_us = 0;      // time of the profile's latest event
+    std::string session_id;   // its session
+  };
+  class IngestContext;
+  friend class IngestContext;
+
+  // Cache maintenance (write_mu_ held).
+  void ForgetProfile(std::string_view id, const Json& stored);
+
+  std::unique_ptr<storage::Store> store_;
+  ProfilesImpl profiles_;
+  EventsImpl events_;
+
+  std::mutex write_mu_;
+  // Latest event per profile, for session assignment without a read. Bounded; cleared when full.
+  absl::flat_hash_map<std::string, SessionState> sessions_;       // guarded by write_mu_
+  // Identity key -> profile id, for resolution without a read. Bounded; cleared when full.
+  absl::flat_hash_map<std::string, std::string> identity_cache_;  // guarded by write_mu_
+};
+
+}  // namespace cdp::internal
+
+#endif  // CDP_ENGINE_ENGINE_IMPL_H_

@@ -1,0 +1,174 @@
+// Copyright 2026 The libcdp Authors.
+//
+// Events: tracking (validation, then EngineImpl::Ingest) and queries.
+
+#include <algorithm>
+
+#include "core/ids.h"
+#include "engine/cursor.h"
+#include "engine/engine_impl.h"
+#include "fmt/format.h"
+#include "storage/keys.h"
+
+namespace cdp {
+
+Json TrackResult::ToJson() const {
+  Json out = Json::Object();
+  out.Set("eventId", event_id);
+  out.Set("profileId", profile_id);
+  out.Set("sessionId", session_id.empty() ? Json() : Json(session_id));
+  out.Set("profileCreated", profile_created);
+  out.Set("duplicate", duplicate);
+  return out;
+}
+
+Json BatchResult::ToJson() const {
+  Json results = Json::Array();
+  for (size_t i = 0; i < items.size(); ++i) {
+    const BatchItemResult& item = items[i];
+    Json r = item.status.ok() ? item.result.ToJson() : Json::Object();
+    r.Set("index", static_cast<int64_t>(i));
+    r.Set("status", item.status.ok() ? Json(item.result.duplicate ? "duplicate" : "ok")
+                                     : Json(StatusCodeName(item.status.code())));
+    if (!item.status.ok()) {
+      Json error = Json::Object();
+      error.Set("code", StatusCodeName(item.status.code()));
+      error.Set("message", item.status.message());
+      if (!item.status.field().empty()) error.Set("field", item.status.field());
+      r.Set("error", std::move(error));
+    }
+    results.Push(std::move(r));
+  }
+  Json out = Json::Object();
+  out.Set("accepted", static_cast<int64_t>(accepted));
+  out.Set("rejected", static_cast<int64_t>(rejected));
+  out.Set("results", std::move(results));
+  return out;
+}
+
+namespace internal {
+
+Result<TrackResult> EventsImpl::Track(const Json& event) {
+  const int64_t now = NowMicros();
+  CDP_ASSIGN_OR_RETURN(ParsedEvent parsed, ParseEvent(event, engine_->options(), now));
+  std::vector<ParsedEvent> events;
+  events.push_back(std::move(parsed));
+  std::vector<BatchItemResult> results(1);
+  CDP_RETURN_IF_ERROR(engine_->Ingest(&events, &results, now));
+  return std::move(results[0].result);
+}
+
+Result<BatchResult> EventsImpl::TrackBatch(const std::vector<Json>& events) {
+  const Options& options = engine_->options();
+  if (events.size() > options.max_batch_items) {
+    return Status::ResourceExhausted(
+        fmt::format("batch of {} events is over the limit of {}", events.size(), options.max_batch_items));
+  }
+  const int64_t now = NowMicros();
+  BatchResult out;
+  out.items.resize(events.size());
+  std::vector<ParsedEvent> parsed;
+  parsed.reserve(events.size());
+  for (size_t i = 0; i < events.size(); ++i) {
+    auto p = ParseEvent(events[i], options, now);
+    if (p.ok()) {
+      parsed.push_back(std::move(p).value());
+    } else {
+      out.items[i].status = p.status();
+    }
+  }
+  CDP_RETURN_IF_ERROR(engine_->Ingest(&parsed, &out.items, now));
+  for (const auto& item : out.items) (item.status.ok() ? out.accepted : out.rejected)++;
+  return out;
+}
+
+Result<BatchResult> EventsImpl::TrackBatchJson(std::string_view json_text) {
+  const Options& options = engine_->options();
+  if (json_text.size() > options.max_batch_bytes) {
+    return Status::ResourceExhausted(fmt::format("batch of {} bytes is over the limit of {} bytes",
+                                                 json_text.size(), options.max_batch_bytes));
+  }
+  // Items may nest max_json_depth deep below the batch's own one or two levels; ParseEvent checks each item.
+  ParseLimits limits{options.max_batch_bytes, options.max_json_depth + 2};
+  CDP_ASSIGN_OR_RETURN(Json doc, Json::Parse(json_text, limits));
+  if (doc.is_object()) {
+    Json* batch = doc.Find("batch");
+    if (batch == nullptr) {
+      return Status::InvalidArgument("a batch must be a JSON array of events or {\"batch\": [...]}", "batch");
+    }
+    Json inner = std::move(*batch);
+    doc = std::move(inner);
+  }
+  if (!doc.is_array()) return Status::InvalidArgument("a batch must be a JSON array of events", "batch");
+  return TrackBatch(doc.items());
+}
+
+Result<Page> EventsImpl::Query(const EventQuery& query) {
+  const Options& options = engine_->options();
+  const size_t limit = std::min(query.limit == 0 ? size_t{100} : query.limit, options.max_page_size);
+  storage::Store& store = engine_->store();
+
+  // Per-profile queries scan that profile's events; others scan the global time index and fetch each event.
+  const bool by_profile = !query.profile_id.empty();
+  const std::string base = by_profile ? storage::ProfileEventsPrefix(query.profile_id) : std::string();
+  std::string lower = base, upper;
+  if (query.since_us) storage::AppendBigEndian64(&lower, static_cast<uint64_t>(*query.since_us));
+  if (query.until_us) {
+    upper = base;
+    storage::AppendBigEndian64(&upper, static_cast<uint64_t>(std::max<int64_t>(*query.until_us, 0)));
+  } else if (by_profile) {
+    upper = storage::PrefixSuccessor(base);
+  }
+  auto iter = store.NewIterator(by_profile ? storage::Cf::kEvents : storage::Cf::kEventsByTime, lower, upper);
+
+  std::string cursor_key;
+  if (!query.cursor.empty()) {
+    CDP_ASSIGN_OR_RETURN(std::string time_key, DecodeCursor(query.cursor));
+    if (time_key.size() < 9) return Status::InvalidArgument("malformed cursor", "cursor");
+    cursor_key = base + time_key;
+    query.descending ? iter->SeekForPrev(cursor_key) : iter->Seek(cursor_key);
+    if (iter->Valid() && iter->key() == cursor_key) query.descending ? iter->Prev() : iter->Next();
+  } else {
+    query.descending ? iter->SeekToLast() : iter->SeekToFirst();
+  }
+
+  Page page;
+  std::string fetched;
+  for (; iter->Valid(); query.descending ? iter->Prev() : iter->Next()) {
+    std::string_view time_key = iter->key().substr(base.size());
+    std::string_view stored;
+    if (by_profile) {
+      stored = iter->value();
+    } else {
+      Status s = store.Get(storage::Cf::kEvents, storage::EventKey(iter->value(), storage::TimeKeyTime(time_key),
+                                                                    storage::TimeKeyEventId(time_key)),
+                           &fetched);
+      if (s.IsNotFound()) continue;  // deleted between the two reads
+      CDP_RETURN_IF_ERROR(s);
+      stored = fetched;
+    }
+    auto event = Json::Parse(stored);
+    if (!event.ok()) return Status::DataLoss("a stored event is corrupt");
+    auto field_is = [&](const char* key, const std::string& want) {
+      if (want.empty()) return true;
+      const Json* v = event->Find(key);
+      return v != nullptr && v->as_string() == want;
+    };
+    if (!field_is("type", query.type) || !field_is("name", query.name) || !field_is("source", query.source) ||
+        !query.where.Matches(*event)) {
+      continue;
+    }
+    if (page.items.size() == limit) {  // one more match exists: there is a next page
+      const Json& last = page.items.back();
+      page.next_cursor = EncodeCursor(storage::TimeKey(*ParseTimestamp(last.Find("timestamp")->as_string()),
+                                                       last.Find("id")->as_string()));
+      break;
+    }
+    page.items.push_back(std::move(event).value());
+  }
+  CDP_RETURN_IF_ERROR(iter->status());
+  return page;
+}
+
+}  // namespace internal
+}  // namespace cdp

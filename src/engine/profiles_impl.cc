@@ -1,0 +1,262 @@
+// Copyright 2026 The libcdp Authors.
+//
+// Profiles: create, read, write, delete, search, timeline and sessions.
+
+#include <algorithm>
+
+#include "core/ids.h"
+#include "engine/cursor.h"
+#include "engine/engine_impl.h"
+#include "fmt/format.h"
+#include "profiles/profile_model.h"
+#include "storage/keys.h"
+
+namespace cdp::internal {
+
+namespace {
+
+size_t PageLimit(size_t requested, size_t fallback, size_t max) {
+  if (requested == 0) requested = fallback;
+  return std::min(requested, max);
+}
+
+// Sort order of values of one field: numbers, then strings, then booleans, then anything else; missing last.
+int TypeRank(const Json* v) {
+  if (v == nullptr || v->is_null()) return 4;
+  if (v->is_number()) return 0;
+  if (v->is_string()) return 1;
+  if (v->is_bool()) return 2;
+  return 3;
+}
+
+int CompareValues(const Json* a, const Json* b) {
+  int ra = TypeRank(a), rb = TypeRank(b);
+  if (ra != rb) return ra < rb ? -1 : 1;
+  if (ra == 0) {
+    double x = a->as_number(), y = b->as_number();
+    return x < y ? -1 : (x > y ? 1 : 0);
+  }
+  if (ra == 1) {
+    int c = a->as_string().compare(b->as_string());
+    return c < 0 ? -1 : (c > 0 ? 1 : 0);
+  }
+  if (ra == 2) return static_cast<int>(a->as_bool()) - static_cast<int>(b->as_bool());
+  if (ra == 3) {
+    int c = a->Dump().compare(b->Dump());
+    return c < 0 ? -1 : (c > 0 ? 1 : 0);
+  }
+  return 0;
+}
+
+}  // namespace
+
+Result<Json> ProfilesImpl::Create(const Json& profile) {
+  if (!profile.is_object()) return Status::InvalidArgument("a profile must be a JSON object");
+  if (JsonDepth(profile) > engine_->options().max_json_depth) {
+    return Status::InvalidArgument("JSON nested too deeply");
+  }
+  std::string id;
+  if (const Json* given = profile.Find("id"); given != nullptr && !given->is_null()) {
+    if (!given->is_string()) return Status::InvalidArgument("expected a string", "id");
+    CDP_RETURN_IF_ERROR(ValidateId(given->as_string(), "id"));
+    id = given->as_string();
+  } else {
+    id = NewId();
+  }
+  CDP_ASSIGN_OR_RETURN(Json normalized, NormalizeProfileInput(profile));
+  return engine_->WriteProfile(id, normalized, /*create=*/true);
+}
+
+Result<Json> ProfilesImpl::Get(std::string_view id) {
+  CDP_ASSIGN_OR_RETURN(Json stored, engine_->ReadStoredProfile(id));
+  return RenderProfile(stored, engine_->ReadTraits(id));
+}
+
+Result<Json> ProfilesImpl::Write(std::string_view id, const Json& input, bool patch) {
+  if (!input.is_object()) return Status::InvalidArgument("a profile must be a JSON object");
+  if (JsonDepth(input) > engine_->options().max_json_depth) return Status::InvalidArgument("JSON nested too deeply");
+  if (const Json* given = input.Find("id"); given != nullptr && !given->is_null() && *given != Json(id)) {
+    return Status::InvalidArgument("the id in the body differs from the profile's id", "id");
+  }
+  Json document = input;
+  if (patch) {
+    // Merge patches apply to the current writable parts; the result is validated like a replacement.
+    CDP_ASSIGN_OR_RETURN(Json stored, engine_->ReadStoredProfile(id));
+    document = WritableParts(stored);
+    Json writable_patch = Json::Object();
+    for (const auto& [key, value] : input.members()) {
+      if (key != "id" && key != "segments" && key != "createdAt" && key != "updatedAt") {
+        writable_patch.Set(key, value);
+      }
+    }
+    ApplyMergePatch(&document, writable_patch);
+  }
+  CDP_ASSIGN_OR_RETURN(Json normalized, NormalizeProfileInput(document));
+  return engine_->WriteProfile(id, normalized, /*create=*/false);
+}
+
+Result<Json> ProfilesImpl::Replace(std::string_view id, const Json& profile) { return Write(id, profile, false); }
+Result<Json> ProfilesImpl::Patch(std::string_view id, const Json& patch) { return Write(id, patch, true); }
+Status ProfilesImpl::Delete(std::string_view id) { return engine_->DeleteProfile(id); }
+
+Result<Page> ProfilesImpl::Search(const ProfileQuery& query) {
+  const Options& options = engine_->options();
+  size_t limit = PageLimit(query.limit, 50, options.max_page_size);
+  storage::Store& store = engine_->store();
+  auto profiles = store.NewIterator(storage::Cf::kProfiles);
+  auto traits = store.NewIterator(storage::Cf::kTraits);
+
+  // Profiles and traits share keys (profile ids), so one ordered pass joins them.
+  auto render = [&](std::string_view id, std::string_view value) -> Result<Json> {
+    auto stored = Json::Parse(value);
+    if (!stored.ok()) return Status::DataLoss(fmt::format("stored profile {} is corrupt", id));
+    storage::Traits t;
+    traits->Seek(id);
+    if (traits->Valid() && traits->key() == id) storage::Traits::Decode(traits->value(), &t);
+    return RenderProfile(*stored, t);
+  };
+
+  Page page;
+  if (query.sort_by.empty()) {
+    std::string after;
+    if (!query.cursor.empty()) {
+      CDP_ASSIGN_OR_RETURN(after, DecodeCursor(query.cursor));
+    }
+    for (after.empty() ? profiles->SeekToFirst() : profiles->Seek(after); profiles->Valid(); profiles->Next()) {
+      if (!after.empty() && profiles->key() == after) continue;
+      CDP_ASSIGN_OR_RETURN(Json doc, render(profiles->key(), profiles->value()));
+      if (!query.filter.Matches(doc)) continue;
+      if (page.items.size() == limit) {
+        page.next_cursor = EncodeCursor(page.items.back().Find("id")->as_string());
+        break;
+      }
+      page.items.push_back(std::move(doc));
+    }
+    CDP_RETURN_IF_ERROR(profiles->status());
+    return page;
+  }
+
+  // Sorted: every match is needed to place the page. Cursor = [sort value, id] of the last item returned.
+  struct Hit {
+    Json sort_value;
+    std::string id;
+    Json doc;
+  };
+  std::vector<Hit> hits;
+  for (profiles->SeekToFirst(); profiles->Valid(); profiles->Next()) {
+    CDP_ASSIGN_OR_RETURN(Json doc, render(profiles->key(), profiles->value()));
+    if (!query.filter.Matches(doc)) continue;
+    const Json* v = doc.FindPath(query.sort_by);
+    hits.push_back({v != nullptr ? *v : Json(), std::string(profiles->key()), std::move(doc)});
+  }
+  CDP_RETURN_IF_ERROR(profiles->status());
+  auto before = [&](const Json& va, const std::string& ia, const Json& vb, const std::string& ib) {
+    int c = CompareValues(&va, &vb);
+    bool missing = TypeRank(&va) == 4 || TypeRank(&vb) == 4;  // missing values sort last in both orders
+    if (c != 0) return (query.descending && !missing) ? c > 0 : c < 0;
+    return ia < ib;
+  };
+  std::sort(hits.begin(), hits.end(),
+            [&](const Hit& a, const Hit& b) { return before(a.sort_value, a.id, b.sort_value, b.id); });
+  size_t start = 0;
+  if (!query.cursor.empty()) {
+    CDP_ASSIGN_OR_RETURN(std::string raw, DecodeCursor(query.cursor));
+    auto parsed = Json::Parse(raw);
+    if (!parsed.ok() || !parsed->is_array() || parsed->size() != 2 || !parsed->items()[1].is_string()) {
+      return Status::InvalidArgument("malformed cursor", "cursor");
+    }
+    const Json& cv = parsed->items()[0];
+    const std::string& cid = parsed->items()[1].as_string();
+    start = std::partition_point(hits.begin(), hits.end(),
+                                 [&](const Hit& h) { return !before(cv, cid, h.sort_value, h.id); }) -
+            hits.begin();
+  }
+  for (size_t i = start; i < hits.size() && page.items.size() < limit; ++i) page.items.push_back(hits[i].doc);
+  if (start + page.items.size() < hits.size() && !page.items.empty()) {
+    const Hit& last = hits[start + page.items.size() - 1];
+    Json c = Json::Array();
+    c.Push(last.sort_value);
+    c.Push(last.id);
+    page.next_cursor = EncodeCursor(c.Dump());
+  }
+  return page;
+}
+
+Result<Page> ProfilesImpl::Timeline(std::string_view id, const EventQuery& query) {
+  CDP_RETURN_IF_ERROR(engine_->ReadStoredProfile(id).status());
+  EventQuery q = query;
+  q.profile_id = std::string(id);
+  return engine_->events().Query(q);
+}
+
+Result<std::vector<Json>> ProfilesImpl::Sessions(std::string_view id) {
+  CDP_RETURN_IF_ERROR(engine_->ReadStoredProfile(id).status());
+  struct Summary {
+    std::string id;
+    int64_t start = 0, end = 0;
+    int64_t count = 0;
+    Json first_page, utm_source, utm_medium, utm_campaign;
+    Json by_type = Json::Object();
+  };
+  std::vector<Summary> sessions;
+  absl::flat_hash_map<std::string, size_t> index;
+  std::string prefix = storage::ProfileEventsPrefix(id);
+  auto iter = engine_->store().NewIterator(storage::Cf::kEvents, prefix, storage::PrefixSuccessor(prefix));
+  for (iter->Seek(prefix); iter->Valid(); iter->Next()) {  // event-time order
+    auto event = Json::Parse(iter->value());
+    if (!event.ok()) return Status::DataLoss("a stored event is corrupt");
+    int64_t t = storage::TimeKeyTime(iter->key().substr(prefix.size()));
+    const std::string& sid = event->Find("sessionId") ? event->Find("sessionId")->as_string() : std::string();
+    auto [it, fresh] = index.emplace(sid, sessions.size());
+    if (fresh) {
+      Summary s;
+      s.id = sid;
+      s.start = t;
+      const Json* props = event->Find("properties");
+      auto prop = [&](const char* key) {
+        const Json* v = props != nullptr ? props->Find(key) : nullptr;
+        return v != nullptr ? *v : Json();
+      };
+      s.utm_source = prop("utm_source");
+      s.utm_medium = prop("utm_medium");
+      s.utm_campaign = prop("utm_campaign");
+      sessions.push_back(std::move(s));
+    }
+    Summary& s = sessions[it->second];
+    s.end = t;
+    ++s.count;
+    const std::string& type = event->Find("type")->as_string();
+    const Json* n = s.by_type.Find(type);
+    s.by_type.Set(type, (n != nullptr ? n->as_int() : 0) + 1);
+    if (s.first_page.is_null() && type == "page_view") {
+      const Json* props = event->Find("properties");
+      for (const char* key : {"url", "path", "page"}) {
+        const Json* v = props != nullptr ? props->Find(key) : nullptr;
+        if (v != nullptr && !v->is_null()) {
+          s.first_page = *v;
+          break;
+        }
+      }
+    }
+  }
+  CDP_RETURN_IF_ERROR(iter->status());
+  std::vector<Json> out;
+  out.reserve(sessions.size());
+  for (Summary& s : sessions) {
+    Json j = Json::Object();
+    j.Set("id", s.id);
+    j.Set("start", FormatTimestamp(s.start));
+    j.Set("end", FormatTimestamp(s.end));
+    j.Set("durationSeconds", static_cast<double>(s.end - s.start) / 1e6);
+    j.Set("eventCount", s.count);
+    j.Set("firstPage", std::move(s.first_page));
+    j.Set("utmSource", std::move(s.utm_source));
+    j.Set("utmMedium", std::move(s.utm_medium));
+    j.Set("utmCampaign", std::move(s.utm_campaign));
+    j.Set("eventTypes", std::move(s.by_type));
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+}  // namespace cdp::internal

@@ -1,0 +1,162 @@
+// Copyright 2026 The libcdp Authors.
+
+#include "events/event_model.h"
+
+#include <cmath>
+
+#include "cdp/query.h"
+#include "core/ids.h"
+#include "fmt/format.h"
+#include "profiles/profile_model.h"
+
+namespace cdp::internal {
+
+namespace {
+
+constexpr std::string_view kEventTypes[] = {"page_view", "product_view", "add_to_cart", "purchase",
+                                             "email_open", "app_usage",   "custom"};
+constexpr size_t kMaxShortString = 256;
+
+Status ShortString(const Json& v, std::string_view field, std::string* out) {
+  if (!v.is_string()) {
+    return Status::InvalidArgument(fmt::format("expected a string, got {}", Json::TypeName(v.type())),
+                                   std::string(field));
+  }
+  if (v.as_string().empty() || v.as_string().size() > kMaxShortString) {
+    return Status::InvalidArgument(fmt::format("must have 1 to {} bytes", kMaxShortString), std::string(field));
+  }
+  *out = v.as_string();
+  return Status::OK();
+}
+
+// Purchase value: properties.revenue, else .total, else .value.
+Status PurchaseValue(const Json& properties, bool* found, int64_t* micros) {
+  for (std::string_view key : {"revenue", "total", "value"}) {
+    const Json* v = properties.Find(key);
+    if (v == nullptr || v->is_null()) continue;
+    std::string field = fmt::format("properties.{}", key);
+    if (!v->is_number()) {
+      return Status::InvalidArgument(fmt::format("a purchase value must be a number, got {}",
+                                                 Json::TypeName(v->type())), field);
+    }
+    double d = v->as_number();
+    if (!std::isfinite(d) || std::fabs(d) > 1e12) {
+      return Status::InvalidArgument("a purchase value must be finite and at most 1e12 in magnitude", field);
+    }
+    *found = true;
+    *micros = std::llround(d * 1e6);
+    return Status::OK();
+  }
+  *found = false;
+  return Status::OK();
+}
+
+}  // namespace
+
+Result<ParsedEvent> ParseEvent(const Json& event, const Options& options, int64_t now_us) {
+  if (!event.is_object()) {
+    return Status::InvalidArgument(fmt::format("an event must be a JSON object, got {}",
+                                               Json::TypeName(event.type())));
+  }
+  if (JsonDepth(event) > options.max_json_depth) {
+    return Status::InvalidArgument(fmt::format("JSON nested deeper than {} levels", options.max_json_depth));
+  }
+  std::string text = event.Dump();
+  if (text.size() > options.max_event_bytes) {
+    return Status::ResourceExhausted(
+        fmt::format("event of {} bytes is over the limit of {} bytes", text.size(), options.max_event_bytes));
+  }
+  ParsedEvent e;
+  bool has_timestamp = false;
+  std::string raw_ids[std::size(kIdentifierTypes)];
+  for (const auto& [key, value] : event.members()) {
+    if (value.is_null()) continue;
+    if (key == "type") {
+      CDP_RETURN_IF_ERROR(ShortString(value, key, &e.type));
+      bool known = false;
+      for (auto t : kEventTypes) known = known || t == e.type;
+      if (!known) {
+        return Status::InvalidArgument(
+            fmt::format("unknown event type \"{}\" (expected page_view, product_view, add_to_cart, purchase, "
+                        "email_open, app_usage, custom)", e.type.substr(0, 64)), "type");
+      }
+    } else if (key == "id") {
+      CDP_RETURN_IF_ERROR(ShortString(value, key, &e.id));
+      CDP_RETURN_IF_ERROR(ValidateId(e.id, "id"));
+      e.client_id = true;
+    } else if (key == "name") {
+      CDP_RETURN_IF_ERROR(ShortString(value, key, &e.name));
+    } else if (key == "timestamp") {
+      auto t = ParseTimestamp(value);
+      if (!t.ok()) return t.status().WithFieldPrefix("timestamp");
+      e.time_us = *t;
+      has_timestamp = true;
+    } else if (key == "properties") {
+      if (!value.is_object()) {
+        return Status::InvalidArgument(fmt::format("expected an object, got {}", Json::TypeName(value.type())),
+                                       "properties");
+      }
+      e.properties = value;
+    } else if (key == "profileId") {
+      CDP_RETURN_IF_ERROR(ShortString(value, key, &e.profile_id));
+      CDP_RETURN_IF_ERROR(ValidateId(e.profile_id, "profileId"));
+    } else if (key == "sessionId") {
+      CDP_RETURN_IF_ERROR(ShortString(value, key, &e.session_id));
+    } else if (key == "source") {
+      CDP_RETURN_IF_ERROR(ShortString(value, key, &e.source));
+    } else if (key == "receivedAt") {
+      // set by libcdp
+    } else if (int p = IdentifierPriority(key); p >= 0) {
+      CDP_RETURN_IF_ERROR(ShortString(value, key, &raw_ids[p]));
+    } else {
+      return Status::InvalidArgument(
+          "unknown event field (expected id, type, name, timestamp, properties, sessionId, deviceId, source, "
+          "profileId, customerId, email, phone, shopifyId)", key);
+    }
+  }
+  if (e.type.empty()) return Status::InvalidArgument("an event needs a \"type\"", "type");
+  if (e.type == "custom" && e.name.empty()) return Status::InvalidArgument("a custom event needs a \"name\"", "name");
+  if (!e.properties.is_object()) e.properties = Json::Object();
+  for (size_t p = 0; p < std::size(kIdentifierTypes); ++p) {
+    if (raw_ids[p].empty()) continue;
+    std::string type(kIdentifierTypes[p]);
+    auto n = NormalizeIdentifier(type, raw_ids[p]);
+    if (!n.ok()) return Status::InvalidArgument(n.status().message(), type);
+    e.identifiers.push_back({type, std::move(n).value()});
+    if (type == "deviceId") e.device_id = raw_ids[p];
+  }
+  if (e.profile_id.empty() && e.identifiers.empty()) {
+    return Status::InvalidArgument(
+        "an event needs a profileId or an identifier (customerId, email, phone, shopifyId, deviceId)", "profileId");
+  }
+  if (!has_timestamp) e.time_us = now_us;
+  if (e.type == "purchase") {
+    e.purchase = true;
+    bool found = false;
+    CDP_RETURN_IF_ERROR(PurchaseValue(e.properties, &found, &e.purchase_micros));
+  }
+  if (!e.client_id) e.id = NewId();
+  return e;
+}
+
+Json StoredEvent(const ParsedEvent& e, std::string_view profile_id, std::string_view session_id,
+                 int64_t received_us) {
+  Json out = Json::Object();
+  out.Set("id", e.id);
+  out.Set("profileId", profile_id);
+  out.Set("type", e.type);
+  if (!e.name.empty()) out.Set("name", e.name);
+  out.Set("timestamp", FormatTimestamp(e.time_us));
+  out.Set("receivedAt", FormatTimestamp(received_us));
+  out.Set("sessionId", session_id);
+  if (!e.device_id.empty()) out.Set("deviceId", e.device_id);
+  if (!e.source.empty()) out.Set("source", e.source);
+  for (const Identifier& id : e.identifiers) {
+    if (id.type != "deviceId") out.Set(id.type, id.value);
+  }
+  out.Set("properties", e.properties);
+  return out;
+}
+
+}  // namespace cdp::internal
+

@@ -1,0 +1,46 @@
+// Copyright 2026 The libcdp Authors.
+//
+// The event document: validation of one input event into a ParsedEvent, and the stored form.
+// See Events in include/cdp/engine.h for the model.
+
+#ifndef CDP_EVENTS_EVENT_MODEL_H_
+#define CDP_EVENTS_EVENT_MODEL_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cdp/json.h"
+#include "cdp/options.h"
+#include "cdp/status.h"
+#include "profiles/identifiers.h"
+
+namespace cdp::internal {
+
+struct ParsedEvent {
+  std::string id;
+  bool client_id = false;  // the caller gave the id (deduplicate on it)
+  std::string type;
+  std::string name;
+  int64_t time_us = 0;
+  std::string profile_id;               // given by the caller, or empty
+  std::vector<Identifier> identifiers;  // in resolution order
+  std::string session_id;               // given by the caller, or empty
+  std::string device_id;                // raw, as given
+  std::string source;
+  Json properties;                      // an object
+  bool purchase = false;
+  int64_t purchase_micros = 0;          // purchase value in millionths
+};
+
+// Validates `event` (already parsed JSON). `now_us` is the time of receipt, used when timestamp is absent.
+// Errors: InvalidArgument with the field path; ResourceExhausted when over Options::max_event_bytes.
+Result<ParsedEvent> ParseEvent(const Json& event, const Options& options, int64_t now_us);
+
+// The stored document, in the model's field order.
+Json StoredEvent(const ParsedEvent& e, std::string_view profile_id, std::string_view session_id,
+                 int64_t received_us);
+
+}  // namespace cdp::internal
+
+#endif  // CDP_EVENTS_EVENT_MODEL_H_

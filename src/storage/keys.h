@@ -1,0 +1,76 @@
+// Copyright 2026 The libcdp Authors.
+//
+// Key codecs for the column families of storage/store.h. Integers are big-endian so that byte order is numeric
+// order; event times are microseconds since the epoch (always >= 0).
+
+#ifndef CDP_STORAGE_KEYS_H_
+#define CDP_STORAGE_KEYS_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace cdp::storage {
+
+inline void AppendBigEndian64(std::string* out, uint64_t v) {
+  char buf[8];
+  for (int i = 7; i >= 0; --i) {
+    buf[i] = static_cast<char>(v & 0xff);
+    v >>= 8;
+  }
+  out->append(buf, 8);
+}
+
+inline uint64_t DecodeBigEndian64(std::string_view s) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(s[i]);
+  return v;
+}
+
+// kEvents: profile id \0 be64(time) event id. Ids never contain \0.
+inline std::string ProfileEventsPrefix(std::string_view profile_id) {
+  std::string k(profile_id);
+  k.push_back('\0');
+  return k;
+}
+inline std::string TimeKey(int64_t time_us, std::string_view event_id) {
+  std::string k;
+  k.reserve(8 + event_id.size());
+  AppendBigEndian64(&k, static_cast<uint64_t>(time_us));
+  k.append(event_id);
+  return k;
+}
+inline std::string EventKey(std::string_view profile_id, int64_t time_us, std::string_view event_id) {
+  std::string k = ProfileEventsPrefix(profile_id);
+  AppendBigEndian64(&k, static_cast<uint64_t>(time_us));
+  k.append(event_id);
+  return k;
+}
+// Splits the part of an event key after the profile prefix ("time key") into time and event id.
+inline int64_t TimeKeyTime(std::string_view time_key) { return static_cast<int64_t>(DecodeBigEndian64(time_key)); }
+inline std::string_view TimeKeyEventId(std::string_view time_key) { return time_key.substr(8); }
+
+// kIdentities: type \0 normalized value.
+inline std::string IdentityKey(std::string_view type, std::string_view value) {
+  std::string k(type);
+  k.push_back('\0');
+  k.append(value);
+  return k;
+}
+
+// The smallest key greater than every key starting with `prefix` (for exclusive upper bounds).
+inline std::string PrefixSuccessor(std::string prefix) {
+  while (!prefix.empty()) {
+    unsigned char c = static_cast<unsigned char>(prefix.back());
+    if (c != 0xff) {
+      prefix.back() = static_cast<char>(c + 1);
+      return prefix;
+    }
+    prefix.pop_back();
+  }
+  return prefix;  // empty: no upper bound
+}
+
+}  // namespace cdp::storage
+
+#endif  // CDP_STORAGE_KEYS_H_

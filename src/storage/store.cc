@@ -1,0 +1,256 @@
+// Copyright 2026 The libcdp Authors.
+
+#include "storage/store.h"
+
+#include <rocksdb/cache.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/merge_operator.h>
+#include <rocksdb/table.h>
+#include <rocksdb/utilities/options_util.h>
+#include <rocksdb/write_batch.h>
+
+#include <cstring>
+#include <filesystem>
+
+#include "cdp/version.h"
+#include "fmt/format.h"
+#include "storage/traits.h"
+
+namespace cdp::storage {
+
+namespace {
+
+const char* const kCfNames[] = {rocksdb::kDefaultColumnFamilyName.c_str(), "profiles", "identities", "events",
+                                "events_by_time", "event_ids", "traits"};
+static_assert(sizeof(kCfNames) / sizeof(kCfNames[0]) == static_cast<size_t>(Cf::kCount));
+
+constexpr char kFormatVersionKey[] = "format_version";
+constexpr char kCounterPrefix[] = "counter/";
+
+Status FromRocks(const rocksdb::Status& s, std::string_view what) {
+  if (s.ok()) return Status::OK();
+  if (s.IsNotFound()) return Status::NotFound(fmt::format("{}: not found", what));
+  if (s.IsCorruption()) return Status::DataLoss(fmt::format("{}: {}", what, s.ToString()));
+  if (s.IsBusy() || s.IsTryAgain() || s.IsTimedOut()) return Status::Unavailable(fmt::format("{}: {}", what, s.ToString()));
+  if (s.IsInvalidArgument()) return Status::InvalidArgument(fmt::format("{}: {}", what, s.ToString()));
+  return Status::Internal(fmt::format("{}: {}", what, s.ToString()));
+}
+
+// int64 add, for counters in kMeta.
+class CounterMergeOperator : public rocksdb::AssociativeMergeOperator {
+ public:
+  bool Merge(const rocksdb::Slice&, const rocksdb::Slice* existing, const rocksdb::Slice& value,
+             std::string* new_value, rocksdb::Logger*) const override {
+    int64_t a = 0, b = 0;
+    if (existing != nullptr && existing->size() == 8) std::memcpy(&a, existing->data(), 8);
+    if (value.size() == 8) std::memcpy(&b, value.data(), 8);
+    a += b;
+    new_value->assign(reinterpret_cast<const char*>(&a), 8);
+    return true;
+  }
+  const char* Name() const override { return "cdp.CounterAdd"; }
+};
+
+// Combines Traits aggregates (storage/traits.h).
+class TraitsMergeOperator : public rocksdb::AssociativeMergeOperator {
+ public:
+  bool Merge(const rocksdb::Slice&, const rocksdb::Slice* existing, const rocksdb::Slice& value,
+             std::string* new_value, rocksdb::Logger*) const override {
+    Traits acc;
+    if (existing != nullptr && !Traits::Decode(existing->ToStringView(), &acc)) return false;
+    Traits add;
+    if (!Traits::Decode(value.ToStringView(), &add)) return false;
+    acc.Combine(add);
+    *new_value = acc.Encode();
+    return true;
+  }
+  const char* Name() const override { return "cdp.TraitsCombine"; }
+};
+
+}  // namespace
+
+// ---- WriteBatch ---------------------------------------------------------------------------------------------------
+
+WriteBatch::WriteBatch(const Store& store)
+    : rep_(std::make_unique<rocksdb::WriteBatch>()), handles_(&store.handles_) {}
+WriteBatch::~WriteBatch() = default;
+
+void WriteBatch::Put(Cf cf, std::string_view key, std::string_view value) {
+  rep_->Put((*handles_)[static_cast<int>(cf)], key, value);
+}
+void WriteBatch::Delete(Cf cf, std::string_view key) { rep_->Delete((*handles_)[static_cast<int>(cf)], key); }
+void WriteBatch::Merge(Cf cf, std::string_view key, std::string_view value) {
+  rep_->Merge((*handles_)[static_cast<int>(cf)], key, value);
+}
+size_t WriteBatch::Count() const { return rep_->Count(); }
+void WriteBatch::Clear() { rep_->Clear(); }
+
+// ---- Iterator -----------------------------------------------------------------------------------------------------
+
+Iterator::Iterator(std::string lower, std::string upper) : lower_(std::move(lower)), upper_(std::move(upper)) {}
+Iterator::~Iterator() = default;
+void Iterator::SeekToFirst() { it_->SeekToFirst(); }
+void Iterator::SeekToLast() { it_->SeekToLast(); }
+void Iterator::Seek(std::string_view key) { it_->Seek(key); }
+void Iterator::SeekForPrev(std::string_view key) { it_->SeekForPrev(key); }
+bool Iterator::Valid() const { return it_->Valid(); }
+void Iterator::Next() { it_->Next(); }
+void Iterator::Prev() { it_->Prev(); }
+std::string_view Iterator::key() const { return it_->key().ToStringView(); }
+std::string_view Iterator::value() const { return it_->value().ToStringView(); }
+Status Iterator::status() const { return FromRocks(it_->status(), "iterator"); }
+
+// ---- Store --------------------------------------------------------------------------------------------------------
+
+Result<std::unique_ptr<Store>> Store::Open(const Options& options, const std::string& path) {
+  if (path.empty()) return Status::InvalidArgument("the database path is empty");
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
+    if (!options.create_if_missing) return Status::NotFound(fmt::format("no database at '{}'", path));
+    std::filesystem::create_directories(path, ec);
+    if (ec) return Status::Unavailable(fmt::format("cannot create '{}': {}", path, ec.message()));
+  }
+
+  rocksdb::Options db_options;
+  db_options.create_if_missing = options.create_if_missing;
+  db_options.create_missing_column_families = true;
+  db_options.IncreaseParallelism(2);
+  db_options.max_background_jobs = 2;
+  db_options.bytes_per_sync = 1 << 20;
+  db_options.keep_log_file_num = 5;
+
+  auto cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  auto cf_options = [&](Cf cf) {
+    rocksdb::ColumnFamilyOptions o;
+    o.write_buffer_size = options.write_buffer_bytes;
+    o.compression = rocksdb::kLZ4Compression;
+    o.bottommost_compression = rocksdb::kZSTD;
+    rocksdb::BlockBasedTableOptions table;
+    table.block_cache = cache;
+    table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+    table.cache_index_and_filter_blocks = true;
+    table.pin_l0_filter_and_index_blocks_in_cache = true;
+    o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+    if (cf == Cf::kMeta) o.merge_operator = std::make_shared<CounterMergeOperator>();
+    if (cf == Cf::kTraits) o.merge_operator = std::make_shared<TraitsMergeOperator>();
+    return o;
+  };
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (int i = 0; i < static_cast<int>(Cf::kCount); ++i) {
+    descriptors.emplace_back(kCfNames[i], cf_options(static_cast<Cf>(i)));
+  }
+
+  auto store = std::unique_ptr<Store>(new Store());
+  store->path_ = path;
+  store->sync_writes_ = options.sync_writes;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(db_options, path, descriptors, &store->handles_, &raw);
+  if (!s.ok()) {
+    if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
+      return Status::FailedPrecondition(fmt::format(
+          "the database '{}' is already open (by this process or another); one Engine per directory", path));
+    }
+    return FromRocks(s, fmt::format("opening '{}'", path));
+  }
+  store->db_.reset(raw);
+
+  std::string version;
+  Status vs = store->Get(Cf::kMeta, kFormatVersionKey, &version);
+  if (vs.IsNotFound()) {
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    s = store->db_->Put(wo, store->handles_[0], kFormatVersionKey, std::to_string(kFormatVersion));
+    if (!s.ok()) return FromRocks(s, "writing the format version");
+  } else if (!vs.ok()) {
+    return vs;
+  } else if (version != std::to_string(kFormatVersion)) {
+    return Status::DataLoss(fmt::format("'{}' has format version {}; this libcdp reads version {}", path, version,
+                                        kFormatVersion));
+  }
+  return store;
+}
+
+Store::~Store() {
+  if (db_) {
+    for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
+    handles_.clear();
+    db_->Close();
+  }
+}
+
+Status Store::Get(Cf cf, std::string_view key, std::string* value) const {
+  rocksdb::PinnableSlice pinned;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handles_[static_cast<int>(cf)], key, &pinned);
+  if (s.IsNotFound()) return Status::NotFound("key not found");
+  if (!s.ok()) return FromRocks(s, "read");
+  value->assign(pinned.data(), pinned.size());
+  return Status::OK();
+}
+
+std::vector<Status> Store::MultiGet(Cf cf, const std::vector<std::string>& keys,
+                                    std::vector<std::string>* values) const {
+  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+  std::vector<rocksdb::ColumnFamilyHandle*> cfs(keys.size(), handles_[static_cast<int>(cf)]);
+  std::vector<rocksdb::Status> rs = db_->MultiGet(rocksdb::ReadOptions(), cfs, slices, values);
+  std::vector<Status> out;
+  out.reserve(rs.size());
+  for (const auto& s : rs) {
+    out.push_back(s.IsNotFound() ? Status::NotFound("key not found") : FromRocks(s, "read"));
+  }
+  return out;
+}
+
+Result<uint64_t> Store::Write(WriteBatch* batch) {
+  rocksdb::WriteOptions wo;
+  wo.sync = false;
+  rocksdb::Status s = db_->Write(wo, batch->rep_.get());
+  if (!s.ok()) return FromRocks(s, "write");
+  return db_->GetLatestSequenceNumber();
+}
+
+Status Store::SyncUpTo(uint64_t sequence) {
+  if (!sync_writes_) return Status::OK();
+  std::lock_guard<std::mutex> lock(sync_mu_);
+  if (synced_sequence_ >= sequence) return Status::OK();  // another writer's fsync covered this one
+  uint64_t target = db_->GetLatestSequenceNumber();
+  rocksdb::Status s = db_->SyncWAL();
+  if (!s.ok()) return FromRocks(s, "syncing the write-ahead log");
+  synced_sequence_ = target;
+  return Status::OK();
+}
+
+std::unique_ptr<Iterator> Store::NewIterator(Cf cf, std::string lower, std::string upper) const {
+  auto it = std::unique_ptr<Iterator>(new Iterator(std::move(lower), std::move(upper)));
+  rocksdb::ReadOptions ro;
+  if (!it->lower_.empty()) {
+    it->lower_slice_ = std::make_unique<rocksdb::Slice>(it->lower_);
+    ro.iterate_lower_bound = it->lower_slice_.get();
+  }
+  if (!it->upper_.empty()) {
+    it->upper_slice_ = std::make_unique<rocksdb::Slice>(it->upper_);
+    ro.iterate_upper_bound = it->upper_slice_.get();
+  }
+  it->it_.reset(db_->NewIterator(ro, handles_[static_cast<int>(cf)]));
+  return it;
+}
+
+void Store::AddToCounter(WriteBatch* batch, std::string_view name, int64_t delta) {
+  std::string key = std::string(kCounterPrefix) + std::string(name);
+  batch->Merge(Cf::kMeta, key, std::string_view(reinterpret_cast<const char*>(&delta), 8));
+}
+
+int64_t Store::ReadCounter(std::string_view name) const {
+  std::string value;
+  if (!Get(Cf::kMeta, std::string(kCounterPrefix) + std::string(name), &value).ok() || value.size() != 8) return 0;
+  int64_t v;
+  std::memcpy(&v, value.data(), 8);
+  return v;
+}
+
+Status Store::Flush() {
+  rocksdb::FlushOptions fo;
+  return FromRocks(db_->Flush(fo, handles_), "flush");
+}
+
+}  // namespace cdp::storage

@@ -1,0 +1,128 @@
+// Copyright 2026 The libcdp Authors.
+//
+// storage::Store: the only code of libcdp that talks to RocksDB. Everything above it sees column families as an
+// enum, keys and values as bytes, and errors as cdp::Status.
+//
+// Thread-safety: Store is thread-safe. WriteBatch and Iterator are not; use one per thread.
+
+#ifndef CDP_STORAGE_STORE_H_
+#define CDP_STORAGE_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cdp/options.h"
+#include "cdp/status.h"
+
+namespace rocksdb {
+class DB;
+class WriteBatch;
+class Iterator;
+class ColumnFamilyHandle;
+class Snapshot;
+class Slice;
+}  // namespace rocksdb
+
+namespace cdp::storage {
+
+// Column families. Key layouts are in storage/keys.h.
+enum class Cf : int {
+  kMeta = 0,      // format version, exact counters (merge operator: int64 add)
+  kProfiles,      // profile id -> stored profile document (JSON)
+  kIdentities,    // identifier type \0 normalized value -> profile id
+  kEvents,        // profile id \0 be64(event time) event id -> event document (JSON)
+  kEventsByTime,  // be64(event time) event id -> profile id
+  kEventIds,      // client-given event id -> profile id \0 be64(event time) (deduplication)
+  kTraits,        // profile id -> computed-trait aggregates (merge operator: see traits.h)
+  kCount,
+};
+
+class Store;
+
+class WriteBatch {
+ public:
+  explicit WriteBatch(const Store& store);
+  ~WriteBatch();
+  WriteBatch(const WriteBatch&) = delete;
+  WriteBatch& operator=(const WriteBatch&) = delete;
+
+  void Put(Cf cf, std::string_view key, std::string_view value);
+  void Delete(Cf cf, std::string_view key);
+  void Merge(Cf cf, std::string_view key, std::string_view value);
+  size_t Count() const;
+  void Clear();
+
+ private:
+  friend class Store;
+  std::unique_ptr<rocksdb::WriteBatch> rep_;
+  const std::vector<rocksdb::ColumnFamilyHandle*>* handles_;
+};
+
+class Iterator {
+ public:
+  ~Iterator();
+  void SeekToFirst();
+  void SeekToLast();
+  void Seek(std::string_view key);
+  void SeekForPrev(std::string_view key);
+  bool Valid() const;
+  void Next();
+  void Prev();
+  std::string_view key() const;
+  std::string_view value() const;
+  Status status() const;
+
+ private:
+  friend class Store;
+  Iterator(std::string lower, std::string upper);
+  // Declared before it_ so that they outlive it: RocksDB reads the bounds for the iterator's whole life.
+  std::string lower_, upper_;
+  std::unique_ptr<rocksdb::Slice> lower_slice_, upper_slice_;
+  std::unique_ptr<rocksdb::Iterator> it_;
+};
+
+class Store {
+ public:
+  // Opens or creates the database. Errors as in Engine::Open.
+  static Result<std::unique_ptr<Store>> Open(const Options& options, const std::string& path);
+  ~Store();
+
+  // NotFound when absent.
+  Status Get(Cf cf, std::string_view key, std::string* value) const;
+  // One result per key: OK with the value, NotFound, or an error.
+  std::vector<Status> MultiGet(Cf cf, const std::vector<std::string>& keys, std::vector<std::string>* values) const;
+
+  // Applies the batch atomically, to the write-ahead log first. Returns the batch's last sequence number.
+  // The log is not fsync'ed here: with Options::sync_writes, call SyncUpTo(sequence) before acknowledging.
+  Result<uint64_t> Write(WriteBatch* batch);
+  // Group commit: returns once the log is durable up to `sequence`. Concurrent callers share fsyncs.
+  Status SyncUpTo(uint64_t sequence);
+
+  // An iterator over [lower, upper) of a column family; empty bounds mean unbounded.
+  std::unique_ptr<Iterator> NewIterator(Cf cf, std::string lower = {}, std::string upper = {}) const;
+
+  // Exact counters kept in kMeta with an int64-add merge operator.
+  void AddToCounter(WriteBatch* batch, std::string_view name, int64_t delta);
+  int64_t ReadCounter(std::string_view name) const;
+
+  Status Flush();
+  const std::string& path() const { return path_; }
+
+ private:
+  friend class WriteBatch;
+  Store() = default;
+  std::string path_;
+  bool sync_writes_ = false;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  std::mutex sync_mu_;
+  uint64_t synced_sequence_ = 0;  // guarded by sync_mu_
+};
+
+}  // namespace cdp::storage
+
+#endif  // CDP_STORAGE_STORE_H_

@@ -1,0 +1,89 @@
+// Copyright 2026 The libcdp Authors.
+
+#include "cdp/json.h"
+
+#include <gtest/gtest.h>
+
+#include "cdp/query.h"
+
+namespace cdp {
+namespace {
+
+TEST(JsonTest, ParseDumpRoundTrip) {
+  const char* text = R"({"a":1,"b":[true,false,null],"c":{"d":"x\"y\n"},"e":-2.5,"f":12345678901234})";
+  auto parsed = Json::Parse(text);
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  EXPECT_EQ(parsed->Dump(), text);
+  EXPECT_TRUE(parsed->Find("a")->is_int());
+  EXPECT_TRUE(parsed->Find("e")->is_double());
+  EXPECT_EQ(parsed->FindPath("c.d")->as_string(), "x\"y\n");
+  EXPECT_EQ(parsed->FindPath("c.missing"), nullptr);
+}
+
+TEST(JsonTest, DoublesRoundTripExactly) {
+  for (double d : {0.1, 49.9, 1e-300, 123456.789, -0.0001}) {
+    Json j(d);
+    auto back = Json::Parse(j.Dump());
+    ASSERT_TRUE(back.ok());
+    EXPECT_EQ(back->as_number(), d);
+  }
+}
+
+TEST(JsonTest, MalformedIsInvalidArgument) {
+  for (const char* bad : {"{", "{\"a\":}", "[1,2", "nul", "{\"a\":1,}", ""}) {
+    auto parsed = Json::Parse(bad);
+    EXPECT_FALSE(parsed.ok()) << bad;
+    EXPECT_TRUE(parsed.status().IsInvalidArgument()) << bad;
+  }
+}
+
+TEST(JsonTest, DepthLimitNamesThePath) {
+  std::string deep;
+  for (int i = 0; i < 70; ++i) deep += "{\"k\":";
+  deep += "1";
+  for (int i = 0; i < 70; ++i) deep += "}";
+  auto parsed = Json::Parse(deep, ParseLimits{1 << 20, 64});
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_TRUE(parsed.status().IsInvalidArgument());
+  EXPECT_EQ(parsed.status().field().substr(0, 4), "k.k.");
+  EXPECT_TRUE(Json::Parse(deep, ParseLimits{1 << 20, 100}).ok());
+}
+
+TEST(JsonTest, SizeLimitIsResourceExhausted) {
+  std::string big = "\"" + std::string(2000, 'x') + "\"";
+  auto parsed = Json::Parse(big, ParseLimits{1000, 64});
+  EXPECT_TRUE(parsed.status().IsResourceExhausted());
+}
+
+TEST(JsonTest, EqualityIgnoresKeyOrderAndIntDoubleDifference) {
+  EXPECT_EQ(*Json::Parse(R"({"a":1,"b":2})"), *Json::Parse(R"({"b":2.0,"a":1})"));
+  EXPECT_NE(*Json::Parse(R"({"a":1})"), *Json::Parse(R"({"a":"1"})"));
+}
+
+TEST(JsonTest, MergePatchFollowsRfc7396) {
+  Json target = *Json::Parse(R"({"a":"b","c":{"d":"e","f":"g"}})");
+  ApplyMergePatch(&target, *Json::Parse(R"({"a":"z","c":{"f":null}})"));
+  EXPECT_EQ(target, *Json::Parse(R"({"a":"z","c":{"d":"e"}})"));
+  ApplyMergePatch(&target, *Json::Parse(R"({"c":[1,2],"n":{"x":null,"y":1}})"));
+  EXPECT_EQ(target, *Json::Parse(R"({"a":"z","c":[1,2],"n":{"y":1}})"));
+}
+
+TEST(TimestampTest, ParsesIsoAndEpochMillis) {
+  EXPECT_EQ(*ParseTimestamp("1970-01-01T00:00:00Z"), 0);
+  EXPECT_EQ(*ParseTimestamp("2026-11-27T10:00:00.123Z"), *ParseTimestamp(Json(int64_t{1795773600123})));
+  EXPECT_EQ(*ParseTimestamp("2026-11-27T11:00:00+01:00"), *ParseTimestamp("2026-11-27T10:00:00Z"));
+  EXPECT_EQ(*ParseTimestamp("2026-11-27"), *ParseTimestamp("2026-11-27T00:00:00Z"));
+  EXPECT_EQ(FormatTimestamp(*ParseTimestamp("2024-02-29T23:59:59.999Z")), "2024-02-29T23:59:59.999Z");
+}
+
+TEST(TimestampTest, RejectsBadTimestamps) {
+  for (const char* bad : {"2026-13-01", "2026-02-30", "2025-02-29", "yesterday", "2026-11-27T25:00:00Z",
+                          "1969-12-31T23:59:59Z", "2026-11-27T10:00:00Zjunk"}) {
+    EXPECT_TRUE(ParseTimestamp(bad).status().IsInvalidArgument()) << bad;
+  }
+  EXPECT_FALSE(ParseTimestamp(Json(true)).ok());
+  EXPECT_FALSE(ParseTimestamp(Json(-5)).ok());
+}
+
+}  // namespace
+}  // namespace cdp

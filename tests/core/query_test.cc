@@ -1,0 +1,98 @@
+// Copyright 2026 The libcdp Authors.
+
+#include "cdp/query.h"
+
+#include <gtest/gtest.h>
+
+#include "test_util.h"
+
+namespace cdp {
+namespace {
+
+using testing::J;
+
+const Json kDoc = J(R"({"attributes":{"country":"US","tags":["vip","new"],"customFields":{"tier":"gold"}},
+                        "computed":{"ltv":120.5,"lastPurchaseDate":"2026-03-01T10:00:00.000Z"}})");
+
+bool Match(std::string_view filter) {
+  auto f = Filter::FromJson(J(filter));
+  EXPECT_TRUE(f.ok()) << f.status().ToString();
+  return f.ok() && f->Matches(kDoc);
+}
+
+TEST(FilterTest, Operators) {
+  EXPECT_TRUE(Match(R"([{"field":"attributes.country","operator":"=","value":"US"}])"));
+  EXPECT_FALSE(Match(R"([{"field":"attributes.country","operator":"!=","value":"US"}])"));
+  EXPECT_TRUE(Match(R"([{"field":"computed.ltv","operator":">","value":100}])"));
+  EXPECT_FALSE(Match(R"([{"field":"computed.ltv","operator":"<=","value":120}])"));
+  EXPECT_TRUE(Match(R"([{"field":"computed.ltv","operator":">=","value":120.5}])"));
+  EXPECT_TRUE(Match(R"([{"field":"attributes.tags","operator":"contains","value":"vip"}])"));
+  EXPECT_TRUE(Match(R"([{"field":"attributes.country","operator":"contains","value":"U"}])"));
+  EXPECT_TRUE(Match(R"([{"field":"attributes.customFields.tier","operator":"in","value":["gold","silver"]}])"));
+  EXPECT_FALSE(Match(R"([{"field":"attributes.customFields.tier","operator":"in","value":["bronze"]}])"));
+  EXPECT_TRUE(Match(R"([{"field":"attributes.tags","operator":"in","value":["new"]}])"));
+}
+
+TEST(FilterTest, MissingFieldsMatchOnlyNotEqual) {
+  EXPECT_FALSE(Match(R"([{"field":"attributes.city","operator":"=","value":"X"}])"));
+  EXPECT_TRUE(Match(R"([{"field":"attributes.city","operator":"!=","value":"X"}])"));
+  EXPECT_FALSE(Match(R"([{"field":"attributes.city","operator":"<","value":"X"}])"));
+}
+
+TEST(FilterTest, DateTimesCompareInTimeOrderWhateverTheirForm) {
+  EXPECT_TRUE(Match(R"([{"field":"computed.lastPurchaseDate","operator":">","value":"2026-03-01T09:00:00Z"}])"));
+  EXPECT_TRUE(Match(R"([{"field":"computed.lastPurchaseDate","operator":"=","value":"2026-03-01T11:00:00+01:00"}])"));
+  EXPECT_TRUE(Match(R"([{"field":"computed.lastPurchaseDate","operator":">=","value":"2026-03-01"}])"));
+  EXPECT_FALSE(Match(R"([{"field":"computed.lastPurchaseDate","operator":">=","value":"2026-03-02"}])"));
+}
+
+TEST(FilterTest, NestedGroupsCombineWithAndOr) {
+  EXPECT_TRUE(Match(R"({"operator":"OR","conditions":[
+      {"field":"attributes.country","operator":"=","value":"FR"},
+      {"operator":"AND","conditions":[{"field":"computed.ltv","operator":">","value":100},
+                                      {"field":"attributes.tags","operator":"contains","value":"vip"}]}]})"));
+  EXPECT_FALSE(Match(R"({"operator":"AND","conditions":[
+      {"field":"attributes.country","operator":"=","value":"US"},
+      {"operator":"OR","conditions":[{"field":"computed.ltv","operator":">","value":1000},
+                                     {"field":"attributes.tags","operator":"contains","value":"x"}]}]})"));
+}
+
+TEST(FilterTest, BadFiltersNameTheOffendingPart) {
+  auto f = Filter::FromJson(J(R"({"operator":"AND","conditions":[{"field":"a","operator":"=","value":1},
+                                   {"field":"b","operator":"~","value":1}]})"));
+  ASSERT_FALSE(f.ok());
+  EXPECT_EQ(f.status().field(), "conditions[1].operator");
+  f = Filter::FromJson(J(R"([{"field":"a","operator":"in","value":3}])"));
+  EXPECT_EQ(f.status().field(), "conditions[0].value");
+  f = Filter::FromJson(J(R"({"operator":"XOR","conditions":[]})"));
+  EXPECT_EQ(f.status().field(), "operator");
+  std::string deep = R"({"field":"a","operator":"=","value":1})";
+  for (int i = 0; i < 10; ++i) deep = R"({"operator":"AND","conditions":[)" + deep + "]}";
+  EXPECT_TRUE(Filter::FromJson(J(deep)).status().IsInvalidArgument());
+}
+
+TEST(QueryTest, ProfileQueryFromJson) {
+  auto q = ProfileQuery::FromJson(J(R"({"conditions":[{"field":"attributes.country","operator":"=","value":"US"}],
+                                         "sort":{"field":"computed.ltv","order":"desc"},"limit":10})"));
+  ASSERT_TRUE(q.ok()) << q.status().ToString();
+  EXPECT_EQ(q->sort_by, "computed.ltv");
+  EXPECT_TRUE(q->descending);
+  EXPECT_EQ(q->limit, 10u);
+  EXPECT_EQ(q->filter.conditions.size(), 1u);
+  EXPECT_EQ(ProfileQuery::FromJson(J(R"({"limit":0})")).status().field(), "limit");
+  EXPECT_EQ(ProfileQuery::FromJson(J(R"({"bogus":1})")).status().field(), "bogus");
+}
+
+TEST(QueryTest, EventQueryFromJson) {
+  auto q = EventQuery::FromJson(J(R"({"profileId":"p1","type":"purchase","since":"2026-01-01","until":1767225600000,
+                                       "where":[{"field":"properties.plan","operator":"=","value":"pro"}],
+                                       "order":"desc"})"));
+  ASSERT_TRUE(q.ok()) << q.status().ToString();
+  EXPECT_EQ(*q->since_us, *ParseTimestamp("2026-01-01"));
+  EXPECT_EQ(*q->until_us, int64_t{1767225600000} * 1000);
+  EXPECT_TRUE(q->descending);
+  EXPECT_EQ(EventQuery::FromJson(J(R"({"since":"never"})")).status().field(), "since");
+}
+
+}  // namespace
+}  // namespace cdp

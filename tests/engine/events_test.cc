@@ -1,0 +1,287 @@
+// Copyright 2026 The libcdp Authors.
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <random>
+#include <set>
+
+#include "test_util.h"
+
+namespace cdp {
+namespace {
+
+using testing::J;
+using testing::Unwrap;
+
+class EventsTest : public testing::EngineTest {
+ protected:
+  // Event i: minute i of 2026-06-01, alternating customers and sources; every fourth a purchase.
+  static std::string fmt_event(int i) {
+    char buf[256];
+    std::snprintf(buf, sizeof buf,
+                  R"({"type":"%s","customerId":"q%d","source":"%s","timestamp":"2026-06-01T00:%02d:00Z",)"
+                  R"("properties":{"n":%d,"revenue":1}})",
+                  i % 4 == 0 ? "purchase" : "page_view", i % 2, i % 2 ? "web" : "ios", i, i);
+    return buf;
+  }
+
+  std::vector<Json> AllEvents(EventQuery q = {}) {
+    std::vector<Json> out;
+    q.limit = 3;  // small pages exercise the cursor
+    do {
+      Page page = Unwrap(events().Query(q));
+      for (auto& e : page.items) out.push_back(std::move(e));
+      q.cursor = page.next_cursor;
+    } while (!q.cursor.empty());
+    return out;
+  }
+};
+
+TEST_F(EventsTest, TrackByIdentifierCreatesThenAttaches) {
+  TrackResult first = Unwrap(events().Track(J(R"({"type":"page_view","email":"Ada@Example.com",
+      "deviceId":"dev-1","timestamp":"2026-01-01T10:00:00Z","properties":{"url":"/"}})")));
+  EXPECT_TRUE(first.profile_created);
+  EXPECT_FALSE(first.session_id.empty());
+  // The device alone now names the same person; a new phone joins the profile.
+  TrackResult second = Unwrap(events().Track(J(R"({"type":"app_usage","deviceId":"dev-1","phone":"+1 650-253-0000",
+      "timestamp":"2026-01-01T10:05:00Z"})")));
+  EXPECT_FALSE(second.profile_created);
+  EXPECT_EQ(second.profile_id, first.profile_id);
+  EXPECT_EQ(second.session_id, first.session_id);
+  Json p = Unwrap(profiles().Get(first.profile_id));
+  EXPECT_EQ(p.FindPath("externalIds.email")->as_string(), "ada@example.com");
+  EXPECT_EQ(p.FindPath("externalIds.phone")->as_string(), "+16502530000");
+  EXPECT_EQ(*p.FindPath("externalIds.deviceIds"), J(R"(["dev-1"])"));
+  EXPECT_EQ(p.FindPath("computed.eventCount")->as_int(), 2);
+}
+
+TEST_F(EventsTest, UnknownProfileIdCreatesThatProfile) {
+  TrackResult t = Unwrap(events().Track(J(R"({"type":"email_open","profileId":"crm-42"})")));
+  EXPECT_TRUE(t.profile_created);
+  EXPECT_EQ(t.profile_id, "crm-42");
+  EXPECT_TRUE(profiles().Get("crm-42").ok());
+  EXPECT_FALSE(Unwrap(events().Track(J(R"({"type":"email_open","profileId":"crm-42"})"))).profile_created);
+}
+
+TEST_F(EventsTest, ComputedTraitsFromPurchases) {
+  const char* batch = R"([
+    {"type":"purchase","customerId":"c1","timestamp":"2026-02-01T00:00:00Z","properties":{"revenue":10.1}},
+    {"type":"purchase","customerId":"c1","timestamp":"2026-03-01T00:00:00Z","properties":{"total":20.2,"value":99}},
+    {"type":"purchase","customerId":"c1","timestamp":"2026-01-15T00:00:00Z","properties":{"value":0.3}},
+    {"type":"page_view","customerId":"c1","timestamp":"2026-04-01T00:00:00Z"},
+    {"type":"page_view","customerId":"c1","timestamp":"2026-01-01T00:00:00Z"}])";
+  BatchResult r = Unwrap(events().TrackBatchJson(batch));
+  ASSERT_EQ(r.accepted, 5u);
+  Json p = Unwrap(profiles().Get(r.items[0].result.profile_id));
+  EXPECT_DOUBLE_EQ(p.FindPath("computed.ltv")->as_number(), 30.6);
+  EXPECT_EQ(p.FindPath("computed.purchaseCount")->as_int(), 3);
+  EXPECT_DOUBLE_EQ(p.FindPath("computed.aov")->as_number(), 10.2);
+  EXPECT_EQ(p.FindPath("computed.lastPurchaseDate")->as_string(), "2026-03-01T00:00:00.000Z");
+  EXPECT_EQ(p.FindPath("computed.firstSeenDate")->as_string(), "2026-01-01T00:00:00.000Z");
+  EXPECT_EQ(p.FindPath("computed.lastSeenDate")->as_string(), "2026-04-01T00:00:00.000Z");
+}
+
+// The same events, in any arrival order and any batching, give identical traits and timelines.
+TEST_F(EventsTest, ArrivalOrderDoesNotChangeTraitsOrTimelines) {
+  std::mt19937 rng(7);
+  std::vector<Json> evs;
+  for (int i = 0; i < 200; ++i) {
+    Json e = Json::Object();
+    e.Set("id", "e" + std::to_string(i));
+    e.Set("type", i % 4 == 0 ? "purchase" : "page_view");
+    e.Set("customerId", "c" + std::to_string(i % 5));
+    e.Set("timestamp", int64_t{1767225600000} + static_cast<int64_t>(rng() % 100000000));
+    e.Set("properties", Json::Object().Set("revenue", static_cast<double>(rng() % 10000) / 100.0 + 0.01));
+    evs.push_back(std::move(e));
+  }
+  auto load = [&](std::vector<Json> order, size_t batch, const std::string& dir) {
+    auto engine = Unwrap(Engine::Open(Options{}, dir));
+    for (size_t i = 0; i < order.size(); i += batch) {
+      std::vector<Json> part(order.begin() + i, order.begin() + std::min(order.size(), i + batch));
+      BatchResult r = Unwrap(engine->events().TrackBatch(part));
+      EXPECT_EQ(r.rejected, 0u);
+    }
+    std::vector<std::string> out;
+    for (int c = 0; c < 5; ++c) {
+      ProfileQuery q = *ProfileQuery::FromJson(
+          J(R"({"conditions":[{"field":"externalIds.customerId","operator":"=","value":"c)" + std::to_string(c) +
+            R"("}]})"));
+      Json p = Unwrap(engine->profiles().Search(q)).items.at(0);
+      out.push_back(p.Find("computed")->Dump());
+      EventQuery tq;
+      tq.limit = 1000;
+      std::string line;
+      for (const Json& e : Unwrap(engine->profiles().Timeline(p.Find("id")->as_string(), tq)).items) {
+        line += e.Find("id")->as_string() + ",";
+      }
+      out.push_back(line);
+    }
+    return out;
+  };
+  auto in_order = evs;
+  std::sort(in_order.begin(), in_order.end(), [](const Json& a, const Json& b) {
+    return a.Find("timestamp")->as_int() < b.Find("timestamp")->as_int();
+  });
+  auto shuffled = evs;
+  std::shuffle(shuffled.begin(), shuffled.end(), rng);
+  auto a = load(in_order, 1, dir_.Sub("a"));
+  auto b = load(shuffled, 1, dir_.Sub("b"));
+  auto c = load(shuffled, 37, dir_.Sub("c"));
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(a, c);
+}
+
+TEST_F(EventsTest, SessionsSplitAfterTimeoutAndSummarize) {
+  const char* batch = R"([
+    {"type":"page_view","customerId":"s","timestamp":"2026-05-01T10:00:00Z",
+     "properties":{"url":"/home","utm_source":"google","utm_medium":"cpc","utm_campaign":"spring"}},
+    {"type":"product_view","customerId":"s","timestamp":"2026-05-01T10:10:00Z"},
+    {"type":"add_to_cart","customerId":"s","timestamp":"2026-05-01T10:39:00Z"},
+    {"type":"page_view","customerId":"s","timestamp":"2026-05-01T11:30:00Z","properties":{"url":"/sale"}},
+    {"type":"purchase","customerId":"s","timestamp":"2026-05-01T11:31:00Z","properties":{"revenue":5}}])";
+  BatchResult r = Unwrap(events().TrackBatchJson(batch));
+  ASSERT_EQ(r.accepted, 5u);
+  EXPECT_EQ(r.items[0].result.session_id, r.items[2].result.session_id);  // gaps of 10 and 29 minutes
+  EXPECT_NE(r.items[2].result.session_id, r.items[3].result.session_id);  // a gap of 51 minutes
+  auto sessions = Unwrap(profiles().Sessions(r.items[0].result.profile_id));
+  ASSERT_EQ(sessions.size(), 2u);
+  EXPECT_EQ(sessions[0].Find("eventCount")->as_int(), 3);
+  EXPECT_EQ(sessions[0].Find("durationSeconds")->as_number(), 39 * 60);
+  EXPECT_EQ(sessions[0].Find("firstPage")->as_string(), "/home");
+  EXPECT_EQ(sessions[0].Find("utmSource")->as_string(), "google");
+  EXPECT_EQ(sessions[0].Find("utmCampaign")->as_string(), "spring");
+  EXPECT_EQ(sessions[1].Find("firstPage")->as_string(), "/sale");
+  EXPECT_TRUE(sessions[1].Find("utmSource")->is_null());
+
+  // A late event inside the first session's span joins it; one far from any session starts a new one.
+  TrackResult late = Unwrap(events().Track(J(R"({"type":"page_view","customerId":"s",
+                                                 "timestamp":"2026-05-01T10:20:00Z"})")));
+  EXPECT_EQ(late.session_id, r.items[0].result.session_id);
+  TrackResult lone = Unwrap(events().Track(J(R"({"type":"page_view","customerId":"s",
+                                                 "timestamp":"2026-04-01T10:20:00Z"})")));
+  EXPECT_NE(lone.session_id, r.items[0].result.session_id);
+  EXPECT_EQ(Unwrap(profiles().Sessions(r.items[0].result.profile_id)).size(), 3u);
+}
+
+TEST_F(EventsTest, ConfigurableSessionTimeout) {
+  options_.session_timeout_seconds = 60;
+  Reopen();
+  BatchResult r = Unwrap(events().TrackBatchJson(R"([
+    {"type":"page_view","customerId":"t","timestamp":"2026-05-01T10:00:00Z"},
+    {"type":"page_view","customerId":"t","timestamp":"2026-05-01T10:02:00Z"}])"));
+  EXPECT_NE(r.items[0].result.session_id, r.items[1].result.session_id);
+}
+
+TEST_F(EventsTest, BatchReportsEachItemAndStoresOnlyValidOnes) {
+  std::string big(40000, 'x');
+  BatchResult r = Unwrap(events().TrackBatchJson(R"([
+    {"type":"page_view","customerId":"b1"},
+    {"type":"teleport","customerId":"b1"},
+    {"type":"custom","customerId":"b1"},
+    {"type":"page_view","customerId":"b1","timestamp":"last tuesday"},
+    {"type":"page_view"},
+    {"type":"purchase","customerId":"b1","properties":{"revenue":"12"}},
+    {"type":"custom","name":"signup","customerId":"b1","sessionId":"s-1"},
+    {"type":"page_view","customerId":"b1","properties":{"blob":")" + big + R"("}},
+    "not an object"])"));
+  ASSERT_EQ(r.items.size(), 9u);
+  EXPECT_EQ(r.accepted, 2u);
+  EXPECT_EQ(r.rejected, 7u);
+  EXPECT_TRUE(r.items[0].status.ok());
+  EXPECT_EQ(r.items[1].status.field(), "type");
+  EXPECT_EQ(r.items[2].status.field(), "name");
+  EXPECT_EQ(r.items[3].status.field(), "timestamp");
+  EXPECT_EQ(r.items[4].status.field(), "profileId");
+  EXPECT_EQ(r.items[5].status.field(), "properties.revenue");
+  EXPECT_TRUE(r.items[6].status.ok());
+  EXPECT_EQ(r.items[6].result.session_id, "s-1");
+  EXPECT_TRUE(r.items[7].status.IsResourceExhausted());
+  EXPECT_TRUE(r.items[8].status.IsInvalidArgument());
+  EXPECT_EQ(Unwrap(engine_->Stats()).Find("events")->as_int(), 2);
+  Json json = r.ToJson();
+  EXPECT_EQ(json.Find("rejected")->as_int(), 7);
+  EXPECT_EQ(json.Find("results")->items()[1].FindPath("error.field")->as_string(), "type");
+}
+
+TEST_F(EventsTest, WholeBatchLimits) {
+  std::string body = "[";
+  for (int i = 0; i < 3000; ++i) {
+    body += std::string(i ? "," : "") + R"({"type":"page_view","customerId":"x","properties":{"pad":")" +
+            std::string(150, 'p') + "\"}}";
+  }
+  body += "]";
+  auto r = events().TrackBatchJson(body);
+  EXPECT_TRUE(r.status().IsResourceExhausted());
+  EXPECT_EQ(Unwrap(engine_->Stats()).Find("events")->as_int(), 0);
+  EXPECT_TRUE(events().TrackBatchJson("[{").status().IsInvalidArgument());
+  EXPECT_TRUE(events().TrackBatchJson(R"({"events":[]})").status().IsInvalidArgument());
+  EXPECT_EQ(Unwrap(events().TrackBatchJson(R"({"batch":[{"type":"page_view","customerId":"y"}]})")).accepted, 1u);
+
+  std::string deep = R"({"type":"page_view","customerId":"x","properties":)";
+  for (int i = 0; i < 70; ++i) deep += R"({"k":)";
+  deep += "1";
+  for (int i = 0; i < 71; ++i) deep += "}";
+  Json too_deep = Unwrap(Json::Parse(deep, ParseLimits{1 << 20, 200}));
+  auto r2 = events().Track(too_deep);
+  EXPECT_TRUE(r2.status().IsInvalidArgument());
+  EXPECT_NE(r2.status().message().find("deeper"), std::string::npos);
+}
+
+TEST_F(EventsTest, RetriedEventIdsAreDuplicates) {
+  const char* e = R"({"id":"msg-1","type":"purchase","customerId":"d","properties":{"revenue":10}})";
+  TrackResult first = Unwrap(events().Track(J(e)));
+  EXPECT_FALSE(first.duplicate);
+  TrackResult again = Unwrap(events().Track(J(e)));
+  EXPECT_TRUE(again.duplicate);
+  EXPECT_EQ(again.profile_id, first.profile_id);
+  BatchResult r = Unwrap(events().TrackBatchJson(R"([
+    {"id":"msg-2","type":"purchase","customerId":"d","properties":{"revenue":1}},
+    {"id":"msg-2","type":"purchase","customerId":"d","properties":{"revenue":1}}])"));
+  EXPECT_FALSE(r.items[0].result.duplicate);
+  EXPECT_TRUE(r.items[1].result.duplicate);
+  Json p = Unwrap(profiles().Get(first.profile_id));
+  EXPECT_EQ(p.FindPath("computed.ltv")->as_number(), 11);
+  EXPECT_EQ(p.FindPath("computed.purchaseCount")->as_int(), 2);
+}
+
+TEST_F(EventsTest, QueryFiltersAndPages) {
+  std::string body = "[";
+  for (int i = 0; i < 40; ++i) {
+    body += fmt_event(i);
+    body += i < 39 ? "," : "]";
+  }
+  ASSERT_EQ(Unwrap(events().TrackBatchJson(body)).accepted, 40u);
+
+  auto all = AllEvents();
+  ASSERT_EQ(all.size(), 40u);
+  for (size_t i = 1; i < all.size(); ++i) {
+    EXPECT_LE(all[i - 1].Find("timestamp")->as_string(), all[i].Find("timestamp")->as_string());
+  }
+  EventQuery q;
+  q.type = "purchase";
+  EXPECT_EQ(AllEvents(q).size(), 10u);
+  q = {};
+  q.source = "ios";
+  EXPECT_EQ(AllEvents(q).size(), 20u);
+  q = *EventQuery::FromJson(J(R"({"since":"2026-06-01T00:10:00Z","until":"2026-06-01T00:20:00Z"})"));
+  EXPECT_EQ(AllEvents(q).size(), 10u);
+  q = *EventQuery::FromJson(J(R"({"where":[{"field":"properties.n","operator":">=","value":35}],
+                                   "order":"desc"})"));
+  auto top = AllEvents(q);
+  ASSERT_EQ(top.size(), 5u);
+  EXPECT_EQ(top[0].FindPath("properties.n")->as_int(), 39);
+  q = {};
+  q.profile_id = all[0].Find("profileId")->as_string();
+  q.descending = true;
+  auto mine = AllEvents(q);
+  EXPECT_EQ(mine.size(), 20u);  // customers alternate between two people
+  EXPECT_GE(mine.front().Find("timestamp")->as_string(), mine.back().Find("timestamp")->as_string());
+  EXPECT_TRUE(profiles().Timeline("nobody", EventQuery{}).status().IsNotFound());
+  EventQuery bad;
+  bad.cursor = "zz";
+  EXPECT_TRUE(events().Query(bad).status().IsInvalidArgument());
+}
+
+}  // namespace
+}  // namespace cdp

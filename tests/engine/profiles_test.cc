@@ -1,0 +1,193 @@
+// Copyright 2026 The libcdp Authors.
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <thread>
+
+#include "test_util.h"
+
+namespace cdp {
+namespace {
+
+using testing::J;
+using testing::Unwrap;
+
+class ProfilesTest : public testing::EngineTest {};
+
+TEST_F(ProfilesTest, CreateGeneratesIdAndNormalizesIdentifiers) {
+  Json p = Unwrap(profiles().Create(J(R"({"attributes":{"firstName":"Ada","email":" Ada@Example.COM ",
+      "tags":["vip","vip","new"],"customFields":{"tier":"gold","score":[1,2]}},"consent":{"email":true}})")));
+  const std::string id = p.Find("id")->as_string();
+  EXPECT_EQ(id.size(), 26u);
+  EXPECT_EQ(p.FindPath("externalIds.email")->as_string(), "ada@example.com");
+  EXPECT_EQ(p.FindPath("attributes.email")->as_string(), " Ada@Example.COM ");
+  EXPECT_EQ(*p.FindPath("attributes.tags"), J(R"(["vip","new"])"));
+  EXPECT_EQ(*p.FindPath("attributes.customFields"), J(R"({"tier":"gold","score":[1,2]})"));
+  EXPECT_TRUE(p.FindPath("consent.updatedAt")->is_string());
+  EXPECT_EQ(p.FindPath("computed.ltv")->as_number(), 0);
+  EXPECT_TRUE(p.FindPath("computed.lastPurchaseDate")->is_null());
+  EXPECT_TRUE(p.Find("segments")->is_array());
+  EXPECT_EQ(Unwrap(profiles().Get(id)), p);
+}
+
+TEST_F(ProfilesTest, CreateWithGivenIdAndDuplicates) {
+  Unwrap(profiles().Create(J(R"({"id":"cust-1","externalIds":{"customerId":"C1"}})")));
+  auto again = profiles().Create(J(R"({"id":"cust-1"})"));
+  EXPECT_TRUE(again.status().IsAlreadyExists());
+  EXPECT_EQ(again.status().field(), "id");
+  auto clash = profiles().Create(J(R"({"externalIds":{"customerId":"C1"}})"));
+  EXPECT_TRUE(clash.status().IsAlreadyExists());
+  EXPECT_EQ(clash.status().field(), "externalIds.customerId");
+  EXPECT_EQ(profiles().Create(J(R"({"id":"bad id!"})")).status().field(), "id");
+  EXPECT_EQ(Unwrap(engine_->Stats()).Find("profiles")->as_int(), 1);
+}
+
+TEST_F(ProfilesTest, BadInputNamesTheField) {
+  struct Case {
+    const char* doc;
+    const char* field;
+  } cases[] = {
+      {R"({"attributes":{"firstName":3}})", "attributes.firstName"},
+      {R"({"attributes":{"shoeSize":"9"}})", "attributes.shoeSize"},
+      {R"({"attributes":{"tags":["a",1]}})", "attributes.tags[1]"},
+      {R"({"attributes":{"customFields":[]}})", "attributes.customFields"},
+      {R"({"externalIds":{"email":"not-an-email"}})", "externalIds.email"},
+      {R"({"externalIds":{"phone":"12"}})", "externalIds.phone"},
+      {R"({"consent":{"email":"yes"}})", "consent.email"},
+      {R"({"computed":{"churnRisk":2}})", "computed.churnRisk"},
+      {R"({"nickname":"x"})", "nickname"},
+  };
+  for (const auto& c : cases) {
+    auto r = profiles().Create(J(c.doc));
+    EXPECT_TRUE(r.status().IsInvalidArgument()) << c.doc;
+    EXPECT_EQ(r.status().field(), c.field) << c.doc;
+  }
+  EXPECT_EQ(Unwrap(engine_->Stats()).Find("profiles")->as_int(), 0);
+}
+
+TEST_F(ProfilesTest, ReplaceReplacesAndPatchMerges) {
+  Json p = Unwrap(profiles().Create(J(R"({"attributes":{"firstName":"Ada","city":"London"},
+                                          "externalIds":{"email":"ada@example.com"},"consent":{"sms":false}})")));
+  std::string id = p.Find("id")->as_string();
+  Json patched = Unwrap(profiles().Patch(id, J(R"({"attributes":{"city":null,"country":"GB",
+                                                   "customFields":{"tier":"gold"}}})")));
+  EXPECT_EQ(patched.FindPath("attributes.firstName")->as_string(), "Ada");
+  EXPECT_EQ(patched.FindPath("attributes.city"), nullptr);
+  EXPECT_EQ(patched.FindPath("attributes.country")->as_string(), "GB");
+  EXPECT_EQ(patched.FindPath("externalIds.email")->as_string(), "ada@example.com");
+  EXPECT_EQ(*patched.FindPath("createdAt"), *p.FindPath("createdAt"));
+  EXPECT_EQ(*patched.FindPath("consent.updatedAt"), *p.FindPath("consent.updatedAt"));
+
+  // A document read with Get can be written back with Replace; fields absent from a replacement become empty.
+  Json doc = Unwrap(profiles().Get(id));
+  doc.Find("attributes")->Set("lastName", "Lovelace");
+  EXPECT_EQ(Unwrap(profiles().Replace(id, doc)).FindPath("attributes.lastName")->as_string(), "Lovelace");
+  Json replaced = Unwrap(profiles().Replace(id, J(R"({"attributes":{"firstName":"Augusta"}})")));
+  EXPECT_EQ(replaced.FindPath("attributes.country"), nullptr);
+  EXPECT_EQ(replaced.FindPath("externalIds.email"), nullptr);
+  // The released email may now be used by another profile.
+  Unwrap(profiles().Create(J(R"({"externalIds":{"email":"ada@example.com"}})")));
+  EXPECT_TRUE(profiles().Patch("missing", J("{}")).status().IsNotFound());
+  EXPECT_EQ(profiles().Replace(id, J(R"({"id":"other"})")).status().field(), "id");
+}
+
+TEST_F(ProfilesTest, DeleteRemovesProfileEventsAndIdentifiers) {
+  Json p = Unwrap(profiles().Create(J(R"({"externalIds":{"email":"x@example.com","deviceIds":["d1"]}})")));
+  std::string id = p.Find("id")->as_string();
+  Unwrap(events().Track(J(R"({"type":"page_view","email":"x@example.com"})")));
+  Unwrap(events().Track(J(R"({"type":"purchase","deviceId":"d1","properties":{"revenue":5}})")));
+  ASSERT_TRUE(profiles().Delete(id).ok());
+  EXPECT_TRUE(profiles().Get(id).status().IsNotFound());
+  EXPECT_TRUE(profiles().Delete(id).IsNotFound());
+  EXPECT_EQ(Unwrap(events().Query(EventQuery{})).items.size(), 0u);
+  Json stats = Unwrap(engine_->Stats());
+  EXPECT_EQ(stats.Find("profiles")->as_int(), 0);
+  EXPECT_EQ(stats.Find("events")->as_int(), 0);
+  // The identifiers are free again: a new event by that email creates a new profile.
+  TrackResult t = Unwrap(events().Track(J(R"({"type":"page_view","email":"x@example.com"})")));
+  EXPECT_TRUE(t.profile_created);
+  EXPECT_NE(t.profile_id, id);
+  EXPECT_EQ(Unwrap(profiles().Get(t.profile_id)).FindPath("computed.ltv")->as_number(), 0);
+}
+
+TEST_F(ProfilesTest, SearchFiltersSortsAndPagesThroughEverything) {
+  for (int i = 0; i < 57; ++i) {
+    Json doc = Json::Object();
+    Json attrs = Json::Object();
+    attrs.Set("country", i % 3 == 0 ? "US" : "FR");
+    attrs.Set("customFields", Json::Object().Set("rank", i % 10));
+    doc.Set("attributes", std::move(attrs));
+    Unwrap(profiles().Create(doc));
+  }
+  ProfileQuery q = *ProfileQuery::FromJson(J(R"({"conditions":[{"field":"attributes.country","operator":"=",
+                                                   "value":"US"}],"limit":4})"));
+  std::set<std::string> seen;
+  int pages = 0;
+  do {
+    Page page = Unwrap(profiles().Search(q));
+    for (const Json& p : page.items) {
+      EXPECT_EQ(p.FindPath("attributes.country")->as_string(), "US");
+      EXPECT_TRUE(seen.insert(p.Find("id")->as_string()).second);
+    }
+    q.cursor = page.next_cursor;
+    ++pages;
+  } while (!q.cursor.empty());
+  EXPECT_EQ(seen.size(), 19u);
+  EXPECT_EQ(pages, 5);
+
+  // Sorted, descending, through pages: ranks never increase and every profile appears once.
+  ProfileQuery sorted;
+  sorted.sort_by = "attributes.customFields.rank";
+  sorted.descending = true;
+  sorted.limit = 7;
+  seen.clear();
+  int64_t last_rank = 100;
+  do {
+    Page page = Unwrap(profiles().Search(sorted));
+    for (const Json& p : page.items) {
+      int64_t rank = p.FindPath("attributes.customFields.rank")->as_int();
+      EXPECT_LE(rank, last_rank);
+      last_rank = rank;
+      EXPECT_TRUE(seen.insert(p.Find("id")->as_string()).second);
+    }
+    sorted.cursor = page.next_cursor;
+  } while (!sorted.cursor.empty());
+  EXPECT_EQ(seen.size(), 57u);
+}
+
+TEST_F(ProfilesTest, SearchSeesComputedTraits) {
+  Unwrap(events().Track(J(R"({"type":"purchase","customerId":"big","properties":{"revenue":500}})")));
+  Unwrap(events().Track(J(R"({"type":"purchase","customerId":"small","properties":{"total":5}})")));
+  ProfileQuery q = *ProfileQuery::FromJson(J(R"({"conditions":[{"field":"computed.ltv","operator":">=",
+                                                   "value":100}]})"));
+  Page page = Unwrap(profiles().Search(q));
+  ASSERT_EQ(page.items.size(), 1u);
+  EXPECT_EQ(page.items[0].FindPath("externalIds.customerId")->as_string(), "big");
+}
+
+TEST_F(ProfilesTest, ConcurrentCreatesWithTheSameEmailMakeOneProfile) {
+  std::vector<std::thread> threads;
+  std::atomic<int> created{0}, clashed{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 50; ++i) {
+        auto r = profiles().Create(J(R"({"externalIds":{"email":"same@example.com"}})"));
+        (r.ok() ? created : clashed)++;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(created.load(), 1);
+  EXPECT_EQ(clashed.load(), 199);
+}
+
+TEST_F(ProfilesTest, SecondOpenOfTheSameDirectoryFails) {
+  auto second = Engine::Open(options_, dir_.path());
+  ASSERT_FALSE(second.ok());
+  EXPECT_TRUE(second.status().IsFailedPrecondition());
+  EXPECT_NE(second.status().message().find("already open"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace cdp

@@ -1,0 +1,750 @@
+# Copyright 2026 The libcdp Authors.
+#
+# End-to-end tests of cdp-server (examples/server): start the built binary, talk HTTP to it.
+#
+#   CDP_SERVER_BIN=build/examples/server/cdp-server /usr/bin/python3 -m pytest tests/server -q
+#
+# Standard library + pytest only.
+
+import http.client
+import json
+import os
+import select
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.parse
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SERVER_BIN = os.environ.get("CDP_SERVER_BIN", str(REPO_ROOT / "build" / "examples" / "server" / "cdp-server"))
+API_KEY = "test-key-" + uuid.uuid4().hex
+STARTUP_TIMEOUT = 30.0
+LISTEN_PREFIX = "cdp-server listening on http://"
+
+# Engine defaults (cdp::Options) the server runs with.
+MAX_BATCH_BYTES = 500 << 10
+MAX_PROFILE_BYTES = 256 << 10
+
+
+class ServerProcess:
+    """A running cdp-server; `port` is read from its 'listening on' line."""
+
+    def __init__(self, data_dir, api_key=API_KEY, extra_args=(), env=None):
+        args = [SERVER_BIN, "--data", str(data_dir), "--host", "127.0.0.1", "--port", "0", "--threads", "4"]
+        if api_key is not None:
+            args += ["--api-key", api_key]
+        args += list(extra_args)
+        proc_env = dict(os.environ if env is None else env)
+        if env is None:
+            proc_env.pop("CDP_API_KEY", None)
+        self.stderr_file = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.stderr_file, env=proc_env)
+        self.host = "127.0.0.1"
+        self.port = self._read_port()
+
+    def _read_port(self):
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        line = b""
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.proc.stdout], [], [], 0.2)
+            if ready:
+                line = self.proc.stdout.readline()
+                break
+            if self.proc.poll() is not None:
+                break
+        text = line.decode().strip()
+        if not text.startswith(LISTEN_PREFIX):
+            self.kill()
+            raise RuntimeError(f"cdp-server did not start (stdout {text!r}): {self.stderr()}")
+        host_port = text[len(LISTEN_PREFIX):]
+        host, _, port = host_port.rpartition(":")
+        assert host == "127.0.0.1"
+        return int(port)
+
+    def stderr(self):
+        self.stderr_file.seek(0)
+        return self.stderr_file.read().decode(errors="replace")
+
+    def stop(self, timeout=15):
+        """SIGTERM, and wait: returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        finally:
+            self.kill()
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def request(self, method, path, body=None, *, key=API_KEY, headers=None, params=None):
+        """Returns (status, parsed JSON body or None, response headers). `body`: bytes/str sent as is, else JSON."""
+        if params:
+            path += "?" + urllib.parse.urlencode(params)
+        all_headers = {}
+        if key is not None:
+            all_headers["Authorization"] = "Bearer " + key
+        if headers:
+            all_headers.update(headers)
+        if body is not None and not isinstance(body, (bytes, str)):
+            body = json.dumps(body)
+        if isinstance(body, str):
+            body = body.encode()
+        if body is not None:
+            all_headers.setdefault("Content-Type", "application/json")
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        try:
+            conn.request(method, path, body=body, headers=all_headers)
+            resp = conn.getresponse()
+            data = resp.read()
+            parsed = json.loads(data) if data else None
+            return resp.status, parsed, resp.headers
+        finally:
+            conn.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    if not os.access(SERVER_BIN, os.X_OK):
+        pytest.fail(f"cdp-server binary not found at {SERVER_BIN}; build it or set CDP_SERVER_BIN")
+    srv = ServerProcess(tmp_path_factory.mktemp("cdp-data"))
+    yield srv
+    code = srv.stop()
+    assert code == 0, srv.stderr()
+
+
+def unique_email(tag="user"):
+    return f"{tag}-{uuid.uuid4().hex[:12]}@example.com"
+
+
+def assert_error(body, code, field=None):
+    """The one error shape: {"error": {"code", "message"[, "field"]}}."""
+    assert isinstance(body, dict) and set(body) == {"error"}, body
+    err = body["error"]
+    assert err["code"] == code, body
+    assert isinstance(err["message"], str) and err["message"], body
+    assert set(err) <= {"code", "message", "field"}, body
+    if field is not None:
+        assert err.get("field") == field, body
+    else:
+        assert err.get("field", "x") != "", body  # omitted when empty, never ""
+
+
+def track(server, event):
+    status, body, _ = server.request("POST", "/api/cdp/events", event)
+    assert status == 201, body
+    return body
+
+
+def ms(iso):
+    """Epoch milliseconds of an ISO 8601 UTC timestamp."""
+    from datetime import datetime
+
+    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+# ---- health and auth ---------------------------------------------------------------------------------------------
+
+
+def test_healthz_needs_no_auth(server):
+    status, body, headers = server.request("GET", "/healthz", key=None)
+    assert status == 200
+    assert body == {"status": "ok"}
+    assert headers["Content-Type"].startswith("application/json")
+
+
+AUTH_ROUTES = [
+    ("GET", "/api/cdp/stats", None),
+    ("POST", "/api/cdp/profiles", {"attributes": {"email": "nobody@example.com"}}),
+    ("GET", "/api/cdp/profiles/some-id", None),
+    ("DELETE", "/api/cdp/profiles/some-id", None),
+    ("POST", "/api/cdp/profiles/search", {}),
+    ("POST", "/api/cdp/events", {"type": "page_view", "email": "nobody@example.com"}),
+    ("POST", "/api/cdp/events/batch", [{"type": "page_view", "email": "nobody@example.com"}]),
+    ("GET", "/api/cdp/events", None),
+    ("GET", "/api/cdp/no-such-route", None),
+]
+
+
+@pytest.mark.parametrize("method,path,body", AUTH_ROUTES)
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "Bearer wrong-key", f"Basic {API_KEY}", "Bearer", "Bearer ", API_KEY, f"Bearer {API_KEY}x",
+     f"Bearer {API_KEY[:-1]}", f"Token {API_KEY}"],
+)
+def test_api_routes_require_the_key(server, method, path, body, authorization):
+    headers = {} if authorization is None else {"Authorization": authorization}
+    status, resp, resp_headers = server.request(method, path, body, key=None, headers=headers)
+    assert status == 401, resp
+    assert_error(resp, "unauthenticated")
+    assert resp_headers.get("WWW-Authenticate", "").startswith("Bearer")
+
+
+def test_rejected_requests_write_nothing(server):
+    email = unique_email("unauth")
+    status, _, _ = server.request("POST", "/api/cdp/events", {"type": "page_view", "email": email}, key="nope")
+    assert status == 401
+    status, _, _ = server.request("POST", "/api/cdp/profiles", {"attributes": {"email": email}}, key=None)
+    assert status == 401
+    status, body, _ = server.request(
+        "POST", "/api/cdp/profiles/search",
+        {"conditions": [{"field": "externalIds.email", "operator": "=", "value": email}]})
+    assert status == 200, body
+    assert body["items"] == []
+
+
+def test_correct_key_is_accepted_and_scheme_is_case_insensitive(server):
+    for auth in (f"Bearer {API_KEY}", f"bearer {API_KEY}", f"BEARER {API_KEY}"):
+        status, body, _ = server.request("GET", "/api/cdp/stats", key=None, headers={"Authorization": auth})
+        assert status == 200, (auth, body)
+
+
+def test_env_api_key(tmp_path):
+    key = "env-key-" + uuid.uuid4().hex
+    env = dict(os.environ, CDP_API_KEY=key)
+    srv = ServerProcess(tmp_path / "data", api_key=None, env=env)
+    try:
+        assert srv.request("GET", "/api/cdp/stats", key=None)[0] == 401
+        assert srv.request("GET", "/api/cdp/stats", key=API_KEY)[0] == 401
+        assert srv.request("GET", "/api/cdp/stats", key=key)[0] == 200
+    finally:
+        assert srv.stop() == 0, srv.stderr()
+
+
+def test_refuses_non_loopback_host_without_key(tmp_path):
+    env = dict(os.environ)
+    env.pop("CDP_API_KEY", None)
+    proc = subprocess.run(
+        [SERVER_BIN, "--data", str(tmp_path / "data"), "--host", "0.0.0.0", "--port", "0"],
+        capture_output=True, env=env, timeout=10)
+    assert proc.returncode != 0
+    assert b"listening" not in proc.stdout
+    assert b"API key" in proc.stderr or b"api-key" in proc.stderr
+    assert not (tmp_path / "data").exists()  # refused before opening the database
+
+
+def test_bad_flags_exit_nonzero(tmp_path):
+    for args in (["--port", "0"],  # no --data
+                 ["--data", str(tmp_path / "d"), "--port", "70000"],
+                 ["--data", str(tmp_path / "d"), "--threads", "0"],
+                 ["--data", str(tmp_path / "d"), "--bogus"]):
+        proc = subprocess.run([SERVER_BIN] + args, capture_output=True, timeout=10)
+        assert proc.returncode != 0, args
+        assert proc.stderr, args
+
+
+def test_second_server_on_same_directory_fails(server, tmp_path):
+    data = tmp_path / "shared"
+    first = ServerProcess(data)
+    try:
+        proc = subprocess.run([SERVER_BIN, "--data", str(data), "--port", "0", "--api-key", API_KEY],
+                              capture_output=True, timeout=20)
+        assert proc.returncode != 0
+        assert b"failed_precondition" in proc.stderr, proc.stderr
+        assert first.request("GET", "/api/cdp/stats")[0] == 200
+    finally:
+        assert first.stop() == 0, first.stderr()
+
+
+def test_sigterm_closes_cleanly_and_data_persists(tmp_path):
+    data = tmp_path / "data"
+    srv = ServerProcess(data)
+    email = unique_email("persist")
+    status, created, _ = srv.request("POST", "/api/cdp/profiles", {"attributes": {"email": email}})
+    assert status == 201, created
+    assert srv.stop() == 0, srv.stderr()
+    assert "stopped" in srv.stderr()
+
+    again = ServerProcess(data, extra_args=["--sync"])  # the lock was released
+    try:
+        status, body, _ = again.request("GET", f"/api/cdp/profiles/{created['id']}")
+        assert status == 200, body
+        assert body["attributes"]["email"] == email
+    finally:
+        again.proc.send_signal(signal.SIGINT)
+        assert again.proc.wait(timeout=15) == 0, again.stderr()
+
+
+# ---- profiles ----------------------------------------------------------------------------------------------------
+
+
+def test_profile_crud(server):
+    email = unique_email("crud")
+    status, created, headers = server.request(
+        "POST", "/api/cdp/profiles",
+        {"attributes": {"email": email, "firstName": "Ada", "country": "GB", "tags": ["vip"]}})
+    assert status == 201, created
+    pid = created["id"]
+    assert isinstance(pid, str) and pid
+    assert headers["Location"] == f"/api/cdp/profiles/{pid}"
+    assert created["attributes"]["firstName"] == "Ada"
+    assert created["externalIds"]["email"] == email
+
+    status, got, _ = server.request("GET", f"/api/cdp/profiles/{pid}")
+    assert status == 200
+    assert got["id"] == pid and got["attributes"]["email"] == email and got["attributes"]["tags"] == ["vip"]
+    assert got["createdAt"] == created["createdAt"]
+
+    # PUT replaces the writable fields: firstName / tags not given become empty.
+    status, replaced, _ = server.request(
+        "PUT", f"/api/cdp/profiles/{pid}", {"attributes": {"email": email, "lastName": "Lovelace", "country": "GB"}})
+    assert status == 200, replaced
+    assert replaced["id"] == pid and replaced["createdAt"] == created["createdAt"]
+    assert replaced["attributes"]["lastName"] == "Lovelace"
+    assert "firstName" not in replaced["attributes"]
+    assert not replaced["attributes"].get("tags")
+
+    # PATCH merges: set city, delete country, keep the rest.
+    status, patched, _ = server.request(
+        "PATCH", f"/api/cdp/profiles/{pid}", {"attributes": {"city": "London", "country": None}})
+    assert status == 200, patched
+    assert patched["attributes"]["city"] == "London"
+    assert "country" not in patched["attributes"]
+    assert patched["attributes"]["lastName"] == "Lovelace"
+    assert patched["attributes"]["email"] == email
+    status, got, _ = server.request("GET", f"/api/cdp/profiles/{pid}")
+    assert got["attributes"] == patched["attributes"]
+
+    status, body, _ = server.request("DELETE", f"/api/cdp/profiles/{pid}")
+    assert status == 200
+    assert body == {"deleted": pid}
+    for method, payload in (("GET", None), ("DELETE", None), ("PATCH", {"attributes": {"city": "x"}}),
+                            ("PUT", {"attributes": {"city": "x"}})):
+        status, body, _ = server.request(method, f"/api/cdp/profiles/{pid}", payload)
+        assert status == 404, (method, body)
+        assert_error(body, "not_found")
+
+    # The email is free again once the profile is gone.
+    status, body, _ = server.request("POST", "/api/cdp/profiles", {"attributes": {"email": email}})
+    assert status == 201, body
+    assert body["id"] != pid
+
+
+def test_profile_conflicts_are_409(server):
+    pid = "crud-" + uuid.uuid4().hex
+    email = unique_email("dup")
+    status, body, _ = server.request("POST", "/api/cdp/profiles", {"id": pid, "attributes": {"email": email}})
+    assert status == 201, body
+    assert body["id"] == pid
+    status, body, _ = server.request("POST", "/api/cdp/profiles", {"id": pid})
+    assert status == 409
+    assert_error(body, "already_exists")
+    status, body, _ = server.request("POST", "/api/cdp/profiles", {"attributes": {"email": email.upper()}})
+    assert status == 409, body
+    assert_error(body, "already_exists")
+
+
+def test_profile_validation_errors_are_400_with_field(server):
+    status, body, _ = server.request("POST", "/api/cdp/profiles", {"attributes": {"email": "x@example.com"},
+                                                                    "favouriteColour": "blue"})
+    assert status == 400
+    assert_error(body, "invalid_argument")
+    assert body["error"].get("field")
+    status, body, _ = server.request("POST", "/api/cdp/profiles", {"attributes": {"firstName": 42}})
+    assert status == 400
+    assert_error(body, "invalid_argument", field="attributes.firstName")
+
+
+def test_search_with_conditions_and_pagination(server):
+    run = uuid.uuid4().hex
+    expected = set()
+    for i in range(23):
+        country = "US" if i % 2 == 0 else "FR"
+        status, body, _ = server.request("POST", "/api/cdp/profiles", {"attributes": {
+            "email": unique_email("search"), "country": country, "customFields": {"run": run, "n": i}}})
+        assert status == 201, body
+        if country == "US":
+            expected.add(body["id"])
+    assert len(expected) == 12
+
+    query = {"conditions": [{"field": "attributes.customFields.run", "operator": "=", "value": run},
+                            {"field": "attributes.country", "operator": "=", "value": "US"}],
+             "operator": "AND", "limit": 5}
+    seen = []
+    pages = 0
+    cursor = None
+    while True:
+        body_in = dict(query, cursor=cursor) if cursor else query
+        status, body, _ = server.request("POST", "/api/cdp/profiles/search", body_in)
+        assert status == 200, body
+        assert set(body) == {"items", "nextCursor"}
+        assert len(body["items"]) <= 5
+        for item in body["items"]:
+            assert item["attributes"]["country"] == "US"
+            assert item["attributes"]["customFields"]["run"] == run
+        seen += [item["id"] for item in body["items"]]
+        pages += 1
+        cursor = body["nextCursor"]
+        if cursor is None:
+            break
+        assert isinstance(cursor, str) and cursor
+        assert pages < 10
+    assert len(seen) == len(set(seen)), "duplicates across pages"
+    assert set(seen) == expected
+    assert pages >= 3
+
+    # Sorting, and OR groups.
+    status, body, _ = server.request("POST", "/api/cdp/profiles/search", {
+        "conditions": [{"field": "attributes.customFields.run", "operator": "=", "value": run},
+                       {"operator": "OR", "conditions": [
+                           {"field": "attributes.customFields.n", "operator": "<", "value": 3},
+                           {"field": "attributes.customFields.n", "operator": ">=", "value": 21}]}],
+        "sort": {"field": "attributes.customFields.n", "order": "desc"}, "limit": 50})
+    assert status == 200, body
+    assert [p["attributes"]["customFields"]["n"] for p in body["items"]] == [22, 21, 2, 1, 0]
+    assert body["nextCursor"] is None
+
+
+def test_search_errors(server):
+    status, body, _ = server.request("POST", "/api/cdp/profiles/search", {
+        "conditions": [{"field": "attributes.country", "operator": "~~", "value": "US"}]})
+    assert status == 400
+    assert_error(body, "invalid_argument")
+    assert "operator" in body["error"].get("field", "")
+    status, body, _ = server.request("POST", "/api/cdp/profiles/search", "{\"conditions\": [")
+    assert status == 400
+    assert_error(body, "invalid_argument")
+
+
+# ---- events ------------------------------------------------------------------------------------------------------
+
+
+def test_track_by_email_creates_a_profile(server):
+    email = unique_email("track")
+    result = track(server, {"type": "purchase", "email": email.upper(), "properties": {"revenue": 42}})
+    assert set(result) >= {"eventId", "profileId", "sessionId", "profileCreated", "duplicate"}
+    assert result["profileCreated"] is True and result["duplicate"] is False
+    pid = result["profileId"]
+
+    status, profile, _ = server.request("GET", f"/api/cdp/profiles/{pid}")
+    assert status == 200, profile
+    assert profile["externalIds"]["email"] == email  # normalized to lower case
+    assert profile["computed"]["purchaseCount"] == 1
+    assert profile["computed"]["ltv"] == 42
+
+    again = track(server, {"type": "page_view", "email": email, "properties": {"url": "/cart"}})
+    assert again["profileId"] == pid and again["profileCreated"] is False
+
+    # Re-tracking an event id is reported as a duplicate and changes nothing.
+    event = {"id": "evt-" + uuid.uuid4().hex, "type": "purchase", "email": email,
+             "timestamp": "2026-01-05T10:00:00Z", "properties": {"revenue": 8}}
+    first = track(server, event)
+    dup = track(server, event)
+    assert first["duplicate"] is False and dup["duplicate"] is True
+    assert dup["eventId"] == first["eventId"] == event["id"]
+    status, profile, _ = server.request("GET", f"/api/cdp/profiles/{pid}")
+    assert profile["computed"]["purchaseCount"] == 2
+    assert profile["computed"]["ltv"] == 50
+
+
+def test_track_validation_error(server):
+    status, body, _ = server.request("POST", "/api/cdp/events", {"type": "teleport", "email": unique_email()})
+    assert status == 400
+    assert_error(body, "invalid_argument", field="type")
+    status, body, _ = server.request("POST", "/api/cdp/events", {"type": "custom", "email": unique_email()})
+    assert status == 400
+    assert_error(body, "invalid_argument", field="name")
+
+
+def test_batch_with_one_bad_item(server):
+    email = unique_email("batch")
+    items = [
+        {"type": "page_view", "email": email, "timestamp": "2026-02-01T10:00:00Z", "properties": {"url": "/a"}},
+        {"type": "not_a_type", "email": email},
+        {"type": "purchase", "email": email, "timestamp": "2026-02-01T10:05:00Z", "properties": {"revenue": 10}},
+    ]
+    status, body, _ = server.request("POST", "/api/cdp/events/batch", items)
+    assert status == 200, body
+    assert body["accepted"] == 2 and body["rejected"] == 1
+    results = body["results"]
+    assert [r["index"] for r in results] == [0, 1, 2]
+    assert results[0]["status"] == "ok" and results[2]["status"] == "ok"
+    assert results[1]["status"] == "invalid_argument"
+    assert results[1]["error"]["code"] == "invalid_argument"
+    assert results[1]["error"].get("field", "").endswith("type")
+    pid = results[0]["profileId"]
+    assert results[2]["profileId"] == pid
+
+    status, page, _ = server.request("GET", "/api/cdp/events", params={"profileId": pid})
+    assert status == 200, page
+    assert sorted(e["type"] for e in page["items"]) == ["page_view", "purchase"]
+    assert {e["id"] for e in page["items"]} == {results[0]["eventId"], results[2]["eventId"]}
+
+    # Segment's {"batch": [...]} shape.
+    status, body, _ = server.request("POST", "/api/cdp/events/batch",
+                                     {"batch": [{"type": "email_open", "profileId": pid}]})
+    assert status == 200, body
+    assert body["accepted"] == 1 and body["results"][0]["profileId"] == pid
+
+    # A body that is no batch at all fails as a whole.
+    status, body, _ = server.request("POST", "/api/cdp/events/batch", {"type": "page_view"})
+    assert status == 400
+    assert_error(body, "invalid_argument")
+    status, body, _ = server.request("POST", "/api/cdp/events/batch", "[{\"type\": ")
+    assert status == 400
+    assert_error(body, "invalid_argument")
+
+
+@pytest.fixture(scope="module")
+def event_profile(server):
+    """A profile with a known set of events, tracked out of order."""
+    pid = "evq-" + uuid.uuid4().hex
+    events = [
+        {"type": "page_view", "timestamp": "2026-03-01T10:00:00Z", "source": "web", "properties": {"url": "/"}},
+        {"type": "product_view", "timestamp": "2026-03-01T10:02:00Z", "source": "web",
+         "properties": {"sku": "A1", "price": 30}},
+        {"type": "add_to_cart", "timestamp": "2026-03-01T10:03:00Z", "source": "web", "properties": {"sku": "A1"}},
+        {"type": "purchase", "timestamp": "2026-03-01T10:10:00Z", "source": "pos",
+         "properties": {"revenue": 30, "plan": "pro"}},
+        {"type": "custom", "name": "review", "timestamp": "2026-03-03T09:00:00Z", "source": "app",
+         "properties": {"stars": 5}},
+        {"type": "page_view", "timestamp": "2026-03-03T09:01:00Z", "source": "app", "properties": {"url": "/r"}},
+    ]
+    order = [3, 0, 5, 1, 4, 2]  # arrival order differs from event time
+    for i in order:
+        track(server, dict(events[i], profileId=pid))
+    return pid, events
+
+
+def test_event_query_filters(server, event_profile):
+    pid, events = event_profile
+
+    def query(**params):
+        status, body, _ = server.request("GET", "/api/cdp/events", params=dict(params, profileId=pid))
+        assert status == 200, (params, body)
+        assert set(body) == {"items", "nextCursor"}
+        return body
+
+    assert len(query()["items"]) == 6
+    assert all(e["profileId"] == pid for e in query()["items"])
+    assert [e["timestamp"] for e in query(type="page_view")["items"]] == [
+        "2026-03-01T10:00:00.000Z", "2026-03-03T09:01:00.000Z"]
+    assert {e["type"] for e in query(source="web")["items"]} == {"page_view", "product_view", "add_to_cart"}
+    custom = query(name="review")["items"]
+    assert len(custom) == 1 and custom[0]["properties"]["stars"] == 5
+    # since (inclusive) / until (exclusive), as ISO 8601 and as epoch milliseconds.
+    since_iso = query(since="2026-03-01T10:03:00Z", until="2026-03-03T09:01:00Z")["items"]
+    assert [e["type"] for e in since_iso] == ["add_to_cart", "purchase", "custom"]
+    since_ms = query(since=str(ms("2026-03-01T10:03:00Z")), until=str(ms("2026-03-03T09:01:00Z")))["items"]
+    assert [e["id"] for e in since_ms] == [e["id"] for e in since_iso]
+    where = json.dumps([{"field": "properties.sku", "operator": "=", "value": "A1"}])
+    assert [e["type"] for e in query(where=where)["items"]] == ["product_view", "add_to_cart"]
+    where = json.dumps({"operator": "OR", "conditions": [
+        {"field": "properties.revenue", "operator": ">", "value": 20},
+        {"field": "properties.stars", "operator": ">=", "value": 4}]})
+    assert [e["type"] for e in query(where=where)["items"]] == ["purchase", "custom"]
+
+    # Pagination through all of them, 4 at a time.
+    ids, cursor, pages = [], None, 0
+    while True:
+        body = query(limit="4", **({"cursor": cursor} if cursor else {}))
+        assert len(body["items"]) <= 4
+        ids += [e["id"] for e in body["items"]]
+        pages += 1
+        cursor = body["nextCursor"]
+        if cursor is None:
+            break
+        assert pages < 5
+    assert pages == 2 and len(ids) == 6 and len(set(ids)) == 6
+
+    # Without profileId: events of every profile, still filterable.
+    status, body, _ = server.request("GET", "/api/cdp/events", params={"name": "review", "source": "app"})
+    assert status == 200
+    assert pid in {e["profileId"] for e in body["items"]}
+
+
+@pytest.mark.parametrize("params,field", [
+    ({"limit": "0"}, "limit"),
+    ({"limit": "-3"}, "limit"),
+    ({"limit": "ten"}, "limit"),
+    ({"limit": "2.5"}, "limit"),
+    ({"limit": ""}, "limit"),
+    ({"limit": "99999999999999999999999"}, "limit"),
+    ({"where": "[{\"field\": "}, "where"),
+    ({"colour": "red"}, "colour"),
+])
+def test_event_query_bad_params(server, params, field):
+    for path in ("/api/cdp/events", "/api/cdp/profiles/whoever/timeline"):
+        status, body, _ = server.request("GET", path, params=params)
+        assert status == 400, (path, body)
+        assert_error(body, "invalid_argument", field=field)
+
+
+def test_event_query_library_errors(server):
+    status, body, _ = server.request("GET", "/api/cdp/events", params={"since": "yesterday"})
+    assert status == 400
+    assert_error(body, "invalid_argument")
+    status, body, _ = server.request("GET", "/api/cdp/events", params={"order": "sideways"})
+    assert status == 400
+    assert_error(body, "invalid_argument")
+
+
+def test_timeline_order(server, event_profile):
+    pid, events = event_profile
+    times = sorted(e["timestamp"] for e in events)
+    for route in ("timeline", "events"):
+        status, body, _ = server.request("GET", f"/api/cdp/profiles/{pid}/{route}")
+        assert status == 200, body
+        got = [e["timestamp"] for e in body["items"]]
+        assert got == [t.replace("Z", ".000Z") for t in times]
+        status, body, _ = server.request("GET", f"/api/cdp/profiles/{pid}/{route}", params={"order": "desc"})
+        assert status == 200, body
+        assert [e["timestamp"] for e in body["items"]] == list(reversed(got))
+    status, body, _ = server.request("GET", f"/api/cdp/profiles/{pid}/timeline",
+                                     params={"order": "desc", "limit": "2", "type": "page_view"})
+    assert status == 200
+    assert [e["timestamp"] for e in body["items"]] == ["2026-03-03T09:01:00.000Z", "2026-03-01T10:00:00.000Z"]
+
+    status, body, _ = server.request("GET", "/api/cdp/profiles/no-such-profile/timeline")
+    assert status == 404
+    assert_error(body, "not_found")
+
+
+def test_sessions(server, event_profile):
+    pid, _ = event_profile
+    status, body, _ = server.request("GET", f"/api/cdp/profiles/{pid}/sessions")
+    assert status == 200, body
+    assert set(body) == {"items"}
+    sessions = body["items"]
+    # 2026-03-01 10:00..10:10 and 2026-03-03 09:00..09:01: two sessions, oldest first.
+    assert [s["eventCount"] for s in sessions] == [4, 2]
+    assert sessions[0]["start"] < sessions[1]["start"]
+    assert sessions[0]["start"].startswith("2026-03-01T10:00:00")
+    assert sessions[0]["end"].startswith("2026-03-01T10:10:00")
+    assert sessions[0]["durationSeconds"] == 600
+
+    status, body, _ = server.request("GET", "/api/cdp/profiles/no-such-profile/sessions")
+    assert status == 404
+    assert_error(body, "not_found")
+
+
+def test_concurrent_clients(server):
+    """Many clients tracking for one new identifier at once: one profile, every event counted once."""
+    email = unique_email("concurrent")
+    threads, per_thread = 8, 25
+    results, errors = [], []
+
+    def worker(t):
+        try:
+            for i in range(per_thread):
+                results.append(track(server, {
+                    "type": "page_view", "email": email,
+                    "timestamp": f"2026-04-01T10:{t:02d}:{i:02d}Z", "properties": {"url": f"/{t}/{i}"}}))
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    pool = [threading.Thread(target=worker, args=(t,)) for t in range(threads)]
+    for th in pool:
+        th.start()
+    for th in pool:
+        th.join()
+    assert not errors, errors
+    assert len(results) == threads * per_thread
+    assert len({r["profileId"] for r in results}) == 1
+    assert sum(r["profileCreated"] for r in results) == 1
+    assert len({r["eventId"] for r in results}) == threads * per_thread
+    status, profile, _ = server.request("GET", f"/api/cdp/profiles/{results[0]['profileId']}")
+    assert status == 200
+    assert profile["computed"]["eventCount"] == threads * per_thread
+
+
+def test_stats(server):
+    status, before, _ = server.request("GET", "/api/cdp/stats")
+    assert status == 200, before
+    assert before["formatVersion"] == 1
+    track(server, {"type": "page_view", "email": unique_email("stats")})
+    status, after, _ = server.request("GET", "/api/cdp/stats")
+    assert after["profiles"] == before["profiles"] + 1
+    assert after["events"] == before["events"] + 1
+
+
+# ---- errors ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method,path", [
+    ("POST", "/api/cdp/profiles"),
+    ("PUT", "/api/cdp/profiles/anyone"),
+    ("PATCH", "/api/cdp/profiles/anyone"),
+    ("POST", "/api/cdp/events"),
+])
+@pytest.mark.parametrize("payload", ["{not json", "", "[1, 2", "{\"a\": 1} trailing", "\"unterminated"])
+def test_malformed_json_is_400(server, method, path, payload):
+    status, body, headers = server.request(method, path, payload)
+    assert status == 400, body
+    assert_error(body, "invalid_argument")
+    assert headers["Content-Type"].startswith("application/json")
+
+
+def test_too_deep_json_is_400(server):
+    deep = "[" * 200 + "]" * 200
+    status, body, _ = server.request("POST", "/api/cdp/events", deep)
+    assert status == 400
+    assert_error(body, "invalid_argument")
+
+
+def test_unknown_route_and_wrong_method(server):
+    status, body, _ = server.request("GET", "/api/cdp/nothing-here")
+    assert status == 404
+    assert_error(body, "not_found")
+    status, body, _ = server.request("GET", "/not-api", key=None)
+    assert status == 404
+    assert_error(body, "not_found")
+    status, body, headers = server.request("DELETE", "/api/cdp/stats")
+    assert status == 405
+    assert_error(body, "invalid_argument")
+    assert headers["Allow"] == "GET"
+    status, body, headers = server.request("GET", "/api/cdp/events/batch")
+    assert status == 405
+    assert headers["Allow"] == "POST"
+    status, body, headers = server.request("POST", "/api/cdp/profiles/someone")
+    assert status == 405
+    assert set(headers["Allow"].split(", ")) == {"GET", "PUT", "PATCH", "DELETE"}
+    # Wrong methods need the key too.
+    status, body, _ = server.request("DELETE", "/api/cdp/stats", key="wrong")
+    assert status == 401
+
+
+def test_oversized_batch_is_413(server):
+    email = unique_email("big")
+    item = {"type": "page_view", "email": email, "properties": {"pad": "x" * 1000}}
+    # Over the library's max_batch_bytes, under the server's payload limit: the library says ResourceExhausted.
+    just_over = json.dumps([item] * (MAX_BATCH_BYTES // 1000 + 10))
+    assert MAX_BATCH_BYTES < len(just_over) < MAX_BATCH_BYTES + (64 << 10)
+    status, body, _ = server.request("POST", "/api/cdp/events/batch", just_over)
+    assert status == 413, body
+    assert_error(body, "resource_exhausted")
+    # Far over: the server refuses the body itself, with the same shape.
+    huge = json.dumps([item] * 3000)
+    status, body, headers = server.request("POST", "/api/cdp/events/batch", huge)
+    assert status == 413, body
+    assert_error(body, "resource_exhausted")
+    assert headers["Content-Type"].startswith("application/json")
+    # Nothing of either was stored, and the server still serves.
+    status, body, _ = server.request("POST", "/api/cdp/profiles/search", {
+        "conditions": [{"field": "externalIds.email", "operator": "=", "value": email}]})
+    assert status == 200 and body["items"] == []
+
+
+def test_large_form_encoded_body_is_413_with_json_shape(server):
+    # cpp-httplib parses x-www-form-urlencoded bodies itself and caps them at 8 KiB (what `curl -d` sends).
+    body = json.dumps([{"type": "page_view", "email": unique_email("form"), "properties": {"pad": "x" * 9000}}])
+    status, resp, _ = server.request("POST", "/api/cdp/events/batch", body,
+                                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 413, resp
+    assert_error(resp, "resource_exhausted")
+    assert "application/json" in resp["error"]["message"]
+
+
+def test_oversized_event_is_413(server):
+    event = {"type": "page_view", "email": unique_email("bigevent"), "properties": {"pad": "x" * (40 << 10)}}
+    status, body, _ = server.request("POST", "/api/cdp/events", event)
+    assert status == 413, body
+    assert_error(body, "resource_exhausted")
