@@ -3,7 +3,7 @@
 // cdp-demo: loads the demo e-commerce data set (src/demo/generator.h) into a libcdp database.
 //
 //   cdp-demo --data ./demo-data [--profiles 100000] [--events 1000000] [--seed 42] [--visitors N] [--days 365]
-//            [--batch 500] [--end 2026-01-01T00:00:00Z] [--late 0.01] [--sync]
+//            [--batch 500] [--end 2026-01-01T00:00:00Z] [--late 0.01] [--profile-threads 1] [--no-pipeline] [--sync]
 //
 // Prints progress, then counts and rates. Exit code 0 when everything was accepted, 1 when some item was rejected,
 // 2 on a usage error or when the load failed.
@@ -32,6 +32,8 @@ void Usage() {
                "  --end TIMESTAMP  end of the time range, ISO 8601 (default 2026-01-01T00:00:00Z)\n"
                "  --batch N        events per TrackBatch (default 500)\n"
                "  --late FRACTION  fraction of events delivered late (default 0.01)\n"
+               "  --profile-threads N  threads creating profiles (default 1)\n"
+               "  --no-pipeline    generate each batch in the loading thread (default: a generator thread)\n"
                "  --sync           open with sync_writes (fsync each write)\n");
 }
 
@@ -76,6 +78,8 @@ int main(int argc, char** argv) {
       config.days = static_cast<int>(n);
     } else if (a == "--batch" && ParseSize(value(), &n) && n > 0) {
       load.batch_size = n;
+    } else if (a == "--profile-threads" && ParseSize(value(), &n) && n > 0 && n <= 64) {
+      load.profile_threads = static_cast<int>(n);
     } else if (a == "--late") {
       config.late_fraction = std::atof(value());
     } else if (a == "--end") {
@@ -85,6 +89,8 @@ int main(int argc, char** argv) {
         return 2;
       }
       config.end_time_us = *t;
+    } else if (a == "--no-pipeline") {
+      load.pipeline = false;
     } else if (a == "--sync") {
       options.sync_writes = true;
     } else if (a == "-h" || a == "--help") {

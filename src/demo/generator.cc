@@ -1222,7 +1222,7 @@ Result<LoadStats> Load(Engine& engine, const GeneratorConfig& config, const Load
   Generator gen(config);
   stats.plan_seconds = Since(t0);
   const size_t batch_size = options.batch_size == 0 ? 500 : options.batch_size;
-  const int threads = options.profile_threads <= 0 ? 2 : options.profile_threads;
+  const int threads = options.profile_threads <= 0 ? 1 : options.profile_threads;
   constexpr size_t kMaxSampleErrors = 10;
   constexpr size_t kProgressEvery = 50000;
 
