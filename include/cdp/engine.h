@@ -123,8 +123,9 @@ struct BatchResult {
 // Events: the behavioural log.
 //
 // An event document has the fields
-//   id          string; generated unless given (then re-tracking the same id for the same profile and time is a
-//               no-op reported as duplicate, so retries are safe)
+//   id          string; generated unless given. Re-tracking an event with the same id, profile and timestamp is a
+//               no-op reported as duplicate, so retries are safe; a retry must carry the original timestamp (an
+//               event without one takes the time of receipt, so a retry of it is a new event)
 //   type        one of page_view, product_view, add_to_cart, purchase, email_open, app_usage, custom (required)
 //   name        string; required for custom events
 //   timestamp   event time (ISO 8601 or epoch ms); default: the time of receipt

@@ -85,35 +85,36 @@ class EngineImpl::IngestContext {
       : engine_(engine), store_(engine->store()), batch_(engine->store()), received_us_(received_us) {}
 
   // Fills `result` for one valid event and adds it to the batch.
-  Status Add(const ParsedEvent& e, TrackResult* result) {
+  // `e` is consumed: its properties move into the stored event.
+  Status Add(ParsedEvent& e, TrackResult* result) {
     result->event_id = e.id;
+    std::string profile_id;
+    CDP_RETURN_IF_ERROR(Resolve(e, &profile_id, &result->profile_created));
+    result->profile_id = profile_id;
+    std::string key = storage::EventKey(profile_id, e.time_us, e.id);
     if (e.client_id) {
-      if (!batch_client_ids_.insert(e.id).second) {
+      // A retry carries the same id, time and identifiers, so it lands on the same key: a no-op.
+      if (!batch_keys_.insert(key).second) {
         result->duplicate = true;
         return Status::OK();
       }
-      std::string where;
-      Status s = store_.Get(storage::Cf::kEventIds, e.id, &where);
+      std::string existing;
+      Status s = result->profile_created ? Status::NotFound("") : store_.Get(storage::Cf::kEvents, key, &existing);
       if (s.ok()) {
         result->duplicate = true;
-        result->profile_id = where.substr(0, where.find('\0'));
+        result->session_id = SessionOf(existing);
         return Status::OK();
       }
       if (!s.IsNotFound()) return s;
     }
-    std::string profile_id;
-    CDP_RETURN_IF_ERROR(Resolve(e, &profile_id, &result->profile_created));
-    result->profile_id = profile_id;
     if (!e.session_id.empty()) {
       result->session_id = e.session_id;
       NoteEventTime(profile_id, e.time_us, e.session_id);
     } else {
       CDP_RETURN_IF_ERROR(AssignSession(profile_id, e.time_us, &result->session_id));
     }
-    std::string key = storage::EventKey(profile_id, e.time_us, e.id);
-    batch_.Put(storage::Cf::kEvents, key, StoredEvent(e, profile_id, result->session_id, received_us_).Dump());
+    batch_.Put(storage::Cf::kEvents, key, StoredEvent(&e, profile_id, result->session_id, received_us_).Dump());
     batch_.Put(storage::Cf::kEventsByTime, storage::TimeKey(e.time_us, e.id), profile_id);
-    if (e.client_id) batch_.Put(storage::Cf::kEventIds, e.id, key);
     traits_[profile_id].AddEvent(e.time_us, e.purchase, e.purchase_micros);
     ++events_added_;
     return Status::OK();
@@ -187,6 +188,7 @@ class EngineImpl::IngestContext {
       Json parts = Json::Object();
       for (const char* key : {"externalIds", "attributes", "consent", "computed"}) parts.Set(key, Json::Object());
       dirty_profiles_.emplace(*profile_id, BuildStoredProfile(*profile_id, std::move(parts), nullptr, received_us_));
+      created_.insert(*profile_id);
       ++profiles_created_;
     }
     // Identifiers nobody holds yet join this profile. One held by another profile stays there: merging profiles is
@@ -236,6 +238,8 @@ class EngineImpl::IngestContext {
     SessionState state;
     if (auto it = engine_->sessions_.find(profile_id); it != engine_->sessions_.end()) {
       state = it->second;
+    } else if (created_.contains(profile_id)) {
+      // A profile this batch created has no stored events.
     } else {
       std::string prefix = storage::ProfileEventsPrefix(profile_id);
       auto iter = store_.NewIterator(storage::Cf::kEvents, prefix, storage::PrefixSuccessor(prefix));
@@ -314,11 +318,12 @@ class EngineImpl::IngestContext {
   int64_t profiles_created_ = 0;
   int64_t events_added_ = 0;
   absl::flat_hash_map<std::string, Json> dirty_profiles_;
+  absl::flat_hash_set<std::string> created_;
   absl::flat_hash_map<std::string, std::string> pending_identities_;
   absl::flat_hash_map<std::string, SessionState> staged_sessions_;
   absl::flat_hash_map<std::string, std::vector<std::pair<int64_t, std::string>>> batch_times_;
   absl::flat_hash_map<std::string, storage::Traits> traits_;
-  absl::flat_hash_set<std::string> batch_client_ids_;
+  absl::flat_hash_set<std::string> batch_keys_;  // event keys of client-given ids in this batch
 };
 
 Status EngineImpl::Ingest(std::vector<ParsedEvent>* events, std::vector<BatchItemResult>* results,
@@ -415,7 +420,6 @@ Status EngineImpl::DeleteProfile(std::string_view id) {
       std::string_view time_key = iter->key().substr(prefix.size());
       batch.Delete(storage::Cf::kEvents, iter->key());
       batch.Delete(storage::Cf::kEventsByTime, time_key);
-      batch.Delete(storage::Cf::kEventIds, storage::TimeKeyEventId(time_key));
       ++events;
     }
     CDP_RETURN_IF_ERROR(iter->status());

@@ -51,6 +51,8 @@ class EventsImpl final : public Events {
   Result<Page> Query(const EventQuery& query) override;
 
  private:
+  // Validates and stores events it may consume; `count` is the number of items the caller sent.
+  Result<BatchResult> TrackOwned(std::vector<Json>&& events, size_t count);
   EngineImpl* engine_;
 };
 

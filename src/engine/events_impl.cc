@@ -50,7 +50,7 @@ namespace internal {
 
 Result<TrackResult> EventsImpl::Track(const Json& event) {
   const int64_t now = NowMicros();
-  CDP_ASSIGN_OR_RETURN(ParsedEvent parsed, ParseEvent(event, engine_->options(), now));
+  CDP_ASSIGN_OR_RETURN(ParsedEvent parsed, ParseEvent(Json(event), engine_->options(), now));
   std::vector<ParsedEvent> events;
   events.push_back(std::move(parsed));
   std::vector<BatchItemResult> results(1);
@@ -59,10 +59,15 @@ Result<TrackResult> EventsImpl::Track(const Json& event) {
 }
 
 Result<BatchResult> EventsImpl::TrackBatch(const std::vector<Json>& events) {
+  if (events.size() > engine_->options().max_batch_items) return TrackOwned({}, events.size());
+  return TrackOwned(std::vector<Json>(events), events.size());
+}
+
+Result<BatchResult> EventsImpl::TrackOwned(std::vector<Json>&& events, size_t count) {
   const Options& options = engine_->options();
-  if (events.size() > options.max_batch_items) {
+  if (count > options.max_batch_items) {
     return Status::ResourceExhausted(
-        fmt::format("batch of {} events is over the limit of {}", events.size(), options.max_batch_items));
+        fmt::format("batch of {} events is over the limit of {}", count, options.max_batch_items));
   }
   const int64_t now = NowMicros();
   BatchResult out;
@@ -70,7 +75,7 @@ Result<BatchResult> EventsImpl::TrackBatch(const std::vector<Json>& events) {
   std::vector<ParsedEvent> parsed;
   parsed.reserve(events.size());
   for (size_t i = 0; i < events.size(); ++i) {
-    auto p = ParseEvent(events[i], options, now);
+    auto p = ParseEvent(std::move(events[i]), options, now);
     if (p.ok()) {
       parsed.push_back(std::move(p).value());
     } else {
@@ -100,7 +105,8 @@ Result<BatchResult> EventsImpl::TrackBatchJson(std::string_view json_text) {
     doc = std::move(inner);
   }
   if (!doc.is_array()) return Status::InvalidArgument("a batch must be a JSON array of events", "batch");
-  return TrackBatch(doc.items());
+  size_t count = doc.size();
+  return TrackOwned(std::move(doc.items()), count);
 }
 
 Result<Page> EventsImpl::Query(const EventQuery& query) {

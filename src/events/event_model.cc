@@ -53,23 +53,24 @@ Status PurchaseValue(const Json& properties, bool* found, int64_t* micros) {
 
 }  // namespace
 
-Result<ParsedEvent> ParseEvent(const Json& event, const Options& options, int64_t now_us) {
+Result<ParsedEvent> ParseEvent(Json&& event, const Options& options, int64_t now_us) {
   if (!event.is_object()) {
     return Status::InvalidArgument(fmt::format("an event must be a JSON object, got {}",
                                                Json::TypeName(event.type())));
   }
-  if (JsonDepth(event) > options.max_json_depth) {
+  int depth = 0;
+  size_t bytes = SerializedSize(event, &depth);
+  if (depth > options.max_json_depth) {
     return Status::InvalidArgument(fmt::format("JSON nested deeper than {} levels", options.max_json_depth));
   }
-  std::string text = event.Dump();
-  if (text.size() > options.max_event_bytes) {
+  if (bytes > options.max_event_bytes) {
     return Status::ResourceExhausted(
-        fmt::format("event of {} bytes is over the limit of {} bytes", text.size(), options.max_event_bytes));
+        fmt::format("event of {} bytes is over the limit of {} bytes", bytes, options.max_event_bytes));
   }
   ParsedEvent e;
   bool has_timestamp = false;
   std::string raw_ids[std::size(kIdentifierTypes)];
-  for (const auto& [key, value] : event.members()) {
+  for (auto& [key, value] : event.members()) {
     if (value.is_null()) continue;
     if (key == "type") {
       CDP_RETURN_IF_ERROR(ShortString(value, key, &e.type));
@@ -96,7 +97,7 @@ Result<ParsedEvent> ParseEvent(const Json& event, const Options& options, int64_
         return Status::InvalidArgument(fmt::format("expected an object, got {}", Json::TypeName(value.type())),
                                        "properties");
       }
-      e.properties = value;
+      e.properties = std::move(value);
     } else if (key == "profileId") {
       CDP_RETURN_IF_ERROR(ShortString(value, key, &e.profile_id));
       CDP_RETURN_IF_ERROR(ValidateId(e.profile_id, "profileId"));
@@ -139,8 +140,8 @@ Result<ParsedEvent> ParseEvent(const Json& event, const Options& options, int64_
   return e;
 }
 
-Json StoredEvent(const ParsedEvent& e, std::string_view profile_id, std::string_view session_id,
-                 int64_t received_us) {
+Json StoredEvent(ParsedEvent* event, std::string_view profile_id, std::string_view session_id, int64_t received_us) {
+  const ParsedEvent& e = *event;
   Json out = Json::Object();
   out.Set("id", e.id);
   out.Set("profileId", profile_id);
@@ -154,7 +155,7 @@ Json StoredEvent(const ParsedEvent& e, std::string_view profile_id, std::string_
   for (const Identifier& id : e.identifiers) {
     if (id.type != "deviceId") out.Set(id.type, id.value);
   }
-  out.Set("properties", e.properties);
+  out.Set("properties", std::move(event->properties));
   return out;
 }
 

@@ -33,13 +33,13 @@ struct ParsedEvent {
   int64_t purchase_micros = 0;          // purchase value in millionths
 };
 
-// Validates `event` (already parsed JSON). `now_us` is the time of receipt, used when timestamp is absent.
-// Errors: InvalidArgument with the field path; ResourceExhausted when over Options::max_event_bytes.
-Result<ParsedEvent> ParseEvent(const Json& event, const Options& options, int64_t now_us);
+// Validates `event` (already parsed JSON), taking its properties. `now_us` is the time of receipt, used when
+// timestamp is absent. Errors: InvalidArgument with the field path; ResourceExhausted when over
+// Options::max_event_bytes.
+Result<ParsedEvent> ParseEvent(Json&& event, const Options& options, int64_t now_us);
 
-// The stored document, in the model's field order.
-Json StoredEvent(const ParsedEvent& e, std::string_view profile_id, std::string_view session_id,
-                 int64_t received_us);
+// The stored document, in the model's field order. Moves e->properties into it.
+Json StoredEvent(ParsedEvent* e, std::string_view profile_id, std::string_view session_id, int64_t received_us);
 
 }  // namespace cdp::internal
 

@@ -157,9 +157,61 @@ int JsonDepth(const Json& value) {
   } else if (value.is_object()) {
     for (const auto& m : value.members()) deepest = std::max(deepest, JsonDepth(m.second));
   } else {
-    return 1;
+    return 0;
   }
   return deepest + 1;
+}
+
+namespace {
+
+size_t EscapedSize(std::string_view s) {
+  size_t n = 2;
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t' || c == '\b' || c == '\f') {
+      n += 2;
+    } else if (c < 0x20) {
+      n += 6;
+    } else {
+      n += 1;
+    }
+  }
+  return n;
+}
+
+}  // namespace
+
+size_t SerializedSize(const Json& value, int* depth) {
+  *depth = value.is_array() || value.is_object() ? 1 : 0;
+  switch (value.type()) {
+    case Json::Type::kNull: return 4;
+    case Json::Type::kBool: return value.as_bool() ? 4 : 5;
+    case Json::Type::kString: return EscapedSize(value.as_string());
+    case Json::Type::kInt:
+    case Json::Type::kDouble: {
+      std::string text;
+      value.DumpTo(&text);  // short: fits the small-string buffer, no allocation
+      return text.size();
+    }
+    case Json::Type::kArray: {
+      size_t n = 2 + (value.size() > 0 ? value.size() - 1 : 0);
+      for (const Json& item : value.items()) {
+        int d = 0;
+        n += SerializedSize(item, &d);
+        *depth = std::max(*depth, d + 1);
+      }
+      return n;
+    }
+    case Json::Type::kObject: {
+      size_t n = 2 + (value.size() > 0 ? value.size() - 1 : 0);
+      for (const auto& [key, item] : value.members()) {
+        int d = 0;
+        n += EscapedSize(key) + 1 + SerializedSize(item, &d);
+        *depth = std::max(*depth, d + 1);
+      }
+      return n;
+    }
+  }
+  return 0;
 }
 
 Result<Json> NormalizeProfileInput(const Json& input) {

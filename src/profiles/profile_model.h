@@ -37,8 +37,11 @@ Json WritableParts(const Json& stored);
 // The document callers see: the stored form with computed traits and segments, in the model's field order.
 Json RenderProfile(const Json& stored, const storage::Traits& traits);
 
-// Depth of a JSON value (a scalar is 1).
+// Nesting depth of arrays and objects, as Json::Parse counts it: a scalar is 0, {"a": 1} is 1, {"a": [1]} is 2.
 int JsonDepth(const Json& value);
+
+// The length of value.Dump(), computed without building it; sets *depth to JsonDepth(value).
+size_t SerializedSize(const Json& value, int* depth);
 
 }  // namespace cdp::internal
 

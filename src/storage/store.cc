@@ -22,7 +22,7 @@ namespace cdp::storage {
 namespace {
 
 const char* const kCfNames[] = {rocksdb::kDefaultColumnFamilyName.c_str(), "profiles", "identities", "events",
-                                "events_by_time", "event_ids", "traits"};
+                                "events_by_time", "traits"};
 static_assert(sizeof(kCfNames) / sizeof(kCfNames[0]) == static_cast<size_t>(Cf::kCount));
 
 constexpr char kFormatVersionKey[] = "format_version";
@@ -132,6 +132,11 @@ Result<std::unique_ptr<Store>> Store::Open(const Options& options, const std::st
     table.cache_index_and_filter_blocks = true;
     table.pin_l0_filter_and_index_blocks_in_cache = true;
     o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+    if (cf != Cf::kEventsByTime && cf != Cf::kMeta) {
+      // Point lookups that usually miss (new identifiers, retried event ids) stop at a memtable bloom filter.
+      o.memtable_prefix_bloom_size_ratio = 0.05;
+      o.memtable_whole_key_filtering = true;
+    }
     if (cf == Cf::kMeta) o.merge_operator = std::make_shared<CounterMergeOperator>();
     if (cf == Cf::kTraits) o.merge_operator = std::make_shared<TraitsMergeOperator>();
     return o;

@@ -36,7 +36,6 @@ enum class Cf : int {
   kIdentities,    // identifier type \0 normalized value -> profile id
   kEvents,        // profile id \0 be64(event time) event id -> event document (JSON)
   kEventsByTime,  // be64(event time) event id -> profile id
-  kEventIds,      // client-given event id -> profile id \0 be64(event time) (deduplication)
   kTraits,        // profile id -> computed-trait aggregates (merge operator: see traits.h)
   kCount,
 };

@@ -229,15 +229,17 @@ TEST_F(EventsTest, WholeBatchLimits) {
 }
 
 TEST_F(EventsTest, RetriedEventIdsAreDuplicates) {
-  const char* e = R"({"id":"msg-1","type":"purchase","customerId":"d","properties":{"revenue":10}})";
+  const char* e = R"({"id":"msg-1","type":"purchase","customerId":"d","timestamp":"2026-01-02T03:04:05Z",
+                       "properties":{"revenue":10}})";
   TrackResult first = Unwrap(events().Track(J(e)));
   EXPECT_FALSE(first.duplicate);
   TrackResult again = Unwrap(events().Track(J(e)));
   EXPECT_TRUE(again.duplicate);
   EXPECT_EQ(again.profile_id, first.profile_id);
+  EXPECT_EQ(again.session_id, first.session_id);
   BatchResult r = Unwrap(events().TrackBatchJson(R"([
-    {"id":"msg-2","type":"purchase","customerId":"d","properties":{"revenue":1}},
-    {"id":"msg-2","type":"purchase","customerId":"d","properties":{"revenue":1}}])"));
+    {"id":"msg-2","type":"purchase","customerId":"d","timestamp":1767225600000,"properties":{"revenue":1}},
+    {"id":"msg-2","type":"purchase","customerId":"d","timestamp":1767225600000,"properties":{"revenue":1}}])"));
   EXPECT_FALSE(r.items[0].result.duplicate);
   EXPECT_TRUE(r.items[1].result.duplicate);
   Json p = Unwrap(profiles().Get(first.profile_id));
