@@ -53,6 +53,7 @@ struct Flags {
   uint64_t seed = 42;
   std::string server_bin;
   int rest_threads = 3;
+  int writers = 1;  // threads calling TrackBatch in (b)
   bool strict = false;
   bool event_ids = true;
 };
@@ -195,28 +196,51 @@ int Run(const Flags& f) {
       batches.emplace_back(d.events.begin() + static_cast<std::ptrdiff_t>(i),
                            d.events.begin() + static_cast<std::ptrdiff_t>(std::min(d.events.size(), i + f.batch)));
     }
+    // --writers threads share the batches (thread t takes batches t, t + writers, ...).
+    const size_t writers = static_cast<size_t>(std::max(1, f.writers));
+    std::vector<size_t> acc(writers, 0), rej(writers, 0);
+    std::vector<std::string> errors(writers);
+    std::atomic<bool> failed{false};
     t0 = Now();
-    for (const std::vector<Json>& batch : batches) {
-      Result<BatchResult> r = engine->events().TrackBatch(batch);
-      if (!r.ok()) {
-        std::fprintf(stderr, "cdp_bench: TrackBatch failed: %s\n", r.status().ToString().c_str());
-        return 2;
-      }
-      accepted += r->accepted;
-      rejected += r->rejected;
-      if (r->rejected > 0 && first_error.empty()) {
-        for (const BatchItemResult& it : r->items) {
-          if (!it.status.ok()) {
-            first_error = it.status.ToString();
-            break;
+    auto work = [&](size_t t) {
+      for (size_t b = t; b < batches.size(); b += writers) {
+        Result<BatchResult> r = engine->events().TrackBatch(batches[b]);
+        if (!r.ok()) {
+          errors[t] = r.status().ToString();
+          failed = true;
+          return;
+        }
+        acc[t] += r->accepted;
+        rej[t] += r->rejected;
+        if (r->rejected > 0 && errors[t].empty()) {
+          for (const BatchItemResult& it : r->items) {
+            if (!it.status.ok()) {
+              errors[t] = it.status.ToString();
+              break;
+            }
           }
         }
       }
+    };
+    std::vector<std::thread> pool;
+    for (size_t t = 1; t < writers; ++t) pool.emplace_back(work, t);
+    work(0);
+    for (auto& th : pool) th.join();
+    if (failed) {
+      std::fprintf(stderr, "cdp_bench: TrackBatch failed\n");
+      return 2;
+    }
+    for (size_t t = 0; t < writers; ++t) {
+      accepted += acc[t];
+      rejected += rej[t];
+      if (first_error.empty()) first_error = errors[t];
     }
     double secs = Now() - t0;
     double rate = static_cast<double>(d.events.size()) / secs;
     double ratio = raw_rate > 0 ? rate / raw_rate : 0;
-    rows.push_back({"(b) libcdp TrackBatch(" + std::to_string(f.batch) + ")", d.events.size(), secs,
+    rows.push_back({"(b) libcdp TrackBatch(" + std::to_string(f.batch) + "), " + std::to_string(writers) + " writer" +
+                        (writers > 1 ? "s" : ""),
+                    d.events.size(), secs,
                     Fmt("%.0f /s", rate), ">= 150000 /s",
                     verdict(rate >= kBatchTarget && rejected == 0)});
     rows.push_back({"    ratio libcdp / raw", 0, 0, Fmt("%.3f", ratio), ">= 0.5", verdict(ratio >= kBatchRawRatioTarget)});
@@ -376,12 +400,14 @@ int main(int argc, char** argv) {
     else if (a == "--seed") f.seed = std::stoull(value());
     else if (a == "--server-bin") f.server_bin = value();
     else if (a == "--rest-threads") f.rest_threads = std::stoi(value());
+    else if (a == "--writers") f.writers = std::stoi(value());
     else if (a == "--strict") f.strict = true;
     else if (a == "--no-event-ids") f.event_ids = false;
     else {
       std::fprintf(stderr,
                    "usage: cdp_bench [--events N] [--profiles N] [--batch N] [--single N] [--gets N] [--dir DIR]\n"
-                   "                 [--seed N] [--server-bin PATH] [--rest-threads N] [--strict] [--no-event-ids]\n");
+                   "                 [--seed N] [--server-bin PATH] [--rest-threads N] [--writers N] [--strict]\n"
+                   "                 [--no-event-ids]\n");
       return 2;
     }
   }

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <numeric>
+#include <optional>
+#include <shared_mutex>
 
 #include "absl/container/flat_hash_set.h"
 #include "cdp/version.h"
@@ -120,21 +122,26 @@ class EngineImpl::IngestContext {
     return Status::OK();
   }
 
-  // Writes the batch; on success applies the staged cache changes. Returns the sequence number to sync to.
-  Result<uint64_t> Commit() {
+  // Completes the batch (profile documents, trait merge operands, counters). Returns whether it writes profile
+  // documents, which must reach storage in the order they were built.
+  bool Prepare() {
     for (auto& [id, doc] : dirty_profiles_) batch_.Put(storage::Cf::kProfiles, id, doc.Dump());
     for (auto& [id, traits] : traits_) batch_.Merge(storage::Cf::kTraits, id, traits.Encode());
     if (profiles_created_ > 0) store_.AddToCounter(&batch_, "profiles", profiles_created_);
     if (events_added_ > 0) store_.AddToCounter(&batch_, "events", events_added_);
-    if (batch_.Count() == 0) return uint64_t{0};
-    CDP_ASSIGN_OR_RETURN(uint64_t sequence, store_.Write(&batch_));
+    return !dirty_profiles_.empty();
+  }
+  bool empty() const { return batch_.Count() == 0; }
+  storage::WriteBatch* batch() { return &batch_; }
+
+  // Makes the batch's session and identity changes visible to later batches.
+  void Publish() {
     if (engine_->sessions_.size() + staged_sessions_.size() > kMaxSessionCache) engine_->sessions_.clear();
     for (auto& [id, state] : staged_sessions_) engine_->sessions_[id] = std::move(state);
     if (engine_->identity_cache_.size() + pending_identities_.size() > kMaxIdentityCache) {
       engine_->identity_cache_.clear();
     }
     for (auto& [key, id] : pending_identities_) engine_->identity_cache_[key] = std::move(id);
-    return sequence;
   }
 
  private:
@@ -338,14 +345,43 @@ Status EngineImpl::Ingest(std::vector<ParsedEvent>* events, std::vector<BatchIte
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(),
                    [&](size_t a, size_t b) { return (*events)[a].time_us < (*events)[b].time_us; });
+  // Resolution, sessions and the batch are built under write_mu_. A batch that writes profile documents is also
+  // written under it (and exclusively of in-flight batches); the common batch, events of known profiles, is
+  // written after write_mu_ is released, so the next batch is built while this one is written. Its cache
+  // changes are published first; should its write fail, the caches are dropped and the engine refuses writes.
   uint64_t sequence = 0;
+  std::optional<IngestContext> ctx;
+  std::shared_lock<std::shared_mutex> in_flight(commit_mu_, std::defer_lock);
   {
     std::lock_guard<std::mutex> lock(write_mu_);
-    IngestContext ctx(this, received_us);
+    CDP_RETURN_IF_ERROR(write_error_);
+    ctx.emplace(this, received_us);
     for (size_t k : order) {
-      CDP_RETURN_IF_ERROR(ctx.Add((*events)[k], &(*results)[slots[k]].result));
+      CDP_RETURN_IF_ERROR(ctx->Add((*events)[k], &(*results)[slots[k]].result));
     }
-    CDP_ASSIGN_OR_RETURN(sequence, ctx.Commit());
+    const bool writes_profiles = ctx->Prepare();
+    if (ctx->empty()) return Status::OK();
+    if (writes_profiles) {
+      std::unique_lock<std::shared_mutex> exclusive(commit_mu_);
+      CDP_ASSIGN_OR_RETURN(sequence, store_->Write(ctx->batch()));
+      ctx->Publish();
+    } else {
+      in_flight.lock();
+      ctx->Publish();
+    }
+  }
+  if (in_flight.owns_lock()) {
+    auto written = store_->Write(ctx->batch());
+    in_flight.unlock();
+    if (!written.ok()) {
+      std::lock_guard<std::mutex> lock(write_mu_);
+      write_error_ = Status::Unavailable("a write failed (" + written.status().ToString() +
+                                         "); reopen the database to write again");
+      sessions_.clear();
+      identity_cache_.clear();
+      return written.status();
+    }
+    sequence = *written;
   }
   return store_->SyncUpTo(sequence);
 }
@@ -358,6 +394,8 @@ Result<Json> EngineImpl::WriteProfile(std::string_view id, const Json& normalize
   Json stored;
   {
     std::lock_guard<std::mutex> lock(write_mu_);
+    CDP_RETURN_IF_ERROR(write_error_);
+    std::unique_lock<std::shared_mutex> exclusive(commit_mu_);  // after every in-flight event batch
     Json previous;
     bool exists = false;
     auto read = ReadStoredProfile(id);
@@ -411,6 +449,8 @@ Status EngineImpl::DeleteProfile(std::string_view id) {
   uint64_t sequence = 0;
   {
     std::lock_guard<std::mutex> lock(write_mu_);
+    CDP_RETURN_IF_ERROR(write_error_);
+    std::unique_lock<std::shared_mutex> exclusive(commit_mu_);  // no event of this profile is still in flight
     CDP_ASSIGN_OR_RETURN(Json stored, ReadStoredProfile(id));
     storage::WriteBatch batch(*store_);
     int64_t events = 0;

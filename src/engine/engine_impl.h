@@ -3,7 +3,8 @@
 // EngineImpl: the implementation of cdp::Engine, and the one write path every change goes through.
 //
 // Writes: all changes are serialized by one mutex (write_mu_), under which identities are resolved, sessions
-// assigned and one storage::WriteBatch built and applied. Parsing and validation happen before the lock is taken;
+// assigned and one storage::WriteBatch built; batches of events for known profiles are applied after it is
+// released (see Ingest), others before. Parsing and validation happen before the lock is taken;
 // with Options::sync_writes the fsync happens after it is released, shared between concurrent writers (group
 // commit, storage::Store::SyncUpTo). Reads take no lock: RocksDB gives them a consistent view of each key.
 
@@ -12,6 +13,7 @@
 
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -93,6 +95,10 @@ class EngineImpl final : public Engine {
   EventsImpl events_;
 
   std::mutex write_mu_;
+  // Held shared by event batches being written after write_mu_ was released; held exclusively (under write_mu_)
+  // by writes that must follow them: profile writes, deletes, batches that write profile documents.
+  std::shared_mutex commit_mu_;
+  Status write_error_;  // guarded by write_mu_; set when a write failed after its changes were published
   // Latest event per profile, for session assignment without a read. Bounded; cleared when full.
   absl::flat_hash_map<std::string, SessionState> sessions_;       // guarded by write_mu_
   // Identity key -> profile id, for resolution without a read. Bounded; cleared when full.

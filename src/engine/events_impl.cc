@@ -140,6 +140,7 @@ Result<Page> EventsImpl::Query(const EventQuery& query) {
 
   Page page;
   std::string fetched;
+  std::string last_time_key;  // of the last item on the page: the next page starts after it
   for (; iter->Valid(); query.descending ? iter->Prev() : iter->Next()) {
     std::string_view time_key = iter->key().substr(base.size());
     std::string_view stored;
@@ -165,12 +166,11 @@ Result<Page> EventsImpl::Query(const EventQuery& query) {
       continue;
     }
     if (page.items.size() == limit) {  // one more match exists: there is a next page
-      const Json& last = page.items.back();
-      page.next_cursor = EncodeCursor(storage::TimeKey(*ParseTimestamp(last.Find("timestamp")->as_string()),
-                                                       last.Find("id")->as_string()));
+      page.next_cursor = EncodeCursor(last_time_key);
       break;
     }
     page.items.push_back(std::move(event).value());
+    last_time_key.assign(time_key);
   }
   CDP_RETURN_IF_ERROR(iter->status());
   return page;

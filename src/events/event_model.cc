@@ -130,7 +130,7 @@ Result<ParsedEvent> ParseEvent(Json&& event, const Options& options, int64_t now
     return Status::InvalidArgument(
         "an event needs a profileId or an identifier (customerId, email, phone, shopifyId, deviceId)", "profileId");
   }
-  if (!has_timestamp) e.time_us = now_us;
+  if (!has_timestamp) e.time_us = now_us - now_us % 1000;  // timestamps have millisecond precision
   if (e.type == "purchase") {
     e.purchase = true;
     bool found = false;
