@@ -34,7 +34,8 @@ inline double Now() {
 class TempDir {
  public:
   explicit TempDir(const std::string& parent = {}, const std::string& tag = "cdp-bench") {
-    std::filesystem::path base = parent.empty() ? std::filesystem::temp_directory_path() : std::filesystem::path(parent);
+    std::filesystem::path base =
+        parent.empty() ? std::filesystem::temp_directory_path() : std::filesystem::path(parent);
     std::random_device rd;
     path_ = base / (tag + "-" + std::to_string(rd()) + std::to_string(rd()));
     std::filesystem::create_directories(path_);

@@ -240,10 +240,10 @@ int Run(const Flags& f) {
     double ratio = raw_rate > 0 ? rate / raw_rate : 0;
     rows.push_back({"(b) libcdp TrackBatch(" + std::to_string(f.batch) + "), " + std::to_string(writers) + " writer" +
                         (writers > 1 ? "s" : ""),
-                    d.events.size(), secs,
-                    Fmt("%.0f /s", rate), ">= 150000 /s",
+                    d.events.size(), secs, Fmt("%.0f /s", rate), ">= 150000 /s",
                     verdict(rate >= kBatchTarget && rejected == 0)});
-    rows.push_back({"    ratio libcdp / raw", 0, 0, Fmt("%.3f", ratio), ">= 0.5", verdict(ratio >= kBatchRawRatioTarget)});
+    rows.push_back(
+        {"    ratio libcdp / raw", 0, 0, Fmt("%.3f", ratio), ">= 0.5", verdict(ratio >= kBatchRawRatioTarget)});
     std::printf("(b) TrackBatch: %.0f events/s (%zu accepted, %zu rejected%s%s)\n", rate, accepted, rejected,
                 first_error.empty() ? "" : "; first: ", first_error.c_str());
     std::fflush(stdout);
@@ -265,8 +265,8 @@ int Run(const Flags& f) {
     secs = Now() - t0;
     double p50 = Percentile(&lat, 50), p99 = Percentile(&lat, 99), p999 = Percentile(&lat, 99.9);
     rows.push_back({"(d) profile Get (warm)", f.gets, secs,
-                    Fmt("p50 %.1f us", p50) + Fmt(", p99 %.1f us", p99) + Fmt(", p99.9 %.1f us", p999),
-                    "p99 < 100 us", verdict(p99 < kGetP99TargetUs && missing == 0)});
+                    Fmt("p50 %.1f us", p50) + Fmt(", p99 %.1f us", p99) + Fmt(", p99.9 %.1f us", p999), "p99 < 100 us",
+                    verdict(p99 < kGetP99TargetUs && missing == 0)});
     std::printf("(d) Get: p50 %.1f us, p99 %.1f us, %.0f gets/s, %zu missing\n", p50, p99,
                 static_cast<double>(f.gets) / secs, missing);
     std::fflush(stdout);
@@ -361,9 +361,8 @@ int Run(const Flags& f) {
     rows.push_back({"(e) REST batch(" + std::to_string(f.batch) + "), " + std::to_string(threads) + " clients",
                     d.events.size(), secs, Fmt("%.0f /s", rate), ">= 20000 /s",
                     verdict(rate >= kRestTarget && rejected == 0 && http_errors == 0)});
-    std::printf("(e) REST: %.0f events/s (%zu accepted, %zu rejected, %zu HTTP errors%s%s)\n", rate,
-                accepted.load(), rejected.load(), http_errors.load(), first_error.empty() ? "" : "; first: ",
-                first_error.c_str());
+    std::printf("(e) REST: %.0f events/s (%zu accepted, %zu rejected, %zu HTTP errors%s%s)\n", rate, accepted.load(),
+                rejected.load(), http_errors.load(), first_error.empty() ? "" : "; first: ", first_error.c_str());
   }
 
   std::printf("\n%-40s %10s %9s  %-40s %-14s %s\n", "step", "items", "seconds", "rate", "target", "result");
@@ -391,18 +390,30 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (a == "--events") f.events = std::stoull(value());
-    else if (a == "--profiles") f.profiles = std::stoull(value());
-    else if (a == "--batch") f.batch = std::max<size_t>(1, std::stoull(value()));
-    else if (a == "--single") f.single = std::stoull(value());
-    else if (a == "--gets") f.gets = std::stoull(value());
-    else if (a == "--dir") f.dir = value();
-    else if (a == "--seed") f.seed = std::stoull(value());
-    else if (a == "--server-bin") f.server_bin = value();
-    else if (a == "--rest-threads") f.rest_threads = std::stoi(value());
-    else if (a == "--writers") f.writers = std::stoi(value());
-    else if (a == "--strict") f.strict = true;
-    else if (a == "--no-event-ids") f.event_ids = false;
+    if (a == "--events")
+      f.events = std::stoull(value());
+    else if (a == "--profiles")
+      f.profiles = std::stoull(value());
+    else if (a == "--batch")
+      f.batch = std::max<size_t>(1, std::stoull(value()));
+    else if (a == "--single")
+      f.single = std::stoull(value());
+    else if (a == "--gets")
+      f.gets = std::stoull(value());
+    else if (a == "--dir")
+      f.dir = value();
+    else if (a == "--seed")
+      f.seed = std::stoull(value());
+    else if (a == "--server-bin")
+      f.server_bin = value();
+    else if (a == "--rest-threads")
+      f.rest_threads = std::stoi(value());
+    else if (a == "--writers")
+      f.writers = std::stoi(value());
+    else if (a == "--strict")
+      f.strict = true;
+    else if (a == "--no-event-ids")
+      f.event_ids = false;
     else {
       std::fprintf(stderr,
                    "usage: cdp_bench [--events N] [--profiles N] [--batch N] [--single N] [--gets N] [--dir DIR]\n"

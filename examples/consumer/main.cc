@@ -36,7 +36,7 @@ int main(int argc, char** argv) {
     std::cerr << again.status().ToString() << "\n";
     return 1;
   }
-  std::cout << "profile " << again->Find("id")->as_string() << " ltv "
-            << again->FindPath("computed.ltv")->as_number() << "\n";
+  std::cout << "profile " << again->Find("id")->as_string() << " ltv " << again->FindPath("computed.ltv")->as_number()
+            << "\n";
   return again->FindPath("computed.ltv")->as_number() == 42.5 ? 0 : 1;
 }

@@ -36,8 +36,7 @@ bool IsBlank(std::string_view text) {
 }
 
 bool IsAllDigits(std::string_view text) {
-  return !text.empty() &&
-         std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c) != 0; });
+  return !text.empty() && std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c) != 0; });
 }
 
 void WriteJson(Response& res, int http_status, const Json& body) {
@@ -82,8 +81,7 @@ class Api : public std::enable_shared_from_this<Api> {
   void Route(httplib::Server& http, std::string_view method, const std::string& pattern, Handler handler);
 
   bool Authorized(const Request& req) const {
-    return options_.api_key.empty() ||
-           BearerTokenMatches(req.get_header_value("Authorization"), options_.api_key);
+    return options_.api_key.empty() || BearerTokenMatches(req.get_header_value("Authorization"), options_.api_key);
   }
 
   // Error answers without a body (httplib's own 404 / 413 / 400, ...) get the JSON error shape here. A request for
@@ -141,9 +139,7 @@ void Api::Register(httplib::Server& http) {
     WriteStatus(res, Status::Internal("unhandled exception: " + what));
   });
 
-  http.Get("/healthz", [](const Request&, Response& res) {
-    WriteJson(res, 200, Json::Object().Set("status", "ok"));
-  });
+  http.Get("/healthz", [](const Request&, Response& res) { WriteJson(res, 200, Json::Object().Set("status", "ok")); });
 
   auto bind = [self](void (Api::*method)(const Request&, Response&)) {
     return [self, method](const Request& req, Response& res) { ((*self).*method)(req, res); };
@@ -222,8 +218,8 @@ void Api::HandleError(const Request& req, Response& res) const {
                    Status::ResourceExhausted("application/x-www-form-urlencoded bodies are limited to 8192 bytes; "
                                              "send JSON with Content-Type: application/json"));
       } else {
-        WriteError(res, 413, Status::ResourceExhausted("request body exceeds " + std::to_string(payload_max_bytes_) +
-                                                       " bytes"));
+        WriteError(res, 413,
+                   Status::ResourceExhausted("request body exceeds " + std::to_string(payload_max_bytes_) + " bytes"));
       }
       return;
     case 414:

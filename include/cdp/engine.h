@@ -91,7 +91,8 @@ class Profiles {
   virtual Result<Page> Timeline(std::string_view id, const EventQuery& query) = 0;
 
   // The profile's sessions, oldest first: {id, start, end, durationSeconds, eventCount, firstPage, utmSource,
-  // utmMedium, utmCampaign, eventTypes: {type: count}}. NotFound when the profile is absent. Cost: a scan of its events.
+  // utmMedium, utmCampaign, eventTypes: {type: count}}. NotFound when the profile is absent. Cost: a scan of its
+  // events.
   virtual Result<std::vector<Json>> Sessions(std::string_view id) = 0;
 };
 

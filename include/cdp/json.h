@@ -50,15 +50,15 @@ class Json {
   enum class Type : uint8_t { kNull, kBool, kInt, kDouble, kString, kArray, kObject };
   using Member = std::pair<std::string, Json>;
 
-  Json() = default;  // null
-  Json(std::nullptr_t) {}                      // NOLINT
-  Json(bool b) : type_(Type::kBool), b_(b) {}  // NOLINT
-  Json(int v) : type_(Type::kInt), i_(v) {}    // NOLINT
-  Json(int64_t v) : type_(Type::kInt), i_(v) {}  // NOLINT
-  Json(uint64_t v);                            // NOLINT: beyond int64 becomes a double
+  Json() = default;                                // null
+  Json(std::nullptr_t) {}                          // NOLINT
+  Json(bool b) : type_(Type::kBool), b_(b) {}      // NOLINT
+  Json(int v) : type_(Type::kInt), i_(v) {}        // NOLINT
+  Json(int64_t v) : type_(Type::kInt), i_(v) {}    // NOLINT
+  Json(uint64_t v);                                // NOLINT: beyond int64 becomes a double
   Json(double v) : type_(Type::kDouble), d_(v) {}  // NOLINT
-  Json(const char* s) : type_(Type::kString), s_(std::make_shared<std::string>(s)) {}  // NOLINT
-  Json(std::string_view s) : type_(Type::kString), s_(std::make_shared<std::string>(s)) {}  // NOLINT
+  Json(const char* s) : type_(Type::kString), s_(std::make_shared<std::string>(s)) {}             // NOLINT
+  Json(std::string_view s) : type_(Type::kString), s_(std::make_shared<std::string>(s)) {}        // NOLINT
   Json(std::string s) : type_(Type::kString), s_(std::make_shared<std::string>(std::move(s))) {}  // NOLINT
 
   Json(const Json& other);
@@ -67,8 +67,18 @@ class Json {
   Json& operator=(Json&&) noexcept = default;
   ~Json() = default;
 
-  static Json Object() { Json j; j.type_ = Type::kObject; j.o_ = std::make_unique<std::vector<Member>>(); return j; }
-  static Json Array() { Json j; j.type_ = Type::kArray; j.a_ = std::make_unique<std::vector<Json>>(); return j; }
+  static Json Object() {
+    Json j;
+    j.type_ = Type::kObject;
+    j.o_ = std::make_unique<std::vector<Member>>();
+    return j;
+  }
+  static Json Array() {
+    Json j;
+    j.type_ = Type::kArray;
+    j.a_ = std::make_unique<std::vector<Json>>();
+    return j;
+  }
 
   // Parses one JSON document. Errors: InvalidArgument (malformed, with the byte offset in the message),
   // ResourceExhausted (larger than limits.max_bytes), InvalidArgument with field = path (deeper than max_depth).

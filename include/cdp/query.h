@@ -89,15 +89,15 @@ struct ProfileQuery {
 
 // Event query and timelines.
 struct EventQuery {
-  std::string profile_id;  // only this profile's events (uses the per-profile index); empty: all profiles
-  std::string type;        // only this event type; empty: all
-  std::string name;        // only custom events of this name; empty: all
-  std::string source;      // only this source; empty: all
+  std::string profile_id;           // only this profile's events (uses the per-profile index); empty: all profiles
+  std::string type;                 // only this event type; empty: all
+  std::string name;                 // only custom events of this name; empty: all
+  std::string source;               // only this source; empty: all
   std::optional<int64_t> since_us;  // event time >= since (microseconds since the Unix epoch)
   std::optional<int64_t> until_us;  // event time <  until
-  Filter where;            // conditions on the event document (e.g. field "properties.plan")
-  bool descending = false; // order by event time; ties by event id
-  size_t limit = 100;      // clamped to Options::max_page_size; 0 means the default (100)
+  Filter where;                     // conditions on the event document (e.g. field "properties.plan")
+  bool descending = false;          // order by event time; ties by event id
+  size_t limit = 100;               // clamped to Options::max_page_size; 0 means the default (100)
   std::string cursor;
 
   // From {"profileId", "type", "name", "source", "since", "until" (ISO 8601 or epoch milliseconds),

@@ -63,9 +63,7 @@ class [[nodiscard]] Status {
     return Status(StatusCode::kAlreadyExists, std::move(msg), std::move(field));
   }
   static Status PermissionDenied(std::string msg) { return Status(StatusCode::kPermissionDenied, std::move(msg)); }
-  static Status FailedPrecondition(std::string msg) {
-    return Status(StatusCode::kFailedPrecondition, std::move(msg));
-  }
+  static Status FailedPrecondition(std::string msg) { return Status(StatusCode::kFailedPrecondition, std::move(msg)); }
   static Status ResourceExhausted(std::string msg, std::string field = {}) {
     return Status(StatusCode::kResourceExhausted, std::move(msg), std::move(field));
   }
@@ -105,12 +103,12 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(const T& value) : v_(value) {}                 // NOLINT(google-explicit-constructor)
-  Result(T&& value) : v_(std::move(value)) {}           // NOLINT(google-explicit-constructor)
-  Result(const Status& status) : v_(status) {           // NOLINT(google-explicit-constructor)
+  Result(const T& value) : v_(value) {}        // NOLINT(google-explicit-constructor)
+  Result(T&& value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(const Status& status) : v_(status) {  // NOLINT(google-explicit-constructor)
     if (std::get<Status>(v_).ok()) v_ = Status::Internal("Result constructed from an OK status");
   }
-  Result(Status&& status) : v_(std::move(status)) {     // NOLINT(google-explicit-constructor)
+  Result(Status&& status) : v_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     if (std::get<Status>(v_).ok()) v_ = Status::Internal("Result constructed from an OK status");
   }
 
@@ -137,9 +135,9 @@ class [[nodiscard]] Result {
 #define CDP_STATUS_CONCAT_(a, b) CDP_STATUS_CONCAT_INNER_(a, b)
 
 // Returns from the enclosing function when `expr` (a Status) is not OK.
-#define CDP_RETURN_IF_ERROR(expr)                 \
-  do {                                            \
-    ::cdp::Status cdp_status_macro_ = (expr);     \
+#define CDP_RETURN_IF_ERROR(expr)                          \
+  do {                                                     \
+    ::cdp::Status cdp_status_macro_ = (expr);              \
     if (!cdp_status_macro_.ok()) return cdp_status_macro_; \
   } while (0)
 

@@ -61,12 +61,24 @@ Status Convert(simdjson::dom::element el, int depth, const ParseLimits& limits, 
       }
       return Status::OK();
     }
-    case element_type::INT64: *out = Json(el.get_int64().value_unsafe()); return Status::OK();
-    case element_type::UINT64: *out = Json(el.get_uint64().value_unsafe()); return Status::OK();
-    case element_type::DOUBLE: *out = Json(el.get_double().value_unsafe()); return Status::OK();
-    case element_type::STRING: *out = Json(el.get_string().value_unsafe()); return Status::OK();
-    case element_type::BOOL: *out = Json(el.get_bool().value_unsafe()); return Status::OK();
-    case element_type::NULL_VALUE: *out = Json(); return Status::OK();
+    case element_type::INT64:
+      *out = Json(el.get_int64().value_unsafe());
+      return Status::OK();
+    case element_type::UINT64:
+      *out = Json(el.get_uint64().value_unsafe());
+      return Status::OK();
+    case element_type::DOUBLE:
+      *out = Json(el.get_double().value_unsafe());
+      return Status::OK();
+    case element_type::STRING:
+      *out = Json(el.get_string().value_unsafe());
+      return Status::OK();
+    case element_type::BOOL:
+      *out = Json(el.get_bool().value_unsafe());
+      return Status::OK();
+    case element_type::NULL_VALUE:
+      *out = Json();
+      return Status::OK();
   }
   return Status::Internal("unknown JSON element type");
 }
@@ -80,13 +92,27 @@ void EscapeTo(std::string_view s, std::string* out) {
     out->append(s.data() + run, i - run);
     run = i + 1;
     switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
-      case '\b': out->append("\\b"); break;
-      case '\f': out->append("\\f"); break;
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
+      case '\b':
+        out->append("\\b");
+        break;
+      case '\f':
+        out->append("\\f");
+        break;
       default: {
         static const char* kHex = "0123456789abcdef";
         char buf[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
@@ -143,8 +169,12 @@ Result<Json> Json::Parse(std::string_view text, const ParseLimits& limits) {
 
 void Json::DumpTo(std::string* out) const {
   switch (type_) {
-    case Type::kNull: out->append("null"); return;
-    case Type::kBool: out->append(b_ ? "true" : "false"); return;
+    case Type::kNull:
+      out->append("null");
+      return;
+    case Type::kBool:
+      out->append(b_ ? "true" : "false");
+      return;
     case Type::kInt: {
       char buf[24];
       auto r = std::to_chars(buf, buf + sizeof buf, i_);
@@ -161,7 +191,9 @@ void Json::DumpTo(std::string* out) const {
       out->append(buf, r.ptr);
       return;
     }
-    case Type::kString: EscapeTo(*s_, out); return;
+    case Type::kString:
+      EscapeTo(*s_, out);
+      return;
     case Type::kArray: {
       out->push_back('[');
       bool first = true;
@@ -291,10 +323,14 @@ bool Json::operator==(const Json& other) const {
   }
   if (type_ != other.type_) return false;
   switch (type_) {
-    case Type::kNull: return true;
-    case Type::kBool: return b_ == other.b_;
-    case Type::kString: return *s_ == *other.s_;
-    case Type::kArray: return *a_ == *other.a_;
+    case Type::kNull:
+      return true;
+    case Type::kBool:
+      return b_ == other.b_;
+    case Type::kString:
+      return *s_ == *other.s_;
+    case Type::kArray:
+      return *a_ == *other.a_;
     case Type::kObject: {
       if (o_->size() != other.o_->size()) return false;
       for (const auto& [key, value] : *o_) {
@@ -303,19 +339,26 @@ bool Json::operator==(const Json& other) const {
       }
       return true;
     }
-    default: return false;
+    default:
+      return false;
   }
 }
 
 std::string_view Json::TypeName(Type t) {
   switch (t) {
-    case Type::kNull: return "null";
-    case Type::kBool: return "boolean";
+    case Type::kNull:
+      return "null";
+    case Type::kBool:
+      return "boolean";
     case Type::kInt:
-    case Type::kDouble: return "number";
-    case Type::kString: return "string";
-    case Type::kArray: return "array";
-    case Type::kObject: return "object";
+    case Type::kDouble:
+      return "number";
+    case Type::kString:
+      return "string";
+    case Type::kArray:
+      return "array";
+    case Type::kObject:
+      return "object";
   }
   return "unknown";
 }

@@ -59,8 +59,8 @@ bool Expect(std::string_view s, size_t* pos, char c) {
   return false;
 }
 
-constexpr int64_t kMinMicros = 0;                         // 1970-01-01
-constexpr int64_t kMaxMicros = 253402300799999999;        // 9999-12-31T23:59:59.999999Z
+constexpr int64_t kMinMicros = 0;                   // 1970-01-01
+constexpr int64_t kMaxMicros = 253402300799999999;  // 9999-12-31T23:59:59.999999Z
 
 bool IsDateTimeString(const Json& v) {
   const std::string& s = v.as_string();
@@ -83,11 +83,16 @@ bool CompareOrdered(const Json& field, const Json& value, CompareOp op) {
     return false;
   }
   switch (op) {
-    case CompareOp::kGt: return cmp > 0;
-    case CompareOp::kLt: return cmp < 0;
-    case CompareOp::kGe: return cmp >= 0;
-    case CompareOp::kLe: return cmp <= 0;
-    default: return false;
+    case CompareOp::kGt:
+      return cmp > 0;
+    case CompareOp::kLt:
+      return cmp < 0;
+    case CompareOp::kGe:
+      return cmp >= 0;
+    case CompareOp::kLe:
+      return cmp <= 0;
+    default:
+      return false;
   }
 }
 
@@ -95,12 +100,15 @@ bool MatchCondition(const Condition& c, const Json& doc) {
   const Json* field = doc.FindPath(c.field);
   if (field == nullptr || field->is_null()) return c.op == CompareOp::kNe;
   switch (c.op) {
-    case CompareOp::kEq: return *field == c.value;
-    case CompareOp::kNe: return !(*field == c.value);
+    case CompareOp::kEq:
+      return *field == c.value;
+    case CompareOp::kNe:
+      return !(*field == c.value);
     case CompareOp::kGt:
     case CompareOp::kLt:
     case CompareOp::kGe:
-    case CompareOp::kLe: return CompareOrdered(*field, c.value, c.op);
+    case CompareOp::kLe:
+      return CompareOrdered(*field, c.value, c.op);
     case CompareOp::kContains:
       if (field->is_string() && c.value.is_string()) {
         return field->as_string().find(c.value.as_string()) != std::string::npos;
@@ -254,8 +262,7 @@ Result<CompareOp> Filter::ParseOp(std::string_view t) {
   if (t == "<=" || t == "lte") return CompareOp::kLe;
   if (t == "contains") return CompareOp::kContains;
   if (t == "in") return CompareOp::kIn;
-  return Status::InvalidArgument(
-      fmt::format("unknown operator \"{}\" (expected = != > < >= <= contains in)", t));
+  return Status::InvalidArgument(fmt::format("unknown operator \"{}\" (expected = != > < >= <= contains in)", t));
 }
 
 Result<Filter> Filter::FromJson(const Json& json) {
@@ -372,9 +379,8 @@ Result<int64_t> ParseTimestamp(const Json& value) {
     return static_cast<int64_t>(ms) * 1000;
   }
   if (value.is_string()) return ParseTimestamp(value.as_string());
-  return Status::InvalidArgument(
-      fmt::format("a timestamp must be an ISO 8601 string or epoch milliseconds, not {}",
-                  Json::TypeName(value.type())));
+  return Status::InvalidArgument(fmt::format("a timestamp must be an ISO 8601 string or epoch milliseconds, not {}",
+                                             Json::TypeName(value.type())));
 }
 
 Result<int64_t> ParseTimestamp(std::string_view s) {
@@ -421,8 +427,8 @@ Result<int64_t> ParseTimestamp(std::string_view s) {
     if (pos != s.size()) return bad();
   }
   static const int kDaysIn[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  if (year < 1970 || month < 1 || month > 12 || day < 1 || day > kDaysIn[month - 1] || hour > 23 ||
-      minute > 59 || second > 60) {
+  if (year < 1970 || month < 1 || month > 12 || day < 1 || day > kDaysIn[month - 1] || hour > 23 || minute > 59 ||
+      second > 60) {
     return bad();
   }
   bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;

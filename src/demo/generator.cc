@@ -32,8 +32,8 @@
 
 namespace cdp::demo {
 
-const char* const kEventTypes[7] = {"page_view", "product_view", "add_to_cart", "purchase",
-                                    "email_open", "app_usage",   "custom"};
+const char* const kEventTypes[7] = {"page_view",  "product_view", "add_to_cart", "purchase",
+                                    "email_open", "app_usage",    "custom"};
 
 namespace {
 
@@ -87,7 +87,9 @@ class Rng {
     return n;
   }
   template <typename T, size_t N>
-  const T& Pick(const T (&arr)[N]) { return arr[Below(N)]; }
+  const T& Pick(const T (&arr)[N]) {
+    return arr[Below(N)];
+  }
   // Index by weights.
   template <size_t N>
   size_t Weighted(const double (&w)[N]) {
@@ -165,15 +167,19 @@ double TrafficWeight(int64_t t_us) {
   int y, m, d;
   CivilFromDays(days, &y, &m, &d);
   static constexpr double kMonth[13] = {0, 0.85, 0.8, 0.9, 0.9, 0.95, 0.95, 0.9, 0.95, 1.0, 1.05, 1.45, 1.7};
-  static constexpr double kHourW[24] = {0.45, 0.3, 0.2, 0.15, 0.15, 0.2, 0.35, 0.6, 0.8, 0.95, 1.0, 1.05,
-                                        1.15, 1.1, 1.0, 1.0, 1.05, 1.15, 1.3, 1.5, 1.6, 1.5, 1.2, 0.8};
+  static constexpr double kHourW[24] = {0.45, 0.3, 0.2, 0.15, 0.15, 0.2,  0.35, 0.6, 0.8, 0.95, 1.0, 1.05,
+                                        1.15, 1.1, 1.0, 1.0,  1.05, 1.15, 1.3,  1.5, 1.6, 1.5,  1.2, 0.8};
   double w = kMonth[m] * kHourW[hour];
   int wd = Weekday(days);
-  if (wd == 0 || wd == 6) w *= 1.4;
-  else if (wd == 5) w *= 1.1;
+  if (wd == 0 || wd == 6)
+    w *= 1.4;
+  else if (wd == 5)
+    w *= 1.1;
   int64_t bf = BlackFriday(y);
-  if (days >= bf - 1 && days <= bf + 3) w *= 2.2;          // Black Friday .. Cyber Monday
-  else if (m == 12 && d >= 10 && d <= 22) w *= 1.25;      // last shipping days before Christmas
+  if (days >= bf - 1 && days <= bf + 3)
+    w *= 2.2;  // Black Friday .. Cyber Monday
+  else if (m == 12 && d >= 10 && d <= 22)
+    w *= 1.25;  // last shipping days before Christmas
   return w;
 }
 constexpr double kMaxTrafficWeight = 1.7 * 1.6 * 1.4 * 2.2 * 1.05;
@@ -181,27 +187,31 @@ constexpr double kMaxTrafficWeight = 1.7 * 1.6 * 1.4 * 2.2 * 1.05;
 // ---- reference data ---------------------------------------------------------------------------------------------
 
 const char* const kFirstNames[] = {
-    "Olivia", "Liam", "Emma", "Noah", "Ava", "Oliver", "Sophia", "Elijah", "Isabella", "James", "Mia", "William",
-    "Amelia", "Benjamin", "Harper", "Lucas", "Evelyn", "Henry", "Abigail", "Alexander", "Emily", "Mason", "Ella",
-    "Michael", "Elizabeth", "Ethan", "Camila", "Daniel", "Luna", "Jacob", "Sofia", "Logan", "Avery", "Jackson",
-    "Mila", "Levi", "Aria", "Sebastian", "Scarlett", "Mateo", "Penelope", "Jack", "Layla", "Owen", "Chloe",
-    "Theodore", "Victoria", "Aiden", "Madison", "Samuel", "Eleanor", "Joseph", "Grace", "John", "Nora", "David",
-    "Riley", "Wyatt", "Zoey", "Matthew", "Hannah", "Luke", "Hazel", "Asher", "Lily", "Carter", "Ellie", "Julian",
-    "Violet", "Grayson", "Lea", "Lukas", "Hanna", "Felix", "Clara", "Emil", "Ines", "Hugo", "Chloe", "Louis",
-    "Yuki", "Haruto", "Sakura", "Ren", "Lucia", "Pablo", "Martina", "Alejandro", "Giulia", "Francesco", "Ingrid",
-    "Erik", "Astrid", "Lars", "Ana", "Gabriel", "Beatriz", "Rafael", "Priya", "Arjun", "Fatima", "Omar", "Mei",
-    "Wei"};
+    "Olivia",   "Liam",      "Emma",     "Noah",    "Ava",      "Oliver",  "Sophia",    "Elijah", "Isabella",
+    "James",    "Mia",       "William",  "Amelia",  "Benjamin", "Harper",  "Lucas",     "Evelyn", "Henry",
+    "Abigail",  "Alexander", "Emily",    "Mason",   "Ella",     "Michael", "Elizabeth", "Ethan",  "Camila",
+    "Daniel",   "Luna",      "Jacob",    "Sofia",   "Logan",    "Avery",   "Jackson",   "Mila",   "Levi",
+    "Aria",     "Sebastian", "Scarlett", "Mateo",   "Penelope", "Jack",    "Layla",     "Owen",   "Chloe",
+    "Theodore", "Victoria",  "Aiden",    "Madison", "Samuel",   "Eleanor", "Joseph",    "Grace",  "John",
+    "Nora",     "David",     "Riley",    "Wyatt",   "Zoey",     "Matthew", "Hannah",    "Luke",   "Hazel",
+    "Asher",    "Lily",      "Carter",   "Ellie",   "Julian",   "Violet",  "Grayson",   "Lea",    "Lukas",
+    "Hanna",    "Felix",     "Clara",    "Emil",    "Ines",     "Hugo",    "Chloe",     "Louis",  "Yuki",
+    "Haruto",   "Sakura",    "Ren",      "Lucia",   "Pablo",    "Martina", "Alejandro", "Giulia", "Francesco",
+    "Ingrid",   "Erik",      "Astrid",   "Lars",    "Ana",      "Gabriel", "Beatriz",   "Rafael", "Priya",
+    "Arjun",    "Fatima",    "Omar",     "Mei",     "Wei"};
 const char* const kLastNames[] = {
-    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez", "Martinez",
-    "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson", "Thomas", "Taylor", "Moore", "Jackson", "Martin",
-    "Lee", "Perez", "Thompson", "White", "Harris", "Sanchez", "Clark", "Ramirez", "Lewis", "Robinson", "Walker",
-    "Young", "Allen", "King", "Wright", "Scott", "Torres", "Nguyen", "Hill", "Flores", "Green", "Adams", "Nelson",
-    "Baker", "Hall", "Rivera", "Campbell", "Mitchell", "Carter", "Roberts", "Mueller", "Schmidt", "Schneider",
-    "Fischer", "Weber", "Meyer", "Wagner", "Becker", "Dubois", "Laurent", "Bernard", "Moreau", "Rossi", "Russo",
-    "Ferrari", "Esposito", "Bianchi", "Jansen", "DeVries", "Bakker", "Visser", "Andersson", "Johansson",
-    "Karlsson", "Nilsson", "Sato", "Suzuki", "Takahashi", "Tanaka", "Silva", "Santos", "Oliveira", "Souza",
-    "Fernandez", "Gomez", "Diaz", "Patel", "Shah", "Khan", "Chen", "Wang", "Li", "Kim", "Park", "OBrien",
-    "Murphy", "Kelly", "Walsh", "Evans", "Hughes"};
+    "Smith",     "Johnson",   "Williams",  "Brown",    "Jones",    "Garcia",    "Miller",  "Davis",     "Rodriguez",
+    "Martinez",  "Hernandez", "Lopez",     "Gonzalez", "Wilson",   "Anderson",  "Thomas",  "Taylor",    "Moore",
+    "Jackson",   "Martin",    "Lee",       "Perez",    "Thompson", "White",     "Harris",  "Sanchez",   "Clark",
+    "Ramirez",   "Lewis",     "Robinson",  "Walker",   "Young",    "Allen",     "King",    "Wright",    "Scott",
+    "Torres",    "Nguyen",    "Hill",      "Flores",   "Green",    "Adams",     "Nelson",  "Baker",     "Hall",
+    "Rivera",    "Campbell",  "Mitchell",  "Carter",   "Roberts",  "Mueller",   "Schmidt", "Schneider", "Fischer",
+    "Weber",     "Meyer",     "Wagner",    "Becker",   "Dubois",   "Laurent",   "Bernard", "Moreau",    "Rossi",
+    "Russo",     "Ferrari",   "Esposito",  "Bianchi",  "Jansen",   "DeVries",   "Bakker",  "Visser",    "Andersson",
+    "Johansson", "Karlsson",  "Nilsson",   "Sato",     "Suzuki",   "Takahashi", "Tanaka",  "Silva",     "Santos",
+    "Oliveira",  "Souza",     "Fernandez", "Gomez",    "Diaz",     "Patel",     "Shah",    "Khan",      "Chen",
+    "Wang",      "Li",        "Kim",       "Park",     "OBrien",   "Murphy",    "Kelly",   "Walsh",     "Evans",
+    "Hughes"};
 
 struct City {
   const char* name;
@@ -217,20 +227,57 @@ struct Country {
 
 const std::vector<Country>& Countries() {
   static const std::vector<Country> kCountries = {
-      {"US", "1202", 38, {{"New York", "100", "99"}, {"Los Angeles", "900", "99"}, {"Chicago", "606", "99"},
-                          {"Houston", "770", "99"}, {"Seattle", "981", "99"}, {"Austin", "787", "99"},
-                          {"Miami", "331", "99"}, {"Boston", "021", "99"}, {"Denver", "802", "99"},
-                          {"San Francisco", "941", "99"}, {"Atlanta", "303", "99"}, {"Portland", "972", "99"}}},
-      {"GB", "4477", 12, {{"London", "SW", "9 9AA"}, {"Manchester", "M", "9 9AA"}, {"Birmingham", "B", "9 9AA"},
-                          {"Leeds", "LS", "9 9AA"}, {"Bristol", "BS", "9 9AA"}, {"Edinburgh", "EH", "9 9AA"}}},
-      {"DE", "4915", 10, {{"Berlin", "10", "999"}, {"Hamburg", "20", "999"}, {"Munich", "80", "999"},
-                          {"Cologne", "50", "999"}, {"Frankfurt", "60", "999"}}},
-      {"FR", "3361", 8, {{"Paris", "750", "99"}, {"Lyon", "690", "99"}, {"Marseille", "130", "99"},
-                         {"Toulouse", "310", "99"}, {"Bordeaux", "330", "99"}}},
-      {"CA", "1416", 7, {{"Toronto", "M", "9A 9A9"}, {"Vancouver", "V", "9A 9A9"}, {"Montreal", "H", "9A 9A9"},
-                         {"Calgary", "T", "9A 9A9"}}},
-      {"AU", "6141", 5, {{"Sydney", "20", "99"}, {"Melbourne", "30", "99"}, {"Brisbane", "40", "99"},
-                         {"Perth", "60", "99"}}},
+      {"US",
+       "1202",
+       38,
+       {{"New York", "100", "99"},
+        {"Los Angeles", "900", "99"},
+        {"Chicago", "606", "99"},
+        {"Houston", "770", "99"},
+        {"Seattle", "981", "99"},
+        {"Austin", "787", "99"},
+        {"Miami", "331", "99"},
+        {"Boston", "021", "99"},
+        {"Denver", "802", "99"},
+        {"San Francisco", "941", "99"},
+        {"Atlanta", "303", "99"},
+        {"Portland", "972", "99"}}},
+      {"GB",
+       "4477",
+       12,
+       {{"London", "SW", "9 9AA"},
+        {"Manchester", "M", "9 9AA"},
+        {"Birmingham", "B", "9 9AA"},
+        {"Leeds", "LS", "9 9AA"},
+        {"Bristol", "BS", "9 9AA"},
+        {"Edinburgh", "EH", "9 9AA"}}},
+      {"DE",
+       "4915",
+       10,
+       {{"Berlin", "10", "999"},
+        {"Hamburg", "20", "999"},
+        {"Munich", "80", "999"},
+        {"Cologne", "50", "999"},
+        {"Frankfurt", "60", "999"}}},
+      {"FR",
+       "3361",
+       8,
+       {{"Paris", "750", "99"},
+        {"Lyon", "690", "99"},
+        {"Marseille", "130", "99"},
+        {"Toulouse", "310", "99"},
+        {"Bordeaux", "330", "99"}}},
+      {"CA",
+       "1416",
+       7,
+       {{"Toronto", "M", "9A 9A9"},
+        {"Vancouver", "V", "9A 9A9"},
+        {"Montreal", "H", "9A 9A9"},
+        {"Calgary", "T", "9A 9A9"}}},
+      {"AU",
+       "6141",
+       5,
+       {{"Sydney", "20", "99"}, {"Melbourne", "30", "99"}, {"Brisbane", "40", "99"}, {"Perth", "60", "99"}}},
       {"NL", "3161", 4, {{"Amsterdam", "10", "99 AA"}, {"Rotterdam", "30", "99 AA"}, {"Utrecht", "35", "99 AA"}}},
       {"ES", "3461", 4, {{"Madrid", "280", "99"}, {"Barcelona", "080", "99"}, {"Valencia", "460", "99"}}},
       {"IT", "3933", 4, {{"Rome", "001", "99"}, {"Milan", "201", "99"}, {"Turin", "101", "99"}}},
@@ -241,9 +288,9 @@ const std::vector<Country>& Countries() {
   return kCountries;
 }
 
-const char* const kEmailDomains[] = {"gmail.com", "gmail.com", "gmail.com", "outlook.com", "yahoo.com",
-                                     "icloud.com", "hotmail.com", "proton.me", "gmx.de", "orange.fr",
-                                     "example.com", "fastmail.com"};
+const char* const kEmailDomains[] = {"gmail.com", "gmail.com",  "gmail.com",   "outlook.com",
+                                     "yahoo.com", "icloud.com", "hotmail.com", "proton.me",
+                                     "gmx.de",    "orange.fr",  "example.com", "fastmail.com"};
 
 struct Category {
   const char* name;
@@ -253,25 +300,39 @@ struct Category {
 };
 const Category kCategories[] = {
     {"Apparel", "apparel", 35, {"T-Shirt", "Hoodie", "Jacket", "Jeans", "Sweater", "Dress", "Shorts", "Cap"}},
-    {"Shoes", "shoes", 85, {"Sneakers", "Running Shoes", "Boots", "Sandals", "Loafers", "Trail Shoes", "Slippers",
-                            "High-Tops"}},
-    {"Electronics", "electronics", 120, {"Headphones", "Earbuds", "Smartwatch", "Speaker", "Charger", "Keyboard",
-                                         "Mouse", "Webcam"}},
-    {"Home & Kitchen", "home-kitchen", 45, {"Mug", "Pan", "Knife Set", "Blender", "Lamp", "Throw Blanket",
-                                            "Cutting Board", "Coffee Grinder"}},
-    {"Beauty", "beauty", 25, {"Serum", "Moisturizer", "Lip Balm", "Shampoo", "Face Mask", "Perfume", "Sunscreen",
-                              "Cleanser"}},
-    {"Sports & Outdoors", "sports-outdoors", 55, {"Yoga Mat", "Water Bottle", "Backpack", "Tent", "Dumbbells",
-                                                  "Bike Light", "Running Vest", "Trekking Poles"}},
-    {"Books", "books", 18, {"Cookbook", "Novel", "Travel Guide", "Notebook", "Planner", "Art Book", "Biography",
-                            "Comic"}},
-    {"Toys", "toys", 30, {"Puzzle", "Building Set", "Board Game", "Plush Bear", "Kite", "Card Game", "RC Car",
-                          "Science Kit"}},
+    {"Shoes",
+     "shoes",
+     85,
+     {"Sneakers", "Running Shoes", "Boots", "Sandals", "Loafers", "Trail Shoes", "Slippers", "High-Tops"}},
+    {"Electronics",
+     "electronics",
+     120,
+     {"Headphones", "Earbuds", "Smartwatch", "Speaker", "Charger", "Keyboard", "Mouse", "Webcam"}},
+    {"Home & Kitchen",
+     "home-kitchen",
+     45,
+     {"Mug", "Pan", "Knife Set", "Blender", "Lamp", "Throw Blanket", "Cutting Board", "Coffee Grinder"}},
+    {"Beauty",
+     "beauty",
+     25,
+     {"Serum", "Moisturizer", "Lip Balm", "Shampoo", "Face Mask", "Perfume", "Sunscreen", "Cleanser"}},
+    {"Sports & Outdoors",
+     "sports-outdoors",
+     55,
+     {"Yoga Mat", "Water Bottle", "Backpack", "Tent", "Dumbbells", "Bike Light", "Running Vest", "Trekking Poles"}},
+    {"Books",
+     "books",
+     18,
+     {"Cookbook", "Novel", "Travel Guide", "Notebook", "Planner", "Art Book", "Biography", "Comic"}},
+    {"Toys",
+     "toys",
+     30,
+     {"Puzzle", "Building Set", "Board Game", "Plush Bear", "Kite", "Card Game", "RC Car", "Science Kit"}},
 };
 constexpr size_t kNumCategories = sizeof(kCategories) / sizeof(kCategories[0]);
-const char* const kAdjectives[] = {"Classic", "Essential", "Premium", "Eco", "Urban", "Lightweight", "Pro",
-                                   "Everyday", "Vintage", "Ultra", "Compact", "Deluxe", "Organic", "Nordic",
-                                   "Soft", "Active"};
+const char* const kAdjectives[] = {"Classic", "Essential", "Premium", "Eco",   "Urban",   "Lightweight",
+                                   "Pro",     "Everyday",  "Vintage", "Ultra", "Compact", "Deluxe",
+                                   "Organic", "Nordic",    "Soft",    "Active"};
 
 struct Product {
   std::string sku;
@@ -284,9 +345,15 @@ struct Utm {
   const char* source;
   const char* medium;
 };
-const Utm kUtms[] = {{"google", "cpc"},          {"facebook", "paid_social"}, {"instagram", "paid_social"},
-                     {"tiktok", "paid_social"},  {"newsletter", "email"},     {"bing", "cpc"},
-                     {"affiliate_network", "affiliate"}, {"pinterest", "social"}, {"google", "shopping"}};
+const Utm kUtms[] = {{"google", "cpc"},
+                     {"facebook", "paid_social"},
+                     {"instagram", "paid_social"},
+                     {"tiktok", "paid_social"},
+                     {"newsletter", "email"},
+                     {"bing", "cpc"},
+                     {"affiliate_network", "affiliate"},
+                     {"pinterest", "social"},
+                     {"google", "shopping"}};
 constexpr uint8_t kUtmNewsletter = 4;
 const double kUtmWeights[] = {30, 16, 12, 7, 0, 5, 6, 4, 14};
 
@@ -305,13 +372,24 @@ const char* CampaignFor(int64_t t_us, uint8_t utm) {
   return "always_on_prospecting";
 }
 
-const char* const kSearchQueries[] = {"running shoes", "wireless earbuds", "hoodie", "gift for dad", "yoga mat",
-                                      "coffee", "sale", "boots women", "smartwatch", "lego", "backpack",
-                                      "sunscreen spf 50", "christmas gifts", "black friday deals", "jeans slim"};
-const char* const kBlogPosts[] = {"how-to-choose-running-shoes", "holiday-gift-guide", "care-for-your-jeans",
-                                  "best-headphones-2026", "spring-cleaning-tips", "camping-checklist"};
-const char* const kAppScreens[] = {"home", "search", "product", "cart", "account", "orders", "wishlist",
-                                   "deals"};
+const char* const kSearchQueries[] = {"running shoes",
+                                      "wireless earbuds",
+                                      "hoodie",
+                                      "gift for dad",
+                                      "yoga mat",
+                                      "coffee",
+                                      "sale",
+                                      "boots women",
+                                      "smartwatch",
+                                      "lego",
+                                      "backpack",
+                                      "sunscreen spf 50",
+                                      "christmas gifts",
+                                      "black friday deals",
+                                      "jeans slim"};
+const char* const kBlogPosts[] = {"how-to-choose-running-shoes", "holiday-gift-guide",   "care-for-your-jeans",
+                                  "best-headphones-2026",        "spring-cleaning-tips", "camping-checklist"};
+const char* const kAppScreens[] = {"home", "search", "product", "cart", "account", "orders", "wishlist", "deals"};
 const char* const kReferrers[] = {"https://www.google.com/", "https://www.bing.com/", "https://duckduckgo.com/",
                                   "https://www.reddit.com/", "https://t.co/"};
 const char* const kTiers[] = {"bronze", "silver", "gold", "platinum"};
@@ -324,8 +402,8 @@ struct Person {
   bool known = true;
   uint8_t country = 0, city = 0;
   uint16_t first = 0, last = 0;
-  uint8_t ndev = 0;   // devices [0, ndev)
-  uint8_t nreg = 0;   // known customers: devices [0, nreg) are registered on the profile
+  uint8_t ndev = 0;  // devices [0, ndev)
+  uint8_t nreg = 0;  // known customers: devices [0, nreg) are registered on the profile
   uint8_t dev_kind[4] = {};
   uint8_t buyer = 0;  // 0 never buys, 1 occasional, 2 loyal
   uint8_t pref_cat = 0;
@@ -345,11 +423,11 @@ struct Spec {
   uint32_t aux;      // purchase: order index
   uint16_t product;  // product for product_view / add_to_cart / category and product pages
   uint8_t type;
-  uint8_t device;    // device slot or kNoDevice
-  uint8_t ident;     // Ident bits
-  uint8_t utm;       // 0: none, else kUtms index + 1
-  uint8_t page;      // page_view: Page; custom: CustomName; app_usage: screen
-  uint8_t first;     // first event of its session
+  uint8_t device;  // device slot or kNoDevice
+  uint8_t ident;   // Ident bits
+  uint8_t utm;     // 0: none, else kUtms index + 1
+  uint8_t page;    // page_view: Page; custom: CustomName; app_usage: screen
+  uint8_t first;   // first event of its session
 };
 
 struct OrderItem {
@@ -576,11 +654,21 @@ void Generator::Impl::Plan() {
     std::string first = Lower(kFirstNames[p.first]), last = Lower(kLastNames[p.last]);
     std::string local;
     switch (rng.Below(5)) {
-      case 0: local = first + "." + last; break;
-      case 1: local = first.substr(0, 1) + last; break;
-      case 2: local = first + last + std::to_string(rng.Range(1, 99)); break;
-      case 3: local = first + "_" + last; break;
-      default: local = first + "." + last + std::to_string(rng.Range(70, 2005)); break;
+      case 0:
+        local = first + "." + last;
+        break;
+      case 1:
+        local = first.substr(0, 1) + last;
+        break;
+      case 2:
+        local = first + last + std::to_string(rng.Range(1, 99));
+        break;
+      case 3:
+        local = first + "_" + last;
+        break;
+      default:
+        local = first + "." + last + std::to_string(rng.Range(70, 2005));
+        break;
     }
     std::string email = local + "@" + rng.Pick(kEmailDomains);
     if (!emails.insert(email).second) {
@@ -790,7 +878,8 @@ void Generator::Impl::PlanSession(Rng& rng, Person& p, uint32_t pi, uint32_t bud
   const bool registered = p.known && device < p.nreg;
   const bool anonymous = !*identified;  // visitor before identification: deviceId only
   bool logged_in = !anonymous && (rng.Chance(0.5) || (!registered && !used));
-  uint8_t base_ident = anonymous ? static_cast<uint8_t>(kIdDevice) : static_cast<uint8_t>(kIdDevice | (logged_in ? static_cast<int>(kIdCustomer) : 0));
+  uint8_t base_ident = anonymous ? static_cast<uint8_t>(kIdDevice)
+                                 : static_cast<uint8_t>(kIdDevice | (logged_in ? static_cast<int>(kIdCustomer) : 0));
   if (!registered && !anonymous && !used) base_ident = kIdDevice | kIdCustomer;  // login attaches the device
   used = 1;
 
@@ -927,9 +1016,12 @@ Json Generator::Impl::ProfileJson(size_t i) {
 
   std::string postal = city.postal_prefix;
   for (const char* c = city.postal_pattern; *c; ++c) {
-    if (*c == '9') postal.push_back(static_cast<char>('0' + rng.Below(10)));
-    else if (*c == 'A') postal.push_back(static_cast<char>('A' + rng.Below(26)));
-    else postal.push_back(*c);
+    if (*c == '9')
+      postal.push_back(static_cast<char>('0' + rng.Below(10)));
+    else if (*c == 'A')
+      postal.push_back(static_cast<char>('A' + rng.Below(26)));
+    else
+      postal.push_back(*c);
   }
 
   Json attrs = Json::Object();
@@ -1009,15 +1101,42 @@ Json Generator::Impl::EventJson(const Spec& s, size_t seq) {
       std::string path;
       const char* title = "";
       switch (s.page) {
-        case kHome: path = "/"; title = "Home"; break;
-        case kCategory: path = std::string("/c/") + kCategories[pr.category].slug; title = kCategories[pr.category].name; break;
-        case kProductPage: path = "/p/" + pr.sku; title = pr.name.c_str(); break;
-        case kSearch: path = "/search"; title = "Search"; break;
-        case kCart: path = "/cart"; title = "Cart"; break;
-        case kCheckout: path = "/checkout"; title = "Checkout"; break;
-        case kConfirmation: path = "/checkout/confirmation"; title = "Thank you"; break;
-        case kAccount: path = "/account"; title = "My account"; break;
-        default: path = std::string("/blog/") + rng.Pick(kBlogPosts); title = "Blog"; break;
+        case kHome:
+          path = "/";
+          title = "Home";
+          break;
+        case kCategory:
+          path = std::string("/c/") + kCategories[pr.category].slug;
+          title = kCategories[pr.category].name;
+          break;
+        case kProductPage:
+          path = "/p/" + pr.sku;
+          title = pr.name.c_str();
+          break;
+        case kSearch:
+          path = "/search";
+          title = "Search";
+          break;
+        case kCart:
+          path = "/cart";
+          title = "Cart";
+          break;
+        case kCheckout:
+          path = "/checkout";
+          title = "Checkout";
+          break;
+        case kConfirmation:
+          path = "/checkout/confirmation";
+          title = "Thank you";
+          break;
+        case kAccount:
+          path = "/account";
+          title = "My account";
+          break;
+        default:
+          path = std::string("/blog/") + rng.Pick(kBlogPosts);
+          title = "Blog";
+          break;
       }
       std::string url = kBase + path;
       if (s.utm) {
@@ -1091,8 +1210,7 @@ Json Generator::Impl::EventJson(const Spec& s, size_t seq) {
       const char* campaign = CampaignFor(s.time_us, 4);
       Add(&props, "campaign", Json(campaign));
       char subject[96];
-      std::snprintf(subject, sizeof subject, "Your %s picks for %04d-%02d-%02d", kCategories[p.pref_cat].name, y,
-                    m, d);
+      std::snprintf(subject, sizeof subject, "Your %s picks for %04d-%02d-%02d", kCategories[p.pref_cat].name, y, m, d);
       Add(&props, "subject", Json(subject));
       std::string mid = "msg_";
       AppendHex(&mid, Mix64(salt ^ (0xd000000000000000ULL + seq)), 12);

@@ -69,17 +69,17 @@ struct GeneratorConfig {
 
 // What a generator made (known after construction).
 struct GeneratorSummary {
-  size_t profiles = 0;                 // known customers (Profiles::Create)
-  size_t anonymous_visitors = 0;       // visitors with at least one event
-  size_t identified_visitors = 0;      // visitors that later identified
+  size_t profiles = 0;             // known customers (Profiles::Create)
+  size_t anonymous_visitors = 0;   // visitors with at least one event
+  size_t identified_visitors = 0;  // visitors that later identified
   size_t events = 0;
-  size_t events_by_type[7] = {};       // page_view, product_view, add_to_cart, purchase, email_open, app_usage,
-                                       // custom
+  size_t events_by_type[7] = {};  // page_view, product_view, add_to_cart, purchase, email_open, app_usage,
+                                  // custom
   size_t sessions = 0;
   size_t purchases = 0;
   size_t late_events = 0;
-  size_t churners = 0;                 // persons whose activity stops well before the end of the range
-  double revenue = 0;                  // sum of properties.revenue of all purchases
+  size_t churners = 0;  // persons whose activity stops well before the end of the range
+  double revenue = 0;   // sum of properties.revenue of all purchases
 };
 
 // The event type names, indexed as in GeneratorSummary::events_by_type.

@@ -418,8 +418,8 @@ Result<Json> EngineImpl::WriteProfile(std::string_view id, const Json& normalize
       Status s = store_->Get(storage::Cf::kIdentities, key, &owner);
       if (s.ok() && owner != id) {
         std::string field = ident.type == "deviceId" ? "externalIds.deviceIds" : "externalIds." + ident.type;
-        return Status::AlreadyExists(
-            fmt::format("{} \"{}\" belongs to profile {}", ident.type, ident.value, owner), field);
+        return Status::AlreadyExists(fmt::format("{} \"{}\" belongs to profile {}", ident.type, ident.value, owner),
+                                     field);
       }
       if (!s.ok() && !s.IsNotFound()) return s;
       batch.Put(storage::Cf::kIdentities, key, id);
@@ -432,8 +432,8 @@ Result<Json> EngineImpl::WriteProfile(std::string_view id, const Json& normalize
     stored = BuildStoredProfile(id, normalized, exists ? &previous : nullptr, now);
     std::string text = stored.Dump();
     if (text.size() > options_.max_profile_bytes) {
-      return Status::ResourceExhausted(fmt::format("profile of {} bytes is over the limit of {} bytes", text.size(),
-                                                   options_.max_profile_bytes));
+      return Status::ResourceExhausted(
+          fmt::format("profile of {} bytes is over the limit of {} bytes", text.size(), options_.max_profile_bytes));
     }
     batch.Put(storage::Cf::kProfiles, id, text);
     if (create) store_->AddToCounter(&batch, "profiles", 1);

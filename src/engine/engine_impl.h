@@ -81,8 +81,8 @@ class EngineImpl final : public Engine {
 
  private:
   struct SessionState {
-    int64_t last_us = 0;      // time of the profile's latest event
-    std::string session_id;   // its session
+    int64_t last_us = 0;     // time of the profile's latest event
+    std::string session_id;  // its session
   };
   class IngestContext;
   friend class IngestContext;
@@ -100,7 +100,7 @@ class EngineImpl final : public Engine {
   std::shared_mutex commit_mu_;
   Status write_error_;  // guarded by write_mu_; set when a write failed after its changes were published
   // Latest event per profile, for session assignment without a read. Bounded; cleared when full.
-  absl::flat_hash_map<std::string, SessionState> sessions_;       // guarded by write_mu_
+  absl::flat_hash_map<std::string, SessionState> sessions_;  // guarded by write_mu_
   // Identity key -> profile id, for resolution without a read. Bounded; cleared when full.
   absl::flat_hash_map<std::string, std::string> identity_cache_;  // guarded by write_mu_
 };

@@ -90,8 +90,8 @@ Result<BatchResult> EventsImpl::TrackOwned(std::vector<Json>&& events, size_t co
 Result<BatchResult> EventsImpl::TrackBatchJson(std::string_view json_text) {
   const Options& options = engine_->options();
   if (json_text.size() > options.max_batch_bytes) {
-    return Status::ResourceExhausted(fmt::format("batch of {} bytes is over the limit of {} bytes",
-                                                 json_text.size(), options.max_batch_bytes));
+    return Status::ResourceExhausted(
+        fmt::format("batch of {} bytes is over the limit of {} bytes", json_text.size(), options.max_batch_bytes));
   }
   // Items may nest max_json_depth deep below the batch's own one or two levels; ParseEvent checks each item.
   ParseLimits limits{options.max_batch_bytes, options.max_json_depth + 2};
@@ -147,9 +147,10 @@ Result<Page> EventsImpl::Query(const EventQuery& query) {
     if (by_profile) {
       stored = iter->value();
     } else {
-      Status s = store.Get(storage::Cf::kEvents, storage::EventKey(iter->value(), storage::TimeKeyTime(time_key),
-                                                                    storage::TimeKeyEventId(time_key)),
-                           &fetched);
+      Status s =
+          store.Get(storage::Cf::kEvents,
+                    storage::EventKey(iter->value(), storage::TimeKeyTime(time_key), storage::TimeKeyEventId(time_key)),
+                    &fetched);
       if (s.IsNotFound()) continue;  // deleted between the two reads
       CDP_RETURN_IF_ERROR(s);
       stored = fetched;

@@ -13,8 +13,8 @@ namespace cdp::internal {
 
 namespace {
 
-constexpr std::string_view kEventTypes[] = {"page_view", "product_view", "add_to_cart", "purchase",
-                                             "email_open", "app_usage",   "custom"};
+constexpr std::string_view kEventTypes[] = {"page_view",  "product_view", "add_to_cart", "purchase",
+                                            "email_open", "app_usage",    "custom"};
 constexpr size_t kMaxShortString = 256;
 
 Status ShortString(const Json& v, std::string_view field, std::string* out) {
@@ -36,8 +36,8 @@ Status PurchaseValue(const Json& properties, bool* found, int64_t* micros) {
     if (v == nullptr || v->is_null()) continue;
     std::string field = fmt::format("properties.{}", key);
     if (!v->is_number()) {
-      return Status::InvalidArgument(fmt::format("a purchase value must be a number, got {}",
-                                                 Json::TypeName(v->type())), field);
+      return Status::InvalidArgument(
+          fmt::format("a purchase value must be a number, got {}", Json::TypeName(v->type())), field);
     }
     double d = v->as_number();
     if (!std::isfinite(d) || std::fabs(d) > 1e12) {
@@ -55,8 +55,7 @@ Status PurchaseValue(const Json& properties, bool* found, int64_t* micros) {
 
 Result<ParsedEvent> ParseEvent(Json&& event, const Options& options, int64_t now_us) {
   if (!event.is_object()) {
-    return Status::InvalidArgument(fmt::format("an event must be a JSON object, got {}",
-                                               Json::TypeName(event.type())));
+    return Status::InvalidArgument(fmt::format("an event must be a JSON object, got {}", Json::TypeName(event.type())));
   }
   int depth = 0;
   size_t bytes = SerializedSize(event, &depth);
@@ -79,7 +78,9 @@ Result<ParsedEvent> ParseEvent(Json&& event, const Options& options, int64_t now
       if (!known) {
         return Status::InvalidArgument(
             fmt::format("unknown event type \"{}\" (expected page_view, product_view, add_to_cart, purchase, "
-                        "email_open, app_usage, custom)", e.type.substr(0, 64)), "type");
+                        "email_open, app_usage, custom)",
+                        e.type.substr(0, 64)),
+            "type");
       }
     } else if (key == "id") {
       CDP_RETURN_IF_ERROR(ShortString(value, key, &e.id));
@@ -112,7 +113,8 @@ Result<ParsedEvent> ParseEvent(Json&& event, const Options& options, int64_t now
     } else {
       return Status::InvalidArgument(
           "unknown event field (expected id, type, name, timestamp, properties, sessionId, deviceId, source, "
-          "profileId, customerId, email, phone, shopifyId)", key);
+          "profileId, customerId, email, phone, shopifyId)",
+          key);
     }
   }
   if (e.type.empty()) return Status::InvalidArgument("an event needs a \"type\"", "type");
@@ -160,4 +162,3 @@ Json StoredEvent(ParsedEvent* event, std::string_view profile_id, std::string_vi
 }
 
 }  // namespace cdp::internal
-

@@ -28,9 +28,9 @@ struct ParsedEvent {
   std::string session_id;               // given by the caller, or empty
   std::string device_id;                // raw, as given
   std::string source;
-  Json properties;                      // an object
+  Json properties;  // an object
   bool purchase = false;
-  int64_t purchase_micros = 0;          // purchase value in millionths
+  int64_t purchase_micros = 0;  // purchase value in millionths
 };
 
 // Validates `event` (already parsed JSON), taking its properties. `now_us` is the time of receipt, used when

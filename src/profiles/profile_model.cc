@@ -11,10 +11,10 @@ namespace cdp::internal {
 
 namespace {
 
-constexpr std::string_view kStringAttributes[] = {"firstName", "lastName", "email", "phone",
-                                                   "country",   "city",     "postalCode"};
-constexpr std::string_view kDerivedTraits[] = {"ltv",          "aov",           "purchaseCount", "lastPurchaseDate",
-                                                "firstSeenDate", "lastSeenDate", "eventCount"};
+constexpr std::string_view kStringAttributes[] = {"firstName", "lastName", "email",     "phone",
+                                                  "country",   "city",     "postalCode"};
+constexpr std::string_view kDerivedTraits[] = {"ltv",           "aov",          "purchaseCount", "lastPurchaseDate",
+                                               "firstSeenDate", "lastSeenDate", "eventCount"};
 constexpr std::string_view kConsentChannels[] = {"email", "sms", "tracking"};
 constexpr size_t kMaxStringBytes = 1024;
 constexpr size_t kMaxListItems = 1000;
@@ -80,8 +80,8 @@ Result<Json> NormalizeExternalIds(const Json& in) {
       if (!n.ok()) return Status::InvalidArgument(n.status().message(), field);
       out.Set(key, std::move(n).value());
     } else {
-      return Status::InvalidArgument(
-          "unknown external id (expected shopifyId, email, phone, customerId, deviceIds)", field);
+      return Status::InvalidArgument("unknown external id (expected shopifyId, email, phone, customerId, deviceIds)",
+                                     field);
     }
   }
   return out;
@@ -104,8 +104,7 @@ Result<Json> NormalizeAttributes(const Json& in) {
       if (!value.is_object()) return TypeError(field, "an object", value);
       out.Set(key, value);
     } else {
-      return Status::InvalidArgument(
-          "unknown attribute (custom data belongs in attributes.customFields)", field);
+      return Status::InvalidArgument("unknown attribute (custom data belongs in attributes.customFields)", field);
     }
   }
   return out;
@@ -183,9 +182,12 @@ size_t EscapedSize(std::string_view s) {
 size_t SerializedSize(const Json& value, int* depth) {
   *depth = value.is_array() || value.is_object() ? 1 : 0;
   switch (value.type()) {
-    case Json::Type::kNull: return 4;
-    case Json::Type::kBool: return value.as_bool() ? 4 : 5;
-    case Json::Type::kString: return EscapedSize(value.as_string());
+    case Json::Type::kNull:
+      return 4;
+    case Json::Type::kBool:
+      return value.as_bool() ? 4 : 5;
+    case Json::Type::kString:
+      return EscapedSize(value.as_string());
     case Json::Type::kInt:
     case Json::Type::kDouble: {
       std::string text;
@@ -229,8 +231,8 @@ Result<Json> NormalizeProfileInput(const Json& input) {
     } else if (key == "id" || key == "segments" || key == "createdAt" || key == "updatedAt") {
       // read-only here: id is handled by the caller, the rest are maintained by libcdp
     } else {
-      return Status::InvalidArgument(
-          "unknown profile field (expected id, externalIds, attributes, computed, consent)", key);
+      return Status::InvalidArgument("unknown profile field (expected id, externalIds, attributes, computed, consent)",
+                                     key);
     }
   }
   if (!external_ids.is_object()) external_ids = Json::Object();

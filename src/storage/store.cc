@@ -21,8 +21,8 @@ namespace cdp::storage {
 
 namespace {
 
-const char* const kCfNames[] = {rocksdb::kDefaultColumnFamilyName.c_str(), "profiles", "identities", "events",
-                                "events_by_time", "traits"};
+const char* const kCfNames[] = {
+    rocksdb::kDefaultColumnFamilyName.c_str(), "profiles", "identities", "events", "events_by_time", "traits"};
 static_assert(sizeof(kCfNames) / sizeof(kCfNames[0]) == static_cast<size_t>(Cf::kCount));
 
 constexpr char kFormatVersionKey[] = "format_version";
@@ -32,7 +32,8 @@ Status FromRocks(const rocksdb::Status& s, std::string_view what) {
   if (s.ok()) return Status::OK();
   if (s.IsNotFound()) return Status::NotFound(fmt::format("{}: not found", what));
   if (s.IsCorruption()) return Status::DataLoss(fmt::format("{}: {}", what, s.ToString()));
-  if (s.IsBusy() || s.IsTryAgain() || s.IsTimedOut()) return Status::Unavailable(fmt::format("{}: {}", what, s.ToString()));
+  if (s.IsBusy() || s.IsTryAgain() || s.IsTimedOut())
+    return Status::Unavailable(fmt::format("{}: {}", what, s.ToString()));
   if (s.IsInvalidArgument()) return Status::InvalidArgument(fmt::format("{}: {}", what, s.ToString()));
   return Status::Internal(fmt::format("{}: {}", what, s.ToString()));
 }
@@ -40,8 +41,8 @@ Status FromRocks(const rocksdb::Status& s, std::string_view what) {
 // int64 add, for counters in kMeta.
 class CounterMergeOperator : public rocksdb::AssociativeMergeOperator {
  public:
-  bool Merge(const rocksdb::Slice&, const rocksdb::Slice* existing, const rocksdb::Slice& value,
-             std::string* new_value, rocksdb::Logger*) const override {
+  bool Merge(const rocksdb::Slice&, const rocksdb::Slice* existing, const rocksdb::Slice& value, std::string* new_value,
+             rocksdb::Logger*) const override {
     int64_t a = 0, b = 0;
     if (existing != nullptr && existing->size() == 8) std::memcpy(&a, existing->data(), 8);
     if (value.size() == 8) std::memcpy(&b, value.data(), 8);
@@ -55,8 +56,8 @@ class CounterMergeOperator : public rocksdb::AssociativeMergeOperator {
 // Combines Traits aggregates (storage/traits.h).
 class TraitsMergeOperator : public rocksdb::AssociativeMergeOperator {
  public:
-  bool Merge(const rocksdb::Slice&, const rocksdb::Slice* existing, const rocksdb::Slice& value,
-             std::string* new_value, rocksdb::Logger*) const override {
+  bool Merge(const rocksdb::Slice&, const rocksdb::Slice* existing, const rocksdb::Slice& value, std::string* new_value,
+             rocksdb::Logger*) const override {
     Traits acc;
     if (existing != nullptr && !Traits::Decode(existing->ToStringView(), &acc)) return false;
     Traits add;
@@ -72,8 +73,7 @@ class TraitsMergeOperator : public rocksdb::AssociativeMergeOperator {
 
 // ---- WriteBatch ---------------------------------------------------------------------------------------------------
 
-WriteBatch::WriteBatch(const Store& store)
-    : rep_(std::make_unique<rocksdb::WriteBatch>()), handles_(&store.handles_) {}
+WriteBatch::WriteBatch(const Store& store) : rep_(std::make_unique<rocksdb::WriteBatch>()), handles_(&store.handles_) {}
 WriteBatch::~WriteBatch() = default;
 
 void WriteBatch::Put(Cf cf, std::string_view key, std::string_view value) {
@@ -170,8 +170,8 @@ Result<std::unique_ptr<Store>> Store::Open(const Options& options, const std::st
   } else if (!vs.ok()) {
     return vs;
   } else if (version != std::to_string(kFormatVersion)) {
-    return Status::DataLoss(fmt::format("'{}' has format version {}; this libcdp reads version {}", path, version,
-                                        kFormatVersion));
+    return Status::DataLoss(
+        fmt::format("'{}' has format version {}; this libcdp reads version {}", path, version, kFormatVersion));
   }
   return store;
 }

@@ -19,7 +19,7 @@ namespace cdp::storage {
 struct Traits {
   static constexpr int64_t kNoTime = std::numeric_limits<int64_t>::min();
 
-  int64_t revenue_micros = 0;     // sum of purchase values, in millionths
+  int64_t revenue_micros = 0;  // sum of purchase values, in millionths
   int64_t purchase_count = 0;
   int64_t event_count = 0;
   int64_t last_purchase_us = kNoTime;

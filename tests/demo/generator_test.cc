@@ -178,9 +178,9 @@ TEST(GeneratorTest, AnonymousDevicesLaterIdentifyAndResolveToOneProfile) {
   int checked = 0;
   for (const auto& [device, email] : identified) {
     if (checked == 3) break;
-    Result<ProfileQuery> q = ProfileQuery::FromJson(*Json::Parse(
-        R"({"conditions": [{"field": "externalIds.deviceIds", "operator": "contains", "value": ")" + device +
-        R"("}]})"));
+    Result<ProfileQuery> q = ProfileQuery::FromJson(
+        *Json::Parse(R"({"conditions": [{"field": "externalIds.deviceIds", "operator": "contains", "value": ")" +
+                     device + R"("}]})"));
     ASSERT_TRUE(q.ok()) << q.status().ToString();
     Result<Page> page = engine.profiles().Search(*q);
     ASSERT_TRUE(page.ok()) << page.status().ToString();

@@ -35,16 +35,15 @@ void RunWriterAndKill(const std::string& dir, bool sync, bool batches, std::set<
       if (batches) {
         std::vector<Json> batch;
         for (int k = 0; k < 10; ++k) {
-          batch.push_back(J(R"({"type":"purchase","customerId":"c)" + std::to_string(i % 7) + R"(","id":")" + id +
-                            "-" + std::to_string(k) + R"(","properties":{"revenue":1}})"));
+          batch.push_back(J(R"({"type":"purchase","customerId":"c)" + std::to_string(i % 7) + R"(","id":")" + id + "-" +
+                            std::to_string(k) + R"(","properties":{"revenue":1}})"));
         }
         auto r = (*engine)->events().TrackBatch(batch);
         if (!r.ok() || r->accepted != 10) _exit(3);
         for (int k = 0; k < 10; ++k) line += id + "-" + std::to_string(k) + "\n";
       } else {
-        auto r = (*engine)->events().Track(
-            J(R"({"type":"purchase","customerId":"c)" + std::to_string(i % 7) + R"(","id":")" + id +
-              R"(","properties":{"revenue":1}})"));
+        auto r = (*engine)->events().Track(J(R"({"type":"purchase","customerId":"c)" + std::to_string(i % 7) +
+                                             R"(","id":")" + id + R"(","properties":{"revenue":1}})"));
         if (!r.ok()) _exit(3);
         line = id + "\n";
       }

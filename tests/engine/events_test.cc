@@ -3,8 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <random>
 #include <map>
+#include <random>
 #include <set>
 #include <thread>
 
@@ -106,9 +106,9 @@ TEST_F(EventsTest, ArrivalOrderDoesNotChangeTraitsOrTimelines) {
     }
     std::vector<std::string> out;
     for (int c = 0; c < 5; ++c) {
-      ProfileQuery q = *ProfileQuery::FromJson(
-          J(R"({"conditions":[{"field":"externalIds.customerId","operator":"=","value":"c)" + std::to_string(c) +
-            R"("}]})"));
+      ProfileQuery q =
+          *ProfileQuery::FromJson(J(R"({"conditions":[{"field":"externalIds.customerId","operator":"=","value":"c)" +
+                                    std::to_string(c) + R"("}]})"));
       Json p = Unwrap(engine->profiles().Search(q)).items.at(0);
       out.push_back(p.Find("computed")->Dump());
       EventQuery tq;
@@ -122,9 +122,8 @@ TEST_F(EventsTest, ArrivalOrderDoesNotChangeTraitsOrTimelines) {
     return out;
   };
   auto in_order = evs;
-  std::sort(in_order.begin(), in_order.end(), [](const Json& a, const Json& b) {
-    return a.Find("timestamp")->as_int() < b.Find("timestamp")->as_int();
-  });
+  std::sort(in_order.begin(), in_order.end(),
+            [](const Json& a, const Json& b) { return a.Find("timestamp")->as_int() < b.Find("timestamp")->as_int(); });
   auto shuffled = evs;
   std::shuffle(shuffled.begin(), shuffled.end(), rng);
   auto a = load(in_order, 1, dir_.Sub("a"));
@@ -185,7 +184,8 @@ TEST_F(EventsTest, BatchReportsEachItemAndStoresOnlyValidOnes) {
     {"type":"page_view"},
     {"type":"purchase","customerId":"b1","properties":{"revenue":"12"}},
     {"type":"custom","name":"signup","customerId":"b1","sessionId":"s-1"},
-    {"type":"page_view","customerId":"b1","properties":{"blob":")" + big + R"("}},
+    {"type":"page_view","customerId":"b1","properties":{"blob":")" +
+                                                 big + R"("}},
     "not an object"])"));
   ASSERT_EQ(r.items.size(), 9u);
   EXPECT_EQ(r.accepted, 2u);

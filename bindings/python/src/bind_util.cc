@@ -14,8 +14,7 @@ namespace {
 
 cdp::Status WrongType(const std::string& key, std::string_view want, const cdp::Json& got) {
   return cdp::Status::InvalidArgument(
-      "option " + key + " must be " + std::string(want) + ", not " + std::string(cdp::Json::TypeName(got.type())),
-      key);
+      "option " + key + " must be " + std::string(want) + ", not " + std::string(cdp::Json::TypeName(got.type())), key);
 }
 
 cdp::Status SetBool(const std::string& key, const cdp::Json& v, bool* out) {
@@ -48,18 +47,30 @@ cdp::Result<cdp::Options> OptionsFromJson(const cdp::Json& json) {
   if (!json.is_object()) return cdp::Status::InvalidArgument("options must be an object");
   for (const auto& [key, v] : json.members()) {
     cdp::Status s;
-    if (key == "create_if_missing") s = SetBool(key, v, &o.create_if_missing);
-    else if (key == "sync_writes") s = SetBool(key, v, &o.sync_writes);
-    else if (key == "session_timeout_seconds") s = SetInt(key, v, &o.session_timeout_seconds);
-    else if (key == "max_event_bytes") s = SetInt(key, v, &o.max_event_bytes);
-    else if (key == "max_batch_bytes") s = SetInt(key, v, &o.max_batch_bytes);
-    else if (key == "max_profile_bytes") s = SetInt(key, v, &o.max_profile_bytes);
-    else if (key == "max_json_depth") s = SetInt(key, v, &o.max_json_depth);
-    else if (key == "max_batch_items") s = SetInt(key, v, &o.max_batch_items);
-    else if (key == "max_page_size") s = SetInt(key, v, &o.max_page_size);
-    else if (key == "block_cache_bytes") s = SetInt(key, v, &o.block_cache_bytes);
-    else if (key == "write_buffer_bytes") s = SetInt(key, v, &o.write_buffer_bytes);
-    else s = cdp::Status::InvalidArgument("unknown option " + key, key);
+    if (key == "create_if_missing")
+      s = SetBool(key, v, &o.create_if_missing);
+    else if (key == "sync_writes")
+      s = SetBool(key, v, &o.sync_writes);
+    else if (key == "session_timeout_seconds")
+      s = SetInt(key, v, &o.session_timeout_seconds);
+    else if (key == "max_event_bytes")
+      s = SetInt(key, v, &o.max_event_bytes);
+    else if (key == "max_batch_bytes")
+      s = SetInt(key, v, &o.max_batch_bytes);
+    else if (key == "max_profile_bytes")
+      s = SetInt(key, v, &o.max_profile_bytes);
+    else if (key == "max_json_depth")
+      s = SetInt(key, v, &o.max_json_depth);
+    else if (key == "max_batch_items")
+      s = SetInt(key, v, &o.max_batch_items);
+    else if (key == "max_page_size")
+      s = SetInt(key, v, &o.max_page_size);
+    else if (key == "block_cache_bytes")
+      s = SetInt(key, v, &o.block_cache_bytes);
+    else if (key == "write_buffer_bytes")
+      s = SetInt(key, v, &o.write_buffer_bytes);
+    else
+      s = cdp::Status::InvalidArgument("unknown option " + key, key);
     if (!s.ok()) return s;
   }
   return o;
