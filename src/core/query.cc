@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <limits>
 
+#include "core/civil_time.h"
 #include "fmt/format.h"
 
 namespace cdp {
@@ -14,29 +15,6 @@ namespace {
 constexpr int kMaxGroupDepth = 8;
 constexpr size_t kMaxConditions = 256;
 constexpr size_t kMaxFieldPath = 256;
-
-// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
-int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const unsigned yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<int64_t>(doe) - 719468;
-}
-
-void CivilFromDays(int64_t z, int* y, unsigned* m, unsigned* d) {
-  z += 719468;
-  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const unsigned doe = static_cast<unsigned>(z - era * 146097);
-  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const int64_t yy = static_cast<int64_t>(yoe) + era * 400;
-  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const unsigned mp = (5 * doy + 2) / 153;
-  *d = doy - (153 * mp + 2) / 5 + 1;
-  *m = mp < 10 ? mp + 3 : mp - 9;
-  *y = static_cast<int>(yy + (*m <= 2));
-}
 
 bool ReadDigits(std::string_view s, size_t* pos, int n, int* out) {
   if (*pos + n > s.size()) return false;
@@ -433,7 +411,7 @@ Result<int64_t> ParseTimestamp(std::string_view s) {
   }
   bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
   if (month == 2 && day == 29 && !leap) return bad();
-  int64_t days = DaysFromCivil(year, month, day);
+  int64_t days = internal::DaysFromCivil(year, month, day);
   int64_t secs = days * 86400 + hour * 3600 + minute * 60 + second - offset_s;
   int64_t micros = secs * 1000000 + frac_us;
   if (micros < kMinMicros || micros > kMaxMicros) return bad();
@@ -446,11 +424,10 @@ std::string FormatTimestamp(int64_t micros) {
   int ms = static_cast<int>((micros % 1000000) / 1000);
   int64_t days = secs / 86400;
   int64_t rem = secs % 86400;
-  int y;
-  unsigned m, d;
-  CivilFromDays(days, &y, &m, &d);
+  int y, m, d;
+  internal::CivilFromDays(days, &y, &m, &d);
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", y, m, d, static_cast<int>(rem / 3600),
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", y, m, d, static_cast<int>(rem / 3600),
                 static_cast<int>(rem / 60 % 60), static_cast<int>(rem % 60), ms);
   return buf;
 }
