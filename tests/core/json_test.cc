@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "cdp/query.h"
 
 namespace cdp {
@@ -74,6 +76,21 @@ TEST(TimestampTest, ParsesIsoAndEpochMillis) {
   EXPECT_EQ(*ParseTimestamp("2026-11-27T11:00:00+01:00"), *ParseTimestamp("2026-11-27T10:00:00Z"));
   EXPECT_EQ(*ParseTimestamp("2026-11-27"), *ParseTimestamp("2026-11-27T00:00:00Z"));
   EXPECT_EQ(FormatTimestamp(*ParseTimestamp("2024-02-29T23:59:59.999Z")), "2024-02-29T23:59:59.999Z");
+}
+
+TEST(TimestampTest, FormatAndParseRoundTripOverTheWholeRange) {
+  std::mt19937_64 rng(3);
+  const int64_t max_ms = *ParseTimestamp("9999-12-31T23:59:59.999Z") / 1000;
+  for (int i = 0; i < 100000; ++i) {
+    int64_t t = static_cast<int64_t>(rng() % static_cast<uint64_t>(max_ms + 1)) * 1000;
+    std::string text = FormatTimestamp(t);
+    ASSERT_EQ(text.size(), 24u) << text;
+    auto back = ParseTimestamp(text);
+    ASSERT_TRUE(back.ok()) << text;
+    ASSERT_EQ(*back, t) << text;
+  }
+  EXPECT_EQ(FormatTimestamp(0), "1970-01-01T00:00:00.000Z");
+  EXPECT_EQ(FormatTimestamp(1767225600123456), "2026-01-01T00:00:00.123Z");
 }
 
 TEST(TimestampTest, RejectsBadTimestamps) {
