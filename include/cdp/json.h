@@ -80,7 +80,7 @@ class Json {
     return j;
   }
 
-  // Parses one JSON document. Errors: InvalidArgument (malformed, with the byte offset in the message),
+  // Parses one JSON document. Errors: InvalidArgument (malformed, with simdjson's reason in the message),
   // ResourceExhausted (larger than limits.max_bytes), InvalidArgument with field = path (deeper than max_depth).
   static Result<Json> Parse(std::string_view text, const ParseLimits& limits = {});
 

@@ -112,7 +112,7 @@ Result<int64_t> ParseTimestamp(const Json& value);
 Result<int64_t> ParseTimestamp(std::string_view text);
 inline Result<int64_t> ParseTimestamp(const std::string& text) { return ParseTimestamp(std::string_view(text)); }
 inline Result<int64_t> ParseTimestamp(const char* text) { return ParseTimestamp(std::string_view(text)); }
-// "2026-11-27T10:00:00.123Z" (always UTC, millisecond precision; microseconds appear only when non-zero).
+// "2026-11-27T10:00:00.123Z": always UTC and always millisecond precision (finer parts are truncated).
 std::string FormatTimestamp(int64_t micros);
 
 }  // namespace cdp

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <limits>
 
+#include "core/json_internal.h"
 #include "fmt/format.h"
 
 namespace cdp {
@@ -382,4 +383,29 @@ void ApplyMergePatch(Json* target, const Json& patch) {
   }
 }
 
+namespace internal {
+
+Status CheckUtf8(const Json& value) {
+  auto valid = [](std::string_view s) { return simdjson::validate_utf8(s.data(), s.size()); };
+  if (value.is_string()) {
+    return valid(value.as_string()) ? Status::OK() : Status::InvalidArgument("a string is not valid UTF-8");
+  }
+  if (value.is_array()) {
+    size_t i = 0;
+    for (const Json& item : value.items()) {
+      Status s = CheckUtf8(item);
+      if (!s.ok()) return s.WithFieldPrefix(fmt::format("[{}]", i));
+      ++i;
+    }
+  } else if (value.is_object()) {
+    for (const auto& [key, item] : value.members()) {
+      if (!valid(key)) return Status::InvalidArgument("an object key is not valid UTF-8");
+      Status s = CheckUtf8(item);
+      if (!s.ok()) return s.WithFieldPrefix(key);
+    }
+  }
+  return Status::OK();
+}
+
+}  // namespace internal
 }  // namespace cdp

@@ -29,7 +29,8 @@ inline Result<std::string> DecodeCursor(std::string_view cursor) {
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
     return -1;
   };
-  if (cursor.size() % 2 != 0 || cursor.size() > 4096) return Status::InvalidArgument("malformed cursor", "cursor");
+  if (cursor.size() % 2 != 0 || cursor.size() > (2u << 20))
+    return Status::InvalidArgument("malformed cursor", "cursor");
   std::string out;
   out.reserve(cursor.size() / 2);
   for (size_t i = 0; i < cursor.size(); i += 2) {

@@ -94,14 +94,21 @@ class EngineImpl::IngestContext {
     CDP_RETURN_IF_ERROR(Resolve(e, &profile_id, &result->profile_created));
     result->profile_id = profile_id;
     std::string key = storage::EventKey(profile_id, e.time_us, e.id);
-    if (e.client_id) {
-      // A retry carries the same id, time and identifiers, so it lands on the same key: a no-op.
-      if (!batch_keys_.insert(key).second) {
+    if (e.client_id && !result->profile_created) {
+      // A retry carries the same id, time and identifiers, so it lands on the same key: a no-op, reported with
+      // the original's session. Looked for in this batch, in batches still being written, then in storage.
+      if (auto it = batch_keys_.find(key); it != batch_keys_.end()) {
         result->duplicate = true;
+        result->session_id = it->second;
+        return Status::OK();
+      }
+      if (auto it = engine_->in_flight_keys_.find(key); it != engine_->in_flight_keys_.end()) {
+        result->duplicate = true;
+        result->session_id = it->second;
         return Status::OK();
       }
       std::string existing;
-      Status s = result->profile_created ? Status::NotFound("") : store_.Get(storage::Cf::kEvents, key, &existing);
+      Status s = store_.Get(storage::Cf::kEvents, key, &existing);
       if (s.ok()) {
         result->duplicate = true;
         result->session_id = SessionOf(existing);
@@ -109,14 +116,16 @@ class EngineImpl::IngestContext {
       }
       if (!s.IsNotFound()) return s;
     }
+    CDP_RETURN_IF_ERROR(AttachIdentifiers(e, profile_id));
     if (!e.session_id.empty()) {
       result->session_id = e.session_id;
       NoteEventTime(profile_id, e.time_us, e.session_id);
     } else {
       CDP_RETURN_IF_ERROR(AssignSession(profile_id, e.time_us, &result->session_id));
     }
+    if (e.client_id) batch_keys_.emplace(key, result->session_id);
     batch_.Put(storage::Cf::kEvents, key, StoredEvent(&e, profile_id, result->session_id, received_us_).Dump());
-    batch_.Put(storage::Cf::kEventsByTime, storage::TimeKey(e.time_us, e.id), profile_id);
+    batch_.Put(storage::Cf::kEventsByTime, storage::TimeIndexKey(e.time_us, e.id, profile_id), {});
     traits_[profile_id].AddEvent(e.time_us, e.purchase, e.purchase_micros);
     ++events_added_;
     return Status::OK();
@@ -132,6 +141,8 @@ class EngineImpl::IngestContext {
     return !dirty_profiles_.empty();
   }
   bool empty() const { return batch_.Count() == 0; }
+  // Event keys with caller-given ids, and their sessions (for retries racing this batch's write).
+  const absl::flat_hash_map<std::string, std::string>& client_keys() const { return batch_keys_; }
   storage::WriteBatch* batch() { return &batch_; }
 
   // Makes the batch's session and identity changes visible to later batches.
@@ -198,16 +209,20 @@ class EngineImpl::IngestContext {
       created_.insert(*profile_id);
       ++profiles_created_;
     }
+    return Status::OK();
+  }
+
+  Status AttachIdentifiers(const ParsedEvent& e, const std::string& profile_id) {
     // Identifiers nobody holds yet join this profile. One held by another profile stays there: merging profiles is
     // identity resolution's decision, not ingestion's.
     for (const Identifier& id : e.identifiers) {
       std::string key = IdentityKeyOf(id);
       CDP_ASSIGN_OR_RETURN(std::string owner, LookupIdentity(key));
       if (!owner.empty()) continue;
-      CDP_ASSIGN_OR_RETURN(Json * doc, MutableProfile(*profile_id));
+      CDP_ASSIGN_OR_RETURN(Json * doc, MutableProfile(profile_id));
       if (Attach(doc, id)) {
-        pending_identities_[key] = *profile_id;
-        batch_.Put(storage::Cf::kIdentities, key, *profile_id);
+        pending_identities_[key] = profile_id;
+        batch_.Put(storage::Cf::kIdentities, key, profile_id);
       }
     }
     return Status::OK();
@@ -330,7 +345,7 @@ class EngineImpl::IngestContext {
   absl::flat_hash_map<std::string, SessionState> staged_sessions_;
   absl::flat_hash_map<std::string, std::vector<std::pair<int64_t, std::string>>> batch_times_;
   absl::flat_hash_map<std::string, storage::Traits> traits_;
-  absl::flat_hash_set<std::string> batch_keys_;  // event keys of client-given ids in this batch
+  absl::flat_hash_map<std::string, std::string> batch_keys_;  // event key of a client-given id -> session
 };
 
 Status EngineImpl::Ingest(std::vector<ParsedEvent>* events, std::vector<BatchItemResult>* results,
@@ -368,11 +383,16 @@ Status EngineImpl::Ingest(std::vector<ParsedEvent>* events, std::vector<BatchIte
     } else {
       in_flight.lock();
       ctx->Publish();
+      for (const auto& [key, session] : ctx->client_keys()) in_flight_keys_.emplace(key, session);
     }
   }
   if (in_flight.owns_lock()) {
     auto written = store_->Write(ctx->batch());
     in_flight.unlock();
+    if (!ctx->client_keys().empty()) {
+      std::lock_guard<std::mutex> lock(write_mu_);
+      for (const auto& [key, session] : ctx->client_keys()) in_flight_keys_.erase(key);
+    }
     if (!written.ok()) {
       std::lock_guard<std::mutex> lock(write_mu_);
       write_error_ = Status::Unavailable("a write failed (" + written.status().ToString() +
@@ -388,7 +408,8 @@ Status EngineImpl::Ingest(std::vector<ParsedEvent>* events, std::vector<BatchIte
 
 // ---- Profile writes -----------------------------------------------------------------------------------------------
 
-Result<Json> EngineImpl::WriteProfile(std::string_view id, const Json& normalized, bool create) {
+Result<Json> EngineImpl::WriteProfile(std::string_view id, const Json& input, ProfileWrite mode) {
+  const bool create = mode == ProfileWrite::kCreate;
   const int64_t now = NowMicros();
   uint64_t sequence = 0;
   Json stored;
@@ -407,6 +428,16 @@ Result<Json> EngineImpl::WriteProfile(std::string_view id, const Json& normalize
     }
     if (create && exists) return Status::AlreadyExists(fmt::format("profile {} already exists", id), "id");
     if (!create && !exists) return read.status();
+    // A merge patch applies to the document as it is now, read under the lock, so that identifiers attached by
+    // events (or another patch) in the meantime are kept.
+    Json normalized;
+    if (mode == ProfileWrite::kPatch) {
+      Json document = WritableParts(previous);
+      ApplyMergePatch(&document, input);
+      CDP_ASSIGN_OR_RETURN(normalized, NormalizeProfileInput(document));
+    } else {
+      normalized = input;
+    }
 
     std::vector<Identifier> now_ids = ProfileIdentifiers(normalized);
     std::vector<Identifier> old_ids = exists ? ProfileIdentifiers(previous) : std::vector<Identifier>{};
@@ -459,7 +490,8 @@ Status EngineImpl::DeleteProfile(std::string_view id) {
     for (iter->Seek(prefix); iter->Valid(); iter->Next()) {
       std::string_view time_key = iter->key().substr(prefix.size());
       batch.Delete(storage::Cf::kEvents, iter->key());
-      batch.Delete(storage::Cf::kEventsByTime, time_key);
+      batch.Delete(storage::Cf::kEventsByTime,
+                   storage::TimeIndexKey(storage::TimeKeyTime(time_key), storage::TimeKeyEventId(time_key), id));
       ++events;
     }
     CDP_RETURN_IF_ERROR(iter->status());

@@ -75,8 +75,10 @@ class EngineImpl final : public Engine {
   // Stores parsed events (the write path). results[i] is filled for every i; rejected items keep their status.
   Status Ingest(std::vector<ParsedEvent>* events, std::vector<BatchItemResult>* results, int64_t received_us);
 
-  // Profile writes (under the write lock). `previous` is null for a create.
-  Result<Json> WriteProfile(std::string_view id, const Json& normalized, bool create);
+  // Profile writes (under the write lock). `input` is a normalized document (NormalizeProfileInput) for kCreate
+  // and kReplace, and the merge patch of the writable fields for kPatch.
+  enum class ProfileWrite { kCreate, kReplace, kPatch };
+  Result<Json> WriteProfile(std::string_view id, const Json& input, ProfileWrite mode);
   Status DeleteProfile(std::string_view id);
 
  private:
@@ -103,6 +105,9 @@ class EngineImpl final : public Engine {
   absl::flat_hash_map<std::string, SessionState> sessions_;  // guarded by write_mu_
   // Identity key -> profile id, for resolution without a read. Bounded; cleared when full.
   absl::flat_hash_map<std::string, std::string> identity_cache_;  // guarded by write_mu_
+  // Event keys with caller-given ids in batches being written outside write_mu_ -> their session, so a retry
+  // racing the original's write is still a duplicate.
+  absl::flat_hash_map<std::string, std::string> in_flight_keys_;  // guarded by write_mu_
 };
 
 }  // namespace cdp::internal

@@ -8,6 +8,7 @@
 #include "engine/cursor.h"
 #include "engine/engine_impl.h"
 #include "fmt/format.h"
+#include "profiles/profile_model.h"
 #include "storage/keys.h"
 
 namespace cdp {
@@ -59,7 +60,18 @@ Result<TrackResult> EventsImpl::Track(const Json& event) {
 }
 
 Result<BatchResult> EventsImpl::TrackBatch(const std::vector<Json>& events) {
-  if (events.size() > engine_->options().max_batch_items) return TrackOwned({}, events.size());
+  const Options& options = engine_->options();
+  if (events.size() > options.max_batch_items) return TrackOwned({}, events.size());
+  // The batch's size is that of the JSON array of its items.
+  size_t bytes = events.empty() ? 2 : events.size() + 1;
+  for (const Json& e : events) {
+    int depth = 0;
+    bytes += SerializedSize(e, &depth);
+  }
+  if (bytes > options.max_batch_bytes) {
+    return Status::ResourceExhausted(
+        fmt::format("batch of {} bytes is over the limit of {} bytes", bytes, options.max_batch_bytes));
+  }
   return TrackOwned(std::vector<Json>(events), events.size());
 }
 
@@ -147,10 +159,12 @@ Result<Page> EventsImpl::Query(const EventQuery& query) {
     if (by_profile) {
       stored = iter->value();
     } else {
-      Status s =
-          store.Get(storage::Cf::kEvents,
-                    storage::EventKey(iter->value(), storage::TimeKeyTime(time_key), storage::TimeKeyEventId(time_key)),
-                    &fetched);
+      // An index key: time, event id, \0, profile id.
+      std::string_view event_time_key = storage::TimeIndexTimeKey(time_key);
+      Status s = store.Get(storage::Cf::kEvents,
+                           storage::EventKey(storage::TimeIndexProfile(time_key), storage::TimeKeyTime(event_time_key),
+                                             storage::TimeKeyEventId(event_time_key)),
+                           &fetched);
       if (s.IsNotFound()) continue;  // deleted between the two reads
       CDP_RETURN_IF_ERROR(s);
       stored = fetched;

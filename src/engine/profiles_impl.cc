@@ -64,7 +64,7 @@ Result<Json> ProfilesImpl::Create(const Json& profile) {
     id = NewId();
   }
   CDP_ASSIGN_OR_RETURN(Json normalized, NormalizeProfileInput(profile));
-  return engine_->WriteProfile(id, normalized, /*create=*/true);
+  return engine_->WriteProfile(id, normalized, EngineImpl::ProfileWrite::kCreate);
 }
 
 Result<Json> ProfilesImpl::Get(std::string_view id) {
@@ -78,21 +78,19 @@ Result<Json> ProfilesImpl::Write(std::string_view id, const Json& input, bool pa
   if (const Json* given = input.Find("id"); given != nullptr && !given->is_null() && *given != Json(id)) {
     return Status::InvalidArgument("the id in the body differs from the profile's id", "id");
   }
-  Json document = input;
   if (patch) {
-    // Merge patches apply to the current writable parts; the result is validated like a replacement.
-    CDP_ASSIGN_OR_RETURN(Json stored, engine_->ReadStoredProfile(id));
-    document = WritableParts(stored);
+    // Merge patches apply to the current writable parts (under the write lock); the result is validated like a
+    // replacement.
     Json writable_patch = Json::Object();
     for (const auto& [key, value] : input.members()) {
       if (key != "id" && key != "segments" && key != "createdAt" && key != "updatedAt") {
         writable_patch.Set(key, value);
       }
     }
-    ApplyMergePatch(&document, writable_patch);
+    return engine_->WriteProfile(id, writable_patch, EngineImpl::ProfileWrite::kPatch);
   }
-  CDP_ASSIGN_OR_RETURN(Json normalized, NormalizeProfileInput(document));
-  return engine_->WriteProfile(id, normalized, /*create=*/false);
+  CDP_ASSIGN_OR_RETURN(Json normalized, NormalizeProfileInput(input));
+  return engine_->WriteProfile(id, normalized, EngineImpl::ProfileWrite::kReplace);
 }
 
 Result<Json> ProfilesImpl::Replace(std::string_view id, const Json& profile) { return Write(id, profile, false); }
@@ -118,11 +116,18 @@ Result<Page> ProfilesImpl::Search(const ProfileQuery& query) {
 
   Page page;
   if (query.sort_by.empty()) {
+    // By id, in key order (backwards when descending), from just after the cursor's id.
     std::string after;
     if (!query.cursor.empty()) {
       CDP_ASSIGN_OR_RETURN(after, DecodeCursor(query.cursor));
     }
-    for (after.empty() ? profiles->SeekToFirst() : profiles->Seek(after); profiles->Valid(); profiles->Next()) {
+    const bool desc = query.descending;
+    if (after.empty()) {
+      desc ? profiles->SeekToLast() : profiles->SeekToFirst();
+    } else {
+      desc ? profiles->SeekForPrev(after) : profiles->Seek(after);
+    }
+    for (; profiles->Valid(); desc ? profiles->Prev() : profiles->Next()) {
       if (!after.empty() && profiles->key() == after) continue;
       CDP_ASSIGN_OR_RETURN(Json doc, render(profiles->key(), profiles->value()));
       if (!query.filter.Matches(doc)) continue;

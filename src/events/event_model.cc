@@ -6,6 +6,7 @@
 
 #include "cdp/query.h"
 #include "core/ids.h"
+#include "core/json_internal.h"
 #include "fmt/format.h"
 #include "profiles/profile_model.h"
 
@@ -66,6 +67,7 @@ Result<ParsedEvent> ParseEvent(Json&& event, const Options& options, int64_t now
     return Status::ResourceExhausted(
         fmt::format("event of {} bytes is over the limit of {} bytes", bytes, options.max_event_bytes));
   }
+  CDP_RETURN_IF_ERROR(CheckUtf8(event));
   ParsedEvent e;
   bool has_timestamp = false;
   std::string raw_ids[std::size(kIdentifierTypes)];

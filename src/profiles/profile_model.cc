@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "cdp/query.h"
+#include "core/json_internal.h"
 #include "fmt/format.h"
 
 namespace cdp::internal {
@@ -218,6 +219,7 @@ size_t SerializedSize(const Json& value, int* depth) {
 
 Result<Json> NormalizeProfileInput(const Json& input) {
   if (!input.is_object()) return TypeError("", "a JSON object", input);
+  CDP_RETURN_IF_ERROR(CheckUtf8(input));
   Json external_ids, attributes, consent, computed;
   for (const auto& [key, value] : input.members()) {
     if (key == "externalIds") {

@@ -46,6 +46,21 @@ inline std::string EventKey(std::string_view profile_id, int64_t time_us, std::s
   k.append(event_id);
   return k;
 }
+// kEventsByTime: be64(time) event id \0 profile id (empty value). The profile id is part of the key because two
+// profiles may hold events with the same id and time.
+inline std::string TimeIndexKey(int64_t time_us, std::string_view event_id, std::string_view profile_id) {
+  std::string k = TimeKey(time_us, event_id);
+  k.push_back('\0');
+  k.append(profile_id);
+  return k;
+}
+// Splits a kEventsByTime key into the time key (time and event id) and the profile id.
+inline std::string_view TimeIndexTimeKey(std::string_view key) { return key.substr(0, key.find('\0', 8)); }
+inline std::string_view TimeIndexProfile(std::string_view key) {
+  size_t nul = key.find('\0', 8);
+  return nul == std::string_view::npos ? std::string_view() : key.substr(nul + 1);
+}
+
 // Splits the part of an event key after the profile prefix ("time key") into time and event id.
 inline int64_t TimeKeyTime(std::string_view time_key) { return static_cast<int64_t>(DecodeBigEndian64(time_key)); }
 inline std::string_view TimeKeyEventId(std::string_view time_key) { return time_key.substr(8); }

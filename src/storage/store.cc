@@ -112,6 +112,10 @@ Result<std::unique_ptr<Store>> Store::Open(const Options& options, const std::st
     if (ec) return Status::Unavailable(fmt::format("cannot create '{}': {}", path, ec.message()));
   }
 
+  if (!options.create_if_missing && !std::filesystem::exists(std::filesystem::path(path) / "CURRENT", ec)) {
+    return Status::NotFound(fmt::format("no database at '{}'", path));
+  }
+
   rocksdb::Options db_options;
   db_options.create_if_missing = options.create_if_missing;
   db_options.create_missing_column_families = true;

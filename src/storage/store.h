@@ -35,7 +35,7 @@ enum class Cf : int {
   kProfiles,      // profile id -> stored profile document (JSON)
   kIdentities,    // identifier type \0 normalized value -> profile id
   kEvents,        // profile id \0 be64(event time) event id -> event document (JSON)
-  kEventsByTime,  // be64(event time) event id -> profile id
+  kEventsByTime,  // be64(event time) event id \0 profile id -> empty
   kTraits,        // profile id -> computed-trait aggregates (merge operator: see traits.h)
   kCount,
 };

@@ -659,7 +659,7 @@ def test_concurrent_clients(server):
 def test_stats(server):
     status, before, _ = server.request("GET", "/api/cdp/stats")
     assert status == 200, before
-    assert before["formatVersion"] == 1
+    assert isinstance(before["formatVersion"], int) and before["formatVersion"] >= 1
     track(server, {"type": "page_view", "email": unique_email("stats")})
     status, after, _ = server.request("GET", "/api/cdp/stats")
     assert after["profiles"] == before["profiles"] + 1
