@@ -53,8 +53,9 @@ class EventsImpl final : public Events {
   Result<Page> Query(const EventQuery& query) override;
 
  private:
-  // Validates and stores events it may consume; `count` is the number of items the caller sent.
-  Result<BatchResult> TrackOwned(std::vector<Json>&& events, size_t count);
+  // Validates and stores events it may consume; `count` is the number of items the caller sent. With
+  // `check_bytes` the items' serialized sizes must fit Options::max_batch_bytes (TrackBatchJson checks its text).
+  Result<BatchResult> TrackOwned(std::vector<Json>&& events, size_t count, bool check_bytes);
   EngineImpl* engine_;
 };
 

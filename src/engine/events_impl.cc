@@ -8,7 +8,6 @@
 #include "engine/cursor.h"
 #include "engine/engine_impl.h"
 #include "fmt/format.h"
-#include "profiles/profile_model.h"
 #include "storage/keys.h"
 
 namespace cdp {
@@ -60,22 +59,11 @@ Result<TrackResult> EventsImpl::Track(const Json& event) {
 }
 
 Result<BatchResult> EventsImpl::TrackBatch(const std::vector<Json>& events) {
-  const Options& options = engine_->options();
-  if (events.size() > options.max_batch_items) return TrackOwned({}, events.size());
-  // The batch's size is that of the JSON array of its items.
-  size_t bytes = events.empty() ? 2 : events.size() + 1;
-  for (const Json& e : events) {
-    int depth = 0;
-    bytes += SerializedSize(e, &depth);
-  }
-  if (bytes > options.max_batch_bytes) {
-    return Status::ResourceExhausted(
-        fmt::format("batch of {} bytes is over the limit of {} bytes", bytes, options.max_batch_bytes));
-  }
-  return TrackOwned(std::vector<Json>(events), events.size());
+  if (events.size() > engine_->options().max_batch_items) return TrackOwned({}, events.size(), false);
+  return TrackOwned(std::vector<Json>(events), events.size(), /*check_bytes=*/true);
 }
 
-Result<BatchResult> EventsImpl::TrackOwned(std::vector<Json>&& events, size_t count) {
+Result<BatchResult> EventsImpl::TrackOwned(std::vector<Json>&& events, size_t count, bool check_bytes) {
   const Options& options = engine_->options();
   if (count > options.max_batch_items) {
     return Status::ResourceExhausted(
@@ -86,13 +74,20 @@ Result<BatchResult> EventsImpl::TrackOwned(std::vector<Json>&& events, size_t co
   out.items.resize(events.size());
   std::vector<ParsedEvent> parsed;
   parsed.reserve(events.size());
+  size_t batch_bytes = events.empty() ? 2 : events.size() + 1;  // the JSON array around the items
   for (size_t i = 0; i < events.size(); ++i) {
-    auto p = ParseEvent(std::move(events[i]), options, now);
+    size_t bytes = 0;
+    auto p = ParseEvent(std::move(events[i]), options, now, &bytes);
+    batch_bytes += bytes;
     if (p.ok()) {
       parsed.push_back(std::move(p).value());
     } else {
       out.items[i].status = p.status();
     }
+  }
+  if (check_bytes && batch_bytes > options.max_batch_bytes) {  // nothing is stored yet
+    return Status::ResourceExhausted(
+        fmt::format("batch of {} bytes is over the limit of {} bytes", batch_bytes, options.max_batch_bytes));
   }
   CDP_RETURN_IF_ERROR(engine_->Ingest(&parsed, &out.items, now));
   for (const auto& item : out.items) (item.status.ok() ? out.accepted : out.rejected)++;
@@ -118,7 +113,7 @@ Result<BatchResult> EventsImpl::TrackBatchJson(std::string_view json_text) {
   }
   if (!doc.is_array()) return Status::InvalidArgument("a batch must be a JSON array of events", "batch");
   size_t count = doc.size();
-  return TrackOwned(std::move(doc.items()), count);
+  return TrackOwned(std::move(doc.items()), count, /*check_bytes=*/false);  // the text's size was checked
 }
 
 Result<Page> EventsImpl::Query(const EventQuery& query) {

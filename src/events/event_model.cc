@@ -54,12 +54,13 @@ Status PurchaseValue(const Json& properties, bool* found, int64_t* micros) {
 
 }  // namespace
 
-Result<ParsedEvent> ParseEvent(Json&& event, const Options& options, int64_t now_us) {
+Result<ParsedEvent> ParseEvent(Json&& event, const Options& options, int64_t now_us, size_t* bytes_out) {
+  int depth = 0;
+  size_t bytes = SerializedSize(event, &depth);
+  if (bytes_out != nullptr) *bytes_out = bytes;
   if (!event.is_object()) {
     return Status::InvalidArgument(fmt::format("an event must be a JSON object, got {}", Json::TypeName(event.type())));
   }
-  int depth = 0;
-  size_t bytes = SerializedSize(event, &depth);
   if (depth > options.max_json_depth) {
     return Status::InvalidArgument(fmt::format("JSON nested deeper than {} levels", options.max_json_depth));
   }

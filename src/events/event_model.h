@@ -35,8 +35,8 @@ struct ParsedEvent {
 
 // Validates `event` (already parsed JSON), taking its properties. `now_us` is the time of receipt, used when
 // timestamp is absent. Errors: InvalidArgument with the field path; ResourceExhausted when over
-// Options::max_event_bytes.
-Result<ParsedEvent> ParseEvent(Json&& event, const Options& options, int64_t now_us);
+// Options::max_event_bytes. `bytes`, when given, receives the event's serialized size (also when it is rejected).
+Result<ParsedEvent> ParseEvent(Json&& event, const Options& options, int64_t now_us, size_t* bytes = nullptr);
 
 // The stored document, in the model's field order. Moves e->properties into it.
 Json StoredEvent(ParsedEvent* e, std::string_view profile_id, std::string_view session_id, int64_t received_us);
