@@ -197,19 +197,6 @@ Status Store::Get(Cf cf, std::string_view key, std::string* value) const {
   return Status::OK();
 }
 
-std::vector<Status> Store::MultiGet(Cf cf, const std::vector<std::string>& keys,
-                                    std::vector<std::string>* values) const {
-  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
-  std::vector<rocksdb::ColumnFamilyHandle*> cfs(keys.size(), handles_[static_cast<int>(cf)]);
-  std::vector<rocksdb::Status> rs = db_->MultiGet(rocksdb::ReadOptions(), cfs, slices, values);
-  std::vector<Status> out;
-  out.reserve(rs.size());
-  for (const auto& s : rs) {
-    out.push_back(s.IsNotFound() ? Status::NotFound("key not found") : FromRocks(s, "read"));
-  }
-  return out;
-}
-
 Result<uint64_t> Store::Write(WriteBatch* batch) {
   rocksdb::WriteOptions wo;
   wo.sync = false;

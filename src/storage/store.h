@@ -92,8 +92,6 @@ class Store {
 
   // NotFound when absent.
   Status Get(Cf cf, std::string_view key, std::string* value) const;
-  // One result per key: OK with the value, NotFound, or an error.
-  std::vector<Status> MultiGet(Cf cf, const std::vector<std::string>& keys, std::vector<std::string>* values) const;
 
   // Applies the batch atomically, to the write-ahead log first. Returns the batch's last sequence number.
   // The log is not fsync'ed here: with Options::sync_writes, call SyncUpTo(sequence) before acknowledging.

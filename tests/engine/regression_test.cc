@@ -270,19 +270,18 @@ TEST(RegressionFormatTest, FormatTimestampTruncatesToMilliseconds) {
 // Coverage: A late event joins the closest earlier session within the timeout, else the closest later one;
 // traits are independent of arrival order.
 TEST_F(RegressionTest, LateEventJoinsNeighbourSessions) {
-  TrackResult a =
-      Unwrap(events().Track(J(R"({"type":"page_view","customerId":"s","timestamp":"2026-03-01T10:00:00Z"})")));
-  TrackResult b =
-      Unwrap(events().Track(J(R"({"type":"page_view","customerId":"s","timestamp":"2026-03-01T12:00:00Z"})")));
+  auto page_view_at = [&](const char* time) {
+    return Unwrap(
+        events().Track(J(std::string(R"({"type":"page_view","customerId":"s","timestamp":")") + time + "\"}")));
+  };
+  TrackResult a = page_view_at("2026-03-01T10:00:00Z");
+  TrackResult b = page_view_at("2026-03-01T12:00:00Z");
   EXPECT_NE(a.session_id, b.session_id);
-  TrackResult late1 =
-      Unwrap(events().Track(J(R"({"type":"page_view","customerId":"s","timestamp":"2026-03-01T10:10:00Z"})")));
+  TrackResult late1 = page_view_at("2026-03-01T10:10:00Z");
   EXPECT_EQ(late1.session_id, a.session_id);
-  TrackResult late2 =
-      Unwrap(events().Track(J(R"({"type":"page_view","customerId":"s","timestamp":"2026-03-01T11:50:00Z"})")));
+  TrackResult late2 = page_view_at("2026-03-01T11:50:00Z");
   EXPECT_EQ(late2.session_id, b.session_id);
-  TrackResult late3 =
-      Unwrap(events().Track(J(R"({"type":"page_view","customerId":"s","timestamp":"2026-03-01T11:00:00Z"})")));
+  TrackResult late3 = page_view_at("2026-03-01T11:00:00Z");
   EXPECT_NE(late3.session_id, a.session_id);
   EXPECT_NE(late3.session_id, b.session_id);
   auto sessions = Unwrap(profiles().Sessions(a.profile_id));
