@@ -44,7 +44,8 @@ namespace cdp {
 //
 // A profile document has the fields
 //   id            string; generated (26-char ULID) unless given on Create
-//   externalIds   {shopifyId, email, phone, customerId: string, deviceIds: [string]}
+//   externalIds   {customerId, email, phone, shopifyId, anonymousId, <custom type>: string, or [string] when the
+//                  profile holds several values of the type; deviceIds: [string]}
 //   attributes    {firstName, lastName, email, phone, country, city, postalCode: string, tags: [string],
 //                  customFields: object of any JSON}
 //   computed      {ltv, aov, purchaseCount, lastPurchaseDate, firstSeenDate, lastSeenDate, eventCount: derived
@@ -55,10 +56,17 @@ namespace cdp {
 // Unknown fields are rejected (custom data belongs in attributes.customFields). Read-only fields in an input are
 // ignored, so a document read with Get can be modified and written back with Replace.
 //
-// Identifiers: externalIds.email / phone / customerId / shopifyId / deviceIds each belong to at most one profile.
-// attributes.email and attributes.phone also fill externalIds.email / phone when those are empty. Emails are trimmed
-// and lower-cased; phones keep a leading '+' and their digits. A write that would give a profile an identifier
-// another profile holds fails with AlreadyExists naming the field (merging is identity resolution's job).
+//   identityIssues  [{type, value, reason}], read-only: identifier values that are not used for matching (invalid,
+//                  blocked, over a limit, a hub), newest last, at most 20
+//   conflicts     [{field, value, profileId, mergeId, at}], read-only: values a merge did not keep
+// Identifiers: every externalIds value belongs to at most one profile. Values are normalized by the identity rules
+// (Identity::Rules; emails trimmed and lower-cased, phones E.164 with libphonenumber). attributes.email / phone also
+// name the person when externalIds lacks that type. An invalid or blocked email or phone is not an identifier: it
+// stays in attributes and its reason is listed in identityIssues. A type the rules do not know is InvalidArgument.
+// A profile write that would give a profile an identifier another profile holds fails with AlreadyExists naming the
+// field: merging profiles is explicit (Identity::Merge) or automatic from events, never a side effect of an update.
+// A profile merged into another keeps resolving to the survivor: Get, Replace, Patch, Timeline and Sessions of a
+// merged id act on the survivor (the returned document carries the survivor's id).
 class Profiles {
  public:
   virtual ~Profiles() = default;
@@ -103,8 +111,13 @@ struct TrackResult {
   std::string session_id;
   bool profile_created = false;  // no profile matched, so one was created
   bool duplicate = false;        // an event with this id was already stored for this profile: nothing changed
+  std::vector<std::string> merged_profiles;  // profiles this event's identifiers merged into profile_id
+  std::string merge_id;                      // the merge record of that merge (Identity::Explain)
+  Json ignored_identifiers;  // [{type, value, reason}] identifiers not used for matching, or null when none
 
-  Json ToJson() const;  // {"eventId", "profileId", "sessionId", "profileCreated", "duplicate"}
+  // {"eventId", "profileId", "sessionId", "profileCreated", "duplicate"}, plus "mergedProfiles" and "mergeId" after
+  // a merge and "ignoredIdentifiers" when some were ignored.
+  Json ToJson() const;
 };
 
 struct BatchItemResult {
@@ -163,6 +176,42 @@ class Events {
   virtual Result<Page> Query(const EventQuery& query) = 0;
 };
 
+// Identity resolution: the rules, merges and their explanation. See docs/identity.md.
+//
+// Every identifier value belongs to at most one profile. An event whose identifiers match no profile creates one;
+// matching one attaches to it; matching several merges them into the owner of the highest-priority identifier,
+// unless that would give the survivor more values of a type than the rules' limit: then the lowest-priority
+// identifier is dropped and matching is retried. Values linked to more distinct high-priority values than
+// hub.threshold (shared devices, family emails) stop linking. Every merge is recorded with its evidence.
+class Identity {
+ public:
+  virtual ~Identity() = default;
+
+  // The identity rules in force (JSON; the shape is in docs/identity.md). Defaults until SetRules is called.
+  virtual Result<Json> Rules() = 0;
+
+  // Validates and stores new rules; they apply to every write after the call (existing links are kept).
+  // Errors: InvalidArgument naming the offending field. Durable like any write.
+  virtual Result<Json> SetRules(const Json& rules) = 0;
+
+  // Merges the profiles into the first one (the survivor): identifiers, events, computed traits, consent (the most
+  // restrictive) and attributes (the survivor's values win; the others fill empty fields and are kept in
+  // `conflicts`). The merged ids then resolve to the survivor. Returns {"mergeId", "profileId", "merged": [ids]}.
+  // Errors: InvalidArgument (fewer than two distinct profiles, a reason over 1 KiB), NotFound (an id does not
+  // exist), FailedPrecondition (the merge would give the survivor more values of a type than its limit).
+  // Cost: rewrites every event of the merged profiles, in one WriteBatch.
+  virtual Result<Json> Merge(const std::vector<std::string>& profile_ids, std::string_view reason) = 0;
+
+  // Why a profile is what it is: {"profileId", "identifiers": [{type, value, evidence, linkedAt}],
+  // "identityIssues", "mergedIds", "merges": [{mergeId, survivor, merged, reason, automatic, evidence, at}]}.
+  // A merged id is answered for its survivor. Errors: NotFound.
+  virtual Result<Json> Explain(std::string_view profile_id) = 0;
+
+  // {"profiles", "merges", "mergedProfiles", "unificationRate"}: profiles live now, merges done, profiles merged
+  // away, and mergedProfiles / (profiles + mergedProfiles).
+  virtual Result<Json> Stats() = 0;
+};
+
 class Engine {
  public:
   // Opens (and by default creates) the database in `path`. Errors: FailedPrecondition when the directory is
@@ -174,6 +223,7 @@ class Engine {
 
   virtual Profiles& profiles() = 0;
   virtual Events& events() = 0;
+  virtual Identity& identity() = 0;
 
   // {"profiles", "events", "formatVersion", "version", "path"}. Counts are exact (kept with every write).
   virtual Result<Json> Stats() = 0;

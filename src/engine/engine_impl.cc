@@ -10,6 +10,8 @@
 #include <shared_mutex>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/container/node_hash_map.h"
+#include "absl/hash/hash.h"
 #include "cdp/version.h"
 #include "core/ids.h"
 #include "fmt/format.h"
@@ -30,7 +32,9 @@ Result<std::unique_ptr<Engine>> Engine::Open(const Options& options, const std::
   }
   auto store = storage::Store::Open(options, path);
   if (!store.ok()) return store.status();
-  return std::unique_ptr<Engine>(new internal::EngineImpl(options, std::move(store).value()));
+  auto engine = std::make_unique<internal::EngineImpl>(options, std::move(store).value());
+  CDP_RETURN_IF_ERROR(engine->LoadRules());
+  return std::unique_ptr<Engine>(std::move(engine));
 }
 
 namespace internal {
@@ -46,7 +50,12 @@ std::string IdentityKeyOf(const Identifier& id) { return storage::IdentityKey(id
 }  // namespace
 
 EngineImpl::EngineImpl(const Options& options, std::unique_ptr<storage::Store> store)
-    : Engine(options), store_(std::move(store)), profiles_(this), events_(this) {}
+    : Engine(options),
+      store_(std::move(store)),
+      profiles_(this),
+      events_(this),
+      identity_(this),
+      rules_(IdentityRules::Defaults()) {}
 
 Result<Json> EngineImpl::Stats() {
   Json out = Json::Object();
@@ -70,6 +79,20 @@ Result<Json> EngineImpl::ReadStoredProfile(std::string_view id) {
   return doc;
 }
 
+Result<Json> EngineImpl::ReadLiveProfile(std::string_view id, std::string* live_id) {
+  std::string current(id);
+  for (int hop = 0; hop < 64; ++hop) {
+    CDP_ASSIGN_OR_RETURN(Json doc, ReadStoredProfile(current));
+    const Json* into = doc.Find("mergedInto");
+    if (into == nullptr) {
+      *live_id = std::move(current);
+      return doc;
+    }
+    current = into->as_string();
+  }
+  return Status::DataLoss(fmt::format("profile {} has a merge chain longer than 64", id));
+}
+
 storage::Traits EngineImpl::ReadTraits(std::string_view id) {
   storage::Traits t;
   std::string value;
@@ -79,24 +102,30 @@ storage::Traits EngineImpl::ReadTraits(std::string_view id) {
 
 // ---- Ingest: the event write path ---------------------------------------------------------------------------------
 
-// The state of one Ingest call: what this batch has changed so far, visible to its later events, and applied to
-// the engine's caches only once the batch is committed.
-class EngineImpl::IngestContext {
+// The state of one write under write_mu_ (an Ingest call, or a manual merge): what it has changed so far, visible to
+// its later steps, and applied to the engine's caches only once the batch is committed. It is also the identity
+// graph as this write sees it (GraphView), with its uncommitted links.
+class EngineImpl::IngestContext : public GraphView {
  public:
   IngestContext(EngineImpl* engine, int64_t received_us)
-      : engine_(engine), store_(engine->store()), batch_(engine->store()), received_us_(received_us) {}
+      : engine_(engine),
+        store_(engine->store()),
+        rules_(*engine->rules_),
+        batch_(engine->store()),
+        received_us_(received_us) {}
 
   // Fills `result` for one valid event and adds it to the batch.
   // `e` is consumed: its properties move into the stored event.
   Status Add(ParsedEvent& e, TrackResult* result) {
     result->event_id = e.id;
-    std::string profile_id;
-    CDP_RETURN_IF_ERROR(Resolve(e, &profile_id, &result->profile_created));
-    result->profile_id = profile_id;
-    std::string key = storage::EventKey(profile_id, e.time_us, e.id);
-    if (e.client_id && !result->profile_created) {
+    // Resolution is decided first and applied only when the event is not a retry, so that a retry changes nothing.
+    EventPlan plan;
+    CDP_RETURN_IF_ERROR(PlanEvent(e, &plan));
+    if (e.client_id && !plan.create_fixed && !plan.resolution.profile_id.empty()) {
+      std::string key = storage::EventKey(plan.resolution.profile_id, e.time_us, e.id);
       // A retry carries the same id, time and identifiers, so it lands on the same key: a no-op, reported with
       // the original's session. Looked for in this batch, in batches still being written, then in storage.
+      result->profile_id = plan.resolution.profile_id;
       if (auto it = batch_keys_.find(key); it != batch_keys_.end()) {
         result->duplicate = true;
         result->session_id = it->second;
@@ -116,7 +145,10 @@ class EngineImpl::IngestContext {
       }
       if (!s.IsNotFound()) return s;
     }
-    CDP_RETURN_IF_ERROR(AttachIdentifiers(e, profile_id));
+    std::string profile_id;
+    CDP_RETURN_IF_ERROR(ApplyPlan(e, std::move(plan), &profile_id, result));
+    result->profile_id = profile_id;
+    std::string key = storage::EventKey(profile_id, e.time_us, e.id);
     if (!e.session_id.empty()) {
       result->session_id = e.session_id;
       NoteEventTime(profile_id, e.time_us, e.session_id);
@@ -124,134 +156,406 @@ class EngineImpl::IngestContext {
       CDP_RETURN_IF_ERROR(AssignSession(profile_id, e.time_us, &result->session_id));
     }
     if (e.client_id) batch_keys_.emplace(key, result->session_id);
-    batch_.Put(storage::Cf::kEvents, key, StoredEvent(&e, profile_id, result->session_id, received_us_).Dump());
-    batch_.Put(storage::Cf::kEventsByTime, storage::TimeIndexKey(e.time_us, e.id, profile_id), {});
+    pending_events_.push_back({profile_id, e.time_us, e.id, e.client_id,
+                               StoredEvent(&e, profile_id, result->session_id, received_us_).Dump()});
     traits_[profile_id].AddEvent(e.time_us, e.purchase, e.purchase_micros);
     ++events_added_;
     return Status::OK();
   }
 
-  // Completes the batch (profile documents, trait merge operands, counters). Returns whether it writes profile
-  // documents, which must reach storage in the order they were built.
+  // Merges `others` into `survivor` (see Identity::Merge). `evidence` says what caused it.
+  Status Merge(const std::string& survivor, const std::vector<std::string>& others, bool automatic,
+               std::string_view reason, Json evidence, std::string* merge_id) {
+    engine_->WaitForInFlightWrites(this);  // every event of the merged profiles is in storage before we move them
+    *merge_id = "mrg_" + NewId();
+    CDP_ASSIGN_OR_RETURN(Json * survivor_doc, MutableProfile(survivor));
+    Json snapshots = Json::Object();
+    snapshots.Set(survivor, *survivor_doc);
+    Json merged = Json::Array();
+    for (const std::string& other : others) {
+      CDP_ASSIGN_OR_RETURN(Json * doc, MutableProfile(other));
+      CDP_ASSIGN_OR_RETURN(survivor_doc, MutableProfile(survivor));  // the map may have rehashed
+      snapshots.Set(other, *doc);
+      merged.Push(other);
+      // Identifiers follow the person.
+      std::vector<Identifier> ids = StoredIdentifiers(*survivor_doc);
+      for (const Identifier& id : StoredIdentifiers(*doc)) {
+        if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+        std::string key = IdentityKeyOf(id);
+        batch_.Put(storage::Cf::kIdentities, key,
+                   storage::EncodeIdentityLink(survivor, "merge " + *merge_id, received_us_));
+        pending_identities_[key] = survivor;
+      }
+      survivor_doc->Set("externalIds", ExternalIdsOf(ids));
+      MergeProfileDocuments(survivor_doc, *doc, other, *merge_id, received_us_);
+      Json redirect = Json::Object();
+      redirect.Set("id", other);
+      redirect.Set("mergedInto", survivor);
+      redirect.Set("mergeId", *merge_id);
+      redirect.Set("mergedAt", FormatTimestamp(received_us_));
+      *doc = std::move(redirect);
+      CDP_RETURN_IF_ERROR(MoveEvents(other, survivor));
+      // Computed traits are aggregates: the survivor's plus the merged profile's are those of all their events.
+      storage::Traits moved = engine_->ReadTraits(other);
+      if (auto it = traits_.find(other); it != traits_.end()) {
+        moved.Combine(it->second);
+        traits_.erase(it);
+      }
+      traits_[survivor].Combine(moved);
+      batch_.Delete(storage::Cf::kTraits, other);
+      // The survivor's session state is the later of the two.
+      CDP_ASSIGN_OR_RETURN(SessionState * theirs, LatestEvent(other));
+      SessionState other_state = *theirs;
+      CDP_ASSIGN_OR_RETURN(SessionState * ours, LatestEvent(survivor));
+      if (!other_state.session_id.empty() && (ours->session_id.empty() || other_state.last_us > ours->last_us)) {
+        *ours = other_state;
+      }
+      staged_sessions_.erase(other);
+      merged_away_.push_back(other);
+      redirects_[other] = survivor;
+      batch_.Put(storage::Cf::kMerges, storage::ProfileMergeKey(other, *merge_id), {});
+      --profiles_created_;
+    }
+    batch_.Put(storage::Cf::kMerges, storage::ProfileMergeKey(survivor, *merge_id), {});
+    Json record = Json::Object();
+    record.Set("mergeId", *merge_id);
+    record.Set("survivor", survivor);
+    record.Set("merged", std::move(merged));
+    record.Set("reason", reason);
+    record.Set("automatic", automatic);
+    record.Set("evidence", std::move(evidence));
+    record.Set("at", FormatTimestamp(received_us_));
+    record.Set("snapshots", std::move(snapshots));
+    batch_.Put(storage::Cf::kMerges, storage::MergeRecordKey(*merge_id), record.Dump());
+    ++merges_;
+    merged_profiles_ += static_cast<int64_t>(others.size());
+    return Status::OK();
+  }
+
+  // The live profile an id names: itself, or the survivor it was merged into; "" when it does not exist.
+  Result<std::string> LiveId(const std::string& id) {
+    std::string current = id;
+    for (int hop = 0; hop < 64; ++hop) {
+      if (auto it = redirects_.find(current); it != redirects_.end()) {
+        current = it->second;
+        continue;
+      }
+      if (auto it = engine_->redirects_.find(current); it != engine_->redirects_.end()) {
+        current = it->second;
+        continue;
+      }
+      if (staged_sessions_.contains(current) || engine_->sessions_.contains(current)) return current;
+      const Json* doc = nullptr;
+      if (auto it = dirty_profiles_.find(current); it != dirty_profiles_.end()) {
+        doc = &it->second;
+      } else {
+        CDP_ASSIGN_OR_RETURN(doc, ReadProfile(current));
+        if (doc == nullptr) return std::string();
+      }
+      const Json* into = doc->Find("mergedInto");
+      if (into == nullptr) return current;
+      redirects_[current] = into->as_string();
+      current = into->as_string();
+    }
+    return Status::DataLoss(fmt::format("profile {} has a merge chain longer than 64", id));
+  }
+
+  // GraphView.
+  Result<std::string> Owner(const Identifier& id) override { return LookupIdentity(IdentityKeyOf(id)); }
+  Result<std::vector<Identifier>> IdentifiersOf(const std::string& profile_id) override {
+    if (auto it = dirty_profiles_.find(profile_id); it != dirty_profiles_.end()) {
+      return StoredIdentifiers(it->second);
+    }
+    CDP_ASSIGN_OR_RETURN(const Json* doc, ReadProfile(profile_id));
+    if (doc == nullptr) return std::vector<Identifier>{};
+    return StoredIdentifiers(*doc);
+  }
+  Result<bool> IsHub(const Identifier& id) override {
+    CDP_ASSIGN_OR_RETURN(const std::string* set, HubSet(IdentityKeyOf(id)));
+    return set != nullptr && set->size() / 8 > static_cast<size_t>(rules_.hub_threshold());
+  }
+
+  // Completes the batch (events, profile documents, trait merge operands, counters). Returns whether it writes
+  // profile documents, which must reach storage in the order they were built.
   bool Prepare() {
+    for (const PendingEvent& p : pending_events_) {
+      batch_.Put(storage::Cf::kEvents, storage::EventKey(p.profile_id, p.time_us, p.id), p.value);
+      batch_.Put(storage::Cf::kEventsByTime, storage::TimeIndexKey(p.time_us, p.id, p.profile_id), {});
+    }
     for (auto& [id, doc] : dirty_profiles_) batch_.Put(storage::Cf::kProfiles, id, doc.Dump());
     for (auto& [id, traits] : traits_) batch_.Merge(storage::Cf::kTraits, id, traits.Encode());
-    if (profiles_created_ > 0) store_.AddToCounter(&batch_, "profiles", profiles_created_);
+    if (profiles_created_ != 0) store_.AddToCounter(&batch_, "profiles", profiles_created_);
     if (events_added_ > 0) store_.AddToCounter(&batch_, "events", events_added_);
+    if (merges_ > 0) store_.AddToCounter(&batch_, "merges", merges_);
+    if (merged_profiles_ > 0) store_.AddToCounter(&batch_, "merged_profiles", merged_profiles_);
     return !dirty_profiles_.empty();
   }
   bool empty() const { return batch_.Count() == 0; }
   // Event keys with caller-given ids, and their sessions (for retries racing this batch's write).
   const absl::flat_hash_map<std::string, std::string>& client_keys() const { return batch_keys_; }
   storage::WriteBatch* batch() { return &batch_; }
+  // Held by a write that must follow every in-flight event batch (a merge); see EngineImpl::WaitForInFlightWrites.
+  std::unique_lock<std::shared_mutex>& exclusive() { return exclusive_; }
 
-  // Makes the batch's session and identity changes visible to later batches.
+  // Makes the batch's session, identity and merge changes visible to later batches.
   void Publish() {
     if (engine_->sessions_.size() + staged_sessions_.size() > kMaxSessionCache) engine_->sessions_.clear();
+    for (const std::string& id : merged_away_) engine_->sessions_.erase(id);
     for (auto& [id, state] : staged_sessions_) engine_->sessions_[id] = std::move(state);
     if (engine_->identity_cache_.size() + pending_identities_.size() > kMaxIdentityCache) {
       engine_->identity_cache_.clear();
     }
     for (auto& [key, id] : pending_identities_) engine_->identity_cache_[key] = std::move(id);
+    if (engine_->redirects_.size() + redirects_.size() > kMaxIdentityCache) engine_->redirects_.clear();
+    for (auto& [from, to] : redirects_) engine_->redirects_[from] = std::move(to);
+    if (engine_->hub_cache_.size() + pending_hubs_.size() > kMaxIdentityCache) engine_->hub_cache_.clear();
+    for (auto& [key, set] : pending_hubs_) engine_->hub_cache_[key] = std::move(set);
   }
 
  private:
+  struct PendingEvent {
+    std::string profile_id;
+    int64_t time_us;
+    std::string id;
+    bool client_id;
+    std::string value;  // the stored document
+  };
+
+  struct EventPlan {
+    Resolution resolution;               // profile_id empty: a new profile
+    bool create_fixed = false;           // the event names a profile id that does not exist: create it
+    std::vector<IgnoredIdentifier> ignored;  // invalid or blocked values
+  };
+
+  // Normalizes the event's identifiers and decides its profile, without changing anything.
+  Status PlanEvent(ParsedEvent& e, EventPlan* plan) {
+    e.identifiers.clear();
+    for (const RawIdentifier& raw : e.raw_identifiers) {
+      Identifier id;
+      IgnoredIdentifier why;
+      if (rules_.Normalize(raw.type, raw.value, &id, &why)) {
+        e.identifiers.push_back(std::move(id));
+      } else {
+        plan->ignored.push_back(std::move(why));
+      }
+    }
+    std::string fixed;
+    if (!e.profile_id.empty()) {
+      CDP_ASSIGN_OR_RETURN(fixed, LiveId(e.profile_id));
+      if (fixed.empty()) {
+        fixed = e.profile_id;
+        plan->create_fixed = true;
+      }
+    }
+    CDP_ASSIGN_OR_RETURN(plan->resolution, Resolve(rules_, *this, e.identifiers, fixed));
+    return Status::OK();
+  }
+
+  // Applies a plan: creates the profile, merges profiles, links new identifiers, notes ignored ones.
+  Status ApplyPlan(const ParsedEvent& e, EventPlan plan, std::string* profile_id, TrackResult* result) {
+    Resolution& r = plan.resolution;
+    bool created = false;
+    if (plan.create_fixed) {
+      CreateProfile(r.profile_id);
+      created = true;
+    } else if (r.profile_id.empty()) {
+      r.profile_id = NewId();
+      CreateProfile(r.profile_id);
+      created = true;
+    }
+    *profile_id = r.profile_id;
+    if (!r.merge.empty()) {
+      Json evidence = Json::Object();
+      if (!r.evidence.type.empty()) {
+        Json identifier = Json::Object();
+        identifier.Set("type", r.evidence.type);
+        identifier.Set("value", r.evidence.value);
+        evidence.Set("identifier", std::move(identifier));
+      }
+      evidence.Set("eventId", e.id);
+      if (!e.profile_id.empty()) evidence.Set("profileId", e.profile_id);
+      CDP_RETURN_IF_ERROR(Merge(r.profile_id, r.merge, /*automatic=*/true, "", std::move(evidence), &result->merge_id));
+      result->merged_profiles = r.merge;
+    }
+    for (const Identifier& id : r.attach) CDP_RETURN_IF_ERROR(Link(r.profile_id, id, "event " + e.id));
+    if (created || !r.attach.empty() || !r.merge.empty()) CDP_RETURN_IF_ERROR(UpdateHubs(e.identifiers));
+    std::vector<IgnoredIdentifier>& ignored = plan.ignored;
+    for (IgnoredIdentifier& why : r.ignored) ignored.push_back(std::move(why));
+    result->profile_created = created;
+    if (!ignored.empty()) {
+      Json list = Json::Array();
+      for (const IgnoredIdentifier& why : ignored) list.Push(why.ToJson());
+      result->ignored_identifiers = std::move(list);
+      CDP_RETURN_IF_ERROR(NoteIssues(r.profile_id, ignored));
+    }
+    return Status::OK();
+  }
+
+  void CreateProfile(const std::string& id) {
+    Json parts = Json::Object();
+    for (const char* key : {"externalIds", "attributes", "consent", "computed"}) parts.Set(key, Json::Object());
+    dirty_profiles_.emplace(id, BuildStoredProfile(id, std::move(parts), nullptr, received_us_));
+    created_.insert(id);
+    ++profiles_created_;
+  }
+
+  // Links an identifier nobody holds to a profile.
+  Status Link(const std::string& profile_id, const Identifier& id, std::string_view evidence) {
+    CDP_ASSIGN_OR_RETURN(Json * doc, MutableProfile(profile_id));
+    std::vector<Identifier> ids = StoredIdentifiers(*doc);
+    ids.push_back(id);
+    doc->Set("externalIds", ExternalIdsOf(ids));
+    if (id.type == "email" || id.type == "phone") {
+      Json* attributes = doc->Find("attributes");
+      if (attributes != nullptr && attributes->Find(id.type) == nullptr) attributes->Set(id.type, id.value);
+    }
+    doc->Set("updatedAt", FormatTimestamp(received_us_));
+    std::string key = IdentityKeyOf(id);
+    pending_identities_[key] = profile_id;
+    batch_.Put(storage::Cf::kIdentities, key, storage::EncodeIdentityLink(profile_id, evidence, received_us_));
+    return Status::OK();
+  }
+
+  // Records identifier values that are not used for matching on the profile (once per value and reason).
+  Status NoteIssues(const std::string& profile_id, const std::vector<IgnoredIdentifier>& ignored) {
+    const Json* doc = nullptr;
+    if (auto it = dirty_profiles_.find(profile_id); it != dirty_profiles_.end()) {
+      doc = &it->second;
+    } else {
+      CDP_ASSIGN_OR_RETURN(doc, ReadProfile(profile_id));
+    }
+    std::vector<const IgnoredIdentifier*> fresh;
+    const Json* issues = doc != nullptr ? doc->Find("identityIssues") : nullptr;
+    for (const IgnoredIdentifier& why : ignored) {
+      Json j = why.ToJson();
+      bool known = false;
+      if (issues != nullptr) {
+        for (const Json& issue : issues->items()) known = known || issue == j;
+      }
+      if (!known) fresh.push_back(&why);
+    }
+    if (fresh.empty()) return Status::OK();
+    CDP_ASSIGN_OR_RETURN(Json * mutable_doc, MutableProfile(profile_id));
+    AppendIdentityIssues(mutable_doc, fresh);
+    return Status::OK();
+  }
+
+  // Adds the high-priority values among `ids` to the hub sets of the lower-priority ones.
+  Status UpdateHubs(const std::vector<Identifier>& ids) {
+    for (const Identifier& x : ids) {
+      const int px = rules_.Priority(x.type);
+      std::string key = IdentityKeyOf(x);
+      std::string* updated = nullptr;
+      for (const Identifier& h : ids) {
+        if (!rules_.IsHighPriority(h.type) || rules_.Priority(h.type) >= px) continue;
+        CDP_ASSIGN_OR_RETURN(const std::string* set, HubSet(key));
+        if (set != nullptr && set->size() / 8 > static_cast<size_t>(rules_.hub_threshold())) break;  // a hub
+        uint64_t hash = absl::HashOf(h.type, h.value);
+        std::string_view bytes(reinterpret_cast<const char*>(&hash), 8);
+        bool seen = false;
+        for (size_t i = 0; set != nullptr && i + 8 <= set->size(); i += 8) seen = seen || set->compare(i, 8, bytes) == 0;
+        if (seen) continue;
+        updated = &pending_hubs_[key];
+        if (set != nullptr && set != updated) *updated = *set;
+        updated->append(bytes);
+      }
+      if (updated != nullptr) batch_.Put(storage::Cf::kIdentities, storage::HubKey(key), *updated);
+    }
+    return Status::OK();
+  }
+
+  Result<const std::string*> HubSet(const std::string& key) {
+    if (auto it = pending_hubs_.find(key); it != pending_hubs_.end()) return &it->second;
+    if (auto it = engine_->hub_cache_.find(key); it != engine_->hub_cache_.end()) return &it->second;
+    std::string value;
+    Status s = store_.Get(storage::Cf::kIdentities, storage::HubKey(key), &value);
+    if (s.IsNotFound()) return static_cast<const std::string*>(nullptr);
+    CDP_RETURN_IF_ERROR(s);
+    return &(pending_hubs_[key] = std::move(value));
+  }
+
+  // Moves every event of `from` (stored, and added by this batch) to `to`. Events remember the profile they were
+  // first stored under (originProfileId).
+  Status MoveEvents(const std::string& from, const std::string& to) {
+    auto rewrite = [&](std::string_view stored, std::string* out) {
+      auto doc = Json::Parse(stored);
+      if (!doc.ok()) return false;
+      if (doc->Find("originProfileId") == nullptr) {
+        const Json* was = doc->Find("profileId");
+        doc->Set("originProfileId", was != nullptr ? *was : Json(from));
+      }
+      doc->Set("profileId", to);
+      *out = doc->Dump();
+      return true;
+    };
+    std::string prefix = storage::ProfileEventsPrefix(from);
+    auto iter = store_.NewIterator(storage::Cf::kEvents, prefix, storage::PrefixSuccessor(prefix));
+    std::string value;
+    for (iter->SeekToFirst(); iter->Valid(); iter->Next()) {
+      std::string_view time_key = iter->key().substr(prefix.size());
+      int64_t t = storage::TimeKeyTime(time_key);
+      std::string id(storage::TimeKeyEventId(time_key));
+      if (!rewrite(iter->value(), &value)) return Status::DataLoss("a stored event is corrupt");
+      batch_.Delete(storage::Cf::kEvents, iter->key());
+      batch_.Delete(storage::Cf::kEventsByTime, storage::TimeIndexKey(t, id, from));
+      batch_.Put(storage::Cf::kEvents, storage::EventKey(to, t, id), value);
+      batch_.Put(storage::Cf::kEventsByTime, storage::TimeIndexKey(t, id, to), {});
+    }
+    CDP_RETURN_IF_ERROR(iter->status());
+    for (PendingEvent& p : pending_events_) {
+      if (p.profile_id != from) continue;
+      if (p.client_id) {
+        auto it = batch_keys_.find(storage::EventKey(from, p.time_us, p.id));
+        if (it != batch_keys_.end()) {
+          std::string session = std::move(it->second);
+          batch_keys_.erase(it);
+          batch_keys_.emplace(storage::EventKey(to, p.time_us, p.id), std::move(session));
+        }
+      }
+      if (!rewrite(p.value, &value)) return Status::Internal("an event of this batch does not parse");
+      p.value = std::move(value);
+      p.profile_id = to;
+    }
+    if (auto it = batch_times_.find(from); it != batch_times_.end()) {
+      std::vector<std::pair<int64_t, std::string>> times = std::move(it->second);
+      batch_times_.erase(it);
+      auto& into = batch_times_[to];  // may rehash: `it` is gone by now
+      into.insert(into.end(), std::make_move_iterator(times.begin()), std::make_move_iterator(times.end()));
+    }
+    return Status::OK();
+  }
+
   // The profile owning an identifier, or empty.
   Result<std::string> LookupIdentity(const std::string& key) {
     if (auto it = pending_identities_.find(key); it != pending_identities_.end()) return it->second;
     if (auto it = engine_->identity_cache_.find(key); it != engine_->identity_cache_.end()) return it->second;
-    std::string owner;
-    Status s = store_.Get(storage::Cf::kIdentities, key, &owner);
+    std::string value;
+    Status s = store_.Get(storage::Cf::kIdentities, key, &value);
     if (s.IsNotFound()) return std::string();
     CDP_RETURN_IF_ERROR(s);
+    std::string owner = storage::DecodeIdentityLink(value).profile_id;
     pending_identities_.emplace(key, owner);  // known-good: safe to cache once the batch commits
     return owner;
   }
 
-  Result<bool> ProfileExists(const std::string& id) {
-    if (dirty_profiles_.contains(id) || staged_sessions_.contains(id) || engine_->sessions_.contains(id)) {
-      return true;
+  // A stored profile document, read once per batch; null when absent.
+  Result<const Json*> ReadProfile(const std::string& id) {
+    if (auto it = read_profiles_.find(id); it != read_profiles_.end()) return it->second ? &*it->second : nullptr;
+    auto doc = engine_->ReadStoredProfile(id);
+    if (doc.status().IsNotFound()) {
+      read_profiles_.emplace(id, std::nullopt);
+      return static_cast<const Json*>(nullptr);
     }
-    std::string value;
-    Status s = store_.Get(storage::Cf::kProfiles, id, &value);
-    if (s.IsNotFound()) return false;
-    CDP_RETURN_IF_ERROR(s);
-    return true;
+    if (!doc.ok()) return doc.status();
+    return &*(read_profiles_[id] = std::move(doc).value());
   }
 
   // The stored document of a profile this batch modifies.
   Result<Json*> MutableProfile(const std::string& id) {
     if (auto it = dirty_profiles_.find(id); it != dirty_profiles_.end()) return &it->second;
-    CDP_ASSIGN_OR_RETURN(Json doc, engine_->ReadStoredProfile(id));
-    return &dirty_profiles_.emplace(id, std::move(doc)).first->second;
-  }
-
-  Status Resolve(const ParsedEvent& e, std::string* profile_id, bool* created) {
-    *created = false;
-    if (!e.profile_id.empty()) {
-      *profile_id = e.profile_id;
-      CDP_ASSIGN_OR_RETURN(bool exists, ProfileExists(*profile_id));
-      *created = !exists;
-    } else {
-      for (const Identifier& id : e.identifiers) {
-        CDP_ASSIGN_OR_RETURN(*profile_id, LookupIdentity(IdentityKeyOf(id)));
-        if (!profile_id->empty()) break;
-      }
-      if (profile_id->empty()) {
-        *profile_id = NewId();
-        *created = true;
-      }
-    }
-    if (*created) {
-      Json parts = Json::Object();
-      for (const char* key : {"externalIds", "attributes", "consent", "computed"}) parts.Set(key, Json::Object());
-      dirty_profiles_.emplace(*profile_id, BuildStoredProfile(*profile_id, std::move(parts), nullptr, received_us_));
-      created_.insert(*profile_id);
-      ++profiles_created_;
-    }
-    return Status::OK();
-  }
-
-  Status AttachIdentifiers(const ParsedEvent& e, const std::string& profile_id) {
-    // Identifiers nobody holds yet join this profile. One held by another profile stays there: merging profiles is
-    // identity resolution's decision, not ingestion's.
-    for (const Identifier& id : e.identifiers) {
-      std::string key = IdentityKeyOf(id);
-      CDP_ASSIGN_OR_RETURN(std::string owner, LookupIdentity(key));
-      if (!owner.empty()) continue;
-      CDP_ASSIGN_OR_RETURN(Json * doc, MutableProfile(profile_id));
-      if (Attach(doc, id)) {
-        pending_identities_[key] = profile_id;
-        batch_.Put(storage::Cf::kIdentities, key, profile_id);
-      }
-    }
-    return Status::OK();
-  }
-
-  bool Attach(Json* doc, const Identifier& id) {
-    Json* ext = doc->Find("externalIds");
-    if (ext == nullptr) {
-      doc->Set("externalIds", Json::Object());
-      ext = doc->Find("externalIds");
-    }
-    if (id.type == "deviceId") {
-      Json* devices = ext->Find("deviceIds");
-      if (devices == nullptr) {
-        ext->Set("deviceIds", Json::Array());
-        devices = ext->Find("deviceIds");
-      }
-      if (devices->size() >= kMaxDeviceIds) return false;
-      devices->Push(id.value);
-    } else {
-      if (ext->Find(id.type) != nullptr) return false;  // the profile already has another value of this type
-      ext->Set(id.type, id.value);
-      if (id.type == "email" || id.type == "phone") {
-        Json* attributes = doc->Find("attributes");
-        if (attributes != nullptr && attributes->Find(id.type) == nullptr) attributes->Set(id.type, id.value);
-      }
-    }
-    doc->Set("updatedAt", FormatTimestamp(received_us_));
-    return true;
+    CDP_ASSIGN_OR_RETURN(const Json* doc, ReadProfile(id));
+    if (doc == nullptr) return Status::NotFound(fmt::format("profile {} does not exist", id));
+    return &dirty_profiles_.emplace(id, *doc).first->second;
   }
 
   // The latest event of a profile: staged in this batch, cached, or read from storage.
@@ -335,18 +639,31 @@ class EngineImpl::IngestContext {
 
   EngineImpl* engine_;
   storage::Store& store_;
+  const IdentityRules& rules_;
   storage::WriteBatch batch_;
   int64_t received_us_;
-  int64_t profiles_created_ = 0;
+  int64_t profiles_created_ = 0;  // net: created minus merged away
   int64_t events_added_ = 0;
-  absl::flat_hash_map<std::string, Json> dirty_profiles_;
+  int64_t merges_ = 0;
+  int64_t merged_profiles_ = 0;
+  std::unique_lock<std::shared_mutex> exclusive_;
+  std::vector<PendingEvent> pending_events_;
+  absl::node_hash_map<std::string, Json> dirty_profiles_;                  // pointer-stable: Json* are held
+  absl::node_hash_map<std::string, std::optional<Json>> read_profiles_;   // pointer-stable
   absl::flat_hash_set<std::string> created_;
   absl::flat_hash_map<std::string, std::string> pending_identities_;
+  absl::flat_hash_map<std::string, std::string> pending_hubs_;
+  absl::flat_hash_map<std::string, std::string> redirects_;
+  std::vector<std::string> merged_away_;
   absl::flat_hash_map<std::string, SessionState> staged_sessions_;
   absl::flat_hash_map<std::string, std::vector<std::pair<int64_t, std::string>>> batch_times_;
   absl::flat_hash_map<std::string, storage::Traits> traits_;
   absl::flat_hash_map<std::string, std::string> batch_keys_;  // event key of a client-given id -> session
 };
+
+void EngineImpl::WaitForInFlightWrites(IngestContext* ctx) {
+  if (!ctx->exclusive().owns_lock()) ctx->exclusive() = std::unique_lock<std::shared_mutex>(commit_mu_);
+}
 
 Status EngineImpl::Ingest(std::vector<ParsedEvent>* events, std::vector<BatchItemResult>* results,
                           int64_t received_us) {
@@ -375,9 +692,9 @@ Status EngineImpl::Ingest(std::vector<ParsedEvent>* events, std::vector<BatchIte
       CDP_RETURN_IF_ERROR(ctx->Add((*events)[k], &(*results)[slots[k]].result));
     }
     const bool writes_profiles = ctx->Prepare();
-    if (ctx->empty()) return Status::OK();
-    if (writes_profiles) {
-      std::unique_lock<std::shared_mutex> exclusive(commit_mu_);
+    if (ctx->empty()) return Status::OK();  // only duplicates
+    if (writes_profiles || ctx->exclusive().owns_lock()) {
+      WaitForInFlightWrites(&*ctx);
       CDP_ASSIGN_OR_RETURN(sequence, store_->Write(ctx->batch()));
       ctx->Publish();
     } else {
@@ -406,20 +723,79 @@ Status EngineImpl::Ingest(std::vector<ParsedEvent>* events, std::vector<BatchIte
   return store_->SyncUpTo(sequence);
 }
 
+// ---- Manual merges ------------------------------------------------------------------------------------------------
+
+Result<Json> EngineImpl::MergeProfiles(const std::vector<std::string>& profile_ids, std::string_view reason) {
+  if (reason.size() > 1024) return Status::InvalidArgument("a reason has at most 1024 bytes", "reason");
+  if (profile_ids.size() > 100) return Status::InvalidArgument("at most 100 profiles per merge", "profileIds");
+  const int64_t now = NowMicros();
+  uint64_t sequence = 0;
+  Json out = Json::Object();
+  {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    CDP_RETURN_IF_ERROR(write_error_);
+    IngestContext ctx(this, now);
+    std::vector<std::string> live;
+    for (size_t i = 0; i < profile_ids.size(); ++i) {
+      const std::string field = fmt::format("profileIds[{}]", i);
+      CDP_RETURN_IF_ERROR(ValidateId(profile_ids[i], field));
+      CDP_ASSIGN_OR_RETURN(std::string id, ctx.LiveId(profile_ids[i]));
+      if (id.empty()) return Status::NotFound(fmt::format("profile {} does not exist ({})", profile_ids[i], field));
+      if (std::find(live.begin(), live.end(), id) == live.end()) live.push_back(std::move(id));
+    }
+    if (live.size() < 2) {
+      return Status::InvalidArgument("a merge needs at least two distinct profiles (merged ids count as their survivor)",
+                                     "profileIds");
+    }
+    std::vector<Identifier> all;
+    for (const std::string& id : live) {
+      CDP_ASSIGN_OR_RETURN(std::vector<Identifier> held, ctx.IdentifiersOf(id));
+      for (Identifier& h : held) {
+        if (std::find(all.begin(), all.end(), h) == all.end()) all.push_back(std::move(h));
+      }
+    }
+    for (const IdentifierTypeRule& rule : rules_->types()) {
+      int n = 0;
+      for (const Identifier& h : all) n += h.type == rule.type;
+      if (n > rule.limit) {
+        return Status::FailedPrecondition(fmt::format(
+            "the merged profile would hold {} {} values; the identity rules allow {}", n, rule.type, rule.limit));
+      }
+    }
+    Json evidence = Json::Object();
+    evidence.Set("call", "identity.merge");
+    std::vector<std::string> others(live.begin() + 1, live.end());
+    std::string merge_id;
+    CDP_RETURN_IF_ERROR(ctx.Merge(live[0], others, /*automatic=*/false, reason, std::move(evidence), &merge_id));
+    ctx.Prepare();
+    WaitForInFlightWrites(&ctx);
+    CDP_ASSIGN_OR_RETURN(sequence, store_->Write(ctx.batch()));
+    ctx.Publish();
+    Json merged = Json::Array();
+    for (const std::string& id : others) merged.Push(id);
+    out.Set("mergeId", merge_id);
+    out.Set("profileId", live[0]);
+    out.Set("merged", std::move(merged));
+  }
+  CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
+  return out;
+}
+
 // ---- Profile writes -----------------------------------------------------------------------------------------------
 
-Result<Json> EngineImpl::WriteProfile(std::string_view id, const Json& input, ProfileWrite mode) {
+Result<Json> EngineImpl::WriteProfile(std::string_view requested_id, const Json& input, ProfileWrite mode) {
   const bool create = mode == ProfileWrite::kCreate;
   const int64_t now = NowMicros();
   uint64_t sequence = 0;
   Json stored;
+  std::string id(requested_id);
   {
     std::lock_guard<std::mutex> lock(write_mu_);
     CDP_RETURN_IF_ERROR(write_error_);
     std::unique_lock<std::shared_mutex> exclusive(commit_mu_);  // after every in-flight event batch
     Json previous;
     bool exists = false;
-    auto read = ReadStoredProfile(id);
+    auto read = create ? ReadStoredProfile(id) : ReadLiveProfile(requested_id, &id);  // a merged id: its survivor
     if (read.ok()) {
       previous = std::move(read).value();
       exists = true;
@@ -438,29 +814,56 @@ Result<Json> EngineImpl::WriteProfile(std::string_view id, const Json& input, Pr
     } else {
       normalized = input;
     }
+    std::vector<Identifier> now_ids;
+    std::vector<IgnoredIdentifier> ignored;
+    CDP_RETURN_IF_ERROR(ApplyIdentityRules(*rules_, &normalized, &now_ids, &ignored));
+    for (const IdentifierTypeRule& rule : rules_->types()) {
+      int n = 0;
+      for (const Identifier& ident : now_ids) n += ident.type == rule.type;
+      if (n > rule.limit) {
+        return Status::InvalidArgument(
+            fmt::format("{} values of {}: the identity rules allow {} per profile", n, rule.type, rule.limit),
+            "externalIds." + (rule.type == "deviceId" ? std::string("deviceIds") : rule.type));
+      }
+    }
 
-    std::vector<Identifier> now_ids = ProfileIdentifiers(normalized);
-    std::vector<Identifier> old_ids = exists ? ProfileIdentifiers(previous) : std::vector<Identifier>{};
+    std::vector<Identifier> old_ids = exists ? StoredIdentifiers(previous) : std::vector<Identifier>{};
     storage::WriteBatch batch(*store_);
+    const std::string evidence = create ? "profiles.create" : "profiles.update";
     for (const Identifier& ident : now_ids) {
       if (std::find(old_ids.begin(), old_ids.end(), ident) != old_ids.end()) continue;
       std::string key = IdentityKeyOf(ident);
-      std::string owner;
-      Status s = store_->Get(storage::Cf::kIdentities, key, &owner);
-      if (s.ok() && owner != id) {
-        std::string field = ident.type == "deviceId" ? "externalIds.deviceIds" : "externalIds." + ident.type;
-        return Status::AlreadyExists(fmt::format("{} \"{}\" belongs to profile {}", ident.type, ident.value, owner),
-                                     field);
+      std::string value;
+      Status s = store_->Get(storage::Cf::kIdentities, key, &value);
+      if (s.ok()) {
+        std::string owner = storage::DecodeIdentityLink(value).profile_id;
+        if (owner != id) {
+          std::string field = ident.type == "deviceId" ? "externalIds.deviceIds" : "externalIds." + ident.type;
+          return Status::AlreadyExists(
+              fmt::format("{} \"{}\" belongs to profile {} (merge the two with Identity::Merge)", ident.type,
+                          ident.value, owner),
+              field);
+        }
       }
       if (!s.ok() && !s.IsNotFound()) return s;
-      batch.Put(storage::Cf::kIdentities, key, id);
+      batch.Put(storage::Cf::kIdentities, key, storage::EncodeIdentityLink(id, evidence, now));
     }
     for (const Identifier& ident : old_ids) {
       if (std::find(now_ids.begin(), now_ids.end(), ident) == now_ids.end()) {
         batch.Delete(storage::Cf::kIdentities, IdentityKeyOf(ident));
+        batch.Delete(storage::Cf::kIdentities, storage::HubKey(IdentityKeyOf(ident)));
       }
     }
     stored = BuildStoredProfile(id, normalized, exists ? &previous : nullptr, now);
+    // What identity resolution maintains survives a write of the writable fields.
+    for (const char* key : {"identityIssues", "conflicts", "mergedIds"}) {
+      if (const Json* v = exists ? previous.Find(key) : nullptr; v != nullptr) stored.Set(key, *v);
+    }
+    if (!ignored.empty()) {
+      std::vector<const IgnoredIdentifier*> issues;
+      for (const IgnoredIdentifier& why : ignored) issues.push_back(&why);
+      AppendIdentityIssues(&stored, issues);
+    }
     std::string text = stored.Dump();
     if (text.size() > options_.max_profile_bytes) {
       return Status::ResourceExhausted(
@@ -469,20 +872,24 @@ Result<Json> EngineImpl::WriteProfile(std::string_view id, const Json& input, Pr
     batch.Put(storage::Cf::kProfiles, id, text);
     if (create) store_->AddToCounter(&batch, "profiles", 1);
     CDP_ASSIGN_OR_RETURN(sequence, store_->Write(&batch));
-    for (const Identifier& ident : old_ids) identity_cache_.erase(IdentityKeyOf(ident));
-    for (const Identifier& ident : now_ids) identity_cache_[IdentityKeyOf(ident)] = std::string(id);
+    for (const Identifier& ident : old_ids) {
+      identity_cache_.erase(IdentityKeyOf(ident));
+      hub_cache_.erase(IdentityKeyOf(ident));
+    }
+    for (const Identifier& ident : now_ids) identity_cache_[IdentityKeyOf(ident)] = id;
   }
   CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
   return RenderProfile(stored, ReadTraits(id));
 }
 
-Status EngineImpl::DeleteProfile(std::string_view id) {
+Status EngineImpl::DeleteProfile(std::string_view requested_id) {
   uint64_t sequence = 0;
   {
     std::lock_guard<std::mutex> lock(write_mu_);
     CDP_RETURN_IF_ERROR(write_error_);
     std::unique_lock<std::shared_mutex> exclusive(commit_mu_);  // no event of this profile is still in flight
-    CDP_ASSIGN_OR_RETURN(Json stored, ReadStoredProfile(id));
+    std::string id;
+    CDP_ASSIGN_OR_RETURN(Json stored, ReadLiveProfile(requested_id, &id));  // a merged id erases its survivor
     storage::WriteBatch batch(*store_);
     int64_t events = 0;
     std::string prefix = storage::ProfileEventsPrefix(id);
@@ -495,13 +902,43 @@ Status EngineImpl::DeleteProfile(std::string_view id) {
       ++events;
     }
     CDP_RETURN_IF_ERROR(iter->status());
-    for (const Identifier& ident : ProfileIdentifiers(stored)) {
+    for (const Identifier& ident : StoredIdentifiers(stored)) {
       batch.Delete(storage::Cf::kIdentities, IdentityKeyOf(ident));
+      batch.Delete(storage::Cf::kIdentities, storage::HubKey(IdentityKeyOf(ident)));
+    }
+    // The profiles merged into this one (their redirects), and every merge record naming any of them: the
+    // records hold snapshots of the person's documents.
+    std::vector<std::string> ids = {id};
+    if (const Json* merged = stored.Find("mergedIds"); merged != nullptr) {
+      for (const Json& m : merged->items()) ids.push_back(m.as_string());
+    }
+    int64_t merges = 0, merged_profiles = 0;
+    for (const std::string& pid : ids) {
+      if (pid != id) {
+        batch.Delete(storage::Cf::kProfiles, pid);
+        ++merged_profiles;
+      }
+      std::string merges_prefix = storage::ProfileMergesPrefix(pid);
+      auto m = store_->NewIterator(storage::Cf::kMerges, merges_prefix, storage::PrefixSuccessor(merges_prefix));
+      for (m->Seek(merges_prefix); m->Valid(); m->Next()) {
+        std::string merge_id(m->key().substr(merges_prefix.size()));
+        batch.Delete(storage::Cf::kMerges, m->key());
+        std::string record;
+        if (store_->Get(storage::Cf::kMerges, storage::MergeRecordKey(merge_id), &record).ok()) {
+          batch.Delete(storage::Cf::kMerges, storage::MergeRecordKey(merge_id));
+          if (pid == id) ++merges;
+        }
+      }
+      CDP_RETURN_IF_ERROR(m->status());
+      redirects_.erase(pid);
+      sessions_.erase(pid);
     }
     batch.Delete(storage::Cf::kTraits, id);
     batch.Delete(storage::Cf::kProfiles, id);
     store_->AddToCounter(&batch, "profiles", -1);
     if (events > 0) store_->AddToCounter(&batch, "events", -events);
+    if (merges > 0) store_->AddToCounter(&batch, "merges", -merges);
+    if (merged_profiles > 0) store_->AddToCounter(&batch, "merged_profiles", -merged_profiles);
     CDP_ASSIGN_OR_RETURN(sequence, store_->Write(&batch));
     ForgetProfile(id, stored);
   }
@@ -510,7 +947,10 @@ Status EngineImpl::DeleteProfile(std::string_view id) {
 
 void EngineImpl::ForgetProfile(std::string_view id, const Json& stored) {
   sessions_.erase(std::string(id));
-  for (const Identifier& ident : ProfileIdentifiers(stored)) identity_cache_.erase(IdentityKeyOf(ident));
+  for (const Identifier& ident : StoredIdentifiers(stored)) {
+    identity_cache_.erase(IdentityKeyOf(ident));
+    hub_cache_.erase(IdentityKeyOf(ident));
+  }
 }
 
 }  // namespace internal

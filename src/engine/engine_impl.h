@@ -20,6 +20,8 @@
 #include "absl/container/flat_hash_map.h"
 #include "cdp/engine.h"
 #include "events/event_model.h"
+#include "identity/resolver.h"
+#include "identity/rules.h"
 #include "storage/store.h"
 #include "storage/traits.h"
 
@@ -59,18 +61,38 @@ class EventsImpl final : public Events {
   EngineImpl* engine_;
 };
 
+class IdentityImpl final : public Identity {
+ public:
+  explicit IdentityImpl(EngineImpl* engine) : engine_(engine) {}
+  Result<Json> Rules() override;
+  Result<Json> SetRules(const Json& rules) override;
+  Result<Json> Merge(const std::vector<std::string>& profile_ids, std::string_view reason) override;
+  Result<Json> Explain(std::string_view profile_id) override;
+  Result<Json> Stats() override;
+
+ private:
+  EngineImpl* engine_;
+};
+
 class EngineImpl final : public Engine {
  public:
   EngineImpl(const Options& options, std::unique_ptr<storage::Store> store);
   Profiles& profiles() override { return profiles_; }
   Events& events() override { return events_; }
+  Identity& identity() override { return identity_; }
   Result<Json> Stats() override;
   Status Flush() override;
 
   storage::Store& store() { return *store_; }
 
-  // The stored profile document, parsed. NotFound when absent.
+  // Reads the identity rules stored in the database (defaults when none). Called once by Engine::Open.
+  Status LoadRules();
+
+  // The stored profile document, parsed. NotFound when absent. A merged profile's document is its redirect
+  // {"id", "mergedInto", "mergeId", "mergedAt"}.
   Result<Json> ReadStoredProfile(std::string_view id);
+  // The stored document of the live profile `id` names (itself or its survivor); *live_id receives its id.
+  Result<Json> ReadLiveProfile(std::string_view id, std::string* live_id);
   storage::Traits ReadTraits(std::string_view id);
 
   // Stores parsed events (the write path). results[i] is filled for every i; rejected items keep their status.
@@ -82,6 +104,11 @@ class EngineImpl final : public Engine {
   Result<Json> WriteProfile(std::string_view id, const Json& input, ProfileWrite mode);
   Status DeleteProfile(std::string_view id);
 
+  // Identity (identity_impl.cc).
+  std::shared_ptr<const IdentityRules> rules();
+  Status StoreRules(std::shared_ptr<const IdentityRules> rules);
+  Result<Json> MergeProfiles(const std::vector<std::string>& profile_ids, std::string_view reason);
+
  private:
   struct SessionState {
     int64_t last_us = 0;     // time of the profile's latest event
@@ -89,6 +116,8 @@ class EngineImpl final : public Engine {
   };
   class IngestContext;
   friend class IngestContext;
+  // Takes commit_mu_ exclusively for the context's write (waits for in-flight event batches). write_mu_ held.
+  void WaitForInFlightWrites(IngestContext* ctx);
 
   // Cache maintenance (write_mu_ held).
   void ForgetProfile(std::string_view id, const Json& stored);
@@ -96,6 +125,7 @@ class EngineImpl final : public Engine {
   std::unique_ptr<storage::Store> store_;
   ProfilesImpl profiles_;
   EventsImpl events_;
+  IdentityImpl identity_;
 
   std::mutex write_mu_;
   // Held shared by event batches being written after write_mu_ was released; held exclusively (under write_mu_)
@@ -106,6 +136,12 @@ class EngineImpl final : public Engine {
   absl::flat_hash_map<std::string, SessionState> sessions_;  // guarded by write_mu_
   // Identity key -> profile id, for resolution without a read. Bounded; cleared when full.
   absl::flat_hash_map<std::string, std::string> identity_cache_;  // guarded by write_mu_
+  // The identity rules in force. Replaced whole by StoreRules; guarded by write_mu_.
+  std::shared_ptr<const IdentityRules> rules_;
+  // Merged profile id -> the profile it was merged into. Bounded; cleared when full.
+  absl::flat_hash_map<std::string, std::string> redirects_;  // guarded by write_mu_
+  // Identity key -> hub set (see storage/keys.h HubKey). Bounded; cleared when full.
+  absl::flat_hash_map<std::string, std::string> hub_cache_;  // guarded by write_mu_
   // Event keys with caller-given ids in batches being written outside write_mu_ -> their session, so a retry
   // racing the original's write is still a duplicate.
   absl::flat_hash_map<std::string, std::string> in_flight_keys_;  // guarded by write_mu_

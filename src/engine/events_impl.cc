@@ -19,6 +19,13 @@ Json TrackResult::ToJson() const {
   out.Set("sessionId", session_id.empty() ? Json() : Json(session_id));
   out.Set("profileCreated", profile_created);
   out.Set("duplicate", duplicate);
+  if (!merged_profiles.empty()) {
+    Json merged = Json::Array();
+    for (const std::string& id : merged_profiles) merged.Push(id);
+    out.Set("mergedProfiles", std::move(merged));
+    out.Set("mergeId", merge_id);
+  }
+  if (ignored_identifiers.is_array()) out.Set("ignoredIdentifiers", ignored_identifiers);
   return out;
 }
 

@@ -68,8 +68,9 @@ Result<Json> ProfilesImpl::Create(const Json& profile) {
 }
 
 Result<Json> ProfilesImpl::Get(std::string_view id) {
-  CDP_ASSIGN_OR_RETURN(Json stored, engine_->ReadStoredProfile(id));
-  return RenderProfile(stored, engine_->ReadTraits(id));
+  std::string live;
+  CDP_ASSIGN_OR_RETURN(Json stored, engine_->ReadLiveProfile(id, &live));
+  return RenderProfile(stored, engine_->ReadTraits(live));
 }
 
 Result<Json> ProfilesImpl::Write(std::string_view id, const Json& input, bool patch) {
@@ -108,6 +109,7 @@ Result<Page> ProfilesImpl::Search(const ProfileQuery& query) {
   auto render = [&](std::string_view id, std::string_view value) -> Result<Json> {
     auto stored = Json::Parse(value);
     if (!stored.ok()) return Status::DataLoss(fmt::format("stored profile {} is corrupt", id));
+    if (stored->Find("mergedInto") != nullptr) return Json();  // merged away: its survivor is listed
     storage::Traits t;
     traits->Seek(id);
     if (traits->Valid() && traits->key() == id) storage::Traits::Decode(traits->value(), &t);
@@ -130,7 +132,7 @@ Result<Page> ProfilesImpl::Search(const ProfileQuery& query) {
     for (; profiles->Valid(); desc ? profiles->Prev() : profiles->Next()) {
       if (!after.empty() && profiles->key() == after) continue;
       CDP_ASSIGN_OR_RETURN(Json doc, render(profiles->key(), profiles->value()));
-      if (!query.filter.Matches(doc)) continue;
+      if (doc.is_null() || !query.filter.Matches(doc)) continue;
       if (page.items.size() == limit) {
         page.next_cursor = EncodeCursor(page.items.back().Find("id")->as_string());
         break;
@@ -150,7 +152,7 @@ Result<Page> ProfilesImpl::Search(const ProfileQuery& query) {
   std::vector<Hit> hits;
   for (profiles->SeekToFirst(); profiles->Valid(); profiles->Next()) {
     CDP_ASSIGN_OR_RETURN(Json doc, render(profiles->key(), profiles->value()));
-    if (!query.filter.Matches(doc)) continue;
+    if (doc.is_null() || !query.filter.Matches(doc)) continue;
     const Json* v = doc.FindPath(query.sort_by);
     hits.push_back({v != nullptr ? *v : Json(), std::string(profiles->key()), std::move(doc)});
   }
@@ -188,14 +190,16 @@ Result<Page> ProfilesImpl::Search(const ProfileQuery& query) {
 }
 
 Result<Page> ProfilesImpl::Timeline(std::string_view id, const EventQuery& query) {
-  CDP_RETURN_IF_ERROR(engine_->ReadStoredProfile(id).status());
+  std::string live;
+  CDP_RETURN_IF_ERROR(engine_->ReadLiveProfile(id, &live).status());
   EventQuery q = query;
-  q.profile_id = std::string(id);
+  q.profile_id = std::move(live);
   return engine_->events().Query(q);
 }
 
-Result<std::vector<Json>> ProfilesImpl::Sessions(std::string_view id) {
-  CDP_RETURN_IF_ERROR(engine_->ReadStoredProfile(id).status());
+Result<std::vector<Json>> ProfilesImpl::Sessions(std::string_view requested_id) {
+  std::string id;
+  CDP_RETURN_IF_ERROR(engine_->ReadLiveProfile(requested_id, &id).status());
   struct Summary {
     std::string id;
     int64_t start = 0, end = 0;

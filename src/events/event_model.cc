@@ -17,6 +17,14 @@ namespace {
 constexpr std::string_view kEventTypes[] = {"page_view",  "product_view", "add_to_cart", "purchase",
                                             "email_open", "app_usage",    "custom"};
 constexpr size_t kMaxShortString = 256;
+constexpr size_t kMaxCustomIdentifiers = 16;
+
+bool IsIdentifierField(std::string_view key) {
+  for (std::string_view f : {"customerId", "userId", "email", "phone", "shopifyId", "deviceId", "anonymousId"}) {
+    if (key == f) return true;
+  }
+  return false;
+}
 
 Status ShortString(const Json& v, std::string_view field, std::string* out) {
   if (!v.is_string()) {
@@ -71,7 +79,6 @@ Result<ParsedEvent> ParseEvent(Json&& event, const Options& options, int64_t now
   CDP_RETURN_IF_ERROR(CheckUtf8(event));
   ParsedEvent e;
   bool has_timestamp = false;
-  std::string raw_ids[std::size(kIdentifierTypes)];
   for (auto& [key, value] : event.members()) {
     if (value.is_null()) continue;
     if (key == "type") {
@@ -111,29 +118,40 @@ Result<ParsedEvent> ParseEvent(Json&& event, const Options& options, int64_t now
       CDP_RETURN_IF_ERROR(ShortString(value, key, &e.source));
     } else if (key == "receivedAt") {
       // set by libcdp
-    } else if (int p = IdentifierPriority(key); p >= 0) {
-      CDP_RETURN_IF_ERROR(ShortString(value, key, &raw_ids[p]));
+    } else if (IsIdentifierField(key)) {
+      std::string raw;
+      CDP_RETURN_IF_ERROR(ShortString(value, key, &raw));
+      if (key == "deviceId") e.device_id = raw;
+      e.raw_identifiers.push_back({key == "userId" ? "customerId" : key, std::move(raw)});
+    } else if (key == "identifiers") {
+      if (!value.is_object()) {
+        return Status::InvalidArgument(fmt::format("expected an object of identifier type to value, got {}",
+                                                   Json::TypeName(value.type())),
+                                       "identifiers");
+      }
+      if (value.size() > kMaxCustomIdentifiers) {
+        return Status::InvalidArgument(fmt::format("more than {} identifiers", kMaxCustomIdentifiers), "identifiers");
+      }
+      for (const auto& [type, v] : value.members()) {
+        std::string raw;
+        CDP_RETURN_IF_ERROR(ShortString(v, "identifiers." + type, &raw));
+        e.raw_identifiers.push_back({type, std::move(raw)});
+      }
+      e.custom_identifiers = std::move(value);
     } else {
       return Status::InvalidArgument(
           "unknown event field (expected id, type, name, timestamp, properties, sessionId, deviceId, source, "
-          "profileId, customerId, email, phone, shopifyId)",
+          "profileId, customerId, userId, email, phone, shopifyId, anonymousId, identifiers)",
           key);
     }
   }
   if (e.type.empty()) return Status::InvalidArgument("an event needs a \"type\"", "type");
   if (e.type == "custom" && e.name.empty()) return Status::InvalidArgument("a custom event needs a \"name\"", "name");
   if (!e.properties.is_object()) e.properties = Json::Object();
-  for (size_t p = 0; p < std::size(kIdentifierTypes); ++p) {
-    if (raw_ids[p].empty()) continue;
-    std::string type(kIdentifierTypes[p]);
-    auto n = NormalizeIdentifier(type, raw_ids[p]);
-    if (!n.ok()) return Status::InvalidArgument(n.status().message(), type);
-    e.identifiers.push_back({type, std::move(n).value()});
-    if (type == "deviceId") e.device_id = raw_ids[p];
-  }
-  if (e.profile_id.empty() && e.identifiers.empty()) {
+  if (e.profile_id.empty() && e.raw_identifiers.empty()) {
     return Status::InvalidArgument(
-        "an event needs a profileId or an identifier (customerId, email, phone, shopifyId, deviceId)", "profileId");
+        "an event needs a profileId or an identifier (customerId, email, phone, shopifyId, deviceId, anonymousId)",
+        "profileId");
   }
   if (!has_timestamp) e.time_us = now_us - now_us % 1000;  // timestamps have millisecond precision
   if (e.type == "purchase") {
@@ -157,9 +175,15 @@ Json StoredEvent(ParsedEvent* event, std::string_view profile_id, std::string_vi
   out.Set("sessionId", session_id);
   if (!e.device_id.empty()) out.Set("deviceId", e.device_id);
   if (!e.source.empty()) out.Set("source", e.source);
-  for (const Identifier& id : e.identifiers) {
-    if (id.type != "deviceId") out.Set(id.type, id.value);
+  for (const RawIdentifier& raw : e.raw_identifiers) {
+    if (raw.type == "deviceId" || e.custom_identifiers.Find(raw.type) != nullptr) continue;
+    std::string value = raw.value;
+    for (const Identifier& id : e.identifiers) {
+      if (id.type == raw.type) value = id.value;  // the normalized form (one value per type in an event)
+    }
+    out.Set(raw.type, std::move(value));
   }
+  if (e.custom_identifiers.is_object()) out.Set("identifiers", std::move(event->custom_identifiers));
   out.Set("properties", std::move(event->properties));
   return out;
 }

@@ -13,7 +13,7 @@
 #include "cdp/json.h"
 #include "cdp/options.h"
 #include "cdp/status.h"
-#include "profiles/identifiers.h"
+#include "identity/rules.h"
 
 namespace cdp::internal {
 
@@ -24,7 +24,11 @@ struct ParsedEvent {
   std::string name;
   int64_t time_us = 0;
   std::string profile_id;               // given by the caller, or empty
-  std::vector<Identifier> identifiers;  // in resolution order
+  // Identifiers as given: the fields customerId (or userId), email, phone, shopifyId, deviceId and anonymousId,
+  // and the members of "identifiers" (any type of the identity rules). Normalized by the engine with its rules.
+  std::vector<RawIdentifier> raw_identifiers;
+  std::vector<Identifier> identifiers;  // normalized by the engine (valid, not blocked)
+  Json custom_identifiers;              // the "identifiers" object as given, or null
   std::string session_id;               // given by the caller, or empty
   std::string device_id;                // raw, as given
   std::string source;
@@ -38,7 +42,8 @@ struct ParsedEvent {
 // Options::max_event_bytes. `bytes`, when given, receives the event's serialized size (also when it is rejected).
 Result<ParsedEvent> ParseEvent(Json&& event, const Options& options, int64_t now_us, size_t* bytes = nullptr);
 
-// The stored document, in the model's field order. Moves e->properties into it.
+// The stored document, in the model's field order. Moves e->properties into it. Identifier fields hold the
+// normalized value when valid, else the value as given.
 Json StoredEvent(ParsedEvent* e, std::string_view profile_id, std::string_view session_id, int64_t received_us);
 
 }  // namespace cdp::internal

@@ -2,6 +2,7 @@
 
 #include "profiles/profile_model.h"
 
+#include <algorithm>
 #include <string_view>
 
 #include "cdp/query.h"
@@ -42,7 +43,7 @@ Status CheckString(const Json& v, const std::string& field) {
 }
 
 // A list of distinct strings, order kept.
-Result<Json> StringList(const Json& v, const std::string& field, bool normalize_as_device) {
+Result<Json> StringList(const Json& v, const std::string& field) {
   if (!v.is_array()) return TypeError(field, "an array of strings", v);
   if (v.size() > kMaxListItems) {
     return Status::InvalidArgument(fmt::format("more than {} items", kMaxListItems), field);
@@ -52,19 +53,24 @@ Result<Json> StringList(const Json& v, const std::string& field, bool normalize_
   for (const Json& item : v.items()) {
     std::string path = fmt::format("{}[{}]", field, i++);
     CDP_RETURN_IF_ERROR(CheckString(item, path));
-    Json value = item;
-    if (normalize_as_device) {
-      auto n = NormalizeIdentifier("deviceId", item.as_string());
-      if (!n.ok()) return Status::InvalidArgument(n.status().message(), path);
-      value = Json(*n);
-    }
+    const Json& value = item;
     bool seen = false;
     for (const Json& existing : out.items()) seen = seen || existing == value;
-    if (!seen) out.Push(std::move(value));
+    if (!seen) out.Push(value);
   }
   return out;
 }
 
+bool ValidTypeName(std::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  for (char c : name) {
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_')) return false;
+  }
+  return true;
+}
+
+// externalIds as given: {"deviceIds": [..], "<type>": "value" | ["value", ...]}. Values are normalized later, with
+// the identity rules (ApplyIdentityRules).
 Result<Json> NormalizeExternalIds(const Json& in) {
   Json out = Json::Object();
   if (in.is_null()) return out;
@@ -72,17 +78,15 @@ Result<Json> NormalizeExternalIds(const Json& in) {
   for (const auto& [key, value] : in.members()) {
     std::string field = "externalIds." + key;
     if (value.is_null()) continue;
-    if (key == "deviceIds") {
-      CDP_ASSIGN_OR_RETURN(Json list, StringList(value, field, true));
+    if (!ValidTypeName(key) || key == "deviceId") {
+      return Status::InvalidArgument("not an identifier type (deviceIds, or a type of the identity rules)", field);
+    }
+    if (value.is_array() || key == "deviceIds") {
+      CDP_ASSIGN_OR_RETURN(Json list, StringList(value, field));
       if (list.size() > 0) out.Set(key, std::move(list));
-    } else if (key == "email" || key == "phone" || key == "customerId" || key == "shopifyId") {
-      CDP_RETURN_IF_ERROR(CheckString(value, field));
-      auto n = NormalizeIdentifier(key, value.as_string());
-      if (!n.ok()) return Status::InvalidArgument(n.status().message(), field);
-      out.Set(key, std::move(n).value());
     } else {
-      return Status::InvalidArgument("unknown external id (expected shopifyId, email, phone, customerId, deviceIds)",
-                                     field);
+      CDP_RETURN_IF_ERROR(CheckString(value, field));
+      out.Set(key, value);
     }
   }
   return out;
@@ -99,7 +103,7 @@ Result<Json> NormalizeAttributes(const Json& in) {
       CDP_RETURN_IF_ERROR(CheckString(value, field));
       out.Set(key, value);
     } else if (key == "tags") {
-      CDP_ASSIGN_OR_RETURN(Json list, StringList(value, field, false));
+      CDP_ASSIGN_OR_RETURN(Json list, StringList(value, field));
       out.Set(key, std::move(list));
     } else if (key == "customFields") {
       if (!value.is_object()) return TypeError(field, "an object", value);
@@ -230,7 +234,8 @@ Result<Json> NormalizeProfileInput(const Json& input) {
       CDP_ASSIGN_OR_RETURN(consent, NormalizeConsent(value));
     } else if (key == "computed") {
       CDP_ASSIGN_OR_RETURN(computed, NormalizeComputed(value));
-    } else if (key == "id" || key == "segments" || key == "createdAt" || key == "updatedAt") {
+    } else if (key == "id" || key == "segments" || key == "createdAt" || key == "updatedAt" ||
+               key == "identityIssues" || key == "conflicts" || key == "mergedIds") {
       // read-only here: id is handled by the caller, the rest are maintained by libcdp
     } else {
       return Status::InvalidArgument("unknown profile field (expected id, externalIds, attributes, computed, consent)",
@@ -239,15 +244,6 @@ Result<Json> NormalizeProfileInput(const Json& input) {
   }
   if (!external_ids.is_object()) external_ids = Json::Object();
   if (!attributes.is_object()) attributes = Json::Object();
-  // attributes.email / phone name the person too: use them when externalIds lacks them.
-  for (std::string_view key : {std::string_view("email"), std::string_view("phone")}) {
-    const Json* attr = attributes.Find(key);
-    if (attr != nullptr && external_ids.Find(key) == nullptr) {
-      auto n = NormalizeIdentifier(key, attr->as_string());
-      if (!n.ok()) return Status::InvalidArgument(n.status().message(), fmt::format("attributes.{}", key));
-      external_ids.Set(key, std::move(n).value());
-    }
-  }
   Json out = Json::Object();
   out.Set("externalIds", std::move(external_ids));
   out.Set("attributes", std::move(attributes));
@@ -256,20 +252,72 @@ Result<Json> NormalizeProfileInput(const Json& input) {
   return out;
 }
 
-std::vector<Identifier> ProfileIdentifiers(const Json& normalized) {
-  std::vector<Identifier> out;
+std::vector<RawIdentifier> ProfileIdentifiers(const Json& normalized) {
+  std::vector<RawIdentifier> out;
   const Json* ext = normalized.Find("externalIds");
   if (ext == nullptr) return out;
-  for (std::string_view type : kIdentifierTypes) {
-    if (type == "deviceId") {
-      if (const Json* devices = ext->Find("deviceIds")) {
-        for (const Json& d : devices->items()) out.push_back({"deviceId", d.as_string()});
-      }
-    } else if (const Json* v = ext->Find(type)) {
-      out.push_back({std::string(type), v->as_string()});
+  for (const auto& [key, value] : ext->members()) {
+    std::string type = key == "deviceIds" ? "deviceId" : key;
+    if (value.is_string()) out.push_back({type, value.as_string()});
+    for (const Json& item : value.items()) out.push_back({type, item.as_string()});
+  }
+  return out;
+}
+
+std::vector<Identifier> StoredIdentifiers(const Json& stored) {
+  std::vector<Identifier> out;
+  for (RawIdentifier& raw : ProfileIdentifiers(stored)) out.push_back({std::move(raw.type), std::move(raw.value)});
+  return out;
+}
+
+Json ExternalIdsOf(const std::vector<Identifier>& ids) {
+  Json out = Json::Object();
+  for (const Identifier& id : ids) {
+    std::string key = id.type == "deviceId" ? "deviceIds" : id.type;
+    Json* slot = out.Find(key);
+    if (slot == nullptr) {
+      out.Set(key, id.type == "deviceId" ? Json::Array().Push(id.value) : Json(id.value));
+    } else if (slot->is_string()) {
+      Json list = Json::Array().Push(*slot).Push(id.value);
+      *slot = std::move(list);
+    } else {
+      slot->Push(id.value);
     }
   }
   return out;
+}
+
+Status ApplyIdentityRules(const IdentityRules& rules, Json* parts, std::vector<Identifier>* ids,
+                          std::vector<IgnoredIdentifier>* ignored) {
+  std::vector<RawIdentifier> raw = ProfileIdentifiers(*parts);
+  Json* attributes = parts->Find("attributes");
+  // attributes.email / phone name the person too: use them when externalIds lacks the type.
+  for (std::string_view key : {std::string_view("email"), std::string_view("phone")}) {
+    const Json* attr = attributes != nullptr ? attributes->Find(key) : nullptr;
+    bool listed = false;
+    for (const RawIdentifier& r : raw) listed = listed || r.type == key;
+    if (attr != nullptr && attr->is_string() && !listed) raw.push_back({std::string(key), attr->as_string()});
+  }
+  for (const RawIdentifier& r : raw) {
+    if (rules.Priority(r.type) < 0) {
+      return Status::InvalidArgument(
+          fmt::format("unknown identifier type \"{}\" (add it to the identity rules first)", r.type),
+          "externalIds." + (r.type == "deviceId" ? std::string("deviceIds") : r.type));
+    }
+    Identifier id;
+    IgnoredIdentifier why;
+    if (rules.Normalize(r.type, r.value, &id, &why)) {
+      if (std::find(ids->begin(), ids->end(), id) == ids->end()) ids->push_back(std::move(id));
+      continue;
+    }
+    // Not an identifier; an email or phone stays a plain attribute.
+    if ((r.type == "email" || r.type == "phone") && attributes != nullptr && attributes->Find(r.type) == nullptr) {
+      attributes->Set(r.type, r.value);
+    }
+    ignored->push_back(std::move(why));
+  }
+  parts->Set("externalIds", ExternalIdsOf(*ids));
+  return Status::OK();
 }
 
 Json BuildStoredProfile(std::string_view id, Json normalized, const Json* previous, int64_t now_us) {
@@ -298,6 +346,114 @@ Json BuildStoredProfile(std::string_view id, Json normalized, const Json* previo
   out.Set("createdAt", created != nullptr ? *created : Json(now));
   out.Set("updatedAt", now);
   return out;
+}
+
+namespace {
+
+constexpr size_t kMaxConflicts = 100;
+constexpr size_t kMaxIdentityIssues = 20;
+
+void KeepLast(Json* list, size_t n) {
+  auto& items = list->items();
+  if (items.size() > n) items.erase(items.begin(), items.end() - static_cast<ptrdiff_t>(n));
+}
+
+void NoteConflict(Json* conflicts, std::string field, const Json& value, std::string_view other_id,
+                  std::string_view merge_id, int64_t now_us) {
+  Json c = Json::Object();
+  c.Set("field", std::move(field));
+  c.Set("value", value);
+  c.Set("profileId", other_id);
+  c.Set("mergeId", merge_id);
+  c.Set("at", FormatTimestamp(now_us));
+  conflicts->Push(std::move(c));
+}
+
+Json* Member(Json* doc, std::string_view key, Json empty) {
+  Json* v = doc->Find(key);
+  if (v == nullptr || v->type() != empty.type()) {
+    doc->Set(key, std::move(empty));
+    v = doc->Find(key);
+  }
+  return v;
+}
+
+}  // namespace
+
+void MergeProfileDocuments(Json* survivor, const Json& other, std::string_view other_id, std::string_view merge_id,
+                           int64_t now_us) {
+  Json* conflicts = Member(survivor, "conflicts", Json::Array());
+  Json* attributes = Member(survivor, "attributes", Json::Object());
+  if (const Json* theirs = other.Find("attributes"); theirs != nullptr) {
+    for (const auto& [key, value] : theirs->members()) {
+      Json* ours = attributes->Find(key);
+      if (ours == nullptr || ours->is_null()) {
+        attributes->Set(key, value);
+      } else if (key == "tags" && ours->is_array() && value.is_array()) {
+        for (const Json& tag : value.items()) {
+          bool have = false;
+          for (const Json& t : ours->items()) have = have || t == tag;
+          if (!have) ours->Push(tag);
+        }
+      } else if (key == "customFields" && ours->is_object() && value.is_object()) {
+        for (const auto& [field, v] : value.members()) {
+          const Json* mine = ours->Find(field);
+          if (mine == nullptr) {
+            ours->Set(field, v);
+          } else if (*mine != v) {
+            NoteConflict(conflicts, "attributes.customFields." + field, v, other_id, merge_id, now_us);
+          }
+        }
+      } else if (*ours != value) {
+        NoteConflict(conflicts, "attributes." + key, value, other_id, merge_id, now_us);
+      }
+    }
+  }
+  if (const Json* theirs = other.Find("conflicts"); theirs != nullptr) {
+    for (const Json& c : theirs->items()) conflicts->Push(c);
+  }
+  KeepLast(conflicts, kMaxConflicts);
+  if (conflicts->size() == 0) survivor->Erase("conflicts");
+
+  // Consent: denied by either is denied.
+  Json* consent = Member(survivor, "consent", Json::Object());
+  bool changed = false;
+  if (const Json* theirs = other.Find("consent"); theirs != nullptr) {
+    for (const auto& [channel, value] : theirs->members()) {
+      if (channel == "updatedAt" || !value.is_bool()) continue;
+      const Json* ours = consent->Find(channel);
+      bool restrictive = ours == nullptr || !ours->is_bool() ? value.as_bool() : (ours->as_bool() && value.as_bool());
+      if (ours == nullptr || !ours->is_bool() || ours->as_bool() != restrictive) {
+        consent->Set(channel, restrictive);
+        changed = true;
+      }
+    }
+  }
+  if (changed) consent->Set("updatedAt", FormatTimestamp(now_us));
+
+  Json* merged_ids = Member(survivor, "mergedIds", Json::Array());
+  merged_ids->Push(other_id);
+  if (const Json* theirs = other.Find("mergedIds"); theirs != nullptr) {
+    for (const Json& id : theirs->items()) merged_ids->Push(id);
+  }
+  if (const Json* theirs = other.Find("identityIssues"); theirs != nullptr && theirs->size() > 0) {
+    Json* issues = Member(survivor, "identityIssues", Json::Array());
+    for (const Json& issue : theirs->items()) issues->Push(issue);
+    KeepLast(issues, kMaxIdentityIssues);
+  }
+  // The profile came into being when the older of the two did.
+  const Json* ours_created = survivor->Find("createdAt");
+  const Json* theirs_created = other.Find("createdAt");
+  if (ours_created != nullptr && theirs_created != nullptr && theirs_created->as_string() < ours_created->as_string()) {
+    survivor->Set("createdAt", *theirs_created);
+  }
+  survivor->Set("updatedAt", FormatTimestamp(now_us));
+}
+
+void AppendIdentityIssues(Json* stored, const std::vector<const IgnoredIdentifier*>& issues) {
+  Json* list = Member(stored, "identityIssues", Json::Array());
+  for (const IgnoredIdentifier* issue : issues) list->Push(issue->ToJson());
+  KeepLast(list, kMaxIdentityIssues);
 }
 
 Json WritableParts(const Json& stored) {
@@ -335,6 +491,10 @@ Json RenderProfile(const Json& stored, const storage::Traits& t) {
   const Json* consent = stored.Find("consent");
   out.Set("consent", consent != nullptr ? *consent : Json::Object());
   out.Set("segments", Json::Array());
+  for (std::string_view key : {"identityIssues", "conflicts", "mergedIds"}) {
+    const Json* v = stored.Find(key);
+    out.Set(key, v != nullptr ? *v : Json::Array());
+  }
   for (std::string_view key : {"createdAt", "updatedAt"}) {
     const Json* v = stored.Find(key);
     out.Set(key, v != nullptr ? *v : Json());

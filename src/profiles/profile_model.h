@@ -14,7 +14,7 @@
 #include "cdp/json.h"
 #include "cdp/options.h"
 #include "cdp/status.h"
-#include "profiles/identifiers.h"
+#include "identity/rules.h"
 #include "storage/traits.h"
 
 namespace cdp::internal {
@@ -24,12 +24,38 @@ namespace cdp::internal {
 // accepted and ignored. Errors: InvalidArgument naming the field path.
 Result<Json> NormalizeProfileInput(const Json& input);
 
-// The identifiers a normalized profile holds (externalIds), in resolution order.
-std::vector<Identifier> ProfileIdentifiers(const Json& normalized);
+// The identifiers named by the externalIds of normalized parts (or of a stored profile), as given.
+std::vector<RawIdentifier> ProfileIdentifiers(const Json& normalized);
+
+// The identifiers a stored profile holds (its externalIds are normalized).
+std::vector<Identifier> StoredIdentifiers(const Json& stored);
+
+// externalIds in the stored shape: "deviceIds" a list; other types a string, or a list when several.
+Json ExternalIdsOf(const std::vector<Identifier>& ids);
+
+// Normalizes the identifiers of normalized parts with `rules` (externalIds, and attributes.email / phone when
+// externalIds lacks them): fills *ids with the valid ones and rewrites externalIds to them; values that are not
+// identifiers (invalid, blocked) go to *ignored, and an invalid email or phone stays as attributes.email / phone
+// when that is empty. Errors: InvalidArgument for a type the rules do not know (field externalIds.<type>).
+Status ApplyIdentityRules(const IdentityRules& rules, Json* parts, std::vector<Identifier>* ids,
+                          std::vector<IgnoredIdentifier>* ignored);
 
 // Builds the stored form from normalized writable parts. `previous` is the stored form before this write (null on
 // create): createdAt is kept and consent.updatedAt changes only when a consent value changed.
 Json BuildStoredProfile(std::string_view id, Json normalized, const Json* previous, int64_t now_us);
+
+// The golden record of a merge, built in *survivor from the other profile's stored document:
+//  attributes: the survivor's values win; the other's fill absent fields; tags are united; customFields are
+//    combined key by key; a differing value the survivor does not keep goes to "conflicts" {field, value,
+//    profileId, mergeId, at} (at most 100 kept, newest last);
+//  consent: the most restrictive: a channel denied by either is denied; updatedAt is now when that changed;
+//  mergedIds: the survivor's, the other's id and the other's mergedIds; identityIssues: both lists.
+// externalIds are the caller's (it relinks the identifiers).
+void MergeProfileDocuments(Json* survivor, const Json& other, std::string_view other_id, std::string_view merge_id,
+                           int64_t now_us);
+
+// Appends identifier issues to a stored profile's identityIssues (at most 20 kept, newest last).
+void AppendIdentityIssues(Json* stored, const std::vector<const IgnoredIdentifier*>& issues);
 
 // The writable parts of a stored profile, as NormalizeProfileInput would return them (for merge patches).
 Json WritableParts(const Json& stored);

@@ -73,6 +73,50 @@ inline std::string IdentityKey(std::string_view type, std::string_view value) {
   return k;
 }
 
+// kIdentities value: the owning profile, the evidence of the link ("event evt_..", "profiles.create",
+// "merge mrg_..") and the time of the link (decimal microseconds), separated by \0.
+struct IdentityLink {
+  std::string profile_id;
+  std::string evidence;
+  int64_t at_us = 0;
+};
+inline std::string EncodeIdentityLink(std::string_view profile_id, std::string_view evidence, int64_t at_us) {
+  std::string v(profile_id);
+  v.push_back('\0');
+  v.append(evidence);
+  v.push_back('\0');
+  v.append(std::to_string(at_us));
+  return v;
+}
+inline IdentityLink DecodeIdentityLink(std::string_view v) {
+  IdentityLink link;
+  size_t a = v.find('\0');
+  link.profile_id = std::string(v.substr(0, a));
+  if (a == std::string_view::npos) return link;
+  size_t b = v.find('\0', a + 1);
+  link.evidence = std::string(v.substr(a + 1, b == std::string_view::npos ? std::string_view::npos : b - a - 1));
+  if (b != std::string_view::npos) {
+    for (char c : v.substr(b + 1)) {
+      if (c >= '0' && c <= '9') link.at_us = link.at_us * 10 + (c - '0');
+    }
+  }
+  return link;
+}
+// The hub set of an identifier (8-byte hashes of the distinct high-priority values seen with it) lives at \x01 +
+// its identity key; types are [A-Za-z0-9_] so the two key spaces do not meet.
+inline std::string HubKey(std::string_view identity_key) { return "\x01" + std::string(identity_key); }
+
+// kMerges: the merge record, and one history entry per profile involved.
+inline std::string MergeRecordKey(std::string_view merge_id) { return "r" + std::string(merge_id); }
+inline std::string ProfileMergesPrefix(std::string_view profile_id) {
+  std::string k = "p" + std::string(profile_id);
+  k.push_back('\0');
+  return k;
+}
+inline std::string ProfileMergeKey(std::string_view profile_id, std::string_view merge_id) {
+  return ProfileMergesPrefix(profile_id) + std::string(merge_id);
+}
+
 // The smallest key greater than every key starting with `prefix` (for exclusive upper bounds).
 inline std::string PrefixSuccessor(std::string prefix) {
   while (!prefix.empty()) {

@@ -33,10 +33,11 @@ namespace cdp::storage {
 enum class Cf : int {
   kMeta = 0,      // format version, exact counters (merge operator: int64 add)
   kProfiles,      // profile id -> stored profile document (JSON)
-  kIdentities,    // identifier type \0 normalized value -> profile id
+  kIdentities,    // identifier type \0 normalized value -> profile id \0 evidence \0 time; \x01 key -> hub set
   kEvents,        // profile id \0 be64(event time) event id -> event document (JSON)
   kEventsByTime,  // be64(event time) event id \0 profile id -> empty
   kTraits,        // profile id -> computed-trait aggregates (merge operator: see traits.h)
+  kMerges,        // "r" merge id -> merge record (JSON); "p" profile id \0 merge id -> empty (history index)
   kCount,
 };
 

@@ -52,8 +52,8 @@ TEST_F(ProfilesTest, BadInputNamesTheField) {
       {R"({"attributes":{"shoeSize":"9"}})", "attributes.shoeSize"},
       {R"({"attributes":{"tags":["a",1]}})", "attributes.tags[1]"},
       {R"({"attributes":{"customFields":[]}})", "attributes.customFields"},
-      {R"({"externalIds":{"email":"not-an-email"}})", "externalIds.email"},
-      {R"({"externalIds":{"phone":"12"}})", "externalIds.phone"},
+      {R"({"externalIds":{"loyaltyId":"L-1"}})", "externalIds.loyaltyId"},  // not a type of the identity rules
+      {R"({"externalIds":{"email":7}})", "externalIds.email"},
       {R"({"consent":{"email":"yes"}})", "consent.email"},
       {R"({"computed":{"churnRisk":2}})", "computed.churnRisk"},
       {R"({"nickname":"x"})", "nickname"},
@@ -64,6 +64,32 @@ TEST_F(ProfilesTest, BadInputNamesTheField) {
     EXPECT_EQ(r.status().field(), c.field) << c.doc;
   }
   EXPECT_EQ(Unwrap(engine_->Stats()).Find("profiles")->as_int(), 0);
+}
+
+// Issue 3: an invalid or blocked email or phone is not an identifier; it stays a plain attribute with its reason.
+TEST_F(ProfilesTest, InvalidIdentifiersStayAttributesWithTheirReason) {
+  Json p = Unwrap(profiles().Create(J(R"({"externalIds":{"email":"not-an-email","phone":"12","customerId":"null"},
+                                          "attributes":{"firstName":"Ada"}})")));
+  EXPECT_EQ(p.Find("externalIds")->size(), 0u) << p.Dump();
+  EXPECT_EQ(p.FindPath("attributes.email")->as_string(), "not-an-email");
+  EXPECT_EQ(p.FindPath("attributes.phone")->as_string(), "12");
+  const Json* issues = p.Find("identityIssues");
+  ASSERT_NE(issues, nullptr);
+  ASSERT_EQ(issues->size(), 3u) << p.Dump();
+  EXPECT_EQ(issues->items()[0].Find("type")->as_string(), "email");
+  EXPECT_NE(issues->items()[0].Find("reason")->as_string().find("invalid"), std::string::npos);
+  EXPECT_EQ(issues->items()[2].Find("reason")->as_string(), "blocked: null");
+  // Not used for matching: an event with the same invalid email creates its own profile.
+  TrackResult t = Unwrap(events().Track(J(R"({"type":"page_view","email":"not-an-email","deviceId":"d-1"})")));
+  EXPECT_TRUE(t.profile_created);
+  EXPECT_NE(t.profile_id, p.Find("id")->as_string());
+  ASSERT_TRUE(t.ignored_identifiers.is_array());
+  EXPECT_EQ(t.ignored_identifiers.items()[0].Find("type")->as_string(), "email");
+  // Phones in any spelling are one identifier.
+  Json q = Unwrap(profiles().Create(J(R"({"externalIds":{"phone":"+1 (650) 253-0000"}})")));
+  EXPECT_EQ(q.FindPath("externalIds.phone")->as_string(), "+16502530000");
+  TrackResult u = Unwrap(events().Track(J(R"({"type":"page_view","phone":"650.253.0000"})")));
+  EXPECT_EQ(u.profile_id, q.Find("id")->as_string());
 }
 
 TEST_F(ProfilesTest, ReplaceReplacesAndPatchMerges) {

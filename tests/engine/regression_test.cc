@@ -142,7 +142,12 @@ TEST_F(RegressionTest, ConcurrentRetriesOfOneEventAreStoredOnce) {
 // patch did not touch externalIds, yet it removes them.
 TEST_F(RegressionTest, PatchKeepsIdentifiersAttachedConcurrentlyByEvents) {
   constexpr int kProfiles = 10;
-  constexpr int kDevices = 100;  // ingestion attaches at most 100 device ids per profile
+  constexpr int kDevices = 100;
+  Json rules = Unwrap(engine_->identity().Rules());  // allow 100 device ids per profile (the default is 5)
+  for (Json& rule : rules.Find("identifiers")->items()) {
+    if (rule.Find("type")->as_string() == "deviceId") rule.Set("limit", kDevices);
+  }
+  Unwrap(engine_->identity().SetRules(rules));
   for (int p = 0; p < kProfiles; ++p) Unwrap(profiles().Create(J(R"({"id":"P)" + std::to_string(p) + R"("})")));
   std::atomic<bool> done{false};
   std::thread tracker([&] {

@@ -1,0 +1,406 @@
+// Copyright 2026 The libcdp Authors.
+
+#include "identity/rules.h"
+
+#include <phonenumbers/phonenumberutil.h>
+#include <re2/re2.h>
+
+#include <algorithm>
+#include <set>
+
+#include "fmt/format.h"
+
+namespace cdp::internal {
+
+namespace {
+
+constexpr size_t kMaxValueBytes = 256;
+constexpr size_t kMaxTypes = 64;
+constexpr size_t kMaxBlocked = 256;
+constexpr int kMaxLimit = 1000;
+
+const std::vector<std::string_view> kBuiltinTypes = {"customerId", "email",    "phone",
+                                                     "shopifyId",  "deviceId", "anonymousId"};
+
+std::string_view Trim(std::string_view s) {
+  auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+  while (!s.empty() && space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && space(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+  return out;
+}
+
+bool IsRegex(std::string_view entry) { return entry.size() >= 2 && entry.front() == '^' && entry.back() == '$'; }
+
+bool ValidTypeName(std::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+  });
+}
+
+Status FieldError(std::string message, std::string field) {
+  return Status::InvalidArgument(std::move(message), std::move(field));
+}
+
+Result<std::vector<std::string>> StringArray(const Json& v, const std::string& field, size_t max_items) {
+  if (!v.is_array()) return FieldError("expected an array of strings", field);
+  if (v.size() > max_items) return FieldError(fmt::format("more than {} entries", max_items), field);
+  std::vector<std::string> out;
+  for (size_t i = 0; i < v.size(); ++i) {
+    const Json& item = v.items()[i];
+    std::string path = fmt::format("{}[{}]", field, i);
+    if (!item.is_string() || item.as_string().empty() || item.as_string().size() > kMaxValueBytes) {
+      return FieldError(fmt::format("expected a string of 1 to {} bytes", kMaxValueBytes), path);
+    }
+    out.push_back(item.as_string());
+  }
+  return out;
+}
+
+bool NormalizeEmail(std::string_view v, bool canonical_gmail, std::string* out, std::string* why) {
+  std::string s = Lower(v);
+  size_t at = s.find('@');
+  if (at == std::string::npos || at == 0 || at + 1 == s.size() || s.find('@', at + 1) != std::string::npos) {
+    *why = "not an email address (needs one '@' with text on both sides)";
+    return false;
+  }
+  if (s.find_first_of(" \t,;<>()[]\\\"") != std::string::npos) {
+    *why = "not an email address (holds a space or a forbidden character)";
+    return false;
+  }
+  std::string domain = s.substr(at + 1);
+  if (domain.find('.') == std::string::npos || domain.front() == '.' || domain.back() == '.') {
+    *why = "not an email address (the domain needs a dot)";
+    return false;
+  }
+  if (canonical_gmail && (domain == "gmail.com" || domain == "googlemail.com")) {
+    std::string local = s.substr(0, at);
+    local = local.substr(0, local.find('+'));
+    local.erase(std::remove(local.begin(), local.end(), '.'), local.end());
+    if (local.empty()) {
+      *why = "not an email address (empty local part)";
+      return false;
+    }
+    s = local + "@gmail.com";
+  }
+  *out = std::move(s);
+  return true;
+}
+
+bool NormalizePhone(std::string_view v, const std::string& region, std::string* out, std::string* why) {
+  using i18n::phonenumbers::PhoneNumber;
+  using i18n::phonenumbers::PhoneNumberUtil;
+  const PhoneNumberUtil* util = PhoneNumberUtil::GetInstance();
+  PhoneNumber number;
+  if (util->Parse(std::string(v), region.empty() ? "ZZ" : region, &number) != PhoneNumberUtil::NO_PARSING_ERROR) {
+    *why = region.empty() ? "not a phone number (no country code and no default region)" : "not a phone number";
+    return false;
+  }
+  if (!util->IsValidNumber(number)) {
+    *why = "not a valid phone number for its region";
+    return false;
+  }
+  util->Format(number, PhoneNumberUtil::E164, out);
+  return true;
+}
+
+// E.164 form of a parsable number, valid or not (for comparing blocked literals such as 555-555-5555).
+bool PhoneDigits(std::string_view v, const std::string& region, std::string* out) {
+  using i18n::phonenumbers::PhoneNumberUtil;
+  const PhoneNumberUtil* util = PhoneNumberUtil::GetInstance();
+  i18n::phonenumbers::PhoneNumber number;
+  if (util->Parse(std::string(v), region.empty() ? "ZZ" : region, &number) != PhoneNumberUtil::NO_PARSING_ERROR) {
+    return false;
+  }
+  util->Format(number, PhoneNumberUtil::E164, out);
+  return true;
+}
+
+}  // namespace
+
+Json IgnoredIdentifier::ToJson() const {
+  Json out = Json::Object();
+  out.Set("type", type);
+  out.Set("value", value);
+  out.Set("reason", reason);
+  return out;
+}
+
+const std::vector<std::string_view>& IdentityRules::BuiltinTypes() { return kBuiltinTypes; }
+
+IdentityRules::~IdentityRules() = default;
+
+std::shared_ptr<const IdentityRules> IdentityRules::Defaults() {
+  static const std::shared_ptr<const IdentityRules> defaults = [] {
+    Json types = Json::Array();
+    for (std::string_view t : kBuiltinTypes) {
+      Json rule = Json::Object();
+      rule.Set("type", t);
+      rule.Set("limit", t == "customerId" ? 1 : 5);
+      if (t == "email") rule.Set("blocked", Json::Array().Push("test@test.com"));
+      if (t == "phone") {
+        rule.Set("defaultRegion", "US");
+        rule.Set("blocked", Json::Array().Push("555-555-5555"));
+      }
+      types.Push(std::move(rule));
+    }
+    Json blocked = Json::Array();
+    for (const char* b : {"^[0-]*$", "-1", "null", "undefined", "anonymous"}) blocked.Push(b);
+    Json hub = Json::Object();
+    hub.Set("threshold", 10);
+    hub.Set("highPriorityTypes", Json::Array().Push("customerId").Push("email"));
+    Json rules = Json::Object();
+    rules.Set("identifiers", std::move(types));
+    rules.Set("blocked", std::move(blocked));
+    rules.Set("hub", std::move(hub));
+    auto compiled = FromJson(rules);
+    return compiled.ok() ? std::move(compiled).value() : nullptr;  // the defaults always compile (tested)
+  }();
+  return defaults;
+}
+
+Result<std::shared_ptr<const IdentityRules>> IdentityRules::FromJson(const Json& rules) {
+  if (!rules.is_object()) return Status::InvalidArgument("identity rules must be a JSON object");
+  std::shared_ptr<IdentityRules> out(new IdentityRules());
+  for (const auto& [key, value] : rules.members()) {
+    if (key != "identifiers" && key != "blocked" && key != "hub") {
+      return FieldError("unknown member (expected identifiers, blocked, hub)", key);
+    }
+  }
+  const Json* types = rules.Find("identifiers");
+  if (types == nullptr || !types->is_array() || types->size() == 0) {
+    return FieldError("expected a non-empty array of identifier type rules", "identifiers");
+  }
+  if (types->size() > kMaxTypes) return FieldError(fmt::format("more than {} types", kMaxTypes), "identifiers");
+  for (size_t i = 0; i < types->size(); ++i) {
+    const Json& t = types->items()[i];
+    const std::string path = fmt::format("identifiers[{}]", i);
+    if (!t.is_object()) return FieldError("expected an object", path);
+    IdentifierTypeRule rule;
+    for (const auto& [key, value] : t.members()) {
+      const std::string field = path + "." + key;
+      if (key == "type") {
+        if (!value.is_string() || !ValidTypeName(value.as_string())) {
+          return FieldError("expected a type name of 1 to 64 characters [A-Za-z0-9_]", field);
+        }
+        rule.type = value.as_string();
+      } else if (key == "limit") {
+        if (!value.is_int() || value.as_int() < 1 || value.as_int() > kMaxLimit) {
+          return FieldError(fmt::format("expected an integer from 1 to {}", kMaxLimit), field);
+        }
+        rule.limit = static_cast<int>(value.as_int());
+      } else if (key == "canonicalGmail") {
+        if (!value.is_bool()) return FieldError("expected true or false", field);
+        rule.canonical_gmail = value.as_bool();
+      } else if (key == "defaultRegion") {
+        if (!value.is_string()) return FieldError("expected a region code such as \"US\"", field);
+        rule.default_region = value.as_string();
+        const auto& regions = [] {
+          std::set<std::string> r;
+          i18n::phonenumbers::PhoneNumberUtil::GetInstance()->GetSupportedRegions(&r);
+          return r;
+        }();
+        if (!rule.default_region.empty() && !regions.contains(rule.default_region)) {
+          return FieldError(fmt::format("unknown region \"{}\" (expected an ISO 3166 code such as \"US\")",
+                                        rule.default_region.substr(0, 16)),
+                            field);
+        }
+      } else if (key == "blocked") {
+        CDP_ASSIGN_OR_RETURN(rule.blocked, StringArray(value, field, kMaxBlocked));
+      } else {
+        return FieldError("unknown member (expected type, limit, canonicalGmail, defaultRegion, blocked)", field);
+      }
+    }
+    if (rule.type.empty()) return FieldError("a type rule needs a \"type\"", path + ".type");
+    if (out->Priority(rule.type) >= 0) return FieldError("type listed twice", path + ".type");
+    if (rule.canonical_gmail && rule.type != "email") {
+      return FieldError("only the email type has canonicalGmail", path + ".canonicalGmail");
+    }
+    if (!rule.default_region.empty() && rule.type != "phone") {
+      return FieldError("only the phone type has defaultRegion", path + ".defaultRegion");
+    }
+    out->types_.push_back(std::move(rule));
+  }
+  for (std::string_view builtin : kBuiltinTypes) {
+    if (out->Priority(builtin) < 0) {
+      return FieldError(fmt::format("the built-in type {} is missing (list every built-in type)", builtin),
+                        "identifiers");
+    }
+  }
+  if (const Json* blocked = rules.Find("blocked"); blocked != nullptr) {
+    CDP_ASSIGN_OR_RETURN(out->blocked_, StringArray(*blocked, "blocked", kMaxBlocked));
+  }
+  if (const Json* hub = rules.Find("hub"); hub != nullptr) {
+    if (!hub->is_object()) return FieldError("expected an object", "hub");
+    for (const auto& [key, value] : hub->members()) {
+      if (key == "threshold") {
+        if (!value.is_int() || value.as_int() < 1 || value.as_int() > 10000) {
+          return FieldError("expected an integer from 1 to 10000", "hub.threshold");
+        }
+        out->hub_threshold_ = static_cast<int>(value.as_int());
+      } else if (key == "highPriorityTypes") {
+        CDP_ASSIGN_OR_RETURN(out->high_priority_types_, StringArray(value, "hub.highPriorityTypes", kMaxTypes));
+        for (size_t i = 0; i < out->high_priority_types_.size(); ++i) {
+          if (out->Priority(out->high_priority_types_[i]) < 0) {
+            return FieldError("not a type of identifiers", fmt::format("hub.highPriorityTypes[{}]", i));
+          }
+        }
+      } else {
+        return FieldError("unknown member (expected threshold, highPriorityTypes)", "hub." + key);
+      }
+    }
+  }
+  // Compile every regex once.
+  auto compile = [&](const std::string& entry, const std::string& field) -> Status {
+    if (!IsRegex(entry)) return Status::OK();
+    for (const auto& [text, re] : out->regexes_) {
+      if (text == entry) return Status::OK();
+    }
+    RE2::Options options;
+    options.set_log_errors(false);
+    options.set_case_sensitive(false);
+    auto re = std::make_unique<RE2>(entry, options);
+    if (!re->ok()) return FieldError(fmt::format("not a valid regular expression: {}", re->error()), field);
+    out->regexes_.emplace_back(entry, std::move(re));
+    return Status::OK();
+  };
+  for (size_t i = 0; i < out->blocked_.size(); ++i) {
+    CDP_RETURN_IF_ERROR(compile(out->blocked_[i], fmt::format("blocked[{}]", i)));
+  }
+  for (size_t t = 0; t < out->types_.size(); ++t) {
+    for (size_t i = 0; i < out->types_[t].blocked.size(); ++i) {
+      CDP_RETURN_IF_ERROR(compile(out->types_[t].blocked[i], fmt::format("identifiers[{}].blocked[{}]", t, i)));
+    }
+  }
+  return std::shared_ptr<const IdentityRules>(std::move(out));
+}
+
+Json IdentityRules::ToJson() const {
+  Json types = Json::Array();
+  for (const IdentifierTypeRule& r : types_) {
+    Json rule = Json::Object();
+    rule.Set("type", r.type);
+    rule.Set("limit", r.limit);
+    if (r.type == "email") rule.Set("canonicalGmail", r.canonical_gmail);
+    if (r.type == "phone") rule.Set("defaultRegion", r.default_region);
+    if (!r.blocked.empty()) {
+      Json blocked = Json::Array();
+      for (const std::string& b : r.blocked) blocked.Push(b);
+      rule.Set("blocked", std::move(blocked));
+    }
+    types.Push(std::move(rule));
+  }
+  Json blocked = Json::Array();
+  for (const std::string& b : blocked_) blocked.Push(b);
+  Json high = Json::Array();
+  for (const std::string& t : high_priority_types_) high.Push(t);
+  Json hub = Json::Object();
+  hub.Set("threshold", hub_threshold_);
+  hub.Set("highPriorityTypes", std::move(high));
+  Json out = Json::Object();
+  out.Set("identifiers", std::move(types));
+  out.Set("blocked", std::move(blocked));
+  out.Set("hub", std::move(hub));
+  return out;
+}
+
+int IdentityRules::Priority(std::string_view type) const {
+  for (size_t i = 0; i < types_.size(); ++i) {
+    if (types_[i].type == type) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+const IdentifierTypeRule* IdentityRules::Rule(std::string_view type) const {
+  int p = Priority(type);
+  return p < 0 ? nullptr : &types_[p];
+}
+
+bool IdentityRules::IsHighPriority(std::string_view type) const {
+  return std::find(high_priority_types_.begin(), high_priority_types_.end(), type) != high_priority_types_.end();
+}
+
+const std::string* IdentityRules::BlockedBy(const IdentifierTypeRule& rule, std::string_view raw,
+                                            std::string_view value) const {
+  auto matches = [&](const std::string& entry) {
+    if (IsRegex(entry)) {
+      for (const auto& [text, re] : regexes_) {
+        if (text == entry) return RE2::FullMatch(raw, *re) || RE2::FullMatch(value, *re);
+      }
+      return false;
+    }
+    std::string e = Lower(entry);
+    if (e == Lower(raw) || e == Lower(value)) return true;
+    // A literal of this type blocks every spelling of it: compare normalized forms.
+    std::string normalized;
+    if (rule.type == "email") {
+      std::string why;
+      return NormalizeEmail(entry, rule.canonical_gmail, &normalized, &why) && normalized == value;
+    }
+    if (rule.type == "phone") return PhoneDigits(entry, rule.default_region, &normalized) && normalized == value;
+    return false;
+  };
+  for (const std::string& entry : blocked_) {
+    if (matches(entry)) return &entry;
+  }
+  for (const std::string& entry : rule.blocked) {
+    if (matches(entry)) return &entry;
+  }
+  return nullptr;
+}
+
+bool IdentityRules::Normalize(std::string_view type, std::string_view raw, Identifier* out,
+                              IgnoredIdentifier* ignored) const {
+  std::string_view v = Trim(raw);
+  ignored->type = std::string(type);
+  ignored->value = std::string(v.substr(0, kMaxValueBytes));
+  const IdentifierTypeRule* rule = Rule(type);
+  if (rule == nullptr) {
+    ignored->reason = "unknown type (not in the identity rules)";
+    return false;
+  }
+  std::string why;
+  if (v.empty()) {
+    why = "empty";
+  } else if (v.size() > kMaxValueBytes) {
+    why = fmt::format("longer than {} bytes", kMaxValueBytes);
+  } else if (std::any_of(v.begin(), v.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; })) {
+    why = "holds a control character";
+  }
+  std::string value;
+  if (why.empty()) {
+    if (type == "email") {
+      NormalizeEmail(v, rule->canonical_gmail, &value, &why);
+    } else if (type == "phone") {
+      // A blocked literal such as 555-555-5555 is not a valid number: check blocking before validity.
+      std::string digits;
+      if (!PhoneDigits(v, rule->default_region, &digits)) digits = std::string(v);
+      if (const std::string* entry = BlockedBy(*rule, v, digits); entry != nullptr) {
+        ignored->reason = "blocked: " + *entry;
+        return false;
+      }
+      NormalizePhone(v, rule->default_region, &value, &why);
+    } else {
+      value = std::string(v);
+    }
+  }
+  if (!why.empty()) {
+    ignored->reason = "invalid: " + why;
+    return false;
+  }
+  if (const std::string* entry = BlockedBy(*rule, v, value); entry != nullptr) {
+    ignored->reason = "blocked: " + *entry;
+    return false;
+  }
+  out->type = std::string(type);
+  out->value = std::move(value);
+  return true;
+}
+
+}  // namespace cdp::internal

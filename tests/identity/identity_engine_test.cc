@@ -1,0 +1,276 @@
+// Copyright 2026 The libcdp Authors.
+//
+// Identity resolution through the engine: automatic merges from events, limits and priorities, hubs, manual
+// merges, explanations, and erasure after merges.
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "test_util.h"
+
+namespace cdp {
+namespace {
+
+using testing::J;
+using testing::Unwrap;
+
+class IdentityEngineTest : public testing::EngineTest {
+ protected:
+  Identity& identity() { return engine_->identity(); }
+  TrackResult Track(const std::string& json) { return Unwrap(events().Track(J(json))); }
+  size_t EventCount(const std::string& profile_id) {
+    EventQuery q;
+    q.limit = 1000;
+    return Unwrap(profiles().Timeline(profile_id, q)).items.size();
+  }
+};
+
+TEST_F(IdentityEngineTest, AnonymousVisitorWhoIdentifiesIsMergedWithAllEvents) {
+  // An anonymous visitor browses on a device; a known customer exists with an email.
+  TrackResult anon = Track(R"({"type":"page_view","anonymousId":"anon-1","timestamp":"2026-03-01T10:00:00Z"})");
+  Track(R"({"type":"product_view","anonymousId":"anon-1","timestamp":"2026-03-01T10:01:00Z"})");
+  Json known = Unwrap(profiles().Create(J(R"({"externalIds":{"customerId":"C-9","email":"ada@example.com"},
+                                               "attributes":{"firstName":"Ada"},"consent":{"email":true}})")));
+  const std::string known_id = known.Find("id")->as_string();
+  Track(R"({"type":"purchase","customerId":"C-9","timestamp":"2026-03-01T09:00:00Z","properties":{"revenue":10}})");
+  // The visitor logs in: the event carries both identifiers, so the two profiles become one.
+  TrackResult login = Track(
+      R"({"type":"page_view","anonymousId":"anon-1","email":"ADA@example.com","timestamp":"2026-03-01T10:02:00Z"})");
+  EXPECT_EQ(login.profile_id, known_id) << "the owner of the higher-priority identifier survives";
+  ASSERT_EQ(login.merged_profiles.size(), 1u);
+  EXPECT_EQ(login.merged_profiles[0], anon.profile_id);
+  EXPECT_FALSE(login.merge_id.empty());
+
+  EXPECT_EQ(EventCount(known_id), 4u);
+  // The merged id keeps resolving to the survivor.
+  Json via_old = Unwrap(profiles().Get(anon.profile_id));
+  EXPECT_EQ(via_old.Find("id")->as_string(), known_id);
+  EXPECT_EQ(EventCount(anon.profile_id), 4u);
+  EXPECT_EQ(via_old.FindPath("externalIds.anonymousId")->as_string(), "anon-1");
+  EXPECT_EQ(via_old.FindPath("computed.purchaseCount")->as_int(), 1);
+  EXPECT_EQ(via_old.FindPath("computed.eventCount")->as_int(), 4);
+  EXPECT_EQ(via_old.FindPath("computed.firstSeenDate")->as_string(), "2026-03-01T09:00:00.000Z");
+  // New events for the anonymous id land on the survivor; events naming the old profile id too.
+  EXPECT_EQ(Track(R"({"type":"page_view","anonymousId":"anon-1"})").profile_id, known_id);
+  EXPECT_EQ(Track(R"({"type":"page_view","profileId":")" + anon.profile_id + R"("})").profile_id, known_id);
+  // Searches list the survivor only.
+  ProfileQuery all;
+  all.limit = 100;
+  EXPECT_EQ(Unwrap(profiles().Search(all)).items.size(), 1u);
+  Json stats = Unwrap(identity().Stats());
+  EXPECT_EQ(stats.Find("profiles")->as_int(), 1);
+  EXPECT_EQ(stats.Find("merges")->as_int(), 1);
+  EXPECT_EQ(stats.Find("mergedProfiles")->as_int(), 1);
+  EXPECT_DOUBLE_EQ(stats.Find("unificationRate")->as_number(), 0.5);
+
+  // Explain: identifiers with evidence, and the merge with the identifier and event that caused it.
+  Json why = Unwrap(identity().Explain(anon.profile_id));
+  EXPECT_EQ(why.Find("profileId")->as_string(), known_id);
+  ASSERT_EQ(why.Find("merges")->size(), 1u);
+  const Json& merge = why.Find("merges")->items()[0];
+  EXPECT_EQ(merge.Find("mergeId")->as_string(), login.merge_id);
+  EXPECT_TRUE(merge.Find("automatic")->as_bool());
+  EXPECT_EQ(merge.FindPath("evidence.identifier.type")->as_string(), "anonymousId");
+  EXPECT_EQ(merge.FindPath("evidence.eventId")->as_string(), login.event_id);
+  EXPECT_EQ(merge.Find("snapshots"), nullptr);
+  bool saw_anon = false;
+  for (const Json& id : why.Find("identifiers")->items()) {
+    if (id.Find("type")->as_string() == "anonymousId") {
+      saw_anon = true;
+      EXPECT_EQ(id.Find("evidence")->as_string(), "merge " + login.merge_id);
+    }
+  }
+  EXPECT_TRUE(saw_anon);
+
+  // Everything survives a reopen.
+  Reopen();
+  EXPECT_EQ(Unwrap(profiles().Get(anon.profile_id)).Find("id")->as_string(), known_id);
+  EXPECT_EQ(Track(R"({"type":"page_view","anonymousId":"anon-1"})").profile_id, known_id);
+}
+
+TEST_F(IdentityEngineTest, TwoCustomersSharingADeviceStayTwoPeople) {
+  TrackResult a = Track(R"({"type":"page_view","customerId":"A","deviceId":"ipad-1"})");
+  TrackResult b = Track(R"({"type":"page_view","customerId":"B","deviceId":"ipad-1"})");
+  EXPECT_NE(a.profile_id, b.profile_id);
+  EXPECT_TRUE(b.merged_profiles.empty());
+  ASSERT_TRUE(b.ignored_identifiers.is_array());
+  EXPECT_EQ(b.ignored_identifiers.items()[0].Find("type")->as_string(), "deviceId");
+  EXPECT_NE(b.ignored_identifiers.items()[0].Find("reason")->as_string().find("limit"), std::string::npos);
+  // The device stays with its first owner; the second customer's profile does not hold it.
+  Json pb = Unwrap(profiles().Get(b.profile_id));
+  EXPECT_EQ(pb.FindPath("externalIds.deviceIds"), nullptr) << pb.Dump();
+  // An event with the device alone goes to its owner.
+  EXPECT_EQ(Track(R"({"type":"page_view","deviceId":"ipad-1"})").profile_id, a.profile_id);
+}
+
+TEST_F(IdentityEngineTest, LimitsCapValuesPerProfile) {
+  TrackResult first = Track(R"({"type":"page_view","customerId":"C1","email":"a1@x.com"})");
+  for (int i = 2; i <= 7; ++i) {
+    Track(R"({"type":"page_view","customerId":"C1","email":"a)" + std::to_string(i) + R"(@x.com"})");
+  }
+  Json p = Unwrap(profiles().Get(first.profile_id));
+  const Json* emails = p.FindPath("externalIds.email");
+  ASSERT_NE(emails, nullptr);
+  EXPECT_EQ(emails->size(), 5u) << "email limit is 5: " << p.Dump();
+  // The sixth and seventh emails are not identifiers: they match nothing.
+  EXPECT_TRUE(Track(R"({"type":"page_view","email":"a6@x.com"})").profile_created);
+}
+
+TEST_F(IdentityEngineTest, HubsStopLinking) {
+  Json rules = Unwrap(identity().Rules());
+  rules.Find("hub")->Set("threshold", 2);
+  Unwrap(identity().SetRules(rules));
+  // A shared kiosk device seen with several different emails (no customer ids, so limits do not separate them).
+  TrackResult first = Track(R"({"type":"page_view","email":"u1@x.com","deviceId":"kiosk"})");
+  TrackResult u2 = Track(R"({"type":"page_view","email":"u2@x.com"})");
+  TrackResult u3 = Track(R"({"type":"page_view","email":"u3@x.com"})");
+  TrackResult u4 = Track(R"({"type":"page_view","email":"u4@x.com"})");
+  // u2 + kiosk: a merge (2 emails <= limit 5); the kiosk has now been seen with 2 distinct emails.
+  TrackResult second = Track(R"({"type":"page_view","email":"u2@x.com","deviceId":"kiosk"})");
+  EXPECT_EQ(second.profile_id, u2.profile_id) << "the owner of the highest-priority identifier survives";
+  ASSERT_EQ(second.merged_profiles.size(), 1u);
+  EXPECT_EQ(second.merged_profiles[0], first.profile_id);
+  // u3 + kiosk: still linking (2 <= threshold 2), and now 3 distinct emails: a hub.
+  TrackResult third = Track(R"({"type":"page_view","email":"u3@x.com","deviceId":"kiosk"})");
+  EXPECT_EQ(third.merged_profiles.size(), 1u);
+  // u4 + kiosk: the hub links nobody.
+  TrackResult fourth = Track(R"({"type":"page_view","email":"u4@x.com","deviceId":"kiosk"})");
+  EXPECT_EQ(fourth.profile_id, u4.profile_id);
+  EXPECT_TRUE(fourth.merged_profiles.empty()) << "the kiosk is a hub: it links nobody any more";
+  ASSERT_TRUE(fourth.ignored_identifiers.is_array());
+  EXPECT_NE(fourth.ignored_identifiers.Dump().find("hub"), std::string::npos);
+  Json why = Unwrap(identity().Explain(first.profile_id));
+  bool hub = false;
+  for (const Json& id : why.Find("identifiers")->items()) {
+    if (id.Find("value")->as_string() == "kiosk") hub = id.Find("hub")->as_bool();
+  }
+  EXPECT_TRUE(hub) << why.Dump();
+  (void)u3;
+}
+
+TEST_F(IdentityEngineTest, ManualMergeCombinesTheGoldenRecord) {
+  Json a = Unwrap(profiles().Create(J(R"({"externalIds":{"email":"a@x.com"},
+      "attributes":{"firstName":"Ada","city":"London","tags":["vip"],"customFields":{"tier":"gold"}},
+      "consent":{"email":true,"sms":true}})")));
+  Json b = Unwrap(profiles().Create(J(R"({"externalIds":{"phone":"+16502530000"},
+      "attributes":{"firstName":"Adeline","country":"GB","tags":["newsletter","vip"],"customFields":{"tier":"silver","size":"M"}},
+      "consent":{"email":false}})")));
+  const std::string ida = a.Find("id")->as_string(), idb = b.Find("id")->as_string();
+  Track(R"({"type":"purchase","profileId":")" + ida + R"(","properties":{"revenue":5}})");
+  Track(R"({"type":"purchase","profileId":")" + idb + R"(","properties":{"revenue":7}})");
+  Json merged = Unwrap(identity().Merge({ida, idb}, "same person, confirmed by support"));
+  EXPECT_EQ(merged.Find("profileId")->as_string(), ida);
+  Json p = Unwrap(profiles().Get(idb));
+  EXPECT_EQ(p.Find("id")->as_string(), ida);
+  EXPECT_EQ(p.FindPath("attributes.firstName")->as_string(), "Ada");
+  EXPECT_EQ(p.FindPath("attributes.country")->as_string(), "GB");
+  EXPECT_EQ(p.FindPath("attributes.tags")->size(), 2u);
+  EXPECT_EQ(p.FindPath("attributes.customFields.size")->as_string(), "M");
+  EXPECT_EQ(p.FindPath("attributes.customFields.tier")->as_string(), "gold");
+  EXPECT_FALSE(p.FindPath("consent.email")->as_bool()) << "the most restrictive consent wins";
+  EXPECT_TRUE(p.FindPath("consent.sms")->as_bool());
+  EXPECT_DOUBLE_EQ(p.FindPath("computed.ltv")->as_number(), 12.0);
+  EXPECT_EQ(p.FindPath("externalIds.phone")->as_string(), "+16502530000");
+  const Json* conflicts = p.Find("conflicts");
+  ASSERT_EQ(conflicts->size(), 2u) << p.Dump();
+  EXPECT_EQ(conflicts->items()[0].Find("field")->as_string(), "attributes.firstName");
+  EXPECT_EQ(conflicts->items()[0].Find("value")->as_string(), "Adeline");
+  EXPECT_EQ(conflicts->items()[0].Find("profileId")->as_string(), idb);
+  EXPECT_EQ(p.Find("mergedIds")->items()[0].as_string(), idb);
+  Json why = Unwrap(identity().Explain(ida));
+  EXPECT_EQ(why.FindPath("merges")->items()[0].Find("reason")->as_string(), "same person, confirmed by support");
+  EXPECT_FALSE(why.FindPath("merges")->items()[0].Find("automatic")->as_bool());
+
+  // Bad merges.
+  EXPECT_TRUE(identity().Merge({ida, idb}, "").status().IsInvalidArgument()) << "already one profile";
+  EXPECT_TRUE(identity().Merge({ida, "nobody"}, "").status().IsNotFound());
+  Json c1 = Unwrap(profiles().Create(J(R"({"externalIds":{"customerId":"X1"}})")));
+  Json c2 = Unwrap(profiles().Create(J(R"({"externalIds":{"customerId":"X2"}})")));
+  EXPECT_TRUE(identity().Merge({c1.Find("id")->as_string(), c2.Find("id")->as_string()}, "").status()
+                  .IsFailedPrecondition())
+      << "two customerIds break the limit of 1";
+}
+
+TEST_F(IdentityEngineTest, MergeInsideOneBatchMovesTheBatchsEarlierEvents) {
+  Unwrap(profiles().Create(J(R"({"id":"K","externalIds":{"email":"k@x.com"}})")));
+  std::vector<Json> batch = {
+      J(R"({"type":"page_view","anonymousId":"z","timestamp":"2026-01-01T00:00:00Z"})"),
+      J(R"({"type":"page_view","anonymousId":"z","timestamp":"2026-01-01T00:01:00Z"})"),
+      J(R"({"type":"page_view","anonymousId":"z","email":"k@x.com","timestamp":"2026-01-01T00:02:00Z"})"),
+  };
+  BatchResult r = Unwrap(events().TrackBatch(batch));
+  ASSERT_EQ(r.accepted, 3u);
+  EXPECT_EQ(r.items[2].result.profile_id, "K");
+  EXPECT_EQ(EventCount("K"), 3u);
+  EventQuery q;
+  q.limit = 100;
+  for (const Json& e : Unwrap(events().Query(q)).items) EXPECT_EQ(e.Find("profileId")->as_string(), "K");
+  EXPECT_EQ(Unwrap(engine_->Stats()).Find("profiles")->as_int(), 1);
+}
+
+TEST_F(IdentityEngineTest, ErasingASurvivorErasesWhatWasMergedIntoIt) {
+  TrackResult anon = Track(R"({"type":"page_view","anonymousId":"v-1","properties":{"secret":"canary-123"}})");
+  Unwrap(profiles().Create(J(R"({"id":"S","externalIds":{"email":"s@x.com"}})")));
+  TrackResult login = Track(R"({"type":"page_view","anonymousId":"v-1","email":"s@x.com"})");
+  ASSERT_EQ(login.profile_id, "S");
+  ASSERT_TRUE(profiles().Delete(anon.profile_id).ok()) << "a merged id erases its survivor";
+  EXPECT_TRUE(profiles().Get("S").status().IsNotFound());
+  EXPECT_TRUE(profiles().Get(anon.profile_id).status().IsNotFound());
+  EXPECT_TRUE(identity().Explain("S").status().IsNotFound());
+  EXPECT_EQ(Unwrap(engine_->Stats()).Find("profiles")->as_int(), 0);
+  EXPECT_EQ(Unwrap(engine_->Stats()).Find("events")->as_int(), 0);
+  EXPECT_EQ(Unwrap(identity().Stats()).Find("merges")->as_int(), 0);
+  // The identifiers are free again.
+  EXPECT_TRUE(Track(R"({"type":"page_view","anonymousId":"v-1"})").profile_created);
+}
+
+TEST_F(IdentityEngineTest, RulesAreValidatedStoredAndApplied) {
+  Json bad = J(R"({"identifiers":[{"type":"email"}]})");
+  auto r = identity().SetRules(bad);
+  EXPECT_TRUE(r.status().IsInvalidArgument());
+  EXPECT_EQ(r.status().field(), "identifiers");
+  Json rules = Unwrap(identity().Rules());
+  rules.Find("identifiers")->Push(J(R"({"type":"loyaltyId","limit":1})"));
+  rules.Find("identifiers")->items()[1].Set("canonicalGmail", true);
+  Unwrap(identity().SetRules(rules));
+  Reopen();
+  EXPECT_EQ(Unwrap(identity().Rules()), Unwrap(identity().SetRules(rules)));
+  // A custom type, in an event's "identifiers" and a profile's externalIds.
+  Json p = Unwrap(profiles().Create(J(R"({"externalIds":{"loyaltyId":"L-1"}})")));
+  TrackResult t = Track(R"({"type":"page_view","identifiers":{"loyaltyId":"L-1"},"email":"J.Doe+x@gmail.com"})");
+  EXPECT_EQ(t.profile_id, p.Find("id")->as_string());
+  EXPECT_EQ(Unwrap(profiles().Get(t.profile_id)).FindPath("externalIds.email")->as_string(), "jdoe@gmail.com");
+}
+
+TEST_F(IdentityEngineTest, MergesWaitForEventBatchesInFlight) {
+  // Writers stream events for an anonymous profile while another thread identifies it: no event may be left
+  // behind under the merged id.
+  Unwrap(profiles().Create(J(R"({"id":"T","externalIds":{"email":"t@x.com"}})")));
+  Track(R"({"type":"page_view","anonymousId":"w"})");
+  std::thread writer([&] {
+    for (int i = 0; i < 50; ++i) {
+      std::vector<Json> batch;
+      for (int k = 0; k < 20; ++k) batch.push_back(J(R"({"type":"page_view","anonymousId":"w"})"));
+      Unwrap(events().TrackBatch(batch));
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  Track(R"({"type":"page_view","anonymousId":"w","email":"t@x.com"})");
+  writer.join();
+  EXPECT_EQ(Unwrap(engine_->Stats()).Find("events")->as_int(), 1002);
+  EventQuery q;
+  q.limit = 1000;
+  size_t on_t = 0;
+  for (std::string cursor;;) {
+    q.cursor = cursor;
+    Page page = Unwrap(profiles().Timeline("T", q));
+    on_t += page.items.size();
+    if (page.next_cursor.empty()) break;
+    cursor = page.next_cursor;
+  }
+  EXPECT_EQ(on_t, 1002u);
+}
+
+}  // namespace
+}  // namespace cdp

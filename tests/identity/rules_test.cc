@@ -1,0 +1,130 @@
+// Copyright 2026 The libcdp Authors.
+
+#include "identity/rules.h"
+
+#include <gtest/gtest.h>
+
+namespace cdp::internal {
+namespace {
+
+std::string NormalizeOk(const IdentityRules& rules, std::string_view type, std::string_view raw) {
+  Identifier out;
+  IgnoredIdentifier ignored;
+  EXPECT_TRUE(rules.Normalize(type, raw, &out, &ignored)) << type << " " << raw << ": " << ignored.reason;
+  return out.value;
+}
+
+std::string Reason(const IdentityRules& rules, std::string_view type, std::string_view raw) {
+  Identifier out;
+  IgnoredIdentifier ignored;
+  EXPECT_FALSE(rules.Normalize(type, raw, &out, &ignored)) << type << " " << raw << " -> " << out.value;
+  return ignored.reason;
+}
+
+Json ParseOrDie(std::string_view text) {
+  auto j = Json::Parse(text);
+  EXPECT_TRUE(j.ok()) << j.status().ToString();
+  return j.ok() ? std::move(j).value() : Json();
+}
+
+TEST(IdentityRulesTest, DefaultsCompileAndRoundTrip) {
+  auto rules = IdentityRules::Defaults();
+  ASSERT_NE(rules, nullptr);
+  EXPECT_EQ(rules->Priority("customerId"), 0);
+  EXPECT_EQ(rules->Priority("anonymousId"), 5);
+  EXPECT_EQ(rules->Rule("customerId")->limit, 1);
+  EXPECT_EQ(rules->Rule("email")->limit, 5);
+  EXPECT_EQ(rules->hub_threshold(), 10);
+  auto again = IdentityRules::FromJson(rules->ToJson());
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ((*again)->ToJson(), rules->ToJson());
+}
+
+TEST(IdentityRulesTest, EmailsAreTrimmedAndLowerCased) {
+  auto rules = IdentityRules::Defaults();
+  EXPECT_EQ(NormalizeOk(*rules, "email", "  Ada.Lovelace+news@Example.COM "), "ada.lovelace+news@example.com");
+  EXPECT_EQ(NormalizeOk(*rules, "email", "J.Doe+x@gmail.com"), "j.doe+x@gmail.com");  // canonical form is opt-in
+  EXPECT_EQ(Reason(*rules, "email", "not-an-email"), "invalid: not an email address (needs one '@' with text on both sides)");
+  EXPECT_NE(Reason(*rules, "email", "a@b").find("invalid"), std::string::npos);
+  EXPECT_NE(Reason(*rules, "email", "a b@c.com").find("invalid"), std::string::npos);
+}
+
+TEST(IdentityRulesTest, CanonicalGmailDropsDotsAndTags) {
+  Json j = IdentityRules::Defaults()->ToJson();
+  j.Find("identifiers")->items()[1].Set("canonicalGmail", true);
+  auto rules = IdentityRules::FromJson(j);
+  ASSERT_TRUE(rules.ok()) << rules.status().ToString();
+  EXPECT_EQ(NormalizeOk(**rules, "email", "J.Doe+promo@GoogleMail.com"), "jdoe@gmail.com");
+  EXPECT_EQ(NormalizeOk(**rules, "email", "jdoe@gmail.com"), "jdoe@gmail.com");
+  EXPECT_EQ(NormalizeOk(**rules, "email", "j.doe+promo@example.com"), "j.doe+promo@example.com");
+}
+
+TEST(IdentityRulesTest, PhonesBecomeE164WithTheDefaultRegion) {
+  auto rules = IdentityRules::Defaults();
+  EXPECT_EQ(NormalizeOk(*rules, "phone", "+1 (650) 253-0000"), "+16502530000");
+  EXPECT_EQ(NormalizeOk(*rules, "phone", "6502530000"), "+16502530000");
+  EXPECT_EQ(NormalizeOk(*rules, "phone", "+44 20 7946 0958"), "+442079460958");
+  EXPECT_EQ(Reason(*rules, "phone", "12"), "invalid: not a valid phone number for its region");
+  EXPECT_EQ(Reason(*rules, "phone", "call me"), "invalid: not a phone number");
+
+  Json j = rules->ToJson();
+  j.Find("identifiers")->items()[2].Set("defaultRegion", "GB");
+  auto gb = IdentityRules::FromJson(j);
+  ASSERT_TRUE(gb.ok());
+  EXPECT_EQ(NormalizeOk(**gb, "phone", "020 7946 0958"), "+442079460958");
+}
+
+TEST(IdentityRulesTest, BlockedValuesAreNeverIdentifiers) {
+  auto rules = IdentityRules::Defaults();
+  EXPECT_EQ(Reason(*rules, "deviceId", "00000000-0000-0000-0000-000000000000"), "blocked: ^[0-]*$");
+  EXPECT_EQ(Reason(*rules, "customerId", "-1"), "blocked: -1");
+  EXPECT_EQ(Reason(*rules, "customerId", "000"), "blocked: ^[0-]*$");
+  EXPECT_EQ(Reason(*rules, "customerId", "NULL"), "blocked: null");
+  EXPECT_EQ(Reason(*rules, "anonymousId", "undefined"), "blocked: undefined");
+  EXPECT_EQ(Reason(*rules, "customerId", "Anonymous"), "blocked: anonymous");
+  EXPECT_EQ(Reason(*rules, "email", "TEST@test.com"), "blocked: test@test.com");
+  EXPECT_EQ(Reason(*rules, "phone", "555-555-5555"), "blocked: 555-555-5555");
+  EXPECT_EQ(Reason(*rules, "phone", "(555) 555 5555"), "blocked: 555-555-5555");
+  EXPECT_EQ(NormalizeOk(*rules, "customerId", "cust-1"), "cust-1");
+  EXPECT_EQ(NormalizeOk(*rules, "deviceId", "0a0-1"), "0a0-1");
+}
+
+TEST(IdentityRulesTest, CustomTypesAndUnknownTypes) {
+  Json j = IdentityRules::Defaults()->ToJson();
+  j.Find("identifiers")->items().insert(j.Find("identifiers")->items().begin() + 1,
+                                        ParseOrDie(R"({"type": "loyaltyId", "limit": 1})"));
+  auto rules = IdentityRules::FromJson(j);
+  ASSERT_TRUE(rules.ok()) << rules.status().ToString();
+  EXPECT_EQ((*rules)->Priority("loyaltyId"), 1);
+  EXPECT_EQ((*rules)->Priority("email"), 2);
+  EXPECT_EQ(NormalizeOk(**rules, "loyaltyId", " L-77 "), "L-77");
+  EXPECT_EQ(Reason(*IdentityRules::Defaults(), "loyaltyId", "L-77"), "unknown type (not in the identity rules)");
+}
+
+TEST(IdentityRulesTest, BadRulesNameTheOffendingField) {
+  auto field_of = [](std::string_view text) {
+    auto r = IdentityRules::FromJson(ParseOrDie(text));
+    EXPECT_FALSE(r.ok()) << text;
+    return r.ok() ? std::string("(accepted)") : r.status().field();
+  };
+  const std::string all =
+      R"({"type":"customerId"},{"type":"email"},{"type":"phone"},{"type":"shopifyId"},{"type":"deviceId"},)"
+      R"({"type":"anonymousId"})";
+  EXPECT_EQ(field_of(R"({"identifiers": []})"), "identifiers");
+  EXPECT_EQ(field_of(R"({"identifiers": [{"type":"email"}]})"), "identifiers");  // built-ins missing
+  EXPECT_EQ(field_of(R"({"identifiers": [)" + all + R"(,{"type":"x","limit":0}]})"), "identifiers[6].limit");
+  EXPECT_EQ(field_of(R"({"identifiers": [)" + all + R"(,{"type":"bad name"}]})"), "identifiers[6].type");
+  EXPECT_EQ(field_of(R"({"identifiers": [)" + all + R"(,{"type":"email"}]})"), "identifiers[6].type");
+  EXPECT_EQ(field_of(R"({"identifiers": [)" + all + R"(], "blocked": ["^(unclosed$"]})"), "blocked[0]");
+  EXPECT_EQ(field_of(R"({"identifiers": [)" + all + R"(], "hub": {"threshold": 0}})"), "hub.threshold");
+  EXPECT_EQ(field_of(R"({"identifiers": [)" + all + R"(], "hub": {"highPriorityTypes": ["nope"]}})"),
+            "hub.highPriorityTypes[0]");
+  EXPECT_EQ(field_of(R"({"identifiers": [)" + all + R"(], "extra": 1})"), "extra");
+  EXPECT_EQ(field_of(R"({"identifiers": [{"type":"customerId"},{"type":"email","defaultRegion":"US"}]})"),
+            "identifiers[1].defaultRegion");
+  EXPECT_EQ(field_of(R"({"identifiers": [{"type":"customerId"},{"type":"phone","defaultRegion":"XX"}]})"),
+            "identifiers[1].defaultRegion");
+}
+
+}  // namespace
+}  // namespace cdp::internal
