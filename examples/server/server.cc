@@ -106,6 +106,11 @@ class Api : public std::enable_shared_from_this<Api> {
   void TrackBatch(const Request& req, Response& res);
   void QueryEvents(const Request& req, Response& res);
   void Stats(const Request& req, Response& res);
+  void MergeProfiles(const Request& req, Response& res);
+  void ExplainIdentity(const Request& req, Response& res);
+  void GetIdentityRules(const Request& req, Response& res);
+  void SetIdentityRules(const Request& req, Response& res);
+  void IdentityStats(const Request& req, Response& res);
 
   Engine& engine_;
   ServerOptions options_;
@@ -147,6 +152,7 @@ void Api::Register(httplib::Server& http) {
   const std::string profile = R"(/api/cdp/profiles/([^/]+))";
   Route(http, "POST", "/api/cdp/profiles", bind(&Api::CreateProfile));
   Route(http, "POST", "/api/cdp/profiles/search", bind(&Api::SearchProfiles));
+  Route(http, "POST", "/api/cdp/profiles/merge", bind(&Api::MergeProfiles));
   Route(http, "GET", profile, bind(&Api::GetProfile));
   Route(http, "PUT", profile, bind(&Api::ReplaceProfile));
   Route(http, "PATCH", profile, bind(&Api::PatchProfile));
@@ -154,6 +160,10 @@ void Api::Register(httplib::Server& http) {
   Route(http, "GET", profile + "/timeline", bind(&Api::ProfileEvents));
   Route(http, "GET", profile + "/events", bind(&Api::ProfileEvents));
   Route(http, "GET", profile + "/sessions", bind(&Api::ProfileSessions));
+  Route(http, "GET", profile + "/identity", bind(&Api::ExplainIdentity));
+  Route(http, "GET", "/api/cdp/identity/rules", bind(&Api::GetIdentityRules));
+  Route(http, "PUT", "/api/cdp/identity/rules", bind(&Api::SetIdentityRules));
+  Route(http, "GET", "/api/cdp/identity/stats", bind(&Api::IdentityStats));
   Route(http, "POST", "/api/cdp/events", bind(&Api::TrackEvent));
   Route(http, "GET", "/api/cdp/events", bind(&Api::QueryEvents));
   Route(http, "POST", "/api/cdp/events/batch", bind(&Api::TrackBatch));
@@ -326,6 +336,61 @@ void Api::DeleteProfile(const Request& req, Response& res) {
   Status deleted = engine_.profiles().Delete(id);
   if (!deleted.ok()) return WriteStatus(res, deleted);
   WriteJson(res, 200, Json::Object().Set("deleted", std::move(id)));
+}
+
+void Api::MergeProfiles(const Request& req, Response& res) {
+  Result<Json> body = ParseBody(req);
+  if (!body.ok()) return WriteStatus(res, body.status());
+  const Json* ids = body->Find("profileIds");
+  if (ids == nullptr || !ids->is_array()) {
+    return WriteStatus(res, Status::InvalidArgument("expected an array of profile ids", "profileIds"));
+  }
+  std::vector<std::string> profile_ids;
+  for (size_t i = 0; i < ids->size(); ++i) {
+    if (!ids->items()[i].is_string()) {
+      return WriteStatus(res, Status::InvalidArgument("expected a string", "profileIds[" + std::to_string(i) + "]"));
+    }
+    profile_ids.push_back(ids->items()[i].as_string());
+  }
+  std::string reason;
+  if (const Json* r = body->Find("reason"); r != nullptr && !r->is_null()) {
+    if (!r->is_string()) return WriteStatus(res, Status::InvalidArgument("expected a string", "reason"));
+    reason = r->as_string();
+  }
+  for (const auto& [key, value] : body->members()) {
+    if (key != "profileIds" && key != "reason") {
+      return WriteStatus(res, Status::InvalidArgument("unknown field (expected profileIds, reason)", key));
+    }
+  }
+  Result<Json> merged = engine_.identity().Merge(profile_ids, reason);
+  if (!merged.ok()) return WriteStatus(res, merged.status());
+  WriteJson(res, 200, *merged);
+}
+
+void Api::ExplainIdentity(const Request& req, Response& res) {
+  Result<Json> why = engine_.identity().Explain(req.matches[1].str());
+  if (!why.ok()) return WriteStatus(res, why.status());
+  WriteJson(res, 200, *why);
+}
+
+void Api::GetIdentityRules(const Request&, Response& res) {
+  Result<Json> rules = engine_.identity().Rules();
+  if (!rules.ok()) return WriteStatus(res, rules.status());
+  WriteJson(res, 200, *rules);
+}
+
+void Api::SetIdentityRules(const Request& req, Response& res) {
+  Result<Json> body = ParseBody(req);
+  if (!body.ok()) return WriteStatus(res, body.status());
+  Result<Json> rules = engine_.identity().SetRules(*body);
+  if (!rules.ok()) return WriteStatus(res, rules.status());
+  WriteJson(res, 200, *rules);
+}
+
+void Api::IdentityStats(const Request&, Response& res) {
+  Result<Json> stats = engine_.identity().Stats();
+  if (!stats.ok()) return WriteStatus(res, stats.status());
+  WriteJson(res, 200, *stats);
 }
 
 void Api::SearchProfiles(const Request& req, Response& res) {

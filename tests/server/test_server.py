@@ -748,3 +748,38 @@ def test_oversized_event_is_413(server):
     status, body, _ = server.request("POST", "/api/cdp/events", event)
     assert status == 413, body
     assert_error(body, "resource_exhausted")
+
+
+def test_identity_endpoints(server):
+    email = unique_email("ident")
+    status, anon, _ = server.request("POST", "/api/cdp/events", {"type": "page_view", "anonymousId": "anon-" + email})
+    assert status in (200, 201), anon
+    status, known, _ = server.request("POST", "/api/cdp/profiles", {"externalIds": {"email": email}})
+    assert status == 201, known
+    status, login, _ = server.request(
+        "POST", "/api/cdp/events", {"type": "page_view", "anonymousId": "anon-" + email, "email": email})
+    assert login["mergedProfiles"] == [anon["profileId"]]
+    status, why, _ = server.request("GET", "/api/cdp/profiles/" + anon["profileId"] + "/identity")
+    assert status == 200 and why["profileId"] == known["id"]
+    assert why["merges"][0]["mergeId"] == login["mergeId"]
+
+    status, other, _ = server.request("POST", "/api/cdp/profiles", {"attributes": {"firstName": "Zed"}})
+    status, merged, _ = server.request(
+        "POST", "/api/cdp/profiles/merge", {"profileIds": [known["id"], other["id"]], "reason": "same person"})
+    assert status == 200, merged
+    assert merged["profileId"] == known["id"] and merged["merged"] == [other["id"]]
+    status, body, _ = server.request("POST", "/api/cdp/profiles/merge", {"profileIds": [known["id"], 3]})
+    assert status == 400
+    assert_error(body, "invalid_argument", "profileIds[1]")
+    status, body, _ = server.request("POST", "/api/cdp/profiles/merge", {"profileIds": [known["id"], "nope"]})
+    assert status == 404
+
+    status, rules, _ = server.request("GET", "/api/cdp/identity/rules")
+    assert status == 200 and rules["hub"]["threshold"] == 10
+    status, body, _ = server.request("PUT", "/api/cdp/identity/rules", {"identifiers": []})
+    assert status == 400
+    assert_error(body, "invalid_argument", "identifiers")
+    status, same, _ = server.request("PUT", "/api/cdp/identity/rules", rules)
+    assert status == 200 and same == rules
+    status, stats, _ = server.request("GET", "/api/cdp/identity/stats")
+    assert status == 200 and stats["merges"] >= 2

@@ -252,6 +252,39 @@ class Events:
         return _all_items(self.query(limit=page_size, **filters))
 
 
+class Identity:
+    """Identity resolution: rules, merges and explanations. Reach it as ``db.identity``. See docs/identity.md."""
+
+    def __init__(self, engine: _Engine) -> None:
+        self._engine = engine
+
+    def rules(self) -> Document:
+        """The identity rules in force: ``{"identifiers": [...], "blocked": [...], "hub": {...}}``."""
+        return _convert.loads(self._engine.identity_rules())
+
+    def set_rules(self, rules: Mapping[str, Any]) -> Document:
+        """Validates and stores new rules (raises InvalidArgument naming the bad field); returns them."""
+        _convert.require_mapping(rules, "rules")
+        return _convert.loads(self._engine.identity_set_rules(_convert.dumps(rules, "rules")))
+
+    def merge(self, profile_ids: Sequence[str], reason: str = "") -> Document:
+        """Merges the profiles into the first; returns ``{"mergeId", "profileId", "merged"}``.
+
+        Raises InvalidArgument (fewer than two distinct profiles), NotFound, FailedPrecondition (a limit would break).
+        """
+        if isinstance(profile_ids, str) or not all(isinstance(p, str) for p in profile_ids):
+            raise TypeError("profile_ids must be a sequence of profile id strings")
+        return _convert.loads(self._engine.identity_merge(list(profile_ids), reason))
+
+    def explain(self, id: str) -> Document:
+        """Identifiers with the evidence of each link, identity issues, merged ids and merge history."""
+        return _convert.loads(self._engine.identity_explain(id))
+
+    def stats(self) -> Document:
+        """``{"profiles", "merges", "mergedProfiles", "unificationRate"}``."""
+        return _convert.loads(self._engine.identity_stats())
+
+
 class Database:
     """An open libcdp database. Create it with :func:`cdp.open`; close it with :meth:`close` or a ``with`` block.
 
@@ -262,6 +295,7 @@ class Database:
         self._engine = engine
         self.profiles = Profiles(engine)
         self.events = Events(engine)
+        self.identity = Identity(engine)
 
     @property
     def path(self) -> str:

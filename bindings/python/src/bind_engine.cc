@@ -15,6 +15,8 @@
 #include <utility>
 #include <vector>
 
+#include <pybind11/stl.h>
+
 #include "common.h"
 
 namespace cdp_python {
@@ -145,6 +147,26 @@ class PyEngine {
   std::string Stats() {
     return RunJson([&](cdp::Engine& e) { return e.Stats(); });
   }
+
+  // ---- identity --------------------------------------------------------------------------------------------------
+  std::string IdentityRules() {
+    return RunJson([&](cdp::Engine& e) { return e.identity().Rules(); });
+  }
+  std::string IdentitySetRules(const std::string& text) {
+    return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+      CDP_ASSIGN_OR_RETURN(cdp::Json doc, Parse(text));
+      return e.identity().SetRules(doc);
+    });
+  }
+  std::string IdentityMerge(const std::vector<std::string>& ids, const std::string& reason) {
+    return RunJson([&](cdp::Engine& e) { return e.identity().Merge(ids, reason); });
+  }
+  std::string IdentityExplain(const std::string& id) {
+    return RunJson([&](cdp::Engine& e) { return e.identity().Explain(id); });
+  }
+  std::string IdentityStats() {
+    return RunJson([&](cdp::Engine& e) { return e.identity().Stats(); });
+  }
   void Flush() {
     RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
       CDP_RETURN_IF_ERROR(e.Flush());
@@ -211,6 +233,11 @@ void BindEngine(py::module_& m) {
       .def("events_track", &PyEngine::EventsTrack, py::arg("event_json"))
       .def("events_track_batch", &PyEngine::EventsTrackBatch, py::arg("batch_json"))
       .def("events_query", &PyEngine::EventsQuery, py::arg("query_json"))
+      .def("identity_rules", &PyEngine::IdentityRules)
+      .def("identity_set_rules", &PyEngine::IdentitySetRules, py::arg("rules_json"))
+      .def("identity_merge", &PyEngine::IdentityMerge, py::arg("profile_ids"), py::arg("reason"))
+      .def("identity_explain", &PyEngine::IdentityExplain, py::arg("id"))
+      .def("identity_stats", &PyEngine::IdentityStats)
       .def("stats", &PyEngine::Stats)
       .def("flush", &PyEngine::Flush);
 }

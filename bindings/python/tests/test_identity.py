@@ -1,0 +1,48 @@
+# Copyright 2026 The libcdp Authors.
+#
+# db.identity: rules, automatic and manual merges, explanations.
+
+import pytest
+
+import cdp
+
+
+def test_login_merges_the_anonymous_profile(db):
+    anon = db.events.track({"type": "page_view", "anonymousId": "a-1"})
+    known = db.profiles.create({"externalIds": {"customerId": "C1", "email": "k@example.com"}})
+    login = db.events.track({"type": "page_view", "anonymousId": "a-1", "email": "K@Example.com"})
+    assert login["profileId"] == known["id"]
+    assert login["mergedProfiles"] == [anon["profileId"]]
+    assert db.profiles.get(anon["profileId"])["id"] == known["id"]
+    why = db.identity.explain(anon["profileId"])
+    assert why["merges"][0]["mergeId"] == login["mergeId"]
+    assert why["merges"][0]["evidence"]["identifier"] == {"type": "anonymousId", "value": "a-1"}
+    assert db.identity.stats()["mergedProfiles"] == 1
+
+
+def test_manual_merge_and_errors(db):
+    a = db.profiles.create({"attributes": {"firstName": "Ada"}})
+    b = db.profiles.create({"attributes": {"firstName": "Adeline", "city": "Paris"}})
+    merged = db.identity.merge([a["id"], b["id"]], reason="support ticket 7")
+    assert merged["profileId"] == a["id"] and merged["merged"] == [b["id"]]
+    p = db.profiles.get(b["id"])
+    assert p["attributes"] == {"firstName": "Ada", "city": "Paris"}
+    assert p["conflicts"][0]["field"] == "attributes.firstName"
+    with pytest.raises(cdp.InvalidArgument):
+        db.identity.merge([a["id"], b["id"]])
+    with pytest.raises(cdp.NotFound):
+        db.identity.merge([a["id"], "nobody"])
+    with pytest.raises(TypeError):
+        db.identity.merge("ab")
+
+
+def test_rules_round_trip_and_validation(db):
+    rules = db.identity.rules()
+    assert [t["type"] for t in rules["identifiers"]][:2] == ["customerId", "email"]
+    rules["identifiers"].append({"type": "loyaltyId", "limit": 1})
+    assert db.identity.set_rules(rules)["identifiers"][-1]["type"] == "loyaltyId"
+    p = db.profiles.create({"externalIds": {"loyaltyId": "L-9"}})
+    assert db.events.track({"type": "page_view", "identifiers": {"loyaltyId": "L-9"}})["profileId"] == p["id"]
+    with pytest.raises(cdp.InvalidArgument) as err:
+        db.identity.set_rules({"identifiers": [{"type": "email", "limit": 0}]})
+    assert err.value.field == "identifiers[0].limit"
