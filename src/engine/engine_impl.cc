@@ -322,8 +322,8 @@ class EngineImpl::IngestContext : public GraphView {
   };
 
   struct EventPlan {
-    Resolution resolution;               // profile_id empty: a new profile
-    bool create_fixed = false;           // the event names a profile id that does not exist: create it
+    Resolution resolution;                   // profile_id empty: a new profile
+    bool create_fixed = false;               // the event names a profile id that does not exist: create it
     std::vector<IgnoredIdentifier> ignored;  // invalid or blocked values
   };
 
@@ -453,7 +453,8 @@ class EngineImpl::IngestContext : public GraphView {
         uint64_t hash = absl::HashOf(h.type, h.value);
         std::string_view bytes(reinterpret_cast<const char*>(&hash), 8);
         bool seen = false;
-        for (size_t i = 0; set != nullptr && i + 8 <= set->size(); i += 8) seen = seen || set->compare(i, 8, bytes) == 0;
+        for (size_t i = 0; set != nullptr && i + 8 <= set->size(); i += 8)
+          seen = seen || set->compare(i, 8, bytes) == 0;
         if (seen) continue;
         updated = &pending_hubs_[key];
         if (set != nullptr && set != updated) *updated = *set;
@@ -648,8 +649,8 @@ class EngineImpl::IngestContext : public GraphView {
   int64_t merged_profiles_ = 0;
   std::unique_lock<std::shared_mutex> exclusive_;
   std::vector<PendingEvent> pending_events_;
-  absl::node_hash_map<std::string, Json> dirty_profiles_;                  // pointer-stable: Json* are held
-  absl::node_hash_map<std::string, std::optional<Json>> read_profiles_;   // pointer-stable
+  absl::node_hash_map<std::string, Json> dirty_profiles_;                // pointer-stable: Json* are held
+  absl::node_hash_map<std::string, std::optional<Json>> read_profiles_;  // pointer-stable
   absl::flat_hash_set<std::string> created_;
   absl::flat_hash_map<std::string, std::string> pending_identities_;
   absl::flat_hash_map<std::string, std::string> pending_hubs_;
@@ -744,8 +745,8 @@ Result<Json> EngineImpl::MergeProfiles(const std::vector<std::string>& profile_i
       if (std::find(live.begin(), live.end(), id) == live.end()) live.push_back(std::move(id));
     }
     if (live.size() < 2) {
-      return Status::InvalidArgument("a merge needs at least two distinct profiles (merged ids count as their survivor)",
-                                     "profileIds");
+      return Status::InvalidArgument(
+          "a merge needs at least two distinct profiles (merged ids count as their survivor)", "profileIds");
     }
     std::vector<Identifier> all;
     for (const std::string& id : live) {

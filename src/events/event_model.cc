@@ -125,9 +125,9 @@ Result<ParsedEvent> ParseEvent(Json&& event, const Options& options, int64_t now
       e.raw_identifiers.push_back({key == "userId" ? "customerId" : key, std::move(raw)});
     } else if (key == "identifiers") {
       if (!value.is_object()) {
-        return Status::InvalidArgument(fmt::format("expected an object of identifier type to value, got {}",
-                                                   Json::TypeName(value.type())),
-                                       "identifiers");
+        return Status::InvalidArgument(
+            fmt::format("expected an object of identifier type to value, got {}", Json::TypeName(value.type())),
+            "identifiers");
       }
       if (value.size() > kMaxCustomIdentifiers) {
         return Status::InvalidArgument(fmt::format("more than {} identifiers", kMaxCustomIdentifiers), "identifiers");

@@ -23,7 +23,7 @@ struct ParsedEvent {
   std::string type;
   std::string name;
   int64_t time_us = 0;
-  std::string profile_id;               // given by the caller, or empty
+  std::string profile_id;  // given by the caller, or empty
   // Identifiers as given: the fields customerId (or userId), email, phone, shopifyId, deviceId and anonymousId,
   // and the members of "identifiers" (any type of the identity rules). Normalized by the engine with its rules.
   std::vector<RawIdentifier> raw_identifiers;

@@ -41,11 +41,11 @@ class GraphView {
 };
 
 struct Resolution {
-  std::string profile_id;              // the survivor; empty when a new profile must be created
-  std::vector<std::string> merge;      // other profiles to merge into profile_id (empty without a merge)
-  std::vector<Identifier> attach;      // identifiers to link to the profile (not yet owned by it or a merged one)
+  std::string profile_id;                  // the survivor; empty when a new profile must be created
+  std::vector<std::string> merge;          // other profiles to merge into profile_id (empty without a merge)
+  std::vector<Identifier> attach;          // identifiers to link to the profile (not yet owned by it or a merged one)
   std::vector<IgnoredIdentifier> ignored;  // identifiers dropped by hubs or limits, with the reason
-  Identifier evidence;                 // the identifier that caused the merge (when merge is not empty)
+  Identifier evidence;                     // the identifier that caused the merge (when merge is not empty)
 };
 
 // `ids` are normalized identifiers, in any order. `fixed_profile`, when not empty, is the profile the write names

@@ -21,8 +21,13 @@ namespace cdp::storage {
 
 namespace {
 
-const char* const kCfNames[] = {
-    rocksdb::kDefaultColumnFamilyName.c_str(), "profiles", "identities", "events", "events_by_time", "traits", "merges"};
+const char* const kCfNames[] = {rocksdb::kDefaultColumnFamilyName.c_str(),
+                                "profiles",
+                                "identities",
+                                "events",
+                                "events_by_time",
+                                "traits",
+                                "merges"};
 static_assert(sizeof(kCfNames) / sizeof(kCfNames[0]) == static_cast<size_t>(Cf::kCount));
 
 constexpr char kFormatVersionKey[] = "format_version";

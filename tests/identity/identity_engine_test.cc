@@ -187,8 +187,8 @@ TEST_F(IdentityEngineTest, ManualMergeCombinesTheGoldenRecord) {
   EXPECT_TRUE(identity().Merge({ida, "nobody"}, "").status().IsNotFound());
   Json c1 = Unwrap(profiles().Create(J(R"({"externalIds":{"customerId":"X1"}})")));
   Json c2 = Unwrap(profiles().Create(J(R"({"externalIds":{"customerId":"X2"}})")));
-  EXPECT_TRUE(identity().Merge({c1.Find("id")->as_string(), c2.Find("id")->as_string()}, "").status()
-                  .IsFailedPrecondition())
+  EXPECT_TRUE(
+      identity().Merge({c1.Find("id")->as_string(), c2.Find("id")->as_string()}, "").status().IsFailedPrecondition())
       << "two customerIds break the limit of 1";
 }
 

@@ -44,7 +44,8 @@ TEST(IdentityRulesTest, EmailsAreTrimmedAndLowerCased) {
   auto rules = IdentityRules::Defaults();
   EXPECT_EQ(NormalizeOk(*rules, "email", "  Ada.Lovelace+news@Example.COM "), "ada.lovelace+news@example.com");
   EXPECT_EQ(NormalizeOk(*rules, "email", "J.Doe+x@gmail.com"), "j.doe+x@gmail.com");  // canonical form is opt-in
-  EXPECT_EQ(Reason(*rules, "email", "not-an-email"), "invalid: not an email address (needs one '@' with text on both sides)");
+  EXPECT_EQ(Reason(*rules, "email", "not-an-email"),
+            "invalid: not an email address (needs one '@' with text on both sides)");
   EXPECT_NE(Reason(*rules, "email", "a@b").find("invalid"), std::string::npos);
   EXPECT_NE(Reason(*rules, "email", "a b@c.com").find("invalid"), std::string::npos);
 }
@@ -91,8 +92,9 @@ TEST(IdentityRulesTest, BlockedValuesAreNeverIdentifiers) {
 
 TEST(IdentityRulesTest, CustomTypesAndUnknownTypes) {
   Json j = IdentityRules::Defaults()->ToJson();
-  j.Find("identifiers")->items().insert(j.Find("identifiers")->items().begin() + 1,
-                                        ParseOrDie(R"({"type": "loyaltyId", "limit": 1})"));
+  j.Find("identifiers")
+      ->items()
+      .insert(j.Find("identifiers")->items().begin() + 1, ParseOrDie(R"({"type": "loyaltyId", "limit": 1})"));
   auto rules = IdentityRules::FromJson(j);
   ASSERT_TRUE(rules.ok()) << rules.status().ToString();
   EXPECT_EQ((*rules)->Priority("loyaltyId"), 1);

@@ -7,6 +7,8 @@
 // is thread-safe). A shared_mutex guards the Engine's lifetime: calls hold it shared, close() exclusively, so close()
 // waits for calls in flight and a call after close() fails with FailedPrecondition instead of touching a dead Engine.
 
+#include <pybind11/stl.h>
+
 #include <atomic>
 #include <memory>
 #include <mutex>
@@ -14,8 +16,6 @@
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <pybind11/stl.h>
 
 #include "common.h"
 
