@@ -111,6 +111,7 @@ class Api : public std::enable_shared_from_this<Api> {
   void GetIdentityRules(const Request& req, Response& res);
   void SetIdentityRules(const Request& req, Response& res);
   void IdentityStats(const Request& req, Response& res);
+  void Identify(const Request& req, Response& res);
 
   Engine& engine_;
   ServerOptions options_;
@@ -164,6 +165,7 @@ void Api::Register(httplib::Server& http) {
   Route(http, "GET", "/api/cdp/identity/rules", bind(&Api::GetIdentityRules));
   Route(http, "PUT", "/api/cdp/identity/rules", bind(&Api::SetIdentityRules));
   Route(http, "GET", "/api/cdp/identity/stats", bind(&Api::IdentityStats));
+  Route(http, "POST", "/api/cdp/identity/identify", bind(&Api::Identify));
   Route(http, "POST", "/api/cdp/events", bind(&Api::TrackEvent));
   Route(http, "GET", "/api/cdp/events", bind(&Api::QueryEvents));
   Route(http, "POST", "/api/cdp/events/batch", bind(&Api::TrackBatch));
@@ -385,6 +387,14 @@ void Api::SetIdentityRules(const Request& req, Response& res) {
   Result<Json> rules = engine_.identity().SetRules(*body);
   if (!rules.ok()) return WriteStatus(res, rules.status());
   WriteJson(res, 200, *rules);
+}
+
+void Api::Identify(const Request& req, Response& res) {
+  Result<Json> body = ParseBody(req);
+  if (!body.ok()) return WriteStatus(res, body.status());
+  Result<Json> identified = engine_.identity().Identify(*body);
+  if (!identified.ok()) return WriteStatus(res, identified.status());
+  WriteJson(res, 200, *identified);
 }
 
 void Api::IdentityStats(const Request&, Response& res) {

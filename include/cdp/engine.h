@@ -202,6 +202,15 @@ class Identity {
   // Cost: rewrites every event of the merged profiles, in one WriteBatch.
   virtual Result<Json> Merge(const std::vector<std::string>& profile_ids, std::string_view reason) = 0;
 
+  // Names a person and sets what is known about them (Segment's identify):
+  //   {"identifiers": {"customerId" | "userId", "email", "phone", "anonymousId", "deviceId", "shopifyId", <custom>:
+  //    string}, "profileId": optional, "id": optional (evidence), "attributes", "consent", "computed": a merge patch}
+  // The identifiers resolve a profile exactly as an event's do (creating or merging profiles as the rules say);
+  // the patch is then applied to it (RFC 7396 over the writable fields; identifiers come only from "identifiers").
+  // Returns {"identifyId", "profileId", "profileCreated", "mergedProfiles"?, "mergeId"?, "ignoredIdentifiers"?}.
+  // Errors: InvalidArgument naming the field (nothing is written), ResourceExhausted over Options::max_event_bytes.
+  virtual Result<Json> Identify(const Json& request) = 0;
+
   // Why a profile is what it is: {"profileId", "identifiers": [{type, value, evidence, linkedAt}],
   // "identityIssues", "mergedIds", "merges": [{mergeId, survivor, merged, reason, automatic, evidence, at}]}.
   // A merged id is answered for its survivor. Errors: NotFound.

@@ -14,6 +14,7 @@
 #include "absl/hash/hash.h"
 #include "cdp/version.h"
 #include "core/ids.h"
+#include "core/json_internal.h"
 #include "fmt/format.h"
 #include "profiles/profile_model.h"
 #include "storage/keys.h"
@@ -160,6 +161,30 @@ class EngineImpl::IngestContext : public GraphView {
                                StoredEvent(&e, profile_id, result->session_id, received_us_).Dump()});
     traits_[profile_id].AddEvent(e.time_us, e.purchase, e.purchase_micros);
     ++events_added_;
+    return Status::OK();
+  }
+
+  // Resolves the profile an identify names (creating or merging profiles as the rules say) and applies `patch`
+  // (a merge patch of attributes, consent and writable computed scores) to it. See Identity::Identify.
+  Status Identify(ParsedEvent& e, const Json& patch, TrackResult* result) {
+    result->event_id = e.id;
+    EventPlan plan;
+    CDP_RETURN_IF_ERROR(PlanEvent(e, &plan));
+    std::string profile_id;
+    CDP_RETURN_IF_ERROR(ApplyPlan(e, std::move(plan), &profile_id, result, "identify"));
+    result->profile_id = profile_id;
+    if (patch.is_object() && patch.size() > 0) {
+      CDP_ASSIGN_OR_RETURN(Json * doc, MutableProfile(profile_id));
+      Json parts = WritableParts(*doc);
+      ApplyMergePatch(&parts, patch);
+      CDP_ASSIGN_OR_RETURN(Json normalized, NormalizeProfileInput(parts));
+      normalized.Set("externalIds", ExternalIdsOf(StoredIdentifiers(*doc)));  // identifiers come from `identifiers`
+      Json stored = BuildStoredProfile(profile_id, std::move(normalized), doc, received_us_);
+      for (const char* key : {"identityIssues", "conflicts", "mergedIds"}) {
+        if (const Json* v = doc->Find(key); v != nullptr) stored.Set(key, *v);
+      }
+      *doc = std::move(stored);
+    }
     return Status::OK();
   }
 
@@ -352,7 +377,9 @@ class EngineImpl::IngestContext : public GraphView {
   }
 
   // Applies a plan: creates the profile, merges profiles, links new identifiers, notes ignored ones.
-  Status ApplyPlan(const ParsedEvent& e, EventPlan plan, std::string* profile_id, TrackResult* result) {
+  // `what` names the kind of input in the evidence of links and merges ("event", "identify").
+  Status ApplyPlan(const ParsedEvent& e, EventPlan plan, std::string* profile_id, TrackResult* result,
+                   std::string_view what = "event") {
     Resolution& r = plan.resolution;
     bool created = false;
     if (plan.create_fixed) {
@@ -372,12 +399,14 @@ class EngineImpl::IngestContext : public GraphView {
         identifier.Set("value", r.evidence.value);
         evidence.Set("identifier", std::move(identifier));
       }
-      evidence.Set("eventId", e.id);
+      evidence.Set(what == "event" ? "eventId" : "identifyId", e.id);
       if (!e.profile_id.empty()) evidence.Set("profileId", e.profile_id);
       CDP_RETURN_IF_ERROR(Merge(r.profile_id, r.merge, /*automatic=*/true, "", std::move(evidence), &result->merge_id));
       result->merged_profiles = r.merge;
     }
-    for (const Identifier& id : r.attach) CDP_RETURN_IF_ERROR(Link(r.profile_id, id, "event " + e.id));
+    for (const Identifier& id : r.attach) {
+      CDP_RETURN_IF_ERROR(Link(r.profile_id, id, std::string(what) + " " + e.id));
+    }
     if (created || !r.attach.empty() || !r.merge.empty()) CDP_RETURN_IF_ERROR(UpdateHubs(e.identifiers));
     std::vector<IgnoredIdentifier>& ignored = plan.ignored;
     for (IgnoredIdentifier& why : r.ignored) ignored.push_back(std::move(why));
@@ -722,6 +751,81 @@ Status EngineImpl::Ingest(std::vector<ParsedEvent>* events, std::vector<BatchIte
     sequence = *written;
   }
   return store_->SyncUpTo(sequence);
+}
+
+// ---- Identify -------------------------------------------------------------------------------------------------------
+
+Result<Json> EngineImpl::Identify(const Json& request) {
+  if (!request.is_object()) return Status::InvalidArgument("an identify must be a JSON object");
+  int depth = 0;
+  if (SerializedSize(request, &depth) > options_.max_event_bytes) {
+    return Status::ResourceExhausted(fmt::format("identify over the limit of {} bytes", options_.max_event_bytes));
+  }
+  if (depth > options_.max_json_depth) {
+    return Status::InvalidArgument(fmt::format("JSON nested deeper than {} levels", options_.max_json_depth));
+  }
+  CDP_RETURN_IF_ERROR(CheckUtf8(request));
+  ParsedEvent e;
+  Json patch = Json::Object();
+  for (const auto& [key, value] : request.members()) {
+    if (value.is_null()) continue;
+    if (key == "identifiers") {
+      if (!value.is_object()) return Status::InvalidArgument("expected an object of type to value", key);
+      if (value.size() > 16) return Status::InvalidArgument("more than 16 identifiers", key);
+      for (const auto& [type, v] : value.members()) {
+        if (!v.is_string() || v.as_string().empty() || v.as_string().size() > 256) {
+          return Status::InvalidArgument("expected a string of 1 to 256 bytes", "identifiers." + type);
+        }
+        e.raw_identifiers.push_back({type == "userId" ? "customerId" : type, v.as_string()});
+      }
+    } else if (key == "profileId") {
+      if (!value.is_string()) return Status::InvalidArgument("expected a string", key);
+      CDP_RETURN_IF_ERROR(ValidateId(value.as_string(), "profileId"));
+      e.profile_id = value.as_string();
+    } else if (key == "id") {
+      if (!value.is_string()) return Status::InvalidArgument("expected a string", key);
+      CDP_RETURN_IF_ERROR(ValidateId(value.as_string(), "id"));
+      e.id = value.as_string();
+    } else if (key == "attributes" || key == "consent" || key == "computed") {
+      patch.Set(key, value);
+    } else {
+      return Status::InvalidArgument(
+          "unknown identify field (expected id, profileId, identifiers, attributes, consent, computed)", key);
+    }
+  }
+  if (e.profile_id.empty() && e.raw_identifiers.empty()) {
+    return Status::InvalidArgument("an identify needs a profileId or identifiers", "identifiers");
+  }
+  // Validate the patch on its own first, so a bad one is rejected before anything is resolved.
+  {
+    Json probe = Json::Object();
+    for (const char* key : {"attributes", "consent", "computed"}) probe.Set(key, Json::Object());
+    ApplyMergePatch(&probe, patch);
+    CDP_RETURN_IF_ERROR(NormalizeProfileInput(probe).status());
+  }
+  if (e.id.empty()) e.id = NewId();
+  const int64_t now = NowMicros();
+  uint64_t sequence = 0;
+  TrackResult result;
+  {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    CDP_RETURN_IF_ERROR(write_error_);
+    IngestContext ctx(this, now);
+    CDP_RETURN_IF_ERROR(ctx.Identify(e, patch, &result));
+    ctx.Prepare();
+    if (!ctx.empty()) {
+      WaitForInFlightWrites(&ctx);
+      CDP_ASSIGN_OR_RETURN(sequence, store_->Write(ctx.batch()));
+      ctx.Publish();
+    }
+  }
+  CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
+  Json out = result.ToJson();
+  out.Erase("eventId");
+  out.Erase("sessionId");
+  out.Erase("duplicate");
+  out.Set("identifyId", e.id);
+  return out;
 }
 
 // ---- Manual merges ------------------------------------------------------------------------------------------------

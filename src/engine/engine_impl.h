@@ -67,6 +67,7 @@ class IdentityImpl final : public Identity {
   Result<Json> Rules() override;
   Result<Json> SetRules(const Json& rules) override;
   Result<Json> Merge(const std::vector<std::string>& profile_ids, std::string_view reason) override;
+  Result<Json> Identify(const Json& request) override;
   Result<Json> Explain(std::string_view profile_id) override;
   Result<Json> Stats() override;
 
@@ -108,6 +109,7 @@ class EngineImpl final : public Engine {
   std::shared_ptr<const IdentityRules> rules();
   Status StoreRules(std::shared_ptr<const IdentityRules> rules);
   Result<Json> MergeProfiles(const std::vector<std::string>& profile_ids, std::string_view reason);
+  Result<Json> Identify(const Json& request);
 
  private:
   struct SessionState {

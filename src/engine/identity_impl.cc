@@ -60,6 +60,8 @@ Result<Json> IdentityImpl::Merge(const std::vector<std::string>& profile_ids, st
   return engine_->MergeProfiles(profile_ids, reason);
 }
 
+Result<Json> IdentityImpl::Identify(const Json& request) { return engine_->Identify(request); }
+
 Result<Json> IdentityImpl::Explain(std::string_view profile_id) {
   storage::Store& store = engine_->store();
   std::string id;

@@ -272,5 +272,33 @@ TEST_F(IdentityEngineTest, MergesWaitForEventBatchesInFlight) {
   EXPECT_EQ(on_t, 1002u);
 }
 
+TEST_F(IdentityEngineTest, IdentifyLinksIdentifiersAndSetsTraits) {
+  TrackResult anon = Track(R"({"type":"page_view","anonymousId":"seg-anon"})");
+  Json r = Unwrap(identity().Identify(J(R"({"identifiers":{"anonymousId":"seg-anon","userId":"U-1"},
+      "attributes":{"firstName":"Grace","customFields":{"plan":"pro"}},"consent":{"email":true}})")));
+  EXPECT_EQ(r.Find("profileId")->as_string(), anon.profile_id) << r.Dump();
+  EXPECT_FALSE(r.Find("profileCreated")->as_bool());
+  Json p = Unwrap(profiles().Get(anon.profile_id));
+  EXPECT_EQ(p.FindPath("externalIds.customerId")->as_string(), "U-1");
+  EXPECT_EQ(p.FindPath("attributes.firstName")->as_string(), "Grace");
+  EXPECT_EQ(p.FindPath("attributes.customFields.plan")->as_string(), "pro");
+  EXPECT_TRUE(p.FindPath("consent.email")->as_bool());
+  // A second device of the same user: the identify merges its anonymous profile in.
+  TrackResult other = Track(R"({"type":"page_view","anonymousId":"seg-anon-2"})");
+  Json r2 = Unwrap(identity().Identify(J(R"({"identifiers":{"anonymousId":"seg-anon-2","userId":"U-1"}})")));
+  EXPECT_EQ(r2.Find("profileId")->as_string(), anon.profile_id);
+  ASSERT_NE(r2.Find("mergedProfiles"), nullptr) << r2.Dump();
+  EXPECT_EQ(r2.Find("mergedProfiles")->items()[0].as_string(), other.profile_id);
+  // Bad input names the field and writes nothing.
+  const int64_t profiles_before = Unwrap(engine_->Stats()).Find("profiles")->as_int();
+  auto bad = identity().Identify(J(R"({"identifiers":{"userId":"U-2"},"attributes":{"firstName":3}})"));
+  EXPECT_TRUE(bad.status().IsInvalidArgument());
+  EXPECT_EQ(bad.status().field(), "attributes.firstName");
+  EXPECT_EQ(identity().Identify(J(R"({"identifiers":{"userId":7}})")).status().field(), "identifiers.userId");
+  EXPECT_EQ(identity().Identify(J(R"({"traits":{}})")).status().field(), "traits");
+  EXPECT_EQ(identity().Identify(J(R"({"attributes":{}})")).status().field(), "identifiers");
+  EXPECT_EQ(Unwrap(engine_->Stats()).Find("profiles")->as_int(), profiles_before);
+}
+
 }  // namespace
 }  // namespace cdp

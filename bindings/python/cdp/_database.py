@@ -276,6 +276,22 @@ class Identity:
             raise TypeError("profile_ids must be a sequence of profile id strings")
         return _convert.loads(self._engine.identity_merge(list(profile_ids), reason))
 
+    def identify(self, identifiers: Mapping[str, str], *, attributes=None, consent=None, computed=None,
+                 profile_id: Optional[str] = None, id: Optional[str] = None) -> Document:
+        """Names a person and sets what is known about them (Segment's identify).
+
+        ``identifiers`` maps types (``userId``/``customerId``, ``email``, ``anonymousId``, ...) to values; they resolve
+        a profile like an event's identifiers (creating or merging profiles as the rules say). ``attributes``,
+        ``consent`` and ``computed`` are a merge patch applied to it. Returns ``{"identifyId", "profileId",
+        "profileCreated", ...}``.
+        """
+        request: Dict[str, Any] = {"identifiers": dict(identifiers)}
+        for key, value in (("attributes", attributes), ("consent", consent), ("computed", computed),
+                           ("profileId", profile_id), ("id", id)):
+            if value is not None:
+                request[key] = value
+        return _convert.loads(self._engine.identity_identify(_convert.dumps(request, "identify")))
+
     def explain(self, id: str) -> Document:
         """Identifiers with the evidence of each link, identity issues, merged ids and merge history."""
         return _convert.loads(self._engine.identity_explain(id))

@@ -161,6 +161,12 @@ class PyEngine {
   std::string IdentityMerge(const std::vector<std::string>& ids, const std::string& reason) {
     return RunJson([&](cdp::Engine& e) { return e.identity().Merge(ids, reason); });
   }
+  std::string IdentityIdentify(const std::string& text) {
+    return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+      CDP_ASSIGN_OR_RETURN(cdp::Json doc, Parse(text));
+      return e.identity().Identify(doc);
+    });
+  }
   std::string IdentityExplain(const std::string& id) {
     return RunJson([&](cdp::Engine& e) { return e.identity().Explain(id); });
   }
@@ -237,6 +243,7 @@ void BindEngine(py::module_& m) {
       .def("identity_set_rules", &PyEngine::IdentitySetRules, py::arg("rules_json"))
       .def("identity_merge", &PyEngine::IdentityMerge, py::arg("profile_ids"), py::arg("reason"))
       .def("identity_explain", &PyEngine::IdentityExplain, py::arg("id"))
+      .def("identity_identify", &PyEngine::IdentityIdentify, py::arg("request_json"))
       .def("identity_stats", &PyEngine::IdentityStats)
       .def("stats", &PyEngine::Stats)
       .def("flush", &PyEngine::Flush);

@@ -46,3 +46,14 @@ def test_rules_round_trip_and_validation(db):
     with pytest.raises(cdp.InvalidArgument) as err:
         db.identity.set_rules({"identifiers": [{"type": "email", "limit": 0}]})
     assert err.value.field == "identifiers[0].limit"
+
+
+def test_identify_sets_traits_and_links(db):
+    anon = db.events.track({"type": "page_view", "anonymousId": "py-anon"})
+    r = db.identity.identify({"anonymousId": "py-anon", "userId": "U-7"}, attributes={"firstName": "Lin"})
+    assert r["profileId"] == anon["profileId"] and r["profileCreated"] is False
+    p = db.profiles.get(anon["profileId"])
+    assert p["externalIds"]["customerId"] == "U-7" and p["attributes"]["firstName"] == "Lin"
+    with pytest.raises(cdp.InvalidArgument) as err:
+        db.identity.identify({"userId": "U-8"}, attributes={"firstName": 1})
+    assert err.value.field == "attributes.firstName"
