@@ -112,6 +112,7 @@ class Api : public std::enable_shared_from_this<Api> {
   void SetIdentityRules(const Request& req, Response& res);
   void IdentityStats(const Request& req, Response& res);
   void Identify(const Request& req, Response& res);
+  void Unmerge(const Request& req, Response& res);
 
   Engine& engine_;
   ServerOptions options_;
@@ -162,6 +163,7 @@ void Api::Register(httplib::Server& http) {
   Route(http, "GET", profile + "/events", bind(&Api::ProfileEvents));
   Route(http, "GET", profile + "/sessions", bind(&Api::ProfileSessions));
   Route(http, "GET", profile + "/identity", bind(&Api::ExplainIdentity));
+  Route(http, "POST", profile + "/unmerge", bind(&Api::Unmerge));
   Route(http, "GET", "/api/cdp/identity/rules", bind(&Api::GetIdentityRules));
   Route(http, "PUT", "/api/cdp/identity/rules", bind(&Api::SetIdentityRules));
   Route(http, "GET", "/api/cdp/identity/stats", bind(&Api::IdentityStats));
@@ -387,6 +389,21 @@ void Api::SetIdentityRules(const Request& req, Response& res) {
   Result<Json> rules = engine_.identity().SetRules(*body);
   if (!rules.ok()) return WriteStatus(res, rules.status());
   WriteJson(res, 200, *rules);
+}
+
+void Api::Unmerge(const Request& req, Response& res) {
+  Result<Json> body = ParseBody(req);
+  if (!body.ok()) return WriteStatus(res, body.status());
+  for (const auto& [key, value] : body->members()) {
+    if (key != "mergeId") return WriteStatus(res, Status::InvalidArgument("unknown field (expected mergeId)", key));
+  }
+  const Json* merge_id = body->Find("mergeId");
+  if (merge_id == nullptr || !merge_id->is_string()) {
+    return WriteStatus(res, Status::InvalidArgument("expected the id of a merge", "mergeId"));
+  }
+  Result<Json> undone = engine_.identity().Unmerge(req.matches[1].str(), merge_id->as_string());
+  if (!undone.ok()) return WriteStatus(res, undone.status());
+  WriteJson(res, 200, *undone);
 }
 
 void Api::Identify(const Request& req, Response& res) {

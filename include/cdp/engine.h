@@ -202,6 +202,17 @@ class Identity {
   // Cost: rewrites every event of the merged profiles, in one WriteBatch.
   virtual Result<Json> Merge(const std::vector<std::string>& profile_ids, std::string_view reason) = 0;
 
+  // Undoes a merge (automatic or manual) that `profile_id` (the survivor, or one of the merged ids) took part in:
+  // the merged profiles come back as they were before it (documents from the merge record's snapshots), with
+  // their identifiers; the survivor loses what the merge brought in (values, tags, consent, conflicts) unless it
+  // changed since. Events are re-partitioned: an event goes to the profile owning the highest-priority identifier
+  // it carries; an event without one to the profile it was first stored under. Computed traits of every profile
+  // involved are recomputed from its events. Returns {"mergeId", "profileId" (the survivor), "restored": [ids],
+  // "eventsMoved"}. Errors: NotFound (no such merge or profile), InvalidArgument (the merge does not involve the
+  // profile), FailedPrecondition (already undone; or the survivor was later merged into another profile: undo
+  // that merge first). Cost: reads every event of the survivor; one WriteBatch.
+  virtual Result<Json> Unmerge(std::string_view profile_id, std::string_view merge_id) = 0;
+
   // Names a person and sets what is known about them (Segment's identify):
   //   {"identifiers": {"customerId" | "userId", "email", "phone", "anonymousId", "deviceId", "shopifyId", <custom>:
   //    string}, "profileId": optional, "id": optional (evidence), "attributes", "consent", "computed": a merge patch}
@@ -216,8 +227,8 @@ class Identity {
   // A merged id is answered for its survivor. Errors: NotFound.
   virtual Result<Json> Explain(std::string_view profile_id) = 0;
 
-  // {"profiles", "merges", "mergedProfiles", "unificationRate"}: profiles live now, merges done, profiles merged
-  // away, and mergedProfiles / (profiles + mergedProfiles).
+  // {"profiles", "merges", "mergedProfiles", "unmerges", "unificationRate"}: profiles live now, merges done,
+  // profiles merged away (net of unmerges), merges undone, and mergedProfiles / (profiles + mergedProfiles).
   virtual Result<Json> Stats() = 0;
 };
 

@@ -886,6 +886,184 @@ Result<Json> EngineImpl::MergeProfiles(const std::vector<std::string>& profile_i
   return out;
 }
 
+// ---- Unmerge ------------------------------------------------------------------------------------------------------
+
+namespace {
+
+// The identifiers a stored event carries, normalized with `rules` (values that are not identifiers are skipped).
+std::vector<Identifier> EventIdentifiers(const IdentityRules& rules, const Json& event) {
+  std::vector<Identifier> out;
+  auto add = [&](std::string_view type, const Json* v) {
+    Identifier id;
+    IgnoredIdentifier ignored;
+    if (v != nullptr && v->is_string() && rules.Normalize(type, v->as_string(), &id, &ignored)) {
+      out.push_back(std::move(id));
+    }
+  };
+  for (std::string_view type : IdentityRules::BuiltinTypes()) add(type, event.Find(type));
+  if (const Json* custom = event.Find("identifiers"); custom != nullptr) {
+    for (const auto& [type, v] : custom->members()) add(type, &v);
+  }
+  std::stable_sort(out.begin(), out.end(), [&](const Identifier& a, const Identifier& b) {
+    return rules.Priority(a.type) < rules.Priority(b.type);
+  });
+  return out;
+}
+
+}  // namespace
+
+Result<Json> EngineImpl::Unmerge(std::string_view profile_id, std::string_view merge_id) {
+  CDP_RETURN_IF_ERROR(ValidateId(merge_id, "mergeId"));
+  const int64_t now = NowMicros();
+  uint64_t sequence = 0;
+  Json out = Json::Object();
+  {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    CDP_RETURN_IF_ERROR(write_error_);
+    std::unique_lock<std::shared_mutex> exclusive(commit_mu_);  // every event of the survivor is in storage
+    std::string live;
+    CDP_ASSIGN_OR_RETURN(Json survivor, ReadLiveProfile(profile_id, &live));
+    std::string text;
+    Status found = store_->Get(storage::Cf::kMerges, storage::MergeRecordKey(merge_id), &text);
+    if (found.IsNotFound()) return Status::NotFound(fmt::format("merge {} does not exist", merge_id));
+    CDP_RETURN_IF_ERROR(found);
+    auto parsed = Json::Parse(text);
+    if (!parsed.ok()) return Status::DataLoss(fmt::format("merge record {} is corrupt", merge_id));
+    Json record = std::move(parsed).value();
+    const std::string survivor_id = record.Find("survivor") != nullptr ? record.Find("survivor")->as_string() : "";
+    std::vector<std::string> merged;
+    for (const Json& m : record.Find("merged") != nullptr ? record.Find("merged")->items() : std::vector<Json>{}) {
+      merged.push_back(m.as_string());
+    }
+    const Json* snapshots = record.Find("snapshots");
+    if (record.Find("unmergedAt") != nullptr) {
+      return Status::FailedPrecondition(fmt::format("merge {} was already undone", merge_id));
+    }
+    auto involved = [&](std::string_view id) {
+      return id == survivor_id || std::find(merged.begin(), merged.end(), id) != merged.end();
+    };
+    if (!involved(profile_id) && !involved(live)) {
+      return Status::InvalidArgument(fmt::format("merge {} does not involve profile {}", merge_id, profile_id),
+                                     "mergeId");
+    }
+    if (survivor_id != live) {
+      return Status::FailedPrecondition(
+          fmt::format("profile {} (the survivor of merge {}) was later merged into {}: undo that merge first",
+                      survivor_id, merge_id, live));
+    }
+    if (snapshots == nullptr || snapshots->Find(survivor_id) == nullptr) {
+      return Status::DataLoss(fmt::format("merge record {} has no snapshots", merge_id));
+    }
+    for (const std::string& m : merged) {
+      auto doc = ReadStoredProfile(m);
+      const Json* into = doc.ok() ? doc->Find("mergedInto") : nullptr;
+      const Json* by = doc.ok() ? doc->Find("mergeId") : nullptr;
+      if (into == nullptr || into->as_string() != survivor_id || by == nullptr || by->as_string() != merge_id ||
+          snapshots->Find(m) == nullptr) {
+        return Status::FailedPrecondition(fmt::format("profile {} no longer stands as merge {} left it", m, merge_id));
+      }
+    }
+
+    storage::WriteBatch batch(*store_);
+    const std::string evidence = "unmerge " + std::string(merge_id);
+    // Identifiers go back to the profiles that brought them; the survivor keeps the rest (also those linked since).
+    absl::flat_hash_map<std::string, std::string> owner_of;   // identity key -> restored profile
+    absl::flat_hash_map<std::string, std::string> origin_of;  // origin profile id -> restored profile
+    std::vector<Identifier> survivor_ids = StoredIdentifiers(survivor);
+    for (const std::string& m : merged) {
+      const Json& before = *snapshots->Find(m);
+      origin_of[m] = m;
+      if (const Json* nested = before.Find("mergedIds"); nested != nullptr) {
+        for (const Json& n : nested->items()) origin_of[n.as_string()] = m;
+      }
+      for (const Identifier& id : StoredIdentifiers(before)) {
+        std::string key = IdentityKeyOf(id);
+        owner_of[key] = m;
+        batch.Put(storage::Cf::kIdentities, key, storage::EncodeIdentityLink(m, evidence, now));
+        std::erase(survivor_ids, id);
+      }
+    }
+    // Documents.
+    const Json& survivor_before = *snapshots->Find(survivor_id);
+    for (const std::string& m : merged) {
+      Json restored = *snapshots->Find(m);
+      restored.Set("updatedAt", FormatTimestamp(now));
+      batch.Put(storage::Cf::kProfiles, m, restored.Dump());
+      UnmergeProfileDocument(&survivor, survivor_before, *snapshots->Find(m), m, merge_id, now);
+    }
+    survivor.Set("externalIds", ExternalIdsOf(survivor_ids));
+    batch.Put(storage::Cf::kProfiles, survivor_id, survivor.Dump());
+
+    // Events are re-partitioned by the identifiers they carry; events without one by the profile they came from.
+    absl::flat_hash_map<std::string, storage::Traits> traits;
+    traits[survivor_id];
+    for (const std::string& m : merged) traits[m];
+    int64_t moved = 0;
+    std::string prefix = storage::ProfileEventsPrefix(survivor_id);
+    auto iter = store_->NewIterator(storage::Cf::kEvents, prefix, storage::PrefixSuccessor(prefix));
+    for (iter->Seek(prefix); iter->Valid(); iter->Next()) {
+      auto event = Json::Parse(iter->value());
+      if (!event.ok()) return Status::DataLoss("a stored event is corrupt");
+      std::string_view time_key = iter->key().substr(prefix.size());
+      const int64_t t = storage::TimeKeyTime(time_key);
+      const std::string id(storage::TimeKeyEventId(time_key));
+      std::string owner = survivor_id;
+      bool decided = false;
+      for (const Identifier& ident : EventIdentifiers(*rules_, *event)) {
+        std::string key = IdentityKeyOf(ident);
+        if (auto it = owner_of.find(key); it != owner_of.end()) {
+          owner = it->second;
+          decided = true;
+          break;
+        }
+        if (std::find(survivor_ids.begin(), survivor_ids.end(), ident) != survivor_ids.end()) {
+          decided = true;
+          break;
+        }
+      }
+      if (!decided) {
+        const Json* origin = event->Find("originProfileId");
+        if (origin != nullptr) {
+          if (auto it = origin_of.find(origin->as_string()); it != origin_of.end()) owner = it->second;
+        }
+      }
+      StoredEventTraits(*event, t, &traits[owner]);
+      if (owner == survivor_id) continue;
+      event->Set("profileId", owner);
+      batch.Delete(storage::Cf::kEvents, iter->key());
+      batch.Delete(storage::Cf::kEventsByTime, storage::TimeIndexKey(t, id, survivor_id));
+      batch.Put(storage::Cf::kEvents, storage::EventKey(owner, t, id), event->Dump());
+      batch.Put(storage::Cf::kEventsByTime, storage::TimeIndexKey(t, id, owner), {});
+      ++moved;
+    }
+    CDP_RETURN_IF_ERROR(iter->status());
+    // Computed traits, recomputed from the events each profile now holds.
+    for (const auto& [id, t] : traits) batch.Put(storage::Cf::kTraits, id, t.Encode());
+
+    record.Set("unmergedAt", FormatTimestamp(now));
+    batch.Put(storage::Cf::kMerges, storage::MergeRecordKey(merge_id), record.Dump());
+    const int64_t n = static_cast<int64_t>(merged.size());
+    store_->AddToCounter(&batch, "profiles", n);
+    store_->AddToCounter(&batch, "merged_profiles", -n);
+    store_->AddToCounter(&batch, "unmerges", 1);
+    CDP_ASSIGN_OR_RETURN(sequence, store_->Write(&batch));
+    for (const auto& [key, m] : owner_of) identity_cache_[key] = m;
+    sessions_.erase(survivor_id);
+    for (const std::string& m : merged) {
+      redirects_.erase(m);
+      sessions_.erase(m);
+    }
+    Json restored = Json::Array();
+    for (const std::string& m : merged) restored.Push(m);
+    out.Set("mergeId", std::string(merge_id));
+    out.Set("profileId", survivor_id);
+    out.Set("restored", std::move(restored));
+    out.Set("eventsMoved", moved);
+  }
+  CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
+  return out;
+}
+
 // ---- Profile writes -----------------------------------------------------------------------------------------------
 
 Result<Json> EngineImpl::WriteProfile(std::string_view requested_id, const Json& input, ProfileWrite mode) {

@@ -68,6 +68,7 @@ class IdentityImpl final : public Identity {
   Result<Json> SetRules(const Json& rules) override;
   Result<Json> Merge(const std::vector<std::string>& profile_ids, std::string_view reason) override;
   Result<Json> Identify(const Json& request) override;
+  Result<Json> Unmerge(std::string_view profile_id, std::string_view merge_id) override;
   Result<Json> Explain(std::string_view profile_id) override;
   Result<Json> Stats() override;
 
@@ -110,6 +111,7 @@ class EngineImpl final : public Engine {
   Status StoreRules(std::shared_ptr<const IdentityRules> rules);
   Result<Json> MergeProfiles(const std::vector<std::string>& profile_ids, std::string_view reason);
   Result<Json> Identify(const Json& request);
+  Result<Json> Unmerge(std::string_view profile_id, std::string_view merge_id);
 
  private:
   struct SessionState {

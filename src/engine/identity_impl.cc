@@ -60,6 +60,10 @@ Result<Json> IdentityImpl::Merge(const std::vector<std::string>& profile_ids, st
   return engine_->MergeProfiles(profile_ids, reason);
 }
 
+Result<Json> IdentityImpl::Unmerge(std::string_view profile_id, std::string_view merge_id) {
+  return engine_->Unmerge(profile_id, merge_id);
+}
+
 Result<Json> IdentityImpl::Identify(const Json& request) { return engine_->Identify(request); }
 
 Result<Json> IdentityImpl::Explain(std::string_view profile_id) {
@@ -117,6 +121,7 @@ Result<Json> IdentityImpl::Stats() {
   out.Set("profiles", profiles);
   out.Set("merges", store.ReadCounter("merges"));
   out.Set("mergedProfiles", merged);
+  out.Set("unmerges", store.ReadCounter("unmerges"));
   out.Set("unificationRate",
           profiles + merged > 0 ? static_cast<double>(merged) / static_cast<double>(profiles + merged) : 0.0);
   return out;

@@ -188,4 +188,18 @@ Json StoredEvent(ParsedEvent* event, std::string_view profile_id, std::string_vi
   return out;
 }
 
+bool StoredEventTraits(const Json& stored, int64_t time_us, storage::Traits* traits) {
+  const Json* type = stored.Find("type");
+  if (type == nullptr || !type->is_string()) return false;
+  bool purchase = type->as_string() == "purchase";
+  bool found = false;
+  int64_t micros = 0;
+  if (purchase) {
+    const Json* properties = stored.Find("properties");
+    if (properties != nullptr && !PurchaseValue(*properties, &found, &micros).ok()) return false;
+  }
+  traits->AddEvent(time_us, purchase, micros);
+  return true;
+}
+
 }  // namespace cdp::internal

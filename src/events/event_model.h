@@ -14,6 +14,7 @@
 #include "cdp/options.h"
 #include "cdp/status.h"
 #include "identity/rules.h"
+#include "storage/traits.h"
 
 namespace cdp::internal {
 
@@ -45,6 +46,10 @@ Result<ParsedEvent> ParseEvent(Json&& event, const Options& options, int64_t now
 // The stored document, in the model's field order. Moves e->properties into it. Identifier fields hold the
 // normalized value when valid, else the value as given.
 Json StoredEvent(ParsedEvent* e, std::string_view profile_id, std::string_view session_id, int64_t received_us);
+
+// The computed-trait contribution of a stored event (its time, and its purchase value when it is a purchase).
+// Returns false when the document is not a stored event.
+bool StoredEventTraits(const Json& stored, int64_t time_us, storage::Traits* traits);
 
 }  // namespace cdp::internal
 

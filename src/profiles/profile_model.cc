@@ -450,6 +450,90 @@ void MergeProfileDocuments(Json* survivor, const Json& other, std::string_view o
   survivor->Set("updatedAt", FormatTimestamp(now_us));
 }
 
+void UnmergeProfileDocument(Json* survivor, const Json& survivor_before, const Json& other_before,
+                            std::string_view other_id, std::string_view merge_id, int64_t now_us) {
+  if (Json* conflicts = survivor->Find("conflicts"); conflicts != nullptr) {
+    auto& items = conflicts->items();
+    std::erase_if(items, [&](const Json& c) {
+      const Json* m = c.Find("mergeId");
+      return m != nullptr && m->as_string() == merge_id;
+    });
+    if (items.empty()) survivor->Erase("conflicts");
+  }
+  if (Json* merged = survivor->Find("mergedIds"); merged != nullptr) {
+    std::vector<std::string> gone = {std::string(other_id)};
+    if (const Json* theirs = other_before.Find("mergedIds"); theirs != nullptr) {
+      for (const Json& id : theirs->items()) gone.push_back(id.as_string());
+    }
+    std::erase_if(merged->items(),
+                  [&](const Json& id) { return std::find(gone.begin(), gone.end(), id.as_string()) != gone.end(); });
+    if (merged->size() == 0) survivor->Erase("mergedIds");
+  }
+  if (Json* issues = survivor->Find("identityIssues"); issues != nullptr) {
+    const Json* theirs = other_before.Find("identityIssues");
+    const Json* ours = survivor_before.Find("identityIssues");
+    auto in = [](const Json* list, const Json& item) {
+      if (list == nullptr) return false;
+      for (const Json& x : list->items()) {
+        if (x == item) return true;
+      }
+      return false;
+    };
+    std::erase_if(issues->items(), [&](const Json& i) { return in(theirs, i) && !in(ours, i); });
+  }
+  // Attributes the merge brought in and nobody changed since.
+  Json* attributes = survivor->Find("attributes");
+  const Json* theirs = other_before.Find("attributes");
+  const Json* before = survivor_before.Find("attributes");
+  if (attributes != nullptr && theirs != nullptr) {
+    for (const auto& [key, value] : theirs->members()) {
+      Json* now = attributes->Find(key);
+      const Json* was = before != nullptr ? before->Find(key) : nullptr;
+      if (now == nullptr) continue;
+      if (was == nullptr) {
+        if (*now == value) attributes->Erase(key);
+      } else if (key == "tags" && now->is_array() && value.is_array() && was->is_array()) {
+        std::erase_if(now->items(), [&](const Json& tag) {
+          bool from_them = false, from_us = false;
+          for (const Json& t : value.items()) from_them = from_them || t == tag;
+          for (const Json& t : was->items()) from_us = from_us || t == tag;
+          return from_them && !from_us;
+        });
+      } else if (key == "customFields" && now->is_object() && value.is_object() && was->is_object()) {
+        for (const auto& [field, v] : value.members()) {
+          const Json* current = now->Find(field);
+          if (current != nullptr && was->Find(field) == nullptr && *current == v) now->Erase(field);
+        }
+      }
+    }
+  }
+  // Consent the merge made more restrictive, unless changed since.
+  Json* consent = survivor->Find("consent");
+  const Json* their_consent = other_before.Find("consent");
+  const Json* our_consent = survivor_before.Find("consent");
+  bool consent_changed = false;
+  if (consent != nullptr && their_consent != nullptr) {
+    for (const auto& [channel, value] : their_consent->members()) {
+      if (channel == "updatedAt" || !value.is_bool()) continue;
+      const Json* now = consent->Find(channel);
+      const Json* was = our_consent != nullptr ? our_consent->Find(channel) : nullptr;
+      if (now == nullptr || !now->is_bool()) continue;
+      bool merged_value = was == nullptr || !was->is_bool() ? value.as_bool() : (was->as_bool() && value.as_bool());
+      if (now->as_bool() != merged_value) continue;  // changed after the merge: keep
+      if (was == nullptr) {
+        consent->Erase(channel);
+        consent_changed = true;
+      } else if (*was != *now) {
+        consent->Set(channel, *was);
+        consent_changed = true;
+      }
+    }
+  }
+  if (consent_changed) consent->Set("updatedAt", FormatTimestamp(now_us));
+  if (const Json* created = survivor_before.Find("createdAt"); created != nullptr) survivor->Set("createdAt", *created);
+  survivor->Set("updatedAt", FormatTimestamp(now_us));
+}
+
 void AppendIdentityIssues(Json* stored, const std::vector<const IgnoredIdentifier*>& issues) {
   Json* list = Member(stored, "identityIssues", Json::Array());
   for (const IgnoredIdentifier* issue : issues) list->Push(issue->ToJson());

@@ -54,6 +54,13 @@ Json BuildStoredProfile(std::string_view id, Json normalized, const Json* previo
 void MergeProfileDocuments(Json* survivor, const Json& other, std::string_view other_id, std::string_view merge_id,
                            int64_t now_us);
 
+// Undoes MergeProfileDocuments on the survivor's current document, given the documents of both as they were before
+// the merge: drops the merge's conflicts, the merged ids, and the attribute values, tags, customFields and consent
+// the merge brought in (when they have not changed since); restores createdAt. Later changes are kept.
+// externalIds are the caller's.
+void UnmergeProfileDocument(Json* survivor, const Json& survivor_before, const Json& other_before,
+                            std::string_view other_id, std::string_view merge_id, int64_t now_us);
+
 // Appends identifier issues to a stored profile's identityIssues (at most 20 kept, newest last).
 void AppendIdentityIssues(Json* stored, const std::vector<const IgnoredIdentifier*>& issues);
 

@@ -300,5 +300,76 @@ TEST_F(IdentityEngineTest, IdentifyLinksIdentifiersAndSetsTraits) {
   EXPECT_EQ(Unwrap(engine_->Stats()).Find("profiles")->as_int(), profiles_before);
 }
 
+TEST_F(IdentityEngineTest, UnmergeRestoresProfilesIdentifiersEventsAndTraits) {
+  // A wrong merge: a shared family email glued two people together.
+  Json a = Unwrap(profiles().Create(J(R"({"externalIds":{"customerId":"A","email":"fam@x.com"},
+      "attributes":{"firstName":"Ann","tags":["a"]},"consent":{"email":true}})")));
+  const std::string ida = a.Find("id")->as_string();
+  TrackResult b1 = Track(R"({"type":"purchase","deviceId":"dev-b","timestamp":"2026-02-01T00:00:00Z",
+                              "properties":{"revenue":20}})");
+  Unwrap(profiles().Patch(b1.profile_id, J(R"({"attributes":{"firstName":"Ben","city":"Oslo","tags":["b"]},
+                                                "consent":{"email":false}})")));
+  Track(R"({"type":"purchase","customerId":"A","timestamp":"2026-02-02T00:00:00Z","properties":{"revenue":5}})");
+  TrackResult glue = Track(R"({"type":"page_view","deviceId":"dev-b","email":"fam@x.com",
+                                "timestamp":"2026-02-03T00:00:00Z"})");
+  ASSERT_EQ(glue.profile_id, ida);
+  ASSERT_EQ(glue.merged_profiles, std::vector<std::string>{b1.profile_id});
+  // After the merge: an event for B's device (lands on A), and a change to A.
+  Track(R"({"type":"purchase","deviceId":"dev-b","timestamp":"2026-02-04T00:00:00Z","properties":{"revenue":7}})");
+  Unwrap(profiles().Patch(ida, J(R"({"attributes":{"lastName":"Smith"}})")));
+  Json merged = Unwrap(profiles().Get(ida));
+  EXPECT_DOUBLE_EQ(merged.FindPath("computed.ltv")->as_number(), 32.0);
+  EXPECT_EQ(merged.FindPath("attributes.city")->as_string(), "Oslo");
+  EXPECT_FALSE(merged.FindPath("consent.email")->as_bool());
+
+  Json undone = Unwrap(identity().Unmerge(ida, glue.merge_id));
+  EXPECT_EQ(undone.Find("restored")->items()[0].as_string(), b1.profile_id);
+  Json pa = Unwrap(profiles().Get(ida));
+  Json pb = Unwrap(profiles().Get(b1.profile_id));
+  EXPECT_EQ(pb.Find("id")->as_string(), b1.profile_id) << "B is its own profile again";
+  EXPECT_EQ(pb.FindPath("attributes.firstName")->as_string(), "Ben");
+  EXPECT_EQ(pb.FindPath("externalIds.deviceIds")->items()[0].as_string(), "dev-b");
+  EXPECT_EQ(pa.FindPath("externalIds.deviceIds"), nullptr) << pa.Dump();
+  EXPECT_EQ(pa.FindPath("attributes.city"), nullptr) << "what the merge brought in is gone";
+  EXPECT_EQ(pa.FindPath("attributes.lastName")->as_string(), "Smith") << "later changes stay";
+  EXPECT_EQ(pa.FindPath("attributes.tags")->size(), 1u);
+  EXPECT_TRUE(pa.FindPath("consent.email")->as_bool()) << "A's consent is A's again";
+  EXPECT_EQ(pa.Find("conflicts")->size(), 0u);
+  EXPECT_EQ(pa.Find("mergedIds")->size(), 0u);
+  // Events: B's purchase before the merge and the one after it (it carries B's device) go back to B; the event
+  // that glued them carries the email (higher priority than the device), which stays with A.
+  EXPECT_EQ(EventCount(ida), 2u);
+  EXPECT_EQ(EventCount(b1.profile_id), 2u);
+  EXPECT_DOUBLE_EQ(pa.FindPath("computed.ltv")->as_number(), 5.0);
+  EXPECT_DOUBLE_EQ(pb.FindPath("computed.ltv")->as_number(), 27.0);
+  EXPECT_EQ(pb.FindPath("computed.eventCount")->as_int(), 2);
+  // Identifiers resolve to their own people again.
+  EXPECT_EQ(Track(R"({"type":"page_view","deviceId":"dev-b"})").profile_id, b1.profile_id);
+  EXPECT_EQ(Track(R"({"type":"page_view","customerId":"A"})").profile_id, ida);
+  // The history shows both.
+  Json why = Unwrap(identity().Explain(ida));
+  EXPECT_NE(why.Find("merges")->items()[0].Find("unmergedAt"), nullptr);
+  EXPECT_EQ(Unwrap(identity().Stats()).Find("unmerges")->as_int(), 1);
+  EXPECT_EQ(Unwrap(engine_->Stats()).Find("profiles")->as_int(), 2);
+  // Errors.
+  EXPECT_TRUE(identity().Unmerge(ida, glue.merge_id).status().IsFailedPrecondition());
+  EXPECT_TRUE(identity().Unmerge(ida, "mrg_nothing").status().IsNotFound());
+  Reopen();
+  EXPECT_EQ(Unwrap(profiles().Get(b1.profile_id)).Find("id")->as_string(), b1.profile_id);
+}
+
+TEST_F(IdentityEngineTest, UnmergeOfAMergedSurvivorAsksForTheLaterMergeFirst) {
+  Unwrap(profiles().Create(J(R"({"id":"P1"})")));
+  Unwrap(profiles().Create(J(R"({"id":"P2"})")));
+  Unwrap(profiles().Create(J(R"({"id":"P3"})")));
+  std::string first = Unwrap(identity().Merge({"P2", "P3"}, "")).Find("mergeId")->as_string();
+  std::string second = Unwrap(identity().Merge({"P1", "P2"}, "")).Find("mergeId")->as_string();
+  auto blocked = identity().Unmerge("P2", first);
+  EXPECT_TRUE(blocked.status().IsFailedPrecondition()) << blocked.status().ToString();
+  Unwrap(identity().Unmerge("P1", second));
+  Unwrap(identity().Unmerge("P2", first));
+  for (const char* id : {"P1", "P2", "P3"}) EXPECT_EQ(Unwrap(profiles().Get(id)).Find("id")->as_string(), id);
+}
+
 }  // namespace
 }  // namespace cdp

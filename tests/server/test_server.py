@@ -781,5 +781,13 @@ def test_identity_endpoints(server):
     assert_error(body, "invalid_argument", "identifiers")
     status, same, _ = server.request("PUT", "/api/cdp/identity/rules", rules)
     assert status == 200 and same == rules
+    status, undone, _ = server.request(
+        "POST", "/api/cdp/profiles/" + known["id"] + "/unmerge", {"mergeId": merged["mergeId"]})
+    assert status == 200 and undone["restored"] == [other["id"]], undone
+    status, body, _ = server.request("POST", "/api/cdp/profiles/" + known["id"] + "/unmerge", {"mergeId": merged["mergeId"]})
+    assert status == 409
+    status, body, _ = server.request("POST", "/api/cdp/profiles/" + known["id"] + "/unmerge", {})
+    assert status == 400
+    assert_error(body, "invalid_argument", "mergeId")
     status, stats, _ = server.request("GET", "/api/cdp/identity/stats")
-    assert status == 200 and stats["merges"] >= 2
+    assert status == 200 and stats["merges"] >= 2 and stats["unmerges"] >= 1

@@ -276,6 +276,14 @@ class Identity:
             raise TypeError("profile_ids must be a sequence of profile id strings")
         return _convert.loads(self._engine.identity_merge(list(profile_ids), reason))
 
+    def unmerge(self, profile_id: str, merge_id: str) -> Document:
+        """Undoes a merge: ``{"mergeId", "profileId", "restored", "eventsMoved"}`` (see Identity::Unmerge).
+
+        Raises NotFound, InvalidArgument (the merge does not involve the profile), FailedPrecondition (already undone,
+        or a later merge must be undone first).
+        """
+        return _convert.loads(self._engine.identity_unmerge(profile_id, merge_id))
+
     def identify(self, identifiers: Mapping[str, str], *, attributes=None, consent=None, computed=None,
                  profile_id: Optional[str] = None, id: Optional[str] = None) -> Document:
         """Names a person and sets what is known about them (Segment's identify).

@@ -167,6 +167,9 @@ class PyEngine {
       return e.identity().Identify(doc);
     });
   }
+  std::string IdentityUnmerge(const std::string& id, const std::string& merge_id) {
+    return RunJson([&](cdp::Engine& e) { return e.identity().Unmerge(id, merge_id); });
+  }
   std::string IdentityExplain(const std::string& id) {
     return RunJson([&](cdp::Engine& e) { return e.identity().Explain(id); });
   }
@@ -243,6 +246,7 @@ void BindEngine(py::module_& m) {
       .def("identity_set_rules", &PyEngine::IdentitySetRules, py::arg("rules_json"))
       .def("identity_merge", &PyEngine::IdentityMerge, py::arg("profile_ids"), py::arg("reason"))
       .def("identity_explain", &PyEngine::IdentityExplain, py::arg("id"))
+      .def("identity_unmerge", &PyEngine::IdentityUnmerge, py::arg("id"), py::arg("merge_id"))
       .def("identity_identify", &PyEngine::IdentityIdentify, py::arg("request_json"))
       .def("identity_stats", &PyEngine::IdentityStats)
       .def("stats", &PyEngine::Stats)

@@ -57,3 +57,15 @@ def test_identify_sets_traits_and_links(db):
     with pytest.raises(cdp.InvalidArgument) as err:
         db.identity.identify({"userId": "U-8"}, attributes={"firstName": 1})
     assert err.value.field == "attributes.firstName"
+
+
+def test_unmerge_round_trip(db):
+    a = db.profiles.create({"externalIds": {"email": "ua@x.com"}})
+    b = db.events.track({"type": "page_view", "anonymousId": "ub"})
+    login = db.events.track({"type": "page_view", "anonymousId": "ub", "email": "ua@x.com"})
+    assert login["profileId"] == a["id"]
+    undone = db.identity.unmerge(a["id"], login["mergeId"])
+    assert undone["restored"] == [b["profileId"]]
+    assert db.profiles.get(b["profileId"])["id"] == b["profileId"]
+    with pytest.raises(cdp.FailedPrecondition):
+        db.identity.unmerge(a["id"], login["mergeId"])
