@@ -113,6 +113,11 @@ class Api : public std::enable_shared_from_this<Api> {
   void IdentityStats(const Request& req, Response& res);
   void Identify(const Request& req, Response& res);
   void Unmerge(const Request& req, Response& res);
+  void GetMatching(const Request& req, Response& res);
+  void SetMatching(const Request& req, Response& res);
+  void FindDuplicates(const Request& req, Response& res);
+  void ListProposals(const Request& req, Response& res);
+  void DecideProposal(const Request& req, Response& res);
 
   Engine& engine_;
   ServerOptions options_;
@@ -168,6 +173,15 @@ void Api::Register(httplib::Server& http) {
   Route(http, "PUT", "/api/cdp/identity/rules", bind(&Api::SetIdentityRules));
   Route(http, "GET", "/api/cdp/identity/stats", bind(&Api::IdentityStats));
   Route(http, "POST", "/api/cdp/identity/identify", bind(&Api::Identify));
+  Route(http, "GET", "/api/cdp/identity/matching", bind(&Api::GetMatching));
+  Route(http, "PUT", "/api/cdp/identity/matching", bind(&Api::SetMatching));
+  Route(http, "POST", "/api/cdp/identity/duplicates", bind(&Api::FindDuplicates));
+  Route(http, "GET", "/api/cdp/identity/proposals", bind(&Api::ListProposals));
+  Route(http, "POST", R"(/api/cdp/identity/proposals/([^/]+)/(accept|reject))", bind(&Api::DecideProposal));
+  Route(http, "POST", "/api/cdp/events", bind(&Api::TrackEvent));
+  Route(http, "GET", "/api/cdp/events", bind(&Api::QueryEvents));
+  Route(http, "POST", "/api/cdp/events/batch", bind(&Api::TrackBatch));
+  Route(http, "GET", "/api/cdp/stats", bind(&Api::Stats));
   Route(http, "POST", "/api/cdp/events", bind(&Api::TrackEvent));
   Route(http, "GET", "/api/cdp/events", bind(&Api::QueryEvents));
   Route(http, "POST", "/api/cdp/events/batch", bind(&Api::TrackBatch));
@@ -404,6 +418,40 @@ void Api::Unmerge(const Request& req, Response& res) {
   Result<Json> undone = engine_.identity().Unmerge(req.matches[1].str(), merge_id->as_string());
   if (!undone.ok()) return WriteStatus(res, undone.status());
   WriteJson(res, 200, *undone);
+}
+
+void Api::GetMatching(const Request&, Response& res) {
+  Result<Json> config = engine_.identity().MatchingConfig();
+  if (!config.ok()) return WriteStatus(res, config.status());
+  WriteJson(res, 200, *config);
+}
+
+void Api::SetMatching(const Request& req, Response& res) {
+  Result<Json> body = ParseBody(req);
+  if (!body.ok()) return WriteStatus(res, body.status());
+  Result<Json> config = engine_.identity().SetMatchingConfig(*body);
+  if (!config.ok()) return WriteStatus(res, config.status());
+  WriteJson(res, 200, *config);
+}
+
+void Api::FindDuplicates(const Request&, Response& res) {
+  Result<Json> run = engine_.identity().FindDuplicates();
+  if (!run.ok()) return WriteStatus(res, run.status());
+  WriteJson(res, 200, *run);
+}
+
+void Api::ListProposals(const Request& req, Response& res) {
+  Result<Json> proposals = engine_.identity().Proposals(req.get_param_value("status"));
+  if (!proposals.ok()) return WriteStatus(res, proposals.status());
+  WriteJson(res, 200, Json::Object().Set("proposals", std::move(proposals).value()));
+}
+
+void Api::DecideProposal(const Request& req, Response& res) {
+  const std::string id = req.matches[1].str();
+  Result<Json> decided = req.matches[2].str() == "accept" ? engine_.identity().AcceptProposal(id)
+                                                           : engine_.identity().RejectProposal(id);
+  if (!decided.ok()) return WriteStatus(res, decided.status());
+  WriteJson(res, 200, *decided);
 }
 
 void Api::Identify(const Request& req, Response& res) {

@@ -227,6 +227,31 @@ class Identity {
   // A merged id is answered for its survivor. Errors: NotFound.
   virtual Result<Json> Explain(std::string_view profile_id) = 0;
 
+  // ---- Fuzzy matching: likely duplicates that share no identifier (docs/identity.md, "Fuzzy matching").
+
+  // The matching configuration: {"linkage": <Fellegi-Sunter configuration over profile paths such as
+  // "attributes.lastName">, "proposeAbove": probability (default 0.9), "autoMergeAbove": probability or null (the
+  // default: never merge automatically)}.
+  virtual Result<Json> MatchingConfig() = 0;
+  // Validates (InvalidArgument naming the field, e.g. "linkage.comparators[1].thresholds[0]") and stores it.
+  virtual Result<Json> SetMatchingConfig(const Json& config) = 0;
+
+  // Scores every pair of live profiles that a blocking rule brings together (m and u estimated by EM on them) and
+  // records a proposal for each pair at or above proposeAbove that was not decided before; with autoMergeAbove
+  // set, pairs at or above it are merged at once (reason "fuzzy match", the proposal's id as evidence). Returns
+  // {"profiles", "candidatePairs", "proposed", "updated", "autoMerged", "model"}. Errors: ResourceExhausted when
+  // blocking gives more pairs than linkage.maxPairs. Cost: reads every profile; O(pairs) comparisons.
+  virtual Result<Json> FindDuplicates() = 0;
+
+  // Proposals with the given status ("pending", "accepted", "rejected", "merged"; empty: all), most probable first:
+  // [{"proposalId", "profileIds": [a, b], "probability", "matchWeight", "comparisons": [{"comparator", "level",
+  // "weight"}], "status", "createdAt", "updatedAt", "mergeId"?}]. Errors: InvalidArgument for an unknown status.
+  virtual Result<Json> Proposals(std::string_view status) = 0;
+  // Accepting merges the pair (Merge's errors apply) and marks the proposal accepted with the mergeId; rejecting
+  // marks it rejected, and the pair is not proposed again. Errors: NotFound, FailedPrecondition (not pending).
+  virtual Result<Json> AcceptProposal(std::string_view proposal_id) = 0;
+  virtual Result<Json> RejectProposal(std::string_view proposal_id) = 0;
+
   // {"profiles", "merges", "mergedProfiles", "unmerges", "unificationRate"}: profiles live now, merges done,
   // profiles merged away (net of unmerges), merges undone, and mergedProfiles / (profiles + mergedProfiles).
   virtual Result<Json> Stats() = 0;

@@ -1213,6 +1213,24 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id) {
         }
       }
       CDP_RETURN_IF_ERROR(m->status());
+      // Fuzzy-match proposals naming the profile.
+      std::string proposals_prefix = storage::ProfileProposalsPrefix(pid);
+      auto q = store_->NewIterator(storage::Cf::kMerges, proposals_prefix, storage::PrefixSuccessor(proposals_prefix));
+      for (q->Seek(proposals_prefix); q->Valid(); q->Next()) {
+        std::string proposal_id(q->key().substr(proposals_prefix.size()));
+        batch.Delete(storage::Cf::kMerges, q->key());
+        std::string text;
+        if (!store_->Get(storage::Cf::kMerges, storage::ProposalKey(proposal_id), &text).ok()) continue;
+        batch.Delete(storage::Cf::kMerges, storage::ProposalKey(proposal_id));
+        auto proposal = Json::Parse(text);
+        const Json* pair = proposal.ok() ? proposal->Find("profileIds") : nullptr;
+        if (pair == nullptr || pair->size() != 2) continue;
+        const std::string a = pair->items()[0].as_string(), b = pair->items()[1].as_string();
+        batch.Delete(storage::Cf::kMerges, storage::ProposalPairKey(a, b));
+        batch.Delete(storage::Cf::kMerges, storage::ProfileProposalsPrefix(a) + proposal_id);
+        batch.Delete(storage::Cf::kMerges, storage::ProfileProposalsPrefix(b) + proposal_id);
+      }
+      CDP_RETURN_IF_ERROR(q->status());
       redirects_.erase(pid);
       sessions_.erase(pid);
     }

@@ -71,9 +71,18 @@ class IdentityImpl final : public Identity {
   Result<Json> Unmerge(std::string_view profile_id, std::string_view merge_id) override;
   Result<Json> Explain(std::string_view profile_id) override;
   Result<Json> Stats() override;
+  Result<Json> MatchingConfig() override;
+  Result<Json> SetMatchingConfig(const Json& config) override;
+  Result<Json> FindDuplicates() override;
+  Result<Json> Proposals(std::string_view status) override;
+  Result<Json> AcceptProposal(std::string_view proposal_id) override;
+  Result<Json> RejectProposal(std::string_view proposal_id) override;
 
  private:
+  Result<Json> ReadProposal(std::string_view proposal_id);
+  Status WriteProposal(const Json& proposal);
   EngineImpl* engine_;
+  std::mutex matching_mu_;  // one FindDuplicates / proposal decision at a time
 };
 
 class EngineImpl final : public Engine {

@@ -117,6 +117,21 @@ inline std::string ProfileMergeKey(std::string_view profile_id, std::string_view
   return ProfileMergesPrefix(profile_id) + std::string(merge_id);
 }
 
+// kMerges also holds fuzzy-match proposals: "x" proposal id -> proposal (JSON); "y" a \0 b -> proposal id (a < b,
+// one proposal per pair); "z" profile id \0 proposal id -> empty (a profile's proposals, for erasure).
+inline std::string ProposalKey(std::string_view proposal_id) { return "x" + std::string(proposal_id); }
+inline std::string ProposalPairKey(std::string_view a, std::string_view b) {
+  std::string k = "y" + std::string(a < b ? a : b);
+  k.push_back('\0');
+  k.append(a < b ? b : a);
+  return k;
+}
+inline std::string ProfileProposalsPrefix(std::string_view profile_id) {
+  std::string k = "z" + std::string(profile_id);
+  k.push_back('\0');
+  return k;
+}
+
 // The smallest key greater than every key starting with `prefix` (for exclusive upper bounds).
 inline std::string PrefixSuccessor(std::string prefix) {
   while (!prefix.empty()) {

@@ -791,3 +791,19 @@ def test_identity_endpoints(server):
     assert_error(body, "invalid_argument", "mergeId")
     status, stats, _ = server.request("GET", "/api/cdp/identity/stats")
     assert status == 200 and stats["merges"] >= 2 and stats["unmerges"] >= 1
+
+
+def test_fuzzy_matching_endpoints(server):
+    status, config, _ = server.request("GET", "/api/cdp/identity/matching")
+    assert status == 200 and config["autoMergeAbove"] is None
+    status, body, _ = server.request("PUT", "/api/cdp/identity/matching", {"linkage": config["linkage"], "proposeAbove": 7})
+    assert status == 400
+    assert_error(body, "invalid_argument", "proposeAbove")
+    status, run, _ = server.request("POST", "/api/cdp/identity/duplicates")
+    assert status == 200 and "candidatePairs" in run
+    status, listed, _ = server.request("GET", "/api/cdp/identity/proposals?status=pending")
+    assert status == 200 and isinstance(listed["proposals"], list)
+    status, body, _ = server.request("GET", "/api/cdp/identity/proposals?status=maybe")
+    assert status == 400
+    status, body, _ = server.request("POST", "/api/cdp/identity/proposals/prp_none/accept")
+    assert status == 404

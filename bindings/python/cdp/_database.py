@@ -304,8 +304,33 @@ class Identity:
         """Identifiers with the evidence of each link, identity issues, merged ids and merge history."""
         return _convert.loads(self._engine.identity_explain(id))
 
+    def matching_config(self) -> Document:
+        """The fuzzy-matching configuration: ``{"linkage": {...}, "proposeAbove", "autoMergeAbove"}``."""
+        return _convert.loads(self._engine.identity_matching_config())
+
+    def set_matching_config(self, config: Mapping[str, Any]) -> Document:
+        """Validates (InvalidArgument with ``.field``) and stores the fuzzy-matching configuration."""
+        _convert.require_mapping(config, "config")
+        return _convert.loads(self._engine.identity_set_matching_config(_convert.dumps(config, "config")))
+
+    def find_duplicates(self) -> Document:
+        """Scores likely duplicate profiles and records proposals (and merges above ``autoMergeAbove`` when set)."""
+        return _convert.loads(self._engine.identity_find_duplicates())
+
+    def proposals(self, status: Optional[str] = None) -> List[Document]:
+        """Proposals, most probable first; ``status`` is pending, accepted, rejected or merged (None: all)."""
+        return _convert.loads(self._engine.identity_proposals(status or ""))
+
+    def accept(self, proposal_id: str) -> Document:
+        """Merges the proposal's pair; returns the proposal (status accepted, with its mergeId)."""
+        return _convert.loads(self._engine.identity_decide(proposal_id, True))
+
+    def reject(self, proposal_id: str) -> Document:
+        """Rejects the proposal: the pair is not proposed again."""
+        return _convert.loads(self._engine.identity_decide(proposal_id, False))
+
     def stats(self) -> Document:
-        """``{"profiles", "merges", "mergedProfiles", "unificationRate"}``."""
+        """``{"profiles", "merges", "mergedProfiles", "unmerges", "unificationRate"}``."""
         return _convert.loads(self._engine.identity_stats())
 
 

@@ -170,6 +170,26 @@ class PyEngine {
   std::string IdentityUnmerge(const std::string& id, const std::string& merge_id) {
     return RunJson([&](cdp::Engine& e) { return e.identity().Unmerge(id, merge_id); });
   }
+  std::string IdentityMatchingConfig() {
+    return RunJson([&](cdp::Engine& e) { return e.identity().MatchingConfig(); });
+  }
+  std::string IdentitySetMatchingConfig(const std::string& text) {
+    return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+      CDP_ASSIGN_OR_RETURN(cdp::Json doc, Parse(text));
+      return e.identity().SetMatchingConfig(doc);
+    });
+  }
+  std::string IdentityFindDuplicates() {
+    return RunJson([&](cdp::Engine& e) { return e.identity().FindDuplicates(); });
+  }
+  std::string IdentityProposals(const std::string& status) {
+    return RunJson([&](cdp::Engine& e) { return e.identity().Proposals(status); });
+  }
+  std::string IdentityDecide(const std::string& id, bool accept) {
+    return RunJson([&](cdp::Engine& e) {
+      return accept ? e.identity().AcceptProposal(id) : e.identity().RejectProposal(id);
+    });
+  }
   std::string IdentityExplain(const std::string& id) {
     return RunJson([&](cdp::Engine& e) { return e.identity().Explain(id); });
   }
@@ -246,6 +266,11 @@ void BindEngine(py::module_& m) {
       .def("identity_set_rules", &PyEngine::IdentitySetRules, py::arg("rules_json"))
       .def("identity_merge", &PyEngine::IdentityMerge, py::arg("profile_ids"), py::arg("reason"))
       .def("identity_explain", &PyEngine::IdentityExplain, py::arg("id"))
+      .def("identity_matching_config", &PyEngine::IdentityMatchingConfig)
+      .def("identity_set_matching_config", &PyEngine::IdentitySetMatchingConfig, py::arg("config_json"))
+      .def("identity_find_duplicates", &PyEngine::IdentityFindDuplicates)
+      .def("identity_proposals", &PyEngine::IdentityProposals, py::arg("status"))
+      .def("identity_decide", &PyEngine::IdentityDecide, py::arg("id"), py::arg("accept"))
       .def("identity_unmerge", &PyEngine::IdentityUnmerge, py::arg("id"), py::arg("merge_id"))
       .def("identity_identify", &PyEngine::IdentityIdentify, py::arg("request_json"))
       .def("identity_stats", &PyEngine::IdentityStats)

@@ -69,3 +69,30 @@ def test_unmerge_round_trip(db):
     assert db.profiles.get(b["profileId"])["id"] == b["profileId"]
     with pytest.raises(cdp.FailedPrecondition):
         db.identity.unmerge(a["id"], login["mergeId"])
+
+
+def test_fuzzy_proposals(db):
+    people = [("john", "smith", "2000", "19800101"), ("jon", "smith", "2000", "19800101"),
+              ("mary", "jones", "3000", "19700505"), ("marie", "jones", "3000", "19700505"),
+              ("peter", "brown", "4000", "19600606"), ("anna", "white", "5000", "19500707"),
+              ("ann", "white", "5000", "19500707"), ("paul", "green", "6000", "19900909")]
+    ids = [db.profiles.create({"attributes": {"firstName": f, "lastName": l, "postalCode": pc,
+                                              "customFields": {"birthDate": dob}}})["id"] for f, l, pc, dob in people]
+    config = db.identity.matching_config()
+    config["proposeAbove"] = 0.5
+    db.identity.set_matching_config(config)
+    run = db.identity.find_duplicates()
+    assert run["profiles"] == 8
+    pending = db.identity.proposals("pending")
+    assert len(pending) == run["proposed"] >= 1
+    pairs = {frozenset(p["profileIds"]) for p in pending}
+    assert frozenset((ids[0], ids[1])) in pairs
+    accepted = db.identity.accept(pending[0]["proposalId"])
+    assert accepted["status"] == "accepted" and accepted["mergeId"].startswith("mrg_")
+    with pytest.raises(cdp.FailedPrecondition):
+        db.identity.reject(pending[0]["proposalId"])
+    with pytest.raises(cdp.InvalidArgument):
+        db.identity.proposals("maybe")
+    with pytest.raises(cdp.InvalidArgument) as err:
+        db.identity.set_matching_config({"linkage": config["linkage"], "proposeAbove": 2})
+    assert err.value.field == "proposeAbove"

@@ -1,0 +1,145 @@
+// Copyright 2026 The libcdp Authors.
+//
+// Fuzzy matching through the engine: FEBRL person records loaded as profiles (no shared identifiers), duplicates
+// found by Identity::FindDuplicates, proposals accepted, rejected, auto-merged and erased.
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "identity/linkage.h"
+#include "test_util.h"
+
+namespace cdp {
+namespace {
+
+using testing::J;
+using testing::Unwrap;
+
+class MatchingEngineTest : public testing::EngineTest {
+ protected:
+  Identity& identity() { return engine_->identity(); }
+
+  // Loads the first `n` records of FEBRL dataset3 as profiles; returns profile id -> FEBRL entity ("rec-12").
+  std::map<std::string, std::string> LoadFebrl(size_t n) {
+    std::ifstream in(std::string(CDP_TEST_DATA_DIR) + "/febrl/dataset3.csv");
+    std::stringstream text;
+    text << in.rdbuf();
+    auto records = internal::linkage::ParseDelimited(text.str(), {.separator = ", "});
+    EXPECT_TRUE(records.ok()) << records.status().ToString();
+    const auto& r = *records;
+    auto col = [&](const char* name) { return static_cast<size_t>(r.FieldIndex(name)); };
+    std::map<std::string, std::string> entity;
+    for (size_t i = 0; i < std::min(n, r.rows.size()); ++i) {
+      const auto& row = r.rows[i];
+      Json attributes = Json::Object();
+      if (!row[col("given_name")].empty()) attributes.Set("firstName", row[col("given_name")]);
+      if (!row[col("surname")].empty()) attributes.Set("lastName", row[col("surname")]);
+      if (!row[col("postcode")].empty()) attributes.Set("postalCode", row[col("postcode")]);
+      if (!row[col("suburb")].empty()) attributes.Set("city", row[col("suburb")]);
+      Json custom = Json::Object();
+      if (!row[col("date_of_birth")].empty()) custom.Set("birthDate", row[col("date_of_birth")]);
+      attributes.Set("customFields", std::move(custom));
+      Json doc = Json::Object();
+      doc.Set("attributes", std::move(attributes));
+      Json p = Unwrap(profiles().Create(doc));
+      const std::string& rec = row[col("rec_id")];
+      entity[p.Find("id")->as_string()] = rec.substr(0, rec.find('-', 4));
+    }
+    return entity;
+  }
+};
+
+TEST_F(MatchingEngineTest, FindsFebrlDuplicatesAsProposals) {
+  std::map<std::string, std::string> entity = LoadFebrl(2000);
+  Json run = Unwrap(identity().FindDuplicates());
+  EXPECT_EQ(run.Find("profiles")->as_int(), 2000);
+  EXPECT_GT(run.Find("candidatePairs")->as_int(), 0);
+  EXPECT_EQ(run.Find("autoMerged")->as_int(), 0) << "auto-merge is off by default";
+  Json pending = Unwrap(identity().Proposals("pending"));
+  ASSERT_EQ(static_cast<int64_t>(pending.size()), run.Find("proposed")->as_int());
+  // Truth: pairs of profiles of the same FEBRL entity.
+  std::map<std::string, int> per_entity;
+  for (const auto& [id, e] : entity) per_entity[e]++;
+  int64_t true_pairs = 0;
+  for (const auto& [e, n] : per_entity) true_pairs += static_cast<int64_t>(n) * (n - 1) / 2;
+  int64_t correct = 0;
+  double last = 2.0;
+  for (const Json& p : pending.items()) {
+    const auto& ids = p.Find("profileIds")->items();
+    correct += entity[ids[0].as_string()] == entity[ids[1].as_string()];
+    EXPECT_GE(p.Find("probability")->as_number(), 0.9);
+    EXPECT_LE(p.Find("probability")->as_number(), last) << "most probable first";
+    last = p.Find("probability")->as_number();
+    EXPECT_EQ(p.Find("comparisons")->size(), 5u);
+  }
+  const double precision = static_cast<double>(correct) / static_cast<double>(pending.size());
+  const double recall = static_cast<double>(correct) / static_cast<double>(true_pairs);
+  std::cout << "FEBRL dataset3, first 2000 records as profiles: " << pending.size() << " proposals, precision "
+            << precision << ", recall " << recall << " (" << true_pairs << " true pairs)\n";
+  EXPECT_GE(precision, 0.95) << correct << " of " << pending.size();
+  EXPECT_GE(recall, 0.75) << correct << " of " << true_pairs << " true pairs";
+
+  // Accept one: the pair merges. Reject another: it is never proposed again.
+  const std::string accept_id = pending.items()[0].Find("proposalId")->as_string();
+  const std::string reject_id = pending.items()[1].Find("proposalId")->as_string();
+  Json accepted = Unwrap(identity().AcceptProposal(accept_id));
+  EXPECT_EQ(accepted.Find("status")->as_string(), "accepted");
+  const auto& pair = accepted.Find("profileIds")->items();
+  EXPECT_EQ(Unwrap(profiles().Get(pair[1].as_string())).Find("id")->as_string(), pair[0].as_string());
+  EXPECT_EQ(Unwrap(identity().RejectProposal(reject_id)).Find("status")->as_string(), "rejected");
+  EXPECT_TRUE(identity().AcceptProposal(reject_id).status().IsFailedPrecondition());
+  EXPECT_TRUE(identity().RejectProposal("prp_none").status().IsNotFound());
+  Json again = Unwrap(identity().FindDuplicates());
+  EXPECT_EQ(again.Find("proposed")->as_int(), 0) << again.Dump();
+  EXPECT_EQ(Unwrap(identity().Proposals("rejected")).size(), 1u);
+  EXPECT_EQ(Unwrap(identity().Proposals("accepted")).size(), 1u);
+  EXPECT_TRUE(identity().Proposals("maybe").status().IsInvalidArgument());
+}
+
+TEST_F(MatchingEngineTest, AutoMergeAboveAConfiguredProbabilityAndErasure) {
+  LoadFebrl(600);
+  Json config = Unwrap(identity().MatchingConfig());
+  EXPECT_TRUE(config.Find("autoMergeAbove")->is_null());
+  config.Set("autoMergeAbove", 0.99);
+  Unwrap(identity().SetMatchingConfig(config));
+  const int64_t before = Unwrap(engine_->Stats()).Find("profiles")->as_int();
+  Json run = Unwrap(identity().FindDuplicates());
+  const int64_t merged = run.Find("autoMerged")->as_int();
+  EXPECT_GT(merged, 0);
+  EXPECT_EQ(Unwrap(engine_->Stats()).Find("profiles")->as_int(), before - merged);
+  Json done = Unwrap(identity().Proposals("merged"));
+  ASSERT_EQ(static_cast<int64_t>(done.size()), merged);
+  EXPECT_NE(done.items()[0].Find("mergeId"), nullptr);
+  // Erasing a profile erases the proposals that name it.
+  const std::string survivor = done.items()[0].Find("profileIds")->items()[0].as_string();
+  const size_t all_before = Unwrap(identity().Proposals("")).size();
+  ASSERT_TRUE(profiles().Delete(survivor).ok());
+  Json left = Unwrap(identity().Proposals(""));
+  EXPECT_LT(left.size(), all_before);
+  for (const Json& p : left.items()) {
+    for (const Json& id : p.Find("profileIds")->items()) EXPECT_NE(id.as_string(), survivor);
+  }
+}
+
+TEST_F(MatchingEngineTest, ConfigurationIsValidated) {
+  Json config = Unwrap(identity().MatchingConfig());
+  Json bad = config;
+  bad.Set("proposeAbove", 1.5);
+  EXPECT_EQ(identity().SetMatchingConfig(bad).status().field(), "proposeAbove");
+  bad = config;
+  bad.Set("autoMergeAbove", 0.5);
+  EXPECT_EQ(identity().SetMatchingConfig(bad).status().field(), "autoMergeAbove");
+  bad = config;
+  bad.Find("linkage")->Find("comparators")->items()[0].Set("kind", "telepathy");
+  auto r = identity().SetMatchingConfig(bad);
+  EXPECT_TRUE(r.status().IsInvalidArgument());
+  EXPECT_EQ(r.status().field().rfind("linkage.comparators[0]", 0), 0u) << r.status().field();
+  EXPECT_EQ(identity().SetMatchingConfig(J(R"({"proposeAbove": 0.5})")).status().field(), "linkage");
+  Reopen();
+  EXPECT_EQ(Unwrap(identity().MatchingConfig()), config);
+}
+
+}  // namespace
+}  // namespace cdp
