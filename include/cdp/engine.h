@@ -58,7 +58,13 @@ namespace cdp {
 //
 //   identityIssues  [{type, value, reason}], read-only: identifier values that are not used for matching (invalid,
 //                  blocked, over a limit, a hub), newest last, at most 20
-//   conflicts     [{field, value, profileId, mergeId, at}], read-only: values a merge did not keep
+//   conflicts     [{field, value, profileId, mergeId, at, source, setAt}], read-only: values a merge did not keep
+//                  (profileId: whose value; at: the merge's time; source, setAt: the value's provenance)
+//   attributeSources  {"attributes.<name>" | "attributes.customFields.<key>": {source, at}}, read-only: where and
+//                  when each attribute value was set (one entry per field with a value); merges use it to pick
+//                  values (Identity::Rules, "survivorship"). Create / Replace / Patch record the input's top-level
+//                  "source" (1-128 bytes, not stored as a field; default "api") and the time of the write for the
+//                  values they change; a value written again unchanged keeps its entry.
 // Identifiers: every externalIds value belongs to at most one profile. Values are normalized by the identity rules
 // (Identity::Rules; emails trimmed and lower-cased, phones E.164 with libphonenumber). attributes.email / phone also
 // name the person when externalIds lacks that type. An invalid or blocked email or phone is not an identifier: it
@@ -194,9 +200,19 @@ class Identity {
   // Errors: InvalidArgument naming the offending field. Durable like any write.
   virtual Result<Json> SetRules(const Json& rules) = 0;
 
+  // What `rules` would change on the existing identity graph, without changing anything: {"identifiersScanned",
+  // "wouldMerge": [{"profileIds", "identifier"}] (profiles whose identifiers become one value, e.g. with
+  // canonicalGmail), "mergeBlocked": [{"profileIds", "identifier", "reason"}] (such a merge would break a limit),
+  // "wouldUnlink": [{"profileId", "identifier", "reason"}] (values that become invalid, blocked or of an unknown
+  // type, or beyond a lowered limit: the most recently linked values go first),
+  // "newHubs": [{"identifier", "distinctHighPriorityValues"}]}. Lists are capped at 1,000 entries each ("truncated"
+  // says so). Errors: InvalidArgument as SetRules. Cost: reads every identifier link and profile document involved.
+  virtual Result<Json> DryRunRules(const Json& rules) = 0;
+
   // Merges the profiles into the first one (the survivor): identifiers, events, computed traits, consent (the most
-  // restrictive) and attributes (the survivor's values win; the others fill empty fields and are kept in
-  // `conflicts`). The merged ids then resolve to the survivor. Returns {"mergeId", "profileId", "merged": [ids]}.
+  // restrictive) and attributes, field by field by the rules' "survivorship" (by default the survivor's values win
+  // and the others fill empty fields; values not kept go to `conflicts`; docs/identity.md, "Survivorship"). The
+  // merged ids then resolve to the survivor. Returns {"mergeId", "profileId", "merged": [ids]}.
   // Errors: InvalidArgument (fewer than two distinct profiles, a reason over 1 KiB), NotFound (an id does not
   // exist), FailedPrecondition (the merge would give the survivor more values of a type than its limit).
   // Cost: rewrites every event of the merged profiles, in one WriteBatch.
@@ -215,7 +231,8 @@ class Identity {
 
   // Names a person and sets what is known about them (Segment's identify):
   //   {"identifiers": {"customerId" | "userId", "email", "phone", "anonymousId", "deviceId", "shopifyId", <custom>:
-  //    string}, "profileId": optional, "id": optional (evidence), "attributes", "consent", "computed": a merge patch}
+  //    string}, "profileId": optional, "id": optional (evidence), "attributes", "consent", "computed": a merge patch,
+  //    "source": optional, "timestamp": optional (event time; default now): the provenance of the values it sets}
   // The identifiers resolve a profile exactly as an event's do (creating or merging profiles as the rules say);
   // the patch is then applied to it (RFC 7396 over the writable fields; identifiers come only from "identifiers").
   // Returns {"identifyId", "profileId", "profileCreated", "mergedProfiles"?, "mergeId"?, "ignoredIdentifiers"?}.
@@ -223,7 +240,8 @@ class Identity {
   virtual Result<Json> Identify(const Json& request) = 0;
 
   // Why a profile is what it is: {"profileId", "identifiers": [{type, value, evidence, linkedAt}],
-  // "identityIssues", "mergedIds", "merges": [{mergeId, survivor, merged, reason, automatic, evidence, at}]}.
+  // "identityIssues", "mergedIds", "merges": [{mergeId, survivor, merged, reason, automatic, evidence, at,
+  // survivorship: {<merged id>: {<field>: {rule, value}}} (the attribute values the merge changed)}]}.
   // A merged id is answered for its survivor. Errors: NotFound.
   virtual Result<Json> Explain(std::string_view profile_id) = 0;
 
@@ -238,12 +256,14 @@ class Identity {
 
   // Scores every pair of live profiles that a blocking rule brings together (m and u estimated by EM on them) and
   // records a proposal for each pair at or above proposeAbove that was not decided before; with autoMergeAbove
-  // set, pairs at or above it are merged at once (reason "fuzzy match", the proposal's id as evidence). Returns
-  // {"profiles", "candidatePairs", "proposed", "updated", "autoMerged", "model"}. Errors: ResourceExhausted when
+  // set, pairs at or above it are merged at once (reason "fuzzy match", the proposal's id as evidence). Pending
+  // proposals naming a profile merged or erased since become "obsolete". Returns {"profiles", "candidatePairs",
+  // "proposed", "updated", "autoMerged", "obsolete", "model"}. Errors: ResourceExhausted when
   // blocking gives more pairs than linkage.maxPairs. Cost: reads every profile; O(pairs) comparisons.
   virtual Result<Json> FindDuplicates() = 0;
 
-  // Proposals with the given status ("pending", "accepted", "rejected", "merged"; empty: all), most probable first:
+  // Proposals with the given status ("pending", "accepted", "rejected", "merged", "obsolete"; empty: all), most
+  // probable first:
   // [{"proposalId", "profileIds": [a, b], "probability", "matchWeight", "comparisons": [{"comparator", "level",
   // "weight"}], "status", "createdAt", "updatedAt", "mergeId"?}]. Errors: InvalidArgument for an unknown status.
   virtual Result<Json> Proposals(std::string_view status) = 0;

@@ -183,6 +183,7 @@ class EngineImpl::IngestContext : public GraphView {
       for (const char* key : {"identityIssues", "conflicts", "mergedIds"}) {
         if (const Json* v = doc->Find(key); v != nullptr) stored.Set(key, *v);
       }
+      StampAttributeSources(&stored, doc, ProvenanceSource(e, "identify"), e.time_us);
       *doc = std::move(stored);
     }
     return Status::OK();
@@ -197,6 +198,7 @@ class EngineImpl::IngestContext : public GraphView {
     Json snapshots = Json::Object();
     snapshots.Set(survivor, *survivor_doc);
     Json merged = Json::Array();
+    Json decisions = Json::Object();  // per merged profile: the attribute values the merge changed
     for (const std::string& other : others) {
       CDP_ASSIGN_OR_RETURN(Json * doc, MutableProfile(other));
       CDP_ASSIGN_OR_RETURN(survivor_doc, MutableProfile(survivor));  // the map may have rehashed
@@ -212,7 +214,9 @@ class EngineImpl::IngestContext : public GraphView {
         pending_identities_[key] = survivor;
       }
       survivor_doc->Set("externalIds", ExternalIdsOf(ids));
-      MergeProfileDocuments(survivor_doc, *doc, other, *merge_id, received_us_);
+      Json changed = Json::Object();
+      MergeProfileDocuments(survivor_doc, *doc, other, *merge_id, received_us_, rules_.survivorship(), &changed);
+      if (changed.size() > 0) decisions.Set(other, std::move(changed));
       Json redirect = Json::Object();
       redirect.Set("id", other);
       redirect.Set("mergedInto", survivor);
@@ -251,6 +255,7 @@ class EngineImpl::IngestContext : public GraphView {
     record.Set("evidence", std::move(evidence));
     record.Set("at", FormatTimestamp(received_us_));
     record.Set("snapshots", std::move(snapshots));
+    record.Set("survivorship", std::move(decisions));
     batch_.Put(storage::Cf::kMerges, storage::MergeRecordKey(*merge_id), record.Dump());
     ++merges_;
     merged_profiles_ += static_cast<int64_t>(others.size());
@@ -405,7 +410,7 @@ class EngineImpl::IngestContext : public GraphView {
       result->merged_profiles = r.merge;
     }
     for (const Identifier& id : r.attach) {
-      CDP_RETURN_IF_ERROR(Link(r.profile_id, id, std::string(what) + " " + e.id));
+      CDP_RETURN_IF_ERROR(Link(r.profile_id, id, std::string(what) + " " + e.id, ProvenanceSource(e, what), e.time_us));
     }
     if (created || !r.attach.empty() || !r.merge.empty()) CDP_RETURN_IF_ERROR(UpdateHubs(e.identifiers));
     std::vector<IgnoredIdentifier>& ignored = plan.ignored;
@@ -428,15 +433,25 @@ class EngineImpl::IngestContext : public GraphView {
     ++profiles_created_;
   }
 
-  // Links an identifier nobody holds to a profile.
-  Status Link(const std::string& profile_id, const Identifier& id, std::string_view evidence) {
+  // The source of attribute values an event or identify sets: its "source", else the kind of input.
+  static std::string_view ProvenanceSource(const ParsedEvent& e, std::string_view what) {
+    return e.source.empty() ? what : std::string_view(e.source);
+  }
+
+  // Links an identifier nobody holds to a profile. An email or phone also fills the attribute when empty, with
+  // provenance {source, at_us}.
+  Status Link(const std::string& profile_id, const Identifier& id, std::string_view evidence, std::string_view source,
+              int64_t at_us) {
     CDP_ASSIGN_OR_RETURN(Json * doc, MutableProfile(profile_id));
     std::vector<Identifier> ids = StoredIdentifiers(*doc);
     ids.push_back(id);
     doc->Set("externalIds", ExternalIdsOf(ids));
     if (id.type == "email" || id.type == "phone") {
       Json* attributes = doc->Find("attributes");
-      if (attributes != nullptr && attributes->Find(id.type) == nullptr) attributes->Set(id.type, id.value);
+      if (attributes != nullptr && attributes->Find(id.type) == nullptr) {
+        attributes->Set(id.type, id.value);
+        SetAttributeSource(doc, "attributes." + id.type, source, at_us);
+      }
     }
     doc->Set("updatedAt", FormatTimestamp(received_us_));
     std::string key = IdentityKeyOf(id);
@@ -767,6 +782,7 @@ Result<Json> EngineImpl::Identify(const Json& request) {
   CDP_RETURN_IF_ERROR(CheckUtf8(request));
   ParsedEvent e;
   Json patch = Json::Object();
+  std::optional<int64_t> time_us;  // event time of the values it sets; default: the time of the call
   for (const auto& [key, value] : request.members()) {
     if (value.is_null()) continue;
     if (key == "identifiers") {
@@ -788,9 +804,20 @@ Result<Json> EngineImpl::Identify(const Json& request) {
       e.id = value.as_string();
     } else if (key == "attributes" || key == "consent" || key == "computed") {
       patch.Set(key, value);
+    } else if (key == "timestamp") {
+      auto t = ParseTimestamp(value);
+      if (!t.ok()) return t.status().WithFieldPrefix("timestamp");
+      time_us = *t;
+    } else if (key == "source") {
+      if (!value.is_string() || value.as_string().empty() || value.as_string().size() > 128) {
+        return Status::InvalidArgument("expected a string of 1 to 128 bytes", key);
+      }
+      e.source = value.as_string();
     } else {
       return Status::InvalidArgument(
-          "unknown identify field (expected id, profileId, identifiers, attributes, consent, computed)", key);
+          "unknown identify field (expected id, profileId, identifiers, attributes, consent, computed, timestamp, "
+          "source)",
+          key);
     }
   }
   if (e.profile_id.empty() && e.raw_identifiers.empty()) {
@@ -805,6 +832,7 @@ Result<Json> EngineImpl::Identify(const Json& request) {
   }
   if (e.id.empty()) e.id = NewId();
   const int64_t now = NowMicros();
+  e.time_us = time_us.value_or(now - now % 1000);  // timestamps have millisecond precision
   uint64_t sequence = 0;
   TrackResult result;
   {
@@ -985,12 +1013,15 @@ Result<Json> EngineImpl::Unmerge(std::string_view profile_id, std::string_view m
     }
     // Documents.
     const Json& survivor_before = *snapshots->Find(survivor_id);
+    std::vector<MergedProfile> merged_before;
     for (const std::string& m : merged) {
       Json restored = *snapshots->Find(m);
       restored.Set("updatedAt", FormatTimestamp(now));
       batch.Put(storage::Cf::kProfiles, m, restored.Dump());
-      UnmergeProfileDocument(&survivor, survivor_before, *snapshots->Find(m), m, merge_id, now);
+      merged_before.push_back({m, snapshots->Find(m)});
     }
+    // Merges recorded before survivorship decisions were have none (null: the default rules are replayed).
+    UnmergeProfileDocument(&survivor, survivor_before, merged_before, merge_id, now, record.Find("survivorship"));
     survivor.Set("externalIds", ExternalIdsOf(survivor_ids));
     batch.Put(storage::Cf::kProfiles, survivor_id, survivor.Dump());
 
@@ -1142,6 +1173,8 @@ Result<Json> EngineImpl::WriteProfile(std::string_view requested_id, const Json&
     for (const char* key : {"identityIssues", "conflicts", "mergedIds"}) {
       if (const Json* v = exists ? previous.Find(key) : nullptr; v != nullptr) stored.Set(key, *v);
     }
+    const Json* source = normalized.Find("source");
+    StampAttributeSources(&stored, exists ? &previous : nullptr, source != nullptr ? source->as_string() : "api", now);
     if (!ignored.empty()) {
       std::vector<const IgnoredIdentifier*> issues;
       for (const IgnoredIdentifier& why : ignored) issues.push_back(&why);

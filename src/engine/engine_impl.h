@@ -66,6 +66,7 @@ class IdentityImpl final : public Identity {
   explicit IdentityImpl(EngineImpl* engine) : engine_(engine) {}
   Result<Json> Rules() override;
   Result<Json> SetRules(const Json& rules) override;
+  Result<Json> DryRunRules(const Json& rules) override;
   Result<Json> Merge(const std::vector<std::string>& profile_ids, std::string_view reason) override;
   Result<Json> Identify(const Json& request) override;
   Result<Json> Unmerge(std::string_view profile_id, std::string_view merge_id) override;

@@ -3,6 +3,9 @@
 // Identity: the rules (stored in kMeta), explanations and metrics. Resolution and merges are part of the write
 // path (engine_impl.cc); the decision itself is identity/resolver.h.
 
+#include <algorithm>
+
+#include "absl/container/flat_hash_map.h"
 #include "engine/engine_impl.h"
 #include "fmt/format.h"
 #include "profiles/profile_model.h"
@@ -53,6 +56,128 @@ Result<Json> IdentityImpl::SetRules(const Json& rules) {
   CDP_ASSIGN_OR_RETURN(std::shared_ptr<const IdentityRules> compiled, IdentityRules::FromJson(rules));
   Json out = compiled->ToJson();
   CDP_RETURN_IF_ERROR(engine_->StoreRules(std::move(compiled)));
+  return out;
+}
+
+Result<Json> IdentityImpl::DryRunRules(const Json& rules) {
+  CDP_ASSIGN_OR_RETURN(std::shared_ptr<const IdentityRules> next, IdentityRules::FromJson(rules));
+  constexpr size_t kMaxListed = 1000;
+  storage::Store& store = engine_->store();
+  Json would_merge = Json::Array(), merge_blocked = Json::Array(), would_unlink = Json::Array(),
+       new_hubs = Json::Array();
+  bool truncated = false;
+  auto push = [&](Json* list, Json item) {
+    if (list->size() < kMaxListed) {
+      list->Push(std::move(item));
+    } else {
+      truncated = true;
+    }
+  };
+  auto identifier_json = [](std::string_view type, std::string_view value) {
+    Json id = Json::Object();
+    id.Set("type", type);
+    id.Set("value", value);
+    return id;
+  };
+  // Every link, re-normalized under the new rules.
+  struct Link {
+    std::string type, value, profile;
+    int64_t at_us;
+  };
+  absl::flat_hash_map<std::string, std::vector<std::string>> owners_of;  // new identity key -> owners
+  absl::flat_hash_map<std::string, std::vector<Link>> links_of;          // profile -> its surviving links
+  int64_t scanned = 0;
+  auto iter = store.NewIterator(storage::Cf::kIdentities);
+  for (iter->SeekToFirst(); iter->Valid(); iter->Next()) {
+    std::string_view key = iter->key();
+    if (!key.empty() && key[0] == '\x01') {  // a hub set
+      size_t linked = iter->value().size() / 8;
+      std::string_view identity = key.substr(1);
+      size_t nul = identity.find('\0');
+      if (linked > static_cast<size_t>(next->hub_threshold()) &&
+          linked <= static_cast<size_t>(engine_->rules()->hub_threshold())) {
+        Json hub = Json::Object();
+        hub.Set("identifier", identifier_json(identity.substr(0, nul), identity.substr(nul + 1)));
+        hub.Set("distinctHighPriorityValues", static_cast<int64_t>(linked));
+        push(&new_hubs, std::move(hub));
+      }
+      continue;
+    }
+    ++scanned;
+    size_t nul = key.find('\0');
+    std::string type(key.substr(0, nul)), value(key.substr(nul + 1));
+    storage::IdentityLink link = storage::DecodeIdentityLink(iter->value());
+    Identifier normalized;
+    IgnoredIdentifier why;
+    if (!next->Normalize(type, value, &normalized, &why)) {
+      Json u = Json::Object();
+      u.Set("profileId", link.profile_id);
+      u.Set("identifier", identifier_json(type, value));
+      u.Set("reason", why.reason);
+      push(&would_unlink, std::move(u));
+      continue;
+    }
+    std::vector<std::string>& owners = owners_of[storage::IdentityKey(normalized.type, normalized.value)];
+    if (std::find(owners.begin(), owners.end(), link.profile_id) == owners.end()) owners.push_back(link.profile_id);
+    links_of[link.profile_id].push_back({normalized.type, normalized.value, link.profile_id, link.at_us});
+  }
+  CDP_RETURN_IF_ERROR(iter->status());
+  // Values that become one: their owners would merge, unless a limit breaks.
+  for (const auto& [key, owners] : owners_of) {
+    if (owners.size() < 2) continue;
+    size_t nul = key.find('\0');
+    Json ids = Json::Array();
+    for (const std::string& o : owners) ids.Push(o);
+    std::vector<Identifier> all;
+    for (const std::string& o : owners) {
+      for (const Link& l : links_of[o]) {
+        Identifier id{l.type, l.value};
+        if (std::find(all.begin(), all.end(), id) == all.end()) all.push_back(id);
+      }
+    }
+    std::string broken;
+    for (const IdentifierTypeRule& rule : next->types()) {
+      int n = 0;
+      for (const Identifier& id : all) n += id.type == rule.type;
+      if (n > rule.limit) broken = fmt::format("limit: {} {} values, the rules allow {}", n, rule.type, rule.limit);
+    }
+    Json entry = Json::Object();
+    entry.Set("profileIds", std::move(ids));
+    entry.Set("identifier", identifier_json(key.substr(0, nul), key.substr(nul + 1)));
+    if (broken.empty()) {
+      push(&would_merge, std::move(entry));
+    } else {
+      entry.Set("reason", broken);
+      push(&merge_blocked, std::move(entry));
+    }
+  }
+  // Lowered limits: the most recently linked values beyond the limit would be unlinked.
+  for (auto& [profile, links] : links_of) {
+    for (const IdentifierTypeRule& rule : next->types()) {
+      std::vector<const Link*> of_type;
+      for (const Link& l : links) {
+        if (l.type == rule.type) of_type.push_back(&l);
+      }
+      if (static_cast<int>(of_type.size()) <= rule.limit) continue;
+      std::stable_sort(of_type.begin(), of_type.end(),
+                       [](const Link* a, const Link* b) { return a->at_us < b->at_us; });
+      for (size_t i = static_cast<size_t>(rule.limit); i < of_type.size(); ++i) {
+        Json u = Json::Object();
+        u.Set("profileId", profile);
+        u.Set("identifier", identifier_json(of_type[i]->type, of_type[i]->value));
+        u.Set("reason",
+              fmt::format("limit: the rules allow {} {} value{}", rule.limit, rule.type, rule.limit == 1 ? "" : "s"));
+        push(&would_unlink, std::move(u));
+      }
+    }
+  }
+  Json out = Json::Object();
+  out.Set("identifiersScanned", scanned);
+  out.Set("wouldMerge", std::move(would_merge));
+  out.Set("mergeBlocked", std::move(merge_blocked));
+  out.Set("wouldUnlink", std::move(would_unlink));
+  out.Set("newHubs", std::move(new_hubs));
+  out.Set("truncated", truncated);
   return out;
 }
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "absl/container/flat_hash_set.h"
 #include "core/ids.h"
 #include "engine/engine_impl.h"
 #include "fmt/format.h"
@@ -16,7 +17,7 @@ namespace cdp::internal {
 namespace {
 
 constexpr char kMatchingKey[] = "matching_config";
-constexpr std::string_view kStatuses[] = {"pending", "accepted", "rejected", "merged"};
+constexpr std::string_view kStatuses[] = {"pending", "accepted", "rejected", "merged", "obsolete"};
 
 // Names, address and birth date; blocking on surname + first-name sound, postal code + surname sound, birth date.
 constexpr char kDefaultMatching[] = R"({
@@ -93,8 +94,10 @@ Result<Matching> ParseMatching(const Json& json) {
 Result<Matching> LoadMatching(storage::Store& store) {
   std::string text;
   Status s = store.Get(storage::Cf::kMeta, kMatchingKey, &text);
-  if (s.IsNotFound()) text = kDefaultMatching;
-  else CDP_RETURN_IF_ERROR(s);
+  if (s.IsNotFound())
+    text = kDefaultMatching;
+  else
+    CDP_RETURN_IF_ERROR(s);
   auto json = Json::Parse(text);
   if (!json.ok()) return Status::DataLoss("the stored matching configuration is corrupt");
   return ParseMatching(*json);
@@ -184,6 +187,7 @@ Result<Json> IdentityImpl::FindDuplicates() {
   docs.clear();
   CDP_ASSIGN_OR_RETURN(linkage::LinkResult result, linker.Dedupe(records));
   const std::string now = FormatTimestamp(NowMicros());
+  absl::flat_hash_set<std::string> touched;  // proposals this run proposed or updated
   for (size_t i = 0; i < result.pairs.size(); ++i) {
     const linkage::ScoredPair& pair = result.pairs[i];
     if (pair.match_probability < m.propose_above) continue;
@@ -220,9 +224,9 @@ Result<Json> IdentityImpl::FindDuplicates() {
     proposal.Set("comparisons", std::move(comparisons));
     proposal.Set("updatedAt", now);
     if (m.auto_merge_above && pair.match_probability >= *m.auto_merge_above) {
-      auto merged = engine_->MergeProfiles({a, b}, fmt::format("fuzzy match {} (probability {:.4f})",
-                                                               proposal.Find("proposalId")->as_string(),
-                                                               pair.match_probability));
+      auto merged =
+          engine_->MergeProfiles({a, b}, fmt::format("fuzzy match {} (probability {:.4f})",
+                                                     proposal.Find("proposalId")->as_string(), pair.match_probability));
       if (merged.ok()) {
         proposal.Set("status", "merged");
         proposal.Set("mergeId", *merged->Find("mergeId"));
@@ -233,8 +237,33 @@ Result<Json> IdentityImpl::FindDuplicates() {
         proposal.Set("autoMergeError", merged.status().message());  // already one profile, or a limit: review it
       }
     }
+    touched.insert(proposal.Find("proposalId")->as_string());
     CDP_RETURN_IF_ERROR(WriteProposal(proposal));
   }
+  // Pending proposals naming a profile that was merged or erased since are obsolete.
+  int64_t obsolete = 0;
+  CDP_ASSIGN_OR_RETURN(Json pending, Proposals("pending"));
+  for (Json& proposal : pending.items()) {
+    if (touched.contains(proposal.Find("proposalId")->as_string())) continue;
+    bool live = true;
+    for (const Json& id : proposal.Find("profileIds")->items()) {
+      std::string resolved;
+      auto doc = engine_->ReadLiveProfile(id.as_string(), &resolved);
+      if (doc.status().IsNotFound()) {
+        live = false;
+      } else if (!doc.ok()) {
+        return doc.status();
+      } else {
+        live = live && resolved == id.as_string();
+      }
+    }
+    if (live) continue;
+    proposal.Set("status", "obsolete");
+    proposal.Set("updatedAt", now);
+    CDP_RETURN_IF_ERROR(WriteProposal(proposal));
+    ++obsolete;
+  }
+  out.Set("obsolete", obsolete);
   out.Set("candidatePairs", result.candidate_pairs);
   out.Set("proposed", proposed);
   out.Set("updated", updated);
@@ -245,7 +274,7 @@ Result<Json> IdentityImpl::FindDuplicates() {
 
 Result<Json> IdentityImpl::Proposals(std::string_view status) {
   if (!status.empty() && std::find(std::begin(kStatuses), std::end(kStatuses), status) == std::end(kStatuses)) {
-    return Status::InvalidArgument("unknown status (expected pending, accepted, rejected, merged)", "status");
+    return Status::InvalidArgument("unknown status (expected pending, accepted, rejected, merged, obsolete)", "status");
   }
   std::vector<Json> found;
   auto iter = engine_->store().NewIterator(storage::Cf::kMerges, "x", "y");

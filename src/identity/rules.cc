@@ -18,6 +18,31 @@ constexpr size_t kMaxValueBytes = 256;
 constexpr size_t kMaxTypes = 64;
 constexpr size_t kMaxBlocked = 256;
 constexpr int kMaxLimit = 1000;
+constexpr size_t kMaxSurvivorshipFields = 256;
+constexpr size_t kMaxSources = 32;
+constexpr size_t kMaxSourceBytes = 128;
+constexpr size_t kMaxCustomFieldKeyBytes = 256;
+
+// The attributes of the profile model (profiles/profile_model.cc) a survivorship rule may name.
+constexpr std::string_view kStringAttributes[] = {"firstName", "lastName", "email",     "phone",
+                                                  "country",   "city",     "postalCode"};
+constexpr std::string_view kCustomFieldsPrefix = "attributes.customFields.";
+
+struct RuleName {
+  std::string_view name;
+  SurvivorshipRule rule;
+};
+constexpr RuleName kRuleNames[] = {
+    {"survivor", SurvivorshipRule::kSurvivor},
+    {"first_non_empty", SurvivorshipRule::kFirstNonEmpty},
+    {"most_recent", SurvivorshipRule::kMostRecent},
+    {"oldest", SurvivorshipRule::kOldest},
+    {"source_priority", SurvivorshipRule::kSourcePriority},
+    {"max", SurvivorshipRule::kMax},
+    {"min", SurvivorshipRule::kMin},
+    {"sum", SurvivorshipRule::kSum},
+    {"union", SurvivorshipRule::kUnion},
+};
 
 const std::vector<std::string_view> kBuiltinTypes = {"customerId", "email",    "phone",
                                                      "shopifyId",  "deviceId", "anonymousId"};
@@ -122,7 +147,159 @@ bool PhoneDigits(std::string_view v, const std::string& region, std::string* out
   return true;
 }
 
+const FieldSurvivorship kUnionRule{SurvivorshipRule::kUnion, {}};
+
+// One rule: "name" or {"rule": "name", "sources": [...]}.
+Result<FieldSurvivorship> ParseFieldRule(const Json& v, const std::string& field) {
+  const Json* name = &v;
+  const Json* sources = nullptr;
+  if (v.is_object()) {
+    for (const auto& [key, value] : v.members()) {
+      if (key != "rule" && key != "sources") {
+        return FieldError("unknown member (expected rule, sources)", field + "." + key);
+      }
+    }
+    name = v.Find("rule");
+    sources = v.Find("sources");
+    if (name == nullptr) return FieldError("a rule object needs a \"rule\"", field + ".rule");
+  }
+  const std::string name_field = v.is_object() ? field + ".rule" : field;
+  FieldSurvivorship out;
+  bool known = false;
+  if (name->is_string()) {
+    for (const RuleName& r : kRuleNames) {
+      if (r.name == name->as_string()) {
+        out.rule = r.rule;
+        known = true;
+      }
+    }
+  }
+  if (!known) {
+    return FieldError(
+        "expected a rule: survivor, first_non_empty, most_recent, oldest, source_priority, max, min, sum, union, "
+        "or {\"rule\": \"source_priority\", \"sources\": [...]}",
+        name_field);
+  }
+  if (out.rule == SurvivorshipRule::kSourcePriority) {
+    if (sources == nullptr) return FieldError("source_priority needs \"sources\", highest first", field + ".sources");
+    CDP_ASSIGN_OR_RETURN(out.sources, StringArray(*sources, field + ".sources", kMaxSources));
+    if (out.sources.empty()) return FieldError("expected at least one source", field + ".sources");
+    for (size_t i = 0; i < out.sources.size(); ++i) {
+      const std::string path = fmt::format("{}.sources[{}]", field, i);
+      if (out.sources[i].size() > kMaxSourceBytes) {
+        return FieldError(fmt::format("a source has at most {} bytes", kMaxSourceBytes), path);
+      }
+      if (std::find(out.sources.begin(), out.sources.begin() + static_cast<ptrdiff_t>(i), out.sources[i]) !=
+          out.sources.begin() + static_cast<ptrdiff_t>(i)) {
+        return FieldError("source listed twice", path);
+      }
+    }
+  } else if (sources != nullptr) {
+    return FieldError("only source_priority has sources", field + ".sources");
+  }
+  return out;
+}
+
 }  // namespace
+
+std::string_view SurvivorshipRuleName(SurvivorshipRule rule) {
+  for (const RuleName& r : kRuleNames) {
+    if (r.rule == rule) return r.name;
+  }
+  return "survivor";
+}
+
+Json FieldSurvivorship::ToJson() const {
+  if (rule != SurvivorshipRule::kSourcePriority) return Json(SurvivorshipRuleName(rule));
+  Json list = Json::Array();
+  for (const std::string& s : sources) list.Push(s);
+  Json out = Json::Object();
+  out.Set("rule", SurvivorshipRuleName(rule));
+  out.Set("sources", std::move(list));
+  return out;
+}
+
+const FieldSurvivorship& Survivorship::For(std::string_view path) const {
+  for (const auto& [field, rule] : fields) {
+    if (field == path) return rule;
+  }
+  return path == "attributes.tags" ? kUnionRule : default_rule;
+}
+
+Result<Survivorship> Survivorship::FromJson(const Json& json) {
+  Survivorship out;
+  if (json.is_null()) return out;
+  if (!json.is_object()) return FieldError("expected an object {\"default\", \"fields\"}", "survivorship");
+  for (const auto& [key, value] : json.members()) {
+    if (key == "default") {
+      CDP_ASSIGN_OR_RETURN(out.default_rule, ParseFieldRule(value, "survivorship.default"));
+      switch (out.default_rule.rule) {
+        case SurvivorshipRule::kMax:
+        case SurvivorshipRule::kMin:
+        case SurvivorshipRule::kSum:
+        case SurvivorshipRule::kUnion:
+          return FieldError(
+              "the default applies to every field: survivor, first_non_empty, most_recent, oldest or "
+              "source_priority (max, min, sum and union are per field)",
+              value.is_object() ? "survivorship.default.rule" : "survivorship.default");
+        default:
+          break;
+      }
+    } else if (key == "fields") {
+      if (!value.is_object()) return FieldError("expected an object of field path to rule", "survivorship.fields");
+      if (value.size() > kMaxSurvivorshipFields) {
+        return FieldError(fmt::format("more than {} fields", kMaxSurvivorshipFields), "survivorship.fields");
+      }
+      for (const auto& [path, rule_json] : value.members()) {
+        const std::string field = fmt::format("survivorship.fields[\"{}\"]", path.substr(0, 300));
+        bool string_attribute = false;
+        for (std::string_view a : kStringAttributes) {
+          string_attribute = string_attribute || path == fmt::format("attributes.{}", a);
+        }
+        const bool tags = path == "attributes.tags";
+        const bool custom = path.starts_with(kCustomFieldsPrefix);
+        if (custom && (path.size() == kCustomFieldsPrefix.size() ||
+                       path.size() - kCustomFieldsPrefix.size() > kMaxCustomFieldKeyBytes)) {
+          return FieldError(fmt::format("a customFields key has 1 to {} bytes", kMaxCustomFieldKeyBytes), field);
+        }
+        if (!string_attribute && !tags && !custom) {
+          return FieldError(
+              "not a profile attribute (attributes.firstName, lastName, email, phone, country, city, postalCode, "
+              "tags, or attributes.customFields.<key>)",
+              field);
+        }
+        for (const auto& [seen, unused] : out.fields) {
+          if (seen == path) return FieldError("field listed twice", field);
+        }
+        CDP_ASSIGN_OR_RETURN(FieldSurvivorship rule, ParseFieldRule(rule_json, field));
+        const std::string rule_field = rule_json.is_object() ? field + ".rule" : field;
+        const bool numeric = rule.rule == SurvivorshipRule::kMax || rule.rule == SurvivorshipRule::kMin ||
+                             rule.rule == SurvivorshipRule::kSum;
+        if (numeric && !custom) {
+          return FieldError(fmt::format("{} applies to numbers: only attributes.customFields.<key> hold numbers",
+                                        SurvivorshipRuleName(rule.rule)),
+                            rule_field);
+        }
+        if (rule.rule == SurvivorshipRule::kUnion && string_attribute) {
+          return FieldError("union applies to lists: attributes.tags or attributes.customFields.<key>", rule_field);
+        }
+        out.fields.emplace_back(path, std::move(rule));
+      }
+    } else {
+      return FieldError("unknown member (expected default, fields)", "survivorship." + key);
+    }
+  }
+  return out;
+}
+
+Json Survivorship::ToJson() const {
+  Json list = Json::Object();
+  for (const auto& [path, rule] : fields) list.Set(path, rule.ToJson());
+  Json out = Json::Object();
+  out.Set("default", default_rule.ToJson());
+  out.Set("fields", std::move(list));
+  return out;
+}
 
 Json IgnoredIdentifier::ToJson() const {
   Json out = Json::Object();
@@ -169,8 +346,8 @@ Result<std::shared_ptr<const IdentityRules>> IdentityRules::FromJson(const Json&
   if (!rules.is_object()) return Status::InvalidArgument("identity rules must be a JSON object");
   std::shared_ptr<IdentityRules> out(new IdentityRules());
   for (const auto& [key, value] : rules.members()) {
-    if (key != "identifiers" && key != "blocked" && key != "hub") {
-      return FieldError("unknown member (expected identifiers, blocked, hub)", key);
+    if (key != "identifiers" && key != "blocked" && key != "hub" && key != "survivorship") {
+      return FieldError("unknown member (expected identifiers, blocked, hub, survivorship)", key);
     }
   }
   const Json* types = rules.Find("identifiers");
@@ -256,6 +433,9 @@ Result<std::shared_ptr<const IdentityRules>> IdentityRules::FromJson(const Json&
       }
     }
   }
+  if (const Json* survivorship = rules.Find("survivorship"); survivorship != nullptr) {
+    CDP_ASSIGN_OR_RETURN(out->survivorship_, Survivorship::FromJson(*survivorship));
+  }
   // Compile every regex once.
   auto compile = [&](const std::string& entry, const std::string& field) -> Status {
     if (!IsRegex(entry)) return Status::OK();
@@ -307,6 +487,7 @@ Json IdentityRules::ToJson() const {
   out.Set("identifiers", std::move(types));
   out.Set("blocked", std::move(blocked));
   out.Set("hub", std::move(hub));
+  out.Set("survivorship", survivorship_.ToJson());
   return out;
 }
 

@@ -17,13 +17,28 @@
 //       {"type": "loyaltyId", "limit": 1}                // a custom type: any other name
 //     ],
 //     "blocked": ["^[0-]*$", "-1", "null", "undefined", "anonymous"],   // for every type
-//     "hub": {"threshold": 10, "highPriorityTypes": ["customerId", "email"]}
+//     "hub": {"threshold": 10, "highPriorityTypes": ["customerId", "email"]},
+//     "survivorship": {                                  // how a merge builds the golden record's attributes
+//       "default": "survivor",
+//       "fields": {
+//         "attributes.firstName": "most_recent",
+//         "attributes.customFields.score": "max",
+//         "attributes.city": {"rule": "source_priority", "sources": ["crm", "shopify", "web"]}
+//       }
+//     }
 //   }
 //
 // A blocked entry is a regular expression (RE2 syntax, matched against the whole value) when it starts with '^'
 // and ends with '$', else a literal compared case-insensitively with both the trimmed raw value and the normalized
 // value (so "555-555-5555" also blocks "(555) 555-5555" and "+15555555555"). RE2 runs in linear time, so a rule
 // cannot stall ingestion.
+//
+// Survivorship (defaults: {"default": "survivor", "fields": {}}): the rule that picks each attribute's value when
+// profiles merge, per field path "attributes.<name>" (firstName, lastName, email, phone, country, city, postalCode,
+// tags) or "attributes.customFields.<key>" (a top-level key). Fields not listed follow "default"; attributes.tags
+// is "union" unless listed. A rule is a name, or {"rule": name, "sources": [...]} (sources only for
+// source_priority). The merge itself is MergeProfileDocuments (profiles/profile_model.h); docs/identity.md says
+// what each rule does.
 //
 // Thread-safety: an IdentityRules is immutable after FromJson/Defaults; share it through a shared_ptr<const>.
 
@@ -73,6 +88,38 @@ struct IdentifierTypeRule {
   std::vector<std::string> blocked;
 };
 
+// A survivorship rule of one field. See docs/identity.md, "Merges".
+enum class SurvivorshipRule {
+  kSurvivor,        // the surviving profile's non-empty value
+  kFirstNonEmpty,   // the first non-empty value in merge order (the survivor first)
+  kMostRecent,      // the value set last (attributeSources[field].at)
+  kOldest,          // the value set first
+  kSourcePriority,  // the value whose source comes first in `sources`
+  kMax,             // numbers: the larger
+  kMin,             // numbers: the smaller
+  kSum,             // numbers: the sum
+  kUnion,           // arrays: both, order kept, duplicates removed
+};
+
+struct FieldSurvivorship {
+  SurvivorshipRule rule = SurvivorshipRule::kSurvivor;
+  std::vector<std::string> sources;  // kSourcePriority only: highest first
+  Json ToJson() const;
+};
+
+struct Survivorship {
+  FieldSurvivorship default_rule;  // survivor, first_non_empty, most_recent, oldest or source_priority
+  std::vector<std::pair<std::string, FieldSurvivorship>> fields;  // path -> rule, as given
+
+  // The rule of a field path: its entry, else "union" for attributes.tags, else the default.
+  const FieldSurvivorship& For(std::string_view path) const;
+  // `json` is the "survivorship" member; errors name paths under "survivorship".
+  static Result<Survivorship> FromJson(const Json& json);
+  Json ToJson() const;
+};
+
+std::string_view SurvivorshipRuleName(SurvivorshipRule rule);
+
 class IdentityRules {
  public:
   // The built-in types are customerId, email, phone, shopifyId, deviceId and anonymousId.
@@ -83,8 +130,11 @@ class IdentityRules {
 
   // Validates and compiles `rules`. Every built-in type must appear (a rule set cannot forget email); custom type
   // names are 1-64 characters of [A-Za-z0-9_]; limits 1-1000; at most 64 types and 256 blocked entries, each at
-  // most 256 bytes; regexes must compile. Errors: InvalidArgument naming the field path (e.g.
-  // "identifiers[2].limit", "blocked[0]").
+  // most 256 bytes; regexes must compile. survivorship: at most 256 fields, each a known attribute or a
+  // customFields key of 1-256 bytes; max, min and sum only for customFields keys; union only for tags and
+  // customFields keys; "default" one of survivor, first_non_empty, most_recent, oldest, source_priority; sources
+  // 1-32 distinct names of 1-128 bytes. Errors: InvalidArgument naming the field path (e.g.
+  // "identifiers[2].limit", "blocked[0]", "survivorship.fields[\"attributes.city\"].sources[1]").
   static Result<std::shared_ptr<const IdentityRules>> FromJson(const Json& rules);
 
   Json ToJson() const;
@@ -96,6 +146,7 @@ class IdentityRules {
   int hub_threshold() const { return hub_threshold_; }
   // Whether values of `type` count towards making another value a hub.
   bool IsHighPriority(std::string_view type) const;
+  const Survivorship& survivorship() const { return survivorship_; }
 
   // Normalizes `raw` as a value of `type`. On success fills *out and returns true; otherwise fills *ignored with
   // the reason (unknown type, invalid value, blocked value) and returns false.
@@ -116,6 +167,7 @@ class IdentityRules {
   std::vector<std::string> blocked_;  // for every type
   int hub_threshold_ = 10;
   std::vector<std::string> high_priority_types_;
+  Survivorship survivorship_;
   // Compiled regexes, keyed by their entry text.
   std::vector<std::pair<std::string, std::unique_ptr<re2::RE2>>> regexes_;
 };

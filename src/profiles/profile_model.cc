@@ -20,6 +20,7 @@ constexpr std::string_view kDerivedTraits[] = {"ltv",           "aov",          
 constexpr std::string_view kConsentChannels[] = {"email", "sms", "tracking"};
 constexpr size_t kMaxStringBytes = 1024;
 constexpr size_t kMaxListItems = 1000;
+constexpr size_t kMaxSourceBytes = 128;
 
 template <size_t N>
 bool OneOf(std::string_view s, const std::string_view (&list)[N]) {
@@ -224,7 +225,7 @@ size_t SerializedSize(const Json& value, int* depth) {
 Result<Json> NormalizeProfileInput(const Json& input) {
   if (!input.is_object()) return TypeError("", "a JSON object", input);
   CDP_RETURN_IF_ERROR(CheckUtf8(input));
-  Json external_ids, attributes, consent, computed;
+  Json external_ids, attributes, consent, computed, source;
   for (const auto& [key, value] : input.members()) {
     if (key == "externalIds") {
       CDP_ASSIGN_OR_RETURN(external_ids, NormalizeExternalIds(value));
@@ -234,8 +235,14 @@ Result<Json> NormalizeProfileInput(const Json& input) {
       CDP_ASSIGN_OR_RETURN(consent, NormalizeConsent(value));
     } else if (key == "computed") {
       CDP_ASSIGN_OR_RETURN(computed, NormalizeComputed(value));
+    } else if (key == "source") {
+      if (value.is_null()) continue;
+      if (!value.is_string() || value.as_string().empty() || value.as_string().size() > kMaxSourceBytes) {
+        return Status::InvalidArgument(fmt::format("expected a string of 1 to {} bytes", kMaxSourceBytes), key);
+      }
+      source = value;
     } else if (key == "id" || key == "segments" || key == "createdAt" || key == "updatedAt" ||
-               key == "identityIssues" || key == "conflicts" || key == "mergedIds") {
+               key == "identityIssues" || key == "conflicts" || key == "mergedIds" || key == "attributeSources") {
       // read-only here: id is handled by the caller, the rest are maintained by libcdp
     } else {
       return Status::InvalidArgument("unknown profile field (expected id, externalIds, attributes, computed, consent)",
@@ -249,6 +256,7 @@ Result<Json> NormalizeProfileInput(const Json& input) {
   out.Set("attributes", std::move(attributes));
   out.Set("consent", consent.is_object() ? std::move(consent) : Json::Object());
   out.Set("computed", computed.is_object() ? std::move(computed) : Json::Object());
+  if (source.is_string()) out.Set("source", std::move(source));
   return out;
 }
 
@@ -358,15 +366,22 @@ void KeepLast(Json* list, size_t n) {
   if (items.size() > n) items.erase(items.begin(), items.end() - static_cast<ptrdiff_t>(n));
 }
 
-void NoteConflict(Json* conflicts, std::string field, const Json& value, std::string_view other_id,
-                  std::string_view merge_id, int64_t now_us) {
+Json* Member(Json* doc, std::string_view key, Json empty);
+
+// Adds a conflict to doc's "conflicts".
+void NoteConflict(Json* doc, std::string_view field, const Json& value, std::string_view profile_id,
+                  std::string_view merge_id, int64_t now_us, const Json* provenance) {
   Json c = Json::Object();
-  c.Set("field", std::move(field));
+  c.Set("field", field);
   c.Set("value", value);
-  c.Set("profileId", other_id);
+  c.Set("profileId", profile_id);
   c.Set("mergeId", merge_id);
   c.Set("at", FormatTimestamp(now_us));
-  conflicts->Push(std::move(c));
+  if (provenance != nullptr) {
+    if (const Json* source = provenance->Find("source"); source != nullptr) c.Set("source", *source);
+    if (const Json* at = provenance->Find("at"); at != nullptr) c.Set("setAt", *at);
+  }
+  Member(doc, "conflicts", Json::Array())->Push(std::move(c));
 }
 
 Json* Member(Json* doc, std::string_view key, Json empty) {
@@ -378,37 +393,265 @@ Json* Member(Json* doc, std::string_view key, Json empty) {
   return v;
 }
 
-}  // namespace
+// ---- Attribute fields and their provenance.
 
-void MergeProfileDocuments(Json* survivor, const Json& other, std::string_view other_id, std::string_view merge_id,
-                           int64_t now_us) {
-  Json* conflicts = Member(survivor, "conflicts", Json::Array());
-  Json* attributes = Member(survivor, "attributes", Json::Object());
-  if (const Json* theirs = other.Find("attributes"); theirs != nullptr) {
-    for (const auto& [key, value] : theirs->members()) {
-      Json* ours = attributes->Find(key);
-      if (ours == nullptr || ours->is_null()) {
-        attributes->Set(key, value);
-      } else if (key == "tags" && ours->is_array() && value.is_array()) {
-        for (const Json& tag : value.items()) {
-          bool have = false;
-          for (const Json& t : ours->items()) have = have || t == tag;
-          if (!have) ours->Push(tag);
-        }
-      } else if (key == "customFields" && ours->is_object() && value.is_object()) {
-        for (const auto& [field, v] : value.members()) {
-          const Json* mine = ours->Find(field);
-          if (mine == nullptr) {
-            ours->Set(field, v);
-          } else if (*mine != v) {
-            NoteConflict(conflicts, "attributes.customFields." + field, v, other_id, merge_id, now_us);
-          }
-        }
-      } else if (*ours != value) {
-        NoteConflict(conflicts, "attributes." + key, value, other_id, merge_id, now_us);
-      }
+constexpr std::string_view kAttributesPrefix = "attributes.";
+constexpr std::string_view kCustomFieldsPrefix = "attributes.customFields.";
+
+// Absent, null, "", [] and {} are empty: any other value fills such a field in a merge.
+bool IsEmptyValue(const Json* v) {
+  if (v == nullptr || v->is_null()) return true;
+  if (v->is_string()) return v->as_string().empty();
+  if (v->is_array() || v->is_object()) return v->size() == 0;
+  return false;
+}
+
+// The fields of a document's attributes, as (path, value): each attribute, and each customFields key.
+std::vector<std::pair<std::string, const Json*>> AttributeFields(const Json& doc) {
+  std::vector<std::pair<std::string, const Json*>> out;
+  const Json* attributes = doc.Find("attributes");
+  if (attributes == nullptr) return out;
+  for (const auto& [key, value] : attributes->members()) {
+    if (key == "customFields" && value.is_object()) {
+      for (const auto& [k, v] : value.members()) out.emplace_back(std::string(kCustomFieldsPrefix) + k, &v);
+    } else {
+      out.emplace_back(std::string(kAttributesPrefix) + key, &value);
     }
   }
+  return out;
+}
+
+const Json* FieldValue(const Json& doc, std::string_view path) {
+  const Json* attributes = doc.Find("attributes");
+  if (attributes == nullptr) return nullptr;
+  if (path.starts_with(kCustomFieldsPrefix)) {
+    const Json* custom = attributes->Find("customFields");
+    return custom != nullptr ? custom->Find(path.substr(kCustomFieldsPrefix.size())) : nullptr;
+  }
+  return attributes->Find(path.substr(kAttributesPrefix.size()));
+}
+
+// Sets a field, or removes it when `value` is null.
+void SetFieldValue(Json* doc, std::string_view path, const Json* value) {
+  Json* attributes = Member(doc, "attributes", Json::Object());
+  if (path.starts_with(kCustomFieldsPrefix)) {
+    std::string_view key = path.substr(kCustomFieldsPrefix.size());
+    if (value != nullptr) {
+      Member(attributes, "customFields", Json::Object())->Set(key, *value);
+    } else if (Json* custom = attributes->Find("customFields"); custom != nullptr) {
+      custom->Erase(key);
+    }
+    return;
+  }
+  std::string_view key = path.substr(kAttributesPrefix.size());
+  if (value != nullptr) {
+    attributes->Set(key, *value);
+  } else {
+    attributes->Erase(key);
+  }
+}
+
+const Json* SourceEntry(const Json& doc, std::string_view path) {
+  const Json* sources = doc.Find("attributeSources");
+  return sources != nullptr ? sources->Find(path) : nullptr;
+}
+
+// Sets (or, with null, removes) a field's attributeSources entry; drops an empty attributeSources.
+void SetSourceEntry(Json* doc, std::string_view path, const Json* entry) {
+  if (entry != nullptr) {
+    Member(doc, "attributeSources", Json::Object())->Set(path, *entry);
+  } else if (Json* sources = doc->Find("attributeSources"); sources != nullptr) {
+    sources->Erase(path);
+    if (sources->size() == 0) doc->Erase("attributeSources");
+  }
+}
+
+Json SourceEntryOf(std::string_view source, int64_t at_us) {
+  Json entry = Json::Object();
+  entry.Set("source", source);
+  entry.Set("at", FormatTimestamp(at_us));
+  return entry;
+}
+
+// What a survivorship rule says about two different non-empty values.
+enum class Outcome { kKeep, kTake, kSum, kUnion, kUndecided };
+
+// -1, 0, 1 as a < b, a == b, a > b (both numbers).
+int CompareNumbers(const Json& a, const Json& b) {
+  if (a.is_int() && b.is_int()) return a.as_int() < b.as_int() ? -1 : (a.as_int() > b.as_int() ? 1 : 0);
+  return a.as_number() < b.as_number() ? -1 : (a.as_number() > b.as_number() ? 1 : 0);
+}
+
+std::string_view EntryString(const Json* entry, std::string_view key) {
+  const Json* v = entry != nullptr ? entry->Find(key) : nullptr;
+  return v != nullptr && v->is_string() ? std::string_view(v->as_string()) : std::string_view();
+}
+
+// When a value was set: its attributeSources "at", else (stored before provenance existed) its document's
+// updatedAt, the latest it can have been set.
+std::string_view SetAt(const Json& doc, std::string_view path) {
+  std::string_view at = EntryString(SourceEntry(doc, path), "at");
+  if (at.empty()) {
+    const Json* updated = doc.Find("updatedAt");
+    if (updated != nullptr && updated->is_string()) at = updated->as_string();
+  }
+  return at;
+}
+
+Outcome Decide(const FieldSurvivorship& rule, std::string_view path, const Json& survivor, const Json& ours,
+               const Json& other, const Json& theirs) {
+  switch (rule.rule) {
+    case SurvivorshipRule::kSurvivor:
+    case SurvivorshipRule::kFirstNonEmpty:
+      return Outcome::kKeep;
+    case SurvivorshipRule::kMostRecent:
+    case SurvivorshipRule::kOldest: {
+      std::string_view our_at = SetAt(survivor, path), their_at = SetAt(other, path);
+      if (our_at == their_at) return Outcome::kUndecided;
+      bool theirs_later = their_at > our_at;
+      return theirs_later == (rule.rule == SurvivorshipRule::kMostRecent) ? Outcome::kTake : Outcome::kKeep;
+    }
+    case SurvivorshipRule::kSourcePriority: {
+      // Unlisted (or unknown) sources rank after every listed one.
+      auto rank = [&](const Json& doc) {
+        std::string_view source = EntryString(SourceEntry(doc, path), "source");
+        auto it = std::find(rule.sources.begin(), rule.sources.end(), source);
+        return it - rule.sources.begin();
+      };
+      auto our_rank = rank(survivor), their_rank = rank(other);
+      if (our_rank == their_rank) return Outcome::kUndecided;
+      return their_rank < our_rank ? Outcome::kTake : Outcome::kKeep;
+    }
+    case SurvivorshipRule::kMax:
+    case SurvivorshipRule::kMin: {
+      if (!ours.is_number() || !theirs.is_number()) return Outcome::kUndecided;
+      int c = CompareNumbers(theirs, ours);
+      if (c == 0) return Outcome::kUndecided;
+      return (c > 0) == (rule.rule == SurvivorshipRule::kMax) ? Outcome::kTake : Outcome::kKeep;
+    }
+    case SurvivorshipRule::kSum:
+      return ours.is_number() && theirs.is_number() ? Outcome::kSum : Outcome::kUndecided;
+    case SurvivorshipRule::kUnion:
+      return ours.is_array() && theirs.is_array() ? Outcome::kUnion : Outcome::kUndecided;
+  }
+  return Outcome::kUndecided;
+}
+
+Json Sum(const Json& a, const Json& b) {
+  int64_t r = 0;
+  if (a.is_int() && b.is_int() && !__builtin_add_overflow(a.as_int(), b.as_int(), &r)) return Json(r);
+  return Json(a.as_number() + b.as_number());
+}
+
+Json Difference(const Json& a, const Json& b) {
+  int64_t r = 0;
+  if (a.is_int() && b.is_int() && !__builtin_sub_overflow(a.as_int(), b.as_int(), &r)) return Json(r);
+  return Json(a.as_number() - b.as_number());
+}
+
+bool Contains(const Json& list, const Json& item) {
+  for (const Json& x : list.items()) {
+    if (x == item) return true;
+  }
+  return false;
+}
+
+// Both lists, order kept, duplicates removed.
+Json Union(const Json& a, const Json& b) {
+  Json out = Json::Array();
+  for (const Json* list : {&a, &b}) {
+    for (const Json& item : list->items()) {
+      if (!Contains(out, item)) out.Push(item);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+void StampAttributeSources(Json* stored, const Json* previous, std::string_view source, int64_t at_us) {
+  Json sources = Json::Object();
+  for (const auto& [path, value] : AttributeFields(*stored)) {
+    if (IsEmptyValue(value)) continue;
+    const Json* before = previous != nullptr ? FieldValue(*previous, path) : nullptr;
+    const Json* entry = previous != nullptr ? SourceEntry(*previous, path) : nullptr;
+    sources.Set(path,
+                before != nullptr && *before == *value && entry != nullptr ? *entry : SourceEntryOf(source, at_us));
+  }
+  if (sources.size() > 0) {
+    stored->Set("attributeSources", std::move(sources));
+  } else {
+    stored->Erase("attributeSources");
+  }
+}
+
+void SetAttributeSource(Json* stored, std::string_view field, std::string_view source, int64_t at_us) {
+  Json entry = SourceEntryOf(source, at_us);
+  SetSourceEntry(stored, field, &entry);
+}
+
+void MergeProfileDocuments(Json* survivor, const Json& other, std::string_view other_id, std::string_view merge_id,
+                           int64_t now_us, const Survivorship& rules, Json* decisions) {
+  Member(survivor, "attributes", Json::Object());
+  const Json* id = survivor->Find("id");
+  const std::string survivor_id = id != nullptr && id->is_string() ? id->as_string() : std::string();
+  const Json merged_at = SourceEntryOf("merge", now_us);
+  for (const auto& [path, value] : AttributeFields(other)) {
+    const Json& theirs = *value;
+    if (IsEmptyValue(&theirs)) continue;
+    const Json* current = FieldValue(*survivor, path);
+    std::string_view decided_by;
+    Json result;
+    if (IsEmptyValue(current)) {
+      // Filling an empty field is a sum with nothing, or a union with nothing, when that is the field's rule.
+      const SurvivorshipRule rule = rules.For(path).rule;
+      decided_by = (rule == SurvivorshipRule::kSum && theirs.is_number()) ||
+                           (rule == SurvivorshipRule::kUnion && theirs.is_array())
+                       ? SurvivorshipRuleName(rule)
+                       : "fill";
+      result = theirs;
+      SetSourceEntry(survivor, path, SourceEntry(other, path));
+    } else if (*current == theirs) {
+      continue;
+    } else {
+      const Json ours = *current;
+      const FieldSurvivorship& rule = rules.For(path);
+      Outcome outcome = Decide(rule, path, *survivor, ours, other, theirs);
+      decided_by = SurvivorshipRuleName(rule.rule);
+      if (outcome == Outcome::kUndecided && &rule != &rules.default_rule) {
+        outcome = Decide(rules.default_rule, path, *survivor, ours, other, theirs);
+        decided_by = SurvivorshipRuleName(rules.default_rule.rule);
+      }
+      switch (outcome) {
+        case Outcome::kUndecided:
+        case Outcome::kKeep:
+          NoteConflict(survivor, path, theirs, other_id, merge_id, now_us, SourceEntry(other, path));
+          continue;
+        case Outcome::kTake:
+          NoteConflict(survivor, path, ours, survivor_id, merge_id, now_us, SourceEntry(*survivor, path));
+          result = theirs;
+          SetSourceEntry(survivor, path, SourceEntry(other, path));
+          break;
+        case Outcome::kSum:
+          result = Sum(ours, theirs);
+          SetSourceEntry(survivor, path, &merged_at);
+          break;
+        case Outcome::kUnion:
+          result = Union(ours, theirs);
+          if (result == ours) continue;
+          SetSourceEntry(survivor, path, &merged_at);
+          break;
+      }
+    }
+    SetFieldValue(survivor, path, &result);
+    if (decisions != nullptr) {
+      Json decision = Json::Object();
+      decision.Set("rule", decided_by);
+      decision.Set("value", std::move(result));
+      decisions->Set(path, std::move(decision));
+    }
+  }
+  Json* conflicts = Member(survivor, "conflicts", Json::Array());
   if (const Json* theirs = other.Find("conflicts"); theirs != nullptr) {
     for (const Json& c : theirs->items()) conflicts->Push(c);
   }
@@ -450,8 +693,11 @@ void MergeProfileDocuments(Json* survivor, const Json& other, std::string_view o
   survivor->Set("updatedAt", FormatTimestamp(now_us));
 }
 
-void UnmergeProfileDocument(Json* survivor, const Json& survivor_before, const Json& other_before,
-                            std::string_view other_id, std::string_view merge_id, int64_t now_us) {
+namespace {
+
+// UnmergeProfileDocument for one merged profile: everything but the attributes.
+void UnmergeOne(Json* survivor, const Json& survivor_before, const Json& other_before, std::string_view other_id,
+                std::string_view merge_id, int64_t now_us) {
   if (Json* conflicts = survivor->Find("conflicts"); conflicts != nullptr) {
     auto& items = conflicts->items();
     std::erase_if(items, [&](const Json& c) {
@@ -481,32 +727,6 @@ void UnmergeProfileDocument(Json* survivor, const Json& survivor_before, const J
     };
     std::erase_if(issues->items(), [&](const Json& i) { return in(theirs, i) && !in(ours, i); });
   }
-  // Attributes the merge brought in and nobody changed since.
-  Json* attributes = survivor->Find("attributes");
-  const Json* theirs = other_before.Find("attributes");
-  const Json* before = survivor_before.Find("attributes");
-  if (attributes != nullptr && theirs != nullptr) {
-    for (const auto& [key, value] : theirs->members()) {
-      Json* now = attributes->Find(key);
-      const Json* was = before != nullptr ? before->Find(key) : nullptr;
-      if (now == nullptr) continue;
-      if (was == nullptr) {
-        if (*now == value) attributes->Erase(key);
-      } else if (key == "tags" && now->is_array() && value.is_array() && was->is_array()) {
-        std::erase_if(now->items(), [&](const Json& tag) {
-          bool from_them = false, from_us = false;
-          for (const Json& t : value.items()) from_them = from_them || t == tag;
-          for (const Json& t : was->items()) from_us = from_us || t == tag;
-          return from_them && !from_us;
-        });
-      } else if (key == "customFields" && now->is_object() && value.is_object() && was->is_object()) {
-        for (const auto& [field, v] : value.members()) {
-          const Json* current = now->Find(field);
-          if (current != nullptr && was->Find(field) == nullptr && *current == v) now->Erase(field);
-        }
-      }
-    }
-  }
   // Consent the merge made more restrictive, unless changed since.
   Json* consent = survivor->Find("consent");
   const Json* their_consent = other_before.Find("consent");
@@ -532,6 +752,65 @@ void UnmergeProfileDocument(Json* survivor, const Json& survivor_before, const J
   if (consent_changed) consent->Set("updatedAt", FormatTimestamp(now_us));
   if (const Json* created = survivor_before.Find("createdAt"); created != nullptr) survivor->Set("createdAt", *created);
   survivor->Set("updatedAt", FormatTimestamp(now_us));
+}
+
+}  // namespace
+
+void UnmergeProfileDocument(Json* survivor, const Json& survivor_before, const std::vector<MergedProfile>& merged,
+                            std::string_view merge_id, int64_t now_us, const Json* decisions) {
+  for (const MergedProfile& m : merged) UnmergeOne(survivor, survivor_before, *m.before, m.id, merge_id, now_us);
+  // A merge recorded without decisions followed the default rules: replay it.
+  Json replayed;
+  if (decisions == nullptr) {
+    Json copy = survivor_before;
+    replayed = Json::Object();
+    for (const MergedProfile& m : merged) {
+      Json changed = Json::Object();
+      MergeProfileDocuments(&copy, *m.before, m.id, merge_id, now_us, Survivorship(), &changed);
+      replayed.Set(m.id, std::move(changed));
+    }
+    decisions = &replayed;
+  }
+  // Per field the merge changed, the decisions in merge order (the last one left the value).
+  std::vector<std::pair<std::string, std::vector<std::pair<const Json*, const Json*>>>> fields;
+  for (const MergedProfile& m : merged) {
+    const Json* changed = decisions->Find(m.id);
+    if (changed == nullptr) continue;
+    for (const auto& [path, decision] : changed->members()) {
+      auto it = std::find_if(fields.begin(), fields.end(), [&](const auto& f) { return f.first == path; });
+      if (it == fields.end()) it = fields.insert(fields.end(), {path, {}});
+      it->second.emplace_back(m.before, &decision);
+    }
+  }
+  for (const auto& [path, steps] : fields) {
+    const Json* now = FieldValue(*survivor, path);
+    const Json* result = steps.back().second->Find("value");
+    if (now == nullptr || result == nullptr) continue;  // removed since
+    const Json* was = FieldValue(survivor_before, path);
+    if (*now == *result) {  // as the merge left it: the survivor's own value again
+      SetFieldValue(survivor, path, was);
+      SetSourceEntry(survivor, path, was != nullptr ? SourceEntry(survivor_before, path) : nullptr);
+      continue;
+    }
+    // Changed since: kept, less what the merged profiles contributed to a sum or a union.
+    Json value = *now;
+    for (const auto& [other_before, decision] : steps) {
+      const Json* theirs = FieldValue(*other_before, path);
+      const Json* rule = decision->Find("rule");
+      const std::string_view rule_name = rule != nullptr && rule->is_string() ? rule->as_string() : "";
+      if (theirs == nullptr) continue;
+      if (rule_name == "sum" && value.is_number() && theirs->is_number()) {
+        value = Difference(value, *theirs);
+      } else if (rule_name == "union" && value.is_array() && theirs->is_array()) {
+        Json kept = Json::Array();
+        for (const Json& item : value.items()) {
+          if (!Contains(*theirs, item) || (was != nullptr && was->is_array() && Contains(*was, item))) kept.Push(item);
+        }
+        value = std::move(kept);
+      }
+    }
+    if (value != *now) SetFieldValue(survivor, path, &value);
+  }
 }
 
 void AppendIdentityIssues(Json* stored, const std::vector<const IgnoredIdentifier*>& issues) {
@@ -579,6 +858,8 @@ Json RenderProfile(const Json& stored, const storage::Traits& t) {
     const Json* v = stored.Find(key);
     out.Set(key, v != nullptr ? *v : Json::Array());
   }
+  const Json* sources = stored.Find("attributeSources");
+  out.Set("attributeSources", sources != nullptr ? *sources : Json::Object());
   for (std::string_view key : {"createdAt", "updatedAt"}) {
     const Json* v = stored.Find(key);
     out.Set(key, v != nullptr ? *v : Json());

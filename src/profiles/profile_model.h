@@ -4,11 +4,18 @@
 // computed traits) into the document callers see. See Profiles in include/cdp/engine.h for the model.
 //
 // Stored form (Cf::kProfiles value): {"id", "externalIds", "attributes", "consent", "computed" (writable scores
-// only), "createdAt", "updatedAt"} as compact JSON. Computed traits live in Cf::kTraits and are joined at read time.
+// only), "createdAt", "updatedAt"} as compact JSON, plus what identity resolution maintains ("identityIssues",
+// "conflicts", "mergedIds", "attributeSources"), each only when non-empty. Computed traits live in Cf::kTraits and
+// are joined at read time.
+//
+// attributeSources: the provenance of each attribute value, {"<field>": {"source", "at"}}, one entry per field
+// with a value: "attributes.<name>" for firstName ... postalCode and tags, "attributes.customFields.<key>" per
+// top-level customFields key. "at" is when the value was set (a timestamp string; these compare as text).
 
 #ifndef CDP_PROFILES_PROFILE_MODEL_H_
 #define CDP_PROFILES_PROFILE_MODEL_H_
 
+#include <string_view>
 #include <vector>
 
 #include "cdp/json.h"
@@ -20,8 +27,10 @@
 namespace cdp::internal {
 
 // Validates the writable parts of a profile input and returns them normalized: {"externalIds", "attributes",
-// "consent", "computed"}. Read-only members (id, segments, createdAt, updatedAt, derived computed traits) are
-// accepted and ignored. Errors: InvalidArgument naming the field path.
+// "consent", "computed"}, plus "source" (a string of 1-128 bytes: the provenance of the values the write sets)
+// when the input has one. Read-only members (id, segments, createdAt, updatedAt, derived computed traits,
+// identityIssues, conflicts, mergedIds, attributeSources) are accepted and ignored. Errors: InvalidArgument naming
+// the field path.
 Result<Json> NormalizeProfileInput(const Json& input);
 
 // The identifiers named by the externalIds of normalized parts (or of a stored profile), as given.
@@ -44,22 +53,45 @@ Status ApplyIdentityRules(const IdentityRules& rules, Json* parts, std::vector<I
 // create): createdAt is kept and consent.updatedAt changes only when a consent value changed.
 Json BuildStoredProfile(std::string_view id, Json normalized, const Json* previous, int64_t now_us);
 
+// The provenance written by profile writes and identifies: `stored` (the new document) gets `previous`'s
+// attributeSources entries for values that did not change, and {source, at} for values that are new or changed;
+// fields without a value have no entry. `previous` is null on create.
+void StampAttributeSources(Json* stored, const Json* previous, std::string_view source, int64_t at_us);
+
+// Sets the provenance of one field of a stored document (a value set outside a profile write, e.g. an email linked
+// by an event).
+void SetAttributeSource(Json* stored, std::string_view field, std::string_view source, int64_t at_us);
+
 // The golden record of a merge, built in *survivor from the other profile's stored document:
-//  attributes: the survivor's values win; the other's fill absent fields; tags are united; customFields are
-//    combined key by key; a differing value the survivor does not keep goes to "conflicts" {field, value,
-//    profileId, mergeId, at} (at most 100 kept, newest last);
+//  attributes: field by field (each string attribute, tags, each customFields key), a value only one side has is
+//    taken; when both have different values, `rules` decide (see docs/identity.md, "Merges"): the survivor's value
+//    stays, the other's replaces it with its attributeSources entry, or a sum / union is computed (source "merge",
+//    at now). A differing value not kept goes to "conflicts" {field, value, profileId (whose value), mergeId, at
+//    (the merge), source, setAt (the value's provenance, when known)}; at most 100 kept, newest last;
 //  consent: the most restrictive: a channel denied by either is denied; updatedAt is now when that changed;
 //  mergedIds: the survivor's, the other's id and the other's mergedIds; identityIssues: both lists.
+// *decisions (when not null) gets one member per field the merge changed: {"<field>": {"rule", "value"}} with the
+// rule that decided ("fill" when the survivor had no value) and the value the merge left; Unmerge uses it.
 // externalIds are the caller's (it relinks the identifiers).
 void MergeProfileDocuments(Json* survivor, const Json& other, std::string_view other_id, std::string_view merge_id,
-                           int64_t now_us);
+                           int64_t now_us, const Survivorship& rules = Survivorship(), Json* decisions = nullptr);
 
-// Undoes MergeProfileDocuments on the survivor's current document, given the documents of both as they were before
-// the merge: drops the merge's conflicts, the merged ids, and the attribute values, tags, customFields and consent
-// the merge brought in (when they have not changed since); restores createdAt. Later changes are kept.
-// externalIds are the caller's.
-void UnmergeProfileDocument(Json* survivor, const Json& survivor_before, const Json& other_before,
-                            std::string_view other_id, std::string_view merge_id, int64_t now_us);
+// A profile merged into another, as its document was just before the merge.
+struct MergedProfile {
+  std::string_view id;
+  const Json* before;
+};
+
+// Undoes one merge on the survivor's current document, given the documents of all as they were before the merge
+// (`merged` in merge order) and the merge's `decisions` ({"<merged id>": the *decisions MergeProfileDocuments
+// gave}; null for merges recorded without them: the default rules are replayed). Per attribute field the merge
+// changed: a value still as the merge left it goes back to the survivor's value before the merge (with its
+// attributeSources entry), or is removed when the survivor had none; a value changed since is kept, less what the
+// merged profiles contributed to a sum (their numbers are subtracted) or a union (items only they brought are
+// removed). Also drops the merge's conflicts and the merged ids, restores consent the merge made more restrictive
+// (when unchanged since) and createdAt. externalIds are the caller's.
+void UnmergeProfileDocument(Json* survivor, const Json& survivor_before, const std::vector<MergedProfile>& merged,
+                            std::string_view merge_id, int64_t now_us, const Json* decisions);
 
 // Appends identifier issues to a stored profile's identityIssues (at most 20 kept, newest last).
 void AppendIdentityIssues(Json* stored, const std::vector<const IgnoredIdentifier*>& issues);

@@ -373,3 +373,47 @@ TEST_F(IdentityEngineTest, UnmergeOfAMergedSurvivorAsksForTheLaterMergeFirst) {
 
 }  // namespace
 }  // namespace cdp
+
+namespace cdp {
+namespace {
+
+TEST_F(IdentityEngineTest, DryRunShowsWhatNewRulesWouldMergeOrSplitAndChangesNothing) {
+  Json a = Unwrap(profiles().Create(J(R"({"externalIds":{"email":"j.doe+x@gmail.com"}})")));
+  Json b = Unwrap(profiles().Create(J(R"({"externalIds":{"email":"jdoe@gmail.com"}})")));
+  Json c = Unwrap(profiles().Create(J(R"({"externalIds":{"customerId":"vip-1","deviceIds":["d1","d2","d3"]}})")));
+  Json d = Unwrap(profiles().Create(J(R"({"externalIds":{"customerId":"C-2","email":"c2@gmail.com"}})")));
+  Json e = Unwrap(profiles().Create(J(R"({"externalIds":{"customerId":"C-3","email":"c.2@gmail.com"}})")));
+  Json rules = Unwrap(identity().Rules());
+  Json next = rules;
+  for (Json& rule : next.Find("identifiers")->items()) {
+    const std::string type = rule.Find("type")->as_string();
+    if (type == "email") rule.Set("canonicalGmail", true);
+    if (type == "deviceId") rule.Set("limit", 1);
+    if (type == "customerId") rule.Set("blocked", Json::Array().Push("^vip-.*$"));
+  }
+  Json dry = Unwrap(identity().DryRunRules(next));
+  ASSERT_EQ(dry.Find("wouldMerge")->size(), 1u) << dry.Dump();
+  const Json& merge = dry.Find("wouldMerge")->items()[0];
+  EXPECT_EQ(merge.FindPath("identifier.value")->as_string(), "jdoe@gmail.com");
+  EXPECT_EQ(merge.Find("profileIds")->size(), 2u);
+  ASSERT_EQ(dry.Find("mergeBlocked")->size(), 1u) << "C-2 and C-3 would share c2@gmail.com but two customerIds";
+  EXPECT_NE(dry.Find("mergeBlocked")->items()[0].Find("reason")->as_string().find("customerId"), std::string::npos);
+  int device_unlinks = 0, blocked_unlinks = 0;
+  for (const Json& u : dry.Find("wouldUnlink")->items()) {
+    EXPECT_EQ(u.Find("profileId")->as_string(), c.Find("id")->as_string());
+    device_unlinks += u.FindPath("identifier.type")->as_string() == "deviceId";
+    blocked_unlinks += u.Find("reason")->as_string().rfind("blocked", 0) == 0;
+  }
+  EXPECT_EQ(device_unlinks, 2);
+  EXPECT_EQ(blocked_unlinks, 1);
+  // Nothing changed.
+  EXPECT_EQ(Unwrap(identity().Rules()), rules);
+  EXPECT_EQ(Unwrap(profiles().Get(c.Find("id")->as_string())).FindPath("externalIds.deviceIds")->size(), 3u);
+  EXPECT_NE(Unwrap(profiles().Get(a.Find("id")->as_string())).Find("id")->as_string(), b.Find("id")->as_string());
+  EXPECT_TRUE(identity().DryRunRules(J(R"({"identifiers":[]})")).status().IsInvalidArgument());
+  (void)d;
+  (void)e;
+}
+
+}  // namespace
+}  // namespace cdp
