@@ -14,7 +14,7 @@ DEMO_EVENTS ?= 1000000
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: all deps configure build demo demo-data serve test test-cpp test-python python clean
+.PHONY: all deps configure build demo demo-data serve test test-cpp test-python python segment-sdk clean
 
 all: build
 
@@ -47,7 +47,13 @@ python: build
 test-cpp: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --no-tests=error
 
-test-python: python
+# The Node SDKs that tests/server/test_segment_sdk.py drives (versions pinned in tests/segment-sdk/package-lock.json).
+segment-sdk:
+	@command -v npm >/dev/null 2>&1 || { echo "npm is missing: run 'make deps' (scripts/install-deps.sh installs" \
+	  "Debian's nodejs and npm), then retry" >&2; exit 1; }
+	npm ci --prefix tests/segment-sdk --no-audit --no-fund
+
+test-python: python segment-sdk
 	CDP_SERVER_BIN=$(abspath $(BUILD_DIR))/examples/server/cdp-server \
 	  $(VENV)/bin/python -m pytest -q -p no:cacheprovider bindings/python/tests tests/server
 

@@ -13,6 +13,14 @@ PACKAGES=(
   curl
 )
 
+# Node.js and npm for the Segment SDK tests (tests/segment-sdk): Debian's, only when node (or npm) is missing, so a
+# node installed otherwise (e.g. NodeSource's, which bundles npm) is kept.
+if ! command -v node >/dev/null 2>&1; then
+  PACKAGES+=(nodejs npm)
+elif ! command -v npm >/dev/null 2>&1; then
+  PACKAGES+=(npm)
+fi
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

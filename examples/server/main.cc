@@ -2,7 +2,7 @@
 //
 // cdp-server: libcdp's REST API over HTTP. See docs/rest-api.md.
 //
-//   cdp-server --data DIR [--host 127.0.0.1] [--port 8080] [--api-key KEY] [--threads 8] [--sync]
+//   cdp-server --data DIR [--host 127.0.0.1] [--port 8080] [--api-key KEY] [--write-key KEY] [--threads 8] [--sync]
 
 #include <pthread.h>
 #include <signal.h>
@@ -25,13 +25,17 @@ namespace cdp::server {
 namespace {
 
 constexpr char kUsage[] =
-    "usage: cdp-server --data DIR [--host HOST] [--port PORT] [--api-key KEY] [--threads N] [--sync]\n"
+    "usage: cdp-server --data DIR [--host HOST] [--port PORT] [--api-key KEY] [--write-key KEY]\n"
+    "                  [--dedupe-window SECONDS] [--threads N] [--sync]\n"
     "\n"
     "  --data DIR      database directory (created when missing); required\n"
     "  --host HOST     address to listen on (default 127.0.0.1)\n"
     "  --port PORT     port to listen on; 0 picks a free one (default 8080)\n"
     "  --api-key KEY   require 'Authorization: Bearer KEY' on /api/ routes (default: $CDP_API_KEY);\n"
     "                  without a key only loopback addresses are allowed\n"
+    "  --write-key KEY require KEY on the Segment /v1/ routes, as the HTTP Basic user name or writeKey in the\n"
+    "                  body (default: the API key)\n"
+    "  --dedupe-window SECONDS  messageId dedupe window of the /v1/ routes (default 604800, 7 days; 0: off)\n"
     "  --threads N     worker threads (default 8)\n"
     "  --sync          fsync every write before answering (Options::sync_writes)\n";
 
@@ -40,6 +44,8 @@ struct Flags {
   std::string host = "127.0.0.1";
   int port = 8080;
   std::string api_key;
+  std::string write_key;              // Segment /v1/ routes; empty: the API key
+  int64_t dedupe_window = 7 * 86400;  // Segment /v1/ routes
   int threads = 8;
   bool sync = false;
 };
@@ -87,6 +93,15 @@ bool ParseFlags(int argc, char** argv, Flags* flags, bool* help) {
       flags->host = value;
     } else if (name == "--api-key") {
       flags->api_key = value;
+    } else if (name == "--write-key") {
+      flags->write_key = value;
+    } else if (name == "--dedupe-window") {
+      std::optional<int> window = ParseInt(value, 0, 10 * 365 * 86400);
+      if (!window) {
+        std::cerr << "cdp-server: --dedupe-window must be 0..315360000 seconds, got '" << value << "'\n";
+        return false;
+      }
+      flags->dedupe_window = *window;
     } else if (name == "--port") {
       std::optional<int> port = ParseInt(value, 0, 65535);
       if (!port) {
@@ -158,6 +173,8 @@ int Run(int argc, char** argv) {
   http->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   ServerOptions server_options;
   server_options.api_key = flags.api_key;
+  server_options.write_key = flags.write_key.empty() ? flags.api_key : flags.write_key;
+  server_options.segment_dedupe_window_seconds = flags.dedupe_window;
   RegisterRoutes(*http, *engine, server_options);
 
   int port = flags.port;

@@ -18,6 +18,7 @@
 
 #include "cdp/json.h"
 #include "cdp/query.h"
+#include "segment_routes.h"
 
 namespace cdp::server {
 namespace {
@@ -113,6 +114,7 @@ class Api : public std::enable_shared_from_this<Api> {
   void IdentityStats(const Request& req, Response& res);
   void Identify(const Request& req, Response& res);
   void Unmerge(const Request& req, Response& res);
+  void DryRunRules(const Request& req, Response& res);
   void GetMatching(const Request& req, Response& res);
   void SetMatching(const Request& req, Response& res);
   void FindDuplicates(const Request& req, Response& res);
@@ -173,6 +175,7 @@ void Api::Register(httplib::Server& http) {
   Route(http, "PUT", "/api/cdp/identity/rules", bind(&Api::SetIdentityRules));
   Route(http, "GET", "/api/cdp/identity/stats", bind(&Api::IdentityStats));
   Route(http, "POST", "/api/cdp/identity/identify", bind(&Api::Identify));
+  Route(http, "POST", "/api/cdp/identity/rules/dry-run", bind(&Api::DryRunRules));
   Route(http, "GET", "/api/cdp/identity/matching", bind(&Api::GetMatching));
   Route(http, "PUT", "/api/cdp/identity/matching", bind(&Api::SetMatching));
   Route(http, "POST", "/api/cdp/identity/duplicates", bind(&Api::FindDuplicates));
@@ -182,10 +185,7 @@ void Api::Register(httplib::Server& http) {
   Route(http, "GET", "/api/cdp/events", bind(&Api::QueryEvents));
   Route(http, "POST", "/api/cdp/events/batch", bind(&Api::TrackBatch));
   Route(http, "GET", "/api/cdp/stats", bind(&Api::Stats));
-  Route(http, "POST", "/api/cdp/events", bind(&Api::TrackEvent));
-  Route(http, "GET", "/api/cdp/events", bind(&Api::QueryEvents));
-  Route(http, "POST", "/api/cdp/events/batch", bind(&Api::TrackBatch));
-  Route(http, "GET", "/api/cdp/stats", bind(&Api::Stats));
+  RegisterSegmentRoutes(http, engine_, options_);  // POST /v1/identify ... /v1/batch (segment_routes.cc)
 }
 
 void Api::Route(httplib::Server& http, std::string_view method, const std::string& pattern, Handler handler) {
@@ -420,6 +420,14 @@ void Api::Unmerge(const Request& req, Response& res) {
   WriteJson(res, 200, *undone);
 }
 
+void Api::DryRunRules(const Request& req, Response& res) {
+  Result<Json> body = ParseBody(req);
+  if (!body.ok()) return WriteStatus(res, body.status());
+  Result<Json> dry = engine_.identity().DryRunRules(*body);
+  if (!dry.ok()) return WriteStatus(res, dry.status());
+  WriteJson(res, 200, *dry);
+}
+
 void Api::GetMatching(const Request&, Response& res) {
   Result<Json> config = engine_.identity().MatchingConfig();
   if (!config.ok()) return WriteStatus(res, config.status());
@@ -448,8 +456,8 @@ void Api::ListProposals(const Request& req, Response& res) {
 
 void Api::DecideProposal(const Request& req, Response& res) {
   const std::string id = req.matches[1].str();
-  Result<Json> decided = req.matches[2].str() == "accept" ? engine_.identity().AcceptProposal(id)
-                                                           : engine_.identity().RejectProposal(id);
+  Result<Json> decided =
+      req.matches[2].str() == "accept" ? engine_.identity().AcceptProposal(id) : engine_.identity().RejectProposal(id);
   if (!decided.ok()) return WriteStatus(res, decided.status());
   WriteJson(res, 200, *decided);
 }

@@ -20,6 +20,7 @@
 #include <httplib.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -35,6 +36,12 @@ struct ServerOptions {
   // the server answers 413 without reading it. Bodies between the library limit and this one reach the library,
   // which answers ResourceExhausted (also 413).
   size_t body_slack_bytes = 64u << 10;
+  // ---- Segment tracking API (segment_routes.h) ----
+  // When non-empty, every request under /v1/ needs it as the HTTP Basic user name or as "writeKey" in the body.
+  // cdp-server sets it from --write-key, defaulting to the API key.
+  std::string write_key;
+  // messageId dedupe window of the /v1/ routes (SegmentOptions::dedupe_window_seconds). Default: 7 days.
+  int64_t segment_dedupe_window_seconds = 7 * 24 * 3600;
 };
 
 // Registers the routes of docs/rest-api.md on `http`, together with its error handler (every error answer,

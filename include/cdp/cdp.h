@@ -12,6 +12,7 @@
 #include "cdp/json.h"
 #include "cdp/options.h"
 #include "cdp/query.h"
+#include "cdp/segment.h"
 #include "cdp/status.h"
 #include "cdp/version.h"
 

@@ -779,6 +779,8 @@ def test_identity_endpoints(server):
     status, body, _ = server.request("PUT", "/api/cdp/identity/rules", {"identifiers": []})
     assert status == 400
     assert_error(body, "invalid_argument", "identifiers")
+    status, dry, _ = server.request("POST", "/api/cdp/identity/rules/dry-run", rules)
+    assert status == 200 and dry["wouldMerge"] == [] and dry["identifiersScanned"] >= 1
     status, same, _ = server.request("PUT", "/api/cdp/identity/rules", rules)
     assert status == 200 and same == rules
     status, undone, _ = server.request(

@@ -6,7 +6,9 @@ import os
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
 from . import _convert
+from . import _core
 from ._core import Engine as _Engine
+from ._core import SegmentIngester as _SegmentIngester
 from ._errors import InvalidArgument
 from ._page import Page
 
@@ -267,6 +269,11 @@ class Identity:
         _convert.require_mapping(rules, "rules")
         return _convert.loads(self._engine.identity_set_rules(_convert.dumps(rules, "rules")))
 
+    def dry_run_rules(self, rules: Mapping[str, Any]) -> Document:
+        """What ``rules`` would merge, block, unlink or make a hub on the existing graph; changes nothing."""
+        _convert.require_mapping(rules, "rules")
+        return _convert.loads(self._engine.identity_dry_run_rules(_convert.dumps(rules, "rules")))
+
     def merge(self, profile_ids: Sequence[str], reason: str = "") -> Document:
         """Merges the profiles into the first; returns ``{"mergeId", "profileId", "merged"}``.
 
@@ -334,6 +341,72 @@ class Identity:
         return _convert.loads(self._engine.identity_stats())
 
 
+# ---- Segment-spec ingestion (bind_segment.cc, include/cdp/segment.h) --------------------------------------------
+
+
+class Segment:
+    """Segment-spec ingestion: messages of the Segment HTTP Tracking API. Reach it as ``db.segment``.
+
+    ``identify`` and ``alias`` resolve and update profiles (Identity.identify); ``track``, ``page``, ``screen`` and
+    ``group`` become events ("Order Completed" a purchase, "Product Viewed" a product view, "Product Added" an
+    add-to-cart, page and screen page views). The mapping, the timestamp rule and what deduplication guarantees are in
+    docs/identity.md ("Segment-spec ingestion"). MessageIds are remembered for the dedupe window by this object, in
+    memory: one per Database, shared by its threads.
+    """
+
+    _DEFAULT_WINDOW = 7 * 24 * 3600
+
+    def __init__(self, engine: _Engine, dedupe_window_seconds: int = _DEFAULT_WINDOW) -> None:
+        self._engine = engine
+        self._ingester = _SegmentIngester(engine, dedupe_window_seconds)
+
+    @property
+    def dedupe_window_seconds(self) -> int:
+        return self._ingester.dedupe_window_seconds
+
+    def configure(self, *, dedupe_window_seconds: int = _DEFAULT_WINDOW) -> None:
+        """Sets the messageId dedupe window (0 turns it off; the engine's own retry rule still applies). Forgets
+        the messageIds remembered so far. Raises InvalidArgument (at the next ingest) for a negative window."""
+        if isinstance(dedupe_window_seconds, bool) or not isinstance(dedupe_window_seconds, int):
+            raise TypeError("dedupe_window_seconds must be an int")
+        self._ingester = _SegmentIngester(self._engine, dedupe_window_seconds)
+
+    @staticmethod
+    def _received_at(received_at) -> int:
+        if received_at is None:
+            return _core.segment_now_micros()
+        value = _convert.timestamp_value(received_at, "received_at")
+        return _core.parse_timestamp(_convert.dumps(value, "received_at"))
+
+    def ingest(self, message: Mapping[str, Any], *, type: Optional[str] = None, received_at=None) -> Document:
+        """Ingests one message (its ``type`` says which call it is, or `type` does, as the /v1/<type> routes).
+
+        received_at: when the message was received (datetime, ISO 8601 string or epoch ms; default: now); it
+            is the base of the event time when the message has no ``timestamp``.
+        Returns ``{"type", "messageId", "duplicate", "profileId", ...}`` plus ``eventId``/``sessionId`` for events
+        and ``identifyId`` for identify and alias. Raises InvalidArgument naming the field, ResourceExhausted over
+        32 KiB.
+        """
+        _convert.require_mapping(message, "message")
+        return _convert.loads(self._ingester.ingest(_convert.dumps(message, "message"),
+                                                    self._received_at(received_at), type or ""))
+
+    def ingest_batch(self, messages: Union[Sequence[Mapping[str, Any]], Mapping[str, Any]], *,
+                     received_at=None) -> Document:
+        """Ingests a batch, in order: a list of messages or Segment's ``{"batch": [...], "sentAt", "context"}``.
+
+        Returns ``{"accepted", "rejected", "results": [{"index", "status": "ok" | "duplicate" | code, ...}]}``.
+        Raises only when the batch as a whole is unacceptable (ResourceExhausted over 500 KiB, InvalidArgument when
+        it is not a batch).
+        """
+        if isinstance(messages, (str, bytes)):
+            raise TypeError("messages must be a list of dicts or {'batch': [...]}")
+        if not isinstance(messages, Mapping):
+            messages = list(messages)
+        return _convert.loads(self._ingester.ingest_batch(_convert.dumps(messages, "batch"),
+                                                          self._received_at(received_at)))
+
+
 class Database:
     """An open libcdp database. Create it with :func:`cdp.open`; close it with :meth:`close` or a ``with`` block.
 
@@ -345,6 +418,7 @@ class Database:
         self.profiles = Profiles(engine)
         self.events = Events(engine)
         self.identity = Identity(engine)
+        self.segment = Segment(engine)  # Segment-spec ingestion
 
     @property
     def path(self) -> str:

@@ -170,6 +170,12 @@ class PyEngine {
   std::string IdentityUnmerge(const std::string& id, const std::string& merge_id) {
     return RunJson([&](cdp::Engine& e) { return e.identity().Unmerge(id, merge_id); });
   }
+  std::string IdentityDryRunRules(const std::string& text) {
+    return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+      CDP_ASSIGN_OR_RETURN(cdp::Json doc, Parse(text));
+      return e.identity().DryRunRules(doc);
+    });
+  }
   std::string IdentityMatchingConfig() {
     return RunJson([&](cdp::Engine& e) { return e.identity().MatchingConfig(); });
   }
@@ -186,9 +192,8 @@ class PyEngine {
     return RunJson([&](cdp::Engine& e) { return e.identity().Proposals(status); });
   }
   std::string IdentityDecide(const std::string& id, bool accept) {
-    return RunJson([&](cdp::Engine& e) {
-      return accept ? e.identity().AcceptProposal(id) : e.identity().RejectProposal(id);
-    });
+    return RunJson(
+        [&](cdp::Engine& e) { return accept ? e.identity().AcceptProposal(id) : e.identity().RejectProposal(id); });
   }
   std::string IdentityExplain(const std::string& id) {
     return RunJson([&](cdp::Engine& e) { return e.identity().Explain(id); });
@@ -266,6 +271,7 @@ void BindEngine(py::module_& m) {
       .def("identity_set_rules", &PyEngine::IdentitySetRules, py::arg("rules_json"))
       .def("identity_merge", &PyEngine::IdentityMerge, py::arg("profile_ids"), py::arg("reason"))
       .def("identity_explain", &PyEngine::IdentityExplain, py::arg("id"))
+      .def("identity_dry_run_rules", &PyEngine::IdentityDryRunRules, py::arg("rules_json"))
       .def("identity_matching_config", &PyEngine::IdentityMatchingConfig)
       .def("identity_set_matching_config", &PyEngine::IdentitySetMatchingConfig, py::arg("config_json"))
       .def("identity_find_duplicates", &PyEngine::IdentityFindDuplicates)

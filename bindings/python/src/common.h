@@ -59,6 +59,7 @@ cdp::Json OptionsToJson(const cdp::Options& options);
 void BindErrors(py::module_& m);
 void BindEngine(py::module_& m);
 void BindUtil(py::module_& m);
+void BindSegment(py::module_& m);  // bind_segment.cc
 
 }  // namespace cdp_python
 

@@ -12,4 +12,5 @@ PYBIND11_MODULE(_core, m) {
   cdp_python::BindErrors(m);
   cdp_python::BindUtil(m);
   cdp_python::BindEngine(m);
+  cdp_python::BindSegment(m);  // bind_segment.cc: db.segment
 }

@@ -96,3 +96,14 @@ def test_fuzzy_proposals(db):
     with pytest.raises(cdp.InvalidArgument) as err:
         db.identity.set_matching_config({"linkage": config["linkage"], "proposeAbove": 2})
     assert err.value.field == "proposeAbove"
+
+
+def test_dry_run_rules_changes_nothing(db):
+    db.profiles.create({"externalIds": {"email": "a.b@gmail.com"}})
+    db.profiles.create({"externalIds": {"email": "ab@gmail.com"}})
+    rules = db.identity.rules()
+    next_rules = {**rules, "identifiers": [dict(t, canonicalGmail=True) if t["type"] == "email" else t
+                                           for t in rules["identifiers"]]}
+    dry = db.identity.dry_run_rules(next_rules)
+    assert len(dry["wouldMerge"]) == 1 and dry["wouldMerge"][0]["identifier"]["value"] == "ab@gmail.com"
+    assert db.identity.rules() == rules

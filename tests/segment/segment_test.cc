@@ -1,0 +1,499 @@
+// Copyright 2026 The libcdp Authors.
+//
+// Segment-spec ingestion (include/cdp/segment.h): mapping of every message type, the timestamp rule, traits,
+// identity linking, validation, limits and deduplication.
+
+#include "cdp/segment.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "test_util.h"
+
+namespace cdp {
+namespace {
+
+using testing::J;
+using testing::Unwrap;
+
+// 2026-03-01T12:00:00.000Z, the receipt time of most messages here.
+constexpr int64_t kReceived = 1772366400000000LL;
+
+class SegmentTest : public testing::EngineTest {
+ protected:
+  Json Ingest(std::string_view message, int64_t received = kReceived, std::string_view route = {}) {
+    return Unwrap(IngestSegmentMessage(*engine_, J(message), received, options_seg_, route));
+  }
+  Status IngestError(std::string_view message, std::string_view route = {}) {
+    Result<Json> r = IngestSegmentMessage(*engine_, J(message), kReceived, options_seg_, route);
+    EXPECT_FALSE(r.ok()) << message;
+    return r.status();
+  }
+  // The profile's events, oldest first.
+  std::vector<Json> EventsOf(const Json& result) {
+    Page page = Unwrap(profiles().Timeline(result.Find("profileId")->as_string(), EventQuery{}));
+    return page.items;
+  }
+  Json ProfileOf(const Json& result) { return Unwrap(profiles().Get(result.Find("profileId")->as_string())); }
+  int64_t EventCount() { return Unwrap(engine_->Stats()).Find("events")->as_int(); }
+
+  SegmentOptions options_seg_;
+};
+
+// ---- mapping -------------------------------------------------------------------------------------------------------
+
+TEST_F(SegmentTest, TrackMapsEcommerceNamesAndKeepsOthersCustom) {
+  struct Case {
+    const char* event;
+    const char* type;
+  } cases[] = {{"Order Completed", "purchase"},  {"Product Viewed", "product_view"},
+               {"Product Added", "add_to_cart"}, {"order completed", "purchase"},
+               {"Signed Up", "custom"},          {"Product Removed", "custom"}};
+  int minute = 0;
+  for (const Case& c : cases) {
+    Json r = Ingest(R"({"type":"track","userId":"shopper-1","event":")" + std::string(c.event) +
+                    R"(","properties":{"revenue":10},"timestamp":"2026-03-01T10:0)" + std::to_string(minute++) +
+                    R"(:00Z"})");
+    EXPECT_EQ(r.Find("type")->as_string(), "track");
+    std::vector<Json> events = EventsOf(r);
+    const Json& last = events.back();
+    EXPECT_EQ(last.Find("type")->as_string(), c.type) << c.event;
+    EXPECT_EQ(last.Find("name")->as_string(), c.event);
+    EXPECT_EQ(last.Find("customerId")->as_string(), "shopper-1");
+    EXPECT_EQ(last.Find("source")->as_string(), "segment");
+    EXPECT_EQ(last.FindPath("properties.segmentType")->as_string(), "track");
+  }
+  Json profile = ProfileOf(Ingest(R"({"type":"identify","userId":"shopper-1"})"));
+  EXPECT_EQ(profile.FindPath("computed.purchaseCount")->as_int(), 2);
+  EXPECT_DOUBLE_EQ(profile.FindPath("computed.ltv")->as_number(), 20.0);
+  EXPECT_EQ(profile.FindPath("externalIds.customerId")->as_string(), "shopper-1");
+}
+
+TEST_F(SegmentTest, PageAndScreenBecomePageViewsAndContextFeedsSessions) {
+  Json page = Ingest(R"({"type":"page","anonymousId":"anon-p","name":"Pricing","category":"Docs",
+      "properties":{"url":"https://x.test/pricing","path":"/pricing"},"timestamp":"2026-03-01T10:00:00Z",
+      "messageId":"page-1","context":{"ip":"203.0.113.9","userAgent":"Mozilla/5.0",
+      "campaign":{"source":"newsletter","medium":"email","name":"spring","term":"shoes"},
+      "device":{"id":"device-9","type":"ios"}}})");
+  std::vector<Json> events = EventsOf(page);
+  ASSERT_EQ(events.size(), 1u);
+  const Json& e = events[0];
+  EXPECT_EQ(e.Find("type")->as_string(), "page_view");
+  EXPECT_EQ(e.Find("name")->as_string(), "Pricing");
+  EXPECT_EQ(e.Find("id")->as_string(), "page-1");
+  EXPECT_EQ(e.Find("anonymousId")->as_string(), "anon-p");
+  EXPECT_EQ(e.Find("deviceId")->as_string(), "device-9");
+  EXPECT_EQ(e.FindPath("properties.category")->as_string(), "Docs");
+  EXPECT_EQ(e.FindPath("properties.name")->as_string(), "Pricing");
+  EXPECT_EQ(e.FindPath("properties.utm_source")->as_string(), "newsletter");
+  EXPECT_EQ(e.FindPath("properties.utm_medium")->as_string(), "email");
+  EXPECT_EQ(e.FindPath("properties.utm_campaign")->as_string(), "spring");
+  EXPECT_EQ(e.FindPath("properties.utm_term")->as_string(), "shoes");
+  EXPECT_EQ(e.FindPath("properties.context.ip")->as_string(), "203.0.113.9");
+  EXPECT_EQ(e.FindPath("properties.context.userAgent")->as_string(), "Mozilla/5.0");
+  EXPECT_EQ(e.FindPath("properties.messageId")->as_string(), "page-1");
+  // The device joins the profile's identifiers.
+  Json profile = ProfileOf(page);
+  EXPECT_EQ(*profile.FindPath("externalIds.deviceIds"), J(R"(["device-9"])"));
+
+  Json screen = Ingest(R"({"type":"screen","anonymousId":"anon-p","name":"Home","properties":{"tab":"feed"},
+      "timestamp":"2026-03-01T10:05:00Z"})");
+  events = EventsOf(screen);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[1].Find("type")->as_string(), "page_view");
+  EXPECT_EQ(events[1].Find("name")->as_string(), "Home");
+  EXPECT_EQ(events[1].FindPath("properties.screen")->as_string(), "Home");
+  EXPECT_EQ(events[1].FindPath("properties.page")->as_string(), "Home");
+  EXPECT_EQ(events[1].FindPath("properties.segmentType")->as_string(), "screen");
+
+  std::vector<Json> sessions = Unwrap(profiles().Sessions(page.Find("profileId")->as_string()));
+  ASSERT_EQ(sessions.size(), 1u);
+  EXPECT_EQ(sessions[0].Find("firstPage")->as_string(), "https://x.test/pricing");
+  EXPECT_EQ(sessions[0].Find("utmSource")->as_string(), "newsletter");
+  EXPECT_EQ(sessions[0].Find("utmMedium")->as_string(), "email");
+  EXPECT_EQ(sessions[0].Find("utmCampaign")->as_string(), "spring");
+  EXPECT_EQ(sessions[0].FindPath("eventTypes.page_view")->as_int(), 2);
+}
+
+TEST_F(SegmentTest, ScreenOnlySessionsNameTheirFirstPageAfterTheScreen) {
+  Json r = Ingest(R"({"type":"screen","userId":"app-user","name":"Onboarding","timestamp":"2026-03-01T10:00:00Z"})");
+  std::vector<Json> sessions = Unwrap(profiles().Sessions(r.Find("profileId")->as_string()));
+  ASSERT_EQ(sessions.size(), 1u);
+  EXPECT_EQ(sessions[0].Find("firstPage")->as_string(), "Onboarding");
+}
+
+TEST_F(SegmentTest, MessagePropertiesWinOverAddedKeys) {
+  Json r = Ingest(R"({"type":"track","userId":"u-props","event":"Clicked","timestamp":"2026-03-01T10:00:00Z",
+      "properties":{"utm_source":"own","context":"mine"},"context":{"campaign":{"source":"theirs"}}})");
+  Json e = EventsOf(r)[0];
+  EXPECT_EQ(e.FindPath("properties.utm_source")->as_string(), "own");
+  EXPECT_EQ(e.FindPath("properties.context")->as_string(), "mine");
+}
+
+TEST_F(SegmentTest, GroupIsACustomEventNamedGroup) {
+  Json r = Ingest(R"({"type":"group","userId":"u-g","groupId":"acme","traits":{"plan":"enterprise"},
+      "timestamp":"2026-03-01T10:00:00Z"})");
+  Json e = EventsOf(r)[0];
+  EXPECT_EQ(e.Find("type")->as_string(), "custom");
+  EXPECT_EQ(e.Find("name")->as_string(), "group");
+  EXPECT_EQ(e.FindPath("properties.groupId")->as_string(), "acme");
+  EXPECT_EQ(e.FindPath("properties.traits.plan")->as_string(), "enterprise");
+}
+
+// ---- the timestamp rule --------------------------------------------------------------------------------------------
+
+TEST_F(SegmentTest, TimestampRule) {
+  // timestamp wins.
+  Json a = Ingest(R"({"type":"track","userId":"u-t","event":"A","timestamp":"2026-02-01T00:00:00.250Z",
+      "originalTimestamp":"2020-01-01T00:00:00Z","sentAt":"2020-01-01T00:00:10Z"})");
+  EXPECT_EQ(EventsOf(a).back().Find("timestamp")->as_string(), "2026-02-01T00:00:00.250Z");
+  // receivedAt - (sentAt - originalTimestamp): the device clock is a year behind, the message waited 30 s.
+  Json b = Ingest(R"({"type":"track","userId":"u-t2","event":"B","originalTimestamp":"2025-03-01T11:59:00Z",
+      "sentAt":"2025-03-01T11:59:30Z"})");
+  EXPECT_EQ(EventsOf(b).back().Find("timestamp")->as_string(), "2026-03-01T11:59:30.000Z");
+  // originalTimestamp without sentAt.
+  Json c = Ingest(R"({"type":"track","userId":"u-t3","event":"C","originalTimestamp":"2026-01-05T08:00:00Z"})");
+  EXPECT_EQ(EventsOf(c).back().Find("timestamp")->as_string(), "2026-01-05T08:00:00.000Z");
+  // Nothing: the time of receipt.
+  Json d = Ingest(R"({"type":"track","userId":"u-t4","event":"D"})");
+  EXPECT_EQ(EventsOf(d).back().Find("timestamp")->as_string(), "2026-03-01T12:00:00.000Z");
+  // In a batch, the batch's sentAt serves messages without one.
+  Json batch = Unwrap(IngestSegmentBatchJson(*engine_, R"({"sentAt":"2026-03-01T11:00:10Z","batch":[
+      {"type":"track","userId":"u-t5","event":"E","originalTimestamp":"2026-03-01T11:00:00Z"}]})",
+                                             kReceived, options_seg_));
+  EXPECT_EQ(batch.Find("accepted")->as_int(), 1);
+  EXPECT_EQ(EventsOf(batch.Find("results")->items()[0]).back().Find("timestamp")->as_string(),
+            "2026-03-01T11:59:50.000Z");
+}
+
+// ---- identify and alias --------------------------------------------------------------------------------------------
+
+TEST_F(SegmentTest, IdentifyMapsTraits) {
+  Json r = Ingest(R"({"type":"identify","userId":"u-ada","messageId":"id-1","traits":{
+      "first_name":"Ada","lastName":"Lovelace","name":"Countess Ada","email":"Ada@Example.com",
+      "phone":"+1 650 253 0000","address":{"city":"London","country":"GB","postal_code":"W1","street":"1 St"},
+      "plan":"gold","logins":3}})");
+  EXPECT_EQ(r.Find("type")->as_string(), "identify");
+  EXPECT_EQ(r.Find("identifyId")->as_string(), "id-1");
+  EXPECT_TRUE(r.Find("profileCreated")->as_bool());
+  EXPECT_FALSE(r.Find("duplicate")->as_bool());
+  Json p = ProfileOf(r);
+  EXPECT_EQ(p.FindPath("attributes.firstName")->as_string(), "Ada");
+  EXPECT_EQ(p.FindPath("attributes.lastName")->as_string(), "Lovelace");
+  EXPECT_EQ(p.FindPath("attributes.email")->as_string(), "Ada@Example.com");
+  EXPECT_EQ(p.FindPath("attributes.city")->as_string(), "London");
+  EXPECT_EQ(p.FindPath("attributes.country")->as_string(), "GB");
+  EXPECT_EQ(p.FindPath("attributes.postalCode")->as_string(), "W1");
+  EXPECT_EQ(*p.FindPath("attributes.customFields"),
+            J(R"({"name":"Countess Ada","address":{"street":"1 St"},"plan":"gold","logins":3})"));
+  // traits.email / phone are identifiers too.
+  EXPECT_EQ(p.FindPath("externalIds.email")->as_string(), "ada@example.com");
+  EXPECT_EQ(p.FindPath("externalIds.phone")->as_string(), "+16502530000");
+  EXPECT_EQ(p.FindPath("externalIds.customerId")->as_string(), "u-ada");
+  // An event by email finds the same person.
+  Json t = Ingest(R"({"type":"track","userId":"u-ada","event":"Seen","timestamp":"2026-03-01T10:00:00Z"})");
+  EXPECT_EQ(t.Find("profileId")->as_string(), r.Find("profileId")->as_string());
+}
+
+TEST_F(SegmentTest, NameIsSplitOnlyWhenFirstAndLastNameAreAbsent) {
+  Json p = ProfileOf(Ingest(R"({"type":"identify","userId":"u-n1","traits":{"name":"Grace Brewster Hopper"}})"));
+  EXPECT_EQ(p.FindPath("attributes.firstName")->as_string(), "Grace");
+  EXPECT_EQ(p.FindPath("attributes.lastName")->as_string(), "Brewster Hopper");
+  Json q = ProfileOf(Ingest(R"({"type":"identify","userId":"u-n2","traits":{"name":"Alan Turing","lastName":"T."}})"));
+  EXPECT_EQ(q.FindPath("attributes.firstName"), nullptr);
+  EXPECT_EQ(q.FindPath("attributes.lastName")->as_string(), "T.");
+  EXPECT_EQ(q.FindPath("attributes.customFields.name")->as_string(), "Alan Turing");
+  Json s = ProfileOf(Ingest(R"({"type":"identify","userId":"u-n3","traits":{"name":"Plato"}})"));
+  EXPECT_EQ(s.FindPath("attributes.firstName")->as_string(), "Plato");
+  EXPECT_EQ(s.FindPath("attributes.lastName"), nullptr);
+}
+
+TEST_F(SegmentTest, NullTraitsDeleteAttributes) {
+  Json r = Ingest(R"({"type":"identify","userId":"u-null","traits":{"firstName":"Kim","plan":"pro"}})");
+  Ingest(R"({"type":"identify","userId":"u-null","traits":{"firstName":null,"plan":null}})");
+  Json p = ProfileOf(r);
+  EXPECT_EQ(p.FindPath("attributes.firstName"), nullptr);
+  EXPECT_EQ(p.FindPath("attributes.customFields.plan"), nullptr);
+}
+
+TEST_F(SegmentTest, InvalidEmailIsAnIdentityIssueNotAnError) {
+  Json r = Ingest(R"({"type":"identify","userId":"u-bad-email","traits":{"email":"not-an-email"}})");
+  Json p = ProfileOf(r);
+  EXPECT_EQ(p.FindPath("attributes.email")->as_string(), "not-an-email");
+  EXPECT_EQ(p.FindPath("externalIds.email"), nullptr);
+  const Json* issues = p.Find("identityIssues");
+  ASSERT_NE(issues, nullptr);
+  ASSERT_EQ(issues->size(), 1u);
+  EXPECT_EQ(issues->items()[0].Find("type")->as_string(), "email");
+}
+
+TEST_F(SegmentTest, IdentifyLinksAnonymousActivityToTheUser) {
+  Json anon = Ingest(R"({"type":"page","anonymousId":"anon-42","properties":{"path":"/"},
+      "timestamp":"2026-03-01T10:00:00Z"})");
+  Json who = Ingest(R"({"type":"identify","anonymousId":"anon-42","userId":"user-42","traits":{"plan":"pro"}})");
+  EXPECT_EQ(who.Find("profileId")->as_string(), anon.Find("profileId")->as_string());
+  EXPECT_FALSE(who.Find("profileCreated")->as_bool());
+  Json later = Ingest(R"({"type":"track","userId":"user-42","event":"Order Completed",
+      "properties":{"total":12.5},"timestamp":"2026-03-01T10:10:00Z"})");
+  EXPECT_EQ(later.Find("profileId")->as_string(), anon.Find("profileId")->as_string());
+  Json p = ProfileOf(later);
+  EXPECT_EQ(p.FindPath("computed.eventCount")->as_int(), 2);
+  EXPECT_EQ(p.FindPath("externalIds.anonymousId")->as_string(), "anon-42");
+  EXPECT_EQ(p.FindPath("attributes.customFields.plan")->as_string(), "pro");
+}
+
+TEST_F(SegmentTest, IdentifyMergesAnAnonymousProfileIntoTheUsers) {
+  Json user = Ingest(R"({"type":"track","userId":"user-7","event":"Logged In","timestamp":"2026-03-01T09:00:00Z"})");
+  Json anon = Ingest(R"({"type":"track","anonymousId":"anon-7","event":"Browsed","timestamp":"2026-03-01T09:30:00Z"})");
+  ASSERT_NE(user.Find("profileId")->as_string(), anon.Find("profileId")->as_string());
+  Json who = Ingest(R"({"type":"identify","anonymousId":"anon-7","userId":"user-7"})");
+  EXPECT_EQ(who.Find("profileId")->as_string(), user.Find("profileId")->as_string());
+  ASSERT_NE(who.Find("mergedProfiles"), nullptr);
+  EXPECT_EQ(who.Find("mergedProfiles")->items()[0].as_string(), anon.Find("profileId")->as_string());
+  EXPECT_EQ(ProfileOf(user).FindPath("computed.eventCount")->as_int(), 2);
+}
+
+TEST_F(SegmentTest, AliasLinksPreviousIdAsAnAnonymousId) {
+  Json before =
+      Ingest(R"({"type":"track","anonymousId":"visitor-3","event":"Viewed","timestamp":"2026-03-01T09:00:00Z"})");
+  Json user = Ingest(R"({"type":"track","userId":"member-3","event":"Joined","timestamp":"2026-03-01T09:10:00Z"})");
+  Json alias = Ingest(R"({"type":"alias","previousId":"visitor-3","userId":"member-3","messageId":"alias-3"})");
+  EXPECT_EQ(alias.Find("type")->as_string(), "alias");
+  EXPECT_EQ(alias.Find("profileId")->as_string(), user.Find("profileId")->as_string());
+  Json merged = Unwrap(profiles().Get(before.Find("profileId")->as_string()));
+  EXPECT_EQ(merged.Find("id")->as_string(), user.Find("profileId")->as_string());
+  EXPECT_EQ(merged.FindPath("externalIds.anonymousId")->as_string(), "visitor-3");
+  Json why = Unwrap(engine_->identity().Explain(user.Find("profileId")->as_string()));
+  EXPECT_EQ(why.Find("merges")->size(), 1u);
+}
+
+// ---- validation and limits -----------------------------------------------------------------------------------------
+
+TEST_F(SegmentTest, ValidationErrorsNameTheField) {
+  struct Case {
+    const char* message;
+    const char* field;
+  } cases[] = {
+      {R"({"type":"track","event":"X"})", "userId"},
+      {R"({"type":"track","userId":"u"})", "event"},
+      {R"({"type":"track","userId":"u","event":""})", "event"},
+      {R"({"type":"track","userId":7.5,"event":"X"})", "userId"},
+      {R"({"type":"track","userId":"u","event":"X","properties":[1]})", "properties"},
+      {R"({"type":"track","userId":"u","event":"X","timestamp":"yesterday"})", "timestamp"},
+      {R"({"type":"track","userId":"u","event":"X","originalTimestamp":"2026-01-01T00:00:00Z","sentAt":false})",
+       "sentAt"},
+      {R"({"type":"track","userId":"u","event":"X","context":"web"})", "context"},
+      {R"({"type":"track","userId":"u","event":"X","context":{"device":{"id":["d"]}}})", "context.device.id"},
+      {R"({"type":"track","userId":"u","event":"Order Completed","properties":{"revenue":"12"}})",
+       "properties.revenue"},
+      {R"({"type":"identify","userId":"u","traits":"vip"})", "traits"},
+      {R"({"type":"identify","userId":"u","traits":{"firstName":5}})", "traits.firstName"},
+      {R"({"type":"identify","userId":"u","traits":{"address":{"city":["x"]}}})", "traits.address.city"},
+      {R"({"type":"identify","userId":"u","traits":{"address":"Main St"}})", "traits.address"},
+      {R"({"type":"alias","userId":"u"})", "previousId"},
+      {R"({"type":"alias","previousId":"p"})", "userId"},
+      {R"({"type":"group","userId":"u"})", "groupId"},
+      {R"({"type":"checkout","userId":"u"})", "type"},
+      {R"({"userId":"u"})", "type"},
+      {R"({"type":"track","messageId":{"id":1},"userId":"u","event":"X"})", "messageId"},
+  };
+  const int64_t before = EventCount();
+  for (const Case& c : cases) {
+    Status s = IngestError(c.message);
+    EXPECT_TRUE(s.IsInvalidArgument()) << c.message << " -> " << s.ToString();
+    EXPECT_EQ(s.field(), c.field) << c.message << " -> " << s.ToString();
+  }
+  EXPECT_EQ(EventCount(), before);  // nothing was written
+  Status mismatch = IngestError(R"({"type":"track","userId":"u","event":"X"})", "page");
+  EXPECT_EQ(mismatch.field(), "type");
+  // The route names the type when the message does not.
+  Json r = Ingest(R"({"userId":"u","event":"X","timestamp":"2026-03-01T10:00:00Z"})", kReceived, "track");
+  EXPECT_EQ(r.Find("type")->as_string(), "track");
+}
+
+TEST_F(SegmentTest, MessageAndBatchSizeLimits) {
+  const std::string big(33 << 10, 'x');
+  Status s = IngestError(R"({"type":"track","userId":"u","event":"X","properties":{"blob":")" + big + R"("}})");
+  EXPECT_TRUE(s.IsResourceExhausted()) << s.ToString();
+
+  // A batch item over 32 KiB is rejected alone.
+  std::string body =
+      R"({"batch":[{"type":"track","userId":"u-big","event":"Small","timestamp":"2026-03-01T10:00:00Z"},)"
+      R"({"type":"track","userId":"u-big","event":"Big","properties":{"blob":")" +
+      big + R"("}}]})";
+  Json batch = Unwrap(IngestSegmentBatchJson(*engine_, body, kReceived, options_seg_));
+  EXPECT_EQ(batch.Find("accepted")->as_int(), 1);
+  EXPECT_EQ(batch.Find("rejected")->as_int(), 1);
+  const Json& bad = batch.Find("results")->items()[1];
+  EXPECT_EQ(bad.Find("index")->as_int(), 1);
+  EXPECT_EQ(bad.Find("status")->as_string(), "resource_exhausted");
+
+  // A batch over 500 KiB is rejected whole, and writes nothing.
+  const int64_t before = EventCount();
+  std::string huge = R"({"batch":[)";
+  for (int i = 0; i < 20; ++i) {
+    huge += std::string(i ? "," : "") + R"({"type":"track","userId":"u-huge","event":"E","properties":{"blob":")" +
+            std::string(30 << 10, 'y') + R"("}})";
+  }
+  huge += "]}";
+  Result<Json> whole = IngestSegmentBatchJson(*engine_, huge, kReceived, options_seg_);
+  ASSERT_FALSE(whole.ok());
+  EXPECT_TRUE(whole.status().IsResourceExhausted());
+  EXPECT_EQ(whole.status().field(), "batch");
+  EXPECT_EQ(EventCount(), before);
+
+  Result<Json> not_batch = IngestSegmentBatchJson(*engine_, R"({"messages":[]})", kReceived, options_seg_);
+  EXPECT_EQ(not_batch.status().field(), "batch");
+}
+
+// ---- batches -------------------------------------------------------------------------------------------------------
+
+TEST_F(SegmentTest, BatchAppliesMessagesInOrderWithPerItemResults) {
+  Json batch = Unwrap(IngestSegmentBatchJson(*engine_, R"({"context":{"campaign":{"source":"ads"}},"batch":[
+      {"type":"page","anonymousId":"anon-b","properties":{"path":"/shoes"},"timestamp":"2026-03-01T10:00:00Z"},
+      {"type":"track","anonymousId":"anon-b","event":"Product Viewed","timestamp":"2026-03-01T10:01:00Z"},
+      {"type":"identify","anonymousId":"anon-b","userId":"user-b","traits":{"email":"b@example.com"}},
+      {"type":"track","userId":"user-b","event":"Product Added","timestamp":"2026-03-01T10:02:00Z"},
+      {"type":"track","event":"Broken"},
+      {"type":"track","userId":"user-b","event":"Order Completed","properties":{"revenue":30},
+       "timestamp":"2026-03-01T10:03:00Z"}]})",
+                                             kReceived, options_seg_));
+  EXPECT_EQ(batch.Find("accepted")->as_int(), 5);
+  EXPECT_EQ(batch.Find("rejected")->as_int(), 1);
+  const std::vector<Json>& results = batch.Find("results")->items();
+  ASSERT_EQ(results.size(), 6u);
+  const std::string profile = results[0].Find("profileId")->as_string();
+  for (size_t i : {0, 1, 2, 3, 5}) {
+    EXPECT_EQ(results[i].Find("index")->as_int(), static_cast<int64_t>(i));
+    EXPECT_EQ(results[i].Find("status")->as_string(), "ok");
+    EXPECT_EQ(results[i].Find("profileId")->as_string(), profile) << i;
+  }
+  EXPECT_EQ(results[2].Find("type")->as_string(), "identify");
+  EXPECT_EQ(results[4].Find("status")->as_string(), "invalid_argument");
+  EXPECT_EQ(results[4].FindPath("error.field")->as_string(), "userId");
+  Json p = Unwrap(profiles().Get(profile));
+  EXPECT_EQ(p.FindPath("computed.eventCount")->as_int(), 4);
+  EXPECT_EQ(p.FindPath("computed.purchaseCount")->as_int(), 1);
+  EXPECT_EQ(p.FindPath("externalIds.email")->as_string(), "b@example.com");
+  // The batch's context reached every event.
+  std::vector<Json> sessions = Unwrap(profiles().Sessions(profile));
+  ASSERT_EQ(sessions.size(), 1u);
+  EXPECT_EQ(sessions[0].Find("utmSource")->as_string(), "ads");
+  EXPECT_EQ(sessions[0].Find("firstPage")->as_string(), "/shoes");
+}
+
+// ---- deduplication -------------------------------------------------------------------------------------------------
+
+TEST_F(SegmentTest, RetryWithTheSameTimestampIsADuplicateWithoutTheWindow) {
+  const char* message = R"({"type":"track","userId":"u-r","event":"Order Completed","messageId":"msg-r",
+      "properties":{"revenue":5},"timestamp":"2026-03-01T10:00:00Z"})";
+  Json first = Ingest(message);
+  Json again = Ingest(message, kReceived + 3600LL * 24 * 30 * 1000000);  // a month later
+  EXPECT_FALSE(first.Find("duplicate")->as_bool());
+  EXPECT_TRUE(again.Find("duplicate")->as_bool());
+  EXPECT_EQ(again.Find("eventId")->as_string(), "msg-r");
+  EXPECT_EQ(ProfileOf(first).FindPath("computed.purchaseCount")->as_int(), 1);
+}
+
+// A retry of a message without `timestamp` gets a new receivedAt, so a new computed time: only the dedupe window
+// recognises it. Without a deduplicator it is stored twice (the documented limit).
+TEST_F(SegmentTest, RetryWithAComputedTimestampNeedsTheWindow) {
+  const char* message = R"({"type":"track","anonymousId":"a-w","event":"Signed Up","messageId":"msg-w",
+      "originalTimestamp":"2026-03-01T11:59:00Z","sentAt":"2026-03-01T11:59:01Z"})";
+  Json a = Ingest(message);
+  Json b = Ingest(message, kReceived + 2000000);
+  EXPECT_FALSE(b.Find("duplicate")->as_bool());
+  EXPECT_EQ(EventsOf(a).size(), 2u);
+
+  options_seg_.deduplicator = std::make_shared<SegmentDeduplicator>();
+  const char* other = R"({"type":"track","anonymousId":"a-w2","event":"Signed Up","messageId":"msg-w2",
+      "originalTimestamp":"2026-03-01T11:59:00Z","sentAt":"2026-03-01T11:59:01Z"})";
+  Json c = Ingest(other);
+  Json d = Ingest(other, kReceived + 2000000);  // 2 s later
+  EXPECT_TRUE(d.Find("duplicate")->as_bool());
+  EXPECT_EQ(d.Find("eventId")->as_string(), "msg-w2");
+  ASSERT_EQ(EventsOf(c).size(), 1u);
+  EXPECT_EQ(EventsOf(c)[0].Find("timestamp")->as_string(), "2026-03-01T11:59:59.000Z");
+  EXPECT_EQ(options_seg_.deduplicator->size(), 1u);
+}
+
+TEST_F(SegmentTest, WindowEndsAfterDedupeWindowSeconds) {
+  options_seg_.deduplicator = std::make_shared<SegmentDeduplicator>();
+  options_seg_.dedupe_window_seconds = 60;
+  const char* message = R"({"type":"track","userId":"u-win","event":"Ping","messageId":"msg-win"})";
+  Json a = Ingest(message);
+  Json b = Ingest(message, kReceived + 59 * 1000000LL);
+  Json c = Ingest(message, kReceived + 120 * 1000000LL);  // past the window: a new event at its own time
+  EXPECT_FALSE(a.Find("duplicate")->as_bool());
+  EXPECT_TRUE(b.Find("duplicate")->as_bool());
+  EXPECT_FALSE(c.Find("duplicate")->as_bool());
+  EXPECT_EQ(EventsOf(a).size(), 2u);
+}
+
+TEST_F(SegmentTest, IdentifyRetryWithinTheWindowChangesNothing) {
+  options_seg_.deduplicator = std::make_shared<SegmentDeduplicator>();
+  Json first = Ingest(R"({"type":"identify","userId":"u-i","messageId":"ident-1","traits":{"plan":"basic"}})");
+  Ingest(R"({"type":"identify","userId":"u-i","messageId":"ident-2","traits":{"plan":"pro"}})");
+  // A late retry of the first must not put "basic" back.
+  Json retry = Ingest(R"({"type":"identify","userId":"u-i","messageId":"ident-1","traits":{"plan":"basic"}})",
+                      kReceived + 5000000);
+  EXPECT_TRUE(retry.Find("duplicate")->as_bool());
+  EXPECT_EQ(retry.Find("profileId")->as_string(), first.Find("profileId")->as_string());
+  EXPECT_EQ(ProfileOf(first).FindPath("attributes.customFields.plan")->as_string(), "pro");
+}
+
+TEST_F(SegmentTest, MessageIdsThatAreNotIdsAreHashedStably) {
+  const char* message = R"({"type":"track","userId":"u-h","event":"Odd","messageId":"{weird id} with spaces/äö",
+      "timestamp":"2026-03-01T10:00:00Z"})";
+  Json a = Ingest(message);
+  Json b = Ingest(message);
+  const std::string id = a.Find("eventId")->as_string();
+  EXPECT_EQ(id.substr(0, 4), "seg-");
+  EXPECT_EQ(id.size(), 36u);
+  EXPECT_EQ(b.Find("eventId")->as_string(), id);
+  EXPECT_TRUE(b.Find("duplicate")->as_bool());
+  EXPECT_EQ(EventsOf(a)[0].FindPath("properties.messageId")->as_string(), "{weird id} with spaces/äö");
+}
+
+TEST_F(SegmentTest, DuplicateInsideOneBatch) {
+  options_seg_.deduplicator = std::make_shared<SegmentDeduplicator>();
+  Json batch = Unwrap(IngestSegmentBatchJson(*engine_, R"([
+      {"type":"track","userId":"u-dup","event":"E","messageId":"dup-1","originalTimestamp":"2026-03-01T11:00:00Z"},
+      {"type":"track","userId":"u-dup","event":"E","messageId":"dup-1","originalTimestamp":"2026-03-01T11:00:05Z"}])",
+                                             kReceived, options_seg_));
+  EXPECT_EQ(batch.Find("results")->items()[0].Find("status")->as_string(), "ok");
+  EXPECT_EQ(batch.Find("results")->items()[1].Find("status")->as_string(), "duplicate");
+  EXPECT_EQ(EventsOf(batch.Find("results")->items()[0]).size(), 1u);
+}
+
+TEST_F(SegmentTest, DeduplicatorForgetsTheOldestPastItsCapacity) {
+  options_seg_.deduplicator = std::make_shared<SegmentDeduplicator>(1);
+  const char* first = R"({"type":"track","userId":"u-cap","event":"E","messageId":"cap-1"})";
+  Ingest(first);
+  Ingest(R"({"type":"track","userId":"u-cap","event":"E","messageId":"cap-2"})", kReceived + 1000);
+  EXPECT_EQ(options_seg_.deduplicator->size(), 1u);
+  // cap-1 was forgotten: its retry with a new receipt time is stored again (the documented limit).
+  Json retry = Ingest(first, kReceived + 2000000);
+  EXPECT_FALSE(retry.Find("duplicate")->as_bool());
+}
+
+TEST_F(SegmentTest, FailedMessagesAreNotRemembered) {
+  options_seg_.deduplicator = std::make_shared<SegmentDeduplicator>();
+  Status s = IngestError(R"({"type":"track","userId":"u-f","event":"Order Completed","messageId":"fail-1",
+      "properties":{"revenue":"nope"}})");
+  EXPECT_TRUE(s.IsInvalidArgument());
+  Json ok = Ingest(R"({"type":"track","userId":"u-f","event":"Order Completed","messageId":"fail-1",
+      "properties":{"revenue":1}})");
+  EXPECT_FALSE(ok.Find("duplicate")->as_bool());
+}
+
+TEST_F(SegmentTest, NegativeWindowIsInvalid) {
+  options_seg_.dedupe_window_seconds = -1;
+  Status s = IngestError(R"({"type":"track","userId":"u","event":"X"})");
+  EXPECT_EQ(s.field(), "dedupe_window_seconds");
+}
+
+}  // namespace
+}  // namespace cdp
