@@ -458,6 +458,29 @@ Result<std::shared_ptr<const IdentityRules>> IdentityRules::FromJson(const Json&
       CDP_RETURN_IF_ERROR(compile(out->types_[t].blocked[i], fmt::format("identifiers[{}].blocked[{}]", t, i)));
     }
   }
+  // Prepare every type's blocked entries once.
+  for (const IdentifierTypeRule& rule : out->types_) {
+    std::vector<BlockedEntry> entries;
+    auto add = [&](const std::string& entry) {
+      BlockedEntry b{&entry, nullptr, {}, {}};
+      if (IsRegex(entry)) {
+        for (const auto& [text, re] : out->regexes_) {
+          if (text == entry) b.regex = re.get();
+        }
+      } else {
+        b.lower = Lower(entry);
+        std::string why;
+        if (rule.type == "email" && !NormalizeEmail(entry, rule.canonical_gmail, &b.normalized, &why)) {
+          b.normalized.clear();
+        }
+        if (rule.type == "phone" && !PhoneDigits(entry, rule.default_region, &b.normalized)) b.normalized.clear();
+      }
+      entries.push_back(std::move(b));
+    };
+    for (const std::string& entry : out->blocked_) add(entry);
+    for (const std::string& entry : rule.blocked) add(entry);
+    out->blocked_by_type_.push_back(std::move(entries));
+  }
   return std::shared_ptr<const IdentityRules>(std::move(out));
 }
 
@@ -509,29 +532,15 @@ bool IdentityRules::IsHighPriority(std::string_view type) const {
 
 const std::string* IdentityRules::BlockedBy(const IdentifierTypeRule& rule, std::string_view raw,
                                             std::string_view value) const {
-  auto matches = [&](const std::string& entry) {
-    if (IsRegex(entry)) {
-      for (const auto& [text, re] : regexes_) {
-        if (text == entry) return RE2::FullMatch(raw, *re) || RE2::FullMatch(value, *re);
-      }
-      return false;
+  const size_t t = static_cast<size_t>(&rule - types_.data());
+  if (t >= blocked_by_type_.size()) return nullptr;
+  std::string raw_lower = Lower(raw), value_lower = Lower(value);
+  for (const BlockedEntry& b : blocked_by_type_[t]) {
+    if (b.regex != nullptr) {
+      if (RE2::FullMatch(raw, *b.regex) || RE2::FullMatch(value, *b.regex)) return b.entry;
+    } else if (b.lower == raw_lower || b.lower == value_lower || (!b.normalized.empty() && b.normalized == value)) {
+      return b.entry;
     }
-    std::string e = Lower(entry);
-    if (e == Lower(raw) || e == Lower(value)) return true;
-    // A literal of this type blocks every spelling of it: compare normalized forms.
-    std::string normalized;
-    if (rule.type == "email") {
-      std::string why;
-      return NormalizeEmail(entry, rule.canonical_gmail, &normalized, &why) && normalized == value;
-    }
-    if (rule.type == "phone") return PhoneDigits(entry, rule.default_region, &normalized) && normalized == value;
-    return false;
-  };
-  for (const std::string& entry : blocked_) {
-    if (matches(entry)) return &entry;
-  }
-  for (const std::string& entry : rule.blocked) {
-    if (matches(entry)) return &entry;
   }
   return nullptr;
 }

@@ -170,6 +170,15 @@ class IdentityRules {
   Survivorship survivorship_;
   // Compiled regexes, keyed by their entry text.
   std::vector<std::pair<std::string, std::unique_ptr<re2::RE2>>> regexes_;
+  // Per type (by priority), every blocked entry that applies, prepared once: a regex, or a literal with its
+  // lower-cased text and its normalized form for the type (so a check costs no phone or email parsing).
+  struct BlockedEntry {
+    const std::string* entry;
+    const re2::RE2* regex;   // null for a literal
+    std::string lower;       // literal, lower-cased
+    std::string normalized;  // literal, normalized as a value of the type ("" when it does not normalize)
+  };
+  std::vector<std::vector<BlockedEntry>> blocked_by_type_;
 };
 
 }  // namespace cdp::internal
