@@ -514,8 +514,9 @@ class EngineImpl::IngestContext : public GraphView {
     if (auto it = engine_->hub_cache_.find(key); it != engine_->hub_cache_.end()) return &it->second;
     std::string value;
     Status s = store_.Get(storage::Cf::kIdentities, storage::HubKey(key), &value);
-    if (s.IsNotFound()) return static_cast<const std::string*>(nullptr);
-    CDP_RETURN_IF_ERROR(s);
+    if (!s.ok() && !s.IsNotFound()) return s;
+    // Absent is cached as an empty set, so the next event with this value reads nothing (only UpdateHubs writes
+    // hub sets, and it keeps the cache in step).
     return &(pending_hubs_[key] = std::move(value));
   }
 
