@@ -113,6 +113,7 @@ class Api : public std::enable_shared_from_this<Api> {
   void SetIdentityRules(const Request& req, Response& res);
   void IdentityStats(const Request& req, Response& res);
   void Identify(const Request& req, Response& res);
+  void IdentifyBatch(const Request& req, Response& res);
   void Unmerge(const Request& req, Response& res);
   void DryRunRules(const Request& req, Response& res);
   void GetMatching(const Request& req, Response& res);
@@ -175,6 +176,7 @@ void Api::Register(httplib::Server& http) {
   Route(http, "PUT", "/api/cdp/identity/rules", bind(&Api::SetIdentityRules));
   Route(http, "GET", "/api/cdp/identity/stats", bind(&Api::IdentityStats));
   Route(http, "POST", "/api/cdp/identity/identify", bind(&Api::Identify));
+  Route(http, "POST", "/api/cdp/identity/identify/batch", bind(&Api::IdentifyBatch));
   Route(http, "POST", "/api/cdp/identity/rules/dry-run", bind(&Api::DryRunRules));
   Route(http, "GET", "/api/cdp/identity/matching", bind(&Api::GetMatching));
   Route(http, "PUT", "/api/cdp/identity/matching", bind(&Api::SetMatching));
@@ -460,6 +462,15 @@ void Api::DecideProposal(const Request& req, Response& res) {
       req.matches[2].str() == "accept" ? engine_.identity().AcceptProposal(id) : engine_.identity().RejectProposal(id);
   if (!decided.ok()) return WriteStatus(res, decided.status());
   WriteJson(res, 200, *decided);
+}
+
+void Api::IdentifyBatch(const Request& req, Response& res) {
+  Result<Json> body = ParseBody(req);
+  if (!body.ok()) return WriteStatus(res, body.status());
+  if (!body->is_array()) return WriteStatus(res, Status::InvalidArgument("expected an array of identifies"));
+  Result<Json> done = engine_.identity().IdentifyBatch(body->items());
+  if (!done.ok()) return WriteStatus(res, done.status());
+  WriteJson(res, 200, *done);
 }
 
 void Api::Identify(const Request& req, Response& res) {

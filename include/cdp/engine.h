@@ -239,6 +239,12 @@ class Identity {
   // Errors: InvalidArgument naming the field (nothing is written), ResourceExhausted over Options::max_event_bytes.
   virtual Result<Json> Identify(const Json& request) = 0;
 
+  // Many identifies (a bulk import) under one lock and one WriteBatch, in order: each item validated on its own
+  // (a rejected item changes nothing); {"accepted", "rejected", "results": [{"index", "status": "ok" | code,
+  // ...Identify's answer | "error": {code, message, field}}]}. Errors: ResourceExhausted over
+  // Options::max_batch_items; a storage error fails the whole batch (nothing written).
+  virtual Result<Json> IdentifyBatch(const std::vector<Json>& requests) = 0;
+
   // Why a profile is what it is: {"profileId", "identifiers": [{type, value, evidence, linkedAt}],
   // "identityIssues", "mergedIds", "merges": [{mergeId, survivor, merged, reason, automatic, evidence, at,
   // survivorship: {<merged id>: {<field>: {rule, value}}} (the attribute values the merge changed)}]}.

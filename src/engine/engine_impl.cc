@@ -771,7 +771,7 @@ Status EngineImpl::Ingest(std::vector<ParsedEvent>* events, std::vector<BatchIte
 
 // ---- Identify -------------------------------------------------------------------------------------------------------
 
-Result<Json> EngineImpl::Identify(const Json& request) {
+Status EngineImpl::ParseIdentify(const Json& request, int64_t now, ParsedEvent* event, Json* patch_out) {
   if (!request.is_object()) return Status::InvalidArgument("an identify must be a JSON object");
   int depth = 0;
   if (SerializedSize(request, &depth) > options_.max_event_bytes) {
@@ -781,8 +781,9 @@ Result<Json> EngineImpl::Identify(const Json& request) {
     return Status::InvalidArgument(fmt::format("JSON nested deeper than {} levels", options_.max_json_depth));
   }
   CDP_RETURN_IF_ERROR(CheckUtf8(request));
-  ParsedEvent e;
-  Json patch = Json::Object();
+  ParsedEvent& e = *event;
+  Json& patch = *patch_out;
+  patch = Json::Object();
   std::optional<int64_t> time_us;  // event time of the values it sets; default: the time of the call
   for (const auto& [key, value] : request.members()) {
     if (value.is_null()) continue;
@@ -832,8 +833,28 @@ Result<Json> EngineImpl::Identify(const Json& request) {
     CDP_RETURN_IF_ERROR(NormalizeProfileInput(probe).status());
   }
   if (e.id.empty()) e.id = NewId();
-  const int64_t now = NowMicros();
   e.time_us = time_us.value_or(now - now % 1000);  // timestamps have millisecond precision
+  return Status::OK();
+}
+
+namespace {
+
+Json IdentifyResultJson(const TrackResult& result, const std::string& identify_id) {
+  Json out = result.ToJson();
+  out.Erase("eventId");
+  out.Erase("sessionId");
+  out.Erase("duplicate");
+  out.Set("identifyId", identify_id);
+  return out;
+}
+
+}  // namespace
+
+Result<Json> EngineImpl::Identify(const Json& request) {
+  const int64_t now = NowMicros();
+  ParsedEvent e;
+  Json patch;
+  CDP_RETURN_IF_ERROR(ParseIdentify(request, now, &e, &patch));
   uint64_t sequence = 0;
   TrackResult result;
   {
@@ -849,11 +870,60 @@ Result<Json> EngineImpl::Identify(const Json& request) {
     }
   }
   CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
-  Json out = result.ToJson();
-  out.Erase("eventId");
-  out.Erase("sessionId");
-  out.Erase("duplicate");
-  out.Set("identifyId", e.id);
+  return IdentifyResultJson(result, e.id);
+}
+
+Result<Json> EngineImpl::IdentifyBatch(const std::vector<Json>& requests) {
+  if (requests.size() > options_.max_batch_items) {
+    return Status::ResourceExhausted(
+        fmt::format("batch of {} identifies is over the limit of {}", requests.size(), options_.max_batch_items));
+  }
+  const int64_t now = NowMicros();
+  std::vector<ParsedEvent> parsed(requests.size());
+  std::vector<Json> patches(requests.size());
+  std::vector<Status> statuses(requests.size());
+  for (size_t i = 0; i < requests.size(); ++i) statuses[i] = ParseIdentify(requests[i], now, &parsed[i], &patches[i]);
+  std::vector<TrackResult> results(requests.size());
+  uint64_t sequence = 0;
+  {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    CDP_RETURN_IF_ERROR(write_error_);
+    IngestContext ctx(this, now);
+    for (size_t i = 0; i < requests.size(); ++i) {
+      if (statuses[i].ok()) CDP_RETURN_IF_ERROR(ctx.Identify(parsed[i], patches[i], &results[i]));
+    }
+    ctx.Prepare();
+    if (!ctx.empty()) {
+      WaitForInFlightWrites(&ctx);
+      CDP_ASSIGN_OR_RETURN(sequence, store_->Write(ctx.batch()));
+      ctx.Publish();
+    }
+  }
+  CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
+  Json items = Json::Array();
+  int64_t accepted = 0;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    Json item;
+    if (statuses[i].ok()) {
+      item = IdentifyResultJson(results[i], parsed[i].id);
+      item.Set("status", "ok");
+      ++accepted;
+    } else {
+      item = Json::Object();
+      item.Set("status", StatusCodeName(statuses[i].code()));
+      Json error = Json::Object();
+      error.Set("code", StatusCodeName(statuses[i].code()));
+      error.Set("message", statuses[i].message());
+      if (!statuses[i].field().empty()) error.Set("field", statuses[i].field());
+      item.Set("error", std::move(error));
+    }
+    item.Set("index", static_cast<int64_t>(i));
+    items.Push(std::move(item));
+  }
+  Json out = Json::Object();
+  out.Set("accepted", accepted);
+  out.Set("rejected", static_cast<int64_t>(requests.size()) - accepted);
+  out.Set("results", std::move(items));
   return out;
 }
 

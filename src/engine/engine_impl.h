@@ -69,6 +69,7 @@ class IdentityImpl final : public Identity {
   Result<Json> DryRunRules(const Json& rules) override;
   Result<Json> Merge(const std::vector<std::string>& profile_ids, std::string_view reason) override;
   Result<Json> Identify(const Json& request) override;
+  Result<Json> IdentifyBatch(const std::vector<Json>& requests) override;
   Result<Json> Unmerge(std::string_view profile_id, std::string_view merge_id) override;
   Result<Json> Explain(std::string_view profile_id) override;
   Result<Json> Stats() override;
@@ -121,6 +122,9 @@ class EngineImpl final : public Engine {
   Status StoreRules(std::shared_ptr<const IdentityRules> rules);
   Result<Json> MergeProfiles(const std::vector<std::string>& profile_ids, std::string_view reason);
   Result<Json> Identify(const Json& request);
+  Result<Json> IdentifyBatch(const std::vector<Json>& requests);
+  // Validates one identify request into the event-like input resolution takes, and its attribute patch.
+  Status ParseIdentify(const Json& request, int64_t now, ParsedEvent* event, Json* patch);
   Result<Json> Unmerge(std::string_view profile_id, std::string_view merge_id);
 
  private:

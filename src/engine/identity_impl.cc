@@ -191,6 +191,8 @@ Result<Json> IdentityImpl::Unmerge(std::string_view profile_id, std::string_view
 
 Result<Json> IdentityImpl::Identify(const Json& request) { return engine_->Identify(request); }
 
+Result<Json> IdentityImpl::IdentifyBatch(const std::vector<Json>& requests) { return engine_->IdentifyBatch(requests); }
+
 Result<Json> IdentityImpl::Explain(std::string_view profile_id) {
   storage::Store& store = engine_->store();
   std::string id;

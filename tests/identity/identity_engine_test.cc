@@ -417,3 +417,31 @@ TEST_F(IdentityEngineTest, DryRunShowsWhatNewRulesWouldMergeOrSplitAndChangesNot
 
 }  // namespace
 }  // namespace cdp
+
+namespace cdp {
+namespace {
+
+TEST_F(IdentityEngineTest, IdentifyBatchResolvesInOrderAndRejectsItemsAlone) {
+  std::vector<Json> batch = {
+      J(R"({"identifiers":{"userId":"B1","email":"b1@x.com"},"attributes":{"firstName":"Bo"}})"),
+      J(R"({"identifiers":{"userId":"B2"},"attributes":{"firstName":7}})"),  // rejected
+      J(R"({"identifiers":{"email":"b1@x.com","anonymousId":"anon-b1"},"attributes":{"city":"Rome"}})"),
+      J(R"({"identifiers":{"userId":"B3","phone":"+1 650 253 0000"}})"),
+  };
+  Json r = Unwrap(identity().IdentifyBatch(batch));
+  EXPECT_EQ(r.Find("accepted")->as_int(), 3);
+  EXPECT_EQ(r.Find("rejected")->as_int(), 1);
+  const auto& items = r.Find("results")->items();
+  EXPECT_EQ(items[1].FindPath("error.field")->as_string(), "attributes.firstName");
+  EXPECT_EQ(items[2].Find("profileId")->as_string(), items[0].Find("profileId")->as_string())
+      << "the third item finds the person the first one created";
+  Json p = Unwrap(profiles().Get(items[0].Find("profileId")->as_string()));
+  EXPECT_EQ(p.FindPath("attributes.firstName")->as_string(), "Bo");
+  EXPECT_EQ(p.FindPath("attributes.city")->as_string(), "Rome");
+  EXPECT_EQ(p.FindPath("externalIds.anonymousId")->as_string(), "anon-b1");
+  EXPECT_EQ(Unwrap(engine_->Stats()).Find("profiles")->as_int(), 2);
+  EXPECT_TRUE(identity().IdentifyBatch(std::vector<Json>(10001, J("{}"))).status().IsResourceExhausted());
+}
+
+}  // namespace
+}  // namespace cdp

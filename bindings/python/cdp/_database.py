@@ -307,6 +307,13 @@ class Identity:
                 request[key] = value
         return _convert.loads(self._engine.identity_identify(_convert.dumps(request, "identify")))
 
+    def identify_batch(self, requests: Sequence[Mapping[str, Any]]) -> Document:
+        """Many identifies (a bulk import) in one atomic write: each request is ``{"identifiers", "attributes", ...}``.
+
+        Returns ``{"accepted", "rejected", "results"}``; a bad item is reported in its result, not raised.
+        """
+        return _convert.loads(self._engine.identity_identify_batch(_convert.dumps(list(requests), "requests")))
+
     def explain(self, id: str) -> Document:
         """Identifiers with the evidence of each link, identity issues, merged ids and merge history."""
         return _convert.loads(self._engine.identity_explain(id))

@@ -167,6 +167,13 @@ class PyEngine {
       return e.identity().Identify(doc);
     });
   }
+  std::string IdentityIdentifyBatch(const std::string& text) {
+    return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+      CDP_ASSIGN_OR_RETURN(cdp::Json doc, Parse(text));
+      if (!doc.is_array()) return cdp::Status::InvalidArgument("expected a list of identifies");
+      return e.identity().IdentifyBatch(doc.items());
+    });
+  }
   std::string IdentityUnmerge(const std::string& id, const std::string& merge_id) {
     return RunJson([&](cdp::Engine& e) { return e.identity().Unmerge(id, merge_id); });
   }
@@ -279,6 +286,7 @@ void BindEngine(py::module_& m) {
       .def("identity_decide", &PyEngine::IdentityDecide, py::arg("id"), py::arg("accept"))
       .def("identity_unmerge", &PyEngine::IdentityUnmerge, py::arg("id"), py::arg("merge_id"))
       .def("identity_identify", &PyEngine::IdentityIdentify, py::arg("request_json"))
+      .def("identity_identify_batch", &PyEngine::IdentityIdentifyBatch, py::arg("requests_json"))
       .def("identity_stats", &PyEngine::IdentityStats)
       .def("stats", &PyEngine::Stats)
       .def("flush", &PyEngine::Flush);

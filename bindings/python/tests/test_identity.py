@@ -107,3 +107,10 @@ def test_dry_run_rules_changes_nothing(db):
     dry = db.identity.dry_run_rules(next_rules)
     assert len(dry["wouldMerge"]) == 1 and dry["wouldMerge"][0]["identifier"]["value"] == "ab@gmail.com"
     assert db.identity.rules() == rules
+
+
+def test_identify_batch(db):
+    r = db.identity.identify_batch([{"identifiers": {"userId": "Q1"}, "attributes": {"firstName": "Q"}},
+                                    {"identifiers": {"userId": "Q2"}, "attributes": {"firstName": 5}}])
+    assert r["accepted"] == 1 and r["rejected"] == 1
+    assert r["results"][1]["error"]["field"] == "attributes.firstName"
