@@ -12,87 +12,31 @@
 
 import base64
 import gzip
-import http.client
 import json
 import os
-import select
 import shutil
-import signal
 import subprocess
-import tempfile
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SERVER_BIN = os.environ.get("CDP_SERVER_BIN", str(REPO_ROOT / "build" / "examples" / "server" / "cdp-server"))
+from server_process import REPO_ROOT, SERVER_BIN, ServerProcess  # noqa: F401
+
 SDK_DIR = REPO_ROOT / "tests" / "segment-sdk"
 SEND_JS = SDK_DIR / "send.js"
 API_KEY = "api-key-" + uuid.uuid4().hex
 WRITE_KEY = "write-key-" + uuid.uuid4().hex
-LISTEN_PREFIX = "cdp-server listening on http://"
 SDK_PACKAGES = ("@segment/analytics-node", "@rudderstack/rudder-sdk-node")
 
 
-class SegmentServer:
-    """A cdp-server on 127.0.0.1 with an API key and a write key (the pattern of test_server.py's ServerProcess)."""
+class SegmentServer(ServerProcess):
+    """A cdp-server on 127.0.0.1 with an API key and a write key."""
 
     def __init__(self, data_dir, extra_args=()):
-        args = [SERVER_BIN, "--data", str(data_dir), "--host", "127.0.0.1", "--port", "0", "--threads", "4",
-                "--api-key", API_KEY, "--write-key", WRITE_KEY, *extra_args]
-        env = dict(os.environ)
-        env.pop("CDP_API_KEY", None)
-        self.stderr_file = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.stderr_file, env=env)
-        self.port = self._read_port()
+        super().__init__(data_dir, API_KEY, ["--write-key", WRITE_KEY, *extra_args])
         self.url = f"http://127.0.0.1:{self.port}"
-
-    def _read_port(self):
-        deadline = time.monotonic() + 30
-        line = b""
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.proc.stdout], [], [], 0.2)
-            if ready:
-                line = self.proc.stdout.readline()
-                break
-            if self.proc.poll() is not None:
-                break
-        text = line.decode().strip()
-        if not text.startswith(LISTEN_PREFIX):
-            self.kill()
-            raise RuntimeError(f"cdp-server did not start (stdout {text!r}): {self.stderr()}")
-        return int(text.rpartition(":")[2])
-
-    def stderr(self):
-        self.stderr_file.seek(0)
-        return self.stderr_file.read().decode(errors="replace")
-
-    def stop(self, timeout=15):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=timeout)
-        finally:
-            self.kill()
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def raw(self, method, path, body=b"", headers=None):
-        """(status, parsed JSON or None, headers) of one request with exactly these headers and bytes."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        try:
-            conn.request(method, path, body=body, headers=headers or {})
-            resp = conn.getresponse()
-            data = resp.read()
-            return resp.status, (json.loads(data) if data else None), resp.headers
-        finally:
-            conn.close()
 
     def api(self, method, path, body=None):
         data = None if body is None else json.dumps(body).encode()

@@ -6,109 +6,33 @@
 #
 # Standard library + pytest only.
 
-import http.client
 import json
 import os
-import select
 import signal
 import subprocess
-import tempfile
 import threading
-import time
-import urllib.parse
 import uuid
-from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SERVER_BIN = os.environ.get("CDP_SERVER_BIN", str(REPO_ROOT / "build" / "examples" / "server" / "cdp-server"))
+import server_process
+from server_process import SERVER_BIN
+
 API_KEY = "test-key-" + uuid.uuid4().hex
-STARTUP_TIMEOUT = 30.0
-LISTEN_PREFIX = "cdp-server listening on http://"
 
 # Engine defaults (cdp::Options) the server runs with.
 MAX_BATCH_BYTES = 500 << 10
 MAX_PROFILE_BYTES = 256 << 10
 
 
-class ServerProcess:
-    """A running cdp-server; `port` is read from its 'listening on' line."""
+class ServerProcess(server_process.ServerProcess):
+    """cdp-server with this module's API key by default."""
 
     def __init__(self, data_dir, api_key=API_KEY, extra_args=(), env=None):
-        args = [SERVER_BIN, "--data", str(data_dir), "--host", "127.0.0.1", "--port", "0", "--threads", "4"]
-        if api_key is not None:
-            args += ["--api-key", api_key]
-        args += list(extra_args)
-        proc_env = dict(os.environ if env is None else env)
-        if env is None:
-            proc_env.pop("CDP_API_KEY", None)
-        self.stderr_file = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.stderr_file, env=proc_env)
-        self.host = "127.0.0.1"
-        self.port = self._read_port()
-
-    def _read_port(self):
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        line = b""
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.proc.stdout], [], [], 0.2)
-            if ready:
-                line = self.proc.stdout.readline()
-                break
-            if self.proc.poll() is not None:
-                break
-        text = line.decode().strip()
-        if not text.startswith(LISTEN_PREFIX):
-            self.kill()
-            raise RuntimeError(f"cdp-server did not start (stdout {text!r}): {self.stderr()}")
-        host_port = text[len(LISTEN_PREFIX):]
-        host, _, port = host_port.rpartition(":")
-        assert host == "127.0.0.1"
-        return int(port)
-
-    def stderr(self):
-        self.stderr_file.seek(0)
-        return self.stderr_file.read().decode(errors="replace")
-
-    def stop(self, timeout=15):
-        """SIGTERM, and wait: returns the exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=timeout)
-        finally:
-            self.kill()
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        super().__init__(data_dir, api_key, extra_args, env)
 
     def request(self, method, path, body=None, *, key=API_KEY, headers=None, params=None):
-        """Returns (status, parsed JSON body or None, response headers). `body`: bytes/str sent as is, else JSON."""
-        if params:
-            path += "?" + urllib.parse.urlencode(params)
-        all_headers = {}
-        if key is not None:
-            all_headers["Authorization"] = "Bearer " + key
-        if headers:
-            all_headers.update(headers)
-        if body is not None and not isinstance(body, (bytes, str)):
-            body = json.dumps(body)
-        if isinstance(body, str):
-            body = body.encode()
-        if body is not None:
-            all_headers.setdefault("Content-Type", "application/json")
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
-        try:
-            conn.request(method, path, body=body, headers=all_headers)
-            resp = conn.getresponse()
-            data = resp.read()
-            parsed = json.loads(data) if data else None
-            return resp.status, parsed, resp.headers
-        finally:
-            conn.close()
+        return super().request(method, path, body, key=key, headers=headers, params=params)
 
 
 @pytest.fixture(scope="module")
