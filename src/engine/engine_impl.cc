@@ -852,16 +852,25 @@ Json IdentifyResultJson(const TrackResult& result, const std::string& identify_i
 
 Result<Json> EngineImpl::Identify(const Json& request) {
   const int64_t now = NowMicros();
-  ParsedEvent e;
-  Json patch;
-  CDP_RETURN_IF_ERROR(ParseIdentify(request, now, &e, &patch));
+  std::vector<ParsedEvent> e(1);
+  std::vector<Json> patch(1);
+  CDP_RETURN_IF_ERROR(ParseIdentify(request, now, &e[0], &patch[0]));
+  std::vector<TrackResult> result(1);
+  CDP_RETURN_IF_ERROR(CommitIdentifies(&e, patch, {Status::OK()}, &result, now));
+  return IdentifyResultJson(result[0], e[0].id);
+}
+
+Status EngineImpl::CommitIdentifies(std::vector<ParsedEvent>* events, const std::vector<Json>& patches,
+                                    const std::vector<Status>& statuses, std::vector<TrackResult>* results,
+                                    int64_t now) {
   uint64_t sequence = 0;
-  TrackResult result;
   {
     std::lock_guard<std::mutex> lock(write_mu_);
     CDP_RETURN_IF_ERROR(write_error_);
     IngestContext ctx(this, now);
-    CDP_RETURN_IF_ERROR(ctx.Identify(e, patch, &result));
+    for (size_t i = 0; i < events->size(); ++i) {
+      if (statuses[i].ok()) CDP_RETURN_IF_ERROR(ctx.Identify((*events)[i], patches[i], &(*results)[i]));
+    }
     ctx.Prepare();
     if (!ctx.empty()) {
       WaitForInFlightWrites(&ctx);
@@ -869,8 +878,7 @@ Result<Json> EngineImpl::Identify(const Json& request) {
       ctx.Publish();
     }
   }
-  CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
-  return IdentifyResultJson(result, e.id);
+  return store_->SyncUpTo(sequence);
 }
 
 Result<Json> EngineImpl::IdentifyBatch(const std::vector<Json>& requests) {
@@ -884,22 +892,7 @@ Result<Json> EngineImpl::IdentifyBatch(const std::vector<Json>& requests) {
   std::vector<Status> statuses(requests.size());
   for (size_t i = 0; i < requests.size(); ++i) statuses[i] = ParseIdentify(requests[i], now, &parsed[i], &patches[i]);
   std::vector<TrackResult> results(requests.size());
-  uint64_t sequence = 0;
-  {
-    std::lock_guard<std::mutex> lock(write_mu_);
-    CDP_RETURN_IF_ERROR(write_error_);
-    IngestContext ctx(this, now);
-    for (size_t i = 0; i < requests.size(); ++i) {
-      if (statuses[i].ok()) CDP_RETURN_IF_ERROR(ctx.Identify(parsed[i], patches[i], &results[i]));
-    }
-    ctx.Prepare();
-    if (!ctx.empty()) {
-      WaitForInFlightWrites(&ctx);
-      CDP_ASSIGN_OR_RETURN(sequence, store_->Write(ctx.batch()));
-      ctx.Publish();
-    }
-  }
-  CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
+  CDP_RETURN_IF_ERROR(CommitIdentifies(&parsed, patches, statuses, &results, now));
   Json items = Json::Array();
   int64_t accepted = 0;
   for (size_t i = 0; i < requests.size(); ++i) {

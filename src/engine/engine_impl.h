@@ -125,6 +125,9 @@ class EngineImpl final : public Engine {
   Result<Json> IdentifyBatch(const std::vector<Json>& requests);
   // Validates one identify request into the event-like input resolution takes, and its attribute patch.
   Status ParseIdentify(const Json& request, int64_t now, ParsedEvent* event, Json* patch);
+  // Resolves and applies the identifies whose status is OK, in order, under one lock and one WriteBatch.
+  Status CommitIdentifies(std::vector<ParsedEvent>* events, const std::vector<Json>& patches,
+                          const std::vector<Status>& statuses, std::vector<TrackResult>* results, int64_t now);
   Result<Json> Unmerge(std::string_view profile_id, std::string_view merge_id);
 
  private:
