@@ -48,6 +48,21 @@ constexpr size_t kMaxDeviceIds = 100;
 
 std::string IdentityKeyOf(const Identifier& id) { return storage::IdentityKey(id.type, id.value); }
 
+// FNV-1a over type \0 value: the same in every process (absl::Hash is seeded per process, so it cannot be stored).
+uint64_t StableHash(std::string_view type, std::string_view value) {
+  uint64_t h = 14695981039346656037ULL;
+  auto mix = [&](std::string_view s) {
+    for (unsigned char c : s) {
+      h ^= c;
+      h *= 1099511628211ULL;
+    }
+  };
+  mix(type);
+  mix(std::string_view("\0", 1));
+  mix(value);
+  return h;
+}
+
 }  // namespace
 
 EngineImpl::EngineImpl(const Options& options, std::unique_ptr<storage::Store> store)
@@ -184,6 +199,11 @@ class EngineImpl::IngestContext : public GraphView {
         if (const Json* v = doc->Find(key); v != nullptr) stored.Set(key, *v);
       }
       StampAttributeSources(&stored, doc, ProvenanceSource(e, "identify"), e.time_us);
+      const size_t bytes = stored.Dump().size();
+      if (bytes > engine_->options().max_profile_bytes) {
+        return Status::ResourceExhausted(fmt::format("profile of {} bytes would be over the limit of {} bytes", bytes,
+                                                     engine_->options().max_profile_bytes));
+      }
       *doc = std::move(stored);
     }
     return Status::OK();
@@ -359,16 +379,8 @@ class EngineImpl::IngestContext : public GraphView {
 
   // Normalizes the event's identifiers and decides its profile, without changing anything.
   Status PlanEvent(ParsedEvent& e, EventPlan* plan) {
-    e.identifiers.clear();
-    for (const RawIdentifier& raw : e.raw_identifiers) {
-      Identifier id;
-      IgnoredIdentifier why;
-      if (rules_.Normalize(raw.type, raw.value, &id, &why)) {
-        e.identifiers.push_back(std::move(id));
-      } else {
-        plan->ignored.push_back(std::move(why));
-      }
-    }
+    if (!e.normalized) NormalizeIdentifiers(rules_, &e);
+    plan->ignored = e.ignored_identifiers;
     std::string fixed;
     if (!e.profile_id.empty()) {
       CDP_ASSIGN_OR_RETURN(fixed, LiveId(e.profile_id));
@@ -494,7 +506,7 @@ class EngineImpl::IngestContext : public GraphView {
         if (!rules_.IsHighPriority(h.type) || rules_.Priority(h.type) >= px) continue;
         CDP_ASSIGN_OR_RETURN(const std::string* set, HubSet(key));
         if (set != nullptr && set->size() / 8 > static_cast<size_t>(rules_.hub_threshold())) break;  // a hub
-        uint64_t hash = absl::HashOf(h.type, h.value);
+        uint64_t hash = StableHash(h.type, h.value);  // stored: must not change between processes
         std::string_view bytes(reinterpret_cast<const char*>(&hash), 8);
         bool seen = false;
         for (size_t i = 0; set != nullptr && i + 8 <= set->size(); i += 8)
@@ -714,6 +726,29 @@ void EngineImpl::WaitForInFlightWrites(IngestContext* ctx) {
 Status EngineImpl::Ingest(std::vector<ParsedEvent>* events, std::vector<BatchItemResult>* results,
                           int64_t received_us) {
   // `results` has one entry per input; events[k] belongs to the k-th entry whose status is OK.
+  // Identifiers are normalized here, before the lock, with the rules in force now. An event left with neither a
+  // usable identifier nor a profileId is rejected: it could only create a new profile each time it is sent.
+  {
+    std::shared_ptr<const IdentityRules> rules = this->rules();
+    size_t k = 0;
+    std::vector<ParsedEvent> kept;
+    kept.reserve(events->size());
+    for (size_t i = 0; i < results->size(); ++i) {
+      if (!(*results)[i].status.ok()) continue;
+      ParsedEvent& e = (*events)[k++];
+      NormalizeIdentifiers(*rules, &e);
+      if (e.profile_id.empty() && e.identifiers.empty()) {
+        const IgnoredIdentifier& first = e.ignored_identifiers.front();
+        (*results)[i].status = Status::InvalidArgument(
+            fmt::format("no usable identifier and no profileId: {} \"{}\" is not used for matching ({})", first.type,
+                        first.value.substr(0, 64), first.reason),
+            first.type == "customerId" ? "customerId" : first.type);
+        continue;
+      }
+      kept.push_back(std::move(e));
+    }
+    *events = std::move(kept);
+  }
   std::vector<size_t> slots;
   for (size_t i = 0; i < results->size(); ++i) {
     if ((*results)[i].status.ok()) slots.push_back(i);
@@ -1062,18 +1097,33 @@ Result<Json> EngineImpl::Unmerge(std::string_view profile_id, std::string_view m
     absl::flat_hash_map<std::string, std::string> owner_of;   // identity key -> restored profile
     absl::flat_hash_map<std::string, std::string> origin_of;  // origin profile id -> restored profile
     std::vector<Identifier> survivor_ids = StoredIdentifiers(survivor);
+    absl::flat_hash_map<std::string, std::vector<Identifier>> kept_ids;     // restored profile -> its identifiers
+    absl::flat_hash_map<std::string, std::vector<IgnoredIdentifier>> lost;  // restored profile -> taken since
     for (const std::string& m : merged) {
       const Json& before = *snapshots->Find(m);
       origin_of[m] = m;
       if (const Json* nested = before.Find("mergedIds"); nested != nullptr) {
         for (const Json& n : nested->items()) origin_of[n.as_string()] = m;
       }
+      std::vector<Identifier> kept;
       for (const Identifier& id : StoredIdentifiers(before)) {
+        // Only what the survivor still holds goes back: an identifier it gave up since, and another profile took,
+        // stays with that profile (the restored one lists it as an identity issue).
         std::string key = IdentityKeyOf(id);
+        std::string link;
+        Status s = store_->Get(storage::Cf::kIdentities, key, &link);
+        if (!s.ok() && !s.IsNotFound()) return s;
+        const std::string holder = s.ok() ? storage::DecodeIdentityLink(link).profile_id : std::string();
+        if (!holder.empty() && holder != survivor_id) {
+          lost[m].push_back({id.type, id.value, "unmerge: now held by profile " + holder});
+          continue;
+        }
         owner_of[key] = m;
+        kept.push_back(id);
         batch.Put(storage::Cf::kIdentities, key, storage::EncodeIdentityLink(m, evidence, now));
         std::erase(survivor_ids, id);
       }
+      kept_ids[m] = std::move(kept);
     }
     // Documents.
     const Json& survivor_before = *snapshots->Find(survivor_id);
@@ -1081,6 +1131,12 @@ Result<Json> EngineImpl::Unmerge(std::string_view profile_id, std::string_view m
     for (const std::string& m : merged) {
       Json restored = *snapshots->Find(m);
       restored.Set("updatedAt", FormatTimestamp(now));
+      if (auto it = lost.find(m); it != lost.end()) {
+        restored.Set("externalIds", ExternalIdsOf(kept_ids[m]));
+        std::vector<const IgnoredIdentifier*> issues;
+        for (const IgnoredIdentifier& why : it->second) issues.push_back(&why);
+        AppendIdentityIssues(&restored, issues);
+      }
       batch.Put(storage::Cf::kProfiles, m, restored.Dump());
       merged_before.push_back({m, snapshots->Find(m)});
     }
@@ -1293,6 +1349,7 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id) {
       for (const Json& m : merged->items()) ids.push_back(m.as_string());
     }
     int64_t merges = 0, merged_profiles = 0;
+    absl::flat_hash_set<std::string> erased_merges;  // each record counted once, whichever profile names it
     for (const std::string& pid : ids) {
       if (pid != id) {
         batch.Delete(storage::Cf::kProfiles, pid);
@@ -1306,7 +1363,7 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id) {
         std::string record;
         if (store_->Get(storage::Cf::kMerges, storage::MergeRecordKey(merge_id), &record).ok()) {
           batch.Delete(storage::Cf::kMerges, storage::MergeRecordKey(merge_id));
-          if (pid == id) ++merges;
+          if (erased_merges.insert(merge_id).second) ++merges;
         }
       }
       CDP_RETURN_IF_ERROR(m->status());

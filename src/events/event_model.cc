@@ -188,6 +188,21 @@ Json StoredEvent(ParsedEvent* event, std::string_view profile_id, std::string_vi
   return out;
 }
 
+void NormalizeIdentifiers(const IdentityRules& rules, ParsedEvent* e) {
+  e->identifiers.clear();
+  e->ignored_identifiers.clear();
+  for (const RawIdentifier& raw : e->raw_identifiers) {
+    Identifier id;
+    IgnoredIdentifier why;
+    if (rules.Normalize(raw.type, raw.value, &id, &why)) {
+      e->identifiers.push_back(std::move(id));
+    } else {
+      e->ignored_identifiers.push_back(std::move(why));
+    }
+  }
+  e->normalized = true;
+}
+
 bool StoredEventTraits(const Json& stored, int64_t time_us, storage::Traits* traits) {
   const Json* type = stored.Find("type");
   if (type == nullptr || !type->is_string()) return false;

@@ -28,10 +28,12 @@ struct ParsedEvent {
   // Identifiers as given: the fields customerId (or userId), email, phone, shopifyId, deviceId and anonymousId,
   // and the members of "identifiers" (any type of the identity rules). Normalized by the engine with its rules.
   std::vector<RawIdentifier> raw_identifiers;
-  std::vector<Identifier> identifiers;  // normalized by the engine (valid, not blocked)
-  Json custom_identifiers;              // the "identifiers" object as given, or null
-  std::string session_id;               // given by the caller, or empty
-  std::string device_id;                // raw, as given
+  std::vector<Identifier> identifiers;                 // normalized by the engine (valid, not blocked)
+  std::vector<IgnoredIdentifier> ignored_identifiers;  // the raw ones that are not identifiers, and why
+  bool normalized = false;                             // identifiers / ignored_identifiers are filled
+  Json custom_identifiers;                             // the "identifiers" object as given, or null
+  std::string session_id;                              // given by the caller, or empty
+  std::string device_id;                               // raw, as given
   std::string source;
   Json properties;  // an object
   bool purchase = false;
@@ -46,6 +48,9 @@ Result<ParsedEvent> ParseEvent(Json&& event, const Options& options, int64_t now
 // The stored document, in the model's field order. Moves e->properties into it. Identifier fields hold the
 // normalized value when valid, else the value as given.
 Json StoredEvent(ParsedEvent* e, std::string_view profile_id, std::string_view session_id, int64_t received_us);
+
+// Fills e->identifiers and e->ignored_identifiers from e->raw_identifiers with `rules`; sets e->normalized.
+void NormalizeIdentifiers(const IdentityRules& rules, ParsedEvent* e);
 
 // The computed-trait contribution of a stored event (its time, and its purchase value when it is a purchase).
 // Returns false when the document is not a stored event.

@@ -94,14 +94,29 @@ Result<Resolution> Resolve(const IdentityRules& rules, GraphView& graph, std::ve
     for (const Identifier& id : usable) {
       if (!all_owned && !Contains(all, id)) out.attach.push_back(id);
     }
-    // A dropped identifier the profile holds anyway is not worth reporting.
-    for (size_t i = 0; i < dropped.size(); ++i) {
-      if (Contains(all, dropped[i])) continue;
-      if (!out.profile_id.empty()) {
-        CDP_ASSIGN_OR_RETURN(std::string owner, graph.Owner(dropped[i]));
-        if (owner == out.profile_id) continue;
+    // Dropped identifiers: one the profile holds anyway is not worth reporting; one nobody holds joins after all
+    // when it fits the profile's limit (it was dropped only to find the right owner); the rest are reported.
+    if (!dropped.empty() && all.empty() && !owners.empty()) {
+      CDP_ASSIGN_OR_RETURN(all, graph.IdentifiersOf(owners[0]));
+    }
+    std::vector<Identifier> held = all;
+    for (const Identifier& id : out.attach) held.push_back(id);
+    for (size_t i = dropped.size(); i-- > 0;) {  // highest priority first
+      const Identifier& d = dropped[i];
+      if (Contains(held, d)) continue;
+      CDP_ASSIGN_OR_RETURN(std::string owner, graph.Owner(d));
+      if (!owner.empty() && owner == out.profile_id) continue;
+      if (owner.empty()) {
+        const IdentifierTypeRule* rule = rules.Rule(d.type);
+        int n = 0;
+        for (const Identifier& h : held) n += h.type == d.type;
+        if (rule != nullptr && n < rule->limit) {
+          held.push_back(d);
+          out.attach.push_back(d);
+          continue;
+        }
       }
-      out.ignored.push_back({dropped[i].type, dropped[i].value, reasons[i]});
+      out.ignored.push_back({d.type, d.value, reasons[i]});
     }
     return out;
   }

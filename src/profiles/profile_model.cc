@@ -700,9 +700,19 @@ void UnmergeOne(Json* survivor, const Json& survivor_before, const Json& other_b
                 std::string_view merge_id, int64_t now_us) {
   if (Json* conflicts = survivor->Find("conflicts"); conflicts != nullptr) {
     auto& items = conflicts->items();
+    // The merge's own conflicts, and those the merged profile brought with it (from its earlier merges).
+    auto listed = [](const Json* list, const Json& item) {
+      if (list == nullptr) return false;
+      for (const Json& x : list->items()) {
+        if (x == item) return true;
+      }
+      return false;
+    };
+    const Json* theirs = other_before.Find("conflicts");
+    const Json* ours = survivor_before.Find("conflicts");
     std::erase_if(items, [&](const Json& c) {
       const Json* m = c.Find("mergeId");
-      return m != nullptr && m->as_string() == merge_id;
+      return (m != nullptr && m->as_string() == merge_id) || (listed(theirs, c) && !listed(ours, c));
     });
     if (items.empty()) survivor->Erase("conflicts");
   }

@@ -441,9 +441,11 @@ Status Map(const Json& message, const Json* batch, int64_t received_us, const Se
     }
     request.Set("identifiers", std::move(identifiers));
     if (!event_id.empty()) request.Set("id", event_id);
-    // Validate the timestamps as for events, though an identify has no time of its own.
-    int64_t unused = 0;
-    CDP_RETURN_IF_ERROR(EventTime(message, batch != nullptr ? batch->Find("sentAt") : nullptr, received_us, &unused));
+    // The message's time is the traits' time (survivorship's most_recent / oldest compare it).
+    int64_t time_us = 0;
+    CDP_RETURN_IF_ERROR(EventTime(message, batch != nullptr ? batch->Find("sentAt") : nullptr, received_us, &time_us));
+    request.Set("timestamp", FormatTimestamp(time_us));
+    if (!options.source.empty()) request.Set("source", options.source);
     out->is_event = false;
     out->request = std::move(request);
     return Status::OK();
