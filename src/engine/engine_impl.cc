@@ -955,6 +955,22 @@ Result<Json> EngineImpl::IdentifyBatch(const std::vector<Json>& requests) {
   return out;
 }
 
+Status EngineImpl::WriteIfProfilesExist(const std::vector<std::string>& profile_ids, storage::WriteBatch* batch) {
+  uint64_t sequence = 0;
+  {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    CDP_RETURN_IF_ERROR(write_error_);
+    for (const std::string& id : profile_ids) {
+      std::string value;
+      Status s = store_->Get(storage::Cf::kProfiles, id, &value);
+      if (s.IsNotFound()) return Status::OK();
+      CDP_RETURN_IF_ERROR(s);
+    }
+    CDP_ASSIGN_OR_RETURN(sequence, store_->Write(batch));
+  }
+  return store_->SyncUpTo(sequence);
+}
+
 // ---- Manual merges ------------------------------------------------------------------------------------------------
 
 Result<Json> EngineImpl::MergeProfiles(const std::vector<std::string>& profile_ids, std::string_view reason) {

@@ -123,6 +123,9 @@ class EngineImpl final : public Engine {
   Result<Json> MergeProfiles(const std::vector<std::string>& profile_ids, std::string_view reason);
   Result<Json> Identify(const Json& request);
   Result<Json> IdentifyBatch(const std::vector<Json>& requests);
+  // Writes `batch` under the write lock if every profile (or the redirect of a merged one) still exists; else
+  // writes nothing and returns OK.
+  Status WriteIfProfilesExist(const std::vector<std::string>& profile_ids, storage::WriteBatch* batch);
   // Validates one identify request into the event-like input resolution takes, and its attribute patch.
   Status ParseIdentify(const Json& request, int64_t now, ParsedEvent* event, Json* patch);
   // Resolves and applies the identifies whose status is OK, in order, under one lock and one WriteBatch.

@@ -62,6 +62,7 @@ Result<TrackResult> EventsImpl::Track(const Json& event) {
   events.push_back(std::move(parsed));
   std::vector<BatchItemResult> results(1);
   CDP_RETURN_IF_ERROR(engine_->Ingest(&events, &results, now));
+  CDP_RETURN_IF_ERROR(results[0].status);  // Ingest rejects an event left with no usable identifier
   return std::move(results[0].result);
 }
 

@@ -151,8 +151,9 @@ Status IdentityImpl::WriteProposal(const Json& proposal) {
   batch.Put(storage::Cf::kMerges, storage::ProposalKey(id), proposal.Dump());
   batch.Put(storage::Cf::kMerges, storage::ProposalPairKey(ids[0].as_string(), ids[1].as_string()), id);
   for (const Json& p : ids) batch.Put(storage::Cf::kMerges, storage::ProfileProposalsPrefix(p.as_string()) + id, {});
-  CDP_ASSIGN_OR_RETURN(uint64_t sequence, engine_->store().Write(&batch));
-  return engine_->store().SyncUpTo(sequence);
+  // Under the write lock, and only while both profiles exist: an erasure that ran since the profiles were read
+  // must not get a proposal naming the person written back.
+  return engine_->WriteIfProfilesExist({ids[0].as_string(), ids[1].as_string()}, &batch);
 }
 
 Result<Json> IdentityImpl::FindDuplicates() {
