@@ -122,7 +122,17 @@ Result<ParsedEvent> ParseEvent(Json&& event, const Options& options, int64_t now
       std::string raw;
       CDP_RETURN_IF_ERROR(ShortString(value, key, &raw));
       if (key == "deviceId") e.device_id = raw;
-      e.raw_identifiers.push_back({key == "userId" ? "customerId" : key, std::move(raw)});
+      const std::string type = key == "userId" ? "customerId" : key;
+      bool same_type = false;
+      for (const RawIdentifier& r : e.raw_identifiers) {
+        if (r.type != type) continue;
+        // customerId and userId name one identifier type: an event may carry one value of it.
+        if (r.value != raw) {
+          return Status::InvalidArgument("customerId and userId differ; they name the same identifier (give one)", key);
+        }
+        same_type = true;
+      }
+      if (!same_type) e.raw_identifiers.push_back({type, std::move(raw)});
     } else if (key == "identifiers") {
       if (!value.is_object()) {
         return Status::InvalidArgument(

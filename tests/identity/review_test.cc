@@ -201,5 +201,16 @@ TEST_F(ReviewTest, SegmentIdentifyRecordsTheMessageTimeAsProvenance) {
   EXPECT_EQ(entry->Find("at")->as_string(), "2020-01-01T00:00:00.000Z") << doc.Dump();
 }
 
+// ---- An event with both customerId and userId stored only one of them (the other profile's value could be the
+// one kept). One value of the type per event: equal values are one identifier, differing ones are rejected.
+TEST_F(ReviewTest, CustomerIdAndUserIdAreOneIdentifier) {
+  TrackResult same = Track(R"({"type":"page_view","customerId":"U1","userId":"U1"})");
+  Json p = Unwrap(profiles().Get(same.profile_id));
+  EXPECT_EQ(p.FindPath("externalIds.customerId")->as_string(), "U1");
+  auto differ = events().Track(J(R"({"type":"page_view","customerId":"U1","userId":"U2"})"));
+  EXPECT_TRUE(differ.status().IsInvalidArgument());
+  EXPECT_EQ(differ.status().field(), "userId");
+}
+
 }  // namespace
 }  // namespace cdp
