@@ -447,6 +447,13 @@ Status Map(const Json& message, const Json* batch, int64_t received_us, const Se
     request.Set("timestamp", FormatTimestamp(time_us));
     if (!options.source.empty()) request.Set("source", options.source);
     out->is_event = false;
+    // An identify or alias is a retry only when it names the same person: a messageId reused for another one is
+    // applied.
+    if (!out->dedupe_key.empty()) {
+      const Json* ids = request.Find("identifiers");
+      out->dedupe_key.push_back('\0');
+      out->dedupe_key.append(ids != nullptr ? ids->Dump() : std::string());
+    }
     out->request = std::move(request);
     return Status::OK();
   }

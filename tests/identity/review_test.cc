@@ -212,5 +212,27 @@ TEST_F(ReviewTest, CustomerIdAndUserIdAreOneIdentifier) {
   EXPECT_EQ(differ.status().field(), "userId");
 }
 
+// ---- A Segment identify whose messageId was already seen was skipped even when it named another person.
+TEST_F(ReviewTest, SegmentIdentifyWithAReusedMessageIdForAnotherPersonIsApplied) {
+  SegmentOptions options;
+  options.deduplicator = std::make_shared<SegmentDeduplicator>();
+  const int64_t now = SegmentNowMicros();
+  auto first = IngestSegmentMessage(
+      *engine_, J(R"({"type":"identify","messageId":"m-1","userId":"u-1","traits":{"firstName":"Una"}})"), now,
+      options);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  auto other = IngestSegmentMessage(
+      *engine_, J(R"({"type":"identify","messageId":"m-1","userId":"u-2","traits":{"firstName":"Dos"}})"), now + 1000,
+      options);
+  ASSERT_TRUE(other.ok()) << other.status().ToString();
+  EXPECT_FALSE(other->Find("duplicate")->as_bool()) << other->Dump();
+  auto retry = IngestSegmentMessage(
+      *engine_, J(R"({"type":"identify","messageId":"m-1","userId":"u-1","traits":{"firstName":"Una"}})"), now + 2000,
+      options);
+  ASSERT_TRUE(retry.ok());
+  EXPECT_TRUE(retry->Find("duplicate")->as_bool()) << retry->Dump();
+  EXPECT_EQ(Unwrap(engine_->Stats()).Find("profiles")->as_int(), 2);
+}
+
 }  // namespace
 }  // namespace cdp
