@@ -226,24 +226,11 @@ class PyEngine {
   // throws (with the GIL held again) the Status it failed with.
   template <typename Fn>
   std::string RunJson(Fn&& fn) {
-    cdp::Status status;
-    std::string text;
-    {
-      py::gil_scoped_release release;
+    return JsonWithoutGil([&]() -> cdp::Result<cdp::Json> {
       std::shared_lock lock(mu_);
-      if (!engine_) {
-        status = cdp::Status::FailedPrecondition("the database " + path_ + " is closed");
-      } else {
-        cdp::Result<cdp::Json> result = fn(*engine_);
-        if (result.ok()) {
-          result->DumpTo(&text);
-        } else {
-          status = result.status();
-        }
-      }
-    }
-    ThrowIfError(status);
-    return text;
+      if (!engine_) return cdp::Status::FailedPrecondition("the database " + path_ + " is closed");
+      return fn(*engine_);
+    });
   }
 
   std::shared_mutex mu_;

@@ -149,19 +149,7 @@ class SegmentIngester {
  private:
   template <typename Fn>
   std::string Run(Fn&& fn) {
-    cdp::Status status;
-    std::string text;
-    {
-      py::gil_scoped_release release;
-      cdp::Result<cdp::Json> result = fn();
-      if (result.ok()) {
-        result->DumpTo(&text);
-      } else {
-        status = result.status();
-      }
-    }
-    ThrowIfError(status);
-    return text;
+    return JsonWithoutGil(std::forward<Fn>(fn));
   }
 
   py::object engine_;

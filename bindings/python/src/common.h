@@ -49,6 +49,25 @@ T ValueOrThrow(cdp::Result<T>&& result) {
   return std::move(result).value();
 }
 
+// Runs `fn` (returning cdp::Result<cdp::Json>) with the GIL released; returns the compact JSON text of its
+// result, or throws (with the GIL held again) the Status it failed with. Call with the GIL held.
+template <typename Fn>
+std::string JsonWithoutGil(Fn&& fn) {
+  cdp::Status status;
+  std::string text;
+  {
+    py::gil_scoped_release release;
+    cdp::Result<cdp::Json> result = fn();
+    if (result.ok()) {
+      result->DumpTo(&text);
+    } else {
+      status = result.status();
+    }
+  }
+  ThrowIfError(status);
+  return text;
+}
+
 // Sets the Python error indicator to the cdp.Error subclass for `status` (GIL held).
 void SetPythonError(const cdp::Status& status);
 
