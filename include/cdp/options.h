@@ -50,6 +50,13 @@ struct Options {
   size_t block_cache_bytes = 256u << 20;
   // RocksDB write buffer (memtable) size per column family, in bytes. Default: 64 MiB.
   size_t write_buffer_bytes = 64u << 20;
+
+  // Events whose per-profile index entries and computed-trait deltas are held in memory (and in a compact log
+  // written with each batch) before they are written to storage in bulk, as sorted files. Larger: fewer, larger
+  // bulk writes (each pauses writers and readers of traits for ~0.5 us per entry); more memory (~100 bytes per
+  // entry) and a longer recovery after a crash (the log's events are read again). Reads see held entries at once.
+  // Also written by Engine::Flush, when a profile is deleted, and when the Engine is destroyed. Default: 65,536.
+  size_t index_tail_events = 65536;
 };
 
 }  // namespace cdp

@@ -13,7 +13,7 @@ namespace cdp {
 
 inline constexpr const char* kVersion = "0.1.0";
 // Stored in the database at creation; Open refuses a database of another format version (DataLoss).
-inline constexpr int kFormatVersion = 3;
+inline constexpr int kFormatVersion = 4;
 
 }  // namespace cdp
 

@@ -31,10 +31,14 @@ Result<std::unique_ptr<Engine>> Engine::Open(const Options& options, const std::
   if (options.max_page_size == 0 || options.max_batch_items == 0) {
     return Status::InvalidArgument("max_page_size and max_batch_items must be positive");
   }
+  if (options.index_tail_events == 0) {
+    return Status::InvalidArgument("index_tail_events must be positive", "index_tail_events");
+  }
   auto store = storage::Store::Open(options, path);
   if (!store.ok()) return store.status();
   auto engine = std::make_unique<internal::EngineImpl>(options, std::move(store).value());
   CDP_RETURN_IF_ERROR(engine->LoadRules());
+  CDP_RETURN_IF_ERROR(engine->RecoverTail());
   return std::unique_ptr<Engine>(std::move(engine));
 }
 
@@ -71,7 +75,64 @@ EngineImpl::EngineImpl(const Options& options, std::unique_ptr<storage::Store> s
       profiles_(this),
       events_(this),
       identity_(this),
-      rules_(IdentityRules::Defaults()) {}
+      rules_(IdentityRules::Defaults()),
+      tail_(store_.get()) {}
+
+EngineImpl::~EngineImpl() {
+  // Writes the tail so that the next open has no log to read. Should it fail, the log is read at the next open.
+  (void)tail_.Flush();
+}
+
+Status EngineImpl::RecoverTail() {
+  absl::flat_hash_set<std::string> touched;
+  CDP_RETURN_IF_ERROR(tail_.Recover(&touched));
+  if (touched.empty()) return Status::OK();
+  // The traits of the profiles the log names are recomputed from their events: the crash may have lost their
+  // tail deltas, or not (when it came after a flush that did not get to delete the log).
+  storage::WriteBatch batch(*store_);
+  EventTail::Changes changes;
+  for (const std::string& profile : touched) {
+    storage::Traits traits;
+    bool any = false;
+    std::string document;
+    for (ProfileEvents events(*store_, tail_, profile); events.Valid(); events.Next()) {
+      Status s = events.Read(&document);
+      if (s.IsNotFound()) continue;
+      CDP_RETURN_IF_ERROR(s);
+      auto event = Json::Parse(document);
+      if (!event.ok() || !StoredEventTraits(*event, events.time_us(), &traits)) {
+        return Status::DataLoss("a stored event is corrupt");
+      }
+      any = true;
+    }
+    if (any) {
+      batch.Put(storage::Cf::kTraits, profile, traits.Encode());
+    } else {
+      batch.Delete(storage::Cf::kTraits, profile);
+    }
+    changes.reset.insert(profile);
+  }
+  CDP_RETURN_IF_ERROR(store_->Write(&batch).status());
+  tail_.Apply(std::move(changes));
+  return FlushTail();
+}
+
+Status EngineImpl::FlushTail() {
+  Status s = tail_.Flush();
+  if (!s.ok()) {
+    write_error_ = Status::Unavailable("writing the event index failed (" + s.ToString() +
+                                       "); reopen the database to write again");
+  }
+  return s;
+}
+
+void EngineImpl::MaybeFlushTail() {
+  if (tail_.size() < options().index_tail_events) return;
+  std::lock_guard<std::mutex> lock(write_mu_);
+  if (!write_error_.ok() || tail_.size() < options().index_tail_events) return;
+  std::unique_lock<std::shared_mutex> exclusive(commit_mu_);  // every logged write is in storage
+  (void)FlushTail();                                          // on failure the next write reports write_error_
+}
 
 Result<Json> EngineImpl::Stats() {
   Json out = Json::Object();
@@ -83,7 +144,15 @@ Result<Json> EngineImpl::Stats() {
   return out;
 }
 
-Status EngineImpl::Flush() { return store_->Flush(); }
+Status EngineImpl::Flush() {
+  {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    CDP_RETURN_IF_ERROR(write_error_);
+    std::unique_lock<std::shared_mutex> exclusive(commit_mu_);
+    CDP_RETURN_IF_ERROR(FlushTail());
+  }
+  return store_->Flush();
+}
 
 Result<Json> EngineImpl::ReadStoredProfile(std::string_view id) {
   std::string value;
@@ -113,6 +182,7 @@ storage::Traits EngineImpl::ReadTraits(std::string_view id) {
   storage::Traits t;
   std::string value;
   if (store_->Get(storage::Cf::kTraits, id, &value).ok()) storage::Traits::Decode(value, &t);
+  tail_.Delta(id, &t);
   return t;
 }
 
@@ -138,7 +208,7 @@ class EngineImpl::IngestContext : public GraphView {
     EventPlan plan;
     CDP_RETURN_IF_ERROR(PlanEvent(e, &plan));
     if (e.client_id && !plan.create_fixed && !plan.resolution.profile_id.empty()) {
-      std::string key = storage::EventKey(plan.resolution.profile_id, e.time_us, e.id);
+      std::string key = storage::EventKey(plan.resolution.profile_id, e.time_us, e.id);  // batch_keys_ key
       // A retry carries the same id, time and identifiers, so it lands on the same key: a no-op, reported with
       // the original's session. Looked for in this batch, in batches still being written, then in storage.
       result->profile_id = plan.resolution.profile_id;
@@ -153,7 +223,8 @@ class EngineImpl::IngestContext : public GraphView {
         return Status::OK();
       }
       std::string existing;
-      Status s = store_.Get(storage::Cf::kEvents, key, &existing);
+      Status s = store_.Get(storage::Cf::kEventsByTime,
+                            storage::TimeIndexKey(e.time_us, e.id, plan.resolution.profile_id), &existing);
       if (s.ok()) {
         result->duplicate = true;
         result->session_id = SessionOf(existing);
@@ -174,7 +245,7 @@ class EngineImpl::IngestContext : public GraphView {
     if (e.client_id) batch_keys_.emplace(key, result->session_id);
     pending_events_.push_back({profile_id, e.time_us, e.id, e.client_id,
                                StoredEvent(&e, profile_id, result->session_id, received_us_).Dump()});
-    traits_[profile_id].AddEvent(e.time_us, e.purchase, e.purchase_micros);
+    index_.deltas[profile_id].AddEvent(e.time_us, e.purchase, e.purchase_micros);
     ++events_added_;
     return Status::OK();
   }
@@ -245,13 +316,19 @@ class EngineImpl::IngestContext : public GraphView {
       *doc = std::move(redirect);
       CDP_RETURN_IF_ERROR(MoveEvents(other, survivor));
       // Computed traits are aggregates: the survivor's plus the merged profile's are those of all their events.
+      // The merged profile's (stored, in the tail, and added by this write) move in this write's batch.
       storage::Traits moved = engine_->ReadTraits(other);
       if (auto it = traits_.find(other); it != traits_.end()) {
         moved.Combine(it->second);
         traits_.erase(it);
       }
+      if (auto it = index_.deltas.find(other); it != index_.deltas.end()) {
+        moved.Combine(it->second);
+        index_.deltas.erase(it);
+      }
       traits_[survivor].Combine(moved);
       batch_.Delete(storage::Cf::kTraits, other);
+      index_.reset.insert(other);
       // The survivor's session state is the later of the two.
       CDP_ASSIGN_OR_RETURN(SessionState * theirs, LatestEvent(other));
       SessionState other_state = *theirs;
@@ -329,9 +406,10 @@ class EngineImpl::IngestContext : public GraphView {
   // profile documents, which must reach storage in the order they were built.
   bool Prepare() {
     for (const PendingEvent& p : pending_events_) {
-      batch_.Put(storage::Cf::kEvents, storage::EventKey(p.profile_id, p.time_us, p.id), p.value);
-      batch_.Put(storage::Cf::kEventsByTime, storage::TimeIndexKey(p.time_us, p.id, p.profile_id), {});
+      batch_.Put(storage::Cf::kEventsByTime, storage::TimeIndexKey(p.time_us, p.id, p.profile_id), p.value);
+      index_.added.emplace_back(p.profile_id, storage::TimeKey(p.time_us, p.id));
     }
+    engine_->tail_.Log(index_, &batch_);
     for (auto& [id, doc] : dirty_profiles_) batch_.Put(storage::Cf::kProfiles, id, doc.Dump());
     for (auto& [id, traits] : traits_) batch_.Merge(storage::Cf::kTraits, id, traits.Encode());
     if (profiles_created_ != 0) store_.AddToCounter(&batch_, "profiles", profiles_created_);
@@ -349,6 +427,7 @@ class EngineImpl::IngestContext : public GraphView {
 
   // Makes the batch's session, identity and merge changes visible to later batches.
   void Publish() {
+    engine_->tail_.Apply(std::move(index_));
     if (engine_->sessions_.size() + staged_sessions_.size() > kMaxSessionCache) engine_->sessions_.clear();
     for (const std::string& id : merged_away_) engine_->sessions_.erase(id);
     for (auto& [id, state] : staged_sessions_) engine_->sessions_[id] = std::move(state);
@@ -546,20 +625,23 @@ class EngineImpl::IngestContext : public GraphView {
       *out = doc->Dump();
       return true;
     };
-    std::string prefix = storage::ProfileEventsPrefix(from);
-    auto iter = store_.NewIterator(storage::Cf::kEvents, prefix, storage::PrefixSuccessor(prefix));
-    std::string value;
-    for (iter->SeekToFirst(); iter->Valid(); iter->Next()) {
-      std::string_view time_key = iter->key().substr(prefix.size());
-      int64_t t = storage::TimeKeyTime(time_key);
-      std::string id(storage::TimeKeyEventId(time_key));
-      if (!rewrite(iter->value(), &value)) return Status::DataLoss("a stored event is corrupt");
-      batch_.Delete(storage::Cf::kEvents, iter->key());
+    std::string value, document;
+    ProfileEvents events(store_, engine_->tail_, from);
+    for (; events.Valid(); events.Next()) {
+      Status s = events.Read(&document);
+      if (s.IsNotFound()) continue;
+      CDP_RETURN_IF_ERROR(s);
+      const int64_t t = events.time_us();
+      const std::string time_key(events.time_key());
+      const std::string_view id = storage::TimeKeyEventId(time_key);
+      if (!rewrite(document, &value)) return Status::DataLoss("a stored event is corrupt");
+      batch_.Delete(storage::Cf::kEvents, storage::EventKey(from, t, id));
       batch_.Delete(storage::Cf::kEventsByTime, storage::TimeIndexKey(t, id, from));
-      batch_.Put(storage::Cf::kEvents, storage::EventKey(to, t, id), value);
-      batch_.Put(storage::Cf::kEventsByTime, storage::TimeIndexKey(t, id, to), {});
+      batch_.Put(storage::Cf::kEventsByTime, storage::TimeIndexKey(t, id, to), value);
+      index_.removed.emplace_back(from, time_key);
+      index_.added.emplace_back(to, time_key);  // no trait delta: Merge moves the aggregate
     }
-    CDP_RETURN_IF_ERROR(iter->status());
+    CDP_RETURN_IF_ERROR(events.status());
     for (PendingEvent& p : pending_events_) {
       if (p.profile_id != from) continue;
       if (p.client_id) {
@@ -625,16 +707,26 @@ class EngineImpl::IngestContext : public GraphView {
     } else if (created_.contains(profile_id)) {
       // A profile this batch created has no stored events.
     } else {
-      std::string prefix = storage::ProfileEventsPrefix(profile_id);
-      auto iter = store_.NewIterator(storage::Cf::kEvents, prefix, storage::PrefixSuccessor(prefix));
-      iter->SeekToLast();
-      if (iter->Valid()) {
-        state.last_us = storage::TimeKeyTime(iter->key().substr(prefix.size()));
-        state.session_id = SessionOf(iter->value());
-      }
-      CDP_RETURN_IF_ERROR(iter->status());
+      CDP_RETURN_IF_ERROR(NearestEvent(profile_id, {}, {}, /*descending=*/true, &state.last_us, &state.session_id));
     }
     return &staged_sessions_.emplace(profile_id, std::move(state)).first->second;
+  }
+
+  // The first stored event of `profile_id` with a time key in [lower, upper), in the direction given: its time and
+  // session. Leaves them unchanged when there is none.
+  Status NearestEvent(const std::string& profile_id, std::string_view lower, std::string_view upper, bool descending,
+                      int64_t* time_us, std::string* session_id) {
+    std::string document;
+    ProfileEvents events(store_, engine_->tail_, profile_id, lower, upper, descending);
+    for (; events.Valid(); events.Next()) {
+      Status s = events.Read(&document);
+      if (s.IsNotFound()) continue;
+      CDP_RETURN_IF_ERROR(s);
+      *time_us = events.time_us();
+      *session_id = SessionOf(document);
+      return Status::OK();
+    }
+    return events.status();
   }
 
   static std::string SessionOf(std::string_view stored_event) {
@@ -665,20 +757,9 @@ class EngineImpl::IngestContext : public GraphView {
       // A late event: join the closest earlier event's session, else the closest later one's, else a new one.
       int64_t prev_t = 0, next_t = 0;
       std::string prev_s, next_s;
-      std::string prefix = storage::ProfileEventsPrefix(profile_id);
-      auto iter = store_.NewIterator(storage::Cf::kEvents, prefix, storage::PrefixSuccessor(prefix));
-      std::string probe = storage::EventKey(profile_id, t, "");
-      iter->SeekForPrev(probe);
-      if (iter->Valid()) {
-        prev_t = storage::TimeKeyTime(iter->key().substr(prefix.size()));
-        prev_s = SessionOf(iter->value());
-      }
-      iter->Seek(probe);
-      if (iter->Valid()) {
-        next_t = storage::TimeKeyTime(iter->key().substr(prefix.size()));
-        next_s = SessionOf(iter->value());
-      }
-      CDP_RETURN_IF_ERROR(iter->status());
+      const std::string probe = storage::TimeKey(t, "");
+      CDP_RETURN_IF_ERROR(NearestEvent(profile_id, {}, probe, /*descending=*/true, &prev_t, &prev_s));
+      CDP_RETURN_IF_ERROR(NearestEvent(profile_id, probe, {}, /*descending=*/false, &next_t, &next_s));
       for (const auto& [bt, bs] : batch_times_[profile_id]) {
         if (bt <= t && (prev_s.empty() || bt > prev_t)) prev_t = bt, prev_s = bs;
         if (bt > t && (next_s.empty() || bt < next_t)) next_t = bt, next_s = bs;
@@ -715,7 +796,8 @@ class EngineImpl::IngestContext : public GraphView {
   std::vector<std::string> merged_away_;
   absl::flat_hash_map<std::string, SessionState> staged_sessions_;
   absl::flat_hash_map<std::string, std::vector<std::pair<int64_t, std::string>>> batch_times_;
-  absl::flat_hash_map<std::string, storage::Traits> traits_;
+  absl::flat_hash_map<std::string, storage::Traits> traits_;  // merge operands written with the batch (merges)
+  EventTail::Changes index_;  // index entries and trait deltas of this write, for the tail
   absl::flat_hash_map<std::string, std::string> batch_keys_;  // event key of a client-given id -> session
 };
 
@@ -801,7 +883,10 @@ Status EngineImpl::Ingest(std::vector<ParsedEvent>* events, std::vector<BatchIte
     }
     sequence = *written;
   }
-  return store_->SyncUpTo(sequence);
+  ctx.reset();  // releases commit_mu_ when the context held it
+  CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
+  MaybeFlushTail();
+  return Status::OK();
 }
 
 // ---- Identify -------------------------------------------------------------------------------------------------------
@@ -1166,12 +1251,16 @@ Result<Json> EngineImpl::Unmerge(std::string_view profile_id, std::string_view m
     traits[survivor_id];
     for (const std::string& m : merged) traits[m];
     int64_t moved = 0;
-    std::string prefix = storage::ProfileEventsPrefix(survivor_id);
-    auto iter = store_->NewIterator(storage::Cf::kEvents, prefix, storage::PrefixSuccessor(prefix));
-    for (iter->Seek(prefix); iter->Valid(); iter->Next()) {
-      auto event = Json::Parse(iter->value());
+    EventTail::Changes changes;
+    std::string document;
+    ProfileEvents events(*store_, tail_, survivor_id);
+    for (; events.Valid(); events.Next()) {
+      Status read = events.Read(&document);
+      if (read.IsNotFound()) continue;
+      CDP_RETURN_IF_ERROR(read);
+      auto event = Json::Parse(document);
       if (!event.ok()) return Status::DataLoss("a stored event is corrupt");
-      std::string_view time_key = iter->key().substr(prefix.size());
+      const std::string time_key(events.time_key());
       const int64_t t = storage::TimeKeyTime(time_key);
       const std::string id(storage::TimeKeyEventId(time_key));
       std::string owner = survivor_id;
@@ -1197,15 +1286,20 @@ Result<Json> EngineImpl::Unmerge(std::string_view profile_id, std::string_view m
       StoredEventTraits(*event, t, &traits[owner]);
       if (owner == survivor_id) continue;
       event->Set("profileId", owner);
-      batch.Delete(storage::Cf::kEvents, iter->key());
+      batch.Delete(storage::Cf::kEvents, storage::EventKey(survivor_id, t, id));
       batch.Delete(storage::Cf::kEventsByTime, storage::TimeIndexKey(t, id, survivor_id));
-      batch.Put(storage::Cf::kEvents, storage::EventKey(owner, t, id), event->Dump());
-      batch.Put(storage::Cf::kEventsByTime, storage::TimeIndexKey(t, id, owner), {});
+      batch.Put(storage::Cf::kEventsByTime, storage::TimeIndexKey(t, id, owner), event->Dump());
+      changes.removed.emplace_back(survivor_id, time_key);
+      changes.added.emplace_back(owner, time_key);
       ++moved;
     }
-    CDP_RETURN_IF_ERROR(iter->status());
-    // Computed traits, recomputed from the events each profile now holds.
-    for (const auto& [id, t] : traits) batch.Put(storage::Cf::kTraits, id, t.Encode());
+    CDP_RETURN_IF_ERROR(events.status());
+    // Computed traits, recomputed from the events each profile now holds (tail deltas included, so dropped).
+    for (const auto& [id, t] : traits) {
+      batch.Put(storage::Cf::kTraits, id, t.Encode());
+      changes.reset.insert(id);
+    }
+    tail_.Log(changes, &batch);
 
     record.Set("unmergedAt", FormatTimestamp(now));
     batch.Put(storage::Cf::kMerges, storage::MergeRecordKey(merge_id), record.Dump());
@@ -1214,6 +1308,7 @@ Result<Json> EngineImpl::Unmerge(std::string_view profile_id, std::string_view m
     store_->AddToCounter(&batch, "merged_profiles", -n);
     store_->AddToCounter(&batch, "unmerges", 1);
     CDP_ASSIGN_OR_RETURN(sequence, store_->Write(&batch));
+    tail_.Apply(std::move(changes));
     for (const auto& [key, m] : owner_of) identity_cache_[key] = m;
     sessions_.erase(survivor_id);
     for (const std::string& m : merged) {
@@ -1342,16 +1437,22 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id) {
     std::unique_lock<std::shared_mutex> exclusive(commit_mu_);  // no event of this profile is still in flight
     std::string id;
     CDP_ASSIGN_OR_RETURN(Json stored, ReadLiveProfile(requested_id, &id));  // a merged id erases its survivor
+    // The index log names the person's recent events: write the tail out first, which deletes the log.
+    CDP_RETURN_IF_ERROR(FlushTail());
     storage::WriteBatch batch(*store_);
     int64_t events = 0;
     std::string prefix = storage::ProfileEventsPrefix(id);
     auto iter = store_->NewIterator(storage::Cf::kEvents, prefix, storage::PrefixSuccessor(prefix));
     for (iter->Seek(prefix); iter->Valid(); iter->Next()) {
       std::string_view time_key = iter->key().substr(prefix.size());
+      const int64_t t = storage::TimeKeyTime(time_key);
+      const std::string_view event_id = storage::TimeKeyEventId(time_key);
+      std::string document;
+      Status s = store_->Get(storage::Cf::kEventsByTime, storage::TimeIndexKey(t, event_id, id), &document);
+      if (!s.IsNotFound()) CDP_RETURN_IF_ERROR(s);
       batch.Delete(storage::Cf::kEvents, iter->key());
-      batch.Delete(storage::Cf::kEventsByTime,
-                   storage::TimeIndexKey(storage::TimeKeyTime(time_key), storage::TimeKeyEventId(time_key), id));
-      ++events;
+      batch.Delete(storage::Cf::kEventsByTime, storage::TimeIndexKey(t, event_id, id));
+      if (s.ok()) ++events;
     }
     CDP_RETURN_IF_ERROR(iter->status());
     for (const Identifier& ident : StoredIdentifiers(stored)) {

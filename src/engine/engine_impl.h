@@ -19,6 +19,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "cdp/engine.h"
+#include "engine/event_tail.h"
 #include "events/event_model.h"
 #include "identity/resolver.h"
 #include "identity/rules.h"
@@ -90,6 +91,7 @@ class IdentityImpl final : public Identity {
 class EngineImpl final : public Engine {
  public:
   EngineImpl(const Options& options, std::unique_ptr<storage::Store> store);
+  ~EngineImpl() override;
   Profiles& profiles() override { return profiles_; }
   Events& events() override { return events_; }
   Identity& identity() override { return identity_; }
@@ -97,6 +99,11 @@ class EngineImpl final : public Engine {
   Status Flush() override;
 
   storage::Store& store() { return *store_; }
+  // The index entries and trait deltas of recent writes (see event_tail.h).
+  const EventTail& tail() const { return tail_; }
+
+  // Reads the event tail's log after a crash and recomputes what it affects. Called once by Engine::Open.
+  Status RecoverTail();
 
   // Reads the identity rules stored in the database (defaults when none). Called once by Engine::Open.
   Status LoadRules();
@@ -143,6 +150,11 @@ class EngineImpl final : public Engine {
   // Takes commit_mu_ exclusively for the context's write (waits for in-flight event batches). write_mu_ held.
   void WaitForInFlightWrites(IngestContext* ctx);
 
+  // Writes the tail to storage; on failure the engine refuses writes. write_mu_ and commit_mu_ (exclusive) held.
+  Status FlushTail();
+  // Flushes the tail once it holds Options::index_tail_events entries. Takes the locks; none may be held.
+  void MaybeFlushTail();
+
   // Cache maintenance (write_mu_ held).
   void ForgetProfile(std::string_view id, const Json& stored);
 
@@ -169,6 +181,7 @@ class EngineImpl final : public Engine {
   // Event keys with caller-given ids in batches being written outside write_mu_ -> their session, so a retry
   // racing the original's write is still a duplicate.
   absl::flat_hash_map<std::string, std::string> in_flight_keys_;  // guarded by write_mu_
+  EventTail tail_;  // written under write_mu_ (see event_tail.h); read by anyone
 };
 
 }  // namespace cdp::internal

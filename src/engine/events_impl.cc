@@ -129,49 +129,26 @@ Result<Page> EventsImpl::Query(const EventQuery& query) {
   const size_t limit = std::min(query.limit == 0 ? size_t{100} : query.limit, options.max_page_size);
   storage::Store& store = engine_->store();
 
-  // Per-profile queries scan that profile's events; others scan the global time index and fetch each event.
-  const bool by_profile = !query.profile_id.empty();
-  const std::string base = by_profile ? storage::ProfileEventsPrefix(query.profile_id) : std::string();
-  std::string lower = base, upper;
+  // Keys starting with be64(time) bound both scans: [since, until), then past the cursor (a time key for one
+  // profile's events, a log key for all).
+  std::string lower, upper;
   if (query.since_us) storage::AppendBigEndian64(&lower, static_cast<uint64_t>(*query.since_us));
-  if (query.until_us) {
-    upper = base;
-    storage::AppendBigEndian64(&upper, static_cast<uint64_t>(std::max<int64_t>(*query.until_us, 0)));
-  } else if (by_profile) {
-    upper = storage::PrefixSuccessor(base);
-  }
-  auto iter = store.NewIterator(by_profile ? storage::Cf::kEvents : storage::Cf::kEventsByTime, lower, upper);
-
-  std::string cursor_key;
+  if (query.until_us) storage::AppendBigEndian64(&upper, static_cast<uint64_t>(std::max<int64_t>(*query.until_us, 0)));
   if (!query.cursor.empty()) {
     CDP_ASSIGN_OR_RETURN(std::string time_key, DecodeCursor(query.cursor));
     if (time_key.size() < 9) return Status::InvalidArgument("malformed cursor", "cursor");
-    cursor_key = base + time_key;
-    query.descending ? iter->SeekForPrev(cursor_key) : iter->Seek(cursor_key);
-    if (iter->Valid() && iter->key() == cursor_key) query.descending ? iter->Prev() : iter->Next();
-  } else {
-    query.descending ? iter->SeekToLast() : iter->SeekToFirst();
+    if (query.descending) {
+      if (upper.empty() || time_key < upper) upper = time_key;  // exclusive
+    } else {
+      time_key.push_back('\0');  // just after the cursor's key
+      if (time_key > lower) lower = std::move(time_key);
+    }
   }
 
   Page page;
-  std::string fetched;
   std::string last_time_key;  // of the last item on the page: the next page starts after it
-  for (; iter->Valid(); query.descending ? iter->Prev() : iter->Next()) {
-    std::string_view time_key = iter->key().substr(base.size());
-    std::string_view stored;
-    if (by_profile) {
-      stored = iter->value();
-    } else {
-      // An index key: time, event id, \0, profile id.
-      std::string_view event_time_key = storage::TimeIndexTimeKey(time_key);
-      Status s = store.Get(storage::Cf::kEvents,
-                           storage::EventKey(storage::TimeIndexProfile(time_key), storage::TimeKeyTime(event_time_key),
-                                             storage::TimeKeyEventId(event_time_key)),
-                           &fetched);
-      if (s.IsNotFound()) continue;  // deleted between the two reads
-      CDP_RETURN_IF_ERROR(s);
-      stored = fetched;
-    }
+  // Adds a matching event to the page; false once the page is full (a further match exists: a next page).
+  auto take = [&](std::string_view time_key, std::string_view stored) -> Result<bool> {
     auto event = Json::Parse(stored);
     if (!event.ok()) return Status::DataLoss("a stored event is corrupt");
     auto field_is = [&](const char* key, const std::string& want) {
@@ -181,14 +158,37 @@ Result<Page> EventsImpl::Query(const EventQuery& query) {
     };
     if (!field_is("type", query.type) || !field_is("name", query.name) || !field_is("source", query.source) ||
         !query.where.Matches(*event)) {
-      continue;
+      return true;
     }
-    if (page.items.size() == limit) {  // one more match exists: there is a next page
+    if (page.items.size() == limit) {
       page.next_cursor = EncodeCursor(last_time_key);
-      break;
+      return false;
     }
     page.items.push_back(std::move(event).value());
     last_time_key.assign(time_key);
+    return true;
+  };
+
+  if (!query.profile_id.empty()) {
+    // One profile: its index (storage and the tail), then each event from the log.
+    std::string stored;
+    ProfileEvents events(store, engine_->tail(), query.profile_id, lower, upper, query.descending);
+    for (; events.Valid(); events.Next()) {
+      Status s = events.Read(&stored);
+      if (s.IsNotFound()) continue;  // moved or deleted between the two reads
+      CDP_RETURN_IF_ERROR(s);
+      CDP_ASSIGN_OR_RETURN(bool more, take(events.time_key(), stored));
+      if (!more) break;
+    }
+    CDP_RETURN_IF_ERROR(events.status());
+    return page;
+  }
+  // All profiles: the log, in time order. Its keys are time key \0 profile id, and a cursor holds a whole key.
+  auto iter = store.NewIterator(storage::Cf::kEventsByTime, lower, upper);
+  query.descending ? iter->SeekToLast() : iter->SeekToFirst();
+  for (; iter->Valid(); query.descending ? iter->Prev() : iter->Next()) {
+    CDP_ASSIGN_OR_RETURN(bool more, take(iter->key(), iter->value()));
+    if (!more) break;
   }
   CDP_RETURN_IF_ERROR(iter->status());
   return page;

@@ -113,6 +113,7 @@ Result<Page> ProfilesImpl::Search(const ProfileQuery& query) {
     storage::Traits t;
     traits->Seek(id);
     if (traits->Valid() && traits->key() == id) storage::Traits::Decode(traits->value(), &t);
+    engine_->tail().Delta(id, &t);
     return RenderProfile(*stored, t);
   };
 
@@ -209,12 +210,15 @@ Result<std::vector<Json>> ProfilesImpl::Sessions(std::string_view requested_id) 
   };
   std::vector<Summary> sessions;
   absl::flat_hash_map<std::string, size_t> index;
-  std::string prefix = storage::ProfileEventsPrefix(id);
-  auto iter = engine_->store().NewIterator(storage::Cf::kEvents, prefix, storage::PrefixSuccessor(prefix));
-  for (iter->Seek(prefix); iter->Valid(); iter->Next()) {  // event-time order
-    auto event = Json::Parse(iter->value());
+  std::string document;
+  ProfileEvents events(engine_->store(), engine_->tail(), id);
+  for (; events.Valid(); events.Next()) {  // event-time order
+    Status read = events.Read(&document);
+    if (read.IsNotFound()) continue;  // moved or deleted meanwhile
+    CDP_RETURN_IF_ERROR(read);
+    auto event = Json::Parse(document);
     if (!event.ok()) return Status::DataLoss("a stored event is corrupt");
-    int64_t t = storage::TimeKeyTime(iter->key().substr(prefix.size()));
+    int64_t t = events.time_us();
     const std::string& sid = event->Find("sessionId") ? event->Find("sessionId")->as_string() : std::string();
     auto [it, fresh] = index.emplace(sid, sessions.size());
     if (fresh) {
@@ -248,7 +252,7 @@ Result<std::vector<Json>> ProfilesImpl::Sessions(std::string_view requested_id) 
       }
     }
   }
-  CDP_RETURN_IF_ERROR(iter->status());
+  CDP_RETURN_IF_ERROR(events.status());
   std::vector<Json> out;
   out.reserve(sessions.size());
   for (Summary& s : sessions) {

@@ -7,6 +7,7 @@
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/merge_operator.h>
 #include <rocksdb/slice_transform.h>
+#include <rocksdb/sst_file_writer.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/options_util.h>
 #include <rocksdb/write_batch.h>
@@ -28,7 +29,8 @@ const char* const kCfNames[] = {rocksdb::kDefaultColumnFamilyName.c_str(),
                                 "events",
                                 "events_by_time",
                                 "traits",
-                                "merges"};
+                                "merges",
+                                "index_log"};
 static_assert(sizeof(kCfNames) / sizeof(kCfNames[0]) == static_cast<size_t>(Cf::kCount));
 
 constexpr char kFormatVersionKey[] = "format_version";
@@ -75,19 +77,6 @@ class TraitsMergeOperator : public rocksdb::AssociativeMergeOperator {
   const char* Name() const override { return "cdp.TraitsCombine"; }
 };
 
-// The part of a kEvents key before the event time: "profile id \0". See memtable_insert_with_hint below.
-class ProfilePrefix : public rocksdb::SliceTransform {
- public:
-  const char* Name() const override { return "cdp.ProfilePrefix"; }
-  rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
-    const void* nul = std::memchr(key.data(), '\0', key.size());
-    return rocksdb::Slice(key.data(), static_cast<const char*>(nul) - key.data() + 1);
-  }
-  bool InDomain(const rocksdb::Slice& key) const override {
-    return std::memchr(key.data(), '\0', key.size()) != nullptr;
-  }
-};
-
 }  // namespace
 
 // ---- WriteBatch ---------------------------------------------------------------------------------------------------
@@ -101,6 +90,9 @@ void WriteBatch::Put(Cf cf, std::string_view key, std::string_view value) {
 void WriteBatch::Delete(Cf cf, std::string_view key) { rep_->Delete((*handles_)[static_cast<int>(cf)], key); }
 void WriteBatch::Merge(Cf cf, std::string_view key, std::string_view value) {
   rep_->Merge((*handles_)[static_cast<int>(cf)], key, value);
+}
+void WriteBatch::DeleteRange(Cf cf, std::string_view begin, std::string_view end) {
+  rep_->DeleteRange((*handles_)[static_cast<int>(cf)], begin, end);
 }
 size_t WriteBatch::Count() const { return rep_->Count(); }
 void WriteBatch::Clear() { rep_->Clear(); }
@@ -155,17 +147,16 @@ Result<std::unique_ptr<Store>> Store::Open(const Options& options, const std::st
     table.cache_index_and_filter_blocks = true;
     table.pin_l0_filter_and_index_blocks_in_cache = true;
     o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-    if (cf != Cf::kEventsByTime && cf != Cf::kMeta) {
+    if (cf != Cf::kMeta && cf != Cf::kIndexLog) {
       // Point lookups that usually miss (new identifiers, retried event ids) stop at a memtable bloom filter.
       o.memtable_prefix_bloom_size_ratio = 0.05;
       o.memtable_whole_key_filtering = true;
     }
-    // Events and trait operands are keyed by profile, so their memtable inserts land all over the skip list. But
-    // a profile's events mostly arrive in time order, each just after the profile's previous one, and a trait
-    // operand goes right beside the profile's previous operand: the memtable keeps, per profile, where its last
-    // insert went and starts the next search there instead of at the top (~20% less memtable CPU per event in
-    // cdp_bench; it costs ~220 bytes of memtable per profile and memtable).
-    if (cf == Cf::kEvents) o.memtable_insert_with_hint_prefix_extractor = std::make_shared<ProfilePrefix>();
+    // Trait operands of merges and unmerges are keyed by profile, so their memtable inserts land all over the skip
+    // list; one goes right beside the profile's previous operand, so the memtable keeps where the last insert went
+    // and starts the next search there. (The per-profile event index and event trait deltas bypass the memtable:
+    // see engine/event_tail.h.) The index log is small: its records are deleted at each bulk load.
+    if (cf == Cf::kIndexLog) o.write_buffer_size = std::min<size_t>(o.write_buffer_size, 8u << 20);
     if (cf == Cf::kTraits) o.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewNoopTransform());
     if (cf == Cf::kMeta) o.merge_operator = std::make_shared<CounterMergeOperator>();
     if (cf == Cf::kTraits) o.merge_operator = std::make_shared<TraitsMergeOperator>();
@@ -189,6 +180,8 @@ Result<std::unique_ptr<Store>> Store::Open(const Options& options, const std::st
     return FromRocks(s, fmt::format("opening '{}'", path));
   }
   store->db_.reset(raw);
+  // Files of an IngestSorted interrupted by a crash: never part of the database.
+  std::filesystem::remove_all(store->IngestDir(), ec);
 
   std::string version;
   Status vs = store->Get(Cf::kMeta, kFormatVersionKey, &version);
@@ -255,6 +248,38 @@ std::unique_ptr<Iterator> Store::NewIterator(Cf cf, std::string lower, std::stri
   }
   it->it_.reset(db_->NewIterator(ro, handles_[static_cast<int>(cf)]));
   return it;
+}
+
+std::string Store::IngestDir() const { return (std::filesystem::path(path_) / "cdp-ingest").string(); }
+
+Status Store::IngestSorted(std::vector<SortedRun>* runs) {
+  std::lock_guard<std::mutex> lock(ingest_mu_);
+  std::error_code ec;
+  std::filesystem::create_directories(IngestDir(), ec);
+  if (ec) return Status::Unavailable(fmt::format("cannot create '{}': {}", IngestDir(), ec.message()));
+  std::vector<rocksdb::IngestExternalFileArg> args;
+  for (SortedRun& run : *runs) {
+    if (run.entries.empty()) continue;
+    rocksdb::ColumnFamilyHandle* cf = handles_[static_cast<int>(run.cf)];
+    rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), db_->GetOptions(cf), cf);
+    std::string file = (std::filesystem::path(IngestDir()) / fmt::format("run-{}.sst", ++ingest_files_)).string();
+    rocksdb::Status s = writer.Open(file);
+    for (size_t i = 0; s.ok() && i < run.entries.size(); ++i) {
+      const auto& [key, value] = run.entries[i];
+      s = run.merge ? writer.Merge(key, value) : writer.Put(key, value);
+    }
+    if (s.ok()) s = writer.Finish();
+    if (!s.ok()) return FromRocks(s, "writing a bulk-load file");
+    rocksdb::IngestExternalFileArg arg;
+    arg.column_family = cf;
+    arg.external_files.push_back(std::move(file));
+    arg.options.move_files = true;
+    args.push_back(std::move(arg));
+  }
+  if (args.empty()) return Status::OK();
+  rocksdb::Status s = db_->IngestExternalFiles(args);
+  for (const auto& arg : args) std::filesystem::remove(arg.external_files[0], ec);  // linked in, or failed
+  return FromRocks(s, "bulk load");
 }
 
 void Store::AddToCounter(WriteBatch* batch, std::string_view name, int64_t delta) {

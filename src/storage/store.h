@@ -34,10 +34,11 @@ enum class Cf : int {
   kMeta = 0,      // format version, exact counters (merge operator: int64 add)
   kProfiles,      // profile id -> stored profile document (JSON)
   kIdentities,    // identifier type \0 normalized value -> profile id \0 evidence \0 time; \x01 key -> hub set
-  kEvents,        // profile id \0 be64(event time) event id -> event document (JSON)
-  kEventsByTime,  // be64(event time) event id \0 profile id -> empty
+  kEvents,        // profile id \0 be64(event time) event id -> empty (the per-profile index; written in bulk)
+  kEventsByTime,  // be64(event time) event id \0 profile id -> event document (JSON): the event log
   kTraits,        // profile id -> computed-trait aggregates (merge operator: see traits.h)
   kMerges,        // "r" merge id -> merge record (JSON); "p" profile id \0 merge id -> empty (history index)
+  kIndexLog,      // be64(record) -> kEvents keys a write added that are not yet in kEvents (see engine/event_tail.h)
   kCount,
 };
 
@@ -53,6 +54,8 @@ class WriteBatch {
   void Put(Cf cf, std::string_view key, std::string_view value);
   void Delete(Cf cf, std::string_view key);
   void Merge(Cf cf, std::string_view key, std::string_view value);
+  // Deletes the keys in [begin, end).
+  void DeleteRange(Cf cf, std::string_view begin, std::string_view end);
   size_t Count() const;
   void Clear();
 
@@ -107,17 +110,32 @@ class Store {
   void AddToCounter(WriteBatch* batch, std::string_view name, int64_t delta);
   int64_t ReadCounter(std::string_view name) const;
 
+  // Bulk load: writes each run as a sorted table file and adds the files to the database, bypassing the write-ahead
+  // log and the memtables (RocksDB IngestExternalFiles, all runs in one call). A run's keys must be sorted and
+  // unique; its entries are puts, or merge operands when `merge`. The files are durable when this returns. An
+  // ingested entry is newer than every write before the call. Costs a sort-free sequential file write per run and
+  // a flush of any memtable whose keys overlap a run's range. Empty runs are skipped.
+  struct SortedRun {
+    Cf cf;
+    bool merge = false;
+    std::vector<std::pair<std::string, std::string>> entries;
+  };
+  Status IngestSorted(std::vector<SortedRun>* runs);
+
   Status Flush();
   const std::string& path() const { return path_; }
 
  private:
   friend class WriteBatch;
   Store() = default;
+  std::string IngestDir() const;  // where IngestSorted writes its files before they are added
   std::string path_;
   bool sync_writes_ = false;
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   std::mutex sync_mu_;
+  std::mutex ingest_mu_;          // one IngestSorted at a time (file names)
+  uint64_t ingest_files_ = 0;     // guarded by ingest_mu_
   uint64_t synced_sequence_ = 0;  // guarded by sync_mu_
 };
 

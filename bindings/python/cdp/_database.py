@@ -469,7 +469,7 @@ def open(path: PathLike, **options: Any) -> Database:  # noqa: A001 (mirrors the
 
     Keyword options are cdp::Options fields: create_if_missing, sync_writes, session_timeout_seconds,
     max_event_bytes, max_batch_bytes, max_profile_bytes, max_json_depth, max_batch_items, max_page_size,
-    block_cache_bytes, write_buffer_bytes. Unknown options raise InvalidArgument.
+    block_cache_bytes, write_buffer_bytes, index_tail_events. Unknown options raise InvalidArgument.
 
     Raises FailedPrecondition when the directory is already open (in this process or another), NotFound when it
     is missing and create_if_missing=False, DataLoss for an unknown format version.

@@ -69,6 +69,8 @@ cdp::Result<cdp::Options> OptionsFromJson(const cdp::Json& json) {
       s = SetInt(key, v, &o.block_cache_bytes);
     else if (key == "write_buffer_bytes")
       s = SetInt(key, v, &o.write_buffer_bytes);
+    else if (key == "index_tail_events")
+      s = SetInt(key, v, &o.index_tail_events);
     else
       s = cdp::Status::InvalidArgument("unknown option " + key, key);
     if (!s.ok()) return s;
@@ -89,6 +91,7 @@ cdp::Json OptionsToJson(const cdp::Options& o) {
   j.Set("max_page_size", static_cast<uint64_t>(o.max_page_size));
   j.Set("block_cache_bytes", static_cast<uint64_t>(o.block_cache_bytes));
   j.Set("write_buffer_bytes", static_cast<uint64_t>(o.write_buffer_bytes));
+  j.Set("index_tail_events", static_cast<uint64_t>(o.index_tail_events));
   return j;
 }
 

@@ -1,0 +1,205 @@
+// Copyright 2026 The libcdp Authors.
+
+#include "engine/event_tail.h"
+
+#include <algorithm>
+#include <mutex>
+
+#include "storage/keys.h"
+
+namespace cdp::internal {
+
+namespace {
+
+// A log record: per added entry, varint-free fixed framing: u16 profile length, profile, u16 time key length,
+// time key (ids are at most 256 bytes).
+void AppendPart(std::string* out, std::string_view s) {
+  out->push_back(static_cast<char>(s.size() & 0xff));
+  out->push_back(static_cast<char>(s.size() >> 8));
+  out->append(s);
+}
+
+bool ReadPart(std::string_view* in, std::string_view* part) {
+  if (in->size() < 2) return false;
+  size_t n = static_cast<unsigned char>((*in)[0]) | (static_cast<size_t>(static_cast<unsigned char>((*in)[1])) << 8);
+  if (in->size() < 2 + n) return false;
+  *part = in->substr(2, n);
+  in->remove_prefix(2 + n);
+  return true;
+}
+
+std::string RecordKey(uint64_t record) {
+  std::string k;
+  storage::AppendBigEndian64(&k, record);
+  return k;
+}
+
+}  // namespace
+
+void EventTail::Log(const Changes& changes, storage::WriteBatch* batch) {
+  if (changes.added.empty()) return;
+  std::string record;
+  for (const auto& [profile, time_key] : changes.added) {
+    AppendPart(&record, profile);
+    AppendPart(&record, time_key);
+  }
+  batch->Put(storage::Cf::kIndexLog, RecordKey(next_record_++), record);
+}
+
+void EventTail::Apply(Changes&& changes) {
+  if (changes.empty()) return;
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  for (const auto& [profile, time_key] : changes.removed) {
+    auto it = profiles_.find(profile);
+    if (it != profiles_.end()) entries_ -= it->second.time_keys.erase(time_key);
+  }
+  for (const std::string& profile : changes.reset) {
+    auto it = profiles_.find(profile);
+    if (it != profiles_.end()) {
+      it->second.delta = storage::Traits();
+      it->second.has_delta = false;
+    }
+  }
+  for (auto& [profile, time_key] : changes.added) {
+    entries_ += profiles_[profile].time_keys.insert(std::move(time_key)).second ? 1 : 0;
+  }
+  for (auto& [profile, delta] : changes.deltas) {
+    ProfileTail& p = profiles_[profile];
+    p.delta.Combine(delta);
+    p.has_delta = true;
+  }
+}
+
+Status EventTail::Flush() {
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  if (profiles_.empty()) return Status::OK();
+  std::vector<storage::Store::SortedRun> runs(2);
+  runs[0].cf = storage::Cf::kEvents;
+  runs[1].cf = storage::Cf::kTraits;
+  runs[1].merge = true;
+  runs[0].entries.reserve(entries_);
+  for (const auto& [profile, p] : profiles_) {
+    for (const std::string& time_key : p.time_keys) {
+      std::string key = storage::ProfileEventsPrefix(profile);
+      key.append(time_key);
+      runs[0].entries.emplace_back(std::move(key), std::string());
+    }
+    if (p.has_delta) runs[1].entries.emplace_back(profile, p.delta.Encode());
+  }
+  for (auto& run : runs) std::sort(run.entries.begin(), run.entries.end());
+  CDP_RETURN_IF_ERROR(store_->IngestSorted(&runs));
+  // The records are now redundant. Were this write lost, Recover would read them again: index keys are idempotent
+  // and traits are recomputed, so nothing counts twice.
+  storage::WriteBatch batch(*store_);
+  batch.DeleteRange(storage::Cf::kIndexLog, RecordKey(0), RecordKey(next_record_));
+  CDP_RETURN_IF_ERROR(store_->Write(&batch).status());
+  profiles_.clear();
+  entries_ = 0;
+  return Status::OK();
+}
+
+Status EventTail::Recover(absl::flat_hash_set<std::string>* touched) {
+  auto iter = store_->NewIterator(storage::Cf::kIndexLog);
+  Changes changes;
+  std::string document;
+  for (iter->SeekToFirst(); iter->Valid(); iter->Next()) {
+    if (iter->key().size() == 8) {
+      next_record_ = std::max(next_record_, storage::DecodeBigEndian64(iter->key()) + 1);
+    }
+    std::string_view in = iter->value();
+    std::string_view profile, time_key;
+    while (ReadPart(&in, &profile) && ReadPart(&in, &time_key)) {
+      if (time_key.size() < 8) continue;
+      touched->emplace(profile);
+      Status s = store_->Get(
+          storage::Cf::kEventsByTime,
+          storage::TimeIndexKey(storage::TimeKeyTime(time_key), storage::TimeKeyEventId(time_key), profile), &document);
+      if (s.IsNotFound()) continue;  // moved or deleted after it was logged
+      CDP_RETURN_IF_ERROR(s);
+      changes.added.emplace_back(profile, time_key);
+    }
+  }
+  CDP_RETURN_IF_ERROR(iter->status());
+  Apply(std::move(changes));
+  return Status::OK();
+}
+
+size_t EventTail::size() const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  return entries_;
+}
+
+bool EventTail::Delta(std::string_view profile, storage::Traits* traits) const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  auto it = profiles_.find(std::string(profile));
+  if (it == profiles_.end() || !it->second.has_delta) return false;
+  traits->Combine(it->second.delta);
+  return true;
+}
+
+std::vector<std::string> EventTail::TimeKeys(std::string_view profile, std::string_view lower,
+                                             std::string_view upper) const {
+  std::vector<std::string> out;
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  auto it = profiles_.find(std::string(profile));
+  if (it == profiles_.end()) return out;
+  const auto& keys = it->second.time_keys;
+  for (auto k = keys.lower_bound(std::string(lower)); k != keys.end() && (upper.empty() || *k < upper); ++k)
+    out.push_back(*k);
+  return out;
+}
+
+// ---- ProfileEvents ------------------------------------------------------------------------------------------------
+
+ProfileEvents::ProfileEvents(const storage::Store& store, const EventTail& tail, std::string_view profile_id,
+                             std::string_view lower, std::string_view upper, bool descending)
+    : store_(store),
+      profile_id_(profile_id),
+      prefix_(storage::ProfileEventsPrefix(profile_id)),
+      descending_(descending) {
+  std::string lo = prefix_ + std::string(lower);
+  std::string hi = upper.empty() ? storage::PrefixSuccessor(prefix_) : prefix_ + std::string(upper);
+  iter_ = store.NewIterator(storage::Cf::kEvents, std::move(lo), std::move(hi));
+  tail_ = tail.TimeKeys(profile_id, lower, upper);
+  if (descending) {
+    std::reverse(tail_.begin(), tail_.end());
+    iter_->SeekToLast();
+  } else {
+    iter_->SeekToFirst();
+  }
+  Settle();
+}
+
+void ProfileEvents::Settle() {
+  const bool stored = iter_->Valid();
+  const bool tailed = tail_pos_ < tail_.size();
+  valid_ = stored || tailed;
+  if (!valid_) return;
+  std::string_view s = stored ? iter_->key().substr(prefix_.size()) : std::string_view();
+  if (stored && (!tailed || !Before(tail_[tail_pos_], s))) {
+    current_.assign(s);
+  } else {
+    current_ = tail_[tail_pos_];
+  }
+}
+
+bool ProfileEvents::Valid() const { return valid_; }
+
+void ProfileEvents::Next() {
+  // Advance every source sitting on the current key (an entry may be in both while the tail is being flushed).
+  if (iter_->Valid() && iter_->key().substr(prefix_.size()) == current_) descending_ ? iter_->Prev() : iter_->Next();
+  if (tail_pos_ < tail_.size() && tail_[tail_pos_] == current_) ++tail_pos_;
+  Settle();
+}
+
+std::string_view ProfileEvents::time_key() const { return current_; }
+
+int64_t ProfileEvents::time_us() const { return storage::TimeKeyTime(current_); }
+
+Status ProfileEvents::Read(std::string* document) const {
+  return store_.Get(
+      storage::Cf::kEventsByTime,
+      storage::TimeIndexKey(storage::TimeKeyTime(current_), storage::TimeKeyEventId(current_), profile_id_), document);
+}
+
+}  // namespace cdp::internal
