@@ -131,7 +131,11 @@ void EngineImpl::MaybeFlushTail() {
   std::lock_guard<std::mutex> lock(write_mu_);
   if (!write_error_.ok() || tail_.size() < options().index_tail_events) return;
   std::unique_lock<std::shared_mutex> exclusive(commit_mu_);  // every logged write is in storage
-  (void)FlushTail();                                          // on failure the next write reports write_error_
+  Status s = tail_.FlushInBackground();
+  if (!s.ok()) {
+    write_error_ = Status::Unavailable("writing the event index failed (" + s.ToString() +
+                                       "); reopen the database to write again");
+  }
 }
 
 Result<Json> EngineImpl::Stats() {
@@ -178,13 +182,7 @@ Result<Json> EngineImpl::ReadLiveProfile(std::string_view id, std::string* live_
   return Status::DataLoss(fmt::format("profile {} has a merge chain longer than 64", id));
 }
 
-storage::Traits EngineImpl::ReadTraits(std::string_view id) {
-  storage::Traits t;
-  std::string value;
-  if (store_->Get(storage::Cf::kTraits, id, &value).ok()) storage::Traits::Decode(value, &t);
-  tail_.Delta(id, &t);
-  return t;
-}
+storage::Traits EngineImpl::ReadTraits(std::string_view id) { return tail_.Traits(id); }
 
 // ---- Ingest: the event write path ---------------------------------------------------------------------------------
 
@@ -284,6 +282,7 @@ class EngineImpl::IngestContext : public GraphView {
   Status Merge(const std::string& survivor, const std::vector<std::string>& others, bool automatic,
                std::string_view reason, Json evidence, std::string* merge_id) {
     engine_->WaitForInFlightWrites(this);  // every event of the merged profiles is in storage before we move them
+    engine_->tail_.WaitForBackground();    // and no bulk load of their traits lands after this write
     *merge_id = "mrg_" + NewId();
     CDP_ASSIGN_OR_RETURN(Json * survivor_doc, MutableProfile(survivor));
     Json snapshots = Json::Object();
@@ -1149,6 +1148,7 @@ Result<Json> EngineImpl::Unmerge(std::string_view profile_id, std::string_view m
     std::lock_guard<std::mutex> lock(write_mu_);
     CDP_RETURN_IF_ERROR(write_error_);
     std::unique_lock<std::shared_mutex> exclusive(commit_mu_);  // every event of the survivor is in storage
+    tail_.WaitForBackground();  // no bulk load of traits lands after the recomputed ones
     std::string live;
     CDP_ASSIGN_OR_RETURN(Json survivor, ReadLiveProfile(profile_id, &live));
     std::string text;

@@ -46,8 +46,25 @@ void EventTail::Log(const Changes& changes, storage::WriteBatch* batch) {
   batch->Put(storage::Cf::kIndexLog, RecordKey(next_record_++), record);
 }
 
+EventTail::~EventTail() { WaitForBackground(); }
+
+void EventTail::WaitForBackground() {
+  if (background_.joinable()) background_.join();
+}
+
 void EventTail::Apply(Changes&& changes) {
   if (changes.empty()) return;
+  if (!changes.removed.empty() || !changes.reset.empty()) {
+    bool touches_frozen = false;
+    {
+      std::shared_lock<std::shared_mutex> lock(mu_);
+      if (frozen_) {
+        for (const auto& [profile, time_key] : changes.removed) touches_frozen |= frozen_->contains(profile);
+        for (const std::string& profile : changes.reset) touches_frozen |= frozen_->contains(profile);
+      }
+    }
+    if (touches_frozen) WaitForBackground();  // then frozen_ is gone, or kept after an error (left as it is)
+  }
   std::unique_lock<std::shared_mutex> lock(mu_);
   for (const auto& [profile, time_key] : changes.removed) {
     auto it = profiles_.find(profile);
@@ -70,32 +87,80 @@ void EventTail::Apply(Changes&& changes) {
   }
 }
 
-Status EventTail::Flush() {
-  std::unique_lock<std::shared_mutex> lock(mu_);
-  if (profiles_.empty()) return Status::OK();
-  std::vector<storage::Store::SortedRun> runs(2);
-  runs[0].cf = storage::Cf::kEvents;
-  runs[1].cf = storage::Cf::kTraits;
-  runs[1].merge = true;
-  runs[0].entries.reserve(entries_);
-  for (const auto& [profile, p] : profiles_) {
-    for (const std::string& time_key : p.time_keys) {
-      std::string key = storage::ProfileEventsPrefix(profile);
+Status EventTail::WriteOut(const Map& map, uint64_t upto, bool frozen) {
+  // Profile ids never hold \0, so ordering by id then time key orders the kEvents keys (id \0 time key).
+  std::vector<const Map::value_type*> order;
+  order.reserve(map.size());
+  for (const auto& entry : map) order.push_back(&entry);
+  std::sort(order.begin(), order.end(), [](const auto* a, const auto* b) { return a->first < b->first; });
+  auto load = store_->NewBulkLoad();
+  CDP_RETURN_IF_ERROR(load->StartRun(storage::Cf::kEvents, /*merge=*/false));
+  std::string key;
+  for (const auto* entry : order) {
+    key = storage::ProfileEventsPrefix(entry->first);
+    const size_t prefix = key.size();
+    for (const std::string& time_key : entry->second.time_keys) {
+      key.resize(prefix);
       key.append(time_key);
-      runs[0].entries.emplace_back(std::move(key), std::string());
+      CDP_RETURN_IF_ERROR(load->Add(key, {}));
     }
-    if (p.has_delta) runs[1].entries.emplace_back(profile, p.delta.Encode());
   }
-  for (auto& run : runs) std::sort(run.entries.begin(), run.entries.end());
-  CDP_RETURN_IF_ERROR(store_->IngestSorted(&runs));
+  CDP_RETURN_IF_ERROR(load->StartRun(storage::Cf::kTraits, /*merge=*/true));
+  for (const auto* entry : order) {
+    if (entry->second.has_delta) CDP_RETURN_IF_ERROR(load->Add(entry->first, entry->second.delta.Encode()));
+  }
+  {
+    // Readers wait while the files are added, so that none counts a trait delta both in storage and here.
+    std::unique_lock<std::shared_mutex> lock(mu_);
+    CDP_RETURN_IF_ERROR(load->Commit());
+    if (frozen) {
+      frozen_.reset();
+    } else {
+      profiles_.clear();
+      entries_ = 0;
+    }
+  }
   // The records are now redundant. Were this write lost, Recover would read them again: index keys are idempotent
   // and traits are recomputed, so nothing counts twice.
   storage::WriteBatch batch(*store_);
-  batch.DeleteRange(storage::Cf::kIndexLog, RecordKey(0), RecordKey(next_record_));
-  CDP_RETURN_IF_ERROR(store_->Write(&batch).status());
-  profiles_.clear();
-  entries_ = 0;
-  return Status::OK();
+  batch.DeleteRange(storage::Cf::kIndexLog, RecordKey(0), RecordKey(upto));
+  return store_->Write(&batch).status();
+}
+
+Status EventTail::FlushInBackground() {
+  WaitForBackground();
+  Status previous = background_status_;
+  std::shared_ptr<const Map> frozen;
+  {
+    std::unique_lock<std::shared_mutex> lock(mu_);
+    if (frozen_ || profiles_.empty()) return previous;  // a failed flush's part is still there: keep it
+    frozen_ = std::make_shared<const Map>(std::move(profiles_));
+    profiles_.clear();
+    entries_ = 0;
+    frozen = frozen_;
+  }
+  const uint64_t upto = next_record_;
+  background_ = std::thread([this, frozen, upto] { background_status_ = WriteOut(*frozen, upto, /*frozen=*/true); });
+  return previous;
+}
+
+Status EventTail::Flush() {
+  WaitForBackground();
+  std::shared_ptr<const Map> frozen;
+  {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    frozen = frozen_;
+  }
+  if (frozen) CDP_RETURN_IF_ERROR(WriteOut(*frozen, next_record_, /*frozen=*/true));  // after a failure: again
+  bool empty;
+  {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    empty = profiles_.empty();
+  }
+  if (empty) return Status::OK();
+  background_status_ = Status::OK();
+  // Safe to read profiles_ unlocked: only the write path (this thread) changes it.
+  return WriteOut(profiles_, next_record_, /*frozen=*/false);
 }
 
 Status EventTail::Recover(absl::flat_hash_set<std::string>* touched) {
@@ -129,23 +194,38 @@ size_t EventTail::size() const {
   return entries_;
 }
 
-bool EventTail::Delta(std::string_view profile, storage::Traits* traits) const {
-  std::shared_lock<std::shared_mutex> lock(mu_);
-  auto it = profiles_.find(std::string(profile));
-  if (it == profiles_.end() || !it->second.has_delta) return false;
-  traits->Combine(it->second.delta);
-  return true;
+storage::Traits EventTail::Traits(std::string_view profile) const {
+  const std::string id(profile);
+  storage::Traits traits;
+  std::shared_lock<std::shared_mutex> lock(mu_);  // no bulk load commits between the two reads
+  std::string value;
+  if (store_->Get(storage::Cf::kTraits, id, &value).ok()) storage::Traits::Decode(value, &traits);
+  for (const Map* map : {&profiles_, frozen_.get()}) {
+    if (map == nullptr) continue;
+    auto it = map->find(id);
+    if (it != map->end() && it->second.has_delta) traits.Combine(it->second.delta);
+  }
+  return traits;
 }
 
-std::vector<std::string> EventTail::TimeKeys(std::string_view profile, std::string_view lower,
-                                             std::string_view upper) const {
+std::vector<std::string> EventTail::TimeKeysLocked(const std::string& profile, std::string_view lower,
+                                                   std::string_view upper) const {
   std::vector<std::string> out;
-  std::shared_lock<std::shared_mutex> lock(mu_);
-  auto it = profiles_.find(std::string(profile));
-  if (it == profiles_.end()) return out;
-  const auto& keys = it->second.time_keys;
-  for (auto k = keys.lower_bound(std::string(lower)); k != keys.end() && (upper.empty() || *k < upper); ++k)
-    out.push_back(*k);
+  int parts = 0;
+  for (const Map* map : {&profiles_, frozen_.get()}) {
+    if (map == nullptr) continue;
+    auto it = map->find(profile);
+    if (it == map->end()) continue;
+    const auto& keys = it->second.time_keys;
+    for (auto k = keys.lower_bound(std::string(lower)); k != keys.end() && (upper.empty() || *k < upper); ++k) {
+      out.push_back(*k);
+    }
+    ++parts;
+  }
+  if (parts > 1) {  // in both parts: merge them
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+  }
   return out;
 }
 
@@ -159,8 +239,12 @@ ProfileEvents::ProfileEvents(const storage::Store& store, const EventTail& tail,
       descending_(descending) {
   std::string lo = prefix_ + std::string(lower);
   std::string hi = upper.empty() ? storage::PrefixSuccessor(prefix_) : prefix_ + std::string(upper);
-  iter_ = store.NewIterator(storage::Cf::kEvents, std::move(lo), std::move(hi));
-  tail_ = tail.TimeKeys(profile_id, lower, upper);
+  {
+    // The index and the tail at one moment: a bulk load does not commit between the two reads.
+    std::shared_lock<std::shared_mutex> lock(tail.mu_);
+    iter_ = store.NewIterator(storage::Cf::kEvents, std::move(lo), std::move(hi));
+    tail_ = tail.TimeKeysLocked(profile_id_, lower, upper);
+  }
   if (descending) {
     std::reverse(tail_.begin(), tail_.end());
     iter_->SeekToLast();

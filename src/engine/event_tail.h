@@ -9,18 +9,19 @@
 // the memtable's skip list, and on this 2-core machine each such insert cost more than the rest of the write
 // (measured: one log insert per event 411,000 events/s; plus a profile-keyed insert 155,000 /s; plus the same keys
 // as bulk-loaded sorted files 310,000 /s). So a write adds its events' index keys and trait deltas here, and logs the
-// index keys in its own WriteBatch (one Cf::kIndexLog record per write, so a crash loses nothing); Flush writes the
-// tail as sorted files (storage::Store::IngestSorted) once Options::index_tail_events have accumulated, at
-// Engine::Flush and at close.
+// index keys in its own WriteBatch (one Cf::kIndexLog record per write, so a crash loses nothing). Once
+// Options::index_tail_events have accumulated, FlushInBackground freezes the tail and a background thread writes
+// it as sorted files (storage::BulkLoad) while writes go on into a fresh tail; Flush (Engine::Flush, deleting a
+// profile, close) writes everything before it returns.
 //
 // Readers see storage and the tail together: ProfileEvents merges the two indexes (an entry may briefly be in
 // both), and Delta adds to the stored traits what the tail holds. After a crash, Recover reads the log back; the
 // engine then recomputes the traits of the profiles the log names from their events (a delta is not replayed: it
 // may already be in storage).
 //
-// Thread-safety: reads (ProfileEvents, Delta, size) from any thread. Log, Apply and Flush are for the engine's
-// write path: one at a time (under its write lock), Flush only once every write it logged has been applied to
-// storage.
+// Thread-safety: reads (ProfileEvents, Delta, size) from any thread. Log, Apply, FlushInBackground and Flush are
+// for the engine's write path: one at a time (under its write lock); the flushes only once every write logged has
+// been applied to storage. The background writer takes no engine lock.
 
 #ifndef CDP_ENGINE_EVENT_TAIL_H_
 #define CDP_ENGINE_EVENT_TAIL_H_
@@ -30,6 +31,7 @@
 #include <shared_mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -57,24 +59,34 @@ class EventTail {
   };
 
   explicit EventTail(storage::Store* store) : store_(store) {}
+  ~EventTail();  // waits for a background flush
+  EventTail(const EventTail&) = delete;
+  EventTail& operator=(const EventTail&) = delete;
 
   // Adds the log record of `changes.added` to `batch` (nothing when there are none). Write path only.
   void Log(const Changes& changes, storage::WriteBatch* batch);
   // Makes `changes` visible to readers. Write path only; call it once the batch is built (before or after it is
-  // written: readers skip index entries whose event is not, or no longer, in the log).
+  // written: readers skip index entries whose event is not, or no longer, in the log). Waits for a background
+  // flush first when the changes remove or reset entries it is writing.
   void Apply(Changes&& changes);
-  // Writes the tail to storage (kEvents keys, kTraits merge operands), then deletes the log records and empties the
-  // tail. Readers wait during the bulk load (tens of milliseconds for 64,000 entries). On error the tail is kept.
+  // Freezes the tail and writes it in the background (kEvents keys, kTraits merge operands; then the log records
+  // are deleted); returns at once, after waiting for the previous background flush. Readers of the frozen part
+  // wait only while the files are added (milliseconds). Returns the error of the previous background flush, if
+  // any (its entries then stay readable, and its log is read again at the next open).
+  Status FlushInBackground();
+  // Writes the whole tail to storage before it returns (waiting for a background flush first).
   Status Flush();
+  // Waits for a background flush. Write path; before a write that replaces, deletes or moves stored traits (a
+  // merge, an unmerge), so that no bulk load lands after it.
+  void WaitForBackground();
   // Reads the log left by a crash into the tail (entries whose event is in the log only). `touched` receives the
   // profiles the log names, whose traits the caller must recompute. At open, before any write.
   Status Recover(absl::flat_hash_set<std::string>* touched);
 
-  size_t size() const;  // index entries held
-  // Adds the tail's trait aggregate of `profile` to `traits`; false when it holds none.
-  bool Delta(std::string_view profile, storage::Traits* traits) const;
-  // The time keys the tail holds for `profile` in [lower, upper) (an empty upper: unbounded), ascending.
-  std::vector<std::string> TimeKeys(std::string_view profile, std::string_view lower, std::string_view upper) const;
+  size_t size() const;  // index entries held in the part being filled
+  // The computed-trait aggregate of `profile`: storage's plus the tail's, read at one moment (a bulk load is never
+  // half seen).
+  storage::Traits Traits(std::string_view profile) const;
 
  private:
   struct ProfileTail {
@@ -82,11 +94,22 @@ class EventTail {
     storage::Traits delta;
     bool has_delta = false;
   };
+  using Map = absl::flat_hash_map<std::string, ProfileTail>;
+  friend class ProfileEvents;
+  // The time keys held for `profile` in [lower, upper) (an empty upper: unbounded), ascending. mu_ held (shared).
+  std::vector<std::string> TimeKeysLocked(const std::string& profile, std::string_view lower,
+                                          std::string_view upper) const;
+  // Writes `map` to storage and deletes the log records before `upto`; clears frozen_ on success.
+  Status WriteOut(const Map& map, uint64_t upto, bool frozen);
+
   storage::Store* store_;
   mutable std::shared_mutex mu_;
-  absl::flat_hash_map<std::string, ProfileTail> profiles_;  // guarded by mu_
-  size_t entries_ = 0;                                      // guarded by mu_
-  uint64_t next_record_ = 1;                                // write path only
+  Map profiles_;                       // the part being filled; guarded by mu_
+  std::shared_ptr<const Map> frozen_;  // the part being written in the background, or null; guarded by mu_
+  size_t entries_ = 0;                 // in profiles_; guarded by mu_
+  uint64_t next_record_ = 1;           // write path only
+  std::thread background_;             // write path only
+  Status background_status_;           // written by the background thread, read after joining it
 };
 
 // One profile's events in time order, from the per-profile index in storage merged with the tail: their time keys

@@ -103,18 +103,13 @@ Result<Page> ProfilesImpl::Search(const ProfileQuery& query) {
   size_t limit = PageLimit(query.limit, 50, options.max_page_size);
   storage::Store& store = engine_->store();
   auto profiles = store.NewIterator(storage::Cf::kProfiles);
-  auto traits = store.NewIterator(storage::Cf::kTraits);
 
-  // Profiles and traits share keys (profile ids), so one ordered pass joins them.
+  // Each profile with its traits (storage's plus the event tail's, read at one moment).
   auto render = [&](std::string_view id, std::string_view value) -> Result<Json> {
     auto stored = Json::Parse(value);
     if (!stored.ok()) return Status::DataLoss(fmt::format("stored profile {} is corrupt", id));
     if (stored->Find("mergedInto") != nullptr) return Json();  // merged away: its survivor is listed
-    storage::Traits t;
-    traits->Seek(id);
-    if (traits->Valid() && traits->key() == id) storage::Traits::Decode(traits->value(), &t);
-    engine_->tail().Delta(id, &t);
-    return RenderProfile(*stored, t);
+    return RenderProfile(*stored, engine_->tail().Traits(id));
   };
 
   Page page;

@@ -180,7 +180,7 @@ Result<std::unique_ptr<Store>> Store::Open(const Options& options, const std::st
     return FromRocks(s, fmt::format("opening '{}'", path));
   }
   store->db_.reset(raw);
-  // Files of an IngestSorted interrupted by a crash: never part of the database.
+  // Files of a bulk load interrupted by a crash: never part of the database.
   std::filesystem::remove_all(store->IngestDir(), ec);
 
   std::string version;
@@ -252,34 +252,70 @@ std::unique_ptr<Iterator> Store::NewIterator(Cf cf, std::string lower, std::stri
 
 std::string Store::IngestDir() const { return (std::filesystem::path(path_) / "cdp-ingest").string(); }
 
-Status Store::IngestSorted(std::vector<SortedRun>* runs) {
-  std::lock_guard<std::mutex> lock(ingest_mu_);
+// ---- BulkLoad -----------------------------------------------------------------------------------------------------
+
+struct BulkLoad::Run {
+  rocksdb::ColumnFamilyHandle* cf;
+  bool merge;
+  std::string file;
+  std::unique_ptr<rocksdb::SstFileWriter> writer;
+  uint64_t entries = 0;
+  bool finished = false;
+};
+
+BulkLoad::BulkLoad(Store* store) : store_(store) {}
+
+BulkLoad::~BulkLoad() {
   std::error_code ec;
-  std::filesystem::create_directories(IngestDir(), ec);
-  if (ec) return Status::Unavailable(fmt::format("cannot create '{}': {}", IngestDir(), ec.message()));
+  for (const auto& run : runs_) std::filesystem::remove(run->file, ec);  // linked in by Commit, or abandoned
+}
+
+std::unique_ptr<BulkLoad> Store::NewBulkLoad() { return std::unique_ptr<BulkLoad>(new BulkLoad(this)); }
+
+Status BulkLoad::StartRun(Cf cf, bool merge) {
+  CDP_RETURN_IF_ERROR(EndRun());
+  std::error_code ec;
+  std::filesystem::create_directories(store_->IngestDir(), ec);
+  if (ec) return Status::Unavailable(fmt::format("cannot create '{}': {}", store_->IngestDir(), ec.message()));
+  auto run = std::make_unique<Run>();
+  run->cf = store_->handles_[static_cast<int>(cf)];
+  run->merge = merge;
+  run->file = (std::filesystem::path(store_->IngestDir()) / fmt::format("run-{}.sst", ++store_->bulk_files_)).string();
+  run->writer =
+      std::make_unique<rocksdb::SstFileWriter>(rocksdb::EnvOptions(), store_->db_->GetOptions(run->cf), run->cf);
+  rocksdb::Status s = run->writer->Open(run->file);
+  runs_.push_back(std::move(run));
+  return FromRocks(s, "writing a bulk-load file");
+}
+
+Status BulkLoad::Add(std::string_view key, std::string_view value) {
+  if (runs_.empty() || runs_.back()->finished) return Status::Internal("BulkLoad::Add outside a run");
+  Run& run = *runs_.back();
+  ++run.entries;
+  return FromRocks(run.merge ? run.writer->Merge(key, value) : run.writer->Put(key, value), "writing a bulk-load file");
+}
+
+Status BulkLoad::EndRun() {
+  if (runs_.empty() || runs_.back()->finished) return Status::OK();
+  Run& run = *runs_.back();
+  run.finished = true;
+  if (run.entries == 0) return Status::OK();  // an empty file cannot be written; the run is skipped
+  return FromRocks(run.writer->Finish(), "writing a bulk-load file");
+}
+
+Status BulkLoad::Commit() {
+  CDP_RETURN_IF_ERROR(EndRun());
   std::vector<rocksdb::IngestExternalFileArg> args;
-  for (SortedRun& run : *runs) {
-    if (run.entries.empty()) continue;
-    rocksdb::ColumnFamilyHandle* cf = handles_[static_cast<int>(run.cf)];
-    rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), db_->GetOptions(cf), cf);
-    std::string file = (std::filesystem::path(IngestDir()) / fmt::format("run-{}.sst", ++ingest_files_)).string();
-    rocksdb::Status s = writer.Open(file);
-    for (size_t i = 0; s.ok() && i < run.entries.size(); ++i) {
-      const auto& [key, value] = run.entries[i];
-      s = run.merge ? writer.Merge(key, value) : writer.Put(key, value);
-    }
-    if (s.ok()) s = writer.Finish();
-    if (!s.ok()) return FromRocks(s, "writing a bulk-load file");
+  for (const auto& run : runs_) {
+    if (run->entries == 0) continue;
     rocksdb::IngestExternalFileArg arg;
-    arg.column_family = cf;
-    arg.external_files.push_back(std::move(file));
+    arg.column_family = run->cf;
+    arg.external_files.push_back(run->file);
     arg.options.move_files = true;
     args.push_back(std::move(arg));
   }
   if (args.empty()) return Status::OK();
-  rocksdb::Status s = db_->IngestExternalFiles(args);
-  for (const auto& arg : args) std::filesystem::remove(arg.external_files[0], ec);  // linked in, or failed
-  return FromRocks(s, "bulk load");
+  return FromRocks(store_->db_->IngestExternalFiles(args), "bulk load");
 }
 
 void Store::AddToCounter(WriteBatch* batch, std::string_view name, int64_t delta) {

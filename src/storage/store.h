@@ -8,6 +8,7 @@
 #ifndef CDP_STORAGE_STORE_H_
 #define CDP_STORAGE_STORE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -43,6 +44,7 @@ enum class Cf : int {
 };
 
 class Store;
+class BulkLoad;
 
 class WriteBatch {
  public:
@@ -88,6 +90,29 @@ class Iterator {
   std::unique_ptr<rocksdb::Iterator> it_;
 };
 
+// Entries written as sorted table files and added to the database in one step, bypassing the write-ahead log and
+// the memtables (RocksDB SstFileWriter + IngestExternalFiles). Cost: a sequential file write per run, and at Commit
+// an fsync per file and a flush of any memtable whose keys overlap a run's range. Not thread-safe.
+class BulkLoad {
+ public:
+  ~BulkLoad();  // removes the files of an uncommitted load
+  // Starts a run of entries for `cf`: puts, or merge operands when `merge`. Ends the previous run.
+  Status StartRun(Cf cf, bool merge);
+  // Adds an entry to the current run. Keys must be strictly increasing within a run.
+  Status Add(std::string_view key, std::string_view value);
+  // Adds every non-empty run to the database, atomically. The entries are durable when it returns, and newer than
+  // every write before the call.
+  Status Commit();
+
+ private:
+  friend class Store;
+  struct Run;
+  explicit BulkLoad(Store* store);
+  Status EndRun();
+  Store* store_;
+  std::vector<std::unique_ptr<Run>> runs_;
+};
+
 class Store {
  public:
   // Opens or creates the database. Errors as in Engine::Open.
@@ -110,17 +135,8 @@ class Store {
   void AddToCounter(WriteBatch* batch, std::string_view name, int64_t delta);
   int64_t ReadCounter(std::string_view name) const;
 
-  // Bulk load: writes each run as a sorted table file and adds the files to the database, bypassing the write-ahead
-  // log and the memtables (RocksDB IngestExternalFiles, all runs in one call). A run's keys must be sorted and
-  // unique; its entries are puts, or merge operands when `merge`. The files are durable when this returns. An
-  // ingested entry is newer than every write before the call. Costs a sort-free sequential file write per run and
-  // a flush of any memtable whose keys overlap a run's range. Empty runs are skipped.
-  struct SortedRun {
-    Cf cf;
-    bool merge = false;
-    std::vector<std::pair<std::string, std::string>> entries;
-  };
-  Status IngestSorted(std::vector<SortedRun>* runs);
+  // A bulk load (see BulkLoad). One at a time per Store is the caller's to ensure.
+  std::unique_ptr<BulkLoad> NewBulkLoad();
 
   Status Flush();
   const std::string& path() const { return path_; }
@@ -128,15 +144,15 @@ class Store {
  private:
   friend class WriteBatch;
   Store() = default;
-  std::string IngestDir() const;  // where IngestSorted writes its files before they are added
+  friend class BulkLoad;
+  std::string IngestDir() const;  // where bulk loads write their files before they are added
   std::string path_;
   bool sync_writes_ = false;
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   std::mutex sync_mu_;
-  std::mutex ingest_mu_;          // one IngestSorted at a time (file names)
-  uint64_t ingest_files_ = 0;     // guarded by ingest_mu_
-  uint64_t synced_sequence_ = 0;  // guarded by sync_mu_
+  std::atomic<uint64_t> bulk_files_{0};  // names of bulk-load files
+  uint64_t synced_sequence_ = 0;         // guarded by sync_mu_
 };
 
 }  // namespace cdp::storage
