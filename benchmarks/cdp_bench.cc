@@ -4,7 +4,9 @@
 //
 //   (a) raw RocksDB: WriteBatches of the events' JSON (key: 16 bytes), WAL on, no fsync: the storage floor
 //       (median of three runs, each into a fresh database)
-//   (b) libcdp Events::TrackBatch, batches of --batch events, profiles created first
+//   (b) libcdp Events::TrackBatch, batches of --batch events (std::vector<Json>), profiles created first
+//   (j) libcdp Events::TrackBatchJson, the same batches as JSON text (the events' bytes, as REST and SDKs send
+//       them, and as the raw baseline writes them), into a fresh database
 //   (c) libcdp Events::Track, one event per call
 //   (d) libcdp Profiles::Get of random ids, warm: p50 / p99 latency
 //   (e) with --server-bin: the REST API, POST /api/cdp/events/batch of --batch events from --rest-threads clients
@@ -15,11 +17,13 @@
 //
 //   cdp_bench [--events 200000] [--profiles 20000] [--batch 500] [--single 50000] [--gets 100000]
 //             [--dir /tmp] [--seed 42] [--server-bin build/examples/server/cdp-server] [--rest-threads 3]
-//             [--strict] [--no-event-ids]
+//             [--strict] [--no-event-ids] [--steps abjce]
 //
 // Data: the demo data set (src/demo/generator.h), generated before any timing. Every step uses a fresh database
 // in a new directory under --dir, removed afterwards. --strict makes the exit code 1 when a target is missed.
 // --no-event-ids leaves out the events' ids (libcdp then generates them and skips its duplicate check).
+// --steps runs only some steps (letters: a raw, b TrackBatch and d Get, j TrackBatchJson, c Track, e REST), e.g.
+// to profile one of them.
 
 #include <httplib.h>
 #include <signal.h>
@@ -56,6 +60,7 @@ struct Flags {
   int writers = 1;  // threads calling TrackBatch in (b)
   bool strict = false;
   bool event_ids = true;
+  std::string steps = "abjce";  // a raw, b TrackBatch + d Get, j TrackBatchJson, c Track, e REST (with --server-bin)
 };
 
 constexpr double kBatchTarget = 150000;
@@ -160,25 +165,29 @@ int Run(const Flags& f) {
 
   // (a) raw RocksDB: three runs, each into a fresh database; the median counts.
   double raw_rate = 0;
-  {
-    std::vector<double> runs;
+  double raw_cpu_us = 0;
+  auto step = [&](char c) { return f.steps.find(c) != std::string::npos; };
+  if (step('a')) {
+    std::vector<double> runs, cpu_runs;
     for (int run = 0; run < 3; ++run) {
       TempDir dir(f.dir, "cdp-bench-raw");
       std::unique_ptr<rocksdb::DB> db = OpenRawDb(dir.path());
-      double t0 = Now();
+      double t0 = Now(), c0 = CpuNow();
       if (!RawWrite(db.get(), d.event_text, 0, d.event_text.size(), f.batch, 0)) return 2;
       runs.push_back(Now() - t0);
+      cpu_runs.push_back(CpuNow() - c0);
     }
     double secs = Percentile(&runs, 50);
     raw_rate = static_cast<double>(d.events.size()) / secs;
     rows.push_back({"(a) raw RocksDB WriteBatch(" + std::to_string(f.batch) + ")", d.events.size(), secs,
                     Fmt("%.0f /s", raw_rate), "baseline", ""});
-    std::printf("(a) raw: %.0f events/s\n", raw_rate);
+    raw_cpu_us = Percentile(&cpu_runs, 50) * 1e6 / static_cast<double>(d.events.size());
+    std::printf("(a) raw: %.0f events/s, %.2f us CPU/event\n", raw_rate, raw_cpu_us);
     std::fflush(stdout);
   }
 
   // (b) TrackBatch, then (d) Get on the same database.
-  {
+  if (step('b')) {
     TempDir dir(f.dir, "cdp-bench-batch");
     std::unique_ptr<Engine> engine = OpenEngine(dir.path());
     double t0 = Now();
@@ -202,6 +211,7 @@ int Run(const Flags& f) {
     std::vector<std::string> errors(writers);
     std::atomic<bool> failed{false};
     t0 = Now();
+    double c0 = CpuNow();
     auto work = [&](size_t t) {
       for (size_t b = t; b < batches.size(); b += writers) {
         Result<BatchResult> r = engine->events().TrackBatch(batches[b]);
@@ -244,8 +254,10 @@ int Run(const Flags& f) {
                     verdict(rate >= kBatchTarget && rejected == 0)});
     rows.push_back(
         {"    ratio libcdp / raw", 0, 0, Fmt("%.3f", ratio), ">= 0.5", verdict(ratio >= kBatchRawRatioTarget)});
-    std::printf("(b) TrackBatch: %.0f events/s (%zu accepted, %zu rejected%s%s)\n", rate, accepted, rejected,
-                first_error.empty() ? "" : "; first: ", first_error.c_str());
+    double cpu_us = (CpuNow() - c0) * 1e6 / static_cast<double>(d.events.size());
+    std::printf("(b) TrackBatch: %.0f events/s (%zu accepted, %zu rejected%s%s), %.2f us CPU/event (%.2f x raw)\n",
+                rate, accepted, rejected, first_error.empty() ? "" : "; first: ", first_error.c_str(), cpu_us,
+                raw_cpu_us > 0 ? cpu_us / raw_cpu_us : 0);
     std::fflush(stdout);
 
     // (d) Get: warm-up pass over every id, then random ids.
@@ -272,8 +284,64 @@ int Run(const Flags& f) {
     std::fflush(stdout);
   }
 
+  // (j) TrackBatchJson: the same batches as JSON text (what REST and the SDKs send), into a fresh database.
+  if (step('j')) {
+    TempDir dir(f.dir, "cdp-bench-batch-json");
+    std::unique_ptr<Engine> engine = OpenEngine(dir.path());
+    CreateProfiles(*engine, d.profiles);
+    std::vector<std::string> bodies;  // built before timing
+    for (size_t i = 0; i < d.event_text.size(); i += f.batch) {
+      std::string body = "[";
+      for (size_t j = i; j < std::min(d.event_text.size(), i + f.batch); ++j) {
+        if (j > i) body += ',';
+        body += d.event_text[j];
+      }
+      body += ']';
+      bodies.push_back(std::move(body));
+    }
+    const size_t writers = static_cast<size_t>(std::max(1, f.writers));
+    std::vector<size_t> rej(writers, 0);
+    std::vector<std::string> errors(writers);
+    std::atomic<bool> failed{false};
+    double t0 = Now(), c0 = CpuNow();
+    auto work = [&](size_t t) {
+      for (size_t b = t; b < bodies.size(); b += writers) {
+        Result<BatchResult> r = engine->events().TrackBatchJson(bodies[b]);
+        if (!r.ok()) {
+          errors[t] = r.status().ToString();
+          failed = true;
+          return;
+        }
+        rej[t] += r->rejected;
+      }
+    };
+    std::vector<std::thread> pool;
+    for (size_t t = 1; t < writers; ++t) pool.emplace_back(work, t);
+    work(0);
+    for (auto& th : pool) th.join();
+    if (failed) {
+      std::fprintf(stderr, "cdp_bench: TrackBatchJson failed: %s\n", errors[0].c_str());
+      return 2;
+    }
+    size_t rejected = 0;
+    for (size_t r : rej) rejected += r;
+    double secs = Now() - t0;
+    double rate = static_cast<double>(d.events.size()) / secs;
+    double ratio = raw_rate > 0 ? rate / raw_rate : 0;
+    rows.push_back({"(j) libcdp TrackBatchJson(" + std::to_string(f.batch) + "), " + std::to_string(writers) +
+                        " writer" + (writers > 1 ? "s" : ""),
+                    d.events.size(), secs, Fmt("%.0f /s", rate), ">= 150000 /s",
+                    verdict(rate >= kBatchTarget && rejected == 0)});
+    rows.push_back(
+        {"    ratio libcdp / raw", 0, 0, Fmt("%.3f", ratio), ">= 0.5", verdict(ratio >= kBatchRawRatioTarget)});
+    double cpu_us = (CpuNow() - c0) * 1e6 / static_cast<double>(d.events.size());
+    std::printf("(j) TrackBatchJson: %.0f events/s (%zu rejected), %.2f us CPU/event (%.2f x raw)\n", rate, rejected,
+                cpu_us, raw_cpu_us > 0 ? cpu_us / raw_cpu_us : 0);
+    std::fflush(stdout);
+  }
+
   // (c) single Track.
-  {
+  if (step('c')) {
     TempDir dir(f.dir, "cdp-bench-single");
     std::unique_ptr<Engine> engine = OpenEngine(dir.path());
     CreateProfiles(*engine, d.profiles);
@@ -290,7 +358,7 @@ int Run(const Flags& f) {
   }
 
   // (e) REST over loopback.
-  if (!f.server_bin.empty()) {
+  if (step('e') && !f.server_bin.empty()) {
     TempDir dir(f.dir, "cdp-bench-rest");
     {
       std::unique_ptr<Engine> engine = OpenEngine(dir.path());
@@ -414,11 +482,13 @@ int main(int argc, char** argv) {
       f.strict = true;
     else if (a == "--no-event-ids")
       f.event_ids = false;
+    else if (a == "--steps")
+      f.steps = value();
     else {
       std::fprintf(stderr,
                    "usage: cdp_bench [--events N] [--profiles N] [--batch N] [--single N] [--gets N] [--dir DIR]\n"
                    "                 [--seed N] [--server-bin PATH] [--rest-threads N] [--writers N] [--strict]\n"
-                   "                 [--no-event-ids]\n");
+                   "                 [--no-event-ids] [--steps abjce]\n");
       return 2;
     }
   }

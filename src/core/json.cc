@@ -6,6 +6,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "core/json_internal.h"
@@ -84,7 +85,11 @@ Status Convert(simdjson::dom::element el, int depth, const ParseLimits& limits, 
   return Status::Internal("unknown JSON element type");
 }
 
-void EscapeTo(std::string_view s, std::string* out) {
+}  // namespace
+
+namespace internal {
+
+void AppendJsonString(std::string_view s, std::string* out) {
   out->push_back('"');
   size_t run = 0;
   for (size_t i = 0; i < s.size(); ++i) {
@@ -125,6 +130,16 @@ void EscapeTo(std::string_view s, std::string* out) {
   out->push_back('"');
 }
 
+Status JsonFromElement(simdjson::dom::element el, int depth, const ParseLimits& limits, Json* out) {
+  return Convert(el, depth, limits, out);
+}
+
+}  // namespace internal
+
+namespace {
+
+void EscapeTo(std::string_view s, std::string* out) { internal::AppendJsonString(s, out); }
+
 }  // namespace
 
 Json::Json(uint64_t v) {
@@ -156,10 +171,22 @@ Result<Json> Json::Parse(std::string_view text, const ParseLimits& limits) {
         fmt::format("JSON document of {} bytes is over the limit of {} bytes", text.size(), limits.max_bytes));
   }
   // One parser per thread: simdjson parsers reuse their buffers, which makes repeated parses allocation-free.
+  // So is the padded copy of the input simdjson needs, up to a size (a larger document gets its own).
   thread_local simdjson::dom::parser parser;
-  simdjson::padded_string padded(text);
+  thread_local std::string buffer;
+  constexpr size_t kMaxKeptBuffer = 1u << 20;
+  simdjson::padded_string own;
+  const char* padded;
+  if (text.size() <= kMaxKeptBuffer) {
+    buffer.resize(text.size() + simdjson::SIMDJSON_PADDING);
+    std::memcpy(buffer.data(), text.data(), text.size());
+    padded = buffer.data();
+  } else {
+    own = simdjson::padded_string(text);
+    padded = own.data();
+  }
   simdjson::dom::element root;
-  auto error = parser.parse(padded).get(root);
+  auto error = parser.parse(padded, text.size(), /*realloc_if_needed=*/false).get(root);
   if (error) {
     return Status::InvalidArgument(fmt::format("malformed JSON: {}", simdjson::error_message(error)));
   }

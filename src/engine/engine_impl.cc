@@ -199,7 +199,6 @@ class EngineImpl::IngestContext : public GraphView {
         received_us_(received_us) {}
 
   // Fills `result` for one valid event and adds it to the batch.
-  // `e` is consumed: its properties move into the stored event.
   Status Add(ParsedEvent& e, TrackResult* result) {
     result->event_id = e.id;
     // Resolution is decided first and applied only when the event is not a retry, so that a retry changes nothing.
@@ -241,8 +240,8 @@ class EngineImpl::IngestContext : public GraphView {
       CDP_RETURN_IF_ERROR(AssignSession(profile_id, e.time_us, &result->session_id));
     }
     if (e.client_id) batch_keys_.emplace(key, result->session_id);
-    pending_events_.push_back({profile_id, e.time_us, e.id, e.client_id,
-                               StoredEvent(&e, profile_id, result->session_id, received_us_).Dump()});
+    pending_events_.push_back({profile_id, e.time_us, e.id, e.client_id, std::string()});
+    AppendStoredEvent(e, profile_id, result->session_id, received_at_, &pending_events_.back().value);
     index_.deltas[profile_id].AddEvent(e.time_us, e.purchase, e.purchase_micros);
     ++events_added_;
     return Status::OK();
@@ -780,6 +779,7 @@ class EngineImpl::IngestContext : public GraphView {
   const IdentityRules& rules_;
   storage::WriteBatch batch_;
   int64_t received_us_;
+  const std::string received_at_ = FormatTimestamp(received_us_);
   int64_t profiles_created_ = 0;  // net: created minus merged away
   int64_t events_added_ = 0;
   int64_t merges_ = 0;

@@ -56,9 +56,9 @@ class EventsImpl final : public Events {
   Result<Page> Query(const EventQuery& query) override;
 
  private:
-  // Validates and stores events it may consume; `count` is the number of items the caller sent. With
-  // `check_bytes` the items' serialized sizes must fit Options::max_batch_bytes (TrackBatchJson checks its text).
-  Result<BatchResult> TrackOwned(std::vector<Json>&& events, size_t count, bool check_bytes);
+  // Stores the valid items of a batch (EngineImpl::Ingest) and counts the outcomes. `out.items` has one entry per
+  // input item; those already rejected keep their status.
+  Result<BatchResult> IngestParsed(std::vector<ParsedEvent>* parsed, BatchResult out, int64_t now);
   EngineImpl* engine_;
 };
 

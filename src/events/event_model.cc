@@ -2,7 +2,15 @@
 
 #include "events/event_model.h"
 
+#include <simdjson.h>
+
+#include <algorithm>
+#include <charconv>
 #include <cmath>
+#include <cstring>
+#include <limits>
+#include <optional>
+#include <type_traits>
 
 #include "cdp/query.h"
 #include "core/ids.h"
@@ -26,29 +34,147 @@ bool IsIdentifierField(std::string_view key) {
   return false;
 }
 
-Status ShortString(const Json& v, std::string_view field, std::string* out) {
-  if (!v.is_string()) {
-    return Status::InvalidArgument(fmt::format("expected a string, got {}", Json::TypeName(v.type())),
+// ---- Reading a value: the same questions asked of a cdp::Json and of a simdjson DOM element ----------------------
+
+using simdjson::dom::element;
+using simdjson::dom::element_type;
+
+// Precondition: the element is an array / an object. (By value: a range-for over get_array().value_unsafe()
+// would iterate a destroyed temporary.)
+simdjson::dom::array ArrayOf(element el) {
+  simdjson::dom::array a;
+  if (el.get_array().get(a)) return {};
+  return a;
+}
+simdjson::dom::object ObjectOf(element el) {
+  simdjson::dom::object o;
+  if (el.get_object().get(o)) return {};
+  return o;
+}
+
+// The type the element has once converted to a cdp::Json (integers beyond int64 become doubles).
+Json::Type TypeOf(const Json& v) { return v.type(); }
+Json::Type TypeOf(element v) {
+  switch (v.type()) {
+    case element_type::ARRAY:
+      return Json::Type::kArray;
+    case element_type::OBJECT:
+      return Json::Type::kObject;
+    case element_type::INT64:
+      return Json::Type::kInt;
+    case element_type::UINT64:
+      return Json(v.get_uint64().value_unsafe()).type();
+    case element_type::DOUBLE:
+      return Json::Type::kDouble;
+    case element_type::STRING:
+      return Json::Type::kString;
+    case element_type::BOOL:
+      return Json::Type::kBool;
+    case element_type::NULL_VALUE:
+      return Json::Type::kNull;
+  }
+  return Json::Type::kNull;
+}
+
+bool IsNumber(Json::Type t) { return t == Json::Type::kInt || t == Json::Type::kDouble; }
+
+// Precondition: a string.
+std::string_view StringOf(const Json& v) { return v.as_string(); }
+std::string_view StringOf(element v) { return v.get_string().value_unsafe(); }
+
+// As Json::as_number of the converted value.
+double NumberOf(const Json& v) { return v.as_number(); }
+double NumberOf(element v) {
+  switch (v.type()) {
+    case element_type::INT64:
+      return static_cast<double>(v.get_int64().value_unsafe());
+    case element_type::UINT64:
+      return Json(v.get_uint64().value_unsafe()).as_number();
+    case element_type::DOUBLE:
+      return v.get_double().value_unsafe();
+    default:
+      return 0;
+  }
+}
+
+// Members of an object: (key, value) in document order.
+const std::vector<Json::Member>& MembersOf(const Json& v) { return v.members(); }
+simdjson::dom::object MembersOf(element v) { return ObjectOf(v); }
+template <typename M>
+std::string_view KeyOf(const M& member) {
+  if constexpr (requires { member.first; }) {
+    return member.first;
+  } else {
+    return member.key;
+  }
+}
+template <typename M>
+const auto& ValueOf(const M& member) {
+  if constexpr (requires { member.second; }) {
+    return member.second;
+  } else {
+    return member.value;
+  }
+}
+
+size_t SizeOf(const Json& v) { return v.size(); }
+size_t SizeOf(element v) { return ObjectOf(v).size(); }  // objects only (small: at most 2^24 - 1 is exact)
+
+Result<int64_t> TimestampOf(const Json& v) { return ParseTimestamp(v); }
+Result<int64_t> TimestampOf(element v) {
+  switch (TypeOf(v)) {
+    case Json::Type::kString:
+      return ParseTimestamp(StringOf(v));
+    case Json::Type::kInt:
+    case Json::Type::kDouble:
+      return ParseTimestamp(Json(NumberOf(v)));  // ParseTimestamp reads a number as a double
+    case Json::Type::kBool:
+      return ParseTimestamp(Json(false));
+    case Json::Type::kArray:
+      return ParseTimestamp(Json::Array());
+    case Json::Type::kObject:
+      return ParseTimestamp(Json::Object());
+    case Json::Type::kNull:
+      break;
+  }
+  return ParseTimestamp(Json());
+}
+
+// The member `key` of an object, or none. (The lean path sees only objects without duplicate keys.)
+const Json* FindMember(const Json& object, std::string_view key) { return object.Find(key); }
+std::optional<element> FindMember(element object, std::string_view key) {
+  for (auto field : ObjectOf(object)) {
+    if (field.key == key) return field.value;
+  }
+  return std::nullopt;
+}
+
+template <typename V>
+Status ShortString(const V& v, std::string_view field, std::string* out) {
+  if (TypeOf(v) != Json::Type::kString) {
+    return Status::InvalidArgument(fmt::format("expected a string, got {}", Json::TypeName(TypeOf(v))),
                                    std::string(field));
   }
-  if (v.as_string().empty() || v.as_string().size() > kMaxShortString) {
+  std::string_view s = StringOf(v);
+  if (s.empty() || s.size() > kMaxShortString) {
     return Status::InvalidArgument(fmt::format("must have 1 to {} bytes", kMaxShortString), std::string(field));
   }
-  *out = v.as_string();
+  out->assign(s);
   return Status::OK();
 }
 
 // Purchase value: properties.revenue, else .total, else .value.
-Status PurchaseValue(const Json& properties, bool* found, int64_t* micros) {
+template <typename V>
+Status PurchaseValue(const V& properties, bool* found, int64_t* micros) {
   for (std::string_view key : {"revenue", "total", "value"}) {
-    const Json* v = properties.Find(key);
-    if (v == nullptr || v->is_null()) continue;
+    auto v = FindMember(properties, key);
+    if (!v || TypeOf(*v) == Json::Type::kNull) continue;
     std::string field = fmt::format("properties.{}", key);
-    if (!v->is_number()) {
+    if (!IsNumber(TypeOf(*v))) {
       return Status::InvalidArgument(
-          fmt::format("a purchase value must be a number, got {}", Json::TypeName(v->type())), field);
+          fmt::format("a purchase value must be a number, got {}", Json::TypeName(TypeOf(*v))), field);
     }
-    double d = v->as_number();
+    double d = NumberOf(*v);
     if (!std::isfinite(d) || std::fabs(d) > 1e12) {
       return Status::InvalidArgument("a purchase value must be finite and at most 1e12 in magnitude", field);
     }
@@ -60,27 +186,26 @@ Status PurchaseValue(const Json& properties, bool* found, int64_t* micros) {
   return Status::OK();
 }
 
-}  // namespace
+// The "identifiers" object as a Json (its members are short strings, already checked).
+Json CustomIdentifiers(const Json& v) { return v; }
+Json CustomIdentifiers(element v) {
+  Json out = Json::Object();
+  for (auto field : ObjectOf(v)) out.members().emplace_back(std::string(field.key), Json(StringOf(field.value)));
+  return out;
+}
 
-Result<ParsedEvent> ParseEvent(Json&& event, const Options& options, int64_t now_us, size_t* bytes_out) {
-  int depth = 0;
-  size_t bytes = SerializedSize(event, &depth);
-  if (bytes_out != nullptr) *bytes_out = bytes;
-  if (!event.is_object()) {
-    return Status::InvalidArgument(fmt::format("an event must be a JSON object, got {}", Json::TypeName(event.type())));
-  }
-  if (depth > options.max_json_depth) {
-    return Status::InvalidArgument(fmt::format("JSON nested deeper than {} levels", options.max_json_depth));
-  }
-  if (bytes > options.max_event_bytes) {
-    return Status::ResourceExhausted(
-        fmt::format("event of {} bytes is over the limit of {} bytes", bytes, options.max_event_bytes));
-  }
-  CDP_RETURN_IF_ERROR(CheckUtf8(event));
-  ParsedEvent e;
-  bool has_timestamp = false;
-  for (auto& [key, value] : event.members()) {
-    if (value.is_null()) continue;
+// Validates the members of an event object, one at a time, in document order, then completes the event. The
+// size, depth and UTF-8 checks come before (they differ in how they are made, not in what they decide).
+template <typename V>
+class EventBuilder {
+ public:
+  // `dumped_properties`: for simdjson elements, the compact JSON of the "properties" member, made while measuring.
+  explicit EventBuilder(std::string_view dumped_properties = {}) : dumped_properties_(dumped_properties) {}
+
+  Status Field(std::string_view key, const V& value) {
+    const Json::Type type = TypeOf(value);
+    if (type == Json::Type::kNull) return Status::OK();
+    ParsedEvent& e = e_;
     if (key == "type") {
       CDP_RETURN_IF_ERROR(ShortString(value, key, &e.type));
       bool known = false;
@@ -99,16 +224,19 @@ Result<ParsedEvent> ParseEvent(Json&& event, const Options& options, int64_t now
     } else if (key == "name") {
       CDP_RETURN_IF_ERROR(ShortString(value, key, &e.name));
     } else if (key == "timestamp") {
-      auto t = ParseTimestamp(value);
+      auto t = TimestampOf(value);
       if (!t.ok()) return t.status().WithFieldPrefix("timestamp");
       e.time_us = *t;
-      has_timestamp = true;
+      has_timestamp_ = true;
     } else if (key == "properties") {
-      if (!value.is_object()) {
-        return Status::InvalidArgument(fmt::format("expected an object, got {}", Json::TypeName(value.type())),
-                                       "properties");
+      if (type != Json::Type::kObject) {
+        return Status::InvalidArgument(fmt::format("expected an object, got {}", Json::TypeName(type)), "properties");
       }
-      e.properties = std::move(value);
+      if constexpr (std::is_same_v<V, Json>) {
+        properties_ = &value;
+      } else {
+        properties_ = value;
+      }
     } else if (key == "profileId") {
       CDP_RETURN_IF_ERROR(ShortString(value, key, &e.profile_id));
       CDP_RETURN_IF_ERROR(ValidateId(e.profile_id, "profileId"));
@@ -122,80 +250,401 @@ Result<ParsedEvent> ParseEvent(Json&& event, const Options& options, int64_t now
       std::string raw;
       CDP_RETURN_IF_ERROR(ShortString(value, key, &raw));
       if (key == "deviceId") e.device_id = raw;
-      const std::string type = key == "userId" ? "customerId" : key;
+      const std::string_view type_name = key == "userId" ? std::string_view("customerId") : key;
       bool same_type = false;
       for (const RawIdentifier& r : e.raw_identifiers) {
-        if (r.type != type) continue;
+        if (r.type != type_name) continue;
         // customerId and userId name one identifier type: an event may carry one value of it.
         if (r.value != raw) {
-          return Status::InvalidArgument("customerId and userId differ; they name the same identifier (give one)", key);
+          return Status::InvalidArgument("customerId and userId differ; they name the same identifier (give one)",
+                                         std::string(key));
         }
         same_type = true;
       }
-      if (!same_type) e.raw_identifiers.push_back({type, std::move(raw)});
+      if (!same_type) e.raw_identifiers.push_back({std::string(type_name), std::move(raw)});
     } else if (key == "identifiers") {
-      if (!value.is_object()) {
+      if (type != Json::Type::kObject) {
         return Status::InvalidArgument(
-            fmt::format("expected an object of identifier type to value, got {}", Json::TypeName(value.type())),
-            "identifiers");
+            fmt::format("expected an object of identifier type to value, got {}", Json::TypeName(type)), "identifiers");
       }
-      if (value.size() > kMaxCustomIdentifiers) {
+      if (SizeOf(value) > kMaxCustomIdentifiers) {
         return Status::InvalidArgument(fmt::format("more than {} identifiers", kMaxCustomIdentifiers), "identifiers");
       }
-      for (const auto& [type, v] : value.members()) {
+      for (const auto& member : MembersOf(value)) {
+        std::string_view id_type = KeyOf(member);
         std::string raw;
-        CDP_RETURN_IF_ERROR(ShortString(v, "identifiers." + type, &raw));
-        e.raw_identifiers.push_back({type, std::move(raw)});
+        CDP_RETURN_IF_ERROR(ShortString(ValueOf(member), fmt::format("identifiers.{}", id_type), &raw));
+        e.raw_identifiers.push_back({std::string(id_type), std::move(raw)});
       }
-      e.custom_identifiers = std::move(value);
+      e.custom_identifiers = CustomIdentifiers(value);
     } else {
       return Status::InvalidArgument(
           "unknown event field (expected id, type, name, timestamp, properties, sessionId, deviceId, source, "
           "profileId, customerId, userId, email, phone, shopifyId, anonymousId, identifiers)",
-          key);
+          std::string(key));
+    }
+    return Status::OK();
+  }
+
+  Result<ParsedEvent> Finish(int64_t now_us) {
+    ParsedEvent& e = e_;
+    if (e.type.empty()) return Status::InvalidArgument("an event needs a \"type\"", "type");
+    if (e.type == "custom" && e.name.empty()) return Status::InvalidArgument("a custom event needs a \"name\"", "name");
+    if (e.profile_id.empty() && e.raw_identifiers.empty()) {
+      return Status::InvalidArgument(
+          "an event needs a profileId or an identifier (customerId, email, phone, shopifyId, deviceId, anonymousId)",
+          "profileId");
+    }
+    if (!has_timestamp_) e.time_us = now_us - now_us % 1000;  // timestamps have millisecond precision
+    if (e.type == "purchase") {
+      e.purchase = true;
+      bool found = false;
+      if (properties_) CDP_RETURN_IF_ERROR(PurchaseValue(*properties_, &found, &e.purchase_micros));
+    }
+    if (!properties_) {
+      e.properties.assign("{}");
+    } else if constexpr (std::is_same_v<V, Json>) {
+      properties_->DumpTo(&e.properties);
+    } else {
+      e.properties.assign(dumped_properties_);
+    }
+    if (!e.client_id) e.id = NewId();
+    return std::move(e);
+  }
+
+ private:
+  ParsedEvent e_;
+  bool has_timestamp_ = false;
+  // The properties object: a pointer into the event for a cdp::Json, a copy of the (small) element handle else.
+  std::conditional_t<std::is_same_v<V, Json>, const Json*, std::optional<element>> properties_{};
+  std::string_view dumped_properties_;
+};
+
+// ---- The lean path: measuring and dumping simdjson elements as Json::Dump writes their cdp::Json ----------------
+
+struct Dumper {
+  std::string* out;
+  int max_depth = 0;  // deepest container level seen (the item itself is level 1)
+  // False when the element's cdp::Json would differ from a plain re-serialization (duplicate keys: the last wins at
+  // the first's position) or one of its strings is not valid UTF-8 (CheckUtf8 names the path): the caller then
+  // decides on the cdp::Json.
+  bool exact = true;
+  bool check_utf8 = true;  // false when no string can be invalid UTF-8 (see ParseEventBatch)
+
+  void String(std::string_view s) {
+    if (check_utf8 && exact && !simdjson::validate_utf8(s.data(), s.size())) exact = false;
+    AppendJsonString(s, out);
+  }
+
+  void Value(element el, int level) {
+    switch (el.type()) {
+      case element_type::ARRAY: {
+        max_depth = std::max(max_depth, level);
+        out->push_back('[');
+        bool first = true;
+        for (element child : ArrayOf(el)) {
+          if (!first) out->push_back(',');
+          first = false;
+          Value(child, level + 1);
+        }
+        out->push_back(']');
+        return;
+      }
+      case element_type::OBJECT:
+        Object(el, level, {}, nullptr);
+        return;
+      case element_type::INT64:
+        Number(el.get_int64().value_unsafe());
+        return;
+      case element_type::UINT64: {
+        uint64_t v = el.get_uint64().value_unsafe();
+        if (v <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+          Number(static_cast<int64_t>(v));
+        } else {
+          Number(static_cast<double>(v));  // as Json(uint64_t)
+        }
+        return;
+      }
+      case element_type::DOUBLE:
+        Number(el.get_double().value_unsafe());
+        return;
+      case element_type::STRING:
+        String(el.get_string().value_unsafe());
+        return;
+      case element_type::BOOL:
+        out->append(el.get_bool().value_unsafe() ? "true" : "false");
+        return;
+      case element_type::NULL_VALUE:
+        out->append("null");
+        return;
     }
   }
-  if (e.type.empty()) return Status::InvalidArgument("an event needs a \"type\"", "type");
-  if (e.type == "custom" && e.name.empty()) return Status::InvalidArgument("a custom event needs a \"name\"", "name");
-  if (!e.properties.is_object()) e.properties = Json::Object();
-  if (e.profile_id.empty() && e.raw_identifiers.empty()) {
-    return Status::InvalidArgument(
-        "an event needs a profileId or an identifier (customerId, email, phone, shopifyId, deviceId, anonymousId)",
-        "profileId");
+
+  // Dumps an object; with a `capture_key`, `*captured` receives the byte range of that member's value.
+  void Object(element el, int level, std::string_view capture_key, std::pair<size_t, size_t>* captured) {
+    max_depth = std::max(max_depth, level);
+    constexpr size_t kInline = 16;
+    std::string_view inline_keys[kInline];
+    std::vector<std::string_view> more_keys;
+    size_t n = 0;
+    out->push_back('{');
+    for (auto field : ObjectOf(el)) {
+      if (n > 0) out->push_back(',');
+      if (n < kInline) {
+        inline_keys[n] = field.key;
+      } else {
+        if (more_keys.empty()) more_keys.assign(inline_keys, inline_keys + kInline);
+        more_keys.push_back(field.key);
+      }
+      ++n;
+      String(field.key);
+      out->push_back(':');
+      size_t start = out->size();
+      Value(field.value, level + 1);
+      if (captured != nullptr && field.key == capture_key) *captured = {start, out->size()};
+    }
+    out->push_back('}');
+    if (exact && n > 1) {
+      if (n <= kInline) {
+        for (size_t i = 1; i < n && exact; ++i) {
+          for (size_t j = 0; j < i; ++j) {
+            if (inline_keys[i] == inline_keys[j]) {
+              exact = false;
+              break;
+            }
+          }
+        }
+      } else {
+        std::sort(more_keys.begin(), more_keys.end());
+        if (std::adjacent_find(more_keys.begin(), more_keys.end()) != more_keys.end()) exact = false;
+      }
+    }
   }
-  if (!has_timestamp) e.time_us = now_us - now_us % 1000;  // timestamps have millisecond precision
-  if (e.type == "purchase") {
-    e.purchase = true;
-    bool found = false;
-    CDP_RETURN_IF_ERROR(PurchaseValue(e.properties, &found, &e.purchase_micros));
+
+  template <typename T>
+  void Number(T v) {
+    if constexpr (std::is_floating_point_v<T>) {
+      if (!std::isfinite(v)) {
+        out->append("null");
+        return;
+      }
+    }
+    char buf[32];
+    auto r = std::to_chars(buf, buf + sizeof buf, v);
+    out->append(buf, r.ptr);
   }
-  if (!e.client_id) e.id = NewId();
-  return e;
+};
+
+// The nesting depth of an element (0 for a scalar, 1 for a flat array or object), as SerializedSize gives it.
+int ElementDepth(element el) {
+  int depth = 0;
+  if (el.type() == element_type::ARRAY) {
+    for (element child : ArrayOf(el)) depth = std::max(depth, ElementDepth(child));
+    return depth + 1;
+  }
+  if (el.type() == element_type::OBJECT) {
+    for (auto field : ObjectOf(el)) depth = std::max(depth, ElementDepth(field.value));
+    return depth + 1;
+  }
+  return 0;
 }
 
-Json StoredEvent(ParsedEvent* event, std::string_view profile_id, std::string_view session_id, int64_t received_us) {
-  const ParsedEvent& e = *event;
-  Json out = Json::Object();
-  out.Set("id", e.id);
-  out.Set("profileId", profile_id);
-  out.Set("type", e.type);
-  if (!e.name.empty()) out.Set("name", e.name);
-  out.Set("timestamp", FormatTimestamp(e.time_us));
-  out.Set("receivedAt", FormatTimestamp(received_us));
-  out.Set("sessionId", session_id);
-  if (!e.device_id.empty()) out.Set("deviceId", e.device_id);
-  if (!e.source.empty()) out.Set("source", e.source);
+// The checks of ParseEvent that precede its fields, given the event's type, serialized size and depth.
+Status CheckEventShape(Json::Type type, size_t bytes, int depth, const Options& options) {
+  if (type != Json::Type::kObject) {
+    return Status::InvalidArgument(fmt::format("an event must be a JSON object, got {}", Json::TypeName(type)));
+  }
+  if (depth > options.max_json_depth) {
+    return Status::InvalidArgument(fmt::format("JSON nested deeper than {} levels", options.max_json_depth));
+  }
+  if (bytes > options.max_event_bytes) {
+    return Status::ResourceExhausted(
+        fmt::format("event of {} bytes is over the limit of {} bytes", bytes, options.max_event_bytes));
+  }
+  return Status::OK();
+}
+
+// The reference path: parse into cdp::Json, then ParseEvent per item, as TrackBatchJson did before the lean path.
+// Used for every batch the lean path cannot decide alone (malformed, too deep, wrong shape, too many items), so
+// those give the very same errors.
+Status ParseEventBatchViaJson(std::string_view text, const Options& options, int64_t now_us,
+                              std::vector<ParsedEvent>* parsed, std::vector<BatchItemResult>* results) {
+  parsed->clear();
+  results->clear();
+  // Items may nest max_json_depth deep below the batch's own one or two levels; ParseEvent checks each item.
+  ParseLimits limits{options.max_batch_bytes, options.max_json_depth + 2};
+  CDP_ASSIGN_OR_RETURN(Json doc, Json::Parse(text, limits));
+  const Json* items = &doc;
+  if (doc.is_object()) {
+    items = doc.Find("batch");
+    if (items == nullptr) {
+      return Status::InvalidArgument("a batch must be a JSON array of events or {\"batch\": [...]}", "batch");
+    }
+  }
+  if (!items->is_array()) return Status::InvalidArgument("a batch must be a JSON array of events", "batch");
+  const size_t count = items->size();
+  if (count > options.max_batch_items) {
+    return Status::ResourceExhausted(
+        fmt::format("batch of {} events is over the limit of {}", count, options.max_batch_items));
+  }
+  results->resize(count);
+  parsed->reserve(count);
+  for (size_t i = 0; i < count; ++i) {
+    auto p = ParseEvent(items->items()[i], options, now_us);
+    if (p.ok()) {
+      parsed->push_back(std::move(p).value());
+    } else {
+      (*results)[i].status = p.status();
+    }
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Result<ParsedEvent> ParseEvent(const Json& event, const Options& options, int64_t now_us, size_t* bytes_out) {
+  int depth = 0;
+  size_t bytes = SerializedSize(event, &depth);
+  if (bytes_out != nullptr) *bytes_out = bytes;
+  CDP_RETURN_IF_ERROR(CheckEventShape(event.type(), bytes, depth, options));
+  CDP_RETURN_IF_ERROR(CheckUtf8(event));
+  EventBuilder<Json> builder;
+  for (const auto& [key, value] : event.members()) CDP_RETURN_IF_ERROR(builder.Field(key, value));
+  return builder.Finish(now_us);
+}
+
+Status ParseEventBatch(std::string_view text, const Options& options, int64_t now_us, std::vector<ParsedEvent>* parsed,
+                       std::vector<BatchItemResult>* results) {
+  auto via_json = [&] { return ParseEventBatchViaJson(text, options, now_us, parsed, results); };
+  // Json::Parse rejects a container nested deeper than max_json_depth + 2 (the top level is 1); the lean path
+  // handles the usual limits only (the batch's own levels must be allowed).
+  const int max_doc_depth = options.max_json_depth + 2;
+  if (text.size() > options.max_batch_bytes || options.max_json_depth < 1) return via_json();
+  // One parser and one padded copy of the input per thread, reused: no allocation per batch once warm. (Not those
+  // of Json::Parse: the fallbacks below use it while this parser's document is in use.)
+  thread_local simdjson::dom::parser parser;
+  thread_local std::string buffer;
+  constexpr size_t kMaxKeptBuffer = 1u << 20;
+  simdjson::padded_string own;
+  const char* padded;
+  if (text.size() <= kMaxKeptBuffer) {
+    buffer.resize(text.size() + simdjson::SIMDJSON_PADDING);
+    std::memcpy(buffer.data(), text.data(), text.size());
+    padded = buffer.data();
+  } else {
+    own = simdjson::padded_string(text);
+    padded = own.data();
+  }
+  element root;
+  if (parser.parse(padded, text.size(), /*realloc_if_needed=*/false).get(root)) return via_json();
+  // simdjson validated the text as UTF-8; only a \u escape can unescape into something else (a lone surrogate).
+  const bool check_utf8 = text.find("\\u") != std::string_view::npos;
+
+  simdjson::dom::array items;
+  int item_level = 2;
+  if (root.type() == element_type::ARRAY) {
+    items = ArrayOf(root);
+  } else if (root.type() == element_type::OBJECT) {
+    // {"batch": [...]}: the last "batch" member counts (as in Json::Parse); the others must not be too deep.
+    simdjson::dom::object object = ObjectOf(root);
+    size_t batch_index = 0, index = 0;
+    std::optional<element> batch;
+    for (auto field : object) {
+      if (field.key == "batch") {
+        batch = field.value;
+        batch_index = index;
+      }
+      ++index;
+    }
+    if (!batch || batch->type() != element_type::ARRAY) return via_json();
+    index = 0;
+    for (auto field : object) {
+      if (index++ != batch_index && 1 + ElementDepth(field.value) > max_doc_depth) return via_json();
+    }
+    items = ArrayOf(*batch);
+    item_level = 3;
+  } else {
+    return via_json();
+  }
+  const size_t count = items.size();
+  if (count > options.max_batch_items || count >= 0xFFFFFF) return via_json();  // size() saturates at 2^24 - 1
+
+  parsed->clear();
+  parsed->reserve(count);
+  results->assign(count, BatchItemResult{});
+  thread_local std::string scratch;
+  const ParseLimits unlimited{std::numeric_limits<size_t>::max(), std::numeric_limits<int>::max()};
+  size_t i = 0;
+  for (element item : items) {
+    scratch.clear();
+    Dumper dumper{&scratch};
+    dumper.check_utf8 = check_utf8;
+    std::pair<size_t, size_t> props{0, 0};
+    if (item.type() == element_type::OBJECT) {
+      dumper.Object(item, 1, "properties", &props);
+    } else {
+      dumper.Value(item, 1);
+    }
+    if (item_level - 1 + dumper.max_depth > max_doc_depth) return via_json();  // Json::Parse fails the batch
+    auto parse_item = [&]() -> Result<ParsedEvent> {
+      if (!dumper.exact) {
+        // Duplicate keys or invalid UTF-8: decide on the item's cdp::Json, as the reference path does.
+        Json event;
+        CDP_RETURN_IF_ERROR(JsonFromElement(item, 1, unlimited, &event));
+        return ParseEvent(event, options, now_us);
+      }
+      // The item's serialized size and depth are those of its dump.
+      CDP_RETURN_IF_ERROR(CheckEventShape(TypeOf(item), scratch.size(), dumper.max_depth, options));
+      EventBuilder<element> builder(std::string_view(scratch).substr(props.first, props.second - props.first));
+      for (auto field : ObjectOf(item)) CDP_RETURN_IF_ERROR(builder.Field(field.key, field.value));
+      return builder.Finish(now_us);
+    };
+    Result<ParsedEvent> p = parse_item();
+    if (p.ok()) {
+      parsed->push_back(std::move(p).value());
+    } else {
+      (*results)[i].status = p.status();
+    }
+    ++i;
+  }
+  return Status::OK();
+}
+
+void AppendStoredEvent(const ParsedEvent& e, std::string_view profile_id, std::string_view session_id,
+                       std::string_view received_at, std::string* out) {
+  // Keys are plain ASCII names (but an identifier type is escaped like any key).
+  auto member = [out](std::string_view key, std::string_view value) {
+    out->push_back(',');
+    AppendJsonString(key, out);
+    out->push_back(':');
+    AppendJsonString(value, out);
+  };
+  out->reserve(out->size() + 256 + e.properties.size());
+  out->append("{\"id\":");
+  AppendJsonString(e.id, out);
+  member("profileId", profile_id);
+  member("type", e.type);
+  if (!e.name.empty()) member("name", e.name);
+  member("timestamp", FormatTimestamp(e.time_us));
+  member("receivedAt", received_at);
+  member("sessionId", session_id);
+  if (!e.device_id.empty()) member("deviceId", e.device_id);
+  if (!e.source.empty()) member("source", e.source);
   for (const RawIdentifier& raw : e.raw_identifiers) {
     if (raw.type == "deviceId" || e.custom_identifiers.Find(raw.type) != nullptr) continue;
-    std::string value = raw.value;
+    std::string_view value = raw.value;
     for (const Identifier& id : e.identifiers) {
       if (id.type == raw.type) value = id.value;  // the normalized form (one value per type in an event)
     }
-    out.Set(raw.type, std::move(value));
+    member(raw.type, value);
   }
-  if (e.custom_identifiers.is_object()) out.Set("identifiers", std::move(event->custom_identifiers));
-  out.Set("properties", std::move(event->properties));
-  return out;
+  if (e.custom_identifiers.is_object()) {
+    out->append(",\"identifiers\":");
+    e.custom_identifiers.DumpTo(out);
+  }
+  out->append(",\"properties\":");
+  out->append(e.properties.empty() ? std::string_view("{}") : std::string_view(e.properties));
+  out->push_back('}');
 }
 
 void NormalizeIdentifiers(const IdentityRules& rules, ParsedEvent* e) {

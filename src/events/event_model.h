@@ -1,15 +1,23 @@
 // Copyright 2026 The libcdp Authors.
 //
-// The event document: validation of one input event into a ParsedEvent, and the stored form.
+// The event document: validation of input events into ParsedEvents, and the stored form.
 // See Events in include/cdp/engine.h for the model.
+//
+// Two ways in, with the same results: ParseEvent validates a cdp::Json; ParseEventBatch validates the items of a
+// JSON text straight from simdjson's DOM, without building cdp::Json trees (the lean path of TrackBatchJson), and
+// falls back to the cdp::Json path for whatever it cannot decide alone. Both keep an event's properties as compact
+// JSON text, in the bytes Json::Dump writes, so the stored document is built by appending strings
+// (AppendStoredEvent).
 
 #ifndef CDP_EVENTS_EVENT_MODEL_H_
 #define CDP_EVENTS_EVENT_MODEL_H_
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "cdp/engine.h"
 #include "cdp/json.h"
 #include "cdp/options.h"
 #include "cdp/status.h"
@@ -35,19 +43,30 @@ struct ParsedEvent {
   std::string session_id;                              // given by the caller, or empty
   std::string device_id;                               // raw, as given
   std::string source;
-  Json properties;  // an object
+  std::string properties;  // an object, as compact JSON (the bytes Json::Dump writes); "{}" when not given
   bool purchase = false;
   int64_t purchase_micros = 0;  // purchase value in millionths
 };
 
-// Validates `event` (already parsed JSON), taking its properties. `now_us` is the time of receipt, used when
-// timestamp is absent. Errors: InvalidArgument with the field path; ResourceExhausted when over
-// Options::max_event_bytes. `bytes`, when given, receives the event's serialized size (also when it is rejected).
-Result<ParsedEvent> ParseEvent(Json&& event, const Options& options, int64_t now_us, size_t* bytes = nullptr);
+// Validates `event` (already parsed JSON). `now_us` is the time of receipt, used when timestamp is absent.
+// Errors: InvalidArgument with the field path; ResourceExhausted when over Options::max_event_bytes. `bytes`, when
+// given, receives the event's serialized size (also when it is rejected).
+Result<ParsedEvent> ParseEvent(const Json& event, const Options& options, int64_t now_us, size_t* bytes = nullptr);
 
-// The stored document, in the model's field order. Moves e->properties into it. Identifier fields hold the
-// normalized value when valid, else the value as given.
-Json StoredEvent(ParsedEvent* e, std::string_view profile_id, std::string_view session_id, int64_t received_us);
+// Validates the items of a batch text: a JSON array of events, or {"batch": [...]}. On success `results` has one
+// entry per item (a rejected item carries its status, exactly as ParseEvent gives it) and `parsed` the valid items,
+// in order. Errors of the batch as a whole are exactly those of Json::Parse(text, {max_batch_bytes,
+// max_json_depth + 2}) followed by the shape and item-count checks: InvalidArgument (malformed, too deep, not an
+// array), ResourceExhausted (over max_batch_bytes, more than Options::max_batch_items items).
+Status ParseEventBatch(std::string_view text, const Options& options, int64_t now_us, std::vector<ParsedEvent>* parsed,
+                       std::vector<BatchItemResult>* results);
+
+// Appends the stored document, in the model's field order: id, profileId, type, name, timestamp, receivedAt,
+// sessionId, deviceId, source, the identifier fields (normalized value when valid, else the value as given; not
+// deviceId and not the types of "identifiers"), identifiers, properties. `received_at` is a formatted timestamp
+// (FormatTimestamp). The bytes are those of the document built as a cdp::Json and dumped.
+void AppendStoredEvent(const ParsedEvent& e, std::string_view profile_id, std::string_view session_id,
+                       std::string_view received_at, std::string* out);
 
 // Fills e->identifiers and e->ignored_identifiers from e->raw_identifiers with `rules`; sets e->normalized.
 void NormalizeIdentifiers(const IdentityRules& rules, ParsedEvent* e);

@@ -206,6 +206,77 @@ TEST_F(EventsTest, BatchReportsEachItemAndStoresOnlyValidOnes) {
   EXPECT_EQ(json.Find("results")->items()[1].FindPath("error.field")->as_string(), "type");
 }
 
+TEST_F(EventsTest, TrackBatchJsonStoresWhatTrackBatchStores) {
+  // The text path (validated straight from simdjson's DOM) and the cdp::Json path accept, reject and store the
+  // same: the same statuses, event ids and duplicates, and the same stored documents byte for byte.
+  const std::string text = R"([
+    {"id":"e1","type":"purchase","profileId":"p1","timestamp":"2026-06-01T10:00:00Z",
+     "properties":{"revenue":12.50,"items":[{"sku":"a","qty":2}],"note":"caf\u00e9 \"x\"\n","n":1e2,
+                   "big":9223372036854775808,"neg":-0,"emoji":"\ud83d\ude00"}},
+    {"id":"e2","type":"page_view","email":" Ada@Example.com ","deviceId":"d1","source":"web",
+     "timestamp":1780000000000,"properties":{"url":"/","dup":1,"dup":2}},
+    {"id":"e3","type":"custom","name":"sign_up","profileId":"p1","timestamp":"2026-06-01T10:05:00Z"},
+    {"id":"e4","type":"nope","profileId":"p1"},
+    {"id":"e5","type":"purchase","profileId":"p1","properties":{"total":"7"}},
+    {"id":"e1","type":"purchase","profileId":"p1","timestamp":"2026-06-01T10:00:00Z"},
+    {"id":"e6","type":"app_usage","customerId":" C-9 ","userId":" C-9 ","phone":"12","timestamp":"2026-06-01T11:00:00Z",
+     "identifiers":{"loyaltyId":"L-1","email":"ADA@example.com"}},
+    {"id":"e7","type":"app_usage","customerId":"C-9","userId":"C-8"},
+    {"id":"e8","type":"page_view","anonymousId":"anon-1","timestamp":"2026-06-01T12:00:00Z","properties":null}
+  ])";
+  BatchResult from_text = Unwrap(events().TrackBatchJson(text));
+  testing::TempDir other_dir;
+  auto other = Unwrap(Engine::Open(options_, other_dir.path()));
+  BatchResult from_json = Unwrap(other->events().TrackBatch(J(text).items()));
+  ASSERT_EQ(from_text.items.size(), from_json.items.size());
+  EXPECT_EQ(from_text.accepted, from_json.accepted);
+  EXPECT_EQ(from_text.rejected, from_json.rejected);
+  EXPECT_EQ(from_text.rejected, 3u);
+  for (size_t i = 0; i < from_text.items.size(); ++i) {
+    EXPECT_EQ(from_text.items[i].status.ToString(), from_json.items[i].status.ToString()) << i;
+    EXPECT_EQ(from_text.items[i].result.event_id, from_json.items[i].result.event_id) << i;
+    EXPECT_EQ(from_text.items[i].result.duplicate, from_json.items[i].result.duplicate) << i;
+    EXPECT_EQ(from_text.items[i].result.ignored_identifiers, from_json.items[i].result.ignored_identifiers) << i;
+  }
+  EXPECT_TRUE(from_text.items[5].result.duplicate);
+  EXPECT_EQ(from_text.items[7].status.field(), "userId");
+  // Generated profile ids, session ids and receipt times differ between the two engines.
+  auto strip = [](std::vector<Json> docs) {
+    std::vector<std::string> out;
+    for (Json& d : docs) {
+      d.Set("receivedAt", "-");
+      d.Set("sessionId", "-");
+      if (d.Find("profileId")->as_string() != "p1") d.Set("profileId", "-");
+      out.push_back(d.Dump());
+    }
+    return out;
+  };
+  std::vector<Json> theirs;
+  EventQuery q;
+  for (auto& e : Unwrap(other->events().Query(q)).items) theirs.push_back(std::move(e));
+  std::vector<std::string> mine_text = strip(AllEvents()), theirs_text = strip(std::move(theirs));
+  ASSERT_EQ(mine_text.size(), 5u);
+  EXPECT_EQ(mine_text, theirs_text);
+  auto by_id = [&](const char* id) {
+    for (const Json& d : AllEvents()) {
+      if (d.Find("id")->as_string() == id) return d;
+    }
+    return Json::Object();
+  };
+  Json e1 = by_id("e1");
+  ASSERT_NE(e1.FindPath("properties.note"), nullptr);
+  EXPECT_EQ(e1.FindPath("properties.note")->as_string(), "caf\xc3\xa9 \"x\"\n");
+  EXPECT_EQ(e1.FindPath("properties.n")->as_number(), 100);
+  EXPECT_EQ(by_id("e2").FindPath("properties.dup")->as_int(), 2);
+  EXPECT_EQ(by_id("e2").Find("email")->as_string(), "ada@example.com");  // normalized
+  Json e6 = by_id("e6");
+  EXPECT_EQ(e6.Find("customerId")->as_string(), "C-9");
+  EXPECT_EQ(e6.Find("phone")->as_string(), "12");  // invalid: kept as given
+  EXPECT_EQ(e6.Find("email"), nullptr);            // a custom identifier: only under "identifiers"
+  EXPECT_EQ(e6.Find("identifiers")->Dump(), R"({"loyaltyId":"L-1","email":"ADA@example.com"})");
+  EXPECT_EQ(by_id("e8").Find("properties")->Dump(), "{}");
+}
+
 TEST_F(EventsTest, WholeBatchLimits) {
   std::string body = "[";
   for (int i = 0; i < 3000; ++i) {
