@@ -118,23 +118,6 @@ bool NormalizeEmail(std::string_view v, bool canonical_gmail, std::string* out, 
   return true;
 }
 
-bool NormalizePhone(std::string_view v, const std::string& region, std::string* out, std::string* why) {
-  using i18n::phonenumbers::PhoneNumber;
-  using i18n::phonenumbers::PhoneNumberUtil;
-  const PhoneNumberUtil* util = PhoneNumberUtil::GetInstance();
-  PhoneNumber number;
-  if (util->Parse(std::string(v), region.empty() ? "ZZ" : region, &number) != PhoneNumberUtil::NO_PARSING_ERROR) {
-    *why = region.empty() ? "not a phone number (no country code and no default region)" : "not a phone number";
-    return false;
-  }
-  if (!util->IsValidNumber(number)) {
-    *why = "not a valid phone number for its region";
-    return false;
-  }
-  util->Format(number, PhoneNumberUtil::E164, out);
-  return true;
-}
-
 // E.164 form of a parsable number, valid or not (for comparing blocked literals such as 555-555-5555).
 bool PhoneDigits(std::string_view v, const std::string& region, std::string* out) {
   using i18n::phonenumbers::PhoneNumberUtil;
@@ -568,14 +551,31 @@ bool IdentityRules::Normalize(std::string_view type, std::string_view raw, Ident
     if (type == "email") {
       NormalizeEmail(v, rule->canonical_gmail, &value, &why);
     } else if (type == "phone") {
-      // A blocked literal such as 555-555-5555 is not a valid number: check blocking before validity.
+      // Parsed once. A blocked literal such as 555-555-5555 is not a valid number: blocking is checked on the
+      // E.164 digits before validity.
+      using i18n::phonenumbers::PhoneNumberUtil;
+      const PhoneNumberUtil* util = PhoneNumberUtil::GetInstance();
+      const std::string& region = rule->default_region;
+      i18n::phonenumbers::PhoneNumber number;
+      const bool parsed =
+          util->Parse(std::string(v), region.empty() ? "ZZ" : region, &number) == PhoneNumberUtil::NO_PARSING_ERROR;
       std::string digits;
-      if (!PhoneDigits(v, rule->default_region, &digits)) digits = std::string(v);
+      if (parsed) {
+        util->Format(number, PhoneNumberUtil::E164, &digits);
+      } else {
+        digits = std::string(v);
+      }
       if (const std::string* entry = BlockedBy(*rule, v, digits); entry != nullptr) {
         ignored->reason = "blocked: " + *entry;
         return false;
       }
-      NormalizePhone(v, rule->default_region, &value, &why);
+      if (!parsed) {
+        why = region.empty() ? "not a phone number (no country code and no default region)" : "not a phone number";
+      } else if (!util->IsValidNumber(number)) {
+        why = "not a valid phone number for its region";
+      } else {
+        value = std::move(digits);
+      }
     } else {
       value = std::string(v);
     }
