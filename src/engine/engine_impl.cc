@@ -719,6 +719,8 @@ class EngineImpl::IngestContext : public GraphView {
       state = it->second;
     } else if (created_.contains(profile_id)) {
       // A profile this batch created has no stored events.
+    } else if (engine_->ReadTraits(profile_id).event_count == 0) {
+      // Nor has one whose traits count none (a point read: cheaper than the index seek below).
     } else {
       CDP_RETURN_IF_ERROR(NearestEvent(profile_id, {}, {}, /*descending=*/true, &state.last_us, &state.session_id));
     }
