@@ -29,6 +29,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -181,6 +182,15 @@ class Events {
 
   // Events matching the query, by event time, one page at a time.
   virtual Result<Page> Query(const EventQuery& query) = 0;
+
+  // Idempotency keys, for sources that deliver at least once (the Segment adapter keeps its messageIds here, see
+  // cdp/segment.h): a small value remembered under a key until `expires_us` (microseconds since the epoch),
+  // durably (through the write-ahead log, like an event; fsync'ed with Options::sync_writes). RememberKey replaces
+  // any value the key had. RecallKey returns the value while `now_us` < its expiry, else nullopt. Expired keys are
+  // dropped when RocksDB compacts their files. Errors: InvalidArgument for a key of 0 or over 512 bytes or a value
+  // over 4 KiB; storage errors. Thread-safe; each call is one RocksDB write or point read.
+  virtual Status RememberKey(std::string_view key, std::string_view value, int64_t expires_us) = 0;
+  virtual Result<std::optional<std::string>> RecallKey(std::string_view key, int64_t now_us) = 0;
 };
 
 // Identity resolution: the rules, merges and their explanation. See docs/identity.md.

@@ -43,15 +43,18 @@
 //   * Always, durably, at any distance in time: the engine stores an event once per (profile, event time, id); a
 //     message that maps to the same profile and the same event time again (every retry of a message that carries
 //     `timestamp`, as @segment/analytics-node's messages do) is reported "duplicate" and changes nothing.
-//   * With SegmentOptions::deduplicator (in memory, per process): a message whose messageId was first received less
-//     than dedupe_window_seconds earlier is a duplicate even when its computed time differs (a retry of a message
+//   * With SegmentOptions::deduplicator: a message whose messageId was first received less than
+//     dedupe_window_seconds earlier is a duplicate even when its computed time differs (a retry of a message
 //     without `timestamp` - RudderStack's SDK sends originalTimestamp + sentAt only - gets a new receivedAt): an
 //     event is given the first one's event time, so the engine reports it "duplicate"; an identify or alias is
-//     skipped and reported "duplicate".
-// What does not hold: the deduplicator forgets on restart and when it holds max_messages ids (oldest first), so a
-// retry whose computed time differs is stored again after a restart or once evicted; without a deduplicator only
-// the first rule applies. A messageId reused by another person (another profile) is not a duplicate. Past the
-// window, a message with the same messageId and the same event time is still a duplicate (stricter than Segment).
+//     skipped and reported "duplicate". The deduplicator answers from memory; what it does not hold (after a
+//     restart, or evicted past max_messages) it asks the database: each stored message's messageId is kept there
+//     as an idempotency key (Events::RememberKey, under "segment/" and a 128-bit hash of the dedupe key) until
+//     the window has passed, so the window holds across restarts and crashes.
+// What does not hold: without a deduplicator only the first rule applies; a SegmentSink that does not implement
+// RememberKey / RecallKey dedupes in memory only. A messageId reused by another person (another profile) is not a
+// duplicate. Past the window, a message with the same messageId and the same event time is still a duplicate
+// (stricter than Segment).
 //
 // Limits: a message over SegmentOptions::max_message_bytes (compact JSON) is ResourceExhausted; a batch over
 // max_batch_bytes is ResourceExhausted for the whole batch. An event made from a message must also fit
@@ -67,7 +70,8 @@
 //
 // Cost: per message one Identify or one event write (batches write consecutive events with one TrackBatch, in
 // message order); the deduplicator adds one hash-map lookup under a mutex and ~100 bytes + the messageId per
-// remembered message.
+// remembered message in memory, and per message with a messageId one database write (and one point read when
+// memory does not know it).
 
 #ifndef CDP_SEGMENT_H_
 #define CDP_SEGMENT_H_
@@ -75,6 +79,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -139,6 +144,10 @@ class SegmentSink {
   // As Events::TrackBatch and Identity::Identify.
   virtual Result<BatchResult> TrackBatch(const std::vector<Json>& events) = 0;
   virtual Result<Json> Identify(const Json& request) = 0;
+  // As Events::RememberKey and RecallKey: where the deduplicator keeps messageIds durably. The defaults keep
+  // nothing (messageIds are then remembered in memory only).
+  virtual Status RememberKey(std::string_view key, std::string_view value, int64_t expires_us);
+  virtual Result<std::optional<std::string>> RecallKey(std::string_view key, int64_t now_us);
 };
 
 // The current time in microseconds since the Unix epoch: the `received_at_us` of a message received now.

@@ -54,6 +54,8 @@ class EventsImpl final : public Events {
   Result<BatchResult> TrackBatch(const std::vector<Json>& events) override;
   Result<BatchResult> TrackBatchJson(std::string_view json_text) override;
   Result<Page> Query(const EventQuery& query) override;
+  Status RememberKey(std::string_view key, std::string_view value, int64_t expires_us) override;
+  Result<std::optional<std::string>> RecallKey(std::string_view key, int64_t now_us) override;
 
  private:
   // Stores the valid items of a batch (EngineImpl::Ingest) and counts the outcomes. `out.items` has one entry per

@@ -186,5 +186,39 @@ Result<Page> EventsImpl::Query(const EventQuery& query) {
   return page;
 }
 
+namespace {
+constexpr size_t kMaxKeyBytes = 512;
+constexpr size_t kMaxKeyValueBytes = 4096;
+}  // namespace
+
+Status EventsImpl::RememberKey(std::string_view key, std::string_view value, int64_t expires_us) {
+  if (key.empty() || key.size() > kMaxKeyBytes) {
+    return Status::InvalidArgument(fmt::format("a key must have 1 to {} bytes", kMaxKeyBytes), "key");
+  }
+  if (value.size() > kMaxKeyValueBytes) {
+    return Status::InvalidArgument(fmt::format("a value must have at most {} bytes", kMaxKeyValueBytes), "value");
+  }
+  std::string stored;
+  storage::AppendBigEndian64(&stored, static_cast<uint64_t>(expires_us));
+  stored.append(value);
+  storage::WriteBatch batch(engine_->store());
+  batch.Put(storage::Cf::kKeys, key, stored);
+  CDP_ASSIGN_OR_RETURN(uint64_t sequence, engine_->store().Write(&batch));
+  return engine_->store().SyncUpTo(sequence);
+}
+
+Result<std::optional<std::string>> EventsImpl::RecallKey(std::string_view key, int64_t now_us) {
+  if (key.empty() || key.size() > kMaxKeyBytes) {
+    return Status::InvalidArgument(fmt::format("a key must have 1 to {} bytes", kMaxKeyBytes), "key");
+  }
+  std::string stored;
+  Status s = engine_->store().Get(storage::Cf::kKeys, key, &stored);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  CDP_RETURN_IF_ERROR(s);
+  if (stored.size() < 8) return Status::DataLoss("a stored key is corrupt");
+  if (static_cast<int64_t>(storage::DecodeBigEndian64(stored)) <= now_us) return std::optional<std::string>();
+  return std::optional<std::string>(stored.substr(8));
+}
+
 }  // namespace internal
 }  // namespace cdp

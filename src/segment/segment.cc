@@ -106,6 +106,20 @@ struct SegmentDedupeAccess {
     return claim;
   }
 
+  // Takes what the database remembered of a message (first received at `first_received_us`, stored at event time
+  // `time_us` for `profile_id`) into the entry of claim `seq`.
+  static void Adopt(SegmentDeduplicator& d, const std::string& id, uint64_t seq, int64_t first_received_us,
+                    int64_t time_us, const std::string& profile_id) {
+    SegmentDeduplicator::Impl& impl = *d.impl_;
+    std::lock_guard<std::mutex> lock(impl.mu);
+    auto it = impl.entries.find(id);
+    if (it == impl.entries.end() || it->second.seq != seq) return;
+    it->second.first_received_us = first_received_us;
+    it->second.time_us = time_us;
+    it->second.profile_id = profile_id;
+    it->second.done = true;
+  }
+
   static void Complete(SegmentDeduplicator& d, const std::string& id, uint64_t seq, const std::string& profile_id) {
     SegmentDeduplicator::Impl& impl = *d.impl_;
     std::lock_guard<std::mutex> lock(impl.mu);
@@ -124,6 +138,11 @@ struct SegmentDedupeAccess {
 };
 
 }  // namespace internal
+
+Status SegmentSink::RememberKey(std::string_view, std::string_view, int64_t) { return Status::OK(); }
+Result<std::optional<std::string>> SegmentSink::RecallKey(std::string_view, int64_t) {
+  return std::optional<std::string>();
+}
 
 int64_t SegmentNowMicros() {
   return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -561,14 +580,42 @@ struct Pending {
   Access::Claim claim;
   Json result;
   bool stored = false;
+  bool recalled = false;  // the claim came from the database
 };
 
-// Takes the dedupe claim of a mapped message; an identify already stored within the window becomes a duplicate.
-void ClaimOne(Pending* p, int64_t received_us, const SegmentOptions& options) {
-  if (!options.deduplicator || options.dedupe_window_seconds == 0 || p->mapped.dedupe_key.empty()) return;
+// The idempotency key under which the database remembers a message (Events::RememberKey).
+std::string DurableKey(const std::string& dedupe_key) { return "segment/" + HashId(dedupe_key); }
+
+// Takes the dedupe claim of a mapped message: from the deduplicator's memory, else from the database. An identify
+// already stored within the window becomes a duplicate. Errors: the database's.
+Status ClaimOne(SegmentSink& sink, Pending* p, int64_t received_us, const SegmentOptions& options) {
+  if (!options.deduplicator || options.dedupe_window_seconds == 0 || p->mapped.dedupe_key.empty()) {
+    return Status::OK();
+  }
   const int64_t window_us = options.dedupe_window_seconds * 1000000;
   p->claim = Access::Take(*options.deduplicator, p->mapped.dedupe_key, received_us, window_us, p->mapped.time_us);
-  if (!p->claim.seen) return;
+  if (!p->claim.seen) {
+    CDP_ASSIGN_OR_RETURN(std::optional<std::string> remembered,
+                         sink.RecallKey(DurableKey(p->mapped.dedupe_key), received_us));
+    if (!remembered) return Status::OK();
+    auto doc = Json::Parse(*remembered);
+    if (!doc.ok() || !doc->is_object()) return Status::DataLoss("a remembered Segment message is corrupt");
+    const Json* first = doc->Find("firstReceivedUs");
+    const Json* time = doc->Find("timeUs");
+    const Json* profile = doc->Find("profileId");
+    if (first == nullptr || time == nullptr || !first->is_int() || !time->is_int()) {
+      return Status::DataLoss("a remembered Segment message is corrupt");
+    }
+    const int64_t age = received_us - first->as_int();
+    if (age > window_us || age < -window_us) return Status::OK();
+    const std::string profile_id = profile != nullptr && profile->is_string() ? profile->as_string() : std::string();
+    Access::Adopt(*options.deduplicator, p->mapped.dedupe_key, p->claim.seq, first->as_int(), time->as_int(),
+                  profile_id);
+    p->claim.seen = p->claim.done = true;
+    p->claim.time_us = time->as_int();
+    p->claim.profile_id = profile_id;
+    p->recalled = true;
+  }
   if (p->mapped.is_event) {
     // The first message's time, so the engine recognises the retry.
     p->mapped.time_us = p->claim.time_us;
@@ -580,6 +627,7 @@ void ClaimOne(Pending* p, int64_t received_us, const SegmentOptions& options) {
     p->result = std::move(r);
     p->stored = true;
   }
+  return Status::OK();
 }
 
 Json Decorate(const Mapped& m, Json result) {
@@ -591,16 +639,24 @@ Json Decorate(const Mapped& m, Json result) {
   return out;
 }
 
-// Settles the dedupe claim once the outcome is known.
-void Settle(const Pending& p, const SegmentOptions& options) {
-  if (p.claim.seq == 0 || !options.deduplicator) return;
-  if (p.status.ok() && p.stored) {
-    const Json* profile = p.result.Find("profileId");
-    Access::Complete(*options.deduplicator, p.mapped.dedupe_key, p.claim.seq,
-                     profile != nullptr && profile->is_string() ? profile->as_string() : std::string());
-  } else {
+// Settles the dedupe claim once the outcome is known; a message stored under a fresh claim is remembered in the
+// database until the window has passed. Errors: the database's.
+Status Settle(SegmentSink& sink, const Pending& p, int64_t received_us, const SegmentOptions& options) {
+  if (p.claim.seq == 0 || !options.deduplicator) return Status::OK();
+  if (!p.status.ok() || !p.stored) {
     Access::Forget(*options.deduplicator, p.mapped.dedupe_key, p.claim.seq);
+    return Status::OK();
   }
+  const Json* profile = p.result.Find("profileId");
+  const std::string profile_id = profile != nullptr && profile->is_string() ? profile->as_string() : std::string();
+  Access::Complete(*options.deduplicator, p.mapped.dedupe_key, p.claim.seq, profile_id);
+  if (p.claim.seen) return Status::OK();  // remembered by the first message
+  Json remembered = Json::Object();
+  remembered.Set("firstReceivedUs", received_us);
+  remembered.Set("timeUs", p.mapped.time_us);
+  remembered.Set("profileId", profile_id);
+  return sink.RememberKey(DurableKey(p.mapped.dedupe_key), remembered.Dump(),
+                          received_us + options.dedupe_window_seconds * 1000000);
 }
 
 // Runs the calls of `pending` in order: identify / alias one by one, runs of consecutive events as TrackBatch
@@ -667,6 +723,12 @@ class EngineSink : public SegmentSink {
     return engine_.events().TrackBatch(events);
   }
   Result<Json> Identify(const Json& request) override { return engine_.identity().Identify(request); }
+  Status RememberKey(std::string_view key, std::string_view value, int64_t expires_us) override {
+    return engine_.events().RememberKey(key, value, expires_us);
+  }
+  Result<std::optional<std::string>> RecallKey(std::string_view key, int64_t now_us) override {
+    return engine_.events().RecallKey(key, now_us);
+  }
 
  private:
   Engine& engine_;
@@ -698,10 +760,10 @@ Result<Json> IngestSegmentMessage(SegmentSink& sink, const Json& message, int64_
   std::vector<Pending> pending(1);
   Pending& p = pending[0];
   CDP_RETURN_IF_ERROR(Map(message, nullptr, received_at_us, options, route_type, &p.mapped));
-  ClaimOne(&p, received_at_us, options);
+  CDP_RETURN_IF_ERROR(ClaimOne(sink, &p, received_at_us, options));
   Status run = Execute(sink, &pending);
   if (!run.ok()) p.status = run;
-  Settle(p, options);
+  CDP_RETURN_IF_ERROR(Settle(sink, p, received_at_us, options));
   if (!p.status.ok()) return p.status;
   return Decorate(p.mapped, std::move(p.result));
 }
@@ -735,11 +797,23 @@ Result<Json> IngestSegmentBatch(SegmentSink& sink, const Json& batch, int64_t re
     Pending& p = pending[i];
     p.index = i;
     p.status = Map(items->items()[i], envelope, received_at_us, options, {}, &p.mapped);
-    if (p.status.ok()) ClaimOne(&p, received_at_us, options);
+    if (p.status.ok()) {
+      Status claimed = ClaimOne(sink, &p, received_at_us, options);
+      if (!claimed.ok()) {  // the database failed: give the claims taken so far back
+        for (size_t j = 0; j <= i; ++j) pending[j].stored = false;
+        for (size_t j = 0; j <= i; ++j) (void)Settle(sink, pending[j], received_at_us, options);
+        return claimed;
+      }
+    }
   }
   const Status run = Execute(sink, &pending);
-  for (const Pending& p : pending) Settle(p, options);
+  Status settled;
+  for (const Pending& p : pending) {
+    Status s = Settle(sink, p, received_at_us, options);
+    if (settled.ok()) settled = s;
+  }
   if (!run.ok()) return run;
+  CDP_RETURN_IF_ERROR(settled);
 
   Json results = Json::Array();
   int64_t accepted = 0, rejected = 0;

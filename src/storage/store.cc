@@ -3,6 +3,7 @@
 #include "storage/store.h"
 
 #include <rocksdb/cache.h>
+#include <rocksdb/compaction_filter.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/merge_operator.h>
@@ -12,11 +13,13 @@
 #include <rocksdb/utilities/options_util.h>
 #include <rocksdb/write_batch.h>
 
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 
 #include "cdp/version.h"
 #include "fmt/format.h"
+#include "storage/keys.h"
 #include "storage/traits.h"
 
 namespace cdp::storage {
@@ -30,7 +33,8 @@ const char* const kCfNames[] = {rocksdb::kDefaultColumnFamilyName.c_str(),
                                 "events_by_time",
                                 "traits",
                                 "merges",
-                                "index_log"};
+                                "index_log",
+                                "keys"};
 static_assert(sizeof(kCfNames) / sizeof(kCfNames[0]) == static_cast<size_t>(Cf::kCount));
 
 constexpr char kFormatVersionKey[] = "format_version";
@@ -75,6 +79,19 @@ class TraitsMergeOperator : public rocksdb::AssociativeMergeOperator {
     return true;
   }
   const char* Name() const override { return "cdp.TraitsCombine"; }
+};
+
+// Drops idempotency keys (Cf::kKeys) whose expiry has passed.
+class ExpiredKeysFilter : public rocksdb::CompactionFilter {
+ public:
+  bool Filter(int, const rocksdb::Slice&, const rocksdb::Slice& value, std::string*, bool*) const override {
+    if (value.size() < 8) return false;
+    const auto now =
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
+    return static_cast<int64_t>(DecodeBigEndian64(value.ToStringView())) <= now;
+  }
+  const char* Name() const override { return "cdp.ExpiredKeys"; }
 };
 
 }  // namespace
@@ -160,6 +177,10 @@ Result<std::unique_ptr<Store>> Store::Open(const Options& options, const std::st
     if (cf == Cf::kTraits) o.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewNoopTransform());
     if (cf == Cf::kMeta) o.merge_operator = std::make_shared<CounterMergeOperator>();
     if (cf == Cf::kTraits) o.merge_operator = std::make_shared<TraitsMergeOperator>();
+    if (cf == Cf::kKeys) {
+      static ExpiredKeysFilter expired;
+      o.compaction_filter = &expired;
+    }
     return o;
   };
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;

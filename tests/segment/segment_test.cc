@@ -474,9 +474,60 @@ TEST_F(SegmentTest, DeduplicatorForgetsTheOldestPastItsCapacity) {
   Ingest(first);
   Ingest(R"({"type":"track","userId":"u-cap","event":"E","messageId":"cap-2"})", kReceived + 1000);
   EXPECT_EQ(options_seg_.deduplicator->size(), 1u);
-  // cap-1 was forgotten: its retry with a new receipt time is stored again (the documented limit).
+  // Memory forgot cap-1; the database did not: its retry with a new receipt time is still a duplicate.
   Json retry = Ingest(first, kReceived + 2000000);
-  EXPECT_FALSE(retry.Find("duplicate")->as_bool());
+  EXPECT_TRUE(retry.Find("duplicate")->as_bool());
+  EXPECT_EQ(EventCount(), 2);
+}
+
+// The window holds across a restart: a new process (a new deduplicator, the database reopened) still recognises
+// retries whose computed time differs, events and identifies alike, until the window has passed.
+TEST_F(SegmentTest, WindowHoldsAcrossRestarts) {
+  options_seg_.deduplicator = std::make_shared<SegmentDeduplicator>();
+  options_seg_.dedupe_window_seconds = 3600;
+  const char* event = R"({"type":"track","anonymousId":"a-rs","event":"Order Completed","messageId":"rs-1",
+      "properties":{"revenue":5},"originalTimestamp":"2026-03-01T11:59:00Z","sentAt":"2026-03-01T11:59:01Z"})";
+  const char* identify = R"({"type":"identify","userId":"u-rs","messageId":"rs-2","traits":{"plan":"basic"}})";
+  Json first = Ingest(event);
+  Json who = Ingest(identify);
+  Ingest(R"({"type":"identify","userId":"u-rs","messageId":"rs-3","traits":{"plan":"pro"}})");
+  Reopen();
+  options_seg_.deduplicator = std::make_shared<SegmentDeduplicator>();
+  Json retry = Ingest(event, kReceived + 30 * 1000000LL);  // a new receipt time: a new computed time
+  EXPECT_TRUE(retry.Find("duplicate")->as_bool()) << retry.Dump();
+  EXPECT_EQ(retry.Find("profileId")->as_string(), first.Find("profileId")->as_string());
+  ASSERT_EQ(EventsOf(first).size(), 1u);
+  EXPECT_EQ(ProfileOf(first).FindPath("computed.purchaseCount")->as_int(), 1);
+  Json again = Ingest(identify, kReceived + 40 * 1000000LL);
+  EXPECT_TRUE(again.Find("duplicate")->as_bool());
+  EXPECT_EQ(ProfileOf(who).FindPath("attributes.customFields.plan")->as_string(), "pro");
+  // Remembered by memory again after the database answered once.
+  EXPECT_TRUE(Ingest(event, kReceived + 50 * 1000000LL).Find("duplicate")->as_bool());
+  // Past the window (after another restart): a new event at its own time.
+  Reopen();
+  options_seg_.deduplicator = std::make_shared<SegmentDeduplicator>();
+  Json late = Ingest(event, kReceived + 7200 * 1000000LL);
+  EXPECT_FALSE(late.Find("duplicate")->as_bool());
+  EXPECT_EQ(EventsOf(first).size(), 2u);
+}
+
+TEST(IdempotencyKeys, RememberRecallExpireAndValidate) {
+  testing::TempDir dir;
+  auto engine = Unwrap(Engine::Open(Options(), dir.path()));
+  Events& events = engine->events();
+  ASSERT_TRUE(events.RememberKey("k", "v1", 1000).ok());
+  EXPECT_EQ(Unwrap(events.RecallKey("k", 999)), std::optional<std::string>("v1"));
+  EXPECT_EQ(Unwrap(events.RecallKey("k", 1000)), std::nullopt);  // expired at 1000
+  EXPECT_EQ(Unwrap(events.RecallKey("other", 0)), std::nullopt);
+  ASSERT_TRUE(events.RememberKey("k", "v2", 5000).ok());  // replaces
+  EXPECT_EQ(Unwrap(events.RecallKey("k", 999)), std::optional<std::string>("v2"));
+  EXPECT_TRUE(events.RememberKey("", "v", 1).IsInvalidArgument());
+  EXPECT_TRUE(events.RememberKey(std::string(513, 'k'), "v", 1).IsInvalidArgument());
+  EXPECT_TRUE(events.RememberKey("k", std::string(4097, 'v'), 1).IsInvalidArgument());
+  EXPECT_TRUE(events.RecallKey("", 0).status().IsInvalidArgument());
+  engine.reset();
+  engine = Unwrap(Engine::Open(Options(), dir.path()));
+  EXPECT_EQ(Unwrap(engine->events().RecallKey("k", 4999)), std::optional<std::string>("v2"));
 }
 
 TEST_F(SegmentTest, FailedMessagesAreNotRemembered) {

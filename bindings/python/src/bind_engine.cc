@@ -12,6 +12,7 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <utility>
@@ -132,6 +133,36 @@ class PyEngine {
     return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
       CDP_ASSIGN_OR_RETURN(cdp::BatchResult result, e.events().TrackBatchJson(text));
       return result.ToJson();
+    });
+  }
+  // Idempotency keys (Events::RememberKey / RecallKey), for the Segment adapter's durable messageIds.
+  // {"key", "value", "expiresUs"} -> null; {"key", "nowUs"} -> {"value": string | null}.
+  std::string EventsRememberKey(const std::string& request_text) {
+    return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+      CDP_ASSIGN_OR_RETURN(cdp::Json request, Parse(request_text));
+      const cdp::Json* key = request.Find("key");
+      const cdp::Json* value = request.Find("value");
+      const cdp::Json* expires = request.Find("expiresUs");
+      if (key == nullptr || value == nullptr || expires == nullptr || !key->is_string() || !value->is_string() ||
+          !expires->is_int()) {
+        return cdp::Status::InvalidArgument("expected {key, value, expiresUs}");
+      }
+      CDP_RETURN_IF_ERROR(e.events().RememberKey(key->as_string(), value->as_string(), expires->as_int()));
+      return cdp::Json();
+    });
+  }
+  std::string EventsRecallKey(const std::string& request_text) {
+    return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+      CDP_ASSIGN_OR_RETURN(cdp::Json request, Parse(request_text));
+      const cdp::Json* key = request.Find("key");
+      const cdp::Json* now = request.Find("nowUs");
+      if (key == nullptr || now == nullptr || !key->is_string() || !now->is_int()) {
+        return cdp::Status::InvalidArgument("expected {key, nowUs}");
+      }
+      CDP_ASSIGN_OR_RETURN(std::optional<std::string> value, e.events().RecallKey(key->as_string(), now->as_int()));
+      cdp::Json out = cdp::Json::Object();
+      out.Set("value", value ? cdp::Json(*value) : cdp::Json());
+      return out;
     });
   }
   std::string EventsQuery(const std::string& query_text) {
@@ -261,6 +292,8 @@ void BindEngine(py::module_& m) {
       .def("events_track", &PyEngine::EventsTrack, py::arg("event_json"))
       .def("events_track_batch", &PyEngine::EventsTrackBatch, py::arg("batch_json"))
       .def("events_query", &PyEngine::EventsQuery, py::arg("query_json"))
+      .def("events_remember_key", &PyEngine::EventsRememberKey, py::arg("request_json"))
+      .def("events_recall_key", &PyEngine::EventsRecallKey, py::arg("request_json"))
       .def("identity_rules", &PyEngine::IdentityRules)
       .def("identity_set_rules", &PyEngine::IdentitySetRules, py::arg("rules_json"))
       .def("identity_merge", &PyEngine::IdentityMerge, py::arg("profile_ids"), py::arg("reason"))

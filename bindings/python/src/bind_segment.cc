@@ -85,6 +85,25 @@ class ForwardingSink : public cdp::SegmentSink {
 
   const cdp::Options& options() const override { return options_; }
 
+  cdp::Status RememberKey(std::string_view key, std::string_view value, int64_t expires_us) override {
+    cdp::Json request = cdp::Json::Object();
+    request.Set("key", std::string(key));
+    request.Set("value", std::string(value));
+    request.Set("expiresUs", expires_us);
+    return CallEngine(engine_, "events_remember_key", request.Dump()).status();
+  }
+
+  cdp::Result<std::optional<std::string>> RecallKey(std::string_view key, int64_t now_us) override {
+    cdp::Json request = cdp::Json::Object();
+    request.Set("key", std::string(key));
+    request.Set("nowUs", now_us);
+    CDP_ASSIGN_OR_RETURN(cdp::Json r, CallEngine(engine_, "events_recall_key", request.Dump()));
+    const cdp::Json* value = r.Find("value");
+    if (value == nullptr || value->is_null()) return std::optional<std::string>();
+    if (!value->is_string()) return cdp::Status::Internal("malformed recall result");
+    return std::optional<std::string>(value->as_string());
+  }
+
   cdp::Result<cdp::BatchResult> TrackBatch(const std::vector<cdp::Json>& events) override {
     cdp::Json array = cdp::Json::Array();
     for (const cdp::Json& e : events) array.Push(e);

@@ -133,6 +133,21 @@ def test_retries_are_duplicates(db):
     assert len(events_of(db, first)) == 2
 
 
+def test_window_holds_across_a_reopen(tmp_path):
+    # The messageIds are remembered in the database too: a new process recognises a retry whose computed time
+    # differs (RudderStack-style messages carry no timestamp).
+    message = {"type": "track", "anonymousId": "py-reopen", "event": "Order Completed", "messageId": "py-ro1",
+               "properties": {"revenue": 4}, "originalTimestamp": "2026-03-01T11:58:00Z",
+               "sentAt": "2026-03-01T11:58:01Z"}
+    with cdp.open(tmp_path / "db") as db:
+        first = db.segment.ingest(message, received_at=RECEIVED)
+    with cdp.open(tmp_path / "db") as db:
+        again = db.segment.ingest(message, received_at="2026-03-01T12:00:30Z")
+        assert again["duplicate"] is True
+        assert len(events_of(db, first)) == 1
+        assert db.profiles.get(first["profileId"])["computed"]["ltv"] == pytest.approx(4)
+
+
 def test_identify_retry_within_window_is_skipped(db):
     db.segment.ingest({"type": "identify", "userId": "py-i", "messageId": "i-1", "traits": {"plan": "a"}})
     db.segment.ingest({"type": "identify", "userId": "py-i", "messageId": "i-2", "traits": {"plan": "b"}})
