@@ -116,6 +116,7 @@ class Api : public std::enable_shared_from_this<Api> {
   void IdentifyBatch(const Request& req, Response& res);
   void Unmerge(const Request& req, Response& res);
   void DryRunRules(const Request& req, Response& res);
+  void ApplyRules(const Request& req, Response& res);
   void GetMatching(const Request& req, Response& res);
   void SetMatching(const Request& req, Response& res);
   void FindDuplicates(const Request& req, Response& res);
@@ -178,6 +179,7 @@ void Api::Register(httplib::Server& http) {
   Route(http, "POST", "/api/cdp/identity/identify", bind(&Api::Identify));
   Route(http, "POST", "/api/cdp/identity/identify/batch", bind(&Api::IdentifyBatch));
   Route(http, "POST", "/api/cdp/identity/rules/dry-run", bind(&Api::DryRunRules));
+  Route(http, "POST", "/api/cdp/identity/rules/apply", bind(&Api::ApplyRules));
   Route(http, "GET", "/api/cdp/identity/matching", bind(&Api::GetMatching));
   Route(http, "PUT", "/api/cdp/identity/matching", bind(&Api::SetMatching));
   Route(http, "POST", "/api/cdp/identity/duplicates", bind(&Api::FindDuplicates));
@@ -428,6 +430,14 @@ void Api::DryRunRules(const Request& req, Response& res) {
   Result<Json> dry = engine_.identity().DryRunRules(*body);
   if (!dry.ok()) return WriteStatus(res, dry.status());
   WriteJson(res, 200, *dry);
+}
+
+void Api::ApplyRules(const Request& req, Response& res) {
+  Result<Json> body = ParseBody(req);
+  if (!body.ok()) return WriteStatus(res, body.status());
+  Result<Json> applied = engine_.identity().ApplyRules(*body);
+  if (!applied.ok()) return WriteStatus(res, applied.status());
+  WriteJson(res, 200, *applied);
 }
 
 void Api::GetMatching(const Request&, Response& res) {

@@ -220,6 +220,19 @@ class Identity {
   // says so). Errors: InvalidArgument as SetRules. Cost: reads every identifier link and profile document involved.
   virtual Result<Json> DryRunRules(const Json& rules) = 0;
 
+  // Stores `rules` (as SetRules) and applies them to the existing graph: what DryRunRules reports is done.
+  // Identifiers whose normalized form changed are re-keyed; values that became invalid, blocked, of an unknown type
+  // or beyond a lowered limit (the most recently linked first) are unlinked from their profiles and listed in the
+  // profiles' identityIssues; profiles whose identifiers became one value are merged (Merge, survivor: the
+  // profile holding the oldest link; evidence: the rule change) unless the merge would break a limit, in which case
+  // the value stays with that profile and is unlinked from the others. Hub thresholds take effect by themselves.
+  // Returns {"rules", "identifiersScanned", "renormalized", "merged": [{"mergeId", "profileId", "merged",
+  // "identifier"}], "mergeBlocked": [{"profileIds", "identifier", "reason"}], "unlinked": [{"profileId",
+  // "identifier", "reason"}], "newHubs": [...]} (lists capped at 1,000, "truncated"). Writes wait while the links
+  // are rewritten (one scan of every link); each merge is then its own write. Errors: InvalidArgument as SetRules;
+  // a merge that fails (a profile changed meanwhile) is listed in "mergeFailed" with its error.
+  virtual Result<Json> ApplyRules(const Json& rules) = 0;
+
   // Merges the profiles into the first one (the survivor): identifiers, events, computed traits, consent (the most
   // restrictive) and attributes, field by field by the rules' "survivorship" (by default the survivor's values win
   // and the others fill empty fields; values not kept go to `conflicts`; docs/identity.md, "Survivorship"). The

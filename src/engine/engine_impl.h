@@ -70,6 +70,7 @@ class IdentityImpl final : public Identity {
   Result<Json> Rules() override;
   Result<Json> SetRules(const Json& rules) override;
   Result<Json> DryRunRules(const Json& rules) override;
+  Result<Json> ApplyRules(const Json& rules) override;
   Result<Json> Merge(const std::vector<std::string>& profile_ids, std::string_view reason) override;
   Result<Json> Identify(const Json& request) override;
   Result<Json> IdentifyBatch(const std::vector<Json>& requests) override;
@@ -130,6 +131,8 @@ class EngineImpl final : public Engine {
   std::shared_ptr<const IdentityRules> rules();
   Status StoreRules(std::shared_ptr<const IdentityRules> rules);
   Result<Json> MergeProfiles(const std::vector<std::string>& profile_ids, std::string_view reason);
+  // Identity::ApplyRules (identity_impl.cc).
+  Result<Json> ApplyRules(std::shared_ptr<const IdentityRules> rules);
   Result<Json> Identify(const Json& request);
   Result<Json> IdentifyBatch(const std::vector<Json>& requests);
   // Writes `batch` under the write lock if every profile (or the redirect of a merged one) still exists; else

@@ -707,6 +707,11 @@ def test_identity_endpoints(server):
     assert status == 200 and dry["wouldMerge"] == [] and dry["identifiersScanned"] >= 1
     status, same, _ = server.request("PUT", "/api/cdp/identity/rules", rules)
     assert status == 200 and same == rules
+    status, applied, _ = server.request("POST", "/api/cdp/identity/rules/apply", rules)
+    assert status == 200 and applied["rules"] == rules and applied["merged"] == [] and applied["unlinked"] == []
+    status, body, _ = server.request("POST", "/api/cdp/identity/rules/apply", {"identifiers": []})
+    assert status == 400
+    assert_error(body, "invalid_argument", "identifiers")
     status, undone, _ = server.request(
         "POST", "/api/cdp/profiles/" + known["id"] + "/unmerge", {"mergeId": merged["mergeId"]})
     assert status == 200 and undone["restored"] == [other["id"]], undone

@@ -274,6 +274,13 @@ class Identity:
         _convert.require_mapping(rules, "rules")
         return _convert.loads(self._engine.identity_dry_run_rules(_convert.dumps(rules, "rules")))
 
+    def apply_rules(self, rules: Mapping[str, Any]) -> Document:
+        """Stores ``rules`` and applies them to the existing graph (what ``dry_run_rules`` reports is done):
+        re-keys renormalized values, unlinks invalid, blocked or over-limit ones, merges profiles whose values
+        became one. Returns ``{"rules", "renormalized", "merged", "mergeBlocked", "unlinked", "newHubs", ...}``."""
+        _convert.require_mapping(rules, "rules")
+        return _convert.loads(self._engine.identity_apply_rules(_convert.dumps(rules, "rules")))
+
     def merge(self, profile_ids: Sequence[str], reason: str = "") -> Document:
         """Merges the profiles into the first; returns ``{"mergeId", "profileId", "merged"}``.
 

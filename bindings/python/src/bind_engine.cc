@@ -214,6 +214,12 @@ class PyEngine {
       return e.identity().DryRunRules(doc);
     });
   }
+  std::string IdentityApplyRules(const std::string& text) {
+    return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+      CDP_ASSIGN_OR_RETURN(cdp::Json doc, Parse(text));
+      return e.identity().ApplyRules(doc);
+    });
+  }
   std::string IdentityMatchingConfig() {
     return RunJson([&](cdp::Engine& e) { return e.identity().MatchingConfig(); });
   }
@@ -299,6 +305,7 @@ void BindEngine(py::module_& m) {
       .def("identity_merge", &PyEngine::IdentityMerge, py::arg("profile_ids"), py::arg("reason"))
       .def("identity_explain", &PyEngine::IdentityExplain, py::arg("id"))
       .def("identity_dry_run_rules", &PyEngine::IdentityDryRunRules, py::arg("rules_json"))
+      .def("identity_apply_rules", &PyEngine::IdentityApplyRules, py::arg("rules_json"))
       .def("identity_matching_config", &PyEngine::IdentityMatchingConfig)
       .def("identity_set_matching_config", &PyEngine::IdentitySetMatchingConfig, py::arg("config_json"))
       .def("identity_find_duplicates", &PyEngine::IdentityFindDuplicates)

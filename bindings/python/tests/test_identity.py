@@ -109,6 +109,21 @@ def test_dry_run_rules_changes_nothing(db):
     assert db.identity.rules() == rules
 
 
+def test_apply_rules_merges_what_the_dry_run_listed(db):
+    a = db.profiles.create({"externalIds": {"email": "a.b@gmail.com"}})
+    b = db.profiles.create({"externalIds": {"email": "ab@gmail.com"}})
+    rules = db.identity.rules()
+    next_rules = {**rules, "identifiers": [dict(t, canonicalGmail=True) if t["type"] == "email" else t
+                                           for t in rules["identifiers"]]}
+    applied = db.identity.apply_rules(next_rules)
+    assert [m["profileId"] for m in applied["merged"]] == [a["id"]] and applied["merged"][0]["merged"] == [b["id"]]
+    assert db.identity.rules() == applied["rules"]
+    assert db.profiles.get(b["id"])["id"] == a["id"]
+    assert db.profiles.get(a["id"])["externalIds"]["email"] == "ab@gmail.com"
+    with pytest.raises(cdp.InvalidArgument):
+        db.identity.apply_rules({"identifiers": []})
+
+
 def test_identify_batch(db):
     r = db.identity.identify_batch([{"identifiers": {"userId": "Q1"}, "attributes": {"firstName": "Q"}},
                                     {"identifiers": {"userId": "Q2"}, "attributes": {"firstName": 5}}])

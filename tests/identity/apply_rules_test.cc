@@ -1,0 +1,108 @@
+// Copyright 2026 The libcdp Authors.
+//
+// Identity::ApplyRules: a rule change applied to the existing graph does what the dry run said it would.
+
+#include <gtest/gtest.h>
+
+#include "test_util.h"
+
+namespace cdp {
+namespace {
+
+using testing::J;
+using testing::Unwrap;
+
+class ApplyRulesTest : public testing::EngineTest {
+ protected:
+  Identity& identity() { return engine_->identity(); }
+  Json Get(const Json& profile) { return Unwrap(profiles().Get(profile.Find("id")->as_string())); }
+  static std::string Id(const Json& profile) { return profile.Find("id")->as_string(); }
+  // The rules with canonical Gmail addresses, one deviceId per profile and customerIds "vip-*" blocked.
+  Json NextRules() {
+    Json next = Unwrap(identity().Rules());
+    for (Json& rule : next.Find("identifiers")->items()) {
+      const std::string type = rule.Find("type")->as_string();
+      if (type == "email") rule.Set("canonicalGmail", true);
+      if (type == "deviceId") rule.Set("limit", 1);
+      if (type == "customerId") rule.Set("blocked", Json::Array().Push("^vip-.*$"));
+    }
+    return next;
+  }
+};
+
+TEST_F(ApplyRulesTest, DoesWhatTheDryRunSaid) {
+  Json a = Unwrap(profiles().Create(J(R"({"externalIds":{"email":"j.doe+x@gmail.com"}})")));
+  Unwrap(events().Track(J(R"({"type":"purchase","email":"jdoe@gmail.com","properties":{"revenue":5}})")));
+  TrackResult b_event =
+      Unwrap(events().Track(J(R"({"type":"page_view","email":"jdoe@gmail.com","anonymousId":"anon-b"})")));
+  Json c = Unwrap(profiles().Create(J(R"({"externalIds":{"customerId":"vip-1","deviceIds":["d1","d2","d3"]}})")));
+  Json d = Unwrap(profiles().Create(J(R"({"externalIds":{"customerId":"C-2","email":"c2@gmail.com"}})")));
+  Json e = Unwrap(profiles().Create(J(R"({"externalIds":{"customerId":"C-3","email":"c.2@gmail.com"}})")));
+  const Json next = NextRules();
+  Json dry = Unwrap(identity().DryRunRules(next));
+  Json applied = Unwrap(identity().ApplyRules(next));
+
+  // The rules are in force.
+  EXPECT_EQ(Unwrap(identity().Rules()), applied.Find("rules") != nullptr ? *applied.Find("rules") : Json());
+  EXPECT_EQ(applied.Find("identifiersScanned")->as_int(), dry.Find("identifiersScanned")->as_int());
+  EXPECT_EQ(applied.Find("unlinked")->size(), dry.Find("wouldUnlink")->size()) << applied.Dump();
+  EXPECT_EQ(applied.Find("mergeBlocked")->size(), dry.Find("mergeBlocked")->size()) << applied.Dump();
+  ASSERT_EQ(applied.Find("merged")->size(), dry.Find("wouldMerge")->size()) << applied.Dump();
+  ASSERT_EQ(applied.Find("merged")->size(), 1u);
+
+  // j.doe+x@gmail.com and jdoe@gmail.com are one address now: the profile with the older link survives, with the
+  // other's events and traits.
+  const Json& merge = applied.Find("merged")->items()[0];
+  EXPECT_EQ(merge.Find("profileId")->as_string(), Id(a)) << applied.Dump();
+  EXPECT_EQ(merge.Find("merged")->items()[0].as_string(), b_event.profile_id);
+  Json survivor = Get(a);
+  EXPECT_EQ(survivor.FindPath("externalIds.email")->as_string(), "jdoe@gmail.com") << survivor.Dump();
+  EXPECT_EQ(survivor.FindPath("externalIds.anonymousId")->as_string(), "anon-b");
+  EXPECT_EQ(survivor.FindPath("computed.purchaseCount")->as_int(), 1);
+  EXPECT_EQ(Unwrap(profiles().Get(b_event.profile_id)).Find("id")->as_string(), Id(a));
+  // New writes resolve with the new normalization.
+  TrackResult later = Unwrap(events().Track(J(R"({"type":"page_view","email":"J.Doe+news@gmail.com"})")));
+  EXPECT_EQ(later.profile_id, Id(a));
+
+  // The vip customerId is blocked now, and the profile keeps its first device only.
+  Json cp = Get(c);
+  EXPECT_EQ(cp.FindPath("externalIds.customerId"), nullptr) << cp.Dump();
+  ASSERT_EQ(cp.FindPath("externalIds.deviceIds")->size(), 1u) << cp.Dump();
+  EXPECT_EQ(cp.FindPath("externalIds.deviceIds")->items()[0].as_string(), "d1");
+  int issues = 0;
+  for (const Json& issue : cp.Find("identityIssues")->items()) {
+    issues += issue.Find("value")->as_string() == "vip-1" || issue.Find("value")->as_string() == "d2" ||
+              issue.Find("value")->as_string() == "d3";
+  }
+  EXPECT_EQ(issues, 3) << cp.Dump();
+  // An unlinked value no longer finds the profile.
+  TrackResult d2 = Unwrap(events().Track(J(R"({"type":"page_view","deviceId":"d2"})")));
+  EXPECT_NE(d2.profile_id, Id(c));
+
+  // C-2 and C-3 cannot merge (two customerIds): the older holder keeps the address, the other loses it.
+  EXPECT_EQ(Get(d).FindPath("externalIds.email")->as_string(), "c2@gmail.com");
+  Json ep = Get(e);
+  EXPECT_EQ(ep.FindPath("externalIds.email"), nullptr) << ep.Dump();
+  EXPECT_EQ(ep.FindPath("externalIds.customerId")->as_string(), "C-3");
+  TrackResult c2 = Unwrap(events().Track(J(R"({"type":"page_view","email":"c.2@gmail.com"})")));
+  EXPECT_EQ(c2.profile_id, Id(d));
+
+  // All of it survives a reopen, and applying the same rules again changes nothing.
+  Reopen();
+  EXPECT_EQ(Get(a).FindPath("externalIds.email")->as_string(), "jdoe@gmail.com");
+  Json again = Unwrap(identity().ApplyRules(next));
+  EXPECT_EQ(again.Find("merged")->size(), 0u) << again.Dump();
+  EXPECT_EQ(again.Find("unlinked")->size(), 0u) << again.Dump();
+  EXPECT_EQ(again.Find("renormalized")->as_int(), 0);
+}
+
+TEST_F(ApplyRulesTest, BadRulesChangeNothing) {
+  Json a = Unwrap(profiles().Create(J(R"({"externalIds":{"email":"x@example.com"}})")));
+  Json before = Unwrap(identity().Rules());
+  EXPECT_TRUE(identity().ApplyRules(J(R"({"identifiers":[]})")).status().IsInvalidArgument());
+  EXPECT_EQ(Unwrap(identity().Rules()), before);
+  EXPECT_EQ(Get(a).FindPath("externalIds.email")->as_string(), "x@example.com");
+}
+
+}  // namespace
+}  // namespace cdp
