@@ -89,6 +89,14 @@ Status Convert(simdjson::dom::element el, int depth, const ParseLimits& limits, 
 
 namespace internal {
 
+const char* PaddedCopy(std::string_view text, std::string* reused, std::string* own) {
+  constexpr size_t kMaxReused = 1u << 20;
+  std::string* buffer = text.size() <= kMaxReused ? reused : own;
+  buffer->resize(text.size() + simdjson::SIMDJSON_PADDING);
+  std::memcpy(buffer->data(), text.data(), text.size());
+  return buffer->data();
+}
+
 void AppendJsonString(std::string_view s, std::string* out) {
   out->push_back('"');
   size_t run = 0;
@@ -174,17 +182,8 @@ Result<Json> Json::Parse(std::string_view text, const ParseLimits& limits) {
   // So is the padded copy of the input simdjson needs, up to a size (a larger document gets its own).
   thread_local simdjson::dom::parser parser;
   thread_local std::string buffer;
-  constexpr size_t kMaxKeptBuffer = 1u << 20;
-  simdjson::padded_string own;
-  const char* padded;
-  if (text.size() <= kMaxKeptBuffer) {
-    buffer.resize(text.size() + simdjson::SIMDJSON_PADDING);
-    std::memcpy(buffer.data(), text.data(), text.size());
-    padded = buffer.data();
-  } else {
-    own = simdjson::padded_string(text);
-    padded = own.data();
-  }
+  std::string own;
+  const char* padded = internal::PaddedCopy(text, &buffer, &own);
   simdjson::dom::element root;
   auto error = parser.parse(padded, text.size(), /*realloc_if_needed=*/false).get(root);
   if (error) {

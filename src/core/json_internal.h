@@ -22,6 +22,10 @@ namespace cdp::internal {
 // are JSON, and JSON text is UTF-8: such a value could be written but never read back.
 Status CheckUtf8(const Json& value);
 
+// A copy of `text` with the padding simdjson reads past its end: in `*reused` (a buffer the caller keeps, e.g. per
+// thread, so that repeated parses allocate nothing) when it is at most 1 MiB, else in `*own`. Returns its start.
+const char* PaddedCopy(std::string_view text, std::string* reused, std::string* own);
+
 // Appends `s` as a JSON string literal, escaped exactly as Json::Dump escapes strings and keys.
 void AppendJsonString(std::string_view s, std::string* out);
 

@@ -524,17 +524,8 @@ Status ParseEventBatch(std::string_view text, const Options& options, int64_t no
   // of Json::Parse: the fallbacks below use it while this parser's document is in use.)
   thread_local simdjson::dom::parser parser;
   thread_local std::string buffer;
-  constexpr size_t kMaxKeptBuffer = 1u << 20;
-  simdjson::padded_string own;
-  const char* padded;
-  if (text.size() <= kMaxKeptBuffer) {
-    buffer.resize(text.size() + simdjson::SIMDJSON_PADDING);
-    std::memcpy(buffer.data(), text.data(), text.size());
-    padded = buffer.data();
-  } else {
-    own = simdjson::padded_string(text);
-    padded = own.data();
-  }
+  std::string own;
+  const char* padded = PaddedCopy(text, &buffer, &own);
   element root;
   if (parser.parse(padded, text.size(), /*realloc_if_needed=*/false).get(root)) return via_json();
   // simdjson validated the text as UTF-8; only a \u escape can unescape into something else (a lone surrogate).
