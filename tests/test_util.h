@@ -6,10 +6,14 @@
 #define CDP_TESTS_TEST_UTIL_H_
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <random>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "cdp/cdp.h"
 
@@ -46,6 +50,35 @@ T Unwrap(Result<T> r) {
   EXPECT_TRUE(r.ok()) << r.status().ToString();
   if (!r.ok()) throw std::runtime_error(r.status().ToString());
   return std::move(r).value();
+}
+
+// Starts this test binary again as a child process that runs only the test `name` (usually a DISABLED_ helper),
+// with the variables of `env` set; returns its pid (waitpid it), or -1 if fork failed. A bare fork() is not enough
+// once any earlier test has opened a database: the child inherits RocksDB's thread pool without its threads, and
+// its first flush waits forever. File descriptors without O_CLOEXEC (such as pipe() ends) stay open in the child.
+inline pid_t SpawnTestChild(const std::string& name, const std::vector<std::pair<std::string, std::string>>& env) {
+  // Everything is built before fork(): between fork and exec a child of a threaded process may not allocate.
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+  std::vector<std::string> args = {self, "--gtest_also_run_disabled_tests", "--gtest_filter=" + name};
+  std::vector<std::string> vars;
+  for (const auto& [key, value] : env) vars.push_back(key + "=" + value);
+  for (char** e = environ; *e != nullptr; ++e) vars.emplace_back(*e);
+  std::vector<char*> argv, envp;
+  for (auto& a : args) argv.push_back(a.data());
+  for (auto& v : vars) envp.push_back(v.data());
+  argv.push_back(nullptr);
+  envp.push_back(nullptr);
+  pid_t pid = fork();
+  if (pid != 0) return pid;
+  execve(argv[0], argv.data(), envp.data());
+  _exit(127);
+}
+
+// The value of an environment variable a spawned child was given; fails the test if it is missing.
+inline std::string ChildEnv(const char* key) {
+  const char* value = std::getenv(key);
+  EXPECT_NE(value, nullptr) << key << " is not set: run this test through SpawnTestChild";
+  return value == nullptr ? std::string() : std::string(value);
 }
 
 // An engine in a temp dir, for fixtures.

@@ -99,36 +99,12 @@ EngineImpl::~EngineImpl() {
 }
 
 Status EngineImpl::RecoverTail() {
-  absl::flat_hash_set<std::string> touched;
-  CDP_RETURN_IF_ERROR(tail_.Recover(&touched));
-  if (touched.empty()) return Status::OK();
-  // The traits of the profiles the log names are recomputed from their events: the crash may have lost their
-  // tail deltas, or not (when it came after a flush that did not get to delete the log).
-  storage::WriteBatch batch(*store_);
-  EventTail::Changes changes;
-  for (const std::string& profile : touched) {
-    storage::Traits traits;
-    bool any = false;
-    std::string document;
-    for (ProfileEvents events(*store_, tail_, profile); events.Valid(); events.Next()) {
-      Status s = events.Read(&document);
-      if (s.IsNotFound()) continue;
-      CDP_RETURN_IF_ERROR(s);
-      auto event = Json::Parse(document);
-      if (!event.ok() || !StoredEventTraits(*event, events.time_us(), &traits)) {
-        return Status::DataLoss("a stored event is corrupt");
-      }
-      any = true;
-    }
-    if (any) {
-      batch.Put(storage::Cf::kTraits, profile, traits.Encode());
-    } else {
-      batch.Delete(storage::Cf::kTraits, profile);
-    }
-    changes.reset.insert(profile);
-  }
-  CDP_RETURN_IF_ERROR(store_->Write(&batch).status());
-  tail_.Apply(std::move(changes));
+  CDP_RETURN_IF_ERROR(tail_.Recover([](std::string_view document, int64_t time_us, storage::Traits* traits) {
+    auto event = Json::Parse(document);
+    if (!event.ok() || !StoredEventTraits(*event, time_us, traits))
+      return Status::DataLoss("a stored event is corrupt");
+    return Status::OK();
+  }));
   return FlushTail();
 }
 
@@ -420,7 +396,8 @@ class EngineImpl::IngestContext : public GraphView {
   bool Prepare() {
     for (const PendingEvent& p : pending_events_) {
       batch_.Put(storage::Cf::kEventsByTime, storage::TimeIndexKey(p.time_us, p.id, p.profile_id), p.value);
-      index_.added.emplace_back(p.profile_id, storage::TimeKey(p.time_us, p.id));
+      // A new event counts in its profile's traits unless a merge in this batch moved it (and its aggregate).
+      index_.Add(p.profile_id, storage::TimeKey(p.time_us, p.id), !p.moved);
     }
     engine_->tail_.Log(index_, &batch_);
     for (auto& [id, doc] : dirty_profiles_) batch_.Put(storage::Cf::kProfiles, id, doc.Dump());
@@ -460,7 +437,8 @@ class EngineImpl::IngestContext : public GraphView {
     int64_t time_us;
     std::string id;
     bool client_id;
-    std::string value;  // the stored document
+    std::string value;   // the stored document
+    bool moved = false;  // a merge in this batch moved it (its trait delta went with the merged aggregate)
   };
 
   struct EventPlan {
@@ -652,7 +630,7 @@ class EngineImpl::IngestContext : public GraphView {
       batch_.Delete(storage::Cf::kEventsByTime, storage::TimeIndexKey(t, id, from));
       batch_.Put(storage::Cf::kEventsByTime, storage::TimeIndexKey(t, id, to), value);
       index_.removed.emplace_back(from, time_key);
-      index_.added.emplace_back(to, time_key);  // no trait delta: Merge moves the aggregate
+      index_.Add(to, time_key, /*counts=*/false);  // no trait delta: Merge moves the aggregate
     }
     CDP_RETURN_IF_ERROR(events.status());
     for (PendingEvent& p : pending_events_) {
@@ -668,6 +646,7 @@ class EngineImpl::IngestContext : public GraphView {
       if (!rewrite(p.value, &value)) return Status::Internal("an event of this batch does not parse");
       p.value = std::move(value);
       p.profile_id = to;
+      p.moved = true;
     }
     if (auto it = batch_times_.find(from); it != batch_times_.end()) {
       std::vector<std::pair<int64_t, std::string>> times = std::move(it->second);
@@ -1166,7 +1145,9 @@ Result<Json> EngineImpl::Unmerge(std::string_view profile_id, std::string_view m
     std::lock_guard<std::mutex> lock(write_mu_);
     CDP_RETURN_IF_ERROR(write_error_);
     std::unique_lock<std::shared_mutex> exclusive(commit_mu_);  // every event of the survivor is in storage
-    tail_.WaitForBackground();  // no bulk load of traits lands after the recomputed ones
+    // The tail written out first: traits are recomputed from all events below, and no logged delta may be
+    // replayed on top of them after a crash.
+    CDP_RETURN_IF_ERROR(FlushTail());
     std::string live;
     CDP_ASSIGN_OR_RETURN(Json survivor, ReadLiveProfile(profile_id, &live));
     std::string text;
@@ -1308,7 +1289,7 @@ Result<Json> EngineImpl::Unmerge(std::string_view profile_id, std::string_view m
       batch.Delete(storage::Cf::kEventsByTime, storage::TimeIndexKey(t, id, survivor_id));
       batch.Put(storage::Cf::kEventsByTime, storage::TimeIndexKey(t, id, owner), event->Dump());
       changes.removed.emplace_back(survivor_id, time_key);
-      changes.added.emplace_back(owner, time_key);
+      changes.Add(owner, time_key, /*counts=*/false);  // the traits are recomputed below
       ++moved;
     }
     CDP_RETURN_IF_ERROR(events.status());

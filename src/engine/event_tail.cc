@@ -11,8 +11,11 @@ namespace cdp::internal {
 
 namespace {
 
-// A log record: per added entry, varint-free fixed framing: u16 profile length, profile, u16 time key length,
-// time key (ids are at most 256 bytes).
+// A log record: the byte kRecordTag, then per added entry: u16 profile length, profile, u16 time key length, time
+// key (ids are at most 256 bytes), then one byte: 1 when the event is new (its traits count), 0 when a merge moved
+// it. Records of development builds before the flag began with a profile id's length (0xff only for 255 bytes).
+constexpr char kRecordTag = '\xff';
+
 void AppendPart(std::string* out, std::string_view s) {
   out->push_back(static_cast<char>(s.size() & 0xff));
   out->push_back(static_cast<char>(s.size() >> 8));
@@ -38,10 +41,11 @@ std::string RecordKey(uint64_t record) {
 
 void EventTail::Log(const Changes& changes, storage::WriteBatch* batch) {
   if (changes.added.empty()) return;
-  std::string record;
-  for (const auto& [profile, time_key] : changes.added) {
-    AppendPart(&record, profile);
-    AppendPart(&record, time_key);
+  std::string record(1, kRecordTag);
+  for (size_t i = 0; i < changes.added.size(); ++i) {
+    AppendPart(&record, changes.added[i].first);
+    AppendPart(&record, changes.added[i].second);
+    record.push_back(i < changes.counted.size() && changes.counted[i] ? '\1' : '\0');
   }
   batch->Put(storage::Cf::kIndexLog, RecordKey(next_record_++), record);
 }
@@ -109,22 +113,19 @@ Status EventTail::WriteOut(const Map& map, uint64_t upto, bool frozen) {
   for (const auto* entry : order) {
     if (entry->second.has_delta) CDP_RETURN_IF_ERROR(load->Add(entry->first, entry->second.delta.Encode()));
   }
-  {
-    // Readers wait while the files are added, so that none counts a trait delta both in storage and here.
-    std::unique_lock<std::shared_mutex> lock(mu_);
-    CDP_RETURN_IF_ERROR(load->Commit());
-    if (frozen) {
-      frozen_.reset();
-    } else {
-      profiles_.clear();
-      entries_ = 0;
-    }
+  // The log records of these entries go in the same atomic load: after it, nothing is both logged and stored.
+  CDP_RETURN_IF_ERROR(load->StartRun(storage::Cf::kIndexLog, /*merge=*/false));
+  CDP_RETURN_IF_ERROR(load->DeleteRange(RecordKey(0), RecordKey(upto)));
+  // Readers wait while the files are added, so that none counts a trait delta both in storage and here.
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  CDP_RETURN_IF_ERROR(load->Commit());
+  if (frozen) {
+    frozen_.reset();
+  } else {
+    profiles_.clear();
+    entries_ = 0;
   }
-  // The records are now redundant. Were this write lost, Recover would read them again: index keys are idempotent
-  // and traits are recomputed, so nothing counts twice.
-  storage::WriteBatch batch(*store_);
-  batch.DeleteRange(storage::Cf::kIndexLog, RecordKey(0), RecordKey(upto));
-  return store_->Write(&batch).status();
+  return Status::OK();
 }
 
 Status EventTail::FlushInBackground() {
@@ -163,7 +164,8 @@ Status EventTail::Flush() {
   return WriteOut(profiles_, next_record_, /*frozen=*/false);
 }
 
-Status EventTail::Recover(absl::flat_hash_set<std::string>* touched) {
+Status EventTail::Recover(
+    const std::function<Status(std::string_view document, int64_t time_us, storage::Traits*)>& traits_of) {
   auto iter = store_->NewIterator(storage::Cf::kIndexLog);
   Changes changes;
   std::string document;
@@ -172,16 +174,24 @@ Status EventTail::Recover(absl::flat_hash_set<std::string>* touched) {
       next_record_ = std::max(next_record_, storage::DecodeBigEndian64(iter->key()) + 1);
     }
     std::string_view in = iter->value();
+    if (in.empty() || in[0] != kRecordTag) {
+      return Status::DataLoss(
+          "the index log left by a crash was written by an unreleased development build of format 4; open it with "
+          "that build once to recover it");
+    }
+    in.remove_prefix(1);
     std::string_view profile, time_key;
-    while (ReadPart(&in, &profile) && ReadPart(&in, &time_key)) {
+    while (ReadPart(&in, &profile) && ReadPart(&in, &time_key) && !in.empty()) {
+      const bool counts = in[0] == '\1';
+      in.remove_prefix(1);
       if (time_key.size() < 8) continue;
-      touched->emplace(profile);
-      Status s = store_->Get(
-          storage::Cf::kEventsByTime,
-          storage::TimeIndexKey(storage::TimeKeyTime(time_key), storage::TimeKeyEventId(time_key), profile), &document);
+      const int64_t time_us = storage::TimeKeyTime(time_key);
+      Status s = store_->Get(storage::Cf::kEventsByTime,
+                             storage::TimeIndexKey(time_us, storage::TimeKeyEventId(time_key), profile), &document);
       if (s.IsNotFound()) continue;  // moved or deleted after it was logged
       CDP_RETURN_IF_ERROR(s);
-      changes.added.emplace_back(profile, time_key);
+      changes.Add(std::string(profile), std::string(time_key), counts);
+      if (counts) CDP_RETURN_IF_ERROR(traits_of(document, time_us, &changes.deltas[std::string(profile)]));
     }
   }
   CDP_RETURN_IF_ERROR(iter->status());

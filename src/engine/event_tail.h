@@ -15,11 +15,10 @@
 // profile, close) writes everything before it returns.
 //
 // Readers see storage and the tail together: ProfileEvents merges the two indexes (an entry may briefly be in
-// both), and Delta adds to the stored traits what the tail holds. After a crash, Recover reads the log back; the
-// engine then recomputes the traits of the profiles the log names from their events (a delta is not replayed: it
-// may already be in storage).
+// both), and Traits adds to the stored traits what the tail holds. After a crash, Recover reads the log back (the
+// index entries, and the trait deltas of new events from their documents).
 //
-// Thread-safety: reads (ProfileEvents, Delta, size) from any thread. Log, Apply, FlushInBackground and Flush are
+// Thread-safety: reads (ProfileEvents, Traits, size) from any thread. Log, Apply, FlushInBackground and Flush are
 // for the engine's write path: one at a time (under its write lock); the flushes only once every write logged has
 // been applied to storage. The background writer takes no engine lock.
 
@@ -27,6 +26,7 @@
 #define CDP_ENGINE_EVENT_TAIL_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <shared_mutex>
 #include <string>
@@ -48,7 +48,9 @@ class EventTail {
  public:
   // What one write changes in the index and the traits. Apply takes them in this order: removed, reset, added.
   struct Changes {
-    std::vector<std::pair<std::string, std::string>> added;    // (profile id, time key) of events now stored
+    std::vector<std::pair<std::string, std::string>> added;  // (profile id, time key) of events now stored
+    // Per entry of `added` (missing: false): the event is new, its traits are in `deltas` (not moved by a merge).
+    std::vector<bool> counted;
     std::vector<std::pair<std::string, std::string>> removed;  // of events moved or deleted
     // Trait aggregates of added events, per profile (events moved by a merge carry none: the merge moves the
     // stored aggregate).
@@ -56,6 +58,11 @@ class EventTail {
     // Profiles whose stored traits the write replaces or deletes: their tail deltas are dropped.
     absl::flat_hash_set<std::string> reset;
     bool empty() const { return added.empty() && removed.empty() && deltas.empty() && reset.empty(); }
+    void Add(std::string profile, std::string time_key, bool counts) {
+      counted.resize(added.size(), false);
+      added.emplace_back(std::move(profile), std::move(time_key));
+      counted.push_back(counts);
+    }
   };
 
   explicit EventTail(storage::Store* store) : store_(store) {}
@@ -79,9 +86,11 @@ class EventTail {
   // Waits for a background flush. Write path; before a write that replaces, deletes or moves stored traits (a
   // merge, an unmerge), so that no bulk load lands after it.
   void WaitForBackground();
-  // Reads the log left by a crash into the tail (entries whose event is in the log only). `touched` receives the
-  // profiles the log names, whose traits the caller must recompute. At open, before any write.
-  Status Recover(absl::flat_hash_set<std::string>* touched);
+  // Reads the log left by a crash back into the tail: the entries whose event is still in the event log, and the
+  // trait deltas of the new ones (read from their documents by `traits_of`). At open, before any write.
+  // A flush deletes the log records in the same atomic bulk load that writes their entries and deltas, so none is
+  // counted twice; a write that replaces stored traits (an unmerge) flushes the tail first.
+  Status Recover(const std::function<Status(std::string_view document, int64_t time_us, storage::Traits*)>& traits_of);
 
   size_t size() const;  // index entries held in the part being filled
   // The computed-trait aggregate of `profile`: storage's plus the tail's, read at one moment (a bulk load is never

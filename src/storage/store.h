@@ -101,6 +101,8 @@ class BulkLoad {
   Status StartRun(Cf cf, bool merge);
   // Adds an entry to the current run. Keys must be strictly increasing within a run.
   Status Add(std::string_view key, std::string_view value);
+  // Adds to the current run the deletion of every key in [begin, end) written before the load.
+  Status DeleteRange(std::string_view begin, std::string_view end);
   // Adds every non-empty run to the database, atomically. The entries are durable when it returns, and newer than
   // every write before the call.
   Status Commit();

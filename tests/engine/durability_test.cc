@@ -18,38 +18,47 @@ namespace {
 using testing::J;
 using testing::Unwrap;
 
+// The writer, run in a child process by RunWriterAndKill (not on its own): writes until killed, reporting each
+// acknowledged event id on the pipe it was given.
+TEST(DurabilityChild, DISABLED_Write) {
+  const std::string dir = testing::ChildEnv("CDP_TEST_DIR");
+  const bool sync = testing::ChildEnv("CDP_TEST_SYNC") == "1";
+  const bool batches = testing::ChildEnv("CDP_TEST_BATCHES") == "1";
+  const int fd = std::stoi(testing::ChildEnv("CDP_TEST_FD"));
+  Options options;
+  options.sync_writes = sync;
+  auto engine = Engine::Open(options, dir);
+  if (!engine.ok()) _exit(2);
+  for (int i = 0;; ++i) {
+    std::string id = "ev" + std::to_string(i);
+    std::string line;
+    if (batches) {
+      std::vector<Json> batch;
+      for (int k = 0; k < 10; ++k) {
+        batch.push_back(J(R"({"type":"purchase","customerId":"c)" + std::to_string(i % 7) + R"(","id":")" + id + "-" +
+                          std::to_string(k) + R"(","properties":{"revenue":1}})"));
+      }
+      auto r = (*engine)->events().TrackBatch(batch);
+      if (!r.ok() || r->accepted != 10) _exit(3);
+      for (int k = 0; k < 10; ++k) line += id + "-" + std::to_string(k) + "\n";
+    } else {
+      auto r = (*engine)->events().Track(J(R"({"type":"purchase","customerId":"c)" + std::to_string(i % 7) +
+                                           R"(","id":")" + id + R"(","properties":{"revenue":1}})"));
+      if (!r.ok()) _exit(3);
+      line = id + "\n";
+    }
+    if (write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) _exit(4);
+  }
+}
+
 void RunWriterAndKill(const std::string& dir, bool sync, bool batches, std::set<std::string>* acked) {
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);
-  pid_t pid = fork();
+  pid_t pid = testing::SpawnTestChild("DurabilityChild.DISABLED_Write", {{"CDP_TEST_DIR", dir},
+                                                                         {"CDP_TEST_SYNC", sync ? "1" : "0"},
+                                                                         {"CDP_TEST_BATCHES", batches ? "1" : "0"},
+                                                                         {"CDP_TEST_FD", std::to_string(fds[1])}});
   ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    close(fds[0]);
-    Options options;
-    options.sync_writes = sync;
-    auto engine = Engine::Open(options, dir);
-    if (!engine.ok()) _exit(2);
-    for (int i = 0;; ++i) {
-      std::string id = "ev" + std::to_string(i);
-      std::string line;
-      if (batches) {
-        std::vector<Json> batch;
-        for (int k = 0; k < 10; ++k) {
-          batch.push_back(J(R"({"type":"purchase","customerId":"c)" + std::to_string(i % 7) + R"(","id":")" + id + "-" +
-                            std::to_string(k) + R"(","properties":{"revenue":1}})"));
-        }
-        auto r = (*engine)->events().TrackBatch(batch);
-        if (!r.ok() || r->accepted != 10) _exit(3);
-        for (int k = 0; k < 10; ++k) line += id + "-" + std::to_string(k) + "\n";
-      } else {
-        auto r = (*engine)->events().Track(J(R"({"type":"purchase","customerId":"c)" + std::to_string(i % 7) +
-                                             R"(","id":")" + id + R"(","properties":{"revenue":1}})"));
-        if (!r.ok()) _exit(3);
-        line = id + "\n";
-      }
-      if (write(fds[1], line.data(), line.size()) != static_cast<ssize_t>(line.size())) _exit(4);
-    }
-  }
   close(fds[1]);
   std::string received;
   char buf[4096];

@@ -4,6 +4,7 @@
 // it is marked GUARD (passes; protects a subtle property that was checked by hand during the review).
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -38,10 +39,8 @@ class ReviewTest : public testing::EngineTest {
 
 // Helper run in a child process by ReviewHubRestart (not run on its own).
 TEST(ReviewHubChild, DISABLED_Write) {
-  const char* dir = std::getenv("CDP_REVIEW_DIR");
-  const char* anon = std::getenv("CDP_REVIEW_ANON");
-  ASSERT_NE(dir, nullptr);
-  ASSERT_NE(anon, nullptr);
+  const std::string dir = testing::ChildEnv("CDP_REVIEW_DIR");
+  const std::string anon = testing::ChildEnv("CDP_REVIEW_ANON");
   auto engine = Unwrap(Engine::Open(Options(), dir));
   Json rules = Unwrap(engine->identity().Rules());
   rules.Find("hub")->Set("threshold", 1);
@@ -52,13 +51,13 @@ TEST(ReviewHubChild, DISABLED_Write) {
 
 TEST(ReviewHubRestart, HubSetsCountOneCustomerOnceAcrossRestarts) {
   testing::TempDir dir;
-  const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
   for (const char* anon : {"anon-1", "anon-2"}) {
-    ::setenv("CDP_REVIEW_DIR", dir.path().c_str(), 1);
-    ::setenv("CDP_REVIEW_ANON", anon, 1);
-    const std::string cmd =
-        self + " --gtest_also_run_disabled_tests --gtest_filter=ReviewHubChild.DISABLED_Write >/dev/null 2>&1";
-    ASSERT_EQ(std::system(cmd.c_str()), 0) << "child process failed";
+    pid_t pid = testing::SpawnTestChild("ReviewHubChild.DISABLED_Write",
+                                        {{"CDP_REVIEW_DIR", dir.path()}, {"CDP_REVIEW_ANON", anon}});
+    ASSERT_GE(pid, 0);
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child process failed: " << status;
   }
   auto engine = Unwrap(Engine::Open(Options(), dir.path()));
   // One customer (c-1), one device, two anonymous ids: the device has been seen with one high-priority value.
