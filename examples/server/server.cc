@@ -120,6 +120,7 @@ class Api : public std::enable_shared_from_this<Api> {
   void GetMatching(const Request& req, Response& res);
   void SetMatching(const Request& req, Response& res);
   void FindDuplicates(const Request& req, Response& res);
+  void MatchPending(const Request& req, Response& res);
   void ListProposals(const Request& req, Response& res);
   void DecideProposal(const Request& req, Response& res);
 
@@ -183,6 +184,7 @@ void Api::Register(httplib::Server& http) {
   Route(http, "GET", "/api/cdp/identity/matching", bind(&Api::GetMatching));
   Route(http, "PUT", "/api/cdp/identity/matching", bind(&Api::SetMatching));
   Route(http, "POST", "/api/cdp/identity/duplicates", bind(&Api::FindDuplicates));
+  Route(http, "POST", "/api/cdp/identity/matching/pending", bind(&Api::MatchPending));
   Route(http, "GET", "/api/cdp/identity/proposals", bind(&Api::ListProposals));
   Route(http, "POST", R"(/api/cdp/identity/proposals/([^/]+)/(accept|reject))", bind(&Api::DecideProposal));
   Route(http, "POST", "/api/cdp/events", bind(&Api::TrackEvent));
@@ -456,6 +458,12 @@ void Api::SetMatching(const Request& req, Response& res) {
 
 void Api::FindDuplicates(const Request&, Response& res) {
   Result<Json> run = engine_.identity().FindDuplicates();
+  if (!run.ok()) return WriteStatus(res, run.status());
+  WriteJson(res, 200, *run);
+}
+
+void Api::MatchPending(const Request&, Response& res) {
+  Result<Json> run = engine_.identity().MatchPending();
   if (!run.ok()) return WriteStatus(res, run.status());
   WriteJson(res, 200, *run);
 }

@@ -279,7 +279,8 @@ class Identity {
 
   // The matching configuration: {"linkage": <Fellegi-Sunter configuration over profile paths such as
   // "attributes.lastName">, "proposeAbove": probability (default 0.9), "autoMergeAbove": probability or null (the
-  // default: never merge automatically)}.
+  // default: never merge automatically), "onWrite": match profiles as they are written (default false; see
+  // MatchPending)}. Changing "linkage" drops the trained model and the blocking index (run FindDuplicates again).
   virtual Result<Json> MatchingConfig() = 0;
   // Validates (InvalidArgument naming the field, e.g. "linkage.comparators[1].thresholds[0]") and stores it.
   virtual Result<Json> SetMatchingConfig(const Json& config) = 0;
@@ -292,6 +293,18 @@ class Identity {
   // blocking gives more pairs than linkage.maxPairs. Cost: reads every profile; O(pairs) comparisons.
   virtual Result<Json> FindDuplicates() = 0;
 
+  // Matching on write: with "onWrite": true in the matching configuration, every profile a write creates or
+  // changes is queued and, in a background thread, indexed by its blocking keys and scored against the profiles
+  // that share a block with it, with the model the last FindDuplicates run estimated (run it once after turning
+  // onWrite on: it trains the model and indexes the existing profiles). Pairs at or above proposeAbove become
+  // proposals (or merges above autoMergeAbove) as in FindDuplicates, within milliseconds of the write. Without a
+  // trained model for the current linkage configuration, profiles are indexed but not scored. The queue is in
+  // memory: profiles queued at a crash are caught up by the next FindDuplicates. Blocks are read up to 1,000
+  // profiles each.
+  // MatchPending matches everything queued now, in the calling thread, and returns what it did:
+  // {"matched", "proposed", "updated", "autoMerged"}. Errors: storage errors.
+  virtual Result<Json> MatchPending() = 0;
+
   // Proposals with the given status ("pending", "accepted", "rejected", "merged", "obsolete"; empty: all), most
   // probable first:
   // [{"proposalId", "profileIds": [a, b], "probability", "matchWeight", "comparisons": [{"comparator", "level",
@@ -302,8 +315,10 @@ class Identity {
   virtual Result<Json> AcceptProposal(std::string_view proposal_id) = 0;
   virtual Result<Json> RejectProposal(std::string_view proposal_id) = 0;
 
-  // {"profiles", "merges", "mergedProfiles", "unmerges", "unificationRate"}: profiles live now, merges done,
-  // profiles merged away (net of unmerges), merges undone, and mergedProfiles / (profiles + mergedProfiles).
+  // {"profiles", "merges", "mergedProfiles", "unmerges", "unificationRate", "matching"}: profiles live now, merges
+  // done, profiles merged away (net of unmerges), merges undone, mergedProfiles / (profiles + mergedProfiles), and
+  // matching on write: {"onWrite", "model": {"trainedAt", "candidatePairs"} | null, "queued", "matched",
+  // "proposed", "updated", "autoMerged", "errors", "lastError"} (counts since open).
   virtual Result<Json> Stats() = 0;
 };
 

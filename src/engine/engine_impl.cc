@@ -39,6 +39,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(const Options& options, const std::
   if (!store.ok()) return store.status();
   auto engine = std::make_unique<internal::EngineImpl>(options, std::move(store).value());
   CDP_RETURN_IF_ERROR(engine->LoadRules());
+  CDP_RETURN_IF_ERROR(engine->identity_impl().LoadMatching());
   CDP_RETURN_IF_ERROR(engine->RecoverTail());
   return std::unique_ptr<Engine>(std::move(engine));
 }
@@ -94,6 +95,7 @@ EngineImpl::EngineImpl(const Options& options, std::unique_ptr<storage::Store> s
       tail_(store_.get()) {}
 
 EngineImpl::~EngineImpl() {
+  identity_.StopMatcher();  // it reads and writes the store
   // Writes the tail so that the next open has no log to read. Should it fail, the log is read at the next open.
   (void)tail_.Flush();
 }
@@ -418,6 +420,11 @@ class EngineImpl::IngestContext : public GraphView {
   // Makes the batch's session, identity and merge changes visible to later batches.
   void Publish() {
     engine_->tail_.Apply(std::move(index_));
+    if (engine_->identity_.matching_on_write()) {
+      std::vector<std::string> written;
+      for (const auto& [id, doc] : dirty_profiles_) written.push_back(id);
+      engine_->identity_.NotifyWritten(std::move(written));
+    }
     if (engine_->sessions_.size() + staged_sessions_.size() > kMaxSessionCache) engine_->sessions_.clear();
     for (const std::string& id : merged_away_) engine_->sessions_.erase(id);
     for (auto& [id, state] : staged_sessions_) engine_->sessions_[id] = std::move(state);
@@ -1314,6 +1321,9 @@ Result<Json> EngineImpl::Unmerge(std::string_view profile_id, std::string_view m
       redirects_.erase(m);
       sessions_.erase(m);
     }
+    std::vector<std::string> written(merged.begin(), merged.end());
+    written.push_back(survivor_id);
+    identity_.NotifyWritten(std::move(written));
     Json restored = Json::Array();
     for (const std::string& m : merged) restored.Push(m);
     out.Set("mergeId", std::string(merge_id));
@@ -1423,6 +1433,7 @@ Result<Json> EngineImpl::WriteProfile(std::string_view requested_id, const Json&
       hub_cache_.erase(IdentityKeyOf(ident));
     }
     for (const Identifier& ident : now_ids) identity_cache_[IdentityKeyOf(ident)] = id;
+    identity_.NotifyWritten({id});
   }
   CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
   return RenderProfile(stored, ReadTraits(id));
@@ -1483,6 +1494,7 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id) {
         }
       }
       CDP_RETURN_IF_ERROR(m->status());
+      CDP_RETURN_IF_ERROR(identity_.EraseBlockEntries(pid, &batch));  // fuzzy matching's blocking index
       // Fuzzy-match proposals naming the profile.
       std::string proposals_prefix = storage::ProfileProposalsPrefix(pid);
       auto q = store_->NewIterator(storage::Cf::kMerges, proposals_prefix, storage::PrefixSuccessor(proposals_prefix));

@@ -11,10 +11,13 @@
 #ifndef CDP_ENGINE_ENGINE_IMPL_H_
 #define CDP_ENGINE_ENGINE_IMPL_H_
 
+#include <atomic>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -83,12 +86,55 @@ class IdentityImpl final : public Identity {
   Result<Json> Proposals(std::string_view status) override;
   Result<Json> AcceptProposal(std::string_view proposal_id) override;
   Result<Json> RejectProposal(std::string_view proposal_id) override;
+  Result<Json> MatchPending() override;
+
+  // ---- Fuzzy matching on write (matching_impl.cc; docs/identity.md "Matching on write").
+  // Reads the matching configuration and trained model; starts the matcher thread when onWrite is set. At open.
+  Status LoadMatching();
+  // Whether writes should report the profiles they change (onWrite is set). Cheap.
+  bool matching_on_write() const { return on_write_.load(std::memory_order_relaxed); }
+  // Queues profiles a write stored (after it is in the database); the matcher thread scores them.
+  void NotifyWritten(std::vector<std::string> profile_ids);
+  // Adds to `batch` the deletion of a profile's blocking-index entries (erasure). Write lock held.
+  Status EraseBlockEntries(std::string_view profile_id, storage::WriteBatch* batch);
+  // Stops the matcher thread; before the engine closes. Idempotent.
+  void StopMatcher();
+  // The "matching" member of Stats.
+  Json MatchingStats();
 
  private:
+  struct OnWrite;  // the configuration, linker and model matching on write uses
+  struct MatchCounts {
+    int64_t matched = 0, proposed = 0, updated = 0, auto_merged = 0;
+  };
   Result<Json> ReadProposal(std::string_view proposal_id);
   Status WriteProposal(const Json& proposal);
+  // Records (or updates) the proposal of one scored pair and auto-merges it when configured. matching_mu_ held.
+  Status ProposePair(const OnWrite& config, const std::string& a, const std::string& b, double probability,
+                     double weight, const Json& comparisons, const std::string& now, MatchCounts* counts,
+                     std::string* proposal_id);
+  // Re-reads configuration and model into on_write_state_, starts or stops the thread. matching_mu_ held.
+  Status ReloadMatching();
+  // Indexes one queued profile and, unless index_only, scores it against its blocks. matching_mu_ held.
+  Status MatchOne(const OnWrite& state, const std::string& profile_id, bool index_only, MatchCounts* counts);
+  // Takes up to `max` queued profiles and matches them. matching_mu_ held.
+  Status MatchQueued(size_t max, MatchCounts* counts);
+  void MatcherLoop();
+
   EngineImpl* engine_;
-  std::mutex matching_mu_;  // one FindDuplicates / proposal decision at a time
+  std::mutex matching_mu_;                         // one FindDuplicates / proposal decision / matcher step at a time
+  std::shared_ptr<const OnWrite> on_write_state_;  // guarded by matching_mu_
+  std::atomic<bool> on_write_{false};
+  // The matcher's queue: profile id -> index only (a backfill) or match.
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  absl::flat_hash_map<std::string, bool> queued_;  // guarded by queue_mu_
+  bool stopping_ = false;                          // guarded by queue_mu_
+  std::thread matcher_;  // started under matching_mu_ when onWrite is first set; joined by StopMatcher
+  // Totals since open, and the latest error of the thread (guarded by queue_mu_).
+  MatchCounts totals_;
+  int64_t errors_ = 0;
+  std::string last_error_;
 };
 
 class EngineImpl final : public Engine {
@@ -98,6 +144,7 @@ class EngineImpl final : public Engine {
   Profiles& profiles() override { return profiles_; }
   Events& events() override { return events_; }
   Identity& identity() override { return identity_; }
+  IdentityImpl& identity_impl() { return identity_; }
   Result<Json> Stats() override;
   Status Flush() override;
 

@@ -431,6 +431,7 @@ Result<Json> IdentityImpl::Stats() {
   out.Set("unmerges", store.ReadCounter("unmerges"));
   out.Set("unificationRate",
           profiles + merged > 0 ? static_cast<double>(merged) / static_cast<double>(profiles + merged) : 0.0);
+  out.Set("matching", MatchingStats());
   return out;
 }
 

@@ -1216,6 +1216,27 @@ std::vector<int> NumLevels(const LinkageConfig& config) {
   return levels;
 }
 
+// The key of `rule` for `row` (its values at `fields`, one per key part) into *key; false when a part is missing.
+bool RowKey(const BlockingRule& rule, const std::vector<std::string>& row, const std::vector<size_t>& fields,
+            std::string* key, std::string* part) {
+  key->clear();
+  for (size_t i = 0; i < rule.keys.size(); ++i) {
+    const BlockingKey& k = rule.keys[i];
+    *part = Normalize(row[fields[i]]);
+    if (k.transform == KeyTransform::kPrefix) {
+      part->resize(std::min(part->size(), static_cast<size_t>(k.length)));
+    } else if (k.transform == KeyTransform::kSoundex) {
+      *part = Soundex(*part);
+    }
+    if (part->empty()) return false;
+    // Length-prefixed parts, so ("ab", "c") and ("a", "bc") differ.
+    key->push_back(static_cast<char>(part->size() & 0xFF));
+    key->push_back(static_cast<char>(part->size() >> 8));
+    *key += *part;
+  }
+  return true;
+}
+
 // Blocking key ids per rule: ids[r][i] for left record i, ids[r][num_left + j] for right record j; kNoKey when a
 // part is missing. Equal ids mean equal keys (the two tables share one dictionary per rule).
 Result<std::vector<std::vector<uint32_t>>> KeyIds(const LinkageConfig& config, const Records& left,
@@ -1237,23 +1258,7 @@ Result<std::vector<std::vector<uint32_t>>> KeyIds(const LinkageConfig& config, c
         fields.push_back(static_cast<size_t>(f));
       }
       for (const auto& row : table->rows) {
-        key.clear();
-        bool missing = false;
-        for (size_t i = 0; i < rule.keys.size() && !missing; ++i) {
-          const BlockingKey& k = rule.keys[i];
-          part = Normalize(row[fields[i]]);
-          if (k.transform == KeyTransform::kPrefix) {
-            part.resize(std::min(part.size(), static_cast<size_t>(k.length)));
-          } else if (k.transform == KeyTransform::kSoundex) {
-            part = Soundex(part);
-          }
-          missing = part.empty();
-          // Length-prefixed parts, so ("ab", "c") and ("a", "bc") differ.
-          key.push_back(static_cast<char>(part.size() & 0xFF));
-          key.push_back(static_cast<char>(part.size() >> 8));
-          key += part;
-        }
-        if (missing) {
+        if (!RowKey(rule, row, fields, &key, &part)) {
           rule_ids.push_back(kNoKey);
           continue;
         }
@@ -1428,6 +1433,23 @@ Model StartModel(const LinkageConfig& config, const Prepared& l, const Prepared&
 Result<Linker> Linker::Create(LinkageConfig config) {
   CDP_RETURN_IF_ERROR(config.Validate());
   return Linker(std::move(config));
+}
+
+Result<std::vector<std::string>> BlockingKeys(const LinkageConfig& config, const Records& records, size_t row) {
+  if (row >= records.rows.size()) return Status::InvalidArgument("no such row", fmt::format("rows[{}]", row));
+  std::vector<std::string> keys;
+  std::string key, part;
+  for (size_t r = 0; r < config.blocking.size(); ++r) {
+    const BlockingRule& rule = config.blocking[r];
+    std::vector<size_t> fields;
+    for (size_t i = 0; i < rule.keys.size(); ++i) {
+      CDP_ASSIGN_OR_RETURN(int f,
+                           FieldOf(records, rule.keys[i].field, fmt::format("blocking[{}][{}].field", r, i), "left"));
+      fields.push_back(static_cast<size_t>(f));
+    }
+    keys.push_back(RowKey(rule, records.rows[row], fields, &key, &part) ? key : std::string());
+  }
+  return keys;
 }
 
 Result<std::vector<CandidatePair>> Linker::Block(const Records& left, const Records* right) const {

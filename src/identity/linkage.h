@@ -364,6 +364,12 @@ std::vector<CandidatePair> TruePairs(std::span<const std::string> left, const st
 // are the same pair).
 PairMetrics EvaluatePairs(std::span<const CandidatePair> predicted, std::span<const CandidatePair> truth, bool dedupe);
 
+// The blocking key of each rule for row `row` of `records`, as Block computes them (two records share a block
+// under rule r when their keys[r] are equal and non-empty); empty when a part is missing. For indexing records one
+// at a time (fuzzy matching as profiles are written). Errors: InvalidArgument for a row past the table or a field
+// the table lacks ("blocking[r][i].field").
+Result<std::vector<std::string>> BlockingKeys(const LinkageConfig& config, const Records& records, size_t row);
+
 // ---- the pipeline ---------------------------------------------------------------------------------------------------
 
 class Linker {

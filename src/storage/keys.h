@@ -132,6 +132,20 @@ inline std::string ProfileProposalsPrefix(std::string_view profile_id) {
   return k;
 }
 
+// kMerges also holds the blocking index of fuzzy matching on write (engine/matching_impl.cc): "b" rule \0 key \0
+// profile id -> empty, one entry per blocking rule a profile has a key for (keys are length-prefixed parts, so the
+// \0 after one is unambiguous); "c" profile id -> that profile's entries and the fingerprint of its matched values.
+inline std::string BlockPrefix(size_t rule, std::string_view key) {
+  std::string k = "b";
+  k.push_back(static_cast<char>(rule));
+  k.append(key);
+  k.push_back('\0');
+  return k;
+}
+inline std::string ProfileBlocksKey(std::string_view profile_id) { return "c" + std::string(profile_id); }
+inline constexpr char kBlockIndexBegin[] = "b";
+inline constexpr char kBlockIndexEnd[] = "d";  // exclusive: "b" and "c" keys
+
 // The smallest key greater than every key starting with `prefix` (for exclusive upper bounds).
 inline std::string PrefixSuccessor(std::string prefix) {
   while (!prefix.empty()) {

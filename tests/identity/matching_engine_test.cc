@@ -1,7 +1,7 @@
 // Copyright 2026 The libcdp Authors.
 //
 // Fuzzy matching through the engine: FEBRL person records loaded as profiles (no shared identifiers), duplicates
-// found by Identity::FindDuplicates, proposals accepted, rejected, auto-merged and erased.
+// found by Identity::FindDuplicates, proposals accepted, rejected, auto-merged and erased; and matching on write.
 
 #include <gtest/gtest.h>
 
@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "identity/linkage.h"
+#include "storage/store.h"
 #include "test_util.h"
 
 namespace cdp {
@@ -157,6 +158,177 @@ TEST_F(MatchingEngineTest, ConfigurationIsValidated) {
   EXPECT_EQ(identity().SetMatchingConfig(J(R"({"proposeAbove": 0.5})")).status().field(), "linkage");
   Reopen();
   EXPECT_EQ(Unwrap(identity().MatchingConfig()), config);
+}
+
+// ---- Matching on write
+
+class MatchOnWriteTest : public MatchingEngineTest {
+ protected:
+  void EnableOnWrite(std::optional<double> auto_merge_above = std::nullopt) {
+    Json config = Unwrap(identity().MatchingConfig());
+    config.Set("onWrite", true);
+    if (auto_merge_above) config.Set("autoMergeAbove", *auto_merge_above);
+    Unwrap(identity().SetMatchingConfig(config));
+  }
+  Json Matching() { return *Unwrap(identity().Stats()).Find("matching"); }
+  // Drains the queue (whichever of this thread and the matcher thread takes an item).
+  void Drain() {
+    for (int i = 0; i < 1000 && Matching().Find("queued")->as_int() > 0; ++i) Unwrap(identity().MatchPending());
+    ASSERT_EQ(Matching().Find("queued")->as_int(), 0);
+    Unwrap(identity().MatchPending());  // and waits for a step the thread had taken
+  }
+  // A copy of a stored profile's matched attributes, as a new profile's input.
+  Json CopyOf(const std::string& id) {
+    Json p = Unwrap(profiles().Get(id));
+    Json copy = Json::Object();
+    copy.Set("attributes", *p.Find("attributes"));
+    copy.Find("attributes")->Erase("email");
+    return copy;
+  }
+  // Keys of the blocking index ("b" entries and "c" records), read from a closed database.
+  std::vector<std::string> BlockIndexKeys() {
+    engine_.reset();
+    std::vector<std::string> keys;
+    {
+      auto store = Unwrap(storage::Store::Open(Options(), dir_.path()));
+      auto iter = store->NewIterator(storage::Cf::kMerges, "b", "d");
+      for (iter->SeekToFirst(); iter->Valid(); iter->Next()) keys.emplace_back(iter->key());
+    }
+    Reopen();
+    return keys;
+  }
+  static bool Names(const Json& proposal, const std::string& a, const std::string& b) {
+    const auto& ids = proposal.Find("profileIds")->items();
+    return (ids[0].as_string() == a && ids[1].as_string() == b) || (ids[0].as_string() == b && ids[1].as_string() == a);
+  }
+};
+
+TEST_F(MatchOnWriteTest, ANewDuplicateIsProposedAsItIsWritten) {
+  std::map<std::string, std::string> entity = LoadFebrl(1000);
+  EXPECT_FALSE(Matching().Find("onWrite")->as_bool()) << "off by default";
+  EnableOnWrite();
+  EXPECT_TRUE(Matching().Find("model")->is_null()) << "no model before FindDuplicates";
+  Json run = Unwrap(identity().FindDuplicates());
+  ASSERT_FALSE(Matching().Find("model")->is_null()) << Matching().Dump();
+  Drain();
+  EXPECT_EQ(Matching().Find("proposed")->as_int(), 0) << "the backfill only indexes";
+  const size_t pending_before = Unwrap(identity().Proposals("pending")).size();
+  // A profile whose entity has a single record in the first 1000: its copy with a typo in the first name.
+  std::map<std::string, int> per_entity;
+  for (const auto& [id, e] : entity) per_entity[e]++;
+  std::string original;
+  for (const auto& [id, e] : entity) {
+    Json p = Unwrap(profiles().Get(id));
+    const Json* first = p.FindPath("attributes.firstName");
+    if (per_entity[e] == 1 && first != nullptr && first->as_string().size() >= 5 &&
+        p.FindPath("attributes.lastName") != nullptr && p.FindPath("attributes.postalCode") != nullptr) {
+      original = id;
+      break;
+    }
+  }
+  ASSERT_FALSE(original.empty());
+  Json copy = CopyOf(original);
+  std::string first = copy.FindPath("attributes.firstName")->as_string();
+  std::swap(first[2], first[3]);
+  copy.Find("attributes")->Set("firstName", first);
+  const std::string twin = Unwrap(profiles().Create(copy)).Find("id")->as_string();
+  Drain();
+  Json pending = Unwrap(identity().Proposals("pending"));
+  EXPECT_EQ(pending.size(), pending_before + 1) << pending.Dump();
+  const Json* found = nullptr;
+  for (const Json& p : pending.items()) {
+    if (Names(p, twin, original)) found = &p;
+  }
+  ASSERT_NE(found, nullptr) << "no proposal pairs " << twin << " with " << original;
+  EXPECT_GE(found->Find("probability")->as_number(), 0.9);
+  EXPECT_EQ(found->Find("comparisons")->size(), 5u);
+  // A change to a field matching does not read is not scored again; one it reads is.
+  const int64_t matched = Matching().Find("matched")->as_int();
+  Unwrap(profiles().Patch(twin, J(R"({"attributes": {"tags": ["vip"]}})")));
+  Drain();
+  EXPECT_EQ(Matching().Find("matched")->as_int(), matched);
+  Unwrap(profiles().Patch(twin, J(R"({"attributes": {"lastName": "zzyzx"}})")));
+  Drain();
+  EXPECT_EQ(Matching().Find("matched")->as_int(), matched + 1);
+  EXPECT_EQ(Matching().Find("errors")->as_int(), 0) << Matching().Dump();
+}
+
+TEST_F(MatchOnWriteTest, AutoMergesAboveTheConfiguredProbability) {
+  LoadFebrl(300);
+  EnableOnWrite(0.99);
+  Unwrap(identity().FindDuplicates());  // merges what it finds above 0.99 too
+  Drain();
+  const size_t merged_before = Unwrap(identity().Proposals("merged")).size();
+  // A profile with every matched field: its exact copy scores above 0.99.
+  std::string original;
+  ProfileQuery all;
+  all.limit = 1000;
+  const Page page = Unwrap(profiles().Search(all));
+  for (const Json& p : page.items) {
+    bool complete = true;
+    for (const char* path : {"attributes.firstName", "attributes.lastName", "attributes.postalCode", "attributes.city",
+                             "attributes.customFields.birthDate"}) {
+      complete = complete && p.FindPath(path) != nullptr;
+    }
+    if (complete && (p.Find("mergedIds") == nullptr || p.Find("mergedIds")->size() == 0)) {
+      original = p.Find("id")->as_string();
+      break;
+    }
+  }
+  ASSERT_FALSE(original.empty()) << page.items.size() << " " << page.items[0].Dump();
+  Json copy = CopyOf(original);
+  const std::string twin = Unwrap(profiles().Create(copy)).Find("id")->as_string();
+  Drain();
+  EXPECT_EQ(Matching().Find("autoMerged")->as_int(), 1) << Matching().Dump();
+  Json merged = Unwrap(identity().Proposals("merged"));
+  ASSERT_EQ(merged.size(), merged_before + 1);
+  bool found = false;
+  for (const Json& p : merged.items()) found = found || Names(p, twin, original);
+  EXPECT_TRUE(found) << merged.Dump();
+  // Both ids now answer as one profile.
+  EXPECT_EQ(Unwrap(profiles().Get(twin)).Find("id")->as_string(),
+            Unwrap(profiles().Get(original)).Find("id")->as_string());
+}
+
+TEST_F(MatchOnWriteTest, WithoutAModelProfilesAreIndexedNotScored) {
+  EnableOnWrite();
+  Unwrap(profiles().Create(J(R"({"attributes": {"firstName": "john", "lastName": "smith", "postalCode": "2000"}})")));
+  Unwrap(profiles().Create(J(R"({"attributes": {"firstName": "jon", "lastName": "smith", "postalCode": "2000"}})")));
+  Drain();
+  EXPECT_EQ(Matching().Find("matched")->as_int(), 0);
+  EXPECT_EQ(Unwrap(identity().Proposals("")).size(), 0u);
+  // Two profiles, three blocking rules of which two have keys for each: one record and two entries per profile.
+  EXPECT_EQ(BlockIndexKeys().size(), 6u);
+}
+
+TEST_F(MatchOnWriteTest, ErasureAndMergesTakeProfilesOutOfTheIndex) {
+  EnableOnWrite();
+  std::vector<std::string> ids;
+  for (const char* first : {"anna", "ann", "bob", "carl"}) {
+    const std::string doc =
+        std::string(R"({"attributes": {"firstName": ")") + first + R"(", "lastName": "white", "postalCode": "5000"}})";
+    ids.push_back(Unwrap(profiles().Create(J(doc))).Find("id")->as_string());
+  }
+  Drain();
+  auto naming = [&](const std::string& id) {
+    size_t n = 0;
+    for (const std::string& k : BlockIndexKeys()) n += k.find(id) != std::string::npos;
+    return n;
+  };
+  ASSERT_EQ(naming(ids[0]), 3u);  // its record and two entries
+  ASSERT_TRUE(profiles().Delete(ids[0]).ok());
+  EXPECT_EQ(naming(ids[0]), 0u) << "erasure leaves no blocking key of the person";
+  Unwrap(identity().Merge({ids[1], ids[2]}, "test"));
+  Drain();
+  EXPECT_EQ(naming(ids[2]), 0u) << "a merged-away profile leaves the index";
+  EXPECT_EQ(naming(ids[1]), 3u);
+  // A new linkage configuration drops the index (and the model): its keys would not be comparable.
+  Json config = Unwrap(identity().MatchingConfig());
+  config.Find("linkage")->Set("threshold", 0.6);
+  Unwrap(identity().SetMatchingConfig(config));
+  EXPECT_TRUE(BlockIndexKeys().empty());
+  config.Set("onWrite", "yes");
+  EXPECT_EQ(identity().SetMatchingConfig(config).status().field(), "onWrite");
 }
 
 }  // namespace

@@ -732,6 +732,15 @@ def test_fuzzy_matching_endpoints(server):
     assert_error(body, "invalid_argument", "proposeAbove")
     status, run, _ = server.request("POST", "/api/cdp/identity/duplicates")
     assert status == 200 and "candidatePairs" in run
+    # Matching on write: switched on, the queue drained on demand, and back off.
+    status, body, _ = server.request("PUT", "/api/cdp/identity/matching", {**config, "onWrite": True})
+    assert status == 200 and body["onWrite"] is True
+    status, body, _ = server.request("POST", "/api/cdp/identity/matching/pending")
+    assert status == 200 and set(body) == {"matched", "proposed", "updated", "autoMerged"}
+    status, stats, _ = server.request("GET", "/api/cdp/identity/stats")
+    assert status == 200 and stats["matching"]["onWrite"] is True and stats["matching"]["queued"] == 0
+    status, body, _ = server.request("PUT", "/api/cdp/identity/matching", config)
+    assert status == 200 and body["onWrite"] is False
     status, listed, _ = server.request("GET", "/api/cdp/identity/proposals?status=pending")
     assert status == 200 and isinstance(listed["proposals"], list)
     status, body, _ = server.request("GET", "/api/cdp/identity/proposals?status=maybe")

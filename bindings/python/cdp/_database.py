@@ -338,6 +338,11 @@ class Identity:
         """Scores likely duplicate profiles and records proposals (and merges above ``autoMergeAbove`` when set)."""
         return _convert.loads(self._engine.identity_find_duplicates())
 
+    def match_pending(self) -> Document:
+        """Matches now the profiles written since the matcher last ran (``onWrite`` in the matching configuration):
+        ``{"matched", "proposed", "updated", "autoMerged"}``. The matcher thread does the same in the background."""
+        return _convert.loads(self._engine.identity_match_pending())
+
     def proposals(self, status: Optional[str] = None) -> List[Document]:
         """Proposals, most probable first; ``status`` is pending, accepted, rejected or merged (None: all)."""
         return _convert.loads(self._engine.identity_proposals(status or ""))

@@ -232,6 +232,9 @@ class PyEngine {
   std::string IdentityFindDuplicates() {
     return RunJson([&](cdp::Engine& e) { return e.identity().FindDuplicates(); });
   }
+  std::string IdentityMatchPending() {
+    return RunJson([&](cdp::Engine& e) { return e.identity().MatchPending(); });
+  }
   std::string IdentityProposals(const std::string& status) {
     return RunJson([&](cdp::Engine& e) { return e.identity().Proposals(status); });
   }
@@ -309,6 +312,7 @@ void BindEngine(py::module_& m) {
       .def("identity_matching_config", &PyEngine::IdentityMatchingConfig)
       .def("identity_set_matching_config", &PyEngine::IdentitySetMatchingConfig, py::arg("config_json"))
       .def("identity_find_duplicates", &PyEngine::IdentityFindDuplicates)
+      .def("identity_match_pending", &PyEngine::IdentityMatchPending)
       .def("identity_proposals", &PyEngine::IdentityProposals, py::arg("status"))
       .def("identity_decide", &PyEngine::IdentityDecide, py::arg("id"), py::arg("accept"))
       .def("identity_unmerge", &PyEngine::IdentityUnmerge, py::arg("id"), py::arg("merge_id"))

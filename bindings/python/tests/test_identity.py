@@ -98,6 +98,33 @@ def test_fuzzy_proposals(db):
     assert err.value.field == "proposeAbove"
 
 
+def test_matching_on_write_proposes_a_new_duplicate(db):
+    people = [("john", "smith", "2000", "19800101"), ("jon", "smith", "2000", "19800101"),
+              ("mary", "jones", "3000", "19700505"), ("marie", "jones", "3000", "19700505"),
+              ("peter", "brown", "4000", "19600606"), ("anna", "white", "5000", "19500707"),
+              ("ann", "white", "5000", "19500707"), ("paul", "green", "6000", "19900909")]
+
+    def create(first, last, postcode, dob):
+        return db.profiles.create({"attributes": {"firstName": first, "lastName": last, "postalCode": postcode,
+                                                  "customFields": {"birthDate": dob}}})["id"]
+
+    ids = [create(*person) for person in people]
+    config = db.identity.matching_config()
+    assert config["onWrite"] is False
+    db.identity.set_matching_config({**config, "proposeAbove": 0.5, "onWrite": True})
+    assert db.identity.stats()["matching"]["model"] is None
+    db.identity.find_duplicates()
+    assert db.identity.stats()["matching"]["model"]["candidatePairs"] >= 1
+    before = {p["proposalId"] for p in db.identity.proposals("pending")}
+    newcomer = create("petr", "brown", "4000", "19600606")
+    db.identity.match_pending()
+    new = [p for p in db.identity.proposals("pending") if p["proposalId"] not in before]
+    assert [set(p["profileIds"]) for p in new] == [{newcomer, ids[4]}]
+    with pytest.raises(cdp.InvalidArgument) as err:
+        db.identity.set_matching_config({**config, "onWrite": 1})
+    assert err.value.field == "onWrite"
+
+
 def test_dry_run_rules_changes_nothing(db):
     db.profiles.create({"externalIds": {"email": "a.b@gmail.com"}})
     db.profiles.create({"externalIds": {"email": "ab@gmail.com"}})
