@@ -62,7 +62,10 @@ inline pid_t SpawnTestChild(const std::string& name, const std::vector<std::pair
   std::vector<std::string> args = {self, "--gtest_also_run_disabled_tests", "--gtest_filter=" + name};
   std::vector<std::string> vars;
   for (const auto& [key, value] : env) vars.push_back(key + "=" + value);
-  for (char** e = environ; *e != nullptr; ++e) vars.emplace_back(*e);
+  // Not gtest's own settings (sharding, repeat, output): the child runs its one test once, whatever the parent does.
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (std::string_view(*e).substr(0, 6) != "GTEST_") vars.emplace_back(*e);
+  }
   std::vector<char*> argv, envp;
   for (auto& a : args) argv.push_back(a.data());
   for (auto& v : vars) envp.push_back(v.data());

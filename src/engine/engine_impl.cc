@@ -97,7 +97,10 @@ EngineImpl::EngineImpl(const Options& options, std::unique_ptr<storage::Store> s
 EngineImpl::~EngineImpl() {
   identity_.StopMatcher();  // it reads and writes the store
   // Writes the tail so that the next open has no log to read. Should it fail, the log is read at the next open.
-  (void)tail_.Flush();
+  // Not after a failed write: the tail may hold entries of a batch that never reached storage (the log, written
+  // in the same batch, did not either), which the next open rebuilds from the log without them.
+  std::lock_guard<std::mutex> lock(write_mu_);
+  if (write_error_.ok()) (void)tail_.Flush();
 }
 
 Status EngineImpl::RecoverTail() {
@@ -638,8 +641,24 @@ class EngineImpl::IngestContext : public GraphView {
       batch_.Put(storage::Cf::kEventsByTime, storage::TimeIndexKey(t, id, to), value);
       index_.removed.emplace_back(from, time_key);
       index_.Add(to, time_key, /*counts=*/false);  // no trait delta: Merge moves the aggregate
+      moved_in_[to].push_back({t, std::string(id), value});
     }
     CDP_RETURN_IF_ERROR(events.status());
+    // Events an earlier merge of this batch moved into `from` are in the batch only: move them on.
+    if (auto it = moved_in_.find(from); it != moved_in_.end()) {
+      std::vector<MovedEvent> moved = std::move(it->second);
+      moved_in_.erase(it);
+      for (MovedEvent& m : moved) {
+        const std::string time_key = storage::TimeKey(m.time_us, m.id);
+        if (!rewrite(m.value, &value)) return Status::Internal("an event of this batch does not parse");
+        batch_.Delete(storage::Cf::kEventsByTime, storage::TimeIndexKey(m.time_us, m.id, from));
+        batch_.Put(storage::Cf::kEventsByTime, storage::TimeIndexKey(m.time_us, m.id, to), value);
+        index_.RemoveAdded(from, time_key);
+        index_.Add(to, time_key, /*counts=*/false);
+        m.value = std::move(value);
+        moved_in_[to].push_back(std::move(m));
+      }
+    }
     for (PendingEvent& p : pending_events_) {
       if (p.profile_id != from) continue;
       if (p.client_id) {
@@ -798,6 +817,13 @@ class EngineImpl::IngestContext : public GraphView {
   std::vector<std::string> merged_away_;
   absl::flat_hash_map<std::string, SessionState> staged_sessions_;
   absl::flat_hash_map<std::string, std::vector<std::pair<int64_t, std::string>>> batch_times_;
+  // Stored events a merge of this batch moved, by the profile they now belong to (for a later merge of that one).
+  struct MovedEvent {
+    int64_t time_us;
+    std::string id;
+    std::string value;
+  };
+  absl::flat_hash_map<std::string, std::vector<MovedEvent>> moved_in_;
   absl::flat_hash_map<std::string, storage::Traits> traits_;  // merge operands written with the batch (merges)
   EventTail::Changes index_;  // index entries and trait deltas of this write, for the tail
   absl::flat_hash_map<std::string, std::string> batch_keys_;  // event key of a client-given id -> session
@@ -1001,7 +1027,9 @@ Status EngineImpl::CommitIdentifies(std::vector<ParsedEvent>* events, const std:
       ctx.Publish();
     }
   }
-  return store_->SyncUpTo(sequence);
+  CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
+  MaybeFlushTail();  // merges move index entries into the tail
+  return Status::OK();
 }
 
 Result<Json> EngineImpl::IdentifyBatch(const std::vector<Json>& requests) {
@@ -1114,6 +1142,7 @@ Result<Json> EngineImpl::MergeProfiles(const std::vector<std::string>& profile_i
     out.Set("merged", std::move(merged));
   }
   CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
+  MaybeFlushTail();  // the merge moved the merged profiles' index entries into the tail
   return out;
 }
 

@@ -140,7 +140,7 @@ Status EventTail::FlushInBackground() {
     entries_ = 0;
     frozen = frozen_;
   }
-  const uint64_t upto = next_record_;
+  const uint64_t upto = frozen_upto_ = next_record_;
   background_ = std::thread([this, frozen, upto] { background_status_ = WriteOut(*frozen, upto, /*frozen=*/true); });
   return previous;
 }
@@ -152,7 +152,8 @@ Status EventTail::Flush() {
     std::shared_lock<std::shared_mutex> lock(mu_);
     frozen = frozen_;
   }
-  if (frozen) CDP_RETURN_IF_ERROR(WriteOut(*frozen, next_record_, /*frozen=*/true));  // after a failure: again
+  // After a failure, again: deleting only its own log records (those of profiles_ go with profiles_'s load).
+  if (frozen) CDP_RETURN_IF_ERROR(WriteOut(*frozen, frozen_upto_, /*frozen=*/true));
   bool empty;
   {
     std::shared_lock<std::shared_mutex> lock(mu_);

@@ -63,6 +63,17 @@ class EventTail {
       added.emplace_back(std::move(profile), std::move(time_key));
       counted.push_back(counts);
     }
+    // Takes back an entry of `added` (an event moved on by a later merge of the same write). O(added).
+    void RemoveAdded(std::string_view profile, std::string_view time_key) {
+      counted.resize(added.size(), false);
+      for (size_t i = 0; i < added.size(); ++i) {
+        if (added[i].first == profile && added[i].second == time_key) {
+          added.erase(added.begin() + static_cast<ptrdiff_t>(i));
+          counted.erase(counted.begin() + static_cast<ptrdiff_t>(i));
+          return;
+        }
+      }
+    }
   };
 
   explicit EventTail(storage::Store* store) : store_(store) {}
@@ -117,6 +128,7 @@ class EventTail {
   std::shared_ptr<const Map> frozen_;  // the part being written in the background, or null; guarded by mu_
   size_t entries_ = 0;                 // in profiles_; guarded by mu_
   uint64_t next_record_ = 1;           // write path only
+  uint64_t frozen_upto_ = 0;           // the log records frozen_ covers are those before it; write path only
   std::thread background_;             // write path only
   Status background_status_;           // written by the background thread, read after joining it
 };

@@ -171,13 +171,22 @@ Status PlanRules(const storage::Store& store, const IdentityRules& next, int old
   }
 
   // Values that became one: the holder of the oldest link keeps it; the others merge into it or, when the merge
-  // would break a limit, lose it.
+  // would break a limit, lose it. Values are taken in a fixed order (oldest first link, then key), so a plan does not
+  // depend on hash order.
   absl::flat_hash_map<std::string, std::vector<size_t>> holders;  // new identity key -> links
   for (size_t i = 0; i < kept.size(); ++i) {
     if (!dropped[i]) holders[storage::IdentityKey(kept[i].new_id.type, kept[i].new_id.value)].push_back(i);
   }
-  for (auto& [new_key, indexes] : holders) {
-    std::stable_sort(indexes.begin(), indexes.end(), oldest_first);
+  std::vector<std::pair<std::string, std::vector<size_t>>> values(holders.begin(), holders.end());
+  for (auto& [key, indexes] : values) std::stable_sort(indexes.begin(), indexes.end(), oldest_first);
+  std::sort(values.begin(), values.end(), [&](const auto& a, const auto& b) {
+    const int64_t ta = kept[a.second[0]].at_us, tb = kept[b.second[0]].at_us;
+    return ta != tb ? ta < tb : a.first < b.first;
+  });
+  // Merges are transitive: values whose holders overlap make one group (profile -> its group, groups joined).
+  std::vector<RulesPlan::Group> groups;
+  absl::flat_hash_map<std::string, size_t> group_of;
+  for (const auto& [new_key, indexes] : values) {
     const Link& first = kept[indexes[0]];
     std::vector<std::string> profiles = {first.profile};
     for (size_t i : indexes) {
@@ -191,21 +200,47 @@ Status PlanRules(const storage::Store& store, const IdentityRules& next, int old
       if (std::find(profiles.begin(), profiles.end(), l.profile) == profiles.end()) profiles.push_back(l.profile);
     }
     if (profiles.size() < 2) continue;
-    std::vector<Identifier> all;
+    size_t into = groups.size();
     for (const std::string& p : profiles) {
+      if (auto it = group_of.find(p); it != group_of.end()) into = std::min(into, it->second);
+    }
+    if (into == groups.size()) groups.push_back({first.new_id, {}, {}});
+    RulesPlan::Group& group = groups[into];
+    auto add = [&](const std::string& p) {
+      if (std::find(group.profiles.begin(), group.profiles.end(), p) == group.profiles.end()) {
+        group.profiles.push_back(p);
+      }
+      group_of[p] = into;
+    };
+    for (const std::string& p : profiles) {
+      auto it = group_of.find(p);
+      if (it != group_of.end() && it->second != into) {  // another group joins this one
+        const size_t other = it->second;
+        std::vector<std::string> moved = std::move(groups[other].profiles);
+        groups[other].profiles.clear();
+        for (const std::string& q : moved) add(q);
+      }
+      add(p);
+    }
+  }
+  for (RulesPlan::Group& group : groups) {
+    if (group.profiles.size() < 2) continue;  // joined into another
+    std::vector<Identifier> all;
+    for (const std::string& p : group.profiles) {
       for (size_t i : by_profile[p]) {
         if (!dropped[i] && std::find(all.begin(), all.end(), kept[i].new_id) == all.end()) {
           all.push_back(kept[i].new_id);
         }
       }
     }
-    std::string blocked;
     for (const IdentifierTypeRule& rule : next.types()) {
       int n = 0;
       for (const Identifier& id : all) n += id.type == rule.type;
-      if (n > rule.limit) blocked = fmt::format("limit: {} {} values, the rules allow {}", n, rule.type, rule.limit);
+      if (n > rule.limit) {
+        group.blocked = fmt::format("limit: {} {} values, the rules allow {}", n, rule.type, rule.limit);
+      }
     }
-    plan->groups.push_back({first.new_id, std::move(profiles), std::move(blocked)});
+    plan->groups.push_back(std::move(group));
   }
   return Status::OK();
 }

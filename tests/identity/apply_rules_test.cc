@@ -96,6 +96,45 @@ TEST_F(ApplyRulesTest, DoesWhatTheDryRunSaid) {
   EXPECT_EQ(again.Find("renormalized")->as_int(), 0);
 }
 
+// A profile holding two values that each became one with another profile's joins both groups: merges are
+// transitive, so the three are one group, merged whole or, when together they break a limit, not at all. The dry
+// run and the apply agree, whatever the hash order.
+class ApplyRulesChainTest : public ApplyRulesTest, public ::testing::WithParamInterface<bool> {};
+
+TEST_P(ApplyRulesChainTest, GroupsSharingAProfileAreOneGroup) {
+  {
+    const bool customers = GetParam();  // with two customerIds in the chain, the merge would break a limit
+    const std::string c1 = customers ? R"("customerId":"C1",)" : "";
+    const std::string c3 = customers ? R"("customerId":"C3",)" : "";
+    Json p1 = Unwrap(profiles().Create(J(R"({"externalIds":{)" + c1 + R"("email":"a.b@gmail.com"}})")));
+    Json p2 = Unwrap(profiles().Create(J(R"({"externalIds":{"email":["ab@gmail.com","cd@gmail.com"]}})")));
+    Json p3 = Unwrap(profiles().Create(J(R"({"externalIds":{)" + c3 + R"("email":"c.d@gmail.com"}})")));
+    Json dry = Unwrap(identity().DryRunRules(NextRules()));
+    ASSERT_EQ(dry.Find("wouldMerge")->size() + dry.Find("mergeBlocked")->size(), 1u) << dry.Dump();
+    const Json& group = (customers ? dry.Find("mergeBlocked") : dry.Find("wouldMerge"))->items()[0];
+    EXPECT_EQ(group.Find("profileIds")->size(), 3u) << dry.Dump();
+    Json applied = Unwrap(identity().ApplyRules(NextRules()));
+    EXPECT_EQ(applied.Find("mergeFailed"), nullptr) << applied.Dump();
+    EXPECT_EQ(applied.Find("merged")->size(), dry.Find("wouldMerge")->size()) << applied.Dump();
+    EXPECT_EQ(applied.Find("mergeBlocked")->size(), dry.Find("mergeBlocked")->size()) << applied.Dump();
+    if (!customers) {
+      EXPECT_EQ(Id(Get(p2)), Id(Get(p1)));
+      EXPECT_EQ(Id(Get(p3)), Id(Get(p1)));
+    } else {
+      // Blocked: three profiles, each value with one holder (the holder of its oldest link).
+      EXPECT_NE(Id(Get(p1)), Id(Get(p2)));
+      EXPECT_NE(Id(Get(p2)), Id(Get(p3)));
+      EXPECT_EQ(Unwrap(events().Track(J(R"({"type":"page_view","email":"ab@gmail.com"})"))).profile_id, Id(p1));
+      EXPECT_EQ(Unwrap(events().Track(J(R"({"type":"page_view","email":"cd@gmail.com"})"))).profile_id, Id(p2));
+    }
+    // Applying the same rules again changes nothing.
+    Json again = Unwrap(identity().ApplyRules(NextRules()));
+    EXPECT_EQ(again.Find("merged")->size(), 0u) << again.Dump();
+    EXPECT_EQ(again.Find("unlinked")->size(), 0u) << again.Dump();
+  }
+}
+INSTANTIATE_TEST_SUITE_P(Customers, ApplyRulesChainTest, ::testing::Bool());
+
 TEST_F(ApplyRulesTest, BadRulesChangeNothing) {
   Json a = Unwrap(profiles().Create(J(R"({"externalIds":{"email":"x@example.com"}})")));
   Json before = Unwrap(identity().Rules());
