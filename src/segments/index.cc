@@ -534,12 +534,14 @@ class Evaluator {
       case RuleNode::Kind::kField: {
         int64_t ft;
         if (!FieldTime(n.column->Get(ord), ix_.pool_, &ft)) return;
-        for (const Operand& v : n.operands) {
+        // With x = ft - offset: ft >= now + offset holds while now <= x (so it flips at x + 1), ft > now + offset
+        // while now < x (flips at x); <= and < mirror them. between is >= low and <= high.
+        for (size_t i = 0; i < n.operands.size(); ++i) {
+          const Operand& v = n.operands[i];
           if (!v.time || !v.time->relative) continue;
-          // The comparison flips where now + offset crosses the field's instant.
           int64_t x = ft - v.time->micros;
-          consider(x);
-          consider(x + 1);
+          RuleOp op = n.op == RuleOp::kBetween ? (i == 0 ? RuleOp::kGe : RuleOp::kLe) : n.op;
+          consider(op == RuleOp::kGe || op == RuleOp::kLt ? x + 1 : x);
         }
         return;
       }
