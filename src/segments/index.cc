@@ -655,6 +655,11 @@ Status SegmentIndex::AddEvent(uint32_t ordinal, std::string_view type, std::stri
   return Status::OK();
 }
 
+uint32_t SegmentIndex::FindTable(std::string_view event) const {
+  auto it = table_ids_.find(IsStandardEventType(event) ? std::string(event) : "custom:" + std::string(event));
+  return it == table_ids_.end() ? kRemoved : it->second;
+}
+
 std::span<const EventRef> SegmentIndex::EventsOf(uint32_t ordinal) const {
   if (ordinal >= by_profile_.size()) return {};
   return by_profile_[ordinal];

@@ -103,6 +103,8 @@ class SegmentIndex {
   // The events of one profile, time-ordered.
   std::span<const EventRef> EventsOf(uint32_t ordinal) const;
   const EventTable& table(uint32_t id) const { return *tables_[id]; }
+  // The table of an event type or custom event name, as rules name them; kRemoved when none exists.
+  uint32_t FindTable(std::string_view event) const;
   size_t MemoryBytes() const;
 
  private:
