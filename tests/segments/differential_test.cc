@@ -411,7 +411,9 @@ class SegmentDifferentialTest : public ::testing::Test {
             << ") rule: " << rule.source().Dump();
       }
       // The index agrees at the instant it names.
-      if (next) EXPECT_EQ(index_.EvaluateOne(ord, prepared, *next, Lookup()), ref_.IsMember(ord, rule, *next));
+      if (next) {
+        EXPECT_EQ(index_.EvaluateOne(ord, prepared, *next, Lookup()), ref_.IsMember(ord, rule, *next));
+      }
     }
   }
 

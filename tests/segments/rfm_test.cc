@@ -198,8 +198,12 @@ TEST(RfmTest, CdnowSampleScores) {
   for (const auto& [freq, set] : f_scores) EXPECT_EQ(set.size(), 1u) << "frequency " << freq;
   for (size_t i = 0; i < n; i += 7) {
     for (size_t j = 0; j < n; j += 11) {
-      if (plain[i].monetary < plain[j].monetary) EXPECT_LE(scores[i].m, scores[j].m);
-      if (plain[i].last_purchase_us < plain[j].last_purchase_us) EXPECT_LE(scores[i].r, scores[j].r);
+      if (plain[i].monetary < plain[j].monetary) {
+        EXPECT_LE(scores[i].m, scores[j].m);
+      }
+      if (plain[i].last_purchase_us < plain[j].last_purchase_us) {
+        EXPECT_LE(scores[i].r, scores[j].r);
+      }
     }
   }
   // Over half the customers bought once, so they all share F = 1 and F = 2 is unused (its band lies inside them).
