@@ -12,7 +12,9 @@
 #include "cdp/json.h"
 #include "cdp/options.h"
 #include "cdp/query.h"
+#include "cdp/rfm.h"
 #include "cdp/segment.h"
+#include "cdp/segment_rule.h"
 #include "cdp/status.h"
 #include "cdp/version.h"
 

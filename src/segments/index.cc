@@ -1,0 +1,825 @@
+// Copyright 2026 The libcdp Authors.
+
+#include "segments/index.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "cdp/query.h"
+
+namespace cdp::segments {
+
+namespace {
+
+constexpr std::string_view kStandardTypes[] = {"page_view",  "product_view", "add_to_cart", "purchase",
+                                               "email_open", "app_usage",    "custom"};
+constexpr int64_t kMinTime = std::numeric_limits<int64_t>::min();
+constexpr int64_t kMaxTime = std::numeric_limits<int64_t>::max();
+
+bool KeepEventKey(std::string_view key) {
+  return key == "properties" || key == "source" || key == "deviceId" || key == "name";
+}
+
+bool IsNum(Cell c) { return c.tag == Tag::kInt || c.tag == Tag::kDouble; }
+
+double Num(Cell c) {
+  if (c.tag == Tag::kInt) return static_cast<double>(static_cast<int64_t>(c.bits));
+  double d;
+  std::memcpy(&d, &c.bits, sizeof d);
+  return d;
+}
+
+int CmpNum(Cell a, Cell b) {
+  if (a.tag == Tag::kInt && b.tag == Tag::kInt) {
+    int64_t x = static_cast<int64_t>(a.bits), y = static_cast<int64_t>(b.bits);
+    return x < y ? -1 : (x > y ? 1 : 0);
+  }
+  double x = Num(a), y = Num(b);
+  return x < y ? -1 : (x > y ? 1 : 0);
+}
+
+bool EqualCells(Cell a, Cell b) {
+  if (IsNum(a) && IsNum(b)) return (a.tag == Tag::kInt && b.tag == Tag::kInt) ? a.bits == b.bits : Num(a) == Num(b);
+  if (a.tag != b.tag) return false;
+  switch (a.tag) {
+    case Tag::kNull:
+    case Tag::kFalse:
+    case Tag::kTrue:
+      return true;
+    case Tag::kString:
+    case Tag::kTime:
+      return a.bits == b.bits;
+    default:
+      return false;
+  }
+}
+
+bool IsText(Cell c) { return c.tag == Tag::kString || c.tag == Tag::kTime; }
+
+// The text of a string cell; kTime cells are written into `buf`.
+std::string_view Text(Cell c, const StringPool& pool, std::string* buf) {
+  if (c.tag == Tag::kString) return pool.Get(static_cast<uint32_t>(c.bits));
+  *buf = FormatTimestamp(static_cast<int64_t>(c.bits));
+  return *buf;
+}
+
+bool FieldTime(Cell c, const StringPool& pool, int64_t* t) {
+  if (c.tag == Tag::kTime) {
+    *t = static_cast<int64_t>(c.bits);
+    return true;
+  }
+  if (c.tag != Tag::kString) return false;
+  auto parsed = ParseTimestamp(pool.Get(static_cast<uint32_t>(c.bits)));
+  if (!parsed.ok()) return false;
+  *t = *parsed;
+  return true;
+}
+
+template <typename T>
+bool Holds(RuleOp op, T cmp) {
+  switch (op) {
+    case RuleOp::kGt:
+      return cmp > 0;
+    case RuleOp::kLt:
+      return cmp < 0;
+    case RuleOp::kGe:
+      return cmp >= 0;
+    case RuleOp::kLe:
+      return cmp <= 0;
+    default:
+      return false;
+  }
+}
+
+// [lo, hi] of event times inside `w` at `now`.
+void Resolve(const TimeWindow& w, int64_t now, int64_t* lo, int64_t* hi) {
+  *lo = w.from ? w.from->Resolve(now) : kMinTime;
+  *hi = w.to ? w.to->Resolve(now) : kMaxTime;
+}
+
+int64_t RoundMicros(double v) {
+  constexpr double kLimit = 1e12;  // per value; keeps sums of many values inside int64
+  v = std::clamp(v, -kLimit, kLimit);
+  return std::llround(v * 1e6);
+}
+
+}  // namespace
+
+// ---- the prepared (bound) form of a rule --------------------------------------------------------------------------
+
+struct Operand {
+  Cell cell;                // scalars, strings interned
+  std::vector<Cell> array;  // = / != with an array value
+  bool is_array = false;
+  std::string text;  // string values
+  std::optional<TimePoint> time;
+};
+
+struct CMatch;
+
+struct CNode {
+  RuleNode::Kind kind = RuleNode::Kind::kAnd;
+  std::vector<CNode> children;
+  // kField
+  const Column* column = nullptr;  // profile fields
+  int slot = -1;                   // where-conditions: index into CMatch::paths
+  RuleOp op = RuleOp::kEq;
+  std::vector<Operand> operands;
+  bool absent_matches = false;
+  // kEvent / kSequence
+  std::vector<CMatch> matches;  // kEvent: one; kSequence: the steps
+  Aggregate aggregate = Aggregate::kCount;
+  int aggregate_slot = -1;
+  NumberTest test;
+  TimeWindow within;
+  int64_t span_us = -1;
+  // kSegment
+  std::string segment;
+};
+
+struct CMatch {
+  enum class Kind { kAll, kCustomAny, kOne } kind = Kind::kAll;
+  uint32_t table = 0;
+  std::vector<CNode> where;
+  std::vector<std::string> paths;    // slots of where-conditions and the aggregate
+  std::vector<const Column*> bound;  // kOne: the columns of `table`, per slot
+};
+
+class PreparedRule {
+ public:
+  CNode root;
+};
+
+// ---- evaluation ---------------------------------------------------------------------------------------------------
+
+class Evaluator {
+ public:
+  Evaluator(const SegmentIndex& index, int64_t now, const MembershipLookup& lookup)
+      : ix_(index), now_(now), lookup_(lookup) {}
+
+  // One cell against a field condition.
+  bool MatchCell(const CNode& f, Cell c, const Column* col) const {
+    if (c.tag == Tag::kMissing || c.tag == Tag::kNull) return f.absent_matches;
+    switch (f.op) {
+      case RuleOp::kExists:
+        return true;
+      case RuleOp::kNotExists:
+        return false;
+      case RuleOp::kEq:
+        return Equal(c, col, f.operands[0]);
+      case RuleOp::kNe:
+        return !Equal(c, col, f.operands[0]);
+      case RuleOp::kGt:
+      case RuleOp::kLt:
+      case RuleOp::kGe:
+      case RuleOp::kLe:
+        return Ordered(c, f.operands[0], f.op);
+      case RuleOp::kBetween:
+        return Ordered(c, f.operands[0], RuleOp::kGe) && Ordered(c, f.operands[1], RuleOp::kLe);
+      case RuleOp::kContains: {
+        const Operand& v = f.operands[0];
+        if (IsText(c)) {
+          if (v.cell.tag != Tag::kString && v.cell.tag != Tag::kTime) return false;
+          std::string buf;
+          return Text(c, ix_.pool_, &buf).find(v.text) != std::string_view::npos;
+        }
+        if (c.tag != Tag::kArray) return false;
+        for (Cell e : col->ArrayOf(c)) {
+          if (EqualCells(e, v.cell)) return true;
+        }
+        return false;
+      }
+      case RuleOp::kIn:
+        return In(c, col, f);
+      case RuleOp::kNotIn:
+        return !In(c, col, f);
+      case RuleOp::kStartsWith: {
+        std::string buf;
+        if (IsText(c)) return Text(c, ix_.pool_, &buf).starts_with(f.operands[0].text);
+        if (c.tag != Tag::kArray) return false;
+        for (Cell e : col->ArrayOf(c)) {
+          if (IsText(e) && Text(e, ix_.pool_, &buf).starts_with(f.operands[0].text)) return true;
+        }
+        return false;
+      }
+    }
+    return false;
+  }
+
+  bool Equal(Cell c, const Column* col, const Operand& v) const {
+    if (v.time) {
+      int64_t t;
+      return FieldTime(c, ix_.pool_, &t) && t == v.time->Resolve(now_);
+    }
+    if (v.is_array) {
+      if (c.tag != Tag::kArray) return false;
+      std::span<const Cell> items = col->ArrayOf(c);
+      if (items.size() != v.array.size()) return false;
+      for (size_t i = 0; i < items.size(); ++i) {
+        if (!EqualCells(items[i], v.array[i])) return false;
+      }
+      return true;
+    }
+    return EqualCells(c, v.cell);
+  }
+
+  bool Ordered(Cell c, const Operand& v, RuleOp op) const {
+    if (v.time) {
+      int64_t t;
+      if (!FieldTime(c, ix_.pool_, &t)) return false;
+      int64_t bound = v.time->Resolve(now_);
+      return Holds(op, t < bound ? -1 : (t > bound ? 1 : 0));
+    }
+    if (IsNum(v.cell)) return IsNum(c) && Holds(op, CmpNum(c, v.cell));
+    if (!IsText(c)) return false;
+    std::string buf;
+    return Holds(op, Text(c, ix_.pool_, &buf).compare(v.text));
+  }
+
+  bool In(Cell c, const Column* col, const CNode& f) const {
+    if (c.tag == Tag::kArray) {
+      for (Cell e : col->ArrayOf(c)) {
+        for (const Operand& v : f.operands) {
+          if (EqualCells(e, v.cell)) return true;
+        }
+      }
+      return false;
+    }
+    for (const Operand& v : f.operands) {
+      if (EqualCells(c, v.cell)) return true;
+    }
+    return false;
+  }
+
+  // ---- one profile ----
+
+  bool One(const CNode& n, uint32_t ord) const {
+    switch (n.kind) {
+      case RuleNode::Kind::kAnd:
+        for (const CNode& c : n.children) {
+          if (!One(c, ord)) return false;
+        }
+        return true;
+      case RuleNode::Kind::kOr:
+        for (const CNode& c : n.children) {
+          if (One(c, ord)) return true;
+        }
+        return false;
+      case RuleNode::Kind::kNot:
+        return !One(n.children[0], ord);
+      case RuleNode::Kind::kField:
+        return MatchCell(n, n.column->Get(ord), n.column);
+      case RuleNode::Kind::kEvent:
+        return EventOne(n, ord);
+      case RuleNode::Kind::kSequence:
+        return SequenceOne(n, ord);
+      case RuleNode::Kind::kSegment: {
+        const Bitmap* members = lookup_ ? lookup_(n.segment) : nullptr;
+        return members != nullptr && members->contains(ord);
+      }
+    }
+    return false;
+  }
+
+  bool Accepts(const CMatch& m, uint32_t table) const {
+    switch (m.kind) {
+      case CMatch::Kind::kAll:
+        return true;
+      case CMatch::Kind::kCustomAny:
+        return ix_.tables_[table]->type == "custom";
+      case CMatch::Kind::kOne:
+        return table == m.table;
+    }
+    return false;
+  }
+
+  // The columns of `m`'s slots in table `t`.
+  const Column* const* Bind(const CMatch& m, uint32_t t, std::vector<const Column*>* scratch) const {
+    if (m.kind == CMatch::Kind::kOne) return m.bound.data();
+    scratch->clear();
+    for (const std::string& p : m.paths) scratch->push_back(ix_.tables_[t]->props.Find(p));
+    return scratch->data();
+  }
+
+  bool Where(const CNode& n, const Column* const* cols, uint32_t row) const {
+    switch (n.kind) {
+      case RuleNode::Kind::kAnd:
+        for (const CNode& c : n.children) {
+          if (!Where(c, cols, row)) return false;
+        }
+        return true;
+      case RuleNode::Kind::kOr:
+        for (const CNode& c : n.children) {
+          if (Where(c, cols, row)) return true;
+        }
+        return false;
+      case RuleNode::Kind::kNot:
+        return !Where(n.children[0], cols, row);
+      default: {
+        const Column* col = cols[n.slot];
+        return MatchCell(n, col ? col->Get(row) : Cell{}, col);
+      }
+    }
+  }
+
+  bool WhereAll(const CMatch& m, const Column* const* cols, uint32_t row) const {
+    for (const CNode& w : m.where) {
+      if (!Where(w, cols, row)) return false;
+    }
+    return true;
+  }
+
+  // Aggregate state of one profile.
+  struct Acc {
+    uint32_t count = 0;   // matching events
+    uint32_t values = 0;  // numeric values seen
+    int64_t sum = 0;      // micro-units
+    double min = 0, max = 0;
+    void Add(double v) {
+      sum += RoundMicros(v);
+      min = values == 0 ? v : std::min(min, v);
+      max = values == 0 ? v : std::max(max, v);
+      ++values;
+    }
+  };
+
+  static bool Decide(const CNode& n, const Acc& a) {
+    switch (n.aggregate) {
+      case Aggregate::kCount:
+        return n.test.Matches(a.count);
+      case Aggregate::kSum:
+        return n.test.Matches(static_cast<double>(a.sum) / 1e6);
+      case Aggregate::kAvg:
+        return a.values > 0 && n.test.Matches(static_cast<double>(a.sum) / a.values / 1e6);
+      case Aggregate::kMin:
+        return a.values > 0 && n.test.Matches(a.min);
+      case Aggregate::kMax:
+        return a.values > 0 && n.test.Matches(a.max);
+    }
+    return false;
+  }
+
+  template <typename F>
+  void ForEachMatching(const CMatch& m, const TimeWindow& within, uint32_t ord, F&& f) const {
+    std::span<const EventRef> refs = ix_.EventsOf(ord);
+    int64_t lo, hi;
+    Resolve(within, now_, &lo, &hi);
+    auto it = std::lower_bound(refs.begin(), refs.end(), lo, [](const EventRef& r, int64_t t) { return r.time < t; });
+    std::vector<const Column*> scratch;
+    for (; it != refs.end() && it->time <= hi; ++it) {
+      if (!Accepts(m, it->table)) continue;
+      const Column* const* cols = Bind(m, it->table, &scratch);
+      if (WhereAll(m, cols, it->row)) f(*it, cols);
+    }
+  }
+
+  bool EventOne(const CNode& n, uint32_t ord) const {
+    Acc acc;
+    const CMatch& m = n.matches[0];
+    ForEachMatching(m, n.within, ord, [&](const EventRef& r, const Column* const* cols) {
+      ++acc.count;
+      if (n.aggregate_slot >= 0) {
+        const Column* col = cols[n.aggregate_slot];
+        Cell c = col ? col->Get(r.row) : Cell{};
+        if (IsNum(c)) acc.Add(Num(c));
+      }
+    });
+    return Decide(n, acc);
+  }
+
+  bool SequenceOne(const CNode& n, uint32_t ord) const {
+    std::vector<std::vector<int64_t>> times(n.matches.size());
+    for (size_t i = 0; i < n.matches.size(); ++i) {
+      ForEachMatching(n.matches[i], n.within, ord,
+                      [&](const EventRef& r, const Column* const*) { times[i].push_back(r.time); });
+      if (times[i].empty()) return false;
+    }
+    for (int64_t start : times[0]) {
+      int64_t t = start;
+      for (size_t i = 1; i < times.size(); ++i) {
+        auto next = std::upper_bound(times[i].begin(), times[i].end(), t);
+        if (next == times[i].end()) return false;  // later starts cannot do better
+        t = *next;
+      }
+      if (n.span_us < 0 || t - start <= n.span_us) return true;
+    }
+    return false;
+  }
+
+  // ---- every profile ----
+
+  Bitmap All(const CNode& n) const {
+    switch (n.kind) {
+      case RuleNode::Kind::kAnd: {
+        if (n.children.empty()) return ix_.universe_;
+        Bitmap acc = All(n.children[0]);
+        for (size_t i = 1; i < n.children.size() && !acc.isEmpty(); ++i) acc &= All(n.children[i]);
+        return acc;
+      }
+      case RuleNode::Kind::kOr: {
+        Bitmap acc;
+        for (const CNode& c : n.children) acc |= All(c);
+        return acc;
+      }
+      case RuleNode::Kind::kNot:
+        return ix_.universe_ - All(n.children[0]);
+      case RuleNode::Kind::kField:
+        return FieldAll(n);
+      case RuleNode::Kind::kEvent:
+        return EventAll(n);
+      case RuleNode::Kind::kSequence: {
+        Bitmap candidates = StepOwners(n.matches[0], n.within);
+        std::vector<uint32_t> out;
+        for (uint32_t ord : candidates) {
+          if (SequenceOne(n, ord)) out.push_back(ord);
+        }
+        return Bitmap(out.size(), out.data());
+      }
+      case RuleNode::Kind::kSegment: {
+        const Bitmap* members = lookup_ ? lookup_(n.segment) : nullptr;
+        return members ? (*members & ix_.universe_) : Bitmap();
+      }
+    }
+    return Bitmap();
+  }
+
+  // Rows of present cells whose result differs from an absent cell's, then combined with the universe.
+  Bitmap FieldAll(const CNode& f) const {
+    const Column* col = f.column;
+    std::vector<uint32_t> rows;
+    for (size_t p = 0; p < col->page_count(); ++p) {
+      const uint8_t* tags = col->page_tags(p);
+      if (tags == nullptr) continue;
+      const uint64_t* bits = col->page_bits(p);
+      uint32_t base = static_cast<uint32_t>(p << Column::kPageBits);
+      for (uint32_t i = 0; i < Column::kPageSize; ++i) {
+        if (tags[i] == static_cast<uint8_t>(Tag::kMissing)) continue;
+        if (MatchCell(f, Cell{static_cast<Tag>(tags[i]), bits[i]}, col) != f.absent_matches) rows.push_back(base + i);
+      }
+    }
+    Bitmap differing(rows.size(), rows.data());
+    return f.absent_matches ? ix_.universe_ - differing : differing & ix_.universe_;
+  }
+
+  // Profiles with at least one event matching a step inside the window.
+  Bitmap StepOwners(const CMatch& m, const TimeWindow& within) const {
+    std::vector<uint32_t> out;
+    ScanTables(m, within, [&](uint32_t ord, uint32_t, const Column* const*) { out.push_back(ord); });
+    return Bitmap(out.size(), out.data());
+  }
+
+  template <typename F>
+  void ScanTables(const CMatch& m, const TimeWindow& within, F&& f) const {
+    int64_t lo, hi;
+    Resolve(within, now_, &lo, &hi);
+    std::vector<const Column*> scratch;
+    for (uint32_t t = 0; t < ix_.tables_.size(); ++t) {
+      if (!Accepts(m, t)) continue;
+      const EventTable& table = *ix_.tables_[t];
+      const Column* const* cols = Bind(m, t, &scratch);
+      const uint32_t* ords = table.ordinal.data();
+      const int64_t* times = table.time.data();
+      size_t rows = table.ordinal.size();
+      bool no_where = m.where.empty();
+      for (uint32_t row = 0; row < rows; ++row) {
+        if (ords[row] == SegmentIndex::kRemoved || times[row] < lo || times[row] > hi) continue;
+        if (no_where || WhereAll(m, cols, row)) f(ords[row], row, cols);
+      }
+    }
+  }
+
+  // Aggregates per profile in one scan of the type's rows, then the profiles whose result differs from that of a
+  // profile without matching events.
+  Bitmap EventAll(const CNode& n) const {
+    size_t size = ix_.by_profile_.size();
+    bool zero_matches = Decide(n, Acc{});
+    std::vector<uint32_t> rows;
+    if (n.aggregate == Aggregate::kCount) {
+      std::vector<uint32_t> counts(size);
+      ScanTables(n.matches[0], n.within, [&](uint32_t ord, uint32_t, const Column* const*) { ++counts[ord]; });
+      for (uint32_t ord = 0; ord < size; ++ord) {
+        if (counts[ord] != 0 && n.test.Matches(counts[ord]) != zero_matches) rows.push_back(ord);
+      }
+    } else {
+      std::vector<Acc> acc(size);
+      ScanTables(n.matches[0], n.within, [&](uint32_t ord, uint32_t row, const Column* const* cols) {
+        Acc& a = acc[ord];
+        ++a.count;
+        const Column* col = cols[n.aggregate_slot];
+        Cell c = col ? col->Get(row) : Cell{};
+        if (IsNum(c)) a.Add(Num(c));
+      });
+      for (uint32_t ord = 0; ord < size; ++ord) {
+        if (acc[ord].count != 0 && Decide(n, acc[ord]) != zero_matches) rows.push_back(ord);
+      }
+    }
+    Bitmap differing(rows.size(), rows.data());
+    return zero_matches ? ix_.universe_ - differing : differing;
+  }
+
+  // ---- time ----
+
+  void Next(const CNode& n, uint32_t ord, int64_t* best) const {
+    auto consider = [&](int64_t t) {
+      if (t > now_ && t < *best) *best = t;
+    };
+    switch (n.kind) {
+      case RuleNode::Kind::kAnd:
+      case RuleNode::Kind::kOr:
+      case RuleNode::Kind::kNot:
+        for (const CNode& c : n.children) Next(c, ord, best);
+        return;
+      case RuleNode::Kind::kField: {
+        int64_t ft;
+        if (!FieldTime(n.column->Get(ord), ix_.pool_, &ft)) return;
+        // With x = ft - offset: ft >= now + offset holds while now <= x (so it flips at x + 1), ft > now + offset
+        // while now < x (flips at x); <= and < mirror them. between is >= low and <= high.
+        for (size_t i = 0; i < n.operands.size(); ++i) {
+          const Operand& v = n.operands[i];
+          if (!v.time || !v.time->relative) continue;
+          int64_t x = ft - v.time->micros;
+          RuleOp op = n.op == RuleOp::kBetween ? (i == 0 ? RuleOp::kGe : RuleOp::kLe) : n.op;
+          consider(op == RuleOp::kGe || op == RuleOp::kLt ? x + 1 : x);
+        }
+        return;
+      }
+      case RuleNode::Kind::kEvent:
+      case RuleNode::Kind::kSequence: {
+        if (!n.within.relative()) return;
+        // An event is inside the window while lo <= now <= hi.
+        for (const CMatch& m : n.matches) {
+          TimeWindow all;  // every event of the step, whatever its time
+          ForEachMatching(m, all, ord, [&](const EventRef& r, const Column* const*) {
+            int64_t lo = kMinTime, hi = kMaxTime;
+            for (const auto& [bound, is_from] : {std::pair{n.within.from, true}, std::pair{n.within.to, false}}) {
+              if (!bound) continue;
+              if (!bound->relative) {
+                if (is_from ? r.time < bound->micros : r.time > bound->micros) return;  // never inside
+                continue;
+              }
+              if (is_from) {
+                hi = r.time - bound->micros;  // t >= now + off  <=>  now <= t - off
+              } else {
+                lo = r.time - bound->micros;  // t <= now + off  <=>  now >= t - off
+              }
+            }
+            if (lo != kMinTime) consider(lo);
+            if (hi != kMaxTime) consider(hi + 1);
+          });
+        }
+        return;
+      }
+      case RuleNode::Kind::kSegment:
+        return;
+    }
+  }
+
+ private:
+  const SegmentIndex& ix_;
+  int64_t now_;
+  const MembershipLookup& lookup_;
+};
+
+// ---- the index ----------------------------------------------------------------------------------------------------
+
+SegmentIndex::SegmentIndex() {
+  for (std::string_view t : kStandardTypes) TableFor(t, "", true);
+}
+
+SegmentIndex::~SegmentIndex() = default;
+
+uint32_t SegmentIndex::TableFor(std::string_view type, std::string_view name, bool create) {
+  std::string key(type);
+  if (type == "custom") key = "custom:" + std::string(name);
+  auto it = table_ids_.find(key);
+  if (it != table_ids_.end()) return it->second;
+  if (!create) return kRemoved;
+  auto table = std::make_unique<EventTable>();
+  table->type = std::string(type);
+  if (type == "custom") table->name = std::string(name);
+  uint32_t id = static_cast<uint32_t>(tables_.size());
+  tables_.push_back(std::move(table));
+  table_ids_.emplace(std::move(key), id);
+  return id;
+}
+
+Status SegmentIndex::UpsertProfile(uint32_t ordinal, const Json& doc) {
+  if (!doc.is_object()) return Status::InvalidArgument("a profile document is an object");
+  if (ordinal > kMaxOrdinal) return Status::InvalidArgument("ordinal out of range");
+  if (by_profile_.size() <= ordinal) by_profile_.resize(static_cast<size_t>(ordinal) + 1);
+  profiles_.Put(ordinal, doc, &pool_);
+  universe_.add(ordinal);
+  return Status::OK();
+}
+
+void SegmentIndex::RemoveProfile(uint32_t ordinal) {
+  if (!universe_.contains(ordinal)) return;
+  profiles_.Clear(ordinal);
+  std::vector<EventRef>& refs = by_profile_[ordinal];
+  for (const EventRef& r : refs) {
+    EventTable& t = *tables_[r.table];
+    t.ordinal[r.row] = kRemoved;
+    t.props.Clear(r.row);
+  }
+  event_count_ -= refs.size();
+  std::vector<EventRef>().swap(refs);
+  universe_.remove(ordinal);
+}
+
+Status SegmentIndex::AddEvent(uint32_t ordinal, std::string_view type, std::string_view name, int64_t time_us,
+                              const Json& event) {
+  if (ordinal > kMaxOrdinal) return Status::InvalidArgument("ordinal out of range");
+  if (!IsStandardEventType(type)) return Status::InvalidArgument("unknown event type", "type");
+  if (type == "custom" && name.empty()) return Status::InvalidArgument("a custom event needs a name", "name");
+  uint32_t id = TableFor(type, type == "custom" ? name : "", true);
+  EventTable& t = *tables_[id];
+  if (t.ordinal.size() >= kRemoved) return Status::ResourceExhausted("too many events of one type");
+  uint32_t row = static_cast<uint32_t>(t.ordinal.size());
+  t.ordinal.push_back(ordinal);
+  t.time.push_back(time_us);
+  if (event.is_object()) t.props.Put(row, event, &pool_, KeepEventKey);
+  if (by_profile_.size() <= ordinal) by_profile_.resize(static_cast<size_t>(ordinal) + 1);
+  std::vector<EventRef>& refs = by_profile_[ordinal];
+  EventRef ref{time_us, id, row};
+  if (refs.empty() || refs.back().time <= time_us) {
+    refs.push_back(ref);
+  } else {
+    auto at =
+        std::upper_bound(refs.begin(), refs.end(), time_us, [](int64_t t, const EventRef& r) { return t < r.time; });
+    refs.insert(at, ref);
+  }
+  universe_.add(ordinal);
+  ++event_count_;
+  return Status::OK();
+}
+
+uint32_t SegmentIndex::FindTable(std::string_view event) const {
+  auto it = table_ids_.find(IsStandardEventType(event) ? std::string(event) : "custom:" + std::string(event));
+  return it == table_ids_.end() ? kRemoved : it->second;
+}
+
+std::span<const EventRef> SegmentIndex::EventsOf(uint32_t ordinal) const {
+  if (ordinal >= by_profile_.size()) return {};
+  return by_profile_[ordinal];
+}
+
+namespace {
+
+class Binder {
+ public:
+  Binder(StringPool* pool, DocTable* profiles, std::function<uint32_t(std::string_view)> custom_table,
+         const std::vector<std::unique_ptr<EventTable>>* tables)
+      : pool_(pool), profiles_(profiles), custom_table_(std::move(custom_table)), tables_(tables) {}
+
+  CNode Node(const RuleNode& r, CMatch* where_of) {
+    CNode n;
+    n.kind = r.kind;
+    for (const RuleNode& c : r.children) n.children.push_back(Node(c, where_of));
+    switch (r.kind) {
+      case RuleNode::Kind::kField:
+        n.op = r.op;
+        n.absent_matches = r.op == RuleOp::kNe || r.op == RuleOp::kNotIn || r.op == RuleOp::kNotExists;
+        for (const RuleValue& v : r.values) n.operands.push_back(Bind(v));
+        if (where_of) {
+          n.slot = Slot(where_of, r.field);
+        } else {
+          n.column = profiles_->GetOrCreate(r.field);
+        }
+        break;
+      case RuleNode::Kind::kEvent:
+        n.matches.push_back(Match(r.events));
+        n.aggregate = r.aggregate;
+        if (r.aggregate != Aggregate::kCount) n.aggregate_slot = Slot(&n.matches[0], r.aggregate_field);
+        n.test = r.test;
+        n.within = r.within;
+        break;
+      case RuleNode::Kind::kSequence:
+        for (const EventMatch& s : r.steps) n.matches.push_back(Match(s));
+        n.within = r.within;
+        n.span_us = r.span_us;
+        break;
+      case RuleNode::Kind::kSegment:
+        n.segment = r.segment;
+        break;
+      default:
+        break;
+    }
+    return n;
+  }
+
+ private:
+  Operand Bind(const RuleValue& v) {
+    Operand o;
+    o.time = v.time;
+    if (v.json.is_array()) {
+      o.is_array = true;
+      for (const Json& e : v.json.items()) o.array.push_back(EncodeScalar(e, pool_));
+    } else {
+      o.cell = EncodeScalar(v.json, pool_);
+    }
+    if (v.json.is_string()) o.text = v.json.as_string();
+    return o;
+  }
+
+  int Slot(CMatch* m, const std::string& path) {
+    for (size_t i = 0; i < m->paths.size(); ++i) {
+      if (m->paths[i] == path) return static_cast<int>(i);
+    }
+    m->paths.push_back(path);
+    if (m->kind == CMatch::Kind::kOne) m->bound.push_back((*tables_)[m->table]->props.GetOrCreate(path));
+    return static_cast<int>(m->paths.size() - 1);
+  }
+
+  CMatch Match(const EventMatch& e) {
+    CMatch m;
+    if (e.event == "*") {
+      m.kind = CMatch::Kind::kAll;
+    } else if (e.event == "custom") {
+      m.kind = CMatch::Kind::kCustomAny;
+    } else {
+      m.kind = CMatch::Kind::kOne;
+      m.table = custom_table_(e.event);
+    }
+    for (const RuleNode& w : e.where) m.where.push_back(Node(w, &m));
+    return m;
+  }
+
+  StringPool* pool_;
+  DocTable* profiles_;
+  std::function<uint32_t(std::string_view)> custom_table_;
+  const std::vector<std::unique_ptr<EventTable>>* tables_;
+};
+
+}  // namespace
+
+std::shared_ptr<const PreparedRule> SegmentIndex::Prepare(const SegmentRule& rule) {
+  Binder binder(
+      &pool_, &profiles_,
+      [this](std::string_view event) {
+        return IsStandardEventType(event) ? TableFor(event, "", true) : TableFor("custom", event, true);
+      },
+      &tables_);
+  auto prepared = std::make_shared<PreparedRule>();
+  prepared->root = binder.Node(rule.root(), nullptr);
+  return prepared;
+}
+
+Bitmap SegmentIndex::Evaluate(const PreparedRule& rule, int64_t now_us, const MembershipLookup& lookup) const {
+  Bitmap out = Evaluator(*this, now_us, lookup).All(rule.root);
+  out.runOptimize();
+  return out;
+}
+
+bool SegmentIndex::EvaluateOne(uint32_t ordinal, const PreparedRule& rule, int64_t now_us,
+                               const MembershipLookup& lookup) const {
+  if (!universe_.contains(ordinal)) return false;
+  return Evaluator(*this, now_us, lookup).One(rule.root, ordinal);
+}
+
+std::optional<int64_t> SegmentIndex::NextChange(uint32_t ordinal, const PreparedRule& rule, int64_t now_us) const {
+  if (!universe_.contains(ordinal)) return std::nullopt;
+  int64_t best = kMaxTime;
+  Evaluator(*this, now_us, {}).Next(rule.root, ordinal, &best);
+  if (best == kMaxTime) return std::nullopt;
+  return best;
+}
+
+size_t SegmentIndex::MemoryBytes() const {
+  size_t bytes = pool_.MemoryBytes() + profiles_.MemoryBytes() + universe_.getSizeInBytes();
+  for (const auto& t : tables_) {
+    bytes += t->ordinal.capacity() * sizeof(uint32_t) + t->time.capacity() * sizeof(int64_t) + t->props.MemoryBytes();
+  }
+  bytes += by_profile_.capacity() * sizeof(std::vector<EventRef>);
+  for (const auto& refs : by_profile_) bytes += refs.capacity() * sizeof(EventRef);
+  return bytes;
+}
+
+Overlap Compare(const Bitmap& a, const Bitmap& b) {
+  Overlap o;
+  o.a = a.cardinality();
+  o.b = b.cardinality();
+  o.intersection = a.and_cardinality(b);
+  o.union_size = o.a + o.b - o.intersection;
+  o.a_minus_b = o.a - o.intersection;
+  o.b_minus_a = o.b - o.intersection;
+  o.jaccard = o.union_size == 0 ? 0.0 : static_cast<double>(o.intersection) / static_cast<double>(o.union_size);
+  return o;
+}
+
+std::vector<std::vector<Overlap>> PairwiseOverlap(const std::vector<const Bitmap*>& sets) {
+  std::vector<std::vector<Overlap>> m(sets.size(), std::vector<Overlap>(sets.size()));
+  for (size_t i = 0; i < sets.size(); ++i) {
+    for (size_t j = i; j < sets.size(); ++j) {
+      m[i][j] = Compare(*sets[i], *sets[j]);
+      Overlap& t = m[j][i];
+      t = m[i][j];
+      std::swap(t.a, t.b);
+      std::swap(t.a_minus_b, t.b_minus_a);
+    }
+  }
+  return m;
+}
+
+}  // namespace cdp::segments

@@ -1,0 +1,135 @@
+// Copyright 2026 The libcdp Authors.
+//
+// SegmentIndex: the in-memory indexes segment rules are evaluated over (issue 4).
+//
+//   profile documents -> DocTable: one Column of compact cells per leaf path, indexed by the profile's ordinal
+//   events            -> one EventTable per type (per name for custom events): ordinal, time and the columns of
+//                        properties.*, source, deviceId and name, indexed by row; plus, per profile, its events
+//                        sorted by time (EventRef)
+//
+// Evaluate() runs a PreparedRule over every profile and returns a compressed bitmap (CRoaring) of ordinals: one
+// scan of a column per field condition, one scan of a type's rows per behavioural condition, bitmap algebra for
+// AND / OR / NOT. EvaluateOne() answers for one profile from its cells and its own events, for incremental updates.
+// NextChange() says when time alone could next change a profile's membership.
+//
+// Ordinals are dense uint32 profile numbers chosen by the caller (the engine maps profile ids to them). A profile
+// exists for the index once upserted or given an event; NOT, "did not" (count = 0) and absent-field conditions
+// are relative to the existing profiles (universe()).
+//
+// Thread-safety: none inside. Const methods may run concurrently with each other; Prepare, UpsertProfile,
+// RemoveProfile and AddEvent need exclusive access (the engine holds a shared mutex).
+
+#ifndef CDP_SEGMENTS_INDEX_H_
+#define CDP_SEGMENTS_INDEX_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <roaring/roaring.hh>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cdp/segment_rule.h"
+#include "cdp/status.h"
+#include "segments/columns.h"
+
+namespace cdp::segments {
+
+using Bitmap = Roaring;
+
+// The members of another segment, for {"segment": id} conditions; null when the segment is unknown (no members).
+using MembershipLookup = std::function<const Bitmap*(std::string_view segment_id)>;
+
+// A rule bound to an index: columns resolved, constants interned. Built by SegmentIndex::Prepare; valid for the
+// lifetime of that index (columns are never dropped). Immutable afterwards.
+class PreparedRule;
+
+struct EventTable {
+  std::string type;               // the event type
+  std::string name;               // custom events: the name; otherwise empty
+  std::vector<uint32_t> ordinal;  // kRemoved once the profile is removed
+  std::vector<int64_t> time;      // event time, microseconds since the epoch
+  DocTable props;                 // properties.*, source, deviceId, name
+};
+
+struct EventRef {
+  int64_t time;
+  uint32_t table;
+  uint32_t row;
+};
+
+class SegmentIndex {
+ public:
+  static constexpr uint32_t kRemoved = UINT32_MAX;
+  static constexpr uint32_t kMaxOrdinal = UINT32_MAX - 1;
+
+  SegmentIndex();
+  ~SegmentIndex();
+  SegmentIndex(const SegmentIndex&) = delete;
+  SegmentIndex& operator=(const SegmentIndex&) = delete;
+
+  // Replaces the profile's field values with the leaves of `doc` (a profile document). Cost: linear in the
+  // document plus the number of columns. Errors: InvalidArgument (doc not an object, ordinal out of range).
+  Status UpsertProfile(uint32_t ordinal, const Json& doc);
+  // Forgets the profile: its fields and events. No-op when unknown.
+  void RemoveProfile(uint32_t ordinal);
+  // Adds one event. `type` is the event type, `name` the custom event name ("" for standard types); `event` is the
+  // event document (its properties.*, source, deviceId and name are kept). Cost: the document's size plus
+  // an insertion into the profile's time-ordered list (appending is O(1)).
+  Status AddEvent(uint32_t ordinal, std::string_view type, std::string_view name, int64_t time_us, const Json& event);
+
+  // Binds a rule to this index. Never fails for a parsed rule.
+  std::shared_ptr<const PreparedRule> Prepare(const SegmentRule& rule);
+
+  // Members of the rule at `now_us`. Cost: see the file comment.
+  Bitmap Evaluate(const PreparedRule& rule, int64_t now_us, const MembershipLookup& lookup = {}) const;
+  uint64_t Count(const PreparedRule& rule, int64_t now_us, const MembershipLookup& lookup = {}) const {
+    return Evaluate(rule, now_us, lookup).cardinality();
+  }
+  // Whether one profile is a member at `now_us`. Cost: the rule's size plus the profile's events it reads.
+  bool EvaluateOne(uint32_t ordinal, const PreparedRule& rule, int64_t now_us,
+                   const MembershipLookup& lookup = {}) const;
+  // The first instant after `now_us` at which the profile's membership could change with no write (relative
+  // dates and windows), or nullopt when time cannot change it. Conservative: membership is constant over
+  // [now_us, result), and may or may not change at result.
+  std::optional<int64_t> NextChange(uint32_t ordinal, const PreparedRule& rule, int64_t now_us) const;
+
+  // Every existing profile.
+  const Bitmap& universe() const { return universe_; }
+  size_t event_count() const { return event_count_; }
+  // The events of one profile, time-ordered.
+  std::span<const EventRef> EventsOf(uint32_t ordinal) const;
+  const EventTable& table(uint32_t id) const { return *tables_[id]; }
+  // The table of an event type or custom event name, as rules name them; kRemoved when none exists.
+  uint32_t FindTable(std::string_view event) const;
+  size_t MemoryBytes() const;
+
+ private:
+  friend class Evaluator;
+  uint32_t TableFor(std::string_view type, std::string_view name, bool create);
+
+  StringPool pool_;
+  DocTable profiles_;
+  std::vector<std::unique_ptr<EventTable>> tables_;
+  absl::flat_hash_map<std::string, uint32_t> table_ids_;  // type, or "custom:" + name
+  std::vector<std::vector<EventRef>> by_profile_;
+  Bitmap universe_;
+  size_t event_count_ = 0;
+};
+
+// Set algebra over member bitmaps (overlap reports and audiences).
+struct Overlap {
+  uint64_t a = 0, b = 0;
+  uint64_t intersection = 0, union_size = 0, a_minus_b = 0, b_minus_a = 0;
+  double jaccard = 0;  // intersection / union; 0 when both are empty
+};
+Overlap Compare(const Bitmap& a, const Bitmap& b);
+// matrix[i][j] = Compare(*sets[i], *sets[j]).
+std::vector<std::vector<Overlap>> PairwiseOverlap(const std::vector<const Bitmap*>& sets);
+
+}  // namespace cdp::segments
+
+#endif  // CDP_SEGMENTS_INDEX_H_

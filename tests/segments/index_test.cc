@@ -1,0 +1,311 @@
+// Copyright 2026 The libcdp Authors.
+//
+// SegmentIndex on small hand-written data: each operator, behavioural counts, aggregates, windows and sequences,
+// relative dates, NOT, segment membership, NextChange, updates and removal, set algebra.
+
+#include "segments/index.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "cdp/query.h"
+#include "test_util.h"
+
+namespace cdp::segments {
+namespace {
+
+using ::cdp::testing::J;
+
+constexpr int64_t kSec = 1000000;
+constexpr int64_t kDay = 86400 * kSec;
+const int64_t kNow = *ParseTimestamp("2026-06-01T00:00:00Z");
+
+class SegmentIndexTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    Upsert(1, R"({"attributes": {"country": "US", "city": "London", "tags": ["vip", "beta"],
+                                 "customFields": {"tier": 3, "birthday": "1990-05-01", "code": "A-17"}},
+                  "computed": {"ltv": 250.5, "lastPurchaseDate": "2026-05-25T10:00:00.000Z", "churnRisk": 0.1,
+                               "rfm": {"score": 545, "segment": "Champions"}},
+                  "consent": {"email": true}, "segments": ["s-a"]})");
+    Upsert(2, R"({"attributes": {"country": "GB", "city": "Leeds", "tags": ["new"],
+                                 "customFields": {"tier": "3", "code": "B-2"}},
+                  "computed": {"ltv": 40, "lastPurchaseDate": "2026-03-01T00:00:00.000Z", "churnRisk": 0.8,
+                               "rfm": {"score": 111, "segment": "Lost"}},
+                  "consent": {"email": false}})");
+    Upsert(3, R"({"attributes": {"country": null, "city": "Lyon", "tags": "vip",
+                                 "customFields": {"tier": 3.0}},
+                  "computed": {"ltv": 100}})");
+    Upsert(4, R"({"attributes": {}})");
+  }
+
+  void Upsert(uint32_t ord, std::string_view doc) { ASSERT_TRUE(index_.UpsertProfile(ord, J(doc)).ok()); }
+
+  void Event(uint32_t ord, std::string_view type, int64_t time, std::string_view doc = "{}",
+             std::string_view name = "") {
+    ASSERT_TRUE(index_.AddEvent(ord, type, name, time, J(doc)).ok());
+  }
+
+  std::set<uint32_t> Members(std::string_view rule_json, int64_t now = kNow) {
+    auto rule = SegmentRule::FromJson(J(rule_json));
+    EXPECT_TRUE(rule.ok()) << rule.status().ToString();
+    if (!rule.ok()) return {};
+    auto prepared = index_.Prepare(*rule);
+    MembershipLookup lookup = [this](std::string_view id) -> const Bitmap* {
+      auto it = segments_.find(std::string(id));
+      return it == segments_.end() ? nullptr : &it->second;
+    };
+    Bitmap all = index_.Evaluate(*prepared, now, lookup);
+    std::set<uint32_t> out(all.begin(), all.end());
+    // Single-profile evaluation agrees with the full one.
+    for (uint32_t o : index_.universe()) {
+      EXPECT_EQ(index_.EvaluateOne(o, *prepared, now, lookup), out.count(o) > 0) << "profile " << o << " " << rule_json;
+    }
+    return out;
+  }
+
+  std::optional<int64_t> Next(uint32_t ord, std::string_view rule_json, int64_t now = kNow) {
+    auto rule = SegmentRule::FromJson(J(rule_json));
+    EXPECT_TRUE(rule.ok()) << rule.status().ToString();
+    return index_.NextChange(ord, *index_.Prepare(*rule), now);
+  }
+
+  static std::string F(std::string_view field, std::string_view op, std::string_view value) {
+    return R"({"field": ")" + std::string(field) + R"(", "operator": ")" + std::string(op) + R"(", "value": )" +
+           std::string(value) + "}";
+  }
+
+  SegmentIndex index_;
+  std::map<std::string, Bitmap> segments_;
+};
+
+using S = std::set<uint32_t>;
+
+TEST_F(SegmentIndexTest, EqualityAndInequality) {
+  EXPECT_EQ(Members(F("attributes.country", "=", R"("US")")), S({1}));
+  EXPECT_EQ(Members(F("attributes.country", "!=", R"("US")")), S({2, 3, 4}));  // null and absent match !=
+  // Numbers compare numerically across int and double; "3" is a string, not a number.
+  EXPECT_EQ(Members(F("attributes.customFields.tier", "=", "3")), S({1, 3}));
+  EXPECT_EQ(Members(F("attributes.customFields.tier", "=", R"("3")")), S({2}));
+  EXPECT_EQ(Members(F("consent.email", "=", "true")), S({1}));
+  EXPECT_EQ(Members(F("attributes.tags", "=", R"(["vip", "beta"])")), S({1}));
+  EXPECT_EQ(Members(F("attributes.tags", "=", R"(["beta", "vip"])")), S());  // order matters
+  // Objects equal nothing but exist.
+  EXPECT_EQ(Members(F("computed.rfm", "=", "545")), S());
+  EXPECT_EQ(Members(R"({"field": "computed.rfm", "operator": "exists"})"), S({1, 2}));
+}
+
+TEST_F(SegmentIndexTest, OrderedComparisons) {
+  EXPECT_EQ(Members(F("computed.ltv", ">", "100")), S({1}));
+  EXPECT_EQ(Members(F("computed.ltv", ">=", "100")), S({1, 3}));
+  EXPECT_EQ(Members(F("computed.ltv", "<", "100")), S({2}));
+  EXPECT_EQ(Members(F("computed.ltv", "<=", "100.0")), S({2, 3}));
+  EXPECT_EQ(Members(F("attributes.city", ">", R"("Leeds")")), S({1, 3}));      // byte-wise: London, Lyon
+  EXPECT_EQ(Members(F("attributes.customFields.tier", ">", "2")), S({1, 3}));  // "3" is not a number
+  EXPECT_EQ(Members(F("computed.ltv", "between", "[40, 100]")), S({2, 3}));
+  EXPECT_EQ(Members(F("attributes.city", "between", R"(["Le", "Lo"])")), S({2}));  // "London" > "Lo"
+  EXPECT_EQ(Members(F("attributes.city", "between", R"(["Le", "Lp"])")), S({1, 2}));
+}
+
+TEST_F(SegmentIndexTest, StringAndListOperators) {
+  EXPECT_EQ(Members(F("attributes.city", "contains", R"("ee")")), S({2}));
+  EXPECT_EQ(Members(F("attributes.tags", "contains", R"("vip")")), S({1, 3}));  // array element, or substring
+  EXPECT_EQ(Members(F("attributes.city", "starts_with", R"("L")")), S({1, 2, 3}));
+  EXPECT_EQ(Members(F("attributes.customFields.code", "starts_with", R"("A-")")), S({1}));
+  EXPECT_EQ(Members(F("attributes.tags", "starts_with", R"("be")")), S({1}));
+  EXPECT_EQ(Members(F("attributes.country", "in", R"(["US", "GB"])")), S({1, 2}));
+  EXPECT_EQ(Members(F("attributes.tags", "in", R"(["new", "x"])")), S({2}));  // an array field shares one
+  EXPECT_EQ(Members(F("attributes.country", "not_in", R"(["US", "GB"])")), S({3, 4}));
+  EXPECT_EQ(Members(R"({"field": "attributes.country", "operator": "exists"})"), S({1, 2}));  // null is absent
+  EXPECT_EQ(Members(R"({"field": "attributes.country", "operator": "not_exists"})"), S({3, 4}));
+  EXPECT_EQ(Members(R"({"field": "segments", "operator": "contains", "value": "s-a"})"), S({1}));
+}
+
+TEST_F(SegmentIndexTest, DatesAbsoluteAndRelative) {
+  EXPECT_EQ(Members(F("computed.lastPurchaseDate", ">=", R"("2026-05-01")")), S({1}));
+  EXPECT_EQ(Members(F("computed.lastPurchaseDate", ">=", R"("-30d")")), S({1}));
+  EXPECT_EQ(Members(F("computed.lastPurchaseDate", ">=", R"("-100d")")), S({1, 2}));
+  // Seven days later the purchase of 2026-05-25T10:00 is more than 7 days old.
+  EXPECT_EQ(Members(F("computed.lastPurchaseDate", ">=", R"("-7d")")), S({1}));
+  EXPECT_EQ(Members(F("computed.lastPurchaseDate", ">=", R"("-7d")"), kNow + 3 * kDay), S());
+  EXPECT_EQ(Members(F("computed.lastPurchaseDate", "between", R"(["-100d", "-60d"])")), S({2}));
+  // A date-only field compares as an instant too; a non-date string never matches a date.
+  EXPECT_EQ(Members(F("attributes.customFields.birthday", "<", R"("2000-01-01")")), S({1}));
+  EXPECT_EQ(Members(F("attributes.customFields.code", "<", R"("2000-01-01")")), S());
+  EXPECT_EQ(Members(F("computed.lastPurchaseDate", "=", R"("2026-05-25T10:00:00Z")")), S({1}));
+  EXPECT_EQ(Members(F("computed.lastPurchaseDate", "!=", R"("2026-05-25T10:00:00Z")")), S({2, 3, 4}));
+  // Hours and minutes.
+  EXPECT_EQ(Members(F("computed.lastPurchaseDate", ">", R"("-159h")")), S({1}));
+  EXPECT_EQ(Members(F("computed.lastPurchaseDate", ">", R"("-9480m")")), S());  // 158h = 6d14h: exactly, not after
+  EXPECT_EQ(Members(F("computed.lastPurchaseDate", ">=", R"("-9480m")")), S({1}));
+}
+
+TEST_F(SegmentIndexTest, GroupsAndNot) {
+  EXPECT_EQ(Members(R"({"operator": "OR", "conditions": [)" + F("attributes.country", "=", R"("US")") + "," +
+                    F("computed.ltv", "<", "50") + "]}"),
+            S({1, 2}));
+  EXPECT_EQ(Members(R"({"operator": "NOT", "conditions": [)" + F("attributes.country", "=", R"("US")") + "," +
+                    F("computed.ltv", ">", "50") + "]}"),
+            S({2, 3, 4}));
+  EXPECT_EQ(Members(R"({"not": )" + F("attributes.city", "starts_with", R"("L")") + "}"), S({4}));
+  EXPECT_EQ(Members(R"({"operator": "AND", "conditions": []})"), S({1, 2, 3, 4}));
+  EXPECT_EQ(Members(R"({"operator": "OR", "conditions": []})"), S());
+}
+
+TEST_F(SegmentIndexTest, BehaviouralCountsAndWindows) {
+  Event(1, "purchase", kNow - 2 * kDay, R"({"properties": {"revenue": 30, "category": "books"}})");
+  Event(1, "purchase", kNow - 40 * kDay, R"({"properties": {"revenue": 70.5, "category": "music"}})");
+  Event(2, "purchase", kNow - 10 * kDay, R"({"properties": {"revenue": 5}})");
+  Event(2, "page_view", kNow - 1 * kDay);
+  Event(3, "custom", kNow - 3 * kDay, R"({"name": "signup", "source": "ios"})", "signup");
+  EXPECT_EQ(Members(R"({"event": "purchase"})"), S({1, 2}));
+  EXPECT_EQ(Members(R"({"event": "purchase", "within": "30d"})"), S({1, 2}));
+  EXPECT_EQ(Members(R"({"event": "purchase", "within": "30d", "count": {">=": 2}})"), S());
+  EXPECT_EQ(Members(R"({"event": "purchase", "within": "60d", "count": {">=": 2}})"), S({1}));
+  EXPECT_EQ(Members(R"({"event": "purchase", "within": "5d", "count": 0})"), S({2, 3, 4}));  // did not
+  EXPECT_EQ(Members(R"({"event": "purchase", "within": {"from": "-50d", "to": "-5d"}})"), S({1, 2}));
+  EXPECT_EQ(Members(R"({"event": "purchase", "within": {"from": "2026-05-20", "to": "2026-05-25"}})"), S({2}));
+  EXPECT_EQ(Members(R"({"event": "purchase", "where": [{"field": "properties.category", "operator": "=",
+                                                         "value": "books"}]})"),
+            S({1}));
+  EXPECT_EQ(Members(R"({"event": "signup"})"), S({3}));
+  EXPECT_EQ(Members(R"({"event": "custom", "where": [{"field": "source", "operator": "=", "value": "ios"}]})"), S({3}));
+  EXPECT_EQ(Members(R"({"event": "*", "within": "1d"})"), S({2}));
+  EXPECT_EQ(Members(R"({"event": "*", "count": {">=": 2}})"), S({1, 2}));
+  // A window includes both of its bounds.
+  EXPECT_EQ(Members(R"({"event": "purchase", "within": "2d"})"), S({1}));
+  EXPECT_EQ(Members(R"({"event": "purchase", "within": "2d"})", kNow + 1), S());
+}
+
+TEST_F(SegmentIndexTest, Aggregates) {
+  Event(1, "purchase", kNow - 2 * kDay, R"({"properties": {"revenue": 30}})");
+  Event(1, "purchase", kNow - 4 * kDay, R"({"properties": {"revenue": 70.5}})");
+  Event(1, "purchase", kNow - 5 * kDay, R"({"properties": {"revenue": "lots"}})");  // not a number: left out
+  Event(2, "purchase", kNow - 3 * kDay, R"({"properties": {"revenue": 0.1}})");
+  Event(2, "purchase", kNow - 3 * kDay, R"({"properties": {"revenue": 0.2}})");
+  Event(3, "purchase", kNow - 3 * kDay, R"({"properties": {}})");
+  EXPECT_EQ(Members(R"({"event": "purchase", "sum": "properties.revenue", "value": {">=": 100.5}})"), S({1}));
+  // Sums are exact in micro-units: 0.1 + 0.2 == 0.3.
+  EXPECT_EQ(Members(R"({"event": "purchase", "sum": "properties.revenue", "value": {"=": 0.3}})"), S({2}));
+  // The sum of no values is 0, so profiles without purchases match sum < 1.
+  EXPECT_EQ(Members(R"({"event": "purchase", "sum": "properties.revenue", "value": {"<": 1}})"), S({2, 3, 4}));
+  EXPECT_EQ(Members(R"({"event": "purchase", "avg": "properties.revenue", "value": {"=": 50.25}})"), S({1}));
+  // avg / min / max of no values never match.
+  EXPECT_EQ(Members(R"({"event": "purchase", "avg": "properties.revenue", "value": {"<": 1}})"), S({2}));
+  EXPECT_EQ(Members(R"({"event": "purchase", "min": "properties.revenue", "value": {"<=": 30}})"), S({1, 2}));
+  EXPECT_EQ(Members(R"({"event": "purchase", "max": "properties.revenue", "value": {">": 70}})"), S({1}));
+  EXPECT_EQ(Members(R"({"event": "purchase", "max": "properties.revenue", "within": "3d", "value": {">": 1}})"),
+            S({1}));
+}
+
+TEST_F(SegmentIndexTest, Sequences) {
+  Event(1, "add_to_cart", kNow - 10 * kDay, R"({"properties": {"sku": "a"}})");
+  Event(1, "purchase", kNow - 10 * kDay + 30 * 60 * kSec);
+  Event(2, "purchase", kNow - 10 * kDay);  // purchase before the cart: not the sequence
+  Event(2, "add_to_cart", kNow - 9 * kDay);
+  Event(3, "add_to_cart", kNow - 10 * kDay);
+  Event(3, "purchase", kNow - 10 * kDay);  // same instant: not "then"
+  Event(3, "purchase", kNow - 7 * kDay);
+  const char* then = R"({"sequence": [{"event": "add_to_cart"}, {"event": "purchase"}]})";
+  EXPECT_EQ(Members(then), S({1, 3}));
+  EXPECT_EQ(Members(R"({"sequence": [{"event": "add_to_cart"}, {"event": "purchase"}], "span": "1h"})"), S({1}));
+  EXPECT_EQ(Members(R"({"sequence": [{"event": "add_to_cart"}, {"event": "purchase"}], "span": "3d"})"), S({1, 3}));
+  EXPECT_EQ(Members(R"({"sequence": [{"event": "add_to_cart"}, {"event": "purchase"}], "within": "8d"})"), S());
+  EXPECT_EQ(Members(R"({"sequence": [{"event": "add_to_cart", "where": [{"field": "properties.sku",
+                                                                         "operator": "=", "value": "a"}]},
+                                     {"event": "purchase"}]})"),
+            S({1}));
+  EXPECT_EQ(Members(R"({"sequence": [{"event": "purchase"}, {"event": "add_to_cart"}]})"), S({2}));
+  // Profile 3's purchase at the cart's instant cannot be the middle step, so no three-step chain exists.
+  EXPECT_EQ(Members(R"({"sequence": [{"event": "add_to_cart"}, {"event": "purchase"}, {"event": "purchase"}]})"), S());
+  Event(3, "purchase", kNow - 6 * kDay);
+  EXPECT_EQ(Members(R"({"sequence": [{"event": "add_to_cart"}, {"event": "purchase"}, {"event": "purchase"}]})"),
+            S({3}));
+}
+
+TEST_F(SegmentIndexTest, SegmentMembership) {
+  segments_["high"] = Bitmap::bitmapOf(3, 1, 3, 99);  // 99 is not a profile of this index
+  EXPECT_EQ(Members(R"({"segment": "high"})"), S({1, 3}));
+  EXPECT_EQ(Members(R"({"not": {"segment": "high"}})"), S({2, 4}));
+  EXPECT_EQ(Members(R"({"segment": "unknown"})"), S());
+  EXPECT_EQ(Members(R"({"conditions": [{"segment": "high"}, )" + F("computed.ltv", ">", "200") + "]}"), S({1}));
+}
+
+TEST_F(SegmentIndexTest, NextChangeOfRelativeDatesAndWindows) {
+  const int64_t purchase = *ParseTimestamp("2026-05-25T10:00:00Z");
+  // ">= -30d" holds until now - 30d passes the date: the last instant is purchase + 30d.
+  EXPECT_EQ(Next(1, F("computed.lastPurchaseDate", ">=", R"("-30d")")), purchase + 30 * kDay + 1);
+  // "> -30d" stops holding at purchase + 30d exactly.
+  EXPECT_EQ(Next(1, F("computed.lastPurchaseDate", ">", R"("-30d")")), purchase + 30 * kDay);
+  // A profile without the field, and rules without time, never change by time alone.
+  EXPECT_EQ(Next(4, F("computed.lastPurchaseDate", ">=", R"("-30d")")), std::nullopt);
+  EXPECT_EQ(Next(1, F("computed.ltv", ">", "3")), std::nullopt);
+  EXPECT_EQ(Next(1, F("computed.lastPurchaseDate", ">=", R"("2026-01-01")")), std::nullopt);
+
+  Event(2, "purchase", kNow - 10 * kDay);
+  Event(2, "purchase", kNow + 2 * kDay);  // in the future: enters the window when it happens
+  EXPECT_EQ(Next(2, R"({"event": "purchase", "within": "30d"})"), kNow + 2 * kDay);
+  EXPECT_EQ(Next(2, R"({"event": "purchase", "within": "30d"})", kNow + 2 * kDay), kNow + 20 * kDay + 1);
+  EXPECT_EQ(Next(2, R"({"event": "purchase", "within": "30d"})", kNow + 20 * kDay + 1), kNow + 32 * kDay + 1);
+  EXPECT_EQ(Next(2, R"({"event": "purchase", "within": "30d"})", kNow + 32 * kDay + 1), std::nullopt);
+  // Membership really changes there: in at kNow + 20d, out one microsecond after the old purchase leaves when the
+  // count must be 2.
+  auto rule = SegmentRule::FromJson(J(R"({"event": "purchase", "within": "30d", "count": {">=": 2}})"));
+  auto prepared = index_.Prepare(*rule);
+  EXPECT_FALSE(index_.EvaluateOne(2, *prepared, kNow));
+  EXPECT_TRUE(index_.EvaluateOne(2, *prepared, kNow + 2 * kDay));
+  EXPECT_TRUE(index_.EvaluateOne(2, *prepared, kNow + 20 * kDay));
+  EXPECT_FALSE(index_.EvaluateOne(2, *prepared, kNow + 20 * kDay + 1));
+  // Events outside an absolute bound never count, so they never change anything.
+  EXPECT_EQ(Next(2, R"({"event": "purchase", "within": {"from": "2027-01-01", "to": "now"}})"), std::nullopt);
+}
+
+TEST_F(SegmentIndexTest, UpdatesAndRemoval) {
+  Event(2, "purchase", kNow - kDay);
+  EXPECT_EQ(Members(F("attributes.country", "=", R"("US")")), S({1}));
+  Upsert(2, R"({"attributes": {"country": "US"}})");  // a replace: ltv and the rest are gone
+  EXPECT_EQ(Members(F("attributes.country", "=", R"("US")")), S({1, 2}));
+  EXPECT_EQ(Members(R"({"field": "computed.ltv", "operator": "exists"})"), S({1, 3}));
+  EXPECT_EQ(Members(R"({"event": "purchase"})"), S({2}));  // events stay with the profile
+  index_.RemoveProfile(2);
+  EXPECT_EQ(Members(F("attributes.country", "=", R"("US")")), S({1}));
+  EXPECT_EQ(Members(R"({"event": "purchase"})"), S());
+  EXPECT_EQ(Members(R"({"event": "purchase", "count": 0})"), S({1, 3, 4}));
+  EXPECT_EQ(index_.event_count(), 0u);
+  // An event makes a profile known again.
+  Event(2, "page_view", kNow);
+  EXPECT_EQ(Members(R"({"field": "computed.ltv", "operator": "not_exists"})"), S({2, 4}));
+  // Invalid input is rejected.
+  EXPECT_TRUE(index_.AddEvent(5, "teleport", "", kNow, Json::Object()).IsInvalidArgument());
+  EXPECT_TRUE(index_.AddEvent(5, "custom", "", kNow, Json::Object()).IsInvalidArgument());
+  EXPECT_TRUE(index_.UpsertProfile(5, Json(3)).IsInvalidArgument());
+  EXPECT_FALSE(index_.universe().contains(5));
+}
+
+TEST(SegmentSetAlgebraTest, OverlapAndMatrix) {
+  Bitmap a = Bitmap::bitmapOf(4, 1, 2, 3, 4);
+  Bitmap b = Bitmap::bitmapOf(3, 3, 4, 5);
+  Bitmap empty;
+  Overlap o = Compare(a, b);
+  EXPECT_EQ(o.a, 4u);
+  EXPECT_EQ(o.b, 3u);
+  EXPECT_EQ(o.intersection, 2u);
+  EXPECT_EQ(o.union_size, 5u);
+  EXPECT_EQ(o.a_minus_b, 2u);
+  EXPECT_EQ(o.b_minus_a, 1u);
+  EXPECT_DOUBLE_EQ(o.jaccard, 0.4);
+  EXPECT_DOUBLE_EQ(Compare(empty, empty).jaccard, 0.0);
+  auto m = PairwiseOverlap({&a, &b, &empty});
+  ASSERT_EQ(m.size(), 3u);
+  EXPECT_EQ(m[1][0].a, 3u);
+  EXPECT_EQ(m[1][0].a_minus_b, 1u);
+  EXPECT_EQ(m[0][0].intersection, 4u);
+  EXPECT_DOUBLE_EQ(m[0][0].jaccard, 1.0);
+  EXPECT_EQ(m[2][1].union_size, 3u);
+}
+
+}  // namespace
+}  // namespace cdp::segments
