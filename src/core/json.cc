@@ -4,6 +4,7 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -194,6 +195,25 @@ Result<Json> Json::Parse(std::string_view text, const ParseLimits& limits) {
   return out;
 }
 
+namespace internal {
+
+void AppendJsonDouble(double d, std::string* out) {
+  if (!std::isfinite(d)) {
+    out->append("null");  // JSON has no NaN or infinity
+    return;
+  }
+  char buf[32];
+  auto r = std::to_chars(buf, buf + sizeof buf, d);
+  // The shortest form of a large whole double is an integer literal ("18446744073709551616"), which no 64-bit
+  // integer holds and the parser (simdjson) rejects.
+  if (std::fabs(d) >= 9.2e18 && std::find_if(buf, r.ptr, [](char c) { return c == '.' || c == 'e'; }) == r.ptr) {
+    r = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::scientific);
+  }
+  out->append(buf, r.ptr);
+}
+
+}  // namespace internal
+
 void Json::DumpTo(std::string* out) const {
   switch (type_) {
     case Type::kNull:
@@ -208,16 +228,9 @@ void Json::DumpTo(std::string* out) const {
       out->append(buf, r.ptr);
       return;
     }
-    case Type::kDouble: {
-      if (!std::isfinite(d_)) {
-        out->append("null");  // JSON has no NaN or infinity
-        return;
-      }
-      char buf[32];
-      auto r = std::to_chars(buf, buf + sizeof buf, d_);
-      out->append(buf, r.ptr);
+    case Type::kDouble:
+      internal::AppendJsonDouble(d_, out);
       return;
-    }
     case Type::kString:
       EscapeTo(*s_, out);
       return;

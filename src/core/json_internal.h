@@ -29,6 +29,10 @@ const char* PaddedCopy(std::string_view text, std::string* reused, std::string* 
 // Appends `s` as a JSON string literal, escaped exactly as Json::Dump escapes strings and keys.
 void AppendJsonString(std::string_view s, std::string* out);
 
+// Appends a double as JSON: the shortest form that reads back to the same value, null for NaN and infinities, and
+// scientific form for a whole value beyond 64-bit integers (an integer literal that large does not parse).
+void AppendJsonDouble(double d, std::string* out);
+
 // Converts a simdjson DOM element into a Json exactly as Json::Parse does (`depth` is the element's nesting level,
 // 1 at the top; a container deeper than limits.max_depth is InvalidArgument with the field path; duplicate keys:
 // the last one wins, at the first one's position).

@@ -424,14 +424,12 @@ struct Dumper {
   template <typename T>
   void Number(T v) {
     if constexpr (std::is_floating_point_v<T>) {
-      if (!std::isfinite(v)) {
-        out->append("null");
-        return;
-      }
+      AppendJsonDouble(v, out);  // as Json::Dump
+    } else {
+      char buf[24];
+      auto r = std::to_chars(buf, buf + sizeof buf, v);
+      out->append(buf, r.ptr);
     }
-    char buf[32];
-    auto r = std::to_chars(buf, buf + sizeof buf, v);
-    out->append(buf, r.ptr);
   }
 };
 

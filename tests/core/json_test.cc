@@ -31,6 +31,21 @@ TEST(JsonTest, DoublesRoundTripExactly) {
   }
 }
 
+// Whole doubles beyond any 64-bit integer are written so that they parse again (not as a 20-digit integer literal).
+TEST(JsonTest, HugeWholeDoublesRoundTrip) {
+  for (double d : {18446744073709551615.0, -9.3e18, 1e19, 1.5e300, 9.2e18}) {
+    Json j(d);
+    auto back = Json::Parse(j.Dump());
+    ASSERT_TRUE(back.ok()) << j.Dump() << ": " << back.status().ToString();
+    EXPECT_EQ(back->as_number(), d) << j.Dump();
+  }
+  // Inside a stored document, say a computed trait: the whole document reads back.
+  Json doc = Json::Object().Set("ltv", Json(1e20)).Set("n", Json(int64_t{7}));
+  auto back = Json::Parse(doc.Dump());
+  ASSERT_TRUE(back.ok()) << doc.Dump();
+  EXPECT_EQ(back->Find("ltv")->as_number(), 1e20);
+}
+
 TEST(JsonTest, MalformedIsInvalidArgument) {
   for (const char* bad : {"{", "{\"a\":}", "[1,2", "nul", "{\"a\":1,}", ""}) {
     auto parsed = Json::Parse(bad);
