@@ -91,6 +91,7 @@ EngineImpl::EngineImpl(const Options& options, std::unique_ptr<storage::Store> s
       profiles_(this),
       events_(this),
       identity_(this),
+      segments_(this),
       rules_(IdentityRules::Defaults()),
       tail_(store_.get()) {}
 
@@ -427,6 +428,13 @@ class EngineImpl::IngestContext : public GraphView {
       std::vector<std::string> written;
       for (const auto& [id, doc] : dirty_profiles_) written.push_back(id);
       engine_->identity_.NotifyWritten(std::move(written));
+    }
+    if (engine_->segments_.tracking()) {  // documents, events and merges change what segments see
+      std::vector<std::string> changed;
+      for (const auto& [id, doc] : dirty_profiles_) changed.push_back(id);
+      for (const PendingEvent& p : pending_events_) changed.push_back(p.profile_id);
+      for (const std::string& id : merged_away_) changed.push_back(id);
+      engine_->segments_.NotifyChanged(std::move(changed));
     }
     if (engine_->sessions_.size() + staged_sessions_.size() > kMaxSessionCache) engine_->sessions_.clear();
     for (const std::string& id : merged_away_) engine_->sessions_.erase(id);
@@ -1352,6 +1360,7 @@ Result<Json> EngineImpl::Unmerge(std::string_view profile_id, std::string_view m
     }
     std::vector<std::string> written(merged.begin(), merged.end());
     written.push_back(survivor_id);
+    segments_.NotifyChanged(written);
     identity_.NotifyWritten(std::move(written));
     Json restored = Json::Array();
     for (const std::string& m : merged) restored.Push(m);
@@ -1463,6 +1472,7 @@ Result<Json> EngineImpl::WriteProfile(std::string_view requested_id, const Json&
     }
     for (const Identifier& ident : now_ids) identity_cache_[IdentityKeyOf(ident)] = id;
     identity_.NotifyWritten({id});
+    segments_.NotifyChanged({id});
   }
   CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
   return RenderProfile(stored, ReadTraits(id));
@@ -1553,6 +1563,7 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id) {
     if (merged_profiles > 0) store_->AddToCounter(&batch, "merged_profiles", -merged_profiles);
     CDP_ASSIGN_OR_RETURN(sequence, store_->Write(&batch));
     ForgetProfile(id, stored);
+    segments_.NotifyChanged(ids);  // the person and the profiles merged into them leave the segment index
   }
   return store_->SyncUpTo(sequence);
 }

@@ -23,6 +23,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "cdp/engine.h"
 #include "engine/event_tail.h"
+#include "engine/segments_impl.h"
 #include "events/event_model.h"
 #include "identity/resolver.h"
 #include "identity/rules.h"
@@ -145,6 +146,16 @@ class EngineImpl final : public Engine {
   Events& events() override { return events_; }
   Identity& identity() override { return identity_; }
   IdentityImpl& identity_impl() { return identity_; }
+  Segments& segments() override { return segments_; }
+
+  // Runs `f` with writes paused: none in progress and none in flight (write_mu_, and commit_mu_ exclusively).
+  // Not with write_mu_ held.
+  template <typename F>
+  Status WithWritesPaused(F&& f) {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    std::unique_lock<std::shared_mutex> exclusive(commit_mu_);
+    return f();
+  }
   Result<Json> Stats() override;
   Status Flush() override;
 
@@ -214,6 +225,7 @@ class EngineImpl final : public Engine {
   ProfilesImpl profiles_;
   EventsImpl events_;
   IdentityImpl identity_;
+  SegmentsImpl segments_;
 
   std::mutex write_mu_;
   // Held shared by event batches being written after write_mu_ was released; held exclusively (under write_mu_)
