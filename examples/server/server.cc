@@ -123,6 +123,14 @@ class Api : public std::enable_shared_from_this<Api> {
   void MatchPending(const Request& req, Response& res);
   void ListProposals(const Request& req, Response& res);
   void DecideProposal(const Request& req, Response& res);
+  void CreateSegment(const Request& req, Response& res);
+  void ListSegments(const Request& req, Response& res);
+  void GetSegment(const Request& req, Response& res);
+  void UpdateSegment(const Request& req, Response& res);
+  void DeleteSegment(const Request& req, Response& res);
+  void SegmentMembers(const Request& req, Response& res);
+  void SegmentSize(const Request& req, Response& res);
+  void EstimateSegment(const Request& req, Response& res);
 
   Engine& engine_;
   ServerOptions options_;
@@ -187,6 +195,15 @@ void Api::Register(httplib::Server& http) {
   Route(http, "POST", "/api/cdp/identity/matching/pending", bind(&Api::MatchPending));
   Route(http, "GET", "/api/cdp/identity/proposals", bind(&Api::ListProposals));
   Route(http, "POST", R"(/api/cdp/identity/proposals/([^/]+)/(accept|reject))", bind(&Api::DecideProposal));
+  const std::string segment = R"(/api/cdp/segments/(seg_[^/]+))";
+  Route(http, "POST", "/api/cdp/segments", bind(&Api::CreateSegment));
+  Route(http, "GET", "/api/cdp/segments", bind(&Api::ListSegments));
+  Route(http, "POST", "/api/cdp/segments/estimate", bind(&Api::EstimateSegment));
+  Route(http, "GET", segment, bind(&Api::GetSegment));
+  Route(http, "PUT", segment, bind(&Api::UpdateSegment));
+  Route(http, "DELETE", segment, bind(&Api::DeleteSegment));
+  Route(http, "GET", segment + "/members", bind(&Api::SegmentMembers));
+  Route(http, "GET", segment + "/size", bind(&Api::SegmentSize));
   Route(http, "POST", "/api/cdp/events", bind(&Api::TrackEvent));
   Route(http, "GET", "/api/cdp/events", bind(&Api::QueryEvents));
   Route(http, "POST", "/api/cdp/events/batch", bind(&Api::TrackBatch));
@@ -466,6 +483,75 @@ void Api::MatchPending(const Request&, Response& res) {
   Result<Json> run = engine_.identity().MatchPending();
   if (!run.ok()) return WriteStatus(res, run.status());
   WriteJson(res, 200, *run);
+}
+
+// ---- Segments ----------------------------------------------------------------------------------------------------
+
+void Api::CreateSegment(const Request& req, Response& res) {
+  Result<Json> body = ParseBody(req);
+  if (!body.ok()) return WriteStatus(res, body.status());
+  Result<Json> created = engine_.segments().Create(*body);
+  if (!created.ok()) return WriteStatus(res, created.status());
+  WriteJson(res, 201, *created);
+}
+
+void Api::ListSegments(const Request&, Response& res) {
+  Result<Json> all = engine_.segments().List();
+  if (!all.ok()) return WriteStatus(res, all.status());
+  WriteJson(res, 200, Json::Object().Set("segments", std::move(all).value()));
+}
+
+void Api::GetSegment(const Request& req, Response& res) {
+  Result<Json> one = engine_.segments().Get(req.matches[1].str());
+  if (!one.ok()) return WriteStatus(res, one.status());
+  WriteJson(res, 200, *one);
+}
+
+void Api::UpdateSegment(const Request& req, Response& res) {
+  Result<Json> body = ParseBody(req);
+  if (!body.ok()) return WriteStatus(res, body.status());
+  Result<Json> updated = engine_.segments().Update(req.matches[1].str(), *body);
+  if (!updated.ok()) return WriteStatus(res, updated.status());
+  WriteJson(res, 200, *updated);
+}
+
+void Api::DeleteSegment(const Request& req, Response& res) {
+  std::string id = req.matches[1].str();
+  Status deleted = engine_.segments().Delete(id);
+  if (!deleted.ok()) return WriteStatus(res, deleted);
+  WriteJson(res, 200, Json::Object().Set("deleted", std::move(id)));
+}
+
+void Api::SegmentMembers(const Request& req, Response& res) {
+  size_t limit = 0;
+  if (req.has_param("limit")) {
+    const std::string value = req.get_param_value("limit");
+    int64_t n = 0;
+    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+    if (!IsAllDigits(value) || ec != std::errc() || end != value.data() + value.size() || n <= 0) {
+      return WriteStatus(res, Status::InvalidArgument("expected a positive integer", "limit"));
+    }
+    limit = static_cast<size_t>(n);
+  }
+  Result<Page> page = engine_.segments().Members(req.matches[1].str(), limit, req.get_param_value("cursor"));
+  if (!page.ok()) return WriteStatus(res, page.status());
+  WriteJson(res, 200, PageToJson(std::move(page).value()));
+}
+
+void Api::SegmentSize(const Request& req, Response& res) {
+  Result<int64_t> size = engine_.segments().Size(req.matches[1].str());
+  if (!size.ok()) return WriteStatus(res, size.status());
+  WriteJson(res, 200, Json::Object().Set("segmentId", req.matches[1].str()).Set("size", *size));
+}
+
+void Api::EstimateSegment(const Request& req, Response& res) {
+  Result<Json> body = ParseBody(req);
+  if (!body.ok()) return WriteStatus(res, body.status());
+  const Json* rule = body->Find("rule");
+  if (rule == nullptr) return WriteStatus(res, Status::InvalidArgument("expected {\"rule\": ...}", "rule"));
+  Result<int64_t> size = engine_.segments().Estimate(*rule);
+  if (!size.ok()) return WriteStatus(res, size.status());
+  WriteJson(res, 200, Json::Object().Set("size", *size));
 }
 
 void Api::ListProposals(const Request& req, Response& res) {

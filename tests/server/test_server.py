@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import threading
+import time
 import uuid
 
 import pytest
@@ -746,4 +747,41 @@ def test_fuzzy_matching_endpoints(server):
     status, body, _ = server.request("GET", "/api/cdp/identity/proposals?status=maybe")
     assert status == 400
     status, body, _ = server.request("POST", "/api/cdp/identity/proposals/prp_none/accept")
+    assert status == 404
+
+
+def test_segment_endpoints(server):
+    run = "seg-" + str(time.time_ns())
+    for i in range(6):
+        status, body, _ = server.request("POST", "/api/cdp/events", {
+            "type": "purchase", "customerId": f"{run}-{i}", "properties": {"revenue": i, "run": run}})
+        assert status in (200, 201), body
+    rule = {"event": "purchase", "where": [{"field": "properties.run", "operator": "=", "value": run},
+                                           {"field": "properties.revenue", "operator": ">=", "value": 2}]}
+    status, body, _ = server.request("POST", "/api/cdp/segments/estimate", {"rule": rule})
+    assert status == 200 and body == {"size": 4}, body
+    status, seg, _ = server.request("POST", "/api/cdp/segments", {"name": "big spenders " + run, "rule": rule})
+    assert status == 201 and seg["size"] == 4, seg
+    path = "/api/cdp/segments/" + seg["id"]
+    status, body, _ = server.request("GET", path + "/size")
+    assert status == 200 and body["size"] == 4
+    status, body, _ = server.request("GET", path + "/members?limit=3")
+    assert status == 200 and len(body["items"]) == 3 and body["nextCursor"], body
+    status, rest, _ = server.request("GET", path + "/members?limit=3&cursor=" + body["nextCursor"])
+    assert status == 200 and len(rest["items"]) == 1 and rest["nextCursor"] is None, rest
+    status, listed, _ = server.request("GET", "/api/cdp/segments")
+    assert status == 200 and seg["id"] in [s["id"] for s in listed["segments"]]
+    status, body, _ = server.request("PUT", path, {"name": "renamed", "rule": {"segment": "seg_missing"}})
+    assert status == 400
+    assert_error(body, "invalid_argument", "rule")
+    status, body, _ = server.request("POST", "/api/cdp/segments", {"name": "x", "rule": {"event": "purchase",
+                                                                                         "count": {"~": 1}}})
+    assert status == 400
+    assert body["error"]["field"].startswith("rule.count"), body
+    status, body, _ = server.request("GET", path + "/members?limit=zero")
+    assert status == 400
+    assert_error(body, "invalid_argument", "limit")
+    status, body, _ = server.request("DELETE", path)
+    assert status == 200 and body == {"deleted": seg["id"]}
+    status, body, _ = server.request("GET", path)
     assert status == 404

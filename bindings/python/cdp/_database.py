@@ -360,6 +360,66 @@ class Identity:
         return _convert.loads(self._engine.identity_stats())
 
 
+# ---- Segments: rules over profiles and behaviour (include/cdp/engine.h Segments, include/cdp/segment_rule.h) -----
+
+
+class Segments:
+    """Segments: named rules over profiles and their events, exact at every read. Reach it as ``db.segments``
+    (``db.segment`` is Segment-spec ingestion).
+
+    A definition is ``{"name", "description"?, "rule"}``; the rule language is in docs/segments.md. Sizes and members
+    reflect every write acknowledged before the call. Raises InvalidArgument naming the field
+    (``rule.conditions[2].count``), NotFound for an unknown id, FailedPrecondition when deleting a segment another
+    segment's rule names.
+    """
+
+    def __init__(self, engine: _Engine) -> None:
+        self._engine = engine
+
+    def create(self, definition: Mapping[str, Any]) -> Document:
+        """Stores a segment; returns it with ``id``, ``createdAt``, ``updatedAt`` and ``size``."""
+        _convert.require_mapping(definition, "definition")
+        return _convert.loads(self._engine.segments_create(_convert.dumps(definition, "definition")))
+
+    def get(self, id: str) -> Document:
+        return _convert.loads(self._engine.segments_get(id))
+
+    def list(self) -> List[Document]:
+        return _convert.loads(self._engine.segments_list())
+
+    def update(self, id: str, definition: Mapping[str, Any]) -> Document:
+        """Replaces the definition (keeps id and createdAt)."""
+        _convert.require_mapping(definition, "definition")
+        return _convert.loads(self._engine.segments_update(id, _convert.dumps(definition, "definition")))
+
+    def delete(self, id: str) -> None:
+        self._engine.segments_delete(id)
+
+    def size(self, id: str) -> int:
+        return _convert.loads(self._engine.segments_size(id))
+
+    def estimate(self, rule: Mapping[str, Any]) -> int:
+        """The exact size of an unsaved rule; nothing is stored."""
+        _convert.require_mapping(rule, "rule")
+        return _convert.loads(self._engine.segments_estimate(_convert.dumps(rule, "rule")))
+
+    def members(self, id: str, limit: int = 50, cursor: Optional[str] = None) -> Page:
+        """One page of member profiles; ``page.next_page()`` (or ``members_all``) follows the cursor."""
+
+        def fetch(next_cursor: str) -> Page:
+            return self._members(id, limit, next_cursor, fetch)
+
+        return self._members(id, limit, cursor or "", fetch)
+
+    def _members(self, id: str, limit: int, cursor: str, fetch) -> Page:
+        result = _convert.loads(self._engine.segments_members(id, limit, cursor))
+        return Page(result["items"], result.get("nextCursor"), fetch)
+
+    def members_all(self, id: str, page_size: int = 500):
+        """A generator over every member, following cursors page by page."""
+        return _all_items(self.members(id, page_size))
+
+
 # ---- Segment-spec ingestion (bind_segment.cc, include/cdp/segment.h) --------------------------------------------
 
 
@@ -437,6 +497,7 @@ class Database:
         self.profiles = Profiles(engine)
         self.events = Events(engine)
         self.identity = Identity(engine)
+        self.segments = Segments(engine)  # segmentation: rules over profiles and behaviour
         self.segment = Segment(engine)  # Segment-spec ingestion
 
     @property

@@ -232,6 +232,50 @@ class PyEngine {
   std::string IdentityFindDuplicates() {
     return RunJson([&](cdp::Engine& e) { return e.identity().FindDuplicates(); });
   }
+  // Segments (Engine::segments()).
+  std::string SegmentsCreate(const std::string& text) {
+    return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+      CDP_ASSIGN_OR_RETURN(cdp::Json doc, Parse(text));
+      return e.segments().Create(doc);
+    });
+  }
+  std::string SegmentsGet(const std::string& id) {
+    return RunJson([&](cdp::Engine& e) { return e.segments().Get(id); });
+  }
+  std::string SegmentsList() {
+    return RunJson([&](cdp::Engine& e) { return e.segments().List(); });
+  }
+  std::string SegmentsUpdate(const std::string& id, const std::string& text) {
+    return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+      CDP_ASSIGN_OR_RETURN(cdp::Json doc, Parse(text));
+      return e.segments().Update(id, doc);
+    });
+  }
+  void SegmentsDelete(const std::string& id) {
+    RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+      CDP_RETURN_IF_ERROR(e.segments().Delete(id));
+      return cdp::Json();
+    });
+  }
+  std::string SegmentsMembers(const std::string& id, size_t limit, const std::string& cursor) {
+    return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+      CDP_ASSIGN_OR_RETURN(cdp::Page page, e.segments().Members(id, limit, cursor));
+      return PageToJson(std::move(page));
+    });
+  }
+  std::string SegmentsSize(const std::string& id) {
+    return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+      CDP_ASSIGN_OR_RETURN(int64_t size, e.segments().Size(id));
+      return cdp::Json(size);
+    });
+  }
+  std::string SegmentsEstimate(const std::string& text) {
+    return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+      CDP_ASSIGN_OR_RETURN(cdp::Json rule, Parse(text));
+      CDP_ASSIGN_OR_RETURN(int64_t size, e.segments().Estimate(rule));
+      return cdp::Json(size);
+    });
+  }
   std::string IdentityMatchPending() {
     return RunJson([&](cdp::Engine& e) { return e.identity().MatchPending(); });
   }
@@ -313,6 +357,14 @@ void BindEngine(py::module_& m) {
       .def("identity_set_matching_config", &PyEngine::IdentitySetMatchingConfig, py::arg("config_json"))
       .def("identity_find_duplicates", &PyEngine::IdentityFindDuplicates)
       .def("identity_match_pending", &PyEngine::IdentityMatchPending)
+      .def("segments_create", &PyEngine::SegmentsCreate, py::arg("definition"))
+      .def("segments_get", &PyEngine::SegmentsGet, py::arg("id"))
+      .def("segments_list", &PyEngine::SegmentsList)
+      .def("segments_update", &PyEngine::SegmentsUpdate, py::arg("id"), py::arg("definition"))
+      .def("segments_delete", &PyEngine::SegmentsDelete, py::arg("id"))
+      .def("segments_members", &PyEngine::SegmentsMembers, py::arg("id"), py::arg("limit"), py::arg("cursor"))
+      .def("segments_size", &PyEngine::SegmentsSize, py::arg("id"))
+      .def("segments_estimate", &PyEngine::SegmentsEstimate, py::arg("rule"))
       .def("identity_proposals", &PyEngine::IdentityProposals, py::arg("status"))
       .def("identity_decide", &PyEngine::IdentityDecide, py::arg("id"), py::arg("accept"))
       .def("identity_unmerge", &PyEngine::IdentityUnmerge, py::arg("id"), py::arg("merge_id"))
