@@ -6,6 +6,7 @@
 #define CDP_TESTS_TEST_UTIL_H_
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -75,6 +76,19 @@ inline pid_t SpawnTestChild(const std::string& name, const std::vector<std::pair
   if (pid != 0) return pid;
   execve(argv[0], argv.data(), envp.data());
   _exit(127);
+}
+
+// Runs the child test `name` (SpawnTestChild) to its end: success when it exited with status 0.
+inline ::testing::AssertionResult RunTestChild(const std::string& name,
+                                               const std::vector<std::pair<std::string, std::string>>& env) {
+  const pid_t pid = SpawnTestChild(name, env);
+  if (pid < 0) return ::testing::AssertionFailure() << "fork failed";
+  int status = 0;
+  if (waitpid(pid, &status, 0) != pid) return ::testing::AssertionFailure() << "waitpid failed";
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    return ::testing::AssertionFailure() << name << " ended with status " << status;
+  }
+  return ::testing::AssertionSuccess();
 }
 
 // The value of an environment variable a spawned child was given; fails the test if it is missing.

@@ -76,7 +76,7 @@ class SegmentsImpl final : public Segments {
   absl::flat_hash_map<std::string, uint32_t> ordinal_of_;
   std::vector<std::string> id_of_;
   std::map<std::string, Definition> definitions_;  // by id
-  bool loaded_ = false;                             // definitions_ read from storage
+  bool loaded_ = false;                            // definitions_ read from storage
 
   std::atomic<bool> tracking_{false};
   std::mutex pending_mu_;

@@ -158,12 +158,8 @@ TEST(EventTailChild, DISABLED_WriteAndExitWithoutClosing) {
 // A writer killed with the tail unwritten: reopening reads the log back and replays what was not yet counted.
 TEST(EventTailTest, CrashLeavesNothingUnindexedAndCountsTraitsOnce) {
   TempDir dir;
-  pid_t pid =
-      testing::SpawnTestChild("EventTailChild.DISABLED_WriteAndExitWithoutClosing", {{"CDP_TEST_DIR", dir.path()}});
-  ASSERT_GE(pid, 0);
-  int status = 0;
-  ASSERT_EQ(waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  ASSERT_TRUE(
+      testing::RunTestChild("EventTailChild.DISABLED_WriteAndExitWithoutClosing", {{"CDP_TEST_DIR", dir.path()}}));
   for (int round = 0; round < 2; ++round) {  // and once more after a clean close
     auto engine = OpenWithTail(dir.path(), 25);
     for (int c = 0; c < 3; ++c) {
@@ -205,12 +201,8 @@ TEST(EventTailChild, DISABLED_MergeAndExitWithoutClosing) {
 TEST(EventTailTest, CrashAfterAMergeCountsEachEventOnce) {
   for (const char* tail : {"1000", "4"}) {  // nothing written out before the crash; some written out
     TempDir dir;
-    pid_t pid = testing::SpawnTestChild("EventTailChild.DISABLED_MergeAndExitWithoutClosing",
-                                        {{"CDP_TEST_DIR", dir.path()}, {"CDP_TEST_TAIL", tail}});
-    ASSERT_GE(pid, 0);
-    int status = 0;
-    ASSERT_EQ(waitpid(pid, &status, 0), pid);
-    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+    ASSERT_TRUE(testing::RunTestChild("EventTailChild.DISABLED_MergeAndExitWithoutClosing",
+                                      {{"CDP_TEST_DIR", dir.path()}, {"CDP_TEST_TAIL", tail}}));
     for (int round = 0; round < 2; ++round) {  // and once more after a clean close
       auto engine = OpenWithTail(dir.path(), 4);
       TrackResult t = Unwrap(engine->events().Track(J(R"({"type":"page_view","anonymousId":"anon-1"})")));

@@ -52,12 +52,8 @@ TEST(ReviewHubChild, DISABLED_Write) {
 TEST(ReviewHubRestart, HubSetsCountOneCustomerOnceAcrossRestarts) {
   testing::TempDir dir;
   for (const char* anon : {"anon-1", "anon-2"}) {
-    pid_t pid = testing::SpawnTestChild("ReviewHubChild.DISABLED_Write",
-                                        {{"CDP_REVIEW_DIR", dir.path()}, {"CDP_REVIEW_ANON", anon}});
-    ASSERT_GE(pid, 0);
-    int status = 0;
-    ASSERT_EQ(waitpid(pid, &status, 0), pid);
-    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child process failed: " << status;
+    ASSERT_TRUE(testing::RunTestChild("ReviewHubChild.DISABLED_Write",
+                                      {{"CDP_REVIEW_DIR", dir.path()}, {"CDP_REVIEW_ANON", anon}}));
   }
   auto engine = Unwrap(Engine::Open(Options(), dir.path()));
   // One customer (c-1), one device, two anonymous ids: the device has been seen with one high-priority value.
