@@ -9,6 +9,8 @@
 //       them, and as the raw baseline writes them), into a fresh database
 //   (c) libcdp Events::Track, one event per call
 //   (d) libcdp Profiles::Get of random ids, warm: p50 / p99 latency
+//   (s) libcdp Events::Track with 100 live segments, against the same calls without segments (baseline, same run):
+//       the median time each call adds to keep membership exact before it returns
 //   (e) with --server-bin: the REST API, POST /api/cdp/events/batch of --batch events from --rest-threads clients
 //       over loopback, against a cdp-server it starts (and stops)
 //
@@ -22,7 +24,8 @@
 // Data: the demo data set (src/demo/generator.h), generated before any timing. Every step uses a fresh database
 // in a new directory under --dir, removed afterwards. --strict makes the exit code 1 when a target is missed.
 // --no-event-ids leaves out the events' ids (libcdp then generates them and skips its duplicate check).
-// --steps runs only some steps (letters: a raw, b TrackBatch and d Get, j TrackBatchJson, c Track, e REST), e.g.
+// --steps runs only some steps (letters: a raw, b TrackBatch and d Get, j TrackBatchJson, c Track, s Track with live
+// segments, e REST), e.g.
 // to profile one of them.
 
 #include <httplib.h>
@@ -31,6 +34,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstring>
@@ -41,6 +45,7 @@
 #include <vector>
 
 #include "bench_util.h"
+#include "fmt/format.h"
 
 extern char** environ;
 
@@ -60,7 +65,7 @@ struct Flags {
   int writers = 1;  // threads calling TrackBatch in (b)
   bool strict = false;
   bool event_ids = true;
-  std::string steps = "abjce";  // a raw, b TrackBatch + d Get, j TrackBatchJson, c Track, e REST (with --server-bin)
+  std::string steps = "abjcse";  // a raw, b TrackBatch + d Get, j TrackBatchJson, c Track, s live segments, e REST
 };
 
 constexpr double kBatchTarget = 150000;
@@ -354,6 +359,72 @@ int Run(const Flags& f) {
     rows.push_back({"(c) libcdp Track (single)", n, secs, Fmt("%.0f /s", rate), ">= 50000 /s",
                     verdict(rate >= kSingleTarget && rejected == 0)});
     std::printf("(c) Track: %.0f events/s (%zu rejected)\n", rate, rejected);
+    std::fflush(stdout);
+  }
+
+  // (s) single Track with 100 live segments against the same without (the baseline, run first): each call
+  // re-evaluates the segments its event can affect before it returns (docs/segments.md, "In the engine").
+  if (step('s')) {
+    const size_t n = std::min(f.single, d.events.size());
+    auto run = [&](int segments, std::vector<double>* latencies) {
+      TempDir dir(f.dir, "cdp-bench-live");
+      std::unique_ptr<Engine> engine = OpenEngine(dir.path());
+      CreateProfiles(*engine, d.profiles);
+      const char* types[] = {"purchase", "page_view", "product_view", "add_to_cart", "email_open", "app_usage"};
+      const char* countries[] = {"US", "GB", "DE", "FR", "CA"};
+      for (int i = 0; i < segments; ++i) {
+        std::string rule;
+        switch (i % 4) {
+          case 0:
+            rule = fmt::format(R"({{"event": "{}", "count": {{">=": {}}}}})", types[i % 6], 1 + i % 3);
+            break;
+          case 1:
+            rule = fmt::format(R"({{"event": "purchase", "within": "{}d", "sum": "properties.revenue",
+                                   "value": {{">=": {}}}}})",
+                               7 + i, 10 * (i % 7));
+            break;
+          case 2:
+            rule = fmt::format(R"({{"conditions": [{{"field": "attributes.country", "operator": "=", "value": "{}"}},
+                                                  {{"field": "computed.ltv", "operator": ">", "value": {}}}]}})",
+                               countries[i % 5], i);
+            break;
+          default:
+            rule = fmt::format(R"({{"conditions": [{{"field": "attributes.country", "operator": "=", "value": "{}"}},
+                                                  {{"event": "{}", "within": "30d"}}]}})",
+                               countries[i % 5], types[i % 6]);
+        }
+        auto created =
+            engine->segments().Create(*Json::Parse(fmt::format(R"({{"name": "s{}", "rule": {}}})", i, rule)));
+        if (!created.ok()) {
+          std::fprintf(stderr, "cdp_bench: segment %d: %s\n", i, created.status().ToString().c_str());
+          std::exit(2);
+        }
+      }
+      latencies->reserve(n);
+      size_t rejected = 0;
+      const double t0 = Now();
+      for (size_t i = 0; i < n; ++i) {
+        const double c0 = Now();
+        rejected += !engine->events().Track(d.events[i]).ok();
+        latencies->push_back((Now() - c0) * 1e6);
+      }
+      const double secs = Now() - t0;
+      return std::make_pair(secs, rejected);
+    };
+    std::vector<double> base, live;
+    auto [base_secs, base_rejected] = run(0, &base);
+    auto [live_secs, live_rejected] = run(100, &live);
+    auto median = [](std::vector<double> v) {
+      std::sort(v.begin(), v.end());
+      return v[v.size() / 2];
+    };
+    const double added = median(live) - median(base);
+    rows.push_back({"(s) Track, no segments (baseline)", n, base_secs, Fmt("%.0f /s", n / base_secs), "", ""});
+    rows.push_back({"(s) Track, 100 live segments", n, live_secs, Fmt("%.0f /s", n / live_secs), "", ""});
+    rows.push_back({"    added per event (median)", 0, 0, Fmt("%.1f us", added), "< 20 us",
+                    verdict(added < 20 && base_rejected == 0 && live_rejected == 0)});
+    std::printf("(s) Track: median %.1f us without segments, %.1f us with 100 live segments (%.2f x)\n", median(base),
+                median(live), median(live) / median(base));
     std::fflush(stdout);
   }
 

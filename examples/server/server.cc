@@ -130,6 +130,7 @@ class Api : public std::enable_shared_from_this<Api> {
   void DeleteSegment(const Request& req, Response& res);
   void SegmentMembers(const Request& req, Response& res);
   void SegmentSize(const Request& req, Response& res);
+  void SegmentChanges(const Request& req, Response& res);
   void EstimateSegment(const Request& req, Response& res);
 
   Engine& engine_;
@@ -204,6 +205,7 @@ void Api::Register(httplib::Server& http) {
   Route(http, "DELETE", segment, bind(&Api::DeleteSegment));
   Route(http, "GET", segment + "/members", bind(&Api::SegmentMembers));
   Route(http, "GET", segment + "/size", bind(&Api::SegmentSize));
+  Route(http, "GET", segment + "/changes", bind(&Api::SegmentChanges));
   Route(http, "POST", "/api/cdp/events", bind(&Api::TrackEvent));
   Route(http, "GET", "/api/cdp/events", bind(&Api::QueryEvents));
   Route(http, "POST", "/api/cdp/events/batch", bind(&Api::TrackBatch));
@@ -522,20 +524,57 @@ void Api::DeleteSegment(const Request& req, Response& res) {
   WriteJson(res, 200, Json::Object().Set("deleted", std::move(id)));
 }
 
-void Api::SegmentMembers(const Request& req, Response& res) {
-  size_t limit = 0;
-  if (req.has_param("limit")) {
-    const std::string value = req.get_param_value("limit");
-    int64_t n = 0;
-    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
-    if (!IsAllDigits(value) || ec != std::errc() || end != value.data() + value.size() || n <= 0) {
-      return WriteStatus(res, Status::InvalidArgument("expected a positive integer", "limit"));
-    }
-    limit = static_cast<size_t>(n);
+// A query parameter that must be an integer in [low, high]; `*out` keeps its value when the parameter is absent.
+static Status IntParam(const Request& req, const char* name, int64_t low, int64_t high, int64_t* out) {
+  if (!req.has_param(name)) return Status::OK();
+  const std::string value = req.get_param_value(name);
+  int64_t n = 0;
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+  if (!IsAllDigits(value) || ec != std::errc() || end != value.data() + value.size() || n < low || n > high) {
+    return Status::InvalidArgument("expected an integer from " + std::to_string(low) + " to " + std::to_string(high),
+                                   name);
   }
-  Result<Page> page = engine_.segments().Members(req.matches[1].str(), limit, req.get_param_value("cursor"));
+  *out = n;
+  return Status::OK();
+}
+
+void Api::SegmentMembers(const Request& req, Response& res) {
+  const std::string id = req.matches[1].str();
+  if (req.has_param("asOf")) {  // membership at a past time, from the change feed: ids only
+    const std::string as_of = req.get_param_value("asOf");
+    Result<std::vector<std::string>> ids = engine_.segments().MembersAt(id, as_of);
+    if (!ids.ok()) return WriteStatus(res, ids.status());
+    Json list = Json::Array();
+    for (std::string& p : *ids) list.Push(std::move(p));
+    const int64_t count = static_cast<int64_t>(list.size());
+    return WriteJson(
+        res, 200,
+        Json::Object().Set("segmentId", id).Set("asOf", as_of).Set("count", count).Set("profileIds", std::move(list)));
+  }
+  int64_t limit = 0;
+  if (Status s = IntParam(req, "limit", 1, INT32_MAX, &limit); !s.ok()) return WriteStatus(res, s);
+  Result<Page> page = engine_.segments().Members(id, static_cast<size_t>(limit), req.get_param_value("cursor"));
   if (!page.ok()) return WriteStatus(res, page.status());
   WriteJson(res, 200, PageToJson(std::move(page).value()));
+}
+
+// GET /segments/:id/changes?since=&limit=&wait=: the change feed; with wait (seconds, at most 30) a long poll that
+// answers as soon as a change after `since` exists.
+void Api::SegmentChanges(const Request& req, Response& res) {
+  const std::string id = req.matches[1].str();
+  const std::string since = req.get_param_value("since");
+  int64_t limit = 0, wait = 0;
+  if (Status s = IntParam(req, "limit", 1, INT32_MAX, &limit); !s.ok()) return WriteStatus(res, s);
+  if (Status s = IntParam(req, "wait", 0, 30, &wait); !s.ok()) return WriteStatus(res, s);
+  Result<Json> page = engine_.segments().Changes(id, since, static_cast<size_t>(limit));
+  if (!page.ok()) return WriteStatus(res, page.status());
+  if (wait > 0 && page->Find("changes")->size() == 0) {
+    Result<bool> woke = engine_.segments().WaitForChanges(id, page->Find("cursor")->as_string(), wait * 1000);
+    if (!woke.ok()) return WriteStatus(res, woke.status());
+    if (*woke) page = engine_.segments().Changes(id, page->Find("cursor")->as_string(), static_cast<size_t>(limit));
+    if (!page.ok()) return WriteStatus(res, page.status());
+  }
+  WriteJson(res, 200, *page);
 }
 
 void Api::SegmentSize(const Request& req, Response& res) {

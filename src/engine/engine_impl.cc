@@ -41,6 +41,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(const Options& options, const std::
   CDP_RETURN_IF_ERROR(engine->LoadRules());
   CDP_RETURN_IF_ERROR(engine->identity_impl().LoadMatching());
   CDP_RETURN_IF_ERROR(engine->RecoverTail());
+  CDP_RETURN_IF_ERROR(engine->StartSegments());
   return std::unique_ptr<Engine>(std::move(engine));
 }
 
@@ -96,6 +97,7 @@ EngineImpl::EngineImpl(const Options& options, std::unique_ptr<storage::Store> s
       tail_(store_.get()) {}
 
 EngineImpl::~EngineImpl() {
+  segments_.Stop();         // its worker reads and writes the store
   identity_.StopMatcher();  // it reads and writes the store
   // Writes the tail so that the next open has no log to read. Should it fail, the log is read at the next open.
   // Not after a failed write: the tail may hold entries of a batch that never reached storage (the log, written
@@ -163,6 +165,20 @@ Result<Json> EngineImpl::ReadStoredProfile(std::string_view id) {
   auto doc = Json::Parse(value);
   if (!doc.ok()) return Status::DataLoss(fmt::format("stored profile {} is corrupt", id));
   return doc;
+}
+
+Json EngineImpl::Render(const Json& stored, std::string_view id) {
+  Json out = RenderProfile(stored, ReadTraits(id));
+  AddSegments(id, &out);
+  return out;
+}
+
+void EngineImpl::AddSegments(std::string_view id, Json* rendered) {
+  std::vector<std::string> member_of = segments_.SegmentsOf(id);
+  if (member_of.empty()) return;
+  Json list = Json::Array();
+  for (std::string& s : member_of) list.Push(std::move(s));
+  rendered->Set("segments", std::move(list));
 }
 
 Result<Json> EngineImpl::ReadLiveProfile(std::string_view id, std::string* live_id) {
@@ -430,11 +446,28 @@ class EngineImpl::IngestContext : public GraphView {
       engine_->identity_.NotifyWritten(std::move(written));
     }
     if (engine_->segments_.tracking()) {  // documents, events and merges change what segments see
-      std::vector<std::string> changed;
-      for (const auto& [id, doc] : dirty_profiles_) changed.push_back(id);
-      for (const PendingEvent& p : pending_events_) changed.push_back(p.profile_id);
-      for (const std::string& id : merged_away_) changed.push_back(id);
-      engine_->segments_.NotifyChanged(std::move(changed));
+      // A profile whose document this batch wrote (or merged away) is reloaded whole; otherwise its new events
+      // are added as they are.
+      std::vector<std::string> with_events, without_events;
+      std::vector<SegmentsImpl::NewEvent> added;
+      absl::flat_hash_set<std::string_view> reloaded;
+      for (const std::string& id : merged_away_) reloaded.insert(id);
+      for (const auto& [id, doc] : dirty_profiles_) reloaded.insert(id);
+      absl::flat_hash_set<std::string_view> evented;
+      for (const PendingEvent& p : pending_events_) {
+        if (p.moved || reloaded.contains(p.profile_id)) {
+          if (evented.insert(p.profile_id).second) with_events.push_back(p.profile_id);
+        } else {
+          added.push_back({p.profile_id, p.time_us, p.value});
+        }
+      }
+      for (const auto& [id, doc] : dirty_profiles_) {
+        if (!evented.contains(id)) without_events.push_back(id);
+      }
+      engine_->segments_.NotifyEvents(std::move(added));
+      engine_->segments_.NotifyChanged(std::move(with_events), "event");
+      engine_->segments_.NotifyChanged(std::move(without_events), "profile");
+      engine_->segments_.NotifyChanged(merged_away_, "merge");
     }
     if (engine_->sessions_.size() + staged_sessions_.size() > kMaxSessionCache) engine_->sessions_.clear();
     for (const std::string& id : merged_away_) engine_->sessions_.erase(id);
@@ -922,6 +955,7 @@ Status EngineImpl::Ingest(std::vector<ParsedEvent>* events, std::vector<BatchIte
   ctx.reset();  // releases commit_mu_ when the context held it
   CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
   MaybeFlushTail();
+  (void)segments_.AfterWrite();  // its errors leave the notes pending for the next call
   return Status::OK();
 }
 
@@ -1037,6 +1071,7 @@ Status EngineImpl::CommitIdentifies(std::vector<ParsedEvent>* events, const std:
   }
   CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
   MaybeFlushTail();  // merges move index entries into the tail
+  (void)segments_.AfterWrite();
   return Status::OK();
 }
 
@@ -1151,6 +1186,7 @@ Result<Json> EngineImpl::MergeProfiles(const std::vector<std::string>& profile_i
   }
   CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
   MaybeFlushTail();  // the merge moved the merged profiles' index entries into the tail
+  (void)segments_.AfterWrite();
   return out;
 }
 
@@ -1360,7 +1396,7 @@ Result<Json> EngineImpl::Unmerge(std::string_view profile_id, std::string_view m
     }
     std::vector<std::string> written(merged.begin(), merged.end());
     written.push_back(survivor_id);
-    segments_.NotifyChanged(written);
+    segments_.NotifyChanged(written, "unmerge");
     identity_.NotifyWritten(std::move(written));
     Json restored = Json::Array();
     for (const std::string& m : merged) restored.Push(m);
@@ -1370,6 +1406,7 @@ Result<Json> EngineImpl::Unmerge(std::string_view profile_id, std::string_view m
     out.Set("eventsMoved", moved);
   }
   CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
+  (void)segments_.AfterWrite();
   return out;
 }
 
@@ -1475,7 +1512,8 @@ Result<Json> EngineImpl::WriteProfile(std::string_view requested_id, const Json&
     segments_.NotifyChanged({id});
   }
   CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
-  return RenderProfile(stored, ReadTraits(id));
+  (void)segments_.AfterWrite();
+  return Render(stored, id);
 }
 
 Status EngineImpl::DeleteProfile(std::string_view requested_id) {
@@ -1563,9 +1601,11 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id) {
     if (merged_profiles > 0) store_->AddToCounter(&batch, "merged_profiles", -merged_profiles);
     CDP_ASSIGN_OR_RETURN(sequence, store_->Write(&batch));
     ForgetProfile(id, stored);
-    segments_.NotifyChanged(ids);  // the person and the profiles merged into them leave the segment index
+    segments_.NotifyChanged(ids, "erasure");  // the person and the profiles merged into them leave the index
   }
-  return store_->SyncUpTo(sequence);
+  CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
+  (void)segments_.AfterWrite();
+  return Status::OK();
 }
 
 void EngineImpl::ForgetProfile(std::string_view id, const Json& stored) {

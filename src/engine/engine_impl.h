@@ -175,6 +175,11 @@ class EngineImpl final : public Engine {
   // The stored document of the live profile `id` names (itself or its survivor); *live_id receives its id.
   Result<Json> ReadLiveProfile(std::string_view id, std::string* live_id);
   storage::Traits ReadTraits(std::string_view id);
+  // The document callers see (RenderProfile) with the segments the profile is a member of now.
+  Json Render(const Json& stored, std::string_view id);
+  void AddSegments(std::string_view id, Json* rendered);
+  // Starts the segments' worker (and the index's build when the database holds segments). Called by Engine::Open.
+  Status StartSegments() { return segments_.Start(); }
 
   // Stores parsed events (the write path). results[i] is filled for every i; rejected items keep their status.
   Status Ingest(std::vector<ParsedEvent>* events, std::vector<BatchItemResult>* results, int64_t received_us);

@@ -351,12 +351,13 @@ Result<Json> EngineImpl::ApplyRules(std::shared_ptr<const IdentityRules> next) {
     }
     batch.Put(storage::Cf::kMeta, kRulesKey, next->ToJson().Dump());
     CDP_ASSIGN_OR_RETURN(sequence, store_->Write(&batch));
-    segments_.NotifyChanged(std::vector<std::string>(touched.begin(), touched.end()));
+    segments_.NotifyChanged(std::vector<std::string>(touched.begin(), touched.end()), "identityRules");
     rules_ = next;
     identity_cache_.clear();
     hub_cache_.clear();
   }
   CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
+  (void)segments_.AfterWrite();
 
   // The merges, each its own write (MergeProfiles checks the profiles and the limits again).
   bool truncated = false;

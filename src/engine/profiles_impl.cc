@@ -70,7 +70,7 @@ Result<Json> ProfilesImpl::Create(const Json& profile) {
 Result<Json> ProfilesImpl::Get(std::string_view id) {
   std::string live;
   CDP_ASSIGN_OR_RETURN(Json stored, engine_->ReadLiveProfile(id, &live));
-  return RenderProfile(stored, engine_->ReadTraits(live));
+  return engine_->Render(stored, live);
 }
 
 Result<Json> ProfilesImpl::Write(std::string_view id, const Json& input, bool patch) {
@@ -109,7 +109,9 @@ Result<Page> ProfilesImpl::Search(const ProfileQuery& query) {
     auto stored = Json::Parse(value);
     if (!stored.ok()) return Status::DataLoss(fmt::format("stored profile {} is corrupt", id));
     if (stored->Find("mergedInto") != nullptr) return Json();  // merged away: its survivor is listed
-    return RenderProfile(*stored, engine_->tail().Traits(id));
+    Json out = RenderProfile(*stored, engine_->tail().Traits(id));
+    engine_->AddSegments(id, &out);
+    return out;
   };
 
   Page page;

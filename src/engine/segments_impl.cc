@@ -1,143 +1,51 @@
 // Copyright 2026 The libcdp Authors.
+//
+// Segments: definitions and reads (segments_impl.h). The index's upkeep, the feed and the timers are in
+// segments_live.cc.
 
 #include "engine/segments_impl.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "core/ids.h"
 #include "engine/engine_impl.h"
-#include "engine/event_tail.h"
 #include "fmt/format.h"
 #include "profiles/profile_model.h"
-#include "segments/index.h"
 #include "storage/keys.h"
 
 namespace cdp::internal {
 
 namespace {
 
-constexpr char kPrefix[] = "seg/";
 constexpr size_t kMaxNameBytes = 256;
 constexpr size_t kMaxDescriptionBytes = 4096;
 constexpr int kMaxSegmentNesting = 8;  // segments naming segments, at most this deep
+constexpr int64_t kMaxWaitMs = 60'000;
 
-std::string DefinitionKey(std::string_view id) { return kPrefix + std::string(id); }
+bool IsCursor(std::string_view s) {
+  return s.size() == 32 &&
+         std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
 
-// Adds an event document to the index under `ordinal`.
-Status AddStoredEvent(segments::SegmentIndex* index, uint32_t ordinal, int64_t time_us, std::string_view text) {
-  auto doc = Json::Parse(text);
-  if (!doc.ok()) return Status::DataLoss("a stored event is corrupt");
-  const Json* type = doc->Find("type");
-  const Json* name = doc->Find("name");
-  return index->AddEvent(ordinal, type != nullptr ? type->as_string() : "",
-                         name != nullptr && type != nullptr && type->as_string() == "custom" ? name->as_string() : "",
-                         time_us, *doc);
+std::string CursorBytes(std::string_view hex) {
+  std::string out;
+  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
+    auto nibble = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
+    out.push_back(static_cast<char>(nibble(hex[i]) << 4 | nibble(hex[i + 1])));
+  }
+  return out;
 }
 
 }  // namespace
 
 SegmentsImpl::SegmentsImpl(EngineImpl* engine) : engine_(engine) {}
-SegmentsImpl::~SegmentsImpl() = default;
+SegmentsImpl::~SegmentsImpl() { Stop(); }
 
-void SegmentsImpl::NotifyChanged(std::vector<std::string> profile_ids) {
-  if (!tracking() || profile_ids.empty()) return;
-  std::lock_guard<std::mutex> lock(pending_mu_);
-  for (std::string& id : profile_ids) pending_.insert(std::move(id));
-}
-
-uint32_t SegmentsImpl::OrdinalOf(const std::string& profile_id) {
-  auto [it, inserted] = ordinal_of_.try_emplace(profile_id, static_cast<uint32_t>(id_of_.size()));
-  if (inserted) id_of_.push_back(profile_id);
-  return it->second;
-}
-
-Status SegmentsImpl::Build() {
-  storage::Store& store = engine_->store();
-  index_ = std::make_unique<segments::SegmentIndex>();
-  ordinal_of_.clear();
-  id_of_.clear();
-  {
-    std::lock_guard<std::mutex> lock(pending_mu_);
-    pending_.clear();
-  }
-  // From here on writers note what they change; the pause makes sure no batch published before is still in
-  // flight, so the scan below sees it.
-  tracking_.store(true, std::memory_order_release);
-  CDP_RETURN_IF_ERROR(engine_->WithWritesPaused([] { return Status::OK(); }));
-  auto profiles = store.NewIterator(storage::Cf::kProfiles);
-  for (profiles->SeekToFirst(); profiles->Valid(); profiles->Next()) {
-    auto doc = Json::Parse(profiles->value());
-    if (!doc.ok()) return Status::DataLoss(fmt::format("stored profile {} is corrupt", profiles->key()));
-    if (doc->Find("mergedInto") != nullptr) continue;
-    const std::string id(profiles->key());
-    CDP_RETURN_IF_ERROR(index_->UpsertProfile(OrdinalOf(id), RenderProfile(*doc, engine_->ReadTraits(id))));
-  }
-  CDP_RETURN_IF_ERROR(profiles->status());
-  auto events = store.NewIterator(storage::Cf::kEventsByTime);
-  for (events->SeekToFirst(); events->Valid(); events->Next()) {
-    auto it = ordinal_of_.find(std::string(storage::TimeIndexProfile(events->key())));
-    if (it == ordinal_of_.end()) continue;  // a profile created after the scan above: reloaded as pending
-    const int64_t t = storage::TimeKeyTime(storage::TimeIndexTimeKey(events->key()));
-    CDP_RETURN_IF_ERROR(AddStoredEvent(index_.get(), it->second, t, events->value()));
-  }
-  CDP_RETURN_IF_ERROR(events->status());
-  for (auto& [id, d] : definitions_) d.prepared = index_->Prepare(d.rule);
-  return Status::OK();
-}
-
-Status SegmentsImpl::Reload(const std::string& profile_id) {
-  const uint32_t ordinal = OrdinalOf(profile_id);
-  index_->RemoveProfile(ordinal);
-  auto doc = engine_->ReadStoredProfile(profile_id);
-  if (doc.status().IsNotFound()) return Status::OK();  // erased
-  CDP_RETURN_IF_ERROR(doc.status());
-  if (doc->Find("mergedInto") != nullptr) return Status::OK();  // merged away: its events moved
-  CDP_RETURN_IF_ERROR(index_->UpsertProfile(ordinal, RenderProfile(*doc, engine_->ReadTraits(profile_id))));
-  std::string text;
-  for (ProfileEvents events(engine_->store(), engine_->tail(), profile_id); events.Valid(); events.Next()) {
-    Status s = events.Read(&text);
-    if (s.IsNotFound()) continue;
-    CDP_RETURN_IF_ERROR(s);
-    CDP_RETURN_IF_ERROR(AddStoredEvent(index_.get(), ordinal, events.time_us(), text));
-  }
-  return Status::OK();
-}
-
-Status SegmentsImpl::Refresh() {
-  if (!loaded_) {
-    auto iter = engine_->store().NewIterator(storage::Cf::kMeta, kPrefix, storage::PrefixSuccessor(kPrefix));
-    for (iter->Seek(kPrefix); iter->Valid(); iter->Next()) {
-      auto stored = Json::Parse(iter->value());
-      if (!stored.ok()) return Status::DataLoss(fmt::format("segment {} is corrupt", iter->key()));
-      const Json* rule_json = stored->Find("rule");
-      auto rule = rule_json != nullptr ? SegmentRule::FromJson(*rule_json) : Result<SegmentRule>(Status::DataLoss(""));
-      if (!rule.ok()) return Status::DataLoss(fmt::format("segment {} has a corrupt rule", iter->key()));
-      const Json* id = stored->Find("id");
-      if (id == nullptr || !id->is_string()) return Status::DataLoss(fmt::format("segment {} is corrupt", iter->key()));
-      std::string key = id->as_string();
-      definitions_[key] = Definition{std::move(stored).value(), std::move(rule).value(), {}};
-    }
-    CDP_RETURN_IF_ERROR(iter->status());
-    loaded_ = true;
-  }
-  if (index_ == nullptr) {
-    Status s = Build();
-    if (!s.ok()) {
-      index_.reset();
-      tracking_.store(false);
-      return s;
-    }
-  }
-  // The profiles written since the last read, with writes paused: all of them are in storage.
-  return engine_->WithWritesPaused([&]() -> Status {
-    absl::flat_hash_set<std::string> changed;
-    {
-      std::lock_guard<std::mutex> lock(pending_mu_);
-      changed.swap(pending_);
-    }
-    for (const std::string& id : changed) CDP_RETURN_IF_ERROR(Reload(id));
-    return Status::OK();
-  });
+Result<SegmentsImpl::Definition*> SegmentsImpl::Find(std::string_view id) {
+  auto it = definitions_.find(std::string(id));
+  if (it == definitions_.end()) return Status::NotFound(fmt::format("segment {} does not exist", id));
+  return &it->second;
 }
 
 Result<SegmentRule> SegmentsImpl::ParseDefinition(const Json& definition, std::string_view self, Json* normalized) {
@@ -189,35 +97,16 @@ Result<SegmentRule> SegmentsImpl::ParseDefinition(const Json& definition, std::s
   return std::move(rule).value();
 }
 
-Result<std::vector<uint32_t>> SegmentsImpl::MembersNow(const Definition& d) {
-  const int64_t now = NowMicros();
-  // Segments named by the rule, evaluated once each for this call (definitions are acyclic and bounded in depth).
-  absl::flat_hash_map<std::string, std::unique_ptr<segments::Bitmap>> memo;
-  segments::MembershipLookup lookup = [&](std::string_view id) -> const segments::Bitmap* {
-    std::string key(id);
-    if (auto it = memo.find(key); it != memo.end()) return it->second.get();
-    auto def = definitions_.find(key);
-    if (def == definitions_.end()) return nullptr;
-    auto bitmap = std::make_unique<segments::Bitmap>(index_->Evaluate(*def->second.prepared, now, lookup));
-    return (memo[key] = std::move(bitmap)).get();
-  };
-  segments::Bitmap members = index_->Evaluate(*d.prepared, now, lookup);
-  std::vector<uint32_t> out(members.cardinality());
-  members.toUint32Array(out.data());
-  return out;
-}
-
-Status SegmentsImpl::Store(const Json& stored) {
+Status SegmentsImpl::StoreDefinition(const Json& stored) {
   storage::WriteBatch batch(engine_->store());
-  batch.Put(storage::Cf::kMeta, DefinitionKey(stored.Find("id")->as_string()), stored.Dump());
+  batch.Put(storage::Cf::kMeta, storage::SegmentKey(stored.Find("id")->as_string()), stored.Dump());
   CDP_ASSIGN_OR_RETURN(uint64_t sequence, engine_->store().Write(&batch));
   return engine_->store().SyncUpTo(sequence);
 }
 
-Result<Json> SegmentsImpl::WithSize(const Definition& d) {
-  CDP_ASSIGN_OR_RETURN(std::vector<uint32_t> members, MembersNow(d));
+Json SegmentsImpl::WithSize(const Definition& d) const {
   Json out = d.stored;
-  out.Set("size", static_cast<int64_t>(members.size()));
+  out.Set("size", static_cast<int64_t>(d.members.cardinality()));
   return out;
 }
 
@@ -231,89 +120,132 @@ Result<Json> SegmentsImpl::Create(const Json& definition) {
   stored.Set("id", id);
   stored.Set("createdAt", now);
   stored.Set("updatedAt", now);
-  CDP_RETURN_IF_ERROR(Store(stored));
-  Definition d{std::move(stored), std::move(rule), {}};
-  d.prepared = index_->Prepare(d.rule);
-  auto [it, inserted] = definitions_.emplace(id, std::move(d));
-  return WithSize(it->second);
+  CDP_RETURN_IF_ERROR(StoreDefinition(stored));
+  Definition* d;
+  {
+    std::unique_lock<std::shared_mutex> members_lock(members_mu_);
+    d = &definitions_[id];
+    d->stored = std::move(stored);
+    d->rule = std::move(rule);
+    d->slot = static_cast<uint32_t>(slots_.size());
+    slots_.push_back(d);
+  }
+  Bind(d);
+  Reorder();
+  std::vector<Change> changes;
+  const int64_t at = NowMicros();
+  Establish(d, segments::Bitmap(), "created", at, &changes);
+  CDP_RETURN_IF_ERROR(Record(&changes, at));
+  return WithSize(*d);
 }
 
 Result<Json> SegmentsImpl::Get(std::string_view id) {
   std::lock_guard<std::mutex> lock(mu_);
   CDP_RETURN_IF_ERROR(Refresh());
-  auto it = definitions_.find(std::string(id));
-  if (it == definitions_.end()) return Status::NotFound(fmt::format("segment {} does not exist", id));
-  return WithSize(it->second);
+  CDP_ASSIGN_OR_RETURN(Definition * d, Find(id));
+  return WithSize(*d);
 }
 
 Result<Json> SegmentsImpl::List() {
   std::lock_guard<std::mutex> lock(mu_);
   CDP_RETURN_IF_ERROR(Refresh());
   Json out = Json::Array();
-  for (const auto& [id, d] : definitions_) {
-    CDP_ASSIGN_OR_RETURN(Json one, WithSize(d));
-    out.Push(std::move(one));
-  }
+  for (const auto& [id, d] : definitions_) out.Push(WithSize(d));
   return out;
 }
 
 Result<Json> SegmentsImpl::Update(std::string_view id, const Json& definition) {
   std::lock_guard<std::mutex> lock(mu_);
   CDP_RETURN_IF_ERROR(Refresh());
-  auto it = definitions_.find(std::string(id));
-  if (it == definitions_.end()) return Status::NotFound(fmt::format("segment {} does not exist", id));
+  CDP_ASSIGN_OR_RETURN(Definition * d, Find(id));
   Json stored;
   CDP_ASSIGN_OR_RETURN(SegmentRule rule, ParseDefinition(definition, id, &stored));
   stored.Set("id", std::string(id));
-  stored.Set("createdAt", *it->second.stored.Find("createdAt"));
+  stored.Set("createdAt", *d->stored.Find("createdAt"));
   stored.Set("updatedAt", FormatTimestamp(NowMicros()));
-  CDP_RETURN_IF_ERROR(Store(stored));
-  it->second = Definition{std::move(stored), std::move(rule), {}};
-  it->second.prepared = index_->Prepare(it->second.rule);
-  return WithSize(it->second);
+  CDP_RETURN_IF_ERROR(StoreDefinition(stored));
+  {
+    // A new slot: the old one's timers become stale.
+    std::unique_lock<std::shared_mutex> members_lock(members_mu_);
+    slots_[d->slot] = nullptr;
+    d->slot = static_cast<uint32_t>(slots_.size());
+    slots_.push_back(d);
+    d->stored = std::move(stored);
+    d->rule = std::move(rule);
+  }
+  Bind(d);
+  Reorder();
+  // This segment, then every segment that names it (directly or not), against their membership before.
+  std::vector<Change> changes;
+  const int64_t at = NowMicros();
+  absl::flat_hash_set<std::string> changed = {std::string(id)};
+  for (Definition* other : order_) {
+    const std::string& other_id = other->stored.Find("id")->as_string();
+    bool affected = other == d;
+    for (const std::string& named : other->rule.dependencies().segments) affected = affected || changed.contains(named);
+    if (!affected) continue;
+    changed.insert(other_id);
+    const segments::Bitmap before = other->members;
+    Establish(other, before, "updated", at, &changes);
+  }
+  CDP_RETURN_IF_ERROR(Record(&changes, at));
+  return WithSize(*d);
 }
 
 Status SegmentsImpl::Delete(std::string_view id) {
   std::lock_guard<std::mutex> lock(mu_);
   CDP_RETURN_IF_ERROR(Refresh());
-  auto it = definitions_.find(std::string(id));
-  if (it == definitions_.end()) return Status::NotFound(fmt::format("segment {} does not exist", id));
-  for (const auto& [other, d] : definitions_) {
-    const auto& names = d.rule.dependencies().segments;
+  CDP_ASSIGN_OR_RETURN(Definition * d, Find(id));
+  for (const auto& [other, o] : definitions_) {
+    const auto& names = o.rule.dependencies().segments;
     if (std::find(names.begin(), names.end(), id) != names.end()) {
       return Status::FailedPrecondition(fmt::format("segment {} names segment {} in its rule", other, id));
     }
   }
+  CDP_RETURN_IF_ERROR(WriteFeed());  // so the range deletion below covers every entry
   storage::WriteBatch batch(engine_->store());
-  batch.Delete(storage::Cf::kMeta, DefinitionKey(id));
+  batch.Delete(storage::Cf::kMeta, storage::SegmentKey(id));
+  const std::string feed = storage::SegmentFeedPrefix(id);
+  batch.DeleteRange(storage::Cf::kMeta, feed, storage::PrefixSuccessor(feed));
   CDP_ASSIGN_OR_RETURN(uint64_t sequence, engine_->store().Write(&batch));
   CDP_RETURN_IF_ERROR(engine_->store().SyncUpTo(sequence));
-  definitions_.erase(it);
+  {
+    std::unique_lock<std::shared_mutex> members_lock(members_mu_);
+    slots_[d->slot] = nullptr;
+    definitions_.erase(std::string(id));
+  }
+  Reorder();
+  cv_.notify_all();  // waiters on its feed
   return Status::OK();
 }
 
 Result<Page> SegmentsImpl::Members(std::string_view id, size_t limit, std::string_view cursor) {
   std::lock_guard<std::mutex> lock(mu_);
   CDP_RETURN_IF_ERROR(Refresh());
-  auto it = definitions_.find(std::string(id));
-  if (it == definitions_.end()) return Status::NotFound(fmt::format("segment {} does not exist", id));
+  CDP_ASSIGN_OR_RETURN(Definition * d, Find(id));
   if (limit == 0) limit = 50;
   limit = std::min(limit, engine_->options().max_page_size);
-  CDP_ASSIGN_OR_RETURN(std::vector<uint32_t> members, MembersNow(it->second));
-  size_t start = 0;
+  uint32_t start = 0;
   if (!cursor.empty()) {
     auto after = ordinal_of_.find(std::string(cursor));
     if (after == ordinal_of_.end()) return Status::InvalidArgument("unknown cursor", "cursor");
-    start = std::upper_bound(members.begin(), members.end(), after->second) - members.begin();
+    start = after->second + 1;
   }
   Page page;
-  for (size_t i = start; i < members.size() && page.items.size() < limit; ++i) {
-    const std::string& pid = id_of_[members[i]];
+  const std::string* last = nullptr;  // the last profile returned
+  auto it = d->members.begin();
+  if (start > 0) it.equalorlarger(start);
+  for (; it != d->members.end(); ++it) {
+    const std::string& pid = id_of_[*it];
+    if (page.items.size() == limit) {
+      page.next_cursor = *last;
+      break;
+    }
     auto doc = engine_->ReadStoredProfile(pid);
     if (doc.status().IsNotFound()) continue;  // erased since the refresh
     CDP_RETURN_IF_ERROR(doc.status());
-    page.items.push_back(RenderProfile(*doc, engine_->ReadTraits(pid)));
-    if (page.items.size() == limit && i + 1 < members.size()) page.next_cursor = pid;
+    page.items.push_back(engine_->Render(*doc, pid));
+    last = &pid;
   }
   return page;
 }
@@ -321,10 +253,8 @@ Result<Page> SegmentsImpl::Members(std::string_view id, size_t limit, std::strin
 Result<int64_t> SegmentsImpl::Size(std::string_view id) {
   std::lock_guard<std::mutex> lock(mu_);
   CDP_RETURN_IF_ERROR(Refresh());
-  auto it = definitions_.find(std::string(id));
-  if (it == definitions_.end()) return Status::NotFound(fmt::format("segment {} does not exist", id));
-  CDP_ASSIGN_OR_RETURN(std::vector<uint32_t> members, MembersNow(it->second));
-  return static_cast<int64_t>(members.size());
+  CDP_ASSIGN_OR_RETURN(Definition * d, Find(id));
+  return static_cast<int64_t>(d->members.cardinality());
 }
 
 Result<int64_t> SegmentsImpl::Estimate(const Json& rule) {
@@ -332,12 +262,100 @@ Result<int64_t> SegmentsImpl::Estimate(const Json& rule) {
   CDP_RETURN_IF_ERROR(Refresh());
   Json wrapped = Json::Object().Set("name", "estimate").Set("rule", rule);
   Json normalized;
-  auto parsed = ParseDefinition(wrapped, "", &normalized);
-  if (!parsed.ok()) return parsed.status();
-  Definition d{std::move(normalized), std::move(parsed).value(), {}};
-  d.prepared = index_->Prepare(d.rule);
-  CDP_ASSIGN_OR_RETURN(std::vector<uint32_t> members, MembersNow(d));
-  return static_cast<int64_t>(members.size());
+  CDP_ASSIGN_OR_RETURN(SegmentRule parsed, ParseDefinition(wrapped, "", &normalized));
+  auto prepared = index_->Prepare(parsed);
+  return static_cast<int64_t>(index_->Count(*prepared, NowMicros(), Lookup()));
+}
+
+Result<Json> SegmentsImpl::Changes(std::string_view id, std::string_view since, size_t limit) {
+  std::lock_guard<std::mutex> lock(mu_);
+  CDP_RETURN_IF_ERROR(Refresh());
+  CDP_RETURN_IF_ERROR(Find(id).status());
+  CDP_RETURN_IF_ERROR(WriteFeed());
+  if (limit == 0) limit = 100;
+  limit = std::min(limit, engine_->options().max_page_size);
+  const std::string prefix = storage::SegmentFeedPrefix(id);
+  std::string seek = prefix;
+  bool skip_equal = false;
+  if (IsCursor(since)) {
+    seek += CursorBytes(since);
+    skip_equal = true;
+  } else if (!since.empty()) {
+    auto t = ParseTimestamp(since);
+    if (!t.ok()) return Status::InvalidArgument("expected a cursor or an RFC 3339 time", "since");
+    seek += CursorBytes(CursorOfTime(*t));
+  }
+  Json changes = Json::Array();
+  std::string cursor(since);
+  if (!IsCursor(since)) cursor.clear();
+  bool more = false;
+  auto iter = engine_->store().NewIterator(storage::Cf::kMeta, prefix, storage::PrefixSuccessor(prefix));
+  for (iter->Seek(seek); iter->Valid(); iter->Next()) {
+    if (skip_equal && iter->key() == seek) continue;
+    if (changes.size() == limit) {
+      more = true;
+      break;
+    }
+    auto stored = Json::Parse(iter->value());
+    if (!stored.ok()) return Status::DataLoss(fmt::format("segment {} has a corrupt feed entry", id));
+    std::string_view suffix = iter->key().substr(prefix.size());
+    static constexpr char kDigits[] = "0123456789abcdef";
+    cursor.clear();
+    for (unsigned char c : suffix) {
+      cursor.push_back(kDigits[c >> 4]);
+      cursor.push_back(kDigits[c & 15]);
+    }
+    Json change = Json::Object().Set("cursor", cursor);
+    for (const auto& [name, value] : stored->members()) change.Set(name, value);
+    changes.Push(std::move(change));
+  }
+  CDP_RETURN_IF_ERROR(iter->status());
+  return Json::Object().Set("changes", std::move(changes)).Set("cursor", cursor).Set("more", more);
+}
+
+Result<bool> SegmentsImpl::WaitForChanges(std::string_view id, std::string_view cursor, int64_t timeout_ms) {
+  if (!cursor.empty() && !IsCursor(cursor)) return Status::InvalidArgument("expected a cursor", "cursor");
+  if (timeout_ms < 0 || timeout_ms > kMaxWaitMs) {
+    return Status::InvalidArgument(fmt::format("expected 0 to {} milliseconds", kMaxWaitMs), "timeout");
+  }
+  std::unique_lock<std::mutex> lock(mu_);
+  CDP_RETURN_IF_ERROR(Refresh());
+  CDP_RETURN_IF_ERROR(Find(id).status());
+  const std::string key(id);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  bool gone = false;
+  const bool found = cv_.wait_until(lock, deadline, [&] {
+    auto it = definitions_.find(key);
+    gone = it == definitions_.end();
+    return stop_ || gone || it->second.last_cursor > cursor;
+  });
+  if (gone) return Status::NotFound(fmt::format("segment {} was deleted", id));
+  return found && !stop_;
+}
+
+Result<std::vector<std::string>> SegmentsImpl::MembersAt(std::string_view id, std::string_view time) {
+  auto t = ParseTimestamp(time);
+  if (!t.ok()) return Status::InvalidArgument("expected an RFC 3339 time", "asOf");
+  std::lock_guard<std::mutex> lock(mu_);
+  CDP_RETURN_IF_ERROR(Refresh());
+  CDP_RETURN_IF_ERROR(Find(id).status());
+  CDP_RETURN_IF_ERROR(WriteFeed());
+  std::vector<std::string> ids;
+  CDP_RETURN_IF_ERROR(FoldFeed(id, *t, nullptr, &ids, nullptr));
+  return ids;
+}
+
+std::vector<std::string> SegmentsImpl::SegmentsOf(std::string_view profile_id) {
+  std::vector<std::string> out;
+  if (!tracking()) return out;
+  std::shared_lock<std::shared_mutex> lock(members_mu_);
+  auto it = ordinal_of_.find(std::string(profile_id));
+  if (it == ordinal_of_.end()) return out;
+  for (const Definition* d : slots_) {
+    if (d != nullptr && d->members.contains(it->second)) out.push_back(d->stored.Find("id")->as_string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 }  // namespace cdp::internal

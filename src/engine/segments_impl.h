@@ -1,30 +1,50 @@
 // Copyright 2026 The libcdp Authors.
 //
-// Segments (include/cdp/engine.h) over the segment index (src/segments/index.h): definitions stored in kMeta
-// ("seg/" id -> definition), profiles numbered by dense ordinals, the index built from storage at first use and
-// kept in step with writes. Writers only note which profiles they changed (NotifyChanged, cheap); a read applies
-// those changes first, reloading each noted profile's document and events, with writes paused (so a batch
-// published but not yet stored cannot be missed).
+// Segments (include/cdp/engine.h) over the segment index (src/segments/index.h).
+//
+//   definitions        kMeta "seg/" id -> {"id", "name", "description"?, "rule", "createdAt", "updatedAt"}
+//   the change feed    kMeta "segfeed/" id "/" be64(time us) be64(sequence) -> a change document (no cursor)
+//
+// Profiles are numbered by dense ordinals. The index is built from storage at first use (or by the worker thread
+// when the engine opens a database holding segments), then kept in step with writes:
+//   1. writers note what they changed (NotifyChanged: reload the profile; NotifyEvents: new events of a profile
+//      whose document did not change), under the write lock, before their batch is written;
+//   2. after its write, the writer calls AfterWrite: with mu_ held and writes paused for the moment it takes
+//      (every noted batch is then in storage), the noted profiles are applied to the index and every segment
+//      their change can affect is re-evaluated for them (segments in dependency order, so that a segment naming
+//      another sees its new membership); membership changes go to the feed and to the subscribers' queue;
+//   3. the worker thread re-evaluates (segment, profile) pairs when time alone can change them (a min-heap of
+//      SegmentIndex::NextChange instants), and calls the subscribers, outside mu_.
+// Reads apply pending notes first, so they see every write acknowledged before them.
+//
+// Lock order: mu_, then the engine's write lock (WithWritesPaused); pending_mu_ and members_mu_ are leaves.
 
 #ifndef CDP_ENGINE_SEGMENTS_IMPL_H_
 #define CDP_ENGINE_SEGMENTS_IMPL_H_
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <queue>
+#include <shared_mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "cdp/engine.h"
 #include "cdp/segment_rule.h"
+#include "segments/index.h"
 
-namespace cdp::segments {
-class SegmentIndex;
-class PreparedRule;
-}  // namespace cdp::segments
+namespace cdp::storage {
+class WriteBatch;
+}
 
 namespace cdp::internal {
 
@@ -43,44 +63,148 @@ class SegmentsImpl final : public Segments {
   Result<Page> Members(std::string_view id, size_t limit, std::string_view cursor) override;
   Result<int64_t> Size(std::string_view id) override;
   Result<int64_t> Estimate(const Json& rule) override;
+  Result<Json> Changes(std::string_view id, std::string_view since, size_t limit) override;
+  Result<bool> WaitForChanges(std::string_view id, std::string_view cursor, int64_t timeout_ms) override;
+  Result<std::vector<std::string>> MembersAt(std::string_view id, std::string_view time) override;
+  std::vector<std::string> SegmentsOf(std::string_view profile_id) override;
+  uint64_t Subscribe(ChangeCallback callback) override;
+  void Unsubscribe(uint64_t handle) override;
 
-  // Whether writers must report the profiles they change (the index exists). Cheap.
+  // Reads the stored definitions and starts the worker thread, which builds the index when there are any.
+  // Called once by Engine::Open. Errors: DataLoss for a corrupt definition.
+  Status Start();
+  // Stops the worker thread (joins it). Called by the engine before it closes the store.
+  void Stop();
+
+  // Whether writers must report the profiles they change (the index exists or is being built). Cheap.
   bool tracking() const { return tracking_.load(std::memory_order_acquire); }
-  // Notes profiles whose document or events a write changed. Called by the write path, after its changes are
-  // published; never blocks on a read.
-  void NotifyChanged(std::vector<std::string> profile_ids);
+  // Notes profiles to reload whole (document and events): a profile write, merge, unmerge, erasure. `cause` is
+  // the feed's cause.kind. Called under the write lock, before the batch is written; never blocks on a read.
+  void NotifyChanged(std::vector<std::string> profile_ids, std::string_view cause = "profile");
+  // Notes a new event of a profile whose document the batch did not change (time, stored document).
+  struct NewEvent {
+    std::string profile_id;
+    int64_t time_us;
+    std::string document;
+  };
+  void NotifyEvents(std::vector<NewEvent> events);
+  // Applies what was noted and re-evaluates the segments it affects. Called by a writer after its write, with no
+  // engine lock held. Errors: storage errors (the notes stay pending and the next call retries).
+  Status AfterWrite();
 
  private:
   struct Definition {
     Json stored;  // {"id", "name", "description"?, "rule", "createdAt", "updatedAt"}
     SegmentRule rule;
     std::shared_ptr<const segments::PreparedRule> prepared;
+    uint32_t slot = 0;          // its number in slots_ (timers name definitions by slot)
+    bool reads_traits = false;  // the rule reads a computed trait events maintain (RenderTraits)
+    segments::Bitmap members;   // maintained membership (written under mu_ and members_mu_)
+    std::string last_cursor;    // its latest feed entry's cursor ("" when none)
+  };
+  struct Pending {
+    bool reload = false;  // the whole profile; otherwise only `events` are new
+    std::string cause;
+    std::vector<std::pair<int64_t, std::string>> events;  // time, stored document
+  };
+  struct Timer {
+    int64_t at;
+    uint32_t slot;
+    uint32_t ordinal;
+    bool operator>(const Timer& o) const { return at > o.at; }
+  };
+  // A membership change being recorded.
+  struct Change {
+    Definition* def;
+    uint32_t ordinal;
+    bool entered;
+    Json cause;
   };
 
-  // Builds the index at first use, then applies the changes noted since the last read. mu_ held.
+  // Reads the definitions once. mu_ held.
+  Status LoadDefinitions();
+  // Builds the index at first use, then applies the notes made since (with writes paused). mu_ held.
   Status Refresh();
   Status Build();
+  // After a build, or a definition's creation or update: sets its membership from a full evaluation, notes the
+  // difference from `before` with `cause`, and schedules its timers. mu_ held.
+  void Establish(Definition* d, const segments::Bitmap& before, std::string_view cause, int64_t now,
+                 std::vector<Change>* changes);
+  // The membership the feed records for `id`, as ordinals (profiles unknown to the index get new ordinals).
+  // Also returns the feed's last cursor. mu_ held.
+  Status FoldFeed(std::string_view id, int64_t upto_us, segments::Bitmap* members, std::vector<std::string>* ids,
+                  std::string* last_cursor);
   // Re-reads one profile (document and events) into the index. mu_ held, writes paused.
   Status Reload(const std::string& profile_id);
+  // Re-evaluates, for one profile, the segments `affects` selects, cascading to segments that name one whose
+  // membership changed. mu_ held.
+  void Reevaluate(uint32_t ordinal, const std::function<bool(const Definition&)>& affects, const Json& cause,
+                  int64_t now, std::vector<Change>* changes);
+  // Evaluates d for one profile and notes a change. Returns whether membership changed. mu_ held.
+  bool EvaluateFor(Definition* d, uint32_t ordinal, int64_t now, const Json& cause, std::vector<Change>* changes);
+  void Schedule(Definition* d, uint32_t ordinal, int64_t now);
+  // Re-evaluates every timer due at `now`. mu_ held.
+  void RunDueTimers(int64_t now, std::vector<Change>* changes);
+  // Adds changes to the feed (unwritten_, written by the worker or the next read) and queues them for
+  // subscribers. mu_ held.
+  Status Record(std::vector<Change>* changes, int64_t now);
+  // Writes unwritten_ to storage. mu_ held.
+  Status WriteFeed();
+  // Topological order of definitions_ (named segments first); after any definition change. mu_ held.
+  void Reorder();
+  segments::MembershipLookup Lookup() const;
   uint32_t OrdinalOf(const std::string& profile_id);
   // Validates a definition ("name", "description", "rule"), its segment references and cycles. mu_ held.
   Result<SegmentRule> ParseDefinition(const Json& definition, std::string_view self, Json* normalized);
-  // Members of a definition now (segments it names evaluated on the way). mu_ held.
-  Result<std::vector<uint32_t>> MembersNow(const Definition& d);
-  Status Store(const Json& stored);
-  Result<Json> WithSize(const Definition& d);
+  Result<Definition*> Find(std::string_view id);
+  // Sets the fields derived from d->rule (prepared, reads_traits). mu_ held; the index exists.
+  void Bind(Definition* d);
+  Status StoreDefinition(const Json& stored);
+  Json WithSize(const Definition& d) const;
+  // The cursor of the first instant of `time_us` (feed keys order by time, then sequence).
+  static std::string CursorOfTime(int64_t time_us);
+  void WorkerLoop();
+  // Calls the subscribers with `changes`, in order. Not with mu_ held.
+  void Deliver(const std::deque<Json>& changes);
 
   EngineImpl* engine_;
-  std::mutex mu_;  // everything below but the pending set
+  std::mutex mu_;  // everything below but the pending notes, the subscribers and what says otherwise
   std::unique_ptr<segments::SegmentIndex> index_;
   absl::flat_hash_map<std::string, uint32_t> ordinal_of_;
   std::vector<std::string> id_of_;
   std::map<std::string, Definition> definitions_;  // by id
+  std::vector<Definition*> order_;                 // named segments before those naming them
+  std::vector<Definition*> slots_;                 // slot -> definition; null once deleted or replaced
   bool loaded_ = false;                            // definitions_ read from storage
+
+  // Timers: a min-heap with stale entries (skipped when scheduled_ holds another time for the pair).
+  std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;
+  absl::flat_hash_map<uint64_t, int64_t> scheduled_;  // slot << 32 | ordinal -> instant
+
+  // The feed.
+  uint64_t next_sequence_ = 1;
+  int64_t last_time_ = 0;                                       // feed times never go back
+  std::deque<Json> deliveries_;                                 // only while there are subscribers
+  std::vector<std::pair<std::string, std::string>> unwritten_;  // feed entries not in storage yet
+  static constexpr size_t kMaxUnwritten = 10'000;               // written by the recording thread beyond this
+  static constexpr std::chrono::milliseconds kFeedDelay{20};    // the worker writes a group this long after its first
+  std::chrono::steady_clock::time_point unwritten_since_;
+  std::condition_variable cv_;  // with mu_: new timers, deliveries, feed entries, stop
+  bool stop_ = false;
+  std::thread worker_;
+
+  std::recursive_mutex subscribers_mu_;  // held while callbacks run (a callback may subscribe)
+  std::map<uint64_t, ChangeCallback> subscribers_;
+  uint64_t next_handle_ = 1;
+  std::atomic<int> subscriber_count_{0};
+  std::thread::id delivering_thread_;
+  absl::flat_hash_set<uint64_t> unsubscribed_during_delivery_;
+
+  mutable std::shared_mutex members_mu_;  // Definition::members and slots_ against SegmentsOf
 
   std::atomic<bool> tracking_{false};
   std::mutex pending_mu_;
-  absl::flat_hash_set<std::string> pending_;  // guarded by pending_mu_
+  absl::flat_hash_map<std::string, Pending> pending_;  // guarded by pending_mu_
 };
 
 }  // namespace cdp::internal

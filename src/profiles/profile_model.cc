@@ -839,7 +839,7 @@ Json WritableParts(const Json& stored) {
   return out;
 }
 
-Json RenderProfile(const Json& stored, const storage::Traits& t) {
+Json RenderTraits(const storage::Traits& t) {
   auto time_or_null = [](int64_t us) { return us == storage::Traits::kNoTime ? Json() : Json(FormatTimestamp(us)); };
   Json computed = Json::Object();
   double ltv = static_cast<double>(t.revenue_micros) / 1e6;
@@ -850,6 +850,11 @@ Json RenderProfile(const Json& stored, const storage::Traits& t) {
   computed.Set("firstSeenDate", time_or_null(t.first_seen_us));
   computed.Set("lastSeenDate", time_or_null(t.last_seen_us));
   computed.Set("eventCount", t.event_count);
+  return computed;
+}
+
+Json RenderProfile(const Json& stored, const storage::Traits& t) {
+  Json computed = RenderTraits(t);
   const Json* writable = stored.Find("computed");
   for (std::string_view key : {"churnRisk", "engagementScore"}) {
     const Json* v = writable != nullptr ? writable->Find(key) : nullptr;

@@ -101,6 +101,9 @@ Json WritableParts(const Json& stored);
 
 // The document callers see: the stored form with computed traits and segments, in the model's field order.
 Json RenderProfile(const Json& stored, const storage::Traits& traits);
+// The computed traits events maintain, as RenderProfile shows them under "computed": {"ltv", "aov",
+// "purchaseCount", "lastPurchaseDate", "firstSeenDate", "lastSeenDate", "eventCount"}.
+Json RenderTraits(const storage::Traits& traits);
 
 // Nesting depth of arrays and objects, as Json::Parse counts it: a scalar is 0, {"a": 1} is 1, {"a": [1]} is 2.
 int JsonDepth(const Json& value);

@@ -2,6 +2,7 @@
 
 #include "segments/columns.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "cdp/query.h"
@@ -174,6 +175,17 @@ void DocTable::PutValue(uint32_t row, std::string* path, const Json& v, StringPo
     PutValue(row, path, child, pool, depth + 1);
   }
   path->resize(base);
+}
+
+void DocTable::PutPath(uint32_t row, std::string_view path, const Json& value, StringPool* pool) {
+  for (auto& [name, column] : columns_) {
+    if (name.size() >= path.size() && name.compare(0, path.size(), path) == 0 &&
+        (name.size() == path.size() || name[path.size()] == '.')) {
+      column->Clear(row);
+    }
+  }
+  std::string p(path);
+  PutValue(row, &p, value, pool, static_cast<int>(std::count(p.begin(), p.end(), '.')) + 1);
 }
 
 void DocTable::Clear(uint32_t row) {

@@ -99,6 +99,8 @@ class DocTable {
   // Replaces row `row` with the leaves of `doc` (an object). When `keep` is set, only top-level keys it accepts
   // are stored.
   void Put(uint32_t row, const Json& doc, StringPool* pool, bool (*keep)(std::string_view key) = nullptr);
+  // Replaces, in row `row`, the value at `path` (and everything below it) with `value`.
+  void PutPath(uint32_t row, std::string_view path, const Json& value, StringPool* pool);
   void Clear(uint32_t row);
   const Column* Find(std::string_view path) const;
   Column* GetOrCreate(std::string_view path);

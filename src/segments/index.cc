@@ -614,6 +614,12 @@ Status SegmentIndex::UpsertProfile(uint32_t ordinal, const Json& doc) {
   return Status::OK();
 }
 
+Status SegmentIndex::UpsertField(uint32_t ordinal, std::string_view path, const Json& value) {
+  if (!universe_.contains(ordinal)) return Status::NotFound("no such profile in the index");
+  profiles_.PutPath(ordinal, path, value, &pool_);
+  return Status::OK();
+}
+
 void SegmentIndex::RemoveProfile(uint32_t ordinal) {
   if (!universe_.contains(ordinal)) return;
   profiles_.Clear(ordinal);

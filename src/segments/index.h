@@ -74,6 +74,9 @@ class SegmentIndex {
   // Replaces the profile's field values with the leaves of `doc` (a profile document). Cost: linear in the
   // document plus the number of columns. Errors: InvalidArgument (doc not an object, ordinal out of range).
   Status UpsertProfile(uint32_t ordinal, const Json& doc);
+  // Replaces one field of an existing profile (and everything below it): `path` is a dotted path, "computed.ltv".
+  // Errors: NotFound when the profile does not exist.
+  Status UpsertField(uint32_t ordinal, std::string_view path, const Json& value);
   // Forgets the profile: its fields and events. No-op when unknown.
   void RemoveProfile(uint32_t ordinal);
   // Adds one event. `type` is the event type, `name` the custom event name ("" for standard types); `event` is the

@@ -202,6 +202,7 @@ class Parser {
         return Invalid(fmt::format("unknown key \"{}\" in a field condition", key), key);
       }
     }
+    if (n.field == "segments" && !in_where) return SegmentsField(n.op, value);
     Status s = Values(value, in_where, &n);
     if (!s.ok()) return s.WithFieldPrefix("value");
     if (!in_where) fields_.insert(n.field);
@@ -463,6 +464,52 @@ class Parser {
       }
     }
     return n;
+  }
+
+  // {"field": "segments", ...}: membership conditions. contains / = name one segment, != its negation; in / not_in
+  // a list of segments (any of them / none of them).
+  Result<RuleNode> SegmentsField(RuleOp op, const Json* value) {
+    auto one = [&](const Json& id, std::string_view where) -> Result<RuleNode> {
+      if (!id.is_string() || id.as_string().empty() || id.as_string().size() > limits_.max_segment_id_bytes) {
+        return Invalid(fmt::format("a segment id of 1 to {} bytes", limits_.max_segment_id_bytes), std::string(where));
+      }
+      RuleNode n;
+      n.kind = RuleNode::Kind::kSegment;
+      n.segment = id.as_string();
+      segments_.insert(n.segment);
+      return n;
+    };
+    auto negate = [](RuleNode child) {
+      RuleNode n;
+      n.kind = RuleNode::Kind::kNot;
+      n.children.push_back(std::move(child));
+      return n;
+    };
+    if (value == nullptr) return Invalid("a condition on segments needs a \"value\"", "value");
+    switch (op) {
+      case RuleOp::kContains:
+      case RuleOp::kEq:
+        return one(*value, "value");
+      case RuleOp::kNe: {
+        CDP_ASSIGN_OR_RETURN(RuleNode n, one(*value, "value"));
+        return negate(std::move(n));
+      }
+      case RuleOp::kIn:
+      case RuleOp::kNotIn: {
+        if (!value->is_array() || value->size() > limits_.max_array_values) {
+          return Invalid(fmt::format("an array of at most {} segment ids", limits_.max_array_values), "value");
+        }
+        RuleNode any;
+        any.kind = RuleNode::Kind::kOr;
+        for (size_t i = 0; i < value->size(); ++i) {
+          CDP_ASSIGN_OR_RETURN(RuleNode n, one(value->items()[i], fmt::format("value[{}]", i)));
+          any.children.push_back(std::move(n));
+        }
+        return op == RuleOp::kIn ? std::move(any) : negate(std::move(any));
+      }
+      default:
+        return Invalid("conditions on segments use contains, =, !=, in or not_in", "operator");
+    }
   }
 
   Result<RuleNode> Segment(const Json& json) {

@@ -146,6 +146,17 @@ inline std::string ProfileBlocksKey(std::string_view profile_id) { return "c" + 
 inline constexpr char kBlockIndexBegin[] = "b";
 inline constexpr char kBlockIndexEnd[] = "d";  // exclusive: "b" and "c" keys
 
+// kMeta, segments (src/engine/segments_impl.h): "seg/" id -> definition; "segfeed/" id "/" be64(time us)
+// be64(sequence) -> a membership change. Segment ids never contain '/'.
+inline std::string SegmentKey(std::string_view id) { return "seg/" + std::string(id); }
+inline std::string SegmentFeedPrefix(std::string_view id) { return "segfeed/" + std::string(id) + "/"; }
+inline std::string SegmentFeedKey(std::string_view id, int64_t time_us, uint64_t sequence) {
+  std::string k = SegmentFeedPrefix(id);
+  AppendBigEndian64(&k, static_cast<uint64_t>(time_us));
+  AppendBigEndian64(&k, sequence);
+  return k;
+}
+
 // The smallest key greater than every key starting with `prefix` (for exclusive upper bounds).
 inline std::string PrefixSuccessor(std::string prefix) {
   while (!prefix.empty()) {

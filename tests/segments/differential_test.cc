@@ -107,7 +107,7 @@ class Generator {
     if (Chance(0.8)) doc.Set("consent", Json::Object().Set("email", Chance(0.5)).Set("sms", Chance(0.3)));
     Json segs = Json::Array();
     for (int i = Int(0, 2); i > 0; --i) segs.Push(Pick(segment_ids_));
-    doc.Set("segments", segs);
+    doc.Set("labels", segs);  // an array field ("segments" conditions mean membership)
     if (Chance(0.9)) doc.Set("createdAt", FormatTimestamp(Time()));
     seen_.push_back(doc);
     return doc;
@@ -313,7 +313,7 @@ class Generator {
                                                     "computed.rfm.segment",
                                                     "computed.rfm.score",
                                                     "consent.email",
-                                                    "segments",
+                                                    "labels",
                                                     "createdAt",
                                                     "attributes.missing"};
   const std::vector<std::string> event_fields_ = {

@@ -30,7 +30,7 @@ class SegmentIndexTest : public ::testing::Test {
                                  "customFields": {"tier": 3, "birthday": "1990-05-01", "code": "A-17"}},
                   "computed": {"ltv": 250.5, "lastPurchaseDate": "2026-05-25T10:00:00.000Z", "churnRisk": 0.1,
                                "rfm": {"score": 545, "segment": "Champions"}},
-                  "consent": {"email": true}, "segments": ["s-a"]})");
+                  "consent": {"email": true}, "labels": ["s-a"]})");
     Upsert(2, R"({"attributes": {"country": "GB", "city": "Leeds", "tags": ["new"],
                                  "customFields": {"tier": "3", "code": "B-2"}},
                   "computed": {"ltv": 40, "lastPurchaseDate": "2026-03-01T00:00:00.000Z", "churnRisk": 0.8,
@@ -121,7 +121,7 @@ TEST_F(SegmentIndexTest, StringAndListOperators) {
   EXPECT_EQ(Members(F("attributes.country", "not_in", R"(["US", "GB"])")), S({3, 4}));
   EXPECT_EQ(Members(R"({"field": "attributes.country", "operator": "exists"})"), S({1, 2}));  // null is absent
   EXPECT_EQ(Members(R"({"field": "attributes.country", "operator": "not_exists"})"), S({3, 4}));
-  EXPECT_EQ(Members(R"({"field": "segments", "operator": "contains", "value": "s-a"})"), S({1}));
+  EXPECT_EQ(Members(R"({"field": "labels", "operator": "contains", "value": "s-a"})"), S({1}));
 }
 
 TEST_F(SegmentIndexTest, DatesAbsoluteAndRelative) {
@@ -231,6 +231,9 @@ TEST_F(SegmentIndexTest, SegmentMembership) {
   EXPECT_EQ(Members(R"({"segment": "high"})"), S({1, 3}));
   EXPECT_EQ(Members(R"({"not": {"segment": "high"}})"), S({2, 4}));
   EXPECT_EQ(Members(R"({"segment": "unknown"})"), S());
+  // The field form means the same.
+  EXPECT_EQ(Members(R"({"field": "segments", "operator": "contains", "value": "high"})"), S({1, 3}));
+  EXPECT_EQ(Members(R"({"field": "segments", "operator": "not_in", "value": ["high"]})"), S({2, 4}));
   EXPECT_EQ(Members(R"({"conditions": [{"segment": "high"}, )" + F("computed.ltv", ">", "200") + "]}"), S({1}));
 }
 
@@ -261,6 +264,19 @@ TEST_F(SegmentIndexTest, NextChangeOfRelativeDatesAndWindows) {
   EXPECT_FALSE(index_.EvaluateOne(2, *prepared, kNow + 20 * kDay + 1));
   // Events outside an absolute bound never count, so they never change anything.
   EXPECT_EQ(Next(2, R"({"event": "purchase", "within": {"from": "2027-01-01", "to": "now"}})"), std::nullopt);
+}
+
+TEST_F(SegmentIndexTest, UpsertFieldReplacesOnePathAndWhatIsBelowIt) {
+  ASSERT_TRUE(index_.UpsertField(2, "computed.ltv", J("300")).ok());
+  EXPECT_EQ(Members(F("computed.ltv", ">", "200")), S({1, 2}));
+  EXPECT_EQ(Members(F("attributes.city", "=", R"("Leeds")")), S({2})) << "the rest of the row is kept";
+  // A subtree: its old leaves go.
+  ASSERT_TRUE(index_.UpsertField(1, "computed.rfm", J(R"({"score": 111})")).ok());
+  EXPECT_EQ(Members(F("computed.rfm.segment", "exists", "true")), S({2}));
+  EXPECT_EQ(Members(F("computed.rfm.score", "=", "111")), S({1, 2}));
+  ASSERT_TRUE(index_.UpsertField(3, "computed.ltv", J("null")).ok());
+  EXPECT_EQ(Members(F("computed.ltv", "exists", "true")), S({1, 2}));
+  EXPECT_TRUE(index_.UpsertField(9, "computed.ltv", J("1")).IsNotFound());
 }
 
 TEST_F(SegmentIndexTest, UpdatesAndRemoval) {

@@ -91,6 +91,8 @@ TEST(SegmentRuleTest, ErrorsNameThePathOfTheOffendingPart) {
                           {"event": "purchase", "count": {"~": 2}}]})",
        "conditions[2].count.~"},
       {R"({"conditions": [{"event": "purchase", "count": "many"}]})", "conditions[0].count"},
+      {R"({"conditions": [{"field": "segments", "operator": ">", "value": "seg_a"}]})", "conditions[0].operator"},
+      {R"({"conditions": [{"field": "segments", "operator": "in", "value": ["seg_a", 3]}]})", "conditions[0].value[1]"},
       {R"({"conditions": [{"event": "purchase", "where": [{"field": "properties.x", "operator": "in",
                                                            "value": 3}]}]})",
        "conditions[0].where[0].value"},
@@ -265,6 +267,24 @@ TEST(SegmentRuleTest, DependenciesDecideWhichWritesMatter) {
   EXPECT_FALSE(d.ReadsEvent("page_view", ""));
   EXPECT_TRUE(Parse(R"({"event": "*"})").dependencies().ReadsEvent("page_view", ""));
   EXPECT_TRUE(Parse(R"({"event": "custom"})").dependencies().ReadsEvent("custom", "anything"));
+}
+
+TEST(SegmentRuleTest, SegmentsFieldConditionsAreMembership) {
+  // contains / = name one segment; != and not_in negate; in is any of them.
+  SegmentRule rule = Parse(R"({"conditions": [{"field": "segments", "operator": "contains", "value": "seg_a"},
+                                              {"field": "segments", "operator": "not_in", "value": ["seg_b", "seg_c"]},
+                                              {"field": "segments", "operator": "!=", "value": "seg_d"}]})");
+  EXPECT_EQ(rule.dependencies().segments, (std::vector<std::string>{"seg_a", "seg_b", "seg_c", "seg_d"}));
+  EXPECT_FALSE(rule.dependencies().ReadsField("segments"));
+  const RuleNode& root = rule.root();
+  ASSERT_EQ(root.children.size(), 3u);
+  EXPECT_EQ(root.children[0].kind, RuleNode::Kind::kSegment);
+  EXPECT_EQ(root.children[0].segment, "seg_a");
+  EXPECT_EQ(root.children[1].kind, RuleNode::Kind::kNot);
+  EXPECT_EQ(root.children[1].children[0].kind, RuleNode::Kind::kOr);
+  EXPECT_EQ(root.children[1].children[0].children.size(), 2u);
+  EXPECT_EQ(root.children[2].kind, RuleNode::Kind::kNot);
+  EXPECT_EQ(root.children[2].children[0].segment, "seg_d");
 }
 
 }  // namespace

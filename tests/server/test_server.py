@@ -781,6 +781,34 @@ def test_segment_endpoints(server):
     status, body, _ = server.request("GET", path + "/members?limit=zero")
     assert status == 400
     assert_error(body, "invalid_argument", "limit")
+    # The change feed: the four members entered at creation; a new purchase adds one, before the POST returns.
+    status, feed, _ = server.request("GET", path + "/changes")
+    assert status == 200 and len(feed["changes"]) == 4 and not feed["more"], feed
+    assert {c["cause"]["kind"] for c in feed["changes"]} == {"created"}
+    created_at = feed["changes"][0]["time"]
+    status, page, _ = server.request("GET", path + "/changes?limit=3")
+    assert status == 200 and len(page["changes"]) == 3 and page["more"], page
+    status, body, _ = server.request("POST", "/api/cdp/events", {
+        "type": "purchase", "customerId": f"{run}-new", "properties": {"revenue": 50, "run": run}})
+    status, newer, _ = server.request("GET", path + "/changes?since=" + feed["cursor"])
+    assert status == 200 and [c["change"] for c in newer["changes"]] == ["entered"], newer
+    assert newer["changes"][0]["profileId"] == body["profileId"]
+    status, profile, _ = server.request("GET", "/api/cdp/profiles/" + body["profileId"])
+    assert seg["id"] in profile["segments"], profile
+    # A long poll with nothing new returns when `wait` runs out, with the same cursor.
+    status, idle, _ = server.request("GET", path + "/changes?wait=1&since=" + newer["cursor"])
+    assert status == 200 and idle["changes"] == [] and idle["cursor"] == newer["cursor"], idle
+    status, body, _ = server.request("GET", path + "/changes?wait=99")
+    assert status == 400
+    assert_error(body, "invalid_argument", "wait")
+    status, body, _ = server.request("GET", path + "/changes?since=not-a-cursor")
+    assert status == 400
+    assert_error(body, "invalid_argument", "since")
+    # Membership as of a past time.
+    status, then, _ = server.request("GET", path + "/members?asOf=" + created_at)
+    assert status == 200 and then["count"] == 4 and len(then["profileIds"]) == 4, then
+    status, now, _ = server.request("GET", path + "/members?asOf=2099-01-01T00:00:00Z")
+    assert status == 200 and now["count"] == 5, now
     status, body, _ = server.request("DELETE", path)
     assert status == 200 and body == {"deleted": seg["id"]}
     status, body, _ = server.request("GET", path)

@@ -419,6 +419,42 @@ class Segments:
         """A generator over every member, following cursors page by page."""
         return _all_items(self.members(id, page_size))
 
+    def members_at(self, id: str, time: str) -> List[str]:
+        """The member profile ids as they were at ``time`` (RFC 3339), from the change feed; sorted."""
+        return _convert.loads(self._engine.segments_members_at(id, time))
+
+    def changes(self, id: str, since: Optional[str] = None, limit: int = 100) -> Document:
+        """Membership changes after ``since`` (a cursor, an RFC 3339 time, or None for the start), oldest first:
+        ``{"changes": [{"cursor", "segmentId", "profileId", "change": "entered" | "exited", "time", "cause"}],
+        "cursor", "more"}``. Pass the returned ``cursor`` as ``since`` to continue."""
+        return _convert.loads(self._engine.segments_changes(id, since or "", limit))
+
+    def watch(self, id: str, since: Optional[str] = None, timeout: Optional[float] = None,
+              batch: int = 100) -> Iterator[Document]:
+        """An iterator over the segment's membership changes after ``since``, waiting for new ones as they happen.
+        It ends after ``timeout`` seconds without a change (None: never). Each change carries its ``cursor``: keep
+        the last one to resume after a restart.
+
+            for change in db.segments.watch(seg["id"], since=cursor, timeout=60):
+                print(change["change"], change["profileId"])
+        """
+        cursor = since or ""
+        idle = 0.0
+        while True:
+            page = self.changes(id, cursor, batch)
+            for change in page["changes"]:
+                yield change
+            cursor = page["cursor"]
+            if page["changes"]:
+                idle = 0.0
+                continue
+            if timeout is not None and idle >= timeout:
+                return
+            step = 1.0 if timeout is None else max(0.0, min(1.0, timeout - idle))
+            found = self._engine.segments_wait(id, cursor, int(step * 1000))
+            if not found:
+                idle += step
+
 
 # ---- Segment-spec ingestion (bind_segment.cc, include/cdp/segment.h) --------------------------------------------
 

@@ -276,6 +276,24 @@ class PyEngine {
       return cdp::Json(size);
     });
   }
+  std::string SegmentsChanges(const std::string& id, const std::string& since, size_t limit) {
+    return RunJson([&](cdp::Engine& e) { return e.segments().Changes(id, since, limit); });
+  }
+  bool SegmentsWait(const std::string& id, const std::string& cursor, int64_t timeout_ms) {
+    return cdp::Json::Parse(RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+             CDP_ASSIGN_OR_RETURN(bool found, e.segments().WaitForChanges(id, cursor, timeout_ms));
+             return cdp::Json(found);
+           }))
+        ->as_bool();
+  }
+  std::string SegmentsMembersAt(const std::string& id, const std::string& time) {
+    return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+      CDP_ASSIGN_OR_RETURN(std::vector<std::string> ids, e.segments().MembersAt(id, time));
+      cdp::Json out = cdp::Json::Array();
+      for (std::string& p : ids) out.Push(std::move(p));
+      return out;
+    });
+  }
   std::string IdentityMatchPending() {
     return RunJson([&](cdp::Engine& e) { return e.identity().MatchPending(); });
   }
@@ -365,6 +383,9 @@ void BindEngine(py::module_& m) {
       .def("segments_members", &PyEngine::SegmentsMembers, py::arg("id"), py::arg("limit"), py::arg("cursor"))
       .def("segments_size", &PyEngine::SegmentsSize, py::arg("id"))
       .def("segments_estimate", &PyEngine::SegmentsEstimate, py::arg("rule"))
+      .def("segments_changes", &PyEngine::SegmentsChanges, py::arg("id"), py::arg("since"), py::arg("limit"))
+      .def("segments_wait", &PyEngine::SegmentsWait, py::arg("id"), py::arg("cursor"), py::arg("timeout_ms"))
+      .def("segments_members_at", &PyEngine::SegmentsMembersAt, py::arg("id"), py::arg("time"))
       .def("identity_proposals", &PyEngine::IdentityProposals, py::arg("status"))
       .def("identity_decide", &PyEngine::IdentityDecide, py::arg("id"), py::arg("accept"))
       .def("identity_unmerge", &PyEngine::IdentityUnmerge, py::arg("id"), py::arg("merge_id"))

@@ -44,3 +44,42 @@ def test_segment_errors(db):
     db.segments.create({"name": "not buyers", "rule": {"not": {"segment": base["id"]}}})
     with pytest.raises(cdp.FailedPrecondition):
         db.segments.delete(base["id"])
+
+
+def test_change_feed_watch_and_past_membership(db):
+    seg = db.segments.create({"name": "repeat buyers", "rule": {"event": "purchase", "count": {">=": 2}}})
+    a = buy(db, "a")
+    assert db.segments.changes(seg["id"])["changes"] == []
+    buy(db, "a")  # a enters before track returns
+    feed = db.segments.changes(seg["id"])
+    assert [(c["change"], c["profileId"]) for c in feed["changes"]] == [("entered", a)]
+    assert feed["changes"][0]["cause"]["kind"] == "event"
+    assert db.profiles.get(a)["segments"] == [seg["id"]]
+    entered_at = feed["changes"][0]["time"]
+    assert db.segments.members_at(seg["id"], entered_at) == [a]
+    assert db.segments.members_at(seg["id"], "2020-01-01T00:00:00Z") == []
+    with pytest.raises(cdp.InvalidArgument):
+        db.segments.members_at(seg["id"], "soon")
+
+    # watch() yields what is already there, then waits for more; it ends after `timeout` idle seconds.
+    import threading
+    import time
+
+    def later():
+        time.sleep(0.3)
+        b = buy(db, "b")
+        buy(db, "b")
+        db.profiles.delete(b)
+
+    writer = threading.Thread(target=later)
+    writer.start()
+    seen = []
+    for change in db.segments.watch(seg["id"], since=None, timeout=5):
+        seen.append(change["change"])
+        if len(seen) == 3:
+            break
+    writer.join()
+    assert seen == ["entered", "entered", "exited"]
+    # Resuming from a cursor gives only what came after it.
+    last = db.segments.changes(seg["id"])["cursor"]
+    assert list(db.segments.watch(seg["id"], since=last, timeout=0.2)) == []

@@ -1,0 +1,570 @@
+// Copyright 2026 The libcdp Authors.
+//
+// Real-time membership (segments_impl.h, steps 1-3): the index's build and upkeep, re-evaluation, timers, the
+// change feed and its subscribers.
+
+#include <algorithm>
+#include <chrono>
+
+#include "core/ids.h"
+#include "engine/engine_impl.h"
+#include "engine/event_tail.h"
+#include "engine/segments_impl.h"
+#include "fmt/format.h"
+#include "profiles/profile_model.h"
+#include "storage/keys.h"
+
+namespace cdp::internal {
+
+namespace {
+
+constexpr char kDefinitionPrefix[] = "seg/";
+constexpr char kFeedPrefix[] = "segfeed/";
+
+// Adds an event document to the index under `ordinal`; `type` and `name` receive its type and custom name.
+Status AddStoredEvent(segments::SegmentIndex* index, uint32_t ordinal, int64_t time_us, std::string_view text,
+                      std::string* type_out = nullptr, std::string* name_out = nullptr) {
+  auto doc = Json::Parse(text);
+  if (!doc.ok()) return Status::DataLoss("a stored event is corrupt");
+  const Json* type = doc->Find("type");
+  const Json* name = doc->Find("name");
+  std::string t = type != nullptr && type->is_string() ? type->as_string() : "";
+  std::string n = name != nullptr && name->is_string() && t == "custom" ? name->as_string() : "";
+  CDP_RETURN_IF_ERROR(index->AddEvent(ordinal, t, n, time_us, *doc));
+  if (type_out != nullptr) *type_out = std::move(t);
+  if (name_out != nullptr) *name_out = std::move(n);
+  return Status::OK();
+}
+
+std::string HexCursor(std::string_view suffix) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : suffix) {
+    out.push_back(kDigits[c >> 4]);
+    out.push_back(kDigits[c & 15]);
+  }
+  return out;
+}
+
+}  // namespace
+
+// ---- Notes from writers ---------------------------------------------------------------------------------------------
+
+void SegmentsImpl::NotifyChanged(std::vector<std::string> profile_ids, std::string_view cause) {
+  if (!tracking() || profile_ids.empty()) return;
+  std::lock_guard<std::mutex> lock(pending_mu_);
+  for (std::string& id : profile_ids) {
+    Pending& p = pending_[std::move(id)];
+    p.reload = true;
+    p.events.clear();
+    if (p.cause.empty() || cause != "profile") p.cause = std::string(cause);
+  }
+}
+
+void SegmentsImpl::NotifyEvents(std::vector<NewEvent> events) {
+  if (!tracking() || events.empty()) return;
+  std::lock_guard<std::mutex> lock(pending_mu_);
+  for (NewEvent& e : events) {
+    Pending& p = pending_[e.profile_id];
+    if (p.cause.empty()) p.cause = "event";
+    if (!p.reload) p.events.emplace_back(e.time_us, std::move(e.document));
+  }
+}
+
+Status SegmentsImpl::AfterWrite() {
+  if (!tracking()) return Status::OK();
+  std::lock_guard<std::mutex> lock(mu_);
+  return Refresh();
+}
+
+// ---- Start, build, refresh ------------------------------------------------------------------------------------------
+
+Status SegmentsImpl::Start() {
+  std::lock_guard<std::mutex> lock(mu_);
+  CDP_RETURN_IF_ERROR(LoadDefinitions());
+  worker_ = std::thread([this] { WorkerLoop(); });
+  return Status::OK();
+}
+
+void SegmentsImpl::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+    (void)WriteFeed();  // should it fail, the next open reconciles
+  }
+  cv_.notify_all();
+  if (worker_.joinable()) worker_.join();
+}
+
+Status SegmentsImpl::LoadDefinitions() {
+  if (loaded_) return Status::OK();
+  auto iter =
+      engine_->store().NewIterator(storage::Cf::kMeta, kDefinitionPrefix, storage::PrefixSuccessor(kDefinitionPrefix));
+  for (iter->Seek(kDefinitionPrefix); iter->Valid(); iter->Next()) {
+    auto stored = Json::Parse(iter->value());
+    if (!stored.ok()) return Status::DataLoss(fmt::format("segment {} is corrupt", iter->key()));
+    const Json* rule_json = stored->Find("rule");
+    auto rule = rule_json != nullptr ? SegmentRule::FromJson(*rule_json) : Result<SegmentRule>(Status::DataLoss(""));
+    if (!rule.ok()) return Status::DataLoss(fmt::format("segment {} has a corrupt rule", iter->key()));
+    const Json* id = stored->Find("id");
+    if (id == nullptr || !id->is_string()) return Status::DataLoss(fmt::format("segment {} is corrupt", iter->key()));
+    std::string key = id->as_string();
+    Definition& d = definitions_[key];
+    d.stored = std::move(stored).value();
+    d.rule = std::move(rule).value();
+    d.slot = static_cast<uint32_t>(slots_.size());
+    slots_.push_back(&d);
+  }
+  CDP_RETURN_IF_ERROR(iter->status());
+  Reorder();
+  loaded_ = true;
+  return Status::OK();
+}
+
+uint32_t SegmentsImpl::OrdinalOf(const std::string& profile_id) {
+  if (auto it = ordinal_of_.find(profile_id); it != ordinal_of_.end()) return it->second;
+  std::unique_lock<std::shared_mutex> lock(members_mu_);
+  auto [it, inserted] = ordinal_of_.try_emplace(profile_id, static_cast<uint32_t>(id_of_.size()));
+  if (inserted) id_of_.push_back(profile_id);
+  return it->second;
+}
+
+Status SegmentsImpl::Build() {
+  storage::Store& store = engine_->store();
+  index_ = std::make_unique<segments::SegmentIndex>();
+  {
+    std::unique_lock<std::shared_mutex> lock(members_mu_);
+    ordinal_of_.clear();
+    id_of_.clear();
+  }
+  {
+    std::lock_guard<std::mutex> lock(pending_mu_);
+    pending_.clear();
+  }
+  // From here on writers note what they change; the pause makes sure no batch published before is still in
+  // flight, so the scan below sees it.
+  tracking_.store(true, std::memory_order_release);
+  CDP_RETURN_IF_ERROR(engine_->WithWritesPaused([] { return Status::OK(); }));
+  auto profiles = store.NewIterator(storage::Cf::kProfiles);
+  for (profiles->SeekToFirst(); profiles->Valid(); profiles->Next()) {
+    auto doc = Json::Parse(profiles->value());
+    if (!doc.ok()) return Status::DataLoss(fmt::format("stored profile {} is corrupt", profiles->key()));
+    if (doc->Find("mergedInto") != nullptr) continue;
+    const std::string id(profiles->key());
+    CDP_RETURN_IF_ERROR(index_->UpsertProfile(OrdinalOf(id), RenderProfile(*doc, engine_->ReadTraits(id))));
+  }
+  CDP_RETURN_IF_ERROR(profiles->status());
+  auto events = store.NewIterator(storage::Cf::kEventsByTime);
+  for (events->SeekToFirst(); events->Valid(); events->Next()) {
+    auto it = ordinal_of_.find(std::string(storage::TimeIndexProfile(events->key())));
+    if (it == ordinal_of_.end()) continue;  // a profile created after the scan above: noted, reloaded
+    const int64_t t = storage::TimeKeyTime(storage::TimeIndexTimeKey(events->key()));
+    CDP_RETURN_IF_ERROR(AddStoredEvent(index_.get(), it->second, t, events->value()));
+  }
+  CDP_RETURN_IF_ERROR(events->status());
+  {
+    // A note made during the scans may describe an event the scans saw: reload those profiles whole.
+    std::lock_guard<std::mutex> lock(pending_mu_);
+    for (auto& [id, p] : pending_) {
+      p.reload = true;
+      p.events.clear();
+    }
+  }
+  // Membership: the feed's record of it, then the difference to now.
+  std::vector<Change> changes;
+  const int64_t now = NowMicros();
+  for (Definition* d : order_) {
+    Bind(d);
+    segments::Bitmap before;
+    CDP_RETURN_IF_ERROR(FoldFeed(d->stored.Find("id")->as_string(), INT64_MAX, &before, nullptr, &d->last_cursor));
+    Establish(d, before, "reconcile", now, &changes);
+  }
+  return Record(&changes, now);
+}
+
+void SegmentsImpl::Establish(Definition* d, const segments::Bitmap& before, std::string_view cause, int64_t now,
+                             std::vector<Change>* changes) {
+  segments::Bitmap after = index_->Evaluate(*d->prepared, now, Lookup());
+  const Json why = Json::Object().Set("kind", std::string(cause));
+  for (uint32_t ordinal : after - before) changes->push_back({d, ordinal, true, why});
+  for (uint32_t ordinal : before - after) changes->push_back({d, ordinal, false, why});
+  {
+    std::unique_lock<std::shared_mutex> lock(members_mu_);
+    d->members = std::move(after);
+  }
+  if (d->rule.dependencies().time_dependent) {
+    for (uint32_t ordinal : index_->universe()) Schedule(d, ordinal, now);
+  }
+}
+
+Status SegmentsImpl::FoldFeed(std::string_view id, int64_t upto_us, segments::Bitmap* members,
+                              std::vector<std::string>* ids, std::string* last_cursor) {
+  const std::string prefix = storage::SegmentFeedPrefix(id);
+  absl::flat_hash_set<std::string> in;
+  auto iter = engine_->store().NewIterator(storage::Cf::kMeta, prefix, storage::PrefixSuccessor(prefix));
+  for (iter->Seek(prefix); iter->Valid(); iter->Next()) {
+    std::string_view suffix = iter->key().substr(prefix.size());
+    if (suffix.size() != 16) return Status::DataLoss(fmt::format("segment {} has a corrupt feed key", id));
+    const int64_t time = static_cast<int64_t>(storage::DecodeBigEndian64(suffix));
+    const uint64_t sequence = storage::DecodeBigEndian64(suffix.substr(8));
+    last_time_ = std::max(last_time_, time);
+    next_sequence_ = std::max(next_sequence_, sequence + 1);
+    if (last_cursor != nullptr) *last_cursor = HexCursor(suffix);
+    if (time > upto_us) continue;  // still read on, for the cursor and the sequence
+    auto change = Json::Parse(iter->value());
+    const Json* profile = change.ok() ? change->Find("profileId") : nullptr;
+    const Json* what = change.ok() ? change->Find("change") : nullptr;
+    if (profile == nullptr || what == nullptr || !profile->is_string() || !what->is_string()) {
+      return Status::DataLoss(fmt::format("segment {} has a corrupt feed entry", id));
+    }
+    if (what->as_string() == "entered") {
+      in.insert(profile->as_string());
+    } else {
+      in.erase(profile->as_string());
+    }
+  }
+  CDP_RETURN_IF_ERROR(iter->status());
+  if (members != nullptr) {
+    for (const std::string& p : in) members->add(OrdinalOf(p));
+  }
+  if (ids != nullptr) {
+    ids->assign(in.begin(), in.end());
+    std::sort(ids->begin(), ids->end());
+  }
+  return Status::OK();
+}
+
+Status SegmentsImpl::Reload(const std::string& profile_id) {
+  const uint32_t ordinal = OrdinalOf(profile_id);
+  index_->RemoveProfile(ordinal);
+  auto doc = engine_->ReadStoredProfile(profile_id);
+  if (doc.status().IsNotFound()) return Status::OK();  // erased
+  CDP_RETURN_IF_ERROR(doc.status());
+  if (doc->Find("mergedInto") != nullptr) return Status::OK();  // merged away: its events moved
+  CDP_RETURN_IF_ERROR(index_->UpsertProfile(ordinal, RenderProfile(*doc, engine_->ReadTraits(profile_id))));
+  std::string text;
+  for (ProfileEvents events(engine_->store(), engine_->tail(), profile_id); events.Valid(); events.Next()) {
+    Status s = events.Read(&text);
+    if (s.IsNotFound()) continue;
+    CDP_RETURN_IF_ERROR(s);
+    CDP_RETURN_IF_ERROR(AddStoredEvent(index_.get(), ordinal, events.time_us(), text));
+  }
+  return Status::OK();
+}
+
+Status SegmentsImpl::Refresh() {
+  CDP_RETURN_IF_ERROR(LoadDefinitions());
+  if (index_ == nullptr) {
+    Status s = Build();
+    if (!s.ok()) {
+      index_.reset();
+      tracking_.store(false);
+      return s;
+    }
+  }
+  // The profiles written since the last refresh, with writes paused: all of them are in storage.
+  std::vector<Change> changes;
+  const int64_t now = NowMicros();
+  Status applied = engine_->WithWritesPaused([&]() -> Status {
+    absl::flat_hash_map<std::string, Pending> notes;
+    {
+      std::lock_guard<std::mutex> lock(pending_mu_);
+      notes.swap(pending_);
+    }
+    std::vector<std::string> ids;
+    ids.reserve(notes.size());
+    for (const auto& [id, p] : notes) ids.push_back(id);
+    std::sort(ids.begin(), ids.end());  // a deterministic feed order
+    for (size_t i = 0; i < ids.size(); ++i) {
+      const std::string& id = ids[i];
+      Pending& p = notes[id];
+      const uint32_t ordinal = OrdinalOf(id);
+      std::vector<std::pair<std::string, std::string>> types;
+      Status s;
+      if (!p.reload && !index_->universe().contains(ordinal)) p.reload = true;
+      if (!p.reload) {
+        // Only the event-maintained traits changed in the document (a write of the document, a merge or an
+        // erasure would have noted a reload).
+        const Json traits = RenderTraits(engine_->ReadTraits(id));
+        for (const auto& [key, value] : traits.members()) {
+          if (s.ok()) s = index_->UpsertField(ordinal, "computed." + key, value);
+        }
+        {
+          for (size_t k = 0; s.ok() && k < p.events.size(); ++k) {
+            std::string type, name;
+            s = AddStoredEvent(index_.get(), ordinal, p.events[k].first, p.events[k].second, &type, &name);
+            types.emplace_back(std::move(type), std::move(name));
+          }
+        }
+      }
+      if (p.reload) s = Reload(id);
+      if (!s.ok()) {
+        // Keep this note and the ones not applied yet (whole reloads) for the next refresh.
+        std::lock_guard<std::mutex> lock(pending_mu_);
+        for (size_t k = i; k < ids.size(); ++k) {
+          Pending& back = pending_[ids[k]];
+          back.reload = true;
+          back.events.clear();
+          if (back.cause.empty()) back.cause = notes[ids[k]].cause;
+        }
+        return s;
+      }
+      Json cause = Json::Object().Set("kind", p.cause.empty() ? std::string("profile") : p.cause);
+      if (!p.reload) {
+        Json names = Json::Array();
+        for (const auto& [type, name] : types) names.Push(name.empty() ? type : name);
+        cause.Set("events", std::move(names));
+      }
+      const bool all = p.reload;
+      Reevaluate(
+          ordinal,
+          [&](const Definition& d) {
+            if (all) return true;
+            const RuleDependencies& deps = d.rule.dependencies();
+            if (d.reads_traits) return true;  // events change computed traits
+            for (const auto& [type, name] : types) {
+              if (deps.ReadsEvent(type, name)) return true;
+            }
+            return false;
+          },
+          cause, now, &changes);
+    }
+    return Status::OK();
+  });
+  RunDueTimers(now, &changes);
+  Status recorded = Record(&changes, now);
+  CDP_RETURN_IF_ERROR(applied);
+  return recorded;
+}
+
+// ---- Evaluation -----------------------------------------------------------------------------------------------------
+
+void SegmentsImpl::Bind(Definition* d) {
+  d->prepared = index_->Prepare(d->rule);
+  d->reads_traits = false;
+  const Json traits = RenderTraits(storage::Traits());
+  for (const auto& [key, value] : traits.members()) {
+    d->reads_traits = d->reads_traits || d->rule.dependencies().ReadsField("computed." + key);
+  }
+}
+
+segments::MembershipLookup SegmentsImpl::Lookup() const {
+  return [this](std::string_view id) -> const segments::Bitmap* {
+    auto it = definitions_.find(std::string(id));
+    return it == definitions_.end() ? nullptr : &it->second.members;
+  };
+}
+
+bool SegmentsImpl::EvaluateFor(Definition* d, uint32_t ordinal, int64_t now, const Json& cause,
+                               std::vector<Change>* changes) {
+  const bool in = index_->universe().contains(ordinal) && index_->EvaluateOne(ordinal, *d->prepared, now, Lookup());
+  const bool was = d->members.contains(ordinal);
+  if (d->rule.dependencies().time_dependent) Schedule(d, ordinal, now);
+  if (in == was) return false;
+  {
+    std::unique_lock<std::shared_mutex> lock(members_mu_);
+    if (in) {
+      d->members.add(ordinal);
+    } else {
+      d->members.remove(ordinal);
+    }
+  }
+  changes->push_back({d, ordinal, in, cause});
+  return true;
+}
+
+void SegmentsImpl::Reevaluate(uint32_t ordinal, const std::function<bool(const Definition&)>& affects,
+                              const Json& cause, int64_t now, std::vector<Change>* changes) {
+  absl::flat_hash_set<std::string_view> moved;  // segments whose membership of this profile changed
+  for (Definition* d : order_) {
+    bool affected = affects(*d);
+    if (!affected && !moved.empty()) {
+      for (const std::string& named : d->rule.dependencies().segments) affected = affected || moved.contains(named);
+    }
+    if (affected && EvaluateFor(d, ordinal, now, cause, changes)) moved.insert(d->stored.Find("id")->as_string());
+  }
+}
+
+void SegmentsImpl::Reorder() {
+  order_.clear();
+  absl::flat_hash_set<const Definition*> placed;
+  // Definitions are acyclic (ParseDefinition); place each after the segments it names, depth first.
+  std::function<void(Definition*)> place = [&](Definition* d) {
+    if (placed.contains(d)) return;
+    placed.insert(d);
+    for (const std::string& named : d->rule.dependencies().segments) {
+      if (auto it = definitions_.find(named); it != definitions_.end()) place(&it->second);
+    }
+    order_.push_back(d);
+  };
+  for (auto& [id, d] : definitions_) place(&d);
+}
+
+// ---- Timers ---------------------------------------------------------------------------------------------------------
+
+void SegmentsImpl::Schedule(Definition* d, uint32_t ordinal, int64_t now) {
+  const uint64_t key = static_cast<uint64_t>(d->slot) << 32 | ordinal;
+  std::optional<int64_t> next = index_->NextChange(ordinal, *d->prepared, now);
+  if (!next) {
+    scheduled_.erase(key);
+    return;
+  }
+  auto [it, inserted] = scheduled_.try_emplace(key, *next);
+  if (!inserted && it->second == *next) return;
+  it->second = *next;
+  const bool earliest = timers_.empty() || *next < timers_.top().at;
+  timers_.push({*next, d->slot, ordinal});
+  if (timers_.size() > 2 * scheduled_.size() + 4096) {  // mostly stale: rebuild from the live entries
+    std::vector<Timer> live;
+    live.reserve(scheduled_.size());
+    for (const auto& [k, at] : scheduled_)
+      live.push_back({at, static_cast<uint32_t>(k >> 32), static_cast<uint32_t>(k)});
+    timers_ = decltype(timers_)(std::greater<Timer>(), std::move(live));
+  }
+  if (earliest) cv_.notify_all();
+}
+
+void SegmentsImpl::RunDueTimers(int64_t now, std::vector<Change>* changes) {
+  const Json cause = Json::Object().Set("kind", "time");
+  while (!timers_.empty() && timers_.top().at <= now) {
+    const Timer t = timers_.top();
+    timers_.pop();
+    const uint64_t key = static_cast<uint64_t>(t.slot) << 32 | t.ordinal;
+    auto it = scheduled_.find(key);
+    if (it == scheduled_.end() || it->second != t.at) continue;  // stale
+    scheduled_.erase(it);
+    Definition* due = t.slot < slots_.size() ? slots_[t.slot] : nullptr;
+    if (due == nullptr) continue;  // deleted or replaced
+    Reevaluate(
+        t.ordinal, [due](const Definition& d) { return &d == due; }, cause, now, changes);
+  }
+}
+
+// ---- The feed -------------------------------------------------------------------------------------------------------
+
+Status SegmentsImpl::Record(std::vector<Change>* changes, int64_t now) {
+  if (changes->empty()) return Status::OK();
+  // Whole milliseconds, as change documents write times: a time read from a change finds it in MembersAt.
+  const int64_t time = std::max((now + 999) / 1000 * 1000, last_time_);
+  last_time_ = time;
+  const std::string at = FormatTimestamp(time);
+  const bool deliver = subscriber_count_.load(std::memory_order_acquire) > 0;
+  const bool was_empty = unwritten_.empty();
+  for (Change& c : *changes) {
+    const std::string& segment_id = c.def->stored.Find("id")->as_string();
+    std::string key = storage::SegmentFeedKey(segment_id, time, next_sequence_++);
+    Json stored = Json::Object()
+                      .Set("segmentId", segment_id)
+                      .Set("profileId", id_of_[c.ordinal])
+                      .Set("change", c.entered ? "entered" : "exited")
+                      .Set("time", at)
+                      .Set("cause", std::move(c.cause));
+    std::string cursor = HexCursor(std::string_view(key).substr(key.size() - 16));
+    if (deliver) {
+      Json delivered = Json::Object().Set("cursor", cursor);
+      for (const auto& [name, value] : stored.members()) delivered.Set(name, value);
+      deliveries_.push_back(std::move(delivered));
+    }
+    c.def->last_cursor = std::move(cursor);
+    unwritten_.emplace_back(std::move(key), stored.Dump());
+  }
+  changes->clear();
+  // The worker writes the entries (off the writer's path); reads of the feed write them first.
+  if (was_empty) unwritten_since_ = std::chrono::steady_clock::now();
+  if (deliver || was_empty) cv_.notify_all();
+  if (unwritten_.size() >= kMaxUnwritten) return WriteFeed();
+  return Status::OK();
+}
+
+Status SegmentsImpl::WriteFeed() {
+  if (unwritten_.empty()) return Status::OK();
+  storage::WriteBatch batch(engine_->store());
+  for (const auto& [key, value] : unwritten_) batch.Put(storage::Cf::kMeta, key, value);
+  CDP_RETURN_IF_ERROR(engine_->store().Write(&batch).status());
+  unwritten_.clear();
+  return Status::OK();
+}
+
+std::string SegmentsImpl::CursorOfTime(int64_t time_us) {
+  std::string suffix;
+  storage::AppendBigEndian64(&suffix, static_cast<uint64_t>(time_us));
+  storage::AppendBigEndian64(&suffix, 0);
+  return HexCursor(suffix);
+}
+
+// ---- The worker and the subscribers ---------------------------------------------------------------------------------
+
+void SegmentsImpl::WorkerLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  bool build_tried = false;
+  while (!stop_) {
+    if (index_ == nullptr && !definitions_.empty() && !build_tried) {
+      build_tried = true;  // a failed build is retried by the next Segments call, which reports the error
+      (void)Refresh();
+      continue;
+    }
+    // Feed entries are written in groups, at most kFeedDelay after the first of a group was recorded.
+    if (!unwritten_.empty() && std::chrono::steady_clock::now() >= unwritten_since_ + kFeedDelay) {
+      if (!WriteFeed().ok()) cv_.wait_for(lock, std::chrono::seconds(1));  // storage trouble: retry later
+      continue;
+    }
+    if (!deliveries_.empty()) {
+      std::deque<Json> batch;
+      batch.swap(deliveries_);
+      lock.unlock();
+      Deliver(batch);
+      lock.lock();
+      continue;
+    }
+    if (index_ != nullptr && !timers_.empty() && timers_.top().at <= NowMicros()) {
+      if (!Refresh().ok()) cv_.wait_for(lock, std::chrono::seconds(1));  // storage trouble: do not spin
+      continue;
+    }
+    if (!unwritten_.empty()) {
+      cv_.wait_until(lock, unwritten_since_ + kFeedDelay);
+    } else if (timers_.empty()) {
+      cv_.wait(lock);
+    } else {
+      const auto due = std::chrono::system_clock::time_point(std::chrono::microseconds(timers_.top().at));
+      cv_.wait_until(lock, due);
+    }
+  }
+}
+
+void SegmentsImpl::Deliver(const std::deque<Json>& changes) {
+  std::lock_guard<std::recursive_mutex> lock(subscribers_mu_);
+  delivering_thread_ = std::this_thread::get_id();
+  for (const Json& change : changes) {
+    std::vector<uint64_t> handles;
+    for (const auto& [handle, callback] : subscribers_) handles.push_back(handle);
+    for (uint64_t handle : handles) {
+      auto it = subscribers_.find(handle);
+      if (it == subscribers_.end() || unsubscribed_during_delivery_.contains(handle)) continue;
+      it->second(change);
+    }
+    for (uint64_t handle : unsubscribed_during_delivery_) subscribers_.erase(handle);
+    unsubscribed_during_delivery_.clear();
+  }
+  delivering_thread_ = {};
+}
+
+uint64_t SegmentsImpl::Subscribe(ChangeCallback callback) {
+  std::lock_guard<std::recursive_mutex> lock(subscribers_mu_);
+  const uint64_t handle = next_handle_++;
+  subscribers_.emplace(handle, std::move(callback));
+  subscriber_count_.fetch_add(1, std::memory_order_acq_rel);
+  return handle;
+}
+
+void SegmentsImpl::Unsubscribe(uint64_t handle) {
+  std::lock_guard<std::recursive_mutex> lock(subscribers_mu_);  // waits for a delivery in another thread
+  if (delivering_thread_ == std::this_thread::get_id()) {
+    if (subscribers_.contains(handle) && unsubscribed_during_delivery_.insert(handle).second) {
+      subscriber_count_.fetch_sub(1, std::memory_order_acq_rel);  // from a callback: erased once it returns
+    }
+  } else if (subscribers_.erase(handle) > 0) {
+    subscriber_count_.fetch_sub(1, std::memory_order_acq_rel);
+  }
+}
+
+}  // namespace cdp::internal

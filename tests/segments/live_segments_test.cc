@@ -1,0 +1,316 @@
+// Copyright 2026 The libcdp Authors.
+//
+// Real-time segment membership (Segments in include/cdp/engine.h): the change feed (entered / exited, cause,
+// cursors, times), subscribers, time windows expiring with no write, membership as of a past time, profiles'
+// `segments`, segments naming segments, definition updates, and the maintained membership checked against a full
+// evaluation after random writes.
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "cdp/query.h"
+#include "test_util.h"
+
+namespace cdp {
+namespace {
+
+using testing::J;
+using testing::Unwrap;
+
+int64_t NowMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+class LiveSegmentsTest : public testing::EngineTest {
+ protected:
+  Segments& segments() { return engine_->segments(); }
+  std::string Create(const std::string& name, const std::string& rule) {
+    return Unwrap(segments().Create(J(R"({"name": ")" + name + R"(", "rule": )" + rule + "}"))).Find("id")->as_string();
+  }
+  std::string Track(const std::string& who, const std::string& type, int64_t ms) {
+    return Unwrap(events().Track(J(R"({"type":")" + type + R"(","customerId":")" + who + R"(","timestamp":)" +
+                                   std::to_string(ms) + R"(,"properties":{"revenue":5}})")))
+        .profile_id;
+  }
+  // The feed of `id` after `since`, as "entered:profile" / "exited:profile" strings.
+  std::vector<std::string> Feed(const std::string& id, const std::string& since = "", std::string* cursor = nullptr) {
+    Json page = Unwrap(segments().Changes(id, since, 0));
+    std::vector<std::string> out;
+    for (const Json& c : page.Find("changes")->items()) {
+      out.push_back(c.Find("change")->as_string() + ":" + c.Find("profileId")->as_string());
+    }
+    if (cursor != nullptr) *cursor = page.Find("cursor")->as_string();
+    return out;
+  }
+  std::vector<std::string> SegmentsOfProfile(const std::string& profile) {
+    Json doc = Unwrap(profiles().Get(profile));
+    std::vector<std::string> out;
+    for (const Json& s : doc.Find("segments")->items()) out.push_back(s.as_string());
+    return out;
+  }
+};
+
+TEST_F(LiveSegmentsTest, FeedRecordsEnteringAndLeavingWithTheirCause) {
+  const std::string buyers = Create("buyers", R"({"event": "purchase", "count": {">=": 2}})");
+  const int64_t now = NowMillis();
+  const std::string a = Track("a", "purchase", now);
+  EXPECT_TRUE(Feed(buyers).empty());
+  Track("a", "page_view", now);
+  EXPECT_TRUE(Feed(buyers).empty());
+  Track("a", "purchase", now);  // the second purchase: a enters, before Track returns
+  Json page = Unwrap(segments().Changes(buyers, "", 0));
+  ASSERT_EQ(page.Find("changes")->size(), 1u);
+  const Json& entered = page.Find("changes")->items()[0];
+  EXPECT_EQ(entered.Find("change")->as_string(), "entered");
+  EXPECT_EQ(entered.Find("profileId")->as_string(), a);
+  EXPECT_EQ(entered.Find("segmentId")->as_string(), buyers);
+  EXPECT_EQ(entered.FindPath("cause.kind")->as_string(), "event");
+  EXPECT_EQ(entered.FindPath("cause.events")->items()[0].as_string(), "purchase");
+  EXPECT_TRUE(ParseTimestamp(entered.Find("time")->as_string()).ok());
+  EXPECT_EQ(SegmentsOfProfile(a), std::vector<std::string>{buyers});
+  // Profile search sees the membership too.
+  ProfileQuery query;
+  query.filter = Unwrap(Filter::FromJson(J(R"({"conditions": [{"field": "segments", "operator": "contains",
+                                                                 "value": ")" +
+                                           buyers + R"("}]})")));
+  EXPECT_EQ(Unwrap(profiles().Search(query)).items.size(), 1u);
+
+  // Erasure: a leaves, and the cause says so.
+  const std::string cursor = page.Find("cursor")->as_string();
+  ASSERT_TRUE(profiles().Delete(a).ok());
+  Json after = Unwrap(segments().Changes(buyers, cursor, 0));
+  ASSERT_EQ(after.Find("changes")->size(), 1u);
+  EXPECT_EQ(after.Find("changes")->items()[0].Find("change")->as_string(), "exited");
+  EXPECT_EQ(after.Find("changes")->items()[0].FindPath("cause.kind")->as_string(), "erasure");
+  EXPECT_GT(after.Find("cursor")->as_string(), cursor);
+  // Nothing after the last cursor; the cursor stays put for the next poll.
+  Json none = Unwrap(segments().Changes(buyers, after.Find("cursor")->as_string(), 0));
+  EXPECT_EQ(none.Find("changes")->size(), 0u);
+  EXPECT_EQ(none.Find("cursor")->as_string(), after.Find("cursor")->as_string());
+  EXPECT_FALSE(none.Find("more")->as_bool());
+  // Bad input.
+  EXPECT_TRUE(segments().Changes(buyers, "yesterday-ish", 0).status().IsInvalidArgument());
+  EXPECT_TRUE(segments().Changes("seg_nope", "", 0).status().IsNotFound());
+}
+
+TEST_F(LiveSegmentsTest, FeedPagesByCursorAndByTimeAndSurvivesAReopen) {
+  const std::string viewers = Create("viewers", R"({"event": "page_view"})");
+  const int64_t now = NowMillis();
+  for (int i = 0; i < 5; ++i) Track("v" + std::to_string(i), "page_view", now);
+  Json first = Unwrap(segments().Changes(viewers, "", 2));
+  EXPECT_EQ(first.Find("changes")->size(), 2u);
+  EXPECT_TRUE(first.Find("more")->as_bool());
+  std::string cursor;
+  std::vector<std::string> rest = Feed(viewers, first.Find("cursor")->as_string(), &cursor);
+  EXPECT_EQ(rest.size(), 3u);
+  // By time: everything at or after the first change's time.
+  const std::string t0 = first.Find("changes")->items()[0].Find("time")->as_string();
+  EXPECT_EQ(Feed(viewers, t0).size(), 5u);
+  EXPECT_EQ(Feed(viewers, "2099-01-01T00:00:00Z").size(), 0u);
+  Reopen();
+  EXPECT_EQ(Feed(viewers).size(), 5u);  // stored
+  Track("v9", "page_view", now);
+  std::vector<std::string> later = Feed(viewers, cursor);
+  ASSERT_EQ(later.size(), 1u) << "cursors stay ordered across a reopen";
+  EXPECT_EQ(later[0].rfind("entered:", 0), 0u);
+}
+
+TEST_F(LiveSegmentsTest, SubscribersReceiveChangesInOrderUntilUnsubscribed) {
+  const std::string viewers = Create("viewers", R"({"event": "page_view"})");
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::string> seen;
+  const uint64_t handle = segments().Subscribe([&](const Json& change) {
+    std::lock_guard<std::mutex> lock(mu);
+    seen.push_back(change.Find("change")->as_string() + ":" + change.Find("profileId")->as_string());
+    cv.notify_all();
+  });
+  const int64_t now = NowMillis();
+  const std::string a = Track("a", "page_view", now);
+  const std::string b = Track("b", "page_view", now);
+  ASSERT_TRUE(profiles().Delete(a).ok());
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return seen.size() >= 3; }));
+    EXPECT_EQ(seen, (std::vector<std::string>{"entered:" + a, "entered:" + b, "exited:" + a}));
+  }
+  EXPECT_EQ(seen, Feed(viewers)) << "callbacks see the feed, in its order";
+  segments().Unsubscribe(handle);
+  Track("c", "page_view", now);
+  ASSERT_EQ(Feed(viewers).size(), 4u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_EQ(seen.size(), 3u) << "no call after Unsubscribe returned";
+}
+
+TEST_F(LiveSegmentsTest, TimeWindowsExpireWithNoWriteAndPastMembershipIsAnswerable) {
+  const std::string recent = Create("recent viewers", R"({"event": "page_view", "within": "2s"})");
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<Json> seen;
+  segments().Subscribe([&](const Json& change) {
+    std::lock_guard<std::mutex> lock(mu);
+    seen.push_back(change);
+    cv.notify_all();
+  });
+  const int64_t viewed = NowMillis();
+  const std::string a = Track("a", "page_view", viewed);
+  // No call to the engine from here: the worker's timer must make a leave on its own.
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(15), [&] { return seen.size() >= 2; }));
+    EXPECT_EQ(seen[0].Find("change")->as_string(), "entered");
+    EXPECT_EQ(seen[1].Find("change")->as_string(), "exited");
+    EXPECT_EQ(seen[1].FindPath("cause.kind")->as_string(), "time");
+    const int64_t left = Unwrap(ParseTimestamp(seen[1].Find("time")->as_string()));
+    EXPECT_GE(left, viewed * 1000 + 2'000'000) << "not before the window passed";
+    EXPECT_LT(left, viewed * 1000 + 8'000'000) << "and promptly after";
+  }
+  // Membership as of a past time, from the feed.
+  const std::string entered_at = seen[0].Find("time")->as_string();
+  const int64_t left_us = Unwrap(ParseTimestamp(seen[1].Find("time")->as_string()));
+  EXPECT_EQ(Unwrap(segments().MembersAt(recent, entered_at)), std::vector<std::string>{a});
+  EXPECT_EQ(Unwrap(segments().MembersAt(recent, FormatTimestamp(left_us - 1))), std::vector<std::string>{a});
+  EXPECT_TRUE(Unwrap(segments().MembersAt(recent, FormatTimestamp(left_us))).empty());
+  EXPECT_TRUE(Unwrap(segments().MembersAt(recent, "2020-01-01T00:00:00Z")).empty());
+  EXPECT_TRUE(segments().MembersAt(recent, "not a time").status().IsInvalidArgument());
+  EXPECT_EQ(Unwrap(segments().Size(recent)), 0);
+  EXPECT_TRUE(SegmentsOfProfile(a).empty());
+}
+
+TEST_F(LiveSegmentsTest, WaitForChangesWakesOnAChange) {
+  const std::string viewers = Create("viewers", R"({"event": "page_view"})");
+  std::string cursor = Unwrap(segments().Changes(viewers, "", 0)).Find("cursor")->as_string();
+  EXPECT_FALSE(Unwrap(segments().WaitForChanges(viewers, cursor, 50)));
+  std::thread writer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    Track("w", "page_view", NowMillis());
+  });
+  EXPECT_TRUE(Unwrap(segments().WaitForChanges(viewers, cursor, 10'000)));
+  writer.join();
+  EXPECT_EQ(Feed(viewers, cursor).size(), 1u);
+  EXPECT_TRUE(segments().WaitForChanges(viewers, "zz", 10).status().IsInvalidArgument());
+  EXPECT_TRUE(segments().WaitForChanges(viewers, "", 61'000).status().IsInvalidArgument());
+}
+
+TEST_F(LiveSegmentsTest, SegmentsNamingSegmentsFollowAndUpdatesAreInTheFeed) {
+  const std::string buyers = Create("buyers", R"({"event": "purchase"})");
+  const std::string french = Create("french buyers", R"({"conditions": [
+      {"field": "segments", "operator": "contains", "value": ")" +
+                                                         buyers + R"("},
+      {"field": "attributes.country", "operator": "=", "value": "FR"}]})");
+  const std::string a = Unwrap(profiles().Create(J(R"({"attributes": {"country": "FR"},
+                                                         "externalIds": {"customerId": "a"}})")))
+                            .Find("id")
+                            ->as_string();
+  EXPECT_TRUE(Feed(french).empty());
+  Track("a", "purchase", NowMillis());  // a enters buyers, and so french buyers, in the same write
+  EXPECT_EQ(Feed(buyers), std::vector<std::string>{"entered:" + a});
+  EXPECT_EQ(Feed(french), std::vector<std::string>{"entered:" + a});
+  EXPECT_EQ(SegmentsOfProfile(a), (std::vector<std::string>{std::min(buyers, french), std::max(buyers, french)}));
+  // Updating buyers to a rule a fails takes a out of both.
+  Unwrap(segments().Update(buyers, J(R"({"name": "big buyers", "rule": {"event": "purchase",
+                                                                        "count": {">=": 3}}})")));
+  Json changes = Unwrap(segments().Changes(french, "", 0));
+  ASSERT_EQ(changes.Find("changes")->size(), 2u);
+  EXPECT_EQ(changes.Find("changes")->items()[1].Find("change")->as_string(), "exited");
+  EXPECT_EQ(changes.Find("changes")->items()[1].FindPath("cause.kind")->as_string(), "updated");
+  EXPECT_TRUE(SegmentsOfProfile(a).empty());
+  // A deleted segment's feed goes with it.
+  ASSERT_TRUE(segments().Delete(french).ok());
+  EXPECT_TRUE(segments().Changes(french, "", 0).status().IsNotFound());
+  const std::string again = Create("again", R"({"event": "purchase"})");
+  EXPECT_EQ(Feed(again), std::vector<std::string>{"entered:" + a});
+  EXPECT_EQ(Unwrap(segments().Changes(again, "", 0)).Find("changes")->items()[0].FindPath("cause.kind")->as_string(),
+            "created");
+}
+
+// The maintained membership (Size, the feed folded to now) against a full evaluation of the same rule (Estimate)
+// after random writes of every kind.
+TEST_F(LiveSegmentsTest, MaintainedMembershipMatchesAFullEvaluation) {
+  const std::vector<std::string> rules = {
+      R"({"event": "purchase", "count": {">=": 2}})",
+      R"({"not": {"event": "page_view"}})",
+      R"({"conditions": [{"field": "attributes.country", "operator": "in", "value": ["FR", "DE"]},
+                         {"field": "computed.ltv", "operator": ">", "value": 0}]})",
+      R"({"event": "purchase", "within": "7d"})",
+      R"({"operator": "OR", "conditions": [{"field": "attributes.city", "operator": "exists"},
+                                           {"event": "add_to_cart", "count": {"=": 0}}]})",
+  };
+  std::vector<std::string> ids;
+  for (size_t i = 0; i < rules.size(); ++i) ids.push_back(Create("r" + std::to_string(i), rules[i]));
+  // One naming two others.
+  ids.push_back(Create("named", R"({"operator": "OR", "conditions": [{"segment": ")" + ids[0] +
+                                    R"("}, {"not": {"segment": ")" + ids[3] + R"("}}]})"));
+  std::mt19937 rng(7);
+  const char* types[] = {"purchase", "page_view", "add_to_cart"};
+  const char* countries[] = {"FR", "DE", "US"};
+  std::vector<std::string> people;
+  auto check = [&](int round) {
+    for (size_t i = 0; i < ids.size(); ++i) {
+      const std::string rule = i < rules.size() ? rules[i]
+                                                : R"({"operator": "OR", "conditions": [{"segment": ")" + ids[0] +
+                                                      R"("}, {"not": {"segment": ")" + ids[3] + R"("}}]})";
+      EXPECT_EQ(Unwrap(segments().Size(ids[i])), Unwrap(segments().Estimate(J(rule))))
+          << "segment " << i << " after round " << round;
+      // The feed folded to now is the membership.
+      std::set<std::string> members;
+      for (std::string cursor;;) {
+        Page page = Unwrap(segments().Members(ids[i], 100, cursor));
+        for (const Json& m : page.items) members.insert(m.Find("id")->as_string());
+        if (page.next_cursor.empty()) break;
+        cursor = page.next_cursor;
+      }
+      std::vector<std::string> folded =
+          Unwrap(segments().MembersAt(ids[i], FormatTimestamp(NowMillis() * 1000 + 1000000)));
+      EXPECT_EQ(std::set<std::string>(folded.begin(), folded.end()), members) << "segment " << i;
+    }
+  };
+  for (int round = 0; round < 6; ++round) {
+    for (int k = 0; k < 25; ++k) {
+      const int who = static_cast<int>(rng() % 30);
+      const int64_t days = static_cast<int64_t>(rng() % 12);
+      switch (rng() % 6) {
+        case 0:
+        case 1:
+        case 2:
+          people.push_back(Track("p" + std::to_string(who), types[rng() % 3], NowMillis() - days * 86'400'000));
+          break;
+        case 3:
+          if (!people.empty()) {
+            const std::string& p = people[rng() % people.size()];
+            (void)profiles().Patch(p, J(std::string(R"({"attributes": {"country": ")") + countries[rng() % 3] +
+                                        (rng() % 2 ? R"(", "city": "Paris"}})" : R"(", "city": null}})")));
+          }
+          break;
+        case 4:
+          if (people.size() >= 2) {
+            (void)engine_->identity().Merge({people[rng() % people.size()], people[rng() % people.size()]}, "t");
+          }
+          break;
+        case 5:
+          if (!people.empty() && rng() % 3 == 0) (void)profiles().Delete(people[rng() % people.size()]);
+          break;
+      }
+    }
+    check(round);
+  }
+  Reopen();  // rebuilt from storage: the feed and the evaluation agree, with nothing to reconcile
+  check(99);
+  for (const std::string& id : ids) {
+    const Json feed = Unwrap(segments().Changes(id, "", 1000));
+    for (const Json& c : feed.Find("changes")->items()) {
+      EXPECT_NE(c.FindPath("cause.kind")->as_string(), "reconcile");
+    }
+  }
+}
+
+}  // namespace
+}  // namespace cdp
