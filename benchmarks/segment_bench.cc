@@ -8,9 +8,17 @@
 //   overlap of two segments of 1,000,000 members                        <   5 ms
 // Prints each measured value, its target and PASS/FAIL, and the index's memory.
 //
-//   segment_bench [--profiles=N] [--events=N]
+//   segment_bench [--profiles=N] [--events=N] [--dump=DIR]
+//
+// --dump=DIR: after the measures (which it leaves unchanged), also writes to DIR, for benchmarks/duckdb/:
+//   profiles.csv    ordinal and the profile fields (timestamps as microseconds since the epoch; tags joined by |)
+//   events.csv      ordinal, type, time (us), properties.revenue, properties.category: the same seeded stream
+//   seg_a.csv, seg_b.csv   the ordinals of the two segments of the overlap measure
+//   expected.json   "now" (us), the rules of the measures with the member counts the index computed, the overlap
+//   libcdp.json     this run's timings of those measures (ms, every run and the median)
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -118,14 +126,148 @@ Event MakeEvent(std::mt19937_64& rng) {
   return {type, Json::Object().Set("properties", std::move(props))};
 }
 
+// The i-th of `events` events: its type and document, its profile and its time (spread over the last 365 days, in
+// time order, as a log replays them at open).
+struct GeneratedEvent {
+  Event ev;
+  uint32_t ordinal;
+  int64_t time;
+};
+
+GeneratedEvent NextEvent(std::mt19937_64& rng, uint64_t e, uint64_t events, uint32_t profiles) {
+  Event ev = MakeEvent(rng);
+  uint32_t ordinal = static_cast<uint32_t>(rng() % profiles);
+  int64_t time = kNow - 365 * kDay + static_cast<int64_t>(e * (365 * kDay / events));
+  return {std::move(ev), ordinal, time};
+}
+
+// ---- --dump=DIR ---------------------------------------------------------------------------------------------------
+
+// A CSV file written through a large buffer.
+class CsvWriter {
+ public:
+  explicit CsvWriter(const std::string& path) : f_(std::fopen(path.c_str(), "wb")) {
+    if (f_ == nullptr) {
+      std::fprintf(stderr, "cannot write %s\n", path.c_str());
+      std::exit(2);
+    }
+  }
+  ~CsvWriter() {
+    Flush();
+    std::fclose(f_);
+  }
+  CsvWriter& Text(std::string_view s) {
+    Sep();
+    buf_.append(s);
+    return *this;
+  }
+  CsvWriter& Int(int64_t v) {
+    char tmp[24];
+    return Text(std::string_view(tmp, std::to_chars(tmp, tmp + sizeof tmp, v).ptr - tmp));
+  }
+  CsvWriter& Double(double v) {  // shortest text that reads back as the same double
+    char tmp[32];
+    return Text(std::string_view(tmp, std::to_chars(tmp, tmp + sizeof tmp, v).ptr - tmp));
+  }
+  CsvWriter& Bool(bool v) { return Text(v ? "true" : "false"); }
+  CsvWriter& Empty() { return Text(""); }
+  void EndRow() {
+    buf_.push_back('\n');
+    first_ = true;
+    if (buf_.size() > (1 << 20)) Flush();
+  }
+
+ private:
+  void Sep() {
+    if (!first_) buf_.push_back(',');
+    first_ = false;
+  }
+  void Flush() {
+    if (std::fwrite(buf_.data(), 1, buf_.size(), f_) != buf_.size()) {
+      std::fprintf(stderr, "write failed\n");
+      std::exit(2);
+    }
+    buf_.clear();
+  }
+  std::FILE* f_;
+  std::string buf_;
+  bool first_ = true;
+};
+
+int64_t Micros(const Json* timestamp) {
+  auto t = cdp::ParseTimestamp(*timestamp);
+  if (!t.ok()) {
+    std::fprintf(stderr, "bad timestamp %s\n", timestamp->Dump().c_str());
+    std::exit(2);
+  }
+  return *t;
+}
+
+// Replays the seeded generation of the load (a generator of its own, so the measures' stream is untouched) and
+// writes it as CSV. Every value is the one the index was given; strings of the generator need no quoting.
+void DumpData(const std::string& dir, uint32_t profiles, uint64_t events) {
+  std::mt19937_64 rng(42);
+  {
+    CsvWriter out(dir + "/profiles.csv");
+    out.Text("ordinal").Text("country").Text("city").Text("tags").Text("tier").Text("ltv").Text("purchase_count");
+    out.Text("last_purchase_date_us").Text("churn_risk").Text("consent_email").Text("consent_sms");
+    out.Text("created_at_us").EndRow();
+    for (uint32_t o = 0; o < profiles; ++o) {
+      Json p = MakeProfile(rng);
+      std::string tags;
+      for (const Json& t : p.FindPath("attributes.tags")->items()) tags += (tags.empty() ? "" : "|") + t.as_string();
+      out.Int(o).Text(p.FindPath("attributes.country")->as_string()).Text(p.FindPath("attributes.city")->as_string());
+      out.Text(tags).Int(p.FindPath("attributes.customFields.tier")->as_int());
+      out.Double(p.FindPath("computed.ltv")->as_number()).Int(p.FindPath("computed.purchaseCount")->as_int());
+      out.Int(Micros(p.FindPath("computed.lastPurchaseDate"))).Double(p.FindPath("computed.churnRisk")->as_number());
+      out.Bool(p.FindPath("consent.email")->as_bool()).Bool(p.FindPath("consent.sms")->as_bool());
+      out.Int(Micros(p.FindPath("createdAt"))).EndRow();
+    }
+  }
+  CsvWriter out(dir + "/events.csv");
+  out.Text("ordinal").Text("type").Text("time_us").Text("revenue").Text("category").EndRow();
+  for (uint64_t e = 0; e < events; ++e) {
+    GeneratedEvent g = NextEvent(rng, e, events, profiles);
+    out.Int(g.ordinal).Text(g.ev.type).Int(g.time);
+    const Json* revenue = g.ev.doc.FindPath("properties.revenue");
+    const Json* category = g.ev.doc.FindPath("properties.category");
+    revenue != nullptr ? out.Double(revenue->as_number()) : out.Empty();
+    category != nullptr ? out.Text(category->as_string()) : out.Empty();
+    out.EndRow();
+  }
+}
+
+void DumpSegment(const std::string& path, const Bitmap& members) {
+  CsvWriter out(path);
+  out.Text("ordinal").EndRow();
+  for (uint32_t o : members) out.Int(o).EndRow();
+}
+
+Json Timings(const std::vector<double>& runs, double median) {
+  Json all = Json::Array();
+  for (double r : runs) all.Push(r);
+  return Json::Object().Set("median_ms", median).Set("runs_ms", std::move(all));
+}
+
+void WriteJson(const std::string& path, const Json& json) {
+  std::ofstream out(path);
+  out << json.Dump() << "\n";
+  if (!out) {
+    std::fprintf(stderr, "cannot write %s\n", path.c_str());
+    std::exit(2);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   uint32_t profiles = 1000000;
   uint64_t events = 10000000;
+  std::string dump;
   for (int i = 1; i < argc; ++i) {
     if (std::strncmp(argv[i], "--profiles=", 11) == 0) profiles = static_cast<uint32_t>(std::stoul(argv[i] + 11));
     if (std::strncmp(argv[i], "--events=", 9) == 0) events = std::stoull(argv[i] + 9);
+    if (std::strncmp(argv[i], "--dump=", 7) == 0) dump = argv[i] + 7;
   }
   std::mt19937_64 rng(42);
   SegmentIndex index;
@@ -138,10 +280,8 @@ int main(int argc, char** argv) {
   double t1 = Seconds();
   // Events in time order (as a log replays them at open), spread over the last 365 days.
   for (uint64_t e = 0; e < events; ++e) {
-    Event ev = MakeEvent(rng);
-    uint32_t ord = static_cast<uint32_t>(rng() % profiles);
-    int64_t time = kNow - 365 * kDay + static_cast<int64_t>(e * (365 * kDay / events));
-    if (!index.AddEvent(ord, ev.type, "", time, ev.doc).ok()) return 2;
+    GeneratedEvent g = NextEvent(rng, e, events, profiles);
+    if (!index.AddEvent(g.ordinal, g.ev.type, "", g.time, g.ev.doc).ok()) return 2;
   }
   double t2 = Seconds();
   long rss1 = RssKiB();
@@ -152,12 +292,13 @@ int main(int argc, char** argv) {
               static_cast<double>(index.MemoryBytes()) / (1 << 20), static_cast<double>(rss1 - rss0) / 1024);
 
   // 1. Full evaluation: three field conditions and one behavioural condition.
-  SegmentRule rule = Rule(R"({"operator": "AND", "conditions": [
+  const std::string full_text = R"({"operator": "AND", "conditions": [
       {"field": "attributes.country", "operator": "in", "value": ["US", "CA", "GB", "DE"]},
       {"field": "computed.ltv", "operator": ">=", "value": 100},
       {"field": "consent.email", "operator": "=", "value": true},
       {"event": "purchase", "where": [{"field": "properties.revenue", "operator": ">", "value": 20}],
-       "within": "30d", "count": {">=": 1}}]})");
+       "within": "30d", "count": {">=": 1}}]})";
+  SegmentRule rule = Rule(full_text);
   auto prepared = index.Prepare(rule);
   std::vector<double> full;
   uint64_t members = 0;
@@ -172,6 +313,7 @@ int main(int argc, char** argv) {
 
   // 2. Count of an unsaved rule: parse + prepare + count, each time a different rule.
   std::vector<double> counts;
+  std::vector<std::pair<std::string, uint64_t>> unsaved_counts;  // rule text, members
   for (int i = 0; i < 7; ++i) {
     std::string text = R"({"conditions": [{"field": "attributes.city", "operator": "=", "value": ")" +
                        std::string(kCities[i]) + R"("},
@@ -184,6 +326,7 @@ int main(int argc, char** argv) {
     SegmentRule unsaved = Rule(text);
     uint64_t n = index.Count(*index.Prepare(unsaved), kNow);
     counts.push_back((Seconds() - s) * 1e3);
+    unsaved_counts.emplace_back(text, n);
     if (i == 0) std::printf("unsaved rule count: %llu\n", static_cast<unsigned long long>(n));
   }
   Report("count of an unsaved rule, parse + prepare + count (median of 7)", Median(counts), 50, "ms");
@@ -259,5 +402,38 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>(o.intersection), static_cast<unsigned long long>(o.union_size),
               o.jaccard);
   Report("overlap of two 1M-member segments: counts + intersection (median of 21)", Median(overlap), 5, "ms");
+
+  if (!dump.empty()) {
+    double d0 = Seconds();
+    DumpData(dump, profiles, events);
+    DumpSegment(dump + "/seg_a.csv", a);
+    DumpSegment(dump + "/seg_b.csv", b);
+    Json unsaved = Json::Array();
+    for (const auto& [text, n] : unsaved_counts) {
+      unsaved.Push(Json::Object().Set("rule", *Json::Parse(text)).Set("count", static_cast<int64_t>(n)));
+    }
+    WriteJson(dump + "/expected.json",
+              Json::Object()
+                  .Set("now_us", kNow)
+                  .Set("profiles", static_cast<int64_t>(profiles))
+                  .Set("events", static_cast<int64_t>(events))
+                  .Set("full",
+                       Json::Object().Set("rule", *Json::Parse(full_text)).Set("count", static_cast<int64_t>(members)))
+                  .Set("unsaved", std::move(unsaved))
+                  .Set("overlap", Json::Object()
+                                      .Set("a", static_cast<int64_t>(o.a))
+                                      .Set("b", static_cast<int64_t>(o.b))
+                                      .Set("intersection", static_cast<int64_t>(o.intersection))
+                                      .Set("union", static_cast<int64_t>(o.union_size))
+                                      .Set("jaccard", o.jaccard)));
+    WriteJson(dump + "/libcdp.json", Json::Object()
+                                         .Set("load_profiles_s", t1 - t0)
+                                         .Set("load_events_s", t2 - t1)
+                                         .Set("index_memory_mib", static_cast<double>(index.MemoryBytes()) / (1 << 20))
+                                         .Set("full", Timings(full, Median(full)))
+                                         .Set("unsaved", Timings(counts, Median(counts)))
+                                         .Set("overlap", Timings(overlap, Median(overlap))));
+    std::printf("dumped the data set, expected.json and libcdp.json to %s in %.1f s\n", dump.c_str(), Seconds() - d0);
+  }
   return failures == 0 ? 0 : 1;
 }
