@@ -131,6 +131,9 @@ class Api : public std::enable_shared_from_this<Api> {
   void SegmentMembers(const Request& req, Response& res);
   void SegmentSize(const Request& req, Response& res);
   void SegmentChanges(const Request& req, Response& res);
+  void ChangeSegmentMembers(const Request& req, Response& res);
+  void SegmentOverlap(const Request& req, Response& res);
+  void ExportSegment(const Request& req, Response& res);
   void EstimateSegment(const Request& req, Response& res);
 
   Engine& engine_;
@@ -200,12 +203,16 @@ void Api::Register(httplib::Server& http) {
   Route(http, "POST", "/api/cdp/segments", bind(&Api::CreateSegment));
   Route(http, "GET", "/api/cdp/segments", bind(&Api::ListSegments));
   Route(http, "POST", "/api/cdp/segments/estimate", bind(&Api::EstimateSegment));
+  Route(http, "POST", "/api/cdp/segments/overlap", bind(&Api::SegmentOverlap));
   Route(http, "GET", segment, bind(&Api::GetSegment));
   Route(http, "PUT", segment, bind(&Api::UpdateSegment));
   Route(http, "DELETE", segment, bind(&Api::DeleteSegment));
   Route(http, "GET", segment + "/members", bind(&Api::SegmentMembers));
   Route(http, "GET", segment + "/size", bind(&Api::SegmentSize));
   Route(http, "GET", segment + "/changes", bind(&Api::SegmentChanges));
+  Route(http, "POST", segment + "/members", bind(&Api::ChangeSegmentMembers));
+  Route(http, "POST", segment + "/members/remove", bind(&Api::ChangeSegmentMembers));
+  Route(http, "POST", segment + "/export", bind(&Api::ExportSegment));
   Route(http, "POST", "/api/cdp/events", bind(&Api::TrackEvent));
   Route(http, "GET", "/api/cdp/events", bind(&Api::QueryEvents));
   Route(http, "POST", "/api/cdp/events/batch", bind(&Api::TrackBatch));
@@ -575,6 +582,72 @@ void Api::SegmentChanges(const Request& req, Response& res) {
     if (!page.ok()) return WriteStatus(res, page.status());
   }
   WriteJson(res, 200, *page);
+}
+
+// POST /segments/:id/members {"items": [...]} adds to a manual segment; POST /segments/:id/members/remove removes.
+void Api::ChangeSegmentMembers(const Request& req, Response& res) {
+  Result<Json> body = ParseBody(req);
+  if (!body.ok()) return WriteStatus(res, body.status());
+  const Json* items = body->Find("items");
+  if (items == nullptr) return WriteStatus(res, Status::InvalidArgument("expected {\"items\": [...]}", "items"));
+  const bool remove = req.path.size() >= 7 && req.path.compare(req.path.size() - 7, 7, "/remove") == 0;
+  Result<Json> done = remove ? engine_.segments().RemoveMembers(req.matches[1].str(), *items)
+                             : engine_.segments().AddMembers(req.matches[1].str(), *items);
+  if (!done.ok()) return WriteStatus(res, done.status());
+  WriteJson(res, 200, *done);
+}
+
+// POST /segments/overlap {"segmentIds": [...]}.
+void Api::SegmentOverlap(const Request& req, Response& res) {
+  Result<Json> body = ParseBody(req);
+  if (!body.ok()) return WriteStatus(res, body.status());
+  const Json* ids = body->Find("segmentIds");
+  std::vector<std::string> list;
+  if (ids == nullptr || !ids->is_array()) {
+    return WriteStatus(res, Status::InvalidArgument("expected {\"segmentIds\": [...]}", "segmentIds"));
+  }
+  for (const Json& id : ids->items()) {
+    if (!id.is_string()) return WriteStatus(res, Status::InvalidArgument("expected segment ids", "segmentIds"));
+    list.push_back(id.as_string());
+  }
+  Result<Json> overlap = engine_.segments().Overlap(list);
+  if (!overlap.ok()) return WriteStatus(res, overlap.status());
+  WriteJson(res, 200, *overlap);
+}
+
+// POST /segments/:id/export {"format": "csv" | "jsonl", "fields": [...]}: streamed (chunked) as it is produced.
+void Api::ExportSegment(const Request& req, Response& res) {
+  Result<Json> body = ParseBody(req, /*blank_is_empty_object=*/true);
+  if (!body.ok()) return WriteStatus(res, body.status());
+  std::string format = "csv";
+  std::vector<std::string> fields;
+  for (const auto& [key, value] : body->members()) {
+    if (key == "format" && value.is_string()) {
+      format = value.as_string();
+    } else if (key == "fields" && value.is_array()) {
+      for (const Json& f : value.items()) {
+        if (!f.is_string()) return WriteStatus(res, Status::InvalidArgument("expected field paths", "fields"));
+        fields.push_back(f.as_string());
+      }
+    } else {
+      return WriteStatus(res, Status::InvalidArgument("expected format (a string) and fields (an array)", key));
+    }
+  }
+  const std::string id = req.matches[1].str();
+  // Errors are answered before streaming starts: a first run stops at its first chunk, after the checks.
+  Status checked = engine_.segments().Export(id, format, fields, [](std::string_view) { return false; });
+  if (!checked.ok() && checked.code() != StatusCode::kUnavailable) return WriteStatus(res, checked);
+  Engine& engine = engine_;
+  res.set_header("Content-Disposition", "attachment; filename=\"" + id + (format == "csv" ? ".csv\"" : ".jsonl\""));
+  res.set_chunked_content_provider(
+      format == "csv" ? "text/csv; charset=utf-8" : "application/x-ndjson",
+      [&engine, id, format, fields](size_t, httplib::DataSink& sink) {
+        Status s = engine.segments().Export(id, format, fields, [&sink](std::string_view chunk) {
+          return sink.is_writable() && sink.write(chunk.data(), chunk.size());
+        });
+        if (s.ok()) sink.done();
+        return s.ok();  // false: the connection is closed mid-stream, so a reader sees a truncated transfer
+      });
 }
 
 void Api::SegmentSize(const Request& req, Response& res) {

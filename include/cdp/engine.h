@@ -390,6 +390,33 @@ class Segments {
   // built or for an unknown profile. Cost: one bitmap probe per segment; never waits for a rebuild.
   virtual std::vector<std::string> SegmentsOf(std::string_view profile_id) = 0;
 
+  // Manual segments (static lists): a definition {"name", "description"?, "type": "manual"} has no rule; its members
+  // are added and removed by these two calls. Each item is a profile id (a merged id names its survivor) or an
+  // identifier {"type": "email", "value": "Ann@Example.com"} (normalized as identity resolution does, and resolved to
+  // the profile holding it now). At most 10,000 items per call. Returns {"added" | "removed": n, "unchanged": n,
+  // "notFound": [items that name no profile]}; the changes go to the feed (cause "manual"). A member profile that is
+  // erased or merged away leaves the list. Errors: NotFound (segment), FailedPrecondition (not a manual segment),
+  // InvalidArgument (an item that is neither, with its index in field()).
+  virtual Result<Json> AddMembers(std::string_view id, const Json& items) = 0;
+  virtual Result<Json> RemoveMembers(std::string_view id, const Json& items) = 0;
+
+  // Overlap of 1 to 50 distinct segments: {"segments": [{"id", "name", "size"}], "matrix": [[{"intersection",
+  // "union", "jaccard"}, ...], ...]} with matrix[i][j] comparing segments i and j (Jaccard: intersection / union, 0
+  // when both are empty). Errors: NotFound, InvalidArgument. Cost: one bitmap operation per pair (about 0.1 ms for
+  // two segments of 1,000,000 members).
+  virtual Result<Json> Overlap(const std::vector<std::string>& ids) = 0;
+
+  // Writes the members of segment `id` as `format` "csv" (a header row of the field paths, then one row per
+  // member; RFC 4180 quoting; strings as they are, other values as JSON, absent fields empty) or "jsonl" (one JSON
+  // object per member, keyed by field path). `fields` are dotted profile paths ("id", "attributes.email", ...;
+  // 1 to 100; empty: id, externalIds.email, externalIds.phone, attributes.firstName, attributes.lastName). Text goes
+  // to `sink` in chunks of about 64 KiB as it is produced; a sink returning false stops the export (Unavailable).
+  // Membership is taken when the call starts; each member's document is read as it is written out.
+  // Errors: NotFound, InvalidArgument (format, fields), Unavailable (stopped by the sink). Does not block writes
+  // while it streams.
+  virtual Status Export(std::string_view id, std::string_view format, const std::vector<std::string>& fields,
+                        const std::function<bool(std::string_view chunk)>& sink) = 0;
+
   // Calls `callback` with every membership change (the feed's documents), in feed order, on a libcdp thread, soon
   // after the change is recorded. The callback may call the engine. Returns a handle for Unsubscribe.
   using ChangeCallback = std::function<void(const Json& change)>;

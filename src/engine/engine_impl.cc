@@ -181,6 +181,21 @@ void EngineImpl::AddSegments(std::string_view id, Json* rendered) {
   rendered->Set("segments", std::move(list));
 }
 
+Result<std::string> EngineImpl::ResolveIdentifier(std::string_view type, std::string_view raw) {
+  Identifier id;
+  IgnoredIdentifier ignored;
+  if (!rules()->Normalize(type, raw, &id, &ignored)) return std::string();
+  std::string value;
+  Status s = store_->Get(storage::Cf::kIdentities, IdentityKeyOf(id), &value);
+  if (s.IsNotFound()) return std::string();
+  CDP_RETURN_IF_ERROR(s);
+  std::string live;
+  auto doc = ReadLiveProfile(storage::DecodeIdentityLink(value).profile_id, &live);
+  if (doc.status().IsNotFound()) return std::string();
+  CDP_RETURN_IF_ERROR(doc.status());
+  return live;
+}
+
 Result<Json> EngineImpl::ReadLiveProfile(std::string_view id, std::string* live_id) {
   std::string current(id);
   for (int hop = 0; hop < 64; ++hop) {

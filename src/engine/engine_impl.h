@@ -175,6 +175,9 @@ class EngineImpl final : public Engine {
   // The stored document of the live profile `id` names (itself or its survivor); *live_id receives its id.
   Result<Json> ReadLiveProfile(std::string_view id, std::string* live_id);
   storage::Traits ReadTraits(std::string_view id);
+  // The live profile holding identifier (type, raw value) now, normalized with the rules in force; "" when none
+  // (or the value is invalid or blocked).
+  Result<std::string> ResolveIdentifier(std::string_view type, std::string_view raw);
   // The document callers see (RenderProfile) with the segments the profile is a member of now.
   Json Render(const Json& stored, std::string_view id);
   void AddSegments(std::string_view id, Json* rendered);

@@ -22,6 +22,9 @@ constexpr size_t kMaxNameBytes = 256;
 constexpr size_t kMaxDescriptionBytes = 4096;
 constexpr int kMaxSegmentNesting = 8;  // segments naming segments, at most this deep
 constexpr int64_t kMaxWaitMs = 60'000;
+constexpr size_t kMaxManualItems = 10'000;
+constexpr size_t kMaxOverlap = 50;
+constexpr size_t kMaxExportFields = 100;
 
 bool IsCursor(std::string_view s) {
   return s.size() == 32 &&
@@ -66,11 +69,21 @@ Result<SegmentRule> SegmentsImpl::ParseDefinition(const Json& definition, std::s
       normalized->Set("description", value);
     } else if (key == "rule") {
       rule_json = &value;
+    } else if (key == "type") {
+      if (value != Json("rule") && value != Json("manual")) {
+        return Status::InvalidArgument("expected \"rule\" or \"manual\"", "type");
+      }
+      normalized->Set("type", value);
     } else if (key != "id" && key != "createdAt" && key != "updatedAt" && key != "size") {
-      return Status::InvalidArgument("unknown member (expected name, description, rule)", key);
+      return Status::InvalidArgument("unknown member (expected name, description, type, rule)", key);
     }
   }
   if (normalized->Find("name") == nullptr) return Status::InvalidArgument("a segment needs a name", "name");
+  if (normalized->Find("type") == nullptr) normalized->Set("type", "rule");
+  if (normalized->Find("type")->as_string() == "manual") {
+    if (rule_json != nullptr) return Status::InvalidArgument("a manual segment has no rule", "rule");
+    return SegmentRule();
+  }
   if (rule_json == nullptr) return Status::InvalidArgument("a segment needs a rule", "rule");
   auto rule = SegmentRule::FromJson(*rule_json);
   if (!rule.ok()) return rule.status().WithFieldPrefix("rule");
@@ -125,6 +138,7 @@ Result<Json> SegmentsImpl::Create(const Json& definition) {
   {
     std::unique_lock<std::shared_mutex> members_lock(members_mu_);
     d = &definitions_[id];
+    d->manual = stored.Find("type")->as_string() == "manual";
     d->stored = std::move(stored);
     d->rule = std::move(rule);
     d->slot = static_cast<uint32_t>(slots_.size());
@@ -160,6 +174,9 @@ Result<Json> SegmentsImpl::Update(std::string_view id, const Json& definition) {
   CDP_ASSIGN_OR_RETURN(Definition * d, Find(id));
   Json stored;
   CDP_ASSIGN_OR_RETURN(SegmentRule rule, ParseDefinition(definition, id, &stored));
+  if ((stored.Find("type")->as_string() == "manual") != d->manual) {
+    return Status::InvalidArgument("a segment's type cannot change", "type");
+  }
   stored.Set("id", std::string(id));
   stored.Set("createdAt", *d->stored.Find("createdAt"));
   stored.Set("updatedAt", FormatTimestamp(NowMicros()));
@@ -205,8 +222,9 @@ Status SegmentsImpl::Delete(std::string_view id) {
   CDP_RETURN_IF_ERROR(WriteFeed());  // so the range deletion below covers every entry
   storage::WriteBatch batch(engine_->store());
   batch.Delete(storage::Cf::kMeta, storage::SegmentKey(id));
-  const std::string feed = storage::SegmentFeedPrefix(id);
-  batch.DeleteRange(storage::Cf::kMeta, feed, storage::PrefixSuccessor(feed));
+  for (const std::string& prefix : {storage::SegmentFeedPrefix(id), storage::ManualMemberPrefix(id)}) {
+    batch.DeleteRange(storage::Cf::kMeta, prefix, storage::PrefixSuccessor(prefix));
+  }
   CDP_ASSIGN_OR_RETURN(uint64_t sequence, engine_->store().Write(&batch));
   CDP_RETURN_IF_ERROR(engine_->store().SyncUpTo(sequence));
   {
@@ -343,6 +361,209 @@ Result<std::vector<std::string>> SegmentsImpl::MembersAt(std::string_view id, st
   std::vector<std::string> ids;
   CDP_RETURN_IF_ERROR(FoldFeed(id, *t, nullptr, &ids, nullptr));
   return ids;
+}
+
+Result<Json> SegmentsImpl::AddMembers(std::string_view id, const Json& items) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return ChangeManual(id, items, true);
+}
+
+Result<Json> SegmentsImpl::RemoveMembers(std::string_view id, const Json& items) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return ChangeManual(id, items, false);
+}
+
+Result<Json> SegmentsImpl::ChangeManual(std::string_view id, const Json& items, bool add) {
+  CDP_RETURN_IF_ERROR(Refresh());
+  CDP_ASSIGN_OR_RETURN(Definition * d, Find(id));
+  if (!d->manual) return Status::FailedPrecondition(fmt::format("segment {} is not a manual segment", id));
+  if (!items.is_array()) return Status::InvalidArgument("expected an array of profile ids or identifiers", "items");
+  if (items.size() > kMaxManualItems) {
+    return Status::InvalidArgument(fmt::format("at most {} items per call", kMaxManualItems), "items");
+  }
+  // Resolve every item first: a bad item changes nothing.
+  std::vector<std::string> profiles;
+  Json not_found = Json::Array();
+  for (size_t i = 0; i < items.size(); ++i) {
+    const Json& item = items.items()[i];
+    const std::string where = fmt::format("items[{}]", i);
+    std::string live;
+    if (item.is_string()) {
+      if (item.as_string().empty() || item.as_string().size() > 128) {
+        return Status::InvalidArgument("a profile id of 1 to 128 bytes", where);
+      }
+      auto doc = engine_->ReadLiveProfile(item.as_string(), &live);
+      if (!doc.ok() && !doc.status().IsNotFound()) return doc.status();
+      if (!doc.ok()) live.clear();
+    } else if (item.is_object() && item.size() == 2 && item.Find("type") != nullptr && item.Find("type")->is_string() &&
+               item.Find("value") != nullptr && item.Find("value")->is_string() &&
+               item.Find("value")->as_string().size() <= 1024) {
+      CDP_ASSIGN_OR_RETURN(live,
+                           engine_->ResolveIdentifier(item.Find("type")->as_string(), item.Find("value")->as_string()));
+    } else {
+      return Status::InvalidArgument("expected a profile id or {\"type\", \"value\"} (a value of at most 1 KiB)",
+                                     where);
+    }
+    if (live.empty()) {
+      not_found.Push(item);
+    } else {
+      profiles.push_back(std::move(live));
+    }
+  }
+  storage::WriteBatch batch(engine_->store());
+  std::vector<uint32_t> touched;
+  int64_t unchanged = 0;
+  for (const std::string& p : profiles) {
+    const uint32_t ordinal = OrdinalOf(p);
+    if (d->manual_members.contains(ordinal) == add) {
+      ++unchanged;
+      continue;
+    }
+    const std::string key = storage::ManualMemberPrefix(id) + p;
+    if (add) {
+      d->manual_members.add(ordinal);
+      batch.Put(storage::Cf::kMeta, key, "");
+    } else {
+      d->manual_members.remove(ordinal);
+      batch.Delete(storage::Cf::kMeta, key);
+    }
+    touched.push_back(ordinal);
+  }
+  if (batch.Count() > 0) {
+    CDP_ASSIGN_OR_RETURN(uint64_t sequence, engine_->store().Write(&batch));
+    CDP_RETURN_IF_ERROR(engine_->store().SyncUpTo(sequence));
+  }
+  std::vector<Change> changes;
+  const int64_t now = NowMicros();
+  const Json cause = Json::Object().Set("kind", "manual");
+  for (uint32_t ordinal : touched) {
+    Reevaluate(
+        ordinal, [d](const Definition& other) { return &other == d; }, cause, now, &changes);
+  }
+  CDP_RETURN_IF_ERROR(Record(&changes, now));
+  return Json::Object()
+      .Set(add ? "added" : "removed", static_cast<int64_t>(touched.size()))
+      .Set("unchanged", unchanged)
+      .Set("notFound", std::move(not_found));
+}
+
+Result<Json> SegmentsImpl::Overlap(const std::vector<std::string>& ids) {
+  if (ids.empty() || ids.size() > kMaxOverlap) {
+    return Status::InvalidArgument(fmt::format("expected 1 to {} segment ids", kMaxOverlap), "segmentIds");
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  CDP_RETURN_IF_ERROR(Refresh());
+  std::vector<const segments::Bitmap*> sets;
+  Json listed = Json::Array();
+  absl::flat_hash_set<std::string_view> seen;
+  for (const std::string& id : ids) {
+    if (!seen.insert(id).second) return Status::InvalidArgument("segment " + id + " is named twice", "segmentIds");
+    CDP_ASSIGN_OR_RETURN(Definition * d, Find(id));
+    sets.push_back(&d->members);
+    listed.Push(Json::Object()
+                    .Set("id", id)
+                    .Set("name", *d->stored.Find("name"))
+                    .Set("size", static_cast<int64_t>(d->members.cardinality())));
+  }
+  Json matrix = Json::Array();
+  for (const auto& row : segments::PairwiseOverlap(sets)) {
+    Json cells = Json::Array();
+    for (const segments::Overlap& o : row) {
+      cells.Push(Json::Object()
+                     .Set("intersection", static_cast<int64_t>(o.intersection))
+                     .Set("union", static_cast<int64_t>(o.union_size))
+                     .Set("jaccard", o.jaccard));
+    }
+    matrix.Push(std::move(cells));
+  }
+  return Json::Object().Set("segments", std::move(listed)).Set("matrix", std::move(matrix));
+}
+
+namespace {
+
+// RFC 4180: quoted when it holds a comma, a quote or a line break; quotes doubled.
+void AppendCsvCell(std::string_view text, std::string* out) {
+  if (text.find_first_of(",\"\r\n") == std::string_view::npos) {
+    out->append(text);
+    return;
+  }
+  out->push_back('"');
+  for (char c : text) {
+    if (c == '"') out->push_back('"');
+    out->push_back(c);
+  }
+  out->push_back('"');
+}
+
+}  // namespace
+
+Status SegmentsImpl::Export(std::string_view id, std::string_view format, const std::vector<std::string>& fields_in,
+                            const std::function<bool(std::string_view chunk)>& sink) {
+  if (format != "csv" && format != "jsonl") return Status::InvalidArgument("expected \"csv\" or \"jsonl\"", "format");
+  std::vector<std::string> fields = fields_in;
+  if (fields.empty()) {
+    fields = {"id", "externalIds.email", "externalIds.phone", "attributes.firstName", "attributes.lastName"};
+  }
+  if (fields.size() > kMaxExportFields) {
+    return Status::InvalidArgument(fmt::format("at most {} fields", kMaxExportFields), "fields");
+  }
+  for (size_t i = 0; i < fields.size(); ++i) {
+    const std::string& f = fields[i];
+    if (f.empty() || f.size() > 256 || f.front() == '.' || f.back() == '.' || f.find("..") != std::string::npos) {
+      return Status::InvalidArgument("a field is a dotted path of 1 to 256 bytes", fmt::format("fields[{}]", i));
+    }
+  }
+  // Membership now, as ids; the documents are read below, without the lock.
+  std::vector<std::string> members;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    CDP_RETURN_IF_ERROR(Refresh());
+    CDP_ASSIGN_OR_RETURN(Definition * d, Find(id));
+    members.reserve(d->members.cardinality());
+    for (uint32_t ordinal : d->members) members.push_back(id_of_[ordinal]);
+  }
+  constexpr size_t kChunk = 64 * 1024;
+  std::string out;
+  auto flush = [&](bool last) {
+    if (out.empty() || (!last && out.size() < kChunk)) return true;
+    const bool more = sink(out);
+    out.clear();
+    return more;
+  };
+  if (format == "csv") {
+    for (size_t i = 0; i < fields.size(); ++i) {
+      if (i > 0) out.push_back(',');
+      AppendCsvCell(fields[i], &out);
+    }
+    out += "\r\n";
+  }
+  for (const std::string& pid : members) {
+    auto stored = engine_->ReadStoredProfile(pid);
+    if (stored.status().IsNotFound()) continue;  // erased since
+    CDP_RETURN_IF_ERROR(stored.status());
+    if (stored->Find("mergedInto") != nullptr) continue;  // merged away since: its survivor is the member
+    const Json doc = engine_->Render(*stored, pid);
+    if (format == "csv") {
+      for (size_t i = 0; i < fields.size(); ++i) {
+        if (i > 0) out.push_back(',');
+        const Json* v = doc.FindPath(fields[i]);
+        if (v == nullptr || v->is_null()) continue;
+        AppendCsvCell(v->is_string() ? v->as_string() : v->Dump(), &out);
+      }
+      out += "\r\n";
+    } else {
+      Json line = Json::Object();
+      for (const std::string& f : fields) {
+        const Json* v = doc.FindPath(f);
+        line.Set(f, v != nullptr ? *v : Json());
+      }
+      out += line.Dump();
+      out.push_back('\n');
+    }
+    if (!flush(false)) return Status::Unavailable("the export was stopped by its reader");
+  }
+  if (!flush(true)) return Status::Unavailable("the export was stopped by its reader");
+  return Status::OK();
 }
 
 std::vector<std::string> SegmentsImpl::SegmentsOf(std::string_view profile_id) {

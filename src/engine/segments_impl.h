@@ -67,6 +67,11 @@ class SegmentsImpl final : public Segments {
   Result<bool> WaitForChanges(std::string_view id, std::string_view cursor, int64_t timeout_ms) override;
   Result<std::vector<std::string>> MembersAt(std::string_view id, std::string_view time) override;
   std::vector<std::string> SegmentsOf(std::string_view profile_id) override;
+  Result<Json> AddMembers(std::string_view id, const Json& items) override;
+  Result<Json> RemoveMembers(std::string_view id, const Json& items) override;
+  Result<Json> Overlap(const std::vector<std::string>& ids) override;
+  Status Export(std::string_view id, std::string_view format, const std::vector<std::string>& fields,
+                const std::function<bool(std::string_view chunk)>& sink) override;
   uint64_t Subscribe(ChangeCallback callback) override;
   void Unsubscribe(uint64_t handle) override;
 
@@ -99,8 +104,10 @@ class SegmentsImpl final : public Segments {
     std::shared_ptr<const segments::PreparedRule> prepared;
     uint32_t slot = 0;          // its number in slots_ (timers name definitions by slot)
     bool reads_traits = false;  // the rule reads a computed trait events maintain (RenderTraits)
-    segments::Bitmap members;   // maintained membership (written under mu_ and members_mu_)
-    std::string last_cursor;    // its latest feed entry's cursor ("" when none)
+    bool manual = false;        // a static list: members are manual_members (live ones), the rule is unused
+    segments::Bitmap manual_members;
+    segments::Bitmap members;  // maintained membership (written under mu_ and members_mu_)
+    std::string last_cursor;   // its latest feed entry's cursor ("" when none)
   };
   struct Pending {
     bool reload = false;  // the whole profile; otherwise only `events` are new
@@ -157,6 +164,10 @@ class SegmentsImpl final : public Segments {
   // Validates a definition ("name", "description", "rule"), its segment references and cycles. mu_ held.
   Result<SegmentRule> ParseDefinition(const Json& definition, std::string_view self, Json* normalized);
   Result<Definition*> Find(std::string_view id);
+  // Adds (add) or removes profiles of a manual segment. mu_ held.
+  Result<Json> ChangeManual(std::string_view id, const Json& items, bool add);
+  // Reads the members of every manual segment. mu_ held; the index exists.
+  Status LoadManualMembers();
   // Sets the fields derived from d->rule (prepared, reads_traits). mu_ held; the index exists.
   void Bind(Definition* d);
   Status StoreDefinition(const Json& stored);

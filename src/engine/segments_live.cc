@@ -104,12 +104,17 @@ Status SegmentsImpl::LoadDefinitions() {
     auto stored = Json::Parse(iter->value());
     if (!stored.ok()) return Status::DataLoss(fmt::format("segment {} is corrupt", iter->key()));
     const Json* rule_json = stored->Find("rule");
-    auto rule = rule_json != nullptr ? SegmentRule::FromJson(*rule_json) : Result<SegmentRule>(Status::DataLoss(""));
+    const Json* type = stored->Find("type");
+    const bool manual = type != nullptr && *type == Json("manual");
+    auto rule = manual                 ? Result<SegmentRule>(SegmentRule())
+                : rule_json != nullptr ? SegmentRule::FromJson(*rule_json)
+                                       : Result<SegmentRule>(Status::DataLoss(""));
     if (!rule.ok()) return Status::DataLoss(fmt::format("segment {} has a corrupt rule", iter->key()));
     const Json* id = stored->Find("id");
     if (id == nullptr || !id->is_string()) return Status::DataLoss(fmt::format("segment {} is corrupt", iter->key()));
     std::string key = id->as_string();
     Definition& d = definitions_[key];
+    d.manual = manual;
     d.stored = std::move(stored).value();
     d.rule = std::move(rule).value();
     d.slot = static_cast<uint32_t>(slots_.size());
@@ -170,6 +175,7 @@ Status SegmentsImpl::Build() {
       p.events.clear();
     }
   }
+  CDP_RETURN_IF_ERROR(LoadManualMembers());
   // Membership: the feed's record of it, then the difference to now.
   std::vector<Change> changes;
   const int64_t now = NowMicros();
@@ -184,7 +190,8 @@ Status SegmentsImpl::Build() {
 
 void SegmentsImpl::Establish(Definition* d, const segments::Bitmap& before, std::string_view cause, int64_t now,
                              std::vector<Change>* changes) {
-  segments::Bitmap after = index_->Evaluate(*d->prepared, now, Lookup());
+  segments::Bitmap after =
+      d->manual ? d->manual_members & index_->universe() : index_->Evaluate(*d->prepared, now, Lookup());
   const Json why = Json::Object().Set("kind", std::string(cause));
   for (uint32_t ordinal : after - before) changes->push_back({d, ordinal, true, why});
   for (uint32_t ordinal : before - after) changes->push_back({d, ordinal, false, why});
@@ -195,6 +202,20 @@ void SegmentsImpl::Establish(Definition* d, const segments::Bitmap& before, std:
   if (d->rule.dependencies().time_dependent) {
     for (uint32_t ordinal : index_->universe()) Schedule(d, ordinal, now);
   }
+}
+
+Status SegmentsImpl::LoadManualMembers() {
+  for (auto& [id, d] : definitions_) {
+    if (!d.manual) continue;
+    d.manual_members = segments::Bitmap();
+    const std::string prefix = storage::ManualMemberPrefix(id);
+    auto iter = engine_->store().NewIterator(storage::Cf::kMeta, prefix, storage::PrefixSuccessor(prefix));
+    for (iter->Seek(prefix); iter->Valid(); iter->Next()) {
+      d.manual_members.add(OrdinalOf(std::string(iter->key().substr(prefix.size()))));
+    }
+    CDP_RETURN_IF_ERROR(iter->status());
+  }
+  return Status::OK();
 }
 
 Status SegmentsImpl::FoldFeed(std::string_view id, int64_t upto_us, segments::Bitmap* members,
@@ -265,6 +286,7 @@ Status SegmentsImpl::Refresh() {
   // The profiles written since the last refresh, with writes paused: all of them are in storage.
   std::vector<Change> changes;
   const int64_t now = NowMicros();
+  storage::WriteBatch gone(engine_->store());  // manual-list entries of profiles that no longer exist
   Status applied = engine_->WithWritesPaused([&]() -> Status {
     absl::flat_hash_map<std::string, Pending> notes;
     {
@@ -328,7 +350,16 @@ Status SegmentsImpl::Refresh() {
             return false;
           },
           cause, now, &changes);
+      if (!index_->universe().contains(ordinal)) {
+        for (auto& [segment_id, d] : definitions_) {  // erased or merged away: it leaves static lists too
+          if (d.manual && d.manual_members.contains(ordinal)) {
+            d.manual_members.remove(ordinal);
+            gone.Delete(storage::Cf::kMeta, storage::ManualMemberPrefix(segment_id) + id);
+          }
+        }
+      }
     }
+    if (gone.Count() > 0) CDP_RETURN_IF_ERROR(engine_->store().Write(&gone).status());
     return Status::OK();
   });
   RunDueTimers(now, &changes);
@@ -357,7 +388,9 @@ segments::MembershipLookup SegmentsImpl::Lookup() const {
 
 bool SegmentsImpl::EvaluateFor(Definition* d, uint32_t ordinal, int64_t now, const Json& cause,
                                std::vector<Change>* changes) {
-  const bool in = index_->universe().contains(ordinal) && index_->EvaluateOne(ordinal, *d->prepared, now, Lookup());
+  const bool in =
+      index_->universe().contains(ordinal) &&
+      (d->manual ? d->manual_members.contains(ordinal) : index_->EvaluateOne(ordinal, *d->prepared, now, Lookup()));
   const bool was = d->members.contains(ordinal);
   if (d->rule.dependencies().time_dependent) Schedule(d, ordinal, now);
   if (in == was) return false;

@@ -147,8 +147,11 @@ inline constexpr char kBlockIndexBegin[] = "b";
 inline constexpr char kBlockIndexEnd[] = "d";  // exclusive: "b" and "c" keys
 
 // kMeta, segments (src/engine/segments_impl.h): "seg/" id -> definition; "segfeed/" id "/" be64(time us)
-// be64(sequence) -> a membership change. Segment ids never contain '/'.
+// be64(sequence) -> a membership change; "segman/" id "/" profile id -> "" (manual segments). Segment ids never
+// contain '/'.
 inline std::string SegmentKey(std::string_view id) { return "seg/" + std::string(id); }
+// "segman/" id "/" profile id -> "": the members of a manual segment.
+inline std::string ManualMemberPrefix(std::string_view id) { return "segman/" + std::string(id) + "/"; }
 inline std::string SegmentFeedPrefix(std::string_view id) { return "segfeed/" + std::string(id) + "/"; }
 inline std::string SegmentFeedKey(std::string_view id, int64_t time_us, uint64_t sequence) {
   std::string k = SegmentFeedPrefix(id);

@@ -85,7 +85,8 @@ class ServerProcess:
             conn.close()
 
     def request(self, method, path, body=None, *, key, headers=None, params=None):
-        """Returns (status, parsed JSON body or None, response headers). `body`: bytes/str sent as is, else JSON."""
+        """Returns (status, parsed JSON body, text for other types, or None, response headers). `body`: bytes/str
+        sent as is, else JSON."""
         if params:
             path += "?" + urllib.parse.urlencode(params)
         all_headers = {}
@@ -104,7 +105,13 @@ class ServerProcess:
             conn.request(method, path, body=body, headers=all_headers)
             resp = conn.getresponse()
             data = resp.read()
-            parsed = json.loads(data) if data else None
+            if not data:
+                parsed = None
+            elif "json" in resp.headers.get("Content-Type", "application/json") and \
+                    "ndjson" not in resp.headers.get("Content-Type", ""):
+                parsed = json.loads(data)
+            else:
+                parsed = data.decode("utf-8", errors="replace")  # text answers (CSV, JSON lines, HTML)
             return resp.status, parsed, resp.headers
         finally:
             conn.close()

@@ -809,6 +809,29 @@ def test_segment_endpoints(server):
     assert status == 200 and then["count"] == 4 and len(then["profileIds"]) == 4, then
     status, now, _ = server.request("GET", path + "/members?asOf=2099-01-01T00:00:00Z")
     assert status == 200 and now["count"] == 5, now
+    # Overlap, export (streamed) and a manual list.
+    status, body, _ = server.request("POST", "/api/cdp/segments/overlap", {"segmentIds": [seg["id"], seg["id"]]})
+    assert status == 400
+    status, manual, _ = server.request("POST", "/api/cdp/segments", {"name": "list " + run, "type": "manual"})
+    assert status == 201 and manual["size"] == 0, manual
+    status, added, _ = server.request("POST", f"/api/cdp/segments/{manual['id']}/members",
+                                      {"items": [{"type": "customerId", "value": f"{run}-0"},
+                                                 {"type": "customerId", "value": f"{run}-3"}]})
+    assert status == 200 and added["added"] == 2, added
+    status, overlap, _ = server.request("POST", "/api/cdp/segments/overlap", {"segmentIds": [seg["id"], manual["id"]]})
+    assert status == 200 and overlap["matrix"][0][1]["intersection"] == 1, overlap
+    status, removed, _ = server.request("POST", f"/api/cdp/segments/{manual['id']}/members/remove",
+                                        {"items": [{"type": "customerId", "value": f"{run}-0"}]})
+    assert status == 200 and removed["removed"] == 1, removed
+    status, text, headers = server.request("POST", path + "/export", {"format": "csv",
+                                                                      "fields": ["id", "externalIds.customerId"]})
+    assert status == 200, text
+    assert headers.get("Content-Type", "").startswith("text/csv"), headers
+    lines = text.strip().split("\r\n") if isinstance(text, str) else text.decode().strip().split("\r\n")
+    assert lines[0] == "id,externalIds.customerId" and len(lines) == 1 + 5, lines
+    status, body, _ = server.request("POST", path + "/export", {"format": "xml"})
+    assert status == 400
+    assert_error(body, "invalid_argument", "format")
     status, body, _ = server.request("DELETE", path)
     assert status == 200 and body == {"deleted": seg["id"]}
     status, body, _ = server.request("GET", path)

@@ -419,6 +419,25 @@ class Segments:
         """A generator over every member, following cursors page by page."""
         return _all_items(self.members(id, page_size))
 
+    def add_members(self, id: str, items: Sequence[Any]) -> Document:
+        """Adds profiles to a manual segment (``{"name", "type": "manual"}``): each item a profile id or an
+        identifier ``{"type": "email", "value": ...}``. Returns ``{"added", "unchanged", "notFound"}``."""
+        return _convert.loads(self._engine.segments_change_members(id, _convert.dumps(list(items), "items"), True))
+
+    def remove_members(self, id: str, items: Sequence[Any]) -> Document:
+        """Removes profiles from a manual segment; returns ``{"removed", "unchanged", "notFound"}``."""
+        return _convert.loads(self._engine.segments_change_members(id, _convert.dumps(list(items), "items"), False))
+
+    def overlap(self, ids: Sequence[str]) -> Document:
+        """Pairwise overlap of 1 to 50 segments: ``{"segments": [{"id", "name", "size"}], "matrix": [[{"intersection",
+        "union", "jaccard"}]]}``."""
+        return _convert.loads(self._engine.segments_overlap(list(ids)))
+
+    def export(self, id: str, format: str = "csv", fields: Optional[Sequence[str]] = None) -> str:
+        """The members as CSV (a header of the field paths, then a row each) or JSON lines, with the given dotted
+        profile paths (default: id, email, phone, first and last name)."""
+        return self._engine.segments_export(id, format, list(fields or []))
+
     def members_at(self, id: str, time: str) -> List[str]:
         """The member profile ids as they were at ``time`` (RFC 3339), from the change feed; sorted."""
         return _convert.loads(self._engine.segments_members_at(id, time))

@@ -294,6 +294,26 @@ class PyEngine {
       return out;
     });
   }
+  std::string SegmentsChangeMembers(const std::string& id, const std::string& items_text, bool add) {
+    return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+      CDP_ASSIGN_OR_RETURN(cdp::Json items, Parse(items_text));
+      return add ? e.segments().AddMembers(id, items) : e.segments().RemoveMembers(id, items);
+    });
+  }
+  std::string SegmentsOverlap(const std::vector<std::string>& ids) {
+    return RunJson([&](cdp::Engine& e) { return e.segments().Overlap(ids); });
+  }
+  std::string SegmentsExport(const std::string& id, const std::string& format, const std::vector<std::string>& fields) {
+    std::string out;
+    RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+      CDP_RETURN_IF_ERROR(e.segments().Export(id, format, fields, [&](std::string_view chunk) {
+        out.append(chunk);
+        return true;
+      }));
+      return cdp::Json();
+    });
+    return out;
+  }
   std::string IdentityMatchPending() {
     return RunJson([&](cdp::Engine& e) { return e.identity().MatchPending(); });
   }
@@ -386,6 +406,9 @@ void BindEngine(py::module_& m) {
       .def("segments_changes", &PyEngine::SegmentsChanges, py::arg("id"), py::arg("since"), py::arg("limit"))
       .def("segments_wait", &PyEngine::SegmentsWait, py::arg("id"), py::arg("cursor"), py::arg("timeout_ms"))
       .def("segments_members_at", &PyEngine::SegmentsMembersAt, py::arg("id"), py::arg("time"))
+      .def("segments_change_members", &PyEngine::SegmentsChangeMembers, py::arg("id"), py::arg("items"), py::arg("add"))
+      .def("segments_overlap", &PyEngine::SegmentsOverlap, py::arg("ids"))
+      .def("segments_export", &PyEngine::SegmentsExport, py::arg("id"), py::arg("format"), py::arg("fields"))
       .def("identity_proposals", &PyEngine::IdentityProposals, py::arg("status"))
       .def("identity_decide", &PyEngine::IdentityDecide, py::arg("id"), py::arg("accept"))
       .def("identity_unmerge", &PyEngine::IdentityUnmerge, py::arg("id"), py::arg("merge_id"))

@@ -83,3 +83,29 @@ def test_change_feed_watch_and_past_membership(db):
     # Resuming from a cursor gives only what came after it.
     last = db.segments.changes(seg["id"])["cursor"]
     assert list(db.segments.watch(seg["id"], since=last, timeout=0.2)) == []
+
+
+def test_manual_lists_overlap_and_export(db):
+    ann = db.profiles.create({"externalIds": {"email": "ann@example.com"}, "attributes": {"firstName": "Ann"}})["id"]
+    bob = db.profiles.create({"attributes": {"firstName": "Bob", "country": "FR"}})["id"]
+    vips = db.segments.create({"name": "VIPs", "type": "manual"})
+    done = db.segments.add_members(vips["id"], [{"type": "email", "value": "ANN@example.com"}, bob, "nobody"])
+    assert done["added"] == 2 and done["notFound"] == ["nobody"]
+    assert db.segments.size(vips["id"]) == 2
+    french = db.segments.create({"name": "fr", "rule": {"field": "attributes.country", "operator": "=",
+                                                        "value": "FR"}})
+    overlap = db.segments.overlap([vips["id"], french["id"]])
+    assert overlap["matrix"][0][1] == {"intersection": 1, "union": 2, "jaccard": 0.5}
+    text = db.segments.export(vips["id"], fields=["id", "attributes.firstName"])
+    lines = text.strip().split("\r\n")
+    assert lines[0] == "id,attributes.firstName"
+    assert sorted(lines[1:]) == sorted([f"{ann},Ann", f"{bob},Bob"])
+    import json
+    rows = [json.loads(line) for line in db.segments.export(vips["id"], "jsonl", ["id"]).splitlines()]
+    assert {r["id"] for r in rows} == {ann, bob}
+    assert db.segments.remove_members(vips["id"], [ann])["removed"] == 1
+    assert db.segments.size(vips["id"]) == 1
+    with pytest.raises(cdp.FailedPrecondition):
+        db.segments.add_members(french["id"], [ann])
+    with pytest.raises(cdp.InvalidArgument):
+        db.segments.export(vips["id"], "xml")
