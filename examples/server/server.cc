@@ -134,6 +134,11 @@ class Api : public std::enable_shared_from_this<Api> {
   void ChangeSegmentMembers(const Request& req, Response& res);
   void SegmentOverlap(const Request& req, Response& res);
   void ExportSegment(const Request& req, Response& res);
+  using ExportFn = Status (*)(Engine&, const std::string& id, const std::string& format,
+                              const std::vector<std::string>& fields,
+                              const std::function<bool(std::string_view)>& sink);
+  void StreamExport(const Request& req, Response& res, ExportFn run);
+  void RegisterAudienceRoutes(httplib::Server& http);
   void EstimateSegment(const Request& req, Response& res);
 
   Engine& engine_;
@@ -213,6 +218,7 @@ void Api::Register(httplib::Server& http) {
   Route(http, "POST", segment + "/members", bind(&Api::ChangeSegmentMembers));
   Route(http, "POST", segment + "/members/remove", bind(&Api::ChangeSegmentMembers));
   Route(http, "POST", segment + "/export", bind(&Api::ExportSegment));
+  RegisterAudienceRoutes(http);
   Route(http, "POST", "/api/cdp/events", bind(&Api::TrackEvent));
   Route(http, "GET", "/api/cdp/events", bind(&Api::QueryEvents));
   Route(http, "POST", "/api/cdp/events/batch", bind(&Api::TrackBatch));
@@ -617,6 +623,14 @@ void Api::SegmentOverlap(const Request& req, Response& res) {
 
 // POST /segments/:id/export {"format": "csv" | "jsonl", "fields": [...]}: streamed (chunked) as it is produced.
 void Api::ExportSegment(const Request& req, Response& res) {
+  StreamExport(
+      req, res,
+      [](Engine& e, const std::string& id, const std::string& format, const std::vector<std::string>& fields,
+         const std::function<bool(std::string_view)>& sink) { return e.segments().Export(id, format, fields, sink); });
+}
+
+// Body {"format": "csv" | "jsonl", "fields": [...]}; the answer is streamed (chunked) as it is produced.
+void Api::StreamExport(const Request& req, Response& res, ExportFn run) {
   Result<Json> body = ParseBody(req, /*blank_is_empty_object=*/true);
   if (!body.ok()) return WriteStatus(res, body.status());
   std::string format = "csv";
@@ -635,19 +649,116 @@ void Api::ExportSegment(const Request& req, Response& res) {
   }
   const std::string id = req.matches[1].str();
   // Errors are answered before streaming starts: a first run stops at its first chunk, after the checks.
-  Status checked = engine_.segments().Export(id, format, fields, [](std::string_view) { return false; });
+  Status checked = run(engine_, id, format, fields, [](std::string_view) { return false; });
   if (!checked.ok() && checked.code() != StatusCode::kUnavailable) return WriteStatus(res, checked);
   Engine& engine = engine_;
   res.set_header("Content-Disposition", "attachment; filename=\"" + id + (format == "csv" ? ".csv\"" : ".jsonl\""));
   res.set_chunked_content_provider(
       format == "csv" ? "text/csv; charset=utf-8" : "application/x-ndjson",
-      [&engine, id, format, fields](size_t, httplib::DataSink& sink) {
-        Status s = engine.segments().Export(id, format, fields, [&sink](std::string_view chunk) {
+      [&engine, run, id, format, fields](size_t, httplib::DataSink& sink) {
+        Status s = run(engine, id, format, fields, [&sink](std::string_view chunk) {
           return sink.is_writable() && sink.write(chunk.data(), chunk.size());
         });
         if (s.ok()) sink.done();
         return s.ok();  // false: the connection is closed mid-stream, so a reader sees a truncated transfer
       });
+}
+
+// ---- Audiences and suppression lists -------------------------------------------------------------------------------
+
+void Api::RegisterAudienceRoutes(httplib::Server& http) {
+  std::shared_ptr<Api> self = shared_from_this();
+  // A handler answering fn(req) as JSON with `ok_status`.
+  auto json = [self](std::function<Result<Json>(Api&, const Request&)> fn, int ok_status = 200) -> Handler {
+    return [self, fn, ok_status](const Request& req, Response& res) {
+      Result<Json> out = fn(*self, req);
+      if (!out.ok()) return WriteStatus(res, out.status());
+      WriteJson(res, ok_status, *out);
+    };
+  };
+  auto with_body = [](Api& api, const Request& req, const std::function<Result<Json>(const Json&)>& fn) {
+    Result<Json> body = api.ParseBody(req);
+    if (!body.ok()) return Result<Json>(body.status());
+    return fn(*body);
+  };
+  auto items_of = [](const Json& body) -> Result<Json> {
+    const Json* items = body.Find("items");
+    if (items == nullptr) return Status::InvalidArgument("expected {\"items\": [...]}", "items");
+    return *items;
+  };
+  const std::string aud = R"(/api/cdp/audiences/(aud_[^/]+))";
+  const std::string list = R"(/api/cdp/audiences/suppression-lists/(supp_[^/]+))";
+  Route(http, "POST", "/api/cdp/audiences",
+        json(
+            [with_body](Api& api, const Request& req) {
+              return with_body(api, req, [&](const Json& b) { return api.engine_.audiences().Create(b); });
+            },
+            201));
+  Route(http, "GET", "/api/cdp/audiences", json([](Api& api, const Request&) -> Result<Json> {
+          CDP_ASSIGN_OR_RETURN(Json all, api.engine_.audiences().List());
+          return Json::Object().Set("audiences", std::move(all));
+        }));
+  Route(http, "GET", aud,
+        json([](Api& api, const Request& req) { return api.engine_.audiences().Get(req.matches[1].str()); }));
+  Route(http, "PUT", aud, json([with_body](Api& api, const Request& req) {
+          return with_body(api, req,
+                           [&](const Json& b) { return api.engine_.audiences().Update(req.matches[1].str(), b); });
+        }));
+  Route(http, "DELETE", aud, json([](Api& api, const Request& req) -> Result<Json> {
+          CDP_RETURN_IF_ERROR(api.engine_.audiences().Delete(req.matches[1].str()));
+          return Json::Object().Set("deleted", req.matches[1].str());
+        }));
+  Route(http, "GET", aud + "/size", json([](Api& api, const Request& req) -> Result<Json> {
+          CDP_ASSIGN_OR_RETURN(int64_t size, api.engine_.audiences().Size(req.matches[1].str()));
+          return Json::Object().Set("audienceId", req.matches[1].str()).Set("size", size);
+        }));
+  Route(http, "GET", aud + "/overlap",
+        json([](Api& api, const Request& req) { return api.engine_.audiences().Overlap(req.matches[1].str()); }));
+  Route(http, "GET", aud + "/members", json([](Api& api, const Request& req) -> Result<Json> {
+          int64_t limit = 0;
+          CDP_RETURN_IF_ERROR(IntParam(req, "limit", 1, INT32_MAX, &limit));
+          CDP_ASSIGN_OR_RETURN(Page page,
+                               api.engine_.audiences().Members(req.matches[1].str(), static_cast<size_t>(limit),
+                                                               req.get_param_value("cursor")));
+          return PageToJson(std::move(page));
+        }));
+  Route(http, "POST", aud + "/export", [self](const Request& req, Response& res) {
+    self->StreamExport(req, res,
+                       [](Engine& e, const std::string& id, const std::string& format,
+                          const std::vector<std::string>& fields, const std::function<bool(std::string_view)>& sink) {
+                         return e.audiences().Export(id, format, fields, sink);
+                       });
+  });
+  Route(http, "POST", "/api/cdp/audiences/suppression-lists",
+        json(
+            [with_body](Api& api, const Request& req) {
+              return with_body(api, req,
+                               [&](const Json& b) { return api.engine_.audiences().CreateSuppressionList(b); });
+            },
+            201));
+  Route(http, "GET", "/api/cdp/audiences/suppression-lists", json([](Api& api, const Request&) -> Result<Json> {
+          CDP_ASSIGN_OR_RETURN(Json all, api.engine_.audiences().ListSuppressionLists());
+          return Json::Object().Set("suppressionLists", std::move(all));
+        }));
+  Route(http, "GET", list, json([](Api& api, const Request& req) {
+          return api.engine_.audiences().GetSuppressionList(req.matches[1].str());
+        }));
+  Route(http, "DELETE", list, json([](Api& api, const Request& req) -> Result<Json> {
+          CDP_RETURN_IF_ERROR(api.engine_.audiences().DeleteSuppressionList(req.matches[1].str()));
+          return Json::Object().Set("deleted", req.matches[1].str());
+        }));
+  Route(http, "POST", list + "/items", json([with_body, items_of](Api& api, const Request& req) {
+          return with_body(api, req, [&](const Json& b) -> Result<Json> {
+            CDP_ASSIGN_OR_RETURN(Json items, items_of(b));
+            return api.engine_.audiences().AddToSuppressionList(req.matches[1].str(), items);
+          });
+        }));
+  Route(http, "POST", list + "/items/remove", json([with_body, items_of](Api& api, const Request& req) {
+          return with_body(api, req, [&](const Json& b) -> Result<Json> {
+            CDP_ASSIGN_OR_RETURN(Json items, items_of(b));
+            return api.engine_.audiences().RemoveFromSuppressionList(req.matches[1].str(), items);
+          });
+        }));
 }
 
 void Api::SegmentSize(const Request& req, Response& res) {

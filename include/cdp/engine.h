@@ -426,6 +426,56 @@ class Segments {
   virtual void Unsubscribe(uint64_t handle) = 0;
 };
 
+// Audiences: segments combined for activation. A definition:
+//   {"name": 1-256 bytes, "description"?: string,
+//    "segments": {"operator": "AND" | "OR", "ids": [1 to 50 segment ids]},
+//    "exclude"?: [segment ids whose members are left out],
+//    "suppressionLists"?: [suppression list ids],
+//    "channel"?: "email" | "sms" | "ads" | null}
+// Members: the segments' members combined with the operator, minus the excluded segments' members, minus every
+// profile holding an identifier of a suppression list now, restricted (with a channel) to profiles whose consent
+// grants it (consent.<channel> is true; absent means not granted). Stored with {"id" ("aud_..."), "createdAt",
+// "updatedAt"}; reads add "size". Sizes and members are exact now (they follow the segments, which follow every
+// write).
+//
+// A suppression list holds identifiers that must never be activated, whether or not a profile holds them yet:
+// {"name", "description"?}, with identifiers {"type", "value"} added and removed (normalized as identity
+// resolution does; an invalid or blocked value is refused). Stored as "supp_..." ids.
+//
+// Errors: InvalidArgument naming the field, NotFound, FailedPrecondition when deleting a suppression list an
+// audience names (and, in Segments::Delete, a segment an audience names).
+// Thread-safety: all methods from any thread. Cost: a read combines bitmaps (milliseconds at 1,000,000 members),
+// evaluates the channel's consent over the index (one column scan), and resolves each suppressed identifier (one
+// point read each).
+class Audiences {
+ public:
+  virtual ~Audiences() = default;
+  virtual Result<Json> Create(const Json& definition) = 0;
+  virtual Result<Json> Get(std::string_view id) = 0;
+  virtual Result<Json> List() = 0;
+  virtual Result<Json> Update(std::string_view id, const Json& definition) = 0;
+  virtual Status Delete(std::string_view id) = 0;
+  virtual Result<int64_t> Size(std::string_view id) = 0;
+  // Member profiles, paged as Segments::Members.
+  virtual Result<Page> Members(std::string_view id, size_t limit, std::string_view cursor) = 0;
+  // How the audience comes about: {"audience": {"id", "size"}, "segments": [{"id", "name", "size"}], "matrix":
+  // (Segments::Overlap of its segments), "combined": members before exclusions, "excluded": left out by "exclude",
+  // "suppressed": left out by suppression lists, "withoutConsent": left out for the channel}.
+  virtual Result<Json> Overlap(std::string_view id) = 0;
+  // As Segments::Export.
+  virtual Status Export(std::string_view id, std::string_view format, const std::vector<std::string>& fields,
+                        const std::function<bool(std::string_view chunk)>& sink) = 0;
+
+  virtual Result<Json> CreateSuppressionList(const Json& definition) = 0;
+  // {"id", "name", "description"?, "createdAt", "size" (identifiers)}.
+  virtual Result<Json> GetSuppressionList(std::string_view id) = 0;
+  virtual Result<Json> ListSuppressionLists() = 0;
+  virtual Status DeleteSuppressionList(std::string_view id) = 0;
+  // items: [{"type", "value"}], at most 10,000. Returns {"added" | "removed", "unchanged", "invalid": [items]}.
+  virtual Result<Json> AddToSuppressionList(std::string_view id, const Json& items) = 0;
+  virtual Result<Json> RemoveFromSuppressionList(std::string_view id, const Json& items) = 0;
+};
+
 class Engine {
  public:
   // Opens (and by default creates) the database in `path`. Errors: FailedPrecondition when the directory is
@@ -439,6 +489,7 @@ class Engine {
   virtual Events& events() = 0;
   virtual Identity& identity() = 0;
   virtual Segments& segments() = 0;
+  virtual Audiences& audiences() = 0;
 
   // {"profiles", "events", "formatVersion", "version", "path"}. Counts are exact (kept with every write).
   virtual Result<Json> Stats() = 0;

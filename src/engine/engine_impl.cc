@@ -93,8 +93,11 @@ EngineImpl::EngineImpl(const Options& options, std::unique_ptr<storage::Store> s
       events_(this),
       identity_(this),
       segments_(this),
+      audiences_(this, &segments_),
       rules_(IdentityRules::Defaults()),
-      tail_(store_.get()) {}
+      tail_(store_.get()) {
+  segments_.set_audiences(&audiences_);
+}
 
 EngineImpl::~EngineImpl() {
   segments_.Stop();         // its worker reads and writes the store
@@ -185,8 +188,12 @@ Result<std::string> EngineImpl::ResolveIdentifier(std::string_view type, std::st
   Identifier id;
   IgnoredIdentifier ignored;
   if (!rules()->Normalize(type, raw, &id, &ignored)) return std::string();
+  return OwnerOfIdentityKey(IdentityKeyOf(id));
+}
+
+Result<std::string> EngineImpl::OwnerOfIdentityKey(const std::string& key) {
   std::string value;
-  Status s = store_->Get(storage::Cf::kIdentities, IdentityKeyOf(id), &value);
+  Status s = store_->Get(storage::Cf::kIdentities, key, &value);
   if (s.IsNotFound()) return std::string();
   CDP_RETURN_IF_ERROR(s);
   std::string live;

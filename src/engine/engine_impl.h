@@ -22,6 +22,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "cdp/engine.h"
+#include "engine/audiences_impl.h"
 #include "engine/event_tail.h"
 #include "engine/segments_impl.h"
 #include "events/event_model.h"
@@ -147,6 +148,7 @@ class EngineImpl final : public Engine {
   Identity& identity() override { return identity_; }
   IdentityImpl& identity_impl() { return identity_; }
   Segments& segments() override { return segments_; }
+  Audiences& audiences() override { return audiences_; }
 
   // Runs `f` with writes paused: none in progress and none in flight (write_mu_, and commit_mu_ exclusively).
   // Not with write_mu_ held.
@@ -178,6 +180,9 @@ class EngineImpl final : public Engine {
   // The live profile holding identifier (type, raw value) now, normalized with the rules in force; "" when none
   // (or the value is invalid or blocked).
   Result<std::string> ResolveIdentifier(std::string_view type, std::string_view raw);
+  // The live profile holding the identifier with this kIdentities key (storage::IdentityKey of a normalized
+  // identifier); "" when none.
+  Result<std::string> OwnerOfIdentityKey(const std::string& key);
   // The document callers see (RenderProfile) with the segments the profile is a member of now.
   Json Render(const Json& stored, std::string_view id);
   void AddSegments(std::string_view id, Json* rendered);
@@ -234,6 +239,7 @@ class EngineImpl final : public Engine {
   EventsImpl events_;
   IdentityImpl identity_;
   SegmentsImpl segments_;
+  AudiencesImpl audiences_;
 
   std::mutex write_mu_;
   // Held shared by event batches being written after write_mu_ was released; held exclusively (under write_mu_)

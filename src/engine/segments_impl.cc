@@ -9,6 +9,7 @@
 #include <chrono>
 
 #include "core/ids.h"
+#include "engine/audiences_impl.h"
 #include "engine/engine_impl.h"
 #include "fmt/format.h"
 #include "profiles/profile_model.h"
@@ -213,6 +214,11 @@ Status SegmentsImpl::Delete(std::string_view id) {
   std::lock_guard<std::mutex> lock(mu_);
   CDP_RETURN_IF_ERROR(Refresh());
   CDP_ASSIGN_OR_RETURN(Definition * d, Find(id));
+  if (audiences_ != nullptr) {
+    if (std::string audience = audiences_->Naming(id); !audience.empty()) {
+      return Status::FailedPrecondition(fmt::format("audience {} names segment {}", audience, id));
+    }
+  }
   for (const auto& [other, o] : definitions_) {
     const auto& names = o.rule.dependencies().segments;
     if (std::find(names.begin(), names.end(), id) != names.end()) {
@@ -241,6 +247,10 @@ Result<Page> SegmentsImpl::Members(std::string_view id, size_t limit, std::strin
   std::lock_guard<std::mutex> lock(mu_);
   CDP_RETURN_IF_ERROR(Refresh());
   CDP_ASSIGN_OR_RETURN(Definition * d, Find(id));
+  return PageOf(d->members, limit, cursor);
+}
+
+Result<Page> SegmentsImpl::PageOf(const segments::Bitmap& members, size_t limit, std::string_view cursor) {
   if (limit == 0) limit = 50;
   limit = std::min(limit, engine_->options().max_page_size);
   uint32_t start = 0;
@@ -251,9 +261,9 @@ Result<Page> SegmentsImpl::Members(std::string_view id, size_t limit, std::strin
   }
   Page page;
   const std::string* last = nullptr;  // the last profile returned
-  auto it = d->members.begin();
+  auto it = members.begin();
   if (start > 0) it.equalorlarger(start);
-  for (; it != d->members.end(); ++it) {
+  for (; it != members.end(); ++it) {
     const std::string& pid = id_of_[*it];
     if (page.items.size() == limit) {
       page.next_cursor = *last;
@@ -266,6 +276,13 @@ Result<Page> SegmentsImpl::Members(std::string_view id, size_t limit, std::strin
     last = &pid;
   }
   return page;
+}
+
+std::vector<std::string> SegmentsImpl::IdsOf(const segments::Bitmap& members) const {
+  std::vector<std::string> out;
+  out.reserve(members.cardinality());
+  for (uint32_t ordinal : members) out.push_back(id_of_[ordinal]);
+  return out;
 }
 
 Result<int64_t> SegmentsImpl::Size(std::string_view id) {
@@ -497,31 +514,40 @@ void AppendCsvCell(std::string_view text, std::string* out) {
 
 }  // namespace
 
-Status SegmentsImpl::Export(std::string_view id, std::string_view format, const std::vector<std::string>& fields_in,
-                            const std::function<bool(std::string_view chunk)>& sink) {
+Status SegmentsImpl::CheckExport(std::string_view format, std::vector<std::string>* fields) {
   if (format != "csv" && format != "jsonl") return Status::InvalidArgument("expected \"csv\" or \"jsonl\"", "format");
-  std::vector<std::string> fields = fields_in;
-  if (fields.empty()) {
-    fields = {"id", "externalIds.email", "externalIds.phone", "attributes.firstName", "attributes.lastName"};
+  if (fields->empty()) {
+    *fields = {"id", "externalIds.email", "externalIds.phone", "attributes.firstName", "attributes.lastName"};
   }
-  if (fields.size() > kMaxExportFields) {
+  if (fields->size() > kMaxExportFields) {
     return Status::InvalidArgument(fmt::format("at most {} fields", kMaxExportFields), "fields");
   }
-  for (size_t i = 0; i < fields.size(); ++i) {
-    const std::string& f = fields[i];
+  for (size_t i = 0; i < fields->size(); ++i) {
+    const std::string& f = (*fields)[i];
     if (f.empty() || f.size() > 256 || f.front() == '.' || f.back() == '.' || f.find("..") != std::string::npos) {
       return Status::InvalidArgument("a field is a dotted path of 1 to 256 bytes", fmt::format("fields[{}]", i));
     }
   }
-  // Membership now, as ids; the documents are read below, without the lock.
-  std::vector<std::string> members;
+  return Status::OK();
+}
+
+Status SegmentsImpl::Export(std::string_view id, std::string_view format, const std::vector<std::string>& fields_in,
+                            const std::function<bool(std::string_view chunk)>& sink) {
+  std::vector<std::string> fields = fields_in;
+  CDP_RETURN_IF_ERROR(CheckExport(format, &fields));
+  std::vector<std::string> members;  // membership now, as ids; the documents are read without the lock
   {
     std::lock_guard<std::mutex> lock(mu_);
     CDP_RETURN_IF_ERROR(Refresh());
     CDP_ASSIGN_OR_RETURN(Definition * d, Find(id));
-    members.reserve(d->members.cardinality());
-    for (uint32_t ordinal : d->members) members.push_back(id_of_[ordinal]);
+    members = IdsOf(d->members);
   }
+  return ExportProfiles(members, format, fields, sink);
+}
+
+Status SegmentsImpl::ExportProfiles(const std::vector<std::string>& members, std::string_view format,
+                                    const std::vector<std::string>& fields,
+                                    const std::function<bool(std::string_view chunk)>& sink) {
   constexpr size_t kChunk = 64 * 1024;
   std::string out;
   auto flush = [&](bool last) {

@@ -49,6 +49,7 @@ class WriteBatch;
 namespace cdp::internal {
 
 class EngineImpl;
+class AudiencesImpl;
 
 class SegmentsImpl final : public Segments {
  public:
@@ -81,6 +82,9 @@ class SegmentsImpl final : public Segments {
   // Stops the worker thread (joins it). Called by the engine before it closes the store.
   void Stop();
 
+  // Audiences that name segments (Delete refuses to delete those). Set once by the engine.
+  void set_audiences(AudiencesImpl* audiences) { audiences_ = audiences; }
+
   // Whether writers must report the profiles they change (the index exists or is being built). Cheap.
   bool tracking() const { return tracking_.load(std::memory_order_acquire); }
   // Notes profiles to reload whole (document and events): a profile write, merge, unmerge, erasure. `cause` is
@@ -98,6 +102,7 @@ class SegmentsImpl final : public Segments {
   Status AfterWrite();
 
  private:
+  friend class AudiencesImpl;  // evaluates over the maintained membership, under mu_
   struct Definition {
     Json stored;  // {"id", "name", "description"?, "rule", "createdAt", "updatedAt"}
     SegmentRule rule;
@@ -164,6 +169,15 @@ class SegmentsImpl final : public Segments {
   // Validates a definition ("name", "description", "rule"), its segment references and cycles. mu_ held.
   Result<SegmentRule> ParseDefinition(const Json& definition, std::string_view self, Json* normalized);
   Result<Definition*> Find(std::string_view id);
+  // A page of member profiles of `members` (Members' paging). mu_ held.
+  Result<Page> PageOf(const segments::Bitmap& members, size_t limit, std::string_view cursor);
+  // The profile ids of ordinals. mu_ held.
+  std::vector<std::string> IdsOf(const segments::Bitmap& members) const;
+  // Export's checks; fills the default fields. Then the export of given profiles (no lock needed).
+  static Status CheckExport(std::string_view format, std::vector<std::string>* fields);
+  Status ExportProfiles(const std::vector<std::string>& members, std::string_view format,
+                        const std::vector<std::string>& fields,
+                        const std::function<bool(std::string_view chunk)>& sink);
   // Adds (add) or removes profiles of a manual segment. mu_ held.
   Result<Json> ChangeManual(std::string_view id, const Json& items, bool add);
   // Reads the members of every manual segment. mu_ held; the index exists.
@@ -179,6 +193,7 @@ class SegmentsImpl final : public Segments {
   void Deliver(const std::deque<Json>& changes);
 
   EngineImpl* engine_;
+  AudiencesImpl* audiences_ = nullptr;
   std::mutex mu_;  // everything below but the pending notes, the subscribers and what says otherwise
   std::unique_ptr<segments::SegmentIndex> index_;
   absl::flat_hash_map<std::string, uint32_t> ordinal_of_;

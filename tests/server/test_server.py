@@ -836,3 +836,50 @@ def test_segment_endpoints(server):
     assert status == 200 and body == {"deleted": seg["id"]}
     status, body, _ = server.request("GET", path)
     assert status == 404
+
+
+def test_audience_endpoints(server):
+    run = "aud-" + str(time.time_ns())
+    ids = []
+    for i in range(4):
+        status, body, _ = server.request("POST", "/api/cdp/profiles", {
+            "externalIds": {"email": f"{run}-{i}@example.com"},
+            "attributes": {"customFields": {"run": run}}, "consent": {"email": i != 1}})
+        assert status == 201, body
+        ids.append(body["id"])
+    status, seg, _ = server.request("POST", "/api/cdp/segments", {
+        "name": run, "rule": {"field": "attributes.customFields.run", "operator": "=", "value": run}})
+    assert status == 201 and seg["size"] == 4, seg
+    status, lst, _ = server.request("POST", "/api/cdp/audiences/suppression-lists", {"name": "unsubscribed " + run})
+    assert status == 201, lst
+    list_path = "/api/cdp/audiences/suppression-lists/" + lst["id"]
+    status, added, _ = server.request("POST", list_path + "/items",
+                                      {"items": [{"type": "email", "value": f"{run}-2@example.com"}]})
+    assert status == 200 and added["added"] == 1, added
+    status, aud, _ = server.request("POST", "/api/cdp/audiences", {
+        "name": "newsletter " + run, "segments": {"operator": "OR", "ids": [seg["id"]]},
+        "suppressionLists": [lst["id"]], "channel": "email"})
+    assert status == 201 and aud["size"] == 2, aud
+    path = "/api/cdp/audiences/" + aud["id"]
+    status, listed, _ = server.request("GET", "/api/cdp/audiences")
+    assert status == 200 and aud["id"] in [a["id"] for a in listed["audiences"]]
+    status, size, _ = server.request("GET", path + "/size")
+    assert status == 200 and size["size"] == 2
+    status, members, _ = server.request("GET", path + "/members?limit=1")
+    assert status == 200 and len(members["items"]) == 1 and members["nextCursor"], members
+    status, overlap, _ = server.request("GET", path + "/overlap")
+    assert status == 200 and overlap["suppressed"] == 1 and overlap["withoutConsent"] == 1, overlap
+    status, text, headers = server.request("POST", path + "/export", {"format": "jsonl", "fields": ["id"]})
+    assert status == 200 and headers.get("Content-Type", "").startswith("application/x-ndjson"), headers
+    assert {json.loads(line)["id"] for line in text.splitlines()} == {ids[0], ids[3]}
+    status, body, _ = server.request("PUT", path, {"name": "x", "segments": {"ids": ["seg_missing"]}})
+    assert status == 400
+    assert_error(body, "invalid_argument", "segments.ids")
+    status, body, _ = server.request("DELETE", list_path)
+    assert status == 409, body
+    status, body, _ = server.request("DELETE", path)
+    assert status == 200
+    status, body, _ = server.request("GET", path)
+    assert status == 404
+    status, body, _ = server.request("DELETE", list_path)
+    assert status == 200

@@ -475,6 +475,79 @@ class Segments:
                 idle += step
 
 
+class Audiences:
+    """Audiences: segments combined for activation (``db.audiences``). A definition is ``{"name", "description"?,
+    "segments": {"operator": "AND" | "OR", "ids": [...]}, "exclude"?: [segment ids], "suppressionLists"?: [ids],
+    "channel"?: "email" | "sms" | "ads"}``; members are the combined segments minus exclusions and suppressed
+    identifiers, restricted to profiles whose consent grants the channel. Exact at every call.
+    """
+
+    def __init__(self, engine: _Engine) -> None:
+        self._engine = engine
+
+    def _call(self, op: str, id: str = "", body: Any = None, limit: int = 0, cursor: str = "") -> Any:
+        text = _convert.dumps(body, "body") if body is not None else ""
+        return _convert.loads(self._engine.audiences_call(op, id, text, limit, cursor))
+
+    def create(self, definition: Mapping[str, Any]) -> Document:
+        _convert.require_mapping(definition, "definition")
+        return self._call("create", body=definition)
+
+    def get(self, id: str) -> Document:
+        return self._call("get", id)
+
+    def list(self) -> List[Document]:
+        return self._call("list")
+
+    def update(self, id: str, definition: Mapping[str, Any]) -> Document:
+        _convert.require_mapping(definition, "definition")
+        return self._call("update", id, definition)
+
+    def delete(self, id: str) -> None:
+        self._call("delete", id)
+
+    def size(self, id: str) -> int:
+        return self._call("size", id)
+
+    def members(self, id: str, limit: int = 50, cursor: Optional[str] = None) -> Page:
+        """One page of member profiles; ``page.next_page()`` follows the cursor."""
+
+        def fetch(next_cursor: str) -> Page:
+            result = self._call("members", id, limit=limit, cursor=next_cursor)
+            return Page(result["items"], result.get("nextCursor"), fetch)
+
+        return fetch(cursor or "")
+
+    def overlap(self, id: str) -> Document:
+        """How the audience comes about: its segments' overlap matrix and what exclusions, suppression and consent
+        left out."""
+        return self._call("overlap", id)
+
+    def export(self, id: str, format: str = "csv", fields: Optional[Sequence[str]] = None) -> str:
+        return self._engine.audiences_export(id, format, list(fields or []))
+
+    # Suppression lists: identifiers never to activate.
+    def create_suppression_list(self, definition: Mapping[str, Any]) -> Document:
+        _convert.require_mapping(definition, "definition")
+        return self._call("list_create", body=definition)
+
+    def get_suppression_list(self, id: str) -> Document:
+        return self._call("list_get", id)
+
+    def suppression_lists(self) -> List[Document]:
+        return self._call("list_list")
+
+    def delete_suppression_list(self, id: str) -> None:
+        self._call("list_delete", id)
+
+    def suppress(self, id: str, identifiers: Sequence[Mapping[str, str]]) -> Document:
+        """Adds ``{"type", "value"}`` identifiers; returns ``{"added", "unchanged", "invalid"}``."""
+        return self._call("list_add", id, list(identifiers))
+
+    def unsuppress(self, id: str, identifiers: Sequence[Mapping[str, str]]) -> Document:
+        return self._call("list_remove", id, list(identifiers))
+
+
 # ---- Segment-spec ingestion (bind_segment.cc, include/cdp/segment.h) --------------------------------------------
 
 
@@ -553,6 +626,7 @@ class Database:
         self.events = Events(engine)
         self.identity = Identity(engine)
         self.segments = Segments(engine)  # segmentation: rules over profiles and behaviour
+        self.audiences = Audiences(engine)  # segments combined for activation
         self.segment = Segment(engine)  # Segment-spec ingestion
 
     @property

@@ -314,6 +314,56 @@ class PyEngine {
     });
     return out;
   }
+  // Audiences (Engine::audiences()): one entry point, the operation by name, JSON in and out.
+  std::string AudiencesCall(const std::string& op, const std::string& id, const std::string& body_text, size_t limit,
+                            const std::string& cursor) {
+    return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+      cdp::Audiences& a = e.audiences();
+      cdp::Json body;
+      if (!body_text.empty()) {
+        CDP_ASSIGN_OR_RETURN(body, Parse(body_text));
+      }
+      if (op == "create") return a.Create(body);
+      if (op == "get") return a.Get(id);
+      if (op == "list") return a.List();
+      if (op == "update") return a.Update(id, body);
+      if (op == "delete") {
+        CDP_RETURN_IF_ERROR(a.Delete(id));
+        return cdp::Json();
+      }
+      if (op == "size") {
+        CDP_ASSIGN_OR_RETURN(int64_t size, a.Size(id));
+        return cdp::Json(size);
+      }
+      if (op == "members") {
+        CDP_ASSIGN_OR_RETURN(cdp::Page page, a.Members(id, limit, cursor));
+        return PageToJson(std::move(page));
+      }
+      if (op == "overlap") return a.Overlap(id);
+      if (op == "list_create") return a.CreateSuppressionList(body);
+      if (op == "list_get") return a.GetSuppressionList(id);
+      if (op == "list_list") return a.ListSuppressionLists();
+      if (op == "list_delete") {
+        CDP_RETURN_IF_ERROR(a.DeleteSuppressionList(id));
+        return cdp::Json();
+      }
+      if (op == "list_add") return a.AddToSuppressionList(id, body);
+      if (op == "list_remove") return a.RemoveFromSuppressionList(id, body);
+      return cdp::Status::InvalidArgument("unknown audiences operation " + op);
+    });
+  }
+  std::string AudiencesExport(const std::string& id, const std::string& format,
+                              const std::vector<std::string>& fields) {
+    std::string out;
+    RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+      CDP_RETURN_IF_ERROR(e.audiences().Export(id, format, fields, [&](std::string_view chunk) {
+        out.append(chunk);
+        return true;
+      }));
+      return cdp::Json();
+    });
+    return out;
+  }
   std::string IdentityMatchPending() {
     return RunJson([&](cdp::Engine& e) { return e.identity().MatchPending(); });
   }
@@ -408,6 +458,9 @@ void BindEngine(py::module_& m) {
       .def("segments_members_at", &PyEngine::SegmentsMembersAt, py::arg("id"), py::arg("time"))
       .def("segments_change_members", &PyEngine::SegmentsChangeMembers, py::arg("id"), py::arg("items"), py::arg("add"))
       .def("segments_overlap", &PyEngine::SegmentsOverlap, py::arg("ids"))
+      .def("audiences_call", &PyEngine::AudiencesCall, py::arg("op"), py::arg("id"), py::arg("body"), py::arg("limit"),
+           py::arg("cursor"))
+      .def("audiences_export", &PyEngine::AudiencesExport, py::arg("id"), py::arg("format"), py::arg("fields"))
       .def("segments_export", &PyEngine::SegmentsExport, py::arg("id"), py::arg("format"), py::arg("fields"))
       .def("identity_proposals", &PyEngine::IdentityProposals, py::arg("status"))
       .def("identity_decide", &PyEngine::IdentityDecide, py::arg("id"), py::arg("accept"))

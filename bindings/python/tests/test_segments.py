@@ -109,3 +109,32 @@ def test_manual_lists_overlap_and_export(db):
         db.segments.add_members(french["id"], [ann])
     with pytest.raises(cdp.InvalidArgument):
         db.segments.export(vips["id"], "xml")
+
+
+def test_audiences(db):
+    a = db.profiles.create({"externalIds": {"email": "a@example.com"}, "attributes": {"country": "FR"},
+                            "consent": {"email": True}})["id"]
+    b = db.profiles.create({"externalIds": {"email": "b@example.com"}, "attributes": {"country": "FR"},
+                            "consent": {"email": False}})["id"]
+    c = db.profiles.create({"externalIds": {"email": "c@example.com"}, "attributes": {"country": "FR"},
+                            "consent": {"email": True}})["id"]
+    fr = db.segments.create({"name": "fr", "rule": {"field": "attributes.country", "operator": "=", "value": "FR"}})
+    lst = db.audiences.create_suppression_list({"name": "unsubscribed"})
+    assert db.audiences.suppress(lst["id"], [{"type": "email", "value": "C@example.com"}])["added"] == 1
+    aud = db.audiences.create({"name": "newsletter", "segments": {"operator": "OR", "ids": [fr["id"]]},
+                               "suppressionLists": [lst["id"]], "channel": "email"})
+    assert aud["size"] == 1
+    assert [p["id"] for p in db.audiences.members(aud["id"]).items] == [a]
+    why = db.audiences.overlap(aud["id"])
+    assert (why["combined"], why["suppressed"], why["withoutConsent"]) == (3, 1, 1)
+    assert db.audiences.export(aud["id"], fields=["id"]).split("\r\n")[1] == a
+    db.profiles.patch(b, {"consent": {"email": True}})
+    assert db.audiences.size(aud["id"]) == 2
+    assert db.audiences.get_suppression_list(lst["id"])["size"] == 1
+    with pytest.raises(cdp.FailedPrecondition):
+        db.audiences.delete_suppression_list(lst["id"])
+    with pytest.raises(cdp.InvalidArgument) as err:
+        db.audiences.create({"name": "x", "segments": {"ids": [fr["id"]]}, "channel": "fax"})
+    assert err.value.field == "channel"
+    db.audiences.delete(aud["id"])
+    assert db.audiences.list() == []
