@@ -694,6 +694,13 @@ void Api::RegisterAudienceRoutes(httplib::Server& http) {
               return with_body(api, req, [&](const Json& b) { return api.engine_.audiences().Create(b); });
             },
             201));
+  Route(http, "GET", "/api/cdp/segments/rfm",
+        json([](Api& api, const Request&) { return api.engine_.segments().RfmConfig(); }));
+  Route(http, "PUT", "/api/cdp/segments/rfm", json([with_body](Api& api, const Request& req) {
+          return with_body(api, req, [&](const Json& b) { return api.engine_.segments().SetRfmConfig(b); });
+        }));
+  Route(http, "POST", "/api/cdp/segments/rfm/recompute",
+        json([](Api& api, const Request&) { return api.engine_.segments().RecomputeRfm(); }));
   Route(http, "GET", "/api/cdp/audiences", json([](Api& api, const Request&) -> Result<Json> {
           CDP_ASSIGN_OR_RETURN(Json all, api.engine_.audiences().List());
           return Json::Object().Set("audiences", std::move(all));

@@ -417,6 +417,19 @@ class Segments {
   virtual Status Export(std::string_view id, std::string_view format, const std::vector<std::string>& fields,
                         const std::function<bool(std::string_view chunk)>& sink) = 0;
 
+  // RFM (docs/segments.md "RFM"): profiles with a purchase in the window carry computed.rfm = {"r", "f", "m",
+  // "score", "segment"} (quintile scores 1-5 and the named segment), readable by rules like any field and shown on
+  // profiles. Scores depend on every customer, so they are recomputed together: when the index is built, every
+  // Options::rfm_refresh_seconds, after SetRfmConfig, and on RecomputeRfm; membership changes they cause are in the
+  // feed (cause "rfm").
+  // The configuration: {"event": "purchase", "revenuePath": "properties.revenue", "window": "365d" | null (all
+  // time)}. SetRfmConfig takes any of these members. Errors: InvalidArgument naming the member.
+  virtual Result<Json> RfmConfig() = 0;
+  virtual Result<Json> SetRfmConfig(const Json& config) = 0;
+  // Recomputes every profile's RFM now: {"at", "scored" (profiles with a purchase in the window), "changed"}.
+  // Cost: one scan of the purchase events and a sort (about a second at 1,000,000 customers).
+  virtual Result<Json> RecomputeRfm() = 0;
+
   // Calls `callback` with every membership change (the feed's documents), in feed order, on a libcdp thread, soon
   // after the change is recorded. The callback may call the engine. Returns a handle for Unsubscribe.
   using ChangeCallback = std::function<void(const Json& change)>;

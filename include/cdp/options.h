@@ -57,6 +57,11 @@ struct Options {
   // entry) and a longer recovery after a crash (the log's events are read again). Reads see held entries at once.
   // Also written by Engine::Flush, when a profile is deleted, and when the Engine is destroyed. Default: 65,536.
   size_t index_tail_events = 65536;
+
+  // RFM scores (computed.rfm, docs/segments.md) are recomputed over every profile this often by the segments'
+  // worker, once segments are in use (and when the index is built, and on Segments::RecomputeRfm). 0: only then.
+  // Default: 600 seconds.
+  int64_t rfm_refresh_seconds = 600;
 };
 
 }  // namespace cdp

@@ -177,6 +177,9 @@ Json EngineImpl::Render(const Json& stored, std::string_view id) {
 }
 
 void EngineImpl::AddSegments(std::string_view id, Json* rendered) {
+  if (Json rfm = segments_.RfmOf(id); !rfm.is_null()) {
+    if (Json* computed = rendered->Find("computed"); computed != nullptr) computed->Set("rfm", std::move(rfm));
+  }
   std::vector<std::string> member_of = segments_.SegmentsOf(id);
   if (member_of.empty()) return;
   Json list = Json::Array();

@@ -185,6 +185,7 @@ class EngineImpl final : public Engine {
   Result<std::string> OwnerOfIdentityKey(const std::string& key);
   // The document callers see (RenderProfile) with the segments the profile is a member of now.
   Json Render(const Json& stored, std::string_view id);
+  // Adds what the segments know of a rendered profile: "segments" (memberships now) and computed.rfm.
   void AddSegments(std::string_view id, Json* rendered);
   // Starts the segments' worker (and the index's build when the database holds segments). Called by Engine::Open.
   Status StartSegments() { return segments_.Start(); }

@@ -592,6 +592,96 @@ Status SegmentsImpl::ExportProfiles(const std::vector<std::string>& members, std
   return Status::OK();
 }
 
+// ---- RFM ------------------------------------------------------------------------------------------------------------
+
+Status SegmentsImpl::ParseRfmConfig(const Json& config, RfmOptions* options) {
+  if (!config.is_object()) return Status::InvalidArgument("an RFM configuration is a JSON object");
+  RfmOptions out = *options;
+  for (const auto& [key, value] : config.members()) {
+    if (key == "event") {
+      if (!value.is_string() || value.as_string().empty() || value.as_string().size() > 256) {
+        return Status::InvalidArgument("an event type or custom event name of 1 to 256 bytes", "event");
+      }
+      out.event = value.as_string();
+    } else if (key == "revenuePath") {
+      const std::string& path = value.is_string() ? value.as_string() : "";
+      if (path.rfind("properties.", 0) != 0 || path.size() > 256 || path.back() == '.' ||
+          path.find("..") != std::string::npos) {
+        return Status::InvalidArgument("a path properties.x of at most 256 bytes", "revenuePath");
+      }
+      out.revenue_path = path;
+    } else if (key == "window") {
+      if (value.is_null()) {
+        out.window_us = 0;
+      } else {
+        auto window = value.is_string() ? ParseRuleDuration(value.as_string())
+                                        : Result<int64_t>(Status::InvalidArgument("expected a duration"));
+        if (!window.ok()) return Status::InvalidArgument("a duration such as \"365d\", or null", "window");
+        out.window_us = *window;
+      }
+    } else {
+      return Status::InvalidArgument("unknown member (expected event, revenuePath, window)", key);
+    }
+  }
+  *options = out;
+  return Status::OK();
+}
+
+Json SegmentsImpl::RfmConfigJson(const RfmOptions& options) {
+  Json window;
+  if (options.window_us > 0) {
+    constexpr int64_t kDay = 86400LL * 1000000;
+    window = options.window_us % kDay == 0 ? fmt::format("{}d", options.window_us / kDay)
+                                           : fmt::format("{}s", options.window_us / 1000000);
+  }
+  return Json::Object()
+      .Set("event", options.event)
+      .Set("revenuePath", options.revenue_path)
+      .Set("window", std::move(window));
+}
+
+Result<Json> SegmentsImpl::RfmConfig() {
+  std::lock_guard<std::mutex> lock(mu_);
+  CDP_RETURN_IF_ERROR(LoadDefinitions());
+  return RfmConfigJson(rfm_options_);
+}
+
+Result<Json> SegmentsImpl::SetRfmConfig(const Json& config) {
+  std::lock_guard<std::mutex> lock(mu_);
+  CDP_RETURN_IF_ERROR(Refresh());
+  RfmOptions next = rfm_options_;
+  CDP_RETURN_IF_ERROR(ParseRfmConfig(config, &next));
+  storage::WriteBatch batch(engine_->store());
+  batch.Put(storage::Cf::kMeta, kRfmConfigKey, RfmConfigJson(next).Dump());
+  CDP_ASSIGN_OR_RETURN(uint64_t sequence, engine_->store().Write(&batch));
+  CDP_RETURN_IF_ERROR(engine_->store().SyncUpTo(sequence));
+  rfm_options_ = next;
+  std::vector<Change> changes;
+  const int64_t now = NowMicros();
+  Json result = ScoreRfmNow(now, &changes);
+  CDP_RETURN_IF_ERROR(Record(&changes, now));
+  return RfmConfigJson(rfm_options_).Set("lastRun", std::move(result));
+}
+
+Result<Json> SegmentsImpl::RecomputeRfm() {
+  std::lock_guard<std::mutex> lock(mu_);
+  CDP_RETURN_IF_ERROR(Refresh());
+  std::vector<Change> changes;
+  const int64_t now = NowMicros();
+  Json result = ScoreRfmNow(now, &changes);
+  CDP_RETURN_IF_ERROR(Record(&changes, now));
+  return result;
+}
+
+Json SegmentsImpl::RfmOf(std::string_view profile_id) {
+  if (!tracking()) return Json();
+  std::shared_lock<std::shared_mutex> lock(members_mu_);
+  auto it = ordinal_of_.find(std::string(profile_id));
+  if (it == ordinal_of_.end()) return Json();
+  auto rfm = rfm_.find(it->second);
+  return rfm == rfm_.end() ? Json() : rfm->second.ToJson();
+}
+
 std::vector<std::string> SegmentsImpl::SegmentsOf(std::string_view profile_id) {
   std::vector<std::string> out;
   if (!tracking()) return out;

@@ -39,6 +39,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "cdp/engine.h"
+#include "cdp/rfm.h"
 #include "cdp/segment_rule.h"
 #include "segments/index.h"
 
@@ -73,7 +74,13 @@ class SegmentsImpl final : public Segments {
   Result<Json> Overlap(const std::vector<std::string>& ids) override;
   Status Export(std::string_view id, std::string_view format, const std::vector<std::string>& fields,
                 const std::function<bool(std::string_view chunk)>& sink) override;
+  Result<Json> RfmConfig() override;
+  Result<Json> SetRfmConfig(const Json& config) override;
+  Result<Json> RecomputeRfm() override;
   uint64_t Subscribe(ChangeCallback callback) override;
+
+  // The profile's current RFM ({"r", "f", "m", "score", "segment"}), or null. Never waits for a rebuild.
+  Json RfmOf(std::string_view profile_id);
   void Unsubscribe(uint64_t handle) override;
 
   // Reads the stored definitions and starts the worker thread, which builds the index when there are any.
@@ -109,6 +116,7 @@ class SegmentsImpl final : public Segments {
     std::shared_ptr<const segments::PreparedRule> prepared;
     uint32_t slot = 0;          // its number in slots_ (timers name definitions by slot)
     bool reads_traits = false;  // the rule reads a computed trait events maintain (RenderTraits)
+    bool reads_rfm = false;     // the rule reads computed.rfm
     bool manual = false;        // a static list: members are manual_members (live ones), the rule is unused
     segments::Bitmap manual_members;
     segments::Bitmap members;  // maintained membership (written under mu_ and members_mu_)
@@ -182,10 +190,18 @@ class SegmentsImpl final : public Segments {
   Result<Json> ChangeManual(std::string_view id, const Json& items, bool add);
   // Reads the members of every manual segment. mu_ held; the index exists.
   Status LoadManualMembers();
+  // Scores every profile's RFM at `now`, writes computed.rfm into the index where it changed, and (with `changes`)
+  // re-evaluates the segments that read it. Returns {"at", "scored", "changed"}. mu_ held; the index exists.
+  Json ScoreRfmNow(int64_t now, std::vector<Change>* changes);
   // Sets the fields derived from d->rule (prepared, reads_traits). mu_ held; the index exists.
   void Bind(Definition* d);
   Status StoreDefinition(const Json& stored);
   Json WithSize(const Definition& d) const;
+  // Reads {"event", "revenuePath", "window"} (any subset) into *options. Errors: InvalidArgument naming the member.
+  static Status ParseRfmConfig(const Json& config, RfmOptions* options);
+  static Json RfmConfigJson(const RfmOptions& options);
+  static constexpr char kRfmConfigKey[] = "rfm_config";
+
   // The cursor of the first instant of `time_us` (feed keys order by time, then sequence).
   static std::string CursorOfTime(int64_t time_us);
   void WorkerLoop();
@@ -198,10 +214,13 @@ class SegmentsImpl final : public Segments {
   std::unique_ptr<segments::SegmentIndex> index_;
   absl::flat_hash_map<std::string, uint32_t> ordinal_of_;
   std::vector<std::string> id_of_;
-  std::map<std::string, Definition> definitions_;  // by id
-  std::vector<Definition*> order_;                 // named segments before those naming them
-  std::vector<Definition*> slots_;                 // slot -> definition; null once deleted or replaced
-  bool loaded_ = false;                            // definitions_ read from storage
+  std::map<std::string, Definition> definitions_;   // by id
+  std::vector<Definition*> order_;                  // named segments before those naming them
+  std::vector<Definition*> slots_;                  // slot -> definition; null once deleted or replaced
+  bool loaded_ = false;                             // definitions_ read from storage
+  RfmOptions rfm_options_;                          // kMeta "rfm_config"
+  absl::flat_hash_map<uint32_t, RfmScore> rfm_;     // by ordinal; written under mu_ and members_mu_
+  std::chrono::steady_clock::time_point next_rfm_;  // the worker's next recomputation
 
   // Timers: a min-heap with stale entries (skipped when scheduled_ holds another time for the pair).
   std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;

@@ -12,6 +12,7 @@
 #include "engine/segments_impl.h"
 #include "fmt/format.h"
 #include "profiles/profile_model.h"
+#include "segments/rfm.h"
 #include "storage/keys.h"
 
 namespace cdp::internal {
@@ -122,6 +123,15 @@ Status SegmentsImpl::LoadDefinitions() {
   }
   CDP_RETURN_IF_ERROR(iter->status());
   Reorder();
+  std::string rfm;
+  Status s = engine_->store().Get(storage::Cf::kMeta, kRfmConfigKey, &rfm);
+  if (!s.IsNotFound()) {
+    CDP_RETURN_IF_ERROR(s);
+    auto config = Json::Parse(rfm);
+    if (!config.ok() || !ParseRfmConfig(*config, &rfm_options_).ok()) {
+      return Status::DataLoss("the stored RFM configuration is corrupt");
+    }
+  }
   loaded_ = true;
   return Status::OK();
 }
@@ -176,9 +186,11 @@ Status SegmentsImpl::Build() {
     }
   }
   CDP_RETURN_IF_ERROR(LoadManualMembers());
+  const int64_t now = NowMicros();
+  (void)ScoreRfmNow(now, nullptr);  // computed.rfm in the columns before any segment is evaluated
+  next_rfm_ = std::chrono::steady_clock::now() + std::chrono::seconds(engine_->options().rfm_refresh_seconds);
   // Membership: the feed's record of it, then the difference to now.
   std::vector<Change> changes;
-  const int64_t now = NowMicros();
   for (Definition* d : order_) {
     Bind(d);
     segments::Bitmap before;
@@ -263,6 +275,9 @@ Status SegmentsImpl::Reload(const std::string& profile_id) {
   CDP_RETURN_IF_ERROR(doc.status());
   if (doc->Find("mergedInto") != nullptr) return Status::OK();  // merged away: its events moved
   CDP_RETURN_IF_ERROR(index_->UpsertProfile(ordinal, RenderProfile(*doc, engine_->ReadTraits(profile_id))));
+  if (auto rfm = rfm_.find(ordinal); rfm != rfm_.end()) {
+    CDP_RETURN_IF_ERROR(index_->UpsertField(ordinal, "computed.rfm", rfm->second.ToJson()));
+  }
   std::string text;
   for (ProfileEvents events(engine_->store(), engine_->tail(), profile_id); events.Valid(); events.Next()) {
     Status s = events.Read(&text);
@@ -372,6 +387,7 @@ Status SegmentsImpl::Refresh() {
 
 void SegmentsImpl::Bind(Definition* d) {
   d->prepared = index_->Prepare(d->rule);
+  d->reads_rfm = d->rule.dependencies().ReadsField("computed.rfm");
   d->reads_traits = false;
   const Json traits = RenderTraits(storage::Traits());
   for (const auto& [key, value] : traits.members()) {
@@ -431,6 +447,46 @@ void SegmentsImpl::Reorder() {
     order_.push_back(d);
   };
   for (auto& [id, d] : definitions_) place(&d);
+}
+
+// ---- RFM ------------------------------------------------------------------------------------------------------------
+
+Json SegmentsImpl::ScoreRfmNow(int64_t now, std::vector<Change>* changes) {
+  const auto inputs = segments::CollectRfmInputs(*index_, rfm_options_, now);
+  std::vector<RfmInput> customers;
+  customers.reserve(inputs.size());
+  for (const auto& [ordinal, input] : inputs) customers.push_back(input);
+  const std::vector<RfmScore> scores = ScoreRfm(customers);
+  absl::flat_hash_map<uint32_t, RfmScore> next;
+  next.reserve(inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i) next.emplace(inputs[i].first, scores[i]);
+  auto same = [](const RfmScore& a, const RfmScore& b) { return a.r == b.r && a.f == b.f && a.m == b.m; };
+  std::vector<uint32_t> changed;
+  for (const auto& [ordinal, score] : next) {
+    auto old = rfm_.find(ordinal);
+    if (old == rfm_.end() || !same(old->second, score)) changed.push_back(ordinal);
+  }
+  for (const auto& [ordinal, score] : rfm_) {
+    if (!next.contains(ordinal)) changed.push_back(ordinal);
+  }
+  std::sort(changed.begin(), changed.end());
+  {
+    std::unique_lock<std::shared_mutex> lock(members_mu_);
+    rfm_.swap(next);
+  }
+  const Json cause = Json::Object().Set("kind", "rfm");
+  for (uint32_t ordinal : changed) {
+    if (!index_->universe().contains(ordinal)) continue;
+    auto it = rfm_.find(ordinal);
+    (void)index_->UpsertField(ordinal, "computed.rfm", it != rfm_.end() ? it->second.ToJson() : Json());
+    if (changes != nullptr)
+      Reevaluate(
+          ordinal, [](const Definition& d) { return d.reads_rfm; }, cause, now, changes);
+  }
+  return Json::Object()
+      .Set("at", FormatTimestamp(now))
+      .Set("scored", static_cast<int64_t>(rfm_.size()))
+      .Set("changed", static_cast<int64_t>(changed.size()));
 }
 
 // ---- Timers ---------------------------------------------------------------------------------------------------------
@@ -549,18 +605,31 @@ void SegmentsImpl::WorkerLoop() {
       lock.lock();
       continue;
     }
+    const bool rfm_due = index_ != nullptr && engine_->options().rfm_refresh_seconds > 0 &&
+                         std::chrono::steady_clock::now() >= next_rfm_;
+    if (rfm_due) {
+      next_rfm_ = std::chrono::steady_clock::now() + std::chrono::seconds(engine_->options().rfm_refresh_seconds);
+      if (Refresh().ok()) {
+        std::vector<Change> changes;
+        const int64_t now = NowMicros();
+        (void)ScoreRfmNow(now, &changes);
+        (void)Record(&changes, now);
+      }
+      continue;
+    }
     if (index_ != nullptr && !timers_.empty() && timers_.top().at <= NowMicros()) {
       if (!Refresh().ok()) cv_.wait_for(lock, std::chrono::seconds(1));  // storage trouble: do not spin
       continue;
     }
-    if (!unwritten_.empty()) {
-      cv_.wait_until(lock, unwritten_since_ + kFeedDelay);
-    } else if (timers_.empty()) {
-      cv_.wait(lock);
-    } else {
-      const auto due = std::chrono::system_clock::time_point(std::chrono::microseconds(timers_.top().at));
-      cv_.wait_until(lock, due);
+    // Sleep until the first of: a feed group to write, the RFM recomputation, the next timer (or a notify).
+    auto wake = std::chrono::steady_clock::now() + std::chrono::hours(1);
+    if (!unwritten_.empty()) wake = std::min(wake, unwritten_since_ + kFeedDelay);
+    if (index_ != nullptr && engine_->options().rfm_refresh_seconds > 0) wake = std::min(wake, next_rfm_);
+    if (!timers_.empty()) {
+      const int64_t in_us = std::max<int64_t>(0, timers_.top().at - NowMicros());
+      wake = std::min(wake, std::chrono::steady_clock::now() + std::chrono::microseconds(in_us));
     }
+    cv_.wait_until(lock, wake);
   }
 }
 

@@ -883,3 +883,15 @@ def test_audience_endpoints(server):
     assert status == 404
     status, body, _ = server.request("DELETE", list_path)
     assert status == 200
+
+
+def test_rfm_endpoints(server):
+    status, config, _ = server.request("GET", "/api/cdp/segments/rfm")
+    assert status == 200 and config["event"] == "purchase", config
+    status, body, _ = server.request("PUT", "/api/cdp/segments/rfm", {"window": "730d"})
+    assert status == 200 and body["window"] == "730d" and "lastRun" in body, body
+    status, run, _ = server.request("POST", "/api/cdp/segments/rfm/recompute")
+    assert status == 200 and run["scored"] >= 0 and "at" in run, run
+    status, body, _ = server.request("PUT", "/api/cdp/segments/rfm", {"window": 5})
+    assert status == 400
+    assert_error(body, "invalid_argument", "window")

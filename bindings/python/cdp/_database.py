@@ -438,6 +438,20 @@ class Segments:
         profile paths (default: id, email, phone, first and last name)."""
         return self._engine.segments_export(id, format, list(fields or []))
 
+    def rfm_config(self) -> Document:
+        """``{"event", "revenuePath", "window"}``: what computed.rfm is scored over."""
+        return _convert.loads(self._engine.audiences_call("rfm_config", "", "", 0, ""))
+
+    def set_rfm_config(self, config: Mapping[str, Any]) -> Document:
+        """Sets any of ``event``, ``revenuePath``, ``window`` ("365d" or None) and re-scores at once."""
+        _convert.require_mapping(config, "config")
+        return _convert.loads(self._engine.audiences_call("rfm_set_config", "", _convert.dumps(config, "config"),
+                                                          0, ""))
+
+    def recompute_rfm(self) -> Document:
+        """Re-scores every profile's RFM now: ``{"at", "scored", "changed"}``."""
+        return _convert.loads(self._engine.audiences_call("rfm_recompute", "", "", 0, ""))
+
     def members_at(self, id: str, time: str) -> List[str]:
         """The member profile ids as they were at ``time`` (RFC 3339), from the change feed; sorted."""
         return _convert.loads(self._engine.segments_members_at(id, time))

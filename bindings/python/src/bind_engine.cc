@@ -349,6 +349,9 @@ class PyEngine {
       }
       if (op == "list_add") return a.AddToSuppressionList(id, body);
       if (op == "list_remove") return a.RemoveFromSuppressionList(id, body);
+      if (op == "rfm_config") return e.segments().RfmConfig();
+      if (op == "rfm_set_config") return e.segments().SetRfmConfig(body);
+      if (op == "rfm_recompute") return e.segments().RecomputeRfm();
       return cdp::Status::InvalidArgument("unknown audiences operation " + op);
     });
   }

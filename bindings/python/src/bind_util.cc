@@ -71,6 +71,8 @@ cdp::Result<cdp::Options> OptionsFromJson(const cdp::Json& json) {
       s = SetInt(key, v, &o.write_buffer_bytes);
     else if (key == "index_tail_events")
       s = SetInt(key, v, &o.index_tail_events);
+    else if (key == "rfm_refresh_seconds")
+      s = SetInt(key, v, &o.rfm_refresh_seconds);
     else
       s = cdp::Status::InvalidArgument("unknown option " + key, key);
     if (!s.ok()) return s;
@@ -92,6 +94,7 @@ cdp::Json OptionsToJson(const cdp::Options& o) {
   j.Set("block_cache_bytes", static_cast<uint64_t>(o.block_cache_bytes));
   j.Set("write_buffer_bytes", static_cast<uint64_t>(o.write_buffer_bytes));
   j.Set("index_tail_events", static_cast<uint64_t>(o.index_tail_events));
+  j.Set("rfm_refresh_seconds", o.rfm_refresh_seconds);
   return j;
 }
 

@@ -138,3 +138,18 @@ def test_audiences(db):
     assert err.value.field == "channel"
     db.audiences.delete(aud["id"])
     assert db.audiences.list() == []
+
+
+def test_rfm(db):
+    for i in range(5):
+        for _ in range(i + 1):
+            buy(db, f"r{i}", revenue=10.0 * (i + 1))
+    db.segments.create({"name": "all", "rule": []})  # the index exists: profiles are scored
+    assert db.segments.recompute_rfm()["scored"] == 5
+    best = db.profiles.get(buy(db, "r4", revenue=1.0))
+    assert best["computed"]["rfm"]["f"] == 5 and best["computed"]["rfm"]["segment"]
+    assert db.segments.set_rfm_config({"window": "30d"})["window"] == "30d"
+    assert db.segments.rfm_config()["revenuePath"] == "properties.revenue"
+    with pytest.raises(cdp.InvalidArgument) as err:
+        db.segments.set_rfm_config({"window": "later"})
+    assert err.value.field == "window"
