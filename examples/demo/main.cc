@@ -4,6 +4,10 @@
 //
 //   cdp-demo --data ./demo-data [--profiles 100000] [--events 1000000] [--seed 42] [--visitors N] [--days 365]
 //            [--batch 500] [--end 2026-01-01T00:00:00Z] [--late 0.01] [--profile-threads 1] [--no-pipeline] [--sync]
+//            [--no-examples]
+//
+// Then (unless --no-examples) creates example segments (rules, behaviour, RFM, a time window, a manual list), a
+// suppression list and an audience, and prints their sizes.
 //
 // Prints progress, then counts and rates. Exit code 0 when everything was accepted, 1 when some item was rejected,
 // 2 on a usage error or when the load failed.
@@ -34,7 +38,63 @@ void Usage() {
                "  --late FRACTION  fraction of events delivered late (default 0.01)\n"
                "  --profile-threads N  threads creating profiles (default 1)\n"
                "  --no-pipeline    generate each batch in the loading thread (default: a generator thread)\n"
-               "  --sync           open with sync_writes (fsync each write)\n");
+               "  --sync           open with sync_writes (fsync each write)\n"
+               "  --no-examples    do not create the example segments, audience and lists\n");
+}
+
+// Example segments, an RFM window covering the data, a manual list, a suppression list and an audience, so the
+// server starts with something to show. Windows are absolute: the data ends at `end_us`, not now.
+cdp::Status CreateExamples(cdp::Engine& engine, int64_t end_us) {
+  auto json = [](const std::string& text) { return *cdp::Json::Parse(text); };
+  cdp::Segments& segments = engine.segments();
+  CDP_RETURN_IF_ERROR(segments.SetRfmConfig(json(R"({"window": "730d"})")).status());
+  const std::string from = cdp::FormatTimestamp(end_us - 30LL * 86400 * 1000000);
+  const std::string to = cdp::FormatTimestamp(end_us);
+  std::vector<std::string> ids;
+  for (const std::string& definition : {
+           std::string(R"({"name": "Repeat buyers", "rule": {"event": "purchase", "count": {">=": 2}}})"),
+           std::string(R"({"name": "High value", "description": "lifetime value of 500 or more",
+                           "rule": {"field": "computed.ltv", "operator": ">=", "value": 500}})"),
+           std::string(R"j({"name": "Champions and loyal, by RFM", "rule": {"field": "computed.rfm.segment",
+                           "operator": "in", "value": ["Champions", "Loyal Customers"]}})j"),
+           R"({"name": "Holiday shoppers", "description": "a purchase in the data's last 30 days",
+               "rule": {"event": "purchase", "within": {"from": ")" +
+               from + R"(", "to": ")" + to + R"("}}})",
+           std::string(R"({"name": "Browsed, never bought", "rule": {"conditions": [
+                           {"event": "product_view", "count": {">=": 3}}, {"event": "purchase", "count": {"=": 0}}]}})"),
+       }) {
+    CDP_ASSIGN_OR_RETURN(cdp::Json created, segments.Create(json(definition)));
+    ids.push_back(created.Find("id")->as_string());
+  }
+  CDP_ASSIGN_OR_RETURN(cdp::Json vip, segments.Create(json(R"({"name": "VIP list", "type": "manual"})")));
+  cdp::ProfileQuery query;
+  query.limit = 25;
+  CDP_ASSIGN_OR_RETURN(cdp::Page some, engine.profiles().Search(query));
+  cdp::Json members = cdp::Json::Array(), unsubscribed = cdp::Json::Array();
+  for (size_t i = 0; i < some.items.size(); ++i) {
+    if (i < 10) members.Push(*some.items[i].Find("id"));
+    const cdp::Json* email = some.items[i].FindPath("externalIds.email");
+    if (i >= 10 && email != nullptr && email->is_string()) {
+      unsubscribed.Push(cdp::Json::Object().Set("type", "email").Set("value", *email));
+    }
+  }
+  CDP_RETURN_IF_ERROR(segments.AddMembers(vip.Find("id")->as_string(), members).status());
+  cdp::Audiences& audiences = engine.audiences();
+  CDP_ASSIGN_OR_RETURN(cdp::Json list, audiences.CreateSuppressionList(json(R"({"name": "Unsubscribed"})")));
+  CDP_RETURN_IF_ERROR(audiences.AddToSuppressionList(list.Find("id")->as_string(), unsubscribed).status());
+  CDP_ASSIGN_OR_RETURN(
+      cdp::Json audience,
+      audiences.Create(json(R"({"name": "Email: valuable customers", "segments": {"operator": "OR", "ids": [")" +
+                            ids[1] + R"(", ")" + ids[2] + R"("]}, "suppressionLists": [")" +
+                            list.Find("id")->as_string() + R"("], "channel": "email"})")));
+  CDP_ASSIGN_OR_RETURN(cdp::Json all, segments.List());
+  for (const cdp::Json& s : all.items()) {
+    std::printf("segment  %-28s %8lld members  (%s)\n", s.Find("name")->as_string().c_str(),
+                static_cast<long long>(s.Find("size")->as_int()), s.Find("id")->as_string().c_str());
+  }
+  std::printf("audience %-28s %8lld members  (%s)\n", audience.Find("name")->as_string().c_str(),
+              static_cast<long long>(audience.Find("size")->as_int()), audience.Find("id")->as_string().c_str());
+  return cdp::Status::OK();
 }
 
 bool ParseSize(const char* s, size_t* out) {
@@ -53,6 +113,7 @@ int main(int argc, char** argv) {
   config.events = 1000000;
   cdp::demo::LoadOptions load;
   cdp::Options options;
+  bool examples = true;
   std::string dir;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -93,6 +154,8 @@ int main(int argc, char** argv) {
       load.pipeline = false;
     } else if (a == "--sync") {
       options.sync_writes = true;
+    } else if (a == "--no-examples") {
+      examples = false;
     } else if (a == "-h" || a == "--help") {
       Usage();
       return 0;
@@ -146,6 +209,12 @@ int main(int argc, char** argv) {
       s.events_accepted, s.events_rejected, s.events_duplicate, s.profiles_auto_created, s.batches, s.event_seconds,
       rate(s.events_accepted + s.events_rejected, s.event_seconds));
   std::printf("total:    %.2fs\n", s.total_seconds);
+  if (examples) {
+    if (cdp::Status made = CreateExamples(engine, config.end_time_us); !made.ok()) {
+      std::fprintf(stderr, "cdp-demo: example segments failed: %s\n", made.ToString().c_str());
+      return 1;
+    }
+  }
   for (const std::string& e : s.sample_errors) std::printf("  rejected: %s\n", e.c_str());
   cdp::Result<cdp::Json> stats = engine.Stats();
   if (stats.ok()) std::printf("database: %s\n", stats->Dump().c_str());
