@@ -52,7 +52,7 @@ namespace cdp {
 //                  customFields: object of any JSON}
 //   computed      {ltv, aov, purchaseCount, lastPurchaseDate, firstSeenDate, lastSeenDate, eventCount: derived
 //                  from events, read-only; churnRisk (0..1), engagementScore (0..100): writable numbers}
-//   consent       {email, sms, tracking: boolean, updatedAt: timestamp, set when any of them changes}
+//   consent       {email, sms, tracking, ads: boolean, updatedAt: timestamp, set when any of them changes}
 //   segments      [string], read-only (maintained by segmentation)
 //   createdAt, updatedAt  timestamps, maintained by libcdp
 // Unknown fields are rejected (custom data belongs in attributes.customFields). Read-only fields in an input are

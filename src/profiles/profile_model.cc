@@ -17,7 +17,7 @@ constexpr std::string_view kStringAttributes[] = {"firstName", "lastName", "emai
                                                   "country",   "city",     "postalCode"};
 constexpr std::string_view kDerivedTraits[] = {"ltv",           "aov",          "purchaseCount", "lastPurchaseDate",
                                                "firstSeenDate", "lastSeenDate", "eventCount"};
-constexpr std::string_view kConsentChannels[] = {"email", "sms", "tracking"};
+constexpr std::string_view kConsentChannels[] = {"email", "sms", "tracking", "ads"};
 constexpr size_t kMaxStringBytes = 1024;
 constexpr size_t kMaxListItems = 1000;
 constexpr size_t kMaxSourceBytes = 128;
@@ -124,7 +124,7 @@ Result<Json> NormalizeConsent(const Json& in) {
     std::string field = "consent." + key;
     if (key == "updatedAt" || value.is_null()) continue;  // maintained by libcdp
     if (!OneOf(key, kConsentChannels)) {
-      return Status::InvalidArgument("unknown consent channel (expected email, sms, tracking)", field);
+      return Status::InvalidArgument("unknown consent channel (expected email, sms, tracking, ads)", field);
     }
     if (!value.is_bool()) return TypeError(field, "a boolean", value);
     out.Set(key, value);

@@ -115,6 +115,22 @@ TEST_F(AudiencesTest, SegmentsCombinedMinusExclusionsSuppressionAndConsent) {
   EXPECT_TRUE(audiences().GetSuppressionList(list).status().IsNotFound());
 }
 
+TEST_F(AudiencesTest, AdsChannelFollowsAdsConsent) {
+  const std::string a = Person("a@example.com", "FR", true, true);
+  const std::string b = Person("b@example.com", "FR", true, true);
+  const std::string fr = Segment(R"({"field": "attributes.country", "operator": "=", "value": "FR"})");
+  const std::string id =
+      Unwrap(audiences().Create(J(R"({"name": "ads", "segments": {"ids": [")" + fr + R"("]}, "channel": "ads"})")))
+          .Find("id")
+          ->as_string();
+  EXPECT_TRUE(MemberIds(id).empty()) << "no ads consent given yet";
+  Unwrap(profiles().Patch(b, J(R"({"consent": {"ads": true}})")));
+  EXPECT_EQ(MemberIds(id), std::set<std::string>{b});
+  Unwrap(profiles().Patch(b, J(R"({"consent": {"ads": false}})")));
+  EXPECT_TRUE(MemberIds(id).empty());
+  (void)a;
+}
+
 TEST_F(AudiencesTest, DefinitionsAreValidated) {
   const std::string s = Segment(R"({"event": "purchase"})");
   struct Case {
