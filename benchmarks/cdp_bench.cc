@@ -366,7 +366,10 @@ int Run(const Flags& f) {
   // re-evaluates the segments its event can affect before it returns (docs/segments.md, "In the engine").
   if (step('s')) {
     const size_t n = std::min(f.single, d.events.size());
-    auto run = [&](int segments, std::vector<double>* latencies) {
+    // Also: Patch of one profile holding kHeavyEvents events (a document write keeps the indexed events).
+    constexpr size_t kHeavyEvents = 20'000, kPatches = 200;
+    std::vector<double> base_patch, live_patch;
+    auto run = [&](int segments, std::vector<double>* latencies, std::vector<double>* patches) {
       TempDir dir(f.dir, "cdp-bench-live");
       std::unique_ptr<Engine> engine = OpenEngine(dir.path());
       CreateProfiles(*engine, d.profiles);
@@ -409,11 +412,32 @@ int Run(const Flags& f) {
         latencies->push_back((Now() - c0) * 1e6);
       }
       const double secs = Now() - t0;
+      std::vector<Json> heavy;
+      for (size_t i = 0; i < kHeavyEvents; ++i) {
+        heavy.push_back(*Json::Parse(fmt::format(
+            R"({{"type": "page_view", "customerId": "heavy", "timestamp": {}, "properties": {{"url": "/p{}"}}}})",
+            1'700'000'000'000 + static_cast<int64_t>(i) * 1000, i % 50)));
+      }
+      std::string heavy_id;
+      for (size_t i = 0; i < heavy.size(); i += 1000) {
+        auto r = engine->events().TrackBatch(std::vector<Json>(heavy.begin() + static_cast<std::ptrdiff_t>(i),
+                                                               heavy.begin() + static_cast<std::ptrdiff_t>(i + 1000)));
+        if (!r.ok() || r->items.empty() || !r->items[0].status.ok()) std::exit(2);
+        heavy_id = r->items[0].result.profile_id;
+      }
+      for (size_t i = 0; i < kPatches; ++i) {
+        const double c0 = Now();
+        rejected += !engine->profiles()
+                         .Patch(heavy_id,
+                                *Json::Parse(fmt::format(R"({{"attributes": {{"country": "{}"}}}})", countries[i % 5])))
+                         .ok();
+        patches->push_back((Now() - c0) * 1e6);
+      }
       return std::make_pair(secs, rejected);
     };
     std::vector<double> base, live;
-    auto [base_secs, base_rejected] = run(0, &base);
-    auto [live_secs, live_rejected] = run(100, &live);
+    auto [base_secs, base_rejected] = run(0, &base, &base_patch);
+    auto [live_secs, live_rejected] = run(100, &live, &live_patch);
     auto median = [](std::vector<double> v) {
       std::sort(v.begin(), v.end());
       return v[v.size() / 2];
@@ -425,6 +449,12 @@ int Run(const Flags& f) {
                     verdict(added < 20 && base_rejected == 0 && live_rejected == 0)});
     std::printf("(s) Track: median %.1f us without segments, %.1f us with 100 live segments (%.2f x)\n", median(base),
                 median(live), median(live) / median(base));
+    std::printf(
+        "(s) Patch of a profile with %zu events: median %.1f us without segments, %.1f us with 100 live "
+        "segments (%.2f x)\n",
+        kHeavyEvents, median(base_patch), median(live_patch), median(live_patch) / median(base_patch));
+    rows.push_back({"(s) Patch, 20k-event profile, 100 segments", kPatches, 0, Fmt("%.1f us", median(live_patch)),
+                    Fmt("%.1f us without", median(base_patch)), ""});
     std::fflush(stdout);
   }
 

@@ -431,7 +431,9 @@ class Segments {
   virtual Result<Json> RecomputeRfm() = 0;
 
   // Calls `callback` with every membership change (the feed's documents), in feed order, on a libcdp thread, soon
-  // after the change is recorded. The callback may call the engine. Returns a handle for Unsubscribe.
+  // after the change is recorded (changes recorded before the engine closes are delivered as it closes). The
+  // callback may call the engine; it must not throw (an exception ends the process). Subscribe and Unsubscribe
+  // wait while another thread delivers a batch of changes. Returns a handle for Unsubscribe.
   using ChangeCallback = std::function<void(const Json& change)>;
   virtual uint64_t Subscribe(ChangeCallback callback) = 0;
   // After it returns no call of the callback is running or will start (unless called from that callback itself,
@@ -504,7 +506,9 @@ class Engine {
   virtual Segments& segments() = 0;
   virtual Audiences& audiences() = 0;
 
-  // {"profiles", "events", "formatVersion", "version", "path"}. Counts are exact (kept with every write).
+  // {"profiles", "events", "formatVersion", "version", "path", "segmentsError"}. Counts are exact (kept with every
+  // write). segmentsError is "" or the last error of keeping segments in step with writes (storage trouble while
+  // applying a write to the segment index; the write itself was acknowledged and the next write or read retries).
   virtual Result<Json> Stats() = 0;
 
   // Flushes memtables to SST files (not needed for durability; useful before copying the directory).

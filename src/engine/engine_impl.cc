@@ -100,8 +100,8 @@ EngineImpl::EngineImpl(const Options& options, std::unique_ptr<storage::Store> s
 }
 
 EngineImpl::~EngineImpl() {
+  identity_.StopMatcher();  // it reads and writes the store, and its merges call segments_
   segments_.Stop();         // its worker reads and writes the store
-  identity_.StopMatcher();  // it reads and writes the store
   // Writes the tail so that the next open has no log to read. Should it fail, the log is read at the next open.
   // Not after a failed write: the tail may hold entries of a batch that never reached storage (the log, written
   // in the same batch, did not either), which the next open rebuilds from the log without them.
@@ -147,6 +147,7 @@ Result<Json> EngineImpl::Stats() {
   out.Set("formatVersion", kFormatVersion);
   out.Set("version", kVersion);
   out.Set("path", store_->path());
+  out.Set("segmentsError", segments_.last_error());
   return out;
 }
 
@@ -471,27 +472,37 @@ class EngineImpl::IngestContext : public GraphView {
       engine_->identity_.NotifyWritten(std::move(written));
     }
     if (engine_->segments_.tracking()) {  // documents, events and merges change what segments see
-      // A profile whose document this batch wrote (or merged away) is reloaded whole; otherwise its new events
-      // are added as they are.
-      std::vector<std::string> with_events, without_events;
+      // A profile whose events moved (a merge) is reloaded whole; one whose document this batch wrote has its
+      // document re-read; new events are added as they are.
+      std::vector<std::string> moved, survivors, documents, documents_with_events;
       std::vector<SegmentsImpl::NewEvent> added;
       absl::flat_hash_set<std::string_view> reloaded;
       for (const std::string& id : merged_away_) reloaded.insert(id);
-      for (const auto& [id, doc] : dirty_profiles_) reloaded.insert(id);
+      for (const auto& [survivor, events] : moved_in_) reloaded.insert(survivor);
       absl::flat_hash_set<std::string_view> evented;
       for (const PendingEvent& p : pending_events_) {
-        if (p.moved || reloaded.contains(p.profile_id)) {
-          if (evented.insert(p.profile_id).second) with_events.push_back(p.profile_id);
+        if (p.moved) reloaded.insert(p.profile_id);
+      }
+      for (const PendingEvent& p : pending_events_) {
+        if (reloaded.contains(p.profile_id)) {
+          if (evented.insert(p.profile_id).second) moved.push_back(p.profile_id);
         } else {
+          evented.insert(p.profile_id);
           added.push_back({p.profile_id, p.time_us, p.value});
         }
       }
       for (const auto& [id, doc] : dirty_profiles_) {
-        if (!evented.contains(id)) without_events.push_back(id);
+        if (reloaded.contains(id)) {
+          if (!evented.contains(id) && !redirects_.contains(id)) survivors.push_back(id);
+        } else {
+          (evented.contains(id) ? documents_with_events : documents).push_back(id);
+        }
       }
       engine_->segments_.NotifyEvents(std::move(added));
-      engine_->segments_.NotifyChanged(std::move(with_events), "event");
-      engine_->segments_.NotifyChanged(std::move(without_events), "profile");
+      engine_->segments_.NotifyDocument(std::move(documents_with_events), "event");
+      engine_->segments_.NotifyDocument(std::move(documents), "profile");
+      engine_->segments_.NotifyChanged(std::move(moved), "event");
+      engine_->segments_.NotifyChanged(std::move(survivors), "merge");
       engine_->segments_.NotifyChanged(merged_away_, "merge");
     }
     if (engine_->sessions_.size() + staged_sessions_.size() > kMaxSessionCache) engine_->sessions_.clear();
@@ -962,6 +973,7 @@ Status EngineImpl::Ingest(std::vector<ParsedEvent>* events, std::vector<BatchIte
   }
   if (in_flight.owns_lock()) {
     auto written = store_->Write(ctx->batch());
+    if (!written.ok()) segments_.WriteFailed();  // its notes describe events that are not stored
     in_flight.unlock();
     if (!ctx->client_keys().empty()) {
       std::lock_guard<std::mutex> lock(write_mu_);
@@ -1534,7 +1546,7 @@ Result<Json> EngineImpl::WriteProfile(std::string_view requested_id, const Json&
     }
     for (const Identifier& ident : now_ids) identity_cache_[IdentityKeyOf(ident)] = id;
     identity_.NotifyWritten({id});
-    segments_.NotifyChanged({id});
+    segments_.NotifyDocument({id});
   }
   CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
   (void)segments_.AfterWrite();

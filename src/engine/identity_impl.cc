@@ -351,7 +351,7 @@ Result<Json> EngineImpl::ApplyRules(std::shared_ptr<const IdentityRules> next) {
     }
     batch.Put(storage::Cf::kMeta, kRulesKey, next->ToJson().Dump());
     CDP_ASSIGN_OR_RETURN(sequence, store_->Write(&batch));
-    segments_.NotifyChanged(std::vector<std::string>(touched.begin(), touched.end()), "identityRules");
+    segments_.NotifyDocument(std::vector<std::string>(touched.begin(), touched.end()), "identityRules");
     rules_ = next;
     identity_cache_.clear();
     hub_cache_.clear();

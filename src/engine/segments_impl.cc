@@ -321,8 +321,9 @@ Result<Json> SegmentsImpl::Changes(std::string_view id, std::string_view since, 
     seek += CursorBytes(CursorOfTime(*t));
   }
   Json changes = Json::Array();
+  // With nothing new, the cursor returned still moves the reader past `since`: a time becomes its cursor.
   std::string cursor(since);
-  if (!IsCursor(since)) cursor.clear();
+  if (!IsCursor(since)) cursor = since.empty() ? "" : CursorOfTime(*ParseTimestamp(since));
   bool more = false;
   auto iter = engine_->store().NewIterator(storage::Cf::kMeta, prefix, storage::PrefixSuccessor(prefix));
   for (iter->Seek(seek); iter->Valid(); iter->Next()) {
@@ -359,11 +360,13 @@ Result<bool> SegmentsImpl::WaitForChanges(std::string_view id, std::string_view 
   const std::string key(id);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   bool gone = false;
+  ++waiters_;
   const bool found = cv_.wait_until(lock, deadline, [&] {
     auto it = definitions_.find(key);
     gone = it == definitions_.end();
     return stop_ || gone || it->second.last_cursor > cursor;
   });
+  --waiters_;
   if (gone) return Status::NotFound(fmt::format("segment {} was deleted", id));
   return found && !stop_;
 }

@@ -7,8 +7,9 @@
 //
 // Profiles are numbered by dense ordinals. The index is built from storage at first use (or by the worker thread
 // when the engine opens a database holding segments), then kept in step with writes:
-//   1. writers note what they changed (NotifyChanged: reload the profile; NotifyEvents: new events of a profile
-//      whose document did not change), under the write lock, before their batch is written;
+//   1. writers note what they changed (NotifyEvents: new events; NotifyDocument: a changed document; NotifyChanged:
+//      reload the profile whole, after a merge, unmerge or erasure), under the write lock, around their write
+//      (WriteFailed turns every note into a reload when a noted batch is not written);
 //   2. after its write, the writer calls AfterWrite: with mu_ held and writes paused for the moment it takes
 //      (every noted batch is then in storage), the noted profiles are applied to the index and every segment
 //      their change can affect is re-evaluated for them (segments in dependency order, so that a segment naming
@@ -17,7 +18,8 @@
 //      SegmentIndex::NextChange instants), and calls the subscribers, outside mu_.
 // Reads apply pending notes first, so they see every write acknowledged before them.
 //
-// Lock order: mu_, then the engine's write lock (WithWritesPaused); pending_mu_ and members_mu_ are leaves.
+// Lock order: subscribers_mu_ (never taken under mu_: Subscribe waits for a delivery batch in another thread),
+// then mu_, then the engine's write lock (WithWritesPaused); pending_mu_ and members_mu_ are leaves.
 
 #ifndef CDP_ENGINE_SEGMENTS_IMPL_H_
 #define CDP_ENGINE_SEGMENTS_IMPL_H_
@@ -94,19 +96,29 @@ class SegmentsImpl final : public Segments {
 
   // Whether writers must report the profiles they change (the index exists or is being built). Cheap.
   bool tracking() const { return tracking_.load(std::memory_order_acquire); }
-  // Notes profiles to reload whole (document and events): a profile write, merge, unmerge, erasure. `cause` is
-  // the feed's cause.kind. Called under the write lock, before the batch is written; never blocks on a read.
+  // Notes profiles to reload whole (document and every event): a merge, unmerge or erasure, whose events moved or
+  // went. `cause` is the feed's cause.kind. Called under the write lock; never blocks on a read. Cost at the next
+  // refresh: the profile's events.
   void NotifyChanged(std::vector<std::string> profile_ids, std::string_view cause = "profile");
-  // Notes a new event of a profile whose document the batch did not change (time, stored document).
+  // Notes profiles whose document changed but whose stored events did not (a profile write or patch, an identify,
+  // identity rules): the document is re-read, the events in the index are kept. Cost: the document's size.
+  void NotifyDocument(std::vector<std::string> profile_ids, std::string_view cause = "profile");
+  // Notes a new event of a profile (time, stored document); its document may be noted changed too.
   struct NewEvent {
     std::string profile_id;
     int64_t time_us;
     std::string document;
   };
   void NotifyEvents(std::vector<NewEvent> events);
+  // A batch whose notes were made failed to be written: the notes can no longer be trusted, so every pending
+  // note becomes a whole reload (which reads storage). Called before the failed batch releases its write slot.
+  void WriteFailed();
   // Applies what was noted and re-evaluates the segments it affects. Called by a writer after its write, with no
-  // engine lock held. Errors: storage errors (the notes stay pending and the next call retries).
+  // engine lock held. Errors: storage errors (the notes stay pending, as reloads, and the next call retries); the
+  // last one is kept for Stats (last_error()).
   Status AfterWrite();
+  // The last error of applying notes or running timers, "" when the last attempt succeeded.
+  std::string last_error() const;
 
  private:
   friend class AudiencesImpl;  // evaluates over the maintained membership, under mu_
@@ -123,7 +135,8 @@ class SegmentsImpl final : public Segments {
     std::string last_cursor;   // its latest feed entry's cursor ("" when none)
   };
   struct Pending {
-    bool reload = false;  // the whole profile; otherwise only `events` are new
+    enum Kind : uint8_t { kEvents, kDocument, kReload };
+    Kind kind = kEvents;  // what to re-read: nothing but `events`, the document too, or everything
     std::string cause;
     std::vector<std::pair<int64_t, std::string>> events;  // time, stored document
   };
@@ -141,6 +154,8 @@ class SegmentsImpl final : public Segments {
     Json cause;
   };
 
+  // Keeps s as last_error() ("" when ok) and returns it.
+  Status Noted(Status s);
   // Reads the definitions once. mu_ held.
   Status LoadDefinitions();
   // Builds the index at first use, then applies the notes made since (with writes paused). mu_ held.
@@ -235,6 +250,7 @@ class SegmentsImpl final : public Segments {
   static constexpr std::chrono::milliseconds kFeedDelay{20};    // the worker writes a group this long after its first
   std::chrono::steady_clock::time_point unwritten_since_;
   std::condition_variable cv_;  // with mu_: new timers, deliveries, feed entries, stop
+  int waiters_ = 0;             // WaitForChanges calls waiting on cv_
   bool stop_ = false;
   std::thread worker_;
 
@@ -248,8 +264,9 @@ class SegmentsImpl final : public Segments {
   mutable std::shared_mutex members_mu_;  // Definition::members and slots_ against SegmentsOf
 
   std::atomic<bool> tracking_{false};
-  std::mutex pending_mu_;
+  mutable std::mutex pending_mu_;
   absl::flat_hash_map<std::string, Pending> pending_;  // guarded by pending_mu_
+  std::string last_error_;                             // guarded by pending_mu_
 };
 
 }  // namespace cdp::internal

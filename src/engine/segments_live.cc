@@ -56,8 +56,18 @@ void SegmentsImpl::NotifyChanged(std::vector<std::string> profile_ids, std::stri
   std::lock_guard<std::mutex> lock(pending_mu_);
   for (std::string& id : profile_ids) {
     Pending& p = pending_[std::move(id)];
-    p.reload = true;
+    p.kind = Pending::kReload;
     p.events.clear();
+    if (p.cause.empty() || cause != "profile") p.cause = std::string(cause);
+  }
+}
+
+void SegmentsImpl::NotifyDocument(std::vector<std::string> profile_ids, std::string_view cause) {
+  if (!tracking() || profile_ids.empty()) return;
+  std::lock_guard<std::mutex> lock(pending_mu_);
+  for (std::string& id : profile_ids) {
+    Pending& p = pending_[std::move(id)];
+    p.kind = std::max(p.kind, Pending::kDocument);
     if (p.cause.empty() || cause != "profile") p.cause = std::string(cause);
   }
 }
@@ -68,14 +78,33 @@ void SegmentsImpl::NotifyEvents(std::vector<NewEvent> events) {
   for (NewEvent& e : events) {
     Pending& p = pending_[e.profile_id];
     if (p.cause.empty()) p.cause = "event";
-    if (!p.reload) p.events.emplace_back(e.time_us, std::move(e.document));
+    if (p.kind != Pending::kReload) p.events.emplace_back(e.time_us, std::move(e.document));
   }
+}
+
+void SegmentsImpl::WriteFailed() {
+  std::lock_guard<std::mutex> lock(pending_mu_);
+  for (auto& [id, p] : pending_) {
+    p.kind = Pending::kReload;
+    p.events.clear();
+  }
+}
+
+std::string SegmentsImpl::last_error() const {
+  std::lock_guard<std::mutex> lock(pending_mu_);
+  return last_error_;
 }
 
 Status SegmentsImpl::AfterWrite() {
   if (!tracking()) return Status::OK();
   std::lock_guard<std::mutex> lock(mu_);
-  return Refresh();
+  return Noted(Refresh());
+}
+
+Status SegmentsImpl::Noted(Status s) {
+  std::lock_guard<std::mutex> lock(pending_mu_);
+  last_error_ = s.ok() ? "" : s.ToString();
+  return s;
 }
 
 // ---- Start, build, refresh ------------------------------------------------------------------------------------------
@@ -148,10 +177,18 @@ Status SegmentsImpl::Build() {
   storage::Store& store = engine_->store();
   index_ = std::make_unique<segments::SegmentIndex>();
   {
+    // A retry after a failed build starts from nothing too.
     std::unique_lock<std::shared_mutex> lock(members_mu_);
     ordinal_of_.clear();
     id_of_.clear();
+    rfm_.clear();
+    for (auto& [id, d] : definitions_) {
+      d.members = segments::Bitmap();
+      d.manual_members = segments::Bitmap();
+    }
   }
+  timers_ = {};
+  scheduled_.clear();
   {
     std::lock_guard<std::mutex> lock(pending_mu_);
     pending_.clear();
@@ -177,14 +214,12 @@ Status SegmentsImpl::Build() {
     CDP_RETURN_IF_ERROR(AddStoredEvent(index_.get(), it->second, t, events->value()));
   }
   CDP_RETURN_IF_ERROR(events->status());
-  {
-    // A note made during the scans may describe an event the scans saw: reload those profiles whole.
-    std::lock_guard<std::mutex> lock(pending_mu_);
-    for (auto& [id, p] : pending_) {
-      p.reload = true;
-      p.events.clear();
-    }
-  }
+  // A note made during the scans may describe an event the scans saw: reload those profiles whole. With writes
+  // paused, so that no batch the scans saw notes its events after this.
+  CDP_RETURN_IF_ERROR(engine_->WithWritesPaused([this] {
+    WriteFailed();  // every pending note becomes a reload
+    return Status::OK();
+  }));
   CDP_RETURN_IF_ERROR(LoadManualMembers());
   const int64_t now = NowMicros();
   (void)ScoreRfmNow(now, nullptr);  // computed.rfm in the columns before any segment is evaluated
@@ -300,9 +335,10 @@ Status SegmentsImpl::Refresh() {
   }
   // The profiles written since the last refresh, with writes paused: all of them are in storage.
   std::vector<Change> changes;
-  const int64_t now = NowMicros();
+  int64_t now = 0;
   storage::WriteBatch gone(engine_->store());  // manual-list entries of profiles that no longer exist
   Status applied = engine_->WithWritesPaused([&]() -> Status {
+    now = NowMicros();  // after every acknowledged write: changes are not dated before their cause
     absl::flat_hash_map<std::string, Pending> notes;
     {
       std::lock_guard<std::mutex> lock(pending_mu_);
@@ -318,47 +354,60 @@ Status SegmentsImpl::Refresh() {
       const uint32_t ordinal = OrdinalOf(id);
       std::vector<std::pair<std::string, std::string>> types;
       Status s;
-      if (!p.reload && !index_->universe().contains(ordinal)) p.reload = true;
-      if (!p.reload) {
-        // Only the event-maintained traits changed in the document (a write of the document, a merge or an
-        // erasure would have noted a reload).
+      if (!index_->universe().contains(ordinal)) p.kind = Pending::kReload;
+      if (p.kind == Pending::kDocument) {
+        // The document changed, its stored events did not: re-read the document, keep the indexed events.
+        auto doc = engine_->ReadStoredProfile(id);
+        if (!doc.ok() || doc->Find("mergedInto") != nullptr) {
+          p.kind = Pending::kReload;  // gone or merged away meanwhile (Reload sorts it out), or a read error
+        } else {
+          s = index_->UpsertProfile(ordinal, RenderProfile(*doc, engine_->ReadTraits(id)));
+          if (auto rfm = rfm_.find(ordinal); s.ok() && rfm != rfm_.end()) {
+            s = index_->UpsertField(ordinal, "computed.rfm", rfm->second.ToJson());
+          }
+        }
+      } else if (p.kind == Pending::kEvents) {
+        // Only the event-maintained traits changed in the document.
         const Json traits = RenderTraits(engine_->ReadTraits(id));
         for (const auto& [key, value] : traits.members()) {
           if (s.ok()) s = index_->UpsertField(ordinal, "computed." + key, value);
         }
-        {
-          for (size_t k = 0; s.ok() && k < p.events.size(); ++k) {
-            std::string type, name;
-            s = AddStoredEvent(index_.get(), ordinal, p.events[k].first, p.events[k].second, &type, &name);
-            types.emplace_back(std::move(type), std::move(name));
-          }
-        }
       }
-      if (p.reload) s = Reload(id);
+      if (p.kind != Pending::kReload) {
+        for (size_t k = 0; s.ok() && k < p.events.size(); ++k) {
+          std::string type, name;
+          s = AddStoredEvent(index_.get(), ordinal, p.events[k].first, p.events[k].second, &type, &name);
+          types.emplace_back(std::move(type), std::move(name));
+        }
+      } else {
+        s = Reload(id);
+      }
       if (!s.ok()) {
         // Keep this note and the ones not applied yet (whole reloads) for the next refresh.
         std::lock_guard<std::mutex> lock(pending_mu_);
         for (size_t k = i; k < ids.size(); ++k) {
           Pending& back = pending_[ids[k]];
-          back.reload = true;
+          back.kind = Pending::kReload;
           back.events.clear();
           if (back.cause.empty()) back.cause = notes[ids[k]].cause;
         }
         return s;
       }
       Json cause = Json::Object().Set("kind", p.cause.empty() ? std::string("profile") : p.cause);
-      if (!p.reload) {
+      if (!types.empty()) {
         Json names = Json::Array();
         for (const auto& [type, name] : types) names.Push(name.empty() ? type : name);
         cause.Set("events", std::move(names));
       }
-      const bool all = p.reload;
+      const Pending::Kind kind = p.kind;
       Reevaluate(
           ordinal,
           [&](const Definition& d) {
-            if (all) return true;
+            if (kind == Pending::kReload) return true;
             const RuleDependencies& deps = d.rule.dependencies();
-            if (d.reads_traits) return true;  // events change computed traits
+            // A new document changes fields only (the profile was and stays in the universe).
+            if (kind == Pending::kDocument && !deps.fields.empty()) return true;
+            if (d.reads_traits && !types.empty()) return true;  // events change computed traits
             for (const auto& [type, name] : types) {
               if (deps.ReadsEvent(type, name)) return true;
             }
@@ -377,7 +426,9 @@ Status SegmentsImpl::Refresh() {
     if (gone.Count() > 0) CDP_RETURN_IF_ERROR(engine_->store().Write(&gone).status());
     return Status::OK();
   });
-  RunDueTimers(now, &changes);
+  // Not after a failed application: a profile whose reload failed is out of the index until the next refresh,
+  // and its timers would see it leave.
+  if (applied.ok()) RunDueTimers(now, &changes);
   Status recorded = Record(&changes, now);
   CDP_RETURN_IF_ERROR(applied);
   return recorded;
@@ -533,8 +584,9 @@ void SegmentsImpl::RunDueTimers(int64_t now, std::vector<Change>* changes) {
 
 Status SegmentsImpl::Record(std::vector<Change>* changes, int64_t now) {
   if (changes->empty()) return Status::OK();
-  // Whole milliseconds, as change documents write times: a time read from a change finds it in MembersAt.
-  const int64_t time = std::max((now + 999) / 1000 * 1000, last_time_);
+  // Whole milliseconds, as change documents write times, rounded down: a time read from a change, or any time read
+  // after the write, finds it in MembersAt.
+  const int64_t time = std::max(now / 1000 * 1000, last_time_);
   last_time_ = time;
   const std::string at = FormatTimestamp(time);
   const bool deliver = subscriber_count_.load(std::memory_order_acquire) > 0;
@@ -560,7 +612,9 @@ Status SegmentsImpl::Record(std::vector<Change>* changes, int64_t now) {
   changes->clear();
   // The worker writes the entries (off the writer's path); reads of the feed write them first.
   if (was_empty) unwritten_since_ = std::chrono::steady_clock::now();
-  if (deliver || was_empty) cv_.notify_all();
+  // The worker (deliveries, the first of a group of feed writes) and WaitForChanges callers; not otherwise, as a
+  // needless wake-up of the worker costs the writer a context switch.
+  if (deliver || was_empty || waiters_ > 0) cv_.notify_all();
   if (unwritten_.size() >= kMaxUnwritten) return WriteFeed();
   return Status::OK();
 }
@@ -589,7 +643,7 @@ void SegmentsImpl::WorkerLoop() {
   while (!stop_) {
     if (index_ == nullptr && !definitions_.empty() && !build_tried) {
       build_tried = true;  // a failed build is retried by the next Segments call, which reports the error
-      (void)Refresh();
+      (void)Noted(Refresh());
       continue;
     }
     // Feed entries are written in groups, at most kFeedDelay after the first of a group was recorded.
@@ -609,7 +663,7 @@ void SegmentsImpl::WorkerLoop() {
                          std::chrono::steady_clock::now() >= next_rfm_;
     if (rfm_due) {
       next_rfm_ = std::chrono::steady_clock::now() + std::chrono::seconds(engine_->options().rfm_refresh_seconds);
-      if (Refresh().ok()) {
+      if (Noted(Refresh()).ok()) {
         std::vector<Change> changes;
         const int64_t now = NowMicros();
         (void)ScoreRfmNow(now, &changes);
@@ -618,7 +672,7 @@ void SegmentsImpl::WorkerLoop() {
       continue;
     }
     if (index_ != nullptr && !timers_.empty() && timers_.top().at <= NowMicros()) {
-      if (!Refresh().ok()) cv_.wait_for(lock, std::chrono::seconds(1));  // storage trouble: do not spin
+      if (!Noted(Refresh()).ok()) cv_.wait_for(lock, std::chrono::seconds(1));  // storage trouble: do not spin
       continue;
     }
     // Sleep until the first of: a feed group to write, the RFM recomputation, the next timer (or a notify).
@@ -630,6 +684,13 @@ void SegmentsImpl::WorkerLoop() {
       wake = std::min(wake, std::chrono::steady_clock::now() + std::chrono::microseconds(in_us));
     }
     cv_.wait_until(lock, wake);
+  }
+  // Changes recorded before Stop still reach the subscribers.
+  if (!deliveries_.empty()) {
+    std::deque<Json> batch;
+    batch.swap(deliveries_);
+    lock.unlock();
+    Deliver(batch);
   }
 }
 

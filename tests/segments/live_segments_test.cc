@@ -200,6 +200,69 @@ TEST_F(LiveSegmentsTest, WaitForChangesWakesOnAChange) {
   EXPECT_TRUE(segments().WaitForChanges(viewers, "", 61'000).status().IsInvalidArgument());
 }
 
+// Readers of the feed by time, by cursor, by waiting and by past time never miss a change.
+TEST_F(LiveSegmentsTest, FeedReadersNeverMissAChange) {
+  const std::string viewers = Create("viewers", R"({"event": "page_view"})");
+  // Asked by time with nothing new: the cursor returned still finds what comes next.
+  const std::string start = FormatTimestamp(NowMillis() * 1000);
+  std::string cursor;
+  EXPECT_TRUE(Feed(viewers, start, &cursor).empty());
+  ASSERT_FALSE(cursor.empty()) << "a time becomes a cursor";
+  const std::string a = Track("a", "page_view", NowMillis());
+  std::string next;
+  EXPECT_EQ(Feed(viewers, cursor, &next), std::vector<std::string>{"entered:" + a});
+  // Membership as of any time read after the write includes it, however soon.
+  EXPECT_EQ(Unwrap(segments().MembersAt(viewers, FormatTimestamp(NowMillis() * 1000))), std::vector<std::string>{a});
+  // A waiter wakes for every change, with no subscriber.
+  for (int round = 0; round < 5; ++round) {
+    Track("b" + std::to_string(round), "page_view", NowMillis());
+    std::string after;
+    Feed(viewers, next, &after);
+    std::thread writer([&] { Track("c" + std::to_string(round), "page_view", NowMillis()); });
+    const bool woke = Unwrap(segments().WaitForChanges(viewers, after, 10'000));
+    writer.join();
+    EXPECT_TRUE(woke) << "round " << round;
+    EXPECT_EQ(Feed(viewers, after, &next).size(), 1u);
+  }
+}
+
+// A write of a profile's document re-reads the document and keeps its indexed events; a merge re-reads the
+// survivor's events. Behavioural rules stay exact through both.
+TEST_F(LiveSegmentsTest, DocumentWritesAndMergesKeepBehaviouralRulesExact) {
+  const std::string frequent = Create("frequent", R"({"event": "purchase", "count": {">=": 3}})");
+  const std::string french = Create("french frequent", R"({"conditions": [
+      {"event": "purchase", "count": {">=": 3}},
+      {"field": "attributes.country", "operator": "=", "value": "FR"}]})");
+  const int64_t now = NowMillis();
+  const std::string a = Track("a", "purchase", now);
+  Track("a", "purchase", now - 1000);
+  for (int i = 0; i < 20; ++i) {
+    Unwrap(profiles().Patch(a, J(std::string(R"({"attributes": {"country": ")") + (i % 2 ? "FR" : "DE") + R"("}})")));
+  }
+  EXPECT_EQ(Unwrap(segments().Size(frequent)), 0) << "patches add no events";
+  EXPECT_EQ(Unwrap(segments().Estimate(J(R"({"event": "purchase", "count": {"=": 2}})"))), 1);
+  Track("a", "purchase", now - 2000);
+  EXPECT_EQ(Feed(frequent), std::vector<std::string>{"entered:" + a});
+  EXPECT_EQ(Feed(french), std::vector<std::string>{"entered:" + a}) << "the last patch set FR";
+  Unwrap(profiles().Patch(a, J(R"({"attributes": {"country": "DE"}})")));
+  EXPECT_EQ(Feed(french), (std::vector<std::string>{"entered:" + a, "exited:" + a}));
+  EXPECT_EQ(Unwrap(segments().Size(frequent)), 1);
+  // b has two purchases; merged with c's one, the survivor has three.
+  const std::string b = Track("b", "purchase", now);
+  Track("b", "purchase", now - 1000);
+  const std::string c = Unwrap(events().Track(J(R"({"type": "purchase", "email": "c@example.com", "timestamp": )" +
+                                                std::to_string(now) + "}")))
+                            .profile_id;
+  Json merged = Unwrap(engine_->identity().Merge({b, c}, "test"));
+  const std::string survivor = merged.Find("profileId")->as_string();
+  EXPECT_EQ(Unwrap(segments().Size(frequent)), 2);
+  std::vector<std::string> feed = Feed(frequent);
+  ASSERT_EQ(feed.size(), 2u);
+  EXPECT_EQ(feed[1], "entered:" + survivor);
+  EXPECT_EQ(Unwrap(segments().Estimate(J(R"({"event": "purchase", "count": {">=": 4}})"))), 0)
+      << "no event counted twice";
+}
+
 TEST_F(LiveSegmentsTest, SegmentsNamingSegmentsFollowAndUpdatesAreInTheFeed) {
   const std::string buyers = Create("buyers", R"({"event": "purchase"})");
   const std::string french = Create("french buyers", R"({"conditions": [
