@@ -412,12 +412,8 @@ class Evaluator {
 
   Bitmap All(const CNode& n) const {
     switch (n.kind) {
-      case RuleNode::Kind::kAnd: {
-        if (n.children.empty()) return ix_.universe_;
-        Bitmap acc = All(n.children[0]);
-        for (size_t i = 1; i < n.children.size() && !acc.isEmpty(); ++i) acc &= All(n.children[i]);
-        return acc;
-      }
+      case RuleNode::Kind::kAnd:
+        return AllOfAnd(n);
       case RuleNode::Kind::kOr: {
         Bitmap acc;
         for (const CNode& c : n.children) acc |= All(c);
@@ -445,9 +441,130 @@ class Evaluator {
     return Bitmap();
   }
 
+  // AND: the child cheapest to evaluate over every profile first (segments, then field conditions, then events);
+  // each later child either over every profile, intersected, or only for the candidates left (One per candidate),
+  // whichever costs less. A selective first condition thus spares the full scans of the others.
+  Bitmap AllOfAnd(const CNode& n) const {
+    if (n.children.empty()) return ix_.universe_;
+    std::vector<const CNode*> order;
+    for (const CNode& c : n.children) order.push_back(&c);
+    std::stable_sort(order.begin(), order.end(),
+                     [&](const CNode* a, const CNode* b) { return FullCost(*a) < FullCost(*b); });
+    Bitmap acc = All(*order[0]);
+    for (size_t i = 1; i < order.size() && !acc.isEmpty(); ++i) {
+      const CNode& c = *order[i];
+      if (static_cast<double>(acc.cardinality()) * OneCost(c) < FullCost(c)) {
+        std::vector<uint32_t> kept;
+        for (uint32_t ord : acc) {
+          if (One(c, ord)) kept.push_back(ord);
+        }
+        acc = Bitmap(kept.size(), kept.data());
+      } else {
+        acc &= All(c);
+      }
+    }
+    return acc;
+  }
+
+  // Rough costs, in cell reads: evaluating a node for every profile (All) and for one profile (One).
+  double FullCost(const CNode& n) const {
+    const double profiles = static_cast<double>(ix_.by_profile_.size());
+    switch (n.kind) {
+      case RuleNode::Kind::kAnd:
+      case RuleNode::Kind::kOr:
+      case RuleNode::Kind::kNot: {
+        double sum = 0;
+        for (const CNode& c : n.children) sum += FullCost(c);
+        return sum;
+      }
+      case RuleNode::Kind::kField:
+        // Equality and membership tests first: they tend to be the selective ones.
+        return profiles * (n.op == RuleOp::kEq || n.op == RuleOp::kIn ? 1.0 : 1.1);
+      case RuleNode::Kind::kEvent:
+      case RuleNode::Kind::kSequence: {
+        // The rows of the blocks a scan reads (the zone map's answer for the window).
+        int64_t lo, hi;
+        Resolve(n.within, now_, &lo, &hi);
+        double rows = 0;
+        for (const CMatch& m : n.matches) {
+          for (uint32_t t = 0; t < ix_.tables_.size(); ++t) {
+            if (!Accepts(m, t)) continue;
+            const EventTable& table = *ix_.tables_[t];
+            size_t blocks = 0;
+            for (size_t b = 0; b < table.block_min.size(); ++b)
+              blocks += table.block_max[b] >= lo && table.block_min[b] <= hi;
+            rows += static_cast<double>(blocks * EventTable::kBlockRows) * (1 + m.where.size());
+          }
+        }
+        return profiles * 2 + rows;
+      }
+      case RuleNode::Kind::kSegment:
+        return 0;
+    }
+    return profiles;
+  }
+  double OneCost(const CNode& n) const {
+    switch (n.kind) {
+      case RuleNode::Kind::kAnd:
+      case RuleNode::Kind::kOr:
+      case RuleNode::Kind::kNot: {
+        double sum = 0;
+        for (const CNode& c : n.children) sum += OneCost(c);
+        return sum;
+      }
+      case RuleNode::Kind::kField:
+        return 4;
+      case RuleNode::Kind::kEvent:
+      case RuleNode::Kind::kSequence: {
+        // A binary search in the profile's events, then its events in the window (all types), per step.
+        const double per_profile =
+            static_cast<double>(ix_.event_count_) / std::max<double>(1, ix_.universe_.cardinality());
+        return static_cast<double>(n.matches.size()) * (150 + 4 * per_profile);  // cache misses, measured
+      }
+      case RuleNode::Kind::kSegment:
+        return 2;
+    }
+    return 4;
+  }
+
   // Rows of present cells whose result differs from an absent cell's, then combined with the universe.
+  // The common cases answered inline, cell by cell, with MatchCell's results: numbers against a number, and strings
+  // and booleans tested for (in)equality. Anything else goes to MatchCell.
+  struct FastPath {
+    bool numeric = false;   // > < >= <= between against numbers: number cells
+    bool identity = false;  // = != in not_in against strings and booleans: string and boolean cells
+    bool negate = false;    // != and not_in
+  };
+  static FastPath FastPathOf(const CNode& f) {
+    FastPath fast;
+    auto plain = [](const Operand& v) { return !v.time && !v.is_array; };
+    switch (f.op) {
+      case RuleOp::kGt:
+      case RuleOp::kLt:
+      case RuleOp::kGe:
+      case RuleOp::kLe:
+      case RuleOp::kBetween:
+        fast.numeric = std::all_of(f.operands.begin(), f.operands.end(),
+                                   [&](const Operand& v) { return plain(v) && IsNum(v.cell); });
+        break;
+      case RuleOp::kEq:
+      case RuleOp::kNe:
+      case RuleOp::kIn:
+      case RuleOp::kNotIn:
+        fast.identity = !f.operands.empty() && std::all_of(f.operands.begin(), f.operands.end(), [&](const Operand& v) {
+          return plain(v) && (v.cell.tag == Tag::kString || v.cell.tag == Tag::kTrue || v.cell.tag == Tag::kFalse);
+        });
+        fast.negate = f.op == RuleOp::kNe || f.op == RuleOp::kNotIn;
+        break;
+      default:
+        break;
+    }
+    return fast;
+  }
+
   Bitmap FieldAll(const CNode& f) const {
     const Column* col = f.column;
+    const FastPath fast = FastPathOf(f);
     std::vector<uint32_t> rows;
     for (size_t p = 0; p < col->page_count(); ++p) {
       const uint8_t* tags = col->page_tags(p);
@@ -455,8 +572,23 @@ class Evaluator {
       const uint64_t* bits = col->page_bits(p);
       uint32_t base = static_cast<uint32_t>(p << Column::kPageBits);
       for (uint32_t i = 0; i < Column::kPageSize; ++i) {
-        if (tags[i] == static_cast<uint8_t>(Tag::kMissing)) continue;
-        if (MatchCell(f, Cell{static_cast<Tag>(tags[i]), bits[i]}, col) != f.absent_matches) rows.push_back(base + i);
+        const Tag tag = static_cast<Tag>(tags[i]);
+        if (tag == Tag::kMissing) continue;
+        bool match;
+        if (fast.numeric && (tag == Tag::kInt || tag == Tag::kDouble)) {
+          const Cell c{tag, bits[i]};
+          match = f.op == RuleOp::kBetween ? CmpNum(c, f.operands[0].cell) >= 0 && CmpNum(c, f.operands[1].cell) <= 0
+                                           : Holds(f.op, CmpNum(c, f.operands[0].cell));
+        } else if (fast.identity && (tag == Tag::kString || tag == Tag::kTrue || tag == Tag::kFalse)) {
+          match = false;
+          for (const Operand& v : f.operands) {
+            if (v.cell.tag == tag && (tag != Tag::kString || v.cell.bits == bits[i])) match = true;
+          }
+          match = match != fast.negate;
+        } else {
+          match = MatchCell(f, Cell{tag, bits[i]}, col);
+        }
+        if (match != f.absent_matches) rows.push_back(base + i);
       }
     }
     Bitmap differing(rows.size(), rows.data());
@@ -481,11 +613,16 @@ class Evaluator {
       const Column* const* cols = Bind(m, t, &scratch);
       const uint32_t* ords = table.ordinal.data();
       const int64_t* times = table.time.data();
-      size_t rows = table.ordinal.size();
-      bool no_where = m.where.empty();
-      for (uint32_t row = 0; row < rows; ++row) {
-        if (ords[row] == SegmentIndex::kRemoved || times[row] < lo || times[row] > hi) continue;
-        if (no_where || WhereAll(m, cols, row)) f(ords[row], row, cols);
+      const size_t rows = table.ordinal.size();
+      const bool no_where = m.where.empty();
+      for (size_t block = 0; block < table.block_min.size(); ++block) {
+        if (table.block_max[block] < lo || table.block_min[block] > hi) continue;
+        const uint32_t first = static_cast<uint32_t>(block << EventTable::kBlockBits);
+        const uint32_t end = static_cast<uint32_t>(std::min<size_t>(rows, first + EventTable::kBlockRows));
+        for (uint32_t row = first; row < end; ++row) {
+          if (ords[row] == SegmentIndex::kRemoved || times[row] < lo || times[row] > hi) continue;
+          if (no_where || WhereAll(m, cols, row)) f(ords[row], row, cols);
+        }
       }
     }
   }
@@ -645,6 +782,13 @@ Status SegmentIndex::AddEvent(uint32_t ordinal, std::string_view type, std::stri
   uint32_t row = static_cast<uint32_t>(t.ordinal.size());
   t.ordinal.push_back(ordinal);
   t.time.push_back(time_us);
+  if ((row & (EventTable::kBlockRows - 1)) == 0) {
+    t.block_min.push_back(time_us);
+    t.block_max.push_back(time_us);
+  } else {
+    t.block_min.back() = std::min(t.block_min.back(), time_us);
+    t.block_max.back() = std::max(t.block_max.back(), time_us);
+  }
   if (event.is_object()) t.props.Put(row, event, &pool_, KeepEventKey);
   if (by_profile_.size() <= ordinal) by_profile_.resize(static_cast<size_t>(ordinal) + 1);
   std::vector<EventRef>& refs = by_profile_[ordinal];
@@ -795,7 +939,8 @@ std::optional<int64_t> SegmentIndex::NextChange(uint32_t ordinal, const Prepared
 size_t SegmentIndex::MemoryBytes() const {
   size_t bytes = pool_.MemoryBytes() + profiles_.MemoryBytes() + universe_.getSizeInBytes();
   for (const auto& t : tables_) {
-    bytes += t->ordinal.capacity() * sizeof(uint32_t) + t->time.capacity() * sizeof(int64_t) + t->props.MemoryBytes();
+    bytes += t->ordinal.capacity() * sizeof(uint32_t) + t->time.capacity() * sizeof(int64_t) + t->props.MemoryBytes() +
+             (t->block_min.capacity() + t->block_max.capacity()) * sizeof(int64_t);
   }
   bytes += by_profile_.capacity() * sizeof(std::vector<EventRef>);
   for (const auto& refs : by_profile_) bytes += refs.capacity() * sizeof(EventRef);

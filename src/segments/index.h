@@ -8,8 +8,12 @@
 //                        sorted by time (EventRef)
 //
 // Evaluate() runs a PreparedRule over every profile and returns a compressed bitmap (CRoaring) of ordinals: one
-// scan of a column per field condition, one scan of a type's rows per behavioural condition, bitmap algebra for
-// AND / OR / NOT. EvaluateOne() answers for one profile from its cells and its own events, for incremental updates.
+// scan of a column per field condition, one scan of a type's rows per behavioural condition (skipping blocks of
+// rows whose time range misses the window: EventTable's zone map), bitmap algebra for OR / NOT. An AND evaluates
+// its cheapest child over every profile first (segment membership, then field conditions, then events), then
+// each other child either the same way, intersected, or only for the candidates left (as EvaluateOne does),
+// whichever a rough cost model says is cheaper. EvaluateOne() answers for one profile from its cells and its own
+// events, for incremental updates.
 // NextChange() says when time alone could next change a profile's membership.
 //
 // Ordinals are dense uint32 profile numbers chosen by the caller (the engine maps profile ids to them). A profile
@@ -53,6 +57,11 @@ struct EventTable {
   std::vector<uint32_t> ordinal;  // kRemoved once the profile is removed
   std::vector<int64_t> time;      // event time, microseconds since the epoch
   DocTable props;                 // properties.*, source, deviceId, name
+  // Zone map: the least and greatest time of each block of kBlockRows rows, so a scan for a time window skips the
+  // blocks outside it (events mostly arrive, and are always replayed at open, in time order).
+  static constexpr uint32_t kBlockBits = 12;
+  static constexpr uint32_t kBlockRows = 1u << kBlockBits;
+  std::vector<int64_t> block_min, block_max;
 };
 
 struct EventRef {
