@@ -39,6 +39,13 @@ inline double CpuNow() {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
+// CPU seconds used by the calling thread only: for per-call costs, unaffected by waiting and preemption.
+inline double ThreadCpuNow() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
 // A fresh directory under `parent` (default: the system temp dir), removed on destruction unless keep().
 class TempDir {
  public:

@@ -281,6 +281,7 @@ class EngineImpl::IngestContext : public GraphView {
     if (e.client_id) batch_keys_.emplace(key, result->session_id);
     pending_events_.push_back({profile_id, e.time_us, e.id, e.client_id, std::string()});
     AppendStoredEvent(e, profile_id, result->session_id, received_at_, &pending_events_.back().value);
+    if (engine_->segments_.tracking()) AppendIndexedEvent(e, &pending_events_.back().indexed);
     index_.deltas[profile_id].AddEvent(e.time_us, e.purchase, e.purchase_micros);
     ++events_added_;
     return Status::OK();
@@ -488,7 +489,7 @@ class EngineImpl::IngestContext : public GraphView {
           if (evented.insert(p.profile_id).second) moved.push_back(p.profile_id);
         } else {
           evented.insert(p.profile_id);
-          added.push_back({p.profile_id, p.time_us, p.value});
+          added.push_back({p.profile_id, p.time_us, p.indexed.empty() ? p.value : p.indexed});
         }
       }
       for (const auto& [id, doc] : dirty_profiles_) {
@@ -524,8 +525,9 @@ class EngineImpl::IngestContext : public GraphView {
     int64_t time_us;
     std::string id;
     bool client_id;
-    std::string value;   // the stored document
-    bool moved = false;  // a merge in this batch moved it (its trait delta went with the merged aggregate)
+    std::string value;    // the stored document
+    bool moved = false;   // a merge in this batch moved it (its trait delta went with the merged aggregate)
+    std::string indexed;  // what the segment index keeps of it (AppendIndexedEvent), when segments are tracked
   };
 
   struct EventPlan {

@@ -103,7 +103,8 @@ class SegmentsImpl final : public Segments {
   // Notes profiles whose document changed but whose stored events did not (a profile write or patch, an identify,
   // identity rules): the document is re-read, the events in the index are kept. Cost: the document's size.
   void NotifyDocument(std::vector<std::string> profile_ids, std::string_view cause = "profile");
-  // Notes a new event of a profile (time, stored document); its document may be noted changed too.
+  // Notes a new event of a profile (time, and its stored document or the part the index keeps: AppendIndexedEvent);
+  // its document may be noted changed too.
   struct NewEvent {
     std::string profile_id;
     int64_t time_us;
@@ -187,6 +188,8 @@ class SegmentsImpl final : public Segments {
   Status WriteFeed();
   // Topological order of definitions_ (named segments first); after any definition change. mu_ held.
   void Reorder();
+  // By slot: whether the definition reads events of this type (and custom name). Cached until Reorder. mu_ held.
+  const std::vector<bool>& ReadersOf(const std::string& type, const std::string& name);
   segments::MembershipLookup Lookup() const;
   uint32_t OrdinalOf(const std::string& profile_id);
   // Validates a definition ("name", "description", "rule"), its segment references and cycles. mu_ held.
@@ -229,13 +232,14 @@ class SegmentsImpl final : public Segments {
   std::unique_ptr<segments::SegmentIndex> index_;
   absl::flat_hash_map<std::string, uint32_t> ordinal_of_;
   std::vector<std::string> id_of_;
-  std::map<std::string, Definition> definitions_;   // by id
-  std::vector<Definition*> order_;                  // named segments before those naming them
-  std::vector<Definition*> slots_;                  // slot -> definition; null once deleted or replaced
-  bool loaded_ = false;                             // definitions_ read from storage
-  RfmOptions rfm_options_;                          // kMeta "rfm_config"
-  absl::flat_hash_map<uint32_t, RfmScore> rfm_;     // by ordinal; written under mu_ and members_mu_
-  std::chrono::steady_clock::time_point next_rfm_;  // the worker's next recomputation
+  std::map<std::string, Definition> definitions_;                // by id
+  std::vector<Definition*> order_;                               // named segments before those naming them
+  std::vector<Definition*> slots_;                               // slot -> definition; null once deleted or replaced
+  absl::flat_hash_map<std::string, std::vector<bool>> readers_;  // ReadersOf's cache
+  bool loaded_ = false;                                          // definitions_ read from storage
+  RfmOptions rfm_options_;                                       // kMeta "rfm_config"
+  absl::flat_hash_map<uint32_t, RfmScore> rfm_;                  // by ordinal; written under mu_ and members_mu_
+  std::chrono::steady_clock::time_point next_rfm_;               // the worker's next recomputation
 
   // Timers: a min-heap with stale entries (skipped when scheduled_ holds another time for the pair).
   std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;

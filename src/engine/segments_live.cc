@@ -400,6 +400,8 @@ Status SegmentsImpl::Refresh() {
         cause.Set("events", std::move(names));
       }
       const Pending::Kind kind = p.kind;
+      std::vector<const std::vector<bool>*> readers;  // by slot: the definitions reading each new event
+      for (const auto& [type, name] : types) readers.push_back(&ReadersOf(type, name));
       Reevaluate(
           ordinal,
           [&](const Definition& d) {
@@ -408,8 +410,8 @@ Status SegmentsImpl::Refresh() {
             // A new document changes fields only (the profile was and stays in the universe).
             if (kind == Pending::kDocument && !deps.fields.empty()) return true;
             if (d.reads_traits && !types.empty()) return true;  // events change computed traits
-            for (const auto& [type, name] : types) {
-              if (deps.ReadsEvent(type, name)) return true;
+            for (const std::vector<bool>* r : readers) {
+              if ((*r)[d.slot]) return true;
             }
             return false;
           },
@@ -485,7 +487,20 @@ void SegmentsImpl::Reevaluate(uint32_t ordinal, const std::function<bool(const D
   }
 }
 
+const std::vector<bool>& SegmentsImpl::ReadersOf(const std::string& type, const std::string& name) {
+  const std::string key = name.empty() ? type : type + "\n" + name;
+  auto [it, inserted] = readers_.try_emplace(key);
+  if (inserted) {
+    it->second.resize(slots_.size());
+    for (size_t slot = 0; slot < slots_.size(); ++slot) {
+      it->second[slot] = slots_[slot] != nullptr && slots_[slot]->rule.dependencies().ReadsEvent(type, name);
+    }
+  }
+  return it->second;
+}
+
 void SegmentsImpl::Reorder() {
+  readers_.clear();
   order_.clear();
   absl::flat_hash_set<const Definition*> placed;
   // Definitions are acyclic (ParseDefinition); place each after the segments it names, depth first.

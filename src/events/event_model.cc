@@ -636,6 +636,24 @@ void AppendStoredEvent(const ParsedEvent& e, std::string_view profile_id, std::s
   out->push_back('}');
 }
 
+void AppendIndexedEvent(const ParsedEvent& e, std::string* out) {
+  auto member = [out](std::string_view key, std::string_view value) {
+    AppendJsonString(key, out);
+    out->push_back(':');
+    AppendJsonString(value, out);
+    out->push_back(',');
+  };
+  out->reserve(out->size() + 64 + e.properties.size());
+  out->push_back('{');
+  member("type", e.type);
+  if (!e.name.empty()) member("name", e.name);
+  if (!e.device_id.empty()) member("deviceId", e.device_id);
+  if (!e.source.empty()) member("source", e.source);
+  out->append("\"properties\":");
+  out->append(e.properties.empty() ? std::string_view("{}") : std::string_view(e.properties));
+  out->push_back('}');
+}
+
 void NormalizeIdentifiers(const IdentityRules& rules, ParsedEvent* e) {
   e->identifiers.clear();
   e->ignored_identifiers.clear();

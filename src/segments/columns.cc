@@ -139,8 +139,8 @@ size_t Column::MemoryBytes() const {
   return bytes;
 }
 
-void DocTable::Put(uint32_t row, const Json& doc, StringPool* pool, bool (*keep)(std::string_view key)) {
-  Clear(row);
+void DocTable::Put(uint32_t row, const Json& doc, StringPool* pool, bool (*keep)(std::string_view key), bool fresh) {
+  if (!fresh) Clear(row);
   if (!doc.is_object()) return;
   std::string path;
   path.reserve(64);
@@ -178,11 +178,9 @@ void DocTable::PutValue(uint32_t row, std::string* path, const Json& v, StringPo
 }
 
 void DocTable::PutPath(uint32_t row, std::string_view path, const Json& value, StringPool* pool) {
-  for (auto& [name, column] : columns_) {
-    if (name.size() >= path.size() && name.compare(0, path.size(), path) == 0 &&
-        (name.size() == path.size() || name[path.size()] == '.')) {
-      column->Clear(row);
-    }
+  // The column at `path` and those below it ("path.x"): names starting with `path`, a run in name order.
+  for (auto it = by_name_.lower_bound(path); it != by_name_.end() && it->first.starts_with(path); ++it) {
+    if (it->first.size() == path.size() || it->first[path.size()] == '.') it->second->Clear(row);
   }
   std::string p(path);
   PutValue(row, &p, value, pool, static_cast<int>(std::count(p.begin(), p.end(), '.')) + 1);
@@ -204,6 +202,7 @@ Column* DocTable::GetOrCreate(std::string_view path) {
   Column* raw = col.get();
   columns_.emplace(std::string(path), std::move(col));
   all_.push_back(raw);
+  by_name_.emplace(std::string(path), raw);
   return raw;
 }
 

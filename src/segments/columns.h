@@ -7,6 +7,7 @@
 #define CDP_SEGMENTS_COLUMNS_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -97,8 +98,10 @@ class DocTable {
   static constexpr int kMaxDepth = 16;
 
   // Replaces row `row` with the leaves of `doc` (an object). When `keep` is set, only top-level keys it accepts
-  // are stored.
-  void Put(uint32_t row, const Json& doc, StringPool* pool, bool (*keep)(std::string_view key) = nullptr);
+  // are stored. With `fresh`, the caller promises the row holds nothing yet (a new row), which spares clearing it
+  // in every column.
+  void Put(uint32_t row, const Json& doc, StringPool* pool, bool (*keep)(std::string_view key) = nullptr,
+           bool fresh = false);
   // Replaces, in row `row`, the value at `path` (and everything below it) with `value`.
   void PutPath(uint32_t row, std::string_view path, const Json& value, StringPool* pool);
   void Clear(uint32_t row);
@@ -112,6 +115,7 @@ class DocTable {
 
   absl::flat_hash_map<std::string, std::unique_ptr<Column>> columns_;
   std::vector<Column*> all_;
+  std::map<std::string, Column*, std::less<>> by_name_;  // the same columns in name order (PutPath's prefix search)
 };
 
 }  // namespace cdp::segments

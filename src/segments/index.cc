@@ -375,6 +375,19 @@ class Evaluator {
     }
   }
 
+  // The time of the profile's first event matching `m` at or after `from`. Cost: a binary search, then the events
+  // from there to the first match.
+  std::optional<int64_t> FirstMatching(const CMatch& m, uint32_t ord, int64_t from) const {
+    std::span<const EventRef> refs = ix_.EventsOf(ord);
+    auto it = std::lower_bound(refs.begin(), refs.end(), from, [](const EventRef& r, int64_t t) { return r.time < t; });
+    std::vector<const Column*> scratch;
+    for (; it != refs.end(); ++it) {
+      if (!Accepts(m, it->table)) continue;
+      if (WhereAll(m, Bind(m, it->table, &scratch), it->row)) return it->time;
+    }
+    return std::nullopt;
+  }
+
   bool EventOne(const CNode& n, uint32_t ord) const {
     Acc acc;
     const CMatch& m = n.matches[0];
@@ -685,26 +698,22 @@ class Evaluator {
       case RuleNode::Kind::kEvent:
       case RuleNode::Kind::kSequence: {
         if (!n.within.relative()) return;
-        // An event is inside the window while lo <= now <= hi.
+        // An event at t is inside while now + from <= t <= now + to (relative bounds; absolute ones never move).
+        // As now grows it enters at t - to and leaves at t - from + 1; the earliest of those after now comes from
+        // the first matching event at or after now + from (leaving) and the first after now + to (entering).
+        const std::optional<TimePoint>& from = n.within.from;
+        const std::optional<TimePoint>& to = n.within.to;
         for (const CMatch& m : n.matches) {
-          TimeWindow all;  // every event of the step, whatever its time
-          ForEachMatching(m, all, ord, [&](const EventRef& r, const Column* const*) {
-            int64_t lo = kMinTime, hi = kMaxTime;
-            for (const auto& [bound, is_from] : {std::pair{n.within.from, true}, std::pair{n.within.to, false}}) {
-              if (!bound) continue;
-              if (!bound->relative) {
-                if (is_from ? r.time < bound->micros : r.time > bound->micros) return;  // never inside
-                continue;
-              }
-              if (is_from) {
-                hi = r.time - bound->micros;  // t >= now + off  <=>  now <= t - off
-              } else {
-                lo = r.time - bound->micros;  // t <= now + off  <=>  now >= t - off
-              }
-            }
-            if (lo != kMinTime) consider(lo);
-            if (hi != kMaxTime) consider(hi + 1);
-          });
+          if (from && from->relative) {
+            std::optional<int64_t> t = FirstMatching(m, ord, now_ + from->micros);
+            if (t && !(to && !to->relative && *t > to->micros)) consider(*t - from->micros + 1);
+          }
+          if (to && to->relative) {
+            int64_t start = now_ + to->micros + 1;
+            if (from && !from->relative) start = std::max(start, from->micros);
+            std::optional<int64_t> t = FirstMatching(m, ord, start);
+            if (t) consider(*t - to->micros);
+          }
         }
         return;
       }
@@ -789,7 +798,7 @@ Status SegmentIndex::AddEvent(uint32_t ordinal, std::string_view type, std::stri
     t.block_min.back() = std::min(t.block_min.back(), time_us);
     t.block_max.back() = std::max(t.block_max.back(), time_us);
   }
-  if (event.is_object()) t.props.Put(row, event, &pool_, KeepEventKey);
+  if (event.is_object()) t.props.Put(row, event, &pool_, KeepEventKey, /*fresh=*/true);
   if (by_profile_.size() <= ordinal) by_profile_.resize(static_cast<size_t>(ordinal) + 1);
   std::vector<EventRef>& refs = by_profile_[ordinal];
   EventRef ref{time_us, id, row};

@@ -389,6 +389,19 @@ void ExpectSameBatch(const std::string& text, const Options& options, const Iden
     AppendStoredEvent(g, profile_id, session_id, FormatTimestamp(received_us), &stored);
     const std::string want = legacy::StoredEvent(&o, profile_id, session_id, received_us).Dump();
     EXPECT_EQ(stored, "unrelated prefix" + want) << item;
+    // What the segment index keeps: exactly the stored document's type, name, deviceId, source and properties.
+    std::string indexed;
+    AppendIndexedEvent(g, &indexed);
+    auto indexed_json = Json::Parse(indexed);
+    auto want_json = Json::Parse(want);
+    ASSERT_TRUE(indexed_json.ok() && want_json.ok()) << item;
+    Json kept = Json::Object();
+    for (const auto& [key, value] : want_json->members()) {
+      if (key == "type" || key == "name" || key == "deviceId" || key == "source" || key == "properties") {
+        kept.Set(key, value);
+      }
+    }
+    EXPECT_EQ(indexed_json->Dump(), kept.Dump()) << item;
     if (counts != nullptr) ++counts->stored;
   }
 }
