@@ -177,7 +177,9 @@ class SegmentsImpl final : public Segments {
   void Reevaluate(uint32_t ordinal, const std::function<bool(const Definition&)>& affects, const Json& cause,
                   int64_t now, std::vector<Change>* changes);
   // Evaluates d for one profile and notes a change. Returns whether membership changed. mu_ held.
-  bool EvaluateFor(Definition* d, uint32_t ordinal, int64_t now, const Json& cause, std::vector<Change>* changes);
+  // `exists`: whether the profile is in the index (its universe).
+  bool EvaluateFor(Definition* d, uint32_t ordinal, bool exists, int64_t now, const Json& cause,
+                   std::vector<Change>* changes);
   void Schedule(Definition* d, uint32_t ordinal, int64_t now);
   // Re-evaluates every timer due at `now`. mu_ held.
   void RunDueTimers(int64_t now, std::vector<Change>* changes);

@@ -455,11 +455,10 @@ segments::MembershipLookup SegmentsImpl::Lookup() const {
   };
 }
 
-bool SegmentsImpl::EvaluateFor(Definition* d, uint32_t ordinal, int64_t now, const Json& cause,
+bool SegmentsImpl::EvaluateFor(Definition* d, uint32_t ordinal, bool exists, int64_t now, const Json& cause,
                                std::vector<Change>* changes) {
-  const bool in =
-      index_->universe().contains(ordinal) &&
-      (d->manual ? d->manual_members.contains(ordinal) : index_->EvaluateOne(ordinal, *d->prepared, now, Lookup()));
+  const bool in = exists && (d->manual ? d->manual_members.contains(ordinal)
+                                       : index_->EvaluateOne(ordinal, *d->prepared, now, Lookup()));
   const bool was = d->members.contains(ordinal);
   if (d->rule.dependencies().time_dependent) Schedule(d, ordinal, now);
   if (in == was) return false;
@@ -478,12 +477,14 @@ bool SegmentsImpl::EvaluateFor(Definition* d, uint32_t ordinal, int64_t now, con
 void SegmentsImpl::Reevaluate(uint32_t ordinal, const std::function<bool(const Definition&)>& affects,
                               const Json& cause, int64_t now, std::vector<Change>* changes) {
   absl::flat_hash_set<std::string_view> moved;  // segments whose membership of this profile changed
+  const bool exists = index_->universe().contains(ordinal);
   for (Definition* d : order_) {
     bool affected = affects(*d);
     if (!affected && !moved.empty()) {
       for (const std::string& named : d->rule.dependencies().segments) affected = affected || moved.contains(named);
     }
-    if (affected && EvaluateFor(d, ordinal, now, cause, changes)) moved.insert(d->stored.Find("id")->as_string());
+    if (affected && EvaluateFor(d, ordinal, exists, now, cause, changes))
+      moved.insert(d->stored.Find("id")->as_string());
   }
 }
 
