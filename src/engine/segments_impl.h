@@ -40,6 +40,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/container/node_hash_map.h"
 #include "cdp/engine.h"
 #include "cdp/rfm.h"
 #include "cdp/segment_rule.h"
@@ -127,10 +128,9 @@ class SegmentsImpl final : public Segments {
     Json stored;  // {"id", "name", "description"?, "rule", "createdAt", "updatedAt"}
     SegmentRule rule;
     std::shared_ptr<const segments::PreparedRule> prepared;
-    uint32_t slot = 0;          // its number in slots_ (timers name definitions by slot)
-    bool reads_traits = false;  // the rule reads a computed trait events maintain (RenderTraits)
-    bool reads_rfm = false;     // the rule reads computed.rfm
-    bool manual = false;        // a static list: members are manual_members (live ones), the rule is unused
+    uint32_t slot = 0;       // its number in slots_ (timers name definitions by slot)
+    bool reads_rfm = false;  // the rule reads computed.rfm
+    bool manual = false;     // a static list: members are manual_members (live ones), the rule is unused
     segments::Bitmap manual_members;
     segments::Bitmap members;  // maintained membership (written under mu_ and members_mu_)
     std::string last_cursor;   // its latest feed entry's cursor ("" when none)
@@ -190,8 +190,11 @@ class SegmentsImpl final : public Segments {
   Status WriteFeed();
   // Topological order of definitions_ (named segments first); after any definition change. mu_ held.
   void Reorder();
-  // By slot: whether the definition reads events of this type (and custom name). Cached until Reorder. mu_ held.
+  // By slot: whether the definition reads events of this type (and custom name). Cached until Reorder (the
+  // reference stays valid until then). mu_ held.
   const std::vector<bool>& ReadersOf(const std::string& type, const std::string& name);
+  // By slot: whether the definition reads the profile field at `path` (ReadsField). Cached until Reorder.
+  const std::vector<bool>& FieldReadersOf(const std::string& path);
   segments::MembershipLookup Lookup() const;
   uint32_t OrdinalOf(const std::string& profile_id);
   // Validates a definition ("name", "description", "rule"), its segment references and cycles. mu_ held.
@@ -213,7 +216,7 @@ class SegmentsImpl final : public Segments {
   // Scores every profile's RFM at `now`, writes computed.rfm into the index where it changed, and (with `changes`)
   // re-evaluates the segments that read it. Returns {"at", "scored", "changed"}. mu_ held; the index exists.
   Json ScoreRfmNow(int64_t now, std::vector<Change>* changes);
-  // Sets the fields derived from d->rule (prepared, reads_traits). mu_ held; the index exists.
+  // Sets the fields derived from d->rule (prepared, reads_rfm). mu_ held; the index exists.
   void Bind(Definition* d);
   Status StoreDefinition(const Json& stored);
   Json WithSize(const Definition& d) const;
@@ -234,14 +237,16 @@ class SegmentsImpl final : public Segments {
   std::unique_ptr<segments::SegmentIndex> index_;
   absl::flat_hash_map<std::string, uint32_t> ordinal_of_;
   std::vector<std::string> id_of_;
-  std::map<std::string, Definition> definitions_;                // by id
-  std::vector<Definition*> order_;                               // named segments before those naming them
-  std::vector<Definition*> slots_;                               // slot -> definition; null once deleted or replaced
-  absl::flat_hash_map<std::string, std::vector<bool>> readers_;  // ReadersOf's cache
-  bool loaded_ = false;                                          // definitions_ read from storage
-  RfmOptions rfm_options_;                                       // kMeta "rfm_config"
-  absl::flat_hash_map<uint32_t, RfmScore> rfm_;                  // by ordinal; written under mu_ and members_mu_
-  std::chrono::steady_clock::time_point next_rfm_;               // the worker's next recomputation
+  std::map<std::string, Definition> definitions_;  // by id
+  std::vector<Definition*> order_;                 // named segments before those naming them
+  std::vector<Definition*> slots_;                 // slot -> definition; null once deleted or replaced
+  // ReadersOf's and FieldReadersOf's caches; node maps, as callers hold pointers to several entries at once.
+  absl::node_hash_map<std::string, std::vector<bool>> readers_;
+  absl::node_hash_map<std::string, std::vector<bool>> field_readers_;
+  bool loaded_ = false;                             // definitions_ read from storage
+  RfmOptions rfm_options_;                          // kMeta "rfm_config"
+  absl::flat_hash_map<uint32_t, RfmScore> rfm_;     // by ordinal; written under mu_ and members_mu_
+  std::chrono::steady_clock::time_point next_rfm_;  // the worker's next recomputation
 
   // Timers: a min-heap with stale entries (skipped when scheduled_ holds another time for the pair).
   std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;

@@ -353,6 +353,7 @@ Status SegmentsImpl::Refresh() {
       Pending& p = notes[id];
       const uint32_t ordinal = OrdinalOf(id);
       std::vector<std::pair<std::string, std::string>> types;
+      std::vector<const std::vector<bool>*> trait_readers;  // by slot: the definitions reading a changed trait
       Status s;
       if (!index_->universe().contains(ordinal)) p.kind = Pending::kReload;
       if (p.kind == Pending::kDocument) {
@@ -370,7 +371,10 @@ Status SegmentsImpl::Refresh() {
         // Only the event-maintained traits changed in the document.
         const Json traits = RenderTraits(engine_->ReadTraits(id));
         for (const auto& [key, value] : traits.members()) {
-          if (s.ok()) s = index_->UpsertField(ordinal, "computed." + key, value);
+          bool changed = false;
+          const std::string path = "computed." + key;
+          if (s.ok()) s = index_->UpsertField(ordinal, path, value, &changed);
+          if (changed) trait_readers.push_back(&FieldReadersOf(path));
         }
       }
       if (p.kind != Pending::kReload) {
@@ -409,7 +413,9 @@ Status SegmentsImpl::Refresh() {
             const RuleDependencies& deps = d.rule.dependencies();
             // A new document changes fields only (the profile was and stays in the universe).
             if (kind == Pending::kDocument && !deps.fields.empty()) return true;
-            if (d.reads_traits && !types.empty()) return true;  // events change computed traits
+            for (const std::vector<bool>* r : trait_readers) {  // events change computed traits
+              if ((*r)[d.slot]) return true;
+            }
             for (const std::vector<bool>* r : readers) {
               if ((*r)[d.slot]) return true;
             }
@@ -441,11 +447,6 @@ Status SegmentsImpl::Refresh() {
 void SegmentsImpl::Bind(Definition* d) {
   d->prepared = index_->Prepare(d->rule);
   d->reads_rfm = d->rule.dependencies().ReadsField("computed.rfm");
-  d->reads_traits = false;
-  const Json traits = RenderTraits(storage::Traits());
-  for (const auto& [key, value] : traits.members()) {
-    d->reads_traits = d->reads_traits || d->rule.dependencies().ReadsField("computed." + key);
-  }
 }
 
 segments::MembershipLookup SegmentsImpl::Lookup() const {
@@ -500,8 +501,20 @@ const std::vector<bool>& SegmentsImpl::ReadersOf(const std::string& type, const 
   return it->second;
 }
 
+const std::vector<bool>& SegmentsImpl::FieldReadersOf(const std::string& path) {
+  auto [it, inserted] = field_readers_.try_emplace(path);
+  if (inserted) {
+    it->second.resize(slots_.size());
+    for (size_t slot = 0; slot < slots_.size(); ++slot) {
+      it->second[slot] = slots_[slot] != nullptr && slots_[slot]->rule.dependencies().ReadsField(path);
+    }
+  }
+  return it->second;
+}
+
 void SegmentsImpl::Reorder() {
   readers_.clear();
+  field_readers_.clear();
   order_.clear();
   absl::flat_hash_set<const Definition*> placed;
   // Definitions are acyclic (ParseDefinition); place each after the segments it names, depth first.

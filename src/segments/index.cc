@@ -760,8 +760,21 @@ Status SegmentIndex::UpsertProfile(uint32_t ordinal, const Json& doc) {
   return Status::OK();
 }
 
-Status SegmentIndex::UpsertField(uint32_t ordinal, std::string_view path, const Json& value) {
+Status SegmentIndex::UpsertField(uint32_t ordinal, std::string_view path, const Json& value, bool* changed) {
   if (!universe_.contains(ordinal)) return Status::NotFound("no such profile in the index");
+  if (changed != nullptr) *changed = false;
+  // Unchanged scalars (most maintained traits after most events) are left alone: a scalar cell has nothing below
+  // it in its row, so there is nothing else to clear.
+  if (!value.is_array() && !value.is_object()) {
+    if (const Column* col = profiles_.Find(path); col != nullptr) {
+      const Cell was = col->Get(ordinal);
+      if (was.tag != Tag::kMissing && was.tag != Tag::kArray && was.tag != Tag::kObject) {
+        const Cell c = EncodeScalar(value, &pool_);
+        if (c.tag == was.tag && c.bits == was.bits) return Status::OK();
+      }
+    }
+  }
+  if (changed != nullptr) *changed = true;
   profiles_.PutPath(ordinal, path, value, &pool_);
   return Status::OK();
 }

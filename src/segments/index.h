@@ -84,8 +84,9 @@ class SegmentIndex {
   // document plus the number of columns. Errors: InvalidArgument (doc not an object, ordinal out of range).
   Status UpsertProfile(uint32_t ordinal, const Json& doc);
   // Replaces one field of an existing profile (and everything below it): `path` is a dotted path, "computed.ltv".
-  // Errors: NotFound when the profile does not exist.
-  Status UpsertField(uint32_t ordinal, std::string_view path, const Json& value);
+  // `changed`, when given, says whether it did change (an equal scalar is left alone). Errors: NotFound when the
+  // profile does not exist.
+  Status UpsertField(uint32_t ordinal, std::string_view path, const Json& value, bool* changed = nullptr);
   // Forgets the profile: its fields and events. No-op when unknown.
   void RemoveProfile(uint32_t ordinal);
   // Adds one event. `type` is the event type, `name` the custom event name ("" for standard types); `event` is the

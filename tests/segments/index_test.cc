@@ -278,6 +278,18 @@ TEST_F(SegmentIndexTest, UpsertFieldReplacesOnePathAndWhatIsBelowIt) {
   ASSERT_TRUE(index_.UpsertField(3, "computed.ltv", J("null")).ok());
   EXPECT_EQ(Members(F("computed.ltv", "exists", "true")), S({1, 2}));
   EXPECT_TRUE(index_.UpsertField(9, "computed.ltv", J("1")).IsNotFound());
+  // The same scalar again changes nothing; a scalar over a subtree removes the subtree; an int and an equal
+  // double are different cells, both compare equal in rules.
+  ASSERT_TRUE(index_.UpsertField(2, "computed.ltv", J("300")).ok());
+  EXPECT_EQ(Members(F("computed.ltv", "=", "300")), S({2}));
+  ASSERT_TRUE(index_.UpsertField(1, "computed.rfm", J("5")).ok());
+  EXPECT_EQ(Members(F("computed.rfm.score", "exists", "true")), S({2}));
+  EXPECT_EQ(Members(F("computed.rfm", "=", "5")), S({1}));
+  ASSERT_TRUE(index_.UpsertField(1, "computed.rfm", J("5.0")).ok());
+  EXPECT_EQ(Members(F("computed.rfm", "=", "5")), S({1}));
+  ASSERT_TRUE(index_.UpsertField(1, "computed.rfm", J(R"("2026-05-25T10:00:00.000Z")")).ok());
+  ASSERT_TRUE(index_.UpsertField(1, "computed.rfm", J(R"("2026-05-25T10:00:00.000Z")")).ok());
+  EXPECT_EQ(Members(F("computed.rfm", ">=", R"("2026-05-01T00:00:00Z")")), S({1}));
 }
 
 TEST_F(SegmentIndexTest, UpdatesAndRemoval) {

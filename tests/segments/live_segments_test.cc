@@ -306,6 +306,9 @@ TEST_F(LiveSegmentsTest, MaintainedMembershipMatchesAFullEvaluation) {
       R"({"event": "purchase", "within": "7d"})",
       R"({"operator": "OR", "conditions": [{"field": "attributes.city", "operator": "exists"},
                                            {"event": "add_to_cart", "count": {"=": 0}}]})",
+      R"({"field": "computed.purchaseCount", "operator": ">=", "value": 2})",
+      R"({"conditions": [{"field": "computed.lastSeenDate", "operator": ">=", "value": "-3d"},
+                         {"field": "computed.aov", "operator": "<", "value": 30}]})",
   };
   std::vector<std::string> ids;
   for (size_t i = 0; i < rules.size(); ++i) ids.push_back(Create("r" + std::to_string(i), rules[i]));
