@@ -459,43 +459,51 @@ class Evaluator {
   // whichever costs less. A selective first condition thus spares the full scans of the others.
   Bitmap AllOfAnd(const CNode& n) const {
     if (n.children.empty()) return ix_.universe_;
-    std::vector<const CNode*> order;
-    for (const CNode& c : n.children) order.push_back(&c);
+    std::vector<std::pair<const CNode*, Cost>> order;
+    for (const CNode& c : n.children) order.emplace_back(&c, CostOf(c));
     std::stable_sort(order.begin(), order.end(),
-                     [&](const CNode* a, const CNode* b) { return FullCost(*a) < FullCost(*b); });
-    Bitmap acc = All(*order[0]);
+                     [](const auto& a, const auto& b) { return a.second.all < b.second.all; });
+    Bitmap acc = All(*order[0].first);
     for (size_t i = 1; i < order.size() && !acc.isEmpty(); ++i) {
-      const CNode& c = *order[i];
-      if (static_cast<double>(acc.cardinality()) * OneCost(c) < FullCost(c)) {
+      const auto& [c, cost] = order[i];
+      if (static_cast<double>(acc.cardinality()) * cost.one < cost.all) {
         std::vector<uint32_t> kept;
         for (uint32_t ord : acc) {
-          if (One(c, ord)) kept.push_back(ord);
+          if (One(*c, ord)) kept.push_back(ord);
         }
         acc = Bitmap(kept.size(), kept.data());
       } else {
-        acc &= All(c);
+        acc &= All(*c);
       }
     }
     return acc;
   }
 
-  // Rough costs, in cell reads: evaluating a node for every profile (All) and for one profile (One).
-  double FullCost(const CNode& n) const {
+  // Rough costs, in cell reads, of evaluating a node for every profile (All) and for one profile (One).
+  struct Cost {
+    double all = 0, one = 0;
+  };
+  Cost CostOf(const CNode& n) const {
     const double profiles = static_cast<double>(ix_.by_profile_.size());
     switch (n.kind) {
       case RuleNode::Kind::kAnd:
       case RuleNode::Kind::kOr:
       case RuleNode::Kind::kNot: {
-        double sum = 0;
-        for (const CNode& c : n.children) sum += FullCost(c);
+        Cost sum;
+        for (const CNode& c : n.children) {
+          const Cost child = CostOf(c);
+          sum.all += child.all;
+          sum.one += child.one;
+        }
         return sum;
       }
       case RuleNode::Kind::kField:
         // Equality and membership tests first: they tend to be the selective ones.
-        return profiles * (n.op == RuleOp::kEq || n.op == RuleOp::kIn ? 1.0 : 1.1);
+        return {profiles * (n.op == RuleOp::kEq || n.op == RuleOp::kIn ? 1.0 : 1.1), 4};
       case RuleNode::Kind::kEvent:
       case RuleNode::Kind::kSequence: {
-        // The rows of the blocks a scan reads (the zone map's answer for the window).
+        // All: the rows of the blocks a scan reads (the zone map's answer for the window). One: a binary search in
+        // the profile's events, then its events in the window (all types), per step; cache misses, as measured.
         int64_t lo, hi;
         Resolve(n.within, now_, &lo, &hi);
         double rows = 0;
@@ -504,40 +512,20 @@ class Evaluator {
             if (!Accepts(m, t)) continue;
             const EventTable& table = *ix_.tables_[t];
             size_t blocks = 0;
-            for (size_t b = 0; b < table.block_min.size(); ++b)
+            for (size_t b = 0; b < table.block_min.size(); ++b) {
               blocks += table.block_max[b] >= lo && table.block_min[b] <= hi;
+            }
             rows += static_cast<double>(blocks * EventTable::kBlockRows) * (1 + m.where.size());
           }
         }
-        return profiles * 2 + rows;
-      }
-      case RuleNode::Kind::kSegment:
-        return 0;
-    }
-    return profiles;
-  }
-  double OneCost(const CNode& n) const {
-    switch (n.kind) {
-      case RuleNode::Kind::kAnd:
-      case RuleNode::Kind::kOr:
-      case RuleNode::Kind::kNot: {
-        double sum = 0;
-        for (const CNode& c : n.children) sum += OneCost(c);
-        return sum;
-      }
-      case RuleNode::Kind::kField:
-        return 4;
-      case RuleNode::Kind::kEvent:
-      case RuleNode::Kind::kSequence: {
-        // A binary search in the profile's events, then its events in the window (all types), per step.
         const double per_profile =
             static_cast<double>(ix_.event_count_) / std::max<double>(1, ix_.universe_.cardinality());
-        return static_cast<double>(n.matches.size()) * (150 + 4 * per_profile);  // cache misses, measured
+        return {profiles * 2 + rows, static_cast<double>(n.matches.size()) * (150 + 4 * per_profile)};
       }
       case RuleNode::Kind::kSegment:
-        return 2;
+        return {0, 2};
     }
-    return 4;
+    return {profiles, 4};
   }
 
   // Rows of present cells whose result differs from an absent cell's, then combined with the universe.
