@@ -139,7 +139,7 @@ class SegmentsImpl final : public Segments {
     enum Kind : uint8_t { kEvents, kDocument, kReload };
     Kind kind = kEvents;  // what to re-read: nothing but `events`, the document too, or everything
     std::string cause;
-    std::vector<std::pair<int64_t, std::string>> events;  // time, stored document
+    std::vector<std::pair<int64_t, std::string>> events;  // time, event document (NewEvent::document)
   };
   struct Timer {
     int64_t at;
