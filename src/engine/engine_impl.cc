@@ -16,6 +16,7 @@
 #include "cdp/version.h"
 #include "core/ids.h"
 #include "core/json_internal.h"
+#include "core/parallel.h"
 #include "fmt/format.h"
 #include "profiles/profile_model.h"
 #include "storage/keys.h"
@@ -58,15 +59,9 @@ std::string IdentityKeyOf(const Identifier& id) { return storage::IdentityKey(id
 // Normalizes every event's identifiers with `rules`, before the write lock. It is pure work (phone numbers through
 // libphonenumber are most of a bulk import's time), so a large batch is split over two threads.
 void NormalizeBatch(const IdentityRules& rules, std::vector<ParsedEvent>* events) {
-  constexpr size_t kParallelFrom = 256;
-  auto run = [&](size_t begin, size_t end) {
+  RunOnTwoThreads(events->size(), /*parallel_from=*/256, [&](size_t begin, size_t end) {
     for (size_t i = begin; i < end; ++i) NormalizeIdentifiers(rules, &(*events)[i]);
-  };
-  const size_t n = events->size();
-  if (n < kParallelFrom) return run(0, n);
-  std::thread other(run, n / 2, n);
-  run(0, n / 2);
-  other.join();
+  });
 }
 
 // FNV-1a over type \0 value: the same in every process (absl::Hash is seeded per process, so it cannot be stored).
@@ -110,6 +105,12 @@ EngineImpl::~EngineImpl() {
 }
 
 Status EngineImpl::RecoverTail() {
+  {
+    auto last = store_->NewIterator(storage::Cf::kEventsByTime);
+    last->SeekToLast();
+    CDP_RETURN_IF_ERROR(last->status());
+    if (last->Valid()) newest_event_key_time_ = storage::DecodeBigEndian64(last->key());
+  }
   CDP_RETURN_IF_ERROR(tail_.Recover([](std::string_view document, int64_t time_us, storage::Traits* traits) {
     auto event = Json::Parse(document);
     if (!event.ok() || !StoredEventTraits(*event, time_us, traits))
@@ -258,15 +259,17 @@ class EngineImpl::IngestContext : public GraphView {
         result->session_id = it->second;
         return Status::OK();
       }
-      std::string existing;
-      Status s = store_.Get(storage::Cf::kEventsByTime,
-                            storage::TimeIndexKey(e.time_us, e.id, plan.resolution.profile_id), &existing);
-      if (s.ok()) {
-        result->duplicate = true;
-        result->session_id = SessionOf(existing);
-        return Status::OK();
+      if (static_cast<uint64_t>(e.time_us) <= engine_->newest_event_key_time_) {  // else it cannot be stored
+        std::string existing;
+        Status s = store_.Get(storage::Cf::kEventsByTime,
+                              storage::TimeIndexKey(e.time_us, e.id, plan.resolution.profile_id), &existing);
+        if (s.ok()) {
+          result->duplicate = true;
+          result->session_id = SessionOf(existing);
+          return Status::OK();
+        }
+        if (!s.IsNotFound()) return s;
       }
-      if (!s.IsNotFound()) return s;
     }
     std::string profile_id;
     CDP_RETURN_IF_ERROR(ApplyPlan(e, std::move(plan), &profile_id, result));
@@ -466,6 +469,9 @@ class EngineImpl::IngestContext : public GraphView {
 
   // Makes the batch's session, identity and merge changes visible to later batches.
   void Publish() {
+    for (const PendingEvent& p : pending_events_) {
+      engine_->newest_event_key_time_ = std::max(engine_->newest_event_key_time_, static_cast<uint64_t>(p.time_us));
+    }
     engine_->tail_.Apply(std::move(index_));
     if (engine_->identity_.matching_on_write()) {
       std::vector<std::string> written;

@@ -165,7 +165,8 @@ class EngineImpl final : public Engine {
   // The index entries and trait deltas of recent writes (see event_tail.h).
   const EventTail& tail() const { return tail_; }
 
-  // Reads the event tail's log after a crash and recomputes what it affects. Called once by Engine::Open.
+  // Reads the newest event time of the log, then the event tail's log after a crash and recomputes what it affects.
+  // Called once by Engine::Open.
   Status RecoverTail();
 
   // Reads the identity rules stored in the database (defaults when none). Called once by Engine::Open.
@@ -260,6 +261,10 @@ class EngineImpl final : public Engine {
   // Event keys with caller-given ids in batches being written outside write_mu_ -> their session, so a retry
   // racing the original's write is still a duplicate.
   absl::flat_hash_map<std::string, std::string> in_flight_keys_;  // guarded by write_mu_
+  // The largest event time in the event log, in key order (be64 of the time as unsigned), over stored events and
+  // events published by batches still in flight. An event later than it cannot be a retry of a stored one, so its
+  // retry check skips the storage read. Read at open; raised by Publish; guarded by write_mu_.
+  uint64_t newest_event_key_time_ = 0;
   EventTail tail_;  // written under write_mu_ (see event_tail.h); read by anyone
 };
 

@@ -5,6 +5,7 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -15,6 +16,7 @@
 #include "cdp/query.h"
 #include "core/ids.h"
 #include "core/json_internal.h"
+#include "core/parallel.h"
 #include "fmt/format.h"
 #include "profiles/profile_model.h"
 
@@ -558,43 +560,62 @@ Status ParseEventBatch(std::string_view text, const Options& options, int64_t no
   const size_t count = items.size();
   if (count > options.max_batch_items || count >= 0xFFFFFF) return via_json();  // size() saturates at 2^24 - 1
 
+  // Items are validated on two threads when there are many (pure work on a read-only DOM), then gathered in order.
+  std::vector<element> elements;
+  elements.reserve(count);
+  for (element item : items) elements.push_back(item);
+  std::vector<ParsedEvent> each(count);
+  std::vector<Status> statuses(count);
+  std::atomic<bool> fallback{false};  // an item only the reference path decides the batch's fate for
+  const ParseLimits unlimited{std::numeric_limits<size_t>::max(), std::numeric_limits<int>::max()};
+  RunOnTwoThreads(count, /*parallel_from=*/256, [&](size_t begin, size_t end) {
+    std::string scratch;
+    for (size_t i = begin; i < end && !fallback.load(std::memory_order_relaxed); ++i) {
+      const element item = elements[i];
+      scratch.clear();
+      Dumper dumper{&scratch};
+      dumper.check_utf8 = check_utf8;
+      std::pair<size_t, size_t> props{0, 0};
+      if (item.type() == element_type::OBJECT) {
+        dumper.Object(item, 1, "properties", &props);
+      } else {
+        dumper.Value(item, 1);
+      }
+      if (item_level - 1 + dumper.max_depth > max_doc_depth) {  // Json::Parse fails the batch
+        fallback = true;
+        return;
+      }
+      auto parse_item = [&]() -> Result<ParsedEvent> {
+        if (!dumper.exact) {
+          // Duplicate keys or invalid UTF-8: decide on the item's cdp::Json, as the reference path does.
+          Json event;
+          CDP_RETURN_IF_ERROR(JsonFromElement(item, 1, unlimited, &event));
+          return ParseEvent(event, options, now_us);
+        }
+        // The item's serialized size and depth are those of its dump.
+        CDP_RETURN_IF_ERROR(CheckEventShape(TypeOf(item), scratch.size(), dumper.max_depth, options));
+        EventBuilder<element> builder(std::string_view(scratch).substr(props.first, props.second - props.first));
+        for (auto field : ObjectOf(item)) CDP_RETURN_IF_ERROR(builder.Field(field.key, field.value));
+        return builder.Finish(now_us);
+      };
+      Result<ParsedEvent> p = parse_item();
+      if (p.ok()) {
+        each[i] = std::move(p).value();
+      } else {
+        statuses[i] = p.status();
+      }
+    }
+  });
+  if (fallback) return via_json();
   parsed->clear();
   parsed->reserve(count);
   results->assign(count, BatchItemResult{});
-  thread_local std::string scratch;
-  const ParseLimits unlimited{std::numeric_limits<size_t>::max(), std::numeric_limits<int>::max()};
-  size_t i = 0;
-  for (element item : items) {
-    scratch.clear();
-    Dumper dumper{&scratch};
-    dumper.check_utf8 = check_utf8;
-    std::pair<size_t, size_t> props{0, 0};
-    if (item.type() == element_type::OBJECT) {
-      dumper.Object(item, 1, "properties", &props);
+  for (size_t i = 0; i < count; ++i) {
+    if (statuses[i].ok()) {
+      parsed->push_back(std::move(each[i]));
     } else {
-      dumper.Value(item, 1);
+      (*results)[i].status = std::move(statuses[i]);
     }
-    if (item_level - 1 + dumper.max_depth > max_doc_depth) return via_json();  // Json::Parse fails the batch
-    auto parse_item = [&]() -> Result<ParsedEvent> {
-      if (!dumper.exact) {
-        // Duplicate keys or invalid UTF-8: decide on the item's cdp::Json, as the reference path does.
-        Json event;
-        CDP_RETURN_IF_ERROR(JsonFromElement(item, 1, unlimited, &event));
-        return ParseEvent(event, options, now_us);
-      }
-      // The item's serialized size and depth are those of its dump.
-      CDP_RETURN_IF_ERROR(CheckEventShape(TypeOf(item), scratch.size(), dumper.max_depth, options));
-      EventBuilder<element> builder(std::string_view(scratch).substr(props.first, props.second - props.first));
-      for (auto field : ObjectOf(item)) CDP_RETURN_IF_ERROR(builder.Field(field.key, field.value));
-      return builder.Finish(now_us);
-    };
-    Result<ParsedEvent> p = parse_item();
-    if (p.ok()) {
-      parsed->push_back(std::move(p).value());
-    } else {
-      (*results)[i].status = p.status();
-    }
-    ++i;
   }
   return Status::OK();
 }

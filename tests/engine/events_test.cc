@@ -320,6 +320,91 @@ TEST_F(EventsTest, RetriedEventIdsAreDuplicates) {
   EXPECT_EQ(p.FindPath("computed.purchaseCount")->as_int(), 2);
 }
 
+// The retry check skips its storage read for an event later than every stored one; retries of older events, of
+// the newest one, and of any of them after a reopen are still found.
+TEST_F(EventsTest, RetriesOfOlderEventsAreFoundAfterNewerOnesAndAfterReopen) {
+  auto event = [](int minute) {
+    return J(R"({"id":"r-)" + std::to_string(minute) +
+             R"(","type":"purchase","customerId":"r",)"
+             R"("timestamp":"2026-03-01T10:)" +
+             (minute < 10 ? "0" : "") + std::to_string(minute) + R"(:00Z","properties":{"revenue":1}})");
+  };
+  for (int minute : {5, 30, 50}) EXPECT_FALSE(Unwrap(events().Track(event(minute))).duplicate);
+  EXPECT_FALSE(Unwrap(events().Track(event(20))).duplicate);  // late: older than the newest
+  for (int round = 0; round < 2; ++round) {
+    for (int minute : {5, 20, 30, 50}) EXPECT_TRUE(Unwrap(events().Track(event(minute))).duplicate) << minute;
+    Reopen();
+  }
+  // A new newest event and its retry in one batch, then again in the next call.
+  BatchResult r = Unwrap(events().TrackBatch({event(55), event(55)}));
+  EXPECT_FALSE(r.items[0].result.duplicate);
+  EXPECT_TRUE(r.items[1].result.duplicate);
+  EXPECT_TRUE(Unwrap(events().Track(event(55))).duplicate);
+  Json p = Unwrap(profiles().Get(r.items[0].result.profile_id));
+  EXPECT_EQ(p.FindPath("computed.purchaseCount")->as_int(), 5);
+  EXPECT_EQ(Unwrap(engine_->Stats()).Find("events")->as_int(), 5);
+}
+
+// Large batches are validated on two threads: results stay in input order, with each bad item's own error, in
+// both halves; a too-deep item in the second half still fails the JSON batch as a whole, as the reference does.
+TEST_F(EventsTest, LargeBatchesReportEachItemInOrder) {
+  std::vector<Json> items;
+  std::string text = "[";
+  for (int i = 0; i < 400; ++i) {
+    std::string item;
+    if (i % 97 == 3) {
+      item = R"({"type":"teleport","customerId":"big)" + std::to_string(i % 7) + R"("})";
+    } else if (i % 89 == 5) {
+      item = R"({"type":"page_view","customerId":"big1","timestamp":"soon"})";
+    } else {
+      item = R"({"id":"big-)" + std::to_string(i) + R"(","type":"page_view","customerId":"big)" +
+             std::to_string(i % 7) + R"(","timestamp":)" + std::to_string(1767225600000 + i * 1000) + "}";
+    }
+    items.push_back(J(item));
+    text += (i ? "," : "") + item;
+  }
+  text += "]";
+  BatchResult from_json = Unwrap(events().TrackBatch(items));
+  ASSERT_EQ(from_json.items.size(), 400u);
+  size_t bad = 0;
+  for (int i = 0; i < 400; ++i) {
+    const bool want_type = i % 97 == 3, want_time = !want_type && i % 89 == 5;
+    const Status& st = from_json.items[i].status;
+    if (want_type || want_time) {
+      ++bad;
+      EXPECT_EQ(st.field(), want_type ? "type" : "timestamp") << i;
+    } else {
+      ASSERT_TRUE(st.ok()) << i << " " << st.ToString();
+      EXPECT_EQ(from_json.items[i].result.event_id, "big-" + std::to_string(i));
+      EXPECT_FALSE(from_json.items[i].result.duplicate);
+    }
+  }
+  EXPECT_EQ(from_json.rejected, bad);
+  EXPECT_GE(bad, 8u);
+  // The same text again: every valid item a duplicate, every bad one the same error, in the same places.
+  BatchResult from_text = Unwrap(events().TrackBatchJson(text));
+  ASSERT_EQ(from_text.items.size(), 400u);
+  for (int i = 0; i < 400; ++i) {
+    EXPECT_EQ(from_text.items[i].status.ToString(), from_json.items[i].status.ToString()) << i;
+    if (from_text.items[i].status.ok()) EXPECT_TRUE(from_text.items[i].result.duplicate) << i;
+  }
+  EXPECT_EQ(Unwrap(engine_->Stats()).Find("events")->as_int(), static_cast<int64_t>(400 - bad));
+  // A 300-item batch whose item 290 nests too deep: the whole batch is rejected and nothing is stored.
+  std::string deep = "[";
+  for (int i = 0; i < 300; ++i) {
+    std::string props = "1";
+    if (i == 290) {
+      props.clear();
+      for (int d = 0; d < 80; ++d) props += R"({"k":)";
+      props += "1" + std::string(80, '}');
+    }
+    deep += std::string(i ? "," : "") + R"({"type":"page_view","customerId":"deep","properties":{"x":)" + props + "}}";
+  }
+  deep += "]";
+  EXPECT_TRUE(events().TrackBatchJson(deep).status().IsInvalidArgument());
+  EXPECT_EQ(Unwrap(engine_->Stats()).Find("events")->as_int(), static_cast<int64_t>(400 - bad));
+}
+
 TEST_F(EventsTest, QueryFiltersAndPages) {
   std::string body = "[";
   for (int i = 0; i < 40; ++i) {
