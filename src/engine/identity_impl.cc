@@ -4,6 +4,7 @@
 // path (engine_impl.cc); the decision itself is identity/resolver.h.
 
 #include <algorithm>
+#include <map>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
@@ -106,12 +107,21 @@ struct RulesPlan {
     Identifier id;
     int64_t linked;
   };
+  // A hub set under its new identity key: the union of the sets whose values now normalize to it (a set's entries
+  // are hashes of high-priority values as they were normalized then: they cannot be renormalized, so a value
+  // renormalized by the change may count twice, which errs towards calling a value a hub).
+  struct HubSet {
+    std::string key;      // the new identity key
+    std::string entries;  // 8-byte hashes, each once
+  };
   int64_t scanned = 0;
   std::vector<Unlink> unlinks;   // invalid, blocked, unknown type, beyond a lowered limit
   std::vector<Rename> renames;   // the survivor's links whose normalized form changed
   std::vector<Unlink> given_up;  // other holders of a value that became one: they lose it (a merge brings it back)
   std::vector<Group> groups;
-  std::vector<Hub> hubs;
+  std::vector<Hub> hubs;               // values that become hubs under the new threshold
+  std::vector<std::string> hub_drops;  // hub keys to delete: their value is renamed or no longer an identifier
+  std::vector<HubSet> hub_sets;        // hub sets to write under their new keys
 };
 
 // Reads every link and decides (changes nothing). `old_hub_threshold`: of the rules in force.
@@ -122,16 +132,37 @@ Status PlanRules(const storage::Store& store, const IdentityRules& next, int old
     int64_t at_us;
   };
   std::vector<Link> kept;
+  // Hub sets follow their value to its new key; sets whose values became one are united.
+  struct NewHub {
+    Identifier id;
+    std::vector<std::string> sets;  // the stored sets that land here
+    bool renamed = false;           // one of them was stored under another key
+    bool was_hub = false;           // one of them was a hub under the rules in force
+  };
+  std::map<std::string, NewHub> new_hubs;  // by new identity key: a plan does not depend on hash order
   auto iter = store.NewIterator(storage::Cf::kIdentities);
   for (iter->SeekToFirst(); iter->Valid(); iter->Next()) {
     std::string_view key = iter->key();
-    if (!key.empty() && key[0] == '\x01') {  // a hub set: thresholds apply by themselves
-      const int64_t linked = static_cast<int64_t>(iter->value().size() / 8);
+    if (!key.empty() && key[0] == '\x01') {  // a hub set
       std::string_view identity = key.substr(1);
       const size_t nul = identity.find('\0');
-      if (linked > next.hub_threshold() && linked <= old_hub_threshold) {
-        plan->hubs.push_back({{std::string(identity.substr(0, nul)), std::string(identity.substr(nul + 1))}, linked});
+      const Identifier old_id{std::string(identity.substr(0, nul)),
+                              nul == std::string_view::npos ? std::string() : std::string(identity.substr(nul + 1))};
+      Identifier new_id;
+      IgnoredIdentifier why;
+      if (nul == std::string_view::npos || !next.Normalize(old_id.type, old_id.value, &new_id, &why)) {
+        plan->hub_drops.emplace_back(key);  // no longer an identifier: its hub set goes with its link
+        continue;
       }
+      const std::string new_key = storage::IdentityKey(new_id.type, new_id.value);
+      NewHub& hub = new_hubs[new_key];
+      hub.id = new_id;
+      hub.was_hub = hub.was_hub || static_cast<int64_t>(iter->value().size() / 8) > old_hub_threshold;
+      if (new_key != identity) {
+        plan->hub_drops.emplace_back(key);
+        hub.renamed = true;
+      }
+      hub.sets.emplace_back(iter->value());
       continue;
     }
     ++plan->scanned;
@@ -147,6 +178,22 @@ Status PlanRules(const storage::Store& store, const IdentityRules& next, int old
     kept.push_back({std::move(old_id), std::move(new_id), link.profile_id, link.at_us});
   }
   CDP_RETURN_IF_ERROR(iter->status());
+  for (auto& [key, hub] : new_hubs) {
+    std::string entries;
+    if (hub.renamed || hub.sets.size() > 1) {  // else it stays as stored
+      absl::flat_hash_set<std::string_view> seen;
+      for (const std::string& set : hub.sets) {
+        for (size_t i = 0; i + 8 <= set.size(); i += 8) {
+          if (seen.insert(std::string_view(set).substr(i, 8)).second) entries.append(set, i, 8);
+        }
+      }
+    } else {
+      entries = hub.sets.front();
+    }
+    const int64_t linked = static_cast<int64_t>(entries.size() / 8);
+    if (linked > next.hub_threshold() && !hub.was_hub) plan->hubs.push_back({hub.id, linked});
+    if (hub.renamed || hub.sets.size() > 1) plan->hub_sets.push_back({key, std::move(entries)});
+  }
 
   // Lowered limits: per profile and type, the most recently linked values beyond the limit go.
   absl::flat_hash_map<std::string, std::vector<size_t>> by_profile;
@@ -348,6 +395,11 @@ Result<Json> EngineImpl::ApplyRules(std::shared_ptr<const IdentityRules> next) {
       AppendIdentityIssues(&*doc, issues);
       doc->Set("updatedAt", now);
       batch.Put(storage::Cf::kProfiles, profile, doc->Dump());
+    }
+    // Hub sets follow their values: dropped or moved first, then written under their new keys.
+    for (const std::string& key : plan.hub_drops) batch.Delete(storage::Cf::kIdentities, key);
+    for (const RulesPlan::HubSet& hub : plan.hub_sets) {
+      batch.Put(storage::Cf::kIdentities, storage::HubKey(hub.key), hub.entries);
     }
     batch.Put(storage::Cf::kMeta, kRulesKey, next->ToJson().Dump());
     CDP_ASSIGN_OR_RETURN(sequence, store_->Write(&batch));

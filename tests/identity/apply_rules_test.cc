@@ -135,6 +135,54 @@ TEST_P(ApplyRulesChainTest, GroupsSharingAProfileAreOneGroup) {
 }
 INSTANTIATE_TEST_SUITE_P(Customers, ApplyRulesChainTest, ::testing::Bool());
 
+// Hub sets follow their values: a value renamed by the rules keeps what it was seen with, and values that became
+// one pool it, so a shared address that is a hub only as one value is one from then on (dry run and apply agree).
+TEST_F(ApplyRulesTest, HubSetsFollowRenamedValues) {
+  Json rules = Unwrap(identity().Rules());
+  rules.Find("hub")->Set("threshold", 2);
+  Unwrap(identity().SetRules(rules));
+  auto track = [&](const std::string& customer, const std::string& email) {
+    return Unwrap(
+        events().Track(J(R"({"type":"page_view","customerId":")" + customer + R"(","email":")" + email + R"("})")));
+  };
+  auto email_is_hub = [&](const std::string& profile) {
+    Json why = Unwrap(identity().Explain(profile));
+    for (const Json& id : why.Find("identifiers")->items()) {
+      if (id.Find("type")->as_string() == "email") return id.Find("hub")->as_bool();
+    }
+    ADD_FAILURE() << "no email on " << why.Dump();
+    return false;
+  };
+  // fam.ily@ is seen with two customers (its holder P1 and P2, which the customerId limit keeps apart), f.amily@
+  // with a third: two values, neither over the threshold of 2.
+  const std::string p1 = track("C1", "fam.ily@gmail.com").profile_id;
+  const std::string p2 = track("C2", "fam.ily@gmail.com").profile_id;
+  const std::string p3 = track("C3", "f.amily@gmail.com").profile_id;
+  EXPECT_NE(p1, p2);
+  EXPECT_FALSE(email_is_hub(p1));
+  EXPECT_FALSE(email_is_hub(p3));
+
+  Json dry = Unwrap(identity().DryRunRules(NextRules()));
+  ASSERT_EQ(dry.Find("newHubs")->size(), 1u) << dry.Dump();
+  EXPECT_EQ(dry.Find("newHubs")->items()[0].FindPath("identifier.value")->as_string(), "family@gmail.com");
+  EXPECT_EQ(dry.Find("newHubs")->items()[0].Find("distinctHighPriorityValues")->as_int(), 3);
+  Json applied = Unwrap(identity().ApplyRules(NextRules()));
+  EXPECT_EQ(applied.Find("newHubs")->Dump(), dry.Find("newHubs")->Dump());
+
+  // One value now, seen with three customers: a hub, which links nobody new.
+  Json survivor = Get(J(R"({"id":")" + p1 + R"("})"));
+  EXPECT_EQ(survivor.FindPath("externalIds.email")->as_string(), "family@gmail.com") << survivor.Dump();
+  EXPECT_TRUE(email_is_hub(p1));
+  TrackResult c4 = track("C4", "family@gmail.com");
+  EXPECT_NE(c4.profile_id, p1);
+  ASSERT_TRUE(c4.ignored_identifiers.is_array());
+  EXPECT_NE(c4.ignored_identifiers.Dump().find("hub"), std::string::npos) << c4.ignored_identifiers.Dump();
+  // Applying the same rules again leaves the sets as they are.
+  Json again = Unwrap(identity().ApplyRules(NextRules()));
+  EXPECT_EQ(again.Find("newHubs")->size(), 0u) << again.Dump();
+  EXPECT_TRUE(email_is_hub(p1));
+}
+
 TEST_F(ApplyRulesTest, BadRulesChangeNothing) {
   Json a = Unwrap(profiles().Create(J(R"({"externalIds":{"email":"x@example.com"}})")));
   Json before = Unwrap(identity().Rules());
