@@ -128,6 +128,17 @@ struct TrackResult {
   Json ToJson() const;
 };
 
+// An idempotency key written with an item, in the same atomic write (see Events::RememberKey): `value` (a JSON
+// object) is remembered under `key` until `expires_us` (microseconds since the epoch), with "profileId" set to the
+// profile the item was stored under. It is written only when the item is stored (for an event: not rejected and
+// not a duplicate), so the key exists exactly when the item does, crash or not. An empty `key` writes nothing.
+// Limits as RememberKey's: a key of 1 to 512 bytes, a value of at most 4 KiB as compact JSON.
+struct IdempotencyKey {
+  std::string key;
+  Json value = Json::Object();
+  int64_t expires_us = 0;
+};
+
 struct BatchItemResult {
   Status status;       // OK when stored (or a duplicate); else why the item was rejected
   TrackResult result;  // meaningful when status is OK
@@ -176,6 +187,10 @@ class Events {
   // Validates each item; stores every valid one in one atomic write; says per item what happened. The call itself
   // fails only when the batch as a whole is unacceptable (not an array, too large) or storage fails.
   virtual Result<BatchResult> TrackBatch(const std::vector<Json>& events) = 0;
+  // The same, each stored event with its idempotency key (keys[i] for events[i]; `keys` is empty or as long as
+  // `events`). Errors, besides TrackBatch's: InvalidArgument for a key list of another length or a key over the
+  // limits (nothing is written).
+  virtual Result<BatchResult> TrackBatch(const std::vector<Json>& events, const std::vector<IdempotencyKey>& keys) = 0;
   // The same from a JSON text: an array of events, or {"batch": [...]} (Segment's batch shape). The size limit
   // applies to the text. Items are validated as by TrackBatch, straight from the text without building Json values:
   // the cheaper way in for events that arrive as JSON text (REST, queues, files).
@@ -263,6 +278,9 @@ class Identity {
   // Returns {"identifyId", "profileId", "profileCreated", "mergedProfiles"?, "mergeId"?, "ignoredIdentifiers"?}.
   // Errors: InvalidArgument naming the field (nothing is written), ResourceExhausted over Options::max_event_bytes.
   virtual Result<Json> Identify(const Json& request) = 0;
+  // The same, with an idempotency key written in the same atomic write. Errors, besides Identify's: InvalidArgument
+  // for a key over the limits (nothing is written).
+  virtual Result<Json> Identify(const Json& request, const IdempotencyKey& key) = 0;
 
   // Many identifies (a bulk import) under one lock and one WriteBatch, in order: each item validated on its own
   // (a rejected item changes nothing); {"accepted", "rejected", "results": [{"index", "status": "ok" | code,

@@ -50,7 +50,9 @@
 //     skipped and reported "duplicate". The deduplicator answers from memory; what it does not hold (after a
 //     restart, or evicted past max_messages) it asks the database: each stored message's messageId is kept there
 //     as an idempotency key (Events::RememberKey, under "segment/" and a 128-bit hash of the dedupe key) until
-//     the window has passed, so the window holds across restarts and crashes.
+//     the window has passed, so the window holds across restarts and crashes. The key of a new message is written
+//     in the same atomic write as its event or identify (cdp::IdempotencyKey): it exists exactly when the message
+//     was stored.
 // What does not hold: without a deduplicator only the first rule applies; a SegmentSink that does not implement
 // RememberKey / RecallKey dedupes in memory only. A messageId reused by another person (another profile) is not a
 // duplicate. Past the window, a message with the same messageId and the same event time is still a duplicate
@@ -144,6 +146,12 @@ class SegmentSink {
   // As Events::TrackBatch and Identity::Identify.
   virtual Result<BatchResult> TrackBatch(const std::vector<Json>& events) = 0;
   virtual Result<Json> Identify(const Json& request) = 0;
+  // As the Events::TrackBatch and Identity::Identify overloads that write each stored item's idempotency key in the
+  // same atomic write (ingestion keeps a fresh messageId this way, so no crash can store a message and lose its
+  // key). The defaults call the two calls above, then RememberKey for each stored item: not atomic, which a sink
+  // that can reach an Engine should avoid by overriding these.
+  virtual Result<BatchResult> TrackBatch(const std::vector<Json>& events, const std::vector<IdempotencyKey>& keys);
+  virtual Result<Json> Identify(const Json& request, const IdempotencyKey& key);
   // As Events::RememberKey and RecallKey: where the deduplicator keeps messageIds durably. The defaults keep
   // nothing (messageIds are then remembered in memory only).
   virtual Status RememberKey(std::string_view key, std::string_view value, int64_t expires_us);

@@ -287,7 +287,18 @@ class EngineImpl::IngestContext : public GraphView {
     if (engine_->segments_.tracking()) AppendIndexedEvent(e, &pending_events_.back().indexed);
     index_.deltas[profile_id].AddEvent(e.time_us, e.purchase, e.purchase_micros);
     ++events_added_;
+    if (e.remember != nullptr) Remember(*e.remember, profile_id);
     return Status::OK();
+  }
+
+  // Writes an idempotency key with this write (cdp::IdempotencyKey), its value naming the profile.
+  void Remember(const IdempotencyKey& key, const std::string& profile_id) {
+    Json value = key.value;
+    value.Set("profileId", profile_id);
+    std::string stored;
+    storage::AppendBigEndian64(&stored, static_cast<uint64_t>(key.expires_us));
+    value.DumpTo(&stored);
+    batch_.Put(storage::Cf::kKeys, key.key, stored);
   }
 
   // Resolves the profile an identify names (creating or merging profiles as the rules say) and applies `patch`
@@ -317,6 +328,7 @@ class EngineImpl::IngestContext : public GraphView {
       }
       *doc = std::move(stored);
     }
+    if (e.remember != nullptr) Remember(*e.remember, profile_id);
     return Status::OK();
   }
 
@@ -1085,11 +1097,13 @@ Json IdentifyResultJson(const TrackResult& result, const std::string& identify_i
 
 }  // namespace
 
-Result<Json> EngineImpl::Identify(const Json& request) {
+Result<Json> EngineImpl::Identify(const Json& request, const IdempotencyKey* key) {
   const int64_t now = NowMicros();
   std::vector<ParsedEvent> e(1);
   std::vector<Json> patch(1);
+  if (key != nullptr) CDP_RETURN_IF_ERROR(CheckIdempotencyKey(*key));
   CDP_RETURN_IF_ERROR(ParseIdentify(request, now, &e[0], &patch[0]));
+  if (key != nullptr && !key->key.empty()) e[0].remember = key;
   std::vector<TrackResult> result(1);
   CDP_RETURN_IF_ERROR(CommitIdentifies(&e, patch, {Status::OK()}, &result, now));
   return IdentifyResultJson(result[0], e[0].id);

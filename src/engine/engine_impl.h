@@ -52,11 +52,15 @@ class ProfilesImpl final : public Profiles {
   EngineImpl* engine_;
 };
 
+// InvalidArgument when an idempotency key is over its limits (see cdp::IdempotencyKey); OK for an empty key.
+Status CheckIdempotencyKey(const IdempotencyKey& key);
+
 class EventsImpl final : public Events {
  public:
   explicit EventsImpl(EngineImpl* engine) : engine_(engine) {}
   Result<TrackResult> Track(const Json& event) override;
   Result<BatchResult> TrackBatch(const std::vector<Json>& events) override;
+  Result<BatchResult> TrackBatch(const std::vector<Json>& events, const std::vector<IdempotencyKey>& keys) override;
   Result<BatchResult> TrackBatchJson(std::string_view json_text) override;
   Result<Page> Query(const EventQuery& query) override;
   Status RememberKey(std::string_view key, std::string_view value, int64_t expires_us) override;
@@ -78,6 +82,7 @@ class IdentityImpl final : public Identity {
   Result<Json> ApplyRules(const Json& rules) override;
   Result<Json> Merge(const std::vector<std::string>& profile_ids, std::string_view reason) override;
   Result<Json> Identify(const Json& request) override;
+  Result<Json> Identify(const Json& request, const IdempotencyKey& key) override;
   Result<Json> IdentifyBatch(const std::vector<Json>& requests) override;
   Result<Json> Unmerge(std::string_view profile_id, std::string_view merge_id) override;
   Result<Json> Explain(std::string_view profile_id) override;
@@ -206,7 +211,7 @@ class EngineImpl final : public Engine {
   Result<Json> MergeProfiles(const std::vector<std::string>& profile_ids, std::string_view reason);
   // Identity::ApplyRules (identity_impl.cc).
   Result<Json> ApplyRules(std::shared_ptr<const IdentityRules> rules);
-  Result<Json> Identify(const Json& request);
+  Result<Json> Identify(const Json& request, const IdempotencyKey* key = nullptr);
   Result<Json> IdentifyBatch(const std::vector<Json>& requests);
   // Writes `batch` under the write lock if every profile (or the redirect of a merged one) still exists; else
   // writes nothing and returns OK.

@@ -56,6 +56,27 @@ Json BatchResult::ToJson() const {
 
 namespace internal {
 
+namespace {
+constexpr size_t kMaxKeyBytes = 512;
+constexpr size_t kMaxKeyValueBytes = 4096;
+// Room kept in a remembered value for the "profileId" member the engine adds.
+constexpr size_t kProfileIdRoom = 16 + 128;
+}  // namespace
+
+Status CheckIdempotencyKey(const IdempotencyKey& key) {
+  if (key.key.empty()) return Status::OK();  // none
+  if (key.key.size() > kMaxKeyBytes) {
+    return Status::InvalidArgument(fmt::format("an idempotency key must have 1 to {} bytes", kMaxKeyBytes), "key");
+  }
+  if (!key.value.is_object()) return Status::InvalidArgument("an idempotency key's value must be an object", "value");
+  if (key.value.Dump().size() + kProfileIdRoom > kMaxKeyValueBytes) {
+    return Status::InvalidArgument(
+        fmt::format("an idempotency key's value must have at most {} bytes", kMaxKeyValueBytes - kProfileIdRoom),
+        "value");
+  }
+  return Status::OK();
+}
+
 Result<TrackResult> EventsImpl::Track(const Json& event) {
   const int64_t now = NowMicros();
   CDP_ASSIGN_OR_RETURN(ParsedEvent parsed, ParseEvent(event, engine_->options(), now));
@@ -67,8 +88,16 @@ Result<TrackResult> EventsImpl::Track(const Json& event) {
   return std::move(results[0].result);
 }
 
-Result<BatchResult> EventsImpl::TrackBatch(const std::vector<Json>& events) {
+Result<BatchResult> EventsImpl::TrackBatch(const std::vector<Json>& events) { return TrackBatch(events, {}); }
+
+Result<BatchResult> EventsImpl::TrackBatch(const std::vector<Json>& events, const std::vector<IdempotencyKey>& keys) {
   const Options& options = engine_->options();
+  if (!keys.empty() && keys.size() != events.size()) {
+    return Status::InvalidArgument(
+        fmt::format("{} idempotency keys for {} events: give none or one per event", keys.size(), events.size()),
+        "keys");
+  }
+  for (const IdempotencyKey& key : keys) CDP_RETURN_IF_ERROR(CheckIdempotencyKey(key));
   if (events.size() > options.max_batch_items) {
     return Status::ResourceExhausted(
         fmt::format("batch of {} events is over the limit of {}", events.size(), options.max_batch_items));
@@ -94,7 +123,9 @@ Result<BatchResult> EventsImpl::TrackBatch(const std::vector<Json>& events) {
   size_t batch_bytes = events.empty() ? 2 : events.size() + 1;  // the JSON array around the items
   for (size_t i = 0; i < events.size(); ++i) {
     batch_bytes += bytes[i];
-    if (out.items[i].status.ok()) parsed.push_back(std::move(each[i]));
+    if (!out.items[i].status.ok()) continue;
+    parsed.push_back(std::move(each[i]));
+    if (!keys.empty() && !keys[i].key.empty()) parsed.back().remember = &keys[i];
   }
   if (batch_bytes > options.max_batch_bytes) {  // nothing is stored yet
     return Status::ResourceExhausted(
@@ -193,11 +224,6 @@ Result<Page> EventsImpl::Query(const EventQuery& query) {
   CDP_RETURN_IF_ERROR(iter->status());
   return page;
 }
-
-namespace {
-constexpr size_t kMaxKeyBytes = 512;
-constexpr size_t kMaxKeyValueBytes = 4096;
-}  // namespace
 
 Status EventsImpl::RememberKey(std::string_view key, std::string_view value, int64_t expires_us) {
   if (key.empty() || key.size() > kMaxKeyBytes) {

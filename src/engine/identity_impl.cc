@@ -460,6 +460,10 @@ Result<Json> IdentityImpl::Unmerge(std::string_view profile_id, std::string_view
 
 Result<Json> IdentityImpl::Identify(const Json& request) { return engine_->Identify(request); }
 
+Result<Json> IdentityImpl::Identify(const Json& request, const IdempotencyKey& key) {
+  return engine_->Identify(request, &key);
+}
+
 Result<Json> IdentityImpl::IdentifyBatch(const std::vector<Json>& requests) { return engine_->IdentifyBatch(requests); }
 
 Result<Json> IdentityImpl::Explain(std::string_view profile_id) {

@@ -45,7 +45,8 @@ struct ParsedEvent {
   std::string source;
   std::string properties;  // an object, as compact JSON (the bytes Json::Dump writes); "{}" when not given
   bool purchase = false;
-  int64_t purchase_micros = 0;  // purchase value in millionths
+  int64_t purchase_micros = 0;               // purchase value in millionths
+  const IdempotencyKey* remember = nullptr;  // written with the event when it is stored (the caller's; validated)
 };
 
 // Validates `event` (already parsed JSON). `now_us` is the time of receipt, used when timestamp is absent.

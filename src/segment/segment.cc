@@ -140,6 +140,35 @@ struct SegmentDedupeAccess {
 }  // namespace internal
 
 Status SegmentSink::RememberKey(std::string_view, std::string_view, int64_t) { return Status::OK(); }
+
+namespace {
+// The default of the keyed calls: the item, then its key (a separate write).
+Status RememberAfter(SegmentSink& sink, const IdempotencyKey& key, const std::string& profile_id) {
+  if (key.key.empty()) return Status::OK();
+  Json value = key.value;
+  value.Set("profileId", profile_id);
+  return sink.RememberKey(key.key, value.Dump(), key.expires_us);
+}
+}  // namespace
+
+Result<BatchResult> SegmentSink::TrackBatch(const std::vector<Json>& events, const std::vector<IdempotencyKey>& keys) {
+  CDP_ASSIGN_OR_RETURN(BatchResult result, TrackBatch(events));
+  for (size_t i = 0; i < keys.size() && i < result.items.size(); ++i) {
+    const BatchItemResult& item = result.items[i];
+    if (item.status.ok() && !item.result.duplicate) {
+      CDP_RETURN_IF_ERROR(RememberAfter(*this, keys[i], item.result.profile_id));
+    }
+  }
+  return result;
+}
+
+Result<Json> SegmentSink::Identify(const Json& request, const IdempotencyKey& key) {
+  CDP_ASSIGN_OR_RETURN(Json result, Identify(request));
+  const Json* profile = result.Find("profileId");
+  CDP_RETURN_IF_ERROR(
+      RememberAfter(*this, key, profile != nullptr && profile->is_string() ? profile->as_string() : std::string()));
+  return result;
+}
 Result<std::optional<std::string>> SegmentSink::RecallKey(std::string_view, int64_t) {
   return std::optional<std::string>();
 }
@@ -580,7 +609,8 @@ struct Pending {
   Access::Claim claim;
   Json result;
   bool stored = false;
-  bool recalled = false;  // the claim came from the database
+  bool recalled = false;    // the claim came from the database
+  bool remembered = false;  // its idempotency key was written with it
 };
 
 // The idempotency key under which the database remembers a message (Events::RememberKey).
@@ -650,7 +680,7 @@ Status Settle(SegmentSink& sink, const Pending& p, int64_t received_us, const Se
   const Json* profile = p.result.Find("profileId");
   const std::string profile_id = profile != nullptr && profile->is_string() ? profile->as_string() : std::string();
   Access::Complete(*options.deduplicator, p.mapped.dedupe_key, p.claim.seq, profile_id);
-  if (p.claim.seen) return Status::OK();  // remembered by the first message
+  if (p.claim.seen || p.remembered) return Status::OK();  // remembered by the first message, or with this one
   Json remembered = Json::Object();
   remembered.Set("firstReceivedUs", received_us);
   remembered.Set("timeUs", p.mapped.time_us);
@@ -659,19 +689,32 @@ Status Settle(SegmentSink& sink, const Pending& p, int64_t received_us, const Se
                           received_us + options.dedupe_window_seconds * 1000000);
 }
 
+// The idempotency key to write with a message stored under a fresh dedupe claim (empty: none). Its value is what
+// Settle would remember; the engine adds the profileId.
+IdempotencyKey FreshKey(const Pending& p, int64_t received_us, const SegmentOptions& options) {
+  IdempotencyKey key;
+  if (p.claim.seq == 0 || p.claim.seen || !options.deduplicator) return key;
+  key.key = DurableKey(p.mapped.dedupe_key);
+  key.value.Set("firstReceivedUs", received_us);
+  key.value.Set("timeUs", p.mapped.time_us);
+  key.expires_us = received_us + options.dedupe_window_seconds * 1000000;
+  return key;
+}
+
 // Runs the calls of `pending` in order: identify / alias one by one, runs of consecutive events as TrackBatch
-// calls bounded by the engine's batch limits.
-Status Execute(SegmentSink& sink, std::vector<Pending>* pending) {
+// calls bounded by the engine's batch limits. Messages under fresh dedupe claims are stored with their keys.
+Status Execute(SegmentSink& sink, std::vector<Pending>* pending, int64_t received_us, const SegmentOptions& options) {
   const Options& eo = sink.options();
   const size_t max_items = std::max<size_t>(eo.max_batch_items, 1);
   const size_t max_bytes = eo.max_batch_bytes;
   std::vector<size_t> run;  // indexes into *pending
   std::vector<Json> events;
+  std::vector<IdempotencyKey> keys;
   size_t run_bytes = 2;
 
   auto flush = [&]() -> Status {
     if (run.empty()) return Status::OK();
-    Result<BatchResult> batch = sink.TrackBatch(events);
+    Result<BatchResult> batch = sink.TrackBatch(events, keys);
     if (!batch.ok()) return batch.status();
     for (size_t i = 0; i < run.size(); ++i) {
       Pending& p = (*pending)[run[i]];
@@ -679,12 +722,14 @@ Status Execute(SegmentSink& sink, std::vector<Pending>* pending) {
       if (item.status.ok()) {
         p.result = item.result.ToJson();
         p.stored = true;
+        p.remembered = !keys[i].key.empty() && !item.result.duplicate;
       } else {
         p.status = item.status;
       }
     }
     run.clear();
     events.clear();
+    keys.clear();
     run_bytes = 2;
     return Status::OK();
   };
@@ -697,14 +742,17 @@ Status Execute(SegmentSink& sink, std::vector<Pending>* pending) {
       if (!run.empty() && (run.size() >= max_items || run_bytes + bytes > max_bytes)) CDP_RETURN_IF_ERROR(flush());
       run.push_back(i);
       events.push_back(p.mapped.request);
+      keys.push_back(FreshKey(p, received_us, options));
       run_bytes += bytes;
       continue;
     }
     CDP_RETURN_IF_ERROR(flush());
-    Result<Json> identified = sink.Identify(p.mapped.request);
+    const IdempotencyKey key = FreshKey(p, received_us, options);
+    Result<Json> identified = sink.Identify(p.mapped.request, key);
     if (identified.ok()) {
       p.result = std::move(identified).value();
       p.stored = true;
+      p.remembered = !key.key.empty();
     } else if (identified.status().IsInvalidArgument() || identified.status().IsResourceExhausted() ||
                identified.status().IsAlreadyExists() || identified.status().IsFailedPrecondition()) {
       p.status = identified.status();  // about this message
@@ -723,6 +771,12 @@ class EngineSink : public SegmentSink {
     return engine_.events().TrackBatch(events);
   }
   Result<Json> Identify(const Json& request) override { return engine_.identity().Identify(request); }
+  Result<BatchResult> TrackBatch(const std::vector<Json>& events, const std::vector<IdempotencyKey>& keys) override {
+    return engine_.events().TrackBatch(events, keys);
+  }
+  Result<Json> Identify(const Json& request, const IdempotencyKey& key) override {
+    return engine_.identity().Identify(request, key);
+  }
   Status RememberKey(std::string_view key, std::string_view value, int64_t expires_us) override {
     return engine_.events().RememberKey(key, value, expires_us);
   }
@@ -761,7 +815,7 @@ Result<Json> IngestSegmentMessage(SegmentSink& sink, const Json& message, int64_
   Pending& p = pending[0];
   CDP_RETURN_IF_ERROR(Map(message, nullptr, received_at_us, options, route_type, &p.mapped));
   CDP_RETURN_IF_ERROR(ClaimOne(sink, &p, received_at_us, options));
-  Status run = Execute(sink, &pending);
+  Status run = Execute(sink, &pending, received_at_us, options);
   if (!run.ok()) p.status = run;
   CDP_RETURN_IF_ERROR(Settle(sink, p, received_at_us, options));
   if (!p.status.ok()) return p.status;
@@ -806,7 +860,7 @@ Result<Json> IngestSegmentBatch(SegmentSink& sink, const Json& batch, int64_t re
       }
     }
   }
-  const Status run = Execute(sink, &pending);
+  const Status run = Execute(sink, &pending, received_at_us, options);
   Status settled;
   for (const Pending& p : pending) {
     Status s = Settle(sink, p, received_at_us, options);

@@ -530,6 +530,108 @@ TEST(IdempotencyKeys, RememberRecallExpireAndValidate) {
   EXPECT_EQ(Unwrap(engine->events().RecallKey("k", 4999)), std::optional<std::string>("v2"));
 }
 
+// Keys written with items: only with a stored item (not a rejected one, not a duplicate), naming its profile.
+TEST(IdempotencyKeys, WrittenWithTheItemsTheyKeep) {
+  testing::TempDir dir;
+  auto engine = Unwrap(Engine::Open(Options(), dir.path()));
+  auto key = [](const std::string& k) {
+    IdempotencyKey out;
+    out.key = k;
+    out.value.Set("note", k);
+    out.expires_us = 5000;
+    return out;
+  };
+  std::vector<Json> events = {J(R"({"id":"w1","type":"page_view","customerId":"kw","timestamp":1000})"),
+                              J(R"({"id":"w2","type":"teleport","customerId":"kw"})"),
+                              J(R"({"id":"w1","type":"page_view","customerId":"kw","timestamp":1000})"),
+                              J(R"({"id":"w3","type":"page_view","customerId":"kw","timestamp":2000})")};
+  BatchResult r = Unwrap(engine->events().TrackBatch(events, {key("k1"), key("k2"), key("k3"), IdempotencyKey()}));
+  ASSERT_TRUE(r.items[0].status.ok());
+  EXPECT_FALSE(r.items[1].status.ok());
+  EXPECT_TRUE(r.items[2].result.duplicate);
+  EXPECT_TRUE(r.items[3].status.ok());
+  auto k1 = Unwrap(engine->events().RecallKey("k1", 0));
+  ASSERT_TRUE(k1.has_value());
+  Json v1 = Unwrap(Json::Parse(*k1));
+  EXPECT_EQ(v1.Find("note")->as_string(), "k1");
+  EXPECT_EQ(v1.Find("profileId")->as_string(), r.items[0].result.profile_id);
+  EXPECT_EQ(Unwrap(engine->events().RecallKey("k2", 0)), std::nullopt);     // rejected
+  EXPECT_EQ(Unwrap(engine->events().RecallKey("k3", 0)), std::nullopt);     // a duplicate stores nothing
+  EXPECT_EQ(Unwrap(engine->events().RecallKey("k1", 5000)), std::nullopt);  // expired
+
+  Json who = Unwrap(engine->identity().Identify(J(R"({"identifiers":{"email":"kw@example.com"}})"), key("k4")));
+  auto k4 = Unwrap(engine->events().RecallKey("k4", 0));
+  ASSERT_TRUE(k4.has_value());
+  EXPECT_EQ(Unwrap(Json::Parse(*k4)).Find("profileId")->as_string(), who.Find("profileId")->as_string());
+
+  // Bad keys fail the call and write nothing.
+  const int64_t before = Unwrap(engine->Stats()).Find("events")->as_int();
+  const std::vector<Json> one = {J(R"({"type":"page_view","customerId":"kw2"})")};
+  EXPECT_TRUE(engine->events().TrackBatch(one, {key("a"), key("b")}).status().IsInvalidArgument());
+  EXPECT_TRUE(engine->events().TrackBatch(one, {key(std::string(513, 'k'))}).status().IsInvalidArgument());
+  IdempotencyKey not_object = key("c");
+  not_object.value = Json("text");
+  EXPECT_TRUE(engine->events().TrackBatch(one, {not_object}).status().IsInvalidArgument());
+  IdempotencyKey too_big = key("d");
+  too_big.value.Set("pad", std::string(4000, 'p'));
+  EXPECT_TRUE(engine->identity()
+                  .Identify(J(R"({"identifiers":{"email":"kw3@example.com"}})"), too_big)
+                  .status()
+                  .IsInvalidArgument());
+  EXPECT_EQ(Unwrap(engine->Stats()).Find("events")->as_int(), before);
+  EXPECT_EQ(Unwrap(engine->events().RecallKey("d", 0)), std::nullopt);
+}
+
+// A fresh messageId is kept in the same write as its message: no separate key write (here: one that would fail, as
+// a crash between two writes would lose it) is needed for a restarted process to recognise the retry.
+TEST_F(SegmentTest, MessageIdsAreWrittenWithTheirMessages) {
+  class NoSeparateKeys : public SegmentSink {
+   public:
+    explicit NoSeparateKeys(Engine& engine) : engine_(engine) {}
+    const Options& options() const override { return engine_.options(); }
+    Result<BatchResult> TrackBatch(const std::vector<Json>& events) override {
+      return engine_.events().TrackBatch(events);
+    }
+    Result<Json> Identify(const Json& request) override { return engine_.identity().Identify(request); }
+    Result<BatchResult> TrackBatch(const std::vector<Json>& events, const std::vector<IdempotencyKey>& keys) override {
+      return engine_.events().TrackBatch(events, keys);
+    }
+    Result<Json> Identify(const Json& request, const IdempotencyKey& key) override {
+      return engine_.identity().Identify(request, key);
+    }
+    Status RememberKey(std::string_view, std::string_view, int64_t) override {
+      ++separate_writes;
+      return Status::Unavailable("the process died here");
+    }
+    Result<std::optional<std::string>> RecallKey(std::string_view key, int64_t now_us) override {
+      return engine_.events().RecallKey(key, now_us);
+    }
+    int separate_writes = 0;
+
+   private:
+    Engine& engine_;
+  };
+  options_seg_.deduplicator = std::make_shared<SegmentDeduplicator>();
+  const char* event = R"({"type":"track","anonymousId":"a-at","event":"Order Completed","messageId":"at-1",
+      "properties":{"revenue":5}})";  // no timestamp: a retry's computed time is its own receipt time
+  const char* identify = R"({"type":"identify","userId":"u-at","messageId":"at-2","traits":{"plan":"basic"}})";
+  NoSeparateKeys sink(*engine_);
+  Json batch =
+      Unwrap(IngestSegmentBatch(sink, J(std::string("[") + event + "," + identify + "]"), kReceived, options_seg_));
+  EXPECT_EQ(batch.Find("accepted")->as_int(), 2) << batch.Dump();
+  EXPECT_EQ(sink.separate_writes, 0);
+  // A new process: a new deduplicator; the retries arrive later, so only the database can tell.
+  Reopen();
+  options_seg_.deduplicator = std::make_shared<SegmentDeduplicator>();
+  NoSeparateKeys after(*engine_);
+  Json retry = Unwrap(IngestSegmentMessage(after, J(event), kReceived + 60 * 1000000LL, options_seg_));
+  EXPECT_TRUE(retry.Find("duplicate")->as_bool()) << retry.Dump();
+  Json again = Unwrap(IngestSegmentMessage(after, J(identify), kReceived + 60 * 1000000LL, options_seg_));
+  EXPECT_TRUE(again.Find("duplicate")->as_bool()) << again.Dump();
+  EXPECT_EQ(EventCount(), 1);
+  EXPECT_EQ(after.separate_writes, 0);
+}
+
 TEST_F(SegmentTest, FailedMessagesAreNotRemembered) {
   options_seg_.deduplicator = std::make_shared<SegmentDeduplicator>();
   Status s = IngestError(R"({"type":"track","userId":"u-f","event":"Order Completed","messageId":"fail-1",

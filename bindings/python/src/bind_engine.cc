@@ -151,6 +151,50 @@ class PyEngine {
       return cdp::Json();
     });
   }
+  // Items stored with their idempotency keys in one write (Events::TrackBatch / Identity::Identify with keys), for
+  // the Segment adapter: {"events": [...], "keys": [{"key", "value": {...}, "expiresUs"} | null, ...]} -> the batch
+  // result; {"request": {...}, "key": {...}} -> Identify's answer.
+  std::string EventsTrackBatchKeyed(const std::string& request_text) {
+    return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+      CDP_ASSIGN_OR_RETURN(cdp::Json request, Parse(request_text));
+      const cdp::Json* events = request.Find("events");
+      const cdp::Json* keys = request.Find("keys");
+      if (events == nullptr || keys == nullptr || !events->is_array() || !keys->is_array()) {
+        return cdp::Status::InvalidArgument("expected {events: [...], keys: [...]}");
+      }
+      std::vector<cdp::IdempotencyKey> parsed;
+      for (const cdp::Json& key : keys->items()) {
+        CDP_ASSIGN_OR_RETURN(cdp::IdempotencyKey k, KeyFromJson(key));
+        parsed.push_back(std::move(k));
+      }
+      CDP_ASSIGN_OR_RETURN(cdp::BatchResult result, e.events().TrackBatch(events->items(), parsed));
+      return result.ToJson();
+    });
+  }
+  std::string IdentityIdentifyKeyed(const std::string& request_text) {
+    return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+      CDP_ASSIGN_OR_RETURN(cdp::Json request, Parse(request_text));
+      const cdp::Json* identify = request.Find("request");
+      const cdp::Json* key = request.Find("key");
+      if (identify == nullptr || key == nullptr) return cdp::Status::InvalidArgument("expected {request, key}");
+      CDP_ASSIGN_OR_RETURN(cdp::IdempotencyKey k, KeyFromJson(*key));
+      return e.identity().Identify(*identify, k);
+    });
+  }
+  static cdp::Result<cdp::IdempotencyKey> KeyFromJson(const cdp::Json& json) {
+    cdp::IdempotencyKey out;
+    if (json.is_null()) return out;
+    const cdp::Json* key = json.Find("key");
+    const cdp::Json* value = json.Find("value");
+    const cdp::Json* expires = json.Find("expiresUs");
+    if (key == nullptr || value == nullptr || expires == nullptr || !key->is_string() || !expires->is_int()) {
+      return cdp::Status::InvalidArgument("expected {key, value, expiresUs} or null");
+    }
+    out.key = key->as_string();
+    out.value = *value;
+    out.expires_us = expires->as_int();
+    return out;
+  }
   std::string EventsRecallKey(const std::string& request_text) {
     return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
       CDP_ASSIGN_OR_RETURN(cdp::Json request, Parse(request_text));
@@ -438,6 +482,8 @@ void BindEngine(py::module_& m) {
       .def("events_query", &PyEngine::EventsQuery, py::arg("query_json"))
       .def("events_remember_key", &PyEngine::EventsRememberKey, py::arg("request_json"))
       .def("events_recall_key", &PyEngine::EventsRecallKey, py::arg("request_json"))
+      .def("events_track_batch_keyed", &PyEngine::EventsTrackBatchKeyed, py::arg("request_json"))
+      .def("identity_identify_keyed", &PyEngine::IdentityIdentifyKeyed, py::arg("request_json"))
       .def("identity_rules", &PyEngine::IdentityRules)
       .def("identity_set_rules", &PyEngine::IdentitySetRules, py::arg("rules_json"))
       .def("identity_merge", &PyEngine::IdentityMerge, py::arg("profile_ids"), py::arg("reason"))

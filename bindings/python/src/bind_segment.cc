@@ -108,6 +108,45 @@ class ForwardingSink : public cdp::SegmentSink {
     cdp::Json array = cdp::Json::Array();
     for (const cdp::Json& e : events) array.Push(e);
     CDP_ASSIGN_OR_RETURN(cdp::Json r, CallEngine(engine_, "events_track_batch", array.Dump()));
+    return BatchFromJson(r);
+  }
+
+  cdp::Result<cdp::Json> Identify(const cdp::Json& request) override {
+    return CallEngine(engine_, "identity_identify", request.Dump());
+  }
+
+  // The keyed calls: each item's key in the same write as the item (see cdp::SegmentSink).
+  cdp::Result<cdp::BatchResult> TrackBatch(const std::vector<cdp::Json>& events,
+                                           const std::vector<cdp::IdempotencyKey>& keys) override {
+    cdp::Json request = cdp::Json::Object();
+    cdp::Json array = cdp::Json::Array();
+    for (const cdp::Json& e : events) array.Push(e);
+    cdp::Json key_list = cdp::Json::Array();
+    for (const cdp::IdempotencyKey& k : keys) key_list.Push(KeyJson(k));
+    request.Set("events", std::move(array));
+    request.Set("keys", std::move(key_list));
+    CDP_ASSIGN_OR_RETURN(cdp::Json r, CallEngine(engine_, "events_track_batch_keyed", request.Dump()));
+    return BatchFromJson(r);
+  }
+
+  cdp::Result<cdp::Json> Identify(const cdp::Json& request, const cdp::IdempotencyKey& key) override {
+    cdp::Json call = cdp::Json::Object();
+    call.Set("request", request);
+    call.Set("key", KeyJson(key));
+    return CallEngine(engine_, "identity_identify_keyed", call.Dump());
+  }
+
+ private:
+  static cdp::Json KeyJson(const cdp::IdempotencyKey& k) {
+    if (k.key.empty()) return cdp::Json();
+    cdp::Json out = cdp::Json::Object();
+    out.Set("key", k.key);
+    out.Set("value", k.value);
+    out.Set("expiresUs", k.expires_us);
+    return out;
+  }
+
+  static cdp::Result<cdp::BatchResult> BatchFromJson(const cdp::Json& r) {
     cdp::BatchResult out;
     const cdp::Json* results = r.Find("results");
     if (results == nullptr || !results->is_array()) return cdp::Status::Internal("malformed batch result");
@@ -128,11 +167,6 @@ class ForwardingSink : public cdp::SegmentSink {
     return out;
   }
 
-  cdp::Result<cdp::Json> Identify(const cdp::Json& request) override {
-    return CallEngine(engine_, "identity_identify", request.Dump());
-  }
-
- private:
   PyObject* engine_;  // owned by the SegmentIngester (a reference held with the GIL)
   cdp::Options options_;
 };

@@ -139,13 +139,20 @@ def test_window_holds_across_a_reopen(tmp_path):
     message = {"type": "track", "anonymousId": "py-reopen", "event": "Order Completed", "messageId": "py-ro1",
                "properties": {"revenue": 4}, "originalTimestamp": "2026-03-01T11:58:00Z",
                "sentAt": "2026-03-01T11:58:01Z"}
+    identify = {"type": "identify", "userId": "py-reopen-u", "messageId": "py-ro2", "traits": {"plan": "a"}}
     with cdp.open(tmp_path / "db") as db:
         first = db.segment.ingest(message, received_at=RECEIVED)
+        who = db.segment.ingest(identify, received_at=RECEIVED)
+        db.profiles.patch(who["profileId"], {"attributes": {"customFields": {"plan": "b"}}})
     with cdp.open(tmp_path / "db") as db:
         again = db.segment.ingest(message, received_at="2026-03-01T12:00:30Z")
         assert again["duplicate"] is True
         assert len(events_of(db, first)) == 1
         assert db.profiles.get(first["profileId"])["computed"]["ltv"] == pytest.approx(4)
+        # The identify's messageId was stored with it: its retry changes nothing.
+        retry = db.segment.ingest(identify, received_at="2026-03-01T12:00:30Z")
+        assert retry["duplicate"] is True and retry["profileId"] == who["profileId"]
+        assert db.profiles.get(who["profileId"])["attributes"]["customFields"]["plan"] == "b"
 
 
 def test_identify_retry_within_window_is_skipped(db):
