@@ -8,7 +8,10 @@
 //   overlap of two segments of 1,000,000 members                        <   5 ms
 // Prints each measured value, its target and PASS/FAIL, and the index's memory.
 //
-//   segment_bench [--profiles=N] [--events=N] [--dump=DIR]
+//   segment_bench [--profiles=N] [--events=N] [--threads=1|2] [--dump=DIR]
+//
+// --threads: the evaluations (1, 2) run on two threads (SegmentIndex::set_parallel; default 2) or one. Either way
+// (1) and (2) are also measured the other way, interleaved run by run, and the ratio printed.
 //
 // --dump=DIR: after the measures (which it leaves unchanged), also writes to DIR, for benchmarks/duckdb/:
 //   profiles.csv    ordinal and the profile fields (timestamps as microseconds since the epoch; tags joined by |)
@@ -65,10 +68,11 @@ double Percentile(std::vector<double> v, double p) {
 
 int failures = 0;
 
-void Report(const char* what, double value, double target, const char* unit) {
+void Report(const std::string& what, double value, double target, const char* unit) {
   bool pass = value < target;
   failures += !pass;
-  std::printf("%-64s %10.3f %s   target < %g %s   %s\n", what, value, unit, target, unit, pass ? "PASS" : "FAIL");
+  std::printf("%-64s %10.3f %s   target < %g %s   %s\n", what.c_str(), value, unit, target, unit,
+              pass ? "PASS" : "FAIL");
 }
 
 SegmentRule Rule(const std::string& text) {
@@ -264,10 +268,12 @@ int main(int argc, char** argv) {
   uint32_t profiles = 1000000;
   uint64_t events = 10000000;
   std::string dump;
+  bool two_threads = true;
   for (int i = 1; i < argc; ++i) {
     if (std::strncmp(argv[i], "--profiles=", 11) == 0) profiles = static_cast<uint32_t>(std::stoul(argv[i] + 11));
     if (std::strncmp(argv[i], "--events=", 9) == 0) events = std::stoull(argv[i] + 9);
     if (std::strncmp(argv[i], "--dump=", 7) == 0) dump = argv[i] + 7;
+    if (std::strncmp(argv[i], "--threads=", 10) == 0) two_threads = std::strcmp(argv[i] + 10, "1") != 0;
   }
   std::mt19937_64 rng(42);
   SegmentIndex index;
@@ -300,19 +306,27 @@ int main(int argc, char** argv) {
        "within": "30d", "count": {">=": 1}}]})";
   SegmentRule rule = Rule(full_text);
   auto prepared = index.Prepare(rule);
-  std::vector<double> full;
+  std::vector<double> full, full_other;  // with --threads, and the other way (interleaved)
   uint64_t members = 0;
   for (int i = 0; i < 7; ++i) {
-    double s = Seconds();
-    Bitmap b = index.Evaluate(*prepared, kNow);
-    full.push_back((Seconds() - s) * 1e3);
-    members = b.cardinality();
+    for (bool other : {false, true}) {
+      index.set_parallel(two_threads != other);
+      double s = Seconds();
+      Bitmap b = index.Evaluate(*prepared, kNow);
+      (other ? full_other : full).push_back((Seconds() - s) * 1e3);
+      if (!other) members = b.cardinality();
+    }
   }
+  index.set_parallel(two_threads);
   std::printf("rule members: %llu\n", static_cast<unsigned long long>(members));
-  Report("full evaluation, 3 field + 1 behavioural (median of 7)", Median(full), 200, "ms");
+  Report(std::string("full evaluation, 3 field + 1 behavioural (median of 7), ") +
+             (two_threads ? "2 threads" : "1 thread"),
+         Median(full), 200, "ms");
+  std::printf("  the same on %s: %.3f ms (%.2fx)\n", two_threads ? "1 thread" : "2 threads", Median(full_other),
+              Median(full_other) / Median(full));
 
   // 2. Count of an unsaved rule: parse + prepare + count, each time a different rule.
-  std::vector<double> counts;
+  std::vector<double> counts, counts_other;
   std::vector<std::pair<std::string, uint64_t>> unsaved_counts;  // rule text, members
   for (int i = 0; i < 7; ++i) {
     std::string text = R"({"conditions": [{"field": "attributes.city", "operator": "=", "value": ")" +
@@ -322,14 +336,24 @@ int main(int argc, char** argv) {
         {"field": "computed.lastPurchaseDate", "operator": ">=", "value": "-90d"},
         {"event": "add_to_cart", "within": ")" +
                        std::to_string(7 + i) + R"(d", "count": {">=": 1}}]})";
-    double s = Seconds();
-    SegmentRule unsaved = Rule(text);
-    uint64_t n = index.Count(*index.Prepare(unsaved), kNow);
-    counts.push_back((Seconds() - s) * 1e3);
+    uint64_t n = 0;
+    for (bool other : {false, true}) {
+      index.set_parallel(two_threads != other);
+      double s = Seconds();
+      SegmentRule unsaved = Rule(text);
+      const uint64_t counted = index.Count(*index.Prepare(unsaved), kNow);
+      (other ? counts_other : counts).push_back((Seconds() - s) * 1e3);
+      if (!other) n = counted;
+    }
     unsaved_counts.emplace_back(text, n);
     if (i == 0) std::printf("unsaved rule count: %llu\n", static_cast<unsigned long long>(n));
   }
-  Report("count of an unsaved rule, parse + prepare + count (median of 7)", Median(counts), 50, "ms");
+  index.set_parallel(two_threads);
+  Report(std::string("count of an unsaved rule, parse + prepare + count (median of 7), ") +
+             (two_threads ? "2 threads" : "1 thread"),
+         Median(counts), 50, "ms");
+  std::printf("  the same on %s: %.3f ms (%.2fx)\n", two_threads ? "1 thread" : "2 threads", Median(counts_other),
+              Median(counts_other) / Median(counts));
 
   // 3. Per event: AddEvent, then EvaluateOne of 100 live rules for that profile.
   std::vector<std::shared_ptr<const cdp::segments::PreparedRule>> live;
@@ -432,7 +456,8 @@ int main(int argc, char** argv) {
                                          .Set("index_memory_mib", static_cast<double>(index.MemoryBytes()) / (1 << 20))
                                          .Set("full", Timings(full, Median(full)))
                                          .Set("unsaved", Timings(counts, Median(counts)))
-                                         .Set("overlap", Timings(overlap, Median(overlap))));
+                                         .Set("overlap", Timings(overlap, Median(overlap)))
+                                         .Set("threads", two_threads ? 2 : 1));
     std::printf("dumped the data set, expected.json and libcdp.json to %s in %.1f s\n", dump.c_str(), Seconds() - d0);
   }
   return failures == 0 ? 0 : 1;

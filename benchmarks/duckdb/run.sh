@@ -10,7 +10,7 @@
 #               cmake --build build --target segment_bench
 #   --data      where the data set goes (default: a temporary directory, removed afterwards; at the full scale it
 #               takes about 500 MB)
-#   --threads   DuckDB's threads (default 1; libcdp evaluates on one thread)
+#   --threads   threads for both: DuckDB's, and libcdp's evaluation (segment_bench --threads; 1 or 2; default 1)
 #   --profiles, --events: passed to segment_bench (default 1,000,000 and 10,000,000)
 #   --runs      timed runs per DuckDB query (default 7)
 #
@@ -54,9 +54,9 @@ fi
 mkdir -p "$data"
 
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores)"
-echo "== libcdp: $bench ${bench_args[*]} --dump=$data"
+echo "== libcdp: $bench ${bench_args[*]} --threads=$threads --dump=$data"
 rc=0
-"$bench" "${bench_args[@]}" --dump="$data" || rc=$?
+"$bench" "${bench_args[@]}" --threads="$threads" --dump="$data" || rc=$?
 # 1 is a missed target of issue 4, still a run to compare; anything else is a failure.
 if ((rc > 1)) || [[ ! -f $data/expected.json || ! -f $data/libcdp.json ]]; then
   echo "run.sh: segment_bench failed (exit $rc)" >&2

@@ -370,7 +370,7 @@ if (libcdp) {
   ];
   const w = Math.max(...rows.map((r) => r[0].length));
   console.log(`\n${expected.profiles} profiles, ${expected.events} events; DuckDB ${version}, threads=${threads}; ` +
-    'libcdp: one thread, timings of the segment_bench run that wrote this data');
+    `libcdp: ${libcdp?.threads === 2 ? 'two threads' : 'one thread'}, timings of the segment_bench run that wrote this data`);
   console.log(`| ${'measure'.padEnd(w)} | libcdp ms | DuckDB ms | DuckDB / libcdp |`);
   console.log(`| ${'-'.repeat(w)} | --------- | --------- | --------------- |`);
   for (const [what, l, d] of rows) {

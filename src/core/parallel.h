@@ -25,6 +25,19 @@ void RunOnTwoThreads(size_t n, size_t parallel_from, const Run& run) {
   other.join();
 }
 
+// As RunOnTwoThreads, telling each call which part it runs: run(0, 0, n / 2) and run(1, n / 2, n) concurrently, or
+// run(0, 0, n) alone, so that each part can fill its own output (parts in order: part 0's range comes first).
+template <typename Run>
+void RunInTwoParts(size_t n, size_t parallel_from, const Run& run) {
+  if (n < parallel_from || n < 2) {
+    run(0, size_t{0}, n);
+    return;
+  }
+  std::thread other([&run, n] { run(1, n / 2, n); });
+  run(0, size_t{0}, n / 2);
+  other.join();
+}
+
 }  // namespace cdp::internal
 
 #endif  // CDP_CORE_PARALLEL_H_

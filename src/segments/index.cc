@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "cdp/query.h"
+#include "core/parallel.h"
 
 namespace cdp::segments {
 
@@ -156,8 +157,40 @@ class PreparedRule {
 
 class Evaluator {
  public:
-  Evaluator(const SegmentIndex& index, int64_t now, const MembershipLookup& lookup)
-      : ix_(index), now_(now), lookup_(lookup) {}
+  // `parallel`: scans and per-candidate loops of large inputs run on two threads (Evaluate over a large index).
+  Evaluator(const SegmentIndex& index, int64_t now, const MembershipLookup& lookup, bool parallel = false)
+      : ix_(index), now_(now), lookup_(lookup), parallel_(parallel) {}
+
+  // Runs run(part, begin, end) over [0, n): in two parts on two threads when this evaluation is parallel and n is
+  // at least `parallel_from`, else as one part.
+  template <typename Run>
+  void InParts(size_t n, size_t parallel_from, const Run& run) const {
+    internal::RunInTwoParts(n, parallel_ ? parallel_from : std::numeric_limits<size_t>::max(), run);
+  }
+
+  // What one part of a split scan fills, on a cache line of its own: the two parts' vectors side by side would
+  // share one, and every push_back would move it between the cores.
+  template <typename T>
+  struct alignas(64) PerPart {
+    T value;
+  };
+
+  // The ordinals of `candidates` for which keep(ordinal) holds, in order (two threads for many candidates).
+  template <typename Keep>
+  Bitmap Filter(const Bitmap& candidates, const Keep& keep) const {
+    std::vector<uint32_t> all(candidates.cardinality());
+    candidates.toUint32Array(all.data());
+    PerPart<std::vector<uint32_t>> kept[2];
+    InParts(all.size(), kParallelCandidates, [&](int part, size_t begin, size_t end) {
+      std::vector<uint32_t>& mine = kept[part].value;
+      for (size_t i = begin; i < end; ++i) {
+        if (keep(all[i])) mine.push_back(all[i]);
+      }
+    });
+    Bitmap out(kept[0].value.size(), kept[0].value.data());
+    out.addMany(kept[1].value.size(), kept[1].value.data());
+    return out;
+  }
 
   // One cell against a field condition.
   bool MatchCell(const CNode& f, Cell c, const Column* col) const {
@@ -438,14 +471,8 @@ class Evaluator {
         return FieldAll(n);
       case RuleNode::Kind::kEvent:
         return EventAll(n);
-      case RuleNode::Kind::kSequence: {
-        Bitmap candidates = StepOwners(n.matches[0], n.within);
-        std::vector<uint32_t> out;
-        for (uint32_t ord : candidates) {
-          if (SequenceOne(n, ord)) out.push_back(ord);
-        }
-        return Bitmap(out.size(), out.data());
-      }
+      case RuleNode::Kind::kSequence:
+        return Filter(StepOwners(n.matches[0], n.within), [&](uint32_t ord) { return SequenceOne(n, ord); });
       case RuleNode::Kind::kSegment: {
         const Bitmap* members = lookup_ ? lookup_(n.segment) : nullptr;
         return members ? (*members & ix_.universe_) : Bitmap();
@@ -467,11 +494,7 @@ class Evaluator {
     for (size_t i = 1; i < order.size() && !acc.isEmpty(); ++i) {
       const auto& [c, cost] = order[i];
       if (static_cast<double>(acc.cardinality()) * cost.one < cost.all) {
-        std::vector<uint32_t> kept;
-        for (uint32_t ord : acc) {
-          if (One(*c, ord)) kept.push_back(ord);
-        }
-        acc = Bitmap(kept.size(), kept.data());
+        acc = Filter(acc, [&](uint32_t ord) { return One(*c, ord); });
       } else {
         acc &= All(*c);
       }
@@ -566,8 +589,20 @@ class Evaluator {
   Bitmap FieldAll(const CNode& f) const {
     const Column* col = f.column;
     const FastPath fast = FastPathOf(f);
-    std::vector<uint32_t> rows;
-    for (size_t p = 0; p < col->page_count(); ++p) {
+    PerPart<std::vector<uint32_t>> parts[2];  // pages in two halves, on two threads when large
+    InParts(col->page_count(), kParallelPages, [&](int part, size_t page_begin, size_t page_end) {
+      ScanPages(f, fast, page_begin, page_end, &parts[part].value);
+    });
+    Bitmap differing(parts[0].value.size(), parts[0].value.data());
+    differing.addMany(parts[1].value.size(), parts[1].value.data());
+    return f.absent_matches ? ix_.universe_ - differing : differing & ix_.universe_;
+  }
+
+  // The rows of pages [page_begin, page_end) of a field condition's column whose cells differ from an absent one.
+  void ScanPages(const CNode& f, const FastPath& fast, size_t page_begin, size_t page_end,
+                 std::vector<uint32_t>* rows) const {
+    const Column* col = f.column;
+    for (size_t p = page_begin; p < page_end; ++p) {
       const uint8_t* tags = col->page_tags(p);
       if (tags == nullptr) continue;
       const uint64_t* bits = col->page_bits(p);
@@ -589,18 +624,60 @@ class Evaluator {
         } else {
           match = MatchCell(f, Cell{tag, bits[i]}, col);
         }
-        if (match != f.absent_matches) rows.push_back(base + i);
+        if (match != f.absent_matches) rows->push_back(base + i);
       }
     }
-    Bitmap differing(rows.size(), rows.data());
-    return f.absent_matches ? ix_.universe_ - differing : differing & ix_.universe_;
   }
 
   // Profiles with at least one event matching a step inside the window.
   Bitmap StepOwners(const CMatch& m, const TimeWindow& within) const {
-    std::vector<uint32_t> out;
-    ScanTables(m, within, [&](uint32_t ord, uint32_t, const Column* const*) { out.push_back(ord); });
-    return Bitmap(out.size(), out.data());
+    PerPart<std::vector<uint32_t>> out[2];
+    ScanTablesInParts(m, within,
+                      [&](int part, uint32_t ord, uint32_t, const Column* const*) { out[part].value.push_back(ord); });
+    Bitmap owners(out[0].value.size(), out[0].value.data());
+    owners.addMany(out[1].value.size(), out[1].value.data());
+    return owners;
+  }
+
+  // As ScanTables, the blocks a window reads split in two parts scanned on two threads (when this evaluation is
+  // parallel and they are many): f(part, ordinal, row, columns), each part's calls on one thread.
+  template <typename F>
+  void ScanTablesInParts(const CMatch& m, const TimeWindow& within, const F& f) const {
+    int64_t lo, hi;
+    Resolve(within, now_, &lo, &hi);
+    struct Span {
+      uint32_t table;
+      uint32_t block;
+    };
+    std::vector<Span> spans;  // the blocks to read, in table and row order
+    std::vector<std::vector<const Column*>> bound(ix_.tables_.size());
+    for (uint32_t t = 0; t < ix_.tables_.size(); ++t) {
+      if (!Accepts(m, t)) continue;
+      const EventTable& table = *ix_.tables_[t];
+      if (m.kind != CMatch::Kind::kOne) {
+        for (const std::string& p : m.paths) bound[t].push_back(table.props.Find(p));
+      }
+      for (size_t block = 0; block < table.block_min.size(); ++block) {
+        if (table.block_max[block] < lo || table.block_min[block] > hi) continue;
+        spans.push_back({t, static_cast<uint32_t>(block)});
+      }
+    }
+    const bool no_where = m.where.empty();
+    InParts(spans.size(), kParallelBlocks, [&](int part, size_t begin, size_t end) {
+      for (size_t s = begin; s < end; ++s) {
+        const EventTable& table = *ix_.tables_[spans[s].table];
+        const Column* const* cols = m.kind == CMatch::Kind::kOne ? m.bound.data() : bound[spans[s].table].data();
+        const uint32_t* ords = table.ordinal.data();
+        const int64_t* times = table.time.data();
+        const uint32_t first = spans[s].block << EventTable::kBlockBits;
+        const uint32_t stop =
+            static_cast<uint32_t>(std::min<size_t>(table.ordinal.size(), first + EventTable::kBlockRows));
+        for (uint32_t row = first; row < stop; ++row) {
+          if (ords[row] == SegmentIndex::kRemoved || times[row] < lo || times[row] > hi) continue;
+          if (no_where || WhereAll(m, cols, row)) f(part, ords[row], row, cols);
+        }
+      }
+    });
   }
 
   template <typename F>
@@ -635,8 +712,16 @@ class Evaluator {
     bool zero_matches = Decide(n, Acc{});
     std::vector<uint32_t> rows;
     if (n.aggregate == Aggregate::kCount) {
-      std::vector<uint32_t> counts(size);
-      ScanTables(n.matches[0], n.within, [&](uint32_t ord, uint32_t, const Column* const*) { ++counts[ord]; });
+      PerPart<std::vector<uint32_t>> part_counts[2];  // the second part's made when it runs
+      part_counts[0].value.resize(size);
+      ScanTablesInParts(n.matches[0], n.within, [&](int part, uint32_t ord, uint32_t, const Column* const*) {
+        std::vector<uint32_t>& mine = part_counts[part].value;
+        if (mine.empty()) mine.resize(size);
+        ++mine[ord];
+      });
+      std::vector<uint32_t>& counts = part_counts[0].value;
+      const std::vector<uint32_t>& second = part_counts[1].value;
+      for (uint32_t ord = 0; ord < size && !second.empty(); ++ord) counts[ord] += second[ord];
       for (uint32_t ord = 0; ord < size; ++ord) {
         if (counts[ord] != 0 && n.test.Matches(counts[ord]) != zero_matches) rows.push_back(ord);
       }
@@ -711,9 +796,16 @@ class Evaluator {
   }
 
  private:
+  // Sizes from which a parallel evaluation splits its work: column pages (4,096 cells each), blocks of event rows
+  // (4,096 rows each), candidates tested one by one. Below them one thread is cheaper than starting another.
+  static constexpr size_t kParallelPages = 16;
+  static constexpr size_t kParallelBlocks = 16;
+  static constexpr size_t kParallelCandidates = 4096;
+
   const SegmentIndex& ix_;
   int64_t now_;
   const MembershipLookup& lookup_;
+  bool parallel_ = false;
 };
 
 // ---- the index ----------------------------------------------------------------------------------------------------
@@ -927,7 +1019,7 @@ std::shared_ptr<const PreparedRule> SegmentIndex::Prepare(const SegmentRule& rul
 }
 
 Bitmap SegmentIndex::Evaluate(const PreparedRule& rule, int64_t now_us, const MembershipLookup& lookup) const {
-  Bitmap out = Evaluator(*this, now_us, lookup).All(rule.root);
+  Bitmap out = Evaluator(*this, now_us, lookup, parallel_).All(rule.root);
   out.runOptimize();
   return out;
 }

@@ -97,8 +97,14 @@ class SegmentIndex {
   // Binds a rule to this index. Never fails for a parsed rule.
   std::shared_ptr<const PreparedRule> Prepare(const SegmentRule& rule);
 
-  // Members of the rule at `now_us`. Cost: see the file comment.
+  // Members of the rule at `now_us`. Cost: see the file comment. With parallel() (the default), a large column
+  // scan (16 pages, 65,536 profiles, or more), event scan (16 blocks of rows in the window or more) or per-candidate
+  // test (4,096 candidates or more) is split over the calling thread and one more. The lookup may then be called
+  // from both.
   Bitmap Evaluate(const PreparedRule& rule, int64_t now_us, const MembershipLookup& lookup = {}) const;
+  // Whether Evaluate may use a second thread (default: yes). Not thread-safe against a running Evaluate.
+  void set_parallel(bool parallel) { parallel_ = parallel; }
+  bool parallel() const { return parallel_; }
   uint64_t Count(const PreparedRule& rule, int64_t now_us, const MembershipLookup& lookup = {}) const {
     return Evaluate(rule, now_us, lookup).cardinality();
   }
@@ -131,6 +137,7 @@ class SegmentIndex {
   std::vector<std::vector<EventRef>> by_profile_;
   Bitmap universe_;
   size_t event_count_ = 0;
+  bool parallel_ = true;
 };
 
 // Set algebra over member bitmaps (overlap reports and audiences).
