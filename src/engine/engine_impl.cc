@@ -1577,6 +1577,7 @@ Result<Json> EngineImpl::WriteProfile(std::string_view requested_id, const Json&
 
 Status EngineImpl::DeleteProfile(std::string_view requested_id) {
   uint64_t sequence = 0;
+  storage::WriteBatch batch(*store_);
   {
     std::lock_guard<std::mutex> lock(write_mu_);
     CDP_RETURN_IF_ERROR(write_error_);
@@ -1585,7 +1586,6 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id) {
     CDP_ASSIGN_OR_RETURN(Json stored, ReadLiveProfile(requested_id, &id));  // a merged id erases its survivor
     // The index log names the person's recent events: write the tail out first, which deletes the log.
     CDP_RETURN_IF_ERROR(FlushTail());
-    storage::WriteBatch batch(*store_);
     int64_t events = 0;
     std::string prefix = storage::ProfileEventsPrefix(id);
     auto iter = store_->NewIterator(storage::Cf::kEvents, prefix, storage::PrefixSuccessor(prefix));
@@ -1664,7 +1664,9 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id) {
   }
   CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
   (void)segments_.AfterWrite();
-  return Status::OK();
+  // Erasure is physical: no log, memtable or table file keeps the deleted values (or the tombstones' keys). Done
+  // outside the lock (it compacts); writes go on meanwhile.
+  return store_->Purge(&batch, {storage::Cf::kIndexLog});  // the tail's log: deleted by FlushTail's bulk load
 }
 
 void EngineImpl::ForgetProfile(std::string_view id, const Json& stored) {

@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 
 #include "cdp/version.h"
 #include "fmt/format.h"
@@ -151,6 +152,12 @@ Result<std::unique_ptr<Store>> Store::Open(const Options& options, const std::st
   db_options.max_background_jobs = 2;
   db_options.bytes_per_sync = 1 << 20;
   db_options.keep_log_file_num = 5;
+  // Informational messages name keys (manual compaction ranges, in hex); keys may be personal data (identifiers),
+  // and an erased person's must not stay in a log file (Store::Purge).
+  db_options.info_log_level = rocksdb::WARN_LEVEL;
+  // A new MANIFEST at every version change (flush, compaction), written from the current files: an old one would
+  // keep the bounding keys of files long compacted away (Store::Purge). Its size is that of the file list.
+  db_options.max_manifest_file_size = 1;
 
   auto cache = rocksdb::NewLRUCache(options.block_cache_bytes);
   auto cf_options = [&](Cf cf) {
@@ -362,6 +369,67 @@ int64_t Store::ReadCounter(std::string_view name) const {
 Status Store::Flush() {
   rocksdb::FlushOptions fo;
   return FromRocks(db_->Flush(fo, handles_), "flush");
+}
+
+Status Store::Purge(WriteBatch* batch, const std::vector<Cf>& whole) {
+  // The smallest and largest key each column family's deletions name.
+  struct Bounds : rocksdb::WriteBatch::Handler {
+    std::vector<std::optional<std::pair<std::string, std::string>>> by_cf;
+    void Note(uint32_t cf, const rocksdb::Slice& key) {
+      if (cf >= by_cf.size()) by_cf.resize(cf + 1);
+      auto& b = by_cf[cf];
+      if (!b) {
+        b.emplace(key.ToString(), key.ToString());
+      } else {
+        if (key.compare(b->first) < 0) b->first = key.ToString();
+        if (key.compare(b->second) > 0) b->second = key.ToString();
+      }
+    }
+    rocksdb::Status DeleteCF(uint32_t cf, const rocksdb::Slice& key) override {
+      Note(cf, key);
+      return rocksdb::Status::OK();
+    }
+    rocksdb::Status SingleDeleteCF(uint32_t cf, const rocksdb::Slice& key) override {
+      Note(cf, key);
+      return rocksdb::Status::OK();
+    }
+    rocksdb::Status DeleteRangeCF(uint32_t cf, const rocksdb::Slice& begin, const rocksdb::Slice& end) override {
+      Note(cf, begin);
+      Note(cf, end);
+      return rocksdb::Status::OK();
+    }
+    rocksdb::Status PutCF(uint32_t, const rocksdb::Slice&, const rocksdb::Slice&) override {
+      return rocksdb::Status::OK();
+    }
+    rocksdb::Status MergeCF(uint32_t, const rocksdb::Slice&, const rocksdb::Slice&) override {
+      return rocksdb::Status::OK();
+    }
+  } bounds;
+  CDP_RETURN_IF_ERROR(FromRocks(batch->rep_->Iterate(&bounds), "purge"));
+  CDP_RETURN_IF_ERROR(Flush());
+  rocksdb::CompactRangeOptions co;
+  co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  co.exclusive_manual_compaction = false;
+  for (rocksdb::ColumnFamilyHandle* handle : handles_) {
+    const uint32_t id = handle->GetID();
+    if (id >= bounds.by_cf.size() || !bounds.by_cf[id]) continue;
+    const rocksdb::Slice begin(bounds.by_cf[id]->first), end(bounds.by_cf[id]->second);
+    CDP_RETURN_IF_ERROR(FromRocks(db_->CompactRange(co, handle, &begin, &end), "purge compaction"));
+  }
+  for (Cf cf : whole) {
+    CDP_RETURN_IF_ERROR(
+        FromRocks(db_->CompactRange(co, handles_[static_cast<int>(cf)], nullptr, nullptr), "purge compaction"));
+  }
+  // Every version change starts a new MANIFEST (max_manifest_file_size is tiny) holding the current files only:
+  // one more change (a flushed marker) retires the MANIFEST that listed the compacted files' bounds.
+  WriteBatch marker(*this);
+  marker.Put(Cf::kMeta, "purged_at",
+             std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count()));
+  CDP_RETURN_IF_ERROR(Write(&marker).status());
+  rocksdb::FlushOptions fo;
+  return FromRocks(db_->Flush(fo, handles_[static_cast<int>(Cf::kMeta)]), "purge flush");
 }
 
 }  // namespace cdp::storage
