@@ -282,7 +282,13 @@ class EngineImpl::IngestContext : public GraphView {
       CDP_RETURN_IF_ERROR(AssignSession(profile_id, e.time_us, &result->session_id));
     }
     if (e.client_id) batch_keys_.emplace(key, result->session_id);
-    pending_events_.push_back({profile_id, e.time_us, e.id, e.client_id, std::string()});
+    PendingEvent& pending = pending_events_.emplace_back();
+    pending.profile_id = profile_id;
+    pending.time_us = e.time_us;
+    pending.id = e.id;
+    pending.client_id = e.client_id;
+    pending.purchase = e.purchase;
+    pending.purchase_micros = e.purchase_micros;
     AppendStoredEvent(e, profile_id, result->session_id, received_at_, &pending_events_.back().value);
     if (engine_->segments_.tracking()) AppendIndexedEvent(e, &pending_events_.back().indexed);
     index_.deltas[profile_id].AddEvent(e.time_us, e.purchase, e.purchase_micros);
@@ -507,7 +513,8 @@ class EngineImpl::IngestContext : public GraphView {
           if (evented.insert(p.profile_id).second) moved.push_back(p.profile_id);
         } else {
           evented.insert(p.profile_id);
-          added.push_back({p.profile_id, p.time_us, p.indexed.empty() ? p.value : p.indexed});
+          added.push_back(
+              {p.profile_id, p.time_us, p.indexed.empty() ? p.value : p.indexed, p.purchase, p.purchase_micros});
         }
       }
       for (const auto& [id, doc] : dirty_profiles_) {
@@ -540,12 +547,14 @@ class EngineImpl::IngestContext : public GraphView {
  private:
   struct PendingEvent {
     std::string profile_id;
-    int64_t time_us;
+    int64_t time_us = 0;
     std::string id;
-    bool client_id;
-    std::string value;    // the stored document
-    bool moved = false;   // a merge in this batch moved it (its trait delta went with the merged aggregate)
-    std::string indexed;  // what the segment index keeps of it (AppendIndexedEvent), when segments are tracked
+    bool client_id = false;
+    std::string value;      // the stored document
+    bool moved = false;     // a merge in this batch moved it (its trait delta went with the merged aggregate)
+    std::string indexed;    // what the segment index keeps of it (AppendIndexedEvent), when segments are tracked
+    bool purchase = false;  // its trait delta, for the segment index
+    int64_t purchase_micros = 0;
   };
 
   struct EventPlan {

@@ -45,6 +45,7 @@
 #include "cdp/rfm.h"
 #include "cdp/segment_rule.h"
 #include "segments/index.h"
+#include "storage/traits.h"
 
 namespace cdp::storage {
 class WriteBatch;
@@ -110,6 +111,8 @@ class SegmentsImpl final : public Segments {
     std::string profile_id;
     int64_t time_us;
     std::string document;
+    bool purchase = false;        // its trait delta (storage::Traits::AddEvent), so that the profile's traits
+    int64_t purchase_micros = 0;  // are brought up to date without a read
   };
   void NotifyEvents(std::vector<NewEvent> events);
   // A batch whose notes were made failed to be written: the notes can no longer be trusted, so every pending
@@ -140,6 +143,7 @@ class SegmentsImpl final : public Segments {
     Kind kind = kEvents;  // what to re-read: nothing but `events`, the document too, or everything
     std::string cause;
     std::vector<std::pair<int64_t, std::string>> events;  // time, event document (NewEvent::document)
+    storage::Traits delta;                                // of those events
   };
   struct Timer {
     int64_t at;
@@ -172,6 +176,11 @@ class SegmentsImpl final : public Segments {
                   std::string* last_cursor);
   // Re-reads one profile (document and events) into the index. mu_ held, writes paused.
   Status Reload(const std::string& profile_id);
+  // Puts a profile's rendered document in the index and remembers its traits (traits_).
+  Status UpsertDocument(uint32_t ordinal, const Json& stored, const storage::Traits& traits);
+  void RememberTraits(uint32_t ordinal, const storage::Traits& traits);
+  // Whether the rendered trait `key` (RenderTraits) differs between two aggregates.
+  static bool TraitChanged(std::string_view key, const storage::Traits& a, const storage::Traits& b);
   // Re-evaluates, for one profile, the segments `affects` selects, cascading to segments that name one whose
   // membership changed. mu_ held.
   void Reevaluate(uint32_t ordinal, const std::function<bool(const Definition&)>& affects, const Json& cause,
@@ -235,6 +244,9 @@ class SegmentsImpl final : public Segments {
   AudiencesImpl* audiences_ = nullptr;
   std::mutex mu_;  // everything below but the pending notes, the subscribers and what says otherwise
   std::unique_ptr<segments::SegmentIndex> index_;
+  // By ordinal: the computed traits the index holds for the profile (event_count < 0: not known), so that new
+  // events update them from their deltas (no storage read) and only the traits that changed are rewritten.
+  std::vector<storage::Traits> traits_;
   absl::flat_hash_map<std::string, uint32_t> ordinal_of_;
   std::vector<std::string> id_of_;
   std::map<std::string, Definition> definitions_;  // by id

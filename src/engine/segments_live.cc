@@ -78,7 +78,10 @@ void SegmentsImpl::NotifyEvents(std::vector<NewEvent> events) {
   for (NewEvent& e : events) {
     Pending& p = pending_[e.profile_id];
     if (p.cause.empty()) p.cause = "event";
-    if (p.kind != Pending::kReload) p.events.emplace_back(e.time_us, std::move(e.document));
+    if (p.kind != Pending::kReload) {
+      p.events.emplace_back(e.time_us, std::move(e.document));
+      p.delta.AddEvent(e.time_us, e.purchase, e.purchase_micros);
+    }
   }
 }
 
@@ -176,6 +179,7 @@ uint32_t SegmentsImpl::OrdinalOf(const std::string& profile_id) {
 Status SegmentsImpl::Build() {
   storage::Store& store = engine_->store();
   index_ = std::make_unique<segments::SegmentIndex>();
+  traits_.clear();
   {
     // A retry after a failed build starts from nothing too.
     std::unique_lock<std::shared_mutex> lock(members_mu_);
@@ -203,7 +207,7 @@ Status SegmentsImpl::Build() {
     if (!doc.ok()) return Status::DataLoss(fmt::format("stored profile {} is corrupt", profiles->key()));
     if (doc->Find("mergedInto") != nullptr) continue;
     const std::string id(profiles->key());
-    CDP_RETURN_IF_ERROR(index_->UpsertProfile(OrdinalOf(id), RenderProfile(*doc, engine_->ReadTraits(id))));
+    CDP_RETURN_IF_ERROR(UpsertDocument(OrdinalOf(id), *doc, engine_->ReadTraits(id)));
   }
   CDP_RETURN_IF_ERROR(profiles->status());
   auto events = store.NewIterator(storage::Cf::kEventsByTime);
@@ -302,14 +306,41 @@ Status SegmentsImpl::FoldFeed(std::string_view id, int64_t upto_us, segments::Bi
   return Status::OK();
 }
 
+Status SegmentsImpl::UpsertDocument(uint32_t ordinal, const Json& stored, const storage::Traits& traits) {
+  Status s = index_->UpsertProfile(ordinal, RenderProfile(stored, traits));
+  if (s.ok()) RememberTraits(ordinal, traits);
+  return s;
+}
+
+void SegmentsImpl::RememberTraits(uint32_t ordinal, const storage::Traits& traits) {
+  if (ordinal >= traits_.size()) {
+    storage::Traits unknown;
+    unknown.event_count = -1;
+    traits_.resize(std::max<size_t>(ordinal + 1, traits_.size() * 2), unknown);
+  }
+  traits_[ordinal] = traits;
+}
+
+bool SegmentsImpl::TraitChanged(std::string_view key, const storage::Traits& a, const storage::Traits& b) {
+  if (key == "ltv") return a.revenue_micros != b.revenue_micros;
+  if (key == "aov") return a.revenue_micros != b.revenue_micros || a.purchase_count != b.purchase_count;
+  if (key == "purchaseCount") return a.purchase_count != b.purchase_count;
+  if (key == "lastPurchaseDate") return a.last_purchase_us != b.last_purchase_us;
+  if (key == "firstSeenDate") return a.first_seen_us != b.first_seen_us;
+  if (key == "lastSeenDate") return a.last_seen_us != b.last_seen_us;
+  if (key == "eventCount") return a.event_count != b.event_count;
+  return true;  // a trait this list does not know: always rewritten
+}
+
 Status SegmentsImpl::Reload(const std::string& profile_id) {
   const uint32_t ordinal = OrdinalOf(profile_id);
   index_->RemoveProfile(ordinal);
+  if (ordinal < traits_.size()) traits_[ordinal].event_count = -1;
   auto doc = engine_->ReadStoredProfile(profile_id);
   if (doc.status().IsNotFound()) return Status::OK();  // erased
   CDP_RETURN_IF_ERROR(doc.status());
   if (doc->Find("mergedInto") != nullptr) return Status::OK();  // merged away: its events moved
-  CDP_RETURN_IF_ERROR(index_->UpsertProfile(ordinal, RenderProfile(*doc, engine_->ReadTraits(profile_id))));
+  CDP_RETURN_IF_ERROR(UpsertDocument(ordinal, *doc, engine_->ReadTraits(profile_id)));
   if (auto rfm = rfm_.find(ordinal); rfm != rfm_.end()) {
     CDP_RETURN_IF_ERROR(index_->UpsertField(ordinal, "computed.rfm", rfm->second.ToJson()));
   }
@@ -362,20 +393,31 @@ Status SegmentsImpl::Refresh() {
         if (!doc.ok() || doc->Find("mergedInto") != nullptr) {
           p.kind = Pending::kReload;  // gone or merged away meanwhile (Reload sorts it out), or a read error
         } else {
-          s = index_->UpsertProfile(ordinal, RenderProfile(*doc, engine_->ReadTraits(id)));
+          s = UpsertDocument(ordinal, *doc, engine_->ReadTraits(id));
           if (auto rfm = rfm_.find(ordinal); s.ok() && rfm != rfm_.end()) {
             s = index_->UpsertField(ordinal, "computed.rfm", rfm->second.ToJson());
           }
         }
       } else if (p.kind == Pending::kEvents) {
-        // Only the event-maintained traits changed in the document.
-        const Json traits = RenderTraits(engine_->ReadTraits(id));
+        // Only the event-maintained traits changed in the document: those the events' deltas change.
+        storage::Traits* known =
+            ordinal < traits_.size() && traits_[ordinal].event_count >= 0 ? &traits_[ordinal] : nullptr;
+        const storage::Traits before = known != nullptr ? *known : storage::Traits();
+        storage::Traits now = before;
+        if (known != nullptr) {
+          now.Combine(p.delta);
+        } else {
+          now = engine_->ReadTraits(id);
+        }
+        const Json traits = RenderTraits(now);
         for (const auto& [key, value] : traits.members()) {
+          if (known != nullptr && !TraitChanged(key, before, now)) continue;
           bool changed = false;
           const std::string path = "computed." + key;
           if (s.ok()) s = index_->UpsertField(ordinal, path, value, &changed);
           if (changed) trait_readers.push_back(&FieldReadersOf(path));
         }
+        if (s.ok()) RememberTraits(ordinal, now);
       }
       if (p.kind != Pending::kReload) {
         for (size_t k = 0; s.ok() && k < p.events.size(); ++k) {
