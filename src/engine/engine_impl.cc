@@ -42,6 +42,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(const Options& options, const std::
   CDP_RETURN_IF_ERROR(engine->LoadRules());
   CDP_RETURN_IF_ERROR(engine->identity_impl().LoadMatching());
   CDP_RETURN_IF_ERROR(engine->RecoverTail());
+  CDP_RETURN_IF_ERROR(engine->FinishPendingPurge());
   CDP_RETURN_IF_ERROR(engine->StartSegments());
   return std::unique_ptr<Engine>(std::move(engine));
 }
@@ -51,6 +52,8 @@ namespace internal {
 namespace {
 
 constexpr size_t kMaxSessionCache = 1'000'000;
+// kMeta: written with an erasure, removed once it is physical (Store::Purge); found at open, it is finished.
+constexpr std::string_view kPurgePendingKey = "purge_pending";
 constexpr size_t kMaxIdentityCache = 2'000'000;
 constexpr size_t kMaxDeviceIds = 100;
 
@@ -1626,6 +1629,10 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id) {
       if (pid != id) {
         batch.Delete(storage::Cf::kProfiles, pid);
         ++merged_profiles;
+        // Its events moved to the survivor at the merge; the index keys they had (deleted then) may still be in
+        // table files: the range brings them into the purge.
+        const std::string old_prefix = storage::ProfileEventsPrefix(pid);
+        batch.DeleteRange(storage::Cf::kEvents, old_prefix, storage::PrefixSuccessor(old_prefix));
       }
       std::string merges_prefix = storage::ProfileMergesPrefix(pid);
       auto m = store_->NewIterator(storage::Cf::kMerges, merges_prefix, storage::PrefixSuccessor(merges_prefix));
@@ -1667,6 +1674,7 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id) {
     if (events > 0) store_->AddToCounter(&batch, "events", -events);
     if (merges > 0) store_->AddToCounter(&batch, "merges", -merges);
     if (merged_profiles > 0) store_->AddToCounter(&batch, "merged_profiles", -merged_profiles);
+    batch.Put(storage::Cf::kMeta, kPurgePendingKey, "");  // until Purge is done (finished at open after a crash)
     CDP_ASSIGN_OR_RETURN(sequence, store_->Write(&batch));
     ForgetProfile(id, stored);
     segments_.NotifyChanged(ids, "erasure");  // the person and the profiles merged into them leave the index
@@ -1675,7 +1683,26 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id) {
   (void)segments_.AfterWrite();
   // Erasure is physical: no log, memtable or table file keeps the deleted values (or the tombstones' keys). Done
   // outside the lock (it compacts); writes go on meanwhile.
-  return store_->Purge(&batch, {storage::Cf::kIndexLog});  // the tail's log: deleted by FlushTail's bulk load
+  return PurgeErased(&batch);
+}
+
+Status EngineImpl::PurgeErased(storage::WriteBatch* erased) {
+  // Whole: the tail's log (its records, deleted by FlushTail's bulk load, name event ids) and the identifiers (the
+  // person's earlier values - a replaced email, renamed or unlinked values - were deleted by earlier writes and
+  // may sort anywhere among the others').
+  return store_->Purge(erased, {storage::Cf::kIndexLog, storage::Cf::kIdentities}, kPurgePendingKey);
+}
+
+Status EngineImpl::FinishPendingPurge() {
+  std::string pending;
+  Status s = store_->Get(storage::Cf::kMeta, kPurgePendingKey, &pending);
+  if (s.IsNotFound()) return Status::OK();
+  CDP_RETURN_IF_ERROR(s);
+  // An erasure was written but the process stopped before it was physical: purge every column family whole.
+  storage::WriteBatch nothing(*store_);
+  std::vector<storage::Cf> all;
+  for (int cf = 0; cf < static_cast<int>(storage::Cf::kCount); ++cf) all.push_back(static_cast<storage::Cf>(cf));
+  return store_->Purge(&nothing, all, kPurgePendingKey);
 }
 
 void EngineImpl::ForgetProfile(std::string_view id, const Json& stored) {

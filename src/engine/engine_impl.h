@@ -173,6 +173,11 @@ class EngineImpl final : public Engine {
   // Reads the newest event time of the log, then the event tail's log after a crash and recomputes what it affects.
   // Called once by Engine::Open.
   Status RecoverTail();
+  // Finishes the purge of an erasure a crash interrupted (kMeta "purge_pending"): every column family is compacted
+  // whole. Called once by Engine::Open.
+  Status FinishPendingPurge();
+  // Makes an erasure's deletions physical (Store::Purge) and clears the pending marker.
+  Status PurgeErased(storage::WriteBatch* erased);
 
   // Reads the identity rules stored in the database (defaults when none). Called once by Engine::Open.
   Status LoadRules();

@@ -151,8 +151,7 @@ Status PlanRules(const storage::Store& store, const IdentityRules& next, int old
       Identifier new_id;
       IgnoredIdentifier why;
       if (nul == std::string_view::npos || !next.Normalize(old_id.type, old_id.value, &new_id, &why)) {
-        plan->hub_drops.emplace_back(key);  // no longer an identifier: its hub set goes with its link
-        continue;
+        continue;  // blocked, invalid or of a removed type now: its set stays, should the value come back
       }
       const std::string new_key = storage::IdentityKey(new_id.type, new_id.value);
       NewHub& hub = new_hubs[new_key];

@@ -371,7 +371,7 @@ Status Store::Flush() {
   return FromRocks(db_->Flush(fo, handles_), "flush");
 }
 
-Status Store::Purge(WriteBatch* batch, const std::vector<Cf>& whole) {
+Status Store::Purge(WriteBatch* batch, const std::vector<Cf>& whole, std::string_view done_marker) {
   // The smallest and largest key each column family's deletions name.
   struct Bounds : rocksdb::WriteBatch::Handler {
     std::vector<std::optional<std::pair<std::string, std::string>>> by_cf;
@@ -423,6 +423,7 @@ Status Store::Purge(WriteBatch* batch, const std::vector<Cf>& whole) {
   // Every version change starts a new MANIFEST (max_manifest_file_size is tiny) holding the current files only:
   // one more change (a flushed marker) retires the MANIFEST that listed the compacted files' bounds.
   WriteBatch marker(*this);
+  if (!done_marker.empty()) marker.Delete(Cf::kMeta, done_marker);
   marker.Put(Cf::kMeta, "purged_at",
              std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(
                                 std::chrono::system_clock::now().time_since_epoch())

@@ -151,8 +151,9 @@ class Store {
   // kept at warning level, so they are not written there. Cost: rewrites the files holding keys between the
   // smallest and the largest deleted key of each column family (for the event log: the person's first to last
   // event time). Blocks until done. Errors: storage errors (the deletions stay written).
-  // `whole`: column families to compact whole as well (their deleted records are not in `batch`).
-  Status Purge(WriteBatch* batch, const std::vector<Cf>& whole = {});
+  // `whole`: column families to compact whole as well (their deleted records are not in `batch`). `done_marker`:
+  // a kMeta key deleted by the final write, once everything else is done (empty: none).
+  Status Purge(WriteBatch* batch, const std::vector<Cf>& whole = {}, std::string_view done_marker = {});
   const std::string& path() const { return path_; }
 
  private:

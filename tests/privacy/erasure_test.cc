@@ -63,8 +63,16 @@ TEST_F(ErasureTest, NoByteOfTheErasedPersonRemainsInAnyFile) {
                             "sku": ")" +
                             canary + R"(", "list": [")" + canary + R"("], "obj": {"k": ")" + canary + R"("}}})")));
   }
-  Unwrap(events().Track(J(R"({"type": "page_view", "deviceId": ")" + canary + R"(-tablet", "source": ")" + canary +
-                          R"(", "properties": {"url": "/)" + canary + R"("}})")));
+  // Table files apart: the person's events, then the device's (its index keys under its own profile id, which
+  // the merge below deletes), each flushed on its own.
+  ASSERT_TRUE(engine_->Flush().ok());
+  for (int i = 0; i < 5; ++i) {
+    Unwrap(
+        events().Track(J(R"({"id": ")" + canary + "-d" + std::to_string(i) + R"(", "type": "page_view",
+        "deviceId": ")" + canary +
+                         R"(-tablet", "source": ")" + canary + R"(", "properties": {"url": "/)" + canary + R"("}})")));
+  }
+  ASSERT_TRUE(engine_->Flush().ok());
   Unwrap(engine_->identity().Identify(J(R"({"identifiers": {"customerId": ")" + canary + R"(-id", "deviceId": ")" +
                                         canary + R"(-tablet"}, "attributes": {"country": ")" + canary + R"("}})")));
   Unwrap(events().Track(J(R"({"type": "page_view", "customerId": ")" + other + R"(-id",
