@@ -4,6 +4,8 @@
 
 #include "engine/engine_impl.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <numeric>
 #include <optional>
@@ -1681,10 +1683,13 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id) {
   }
   CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
   (void)segments_.AfterWrite();
+  if (g_exit_before_purge_for_testing.load(std::memory_order_relaxed)) _exit(0);
   // Erasure is physical: no log, memtable or table file keeps the deleted values (or the tombstones' keys). Done
   // outside the lock (it compacts); writes go on meanwhile.
   return PurgeErased(&batch);
 }
+
+std::atomic<bool> g_exit_before_purge_for_testing{false};
 
 Status EngineImpl::PurgeErased(storage::WriteBatch* erased) {
   // Whole: the tail's log (its records, deleted by FlushTail's bulk load, name event ids) and the identifiers (the

@@ -52,6 +52,10 @@ class ProfilesImpl final : public Profiles {
   EngineImpl* engine_;
 };
 
+// Test hook: when set, DeleteProfile ends the process (_exit(0)) after its atomic write and before the purge, as a
+// crash there would. Only tests set it.
+extern std::atomic<bool> g_exit_before_purge_for_testing;
+
 // InvalidArgument when an idempotency key is over its limits (see cdp::IdempotencyKey); OK for an empty key.
 Status CheckIdempotencyKey(const IdempotencyKey& key);
 

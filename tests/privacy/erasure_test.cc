@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/engine_impl.h"
 #include "test_util.h"
 
 namespace cdp {
@@ -92,6 +93,36 @@ TEST_F(ErasureTest, NoByteOfTheErasedPersonRemainsInAnyFile) {
   EXPECT_EQ(kept.FindPath("attributes.firstName")->as_string(), other);
   ASSERT_TRUE(engine_->Flush().ok());
   EXPECT_FALSE(FilesHolding(dir_.path(), other).empty());
+}
+
+// The writer of APurgeACrashInterruptedIsFinishedAtOpen, run in a child process: a person with the canary, then an
+// erasure that ends the process after its atomic write, before the purge.
+TEST(ErasureChild, DISABLED_EraseAndDieBeforePurge) {
+  auto engine = Unwrap(Engine::Open(Options(), testing::ChildEnv("CDP_TEST_DIR")));
+  const std::string canary = testing::ChildEnv("CDP_TEST_CANARY");
+  Json p = Unwrap(engine->profiles().Create(J(R"({"externalIds": {"email": ")" + canary + R"(@example.com"},
+      "attributes": {"firstName": ")" + canary +
+                                              R"("}})")));
+  for (int i = 0; i < 5; ++i) {
+    Unwrap(engine->events().Track(J(R"({"type": "page_view", "profileId": ")" + p.Find("id")->as_string() +
+                                    R"(", "properties": {"q": ")" + canary + R"("}})")));
+  }
+  ASSERT_TRUE(engine->Flush().ok());
+  internal::g_exit_before_purge_for_testing = true;
+  (void)engine->profiles().Delete(p.Find("id")->as_string());
+  std::_Exit(4);  // not reached: Delete ends the process
+}
+
+TEST(ErasureRecoveryTest, APurgeACrashInterruptedIsFinishedAtOpen) {
+  testing::TempDir dir;
+  const std::string canary = "crsh" + std::to_string(std::random_device{}()) + "z";
+  ASSERT_TRUE(testing::RunTestChild("ErasureChild.DISABLED_EraseAndDieBeforePurge",
+                                    {{"CDP_TEST_DIR", dir.path()}, {"CDP_TEST_CANARY", canary}}));
+  // The erasure is written, not yet physical: the canary is still in a table file.
+  EXPECT_FALSE(FilesHolding(dir.path(), canary).empty());
+  auto engine = Unwrap(Engine::Open(Options(), dir.path()));
+  EXPECT_EQ(FilesHolding(dir.path(), canary), std::vector<std::string>{});
+  EXPECT_EQ(Unwrap(engine->Stats()).Find("profiles")->as_int(), 0);
 }
 
 }  // namespace
