@@ -133,13 +133,15 @@ Status PlanRules(const storage::Store& store, const IdentityRules& next, int old
   };
   std::vector<Link> kept;
   // Hub sets follow their value to its new key; sets whose values became one are united.
-  struct NewHub {
+  // Only the sets that move are held in memory (renames are few); a set that stays where it is only decides
+  // whether its value becomes a hub, unless a moved set lands on it (then it is read again below).
+  struct Moved {
     Identifier id;
-    std::vector<std::string> sets;  // the stored sets that land here
-    bool renamed = false;           // one of them was stored under another key
+    std::vector<std::string> sets;  // the sets renamed to this key
     bool was_hub = false;           // one of them was a hub under the rules in force
   };
-  std::map<std::string, NewHub> new_hubs;  // by new identity key: a plan does not depend on hash order
+  std::map<std::string, Moved> moved;               // by new identity key: a plan does not depend on hash order
+  std::map<std::string, RulesPlan::Hub> stay_hubs;  // sets staying put that pass the new threshold only
   auto iter = store.NewIterator(storage::Cf::kIdentities);
   for (iter->SeekToFirst(); iter->Valid(); iter->Next()) {
     std::string_view key = iter->key();
@@ -154,14 +156,18 @@ Status PlanRules(const storage::Store& store, const IdentityRules& next, int old
         continue;  // blocked, invalid or of a removed type now: its set stays, should the value come back
       }
       const std::string new_key = storage::IdentityKey(new_id.type, new_id.value);
-      NewHub& hub = new_hubs[new_key];
-      hub.id = new_id;
-      hub.was_hub = hub.was_hub || static_cast<int64_t>(iter->value().size() / 8) > old_hub_threshold;
-      if (new_key != identity) {
-        plan->hub_drops.emplace_back(key);
-        hub.renamed = true;
+      const int64_t linked = static_cast<int64_t>(iter->value().size() / 8);
+      if (new_key == identity) {
+        if (linked > next.hub_threshold() && linked <= old_hub_threshold) {
+          stay_hubs[new_key] = {std::move(new_id), linked};
+        }
+        continue;
       }
-      hub.sets.emplace_back(iter->value());
+      plan->hub_drops.emplace_back(key);
+      Moved& m = moved[new_key];
+      m.id = std::move(new_id);
+      m.was_hub = m.was_hub || linked > old_hub_threshold;
+      m.sets.emplace_back(iter->value());
       continue;
     }
     ++plan->scanned;
@@ -177,22 +183,28 @@ Status PlanRules(const storage::Store& store, const IdentityRules& next, int old
     kept.push_back({std::move(old_id), std::move(new_id), link.profile_id, link.at_us});
   }
   CDP_RETURN_IF_ERROR(iter->status());
-  for (auto& [key, hub] : new_hubs) {
+  // Moved sets, united with the set already under their new key (a value normalized to itself stays there).
+  for (auto& [key, m] : moved) {
+    std::string own;
+    Status read = store.Get(storage::Cf::kIdentities, storage::HubKey(key), &own);
+    if (!read.ok() && !read.IsNotFound()) return read;
+    if (read.ok()) {
+      m.was_hub = m.was_hub || static_cast<int64_t>(own.size() / 8) > old_hub_threshold;
+      m.sets.push_back(std::move(own));
+      stay_hubs.erase(key);  // decided with the union
+    }
     std::string entries;
-    if (hub.renamed || hub.sets.size() > 1) {  // else it stays as stored
-      absl::flat_hash_set<std::string_view> seen;
-      for (const std::string& set : hub.sets) {
-        for (size_t i = 0; i + 8 <= set.size(); i += 8) {
-          if (seen.insert(std::string_view(set).substr(i, 8)).second) entries.append(set, i, 8);
-        }
+    absl::flat_hash_set<std::string_view> seen;
+    for (const std::string& set : m.sets) {
+      for (size_t i = 0; i + 8 <= set.size(); i += 8) {
+        if (seen.insert(std::string_view(set).substr(i, 8)).second) entries.append(set, i, 8);
       }
-    } else {
-      entries = hub.sets.front();
     }
     const int64_t linked = static_cast<int64_t>(entries.size() / 8);
-    if (linked > next.hub_threshold() && !hub.was_hub) plan->hubs.push_back({hub.id, linked});
-    if (hub.renamed || hub.sets.size() > 1) plan->hub_sets.push_back({key, std::move(entries)});
+    if (linked > next.hub_threshold() && !m.was_hub) stay_hubs[key] = {m.id, linked};
+    plan->hub_sets.push_back({key, std::move(entries)});
   }
+  for (auto& [key, hub] : stay_hubs) plan->hubs.push_back(std::move(hub));
 
   // Lowered limits: per profile and type, the most recently linked values beyond the limit go.
   absl::flat_hash_map<std::string, std::vector<size_t>> by_profile;

@@ -154,10 +154,11 @@ TEST_F(ApplyRulesTest, HubSetsFollowRenamedValues) {
     return false;
   };
   // fam.ily@ is seen with two customers (its holder P1 and P2, which the customerId limit keeps apart), f.amily@
-  // with a third: two values, neither over the threshold of 2.
+  // with a third and family@ with a fourth: three values, none over the threshold of 2.
   const std::string p1 = track("C1", "fam.ily@gmail.com").profile_id;
   const std::string p2 = track("C2", "fam.ily@gmail.com").profile_id;
   const std::string p3 = track("C3", "f.amily@gmail.com").profile_id;
+  track("C4", "family@gmail.com");  // already canonical: its set stays where it is, and the others join it
   EXPECT_NE(p1, p2);
   EXPECT_FALSE(email_is_hub(p1));
   EXPECT_FALSE(email_is_hub(p3));
@@ -165,15 +166,15 @@ TEST_F(ApplyRulesTest, HubSetsFollowRenamedValues) {
   Json dry = Unwrap(identity().DryRunRules(NextRules()));
   ASSERT_EQ(dry.Find("newHubs")->size(), 1u) << dry.Dump();
   EXPECT_EQ(dry.Find("newHubs")->items()[0].FindPath("identifier.value")->as_string(), "family@gmail.com");
-  EXPECT_EQ(dry.Find("newHubs")->items()[0].Find("distinctHighPriorityValues")->as_int(), 3);
+  EXPECT_EQ(dry.Find("newHubs")->items()[0].Find("distinctHighPriorityValues")->as_int(), 4);
   Json applied = Unwrap(identity().ApplyRules(NextRules()));
   EXPECT_EQ(applied.Find("newHubs")->Dump(), dry.Find("newHubs")->Dump());
 
-  // One value now, seen with three customers: a hub, which links nobody new.
+  // One value now, seen with four customers: a hub, which links nobody new.
   Json survivor = Get(J(R"({"id":")" + p1 + R"("})"));
   EXPECT_EQ(survivor.FindPath("externalIds.email")->as_string(), "family@gmail.com") << survivor.Dump();
   EXPECT_TRUE(email_is_hub(p1));
-  TrackResult c4 = track("C4", "family@gmail.com");
+  TrackResult c4 = track("C5", "family@gmail.com");
   EXPECT_NE(c4.profile_id, p1);
   ASSERT_TRUE(c4.ignored_identifiers.is_array());
   EXPECT_NE(c4.ignored_identifiers.Dump().find("hub"), std::string::npos) << c4.ignored_identifiers.Dump();
