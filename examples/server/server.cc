@@ -100,6 +100,8 @@ class Api : public std::enable_shared_from_this<Api> {
   void ReplaceProfile(const Request& req, Response& res);
   void PatchProfile(const Request& req, Response& res);
   void DeleteProfile(const Request& req, Response& res);
+  void RecordConsent(const Request& req, Response& res);
+  void GetConsent(const Request& req, Response& res);
   void SearchProfiles(const Request& req, Response& res);
   void ProfileEvents(const Request& req, Response& res);
   void ProfileSessions(const Request& req, Response& res);
@@ -223,6 +225,8 @@ void Api::Register(httplib::Server& http) {
   Route(http, "GET", "/api/cdp/events", bind(&Api::QueryEvents));
   Route(http, "POST", "/api/cdp/events/batch", bind(&Api::TrackBatch));
   Route(http, "GET", "/api/cdp/stats", bind(&Api::Stats));
+  Route(http, "POST", "/api/cdp/consent", bind(&Api::RecordConsent));
+  Route(http, "GET", R"(/api/cdp/consent/([^/]+))", bind(&Api::GetConsent));
   RegisterSegmentRoutes(http, engine_, options_);  // POST /v1/identify ... /v1/batch (segment_routes.cc)
 }
 
@@ -392,6 +396,23 @@ void Api::DeleteProfile(const Request& req, Response& res) {
   Status deleted = engine_.profiles().Delete(id);
   if (!deleted.ok()) return WriteStatus(res, deleted);
   WriteJson(res, 200, Json::Object().Set("deleted", std::move(id)));
+}
+
+// ---- Consent --------------------------------------------------------------------------------------------------------
+
+void Api::RecordConsent(const Request& req, Response& res) {
+  Result<Json> body = ParseBody(req);
+  if (!body.ok()) return WriteStatus(res, body.status());
+  Result<Json> recorded = engine_.consent().Record(*body);
+  if (!recorded.ok()) return WriteStatus(res, recorded.status());
+  res.set_header("Location", "/api/cdp/consent/" + recorded->Find("profileId")->as_string());
+  WriteJson(res, 201, *recorded);
+}
+
+void Api::GetConsent(const Request& req, Response& res) {
+  Result<Json> consent = engine_.consent().Get(req.matches[1].str());
+  if (!consent.ok()) return WriteStatus(res, consent.status());
+  WriteJson(res, 200, *consent);
 }
 
 void Api::MergeProfiles(const Request& req, Response& res) {

@@ -37,6 +37,7 @@
 
 #include "cdp/json.h"
 #include "cdp/options.h"
+#include "cdp/privacy.h"
 #include "cdp/query.h"
 #include "cdp/status.h"
 
@@ -52,7 +53,9 @@ namespace cdp {
 //                  customFields: object of any JSON}
 //   computed      {ltv, aov, purchaseCount, lastPurchaseDate, firstSeenDate, lastSeenDate, eventCount: derived
 //                  from events, read-only; churnRisk (0..1), engagementScore (0..100): writable numbers}
-//   consent       {email, sms, tracking, ads: boolean, updatedAt: timestamp, set when any of them changes}
+//   consent       {purpose: boolean (true granted, false denied)} for email, sms, tracking, ads, Consent Mode v2's
+//                  signals and custom purposes (see Consent in cdp/privacy.h), updatedAt: timestamp, set when any
+//                  of them changes. Every change is recorded in the consent history (Consent::Get).
 //   segments      [string], read-only (maintained by segmentation)
 //   createdAt, updatedAt  timestamps, maintained by libcdp
 // Unknown fields are rejected (custom data belongs in attributes.customFields). Read-only fields in an input are
@@ -469,7 +472,8 @@ class Segments {
 //    "segments": {"operator": "AND" | "OR", "ids": [1 to 50 segment ids]},
 //    "exclude"?: [segment ids whose members are left out],
 //    "suppressionLists"?: [suppression list ids],
-//    "channel"?: "email" | "sms" | "ads" | null}
+//    "channel"?: a consent purpose ("email", "sms", "ads", "tracking", a Consent Mode signal or a custom purpose;
+//               see Consent in cdp/privacy.h) | null}
 // Members: the segments' members combined with the operator, minus the excluded segments' members, minus every
 // profile holding an identifier of a suppression list now, restricted (with a channel) to profiles whose consent
 // grants it (consent.<channel> is true; absent means not granted). Stored with {"id" ("aud_..."), "createdAt",
@@ -528,6 +532,7 @@ class Engine {
   virtual Identity& identity() = 0;
   virtual Segments& segments() = 0;
   virtual Audiences& audiences() = 0;
+  virtual Consent& consent() = 0;
 
   // {"profiles", "events", "formatVersion", "version", "path", "segmentsError"}. Counts are exact (kept with every
   // write). segmentsError is "" or the last error of keeping segments in step with writes (storage trouble while

@@ -632,6 +632,7 @@ void Generator::Impl::Plan() {
     if (p.known && rng.Chance(0.08)) p.weight = 0;
     if (!p.known) p.weight *= 0.6;
     if (p.buyer == 2) p.weight *= 1.6;
+    if (!p.consent_tracking) p.weight = 0;  // who denied tracking is not tracked (libcdp refuses their events)
     // Email: first.last@, flast@, firstlast12@ ... ; deduplicated by appending the person's index.
     std::string first = Lower(kFirstNames[p.first]), last = Lower(kLastNames[p.last]);
     std::string local;

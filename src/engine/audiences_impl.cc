@@ -10,6 +10,7 @@
 #include "engine/segments_impl.h"
 #include "fmt/format.h"
 #include "identity/rules.h"
+#include "privacy/consent_model.h"
 #include "storage/keys.h"
 
 namespace cdp::internal {
@@ -145,8 +146,12 @@ Result<Json> AudiencesImpl::Normalize(const Json& definition, std::string_view s
   }
   Json channel;
   if (const Json* c = definition.Find("channel"); c != nullptr && !c->is_null()) {
-    if (*c != Json("email") && *c != Json("sms") && *c != Json("ads")) {
-      return Status::InvalidArgument("expected \"email\", \"sms\", \"ads\" or null", "channel");
+    Json probe = Json::Object();
+    if (c->is_string()) probe.Set(c->as_string(), true);
+    auto normalized = NormalizeConsentObject(probe);  // a purpose stored under its own name
+    if (!c->is_string() || !normalized.ok() || normalized->Find(c->as_string()) == nullptr) {
+      return Status::InvalidArgument(
+          "expected a consent purpose (\"email\", \"sms\", \"ads\", a custom purpose) or null", "channel");
     }
     channel = *c;
   }

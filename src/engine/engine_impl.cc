@@ -45,6 +45,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(const Options& options, const std::
   CDP_RETURN_IF_ERROR(engine->identity_impl().LoadMatching());
   CDP_RETURN_IF_ERROR(engine->RecoverTail());
   CDP_RETURN_IF_ERROR(engine->FinishPendingPurge());
+  CDP_RETURN_IF_ERROR(engine->LoadTrackingDenied());
   CDP_RETURN_IF_ERROR(engine->StartSegments());
   return std::unique_ptr<Engine>(std::move(engine));
 }
@@ -94,6 +95,7 @@ EngineImpl::EngineImpl(const Options& options, std::unique_ptr<storage::Store> s
       identity_(this),
       segments_(this),
       audiences_(this, &segments_),
+      consent_(this),
       rules_(IdentityRules::Defaults()),
       tail_(store_.get()) {
   segments_.set_audiences(&audiences_);
@@ -243,12 +245,27 @@ class EngineImpl::IngestContext : public GraphView {
         batch_(engine->store()),
         received_us_(received_us) {}
 
-  // Fills `result` for one valid event and adds it to the batch.
-  Status Add(ParsedEvent& e, TrackResult* result) {
+  // Fills `item` for one valid event and adds it to the batch; an event refused (its profile denies tracking)
+  // gets its status and changes nothing.
+  Status Add(ParsedEvent& e, BatchItemResult* item) {
+    TrackResult* result = &item->result;
     result->event_id = e.id;
     // Resolution is decided first and applied only when the event is not a retry, so that a retry changes nothing.
     EventPlan plan;
     CDP_RETURN_IF_ERROR(PlanEvent(e, &plan));
+    if (!engine_->tracking_denied_.empty()) {
+      const Resolution& r = plan.resolution;
+      const std::string* denied = nullptr;
+      if (!r.profile_id.empty() && engine_->TrackingDeniedFor(r.profile_id)) denied = &r.profile_id;
+      for (const std::string& m : r.merge) {
+        if (denied == nullptr && engine_->TrackingDeniedFor(m)) denied = &m;
+      }
+      if (denied != nullptr) {
+        item->status = Status::FailedPrecondition(
+            fmt::format("profile {} has denied tracking consent: the event was not stored", *denied));
+        return Status::OK();
+      }
+    }
     if (e.client_id && !plan.create_fixed && !plan.resolution.profile_id.empty()) {
       std::string key = storage::EventKey(plan.resolution.profile_id, e.time_us, e.id);  // batch_keys_ key
       // A retry carries the same id, time and identifiers, so it lands on the same key: a no-op, reported with
@@ -332,6 +349,13 @@ class EngineImpl::IngestContext : public GraphView {
         if (const Json* v = doc->Find(key); v != nullptr) stored.Set(key, *v);
       }
       StampAttributeSources(&stored, doc, ProvenanceSource(e, "identify"), e.time_us);
+      if (patch.Find("consent") != nullptr) {
+        ConsentRecord& note = consent_notes_[profile_id];
+        note = ConsentRecord();
+        note.via = "identify";
+        note.source = ProvenanceSource(e, "identify");
+        note.at_us = e.time_us;
+      }
       const size_t bytes = stored.Dump().size();
       if (bytes > engine_->options().max_profile_bytes) {
         return Status::ResourceExhausted(fmt::format("profile of {} bytes would be over the limit of {} bytes", bytes,
@@ -407,6 +431,11 @@ class EngineImpl::IngestContext : public GraphView {
       --profiles_created_;
     }
     batch_.Put(storage::Cf::kMerges, storage::ProfileMergeKey(survivor, *merge_id), {});
+    ConsentRecord& note = consent_notes_[survivor];
+    note = ConsentRecord();
+    note.via = "merge";
+    note.source = automatic ? "identity resolution" : "identity.merge";
+    note.merge_id = *merge_id;
     Json record = Json::Object();
     record.Set("mergeId", *merge_id);
     record.Set("survivor", survivor);
@@ -475,7 +504,19 @@ class EngineImpl::IngestContext : public GraphView {
       index_.Add(p.profile_id, storage::TimeKey(p.time_us, p.id), !p.moved);
     }
     engine_->tail_.Log(index_, &batch_);
-    for (auto& [id, doc] : dirty_profiles_) batch_.Put(storage::Cf::kProfiles, id, doc.Dump());
+    for (auto& [id, doc] : dirty_profiles_) {
+      batch_.Put(storage::Cf::kProfiles, id, doc.Dump());
+      // Consent changes (an identify's, a merge's) go to the history; a merged profile's tracking marker goes.
+      const Json* before = nullptr;
+      if (auto it = read_profiles_.find(id); it != read_profiles_.end() && it->second) {
+        before = it->second->Find("consent");
+      }
+      ConsentRecord note;
+      if (auto it = consent_notes_.find(id); it != consent_notes_.end()) note = it->second;
+      if (note.via.empty()) note.via = "identify";
+      if (note.source.empty()) note.source = note.via;
+      engine_->NoteConsent(&batch_, id, before, doc.Find("consent"), std::move(note), &tracking_);
+    }
     for (auto& [id, traits] : traits_) batch_.Merge(storage::Cf::kTraits, id, traits.Encode());
     if (profiles_created_ != 0) store_.AddToCounter(&batch_, "profiles", profiles_created_);
     if (events_added_ > 0) store_.AddToCounter(&batch_, "events", events_added_);
@@ -492,6 +533,7 @@ class EngineImpl::IngestContext : public GraphView {
 
   // Makes the batch's session, identity and merge changes visible to later batches.
   void Publish() {
+    engine_->ApplyTrackingChanges(tracking_);
     for (const PendingEvent& p : pending_events_) {
       engine_->newest_event_key_time_ = std::max(engine_->newest_event_key_time_, static_cast<uint64_t>(p.time_us));
     }
@@ -922,6 +964,8 @@ class EngineImpl::IngestContext : public GraphView {
   absl::node_hash_map<std::string, Json> dirty_profiles_;                // pointer-stable: Json* are held
   absl::node_hash_map<std::string, std::optional<Json>> read_profiles_;  // pointer-stable
   absl::flat_hash_set<std::string> created_;
+  absl::flat_hash_map<std::string, ConsentRecord> consent_notes_;  // what changed a profile's consent
+  std::vector<TrackingChange> tracking_;                           // tracking markers this write changes
   absl::flat_hash_map<std::string, std::string> pending_identities_;
   absl::flat_hash_map<std::string, std::string> pending_hubs_;
   absl::flat_hash_map<std::string, std::string> redirects_;
@@ -991,7 +1035,7 @@ Status EngineImpl::Ingest(std::vector<ParsedEvent>* events, std::vector<BatchIte
     CDP_RETURN_IF_ERROR(write_error_);
     ctx.emplace(this, received_us);
     for (size_t k : order) {
-      CDP_RETURN_IF_ERROR(ctx->Add((*events)[k], &(*results)[slots[k]].result));
+      CDP_RETURN_IF_ERROR(ctx->Add((*events)[k], &(*results)[slots[k]]));
     }
     const bool writes_profiles = ctx->Prepare();
     if (ctx->empty()) return Status::OK();  // only duplicates
@@ -1066,7 +1110,9 @@ Status EngineImpl::ParseIdentify(const Json& request, int64_t now, ParsedEvent* 
       CDP_RETURN_IF_ERROR(ValidateId(value.as_string(), "id"));
       e.id = value.as_string();
     } else if (key == "attributes" || key == "consent" || key == "computed") {
-      patch.Set(key, value);
+      Json member = value;
+      if (key == "consent") CDP_RETURN_IF_ERROR(ExpandConsentPatch(&member));  // "ads" and its signals
+      patch.Set(key, std::move(member));
     } else if (key == "timestamp") {
       auto t = ParseTimestamp(value);
       if (!t.ok()) return t.status().WithFieldPrefix("timestamp");
@@ -1381,8 +1427,15 @@ Result<Json> EngineImpl::Unmerge(std::string_view profile_id, std::string_view m
     // Documents.
     const Json& survivor_before = *snapshots->Find(survivor_id);
     std::vector<MergedProfile> merged_before;
+    std::vector<TrackingChange> tracking;
+    ConsentRecord note;
+    note.via = "unmerge";
+    note.source = "identity.unmerge";
+    note.merge_id = std::string(merge_id);
+    note.at_us = now;
     for (const std::string& m : merged) {
       Json restored = *snapshots->Find(m);
+      NoteConsent(&batch, m, nullptr, restored.Find("consent"), note, &tracking);
       restored.Set("updatedAt", FormatTimestamp(now));
       if (auto it = lost.find(m); it != lost.end()) {
         restored.Set("externalIds", ExternalIdsOf(kept_ids[m]));
@@ -1394,9 +1447,12 @@ Result<Json> EngineImpl::Unmerge(std::string_view profile_id, std::string_view m
       merged_before.push_back({m, snapshots->Find(m)});
     }
     // Merges recorded before survivorship decisions were have none (null: the default rules are replayed).
+    Json consent_before;
+    if (const Json* c = survivor.Find("consent"); c != nullptr) consent_before = *c;
     UnmergeProfileDocument(&survivor, survivor_before, merged_before, merge_id, now, record.Find("survivorship"));
     survivor.Set("externalIds", ExternalIdsOf(survivor_ids));
     batch.Put(storage::Cf::kProfiles, survivor_id, survivor.Dump());
+    NoteConsent(&batch, survivor_id, &consent_before, survivor.Find("consent"), note, &tracking);
 
     // Events are re-partitioned by the identifiers they carry; events without one by the profile they came from.
     absl::flat_hash_map<std::string, storage::Traits> traits;
@@ -1460,6 +1516,7 @@ Result<Json> EngineImpl::Unmerge(std::string_view profile_id, std::string_view m
     store_->AddToCounter(&batch, "merged_profiles", -n);
     store_->AddToCounter(&batch, "unmerges", 1);
     CDP_ASSIGN_OR_RETURN(sequence, store_->Write(&batch));
+    ApplyTrackingChanges(tracking);
     tail_.Apply(std::move(changes));
     for (const auto& [key, m] : owner_of) identity_cache_[key] = m;
     sessions_.erase(survivor_id);
@@ -1511,7 +1568,11 @@ Result<Json> EngineImpl::WriteProfile(std::string_view requested_id, const Json&
     Json normalized;
     if (mode == ProfileWrite::kPatch) {
       Json document = WritableParts(previous);
-      ApplyMergePatch(&document, input);
+      Json patch = input;
+      if (Json* consent = patch.Find("consent"); consent != nullptr) {
+        CDP_RETURN_IF_ERROR(ExpandConsentPatch(consent));  // "ads" and its signals
+      }
+      ApplyMergePatch(&document, patch);
       CDP_ASSIGN_OR_RETURN(normalized, NormalizeProfileInput(document));
     } else {
       normalized = input;
@@ -1575,7 +1636,15 @@ Result<Json> EngineImpl::WriteProfile(std::string_view requested_id, const Json&
     }
     batch.Put(storage::Cf::kProfiles, id, text);
     if (create) store_->AddToCounter(&batch, "profiles", 1);
+    ConsentRecord note;
+    note.via = create ? "profiles.create" : "profiles.update";
+    note.source = source != nullptr ? source->as_string() : "api";
+    note.at_us = now;
+    std::vector<TrackingChange> tracking;
+    NoteConsent(&batch, id, exists ? previous.Find("consent") : nullptr, stored.Find("consent"), std::move(note),
+                &tracking);
     CDP_ASSIGN_OR_RETURN(sequence, store_->Write(&batch));
+    ApplyTrackingChanges(tracking);
     for (const Identifier& ident : old_ids) {
       identity_cache_.erase(IdentityKeyOf(ident));
       hub_cache_.erase(IdentityKeyOf(ident));
@@ -1667,6 +1736,10 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id) {
         batch.Delete(storage::Cf::kMerges, storage::ProfileProposalsPrefix(b) + proposal_id);
       }
       CDP_RETURN_IF_ERROR(q->status());
+      // The consent history, and the tracking marker.
+      const std::string consent_prefix = storage::ConsentHistoryPrefix(pid);
+      batch.DeleteRange(storage::Cf::kConsent, consent_prefix, storage::PrefixSuccessor(consent_prefix));
+      batch.Delete(storage::Cf::kConsent, storage::TrackingDeniedKey(pid));
       redirects_.erase(pid);
       sessions_.erase(pid);
     }
@@ -1678,6 +1751,7 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id) {
     if (merged_profiles > 0) store_->AddToCounter(&batch, "merged_profiles", -merged_profiles);
     batch.Put(storage::Cf::kMeta, kPurgePendingKey, "");  // until Purge is done (finished at open after a crash)
     CDP_ASSIGN_OR_RETURN(sequence, store_->Write(&batch));
+    for (const std::string& pid : ids) tracking_denied_.erase(pid);
     ForgetProfile(id, stored);
     segments_.NotifyChanged(ids, "erasure");  // the person and the profiles merged into them leave the index
   }

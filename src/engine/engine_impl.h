@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "cdp/engine.h"
 #include "engine/audiences_impl.h"
 #include "engine/event_tail.h"
@@ -28,6 +29,7 @@
 #include "events/event_model.h"
 #include "identity/resolver.h"
 #include "identity/rules.h"
+#include "privacy/consent_model.h"
 #include "storage/store.h"
 #include "storage/traits.h"
 
@@ -148,6 +150,16 @@ class IdentityImpl final : public Identity {
   std::string last_error_;
 };
 
+class ConsentImpl final : public Consent {
+ public:
+  explicit ConsentImpl(EngineImpl* engine) : engine_(engine) {}
+  Result<Json> Record(const Json& request) override;
+  Result<Json> Get(std::string_view profile_id) override;
+
+ private:
+  EngineImpl* engine_;
+};
+
 class EngineImpl final : public Engine {
  public:
   EngineImpl(const Options& options, std::unique_ptr<storage::Store> store);
@@ -158,6 +170,7 @@ class EngineImpl final : public Engine {
   IdentityImpl& identity_impl() { return identity_; }
   Segments& segments() override { return segments_; }
   Audiences& audiences() override { return audiences_; }
+  Consent& consent() override { return consent_; }
 
   // Runs `f` with writes paused: none in progress and none in flight (write_mu_, and commit_mu_ exclusively).
   // Not with write_mu_ held.
@@ -232,6 +245,34 @@ class EngineImpl final : public Engine {
                           const std::vector<Status>& statuses, std::vector<TrackResult>* results, int64_t now);
   Result<Json> Unmerge(std::string_view profile_id, std::string_view merge_id);
 
+  // Consent (consent_impl.cc).
+  Result<Json> RecordConsent(const ConsentRequest& request);
+  Result<Json> ConsentOf(std::string_view profile_id);
+  // Appends the consent history records stored under a profile id to *out, each with its sort key (recording
+  // time and id), oldest recorded first.
+  Status ReadConsentHistory(std::string_view profile_id, std::vector<std::pair<std::string, Json>>* out);
+  // A recording time for a consent record: now, and later than every earlier one (write_mu_ held).
+  int64_t NextConsentTime();
+  // A change of whether a profile's consent denies tracking, applied to tracking_denied_ once written.
+  struct TrackingChange {
+    std::string profile_id;
+    bool denied;
+  };
+  // Adds to `batch` the history record of a change of profile `id`'s consent from `before` to `after` (consent
+  // objects; null: none), when there is a change, with `record`'s via, source, times and merge id, and the change
+  // of its tracking marker (*tracking gets it). Nothing when nothing changed.
+  void NoteConsent(storage::WriteBatch* batch, const std::string& id, const Json* before, const Json* after,
+                   ConsentRecord record, std::vector<TrackingChange>* tracking);
+  // The tracking-marker part of NoteConsent alone.
+  void NoteTrackingMarker(storage::WriteBatch* batch, const std::string& id, const Json* before, const Json* after,
+                          std::vector<TrackingChange>* tracking);
+  // Applies written tracking changes (write_mu_ held).
+  void ApplyTrackingChanges(const std::vector<TrackingChange>& changes);
+  // Reads the profiles whose consent denies tracking. Called once by Engine::Open.
+  Status LoadTrackingDenied();
+  // Whether the live profile `id` denies tracking (write_mu_ held).
+  bool TrackingDeniedFor(const std::string& id) const { return tracking_denied_.contains(id); }
+
  private:
   struct SessionState {
     int64_t last_us = 0;     // time of the profile's latest event
@@ -256,6 +297,7 @@ class EngineImpl final : public Engine {
   IdentityImpl identity_;
   SegmentsImpl segments_;
   AudiencesImpl audiences_;
+  ConsentImpl consent_;
 
   std::mutex write_mu_;
   // Held shared by event batches being written after write_mu_ was released; held exclusively (under write_mu_)
@@ -279,6 +321,9 @@ class EngineImpl final : public Engine {
   // events published by batches still in flight. An event later than it cannot be a retry of a stored one, so its
   // retry check skips the storage read. Read at open; raised by Publish; guarded by write_mu_.
   uint64_t newest_event_key_time_ = 0;
+  // Live profiles whose consent denies tracking (Cf::kConsent markers, read at open); guarded by write_mu_.
+  absl::flat_hash_set<std::string> tracking_denied_;
+  int64_t last_consent_us_ = 0;  // the latest recording time of a consent record; guarded by write_mu_
   EventTail tail_;  // written under write_mu_ (see event_tail.h); read by anyone
 };
 

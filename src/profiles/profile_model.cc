@@ -8,6 +8,7 @@
 #include "cdp/query.h"
 #include "core/json_internal.h"
 #include "fmt/format.h"
+#include "privacy/consent_model.h"
 
 namespace cdp::internal {
 
@@ -17,7 +18,6 @@ constexpr std::string_view kStringAttributes[] = {"firstName", "lastName", "emai
                                                   "country",   "city",     "postalCode"};
 constexpr std::string_view kDerivedTraits[] = {"ltv",           "aov",          "purchaseCount", "lastPurchaseDate",
                                                "firstSeenDate", "lastSeenDate", "eventCount"};
-constexpr std::string_view kConsentChannels[] = {"email", "sms", "tracking", "ads"};
 constexpr size_t kMaxStringBytes = 1024;
 constexpr size_t kMaxListItems = 1000;
 constexpr size_t kMaxSourceBytes = 128;
@@ -112,22 +112,6 @@ Result<Json> NormalizeAttributes(const Json& in) {
     } else {
       return Status::InvalidArgument("unknown attribute (custom data belongs in attributes.customFields)", field);
     }
-  }
-  return out;
-}
-
-Result<Json> NormalizeConsent(const Json& in) {
-  Json out = Json::Object();
-  if (in.is_null()) return out;
-  if (!in.is_object()) return TypeError("consent", "an object", in);
-  for (const auto& [key, value] : in.members()) {
-    std::string field = "consent." + key;
-    if (key == "updatedAt" || value.is_null()) continue;  // maintained by libcdp
-    if (!OneOf(key, kConsentChannels)) {
-      return Status::InvalidArgument("unknown consent channel (expected email, sms, tracking, ads)", field);
-    }
-    if (!value.is_bool()) return TypeError(field, "a boolean", value);
-    out.Set(key, value);
   }
   return out;
 }
@@ -232,7 +216,7 @@ Result<Json> NormalizeProfileInput(const Json& input) {
     } else if (key == "attributes") {
       CDP_ASSIGN_OR_RETURN(attributes, NormalizeAttributes(value));
     } else if (key == "consent") {
-      CDP_ASSIGN_OR_RETURN(consent, NormalizeConsent(value));
+      CDP_ASSIGN_OR_RETURN(consent, NormalizeConsentObject(value));
     } else if (key == "computed") {
       CDP_ASSIGN_OR_RETURN(computed, NormalizeComputed(value));
     } else if (key == "source") {
@@ -331,14 +315,7 @@ Status ApplyIdentityRules(const IdentityRules& rules, Json* parts, std::vector<I
 Json BuildStoredProfile(std::string_view id, Json normalized, const Json* previous, int64_t now_us) {
   Json consent = std::move(*normalized.Find("consent"));
   const Json* prev_consent = previous != nullptr ? previous->Find("consent") : nullptr;
-  bool consent_changed = false;
-  for (std::string_view channel : kConsentChannels) {
-    const Json* now = consent.Find(channel);
-    const Json* before = prev_consent != nullptr ? prev_consent->Find(channel) : nullptr;
-    bool same = (now == nullptr && before == nullptr) || (now != nullptr && before != nullptr && *now == *before);
-    consent_changed = consent_changed || !same;
-  }
-  if (consent_changed) {
+  if (ConsentChanges(prev_consent, &consent).size() > 0) {
     consent.Set("updatedAt", FormatTimestamp(now_us));
   } else if (const Json* at = prev_consent != nullptr ? prev_consent->Find("updatedAt") : nullptr) {
     consent.Set("updatedAt", *at);
@@ -759,7 +736,10 @@ void UnmergeOne(Json* survivor, const Json& survivor_before, const Json& other_b
       }
     }
   }
-  if (consent_changed) consent->Set("updatedAt", FormatTimestamp(now_us));
+  if (consent_changed) {
+    DeriveAds(consent);
+    consent->Set("updatedAt", FormatTimestamp(now_us));
+  }
   if (const Json* created = survivor_before.Find("createdAt"); created != nullptr) survivor->Set("createdAt", *created);
   survivor->Set("updatedAt", FormatTimestamp(now_us));
 }

@@ -160,6 +160,23 @@ inline std::string SegmentFeedKey(std::string_view id, int64_t time_us, uint64_t
   return k;
 }
 
+// Cf::kConsent: "h" profile id \0 be64(recorded µs) record id -> a consent history record (recording times are
+// strictly increasing, so a profile's records sort in the order they were recorded); "d" profile id -> "": the profile's consent denies tracking (read
+// at open into the engine's set of such profiles).
+inline std::string ConsentHistoryPrefix(std::string_view profile_id) {
+  std::string k = "h" + std::string(profile_id);
+  k.push_back('\0');
+  return k;
+}
+inline std::string ConsentHistoryKey(std::string_view profile_id, int64_t recorded_us, std::string_view record_id) {
+  std::string k = ConsentHistoryPrefix(profile_id);
+  AppendBigEndian64(&k, static_cast<uint64_t>(recorded_us));
+  k.append(record_id);
+  return k;
+}
+inline constexpr std::string_view kTrackingDeniedPrefix = "d";
+inline std::string TrackingDeniedKey(std::string_view profile_id) { return "d" + std::string(profile_id); }
+
 // The smallest key greater than every key starting with `prefix` (for exclusive upper bounds).
 inline std::string PrefixSuccessor(std::string prefix) {
   while (!prefix.empty()) {

@@ -35,7 +35,8 @@ const char* const kCfNames[] = {rocksdb::kDefaultColumnFamilyName.c_str(),
                                 "traits",
                                 "merges",
                                 "index_log",
-                                "keys"};
+                                "keys",
+                                "consent"};
 static_assert(sizeof(kCfNames) / sizeof(kCfNames[0]) == static_cast<size_t>(Cf::kCount));
 
 constexpr char kFormatVersionKey[] = "format_version";

@@ -40,7 +40,8 @@ enum class Cf : int {
   kTraits,        // profile id -> computed-trait aggregates (merge operator: see traits.h)
   kMerges,        // "r" merge id -> merge record (JSON); "p" profile id \0 merge id -> empty (history index)
   kIndexLog,      // be64(record) -> kEvents keys a write added that are not yet in kEvents (see engine/event_tail.h)
-  kKeys,  // idempotency key -> be64(expiry, µs) value (Events::RememberKey); expired ones dropped by compaction
+  kKeys,     // idempotency key -> be64(expiry, µs) value (Events::RememberKey); expired ones dropped by compaction
+  kConsent,  // "h" profile id \0 record id -> consent history record (JSON); "d" profile id -> "" (tracking denied)
   kCount,
 };
 

@@ -64,6 +64,11 @@ TEST_F(ErasureTest, NoByteOfTheErasedPersonRemainsInAnyFile) {
                             "sku": ")" +
                             canary + R"(", "list": [")" + canary + R"("], "obj": {"k": ")" + canary + R"("}}})")));
   }
+  // Consent statements: the canary as a custom purpose, a source and a policy version, in the document and the
+  // history.
+  Unwrap(engine_->consent().Record(J(R"({"profileId": ")" + id + R"(", "purposes": {")" + canary +
+                                     R"(": "granted", "tracking": "granted"}, "source": ")" + canary +
+                                     R"(", "policyVersion": ")" + canary + R"("})")));
   // Table files apart: the person's events, then the device's (its index keys under its own profile id, which
   // the merge below deletes), each flushed on its own.
   ASSERT_TRUE(engine_->Flush().ok());

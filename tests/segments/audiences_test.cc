@@ -144,7 +144,7 @@ TEST_F(AudiencesTest, DefinitionsAreValidated) {
       {R"({"name": "x", "segments": {"operator": "XOR", "ids": [")" + s + R"("]}})", "segments.operator"},
       {R"({"name": "x", "segments": {"ids": ["seg_nope"]}})", "segments.ids"},
       {R"({"name": "x", "segments": {"ids": [")" + s + R"(", ")" + s + R"("]}})", "segments.ids[1]"},
-      {R"({"name": "x", "segments": {"ids": [")" + s + R"("]}, "channel": "fax"})", "channel"},
+      {R"({"name": "x", "segments": {"ids": [")" + s + R"("]}, "channel": "Fax!"})", "channel"},
       {R"({"name": "x", "segments": {"ids": [")" + s + R"("]}, "suppressionLists": ["supp_nope"]})",
        "suppressionLists"},
       {R"({"name": "x", "segments": {"ids": [")" + s + R"("]}, "colour": "red"})", "colour"},

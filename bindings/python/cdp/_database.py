@@ -10,7 +10,7 @@ from . import _core
 from ._core import Engine as _Engine
 from ._core import SegmentIngester as _SegmentIngester
 from ._errors import InvalidArgument
-from ._page import Page
+from ._page import Page, _import_pandas
 
 PathLike = Union[str, "os.PathLike[str]"]
 Document = Dict[str, Any]
@@ -489,10 +489,65 @@ class Segments:
                 idle += step
 
 
+class Consent:
+    """Consent per purpose, with its history (``db.consent``). See docs/privacy.md.
+
+    Purposes: ``email``, ``sms``, ``tracking``, ``ads``; Google Consent Mode v2's ``ad_storage``, ``ad_user_data``,
+    ``ad_personalization`` (``ads`` is granted exactly when all three are) and ``analytics_storage`` (stored as
+    ``tracking``); custom purposes (``[a-z][a-z0-9_]{0,63}``). A profile whose tracking is denied has new events
+    refused (FailedPrecondition); audiences with a channel keep only profiles that granted it.
+    """
+
+    def __init__(self, engine: _Engine) -> None:
+        self._engine = engine
+
+    def record(self, profile_id: Optional[str] = None, *, identifier: Optional[Mapping[str, str]] = None,
+               purposes: Optional[Mapping[str, Any]] = None, consent_mode: Optional[Mapping[str, str]] = None,
+               source: Optional[str] = None, policy_version: Optional[str] = None, timestamp: Any = None) -> Document:
+        """Records a statement of consent for a profile (by id, or by an identifier it holds such as
+        ``{"type": "email", "value": ...}``). ``purposes`` maps purposes to ``"granted"`` / ``"denied"`` (or
+        booleans); ``consent_mode`` takes Consent Mode v2 signals. A statement older (``timestamp``) than the latest
+        one recorded for a purpose is kept in the history and listed in ``"superseded"`` without changing it.
+        Returns the consent document (as ``get``) plus ``"recordId"``, ``"applied"`` and ``"superseded"``.
+
+        Raises InvalidArgument naming the field, NotFound when no profile matches.
+        """
+        request: Dict[str, Any] = {}
+        for key, value in (("profileId", profile_id), ("identifier", identifier), ("purposes", purposes),
+                           ("consentMode", consent_mode), ("source", source), ("policyVersion", policy_version),
+                           ("timestamp", _convert.timestamp_value(timestamp, "timestamp"))):
+            if value is not None:
+                request[key] = value
+        return _convert.loads(self._engine.consent_record(_convert.dumps(request, "request")))
+
+    def get(self, profile_id: str) -> Document:
+        """``{"profileId", "purposes": {purpose: {"granted", "at", "source", "policyVersion"?, "via",
+        "recordId"}}, "consentMode", "updatedAt", "history": [records, oldest first]}``. Raises NotFound."""
+        return _convert.loads(self._engine.consent_get(profile_id))
+
+    def history(self, profile_id: str) -> "pandas.DataFrame":
+        """The consent history as a pandas DataFrame: one row per purpose stated by a record (columns ``recordId``,
+        ``profileId``, ``purpose``, ``granted`` (None: no longer stated), ``at``, ``recordedAt``, ``source``,
+        ``policyVersion``, ``via``, ``mergeId``, ``superseded``)."""
+        pandas = _import_pandas("consent.history()")
+        rows = []
+        for record in self.get(profile_id)["history"]:
+            superseded = set(record.get("superseded", []))
+            for purpose, granted in record["purposes"].items():
+                rows.append({"recordId": record["id"], "profileId": record["profileId"], "purpose": purpose,
+                             "granted": granted, "at": pandas.Timestamp(record["at"]),
+                             "recordedAt": pandas.Timestamp(record["recordedAt"]), "source": record["source"],
+                             "policyVersion": record.get("policyVersion"), "via": record["via"],
+                             "mergeId": record.get("mergeId"), "superseded": purpose in superseded})
+        columns = ["recordId", "profileId", "purpose", "granted", "at", "recordedAt", "source", "policyVersion",
+                   "via", "mergeId", "superseded"]
+        return pandas.DataFrame(rows, columns=columns)
+
+
 class Audiences:
     """Audiences: segments combined for activation (``db.audiences``). A definition is ``{"name", "description"?,
     "segments": {"operator": "AND" | "OR", "ids": [...]}, "exclude"?: [segment ids], "suppressionLists"?: [ids],
-    "channel"?: "email" | "sms" | "ads"}``; members are the combined segments minus exclusions and suppressed
+    "channel"?: a consent purpose such as "email", "sms", "ads" or a custom one}``; members are the combined segments minus exclusions and suppressed
     identifiers, restricted to profiles whose consent grants the channel. Exact at every call.
     """
 
@@ -641,6 +696,7 @@ class Database:
         self.identity = Identity(engine)
         self.segments = Segments(engine)  # segmentation: rules over profiles and behaviour
         self.audiences = Audiences(engine)  # segments combined for activation
+        self.consent = Consent(engine)  # consent per purpose, with its history
         self.segment = Segment(engine)  # Segment-spec ingestion
 
     @property

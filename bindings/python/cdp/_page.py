@@ -21,12 +21,12 @@ TIMESTAMP_FIELDS = frozenset(
 )
 
 
-def _import_pandas():
+def _import_pandas(what: str = "to_pandas()"):
     try:
         import pandas  # noqa: F401  (imported lazily: pandas is an optional dependency)
     except ImportError as e:
         raise ImportError(
-            "to_pandas() needs pandas, which is not installed. Install it (e.g. `apt install python3-pandas` or "
+            f"{what} needs pandas, which is not installed. Install it (e.g. `apt install python3-pandas` or "
             "`pip install pandas`) and try again."
         ) from e
     return pandas

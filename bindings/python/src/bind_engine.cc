@@ -276,6 +276,16 @@ class PyEngine {
   std::string IdentityFindDuplicates() {
     return RunJson([&](cdp::Engine& e) { return e.identity().FindDuplicates(); });
   }
+  // Consent (Engine::consent()).
+  std::string ConsentRecord(const std::string& text) {
+    return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+      CDP_ASSIGN_OR_RETURN(cdp::Json doc, Parse(text));
+      return e.consent().Record(doc);
+    });
+  }
+  std::string ConsentGet(const std::string& id) {
+    return RunJson([&](cdp::Engine& e) { return e.consent().Get(id); });
+  }
   // Segments (Engine::segments()).
   std::string SegmentsCreate(const std::string& text) {
     return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
@@ -494,6 +504,8 @@ void BindEngine(py::module_& m) {
       .def("identity_set_matching_config", &PyEngine::IdentitySetMatchingConfig, py::arg("config_json"))
       .def("identity_find_duplicates", &PyEngine::IdentityFindDuplicates)
       .def("identity_match_pending", &PyEngine::IdentityMatchPending)
+      .def("consent_record", &PyEngine::ConsentRecord, py::arg("request_json"))
+      .def("consent_get", &PyEngine::ConsentGet, py::arg("id"))
       .def("segments_create", &PyEngine::SegmentsCreate, py::arg("definition"))
       .def("segments_get", &PyEngine::SegmentsGet, py::arg("id"))
       .def("segments_list", &PyEngine::SegmentsList)

@@ -134,7 +134,7 @@ def test_audiences(db):
     with pytest.raises(cdp.FailedPrecondition):
         db.audiences.delete_suppression_list(lst["id"])
     with pytest.raises(cdp.InvalidArgument) as err:
-        db.audiences.create({"name": "x", "segments": {"ids": [fr["id"]]}, "channel": "fax"})
+        db.audiences.create({"name": "x", "segments": {"ids": [fr["id"]]}, "channel": "Fax!"})
     assert err.value.field == "channel"
     db.audiences.delete(aud["id"])
     assert db.audiences.list() == []

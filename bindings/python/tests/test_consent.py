@@ -1,0 +1,77 @@
+"""Consent per purpose from Python (``db.consent``): statements, history, Consent Mode v2, enforcement."""
+
+import datetime as dt
+
+import pytest
+
+import cdp
+
+
+def new_profile(db, email):
+    return db.profiles.create({"externalIds": {"email": email}})["id"]
+
+
+def test_record_get_and_history(db):
+    pid = new_profile(db, "ada@example.com")
+    doc = db.consent.record(pid, purposes={"email": "granted", "newsletter": True}, source="signup",
+                            policy_version="v1", timestamp=dt.datetime(2026, 11, 1, 9, tzinfo=dt.timezone.utc))
+    assert doc["purposes"]["email"]["granted"] is True
+    assert doc["purposes"]["email"]["at"] == "2026-11-01T09:00:00.000Z"
+    assert doc["purposes"]["newsletter"]["policyVersion"] == "v1"
+    db.consent.record(identifier={"type": "email", "value": "ADA@example.com"}, purposes={"email": "denied"},
+                      source="unsubscribe")
+    doc = db.consent.get(pid)
+    assert doc["purposes"]["email"]["granted"] is False
+    assert doc["purposes"]["email"]["source"] == "unsubscribe"
+    assert len(doc["history"]) == 2
+    assert db.profiles.get(pid)["consent"]["email"] is False
+
+    frame = db.consent.history(pid)
+    assert list(frame["purpose"]) == ["email", "newsletter", "email"]
+    assert list(frame["granted"]) == [True, True, False]
+    assert list(frame["source"]) == ["signup", "signup", "unsubscribe"]
+    assert str(frame["at"].dtype).startswith("datetime64")
+
+
+def test_consent_mode_v2(db):
+    pid = new_profile(db, "cm@example.com")
+    doc = db.consent.record(pid, consent_mode={"ad_storage": "granted", "ad_user_data": "granted",
+                                               "ad_personalization": "granted", "analytics_storage": "denied"})
+    assert doc["consentMode"] == {"ad_storage": "granted", "analytics_storage": "denied", "ad_user_data": "granted",
+                                  "ad_personalization": "granted"}
+    consent = db.profiles.get(pid)["consent"]
+    assert consent["ads"] is True and consent["tracking"] is False
+
+
+def test_out_of_order_statement_is_superseded(db):
+    pid = new_profile(db, "late@example.com")
+    db.consent.record(pid, purposes={"sms": "granted"}, timestamp="2026-11-02T00:00:00Z")
+    doc = db.consent.record(pid, purposes={"sms": "denied"}, timestamp="2026-11-01T00:00:00Z")
+    assert doc["superseded"] == ["sms"] and doc["applied"] == []
+    assert db.profiles.get(pid)["consent"]["sms"] is True
+
+
+def test_tracking_denied_refuses_events(db):
+    pid = new_profile(db, "private@example.com")
+    db.consent.record(pid, purposes={"tracking": "denied"})
+    with pytest.raises(cdp.FailedPrecondition, match="tracking"):
+        db.events.track({"type": "page_view", "profileId": pid})
+    result = db.events.track_batch([{"type": "page_view", "email": "private@example.com"},
+                                    {"type": "page_view", "email": "someone@example.com"}])
+    assert result["accepted"] == 1 and result["rejected"] == 1
+    assert result["results"][0]["status"] == "failed_precondition"
+    assert db.profiles.get(pid)["computed"]["eventCount"] == 0
+
+
+def test_errors_name_the_field(db):
+    pid = new_profile(db, "v@example.com")
+    with pytest.raises(cdp.InvalidArgument) as err:
+        db.consent.record(pid, purposes={"email": "perhaps"})
+    assert err.value.field == "purposes.email"
+    with pytest.raises(cdp.InvalidArgument) as err:
+        db.consent.record(pid)
+    assert err.value.field == "purposes"
+    with pytest.raises(cdp.NotFound):
+        db.consent.get("nobody")
+    with pytest.raises(TypeError):
+        db.consent.record(pid, purposes={"email": True}, timestamp=True)

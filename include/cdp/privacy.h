@@ -1,0 +1,68 @@
+// Copyright 2026 The libcdp Authors.
+//
+// Privacy: consent per purpose, with its history. See docs/privacy.md.
+
+#ifndef CDP_PRIVACY_H_
+#define CDP_PRIVACY_H_
+
+#include <string_view>
+
+#include "cdp/json.h"
+#include "cdp/status.h"
+
+namespace cdp {
+
+// Consent: what each person allowed, for which purpose, when, where and under which policy, with the full history.
+//
+// Purposes. A profile's "consent" member maps purposes to true (granted) or false (denied); a purpose never stated
+// is absent, and absent is not granted. The purposes:
+//   email, sms, tracking, ads                      channels
+//   ad_storage, ad_user_data, ad_personalization   Google Consent Mode v2's advertising signals. "ads" is granted
+//                                                  exactly when all three are and denied when one is; stating "ads"
+//                                                  states the three signals it is not given with.
+//   analytics_storage                              Consent Mode v2's name for tracking: accepted, stored as tracking
+//   custom purposes                                any other name of 1-64 characters [a-z0-9_] starting with a letter
+// at most 64 per profile. Consent is stated by Record, or as the "consent" member of a profile write
+// (Profiles::Create / Replace / Patch) or an identify; each change of any of these adds a history record.
+//
+// Where consent is enforced:
+//   - tracking denied: Events::Track and every batch refuse new events resolved to that profile (or that would
+//     merge it) with FailedPrecondition, and store nothing of them (no event, identifier, merge or key);
+//   - audiences with a channel keep only profiles whose consent grants it (Audiences);
+//   - a merge keeps the most restrictive consent of the profiles merged (a purpose denied by one is denied), with a
+//     history record "via": "merge" for what it changed; Identity::Unmerge restores it (record "via": "unmerge").
+//
+// History records: {"id" ("cns_..."), "profileId", "purposes": {purpose: true | false | null (no longer stated)},
+// "source", "policyVersion"?, "at" (when the person stated it), "recordedAt", "via" ("consent", "profiles.create",
+// "profiles.update", "identify", "merge", "unmerge"), "mergeId"?, "superseded"?: [purposes not applied]}.
+// Out of order: a statement older than the latest one recorded for a purpose is kept in the history, listed as
+// superseded, and does not change that purpose.
+//
+// Erasure (Profiles::Delete) removes the history with the person.
+// Thread-safety: all methods from any thread. Errors: InvalidArgument naming the field, NotFound.
+class Consent {
+ public:
+  virtual ~Consent() = default;
+
+  // Records a statement of consent:
+  //   {"profileId": id | "identifier": {"type", "value"} (a profile holding it; never creates one),
+  //    "purposes": {purpose: "granted" | "denied" | true | false},
+  //    "consentMode": {"ad_storage" | "analytics_storage" | "ad_user_data" | "ad_personalization":
+  //                    "granted" | "denied"},
+  //    "source"?: 1-128 bytes (default "api"), "policyVersion"?: 1-128 bytes,
+  //    "timestamp"?: when it was stated (default now; at most 5 minutes ahead)}
+  // with at least one purpose in "purposes" or "consentMode". Returns Get's document plus "recordId", "applied"
+  // (the purposes it changed or confirmed) and "superseded". A merged id records on its survivor. Cost: one write,
+  // a scan of the profile's history.
+  virtual Result<Json> Record(const Json& request) = 0;
+
+  // The consent of a profile (a merged id: its survivor's): {"profileId", "purposes": {purpose: {"granted", "at",
+  // "source", "policyVersion"?, "via", "recordId"}}, "consentMode": {signal: "granted" | "denied"} (the Consent
+  // Mode v2 signals stated), "updatedAt", "history": [records, the merged profiles' included, oldest recorded
+  // first]}. NotFound when the profile does not exist.
+  virtual Result<Json> Get(std::string_view profile_id) = 0;
+};
+
+}  // namespace cdp
+
+#endif  // CDP_PRIVACY_H_

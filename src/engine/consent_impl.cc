@@ -1,0 +1,223 @@
+// Copyright 2026 The libcdp Authors.
+//
+// Consent (include/cdp/privacy.h): statements recorded on the profile document and in the history (Cf::kConsent),
+// the history of every other consent change (NoteConsent, called by each write of a profile document), and the set
+// of profiles that deny tracking, which the event write path consults.
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
+#include "core/ids.h"
+#include "engine/engine_impl.h"
+#include "fmt/format.h"
+#include "storage/keys.h"
+
+namespace cdp::internal {
+
+Result<Json> ConsentImpl::Record(const Json& request) {
+  CDP_ASSIGN_OR_RETURN(ConsentRequest parsed, ParseConsentRequest(request, NowMicros()));
+  return engine_->RecordConsent(parsed);
+}
+
+Result<Json> ConsentImpl::Get(std::string_view profile_id) { return engine_->ConsentOf(profile_id); }
+
+namespace {
+
+// kMeta: present once the tracking markers cover every profile (databases written before they existed get them at
+// their first open, from a scan of the profiles).
+constexpr std::string_view kTrackingMarkersKey = "consent_tracking_markers";
+
+}  // namespace
+
+Status EngineImpl::LoadTrackingDenied() {
+  std::string done;
+  Status s = store_->Get(storage::Cf::kMeta, kTrackingMarkersKey, &done);
+  if (s.IsNotFound()) {
+    storage::WriteBatch batch(*store_);
+    auto profiles = store_->NewIterator(storage::Cf::kProfiles);
+    for (profiles->SeekToFirst(); profiles->Valid(); profiles->Next()) {
+      auto doc = Json::Parse(profiles->value());
+      if (!doc.ok()) return Status::DataLoss(fmt::format("stored profile {} is corrupt", profiles->key()));
+      if (TrackingDenied(doc->Find("consent"))) {
+        batch.Put(storage::Cf::kConsent, storage::TrackingDeniedKey(profiles->key()), {});
+      }
+    }
+    CDP_RETURN_IF_ERROR(profiles->status());
+    batch.Put(storage::Cf::kMeta, kTrackingMarkersKey, "1");
+    CDP_RETURN_IF_ERROR(store_->Write(&batch).status());
+  } else {
+    CDP_RETURN_IF_ERROR(s);
+  }
+  std::string prefix(storage::kTrackingDeniedPrefix);
+  auto iter = store_->NewIterator(storage::Cf::kConsent, prefix, storage::PrefixSuccessor(prefix));
+  for (iter->Seek(prefix); iter->Valid(); iter->Next()) {
+    tracking_denied_.insert(std::string(iter->key().substr(prefix.size())));
+  }
+  return iter->status();
+}
+
+void EngineImpl::ApplyTrackingChanges(const std::vector<TrackingChange>& changes) {
+  for (const TrackingChange& c : changes) {
+    if (c.denied) {
+      tracking_denied_.insert(c.profile_id);
+    } else {
+      tracking_denied_.erase(c.profile_id);
+    }
+  }
+}
+
+void EngineImpl::NoteTrackingMarker(storage::WriteBatch* batch, const std::string& id, const Json* before,
+                                    const Json* after, std::vector<TrackingChange>* tracking) {
+  const bool was_denied = TrackingDenied(before), denied = TrackingDenied(after);
+  if (was_denied == denied) return;
+  if (denied) {
+    batch->Put(storage::Cf::kConsent, storage::TrackingDeniedKey(id), {});
+  } else {
+    batch->Delete(storage::Cf::kConsent, storage::TrackingDeniedKey(id));
+  }
+  tracking->push_back({id, denied});
+}
+
+void EngineImpl::NoteConsent(storage::WriteBatch* batch, const std::string& id, const Json* before, const Json* after,
+                             ConsentRecord record, std::vector<TrackingChange>* tracking) {
+  NoteTrackingMarker(batch, id, before, after, tracking);
+  Json changes = ConsentChanges(before, after);
+  if (changes.size() == 0 || after == nullptr) return;  // no change, or the profile was merged away
+  record.profile_id = id;
+  record.purposes = std::move(changes);
+  record.recorded_us = NextConsentTime();
+  if (record.at_us == 0) record.at_us = record.recorded_us;
+  const std::string record_id = "cns_" + NewId();
+  batch->Put(storage::Cf::kConsent, storage::ConsentHistoryKey(id, record.recorded_us, record_id),
+             ConsentRecordToJson(record, record_id).Dump());
+}
+
+int64_t EngineImpl::NextConsentTime() {
+  last_consent_us_ = std::max(NowMicros(), last_consent_us_ + 1);
+  return last_consent_us_;
+}
+
+Status EngineImpl::ReadConsentHistory(std::string_view profile_id, std::vector<std::pair<std::string, Json>>* out) {
+  std::string prefix = storage::ConsentHistoryPrefix(profile_id);
+  auto iter = store_->NewIterator(storage::Cf::kConsent, prefix, storage::PrefixSuccessor(prefix));
+  for (iter->Seek(prefix); iter->Valid(); iter->Next()) {
+    auto record = Json::Parse(iter->value());
+    if (!record.ok()) return Status::DataLoss(fmt::format("a consent record of profile {} is corrupt", profile_id));
+    out->emplace_back(std::string(iter->key().substr(prefix.size())), std::move(record).value());
+  }
+  return iter->status();
+}
+
+namespace {
+
+Json ConsentDocument(std::string_view profile_id, const Json& consent, std::vector<Json> history) {
+  Json out = Json::Object();
+  out.Set("profileId", profile_id);
+  out.Set("purposes", ConsentState(consent, history));
+  out.Set("consentMode", ConsentModeOf(consent));
+  const Json* updated = consent.Find("updatedAt");
+  out.Set("updatedAt", updated != nullptr ? *updated : Json());
+  Json list = Json::Array();
+  for (Json& record : history) list.Push(std::move(record));
+  out.Set("history", std::move(list));
+  return out;
+}
+
+}  // namespace
+
+Result<Json> EngineImpl::ConsentOf(std::string_view profile_id) {
+  std::string id;
+  CDP_ASSIGN_OR_RETURN(Json stored, ReadLiveProfile(profile_id, &id));
+  std::vector<std::pair<std::string, Json>> records;
+  CDP_RETURN_IF_ERROR(ReadConsentHistory(id, &records));
+  if (const Json* merged = stored.Find("mergedIds"); merged != nullptr) {
+    for (const Json& m : merged->items()) CDP_RETURN_IF_ERROR(ReadConsentHistory(m.as_string(), &records));
+    std::stable_sort(records.begin(), records.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  }
+  std::vector<Json> history;
+  for (auto& [key, record] : records) history.push_back(std::move(record));
+  const Json* consent = stored.Find("consent");
+  return ConsentDocument(id, consent != nullptr ? *consent : Json::Object(), std::move(history));
+}
+
+Result<Json> EngineImpl::RecordConsent(const ConsentRequest& request) {
+  std::string named = request.profile_id;
+  if (named.empty()) {
+    CDP_ASSIGN_OR_RETURN(named, ResolveIdentifier(request.identifier_type, request.identifier_value));
+    if (named.empty()) {
+      return Status::NotFound(
+          fmt::format("no profile holds {} \"{}\"", request.identifier_type, request.identifier_value.substr(0, 64)));
+    }
+  }
+  const int64_t now = NowMicros();
+  uint64_t sequence = 0;
+  std::string id, record_id = "cns_" + NewId();
+  Json applied = Json::Array(), superseded = Json::Array();
+  {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    CDP_RETURN_IF_ERROR(write_error_);
+    std::unique_lock<std::shared_mutex> exclusive(commit_mu_);  // after every in-flight event batch
+    CDP_ASSIGN_OR_RETURN(Json stored, ReadLiveProfile(named, &id));
+    std::vector<std::pair<std::string, Json>> records;
+    CDP_RETURN_IF_ERROR(ReadConsentHistory(id, &records));
+    std::vector<Json> history;
+    for (auto& [key, r] : records) history.push_back(std::move(r));
+    // A statement applies to the purposes it is the latest statement of; the others keep their later one.
+    ConsentRecord record;
+    record.profile_id = id;
+    record.purposes = Json::Object();
+    Json patch = Json::Object();
+    for (const auto& [purpose, granted] : request.purposes.members()) {
+      record.purposes.Set(purpose, granted);
+      if (LatestStatementUs(history, purpose) > request.at_us) {
+        superseded.Push(purpose);
+        record.superseded.push_back(purpose);
+      } else {
+        applied.Push(purpose);
+        patch.Set(purpose, granted);
+      }
+    }
+    Json before = Json::Object();
+    if (const Json* c = stored.Find("consent"); c != nullptr) before = *c;
+    Json consent = before;
+    consent.Erase("updatedAt");
+    CDP_RETURN_IF_ERROR(ExpandConsentPatch(&patch));
+    ApplyMergePatch(&consent, patch);
+    CDP_ASSIGN_OR_RETURN(consent, NormalizeConsentObject(consent));
+    Json changes = ConsentChanges(&before, &consent);
+    // "ads" follows its signals: a change of it the statement did not name is recorded with it.
+    if (const Json* ads = changes.Find("ads"); ads != nullptr && record.purposes.Find("ads") == nullptr) {
+      record.purposes.Set("ads", *ads);
+    }
+    storage::WriteBatch batch(*store_);
+    std::vector<TrackingChange> tracking;
+    if (changes.size() > 0) {
+      consent.Set("updatedAt", FormatTimestamp(now));
+      stored.Set("consent", consent);
+      stored.Set("updatedAt", FormatTimestamp(now));
+      batch.Put(storage::Cf::kProfiles, id, stored.Dump());
+      NoteTrackingMarker(&batch, id, &before, &consent, &tracking);
+    }
+    // Every statement is history, also one that changes nothing.
+    record.source = request.source;
+    record.policy_version = request.policy_version;
+    record.at_us = request.at_us;
+    record.recorded_us = NextConsentTime();
+    record.via = "consent";
+    batch.Put(storage::Cf::kConsent, storage::ConsentHistoryKey(id, record.recorded_us, record_id),
+              ConsentRecordToJson(record, record_id).Dump());
+    CDP_ASSIGN_OR_RETURN(sequence, store_->Write(&batch));
+    ApplyTrackingChanges(tracking);
+    if (changes.size() > 0) segments_.NotifyDocument({id}, "consent");
+  }
+  CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
+  (void)segments_.AfterWrite();
+  CDP_ASSIGN_OR_RETURN(Json out, ConsentOf(id));
+  out.Set("recordId", record_id);
+  out.Set("applied", std::move(applied));
+  out.Set("superseded", std::move(superseded));
+  return out;
+}
+
+}  // namespace cdp::internal

@@ -1,0 +1,115 @@
+# Copyright 2026 The libcdp Authors.
+#
+# cdp-server's privacy routes (issue 5): consent statements and their history over HTTP, and their enforcement.
+#
+#   CDP_SERVER_BIN=build/examples/server/cdp-server /usr/bin/python3 -m pytest tests/server/test_privacy.py -q
+
+import os
+import uuid
+
+import pytest
+
+import server_process
+from server_process import SERVER_BIN
+
+API_KEY = "privacy-key-" + uuid.uuid4().hex
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    if not os.access(SERVER_BIN, os.X_OK):
+        pytest.fail(f"cdp-server binary not found at {SERVER_BIN}; build it or set CDP_SERVER_BIN")
+    srv = server_process.ServerProcess(tmp_path_factory.mktemp("cdp-privacy"), API_KEY)
+    yield srv
+    code = srv.stop()
+    assert code == 0, srv.stderr()
+
+
+def call(server, method, path, body=None):
+    return server.request(method, path, body, key=API_KEY)
+
+
+def new_profile(server):
+    email = f"p-{uuid.uuid4().hex[:12]}@example.com"
+    status, body, _ = call(server, "POST", "/api/cdp/profiles", {"externalIds": {"email": email}})
+    assert status == 201, body
+    return body["id"], email
+
+
+def test_consent_is_recorded_read_back_and_kept_with_its_history(server):
+    pid, email = new_profile(server)
+    status, body, headers = call(server, "POST", "/api/cdp/consent", {
+        "identifier": {"type": "email", "value": email.upper()},
+        "purposes": {"email": "granted", "sms": "denied"},
+        "consentMode": {"ad_storage": "granted", "ad_user_data": "granted", "ad_personalization": "granted",
+                        "analytics_storage": "granted"},
+        "source": "cmp", "policyVersion": "v7", "timestamp": "2026-11-01T12:00:00Z"})
+    assert status == 201, body
+    assert headers["Location"] == f"/api/cdp/consent/{pid}"
+    assert body["profileId"] == pid
+    assert body["purposes"]["email"]["granted"] is True
+    assert body["purposes"]["email"]["policyVersion"] == "v7"
+    assert body["purposes"]["ads"]["granted"] is True  # the three advertising signals granted
+    assert body["consentMode"] == {"ad_storage": "granted", "analytics_storage": "granted",
+                                   "ad_user_data": "granted", "ad_personalization": "granted"}
+
+    status, body, _ = call(server, "POST", "/api/cdp/consent",
+                           {"profileId": pid, "consentMode": {"ad_personalization": "denied"}, "source": "cmp"})
+    assert status == 201, body
+    status, doc, _ = call(server, "GET", f"/api/cdp/consent/{pid}")
+    assert status == 200, doc
+    assert doc["purposes"]["ads"]["granted"] is False
+    assert doc["consentMode"]["ad_personalization"] == "denied"
+    assert [r["via"] for r in doc["history"]] == ["consent", "consent"]
+    assert doc["history"][1]["purposes"] == {"ad_personalization": False, "ads": False}
+    # The profile document carries the state.
+    status, profile, _ = call(server, "GET", f"/api/cdp/profiles/{pid}")
+    assert profile["consent"]["email"] is True and profile["consent"]["ads"] is False
+
+
+def test_tracking_denied_events_are_refused_with_409(server):
+    pid, email = new_profile(server)
+    status, body, _ = call(server, "POST", "/api/cdp/consent", {"profileId": pid, "purposes": {"tracking": "denied"}})
+    assert status == 201, body
+    status, body, _ = call(server, "POST", "/api/cdp/events", {"type": "page_view", "email": email})
+    assert status == 409, body
+    assert body["error"]["code"] == "failed_precondition"
+    assert "tracking" in body["error"]["message"]
+    status, body, _ = call(server, "POST", "/api/cdp/events/batch", [
+        {"type": "page_view", "profileId": pid},
+        {"type": "page_view", "email": f"other-{uuid.uuid4().hex[:8]}@example.com"}])
+    assert status == 200, body
+    assert body["accepted"] == 1 and body["rejected"] == 1
+    assert body["results"][0]["status"] == "failed_precondition"
+    status, timeline, _ = call(server, "GET", f"/api/cdp/profiles/{pid}/timeline")
+    assert status == 200 and timeline["items"] == []
+
+
+@pytest.mark.parametrize("body,field", [
+    ({"purposes": {"email": "granted"}}, "profileId"),
+    ({"profileId": "x", "purposes": {"email": "maybe"}}, "purposes.email"),
+    ({"profileId": "x", "purposes": {"Not A Purpose": True}}, "purposes.Not A Purpose"),
+    ({"profileId": "x", "consentMode": {"ad_click": "granted"}}, "consentMode.ad_click"),
+    ({"profileId": "x", "purposes": {}}, "purposes"),
+    ({"profileId": "x", "purposes": {"email": True}, "extra": 1}, "extra"),
+])
+def test_bad_consent_requests_are_400_naming_the_field(server, body, field):
+    status, resp, _ = call(server, "POST", "/api/cdp/consent", body)
+    assert status == 400, resp
+    assert resp["error"]["code"] == "invalid_argument" and resp["error"]["field"] == field, resp
+
+
+def test_unknown_people_are_404(server):
+    status, body, _ = call(server, "GET", "/api/cdp/consent/nobody-here")
+    assert status == 404, body
+    status, body, _ = call(server, "POST", "/api/cdp/consent",
+                           {"identifier": {"type": "email", "value": "ghost@example.com"}, "purposes": {"email": True}})
+    assert status == 404, body
+
+
+@pytest.mark.parametrize("method,path", [("POST", "/api/cdp/consent"), ("GET", "/api/cdp/consent/some-id")])
+def test_consent_routes_require_the_key(server, method, path):
+    status, body, _ = server.request(method, path, {"profileId": "x", "purposes": {"email": True}}, key=None)
+    assert status == 401, body
+    status, body, _ = server.request(method, path, {"profileId": "x", "purposes": {"email": True}}, key="wrong")
+    assert status == 401, body
