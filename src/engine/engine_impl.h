@@ -324,7 +324,7 @@ class EngineImpl final : public Engine {
   // Live profiles whose consent denies tracking (Cf::kConsent markers, read at open); guarded by write_mu_.
   absl::flat_hash_set<std::string> tracking_denied_;
   int64_t last_consent_us_ = 0;  // the latest recording time of a consent record; guarded by write_mu_
-  EventTail tail_;  // written under write_mu_ (see event_tail.h); read by anyone
+  EventTail tail_;               // written under write_mu_ (see event_tail.h); read by anyone
 };
 
 }  // namespace cdp::internal

@@ -161,8 +161,8 @@ inline std::string SegmentFeedKey(std::string_view id, int64_t time_us, uint64_t
 }
 
 // Cf::kConsent: "h" profile id \0 be64(recorded µs) record id -> a consent history record (recording times are
-// strictly increasing, so a profile's records sort in the order they were recorded); "d" profile id -> "": the profile's consent denies tracking (read
-// at open into the engine's set of such profiles).
+// strictly increasing, so a profile's records sort in the order they were recorded); "d" profile id -> "": the
+// profile's consent denies tracking (read at open into the engine's set of such profiles).
 inline std::string ConsentHistoryPrefix(std::string_view profile_id) {
   std::string k = "h" + std::string(profile_id);
   k.push_back('\0');
