@@ -102,6 +102,11 @@ class Api : public std::enable_shared_from_this<Api> {
   void DeleteProfile(const Request& req, Response& res);
   void RecordConsent(const Request& req, Response& res);
   void GetConsent(const Request& req, Response& res);
+  void ExportPerson(const Request& req, Response& res);
+  void ErasePerson(const Request& req, Response& res);
+  void GetPrivacyRequest(const Request& req, Response& res);
+  void ListPrivacyRequests(const Request& req, Response& res);
+  void Suppression(const Request& req, Response& res);
   void SearchProfiles(const Request& req, Response& res);
   void ProfileEvents(const Request& req, Response& res);
   void ProfileSessions(const Request& req, Response& res);
@@ -227,6 +232,12 @@ void Api::Register(httplib::Server& http) {
   Route(http, "GET", "/api/cdp/stats", bind(&Api::Stats));
   Route(http, "POST", "/api/cdp/consent", bind(&Api::RecordConsent));
   Route(http, "GET", R"(/api/cdp/consent/([^/]+))", bind(&Api::GetConsent));
+  Route(http, "POST", R"(/api/cdp/gdpr/export/([^/]+))", bind(&Api::ExportPerson));
+  Route(http, "POST", R"(/api/cdp/gdpr/delete/([^/]+))", bind(&Api::ErasePerson));
+  Route(http, "GET", "/api/cdp/gdpr/requests", bind(&Api::ListPrivacyRequests));
+  Route(http, "GET", R"(/api/cdp/gdpr/requests/([^/]+))", bind(&Api::GetPrivacyRequest));
+  Route(http, "POST", "/api/cdp/gdpr/suppression/check", bind(&Api::Suppression));
+  Route(http, "POST", "/api/cdp/gdpr/suppression/lift", bind(&Api::Suppression));
   RegisterSegmentRoutes(http, engine_, options_);  // POST /v1/identify ... /v1/batch (segment_routes.cc)
 }
 
@@ -391,11 +402,11 @@ void Api::PatchProfile(const Request& req, Response& res) {
   WriteJson(res, 200, *patched);
 }
 
-void Api::DeleteProfile(const Request& req, Response& res) {
+void Api::DeleteProfile(const Request& req, Response& res) {  // an erasure request, as /gdpr/delete
   std::string id = req.matches[1].str();
-  Status deleted = engine_.profiles().Delete(id);
-  if (!deleted.ok()) return WriteStatus(res, deleted);
-  WriteJson(res, 200, Json::Object().Set("deleted", std::move(id)));
+  Result<Json> erased = engine_.gdpr().Erase(id);
+  if (!erased.ok()) return WriteStatus(res, erased.status());
+  WriteJson(res, 200, Json::Object().Set("deleted", std::move(id)).Set("request", std::move(erased).value()));
 }
 
 // ---- Consent --------------------------------------------------------------------------------------------------------
@@ -413,6 +424,66 @@ void Api::GetConsent(const Request& req, Response& res) {
   Result<Json> consent = engine_.consent().Get(req.matches[1].str());
   if (!consent.ok()) return WriteStatus(res, consent.status());
   WriteJson(res, 200, *consent);
+}
+
+// ---- GDPR and CCPA requests -----------------------------------------------------------------------------------------
+
+static Status IntParam(const Request& req, const char* name, int64_t low, int64_t high, int64_t* out);
+
+void Api::ExportPerson(const Request& req, Response& res) {
+  Result<Json> out = engine_.gdpr().Export(req.matches[1].str());
+  if (!out.ok()) return WriteStatus(res, out.status());
+  res.set_header("Content-Disposition", "attachment; filename=\"" + req.matches[1].str() + "-export.json\"");
+  WriteJson(res, 200, *out);
+}
+
+void Api::ErasePerson(const Request& req, Response& res) {
+  Result<Json> record = engine_.gdpr().Erase(req.matches[1].str());
+  if (!record.ok()) return WriteStatus(res, record.status());
+  WriteJson(res, 200, *record);
+}
+
+void Api::GetPrivacyRequest(const Request& req, Response& res) {
+  Result<Json> record = engine_.gdpr().GetRequest(req.matches[1].str());
+  if (!record.ok()) return WriteStatus(res, record.status());
+  WriteJson(res, 200, *record);
+}
+
+void Api::ListPrivacyRequests(const Request& req, Response& res) {
+  Json filter = Json::Object();
+  for (const char* key : {"type", "status", "profileId", "cursor"}) {
+    if (req.has_param(key)) filter.Set(key, req.get_param_value(key));
+  }
+  if (req.has_param("limit")) {
+    int64_t limit = 0;
+    Status s = IntParam(req, "limit", 1, 1000, &limit);
+    if (!s.ok()) return WriteStatus(res, s);
+    filter.Set("limit", limit);
+  }
+  Result<Json> out = engine_.gdpr().ListRequests(filter);
+  if (!out.ok()) return WriteStatus(res, out.status());
+  WriteJson(res, 200, *out);
+}
+
+// POST /api/cdp/gdpr/suppression/check and /lift, body {"type", "value"}.
+void Api::Suppression(const Request& req, Response& res) {
+  Result<Json> body = ParseBody(req);
+  if (!body.ok()) return WriteStatus(res, body.status());
+  const Json* type = body->Find("type");
+  const Json* value = body->Find("value");
+  if (type == nullptr || !type->is_string())
+    return WriteStatus(res, Status::InvalidArgument("expected a string", "type"));
+  if (value == nullptr || !value->is_string()) {
+    return WriteStatus(res, Status::InvalidArgument("expected a string", "value"));
+  }
+  if (req.path.ends_with("/lift")) {
+    Result<Json> lifted = engine_.gdpr().Unsuppress(type->as_string(), value->as_string());
+    if (!lifted.ok()) return WriteStatus(res, lifted.status());
+    return WriteJson(res, 200, *lifted);
+  }
+  Result<bool> suppressed = engine_.gdpr().IsSuppressed(type->as_string(), value->as_string());
+  if (!suppressed.ok()) return WriteStatus(res, suppressed.status());
+  WriteJson(res, 200, Json::Object().Set("suppressed", *suppressed));
 }
 
 void Api::MergeProfiles(const Request& req, Response& res) {

@@ -533,6 +533,7 @@ class Engine {
   virtual Segments& segments() = 0;
   virtual Audiences& audiences() = 0;
   virtual Consent& consent() = 0;
+  virtual Gdpr& gdpr() = 0;
 
   // {"profiles", "events", "formatVersion", "version", "path", "segmentsError"}. Counts are exact (kept with every
   // write). segmentsError is "" or the last error of keeping segments in step with writes (storage trouble while

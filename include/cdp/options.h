@@ -62,6 +62,11 @@ struct Options {
   // worker, once segments are in use (and when the index is built, and on Segments::RecomputeRfm). 0: only then.
   // Default: 600 seconds.
   int64_t rfm_refresh_seconds = 600;
+
+  // After an erasure (Profiles::Delete, Gdpr::Erase), data naming one of the erased person's identifiers is refused
+  // (FailedPrecondition) instead of recreating them; only keyed hashes of those identifiers are kept
+  // (docs/privacy.md). Gdpr::Unsuppress lifts it for one identifier. Default: on.
+  bool suppress_erased_identifiers = true;
 };
 
 }  // namespace cdp

@@ -1,6 +1,7 @@
 // Copyright 2026 The libcdp Authors.
 //
-// Privacy: consent per purpose, with its history. See docs/privacy.md.
+// Privacy: consent per purpose with its history, and data subjects' requests (access, portability, erasure) with
+// suppression of erased identifiers. See docs/privacy.md.
 
 #ifndef CDP_PRIVACY_H_
 #define CDP_PRIVACY_H_
@@ -22,20 +23,22 @@ namespace cdp {
 //                                                  states the three signals it is not given with.
 //   analytics_storage                              Consent Mode v2's name for tracking: accepted, stored as tracking
 //   custom purposes                                any other name of 1-64 characters [a-z0-9_] starting with a letter
-// at most 64 per profile. Consent is stated by Record, or as the "consent" member of a profile write
-// (Profiles::Create / Replace / Patch) or an identify; each change of any of these adds a history record.
+// at most 64 per statement (a merge may hold more). Consent is stated by Record, or as the "consent" member of a
+// profile write (Profiles::Create / Replace / Patch) or an identify; each change of any of these adds a history record.
 //
 // Where consent is enforced:
 //   - tracking denied: Events::Track and every batch refuse new events resolved to that profile (or that would
 //     merge it) with FailedPrecondition, and store nothing of them (no event, identifier, merge or key);
 //   - audiences with a channel keep only profiles whose consent grants it (Audiences);
-//   - a merge keeps the most restrictive consent of the profiles merged (a purpose denied by one is denied), with a
-//     history record "via": "merge" for what it changed; Identity::Unmerge restores it (record "via": "unmerge").
+//   - a merge keeps the most restrictive consent of the profiles merged (a purpose denied by one is denied; one only
+//     one side stated keeps its value), with a history record "via": "merge" for what it changed;
+//     Identity::Unmerge restores it (record "via": "unmerge").
 //
 // History records: {"id" ("cns_..."), "profileId", "purposes": {purpose: true | false | null (no longer stated)},
 // "source", "policyVersion"?, "at" (when the person stated it), "recordedAt", "via" ("consent", "profiles.create",
 // "profiles.update", "identify", "merge", "unmerge"), "mergeId"?, "superseded"?: [purposes not applied]}.
-// Out of order: a statement older than the latest one recorded for a purpose is kept in the history, listed as
+// Out of order: a statement older than the latest one recorded for a purpose (statements, profile writes and
+// identifies count, at most at their arrival time; merges and unmerges do not) is kept in the history, listed as
 // superseded, and does not change that purpose.
 //
 // Erasure (Profiles::Delete) removes the history with the person.
@@ -57,10 +60,55 @@ class Consent {
   virtual Result<Json> Record(const Json& request) = 0;
 
   // The consent of a profile (a merged id: its survivor's): {"profileId", "purposes": {purpose: {"granted", "at",
-  // "source", "policyVersion"?, "via", "recordId"}}, "consentMode": {signal: "granted" | "denied"} (the Consent
-  // Mode v2 signals stated), "updatedAt", "history": [records, the merged profiles' included, oldest recorded
+  // "source", "policyVersion"?, "via", "mergeId"?, "recordId"}}, "consentMode": {signal: "granted" | "denied"} (the
+  // Consent Mode v2 signals stated), "updatedAt", "history": [records, the merged profiles' included, oldest recorded
   // first]}. NotFound when the profile does not exist.
   virtual Result<Json> Get(std::string_view profile_id) = 0;
+};
+
+// Requests of data subjects: access and portability (GDPR articles 15 and 20, CCPA's right to know) and erasure
+// (article 17, CCPA's right to delete), each recorded as a request with an id, a status and its turnaround.
+//
+// Request records: {"id" ("gdpr_..."), "type": "access" | "erasure", "status": "completed" | "failed" | "purging"
+// (an erasure written, its physical purge not finished: finished at the next Engine::Open after a crash),
+// "receivedAt", "completedAt", "turnaroundMs", "subjectHash" (a keyed hash of the person's profile id: records
+// never hold the id, so they outlive an erasure; List finds a person's by id), "error"? {"code", "message"},
+// "suppressedIdentifiers"? (erasure: how many identifiers were suppressed)}. Records hold no personal data.
+//
+// Suppression (Options::suppress_erased_identifiers, on by default): an erasure keeps a keyed hash (HMAC-SHA-256
+// with a random key stored in the database) of each identifier the person held. Afterwards an event, identify or
+// profile write that would link one of them to a profile is refused with FailedPrecondition, so data arriving for
+// the erased person does not recreate them. Unsuppress lifts it for one identifier (the person came back).
+//
+// Thread-safety: all methods from any thread. Errors: InvalidArgument naming the field, NotFound.
+class Gdpr {
+ public:
+  virtual ~Gdpr() = default;
+
+  // Everything held about the person `profile_id` names (a merged id: its survivor), as one JSON document:
+  // {"requestId", "generatedAt", "profileId", "profile" (Profiles::Get), "identity" (Identity::Explain: identifiers,
+  // links with evidence, merge history), "events" (every event, by event time), "sessions" (Profiles::Sessions),
+  // "consent" (Consent::Get: state and history), "segments" ([{"id", "name"}] memberships now)}. The request is
+  // recorded (also when it fails). Errors: NotFound. Cost: reads every event of the person.
+  virtual Result<Json> Export(std::string_view profile_id) = 0;
+
+  // Erases the person (Profiles::Delete, physical before it returns), suppresses their identifiers (when
+  // configured) and records the request: returns its record. Errors: NotFound (recorded as a failed request).
+  virtual Result<Json> Erase(std::string_view profile_id) = 0;
+
+  // A request record. Errors: NotFound.
+  virtual Result<Json> GetRequest(std::string_view request_id) = 0;
+  // Request records, newest first: {"items", "nextCursor", "turnaround": {"completed", "p50Ms", "p90Ms", "maxMs"}
+  // over the completed requests the filter selects}. `filter`: {"type"?, "status"?, "profileId"? (a person's
+  // requests), "limit"? (1-1000, default 100), "cursor"?}. Errors: InvalidArgument naming the field. Cost: a scan of
+  // the request records.
+  virtual Result<Json> ListRequests(const Json& filter) = 0;
+
+  // Whether identifier {type, value} (normalized as identity resolution does) is suppressed; and lifting it.
+  // Unsuppress returns {"type", "value" (normalized), "unsuppressed": bool (false: it was not)}. Errors:
+  // InvalidArgument (unknown type, invalid or blocked value).
+  virtual Result<bool> IsSuppressed(std::string_view type, std::string_view value) = 0;
+  virtual Result<Json> Unsuppress(std::string_view type, std::string_view value) = 0;
 };
 
 }  // namespace cdp

@@ -1,6 +1,6 @@
 // Copyright 2026 The libcdp Authors.
 //
-// Consent (include/cdp/privacy.h): statements recorded on the profile document and in the history (Cf::kConsent),
+// Consent (include/cdp/privacy.h): statements recorded on the profile document and in the history (Cf::kPrivacy),
 // the history of every other consent change (NoteConsent, called by each write of a profile document), and the set
 // of profiles that deny tracking, which the event write path consults.
 
@@ -40,7 +40,7 @@ Status EngineImpl::LoadTrackingDenied() {
       auto doc = Json::Parse(profiles->value());
       if (!doc.ok()) return Status::DataLoss(fmt::format("stored profile {} is corrupt", profiles->key()));
       if (TrackingDenied(doc->Find("consent"))) {
-        batch.Put(storage::Cf::kConsent, storage::TrackingDeniedKey(profiles->key()), {});
+        batch.Put(storage::Cf::kPrivacy, storage::TrackingDeniedKey(profiles->key()), {});
       }
     }
     CDP_RETURN_IF_ERROR(profiles->status());
@@ -50,7 +50,7 @@ Status EngineImpl::LoadTrackingDenied() {
     CDP_RETURN_IF_ERROR(s);
   }
   std::string prefix(storage::kTrackingDeniedPrefix);
-  auto iter = store_->NewIterator(storage::Cf::kConsent, prefix, storage::PrefixSuccessor(prefix));
+  auto iter = store_->NewIterator(storage::Cf::kPrivacy, prefix, storage::PrefixSuccessor(prefix));
   for (iter->Seek(prefix); iter->Valid(); iter->Next()) {
     tracking_denied_.insert(std::string(iter->key().substr(prefix.size())));
   }
@@ -72,9 +72,9 @@ void EngineImpl::NoteTrackingMarker(storage::WriteBatch* batch, const std::strin
   const bool was_denied = TrackingDenied(before), denied = TrackingDenied(after);
   if (was_denied == denied) return;
   if (denied) {
-    batch->Put(storage::Cf::kConsent, storage::TrackingDeniedKey(id), {});
+    batch->Put(storage::Cf::kPrivacy, storage::TrackingDeniedKey(id), {});
   } else {
-    batch->Delete(storage::Cf::kConsent, storage::TrackingDeniedKey(id));
+    batch->Delete(storage::Cf::kPrivacy, storage::TrackingDeniedKey(id));
   }
   tracking->push_back({id, denied});
 }
@@ -89,7 +89,7 @@ void EngineImpl::NoteConsent(storage::WriteBatch* batch, const std::string& id, 
   record.recorded_us = NextConsentTime();
   if (record.at_us == 0) record.at_us = record.recorded_us;
   const std::string record_id = "cns_" + NewId();
-  batch->Put(storage::Cf::kConsent, storage::ConsentHistoryKey(id, record.recorded_us, record_id),
+  batch->Put(storage::Cf::kPrivacy, storage::ConsentHistoryKey(id, record.recorded_us, record_id),
              ConsentRecordToJson(record, record_id).Dump());
 }
 
@@ -100,7 +100,7 @@ int64_t EngineImpl::NextConsentTime() {
 
 Status EngineImpl::ReadConsentHistory(std::string_view profile_id, std::vector<std::pair<std::string, Json>>* out) {
   std::string prefix = storage::ConsentHistoryPrefix(profile_id);
-  auto iter = store_->NewIterator(storage::Cf::kConsent, prefix, storage::PrefixSuccessor(prefix));
+  auto iter = store_->NewIterator(storage::Cf::kPrivacy, prefix, storage::PrefixSuccessor(prefix));
   for (iter->Seek(prefix); iter->Valid(); iter->Next()) {
     auto record = Json::Parse(iter->value());
     if (!record.ok()) return Status::DataLoss(fmt::format("a consent record of profile {} is corrupt", profile_id));
@@ -126,9 +126,7 @@ Json ConsentDocument(std::string_view profile_id, const Json& consent, std::vect
 
 }  // namespace
 
-Result<Json> EngineImpl::ConsentOf(std::string_view profile_id) {
-  std::string id;
-  CDP_ASSIGN_OR_RETURN(Json stored, ReadLiveProfile(profile_id, &id));
+Result<std::vector<Json>> EngineImpl::PersonConsentHistory(const std::string& id, const Json& stored) {
   std::vector<std::pair<std::string, Json>> records;
   CDP_RETURN_IF_ERROR(ReadConsentHistory(id, &records));
   if (const Json* merged = stored.Find("mergedIds"); merged != nullptr) {
@@ -137,6 +135,14 @@ Result<Json> EngineImpl::ConsentOf(std::string_view profile_id) {
   }
   std::vector<Json> history;
   for (auto& [key, record] : records) history.push_back(std::move(record));
+  return history;
+}
+
+Result<Json> EngineImpl::ConsentOf(std::string_view profile_id) {
+  CDP_RETURN_IF_ERROR(ValidateId(profile_id, "profileId"));
+  std::string id;
+  CDP_ASSIGN_OR_RETURN(Json stored, ReadLiveProfile(profile_id, &id));
+  CDP_ASSIGN_OR_RETURN(std::vector<Json> history, PersonConsentHistory(id, stored));
   const Json* consent = stored.Find("consent");
   return ConsentDocument(id, consent != nullptr ? *consent : Json::Object(), std::move(history));
 }
@@ -159,17 +165,16 @@ Result<Json> EngineImpl::RecordConsent(const ConsentRequest& request) {
     CDP_RETURN_IF_ERROR(write_error_);
     std::unique_lock<std::shared_mutex> exclusive(commit_mu_);  // after every in-flight event batch
     CDP_ASSIGN_OR_RETURN(Json stored, ReadLiveProfile(named, &id));
-    std::vector<std::pair<std::string, Json>> records;
-    CDP_RETURN_IF_ERROR(ReadConsentHistory(id, &records));
-    std::vector<Json> history;
-    for (auto& [key, r] : records) history.push_back(std::move(r));
-    // A statement applies to the purposes it is the latest statement of; the others keep their later one.
+    CDP_ASSIGN_OR_RETURN(std::vector<Json> history, PersonConsentHistory(id, stored));  // merged ones' included
+    // A statement applies to the purposes it is the latest statement of; the others keep their later one. "ads"
+    // is not applied on its own: it follows its signals (the statement states them too).
     ConsentRecord record;
     record.profile_id = id;
     record.purposes = Json::Object();
     Json patch = Json::Object();
     for (const auto& [purpose, granted] : request.purposes.members()) {
       record.purposes.Set(purpose, granted);
+      if (purpose == "ads") continue;
       if (LatestStatementUs(history, purpose) > request.at_us) {
         superseded.Push(purpose);
         record.superseded.push_back(purpose);
@@ -182,9 +187,20 @@ Result<Json> EngineImpl::RecordConsent(const ConsentRequest& request) {
     if (const Json* c = stored.Find("consent"); c != nullptr) before = *c;
     Json consent = before;
     consent.Erase("updatedAt");
-    CDP_RETURN_IF_ERROR(ExpandConsentPatch(&patch));
+    for (std::string_view signal : {"ad_storage", "ad_user_data", "ad_personalization"}) {
+      if (patch.Find(signal) != nullptr) patch.Set("ads", Json());  // derived again from the signals
+    }
     ApplyMergePatch(&consent, patch);
     CDP_ASSIGN_OR_RETURN(consent, NormalizeConsentObject(consent));
+    if (const Json* ads = request.purposes.Find("ads"); ads != nullptr) {
+      const Json* now_ads = consent.Find("ads");
+      if (now_ads != nullptr && *now_ads == *ads) {
+        applied.Push("ads");
+      } else {  // a later statement of one of its signals decides it
+        superseded.Push("ads");
+        record.superseded.push_back("ads");
+      }
+    }
     Json changes = ConsentChanges(&before, &consent);
     // "ads" follows its signals: a change of it the statement did not name is recorded with it.
     if (const Json* ads = changes.Find("ads"); ads != nullptr && record.purposes.Find("ads") == nullptr) {
@@ -196,7 +212,12 @@ Result<Json> EngineImpl::RecordConsent(const ConsentRequest& request) {
       consent.Set("updatedAt", FormatTimestamp(now));
       stored.Set("consent", consent);
       stored.Set("updatedAt", FormatTimestamp(now));
-      batch.Put(storage::Cf::kProfiles, id, stored.Dump());
+      std::string text = stored.Dump();
+      if (text.size() > options_.max_profile_bytes) {
+        return Status::ResourceExhausted(fmt::format("profile of {} bytes would be over the limit of {} bytes",
+                                                     text.size(), options_.max_profile_bytes));
+      }
+      batch.Put(storage::Cf::kProfiles, id, text);
       NoteTrackingMarker(&batch, id, &before, &consent, &tracking);
     }
     // Every statement is history, also one that changes nothing.
@@ -205,7 +226,7 @@ Result<Json> EngineImpl::RecordConsent(const ConsentRequest& request) {
     record.at_us = request.at_us;
     record.recorded_us = NextConsentTime();
     record.via = "consent";
-    batch.Put(storage::Cf::kConsent, storage::ConsentHistoryKey(id, record.recorded_us, record_id),
+    batch.Put(storage::Cf::kPrivacy, storage::ConsentHistoryKey(id, record.recorded_us, record_id),
               ConsentRecordToJson(record, record_id).Dump());
     CDP_ASSIGN_OR_RETURN(sequence, store_->Write(&batch));
     ApplyTrackingChanges(tracking);

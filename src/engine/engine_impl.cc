@@ -46,6 +46,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(const Options& options, const std::
   CDP_RETURN_IF_ERROR(engine->RecoverTail());
   CDP_RETURN_IF_ERROR(engine->FinishPendingPurge());
   CDP_RETURN_IF_ERROR(engine->LoadTrackingDenied());
+  CDP_RETURN_IF_ERROR(engine->LoadPrivacy());
   CDP_RETURN_IF_ERROR(engine->StartSegments());
   return std::unique_ptr<Engine>(std::move(engine));
 }
@@ -96,6 +97,7 @@ EngineImpl::EngineImpl(const Options& options, std::unique_ptr<storage::Store> s
       segments_(this),
       audiences_(this, &segments_),
       consent_(this),
+      gdpr_(this),
       rules_(IdentityRules::Defaults()),
       tail_(store_.get()) {
   segments_.set_audiences(&audiences_);
@@ -266,6 +268,10 @@ class EngineImpl::IngestContext : public GraphView {
         return Status::OK();
       }
     }
+    if (Status s = engine_->CheckNotSuppressed(plan.resolution.attach); !s.ok()) {  // an erased person's
+      item->status = std::move(s);
+      return Status::OK();
+    }
     if (e.client_id && !plan.create_fixed && !plan.resolution.profile_id.empty()) {
       std::string key = storage::EventKey(plan.resolution.profile_id, e.time_us, e.id);  // batch_keys_ key
       // A retry carries the same id, time and identifiers, so it lands on the same key: a no-op, reported with
@@ -331,10 +337,15 @@ class EngineImpl::IngestContext : public GraphView {
 
   // Resolves the profile an identify names (creating or merging profiles as the rules say) and applies `patch`
   // (a merge patch of attributes, consent and writable computed scores) to it. See Identity::Identify.
-  Status Identify(ParsedEvent& e, const Json& patch, TrackResult* result) {
+  // `refused` receives why an identify is refused (an erased person's identifier); it then changes nothing.
+  Status Identify(ParsedEvent& e, const Json& patch, TrackResult* result, Status* refused) {
     result->event_id = e.id;
     EventPlan plan;
     CDP_RETURN_IF_ERROR(PlanEvent(e, &plan));
+    if (Status s = engine_->CheckNotSuppressed(plan.resolution.attach); !s.ok()) {
+      *refused = std::move(s);
+      return Status::OK();
+    }
     std::string profile_id;
     CDP_RETURN_IF_ERROR(ApplyPlan(e, std::move(plan), &profile_id, result, "identify"));
     result->profile_id = profile_id;
@@ -354,7 +365,7 @@ class EngineImpl::IngestContext : public GraphView {
         note = ConsentRecord();
         note.via = "identify";
         note.source = ProvenanceSource(e, "identify");
-        note.at_us = e.time_us;
+        note.at_us = std::min(e.time_us, received_us_);  // a future timestamp would outrank later statements
       }
       const size_t bytes = stored.Dump().size();
       if (bytes > engine_->options().max_profile_bytes) {
@@ -1165,13 +1176,14 @@ Result<Json> EngineImpl::Identify(const Json& request, const IdempotencyKey* key
   CDP_RETURN_IF_ERROR(ParseIdentify(request, now, &e[0], &patch[0]));
   if (key != nullptr && !key->key.empty()) e[0].remember = key;
   std::vector<TrackResult> result(1);
-  CDP_RETURN_IF_ERROR(CommitIdentifies(&e, patch, {Status::OK()}, &result, now));
+  std::vector<Status> status(1);
+  CDP_RETURN_IF_ERROR(CommitIdentifies(&e, patch, &status, &result, now));
+  CDP_RETURN_IF_ERROR(status[0]);  // refused (an erased person's identifier)
   return IdentifyResultJson(result[0], e[0].id);
 }
 
 Status EngineImpl::CommitIdentifies(std::vector<ParsedEvent>* events, const std::vector<Json>& patches,
-                                    const std::vector<Status>& statuses, std::vector<TrackResult>* results,
-                                    int64_t now) {
+                                    std::vector<Status>* statuses, std::vector<TrackResult>* results, int64_t now) {
   NormalizeBatch(*rules(), events);  // before the lock, as Ingest does
   uint64_t sequence = 0;
   {
@@ -1179,7 +1191,9 @@ Status EngineImpl::CommitIdentifies(std::vector<ParsedEvent>* events, const std:
     CDP_RETURN_IF_ERROR(write_error_);
     IngestContext ctx(this, now);
     for (size_t i = 0; i < events->size(); ++i) {
-      if (statuses[i].ok()) CDP_RETURN_IF_ERROR(ctx.Identify((*events)[i], patches[i], &(*results)[i]));
+      if ((*statuses)[i].ok()) {
+        CDP_RETURN_IF_ERROR(ctx.Identify((*events)[i], patches[i], &(*results)[i], &(*statuses)[i]));
+      }
     }
     ctx.Prepare();
     if (!ctx.empty()) {
@@ -1205,7 +1219,7 @@ Result<Json> EngineImpl::IdentifyBatch(const std::vector<Json>& requests) {
   std::vector<Status> statuses(requests.size());
   for (size_t i = 0; i < requests.size(); ++i) statuses[i] = ParseIdentify(requests[i], now, &parsed[i], &patches[i]);
   std::vector<TrackResult> results(requests.size());
-  CDP_RETURN_IF_ERROR(CommitIdentifies(&parsed, patches, statuses, &results, now));
+  CDP_RETURN_IF_ERROR(CommitIdentifies(&parsed, patches, &statuses, &results, now));
   Json items = Json::Array();
   int64_t accepted = 0;
   for (size_t i = 0; i < requests.size(); ++i) {
@@ -1591,6 +1605,11 @@ Result<Json> EngineImpl::WriteProfile(std::string_view requested_id, const Json&
     }
 
     std::vector<Identifier> old_ids = exists ? StoredIdentifiers(previous) : std::vector<Identifier>{};
+    std::vector<Identifier> new_ids;
+    for (const Identifier& ident : now_ids) {
+      if (std::find(old_ids.begin(), old_ids.end(), ident) == old_ids.end()) new_ids.push_back(ident);
+    }
+    CDP_RETURN_IF_ERROR(CheckNotSuppressed(new_ids));
     storage::WriteBatch batch(*store_);
     const std::string evidence = create ? "profiles.create" : "profiles.update";
     for (const Identifier& ident : now_ids) {
@@ -1658,7 +1677,7 @@ Result<Json> EngineImpl::WriteProfile(std::string_view requested_id, const Json&
   return Render(stored, id);
 }
 
-Status EngineImpl::DeleteProfile(std::string_view requested_id) {
+Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* request) {
   uint64_t sequence = 0;
   storage::WriteBatch batch(*store_);
   {
@@ -1684,9 +1703,17 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id) {
       if (s.ok()) ++events;
     }
     CDP_RETURN_IF_ERROR(iter->status());
+    // Identifiers; with suppression, a keyed hash of each stays (Gdpr), so data naming them is refused.
+    std::vector<std::string> suppress;
+    std::string erased_at;
+    storage::AppendBigEndian64(&erased_at, static_cast<uint64_t>(NowMicros()));
     for (const Identifier& ident : StoredIdentifiers(stored)) {
       batch.Delete(storage::Cf::kIdentities, IdentityKeyOf(ident));
       batch.Delete(storage::Cf::kIdentities, storage::HubKey(IdentityKeyOf(ident)));
+      if (options_.suppress_erased_identifiers) {
+        suppress.push_back(IdentifierHash(ident));
+        batch.Put(storage::Cf::kPrivacy, storage::SuppressedKey(suppress.back()), erased_at);
+      }
     }
     // The profiles merged into this one (their redirects), and every merge record naming any of them: the
     // records hold snapshots of the person's documents.
@@ -1738,8 +1765,8 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id) {
       CDP_RETURN_IF_ERROR(q->status());
       // The consent history, and the tracking marker.
       const std::string consent_prefix = storage::ConsentHistoryPrefix(pid);
-      batch.DeleteRange(storage::Cf::kConsent, consent_prefix, storage::PrefixSuccessor(consent_prefix));
-      batch.Delete(storage::Cf::kConsent, storage::TrackingDeniedKey(pid));
+      batch.DeleteRange(storage::Cf::kPrivacy, consent_prefix, storage::PrefixSuccessor(consent_prefix));
+      batch.Delete(storage::Cf::kPrivacy, storage::TrackingDeniedKey(pid));
       redirects_.erase(pid);
       sessions_.erase(pid);
     }
@@ -1750,8 +1777,19 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id) {
     if (merges > 0) store_->AddToCounter(&batch, "merges", -merges);
     if (merged_profiles > 0) store_->AddToCounter(&batch, "merged_profiles", -merged_profiles);
     batch.Put(storage::Cf::kMeta, kPurgePendingKey, "");  // until Purge is done (finished at open after a crash)
+    if (request != nullptr) {  // the request's record, "purging" until the purge is done (or finished at open)
+      request->record = Json::Object();
+      request->record.Set("id", request->id);
+      request->record.Set("type", "erasure");
+      request->record.Set("status", "purging");
+      request->record.Set("receivedAt", FormatTimestamp(request->received_us));
+      request->record.Set("subjectHash", SubjectHash(id));
+      request->record.Set("suppressedIdentifiers", static_cast<int64_t>(suppress.size()));
+      batch.Put(storage::Cf::kPrivacy, storage::RequestKey(request->id), request->record.Dump());
+    }
     CDP_ASSIGN_OR_RETURN(sequence, store_->Write(&batch));
     for (const std::string& pid : ids) tracking_denied_.erase(pid);
+    for (std::string& hash : suppress) suppressed_.insert(std::move(hash));
     ForgetProfile(id, stored);
     segments_.NotifyChanged(ids, "erasure");  // the person and the profiles merged into them leave the index
   }
@@ -1760,7 +1798,13 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id) {
   if (g_exit_before_purge_for_testing.load(std::memory_order_relaxed)) _exit(0);
   // Erasure is physical: no log, memtable or table file keeps the deleted values (or the tombstones' keys). Done
   // outside the lock (it compacts); writes go on meanwhile.
-  return PurgeErased(&batch);
+  CDP_RETURN_IF_ERROR(PurgeErased(&batch));
+  if (request == nullptr) return Status::OK();
+  request->record.Set("status", "completed");
+  const int64_t now = NowMicros();
+  request->record.Set("completedAt", FormatTimestamp(now));
+  request->record.Set("turnaroundMs", static_cast<double>(now - request->received_us) / 1000.0);
+  return WriteRequestRecord(request->record);
 }
 
 std::atomic<bool> g_exit_before_purge_for_testing{false};

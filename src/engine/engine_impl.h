@@ -160,6 +160,20 @@ class ConsentImpl final : public Consent {
   EngineImpl* engine_;
 };
 
+class GdprImpl final : public Gdpr {
+ public:
+  explicit GdprImpl(EngineImpl* engine) : engine_(engine) {}
+  Result<Json> Export(std::string_view profile_id) override;
+  Result<Json> Erase(std::string_view profile_id) override;
+  Result<Json> GetRequest(std::string_view request_id) override;
+  Result<Json> ListRequests(const Json& filter) override;
+  Result<bool> IsSuppressed(std::string_view type, std::string_view value) override;
+  Result<Json> Unsuppress(std::string_view type, std::string_view value) override;
+
+ private:
+  EngineImpl* engine_;
+};
+
 class EngineImpl final : public Engine {
  public:
   EngineImpl(const Options& options, std::unique_ptr<storage::Store> store);
@@ -171,6 +185,7 @@ class EngineImpl final : public Engine {
   Segments& segments() override { return segments_; }
   Audiences& audiences() override { return audiences_; }
   Consent& consent() override { return consent_; }
+  Gdpr& gdpr() override { return gdpr_; }
 
   // Runs `f` with writes paused: none in progress and none in flight (write_mu_, and commit_mu_ exclusively).
   // Not with write_mu_ held.
@@ -225,7 +240,14 @@ class EngineImpl final : public Engine {
   // and kReplace, and the merge patch of the writable fields for kPatch.
   enum class ProfileWrite { kCreate, kReplace, kPatch };
   Result<Json> WriteProfile(std::string_view id, const Json& input, ProfileWrite mode);
-  Status DeleteProfile(std::string_view id);
+  // An erasure recorded as a privacy request (Gdpr::Erase): its record is written with the erasure (status
+  // "purging") and completed once the erasure is physical.
+  struct ErasureRequest {
+    std::string id;
+    int64_t received_us = 0;
+    Json record;  // out: the request record as last written
+  };
+  Status DeleteProfile(std::string_view id, ErasureRequest* request = nullptr);
 
   // Identity (identity_impl.cc).
   std::shared_ptr<const IdentityRules> rules();
@@ -241,8 +263,9 @@ class EngineImpl final : public Engine {
   // Validates one identify request into the event-like input resolution takes, and its attribute patch.
   Status ParseIdentify(const Json& request, int64_t now, ParsedEvent* event, Json* patch);
   // Resolves and applies the identifies whose status is OK, in order, under one lock and one WriteBatch.
+  // An identify refused while applied (an erased person's identifier) gets its status in (*statuses)[i].
   Status CommitIdentifies(std::vector<ParsedEvent>* events, const std::vector<Json>& patches,
-                          const std::vector<Status>& statuses, std::vector<TrackResult>* results, int64_t now);
+                          std::vector<Status>* statuses, std::vector<TrackResult>* results, int64_t now);
   Result<Json> Unmerge(std::string_view profile_id, std::string_view merge_id);
 
   // Consent (consent_impl.cc).
@@ -251,6 +274,8 @@ class EngineImpl final : public Engine {
   // Appends the consent history records stored under a profile id to *out, each with its sort key (recording
   // time and id), oldest recorded first.
   Status ReadConsentHistory(std::string_view profile_id, std::vector<std::pair<std::string, Json>>* out);
+  // The consent history of live profile `id` (stored document `stored`) and of the profiles merged into it.
+  Result<std::vector<Json>> PersonConsentHistory(const std::string& id, const Json& stored);
   // A recording time for a consent record: now, and later than every earlier one (write_mu_ held).
   int64_t NextConsentTime();
   // A change of whether a profile's consent denies tracking, applied to tracking_denied_ once written.
@@ -270,6 +295,19 @@ class EngineImpl final : public Engine {
   void ApplyTrackingChanges(const std::vector<TrackingChange>& changes);
   // Reads the profiles whose consent denies tracking. Called once by Engine::Open.
   Status LoadTrackingDenied();
+  // Privacy requests and suppression (gdpr_impl.cc). Reads (or creates) the key of the privacy hashes, the
+  // suppressed identifier hashes, and completes erasure requests a crash left "purging". Called once by Open, after
+  // FinishPendingPurge.
+  Status LoadPrivacy();
+  // The keyed hash kept of an erased identifier (16 bytes), and of a request's subject (32 hex characters).
+  std::string IdentifierHash(const Identifier& id) const;
+  std::string SubjectHash(std::string_view profile_id) const;
+  // FailedPrecondition when one of `ids` belongs to an erased person (write_mu_ held).
+  Status CheckNotSuppressed(const std::vector<Identifier>& ids) const;
+  // Removes a suppressed identifier hash (Gdpr::Unsuppress). Takes write_mu_.
+  Status LiftSuppression(const std::string& hash);
+  // Writes a privacy request record (durably).
+  Status WriteRequestRecord(const Json& record);
   // Whether the live profile `id` denies tracking (write_mu_ held).
   bool TrackingDeniedFor(const std::string& id) const { return tracking_denied_.contains(id); }
 
@@ -298,6 +336,7 @@ class EngineImpl final : public Engine {
   SegmentsImpl segments_;
   AudiencesImpl audiences_;
   ConsentImpl consent_;
+  GdprImpl gdpr_;
 
   std::mutex write_mu_;
   // Held shared by event batches being written after write_mu_ was released; held exclusively (under write_mu_)
@@ -321,8 +360,11 @@ class EngineImpl final : public Engine {
   // events published by batches still in flight. An event later than it cannot be a retry of a stored one, so its
   // retry check skips the storage read. Read at open; raised by Publish; guarded by write_mu_.
   uint64_t newest_event_key_time_ = 0;
-  // Live profiles whose consent denies tracking (Cf::kConsent markers, read at open); guarded by write_mu_.
+  // Live profiles whose consent denies tracking (Cf::kPrivacy markers, read at open); guarded by write_mu_.
   absl::flat_hash_set<std::string> tracking_denied_;
+  // Keyed hashes of erased identifiers (IdentifierHash), read at open; guarded by write_mu_.
+  absl::flat_hash_set<std::string> suppressed_;
+  std::string privacy_key_;      // the HMAC key of the privacy hashes; set at open, then constant
   int64_t last_consent_us_ = 0;  // the latest recording time of a consent record; guarded by write_mu_
   EventTail tail_;               // written under write_mu_ (see event_tail.h); read by anyone
 };

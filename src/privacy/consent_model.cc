@@ -67,9 +67,6 @@ Result<Json> NormalizeConsentObject(const Json& in) {
     if (!value.is_bool()) return Status::InvalidArgument("expected a boolean (true: granted, false: denied)", field);
     out.Set(key == "analytics_storage" ? std::string("tracking") : key, value);
   }
-  if (out.size() > kMaxPurposes) {
-    return Status::InvalidArgument(fmt::format("more than {} purposes", kMaxPurposes), "consent");
-  }
   // "ads" and Consent Mode's advertising signals.
   bool any_signal = false, all_granted = true, any_denied = false;
   for (std::string_view s : kAdSignals) {
@@ -305,7 +302,9 @@ int64_t LatestStatementUs(const std::vector<Json>& history, std::string_view pur
   int64_t latest = 0;
   for (const Json& record : history) {
     const Json* purposes = record.Find("purposes");
-    if (purposes == nullptr || purposes->Find(purpose) == nullptr) continue;
+    if (purposes == nullptr || purposes->Find(purpose) == nullptr || Superseded(record, purpose)) continue;
+    const Json* via = record.Find("via");
+    if (via != nullptr && (via->as_string() == "merge" || via->as_string() == "unmerge")) continue;  // not stated
     latest = std::max(latest, RecordTime(record));
   }
   return latest;

@@ -12,7 +12,7 @@
 //   analytics_storage                               Consent Mode v2's name for tracking: accepted as input and
 //                                                  stored as "tracking"
 //   custom purposes                                 [a-z][a-z0-9_]{0,63}, any other name
-// at most kMaxPurposes in all.
+// at most kMaxPurposes per statement or write (a merge may hold more: the profile size limit bounds them).
 
 #ifndef CDP_PRIVACY_CONSENT_MODEL_H_
 #define CDP_PRIVACY_CONSENT_MODEL_H_
@@ -96,7 +96,8 @@ Json ConsentRecordToJson(const ConsentRecord& record, std::string_view id);
 // does (consent stored before histories were kept).
 Json ConsentState(const Json& consent, const std::vector<Json>& history);
 
-// The time of the latest statement of `purpose` in the history (records as ConsentRecordToJson); 0 when none.
+// The time of the latest statement of `purpose` in the history (records as ConsentRecordToJson): records of the
+// person's own (not merges' or unmerges', and not where the purpose was superseded); 0 when none.
 int64_t LatestStatementUs(const std::vector<Json>& history, std::string_view purpose);
 
 }  // namespace cdp::internal

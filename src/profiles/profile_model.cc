@@ -635,10 +635,19 @@ void MergeProfileDocuments(Json* survivor, const Json& other, std::string_view o
   KeepLast(conflicts, kMaxConflicts);
   if (conflicts->size() == 0) survivor->Erase("conflicts");
 
-  // Consent: denied by either is denied.
+  // Consent: denied by either is denied. Both sides in the normalized form first ("ads" stated alone, as
+  // documents written before Consent Mode's signals hold it, stands for its signals), "ads" derived after.
   Json* consent = Member(survivor, "consent", Json::Object());
   bool changed = false;
-  if (const Json* theirs = other.Find("consent"); theirs != nullptr) {
+  if (auto normalized = NormalizeConsentObject(*consent); normalized.ok()) {
+    const Json* at = consent->Find("updatedAt");
+    if (at != nullptr) normalized->Set("updatedAt", *at);
+    *consent = std::move(normalized).value();
+  }
+  if (const Json* stored_theirs = other.Find("consent"); stored_theirs != nullptr) {
+    auto normalized = NormalizeConsentObject(*stored_theirs);
+    const Json theirs_copy = normalized.ok() ? std::move(normalized).value() : *stored_theirs;
+    const Json* theirs = &theirs_copy;
     for (const auto& [channel, value] : theirs->members()) {
       if (channel == "updatedAt" || !value.is_bool()) continue;
       const Json* ours = consent->Find(channel);
@@ -649,7 +658,10 @@ void MergeProfileDocuments(Json* survivor, const Json& other, std::string_view o
       }
     }
   }
-  if (changed) consent->Set("updatedAt", FormatTimestamp(now_us));
+  if (changed) {
+    DeriveAds(consent);
+    consent->Set("updatedAt", FormatTimestamp(now_us));
+  }
 
   Json* merged_ids = Member(survivor, "mergedIds", Json::Array());
   merged_ids->Push(other_id);

@@ -160,7 +160,7 @@ inline std::string SegmentFeedKey(std::string_view id, int64_t time_us, uint64_t
   return k;
 }
 
-// Cf::kConsent: "h" profile id \0 be64(recorded µs) record id -> a consent history record (recording times are
+// Cf::kPrivacy: "h" profile id \0 be64(recorded µs) record id -> a consent history record (recording times are
 // strictly increasing, so a profile's records sort in the order they were recorded); "d" profile id -> "": the
 // profile's consent denies tracking (read at open into the engine's set of such profiles).
 inline std::string ConsentHistoryPrefix(std::string_view profile_id) {
@@ -176,6 +176,12 @@ inline std::string ConsentHistoryKey(std::string_view profile_id, int64_t record
 }
 inline constexpr std::string_view kTrackingDeniedPrefix = "d";
 inline std::string TrackingDeniedKey(std::string_view profile_id) { return "d" + std::string(profile_id); }
+// Cf::kPrivacy: "s" hash -> be64(erasure µs): an erased identifier (a keyed hash of its identity key, never the
+// value; engine/gdpr_impl.cc). "r" request id -> a privacy request record (JSON; ids are "gdpr_" ULIDs).
+inline constexpr std::string_view kSuppressedPrefix = "s";
+inline std::string SuppressedKey(std::string_view hash) { return "s" + std::string(hash); }
+inline constexpr std::string_view kRequestPrefix = "r";
+inline std::string RequestKey(std::string_view request_id) { return "r" + std::string(request_id); }
 
 // The smallest key greater than every key starting with `prefix` (for exclusive upper bounds).
 inline std::string PrefixSuccessor(std::string prefix) {

@@ -36,7 +36,7 @@ const char* const kCfNames[] = {rocksdb::kDefaultColumnFamilyName.c_str(),
                                 "merges",
                                 "index_log",
                                 "keys",
-                                "consent"};
+                                "privacy"};
 static_assert(sizeof(kCfNames) / sizeof(kCfNames[0]) == static_cast<size_t>(Cf::kCount));
 
 constexpr char kFormatVersionKey[] = "format_version";

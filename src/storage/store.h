@@ -41,7 +41,8 @@ enum class Cf : int {
   kMerges,        // "r" merge id -> merge record (JSON); "p" profile id \0 merge id -> empty (history index)
   kIndexLog,      // be64(record) -> kEvents keys a write added that are not yet in kEvents (see engine/event_tail.h)
   kKeys,     // idempotency key -> be64(expiry, µs) value (Events::RememberKey); expired ones dropped by compaction
-  kConsent,  // "h" profile id \0 record id -> consent history record (JSON); "d" profile id -> "" (tracking denied)
+  kPrivacy,  // "h": consent history; "d": tracking-denied markers; "s": suppressed identifier hashes; "r": privacy
+             // requests (keys.h)
   kCount,
 };
 

@@ -130,7 +130,11 @@ TEST_F(ProfilesTest, DeleteRemovesProfileEventsAndIdentifiers) {
   Json stats = Unwrap(engine_->Stats());
   EXPECT_EQ(stats.Find("profiles")->as_int(), 0);
   EXPECT_EQ(stats.Find("events")->as_int(), 0);
-  // The identifiers are free again: a new event by that email creates a new profile.
+  // The identifiers are suppressed (Options::suppress_erased_identifiers): data naming them is refused. Once
+  // lifted, a new event by that email creates a new profile.
+  EXPECT_EQ(events().Track(J(R"({"type":"page_view","email":"x@example.com"})")).status().code(),
+            StatusCode::kFailedPrecondition);
+  Unwrap(engine_->gdpr().Unsuppress("email", "x@example.com"));
   TrackResult t = Unwrap(events().Track(J(R"({"type":"page_view","email":"x@example.com"})")));
   EXPECT_TRUE(t.profile_created);
   EXPECT_NE(t.profile_id, id);

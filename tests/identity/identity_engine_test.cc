@@ -221,7 +221,10 @@ TEST_F(IdentityEngineTest, ErasingASurvivorErasesWhatWasMergedIntoIt) {
   EXPECT_EQ(Unwrap(engine_->Stats()).Find("profiles")->as_int(), 0);
   EXPECT_EQ(Unwrap(engine_->Stats()).Find("events")->as_int(), 0);
   EXPECT_EQ(Unwrap(identity().Stats()).Find("merges")->as_int(), 0);
-  // The identifiers are free again.
+  // The identifiers, the merged profile's included, are suppressed; lifted, they are free again.
+  EXPECT_TRUE(Unwrap(engine_->gdpr().IsSuppressed("anonymousId", "v-1")));
+  EXPECT_TRUE(Unwrap(engine_->gdpr().IsSuppressed("email", "s@x.com")));
+  Unwrap(engine_->gdpr().Unsuppress("anonymousId", "v-1"));
   EXPECT_TRUE(Track(R"({"type":"page_view","anonymousId":"v-1"})").profile_created);
 }
 

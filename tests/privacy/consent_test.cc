@@ -173,6 +173,51 @@ TEST_F(ConsentTest, AnOlderStatementDoesNotOverrideALaterOne) {
   EXPECT_EQ(last.FindPath("purposes.email")->as_bool(), false);
 }
 
+TEST_F(ConsentTest, AnOlderAdsStatementLeavesANewerSignalAlone) {
+  const std::string id = NewProfile("signals@example.com");
+  Record(R"({"profileId": ")" + id + R"(", "consentMode": {"ad_storage": "granted"},
+      "timestamp": "2026-11-02T00:00:00Z"})");
+  Json late = Record(R"({"profileId": ")" + id + R"(", "purposes": {"ads": "denied"},
+      "timestamp": "2026-11-01T00:00:00Z"})");
+  Json c = ConsentOf(id);
+  EXPECT_EQ(c.Find("ad_storage")->as_bool(), true);  // the newer statement holds
+  EXPECT_EQ(c.Find("ad_user_data")->as_bool(), false);
+  EXPECT_EQ(c.Find("ads")->as_bool(), false);  // one signal denied
+  EXPECT_EQ(*late.Find("superseded"), J(R"(["ad_storage"])"));
+  EXPECT_EQ(late.FindPath("purposes.ad_storage.at")->as_string(), "2026-11-02T00:00:00.000Z");
+}
+
+TEST_F(ConsentTest, AFutureDatedIdentifyDoesNotOutrankLaterStatements) {
+  const std::string id = NewProfile("future@example.com");
+  Unwrap(engine_->identity().Identify(J(R"({"identifiers": {"email": "future@example.com"},
+      "consent": {"tracking": true}, "timestamp": "2099-01-01T00:00:00Z"})")));
+  Json denied = Record(R"({"profileId": ")" + id + R"(", "purposes": {"tracking": "denied"}})");
+  EXPECT_EQ(*denied.Find("applied"), J(R"(["tracking"])"));
+  EXPECT_EQ(ConsentOf(id).Find("tracking")->as_bool(), false);
+}
+
+TEST_F(ConsentTest, MergingAnOlderAdsOnlyDocumentStaysValid) {
+  const std::string a = NewProfile("old-ads@example.com");
+  const std::string b = NewProfile("new-ads@example.com");
+  Record(R"({"profileId": ")" + b + R"(", "purposes": {"ads": "granted"}})");
+  // A document as written before the advertising signals existed: "ads" alone.
+  storage::Store& store = static_cast<internal::EngineImpl&>(*engine_).store();
+  std::string text;
+  ASSERT_TRUE(store.Get(storage::Cf::kProfiles, a, &text).ok());
+  Json doc = J(text);
+  doc.Set("consent", J(R"({"ads": false, "updatedAt": "2025-01-01T00:00:00.000Z"})"));
+  storage::WriteBatch batch(store);
+  batch.Put(storage::Cf::kProfiles, a, doc.Dump());
+  ASSERT_TRUE(store.Write(&batch).ok());
+  Unwrap(engine_->identity().Merge({b, a}, "same person"));
+  Json c = ConsentOf(b);
+  EXPECT_EQ(c.Find("ads")->as_bool(), false);  // the denial holds, in every signal
+  EXPECT_EQ(c.Find("ad_storage")->as_bool(), false);
+  // And the document can be written back as read.
+  Unwrap(profiles().Patch(b, J(R"({"attributes": {"city": "Oslo"}})")));
+  Unwrap(profiles().Replace(b, Unwrap(profiles().Get(b))));
+}
+
 TEST_F(ConsentTest, TrackingDeniedRefusesNewEventsAndStoresNothingOfThem) {
   const std::string id = NewProfile("private@example.com");
   const std::string other = NewProfile("open@example.com");
@@ -190,11 +235,19 @@ TEST_F(ConsentTest, TrackingDeniedRefusesNewEventsAndStoresNothingOfThem) {
                 .status()
                 .code(),
             StatusCode::kFailedPrecondition);
-  // An event that would merge the person with another profile: refused, no merge, no new identifier.
-  auto merging = events().Track(
-      J(R"({"type": "page_view", "email": "private@example.com", "customerId": "c-1", "deviceId": "dev-9"})"));
+  // An event that would merge the person with another profile (open@ holds c-1): refused, no merge.
+  Unwrap(profiles().Patch(other, J(R"({"externalIds": {"customerId": "c-1"}})")));
+  auto merging = events().Track(J(R"({"type": "page_view", "email": "private@example.com", "customerId": "c-1"})"));
   EXPECT_EQ(merging.status().code(), StatusCode::kFailedPrecondition);
-  EXPECT_EQ(Unwrap(profiles().Get(id)).Find("externalIds")->Find("customerId"), nullptr);
+  EXPECT_EQ(Unwrap(profiles().Get(id)).Find("mergedIds")->size(), 0u);
+  EXPECT_EQ(Unwrap(profiles().Get(other)).Find("mergedIds")->size(), 0u);
+  // ... nor by identifiers new to it.
+  EXPECT_EQ(events()
+                .Track(J(R"({"type": "page_view", "email": "private@example.com", "deviceId": "dev-9"})"))
+                .status()
+                .code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Unwrap(profiles().Get(id)).Find("externalIds")->Find("deviceIds"), nullptr);
   // In a batch: per item; the others are stored.
   BatchResult batch = Unwrap(events().TrackBatch({J(R"({"type": "page_view", "profileId": ")" + id + R"("})"),
                                                   J(R"({"type": "page_view", "profileId": ")" + other + R"("})"),
@@ -276,7 +329,7 @@ TEST_F(ConsentTest, ADatabaseWrittenBeforeTrackingMarkersGetsThemAtOpen) {
   // As a database of an earlier version: the profile denies tracking, no marker says so.
   storage::Store& store = static_cast<internal::EngineImpl&>(*engine_).store();
   storage::WriteBatch batch(store);
-  batch.Delete(storage::Cf::kConsent, storage::TrackingDeniedKey(id));
+  batch.Delete(storage::Cf::kPrivacy, storage::TrackingDeniedKey(id));
   batch.Delete(storage::Cf::kMeta, "consent_tracking_markers");
   ASSERT_TRUE(store.Write(&batch).ok());
   Reopen();

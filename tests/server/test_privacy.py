@@ -25,8 +25,8 @@ def server(tmp_path_factory):
     assert code == 0, srv.stderr()
 
 
-def call(server, method, path, body=None):
-    return server.request(method, path, body, key=API_KEY)
+def call(server, method, path, body=None, params=None):
+    return server.request(method, path, body, key=API_KEY, params=params)
 
 
 def new_profile(server):
@@ -112,4 +112,71 @@ def test_consent_routes_require_the_key(server, method, path):
     status, body, _ = server.request(method, path, {"profileId": "x", "purposes": {"email": True}}, key=None)
     assert status == 401, body
     status, body, _ = server.request(method, path, {"profileId": "x", "purposes": {"email": True}}, key="wrong")
+    assert status == 401, body
+
+
+def test_gdpr_export_delete_requests_and_suppression(server):
+    pid, email = new_profile(server)
+    status, body, _ = call(server, "POST", "/api/cdp/events",
+                           {"type": "purchase", "email": email, "properties": {"revenue": 7}})
+    assert status == 201, body
+    status, export, headers = call(server, "POST", f"/api/cdp/gdpr/export/{pid}")
+    assert status == 200, export
+    assert "attachment" in headers["Content-Disposition"]
+    assert export["profileId"] == pid and len(export["events"]) == 1
+    assert set(export) >= {"profile", "identity", "events", "sessions", "consent", "segments", "requestId"}
+
+    status, record, _ = call(server, "POST", f"/api/cdp/gdpr/delete/{pid}")
+    assert status == 200, record
+    assert record["status"] == "completed" and record["type"] == "erasure"
+    assert pid not in str(record)
+    status, again, _ = call(server, "GET", f"/api/cdp/gdpr/requests/{record['id']}")
+    assert status == 200 and again == record
+    status, body, _ = call(server, "GET", f"/api/cdp/profiles/{pid}")
+    assert status == 404, body
+    # Suppressed: the erased email does not come back.
+    status, body, _ = call(server, "POST", "/api/cdp/events", {"type": "page_view", "email": email})
+    assert status == 409, body
+    status, body, _ = call(server, "POST", "/api/cdp/gdpr/suppression/check", {"type": "email", "value": email})
+    assert status == 200 and body == {"suppressed": True}, body
+    status, body, _ = call(server, "GET", "/api/cdp/gdpr/requests", params={"profileId": pid})
+    assert status == 200, body
+    assert [r["type"] for r in body["items"]] == ["erasure", "access"]
+    assert body["turnaround"]["completed"] == 2 and body["turnaround"]["p50Ms"] >= 0
+    status, body, _ = call(server, "POST", "/api/cdp/gdpr/suppression/lift", {"type": "email", "value": email})
+    assert status == 200 and body["unsuppressed"] is True, body
+    status, body, _ = call(server, "POST", "/api/cdp/events", {"type": "page_view", "email": email})
+    assert status == 201, body
+
+
+def test_delete_profile_is_an_erasure_request(server):
+    pid, email = new_profile(server)
+    status, body, _ = call(server, "DELETE", f"/api/cdp/profiles/{pid}")
+    assert status == 200, body
+    assert body["deleted"] == pid and body["request"]["status"] == "completed"
+
+
+@pytest.mark.parametrize("method,path,body,code,field", [
+    ("POST", "/api/cdp/gdpr/export/nobody", None, 404, None),
+    ("POST", "/api/cdp/gdpr/delete/nobody", None, 404, None),
+    ("GET", "/api/cdp/gdpr/requests/gdpr_nothing", None, 404, None),
+    ("GET", "/api/cdp/gdpr/requests?type=wipe", None, 400, "type"),
+    ("GET", "/api/cdp/gdpr/requests?limit=0", None, 400, "limit"),
+    ("POST", "/api/cdp/gdpr/suppression/check", {"type": "email", "value": "not an email"}, 400, "value"),
+    ("POST", "/api/cdp/gdpr/suppression/check", {"type": "fax", "value": "1"}, 400, "type"),
+    ("POST", "/api/cdp/gdpr/suppression/lift", {"value": "x@example.com"}, 400, "type"),
+])
+def test_gdpr_errors(server, method, path, body, code, field):
+    status, resp, _ = call(server, method, path, body)
+    assert status == code, resp
+    if field is not None:
+        assert resp["error"]["field"] == field, resp
+
+
+@pytest.mark.parametrize("method,path", [
+    ("POST", "/api/cdp/gdpr/export/x"), ("POST", "/api/cdp/gdpr/delete/x"), ("GET", "/api/cdp/gdpr/requests"),
+    ("GET", "/api/cdp/gdpr/requests/x"), ("POST", "/api/cdp/gdpr/suppression/check"),
+])
+def test_gdpr_routes_require_the_key(server, method, path):
+    status, body, _ = server.request(method, path, None, key="wrong")
     assert status == 401, body

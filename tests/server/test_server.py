@@ -240,14 +240,18 @@ def test_profile_crud(server):
 
     status, body, _ = server.request("DELETE", f"/api/cdp/profiles/{pid}")
     assert status == 200
-    assert body == {"deleted": pid}
+    assert body["deleted"] == pid and body["request"]["type"] == "erasure"  # an erasure request (docs/privacy.md)
     for method, payload in (("GET", None), ("DELETE", None), ("PATCH", {"attributes": {"city": "x"}}),
                             ("PUT", {"attributes": {"city": "x"}})):
         status, body, _ = server.request(method, f"/api/cdp/profiles/{pid}", payload)
         assert status == 404, (method, body)
         assert_error(body, "not_found")
 
-    # The email is free again once the profile is gone.
+    # The erased email is suppressed; once that is lifted it is free again.
+    status, body, _ = server.request("POST", "/api/cdp/profiles", {"attributes": {"email": email}})
+    assert status == 409, body
+    status, body, _ = server.request("POST", "/api/cdp/gdpr/suppression/lift", {"type": "email", "value": email})
+    assert status == 200 and body["unsuppressed"] is True, body
     status, body, _ = server.request("POST", "/api/cdp/profiles", {"attributes": {"email": email}})
     assert status == 201, body
     assert body["id"] != pid

@@ -544,6 +544,46 @@ class Consent:
         return pandas.DataFrame(rows, columns=columns)
 
 
+class Gdpr:
+    """Data subjects' requests (``db.gdpr``): access export, erasure, request records, suppression of erased
+    identifiers. See docs/privacy.md."""
+
+    def __init__(self, engine: _Engine) -> None:
+        self._engine = engine
+
+    def export(self, profile_id: str) -> Document:
+        """Everything held about the person, as one document: ``{"requestId", "generatedAt", "profileId",
+        "profile", "identity", "events", "sessions", "consent", "segments"}``. The request is recorded.
+        Raises NotFound."""
+        return _convert.loads(self._engine.gdpr_export(profile_id))
+
+    def erase(self, profile_id: str) -> Document:
+        """Erases the person (physically, before it returns), suppresses their identifiers (unless the database was
+        opened with ``suppress_erased_identifiers=False``) and returns the request record. Raises NotFound."""
+        return _convert.loads(self._engine.gdpr_erase(profile_id))
+
+    def request(self, request_id: str) -> Document:
+        """A request record: ``{"id", "type", "status", "receivedAt", "completedAt", "turnaroundMs", ...}``."""
+        return _convert.loads(self._engine.gdpr_request(request_id))
+
+    def requests(self, *, type: Optional[str] = None, status: Optional[str] = None,  # noqa: A002
+                 profile_id: Optional[str] = None, limit: Optional[int] = None,
+                 cursor: Optional[str] = None) -> Document:
+        """Request records, newest first: ``{"items", "nextCursor", "turnaround": {"completed", "p50Ms", "p90Ms",
+        "maxMs"}}``; ``profile_id`` finds a person's requests (records hold only a keyed hash of it)."""
+        query = {k: v for k, v in (("type", type), ("status", status), ("profileId", profile_id), ("limit", limit),
+                                   ("cursor", cursor)) if v is not None}
+        return _convert.loads(self._engine.gdpr_requests(_convert.dumps(query, "filter")))
+
+    def is_suppressed(self, type: str, value: str) -> bool:  # noqa: A002
+        """Whether an identifier of an erased person is suppressed. Raises InvalidArgument for a bad value."""
+        return _convert.loads(self._engine.gdpr_suppression(type, value, False))
+
+    def unsuppress(self, type: str, value: str) -> Document:  # noqa: A002
+        """Lets an erased identifier be stored again: ``{"type", "value", "unsuppressed"}``."""
+        return _convert.loads(self._engine.gdpr_suppression(type, value, True))
+
+
 class Audiences:
     """Audiences: segments combined for activation (``db.audiences``). A definition is ``{"name", "description"?,
     "segments": {"operator": "AND" | "OR", "ids": [...]}, "exclude"?: [segment ids], "suppressionLists"?: [ids],
@@ -697,6 +737,7 @@ class Database:
         self.segments = Segments(engine)  # segmentation: rules over profiles and behaviour
         self.audiences = Audiences(engine)  # segments combined for activation
         self.consent = Consent(engine)  # consent per purpose, with its history
+        self.gdpr = Gdpr(engine)  # data subjects' requests: export, erasure, suppression
         self.segment = Segment(engine)  # Segment-spec ingestion
 
     @property
@@ -741,7 +782,8 @@ def open(path: PathLike, **options: Any) -> Database:  # noqa: A001 (mirrors the
 
     Keyword options are cdp::Options fields: create_if_missing, sync_writes, session_timeout_seconds,
     max_event_bytes, max_batch_bytes, max_profile_bytes, max_json_depth, max_batch_items, max_page_size,
-    block_cache_bytes, write_buffer_bytes, index_tail_events. Unknown options raise InvalidArgument.
+    block_cache_bytes, write_buffer_bytes, index_tail_events, rfm_refresh_seconds, suppress_erased_identifiers.
+    Unknown options raise InvalidArgument.
 
     Raises FailedPrecondition when the directory is already open (in this process or another), NotFound when it
     is missing and create_if_missing=False, DataLoss for an unknown format version.

@@ -286,6 +286,29 @@ class PyEngine {
   std::string ConsentGet(const std::string& id) {
     return RunJson([&](cdp::Engine& e) { return e.consent().Get(id); });
   }
+  // Data subjects' requests (Engine::gdpr()).
+  std::string GdprExport(const std::string& id) {
+    return RunJson([&](cdp::Engine& e) { return e.gdpr().Export(id); });
+  }
+  std::string GdprErase(const std::string& id) {
+    return RunJson([&](cdp::Engine& e) { return e.gdpr().Erase(id); });
+  }
+  std::string GdprRequest(const std::string& id) {
+    return RunJson([&](cdp::Engine& e) { return e.gdpr().GetRequest(id); });
+  }
+  std::string GdprRequests(const std::string& filter_json) {
+    return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+      CDP_ASSIGN_OR_RETURN(cdp::Json filter, Parse(filter_json));
+      return e.gdpr().ListRequests(filter);
+    });
+  }
+  std::string GdprSuppression(const std::string& type, const std::string& value, bool lift) {
+    return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+      if (lift) return e.gdpr().Unsuppress(type, value);
+      CDP_ASSIGN_OR_RETURN(bool suppressed, e.gdpr().IsSuppressed(type, value));
+      return cdp::Json(suppressed);
+    });
+  }
   // Segments (Engine::segments()).
   std::string SegmentsCreate(const std::string& text) {
     return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
@@ -506,6 +529,11 @@ void BindEngine(py::module_& m) {
       .def("identity_match_pending", &PyEngine::IdentityMatchPending)
       .def("consent_record", &PyEngine::ConsentRecord, py::arg("request_json"))
       .def("consent_get", &PyEngine::ConsentGet, py::arg("id"))
+      .def("gdpr_export", &PyEngine::GdprExport, py::arg("id"))
+      .def("gdpr_erase", &PyEngine::GdprErase, py::arg("id"))
+      .def("gdpr_request", &PyEngine::GdprRequest, py::arg("id"))
+      .def("gdpr_requests", &PyEngine::GdprRequests, py::arg("filter_json"))
+      .def("gdpr_suppression", &PyEngine::GdprSuppression, py::arg("type"), py::arg("value"), py::arg("lift"))
       .def("segments_create", &PyEngine::SegmentsCreate, py::arg("definition"))
       .def("segments_get", &PyEngine::SegmentsGet, py::arg("id"))
       .def("segments_list", &PyEngine::SegmentsList)

@@ -73,6 +73,8 @@ cdp::Result<cdp::Options> OptionsFromJson(const cdp::Json& json) {
       s = SetInt(key, v, &o.index_tail_events);
     else if (key == "rfm_refresh_seconds")
       s = SetInt(key, v, &o.rfm_refresh_seconds);
+    else if (key == "suppress_erased_identifiers")
+      s = SetBool(key, v, &o.suppress_erased_identifiers);
     else
       s = cdp::Status::InvalidArgument("unknown option " + key, key);
     if (!s.ok()) return s;
@@ -95,6 +97,7 @@ cdp::Json OptionsToJson(const cdp::Options& o) {
   j.Set("write_buffer_bytes", static_cast<uint64_t>(o.write_buffer_bytes));
   j.Set("index_tail_events", static_cast<uint64_t>(o.index_tail_events));
   j.Set("rfm_refresh_seconds", o.rfm_refresh_seconds);
+  j.Set("suppress_erased_identifiers", o.suppress_erased_identifiers);
   return j;
 }
 

@@ -75,3 +75,34 @@ def test_errors_name_the_field(db):
         db.consent.get("nobody")
     with pytest.raises(TypeError):
         db.consent.record(pid, purposes={"email": True}, timestamp=True)
+
+
+def test_gdpr_export_erase_requests_and_suppression(db):
+    pid = new_profile(db, "gdpr@example.com")
+    db.events.track({"type": "purchase", "email": "gdpr@example.com", "properties": {"revenue": 12}})
+    db.consent.record(pid, purposes={"email": "granted"})
+    export = db.gdpr.export(pid)
+    assert export["profileId"] == pid
+    assert len(export["events"]) == 1 and export["events"][0]["properties"]["revenue"] == 12
+    assert export["consent"]["purposes"]["email"]["granted"] is True
+    assert db.gdpr.request(export["requestId"])["type"] == "access"
+
+    record = db.gdpr.erase(pid)
+    assert record["status"] == "completed" and record["suppressedIdentifiers"] == 1
+    with pytest.raises(cdp.NotFound):
+        db.profiles.get(pid)
+    assert db.gdpr.is_suppressed("email", "GDPR@example.com")
+    with pytest.raises(cdp.FailedPrecondition, match="erased"):
+        db.events.track({"type": "page_view", "email": "gdpr@example.com"})
+    listed = db.gdpr.requests(profile_id=pid)
+    assert [r["type"] for r in listed["items"]] == ["erasure", "access"]
+    assert listed["turnaround"]["completed"] == 2
+    assert db.gdpr.unsuppress("email", "gdpr@example.com")["unsuppressed"] is True
+    assert db.events.track({"type": "page_view", "email": "gdpr@example.com"})["profileCreated"] is True
+
+
+def test_suppression_can_be_turned_off(tmp_path):
+    with cdp.open(tmp_path / "db", suppress_erased_identifiers=False) as db:
+        pid = new_profile(db, "back@example.com")
+        db.gdpr.erase(pid)
+        assert db.events.track({"type": "page_view", "email": "back@example.com"})["profileCreated"] is True

@@ -1,0 +1,326 @@
+// Copyright 2026 The libcdp Authors.
+//
+// Data subjects' requests (include/cdp/privacy.h, Gdpr): the access export, erasure recorded as a request, the
+// request records (Cf::kPrivacy "r"), and the suppression of erased identifiers (keyed hashes, "s"), which the
+// write path checks before it links an identifier.
+
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/ids.h"
+#include "engine/engine_impl.h"
+#include "fmt/format.h"
+#include "storage/keys.h"
+
+namespace cdp::internal {
+
+namespace {
+
+// kMeta: the HMAC key of the privacy hashes (32 random bytes), created at the first open.
+constexpr std::string_view kPrivacyKeyKey = "privacy_hash_key";
+constexpr size_t kPrivacyKeyBytes = 32;
+
+std::string Hmac(const std::string& key, std::string_view message) {
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(message.data()),
+       message.size(), out, &len);
+  return std::string(reinterpret_cast<const char*>(out), len);
+}
+
+Json NewRequestRecord(std::string_view id, std::string_view type, int64_t received_us) {
+  Json r = Json::Object();
+  r.Set("id", id);
+  r.Set("type", type);
+  r.Set("receivedAt", FormatTimestamp(received_us));
+  return r;
+}
+
+// Marks a record finished now: status, completedAt, turnaroundMs (from receivedAt).
+void Finish(Json* record, std::string_view status, int64_t received_us, const Status& error = Status::OK()) {
+  const int64_t now = NowMicros();
+  record->Set("status", status);
+  record->Set("completedAt", FormatTimestamp(now));
+  record->Set("turnaroundMs", static_cast<double>(now - received_us) / 1000.0);
+  if (!error.ok()) {
+    record->Set("error", Json::Object().Set("code", StatusCodeName(error.code())).Set("message", error.message()));
+  }
+}
+
+}  // namespace
+
+// ---- Keys, hashes, suppression
+// ---------------------------------------------------------------------------------------
+
+Status EngineImpl::LoadPrivacy() {
+  Status s = store_->Get(storage::Cf::kMeta, kPrivacyKeyKey, &privacy_key_);
+  if (s.IsNotFound()) {
+    privacy_key_.resize(kPrivacyKeyBytes);
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(privacy_key_.data()), kPrivacyKeyBytes) != 1) {
+      return Status::Internal("cannot draw a random key (OpenSSL RAND_bytes failed)");
+    }
+    storage::WriteBatch batch(*store_);
+    batch.Put(storage::Cf::kMeta, kPrivacyKeyKey, privacy_key_);
+    CDP_RETURN_IF_ERROR(store_->Write(&batch).status());
+  } else {
+    CDP_RETURN_IF_ERROR(s);
+    if (privacy_key_.size() != kPrivacyKeyBytes) return Status::DataLoss("the stored privacy hash key is corrupt");
+  }
+  std::string prefix(storage::kSuppressedPrefix);
+  auto iter = store_->NewIterator(storage::Cf::kPrivacy, prefix, storage::PrefixSuccessor(prefix));
+  for (iter->Seek(prefix); iter->Valid(); iter->Next()) {
+    suppressed_.insert(std::string(iter->key().substr(prefix.size())));
+  }
+  CDP_RETURN_IF_ERROR(iter->status());
+  // Erasures a crash interrupted after their write: FinishPendingPurge made them physical.
+  prefix = std::string(storage::kRequestPrefix);
+  auto requests = store_->NewIterator(storage::Cf::kPrivacy, prefix, storage::PrefixSuccessor(prefix));
+  storage::WriteBatch finished(*store_);
+  for (requests->Seek(prefix); requests->Valid(); requests->Next()) {
+    auto record = Json::Parse(requests->value());
+    if (!record.ok()) return Status::DataLoss("a privacy request record is corrupt");
+    const Json* status = record->Find("status");
+    if (status == nullptr || status->as_string() != "purging") continue;
+    auto received = ParseTimestamp(*record->Find("receivedAt"));
+    Finish(&*record, "completed", received.ok() ? *received : NowMicros());
+    finished.Put(storage::Cf::kPrivacy, requests->key(), record->Dump());
+  }
+  CDP_RETURN_IF_ERROR(requests->status());
+  if (finished.Count() > 0) CDP_RETURN_IF_ERROR(store_->Write(&finished).status());
+  return Status::OK();
+}
+
+std::string EngineImpl::IdentifierHash(const Identifier& id) const {
+  return Hmac(privacy_key_, "identifier\n" + storage::IdentityKey(id.type, id.value)).substr(0, 16);
+}
+
+std::string EngineImpl::SubjectHash(std::string_view profile_id) const {
+  const std::string mac = Hmac(privacy_key_, "subject\n" + std::string(profile_id));
+  std::string hex;
+  for (size_t i = 0; i < 16; ++i) hex += fmt::format("{:02x}", static_cast<unsigned char>(mac[i]));
+  return hex;
+}
+
+Status EngineImpl::CheckNotSuppressed(const std::vector<Identifier>& ids) const {
+  if (suppressed_.empty()) return Status::OK();
+  for (const Identifier& id : ids) {
+    if (suppressed_.contains(IdentifierHash(id))) {
+      return Status::FailedPrecondition(fmt::format(
+          "this {} belongs to an erased person: it is suppressed and not stored again (Gdpr::Unsuppress lifts it)",
+          id.type));
+    }
+  }
+  return Status::OK();
+}
+
+Status EngineImpl::LiftSuppression(const std::string& hash) {
+  uint64_t sequence = 0;
+  {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    CDP_RETURN_IF_ERROR(write_error_);
+    storage::WriteBatch batch(*store_);
+    batch.Delete(storage::Cf::kPrivacy, storage::SuppressedKey(hash));
+    CDP_ASSIGN_OR_RETURN(sequence, store_->Write(&batch));
+    suppressed_.erase(hash);
+  }
+  return store_->SyncUpTo(sequence);
+}
+
+Status EngineImpl::WriteRequestRecord(const Json& record) {
+  storage::WriteBatch batch(*store_);
+  batch.Put(storage::Cf::kPrivacy, storage::RequestKey(record.Find("id")->as_string()), record.Dump());
+  CDP_ASSIGN_OR_RETURN(uint64_t sequence, store_->Write(&batch));
+  return store_->SyncUpTo(sequence);
+}
+
+// ---- Gdpr -----------------------------------------------------------------------------------------------------------
+
+Result<Json> GdprImpl::Export(std::string_view profile_id) {
+  const int64_t received = NowMicros();
+  const std::string request_id = "gdpr_" + NewMonotonicId();
+  Json record = NewRequestRecord(request_id, "access", received);
+  auto build = [&]() -> Result<Json> {
+    CDP_RETURN_IF_ERROR(ValidateId(profile_id, "profileId"));
+    std::string id;
+    CDP_RETURN_IF_ERROR(engine_->ReadLiveProfile(profile_id, &id).status());
+    record.Set("subjectHash", engine_->SubjectHash(id));
+    Json out = Json::Object();
+    out.Set("requestId", request_id);
+    out.Set("generatedAt", FormatTimestamp(NowMicros()));
+    out.Set("profileId", id);
+    CDP_ASSIGN_OR_RETURN(Json profile, engine_->profiles().Get(id));
+    CDP_ASSIGN_OR_RETURN(Json identity, engine_->identity().Explain(id));
+    Json events = Json::Array();
+    EventQuery query;
+    query.limit = engine_->options().max_page_size;
+    do {
+      CDP_ASSIGN_OR_RETURN(Page page, engine_->profiles().Timeline(id, query));
+      for (Json& e : page.items) events.Push(std::move(e));
+      query.cursor = std::move(page.next_cursor);
+    } while (!query.cursor.empty());
+    CDP_ASSIGN_OR_RETURN(std::vector<Json> sessions, engine_->profiles().Sessions(id));
+    Json session_list = Json::Array();
+    for (Json& s : sessions) session_list.Push(std::move(s));
+    CDP_ASSIGN_OR_RETURN(Json consent, engine_->consent().Get(id));
+    Json segments = Json::Array();
+    if (const Json* member_of = profile.Find("segments"); member_of != nullptr) {
+      for (const Json& seg : member_of->items()) {
+        auto definition = engine_->segments().Get(seg.as_string());
+        Json entry = Json::Object().Set("id", seg);
+        if (definition.ok()) entry.Set("name", *definition->Find("name"));
+        segments.Push(std::move(entry));
+      }
+    }
+    out.Set("profile", std::move(profile));
+    out.Set("identity", std::move(identity));
+    out.Set("events", std::move(events));
+    out.Set("sessions", std::move(session_list));
+    out.Set("consent", std::move(consent));
+    out.Set("segments", std::move(segments));
+    return out;
+  };
+  Result<Json> out = build();
+  Finish(&record, out.ok() ? "completed" : "failed", received, out.status());
+  CDP_RETURN_IF_ERROR(engine_->WriteRequestRecord(record));
+  return out;
+}
+
+Result<Json> GdprImpl::Erase(std::string_view profile_id) {
+  EngineImpl::ErasureRequest request;
+  request.id = "gdpr_" + NewMonotonicId();
+  request.received_us = NowMicros();
+  Status s = ValidateId(profile_id, "profileId");
+  if (s.ok()) s = engine_->DeleteProfile(profile_id, &request);
+  if (!s.ok() && request.record.is_null()) {  // nothing was erased: a failed request
+    Json record = NewRequestRecord(request.id, "erasure", request.received_us);
+    Finish(&record, "failed", request.received_us, s);
+    CDP_RETURN_IF_ERROR(engine_->WriteRequestRecord(record));
+  }
+  CDP_RETURN_IF_ERROR(s);
+  return request.record;
+}
+
+Result<Json> GdprImpl::GetRequest(std::string_view request_id) {
+  std::string value;
+  Status s = engine_->store().Get(storage::Cf::kPrivacy, storage::RequestKey(request_id), &value);
+  if (s.IsNotFound()) return Status::NotFound(fmt::format("privacy request {} does not exist", request_id));
+  CDP_RETURN_IF_ERROR(s);
+  auto record = Json::Parse(value);
+  if (!record.ok()) return Status::DataLoss("a privacy request record is corrupt");
+  return record;
+}
+
+Result<Json> GdprImpl::ListRequests(const Json& filter) {
+  if (!filter.is_null() && !filter.is_object()) return Status::InvalidArgument("expected an object of filters");
+  std::string type, status, subject, cursor;
+  int64_t limit = 100;
+  if (filter.is_object()) {
+    for (const auto& [key, value] : filter.members()) {
+      if (value.is_null()) continue;
+      if (key == "limit") {
+        if (!value.is_int() || value.as_int() < 1 || value.as_int() > 1000) {
+          return Status::InvalidArgument("expected an integer from 1 to 1000", key);
+        }
+        limit = value.as_int();
+        continue;
+      }
+      if (!value.is_string() || value.as_string().size() > 128) {
+        return Status::InvalidArgument("expected a string of at most 128 bytes", key);
+      }
+      const std::string& v = value.as_string();
+      if (key == "type") {
+        if (v != "access" && v != "erasure") return Status::InvalidArgument("expected access or erasure", key);
+        type = v;
+      } else if (key == "status") {
+        if (v != "completed" && v != "failed" && v != "purging") {
+          return Status::InvalidArgument("expected completed, failed or purging", key);
+        }
+        status = v;
+      } else if (key == "profileId") {
+        subject = engine_->SubjectHash(v);
+      } else if (key == "cursor") {
+        cursor = v;
+      } else {
+        return Status::InvalidArgument("unknown filter (expected type, status, profileId, limit, cursor)", key);
+      }
+    }
+  }
+  // Newest first: from the last record (ids are time-ordered) back, or from before the cursor.
+  std::string prefix(storage::kRequestPrefix);
+  auto iter = engine_->store().NewIterator(storage::Cf::kPrivacy, prefix, storage::PrefixSuccessor(prefix));
+  Json items = Json::Array();
+  std::string next;
+  std::vector<double> turnaround;
+  for (iter->SeekToLast(); iter->Valid(); iter->Prev()) {
+    auto record = Json::Parse(iter->value());
+    if (!record.ok()) return Status::DataLoss("a privacy request record is corrupt");
+    auto field = [&](const char* name) {
+      const Json* v = record->Find(name);
+      return v != nullptr && v->is_string() ? v->as_string() : std::string();
+    };
+    if ((!type.empty() && field("type") != type) || (!status.empty() && field("status") != status) ||
+        (!subject.empty() && field("subjectHash") != subject)) {
+      continue;
+    }
+    if (field("status") == "completed") turnaround.push_back(record->Find("turnaroundMs")->as_number());
+    const std::string id = field("id");
+    if (!cursor.empty() && id >= cursor) continue;
+    if (static_cast<int64_t>(items.size()) < limit) {
+      items.Push(std::move(record).value());
+    } else if (next.empty()) {
+      next = items.items().back().Find("id")->as_string();
+    }
+  }
+  CDP_RETURN_IF_ERROR(iter->status());
+  std::sort(turnaround.begin(), turnaround.end());
+  auto pct = [&](double p) {
+    if (turnaround.empty()) return Json();
+    return Json(turnaround[std::min(turnaround.size() - 1, static_cast<size_t>(p * (turnaround.size() - 1) + 0.5))]);
+  };
+  Json stats = Json::Object();
+  stats.Set("completed", static_cast<int64_t>(turnaround.size()));
+  stats.Set("p50Ms", pct(0.5));
+  stats.Set("p90Ms", pct(0.9));
+  stats.Set("maxMs", turnaround.empty() ? Json() : Json(turnaround.back()));
+  Json out = Json::Object();
+  out.Set("items", std::move(items));
+  out.Set("nextCursor", next);
+  out.Set("turnaround", std::move(stats));
+  return out;
+}
+
+namespace {
+
+Result<Identifier> NormalizeOne(const IdentityRules& rules, std::string_view type, std::string_view value) {
+  Identifier id;
+  IgnoredIdentifier ignored;
+  if (!rules.Normalize(type, value, &id, &ignored)) {
+    return Status::InvalidArgument(fmt::format("not an identifier: {}", ignored.reason),
+                                   rules.Rule(type) == nullptr ? "type" : "value");
+  }
+  return id;
+}
+
+}  // namespace
+
+Result<bool> GdprImpl::IsSuppressed(std::string_view type, std::string_view value) {
+  CDP_ASSIGN_OR_RETURN(Identifier id, NormalizeOne(*engine_->rules(), type, value));
+  const std::string hash = engine_->IdentifierHash(id);
+  std::string stored;
+  Status s = engine_->store().Get(storage::Cf::kPrivacy, storage::SuppressedKey(hash), &stored);
+  if (s.IsNotFound()) return false;
+  CDP_RETURN_IF_ERROR(s);
+  return true;
+}
+
+Result<Json> GdprImpl::Unsuppress(std::string_view type, std::string_view value) {
+  CDP_ASSIGN_OR_RETURN(Identifier id, NormalizeOne(*engine_->rules(), type, value));
+  CDP_ASSIGN_OR_RETURN(bool was, IsSuppressed(type, value));
+  if (was) CDP_RETURN_IF_ERROR(engine_->LiftSuppression(engine_->IdentifierHash(id)));
+  return Json::Object().Set("type", id.type).Set("value", id.value).Set("unsuppressed", was);
+}
+
+}  // namespace cdp::internal

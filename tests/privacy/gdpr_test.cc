@@ -1,0 +1,159 @@
+// Copyright 2026 The libcdp Authors.
+//
+// Data subjects' requests (issue 5): the access export holds everything about the person; erasure is recorded as
+// a request with its status and turnaround; erased identifiers are suppressed (only keyed hashes kept), so data
+// naming them does not recreate the person.
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "test_util.h"
+
+namespace cdp {
+namespace {
+
+using testing::J;
+using testing::Unwrap;
+
+class GdprTest : public testing::EngineTest {
+ protected:
+  Gdpr& gdpr() { return engine_->gdpr(); }
+};
+
+TEST_F(GdprTest, ExportHoldsEverythingAboutThePerson) {
+  Json p = Unwrap(profiles().Create(J(R"({"externalIds": {"email": "ada@example.com", "customerId": "c-1"},
+      "attributes": {"firstName": "Ada", "city": "London"}})")));
+  const std::string id = p.Find("id")->as_string();
+  // A second profile of the same person (a device), merged by an identify.
+  Unwrap(events().Track(J(R"({"type": "page_view", "deviceId": "tablet-1", "timestamp": "2026-11-01T10:00:00Z",
+      "properties": {"url": "/a"}})")));
+  Unwrap(engine_->identity().Identify(J(R"({"identifiers": {"customerId": "c-1", "deviceId": "tablet-1"}})")));
+  for (int i = 0; i < 3; ++i) {
+    Unwrap(events().Track(J(R"({"type": "purchase", "customerId": "c-1", "timestamp": "2026-11-0)" +
+                            std::to_string(2 + i) + R"(T10:00:00Z", "properties": {"revenue": 10}})")));
+  }
+  Unwrap(engine_->consent().Record(J(R"({"profileId": ")" + id + R"(", "purposes": {"email": "granted"}})")));
+  Json seg = Unwrap(engine_->segments().Create(J(R"({"name": "Londoners", "rule": {"field": "attributes.city",
+      "operator": "=", "value": "London"}})")));
+  Unwrap(events().Track(J(R"({"type": "page_view", "email": "someone-else@example.com"})")));
+
+  Json out = Unwrap(gdpr().Export(id));
+  EXPECT_EQ(out.Find("profileId")->as_string(), id);
+  EXPECT_EQ(out.FindPath("profile.attributes.firstName")->as_string(), "Ada");
+  EXPECT_EQ(out.Find("events")->size(), 4u);  // the device's page view and three purchases, nobody else's
+  for (const Json& e : out.Find("events")->items()) EXPECT_EQ(e.Find("profileId")->as_string(), id);
+  EXPECT_GE(out.Find("sessions")->size(), 1u);
+  EXPECT_EQ(out.FindPath("identity.merges")->size(), 1u);
+  EXPECT_GE(out.FindPath("identity.identifiers")->size(), 3u);
+  EXPECT_EQ(out.FindPath("consent.purposes.email.granted")->as_bool(), true);
+  ASSERT_EQ(out.Find("segments")->size(), 1u);
+  EXPECT_EQ(out.Find("segments")->items()[0].Find("name")->as_string(), "Londoners");
+  EXPECT_EQ(out.Find("segments")->items()[0].Find("id")->as_string(), seg.Find("id")->as_string());
+  // The request is recorded, without the person's id.
+  Json request = Unwrap(gdpr().GetRequest(out.Find("requestId")->as_string()));
+  EXPECT_EQ(request.Find("type")->as_string(), "access");
+  EXPECT_EQ(request.Find("status")->as_string(), "completed");
+  EXPECT_GE(request.Find("turnaroundMs")->as_number(), 0.0);
+  EXPECT_EQ(request.Dump().find(id), std::string::npos);
+  // A person's requests are found by their id.
+  Json mine = Unwrap(gdpr().ListRequests(J(R"({"profileId": ")" + id + R"("})")));
+  EXPECT_EQ(mine.Find("items")->size(), 1u);
+  EXPECT_EQ(Unwrap(gdpr().ListRequests(J(R"({"profileId": "someone-else"})"))).Find("items")->size(), 0u);
+}
+
+TEST_F(GdprTest, ErasureIsARequestAndItsIdentifiersAreSuppressed) {
+  Json p =
+      Unwrap(profiles().Create(J(R"({"externalIds": {"email": "gone@example.com", "phone": "+1 650 253 0000"}})")));
+  const std::string id = p.Find("id")->as_string();
+  Unwrap(events().Track(J(R"({"type": "page_view", "email": "gone@example.com"})")));
+  Json failed = Unwrap(gdpr().ListRequests(Json::Object()));
+  EXPECT_TRUE(gdpr().Erase("no-such-person").status().IsNotFound());
+
+  Json record = Unwrap(gdpr().Erase(id));
+  EXPECT_EQ(record.Find("type")->as_string(), "erasure");
+  EXPECT_EQ(record.Find("status")->as_string(), "completed");
+  EXPECT_EQ(record.Find("suppressedIdentifiers")->as_int(), 2);
+  EXPECT_NE(record.Find("completedAt"), nullptr);
+  EXPECT_TRUE(profiles().Get(id).status().IsNotFound());
+  EXPECT_EQ(Unwrap(gdpr().GetRequest(record.Find("id")->as_string())), record);
+
+  // Data naming an erased identifier is refused, in any form of it, and recreates nobody.
+  const int64_t profiles_before = Unwrap(engine_->Stats()).Find("profiles")->as_int();
+  EXPECT_EQ(events().Track(J(R"({"type": "page_view", "email": " GONE@example.com"})")).status().code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(events().Track(J(R"({"type": "page_view", "phone": "6502530000"})")).status().code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(engine_->identity().Identify(J(R"({"identifiers": {"email": "gone@example.com"}})")).status().code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(profiles().Create(J(R"({"externalIds": {"email": "gone@example.com"}})")).status().code(),
+            StatusCode::kFailedPrecondition);
+  Json batch = Unwrap(engine_->identity().IdentifyBatch(
+      {J(R"({"identifiers": {"email": "gone@example.com"}})"), J(R"({"identifiers": {"email": "new@example.com"}})")}));
+  EXPECT_EQ(batch.Find("accepted")->as_int(), 1);
+  EXPECT_EQ(Unwrap(engine_->Stats()).Find("profiles")->as_int(), profiles_before + 1);  // new@ only
+  EXPECT_TRUE(Unwrap(gdpr().IsSuppressed("email", "Gone@Example.com")));
+  EXPECT_FALSE(Unwrap(gdpr().IsSuppressed("email", "new@example.com")));
+  // It outlives a restart; lifting it lets the person back in.
+  Reopen();
+  EXPECT_EQ(events().Track(J(R"({"type": "page_view", "email": "gone@example.com"})")).status().code(),
+            StatusCode::kFailedPrecondition);
+  Json lifted = Unwrap(gdpr().Unsuppress("email", " GONE@example.com "));
+  EXPECT_EQ(lifted.Find("value")->as_string(), "gone@example.com");
+  EXPECT_TRUE(lifted.Find("unsuppressed")->as_bool());
+  Unwrap(events().Track(J(R"({"type": "page_view", "email": "gone@example.com"})")));
+  EXPECT_FALSE(Unwrap(gdpr().Unsuppress("email", "gone@example.com")).Find("unsuppressed")->as_bool());
+  EXPECT_TRUE(gdpr().IsSuppressed("email", "not an email").status().IsInvalidArgument());
+
+  // Requests: the failed one and the erasure, newest first, with turnaround figures.
+  Json all = Unwrap(gdpr().ListRequests(Json::Object()));
+  ASSERT_EQ(all.Find("items")->size(), 2u);
+  EXPECT_EQ(all.Find("items")->items()[0].Find("type")->as_string(), "erasure");
+  EXPECT_EQ(all.Find("items")->items()[1].Find("status")->as_string(), "failed");
+  EXPECT_EQ(all.Find("items")->items()[1].FindPath("error.code")->as_string(), "not_found");
+  EXPECT_EQ(all.FindPath("turnaround.completed")->as_int(), 1);
+  EXPECT_EQ(Unwrap(gdpr().ListRequests(J(R"({"status": "failed"})"))).Find("items")->size(), 1u);
+  Json page = Unwrap(gdpr().ListRequests(J(R"({"limit": 1})")));
+  ASSERT_EQ(page.Find("items")->size(), 1u);
+  Json rest =
+      Unwrap(gdpr().ListRequests(J(R"({"limit": 1, "cursor": ")" + page.Find("nextCursor")->as_string() + R"("})")));
+  EXPECT_EQ(rest.Find("items")->items()[0].Find("status")->as_string(), "failed");
+  EXPECT_TRUE(gdpr().ListRequests(J(R"({"type": "delete"})")).status().IsInvalidArgument());
+  EXPECT_TRUE(gdpr().ListRequests(J(R"({"limit": 0})")).status().IsInvalidArgument());
+  (void)failed;
+}
+
+TEST(GdprOptionsTest, SuppressionCanBeTurnedOff) {
+  testing::TempDir dir;
+  Options options;
+  options.suppress_erased_identifiers = false;
+  auto engine = Unwrap(Engine::Open(options, dir.path()));
+  Json p = Unwrap(engine->profiles().Create(J(R"({"externalIds": {"email": "back@example.com"}})")));
+  Json record = Unwrap(engine->gdpr().Erase(p.Find("id")->as_string()));
+  EXPECT_EQ(record.Find("suppressedIdentifiers")->as_int(), 0);
+  TrackResult again = Unwrap(engine->events().Track(J(R"({"type": "page_view", "email": "back@example.com"})")));
+  EXPECT_TRUE(again.profile_created);
+}
+
+// Only hashes are kept: the erased values appear in no file of the directory.
+TEST_F(GdprTest, SuppressionKeepsNoErasedValue) {
+  const std::string email = "cnry" + std::to_string(std::random_device{}()) + "@example.com";
+  Json p = Unwrap(profiles().Create(J(R"({"externalIds": {"email": ")" + email + R"("}})")));
+  ASSERT_TRUE(engine_->Flush().ok());
+  Unwrap(gdpr().Erase(p.Find("id")->as_string()));
+  ASSERT_TRUE(engine_->Flush().ok());
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir_.path())) {
+    if (!entry.is_regular_file()) continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(bytes.find(email), std::string::npos) << entry.path();
+  }
+  EXPECT_TRUE(Unwrap(gdpr().IsSuppressed("email", email)));
+}
+
+}  // namespace
+}  // namespace cdp
