@@ -11,6 +11,8 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <string>
 #include <utility>
@@ -96,6 +98,19 @@ inline std::string ChildEnv(const char* key) {
   const char* value = std::getenv(key);
   EXPECT_NE(value, nullptr) << key << " is not set: run this test through SpawnTestChild";
   return value == nullptr ? std::string() : std::string(value);
+}
+
+// The files under `dir` (recursively) whose bytes contain `needle`, by file name: for checks that erased data is
+// in no file of a database directory.
+inline std::vector<std::string> FilesHolding(const std::string& dir, const std::string& needle) {
+  std::vector<std::string> out;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
+    if (!entry.is_regular_file()) continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (bytes.find(needle) != std::string::npos) out.push_back(entry.path().filename().string());
+  }
+  return out;
 }
 
 // An engine in a temp dir, for fixtures.

@@ -107,6 +107,8 @@ class Api : public std::enable_shared_from_this<Api> {
   void GetPrivacyRequest(const Request& req, Response& res);
   void ListPrivacyRequests(const Request& req, Response& res);
   void Suppression(const Request& req, Response& res);
+  void ListAudit(const Request& req, Response& res);
+  void VerifyAudit(const Request& req, Response& res);
   void SearchProfiles(const Request& req, Response& res);
   void ProfileEvents(const Request& req, Response& res);
   void ProfileSessions(const Request& req, Response& res);
@@ -238,6 +240,8 @@ void Api::Register(httplib::Server& http) {
   Route(http, "GET", R"(/api/cdp/gdpr/requests/([^/]+))", bind(&Api::GetPrivacyRequest));
   Route(http, "POST", "/api/cdp/gdpr/suppression/check", bind(&Api::Suppression));
   Route(http, "POST", "/api/cdp/gdpr/suppression/lift", bind(&Api::Suppression));
+  Route(http, "GET", "/api/cdp/audit", bind(&Api::ListAudit));
+  Route(http, "GET", "/api/cdp/audit/verify", bind(&Api::VerifyAudit));
   RegisterSegmentRoutes(http, engine_, options_);  // POST /v1/identify ... /v1/batch (segment_routes.cc)
 }
 
@@ -255,6 +259,7 @@ void Api::Route(httplib::Server& http, std::string_view method, const std::strin
       WriteStatus(res, Status(StatusCode::kUnauthenticated, "missing or invalid API key (Authorization: Bearer)"));
       return;
     }
+    ScopedPrincipal principal("api-key");  // who the audit log names for this request's calls
     handler(req, res);
   };
   if (method == "GET") {
@@ -484,6 +489,30 @@ void Api::Suppression(const Request& req, Response& res) {
   Result<bool> suppressed = engine_.gdpr().IsSuppressed(type->as_string(), value->as_string());
   if (!suppressed.ok()) return WriteStatus(res, suppressed.status());
   WriteJson(res, 200, Json::Object().Set("suppressed", *suppressed));
+}
+
+// ---- Audit log ------------------------------------------------------------------------------------------------------
+
+void Api::ListAudit(const Request& req, Response& res) {
+  Json filter = Json::Object();
+  for (const char* key : {"principal", "operation", "target", "since", "until"}) {
+    if (req.has_param(key)) filter.Set(key, req.get_param_value(key));
+  }
+  for (const char* key : {"limit", "cursor"}) {
+    int64_t n = 0;
+    Status s = IntParam(req, key, 1, INT64_MAX, &n);
+    if (!s.ok()) return WriteStatus(res, s);
+    if (n != 0) filter.Set(key, n);
+  }
+  Result<Json> out = engine_.audit().List(filter);
+  if (!out.ok()) return WriteStatus(res, out.status());
+  WriteJson(res, 200, *out);
+}
+
+void Api::VerifyAudit(const Request&, Response& res) {
+  Result<Json> out = engine_.audit().Verify();
+  if (!out.ok()) return WriteStatus(res, out.status());
+  WriteJson(res, 200, *out);
 }
 
 void Api::MergeProfiles(const Request& req, Response& res) {

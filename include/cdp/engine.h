@@ -97,7 +97,9 @@ class Profiles {
   // are untouched. The result is validated as a whole.
   virtual Result<Json> Patch(std::string_view id, const Json& patch) = 0;
 
-  // Erases the profile: its document, identifiers, events, traits, merge records and the profiles merged into it,
+  // Erases the profile (recorded as a privacy request, Gdpr::Erase; its identifiers and id are then suppressed
+  // unless Options::suppress_erased_identifiers is off): its document, identifiers, events, traits, merge records,
+  // consent history and audit targets, and the profiles merged into it,
   // in one atomic write; then, before returning, makes the erasure physical (no file of the database directory -
   // tables, write-ahead log, MANIFEST, RocksDB's logs - keeps any of it; docs/privacy.md). NotFound when absent.
   // Cost: the atomic write is proportional to the profile's events; the physical part flushes every memtable and
@@ -534,6 +536,7 @@ class Engine {
   virtual Audiences& audiences() = 0;
   virtual Consent& consent() = 0;
   virtual Gdpr& gdpr() = 0;
+  virtual Audit& audit() = 0;
 
   // {"profiles", "events", "formatVersion", "version", "path", "segmentsError"}. Counts are exact (kept with every
   // write). segmentsError is "" or the last error of keeping segments in step with writes (storage trouble while

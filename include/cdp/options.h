@@ -63,9 +63,10 @@ struct Options {
   // Default: 600 seconds.
   int64_t rfm_refresh_seconds = 600;
 
-  // After an erasure (Profiles::Delete, Gdpr::Erase), data naming one of the erased person's identifiers is refused
-  // (FailedPrecondition) instead of recreating them; only keyed hashes of those identifiers are kept
-  // (docs/privacy.md). Gdpr::Unsuppress lifts it for one identifier. Default: on.
+  // After an erasure (Profiles::Delete, Gdpr::Erase), data that would link one of the erased person's identifiers to
+  // a profile, or create a profile under an erased profile id, is refused (FailedPrecondition) instead of
+  // recreating them; only keyed hashes are kept (docs/privacy.md). Gdpr::Unsuppress lifts it for one. Off: nothing
+  // is suppressed, and suppressions made earlier are not enforced. Default: on.
   bool suppress_erased_identifiers = true;
 };
 

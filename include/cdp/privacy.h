@@ -6,6 +6,7 @@
 #ifndef CDP_PRIVACY_H_
 #define CDP_PRIVACY_H_
 
+#include <string>
 #include <string_view>
 
 #include "cdp/json.h"
@@ -109,6 +110,41 @@ class Gdpr {
   // InvalidArgument (unknown type, invalid or blocked value).
   virtual Result<bool> IsSuppressed(std::string_view type, std::string_view value) = 0;
   virtual Result<Json> Unsuppress(std::string_view type, std::string_view value) = 0;
+};
+
+// The audit log: append-only and hash-chained, one entry per call that reads or changes personal data
+// (Profiles, Events, Identity's Identify / Merge / Unmerge / Explain, Consent, Gdpr): {"seq", "at", "principal",
+// "operation" (e.g. "profiles.get"), "outcome" ("ok" or the status code), "count"? (items of a batch),
+// "targets": [profile ids], "targetsHash", "contentHash", "prev", "hash"}. Each entry's hash covers its content and
+// the hash before it (HMAC-SHA-256 under the database's key), and the head (last seq and hash) is kept apart, so
+// altering, deleting, reordering or inserting an entry, or cutting the log short, is found by Verify. An erasure
+// redacts the person's entries (targets removed, "redacted": true; the rest still verifies). Anchor Verify's
+// "head" outside the database to detect a rewrite by someone holding the database's key.
+// Thread-safety: all methods from any thread. Cost: one small durable write per audited call.
+class Audit {
+ public:
+  virtual ~Audit() = default;
+  // Entries newest first: {"items", "nextCursor" (a seq, or null)}. `filter`: {"principal"?, "operation"?,
+  // "target"? (a profile id), "since"?, "until"?, "limit"? (1-1000, default 100), "cursor"?}. Errors:
+  // InvalidArgument naming the field.
+  virtual Result<Json> List(const Json& filter) = 0;
+  // Checks the whole chain: {"ok": true, "entries", "redacted", "head"} or {"ok": false, "brokenAt" (seq),
+  // "reason"}. Cost: reads every entry.
+  virtual Result<Json> Verify() = 0;
+};
+
+// The principal that audit entries of calls made on this thread name, while the object lives (default "local").
+// Servers set it per request (cdp-server: "api-key"). Nested scopes restore the outer one.
+class ScopedPrincipal {
+ public:
+  explicit ScopedPrincipal(std::string name);
+  ~ScopedPrincipal();
+  ScopedPrincipal(const ScopedPrincipal&) = delete;
+  ScopedPrincipal& operator=(const ScopedPrincipal&) = delete;
+  static const std::string& Current();
+
+ private:
+  std::string previous_;
 };
 
 }  // namespace cdp

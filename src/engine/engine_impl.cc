@@ -47,6 +47,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(const Options& options, const std::
   CDP_RETURN_IF_ERROR(engine->FinishPendingPurge());
   CDP_RETURN_IF_ERROR(engine->LoadTrackingDenied());
   CDP_RETURN_IF_ERROR(engine->LoadPrivacy());
+  CDP_RETURN_IF_ERROR(engine->audit_log().Load());
   CDP_RETURN_IF_ERROR(engine->StartSegments());
   return std::unique_ptr<Engine>(std::move(engine));
 }
@@ -98,14 +99,21 @@ EngineImpl::EngineImpl(const Options& options, std::unique_ptr<storage::Store> s
       audiences_(this, &segments_),
       consent_(this),
       gdpr_(this),
+      audit_log_(store_.get(), [this](std::string_view data) { return KeyedHashHex(data); }),
+      audited_profiles_(&profiles_, &audit_log_),
+      audited_events_(&events_, &audit_log_),
+      audited_consent_(&consent_, &audit_log_),
+      audited_gdpr_(&gdpr_, &audit_log_),
+      audit_(&audit_log_),
       rules_(IdentityRules::Defaults()),
       tail_(store_.get()) {
   segments_.set_audiences(&audiences_);
 }
 
 EngineImpl::~EngineImpl() {
-  identity_.StopMatcher();  // it reads and writes the store, and its merges call segments_
-  segments_.Stop();         // its worker reads and writes the store
+  (void)audit_log_.Flush();  // the read entries held back
+  identity_.StopMatcher();   // it reads and writes the store, and its merges call segments_
+  segments_.Stop();          // its worker reads and writes the store
   // Writes the tail so that the next open has no log to read. Should it fail, the log is read at the next open.
   // Not after a failed write: the tail may hold entries of a batch that never reached storage (the log, written
   // in the same batch, did not either), which the next open rebuilds from the log without them.
@@ -268,7 +276,7 @@ class EngineImpl::IngestContext : public GraphView {
         return Status::OK();
       }
     }
-    if (Status s = engine_->CheckNotSuppressed(plan.resolution.attach); !s.ok()) {  // an erased person's
+    if (Status s = CheckNotErased(e, plan); !s.ok()) {  // an erased person's identifier or profile id
       item->status = std::move(s);
       return Status::OK();
     }
@@ -342,7 +350,7 @@ class EngineImpl::IngestContext : public GraphView {
     result->event_id = e.id;
     EventPlan plan;
     CDP_RETURN_IF_ERROR(PlanEvent(e, &plan));
-    if (Status s = engine_->CheckNotSuppressed(plan.resolution.attach); !s.ok()) {
+    if (Status s = CheckNotErased(e, plan); !s.ok()) {
       *refused = std::move(s);
       return Status::OK();
     }
@@ -634,6 +642,16 @@ class EngineImpl::IngestContext : public GraphView {
       }
     }
     CDP_ASSIGN_OR_RETURN(plan->resolution, Resolve(rules_, *this, e.identifiers, fixed));
+    return Status::OK();
+  }
+
+  // FailedPrecondition when the plan would link an erased person's identifier, or create a profile under an
+  // erased profile's id (suppression, Gdpr).
+  Status CheckNotErased(const ParsedEvent& e, const EventPlan& plan) const {
+    CDP_RETURN_IF_ERROR(engine_->CheckNotSuppressed(plan.resolution.attach));
+    if (plan.create_fixed) {
+      return engine_->CheckNotSuppressed({Identifier{std::string(kErasedProfileIdType), e.profile_id}});
+    }
     return Status::OK();
   }
 
@@ -1609,6 +1627,7 @@ Result<Json> EngineImpl::WriteProfile(std::string_view requested_id, const Json&
     for (const Identifier& ident : now_ids) {
       if (std::find(old_ids.begin(), old_ids.end(), ident) == old_ids.end()) new_ids.push_back(ident);
     }
+    if (create) new_ids.push_back(Identifier{std::string(kErasedProfileIdType), id});  // an erased profile's id
     CDP_RETURN_IF_ERROR(CheckNotSuppressed(new_ids));
     storage::WriteBatch batch(*store_);
     const std::string evidence = create ? "profiles.create" : "profiles.update";
@@ -1776,18 +1795,28 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* 
     if (events > 0) store_->AddToCounter(&batch, "events", -events);
     if (merges > 0) store_->AddToCounter(&batch, "merges", -merges);
     if (merged_profiles > 0) store_->AddToCounter(&batch, "merged_profiles", -merged_profiles);
+    CDP_RETURN_IF_ERROR(audit_log_.Redact(&batch, ids));  // the audit log keeps what was done, not to whom
+    const int64_t suppressed_identifiers = static_cast<int64_t>(suppress.size());
+    if (options_.suppress_erased_identifiers) {  // and their profile ids, so none is created again
+      for (const std::string& pid : ids) {
+        suppress.push_back(IdentifierHash(Identifier{std::string(kErasedProfileIdType), pid}));
+        batch.Put(storage::Cf::kPrivacy, storage::SuppressedKey(suppress.back()), erased_at);
+      }
+    }
     batch.Put(storage::Cf::kMeta, kPurgePendingKey, "");  // until Purge is done (finished at open after a crash)
+    Json record;
     if (request != nullptr) {  // the request's record, "purging" until the purge is done (or finished at open)
-      request->record = Json::Object();
-      request->record.Set("id", request->id);
-      request->record.Set("type", "erasure");
-      request->record.Set("status", "purging");
-      request->record.Set("receivedAt", FormatTimestamp(request->received_us));
-      request->record.Set("subjectHash", SubjectHash(id));
-      request->record.Set("suppressedIdentifiers", static_cast<int64_t>(suppress.size()));
-      batch.Put(storage::Cf::kPrivacy, storage::RequestKey(request->id), request->record.Dump());
+      record = Json::Object();
+      record.Set("id", request->id);
+      record.Set("type", "erasure");
+      record.Set("status", "purging");
+      record.Set("receivedAt", FormatTimestamp(request->received_us));
+      record.Set("subjectHash", SubjectHash(id));
+      record.Set("suppressedIdentifiers", suppressed_identifiers);
+      batch.Put(storage::Cf::kPrivacy, storage::RequestKey(request->id), record.Dump());
     }
     CDP_ASSIGN_OR_RETURN(sequence, store_->Write(&batch));
+    if (request != nullptr) request->record = std::move(record);  // written: the request exists
     for (const std::string& pid : ids) tracking_denied_.erase(pid);
     for (std::string& hash : suppress) suppressed_.insert(std::move(hash));
     ForgetProfile(id, stored);
@@ -1821,6 +1850,11 @@ Status EngineImpl::FinishPendingPurge() {
   Status s = store_->Get(storage::Cf::kMeta, kPurgePendingKey, &pending);
   if (s.IsNotFound()) return Status::OK();
   CDP_RETURN_IF_ERROR(s);
+  return PurgeEverything();
+}
+
+Status EngineImpl::PurgeEverything() {
+  purged_at_open_ = true;
   // An erasure was written but the process stopped before it was physical: purge every column family whole.
   storage::WriteBatch nothing(*store_);
   std::vector<storage::Cf> all;

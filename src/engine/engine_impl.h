@@ -24,6 +24,8 @@
 #include "absl/container/flat_hash_set.h"
 #include "cdp/engine.h"
 #include "engine/audiences_impl.h"
+#include "engine/audit_log.h"
+#include "engine/audited.h"
 #include "engine/event_tail.h"
 #include "engine/segments_impl.h"
 #include "events/event_model.h"
@@ -92,6 +94,7 @@ class IdentityImpl final : public Identity {
   Result<Json> IdentifyBatch(const std::vector<Json>& requests) override;
   Result<Json> Unmerge(std::string_view profile_id, std::string_view merge_id) override;
   Result<Json> Explain(std::string_view profile_id) override;
+  Result<Json> ExplainUnaudited(std::string_view profile_id);
   Result<Json> Stats() override;
   Result<Json> MatchingConfig() override;
   Result<Json> SetMatchingConfig(const Json& config) override;
@@ -171,21 +174,32 @@ class GdprImpl final : public Gdpr {
   Result<Json> Unsuppress(std::string_view type, std::string_view value) override;
 
  private:
+  Result<bool> IsSuppressedNormalized(const Identifier& id);
   EngineImpl* engine_;
 };
+
+// The identifier type under which an erased profile's id is suppressed (so it is not created again).
+inline constexpr std::string_view kErasedProfileIdType = "profileId";
 
 class EngineImpl final : public Engine {
  public:
   EngineImpl(const Options& options, std::unique_ptr<storage::Store> store);
   ~EngineImpl() override;
-  Profiles& profiles() override { return profiles_; }
-  Events& events() override { return events_; }
+  // What callers reach is audited (engine/audited.h); the engine's own code calls the implementations.
+  Profiles& profiles() override { return audited_profiles_; }
+  Events& events() override { return audited_events_; }
+  ProfilesImpl& profiles_impl() { return profiles_; }
+  EventsImpl& events_impl() { return events_; }
+  ConsentImpl& consent_impl() { return consent_; }
+  GdprImpl& gdpr_impl() { return gdpr_; }
   Identity& identity() override { return identity_; }
   IdentityImpl& identity_impl() { return identity_; }
   Segments& segments() override { return segments_; }
   Audiences& audiences() override { return audiences_; }
-  Consent& consent() override { return consent_; }
-  Gdpr& gdpr() override { return gdpr_; }
+  Consent& consent() override { return audited_consent_; }
+  Gdpr& gdpr() override { return audited_gdpr_; }
+  Audit& audit() override { return audit_; }
+  AuditLog& audit_log() { return audit_log_; }
 
   // Runs `f` with writes paused: none in progress and none in flight (write_mu_, and commit_mu_ exclusively).
   // Not with write_mu_ held.
@@ -208,6 +222,8 @@ class EngineImpl final : public Engine {
   // Finishes the purge of an erasure a crash interrupted (kMeta "purge_pending"): every column family is compacted
   // whole. Called once by Engine::Open.
   Status FinishPendingPurge();
+  // Compacts every column family whole (Store::Purge) and clears the pending marker. At open only.
+  Status PurgeEverything();
   // Makes an erasure's deletions physical (Store::Purge) and clears the pending marker.
   Status PurgeErased(storage::WriteBatch* erased);
 
@@ -302,6 +318,8 @@ class EngineImpl final : public Engine {
   // The keyed hash kept of an erased identifier (16 bytes), and of a request's subject (32 hex characters).
   std::string IdentifierHash(const Identifier& id) const;
   std::string SubjectHash(std::string_view profile_id) const;
+  // HMAC-SHA-256 of `data` under the privacy key, as 64 hex characters (the audit log's keyed hashes).
+  std::string KeyedHashHex(std::string_view data) const;
   // FailedPrecondition when one of `ids` belongs to an erased person (write_mu_ held).
   Status CheckNotSuppressed(const std::vector<Identifier>& ids) const;
   // Removes a suppressed identifier hash (Gdpr::Unsuppress). Takes write_mu_.
@@ -337,6 +355,12 @@ class EngineImpl final : public Engine {
   AudiencesImpl audiences_;
   ConsentImpl consent_;
   GdprImpl gdpr_;
+  AuditLog audit_log_;
+  AuditedProfiles audited_profiles_;
+  AuditedEvents audited_events_;
+  AuditedConsent audited_consent_;
+  AuditedGdpr audited_gdpr_;
+  AuditImpl audit_;
 
   std::mutex write_mu_;
   // Held shared by event batches being written after write_mu_ was released; held exclusively (under write_mu_)
@@ -364,8 +388,10 @@ class EngineImpl final : public Engine {
   absl::flat_hash_set<std::string> tracking_denied_;
   // Keyed hashes of erased identifiers (IdentifierHash), read at open; guarded by write_mu_.
   absl::flat_hash_set<std::string> suppressed_;
-  std::string privacy_key_;      // the HMAC key of the privacy hashes; set at open, then constant
-  int64_t last_consent_us_ = 0;  // the latest recording time of a consent record; guarded by write_mu_
+  std::string privacy_key_;  // the HMAC key of the privacy hashes; set at open, then constant
+  int64_t last_consent_us_ = 0;
+  bool purged_at_open_ = false;  // FinishPendingPurge purged everything (Open)  // the latest recording time of a
+                                 // consent record; guarded by write_mu_
   EventTail tail_;               // written under write_mu_ (see event_tail.h); read by anyone
 };
 

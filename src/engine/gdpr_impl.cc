@@ -26,7 +26,7 @@ constexpr size_t kPrivacyKeyBytes = 32;
 std::string Hmac(const std::string& key, std::string_view message) {
   unsigned char out[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(message.data()),
+  HMAC(Sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(message.data()),
        message.size(), out, &len);
   return std::string(reinterpret_cast<const char*>(out), len);
 }
@@ -45,8 +45,8 @@ void Finish(Json* record, std::string_view status, int64_t received_us, const St
   record->Set("status", status);
   record->Set("completedAt", FormatTimestamp(now));
   record->Set("turnaroundMs", static_cast<double>(now - received_us) / 1000.0);
-  if (!error.ok()) {
-    record->Set("error", Json::Object().Set("code", StatusCodeName(error.code())).Set("message", error.message()));
+  if (!error.ok()) {  // the code only: messages name what the caller passed (an erased person's id, say)
+    record->Set("error", Json::Object().Set("code", StatusCodeName(error.code())));
   }
 }
 
@@ -75,7 +75,8 @@ Status EngineImpl::LoadPrivacy() {
     suppressed_.insert(std::string(iter->key().substr(prefix.size())));
   }
   CDP_RETURN_IF_ERROR(iter->status());
-  // Erasures a crash interrupted after their write: FinishPendingPurge made them physical.
+  // Erasures a crash (or a failed purge) left "purging": made physical now, unless FinishPendingPurge just did.
+  // (The pending marker is one key: a later erasure's purge may have cleared it before this one's ran.)
   prefix = std::string(storage::kRequestPrefix);
   auto requests = store_->NewIterator(storage::Cf::kPrivacy, prefix, storage::PrefixSuccessor(prefix));
   storage::WriteBatch finished(*store_);
@@ -89,6 +90,7 @@ Status EngineImpl::LoadPrivacy() {
     finished.Put(storage::Cf::kPrivacy, requests->key(), record->Dump());
   }
   CDP_RETURN_IF_ERROR(requests->status());
+  if (finished.Count() > 0 && !purged_at_open_) CDP_RETURN_IF_ERROR(PurgeEverything());
   if (finished.Count() > 0) CDP_RETURN_IF_ERROR(store_->Write(&finished).status());
   return Status::OK();
 }
@@ -97,15 +99,15 @@ std::string EngineImpl::IdentifierHash(const Identifier& id) const {
   return Hmac(privacy_key_, "identifier\n" + storage::IdentityKey(id.type, id.value)).substr(0, 16);
 }
 
+std::string EngineImpl::KeyedHashHex(std::string_view data) const { return Hex(Hmac(privacy_key_, data)); }
+
 std::string EngineImpl::SubjectHash(std::string_view profile_id) const {
   const std::string mac = Hmac(privacy_key_, "subject\n" + std::string(profile_id));
-  std::string hex;
-  for (size_t i = 0; i < 16; ++i) hex += fmt::format("{:02x}", static_cast<unsigned char>(mac[i]));
-  return hex;
+  return Hex(std::string_view(mac).substr(0, 16));
 }
 
 Status EngineImpl::CheckNotSuppressed(const std::vector<Identifier>& ids) const {
-  if (suppressed_.empty()) return Status::OK();
+  if (suppressed_.empty() || !options_.suppress_erased_identifiers) return Status::OK();
   for (const Identifier& id : ids) {
     if (suppressed_.contains(IdentifierHash(id))) {
       return Status::FailedPrecondition(fmt::format(
@@ -151,20 +153,20 @@ Result<Json> GdprImpl::Export(std::string_view profile_id) {
     out.Set("requestId", request_id);
     out.Set("generatedAt", FormatTimestamp(NowMicros()));
     out.Set("profileId", id);
-    CDP_ASSIGN_OR_RETURN(Json profile, engine_->profiles().Get(id));
-    CDP_ASSIGN_OR_RETURN(Json identity, engine_->identity().Explain(id));
+    CDP_ASSIGN_OR_RETURN(Json profile, engine_->profiles_impl().Get(id));
+    CDP_ASSIGN_OR_RETURN(Json identity, engine_->identity_impl().ExplainUnaudited(id));
     Json events = Json::Array();
     EventQuery query;
     query.limit = engine_->options().max_page_size;
     do {
-      CDP_ASSIGN_OR_RETURN(Page page, engine_->profiles().Timeline(id, query));
+      CDP_ASSIGN_OR_RETURN(Page page, engine_->profiles_impl().Timeline(id, query));
       for (Json& e : page.items) events.Push(std::move(e));
       query.cursor = std::move(page.next_cursor);
     } while (!query.cursor.empty());
-    CDP_ASSIGN_OR_RETURN(std::vector<Json> sessions, engine_->profiles().Sessions(id));
+    CDP_ASSIGN_OR_RETURN(std::vector<Json> sessions, engine_->profiles_impl().Sessions(id));
     Json session_list = Json::Array();
     for (Json& s : sessions) session_list.Push(std::move(s));
-    CDP_ASSIGN_OR_RETURN(Json consent, engine_->consent().Get(id));
+    CDP_ASSIGN_OR_RETURN(Json consent, engine_->consent_impl().Get(id));
     Json segments = Json::Array();
     if (const Json* member_of = profile.Find("segments"); member_of != nullptr) {
       for (const Json& seg : member_of->items()) {
@@ -295,6 +297,10 @@ Result<Json> GdprImpl::ListRequests(const Json& filter) {
 namespace {
 
 Result<Identifier> NormalizeOne(const IdentityRules& rules, std::string_view type, std::string_view value) {
+  if (type == kErasedProfileIdType) {  // an erased profile's id
+    CDP_RETURN_IF_ERROR(ValidateId(value, "value"));
+    return Identifier{std::string(type), std::string(value)};
+  }
   Identifier id;
   IgnoredIdentifier ignored;
   if (!rules.Normalize(type, value, &id, &ignored)) {
@@ -308,6 +314,10 @@ Result<Identifier> NormalizeOne(const IdentityRules& rules, std::string_view typ
 
 Result<bool> GdprImpl::IsSuppressed(std::string_view type, std::string_view value) {
   CDP_ASSIGN_OR_RETURN(Identifier id, NormalizeOne(*engine_->rules(), type, value));
+  return IsSuppressedNormalized(id);
+}
+
+Result<bool> GdprImpl::IsSuppressedNormalized(const Identifier& id) {
   const std::string hash = engine_->IdentifierHash(id);
   std::string stored;
   Status s = engine_->store().Get(storage::Cf::kPrivacy, storage::SuppressedKey(hash), &stored);
@@ -318,7 +328,7 @@ Result<bool> GdprImpl::IsSuppressed(std::string_view type, std::string_view valu
 
 Result<Json> GdprImpl::Unsuppress(std::string_view type, std::string_view value) {
   CDP_ASSIGN_OR_RETURN(Identifier id, NormalizeOne(*engine_->rules(), type, value));
-  CDP_ASSIGN_OR_RETURN(bool was, IsSuppressed(type, value));
+  CDP_ASSIGN_OR_RETURN(bool was, IsSuppressedNormalized(id));
   if (was) CDP_RETURN_IF_ERROR(engine_->LiftSuppression(engine_->IdentifierHash(id)));
   return Json::Object().Set("type", id.type).Set("value", id.value).Set("unsuppressed", was);
 }

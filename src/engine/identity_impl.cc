@@ -461,23 +461,64 @@ Result<Json> EngineImpl::ApplyRules(std::shared_ptr<const IdentityRules> next) {
   return out;
 }
 
+// Calls on personal data are audited (engine/audited.h).
 Result<Json> IdentityImpl::Merge(const std::vector<std::string>& profile_ids, std::string_view reason) {
-  return engine_->MergeProfiles(profile_ids, reason);
+  Result<Json> r = engine_->MergeProfiles(profile_ids, reason);
+  Record(engine_->audit_log(), "identity.merge", r.ok() ? profile_ids : std::vector<std::string>{}, r.status());
+  return r;
 }
 
 Result<Json> IdentityImpl::Unmerge(std::string_view profile_id, std::string_view merge_id) {
-  return engine_->Unmerge(profile_id, merge_id);
+  Result<Json> r = engine_->Unmerge(profile_id, merge_id);
+  std::vector<std::string> ids;
+  if (r.ok()) {
+    ids.push_back(r->Find("profileId")->as_string());
+    for (const Json& m : r->Find("restored")->items()) ids.push_back(m.as_string());
+  }
+  Record(engine_->audit_log(), "identity.unmerge", ids, r.status());
+  return r;
 }
 
-Result<Json> IdentityImpl::Identify(const Json& request) { return engine_->Identify(request); }
+namespace {
+std::vector<std::string> IdentifyTargets(const Result<Json>& r) {
+  const Json* id = r.ok() ? r->Find("profileId") : nullptr;
+  return {id != nullptr && id->is_string() ? id->as_string() : std::string()};
+}
+}  // namespace
+
+Result<Json> IdentityImpl::Identify(const Json& request) {
+  Result<Json> r = engine_->Identify(request);
+  Record(engine_->audit_log(), "identity.identify", IdentifyTargets(r), r.status());
+  return r;
+}
 
 Result<Json> IdentityImpl::Identify(const Json& request, const IdempotencyKey& key) {
-  return engine_->Identify(request, &key);
+  Result<Json> r = engine_->Identify(request, &key);
+  Record(engine_->audit_log(), "identity.identify", IdentifyTargets(r), r.status());
+  return r;
 }
 
-Result<Json> IdentityImpl::IdentifyBatch(const std::vector<Json>& requests) { return engine_->IdentifyBatch(requests); }
+Result<Json> IdentityImpl::IdentifyBatch(const std::vector<Json>& requests) {
+  Result<Json> r = engine_->IdentifyBatch(requests);
+  std::vector<std::string> ids;
+  if (r.ok()) {
+    absl::flat_hash_set<std::string> seen;
+    for (const Json& item : r->Find("results")->items()) {
+      const Json* id = item.Find("profileId");
+      if (id != nullptr && id->is_string() && seen.insert(id->as_string()).second) ids.push_back(id->as_string());
+    }
+  }
+  Record(engine_->audit_log(), "identity.identifyBatch", ids, r.status(), static_cast<int64_t>(requests.size()));
+  return r;
+}
 
 Result<Json> IdentityImpl::Explain(std::string_view profile_id) {
+  Result<Json> r = ExplainUnaudited(profile_id);
+  Record(engine_->audit_log(), "identity.explain", IdentifyTargets(r), r.status(), 0, /*read=*/true);
+  return r;
+}
+
+Result<Json> IdentityImpl::ExplainUnaudited(std::string_view profile_id) {
   storage::Store& store = engine_->store();
   std::string id;
   CDP_ASSIGN_OR_RETURN(Json doc, engine_->ReadLiveProfile(profile_id, &id));

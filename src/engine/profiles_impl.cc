@@ -96,7 +96,8 @@ Result<Json> ProfilesImpl::Write(std::string_view id, const Json& input, bool pa
 
 Result<Json> ProfilesImpl::Replace(std::string_view id, const Json& profile) { return Write(id, profile, false); }
 Result<Json> ProfilesImpl::Patch(std::string_view id, const Json& patch) { return Write(id, patch, true); }
-Status ProfilesImpl::Delete(std::string_view id) { return engine_->DeleteProfile(id); }
+// An erasure, recorded as a privacy request (Gdpr::Erase).
+Status ProfilesImpl::Delete(std::string_view id) { return engine_->gdpr_impl().Erase(id).status(); }
 
 Result<Page> ProfilesImpl::Search(const ProfileQuery& query) {
   const Options& options = engine_->options();
@@ -192,7 +193,7 @@ Result<Page> ProfilesImpl::Timeline(std::string_view id, const EventQuery& query
   CDP_RETURN_IF_ERROR(engine_->ReadLiveProfile(id, &live).status());
   EventQuery q = query;
   q.profile_id = std::move(live);
-  return engine_->events().Query(q);
+  return engine_->events_impl().Query(q);
 }
 
 Result<std::vector<Json>> ProfilesImpl::Sessions(std::string_view requested_id) {

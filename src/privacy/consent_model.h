@@ -12,7 +12,8 @@
 //   analytics_storage                               Consent Mode v2's name for tracking: accepted as input and
 //                                                  stored as "tracking"
 //   custom purposes                                 [a-z][a-z0-9_]{0,63}, any other name
-// at most kMaxPurposes per statement or write (a merge may hold more: the profile size limit bounds them).
+// at most kMaxPurposes per statement (Consent::Record); profile writes and merges are bounded by the profile size
+// limit.
 
 #ifndef CDP_PRIVACY_CONSENT_MODEL_H_
 #define CDP_PRIVACY_CONSENT_MODEL_H_

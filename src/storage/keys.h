@@ -180,6 +180,18 @@ inline std::string TrackingDeniedKey(std::string_view profile_id) { return "d" +
 // value; engine/gdpr_impl.cc). "r" request id -> a privacy request record (JSON; ids are "gdpr_" ULIDs).
 inline constexpr std::string_view kSuppressedPrefix = "s";
 inline std::string SuppressedKey(std::string_view hash) { return "s" + std::string(hash); }
+// "a" be64(seq) -> an audit entry; "t" target \0 be64(seq) -> "": the entries naming a target (engine/audit_log.h).
+inline constexpr std::string_view kAuditPrefix = "a";
+inline std::string AuditKey(uint64_t seq) {
+  std::string k(kAuditPrefix);
+  AppendBigEndian64(&k, seq);
+  return k;
+}
+inline std::string AuditTargetPrefix(std::string_view target) {
+  std::string k = "t" + std::string(target);
+  k.push_back('\0');
+  return k;
+}
 inline constexpr std::string_view kRequestPrefix = "r";
 inline std::string RequestKey(std::string_view request_id) { return "r" + std::string(request_id); }
 

@@ -22,17 +22,7 @@ namespace {
 using testing::J;
 using testing::Unwrap;
 
-// The files under `dir` whose bytes contain `needle`.
-std::vector<std::string> FilesHolding(const std::string& dir, const std::string& needle) {
-  std::vector<std::string> out;
-  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
-    if (!entry.is_regular_file()) continue;
-    std::ifstream in(entry.path(), std::ios::binary);
-    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (bytes.find(needle) != std::string::npos) out.push_back(entry.path().filename().string());
-  }
-  return out;
-}
+using testing::FilesHolding;
 
 class ErasureTest : public testing::EngineTest {};
 

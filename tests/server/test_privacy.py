@@ -180,3 +180,19 @@ def test_gdpr_errors(server, method, path, body, code, field):
 def test_gdpr_routes_require_the_key(server, method, path):
     status, body, _ = server.request(method, path, None, key="wrong")
     assert status == 401, body
+
+
+def test_audit_log_over_http(server):
+    pid, _ = new_profile(server)
+    status, body, _ = call(server, "GET", f"/api/cdp/profiles/{pid}")
+    assert status == 200, body
+    status, body, _ = call(server, "GET", "/api/cdp/audit", params={"target": pid})
+    assert status == 200, body
+    assert [e["operation"] for e in body["items"]] == ["profiles.get", "profiles.create"]
+    assert {e["principal"] for e in body["items"]} == {"api-key"}
+    status, body, _ = call(server, "GET", "/api/cdp/audit/verify")
+    assert status == 200 and body["ok"] is True, body
+    status, body, _ = call(server, "GET", "/api/cdp/audit", params={"limit": "0"})
+    assert status == 400 and body["error"]["field"] == "limit", body
+    status, body, _ = server.request("GET", "/api/cdp/audit/verify", None, key="wrong")
+    assert status == 401, body

@@ -584,6 +584,29 @@ class Gdpr:
         return _convert.loads(self._engine.gdpr_suppression(type, value, True))
 
 
+class Audit:
+    """The audit log (``db.audit``): one hash-chained entry per call that reads or changes personal data. Calls from
+    Python are recorded with the principal ``"local"``. See docs/privacy.md."""
+
+    def __init__(self, engine: _Engine) -> None:
+        self._engine = engine
+
+    def list(self, *, principal: Optional[str] = None, operation: Optional[str] = None,
+             target: Optional[str] = None, since: Any = None, until: Any = None, limit: Optional[int] = None,
+             cursor: Optional[int] = None) -> Document:
+        """Entries newest first: ``{"items", "nextCursor"}``; ``target`` is a profile id."""
+        query = {k: v for k, v in (("principal", principal), ("operation", operation), ("target", target),
+                                   ("since", _convert.timestamp_value(since, "since")),
+                                   ("until", _convert.timestamp_value(until, "until")), ("limit", limit),
+                                   ("cursor", cursor)) if v is not None}
+        return _convert.loads(self._engine.audit_list(_convert.dumps(query, "filter")))
+
+    def verify(self) -> Document:
+        """Checks the chain: ``{"ok": True, "entries", "redacted", "head"}`` or ``{"ok": False, "brokenAt",
+        "reason"}``."""
+        return _convert.loads(self._engine.audit_verify())
+
+
 class Audiences:
     """Audiences: segments combined for activation (``db.audiences``). A definition is ``{"name", "description"?,
     "segments": {"operator": "AND" | "OR", "ids": [...]}, "exclude"?: [segment ids], "suppressionLists"?: [ids],
@@ -738,6 +761,7 @@ class Database:
         self.audiences = Audiences(engine)  # segments combined for activation
         self.consent = Consent(engine)  # consent per purpose, with its history
         self.gdpr = Gdpr(engine)  # data subjects' requests: export, erasure, suppression
+        self.audit = Audit(engine)  # the hash-chained audit log
         self.segment = Segment(engine)  # Segment-spec ingestion
 
     @property

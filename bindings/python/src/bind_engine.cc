@@ -309,6 +309,16 @@ class PyEngine {
       return cdp::Json(suppressed);
     });
   }
+  // The audit log (Engine::audit()).
+  std::string AuditList(const std::string& filter_json) {
+    return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+      CDP_ASSIGN_OR_RETURN(cdp::Json filter, Parse(filter_json));
+      return e.audit().List(filter);
+    });
+  }
+  std::string AuditVerify() {
+    return RunJson([&](cdp::Engine& e) { return e.audit().Verify(); });
+  }
   // Segments (Engine::segments()).
   std::string SegmentsCreate(const std::string& text) {
     return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
@@ -534,6 +544,8 @@ void BindEngine(py::module_& m) {
       .def("gdpr_request", &PyEngine::GdprRequest, py::arg("id"))
       .def("gdpr_requests", &PyEngine::GdprRequests, py::arg("filter_json"))
       .def("gdpr_suppression", &PyEngine::GdprSuppression, py::arg("type"), py::arg("value"), py::arg("lift"))
+      .def("audit_list", &PyEngine::AuditList, py::arg("filter_json"))
+      .def("audit_verify", &PyEngine::AuditVerify)
       .def("segments_create", &PyEngine::SegmentsCreate, py::arg("definition"))
       .def("segments_get", &PyEngine::SegmentsGet, py::arg("id"))
       .def("segments_list", &PyEngine::SegmentsList)

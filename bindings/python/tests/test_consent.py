@@ -106,3 +106,13 @@ def test_suppression_can_be_turned_off(tmp_path):
         pid = new_profile(db, "back@example.com")
         db.gdpr.erase(pid)
         assert db.events.track({"type": "page_view", "email": "back@example.com"})["profileCreated"] is True
+
+
+def test_audit_log(db):
+    pid = new_profile(db, "audited@example.com")
+    db.profiles.get(pid)
+    entries = db.audit.list(target=pid)["items"]
+    assert [e["operation"] for e in entries] == ["profiles.get", "profiles.create"]
+    assert entries[0]["principal"] == "local" and entries[0]["outcome"] == "ok"
+    result = db.audit.verify()
+    assert result["ok"] is True and result["entries"] == 2

@@ -1,0 +1,382 @@
+// Copyright 2026 The libcdp Authors.
+
+#include "engine/audit_log.h"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "cdp/query.h"
+#include "core/ids.h"
+#include "fmt/format.h"
+#include "storage/keys.h"
+
+namespace cdp::internal {
+
+namespace {
+
+constexpr std::string_view kHeadKey = "audit_head";
+
+std::string JoinTargets(const Json& targets) {
+  std::string joined;
+  for (const Json& t : targets.items()) {
+    if (!joined.empty()) joined.push_back('\n');
+    joined += t.as_string();
+  }
+  return joined;
+}
+
+// The fields contentHash covers, in a fixed order.
+std::string Content(const Json& entry) {
+  Json c = Json::Object();
+  for (const char* key : {"seq", "at", "principal", "operation", "outcome", "count", "targetsHash"}) {
+    if (const Json* v = entry.Find(key); v != nullptr) c.Set(key, *v);
+  }
+  return c.Dump();
+}
+
+}  // namespace
+
+std::string Hex(std::string_view bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out(bytes.size() * 2, '0');
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    const auto b = static_cast<unsigned char>(bytes[i]);
+    out[2 * i] = kDigits[b >> 4];
+    out[2 * i + 1] = kDigits[b & 15];
+  }
+  return out;
+}
+
+const EVP_MD* Sha256() {  // fetched once: the implicit fetch of EVP_sha256() costs more than the hash
+  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  return md;
+}
+
+std::string Sha256Hex(std::string_view data) {
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), out, &len, Sha256(), nullptr);
+  return Hex(std::string_view(reinterpret_cast<const char*>(out), len));
+}
+
+AuditLog::AuditLog(storage::Store* store, std::function<std::string(std::string_view)> keyed_hash)
+    : store_(store), keyed_hash_(std::move(keyed_hash)) {}
+
+AuditLog::~AuditLog() {
+  {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    stopping_ = true;
+  }
+  queue_cv_.notify_all();
+  if (writer_.joinable()) writer_.join();  // Run writes what is queued before it ends
+}
+
+Status AuditLog::Load() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::string head;
+    Status s = store_->Get(storage::Cf::kMeta, kHeadKey, &head);
+    if (!s.IsNotFound()) {
+      CDP_RETURN_IF_ERROR(s);
+      if (head.size() < 8) return Status::DataLoss("the audit log's head is corrupt");
+      next_seq_ = storage::DecodeBigEndian64(head) + 1;
+      last_hash_ = head.substr(8);
+    }
+  }
+  writer_ = std::thread([this] { Run(); });
+  return Status::OK();
+}
+
+int64_t AuditLog::append_errors() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return append_errors_;
+}
+
+Status AuditLog::Append(std::string_view principal, std::string_view operation, const std::vector<std::string>& targets,
+                        const Status& outcome, int64_t count, bool read) {
+  Call call;
+  call.principal = std::string(principal);
+  call.operation = std::string(operation);
+  call.outcome = outcome.ok() ? std::string("ok") : std::string(StatusCodeName(outcome.code()));
+  for (const std::string& t : targets) {
+    if (!t.empty()) call.targets.push_back(t);
+  }
+  call.count = count;
+  call.at_us = NowMicros();
+  std::unique_lock<std::mutex> lock(queue_mu_);
+  queue_.push_back(std::move(call));
+  const uint64_t ticket = ++enqueued_;
+  if (read) {
+    if (queue_.size() >= kReadGroup) queue_cv_.notify_one();
+    return Status::OK();
+  }
+  urgent_ = true;  // a change: written at once, without making the caller wait for the writer
+  queue_cv_.notify_one();
+  (void)ticket;
+  return Status::OK();
+}
+
+Status AuditLog::Flush() {
+  std::unique_lock<std::mutex> lock(queue_mu_);
+  const uint64_t ticket = enqueued_;
+  if (written_ >= ticket) return Status::OK();
+  urgent_ = true;
+  queue_cv_.notify_one();
+  done_cv_.wait(lock, [&] { return written_ >= ticket; });
+  return last_status_;
+}
+
+void AuditLog::Run() {
+  std::unique_lock<std::mutex> lock(queue_mu_);
+  for (;;) {
+    queue_cv_.wait_for(lock, std::chrono::milliseconds(kReadDelayMs),
+                       [&] { return stopping_ || urgent_ || queue_.size() >= kReadGroup; });
+    if (queue_.empty()) {
+      if (stopping_) return;
+      urgent_ = false;  // a Flush that found its calls already taken by the group being written
+      continue;
+    }
+    std::vector<Call> calls;
+    calls.swap(queue_);
+    urgent_ = false;
+    const uint64_t through = enqueued_;
+    lock.unlock();
+    Status s;
+    {
+      std::lock_guard<std::mutex> chain(mu_);
+      s = WriteGroup(&calls);
+    }
+    lock.lock();
+    written_ = through;
+    last_status_ = s;
+    done_cv_.notify_all();
+  }
+}
+
+Status AuditLog::WriteGroup(std::vector<Call>* calls) {
+  const uint64_t first_seq = next_seq_;
+  const std::string first_hash = last_hash_;
+  storage::WriteBatch batch(*store_);
+  std::string seq_bytes;
+  for (Call& call : *calls) {
+    const uint64_t seq = next_seq_;
+    Json entry = Json::Object();
+    entry.Set("seq", static_cast<int64_t>(seq));
+    entry.Set("at", FormatTimestamp(call.at_us));
+    entry.Set("principal", std::move(call.principal));
+    entry.Set("operation", std::move(call.operation));
+    entry.Set("outcome", std::move(call.outcome));
+    if (call.count > 0) entry.Set("count", call.count);
+    Json list = Json::Array();
+    for (std::string& t : call.targets) list.Push(std::move(t));
+    entry.Set("targetsHash", keyed_hash_(JoinTargets(list)));
+    const std::string content_hash = Sha256Hex(Content(entry));
+    const std::string hash = keyed_hash_("chain\n" + last_hash_ + content_hash);
+    seq_bytes.clear();
+    storage::AppendBigEndian64(&seq_bytes, seq);
+    for (const Json& t : list.items()) {
+      batch.Put(storage::Cf::kPrivacy, storage::AuditTargetPrefix(t.as_string()) + seq_bytes, {});
+    }
+    entry.Set("targets", std::move(list));
+    entry.Set("contentHash", content_hash);
+    entry.Set("prev", last_hash_);
+    entry.Set("hash", hash);
+    batch.Put(storage::Cf::kPrivacy, storage::AuditKey(seq), entry.Dump());
+    next_seq_ = seq + 1;
+    last_hash_ = hash;
+  }
+  batch.Put(storage::Cf::kMeta, kHeadKey, seq_bytes + last_hash_);
+  auto written = store_->Write(&batch);
+  if (!written.ok()) {  // the group is lost: the chain goes on from what was written
+    append_errors_ += static_cast<int64_t>(calls->size());
+    next_seq_ = first_seq;
+    last_hash_ = first_hash;
+    return written.status();
+  }
+  return store_->SyncUpTo(*written);
+}
+
+Status AuditLog::Redact(storage::WriteBatch* batch, const std::vector<std::string>& targets) {
+  CDP_RETURN_IF_ERROR(Flush());  // entries held back are found by the index too
+  for (const std::string& target : targets) {
+    const std::string prefix = storage::AuditTargetPrefix(target);
+    auto iter = store_->NewIterator(storage::Cf::kPrivacy, prefix, storage::PrefixSuccessor(prefix));
+    for (iter->Seek(prefix); iter->Valid(); iter->Next()) {
+      const uint64_t seq = storage::DecodeBigEndian64(iter->key().substr(prefix.size()));
+      batch->Delete(storage::Cf::kPrivacy, iter->key());
+      std::string value;
+      Status s = store_->Get(storage::Cf::kPrivacy, storage::AuditKey(seq), &value);
+      if (s.IsNotFound()) continue;
+      CDP_RETURN_IF_ERROR(s);
+      auto entry = Json::Parse(value);
+      if (!entry.ok()) return Status::DataLoss(fmt::format("audit entry {} is corrupt", seq));
+      entry->Set("targets", Json::Array());
+      entry->Set("redacted", true);
+      // Deleted first, so the erasure's purge compacts the old value away (Store::Purge follows deletions).
+      batch->Delete(storage::Cf::kPrivacy, storage::AuditKey(seq));
+      batch->Put(storage::Cf::kPrivacy, storage::AuditKey(seq), entry->Dump());
+    }
+    CDP_RETURN_IF_ERROR(iter->status());
+  }
+  return Status::OK();
+}
+
+Result<Json> AuditLog::Verify() {
+  CDP_RETURN_IF_ERROR(Flush());
+  std::string head;
+  uint64_t head_seq = 0;
+  std::string head_hash;
+  Status hs = store_->Get(storage::Cf::kMeta, kHeadKey, &head);
+  if (hs.ok() && head.size() >= 8) {
+    head_seq = storage::DecodeBigEndian64(head);
+    head_hash = head.substr(8);
+  } else if (!hs.IsNotFound()) {
+    CDP_RETURN_IF_ERROR(hs);
+  }
+  Json out = Json::Object();
+  auto broken = [&](uint64_t seq, std::string reason) {
+    out.Set("ok", false);
+    out.Set("brokenAt", static_cast<int64_t>(seq));
+    out.Set("reason", std::move(reason));
+    return out;
+  };
+  std::string prefix(storage::kAuditPrefix);
+  auto iter = store_->NewIterator(storage::Cf::kPrivacy, prefix, storage::PrefixSuccessor(prefix));
+  uint64_t expected = 1;
+  std::string prev;
+  int64_t redacted = 0;
+  for (iter->Seek(prefix); iter->Valid(); iter->Next(), ++expected) {
+    const uint64_t seq = storage::DecodeBigEndian64(iter->key().substr(prefix.size()));
+    if (seq != expected) {
+      return broken(expected, seq > expected ? fmt::format("entry {} is missing", expected)
+                                             : fmt::format("entry {} appears twice", seq));
+    }
+    auto entry = Json::Parse(iter->value());
+    if (!entry.ok()) return broken(seq, "the entry is not valid JSON");
+    auto text = [&](const char* key) {
+      const Json* v = entry->Find(key);
+      return v != nullptr && v->is_string() ? v->as_string() : std::string();
+    };
+    const Json* stated_seq = entry->Find("seq");
+    if (stated_seq == nullptr || !stated_seq->is_int() || static_cast<uint64_t>(stated_seq->as_int()) != seq) {
+      return broken(seq, "the entry's seq does not match its place (moved or reordered)");
+    }
+    if (text("prev") != prev) return broken(seq, "the entry does not follow the one before (inserted or reordered)");
+    const Json* redacted_flag = entry->Find("redacted");
+    const bool is_redacted = redacted_flag != nullptr && redacted_flag->is_bool() && redacted_flag->as_bool();
+    redacted += is_redacted;
+    const Json* targets = entry->Find("targets");
+    if (targets == nullptr || !targets->is_array()) return broken(seq, "the entry has no targets list");
+    if (!is_redacted && keyed_hash_(JoinTargets(*targets)) != text("targetsHash")) {
+      return broken(seq, "the entry's targets were altered");
+    }
+    if (Sha256Hex(Content(*entry)) != text("contentHash")) return broken(seq, "the entry was altered");
+    if (keyed_hash_("chain\n" + prev + text("contentHash")) != text("hash")) {
+      return broken(seq, "the entry's hash was altered");
+    }
+    prev = text("hash");
+  }
+  CDP_RETURN_IF_ERROR(iter->status());
+  const uint64_t last = expected - 1;
+  if (last != head_seq || prev != head_hash) {
+    return broken(last + 1, last < head_seq ? fmt::format("entries after {} were removed", last)
+                                            : "the log does not end where its head says");
+  }
+  out.Set("ok", true);
+  out.Set("entries", static_cast<int64_t>(last));
+  out.Set("redacted", redacted);
+  out.Set("head", prev);
+  return out;
+}
+
+Result<Json> AuditLog::List(const Json& filter) {
+  CDP_RETURN_IF_ERROR(Flush());
+  if (!filter.is_null() && !filter.is_object()) return Status::InvalidArgument("expected an object of filters");
+  std::string principal, operation, target;
+  int64_t limit = 100, before = 0, since = 0, until = 0;
+  if (filter.is_object()) {
+    for (const auto& [key, value] : filter.members()) {
+      if (value.is_null()) continue;
+      if (key == "limit" || key == "cursor") {
+        if (!value.is_int() || value.as_int() < 1 || (key == "limit" && value.as_int() > 1000)) {
+          return Status::InvalidArgument(
+              key == "limit" ? "expected an integer from 1 to 1000" : "expected a positive integer (a seq)", key);
+        }
+        (key == "limit" ? limit : before) = value.as_int();
+      } else if (key == "since" || key == "until") {
+        auto t = ParseTimestamp(value);
+        if (!t.ok()) return Status::InvalidArgument(t.status().message(), key);
+        (key == "since" ? since : until) = *t;
+      } else if (key == "principal" || key == "operation" || key == "target") {
+        if (!value.is_string() || value.as_string().empty() || value.as_string().size() > 256) {
+          return Status::InvalidArgument("expected a string of 1 to 256 bytes", key);
+        }
+        (key == "principal" ? principal : key == "operation" ? operation : target) = value.as_string();
+      } else {
+        return Status::InvalidArgument(
+            "unknown filter (expected principal, operation, target, since, until, limit, cursor)", key);
+      }
+    }
+  }
+  // Candidates newest first: a target's entries from its index, else every entry.
+  std::vector<uint64_t> seqs;
+  if (!target.empty()) {
+    const std::string prefix = storage::AuditTargetPrefix(target);
+    auto iter = store_->NewIterator(storage::Cf::kPrivacy, prefix, storage::PrefixSuccessor(prefix));
+    for (iter->Seek(prefix); iter->Valid(); iter->Next()) {
+      seqs.push_back(storage::DecodeBigEndian64(iter->key().substr(prefix.size())));
+    }
+    CDP_RETURN_IF_ERROR(iter->status());
+    std::reverse(seqs.begin(), seqs.end());
+  }
+  Json items = Json::Array();
+  int64_t next = 0;
+  auto consider = [&](uint64_t seq, std::string_view value) -> Status {
+    if (before != 0 && seq >= static_cast<uint64_t>(before)) return Status::OK();
+    auto entry = Json::Parse(value);
+    if (!entry.ok()) return Status::DataLoss(fmt::format("audit entry {} is corrupt", seq));
+    auto text = [&](const char* key) {
+      const Json* v = entry->Find(key);
+      return v != nullptr && v->is_string() ? v->as_string() : std::string();
+    };
+    if ((!principal.empty() && text("principal") != principal) ||
+        (!operation.empty() && text("operation") != operation)) {
+      return Status::OK();
+    }
+    if (since != 0 || until != 0) {
+      auto at = ParseTimestamp(text("at"));
+      if (!at.ok() || (since != 0 && *at < since) || (until != 0 && *at >= until)) return Status::OK();
+    }
+    if (static_cast<int64_t>(items.size()) < limit) {
+      items.Push(std::move(entry).value());
+    } else if (next == 0) {
+      next = items.items().back().Find("seq")->as_int();
+    }
+    return Status::OK();
+  };
+  if (!target.empty()) {
+    for (uint64_t seq : seqs) {
+      if (next != 0) break;
+      std::string value;
+      Status s = store_->Get(storage::Cf::kPrivacy, storage::AuditKey(seq), &value);
+      if (s.IsNotFound()) continue;
+      CDP_RETURN_IF_ERROR(s);
+      CDP_RETURN_IF_ERROR(consider(seq, value));
+    }
+  } else {
+    std::string prefix(storage::kAuditPrefix);
+    auto iter = store_->NewIterator(storage::Cf::kPrivacy, prefix, storage::PrefixSuccessor(prefix));
+    for (iter->SeekToLast(); iter->Valid() && next == 0; iter->Prev()) {
+      CDP_RETURN_IF_ERROR(consider(storage::DecodeBigEndian64(iter->key().substr(prefix.size())), iter->value()));
+    }
+    CDP_RETURN_IF_ERROR(iter->status());
+  }
+  Json out = Json::Object();
+  out.Set("items", std::move(items));
+  out.Set("nextCursor", next != 0 ? Json(next) : Json());
+  return out;
+}
+
+}  // namespace cdp::internal

@@ -1,0 +1,108 @@
+// Copyright 2026 The libcdp Authors.
+//
+// The audit log (include/cdp/privacy.h, Audit): an append-only, hash-chained list of what was done to personal
+// data, by whom, when and with what outcome.
+//
+// Storage (Cf::kPrivacy): "a" be64(seq) -> entry JSON; "t" target \0 be64(seq) -> "" (entries by target, for
+// redaction at erasure); kMeta "audit_head" -> be64(seq of the last entry) + its hash (truncation shows).
+//
+// Entry: {"seq", "at", "principal", "operation", "outcome" ("ok" or a status code name), "count"?,
+// "targets": [ids], "targetsHash", "contentHash", "prev", "hash"}.
+//   targetsHash = HMAC(key, targets joined by \n)           (keyed: the ids cannot be guessed back from it)
+//   contentHash = SHA-256 of {"seq","at","principal","operation","outcome","count"?,"targetsHash"} as compact JSON
+//   hash        = SHA-256 of (prev + contentHash), prev being the previous entry's hash ("" for the first)
+// An erasure redacts the person's entries: their targets are removed ("redacted": true); targetsHash stays, so every
+// other field, the order and the chain still verify.
+
+#ifndef CDP_ENGINE_AUDIT_LOG_H_
+#define CDP_ENGINE_AUDIT_LOG_H_
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "cdp/json.h"
+#include "cdp/status.h"
+#include "storage/store.h"
+
+struct evp_md_st;
+
+namespace cdp::internal {
+
+class AuditLog {
+ public:
+  // `keyed_hash` gives the targets' keyed hash (hex).
+  AuditLog(storage::Store* store, std::function<std::string(std::string_view)> keyed_hash);
+  ~AuditLog();  // writes what is queued, stops the writer
+
+  // Reads the head and starts the writer thread. Called once at open.
+  Status Load();
+
+  // Appends an entry (thread-safe). `count`: items of a batch call (0: none). Calls are queued in order and written
+  // in groups by a thread of the log, which computes the chain, so a call pays a queue push: the entry of a change
+  // (not `read`) wakes the writer at once, entries of reads are written within kReadDelayMs or once kReadGroup are
+  // queued. A crash loses the entries not yet written (the last milliseconds of calls).
+  static constexpr size_t kReadGroup = 256;
+  static constexpr int kReadDelayMs = 20;
+  Status Append(std::string_view principal, std::string_view operation, const std::vector<std::string>& targets,
+                const Status& outcome, int64_t count = 0, bool read = false);
+  // Waits until everything queued is written.
+  Status Flush();
+
+  // Adds to `batch` the redaction of every entry naming one of `targets` (their targets removed) and the deletion of
+  // their index keys (after a Flush). Entries appended after this call are not covered.
+  Status Redact(storage::WriteBatch* batch, const std::vector<std::string>& targets);
+
+  // Audit::List and Audit::Verify (after a Flush).
+  Result<Json> List(const Json& filter);
+  Result<Json> Verify();
+
+  // Entries whose write failed since open (the calls they recorded had already happened).
+  int64_t append_errors() const;
+
+ private:
+  struct Call {
+    std::string principal, operation, outcome;
+    std::vector<std::string> targets;
+    int64_t count = 0;
+    int64_t at_us = 0;
+  };
+  void Run();  // the writer thread
+  // Chains and writes a group (mu_ held).
+  Status WriteGroup(std::vector<Call>* calls);
+
+  storage::Store* store_;
+  std::function<std::string(std::string_view)> keyed_hash_;
+
+  mutable std::mutex mu_;  // the chain
+  uint64_t next_seq_ = 1;  // guarded by mu_
+  std::string last_hash_;  // guarded by mu_
+  int64_t append_errors_ = 0;
+
+  std::mutex queue_mu_;  // the queue; never held while taking mu_ is waited for by a caller
+  std::condition_variable queue_cv_, done_cv_;
+  std::vector<Call> queue_;  // guarded by queue_mu_
+  uint64_t enqueued_ = 0;    // calls queued since open; guarded by queue_mu_
+  uint64_t written_ = 0;     // calls written (or failed) since open; guarded by queue_mu_
+  bool urgent_ = false;      // a caller waits; guarded by queue_mu_
+  bool stopping_ = false;    // guarded by queue_mu_
+  Status last_status_;       // of the last group; guarded by queue_mu_
+  std::thread writer_;
+};
+
+// Lower-case hex of bytes.
+std::string Hex(std::string_view bytes);
+// OpenSSL's SHA-256, fetched once.
+const evp_md_st* Sha256();
+// SHA-256 of `data`, as 64 hex characters.
+std::string Sha256Hex(std::string_view data);
+
+}  // namespace cdp::internal
+
+#endif  // CDP_ENGINE_AUDIT_LOG_H_

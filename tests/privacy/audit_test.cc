@@ -1,0 +1,189 @@
+// Copyright 2026 The libcdp Authors.
+//
+// The audit log (issue 5): every read and change of personal data is an entry (principal, time, operation, target,
+// outcome); the chain verifies, and altering, deleting, reordering or inserting an entry, or cutting the log short,
+// is found; an erasure redacts the person's entries and the chain still verifies.
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "engine/engine_impl.h"
+#include "storage/keys.h"
+#include "test_util.h"
+
+namespace cdp {
+namespace {
+
+using testing::J;
+using testing::Unwrap;
+
+class AuditTest : public testing::EngineTest {
+ protected:
+  Audit& audit() { return engine_->audit(); }
+  storage::Store& store() { return static_cast<internal::EngineImpl&>(*engine_).store(); }
+  std::string Entry(uint64_t seq) {
+    std::string value;
+    EXPECT_TRUE(store().Get(storage::Cf::kPrivacy, storage::AuditKey(seq), &value).ok()) << seq;
+    return value;
+  }
+  void Put(uint64_t seq, const std::string& value) {
+    storage::WriteBatch batch(store());
+    batch.Put(storage::Cf::kPrivacy, storage::AuditKey(seq), value);
+    ASSERT_TRUE(store().Write(&batch).ok());
+  }
+  void Remove(uint64_t seq) {
+    storage::WriteBatch batch(store());
+    batch.Delete(storage::Cf::kPrivacy, storage::AuditKey(seq));
+    ASSERT_TRUE(store().Write(&batch).ok());
+  }
+  // Five entries: create, get, patch, track, get.
+  std::string Activity() {
+    const std::string id =
+        Unwrap(profiles().Create(J(R"({"externalIds": {"email": "a@example.com"}})"))).Find("id")->as_string();
+    Unwrap(profiles().Get(id));
+    {
+      ScopedPrincipal analyst("analyst");
+      Unwrap(profiles().Patch(id, J(R"({"attributes": {"city": "Oslo"}})")));
+    }
+    Unwrap(events().Track(J(R"({"type": "page_view", "profileId": ")" + id + R"("})")));
+    EXPECT_TRUE(profiles().Get("nobody").status().IsNotFound());
+    EXPECT_TRUE(Unwrap(audit().Verify()).Find("ok")->as_bool());  // everything queued is written
+    return id;
+  }
+  void ExpectBrokenAt(int64_t seq) {
+    Json v = Unwrap(audit().Verify());
+    EXPECT_FALSE(v.Find("ok")->as_bool()) << v.Dump();
+    ASSERT_NE(v.Find("brokenAt"), nullptr) << v.Dump();
+    EXPECT_EQ(v.Find("brokenAt")->as_int(), seq) << v.Dump();
+  }
+};
+
+TEST_F(AuditTest, EveryCallOnPersonalDataIsAnEntryOfAVerifiableChain) {
+  const std::string id = Activity();
+  Json all = Unwrap(audit().List(Json::Object()));
+  const auto& items = all.Find("items")->items();
+  ASSERT_EQ(items.size(), 5u);
+  // Newest first.
+  EXPECT_EQ(items[0].Find("operation")->as_string(), "profiles.get");
+  EXPECT_EQ(items[0].Find("outcome")->as_string(), "not_found");
+  EXPECT_EQ(items[1].Find("operation")->as_string(), "events.track");
+  EXPECT_EQ(*items[1].Find("targets"), J(R"([")" + id + R"("])"));
+  EXPECT_EQ(items[2].Find("principal")->as_string(), "analyst");
+  EXPECT_EQ(items[3].Find("principal")->as_string(), "local");
+  EXPECT_EQ(items[4].Find("operation")->as_string(), "profiles.create");
+  EXPECT_EQ(items[4].Find("seq")->as_int(), 1);
+  // Filters and paging.
+  EXPECT_EQ(Unwrap(audit().List(J(R"({"principal": "analyst"})"))).Find("items")->size(), 1u);
+  EXPECT_EQ(Unwrap(audit().List(J(R"({"target": ")" + id + R"("})"))).Find("items")->size(), 4u);
+  Json page = Unwrap(audit().List(J(R"({"limit": 2})")));
+  ASSERT_EQ(page.Find("items")->size(), 2u);
+  Json rest = Unwrap(audit().List(J(R"({"limit": 10, "cursor": )" + page.Find("nextCursor")->Dump() + "}")));
+  EXPECT_EQ(rest.Find("items")->size(), 3u);
+  EXPECT_TRUE(rest.Find("nextCursor")->is_null());
+  EXPECT_TRUE(audit().List(J(R"({"limit": 0})")).status().IsInvalidArgument());
+  EXPECT_TRUE(audit().List(J(R"({"who": "x"})")).status().IsInvalidArgument());
+
+  Json v = Unwrap(audit().Verify());
+  EXPECT_TRUE(v.Find("ok")->as_bool()) << v.Dump();
+  EXPECT_EQ(v.Find("entries")->as_int(), 5);
+  // The chain goes on across a restart.
+  Reopen();
+  Unwrap(profiles().Get(id));
+  v = Unwrap(audit().Verify());
+  EXPECT_TRUE(v.Find("ok")->as_bool()) << v.Dump();
+  EXPECT_EQ(v.Find("entries")->as_int(), 6);
+}
+
+TEST_F(AuditTest, AlteringAnEntryIsFound) {
+  Activity();
+  Json e = J(Entry(3));
+  e.Set("principal", "someone-else");
+  Put(3, e.Dump());
+  ExpectBrokenAt(3);
+}
+
+TEST_F(AuditTest, AlteringAnEntryAndItsHashesIsFound) {
+  Activity();
+  Json e = J(Entry(2));
+  e.Set("outcome", "not_found");
+  e.Set("contentHash", internal::Sha256Hex("forged"));  // without the key, the chain hash cannot be made to match
+  Put(2, e.Dump());
+  ExpectBrokenAt(2);
+}
+
+TEST_F(AuditTest, AlteringTheTargetsIsFound) {
+  Activity();
+  Json e = J(Entry(4));
+  e.Set("targets", J(R"(["someone"])"));
+  Put(4, e.Dump());
+  ExpectBrokenAt(4);
+}
+
+TEST_F(AuditTest, DeletingAnEntryIsFound) {
+  Activity();
+  Remove(2);
+  ExpectBrokenAt(2);
+}
+
+TEST_F(AuditTest, ReorderingEntriesIsFound) {
+  Activity();
+  const std::string two = Entry(2), three = Entry(3);
+  Json a = J(two), b = J(three);
+  a.Set("seq", 3);  // each moved to the other's place, seq fields made to match
+  b.Set("seq", 2);
+  Put(2, b.Dump());
+  Put(3, a.Dump());
+  ExpectBrokenAt(2);
+}
+
+TEST_F(AuditTest, InsertingAnEntryIsFound) {
+  Activity();
+  // Everything from 3 on moves one place later, a forged entry takes place 3.
+  for (uint64_t seq = 5; seq >= 3; --seq) {
+    Json e = J(Entry(seq));
+    e.Set("seq", static_cast<int64_t>(seq + 1));
+    Put(seq + 1, e.Dump());
+  }
+  Json forged = J(Entry(2));
+  forged.Set("seq", 3);
+  Put(3, forged.Dump());
+  ExpectBrokenAt(3);
+}
+
+TEST_F(AuditTest, CuttingTheLogShortIsFound) {
+  Activity();
+  Remove(5);
+  ExpectBrokenAt(5);
+}
+
+TEST_F(AuditTest, ErasureRedactsThePersonAndTheChainStillVerifies) {
+  const std::string id = Activity();
+  const std::string other =
+      Unwrap(profiles().Create(J(R"({"externalIds": {"email": "b@example.com"}})"))).Find("id")->as_string();
+  Unwrap(engine_->gdpr().Erase(id));
+  Json v = Unwrap(audit().Verify());
+  EXPECT_TRUE(v.Find("ok")->as_bool()) << v.Dump();
+  EXPECT_EQ(v.Find("redacted")->as_int(), 4);
+  Json all = Unwrap(audit().List(Json::Object()));
+  EXPECT_EQ(all.Dump().find(id), std::string::npos) << "the erased id stays nowhere in the log";
+  EXPECT_NE(all.Dump().find(other), std::string::npos);
+  EXPECT_EQ(Unwrap(audit().List(J(R"({"target": ")" + id + R"("})"))).Find("items")->size(), 0u);
+  EXPECT_EQ(all.Find("items")->items()[0].Find("operation")->as_string(), "gdpr.erase");
+  // Nor in any file of the directory (the purge compacted the old entries away).
+  ASSERT_TRUE(engine_->Flush().ok());
+  EXPECT_EQ(testing::FilesHolding(dir_.path(), id), std::vector<std::string>{});
+  // A redacted entry is still covered: altering it is found.
+  Json e = J(Entry(3));
+  ASSERT_TRUE(e.Find("redacted")->as_bool());
+  e.Set("operation", "profiles.get");
+  Put(3, e.Dump());
+  ExpectBrokenAt(3);
+}
+
+}  // namespace
+}  // namespace cdp
