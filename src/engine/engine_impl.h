@@ -141,11 +141,13 @@ class IdentityImpl final : public Identity {
   std::mutex matching_mu_;                         // one FindDuplicates / proposal decision / matcher step at a time
   std::shared_ptr<const OnWrite> on_write_state_;  // guarded by matching_mu_
   std::atomic<bool> on_write_{false};
-  // The matcher's queue: profile id -> index only (a backfill) or match.
+  // The matcher's queues: profiles to index only (a backfill), taken before any profile to match, so a profile is
+  // scored only once every backfilled profile is in the blocking index; and profiles to index and match.
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
-  absl::flat_hash_map<std::string, bool> queued_;  // guarded by queue_mu_
-  bool stopping_ = false;                          // guarded by queue_mu_
+  absl::flat_hash_set<std::string> to_index_;  // guarded by queue_mu_
+  absl::flat_hash_set<std::string> queued_;    // to match; guarded by queue_mu_
+  bool stopping_ = false;                      // guarded by queue_mu_
   std::thread matcher_;  // started under matching_mu_ when onWrite is first set; joined by StopMatcher
   // Totals since open, and the latest error of the thread (guarded by queue_mu_).
   MatchCounts totals_;

@@ -362,7 +362,9 @@ Result<Json> IdentityImpl::FindDuplicates() {
     batch.DeleteRange(storage::Cf::kMerges, storage::kBlockIndexBegin, storage::kBlockIndexEnd);
     CDP_RETURN_IF_ERROR(store.Write(&batch).status());
     std::lock_guard<std::mutex> queue_lock(queue_mu_);
-    for (std::string& id : ids) queued_.try_emplace(std::move(id), true);
+    for (std::string& id : ids) {
+      if (!queued_.contains(id)) to_index_.insert(std::move(id));
+    }
     queue_cv_.notify_one();
   }
   out.Set("obsolete", obsolete);
@@ -412,6 +414,7 @@ Status IdentityImpl::ReloadMatching() {
   if (on && !matcher_.joinable()) matcher_ = std::thread([this] { MatcherLoop(); });
   if (!on) {
     std::lock_guard<std::mutex> queue_lock(queue_mu_);
+    to_index_.clear();
     queued_.clear();
   }
   return Status::OK();
@@ -420,7 +423,10 @@ Status IdentityImpl::ReloadMatching() {
 void IdentityImpl::NotifyWritten(std::vector<std::string> profile_ids) {
   if (!matching_on_write() || profile_ids.empty()) return;
   std::lock_guard<std::mutex> lock(queue_mu_);
-  for (std::string& id : profile_ids) queued_[std::move(id)] = false;  // a write after a backfill: match it
+  for (std::string& id : profile_ids) {  // a write after a backfill: match it
+    to_index_.erase(id);
+    queued_.insert(std::move(id));
+  }
   queue_cv_.notify_one();
 }
 
@@ -437,7 +443,7 @@ void IdentityImpl::MatcherLoop() {
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(queue_mu_);
-      queue_cv_.wait(lock, [&] { return stopping_ || !queued_.empty(); });
+      queue_cv_.wait(lock, [&] { return stopping_ || !to_index_.empty() || !queued_.empty(); });
       if (stopping_) return;
     }
     MatchCounts counts;
@@ -458,10 +464,12 @@ Status IdentityImpl::MatchQueued(size_t max, MatchCounts* counts) {
   std::vector<std::pair<std::string, bool>> batch;
   {
     std::lock_guard<std::mutex> lock(queue_mu_);
+    // Backfilled profiles first: a profile matched before them would miss the candidates not yet in the index.
+    while (!to_index_.empty() && batch.size() < max) {
+      batch.emplace_back(std::move(to_index_.extract(to_index_.begin()).value()), true);
+    }
     while (!queued_.empty() && batch.size() < max) {
-      auto it = queued_.begin();
-      batch.emplace_back(it->first, it->second);
-      queued_.erase(it);
+      batch.emplace_back(std::move(queued_.extract(queued_.begin()).value()), false);
     }
   }
   const std::shared_ptr<const OnWrite> state = on_write_state_;
@@ -581,7 +589,7 @@ Result<Json> IdentityImpl::MatchPending() {
   for (;;) {
     {
       std::lock_guard<std::mutex> queue_lock(queue_mu_);
-      if (queued_.empty()) break;
+      if (to_index_.empty() && queued_.empty()) break;
     }
     CDP_RETURN_IF_ERROR(MatchQueued(kMatcherStep, &counts));
   }
@@ -609,7 +617,7 @@ Json IdentityImpl::MatchingStats() {
   }
   out.Set("model", std::move(model));
   std::lock_guard<std::mutex> lock(queue_mu_);
-  out.Set("queued", static_cast<int64_t>(queued_.size()));
+  out.Set("queued", static_cast<int64_t>(to_index_.size() + queued_.size()));
   out.Set("matched", totals_.matched);
   out.Set("proposed", totals_.proposed);
   out.Set("updated", totals_.updated);
