@@ -73,13 +73,15 @@ class Consent {
 // Request records: {"id" ("gdpr_..."), "type": "access" | "erasure", "status": "completed" | "failed" | "purging"
 // (an erasure written, its physical purge not finished: finished at the next Engine::Open after a crash),
 // "receivedAt", "completedAt", "turnaroundMs", "subjectHash" (a keyed hash of the person's profile id: records
-// never hold the id, so they outlive an erasure; List finds a person's by id), "error"? {"code", "message"},
-// "suppressedIdentifiers"? (erasure: how many identifiers were suppressed)}. Records hold no personal data.
+// never hold the id, so they outlive an erasure; List finds a person's by id), "error"? {"code"},
+// "suppressedIdentifiers"? (erasure: how many identifiers were suppressed)}. Records hold no id or identifier of
+// the person, only keyed hashes (pseudonymous: whoever holds the database and its key can test a guess).
 //
 // Suppression (Options::suppress_erased_identifiers, on by default): an erasure keeps a keyed hash (HMAC-SHA-256
-// with a random key stored in the database) of each identifier the person held. Afterwards an event, identify or
-// profile write that would link one of them to a profile is refused with FailedPrecondition, so data arriving for
-// the erased person does not recreate them. Unsuppress lifts it for one identifier (the person came back).
+// with a random key stored in the database) of each identifier the person held and of their profile ids. Afterwards
+// an event, identify or profile write that would link one of those identifiers to a profile, or create a profile
+// under one of those ids, is refused with FailedPrecondition, so data arriving for the erased person does not
+// recreate them. Unsuppress lifts it for one (type "profileId" for an id; the person came back).
 //
 // Thread-safety: all methods from any thread. Errors: InvalidArgument naming the field, NotFound.
 class Gdpr {
