@@ -11,6 +11,7 @@
 #include <charconv>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -153,11 +154,15 @@ int Run(int argc, char** argv) {
     std::cout << kUsage;
     return 0;
   }
-  if (flags.api_key.empty() && !IsLoopbackHost(flags.host)) {
+  const bool needs_keys = flags.api_key.empty() && !IsLoopbackHost(flags.host);
+  auto refuse_open_server = [&] {
     std::cerr << "cdp-server: refusing to listen on non-loopback address '" << flags.host
-              << "' without an API key; pass --api-key KEY (or set CDP_API_KEY), or use --host 127.0.0.1\n";
+              << "' without an API key; pass --api-key KEY (or set CDP_API_KEY), issue keys (PUT a policy and POST "
+                 "/api/cdp/governance/keys), or use --host 127.0.0.1\n";
     return 2;
-  }
+  };
+  // A database that does not exist yet holds no keys: refused before anything is created.
+  if (needs_keys && !std::filesystem::exists(flags.data)) return refuse_open_server();
 
   Options options;
   options.sync_writes = flags.sync;
@@ -167,6 +172,9 @@ int Run(int argc, char** argv) {
     return 1;
   }
   std::unique_ptr<Engine> engine = std::move(opened).value();
+  // Without keys every /api/ request would run as the admin "local": only on loopback. Keys issued by the database
+  // (Governance::CreateApiKey) count: with any, every request needs one.
+  if (needs_keys && !engine->governance().HasApiKeys()) return refuse_open_server();
 
   auto http = std::make_unique<httplib::Server>();
   const int threads = flags.threads;

@@ -9,6 +9,7 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <regex>
 #include <set>
 #include <string>
@@ -81,9 +82,10 @@ class Api : public std::enable_shared_from_this<Api> {
   // check the bearer token first.
   void Route(httplib::Server& http, std::string_view method, const std::string& pattern, Handler handler);
 
-  bool Authorized(const Request& req) const {
-    return options_.api_key.empty() || BearerTokenMatches(req.get_header_value("Authorization"), options_.api_key);
-  }
+  // The principal a request runs for (Governance): the --api-key's is "api-key", a database key's is the one it was
+  // issued to, and with neither configured a request without credentials runs as "local". Unauthenticated for a
+  // missing key when one is required, and for a malformed, unknown or revoked one always.
+  Result<std::string> Authenticate(const Request& req) const;
 
   // Error answers without a body (httplib's own 404 / 413 / 400, ...) get the JSON error shape here. A request for
   // a known path with another method is 405.
@@ -148,6 +150,8 @@ class Api : public std::enable_shared_from_this<Api> {
                               const std::function<bool(std::string_view)>& sink);
   void StreamExport(const Request& req, Response& res, ExportFn run);
   void RegisterAudienceRoutes(httplib::Server& http);
+  // /api/cdp/governance/...: the policy, the caller's (or a principal's) access, API keys.
+  void RegisterGovernanceRoutes(httplib::Server& http);
   void EstimateSegment(const Request& req, Response& res);
 
   Engine& engine_;
@@ -240,6 +244,7 @@ void Api::Register(httplib::Server& http) {
   Route(http, "GET", R"(/api/cdp/gdpr/requests/([^/]+))", bind(&Api::GetPrivacyRequest));
   Route(http, "POST", "/api/cdp/gdpr/suppression/check", bind(&Api::Suppression));
   Route(http, "POST", "/api/cdp/gdpr/suppression/lift", bind(&Api::Suppression));
+  RegisterGovernanceRoutes(http);
   Route(http, "GET", "/api/cdp/audit", bind(&Api::ListAudit));
   Route(http, "GET", "/api/cdp/audit/verify", bind(&Api::VerifyAudit));
   RegisterSegmentRoutes(http, engine_, options_);  // POST /v1/identify ... /v1/batch (segment_routes.cc)
@@ -254,12 +259,13 @@ void Api::Route(httplib::Server& http, std::string_view method, const std::strin
   entry->methods.emplace_back(method);
 
   Handler checked = [self = shared_from_this(), handler = std::move(handler)](const Request& req, Response& res) {
-    if (!self->Authorized(req)) {
+    Result<std::string> principal = self->Authenticate(req);
+    if (!principal.ok()) {
       res.set_header("WWW-Authenticate", "Bearer");
-      WriteStatus(res, Status(StatusCode::kUnauthenticated, "missing or invalid API key (Authorization: Bearer)"));
+      WriteStatus(res, principal.status());
       return;
     }
-    ScopedPrincipal principal("api-key");  // who the audit log names for this request's calls
+    ScopedPrincipal scope(*principal);  // whose permissions apply to this request's calls, and whom audit names
     handler(req, res);
   };
   if (method == "GET") {
@@ -275,12 +281,29 @@ void Api::Route(httplib::Server& http, std::string_view method, const std::strin
   }
 }
 
+Result<std::string> Api::Authenticate(const Request& req) const {
+  const Status missing(StatusCode::kUnauthenticated, "missing or invalid API key (Authorization: Bearer)");
+  if (!req.has_header("Authorization")) {
+    if (options_.api_key.empty() && !engine_.governance().HasApiKeys()) return std::string("local");
+    return missing;
+  }
+  const std::string authorization = req.get_header_value("Authorization");  // a copy: the token views it
+  std::optional<std::string_view> token = BearerToken(authorization);
+  if (!token) return missing;
+  if (!options_.api_key.empty() && ConstantTimeEquals(*token, options_.api_key)) return std::string("api-key");
+  Result<std::string> principal = engine_.governance().Authenticate(*token);
+  if (!principal.ok()) return missing;
+  return principal;
+}
+
 void Api::HandleError(const Request& req, Response& res) const {
   if (!res.body.empty()) return;  // a handler's own error answer
-  if (req.path.starts_with("/api/") && !Authorized(req)) {
-    res.set_header("WWW-Authenticate", "Bearer");
-    WriteStatus(res, Status(StatusCode::kUnauthenticated, "missing or invalid API key (Authorization: Bearer)"));
-    return;
+  if (req.path.starts_with("/api/")) {
+    if (Result<std::string> principal = Authenticate(req); !principal.ok()) {
+      res.set_header("WWW-Authenticate", "Bearer");
+      WriteStatus(res, principal.status());
+      return;
+    }
   }
   switch (res.status) {
     case 404: {
@@ -776,13 +799,52 @@ void Api::StreamExport(const Request& req, Response& res, ExportFn run) {
   res.set_header("Content-Disposition", "attachment; filename=\"" + id + (format == "csv" ? ".csv\"" : ".jsonl\""));
   res.set_chunked_content_provider(
       format == "csv" ? "text/csv; charset=utf-8" : "application/x-ndjson",
-      [&engine, run, id, format, fields](size_t, httplib::DataSink& sink) {
+      [&engine, run, id, format, fields, principal = ScopedPrincipal::Current()](size_t, httplib::DataSink& sink) {
+        ScopedPrincipal scope(principal);  // streamed after the handler returned: for the request's principal still
         Status s = run(engine, id, format, fields, [&sink](std::string_view chunk) {
           return sink.is_writable() && sink.write(chunk.data(), chunk.size());
         });
         if (s.ok()) sink.done();
         return s.ok();  // false: the connection is closed mid-stream, so a reader sees a truncated transfer
       });
+}
+
+// ---- Governance -----------------------------------------------------------------------------------------------------
+
+void Api::RegisterGovernanceRoutes(httplib::Server& http) {
+  std::shared_ptr<Api> self = shared_from_this();
+  auto json = [self](std::function<Result<Json>(Api&, const Request&)> fn, int ok_status = 200) -> Handler {
+    return [self, fn, ok_status](const Request& req, Response& res) {
+      Result<Json> out = fn(*self, req);
+      if (!out.ok()) return WriteStatus(res, out.status());
+      WriteJson(res, ok_status, *out);
+    };
+  };
+  Route(http, "GET", "/api/cdp/governance/policy",
+        json([](Api& api, const Request&) { return api.engine_.governance().Policy(); }));
+  Route(http, "PUT", "/api/cdp/governance/policy", json([](Api& api, const Request& req) -> Result<Json> {
+          CDP_ASSIGN_OR_RETURN(Json body, api.ParseBody(req));
+          return api.engine_.governance().SetPolicy(body);
+        }));
+  Route(http, "GET", "/api/cdp/governance/access", json([](Api& api, const Request& req) {
+          return api.engine_.governance().Access(req.get_param_value("principal"));
+        }));
+  Route(http, "GET", "/api/cdp/governance/keys", json([](Api& api, const Request&) -> Result<Json> {
+          CDP_ASSIGN_OR_RETURN(Json keys, api.engine_.governance().ListApiKeys());
+          return Json::Object().Set("keys", std::move(keys));
+        }));
+  Route(http, "POST", "/api/cdp/governance/keys",
+        json(
+            [](Api& api, const Request& req) -> Result<Json> {
+              CDP_ASSIGN_OR_RETURN(Json body, api.ParseBody(req));
+              return api.engine_.governance().CreateApiKey(body);
+            },
+            201));
+  Route(http, "DELETE", R"(/api/cdp/governance/keys/([^/]+))", [self](const Request& req, Response& res) {
+    Status s = self->engine_.governance().RevokeApiKey(req.matches[1].str());
+    if (!s.ok()) return WriteStatus(res, s);
+    WriteJson(res, 200, Json::Object().Set("revoked", req.matches[1].str()));
+  });
 }
 
 // ---- Audiences and suppression lists -------------------------------------------------------------------------------
@@ -1063,16 +1125,22 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b) {
   return diff == 0;
 }
 
-bool BearerTokenMatches(std::string_view authorization, std::string_view api_key) {
+std::optional<std::string_view> BearerToken(std::string_view authorization) {
   constexpr std::string_view kScheme = "bearer ";
-  if (api_key.empty() || authorization.size() < kScheme.size()) return false;
+  if (authorization.size() < kScheme.size()) return std::nullopt;
   for (size_t i = 0; i < kScheme.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(authorization[i])) != kScheme[i]) return false;
+    if (std::tolower(static_cast<unsigned char>(authorization[i])) != kScheme[i]) return std::nullopt;
   }
   std::string_view token = authorization.substr(kScheme.size());
   while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
   while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
-  return ConstantTimeEquals(token, api_key);
+  if (token.empty()) return std::nullopt;
+  return token;
+}
+
+bool BearerTokenMatches(std::string_view authorization, std::string_view api_key) {
+  std::optional<std::string_view> token = BearerToken(authorization);
+  return !api_key.empty() && token && ConstantTimeEquals(*token, api_key);
 }
 
 }  // namespace cdp::server

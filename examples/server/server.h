@@ -21,6 +21,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -63,6 +64,9 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b);
 // Whether an Authorization header value carries `api_key` as a bearer token ("Bearer <key>"; the scheme name is
 // case-insensitive).
 bool BearerTokenMatches(std::string_view authorization, std::string_view api_key);
+// The token of an Authorization header value "Bearer <token>" (scheme case-insensitive, blanks trimmed); nullopt
+// when the value is not of that form or the token is empty.
+std::optional<std::string_view> BearerToken(std::string_view authorization);
 
 }  // namespace cdp::server
 

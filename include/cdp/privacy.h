@@ -135,8 +135,66 @@ class Audit {
   virtual Result<Json> Verify() = 0;
 };
 
-// The principal that audit entries of calls made on this thread name, while the object lives (default "local").
-// Servers set it per request (cdp-server: "api-key"). Nested scopes restore the outer one.
+// Governance: who may read and write what. See docs/privacy.md, "Governance".
+//
+// Every call runs for a principal: the one this thread's ScopedPrincipal names ("local" outside any). The policy
+// ({"classes", "classification", "roles", "principals"}) says what each may do:
+//   classes         public, internal, pii, sensitive, and any the policy adds ([a-z][a-z0-9_-]{0,31}, at most 32)
+//   classification  field path -> class. Paths are a profile's ("attributes.customFields.tier", "externalIds.email",
+//                   "consent"), an event's under "events." ("events.properties.revenue") and a session summary's
+//                   under "sessions.". A path takes the class of its longest classified prefix, defaults included
+//                   (Policy() lists them; e.g. attributes pii, attributes.country internal, computed internal,
+//                   events internal, events.email pii); an unclassified custom field is pii until classified.
+//   roles           name -> {"read": [classes], "write": [classes], "readFields": [paths], "writeFields": [paths],
+//                   "operations": [export | erase | audit | admin], "description"?}. "admin" (built in) may do
+//                   everything.
+//   principals      name (1-128 of [A-Za-z0-9_.:@-]) -> {"roles": [names], "description"?}. Built in: "local" and
+//                   "api-key" (cdp-server's --api-key), both admin.
+// Enforcement, for every principal but an admin:
+//   - a principal the policy does not define may do nothing (PermissionDenied);
+//   - reads (Profiles::Get / Search / Timeline / Sessions, Events::Query, Segments and Audiences Members and Export,
+//     Gdpr::Export, the documents writes return) leave out every field the principal may not read; a profile keeps
+//     its "id", an event its "id" and "profileId". A search, event query or segment rule that tests or sorts by
+//     an unreadable field is PermissionDenied (field() names it), so values cannot be inferred;
+//   - writes (Profiles::Create / Replace / Patch, Events::Track / TrackBatch, Identity::Identify, Consent::Record)
+//     naming a field the principal may not write are PermissionDenied naming it, and write nothing. Replace also
+//     needs write access to every field it would clear;
+//   - Consent::Get needs read access to "consent"; Identity::Explain, Merge and Unmerge to "externalIds" (read;
+//     write for merges); Gdpr::Export the operation "export"; Profiles::Delete, Gdpr::Erase and suppression the
+//     operation "erase"; Audit the operation "audit"; this interface's changes, Identity's rules and matching
+//     settings, and segment and audience definitions need "admin" (reading definitions needs none).
+// API keys ("cdpk_" + id + "_" + secret) authenticate a principal (cdp-server maps bearer keys to principals); only
+// a SHA-256 of each key's secret is stored.
+// Changes are audited ("governance.setPolicy", ...). Thread-safety: all methods from any thread; a policy change
+// applies to calls that start after it returns. Errors: InvalidArgument naming the field, PermissionDenied, NotFound.
+class Governance {
+ public:
+  virtual ~Governance() = default;
+  // The effective policy: built-ins and defaults included.
+  virtual Result<Json> Policy() = 0;
+  // Replaces the policy (as Policy() shows it or only the members to set: absent members take their defaults).
+  // Returns the effective policy. Needs "admin".
+  virtual Result<Json> SetPolicy(const Json& policy) = 0;
+  // What `principal` ("" for this thread's) may do: {"principal", "defined", "roles", "admin", "read", "write",
+  // "readFields", "writeFields", "operations"}. Anyone may ask about themself; asking about another needs "admin".
+  virtual Result<Json> Access(std::string_view principal) = 0;
+  // Issues a key for a defined principal: {"principal", "description"?} -> {"id" ("key_..."), "key" (shown only
+  // here), "principal", "description"?, "createdAt"}. Needs "admin".
+  virtual Result<Json> CreateApiKey(const Json& request) = 0;
+  // The keys, without their secrets: [{"id", "principal", "description"?, "createdAt"}]. Needs "admin".
+  virtual Result<Json> ListApiKeys() = 0;
+  // Revokes a key. Needs "admin". Errors: NotFound.
+  virtual Status RevokeApiKey(std::string_view id) = 0;
+  // The principal a key authenticates. Unauthenticated for a malformed, unknown or revoked key. Constant time in
+  // the secret. Needs nothing.
+  virtual Result<std::string> Authenticate(std::string_view key) = 0;
+  // Whether any API key exists (cdp-server then requires keys on every /api/ route).
+  virtual bool HasApiKeys() = 0;
+};
+
+// The principal that calls made on this thread run for, and audit entries name, while the object lives (default
+// "local"). Servers set it per request (cdp-server: the principal of the request's API key). Nested scopes restore
+// the outer one.
 class ScopedPrincipal {
  public:
   explicit ScopedPrincipal(std::string name);

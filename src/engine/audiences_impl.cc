@@ -222,6 +222,7 @@ Json AudiencesImpl::WithSize(const Json& audience, uint64_t size) const {
 }
 
 Result<Json> AudiencesImpl::Create(const Json& definition) {
+  CDP_RETURN_IF_ERROR(engine_->Require("admin"));
   std::lock_guard<std::mutex> lock(segments_->mu_);
   CDP_RETURN_IF_ERROR(segments_->Refresh());
   CDP_RETURN_IF_ERROR(Load());
@@ -257,6 +258,7 @@ Result<Json> AudiencesImpl::List() {
 }
 
 Result<Json> AudiencesImpl::Update(std::string_view id, const Json& definition) {
+  CDP_RETURN_IF_ERROR(engine_->Require("admin"));
   std::lock_guard<std::mutex> lock(segments_->mu_);
   CDP_RETURN_IF_ERROR(segments_->Refresh());
   CDP_RETURN_IF_ERROR(Load());
@@ -271,6 +273,7 @@ Result<Json> AudiencesImpl::Update(std::string_view id, const Json& definition) 
 }
 
 Status AudiencesImpl::Delete(std::string_view id) {
+  CDP_RETURN_IF_ERROR(engine_->Require("admin"));
   std::lock_guard<std::mutex> lock(segments_->mu_);
   CDP_RETURN_IF_ERROR(Load());
   CDP_RETURN_IF_ERROR(FindAudience(id).status());
@@ -351,6 +354,7 @@ Result<int64_t> AudiencesImpl::ListSize(std::string_view id) {
 }
 
 Result<Json> AudiencesImpl::CreateSuppressionList(const Json& definition) {
+  CDP_RETURN_IF_ERROR(engine_->Require("admin"));
   std::lock_guard<std::mutex> lock(segments_->mu_);
   CDP_RETURN_IF_ERROR(Load());
   if (!definition.is_object()) return Status::InvalidArgument("a suppression list must be a JSON object");
@@ -395,6 +399,7 @@ Result<Json> AudiencesImpl::ListSuppressionLists() {
 }
 
 Status AudiencesImpl::DeleteSuppressionList(std::string_view id) {
+  CDP_RETURN_IF_ERROR(engine_->Require("admin"));
   std::lock_guard<std::mutex> lock(segments_->mu_);
   CDP_RETURN_IF_ERROR(Load());
   if (!lists_.contains(std::string(id))) return Status::NotFound(fmt::format("suppression list {} does not exist", id));
@@ -416,10 +421,12 @@ Status AudiencesImpl::DeleteSuppressionList(std::string_view id) {
 }
 
 Result<Json> AudiencesImpl::AddToSuppressionList(std::string_view id, const Json& items) {
+  CDP_RETURN_IF_ERROR(engine_->Require("admin"));
   return ChangeList(id, items, true);
 }
 
 Result<Json> AudiencesImpl::RemoveFromSuppressionList(std::string_view id, const Json& items) {
+  CDP_RETURN_IF_ERROR(engine_->Require("admin"));
   return ChangeList(id, items, false);
 }
 

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
 
 namespace cdp {
 
@@ -52,46 +53,141 @@ std::vector<std::string> PageProfiles(const Result<Page>& page, const char* key)
 
 }  // namespace
 
+// ---- Governance checks ----------------------------------------------------------------------------------------------
+
+namespace {
+
+// PermissionDenied naming the first condition (or group's) field the principal may not read. `ns`: "" or "events".
+Status CheckFilterReads(const Access& access, const Filter& filter, std::string_view ns) {
+  for (const Condition& c : filter.conditions) {
+    CDP_RETURN_IF_ERROR(access.RequireRead(ns.empty() ? c.field : std::string(ns) + "." + c.field));
+  }
+  for (const Filter& group : filter.groups) CDP_RETURN_IF_ERROR(CheckFilterReads(access, group, ns));
+  return Status::OK();
+}
+
+Status CheckEventQuery(const Access& access, const EventQuery& query) {
+  if (access.admin()) return Status::OK();
+  if (!access.defined()) return access.Require("read");
+  if (!query.type.empty()) CDP_RETURN_IF_ERROR(access.RequireRead("events.type"));
+  if (!query.name.empty()) CDP_RETURN_IF_ERROR(access.RequireRead("events.name"));
+  if (!query.source.empty()) CDP_RETURN_IF_ERROR(access.RequireRead("events.source"));
+  if (query.since_us || query.until_us) CDP_RETURN_IF_ERROR(access.RequireRead("events.timestamp"));
+  return CheckFilterReads(access, query.where, "events");
+}
+
+void FilterPage(const Access& access, std::string_view ns, Result<Page>* page) {
+  if (access.admin() || !page->ok()) return;
+  for (Json& item : (*page)->items) access.Filter(ns, &item);
+}
+
+// A defined principal, or PermissionDenied.
+Status RequireDefined(const Access& access) { return access.defined() ? Status::OK() : access.Require("read"); }
+
+// Replace: write access to every writable field of `current` that `input` does not carry unchanged.
+Status CheckReplaceClears(const Access& access, const Json& current, const Json& input) {
+  if (access.admin()) return Status::OK();
+  Json cleared = Json::Object();
+  for (const char* section : {"externalIds", "attributes", "consent"}) {
+    const Json* now = current.Find(section);
+    if (now == nullptr || !now->is_object()) continue;
+    const Json* given = input.Find(section);
+    Json part = Json::Object();
+    for (const auto& [key, value] : now->members()) {
+      if (value.is_null() || (std::string_view(section) == "consent" && key == "updatedAt")) continue;
+      const Json* same = given != nullptr ? given->Find(key) : nullptr;
+      if (same == nullptr || *same != value) part.Set(key, value);
+    }
+    if (part.size() > 0) cleared.Set(section, std::move(part));
+  }
+  if (const Json* computed = current.Find("computed"); computed != nullptr) {
+    const Json* given = input.Find("computed");
+    Json part = Json::Object();
+    for (const char* trait : {"churnRisk", "engagementScore"}) {
+      const Json* value = computed->Find(trait);
+      if (value == nullptr || value->is_null()) continue;
+      const Json* same = given != nullptr ? given->Find(trait) : nullptr;
+      if (same == nullptr || *same != *value) part.Set(trait, *value);
+    }
+    if (part.size() > 0) cleared.Set("computed", std::move(part));
+  }
+  return access.CheckProfileWrite(cleared);
+}
+
+}  // namespace
+
 // ---- Profiles -------------------------------------------------------------------------------------------------------
 
 Result<Json> AuditedProfiles::Create(const Json& profile) {
-  Result<Json> r = inner_->Create(profile);
+  auto access = gov_->Current();
+  Status allowed = RequireDefined(*access);
+  if (allowed.ok()) allowed = access->CheckProfileWrite(profile);
+  Result<Json> r = allowed.ok() ? inner_->Create(profile) : Result<Json>(allowed);
   Record(*log_, "profiles.create", {IdOf(r, "")}, r.status());
   return r;
 }
 Result<Json> AuditedProfiles::Get(std::string_view id) {
-  Result<Json> r = inner_->Get(id);
+  auto access = gov_->Current();
+  Status allowed = RequireDefined(*access);
+  Result<Json> r = allowed.ok() ? inner_->Get(id) : Result<Json>(allowed);  // filtered by EngineImpl::Render
   Record(*log_, "profiles.get", {IdOf(r, "")}, r.status(), 0, /*read=*/true);
   return r;
 }
 Result<Json> AuditedProfiles::Replace(std::string_view id, const Json& profile) {
-  Result<Json> r = inner_->Replace(id, profile);
+  auto access = gov_->Current();
+  Status allowed = RequireDefined(*access);
+  if (allowed.ok()) allowed = access->CheckProfileWrite(profile);
+  if (allowed.ok() && !access->admin()) {
+    Result<Json> current = [&] {
+      ScopedPrincipal unfiltered("local");  // the whole document, to see what the replace would clear
+      return inner_->Get(id);
+    }();
+    if (current.ok()) allowed = CheckReplaceClears(*access, *current, profile);
+  }
+  Result<Json> r = allowed.ok() ? inner_->Replace(id, profile) : Result<Json>(allowed);
   Record(*log_, "profiles.replace", {IdOf(r, "")}, r.status());
   return r;
 }
 Result<Json> AuditedProfiles::Patch(std::string_view id, const Json& patch) {
-  Result<Json> r = inner_->Patch(id, patch);
+  auto access = gov_->Current();
+  Status allowed = RequireDefined(*access);
+  if (allowed.ok()) allowed = access->CheckProfileWrite(patch);
+  Result<Json> r = allowed.ok() ? inner_->Patch(id, patch) : Result<Json>(allowed);
   Record(*log_, "profiles.patch", {IdOf(r, "")}, r.status());
   return r;
 }
 Status AuditedProfiles::Delete(std::string_view id) {
-  Status s = inner_->Delete(id);
+  Status s = gov_->Current()->Require("erase");
+  if (s.ok()) s = inner_->Delete(id);
   Record(*log_, "profiles.delete", {}, s);  // the person's id is gone with them; their entries are redacted
   return s;
 }
 Result<Page> AuditedProfiles::Search(const ProfileQuery& query) {
-  Result<Page> r = inner_->Search(query);
+  auto access = gov_->Current();
+  Status allowed = RequireDefined(*access);
+  if (allowed.ok()) allowed = CheckFilterReads(*access, query.filter, "");
+  if (allowed.ok() && !query.sort_by.empty()) allowed = access->RequireRead(query.sort_by);
+  Result<Page> r = allowed.ok() ? inner_->Search(query) : Result<Page>(allowed);
+  FilterPage(*access, "", &r);
   std::vector<std::string> ids = PageProfiles(r, "id");
   Record(*log_, "profiles.search", ids, r.status(), static_cast<int64_t>(ids.size()), /*read=*/true);
   return r;
 }
 Result<Page> AuditedProfiles::Timeline(std::string_view id, const EventQuery& query) {
-  Result<Page> r = inner_->Timeline(id, query);
+  auto access = gov_->Current();
+  Status allowed = CheckEventQuery(*access, query);
+  Result<Page> r = allowed.ok() ? inner_->Timeline(id, query) : Result<Page>(allowed);
+  FilterPage(*access, "events", &r);
   Record(*log_, "profiles.timeline", PageProfiles(r, "profileId"), r.status(), 0, /*read=*/true);
   return r;
 }
 Result<std::vector<Json>> AuditedProfiles::Sessions(std::string_view id) {
-  Result<std::vector<Json>> r = inner_->Sessions(id);
+  auto access = gov_->Current();
+  Status allowed = RequireDefined(*access);
+  Result<std::vector<Json>> r = allowed.ok() ? inner_->Sessions(id) : Result<std::vector<Json>>(allowed);
+  if (r.ok() && !access->admin()) {
+    for (Json& session : *r) access->Filter("sessions", &session);
+  }
   Record(*log_, "profiles.sessions", {r.ok() ? std::string(id) : std::string()}, r.status(), 0, /*read=*/true);
   return r;
 }
@@ -114,31 +210,60 @@ void RecordBatch(AuditLog& log, const Result<BatchResult>& r, std::string_view o
   Record(log, operation, BatchProfiles(r), r.status(), r.ok() ? static_cast<int64_t>(r->items.size()) : 0);
 }
 
+// PermissionDenied ("[i].<path>") for the first event of a batch that writes a field the principal may not.
+Status CheckBatchWrites(const Access& access, const std::vector<Json>& events) {
+  if (access.admin()) return Status::OK();
+  CDP_RETURN_IF_ERROR(RequireDefined(access));
+  for (size_t i = 0; i < events.size(); ++i) {
+    if (Status s = access.CheckEventWrite(events[i]); !s.ok()) return s.WithFieldPrefix(absl::StrCat("[", i, "]"));
+  }
+  return Status::OK();
+}
+
 }  // namespace
 
 Result<TrackResult> AuditedEvents::Track(const Json& event) {
-  Result<TrackResult> r = inner_->Track(event);
+  auto access = gov_->Current();
+  Status allowed = RequireDefined(*access);
+  if (allowed.ok()) allowed = access->CheckEventWrite(event);
+  Result<TrackResult> r = allowed.ok() ? inner_->Track(event) : Result<TrackResult>(allowed);
   Record(*log_, "events.track", {r.ok() ? r->profile_id : std::string()}, r.status());
   return r;
 }
 Result<BatchResult> AuditedEvents::TrackBatch(const std::vector<Json>& events) {
-  Result<BatchResult> r = inner_->TrackBatch(events);
+  Status allowed = CheckBatchWrites(*gov_->Current(), events);
+  Result<BatchResult> r = allowed.ok() ? inner_->TrackBatch(events) : Result<BatchResult>(allowed);
   RecordBatch(*log_, r, "events.trackBatch");
   return r;
 }
 Result<BatchResult> AuditedEvents::TrackBatch(const std::vector<Json>& events,
                                               const std::vector<IdempotencyKey>& keys) {
-  Result<BatchResult> r = inner_->TrackBatch(events, keys);
+  Status allowed = CheckBatchWrites(*gov_->Current(), events);
+  Result<BatchResult> r = allowed.ok() ? inner_->TrackBatch(events, keys) : Result<BatchResult>(allowed);
   RecordBatch(*log_, r, "events.trackBatch");
   return r;
 }
 Result<BatchResult> AuditedEvents::TrackBatchJson(std::string_view json_text) {
-  Result<BatchResult> r = inner_->TrackBatchJson(json_text);
+  auto access = gov_->Current();
+  Status allowed;
+  if (!access->admin()) {
+    // The fields written are checked on the parsed text; the engine parses it again (its limits apply there).
+    Result<Json> parsed = Json::Parse(json_text);
+    if (parsed.ok()) {
+      const Json* items = parsed->is_object() ? parsed->Find("batch") : &*parsed;
+      if (items != nullptr && items->is_array()) allowed = CheckBatchWrites(*access, items->items());
+    }
+    if (allowed.ok()) allowed = RequireDefined(*access);
+  }
+  Result<BatchResult> r = allowed.ok() ? inner_->TrackBatchJson(json_text) : Result<BatchResult>(allowed);
   RecordBatch(*log_, r, "events.trackBatch");
   return r;
 }
 Result<Page> AuditedEvents::Query(const EventQuery& query) {
-  Result<Page> r = inner_->Query(query);
+  auto access = gov_->Current();
+  Status allowed = CheckEventQuery(*access, query);
+  Result<Page> r = allowed.ok() ? inner_->Query(query) : Result<Page>(allowed);
+  FilterPage(*access, "events", &r);
   std::vector<std::string> ids = PageProfiles(r, "profileId");
   Record(*log_, "events.query", ids, r.status(), r.ok() ? static_cast<int64_t>(r->items.size()) : 0,
          /*read=*/true);
@@ -148,33 +273,83 @@ Result<Page> AuditedEvents::Query(const EventQuery& query) {
 // ---- Consent, Gdpr, Audit -------------------------------------------------------------------------------------------
 
 Result<Json> AuditedConsent::Record(const Json& request) {
-  Result<Json> r = inner_->Record(request);
+  auto access = gov_->Current();
+  Status allowed = RequireDefined(*access);
+  if (allowed.ok() && !access->admin()) {
+    allowed = access->RequireWrite("consent");
+    for (const char* member : {"purposes", "consentMode"}) {
+      const Json* purposes = request.is_object() ? request.Find(member) : nullptr;
+      if (!allowed.ok() || purposes == nullptr || !purposes->is_object()) continue;
+      for (const auto& [purpose, value] : purposes->members()) {
+        allowed = access->RequireWrite(
+            absl::StrCat("consent.", purpose == "analytics_storage" ? std::string("tracking") : purpose));
+        if (!allowed.ok()) break;
+      }
+    }
+  }
+  Result<Json> r = allowed.ok() ? inner_->Record(request) : Result<Json>(allowed);
   internal::Record(*log_, "consent.record", {IdOf(r, "")}, r.status());
   return r;
 }
 Result<Json> AuditedConsent::Get(std::string_view profile_id) {
-  Result<Json> r = inner_->Get(profile_id);
+  Status allowed = gov_->Current()->RequireRead("consent");
+  Result<Json> r = allowed.ok() ? inner_->Get(profile_id) : Result<Json>(allowed);
   internal::Record(*log_, "consent.get", {IdOf(r, "")}, r.status(), 0, /*read=*/true);
   return r;
 }
 
 Result<Json> AuditedGdpr::Export(std::string_view profile_id) {
-  Result<Json> r = inner_->Export(profile_id);
+  auto access = gov_->Current();
+  Status allowed = access->Require("export");
+  Result<Json> r = allowed.ok() ? inner_->Export(profile_id) : Result<Json>(allowed);
+  if (r.ok() && !access->admin()) {
+    // What the principal may not read is left out of the export (the profile is filtered as it is read).
+    if (Json* events = r->Find("events"); events != nullptr) {
+      for (Json& e : events->items()) access->Filter("events", &e);
+    }
+    if (Json* sessions = r->Find("sessions"); sessions != nullptr) {
+      for (Json& s : sessions->items()) access->Filter("sessions", &s);
+    }
+    if (!access->CanRead("externalIds")) r->Erase("identity");
+    if (!access->CanRead("consent")) r->Erase("consent");
+    if (!access->CanRead("segments")) r->Erase("segments");
+  }
   Record(*log_, "gdpr.export", {IdOf(r, "")}, r.status());
   return r;
 }
 Result<Json> AuditedGdpr::Erase(std::string_view profile_id) {
-  Result<Json> r = inner_->Erase(profile_id);
+  Status allowed = gov_->Current()->Require("erase");
+  Result<Json> r = allowed.ok() ? inner_->Erase(profile_id) : Result<Json>(allowed);
   Record(*log_, "gdpr.erase", {}, r.status());  // the request record (r) names the person only by a keyed hash
   return r;
 }
+Result<Json> AuditedGdpr::GetRequest(std::string_view request_id) {
+  auto access = gov_->Current();
+  if (!access->Can("export") && !access->Can("erase")) return access->Require("export");
+  return inner_->GetRequest(request_id);
+}
+Result<Json> AuditedGdpr::ListRequests(const Json& filter) {
+  auto access = gov_->Current();
+  if (!access->Can("export") && !access->Can("erase")) return access->Require("export");
+  return inner_->ListRequests(filter);
+}
+Result<bool> AuditedGdpr::IsSuppressed(std::string_view type, std::string_view value) {
+  CDP_RETURN_IF_ERROR(gov_->Current()->Require("erase"));
+  return inner_->IsSuppressed(type, value);
+}
 Result<Json> AuditedGdpr::Unsuppress(std::string_view type, std::string_view value) {
-  Result<Json> r = inner_->Unsuppress(type, value);
+  Status allowed = gov_->Current()->Require("erase");
+  Result<Json> r = allowed.ok() ? inner_->Unsuppress(type, value) : Result<Json>(allowed);
   Record(*log_, "gdpr.unsuppress", {}, r.status());
   return r;
 }
 
+Result<Json> AuditImpl::List(const Json& filter) {
+  CDP_RETURN_IF_ERROR(gov_->Current()->Require("audit"));
+  return log_->List(filter);
+}
 Result<Json> AuditImpl::Verify() {
+  CDP_RETURN_IF_ERROR(gov_->Current()->Require("audit"));
   CDP_ASSIGN_OR_RETURN(Json out, log_->Verify());
   out.Set("appendErrors", log_->append_errors());
   return out;

@@ -1,8 +1,10 @@
 // Copyright 2026 The libcdp Authors.
 //
-// The modules callers reach (Engine::profiles(), events(), consent(), gdpr()), each call recorded in the audit log
-// (engine/audit_log.h) after it ran: the operation, the profiles it named, its outcome. They forward to the
-// implementations, which the engine's own code calls directly (so one call is one entry).
+// The modules callers reach (Engine::profiles(), events(), consent(), gdpr(), audit()). Each call is first checked
+// against the access of the calling thread's principal (engine/governance_impl.h: fields written, operations), then
+// forwarded to the implementation, its result filtered to the fields the principal may read, and the call recorded
+// in the audit log (engine/audit_log.h): the operation, the profiles it named, its outcome (refusals included).
+// The engine's own code calls the implementations directly (so one call is one entry, checked once).
 
 #ifndef CDP_ENGINE_AUDITED_H_
 #define CDP_ENGINE_AUDITED_H_
@@ -12,6 +14,7 @@
 
 #include "cdp/engine.h"
 #include "engine/audit_log.h"
+#include "engine/governance_impl.h"
 
 namespace cdp::internal {
 
@@ -23,7 +26,7 @@ void Record(AuditLog& log, std::string_view operation, const std::vector<std::st
 
 class AuditedProfiles final : public Profiles {
  public:
-  AuditedProfiles(Profiles* inner, AuditLog* log) : inner_(inner), log_(log) {}
+  AuditedProfiles(Profiles* inner, AuditLog* log, const GovernanceImpl* gov) : inner_(inner), log_(log), gov_(gov) {}
   Result<Json> Create(const Json& profile) override;
   Result<Json> Get(std::string_view id) override;
   Result<Json> Replace(std::string_view id, const Json& profile) override;
@@ -36,11 +39,12 @@ class AuditedProfiles final : public Profiles {
  private:
   Profiles* inner_;
   AuditLog* log_;
+  const GovernanceImpl* gov_;
 };
 
 class AuditedEvents final : public Events {
  public:
-  AuditedEvents(Events* inner, AuditLog* log) : inner_(inner), log_(log) {}
+  AuditedEvents(Events* inner, AuditLog* log, const GovernanceImpl* gov) : inner_(inner), log_(log), gov_(gov) {}
   Result<TrackResult> Track(const Json& event) override;
   Result<BatchResult> TrackBatch(const std::vector<Json>& events) override;
   Result<BatchResult> TrackBatch(const std::vector<Json>& events, const std::vector<IdempotencyKey>& keys) override;
@@ -56,44 +60,46 @@ class AuditedEvents final : public Events {
  private:
   Events* inner_;
   AuditLog* log_;
+  const GovernanceImpl* gov_;
 };
 
 class AuditedConsent final : public Consent {
  public:
-  AuditedConsent(Consent* inner, AuditLog* log) : inner_(inner), log_(log) {}
+  AuditedConsent(Consent* inner, AuditLog* log, const GovernanceImpl* gov) : inner_(inner), log_(log), gov_(gov) {}
   Result<Json> Record(const Json& request) override;
   Result<Json> Get(std::string_view profile_id) override;
 
  private:
   Consent* inner_;
   AuditLog* log_;
+  const GovernanceImpl* gov_;
 };
 
 class AuditedGdpr final : public Gdpr {
  public:
-  AuditedGdpr(Gdpr* inner, AuditLog* log) : inner_(inner), log_(log) {}
+  AuditedGdpr(Gdpr* inner, AuditLog* log, const GovernanceImpl* gov) : inner_(inner), log_(log), gov_(gov) {}
   Result<Json> Export(std::string_view profile_id) override;
   Result<Json> Erase(std::string_view profile_id) override;
-  Result<Json> GetRequest(std::string_view request_id) override { return inner_->GetRequest(request_id); }
-  Result<Json> ListRequests(const Json& filter) override { return inner_->ListRequests(filter); }
-  Result<bool> IsSuppressed(std::string_view type, std::string_view value) override {
-    return inner_->IsSuppressed(type, value);
-  }
+  Result<Json> GetRequest(std::string_view request_id) override;
+  Result<Json> ListRequests(const Json& filter) override;
+  Result<bool> IsSuppressed(std::string_view type, std::string_view value) override;
   Result<Json> Unsuppress(std::string_view type, std::string_view value) override;
 
  private:
   Gdpr* inner_;
   AuditLog* log_;
+  const GovernanceImpl* gov_;
 };
 
 class AuditImpl final : public Audit {
  public:
-  explicit AuditImpl(AuditLog* log) : log_(log) {}
-  Result<Json> List(const Json& filter) override { return log_->List(filter); }
+  AuditImpl(AuditLog* log, const GovernanceImpl* gov) : log_(log), gov_(gov) {}
+  Result<Json> List(const Json& filter) override;
   Result<Json> Verify() override;
 
  private:
   AuditLog* log_;
+  const GovernanceImpl* gov_;
 };
 
 }  // namespace cdp::internal

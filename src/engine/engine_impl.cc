@@ -48,6 +48,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(const Options& options, const std::
   CDP_RETURN_IF_ERROR(engine->LoadTrackingDenied());
   CDP_RETURN_IF_ERROR(engine->LoadPrivacy());
   CDP_RETURN_IF_ERROR(engine->audit_log().Load());
+  CDP_RETURN_IF_ERROR(engine->governance_impl().Load());
   CDP_RETURN_IF_ERROR(engine->StartSegments());
   return std::unique_ptr<Engine>(std::move(engine));
 }
@@ -100,11 +101,12 @@ EngineImpl::EngineImpl(const Options& options, std::unique_ptr<storage::Store> s
       consent_(this),
       gdpr_(this),
       audit_log_(store_.get(), [this](std::string_view data) { return KeyedHashHex(data); }),
-      audited_profiles_(&profiles_, &audit_log_),
-      audited_events_(&events_, &audit_log_),
-      audited_consent_(&consent_, &audit_log_),
-      audited_gdpr_(&gdpr_, &audit_log_),
-      audit_(&audit_log_),
+      governance_(store_.get(), &audit_log_),
+      audited_profiles_(&profiles_, &audit_log_, &governance_),
+      audited_events_(&events_, &audit_log_, &governance_),
+      audited_consent_(&consent_, &audit_log_, &governance_),
+      audited_gdpr_(&gdpr_, &audit_log_, &governance_),
+      audit_(&audit_log_, &governance_),
       rules_(IdentityRules::Defaults()),
       tail_(store_.get()) {
   segments_.set_audiences(&audiences_);
@@ -192,6 +194,7 @@ Result<Json> EngineImpl::ReadStoredProfile(std::string_view id) {
 Json EngineImpl::Render(const Json& stored, std::string_view id) {
   Json out = RenderProfile(stored, ReadTraits(id));
   AddSegments(id, &out);
+  governance_.Current()->Filter("", &out);
   return out;
 }
 

@@ -27,6 +27,7 @@
 #include "engine/audit_log.h"
 #include "engine/audited.h"
 #include "engine/event_tail.h"
+#include "engine/governance_impl.h"
 #include "engine/segments_impl.h"
 #include "events/event_model.h"
 #include "identity/resolver.h"
@@ -201,7 +202,12 @@ class EngineImpl final : public Engine {
   Consent& consent() override { return audited_consent_; }
   Gdpr& gdpr() override { return audited_gdpr_; }
   Audit& audit() override { return audit_; }
+  Governance& governance() override { return governance_; }
   AuditLog& audit_log() { return audit_log_; }
+  GovernanceImpl& governance_impl() { return governance_; }
+  // The access of this thread's principal (Governance); PermissionDenied unless it may `operation`.
+  std::shared_ptr<const Access> access() const { return governance_.Current(); }
+  Status Require(std::string_view operation) const { return governance_.Current()->Require(operation); }
 
   // Runs `f` with writes paused: none in progress and none in flight (write_mu_, and commit_mu_ exclusively).
   // Not with write_mu_ held.
@@ -244,7 +250,8 @@ class EngineImpl final : public Engine {
   // The live profile holding the identifier with this kIdentities key (storage::IdentityKey of a normalized
   // identifier); "" when none.
   Result<std::string> OwnerOfIdentityKey(const std::string& key);
-  // The document callers see (RenderProfile) with the segments the profile is a member of now.
+  // The document callers see (RenderProfile) with the segments the profile is a member of now, without the fields
+  // this thread's principal may not read (Governance).
   Json Render(const Json& stored, std::string_view id);
   // Adds what the segments know of a rendered profile: "segments" (memberships now) and computed.rfm.
   void AddSegments(std::string_view id, Json* rendered);
@@ -358,6 +365,7 @@ class EngineImpl final : public Engine {
   ConsentImpl consent_;
   GdprImpl gdpr_;
   AuditLog audit_log_;
+  GovernanceImpl governance_;
   AuditedProfiles audited_profiles_;
   AuditedEvents audited_events_;
   AuditedConsent audited_consent_;

@@ -182,6 +182,25 @@ Result<Json> GdprImpl::Export(std::string_view profile_id) {
     out.Set("sessions", std::move(session_list));
     out.Set("consent", std::move(consent));
     out.Set("segments", std::move(segments));
+    // The audit entries naming the person (their own and their merged profiles' ids), newest first.
+    Json audit = Json::Array();
+    std::vector<std::string> subjects = {id};
+    if (const Json* merged = profile.Find("mergedIds"); merged != nullptr && merged->is_array()) {
+      for (const Json& m : merged->items()) {
+        if (m.is_string()) subjects.push_back(m.as_string());
+      }
+    }
+    for (const std::string& subject : subjects) {
+      Json filter = Json::Object().Set("target", subject).Set("limit", 1000);
+      while (true) {
+        CDP_ASSIGN_OR_RETURN(Json page, engine_->audit_log().List(filter));
+        for (Json& entry : page.Find("items")->items()) audit.Push(std::move(entry));
+        const Json* next = page.Find("nextCursor");
+        if (next == nullptr || next->is_null()) break;
+        filter.Set("cursor", *next);
+      }
+    }
+    out.Set("audit", std::move(audit));
     return out;
   };
   Result<Json> out = build();

@@ -58,6 +58,7 @@ Status EngineImpl::StoreRules(std::shared_ptr<const IdentityRules> rules) {
 Result<Json> IdentityImpl::Rules() { return engine_->rules()->ToJson(); }
 
 Result<Json> IdentityImpl::SetRules(const Json& rules) {
+  CDP_RETURN_IF_ERROR(engine_->Require("admin"));
   CDP_ASSIGN_OR_RETURN(std::shared_ptr<const IdentityRules> compiled, IdentityRules::FromJson(rules));
   Json out = compiled->ToJson();
   CDP_RETURN_IF_ERROR(engine_->StoreRules(std::move(compiled)));
@@ -323,6 +324,7 @@ void ListUnlinksAndHubs(const RulesPlan& plan, Json* unlinks, Json* hubs, bool* 
 }  // namespace
 
 Result<Json> IdentityImpl::DryRunRules(const Json& rules) {
+  CDP_RETURN_IF_ERROR(engine_->Require("admin"));
   CDP_ASSIGN_OR_RETURN(std::shared_ptr<const IdentityRules> next, IdentityRules::FromJson(rules));
   RulesPlan plan;
   CDP_RETURN_IF_ERROR(PlanRules(engine_->store(), *next, engine_->rules()->hub_threshold(), &plan));
@@ -350,6 +352,7 @@ Result<Json> IdentityImpl::DryRunRules(const Json& rules) {
 }
 
 Result<Json> IdentityImpl::ApplyRules(const Json& rules) {
+  CDP_RETURN_IF_ERROR(engine_->Require("admin"));
   CDP_ASSIGN_OR_RETURN(std::shared_ptr<const IdentityRules> compiled, IdentityRules::FromJson(rules));
   return engine_->ApplyRules(std::move(compiled));
 }
@@ -463,13 +466,15 @@ Result<Json> EngineImpl::ApplyRules(std::shared_ptr<const IdentityRules> next) {
 
 // Calls on personal data are audited (engine/audited.h).
 Result<Json> IdentityImpl::Merge(const std::vector<std::string>& profile_ids, std::string_view reason) {
-  Result<Json> r = engine_->MergeProfiles(profile_ids, reason);
+  Status allowed = engine_->access()->RequireWrite("externalIds");
+  Result<Json> r = allowed.ok() ? engine_->MergeProfiles(profile_ids, reason) : Result<Json>(allowed);
   Record(engine_->audit_log(), "identity.merge", r.ok() ? profile_ids : std::vector<std::string>{}, r.status());
   return r;
 }
 
 Result<Json> IdentityImpl::Unmerge(std::string_view profile_id, std::string_view merge_id) {
-  Result<Json> r = engine_->Unmerge(profile_id, merge_id);
+  Status allowed = engine_->access()->RequireWrite("externalIds");
+  Result<Json> r = allowed.ok() ? engine_->Unmerge(profile_id, merge_id) : Result<Json>(allowed);
   std::vector<std::string> ids;
   if (r.ok()) {
     ids.push_back(r->Find("profileId")->as_string());
@@ -486,20 +491,47 @@ std::vector<std::string> IdentifyTargets(const Result<Json>& r) {
 }
 }  // namespace
 
+// PermissionDenied naming the first field an identify would write that this thread's principal may not.
+static Status CheckIdentifyWrite(const Access& access, const Json& request) {
+  if (access.admin() || !request.is_object()) return Status::OK();
+  if (!access.defined()) return access.Require("write");
+  if (const Json* ids = request.Find("identifiers"); ids != nullptr && ids->is_object()) {
+    for (const auto& [type, value] : ids->members()) {
+      std::string path = "externalIds." + (type == "userId"     ? std::string("customerId")
+                                           : type == "deviceId" ? std::string("deviceIds")
+                                                                : type);
+      CDP_RETURN_IF_ERROR(access.RequireWrite(path));
+    }
+  }
+  Json patch = Json::Object();
+  for (const char* member : {"attributes", "consent", "computed"}) {
+    if (const Json* v = request.Find(member); v != nullptr) patch.Set(member, *v);
+  }
+  return access.CheckProfileWrite(patch);
+}
+
 Result<Json> IdentityImpl::Identify(const Json& request) {
-  Result<Json> r = engine_->Identify(request);
+  Status allowed = CheckIdentifyWrite(*engine_->access(), request);
+  Result<Json> r = allowed.ok() ? engine_->Identify(request) : Result<Json>(allowed);
   Record(engine_->audit_log(), "identity.identify", IdentifyTargets(r), r.status());
   return r;
 }
 
 Result<Json> IdentityImpl::Identify(const Json& request, const IdempotencyKey& key) {
-  Result<Json> r = engine_->Identify(request, &key);
+  Status allowed = CheckIdentifyWrite(*engine_->access(), request);
+  Result<Json> r = allowed.ok() ? engine_->Identify(request, &key) : Result<Json>(allowed);
   Record(engine_->audit_log(), "identity.identify", IdentifyTargets(r), r.status());
   return r;
 }
 
 Result<Json> IdentityImpl::IdentifyBatch(const std::vector<Json>& requests) {
-  Result<Json> r = engine_->IdentifyBatch(requests);
+  Status allowed;
+  auto access = engine_->access();
+  for (size_t i = 0; i < requests.size() && allowed.ok(); ++i) {
+    allowed = CheckIdentifyWrite(*access, requests[i]);
+    if (!allowed.ok()) allowed = allowed.WithFieldPrefix("[" + std::to_string(i) + "]");
+  }
+  Result<Json> r = allowed.ok() ? engine_->IdentifyBatch(requests) : Result<Json>(allowed);
   std::vector<std::string> ids;
   if (r.ok()) {
     absl::flat_hash_set<std::string> seen;
@@ -513,7 +545,8 @@ Result<Json> IdentityImpl::IdentifyBatch(const std::vector<Json>& requests) {
 }
 
 Result<Json> IdentityImpl::Explain(std::string_view profile_id) {
-  Result<Json> r = ExplainUnaudited(profile_id);
+  Status allowed = engine_->access()->RequireRead("externalIds");
+  Result<Json> r = allowed.ok() ? ExplainUnaudited(profile_id) : Result<Json>(allowed);
   Record(engine_->audit_log(), "identity.explain", IdentifyTargets(r), r.status(), 0, /*read=*/true);
   return r;
 }

@@ -195,6 +195,7 @@ Result<Json> IdentityImpl::MatchingConfig() {
 }
 
 Result<Json> IdentityImpl::SetMatchingConfig(const Json& config) {
+  CDP_RETURN_IF_ERROR(engine_->Require("admin"));
   CDP_ASSIGN_OR_RETURN(Matching m, ParseMatching(config));
   CDP_RETURN_IF_ERROR(linkage::Linker::Create(m.linkage).status().WithFieldPrefix("linkage"));
   Json out = m.ToJson();
@@ -279,6 +280,7 @@ Status IdentityImpl::ProposePair(const OnWrite& state, const std::string& a, con
 }
 
 Result<Json> IdentityImpl::FindDuplicates() {
+  CDP_RETURN_IF_ERROR(engine_->Require("admin"));
   std::lock_guard<std::mutex> lock(matching_mu_);
   storage::Store& store = engine_->store();
   CDP_RETURN_IF_ERROR(ReloadMatching());
@@ -584,6 +586,7 @@ Status IdentityImpl::EraseBlockEntries(std::string_view profile_id, storage::Wri
 }
 
 Result<Json> IdentityImpl::MatchPending() {
+  CDP_RETURN_IF_ERROR(engine_->Require("admin"));
   std::lock_guard<std::mutex> lock(matching_mu_);
   MatchCounts counts;
   for (;;) {
@@ -628,6 +631,7 @@ Json IdentityImpl::MatchingStats() {
 }
 
 Result<Json> IdentityImpl::Proposals(std::string_view status) {
+  CDP_RETURN_IF_ERROR(engine_->Require("admin"));
   if (!status.empty() && std::find(std::begin(kStatuses), std::end(kStatuses), status) == std::end(kStatuses)) {
     return Status::InvalidArgument("unknown status (expected pending, accepted, rejected, merged, obsolete)", "status");
   }
@@ -649,6 +653,7 @@ Result<Json> IdentityImpl::Proposals(std::string_view status) {
 }
 
 Result<Json> IdentityImpl::AcceptProposal(std::string_view proposal_id) {
+  CDP_RETURN_IF_ERROR(engine_->Require("admin"));
   std::lock_guard<std::mutex> lock(matching_mu_);
   CDP_ASSIGN_OR_RETURN(Json proposal, ReadProposal(proposal_id));
   if (proposal.Find("status")->as_string() != "pending") {
@@ -666,6 +671,7 @@ Result<Json> IdentityImpl::AcceptProposal(std::string_view proposal_id) {
 }
 
 Result<Json> IdentityImpl::RejectProposal(std::string_view proposal_id) {
+  CDP_RETURN_IF_ERROR(engine_->Require("admin"));
   std::lock_guard<std::mutex> lock(matching_mu_);
   CDP_ASSIGN_OR_RETURN(Json proposal, ReadProposal(proposal_id));
   if (proposal.Find("status")->as_string() != "pending") {

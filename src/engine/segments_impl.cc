@@ -125,6 +125,7 @@ Json SegmentsImpl::WithSize(const Definition& d) const {
 }
 
 Result<Json> SegmentsImpl::Create(const Json& definition) {
+  CDP_RETURN_IF_ERROR(engine_->Require("admin"));
   std::lock_guard<std::mutex> lock(mu_);
   CDP_RETURN_IF_ERROR(Refresh());
   Json stored;
@@ -170,6 +171,7 @@ Result<Json> SegmentsImpl::List() {
 }
 
 Result<Json> SegmentsImpl::Update(std::string_view id, const Json& definition) {
+  CDP_RETURN_IF_ERROR(engine_->Require("admin"));
   std::lock_guard<std::mutex> lock(mu_);
   CDP_RETURN_IF_ERROR(Refresh());
   CDP_ASSIGN_OR_RETURN(Definition * d, Find(id));
@@ -211,6 +213,7 @@ Result<Json> SegmentsImpl::Update(std::string_view id, const Json& definition) {
 }
 
 Status SegmentsImpl::Delete(std::string_view id) {
+  CDP_RETURN_IF_ERROR(engine_->Require("admin"));
   std::lock_guard<std::mutex> lock(mu_);
   CDP_RETURN_IF_ERROR(Refresh());
   CDP_ASSIGN_OR_RETURN(Definition * d, Find(id));
@@ -298,6 +301,11 @@ Result<int64_t> SegmentsImpl::Estimate(const Json& rule) {
   Json wrapped = Json::Object().Set("name", "estimate").Set("rule", rule);
   Json normalized;
   CDP_ASSIGN_OR_RETURN(SegmentRule parsed, ParseDefinition(wrapped, "", &normalized));
+  // A count of an unsaved rule reveals the values it tests: only over fields the principal may read.
+  if (auto access = engine_->access(); !access->admin()) {
+    for (const std::string& field : parsed.dependencies().fields) CDP_RETURN_IF_ERROR(access->RequireRead(field));
+    if (!parsed.dependencies().events.empty()) CDP_RETURN_IF_ERROR(access->RequireRead("events"));
+  }
   auto prepared = index_->Prepare(parsed);
   return static_cast<int64_t>(index_->Count(*prepared, NowMicros(), Lookup()));
 }
@@ -384,11 +392,13 @@ Result<std::vector<std::string>> SegmentsImpl::MembersAt(std::string_view id, st
 }
 
 Result<Json> SegmentsImpl::AddMembers(std::string_view id, const Json& items) {
+  CDP_RETURN_IF_ERROR(engine_->Require("admin"));
   std::lock_guard<std::mutex> lock(mu_);
   return ChangeManual(id, items, true);
 }
 
 Result<Json> SegmentsImpl::RemoveMembers(std::string_view id, const Json& items) {
+  CDP_RETURN_IF_ERROR(engine_->Require("admin"));
   std::lock_guard<std::mutex> lock(mu_);
   return ChangeManual(id, items, false);
 }
@@ -650,6 +660,7 @@ Result<Json> SegmentsImpl::RfmConfig() {
 }
 
 Result<Json> SegmentsImpl::SetRfmConfig(const Json& config) {
+  CDP_RETURN_IF_ERROR(engine_->Require("admin"));
   std::lock_guard<std::mutex> lock(mu_);
   CDP_RETURN_IF_ERROR(Refresh());
   RfmOptions next = rfm_options_;
@@ -667,6 +678,7 @@ Result<Json> SegmentsImpl::SetRfmConfig(const Json& config) {
 }
 
 Result<Json> SegmentsImpl::RecomputeRfm() {
+  CDP_RETURN_IF_ERROR(engine_->Require("admin"));
   std::lock_guard<std::mutex> lock(mu_);
   CDP_RETURN_IF_ERROR(Refresh());
   std::vector<Change> changes;

@@ -192,6 +192,10 @@ inline std::string AuditTargetPrefix(std::string_view target) {
   k.push_back('\0');
   return k;
 }
+// "gpolicy" -> the governance policy as stored (JSON); "k" key id -> an API key record (engine/governance_impl.h).
+inline constexpr std::string_view kGovernancePolicyKey = "gpolicy";
+inline constexpr std::string_view kApiKeyPrefix = "k";
+inline std::string ApiKeyKey(std::string_view key_id) { return "k" + std::string(key_id); }
 inline constexpr std::string_view kRequestPrefix = "r";
 inline std::string RequestKey(std::string_view request_id) { return "r" + std::string(request_id); }
 

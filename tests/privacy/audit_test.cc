@@ -47,7 +47,7 @@ class AuditTest : public testing::EngineTest {
         Unwrap(profiles().Create(J(R"({"externalIds": {"email": "a@example.com"}})"))).Find("id")->as_string();
     Unwrap(profiles().Get(id));
     {
-      ScopedPrincipal analyst("analyst");
+      ScopedPrincipal server("api-key");  // a built-in principal (admin): no policy needed
       Unwrap(profiles().Patch(id, J(R"({"attributes": {"city": "Oslo"}})")));
     }
     Unwrap(events().Track(J(R"({"type": "page_view", "profileId": ")" + id + R"("})")));
@@ -73,12 +73,12 @@ TEST_F(AuditTest, EveryCallOnPersonalDataIsAnEntryOfAVerifiableChain) {
   EXPECT_EQ(items[0].Find("outcome")->as_string(), "not_found");
   EXPECT_EQ(items[1].Find("operation")->as_string(), "events.track");
   EXPECT_EQ(*items[1].Find("targets"), J(R"([")" + id + R"("])"));
-  EXPECT_EQ(items[2].Find("principal")->as_string(), "analyst");
+  EXPECT_EQ(items[2].Find("principal")->as_string(), "api-key");
   EXPECT_EQ(items[3].Find("principal")->as_string(), "local");
   EXPECT_EQ(items[4].Find("operation")->as_string(), "profiles.create");
   EXPECT_EQ(items[4].Find("seq")->as_int(), 1);
   // Filters and paging.
-  EXPECT_EQ(Unwrap(audit().List(J(R"({"principal": "analyst"})"))).Find("items")->size(), 1u);
+  EXPECT_EQ(Unwrap(audit().List(J(R"({"principal": "api-key"})"))).Find("items")->size(), 1u);
   EXPECT_EQ(Unwrap(audit().List(J(R"({"target": ")" + id + R"("})"))).Find("items")->size(), 4u);
   Json page = Unwrap(audit().List(J(R"({"limit": 2})")));
   ASSERT_EQ(page.Find("items")->size(), 2u);

@@ -45,6 +45,32 @@ def parse_timestamp(value) -> int:
     return _core.parse_timestamp(_convert.dumps(_convert.timestamp_value(value, "timestamp"), "timestamp"))
 
 
+class principal:  # noqa: N801 - a context manager, named as the call reads
+    """Runs this thread's calls for a principal of the governance policy while the block runs::
+
+        with cdp.principal("ann"):
+            db.profiles.get(pid)   # without the fields ann may not read
+
+    Outside any block calls run as ``"local"`` (an admin). Blocks nest; enter and exit on one thread.
+    ``cdp.principal.current()`` names the principal in force."""
+
+    def __init__(self, name: str) -> None:
+        if not isinstance(name, str):
+            raise TypeError("the principal's name must be a str")
+        self._scope = _core.PrincipalScope(name)
+
+    def __enter__(self) -> "principal":
+        self._scope.enter()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._scope.exit()
+
+    @staticmethod
+    def current() -> str:
+        return _core.PrincipalScope.current()
+
+
 def format_timestamp(micros: int) -> str:
     """libcdp's ISO 8601 UTC text of microseconds since the Unix epoch ("2026-11-27T10:00:00.000Z")."""
     return _core.format_timestamp(micros)
@@ -52,6 +78,7 @@ def format_timestamp(micros: int) -> str:
 
 __all__ = [
     "open",
+    "principal",
     "Database",
     "Profiles",
     "Events",

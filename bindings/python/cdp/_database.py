@@ -586,7 +586,7 @@ class Gdpr:
 
 class Audit:
     """The audit log (``db.audit``): one hash-chained entry per call that reads or changes personal data. Calls from
-    Python are recorded with the principal ``"local"``. See docs/privacy.md."""
+    Python are recorded with the principal of :func:`cdp.principal` (``"local"`` outside any). See docs/privacy.md."""
 
     def __init__(self, engine: _Engine) -> None:
         self._engine = engine
@@ -605,6 +605,47 @@ class Audit:
         """Checks the chain: ``{"ok": True, "entries", "redacted", "head"}`` or ``{"ok": False, "brokenAt",
         "reason"}``."""
         return _convert.loads(self._engine.audit_verify())
+
+
+class Governance:
+    """Who may read and write what (``db.governance``): field classes, roles, principals and API keys. Calls run for
+    the principal of :func:`cdp.principal` (``"local"``, an admin, outside any). See docs/privacy.md, "Governance".
+    """
+
+    def __init__(self, engine: _Engine) -> None:
+        self._engine = engine
+
+    def policy(self) -> Document:
+        """The effective policy: ``{"classes", "classification", "roles", "principals"}`` with the defaults."""
+        return _convert.loads(self._engine.governance_policy())
+
+    def set_policy(self, policy: Mapping[str, Any]) -> Document:
+        """Replaces the policy (absent members take their defaults); returns the effective one. Needs ``admin``."""
+        return _convert.loads(self._engine.governance_set_policy(_convert.dumps(policy, "policy")))
+
+    def access(self, principal: str = "") -> Document:
+        """What ``principal`` (default: the caller) may do: ``{"principal", "defined", "roles", "admin", "read",
+        "write", "readFields", "writeFields", "operations"}``."""
+        return _convert.loads(self._engine.governance_access(principal))
+
+    def create_api_key(self, principal: str, description: Optional[str] = None) -> Document:
+        """Issues a key for a principal: ``{"id", "key", "principal", "createdAt"}``; the key is shown only here."""
+        request: Dict[str, Any] = {"principal": principal}
+        if description is not None:
+            request["description"] = description
+        return _convert.loads(self._engine.governance_create_key(_convert.dumps(request, "request")))
+
+    def api_keys(self) -> List[Document]:
+        """The keys, without their secrets."""
+        return _convert.loads(self._engine.governance_keys())
+
+    def revoke_api_key(self, key_id: str) -> None:
+        """Revokes a key (NotFound when there is none)."""
+        self._engine.governance_revoke_key(key_id)
+
+    def authenticate(self, key: str) -> str:
+        """The principal a key authenticates; raises :class:`cdp.Unauthenticated` otherwise."""
+        return _convert.loads(self._engine.governance_authenticate(key))
 
 
 class Audiences:
@@ -762,6 +803,7 @@ class Database:
         self.consent = Consent(engine)  # consent per purpose, with its history
         self.gdpr = Gdpr(engine)  # data subjects' requests: export, erasure, suppression
         self.audit = Audit(engine)  # the hash-chained audit log
+        self.governance = Governance(engine)  # classes, roles, principals, API keys
         self.segment = Segment(engine)  # Segment-spec ingestion
 
     @property

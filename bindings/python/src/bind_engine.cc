@@ -33,6 +33,21 @@ cdp::Json PageToJson(cdp::Page&& page) {
   return out;
 }
 
+// A ScopedPrincipal entered and exited explicitly (a Python context manager), not by C++ scope.
+class PrincipalScope {
+ public:
+  explicit PrincipalScope(std::string name) : name_(std::move(name)) {}
+  void Enter() {
+    if (scope_) throw std::runtime_error("this principal scope is already entered");
+    scope_ = std::make_unique<cdp::ScopedPrincipal>(name_);
+  }
+  void Exit() { scope_.reset(); }
+
+ private:
+  std::string name_;
+  std::unique_ptr<cdp::ScopedPrincipal> scope_;
+};
+
 class PyEngine {
  public:
   static std::unique_ptr<PyEngine> Open(const std::string& path, const std::string& options_json) {
@@ -319,6 +334,40 @@ class PyEngine {
   std::string AuditVerify() {
     return RunJson([&](cdp::Engine& e) { return e.audit().Verify(); });
   }
+  // Governance (Engine::governance()).
+  std::string GovernancePolicy() {
+    return RunJson([&](cdp::Engine& e) { return e.governance().Policy(); });
+  }
+  std::string GovernanceSetPolicy(const std::string& text) {
+    return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+      CDP_ASSIGN_OR_RETURN(cdp::Json policy, Parse(text));
+      return e.governance().SetPolicy(policy);
+    });
+  }
+  std::string GovernanceAccess(const std::string& principal) {
+    return RunJson([&](cdp::Engine& e) { return e.governance().Access(principal); });
+  }
+  std::string GovernanceCreateKey(const std::string& text) {
+    return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+      CDP_ASSIGN_OR_RETURN(cdp::Json request, Parse(text));
+      return e.governance().CreateApiKey(request);
+    });
+  }
+  std::string GovernanceKeys() {
+    return RunJson([&](cdp::Engine& e) { return e.governance().ListApiKeys(); });
+  }
+  void GovernanceRevokeKey(const std::string& id) {
+    RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+      CDP_RETURN_IF_ERROR(e.governance().RevokeApiKey(id));
+      return cdp::Json();
+    });
+  }
+  std::string GovernanceAuthenticate(const std::string& key) {
+    return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+      CDP_ASSIGN_OR_RETURN(std::string principal, e.governance().Authenticate(key));
+      return cdp::Json(principal);
+    });
+  }
   // Segments (Engine::segments()).
   std::string SegmentsCreate(const std::string& text) {
     return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
@@ -505,6 +554,12 @@ class PyEngine {
 }  // namespace
 
 void BindEngine(py::module_& m) {
+  // The principal this thread's calls run for, while entered (cdp::ScopedPrincipal). Enter and exit on one thread.
+  py::class_<PrincipalScope>(m, "PrincipalScope", "Runs this thread's calls for a principal; use cdp.principal().")
+      .def(py::init<std::string>(), py::arg("name"))
+      .def("enter", &PrincipalScope::Enter)
+      .def("exit", &PrincipalScope::Exit)
+      .def_static("current", [] { return cdp::ScopedPrincipal::Current(); });
   py::class_<PyEngine>(m, "Engine", "One open libcdp database. Use cdp.open(); this class is internal.")
       .def_static("open", &PyEngine::Open, py::arg("path"), py::arg("options_json") = "{}",
                   "Opens (by default creates) the database in `path` with options given as JSON text.")
@@ -546,6 +601,13 @@ void BindEngine(py::module_& m) {
       .def("gdpr_suppression", &PyEngine::GdprSuppression, py::arg("type"), py::arg("value"), py::arg("lift"))
       .def("audit_list", &PyEngine::AuditList, py::arg("filter_json"))
       .def("audit_verify", &PyEngine::AuditVerify)
+      .def("governance_policy", &PyEngine::GovernancePolicy)
+      .def("governance_set_policy", &PyEngine::GovernanceSetPolicy, py::arg("policy_json"))
+      .def("governance_access", &PyEngine::GovernanceAccess, py::arg("principal"))
+      .def("governance_create_key", &PyEngine::GovernanceCreateKey, py::arg("request_json"))
+      .def("governance_keys", &PyEngine::GovernanceKeys)
+      .def("governance_revoke_key", &PyEngine::GovernanceRevokeKey, py::arg("id"))
+      .def("governance_authenticate", &PyEngine::GovernanceAuthenticate, py::arg("key"))
       .def("segments_create", &PyEngine::SegmentsCreate, py::arg("definition"))
       .def("segments_get", &PyEngine::SegmentsGet, py::arg("id"))
       .def("segments_list", &PyEngine::SegmentsList)

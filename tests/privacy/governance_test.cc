@@ -1,0 +1,330 @@
+// Copyright 2026 The libcdp Authors.
+//
+// Governance (issue 5): field classification, principals with roles and field-level permissions enforced in the
+// C++ API (reads filtered, writes and operations refused with PermissionDenied), and API keys that authenticate
+// principals.
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "test_util.h"
+
+namespace cdp {
+namespace {
+
+using testing::J;
+using testing::Unwrap;
+
+// analyst: reads public and internal data and the custom field "tier"; writes nothing.
+// editor: writes internal data (country, tags, computed scores, consent); reads it.
+// dpo: reads public, internal and pii (not sensitive), may export and erase.
+// auditor: may read the audit log, nothing else.
+constexpr char kPolicy[] = R"({
+  "classes": ["restricted"],
+  "classification": {"attributes.customFields.ssn": "sensitive", "attributes.customFields.shoe": "internal",
+                     "events.properties.card": "restricted"},
+  "roles": {
+    "analyst": {"read": ["public", "internal"], "readFields": ["attributes.customFields.tier"]},
+    "editor": {"read": ["public", "internal"], "write": ["internal"]},
+    "dpo": {"read": ["public", "internal", "pii"], "operations": ["export", "erase"]},
+    "auditor": {"operations": ["audit"]}
+  },
+  "principals": {"ann": {"roles": ["analyst"]}, "ed": {"roles": ["editor"]}, "dina": {"roles": ["dpo"]},
+                 "otto": {"roles": ["auditor"]}, "both": {"roles": ["analyst", "editor"]}}
+})";
+
+class GovernanceTest : public testing::EngineTest {
+ protected:
+  void SetUp() override {
+    EngineTest::SetUp();
+    Unwrap(gov().SetPolicy(J(kPolicy)));
+    id_ = Unwrap(profiles().Create(J(R"({
+      "externalIds": {"email": "ada@example.com", "customerId": "c-1"},
+      "attributes": {"firstName": "Ada", "email": "ada@example.com", "country": "GB", "tags": ["vip"],
+                     "customFields": {"tier": "gold", "ssn": "078-05-1120", "shoe": 38, "nickname": "Countess"}},
+      "consent": {"email": true}})")))
+              .Find("id")
+              ->as_string();
+    Unwrap(events().Track(J(R"({"type": "purchase", "profileId": ")" + id_ +
+                            R"(", "deviceId": "dev-9", "properties": {"revenue": 30, "card": "4111", "sku": "A"}})")));
+  }
+  Governance& gov() { return engine_->governance(); }
+  std::string id_;
+};
+
+TEST_F(GovernanceTest, PolicyShowsDefaultsAndBuiltinsAndRefusesBadInput) {
+  Json policy = Unwrap(gov().Policy());
+  EXPECT_EQ(*policy.Find("classes"), J(R"(["public", "internal", "pii", "sensitive", "restricted"])"));
+  const Json& classification = *policy.Find("classification");  // keys are paths: look them up whole
+  EXPECT_EQ(classification.Find("attributes")->as_string(), "pii");
+  EXPECT_EQ(classification.Find("attributes.country")->as_string(), "internal");
+  EXPECT_EQ(classification.Find("events.email")->as_string(), "pii");
+  EXPECT_EQ(classification.Find("attributes.customFields.ssn")->as_string(), "sensitive");
+  EXPECT_EQ(*policy.FindPath("principals.local.roles"), J(R"(["admin"])"));
+  EXPECT_EQ(*policy.FindPath("principals.ann.roles"), J(R"(["analyst"])"));
+
+  auto field_of = [&](const char* text) {
+    Result<Json> r = gov().SetPolicy(J(text));
+    EXPECT_TRUE(r.status().IsInvalidArgument()) << text;
+    return r.status().field();
+  };
+  EXPECT_EQ(field_of(R"({"classification": {"attributes.x": "secret"}})"), "classification.attributes.x");
+  EXPECT_EQ(field_of(R"({"classification": {"nope.x": "pii"}})"), "classification.nope.x");
+  EXPECT_EQ(field_of(R"({"classification": {"attributes..x": "pii"}})"), "classification.attributes..x");
+  EXPECT_EQ(field_of(R"({"roles": {"admin": {}}})"), "roles.admin");
+  EXPECT_EQ(field_of(R"({"roles": {"a": {"read": ["pii", "top"]}}})"), "roles.a.read[1]");
+  EXPECT_EQ(field_of(R"({"roles": {"a": {"operations": ["drop"]}}})"), "roles.a.operations[0]");
+  EXPECT_EQ(field_of(R"({"roles": {"a": {"reed": []}}})"), "roles.a.reed");
+  EXPECT_EQ(field_of(R"({"principals": {"bob": {"roles": ["ghost"]}}})"), "principals.bob.roles[0]");
+  EXPECT_EQ(field_of(R"({"principals": {"local": {"roles": []}}})"), "principals.local");
+  EXPECT_EQ(field_of(R"({"principals": {"a b": {"roles": []}}})"), "principals.a b");
+  EXPECT_EQ(field_of(R"({"colour": 1})"), "colour");
+  // A refused policy changes nothing.
+  EXPECT_EQ(Unwrap(gov().Policy()), policy);
+}
+
+TEST_F(GovernanceTest, AnUndefinedPrincipalMayDoNothing) {
+  ScopedPrincipal stranger("mallory");
+  EXPECT_EQ(profiles().Get(id_).status().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(events().Track(J(R"({"type": "page_view", "profileId": ")" + id_ + R"("})")).status().code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(profiles().Search(ProfileQuery{}).status().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(engine_->audit().List(Json::Object()).status().code(), StatusCode::kPermissionDenied);
+  Json me = Unwrap(gov().Access(""));
+  EXPECT_FALSE(me.Find("defined")->as_bool());
+}
+
+TEST_F(GovernanceTest, ReadsLeaveOutWhatThePrincipalMayNotRead) {
+  ScopedPrincipal ann("ann");
+  Json p = Unwrap(profiles().Get(id_));
+  EXPECT_EQ(p.Find("id")->as_string(), id_);
+  EXPECT_EQ(p.Find("externalIds"), nullptr) << p.Dump();  // pii
+  EXPECT_EQ(p.FindPath("attributes.email"), nullptr) << p.Dump();
+  EXPECT_EQ(p.FindPath("attributes.firstName"), nullptr);
+  EXPECT_EQ(p.FindPath("attributes.country")->as_string(), "GB");
+  EXPECT_EQ(*p.FindPath("attributes.tags"), J(R"(["vip"])"));
+  EXPECT_EQ(*p.FindPath("attributes.customFields"), J(R"({"tier": "gold", "shoe": 38})")) << p.Dump();
+  EXPECT_EQ(p.FindPath("computed.ltv")->as_number(), 30);
+  EXPECT_TRUE(p.FindPath("consent.email")->as_bool());
+  // Provenance is kept only for readable fields; identity issues only for readable identifier types.
+  const Json* sources = p.Find("attributeSources");
+  ASSERT_NE(sources, nullptr);
+  EXPECT_NE(sources->Find("attributes.country"), nullptr);
+  EXPECT_EQ(sources->Find("attributes.email"), nullptr);
+  EXPECT_EQ(sources->Find("attributes.customFields.ssn"), nullptr);
+  EXPECT_EQ(p.Find("identityIssues"), nullptr);  // pii
+
+  // Events: identifiers and restricted properties left out.
+  EventQuery q;
+  q.profile_id = id_;
+  Page events_page = Unwrap(events().Query(q));
+  ASSERT_EQ(events_page.items.size(), 1u);
+  const Json& e = events_page.items[0];
+  EXPECT_EQ(e.Find("profileId")->as_string(), id_);
+  EXPECT_EQ(e.Find("deviceId"), nullptr) << e.Dump();
+  EXPECT_EQ(*e.Find("properties"), J(R"({"revenue": 30, "sku": "A"})")) << e.Dump();
+  Page timeline = Unwrap(profiles().Timeline(id_, EventQuery{}));
+  ASSERT_EQ(timeline.items.size(), 1u);
+  EXPECT_EQ(timeline.items[0], e);
+
+  // Searches: filtered results; a condition or sort on an unreadable field is refused (no inference by filter).
+  ProfileQuery by_country = Unwrap(ProfileQuery::FromJson(
+      J(R"({"conditions": [{"field": "attributes.country", "operator": "=", "value": "GB"}]})")));
+  Page found = Unwrap(profiles().Search(by_country));
+  ASSERT_EQ(found.items.size(), 1u);
+  EXPECT_EQ(found.items[0].FindPath("attributes.email"), nullptr);
+  ProfileQuery by_email = Unwrap(ProfileQuery::FromJson(
+      J(R"({"conditions": [{"field": "attributes.email", "operator": "=", "value": "ada@example.com"}]})")));
+  Result<Page> refused = profiles().Search(by_email);
+  EXPECT_EQ(refused.status().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(refused.status().field(), "attributes.email");
+  ProfileQuery sorted;
+  sorted.sort_by = "attributes.customFields.ssn";
+  EXPECT_EQ(profiles().Search(sorted).status().code(), StatusCode::kPermissionDenied);
+  EventQuery by_card;
+  by_card.where = Unwrap(Filter::FromJson(J(R"([{"field": "properties.card", "operator": "=", "value": "4111"}])")));
+  EXPECT_EQ(events().Query(by_card).status().code(), StatusCode::kPermissionDenied);
+
+  // Operations the role lacks.
+  EXPECT_EQ(engine_->gdpr().Export(id_).status().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(profiles().Delete(id_).code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(engine_->audit().Verify().status().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(engine_->identity().Explain(id_).status().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(engine_->segments()
+                .Create(J(R"({"name": "gb", "rule": {"field": "attributes.country", "operator":
+            "=", "value": "GB"}})"))
+                .status()
+                .code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(gov().SetPolicy(Json::Object()).status().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(gov().CreateApiKey(J(R"({"principal": "ann"})")).status().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(gov().Access("ed").status().code(), StatusCode::kPermissionDenied);
+  Json me = Unwrap(gov().Access(""));
+  EXPECT_EQ(*me.Find("read"), J(R"(["internal", "public"])"));
+  EXPECT_EQ(*me.Find("readFields"), J(R"(["attributes.customFields.tier"])"));
+  // The profile is still whole for the admin.
+  ScopedPrincipal admin("local");
+  EXPECT_EQ(Unwrap(profiles().Get(id_)).FindPath("attributes.customFields.ssn")->as_string(), "078-05-1120");
+}
+
+TEST_F(GovernanceTest, SegmentMembersExportsAndEstimatesFollowTheReader) {
+  const std::string seg =
+      Unwrap(engine_->segments().Create(
+                 J(R"({"name": "gb", "rule": {"field": "attributes.country", "operator": "=", "value": "GB"}})")))
+          .Find("id")
+          ->as_string();
+  ScopedPrincipal ann("ann");
+  Page members = Unwrap(engine_->segments().Members(seg, 10, ""));
+  ASSERT_EQ(members.items.size(), 1u);
+  EXPECT_EQ(members.items[0].FindPath("attributes.email"), nullptr);
+  EXPECT_EQ(members.items[0].FindPath("attributes.country")->as_string(), "GB");
+  std::string csv;
+  ASSERT_TRUE(engine_->segments()
+                  .Export(seg, "csv", {"id", "attributes.email", "attributes.country"},
+                          [&](std::string_view chunk) {
+                            csv.append(chunk);
+                            return true;
+                          })
+                  .ok());
+  EXPECT_EQ(csv.find("ada@example.com"), std::string::npos) << csv;
+  EXPECT_NE(csv.find("GB"), std::string::npos) << csv;
+  EXPECT_EQ(
+      Unwrap(engine_->segments().Estimate(J(R"({"field": "attributes.country", "operator": "=", "value": "GB"})"))), 1);
+  Result<int64_t> guess = engine_->segments().Estimate(
+      J(R"({"field": "attributes.customFields.ssn", "operator": "=", "value": "078-05-1120"})"));
+  EXPECT_EQ(guess.status().code(), StatusCode::kPermissionDenied);
+}
+
+TEST_F(GovernanceTest, WritesOfFieldsThePrincipalMayNotWriteAreRefusedWhole) {
+  {
+    ScopedPrincipal ed("ed");
+    Json patched = Unwrap(profiles().Patch(id_, J(R"({"attributes": {"country": "FR", "tags": ["new"]}})")));
+    EXPECT_EQ(patched.FindPath("attributes.country")->as_string(), "FR");
+    EXPECT_EQ(patched.FindPath("attributes.email"), nullptr);  // the answer is filtered too
+    Result<Json> r = profiles().Patch(id_, J(R"({"attributes": {"country": "DE", "email": "x@example.com"}})"));
+    EXPECT_EQ(r.status().code(), StatusCode::kPermissionDenied);
+    EXPECT_EQ(r.status().field(), "attributes.email");
+    r = profiles().Patch(id_, J(R"({"attributes": {"customFields": {"shoe": 39, "nickname": null}}})"));
+    EXPECT_EQ(r.status().field(), "attributes.customFields.nickname");  // unclassified custom fields are pii
+    r = profiles().Create(J(R"({"externalIds": {"email": "new@example.com"}})"));
+    EXPECT_EQ(r.status().code(), StatusCode::kPermissionDenied);
+    // Replace would clear the email, the name and the pii custom fields: refused.
+    r = profiles().Replace(id_, J(R"({"attributes": {"country": "FR"}})"));
+    EXPECT_EQ(r.status().code(), StatusCode::kPermissionDenied);
+    // Events that carry an identifier, or a property of a class it may not write.
+    Result<TrackResult> t = events().Track(J(R"({"type": "page_view", "email": "ada@example.com"})"));
+    EXPECT_EQ(t.status().code(), StatusCode::kPermissionDenied);
+    EXPECT_EQ(t.status().field(), "events.email");
+    Unwrap(events().Track(J(R"({"type": "page_view", "profileId": ")" + id_ + R"(", "properties": {"p": 1}})")));
+    Result<BatchResult> batch = events().TrackBatch(
+        {J(R"({"type": "page_view", "profileId": ")" + id_ + R"("})"),
+         J(R"({"type": "page_view", "profileId": ")" + id_ + R"(", "properties": {"card": "1"}})")});
+    EXPECT_EQ(batch.status().code(), StatusCode::kPermissionDenied);
+    EXPECT_EQ(batch.status().field(), "[1].events.properties.card");
+    Result<BatchResult> json_batch = events().TrackBatchJson(R"([{"type": "page_view", "phone": "+4712345678"}])");
+    EXPECT_EQ(json_batch.status().code(), StatusCode::kPermissionDenied);
+    // Consent is internal: ed may state it.
+    Unwrap(engine_->consent().Record(J(R"({"profileId": ")" + id_ + R"(", "purposes": {"sms": "granted"}})")));
+    Result<Json> identify = engine_->identity().Identify(J(R"({"identifiers": {"email": "ada@example.com"}})"));
+    EXPECT_EQ(identify.status().code(), StatusCode::kPermissionDenied);
+  }
+  // Nothing of the refused writes happened.
+  Json p = Unwrap(profiles().Get(id_));
+  EXPECT_EQ(p.FindPath("attributes.country")->as_string(), "FR");
+  EXPECT_EQ(p.FindPath("attributes.email")->as_string(), "ada@example.com");
+  EXPECT_EQ(p.FindPath("attributes.customFields.nickname")->as_string(), "Countess");
+  EXPECT_EQ(p.FindPath("attributes.customFields.shoe")->as_int(), 38);
+  EXPECT_EQ(p.FindPath("computed.eventCount")->as_int(), 2);
+  EXPECT_TRUE(p.FindPath("consent.sms")->as_bool());
+  // Refusals are audited.
+  Json denied = Unwrap(engine_->audit().List(J(R"({"principal": "ed"})")));
+  int refusals = 0;
+  for (const Json& entry : denied.Find("items")->items()) {
+    refusals += entry.Find("outcome")->as_string() == "permission_denied";
+  }
+  EXPECT_GE(refusals, 7);
+}
+
+TEST_F(GovernanceTest, ExportsLeaveOutWhatTheExporterMayNotReadAndIncludeTheAuditTrail) {
+  ScopedPrincipal dina("dina");
+  Json doc = Unwrap(engine_->gdpr().Export(id_));
+  EXPECT_EQ(doc.FindPath("profile.attributes.email")->as_string(), "ada@example.com");
+  EXPECT_EQ(doc.FindPath("profile.attributes.customFields.ssn"), nullptr);  // sensitive
+  ASSERT_EQ(doc.Find("events")->size(), 1u);
+  EXPECT_EQ(doc.Find("events")->items()[0].FindPath("properties.card"), nullptr);  // restricted
+  EXPECT_EQ(doc.Find("events")->items()[0].Find("deviceId")->as_string(), "dev-9");
+  EXPECT_NE(doc.Find("identity"), nullptr);
+  EXPECT_NE(doc.Find("consent"), nullptr);
+  const Json* audit = doc.Find("audit");
+  ASSERT_NE(audit, nullptr);
+  std::vector<std::string> operations;
+  for (const Json& entry : audit->items()) operations.push_back(entry.Find("operation")->as_string());
+  EXPECT_NE(std::find(operations.begin(), operations.end(), "profiles.create"), operations.end());
+  EXPECT_NE(std::find(operations.begin(), operations.end(), "events.track"), operations.end());
+  EXPECT_EQ(engine_->audit().List(Json::Object()).status().code(), StatusCode::kPermissionDenied);
+  Unwrap(engine_->gdpr().Erase(id_));
+  ScopedPrincipal otto("otto");
+  EXPECT_TRUE(Unwrap(engine_->audit().Verify()).Find("ok")->as_bool());
+  EXPECT_EQ(engine_->gdpr().Export(id_).status().code(), StatusCode::kPermissionDenied);
+}
+
+TEST_F(GovernanceTest, TwoRolesGrantTheUnionOfTheirs) {
+  ScopedPrincipal both("both");
+  Json p = Unwrap(profiles().Patch(id_, J(R"({"attributes": {"country": "NO"}})")));
+  EXPECT_EQ(p.FindPath("attributes.customFields.tier")->as_string(), "gold");  // analyst's field grant
+  EXPECT_EQ(p.FindPath("attributes.country")->as_string(), "NO");              // editor's write
+}
+
+TEST_F(GovernanceTest, ApiKeysAuthenticatePrincipalsAndSurviveAReopen) {
+  Json issued = Unwrap(gov().CreateApiKey(J(R"({"principal": "ann", "description": "dashboards"})")));
+  const std::string key = issued.Find("key")->as_string();
+  const std::string key_id = issued.Find("id")->as_string();
+  EXPECT_TRUE(key.starts_with("cdpk_"));
+  EXPECT_EQ(Unwrap(gov().Authenticate(key)), "ann");
+  EXPECT_TRUE(gov().HasApiKeys());
+  std::string wrong = key;
+  wrong.back() = wrong.back() == '0' ? '1' : '0';
+  EXPECT_EQ(gov().Authenticate(wrong).status().code(), StatusCode::kUnauthenticated);
+  EXPECT_EQ(gov().Authenticate("Bearer " + key).status().code(), StatusCode::kUnauthenticated);
+  EXPECT_EQ(gov().Authenticate("").status().code(), StatusCode::kUnauthenticated);
+  EXPECT_EQ(gov().CreateApiKey(J(R"({"principal": "nobody"})")).status().field(), "principal");
+  Json listed = Unwrap(gov().ListApiKeys());
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed.items()[0].Find("key"), nullptr);
+  EXPECT_EQ(listed.items()[0].Find("secretSha256"), nullptr);
+  EXPECT_EQ(listed.items()[0].Find("principal")->as_string(), "ann");
+
+  Reopen();
+  EXPECT_EQ(Unwrap(gov().Authenticate(key)), "ann");
+  EXPECT_EQ(*Unwrap(gov().Policy()).FindPath("principals.ann.roles"), J(R"(["analyst"])"));
+  {
+    ScopedPrincipal ann("ann");  // the policy survived the reopen too
+    EXPECT_EQ(Unwrap(profiles().Get(id_)).FindPath("attributes.email"), nullptr);
+  }
+  ASSERT_TRUE(gov().RevokeApiKey(key_id).ok());
+  EXPECT_EQ(gov().Authenticate(key).status().code(), StatusCode::kUnauthenticated);
+  EXPECT_TRUE(gov().RevokeApiKey(key_id).IsNotFound());
+  EXPECT_FALSE(gov().HasApiKeys());
+  // The secret is in no file of the database, only its hash.
+  EXPECT_TRUE(testing::FilesHolding(dir_.path(), key.substr(key.rfind('_') + 1)).empty());
+}
+
+TEST_F(GovernanceTest, APolicyChangeAppliesToTheNextCall) {
+  ScopedPrincipal ann("ann");
+  EXPECT_EQ(Unwrap(profiles().Get(id_)).FindPath("attributes.firstName"), nullptr);
+  {
+    ScopedPrincipal admin("local");
+    Json policy = J(kPolicy);
+    Json* roles = policy.Find("roles");
+    roles->Find("analyst")->Set("readFields", J(R"(["attributes.firstName"])"));
+    Unwrap(gov().SetPolicy(policy));
+  }
+  Json p = Unwrap(profiles().Get(id_));
+  EXPECT_EQ(p.FindPath("attributes.firstName")->as_string(), "Ada");
+  EXPECT_EQ(p.FindPath("attributes.customFields.tier"), nullptr);  // no longer granted
+}
+
+}  // namespace
+}  // namespace cdp

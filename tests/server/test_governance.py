@@ -1,0 +1,159 @@
+# Copyright 2026 The libcdp Authors.
+#
+# cdp-server's governance (issue 5): API keys map to principals, 403 where a principal may not, responses filtered
+# to what it may read, and 401 for a missing, malformed or wrong key on every route.
+#
+#   CDP_SERVER_BIN=build/examples/server/cdp-server /usr/bin/python3 -m pytest tests/server/test_governance.py -q
+
+import os
+import uuid
+
+import pytest
+
+import server_process
+from server_process import SERVER_BIN
+
+ADMIN_KEY = "gov-admin-" + uuid.uuid4().hex
+
+POLICY = {
+    "classification": {"attributes.customFields.ssn": "sensitive"},
+    "roles": {"analyst": {"read": ["public", "internal"]},
+              "support": {"read": ["public", "internal", "pii"], "write": ["internal", "pii"],
+                          "operations": ["export"]}},
+    "principals": {"ann": {"roles": ["analyst"]}, "sam": {"roles": ["support"]}, "root": {"roles": ["admin"]}},
+}
+
+# Every route of the API, with a body where it takes one (a 401 must come before any validation).
+ROUTES = [
+    ("GET", "/api/cdp/profiles/p1"), ("POST", "/api/cdp/profiles"), ("PUT", "/api/cdp/profiles/p1"),
+    ("PATCH", "/api/cdp/profiles/p1"), ("DELETE", "/api/cdp/profiles/p1"), ("POST", "/api/cdp/profiles/search"),
+    ("POST", "/api/cdp/profiles/merge"), ("GET", "/api/cdp/profiles/p1/timeline"),
+    ("GET", "/api/cdp/profiles/p1/events"), ("GET", "/api/cdp/profiles/p1/sessions"),
+    ("GET", "/api/cdp/profiles/p1/identity"), ("POST", "/api/cdp/profiles/p1/unmerge"),
+    ("GET", "/api/cdp/identity/rules"), ("PUT", "/api/cdp/identity/rules"), ("GET", "/api/cdp/identity/stats"),
+    ("POST", "/api/cdp/identity/identify"), ("GET", "/api/cdp/identity/proposals"),
+    ("POST", "/api/cdp/segments"), ("GET", "/api/cdp/segments"), ("POST", "/api/cdp/segments/estimate"),
+    ("GET", "/api/cdp/segments/seg_x/members"), ("POST", "/api/cdp/segments/seg_x/export"),
+    ("GET", "/api/cdp/audiences"), ("POST", "/api/cdp/events"), ("GET", "/api/cdp/events"),
+    ("POST", "/api/cdp/events/batch"), ("GET", "/api/cdp/stats"), ("POST", "/api/cdp/consent"),
+    ("GET", "/api/cdp/consent/p1"), ("POST", "/api/cdp/gdpr/export/p1"), ("POST", "/api/cdp/gdpr/delete/p1"),
+    ("GET", "/api/cdp/gdpr/requests"), ("POST", "/api/cdp/gdpr/suppression/check"), ("GET", "/api/cdp/audit"),
+    ("GET", "/api/cdp/audit/verify"), ("GET", "/api/cdp/governance/policy"), ("PUT", "/api/cdp/governance/policy"),
+    ("GET", "/api/cdp/governance/keys"), ("POST", "/api/cdp/governance/keys"),
+    ("DELETE", "/api/cdp/governance/keys/key_x"), ("GET", "/api/cdp/governance/access"),
+    ("GET", "/api/cdp/no/such/route"),
+]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    if not os.access(SERVER_BIN, os.X_OK):
+        pytest.fail(f"cdp-server binary not found at {SERVER_BIN}; build it or set CDP_SERVER_BIN")
+    data = tmp_path_factory.mktemp("cdp-governance")
+    srv = server_process.ServerProcess(data, ADMIN_KEY)
+    status, body, _ = srv.request("PUT", "/api/cdp/governance/policy", POLICY, key=ADMIN_KEY)
+    assert status == 200, body
+    keys = {}
+    for principal in ("ann", "sam", "root"):
+        status, body, _ = srv.request("POST", "/api/cdp/governance/keys", {"principal": principal}, key=ADMIN_KEY)
+        assert status == 201, body
+        keys[principal] = body
+    status, body, _ = srv.request("POST", "/api/cdp/profiles", {
+        "externalIds": {"email": "ada@example.com"},
+        "attributes": {"email": "ada@example.com", "country": "GB", "customFields": {"ssn": "078-05-1120"}}},
+        key=ADMIN_KEY)
+    assert status == 201, body
+    yield srv, keys, body["id"], data
+    code = srv.stop()
+    assert code == 0, srv.stderr()
+
+
+def test_a_key_of_one_role_never_reads_what_that_role_may_not(setup):
+    srv, keys, pid, _ = setup
+    ann, sam = keys["ann"]["key"], keys["sam"]["key"]
+    status, doc, _ = srv.request("GET", f"/api/cdp/profiles/{pid}", key=ann)
+    assert status == 200, doc
+    assert doc["attributes"] == {"country": "GB"}
+    assert "externalIds" not in doc
+    status, doc, _ = srv.request("GET", f"/api/cdp/profiles/{pid}", key=sam)
+    assert doc["attributes"]["email"] == "ada@example.com"
+    assert "ssn" not in doc["attributes"].get("customFields", {})
+    status, page, _ = srv.request("POST", "/api/cdp/profiles/search",
+                                  {"conditions": [{"field": "attributes.country", "operator": "=", "value": "GB"}]},
+                                  key=ann)
+    assert status == 200, page
+    assert all("email" not in p.get("attributes", {}) for p in page["items"])
+    status, body, _ = srv.request("POST", "/api/cdp/profiles/search",
+                                  {"conditions": [{"field": "attributes.email", "operator": "=",
+                                                   "value": "ada@example.com"}]}, key=ann)
+    assert status == 403, body
+    assert body["error"]["code"] == "permission_denied"
+    # Export: sam may (without the sensitive field), ann may not.
+    status, export, _ = srv.request("POST", f"/api/cdp/gdpr/export/{pid}", key=sam)
+    assert status == 200, export
+    assert export["profile"]["attributes"]["email"] == "ada@example.com"
+    assert "078-05-1120" not in str(export)
+    status, body, _ = srv.request("POST", f"/api/cdp/gdpr/export/{pid}", key=ann)
+    assert status == 403, body
+
+
+def test_writes_and_operations_a_principal_lacks_are_403(setup):
+    srv, keys, pid, _ = setup
+    ann, sam, root = keys["ann"]["key"], keys["sam"]["key"], keys["root"]["key"]
+    status, body, _ = srv.request("PATCH", f"/api/cdp/profiles/{pid}", {"attributes": {"country": "FR"}}, key=ann)
+    assert status == 403, body
+    assert body["error"]["field"] == "attributes.country"
+    status, body, _ = srv.request("PATCH", f"/api/cdp/profiles/{pid}", {"attributes": {"city": "Oslo"}}, key=sam)
+    assert status == 200, body
+    status, body, _ = srv.request("PATCH", f"/api/cdp/profiles/{pid}",
+                                  {"attributes": {"customFields": {"ssn": "1"}}}, key=sam)
+    assert status == 403, body
+    for method, path in (("GET", "/api/cdp/audit"), ("DELETE", f"/api/cdp/profiles/{pid}"),
+                         ("PUT", "/api/cdp/governance/policy"), ("GET", "/api/cdp/governance/keys")):
+        status, body, _ = srv.request(method, path, {} if method == "PUT" else None, key=sam)
+        assert status == 403, (method, path, body)
+    status, me, _ = srv.request("GET", "/api/cdp/governance/access", key=sam)
+    assert status == 200 and me["principal"] == "sam" and me["operations"] == ["export"], me
+    status, body, _ = srv.request("GET", "/api/cdp/governance/access", key=sam, params={"principal": "ann"})
+    assert status == 403, body
+    # A principal given the admin role may do what --api-key may; the audit log names each principal.
+    status, body, _ = srv.request("GET", "/api/cdp/audit", key=root, params={"principal": "sam"})
+    assert status == 200, body
+    assert body["items"] and all(e["principal"] == "sam" for e in body["items"])
+    assert any(e["outcome"] == "permission_denied" for e in body["items"])
+
+
+def test_missing_malformed_wrong_and_revoked_keys_are_401_on_every_route(setup):
+    srv, keys, _, _ = setup
+    bad_headers = [{}, {"Authorization": "Bearer"}, {"Authorization": "Basic " + ADMIN_KEY},
+                   {"Authorization": "Bearer " + ADMIN_KEY + "x"}, {"Authorization": "Bearer cdpk_garbage"},
+                   {"Authorization": "Bearer " + keys["ann"]["key"][:-1] + "0"}]
+    for method, path in ROUTES:
+        for headers in bad_headers:
+            status, body, resp_headers = srv.raw(method, path, b"{}" if method in ("POST", "PUT", "PATCH") else b"",
+                                                 headers)
+            assert status == 401, (method, path, headers, status, body)
+            assert body["error"]["code"] == "unauthenticated"
+            assert resp_headers["WWW-Authenticate"] == "Bearer"
+    doomed = srv.request("POST", "/api/cdp/governance/keys", {"principal": "ann"}, key=ADMIN_KEY)[1]
+    assert srv.request("GET", "/api/cdp/stats", key=doomed["key"])[0] == 200
+    status, body, _ = srv.request("DELETE", f"/api/cdp/governance/keys/{doomed['id']}", key=ADMIN_KEY)
+    assert status == 200, body
+    assert srv.request("GET", "/api/cdp/stats", key=doomed["key"])[0] == 401
+
+
+def test_keys_in_the_database_are_required_without_an_api_key_flag(setup, tmp_path):
+    _, keys, _, data = setup
+    # A second server over a copy-free new directory: keys issued there make every request need one.
+    srv = server_process.ServerProcess(tmp_path / "db", None)
+    try:
+        assert srv.request("GET", "/api/cdp/stats", key=None)[0] == 200  # no keys anywhere: loopback runs as local
+        status, body, _ = srv.request("PUT", "/api/cdp/governance/policy", POLICY, key=None)
+        assert status == 200, body
+        issued = srv.request("POST", "/api/cdp/governance/keys", {"principal": "root"}, key=None)[1]
+        status, body, _ = srv.request("GET", "/api/cdp/stats", key=None)
+        assert status == 401, body
+        assert srv.request("GET", "/api/cdp/stats", key=issued["key"])[0] == 200
+        assert srv.request("GET", "/api/cdp/stats", key=keys["root"]["key"])[0] == 401  # another database's key
+    finally:
+        assert srv.stop() == 0, srv.stderr()
