@@ -174,13 +174,14 @@ int Run(int argc, char** argv) {
   std::unique_ptr<Engine> engine = std::move(opened).value();
   // Without keys every /api/ request would run as the admin "local": only on loopback. Keys issued by the database
   // (Governance::CreateApiKey) count: with any, every request needs one.
-  if (needs_keys && !engine->governance().HasApiKeys()) return refuse_open_server();
+  if (needs_keys && !engine->governance().KeysIssued()) return refuse_open_server();
 
   auto http = std::make_unique<httplib::Server>();
   const int threads = flags.threads;
   http->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   ServerOptions server_options;
   server_options.api_key = flags.api_key;
+  server_options.allow_unauthenticated = IsLoopbackHost(flags.host);
   server_options.write_key = flags.write_key.empty() ? flags.api_key : flags.write_key;
   server_options.segment_dedupe_window_seconds = flags.dedupe_window;
   RegisterRoutes(*http, *engine, server_options);

@@ -3,6 +3,7 @@
 #include "server.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <charconv>
 #include <cstdint>
@@ -150,7 +151,7 @@ class Api : public std::enable_shared_from_this<Api> {
                               const std::function<bool(std::string_view)>& sink);
   void StreamExport(const Request& req, Response& res, ExportFn run);
   void RegisterAudienceRoutes(httplib::Server& http);
-  // /api/cdp/governance/...: the policy, the caller's (or a principal's) access, API keys.
+  // /api/cdp/governance/...: the policy, the caller's (or a principal's) access, API keys; /api/cdp/retention/...
   void RegisterGovernanceRoutes(httplib::Server& http);
   void EstimateSegment(const Request& req, Response& res);
 
@@ -284,8 +285,9 @@ void Api::Route(httplib::Server& http, std::string_view method, const std::strin
 Result<std::string> Api::Authenticate(const Request& req) const {
   const Status missing(StatusCode::kUnauthenticated, "missing or invalid API key (Authorization: Bearer)");
   if (!req.has_header("Authorization")) {
-    if (options_.api_key.empty() && !engine_.governance().HasApiKeys()) return std::string("local");
-    return missing;
+    if (!options_.allow_unauthenticated || !options_.api_key.empty()) return missing;
+    if (engine_.governance().KeysIssued()) return missing;  // for good: revoking every key does not reopen
+    return std::string("local");
   }
   const std::string authorization = req.get_header_value("Authorization");  // a copy: the token views it
   std::optional<std::string_view> token = BearerToken(authorization);
@@ -840,6 +842,29 @@ void Api::RegisterGovernanceRoutes(httplib::Server& http) {
               return api.engine_.governance().CreateApiKey(body);
             },
             201));
+  // Retention.
+  Route(http, "GET", "/api/cdp/retention/policies",
+        json([](Api& api, const Request&) { return api.engine_.retention().Policies(); }));
+  Route(http, "PUT", "/api/cdp/retention/policies", json([](Api& api, const Request& req) -> Result<Json> {
+          CDP_ASSIGN_OR_RETURN(Json body, api.ParseBody(req));
+          return api.engine_.retention().SetPolicies(body);
+        }));
+  Route(http, "POST", "/api/cdp/retention/run",
+        json([](Api& api, const Request&) { return api.engine_.retention().Run(); }));
+  Route(http, "GET", "/api/cdp/retention/runs", json([](Api& api, const Request& req) -> Result<Json> {
+          Json filter = Json::Object();
+          if (req.has_param("limit")) {
+            const std::string limit = req.get_param_value("limit");
+            int64_t n = 0;
+            auto [end, ec] = std::from_chars(limit.data(), limit.data() + limit.size(), n);
+            if (ec != std::errc() || end != limit.data() + limit.size()) {
+              return Status::InvalidArgument("expected an integer from 1 to 1000", "limit");
+            }
+            filter.Set("limit", n);
+          }
+          if (req.has_param("cursor")) filter.Set("cursor", req.get_param_value("cursor"));
+          return api.engine_.retention().Runs(filter);
+        }));
   Route(http, "DELETE", R"(/api/cdp/governance/keys/([^/]+))", [self](const Request& req, Response& res) {
     Status s = self->engine_.governance().RevokeApiKey(req.matches[1].str());
     if (!s.ok()) return WriteStatus(res, s);

@@ -31,8 +31,13 @@
 namespace cdp::server {
 
 struct ServerOptions {
-  // When non-empty, every request under /api/ needs the header "Authorization: Bearer <api_key>".
+  // When non-empty, every request under /api/ needs the header "Authorization: Bearer <api_key>" (or a key the
+  // database issued, Governance).
   std::string api_key;
+  // Whether requests without credentials may run (as the admin "local"): only while the database has never issued
+  // an API key (Governance::KeysIssued), for /api/ routes without api_key and /v1/ routes without write_key.
+  // cdp-server sets it for loopback hosts only. Default: false.
+  bool allow_unauthenticated = false;
   // Bytes allowed in a request body beyond max(Options::max_batch_bytes, Options::max_profile_bytes) before
   // the server answers 413 without reading it. Bodies between the library limit and this one reach the library,
   // which answers ResourceExhausted (also 413).

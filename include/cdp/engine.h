@@ -538,6 +538,7 @@ class Engine {
   virtual Gdpr& gdpr() = 0;
   virtual Audit& audit() = 0;
   virtual Governance& governance() = 0;
+  virtual Retention& retention() = 0;
 
   // {"profiles", "events", "formatVersion", "version", "path", "segmentsError"}. Counts are exact (kept with every
   // write). segmentsError is "" or the last error of keeping segments in step with writes (storage trouble while

@@ -68,6 +68,10 @@ struct Options {
   // recreating them; only keyed hashes are kept (docs/privacy.md). Gdpr::Unsuppress lifts it for one. Off: nothing
   // is suppressed, and suppressions made earlier are not enforced. Default: on.
   bool suppress_erased_identifiers = true;
+
+  // Retention policies (Retention in cdp/privacy.h) are applied this often by a libcdp thread, the first time this
+  // long after Open. 0: only on Retention::Run. Default: 3600 seconds.
+  int64_t retention_interval_seconds = 3600;
 };
 
 }  // namespace cdp

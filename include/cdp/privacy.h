@@ -135,6 +135,38 @@ class Audit {
   virtual Result<Json> Verify() = 0;
 };
 
+// Retention: policies that purge old data automatically, each run recorded. See docs/privacy.md, "Retention".
+//
+// A policy: {"id"?: "ret_..." (assigned when absent), "name": 1-256 bytes, "target": "events" | "profiles",
+//   events:   "eventType"?: a type (default any), "eventName"?: a custom event's name, "olderThan": an age,
+//   profiles: "inactiveFor": an age (no event and no profile write for that long),
+//   "enabled"?: bool (default true)}
+// with ages "<n>h", "<n>d", "<n>w" or "<n>y" (365 days), from 1 hour to 100 years.
+// Applying them (every Options::retention_interval_seconds on a libcdp thread, and on Run):
+//   - events: every event of the type whose event time is before now - olderThan is deleted, with its index
+//     entries; the computed traits of each profile that lost events are recomputed from the events it keeps, and
+//     the segments re-evaluate it. Written in atomic chunks of at most 10,000 events;
+//   - profiles: every profile whose latest event and latest write are both before now - inactiveFor is erased as
+//     by Profiles::Delete (without suppressing its identifiers: the person may come back);
+//   - then the purge is made physical as an erasure's is (no file of the directory keeps the purged data).
+// Each run is recorded: {"id" ("rrun_..."), "trigger": "schedule" | "manual", "startedAt", "finishedAt", "status":
+// "completed" | "failed", "error"?, "policies": [{"id", "name", "target", "cutoff", "eventsPurged" |
+// "profilesErased", "profilesAffected"?}], "eventsPurged", "profilesErased"}, and as an audit entry
+// "retention.run". Thread-safety: all methods from any thread; one run at a time. Needs "admin" (Runs: "admin" or
+// "audit"). Errors: InvalidArgument naming the field ("policies[1].olderThan"), PermissionDenied.
+class Retention {
+ public:
+  virtual ~Retention() = default;
+  // {"policies": [...], "intervalSeconds"}.
+  virtual Result<Json> Policies() = 0;
+  // Replaces the policies ({"policies": [...]}); returns them with their ids. They apply from the next run.
+  virtual Result<Json> SetPolicies(const Json& policies) = 0;
+  // Applies every enabled policy now and returns the run's record.
+  virtual Result<Json> Run() = 0;
+  // Run records, newest first: {"items", "nextCursor"}; `filter`: {"limit"? (1-1000, default 100), "cursor"?}.
+  virtual Result<Json> Runs(const Json& filter) = 0;
+};
+
 // Governance: who may read and write what. See docs/privacy.md, "Governance".
 //
 // Every call runs for a principal: the one this thread's ScopedPrincipal names ("local" outside any). The policy
@@ -188,8 +220,9 @@ class Governance {
   // The principal a key authenticates. Unauthenticated for a malformed, unknown or revoked key. Constant time in
   // the secret. Needs nothing.
   virtual Result<std::string> Authenticate(std::string_view key) = 0;
-  // Whether any API key exists (cdp-server then requires keys on every /api/ route).
-  virtual bool HasApiKeys() = 0;
+  // Whether this database has ever issued an API key (revoked or not). cdp-server then requires a valid key on
+  // every route, for good: revoking every key never opens the server again.
+  virtual bool KeysIssued() = 0;
 };
 
 // The principal that calls made on this thread run for, and audit entries name, while the object lives (default

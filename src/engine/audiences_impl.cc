@@ -237,6 +237,7 @@ Result<Json> AudiencesImpl::Create(const Json& definition) {
 }
 
 Result<Json> AudiencesImpl::Get(std::string_view id) {
+  CDP_RETURN_IF_ERROR(engine_->RequireDefined());
   std::lock_guard<std::mutex> lock(segments_->mu_);
   CDP_RETURN_IF_ERROR(segments_->Refresh());
   CDP_RETURN_IF_ERROR(Load());
@@ -246,6 +247,7 @@ Result<Json> AudiencesImpl::Get(std::string_view id) {
 }
 
 Result<Json> AudiencesImpl::List() {
+  CDP_RETURN_IF_ERROR(engine_->RequireDefined());
   std::lock_guard<std::mutex> lock(segments_->mu_);
   CDP_RETURN_IF_ERROR(segments_->Refresh());
   CDP_RETURN_IF_ERROR(Load());
@@ -286,6 +288,7 @@ Status AudiencesImpl::Delete(std::string_view id) {
 }
 
 Result<int64_t> AudiencesImpl::Size(std::string_view id) {
+  CDP_RETURN_IF_ERROR(engine_->RequireDefined());
   std::lock_guard<std::mutex> lock(segments_->mu_);
   CDP_RETURN_IF_ERROR(segments_->Refresh());
   CDP_RETURN_IF_ERROR(Load());
@@ -295,6 +298,7 @@ Result<int64_t> AudiencesImpl::Size(std::string_view id) {
 }
 
 Result<Page> AudiencesImpl::Members(std::string_view id, size_t limit, std::string_view cursor) {
+  CDP_RETURN_IF_ERROR(engine_->RequireDefined());
   std::lock_guard<std::mutex> lock(segments_->mu_);
   CDP_RETURN_IF_ERROR(segments_->Refresh());
   CDP_RETURN_IF_ERROR(Load());
@@ -304,6 +308,7 @@ Result<Page> AudiencesImpl::Members(std::string_view id, size_t limit, std::stri
 }
 
 Result<Json> AudiencesImpl::Overlap(std::string_view id) {
+  CDP_RETURN_IF_ERROR(engine_->RequireDefined());
   std::vector<std::string> ids;
   Json out = Json::Object();
   {
@@ -328,6 +333,7 @@ Result<Json> AudiencesImpl::Overlap(std::string_view id) {
 
 Status AudiencesImpl::Export(std::string_view id, std::string_view format, const std::vector<std::string>& fields_in,
                              const std::function<bool(std::string_view chunk)>& sink) {
+  CDP_RETURN_IF_ERROR(engine_->RequireDefined());
   std::vector<std::string> fields = fields_in;
   CDP_RETURN_IF_ERROR(SegmentsImpl::CheckExport(format, &fields));
   std::vector<std::string> members;
@@ -375,6 +381,7 @@ Result<Json> AudiencesImpl::CreateSuppressionList(const Json& definition) {
 }
 
 Result<Json> AudiencesImpl::GetSuppressionList(std::string_view id) {
+  CDP_RETURN_IF_ERROR(engine_->RequireDefined());
   std::lock_guard<std::mutex> lock(segments_->mu_);
   CDP_RETURN_IF_ERROR(Load());
   auto it = lists_.find(std::string(id));
@@ -386,6 +393,7 @@ Result<Json> AudiencesImpl::GetSuppressionList(std::string_view id) {
 }
 
 Result<Json> AudiencesImpl::ListSuppressionLists() {
+  CDP_RETURN_IF_ERROR(engine_->RequireDefined());
   std::lock_guard<std::mutex> lock(segments_->mu_);
   CDP_RETURN_IF_ERROR(Load());
   Json out = Json::Array();

@@ -60,7 +60,8 @@ namespace {
 // PermissionDenied naming the first condition (or group's) field the principal may not read. `ns`: "" or "events".
 Status CheckFilterReads(const Access& access, const Filter& filter, std::string_view ns) {
   for (const Condition& c : filter.conditions) {
-    CDP_RETURN_IF_ERROR(access.RequireRead(ns.empty() ? c.field : std::string(ns) + "." + c.field));
+    // The whole tree: testing an object compares every member of it.
+    CDP_RETURN_IF_ERROR(access.RequireReadTree(ns.empty() ? c.field : std::string(ns) + "." + c.field));
   }
   for (const Filter& group : filter.groups) CDP_RETURN_IF_ERROR(CheckFilterReads(access, group, ns));
   return Status::OK();
@@ -111,10 +112,53 @@ Status CheckReplaceClears(const Access& access, const Json& current, const Json&
     }
     if (part.size() > 0) cleared.Set("computed", std::move(part));
   }
-  return access.CheckProfileWrite(cleared);
+  Status s = access.CheckProfileWrite(cleared);
+  if (!s.ok() && !s.field().empty() && !access.CanRead(s.field())) {
+    // Naming a field the principal may not read would tell it exists.
+    return Status::PermissionDenied("the replace would clear fields principal '" + access.principal() +
+                                    "' may not write; use a patch");
+  }
+  return s;
 }
 
 }  // namespace
+
+void FilterIdentity(const Access& access, Json* explain) {
+  if (access.admin() || !explain->is_object()) return;
+  auto readable_type = [&](const Json& item) {
+    const Json* type = item.is_object() ? item.Find("type") : nullptr;
+    return type != nullptr && type->is_string() && access.CanRead(ExternalIdsPath(type->as_string()));
+  };
+  if (Json* ids = explain->Find("identifiers"); ids != nullptr && ids->is_array()) {
+    std::erase_if(ids->items(), [&](const Json& item) { return !readable_type(item); });
+  }
+  if (Json* issues = explain->Find("identityIssues"); issues != nullptr && issues->is_array()) {
+    if (!access.CanRead("identityIssues")) {
+      explain->Erase("identityIssues");
+    } else {
+      std::erase_if(issues->items(), [&](const Json& item) { return !readable_type(item); });
+    }
+  }
+  if (!access.CanRead("mergedIds")) explain->Erase("mergedIds");
+  if (Json* merges = explain->Find("merges"); merges != nullptr && merges->is_array()) {
+    for (Json& merge : merges->items()) {
+      if (Json* decisions = merge.Find("survivorship"); decisions != nullptr && decisions->is_object()) {
+        std::erase_if(decisions->members(), [&](const Json::Member& d) { return !access.CanRead(d.first); });
+      }
+      if (Json* evidence = merge.Find("evidence"); evidence != nullptr && evidence->is_object()) {
+        if (const Json* ident = evidence->Find("identifier"); ident != nullptr && !readable_type(*ident)) {
+          evidence->Erase("identifier");
+        }
+      }
+      if (Json* conflicts = merge.Find("conflicts"); conflicts != nullptr && conflicts->is_array()) {
+        std::erase_if(conflicts->items(), [&](const Json& c) {
+          const Json* field = c.is_object() ? c.Find("field") : nullptr;
+          return field == nullptr || !field->is_string() || !access.CanRead(field->as_string());
+        });
+      }
+    }
+  }
+}
 
 // ---- Profiles -------------------------------------------------------------------------------------------------------
 
@@ -166,7 +210,7 @@ Result<Page> AuditedProfiles::Search(const ProfileQuery& query) {
   auto access = gov_->Current();
   Status allowed = RequireDefined(*access);
   if (allowed.ok()) allowed = CheckFilterReads(*access, query.filter, "");
-  if (allowed.ok() && !query.sort_by.empty()) allowed = access->RequireRead(query.sort_by);
+  if (allowed.ok() && !query.sort_by.empty()) allowed = access->RequireReadTree(query.sort_by);
   Result<Page> r = allowed.ok() ? inner_->Search(query) : Result<Page>(allowed);
   FilterPage(*access, "", &r);
   std::vector<std::string> ids = PageProfiles(r, "id");
@@ -247,13 +291,22 @@ Result<BatchResult> AuditedEvents::TrackBatchJson(std::string_view json_text) {
   auto access = gov_->Current();
   Status allowed;
   if (!access->admin()) {
-    // The fields written are checked on the parsed text; the engine parses it again (its limits apply there).
-    Result<Json> parsed = Json::Parse(json_text);
-    if (parsed.ok()) {
+    // The fields written are checked on the parsed text (with limits no lower than the engine's, which parses it
+    // again); a text that cannot be checked is refused.
+    ParseLimits limits;
+    limits.max_bytes = json_text.size() + 1;
+    limits.max_depth = 1002;  // above every Options::max_json_depth the engine accepts
+    allowed = RequireDefined(*access);
+    Result<Json> parsed = Json::Parse(json_text, limits);
+    if (allowed.ok() && !parsed.ok()) allowed = parsed.status();
+    if (allowed.ok()) {
       const Json* items = parsed->is_object() ? parsed->Find("batch") : &*parsed;
-      if (items != nullptr && items->is_array()) allowed = CheckBatchWrites(*access, items->items());
+      if (items == nullptr || !items->is_array()) {
+        allowed = Status::InvalidArgument("expected an array of events or {\"batch\": [...]}");
+      } else {
+        allowed = CheckBatchWrites(*access, items->items());
+      }
     }
-    if (allowed.ok()) allowed = RequireDefined(*access);
   }
   Result<BatchResult> r = allowed.ok() ? inner_->TrackBatchJson(json_text) : Result<BatchResult>(allowed);
   RecordBatch(*log_, r, "events.trackBatch");
@@ -272,11 +325,49 @@ Result<Page> AuditedEvents::Query(const EventQuery& query) {
 
 // ---- Consent, Gdpr, Audit -------------------------------------------------------------------------------------------
 
+namespace {
+
+// Leaves out of a consent document (Consent::Get's, or Record's answer) the purposes the principal may not read,
+// in the state, the Consent Mode signals and every history record.
+void FilterConsent(const Access& access, Json* doc) {
+  if (access.admin()) return;
+  auto readable = [&](std::string_view purpose) { return access.CanRead("consent." + std::string(purpose)); };
+  for (const char* member : {"purposes", "consentMode"}) {
+    if (Json* purposes = doc->Find(member); purposes != nullptr && purposes->is_object()) {
+      std::erase_if(purposes->members(), [&](const Json::Member& m) {
+        return !readable(m.first == "analytics_storage" ? std::string_view("tracking") : m.first);
+      });
+    }
+  }
+  for (const char* member : {"applied", "superseded"}) {
+    if (Json* list = doc->Find(member); list != nullptr && list->is_array()) {
+      std::erase_if(list->items(), [&](const Json& p) { return !p.is_string() || !readable(p.as_string()); });
+    }
+  }
+  if (Json* history = doc->Find("history"); history != nullptr && history->is_array()) {
+    for (Json& record : history->items()) {
+      if (Json* purposes = record.Find("purposes"); purposes != nullptr && purposes->is_object()) {
+        std::erase_if(purposes->members(), [&](const Json::Member& m) { return !readable(m.first); });
+      }
+      if (Json* superseded = record.Find("superseded"); superseded != nullptr && superseded->is_array()) {
+        std::erase_if(superseded->items(), [&](const Json& p) { return !p.is_string() || !readable(p.as_string()); });
+      }
+    }
+  }
+}
+
+}  // namespace
+
 Result<Json> AuditedConsent::Record(const Json& request) {
   auto access = gov_->Current();
   Status allowed = RequireDefined(*access);
   if (allowed.ok() && !access->admin()) {
     allowed = access->RequireWrite("consent");
+    // Naming the person by an identifier resolves it: the principal must be able to read that identifier.
+    const Json* ident = request.is_object() ? request.Find("identifier") : nullptr;
+    const Json* type = ident != nullptr && ident->is_object() ? ident->Find("type") : nullptr;
+    if (allowed.ok() && type != nullptr && type->is_string())
+      allowed = access->RequireRead(ExternalIdsPath(type->as_string()));
     for (const char* member : {"purposes", "consentMode"}) {
       const Json* purposes = request.is_object() ? request.Find(member) : nullptr;
       if (!allowed.ok() || purposes == nullptr || !purposes->is_object()) continue;
@@ -288,12 +379,15 @@ Result<Json> AuditedConsent::Record(const Json& request) {
     }
   }
   Result<Json> r = allowed.ok() ? inner_->Record(request) : Result<Json>(allowed);
+  if (r.ok()) FilterConsent(*access, &*r);
   internal::Record(*log_, "consent.record", {IdOf(r, "")}, r.status());
   return r;
 }
 Result<Json> AuditedConsent::Get(std::string_view profile_id) {
-  Status allowed = gov_->Current()->RequireRead("consent");
+  auto access = gov_->Current();
+  Status allowed = access->RequireRead("consent");
   Result<Json> r = allowed.ok() ? inner_->Get(profile_id) : Result<Json>(allowed);
+  if (r.ok()) FilterConsent(*access, &*r);
   internal::Record(*log_, "consent.get", {IdOf(r, "")}, r.status(), 0, /*read=*/true);
   return r;
 }
@@ -310,8 +404,16 @@ Result<Json> AuditedGdpr::Export(std::string_view profile_id) {
     if (Json* sessions = r->Find("sessions"); sessions != nullptr) {
       for (Json& s : sessions->items()) access->Filter("sessions", &s);
     }
-    if (!access->CanRead("externalIds")) r->Erase("identity");
-    if (!access->CanRead("consent")) r->Erase("consent");
+    if (!access->CanRead("externalIds")) {
+      r->Erase("identity");
+    } else if (Json* identity = r->Find("identity"); identity != nullptr) {
+      FilterIdentity(*access, identity);
+    }
+    if (!access->CanRead("consent")) {
+      r->Erase("consent");
+    } else if (Json* consent = r->Find("consent"); consent != nullptr) {
+      FilterConsent(*access, consent);
+    }
     if (!access->CanRead("segments")) r->Erase("segments");
   }
   Record(*log_, "gdpr.export", {IdOf(r, "")}, r.status());

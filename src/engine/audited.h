@@ -24,6 +24,10 @@ namespace cdp::internal {
 void Record(AuditLog& log, std::string_view operation, const std::vector<std::string>& targets, const Status& outcome,
             int64_t count = 0, bool read = false);
 
+// Leaves out of an Identity::Explain document what the principal may not read: identifiers and links of types
+// whose externalIds path it may not read, and survivorship decisions (attribute values) of unreadable fields.
+void FilterIdentity(const Access& access, Json* explain);
+
 class AuditedProfiles final : public Profiles {
  public:
   AuditedProfiles(Profiles* inner, AuditLog* log, const GovernanceImpl* gov) : inner_(inner), log_(log), gov_(gov) {}
@@ -50,10 +54,13 @@ class AuditedEvents final : public Events {
   Result<BatchResult> TrackBatch(const std::vector<Json>& events, const std::vector<IdempotencyKey>& keys) override;
   Result<BatchResult> TrackBatchJson(std::string_view json_text) override;
   Result<Page> Query(const EventQuery& query) override;
+  // Idempotency keys are the adapters' bookkeeping (the Segment adapter runs as "local"): admins only.
   Status RememberKey(std::string_view key, std::string_view value, int64_t expires_us) override {
+    CDP_RETURN_IF_ERROR(gov_->Current()->Require("admin"));
     return inner_->RememberKey(key, value, expires_us);
   }
   Result<std::optional<std::string>> RecallKey(std::string_view key, int64_t now_us) override {
+    CDP_RETURN_IF_ERROR(gov_->Current()->Require("admin"));
     return inner_->RecallKey(key, now_us);
   }
 

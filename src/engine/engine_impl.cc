@@ -35,6 +35,9 @@ Result<std::unique_ptr<Engine>> Engine::Open(const Options& options, const std::
   if (options.max_page_size == 0 || options.max_batch_items == 0) {
     return Status::InvalidArgument("max_page_size and max_batch_items must be positive");
   }
+  if (options.retention_interval_seconds < 0) {
+    return Status::InvalidArgument("retention_interval_seconds must not be negative", "retention_interval_seconds");
+  }
   if (options.index_tail_events == 0) {
     return Status::InvalidArgument("index_tail_events must be positive", "index_tail_events");
   }
@@ -50,6 +53,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(const Options& options, const std::
   CDP_RETURN_IF_ERROR(engine->audit_log().Load());
   CDP_RETURN_IF_ERROR(engine->governance_impl().Load());
   CDP_RETURN_IF_ERROR(engine->StartSegments());
+  CDP_RETURN_IF_ERROR(engine->retention_impl().Start());
   return std::unique_ptr<Engine>(std::move(engine));
 }
 
@@ -58,8 +62,6 @@ namespace internal {
 namespace {
 
 constexpr size_t kMaxSessionCache = 1'000'000;
-// kMeta: written with an erasure, removed once it is physical (Store::Purge); found at open, it is finished.
-constexpr std::string_view kPurgePendingKey = "purge_pending";
 constexpr size_t kMaxIdentityCache = 2'000'000;
 constexpr size_t kMaxDeviceIds = 100;
 
@@ -102,6 +104,7 @@ EngineImpl::EngineImpl(const Options& options, std::unique_ptr<storage::Store> s
       gdpr_(this),
       audit_log_(store_.get(), [this](std::string_view data) { return KeyedHashHex(data); }),
       governance_(store_.get(), &audit_log_),
+      retention_(this),
       audited_profiles_(&profiles_, &audit_log_, &governance_),
       audited_events_(&events_, &audit_log_, &governance_),
       audited_consent_(&consent_, &audit_log_, &governance_),
@@ -113,6 +116,7 @@ EngineImpl::EngineImpl(const Options& options, std::unique_ptr<storage::Store> s
 }
 
 EngineImpl::~EngineImpl() {
+  retention_.Stop();         // a run in progress writes through the engine
   (void)audit_log_.Flush();  // the read entries held back
   identity_.StopMatcher();   // it reads and writes the store, and its merges call segments_
   segments_.Stop();          // its worker reads and writes the store
@@ -161,6 +165,7 @@ void EngineImpl::MaybeFlushTail() {
 }
 
 Result<Json> EngineImpl::Stats() {
+  CDP_RETURN_IF_ERROR(RequireDefined());
   Json out = Json::Object();
   out.Set("profiles", store_->ReadCounter("profiles"));
   out.Set("events", store_->ReadCounter("events"));
@@ -1699,7 +1704,7 @@ Result<Json> EngineImpl::WriteProfile(std::string_view requested_id, const Json&
   return Render(stored, id);
 }
 
-Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* request) {
+Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* request, bool for_retention) {
   uint64_t sequence = 0;
   storage::WriteBatch batch(*store_);
   {
@@ -1732,7 +1737,7 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* 
     for (const Identifier& ident : StoredIdentifiers(stored)) {
       batch.Delete(storage::Cf::kIdentities, IdentityKeyOf(ident));
       batch.Delete(storage::Cf::kIdentities, storage::HubKey(IdentityKeyOf(ident)));
-      if (options_.suppress_erased_identifiers) {
+      if (options_.suppress_erased_identifiers && !for_retention) {
         suppress.push_back(IdentifierHash(ident));
         batch.Put(storage::Cf::kPrivacy, storage::SuppressedKey(suppress.back()), erased_at);
       }
@@ -1800,7 +1805,7 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* 
     if (merged_profiles > 0) store_->AddToCounter(&batch, "merged_profiles", -merged_profiles);
     CDP_RETURN_IF_ERROR(audit_log_.Redact(&batch, ids));  // the audit log keeps what was done, not to whom
     const int64_t suppressed_identifiers = static_cast<int64_t>(suppress.size());
-    if (options_.suppress_erased_identifiers) {  // and their profile ids, so none is created again
+    if (options_.suppress_erased_identifiers && !for_retention) {  // and their ids, so none is created again
       for (const std::string& pid : ids) {
         suppress.push_back(IdentifierHash(Identifier{std::string(kErasedProfileIdType), pid}));
         batch.Put(storage::Cf::kPrivacy, storage::SuppressedKey(suppress.back()), erased_at);
@@ -1828,6 +1833,7 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* 
   CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
   (void)segments_.AfterWrite();
   if (g_exit_before_purge_for_testing.load(std::memory_order_relaxed)) _exit(0);
+  if (for_retention) return Status::OK();  // the run purges once, after all its erasures (PurgeRetained)
   // Erasure is physical: no log, memtable or table file keeps the deleted values (or the tombstones' keys). Done
   // outside the lock (it compacts); writes go on meanwhile.
   CDP_RETURN_IF_ERROR(PurgeErased(&batch));

@@ -28,6 +28,7 @@
 #include "engine/audited.h"
 #include "engine/event_tail.h"
 #include "engine/governance_impl.h"
+#include "engine/retention_impl.h"
 #include "engine/segments_impl.h"
 #include "events/event_model.h"
 #include "identity/resolver.h"
@@ -181,6 +182,10 @@ class GdprImpl final : public Gdpr {
   EngineImpl* engine_;
 };
 
+// kMeta: written with an erasure (or a retention purge), removed once it is physical (Store::Purge); found at open,
+// the purge is finished then.
+inline constexpr std::string_view kPurgePendingKey = "purge_pending";
+
 // The identifier type under which an erased profile's id is suppressed (so it is not created again).
 inline constexpr std::string_view kErasedProfileIdType = "profileId";
 
@@ -203,11 +208,18 @@ class EngineImpl final : public Engine {
   Gdpr& gdpr() override { return audited_gdpr_; }
   Audit& audit() override { return audit_; }
   Governance& governance() override { return governance_; }
+  Retention& retention() override { return retention_; }
+  RetentionImpl& retention_impl() { return retention_; }
   AuditLog& audit_log() { return audit_log_; }
   GovernanceImpl& governance_impl() { return governance_; }
   // The access of this thread's principal (Governance); PermissionDenied unless it may `operation`.
   std::shared_ptr<const Access> access() const { return governance_.Current(); }
   Status Require(std::string_view operation) const { return governance_.Current()->Require(operation); }
+  // PermissionDenied unless this thread's principal is defined by the policy.
+  Status RequireDefined() const {
+    auto access = governance_.Current();
+    return access->defined() ? Status::OK() : access->Require("read");
+  }
 
   // Runs `f` with writes paused: none in progress and none in flight (write_mu_, and commit_mu_ exclusively).
   // Not with write_mu_ held.
@@ -272,7 +284,22 @@ class EngineImpl final : public Engine {
     int64_t received_us = 0;
     Json record;  // out: the request record as last written
   };
-  Status DeleteProfile(std::string_view id, ErasureRequest* request = nullptr);
+  // `for_retention`: an erasure by a retention policy: the identifiers are not suppressed, and the purge is left to
+  // the run (PurgeRetained), which purges once after all its erasures.
+  Status DeleteProfile(std::string_view id, ErasureRequest* request = nullptr, bool for_retention = false);
+
+  // Retention (retention_impl.cc). Deletes the events `policy` selects whose event time is before `cutoff_us`, in
+  // atomic chunks (each under the write lock: the tail flushed, the events and their index keys deleted, the
+  // traits of each profile that lost events recomputed from the ones it keeps, the segments told); adds the number
+  // to *purged, the profiles to *affected, and each deleted log key to *range (never written: bounds for the
+  // purge).
+  Status PurgeEventsBefore(const RetentionPolicy& policy, int64_t cutoff_us, int64_t* purged,
+                           absl::flat_hash_set<std::string>* affected, storage::WriteBatch* range);
+  // Live profiles whose latest event and latest write are before `cutoff_us`. Cost: a scan of every profile.
+  Result<std::vector<std::string>> InactiveProfiles(int64_t cutoff_us);
+  // Makes a retention run's deletions physical: the event log's purged range and the per-profile index, or, after
+  // erasures, every column family whole.
+  Status PurgeRetained(storage::WriteBatch* range, bool profiles_erased);
 
   // Identity (identity_impl.cc).
   std::shared_ptr<const IdentityRules> rules();
@@ -366,6 +393,7 @@ class EngineImpl final : public Engine {
   GdprImpl gdpr_;
   AuditLog audit_log_;
   GovernanceImpl governance_;
+  RetentionImpl retention_;
   AuditedProfiles audited_profiles_;
   AuditedEvents audited_events_;
   AuditedConsent audited_consent_;

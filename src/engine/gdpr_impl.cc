@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
+#include <map>
 
 #include "core/ids.h"
 #include "engine/engine_impl.h"
@@ -182,24 +184,35 @@ Result<Json> GdprImpl::Export(std::string_view profile_id) {
     out.Set("sessions", std::move(session_list));
     out.Set("consent", std::move(consent));
     out.Set("segments", std::move(segments));
-    // The audit entries naming the person (their own and their merged profiles' ids), newest first.
-    Json audit = Json::Array();
+    // The audit entries naming the person or a profile merged into them (ids from the stored document, whoever
+    // asks), newest first, each once, reduced to what was done to them: when, by whom, what, how it went. Their
+    // targets are left out (a search's entry names other people too).
     std::vector<std::string> subjects = {id};
-    if (const Json* merged = profile.Find("mergedIds"); merged != nullptr && merged->is_array()) {
+    CDP_ASSIGN_OR_RETURN(Json stored, engine_->ReadStoredProfile(id));
+    if (const Json* merged = stored.Find("mergedIds"); merged != nullptr && merged->is_array()) {
       for (const Json& m : merged->items()) {
         if (m.is_string()) subjects.push_back(m.as_string());
       }
     }
+    std::map<int64_t, Json, std::greater<>> entries;  // by seq, newest first
     for (const std::string& subject : subjects) {
       Json filter = Json::Object().Set("target", subject).Set("limit", 1000);
       while (true) {
         CDP_ASSIGN_OR_RETURN(Json page, engine_->audit_log().List(filter));
-        for (Json& entry : page.Find("items")->items()) audit.Push(std::move(entry));
+        for (const Json& entry : page.Find("items")->items()) {
+          Json kept = Json::Object();
+          for (const char* key : {"seq", "at", "principal", "operation", "outcome", "count"}) {
+            if (const Json* v = entry.Find(key); v != nullptr) kept.Set(key, *v);
+          }
+          entries.emplace(entry.Find("seq")->as_int(), std::move(kept));
+        }
         const Json* next = page.Find("nextCursor");
         if (next == nullptr || next->is_null()) break;
         filter.Set("cursor", *next);
       }
     }
+    Json audit = Json::Array();
+    for (auto& [seq, entry] : entries) audit.Push(std::move(entry));
     out.Set("audit", std::move(audit));
     return out;
   };

@@ -19,6 +19,7 @@ namespace {
 constexpr std::string_view kKeyPrefix = "cdpk_";
 constexpr size_t kUlidChars = 26;
 constexpr size_t kSecretBytes = 32;
+constexpr std::string_view kKeysIssuedKey = "gkeysissued";  // Cf::kPrivacy: present once a key was issued
 
 // Process-wide, so a per-thread cache never mistakes one engine's policy for another's.
 std::atomic<uint64_t> g_policy_versions{0};
@@ -52,7 +53,11 @@ Status GovernanceImpl::Load() {
   } else if (!s.IsNotFound()) {
     return s;
   }
-  version_ = ++g_policy_versions;
+  version_.store(++g_policy_versions, std::memory_order_release);
+  std::string marker;
+  Status issued = store_->Get(storage::Cf::kPrivacy, kKeysIssuedKey, &marker);
+  if (!issued.ok() && !issued.IsNotFound()) return issued;
+  keys_issued_ = issued.ok();
   auto it = store_->NewIterator(storage::Cf::kPrivacy, std::string(storage::kApiKeyPrefix),
                                 storage::PrefixSuccessor(std::string(storage::kApiKeyPrefix)));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
@@ -64,15 +69,25 @@ Status GovernanceImpl::Load() {
         hash->as_string().size() != 2 * kSecretBytes) {
       return Status::DataLoss("a stored API key record is malformed");
     }
+    if (!id->is_string() || !principal->is_string()) return Status::DataLoss("a stored API key record is malformed");
     Key key;
     key.principal = principal->as_string();
+    auto nibble = [](char c) -> int {
+      if (c >= '0' && c <= '9') return c - '0';
+      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+      return -1;
+    };
+    const std::string& hex = hash->as_string();
     for (size_t i = 0; i < kSecretBytes; ++i) {
-      key.secret_sha256.push_back(static_cast<char>(std::stoi(hash->as_string().substr(2 * i, 2), nullptr, 16)));
+      const int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
+      if (hi < 0 || lo < 0) return Status::DataLoss("a stored API key record is malformed");
+      key.secret_sha256.push_back(static_cast<char>(hi * 16 + lo));
     }
     record.Erase("secretSha256");
     key.record = std::move(record);
     keys_.emplace(id->as_string(), std::move(key));
   }
+  if (!keys_.empty()) keys_issued_ = true;
   return it->status();
 }
 
@@ -83,12 +98,16 @@ std::shared_ptr<const GovernancePolicy> GovernanceImpl::policy() const {
 
 std::shared_ptr<const Access> GovernanceImpl::Current() const {
   const std::string& principal = ScopedPrincipal::Current();
+  // Versions are never reused, so a cached access of this version was compiled from the policy in force.
+  if (t_cache.owner == this && t_cache.version == version_.load(std::memory_order_acquire) &&
+      t_cache.principal == principal) {
+    return t_cache.access;
+  }
   uint64_t version;
   std::shared_ptr<const GovernancePolicy> policy;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    version = version_;
-    if (t_cache.owner == this && t_cache.version == version && t_cache.principal == principal) return t_cache.access;
+    version = version_.load(std::memory_order_relaxed);
     policy = policy_;
   }
   t_cache.owner = this;
@@ -98,19 +117,34 @@ std::shared_ptr<const Access> GovernanceImpl::Current() const {
   return t_cache.access;
 }
 
-Result<Json> GovernanceImpl::Policy() { return policy()->ToJson(); }
+Result<Json> GovernanceImpl::Policy() {
+  if (auto access = Current(); !access->defined()) return access->Require("read");
+  return policy()->ToJson();
+}
 
 Result<Json> GovernanceImpl::SetPolicy(const Json& json) {
   Status outcome = [&]() -> Status {
     CDP_RETURN_IF_ERROR(Current()->Require("admin"));
     CDP_ASSIGN_OR_RETURN(std::shared_ptr<const GovernancePolicy> policy, GovernancePolicy::FromJson(json));
+    std::lock_guard<std::mutex> writing(write_mu_);  // policy and key changes apply in the order they are written
     storage::WriteBatch batch(*store_);
     batch.Put(storage::Cf::kPrivacy, storage::kGovernancePolicyKey, policy->stored().Dump());
-    std::lock_guard<std::mutex> lock(mu_);  // writes of the policy are serialized, in the order they apply
+    // The keys of principals the policy no longer defines are revoked with it (a principal defined again later
+    // does not get them back).
+    std::vector<std::string> revoked;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const auto& [id, key] : keys_) {
+        if (policy->RolesOf(key.principal) == nullptr) revoked.push_back(id);
+      }
+    }
+    for (const std::string& id : revoked) batch.Delete(storage::Cf::kPrivacy, storage::ApiKeyKey(id));
     CDP_ASSIGN_OR_RETURN(uint64_t sequence, store_->Write(&batch));
     CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const std::string& id : revoked) keys_.erase(id);
     policy_ = std::move(policy);
-    version_ = ++g_policy_versions;
+    version_.store(++g_policy_versions, std::memory_order_release);
     return Status::OK();
   }();
   Record(*log_, "governance.setPolicy", {}, outcome);
@@ -158,10 +192,16 @@ Result<Json> GovernanceImpl::CreateApiKey(const Json& request) {
     stored.Set("secretSha256", Json(Hex(key.secret_sha256)));
     storage::WriteBatch batch(*store_);
     batch.Put(storage::Cf::kPrivacy, storage::ApiKeyKey(id), stored.Dump());
-    std::lock_guard<std::mutex> lock(mu_);
+    batch.Put(storage::Cf::kPrivacy, kKeysIssuedKey, "");
+    std::lock_guard<std::mutex> writing(write_mu_);
+    if (policy()->RolesOf(principal->as_string()) == nullptr) {  // removed by a policy change meanwhile
+      return Status::InvalidArgument("not a principal of the policy", "principal");
+    }
     CDP_ASSIGN_OR_RETURN(uint64_t sequence, store_->Write(&batch));
     CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
+    std::lock_guard<std::mutex> lock(mu_);
     keys_.emplace(id, std::move(key));
+    keys_issued_ = true;
     Json answer = record;
     answer.Set("key", Json(std::string(kKeyPrefix) + ulid + "_" + secret_hex));
     return answer;
@@ -181,14 +221,17 @@ Result<Json> GovernanceImpl::ListApiKeys() {
 Status GovernanceImpl::RevokeApiKey(std::string_view id) {
   Status outcome = [&]() -> Status {
     CDP_RETURN_IF_ERROR(Current()->Require("admin"));
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = keys_.find(std::string(id));
-    if (it == keys_.end()) return Status::NotFound("no API key " + std::string(id));
+    std::lock_guard<std::mutex> writing(write_mu_);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!keys_.contains(std::string(id))) return Status::NotFound("no API key " + std::string(id));
+    }
     storage::WriteBatch batch(*store_);
     batch.Delete(storage::Cf::kPrivacy, storage::ApiKeyKey(id));
     CDP_ASSIGN_OR_RETURN(uint64_t sequence, store_->Write(&batch));
     CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
-    keys_.erase(it);
+    std::lock_guard<std::mutex> lock(mu_);
+    keys_.erase(std::string(id));
     return Status::OK();
   }();
   Record(*log_, "governance.revokeApiKey", {}, outcome);
@@ -208,12 +251,13 @@ Result<std::string> GovernanceImpl::Authenticate(std::string_view token) {
   if (it == keys_.end() || CRYPTO_memcmp(digest.data(), it->second.secret_sha256.data(), digest.size()) != 0) {
     return bad;
   }
+  if (policy_->RolesOf(it->second.principal) == nullptr) return bad;  // (revoked with its principal; defensive)
   return it->second.principal;
 }
 
-bool GovernanceImpl::HasApiKeys() {
+bool GovernanceImpl::KeysIssued() {
   std::lock_guard<std::mutex> lock(mu_);
-  return !keys_.empty();
+  return keys_issued_;
 }
 
 }  // namespace cdp::internal

@@ -5,11 +5,13 @@
 // filter what they return with. The rules themselves are data (privacy/governance_model.h).
 //
 // Storage, Cf::kPrivacy: "gpolicy" -> the policy as SetPolicy stored it (JSON); "k" key id -> an API key record
-// {"id", "principal", "description"?, "createdAt", "secretSha256"} (storage/keys.h). Both read at open.
+// {"id", "principal", "description"?, "createdAt", "secretSha256"} (storage/keys.h); "gkeysissued" -> "": a key
+// was issued once. All read at open.
 
 #ifndef CDP_ENGINE_GOVERNANCE_IMPL_H_
 #define CDP_ENGINE_GOVERNANCE_IMPL_H_
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -40,7 +42,7 @@ class GovernanceImpl final : public Governance {
   Result<Json> ListApiKeys() override;
   Status RevokeApiKey(std::string_view id) override;
   Result<std::string> Authenticate(std::string_view key) override;
-  bool HasApiKeys() override;
+  bool KeysIssued() override;
 
  private:
   struct Key {
@@ -52,10 +54,13 @@ class GovernanceImpl final : public Governance {
 
   storage::Store* store_;
   AuditLog* log_;
-  mutable std::mutex mu_;
-  std::shared_ptr<const GovernancePolicy> policy_ = GovernancePolicy::Defaults();  // guarded by mu_
-  uint64_t version_ = 0;             // a process-wide unique number per policy in force; guarded by mu_
+  std::mutex write_mu_;    // serializes SetPolicy and key changes (held across their durable writes; mu_ is not)
+  mutable std::mutex mu_;  // guards policy_ and keys_
+  std::shared_ptr<const GovernancePolicy> policy_ = GovernancePolicy::Defaults();
+  // A process-wide unique number per policy in force: a thread's cached access is current while it matches.
+  std::atomic<uint64_t> version_{0};
   std::map<std::string, Key> keys_;  // by id; guarded by mu_
+  bool keys_issued_ = false;         // guarded by mu_
 };
 
 }  // namespace cdp::internal

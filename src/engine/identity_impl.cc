@@ -55,7 +55,10 @@ Status EngineImpl::StoreRules(std::shared_ptr<const IdentityRules> rules) {
   return store_->SyncUpTo(sequence);
 }
 
-Result<Json> IdentityImpl::Rules() { return engine_->rules()->ToJson(); }
+Result<Json> IdentityImpl::Rules() {
+  CDP_RETURN_IF_ERROR(engine_->RequireDefined());
+  return engine_->rules()->ToJson();
+}
 
 Result<Json> IdentityImpl::SetRules(const Json& rules) {
   CDP_RETURN_IF_ERROR(engine_->Require("admin"));
@@ -545,8 +548,10 @@ Result<Json> IdentityImpl::IdentifyBatch(const std::vector<Json>& requests) {
 }
 
 Result<Json> IdentityImpl::Explain(std::string_view profile_id) {
-  Status allowed = engine_->access()->RequireRead("externalIds");
+  auto access = engine_->access();
+  Status allowed = access->RequireRead("externalIds");
   Result<Json> r = allowed.ok() ? ExplainUnaudited(profile_id) : Result<Json>(allowed);
+  if (r.ok()) FilterIdentity(*access, &*r);
   Record(engine_->audit_log(), "identity.explain", IdentifyTargets(r), r.status(), 0, /*read=*/true);
   return r;
 }
@@ -599,6 +604,7 @@ Result<Json> IdentityImpl::ExplainUnaudited(std::string_view profile_id) {
 }
 
 Result<Json> IdentityImpl::Stats() {
+  CDP_RETURN_IF_ERROR(engine_->RequireDefined());
   storage::Store& store = engine_->store();
   int64_t profiles = store.ReadCounter("profiles");
   int64_t merged = store.ReadCounter("merged_profiles");

@@ -190,6 +190,7 @@ struct IdentityImpl::OnWrite {
 };
 
 Result<Json> IdentityImpl::MatchingConfig() {
+  CDP_RETURN_IF_ERROR(engine_->RequireDefined());
   CDP_ASSIGN_OR_RETURN(Matching m, ReadMatchingConfig(engine_->store()));
   return m.ToJson();
 }

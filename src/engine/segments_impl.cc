@@ -156,6 +156,7 @@ Result<Json> SegmentsImpl::Create(const Json& definition) {
 }
 
 Result<Json> SegmentsImpl::Get(std::string_view id) {
+  CDP_RETURN_IF_ERROR(engine_->RequireDefined());
   std::lock_guard<std::mutex> lock(mu_);
   CDP_RETURN_IF_ERROR(Refresh());
   CDP_ASSIGN_OR_RETURN(Definition * d, Find(id));
@@ -163,6 +164,7 @@ Result<Json> SegmentsImpl::Get(std::string_view id) {
 }
 
 Result<Json> SegmentsImpl::List() {
+  CDP_RETURN_IF_ERROR(engine_->RequireDefined());
   std::lock_guard<std::mutex> lock(mu_);
   CDP_RETURN_IF_ERROR(Refresh());
   Json out = Json::Array();
@@ -247,6 +249,7 @@ Status SegmentsImpl::Delete(std::string_view id) {
 }
 
 Result<Page> SegmentsImpl::Members(std::string_view id, size_t limit, std::string_view cursor) {
+  CDP_RETURN_IF_ERROR(engine_->RequireDefined());
   std::lock_guard<std::mutex> lock(mu_);
   CDP_RETURN_IF_ERROR(Refresh());
   CDP_ASSIGN_OR_RETURN(Definition * d, Find(id));
@@ -289,11 +292,43 @@ std::vector<std::string> SegmentsImpl::IdsOf(const segments::Bitmap& members) co
 }
 
 Result<int64_t> SegmentsImpl::Size(std::string_view id) {
+  CDP_RETURN_IF_ERROR(engine_->RequireDefined());
   std::lock_guard<std::mutex> lock(mu_);
   CDP_RETURN_IF_ERROR(Refresh());
   CDP_ASSIGN_OR_RETURN(Definition * d, Find(id));
   return static_cast<int64_t>(d->members.cardinality());
 }
+
+namespace {
+
+// PermissionDenied unless the principal may read every field a rule (its JSON form) tests: profile fields, and the
+// fields of events its behavioural conditions' "where" tests (as "events.<field>").
+Status CheckRuleReads(const Access& access, const Json& rule, bool in_event) {
+  if (access.admin()) return Status::OK();
+  if (!access.defined()) return access.Require("read");
+  if (rule.is_array()) {
+    for (const Json& item : rule.items()) CDP_RETURN_IF_ERROR(CheckRuleReads(access, item, in_event));
+    return Status::OK();
+  }
+  if (!rule.is_object()) return Status::OK();
+  if (const Json* field = rule.Find("field"); field != nullptr && field->is_string()) {
+    CDP_RETURN_IF_ERROR(access.RequireReadTree(in_event ? "events." + field->as_string() : field->as_string()));
+  }
+  if (const Json* event = rule.Find("event"); event != nullptr) {
+    CDP_RETURN_IF_ERROR(access.RequireRead("events.type"));
+    if (const Json* where = rule.Find("where"); where != nullptr) {
+      CDP_RETURN_IF_ERROR(CheckRuleReads(access, *where, /*in_event=*/true));
+    }
+  }
+  for (const char* key : {"conditions", "not", "sequence"}) {
+    if (const Json* child = rule.Find(key); child != nullptr) {
+      CDP_RETURN_IF_ERROR(CheckRuleReads(access, *child, in_event));
+    }
+  }
+  return Status::OK();
+}
+
+}  // namespace
 
 Result<int64_t> SegmentsImpl::Estimate(const Json& rule) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -302,15 +337,13 @@ Result<int64_t> SegmentsImpl::Estimate(const Json& rule) {
   Json normalized;
   CDP_ASSIGN_OR_RETURN(SegmentRule parsed, ParseDefinition(wrapped, "", &normalized));
   // A count of an unsaved rule reveals the values it tests: only over fields the principal may read.
-  if (auto access = engine_->access(); !access->admin()) {
-    for (const std::string& field : parsed.dependencies().fields) CDP_RETURN_IF_ERROR(access->RequireRead(field));
-    if (!parsed.dependencies().events.empty()) CDP_RETURN_IF_ERROR(access->RequireRead("events"));
-  }
+  CDP_RETURN_IF_ERROR(CheckRuleReads(*engine_->access(), rule, /*in_event=*/false));
   auto prepared = index_->Prepare(parsed);
   return static_cast<int64_t>(index_->Count(*prepared, NowMicros(), Lookup()));
 }
 
 Result<Json> SegmentsImpl::Changes(std::string_view id, std::string_view since, size_t limit) {
+  CDP_RETURN_IF_ERROR(engine_->RequireDefined());
   std::lock_guard<std::mutex> lock(mu_);
   CDP_RETURN_IF_ERROR(Refresh());
   CDP_RETURN_IF_ERROR(Find(id).status());
@@ -358,6 +391,7 @@ Result<Json> SegmentsImpl::Changes(std::string_view id, std::string_view since, 
 }
 
 Result<bool> SegmentsImpl::WaitForChanges(std::string_view id, std::string_view cursor, int64_t timeout_ms) {
+  CDP_RETURN_IF_ERROR(engine_->RequireDefined());
   if (!cursor.empty() && !IsCursor(cursor)) return Status::InvalidArgument("expected a cursor", "cursor");
   if (timeout_ms < 0 || timeout_ms > kMaxWaitMs) {
     return Status::InvalidArgument(fmt::format("expected 0 to {} milliseconds", kMaxWaitMs), "timeout");
@@ -380,6 +414,7 @@ Result<bool> SegmentsImpl::WaitForChanges(std::string_view id, std::string_view 
 }
 
 Result<std::vector<std::string>> SegmentsImpl::MembersAt(std::string_view id, std::string_view time) {
+  CDP_RETURN_IF_ERROR(engine_->RequireDefined());
   auto t = ParseTimestamp(time);
   if (!t.ok()) return Status::InvalidArgument("expected an RFC 3339 time", "asOf");
   std::lock_guard<std::mutex> lock(mu_);
@@ -478,6 +513,7 @@ Result<Json> SegmentsImpl::ChangeManual(std::string_view id, const Json& items, 
 }
 
 Result<Json> SegmentsImpl::Overlap(const std::vector<std::string>& ids) {
+  CDP_RETURN_IF_ERROR(engine_->RequireDefined());
   if (ids.empty() || ids.size() > kMaxOverlap) {
     return Status::InvalidArgument(fmt::format("expected 1 to {} segment ids", kMaxOverlap), "segmentIds");
   }
@@ -546,6 +582,7 @@ Status SegmentsImpl::CheckExport(std::string_view format, std::vector<std::strin
 
 Status SegmentsImpl::Export(std::string_view id, std::string_view format, const std::vector<std::string>& fields_in,
                             const std::function<bool(std::string_view chunk)>& sink) {
+  CDP_RETURN_IF_ERROR(engine_->RequireDefined());
   std::vector<std::string> fields = fields_in;
   CDP_RETURN_IF_ERROR(CheckExport(format, &fields));
   std::vector<std::string> members;  // membership now, as ids; the documents are read without the lock
@@ -654,6 +691,7 @@ Json SegmentsImpl::RfmConfigJson(const RfmOptions& options) {
 }
 
 Result<Json> SegmentsImpl::RfmConfig() {
+  CDP_RETURN_IF_ERROR(engine_->RequireDefined());
   std::lock_guard<std::mutex> lock(mu_);
   CDP_RETURN_IF_ERROR(LoadDefinitions());
   return RfmConfigJson(rfm_options_);

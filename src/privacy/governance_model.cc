@@ -308,6 +308,22 @@ bool GovernancePolicy::IsClass(std::string_view name) const {
   return std::find(classes_.begin(), classes_.end(), name) != classes_.end();
 }
 
+std::vector<std::string> GovernancePolicy::KeysBelow(std::string_view path) const {
+  std::vector<std::string> out;
+  for (const auto& [key, cls] : classification_) {
+    if (key.size() > path.size() && key[path.size()] == '.' && std::string_view(key).starts_with(path)) {
+      out.push_back(key);
+    }
+  }
+  return out;
+}
+
+std::string ExternalIdsPath(std::string_view type) {
+  if (type == "deviceId") return "externalIds.deviceIds";
+  if (type == "userId") return "externalIds.customerId";
+  return Cat("externalIds.", type);
+}
+
 const std::vector<std::string>* GovernancePolicy::RolesOf(std::string_view principal) const {
   auto it = principals_.find(std::string(principal));
   return it == principals_.end() ? nullptr : &it->second;
@@ -379,6 +395,20 @@ Status Access::RequireWrite(std::string_view path) const {
                 std::string(path));
 }
 
+Status Access::RequireReadTree(std::string_view path) const {
+  CDP_RETURN_IF_ERROR(RequireRead(path));
+  if (admin_) return Status::OK();
+  for (const std::string& below : policy_->KeysBelow(path)) CDP_RETURN_IF_ERROR(RequireRead(below));
+  return Status::OK();
+}
+
+Status Access::RequireWriteTree(std::string_view path) const {
+  CDP_RETURN_IF_ERROR(RequireWrite(path));
+  if (admin_) return Status::OK();
+  for (const std::string& below : policy_->KeysBelow(path)) CDP_RETURN_IF_ERROR(RequireWrite(below));
+  return Status::OK();
+}
+
 void Access::Filter(std::string_view ns, Json* doc) const {
   if (admin_ || doc == nullptr || !doc->is_object()) return;
   FilterObject(std::string(ns), doc, ns.empty());
@@ -407,7 +437,7 @@ void Access::FilterObject(const std::string& prefix, Json* object, bool root_pro
         std::erase_if(v.items(), [&](const Json& item) {
           const Json* key = item.Find(m.first == "conflicts" ? "field" : "type");
           if (key == nullptr || !key->is_string()) return true;
-          return !CanRead(m.first == "conflicts" ? key->as_string() : Cat("externalIds.", key->as_string()));
+          return !CanRead(m.first == "conflicts" ? key->as_string() : ExternalIdsPath(key->as_string()));
         });
       }
       kept.push_back(std::move(m));
@@ -430,7 +460,7 @@ Status Access::CheckWriteTree(const std::string& path, const Json& value) const 
     }
     return Status::OK();
   }
-  return RequireWrite(path);
+  return RequireWriteTree(path);  // a value (or null) replaces (or deletes) everything below the path
 }
 
 Status Access::CheckProfileWrite(const Json& input) const {
@@ -444,6 +474,9 @@ Status Access::CheckProfileWrite(const Json& input) const {
           CDP_RETURN_IF_ERROR(CheckWriteTree(Cat("computed.", trait), v));
         }
       }
+    } else if (key == "computed") {  // null (or another value): the writable traits are cleared
+      CDP_RETURN_IF_ERROR(RequireWrite("computed.churnRisk"));
+      CDP_RETURN_IF_ERROR(RequireWrite("computed.engagementScore"));
     }
   }
   return Status::OK();
@@ -454,6 +487,13 @@ Status Access::CheckEventWrite(const Json& event) const {
   if (!event.is_object()) return RequireWrite("events");
   for (const auto& [key, value] : event.members()) {
     CDP_RETURN_IF_ERROR(CheckWriteTree(Cat("events.", key), value));
+    // What the event links to a profile.
+    if (key == "email" || key == "phone" || key == "customerId" || key == "userId" || key == "anonymousId" ||
+        key == "shopifyId" || key == "deviceId") {
+      CDP_RETURN_IF_ERROR(RequireWrite(ExternalIdsPath(key)));
+    } else if (key == "identifiers" && value.is_object()) {
+      for (const auto& [type, v] : value.members()) CDP_RETURN_IF_ERROR(RequireWrite(ExternalIdsPath(type)));
+    }
   }
   return Status::OK();
 }

@@ -70,6 +70,8 @@ class GovernancePolicy {
   std::string_view ClassOf(std::string_view path) const;
   // Whether some classification key lies strictly below `path` (a filter must look inside it).
   bool HasRuleBelow(std::string_view path) const { return branch_points_.contains(Av(path)); }
+  // The classification keys strictly below `path`. Cost: a pass over the classification.
+  std::vector<std::string> KeysBelow(std::string_view path) const;
   bool IsClass(std::string_view name) const;
   const std::vector<std::string>& classes() const { return classes_; }
   // The roles of a principal; null when it is not defined.
@@ -84,6 +86,10 @@ class GovernancePolicy {
   std::map<std::string, Role> roles_;
   std::map<std::string, std::vector<std::string>> principals_;
 };
+
+// The profile path of an identifier type: "externalIds.<type>" ("deviceId" -> "externalIds.deviceIds", "userId" ->
+// "externalIds.customerId").
+std::string ExternalIdsPath(std::string_view type);
 
 // What one principal may do under one policy. Immutable.
 class Access {
@@ -104,6 +110,10 @@ class Access {
   // PermissionDenied (field() = path) unless the principal may read / write `path`.
   Status RequireRead(std::string_view path) const;
   Status RequireWrite(std::string_view path) const;
+  // The same for `path` and every classified path below it (a test of a whole object reveals its members; a
+  // deletion of it deletes them).
+  Status RequireReadTree(std::string_view path) const;
+  Status RequireWriteTree(std::string_view path) const;
 
   // Removes from a document what the principal may not read. `ns`: "" for a profile, "events" for an event,
   // "sessions" for a session summary. Profiles keep "id"; events keep "events.id" and "events.profileId".
@@ -115,7 +125,9 @@ class Access {
   // attributes, consent, computed.churnRisk / engagementScore; read-only members are ignored, as the engine
   // ignores them) the principal may not write.
   Status CheckProfileWrite(const Json& input) const;
-  // The same for an event ("events." paths of every member).
+  // The same for an event ("events." paths of every member), and, for the identifiers it carries (email, phone,
+  // customerId / userId, anonymousId, shopifyId, deviceId, identifiers.<type>), the "externalIds." path each would
+  // link.
   Status CheckEventWrite(const Json& event) const;
 
   // {"principal", "defined", "roles", "admin", "read", "write", "readFields", "writeFields", "operations"}.

@@ -192,7 +192,9 @@ inline std::string AuditTargetPrefix(std::string_view target) {
   k.push_back('\0');
   return k;
 }
-// "gpolicy" -> the governance policy as stored (JSON); "k" key id -> an API key record (engine/governance_impl.h).
+// "gpolicy" -> the governance policy as stored (JSON); "k" key id -> an API key record; "gkeysissued" -> "": a key
+// was issued once (engine/governance_impl.h). "gretention" -> the retention policies; "x" run id -> a retention run
+// record (engine/retention_impl.h).
 inline constexpr std::string_view kGovernancePolicyKey = "gpolicy";
 inline constexpr std::string_view kApiKeyPrefix = "k";
 inline std::string ApiKeyKey(std::string_view key_id) { return "k" + std::string(key_id); }

@@ -42,7 +42,8 @@ enum class Cf : int {
   kIndexLog,      // be64(record) -> kEvents keys a write added that are not yet in kEvents (see engine/event_tail.h)
   kKeys,     // idempotency key -> be64(expiry, µs) value (Events::RememberKey); expired ones dropped by compaction
   kPrivacy,  // "h": consent history; "d": tracking-denied markers; "s": suppressed identifier hashes; "r": privacy
-             // requests; "a", "t": the audit log; "gpolicy", "k": governance (keys.h)
+             // requests; "a", "t": the audit log; "gpolicy", "k", "gkeysissued": governance; "gretention", "x":
+             // retention (keys.h)
   kCount,
 };
 

@@ -41,6 +41,8 @@ ROUTES = [
     ("GET", "/api/cdp/audit/verify"), ("GET", "/api/cdp/governance/policy"), ("PUT", "/api/cdp/governance/policy"),
     ("GET", "/api/cdp/governance/keys"), ("POST", "/api/cdp/governance/keys"),
     ("DELETE", "/api/cdp/governance/keys/key_x"), ("GET", "/api/cdp/governance/access"),
+    ("GET", "/api/cdp/retention/policies"), ("PUT", "/api/cdp/retention/policies"),
+    ("POST", "/api/cdp/retention/run"), ("GET", "/api/cdp/retention/runs"),
     ("GET", "/api/cdp/no/such/route"),
 ]
 
@@ -155,5 +157,38 @@ def test_keys_in_the_database_are_required_without_an_api_key_flag(setup, tmp_pa
         assert status == 401, body
         assert srv.request("GET", "/api/cdp/stats", key=issued["key"])[0] == 200
         assert srv.request("GET", "/api/cdp/stats", key=keys["root"]["key"])[0] == 401  # another database's key
+        # Revoking every key does not open the server again while it runs.
+        status, body, _ = srv.request("DELETE", f"/api/cdp/governance/keys/{issued['id']}", key=issued["key"])
+        assert status == 200, body
+        assert srv.request("GET", "/api/cdp/stats", key=None)[0] == 401
+        # Without a write key, the Segment routes of a server that needs keys are closed too.
+        status, body, _ = srv.request("POST", "/v1/track", {"userId": "u1", "event": "x"}, key=None)
+        assert status == 401, body
     finally:
         assert srv.stop() == 0, srv.stderr()
+
+
+def test_retention_policies_runs_and_their_records(setup):
+    srv, keys, _, _ = setup
+    root, sam = keys["root"]["key"], keys["sam"]["key"]
+    status, body, _ = srv.request("POST", "/api/cdp/profiles", {"id": "ret-p"}, key=root)
+    assert status == 201, body
+    for ts in ("2020-01-01T00:00:00Z", "2020-01-02T00:00:00Z"):
+        status, body, _ = srv.request("POST", "/api/cdp/events",
+                                      {"type": "page_view", "profileId": "ret-p", "timestamp": ts}, key=root)
+        assert status in (200, 201), body
+    status, body, _ = srv.request("PUT", "/api/cdp/retention/policies", {"policies": [
+        {"name": "views", "target": "events", "eventType": "page_view", "olderThan": "1y"}]}, key=root)
+    assert status == 200, body
+    assert body["policies"][0]["id"].startswith("ret_")
+    status, body, _ = srv.request("PUT", "/api/cdp/retention/policies",
+                                  {"policies": [{"name": "x", "target": "events", "olderThan": "soon"}]}, key=root)
+    assert status == 400 and body["error"]["field"] == "policies[0].olderThan", body
+    assert srv.request("POST", "/api/cdp/retention/run", key=sam)[0] == 403
+    status, run, _ = srv.request("POST", "/api/cdp/retention/run", key=root)
+    assert status == 200, run
+    assert run["eventsPurged"] == 2 and run["status"] == "completed"
+    status, body, _ = srv.request("GET", "/api/cdp/profiles/ret-p/events", key=root)
+    assert status == 200 and body["items"] == [], body
+    status, runs, _ = srv.request("GET", "/api/cdp/retention/runs", key=root, params={"limit": 1})
+    assert status == 200 and runs["items"][0]["id"] == run["id"], runs

@@ -32,6 +32,7 @@ from . import _core
 from ._convert import iso_utc
 from ._database import Database, Events, Profiles, default_options, open
 from ._page import Page, to_pandas
+from ._principal import principal
 
 __version__: str = _core.__version__
 FORMAT_VERSION: int = _core.FORMAT_VERSION
@@ -43,32 +44,6 @@ def parse_timestamp(value) -> int:
     from . import _convert
 
     return _core.parse_timestamp(_convert.dumps(_convert.timestamp_value(value, "timestamp"), "timestamp"))
-
-
-class principal:  # noqa: N801 - a context manager, named as the call reads
-    """Runs this thread's calls for a principal of the governance policy while the block runs::
-
-        with cdp.principal("ann"):
-            db.profiles.get(pid)   # without the fields ann may not read
-
-    Outside any block calls run as ``"local"`` (an admin). Blocks nest; enter and exit on one thread.
-    ``cdp.principal.current()`` names the principal in force."""
-
-    def __init__(self, name: str) -> None:
-        if not isinstance(name, str):
-            raise TypeError("the principal's name must be a str")
-        self._scope = _core.PrincipalScope(name)
-
-    def __enter__(self) -> "principal":
-        self._scope.enter()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._scope.exit()
-
-    @staticmethod
-    def current() -> str:
-        return _core.PrincipalScope.current()
 
 
 def format_timestamp(micros: int) -> str:

@@ -607,6 +607,33 @@ class Audit:
         return _convert.loads(self._engine.audit_verify())
 
 
+class Retention:
+    """Retention policies (``db.retention``): old events and inactive profiles purged automatically, each run
+    recorded. See docs/privacy.md, "Retention"."""
+
+    def __init__(self, engine: _Engine) -> None:
+        self._engine = engine
+
+    def policies(self) -> List[Document]:
+        """The policies in force, with their ids."""
+        return _convert.loads(self._engine.retention_policies())["policies"]
+
+    def set_policies(self, policies: Sequence[Mapping[str, Any]]) -> List[Document]:
+        """Replaces the policies, e.g. ``[{"name": "old views", "target": "events", "eventType": "page_view",
+        "olderThan": "365d"}, {"name": "dormant", "target": "profiles", "inactiveFor": "3y"}]``. Needs ``admin``."""
+        doc = {"policies": list(policies)}
+        return _convert.loads(self._engine.retention_set_policies(_convert.dumps(doc, "policies")))["policies"]
+
+    def run(self) -> Document:
+        """Applies every enabled policy now; the run's record (``eventsPurged``, ``profilesErased``, per policy)."""
+        return _convert.loads(self._engine.retention_run())
+
+    def runs(self, *, limit: Optional[int] = None, cursor: Optional[str] = None) -> Document:
+        """Run records, newest first: ``{"items", "nextCursor"}``."""
+        query = {k: v for k, v in (("limit", limit), ("cursor", cursor)) if v is not None}
+        return _convert.loads(self._engine.retention_runs(_convert.dumps(query, "filter")))
+
+
 class Governance:
     """Who may read and write what (``db.governance``): field classes, roles, principals and API keys. Calls run for
     the principal of :func:`cdp.principal` (``"local"``, an admin, outside any). See docs/privacy.md, "Governance".
@@ -804,6 +831,7 @@ class Database:
         self.gdpr = Gdpr(engine)  # data subjects' requests: export, erasure, suppression
         self.audit = Audit(engine)  # the hash-chained audit log
         self.governance = Governance(engine)  # classes, roles, principals, API keys
+        self.retention = Retention(engine)  # old events and inactive profiles purged on a schedule
         self.segment = Segment(engine)  # Segment-spec ingestion
 
     @property
@@ -848,7 +876,8 @@ def open(path: PathLike, **options: Any) -> Database:  # noqa: A001 (mirrors the
 
     Keyword options are cdp::Options fields: create_if_missing, sync_writes, session_timeout_seconds,
     max_event_bytes, max_batch_bytes, max_profile_bytes, max_json_depth, max_batch_items, max_page_size,
-    block_cache_bytes, write_buffer_bytes, index_tail_events, rfm_refresh_seconds, suppress_erased_identifiers.
+    block_cache_bytes, write_buffer_bytes, index_tail_events, rfm_refresh_seconds, suppress_erased_identifiers,
+    retention_interval_seconds.
     Unknown options raise InvalidArgument.
 
     Raises FailedPrecondition when the directory is already open (in this process or another), NotFound when it

@@ -33,21 +33,6 @@ cdp::Json PageToJson(cdp::Page&& page) {
   return out;
 }
 
-// A ScopedPrincipal entered and exited explicitly (a Python context manager), not by C++ scope.
-class PrincipalScope {
- public:
-  explicit PrincipalScope(std::string name) : name_(std::move(name)) {}
-  void Enter() {
-    if (scope_) throw std::runtime_error("this principal scope is already entered");
-    scope_ = std::make_unique<cdp::ScopedPrincipal>(name_);
-  }
-  void Exit() { scope_.reset(); }
-
- private:
-  std::string name_;
-  std::unique_ptr<cdp::ScopedPrincipal> scope_;
-};
-
 class PyEngine {
  public:
   static std::unique_ptr<PyEngine> Open(const std::string& path, const std::string& options_json) {
@@ -368,6 +353,25 @@ class PyEngine {
       return cdp::Json(principal);
     });
   }
+  // Retention (Engine::retention()).
+  std::string RetentionPolicies() {
+    return RunJson([&](cdp::Engine& e) { return e.retention().Policies(); });
+  }
+  std::string RetentionSetPolicies(const std::string& text) {
+    return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+      CDP_ASSIGN_OR_RETURN(cdp::Json policies, Parse(text));
+      return e.retention().SetPolicies(policies);
+    });
+  }
+  std::string RetentionRun() {
+    return RunJson([&](cdp::Engine& e) { return e.retention().Run(); });
+  }
+  std::string RetentionRuns(const std::string& filter_json) {
+    return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+      CDP_ASSIGN_OR_RETURN(cdp::Json filter, Parse(filter_json));
+      return e.retention().Runs(filter);
+    });
+  }
   // Segments (Engine::segments()).
   std::string SegmentsCreate(const std::string& text) {
     return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
@@ -554,12 +558,6 @@ class PyEngine {
 }  // namespace
 
 void BindEngine(py::module_& m) {
-  // The principal this thread's calls run for, while entered (cdp::ScopedPrincipal). Enter and exit on one thread.
-  py::class_<PrincipalScope>(m, "PrincipalScope", "Runs this thread's calls for a principal; use cdp.principal().")
-      .def(py::init<std::string>(), py::arg("name"))
-      .def("enter", &PrincipalScope::Enter)
-      .def("exit", &PrincipalScope::Exit)
-      .def_static("current", [] { return cdp::ScopedPrincipal::Current(); });
   py::class_<PyEngine>(m, "Engine", "One open libcdp database. Use cdp.open(); this class is internal.")
       .def_static("open", &PyEngine::Open, py::arg("path"), py::arg("options_json") = "{}",
                   "Opens (by default creates) the database in `path` with options given as JSON text.")
@@ -601,6 +599,10 @@ void BindEngine(py::module_& m) {
       .def("gdpr_suppression", &PyEngine::GdprSuppression, py::arg("type"), py::arg("value"), py::arg("lift"))
       .def("audit_list", &PyEngine::AuditList, py::arg("filter_json"))
       .def("audit_verify", &PyEngine::AuditVerify)
+      .def("retention_policies", &PyEngine::RetentionPolicies)
+      .def("retention_set_policies", &PyEngine::RetentionSetPolicies, py::arg("policies_json"))
+      .def("retention_run", &PyEngine::RetentionRun)
+      .def("retention_runs", &PyEngine::RetentionRuns, py::arg("filter_json"))
       .def("governance_policy", &PyEngine::GovernancePolicy)
       .def("governance_set_policy", &PyEngine::GovernanceSetPolicy, py::arg("policy_json"))
       .def("governance_access", &PyEngine::GovernanceAccess, py::arg("principal"))

@@ -75,6 +75,8 @@ cdp::Result<cdp::Options> OptionsFromJson(const cdp::Json& json) {
       s = SetInt(key, v, &o.rfm_refresh_seconds);
     else if (key == "suppress_erased_identifiers")
       s = SetBool(key, v, &o.suppress_erased_identifiers);
+    else if (key == "retention_interval_seconds")
+      s = SetInt(key, v, &o.retention_interval_seconds);
     else
       s = cdp::Status::InvalidArgument("unknown option " + key, key);
     if (!s.ok()) return s;
@@ -98,6 +100,7 @@ cdp::Json OptionsToJson(const cdp::Options& o) {
   j.Set("index_tail_events", static_cast<uint64_t>(o.index_tail_events));
   j.Set("rfm_refresh_seconds", o.rfm_refresh_seconds);
   j.Set("suppress_erased_identifiers", o.suppress_erased_identifiers);
+  j.Set("retention_interval_seconds", o.retention_interval_seconds);
   return j;
 }
 
@@ -119,6 +122,12 @@ void BindUtil(py::module_& m) {
   m.def(
       "format_timestamp", [](int64_t micros) { return cdp::FormatTimestamp(micros); }, py::arg("micros"),
       "ISO 8601 UTC text of microseconds since the Unix epoch.");
+}
+
+std::string CurrentPrincipal() {
+  // cdp._principal._current, looked up once (kept for the interpreter's life: never destroyed at exit).
+  static py::object* var = new py::object(py::module_::import("cdp._principal").attr("_current"));
+  return var->attr("get")().cast<std::string>();
 }
 
 }  // namespace cdp_python

@@ -51,12 +51,18 @@ T ValueOrThrow(cdp::Result<T>&& result) {
 
 // Runs `fn` (returning cdp::Result<cdp::Json>) with the GIL released; returns the compact JSON text of its
 // result, or throws (with the GIL held again) the Status it failed with. Call with the GIL held.
+// The principal of the calling Python context: cdp.principal(...)'s context variable ("local" outside any).
+// The GIL must be held.
+std::string CurrentPrincipal();
+
 template <typename Fn>
 std::string JsonWithoutGil(Fn&& fn) {
   cdp::Status status;
   std::string text;
+  const std::string principal = CurrentPrincipal();  // read with the GIL held
   {
     py::gil_scoped_release release;
+    cdp::ScopedPrincipal scope(principal);  // the call runs (and is audited) for the caller's principal
     cdp::Result<cdp::Json> result = fn();
     if (result.ok()) {
       result->DumpTo(&text);

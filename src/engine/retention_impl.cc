@@ -1,0 +1,314 @@
+// Copyright 2026 The libcdp Authors.
+//
+// Retention: the policies, their scheduler and run records (RetentionImpl), and the engine's purges of old events
+// and inactive profiles (EngineImpl::PurgeEventsBefore, InactiveProfiles, PurgeRetained).
+
+#include "engine/retention_impl.h"
+
+#include <chrono>
+
+#include "core/ids.h"
+#include "engine/audited.h"
+#include "engine/engine_impl.h"
+#include "fmt/format.h"
+#include "storage/keys.h"
+
+namespace cdp::internal {
+namespace {
+
+constexpr std::string_view kPoliciesKey = "gretention";
+constexpr std::string_view kRunPrefix = "x";
+constexpr size_t kChunkEvents = 10000;  // events deleted per atomic write (and per hold of the write lock)
+
+std::string RunKey(std::string_view id) { return std::string(kRunPrefix) + std::string(id); }
+
+Json PoliciesJson(const std::vector<RetentionPolicy>& policies) {
+  Json list = Json::Array();
+  for (const RetentionPolicy& p : policies) list.Push(p.ToJson());
+  return list;
+}
+
+bool Matches(const RetentionPolicy& policy, const Json& event) {
+  if (!policy.event_type.empty()) {
+    const Json* type = event.Find("type");
+    if (type == nullptr || !type->is_string() || type->as_string() != policy.event_type) return false;
+  }
+  if (!policy.event_name.empty()) {
+    const Json* name = event.Find("name");
+    if (name == nullptr || !name->is_string() || name->as_string() != policy.event_name) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+// ---- RetentionImpl --------------------------------------------------------------------------------------------------
+
+Status RetentionImpl::Start() {
+  std::string stored;
+  Status s = engine_->store().Get(storage::Cf::kPrivacy, kPoliciesKey, &stored);
+  if (s.ok()) {
+    CDP_ASSIGN_OR_RETURN(Json json, Json::Parse(stored));
+    Result<std::vector<RetentionPolicy>> policies = ParseRetentionPolicies(json);
+    if (!policies.ok()) return Status::DataLoss("the stored retention policies are invalid");
+    std::lock_guard<std::mutex> lock(mu_);
+    policies_ = *std::move(policies);
+  } else if (!s.IsNotFound()) {
+    return s;
+  }
+  if (engine_->options().retention_interval_seconds > 0) thread_ = std::thread([this] { Schedule(); });
+  return Status::OK();
+}
+
+void RetentionImpl::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void RetentionImpl::Schedule() {
+  const auto interval = std::chrono::seconds(engine_->options().retention_interval_seconds);
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    if (wake_.wait_for(lock, interval, [this] { return stopping_; })) break;
+    lock.unlock();
+    (void)RunNow("schedule");  // the record (and the audit entry) say how it went
+    lock.lock();
+  }
+}
+
+Result<Json> RetentionImpl::Policies() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return Json::Object()
+      .Set("policies", PoliciesJson(policies_))
+      .Set("intervalSeconds", engine_->options().retention_interval_seconds);
+}
+
+Result<Json> RetentionImpl::SetPolicies(const Json& json) {
+  Status outcome = [&]() -> Status {
+    CDP_RETURN_IF_ERROR(engine_->Require("admin"));
+    CDP_ASSIGN_OR_RETURN(std::vector<RetentionPolicy> policies, ParseRetentionPolicies(json));
+    for (RetentionPolicy& p : policies) {
+      if (p.id.empty()) p.id = "ret_" + NewMonotonicId();
+    }
+    storage::WriteBatch batch(engine_->store());
+    batch.Put(storage::Cf::kPrivacy, kPoliciesKey, Json::Object().Set("policies", PoliciesJson(policies)).Dump());
+    std::lock_guard<std::mutex> lock(mu_);
+    CDP_ASSIGN_OR_RETURN(uint64_t sequence, engine_->store().Write(&batch));
+    CDP_RETURN_IF_ERROR(engine_->store().SyncUpTo(sequence));
+    policies_ = std::move(policies);
+    return Status::OK();
+  }();
+  Record(engine_->audit_log(), "retention.setPolicies", {}, outcome);
+  if (!outcome.ok()) return outcome;
+  return Policies();
+}
+
+Result<Json> RetentionImpl::Run() {
+  CDP_RETURN_IF_ERROR(engine_->Require("admin"));
+  return RunNow("manual");
+}
+
+Result<Json> RetentionImpl::Runs(const Json& filter) {
+  auto access = engine_->access();
+  if (!access->Can("admin") && !access->Can("audit")) return access->Require("audit");
+  if (!filter.is_null() && !filter.is_object()) return Status::InvalidArgument("expected an object of filters");
+  int64_t limit = 100;
+  std::string cursor;
+  if (filter.is_object()) {
+    for (const auto& [key, value] : filter.members()) {
+      if (key == "limit") {
+        if (!value.is_int() || value.as_int() < 1 || value.as_int() > 1000) {
+          return Status::InvalidArgument("expected an integer from 1 to 1000", key);
+        }
+        limit = value.as_int();
+      } else if (key == "cursor") {
+        if (!value.is_string() || !value.as_string().starts_with("rrun_")) {
+          return Status::InvalidArgument("expected a run id", key);
+        }
+        cursor = value.as_string();
+      } else {
+        return Status::InvalidArgument("unknown filter (expected limit, cursor)", key);
+      }
+    }
+  }
+  const std::string lower(kRunPrefix);
+  const std::string upper = cursor.empty() ? storage::PrefixSuccessor(lower) : RunKey(cursor);
+  auto it = engine_->store().NewIterator(storage::Cf::kPrivacy, lower, upper);
+  Json items = Json::Array();
+  std::string last;
+  for (it->SeekToLast(); it->Valid() && static_cast<int64_t>(items.size()) < limit; it->Prev()) {
+    CDP_ASSIGN_OR_RETURN(Json record, Json::Parse(it->value()));
+    last = std::string(it->key().substr(kRunPrefix.size()));
+    items.Push(std::move(record));
+  }
+  CDP_RETURN_IF_ERROR(it->status());
+  const bool more = it->Valid();
+  return Json::Object().Set("items", std::move(items)).Set("nextCursor", more ? Json(last) : Json());
+}
+
+Result<Json> RetentionImpl::RunNow(std::string_view trigger) {
+  std::lock_guard<std::mutex> run_lock(run_mu_);
+  std::vector<RetentionPolicy> policies;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    policies = policies_;
+  }
+  const int64_t started = NowMicros();
+  const std::string id = "rrun_" + NewMonotonicId();
+  Json record =
+      Json::Object().Set("id", id).Set("trigger", std::string(trigger)).Set("startedAt", FormatTimestamp(started));
+  Json results = Json::Array();
+  int64_t events_purged = 0, profiles_erased = 0;
+  storage::WriteBatch range(engine_->store());  // never written: bounds of what the purge must compact
+  Status status = [&]() -> Status {
+    for (const RetentionPolicy& policy : policies) {
+      if (!policy.enabled) continue;
+      const int64_t cutoff = policy.CutoffAt(started);
+      Json result = policy.ToJson();
+      result.Erase("enabled");
+      result.Set("cutoff", FormatTimestamp(cutoff));
+      if (policy.target == RetentionPolicy::Target::kEvents) {
+        int64_t purged = 0;
+        absl::flat_hash_set<std::string> affected;
+        CDP_RETURN_IF_ERROR(engine_->PurgeEventsBefore(policy, cutoff, &purged, &affected, &range));
+        result.Set("eventsPurged", purged);
+        result.Set("profilesAffected", static_cast<int64_t>(affected.size()));
+        events_purged += purged;
+      } else {
+        CDP_ASSIGN_OR_RETURN(std::vector<std::string> inactive, engine_->InactiveProfiles(cutoff));
+        int64_t erased = 0;
+        for (const std::string& pid : inactive) {
+          Status s = engine_->DeleteProfile(pid, nullptr, /*for_retention=*/true);
+          if (s.IsNotFound()) continue;  // merged or erased meanwhile
+          CDP_RETURN_IF_ERROR(s);
+          ++erased;
+        }
+        result.Set("profilesErased", erased);
+        profiles_erased += erased;
+      }
+      results.Push(std::move(result));
+    }
+    if (events_purged > 0 || profiles_erased > 0) {
+      CDP_RETURN_IF_ERROR(engine_->PurgeRetained(&range, /*profiles_erased=*/profiles_erased > 0));
+    }
+    return Status::OK();
+  }();
+  record.Set("finishedAt", FormatTimestamp(NowMicros()));
+  record.Set("status", status.ok() ? "completed" : "failed");
+  if (!status.ok()) {
+    record.Set("error",
+               Json::Object().Set("code", std::string(StatusCodeName(status.code()))).Set("message", status.message()));
+  }
+  record.Set("policies", std::move(results));
+  record.Set("eventsPurged", events_purged);
+  record.Set("profilesErased", profiles_erased);
+  storage::WriteBatch batch(engine_->store());
+  batch.Put(storage::Cf::kPrivacy, RunKey(id), record.Dump());
+  CDP_ASSIGN_OR_RETURN(uint64_t sequence, engine_->store().Write(&batch));
+  CDP_RETURN_IF_ERROR(engine_->store().SyncUpTo(sequence));
+  Record(engine_->audit_log(), "retention.run", {}, status, events_purged + profiles_erased);
+  if (!status.ok()) return status;
+  return record;
+}
+
+// ---- The engine's purges
+// ----------------------------------------------------------------------------------------------
+
+Status EngineImpl::PurgeEventsBefore(const RetentionPolicy& policy, int64_t cutoff_us, int64_t* purged,
+                                     absl::flat_hash_set<std::string>* affected, storage::WriteBatch* range) {
+  const std::string upper = storage::TimeKey(cutoff_us, "");  // every event before the cut-off sorts below it
+  std::string resume;
+  while (true) {
+    storage::WriteBatch batch(*store_);
+    uint64_t sequence = 0;
+    bool done = false;
+    std::vector<std::string> touched;
+    {
+      std::lock_guard<std::mutex> lock(write_mu_);
+      CDP_RETURN_IF_ERROR(write_error_);
+      std::unique_lock<std::shared_mutex> exclusive(commit_mu_);
+      // The tail out first: the per-profile index is then whole in storage, and its log (naming the events) gone.
+      CDP_RETURN_IF_ERROR(FlushTail());
+      absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>> deleted;  // profile -> time keys
+      size_t n = 0;
+      auto it = store_->NewIterator(storage::Cf::kEventsByTime, resume, upper);
+      for (it->Seek(resume); it->Valid() && n < kChunkEvents; it->Next()) {
+        auto event = Json::Parse(it->value());
+        if (!event.ok()) return Status::DataLoss("a stored event is corrupt");
+        if (!Matches(policy, *event)) continue;
+        const std::string pid(storage::TimeIndexProfile(it->key()));
+        const std::string time_key(storage::TimeIndexTimeKey(it->key()));
+        batch.Delete(storage::Cf::kEventsByTime, it->key());
+        batch.Delete(storage::Cf::kEvents, storage::ProfileEventsPrefix(pid) + time_key);
+        range->Delete(storage::Cf::kEventsByTime, it->key());
+        deleted[pid].insert(time_key);
+        ++n;
+      }
+      CDP_RETURN_IF_ERROR(it->status());
+      done = !it->Valid();
+      if (!done) resume = std::string(it->key());
+      if (n == 0) return Status::OK();
+      // Each profile's computed traits, from the events it keeps.
+      for (const auto& [pid, keys] : deleted) {
+        storage::Traits traits;
+        std::string document;
+        ProfileEvents events(*store_, tail_, pid);
+        for (; events.Valid(); events.Next()) {
+          if (keys.contains(Av(events.time_key()))) continue;
+          Status read = events.Read(&document);
+          if (read.IsNotFound()) continue;
+          CDP_RETURN_IF_ERROR(read);
+          auto event = Json::Parse(document);
+          if (!event.ok()) return Status::DataLoss("a stored event is corrupt");
+          StoredEventTraits(*event, events.time_us(), &traits);
+        }
+        CDP_RETURN_IF_ERROR(events.status());
+        batch.Put(storage::Cf::kTraits, pid, traits.Encode());
+        touched.push_back(pid);
+      }
+      store_->AddToCounter(&batch, "events", -static_cast<int64_t>(n));
+      batch.Put(storage::Cf::kMeta, kPurgePendingKey, "");  // made physical by PurgeRetained (or at open)
+      CDP_ASSIGN_OR_RETURN(sequence, store_->Write(&batch));
+      *purged += static_cast<int64_t>(n);
+      for (const std::string& pid : touched) {
+        sessions_.erase(pid);
+        affected->insert(pid);
+      }
+      segments_.NotifyChanged(touched, "retention");  // their events and traits are read again
+    }
+    CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
+    (void)segments_.AfterWrite();
+    if (done) return Status::OK();
+  }
+}
+
+Result<std::vector<std::string>> EngineImpl::InactiveProfiles(int64_t cutoff_us) {
+  std::vector<std::string> out;
+  auto it = store_->NewIterator(storage::Cf::kProfiles);
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    auto doc = Json::Parse(it->value());
+    if (!doc.ok()) return Status::DataLoss("a stored profile is corrupt");
+    if (doc->Find("mergedInto") != nullptr) continue;  // a redirect: erased with its survivor
+    const std::string id(it->key());
+    int64_t latest = tail_.Traits(id).last_seen_us;
+    if (const Json* updated = doc->Find("updatedAt"); updated != nullptr) {
+      if (auto t = ParseTimestamp(*updated); t.ok() && *t > latest) latest = *t;
+    }
+    if (latest < cutoff_us) out.push_back(id);
+  }
+  CDP_RETURN_IF_ERROR(it->status());
+  return out;
+}
+
+Status EngineImpl::PurgeRetained(storage::WriteBatch* range, bool profiles_erased) {
+  if (profiles_erased) return PurgeEverything();  // erasures touch every column family
+  // The event log between the first and last purged key; the per-profile index, keyed by profile, and the tail's
+  // log (deleted by FlushTail, naming event ids) whole.
+  return store_->Purge(range, {storage::Cf::kEvents, storage::Cf::kIndexLog}, kPurgePendingKey);
+}
+
+}  // namespace cdp::internal

@@ -1,0 +1,149 @@
+// Copyright 2026 The libcdp Authors.
+
+#include "privacy/retention_model.h"
+
+#include <algorithm>
+#include <charconv>
+
+#include "fmt/format.h"
+
+namespace cdp::internal {
+namespace {
+
+constexpr std::string_view kEventTypes[] = {"page_view",  "product_view", "add_to_cart", "purchase",
+                                            "email_open", "app_usage",    "custom"};
+constexpr int64_t kHourUs = int64_t{3600} * 1'000'000;
+
+bool IsPolicyId(std::string_view id) {
+  if (id.size() < 5 || id.size() > 64 || !id.starts_with("ret_")) return false;
+  return std::all_of(id.begin() + 4, id.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+  });
+}
+
+}  // namespace
+
+Json RetentionPolicy::ToJson() const {
+  Json out = Json::Object().Set("id", id).Set("name", name);
+  if (target == Target::kEvents) {
+    out.Set("target", "events");
+    if (!event_type.empty()) out.Set("eventType", event_type);
+    if (!event_name.empty()) out.Set("eventName", event_name);
+    out.Set("olderThan", age_text);
+  } else {
+    out.Set("target", "profiles");
+    out.Set("inactiveFor", age_text);
+  }
+  out.Set("enabled", enabled);
+  return out;
+}
+
+Result<int64_t> ParseRetentionAge(const Json& value, const std::string& field) {
+  const Status bad = Status::InvalidArgument(
+      "a duration such as \"365d\": a whole number and a unit h, d, w or y, from 1h to 100y", field);
+  if (!value.is_string() || value.as_string().size() < 2 || value.as_string().size() > 12) return bad;
+  const std::string& text = value.as_string();
+  int64_t n = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size() - 1, n);
+  if (ec != std::errc() || end != text.data() + text.size() - 1 || n <= 0) return bad;
+  int64_t unit_hours = 0;
+  switch (text.back()) {
+    case 'h':
+      unit_hours = 1;
+      break;
+    case 'd':
+      unit_hours = 24;
+      break;
+    case 'w':
+      unit_hours = 24 * 7;
+      break;
+    case 'y':
+      unit_hours = 24 * 365;
+      break;
+    default:
+      return bad;
+  }
+  if (n > int64_t{100} * 365 * 24 / unit_hours) return bad;
+  return n * unit_hours * kHourUs;
+}
+
+Result<std::vector<RetentionPolicy>> ParseRetentionPolicies(const Json& json) {
+  if (!json.is_object()) return Status::InvalidArgument("expected {\"policies\": [...]}");
+  for (const auto& [key, value] : json.members()) {
+    if (key != "policies") return Status::InvalidArgument("unknown member (expected policies)", key);
+  }
+  const Json* list = json.Find("policies");
+  if (list == nullptr || !list->is_array()) return Status::InvalidArgument("expected an array", "policies");
+  if (list->size() > kMaxRetentionPolicies) return Status::InvalidArgument("at most 100 policies", "policies");
+  std::vector<RetentionPolicy> out;
+  for (size_t i = 0; i < list->items().size(); ++i) {
+    const Json& p = list->items()[i];
+    const std::string at = fmt::format("policies[{}]", i);
+    if (!p.is_object()) return Status::InvalidArgument("expected an object", at);
+    RetentionPolicy policy;
+    const Json* target = p.Find("target");
+    if (target == nullptr || !target->is_string() ||
+        (target->as_string() != "events" && target->as_string() != "profiles")) {
+      return Status::InvalidArgument("expected \"events\" or \"profiles\"", at + ".target");
+    }
+    policy.target =
+        target->as_string() == "events" ? RetentionPolicy::Target::kEvents : RetentionPolicy::Target::kProfiles;
+    const bool events = policy.target == RetentionPolicy::Target::kEvents;
+    for (const auto& [key, value] : p.members()) {
+      const bool known = key == "id" || key == "name" || key == "target" || key == "enabled" ||
+                         (events && (key == "eventType" || key == "eventName" || key == "olderThan")) ||
+                         (!events && key == "inactiveFor");
+      if (!known) {
+        return Status::InvalidArgument(events ? "unknown member (expected id, name, target, eventType, eventName, "
+                                                "olderThan, enabled)"
+                                              : "unknown member (expected id, name, target, inactiveFor, enabled)",
+                                       at + "." + key);
+      }
+    }
+    if (const Json* id = p.Find("id"); id != nullptr) {
+      if (!id->is_string() || !IsPolicyId(id->as_string())) {
+        return Status::InvalidArgument("a policy id \"ret_...\" of at most 64 characters", at + ".id");
+      }
+      for (const RetentionPolicy& other : out) {
+        if (other.id == id->as_string()) return Status::InvalidArgument("a second policy with this id", at + ".id");
+      }
+      policy.id = id->as_string();
+    }
+    const Json* name = p.Find("name");
+    if (name == nullptr || !name->is_string() || name->as_string().empty() || name->as_string().size() > 256) {
+      return Status::InvalidArgument("a name of 1-256 bytes", at + ".name");
+    }
+    policy.name = name->as_string();
+    if (const Json* enabled = p.Find("enabled"); enabled != nullptr) {
+      if (!enabled->is_bool()) return Status::InvalidArgument("expected true or false", at + ".enabled");
+      policy.enabled = enabled->as_bool();
+    }
+    const char* age_key = events ? "olderThan" : "inactiveFor";
+    const Json* age = p.Find(age_key);
+    if (age == nullptr) return Status::InvalidArgument("required", at + "." + age_key);
+    CDP_ASSIGN_OR_RETURN(policy.age_us, ParseRetentionAge(*age, at + "." + age_key));
+    policy.age_text = age->as_string();
+    if (const Json* type = p.Find("eventType"); type != nullptr) {
+      if (!type->is_string() ||
+          std::find(std::begin(kEventTypes), std::end(kEventTypes), type->as_string()) == std::end(kEventTypes)) {
+        return Status::InvalidArgument(
+            "an event type (page_view, product_view, add_to_cart, purchase, email_open, app_usage, custom)",
+            at + ".eventType");
+      }
+      policy.event_type = type->as_string();
+    }
+    if (const Json* event_name = p.Find("eventName"); event_name != nullptr) {
+      if (!event_name->is_string() || event_name->as_string().empty() || event_name->as_string().size() > 256) {
+        return Status::InvalidArgument("a custom event name of 1-256 bytes", at + ".eventName");
+      }
+      if (!policy.event_type.empty() && policy.event_type != "custom") {
+        return Status::InvalidArgument("only custom events have names", at + ".eventName");
+      }
+      policy.event_name = event_name->as_string();
+    }
+    out.push_back(std::move(policy));
+  }
+  return out;
+}
+
+}  // namespace cdp::internal
