@@ -520,7 +520,7 @@ void Api::Suppression(const Request& req, Response& res) {
 
 void Api::ListAudit(const Request& req, Response& res) {
   Json filter = Json::Object();
-  for (const char* key : {"principal", "operation", "target", "since", "until"}) {
+  for (const char* key : {"principal", "operation", "target", "resource", "since", "until"}) {
     if (req.has_param(key)) filter.Set(key, req.get_param_value(key));
   }
   for (const char* key : {"limit", "cursor"}) {

@@ -115,8 +115,10 @@ class Gdpr {
 };
 
 // The audit log: append-only and hash-chained, one entry per call that reads or changes personal data
-// (Profiles, Events, Identity's Identify / Merge / Unmerge / Explain, Consent, Gdpr): {"seq", "at", "principal",
-// "operation" (e.g. "profiles.get"), "outcome" ("ok" or the status code), "count"? (items of a batch),
+// (Profiles, Events, Identity's Identify / Merge / Unmerge / Explain, Consent, Gdpr; segment and audience members,
+// members-at and exports; changes of governance and retention, and retention runs): {"seq", "at", "principal",
+// "operation" (e.g. "profiles.get"), "resource"? (the segment or audience id), "outcome" ("ok" or the status
+// code), "count"? (items of a batch, members read or exported),
 // "targets": [profile ids], "targetsHash", "contentHash", "prev", "hash"}. Each entry's hash covers its content and
 // the hash before it (HMAC-SHA-256 under the database's key), and the head (last seq and hash) is kept apart, so
 // altering, deleting, reordering or inserting an entry, or cutting the log short, is found by Verify. An erasure
@@ -127,8 +129,8 @@ class Audit {
  public:
   virtual ~Audit() = default;
   // Entries newest first: {"items", "nextCursor" (a seq, or null)}. `filter`: {"principal"?, "operation"?,
-  // "target"? (a profile id), "since"?, "until"?, "limit"? (1-1000, default 100), "cursor"?}. Errors:
-  // InvalidArgument naming the field.
+  // "target"? (a profile id), "resource"? (a segment or audience id), "since"?, "until"?, "limit"? (1-1000, default
+  // 100), "cursor"?}. Errors: InvalidArgument naming the field.
   virtual Result<Json> List(const Json& filter) = 0;
   // Checks the whole chain: {"ok": true, "entries", "redacted", "head"} or {"ok": false, "brokenAt" (seq),
   // "reason"}. Cost: reads every entry.

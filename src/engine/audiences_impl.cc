@@ -6,6 +6,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "core/ids.h"
+#include "engine/audited.h"
 #include "engine/engine_impl.h"
 #include "engine/segments_impl.h"
 #include "fmt/format.h"
@@ -298,13 +299,22 @@ Result<int64_t> AudiencesImpl::Size(std::string_view id) {
 }
 
 Result<Page> AudiencesImpl::Members(std::string_view id, size_t limit, std::string_view cursor) {
-  CDP_RETURN_IF_ERROR(engine_->RequireDefined());
-  std::lock_guard<std::mutex> lock(segments_->mu_);
-  CDP_RETURN_IF_ERROR(segments_->Refresh());
-  CDP_RETURN_IF_ERROR(Load());
-  CDP_ASSIGN_OR_RETURN(const Json* a, FindAudience(id));
-  CDP_ASSIGN_OR_RETURN(Parts parts, Evaluate(*a));
-  return segments_->PageOf(parts.members, limit, cursor);
+  Result<Page> r = [&]() -> Result<Page> {
+    CDP_RETURN_IF_ERROR(engine_->RequireDefined());
+    std::lock_guard<std::mutex> lock(segments_->mu_);
+    CDP_RETURN_IF_ERROR(segments_->Refresh());
+    CDP_RETURN_IF_ERROR(Load());
+    CDP_ASSIGN_OR_RETURN(const Json* a, FindAudience(id));
+    CDP_ASSIGN_OR_RETURN(Parts parts, Evaluate(*a));
+    return segments_->PageOf(parts.members, limit, cursor);
+  }();
+  std::vector<std::string> ids;
+  if (r.ok()) {
+    for (const Json& p : r->items) ids.push_back(p.Find("id")->as_string());
+  }
+  Record(engine_->audit_log(), "audiences.members", ids, r.status(), static_cast<int64_t>(ids.size()), /*read=*/true,
+         id);
+  return r;
 }
 
 Result<Json> AudiencesImpl::Overlap(std::string_view id) {
@@ -345,7 +355,9 @@ Status AudiencesImpl::Export(std::string_view id, std::string_view format, const
     CDP_ASSIGN_OR_RETURN(Parts parts, Evaluate(*a));
     members = segments_->IdsOf(parts.members);
   }
-  return segments_->ExportProfiles(members, format, fields, sink);
+  Status s = segments_->ExportProfiles(members, format, fields, sink);
+  Record(engine_->audit_log(), "audiences.export", {}, s, static_cast<int64_t>(members.size()), /*read=*/true, id);
+  return s;
 }
 
 // ---- Suppression lists ----------------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ std::string JoinTargets(const Json& targets) {
 // The fields contentHash covers, in a fixed order.
 std::string Content(const Json& entry) {
   Json c = Json::Object();
-  for (const char* key : {"seq", "at", "principal", "operation", "outcome", "count", "targetsHash"}) {
+  for (const char* key : {"seq", "at", "principal", "operation", "resource", "outcome", "count", "targetsHash"}) {
     if (const Json* v = entry.Find(key); v != nullptr) c.Set(key, *v);
   }
   return c.Dump();
@@ -95,10 +95,11 @@ int64_t AuditLog::append_errors() const {
 }
 
 Status AuditLog::Append(std::string_view principal, std::string_view operation, const std::vector<std::string>& targets,
-                        const Status& outcome, int64_t count, bool read) {
+                        const Status& outcome, int64_t count, bool read, std::string_view resource) {
   Call call;
   call.principal = std::string(principal);
   call.operation = std::string(operation);
+  call.resource = std::string(resource);
   call.outcome = outcome.ok() ? std::string("ok") : std::string(StatusCodeName(outcome.code()));
   for (const std::string& t : targets) {
     if (!t.empty()) call.targets.push_back(t);
@@ -167,6 +168,7 @@ Status AuditLog::WriteGroup(std::vector<Call>* calls) {
     entry.Set("at", FormatTimestamp(call.at_us));
     entry.Set("principal", std::move(call.principal));
     entry.Set("operation", std::move(call.operation));
+    if (!call.resource.empty()) entry.Set("resource", std::move(call.resource));
     entry.Set("outcome", std::move(call.outcome));
     if (call.count > 0) entry.Set("count", call.count);
     Json list = Json::Array();
@@ -294,7 +296,7 @@ Result<Json> AuditLog::Verify() {
 Result<Json> AuditLog::List(const Json& filter) {
   CDP_RETURN_IF_ERROR(Flush());
   if (!filter.is_null() && !filter.is_object()) return Status::InvalidArgument("expected an object of filters");
-  std::string principal, operation, target;
+  std::string principal, operation, target, resource;
   int64_t limit = 100, before = 0, since = 0, until = 0;
   if (filter.is_object()) {
     for (const auto& [key, value] : filter.members()) {
@@ -309,14 +311,17 @@ Result<Json> AuditLog::List(const Json& filter) {
         auto t = ParseTimestamp(value);
         if (!t.ok()) return Status::InvalidArgument(t.status().message(), key);
         (key == "since" ? since : until) = *t;
-      } else if (key == "principal" || key == "operation" || key == "target") {
+      } else if (key == "principal" || key == "operation" || key == "target" || key == "resource") {
         if (!value.is_string() || value.as_string().empty() || value.as_string().size() > 256) {
           return Status::InvalidArgument("expected a string of 1 to 256 bytes", key);
         }
-        (key == "principal" ? principal : key == "operation" ? operation : target) = value.as_string();
+        (key == "principal"   ? principal
+         : key == "operation" ? operation
+         : key == "target"    ? target
+                              : resource) = value.as_string();
       } else {
         return Status::InvalidArgument(
-            "unknown filter (expected principal, operation, target, since, until, limit, cursor)", key);
+            "unknown filter (expected principal, operation, target, resource, since, until, limit, cursor)", key);
       }
     }
   }
@@ -342,7 +347,7 @@ Result<Json> AuditLog::List(const Json& filter) {
       return v != nullptr && v->is_string() ? v->as_string() : std::string();
     };
     if ((!principal.empty() && text("principal") != principal) ||
-        (!operation.empty() && text("operation") != operation)) {
+        (!operation.empty() && text("operation") != operation) || (!resource.empty() && text("resource") != resource)) {
       return Status::OK();
     }
     if (since != 0 || until != 0) {

@@ -50,8 +50,9 @@ class AuditLog {
   // queued. A crash loses the entries not yet written (the last milliseconds of calls).
   static constexpr size_t kReadGroup = 256;
   static constexpr int kReadDelayMs = 20;
+  // `resource`: what else the call named (a segment or audience id), or empty.
   Status Append(std::string_view principal, std::string_view operation, const std::vector<std::string>& targets,
-                const Status& outcome, int64_t count = 0, bool read = false);
+                const Status& outcome, int64_t count = 0, bool read = false, std::string_view resource = {});
   // Waits until everything queued is written.
   Status Flush();
 
@@ -68,7 +69,7 @@ class AuditLog {
 
  private:
   struct Call {
-    std::string principal, operation, outcome;
+    std::string principal, operation, outcome, resource;
     std::vector<std::string> targets;
     int64_t count = 0;
     int64_t at_us = 0;

@@ -20,8 +20,8 @@ const std::string& ScopedPrincipal::Current() { return g_principal; }
 namespace internal {
 
 void Record(AuditLog& log, std::string_view operation, const std::vector<std::string>& targets, const Status& outcome,
-            int64_t count, bool read) {
-  (void)log.Append(ScopedPrincipal::Current(), operation, targets, outcome, count, read);
+            int64_t count, bool read, std::string_view resource) {
+  (void)log.Append(ScopedPrincipal::Current(), operation, targets, outcome, count, read, resource);
 }
 
 namespace {

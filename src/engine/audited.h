@@ -21,8 +21,9 @@ namespace cdp::internal {
 // Appends an entry for a call on this thread's principal (ScopedPrincipal); an append error is counted by the log
 // and does not change the call's answer (the call has already happened).
 // `read`: the call changed nothing (its entry may be written with a later one, AuditLog::Append).
+// `resource`: a segment or audience id the call named.
 void Record(AuditLog& log, std::string_view operation, const std::vector<std::string>& targets, const Status& outcome,
-            int64_t count = 0, bool read = false);
+            int64_t count = 0, bool read = false, std::string_view resource = {});
 
 // Leaves out of an Identity::Explain document what the principal may not read: identifiers and links of types
 // whose externalIds path it may not read, and survivorship decisions (attribute values) of unreadable fields.

@@ -10,6 +10,7 @@
 
 #include "core/ids.h"
 #include "engine/audiences_impl.h"
+#include "engine/audited.h"
 #include "engine/engine_impl.h"
 #include "fmt/format.h"
 #include "profiles/profile_model.h"
@@ -249,11 +250,20 @@ Status SegmentsImpl::Delete(std::string_view id) {
 }
 
 Result<Page> SegmentsImpl::Members(std::string_view id, size_t limit, std::string_view cursor) {
-  CDP_RETURN_IF_ERROR(engine_->RequireDefined());
-  std::lock_guard<std::mutex> lock(mu_);
-  CDP_RETURN_IF_ERROR(Refresh());
-  CDP_ASSIGN_OR_RETURN(Definition * d, Find(id));
-  return PageOf(d->members, limit, cursor);
+  Result<Page> r = [&]() -> Result<Page> {
+    CDP_RETURN_IF_ERROR(engine_->RequireDefined());
+    std::lock_guard<std::mutex> lock(mu_);
+    CDP_RETURN_IF_ERROR(Refresh());
+    CDP_ASSIGN_OR_RETURN(Definition * d, Find(id));
+    return PageOf(d->members, limit, cursor);
+  }();
+  std::vector<std::string> ids;
+  if (r.ok()) {
+    for (const Json& p : r->items) ids.push_back(p.Find("id")->as_string());
+  }
+  internal::Record(engine_->audit_log(), "segments.members", ids, r.status(), static_cast<int64_t>(ids.size()),
+                   /*read=*/true, id);
+  return r;
 }
 
 Result<Page> SegmentsImpl::PageOf(const segments::Bitmap& members, size_t limit, std::string_view cursor) {
@@ -414,16 +424,22 @@ Result<bool> SegmentsImpl::WaitForChanges(std::string_view id, std::string_view 
 }
 
 Result<std::vector<std::string>> SegmentsImpl::MembersAt(std::string_view id, std::string_view time) {
-  CDP_RETURN_IF_ERROR(engine_->RequireDefined());
-  auto t = ParseTimestamp(time);
-  if (!t.ok()) return Status::InvalidArgument("expected an RFC 3339 time", "asOf");
-  std::lock_guard<std::mutex> lock(mu_);
-  CDP_RETURN_IF_ERROR(Refresh());
-  CDP_RETURN_IF_ERROR(Find(id).status());
-  CDP_RETURN_IF_ERROR(WriteFeed());
-  std::vector<std::string> ids;
-  CDP_RETURN_IF_ERROR(FoldFeed(id, *t, nullptr, &ids, nullptr));
-  return ids;
+  Result<std::vector<std::string>> r = [&]() -> Result<std::vector<std::string>> {
+    CDP_RETURN_IF_ERROR(engine_->RequireDefined());
+    auto t = ParseTimestamp(time);
+    if (!t.ok()) return Status::InvalidArgument("expected an RFC 3339 time", "asOf");
+    std::lock_guard<std::mutex> lock(mu_);
+    CDP_RETURN_IF_ERROR(Refresh());
+    CDP_RETURN_IF_ERROR(Find(id).status());
+    CDP_RETURN_IF_ERROR(WriteFeed());
+    std::vector<std::string> ids;
+    CDP_RETURN_IF_ERROR(FoldFeed(id, *t, nullptr, &ids, nullptr));
+    return ids;
+  }();
+  internal::Record(engine_->audit_log(), "segments.membersAt", {}, r.status(),
+                   r.ok() ? static_cast<int64_t>(r->size()) : 0,
+                   /*read=*/true, id);
+  return r;
 }
 
 Result<Json> SegmentsImpl::AddMembers(std::string_view id, const Json& items) {
@@ -592,7 +608,11 @@ Status SegmentsImpl::Export(std::string_view id, std::string_view format, const 
     CDP_ASSIGN_OR_RETURN(Definition * d, Find(id));
     members = IdsOf(d->members);
   }
-  return ExportProfiles(members, format, fields, sink);
+  // One entry for the export (its members are too many to name; the segment and the count are recorded).
+  Status s = ExportProfiles(members, format, fields, sink);
+  internal::Record(engine_->audit_log(), "segments.export", {}, s, static_cast<int64_t>(members.size()), /*read=*/true,
+                   id);
+  return s;
 }
 
 Status SegmentsImpl::ExportProfiles(const std::vector<std::string>& members, std::string_view format,

@@ -13,6 +13,7 @@
 #include <rocksdb/utilities/options_util.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -166,6 +167,9 @@ Result<std::unique_ptr<Store>> Store::Open(const Options& options, const std::st
     o.write_buffer_size = options.write_buffer_bytes;
     o.compression = rocksdb::kLZ4Compression;
     o.bottommost_compression = rocksdb::kZSTD;
+    // Small table files: an erasure rewrites every file holding one of the person's keys (Store::Purge), so its
+    // cost follows the file size and the person's data, not the size of the database.
+    o.target_file_size_base = 4u << 20;
     rocksdb::BlockBasedTableOptions table;
     table.block_cache = cache;
     table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
@@ -373,30 +377,27 @@ Status Store::Flush() {
 }
 
 Status Store::Purge(WriteBatch* batch, const std::vector<Cf>& whole, std::string_view done_marker) {
-  // The smallest and largest key each column family's deletions name.
-  struct Bounds : rocksdb::WriteBatch::Handler {
-    std::vector<std::optional<std::pair<std::string, std::string>>> by_cf;
-    void Note(uint32_t cf, const rocksdb::Slice& key) {
+  // The keys each column family's deletions name, and the ranges of its range deletions.
+  struct Deleted : rocksdb::WriteBatch::Handler {
+    struct PerCf {
+      std::vector<std::string> keys;
+      std::vector<std::pair<std::string, std::string>> ranges;
+    };
+    std::vector<PerCf> by_cf;
+    PerCf& Of(uint32_t cf) {
       if (cf >= by_cf.size()) by_cf.resize(cf + 1);
-      auto& b = by_cf[cf];
-      if (!b) {
-        b.emplace(key.ToString(), key.ToString());
-      } else {
-        if (key.compare(b->first) < 0) b->first = key.ToString();
-        if (key.compare(b->second) > 0) b->second = key.ToString();
-      }
+      return by_cf[cf];
     }
     rocksdb::Status DeleteCF(uint32_t cf, const rocksdb::Slice& key) override {
-      Note(cf, key);
+      Of(cf).keys.push_back(key.ToString());
       return rocksdb::Status::OK();
     }
     rocksdb::Status SingleDeleteCF(uint32_t cf, const rocksdb::Slice& key) override {
-      Note(cf, key);
+      Of(cf).keys.push_back(key.ToString());
       return rocksdb::Status::OK();
     }
     rocksdb::Status DeleteRangeCF(uint32_t cf, const rocksdb::Slice& begin, const rocksdb::Slice& end) override {
-      Note(cf, begin);
-      Note(cf, end);
+      Of(cf).ranges.emplace_back(begin.ToString(), end.ToString());
       return rocksdb::Status::OK();
     }
     rocksdb::Status PutCF(uint32_t, const rocksdb::Slice&, const rocksdb::Slice&) override {
@@ -405,17 +406,45 @@ Status Store::Purge(WriteBatch* batch, const std::vector<Cf>& whole, std::string
     rocksdb::Status MergeCF(uint32_t, const rocksdb::Slice&, const rocksdb::Slice&) override {
       return rocksdb::Status::OK();
     }
-  } bounds;
-  CDP_RETURN_IF_ERROR(FromRocks(batch->rep_->Iterate(&bounds), "purge"));
-  CDP_RETURN_IF_ERROR(Flush());
+  } deleted;
+  CDP_RETURN_IF_ERROR(FromRocks(batch->rep_->Iterate(&deleted), "purge"));
+  CDP_RETURN_IF_ERROR(Flush());  // every deleted key (value or tombstone) is now in a table file
   rocksdb::CompactRangeOptions co;
   co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
   co.exclusive_manual_compaction = false;
   for (rocksdb::ColumnFamilyHandle* handle : handles_) {
     const uint32_t id = handle->GetID();
-    if (id >= bounds.by_cf.size() || !bounds.by_cf[id]) continue;
-    const rocksdb::Slice begin(bounds.by_cf[id]->first), end(bounds.by_cf[id]->second);
-    CDP_RETURN_IF_ERROR(FromRocks(db_->CompactRange(co, handle, &begin, &end), "purge compaction"));
+    if (id >= deleted.by_cf.size()) continue;
+    Deleted::PerCf& d = deleted.by_cf[id];
+    if (d.keys.empty() && d.ranges.empty()) continue;
+    // Only the table files holding a deleted key (or overlapping a deleted range) are compacted, each over its own
+    // key range (down to the last level, so the older versions below it go too): a person's events are spread over
+    // the whole time-ordered log, and compacting from their first to their last key would rewrite all of it.
+    std::sort(d.keys.begin(), d.keys.end());
+    rocksdb::ColumnFamilyMetaData meta;
+    db_->GetColumnFamilyMetaData(handle, &meta);
+    std::vector<std::pair<std::string, std::string>> ranges;
+    for (const rocksdb::LevelMetaData& level : meta.levels) {
+      for (const rocksdb::SstFileMetaData& file : level.files) {
+        auto first = std::lower_bound(d.keys.begin(), d.keys.end(), file.smallestkey);
+        bool holds = first != d.keys.end() && *first <= file.largestkey;
+        for (const auto& [begin, end] : d.ranges) holds |= begin <= file.largestkey && file.smallestkey < end;
+        if (holds) ranges.emplace_back(file.smallestkey, file.largestkey);
+      }
+    }
+    std::sort(ranges.begin(), ranges.end());
+    std::vector<std::pair<std::string, std::string>> merged;  // overlapping ranges joined
+    for (auto& r : ranges) {
+      if (!merged.empty() && r.first <= merged.back().second) {
+        if (r.second > merged.back().second) merged.back().second = std::move(r.second);
+      } else {
+        merged.push_back(std::move(r));
+      }
+    }
+    for (const auto& [begin_key, end_key] : merged) {
+      const rocksdb::Slice begin(begin_key), end(end_key);  // CompactRange's end is inclusive
+      CDP_RETURN_IF_ERROR(FromRocks(db_->CompactRange(co, handle, &begin, &end), "purge compaction"));
+    }
   }
   for (Cf cf : whole) {
     CDP_RETURN_IF_ERROR(

@@ -148,12 +148,12 @@ class Store {
 
   // Makes the deletions of `batch`, already written, physical: flushes every memtable (so no write-ahead log file
   // still holds the deleted values: RocksDB removes the obsolete ones), then compacts, down to the last level, the
-  // key range of each column family the batch deletes in, so that no SST file keeps the values or the tombstones
-  // (whose keys may be data: an identifier), then makes RocksDB start a new MANIFEST (the old one lists the
-  // bounding keys of the files it replaced). Range bounds are the deleted keys themselves; RocksDB's info log is
-  // kept at warning level, so they are not written there. Cost: rewrites the files holding keys between the
-  // smallest and the largest deleted key of each column family (for the event log: the person's first to last
-  // event time). Blocks until done. Errors: storage errors (the deletions stay written).
+  // key range of every table file that holds a key the batch deletes (or overlaps a range it deletes), so that no
+  // SST file keeps the values or the tombstones (whose keys may be data: an identifier), then makes RocksDB start a
+  // new MANIFEST (the old one lists the bounding keys of the files it replaced). RocksDB's info log is kept at
+  // warning level, so compaction bounds are not written there. Cost: rewrites the files holding deleted keys and
+  // the files below them in the same key ranges (for the event log: the files holding the person's events, not
+  // the span between their first and last). Blocks until done. Errors: storage errors (the deletions stay written).
   // `whole`: column families to compact whole as well (their deleted records are not in `batch`). `done_marker`:
   // a kMeta key deleted by the final write, once everything else is done (empty: none).
   Status Purge(WriteBatch* batch, const std::vector<Cf>& whole = {}, std::string_view done_marker = {});

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/ids.h"
 #include "engine/engine_impl.h"
 #include "storage/keys.h"
 #include "test_util.h"
@@ -183,6 +184,42 @@ TEST_F(AuditTest, ErasureRedactsThePersonAndTheChainStillVerifies) {
   e.Set("operation", "profiles.get");
   Put(3, e.Dump());
   ExpectBrokenAt(3);
+}
+
+TEST_F(AuditTest, SegmentAndAudienceReadsAndExportsAreEntriesNamingTheirResource) {
+  const std::string id = Unwrap(profiles().Create(J(R"({"attributes": {"country": "NO", "email": "a@example.com"}})")))
+                             .Find("id")
+                             ->as_string();
+  Unwrap(engine_->consent().Record(J(R"({"profileId": ")" + id + R"(", "purposes": {"email": "granted"}})")));
+  const std::string seg =
+      Unwrap(engine_->segments().Create(
+                 J(R"({"name": "no", "rule": {"field": "attributes.country", "operator": "=", "value": "NO"}})")))
+          .Find("id")
+          ->as_string();
+  const std::string aud = Unwrap(engine_->audiences().Create(
+                                     J(R"({"name": "a", "segments": {"operator": "OR", "ids": [")" + seg + R"("]}})")))
+                              .Find("id")
+                              ->as_string();
+  ASSERT_EQ(Unwrap(engine_->segments().Members(seg, 10, "")).items.size(), 1u);
+  ASSERT_EQ(Unwrap(engine_->audiences().Members(aud, 10, "")).items.size(), 1u);
+  auto sink = [](std::string_view) { return true; };
+  ASSERT_TRUE(engine_->segments().Export(seg, "csv", {}, sink).ok());
+  ASSERT_TRUE(engine_->audiences().Export(aud, "jsonl", {}, sink).ok());
+  Unwrap(engine_->segments().MembersAt(seg, FormatTimestamp(internal::NowMicros() + 1000000)));
+
+  Json on_seg = Unwrap(audit().List(J(R"({"resource": ")" + seg + R"("})")));
+  std::vector<std::string> ops;
+  for (const Json& e : on_seg.Find("items")->items()) ops.push_back(e.Find("operation")->as_string());
+  EXPECT_EQ(ops, (std::vector<std::string>{"segments.membersAt", "segments.export", "segments.members"}));
+  const Json& export_entry = on_seg.Find("items")->items()[1];
+  EXPECT_EQ(export_entry.Find("count")->as_int(), 1);
+  // A page of members names each member, so the person's own trail lists it.
+  Json mine = Unwrap(audit().List(J(R"({"target": ")" + id + R"("})")));
+  bool listed = false;
+  for (const Json& e : mine.Find("items")->items()) listed |= e.Find("operation")->as_string() == "audiences.members";
+  EXPECT_TRUE(listed);
+  EXPECT_EQ(Unwrap(audit().List(J(R"({"resource": ")" + aud + R"("})"))).Find("items")->size(), 2u);
+  EXPECT_TRUE(Unwrap(audit().Verify()).Find("ok")->as_bool());
 }
 
 }  // namespace

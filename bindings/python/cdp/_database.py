@@ -592,10 +592,11 @@ class Audit:
         self._engine = engine
 
     def list(self, *, principal: Optional[str] = None, operation: Optional[str] = None,
-             target: Optional[str] = None, since: Any = None, until: Any = None, limit: Optional[int] = None,
+             target: Optional[str] = None, resource: Optional[str] = None, since: Any = None, until: Any = None, limit: Optional[int] = None,
              cursor: Optional[int] = None) -> Document:
-        """Entries newest first: ``{"items", "nextCursor"}``; ``target`` is a profile id."""
-        query = {k: v for k, v in (("principal", principal), ("operation", operation), ("target", target),
+        """Entries newest first: ``{"items", "nextCursor"}``; ``target`` is a profile id, ``resource`` a segment or
+        audience id."""
+        query = {k: v for k, v in (("principal", principal), ("operation", operation), ("target", target), ("resource", resource),
                                    ("since", _convert.timestamp_value(since, "since")),
                                    ("until", _convert.timestamp_value(until, "until")), ("limit", limit),
                                    ("cursor", cursor)) if v is not None}
