@@ -103,9 +103,9 @@ class Profiles {
   // in one atomic write; then, before returning, makes the erasure physical (no file of the database directory -
   // tables, write-ahead log, MANIFEST, RocksDB's logs - keeps any of it; docs/privacy.md). NotFound when absent.
   // Cost: the atomic write is proportional to the profile's events; the physical part flushes every memtable and
-  // rewrites the table files between the person's first and last key of each column family (for the event log,
-  // their first to last event: 2-3 s for 200,000 events spread over that span on the reference machine). Writes by
-  // other callers go on meanwhile.
+  // rewrites the table files holding the person's keys, with the files below them in the same key ranges (for the
+  // event log, whose files may each span months: 22-41 s per person on 1,000,000 bulk-loaded events on the
+  // reference machine; docs/privacy.md). Writes by other callers go on meanwhile.
   virtual Status Delete(std::string_view id) = 0;
 
   // Profiles matching the query's filter, sorted, one page at a time. Filters apply to the full document,

@@ -187,18 +187,21 @@ class Retention {
 // Enforcement, for every principal but an admin:
 //   - a principal the policy does not define may do nothing (PermissionDenied);
 //   - reads (Profiles::Get / Search / Timeline / Sessions, Events::Query, Segments and Audiences Members and Export,
-//     Gdpr::Export, the documents writes return) leave out every field the principal may not read; a profile keeps
-//     its "id", an event its "id" and "profileId". A search, event query or segment rule that tests or sorts by
-//     an unreadable field is PermissionDenied (field() names it), so values cannot be inferred;
+//     Gdpr::Export, Identity::Explain, Consent::Get, the documents writes return) leave out every field the
+//     principal may not read; a profile keeps its "id", an event its "id" and "profileId". A search, event query
+//     or segment estimate that tests or sorts by an unreadable field, or by an object holding one, is
+//     PermissionDenied (field() names it), so values cannot be inferred;
 //   - writes (Profiles::Create / Replace / Patch, Events::Track / TrackBatch, Identity::Identify, Consent::Record)
-//     naming a field the principal may not write are PermissionDenied naming it, and write nothing. Replace also
-//     needs write access to every field it would clear;
+//     naming a field the principal may not write (an event's identifiers: also the "externalIds" path they link;
+//     a deleted object: also every classified path below it) are PermissionDenied naming it, and write nothing.
+//     Replace also needs write access to every field it would clear;
 //   - Consent::Get needs read access to "consent"; Identity::Explain, Merge and Unmerge to "externalIds" (read;
-//     write for merges); Gdpr::Export the operation "export"; Profiles::Delete, Gdpr::Erase and suppression the
-//     operation "erase"; Audit the operation "audit"; this interface's changes, Identity's rules and matching
-//     settings, and segment and audience definitions need "admin" (reading definitions needs none).
+//     write for merges); Gdpr::Export the operation "export"; request records "export" or "erase";
+//     Profiles::Delete, Gdpr::Erase and suppression "erase"; Audit "audit"; this interface's changes, Identity's
+//     rules and matching settings, segment and audience definitions, retention policies and
+//     Events::RememberKey / RecallKey "admin". Reading definitions, sizes and statistics needs a defined principal.
 // API keys ("cdpk_" + id + "_" + secret) authenticate a principal (cdp-server maps bearer keys to principals); only
-// a SHA-256 of each key's secret is stored.
+// a SHA-256 of each key's secret is stored; a policy that drops a principal revokes its keys.
 // Changes are audited ("governance.setPolicy", ...). Thread-safety: all methods from any thread; a policy change
 // applies to calls that start after it returns. Errors: InvalidArgument naming the field, PermissionDenied, NotFound.
 class Governance {
