@@ -415,6 +415,7 @@ Result<Json> AuditedGdpr::Export(std::string_view profile_id) {
       FilterConsent(*access, consent);
     }
     if (!access->CanRead("segments")) r->Erase("segments");
+    if (!access->Can("audit")) r->Erase("audit");  // who did what to the person: the audit log's readers only
   }
   Record(*log_, "gdpr.export", {IdOf(r, "")}, r.status());
   return r;

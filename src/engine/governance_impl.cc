@@ -6,6 +6,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <atomic>
 
 #include "cdp/query.h"
@@ -123,6 +124,7 @@ Result<Json> GovernanceImpl::Policy() {
 }
 
 Result<Json> GovernanceImpl::SetPolicy(const Json& json) {
+  std::vector<std::string> revoked;
   Status outcome = [&]() -> Status {
     CDP_RETURN_IF_ERROR(Current()->Require("admin"));
     CDP_ASSIGN_OR_RETURN(std::shared_ptr<const GovernancePolicy> policy, GovernancePolicy::FromJson(json));
@@ -131,7 +133,6 @@ Result<Json> GovernanceImpl::SetPolicy(const Json& json) {
     batch.Put(storage::Cf::kPrivacy, storage::kGovernancePolicyKey, policy->stored().Dump());
     // The keys of principals the policy no longer defines are revoked with it (a principal defined again later
     // does not get them back).
-    std::vector<std::string> revoked;
     {
       std::lock_guard<std::mutex> lock(mu_);
       for (const auto& [id, key] : keys_) {
@@ -147,9 +148,13 @@ Result<Json> GovernanceImpl::SetPolicy(const Json& json) {
     version_.store(++g_policy_versions, std::memory_order_release);
     return Status::OK();
   }();
-  Record(*log_, "governance.setPolicy", {}, outcome);
+  Record(*log_, "governance.setPolicy", {}, outcome, static_cast<int64_t>(revoked.size()));
   if (!outcome.ok()) return outcome;
-  return Policy();
+  CDP_ASSIGN_OR_RETURN(Json out, Policy());
+  Json ids = Json::Array();
+  for (const std::string& id : revoked) ids.Push(Json(id));
+  out.Set("revokedKeys", std::move(ids));  // keys of principals the policy no longer defines
+  return out;
 }
 
 Result<Json> GovernanceImpl::Access(std::string_view principal) {
@@ -174,6 +179,10 @@ Result<Json> GovernanceImpl::CreateApiKey(const Json& request) {
     }
     if (policy()->RolesOf(principal->as_string()) == nullptr) {
       return Status::InvalidArgument("not a principal of the policy", "principal");
+    }
+    if (std::find(std::begin(kBuiltinPrincipals), std::end(kBuiltinPrincipals), principal->as_string()) !=
+        std::end(kBuiltinPrincipals)) {
+      return Status::InvalidArgument("a built-in principal has no keys: define one with the role 'admin'", "principal");
     }
     const Json* description = request.Find("description");
     if (description != nullptr && !(description->is_string() && description->as_string().size() <= 1024)) {

@@ -326,6 +326,11 @@ Status CheckRuleReads(const Access& access, const Json& rule, bool in_event) {
   }
   if (const Json* event = rule.Find("event"); event != nullptr) {
     CDP_RETURN_IF_ERROR(access.RequireRead("events.type"));
+    for (const char* aggregate : {"sum", "avg", "min", "max"}) {  // a comparison of an aggregate reveals it too
+      if (const Json* path = rule.Find(aggregate); path != nullptr && path->is_string()) {
+        CDP_RETURN_IF_ERROR(access.RequireReadTree("events." + path->as_string()));
+      }
+    }
     if (const Json* where = rule.Find("where"); where != nullptr) {
       CDP_RETURN_IF_ERROR(CheckRuleReads(access, *where, /*in_event=*/true));
     }
@@ -608,10 +613,18 @@ Status SegmentsImpl::Export(std::string_view id, std::string_view format, const 
     CDP_ASSIGN_OR_RETURN(Definition * d, Find(id));
     members = IdsOf(d->members);
   }
-  // One entry for the export (its members are too many to name; the segment and the count are recorded).
-  Status s = ExportProfiles(members, format, fields, sink);
-  internal::Record(engine_->audit_log(), "segments.export", {}, s, static_cast<int64_t>(members.size()), /*read=*/true,
-                   id);
+  // One entry for the export (its members are too many to name; the segment and the count are recorded), unless
+  // the sink refused the first chunk: then nothing was read out (a server's check before it streams).
+  bool delivered = false;
+  Status s = ExportProfiles(members, format, fields, [&](std::string_view chunk) {
+    const bool more = sink(chunk);
+    delivered |= more;
+    return more;
+  });
+  if (delivered || s.code() != StatusCode::kUnavailable) {
+    internal::Record(engine_->audit_log(), "segments.export", {}, s, static_cast<int64_t>(members.size()),
+                     /*read=*/true, id);
+  }
   return s;
 }
 

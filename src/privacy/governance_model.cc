@@ -183,6 +183,10 @@ Result<std::shared_ptr<const GovernancePolicy>> GovernancePolicy::FromJson(const
     for (const auto& [path, cls] : classification->members()) {
       std::string at = Cat("classification.", path);
       CDP_RETURN_IF_ERROR(CheckPath(path, at));
+      if (path == "id" || path == "events.id" || path == "events.profileId") {
+        if (path == "id" && cls.is_string() && cls.as_string() == "public") continue;  // the default, as shown
+        return Status::InvalidArgument("always readable (documents keep their ids): cannot be classified", at);
+      }
       if (!cls.is_string() || !policy->IsClass(cls.as_string())) {
         return Status::InvalidArgument("must name a class of the policy", at);
       }
@@ -204,7 +208,12 @@ Result<std::shared_ptr<const GovernancePolicy>> GovernancePolicy::FromJson(const
       if (!IsLowerName(name, 64)) {
         return Status::InvalidArgument("a role name of 1-64 characters [a-z0-9_-] starting with a letter", at);
       }
-      if (name == kAdminRole) return Status::InvalidArgument("the role 'admin' is built in", at);
+      if (name == kAdminRole) {  // as Policy() shows it: accepted unchanged, refused otherwise
+        const Json builtin =
+            Json::Parse(R"({"read":[],"write":[],"readFields":[],"writeFields":[],"operations":["admin"]})").value();
+        if (def == builtin) continue;
+        return Status::InvalidArgument("the role 'admin' is built in", at);
+      }
       if (!def.is_object()) return Status::InvalidArgument("must be an object", at);
       for (const auto& [key, value] : def.members()) {
         if (key != "read" && key != "write" && key != "readFields" && key != "writeFields" && key != "operations" &&
@@ -250,6 +259,8 @@ Result<std::shared_ptr<const GovernancePolicy>> GovernancePolicy::FromJson(const
       }
       if (std::find(std::begin(kBuiltinPrincipals), std::end(kBuiltinPrincipals), name) !=
           std::end(kBuiltinPrincipals)) {
+        const Json* roles = def.is_object() ? def.Find("roles") : nullptr;
+        if (roles != nullptr && def.size() == 1 && *roles == Json::Parse(R"(["admin"])").value()) continue;
         return Status::InvalidArgument("this principal is built in", at);
       }
       if (!def.is_object()) return Status::InvalidArgument("must be an object {\"roles\": [...]}", at);
@@ -378,7 +389,7 @@ bool Access::HasBelow(std::string_view path) const {
 Status Access::Require(std::string_view operation) const {
   if (Can(operation)) return Status::OK();
   if (!defined_) return Status::PermissionDenied(Cat("principal '", principal_, "' is not defined"));
-  return Status::PermissionDenied(Cat("principal '", principal_, "' may not ", operation));
+  return Status::PermissionDenied(Cat("principal '", principal_, "' lacks the operation '", operation, "'"));
 }
 
 Status Access::RequireRead(std::string_view path) const {

@@ -207,6 +207,9 @@ TEST_F(AuditTest, SegmentAndAudienceReadsAndExportsAreEntriesNamingTheirResource
   ASSERT_TRUE(engine_->audiences().Export(aud, "jsonl", {}, sink).ok());
   Unwrap(engine_->segments().MembersAt(seg, FormatTimestamp(internal::NowMicros() + 1000000)));
 
+  // A sink refusing the first chunk read nothing out (a server checks an export so before streaming it): no entry.
+  EXPECT_EQ(engine_->segments().Export(seg, "csv", {}, [](std::string_view) { return false; }).code(),
+            StatusCode::kUnavailable);
   Json on_seg = Unwrap(audit().List(J(R"({"resource": ")" + seg + R"("})")));
   std::vector<std::string> ops;
   for (const Json& e : on_seg.Find("items")->items()) ops.push_back(e.Find("operation")->as_string());

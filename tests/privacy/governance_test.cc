@@ -257,13 +257,22 @@ TEST_F(GovernanceTest, ExportsLeaveOutWhatTheExporterMayNotReadAndIncludeTheAudi
   EXPECT_EQ(doc.Find("events")->items()[0].Find("deviceId")->as_string(), "dev-9");
   EXPECT_NE(doc.Find("identity"), nullptr);
   EXPECT_NE(doc.Find("consent"), nullptr);
-  const Json* audit = doc.Find("audit");
-  ASSERT_NE(audit, nullptr);
-  std::vector<std::string> operations;
-  for (const Json& entry : audit->items()) operations.push_back(entry.Find("operation")->as_string());
-  EXPECT_NE(std::find(operations.begin(), operations.end(), "profiles.create"), operations.end());
-  EXPECT_NE(std::find(operations.begin(), operations.end(), "events.track"), operations.end());
+  EXPECT_EQ(doc.Find("audit"), nullptr);  // dina may not read the audit log: its trail of the person neither
   EXPECT_EQ(engine_->audit().List(Json::Object()).status().code(), StatusCode::kPermissionDenied);
+  {
+    ScopedPrincipal admin("local");
+    Json full = Unwrap(engine_->gdpr().Export(id_));
+    const Json* audit = full.Find("audit");
+    ASSERT_NE(audit, nullptr);
+    std::vector<std::string> operations;
+    for (const Json& entry : audit->items()) {
+      operations.push_back(entry.Find("operation")->as_string());
+      EXPECT_EQ(entry.Find("targets"), nullptr);  // other people's ids stay out of the person's export
+    }
+    EXPECT_NE(std::find(operations.begin(), operations.end(), "profiles.create"), operations.end());
+    EXPECT_NE(std::find(operations.begin(), operations.end(), "events.track"), operations.end());
+    EXPECT_NE(std::find(operations.begin(), operations.end(), "gdpr.export"), operations.end());  // dina's
+  }
   Unwrap(engine_->gdpr().Erase(id_));
   ScopedPrincipal otto("otto");
   EXPECT_TRUE(Unwrap(engine_->audit().Verify()).Find("ok")->as_bool());
@@ -401,6 +410,33 @@ TEST_F(GovernanceTest, KeysOfAPrincipalThePolicyDropsAreRevoked) {
   Unwrap(gov().SetPolicy(J(kPolicy)));  // ann again: the old key stays revoked
   EXPECT_EQ(gov().Authenticate(key).status().code(), StatusCode::kUnauthenticated);
   EXPECT_EQ(Unwrap(gov().ListApiKeys()).size(), 0u);
+}
+
+TEST_F(GovernanceTest, ThePolicyAsShownCanBeSetBackAndItsSideEffectsAreSaid) {
+  const std::string key = Unwrap(gov().CreateApiKey(J(R"({"principal": "ann"})"))).Find("id")->as_string();
+  Json shown = Unwrap(gov().Policy());
+  Json again = Unwrap(gov().SetPolicy(shown));  // built-ins and defaults as shown are accepted unchanged
+  EXPECT_EQ(again.Find("revokedKeys")->size(), 0u);
+  again.Erase("revokedKeys");
+  EXPECT_EQ(again, shown);
+  // A partial policy drops the principals it leaves out, and says which keys went with them.
+  Json partial = Unwrap(gov().SetPolicy(J(R"({"classification": {"attributes.city": "internal"}})")));
+  EXPECT_EQ(*partial.Find("revokedKeys"), J(R"([")" + key + R"("])"));
+  EXPECT_EQ(gov().SetPolicy(J(R"({"classification": {"id": "pii"}})")).status().field(), "classification.id");
+  EXPECT_EQ(gov().SetPolicy(J(R"({"classification": {"events.profileId": "pii"}})")).status().field(),
+            "classification.events.profileId");
+  EXPECT_EQ(gov().CreateApiKey(J(R"({"principal": "local"})")).status().field(), "principal");
+}
+
+TEST_F(GovernanceTest, AggregatesInAnEstimateNeedTheirPropertyReadable) {
+  ScopedPrincipal ann("ann");
+  Result<int64_t> r =
+      engine_->segments().Estimate(J(R"({"event": "purchase", "avg": "properties.card", "value": {">=": 4000}})"));
+  EXPECT_EQ(r.status().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(r.status().field(), "events.properties.card");
+  EXPECT_EQ(Unwrap(engine_->segments().Estimate(
+                J(R"({"event": "purchase", "sum": "properties.revenue", "value": {">=": 30}})"))),
+            1);
 }
 
 }  // namespace

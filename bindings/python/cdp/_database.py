@@ -622,6 +622,8 @@ class Retention:
     def set_policies(self, policies: Sequence[Mapping[str, Any]]) -> List[Document]:
         """Replaces the policies, e.g. ``[{"name": "old views", "target": "events", "eventType": "page_view",
         "olderThan": "365d"}, {"name": "dormant", "target": "profiles", "inactiveFor": "3y"}]``. Needs ``admin``."""
+        if isinstance(policies, Mapping):  # the REST shape {"policies": [...]}
+            policies = policies.get("policies", [])
         doc = {"policies": list(policies)}
         return _convert.loads(self._engine.retention_set_policies(_convert.dumps(doc, "policies")))["policies"]
 
