@@ -27,7 +27,7 @@ namespace {
 
 constexpr char kUsage[] =
     "usage: cdp-server --data DIR [--host HOST] [--port PORT] [--api-key KEY] [--write-key KEY]\n"
-    "                  [--dedupe-window SECONDS] [--threads N] [--sync]\n"
+    "                  [--dedupe-window SECONDS] [--retention-interval SECONDS] [--threads N] [--sync]\n"
     "\n"
     "  --data DIR      database directory (created when missing); required\n"
     "  --host HOST     address to listen on (default 127.0.0.1)\n"
@@ -39,6 +39,8 @@ constexpr char kUsage[] =
     "  --write-key KEY require KEY on the Segment /v1/ routes, as the HTTP Basic user name or writeKey in the\n"
     "                  body (default: the API key)\n"
     "  --dedupe-window SECONDS  messageId dedupe window of the /v1/ routes (default 604800, 7 days; 0: off)\n"
+    "  --retention-interval SECONDS  how often retention policies are applied (default 3600; 0: only on\n"
+    "                  POST /api/cdp/retention/run)\n"
     "  --threads N     worker threads (default 8)\n"
     "  --sync          fsync every write before answering (Options::sync_writes)\n";
 
@@ -49,6 +51,7 @@ struct Flags {
   std::string api_key;
   std::string write_key;              // Segment /v1/ routes; empty: the API key
   int64_t dedupe_window = 7 * 86400;  // Segment /v1/ routes
+  int64_t retention_interval = 3600;  // Options::retention_interval_seconds
   int threads = 8;
   bool sync = false;
 };
@@ -112,6 +115,13 @@ bool ParseFlags(int argc, char** argv, Flags* flags, bool* help) {
         return false;
       }
       flags->port = *port;
+    } else if (name == "--retention-interval") {
+      std::optional<int> interval = ParseInt(value, 0, 365 * 86400);
+      if (!interval) {
+        std::cerr << "cdp-server: --retention-interval must be 0..31536000 seconds, got '" << value << "'\n";
+        return false;
+      }
+      flags->retention_interval = *interval;
     } else if (name == "--threads") {
       std::optional<int> threads = ParseInt(value, 1, 1024);
       if (!threads) {
@@ -168,6 +178,7 @@ int Run(int argc, char** argv) {
 
   Options options;
   options.sync_writes = flags.sync;
+  options.retention_interval_seconds = flags.retention_interval;
   Result<std::unique_ptr<Engine>> opened = Engine::Open(options, flags.data);
   if (!opened.ok()) {
     std::cerr << "cdp-server: cannot open " << flags.data << ": " << opened.status().ToString() << "\n";

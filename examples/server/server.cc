@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <regex>
@@ -518,7 +519,22 @@ void Api::Suppression(const Request& req, Response& res) {
 
 // ---- Audit log ------------------------------------------------------------------------------------------------------
 
+// InvalidArgument naming the first query parameter of `req` not in `known` (a misspelt filter must not be ignored).
+Status CheckParams(const Request& req, std::initializer_list<std::string_view> known) {
+  for (const auto& [key, value] : req.params) {
+    if (std::find(known.begin(), known.end(), key) == known.end()) {
+      return Status::InvalidArgument("unknown query parameter \"" + key + "\"", key);
+    }
+  }
+  return Status::OK();
+}
+
 void Api::ListAudit(const Request& req, Response& res) {
+  if (Status s =
+          CheckParams(req, {"principal", "operation", "target", "resource", "since", "until", "limit", "cursor"});
+      !s.ok()) {
+    return WriteStatus(res, s);
+  }
   Json filter = Json::Object();
   for (const char* key : {"principal", "operation", "target", "resource", "since", "until"}) {
     if (req.has_param(key)) filter.Set(key, req.get_param_value(key));
@@ -852,6 +868,7 @@ void Api::RegisterGovernanceRoutes(httplib::Server& http) {
   Route(http, "POST", "/api/cdp/retention/run",
         json([](Api& api, const Request&) { return api.engine_.retention().Run(); }));
   Route(http, "GET", "/api/cdp/retention/runs", json([](Api& api, const Request& req) -> Result<Json> {
+          CDP_RETURN_IF_ERROR(CheckParams(req, {"limit", "cursor"}));
           Json filter = Json::Object();
           if (req.has_param("limit")) {
             const std::string limit = req.get_param_value("limit");

@@ -192,3 +192,16 @@ def test_retention_policies_runs_and_their_records(setup):
     assert status == 200 and body["items"] == [], body
     status, runs, _ = srv.request("GET", "/api/cdp/retention/runs", key=root, params={"limit": 1})
     assert status == 200 and runs["items"][0]["id"] == run["id"], runs
+    # A misspelt filter is an error, not ignored.
+    for path, params in (("/api/cdp/retention/runs", {"bogus": 1}), ("/api/cdp/audit", {"outcome": "ok"})):
+        status, body, _ = srv.request("GET", path, key=root, params=params)
+        assert status == 400 and body["error"]["field"] in ("bogus", "outcome"), (path, body)
+
+
+def test_the_retention_interval_is_a_flag(tmp_path):
+    srv = server_process.ServerProcess(tmp_path / "db", None, extra_args=("--retention-interval", "0"))
+    try:
+        status, body, _ = srv.request("GET", "/api/cdp/retention/policies", key=None)
+        assert status == 200 and body["intervalSeconds"] == 0, body
+    finally:
+        assert srv.stop() == 0, srv.stderr()
