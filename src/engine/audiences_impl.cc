@@ -355,16 +355,7 @@ Status AudiencesImpl::Export(std::string_view id, std::string_view format, const
     CDP_ASSIGN_OR_RETURN(Parts parts, Evaluate(*a));
     members = segments_->IdsOf(parts.members);
   }
-  bool delivered = false;  // as in SegmentsImpl::Export: a sink refusing the first chunk read nothing out
-  Status s = segments_->ExportProfiles(members, format, fields, [&](std::string_view chunk) {
-    const bool more = sink(chunk);
-    delivered |= more;
-    return more;
-  });
-  if (delivered || s.code() != StatusCode::kUnavailable) {
-    Record(engine_->audit_log(), "audiences.export", {}, s, static_cast<int64_t>(members.size()), /*read=*/true, id);
-  }
-  return s;
+  return segments_->ExportProfiles(members, format, fields, sink, "audiences.export", id);
 }
 
 // ---- Suppression lists ----------------------------------------------------------------------------------------------

@@ -613,24 +613,29 @@ Status SegmentsImpl::Export(std::string_view id, std::string_view format, const 
     CDP_ASSIGN_OR_RETURN(Definition * d, Find(id));
     members = IdsOf(d->members);
   }
-  // One entry for the export (its members are too many to name; the segment and the count are recorded), unless
-  // the sink refused the first chunk: then nothing was read out (a server's check before it streams).
+  return ExportProfiles(members, format, fields, sink, "segments.export", id);
+}
+
+Status SegmentsImpl::ExportProfiles(const std::vector<std::string>& members, std::string_view format,
+                                    const std::vector<std::string>& fields,
+                                    const std::function<bool(std::string_view chunk)>& sink, std::string_view operation,
+                                    std::string_view resource) {
   bool delivered = false;
-  Status s = ExportProfiles(members, format, fields, [&](std::string_view chunk) {
+  Status s = WriteExport(members, format, fields, [&](std::string_view chunk) {
     const bool more = sink(chunk);
     delivered |= more;
     return more;
   });
   if (delivered || s.code() != StatusCode::kUnavailable) {
-    internal::Record(engine_->audit_log(), "segments.export", {}, s, static_cast<int64_t>(members.size()),
-                     /*read=*/true, id);
+    internal::Record(engine_->audit_log(), operation, {}, s, static_cast<int64_t>(members.size()), /*read=*/true,
+                     resource);
   }
   return s;
 }
 
-Status SegmentsImpl::ExportProfiles(const std::vector<std::string>& members, std::string_view format,
-                                    const std::vector<std::string>& fields,
-                                    const std::function<bool(std::string_view chunk)>& sink) {
+Status SegmentsImpl::WriteExport(const std::vector<std::string>& members, std::string_view format,
+                                 const std::vector<std::string>& fields,
+                                 const std::function<bool(std::string_view chunk)>& sink) {
   constexpr size_t kChunk = 64 * 1024;
   std::string out;
   auto flush = [&](bool last) {
