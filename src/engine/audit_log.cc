@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 
 #include "cdp/query.h"
 #include "core/ids.h"
@@ -30,7 +31,8 @@ std::string JoinTargets(const Json& targets) {
 // The fields contentHash covers, in a fixed order.
 std::string Content(const Json& entry) {
   Json c = Json::Object();
-  for (const char* key : {"seq", "at", "principal", "operation", "resource", "outcome", "count", "targetsHash"}) {
+  for (const char* key :
+       {"seq", "at", "principal", "operation", "resource", "outcome", "count", "recovered", "targetsHash"}) {
     if (const Json* v = entry.Find(key); v != nullptr) c.Set(key, *v);
   }
   return c.Dump();
@@ -52,6 +54,54 @@ std::string Hex(std::string_view bytes) {
 const EVP_MD* Sha256() {  // fetched once: the implicit fetch of EVP_sha256() costs more than the hash
   static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
   return md;
+}
+
+// OpenSSL's one-shot HMAC() sets up a context per call, which cost about as much as the rest of an audit entry;
+// each thread keeps the SHA-256 states after the key's inner and outer pads, and a call copies them and hashes only
+// the message.
+std::string HmacSha256(const std::string& key, std::string_view message) {
+  struct Pads {
+    std::string key;
+    EVP_MD_CTX* inner = EVP_MD_CTX_new();
+    EVP_MD_CTX* outer = EVP_MD_CTX_new();
+    EVP_MD_CTX* work = EVP_MD_CTX_new();
+    ~Pads() {
+      EVP_MD_CTX_free(inner);
+      EVP_MD_CTX_free(outer);
+      EVP_MD_CTX_free(work);
+    }
+    void Reset(const std::string& k) {
+      constexpr size_t kBlock = 64;  // SHA-256's block size
+      unsigned char block[kBlock] = {};
+      if (k.size() > kBlock) {
+        unsigned int len = 0;
+        EVP_Digest(k.data(), k.size(), block, &len, Sha256(), nullptr);
+      } else {
+        std::memcpy(block, k.data(), k.size());
+      }
+      unsigned char ipad[kBlock], opad[kBlock];
+      for (size_t i = 0; i < kBlock; ++i) {
+        ipad[i] = block[i] ^ 0x36;
+        opad[i] = block[i] ^ 0x5c;
+      }
+      EVP_DigestInit_ex(inner, Sha256(), nullptr);
+      EVP_DigestUpdate(inner, ipad, kBlock);
+      EVP_DigestInit_ex(outer, Sha256(), nullptr);
+      EVP_DigestUpdate(outer, opad, kBlock);
+      key = k;
+    }
+  };
+  thread_local Pads pads;
+  if (pads.key != key || pads.key.empty()) pads.Reset(key);
+  unsigned char inner[EVP_MAX_MD_SIZE], out[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_MD_CTX_copy_ex(pads.work, pads.inner);
+  EVP_DigestUpdate(pads.work, message.data(), message.size());
+  EVP_DigestFinal_ex(pads.work, inner, &len);
+  EVP_MD_CTX_copy_ex(pads.work, pads.outer);
+  EVP_DigestUpdate(pads.work, inner, len);
+  EVP_DigestFinal_ex(pads.work, out, &len);
+  return std::string(reinterpret_cast<const char*>(out), len);
 }
 
 std::string Sha256Hex(std::string_view data) {
@@ -84,9 +134,51 @@ Status AuditLog::Load() {
       next_seq_ = storage::DecodeBigEndian64(head) + 1;
       last_hash_ = head.substr(8);
     }
+    CDP_RETURN_IF_ERROR(RecoverPending());
   }
   writer_ = std::thread([this] { Run(); });
   return Status::OK();
+}
+
+Status AuditLog::RecoverPending() {
+  const std::string prefix(storage::kAuditPendingPrefix);
+  std::vector<Call> calls;
+  uint64_t last_ticket = 0;
+  auto iter = store_->NewIterator(storage::Cf::kPrivacy, prefix, storage::PrefixSuccessor(prefix));
+  for (iter->Seek(prefix); iter->Valid(); iter->Next()) {
+    if (iter->key().size() != prefix.size() + 8) return Status::DataLoss("a pending audit record's key is corrupt");
+    last_ticket = storage::DecodeBigEndian64(iter->key().substr(prefix.size()));
+    auto record = Json::Parse(iter->value());
+    const Json* principal = record.ok() ? record->Find("principal") : nullptr;
+    const Json* operation = record.ok() ? record->Find("operation") : nullptr;
+    const Json* at = record.ok() ? record->Find("at") : nullptr;
+    if (principal == nullptr || !principal->is_string() || operation == nullptr || !operation->is_string() ||
+        at == nullptr || !at->is_int()) {
+      return Status::DataLoss(fmt::format("pending audit record {} is corrupt", last_ticket));
+    }
+    Call call;
+    call.principal = principal->as_string();
+    call.operation = operation->as_string();
+    call.outcome = "ok";  // its write happened: the record is part of it
+    call.at_us = at->as_int();
+    call.pending_key = std::string(iter->key());
+    call.recovered = true;
+    calls.push_back(std::move(call));
+  }
+  CDP_RETURN_IF_ERROR(iter->status());
+  next_ticket_.store(std::max<uint64_t>(last_ticket + 1, static_cast<uint64_t>(NowMicros())));
+  if (calls.empty()) return Status::OK();
+  return WriteGroup(&calls);
+}
+
+std::string AuditLog::AddPending(storage::WriteBatch* batch, std::string_view principal, std::string_view operation) {
+  std::string key = storage::AuditPendingKey(next_ticket_.fetch_add(1));
+  Json record = Json::Object();
+  record.Set("principal", std::string(principal));
+  record.Set("operation", std::string(operation));
+  record.Set("at", NowMicros());
+  batch->Put(storage::Cf::kPrivacy, key, record.Dump());
+  return key;
 }
 
 int64_t AuditLog::append_errors() const {
@@ -95,7 +187,8 @@ int64_t AuditLog::append_errors() const {
 }
 
 Status AuditLog::Append(std::string_view principal, std::string_view operation, const std::vector<std::string>& targets,
-                        const Status& outcome, int64_t count, bool read, std::string_view resource) {
+                        const Status& outcome, int64_t count, bool read, std::string_view resource,
+                        std::string pending_key) {
   Call call;
   call.principal = std::string(principal);
   call.operation = std::string(operation);
@@ -106,16 +199,17 @@ Status AuditLog::Append(std::string_view principal, std::string_view operation, 
   }
   call.count = count;
   call.at_us = NowMicros();
+  const bool durable = !pending_key.empty();
+  call.pending_key = std::move(pending_key);
   std::unique_lock<std::mutex> lock(queue_mu_);
   queue_.push_back(std::move(call));
-  const uint64_t ticket = ++enqueued_;
-  if (read) {
-    if (queue_.size() >= kReadGroup) queue_cv_.notify_one();
+  ++enqueued_;
+  if (read || durable) {  // a read, or a change whose pending record is already written: grouped
+    if (queue_.size() >= kGroup) queue_cv_.notify_one();
     return Status::OK();
   }
-  urgent_ = true;  // a change: written at once, without making the caller wait for the writer
+  urgent_ = true;  // a change without a pending record: written at once, without making the caller wait for it
   queue_cv_.notify_one();
-  (void)ticket;
   return Status::OK();
 }
 
@@ -133,7 +227,7 @@ void AuditLog::Run() {
   std::unique_lock<std::mutex> lock(queue_mu_);
   for (;;) {
     queue_cv_.wait_for(lock, std::chrono::milliseconds(kReadDelayMs),
-                       [&] { return stopping_ || urgent_ || queue_.size() >= kReadGroup; });
+                       [&] { return stopping_ || urgent_ || queue_.size() >= kGroup; });
     if (queue_.empty()) {
       if (stopping_) return;
       urgent_ = false;  // a Flush that found its calls already taken by the group being written
@@ -171,6 +265,8 @@ Status AuditLog::WriteGroup(std::vector<Call>* calls) {
     if (!call.resource.empty()) entry.Set("resource", std::move(call.resource));
     entry.Set("outcome", std::move(call.outcome));
     if (call.count > 0) entry.Set("count", call.count);
+    if (call.recovered) entry.Set("recovered", true);
+    if (!call.pending_key.empty()) batch.Delete(storage::Cf::kPrivacy, call.pending_key);
     Json list = Json::Array();
     for (std::string& t : call.targets) list.Push(std::move(t));
     entry.Set("targetsHash", keyed_hash_(JoinTargets(list)));

@@ -4,12 +4,21 @@
 // data, by whom, when and with what outcome.
 //
 // Storage (Cf::kPrivacy): "a" be64(seq) -> entry JSON; "t" target \0 be64(seq) -> "" (entries by target, for
-// redaction at erasure); kMeta "audit_head" -> be64(seq of the last entry) + its hash (truncation shows).
+// redaction at erasure); "q" be64(ticket) -> a pending record; kMeta "audit_head" -> be64(seq of the last entry) +
+// its hash (truncation shows).
 //
-// Entry: {"seq", "at", "principal", "operation", "outcome" ("ok" or a status code name), "count"?,
-// "targets": [ids], "targetsHash", "contentHash", "prev", "hash"}.
+// Durability: entries are chained and written by a thread of the log, in groups. A change call (AuditedChange,
+// engine/audited.h) puts a pending record {"principal","operation","at"} into its own first write, so the record is
+// exactly as durable as the change; the write of the call's entry deletes it. If the process dies in between, the
+// next open chains every pending record left as an entry with outcome "ok" and "recovered": true (its targets and
+// count were not recorded yet, so it has none). Entries of reads, refusals and calls that wrote nothing are not
+// covered: a crash loses those of the last kReadDelayMs.
+//
+// Entry: {"seq", "at", "principal", "operation", "resource"?, "outcome" ("ok" or a status code name), "count"?,
+// "recovered"?, "targets": [ids], "targetsHash", "contentHash", "prev", "hash"}.
 //   targetsHash = HMAC(key, targets joined by \n)           (keyed: the ids cannot be guessed back from it)
-//   contentHash = SHA-256 of {"seq","at","principal","operation","outcome","count"?,"targetsHash"} as compact JSON
+//   contentHash = SHA-256 of {"seq","at","principal","operation","resource"?,"outcome","count"?,"recovered"?,
+//                 "targetsHash"} as compact JSON
 //   hash        = SHA-256 of (prev + contentHash), prev being the previous entry's hash ("" for the first)
 // An erasure redacts the person's entries: their targets are removed ("redacted": true); targetsHash stays, so every
 // other field, the order and the chain still verify.
@@ -17,6 +26,7 @@
 #ifndef CDP_ENGINE_AUDIT_LOG_H_
 #define CDP_ENGINE_AUDIT_LOG_H_
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -41,18 +51,24 @@ class AuditLog {
   AuditLog(storage::Store* store, std::function<std::string(std::string_view)> keyed_hash);
   ~AuditLog();  // writes what is queued, stops the writer
 
-  // Reads the head and starts the writer thread. Called once at open.
+  // Reads the head, chains the pending records a crash left (see Durability above) and starts the writer thread.
+  // Called once at open, before any write.
   Status Load();
 
   // Appends an entry (thread-safe). `count`: items of a batch call (0: none). Calls are queued in order and written
-  // in groups by a thread of the log, which computes the chain, so a call pays a queue push: the entry of a change
-  // (not `read`) wakes the writer at once, entries of reads are written within kReadDelayMs or once kReadGroup are
-  // queued. A crash loses the entries not yet written (the last milliseconds of calls).
-  static constexpr size_t kReadGroup = 256;
+  // in groups by a thread of the log, which computes the chain, so a call pays a queue push. Entries of reads and of
+  // changes with a pending record are written within kReadDelayMs or once kGroup are queued; the entry of a change
+  // without one (a refusal, a call that wrote nothing) wakes the writer at once.
+  static constexpr size_t kGroup = 256;
   static constexpr int kReadDelayMs = 20;
-  // `resource`: what else the call named (a segment or audience id), or empty.
+  // `resource`: what else the call named (a segment or audience id), or empty. `pending_key`: the key of the call's
+  // pending record (NewPendingKey), deleted with the entry's write; empty when the call wrote none.
   Status Append(std::string_view principal, std::string_view operation, const std::vector<std::string>& targets,
-                const Status& outcome, int64_t count = 0, bool read = false, std::string_view resource = {});
+                const Status& outcome, int64_t count = 0, bool read = false, std::string_view resource = {},
+                std::string pending_key = {});
+
+  // Puts a pending record for a call of `principal` doing `operation` into `batch`, and returns its key.
+  std::string AddPending(storage::WriteBatch* batch, std::string_view principal, std::string_view operation);
   // Waits until everything queued is written.
   Status Flush();
 
@@ -67,14 +83,19 @@ class AuditLog {
   // Entries whose write failed since open (the calls they recorded had already happened).
   int64_t append_errors() const;
 
- private:
+  // One call queued for its entry.
   struct Call {
     std::string principal, operation, outcome, resource;
     std::vector<std::string> targets;
     int64_t count = 0;
     int64_t at_us = 0;
+    std::string pending_key;  // deleted with the entry's write
+    bool recovered = false;   // chained at open from a pending record
   };
-  void Run();  // the writer thread
+
+ private:
+  Status RecoverPending();  // mu_ held
+  void Run();               // the writer thread
   // Chains and writes a group (mu_ held).
   Status WriteGroup(std::vector<Call>* calls);
 
@@ -85,6 +106,7 @@ class AuditLog {
   uint64_t next_seq_ = 1;  // guarded by mu_
   std::string last_hash_;  // guarded by mu_
   int64_t append_errors_ = 0;
+  std::atomic<uint64_t> next_ticket_{0};  // of pending records; set at Load above every stored one
 
   std::mutex queue_mu_;  // the queue; never held while taking mu_ is waited for by a caller
   std::condition_variable queue_cv_, done_cv_;
@@ -103,6 +125,8 @@ std::string Hex(std::string_view bytes);
 const evp_md_st* Sha256();
 // SHA-256 of `data`, as 64 hex characters.
 std::string Sha256Hex(std::string_view data);
+// HMAC-SHA-256 (RFC 2104) of `message` under `key`: 32 bytes. Thread-safe; each thread caches the last key's pads.
+std::string HmacSha256(const std::string& key, std::string_view message);
 
 }  // namespace cdp::internal
 

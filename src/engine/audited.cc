@@ -24,6 +24,25 @@ void Record(AuditLog& log, std::string_view operation, const std::vector<std::st
   (void)log.Append(ScopedPrincipal::Current(), operation, targets, outcome, count, read, resource);
 }
 
+AuditedChange::AuditedChange(AuditLog& log, std::string_view operation) : log_(log), operation_(operation) {}
+
+AuditedChange::~AuditedChange() {
+  if (!done_) Done({}, Status::Internal("the call ended without recording its outcome"));
+}
+
+void AuditedChange::BeforeWrite(storage::WriteBatch* batch) {
+  if (done_ || !pending_key_.empty()) return;
+  pending_key_ = log_.AddPending(batch, ScopedPrincipal::Current(), operation_);
+}
+
+void AuditedChange::Done(const std::vector<std::string>& targets, const Status& outcome, int64_t count,
+                         std::string_view resource) {
+  if (done_) return;
+  done_ = true;
+  (void)log_.Append(ScopedPrincipal::Current(), operation_, targets, outcome, count, /*read=*/false, resource,
+                    std::move(pending_key_));
+}
+
 namespace {
 
 template <typename T>
@@ -163,11 +182,12 @@ void FilterIdentity(const Access& access, Json* explain) {
 // ---- Profiles -------------------------------------------------------------------------------------------------------
 
 Result<Json> AuditedProfiles::Create(const Json& profile) {
+  AuditedChange change(*log_, "profiles.create");
   auto access = gov_->Current();
   Status allowed = RequireDefined(*access);
   if (allowed.ok()) allowed = access->CheckProfileWrite(profile);
   Result<Json> r = allowed.ok() ? inner_->Create(profile) : Result<Json>(allowed);
-  Record(*log_, "profiles.create", {IdOf(r, "")}, r.status());
+  change.Done({IdOf(r, "")}, r.status());
   return r;
 }
 Result<Json> AuditedProfiles::Get(std::string_view id) {
@@ -178,6 +198,7 @@ Result<Json> AuditedProfiles::Get(std::string_view id) {
   return r;
 }
 Result<Json> AuditedProfiles::Replace(std::string_view id, const Json& profile) {
+  AuditedChange change(*log_, "profiles.replace");
   auto access = gov_->Current();
   Status allowed = RequireDefined(*access);
   if (allowed.ok()) allowed = access->CheckProfileWrite(profile);
@@ -189,21 +210,23 @@ Result<Json> AuditedProfiles::Replace(std::string_view id, const Json& profile) 
     if (current.ok()) allowed = CheckReplaceClears(*access, *current, profile);
   }
   Result<Json> r = allowed.ok() ? inner_->Replace(id, profile) : Result<Json>(allowed);
-  Record(*log_, "profiles.replace", {IdOf(r, "")}, r.status());
+  change.Done({IdOf(r, "")}, r.status());
   return r;
 }
 Result<Json> AuditedProfiles::Patch(std::string_view id, const Json& patch) {
+  AuditedChange change(*log_, "profiles.patch");
   auto access = gov_->Current();
   Status allowed = RequireDefined(*access);
   if (allowed.ok()) allowed = access->CheckProfileWrite(patch);
   Result<Json> r = allowed.ok() ? inner_->Patch(id, patch) : Result<Json>(allowed);
-  Record(*log_, "profiles.patch", {IdOf(r, "")}, r.status());
+  change.Done({IdOf(r, "")}, r.status());
   return r;
 }
 Status AuditedProfiles::Delete(std::string_view id) {
+  AuditedChange change(*log_, "profiles.delete");
   Status s = gov_->Current()->Require("erase");
   if (s.ok()) s = inner_->Delete(id);
-  Record(*log_, "profiles.delete", {}, s);  // the person's id is gone with them; their entries are redacted
+  change.Done({}, s);  // the person's id is gone with them; their entries are redacted
   return s;
 }
 Result<Page> AuditedProfiles::Search(const ProfileQuery& query) {
@@ -250,8 +273,8 @@ std::vector<std::string> BatchProfiles(const Result<BatchResult>& r) {
   return out;
 }
 
-void RecordBatch(AuditLog& log, const Result<BatchResult>& r, std::string_view operation) {
-  Record(log, operation, BatchProfiles(r), r.status(), r.ok() ? static_cast<int64_t>(r->items.size()) : 0);
+void RecordBatch(AuditedChange& change, const Result<BatchResult>& r) {
+  change.Done(BatchProfiles(r), r.status(), r.ok() ? static_cast<int64_t>(r->items.size()) : 0);
 }
 
 // PermissionDenied ("[i].<path>") for the first event of a batch that writes a field the principal may not.
@@ -267,27 +290,31 @@ Status CheckBatchWrites(const Access& access, const std::vector<Json>& events) {
 }  // namespace
 
 Result<TrackResult> AuditedEvents::Track(const Json& event) {
+  AuditedChange change(*log_, "events.track");
   auto access = gov_->Current();
   Status allowed = RequireDefined(*access);
   if (allowed.ok()) allowed = access->CheckEventWrite(event);
   Result<TrackResult> r = allowed.ok() ? inner_->Track(event) : Result<TrackResult>(allowed);
-  Record(*log_, "events.track", {r.ok() ? r->profile_id : std::string()}, r.status());
+  change.Done({r.ok() ? r->profile_id : std::string()}, r.status());
   return r;
 }
 Result<BatchResult> AuditedEvents::TrackBatch(const std::vector<Json>& events) {
+  AuditedChange change(*log_, "events.trackBatch");
   Status allowed = CheckBatchWrites(*gov_->Current(), events);
   Result<BatchResult> r = allowed.ok() ? inner_->TrackBatch(events) : Result<BatchResult>(allowed);
-  RecordBatch(*log_, r, "events.trackBatch");
+  RecordBatch(change, r);
   return r;
 }
 Result<BatchResult> AuditedEvents::TrackBatch(const std::vector<Json>& events,
                                               const std::vector<IdempotencyKey>& keys) {
+  AuditedChange change(*log_, "events.trackBatch");
   Status allowed = CheckBatchWrites(*gov_->Current(), events);
   Result<BatchResult> r = allowed.ok() ? inner_->TrackBatch(events, keys) : Result<BatchResult>(allowed);
-  RecordBatch(*log_, r, "events.trackBatch");
+  RecordBatch(change, r);
   return r;
 }
 Result<BatchResult> AuditedEvents::TrackBatchJson(std::string_view json_text) {
+  AuditedChange change(*log_, "events.trackBatch");
   auto access = gov_->Current();
   Status allowed;
   if (!access->admin()) {
@@ -309,7 +336,7 @@ Result<BatchResult> AuditedEvents::TrackBatchJson(std::string_view json_text) {
     }
   }
   Result<BatchResult> r = allowed.ok() ? inner_->TrackBatchJson(json_text) : Result<BatchResult>(allowed);
-  RecordBatch(*log_, r, "events.trackBatch");
+  RecordBatch(change, r);
   return r;
 }
 Result<Page> AuditedEvents::Query(const EventQuery& query) {
@@ -359,6 +386,7 @@ void FilterConsent(const Access& access, Json* doc) {
 }  // namespace
 
 Result<Json> AuditedConsent::Record(const Json& request) {
+  AuditedChange change(*log_, "consent.record");
   auto access = gov_->Current();
   Status allowed = RequireDefined(*access);
   if (allowed.ok() && !access->admin()) {
@@ -380,7 +408,7 @@ Result<Json> AuditedConsent::Record(const Json& request) {
   }
   Result<Json> r = allowed.ok() ? inner_->Record(request) : Result<Json>(allowed);
   if (r.ok()) FilterConsent(*access, &*r);
-  internal::Record(*log_, "consent.record", {IdOf(r, "")}, r.status());
+  change.Done({IdOf(r, "")}, r.status());
   return r;
 }
 Result<Json> AuditedConsent::Get(std::string_view profile_id) {
@@ -393,6 +421,7 @@ Result<Json> AuditedConsent::Get(std::string_view profile_id) {
 }
 
 Result<Json> AuditedGdpr::Export(std::string_view profile_id) {
+  AuditedChange change(*log_, "gdpr.export");
   auto access = gov_->Current();
   Status allowed = access->Require("export");
   Result<Json> r = allowed.ok() ? inner_->Export(profile_id) : Result<Json>(allowed);
@@ -417,13 +446,14 @@ Result<Json> AuditedGdpr::Export(std::string_view profile_id) {
     if (!access->CanRead("segments")) r->Erase("segments");
     if (!access->Can("audit")) r->Erase("audit");  // who did what to the person: the audit log's readers only
   }
-  Record(*log_, "gdpr.export", {IdOf(r, "")}, r.status());
+  change.Done({IdOf(r, "")}, r.status());
   return r;
 }
 Result<Json> AuditedGdpr::Erase(std::string_view profile_id) {
+  AuditedChange change(*log_, "gdpr.erase");
   Status allowed = gov_->Current()->Require("erase");
   Result<Json> r = allowed.ok() ? inner_->Erase(profile_id) : Result<Json>(allowed);
-  Record(*log_, "gdpr.erase", {}, r.status());  // the request record (r) names the person only by a keyed hash
+  change.Done({}, r.status());  // the request record (r) names the person only by a keyed hash
   return r;
 }
 Result<Json> AuditedGdpr::GetRequest(std::string_view request_id) {
@@ -441,9 +471,10 @@ Result<bool> AuditedGdpr::IsSuppressed(std::string_view type, std::string_view v
   return inner_->IsSuppressed(type, value);
 }
 Result<Json> AuditedGdpr::Unsuppress(std::string_view type, std::string_view value) {
+  AuditedChange change(*log_, "gdpr.unsuppress");
   Status allowed = gov_->Current()->Require("erase");
   Result<Json> r = allowed.ok() ? inner_->Unsuppress(type, value) : Result<Json>(allowed);
-  Record(*log_, "gdpr.unsuppress", {}, r.status());
+  change.Done({}, r.status());
   return r;
 }
 

@@ -25,6 +25,30 @@ namespace cdp::internal {
 void Record(AuditLog& log, std::string_view operation, const std::vector<std::string>& targets, const Status& outcome,
             int64_t count = 0, bool read = false, std::string_view resource = {});
 
+// The audit entry of a call that may change data. Created before the call's work: while alive, it puts a pending
+// record of the entry into the first write of its thread (storage::ScopedWriteHook), so that a crash after the
+// change cannot lose the entry (AuditLog::Load recovers it). Done appends the entry (once); an object destroyed
+// without Done appends one with outcome "internal". Not thread-safe; lives on the calling thread's stack.
+class AuditedChange final : public storage::WriteHook {
+ public:
+  AuditedChange(AuditLog& log, std::string_view operation);
+  ~AuditedChange();
+  AuditedChange(const AuditedChange&) = delete;
+  AuditedChange& operator=(const AuditedChange&) = delete;
+
+  void BeforeWrite(storage::WriteBatch* batch) override;
+  // As Record, for this call's operation, on this thread's principal.
+  void Done(const std::vector<std::string>& targets, const Status& outcome, int64_t count = 0,
+            std::string_view resource = {});
+
+ private:
+  AuditLog& log_;
+  std::string operation_;
+  std::string pending_key_;  // empty until the first write
+  bool done_ = false;
+  storage::ScopedWriteHook hook_{this};  // last: installed once the rest is set
+};
+
 // Leaves out of an Identity::Explain document what the principal may not read: identifiers and links of types
 // whose externalIds path it may not read, and survivorship decisions (attribute values) of unreadable fields.
 void FilterIdentity(const Access& access, Json* explain);

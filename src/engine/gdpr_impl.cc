@@ -4,7 +4,6 @@
 // request records (Cf::kPrivacy "r"), and the suppression of erased identifiers (keyed hashes, "s"), which the
 // write path checks before it links an identifier.
 
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include <algorithm>
@@ -25,13 +24,7 @@ namespace {
 constexpr std::string_view kPrivacyKeyKey = "privacy_hash_key";
 constexpr size_t kPrivacyKeyBytes = 32;
 
-std::string Hmac(const std::string& key, std::string_view message) {
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(Sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(message.data()),
-       message.size(), out, &len);
-  return std::string(reinterpret_cast<const char*>(out), len);
-}
+std::string Hmac(const std::string& key, std::string_view message) { return HmacSha256(key, message); }
 
 Json NewRequestRecord(std::string_view id, std::string_view type, int64_t received_us) {
   Json r = Json::Object();

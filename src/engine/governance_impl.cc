@@ -124,6 +124,7 @@ Result<Json> GovernanceImpl::Policy() {
 }
 
 Result<Json> GovernanceImpl::SetPolicy(const Json& json) {
+  AuditedChange change(*log_, "governance.setPolicy");
   std::vector<std::string> revoked;
   Status outcome = [&]() -> Status {
     CDP_RETURN_IF_ERROR(Current()->Require("admin"));
@@ -148,7 +149,7 @@ Result<Json> GovernanceImpl::SetPolicy(const Json& json) {
     version_.store(++g_policy_versions, std::memory_order_release);
     return Status::OK();
   }();
-  Record(*log_, "governance.setPolicy", {}, outcome, static_cast<int64_t>(revoked.size()));
+  change.Done({}, outcome, static_cast<int64_t>(revoked.size()));
   if (!outcome.ok()) return outcome;
   CDP_ASSIGN_OR_RETURN(Json out, Policy());
   Json ids = Json::Array();
@@ -165,6 +166,7 @@ Result<Json> GovernanceImpl::Access(std::string_view principal) {
 }
 
 Result<Json> GovernanceImpl::CreateApiKey(const Json& request) {
+  AuditedChange change(*log_, "governance.createApiKey");
   Result<Json> out = [&]() -> Result<Json> {
     CDP_RETURN_IF_ERROR(Current()->Require("admin"));
     if (!request.is_object()) return Status::InvalidArgument("the request must be a JSON object");
@@ -215,7 +217,7 @@ Result<Json> GovernanceImpl::CreateApiKey(const Json& request) {
     answer.Set("key", Json(std::string(kKeyPrefix) + ulid + "_" + secret_hex));
     return answer;
   }();
-  Record(*log_, "governance.createApiKey", {}, out.status());
+  change.Done({}, out.status());
   return out;
 }
 
@@ -228,6 +230,7 @@ Result<Json> GovernanceImpl::ListApiKeys() {
 }
 
 Status GovernanceImpl::RevokeApiKey(std::string_view id) {
+  AuditedChange change(*log_, "governance.revokeApiKey");
   Status outcome = [&]() -> Status {
     CDP_RETURN_IF_ERROR(Current()->Require("admin"));
     std::lock_guard<std::mutex> writing(write_mu_);
@@ -243,7 +246,7 @@ Status GovernanceImpl::RevokeApiKey(std::string_view id) {
     keys_.erase(std::string(id));
     return Status::OK();
   }();
-  Record(*log_, "governance.revokeApiKey", {}, outcome);
+  change.Done({}, outcome);
   return outcome;
 }
 

@@ -469,13 +469,15 @@ Result<Json> EngineImpl::ApplyRules(std::shared_ptr<const IdentityRules> next) {
 
 // Calls on personal data are audited (engine/audited.h).
 Result<Json> IdentityImpl::Merge(const std::vector<std::string>& profile_ids, std::string_view reason) {
+  AuditedChange change(engine_->audit_log(), "identity.merge");
   Status allowed = engine_->access()->RequireWrite("externalIds");
   Result<Json> r = allowed.ok() ? engine_->MergeProfiles(profile_ids, reason) : Result<Json>(allowed);
-  Record(engine_->audit_log(), "identity.merge", r.ok() ? profile_ids : std::vector<std::string>{}, r.status());
+  change.Done(r.ok() ? profile_ids : std::vector<std::string>{}, r.status());
   return r;
 }
 
 Result<Json> IdentityImpl::Unmerge(std::string_view profile_id, std::string_view merge_id) {
+  AuditedChange change(engine_->audit_log(), "identity.unmerge");
   Status allowed = engine_->access()->RequireWrite("externalIds");
   Result<Json> r = allowed.ok() ? engine_->Unmerge(profile_id, merge_id) : Result<Json>(allowed);
   std::vector<std::string> ids;
@@ -483,7 +485,7 @@ Result<Json> IdentityImpl::Unmerge(std::string_view profile_id, std::string_view
     ids.push_back(r->Find("profileId")->as_string());
     for (const Json& m : r->Find("restored")->items()) ids.push_back(m.as_string());
   }
-  Record(engine_->audit_log(), "identity.unmerge", ids, r.status());
+  change.Done(ids, r.status());
   return r;
 }
 
@@ -514,20 +516,23 @@ static Status CheckIdentifyWrite(const Access& access, const Json& request) {
 }
 
 Result<Json> IdentityImpl::Identify(const Json& request) {
+  AuditedChange change(engine_->audit_log(), "identity.identify");
   Status allowed = CheckIdentifyWrite(*engine_->access(), request);
   Result<Json> r = allowed.ok() ? engine_->Identify(request) : Result<Json>(allowed);
-  Record(engine_->audit_log(), "identity.identify", IdentifyTargets(r), r.status());
+  change.Done(IdentifyTargets(r), r.status());
   return r;
 }
 
 Result<Json> IdentityImpl::Identify(const Json& request, const IdempotencyKey& key) {
+  AuditedChange change(engine_->audit_log(), "identity.identify");
   Status allowed = CheckIdentifyWrite(*engine_->access(), request);
   Result<Json> r = allowed.ok() ? engine_->Identify(request, &key) : Result<Json>(allowed);
-  Record(engine_->audit_log(), "identity.identify", IdentifyTargets(r), r.status());
+  change.Done(IdentifyTargets(r), r.status());
   return r;
 }
 
 Result<Json> IdentityImpl::IdentifyBatch(const std::vector<Json>& requests) {
+  AuditedChange change(engine_->audit_log(), "identity.identifyBatch");
   Status allowed;
   auto access = engine_->access();
   for (size_t i = 0; i < requests.size() && allowed.ok(); ++i) {
@@ -543,7 +548,7 @@ Result<Json> IdentityImpl::IdentifyBatch(const std::vector<Json>& requests) {
       if (id != nullptr && id->is_string() && seen.insert(id->as_string()).second) ids.push_back(id->as_string());
     }
   }
-  Record(engine_->audit_log(), "identity.identifyBatch", ids, r.status(), static_cast<int64_t>(requests.size()));
+  change.Done(ids, r.status(), static_cast<int64_t>(requests.size()));
   return r;
 }
 

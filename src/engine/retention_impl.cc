@@ -88,6 +88,7 @@ Result<Json> RetentionImpl::Policies() {
 }
 
 Result<Json> RetentionImpl::SetPolicies(const Json& json) {
+  AuditedChange change(engine_->audit_log(), "retention.setPolicies");
   Status outcome = [&]() -> Status {
     CDP_RETURN_IF_ERROR(engine_->Require("admin"));
     CDP_ASSIGN_OR_RETURN(std::vector<RetentionPolicy> policies, ParseRetentionPolicies(json));
@@ -102,7 +103,7 @@ Result<Json> RetentionImpl::SetPolicies(const Json& json) {
     policies_ = std::move(policies);
     return Status::OK();
   }();
-  Record(engine_->audit_log(), "retention.setPolicies", {}, outcome);
+  change.Done({}, outcome);
   if (!outcome.ok()) return outcome;
   return Policies();
 }
@@ -151,6 +152,7 @@ Result<Json> RetentionImpl::Runs(const Json& filter) {
 }
 
 Result<Json> RetentionImpl::RunNow(std::string_view trigger) {
+  AuditedChange change(engine_->audit_log(), "retention.run");
   std::lock_guard<std::mutex> run_lock(run_mu_);
   std::vector<RetentionPolicy> policies;
   {
@@ -210,7 +212,7 @@ Result<Json> RetentionImpl::RunNow(std::string_view trigger) {
   batch.Put(storage::Cf::kPrivacy, RunKey(id), record.Dump());
   CDP_ASSIGN_OR_RETURN(uint64_t sequence, engine_->store().Write(&batch));
   CDP_RETURN_IF_ERROR(engine_->store().SyncUpTo(sequence));
-  Record(engine_->audit_log(), "retention.run", {}, status, events_purged + profiles_erased);
+  change.Done({}, status, events_purged + profiles_erased);
   if (!status.ok()) return status;
   return record;
 }

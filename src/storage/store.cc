@@ -18,6 +18,7 @@
 #include <cstring>
 #include <filesystem>
 #include <optional>
+#include <utility>
 
 #include "cdp/version.h"
 #include "fmt/format.h"
@@ -249,7 +250,15 @@ Status Store::Get(Cf cf, std::string_view key, std::string* value) const {
   return Status::OK();
 }
 
+namespace {
+thread_local WriteHook* g_write_hook = nullptr;
+}  // namespace
+
+ScopedWriteHook::ScopedWriteHook(WriteHook* hook) : previous_(std::exchange(g_write_hook, hook)) {}
+ScopedWriteHook::~ScopedWriteHook() { g_write_hook = previous_; }
+
 Result<uint64_t> Store::Write(WriteBatch* batch) {
+  if (g_write_hook != nullptr) g_write_hook->BeforeWrite(batch);
   rocksdb::WriteOptions wo;
   wo.sync = false;
   rocksdb::Status s = db_->Write(wo, batch->rep_.get());

@@ -42,7 +42,7 @@ enum class Cf : int {
   kIndexLog,      // be64(record) -> kEvents keys a write added that are not yet in kEvents (see engine/event_tail.h)
   kKeys,     // idempotency key -> be64(expiry, µs) value (Events::RememberKey); expired ones dropped by compaction
   kPrivacy,  // "h": consent history; "d": tracking-denied markers; "s": suppressed identifier hashes; "r": privacy
-             // requests; "a", "t": the audit log; "gpolicy", "k", "gkeysissued": governance; "gretention", "x":
+             // requests; "a", "t", "q": the audit log; "gpolicy", "k", "gkeysissued": governance; "gretention", "x":
              // retention (keys.h)
   kCount,
 };
@@ -119,6 +119,29 @@ class BulkLoad {
   std::vector<std::unique_ptr<Run>> runs_;
 };
 
+// A thread's hook into Store::Write: while a ScopedWriteHook is alive on a thread, Store::Write calls its
+// BeforeWrite with each batch that thread writes, before writing it (engine/audit_log.h puts the pending record of
+// the call's audit entry into the call's first write, so that the record is as durable as the change).
+class WriteHook {
+ public:
+  virtual void BeforeWrite(WriteBatch* batch) = 0;
+
+ protected:
+  ~WriteHook() = default;
+};
+
+// Installs `hook` on the calling thread for its lifetime (the previous one, if any, is restored after).
+class ScopedWriteHook {
+ public:
+  explicit ScopedWriteHook(WriteHook* hook);
+  ~ScopedWriteHook();
+  ScopedWriteHook(const ScopedWriteHook&) = delete;
+  ScopedWriteHook& operator=(const ScopedWriteHook&) = delete;
+
+ private:
+  WriteHook* previous_;
+};
+
 class Store {
  public:
   // Opens or creates the database. Errors as in Engine::Open.
@@ -129,7 +152,8 @@ class Store {
   Status Get(Cf cf, std::string_view key, std::string* value) const;
 
   // Applies the batch atomically, to the write-ahead log first. Returns the batch's last sequence number.
-  // The log is not fsync'ed here: with Options::sync_writes, call SyncUpTo(sequence) before acknowledging.
+  // The calling thread's WriteHook, if any, may add to the batch first. The log is not fsync'ed here: with
+  // Options::sync_writes, call SyncUpTo(sequence) before acknowledging.
   Result<uint64_t> Write(WriteBatch* batch);
   // Group commit: returns once the log is durable up to `sequence`. Concurrent callers share fsyncs.
   Status SyncUpTo(uint64_t sequence);
