@@ -858,6 +858,27 @@ void Api::RegisterGovernanceRoutes(httplib::Server& http) {
               return api.engine_.governance().CreateApiKey(body);
             },
             201));
+  // Analytics.
+  Route(http, "POST", "/api/cdp/analytics/funnel", json([](Api& api, const Request& req) -> Result<Json> {
+          CDP_ASSIGN_OR_RETURN(Json body, api.ParseBody(req));
+          return api.engine_.analytics().Funnel(body);
+        }));
+  Route(http, "POST", "/api/cdp/analytics/cohorts", json([](Api& api, const Request& req) -> Result<Json> {
+          CDP_ASSIGN_OR_RETURN(Json body, api.ParseBody(req));
+          return api.engine_.analytics().Cohorts(body);
+        }));
+  Route(http, "GET", "/api/cdp/analytics/attribution", json([](Api& api, const Request& req) -> Result<Json> {
+          CDP_RETURN_IF_ERROR(CheckParams(req, {"conversion", "model", "lookback", "halfLife", "from", "to"}));
+          Json request = Json::Object();
+          for (std::string_view key : {"conversion", "model", "lookback", "halfLife", "from", "to"}) {
+            if (req.has_param(std::string(key))) request.Set(key, req.get_param_value(std::string(key)));
+          }
+          return api.engine_.analytics().Attribution(request);
+        }));
+  Route(http, "POST", "/api/cdp/analytics/attribution", json([](Api& api, const Request& req) -> Result<Json> {
+          CDP_ASSIGN_OR_RETURN(Json body, api.ParseBody(req));
+          return api.engine_.analytics().Attribution(body);
+        }));
   // Retention.
   Route(http, "GET", "/api/cdp/retention/policies",
         json([](Api& api, const Request&) { return api.engine_.retention().Policies(); }));

@@ -8,6 +8,7 @@
 #ifndef CDP_CDP_H_
 #define CDP_CDP_H_
 
+#include "cdp/analytics.h"
 #include "cdp/engine.h"
 #include "cdp/json.h"
 #include "cdp/options.h"

@@ -35,6 +35,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cdp/analytics.h"
 #include "cdp/json.h"
 #include "cdp/options.h"
 #include "cdp/privacy.h"
@@ -539,6 +540,7 @@ class Engine {
   virtual Audit& audit() = 0;
   virtual Governance& governance() = 0;
   virtual Retention& retention() = 0;
+  virtual Analytics& analytics() = 0;  // cdp/analytics.h
 
   // {"profiles", "events", "formatVersion", "version", "path", "segmentsError"}. Counts are exact (kept with every
   // write). segmentsError is "" or the last error of keeping segments in step with writes (storage trouble while

@@ -334,7 +334,7 @@ class EngineImpl::IngestContext : public GraphView {
     pending.purchase = e.purchase;
     pending.purchase_micros = e.purchase_micros;
     AppendStoredEvent(e, profile_id, result->session_id, received_at_, &pending_events_.back().value);
-    if (engine_->segments_.tracking()) AppendIndexedEvent(e, &pending_events_.back().indexed);
+    if (engine_->segments_.tracking()) AppendIndexedEvent(e, result->session_id, &pending_events_.back().indexed);
     index_.deltas[profile_id].AddEvent(e.time_us, e.purchase, e.purchase_micros);
     ++events_added_;
     if (e.remember != nullptr) Remember(*e.remember, profile_id);

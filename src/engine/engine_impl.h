@@ -23,6 +23,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "cdp/engine.h"
+#include "engine/analytics_impl.h"
 #include "engine/audiences_impl.h"
 #include "engine/audit_log.h"
 #include "engine/audited.h"
@@ -210,6 +211,8 @@ class EngineImpl final : public Engine {
   Governance& governance() override { return governance_; }
   Retention& retention() override { return retention_; }
   RetentionImpl& retention_impl() { return retention_; }
+  Analytics& analytics() override { return analytics_; }
+  SegmentsImpl& segments_impl() { return segments_; }
   AuditLog& audit_log() { return audit_log_; }
   GovernanceImpl& governance_impl() { return governance_; }
   // The access of this thread's principal (Governance); PermissionDenied unless it may `operation`.
@@ -394,6 +397,7 @@ class EngineImpl final : public Engine {
   AuditLog audit_log_;
   GovernanceImpl governance_;
   RetentionImpl retention_;
+  AnalyticsImpl analytics_{this};
   AuditedProfiles audited_profiles_;
   AuditedEvents audited_events_;
   AuditedConsent audited_consent_;

@@ -357,6 +357,12 @@ Result<int64_t> SegmentsImpl::Estimate(const Json& rule) {
   return static_cast<int64_t>(index_->Count(*prepared, NowMicros(), Lookup()));
 }
 
+Status SegmentsImpl::WithIndex(const std::function<Status(segments::SegmentIndex&)>& read) {
+  std::lock_guard<std::mutex> lock(mu_);
+  CDP_RETURN_IF_ERROR(Refresh());
+  return read(*index_);
+}
+
 Result<Json> SegmentsImpl::Changes(std::string_view id, std::string_view since, size_t limit) {
   CDP_RETURN_IF_ERROR(engine_->RequireDefined());
   std::lock_guard<std::mutex> lock(mu_);

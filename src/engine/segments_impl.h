@@ -69,6 +69,9 @@ class SegmentsImpl final : public Segments {
   Result<Page> Members(std::string_view id, size_t limit, std::string_view cursor) override;
   Result<int64_t> Size(std::string_view id) override;
   Result<int64_t> Estimate(const Json& rule) override;
+  // Runs `read` over the segment index, built and up to date with every acknowledged write, with mu_ held (the
+  // segment upkeep of writers waits meanwhile). For analytics (engine/analytics_impl.h).
+  Status WithIndex(const std::function<Status(segments::SegmentIndex&)>& read);
   Result<Json> Changes(std::string_view id, std::string_view since, size_t limit) override;
   Result<bool> WaitForChanges(std::string_view id, std::string_view cursor, int64_t timeout_ms) override;
   Result<std::vector<std::string>> MembersAt(std::string_view id, std::string_view time) override;

@@ -657,7 +657,7 @@ void AppendStoredEvent(const ParsedEvent& e, std::string_view profile_id, std::s
   out->push_back('}');
 }
 
-void AppendIndexedEvent(const ParsedEvent& e, std::string* out) {
+void AppendIndexedEvent(const ParsedEvent& e, std::string_view session_id, std::string* out) {
   auto member = [out](std::string_view key, std::string_view value) {
     AppendJsonString(key, out);
     out->push_back(':');
@@ -668,6 +668,7 @@ void AppendIndexedEvent(const ParsedEvent& e, std::string* out) {
   out->push_back('{');
   member("type", e.type);
   if (!e.name.empty()) member("name", e.name);
+  member("sessionId", session_id);  // as the stored document: always, after name
   if (!e.device_id.empty()) member("deviceId", e.device_id);
   if (!e.source.empty()) member("source", e.source);
   out->append("\"properties\":");

@@ -69,9 +69,9 @@ Status ParseEventBatch(std::string_view text, const Options& options, int64_t no
 void AppendStoredEvent(const ParsedEvent& e, std::string_view profile_id, std::string_view session_id,
                        std::string_view received_at, std::string* out);
 
-// Appends the members of the stored document the segment index keeps (type, name, deviceId, source, properties;
-// see src/segments/index.h), with the same bytes, as a JSON object: a smaller text for the index to read.
-void AppendIndexedEvent(const ParsedEvent& e, std::string* out);
+// Appends the members of the stored document the segment index keeps (type, name, deviceId, source, sessionId,
+// properties; see src/segments/index.h), with the same bytes, as a JSON object: a smaller text for the index to read.
+void AppendIndexedEvent(const ParsedEvent& e, std::string_view session_id, std::string* out);
 
 // Fills e->identifiers and e->ignored_identifiers from e->raw_identifiers with `rules`; sets e->normalized.
 void NormalizeIdentifiers(const IdentityRules& rules, ParsedEvent* e);

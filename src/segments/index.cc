@@ -19,6 +19,13 @@ constexpr std::string_view kStandardTypes[] = {"page_view",  "product_view", "ad
 constexpr int64_t kMinTime = std::numeric_limits<int64_t>::min();
 constexpr int64_t kMaxTime = std::numeric_limits<int64_t>::max();
 
+// FNV-1a, 64 bits; never 0 (0 means no session).
+uint64_t SessionHash(std::string_view id) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : id) h = (h ^ c) * 1099511628211ull;
+  return h == 0 ? 1 : h;
+}
+
 bool KeepEventKey(std::string_view key) {
   return key == "properties" || key == "source" || key == "deviceId" || key == "name";
 }
@@ -892,6 +899,8 @@ Status SegmentIndex::AddEvent(uint32_t ordinal, std::string_view type, std::stri
     t.block_max.back() = std::max(t.block_max.back(), time_us);
   }
   if (event.is_object()) t.props.Put(row, event, &pool_, KeepEventKey, /*fresh=*/true);
+  const Json* session = event.is_object() ? event.Find("sessionId") : nullptr;
+  t.session.push_back(session != nullptr && session->is_string() ? SessionHash(session->as_string()) : 0);
   if (by_profile_.size() <= ordinal) by_profile_.resize(static_cast<size_t>(ordinal) + 1);
   std::vector<EventRef>& refs = by_profile_[ordinal];
   EventRef ref{time_us, id, row};
@@ -924,6 +933,8 @@ class Binder {
   Binder(StringPool* pool, DocTable* profiles, std::function<uint32_t(std::string_view)> custom_table,
          const std::vector<std::unique_ptr<EventTable>>* tables)
       : pool_(pool), profiles_(profiles), custom_table_(std::move(custom_table)), tables_(tables) {}
+
+  CMatch MatchOf(const EventMatch& e) { return Match(e); }
 
   CNode Node(const RuleNode& r, CMatch* where_of) {
     CNode n;
@@ -1016,6 +1027,31 @@ std::shared_ptr<const PreparedRule> SegmentIndex::Prepare(const SegmentRule& rul
   auto prepared = std::make_shared<PreparedRule>();
   prepared->root = binder.Node(rule.root(), nullptr);
   return prepared;
+}
+
+class EventFilter {
+ public:
+  CMatch match;
+};
+
+std::shared_ptr<const EventFilter> SegmentIndex::PrepareEvents(const EventMatch& match) {
+  Binder binder(
+      &pool_, &profiles_,
+      [this](std::string_view event) {
+        return IsStandardEventType(event) ? TableFor(event, "", true) : TableFor("custom", event, true);
+      },
+      &tables_);
+  auto filter = std::make_shared<EventFilter>();
+  filter->match = binder.MatchOf(match);
+  return filter;
+}
+
+bool SegmentIndex::Matches(const EventFilter& filter, uint32_t table, uint32_t row) const {
+  Evaluator ev(*this, 0, {});
+  if (!ev.Accepts(filter.match, table)) return false;
+  if (filter.match.where.empty()) return true;
+  std::vector<const Column*> scratch;
+  return ev.WhereAll(filter.match, ev.Bind(filter.match, table, &scratch), row);
 }
 
 Bitmap SegmentIndex::Evaluate(const PreparedRule& rule, int64_t now_us, const MembershipLookup& lookup) const {

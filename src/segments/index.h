@@ -50,6 +50,8 @@ using MembershipLookup = std::function<const Bitmap*(std::string_view segment_id
 // A rule bound to an index: columns resolved, constants interned. Built by SegmentIndex::Prepare; valid for the
 // lifetime of that index (columns are never dropped). Immutable afterwards.
 class PreparedRule;
+// An event match (EventMatch: a type, custom name or "*", and where-conditions) bound to an index, for analytics.
+class EventFilter;
 
 struct EventTable {
   std::string type;               // the event type
@@ -57,6 +59,7 @@ struct EventTable {
   std::vector<uint32_t> ordinal;  // kRemoved once the profile is removed
   std::vector<int64_t> time;      // event time, microseconds since the epoch
   DocTable props;                 // properties.*, source, deviceId, name
+  std::vector<uint64_t> session;  // a 64-bit hash of the event's sessionId (0: none), for analytics' touches
   // Zone map: the least and greatest time of each block of kBlockRows rows, so a scan for a time window skips the
   // blocks outside it (events mostly arrive, and are always replayed at open, in time order).
   static constexpr uint32_t kBlockBits = 12;
@@ -124,6 +127,14 @@ class SegmentIndex {
   const EventTable& table(uint32_t id) const { return *tables_[id]; }
   // The table of an event type or custom event name, as rules name them; kRemoved when none exists.
   uint32_t FindTable(std::string_view event) const;
+  size_t table_count() const { return tables_.size(); }
+  // The profile documents' columns, and the strings their cells (and the event tables' cells) name.
+  const DocTable& profile_table() const { return profiles_; }
+  const StringPool& pool() const { return pool_; }
+  // Binds an event match to this index (needs exclusive access, as Prepare). Never fails for a parsed match.
+  std::shared_ptr<const EventFilter> PrepareEvents(const EventMatch& match);
+  // Whether the event in row `row` of table `table` matches. Cost: the match's where-conditions on that row.
+  bool Matches(const EventFilter& filter, uint32_t table, uint32_t row) const;
   size_t MemoryBytes() const;
 
  private:

@@ -389,15 +389,17 @@ void ExpectSameBatch(const std::string& text, const Options& options, const Iden
     AppendStoredEvent(g, profile_id, session_id, FormatTimestamp(received_us), &stored);
     const std::string want = legacy::StoredEvent(&o, profile_id, session_id, received_us).Dump();
     EXPECT_EQ(stored, "unrelated prefix" + want) << item;
-    // What the segment index keeps: exactly the stored document's type, name, deviceId, source and properties.
+    // What the segment index keeps: exactly the stored document's type, name, deviceId, source, sessionId and
+    // properties.
     std::string indexed;
-    AppendIndexedEvent(g, &indexed);
+    AppendIndexedEvent(g, session_id, &indexed);
     auto indexed_json = Json::Parse(indexed);
     auto want_json = Json::Parse(want);
     ASSERT_TRUE(indexed_json.ok() && want_json.ok()) << item;
     Json kept = Json::Object();
     for (const auto& [key, value] : want_json->members()) {
-      if (key == "type" || key == "name" || key == "deviceId" || key == "source" || key == "properties") {
+      if (key == "type" || key == "name" || key == "deviceId" || key == "source" || key == "sessionId" ||
+          key == "properties") {
         kept.Set(key, value);
       }
     }

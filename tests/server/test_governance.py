@@ -43,6 +43,8 @@ ROUTES = [
     ("DELETE", "/api/cdp/governance/keys/key_x"), ("GET", "/api/cdp/governance/access"),
     ("GET", "/api/cdp/retention/policies"), ("PUT", "/api/cdp/retention/policies"),
     ("POST", "/api/cdp/retention/run"), ("GET", "/api/cdp/retention/runs"),
+    ("POST", "/api/cdp/analytics/funnel"), ("POST", "/api/cdp/analytics/cohorts"),
+    ("GET", "/api/cdp/analytics/attribution"), ("POST", "/api/cdp/analytics/attribution"),
     ("GET", "/api/cdp/no/such/route"),
 ]
 
@@ -125,11 +127,16 @@ def test_writes_and_operations_a_principal_lacks_are_403(setup):
     assert any(e["outcome"] == "permission_denied" for e in body["items"])
 
 
+def wrong_secret(key):
+    """The key with its last hex digit changed (to a different digit, whatever it was)."""
+    return key[:-1] + ("1" if key[-1] == "0" else "0")
+
+
 def test_missing_malformed_wrong_and_revoked_keys_are_401_on_every_route(setup):
     srv, keys, _, _ = setup
     bad_headers = [{}, {"Authorization": "Bearer"}, {"Authorization": "Basic " + ADMIN_KEY},
                    {"Authorization": "Bearer " + ADMIN_KEY + "x"}, {"Authorization": "Bearer cdpk_garbage"},
-                   {"Authorization": "Bearer " + keys["ann"]["key"][:-1] + "0"}]
+                   {"Authorization": "Bearer " + wrong_secret(keys["ann"]["key"])}]
     for method, path in ROUTES:
         for headers in bad_headers:
             status, body, resp_headers = srv.raw(method, path, b"{}" if method in ("POST", "PUT", "PATCH") else b"",

@@ -10,6 +10,7 @@ from . import _core
 from ._core import Engine as _Engine
 from ._core import SegmentIngester as _SegmentIngester
 from ._errors import InvalidArgument
+from ._convert import TimestampLike
 from ._page import Page, _import_pandas
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -637,6 +638,72 @@ class Retention:
         return _convert.loads(self._engine.retention_runs(_convert.dumps(query, "filter")))
 
 
+def _frame(rows: List[Document], as_frame: bool, answer: Document) -> Any:
+    if not as_frame:
+        return answer
+    frame = _import_pandas("as_frame=True (pass as_frame=False for the JSON answer)").DataFrame(rows)
+    frame.attrs["answer"] = answer
+    return frame
+
+
+class Analytics:
+    """Funnels, cohort retention and attribution (``db.analytics``), computed from every acknowledged write. See
+    docs/analytics.md for the exact semantics. Each method returns a pandas DataFrame (the whole JSON answer in
+    ``frame.attrs["answer"]``), or with ``as_frame=False`` the JSON answer as a dict. Timestamps: datetime, date,
+    ISO 8601 text or epoch milliseconds; durations: text such as ``"7d"``."""
+
+    def __init__(self, engine: _Engine) -> None:
+        self._engine = engine
+
+    def _run(self, kind: str, request: Mapping[str, Any]) -> Document:
+        doc = {k: v for k, v in request.items() if v is not None}
+        for key in ("from", "to"):
+            if key in doc:
+                doc[key] = _convert.timestamp_value(doc[key], key)
+        return _convert.loads(self._engine.analytics(kind, _convert.dumps(doc, "request")))
+
+    def funnel(self, steps: Sequence[Any], *, window: Optional[str] = None, since: Optional[TimestampLike] = None,
+               until: Optional[TimestampLike] = None, breakdown: Optional[str] = None, as_frame: bool = True) -> Any:
+        """Steps are event names or ``{"event", "where"}``; one row per step (``step``, ``event``, ``profiles``,
+        ``conversionFromPrevious``, ``conversionFromFirst``, ``medianSecondsFromPrevious``). With a breakdown,
+        one row per value and step, with a ``value`` column."""
+        request = {"steps": [{"event": s} if isinstance(s, str) else dict(s) for s in steps], "window": window,
+                   "from": since, "to": until, "breakdown": breakdown}
+        answer = self._run("funnel", request)
+        if breakdown is None:
+            rows = answer["steps"]
+        else:
+            rows = [dict(step, value=group["value"]) for group in answer["breakdown"] for step in group["steps"]]
+        return _frame(rows, as_frame, answer)
+
+    def cohorts(self, *, cohort_event: Optional[str] = None, return_event: Optional[str] = None,
+                period: Optional[str] = None, periods: Optional[int] = None, since: Optional[TimestampLike] = None,
+                until: Optional[TimestampLike] = None, percentages: bool = False, as_frame: bool = True) -> Any:
+        """The retention matrix: one row per cohort (indexed by its start), a ``size`` column and one column per
+        period (counts, or percentages with ``percentages=True``)."""
+        request = {"cohortEvent": cohort_event, "returnEvent": return_event, "period": period, "periods": periods,
+                   "from": since, "to": until}
+        answer = self._run("cohorts", request)
+        key = "percentages" if percentages else "counts"
+        rows = [dict({"cohort": c["cohort"], "size": c["size"]}, **{str(k): v for k, v in enumerate(c[key])})
+                for c in answer["cohorts"]]
+        if not as_frame:
+            return answer
+        frame = _frame(rows, True, answer)
+        return frame.set_index("cohort") if len(frame) else frame
+
+    def attribution(self, conversion: str, *, model: Optional[str] = None, lookback: Optional[str] = None,
+                    half_life: Optional[str] = None, since: Optional[TimestampLike] = None,
+                    until: Optional[TimestampLike] = None, as_frame: bool = True) -> Any:
+        """Credited conversions and revenue per channel: rows ``source``, ``medium``, ``campaign``,
+        ``conversions``, ``revenue``. Models: first_touch, last_touch (default), linear, time_decay,
+        position_based, data_driven."""
+        request = {"conversion": conversion, "model": model, "lookback": lookback, "halfLife": half_life,
+                   "from": since, "to": until}
+        answer = self._run("attribution", request)
+        return _frame(answer["channels"], as_frame, answer)
+
+
 class Governance:
     """Who may read and write what (``db.governance``): field classes, roles, principals and API keys. Calls run for
     the principal of :func:`cdp.principal` (``"local"``, an admin, outside any). See docs/privacy.md, "Governance".
@@ -835,6 +902,7 @@ class Database:
         self.audit = Audit(engine)  # the hash-chained audit log
         self.governance = Governance(engine)  # classes, roles, principals, API keys
         self.retention = Retention(engine)  # old events and inactive profiles purged on a schedule
+        self.analytics = Analytics(engine)  # funnels, cohorts, attribution
         self.segment = Segment(engine)  # Segment-spec ingestion
 
     @property

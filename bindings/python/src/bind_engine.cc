@@ -372,6 +372,16 @@ class PyEngine {
       return e.retention().Runs(filter);
     });
   }
+  // Analytics (Engine::analytics()): `kind` is "funnel", "cohorts" or "attribution".
+  std::string Analytics(const std::string& kind, const std::string& text) {
+    return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+      CDP_ASSIGN_OR_RETURN(cdp::Json request, Parse(text));
+      if (kind == "funnel") return e.analytics().Funnel(request);
+      if (kind == "cohorts") return e.analytics().Cohorts(request);
+      if (kind == "attribution") return e.analytics().Attribution(request);
+      return cdp::Status::InvalidArgument("unknown analysis \"" + kind + "\"");
+    });
+  }
   // Segments (Engine::segments()).
   std::string SegmentsCreate(const std::string& text) {
     return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
@@ -603,6 +613,7 @@ void BindEngine(py::module_& m) {
       .def("retention_set_policies", &PyEngine::RetentionSetPolicies, py::arg("policies_json"))
       .def("retention_run", &PyEngine::RetentionRun)
       .def("retention_runs", &PyEngine::RetentionRuns, py::arg("filter_json"))
+      .def("analytics", &PyEngine::Analytics, py::arg("kind"), py::arg("request_json"))
       .def("governance_policy", &PyEngine::GovernancePolicy)
       .def("governance_set_policy", &PyEngine::GovernanceSetPolicy, py::arg("policy_json"))
       .def("governance_access", &PyEngine::GovernanceAccess, py::arg("principal"))

@@ -1,0 +1,200 @@
+"""Analytics (issue 6) against an independent SQL implementation: the same generated events loaded into SQLite,
+funnel, cohort and attribution results computed there with SQL, and required to equal libcdp's numbers."""
+
+import datetime as dt
+import random
+import sqlite3
+import statistics
+
+import pytest
+
+import cdp
+
+DAY_MS = 86_400_000
+START = dt.datetime(2026, 3, 2, tzinfo=dt.timezone.utc)  # a Monday
+UTMS = [None, ("google", "cpc", "spring"), ("news", "email", "weekly"), ("fb", "social", "spring")]
+
+
+def iso(ms):
+    return (START + dt.timedelta(milliseconds=ms)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def generate(seed=7, people=150):
+    """Sessions of page views, product views, carts and purchases over 8 weeks, with UTM sources; distinct times."""
+    rng = random.Random(seed)
+    events, used = [], set()
+    for p in range(people):
+        t = rng.randrange(0, 20 * DAY_MS)
+        for _ in range(rng.randrange(1, 6)):
+            utm = rng.choice(UTMS)
+            steps = ["page_view", "product_view", "add_to_cart", "purchase"][: rng.choice([1, 2, 2, 3, 3, 4])]
+            if rng.random() < 0.15:
+                rng.shuffle(steps)  # out of order
+            for k, type_ in enumerate(steps):
+                while t in used:
+                    t += 1
+                used.add(t)
+                props = {}
+                if k == 0 and utm:
+                    props.update(utm_source=utm[0], utm_medium=utm[1], utm_campaign=utm[2])
+                if type_ == "purchase":
+                    props["revenue"] = rng.randrange(5, 200)
+                events.append({"customerId": f"c{p}", "type": type_, "timestamp": iso(t), "properties": props})
+                t += rng.randrange(60_000, 3 * 3_600_000)
+            t += rng.randrange(1, 9) * DAY_MS  # the next visit: a new session
+    return events
+
+
+@pytest.fixture
+def loaded(db):
+    events = generate()
+    for i in range(0, len(events), 400):  # under max_batch_items
+        result = db.events.track_batch(events[i:i + 400])
+        assert result["rejected"] == 0, [r for r in result["results"] if r["status"] != "ok"][:3]
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE e (profile TEXT, type TEXT, t INTEGER, session TEXT, src TEXT, med TEXT, camp TEXT,"
+                 " revenue REAL)")
+    rows = 0
+    for e in db.events.query_all():
+        t = int(dt.datetime.strptime(e["timestamp"], "%Y-%m-%dT%H:%M:%S.%fZ")
+                .replace(tzinfo=dt.timezone.utc).timestamp() * 1000)
+        p = e.get("properties") or {}
+        conn.execute("INSERT INTO e VALUES (?,?,?,?,?,?,?,?)",
+                     (e["profileId"], e["type"], t, e["sessionId"], p.get("utm_source"), p.get("utm_medium"),
+                      p.get("utm_campaign"), p.get("revenue")))
+        rows += 1
+    assert rows == len(events)
+    return db, conn
+
+
+def to_ms(text):
+    return int(dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def test_funnel_equals_sql(loaded):
+    db, conn = loaded
+    window, lo, hi = 2 * DAY_MS, to_ms(iso(3 * DAY_MS)), to_ms(iso(40 * DAY_MS))
+    answer = db.analytics.funnel(["product_view", "add_to_cart", "purchase"], window="2d", since=iso(3 * DAY_MS),
+                                 until=iso(40 * DAY_MS), as_frame=False)
+    # Each entry's earliest step 2 and 3 (strictly later, within the window of the entry), in SQL.
+    entries = conn.execute("""
+        WITH e1 AS (SELECT profile, t AS t1 FROM e WHERE type = 'product_view' AND t BETWEEN ? AND ?),
+             e2 AS (SELECT e1.profile, e1.t1, (SELECT MIN(t) FROM e x WHERE x.profile = e1.profile
+                      AND x.type = 'add_to_cart' AND x.t > e1.t1 AND x.t <= e1.t1 + ?) AS t2 FROM e1),
+             e3 AS (SELECT e2.*, (SELECT MIN(t) FROM e x WHERE x.profile = e2.profile AND x.type = 'purchase'
+                      AND e2.t2 IS NOT NULL AND x.t > e2.t2 AND x.t <= e2.t1 + ?) AS t3 FROM e2)
+        SELECT profile, t1, t2, t3, 1 + (t2 IS NOT NULL) + (t3 IS NOT NULL) AS depth FROM e3
+        ORDER BY profile, t1""", (lo, hi, window, window)).fetchall()
+    best = {}
+    for profile, t1, t2, t3, depth in entries:  # the earliest entry reaching the deepest step
+        if profile not in best or depth > best[profile][3]:
+            best[profile] = (t1, t2, t3, depth)
+    steps = answer["steps"]
+    for k in range(3):
+        assert steps[k]["profiles"] == sum(1 for b in best.values() if b[3] > k)
+    gaps1 = [(b[1] - b[0]) / 1000 for b in best.values() if b[3] > 1]
+    gaps2 = [(b[2] - b[1]) / 1000 for b in best.values() if b[3] > 2]
+    assert steps[0]["profiles"] > 50 and steps[2]["profiles"] > 5, steps
+    assert steps[1]["medianSecondsFromPrevious"] == pytest.approx(statistics.median(gaps1), abs=1e-6)
+    assert steps[2]["medianSecondsFromPrevious"] == pytest.approx(statistics.median(gaps2), abs=1e-6)
+    assert steps[2]["conversionFromFirst"] == pytest.approx(steps[2]["profiles"] / steps[0]["profiles"])
+    frame = db.analytics.funnel(["product_view", "add_to_cart", "purchase"], window="2d", since=iso(3 * DAY_MS),
+                                until=iso(40 * DAY_MS))
+    assert list(frame["profiles"]) == [s["profiles"] for s in steps]
+
+
+def test_cohorts_equal_sql(loaded):
+    db, conn = loaded
+    answer = db.analytics.cohorts(return_event="purchase", period="week", periods=6, as_frame=False)
+    rows = conn.execute("""
+        WITH first AS (SELECT profile, MIN(t) AS t0 FROM e GROUP BY profile),
+             cohort AS (SELECT profile, date(t0 / 1000, 'unixepoch', '-6 days', 'weekday 1') AS week FROM first),
+             ret AS (SELECT DISTINCT c.profile, c.week, CAST((julianday(date(x.t / 1000, 'unixepoch', '-6 days',
+                        'weekday 1')) - julianday(c.week)) / 7 AS INTEGER) AS k
+                     FROM cohort c JOIN e x ON x.profile = c.profile AND x.type = 'purchase')
+        SELECT c.week, COUNT(DISTINCT c.profile),
+               (SELECT group_concat(n) FROM (SELECT k, COUNT(*) AS n FROM ret r WHERE r.week = c.week
+                                             AND k BETWEEN 0 AND 5 GROUP BY k ORDER BY k))
+        FROM cohort c GROUP BY c.week ORDER BY c.week""").fetchall()
+    expected = []
+    for week, size, _ in rows:
+        counts = [0] * 6
+        for k, n in conn.execute("""SELECT r.k, COUNT(*) FROM (SELECT DISTINCT x.profile, CAST((julianday(date(
+                x.t / 1000, 'unixepoch', '-6 days', 'weekday 1')) - julianday(?)) / 7 AS INTEGER) AS k
+                FROM e x JOIN (SELECT profile FROM e GROUP BY profile
+                               HAVING date(MIN(t) / 1000, 'unixepoch', '-6 days', 'weekday 1') = ?) c
+                ON c.profile = x.profile WHERE x.type = 'purchase') r WHERE r.k BETWEEN 0 AND 5 GROUP BY r.k""",
+                                 (week, week)):
+            counts[k] = n
+        expected.append((week + "T00:00:00.000Z", size, counts))
+    got = [(c["cohort"], c["size"], c["counts"]) for c in answer["cohorts"]]
+    assert got == expected
+    assert len(got) >= 3 and sum(sum(c) for _, _, c in got) > 20
+    frame = db.analytics.cohorts(return_event="purchase", period="week", periods=6)
+    assert list(frame["size"]) == [s for _, s, _ in expected]
+
+
+@pytest.mark.parametrize("model", ["first_touch", "last_touch", "linear", "position_based"])
+def test_attribution_equals_sql(loaded, model):
+    db, conn = loaded
+    lookback = 10 * DAY_MS
+    answer = db.analytics.attribution("purchase", model=model, lookback="10d", as_frame=False)
+    # Touches: each session's first event with its UTM values; a purchase credits the touches in [t - 10d, t].
+    rows = conn.execute("""
+        WITH firsts AS (SELECT session, MIN(t) AS ts FROM e GROUP BY session),
+             touch AS (SELECT x.profile, f.ts, COALESCE(x.src, '(direct)') AS src, COALESCE(x.med, '(none)') AS med,
+                              COALESCE(x.camp, '(none)') AS camp
+                       FROM firsts f JOIN e x ON x.session = f.session AND x.t = f.ts),
+             conv AS (SELECT rowid AS id, profile, t, COALESCE(revenue, 0) AS revenue FROM e WHERE type = 'purchase'),
+             eligible AS (SELECT c.id, c.revenue, tt.ts, tt.src, tt.med, tt.camp,
+                                 ROW_NUMBER() OVER (PARTITION BY c.id ORDER BY tt.ts) AS pos,
+                                 COUNT(*) OVER (PARTITION BY c.id) AS n
+                          FROM conv c JOIN touch tt ON tt.profile = c.profile AND tt.ts BETWEEN c.t - ? AND c.t)
+        SELECT src, med, camp, pos, n, revenue FROM eligible""", (lookback,)).fetchall()
+
+    def share(pos, n):
+        if model == "first_touch":
+            return 1.0 if pos == 1 else 0.0
+        if model == "last_touch":
+            return 1.0 if pos == n else 0.0
+        if model == "linear":
+            return 1.0 / n
+        if n == 1:
+            return 1.0
+        if n == 2:
+            return 0.5
+        return 0.4 if pos in (1, n) else 0.2 / (n - 2)
+
+    expected = {}
+    for src, med, camp, pos, n, revenue in rows:
+        got = expected.setdefault((src, med, camp), [0.0, 0.0])
+        got[0] += share(pos, n)
+        got[1] += share(pos, n) * revenue
+    expected = {k: v for k, v in expected.items() if v[0] > 0}
+    got = {(c["source"], c["medium"], c["campaign"]): [c["conversions"], c["revenue"]] for c in answer["channels"]}
+    assert got.keys() == expected.keys()
+    for key, (conversions, revenue) in expected.items():
+        assert got[key][0] == pytest.approx(conversions, abs=1e-9), key
+        assert got[key][1] == pytest.approx(revenue, abs=1e-6), key
+    (purchases, total), = conn.execute("SELECT COUNT(*), SUM(COALESCE(revenue, 0)) FROM e WHERE type = 'purchase'")
+    assert answer["conversions"] == purchases and answer["revenue"] == pytest.approx(total)
+    assert sum(v[0] for v in expected.values()) == pytest.approx(purchases - answer["unattributed"])
+    frame = db.analytics.attribution("purchase", model=model, lookback="10d")
+    assert set(frame.columns) >= {"source", "medium", "campaign", "conversions", "revenue"}
+
+
+def test_data_driven_credits_all_attributed_conversions(loaded):
+    db, _ = loaded
+    answer = db.analytics.attribution("purchase", model="data_driven", lookback="10d", as_frame=False)
+    credited = sum(c["conversions"] for c in answer["channels"])
+    assert credited == pytest.approx(answer["conversions"] - answer["unattributed"], rel=1e-9)
+    assert all(c["conversions"] > 0 for c in answer["channels"])
+
+
+def test_bad_requests_name_the_field(db):
+    with pytest.raises(cdp.InvalidArgument) as e:
+        db.analytics.funnel(["purchase"])
+    assert e.value.field == "steps"
+    with pytest.raises(cdp.InvalidArgument) as e:
+        db.analytics.attribution("purchase", model="magic")
+    assert e.value.field == "model"

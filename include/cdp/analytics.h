@@ -1,0 +1,69 @@
+// Copyright 2026 The libcdp Authors.
+//
+// Analytics over the events: funnels, cohort retention and marketing attribution. Requests and answers are JSON
+// (the same documents the REST API takes and returns: /api/cdp/analytics/...). See docs/analytics.md for the exact
+// semantics, which the tests check against SQL run by SQLite on the same events.
+//
+// Every answer is computed from every acknowledged write: the analyses read the engine's in-memory segment index
+// (src/segments/index.h: events by type in columns, and each profile's events in time order), built at first use.
+// Times are UTC. An event's purchase value is properties.revenue, else properties.total, else properties.value.
+//
+// Thread-safety: all methods from any thread. While one runs, the segment upkeep of writes waits (the index is
+// shared), so a write's call returns later by up to the analysis' time. Cost: linear in the events of the types the
+// request names (a funnel or attribution), or in every event (cohorts with "*").
+//
+// Governance: the principal must be defined, and may read every event field a request tests or breaks down by
+// (PermissionDenied naming it). Each call is an audit entry (a read, without targets: answers are aggregates).
+// Errors: InvalidArgument naming the field ("steps[1].event"), PermissionDenied.
+
+#ifndef CDP_ANALYTICS_H_
+#define CDP_ANALYTICS_H_
+
+#include "cdp/json.h"
+#include "cdp/status.h"
+
+namespace cdp {
+
+class Analytics {
+ public:
+  virtual ~Analytics() = default;
+
+  // Funnel. Request: {"steps": [{"event": type or custom name, "where"?: [event conditions]}, ...] (2 to 10),
+  // "window"?: duration (default "7d"), "from"?, "to"?: timestamps (default: unbounded), "breakdown"?:
+  // "properties.<x>" (of the entering event) or "attributes.<x>" (of the profile)}.
+  // A profile enters with a step-1 event whose time is in [from, to]. From an entry at t1 it reaches step k when
+  // events matching steps 2..k follow in order, each strictly later than the one before, all at most `window` after
+  // t1 (each step takes the earliest such event). Each profile counts once, at the deepest step any of its entries
+  // reaches (the earliest entry reaching it gives the times and the breakdown value).
+  // Answer: {"steps": [{"step", "event", "profiles", "conversionFromPrevious", "conversionFromFirst",
+  // "medianSecondsFromPrevious" (null for step 1 or no profiles)}], "breakdown"?: [{"value", "steps": [...]}]}.
+  // Conversions are fractions (0 when the step before had no profiles); the median of an even count is the mean of
+  // the middle two.
+  virtual Result<Json> Funnel(const Json& request) = 0;
+
+  // Cohort retention. Request: {"cohortEvent"?: type or custom name (default "*": any event), "returnEvent"?:
+  // (default "*"), "period"?: "day" | "week" (Monday 00:00 UTC) | "month" (default "week"), "periods"?: 1-120
+  // (default 12), "from"?, "to"?: bounds on the cohort's start}.
+  // A profile's cohort is the period holding its first cohortEvent; it is retained in period k (0 = the cohort's
+  // own) when it has a returnEvent in the k-th period from the cohort's start.
+  // Answer: {"period", "periods", "cohorts": [{"cohort" (the period's start), "size", "counts": [...],
+  // "percentages": [...]}]}, cohorts in time order; percentages are 100 * count / size.
+  virtual Result<Json> Cohorts(const Json& request) = 0;
+
+  // Attribution. Request: {"conversion": type or custom name (required), "model"?: "first_touch" | "last_touch"
+  // (default) | "linear" | "time_decay" | "position_based" | "data_driven", "lookback"?: duration (default "30d"),
+  // "halfLife"?: duration for time_decay (default "7d"), "from"?, "to"?: bounds on the conversion time}.
+  // Touches are the profile's sessions, at the time of their first event, with that event's properties.utm_source
+  // ("(direct)" when absent), utm_medium ("(none)") and utm_campaign ("(none)"). A conversion at t credits the
+  // touches in [t - lookback, t]: first_touch and last_touch all to one; linear equally; time_decay by
+  // 2^(-(t - touch) / halfLife), normalized; position_based 40% to the first and last and 20% shared by those
+  // between (one touch: all; two: half each); data_driven by each channel's removal effect in a first-order Markov
+  // chain of the touch paths (docs/analytics.md).
+  // Answer: {"model", "conversions", "revenue", "unattributed" (conversions without a touch), "channels":
+  // [{"source", "medium", "campaign", "conversions", "revenue"}]}, channels by credited conversions, descending.
+  virtual Result<Json> Attribution(const Json& request) = 0;
+};
+
+}  // namespace cdp
+
+#endif  // CDP_ANALYTICS_H_

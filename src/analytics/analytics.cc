@@ -1,0 +1,674 @@
+// Copyright 2026 The libcdp Authors.
+
+#include "analytics/analytics.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "cdp/query.h"
+#include "cdp/segment_rule.h"
+#include "core/civil_time.h"
+#include "fmt/format.h"
+
+namespace cdp::analytics {
+
+namespace {
+
+using segments::Cell;
+using segments::Column;
+using segments::EventFilter;
+using segments::EventRef;
+using segments::SegmentIndex;
+using segments::Tag;
+
+constexpr int64_t kSecond = 1000000;
+constexpr int64_t kDay = 86400 * kSecond;
+constexpr int64_t kMinTime = std::numeric_limits<int64_t>::min();
+constexpr int64_t kMaxTime = std::numeric_limits<int64_t>::max();
+
+// InvalidArgument for the first member of `request` not in `allowed`, or a request that is not an object.
+Status CheckMembers(const Json& request, std::initializer_list<std::string_view> allowed) {
+  if (!request.is_object()) return Status::InvalidArgument("the request must be a JSON object");
+  for (const auto& [key, value] : request.members()) {
+    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+      return Status::InvalidArgument(fmt::format("unknown member \"{}\"", key), key);
+    }
+  }
+  return Status::OK();
+}
+
+Status OptionalTime(const Json& request, const char* key, int64_t* out) {
+  const Json* v = request.Find(key);
+  if (v == nullptr || v->is_null()) return Status::OK();
+  auto t = ParseTimestamp(*v);
+  if (!t.ok()) return Status::InvalidArgument("expected an ISO 8601 timestamp", key);
+  *out = *t;
+  return Status::OK();
+}
+
+Status OptionalDuration(const Json& request, const char* key, int64_t* out) {
+  const Json* v = request.Find(key);
+  if (v == nullptr || v->is_null()) return Status::OK();
+  if (!v->is_string()) return Status::InvalidArgument("expected a duration such as \"7d\"", key);
+  auto d = ParseRuleDuration(v->as_string());
+  if (!d.ok()) return Status::InvalidArgument(d.status().message(), key);
+  *out = *d;
+  return Status::OK();
+}
+
+Status OptionalString(const Json& request, const char* key, std::string* out) {
+  const Json* v = request.Find(key);
+  if (v == nullptr || v->is_null()) return Status::OK();
+  if (!v->is_string() || v->as_string().empty()) return Status::InvalidArgument("expected a non-empty string", key);
+  *out = v->as_string();
+  return Status::OK();
+}
+
+// An event match from {"event", "where"?}, parsed as a segment rule's behavioural condition. `path` prefixes errors.
+Result<EventMatch> ParseMatch(const std::string& event, const Json* where, std::string_view path) {
+  Json condition = Json::Object().Set("event", event);
+  if (where != nullptr && !where->is_null()) condition.Set("where", *where);
+  auto rule = SegmentRule::FromJson(condition);
+  if (!rule.ok()) {
+    std::string field = rule.status().field();
+    if (field.rfind("conditions[0].", 0) == 0) field = field.substr(14);
+    return Status::InvalidArgument(rule.status().message(), std::string(path) + (field.empty() ? "" : ".") + field);
+  }
+  const RuleNode* node = &rule->root();
+  if (node->kind == RuleNode::Kind::kAnd && node->children.size() == 1) node = &node->children[0];
+  if (node->kind != RuleNode::Kind::kEvent) return Status::InvalidArgument("expected an event", std::string(path));
+  return node->events;
+}
+
+// A prepared match and, per table, whether it can match there at all.
+struct Matcher {
+  std::shared_ptr<const EventFilter> filter;
+  std::vector<uint8_t> table_ok;
+  bool has_where = false;
+
+  Matcher(SegmentIndex& index, const EventMatch& match)
+      : filter(index.PrepareEvents(match)), has_where(!match.where.empty()) {
+    for (uint32_t t = 0; t < index.table_count(); ++t) {
+      const segments::EventTable& table = index.table(t);
+      table_ok.push_back(match.event == "*" || (match.event == "custom" && table.type == "custom") ||
+                         (table.type == "custom" ? table.name == match.event : table.type == match.event));
+    }
+  }
+  bool Test(const SegmentIndex& index, const EventRef& r) const {
+    if (r.table >= table_ok.size() || !table_ok[r.table]) return false;
+    return !has_where || index.Matches(*filter, r.table, r.row);
+  }
+};
+
+// A cell as JSON (null when absent).
+Json CellJson(const SegmentIndex& index, Cell c) {
+  switch (c.tag) {
+    case Tag::kString:
+      return Json(std::string(index.pool().Get(static_cast<uint32_t>(c.bits))));
+    case Tag::kTime:
+      return Json(FormatTimestamp(static_cast<int64_t>(c.bits)));
+    case Tag::kInt:
+      return Json(static_cast<int64_t>(c.bits));
+    case Tag::kDouble: {
+      double d;
+      std::memcpy(&d, &c.bits, sizeof d);
+      return Json(d);
+    }
+    case Tag::kTrue:
+      return Json(true);
+    case Tag::kFalse:
+      return Json(false);
+    default:
+      return Json();
+  }
+}
+
+std::optional<double> CellNumber(Cell c) {
+  if (c.tag == Tag::kInt) return static_cast<double>(static_cast<int64_t>(c.bits));
+  if (c.tag == Tag::kDouble) {
+    double d;
+    std::memcpy(&d, &c.bits, sizeof d);
+    return d;
+  }
+  return std::nullopt;
+}
+
+// The cell of an event's column `path` (Missing when the table has no such column).
+Cell EventCell(const SegmentIndex& index, const EventRef& r, std::string_view path) {
+  const Column* col = index.table(r.table).props.Find(path);
+  return col == nullptr ? Cell{} : col->Get(r.row);
+}
+
+double Median(std::vector<double>* v) {
+  std::sort(v->begin(), v->end());
+  const size_t n = v->size();
+  return n % 2 == 1 ? (*v)[n / 2] : ((*v)[n / 2 - 1] + (*v)[n / 2]) / 2;
+}
+
+// ---- Funnel --------------------------------------------------------------------------------------------------------
+
+struct FunnelCounts {
+  std::vector<int64_t> reached;              // profiles reaching each step
+  std::vector<std::vector<double>> seconds;  // per step: seconds from the step before, per profile
+  explicit FunnelCounts(size_t steps) : reached(steps), seconds(steps) {}
+  void Add(int depth, const std::vector<int64_t>& times) {
+    for (int k = 0; k < depth; ++k) {
+      ++reached[k];
+      if (k > 0) seconds[k].push_back(static_cast<double>(times[k] - times[k - 1]) / kSecond);
+    }
+  }
+  Json ToJson(const std::vector<std::string>& events) {
+    Json out = Json::Array();
+    for (size_t k = 0; k < reached.size(); ++k) {
+      Json step = Json::Object();
+      step.Set("step", static_cast<int64_t>(k + 1));
+      step.Set("event", events[k]);
+      step.Set("profiles", reached[k]);
+      const double prev = k == 0 ? static_cast<double>(reached[0]) : static_cast<double>(reached[k - 1]);
+      step.Set("conversionFromPrevious", prev > 0 ? static_cast<double>(reached[k]) / prev : 0.0);
+      step.Set("conversionFromFirst", reached[0] > 0 ? static_cast<double>(reached[k]) / reached[0] : 0.0);
+      step.Set("medianSecondsFromPrevious", k == 0 || seconds[k].empty() ? Json() : Json(Median(&seconds[k])));
+      out.Push(std::move(step));
+    }
+    return out;
+  }
+};
+
+}  // namespace
+
+Result<Json> Funnel(SegmentIndex& index, const Json& request) {
+  CDP_RETURN_IF_ERROR(CheckMembers(request, {"steps", "window", "from", "to", "breakdown"}));
+  const Json* steps_json = request.Find("steps");
+  if (steps_json == nullptr || !steps_json->is_array() || steps_json->size() < 2 || steps_json->size() > 10) {
+    return Status::InvalidArgument("expected an array of 2 to 10 steps", "steps");
+  }
+  std::vector<Matcher> steps;
+  std::vector<std::string> names;
+  for (size_t k = 0; k < steps_json->size(); ++k) {
+    const Json& s = steps_json->items()[k];
+    const std::string path = fmt::format("steps[{}]", k);
+    if (!s.is_object()) return Status::InvalidArgument("expected an object", path);
+    CDP_RETURN_IF_ERROR(CheckMembers(s, {"event", "where"}).WithFieldPrefix(path));
+    std::string event;
+    CDP_RETURN_IF_ERROR(OptionalString(s, "event", &event).WithFieldPrefix(path));
+    if (event.empty()) return Status::InvalidArgument("a step needs an event", path + ".event");
+    CDP_ASSIGN_OR_RETURN(EventMatch match, ParseMatch(event, s.Find("where"), path));
+    steps.emplace_back(index, match);
+    names.push_back(event);
+  }
+  int64_t window = 7 * kDay, from = kMinTime, to = kMaxTime;
+  CDP_RETURN_IF_ERROR(OptionalDuration(request, "window", &window));
+  CDP_RETURN_IF_ERROR(OptionalTime(request, "from", &from));
+  CDP_RETURN_IF_ERROR(OptionalTime(request, "to", &to));
+  std::string breakdown;
+  CDP_RETURN_IF_ERROR(OptionalString(request, "breakdown", &breakdown));
+  const bool by_property = breakdown.rfind("properties.", 0) == 0;
+  if (!breakdown.empty() && !by_property && breakdown.rfind("attributes.", 0) != 0) {
+    return Status::InvalidArgument("expected \"properties.<name>\" or \"attributes.<name>\"", "breakdown");
+  }
+  const Column* profile_column = by_property || breakdown.empty() ? nullptr : index.profile_table().Find(breakdown);
+
+  const size_t n = steps.size();
+  FunnelCounts total(n);
+  std::map<std::string, std::pair<Json, FunnelCounts>> groups;  // by the value's JSON text
+  std::vector<int64_t> times(n), best_times(n);
+  std::vector<uint16_t> masks;
+  for (uint32_t ord : index.universe()) {
+    std::span<const EventRef> refs = index.EventsOf(ord);
+    // Which steps each event matches (a step is tested once per event).
+    masks.assign(refs.size(), 0);
+    bool enters = false;
+    for (size_t i = 0; i < refs.size(); ++i) {
+      for (size_t k = 0; k < n; ++k) {
+        if (steps[k].Test(index, refs[i])) masks[i] |= static_cast<uint16_t>(1u << k);
+      }
+      enters |= (masks[i] & 1) && refs[i].time >= from && refs[i].time <= to;
+    }
+    if (!enters) continue;
+    int best = 0;
+    size_t best_entry = 0;
+    for (size_t i = 0; i < refs.size() && best < static_cast<int>(n); ++i) {
+      if (!(masks[i] & 1) || refs[i].time < from || refs[i].time > to) continue;
+      times[0] = refs[i].time;
+      const int64_t limit = refs[i].time > kMaxTime - window ? kMaxTime : refs[i].time + window;
+      int depth = 1;
+      size_t pos = i + 1;
+      for (size_t k = 1; k < n; ++k) {
+        bool found = false;
+        for (; pos < refs.size() && refs[pos].time <= limit; ++pos) {
+          if ((masks[pos] >> k & 1) && refs[pos].time > times[k - 1]) {
+            times[k] = refs[pos].time;
+            found = true;
+            ++pos;
+            break;
+          }
+        }
+        if (!found) break;
+        ++depth;
+      }
+      if (depth > best) {
+        best = depth;
+        best_entry = i;
+        best_times = times;
+      }
+    }
+    total.Add(best, best_times);
+    if (breakdown.empty()) continue;
+    Cell c = by_property ? EventCell(index, refs[best_entry], breakdown)
+                         : (profile_column != nullptr ? profile_column->Get(ord) : Cell{});
+    Json value = CellJson(index, c);
+    auto [it, inserted] = groups.try_emplace(value.Dump(), value, FunnelCounts(n));
+    it->second.second.Add(best, best_times);
+  }
+  Json out = Json::Object();
+  out.Set("steps", total.ToJson(names));
+  if (!breakdown.empty()) {
+    std::vector<std::pair<Json, FunnelCounts>*> ordered;
+    for (auto& [key, group] : groups) ordered.push_back(&group);
+    std::stable_sort(ordered.begin(), ordered.end(),
+                     [](auto* a, auto* b) { return a->second.reached[0] > b->second.reached[0]; });
+    Json list = Json::Array();
+    for (auto* g : ordered) {
+      list.Push(Json::Object().Set("value", g->first).Set("steps", g->second.ToJson(names)));
+    }
+    out.Set("breakdown", std::move(list));
+  }
+  return out;
+}
+
+// ---- Cohorts -------------------------------------------------------------------------------------------------------
+
+namespace {
+
+enum class Period { kDay, kWeek, kMonth };
+
+// The number of the period holding `t` (days, weeks from a Monday, or months since 1970).
+int64_t PeriodOf(Period p, int64_t t) {
+  const int64_t day = t >= 0 ? t / kDay : (t - kDay + 1) / kDay;
+  switch (p) {
+    case Period::kDay:
+      return day;
+    case Period::kWeek: {
+      const int64_t monday = day - (((day + 3) % 7) + 7) % 7;  // 1970-01-01 was a Thursday
+      return (monday + 3) / 7;                                 // exact: monday + 3 is a multiple of 7
+    }
+    case Period::kMonth: {
+      int y, m, d;
+      internal::CivilFromDays(day, &y, &m, &d);
+      return static_cast<int64_t>(y) * 12 + (m - 1) - 1970 * 12;
+    }
+  }
+  return 0;
+}
+
+// The start (µs) of period number `n`.
+int64_t PeriodStart(Period p, int64_t n) {
+  switch (p) {
+    case Period::kDay:
+      return n * kDay;
+    case Period::kWeek:
+      return (n * 7 - 3) * kDay;  // the Monday of week n (week 0 starts on 1969-12-29)
+    case Period::kMonth: {
+      const int64_t months = n + 1970 * 12;
+      const int64_t y = months >= 0 ? months / 12 : (months - 11) / 12;
+      return internal::DaysFromCivil(y, static_cast<int>(months - y * 12) + 1, 1) * kDay;
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+Result<Json> Cohorts(SegmentIndex& index, const Json& request) {
+  CDP_RETURN_IF_ERROR(CheckMembers(request, {"cohortEvent", "returnEvent", "period", "periods", "from", "to"}));
+  std::string cohort_event = "*", return_event = "*", period_name = "week";
+  CDP_RETURN_IF_ERROR(OptionalString(request, "cohortEvent", &cohort_event));
+  CDP_RETURN_IF_ERROR(OptionalString(request, "returnEvent", &return_event));
+  CDP_RETURN_IF_ERROR(OptionalString(request, "period", &period_name));
+  Period period;
+  if (period_name == "day") {
+    period = Period::kDay;
+  } else if (period_name == "week") {
+    period = Period::kWeek;
+  } else if (period_name == "month") {
+    period = Period::kMonth;
+  } else {
+    return Status::InvalidArgument("expected \"day\", \"week\" or \"month\"", "period");
+  }
+  int64_t periods = 12;
+  if (const Json* p = request.Find("periods"); p != nullptr && !p->is_null()) {
+    if (!p->is_int() || p->as_int() < 1 || p->as_int() > 120) {
+      return Status::InvalidArgument("expected an integer from 1 to 120", "periods");
+    }
+    periods = p->as_int();
+  }
+  int64_t from = kMinTime, to = kMaxTime;
+  CDP_RETURN_IF_ERROR(OptionalTime(request, "from", &from));
+  CDP_RETURN_IF_ERROR(OptionalTime(request, "to", &to));
+  CDP_ASSIGN_OR_RETURN(EventMatch cm, ParseMatch(cohort_event, nullptr, "cohortEvent"));
+  CDP_ASSIGN_OR_RETURN(EventMatch rm, ParseMatch(return_event, nullptr, "returnEvent"));
+  Matcher cohort(index, cm), returning(index, rm);
+
+  struct Row {
+    int64_t size = 0;
+    std::vector<int64_t> counts;
+  };
+  std::map<int64_t, Row> rows;  // by cohort period number
+  std::vector<uint8_t> seen(static_cast<size_t>(periods));
+  for (uint32_t ord : index.universe()) {
+    std::span<const EventRef> refs = index.EventsOf(ord);
+    size_t first = 0;
+    while (first < refs.size() && !cohort.Test(index, refs[first])) ++first;
+    if (first == refs.size()) continue;
+    const int64_t number = PeriodOf(period, refs[first].time);
+    const int64_t start = PeriodStart(period, number);
+    if (start < from || start > to) continue;
+    Row& row = rows[number];
+    if (row.counts.empty()) row.counts.assign(static_cast<size_t>(periods), 0);
+    ++row.size;
+    std::fill(seen.begin(), seen.end(), 0);
+    for (size_t i = first; i < refs.size(); ++i) {
+      if (refs[i].time < start || !returning.Test(index, refs[i])) continue;
+      const int64_t k = PeriodOf(period, refs[i].time) - number;
+      if (k >= periods) break;
+      if (!seen[k]) {
+        seen[k] = 1;
+        ++row.counts[k];
+      }
+    }
+  }
+  Json list = Json::Array();
+  for (const auto& [number, row] : rows) {
+    Json counts = Json::Array(), pct = Json::Array();
+    for (int64_t c : row.counts) {
+      counts.Push(c);
+      pct.Push(100.0 * static_cast<double>(c) / static_cast<double>(row.size));
+    }
+    list.Push(Json::Object()
+                  .Set("cohort", FormatTimestamp(PeriodStart(period, number)))
+                  .Set("size", row.size)
+                  .Set("counts", std::move(counts))
+                  .Set("percentages", std::move(pct)));
+  }
+  return Json::Object().Set("period", period_name).Set("periods", periods).Set("cohorts", std::move(list));
+}
+
+// ---- Attribution ---------------------------------------------------------------------------------------------------
+
+namespace {
+
+struct Touch {
+  int64_t time;
+  uint32_t channel;
+};
+
+// First-order Markov chain over channels: the probability of reaching "conversion" from the start, with `removed`
+// (or none: UINT32_MAX) leading to "null" instead. Solved by Gauss-Seidel iteration to 1e-13.
+double ConversionProbability(const std::vector<absl::flat_hash_map<uint32_t, double>>& next,
+                             const std::vector<double>& to_conversion, const std::vector<double>& start,
+                             uint32_t removed) {
+  const size_t n = to_conversion.size();
+  std::vector<double> x(n, 0.0);
+  for (int iter = 0; iter < 100000; ++iter) {
+    double change = 0;
+    for (size_t i = 0; i < n; ++i) {
+      if (i == removed) continue;
+      double v = to_conversion[i];
+      for (const auto& [j, p] : next[i]) {
+        if (j != removed) v += p * x[j];
+      }
+      change = std::max(change, std::abs(v - x[i]));
+      x[i] = v;
+    }
+    if (change < 1e-13) break;
+  }
+  double total = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (i != removed) total += start[i] * x[i];
+  }
+  return total;
+}
+
+}  // namespace
+
+Result<Json> Attribution(SegmentIndex& index, const Json& request) {
+  CDP_RETURN_IF_ERROR(CheckMembers(request, {"conversion", "model", "lookback", "halfLife", "from", "to"}));
+  std::string conversion, model = "last_touch";
+  CDP_RETURN_IF_ERROR(OptionalString(request, "conversion", &conversion));
+  if (conversion.empty()) return Status::InvalidArgument("the conversion event is required", "conversion");
+  CDP_RETURN_IF_ERROR(OptionalString(request, "model", &model));
+  static const std::set<std::string, std::less<>> kModels = {"first_touch", "last_touch",     "linear",
+                                                             "time_decay",  "position_based", "data_driven"};
+  if (!kModels.contains(model)) {
+    return Status::InvalidArgument(
+        "expected first_touch, last_touch, linear, time_decay, position_based or data_driven", "model");
+  }
+  int64_t lookback = 30 * kDay, half_life = 7 * kDay, from = kMinTime, to = kMaxTime;
+  CDP_RETURN_IF_ERROR(OptionalDuration(request, "lookback", &lookback));
+  CDP_RETURN_IF_ERROR(OptionalDuration(request, "halfLife", &half_life));
+  CDP_RETURN_IF_ERROR(OptionalTime(request, "from", &from));
+  CDP_RETURN_IF_ERROR(OptionalTime(request, "to", &to));
+  CDP_ASSIGN_OR_RETURN(EventMatch cm, ParseMatch(conversion, nullptr, "conversion"));
+  Matcher converts(index, cm);
+
+  // Channels: (source, medium, campaign).
+  std::vector<std::array<std::string, 3>> channels;
+  absl::flat_hash_map<std::string, uint32_t> channel_ids;
+  auto channel_of = [&](const EventRef& r) {
+    std::array<std::string, 3> key;
+    const char* paths[3] = {"properties.utm_source", "properties.utm_medium", "properties.utm_campaign"};
+    const char* absent[3] = {"(direct)", "(none)", "(none)"};
+    for (int i = 0; i < 3; ++i) {
+      Json v = CellJson(index, EventCell(index, r, paths[i]));
+      key[i] = v.is_null() ? absent[i] : (v.is_string() ? v.as_string() : v.Dump());
+    }
+    std::string joined = key[0] + '\0' + key[1] + '\0' + key[2];
+    auto [it, inserted] = channel_ids.try_emplace(joined, static_cast<uint32_t>(channels.size()));
+    if (inserted) channels.push_back(std::move(key));
+    return it->second;
+  };
+  auto revenue_of = [&](const EventRef& r) {
+    for (const char* path : {"properties.revenue", "properties.total", "properties.value"}) {
+      if (auto v = CellNumber(EventCell(index, r, path))) return *v;
+    }
+    return 0.0;
+  };
+
+  std::vector<double> credit, credit_revenue;
+  auto give = [&](uint32_t channel, double share, double revenue) {
+    if (credit.size() <= channel) {
+      credit.resize(channel + 1, 0.0);
+      credit_revenue.resize(channel + 1, 0.0);
+    }
+    credit[channel] += share;
+    credit_revenue[channel] += share * revenue;
+  };
+  // data_driven: the paths (channels in order) and whether each converted, with the revenue of converting ones.
+  std::vector<std::vector<uint32_t>> paths;
+  std::vector<uint8_t> converted;
+  double total_revenue = 0, converting_revenue = 0;
+  int64_t conversions = 0, unattributed = 0;
+
+  std::vector<Touch> touches;
+  std::vector<uint8_t> used;
+  absl::flat_hash_set<uint64_t> sessions;
+  for (uint32_t ord : index.universe()) {
+    std::span<const EventRef> refs = index.EventsOf(ord);
+    bool any = false;
+    for (const EventRef& r : refs) {
+      if (r.time >= from && r.time <= to && converts.Test(index, r)) {
+        any = true;
+        break;
+      }
+    }
+    if (!any && model != "data_driven") continue;
+    touches.clear();
+    sessions.clear();
+    for (const EventRef& r : refs) {
+      const uint64_t session = index.table(r.table).session[r.row];
+      if (session != 0 && sessions.insert(session).second) touches.push_back({r.time, channel_of(r)});
+    }
+    used.assign(touches.size(), 0);
+    for (const EventRef& r : refs) {
+      if (r.time < from || r.time > to || !converts.Test(index, r)) continue;
+      ++conversions;
+      const double revenue = revenue_of(r);
+      total_revenue += revenue;
+      const int64_t lo = r.time < kMinTime + lookback ? kMinTime : r.time - lookback;
+      auto first =
+          std::lower_bound(touches.begin(), touches.end(), lo, [](const Touch& t, int64_t v) { return t.time < v; });
+      auto last = std::upper_bound(touches.begin(), touches.end(), r.time,
+                                   [](int64_t v, const Touch& t) { return v < t.time; });
+      const size_t a = static_cast<size_t>(first - touches.begin()), b = static_cast<size_t>(last - touches.begin());
+      if (a == b) {
+        ++unattributed;
+        continue;
+      }
+      const size_t count = b - a;
+      for (size_t i = a; i < b; ++i) used[i] = 1;
+      if (model == "first_touch") {
+        give(touches[a].channel, 1.0, revenue);
+      } else if (model == "last_touch") {
+        give(touches[b - 1].channel, 1.0, revenue);
+      } else if (model == "linear") {
+        for (size_t i = a; i < b; ++i) give(touches[i].channel, 1.0 / static_cast<double>(count), revenue);
+      } else if (model == "time_decay") {
+        double sum = 0;
+        std::vector<double> w(count);
+        for (size_t i = a; i < b; ++i) {
+          w[i - a] = std::exp2(-static_cast<double>(r.time - touches[i].time) / static_cast<double>(half_life));
+          sum += w[i - a];
+        }
+        for (size_t i = a; i < b; ++i) give(touches[i].channel, w[i - a] / sum, revenue);
+      } else if (model == "position_based") {
+        if (count == 1) {
+          give(touches[a].channel, 1.0, revenue);
+        } else if (count == 2) {
+          give(touches[a].channel, 0.5, revenue);
+          give(touches[a + 1].channel, 0.5, revenue);
+        } else {
+          give(touches[a].channel, 0.4, revenue);
+          give(touches[b - 1].channel, 0.4, revenue);
+          for (size_t i = a + 1; i + 1 < b; ++i)
+            give(touches[i].channel, 0.2 / static_cast<double>(count - 2), revenue);
+        }
+      } else {  // data_driven
+        std::vector<uint32_t> path;
+        for (size_t i = a; i < b; ++i) path.push_back(touches[i].channel);
+        paths.push_back(std::move(path));
+        converted.push_back(1);
+        converting_revenue += revenue;
+      }
+    }
+    if (model == "data_driven") {
+      // The profile's other sessions in the period (and its lookback) form one path that did not convert.
+      const int64_t lo = from < kMinTime + lookback ? kMinTime : from - lookback;
+      std::vector<uint32_t> path;
+      for (size_t i = 0; i < touches.size(); ++i) {
+        if (!used[i] && touches[i].time >= lo && touches[i].time <= to) path.push_back(touches[i].channel);
+      }
+      if (!path.empty()) {
+        paths.push_back(std::move(path));
+        converted.push_back(0);
+      }
+    }
+  }
+
+  if (model == "data_driven" && !paths.empty()) {
+    const size_t n = channels.size();
+    std::vector<absl::flat_hash_map<uint32_t, double>> next(n);
+    std::vector<double> to_conversion(n, 0.0), to_null(n, 0.0), start(n, 0.0), out(n, 0.0);
+    for (size_t p = 0; p < paths.size(); ++p) {
+      const std::vector<uint32_t>& path = paths[p];
+      start[path[0]] += 1;
+      for (size_t i = 0; i + 1 < path.size(); ++i) next[path[i]][path[i + 1]] += 1;
+      (converted[p] ? to_conversion : to_null)[path.back()] += 1;
+    }
+    for (size_t i = 0; i < n; ++i) {
+      out[i] = to_conversion[i] + to_null[i];
+      for (const auto& [j, c] : next[i]) out[i] += c;
+      if (out[i] > 0) {
+        to_conversion[i] /= out[i];
+        for (auto& [j, c] : next[i]) c /= out[i];
+      }
+    }
+    const double starts = static_cast<double>(paths.size());
+    for (double& s : start) s /= starts;
+    const double base = ConversionProbability(next, to_conversion, start, UINT32_MAX);
+    std::vector<double> effect(n, 0.0);
+    double effects = 0;
+    for (uint32_t c = 0; c < n; ++c) {
+      if (start[c] == 0 && out[c] == 0) continue;
+      effect[c] = base > 0 ? std::max(0.0, 1.0 - ConversionProbability(next, to_conversion, start, c) / base) : 0.0;
+      effects += effect[c];
+    }
+    const double attributed = static_cast<double>(conversions - unattributed);
+    for (uint32_t c = 0; c < n && effects > 0; ++c) {
+      if (effect[c] == 0) continue;
+      credit.resize(n, 0.0);
+      credit_revenue.resize(n, 0.0);
+      credit[c] = attributed * effect[c] / effects;
+      credit_revenue[c] = converting_revenue * effect[c] / effects;
+    }
+  }
+
+  std::vector<uint32_t> order;
+  for (uint32_t c = 0; c < credit.size(); ++c) {
+    if (credit[c] > 0) order.push_back(c);
+  }
+  std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+    return credit[a] != credit[b] ? credit[a] > credit[b] : channels[a] < channels[b];
+  });
+  Json list = Json::Array();
+  for (uint32_t c : order) {
+    list.Push(Json::Object()
+                  .Set("source", channels[c][0])
+                  .Set("medium", channels[c][1])
+                  .Set("campaign", channels[c][2])
+                  .Set("conversions", credit[c])
+                  .Set("revenue", credit_revenue[c]));
+  }
+  return Json::Object()
+      .Set("model", model)
+      .Set("conversions", conversions)
+      .Set("revenue", total_revenue)
+      .Set("unattributed", unattributed)
+      .Set("channels", std::move(list));
+}
+
+// ---- Governance ----------------------------------------------------------------------------------------------------
+
+Result<std::vector<std::string>> FieldsRead(std::string_view analysis, const Json& request) {
+  std::vector<std::string> fields = {"events.type", "events.name", "events.timestamp"};
+  if (analysis == "funnel") {
+    std::function<void(const Json&)> collect = [&](const Json& node) {
+      if (node.is_array()) {
+        for (const Json& c : node.items()) collect(c);
+      } else if (node.is_object()) {
+        if (const Json* f = node.Find("field"); f != nullptr && f->is_string()) {
+          fields.push_back("events." + f->as_string());
+        }
+        for (const auto& [key, value] : node.members()) {
+          if (key != "field") collect(value);
+        }
+      }
+    };
+    if (const Json* steps = request.is_object() ? request.Find("steps") : nullptr; steps != nullptr) collect(*steps);
+    if (const Json* b = request.is_object() ? request.Find("breakdown") : nullptr; b != nullptr && b->is_string()) {
+      fields.push_back(b->as_string().rfind("properties.", 0) == 0 ? "events." + b->as_string() : b->as_string());
+    }
+  } else if (analysis == "attribution") {
+    for (const char* f : {"events.sessionId", "events.properties.utm_source", "events.properties.utm_medium",
+                          "events.properties.utm_campaign", "events.properties.revenue", "events.properties.total",
+                          "events.properties.value"}) {
+      fields.push_back(f);
+    }
+  }
+  return fields;
+}
+
+}  // namespace cdp::analytics
