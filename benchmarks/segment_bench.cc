@@ -32,12 +32,15 @@
 
 #include "cdp/query.h"
 #include "cdp/segment_rule.h"
+#include "csv_writer.h"
 #include "segments/index.h"
 
 namespace {
 
 using cdp::Json;
 using cdp::SegmentRule;
+using cdp::bench::CsvWriter;
+using cdp::bench::WriteJson;
 using cdp::segments::Bitmap;
 using cdp::segments::SegmentIndex;
 
@@ -147,57 +150,6 @@ GeneratedEvent NextEvent(std::mt19937_64& rng, uint64_t e, uint64_t events, uint
 
 // ---- --dump=DIR ---------------------------------------------------------------------------------------------------
 
-// A CSV file written through a large buffer.
-class CsvWriter {
- public:
-  explicit CsvWriter(const std::string& path) : f_(std::fopen(path.c_str(), "wb")) {
-    if (f_ == nullptr) {
-      std::fprintf(stderr, "cannot write %s\n", path.c_str());
-      std::exit(2);
-    }
-  }
-  ~CsvWriter() {
-    Flush();
-    std::fclose(f_);
-  }
-  CsvWriter& Text(std::string_view s) {
-    Sep();
-    buf_.append(s);
-    return *this;
-  }
-  CsvWriter& Int(int64_t v) {
-    char tmp[24];
-    return Text(std::string_view(tmp, std::to_chars(tmp, tmp + sizeof tmp, v).ptr - tmp));
-  }
-  CsvWriter& Double(double v) {  // shortest text that reads back as the same double
-    char tmp[32];
-    return Text(std::string_view(tmp, std::to_chars(tmp, tmp + sizeof tmp, v).ptr - tmp));
-  }
-  CsvWriter& Bool(bool v) { return Text(v ? "true" : "false"); }
-  CsvWriter& Empty() { return Text(""); }
-  void EndRow() {
-    buf_.push_back('\n');
-    first_ = true;
-    if (buf_.size() > (1 << 20)) Flush();
-  }
-
- private:
-  void Sep() {
-    if (!first_) buf_.push_back(',');
-    first_ = false;
-  }
-  void Flush() {
-    if (std::fwrite(buf_.data(), 1, buf_.size(), f_) != buf_.size()) {
-      std::fprintf(stderr, "write failed\n");
-      std::exit(2);
-    }
-    buf_.clear();
-  }
-  std::FILE* f_;
-  std::string buf_;
-  bool first_ = true;
-};
-
 int64_t Micros(const Json* timestamp) {
   auto t = cdp::ParseTimestamp(*timestamp);
   if (!t.ok()) {
@@ -251,15 +203,6 @@ Json Timings(const std::vector<double>& runs, double median) {
   Json all = Json::Array();
   for (double r : runs) all.Push(r);
   return Json::Object().Set("median_ms", median).Set("runs_ms", std::move(all));
-}
-
-void WriteJson(const std::string& path, const Json& json) {
-  std::ofstream out(path);
-  out << json.Dump() << "\n";
-  if (!out) {
-    std::fprintf(stderr, "cannot write %s\n", path.c_str());
-    std::exit(2);
-  }
 }
 
 }  // namespace

@@ -879,6 +879,26 @@ void Api::RegisterGovernanceRoutes(httplib::Server& http) {
           CDP_ASSIGN_OR_RETURN(Json body, api.ParseBody(req));
           return api.engine_.analytics().Attribution(body);
         }));
+  Route(http, "GET", "/api/cdp/analytics/overview", json([](Api& api, const Request& req) -> Result<Json> {
+          CDP_RETURN_IF_ERROR(CheckParams(req, {"now"}));
+          Json request = Json::Object();
+          if (req.has_param("now")) request.Set("now", req.get_param_value("now"));
+          return api.engine_.analytics().Overview(request);
+        }));
+  Route(http, "GET", "/api/cdp/analytics/quality", json([](Api& api, const Request& req) -> Result<Json> {
+          CDP_RETURN_IF_ERROR(CheckParams(req, {"now"}));
+          Json request = Json::Object();
+          if (req.has_param("now")) request.Set("now", req.get_param_value("now"));
+          return api.engine_.analytics().DataQuality(request);
+        }));
+  Route(http, "POST", "/api/cdp/analytics/journeys", json([](Api& api, const Request& req) -> Result<Json> {
+          CDP_ASSIGN_OR_RETURN(Json body, api.ParseBody(req));
+          return api.engine_.analytics().Journeys(body);
+        }));
+  Route(http, "POST", "/api/cdp/analytics/trends", json([](Api& api, const Request& req) -> Result<Json> {
+          CDP_ASSIGN_OR_RETURN(Json body, api.ParseBody(req));
+          return api.engine_.analytics().Trends(body);
+        }));
   // Retention.
   Route(http, "GET", "/api/cdp/retention/policies",
         json([](Api& api, const Request&) { return api.engine_.retention().Policies(); }));

@@ -1,6 +1,7 @@
 // Copyright 2026 The libcdp Authors.
 //
-// Analytics over the events: funnels, cohort retention and marketing attribution. Requests and answers are JSON
+// Analytics over the events: funnels, cohort retention, marketing attribution, journeys, and trends with anomaly
+// flags. Requests and answers are JSON
 // (the same documents the REST API takes and returns: /api/cdp/analytics/...). See docs/analytics.md for the exact
 // semantics, which the tests check against SQL run by SQLite on the same events.
 //
@@ -9,8 +10,9 @@
 // Times are UTC. An event's purchase value is properties.revenue, else properties.total, else properties.value.
 //
 // Thread-safety: all methods from any thread. While one runs, the segment upkeep of writes waits (the index is
-// shared), so a write's call returns later by up to the analysis' time. Cost: linear in the events of the types the
-// request names (a funnel or attribution), or in every event (cohorts with "*").
+// shared), so a write's call returns later by up to the analysis' time. Cost: one pass over every profile's events
+// (funnel, cohorts, attribution, journeys; a funnel walks a profile's events again per entry it has), and for trends
+// the events of the named types inside the period and its baseline weeks.
 //
 // Governance: the principal must be defined, and may read every event field a request tests or breaks down by
 // (PermissionDenied naming it). Each call is an audit entry (a read, without targets: answers are aggregates).
@@ -62,6 +64,48 @@ class Analytics {
   // Answer: {"model", "conversions", "revenue", "unattributed" (conversions without a touch), "channels":
   // [{"source", "medium", "campaign", "conversions", "revenue"}]}, channels by credited conversions, descending.
   virtual Result<Json> Attribution(const Json& request) = 0;
+
+  // Journeys: the paths that lead to a conversion. Request: {"conversion": type or custom name (required), "steps"?:
+  // 1-20 events before it (default 5), "by"?: "type" (default: the event type, a custom event's name) | "page" (page
+  // views by their properties.path, else url, else page), "lookback"?: duration (default "30d"), "collapseRepeats"?:
+  // bool (default true: consecutive equal steps are one), "from"?, "to"?: bounds on the conversion time, "limit"?:
+  // 1-1000 paths (default 20)}. A conversion's path is the last `steps` of the profile's events in the lookback
+  // before it, in time order, and the conversion. Answer: {"conversions", "distinctPaths", "paths": [{"path":
+  // [labels], "conversions", "share"}] (most common first), "sankey": {"nodes": [{"id" ("<step>:<label>"), "step",
+  // "label", "count"}], "links": [{"source", "target", "value"}]}} (the Sankey diagram of every path, aligned at
+  // their first step).
+  virtual Result<Json> Journeys(const Json& request) = 0;
+
+  // Trends and anomalies: event volumes per interval, each flagged against the same weekday (and hour) of the weeks
+  // before. Request: {"from", "to" (required), "interval"?: "hour" | "day" (default), "events"?: [types or names]
+  // (default: all), "property"?: "properties.<x>" | "source" (a series per value: the 20 largest per event),
+  // "weeks"?: 2-52 weeks of baseline (default 4), "threshold"?: robust z-score (default 3.5)}. At most 10,000
+  // intervals. For each interval: "expected" is the median of the baseline counts, "z" = (count - expected) /
+  // (1.4826 * MAD of the baseline) (1.2533 * mean absolute deviation when the MAD is 0; null when both are 0 and the
+  // count differs), "anomaly" when |z| > threshold or z is null. Answer: {"interval", "from", "weeks", "threshold",
+  // "series": [{"event", "value"?, "total", "anomalies", "points": [{"at", "count", "expected", "z",
+  // "anomaly"}]}]}.
+  virtual Result<Json> Trends(const Json& request) = 0;
+
+  // Data quality: checks folded into a score from 0 to 100 (the mean of the checks' scores), each check's part
+  // visible. Request: {"now"?: timestamp (default: the current time)}. Answer: {"score", "checks": [{"name",
+  // "description", "passed", "total", "score" (passed / total; 1 when total is 0), ...}]}. Checks: purchaseValue
+  // (purchases of the last 30 days with a value), eventSource (events of the last 30 days with a source),
+  // validIdentifiers (profiles without identityIssues), schemaStability (event fields of the 7 days before the last
+  // day still seen in it, and none new; "changes" lists the others), duplicates (events of the last 30 days not
+  // repeating one of the same profile, type and time; "spike" when the last day's rate has a robust z above 3.5
+  // against the 29 days before).
+  virtual Result<Json> DataQuality(const Json& request) = 0;
+
+  // Overview. Request: {"now"?: timestamp (default: the current time)}. Answer: {"at", "profiles": {"total",
+  // "identified" (an identifier other than anonymous ids and devices), "anonymous", "unificationRate" (identified
+  // profiles linking two identifier values or more, over identified)}, "eventsByType": {"24h" | "7d" | "30d": {type:
+  // count}}, "activeProfiles": {"daily", "weekly", "monthly"} (profiles with an event in the last 1, 7, 30 days),
+  // "revenue" and "orders": {"30d", "total"} (purchases), "segments": [{"id", "name", "size"}], "ingestionLatency":
+  // {"calls", "p50Us", "p99Us"} (the last 8,192 accepted Track / TrackBatch calls since open, from the call to its
+  // return, when the events are durable and queryable), "gdprTurnaround": Gdpr::ListRequests' "turnaround" (null
+  // for a principal who may not list requests), "dataQuality": DataQuality's answer}.
+  virtual Result<Json> Overview(const Json& request) = 0;
 };
 
 }  // namespace cdp

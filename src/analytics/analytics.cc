@@ -3,9 +3,11 @@
 #include "analytics/analytics.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <map>
 #include <set>
+#include <tuple>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
@@ -455,25 +457,42 @@ Result<Json> Attribution(SegmentIndex& index, const Json& request) {
   CDP_ASSIGN_OR_RETURN(EventMatch cm, ParseMatch(conversion, nullptr, "conversion"));
   Matcher converts(index, cm);
 
-  // Channels: (source, medium, campaign).
+  // The columns read per table, resolved once.
+  constexpr const char* kPaths[6] = {"properties.utm_source", "properties.utm_medium", "properties.utm_campaign",
+                                     "properties.revenue",    "properties.total",      "properties.value"};
+  std::vector<std::array<const Column*, 6>> columns(index.table_count());
+  for (uint32_t t = 0; t < index.table_count(); ++t) {
+    for (int i = 0; i < 6; ++i) columns[t][i] = index.table(t).props.Find(kPaths[i]);
+  }
+  auto cell = [&](const EventRef& r, int i) { return columns[r.table][i] ? columns[r.table][i]->Get(r.row) : Cell{}; };
+  // Channels: (source, medium, campaign), found by their cells (interned strings compare by id).
   std::vector<std::array<std::string, 3>> channels;
-  absl::flat_hash_map<std::string, uint32_t> channel_ids;
+  absl::flat_hash_map<std::array<uint64_t, 6>, uint32_t> channel_ids;
+  absl::flat_hash_map<std::string, uint32_t> channel_names;
   auto channel_of = [&](const EventRef& r) {
-    std::array<std::string, 3> key;
-    const char* paths[3] = {"properties.utm_source", "properties.utm_medium", "properties.utm_campaign"};
+    std::array<uint64_t, 6> cells;
+    for (int i = 0; i < 3; ++i) {
+      const Cell c = cell(r, i);
+      cells[2 * i] = static_cast<uint64_t>(c.tag);
+      cells[2 * i + 1] = c.bits;
+    }
+    auto found = channel_ids.find(cells);
+    if (found != channel_ids.end()) return found->second;
+    std::array<std::string, 3> key;  // cells that read the same (absent and null, "1" and 1) are one channel
     const char* absent[3] = {"(direct)", "(none)", "(none)"};
     for (int i = 0; i < 3; ++i) {
-      Json v = CellJson(index, EventCell(index, r, paths[i]));
+      Json v = CellJson(index, cell(r, i));
       key[i] = v.is_null() ? absent[i] : (v.is_string() ? v.as_string() : v.Dump());
     }
-    std::string joined = key[0] + '\0' + key[1] + '\0' + key[2];
-    auto [it, inserted] = channel_ids.try_emplace(joined, static_cast<uint32_t>(channels.size()));
+    auto [named, inserted] =
+        channel_names.try_emplace(key[0] + '\0' + key[1] + '\0' + key[2], static_cast<uint32_t>(channels.size()));
     if (inserted) channels.push_back(std::move(key));
-    return it->second;
+    channel_ids.emplace(cells, named->second);
+    return named->second;
   };
   auto revenue_of = [&](const EventRef& r) {
-    for (const char* path : {"properties.revenue", "properties.total", "properties.value"}) {
-      if (auto v = CellNumber(EventCell(index, r, path))) return *v;
+    for (int i = 3; i < 6; ++i) {
+      if (auto v = CellNumber(cell(r, i))) return *v;
     }
     return 0.0;
   };
@@ -640,6 +659,489 @@ Result<Json> Attribution(SegmentIndex& index, const Json& request) {
       .Set("channels", std::move(list));
 }
 
+// ---- Journeys ------------------------------------------------------------------------------------------------------
+
+Result<Json> Journeys(SegmentIndex& index, const Json& request) {
+  CDP_RETURN_IF_ERROR(
+      CheckMembers(request, {"conversion", "steps", "by", "lookback", "from", "to", "limit", "collapseRepeats"}));
+  std::string conversion, by = "type";
+  CDP_RETURN_IF_ERROR(OptionalString(request, "conversion", &conversion));
+  if (conversion.empty()) return Status::InvalidArgument("the conversion event is required", "conversion");
+  CDP_RETURN_IF_ERROR(OptionalString(request, "by", &by));
+  if (by != "type" && by != "page") return Status::InvalidArgument("expected \"type\" or \"page\"", "by");
+  int64_t steps = 5, limit = 20, lookback = 30 * kDay, from = kMinTime, to = kMaxTime;
+  for (auto [key, out, hi] : {std::tuple{"steps", &steps, 20}, std::tuple{"limit", &limit, 1000}}) {
+    if (const Json* v = request.Find(key); v != nullptr && !v->is_null()) {
+      if (!v->is_int() || v->as_int() < 1 || v->as_int() > hi) {
+        return Status::InvalidArgument(fmt::format("expected an integer from 1 to {}", hi), key);
+      }
+      *out = v->as_int();
+    }
+  }
+  bool collapse = true;
+  if (const Json* v = request.Find("collapseRepeats"); v != nullptr && !v->is_null()) {
+    if (!v->is_bool()) return Status::InvalidArgument("expected true or false", "collapseRepeats");
+    collapse = v->as_bool();
+  }
+  CDP_RETURN_IF_ERROR(OptionalDuration(request, "lookback", &lookback));
+  CDP_RETURN_IF_ERROR(OptionalTime(request, "from", &from));
+  CDP_RETURN_IF_ERROR(OptionalTime(request, "to", &to));
+  CDP_ASSIGN_OR_RETURN(EventMatch cm, ParseMatch(conversion, nullptr, "conversion"));
+  Matcher converts(index, cm);
+
+  // Step labels: the event type (a custom event's name), or for page views with by = "page" the page's path, url or
+  // page property.
+  std::vector<std::array<const Column*, 3>> page_columns(index.table_count());
+  for (uint32_t t = 0; t < index.table_count(); ++t) {
+    const segments::EventTable& table = index.table(t);
+    if (by == "page" && table.type == "page_view") {
+      page_columns[t] = {table.props.Find("properties.path"), table.props.Find("properties.url"),
+                         table.props.Find("properties.page")};
+    }
+  }
+  auto label = [&](const EventRef& r) -> std::string {
+    const segments::EventTable& table = index.table(r.table);
+    for (const Column* col : page_columns[r.table]) {
+      if (col == nullptr) continue;
+      Json v = CellJson(index, col->Get(r.row));
+      if (!v.is_null()) return v.is_string() ? v.as_string() : v.Dump();
+    }
+    return table.type == "custom" ? table.name : table.type;
+  };
+
+  std::map<std::vector<std::string>, int64_t> paths;
+  int64_t conversions = 0;
+  std::vector<std::string> path;
+  for (uint32_t ord : index.universe()) {
+    std::span<const EventRef> refs = index.EventsOf(ord);
+    for (size_t i = 0; i < refs.size(); ++i) {
+      if (refs[i].time < from || refs[i].time > to || !converts.Test(index, refs[i])) continue;
+      ++conversions;
+      const int64_t lo = refs[i].time < kMinTime + lookback ? kMinTime : refs[i].time - lookback;
+      path.clear();
+      path.push_back(label(refs[i]));
+      for (size_t j = i; j-- > 0 && static_cast<int64_t>(path.size()) <= steps;) {
+        if (refs[j].time < lo) break;
+        std::string l = label(refs[j]);
+        if (collapse && l == path.back()) continue;
+        path.push_back(std::move(l));
+      }
+      std::reverse(path.begin(), path.end());
+      ++paths[path];
+    }
+  }
+  // The most common paths, and the Sankey diagram of them all: nodes are (position, label), links join consecutive
+  // positions.
+  std::vector<std::pair<const std::vector<std::string>*, int64_t>> ranked;
+  for (const auto& [p, n] : paths) ranked.emplace_back(&p, n);
+  std::stable_sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  Json top = Json::Array();
+  for (size_t i = 0; i < ranked.size() && static_cast<int64_t>(i) < limit; ++i) {
+    Json p = Json::Array();
+    for (const std::string& l : *ranked[i].first) p.Push(l);
+    top.Push(Json::Object()
+                 .Set("path", std::move(p))
+                 .Set("conversions", ranked[i].second)
+                 .Set("share", static_cast<double>(ranked[i].second) / static_cast<double>(conversions)));
+  }
+  std::map<std::pair<int64_t, std::string>, int64_t> nodes;
+  std::map<std::pair<std::string, std::string>, int64_t> links;
+  auto node_id = [](size_t position, const std::string& l) { return fmt::format("{}:{}", position + 1, l); };
+  for (const auto& [p, n] : paths) {
+    for (size_t k = 0; k < p.size(); ++k) {
+      nodes[{static_cast<int64_t>(k + 1), p[k]}] += n;
+      if (k > 0) links[{node_id(k - 1, p[k - 1]), node_id(k, p[k])}] += n;
+    }
+  }
+  Json node_list = Json::Array(), link_list = Json::Array();
+  for (const auto& [key, n] : nodes) {
+    node_list.Push(Json::Object()
+                       .Set("id", node_id(static_cast<size_t>(key.first - 1), key.second))
+                       .Set("step", key.first)
+                       .Set("label", key.second)
+                       .Set("count", n));
+  }
+  for (const auto& [key, n] : links) {
+    link_list.Push(Json::Object().Set("source", key.first).Set("target", key.second).Set("value", n));
+  }
+  return Json::Object()
+      .Set("conversions", conversions)
+      .Set("distinctPaths", static_cast<int64_t>(paths.size()))
+      .Set("paths", std::move(top))
+      .Set("sankey", Json::Object().Set("nodes", std::move(node_list)).Set("links", std::move(link_list)));
+}
+
+// ---- Trends and anomalies ------------------------------------------------------------------------------------------
+
+namespace {
+
+// Median of a copy.
+double MedianOf(std::vector<double> v) { return Median(&v); }
+
+}  // namespace
+
+Result<Json> Trends(SegmentIndex& index, const Json& request) {
+  CDP_RETURN_IF_ERROR(CheckMembers(request, {"from", "to", "interval", "events", "property", "weeks", "threshold"}));
+  int64_t from = kMinTime, to = kMaxTime;
+  CDP_RETURN_IF_ERROR(OptionalTime(request, "from", &from));
+  CDP_RETURN_IF_ERROR(OptionalTime(request, "to", &to));
+  if (from == kMinTime || to == kMaxTime) return Status::InvalidArgument("from and to are required", "from");
+  std::string interval = "day", property;
+  CDP_RETURN_IF_ERROR(OptionalString(request, "interval", &interval));
+  int64_t bucket;
+  if (interval == "hour") {
+    bucket = 3600 * kSecond;
+  } else if (interval == "day") {
+    bucket = kDay;
+  } else {
+    return Status::InvalidArgument("expected \"hour\" or \"day\"", "interval");
+  }
+  from -= ((from % bucket) + bucket) % bucket;  // whole buckets
+  if (to < from || (to - from) / bucket >= 10000) {
+    return Status::InvalidArgument("expected from <= to and at most 10,000 intervals between them", "to");
+  }
+  CDP_RETURN_IF_ERROR(OptionalString(request, "property", &property));
+  if (!property.empty() && property.rfind("properties.", 0) != 0 && property != "source") {
+    return Status::InvalidArgument("expected \"properties.<name>\" or \"source\"", "property");
+  }
+  int64_t weeks = 4;
+  if (const Json* v = request.Find("weeks"); v != nullptr && !v->is_null()) {
+    if (!v->is_int() || v->as_int() < 2 || v->as_int() > 52) {
+      return Status::InvalidArgument("expected an integer from 2 to 52", "weeks");
+    }
+    weeks = v->as_int();
+  }
+  double threshold = 3.5;
+  if (const Json* v = request.Find("threshold"); v != nullptr && !v->is_null()) {
+    if (!v->is_number() || v->as_number() <= 0)
+      return Status::InvalidArgument("expected a positive number", "threshold");
+    threshold = v->as_number();
+  }
+  std::vector<std::string> wanted;
+  if (const Json* v = request.Find("events"); v != nullptr && !v->is_null()) {
+    if (!v->is_array() || v->size() == 0 || v->size() > 50) {
+      return Status::InvalidArgument("expected an array of 1 to 50 event types or names", "events");
+    }
+    for (size_t i = 0; i < v->size(); ++i) {
+      const Json& e = v->items()[i];
+      if (!e.is_string() || e.as_string().empty()) {
+        return Status::InvalidArgument("expected an event type or name", fmt::format("events[{}]", i));
+      }
+      wanted.push_back(e.as_string());
+    }
+  }
+  // Counts per (series, bucket) over [from - weeks, to]: the baseline of a bucket is the same bucket (weekday, and
+  // hour) of each of the `weeks` weeks before it.
+  const int64_t week_buckets = 7 * kDay / bucket;
+  const int64_t start = from - weeks * 7 * kDay;
+  const size_t buckets = static_cast<size_t>((to - start) / bucket + 1);
+  std::map<std::pair<std::string, std::string>, std::vector<int64_t>> series;  // (event, value) -> counts
+  for (uint32_t t = 0; t < index.table_count(); ++t) {
+    const segments::EventTable& table = index.table(t);
+    const std::string event = table.type == "custom" ? table.name : table.type;
+    if (!wanted.empty() && std::find(wanted.begin(), wanted.end(), event) == wanted.end() &&
+        !(table.type == "custom" && std::find(wanted.begin(), wanted.end(), "custom") != wanted.end())) {
+      continue;
+    }
+    const Column* col = property.empty() ? nullptr : table.props.Find(property);
+    std::vector<int64_t>* whole = property.empty() ? &series[{event, ""}] : nullptr;
+    for (size_t b = 0; b < table.block_min.size(); ++b) {
+      if (table.block_max[b] < start || table.block_min[b] > to) continue;  // the zone map
+      const size_t end = std::min(table.time.size(), (b + 1) * segments::EventTable::kBlockRows);
+      for (size_t row = b * segments::EventTable::kBlockRows; row < end; ++row) {
+        const int64_t time = table.time[row];
+        if (time < start || time > to || table.ordinal[row] == SegmentIndex::kRemoved) continue;
+        std::vector<int64_t>* counts = whole;
+        if (counts == nullptr) {
+          Json v = col != nullptr ? CellJson(index, col->Get(static_cast<uint32_t>(row))) : Json();
+          counts = &series[{event, v.is_null() ? std::string() : v.Dump()}];
+        }
+        if (counts->empty()) counts->assign(buckets, 0);
+        ++(*counts)[static_cast<size_t>((time - start) / bucket)];
+      }
+    }
+  }
+  std::vector<std::pair<Json, int64_t>> entries;  // with their totals
+  const size_t first = static_cast<size_t>((from - start) / bucket);
+  for (auto& [key, counts] : series) {
+    if (counts.empty()) counts.assign(buckets, 0);
+    Json points = Json::Array();
+    int64_t total = 0, anomalies = 0;
+    for (size_t i = first; i < buckets; ++i) {
+      std::vector<double> base;
+      for (int64_t w = 1; w <= weeks; ++w) base.push_back(static_cast<double>(counts[i - w * week_buckets]));
+      const double m = MedianOf(base);
+      std::vector<double> dev;
+      for (double x : base) dev.push_back(std::abs(x - m));
+      double spread = 1.4826 * MedianOf(dev);  // the MAD, scaled to a standard deviation of normal data
+      if (spread == 0) {
+        double mean_dev = 0;
+        for (double d : dev) mean_dev += d;
+        spread = 1.2533 * mean_dev / static_cast<double>(dev.size());  // when most of the baseline is equal
+      }
+      const double x = static_cast<double>(counts[i]);
+      Json z = spread > 0 ? Json((x - m) / spread) : (x == m ? Json(0.0) : Json());
+      const bool anomaly = z.is_null() || std::abs(z.as_number()) > threshold;
+      anomalies += anomaly;
+      total += counts[i];
+      points.Push(Json::Object()
+                      .Set("at", FormatTimestamp(start + static_cast<int64_t>(i) * bucket))
+                      .Set("count", counts[i])
+                      .Set("expected", m)
+                      .Set("z", std::move(z))
+                      .Set("anomaly", anomaly));
+    }
+    Json entry = Json::Object().Set("event", key.first);
+    if (!property.empty()) {
+      entry.Set("value", key.second.empty() ? Json() : *Json::Parse(key.second));
+    }
+    entries.emplace_back(entry.Set("total", total).Set("anomalies", anomalies).Set("points", std::move(points)), total);
+  }
+  // By event (in name order), then the largest first; at most kTopValues values of `property` per event.
+  constexpr size_t kTopValues = 20;
+  std::stable_sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
+    const std::string& ea = a.first.Find("event")->as_string();
+    const std::string& eb = b.first.Find("event")->as_string();
+    return ea != eb ? ea < eb : a.second > b.second;
+  });
+  Json list = Json::Array();
+  size_t kept = 0;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const bool same =
+        i > 0 && entries[i].first.Find("event")->as_string() == entries[i - 1].first.Find("event")->as_string();
+    kept = same ? kept + 1 : 1;
+    if (property.empty() || kept <= kTopValues) list.Push(std::move(entries[i].first));
+  }
+  return Json::Object()
+      .Set("interval", interval)
+      .Set("from", FormatTimestamp(from))
+      .Set("weeks", weeks)
+      .Set("threshold", threshold)
+      .Set("series", std::move(list));
+}
+
+// ---- Overview and data quality ------------------------------------------------------------------------------------
+
+namespace {
+
+// Calls f(row) for each row of `table` with time in [lo, hi] (the zone map skips blocks outside).
+template <typename F>
+void RowsIn(const segments::EventTable& table, int64_t lo, int64_t hi, F&& f) {
+  for (size_t b = 0; b < table.block_min.size(); ++b) {
+    if (table.block_max[b] < lo || table.block_min[b] > hi) continue;
+    const size_t end = std::min(table.time.size(), (b + 1) * segments::EventTable::kBlockRows);
+    for (size_t row = b * segments::EventTable::kBlockRows; row < end; ++row) {
+      if (table.time[row] >= lo && table.time[row] <= hi && table.ordinal[row] != SegmentIndex::kRemoved) f(row);
+    }
+  }
+}
+
+// Values a profile cell holds: 0 absent, the elements of an array, else 1.
+size_t ValueCount(const Column& col, Cell c) {
+  if (c.tag == Tag::kMissing || c.tag == Tag::kNull) return 0;
+  return c.tag == Tag::kArray ? col.ArrayOf(c).size() : 1;
+}
+
+bool Anonymous(std::string_view path) {
+  return path == "externalIds.anonymousId" || path == "externalIds.anonymousIds" || path == "externalIds.deviceIds" ||
+         path == "externalIds.deviceId";
+}
+
+Json Check(const char* name, const char* description, int64_t passed, int64_t total) {
+  return Json::Object()
+      .Set("name", name)
+      .Set("description", description)
+      .Set("passed", passed)
+      .Set("total", total)
+      .Set("score", total > 0 ? static_cast<double>(passed) / static_cast<double>(total) : 1.0);
+}
+
+}  // namespace
+
+Result<Json> IndexOverview(SegmentIndex& index, int64_t now) {
+  // Profiles: identified when they hold an identifier other than anonymous ids and devices; unified when they link
+  // two identifier values or more.
+  const auto ids = index.profile_table().ColumnsUnder("externalIds.");
+  int64_t total = 0, identified = 0, unified = 0;
+  for (uint32_t ord : index.universe()) {
+    ++total;
+    bool known = false;
+    size_t values = 0;
+    for (const auto& [path, col] : ids) {
+      const size_t n = ValueCount(*col, col->Get(ord));
+      values += n;
+      known |= n > 0 && !Anonymous(path);
+    }
+    identified += known;
+    unified += known && values >= 2;
+  }
+  // Events by type, active profiles and revenue over the last 24 hours, 7 days and 30 days (and all time).
+  const std::pair<const char*, int64_t> windows[] = {{"24h", kDay}, {"7d", 7 * kDay}, {"30d", 30 * kDay}};
+  Json by_type = Json::Object();
+  segments::Bitmap active[3];
+  double revenue_30d = 0, revenue_all = 0;
+  int64_t orders_30d = 0, orders_all = 0;
+  for (int w = 0; w < 3; ++w) {
+    Json counts = Json::Object();
+    std::map<std::string, int64_t> n;
+    for (uint32_t t = 0; t < index.table_count(); ++t) {
+      const segments::EventTable& table = index.table(t);
+      int64_t c = 0;
+      RowsIn(table, now - windows[w].second, now, [&](size_t row) {
+        ++c;
+        active[w].add(table.ordinal[row]);
+      });
+      if (c > 0) n[table.type] += c;
+    }
+    for (const auto& [type, c] : n) counts.Set(type, c);
+    by_type.Set(windows[w].first, std::move(counts));
+  }
+  if (uint32_t t = index.FindTable("purchase"); t != SegmentIndex::kRemoved) {
+    const segments::EventTable& table = index.table(t);
+    const Column* cols[3] = {table.props.Find("properties.revenue"), table.props.Find("properties.total"),
+                             table.props.Find("properties.value")};
+    RowsIn(table, kMinTime, kMaxTime, [&](size_t row) {
+      double v = 0;
+      for (const Column* col : cols) {
+        if (auto x = col != nullptr ? CellNumber(col->Get(static_cast<uint32_t>(row))) : std::nullopt) {
+          v = *x;
+          break;
+        }
+      }
+      ++orders_all;
+      revenue_all += v;
+      if (table.time[row] >= now - 30 * kDay && table.time[row] <= now) {
+        ++orders_30d;
+        revenue_30d += v;
+      }
+    });
+  }
+  return Json::Object()
+      .Set("profiles", Json::Object()
+                           .Set("total", total)
+                           .Set("identified", identified)
+                           .Set("anonymous", total - identified)
+                           .Set("unificationRate",
+                                identified > 0 ? static_cast<double>(unified) / static_cast<double>(identified) : 0.0))
+      .Set("eventsByType", std::move(by_type))
+      .Set("activeProfiles", Json::Object()
+                                 .Set("daily", static_cast<int64_t>(active[0].cardinality()))
+                                 .Set("weekly", static_cast<int64_t>(active[1].cardinality()))
+                                 .Set("monthly", static_cast<int64_t>(active[2].cardinality())))
+      .Set("revenue", Json::Object().Set("30d", revenue_30d).Set("total", revenue_all))
+      .Set("orders", Json::Object().Set("30d", orders_30d).Set("total", orders_all));
+}
+
+Result<Json> Quality(SegmentIndex& index, const Json& request) {
+  CDP_RETURN_IF_ERROR(CheckMembers(request, {"now"}));
+  int64_t now = kMaxTime;
+  CDP_RETURN_IF_ERROR(OptionalTime(request, "now", &now));
+  if (now == kMaxTime) return Status::InvalidArgument("now is required", "now");
+  Json checks = Json::Array();
+  // 1. Purchases carry a value.
+  int64_t purchases = 0, valued = 0;
+  if (uint32_t t = index.FindTable("purchase"); t != SegmentIndex::kRemoved) {
+    const segments::EventTable& table = index.table(t);
+    const Column* cols[3] = {table.props.Find("properties.revenue"), table.props.Find("properties.total"),
+                             table.props.Find("properties.value")};
+    RowsIn(table, now - 30 * kDay, now, [&](size_t row) {
+      ++purchases;
+      for (const Column* col : cols) {
+        if (col != nullptr && CellNumber(col->Get(static_cast<uint32_t>(row)))) {
+          ++valued;
+          break;
+        }
+      }
+    });
+  }
+  checks.Push(Check("purchaseValue", "purchases of the last 30 days with a numeric revenue, total or value", valued,
+                    purchases));
+  // 2. Events name their source.
+  int64_t events = 0, sourced = 0;
+  for (uint32_t t = 0; t < index.table_count(); ++t) {
+    const segments::EventTable& table = index.table(t);
+    const Column* source = table.props.Find("source");
+    RowsIn(table, now - 30 * kDay, now, [&](size_t row) {
+      ++events;
+      sourced += source != nullptr && source->Get(static_cast<uint32_t>(row)).tag == Tag::kString;
+    });
+  }
+  checks.Push(Check("eventSource", "events of the last 30 days naming their source", sourced, events));
+  // 3. Identifiers are valid: profiles without identityIssues (invalid or blocked identifier values).
+  int64_t profiles = 0, clean = 0;
+  const Column* issues = index.profile_table().Find("identityIssues");
+  for (uint32_t ord : index.universe()) {
+    ++profiles;
+    clean += issues == nullptr || ValueCount(*issues, issues->Get(ord)) == 0;
+  }
+  checks.Push(Check("validIdentifiers", "profiles without invalid or blocked identifier values", clean, profiles));
+  // 4. Schema stability: per event type, the fields seen in the last day against the 7 days before it.
+  int64_t fields = 0, stable = 0;
+  Json changes = Json::Array();
+  for (uint32_t t = 0; t < index.table_count(); ++t) {
+    const segments::EventTable& table = index.table(t);
+    for (const auto& [path, col] : table.props.ColumnsUnder("")) {
+      bool recent = false, before = false;
+      RowsIn(table, now - 8 * kDay, now, [&, col = col](size_t row) {
+        if (col->Get(static_cast<uint32_t>(row)).tag == Tag::kMissing) return;
+        (table.time[row] > now - kDay ? recent : before) = true;
+      });
+      if (!recent && !before) continue;
+      ++fields;
+      if (recent == before) {
+        ++stable;
+      } else {
+        const std::string event = table.type == "custom" ? table.name : table.type;
+        changes.Push(Json::Object()
+                         .Set("event", event)
+                         .Set("field", std::string(path))
+                         .Set("change", recent ? "appeared" : "disappeared"));
+      }
+    }
+  }
+  checks.Push(Check("schemaStability",
+                    "event fields seen in the 7 days before the last day that are still seen, and no new ones", stable,
+                    fields)
+                  .Set("changes", std::move(changes)));
+  // 5. Duplicates: events repeating another event of the profile of the same type at the same time, last 30 days;
+  // a spike when the last day's rate is far (robust z > 3.5) from the 29 days before.
+  std::vector<double> daily(30, 0.0), daily_total(30, 0.0);
+  int64_t recent_events = 0, duplicates = 0;
+  for (uint32_t ord : index.universe()) {
+    std::span<const EventRef> refs = index.EventsOf(ord);
+    auto first = std::lower_bound(refs.begin(), refs.end(), now - 30 * kDay,
+                                  [](const EventRef& r, int64_t v) { return r.time < v; });
+    for (auto it = first; it != refs.end() && it->time <= now; ++it) {
+      const size_t day = static_cast<size_t>(std::min<int64_t>(29, (now - it->time) / kDay));
+      ++recent_events;
+      daily_total[day] += 1;
+      if (it != first && (it - 1)->time == it->time && (it - 1)->table == it->table) {
+        ++duplicates;
+        daily[day] += 1;
+      }
+    }
+  }
+  std::vector<double> rates;
+  for (size_t d = 1; d < 30; ++d) rates.push_back(daily_total[d] > 0 ? daily[d] / daily_total[d] : 0.0);
+  const double m = MedianOf(rates);
+  std::vector<double> dev;
+  for (double r : rates) dev.push_back(std::abs(r - m));
+  const double spread = 1.4826 * MedianOf(dev);
+  const double last = daily_total[0] > 0 ? daily[0] / daily_total[0] : 0.0;
+  const bool spike = spread > 0 ? (last - m) / spread > 3.5 : last > m;
+  checks.Push(Check("duplicates",
+                    "events of the last 30 days that do not repeat another of the profile (same type, "
+                    "same time)",
+                    recent_events - duplicates, recent_events)
+                  .Set("lastDayRate", last)
+                  .Set("usualRate", m)
+                  .Set("spike", spike));
+  double score = 0;
+  for (const Json& c : checks.items()) score += c.Find("score")->as_number();
+  score = 100.0 * score / static_cast<double>(checks.size());
+  return Json::Object().Set("score", score).Set("checks", std::move(checks));
+}
+
 // ---- Governance ----------------------------------------------------------------------------------------------------
 
 Result<std::vector<std::string>> FieldsRead(std::string_view analysis, const Json& request) {
@@ -660,6 +1162,16 @@ Result<std::vector<std::string>> FieldsRead(std::string_view analysis, const Jso
     if (const Json* steps = request.is_object() ? request.Find("steps") : nullptr; steps != nullptr) collect(*steps);
     if (const Json* b = request.is_object() ? request.Find("breakdown") : nullptr; b != nullptr && b->is_string()) {
       fields.push_back(b->as_string().rfind("properties.", 0) == 0 ? "events." + b->as_string() : b->as_string());
+    }
+  } else if (analysis == "journeys") {
+    if (const Json* by = request.is_object() ? request.Find("by") : nullptr; by != nullptr && *by == Json("page")) {
+      for (const char* f : {"events.properties.path", "events.properties.url", "events.properties.page"}) {
+        fields.push_back(f);
+      }
+    }
+  } else if (analysis == "trends") {
+    if (const Json* p = request.is_object() ? request.Find("property") : nullptr; p != nullptr && p->is_string()) {
+      fields.push_back("events." + p->as_string());
     }
   } else if (analysis == "attribution") {
     for (const char* f : {"events.sessionId", "events.properties.utm_source", "events.properties.utm_medium",

@@ -16,11 +16,17 @@
 
 namespace cdp::analytics {
 
-// Each needs exclusive access to the index (it binds the request's event matches), and answers as
-// Analytics::Funnel, Cohorts and Attribution do.
+// Each needs exclusive access to the index (it binds the request's event matches), and answers as the Analytics
+// method of the same name does.
 Result<Json> Funnel(segments::SegmentIndex& index, const Json& request);
 Result<Json> Cohorts(segments::SegmentIndex& index, const Json& request);
 Result<Json> Attribution(segments::SegmentIndex& index, const Json& request);
+Result<Json> Journeys(segments::SegmentIndex& index, const Json& request);
+Result<Json> Trends(segments::SegmentIndex& index, const Json& request);
+Result<Json> Quality(segments::SegmentIndex& index, const Json& request);
+// The parts of Analytics::Overview the index answers, at `now`: {"profiles", "eventsByType", "activeProfiles",
+// "revenue", "orders"}.
+Result<Json> IndexOverview(segments::SegmentIndex& index, int64_t now);
 
 // The event fields a request reads (for governance): paths such as "properties.revenue", "type".
 Result<std::vector<std::string>> FieldsRead(std::string_view analysis, const Json& request);

@@ -3,8 +3,11 @@
 #include "engine/analytics_impl.h"
 
 #include "analytics/analytics.h"
+#include "cdp/query.h"
+#include "core/ids.h"
 #include "engine/audited.h"
 #include "engine/engine_impl.h"
+#include "fmt/format.h"
 
 namespace cdp::internal {
 
@@ -29,6 +32,58 @@ Result<Json> AnalyticsImpl::Run(std::string_view name, const Json& request, Anal
 
 Result<Json> AnalyticsImpl::Funnel(const Json& request) { return Run("funnel", request, analytics::Funnel); }
 Result<Json> AnalyticsImpl::Cohorts(const Json& request) { return Run("cohorts", request, analytics::Cohorts); }
+namespace {
+
+// The request's "now", or the current time (as a member of a copy of the request).
+Result<Json> WithNow(const Json& request) {
+  if (!request.is_object()) return Status::InvalidArgument("the request must be a JSON object");
+  Json out = request;
+  const Json* now = request.Find("now");
+  if (now == nullptr || now->is_null()) out.Set("now", FormatTimestamp(NowMicros()));
+  return out;
+}
+
+}  // namespace
+
+Result<Json> AnalyticsImpl::DataQuality(const Json& request) {
+  CDP_ASSIGN_OR_RETURN(Json r, WithNow(request));
+  return Run("dataQuality", r, analytics::Quality);
+}
+
+Result<Json> AnalyticsImpl::Overview(const Json& request) {
+  CDP_ASSIGN_OR_RETURN(Json r, WithNow(request));
+  for (const auto& [key, value] : r.members()) {
+    if (key != "now") return Status::InvalidArgument(fmt::format("unknown member \"{}\"", key), key);
+  }
+  Result<int64_t> now = ParseTimestamp(*r.Find("now"));
+  if (!now.ok()) return Status::InvalidArgument("expected an ISO 8601 timestamp", "now");
+  CDP_ASSIGN_OR_RETURN(Json quality, Run("dataQuality", r, analytics::Quality));
+  CDP_ASSIGN_OR_RETURN(Json out, Run("overview", r, [](segments::SegmentIndex& index, const Json& req) {
+                         return analytics::IndexOverview(index, *ParseTimestamp(*req.Find("now")));
+                       }));
+  Json segments = Json::Array();
+  CDP_ASSIGN_OR_RETURN(Json list, engine_->segments().List());
+  const Json* items = list.is_object() ? list.Find("items") : &list;
+  if (items != nullptr && items->is_array()) {
+    for (const Json& s : items->items()) {
+      Json entry = Json::Object();
+      for (const char* key : {"id", "name", "size"}) {
+        if (const Json* v = s.Find(key); v != nullptr) entry.Set(key, *v);
+      }
+      segments.Push(std::move(entry));
+    }
+  }
+  Result<Json> requests = engine_->gdpr().ListRequests(Json::Object().Set("limit", 1));
+  const Json* turnaround = requests.ok() ? requests->Find("turnaround") : nullptr;
+  return out.Set("at", FormatTimestamp(*now))
+      .Set("segments", std::move(segments))
+      .Set("ingestionLatency", engine_->ingest_latency().Summary())
+      .Set("gdprTurnaround", turnaround != nullptr ? *turnaround : Json())
+      .Set("dataQuality", std::move(quality));
+}
+
+Result<Json> AnalyticsImpl::Journeys(const Json& request) { return Run("journeys", request, analytics::Journeys); }
+Result<Json> AnalyticsImpl::Trends(const Json& request) { return Run("trends", request, analytics::Trends); }
 Result<Json> AnalyticsImpl::Attribution(const Json& request) {
   return Run("attribution", request, analytics::Attribution);
 }

@@ -22,6 +22,10 @@ class AnalyticsImpl final : public Analytics {
   Result<Json> Funnel(const Json& request) override;
   Result<Json> Cohorts(const Json& request) override;
   Result<Json> Attribution(const Json& request) override;
+  Result<Json> Journeys(const Json& request) override;
+  Result<Json> Trends(const Json& request) override;
+  Result<Json> DataQuality(const Json& request) override;
+  Result<Json> Overview(const Json& request) override;
 
  private:
   using Analysis = Result<Json> (*)(segments::SegmentIndex&, const Json&);

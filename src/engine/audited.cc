@@ -2,10 +2,13 @@
 
 #include "engine/audited.h"
 
+#include <algorithm>
+#include <chrono>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "core/ids.h"
 
 namespace cdp {
 
@@ -28,6 +31,25 @@ AuditedChange::AuditedChange(AuditLog& log, std::string_view operation) : log_(l
 
 AuditedChange::~AuditedChange() {
   if (!done_) Done({}, Status::Internal("the call ended without recording its outcome"));
+}
+
+namespace {
+int64_t SteadyMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+Json LatencyWindow::Summary() const {
+  const uint64_t calls = count_.load(std::memory_order_relaxed);
+  std::vector<int64_t> v;
+  for (size_t i = 0; i < std::min<uint64_t>(calls, kSize); ++i)
+    v.push_back(samples_[i].load(std::memory_order_relaxed));
+  std::sort(v.begin(), v.end());
+  auto at = [&](double p) {
+    return v.empty() ? Json() : Json(v[std::min(v.size() - 1, static_cast<size_t>(p * v.size()))]);
+  };
+  return Json::Object().Set("calls", static_cast<int64_t>(calls)).Set("p50Us", at(0.5)).Set("p99Us", at(0.99));
 }
 
 void AuditedChange::BeforeWrite(storage::WriteBatch* batch) {
@@ -294,14 +316,18 @@ Result<TrackResult> AuditedEvents::Track(const Json& event) {
   auto access = gov_->Current();
   Status allowed = RequireDefined(*access);
   if (allowed.ok()) allowed = access->CheckEventWrite(event);
+  const int64_t start = SteadyMicros();
   Result<TrackResult> r = allowed.ok() ? inner_->Track(event) : Result<TrackResult>(allowed);
+  if (r.ok()) latency_.Add(SteadyMicros() - start);
   change.Done({r.ok() ? r->profile_id : std::string()}, r.status());
   return r;
 }
 Result<BatchResult> AuditedEvents::TrackBatch(const std::vector<Json>& events) {
   AuditedChange change(*log_, "events.trackBatch");
   Status allowed = CheckBatchWrites(*gov_->Current(), events);
+  const int64_t start = SteadyMicros();
   Result<BatchResult> r = allowed.ok() ? inner_->TrackBatch(events) : Result<BatchResult>(allowed);
+  if (r.ok()) latency_.Add(SteadyMicros() - start);
   RecordBatch(change, r);
   return r;
 }
@@ -309,7 +335,9 @@ Result<BatchResult> AuditedEvents::TrackBatch(const std::vector<Json>& events,
                                               const std::vector<IdempotencyKey>& keys) {
   AuditedChange change(*log_, "events.trackBatch");
   Status allowed = CheckBatchWrites(*gov_->Current(), events);
+  const int64_t start = SteadyMicros();
   Result<BatchResult> r = allowed.ok() ? inner_->TrackBatch(events, keys) : Result<BatchResult>(allowed);
+  if (r.ok()) latency_.Add(SteadyMicros() - start);
   RecordBatch(change, r);
   return r;
 }
@@ -335,7 +363,9 @@ Result<BatchResult> AuditedEvents::TrackBatchJson(std::string_view json_text) {
       }
     }
   }
+  const int64_t start = SteadyMicros();
   Result<BatchResult> r = allowed.ok() ? inner_->TrackBatchJson(json_text) : Result<BatchResult>(allowed);
+  if (r.ok()) latency_.Add(SteadyMicros() - start);
   RecordBatch(change, r);
   return r;
 }

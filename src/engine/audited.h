@@ -9,6 +9,8 @@
 #ifndef CDP_ENGINE_AUDITED_H_
 #define CDP_ENGINE_AUDITED_H_
 
+#include <array>
+#include <atomic>
 #include <string>
 #include <vector>
 
@@ -71,9 +73,28 @@ class AuditedProfiles final : public Profiles {
   const GovernanceImpl* gov_;
 };
 
+// The latencies of the last kSize accepted ingestion calls (Track, TrackBatch, TrackBatchJson), from the call's
+// start to its return, when its events are durable and queryable (Analytics overview's ingestion latency).
+// Thread-safe; Add is lock-free.
+class LatencyWindow {
+ public:
+  static constexpr size_t kSize = 8192;
+  void Add(int64_t micros) {
+    const uint64_t i = count_.fetch_add(1, std::memory_order_relaxed);
+    samples_[i % kSize].store(micros, std::memory_order_relaxed);
+  }
+  // {"calls" (since open), "p50Us", "p99Us" (over the last kSize calls; null when none)}.
+  Json Summary() const;
+
+ private:
+  std::array<std::atomic<int64_t>, kSize> samples_{};
+  std::atomic<uint64_t> count_{0};
+};
+
 class AuditedEvents final : public Events {
  public:
   AuditedEvents(Events* inner, AuditLog* log, const GovernanceImpl* gov) : inner_(inner), log_(log), gov_(gov) {}
+  const LatencyWindow& latency() const { return latency_; }
   Result<TrackResult> Track(const Json& event) override;
   Result<BatchResult> TrackBatch(const std::vector<Json>& events) override;
   Result<BatchResult> TrackBatch(const std::vector<Json>& events, const std::vector<IdempotencyKey>& keys) override;
@@ -93,6 +114,7 @@ class AuditedEvents final : public Events {
   Events* inner_;
   AuditLog* log_;
   const GovernanceImpl* gov_;
+  LatencyWindow latency_;
 };
 
 class AuditedConsent final : public Consent {

@@ -213,6 +213,7 @@ class EngineImpl final : public Engine {
   RetentionImpl& retention_impl() { return retention_; }
   Analytics& analytics() override { return analytics_; }
   SegmentsImpl& segments_impl() { return segments_; }
+  const LatencyWindow& ingest_latency() const { return audited_events_.latency(); }
   AuditLog& audit_log() { return audit_log_; }
   GovernanceImpl& governance_impl() { return governance_; }
   // The access of this thread's principal (Governance); PermissionDenied unless it may `operation`.

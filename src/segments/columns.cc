@@ -195,6 +195,14 @@ const Column* DocTable::Find(std::string_view path) const {
   return it == columns_.end() ? nullptr : it->second.get();
 }
 
+std::vector<std::pair<std::string_view, const Column*>> DocTable::ColumnsUnder(std::string_view prefix) const {
+  std::vector<std::pair<std::string_view, const Column*>> out;
+  for (auto it = by_name_.lower_bound(prefix); it != by_name_.end() && it->first.starts_with(prefix); ++it) {
+    out.emplace_back(it->first, it->second);
+  }
+  return out;
+}
+
 Column* DocTable::GetOrCreate(std::string_view path) {
   auto it = columns_.find(absl::string_view(path.data(), path.size()));
   if (it != columns_.end()) return it->second.get();

@@ -106,6 +106,8 @@ class DocTable {
   void PutPath(uint32_t row, std::string_view path, const Json& value, StringPool* pool);
   void Clear(uint32_t row);
   const Column* Find(std::string_view path) const;
+  // The columns whose path starts with `prefix` ("" for all), in path order.
+  std::vector<std::pair<std::string_view, const Column*>> ColumnsUnder(std::string_view prefix) const;
   Column* GetOrCreate(std::string_view path);
   size_t column_count() const { return columns_.size(); }
   size_t MemoryBytes() const;

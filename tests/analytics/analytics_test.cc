@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <set>
 #include <string>
 
 #include "cdp/cdp.h"
@@ -177,6 +179,125 @@ TEST_F(AnalyticsTest, APrincipalMustReadTheFieldsARequestTests) {
             StatusCode::kPermissionDenied);
   ScopedPrincipal nobody("nobody");
   EXPECT_EQ(analytics().Cohorts(J("{}")).status().code(), StatusCode::kPermissionDenied);
+}
+
+TEST_F(AnalyticsTest, JourneysListThePathsBeforeEachConversion) {
+  Track("a", "page_view", "2026-03-02T10:00:00Z", R"(, "properties": {"path": "/home"})");
+  Track("a", "page_view", "2026-03-02T10:01:00Z", R"(, "properties": {"path": "/home"})");  // a repeat
+  Track("a", "product_view", "2026-03-02T10:02:00Z");
+  Track("a", "purchase", "2026-03-02T10:03:00Z");
+  Track("b", "page_view", "2026-03-02T11:00:00Z", R"(, "properties": {"path": "/sale"})");
+  Track("b", "product_view", "2026-03-02T11:02:00Z");
+  Track("b", "purchase", "2026-03-02T11:03:00Z");
+  Track("c", "product_view", "2026-01-01T11:02:00Z");  // outside the lookback
+  Track("c", "purchase", "2026-03-02T11:03:00Z");
+  Json j = Unwrap(analytics().Journeys(J(R"({"conversion": "purchase", "lookback": "7d"})")));
+  EXPECT_EQ(j.Find("conversions")->as_int(), 3);
+  const auto& paths = j.Find("paths")->items();
+  ASSERT_EQ(paths.size(), 2u) << j.Dump();
+  EXPECT_EQ(paths[0].Find("path")->Dump(), R"(["page_view","product_view","purchase"])");
+  EXPECT_EQ(paths[0].Find("conversions")->as_int(), 2);
+  EXPECT_DOUBLE_EQ(paths[0].Find("share")->as_number(), 2.0 / 3);
+  EXPECT_EQ(paths[1].Find("path")->Dump(), R"(["purchase"])");
+  // By page, without collapsing: a's two home views are two steps; at most 2 steps before the conversion.
+  Json p = Unwrap(analytics().Journeys(
+      J(R"({"conversion": "purchase", "by": "page", "collapseRepeats": false, "steps": 2, "lookback": "7d"})")));
+  std::set<std::string> got;
+  for (const Json& path : p.Find("paths")->items()) got.insert(path.Find("path")->Dump());
+  EXPECT_EQ(got, (std::set<std::string>{R"(["/home","product_view","purchase"])",
+                                        R"(["/sale","product_view","purchase"])", R"(["purchase"])"}));
+  // The Sankey diagram: the first column holds page_view (2) and purchase (1); links carry the path counts.
+  const Json& sankey = *j.Find("sankey");
+  std::map<std::string, int64_t> nodes, links;
+  for (const Json& n : sankey.Find("nodes")->items()) nodes[n.Find("id")->as_string()] = n.Find("count")->as_int();
+  for (const Json& l : sankey.Find("links")->items()) {
+    links[l.Find("source")->as_string() + ">" + l.Find("target")->as_string()] = l.Find("value")->as_int();
+  }
+  EXPECT_EQ(nodes, (std::map<std::string, int64_t>{
+                       {"1:page_view", 2}, {"1:purchase", 1}, {"2:product_view", 2}, {"3:purchase", 2}}));
+  EXPECT_EQ(links,
+            (std::map<std::string, int64_t>{{"1:page_view>2:product_view", 2}, {"2:product_view>3:purchase", 2}}));
+  EXPECT_EQ(analytics().Journeys(J(R"({"conversion": "purchase", "steps": 0})")).status().field(), "steps");
+  EXPECT_EQ(analytics().Journeys(J(R"({"conversion": "purchase", "by": "colour"})")).status().field(), "by");
+}
+
+TEST_F(AnalyticsTest, TrendsFlagACountFarFromTheSameWeekdaysBefore) {
+  // Page views on the four Mondays before 2026-03-30: 2, 3, 2, 3; then 10 on Monday 2026-03-30 and 0 on Tuesday.
+  const char* mondays[] = {"2026-03-02", "2026-03-09", "2026-03-16", "2026-03-23"};
+  for (int w = 0; w < 4; ++w) {
+    for (int i = 0; i < 2 + w % 2; ++i)
+      Track("u" + std::to_string(i), "page_view", std::string(mondays[w]) + "T1" + std::to_string(i) + ":00:00Z");
+  }
+  for (int i = 0; i < 10; ++i)
+    Track("v" + std::to_string(i), "page_view", "2026-03-30T12:00:0" + std::to_string(i) + "Z");
+  Track("x", "purchase", "2026-03-30T09:00:00Z", R"(, "source": "web")");
+  Json t = Unwrap(analytics().Trends(J(R"({"from": "2026-03-30T00:00:00Z", "to": "2026-03-31T23:59:59Z",
+      "events": ["page_view"]})")));
+  const auto& series = t.Find("series")->items();
+  ASSERT_EQ(series.size(), 1u) << t.Dump();
+  EXPECT_EQ(series[0].Find("event")->as_string(), "page_view");
+  EXPECT_EQ(series[0].Find("total")->as_int(), 10);
+  const auto& points = series[0].Find("points")->items();
+  ASSERT_EQ(points.size(), 2u);
+  EXPECT_EQ(points[0].Find("at")->as_string(), "2026-03-30T00:00:00.000Z");
+  EXPECT_EQ(points[0].Find("count")->as_int(), 10);
+  EXPECT_DOUBLE_EQ(points[0].Find("expected")->as_number(), 2.5);
+  EXPECT_DOUBLE_EQ(points[0].Find("z")->as_number(), 7.5 / (1.4826 * 0.5));
+  EXPECT_TRUE(points[0].Find("anomaly")->as_bool());
+  EXPECT_EQ(points[1].Find("count")->as_int(), 0);
+  EXPECT_DOUBLE_EQ(points[1].Find("z")->as_number(), 0);
+  EXPECT_FALSE(points[1].Find("anomaly")->as_bool());
+  EXPECT_EQ(series[0].Find("anomalies")->as_int(), 1);
+  // By a property: a series per value.
+  Json by = Unwrap(analytics().Trends(J(R"({"from": "2026-03-30T00:00:00Z", "to": "2026-03-30T23:00:00Z",
+      "interval": "hour", "events": ["purchase"], "property": "source"})")));
+  ASSERT_EQ(by.Find("series")->size(), 1u) << by.Dump();
+  EXPECT_EQ(by.Find("series")->items()[0].Find("value")->as_string(), "web");
+  EXPECT_EQ(by.Find("series")->items()[0].Find("points")->size(), 24u);
+  EXPECT_EQ(analytics().Trends(J(R"({"from": "2026-03-30T00:00:00Z"})")).status().field(), "from");
+  EXPECT_EQ(analytics().Trends(J(R"({"from": "2026-03-30", "to": "2026-04-30", "interval": "week"})")).status().field(),
+            "interval");
+}
+
+TEST_F(AnalyticsTest, OverviewAndDataQualityCountWhatWasWritten) {
+  Track("a", "page_view", "2026-03-30T10:00:00Z", R"(, "email": "a@example.com", "source": "web")");
+  Track("a", "purchase", "2026-03-30T11:00:00Z", R"(, "properties": {"revenue": 10}, "source": "web")");
+  Track("a", "purchase", "2026-03-30T12:00:00Z");  // no value, no source
+  Track("b", "purchase", "2026-03-20T11:00:00Z", R"(, "properties": {"total": 5}, "source": "web")");
+  for (int i = 0; i < 2; ++i) {  // the same page view twice: a duplicate
+    Unwrap(events().Track(J(R"({"anonymousId": "x1", "type": "page_view", "timestamp": "2026-03-30T09:00:00Z",
+        "source": "web", "properties": {"path": "/"}})")));
+  }
+  Json o = Unwrap(analytics().Overview(J(R"({"now": "2026-03-31T00:00:00Z"})")));
+  EXPECT_EQ(o.FindPath("profiles.total")->as_int(), 3) << o.Dump();
+  EXPECT_EQ(o.FindPath("profiles.identified")->as_int(), 2);
+  EXPECT_EQ(o.FindPath("profiles.anonymous")->as_int(), 1);
+  EXPECT_DOUBLE_EQ(o.FindPath("profiles.unificationRate")->as_number(), 0.5);  // a: customerId and email
+  EXPECT_EQ(o.FindPath("eventsByType.24h.page_view")->as_int(), 3);
+  EXPECT_EQ(o.FindPath("eventsByType.24h.purchase")->as_int(), 2);
+  EXPECT_EQ(o.FindPath("eventsByType.30d.purchase")->as_int(), 3);
+  EXPECT_EQ(o.FindPath("activeProfiles.daily")->as_int(), 2);
+  EXPECT_EQ(o.FindPath("activeProfiles.monthly")->as_int(), 3);
+  EXPECT_DOUBLE_EQ(o.FindPath("revenue.30d")->as_number(), 15);
+  EXPECT_EQ(o.FindPath("orders.30d")->as_int(), 3);
+  EXPECT_GE(o.FindPath("ingestionLatency.calls")->as_int(), 6);
+  EXPECT_GT(o.FindPath("ingestionLatency.p99Us")->as_int(), 0);
+  EXPECT_TRUE(o.Find("segments")->is_array());
+
+  Json q = Unwrap(analytics().DataQuality(J(R"({"now": "2026-03-31T00:00:00Z"})")));
+  std::map<std::string, std::pair<int64_t, int64_t>> checks;
+  for (const Json& c : q.Find("checks")->items()) {
+    checks[c.Find("name")->as_string()] = {c.Find("passed")->as_int(), c.Find("total")->as_int()};
+  }
+  EXPECT_EQ(checks["purchaseValue"], std::make_pair(int64_t{2}, int64_t{3})) << q.Dump();
+  EXPECT_EQ(checks["eventSource"], std::make_pair(int64_t{5}, int64_t{6}));
+  EXPECT_EQ(checks["duplicates"], std::make_pair(int64_t{5}, int64_t{6}));
+  EXPECT_EQ(checks["validIdentifiers"], std::make_pair(int64_t{3}, int64_t{3}));
+  double mean = 0;
+  for (const Json& c : q.Find("checks")->items()) mean += c.Find("score")->as_number();
+  EXPECT_DOUBLE_EQ(q.Find("score")->as_number(), 100 * mean / q.Find("checks")->size());
+  EXPECT_LT(q.Find("score")->as_number(), 100);
+  EXPECT_EQ(analytics().Overview(J(R"({"when": 1})")).status().field(), "when");
 }
 
 }  // namespace

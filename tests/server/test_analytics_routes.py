@@ -72,12 +72,40 @@ def test_attribution_by_query_and_by_body(server):
     assert status == 200 and posted == body
 
 
+def test_journeys_and_trends(server):
+    status, body, _ = call(server, "POST", "/api/cdp/analytics/journeys", {"conversion": "purchase"})
+    assert status == 200, body
+    assert body["conversions"] == 1
+    assert body["paths"] == [{"path": ["product_view", "add_to_cart", "purchase"], "conversions": 1, "share": 1}]
+    status, body, _ = call(server, "POST", "/api/cdp/analytics/trends",
+                           {"from": "2026-03-02T00:00:00Z", "to": "2026-03-02T23:00:00Z", "interval": "hour",
+                            "events": ["add_to_cart"]})
+    assert status == 200, body
+    points = body["series"][0]["points"]
+    assert len(points) == 24 and points[10]["count"] == 3 and sum(p["count"] for p in points) == 3
+
+
+def test_overview_and_quality(server):
+    status, body, _ = call(server, "GET", "/api/cdp/analytics/overview", params={"now": "2026-03-03T00:00:00Z"})
+    assert status == 200, body
+    assert body["profiles"]["total"] == 3 and body["orders"]["30d"] == 1 and body["revenue"]["30d"] == 30
+    assert body["eventsByType"]["24h"] == {"product_view": 3, "add_to_cart": 3, "purchase": 1}
+    assert body["activeProfiles"] == {"daily": 3, "weekly": 3, "monthly": 3}
+    assert 0 <= body["dataQuality"]["score"] <= 100
+    status, quality, _ = call(server, "GET", "/api/cdp/analytics/quality", params={"now": "2026-03-03T00:00:00Z"})
+    assert status == 200 and quality == body["dataQuality"]
+
+
 def test_bad_requests_are_400_naming_the_field(server):
     cases = [
         ("POST", "/api/cdp/analytics/funnel", {"steps": [{"event": "purchase"}]}, None, "steps"),
         ("POST", "/api/cdp/analytics/funnel", {"steps": [{"event": "a"}, {}]}, None, "steps[1].event"),
         ("POST", "/api/cdp/analytics/cohorts", {"period": "year"}, None, "period"),
+        ("POST", "/api/cdp/analytics/journeys", {"conversion": "purchase", "limit": 0}, None, "limit"),
+        ("POST", "/api/cdp/analytics/trends", {"from": "2026-01-01", "to": "2026-01-02", "weeks": 1}, None, "weeks"),
         ("GET", "/api/cdp/analytics/attribution", None, {"model": "last_touch"}, "conversion"),
+        ("GET", "/api/cdp/analytics/overview", None, {"now": "yesterday"}, "now"),
+        ("GET", "/api/cdp/analytics/quality", None, {"at": "2026-01-01"}, "at"),
         ("GET", "/api/cdp/analytics/attribution", None, {"conversion": "purchase", "colour": "red"}, "colour"),
         ("GET", "/api/cdp/analytics/attribution", None, {"conversion": "purchase", "lookback": "a while"},
          "lookback"),

@@ -45,6 +45,8 @@ ROUTES = [
     ("POST", "/api/cdp/retention/run"), ("GET", "/api/cdp/retention/runs"),
     ("POST", "/api/cdp/analytics/funnel"), ("POST", "/api/cdp/analytics/cohorts"),
     ("GET", "/api/cdp/analytics/attribution"), ("POST", "/api/cdp/analytics/attribution"),
+    ("POST", "/api/cdp/analytics/journeys"), ("POST", "/api/cdp/analytics/trends"),
+    ("GET", "/api/cdp/analytics/overview"), ("GET", "/api/cdp/analytics/quality"),
     ("GET", "/api/cdp/no/such/route"),
 ]
 

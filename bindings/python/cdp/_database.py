@@ -657,7 +657,7 @@ class Analytics:
 
     def _run(self, kind: str, request: Mapping[str, Any]) -> Document:
         doc = {k: v for k, v in request.items() if v is not None}
-        for key in ("from", "to"):
+        for key in ("from", "to", "now"):
             if key in doc:
                 doc[key] = _convert.timestamp_value(doc[key], key)
         return _convert.loads(self._engine.analytics(kind, _convert.dumps(doc, "request")))
@@ -702,6 +702,41 @@ class Analytics:
                    "from": since, "to": until}
         answer = self._run("attribution", request)
         return _frame(answer["channels"], as_frame, answer)
+
+    def overview(self, *, now: Optional[TimestampLike] = None) -> Document:
+        """Profiles, events by type, active profiles, revenue, segment sizes, ingestion latency, GDPR turnaround and
+        the data quality score, as one dict (docs/analytics.md, "Overview")."""
+        return self._run("overview", {"now": now})
+
+    def data_quality(self, *, now: Optional[TimestampLike] = None, as_frame: bool = True) -> Any:
+        """The data quality checks: rows ``name``, ``description``, ``passed``, ``total``, ``score``; the overall
+        score in ``frame.attrs["answer"]["score"]``."""
+        answer = self._run("dataQuality", {"now": now})
+        return _frame(answer["checks"], as_frame, answer)
+
+    def journeys(self, conversion: str, *, steps: Optional[int] = None, by: Optional[str] = None,
+                 lookback: Optional[str] = None, since: Optional[TimestampLike] = None,
+                 until: Optional[TimestampLike] = None, limit: Optional[int] = None,
+                 collapse_repeats: Optional[bool] = None, as_frame: bool = True) -> Any:
+        """The most common paths to a conversion: rows ``path`` (a list of labels), ``conversions``, ``share``;
+        the Sankey diagram is in the JSON answer (``frame.attrs["answer"]["sankey"]``)."""
+        request = {"conversion": conversion, "steps": steps, "by": by, "lookback": lookback, "from": since,
+                   "to": until, "limit": limit, "collapseRepeats": collapse_repeats}
+        answer = self._run("journeys", request)
+        return _frame(answer["paths"], as_frame, answer)
+
+    def trends(self, since: TimestampLike, until: TimestampLike, *, interval: Optional[str] = None,
+               events: Optional[Sequence[str]] = None, property: Optional[str] = None, weeks: Optional[int] = None,
+               threshold: Optional[float] = None, as_frame: bool = True) -> Any:
+        """Event volumes per interval with anomaly flags: one row per series and interval (``event``,
+        ``value`` with a property, ``at``, ``count``, ``expected``, ``z``, ``anomaly``)."""
+        request = {"from": since, "to": until, "interval": interval,
+                   "events": list(events) if events is not None else None, "property": property, "weeks": weeks,
+                   "threshold": threshold}
+        answer = self._run("trends", request)
+        rows = [dict({"event": s["event"], **({"value": s["value"]} if "value" in s else {})}, **p)
+                for s in answer["series"] for p in s["points"]]
+        return _frame(rows, as_frame, answer)
 
 
 class Governance:

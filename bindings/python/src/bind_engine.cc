@@ -372,13 +372,17 @@ class PyEngine {
       return e.retention().Runs(filter);
     });
   }
-  // Analytics (Engine::analytics()): `kind` is "funnel", "cohorts" or "attribution".
+  // Analytics (Engine::analytics()): `kind` names the method ("funnel", "cohorts", "attribution", ...).
   std::string Analytics(const std::string& kind, const std::string& text) {
     return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
       CDP_ASSIGN_OR_RETURN(cdp::Json request, Parse(text));
       if (kind == "funnel") return e.analytics().Funnel(request);
       if (kind == "cohorts") return e.analytics().Cohorts(request);
       if (kind == "attribution") return e.analytics().Attribution(request);
+      if (kind == "journeys") return e.analytics().Journeys(request);
+      if (kind == "trends") return e.analytics().Trends(request);
+      if (kind == "dataQuality") return e.analytics().DataQuality(request);
+      if (kind == "overview") return e.analytics().Overview(request);
       return cdp::Status::InvalidArgument("unknown analysis \"" + kind + "\"");
     });
   }

@@ -191,6 +191,63 @@ def test_data_driven_credits_all_attributed_conversions(loaded):
     assert all(c["conversions"] > 0 for c in answer["channels"])
 
 
+def test_journeys_equal_the_paths_counted_in_python(loaded):
+    db, conn = loaded
+    answer = db.analytics.journeys("purchase", steps=3, lookback="1d", as_frame=False)
+    by_profile = {}
+    for profile, type_, t in conn.execute("SELECT profile, type, t FROM e ORDER BY profile, t"):
+        by_profile.setdefault(profile, []).append((t, type_))
+    counts = {}
+    for events in by_profile.values():
+        for i, (t, type_) in enumerate(events):
+            if type_ != "purchase":
+                continue
+            path = [type_]
+            for t2, type2 in reversed(events[:i]):
+                if len(path) > 3 or t2 < t - DAY_MS:
+                    break
+                if type2 != path[-1]:
+                    path.append(type2)
+            counts[tuple(reversed(path))] = counts.get(tuple(reversed(path)), 0) + 1
+    assert answer["conversions"] == sum(counts.values())
+    assert answer["distinctPaths"] == len(counts)
+    for p in answer["paths"]:
+        assert counts[tuple(p["path"])] == p["conversions"]
+    assert [p["conversions"] for p in answer["paths"]] == sorted(counts.values(), reverse=True)[:20]
+    frame = db.analytics.journeys("purchase", steps=3, lookback="1d")
+    assert list(frame["conversions"]) == [p["conversions"] for p in answer["paths"]]
+
+
+def test_trends_count_events_per_day(loaded):
+    db, conn = loaded
+    since, until = START + dt.timedelta(days=14), START + dt.timedelta(days=20, hours=23, minutes=59)
+    frame = db.analytics.trends(since, until, events=["purchase"], weeks=2)
+    assert len(frame) == 7 and set(frame["event"]) == {"purchase"}
+    for _, row in frame.iterrows():
+        day = to_ms(row["at"])
+        (n,), = conn.execute("SELECT COUNT(*) FROM e WHERE type = 'purchase' AND t >= ? AND t < ?",
+                             (day, day + DAY_MS))
+        assert row["count"] == n
+
+
+def test_overview_and_data_quality(loaded):
+    db, conn = loaded
+    now = START + dt.timedelta(days=70)
+    overview = db.analytics.overview(now=now)
+    (profiles,), = conn.execute("SELECT COUNT(DISTINCT profile) FROM e")
+    assert overview["profiles"]["total"] == profiles == overview["profiles"]["identified"]
+    (orders, revenue), = conn.execute("SELECT COUNT(*), SUM(revenue) FROM e WHERE type = 'purchase'")
+    assert overview["orders"]["total"] == orders and overview["revenue"]["total"] == pytest.approx(revenue)
+    monthly_since = to_ms(iso(70 * DAY_MS)) - 30 * DAY_MS
+    (monthly,), = conn.execute("SELECT COUNT(DISTINCT profile) FROM e WHERE t >= ?", (monthly_since,))
+    assert overview["activeProfiles"]["monthly"] == monthly
+    assert overview["ingestionLatency"]["calls"] >= 3
+    quality = db.analytics.data_quality(now=now)
+    assert set(quality["name"]) == {"purchaseValue", "eventSource", "validIdentifiers", "schemaStability",
+                                    "duplicates"}
+    assert 0 <= quality.attrs["answer"]["score"] <= 100
+
+
 def test_bad_requests_name_the_field(db):
     with pytest.raises(cdp.InvalidArgument) as e:
         db.analytics.funnel(["purchase"])
