@@ -520,6 +520,14 @@ void Api::Suppression(const Request& req, Response& res) {
 // ---- Audit log ------------------------------------------------------------------------------------------------------
 
 // InvalidArgument naming the first query parameter of `req` not in `known` (a misspelt filter must not be ignored).
+// A query parameter as a request member: digits only (epoch milliseconds) as a number, else the text.
+Json ParamValue(const std::string& value) {
+  int64_t n = 0;
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+  if (!value.empty() && value[0] != '-' && ec == std::errc() && end == value.data() + value.size()) return Json(n);
+  return Json(value);
+}
+
 Status CheckParams(const Request& req, std::initializer_list<std::string_view> known) {
   for (const auto& [key, value] : req.params) {
     if (std::find(known.begin(), known.end(), key) == known.end()) {
@@ -871,7 +879,7 @@ void Api::RegisterGovernanceRoutes(httplib::Server& http) {
           CDP_RETURN_IF_ERROR(CheckParams(req, {"conversion", "model", "lookback", "halfLife", "from", "to"}));
           Json request = Json::Object();
           for (std::string_view key : {"conversion", "model", "lookback", "halfLife", "from", "to"}) {
-            if (req.has_param(std::string(key))) request.Set(key, req.get_param_value(std::string(key)));
+            if (req.has_param(std::string(key))) request.Set(key, ParamValue(req.get_param_value(std::string(key))));
           }
           return api.engine_.analytics().Attribution(request);
         }));
@@ -882,13 +890,13 @@ void Api::RegisterGovernanceRoutes(httplib::Server& http) {
   Route(http, "GET", "/api/cdp/analytics/overview", json([](Api& api, const Request& req) -> Result<Json> {
           CDP_RETURN_IF_ERROR(CheckParams(req, {"now"}));
           Json request = Json::Object();
-          if (req.has_param("now")) request.Set("now", req.get_param_value("now"));
+          if (req.has_param("now")) request.Set("now", ParamValue(req.get_param_value("now")));
           return api.engine_.analytics().Overview(request);
         }));
   Route(http, "GET", "/api/cdp/analytics/quality", json([](Api& api, const Request& req) -> Result<Json> {
           CDP_RETURN_IF_ERROR(CheckParams(req, {"now"}));
           Json request = Json::Object();
-          if (req.has_param("now")) request.Set("now", req.get_param_value("now"));
+          if (req.has_param("now")) request.Set("now", ParamValue(req.get_param_value("now")));
           return api.engine_.analytics().DataQuality(request);
         }));
   Route(http, "POST", "/api/cdp/analytics/journeys", json([](Api& api, const Request& req) -> Result<Json> {

@@ -38,7 +38,8 @@ class Analytics {
   // t1 (each step takes the earliest such event). Each profile counts once, at the deepest step any of its entries
   // reaches (the earliest entry reaching it gives the times and the breakdown value).
   // Answer: {"steps": [{"step", "event", "profiles", "conversionFromPrevious", "conversionFromFirst",
-  // "medianSecondsFromPrevious" (null for step 1 or no profiles)}], "breakdown"?: [{"value", "steps": [...]}]}.
+  // "medianSecondsFromPrevious" (null for step 1 or no profiles)}], "breakdown"?: [{"value", "steps": [...]}] (the
+  // 100 largest values), "breakdownValues"?: how many values there are}.
   // Conversions are fractions (0 when the step before had no profiles); the median of an even count is the mean of
   // the middle two.
   virtual Result<Json> Funnel(const Json& request) = 0;
@@ -72,8 +73,8 @@ class Analytics {
   // 1-1000 paths (default 20)}. A conversion's path is the last `steps` of the profile's events in the lookback
   // before it, in time order, and the conversion. Answer: {"conversions", "distinctPaths", "paths": [{"path":
   // [labels], "conversions", "share"}] (most common first), "sankey": {"nodes": [{"id" ("<step>:<label>"), "step",
-  // "label", "count"}], "links": [{"source", "target", "value"}]}} (the Sankey diagram of every path, aligned at
-  // their first step).
+  // "label", "count"}], "links": [{"source", "target", "value"}]}} (the Sankey diagram of the paths answered,
+  // aligned at their first step).
   virtual Result<Json> Journeys(const Json& request) = 0;
 
   // Trends and anomalies: event volumes per interval, each flagged against the same weekday (and hour) of the weeks

@@ -31,6 +31,9 @@ constexpr int64_t kSecond = 1000000;
 constexpr int64_t kDay = 86400 * kSecond;
 constexpr int64_t kMinTime = std::numeric_limits<int64_t>::min();
 constexpr int64_t kMaxTime = std::numeric_limits<int64_t>::max();
+constexpr size_t kMaxBreakdownValues = 100;   // funnel breakdown groups answered (the largest)
+constexpr size_t kMaxSeriesValues = 1000000;  // distinct values of a trends property
+constexpr size_t kTopValues = 20;             // trends series per event when by a property
 
 // InvalidArgument for the first member of `request` not in `allowed`, or a request that is not an object.
 Status CheckMembers(const Json& request, std::initializer_list<std::string_view> allowed) {
@@ -58,9 +61,22 @@ Status OptionalDuration(const Json& request, const char* key, int64_t* out) {
   if (!v->is_string()) return Status::InvalidArgument("expected a duration such as \"7d\"", key);
   auto d = ParseRuleDuration(v->as_string());
   if (!d.ok()) return Status::InvalidArgument(d.status().message(), key);
+  if (*d <= 0) return Status::InvalidArgument("expected a positive duration such as \"7d\"", key);
   *out = *d;
   return Status::OK();
 }
+
+// from and to (each optional), with from <= to.
+Status OptionalRange(const Json& request, int64_t* from, int64_t* to) {
+  CDP_RETURN_IF_ERROR(OptionalTime(request, "from", from));
+  CDP_RETURN_IF_ERROR(OptionalTime(request, "to", to));
+  if (*from > *to) return Status::InvalidArgument("from is later than to", "to");
+  return Status::OK();
+}
+
+// The robust z-score of x against `baseline`: (x - median) / (1.4826 * MAD), with 1.2533 * the mean absolute
+// deviation when the MAD is 0; 0 when both are 0 and x is the median, nullopt when both are 0 and it is not.
+std::optional<double> RobustZ(double x, std::vector<double> baseline, double* median_out = nullptr);
 
 Status OptionalString(const Json& request, const char* key, std::string* out) {
   const Json* v = request.Find(key);
@@ -139,6 +155,18 @@ std::optional<double> CellNumber(Cell c) {
   return std::nullopt;
 }
 
+// Calls f(row) for each row of `table` with time in [lo, hi] (the zone map skips blocks outside).
+template <typename F>
+void RowsIn(const segments::EventTable& table, int64_t lo, int64_t hi, F&& f) {
+  for (size_t b = 0; b < table.block_min.size(); ++b) {
+    if (table.block_max[b] < lo || table.block_min[b] > hi) continue;
+    const size_t end = std::min(table.time.size(), (b + 1) * segments::EventTable::kBlockRows);
+    for (size_t row = b * segments::EventTable::kBlockRows; row < end; ++row) {
+      if (table.time[row] >= lo && table.time[row] <= hi && table.ordinal[row] != SegmentIndex::kRemoved) f(row);
+    }
+  }
+}
+
 // The cell of an event's column `path` (Missing when the table has no such column).
 Cell EventCell(const SegmentIndex& index, const EventRef& r, std::string_view path) {
   const Column* col = index.table(r.table).props.Find(path);
@@ -149,6 +177,22 @@ double Median(std::vector<double>* v) {
   std::sort(v->begin(), v->end());
   const size_t n = v->size();
   return n % 2 == 1 ? (*v)[n / 2] : ((*v)[n / 2 - 1] + (*v)[n / 2]) / 2;
+}
+
+std::optional<double> RobustZ(double x, std::vector<double> baseline, double* median_out) {
+  const double m = Median(&baseline);
+  if (median_out != nullptr) *median_out = m;
+  std::vector<double> dev;
+  for (double b : baseline) dev.push_back(std::abs(b - m));
+  double spread = 1.4826 * Median(&dev);
+  if (spread == 0) {
+    double mean = 0;
+    for (double d : dev) mean += d;
+    spread = 1.2533 * mean / static_cast<double>(dev.size());
+  }
+  if (spread > 0) return (x - m) / spread;
+  if (x == m) return 0.0;
+  return std::nullopt;
 }
 
 // ---- Funnel --------------------------------------------------------------------------------------------------------
@@ -204,8 +248,7 @@ Result<Json> Funnel(SegmentIndex& index, const Json& request) {
   }
   int64_t window = 7 * kDay, from = kMinTime, to = kMaxTime;
   CDP_RETURN_IF_ERROR(OptionalDuration(request, "window", &window));
-  CDP_RETURN_IF_ERROR(OptionalTime(request, "from", &from));
-  CDP_RETURN_IF_ERROR(OptionalTime(request, "to", &to));
+  CDP_RETURN_IF_ERROR(OptionalRange(request, &from, &to));
   std::string breakdown;
   CDP_RETURN_IF_ERROR(OptionalString(request, "breakdown", &breakdown));
   const bool by_property = breakdown.rfind("properties.", 0) == 0;
@@ -219,6 +262,8 @@ Result<Json> Funnel(SegmentIndex& index, const Json& request) {
   std::map<std::string, std::pair<Json, FunnelCounts>> groups;  // by the value's JSON text
   std::vector<int64_t> times(n), best_times(n);
   std::vector<uint16_t> masks;
+  std::vector<std::vector<size_t>> next(n);
+  std::vector<size_t> after;
   for (uint32_t ord : index.universe()) {
     std::span<const EventRef> refs = index.EventsOf(ord);
     // Which steps each event matches (a step is tested once per event).
@@ -231,25 +276,30 @@ Result<Json> Funnel(SegmentIndex& index, const Json& request) {
       enters |= (masks[i] & 1) && refs[i].time >= from && refs[i].time <= to;
     }
     if (!enters) continue;
+    // next[k][i]: the first event at or after i matching step k (refs.size() when none), so that an entry costs
+    // O(steps) whatever the number of events between its steps.
+    const size_t size = refs.size();
+    for (size_t k = 1; k < n; ++k) {
+      next[k].resize(size + 1);
+      next[k][size] = size;
+      for (size_t i = size; i-- > 0;) next[k][i] = (masks[i] >> k & 1) ? i : next[k][i + 1];
+    }
+    // after[i]: the first event strictly later than event i.
+    after.resize(size);
+    for (size_t i = size; i-- > 0;) after[i] = i + 1 < size && refs[i + 1].time == refs[i].time ? after[i + 1] : i + 1;
     int best = 0;
     size_t best_entry = 0;
-    for (size_t i = 0; i < refs.size() && best < static_cast<int>(n); ++i) {
+    for (size_t i = 0; i < size && best < static_cast<int>(n); ++i) {
       if (!(masks[i] & 1) || refs[i].time < from || refs[i].time > to) continue;
       times[0] = refs[i].time;
       const int64_t limit = refs[i].time > kMaxTime - window ? kMaxTime : refs[i].time + window;
       int depth = 1;
-      size_t pos = i + 1;
+      size_t prev = i;
       for (size_t k = 1; k < n; ++k) {
-        bool found = false;
-        for (; pos < refs.size() && refs[pos].time <= limit; ++pos) {
-          if ((masks[pos] >> k & 1) && refs[pos].time > times[k - 1]) {
-            times[k] = refs[pos].time;
-            found = true;
-            ++pos;
-            break;
-          }
-        }
-        if (!found) break;
+        const size_t j = next[k][after[prev]];  // the earliest match strictly later than the step before
+        if (j == size || refs[j].time > limit) break;
+        times[k] = refs[j].time;
+        prev = j;
         ++depth;
       }
       if (depth > best) {
@@ -274,10 +324,11 @@ Result<Json> Funnel(SegmentIndex& index, const Json& request) {
     std::stable_sort(ordered.begin(), ordered.end(),
                      [](auto* a, auto* b) { return a->second.reached[0] > b->second.reached[0]; });
     Json list = Json::Array();
-    for (auto* g : ordered) {
-      list.Push(Json::Object().Set("value", g->first).Set("steps", g->second.ToJson(names)));
+    for (size_t i = 0; i < ordered.size() && i < kMaxBreakdownValues; ++i) {
+      list.Push(Json::Object().Set("value", ordered[i]->first).Set("steps", ordered[i]->second.ToJson(names)));
     }
     out.Set("breakdown", std::move(list));
+    out.Set("breakdownValues", static_cast<int64_t>(groups.size()));
   }
   return out;
 }
@@ -349,8 +400,7 @@ Result<Json> Cohorts(SegmentIndex& index, const Json& request) {
     periods = p->as_int();
   }
   int64_t from = kMinTime, to = kMaxTime;
-  CDP_RETURN_IF_ERROR(OptionalTime(request, "from", &from));
-  CDP_RETURN_IF_ERROR(OptionalTime(request, "to", &to));
+  CDP_RETURN_IF_ERROR(OptionalRange(request, &from, &to));
   CDP_ASSIGN_OR_RETURN(EventMatch cm, ParseMatch(cohort_event, nullptr, "cohortEvent"));
   CDP_ASSIGN_OR_RETURN(EventMatch rm, ParseMatch(return_event, nullptr, "returnEvent"));
   Matcher cohort(index, cm), returning(index, rm);
@@ -373,8 +423,12 @@ Result<Json> Cohorts(SegmentIndex& index, const Json& request) {
     if (row.counts.empty()) row.counts.assign(static_cast<size_t>(periods), 0);
     ++row.size;
     std::fill(seen.begin(), seen.end(), 0);
-    for (size_t i = first; i < refs.size(); ++i) {
-      if (refs[i].time < start || !returning.Test(index, refs[i])) continue;
+    // From the cohort period's start: a return event earlier in that period than the cohort event counts too.
+    const size_t from_start = static_cast<size_t>(
+        std::lower_bound(refs.begin(), refs.end(), start, [](const EventRef& r, int64_t v) { return r.time < v; }) -
+        refs.begin());
+    for (size_t i = from_start; i < refs.size(); ++i) {
+      if (!returning.Test(index, refs[i])) continue;
       const int64_t k = PeriodOf(period, refs[i].time) - number;
       if (k >= periods) break;
       if (!seen[k]) {
@@ -410,24 +464,34 @@ struct Touch {
 
 // First-order Markov chain over channels: the probability of reaching "conversion" from the start, with `removed`
 // (or none: UINT32_MAX) leading to "null" instead. Solved by Gauss-Seidel iteration to 1e-13.
-double ConversionProbability(const std::vector<absl::flat_hash_map<uint32_t, double>>& next,
-                             const std::vector<double>& to_conversion, const std::vector<double>& start,
-                             uint32_t removed) {
+// A channel's loop back to itself (p_ii) is solved exactly: x_i = (b_i + sum_{j != i} p_ij x_j) / (1 - p_ii).
+// Errors: Internal when 100,000 sweeps do not converge (a chain with no way out of some channel cannot happen: every
+// path ends in conversion or null).
+Result<double> ConversionProbability(const std::vector<absl::flat_hash_map<uint32_t, double>>& next,
+                                     const std::vector<double>& to_conversion, const std::vector<double>& start,
+                                     uint32_t removed) {
   const size_t n = to_conversion.size();
   std::vector<double> x(n, 0.0);
-  for (int iter = 0; iter < 100000; ++iter) {
+  bool converged = false;
+  for (int iter = 0; iter < 100000 && !converged; ++iter) {
     double change = 0;
     for (size_t i = 0; i < n; ++i) {
       if (i == removed) continue;
-      double v = to_conversion[i];
+      double v = to_conversion[i], self = 0;
       for (const auto& [j, p] : next[i]) {
-        if (j != removed) v += p * x[j];
+        if (j == i) {
+          self = p;
+        } else if (j != removed) {
+          v += p * x[j];
+        }
       }
+      v = self < 1 ? v / (1 - self) : 0.0;
       change = std::max(change, std::abs(v - x[i]));
       x[i] = v;
     }
-    if (change < 1e-13) break;
+    converged = change < 1e-13;
   }
+  if (!converged) return Status::Internal("the attribution's Markov chain did not converge");
   double total = 0;
   for (size_t i = 0; i < n; ++i) {
     if (i != removed) total += start[i] * x[i];
@@ -452,8 +516,7 @@ Result<Json> Attribution(SegmentIndex& index, const Json& request) {
   int64_t lookback = 30 * kDay, half_life = 7 * kDay, from = kMinTime, to = kMaxTime;
   CDP_RETURN_IF_ERROR(OptionalDuration(request, "lookback", &lookback));
   CDP_RETURN_IF_ERROR(OptionalDuration(request, "halfLife", &half_life));
-  CDP_RETURN_IF_ERROR(OptionalTime(request, "from", &from));
-  CDP_RETURN_IF_ERROR(OptionalTime(request, "to", &to));
+  CDP_RETURN_IF_ERROR(OptionalRange(request, &from, &to));
   CDP_ASSIGN_OR_RETURN(EventMatch cm, ParseMatch(conversion, nullptr, "conversion"));
   Matcher converts(index, cm);
 
@@ -513,7 +576,7 @@ Result<Json> Attribution(SegmentIndex& index, const Json& request) {
   int64_t conversions = 0, unattributed = 0;
 
   std::vector<Touch> touches;
-  std::vector<uint8_t> used;
+  std::vector<int64_t> used;
   absl::flat_hash_set<uint64_t> sessions;
   for (uint32_t ord : index.universe()) {
     std::span<const EventRef> refs = index.EventsOf(ord);
@@ -531,7 +594,8 @@ Result<Json> Attribution(SegmentIndex& index, const Json& request) {
       const uint64_t session = index.table(r.table).session[r.row];
       if (session != 0 && sessions.insert(session).second) touches.push_back({r.time, channel_of(r)});
     }
-    used.assign(touches.size(), 0);
+    const bool markov = model == "data_driven";
+    if (markov) used.assign(touches.size() + 1, 0);  // a difference array: +1 where a credited range starts
     for (const EventRef& r : refs) {
       if (r.time < from || r.time > to || !converts.Test(index, r)) continue;
       ++conversions;
@@ -548,7 +612,10 @@ Result<Json> Attribution(SegmentIndex& index, const Json& request) {
         continue;
       }
       const size_t count = b - a;
-      for (size_t i = a; i < b; ++i) used[i] = 1;
+      if (markov) {
+        ++used[a];
+        --used[b];
+      }
       if (model == "first_touch") {
         give(touches[a].channel, 1.0, revenue);
       } else if (model == "last_touch") {
@@ -559,7 +626,9 @@ Result<Json> Attribution(SegmentIndex& index, const Json& request) {
         double sum = 0;
         std::vector<double> w(count);
         for (size_t i = a; i < b; ++i) {
-          w[i - a] = std::exp2(-static_cast<double>(r.time - touches[i].time) / static_cast<double>(half_life));
+          // Relative to the newest touch (the same shares once normalized, and no underflow to 0 / 0).
+          w[i - a] =
+              std::exp2(-static_cast<double>(touches[b - 1].time - touches[i].time) / static_cast<double>(half_life));
           sum += w[i - a];
         }
         for (size_t i = a; i < b; ++i) give(touches[i].channel, w[i - a] / sum, revenue);
@@ -587,8 +656,10 @@ Result<Json> Attribution(SegmentIndex& index, const Json& request) {
       // The profile's other sessions in the period (and its lookback) form one path that did not convert.
       const int64_t lo = from < kMinTime + lookback ? kMinTime : from - lookback;
       std::vector<uint32_t> path;
+      int64_t covering = 0;  // credited ranges covering touch i
       for (size_t i = 0; i < touches.size(); ++i) {
-        if (!used[i] && touches[i].time >= lo && touches[i].time <= to) path.push_back(touches[i].channel);
+        covering += used[i];
+        if (covering == 0 && touches[i].time >= lo && touches[i].time <= to) path.push_back(touches[i].channel);
       }
       if (!path.empty()) {
         paths.push_back(std::move(path));
@@ -617,12 +688,14 @@ Result<Json> Attribution(SegmentIndex& index, const Json& request) {
     }
     const double starts = static_cast<double>(paths.size());
     for (double& s : start) s /= starts;
-    const double base = ConversionProbability(next, to_conversion, start, UINT32_MAX);
+    CDP_ASSIGN_OR_RETURN(const double base, ConversionProbability(next, to_conversion, start, UINT32_MAX));
     std::vector<double> effect(n, 0.0);
     double effects = 0;
     for (uint32_t c = 0; c < n; ++c) {
       if (start[c] == 0 && out[c] == 0) continue;
-      effect[c] = base > 0 ? std::max(0.0, 1.0 - ConversionProbability(next, to_conversion, start, c) / base) : 0.0;
+      if (base <= 0) continue;
+      CDP_ASSIGN_OR_RETURN(const double without, ConversionProbability(next, to_conversion, start, c));
+      effect[c] = std::max(0.0, 1.0 - without / base);
       effects += effect[c];
     }
     const double attributed = static_cast<double>(conversions - unattributed);
@@ -684,8 +757,7 @@ Result<Json> Journeys(SegmentIndex& index, const Json& request) {
     collapse = v->as_bool();
   }
   CDP_RETURN_IF_ERROR(OptionalDuration(request, "lookback", &lookback));
-  CDP_RETURN_IF_ERROR(OptionalTime(request, "from", &from));
-  CDP_RETURN_IF_ERROR(OptionalTime(request, "to", &to));
+  CDP_RETURN_IF_ERROR(OptionalRange(request, &from, &to));
   CDP_ASSIGN_OR_RETURN(EventMatch cm, ParseMatch(conversion, nullptr, "conversion"));
   Matcher converts(index, cm);
 
@@ -709,36 +781,55 @@ Result<Json> Journeys(SegmentIndex& index, const Json& request) {
     return table.type == "custom" ? table.name : table.type;
   };
 
-  std::map<std::vector<std::string>, int64_t> paths;
+  // Labels are numbered; paths are counted by their label numbers.
+  std::vector<std::string> labels;
+  absl::flat_hash_map<std::string, uint32_t> label_ids;
+  std::map<std::vector<uint32_t>, int64_t> paths;
   int64_t conversions = 0;
-  std::vector<std::string> path;
+  std::vector<uint32_t> path, ids;
+  std::vector<size_t> run_start;  // per event: the first event of its run of equal labels
   for (uint32_t ord : index.universe()) {
     std::span<const EventRef> refs = index.EventsOf(ord);
+    bool labelled = false;
     for (size_t i = 0; i < refs.size(); ++i) {
       if (refs[i].time < from || refs[i].time > to || !converts.Test(index, refs[i])) continue;
+      if (!labelled) {  // the profile's labels, once, when it has a conversion
+        labelled = true;
+        ids.resize(refs.size());
+        run_start.resize(refs.size());
+        for (size_t j = 0; j < refs.size(); ++j) {
+          auto [it, inserted] = label_ids.try_emplace(label(refs[j]), static_cast<uint32_t>(labels.size()));
+          if (inserted) labels.push_back(it->first);
+          ids[j] = it->second;
+          run_start[j] = j > 0 && ids[j - 1] == ids[j] ? run_start[j - 1] : j;
+        }
+      }
       ++conversions;
       const int64_t lo = refs[i].time < kMinTime + lookback ? kMinTime : refs[i].time - lookback;
-      path.clear();
-      path.push_back(label(refs[i]));
-      for (size_t j = i; j-- > 0 && static_cast<int64_t>(path.size()) <= steps;) {
+      path.assign(1, ids[i]);
+      // Walk back; with collapse, a run of the label just taken is skipped whole, so each step costs O(1).
+      for (size_t j = i; j > 0 && static_cast<int64_t>(path.size()) <= steps;) {
+        --j;
         if (refs[j].time < lo) break;
-        std::string l = label(refs[j]);
-        if (collapse && l == path.back()) continue;
-        path.push_back(std::move(l));
+        if (collapse && ids[j] == path.back()) {
+          j = run_start[j];
+          continue;
+        }
+        path.push_back(ids[j]);
       }
       std::reverse(path.begin(), path.end());
       ++paths[path];
     }
   }
-  // The most common paths, and the Sankey diagram of them all: nodes are (position, label), links join consecutive
+  // The most common paths, and the Sankey diagram of those: nodes are (position, label), links join consecutive
   // positions.
-  std::vector<std::pair<const std::vector<std::string>*, int64_t>> ranked;
+  std::vector<std::pair<const std::vector<uint32_t>*, int64_t>> ranked;
   for (const auto& [p, n] : paths) ranked.emplace_back(&p, n);
   std::stable_sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
   Json top = Json::Array();
   for (size_t i = 0; i < ranked.size() && static_cast<int64_t>(i) < limit; ++i) {
     Json p = Json::Array();
-    for (const std::string& l : *ranked[i].first) p.Push(l);
+    for (uint32_t l : *ranked[i].first) p.Push(labels[l]);
     top.Push(Json::Object()
                  .Set("path", std::move(p))
                  .Set("conversions", ranked[i].second)
@@ -747,10 +838,12 @@ Result<Json> Journeys(SegmentIndex& index, const Json& request) {
   std::map<std::pair<int64_t, std::string>, int64_t> nodes;
   std::map<std::pair<std::string, std::string>, int64_t> links;
   auto node_id = [](size_t position, const std::string& l) { return fmt::format("{}:{}", position + 1, l); };
-  for (const auto& [p, n] : paths) {
+  for (size_t i = 0; i < ranked.size() && static_cast<int64_t>(i) < limit; ++i) {  // the paths answered
+    const std::vector<uint32_t>& p = *ranked[i].first;
+    const int64_t n = ranked[i].second;
     for (size_t k = 0; k < p.size(); ++k) {
-      nodes[{static_cast<int64_t>(k + 1), p[k]}] += n;
-      if (k > 0) links[{node_id(k - 1, p[k - 1]), node_id(k, p[k])}] += n;
+      nodes[{static_cast<int64_t>(k + 1), labels[p[k]]}] += n;
+      if (k > 0) links[{node_id(k - 1, labels[p[k - 1]]), node_id(k, labels[p[k]])}] += n;
     }
   }
   Json node_list = Json::Array(), link_list = Json::Array();
@@ -773,18 +866,10 @@ Result<Json> Journeys(SegmentIndex& index, const Json& request) {
 
 // ---- Trends and anomalies ------------------------------------------------------------------------------------------
 
-namespace {
-
-// Median of a copy.
-double MedianOf(std::vector<double> v) { return Median(&v); }
-
-}  // namespace
-
 Result<Json> Trends(SegmentIndex& index, const Json& request) {
   CDP_RETURN_IF_ERROR(CheckMembers(request, {"from", "to", "interval", "events", "property", "weeks", "threshold"}));
   int64_t from = kMinTime, to = kMaxTime;
-  CDP_RETURN_IF_ERROR(OptionalTime(request, "from", &from));
-  CDP_RETURN_IF_ERROR(OptionalTime(request, "to", &to));
+  CDP_RETURN_IF_ERROR(OptionalRange(request, &from, &to));
   if (from == kMinTime || to == kMaxTime) return Status::InvalidArgument("from and to are required", "from");
   std::string interval = "day", property;
   CDP_RETURN_IF_ERROR(OptionalString(request, "interval", &interval));
@@ -835,7 +920,11 @@ Result<Json> Trends(SegmentIndex& index, const Json& request) {
   const int64_t week_buckets = 7 * kDay / bucket;
   const int64_t start = from - weeks * 7 * kDay;
   const size_t buckets = static_cast<size_t>((to - start) / bucket + 1);
-  std::map<std::pair<std::string, std::string>, std::vector<int64_t>> series;  // (event, value) -> counts
+  std::map<std::pair<std::string, std::string>, std::vector<int64_t>> series;  // (event, value as JSON) -> counts
+  using CellKey = std::pair<uint8_t, uint64_t>;  // a value by its cell; absent and null are one
+  auto key_of = [](Cell c) {
+    return c.tag == Tag::kNull || c.tag == Tag::kMissing ? CellKey{0, 0} : CellKey{static_cast<uint8_t>(c.tag), c.bits};
+  };
   for (uint32_t t = 0; t < index.table_count(); ++t) {
     const segments::EventTable& table = index.table(t);
     const std::string event = table.type == "custom" ? table.name : table.type;
@@ -843,23 +932,37 @@ Result<Json> Trends(SegmentIndex& index, const Json& request) {
         !(table.type == "custom" && std::find(wanted.begin(), wanted.end(), "custom") != wanted.end())) {
       continue;
     }
-    const Column* col = property.empty() ? nullptr : table.props.Find(property);
-    std::vector<int64_t>* whole = property.empty() ? &series[{event, ""}] : nullptr;
-    for (size_t b = 0; b < table.block_min.size(); ++b) {
-      if (table.block_max[b] < start || table.block_min[b] > to) continue;  // the zone map
-      const size_t end = std::min(table.time.size(), (b + 1) * segments::EventTable::kBlockRows);
-      for (size_t row = b * segments::EventTable::kBlockRows; row < end; ++row) {
-        const int64_t time = table.time[row];
-        if (time < start || time > to || table.ordinal[row] == SegmentIndex::kRemoved) continue;
-        std::vector<int64_t>* counts = whole;
-        if (counts == nullptr) {
-          Json v = col != nullptr ? CellJson(index, col->Get(static_cast<uint32_t>(row))) : Json();
-          counts = &series[{event, v.is_null() ? std::string() : v.Dump()}];
-        }
-        if (counts->empty()) counts->assign(buckets, 0);
-        ++(*counts)[static_cast<size_t>((time - start) / bucket)];
-      }
+    if (property.empty()) {
+      std::vector<int64_t>& counts = series[{event, ""}];
+      if (counts.empty()) counts.assign(buckets, 0);  // a custom event named as a type shares its series
+      RowsIn(table, start, to, [&](size_t row) { ++counts[static_cast<size_t>((table.time[row] - start) / bucket)]; });
+      continue;
     }
+    // A property: the values' totals over [from, to] first, then the series of the largest only.
+    const Column* col = table.props.Find(property);
+    auto cell = [&](size_t row) { return col != nullptr ? col->Get(static_cast<uint32_t>(row)) : Cell{}; };
+    absl::flat_hash_map<CellKey, int64_t> totals;
+    RowsIn(table, from, to, [&](size_t row) { ++totals[key_of(cell(row))]; });
+    if (totals.size() > kMaxSeriesValues) {
+      return Status::ResourceExhausted(
+          fmt::format("{} has more than {} distinct values in the period", property, kMaxSeriesValues), "property");
+    }
+    std::vector<std::pair<int64_t, CellKey>> ranked;
+    for (const auto& [key, n] : totals) ranked.emplace_back(-n, key);
+    const size_t keep = std::min(ranked.size(), kTopValues);
+    std::partial_sort(ranked.begin(), ranked.begin() + static_cast<std::ptrdiff_t>(keep), ranked.end());
+    absl::flat_hash_map<CellKey, std::vector<int64_t>*> chosen;
+    for (size_t i = 0; i < keep; ++i) {
+      const CellKey key = ranked[i].second;
+      Json v = key.first == 0 ? Json() : CellJson(index, Cell{static_cast<Tag>(key.first), key.second});
+      std::vector<int64_t>& counts = series[{event, v.is_null() ? std::string() : v.Dump()}];
+      if (counts.empty()) counts.assign(buckets, 0);
+      chosen[key] = &counts;
+    }
+    RowsIn(table, start, to, [&](size_t row) {
+      auto it = chosen.find(key_of(cell(row)));
+      if (it != chosen.end()) ++(*it->second)[static_cast<size_t>((table.time[row] - start) / bucket)];
+    });
   }
   std::vector<std::pair<Json, int64_t>> entries;  // with their totals
   const size_t first = static_cast<size_t>((from - start) / bucket);
@@ -870,17 +973,9 @@ Result<Json> Trends(SegmentIndex& index, const Json& request) {
     for (size_t i = first; i < buckets; ++i) {
       std::vector<double> base;
       for (int64_t w = 1; w <= weeks; ++w) base.push_back(static_cast<double>(counts[i - w * week_buckets]));
-      const double m = MedianOf(base);
-      std::vector<double> dev;
-      for (double x : base) dev.push_back(std::abs(x - m));
-      double spread = 1.4826 * MedianOf(dev);  // the MAD, scaled to a standard deviation of normal data
-      if (spread == 0) {
-        double mean_dev = 0;
-        for (double d : dev) mean_dev += d;
-        spread = 1.2533 * mean_dev / static_cast<double>(dev.size());  // when most of the baseline is equal
-      }
-      const double x = static_cast<double>(counts[i]);
-      Json z = spread > 0 ? Json((x - m) / spread) : (x == m ? Json(0.0) : Json());
+      double m = 0;
+      const std::optional<double> robust = RobustZ(static_cast<double>(counts[i]), std::move(base), &m);
+      Json z = robust ? Json(*robust) : Json();
       const bool anomaly = z.is_null() || std::abs(z.as_number()) > threshold;
       anomalies += anomaly;
       total += counts[i];
@@ -897,8 +992,7 @@ Result<Json> Trends(SegmentIndex& index, const Json& request) {
     }
     entries.emplace_back(entry.Set("total", total).Set("anomalies", anomalies).Set("points", std::move(points)), total);
   }
-  // By event (in name order), then the largest first; at most kTopValues values of `property` per event.
-  constexpr size_t kTopValues = 20;
+  // By event (in name order), then the largest first.
   std::stable_sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
     const std::string& ea = a.first.Find("event")->as_string();
     const std::string& eb = b.first.Find("event")->as_string();
@@ -906,11 +1000,12 @@ Result<Json> Trends(SegmentIndex& index, const Json& request) {
   });
   Json list = Json::Array();
   size_t kept = 0;
+  std::string previous;  // the event of the entry before (entries are moved out as they are listed)
   for (size_t i = 0; i < entries.size(); ++i) {
-    const bool same =
-        i > 0 && entries[i].first.Find("event")->as_string() == entries[i - 1].first.Find("event")->as_string();
-    kept = same ? kept + 1 : 1;
-    if (property.empty() || kept <= kTopValues) list.Push(std::move(entries[i].first));
+    std::string event = entries[i].first.Find("event")->as_string();
+    kept = i > 0 && event == previous ? kept + 1 : 1;
+    previous = std::move(event);
+    if (kept <= kTopValues) list.Push(std::move(entries[i].first));
   }
   return Json::Object()
       .Set("interval", interval)
@@ -923,18 +1018,6 @@ Result<Json> Trends(SegmentIndex& index, const Json& request) {
 // ---- Overview and data quality ------------------------------------------------------------------------------------
 
 namespace {
-
-// Calls f(row) for each row of `table` with time in [lo, hi] (the zone map skips blocks outside).
-template <typename F>
-void RowsIn(const segments::EventTable& table, int64_t lo, int64_t hi, F&& f) {
-  for (size_t b = 0; b < table.block_min.size(); ++b) {
-    if (table.block_max[b] < lo || table.block_min[b] > hi) continue;
-    const size_t end = std::min(table.time.size(), (b + 1) * segments::EventTable::kBlockRows);
-    for (size_t row = b * segments::EventTable::kBlockRows; row < end; ++row) {
-      if (table.time[row] >= lo && table.time[row] <= hi && table.ordinal[row] != SegmentIndex::kRemoved) f(row);
-    }
-  }
-}
 
 // Values a profile cell holds: 0 absent, the elements of an array, else 1.
 size_t ValueCount(const Column& col, Cell c) {
@@ -1111,24 +1194,26 @@ Result<Json> Quality(SegmentIndex& index, const Json& request) {
     std::span<const EventRef> refs = index.EventsOf(ord);
     auto first = std::lower_bound(refs.begin(), refs.end(), now - 30 * kDay,
                                   [](const EventRef& r, int64_t v) { return r.time < v; });
+    std::vector<uint32_t> tables_at;  // the tables of the events at the current time
     for (auto it = first; it != refs.end() && it->time <= now; ++it) {
       const size_t day = static_cast<size_t>(std::min<int64_t>(29, (now - it->time) / kDay));
       ++recent_events;
       daily_total[day] += 1;
-      if (it != first && (it - 1)->time == it->time && (it - 1)->table == it->table) {
+      if (it == first || (it - 1)->time != it->time) tables_at.clear();
+      if (std::find(tables_at.begin(), tables_at.end(), it->table) != tables_at.end()) {
         ++duplicates;
         daily[day] += 1;
+      } else {
+        tables_at.push_back(it->table);
       }
     }
   }
   std::vector<double> rates;
   for (size_t d = 1; d < 30; ++d) rates.push_back(daily_total[d] > 0 ? daily[d] / daily_total[d] : 0.0);
-  const double m = MedianOf(rates);
-  std::vector<double> dev;
-  for (double r : rates) dev.push_back(std::abs(r - m));
-  const double spread = 1.4826 * MedianOf(dev);
   const double last = daily_total[0] > 0 ? daily[0] / daily_total[0] : 0.0;
-  const bool spike = spread > 0 ? (last - m) / spread > 3.5 : last > m;
+  double m = 0;
+  const std::optional<double> z = RobustZ(last, std::move(rates), &m);
+  const bool spike = !z ? last > m : *z > 3.5;
   checks.Push(Check("duplicates",
                     "events of the last 30 days that do not repeat another of the profile (same type, "
                     "same time)",
@@ -1140,6 +1225,16 @@ Result<Json> Quality(SegmentIndex& index, const Json& request) {
   for (const Json& c : checks.items()) score += c.Find("score")->as_number();
   score = 100.0 * score / static_cast<double>(checks.size());
   return Json::Object().Set("score", score).Set("checks", std::move(checks));
+}
+
+Result<Json> Overview(SegmentIndex& index, const Json& request) {
+  CDP_RETURN_IF_ERROR(CheckMembers(request, {"now"}));
+  int64_t now = kMaxTime;
+  CDP_RETURN_IF_ERROR(OptionalTime(request, "now", &now));
+  if (now == kMaxTime) return Status::InvalidArgument("now is required", "now");
+  CDP_ASSIGN_OR_RETURN(Json out, IndexOverview(index, now));
+  CDP_ASSIGN_OR_RETURN(Json quality, Quality(index, request));
+  return out.Set("dataQuality", std::move(quality));
 }
 
 // ---- Governance ----------------------------------------------------------------------------------------------------
@@ -1162,6 +1257,11 @@ Result<std::vector<std::string>> FieldsRead(std::string_view analysis, const Jso
     if (const Json* steps = request.is_object() ? request.Find("steps") : nullptr; steps != nullptr) collect(*steps);
     if (const Json* b = request.is_object() ? request.Find("breakdown") : nullptr; b != nullptr && b->is_string()) {
       fields.push_back(b->as_string().rfind("properties.", 0) == 0 ? "events." + b->as_string() : b->as_string());
+    }
+  } else if (analysis == "overview" || analysis == "dataQuality") {
+    for (const char* f : {"events.source", "events.properties.revenue", "events.properties.total",
+                          "events.properties.value", "externalIds", "identityIssues"}) {
+      fields.push_back(f);
     }
   } else if (analysis == "journeys") {
     if (const Json* by = request.is_object() ? request.Find("by") : nullptr; by != nullptr && *by == Json("page")) {

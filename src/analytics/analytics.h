@@ -24,8 +24,9 @@ Result<Json> Attribution(segments::SegmentIndex& index, const Json& request);
 Result<Json> Journeys(segments::SegmentIndex& index, const Json& request);
 Result<Json> Trends(segments::SegmentIndex& index, const Json& request);
 Result<Json> Quality(segments::SegmentIndex& index, const Json& request);
-// The parts of Analytics::Overview the index answers, at `now`: {"profiles", "eventsByType", "activeProfiles",
-// "revenue", "orders"}.
+// The parts of Analytics::Overview the index answers ({"now"} required): {"profiles", "eventsByType",
+// "activeProfiles", "revenue", "orders", "dataQuality"}.
+Result<Json> Overview(segments::SegmentIndex& index, const Json& request);
 Result<Json> IndexOverview(segments::SegmentIndex& index, int64_t now);
 
 // The event fields a request reads (for governance): paths such as "properties.revenue", "type".

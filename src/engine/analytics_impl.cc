@@ -11,19 +11,41 @@
 
 namespace cdp::internal {
 
+namespace {
+
+// Leaves out of a data quality answer (alone, or in an overview) the schema changes of event fields the principal
+// may not read.
+void FilterQuality(const Access& access, Json* answer) {
+  Json* quality = answer->Find("dataQuality") != nullptr ? answer->Find("dataQuality") : answer;
+  Json* checks = quality->Find("checks");
+  if (checks == nullptr || !checks->is_array()) return;
+  for (Json& check : checks->items()) {
+    Json* changes = check.Find("changes");
+    if (changes == nullptr || !changes->is_array()) continue;
+    std::erase_if(changes->items(), [&](const Json& c) {
+      const Json* field = c.Find("field");
+      return field == nullptr || !field->is_string() || !access.CanRead("events." + field->as_string());
+    });
+  }
+}
+
+}  // namespace
+
 Result<Json> AnalyticsImpl::Run(std::string_view name, const Json& request, Analysis analysis) {
   Result<Json> out = [&]() -> Result<Json> {
     auto access = engine_->access();
     CDP_RETURN_IF_ERROR(engine_->RequireDefined());
     if (!access->admin()) {
       CDP_ASSIGN_OR_RETURN(std::vector<std::string> fields, analytics::FieldsRead(name, request));
-      for (const std::string& field : fields) CDP_RETURN_IF_ERROR(access->RequireRead(field));
+      // The whole tree: a test of an object, or exists, reads every member below it.
+      for (const std::string& field : fields) CDP_RETURN_IF_ERROR(access->RequireReadTree(field));
     }
     Result<Json> answer = Status::Internal("the analysis did not run");
     CDP_RETURN_IF_ERROR(engine_->segments_impl().WithIndex([&](segments::SegmentIndex& index) {
       answer = analysis(index, request);
       return answer.status();
     }));
+    if (answer.ok() && !access->admin()) FilterQuality(*access, &*answer);
     return answer;
   }();
   Record(engine_->audit_log(), "analytics." + std::string(name), {}, out.status(), 0, /*read=*/true);
@@ -52,20 +74,11 @@ Result<Json> AnalyticsImpl::DataQuality(const Json& request) {
 
 Result<Json> AnalyticsImpl::Overview(const Json& request) {
   CDP_ASSIGN_OR_RETURN(Json r, WithNow(request));
-  for (const auto& [key, value] : r.members()) {
-    if (key != "now") return Status::InvalidArgument(fmt::format("unknown member \"{}\"", key), key);
-  }
-  Result<int64_t> now = ParseTimestamp(*r.Find("now"));
-  if (!now.ok()) return Status::InvalidArgument("expected an ISO 8601 timestamp", "now");
-  CDP_ASSIGN_OR_RETURN(Json quality, Run("dataQuality", r, analytics::Quality));
-  CDP_ASSIGN_OR_RETURN(Json out, Run("overview", r, [](segments::SegmentIndex& index, const Json& req) {
-                         return analytics::IndexOverview(index, *ParseTimestamp(*req.Find("now")));
-                       }));
+  CDP_ASSIGN_OR_RETURN(Json out, Run("overview", r, analytics::Overview));  // one look at the index
   Json segments = Json::Array();
   CDP_ASSIGN_OR_RETURN(Json list, engine_->segments().List());
-  const Json* items = list.is_object() ? list.Find("items") : &list;
-  if (items != nullptr && items->is_array()) {
-    for (const Json& s : items->items()) {
+  if (list.is_array()) {
+    for (const Json& s : list.items()) {
       Json entry = Json::Object();
       for (const char* key : {"id", "name", "size"}) {
         if (const Json* v = s.Find(key); v != nullptr) entry.Set(key, *v);
@@ -75,11 +88,10 @@ Result<Json> AnalyticsImpl::Overview(const Json& request) {
   }
   Result<Json> requests = engine_->gdpr().ListRequests(Json::Object().Set("limit", 1));
   const Json* turnaround = requests.ok() ? requests->Find("turnaround") : nullptr;
-  return out.Set("at", FormatTimestamp(*now))
+  return out.Set("at", FormatTimestamp(*ParseTimestamp(*r.Find("now"))))
       .Set("segments", std::move(segments))
       .Set("ingestionLatency", engine_->ingest_latency().Summary())
-      .Set("gdprTurnaround", turnaround != nullptr ? *turnaround : Json())
-      .Set("dataQuality", std::move(quality));
+      .Set("gdprTurnaround", turnaround != nullptr ? *turnaround : Json());
 }
 
 Result<Json> AnalyticsImpl::Journeys(const Json& request) { return Run("journeys", request, analytics::Journeys); }

@@ -43,8 +43,10 @@ int64_t SteadyMicros() {
 Json LatencyWindow::Summary() const {
   const uint64_t calls = count_.load(std::memory_order_relaxed);
   std::vector<int64_t> v;
-  for (size_t i = 0; i < std::min<uint64_t>(calls, kSize); ++i)
-    v.push_back(samples_[i].load(std::memory_order_relaxed));
+  for (size_t i = 0; i < std::min<uint64_t>(calls, kSize); ++i) {
+    const int64_t sample = samples_[i].load(std::memory_order_relaxed);
+    if (sample >= 0) v.push_back(sample);  // a slot whose call has counted but not stored yet is skipped
+  }
   std::sort(v.begin(), v.end());
   auto at = [&](double p) {
     return v.empty() ? Json() : Json(v[std::min(v.size() - 1, static_cast<size_t>(p * v.size()))]);

@@ -79,6 +79,9 @@ class AuditedProfiles final : public Profiles {
 class LatencyWindow {
  public:
   static constexpr size_t kSize = 8192;
+  LatencyWindow() {
+    for (auto& s : samples_) s.store(-1, std::memory_order_relaxed);  // not yet written
+  }
   void Add(int64_t micros) {
     const uint64_t i = count_.fetch_add(1, std::memory_order_relaxed);
     samples_[i % kSize].store(micros, std::memory_order_relaxed);

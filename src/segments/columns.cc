@@ -50,6 +50,12 @@ bool ParseCanonicalTime(std::string_view s, int64_t* micros) {
   return true;
 }
 
+Cell EncodeScalarFound(const Json& v, const StringPool& pool) {
+  int64_t t;
+  if (v.is_string() && !ParseCanonicalTime(v.as_string(), &t)) return {Tag::kString, pool.Find(v.as_string())};
+  return EncodeScalar(v, nullptr);  // no other type reads the pool
+}
+
 Cell EncodeScalar(const Json& v, StringPool* pool) {
   switch (v.type()) {
     case Json::Type::kNull:

@@ -50,6 +50,8 @@ struct Cell {
 
 // Encodes a JSON value. Arrays are not handled here (see Column::SetArray); objects become kObject.
 Cell EncodeScalar(const Json& v, StringPool* pool);
+// The same without interning: a string never interned becomes {kString, StringPool::kNone}, which equals no cell.
+Cell EncodeScalarFound(const Json& v, const StringPool& pool);
 // The stored-form timestamp in `s`, if `s` is exactly that form.
 bool ParseCanonicalTime(std::string_view s, int64_t* micros);
 

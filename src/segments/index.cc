@@ -930,9 +930,15 @@ namespace {
 
 class Binder {
  public:
+  // `read_only`: binds without changing the index (no string interned, no column or table created): an unknown
+  // string equals nothing, an unknown column is absent, an unknown event table is kRemoved (matches no event).
   Binder(StringPool* pool, DocTable* profiles, std::function<uint32_t(std::string_view)> custom_table,
-         const std::vector<std::unique_ptr<EventTable>>* tables)
-      : pool_(pool), profiles_(profiles), custom_table_(std::move(custom_table)), tables_(tables) {}
+         const std::vector<std::unique_ptr<EventTable>>* tables, bool read_only = false)
+      : pool_(pool),
+        profiles_(profiles),
+        custom_table_(std::move(custom_table)),
+        tables_(tables),
+        read_only_(read_only) {}
 
   CMatch MatchOf(const EventMatch& e) { return Match(e); }
 
@@ -978,9 +984,11 @@ class Binder {
     o.time = v.time;
     if (v.json.is_array()) {
       o.is_array = true;
-      for (const Json& e : v.json.items()) o.array.push_back(EncodeScalar(e, pool_));
+      for (const Json& e : v.json.items()) {
+        o.array.push_back(read_only_ ? EncodeScalarFound(e, *pool_) : EncodeScalar(e, pool_));
+      }
     } else {
-      o.cell = EncodeScalar(v.json, pool_);
+      o.cell = read_only_ ? EncodeScalarFound(v.json, *pool_) : EncodeScalar(v.json, pool_);
     }
     if (v.json.is_string()) o.text = v.json.as_string();
     return o;
@@ -991,7 +999,14 @@ class Binder {
       if (m->paths[i] == path) return static_cast<int>(i);
     }
     m->paths.push_back(path);
-    if (m->kind == CMatch::Kind::kOne) m->bound.push_back((*tables_)[m->table]->props.GetOrCreate(path));
+    if (m->kind == CMatch::Kind::kOne) {
+      if (m->table >= tables_->size()) {
+        m->bound.push_back(nullptr);  // a table that does not exist (read_only)
+      } else {
+        DocTable& props = (*tables_)[m->table]->props;
+        m->bound.push_back(read_only_ ? props.Find(path) : props.GetOrCreate(path));
+      }
+    }
     return static_cast<int>(m->paths.size() - 1);
   }
 
@@ -1013,6 +1028,7 @@ class Binder {
   DocTable* profiles_;
   std::function<uint32_t(std::string_view)> custom_table_;
   const std::vector<std::unique_ptr<EventTable>>* tables_;
+  bool read_only_ = false;
 };
 
 }  // namespace
@@ -1034,13 +1050,11 @@ class EventFilter {
   CMatch match;
 };
 
-std::shared_ptr<const EventFilter> SegmentIndex::PrepareEvents(const EventMatch& match) {
+std::shared_ptr<const EventFilter> SegmentIndex::PrepareEvents(const EventMatch& match) const {
+  // Read-only: a request naming unknown events or values leaves the index as it was.
   Binder binder(
-      &pool_, &profiles_,
-      [this](std::string_view event) {
-        return IsStandardEventType(event) ? TableFor(event, "", true) : TableFor("custom", event, true);
-      },
-      &tables_);
+      const_cast<StringPool*>(&pool_), const_cast<DocTable*>(&profiles_),
+      [this](std::string_view event) { return FindTable(event); }, &tables_, /*read_only=*/true);
   auto filter = std::make_shared<EventFilter>();
   filter->match = binder.MatchOf(match);
   return filter;

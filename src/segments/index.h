@@ -131,8 +131,9 @@ class SegmentIndex {
   // The profile documents' columns, and the strings their cells (and the event tables' cells) name.
   const DocTable& profile_table() const { return profiles_; }
   const StringPool& pool() const { return pool_; }
-  // Binds an event match to this index (needs exclusive access, as Prepare). Never fails for a parsed match.
-  std::shared_ptr<const EventFilter> PrepareEvents(const EventMatch& match);
+  // Binds an event match to this index without changing it: unknown events, fields and string values match
+  // nothing. May run concurrently with other const methods. Never fails for a parsed match.
+  std::shared_ptr<const EventFilter> PrepareEvents(const EventMatch& match) const;
   // Whether the event in row `row` of table `table` matches. Cost: the match's where-conditions on that row.
   bool Matches(const EventFilter& filter, uint32_t table, uint32_t row) const;
   size_t MemoryBytes() const;

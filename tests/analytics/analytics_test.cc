@@ -300,5 +300,46 @@ TEST_F(AnalyticsTest, OverviewAndDataQualityCountWhatWasWritten) {
   EXPECT_EQ(analytics().Overview(J(R"({"when": 1})")).status().field(), "when");
 }
 
+// Fixes a review found: requests leave the index as it was; bad ranges and durations are refused; a cohort's own
+// period counts return events before the cohort event; duplicates need not be adjacent; protected fields stay so.
+TEST_F(AnalyticsTest, RequestsAreReadOnlyAndCheckedAndEdgesCount) {
+  Track("a", "page_view", "2026-03-02T10:00:00Z");  // Monday
+  Track("a", "purchase", "2026-03-03T10:00:00Z");   // Tuesday: the cohort event
+  Track("a", "add_to_cart", "2026-03-03T10:00:00Z");
+  Track("a", "purchase", "2026-03-03T10:00:00Z");  // the same type and time, another event between: a duplicate
+  Unwrap(analytics().Funnel(J(R"({"steps": [{"event": "ghost", "where": [{"field": "properties.x", "operator": "=",
+      "value": "never-seen-value"}]}, {"event": "purchase"}]})")));
+  Json t = Unwrap(analytics().Trends(J(R"({"from": "2026-03-02", "to": "2026-03-04"})")));
+  for (const Json& series : t.Find("series")->items()) EXPECT_NE(series.Find("event")->as_string(), "ghost");
+
+  Json c = Unwrap(analytics().Cohorts(J(R"({"cohortEvent": "purchase", "returnEvent": "page_view", "periods": 1})")));
+  EXPECT_EQ(c.Find("cohorts")->items()[0].Find("counts")->Dump(), "[1]") << c.Dump();
+
+  Json q = Unwrap(analytics().DataQuality(J(R"({"now": "2026-03-04T00:00:00Z"})")));
+  for (const Json& check : q.Find("checks")->items()) {
+    if (check.Find("name")->as_string() == "duplicates") {
+      EXPECT_EQ(check.Find("total")->as_int() - check.Find("passed")->as_int(), 1) << check.Dump();
+    }
+  }
+
+  EXPECT_EQ(analytics()
+                .Attribution(J(R"({"conversion": "purchase", "model": "time_decay", "halfLife": "0s"})"))
+                .status()
+                .field(),
+            "halfLife");
+  EXPECT_EQ(analytics()
+                .Funnel(J(R"({"steps": [{"event": "a"}, {"event": "b"}], "from": "2026-03-05",
+      "to": "2026-03-01"})"))
+                .status()
+                .field(),
+            "to");
+  // Overview and data quality read revenue: a principal who may not read it is refused.
+  Unwrap(engine_->governance().SetPolicy(J(R"({"classification": {"events.properties.revenue": "sensitive"},
+      "roles": {"analyst": {"read": ["public", "internal", "pii"]}}, "principals": {"viewer": {"roles": ["analyst"]}}})")));
+  ScopedPrincipal viewer("viewer");
+  EXPECT_EQ(analytics().Overview(J("{}")).status().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(analytics().DataQuality(J("{}")).status().code(), StatusCode::kPermissionDenied);
+}
+
 }  // namespace
 }  // namespace cdp
