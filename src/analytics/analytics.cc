@@ -276,17 +276,29 @@ Result<Json> Funnel(SegmentIndex& index, const Json& request) {
       enters |= (masks[i] & 1) && refs[i].time >= from && refs[i].time <= to;
     }
     if (!enters) continue;
-    // next[k][i]: the first event at or after i matching step k (refs.size() when none), so that an entry costs
-    // O(steps) whatever the number of events between its steps.
+    // For a profile with many events, next[k][i]: the first event at or after i matching step k (refs.size() when
+    // none), and after[i]: the first event strictly later than event i, so that an entry costs O(steps) whatever
+    // the events between its steps. A short profile is scanned instead (cheaper than building them).
     const size_t size = refs.size();
-    for (size_t k = 1; k < n; ++k) {
-      next[k].resize(size + 1);
-      next[k][size] = size;
-      for (size_t i = size; i-- > 0;) next[k][i] = (masks[i] >> k & 1) ? i : next[k][i + 1];
+    const bool indexed = size > 32;
+    if (indexed) {
+      for (size_t k = 1; k < n; ++k) {
+        next[k].resize(size + 1);
+        next[k][size] = size;
+        for (size_t i = size; i-- > 0;) next[k][i] = (masks[i] >> k & 1) ? i : next[k][i + 1];
+      }
+      after.resize(size);
+      for (size_t i = size; i-- > 0;) {
+        after[i] = i + 1 < size && refs[i + 1].time == refs[i].time ? after[i + 1] : i + 1;
+      }
     }
-    // after[i]: the first event strictly later than event i.
-    after.resize(size);
-    for (size_t i = size; i-- > 0;) after[i] = i + 1 < size && refs[i + 1].time == refs[i].time ? after[i + 1] : i + 1;
+    // The earliest event matching step k strictly later than event `prev`.
+    auto following = [&](size_t k, size_t prev) {
+      if (indexed) return next[k][after[prev]];
+      size_t j = prev + 1;
+      while (j < size && (refs[j].time == refs[prev].time || !(masks[j] >> k & 1))) ++j;
+      return j;
+    };
     int best = 0;
     size_t best_entry = 0;
     for (size_t i = 0; i < size && best < static_cast<int>(n); ++i) {
@@ -296,7 +308,7 @@ Result<Json> Funnel(SegmentIndex& index, const Json& request) {
       int depth = 1;
       size_t prev = i;
       for (size_t k = 1; k < n; ++k) {
-        const size_t j = next[k][after[prev]];  // the earliest match strictly later than the step before
+        const size_t j = following(k, prev);
         if (j == size || refs[j].time > limit) break;
         times[k] = refs[j].time;
         prev = j;

@@ -85,6 +85,29 @@ TEST_F(AnalyticsTest, FunnelCountsEachProfileOnceAtItsDeepestStep) {
             "colour");
 }
 
+// A profile of many events (its entries use the per-step next-match arrays) answers as a short one (scanned).
+TEST_F(AnalyticsTest, FunnelOfALongProfileEqualsThatOfAShortOne) {
+  auto at = [](int minute) {
+    return "2026-03-02T10:" + std::string(minute < 10 ? "0" : "") + std::to_string(minute) + ":00Z";
+  };
+  for (int m = 0; m < 40; ++m) Track("long", "product_view", at(m));  // 40 entries
+  for (int m : {5, 39}) Track("short", "product_view", at(m));
+  for (const char* who : {"long", "short"}) {
+    Track(who, "add_to_cart", at(39));  // at the same time as the last view: not later than it
+    Track(who, "purchase", at(50));
+  }
+  Json f = Unwrap(analytics().Funnel(J(R"({"steps": [{"event": "product_view"}, {"event": "add_to_cart"},
+      {"event": "purchase"}], "window": "45m"})")));
+  const auto& steps = f.Find("steps")->items();
+  // Entry at minute 0 reaches the cart (39) but not the purchase (50 > 45); the entry at 5 reaches all three.
+  EXPECT_EQ(steps[2].Find("profiles")->as_int(), 2) << f.Dump();
+  EXPECT_DOUBLE_EQ(steps[1].Find("medianSecondsFromPrevious")->as_number(), 34 * 60);
+  EXPECT_DOUBLE_EQ(steps[2].Find("medianSecondsFromPrevious")->as_number(), 11 * 60);
+  Json strict = Unwrap(analytics().Funnel(J(R"({"steps": [{"event": "product_view"}, {"event": "add_to_cart"}],
+      "from": "2026-03-02T10:39:00Z"})")));
+  EXPECT_EQ(strict.Find("steps")->items()[1].Find("profiles")->as_int(), 0) << strict.Dump();
+}
+
 TEST_F(AnalyticsTest, CohortsByWeekCountReturnsPerPeriod) {
   // Week of Monday 2026-03-02: a and b start; week of 2026-03-09: c starts.
   Track("a", "page_view", "2026-03-02T10:00:00Z");
