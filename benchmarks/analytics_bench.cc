@@ -32,23 +32,14 @@ namespace {
 
 using cdp::Json;
 using cdp::bench::CsvWriter;
+using cdp::bench::RssKiB;
+using cdp::bench::Seconds;
 using cdp::bench::WriteJson;
 using cdp::segments::SegmentIndex;
 
 constexpr int64_t kSec = 1000000;
 constexpr int64_t kDay = 86400 * kSec;
 constexpr int64_t kStart = 1767225600LL * kSec;  // 2026-01-01T00:00:00Z
-
-double Seconds() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-
-long RssKiB() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  }
-  return 0;
-}
 
 struct Channel {
   const char* source;

@@ -1,12 +1,13 @@
 // Copyright 2026 The libcdp Authors.
 //
-// What the benchmarks that compare with DuckDB (segment_bench, analytics_bench) write for benchmarks/duckdb/: CSV
-// files of the data set and JSON files of the answers and timings.
+// What the benchmarks that compare with DuckDB (segment_bench, analytics_bench) share: the CSV files of the data set
+// and the JSON files of the answers and timings they write for benchmarks/duckdb/, a clock and the process's memory.
 
 #ifndef CDP_BENCHMARKS_CSV_WRITER_H_
 #define CDP_BENCHMARKS_CSV_WRITER_H_
 
 #include <charconv>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -17,6 +18,20 @@
 #include "cdp/json.h"
 
 namespace cdp::bench {
+
+inline double Seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// The resident set of this process, in KiB (0 when /proc is not readable).
+inline long RssKiB() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return 0;
+}
 
 // A CSV file written through a large buffer.
 class CsvWriter {
