@@ -54,6 +54,7 @@ Result<Json> AnalyticsImpl::Run(std::string_view name, const Json& request, Anal
 
 Result<Json> AnalyticsImpl::Funnel(const Json& request) { return Run("funnel", request, analytics::Funnel); }
 Result<Json> AnalyticsImpl::Cohorts(const Json& request) { return Run("cohorts", request, analytics::Cohorts); }
+
 namespace {
 
 // The request's "now", or the current time (as a member of a copy of the request).
