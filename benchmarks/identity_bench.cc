@@ -208,6 +208,8 @@ int Run(const Flags& f) {
   {
     TempDir dir(f.dir, "cdp-identity-bench");
     auto engine = OpenOrDie(dir.path());
+    std::printf("    (b) timing starts\n");  // a marker for profilers attaching now (perf record -p)
+    std::fflush(stdout);
     double start = Now();
     std::vector<Json> batch;
     for (size_t i = 0; i < f.imports; ++i) {

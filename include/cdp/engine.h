@@ -133,10 +133,17 @@ struct TrackResult {
   std::vector<std::string> merged_profiles;  // profiles this event's identifiers merged into profile_id
   std::string merge_id;                      // the merge record of that merge (Identity::Explain)
   Json ignored_identifiers;  // [{type, value, reason}] identifiers not used for matching, or null when none
+  // True when the calling principal may write but not read an identifier the event named (its "externalIds." path,
+  // cdp::Governance): the answer then leaves out which profile holds it. profile_id, session_id, merged_profiles and
+  // merge_id are empty and profile_created is false; the event is stored all the same.
+  bool links_hidden = false;
 
   // {"eventId", "profileId", "sessionId", "profileCreated", "duplicate"}, plus "mergedProfiles" and "mergeId" after
-  // a merge and "ignoredIdentifiers" when some were ignored.
+  // a merge and "ignoredIdentifiers" when some were ignored. With links_hidden: {"eventId", "duplicate",
+  // "linksHidden": true} (and "ignoredIdentifiers").
   Json ToJson() const;
+  // Clears what says which profile the event went to, and sets links_hidden.
+  void HideLinks();
 };
 
 // An idempotency key written with an item, in the same atomic write (see Events::RememberKey): `value` (a JSON

@@ -205,6 +205,19 @@ void FilterIdentity(const Access& access, Json* explain) {
 
 // ---- Profiles -------------------------------------------------------------------------------------------------------
 
+namespace {
+// An AlreadyExists that names the profile holding an identifier, said without that profile to a principal who may
+// not read the identifier (it still learns that the value is taken: the write must say why it failed).
+template <typename T>
+void HideOwner(const Access& access, Result<T>* r) {
+  if (r->ok() || access.admin() || !r->status().IsAlreadyExists()) return;
+  const std::string field(r->status().field());
+  if (field.rfind("externalIds.", 0) != 0 || access.CanRead(field)) return;
+  *r = Status::AlreadyExists(field + ": the value belongs to another profile", field);
+}
+
+}  // namespace
+
 Result<Json> AuditedProfiles::Create(const Json& profile) {
   AuditedChange change(*log_, "profiles.create");
   auto access = gov_->Current();
@@ -212,6 +225,7 @@ Result<Json> AuditedProfiles::Create(const Json& profile) {
   if (allowed.ok()) allowed = access->CheckProfileWrite(profile);
   Result<Json> r = allowed.ok() ? inner_->Create(profile) : Result<Json>(allowed);
   change.Done({IdOf(r, "")}, r.status());
+  HideOwner(*access, &r);
   return r;
 }
 Result<Json> AuditedProfiles::Get(std::string_view id) {
@@ -235,6 +249,7 @@ Result<Json> AuditedProfiles::Replace(std::string_view id, const Json& profile) 
   }
   Result<Json> r = allowed.ok() ? inner_->Replace(id, profile) : Result<Json>(allowed);
   change.Done({IdOf(r, "")}, r.status());
+  HideOwner(*access, &r);
   return r;
 }
 Result<Json> AuditedProfiles::Patch(std::string_view id, const Json& patch) {
@@ -244,6 +259,7 @@ Result<Json> AuditedProfiles::Patch(std::string_view id, const Json& patch) {
   if (allowed.ok()) allowed = access->CheckProfileWrite(patch);
   Result<Json> r = allowed.ok() ? inner_->Patch(id, patch) : Result<Json>(allowed);
   change.Done({IdOf(r, "")}, r.status());
+  HideOwner(*access, &r);
   return r;
 }
 Status AuditedProfiles::Delete(std::string_view id) {
@@ -301,6 +317,16 @@ void RecordBatch(AuditedChange& change, const Result<BatchResult>& r) {
   change.Done(BatchProfiles(r), r.status(), r.ok() ? static_cast<int64_t>(r->items.size()) : 0);
 }
 
+// Hides, in each stored item's answer, which profile holds identifiers the principal may not read (after the
+// batch's audit entry has named the profiles).
+void HideBatchLinks(const Access& access, const std::vector<Json>& events, Result<BatchResult>* r) {
+  if (access.admin() || !r->ok()) return;
+  std::vector<BatchItemResult>& items = (*r)->items;
+  for (size_t i = 0; i < items.size() && i < events.size(); ++i) {
+    if (items[i].status.ok() && !access.CanReadLinks(events[i])) items[i].result.HideLinks();
+  }
+}
+
 // PermissionDenied ("[i].<path>") for the first event of a batch that writes a field the principal may not.
 Status CheckBatchWrites(const Access& access, const std::vector<Json>& events) {
   if (access.admin()) return Status::OK();
@@ -322,31 +348,38 @@ Result<TrackResult> AuditedEvents::Track(const Json& event) {
   Result<TrackResult> r = allowed.ok() ? inner_->Track(event) : Result<TrackResult>(allowed);
   if (r.ok()) latency_.Add(SteadyMicros() - start);
   change.Done({r.ok() ? r->profile_id : std::string()}, r.status());
+  if (r.ok() && !access->CanReadLinks(event)) r->HideLinks();
   return r;
 }
 Result<BatchResult> AuditedEvents::TrackBatch(const std::vector<Json>& events) {
   AuditedChange change(*log_, "events.trackBatch");
-  Status allowed = CheckBatchWrites(*gov_->Current(), events);
+  auto access = gov_->Current();
+  Status allowed = CheckBatchWrites(*access, events);
   const int64_t start = SteadyMicros();
   Result<BatchResult> r = allowed.ok() ? inner_->TrackBatch(events) : Result<BatchResult>(allowed);
   if (r.ok()) latency_.Add(SteadyMicros() - start);
   RecordBatch(change, r);
+  HideBatchLinks(*access, events, &r);
   return r;
 }
 Result<BatchResult> AuditedEvents::TrackBatch(const std::vector<Json>& events,
                                               const std::vector<IdempotencyKey>& keys) {
   AuditedChange change(*log_, "events.trackBatch");
-  Status allowed = CheckBatchWrites(*gov_->Current(), events);
+  auto access = gov_->Current();
+  Status allowed = CheckBatchWrites(*access, events);
   const int64_t start = SteadyMicros();
   Result<BatchResult> r = allowed.ok() ? inner_->TrackBatch(events, keys) : Result<BatchResult>(allowed);
   if (r.ok()) latency_.Add(SteadyMicros() - start);
   RecordBatch(change, r);
+  HideBatchLinks(*access, events, &r);
   return r;
 }
 Result<BatchResult> AuditedEvents::TrackBatchJson(std::string_view json_text) {
   AuditedChange change(*log_, "events.trackBatch");
   auto access = gov_->Current();
   Status allowed;
+  Result<Json> parsed = Json();
+  const Json* items = nullptr;
   if (!access->admin()) {
     // The fields written are checked on the parsed text (with limits no lower than the engine's, which parses it
     // again); a text that cannot be checked is refused.
@@ -354,10 +387,10 @@ Result<BatchResult> AuditedEvents::TrackBatchJson(std::string_view json_text) {
     limits.max_bytes = json_text.size() + 1;
     limits.max_depth = 1002;  // above every Options::max_json_depth the engine accepts
     allowed = RequireDefined(*access);
-    Result<Json> parsed = Json::Parse(json_text, limits);
+    parsed = Json::Parse(json_text, limits);
     if (allowed.ok() && !parsed.ok()) allowed = parsed.status();
     if (allowed.ok()) {
-      const Json* items = parsed->is_object() ? parsed->Find("batch") : &*parsed;
+      items = parsed->is_object() ? parsed->Find("batch") : &*parsed;
       if (items == nullptr || !items->is_array()) {
         allowed = Status::InvalidArgument("expected an array of events or {\"batch\": [...]}");
       } else {
@@ -369,6 +402,7 @@ Result<BatchResult> AuditedEvents::TrackBatchJson(std::string_view json_text) {
   Result<BatchResult> r = allowed.ok() ? inner_->TrackBatchJson(json_text) : Result<BatchResult>(allowed);
   if (r.ok()) latency_.Add(SteadyMicros() - start);
   RecordBatch(change, r);
+  if (items != nullptr && items->is_array()) HideBatchLinks(*access, items->items(), &r);
   return r;
 }
 Result<Page> AuditedEvents::Query(const EventQuery& query) {

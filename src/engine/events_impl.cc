@@ -16,6 +16,12 @@ namespace cdp {
 Json TrackResult::ToJson() const {
   Json out = Json::Object();
   out.Set("eventId", event_id);
+  if (links_hidden) {
+    out.Set("duplicate", duplicate);
+    out.Set("linksHidden", true);
+    if (ignored_identifiers.is_array()) out.Set("ignoredIdentifiers", ignored_identifiers);
+    return out;
+  }
   out.Set("profileId", profile_id);
   out.Set("sessionId", session_id.empty() ? Json() : Json(session_id));
   out.Set("profileCreated", profile_created);
@@ -28,6 +34,15 @@ Json TrackResult::ToJson() const {
   }
   if (ignored_identifiers.is_array()) out.Set("ignoredIdentifiers", ignored_identifiers);
   return out;
+}
+
+void TrackResult::HideLinks() {
+  profile_id.clear();
+  session_id.clear();
+  profile_created = false;
+  merged_profiles.clear();
+  merge_id.clear();
+  links_hidden = true;
 }
 
 Json BatchResult::ToJson() const {

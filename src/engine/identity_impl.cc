@@ -515,19 +515,30 @@ static Status CheckIdentifyWrite(const Access& access, const Json& request) {
   return access.CheckProfileWrite(patch);
 }
 
+// An identify's answer without what says which profile holds identifiers the principal may not read (see
+// TrackResult::HideLinks).
+static void HideIdentifyLinks(Json* answer) {
+  for (const char* member : {"profileId", "profileCreated", "mergedProfiles", "mergeId"}) answer->Erase(member);
+  answer->Set("linksHidden", true);
+}
+
 Result<Json> IdentityImpl::Identify(const Json& request) {
   AuditedChange change(engine_->audit_log(), "identity.identify");
-  Status allowed = CheckIdentifyWrite(*engine_->access(), request);
+  auto access = engine_->access();
+  Status allowed = CheckIdentifyWrite(*access, request);
   Result<Json> r = allowed.ok() ? engine_->Identify(request) : Result<Json>(allowed);
   change.Done(IdentifyTargets(r), r.status());
+  if (r.ok() && !access->CanReadLinks(request)) HideIdentifyLinks(&*r);
   return r;
 }
 
 Result<Json> IdentityImpl::Identify(const Json& request, const IdempotencyKey& key) {
   AuditedChange change(engine_->audit_log(), "identity.identify");
-  Status allowed = CheckIdentifyWrite(*engine_->access(), request);
+  auto access = engine_->access();
+  Status allowed = CheckIdentifyWrite(*access, request);
   Result<Json> r = allowed.ok() ? engine_->Identify(request, &key) : Result<Json>(allowed);
   change.Done(IdentifyTargets(r), r.status());
+  if (r.ok() && !access->CanReadLinks(request)) HideIdentifyLinks(&*r);
   return r;
 }
 
@@ -549,6 +560,17 @@ Result<Json> IdentityImpl::IdentifyBatch(const std::vector<Json>& requests) {
     }
   }
   change.Done(ids, r.status(), static_cast<int64_t>(requests.size()));
+  if (r.ok() && !access->admin()) {
+    std::vector<Json>& results = r->Find("results")->items();
+    for (size_t i = 0; i < results.size() && i < requests.size(); ++i) {
+      Json& item = results[i];
+      const Json* status = item.Find("status");
+      if (status != nullptr && status->is_string() && status->as_string() == "ok" &&
+          !access->CanReadLinks(requests[i])) {
+        HideIdentifyLinks(&item);
+      }
+    }
+  }
   return r;
 }
 

@@ -493,20 +493,39 @@ Status Access::CheckProfileWrite(const Json& input) const {
   return Status::OK();
 }
 
+namespace {
+bool IsIdentifierMember(std::string_view key) {
+  return key == "email" || key == "phone" || key == "customerId" || key == "userId" || key == "anonymousId" ||
+         key == "shopifyId" || key == "deviceId";
+}
+}  // namespace
+
 Status Access::CheckEventWrite(const Json& event) const {
   if (admin_) return Status::OK();
   if (!event.is_object()) return RequireWrite("events");
   for (const auto& [key, value] : event.members()) {
     CDP_RETURN_IF_ERROR(CheckWriteTree(Cat("events.", key), value));
     // What the event links to a profile.
-    if (key == "email" || key == "phone" || key == "customerId" || key == "userId" || key == "anonymousId" ||
-        key == "shopifyId" || key == "deviceId") {
+    if (IsIdentifierMember(key)) {
       CDP_RETURN_IF_ERROR(RequireWrite(ExternalIdsPath(key)));
     } else if (key == "identifiers" && value.is_object()) {
       for (const auto& [type, v] : value.members()) CDP_RETURN_IF_ERROR(RequireWrite(ExternalIdsPath(type)));
     }
   }
   return Status::OK();
+}
+
+bool Access::CanReadLinks(const Json& request) const {
+  if (admin_ || !request.is_object()) return true;
+  for (const auto& [key, value] : request.members()) {
+    if (IsIdentifierMember(key) && !CanRead(ExternalIdsPath(key))) return false;
+    if (key == "identifiers" && value.is_object()) {
+      for (const auto& [type, v] : value.members()) {
+        if (!CanRead(ExternalIdsPath(type))) return false;
+      }
+    }
+  }
+  return true;
 }
 
 Json Access::ToJson() const {

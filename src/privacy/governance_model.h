@@ -129,6 +129,11 @@ class Access {
   // customerId / userId, anonymousId, shopifyId, deviceId, identifiers.<type>), the "externalIds." path each would
   // link.
   Status CheckEventWrite(const Json& event) const;
+  // Whether the principal may read the "externalIds." path of every identifier `request` names: an event's
+  // identifier members and `identifiers` object (as CheckEventWrite lists them), or an identify request's
+  // `identifiers`. When not, the answer to that write must not say which profile holds them (TrackResult::HideLinks):
+  // a principal that may write an identifier it may not read would otherwise learn whose it is.
+  bool CanReadLinks(const Json& request) const;
 
   // {"principal", "defined", "roles", "admin", "read", "write", "readFields", "writeFields", "operations"}.
   Json ToJson() const;

@@ -247,6 +247,83 @@ TEST_F(GovernanceTest, WritesOfFieldsThePrincipalMayNotWriteAreRefusedWhole) {
   EXPECT_GE(refusals, 7);
 }
 
+// A principal that may write identifiers but not read them stores its events and identifies, but the answers do not
+// say which profile holds the identifiers (nor does an AlreadyExists name the holder).
+TEST_F(GovernanceTest, AWriterThatMayNotReadIdentifiersIsNotToldWhoHoldsThem) {
+  Json policy = J(kPolicy);
+  policy.Find("roles")->Set("collector", J(R"({"read": ["public"], "write": ["public", "internal", "pii"]})"));
+  policy.Find("roles")->Set("linker",
+                            J(R"({"read": ["public", "internal", "pii"], "write": ["public", "internal", "pii"]})"));
+  policy.Find("principals")->Set("col", J(R"({"roles": ["collector"]})"));
+  policy.Find("principals")->Set("lin", J(R"({"roles": ["linker"]})"));
+  Unwrap(gov().SetPolicy(policy));
+  const std::string other =
+      Unwrap(profiles().Create(J(R"({"externalIds": {"email": "bob@example.com"}})"))).Find("id")->as_string();
+  std::string stored_event;
+  {
+    ScopedPrincipal col("col");
+    TrackResult t = Unwrap(events().Track(J(R"({"type": "page_view", "email": "ada@example.com"})")));
+    stored_event = t.event_id;
+    EXPECT_TRUE(t.links_hidden);
+    EXPECT_TRUE(t.profile_id.empty());
+    EXPECT_TRUE(t.session_id.empty());
+    Json answer = t.ToJson();
+    EXPECT_EQ(answer.Find("profileId"), nullptr);
+    EXPECT_EQ(answer.Find("sessionId"), nullptr);
+    EXPECT_TRUE(answer.Find("linksHidden")->as_bool());
+    EXPECT_EQ(answer.Find("eventId")->as_string(), stored_event);
+    // A new identifier: whether a profile was created is not said either.
+    TrackResult created = Unwrap(events().Track(J(R"({"type": "page_view", "email": "new@example.com"})")));
+    EXPECT_FALSE(created.profile_created);
+    // An event that names its profile by id only links nothing: its answer is whole.
+    TrackResult by_id = Unwrap(events().Track(J(R"({"type": "page_view", "profileId": ")" + id_ + R"("})")));
+    EXPECT_FALSE(by_id.links_hidden);
+    EXPECT_EQ(by_id.profile_id, id_);
+    // Batches, item by item.
+    BatchResult batch = Unwrap(events().TrackBatch({J(R"({"type": "page_view", "email": "ada@example.com"})"),
+                                                    J(R"({"type": "page_view", "profileId": ")" + id_ + R"("})")}));
+    ASSERT_EQ(batch.items.size(), 2u);
+    EXPECT_TRUE(batch.items[0].result.links_hidden);
+    EXPECT_TRUE(batch.items[0].result.profile_id.empty());
+    EXPECT_EQ(batch.items[1].result.profile_id, id_);
+    BatchResult json_batch = Unwrap(events().TrackBatchJson(R"([{"type": "page_view", "customerId": "c-1"}])"));
+    EXPECT_TRUE(json_batch.items[0].result.links_hidden);
+    EXPECT_EQ(json_batch.ToJson().Find("results")->items()[0].Find("profileId"), nullptr);
+    // Identify.
+    Json identify = Unwrap(engine_->identity().Identify(J(R"({"identifiers": {"email": "ada@example.com"}})")));
+    EXPECT_EQ(identify.Find("profileId"), nullptr);
+    EXPECT_TRUE(identify.Find("linksHidden")->as_bool());
+    Json identified = Unwrap(engine_->identity().IdentifyBatch({J(R"({"identifiers": {"customerId": "c-1"}})")}));
+    EXPECT_EQ(identified.Find("results")->items()[0].Find("profileId"), nullptr);
+    EXPECT_EQ(identified.Find("results")->items()[0].Find("status")->as_string(), "ok");
+    // A collision names the field, not the holder.
+    Result<Json> taken = profiles().Create(J(R"({"externalIds": {"email": "bob@example.com"}})"));
+    EXPECT_EQ(taken.status().code(), StatusCode::kAlreadyExists);
+    EXPECT_EQ(taken.status().field(), "externalIds.email");
+    EXPECT_EQ(taken.status().message().find(other), std::string::npos) << taken.status().ToString();
+  }
+  {
+    // A principal that may read the identifiers it writes is told.
+    ScopedPrincipal lin("lin");
+    TrackResult t = Unwrap(events().Track(J(R"({"type": "page_view", "email": "ada@example.com"})")));
+    EXPECT_FALSE(t.links_hidden);
+    EXPECT_EQ(t.profile_id, id_);
+    Json identify = Unwrap(engine_->identity().Identify(J(R"({"identifiers": {"email": "ada@example.com"}})")));
+    EXPECT_EQ(identify.Find("profileId")->as_string(), id_);
+    Result<Json> taken = profiles().Create(J(R"({"externalIds": {"email": "bob@example.com"}})"));
+    EXPECT_EQ(taken.status().code(), StatusCode::kAlreadyExists);
+    EXPECT_NE(taken.status().message().find(other), std::string::npos) << taken.status().ToString();
+  }
+  // The hidden events were stored under the right profile, and the audit entry names it.
+  Page timeline = Unwrap(profiles().Timeline(id_, {}));
+  bool found = false;
+  for (const Json& e : timeline.items) found |= e.Find("id")->as_string() == stored_event;
+  EXPECT_TRUE(found);
+  Json entries = Unwrap(engine_->audit().List(J(R"({"principal": "col", "operation": "events.track"})")));
+  ASSERT_FALSE(entries.Find("items")->items().empty());
+  EXPECT_EQ(entries.Find("items")->items().back().Find("targets")->items()[0].as_string(), id_);
+}
+
 TEST_F(GovernanceTest, ExportsLeaveOutWhatTheExporterMayNotReadAndIncludeTheAuditTrail) {
   ScopedPrincipal dina("dina");
   Json doc = Unwrap(engine_->gdpr().Export(id_));

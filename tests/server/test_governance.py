@@ -19,8 +19,10 @@ POLICY = {
     "classification": {"attributes.customFields.ssn": "sensitive"},
     "roles": {"analyst": {"read": ["public", "internal"]},
               "support": {"read": ["public", "internal", "pii"], "write": ["internal", "pii"],
-                          "operations": ["export"]}},
-    "principals": {"ann": {"roles": ["analyst"]}, "sam": {"roles": ["support"]}, "root": {"roles": ["admin"]}},
+                          "operations": ["export"]},
+              "collector": {"read": ["public"], "write": ["public", "internal", "pii"]}},
+    "principals": {"ann": {"roles": ["analyst"]}, "sam": {"roles": ["support"]}, "root": {"roles": ["admin"]},
+                   "col": {"roles": ["collector"]}},
 }
 
 # Every route of the API, with a body where it takes one (a 401 must come before any validation).
@@ -60,7 +62,7 @@ def setup(tmp_path_factory):
     status, body, _ = srv.request("PUT", "/api/cdp/governance/policy", POLICY, key=ADMIN_KEY)
     assert status == 200, body
     keys = {}
-    for principal in ("ann", "sam", "root"):
+    for principal in ("ann", "sam", "root", "col"):
         status, body, _ = srv.request("POST", "/api/cdp/governance/keys", {"principal": principal}, key=ADMIN_KEY)
         assert status == 201, body
         keys[principal] = body
@@ -214,3 +216,31 @@ def test_the_retention_interval_is_a_flag(tmp_path):
         assert status == 200 and body["intervalSeconds"] == 0, body
     finally:
         assert srv.stop() == 0, srv.stderr()
+
+
+def test_a_writer_that_may_not_read_identifiers_is_not_told_who_holds_them(setup):
+    srv, keys, pid, _ = setup
+    col = keys["col"]["key"]
+    status, body, _ = srv.request("POST", "/api/cdp/events", {"type": "page_view", "email": "ada@example.com"},
+                                  key=col)
+    assert status in (200, 201), body
+    assert "profileId" not in body and "sessionId" not in body and body["linksHidden"] is True, body
+    status, batch, _ = srv.request("POST", "/api/cdp/events/batch",
+                                   [{"type": "page_view", "email": "ada@example.com"},
+                                    {"type": "page_view", "profileId": pid}], key=col)
+    assert status == 200, batch
+    first, second = batch["results"]
+    assert "profileId" not in first and first["linksHidden"] is True, first
+    assert second["profileId"] == pid, second
+    status, identified, _ = srv.request("POST", "/api/cdp/identity/identify",
+                                        {"identifiers": {"email": "ada@example.com"}}, key=col)
+    assert status == 200, identified
+    assert "profileId" not in identified and identified["linksHidden"] is True, identified
+    status, taken, _ = srv.request("POST", "/api/cdp/profiles", {"externalIds": {"email": "ada@example.com"}},
+                                   key=col)
+    assert status == 409, taken
+    assert taken["error"]["field"] == "externalIds.email" and pid not in taken["error"]["message"], taken
+    # The event went to the right profile all the same.
+    status, events, _ = srv.request("GET", f"/api/cdp/profiles/{pid}/events", key=ADMIN_KEY)
+    assert status == 200, events
+    assert any(e["id"] == body["eventId"] for e in events["items"]), events

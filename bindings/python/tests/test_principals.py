@@ -66,3 +66,19 @@ def test_api_keys(db, ada):
     with pytest.raises(cdp.InvalidArgument) as bad:
         db.governance.set_policy({"roles": {"x": {"read": ["nope"]}}})
     assert bad.value.field == "roles.x.read[0]"
+
+
+def test_a_writer_that_may_not_read_identifiers_is_not_told_who_holds_them(db):
+    db.governance.set_policy({
+        "roles": {"collector": {"read": ["public"], "write": ["public", "internal", "pii"]}},
+        "principals": {"col": {"roles": ["collector"]}},
+    })
+    ada = db.profiles.create({"externalIds": {"email": "ada@example.com"}})["id"]
+    with cdp.principal("col"):
+        answer = db.events.track({"type": "page_view", "email": "ada@example.com"})
+        assert answer["linksHidden"] is True
+        assert "profileId" not in answer and "sessionId" not in answer
+        identified = db.identity.identify({"email": "ada@example.com"})
+        assert identified["linksHidden"] is True and "profileId" not in identified
+    events = db.profiles.timeline(ada)
+    assert answer["eventId"] in [e["id"] for e in events]
