@@ -118,8 +118,10 @@ class Profiles {
   virtual Result<Page> Timeline(std::string_view id, const EventQuery& query) = 0;
 
   // The profile's sessions, oldest first: {id, start, end, durationSeconds, eventCount, firstPage, utmSource,
-  // utmMedium, utmCampaign, eventTypes: {type: count}}. NotFound when the profile is absent. Cost: a scan of its
-  // events.
+  // utmMedium, utmCampaign, eventTypes: {type: count}}. firstPage is the url, path or page property of the
+  // session's first page view that has one, the UTM fields the utm_source / utm_medium / utm_campaign properties of
+  // its first event; each is null for a caller who may not read that event property (cdp::Governance), whatever
+  // it may read of sessions.*. NotFound when the profile is absent. Cost: a scan of its events.
   virtual Result<std::vector<Json>> Sessions(std::string_view id) = 0;
 };
 

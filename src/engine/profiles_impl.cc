@@ -204,11 +204,18 @@ Result<std::vector<Json>> ProfilesImpl::Sessions(std::string_view requested_id) 
     int64_t start = 0, end = 0;
     int64_t count = 0;
     Json first_page, utm_source, utm_medium, utm_campaign;
+    bool first_page_seen = false;  // the session's first page view with a page property was met
     Json by_type = Json::Object();
   };
   std::vector<Summary> sessions;
   absl::flat_hash_map<std::string, size_t> index;
   std::string document;
+  // A summary's firstPage and UTM fields are event properties: a caller who may not read the property does not
+  // read it here either (sessions.* is classified on its own; Governance filters the rest of the summary).
+  const std::shared_ptr<const Access> access = engine_->access();
+  auto readable_property = [&](const char* key) { return access->CanRead(fmt::format("events.properties.{}", key)); };
+  const bool utm_readable[3] = {readable_property("utm_source"), readable_property("utm_medium"),
+                                readable_property("utm_campaign")};
   ProfileEvents events(engine_->store(), engine_->tail(), id);
   for (; events.Valid(); events.Next()) {  // event-time order
     Status read = events.Read(&document);
@@ -224,13 +231,13 @@ Result<std::vector<Json>> ProfilesImpl::Sessions(std::string_view requested_id) 
       s.id = sid;
       s.start = t;
       const Json* props = event->Find("properties");
-      auto prop = [&](const char* key) {
-        const Json* v = props != nullptr ? props->Find(key) : nullptr;
+      auto prop = [&](const char* key, bool readable) {
+        const Json* v = props != nullptr && readable ? props->Find(key) : nullptr;
         return v != nullptr ? *v : Json();
       };
-      s.utm_source = prop("utm_source");
-      s.utm_medium = prop("utm_medium");
-      s.utm_campaign = prop("utm_campaign");
+      s.utm_source = prop("utm_source", utm_readable[0]);
+      s.utm_medium = prop("utm_medium", utm_readable[1]);
+      s.utm_campaign = prop("utm_campaign", utm_readable[2]);
       sessions.push_back(std::move(s));
     }
     Summary& s = sessions[it->second];
@@ -239,12 +246,13 @@ Result<std::vector<Json>> ProfilesImpl::Sessions(std::string_view requested_id) 
     const std::string& type = event->Find("type")->as_string();
     const Json* n = s.by_type.Find(type);
     s.by_type.Set(type, (n != nullptr ? n->as_int() : 0) + 1);
-    if (s.first_page.is_null() && type == "page_view") {
+    if (!s.first_page_seen && type == "page_view") {
       const Json* props = event->Find("properties");
       for (const char* key : {"url", "path", "page"}) {
         const Json* v = props != nullptr ? props->Find(key) : nullptr;
         if (v != nullptr && !v->is_null()) {
-          s.first_page = *v;
+          if (readable_property(key)) s.first_page = *v;  // else null: the first page's value is not readable
+          s.first_page_seen = true;
           break;
         }
       }

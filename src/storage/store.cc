@@ -188,10 +188,6 @@ Result<std::unique_ptr<Store>> Store::Open(const Options& options, const std::st
     // see engine/event_tail.h.) The index log is small: its records are deleted at each bulk load.
     if (cf == Cf::kIndexLog) o.write_buffer_size = std::min<size_t>(o.write_buffer_size, 8u << 20);
     if (cf == Cf::kTraits) o.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewNoopTransform());
-    // The privacy keys start with their kind's letter, and the audit log's kinds are written in order (entries
-    // `a` by sequence, pending records `q` by ticket): each insert starts where the last of its kind went. This cut
-    // the audit writer's RocksDB CPU by about 40% under single-event ingest (docs/performance.md).
-    if (cf == Cf::kPrivacy) o.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(1));
     if (cf == Cf::kMeta) o.merge_operator = std::make_shared<CounterMergeOperator>();
     if (cf == Cf::kTraits) o.merge_operator = std::make_shared<TraitsMergeOperator>();
     if (cf == Cf::kKeys) {
@@ -425,9 +421,12 @@ Status Store::Purge(WriteBatch* batch, const std::vector<Cf>& whole, std::string
   rocksdb::CompactRangeOptions co;
   co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
   co.exclusive_manual_compaction = false;
-  for (rocksdb::ColumnFamilyHandle* handle : handles_) {
+  for (size_t cf = 0; cf < handles_.size(); ++cf) {
+    rocksdb::ColumnFamilyHandle* handle = handles_[cf];
     const uint32_t id = handle->GetID();
     if (id >= deleted.by_cf.size()) continue;
+    // A column family compacted whole below needs no compaction of its ranges first.
+    if (std::find(whole.begin(), whole.end(), static_cast<Cf>(cf)) != whole.end()) continue;
     Deleted::PerCf& d = deleted.by_cf[id];
     if (d.keys.empty() && d.ranges.empty()) continue;
     // Only the table files holding a deleted key (or overlapping a deleted range) are compacted, each over its own

@@ -324,6 +324,37 @@ TEST_F(GovernanceTest, AWriterThatMayNotReadIdentifiersIsNotToldWhoHoldsThem) {
   EXPECT_EQ(entries.Find("items")->items().back().Find("targets")->items()[0].as_string(), id_);
 }
 
+// A session summary's firstPage and UTM fields are event properties: they follow the property's class.
+TEST_F(GovernanceTest, SessionSummariesShowOnlyTheEventPropertiesTheReaderMayRead) {
+  Json policy = J(kPolicy);
+  policy.Find("classification")->Set("events.properties.url", "restricted");
+  policy.Find("classification")->Set("events.properties.utm_campaign", "restricted");
+  Unwrap(gov().SetPolicy(policy));
+  Unwrap(events().Track(J(R"({"type": "page_view", "profileId": ")" + id_ +
+                          R"(", "timestamp": "2026-01-05T10:00:00Z", "sessionId": "s-1", "properties": {"url":
+                          "https://x.example/secret-offer", "utm_source": "news", "utm_campaign": "c-77"}})")));
+  Unwrap(events().Track(J(R"({"type": "page_view", "profileId": ")" + id_ +
+                          R"(", "timestamp": "2026-01-05T10:01:00Z", "sessionId": "s-1", "properties": {"url":
+                          "https://x.example/second"}})")));
+  auto session = [&](const std::vector<Json>& all) {
+    for (const Json& s : all) {
+      if (s.Find("id")->as_string() == "s-1") return s;
+    }
+    ADD_FAILURE() << "no session s-1";
+    return Json();
+  };
+  Json whole = session(Unwrap(profiles().Sessions(id_)));
+  EXPECT_EQ(whole.Find("firstPage")->as_string(), "https://x.example/secret-offer");
+  EXPECT_EQ(whole.Find("utmCampaign")->as_string(), "c-77");
+  ScopedPrincipal ann("ann");  // reads public and internal: sessions.* yes, the restricted properties no
+  Json seen = session(Unwrap(profiles().Sessions(id_)));
+  EXPECT_EQ(seen.Find("eventCount")->as_int(), 2);
+  EXPECT_EQ(seen.Find("utmSource")->as_string(), "news");
+  EXPECT_TRUE(seen.Find("utmCampaign") == nullptr || seen.Find("utmCampaign")->is_null()) << seen.Dump();
+  // Not the second page's url either: the first page's is unreadable, so firstPage is null.
+  EXPECT_TRUE(seen.Find("firstPage") == nullptr || seen.Find("firstPage")->is_null()) << seen.Dump();
+}
+
 TEST_F(GovernanceTest, ExportsLeaveOutWhatTheExporterMayNotReadAndIncludeTheAuditTrail) {
   ScopedPrincipal dina("dina");
   Json doc = Unwrap(engine_->gdpr().Export(id_));
