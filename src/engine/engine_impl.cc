@@ -1707,6 +1707,9 @@ Result<Json> EngineImpl::WriteProfile(std::string_view requested_id, const Json&
 Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* request, bool for_retention) {
   uint64_t sequence = 0;
   storage::WriteBatch batch(*store_);
+  bool by_filter = false;                   // the person's events leave the log through its drop filter
+  std::vector<std::string> event_log_keys;  // their keys then
+  std::string erased_id;
   {
     std::lock_guard<std::mutex> lock(write_mu_);
     CDP_RETURN_IF_ERROR(write_error_);
@@ -1715,6 +1718,27 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* 
     CDP_ASSIGN_OR_RETURN(Json stored, ReadLiveProfile(requested_id, &id));  // a merged id erases its survivor
     // The index log names the person's recent events: write the tail out first, which deletes the log.
     CDP_RETURN_IF_ERROR(FlushTail());
+    // The person's events leave the event log through its drop filter (no tombstones: rewriting the files that
+    // hold them is enough) when no key of the log naming them was ever deleted, so no tombstone of theirs exists:
+    // no merge ever involved them (merges and unmerges move events, deleting keys) and retention never deleted
+    // from the log. Otherwise by tombstones, compacted down to the last level (Store::Purge).
+    erased_id = id;
+    // And only with suppression: it refuses data naming the erased profile id, which would otherwise create a new
+    // profile under it whose events the filter would drop until the purge ends.
+    by_filter = !for_retention && options_.suppress_erased_identifiers && stored.Find("mergedIds") == nullptr;
+    if (by_filter) {
+      std::string marker;
+      Status deleted_before = store_->Get(storage::Cf::kMeta, kEventLogDeletedKey, &marker);
+      if (!deleted_before.IsNotFound()) CDP_RETURN_IF_ERROR(deleted_before);
+      by_filter = deleted_before.IsNotFound();
+    }
+    if (by_filter) {
+      const std::string merges_prefix = storage::ProfileMergesPrefix(id);
+      auto m = store_->NewIterator(storage::Cf::kMerges, merges_prefix, storage::PrefixSuccessor(merges_prefix));
+      m->Seek(merges_prefix);
+      CDP_RETURN_IF_ERROR(m->status());
+      by_filter = !m->Valid();
+    }
     int64_t events = 0;
     std::string prefix = storage::ProfileEventsPrefix(id);
     auto iter = store_->NewIterator(storage::Cf::kEvents, prefix, storage::PrefixSuccessor(prefix));
@@ -1723,10 +1747,15 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* 
       const int64_t t = storage::TimeKeyTime(time_key);
       const std::string_view event_id = storage::TimeKeyEventId(time_key);
       std::string document;
-      Status s = store_->Get(storage::Cf::kEventsByTime, storage::TimeIndexKey(t, event_id, id), &document);
+      std::string log_key = storage::TimeIndexKey(t, event_id, id);
+      Status s = store_->Get(storage::Cf::kEventsByTime, log_key, &document);
       if (!s.IsNotFound()) CDP_RETURN_IF_ERROR(s);
       batch.Delete(storage::Cf::kEvents, iter->key());
-      batch.Delete(storage::Cf::kEventsByTime, storage::TimeIndexKey(t, event_id, id));
+      if (by_filter) {
+        event_log_keys.push_back(std::move(log_key));
+      } else {
+        batch.Delete(storage::Cf::kEventsByTime, log_key);
+      }
       if (s.ok()) ++events;
     }
     CDP_RETURN_IF_ERROR(iter->status());
@@ -1823,7 +1852,14 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* 
       record.Set("suppressedIdentifiers", suppressed_identifiers);
       batch.Put(storage::Cf::kPrivacy, storage::RequestKey(request->id), record.Dump());
     }
-    CDP_ASSIGN_OR_RETURN(sequence, store_->Write(&batch));
+    // From before the write on, flushes and compactions of the log drop the person's events, and readers skip them.
+    if (by_filter) SetErasing({id}, true);
+    auto written = store_->Write(&batch);
+    if (!written.ok()) {
+      if (by_filter) SetErasing({id}, false);
+      return written.status();
+    }
+    sequence = *written;
     if (request != nullptr) request->record = std::move(record);  // written: the request exists
     for (const std::string& pid : ids) tracking_denied_.erase(pid);
     for (std::string& hash : suppress) suppressed_.insert(std::move(hash));
@@ -1836,7 +1872,10 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* 
   if (for_retention) return Status::OK();  // the run purges once, after all its erasures (PurgeRetained)
   // Erasure is physical: no log, memtable or table file keeps the deleted values (or the tombstones' keys). Done
   // outside the lock (it compacts); writes go on meanwhile.
-  CDP_RETURN_IF_ERROR(PurgeErased(&batch));
+  // Should the purge fail, the person stays in the drop filter (their events are gone from every read) and the
+  // pending marker has the next open finish it.
+  CDP_RETURN_IF_ERROR(PurgeErased(&batch, std::move(event_log_keys)));
+  if (by_filter) SetErasing({erased_id}, false);
   if (request == nullptr) return Status::OK();
   request->record.Set("status", "completed");
   const int64_t now = NowMicros();
@@ -1847,11 +1886,32 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* 
 
 std::atomic<bool> g_exit_before_purge_for_testing{false};
 
-Status EngineImpl::PurgeErased(storage::WriteBatch* erased) {
+Status EngineImpl::PurgeErased(storage::WriteBatch* erased, std::vector<std::string> event_log_keys) {
   // Whole: the tail's log (its records, deleted by FlushTail's bulk load, name event ids) and the identifiers (the
   // person's earlier values - a replaced email, renamed or unlinked values - were deleted by earlier writes and
   // may sort anywhere among the others').
-  return store_->Purge(erased, {storage::Cf::kIndexLog, storage::Cf::kIdentities}, kPurgePendingKey);
+  return store_->Purge(erased, {storage::Cf::kIndexLog, storage::Cf::kIdentities}, kPurgePendingKey,
+                       std::move(event_log_keys));
+}
+
+std::shared_ptr<const absl::flat_hash_set<std::string>> EngineImpl::erasing() const {
+  std::lock_guard<std::mutex> lock(erasing_mu_);
+  return erasing_;
+}
+
+void EngineImpl::SetErasing(const std::vector<std::string>& ids, bool on) {
+  std::lock_guard<std::mutex> lock(erasing_mu_);
+  auto next = std::make_shared<absl::flat_hash_set<std::string>>();
+  if (erasing_ != nullptr) *next = *erasing_;
+  for (const std::string& id : ids) on ? (void)next->insert(id) : (void)next->erase(id);
+  if (next->empty()) {
+    erasing_ = nullptr;
+    store_->SetEventLogDrop({});
+    return;
+  }
+  erasing_ = next;
+  store_->SetEventLogDrop([set = std::shared_ptr<const absl::flat_hash_set<std::string>>(next)](
+                              std::string_view profile) { return set->contains(std::string(profile)); });
 }
 
 Status EngineImpl::FinishPendingPurge() {
@@ -1864,11 +1924,31 @@ Status EngineImpl::FinishPendingPurge() {
 
 Status EngineImpl::PurgeEverything() {
   purged_at_open_ = true;
-  // An erasure was written but the process stopped before it was physical: purge every column family whole.
+  // An erasure was written but the process stopped before it was physical: purge every column family whole. An
+  // erasure by the drop filter left its person's events in the log, without a profile: the filter drops them.
+  std::vector<std::string> orphans;
+  {
+    absl::flat_hash_map<std::string, bool> exists;
+    auto events = store_->NewIterator(storage::Cf::kEventsByTime);
+    for (events->SeekToFirst(); events->Valid(); events->Next()) {
+      const std::string profile(storage::TimeIndexProfile(events->key()));
+      auto [it, fresh] = exists.emplace(profile, true);
+      if (!fresh) continue;
+      std::string doc;
+      Status s = store_->Get(storage::Cf::kProfiles, profile, &doc);
+      if (!s.IsNotFound()) CDP_RETURN_IF_ERROR(s);
+      it->second = s.ok();
+      if (!s.ok()) orphans.push_back(profile);
+    }
+    CDP_RETURN_IF_ERROR(events->status());
+  }
+  SetErasing(orphans, true);
   storage::WriteBatch nothing(*store_);
   std::vector<storage::Cf> all;
   for (int cf = 0; cf < static_cast<int>(storage::Cf::kCount); ++cf) all.push_back(static_cast<storage::Cf>(cf));
-  return store_->Purge(&nothing, all, kPurgePendingKey);
+  Status purged = store_->Purge(&nothing, all, kPurgePendingKey);
+  if (purged.ok()) SetErasing(orphans, false);
+  return purged;
 }
 
 void EngineImpl::ForgetProfile(std::string_view id, const Json& stored) {

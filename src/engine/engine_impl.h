@@ -186,6 +186,9 @@ class GdprImpl final : public Gdpr {
 // kMeta: written with an erasure (or a retention purge), removed once it is physical (Store::Purge); found at open,
 // the purge is finished then.
 inline constexpr std::string_view kPurgePendingKey = "purge_pending";
+// kMeta: present once an event of the log was deleted (retention) rather than erased, which leaves tombstones
+// naming its profile; erasure then purges the log with tombstones too (EngineImpl::DeleteProfile).
+inline constexpr std::string_view kEventLogDeletedKey = "event_log_deleted";
 
 // The identifier type under which an erased profile's id is suppressed (so it is not created again).
 inline constexpr std::string_view kErasedProfileIdType = "profileId";
@@ -246,10 +249,15 @@ class EngineImpl final : public Engine {
   // Finishes the purge of an erasure a crash interrupted (kMeta "purge_pending"): every column family is compacted
   // whole. Called once by Engine::Open.
   Status FinishPendingPurge();
-  // Compacts every column family whole (Store::Purge) and clears the pending marker. At open only.
+  // Compacts every column family whole (Store::Purge) and clears the pending marker; events of the log whose
+  // profile no longer exists (an erasure by the drop filter the crash interrupted) are dropped. At open only.
   Status PurgeEverything();
-  // Makes an erasure's deletions physical (Store::Purge) and clears the pending marker.
-  Status PurgeErased(storage::WriteBatch* erased);
+  // Makes an erasure's deletions physical (Store::Purge) and clears the pending marker. `event_log_keys`: the
+  // person's events, erased from the log by the drop filter (see DeleteProfile) rather than by tombstones.
+  Status PurgeErased(storage::WriteBatch* erased, std::vector<std::string> event_log_keys = {});
+  // The profiles whose events are leaving the event log through the drop filter (erasures in progress): readers
+  // of the log skip their events. Null when none.
+  std::shared_ptr<const absl::flat_hash_set<std::string>> erasing() const;
 
   // Reads the identity rules stored in the database (defaults when none). Called once by Engine::Open.
   Status LoadRules();
@@ -358,6 +366,8 @@ class EngineImpl final : public Engine {
   // The keyed hash kept of an erased identifier (16 bytes), and of a request's subject (32 hex characters).
   std::string IdentifierHash(const Identifier& id) const;
   std::string SubjectHash(std::string_view profile_id) const;
+  // Adds or removes profiles of erasures in progress (erasing()), and sets the event log's drop filter to them.
+  void SetErasing(const std::vector<std::string>& ids, bool on);
   // HMAC-SHA-256 of `data` under the privacy key, as 64 hex characters (the audit log's keyed hashes).
   std::string KeyedHashHex(std::string_view data) const;
   // FailedPrecondition when one of `ids` belongs to an erased person (write_mu_ held).
@@ -406,6 +416,8 @@ class EngineImpl final : public Engine {
   AuditImpl audit_;
 
   std::mutex write_mu_;
+  mutable std::mutex erasing_mu_;
+  std::shared_ptr<const absl::flat_hash_set<std::string>> erasing_;  // guarded by erasing_mu_; see erasing()
   // Held shared by event batches being written after write_mu_ was released; held exclusively (under write_mu_)
   // by writes that must follow them: profile writes, deletes, batches that write profile documents.
   std::shared_mutex commit_mu_;

@@ -231,8 +231,11 @@ Result<Page> EventsImpl::Query(const EventQuery& query) {
   }
   // All profiles: the log, in time order. Its keys are time key \0 profile id, and a cursor holds a whole key.
   auto iter = store.NewIterator(storage::Cf::kEventsByTime, lower, upper);
+  const std::shared_ptr<const absl::flat_hash_set<std::string>> erasing = engine_->erasing();
   query.descending ? iter->SeekToLast() : iter->SeekToFirst();
   for (; iter->Valid(); query.descending ? iter->Prev() : iter->Next()) {
+    // An erasure in progress: the person's events leave the log as its files are rewritten.
+    if (erasing != nullptr && erasing->contains(std::string(storage::TimeIndexProfile(iter->key())))) continue;
     CDP_ASSIGN_OR_RETURN(bool more, take(iter->key(), iter->value()));
     if (!more) break;
   }

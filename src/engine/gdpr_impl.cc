@@ -353,6 +353,13 @@ Result<bool> GdprImpl::IsSuppressedNormalized(const Identifier& id) {
 
 Result<Json> GdprImpl::Unsuppress(std::string_view type, std::string_view value) {
   CDP_ASSIGN_OR_RETURN(Identifier id, NormalizeOne(*engine_->rules(), type, value));
+  if (id.type == kErasedProfileIdType) {
+    // Not while the erasure's purge runs: the event log's filter drops that profile id's events until it ends.
+    auto erasing = engine_->erasing();
+    if (erasing != nullptr && erasing->contains(id.value)) {
+      return Status::Unavailable(fmt::format("profile {} is being erased; retry once the erasure returns", id.value));
+    }
+  }
   CDP_ASSIGN_OR_RETURN(bool was, IsSuppressedNormalized(id));
   if (was) CDP_RETURN_IF_ERROR(engine_->LiftSuppression(engine_->IdentifierHash(id)));
   return Json::Object().Set("type", id.type).Set("value", id.value).Set("unsuppressed", was);

@@ -236,6 +236,7 @@ Status EngineImpl::PurgeEventsBefore(const RetentionPolicy& policy, int64_t cuto
       // The tail out first: the per-profile index is then whole in storage, and its log (naming the events) gone.
       CDP_RETURN_IF_ERROR(FlushTail());
       absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>> deleted;  // profile -> time keys
+      const std::shared_ptr<const absl::flat_hash_set<std::string>> erasing = this->erasing();
       size_t n = 0;
       auto it = store_->NewIterator(storage::Cf::kEventsByTime, resume, upper);
       for (it->Seek(resume); it->Valid() && n < kChunkEvents; it->Next()) {
@@ -243,6 +244,7 @@ Status EngineImpl::PurgeEventsBefore(const RetentionPolicy& policy, int64_t cuto
         if (!event.ok()) return Status::DataLoss("a stored event is corrupt");
         if (!Matches(policy, *event)) continue;
         const std::string pid(storage::TimeIndexProfile(it->key()));
+        if (erasing != nullptr && erasing->contains(pid)) continue;  // leaving the log through the drop filter
         const std::string time_key(storage::TimeIndexTimeKey(it->key()));
         batch.Delete(storage::Cf::kEventsByTime, it->key());
         batch.Delete(storage::Cf::kEvents, storage::ProfileEventsPrefix(pid) + time_key);
@@ -254,6 +256,8 @@ Status EngineImpl::PurgeEventsBefore(const RetentionPolicy& policy, int64_t cuto
       done = !it->Valid();
       if (!done) resume = std::string(it->key());
       if (n == 0) return Status::OK();
+      // Tombstones naming these profiles are now in the log: their erasures purge it with tombstones too.
+      batch.Put(storage::Cf::kMeta, kEventLogDeletedKey, "");
       // Each profile's computed traits, from the events it keeps.
       for (const auto& [pid, keys] : deleted) {
         storage::Traits traits;

@@ -100,6 +100,59 @@ class ExpiredKeysFilter : public rocksdb::CompactionFilter {
 
 }  // namespace
 
+// The event log's drop filter (Store::SetEventLogDrop): the function in force, read by each flush and compaction
+// when it starts.
+struct Store::EventLogDrop {
+  std::mutex mu;
+  std::shared_ptr<const std::function<bool(std::string_view)>> drop;  // null: none
+  std::shared_ptr<const std::function<bool(std::string_view)>> Current() {
+    std::lock_guard<std::mutex> lock(mu);
+    return drop;
+  }
+};
+
+namespace {
+
+// Drops the event log entries of the profiles the drop function names, without a tombstone (kRemoveAndSkipUntil
+// to the key's immediate successor): each key of the log is written once, so there is no older version to uncover.
+class EventLogDropFilter : public rocksdb::CompactionFilter {
+ public:
+  explicit EventLogDropFilter(std::shared_ptr<const std::function<bool(std::string_view)>> drop)
+      : drop_(std::move(drop)) {}
+  Decision FilterV2(int, const rocksdb::Slice& key, ValueType type, const rocksdb::Slice&, std::string*,
+                    std::string* skip_until) const override {
+    if (type != ValueType::kValue) return Decision::kKeep;
+    const std::string_view profile = TimeIndexProfile(key.ToStringView());
+    if (profile.empty() || !(*drop_)(profile)) return Decision::kKeep;
+    skip_until->assign(key.data(), key.size());
+    skip_until->push_back('\0');
+    return Decision::kRemoveAndSkipUntil;
+  }
+  const char* Name() const override { return "cdp.EventLogDrop"; }
+
+ private:
+  std::shared_ptr<const std::function<bool(std::string_view)>> drop_;
+};
+
+class EventLogDropFactory : public rocksdb::CompactionFilterFactory {
+ public:
+  explicit EventLogDropFactory(std::shared_ptr<Store::EventLogDrop> state) : state_(std::move(state)) {}
+  std::unique_ptr<rocksdb::CompactionFilter> CreateCompactionFilter(
+      const rocksdb::CompactionFilter::Context&) override {
+    auto drop = state_->Current();
+    if (drop == nullptr) return nullptr;  // no erasure in progress: nothing is filtered
+    return std::make_unique<EventLogDropFilter>(std::move(drop));
+  }
+  // Flushes too: a memtable holding a person's recent events is written out without them.
+  bool ShouldFilterTableFileCreation(rocksdb::TableFileCreationReason) const override { return true; }
+  const char* Name() const override { return "cdp.EventLogDropFactory"; }
+
+ private:
+  std::shared_ptr<Store::EventLogDrop> state_;
+};
+
+}  // namespace
+
 // ---- WriteBatch ---------------------------------------------------------------------------------------------------
 
 WriteBatch::WriteBatch(const Store& store) : rep_(std::make_unique<rocksdb::WriteBatch>()), handles_(&store.handles_) {}
@@ -162,6 +215,7 @@ Result<std::unique_ptr<Store>> Store::Open(const Options& options, const std::st
   // keep the bounding keys of files long compacted away (Store::Purge). Its size is that of the file list.
   db_options.max_manifest_file_size = 1;
 
+  auto event_log_drop = std::make_shared<EventLogDrop>();
   auto cache = rocksdb::NewLRUCache(options.block_cache_bytes);
   auto cf_options = [&](Cf cf) {
     rocksdb::ColumnFamilyOptions o;
@@ -190,6 +244,7 @@ Result<std::unique_ptr<Store>> Store::Open(const Options& options, const std::st
     if (cf == Cf::kTraits) o.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewNoopTransform());
     if (cf == Cf::kMeta) o.merge_operator = std::make_shared<CounterMergeOperator>();
     if (cf == Cf::kTraits) o.merge_operator = std::make_shared<TraitsMergeOperator>();
+    if (cf == Cf::kEventsByTime) o.compaction_filter_factory = std::make_shared<EventLogDropFactory>(event_log_drop);
     if (cf == Cf::kKeys) {
       static ExpiredKeysFilter expired;
       o.compaction_filter = &expired;
@@ -202,6 +257,7 @@ Result<std::unique_ptr<Store>> Store::Open(const Options& options, const std::st
   }
 
   auto store = std::unique_ptr<Store>(new Store());
+  store->event_log_drop_ = event_log_drop;
   store->path_ = path;
   store->sync_writes_ = options.sync_writes;
   rocksdb::DB* raw = nullptr;
@@ -385,7 +441,48 @@ Status Store::Flush() {
   return FromRocks(db_->Flush(fo, handles_), "flush");
 }
 
-Status Store::Purge(WriteBatch* batch, const std::vector<Cf>& whole, std::string_view done_marker) {
+void Store::SetEventLogDrop(std::function<bool(std::string_view profile_id)> drop) {
+  std::lock_guard<std::mutex> lock(event_log_drop_->mu);
+  event_log_drop_->drop =
+      drop ? std::make_shared<const std::function<bool(std::string_view)>>(std::move(drop)) : nullptr;
+}
+
+Status Store::RewriteEventLogFiles(std::vector<std::string> keys) {
+  if (keys.empty()) return Status::OK();
+  std::sort(keys.begin(), keys.end());
+  rocksdb::ColumnFamilyHandle* handle = handles_[static_cast<int>(Cf::kEventsByTime)];
+  rocksdb::CompactionOptions co;
+  co.compression = rocksdb::kDisableCompressionOption;  // the column family's own
+  // Outputs of these rewrites (clean), by base name: the metadata names a file "/000123.sst", CompactFiles by path.
+  std::vector<std::string> rewritten;
+  auto base = [](const std::string& name) { return name.substr(name.find_last_of('/') + 1); };
+  for (int pass = 0; pass < 64; ++pass) {
+    rocksdb::ColumnFamilyMetaData meta;
+    db_->GetColumnFamilyMetaData(handle, &meta);
+    std::vector<std::pair<std::string, int>> todo;  // file name, level
+    for (const rocksdb::LevelMetaData& level : meta.levels) {
+      for (const rocksdb::SstFileMetaData& file : level.files) {
+        if (std::find(rewritten.begin(), rewritten.end(), base(file.name)) != rewritten.end()) continue;
+        auto first = std::lower_bound(keys.begin(), keys.end(), file.smallestkey);
+        if (first != keys.end() && *first <= file.largestkey) todo.emplace_back(file.name, level.level);
+      }
+    }
+    if (todo.empty()) return Status::OK();
+    for (const auto& [name, level] : todo) {
+      std::vector<std::string> outputs;
+      rocksdb::Status s = db_->CompactFiles(co, handle, {name}, level, -1, &outputs);
+      // A file a background compaction took meanwhile is looked at again in the next pass (its successors).
+      if (!s.ok() && !s.IsInvalidArgument() && !s.IsAborted() && !s.IsNotFound()) {
+        return FromRocks(s, "purge rewrite");
+      }
+      for (const std::string& output : outputs) rewritten.push_back(base(output));
+    }
+  }
+  return Status::Unavailable("the event log's files kept changing while an erasure rewrote them; retry");
+}
+
+Status Store::Purge(WriteBatch* batch, const std::vector<Cf>& whole, std::string_view done_marker,
+                    std::vector<std::string> event_log_keys) {
   // The keys each column family's deletions name, and the ranges of its range deletions.
   struct Deleted : rocksdb::WriteBatch::Handler {
     struct PerCf {
@@ -418,6 +515,7 @@ Status Store::Purge(WriteBatch* batch, const std::vector<Cf>& whole, std::string
   } deleted;
   CDP_RETURN_IF_ERROR(FromRocks(batch->rep_->Iterate(&deleted), "purge"));
   CDP_RETURN_IF_ERROR(Flush());  // every deleted key (value or tombstone) is now in a table file
+  CDP_RETURN_IF_ERROR(RewriteEventLogFiles(std::move(event_log_keys)));
   rocksdb::CompactRangeOptions co;
   co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
   co.exclusive_manual_compaction = false;

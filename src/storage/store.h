@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -180,8 +181,27 @@ class Store {
   // the span between their first and last). Blocks until done. Errors: storage errors (the deletions stay written).
   // `whole`: column families to compact whole as well (their deleted records are not in `batch`). `done_marker`:
   // a kMeta key deleted by the final write, once everything else is done (empty: none).
-  Status Purge(WriteBatch* batch, const std::vector<Cf>& whole = {}, std::string_view done_marker = {});
+  // `event_log_keys`: kEventsByTime keys erased by the drop filter instead of tombstones (SetEventLogDrop): after
+  // the flush, every table file whose key range holds one of them is rewritten alone, at its own level, through
+  // the filter (RewriteEventLogFiles), before the other column families are compacted.
+  Status Purge(WriteBatch* batch, const std::vector<Cf>& whole = {}, std::string_view done_marker = {},
+               std::vector<std::string> event_log_keys = {});
+
+  // The event log's drop filter. While one is set, every flush and compaction of Cf::kEventsByTime drops, without
+  // leaving a tombstone, each entry whose profile id (the key's last part) `drop` returns true for. Erasure uses it
+  // so that a person's events leave the log by rewriting only the table files that hold them, one at a time: a
+  // tombstone would have to be compacted down to the last level over the whole span of event time it covers.
+  // Only for entries written once and never deleted (the engine decides). An empty function clears it. `drop` is
+  // called from RocksDB's flush and compaction threads; it must be thread-safe. Thread-safe.
+  void SetEventLogDrop(std::function<bool(std::string_view profile_id)> drop);
+  // Rewrites (CompactFiles, same level) each table file of the event log whose key range holds one of `keys`,
+  // through the drop filter, until none but rewritten ones is left (a background compaction that began before the
+  // filter was set may write such a file meanwhile). Call after Flush. Cost: the files holding the keys, not the
+  // span between them. Errors: storage errors; Unavailable when files keep changing under it.
+  Status RewriteEventLogFiles(std::vector<std::string> keys);
   const std::string& path() const { return path_; }
+
+  struct EventLogDrop;  // the drop filter's state, shared with the event log's compaction filter factory
 
  private:
   friend class WriteBatch;
@@ -193,6 +213,7 @@ class Store {
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   std::mutex sync_mu_;
+  std::shared_ptr<EventLogDrop> event_log_drop_;
   std::atomic<uint64_t> bulk_files_{0};  // names of bulk-load files
   uint64_t synced_sequence_ = 0;         // guarded by sync_mu_
 };

@@ -90,6 +90,53 @@ TEST_F(ErasureTest, NoByteOfTheErasedPersonRemainsInAnyFile) {
   EXPECT_FALSE(FilesHolding(dir_.path(), other).empty());
 }
 
+// A person no merge ever involved: their events leave the event log through its drop filter (no tombstones), by
+// rewriting only the table files that hold them. Events in several flushed files and in the memtable, interleaved in
+// time with someone else's, which all stay.
+TEST_F(ErasureTest, APersonsEventsLeaveTheLogWithoutTombstonesAndOthersStay) {
+  std::mt19937_64 rng(std::random_device{}());
+  const std::string canary = "cnrz" + std::to_string(rng()) + "q";
+  const std::string other = "kepz" + std::to_string(rng()) + "w";
+  const std::string id = Unwrap(profiles().Create(J(R"({"externalIds": {"email": ")" + canary + R"(@example.com"}})")))
+                             .Find("id")
+                             ->as_string();
+  const std::string keep = Unwrap(profiles().Create(J(R"({"externalIds": {"email": ")" + other + R"(@example.com"}})")))
+                               .Find("id")
+                               ->as_string();
+  auto track = [&](const std::string& profile, const std::string& mark, int i) {
+    Unwrap(
+        events().Track(J(R"({"id": ")" + mark + "-e" + std::to_string(i) + R"(", "type": "page_view", "profileId": ")" +
+                         profile + R"(", "timestamp": )" + std::to_string(1767225600000 + i * 3600000) +
+                         R"(, "properties": {"q": ")" + mark + R"("}})")));
+  };
+  for (int round = 0; round < 3; ++round) {  // three table files, then the memtable
+    for (int i = 0; i < 10; ++i) {
+      track(id, canary, round * 10 + i);
+      track(keep, other, round * 10 + i);
+    }
+    ASSERT_TRUE(engine_->Flush().ok());
+  }
+  for (int i = 30; i < 35; ++i) {
+    track(id, canary, i);
+    track(keep, other, i);
+  }
+  ASSERT_FALSE(FilesHolding(dir_.path(), canary).empty());
+  Status erased = profiles().Delete(id);
+  ASSERT_TRUE(erased.ok()) << erased.ToString();
+  EXPECT_EQ(FilesHolding(dir_.path(), canary), std::vector<std::string>{});
+  EventQuery all;
+  all.limit = 1000;
+  Page page = Unwrap(events().Query(all));
+  ASSERT_EQ(page.items.size(), 35u);
+  for (const Json& e : page.items) EXPECT_EQ(e.Find("profileId")->as_string(), keep);
+  Reopen();
+  EXPECT_EQ(FilesHolding(dir_.path(), canary), std::vector<std::string>{});
+  EXPECT_EQ(Unwrap(events().Query(all)).items.size(), 35u);
+  EXPECT_EQ(Unwrap(profiles().Timeline(keep, {})).items.size(), 35u);
+  ASSERT_TRUE(engine_->Flush().ok());
+  EXPECT_FALSE(FilesHolding(dir_.path(), other).empty());
+}
+
 // The writer of APurgeACrashInterruptedIsFinishedAtOpen, run in a child process: a person with the canary, then an
 // erasure that ends the process after its atomic write, before the purge.
 TEST(ErasureChild, DISABLED_EraseAndDieBeforePurge) {
@@ -118,6 +165,9 @@ TEST(ErasureRecoveryTest, APurgeACrashInterruptedIsFinishedAtOpen) {
   auto engine = Unwrap(Engine::Open(Options(), dir.path()));
   EXPECT_EQ(FilesHolding(dir.path(), canary), std::vector<std::string>{});
   EXPECT_EQ(Unwrap(engine->Stats()).Find("profiles")->as_int(), 0);
+  // The person's events were erased by the drop filter (no merge involved them): none is left in the log.
+  EventQuery all;
+  EXPECT_TRUE(Unwrap(engine->events().Query(all)).items.empty());
 }
 
 }  // namespace
