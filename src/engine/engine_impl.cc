@@ -1852,11 +1852,17 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* 
       record.Set("suppressedIdentifiers", suppressed_identifiers);
       batch.Put(storage::Cf::kPrivacy, storage::RequestKey(request->id), record.Dump());
     }
-    // From before the write on, flushes and compactions of the log drop the person's events, and readers skip them.
-    if (by_filter) SetErasing({id}, true);
+    // Readers of the log skip the person from before the write on. The drop filter is set only once the write is
+    // durable (below): a flush before that must not drop events an erasure that may yet fail would not erase.
+    if (by_filter) SetErasing({id}, true, /*readers=*/true, /*drop=*/false);
+    // The tombstone path leaves tombstones naming the person until its purge ends; should the id be created again
+    // (no suppression), a later erasure of it must not take the filter path.
+    if (!by_filter && events > 0 && (for_retention || !options_.suppress_erased_identifiers)) {
+      batch.Put(storage::Cf::kMeta, kEventLogDeletedKey, "");
+    }
     auto written = store_->Write(&batch);
     if (!written.ok()) {
-      if (by_filter) SetErasing({id}, false);
+      if (by_filter) SetErasing({id}, false, /*readers=*/true, /*drop=*/false);
       return written.status();
     }
     sequence = *written;
@@ -1867,6 +1873,7 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* 
     segments_.NotifyChanged(ids, "erasure");  // the person and the profiles merged into them leave the index
   }
   CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
+  if (by_filter) SetErasing({erased_id}, true, /*readers=*/false, /*drop=*/true);
   (void)segments_.AfterWrite();
   if (g_exit_before_purge_for_testing.load(std::memory_order_relaxed)) _exit(0);
   if (for_retention) return Status::OK();  // the run purges once, after all its erasures (PurgeRetained)
@@ -1875,7 +1882,7 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* 
   // Should the purge fail, the person stays in the drop filter (their events are gone from every read) and the
   // pending marker has the next open finish it.
   CDP_RETURN_IF_ERROR(PurgeErased(&batch, std::move(event_log_keys)));
-  if (by_filter) SetErasing({erased_id}, false);
+  if (by_filter) SetErasing({erased_id}, false, /*readers=*/true, /*drop=*/true);
   if (request == nullptr) return Status::OK();
   request->record.Set("status", "completed");
   const int64_t now = NowMicros();
@@ -1899,19 +1906,33 @@ std::shared_ptr<const absl::flat_hash_set<std::string>> EngineImpl::erasing() co
   return erasing_;
 }
 
-void EngineImpl::SetErasing(const std::vector<std::string>& ids, bool on) {
+void EngineImpl::SetErasing(const std::vector<std::string>& ids, bool on, bool readers, bool drop) {
   std::lock_guard<std::mutex> lock(erasing_mu_);
-  auto next = std::make_shared<absl::flat_hash_set<std::string>>();
-  if (erasing_ != nullptr) *next = *erasing_;
-  for (const std::string& id : ids) on ? (void)next->insert(id) : (void)next->erase(id);
-  if (next->empty()) {
-    erasing_ = nullptr;
-    store_->SetEventLogDrop({});
-    return;
+  auto count = [&](absl::flat_hash_map<std::string, int>* counts) {
+    for (const std::string& id : ids) {
+      if (on) {
+        ++(*counts)[id];
+      } else if (auto it = counts->find(id); it != counts->end() && --it->second <= 0) {
+        counts->erase(it);
+      }
+    }
+    auto set = std::make_shared<absl::flat_hash_set<std::string>>();
+    for (const auto& [id, n] : *counts) set->insert(id);
+    return set;
+  };
+  if (readers) {
+    auto set = count(&erasing_count_);
+    erasing_ = set->empty() ? nullptr : std::shared_ptr<const absl::flat_hash_set<std::string>>(set);
   }
-  erasing_ = next;
-  store_->SetEventLogDrop([set = std::shared_ptr<const absl::flat_hash_set<std::string>>(next)](
-                              std::string_view profile) { return set->contains(std::string(profile)); });
+  if (drop) {
+    auto set = count(&dropping_count_);
+    if (set->empty()) {
+      store_->SetEventLogDrop({});
+    } else {
+      store_->SetEventLogDrop([set = std::shared_ptr<const absl::flat_hash_set<std::string>>(set)](
+                                  std::string_view profile) { return set->contains(std::string(profile)); });
+    }
+  }
 }
 
 Status EngineImpl::FinishPendingPurge() {
@@ -1919,15 +1940,15 @@ Status EngineImpl::FinishPendingPurge() {
   Status s = store_->Get(storage::Cf::kMeta, kPurgePendingKey, &pending);
   if (s.IsNotFound()) return Status::OK();
   CDP_RETURN_IF_ERROR(s);
-  return PurgeEverything();
+  return PurgeEverything(/*at_open=*/true);
 }
 
-Status EngineImpl::PurgeEverything() {
+Status EngineImpl::PurgeEverything(bool at_open) {
   purged_at_open_ = true;
   // An erasure was written but the process stopped before it was physical: purge every column family whole. An
   // erasure by the drop filter left its person's events in the log, without a profile: the filter drops them.
   std::vector<std::string> orphans;
-  {
+  if (at_open) {
     absl::flat_hash_map<std::string, bool> exists;
     auto events = store_->NewIterator(storage::Cf::kEventsByTime);
     for (events->SeekToFirst(); events->Valid(); events->Next()) {
@@ -1942,12 +1963,12 @@ Status EngineImpl::PurgeEverything() {
     }
     CDP_RETURN_IF_ERROR(events->status());
   }
-  SetErasing(orphans, true);
+  SetErasing(orphans, true, /*readers=*/true, /*drop=*/true);
   storage::WriteBatch nothing(*store_);
   std::vector<storage::Cf> all;
   for (int cf = 0; cf < static_cast<int>(storage::Cf::kCount); ++cf) all.push_back(static_cast<storage::Cf>(cf));
   Status purged = store_->Purge(&nothing, all, kPurgePendingKey);
-  if (purged.ok()) SetErasing(orphans, false);
+  if (purged.ok()) SetErasing(orphans, false, /*readers=*/true, /*drop=*/true);
   return purged;
 }
 

@@ -249,9 +249,10 @@ class EngineImpl final : public Engine {
   // Finishes the purge of an erasure a crash interrupted (kMeta "purge_pending"): every column family is compacted
   // whole. Called once by Engine::Open.
   Status FinishPendingPurge();
-  // Compacts every column family whole (Store::Purge) and clears the pending marker; events of the log whose
-  // profile no longer exists (an erasure by the drop filter the crash interrupted) are dropped. At open only.
-  Status PurgeEverything();
+  // Compacts every column family whole (Store::Purge) and clears the pending marker. `at_open`: also drops the
+  // events of the log whose profile no longer exists (an erasure by the drop filter a crash interrupted); only
+  // then, when no write can race the scan that finds them.
+  Status PurgeEverything(bool at_open);
   // Makes an erasure's deletions physical (Store::Purge) and clears the pending marker. `event_log_keys`: the
   // person's events, erased from the log by the drop filter (see DeleteProfile) rather than by tombstones.
   Status PurgeErased(storage::WriteBatch* erased, std::vector<std::string> event_log_keys = {});
@@ -366,8 +367,9 @@ class EngineImpl final : public Engine {
   // The keyed hash kept of an erased identifier (16 bytes), and of a request's subject (32 hex characters).
   std::string IdentifierHash(const Identifier& id) const;
   std::string SubjectHash(std::string_view profile_id) const;
-  // Adds or removes profiles of erasures in progress (erasing()), and sets the event log's drop filter to them.
-  void SetErasing(const std::vector<std::string>& ids, bool on);
+  // Adds or removes profiles of erasures in progress: `readers` for erasing() (readers of the log skip them),
+  // `drop` for the event log's drop filter. Counted per id, so overlapping erasures of one id each keep it.
+  void SetErasing(const std::vector<std::string>& ids, bool on, bool readers, bool drop);
   // HMAC-SHA-256 of `data` under the privacy key, as 64 hex characters (the audit log's keyed hashes).
   std::string KeyedHashHex(std::string_view data) const;
   // FailedPrecondition when one of `ids` belongs to an erased person (write_mu_ held).
@@ -417,7 +419,8 @@ class EngineImpl final : public Engine {
 
   std::mutex write_mu_;
   mutable std::mutex erasing_mu_;
-  std::shared_ptr<const absl::flat_hash_set<std::string>> erasing_;  // guarded by erasing_mu_; see erasing()
+  absl::flat_hash_map<std::string, int> erasing_count_, dropping_count_;  // guarded by erasing_mu_
+  std::shared_ptr<const absl::flat_hash_set<std::string>> erasing_;       // guarded by erasing_mu_; see erasing()
   // Held shared by event batches being written after write_mu_ was released; held exclusively (under write_mu_)
   // by writes that must follow them: profile writes, deletes, batches that write profile documents.
   std::shared_mutex commit_mu_;

@@ -85,7 +85,7 @@ Status EngineImpl::LoadPrivacy() {
     finished.Put(storage::Cf::kPrivacy, requests->key(), record->Dump());
   }
   CDP_RETURN_IF_ERROR(requests->status());
-  if (finished.Count() > 0 && !purged_at_open_) CDP_RETURN_IF_ERROR(PurgeEverything());
+  if (finished.Count() > 0 && !purged_at_open_) CDP_RETURN_IF_ERROR(PurgeEverything(/*at_open=*/true));
   if (finished.Count() > 0) CDP_RETURN_IF_ERROR(store_->Write(&finished).status());
   return Status::OK();
 }

@@ -311,7 +311,7 @@ Result<std::vector<std::string>> EngineImpl::InactiveProfiles(int64_t cutoff_us)
 }
 
 Status EngineImpl::PurgeRetained(storage::WriteBatch* range, bool profiles_erased) {
-  if (profiles_erased) return PurgeEverything();  // erasures touch every column family
+  if (profiles_erased) return PurgeEverything(/*at_open=*/false);  // erasures touch every column family
   // The event log between the first and last purged key; the per-profile index, keyed by profile, and the tail's
   // log (deleted by FlushTail, naming event ids) whole.
   return store_->Purge(range, {storage::Cf::kEvents, storage::Cf::kIndexLog}, kPurgePendingKey);

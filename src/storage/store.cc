@@ -18,6 +18,7 @@
 #include <cstring>
 #include <filesystem>
 #include <optional>
+#include <thread>
 #include <utility>
 
 #include "cdp/version.h"
@@ -450,13 +451,17 @@ void Store::SetEventLogDrop(std::function<bool(std::string_view profile_id)> dro
 Status Store::RewriteEventLogFiles(std::vector<std::string> keys) {
   if (keys.empty()) return Status::OK();
   std::sort(keys.begin(), keys.end());
+  std::lock_guard<std::mutex> one_at_a_time(rewrite_mu_);  // two erasures' rewrites would abort each other's
   rocksdb::ColumnFamilyHandle* handle = handles_[static_cast<int>(Cf::kEventsByTime)];
   rocksdb::CompactionOptions co;
   co.compression = rocksdb::kDisableCompressionOption;  // the column family's own
   // Outputs of these rewrites (clean), by base name: the metadata names a file "/000123.sst", CompactFiles by path.
   std::vector<std::string> rewritten;
   auto base = [](const std::string& name) { return name.substr(name.find_last_of('/') + 1); };
-  for (int pass = 0; pass < 64; ++pass) {
+  // A file a background compaction holds cannot be rewritten now: wait for it (its outputs are looked at again),
+  // up to a bound.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  for (;;) {
     rocksdb::ColumnFamilyMetaData meta;
     db_->GetColumnFamilyMetaData(handle, &meta);
     std::vector<std::pair<std::string, int>> todo;  // file name, level
@@ -468,17 +473,23 @@ Status Store::RewriteEventLogFiles(std::vector<std::string> keys) {
       }
     }
     if (todo.empty()) return Status::OK();
+    bool progress = false;
     for (const auto& [name, level] : todo) {
       std::vector<std::string> outputs;
       rocksdb::Status s = db_->CompactFiles(co, handle, {name}, level, -1, &outputs);
-      // A file a background compaction took meanwhile is looked at again in the next pass (its successors).
-      if (!s.ok() && !s.IsInvalidArgument() && !s.IsAborted() && !s.IsNotFound()) {
+      if (s.ok()) {
+        progress = true;
+        for (const std::string& output : outputs) rewritten.push_back(base(output));
+      } else if (!s.IsInvalidArgument() && !s.IsAborted() && !s.IsNotFound()) {
         return FromRocks(s, "purge rewrite");
       }
-      for (const std::string& output : outputs) rewritten.push_back(base(output));
     }
+    if (progress) continue;
+    if (std::chrono::steady_clock::now() > deadline) {
+      return Status::Unavailable("the event log's files stayed in background compactions for 120 s during an erasure");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  return Status::Unavailable("the event log's files kept changing while an erasure rewrote them; retry");
 }
 
 Status Store::Purge(WriteBatch* batch, const std::vector<Cf>& whole, std::string_view done_marker,

@@ -196,8 +196,9 @@ class Store {
   void SetEventLogDrop(std::function<bool(std::string_view profile_id)> drop);
   // Rewrites (CompactFiles, same level) each table file of the event log whose key range holds one of `keys`,
   // through the drop filter, until none but rewritten ones is left (a background compaction that began before the
-  // filter was set may write such a file meanwhile). Call after Flush. Cost: the files holding the keys, not the
-  // span between them. Errors: storage errors; Unavailable when files keep changing under it.
+  // filter was set may write such a file meanwhile; a file a compaction holds is waited for). One call at a time.
+  // Call after Flush. Cost: the files holding the keys, not the span between them. Errors: storage errors;
+  // Unavailable when the files stay in background compactions for 120 s.
   Status RewriteEventLogFiles(std::vector<std::string> keys);
   const std::string& path() const { return path_; }
 
@@ -213,6 +214,7 @@ class Store {
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   std::mutex sync_mu_;
+  std::mutex rewrite_mu_;  // RewriteEventLogFiles, one at a time
   std::shared_ptr<EventLogDrop> event_log_drop_;
   std::atomic<uint64_t> bulk_files_{0};  // names of bulk-load files
   uint64_t synced_sequence_ = 0;         // guarded by sync_mu_

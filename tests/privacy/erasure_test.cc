@@ -11,6 +11,7 @@
 #include <iterator>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "engine/engine_impl.h"
@@ -135,6 +136,38 @@ TEST_F(ErasureTest, APersonsEventsLeaveTheLogWithoutTombstonesAndOthersStay) {
   EXPECT_EQ(Unwrap(profiles().Timeline(keep, {})).items.size(), 35u);
   ASSERT_TRUE(engine_->Flush().ok());
   EXPECT_FALSE(FilesHolding(dir_.path(), other).empty());
+}
+
+// Two erasures at once: their rewrites of the event log's files take turns, and both finish.
+TEST_F(ErasureTest, TwoErasuresAtOnceBothFinish) {
+  std::mt19937_64 rng(std::random_device{}());
+  std::vector<std::string> canaries, ids;
+  for (int p = 0; p < 2; ++p) {
+    canaries.push_back("cnrw" + std::to_string(rng()) + "v");
+    ids.push_back(Unwrap(profiles().Create(J(R"({"externalIds": {"email": ")" + canaries[p] + R"(@example.com"}})")))
+                      .Find("id")
+                      ->as_string());
+  }
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 10; ++i) {
+      for (int p = 0; p < 2; ++p) {
+        Unwrap(events().Track(J(R"({"type": "page_view", "profileId": ")" + ids[p] + R"(", "timestamp": )" +
+                                std::to_string(1767225600000 + (round * 10 + i) * 3600000) +
+                                R"(, "properties": {"q": ")" + canaries[p] + R"("}})")));
+      }
+    }
+    ASSERT_TRUE(engine_->Flush().ok());
+  }
+  Status results[2];
+  std::thread a([&] { results[0] = profiles().Delete(ids[0]); });
+  std::thread b([&] { results[1] = profiles().Delete(ids[1]); });
+  a.join();
+  b.join();
+  for (int p = 0; p < 2; ++p) {
+    EXPECT_TRUE(results[p].ok()) << results[p].ToString();
+    EXPECT_EQ(FilesHolding(dir_.path(), canaries[p]), std::vector<std::string>{});
+  }
+  EXPECT_TRUE(Unwrap(events().Query(EventQuery{})).items.empty());
 }
 
 // The writer of APurgeACrashInterruptedIsFinishedAtOpen, run in a child process: a person with the canary, then an
