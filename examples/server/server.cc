@@ -100,6 +100,7 @@ class Api : public std::enable_shared_from_this<Api> {
   Result<EventQuery> ParseEventQuery(const Request& req, bool allow_profile_id) const;
 
   void CreateProfile(const Request& req, Response& res);
+  void CreateProfiles(const Request& req, Response& res);
   void GetProfile(const Request& req, Response& res);
   void ReplaceProfile(const Request& req, Response& res);
   void PatchProfile(const Request& req, Response& res);
@@ -195,6 +196,7 @@ void Api::Register(httplib::Server& http) {
   };
   const std::string profile = R"(/api/cdp/profiles/([^/]+))";
   Route(http, "POST", "/api/cdp/profiles", bind(&Api::CreateProfile));
+  Route(http, "POST", "/api/cdp/profiles/batch", bind(&Api::CreateProfiles));
   Route(http, "POST", "/api/cdp/profiles/search", bind(&Api::SearchProfiles));
   Route(http, "POST", "/api/cdp/profiles/merge", bind(&Api::MergeProfiles));
   Route(http, "GET", profile, bind(&Api::GetProfile));
@@ -409,6 +411,18 @@ void Api::CreateProfile(const Request& req, Response& res) {
     res.set_header("Location", "/api/cdp/profiles/" + id->as_string());
   }
   WriteJson(res, 201, *created);
+}
+
+void Api::CreateProfiles(const Request& req, Response& res) {
+  Result<Json> body = ParseBody(req);
+  if (!body.ok()) return WriteStatus(res, body.status());
+  const Json* items = body->is_object() ? body->Find("batch") : &*body;
+  if (items == nullptr || !items->is_array()) {
+    return WriteStatus(res, Status::InvalidArgument("expected an array of profiles or {\"batch\": [...]}"));
+  }
+  Result<Json> created = engine_.profiles().CreateBatch(items->items());
+  if (!created.ok()) return WriteStatus(res, created.status());
+  WriteJson(res, 200, *created);
 }
 
 void Api::GetProfile(const Request& req, Response& res) {

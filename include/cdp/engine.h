@@ -87,6 +87,18 @@ class Profiles {
   // taken. Returns the stored document. Cost: one write, one read per identifier.
   virtual Result<Json> Create(const Json& profile) = 0;
 
+  // Creates many profiles (a bulk import) in order, under one lock and in one atomic write. Each item is checked
+  // as Create checks it, against storage and the items before it: a rejected item (InvalidArgument naming the
+  // field; AlreadyExists when its id or an identifier is taken, by a stored profile or an earlier item;
+  // FailedPrecondition for a suppressed identifier; ResourceExhausted over Options::max_profile_bytes) writes
+  // nothing, the others are stored. Items never merge: a record sharing an identifier with another is rejected
+  // (Identity::IdentifyBatch unifies instead). Returns {"accepted", "rejected", "results": [{"index", "status":
+  // "ok", "id"} | {"index", "status": code, "error": {code, message, field}}]}, one result per item.
+  // Errors: ResourceExhausted over Options::max_batch_items; a storage error fails the whole batch (nothing
+  // written). Thread-safe. Cost: one write, one read per identifier and per given id; from 256 items on, items
+  // are validated and their identifiers normalized on two threads (phones through libphonenumber are most of it).
+  virtual Result<Json> CreateBatch(const std::vector<Json>& profiles) = 0;
+
   // The current document, with computed traits. NotFound when absent. Cost: two point reads.
   virtual Result<Json> Get(std::string_view id) = 0;
 

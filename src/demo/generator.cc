@@ -31,6 +31,7 @@
 #include <utility>
 
 #include "core/civil_time.h"
+#include "fmt/format.h"
 
 namespace cdp::demo {
 
@@ -1323,7 +1324,7 @@ Result<LoadStats> Load(Engine& engine, const GeneratorConfig& config, const Load
   Generator gen(config);
   stats.plan_seconds = Since(t0);
   const size_t batch_size = options.batch_size == 0 ? 500 : options.batch_size;
-  const int threads = options.profile_threads <= 0 ? 1 : options.profile_threads;
+  const size_t profile_batch = options.profile_batch == 0 ? 1000 : options.profile_batch;
   constexpr size_t kMaxSampleErrors = 10;
   constexpr size_t kProgressEvery = 50000;
 
@@ -1336,38 +1337,24 @@ Result<LoadStats> Load(Engine& engine, const GeneratorConfig& config, const Load
     options.progress(progress);
   };
 
-  // Phase 1: profiles, created concurrently by `threads` threads, a chunk at a time.
+  // Phase 1: profiles, Profiles::CreateBatch by CreateBatch.
   const auto t1 = std::chrono::steady_clock::now();
   {
     std::vector<Json> chunk;
-    std::mutex mu;
-    Status fatal;
     size_t next_report = kProgressEvery;
-    while (gen.NextProfiles(2000, &chunk)) {
+    while (gen.NextProfiles(profile_batch, &chunk)) {
       const size_t base = progress.profiles_done;
-      std::atomic<size_t> next{0};
-      auto work = [&]() {
-        for (size_t i = next.fetch_add(1); i < chunk.size(); i = next.fetch_add(1)) {
-          Result<Json> r = engine.profiles().Create(chunk[i]);
-          if (!r.ok()) {
-            std::lock_guard<std::mutex> lock(mu);
-            ++stats.profiles_rejected;
-            if (stats.sample_errors.size() < kMaxSampleErrors) {
-              stats.sample_errors.push_back("profile " + std::to_string(base + i) + ": " + r.status().ToString());
-            }
-            // Storage failures end the load; invalid input is counted.
-            StatusCode c = r.status().code();
-            if (c == StatusCode::kInternal || c == StatusCode::kUnavailable || c == StatusCode::kDataLoss) {
-              if (fatal.ok()) fatal = r.status();
-            }
-          }
+      CDP_ASSIGN_OR_RETURN(Json created, engine.profiles().CreateBatch(chunk));  // storage failures end the load
+      for (const Json& item : created.Find("results")->items()) {
+        const Json* error = item.Find("error");
+        if (error == nullptr) continue;
+        ++stats.profiles_rejected;  // invalid input is counted
+        if (stats.sample_errors.size() < kMaxSampleErrors) {
+          stats.sample_errors.push_back(fmt::format("profile {}: {}: {}", base + item.Find("index")->as_int(),
+                                                    error->Find("code")->as_string(),
+                                                    error->Find("message")->as_string()));
         }
-      };
-      std::vector<std::thread> pool;
-      for (int t = 1; t < threads; ++t) pool.emplace_back(work);
-      work();
-      for (std::thread& th : pool) th.join();
-      if (!fatal.ok()) return fatal;
+      }
       progress.profiles_done += chunk.size();
       if (progress.profiles_done >= next_report) {
         report();

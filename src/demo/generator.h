@@ -123,10 +123,8 @@ struct LoadProgress {
 };
 
 struct LoadOptions {
-  size_t batch_size = 500;  // events per TrackBatch
-  // Threads calling Profiles::Create concurrently (profiles are independent). 0 means 1: with libcdp 0.1 on two
-  // cores, two threads created fewer profiles per second than one (7,400/s against 11,600/s).
-  int profile_threads = 0;
+  size_t batch_size = 500;      // events per TrackBatch
+  size_t profile_batch = 1000;  // profiles per Profiles::CreateBatch (at most Options::max_batch_items)
   // Generate the next batches in a background thread while the current one is stored.
   bool pipeline = true;
   // Called now and then (about every 50,000 items) and at the end of each phase.

@@ -59,6 +59,7 @@ class AuditedProfiles final : public Profiles {
  public:
   AuditedProfiles(Profiles* inner, AuditLog* log, const GovernanceImpl* gov) : inner_(inner), log_(log), gov_(gov) {}
   Result<Json> Create(const Json& profile) override;
+  Result<Json> CreateBatch(const std::vector<Json>& profiles) override;
   Result<Json> Get(std::string_view id) override;
   Result<Json> Replace(std::string_view id, const Json& profile) override;
   Result<Json> Patch(std::string_view id, const Json& patch) override;

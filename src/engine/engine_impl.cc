@@ -92,6 +92,14 @@ uint64_t StableHash(std::string_view type, std::string_view value) {
 
 }  // namespace
 
+Json ErrorJson(const Status& status) {
+  Json error = Json::Object();
+  error.Set("code", StatusCodeName(status.code()));
+  error.Set("message", status.message());
+  if (!status.field().empty()) error.Set("field", status.field());
+  return error;
+}
+
 EngineImpl::EngineImpl(const Options& options, std::unique_ptr<storage::Store> store)
     : Engine(options),
       store_(std::move(store)),
@@ -1257,11 +1265,7 @@ Result<Json> EngineImpl::IdentifyBatch(const std::vector<Json>& requests) {
     } else {
       item = Json::Object();
       item.Set("status", StatusCodeName(statuses[i].code()));
-      Json error = Json::Object();
-      error.Set("code", StatusCodeName(statuses[i].code()));
-      error.Set("message", statuses[i].message());
-      if (!statuses[i].field().empty()) error.Set("field", statuses[i].field());
-      item.Set("error", std::move(error));
+      item.Set("error", ErrorJson(statuses[i]));
     }
     item.Set("index", static_cast<int64_t>(i));
     items.Push(std::move(item));
@@ -1582,30 +1586,167 @@ Result<Json> EngineImpl::Unmerge(std::string_view profile_id, std::string_view m
 
 // ---- Profile writes -----------------------------------------------------------------------------------------------
 
-Result<Json> EngineImpl::WriteProfile(std::string_view requested_id, const Json& input, ProfileWrite mode) {
-  const bool create = mode == ProfileWrite::kCreate;
+Status EngineImpl::PrepareIdentifiers(const IdentityRules& rules, PreparedProfile* p) {
+  CDP_RETURN_IF_ERROR(ApplyIdentityRules(rules, &p->normalized, &p->ids, &p->ignored));
+  for (const IdentifierTypeRule& rule : rules.types()) {
+    int n = 0;
+    for (const Identifier& ident : p->ids) n += ident.type == rule.type;
+    if (n > rule.limit) {
+      return Status::InvalidArgument(
+          fmt::format("{} values of {}: the identity rules allow {} per profile", n, rule.type, rule.limit),
+          "externalIds." + (rule.type == "deviceId" ? std::string("deviceIds") : rule.type));
+    }
+  }
+  return Status::OK();
+}
+
+Status EngineImpl::StageProfileWrite(const PreparedProfile& p, const Json* previous, int64_t now,
+                                     const absl::flat_hash_map<std::string, std::string>& staged,
+                                     storage::WriteBatch* batch, Json* stored, std::vector<TrackingChange>* tracking) {
+  const bool create = previous == nullptr;
+  const std::vector<Identifier> old_ids = create ? std::vector<Identifier>{} : StoredIdentifiers(*previous);
+  auto held_before = [&](const Identifier& ident) {
+    return std::find(old_ids.begin(), old_ids.end(), ident) != old_ids.end();
+  };
+  // Checks first, so that a refused write adds nothing to a batch other writes share.
+  std::vector<Identifier> new_ids;
+  for (const Identifier& ident : p.ids) {
+    if (!held_before(ident)) new_ids.push_back(ident);
+  }
+  if (create) new_ids.push_back(Identifier{std::string(kErasedProfileIdType), p.id});  // an erased profile's id
+  CDP_RETURN_IF_ERROR(CheckNotSuppressed(new_ids));
+  if (create) new_ids.pop_back();
+  for (const Identifier& ident : new_ids) {
+    const std::string key = IdentityKeyOf(ident);
+    std::string owner;
+    if (auto it = staged.find(key); it != staged.end()) {
+      owner = it->second;
+    } else {
+      std::string value;
+      Status s = store_->Get(storage::Cf::kIdentities, key, &value);
+      if (!s.ok() && !s.IsNotFound()) return s;
+      if (s.ok()) owner = storage::DecodeIdentityLink(value).profile_id;
+    }
+    if (!owner.empty() && owner != p.id) {
+      std::string field = ident.type == "deviceId" ? "externalIds.deviceIds" : "externalIds." + ident.type;
+      return Status::AlreadyExists(fmt::format("{} \"{}\" belongs to profile {} (merge the two with Identity::Merge)",
+                                               ident.type, ident.value, owner),
+                                   field);
+    }
+  }
+  *stored = BuildStoredProfile(p.id, p.normalized, previous, now);
+  // What identity resolution maintains survives a write of the writable fields.
+  for (const char* key : {"identityIssues", "conflicts", "mergedIds"}) {
+    if (const Json* v = create ? nullptr : previous->Find(key); v != nullptr) stored->Set(key, *v);
+  }
+  const Json* source = p.normalized.Find("source");
+  StampAttributeSources(stored, previous, source != nullptr ? source->as_string() : "api", now);
+  if (!p.ignored.empty()) {
+    std::vector<const IgnoredIdentifier*> issues;
+    for (const IgnoredIdentifier& why : p.ignored) issues.push_back(&why);
+    AppendIdentityIssues(stored, issues);
+  }
+  std::string text = stored->Dump();
+  if (text.size() > options_.max_profile_bytes) {
+    return Status::ResourceExhausted(
+        fmt::format("profile of {} bytes is over the limit of {} bytes", text.size(), options_.max_profile_bytes));
+  }
+  // The write.
+  const std::string evidence = create ? "profiles.create" : "profiles.update";
+  for (const Identifier& ident : new_ids) {
+    batch->Put(storage::Cf::kIdentities, IdentityKeyOf(ident), storage::EncodeIdentityLink(p.id, evidence, now));
+  }
+  for (const Identifier& ident : old_ids) {
+    if (std::find(p.ids.begin(), p.ids.end(), ident) == p.ids.end()) {
+      batch->Delete(storage::Cf::kIdentities, IdentityKeyOf(ident));
+      batch->Delete(storage::Cf::kIdentities, storage::HubKey(IdentityKeyOf(ident)));
+    }
+  }
+  batch->Put(storage::Cf::kProfiles, p.id, text);
+  if (create) store_->AddToCounter(batch, "profiles", 1);
+  ConsentRecord note;
+  note.via = evidence;
+  note.source = source != nullptr ? source->as_string() : "api";
+  note.at_us = now;
+  NoteConsent(batch, p.id, create ? nullptr : previous->Find("consent"), stored->Find("consent"), std::move(note),
+              tracking);
+  return Status::OK();
+}
+
+void EngineImpl::NoteProfileWritten(const std::string& id, const std::vector<Identifier>& old_ids,
+                                    const std::vector<Identifier>& now_ids) {
+  for (const Identifier& ident : old_ids) {
+    identity_cache_.erase(IdentityKeyOf(ident));
+    hub_cache_.erase(IdentityKeyOf(ident));
+  }
+  for (const Identifier& ident : now_ids) identity_cache_[IdentityKeyOf(ident)] = id;
+}
+
+Status EngineImpl::CreateProfiles(const std::vector<PreparedProfile>& items, std::vector<Status>* statuses,
+                                  std::vector<Json>* stored) {
   const int64_t now = NowMicros();
   uint64_t sequence = 0;
-  Json stored;
-  std::string id(requested_id);
+  stored->assign(items.size(), Json());
   {
     std::lock_guard<std::mutex> lock(write_mu_);
     CDP_RETURN_IF_ERROR(write_error_);
     std::unique_lock<std::shared_mutex> exclusive(commit_mu_);  // after every in-flight event batch
-    Json previous;
-    bool exists = false;
-    auto read = create ? ReadStoredProfile(id) : ReadLiveProfile(requested_id, &id);  // a merged id: its survivor
-    if (read.ok()) {
-      previous = std::move(read).value();
-      exists = true;
-    } else if (!read.status().IsNotFound()) {
-      return read.status();
+    storage::WriteBatch batch(*store_);
+    absl::flat_hash_map<std::string, std::string> staged;  // identity key -> profile id, of earlier items
+    absl::flat_hash_set<std::string> ids;                  // profile ids of earlier items
+    std::vector<TrackingChange> tracking;
+    std::vector<std::string> created;
+    for (size_t i = 0; i < items.size(); ++i) {
+      Status& status = (*statuses)[i];
+      if (!status.ok()) continue;
+      const PreparedProfile& p = items[i];
+      std::string value;
+      Status taken = ids.contains(p.id) ? Status::OK() : store_->Get(storage::Cf::kProfiles, p.id, &value);
+      if (taken.ok()) {
+        status = Status::AlreadyExists(fmt::format("profile {} already exists", p.id), "id");
+        continue;
+      }
+      if (!taken.IsNotFound()) return taken;
+      status = StageProfileWrite(p, /*previous=*/nullptr, now, staged, &batch, &(*stored)[i], &tracking);
+      if (!status.ok()) {
+        const StatusCode c = status.code();
+        if (c == StatusCode::kInternal || c == StatusCode::kUnavailable || c == StatusCode::kDataLoss) {
+          return status;  // storage, not the item: the whole batch fails
+        }
+        continue;
+      }
+      ids.insert(p.id);
+      for (const Identifier& ident : p.ids) staged[IdentityKeyOf(ident)] = p.id;
+      created.push_back(p.id);
     }
-    if (create && exists) return Status::AlreadyExists(fmt::format("profile {} already exists", id), "id");
-    if (!create && !exists) return read.status();
+    if (created.empty()) return Status::OK();
+    CDP_ASSIGN_OR_RETURN(sequence, store_->Write(&batch));
+    ApplyTrackingChanges(tracking);
+    for (size_t i = 0; i < items.size(); ++i) {
+      if ((*statuses)[i].ok()) NoteProfileWritten(items[i].id, {}, items[i].ids);
+    }
+    identity_.NotifyWritten(created);
+    segments_.NotifyDocument(created);
+  }
+  CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
+  (void)segments_.AfterWrite();
+  return Status::OK();
+}
+
+Result<Json> EngineImpl::WriteProfile(std::string_view requested_id, const Json& input, ProfileWrite mode) {
+  const int64_t now = NowMicros();
+  uint64_t sequence = 0;
+  Json stored;
+  std::string id;
+  {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    CDP_RETURN_IF_ERROR(write_error_);
+    std::unique_lock<std::shared_mutex> exclusive(commit_mu_);                // after every in-flight event batch
+    CDP_ASSIGN_OR_RETURN(Json previous, ReadLiveProfile(requested_id, &id));  // a merged id: its survivor
     // A merge patch applies to the document as it is now, read under the lock, so that identifiers attached by
     // events (or another patch) in the meantime are kept.
-    Json normalized;
+    PreparedProfile p;
+    p.id = id;
     if (mode == ProfileWrite::kPatch) {
       Json document = WritableParts(previous);
       Json patch = input;
@@ -1613,89 +1754,17 @@ Result<Json> EngineImpl::WriteProfile(std::string_view requested_id, const Json&
         CDP_RETURN_IF_ERROR(ExpandConsentPatch(consent));  // "ads" and its signals
       }
       ApplyMergePatch(&document, patch);
-      CDP_ASSIGN_OR_RETURN(normalized, NormalizeProfileInput(document));
+      CDP_ASSIGN_OR_RETURN(p.normalized, NormalizeProfileInput(document));
     } else {
-      normalized = input;
+      p.normalized = input;
     }
-    std::vector<Identifier> now_ids;
-    std::vector<IgnoredIdentifier> ignored;
-    CDP_RETURN_IF_ERROR(ApplyIdentityRules(*rules_, &normalized, &now_ids, &ignored));
-    for (const IdentifierTypeRule& rule : rules_->types()) {
-      int n = 0;
-      for (const Identifier& ident : now_ids) n += ident.type == rule.type;
-      if (n > rule.limit) {
-        return Status::InvalidArgument(
-            fmt::format("{} values of {}: the identity rules allow {} per profile", n, rule.type, rule.limit),
-            "externalIds." + (rule.type == "deviceId" ? std::string("deviceIds") : rule.type));
-      }
-    }
-
-    std::vector<Identifier> old_ids = exists ? StoredIdentifiers(previous) : std::vector<Identifier>{};
-    std::vector<Identifier> new_ids;
-    for (const Identifier& ident : now_ids) {
-      if (std::find(old_ids.begin(), old_ids.end(), ident) == old_ids.end()) new_ids.push_back(ident);
-    }
-    if (create) new_ids.push_back(Identifier{std::string(kErasedProfileIdType), id});  // an erased profile's id
-    CDP_RETURN_IF_ERROR(CheckNotSuppressed(new_ids));
+    CDP_RETURN_IF_ERROR(PrepareIdentifiers(*rules_, &p));
     storage::WriteBatch batch(*store_);
-    const std::string evidence = create ? "profiles.create" : "profiles.update";
-    for (const Identifier& ident : now_ids) {
-      if (std::find(old_ids.begin(), old_ids.end(), ident) != old_ids.end()) continue;
-      std::string key = IdentityKeyOf(ident);
-      std::string value;
-      Status s = store_->Get(storage::Cf::kIdentities, key, &value);
-      if (s.ok()) {
-        std::string owner = storage::DecodeIdentityLink(value).profile_id;
-        if (owner != id) {
-          std::string field = ident.type == "deviceId" ? "externalIds.deviceIds" : "externalIds." + ident.type;
-          return Status::AlreadyExists(
-              fmt::format("{} \"{}\" belongs to profile {} (merge the two with Identity::Merge)", ident.type,
-                          ident.value, owner),
-              field);
-        }
-      }
-      if (!s.ok() && !s.IsNotFound()) return s;
-      batch.Put(storage::Cf::kIdentities, key, storage::EncodeIdentityLink(id, evidence, now));
-    }
-    for (const Identifier& ident : old_ids) {
-      if (std::find(now_ids.begin(), now_ids.end(), ident) == now_ids.end()) {
-        batch.Delete(storage::Cf::kIdentities, IdentityKeyOf(ident));
-        batch.Delete(storage::Cf::kIdentities, storage::HubKey(IdentityKeyOf(ident)));
-      }
-    }
-    stored = BuildStoredProfile(id, normalized, exists ? &previous : nullptr, now);
-    // What identity resolution maintains survives a write of the writable fields.
-    for (const char* key : {"identityIssues", "conflicts", "mergedIds"}) {
-      if (const Json* v = exists ? previous.Find(key) : nullptr; v != nullptr) stored.Set(key, *v);
-    }
-    const Json* source = normalized.Find("source");
-    StampAttributeSources(&stored, exists ? &previous : nullptr, source != nullptr ? source->as_string() : "api", now);
-    if (!ignored.empty()) {
-      std::vector<const IgnoredIdentifier*> issues;
-      for (const IgnoredIdentifier& why : ignored) issues.push_back(&why);
-      AppendIdentityIssues(&stored, issues);
-    }
-    std::string text = stored.Dump();
-    if (text.size() > options_.max_profile_bytes) {
-      return Status::ResourceExhausted(
-          fmt::format("profile of {} bytes is over the limit of {} bytes", text.size(), options_.max_profile_bytes));
-    }
-    batch.Put(storage::Cf::kProfiles, id, text);
-    if (create) store_->AddToCounter(&batch, "profiles", 1);
-    ConsentRecord note;
-    note.via = create ? "profiles.create" : "profiles.update";
-    note.source = source != nullptr ? source->as_string() : "api";
-    note.at_us = now;
     std::vector<TrackingChange> tracking;
-    NoteConsent(&batch, id, exists ? previous.Find("consent") : nullptr, stored.Find("consent"), std::move(note),
-                &tracking);
+    CDP_RETURN_IF_ERROR(StageProfileWrite(p, &previous, now, {}, &batch, &stored, &tracking));
     CDP_ASSIGN_OR_RETURN(sequence, store_->Write(&batch));
     ApplyTrackingChanges(tracking);
-    for (const Identifier& ident : old_ids) {
-      identity_cache_.erase(IdentityKeyOf(ident));
-      hub_cache_.erase(IdentityKeyOf(ident));
-    }
-    for (const Identifier& ident : now_ids) identity_cache_[IdentityKeyOf(ident)] = id;
+    NoteProfileWritten(id, StoredIdentifiers(previous), p.ids);
     identity_.NotifyWritten({id});
     segments_.NotifyDocument({id});
   }

@@ -42,10 +42,14 @@ namespace cdp::internal {
 
 class EngineImpl;
 
+// {"code", "message", "field"?}: a batch item's error in a batch call's answer.
+Json ErrorJson(const Status& status);
+
 class ProfilesImpl final : public Profiles {
  public:
   explicit ProfilesImpl(EngineImpl* engine) : engine_(engine) {}
   Result<Json> Create(const Json& profile) override;
+  Result<Json> CreateBatch(const std::vector<Json>& profiles) override;
   Result<Json> Get(std::string_view id) override;
   Result<Json> Replace(std::string_view id, const Json& profile) override;
   Result<Json> Patch(std::string_view id, const Json& patch) override;
@@ -286,10 +290,25 @@ class EngineImpl final : public Engine {
   // Stores parsed events (the write path). results[i] is filled for every i; rejected items keep their status.
   Status Ingest(std::vector<ParsedEvent>* events, std::vector<BatchItemResult>* results, int64_t received_us);
 
-  // Profile writes (under the write lock). `input` is a normalized document (NormalizeProfileInput) for kCreate
-  // and kReplace, and the merge patch of the writable fields for kPatch.
-  enum class ProfileWrite { kCreate, kReplace, kPatch };
+  // Profile writes (under the write lock). `input` is a normalized document (NormalizeProfileInput) for kReplace,
+  // and the merge patch of the writable fields for kPatch.
+  enum class ProfileWrite { kReplace, kPatch };
   Result<Json> WriteProfile(std::string_view id, const Json& input, ProfileWrite mode);
+  // A profile write's parts once normalized: NormalizeProfileInput, then PrepareIdentifiers.
+  struct PreparedProfile {
+    std::string id;
+    Json normalized;                         // identifiers rewritten to their normalized values
+    std::vector<Identifier> ids;             // the identifiers it names
+    std::vector<IgnoredIdentifier> ignored;  // values set aside (invalid, blocked)
+  };
+  // Applies the identity rules to p->normalized (ApplyIdentityRules) and checks each type's limit of values per
+  // profile (InvalidArgument naming the field). Pure: callers run it outside the lock, on several threads.
+  static Status PrepareIdentifiers(const IdentityRules& rules, PreparedProfile* p);
+  // Creates prepared profiles in order, in one write (Profiles::Create, CreateBatch). An item whose
+  // (*statuses)[i] is not OK is skipped; an item that cannot be stored gets its reason there and writes nothing.
+  // (*stored)[i] is the stored document of each item created. Errors: a storage error (nothing written).
+  Status CreateProfiles(const std::vector<PreparedProfile>& items, std::vector<Status>* statuses,
+                        std::vector<Json>* stored);
   // An erasure recorded as a privacy request (Gdpr::Erase): its record is written with the erasure (status
   // "purging") and completed once the erasure is physical.
   struct ErasureRequest {
@@ -398,6 +417,17 @@ class EngineImpl final : public Engine {
 
   // Cache maintenance (write_mu_ held).
   void ForgetProfile(std::string_view id, const Json& stored);
+
+  // Checks a profile write (`previous`: the stored document, null for a create) against storage and `staged`
+  // (identity key -> profile, the identifiers of earlier items of the same write), builds the stored document
+  // into *stored and adds the write to `batch`, its consent changes to *tracking. On an error nothing is added.
+  // write_mu_ held.
+  Status StageProfileWrite(const PreparedProfile& p, const Json* previous, int64_t now,
+                           const absl::flat_hash_map<std::string, std::string>& staged, storage::WriteBatch* batch,
+                           Json* stored, std::vector<TrackingChange>* tracking);
+  // The caches' part of a written profile write (write_mu_ held).
+  void NoteProfileWritten(const std::string& id, const std::vector<Identifier>& old_ids,
+                          const std::vector<Identifier>& now_ids);
 
   std::unique_ptr<storage::Store> store_;
   ProfilesImpl profiles_;

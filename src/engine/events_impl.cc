@@ -53,13 +53,7 @@ Json BatchResult::ToJson() const {
     r.Set("index", static_cast<int64_t>(i));
     r.Set("status", item.status.ok() ? Json(item.result.duplicate ? "duplicate" : "ok")
                                      : Json(StatusCodeName(item.status.code())));
-    if (!item.status.ok()) {
-      Json error = Json::Object();
-      error.Set("code", StatusCodeName(item.status.code()));
-      error.Set("message", item.status.message());
-      if (!item.status.field().empty()) error.Set("field", item.status.field());
-      r.Set("error", std::move(error));
-    }
+    if (!item.status.ok()) r.Set("error", internal::ErrorJson(item.status));
     results.Push(std::move(r));
   }
   Json out = Json::Object();

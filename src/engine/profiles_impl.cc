@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "core/ids.h"
+#include "core/parallel.h"
 #include "engine/cursor.h"
 #include "engine/engine_impl.h"
 #include "fmt/format.h"
@@ -48,23 +49,67 @@ int CompareValues(const Json* a, const Json* b) {
   return 0;
 }
 
-}  // namespace
-
-Result<Json> ProfilesImpl::Create(const Json& profile) {
+// Validates one profile of Create or CreateBatch and normalizes it (pure: runs outside the lock).
+Status PrepareCreate(const Json& profile, const Options& options, const IdentityRules& rules,
+                     EngineImpl::PreparedProfile* p) {
   if (!profile.is_object()) return Status::InvalidArgument("a profile must be a JSON object");
-  if (JsonDepth(profile) > engine_->options().max_json_depth) {
-    return Status::InvalidArgument("JSON nested too deeply");
-  }
-  std::string id;
+  if (JsonDepth(profile) > options.max_json_depth) return Status::InvalidArgument("JSON nested too deeply");
   if (const Json* given = profile.Find("id"); given != nullptr && !given->is_null()) {
     if (!given->is_string()) return Status::InvalidArgument("expected a string", "id");
     CDP_RETURN_IF_ERROR(ValidateId(given->as_string(), "id"));
-    id = given->as_string();
+    p->id = given->as_string();
   } else {
-    id = NewId();
+    p->id = NewId();
   }
-  CDP_ASSIGN_OR_RETURN(Json normalized, NormalizeProfileInput(profile));
-  return engine_->WriteProfile(id, normalized, EngineImpl::ProfileWrite::kCreate);
+  CDP_ASSIGN_OR_RETURN(p->normalized, NormalizeProfileInput(profile));
+  return EngineImpl::PrepareIdentifiers(rules, p);
+}
+
+}  // namespace
+
+Result<Json> ProfilesImpl::Create(const Json& profile) {
+  std::vector<EngineImpl::PreparedProfile> items(1);
+  std::vector<Status> statuses{PrepareCreate(profile, engine_->options(), *engine_->rules(), &items[0])};
+  CDP_RETURN_IF_ERROR(statuses[0]);
+  std::vector<Json> stored;
+  CDP_RETURN_IF_ERROR(engine_->CreateProfiles(items, &statuses, &stored));
+  CDP_RETURN_IF_ERROR(statuses[0]);
+  return engine_->Render(stored[0], items[0].id);
+}
+
+Result<Json> ProfilesImpl::CreateBatch(const std::vector<Json>& profiles) {
+  const Options& options = engine_->options();
+  if (profiles.size() > options.max_batch_items) {
+    return Status::ResourceExhausted(
+        fmt::format("batch of {} profiles is over the limit of {}", profiles.size(), options.max_batch_items));
+  }
+  std::vector<EngineImpl::PreparedProfile> items(profiles.size());
+  std::vector<Status> statuses(profiles.size());
+  std::shared_ptr<const IdentityRules> rules = engine_->rules();
+  RunOnTwoThreads(profiles.size(), /*parallel_from=*/256, [&](size_t begin, size_t end) {
+    for (size_t i = begin; i < end; ++i) statuses[i] = PrepareCreate(profiles[i], options, *rules, &items[i]);
+  });
+  std::vector<Json> stored;
+  CDP_RETURN_IF_ERROR(engine_->CreateProfiles(items, &statuses, &stored));
+  Json results = Json::Array();
+  int64_t accepted = 0;
+  for (size_t i = 0; i < profiles.size(); ++i) {
+    Json item = Json::Object();
+    item.Set("index", static_cast<int64_t>(i));
+    item.Set("status", std::string(StatusCodeName(statuses[i].code())));
+    if (statuses[i].ok()) {
+      item.Set("id", items[i].id);
+      ++accepted;
+    } else {
+      item.Set("error", ErrorJson(statuses[i]));
+    }
+    results.Push(std::move(item));
+  }
+  Json out = Json::Object();
+  out.Set("accepted", accepted);
+  out.Set("rejected", static_cast<int64_t>(profiles.size()) - accepted);
+  out.Set("results", std::move(results));
+  return out;
 }
 
 Result<Json> ProfilesImpl::Get(std::string_view id) {

@@ -5,6 +5,7 @@
 #include <set>
 #include <thread>
 
+#include "fmt/format.h"
 #include "test_util.h"
 
 namespace cdp {
@@ -210,6 +211,88 @@ TEST_F(ProfilesTest, ConcurrentCreatesWithTheSameEmailMakeOneProfile) {
   for (auto& t : threads) t.join();
   EXPECT_EQ(created.load(), 1);
   EXPECT_EQ(clashed.load(), 199);
+}
+
+// CreateBatch: each item checked as Create checks it, against storage and the items before it; rejected items
+// write nothing, the others are stored in one write and are what Create would have stored.
+TEST_F(ProfilesTest, CreateBatchStoresEachValidItemAndSaysWhyOthersWereNot) {
+  Unwrap(profiles().Create(J(R"({"id":"stored-1","externalIds":{"customerId":"C-STORED"}})")));
+  std::vector<Json> batch;
+  for (int i = 0; i < 600; ++i) {  // over 256: prepared on two threads
+    batch.push_back(J(fmt::format(R"({{"attributes":{{"firstName":"P{0}","email":"Person{0}@Example.com",
+        "phone":"(650) 253-{1:04d}"}},"externalIds":{{"customerId":"C{0}"}},"consent":{{"email":{2}}}}})",
+                                  i, i, i % 2 == 0 ? "true" : "false")));
+  }
+  batch[10] = J(R"({"attributes":{"firstName":3}})");             // invalid
+  batch[20] = J(R"({"id":"stored-1"})");                          // id of a stored profile
+  batch[30] = J(R"({"externalIds":{"customerId":"C-STORED"}})");  // identifier of a stored one
+  batch[40] = J(R"({"id":"given-1","externalIds":{"customerId":"G1"}})");
+  batch[41] = J(R"({"id":"given-1"})");                                           // id of an earlier item
+  batch[50] = J(R"({"externalIds":{"email":"person0@example.com"}})");            // email of item 0
+  batch[60] = J(R"({"attributes":{"email":"not an email","firstName":"Bad"}})");  // stored, with its issue
+  batch[70] = J("[1]");                                                           // not an object
+  Json out = Unwrap(profiles().CreateBatch(batch));
+  EXPECT_EQ(out.Find("accepted")->as_int(), 594);
+  EXPECT_EQ(out.Find("rejected")->as_int(), 6);
+  const std::vector<Json>& results = out.Find("results")->items();
+  ASSERT_EQ(results.size(), 600u);
+  auto status_of = [&](size_t i) { return results[i].Find("status")->as_string(); };
+  auto field_of = [&](size_t i) {
+    const Json* f = results[i].FindPath("error.field");
+    return f != nullptr ? f->as_string() : std::string();
+  };
+  EXPECT_EQ(status_of(10), "invalid_argument");
+  EXPECT_EQ(field_of(10), "attributes.firstName");
+  EXPECT_EQ(status_of(20), "already_exists");
+  EXPECT_EQ(field_of(20), "id");
+  EXPECT_EQ(status_of(30), "already_exists");
+  EXPECT_EQ(field_of(30), "externalIds.customerId");
+  EXPECT_EQ(status_of(40), "ok");
+  EXPECT_EQ(results[40].Find("id")->as_string(), "given-1");
+  EXPECT_EQ(status_of(41), "already_exists");
+  EXPECT_EQ(field_of(41), "id");
+  EXPECT_EQ(status_of(50), "already_exists");
+  EXPECT_EQ(field_of(50), "externalIds.email");
+  EXPECT_EQ(status_of(60), "ok");
+  EXPECT_EQ(status_of(70), "invalid_argument");
+  for (size_t i = 0; i < results.size(); ++i) EXPECT_EQ(results[i].Find("index")->as_int(), static_cast<int64_t>(i));
+  EXPECT_EQ(Unwrap(engine_->Stats()).Find("profiles")->as_int(), 1 + 594);
+
+  // Item 7 as stored: normalized identifiers, consent, and what Get answers.
+  Json seven = Unwrap(profiles().Get(results[7].Find("id")->as_string()));
+  EXPECT_EQ(seven.FindPath("externalIds.email")->as_string(), "person7@example.com");
+  EXPECT_EQ(seven.FindPath("externalIds.phone")->as_string(), "+16502530007");
+  EXPECT_EQ(seven.FindPath("externalIds.customerId")->as_string(), "C7");
+  EXPECT_FALSE(seven.FindPath("consent.email")->as_bool());
+  EXPECT_EQ(seven.FindPath("attributeSources")->Find("attributes.firstName")->Find("source")->as_string(), "api");
+  Json sixty = Unwrap(profiles().Get(results[60].Find("id")->as_string()));
+  ASSERT_TRUE(sixty.Find("identityIssues") != nullptr);
+  EXPECT_EQ(sixty.Find("identityIssues")->items()[0].Find("type")->as_string(), "email");
+
+  // Identifiers resolve to the items that took them; the refused items took none.
+  TrackResult tracked = Unwrap(events().Track(J(R"({"type":"page_view","email":"PERSON0@example.com"})")));
+  EXPECT_EQ(tracked.profile_id, results[0].Find("id")->as_string());
+  EXPECT_FALSE(tracked.profile_created);
+  tracked = Unwrap(events().Track(J(R"({"type":"page_view","customerId":"G1"})")));
+  EXPECT_EQ(tracked.profile_id, "given-1");
+
+  // Everything acknowledged is there after a reopen.
+  Reopen();
+  EXPECT_EQ(Unwrap(engine_->Stats()).Find("profiles")->as_int(), 1 + 594);
+  EXPECT_EQ(Unwrap(profiles().Get(results[599].Find("id")->as_string())).FindPath("externalIds.phone")->as_string(),
+            "+16502530599");
+}
+
+TEST_F(ProfilesTest, CreateBatchOverTheItemLimitWritesNothing) {
+  options_.max_batch_items = 3;
+  Reopen();
+  std::vector<Json> batch(4, J(R"({"attributes":{"firstName":"A"}})"));
+  auto r = profiles().CreateBatch(batch);
+  EXPECT_TRUE(r.status().IsResourceExhausted()) << r.status().ToString();
+  batch.pop_back();
+  EXPECT_EQ(Unwrap(profiles().CreateBatch(batch)).Find("accepted")->as_int(), 3);
+  EXPECT_EQ(Unwrap(profiles().CreateBatch({})).Find("accepted")->as_int(), 0);
+  EXPECT_EQ(Unwrap(engine_->Stats()).Find("profiles")->as_int(), 3);
 }
 
 TEST_F(ProfilesTest, SecondOpenOfTheSameDirectoryFails) {

@@ -301,6 +301,11 @@ TEST_F(GovernanceTest, AWriterThatMayNotReadIdentifiersIsNotToldWhoHoldsThem) {
     EXPECT_EQ(taken.status().code(), StatusCode::kAlreadyExists);
     EXPECT_EQ(taken.status().field(), "externalIds.email");
     EXPECT_EQ(taken.status().message().find(other), std::string::npos) << taken.status().ToString();
+    Json batch_taken = Unwrap(profiles().CreateBatch({J(R"({"externalIds": {"email": "bob@example.com"}})")}));
+    const Json& refused = batch_taken.Find("results")->items()[0];
+    EXPECT_EQ(refused.FindPath("error.code")->as_string(), "already_exists");
+    EXPECT_EQ(refused.FindPath("error.field")->as_string(), "externalIds.email");
+    EXPECT_EQ(refused.FindPath("error.message")->as_string().find(other), std::string::npos) << refused.Dump();
   }
   {
     // A principal that may read the identifiers it writes is told.
@@ -313,6 +318,11 @@ TEST_F(GovernanceTest, AWriterThatMayNotReadIdentifiersIsNotToldWhoHoldsThem) {
     Result<Json> taken = profiles().Create(J(R"({"externalIds": {"email": "bob@example.com"}})"));
     EXPECT_EQ(taken.status().code(), StatusCode::kAlreadyExists);
     EXPECT_NE(taken.status().message().find(other), std::string::npos) << taken.status().ToString();
+    Json batch_taken = Unwrap(profiles().CreateBatch({J(R"({"externalIds": {"email": "bob@example.com"}})"),
+                                                      J(R"({"externalIds": {"email": "eve@example.com"}})")}));
+    EXPECT_NE(batch_taken.Find("results")->items()[0].FindPath("error.message")->as_string().find(other),
+              std::string::npos);
+    EXPECT_EQ(batch_taken.Find("accepted")->as_int(), 1);
   }
   // The hidden events were stored under the right profile, and the audit entry names it.
   Page timeline = Unwrap(profiles().Timeline(id_, {}));
@@ -322,6 +332,13 @@ TEST_F(GovernanceTest, AWriterThatMayNotReadIdentifiersIsNotToldWhoHoldsThem) {
   Json entries = Unwrap(engine_->audit().List(J(R"({"principal": "col", "operation": "events.track"})")));
   ASSERT_FALSE(entries.Find("items")->items().empty());
   EXPECT_EQ(entries.Find("items")->items().back().Find("targets")->items()[0].as_string(), id_);
+  // A batch of creates is one entry naming the profiles it created, with the number of items.
+  Json creates = Unwrap(engine_->audit().List(J(R"({"principal": "lin", "operation": "profiles.createBatch"})")));
+  ASSERT_EQ(creates.Find("items")->items().size(), 1u);
+  const Json& entry = creates.Find("items")->items()[0];
+  EXPECT_EQ(entry.Find("count")->as_int(), 2);
+  ASSERT_EQ(entry.Find("targets")->items().size(), 1u);
+  EXPECT_TRUE(profiles().Get(entry.Find("targets")->items()[0].as_string()).ok());
 }
 
 // A session summary's firstPage and UTM fields are event properties: they follow the property's class.

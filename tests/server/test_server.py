@@ -282,6 +282,38 @@ def test_profile_validation_errors_are_400_with_field(server):
     assert_error(body, "invalid_argument", field="attributes.firstName")
 
 
+def test_profile_batch_creates_valid_items_and_reports_the_others(server):
+    email = unique_email("batch")
+    items = [
+        {"attributes": {"firstName": "Ada", "email": email, "phone": "+1 (650) 253-0000"}},
+        {"attributes": {"firstName": 42}},                      # invalid
+        {"externalIds": {"email": email.upper()}},              # the first item's email
+        {"id": "batch-" + uuid.uuid4().hex, "attributes": {"firstName": "Grace"}},
+    ]
+    status, body, _ = server.request("POST", "/api/cdp/profiles/batch", items)
+    assert status == 200, body
+    assert (body["accepted"], body["rejected"]) == (2, 2)
+    results = body["results"]
+    assert [r["index"] for r in results] == [0, 1, 2, 3]
+    assert [r["status"] for r in results] == ["ok", "invalid_argument", "already_exists", "ok"]
+    assert results[1]["error"]["field"] == "attributes.firstName"
+    assert results[2]["error"]["field"] == "externalIds.email"
+    assert results[3]["id"] == items[3]["id"]
+    status, got, _ = server.request("GET", "/api/cdp/profiles/" + results[0]["id"])
+    assert status == 200, got
+    assert got["externalIds"]["email"] == email
+    assert got["externalIds"]["phone"] == "+16502530000"
+    # Segment's shape, and bad bodies.
+    status, body, _ = server.request("POST", "/api/cdp/profiles/batch", {"batch": [{"attributes": {"city": "Oslo"}}]})
+    assert status == 200 and body["accepted"] == 1, body
+    status, body, _ = server.request("POST", "/api/cdp/profiles/batch", {"profiles": []})
+    assert status == 400
+    assert_error(body, "invalid_argument")
+    status, body, _ = server.request("POST", "/api/cdp/profiles/batch", [{} for _ in range(10001)])
+    assert status == 413, body
+    assert_error(body, "resource_exhausted")
+
+
 def test_search_with_conditions_and_pagination(server):
     run = uuid.uuid4().hex
     expected = set()

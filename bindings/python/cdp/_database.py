@@ -81,6 +81,19 @@ class Profiles:
         _convert.require_mapping(profile, "profile")
         return _convert.loads(self._engine.profiles_create(_convert.dumps(profile, "profile")))
 
+    def create_batch(self, profiles: Sequence[Mapping[str, Any]]) -> Document:
+        """Creates many profiles (a bulk import) in one atomic write, in order.
+
+        Each item is checked as :meth:`create` checks it, against the database and the items before it; a bad item
+        is reported in its result, not raised, and writes nothing. Items never merge (an identifier already taken
+        is ``already_exists``; ``db.identity.identify_batch`` unifies instead). Returns ``{"accepted", "rejected",
+        "results": [{"index", "status": "ok", "id"} | {"index", "status", "error": {"code", "message", "field"}}]}``.
+        Raises ResourceExhausted over the batch limit (``max_batch_items``, 10,000 by default).
+        """
+        if isinstance(profiles, (str, bytes, Mapping)):
+            raise TypeError("profiles must be a sequence of mappings")
+        return _convert.loads(self._engine.profiles_create_batch(_convert.dumps(list(profiles), "profiles")))
+
     def get(self, id: str) -> Document:
         """The current document with computed traits. Raises NotFound when absent."""
         return _convert.loads(self._engine.profiles_get(id))

@@ -74,6 +74,13 @@ class PyEngine {
       return e.profiles().Create(doc);
     });
   }
+  std::string ProfilesCreateBatch(const std::string& text) {
+    return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+      CDP_ASSIGN_OR_RETURN(cdp::Json doc, Parse(text));
+      if (!doc.is_array()) return cdp::Status::InvalidArgument("expected a list of profiles");
+      return e.profiles().CreateBatch(doc.items());
+    });
+  }
   std::string ProfilesGet(const std::string& id) {
     return RunJson([&](cdp::Engine& e) { return e.profiles().Get(id); });
   }
@@ -580,6 +587,7 @@ void BindEngine(py::module_& m) {
       .def_property_readonly("path", &PyEngine::path)
       .def_property_readonly("options_json", &PyEngine::options)
       .def("profiles_create", &PyEngine::ProfilesCreate, py::arg("profile_json"))
+      .def("profiles_create_batch", &PyEngine::ProfilesCreateBatch, py::arg("profiles_json"))
       .def("profiles_get", &PyEngine::ProfilesGet, py::arg("id"))
       .def("profiles_replace", &PyEngine::ProfilesReplace, py::arg("id"), py::arg("profile_json"))
       .def("profiles_patch", &PyEngine::ProfilesPatch, py::arg("id"), py::arg("patch_json"))

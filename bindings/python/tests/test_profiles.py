@@ -53,6 +53,24 @@ def test_identifier_collision_names_field(db):
     assert "customerId" in info.value.field
 
 
+def test_create_batch_reports_each_item(db):
+    db.profiles.create({"externalIds": {"customerId": "C-0"}})
+    profiles = [{"attributes": {"firstName": f"P{i}", "email": f"p{i}@example.com"}} for i in range(300)]
+    profiles[5] = {"externalIds": {"customerId": "C-0"}}  # taken by a stored profile
+    profiles[6] = {"attributes": {"firstName": 1}}         # invalid
+    out = db.profiles.create_batch(profiles)
+    assert (out["accepted"], out["rejected"]) == (298, 2)
+    assert out["results"][5]["status"] == "already_exists"
+    assert out["results"][5]["error"]["field"] == "externalIds.customerId"
+    assert out["results"][6]["error"] == {"code": "invalid_argument", "message": out["results"][6]["error"]["message"],
+                                          "field": "attributes.firstName"}
+    got = db.profiles.get(out["results"][7]["id"])
+    assert got["externalIds"]["email"] == "p7@example.com"
+    assert db.stats()["profiles"] == 299
+    with pytest.raises(TypeError):
+        db.profiles.create_batch({"attributes": {}})
+
+
 def test_patch_sets_deletes_and_keeps(db):
     created = db.profiles.create(
         {"attributes": {"firstName": "Ada", "lastName": "Lovelace", "city": "London",

@@ -1,0 +1,70 @@
+// Copyright 2026 The libcdp Authors.
+
+#include "storage/store.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "fmt/format.h"
+#include "storage/keys.h"
+#include "test_util.h"
+
+namespace cdp::storage {
+namespace {
+
+using testing::TempDir;
+using testing::Unwrap;
+
+std::string ValueOf(const Store& store, Cf cf, std::string_view key) {
+  std::string value;
+  Status s = store.Get(cf, key, &value);
+  return s.ok() ? value : "<" + std::string(StatusCodeName(s.code())) + ">";
+}
+
+// Store::Write writes a large batch in key order: the operations on each key keep their order, whatever the
+// batch's order of keys.
+TEST(StoreTest, ALargeBatchMeansWhatItsOperationsSayInTheirOrder) {
+  TempDir dir;
+  auto store = Unwrap(Store::Open(Options(), dir.path()));
+  {
+    WriteBatch batch(*store);
+    for (int i = 0; i < 100; ++i) batch.Put(Cf::kProfiles, fmt::format("k{:03d}", 99 - i), "first");
+    batch.Put(Cf::kProfiles, "k050", "second");  // the later put wins
+    batch.Delete(Cf::kProfiles, "k010");         // put, then delete: gone
+    batch.Delete(Cf::kProfiles, "k020");         // put, delete, put: there
+    batch.Put(Cf::kProfiles, "k020", "again");
+    batch.Put(Cf::kIdentities, "a", "other cf");  // before the profiles' keys in the batch's order
+    store->AddToCounter(&batch, "profiles", 5);
+    store->AddToCounter(&batch, "profiles", -2);
+    ASSERT_GE(batch.Count(), 64u);
+    Unwrap(store->Write(&batch));
+  }
+  {
+    WriteBatch batch(*store);  // a range deletion: written as given
+    for (int i = 0; i < 70; ++i) batch.Put(Cf::kKeys, fmt::format("r{:03d}", i), "x");
+    batch.DeleteRange(Cf::kKeys, "r000", "r035");
+    batch.Put(Cf::kKeys, "r001", "after the range deletion");
+    Unwrap(store->Write(&batch));
+  }
+  EXPECT_EQ(ValueOf(*store, Cf::kProfiles, "k050"), "second");
+  EXPECT_EQ(ValueOf(*store, Cf::kProfiles, "k010"), "<not_found>");
+  EXPECT_EQ(ValueOf(*store, Cf::kProfiles, "k020"), "again");
+  EXPECT_EQ(ValueOf(*store, Cf::kProfiles, "k099"), "first");
+  EXPECT_EQ(ValueOf(*store, Cf::kIdentities, "a"), "other cf");
+  EXPECT_EQ(store->ReadCounter("profiles"), 3);
+  EXPECT_EQ(ValueOf(*store, Cf::kKeys, "r001"), "after the range deletion");
+  EXPECT_EQ(ValueOf(*store, Cf::kKeys, "r002"), "<not_found>");
+  EXPECT_EQ(ValueOf(*store, Cf::kKeys, "r040"), "x");
+  // The same after a reopen (the write-ahead log replayed).
+  store.reset();
+  store = Unwrap(Store::Open(Options(), dir.path()));
+  EXPECT_EQ(ValueOf(*store, Cf::kProfiles, "k050"), "second");
+  EXPECT_EQ(ValueOf(*store, Cf::kProfiles, "k010"), "<not_found>");
+  EXPECT_EQ(ValueOf(*store, Cf::kProfiles, "k020"), "again");
+  EXPECT_EQ(store->ReadCounter("profiles"), 3);
+  EXPECT_EQ(ValueOf(*store, Cf::kKeys, "r001"), "after the range deletion");
+}
+
+}  // namespace
+}  // namespace cdp::storage
