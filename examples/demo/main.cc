@@ -3,7 +3,7 @@
 // cdp-demo: loads the demo e-commerce data set (src/demo/generator.h) into a libcdp database.
 //
 //   cdp-demo --data ./demo-data [--profiles 100000] [--events 1000000] [--seed 42] [--visitors N] [--days 365]
-//            [--batch 500] [--end 2026-01-01T00:00:00Z] [--late 0.01] [--profile-batch 1000] [--no-pipeline] [--sync]
+//            [--batch 500] [--end 2026-01-01T00:00:00Z] [--late 0.01] [--profile-batch 500] [--no-pipeline] [--sync]
 //            [--no-examples]
 //
 // Then (unless --no-examples) creates example segments (rules, behaviour, RFM, a time window, a manual list), a
@@ -36,7 +36,7 @@ void Usage() {
                "  --end TIMESTAMP  end of the time range, ISO 8601 (default 2026-01-01T00:00:00Z)\n"
                "  --batch N        events per TrackBatch (default 500)\n"
                "  --late FRACTION  fraction of events delivered late (default 0.01)\n"
-               "  --profile-batch N  profiles per CreateBatch (default 1000)\n"
+               "  --profile-batch N  profiles per CreateBatch (default 500)\n"
                "  --no-pipeline    generate each batch in the loading thread (default: a generator thread)\n"
                "  --sync           open with sync_writes (fsync each write)\n"
                "  --no-examples    do not create the example segments, audience and lists\n");

@@ -94,9 +94,13 @@ class Profiles {
   // nothing, the others are stored. Items never merge: a record sharing an identifier with another is rejected
   // (Identity::IdentifyBatch unifies instead). Returns {"accepted", "rejected", "results": [{"index", "status":
   // "ok", "id"} | {"index", "status": code, "error": {code, message, field}}]}, one result per item.
-  // Errors: ResourceExhausted over Options::max_batch_items; a storage error fails the whole batch (nothing
-  // written). Thread-safe. Cost: one write, one read per identifier and per given id; from 256 items on, items
-  // are validated and their identifiers normalized on two threads (phones through libphonenumber are most of it).
+  // Errors (nothing written): ResourceExhausted over Options::max_batch_items items or Options::max_batch_bytes
+  // of items' JSON; PermissionDenied when the caller may not write a field some item sets (the whole call, as
+  // with TrackBatch); Unavailable when the identity rules changed during the call (retry); storage errors.
+  // An item is checked for its validity and identifiers before its id, so an item with both a bad identifier and
+  // a taken id is InvalidArgument. Thread-safe. Cost: one write; one read per item and per identifier; from 256
+  // items on, items are validated and their identifiers normalized on two threads (phones through libphonenumber
+  // are most of it).
   virtual Result<Json> CreateBatch(const std::vector<Json>& profiles) = 0;
 
   // The current document, with computed traits. NotFound when absent. Cost: two point reads.

@@ -34,13 +34,14 @@ struct Options {
 
   // Largest accepted event, serialized as compact JSON, in bytes. Default: 32 KiB.
   size_t max_event_bytes = 32u << 10;
-  // Largest accepted batch (the whole JSON body of TrackBatch), in bytes. Default: 500 KiB.
+  // Largest accepted batch, in bytes: the whole JSON body of TrackBatch; for Profiles::CreateBatch, the items'
+  // compact JSON together. Default: 500 KiB.
   size_t max_batch_bytes = 500u << 10;
   // Largest accepted profile document, in bytes. Default: 256 KiB.
   size_t max_profile_bytes = 256u << 10;
   // Deepest accepted JSON nesting of any input. Default: 64.
   int max_json_depth = 64;
-  // Most items in one TrackBatch. Default: 10,000.
+  // Most items in one batch call (TrackBatch, Identity::IdentifyBatch, Profiles::CreateBatch). Default: 10,000.
   size_t max_batch_items = 10000;
 
   // Largest page a query may ask for; larger `limit`s are clamped to it. Default: 1000.

@@ -1324,7 +1324,8 @@ Result<LoadStats> Load(Engine& engine, const GeneratorConfig& config, const Load
   Generator gen(config);
   stats.plan_seconds = Since(t0);
   const size_t batch_size = options.batch_size == 0 ? 500 : options.batch_size;
-  const size_t profile_batch = options.profile_batch == 0 ? 1000 : options.profile_batch;
+  const size_t profile_batch =
+      std::min(options.profile_batch == 0 ? 500 : options.profile_batch, engine.options().max_batch_items);
   constexpr size_t kMaxSampleErrors = 10;
   constexpr size_t kProgressEvery = 50000;
 

@@ -123,8 +123,8 @@ struct LoadProgress {
 };
 
 struct LoadOptions {
-  size_t batch_size = 500;      // events per TrackBatch
-  size_t profile_batch = 1000;  // profiles per Profiles::CreateBatch (at most Options::max_batch_items)
+  size_t batch_size = 500;     // events per TrackBatch
+  size_t profile_batch = 500;  // profiles per Profiles::CreateBatch (within Options::max_batch_items and _bytes)
   // Generate the next batches in a background thread while the current one is stored.
   bool pipeline = true;
   // Called now and then (about every 50,000 items) and at the end of each phase.

@@ -1602,7 +1602,8 @@ Status EngineImpl::PrepareIdentifiers(const IdentityRules& rules, PreparedProfil
 
 Status EngineImpl::StageProfileWrite(const PreparedProfile& p, const Json* previous, int64_t now,
                                      const absl::flat_hash_map<std::string, std::string>& staged,
-                                     storage::WriteBatch* batch, Json* stored, std::vector<TrackingChange>* tracking) {
+                                     storage::WriteBatch* batch, Json* stored, std::vector<TrackingChange>* tracking,
+                                     Status* storage_error) {
   const bool create = previous == nullptr;
   const std::vector<Identifier> old_ids = create ? std::vector<Identifier>{} : StoredIdentifiers(*previous);
   auto held_before = [&](const Identifier& ident) {
@@ -1618,16 +1619,18 @@ Status EngineImpl::StageProfileWrite(const PreparedProfile& p, const Json* previ
   if (create) new_ids.pop_back();
   for (const Identifier& ident : new_ids) {
     const std::string key = IdentityKeyOf(ident);
+    bool held = false;  // by anyone: a link is free only when absent or already this profile's
     std::string owner;
     if (auto it = staged.find(key); it != staged.end()) {
+      held = true;
       owner = it->second;
     } else {
       std::string value;
       Status s = store_->Get(storage::Cf::kIdentities, key, &value);
-      if (!s.ok() && !s.IsNotFound()) return s;
-      if (s.ok()) owner = storage::DecodeIdentityLink(value).profile_id;
+      if (!s.ok() && !s.IsNotFound()) return *storage_error = s;  // not the write's fault
+      if (s.ok()) held = true, owner = storage::DecodeIdentityLink(value).profile_id;
     }
-    if (!owner.empty() && owner != p.id) {
+    if (held && owner != p.id) {
       std::string field = ident.type == "deviceId" ? "externalIds.deviceIds" : "externalIds." + ident.type;
       return Status::AlreadyExists(fmt::format("{} \"{}\" belongs to profile {} (merge the two with Identity::Merge)",
                                                ident.type, ident.value, owner),
@@ -1682,14 +1685,17 @@ void EngineImpl::NoteProfileWritten(const std::string& id, const std::vector<Ide
   for (const Identifier& ident : now_ids) identity_cache_[IdentityKeyOf(ident)] = id;
 }
 
-Status EngineImpl::CreateProfiles(const std::vector<PreparedProfile>& items, std::vector<Status>* statuses,
-                                  std::vector<Json>* stored) {
+Status EngineImpl::CreateProfiles(const IdentityRules* prepared_with, const std::vector<PreparedProfile>& items,
+                                  std::vector<Status>* statuses, std::vector<Json>* stored) {
   const int64_t now = NowMicros();
   uint64_t sequence = 0;
   stored->assign(items.size(), Json());
   {
     std::lock_guard<std::mutex> lock(write_mu_);
     CDP_RETURN_IF_ERROR(write_error_);
+    if (prepared_with != rules_.get()) {
+      return Status::Unavailable("the identity rules changed while the profiles were prepared: retry");
+    }
     std::unique_lock<std::shared_mutex> exclusive(commit_mu_);  // after every in-flight event batch
     storage::WriteBatch batch(*store_);
     absl::flat_hash_map<std::string, std::string> staged;  // identity key -> profile id, of earlier items
@@ -1707,14 +1713,11 @@ Status EngineImpl::CreateProfiles(const std::vector<PreparedProfile>& items, std
         continue;
       }
       if (!taken.IsNotFound()) return taken;
-      status = StageProfileWrite(p, /*previous=*/nullptr, now, staged, &batch, &(*stored)[i], &tracking);
-      if (!status.ok()) {
-        const StatusCode c = status.code();
-        if (c == StatusCode::kInternal || c == StatusCode::kUnavailable || c == StatusCode::kDataLoss) {
-          return status;  // storage, not the item: the whole batch fails
-        }
-        continue;
-      }
+      Status storage_error;
+      status =
+          StageProfileWrite(p, /*previous=*/nullptr, now, staged, &batch, &(*stored)[i], &tracking, &storage_error);
+      CDP_RETURN_IF_ERROR(storage_error);  // fails the whole batch; a verdict is the item's
+      if (!status.ok()) continue;
       ids.insert(p.id);
       for (const Identifier& ident : p.ids) staged[IdentityKeyOf(ident)] = p.id;
       created.push_back(p.id);
@@ -1761,7 +1764,8 @@ Result<Json> EngineImpl::WriteProfile(std::string_view requested_id, const Json&
     CDP_RETURN_IF_ERROR(PrepareIdentifiers(*rules_, &p));
     storage::WriteBatch batch(*store_);
     std::vector<TrackingChange> tracking;
-    CDP_RETURN_IF_ERROR(StageProfileWrite(p, &previous, now, {}, &batch, &stored, &tracking));
+    Status storage_error;
+    CDP_RETURN_IF_ERROR(StageProfileWrite(p, &previous, now, {}, &batch, &stored, &tracking, &storage_error));
     CDP_ASSIGN_OR_RETURN(sequence, store_->Write(&batch));
     ApplyTrackingChanges(tracking);
     NoteProfileWritten(id, StoredIdentifiers(previous), p.ids);

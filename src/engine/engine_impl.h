@@ -306,9 +306,10 @@ class EngineImpl final : public Engine {
   static Status PrepareIdentifiers(const IdentityRules& rules, PreparedProfile* p);
   // Creates prepared profiles in order, in one write (Profiles::Create, CreateBatch). An item whose
   // (*statuses)[i] is not OK is skipped; an item that cannot be stored gets its reason there and writes nothing.
-  // (*stored)[i] is the stored document of each item created. Errors: a storage error (nothing written).
-  Status CreateProfiles(const std::vector<PreparedProfile>& items, std::vector<Status>* statuses,
-                        std::vector<Json>* stored);
+  // (*stored)[i] is the stored document of each item created. `prepared_with`: the rules PrepareIdentifiers used.
+  // Errors: a storage error (nothing written); Unavailable when the rules changed since (nothing written).
+  Status CreateProfiles(const IdentityRules* prepared_with, const std::vector<PreparedProfile>& items,
+                        std::vector<Status>* statuses, std::vector<Json>* stored);
   // An erasure recorded as a privacy request (Gdpr::Erase): its record is written with the erasure (status
   // "purging") and completed once the erasure is physical.
   struct ErasureRequest {
@@ -420,11 +421,12 @@ class EngineImpl final : public Engine {
 
   // Checks a profile write (`previous`: the stored document, null for a create) against storage and `staged`
   // (identity key -> profile, the identifiers of earlier items of the same write), builds the stored document
-  // into *stored and adds the write to `batch`, its consent changes to *tracking. On an error nothing is added.
-  // write_mu_ held.
+  // into *stored and adds the write to `batch`, its consent changes to *tracking. Returns the write's verdict:
+  // when it is not OK nothing was added; a storage error is also put in *storage_error (the write is not at
+  // fault: a batch of writes fails as a whole). write_mu_ held.
   Status StageProfileWrite(const PreparedProfile& p, const Json* previous, int64_t now,
                            const absl::flat_hash_map<std::string, std::string>& staged, storage::WriteBatch* batch,
-                           Json* stored, std::vector<TrackingChange>* tracking);
+                           Json* stored, std::vector<TrackingChange>* tracking, Status* storage_error);
   // The caches' part of a written profile write (write_mu_ held).
   void NoteProfileWritten(const std::string& id, const std::vector<Identifier>& old_ids,
                           const std::vector<Identifier>& now_ids);

@@ -3,6 +3,7 @@
 // Profiles: create, read, write, delete, search, timeline and sessions.
 
 #include <algorithm>
+#include <numeric>
 
 #include "core/ids.h"
 #include "core/parallel.h"
@@ -51,7 +52,8 @@ int CompareValues(const Json* a, const Json* b) {
 
 // Validates one profile of Create or CreateBatch and normalizes it (pure: runs outside the lock).
 Status PrepareCreate(const Json& profile, const Options& options, const IdentityRules& rules,
-                     EngineImpl::PreparedProfile* p) {
+                     EngineImpl::PreparedProfile* p, size_t* bytes = nullptr) {
+  if (bytes != nullptr) *bytes = profile.Dump().size();
   if (!profile.is_object()) return Status::InvalidArgument("a profile must be a JSON object");
   if (JsonDepth(profile) > options.max_json_depth) return Status::InvalidArgument("JSON nested too deeply");
   if (const Json* given = profile.Find("id"); given != nullptr && !given->is_null()) {
@@ -69,10 +71,11 @@ Status PrepareCreate(const Json& profile, const Options& options, const Identity
 
 Result<Json> ProfilesImpl::Create(const Json& profile) {
   std::vector<EngineImpl::PreparedProfile> items(1);
-  std::vector<Status> statuses{PrepareCreate(profile, engine_->options(), *engine_->rules(), &items[0])};
+  std::shared_ptr<const IdentityRules> rules = engine_->rules();
+  std::vector<Status> statuses{PrepareCreate(profile, engine_->options(), *rules, &items[0])};
   CDP_RETURN_IF_ERROR(statuses[0]);
   std::vector<Json> stored;
-  CDP_RETURN_IF_ERROR(engine_->CreateProfiles(items, &statuses, &stored));
+  CDP_RETURN_IF_ERROR(engine_->CreateProfiles(rules.get(), items, &statuses, &stored));
   CDP_RETURN_IF_ERROR(statuses[0]);
   return engine_->Render(stored[0], items[0].id);
 }
@@ -85,12 +88,19 @@ Result<Json> ProfilesImpl::CreateBatch(const std::vector<Json>& profiles) {
   }
   std::vector<EngineImpl::PreparedProfile> items(profiles.size());
   std::vector<Status> statuses(profiles.size());
+  std::vector<size_t> bytes(profiles.size());
   std::shared_ptr<const IdentityRules> rules = engine_->rules();
   RunOnTwoThreads(profiles.size(), /*parallel_from=*/256, [&](size_t begin, size_t end) {
-    for (size_t i = begin; i < end; ++i) statuses[i] = PrepareCreate(profiles[i], options, *rules, &items[i]);
+    for (size_t i = begin; i < end; ++i) {
+      statuses[i] = PrepareCreate(profiles[i], options, *rules, &items[i], &bytes[i]);
+    }
   });
+  if (const size_t total = std::accumulate(bytes.begin(), bytes.end(), size_t{0}); total > options.max_batch_bytes) {
+    return Status::ResourceExhausted(
+        fmt::format("batch of {} bytes of profiles is over the limit of {} bytes", total, options.max_batch_bytes));
+  }
   std::vector<Json> stored;
-  CDP_RETURN_IF_ERROR(engine_->CreateProfiles(items, &statuses, &stored));
+  CDP_RETURN_IF_ERROR(engine_->CreateProfiles(rules.get(), items, &statuses, &stored));
   Json results = Json::Array();
   int64_t accepted = 0;
   for (size_t i = 0; i < profiles.size(); ++i) {

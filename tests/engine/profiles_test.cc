@@ -293,6 +293,48 @@ TEST_F(ProfilesTest, CreateBatchOverTheItemLimitWritesNothing) {
   EXPECT_EQ(Unwrap(profiles().CreateBatch(batch)).Find("accepted")->as_int(), 3);
   EXPECT_EQ(Unwrap(profiles().CreateBatch({})).Find("accepted")->as_int(), 0);
   EXPECT_EQ(Unwrap(engine_->Stats()).Find("profiles")->as_int(), 3);
+  options_.max_batch_bytes = 150;  // the items' JSON together (64 bytes each)
+  Reopen();
+  std::vector<Json> large(3, J(R"({"attributes":{"firstName":"A name of some forty bytes, or so"}})"));
+  EXPECT_TRUE(profiles().CreateBatch(large).status().IsResourceExhausted());
+  large.pop_back();
+  EXPECT_EQ(Unwrap(profiles().CreateBatch(large)).Find("accepted")->as_int(), 2);
+  EXPECT_EQ(Unwrap(engine_->Stats()).Find("profiles")->as_int(), 5);
+}
+
+// An item refused after some of its checks passed adds nothing: not its fresh identifiers, not its consent history.
+TEST_F(ProfilesTest, CreateBatchItemsRefusedLateWriteNothing) {
+  options_.max_profile_bytes = 600;
+  Reopen();
+  const std::string erased =
+      Unwrap(profiles().Create(J(R"({"externalIds":{"email":"gone@example.com"}})"))).Find("id")->as_string();
+  ASSERT_TRUE(profiles().Delete(erased).ok());  // suppressed from now on
+  Unwrap(profiles().Create(J(R"({"id":"holder","externalIds":{"customerId":"TAKEN"}})")));
+  Json out = Unwrap(profiles().CreateBatch({
+      J(R"({"externalIds":{"email":"fresh@example.com","customerId":"TAKEN"},"consent":{"email":true}})"),
+      J(R"({"externalIds":{"email":"big@example.com"},"attributes":{"customFields":{"note":")" + std::string(700, 'x') +
+        R"("}}})"),
+      J(R"({"externalIds":{"email":"gone@example.com","phone":"+16502530000"}})"),
+      J(R"({"id":")" + erased + R"("})"),
+      J(R"({"externalIds":{"email":"kept@example.com"}})"),
+  }));
+  const std::vector<Json>& results = out.Find("results")->items();
+  ASSERT_EQ(results.size(), 5u);
+  EXPECT_EQ(results[0].Find("status")->as_string(), "already_exists");
+  EXPECT_EQ(results[1].Find("status")->as_string(), "resource_exhausted");
+  EXPECT_EQ(results[2].Find("status")->as_string(), "failed_precondition");
+  EXPECT_EQ(results[3].Find("status")->as_string(), "failed_precondition");  // an erased profile's id
+  EXPECT_EQ(results[4].Find("status")->as_string(), "ok");
+  EXPECT_EQ(Unwrap(engine_->Stats()).Find("profiles")->as_int(), 2);
+  // The refused items' fresh identifiers are free: events naming them create new profiles.
+  for (const char* email : {"fresh@example.com", "big@example.com"}) {
+    TrackResult t = Unwrap(events().Track(J(fmt::format(R"({{"type":"page_view","email":"{}"}})", email))));
+    EXPECT_TRUE(t.profile_created) << email;
+  }
+  TrackResult phone = Unwrap(events().Track(J(R"({"type":"page_view","phone":"+16502530000"})")));
+  EXPECT_TRUE(phone.profile_created);
+  TrackResult kept = Unwrap(events().Track(J(R"({"type":"page_view","email":"kept@example.com"})")));
+  EXPECT_EQ(kept.profile_id, results[4].Find("id")->as_string());
 }
 
 TEST_F(ProfilesTest, SecondOpenOfTheSameDirectoryFails) {
