@@ -167,7 +167,8 @@ struct TrackResult {
 // An idempotency key written with an item, in the same atomic write (see Events::RememberKey): `value` (a JSON
 // object) is remembered under `key` until `expires_us` (microseconds since the epoch), with "profileId" set to the
 // profile the item was stored under. It is written only when the item is stored (for an event: not rejected and
-// not a duplicate), so the key exists exactly when the item does, crash or not. An empty `key` writes nothing.
+// not a duplicate), so the key exists exactly when the item does, crash or not, and it is erased with the
+// profile. An empty `key` writes nothing; a key starting with the byte 0x01 is InvalidArgument.
 // Limits as RememberKey's: a key of 1 to 512 bytes, a value of at most 4 KiB as compact JSON.
 struct IdempotencyKey {
   std::string key;
@@ -239,7 +240,9 @@ class Events {
   // cdp/segment.h): a small value remembered under a key until `expires_us` (microseconds since the epoch),
   // durably (through the write-ahead log, like an event; fsync'ed with Options::sync_writes). RememberKey replaces
   // any value the key had. RecallKey returns the value while `now_us` < its expiry, else nullopt. Expired keys are
-  // dropped when RocksDB compacts their files. Errors: InvalidArgument for a key of 0 or over 512 bytes or a value
+  // dropped when RocksDB compacts their files. A value that is a JSON object with a string "profileId" is erased
+  // with that profile (Profiles::Delete), unless the key was remembered again since for another. Errors:
+  // InvalidArgument for a key of 0 or over 512 bytes or starting with the byte 0x01 (the engine's own), or a value
   // over 4 KiB; storage errors. Thread-safe; each call is one RocksDB write or point read.
   virtual Status RememberKey(std::string_view key, std::string_view value, int64_t expires_us) = 0;
   virtual Result<std::optional<std::string>> RecallKey(std::string_view key, int64_t now_us) = 0;

@@ -355,6 +355,7 @@ class EngineImpl::IngestContext : public GraphView {
     value.Set("profileId", profile_id);
     std::string stored;
     storage::AppendBigEndian64(&stored, static_cast<uint64_t>(key.expires_us));
+    batch_.Put(storage::Cf::kKeys, storage::RememberedByProfilePrefix(profile_id) + key.key, stored);  // for erasure
     value.DumpTo(&stored);
     batch_.Put(storage::Cf::kKeys, key.key, stored);
   }
@@ -1892,6 +1893,18 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* 
         batch.Delete(storage::Cf::kMerges, storage::ProfileProposalsPrefix(b) + proposal_id);
       }
       CDP_RETURN_IF_ERROR(q->status());
+      // Idempotency keys whose value names the profile (Segment messageIds), unless since remembered for another.
+      const std::string remembered_prefix = storage::RememberedByProfilePrefix(pid);
+      auto k = store_->NewIterator(storage::Cf::kKeys, remembered_prefix, storage::PrefixSuccessor(remembered_prefix));
+      for (k->Seek(remembered_prefix); k->Valid(); k->Next()) {
+        batch.Delete(storage::Cf::kKeys, k->key());
+        const std::string_view key = k->key().substr(remembered_prefix.size());
+        std::string value;
+        Status s = store_->Get(storage::Cf::kKeys, key, &value);
+        if (!s.IsNotFound()) CDP_RETURN_IF_ERROR(s);
+        if (s.ok() && RememberedProfileId(value) == pid) batch.Delete(storage::Cf::kKeys, key);
+      }
+      CDP_RETURN_IF_ERROR(k->status());
       // The consent history, and the tracking marker.
       const std::string consent_prefix = storage::ConsentHistoryPrefix(pid);
       batch.DeleteRange(storage::Cf::kPrivacy, consent_prefix, storage::PrefixSuccessor(consent_prefix));

@@ -69,6 +69,8 @@ extern std::atomic<bool> g_exit_before_purge_for_testing;
 
 // InvalidArgument when an idempotency key is over its limits (see cdp::IdempotencyKey); OK for an empty key.
 Status CheckIdempotencyKey(const IdempotencyKey& key);
+// The "profileId" a remembered value (Cf::kKeys: be64(expiry) then JSON) names, or empty.
+std::string RememberedProfileId(std::string_view stored);
 
 class EventsImpl final : public Events {
  public:

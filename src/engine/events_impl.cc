@@ -70,13 +70,29 @@ constexpr size_t kMaxKeyBytes = 512;
 constexpr size_t kMaxKeyValueBytes = 4096;
 // Room kept in a remembered value for the "profileId" member the engine adds.
 constexpr size_t kProfileIdRoom = 16 + 128;
+
+// A caller's key: 1 to kMaxKeyBytes bytes, not in the engine's own part of the keys (storage::kRememberedTag).
+Status CheckKey(std::string_view key, std::string_view what) {
+  if (key.empty() || key.size() > kMaxKeyBytes) {
+    return Status::InvalidArgument(fmt::format("{} must have 1 to {} bytes", what, kMaxKeyBytes), "key");
+  }
+  if (key.front() == storage::kRememberedTag) {
+    return Status::InvalidArgument(fmt::format("{} must not start with the byte 0x01", what), "key");
+  }
+  return Status::OK();
+}
 }  // namespace
+
+std::string RememberedProfileId(std::string_view stored) {
+  if (stored.size() <= 8) return {};
+  auto value = Json::Parse(stored.substr(8));
+  const Json* id = value.ok() && value->is_object() ? value->Find("profileId") : nullptr;
+  return id != nullptr && id->is_string() ? id->as_string() : std::string();
+}
 
 Status CheckIdempotencyKey(const IdempotencyKey& key) {
   if (key.key.empty()) return Status::OK();  // none
-  if (key.key.size() > kMaxKeyBytes) {
-    return Status::InvalidArgument(fmt::format("an idempotency key must have 1 to {} bytes", kMaxKeyBytes), "key");
-  }
+  CDP_RETURN_IF_ERROR(CheckKey(key.key, "an idempotency key"));
   if (!key.value.is_object()) return Status::InvalidArgument("an idempotency key's value must be an object", "value");
   if (key.value.Dump().size() + kProfileIdRoom > kMaxKeyValueBytes) {
     return Status::InvalidArgument(
@@ -238,25 +254,26 @@ Result<Page> EventsImpl::Query(const EventQuery& query) {
 }
 
 Status EventsImpl::RememberKey(std::string_view key, std::string_view value, int64_t expires_us) {
-  if (key.empty() || key.size() > kMaxKeyBytes) {
-    return Status::InvalidArgument(fmt::format("a key must have 1 to {} bytes", kMaxKeyBytes), "key");
-  }
+  CDP_RETURN_IF_ERROR(CheckKey(key, "a key"));
   if (value.size() > kMaxKeyValueBytes) {
     return Status::InvalidArgument(fmt::format("a value must have at most {} bytes", kMaxKeyValueBytes), "value");
   }
   std::string stored;
   storage::AppendBigEndian64(&stored, static_cast<uint64_t>(expires_us));
-  stored.append(value);
   storage::WriteBatch batch(engine_->store());
+  stored.append(value);
+  // A value naming a profile is erased with it: an index entry leads there.
+  if (const std::string profile_id = RememberedProfileId(stored); !profile_id.empty() && profile_id.size() <= 128) {
+    batch.Put(storage::Cf::kKeys, storage::RememberedByProfilePrefix(profile_id) + std::string(key),
+              std::string_view(stored).substr(0, 8));
+  }
   batch.Put(storage::Cf::kKeys, key, stored);
   CDP_ASSIGN_OR_RETURN(uint64_t sequence, engine_->store().Write(&batch));
   return engine_->store().SyncUpTo(sequence);
 }
 
 Result<std::optional<std::string>> EventsImpl::RecallKey(std::string_view key, int64_t now_us) {
-  if (key.empty() || key.size() > kMaxKeyBytes) {
-    return Status::InvalidArgument(fmt::format("a key must have 1 to {} bytes", kMaxKeyBytes), "key");
-  }
+  CDP_RETURN_IF_ERROR(CheckKey(key, "a key"));
   std::string stored;
   Status s = engine_->store().Get(storage::Cf::kKeys, key, &stored);
   if (s.IsNotFound()) return std::optional<std::string>();

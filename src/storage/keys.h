@@ -209,6 +209,17 @@ inline std::string ApiKeyKey(std::string_view key_id) { return "k" + std::string
 inline constexpr std::string_view kRequestPrefix = "r";
 inline std::string RequestKey(std::string_view request_id) { return "r" + std::string(request_id); }
 
+// Cf::kKeys: idempotency key (Events::RememberKey, cdp::IdempotencyKey; never starting with \x01) ->
+// be64(expiry µs) value; and for each whose value names a profile ("profileId"), "\x01" profile id "\0" key ->
+// be64(expiry µs), so that erasing the profile finds it (the expiry filter drops both alike).
+inline constexpr char kRememberedTag = '\x01';
+inline std::string RememberedByProfilePrefix(std::string_view profile_id) {
+  std::string k(1, kRememberedTag);
+  k.append(profile_id);
+  k.push_back('\0');
+  return k;
+}
+
 // The smallest key greater than every key starting with `prefix` (for exclusive upper bounds).
 inline std::string PrefixSuccessor(std::string prefix) {
   while (!prefix.empty()) {

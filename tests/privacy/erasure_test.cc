@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/ids.h"
 #include "engine/engine_impl.h"
 #include "test_util.h"
 
@@ -23,6 +24,7 @@ namespace {
 using testing::J;
 using testing::Unwrap;
 
+using internal::NowMicros;
 using testing::FilesHolding;
 
 class ErasureTest : public testing::EngineTest {};
@@ -60,6 +62,24 @@ TEST_F(ErasureTest, NoByteOfTheErasedPersonRemainsInAnyFile) {
   Unwrap(engine_->consent().Record(J(R"({"profileId": ")" + id + R"(", "purposes": {")" + canary +
                                      R"(": "granted", "tracking": "granted"}, "source": ")" + canary +
                                      R"(", "policyVersion": ")" + canary + R"("})")));
+  // Idempotency keys (Segment messageIds) remembered with the person's events and by RememberKey naming them;
+  // and the other person's, which stays.
+  const int64_t expiry = NowMicros() + 3'600'000'000;
+  auto keyed = [&](const std::string& key, const std::string& note) {
+    std::vector<IdempotencyKey> keys(1);
+    keys[0].key = key;
+    keys[0].value.Set("note", note);
+    keys[0].expires_us = expiry;
+    return keys;
+  };
+  Unwrap(events().TrackBatch({J(R"({"type": "page_view", "profileId": ")" + id + R"("})")},
+                             keyed("msg/" + canary, canary)));
+  Unwrap(events().TrackBatch({J(R"({"type": "page_view", "customerId": ")" + other + R"(-id"})")},
+                             keyed("msg/" + other, other)));
+  ASSERT_TRUE(
+      events()
+          .RememberKey("msg2/" + canary, R"({"profileId": ")" + id + R"(", "note": ")" + canary + R"("})", expiry)
+          .ok());
   // Table files apart: the person's events, then the device's (its index keys under its own profile id, which
   // the merge below deletes), each flushed on its own.
   ASSERT_TRUE(engine_->Flush().ok());
@@ -84,7 +104,10 @@ TEST_F(ErasureTest, NoByteOfTheErasedPersonRemainsInAnyFile) {
   Reopen();
   EXPECT_EQ(FilesHolding(dir_.path(), canary), std::vector<std::string>{});
   EXPECT_TRUE(profiles().Get(id).status().IsNotFound());
+  EXPECT_EQ(Unwrap(events().RecallKey("msg/" + canary, NowMicros())), std::nullopt);
+  EXPECT_EQ(Unwrap(events().RecallKey("msg2/" + canary, NowMicros())), std::nullopt);
   // The other person is untouched.
+  EXPECT_NE(Unwrap(events().RecallKey("msg/" + other, NowMicros())), std::nullopt);
   Json kept = Unwrap(profiles().Get(q.Find("id")->as_string()));
   EXPECT_EQ(kept.FindPath("attributes.firstName")->as_string(), other);
   ASSERT_TRUE(engine_->Flush().ok());

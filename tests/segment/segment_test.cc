@@ -525,6 +525,9 @@ TEST(IdempotencyKeys, RememberRecallExpireAndValidate) {
   EXPECT_TRUE(events.RememberKey(std::string(513, 'k'), "v", 1).IsInvalidArgument());
   EXPECT_TRUE(events.RememberKey("k", std::string(4097, 'v'), 1).IsInvalidArgument());
   EXPECT_TRUE(events.RecallKey("", 0).status().IsInvalidArgument());
+  // Keys starting with 0x01 are the engine's own (the index that erasure follows).
+  EXPECT_TRUE(events.RememberKey(std::string("\x01k"), "v", 1).IsInvalidArgument());
+  EXPECT_TRUE(events.RecallKey(std::string("\x01k"), 0).status().IsInvalidArgument());
   engine.reset();
   engine = Unwrap(Engine::Open(Options(), dir.path()));
   EXPECT_EQ(Unwrap(engine->events().RecallKey("k", 4999)), std::optional<std::string>("v2"));
