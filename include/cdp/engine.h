@@ -116,7 +116,8 @@ class Profiles {
 
   // Erases the profile (recorded as a privacy request, Gdpr::Erase; its identifiers and id are then suppressed
   // unless Options::suppress_erased_identifiers is off): its document, identifiers, events, traits, merge records,
-  // consent history and audit targets, and the profiles merged into it,
+  // consent history, audit targets, idempotency keys naming it and its past entries in the segments' change feed
+  // (the exits the erasure causes stay, as the notice for feed readers), and the profiles merged into it,
   // in one atomic write; then, before returning, makes the erasure physical (no file of the database directory -
   // tables, write-ahead log, MANIFEST, RocksDB's logs - keeps any of it; docs/privacy.md). NotFound when absent.
   // Cost: the atomic write is proportional to the profile's events; the physical part flushes every memtable and

@@ -1784,6 +1784,7 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* 
   bool by_filter = false;                   // the person's events leave the log through its drop filter
   std::vector<std::string> event_log_keys;  // their keys then
   std::string erased_id;
+  std::vector<std::string> erased_ids;  // the person's id and those of the profiles merged into them
   {
     std::lock_guard<std::mutex> lock(write_mu_);
     CDP_RETURN_IF_ERROR(write_error_);
@@ -1957,10 +1958,14 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* 
     for (std::string& hash : suppress) suppressed_.insert(std::move(hash));
     ForgetProfile(id, stored);
     segments_.NotifyChanged(ids, "erasure");  // the person and the profiles merged into them leave the index
+    erased_ids = ids;
   }
   CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
   if (by_filter) SetErasing({erased_id}, true, /*readers=*/false, /*drop=*/true);
-  (void)segments_.AfterWrite();
+  (void)segments_.AfterWrite();  // records their exits from segments
+  // Their past segment memberships leave the change feed (the exits just recorded stay: the notice to readers).
+  // From here on `batch` is the record of what the erasure deleted, for the purge.
+  CDP_RETURN_IF_ERROR(segments_.EraseFeedEntries(erased_ids, &batch));
   if (g_exit_before_purge_for_testing.load(std::memory_order_relaxed)) _exit(0);
   if (for_retention) return Status::OK();  // the run purges once, after all its erasures (PurgeRetained)
   // Erasure is physical: no log, memtable or table file keeps the deleted values (or the tombstones' keys). Done

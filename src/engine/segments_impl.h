@@ -105,6 +105,11 @@ class SegmentsImpl final : public Segments {
   // went. `cause` is the feed's cause.kind. Called under the write lock; never blocks on a read. Cost at the next
   // refresh: the profile's events.
   void NotifyChanged(std::vector<std::string> profile_ids, std::string_view cause = "profile");
+  // Deletes the feed entries naming erased profiles (after AfterWrite recorded their exits), except the exits
+  // the erasure caused (cause.kind "erasure"): those tell feed readers to drop the person downstream. Adds the
+  // deletions to `erased` too (already written: it tells the purge what to compact). Takes mu_; call without the
+  // write lock. Errors: storage errors.
+  Status EraseFeedEntries(const std::vector<std::string>& profile_ids, storage::WriteBatch* erased);
   // Notes profiles whose document changed but whose stored events did not (a profile write or patch, an identify,
   // identity rules): the document is re-read, the events in the index are kept. Cost: the document's size.
   void NotifyDocument(std::vector<std::string> profile_ids, std::string_view cause = "profile");

@@ -678,6 +678,7 @@ Status SegmentsImpl::Record(std::vector<Change>* changes, int64_t now) {
       deliveries_.push_back(std::move(delivered));
     }
     c.def->last_cursor = std::move(cursor);
+    unwritten_.emplace_back(storage::SegmentFeedByProfilePrefix(id_of_[c.ordinal]) + key, "");  // for erasure
     unwritten_.emplace_back(std::move(key), stored.Dump());
   }
   changes->clear();
@@ -697,6 +698,34 @@ Status SegmentsImpl::WriteFeed() {
   CDP_RETURN_IF_ERROR(engine_->store().Write(&batch).status());
   unwritten_.clear();
   return Status::OK();
+}
+
+Status SegmentsImpl::EraseFeedEntries(const std::vector<std::string>& profile_ids, storage::WriteBatch* erased) {
+  std::lock_guard<std::mutex> lock(mu_);
+  CDP_RETURN_IF_ERROR(WriteFeed());  // the index covers every entry recorded so far
+  storage::Store& store = engine_->store();
+  storage::WriteBatch batch(store);
+  for (const std::string& profile_id : profile_ids) {
+    const std::string prefix = storage::SegmentFeedByProfilePrefix(profile_id);
+    auto iter = store.NewIterator(storage::Cf::kMeta, prefix, storage::PrefixSuccessor(prefix));
+    for (iter->Seek(prefix); iter->Valid(); iter->Next()) {
+      batch.Delete(storage::Cf::kMeta, iter->key());
+      erased->Delete(storage::Cf::kMeta, iter->key());
+      const std::string_view feed_key = iter->key().substr(prefix.size());
+      std::string value;
+      Status s = store.Get(storage::Cf::kMeta, feed_key, &value);
+      if (s.IsNotFound()) continue;  // its segment was deleted
+      CDP_RETURN_IF_ERROR(s);
+      auto change = Json::Parse(value);
+      const Json* kind = change.ok() ? change->FindPath("cause.kind") : nullptr;
+      if (kind != nullptr && kind->is_string() && kind->as_string() == "erasure") continue;  // the notice
+      batch.Delete(storage::Cf::kMeta, feed_key);
+      erased->Delete(storage::Cf::kMeta, feed_key);
+    }
+    CDP_RETURN_IF_ERROR(iter->status());
+  }
+  if (batch.Count() == 0) return Status::OK();
+  return store.Write(&batch).status();
 }
 
 std::string SegmentsImpl::CursorOfTime(int64_t time_us) {

@@ -159,6 +159,10 @@ inline std::string SegmentFeedKey(std::string_view id, int64_t time_us, uint64_t
   AppendBigEndian64(&k, sequence);
   return k;
 }
+// "segfeedp/" profile id "/" feed key -> "": the feed entries naming a profile, which its erasure deletes.
+inline std::string SegmentFeedByProfilePrefix(std::string_view profile_id) {
+  return "segfeedp/" + std::string(profile_id) + "/";
+}
 
 // Cf::kPrivacy: "h" profile id \0 be64(recorded µs) record id -> a consent history record (recording times are
 // strictly increasing, so a profile's records sort in the order they were recorded); "d" profile id -> "": the
