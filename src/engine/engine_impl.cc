@@ -1963,10 +1963,10 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* 
   CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
   if (by_filter) SetErasing({erased_id}, true, /*readers=*/false, /*drop=*/true);
   (void)segments_.AfterWrite();  // records their exits from segments
+  if (g_exit_before_purge_for_testing.load(std::memory_order_relaxed)) _exit(0);
   // Their past segment memberships leave the change feed (the exits just recorded stay: the notice to readers).
   // From here on `batch` is the record of what the erasure deleted, for the purge.
   CDP_RETURN_IF_ERROR(segments_.EraseFeedEntries(erased_ids, &batch));
-  if (g_exit_before_purge_for_testing.load(std::memory_order_relaxed)) _exit(0);
   if (for_retention) return Status::OK();  // the run purges once, after all its erasures (PurgeRetained)
   // Erasure is physical: no log, memtable or table file keeps the deleted values (or the tombstones' keys). Done
   // outside the lock (it compacts); writes go on meanwhile.
@@ -2054,8 +2054,29 @@ Status EngineImpl::PurgeEverything(bool at_open) {
     }
     CDP_RETURN_IF_ERROR(events->status());
   }
-  SetErasing(orphans, true, /*readers=*/true, /*drop=*/true);
   storage::WriteBatch nothing(*store_);
+  if (at_open) {
+    // An erasure stopped before it deleted the person's past entries in the segments' change feed (a write of
+    // its own, after the erasure's): the entries of profiles that no longer exist.
+    std::vector<std::string> gone;
+    const std::string root(storage::kSegmentFeedByProfileTag);
+    auto feed = store_->NewIterator(storage::Cf::kMeta, root, storage::PrefixSuccessor(root));
+    std::string last;
+    for (feed->Seek(root); feed->Valid(); feed->Next()) {
+      std::string_view rest = feed->key().substr(root.size());
+      const std::string profile(rest.substr(0, rest.find('/')));
+      if (profile == last) continue;
+      last = profile;
+      std::string doc;
+      Status s = store_->Get(storage::Cf::kProfiles, profile, &doc);
+      if (!s.IsNotFound()) CDP_RETURN_IF_ERROR(s);
+      if (s.IsNotFound()) gone.push_back(profile);
+    }
+    CDP_RETURN_IF_ERROR(feed->status());
+    feed.reset();
+    CDP_RETURN_IF_ERROR(segments_.EraseFeedEntries(gone, &nothing));
+  }
+  SetErasing(orphans, true, /*readers=*/true, /*drop=*/true);
   std::vector<storage::Cf> all;
   for (int cf = 0; cf < static_cast<int>(storage::Cf::kCount); ++cf) all.push_back(static_cast<storage::Cf>(cf));
   Status purged = store_->Purge(&nothing, all, kPurgePendingKey);

@@ -160,8 +160,9 @@ inline std::string SegmentFeedKey(std::string_view id, int64_t time_us, uint64_t
   return k;
 }
 // "segfeedp/" profile id "/" feed key -> "": the feed entries naming a profile, which its erasure deletes.
+inline constexpr std::string_view kSegmentFeedByProfileTag = "segfeedp/";
 inline std::string SegmentFeedByProfilePrefix(std::string_view profile_id) {
-  return "segfeedp/" + std::string(profile_id) + "/";
+  return std::string(kSegmentFeedByProfileTag) + std::string(profile_id) + "/";
 }
 
 // Cf::kPrivacy: "h" profile id \0 be64(recorded µs) record id -> a consent history record (recording times are

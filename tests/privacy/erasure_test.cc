@@ -198,6 +198,10 @@ TEST_F(ErasureTest, TwoErasuresAtOnceBothFinish) {
 TEST(ErasureChild, DISABLED_EraseAndDieBeforePurge) {
   auto engine = Unwrap(Engine::Open(Options(), testing::ChildEnv("CDP_TEST_DIR")));
   const std::string canary = testing::ChildEnv("CDP_TEST_CANARY");
+  const std::string viewers =
+      Unwrap(engine->segments().Create(J(R"({"name": "viewers", "rule": {"event": "page_view"}})")))
+          .Find("id")
+          ->as_string();
   Json p = Unwrap(engine->profiles().Create(J(R"({"externalIds": {"email": ")" + canary + R"(@example.com"},
       "attributes": {"firstName": ")" + canary +
                                               R"("}})")));
@@ -206,6 +210,8 @@ TEST(ErasureChild, DISABLED_EraseAndDieBeforePurge) {
                                     R"(", "properties": {"q": ")" + canary + R"("}})")));
   }
   ASSERT_TRUE(engine->Flush().ok());
+  // The person entered the segment, and the feed says so in storage (a read of the feed writes it first).
+  ASSERT_EQ(Unwrap(engine->segments().Changes(viewers, "", 0)).Find("changes")->size(), 1u);
   internal::g_exit_before_purge_for_testing = true;
   (void)engine->profiles().Delete(p.Find("id")->as_string());
   std::_Exit(4);  // not reached: Delete ends the process
@@ -224,6 +230,13 @@ TEST(ErasureRecoveryTest, APurgeACrashInterruptedIsFinishedAtOpen) {
   // The person's events were erased by the drop filter (no merge involved them): none is left in the log.
   EventQuery all;
   EXPECT_TRUE(Unwrap(engine->events().Query(all)).items.empty());
+  // Their entry in the segment's change feed, which the erasure deletes in a write of its own, is gone too.
+  Json segments = Unwrap(engine->segments().List());
+  ASSERT_EQ(segments.size(), 1u);
+  Json feed = Unwrap(engine->segments().Changes(segments.items()[0].Find("id")->as_string(), "", 0));
+  for (const Json& change : feed.Find("changes")->items()) {
+    EXPECT_NE(change.Find("change")->as_string(), "entered") << change.Dump();
+  }
 }
 
 }  // namespace
