@@ -100,6 +100,30 @@ Json ErrorJson(const Status& status) {
   return error;
 }
 
+Json BatchAnswer(const std::vector<Status>& statuses, const std::function<Json(size_t)>& ok_item) {
+  Json results = Json::Array();
+  int64_t accepted = 0;
+  for (size_t i = 0; i < statuses.size(); ++i) {
+    Json item;
+    if (statuses[i].ok()) {
+      item = ok_item(i);
+      item.Set("status", "ok");
+      ++accepted;
+    } else {
+      item = Json::Object();
+      item.Set("status", StatusCodeName(statuses[i].code()));
+      item.Set("error", ErrorJson(statuses[i]));
+    }
+    item.Set("index", static_cast<int64_t>(i));
+    results.Push(std::move(item));
+  }
+  Json out = Json::Object();
+  out.Set("accepted", accepted);
+  out.Set("rejected", static_cast<int64_t>(statuses.size()) - accepted);
+  out.Set("results", std::move(results));
+  return out;
+}
+
 EngineImpl::EngineImpl(const Options& options, std::unique_ptr<storage::Store> store)
     : Engine(options),
       store_(std::move(store)),
@@ -1255,27 +1279,7 @@ Result<Json> EngineImpl::IdentifyBatch(const std::vector<Json>& requests) {
   for (size_t i = 0; i < requests.size(); ++i) statuses[i] = ParseIdentify(requests[i], now, &parsed[i], &patches[i]);
   std::vector<TrackResult> results(requests.size());
   CDP_RETURN_IF_ERROR(CommitIdentifies(&parsed, patches, &statuses, &results, now));
-  Json items = Json::Array();
-  int64_t accepted = 0;
-  for (size_t i = 0; i < requests.size(); ++i) {
-    Json item;
-    if (statuses[i].ok()) {
-      item = IdentifyResultJson(results[i], parsed[i].id);
-      item.Set("status", "ok");
-      ++accepted;
-    } else {
-      item = Json::Object();
-      item.Set("status", StatusCodeName(statuses[i].code()));
-      item.Set("error", ErrorJson(statuses[i]));
-    }
-    item.Set("index", static_cast<int64_t>(i));
-    items.Push(std::move(item));
-  }
-  Json out = Json::Object();
-  out.Set("accepted", accepted);
-  out.Set("rejected", static_cast<int64_t>(requests.size()) - accepted);
-  out.Set("results", std::move(items));
-  return out;
+  return BatchAnswer(statuses, [&](size_t i) { return IdentifyResultJson(results[i], parsed[i].id); });
 }
 
 Status EngineImpl::WriteIfProfilesExist(const std::vector<std::string>& profile_ids, storage::WriteBatch* batch) {

@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
@@ -44,6 +45,9 @@ class EngineImpl;
 
 // {"code", "message", "field"?}: a batch item's error in a batch call's answer.
 Json ErrorJson(const Status& status);
+// A batch call's answer: {"accepted", "rejected", "results"}, one result per status: ok_item(i) with "status": "ok"
+// when statuses[i] is OK, else {"status": code, "error"}; each with its "index".
+Json BatchAnswer(const std::vector<Status>& statuses, const std::function<Json(size_t)>& ok_item);
 
 class ProfilesImpl final : public Profiles {
  public:

@@ -101,25 +101,7 @@ Result<Json> ProfilesImpl::CreateBatch(const std::vector<Json>& profiles) {
   }
   std::vector<Json> stored;
   CDP_RETURN_IF_ERROR(engine_->CreateProfiles(rules.get(), items, &statuses, &stored));
-  Json results = Json::Array();
-  int64_t accepted = 0;
-  for (size_t i = 0; i < profiles.size(); ++i) {
-    Json item = Json::Object();
-    item.Set("index", static_cast<int64_t>(i));
-    item.Set("status", std::string(StatusCodeName(statuses[i].code())));
-    if (statuses[i].ok()) {
-      item.Set("id", items[i].id);
-      ++accepted;
-    } else {
-      item.Set("error", ErrorJson(statuses[i]));
-    }
-    results.Push(std::move(item));
-  }
-  Json out = Json::Object();
-  out.Set("accepted", accepted);
-  out.Set("rejected", static_cast<int64_t>(profiles.size()) - accepted);
-  out.Set("results", std::move(results));
-  return out;
+  return BatchAnswer(statuses, [&](size_t i) { return Json::Object().Set("id", items[i].id); });
 }
 
 Result<Json> ProfilesImpl::Get(std::string_view id) {
