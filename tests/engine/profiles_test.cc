@@ -241,20 +241,25 @@ TEST_F(ProfilesTest, CreateBatchStoresEachValidItemAndSaysWhyOthersWereNot) {
     const Json* f = results[i].FindPath("error.field");
     return f != nullptr ? f->as_string() : std::string();
   };
-  EXPECT_EQ(status_of(10), "invalid_argument");
-  EXPECT_EQ(field_of(10), "attributes.firstName");
-  EXPECT_EQ(status_of(20), "already_exists");
-  EXPECT_EQ(field_of(20), "id");
-  EXPECT_EQ(status_of(30), "already_exists");
-  EXPECT_EQ(field_of(30), "externalIds.customerId");
-  EXPECT_EQ(status_of(40), "ok");
+  const struct {
+    size_t index;
+    const char* status;
+    const char* field;  // of the error; "" when none
+  } expected[] = {
+      {10, "invalid_argument", "attributes.firstName"},
+      {20, "already_exists", "id"},
+      {30, "already_exists", "externalIds.customerId"},
+      {40, "ok", ""},
+      {41, "already_exists", "id"},
+      {50, "already_exists", "externalIds.email"},
+      {60, "ok", ""},
+      {70, "invalid_argument", ""},
+  };
+  for (const auto& e : expected) {
+    EXPECT_EQ(status_of(e.index), e.status) << e.index;
+    EXPECT_EQ(field_of(e.index), e.field) << e.index;
+  }
   EXPECT_EQ(results[40].Find("id")->as_string(), "given-1");
-  EXPECT_EQ(status_of(41), "already_exists");
-  EXPECT_EQ(field_of(41), "id");
-  EXPECT_EQ(status_of(50), "already_exists");
-  EXPECT_EQ(field_of(50), "externalIds.email");
-  EXPECT_EQ(status_of(60), "ok");
-  EXPECT_EQ(status_of(70), "invalid_argument");
   for (size_t i = 0; i < results.size(); ++i) EXPECT_EQ(results[i].Find("index")->as_int(), static_cast<int64_t>(i));
   EXPECT_EQ(Unwrap(engine_->Stats()).Find("profiles")->as_int(), 1 + 594);
 
