@@ -407,6 +407,13 @@ class Identity {
 // Errors: InvalidArgument naming the field ("rule.conditions[2].count"), NotFound for an unknown id,
 // FailedPrecondition when deleting a segment another segment's rule names.
 //
+// Governance (cdp/privacy.h). A segment's definition, size, members, feed, past members, overlaps and exports tell
+// who matches its rule, so a principal reads them only when it may read every field the rule tests (profile
+// fields; "events.type" and the tested event fields for behavioural conditions) and those of every segment the
+// rule names, transitively: otherwise PermissionDenied naming the first such field. List leaves such segments
+// out, and so does a profile's "segments" list (SegmentsOf). Manual segments test nothing. Changing definitions
+// and manual members needs the "admin" role.
+//
 // Thread-safety: all methods from any thread. Cost: a write of new events adds them to the index and rewrites the
 // profile's event-maintained traits; a profile write, merge or erasure reloads the profile (document and events);
 // then one EvaluateOne per affected segment (a few microseconds each): with 100 live segments a single Track call
@@ -417,7 +424,7 @@ class Segments {
   virtual ~Segments() = default;
   virtual Result<Json> Create(const Json& definition) = 0;
   virtual Result<Json> Get(std::string_view id) = 0;
-  // Every segment, by id, each with its size.
+  // Every segment the calling principal may read (above), by id, each with its size.
   virtual Result<Json> List() = 0;
   // Replaces the definition (keeps id and createdAt). Membership changes it causes are in the feed ("updated").
   virtual Result<Json> Update(std::string_view id, const Json& definition) = 0;
@@ -444,8 +451,10 @@ class Segments {
   // The members of segment `id` as they were at `time` (RFC 3339), from the feed: sorted profile ids.
   // Errors: NotFound, InvalidArgument. Cost: one read per feed entry of the segment up to `time`.
   virtual Result<std::vector<std::string>> MembersAt(std::string_view id, std::string_view time) = 0;
-  // The ids of the segments profile `profile_id` (live id) is a member of now, sorted. Empty before the index is
-  // built or for an unknown profile. Cost: one bitmap probe per segment; never waits for a rebuild.
+  // The ids of the segments profile `profile_id` (live id) is a member of now, sorted, leaving out those the
+  // calling principal may not read (above). Empty before the index is built or for an unknown profile. Cost: one
+  // bitmap probe per segment (and, for a principal without "admin", a walk of each rule); never waits for a
+  // rebuild.
   virtual std::vector<std::string> SegmentsOf(std::string_view profile_id) = 0;
 
   // Manual segments (static lists): a definition {"name", "description"?, "type": "manual"} has no rule; its members
@@ -518,6 +527,10 @@ class Segments {
 //
 // Errors: InvalidArgument naming the field, NotFound, FailedPrecondition when deleting a suppression list an
 // audience names (and, in Segments::Delete, a segment an audience names).
+// Governance: an audience's size, members, overlap and export need what its segments and excluded segments need
+// (Segments, above), read access to "consent.<channel>", and, with suppression lists, to "externalIds" (they
+// match identifiers); otherwise PermissionDenied naming the field, and List leaves the audience out. Definitions
+// and suppression lists are changed by "admin".
 // Thread-safety: all methods from any thread. Cost: a read combines bitmaps (milliseconds at 1,000,000 members),
 // evaluates the channel's consent over the index (one column scan), and resolves each suppressed identifier (one
 // point read each).

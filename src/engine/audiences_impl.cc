@@ -216,6 +216,24 @@ Result<AudiencesImpl::Parts> AudiencesImpl::Evaluate(const Json& audience) {
   return parts;
 }
 
+Status AudiencesImpl::CheckReadable(const Json& audience, const Access& access) {
+  if (access.admin()) return Status::OK();
+  for (const Json* ids : {audience.FindPath("segments.ids"), audience.Find("exclude")}) {
+    if (ids == nullptr) continue;
+    for (const Json& id : ids->items()) {
+      CDP_ASSIGN_OR_RETURN(const SegmentsImpl::Definition* d, segments_->Find(id.as_string()));
+      CDP_RETURN_IF_ERROR(segments_->CheckReadable(*d, access));
+    }
+  }
+  if (const Json* channel = audience.Find("channel"); channel != nullptr && channel->is_string()) {
+    CDP_RETURN_IF_ERROR(access.RequireRead("consent." + channel->as_string()));
+  }
+  if (const Json* lists = audience.Find("suppressionLists"); lists != nullptr && lists->size() > 0) {
+    CDP_RETURN_IF_ERROR(access.RequireReadTree("externalIds"));
+  }
+  return Status::OK();
+}
+
 Json AudiencesImpl::WithSize(const Json& audience, uint64_t size) const {
   Json out = audience;
   out.Set("size", static_cast<int64_t>(size));
@@ -243,6 +261,7 @@ Result<Json> AudiencesImpl::Get(std::string_view id) {
   CDP_RETURN_IF_ERROR(segments_->Refresh());
   CDP_RETURN_IF_ERROR(Load());
   CDP_ASSIGN_OR_RETURN(const Json* a, FindAudience(id));
+  CDP_RETURN_IF_ERROR(CheckReadable(*a, *engine_->access()));
   CDP_ASSIGN_OR_RETURN(Parts parts, Evaluate(*a));
   return WithSize(*a, parts.members.cardinality());
 }
@@ -253,7 +272,9 @@ Result<Json> AudiencesImpl::List() {
   CDP_RETURN_IF_ERROR(segments_->Refresh());
   CDP_RETURN_IF_ERROR(Load());
   Json out = Json::Array();
+  auto access = engine_->access();
   for (const auto& [id, a] : audiences_) {
+    if (!CheckReadable(a, *access).ok()) continue;  // left out
     CDP_ASSIGN_OR_RETURN(Parts parts, Evaluate(a));
     out.Push(WithSize(a, parts.members.cardinality()));
   }
@@ -294,6 +315,7 @@ Result<int64_t> AudiencesImpl::Size(std::string_view id) {
   CDP_RETURN_IF_ERROR(segments_->Refresh());
   CDP_RETURN_IF_ERROR(Load());
   CDP_ASSIGN_OR_RETURN(const Json* a, FindAudience(id));
+  CDP_RETURN_IF_ERROR(CheckReadable(*a, *engine_->access()));
   CDP_ASSIGN_OR_RETURN(Parts parts, Evaluate(*a));
   return static_cast<int64_t>(parts.members.cardinality());
 }
@@ -305,6 +327,7 @@ Result<Page> AudiencesImpl::Members(std::string_view id, size_t limit, std::stri
     CDP_RETURN_IF_ERROR(segments_->Refresh());
     CDP_RETURN_IF_ERROR(Load());
     CDP_ASSIGN_OR_RETURN(const Json* a, FindAudience(id));
+    CDP_RETURN_IF_ERROR(CheckReadable(*a, *engine_->access()));
     CDP_ASSIGN_OR_RETURN(Parts parts, Evaluate(*a));
     return segments_->PageOf(parts.members, limit, cursor);
   }();
@@ -326,6 +349,7 @@ Result<Json> AudiencesImpl::Overlap(std::string_view id) {
     CDP_RETURN_IF_ERROR(segments_->Refresh());
     CDP_RETURN_IF_ERROR(Load());
     CDP_ASSIGN_OR_RETURN(const Json* a, FindAudience(id));
+    CDP_RETURN_IF_ERROR(CheckReadable(*a, *engine_->access()));
     CDP_ASSIGN_OR_RETURN(Parts parts, Evaluate(*a));
     out.Set("audience",
             Json::Object().Set("id", std::string(id)).Set("size", static_cast<int64_t>(parts.members.cardinality())));
@@ -352,6 +376,7 @@ Status AudiencesImpl::Export(std::string_view id, std::string_view format, const
     CDP_RETURN_IF_ERROR(segments_->Refresh());
     CDP_RETURN_IF_ERROR(Load());
     CDP_ASSIGN_OR_RETURN(const Json* a, FindAudience(id));
+    CDP_RETURN_IF_ERROR(CheckReadable(*a, *engine_->access()));
     CDP_ASSIGN_OR_RETURN(Parts parts, Evaluate(*a));
     members = segments_->IdsOf(parts.members);
   }

@@ -24,6 +24,7 @@ namespace cdp::internal {
 
 class EngineImpl;
 class SegmentsImpl;
+class Access;
 
 class AudiencesImpl final : public Audiences {
  public:
@@ -58,6 +59,10 @@ class AudiencesImpl final : public Audiences {
   Result<Json> Normalize(const Json& definition, std::string_view self);
   Result<const Json*> FindAudience(std::string_view id);
   Result<Parts> Evaluate(const Json& audience);
+  // PermissionDenied unless `access` may read what the audience's membership tells: its segments' and excluded
+  // segments' rules (SegmentsImpl::CheckReadable), "consent.<channel>", and the identifiers ("externalIds") its
+  // suppression lists match. Segments' mutex held.
+  Status CheckReadable(const Json& audience, const Access& access);
   Result<int64_t> ListSize(std::string_view id);
   Result<Json> ChangeList(std::string_view id, const Json& items, bool add);
   Json WithSize(const Json& audience, uint64_t size) const;

@@ -47,10 +47,67 @@ std::string CursorBytes(std::string_view hex) {
 SegmentsImpl::SegmentsImpl(EngineImpl* engine) : engine_(engine) {}
 SegmentsImpl::~SegmentsImpl() { Stop(); }
 
+namespace {
+
+// PermissionDenied unless the principal may read every field a rule (its JSON form) tests: profile fields, and the
+// fields of events its behavioural conditions' "where" tests (as "events.<field>").
+Status CheckRuleReads(const Access& access, const Json& rule, bool in_event) {
+  if (access.admin()) return Status::OK();
+  if (!access.defined()) return access.Require("read");
+  if (rule.is_array()) {
+    for (const Json& item : rule.items()) CDP_RETURN_IF_ERROR(CheckRuleReads(access, item, in_event));
+    return Status::OK();
+  }
+  if (!rule.is_object()) return Status::OK();
+  if (const Json* field = rule.Find("field"); field != nullptr && field->is_string()) {
+    CDP_RETURN_IF_ERROR(access.RequireReadTree(in_event ? "events." + field->as_string() : field->as_string()));
+  }
+  if (const Json* event = rule.Find("event"); event != nullptr) {
+    CDP_RETURN_IF_ERROR(access.RequireRead("events.type"));
+    for (const char* aggregate : {"sum", "avg", "min", "max"}) {  // a comparison of an aggregate reveals it too
+      if (const Json* path = rule.Find(aggregate); path != nullptr && path->is_string()) {
+        CDP_RETURN_IF_ERROR(access.RequireReadTree("events." + path->as_string()));
+      }
+    }
+    if (const Json* where = rule.Find("where"); where != nullptr) {
+      CDP_RETURN_IF_ERROR(CheckRuleReads(access, *where, /*in_event=*/true));
+    }
+  }
+  for (const char* key : {"conditions", "not", "sequence"}) {
+    if (const Json* child = rule.Find(key); child != nullptr) {
+      CDP_RETURN_IF_ERROR(CheckRuleReads(access, *child, in_event));
+    }
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
 Result<SegmentsImpl::Definition*> SegmentsImpl::Find(std::string_view id) {
   auto it = definitions_.find(std::string(id));
   if (it == definitions_.end()) return Status::NotFound(fmt::format("segment {} does not exist", id));
   return &it->second;
+}
+
+Status SegmentsImpl::CheckReadable(const Definition& d, const Access& access) const {
+  if (access.admin()) return Status::OK();
+  if (!access.defined()) return access.Require("read");
+  // Rules name segments by id; references are acyclic (ParseDefinition), and each segment is checked once.
+  std::vector<const Definition*> todo = {&d};
+  absl::flat_hash_set<const Definition*> seen = {&d};
+  while (!todo.empty()) {
+    const Definition* next = todo.back();
+    todo.pop_back();
+    if (next->manual) continue;
+    if (const Json* rule = next->stored.Find("rule"); rule != nullptr) {
+      CDP_RETURN_IF_ERROR(CheckRuleReads(access, *rule, /*in_event=*/false));
+    }
+    for (const std::string& named : next->rule.dependencies().segments) {
+      auto it = definitions_.find(named);
+      if (it != definitions_.end() && seen.insert(&it->second).second) todo.push_back(&it->second);
+    }
+  }
+  return Status::OK();
 }
 
 Result<SegmentRule> SegmentsImpl::ParseDefinition(const Json& definition, std::string_view self, Json* normalized) {
@@ -161,15 +218,19 @@ Result<Json> SegmentsImpl::Get(std::string_view id) {
   std::lock_guard<std::mutex> lock(mu_);
   CDP_RETURN_IF_ERROR(Refresh());
   CDP_ASSIGN_OR_RETURN(Definition * d, Find(id));
+  CDP_RETURN_IF_ERROR(CheckReadable(*d, *engine_->access()));
   return WithSize(*d);
 }
 
 Result<Json> SegmentsImpl::List() {
   CDP_RETURN_IF_ERROR(engine_->RequireDefined());
+  auto access = engine_->access();
   std::lock_guard<std::mutex> lock(mu_);
   CDP_RETURN_IF_ERROR(Refresh());
   Json out = Json::Array();
-  for (const auto& [id, d] : definitions_) out.Push(WithSize(d));
+  for (const auto& [id, d] : definitions_) {
+    if (CheckReadable(d, *access).ok()) out.Push(WithSize(d));  // the others are left out
+  }
   return out;
 }
 
@@ -255,6 +316,7 @@ Result<Page> SegmentsImpl::Members(std::string_view id, size_t limit, std::strin
     std::lock_guard<std::mutex> lock(mu_);
     CDP_RETURN_IF_ERROR(Refresh());
     CDP_ASSIGN_OR_RETURN(Definition * d, Find(id));
+    CDP_RETURN_IF_ERROR(CheckReadable(*d, *engine_->access()));
     return PageOf(d->members, limit, cursor);
   }();
   std::vector<std::string> ids;
@@ -306,44 +368,9 @@ Result<int64_t> SegmentsImpl::Size(std::string_view id) {
   std::lock_guard<std::mutex> lock(mu_);
   CDP_RETURN_IF_ERROR(Refresh());
   CDP_ASSIGN_OR_RETURN(Definition * d, Find(id));
+  CDP_RETURN_IF_ERROR(CheckReadable(*d, *engine_->access()));
   return static_cast<int64_t>(d->members.cardinality());
 }
-
-namespace {
-
-// PermissionDenied unless the principal may read every field a rule (its JSON form) tests: profile fields, and the
-// fields of events its behavioural conditions' "where" tests (as "events.<field>").
-Status CheckRuleReads(const Access& access, const Json& rule, bool in_event) {
-  if (access.admin()) return Status::OK();
-  if (!access.defined()) return access.Require("read");
-  if (rule.is_array()) {
-    for (const Json& item : rule.items()) CDP_RETURN_IF_ERROR(CheckRuleReads(access, item, in_event));
-    return Status::OK();
-  }
-  if (!rule.is_object()) return Status::OK();
-  if (const Json* field = rule.Find("field"); field != nullptr && field->is_string()) {
-    CDP_RETURN_IF_ERROR(access.RequireReadTree(in_event ? "events." + field->as_string() : field->as_string()));
-  }
-  if (const Json* event = rule.Find("event"); event != nullptr) {
-    CDP_RETURN_IF_ERROR(access.RequireRead("events.type"));
-    for (const char* aggregate : {"sum", "avg", "min", "max"}) {  // a comparison of an aggregate reveals it too
-      if (const Json* path = rule.Find(aggregate); path != nullptr && path->is_string()) {
-        CDP_RETURN_IF_ERROR(access.RequireReadTree("events." + path->as_string()));
-      }
-    }
-    if (const Json* where = rule.Find("where"); where != nullptr) {
-      CDP_RETURN_IF_ERROR(CheckRuleReads(access, *where, /*in_event=*/true));
-    }
-  }
-  for (const char* key : {"conditions", "not", "sequence"}) {
-    if (const Json* child = rule.Find(key); child != nullptr) {
-      CDP_RETURN_IF_ERROR(CheckRuleReads(access, *child, in_event));
-    }
-  }
-  return Status::OK();
-}
-
-}  // namespace
 
 Result<int64_t> SegmentsImpl::Estimate(const Json& rule) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -367,7 +394,8 @@ Result<Json> SegmentsImpl::Changes(std::string_view id, std::string_view since, 
   CDP_RETURN_IF_ERROR(engine_->RequireDefined());
   std::lock_guard<std::mutex> lock(mu_);
   CDP_RETURN_IF_ERROR(Refresh());
-  CDP_RETURN_IF_ERROR(Find(id).status());
+  CDP_ASSIGN_OR_RETURN(Definition * d, Find(id));
+  CDP_RETURN_IF_ERROR(CheckReadable(*d, *engine_->access()));
   CDP_RETURN_IF_ERROR(WriteFeed());
   if (limit == 0) limit = 100;
   limit = std::min(limit, engine_->options().max_page_size);
@@ -419,7 +447,8 @@ Result<bool> SegmentsImpl::WaitForChanges(std::string_view id, std::string_view 
   }
   std::unique_lock<std::mutex> lock(mu_);
   CDP_RETURN_IF_ERROR(Refresh());
-  CDP_RETURN_IF_ERROR(Find(id).status());
+  CDP_ASSIGN_OR_RETURN(const Definition* d, Find(id));
+  CDP_RETURN_IF_ERROR(CheckReadable(*d, *engine_->access()));
   const std::string key(id);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   bool gone = false;
@@ -441,7 +470,8 @@ Result<std::vector<std::string>> SegmentsImpl::MembersAt(std::string_view id, st
     if (!t.ok()) return Status::InvalidArgument("expected an RFC 3339 time", "asOf");
     std::lock_guard<std::mutex> lock(mu_);
     CDP_RETURN_IF_ERROR(Refresh());
-    CDP_RETURN_IF_ERROR(Find(id).status());
+    CDP_ASSIGN_OR_RETURN(Definition * d, Find(id));
+    CDP_RETURN_IF_ERROR(CheckReadable(*d, *engine_->access()));
     CDP_RETURN_IF_ERROR(WriteFeed());
     std::vector<std::string> ids;
     CDP_RETURN_IF_ERROR(FoldFeed(id, *t, nullptr, &ids, nullptr));
@@ -552,6 +582,7 @@ Result<Json> SegmentsImpl::Overlap(const std::vector<std::string>& ids) {
   for (const std::string& id : ids) {
     if (!seen.insert(id).second) return Status::InvalidArgument("segment " + id + " is named twice", "segmentIds");
     CDP_ASSIGN_OR_RETURN(Definition * d, Find(id));
+    CDP_RETURN_IF_ERROR(CheckReadable(*d, *engine_->access()));
     sets.push_back(&d->members);
     listed.Push(Json::Object()
                     .Set("id", id)
@@ -617,6 +648,7 @@ Status SegmentsImpl::Export(std::string_view id, std::string_view format, const 
     std::lock_guard<std::mutex> lock(mu_);
     CDP_RETURN_IF_ERROR(Refresh());
     CDP_ASSIGN_OR_RETURN(Definition * d, Find(id));
+    CDP_RETURN_IF_ERROR(CheckReadable(*d, *engine_->access()));
     members = IdsOf(d->members);
   }
   return ExportProfiles(members, format, fields, sink, "segments.export", id);
@@ -785,8 +817,11 @@ std::vector<std::string> SegmentsImpl::SegmentsOf(std::string_view profile_id) {
   std::shared_lock<std::shared_mutex> lock(members_mu_);
   auto it = ordinal_of_.find(std::string(profile_id));
   if (it == ordinal_of_.end()) return out;
+  auto access = engine_->access();
   for (const Definition* d : slots_) {
-    if (d != nullptr && d->members.contains(it->second)) out.push_back(d->stored.Find("id")->as_string());
+    if (d != nullptr && d->members.contains(it->second) && CheckReadable(*d, *access).ok()) {
+      out.push_back(d->stored.Find("id")->as_string());
+    }
   }
   std::sort(out.begin(), out.end());
   return out;

@@ -55,6 +55,7 @@ namespace cdp::internal {
 
 class EngineImpl;
 class AudiencesImpl;
+class Access;
 
 class SegmentsImpl final : public Segments {
  public:
@@ -217,6 +218,10 @@ class SegmentsImpl final : public Segments {
   // Validates a definition ("name", "description", "rule"), its segment references and cycles. mu_ held.
   Result<SegmentRule> ParseDefinition(const Json& definition, std::string_view self, Json* normalized);
   Result<Definition*> Find(std::string_view id);
+  // PermissionDenied (naming the field) unless `access` may read every field the segment's rule tests, and those
+  // of the segments it names, transitively: its definition, size, members and feed tell who matches those tests
+  // (docs/privacy.md, "Segments and audiences"). A manual segment tests nothing. mu_ or members_mu_ held.
+  Status CheckReadable(const Definition& d, const Access& access) const;
   // A page of member profiles of `members` (Members' paging). mu_ held.
   Result<Page> PageOf(const segments::Bitmap& members, size_t limit, std::string_view cursor);
   // The profile ids of ordinals. mu_ held.

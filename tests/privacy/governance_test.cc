@@ -197,6 +197,87 @@ TEST_F(GovernanceTest, SegmentMembersExportsAndEstimatesFollowTheReader) {
   EXPECT_EQ(guess.status().code(), StatusCode::kPermissionDenied);
 }
 
+// A saved segment's members, size and feed tell who matches its rule, so they need the rule's fields readable,
+// and those of the segments it names; so do audiences built on it, their channel's consent and suppression lists.
+TEST_F(GovernanceTest, SavedSegmentsAndAudiencesNeedWhatTheirRulesTestReadable) {
+  auto create = [&](const char* definition) {
+    return Unwrap(engine_->segments().Create(J(definition))).Find("id")->as_string();
+  };
+  const std::string gb = create(R"({"name": "gb", "rule": {"field": "attributes.country", "operator": "=",
+                                    "value": "GB"}})");
+  const std::string ssn = create(R"({"name": "one ssn", "rule": {"field": "attributes.customFields.ssn",
+                                     "operator": "=", "value": "078-05-1120"}})");
+  const std::string card = create(R"({"name": "card 4111", "rule": {"event": "purchase", "where": [
+                                      {"field": "properties.card", "operator": "=", "value": "4111"}]}})");
+  const std::string wraps = create(
+      (R"({"name": "gb and ssn", "rule": [{"segment": ")" + ssn + R"("}, {"segment": ")" + gb + R"("}]})").c_str());
+  const std::string manual = create(R"({"name": "picked", "type": "manual"})");
+  Unwrap(engine_->segments().AddMembers(manual, J(R"([")" + id_ + R"("])")));
+  auto audience = [&](const std::string& body) {
+    return Unwrap(engine_->audiences().Create(J(body))).Find("id")->as_string();
+  };
+  const std::string on_gb =
+      audience(R"({"name": "gb mail", "segments": {"operator": "OR", "ids": [")" + gb + R"("]}, "channel": "email"})");
+  const std::string on_ssn = audience(R"({"name": "ssn", "segments": {"operator": "OR", "ids": [")" + gb +
+                                      R"("]}, "exclude": [")" + ssn + R"("]})");
+  const std::string list =
+      Unwrap(engine_->audiences().CreateSuppressionList(J(R"({"name": "no"})"))).Find("id")->as_string();
+  const std::string suppressed = audience(R"({"name": "gb unsuppressed", "segments": {"operator": "OR", "ids": [")" +
+                                          gb + R"("]}, "suppressionLists": [")" + list + R"("]})");
+  // The admin sees every one, and the profile is in all five segments.
+  EXPECT_EQ(Unwrap(engine_->segments().List()).size(), 5u);
+  EXPECT_EQ(Unwrap(engine_->segments().Size(wraps)), 1);
+  EXPECT_EQ(Unwrap(engine_->segments().Size(card)), 1);
+  EXPECT_EQ(engine_->segments().SegmentsOf(id_).size(), 5u);
+
+  ScopedPrincipal ann("ann");
+  Segments& segments = engine_->segments();
+  auto denied = [](const Status& s, const char* field) {
+    EXPECT_EQ(s.code(), StatusCode::kPermissionDenied) << s.ToString();
+    EXPECT_EQ(s.field(), field);
+  };
+  for (const std::string& id : {ssn, wraps}) {  // directly, and through the segment the rule names
+    SCOPED_TRACE(id);
+    const char* field = "attributes.customFields.ssn";
+    denied(segments.Get(id).status(), field);
+    denied(segments.Size(id).status(), field);
+    denied(segments.Members(id, 10, "").status(), field);
+    denied(segments.Changes(id, "", 10).status(), field);
+    denied(segments.WaitForChanges(id, "", 0).status(), field);
+    denied(segments.MembersAt(id, "2030-01-01T00:00:00Z").status(), field);
+    denied(segments.Overlap({gb, id}).status(), field);
+    denied(segments.Export(id, "csv", {"id"}, [](std::string_view) { return true; }), field);
+  }
+  denied(segments.Members(card, 10, "").status(), "events.properties.card");
+  // What the rule tests is readable: the reads answer.
+  EXPECT_EQ(Unwrap(segments.Size(gb)), 1);
+  EXPECT_EQ(Unwrap(segments.Members(gb, 10, "")).items.size(), 1u);
+  EXPECT_EQ(Unwrap(segments.Changes(gb, "", 10)).Find("changes")->size(), 1u);
+  EXPECT_EQ(Unwrap(segments.Size(manual)), 1);
+  std::vector<std::string> listed;
+  const Json all = Unwrap(segments.List());
+  for (const Json& s : all.items()) listed.push_back(s.Find("id")->as_string());
+  std::sort(listed.begin(), listed.end());
+  std::vector<std::string> readable = {gb, manual};
+  std::sort(readable.begin(), readable.end());
+  EXPECT_EQ(listed, readable);
+  EXPECT_EQ(segments.SegmentsOf(id_), readable);
+  Json profile = Unwrap(profiles().Get(id_));
+  ASSERT_NE(profile.Find("segments"), nullptr);
+  EXPECT_EQ(profile.Find("segments")->size(), 2u);
+
+  Audiences& audiences = engine_->audiences();
+  EXPECT_EQ(Unwrap(audiences.Size(on_gb)), 1);                             // consent is internal: readable
+  denied(audiences.Size(on_ssn).status(), "attributes.customFields.ssn");  // an excluded segment tests it
+  denied(audiences.Members(on_ssn, 10, "").status(), "attributes.customFields.ssn");
+  denied(audiences.Get(suppressed).status(), "externalIds");  // suppression matches identifiers
+  denied(audiences.Export(suppressed, "csv", {"id"}, [](std::string_view) { return true; }), "externalIds");
+  denied(audiences.Overlap(on_ssn).status(), "attributes.customFields.ssn");
+  Json shown = Unwrap(audiences.List());
+  ASSERT_EQ(shown.size(), 1u);
+  EXPECT_EQ(shown.items()[0].Find("id")->as_string(), on_gb);
+}
+
 TEST_F(GovernanceTest, WritesOfFieldsThePrincipalMayNotWriteAreRefusedWhole) {
   {
     ScopedPrincipal ed("ed");

@@ -105,6 +105,35 @@ def test_a_key_of_one_role_never_reads_what_that_role_may_not(setup):
     assert status == 403, body
 
 
+def test_a_segment_whose_rule_tests_an_unreadable_field_is_not_shown(setup):
+    srv, keys, pid, _ = setup
+    ann = keys["ann"]["key"]
+    created = {}
+    for name, field, value in (("by ssn", "attributes.customFields.ssn", "078-05-1120"),
+                               ("by country", "attributes.country", "GB")):
+        status, seg, _ = srv.request("POST", "/api/cdp/segments",
+                                     {"name": name, "rule": {"field": field, "operator": "=", "value": value}},
+                                     key=ADMIN_KEY)
+        assert status == 201, seg
+        created[name] = seg["id"]
+    ssn = created["by ssn"]
+    for method, path in (("GET", f"/api/cdp/segments/{ssn}"), ("GET", f"/api/cdp/segments/{ssn}/members"),
+                         ("GET", f"/api/cdp/segments/{ssn}/changes"), ("POST", f"/api/cdp/segments/{ssn}/export")):
+        status, body, _ = srv.request(method, path, key=ann)
+        assert status == 403, (path, body)
+        assert body["error"]["code"] == "permission_denied"
+        assert body["error"]["field"] == "attributes.customFields.ssn"
+    status, listed, _ = srv.request("GET", "/api/cdp/segments", key=ann)
+    assert status == 200, listed
+    ids = {s["id"] for s in listed["segments"]}
+    assert created["by country"] in ids and ssn not in ids
+    status, doc, _ = srv.request("GET", f"/api/cdp/profiles/{pid}", key=ann)
+    assert status == 200, doc
+    assert created["by country"] in doc["segments"] and ssn not in doc["segments"]
+    status, doc, _ = srv.request("GET", f"/api/cdp/profiles/{pid}", key=ADMIN_KEY)
+    assert ssn in doc["segments"]  # the admin sees it
+
+
 def test_writes_and_operations_a_principal_lacks_are_403(setup):
     srv, keys, pid, _ = setup
     ann, sam, root = keys["ann"]["key"], keys["sam"]["key"], keys["root"]["key"]
