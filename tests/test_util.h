@@ -13,12 +13,16 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <random>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "cdp/cdp.h"
+#include "rocksdb/merge_operator.h"
+#include "rocksdb/options.h"
+#include "rocksdb/sst_file_reader.h"
 
 namespace cdp::testing {
 
@@ -100,15 +104,50 @@ inline std::string ChildEnv(const char* key) {
   return value == nullptr ? std::string() : std::string(value);
 }
 
-// The files under `dir` (recursively) whose bytes contain `needle`, by file name: for checks that erased data is
-// in no file of a database directory.
+// Reads merge operands back as they are (concatenated), so that a table file holding them can be read whole.
+class ConcatenateOperands : public rocksdb::AssociativeMergeOperator {
+ public:
+  bool Merge(const rocksdb::Slice&, const rocksdb::Slice* existing, const rocksdb::Slice& value, std::string* out,
+             rocksdb::Logger*) const override {
+    out->assign(existing != nullptr ? existing->ToString() : std::string());
+    out->append(value.data(), value.size());
+    return true;
+  }
+  const char* Name() const override { return "cdp.tests.ConcatenateOperands"; }
+};
+
+// Whether a RocksDB table file holds `needle` in a key or value of its data, decompressed (RocksDB's own reader):
+// libcdp's table files are LZ4- and, at the last level, ZSTD-compressed, where a string is not stored as its bytes.
+inline bool TableHolds(const std::string& path, const std::string& needle) {
+  rocksdb::Options options;
+  options.merge_operator = std::make_shared<ConcatenateOperands>();
+  rocksdb::SstFileReader reader(options);
+  rocksdb::Status s = reader.Open(path);
+  EXPECT_TRUE(s.ok()) << path << ": " << s.ToString();
+  if (!s.ok()) return false;
+  std::unique_ptr<rocksdb::Iterator> it(reader.NewIterator(rocksdb::ReadOptions()));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (it->key().ToStringView().find(needle) != std::string_view::npos ||
+        it->value().ToStringView().find(needle) != std::string_view::npos) {
+      return true;
+    }
+  }
+  EXPECT_TRUE(it->status().ok()) << path << ": " << it->status().ToString();
+  return false;
+}
+
+// The files under `dir` (recursively) that contain `needle`, by file name: for checks that erased data is in no
+// file of a database directory. Every file's bytes are searched, and a table file's data decompressed too.
 inline std::vector<std::string> FilesHolding(const std::string& dir, const std::string& needle) {
   std::vector<std::string> out;
   for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
     if (!entry.is_regular_file()) continue;
     std::ifstream in(entry.path(), std::ios::binary);
     const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (bytes.find(needle) != std::string::npos) out.push_back(entry.path().filename().string());
+    if (bytes.find(needle) != std::string::npos ||
+        (entry.path().extension() == ".sst" && TableHolds(entry.path().string(), needle))) {
+      out.push_back(entry.path().filename().string());
+    }
   }
   return out;
 }

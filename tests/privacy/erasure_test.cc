@@ -16,6 +16,7 @@
 
 #include "core/ids.h"
 #include "engine/engine_impl.h"
+#include "storage/store.h"
 #include "test_util.h"
 
 namespace cdp {
@@ -191,6 +192,35 @@ TEST_F(ErasureTest, TwoErasuresAtOnceBothFinish) {
     EXPECT_EQ(FilesHolding(dir_.path(), canaries[p]), std::vector<std::string>{});
   }
   EXPECT_TRUE(Unwrap(events().Query(EventQuery{})).items.empty());
+}
+
+// The canary scan itself: data compacted to the last level is ZSTD-compressed, where a string is not stored as its
+// bytes. FilesHolding must still find a canary that is there, or every "no file holds it" above could pass falsely.
+TEST(CanaryScanTest, FindsDataInCompressedTableFiles) {
+  testing::TempDir dir;
+  const std::string canary = "scan" + std::to_string(std::random_device{}()) + "z";
+  {
+    auto engine = Unwrap(Engine::Open(Options(), dir.path()));
+    for (int i = 0; i < 50; ++i) {
+      Unwrap(engine->profiles().Create(J(R"({"attributes": {"firstName": "name)" + std::to_string(i) + R"("}})")));
+    }
+    Unwrap(engine->profiles().Create(J(R"({"attributes": {"firstName": ")" + canary + R"("}})")));
+    ASSERT_TRUE(engine->Flush().ok());
+    auto& impl = static_cast<internal::EngineImpl&>(*engine);
+    storage::WriteBatch nothing(impl.store());
+    std::vector<storage::Cf> all;
+    for (int cf = 0; cf < static_cast<int>(storage::Cf::kCount); ++cf) all.push_back(static_cast<storage::Cf>(cf));
+    ASSERT_TRUE(impl.store().Purge(&nothing, all).ok());  // every column family to the last level
+  }
+  // The bytes alone do not show it (compressed); the decompressed table does.
+  bool raw = false;
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
+    std::ifstream in(entry.path(), std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    raw |= bytes.find(canary) != std::string::npos;
+  }
+  EXPECT_FALSE(raw) << "the profile's table file is expected to be compressed";
+  EXPECT_FALSE(FilesHolding(dir.path(), canary).empty());
 }
 
 // The writer of APurgeACrashInterruptedIsFinishedAtOpen, run in a child process: a person with the canary, then an
