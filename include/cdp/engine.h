@@ -215,6 +215,10 @@ struct BatchResult {
 //
 // Limits: an event over Options::max_event_bytes is ResourceExhausted; a batch body over max_batch_bytes or with
 // more than max_batch_items is ResourceExhausted for the whole batch.
+//
+// Refused with FailedPrecondition, nothing stored (a batch: that item): an event of a profile whose consent denies
+// tracking; an event that would link an erased person's identifier or recreate an erased profile (suppression);
+// an event older than what a retention run retired for its type (Retention in cdp/privacy.h).
 class Events {
  public:
   virtual ~Events() = default;

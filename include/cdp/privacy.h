@@ -147,9 +147,12 @@ class Audit {
 //   "enabled"?: bool (default true)}
 // with ages "<n>h", "<n>d", "<n>w" or "<n>y" (365 days), from 1 hour to 100 years.
 // Applying them (every Options::retention_interval_seconds on a libcdp thread, and on Run):
-//   - events: every event of the type whose event time is before now - olderThan is deleted, with its index
-//     entries; the computed traits of each profile that lost events are recomputed from the events it keeps, and
-//     the segments re-evaluate it. Written in atomic chunks of at most 10,000 events;
+//   - events: every event of the type whose event time is before now - olderThan is retired: its index entries
+//     are deleted, the computed traits of each profile that lost events are recomputed from the events it keeps,
+//     and the segments re-evaluate it; the event log's compaction filter then drops it (reads skip it meanwhile).
+//     Written in atomic chunks of at most 10,000 events, each raising the policy's horizon: the next run starts
+//     there, retired events stay retired when policies change, and an event older than the horizon of its type
+//     is refused by Events::Track and batches (FailedPrecondition, nothing stored);
 //   - profiles: every profile whose latest event and latest write are both before now - inactiveFor is erased as
 //     by Profiles::Delete (without suppressing its identifiers: the person may come back);
 //   - then the purge is made physical as an erasure's is (no file of the directory keeps the purged data).

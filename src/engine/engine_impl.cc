@@ -45,6 +45,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(const Options& options, const std::
   if (!store.ok()) return store.status();
   auto engine = std::make_unique<internal::EngineImpl>(options, std::move(store).value());
   CDP_RETURN_IF_ERROR(engine->LoadRules());
+  CDP_RETURN_IF_ERROR(engine->LoadRetentionHorizons());
   CDP_RETURN_IF_ERROR(engine->identity_impl().LoadMatching());
   CDP_RETURN_IF_ERROR(engine->RecoverTail());
   CDP_RETURN_IF_ERROR(engine->FinishPendingPurge());
@@ -300,6 +301,13 @@ class EngineImpl::IngestContext : public GraphView {
   Status Add(ParsedEvent& e, BatchItemResult* item) {
     TrackResult* result = &item->result;
     result->event_id = e.id;
+    if (horizons_ == nullptr) horizons_ = engine_->retention_horizons();  // raised only under write_mu_
+    if (!horizons_->empty() && horizons_->Retired(storage::TimeKey(e.time_us, e.id), e.type, e.name)) {
+      item->status = Status::FailedPrecondition(
+          fmt::format("the event's time {} is before what retention keeps of its type: the event was not stored",
+                      FormatTimestamp(e.time_us)));
+      return Status::OK();
+    }
     // Resolution is decided first and applied only when the event is not a retry, so that a retry changes nothing.
     EventPlan plan;
     CDP_RETURN_IF_ERROR(PlanEvent(e, &plan));
@@ -652,6 +660,8 @@ class EngineImpl::IngestContext : public GraphView {
   }
 
  private:
+  std::shared_ptr<const RetentionHorizons> horizons_;  // the retention horizons in force (Add)
+
   struct PendingEvent {
     std::string profile_id;
     int64_t time_us = 0;
@@ -2021,13 +2031,47 @@ void EngineImpl::SetErasing(const std::vector<std::string>& ids, bool on, bool r
   }
   if (drop) {
     auto set = count(&dropping_count_);
-    if (set->empty()) {
-      store_->SetEventLogDrop({});
-    } else {
-      store_->SetEventLogDrop([set = std::shared_ptr<const absl::flat_hash_set<std::string>>(set)](
-                                  std::string_view profile) { return set->contains(std::string(profile)); });
-    }
+    dropping_ = set->empty() ? nullptr : std::shared_ptr<const absl::flat_hash_set<std::string>>(set);
+    UpdateEventLogDrop();
   }
+}
+
+void EngineImpl::UpdateEventLogDrop() {
+  if (dropping_ == nullptr && horizons_->empty()) {
+    store_->SetEventLogDrop({});
+    return;
+  }
+  store_->SetEventLogDrop([erased = dropping_, retired = horizons_](std::string_view key, std::string_view value) {
+    if (erased != nullptr) {
+      const std::string_view profile = storage::TimeIndexProfile(key);
+      if (!profile.empty() && erased->contains(std::string(profile))) return true;
+    }
+    return retired->RetiredStored(key, value);
+  });
+}
+
+std::shared_ptr<const RetentionHorizons> EngineImpl::retention_horizons() const {
+  std::lock_guard<std::mutex> lock(erasing_mu_);
+  return horizons_;
+}
+
+void EngineImpl::SetRetentionHorizons(std::shared_ptr<const RetentionHorizons> horizons) {
+  std::lock_guard<std::mutex> lock(erasing_mu_);
+  horizons_ = std::move(horizons);
+  UpdateEventLogDrop();
+}
+
+Status EngineImpl::LoadRetentionHorizons() {
+  std::string stored;
+  Status s = store_->Get(storage::Cf::kMeta, kRetentionHorizonsKey, &stored);
+  if (s.IsNotFound()) {
+    SetRetentionHorizons(std::make_shared<const RetentionHorizons>());
+    return Status::OK();
+  }
+  CDP_RETURN_IF_ERROR(s);
+  CDP_ASSIGN_OR_RETURN(RetentionHorizons horizons, RetentionHorizons::Parse(stored));
+  SetRetentionHorizons(std::make_shared<const RetentionHorizons>(std::move(horizons)));
+  return Status::OK();
 }
 
 Status EngineImpl::FinishPendingPurge() {

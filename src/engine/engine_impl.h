@@ -36,6 +36,7 @@
 #include "identity/resolver.h"
 #include "identity/rules.h"
 #include "privacy/consent_model.h"
+#include "privacy/retention_model.h"
 #include "storage/store.h"
 #include "storage/traits.h"
 
@@ -196,9 +197,11 @@ class GdprImpl final : public Gdpr {
 // kMeta: written with an erasure (or a retention purge), removed once it is physical (Store::Purge); found at open,
 // the purge is finished then.
 inline constexpr std::string_view kPurgePendingKey = "purge_pending";
-// kMeta: present once an event of the log was deleted (retention) rather than erased, which leaves tombstones
-// naming its profile; erasure then purges the log with tombstones too (EngineImpl::DeleteProfile).
+// kMeta: present once an event of the log was deleted (retention before 2026-11-30) rather than erased, which
+// leaves tombstones naming its profile; erasure then purges the log with tombstones too (EngineImpl::DeleteProfile).
 inline constexpr std::string_view kEventLogDeletedKey = "event_log_deleted";
+// kMeta: the retention horizons (privacy/retention_model.h RetentionHorizons::Serialize).
+inline constexpr std::string_view kRetentionHorizonsKey = "retention_horizons";
 
 // The identifier type under which an erased profile's id is suppressed (so it is not created again).
 inline constexpr std::string_view kErasedProfileIdType = "profileId";
@@ -269,6 +272,13 @@ class EngineImpl final : public Engine {
   // The profiles whose events are leaving the event log through the drop filter (erasures in progress): readers
   // of the log skip their events. Null when none.
   std::shared_ptr<const absl::flat_hash_set<std::string>> erasing() const;
+  // What retention retired from the event log (never null): readers of the log skip those events
+  // (RetiredStored), and the write path refuses events that would be retired (Retired).
+  std::shared_ptr<const RetentionHorizons> retention_horizons() const;
+  // Puts raised horizons in force (for readers, the drop filter and the write path), once they are written.
+  void SetRetentionHorizons(std::shared_ptr<const RetentionHorizons> horizons);
+  // Reads the stored horizons. Called once by Engine::Open, before anything compacts on purpose.
+  Status LoadRetentionHorizons();
 
   // Reads the identity rules stored in the database (defaults when none). Called once by Engine::Open.
   Status LoadRules();
@@ -396,6 +406,9 @@ class EngineImpl final : public Engine {
   // Adds or removes profiles of erasures in progress: `readers` for erasing() (readers of the log skip them),
   // `drop` for the event log's drop filter. Counted per id, so overlapping erasures of one id each keep it.
   void SetErasing(const std::vector<std::string>& ids, bool on, bool readers, bool drop);
+  // Gives the event log's drop filter the erasures' profiles and the retention horizons in force (erasing_mu_
+  // held).
+  void UpdateEventLogDrop();
   // HMAC-SHA-256 of `data` under the privacy key, as 64 hex characters (the audit log's keyed hashes).
   std::string KeyedHashHex(std::string_view data) const;
   // FailedPrecondition when one of `ids` belongs to an erased person (write_mu_ held).
@@ -459,6 +472,9 @@ class EngineImpl final : public Engine {
   mutable std::mutex erasing_mu_;
   absl::flat_hash_map<std::string, int> erasing_count_, dropping_count_;  // guarded by erasing_mu_
   std::shared_ptr<const absl::flat_hash_set<std::string>> erasing_;       // guarded by erasing_mu_; see erasing()
+  std::shared_ptr<const absl::flat_hash_set<std::string>> dropping_;      // guarded by erasing_mu_ (drop filter)
+  std::shared_ptr<const RetentionHorizons> horizons_ =                    // guarded by erasing_mu_; never null
+      std::make_shared<const RetentionHorizons>();
   // Held shared by event batches being written after write_mu_ was released; held exclusively (under write_mu_)
   // by writes that must follow them: profile writes, deletes, batches that write profile documents.
   std::shared_mutex commit_mu_;

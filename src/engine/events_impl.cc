@@ -242,10 +242,13 @@ Result<Page> EventsImpl::Query(const EventQuery& query) {
   // All profiles: the log, in time order. Its keys are time key \0 profile id, and a cursor holds a whole key.
   auto iter = store.NewIterator(storage::Cf::kEventsByTime, lower, upper);
   const std::shared_ptr<const absl::flat_hash_set<std::string>> erasing = engine_->erasing();
+  const std::shared_ptr<const RetentionHorizons> retired = engine_->retention_horizons();
   query.descending ? iter->SeekToLast() : iter->SeekToFirst();
   for (; iter->Valid(); query.descending ? iter->Prev() : iter->Next()) {
-    // An erasure in progress: the person's events leave the log as its files are rewritten.
+    // An erasure in progress: the person's events leave the log as its files are rewritten. Retired events
+    // (retention) leave it as compaction reaches them.
     if (erasing != nullptr && erasing->contains(std::string(storage::TimeIndexProfile(iter->key())))) continue;
+    if (retired->RetiredStored(iter->key(), iter->value())) continue;
     CDP_ASSIGN_OR_RETURN(bool more, take(iter->key(), iter->value()));
     if (!more) break;
   }

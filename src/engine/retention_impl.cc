@@ -28,6 +28,11 @@ Json PoliciesJson(const std::vector<RetentionPolicy>& policies) {
   return list;
 }
 
+std::string_view StringMember(const Json& doc, std::string_view key) {
+  const Json* v = doc.Find(key);
+  return v != nullptr && v->is_string() ? std::string_view(v->as_string()) : std::string_view();
+}
+
 bool Matches(const RetentionPolicy& policy, const Json& event) {
   if (!policy.event_type.empty()) {
     const Json* type = event.Find("type");
@@ -223,18 +228,21 @@ Result<Json> RetentionImpl::RunNow(std::string_view trigger) {
 Status EngineImpl::PurgeEventsBefore(const RetentionPolicy& policy, int64_t cutoff_us, int64_t* purged,
                                      absl::flat_hash_set<std::string>* affected, storage::WriteBatch* range) {
   const std::string upper = storage::TimeKey(cutoff_us, "");  // every event before the cut-off sorts below it
-  std::string resume;
+  // Events earlier runs retired for this policy's type and name are behind its horizon: the scan starts there.
+  std::string resume = retention_horizons()->Before(policy.event_type, policy.event_name);
+  if (resume >= upper) return Status::OK();
+  std::string first, last;  // the log keys this run retires, the first and the last
   while (true) {
     storage::WriteBatch batch(*store_);
-    uint64_t sequence = 0;
     bool done = false;
     std::vector<std::string> touched;
-    {
+    {  // a chunk's write
       std::lock_guard<std::mutex> lock(write_mu_);
       CDP_RETURN_IF_ERROR(write_error_);
       std::unique_lock<std::shared_mutex> exclusive(commit_mu_);
       // The tail out first: the per-profile index is then whole in storage, and its log (naming the events) gone.
       CDP_RETURN_IF_ERROR(FlushTail());
+      const std::shared_ptr<const RetentionHorizons> horizons = retention_horizons();
       absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>> deleted;  // profile -> time keys
       const std::shared_ptr<const absl::flat_hash_set<std::string>> erasing = this->erasing();
       size_t n = 0;
@@ -243,21 +251,26 @@ Status EngineImpl::PurgeEventsBefore(const RetentionPolicy& policy, int64_t cuto
         auto event = Json::Parse(it->value());
         if (!event.ok()) return Status::DataLoss("a stored event is corrupt");
         if (!Matches(policy, *event)) continue;
+        if (horizons->Retired(it->key(), StringMember(*event, "type"), StringMember(*event, "name"))) {
+          continue;  // another policy's horizon retired it
+        }
         const std::string pid(storage::TimeIndexProfile(it->key()));
-        if (erasing != nullptr && erasing->contains(pid)) continue;  // leaving the log through the drop filter
+        if (erasing != nullptr && erasing->contains(pid)) continue;  // leaving the log through the erasure's filter
         const std::string time_key(storage::TimeIndexTimeKey(it->key()));
-        batch.Delete(storage::Cf::kEventsByTime, it->key());
+        // The log entry stays until the drop filter removes it (below): no tombstone. The index entry goes.
         batch.Delete(storage::Cf::kEvents, storage::ProfileEventsPrefix(pid) + time_key);
-        range->Delete(storage::Cf::kEventsByTime, it->key());
+        if (first.empty()) first = std::string(it->key());
+        last = std::string(it->key());
         deleted[pid].insert(time_key);
         ++n;
       }
       CDP_RETURN_IF_ERROR(it->status());
       done = !it->Valid();
       if (!done) resume = std::string(it->key());
-      if (n == 0) return Status::OK();
-      // Tombstones naming these profiles are now in the log: their erasures purge it with tombstones too.
-      batch.Put(storage::Cf::kMeta, kEventLogDeletedKey, "");
+      // Every matching event below `resume` (below the cut-off once done) is now retired, in this same write.
+      auto raised = std::make_shared<RetentionHorizons>(*horizons);
+      raised->Raise(policy.event_type, policy.event_name, done ? upper : resume);
+      batch.Put(storage::Cf::kMeta, kRetentionHorizonsKey, raised->Serialize());
       // Each profile's computed traits, from the events it keeps.
       for (const auto& [pid, keys] : deleted) {
         storage::Traits traits;
@@ -268,17 +281,23 @@ Status EngineImpl::PurgeEventsBefore(const RetentionPolicy& policy, int64_t cuto
           Status read = events.Read(&document);
           if (read.IsNotFound()) continue;
           CDP_RETURN_IF_ERROR(read);
-          auto event = Json::Parse(document);
-          if (!event.ok()) return Status::DataLoss("a stored event is corrupt");
-          StoredEventTraits(*event, events.time_us(), &traits);
+          auto doc = Json::Parse(document);
+          if (!doc.ok()) return Status::DataLoss("a stored event is corrupt");
+          StoredEventTraits(*doc, events.time_us(), &traits);
         }
         CDP_RETURN_IF_ERROR(events.status());
         batch.Put(storage::Cf::kTraits, pid, traits.Encode());
         touched.push_back(pid);
       }
-      store_->AddToCounter(&batch, "events", -static_cast<int64_t>(n));
-      batch.Put(storage::Cf::kMeta, kPurgePendingKey, "");  // made physical by PurgeRetained (or at open)
-      CDP_ASSIGN_OR_RETURN(sequence, store_->Write(&batch));
+      if (n > 0) {
+        store_->AddToCounter(&batch, "events", -static_cast<int64_t>(n));
+        batch.Put(storage::Cf::kMeta, kPurgePendingKey, "");  // made physical by PurgeRetained (or at open)
+      }
+      CDP_ASSIGN_OR_RETURN(uint64_t sequence, store_->Write(&batch));
+      // Durable before the drop filter and the readers follow the new horizon, and before a write may be refused
+      // by it (so under the lock).
+      CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
+      SetRetentionHorizons(std::move(raised));
       *purged += static_cast<int64_t>(n);
       for (const std::string& pid : touched) {
         sessions_.erase(pid);
@@ -286,10 +305,13 @@ Status EngineImpl::PurgeEventsBefore(const RetentionPolicy& policy, int64_t cuto
       }
       segments_.NotifyChanged(touched, "retention");  // their events and traits are read again
     }
-    CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
     (void)segments_.AfterWrite();
-    if (done) return Status::OK();
+    if (done) break;
   }
+  // What the purge must rewrite: the log's files between the first and the last retired event (the drop filter
+  // then removes every retired entry they hold).
+  if (!first.empty()) range->DeleteRange(storage::Cf::kEventsByTime, first, last + std::string(1, '\0'));
+  return Status::OK();
 }
 
 Result<std::vector<std::string>> EngineImpl::InactiveProfiles(int64_t cutoff_us) {

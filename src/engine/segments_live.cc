@@ -211,9 +211,11 @@ Status SegmentsImpl::Build() {
   }
   CDP_RETURN_IF_ERROR(profiles->status());
   auto events = store.NewIterator(storage::Cf::kEventsByTime);
+  const std::shared_ptr<const RetentionHorizons> retired = engine_->retention_horizons();
   for (events->SeekToFirst(); events->Valid(); events->Next()) {
     auto it = ordinal_of_.find(std::string(storage::TimeIndexProfile(events->key())));
     if (it == ordinal_of_.end()) continue;  // a profile created after the scan above: noted, reloaded
+    if (retired->RetiredStored(events->key(), events->value())) continue;  // retention took it
     const int64_t t = storage::TimeKeyTime(storage::TimeIndexTimeKey(events->key()));
     CDP_RETURN_IF_ERROR(AddStoredEvent(index_.get(), it->second, t, events->value()));
   }

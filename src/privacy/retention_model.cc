@@ -146,4 +146,105 @@ Result<std::vector<RetentionPolicy>> ParseRetentionPolicies(const Json& json) {
   return out;
 }
 
+// ---- RetentionHorizons -------------------------------------------------------------------------------------------
+
+namespace {
+
+std::string ToHex(std::string_view bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (unsigned char c : bytes) {
+    out.push_back(kDigits[c >> 4]);
+    out.push_back(kDigits[c & 15]);
+  }
+  return out;
+}
+
+bool FromHex(std::string_view hex, std::string* out) {
+  if (hex.size() % 2 != 0) return false;
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  out->clear();
+  for (size_t i = 0; i < hex.size(); i += 2) {
+    const int hi = nibble(hex[i]), lo = nibble(hex[i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out->push_back(static_cast<char>(hi << 4 | lo));
+  }
+  return true;
+}
+
+bool Covers(const RetentionHorizons::Horizon& h, std::string_view key, std::string_view type, std::string_view name) {
+  return key < h.before && (h.event_type.empty() || h.event_type == type) &&
+         (h.event_name.empty() || h.event_name == name);
+}
+
+}  // namespace
+
+Result<RetentionHorizons> RetentionHorizons::Parse(std::string_view stored) {
+  RetentionHorizons out;
+  auto json = Json::Parse(stored);
+  if (!json.ok() || !json->is_array()) return Status::DataLoss("the retention horizons are corrupt");
+  for (const Json& item : json->items()) {
+    const Json* type = item.Find("type");
+    const Json* name = item.Find("name");
+    const Json* before = item.Find("before");
+    std::string key;
+    if (type == nullptr || !type->is_string() || name == nullptr || !name->is_string() || before == nullptr ||
+        !before->is_string() || !FromHex(before->as_string(), &key)) {
+      return Status::DataLoss("the retention horizons are corrupt");
+    }
+    out.Raise(type->as_string(), name->as_string(), std::move(key));
+  }
+  return out;
+}
+
+std::string RetentionHorizons::Serialize() const {
+  Json out = Json::Array();
+  for (const Horizon& h : horizons_) {
+    out.Push(Json::Object().Set("type", h.event_type).Set("name", h.event_name).Set("before", ToHex(h.before)));
+  }
+  return out.Dump();
+}
+
+const std::string& RetentionHorizons::Before(std::string_view event_type, std::string_view event_name) const {
+  static const std::string kNone;
+  for (const Horizon& h : horizons_) {
+    if (h.event_type == event_type && h.event_name == event_name) return h.before;
+  }
+  return kNone;
+}
+
+void RetentionHorizons::Raise(const std::string& event_type, const std::string& event_name, std::string before) {
+  if (before > highest_) highest_ = before;
+  for (Horizon& h : horizons_) {
+    if (h.event_type == event_type && h.event_name == event_name) {
+      if (before > h.before) h.before = std::move(before);
+      return;
+    }
+  }
+  horizons_.push_back({event_type, event_name, std::move(before)});
+}
+
+bool RetentionHorizons::Retired(std::string_view key, std::string_view type, std::string_view name) const {
+  if (key >= highest_) return false;
+  for (const Horizon& h : horizons_) {
+    if (Covers(h, key, type, name)) return true;
+  }
+  return false;
+}
+
+bool RetentionHorizons::RetiredStored(std::string_view key, std::string_view document) const {
+  if (key >= highest_) return false;
+  auto event = Json::Parse(document);
+  if (!event.ok()) return false;
+  const Json* type = event->Find("type");
+  const Json* name = event->Find("name");
+  return Retired(key, type != nullptr && type->is_string() ? std::string_view(type->as_string()) : std::string_view(),
+                 name != nullptr && name->is_string() ? std::string_view(name->as_string()) : std::string_view());
+}
+
 }  // namespace cdp::internal

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cdp/json.h"
@@ -43,6 +44,40 @@ Result<int64_t> ParseRetentionAge(const Json& value, const std::string& field);
 //    "eventType"?, "eventName"? (events), "olderThan" (events) | "inactiveFor" (profiles), "enabled"?: bool}
 // Errors: InvalidArgument naming the field ("policies[2].olderThan").
 Result<std::vector<RetentionPolicy>> ParseRetentionPolicies(const Json& json);
+
+// What retention has retired from the event log. A horizon says: every event of `event_type` ("" any type) and,
+// when set, custom-event name `event_name`, whose event log key (storage::TimeIndexKey) sorts below `before`, is
+// retired: it has left the per-profile index, its profile's traits and the segments, readers of the log skip it,
+// the log's compaction filter drops it (without a tombstone), and an event that would sort below is refused. A run
+// raises a horizon chunk by chunk as it scans the log in key order, in the same write as the chunk's changes; a
+// horizon never goes down. There is one per (type, name) ever used by a policy, kept when policies change: what
+// it retired stays retired. Not thread-safe (the engine shares immutable copies).
+class RetentionHorizons {
+ public:
+  struct Horizon {
+    std::string event_type, event_name;
+    std::string before;  // an event log key (or a prefix of one)
+  };
+
+  // The stored form (JSON: [{"type", "name", "before": hex}]). Errors: DataLoss when it is corrupt.
+  static Result<RetentionHorizons> Parse(std::string_view stored);
+  std::string Serialize() const;
+  bool empty() const { return horizons_.empty(); }
+  // The horizon of (type, name), or "" when there is none.
+  const std::string& Before(std::string_view event_type, std::string_view event_name) const;
+  // Raises the horizon of (type, name) to `before` (a lower value changes nothing).
+  void Raise(const std::string& event_type, const std::string& event_name, std::string before);
+  // Whether the event with this log key (or a prefix of it: storage::TimeKey(time, id) for an event not stored
+  // yet, which sorts below every key it could get) and type / name is retired.
+  bool Retired(std::string_view key, std::string_view type, std::string_view name) const;
+  // The same for a stored event: `document` is parsed only when the key sorts below some horizon. A document that
+  // does not parse is not retired.
+  bool RetiredStored(std::string_view key, std::string_view document) const;
+
+ private:
+  std::vector<Horizon> horizons_;
+  std::string highest_;  // the largest `before`: keys at or above it are never retired
+};
 
 }  // namespace cdp::internal
 

@@ -105,8 +105,8 @@ class ExpiredKeysFilter : public rocksdb::CompactionFilter {
 // when it starts.
 struct Store::EventLogDrop {
   std::mutex mu;
-  std::shared_ptr<const std::function<bool(std::string_view)>> drop;  // null: none
-  std::shared_ptr<const std::function<bool(std::string_view)>> Current() {
+  std::shared_ptr<const Store::EventLogDropFn> drop;  // null: none
+  std::shared_ptr<const Store::EventLogDropFn> Current() {
     std::lock_guard<std::mutex> lock(mu);
     return drop;
   }
@@ -114,17 +114,16 @@ struct Store::EventLogDrop {
 
 namespace {
 
-// Drops the event log entries of the profiles the drop function names, without a tombstone (kRemoveAndSkipUntil
-// to the key's immediate successor): each key of the log is written once, so there is no older version to uncover.
+// Drops the event log entries the drop function names, without a tombstone (kRemoveAndSkipUntil to the key's
+// immediate successor; a plain kRemove would leave a deletion marker): each key of the log is written once, so there
+// is no older version to uncover.
 class EventLogDropFilter : public rocksdb::CompactionFilter {
  public:
-  explicit EventLogDropFilter(std::shared_ptr<const std::function<bool(std::string_view)>> drop)
-      : drop_(std::move(drop)) {}
-  Decision FilterV2(int, const rocksdb::Slice& key, ValueType type, const rocksdb::Slice&, std::string*,
+  explicit EventLogDropFilter(std::shared_ptr<const Store::EventLogDropFn> drop) : drop_(std::move(drop)) {}
+  Decision FilterV2(int, const rocksdb::Slice& key, ValueType type, const rocksdb::Slice& value, std::string*,
                     std::string* skip_until) const override {
     if (type != ValueType::kValue) return Decision::kKeep;
-    const std::string_view profile = TimeIndexProfile(key.ToStringView());
-    if (profile.empty() || !(*drop_)(profile)) return Decision::kKeep;
+    if (!(*drop_)(key.ToStringView(), value.ToStringView())) return Decision::kKeep;
     skip_until->assign(key.data(), key.size());
     skip_until->push_back('\0');
     return Decision::kRemoveAndSkipUntil;
@@ -132,7 +131,7 @@ class EventLogDropFilter : public rocksdb::CompactionFilter {
   const char* Name() const override { return "cdp.EventLogDrop"; }
 
  private:
-  std::shared_ptr<const std::function<bool(std::string_view)>> drop_;
+  std::shared_ptr<const Store::EventLogDropFn> drop_;
 };
 
 class EventLogDropFactory : public rocksdb::CompactionFilterFactory {
@@ -141,7 +140,7 @@ class EventLogDropFactory : public rocksdb::CompactionFilterFactory {
   std::unique_ptr<rocksdb::CompactionFilter> CreateCompactionFilter(
       const rocksdb::CompactionFilter::Context&) override {
     auto drop = state_->Current();
-    if (drop == nullptr) return nullptr;  // no erasure in progress: nothing is filtered
+    if (drop == nullptr) return nullptr;  // nothing to drop: nothing is filtered
     return std::make_unique<EventLogDropFilter>(std::move(drop));
   }
   // Flushes too: a memtable holding a person's recent events is written out without them.
@@ -514,10 +513,9 @@ Status Store::Flush() {
   return FromRocks(db_->Flush(fo, handles_), "flush");
 }
 
-void Store::SetEventLogDrop(std::function<bool(std::string_view profile_id)> drop) {
+void Store::SetEventLogDrop(EventLogDropFn drop) {
   std::lock_guard<std::mutex> lock(event_log_drop_->mu);
-  event_log_drop_->drop =
-      drop ? std::make_shared<const std::function<bool(std::string_view)>>(std::move(drop)) : nullptr;
+  event_log_drop_->drop = drop ? std::make_shared<const EventLogDropFn>(std::move(drop)) : nullptr;
 }
 
 Status Store::RewriteEventLogFiles(std::vector<std::string> keys) {

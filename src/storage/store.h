@@ -190,12 +190,14 @@ class Store {
                std::vector<std::string> event_log_keys = {});
 
   // The event log's drop filter. While one is set, every flush and compaction of Cf::kEventsByTime drops, without
-  // leaving a tombstone, each entry whose profile id (the key's last part) `drop` returns true for. Erasure uses it
-  // so that a person's events leave the log by rewriting only the table files that hold them, one at a time: a
-  // tombstone would have to be compacted down to the last level over the whole span of event time it covers.
-  // Only for entries written once and never deleted (the engine decides). An empty function clears it. `drop` is
-  // called from RocksDB's flush and compaction threads; it must be thread-safe. Thread-safe.
-  void SetEventLogDrop(std::function<bool(std::string_view profile_id)> drop);
+  // leaving a tombstone, each entry (key: TimeIndexKey, value: the stored event) `drop` returns true for. Erasure
+  // uses it so that a person's events leave the log by rewriting only the table files that hold them, one at a
+  // time (a tombstone would have to be compacted down to the last level over the whole span of event time it
+  // covers), and retention so that retired events leave without a tombstone each. Only for entries written once
+  // and never deleted (the engine decides). An empty function clears it. `drop` is called from RocksDB's flush and
+  // compaction threads, for every entry they write; it must be thread-safe and cheap. Thread-safe.
+  using EventLogDropFn = std::function<bool(std::string_view key, std::string_view value)>;
+  void SetEventLogDrop(EventLogDropFn drop);
   // Rewrites (CompactFiles, same level) each table file of the event log whose key range holds one of `keys`,
   // through the drop filter, until none but rewritten ones is left (a background compaction that began before the
   // filter was set may write such a file meanwhile; a file a compaction holds is waited for). One call at a time.
