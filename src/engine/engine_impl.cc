@@ -1975,10 +1975,13 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* 
     erased_ids = ids;
   }
   CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
-  if (by_filter) SetErasing({erased_id}, true, /*readers=*/false, /*drop=*/true);
-  (void)segments_.AfterWrite();  // records their exits from segments
+  if (by_filter) {
+    CDP_RETURN_IF_ERROR(store_->SyncWal());  // durable whatever sync_writes says, before the filter drops
+    SetErasing({erased_id}, true, /*readers=*/false, /*drop=*/true);
+  }
+  (void)segments_.AfterWrite();  // records their exits from segments (and delivers them to subscribers)
   if (g_exit_before_purge_for_testing.load(std::memory_order_relaxed)) _exit(0);
-  // Their past segment memberships leave the change feed (the exits just recorded stay: the notice to readers).
+  // Their segment memberships leave the change feed, the exits just recorded too.
   // From here on `batch` is the record of what the erasure deleted, for the purge.
   CDP_RETURN_IF_ERROR(segments_.EraseFeedEntries(erased_ids, &batch));
   if (for_retention) return Status::OK();  // the run purges once, after all its erasures (PurgeRetained)
@@ -2077,9 +2080,9 @@ Status EngineImpl::LoadRetentionHorizons() {
 Status EngineImpl::FinishPendingPurge() {
   std::string pending;
   Status s = store_->Get(storage::Cf::kMeta, kPurgePendingKey, &pending);
-  if (s.IsNotFound()) return Status::OK();
+  if (s.IsNotFound()) return PurgeRetained(/*profiles_erased=*/false);  // a retention run's span, when one is left
   CDP_RETURN_IF_ERROR(s);
-  return PurgeEverything(/*at_open=*/true);
+  return PurgeRetained(/*profiles_erased=*/true, /*at_open=*/true);  // PurgeEverything, then the retention marker
 }
 
 Status EngineImpl::PurgeEverything(bool at_open) {

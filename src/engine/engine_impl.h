@@ -202,6 +202,10 @@ inline constexpr std::string_view kPurgePendingKey = "purge_pending";
 inline constexpr std::string_view kEventLogDeletedKey = "event_log_deleted";
 // kMeta: the retention horizons (privacy/retention_model.h RetentionHorizons::Serialize).
 inline constexpr std::string_view kRetentionHorizonsKey = "retention_horizons";
+// kMeta: the log range retention retired and has not yet made physical (RetiredRange::Serialize); written with
+// each retiring chunk, deleted by PurgeRetained (finished at open after a crash). Apart from purge_pending, which
+// any erasure's purge clears.
+inline constexpr std::string_view kRetentionPurgeKey = "retention_purge_pending";
 
 // The identifier type under which an erased profile's id is suppressed (so it is not created again).
 inline constexpr std::string_view kErasedProfileIdType = "profileId";
@@ -337,18 +341,19 @@ class EngineImpl final : public Engine {
   // the run (PurgeRetained), which purges once after all its erasures.
   Status DeleteProfile(std::string_view id, ErasureRequest* request = nullptr, bool for_retention = false);
 
-  // Retention (retention_impl.cc). Deletes the events `policy` selects whose event time is before `cutoff_us`, in
-  // atomic chunks (each under the write lock: the tail flushed, the events and their index keys deleted, the
-  // traits of each profile that lost events recomputed from the ones it keeps, the segments told); adds the number
-  // to *purged, the profiles to *affected, and each deleted log key to *range (never written: bounds for the
-  // purge).
+  // Retention (retention_impl.cc). Retires the events `policy` selects whose event time is before `cutoff_us`, in
+  // atomic chunks ending between time keys (each under the write lock: the tail flushed, their index keys deleted,
+  // the traits of each profile that lost events recomputed from the ones it keeps, the policy's horizon raised to
+  // the chunk's end, the retired range added to the kRetentionPurgeKey marker, the segments told; the write made
+  // durable before the horizon is in force); adds the number to *purged and the profiles to *affected.
   Status PurgeEventsBefore(const RetentionPolicy& policy, int64_t cutoff_us, int64_t* purged,
-                           absl::flat_hash_set<std::string>* affected, storage::WriteBatch* range);
+                           absl::flat_hash_set<std::string>* affected);
   // Live profiles whose latest event and latest write are before `cutoff_us`. Cost: a scan of every profile.
   Result<std::vector<std::string>> InactiveProfiles(int64_t cutoff_us);
-  // Makes a retention run's deletions physical: the event log's purged range and the per-profile index, or, after
-  // erasures, every column family whole.
-  Status PurgeRetained(storage::WriteBatch* range, bool profiles_erased);
+  // Makes a retention run's retirements and deletions physical: the event log's files over the retired range (the
+  // kRetentionPurgeKey marker, which only this clears) through the drop filter, and the per-profile index; after
+  // erasures, every column family whole (`at_open`: as PurgeEverything). Nothing to do without either.
+  Status PurgeRetained(bool profiles_erased, bool at_open = false);
 
   // Identity (identity_impl.cc).
   std::shared_ptr<const IdentityRules> rules();

@@ -170,7 +170,6 @@ Result<Json> RetentionImpl::RunNow(std::string_view trigger) {
       Json::Object().Set("id", id).Set("trigger", std::string(trigger)).Set("startedAt", FormatTimestamp(started));
   Json results = Json::Array();
   int64_t events_purged = 0, profiles_erased = 0;
-  storage::WriteBatch range(engine_->store());  // never written: bounds of what the purge must compact
   Status status = [&]() -> Status {
     for (const RetentionPolicy& policy : policies) {
       if (!policy.enabled) continue;
@@ -181,10 +180,11 @@ Result<Json> RetentionImpl::RunNow(std::string_view trigger) {
       if (policy.target == RetentionPolicy::Target::kEvents) {
         int64_t purged = 0;
         absl::flat_hash_set<std::string> affected;
-        CDP_RETURN_IF_ERROR(engine_->PurgeEventsBefore(policy, cutoff, &purged, &affected, &range));
+        Status retired = engine_->PurgeEventsBefore(policy, cutoff, &purged, &affected);
+        events_purged += purged;  // what the chunks written so far retired, even when a later one failed
+        CDP_RETURN_IF_ERROR(retired);
         result.Set("eventsPurged", purged);
         result.Set("profilesAffected", static_cast<int64_t>(affected.size()));
-        events_purged += purged;
       } else {
         CDP_ASSIGN_OR_RETURN(std::vector<std::string> inactive, engine_->InactiveProfiles(cutoff));
         int64_t erased = 0;
@@ -199,11 +199,10 @@ Result<Json> RetentionImpl::RunNow(std::string_view trigger) {
       }
       results.Push(std::move(result));
     }
-    if (events_purged > 0 || profiles_erased > 0) {
-      CDP_RETURN_IF_ERROR(engine_->PurgeRetained(&range, /*profiles_erased=*/profiles_erased > 0));
-    }
     return Status::OK();
   }();
+  // Physical, also after a failure: what the chunks written so far retired, and any span an earlier run left.
+  if (Status purge = engine_->PurgeRetained(/*profiles_erased=*/profiles_erased > 0); status.ok()) status = purge;
   record.Set("finishedAt", FormatTimestamp(NowMicros()));
   record.Set("status", status.ok() ? "completed" : "failed");
   if (!status.ok()) {
@@ -226,12 +225,12 @@ Result<Json> RetentionImpl::RunNow(std::string_view trigger) {
 // ----------------------------------------------------------------------------------------------
 
 Status EngineImpl::PurgeEventsBefore(const RetentionPolicy& policy, int64_t cutoff_us, int64_t* purged,
-                                     absl::flat_hash_set<std::string>* affected, storage::WriteBatch* range) {
+                                     absl::flat_hash_set<std::string>* affected) {
   const std::string upper = storage::TimeKey(cutoff_us, "");  // every event before the cut-off sorts below it
   // Events earlier runs retired for this policy's type and name are behind its horizon: the scan starts there.
+  // Horizons and `resume` are time keys, which sort before every log key they begin.
   std::string resume = retention_horizons()->Before(policy.event_type, policy.event_name);
   if (resume >= upper) return Status::OK();
-  std::string first, last;  // the log keys this run retires, the first and the last
   while (true) {
     storage::WriteBatch batch(*store_);
     bool done = false;
@@ -246,8 +245,13 @@ Status EngineImpl::PurgeEventsBefore(const RetentionPolicy& policy, int64_t cuto
       absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>> deleted;  // profile -> time keys
       const std::shared_ptr<const absl::flat_hash_set<std::string>> erasing = this->erasing();
       size_t n = 0;
+      std::string first, last, time_key;  // this chunk's first and last retired keys; the time key looked at last
       auto it = store_->NewIterator(storage::Cf::kEventsByTime, resume, upper);
-      for (it->Seek(resume); it->Valid() && n < kChunkEvents; it->Next()) {
+      for (it->Seek(resume); it->Valid(); it->Next()) {
+        // A chunk ends between two time keys, never inside one: the horizon is then a time key, the same for an
+        // event whichever profile a merge later moves it to.
+        if (n >= kChunkEvents && storage::TimeIndexTimeKey(it->key()) != time_key) break;
+        time_key = std::string(storage::TimeIndexTimeKey(it->key()));
         auto event = Json::Parse(it->value());
         if (!event.ok()) return Status::DataLoss("a stored event is corrupt");
         if (!Matches(policy, *event)) continue;
@@ -256,7 +260,6 @@ Status EngineImpl::PurgeEventsBefore(const RetentionPolicy& policy, int64_t cuto
         }
         const std::string pid(storage::TimeIndexProfile(it->key()));
         if (erasing != nullptr && erasing->contains(pid)) continue;  // leaving the log through the erasure's filter
-        const std::string time_key(storage::TimeIndexTimeKey(it->key()));
         // The log entry stays until the drop filter removes it (below): no tombstone. The index entry goes.
         batch.Delete(storage::Cf::kEvents, storage::ProfileEventsPrefix(pid) + time_key);
         if (first.empty()) first = std::string(it->key());
@@ -266,7 +269,7 @@ Status EngineImpl::PurgeEventsBefore(const RetentionPolicy& policy, int64_t cuto
       }
       CDP_RETURN_IF_ERROR(it->status());
       done = !it->Valid();
-      if (!done) resume = std::string(it->key());
+      if (!done) resume = std::string(storage::TimeIndexTimeKey(it->key()));
       // Every matching event below `resume` (below the cut-off once done) is now retired, in this same write.
       auto raised = std::make_shared<RetentionHorizons>(*horizons);
       raised->Raise(policy.event_type, policy.event_name, done ? upper : resume);
@@ -291,27 +294,37 @@ Status EngineImpl::PurgeEventsBefore(const RetentionPolicy& policy, int64_t cuto
       }
       if (n > 0) {
         store_->AddToCounter(&batch, "events", -static_cast<int64_t>(n));
-        batch.Put(storage::Cf::kMeta, kPurgePendingKey, "");  // made physical by PurgeRetained (or at open)
+        // What the purge must rewrite (PurgeRetained, or Open after a crash): the retired span so far.
+        RetiredRange range;
+        std::string stored;
+        Status found = store_->Get(storage::Cf::kMeta, kRetentionPurgeKey, &stored);
+        if (found.ok()) {
+          CDP_ASSIGN_OR_RETURN(range, RetiredRange::Parse(stored));
+        } else if (!found.IsNotFound()) {
+          return found;
+        }
+        range.Extend(first, last);
+        batch.Put(storage::Cf::kMeta, kRetentionPurgeKey, range.Serialize());
       }
-      CDP_ASSIGN_OR_RETURN(uint64_t sequence, store_->Write(&batch));
-      // Durable before the drop filter and the readers follow the new horizon, and before a write may be refused
-      // by it (so under the lock).
-      CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
-      SetRetentionHorizons(std::move(raised));
+      CDP_RETURN_IF_ERROR(store_->Write(&batch).status());
       *purged += static_cast<int64_t>(n);
       for (const std::string& pid : touched) {
         sessions_.erase(pid);
         affected->insert(pid);
       }
       segments_.NotifyChanged(touched, "retention");  // their events and traits are read again
+      // Durable whatever sync_writes says before the drop filter and readers follow the new horizon (a power loss
+      // must not keep the drops and lose the write behind them), and before a write is refused by it (so under
+      // the lock). When that fails, storage may hold a horizon memory does not: the engine refuses writes.
+      if (Status synced = store_->SyncWal(); !synced.ok()) {
+        write_error_ = synced;
+        return synced;
+      }
+      SetRetentionHorizons(std::move(raised));
     }
     (void)segments_.AfterWrite();
-    if (done) break;
+    if (done) return Status::OK();
   }
-  // What the purge must rewrite: the log's files between the first and the last retired event (the drop filter
-  // then removes every retired entry they hold).
-  if (!first.empty()) range->DeleteRange(storage::Cf::kEventsByTime, first, last + std::string(1, '\0'));
-  return Status::OK();
 }
 
 Result<std::vector<std::string>> EngineImpl::InactiveProfiles(int64_t cutoff_us) {
@@ -332,11 +345,24 @@ Result<std::vector<std::string>> EngineImpl::InactiveProfiles(int64_t cutoff_us)
   return out;
 }
 
-Status EngineImpl::PurgeRetained(storage::WriteBatch* range, bool profiles_erased) {
-  if (profiles_erased) return PurgeEverything(/*at_open=*/false);  // erasures touch every column family
-  // The event log between the first and last purged key; the per-profile index, keyed by profile, and the tail's
-  // log (deleted by FlushTail, naming event ids) whole.
-  return store_->Purge(range, {storage::Cf::kEvents, storage::Cf::kIndexLog}, kPurgePendingKey);
+Status EngineImpl::PurgeRetained(bool profiles_erased, bool at_open) {
+  if (profiles_erased) {  // erasures touch every column family: all of them whole, through the drop filter
+    CDP_RETURN_IF_ERROR(PurgeEverything(at_open));
+  } else {
+    std::string stored;
+    Status found = store_->Get(storage::Cf::kMeta, kRetentionPurgeKey, &stored);
+    if (found.IsNotFound()) return Status::OK();
+    CDP_RETURN_IF_ERROR(found);
+    CDP_ASSIGN_OR_RETURN(RetiredRange retired, RetiredRange::Parse(stored));
+    // The event log's files over the retired span, through the drop filter (which removes every retired entry
+    // they hold); the per-profile index, keyed by profile, and the tail's log (naming event ids) whole.
+    storage::WriteBatch range(*store_);  // never written: the bounds of what to compact
+    range.DeleteRange(storage::Cf::kEventsByTime, retired.first, retired.last + std::string(1, '\0'));
+    return store_->Purge(&range, {storage::Cf::kEvents, storage::Cf::kIndexLog}, kRetentionPurgeKey);
+  }
+  storage::WriteBatch done(*store_);
+  done.Delete(storage::Cf::kMeta, kRetentionPurgeKey);
+  return store_->Write(&done).status();
 }
 
 }  // namespace cdp::internal

@@ -391,6 +391,22 @@ Status SegmentsImpl::WithIndex(const std::function<Status(segments::SegmentIndex
 }
 
 Result<Json> SegmentsImpl::Changes(std::string_view id, std::string_view since, size_t limit) {
+  // A read of who entered and left: one audit entry naming the page's profiles.
+  Result<Json> r = ReadChanges(id, since, limit);
+  std::vector<std::string> ids;
+  if (r.ok()) {
+    for (const Json& change : r->Find("changes")->items()) {
+      if (const Json* pid = change.Find("profileId"); pid != nullptr && pid->is_string()) {
+        if (std::find(ids.begin(), ids.end(), pid->as_string()) == ids.end()) ids.push_back(pid->as_string());
+      }
+    }
+  }
+  internal::Record(engine_->audit_log(), "segments.changes", ids, r.status(), static_cast<int64_t>(ids.size()),
+                   /*read=*/true, id);
+  return r;
+}
+
+Result<Json> SegmentsImpl::ReadChanges(std::string_view id, std::string_view since, size_t limit) {
   CDP_RETURN_IF_ERROR(engine_->RequireDefined());
   std::lock_guard<std::mutex> lock(mu_);
   CDP_RETURN_IF_ERROR(Refresh());

@@ -218,6 +218,8 @@ class SegmentsImpl final : public Segments {
   // Validates a definition ("name", "description", "rule"), its segment references and cycles. mu_ held.
   Result<SegmentRule> ParseDefinition(const Json& definition, std::string_view self, Json* normalized);
   Result<Definition*> Find(std::string_view id);
+  // Changes without its audit entry.
+  Result<Json> ReadChanges(std::string_view id, std::string_view since, size_t limit);
   // PermissionDenied (naming the field) unless `access` may read every field the segment's rule tests, and those
   // of the segments it names, transitively: its definition, size, members and feed tell who matches those tests
   // (docs/privacy.md, "Segments and audiences"). A manual segment tests nothing. mu_ or members_mu_ held.

@@ -707,6 +707,7 @@ Status SegmentsImpl::EraseFeedEntries(const std::vector<std::string>& profile_id
   CDP_RETURN_IF_ERROR(WriteFeed());  // the index covers every entry recorded so far
   storage::Store& store = engine_->store();
   storage::WriteBatch batch(store);
+  absl::flat_hash_set<std::string> segments;  // whose feed lost entries
   for (const std::string& profile_id : profile_ids) {
     const std::string prefix = storage::SegmentFeedByProfilePrefix(profile_id);
     auto iter = store.NewIterator(storage::Cf::kMeta, prefix, storage::PrefixSuccessor(prefix));
@@ -718,16 +719,31 @@ Status SegmentsImpl::EraseFeedEntries(const std::vector<std::string>& profile_id
       Status s = store.Get(storage::Cf::kMeta, feed_key, &value);
       if (s.IsNotFound()) continue;  // its segment was deleted
       CDP_RETURN_IF_ERROR(s);
-      auto change = Json::Parse(value);
-      const Json* kind = change.ok() ? change->FindPath("cause.kind") : nullptr;
-      if (kind != nullptr && kind->is_string() && kind->as_string() == "erasure") continue;  // the notice
+      // Every entry, the exits the erasure itself caused too: they were delivered to subscribers (Subscribe), and
+      // the stored feed keeps nothing that names the person.
       batch.Delete(storage::Cf::kMeta, feed_key);
       erased->Delete(storage::Cf::kMeta, feed_key);
+      constexpr std::string_view kFeed = "segfeed/";  // storage::SegmentFeedPrefix: "segfeed/" id "/" 16 bytes
+      if (feed_key.starts_with(kFeed) && feed_key.size() > kFeed.size() + 17) {
+        segments.insert(std::string(feed_key.substr(kFeed.size(), feed_key.size() - kFeed.size() - 17)));
+      }
     }
     CDP_RETURN_IF_ERROR(iter->status());
   }
   if (batch.Count() == 0) return Status::OK();
-  return store.Write(&batch).status();
+  CDP_RETURN_IF_ERROR(store.Write(&batch).status());
+  // Each such segment's latest cursor is now its last remaining entry's: WaitForChanges compares with it, and a
+  // reader whose cursor is past what remains must wait for a new change rather than find "one" it cannot read.
+  for (const std::string& id : segments) {
+    auto it = definitions_.find(id);
+    if (it == definitions_.end()) continue;
+    const std::string prefix = storage::SegmentFeedPrefix(id);
+    auto last = store.NewIterator(storage::Cf::kMeta, prefix, storage::PrefixSuccessor(prefix));
+    last->SeekToLast();
+    CDP_RETURN_IF_ERROR(last->status());
+    it->second.last_cursor = last->Valid() ? HexCursor(last->key().substr(prefix.size())) : std::string();
+  }
+  return Status::OK();
 }
 
 std::string SegmentsImpl::CursorOfTime(int64_t time_us) {

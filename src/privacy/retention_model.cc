@@ -237,6 +237,27 @@ bool RetentionHorizons::Retired(std::string_view key, std::string_view type, std
   return false;
 }
 
+Result<RetiredRange> RetiredRange::Parse(std::string_view stored) {
+  auto json = Json::Parse(stored);
+  const Json* first = json.ok() ? json->Find("first") : nullptr;
+  const Json* last = json.ok() ? json->Find("last") : nullptr;
+  RetiredRange out;
+  if (first == nullptr || last == nullptr || !first->is_string() || !last->is_string() ||
+      !FromHex(first->as_string(), &out.first) || !FromHex(last->as_string(), &out.last)) {
+    return Status::DataLoss("the retired range is corrupt");
+  }
+  return out;
+}
+
+std::string RetiredRange::Serialize() const {
+  return Json::Object().Set("first", ToHex(first)).Set("last", ToHex(last)).Dump();
+}
+
+void RetiredRange::Extend(std::string_view from, std::string_view to) {
+  if (first.empty() || from < first) first = std::string(from);
+  if (last.empty() || to > last) last = std::string(to);
+}
+
 bool RetentionHorizons::RetiredStored(std::string_view key, std::string_view document) const {
   if (key >= highest_) return false;
   auto event = Json::Parse(document);

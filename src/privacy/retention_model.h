@@ -56,7 +56,9 @@ class RetentionHorizons {
  public:
   struct Horizon {
     std::string event_type, event_name;
-    std::string before;  // an event log key (or a prefix of one)
+    // A time key (storage::TimeKey: time and event id), never a whole log key: whether an event is retired does
+    // not depend on the profile holding it, which a merge changes.
+    std::string before;
   };
 
   // The stored form (JSON: [{"type", "name", "before": hex}]). Errors: DataLoss when it is corrupt.
@@ -67,8 +69,8 @@ class RetentionHorizons {
   const std::string& Before(std::string_view event_type, std::string_view event_name) const;
   // Raises the horizon of (type, name) to `before` (a lower value changes nothing).
   void Raise(const std::string& event_type, const std::string& event_name, std::string before);
-  // Whether the event with this log key (or a prefix of it: storage::TimeKey(time, id) for an event not stored
-  // yet, which sorts below every key it could get) and type / name is retired.
+  // Whether the event with this log key (or its time key, for an event not stored yet: the same answer, as
+  // horizons are time keys) and type / name is retired.
   bool Retired(std::string_view key, std::string_view type, std::string_view name) const;
   // The same for a stored event: `document` is parsed only when the key sorts below some horizon. A document that
   // does not parse is not retired.
@@ -77,6 +79,16 @@ class RetentionHorizons {
  private:
   std::vector<Horizon> horizons_;
   std::string highest_;  // the largest `before`: keys at or above it are never retired
+};
+
+// The span of the event log retention retired and has not yet made physical: the first and last retired log keys.
+struct RetiredRange {
+  std::string first, last;
+  // The stored form (JSON, keys in hex). Errors: DataLoss when it is corrupt.
+  static Result<RetiredRange> Parse(std::string_view stored);
+  std::string Serialize() const;
+  // Widens the range to cover [first, last].
+  void Extend(std::string_view first, std::string_view last);
 };
 
 }  // namespace cdp::internal

@@ -405,6 +405,15 @@ Status Store::SyncUpTo(uint64_t sequence) {
   return Status::OK();
 }
 
+Status Store::SyncWal() {
+  std::lock_guard<std::mutex> lock(sync_mu_);
+  uint64_t target = db_->GetLatestSequenceNumber();
+  rocksdb::Status s = db_->SyncWAL();
+  if (!s.ok()) return FromRocks(s, "syncing the write-ahead log");
+  synced_sequence_ = std::max(synced_sequence_, target);
+  return Status::OK();
+}
+
 std::unique_ptr<Iterator> Store::NewIterator(Cf cf, std::string lower, std::string upper) const {
   auto it = std::unique_ptr<Iterator>(new Iterator(std::move(lower), std::move(upper)));
   rocksdb::ReadOptions ro;

@@ -158,8 +158,13 @@ class Store {
   // a range deletion) is written in key order per column family, each key's operations in their order: the same
   // meaning, and memtable inserts in key order cost less (about 10% of a bulk profile import).
   Result<uint64_t> Write(WriteBatch* batch);
-  // Group commit: returns once the log is durable up to `sequence`. Concurrent callers share fsyncs.
+  // Group commit: returns once the log is durable up to `sequence`. Concurrent callers share fsyncs. Without
+  // Options::sync_writes it does nothing.
   Status SyncUpTo(uint64_t sequence);
+  // Makes the write-ahead log durable now, whatever Options::sync_writes says: for a write whose effect a
+  // compaction filter then acts on (an erasure's or a retention run's drops), so that a power loss cannot keep the
+  // filter's work and lose the write that justified it. Cost: one fsync.
+  Status SyncWal();
 
   // An iterator over [lower, upper) of a column family; empty bounds mean unbounded.
   std::unique_ptr<Iterator> NewIterator(Cf cf, std::string lower = {}, std::string upper = {}) const;

@@ -206,6 +206,7 @@ TEST_F(AuditTest, SegmentAndAudienceReadsAndExportsAreEntriesNamingTheirResource
   ASSERT_TRUE(engine_->segments().Export(seg, "csv", {}, sink).ok());
   ASSERT_TRUE(engine_->audiences().Export(aud, "jsonl", {}, sink).ok());
   Unwrap(engine_->segments().MembersAt(seg, FormatTimestamp(internal::NowMicros() + 1000000)));
+  ASSERT_EQ(Unwrap(engine_->segments().Changes(seg, "", 0)).Find("changes")->size(), 1u);
 
   // A sink refusing the first chunk read nothing out (a server checks an export so before streaming it): no entry.
   EXPECT_EQ(engine_->segments().Export(seg, "csv", {}, [](std::string_view) { return false; }).code(),
@@ -213,14 +214,20 @@ TEST_F(AuditTest, SegmentAndAudienceReadsAndExportsAreEntriesNamingTheirResource
   Json on_seg = Unwrap(audit().List(J(R"({"resource": ")" + seg + R"("})")));
   std::vector<std::string> ops;
   for (const Json& e : on_seg.Find("items")->items()) ops.push_back(e.Find("operation")->as_string());
-  EXPECT_EQ(ops, (std::vector<std::string>{"segments.membersAt", "segments.export", "segments.members"}));
-  const Json& export_entry = on_seg.Find("items")->items()[1];
+  EXPECT_EQ(
+      ops, (std::vector<std::string>{"segments.changes", "segments.membersAt", "segments.export", "segments.members"}));
+  const Json& export_entry = on_seg.Find("items")->items()[2];
   EXPECT_EQ(export_entry.Find("count")->as_int(), 1);
   // A page of members names each member, so the person's own trail lists it.
   Json mine = Unwrap(audit().List(J(R"({"target": ")" + id + R"("})")));
   bool listed = false;
-  for (const Json& e : mine.Find("items")->items()) listed |= e.Find("operation")->as_string() == "audiences.members";
+  bool feed_listed = false;
+  for (const Json& e : mine.Find("items")->items()) {
+    listed |= e.Find("operation")->as_string() == "audiences.members";
+    feed_listed |= e.Find("operation")->as_string() == "segments.changes";  // the feed page named them
+  }
   EXPECT_TRUE(listed);
+  EXPECT_TRUE(feed_listed);
   EXPECT_EQ(Unwrap(audit().List(J(R"({"resource": ")" + aud + R"("})"))).Find("items")->size(), 2u);
   EXPECT_TRUE(Unwrap(audit().Verify()).Find("ok")->as_bool());
 }

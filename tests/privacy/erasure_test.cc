@@ -45,9 +45,21 @@ TEST_F(ErasureTest, NoByteOfTheErasedPersonRemainsInAnyFile) {
                        "customFields": {"note": ")" +
              c + R"(", "nested": {"deep": ")" + c + R"("}}}})");
   };
-  Json p = Unwrap(profiles().Create(person(canary)));
+  // Segments first, so that the person's memberships are in the change feed (which names them by profile id).
+  const std::string buyers =
+      Unwrap(engine_->segments().Create(J(R"({"name": "buyers", "rule": {"event": "purchase"}})")))
+          .Find("id")
+          ->as_string();
+  const std::string picked =
+      Unwrap(engine_->segments().Create(J(R"({"name": "picked", "type": "manual"})"))).Find("id")->as_string();
+  // The person's profile id is the caller's, and holds the canary too.
+  Json input = person(canary);
+  input.Set("id", canary + "-pid");
+  Json p = Unwrap(profiles().Create(input));
   Json q = Unwrap(profiles().Create(person(other)));
   const std::string id = p.Find("id")->as_string();
+  ASSERT_EQ(id, canary + "-pid");
+  Unwrap(engine_->segments().AddMembers(picked, J(R"([")" + id + R"("])")));
   // Events by profile id and by identifier, with the canary in every property and in the event id; a second
   // profile of the same person (a device seen first) merged into it by an identify, so a merge record holds a
   // snapshot of both documents.
@@ -96,6 +108,9 @@ TEST_F(ErasureTest, NoByteOfTheErasedPersonRemainsInAnyFile) {
   Unwrap(events().Track(J(R"({"type": "page_view", "customerId": ")" + other + R"(-id",
       "properties": {"url": "/)" +
                           other + R"("}})")));
+  // The feed holds the person's memberships (a read of it writes what the worker holds back).
+  ASSERT_GE(Unwrap(engine_->segments().Changes(buyers, "", 0)).Find("changes")->size(), 1u);
+  ASSERT_GE(Unwrap(engine_->segments().Changes(picked, "", 0)).Find("changes")->size(), 1u);
   ASSERT_TRUE(engine_->Flush().ok());
   ASSERT_FALSE(FilesHolding(dir_.path(), canary).empty()) << "the canary should be stored before the erasure";
 

@@ -256,10 +256,8 @@ TEST(RetentionChild, DISABLED_RetireAndDieBeforePurge) {
   auto& impl = static_cast<internal::EngineImpl&>(*engine);
   int64_t purged = 0;
   absl::flat_hash_set<std::string> affected;
-  storage::WriteBatch range(impl.store());
   ASSERT_TRUE(
-      impl.PurgeEventsBefore(policies[0], policies[0].CutoffAt(internal::NowMicros()), &purged, &affected, &range)
-          .ok());
+      impl.PurgeEventsBefore(policies[0], policies[0].CutoffAt(internal::NowMicros()), &purged, &affected).ok());
   ASSERT_EQ(purged, 1);
   std::_Exit(0);  // before PurgeRetained
 }
@@ -274,6 +272,39 @@ TEST(RetentionRecoveryTest, ARetirementACrashInterruptedIsMadePhysicalAtOpen) {
   EXPECT_EQ(testing::FilesHolding(dir.path(), canary), std::vector<std::string>{});
   EXPECT_EQ(Unwrap(engine->events().Query(EventQuery{})).items.size(), 1u);
   EXPECT_EQ(Unwrap(engine->profiles().Timeline("p1", EventQuery{})).items.size(), 1u);
+}
+
+// Horizons are time keys: whether an event is retired does not depend on the profile holding it (a merge moves an
+// event to another profile's log key, keeping its time key), and they survive their stored form.
+TEST(RetentionHorizonsTest, RetirementFollowsTimeTypeAndNameNotTheProfile) {
+  const int64_t t = int64_t{1767225600} * 1'000'000;
+  internal::RetentionHorizons h;
+  EXPECT_TRUE(h.empty());
+  h.Raise("page_view", "", storage::TimeKey(t, "evt_m"));
+  h.Raise("custom", "ping", storage::TimeKey(t + 10, ""));
+  h.Raise("page_view", "", storage::TimeKey(t - 5, ""));  // lower: changes nothing
+  for (const char* profile : {"aaa", "zzz"}) {
+    SCOPED_TRACE(profile);
+    EXPECT_TRUE(h.Retired(storage::TimeIndexKey(t, "evt_a", profile), "page_view", ""));
+    EXPECT_FALSE(h.Retired(storage::TimeIndexKey(t, "evt_m", profile), "page_view", ""));  // the horizon's own
+    EXPECT_FALSE(h.Retired(storage::TimeIndexKey(t, "evt_a", profile), "purchase", ""));
+    EXPECT_TRUE(h.Retired(storage::TimeIndexKey(t + 9, "evt_z", profile), "custom", "ping"));
+    EXPECT_FALSE(h.Retired(storage::TimeIndexKey(t + 9, "evt_z", profile), "custom", "signup"));
+  }
+  EXPECT_TRUE(h.Retired(storage::TimeKey(t, "evt_a"), "page_view", ""));  // an event not stored yet
+  EXPECT_TRUE(h.RetiredStored(storage::TimeIndexKey(t, "evt_a", "p"), R"({"type": "page_view"})"));
+  EXPECT_FALSE(h.RetiredStored(storage::TimeIndexKey(t, "evt_a", "p"), "not json"));
+  auto back = Unwrap(internal::RetentionHorizons::Parse(h.Serialize()));
+  EXPECT_EQ(back.Serialize(), h.Serialize());
+  EXPECT_EQ(back.Before("page_view", ""), storage::TimeKey(t, "evt_m"));
+  EXPECT_EQ(internal::RetentionHorizons::Parse("[{\"type\": 1}]").status().code(), StatusCode::kDataLoss);
+
+  internal::RetiredRange range;
+  range.Extend("b", "c");
+  range.Extend("a", "b");
+  auto stored = Unwrap(internal::RetiredRange::Parse(range.Serialize()));
+  EXPECT_EQ(stored.first, "a");
+  EXPECT_EQ(stored.last, "c");
 }
 
 class ScheduledRetentionTest : public RetentionTest {

@@ -61,7 +61,7 @@ class LiveSegmentsTest : public testing::EngineTest {
 
 // Issue 5: an erasure takes the person's past memberships out of the change feed. The exits it causes stay: they
 // tell feed readers to drop the person downstream.
-TEST_F(LiveSegmentsTest, ErasureLeavesOnlyItsExitNoticeInTheFeed) {
+TEST_F(LiveSegmentsTest, ErasureLeavesNothingOfThePersonInTheFeed) {
   const std::string buyers = Create("buyers", R"({"event": "purchase", "count": {">=": 1}})");
   const std::string browsers = Create("browsers", R"({"event": "page_view", "count": {">=": 1}})");
   const int64_t now = NowMillis();
@@ -70,12 +70,17 @@ TEST_F(LiveSegmentsTest, ErasureLeavesOnlyItsExitNoticeInTheFeed) {
   Track("a", "page_view", now);
   ASSERT_EQ(Feed(buyers), (std::vector<std::string>{"entered:" + a, "entered:" + b}));
   ASSERT_EQ(Feed(browsers), (std::vector<std::string>{"entered:" + a}));
+  const std::string browsers_cursor = Unwrap(segments().Changes(browsers, "", 0)).Find("cursor")->as_string();
+  const std::string before = Unwrap(segments().Changes(buyers, "", 0)).Find("cursor")->as_string();
   ASSERT_TRUE(profiles().Delete(a).ok());
-  EXPECT_EQ(Feed(buyers), (std::vector<std::string>{"entered:" + b, "exited:" + a}));
-  EXPECT_EQ(Feed(browsers), (std::vector<std::string>{"exited:" + a}));
-  Json page = Unwrap(segments().Changes(buyers, "", 0));
-  EXPECT_EQ(page.Find("changes")->items()[1].FindPath("cause.kind")->as_string(), "erasure");
-  // Nothing else of theirs is kept for the feed (the index that led to their entries went with them).
+  // A poller is not told of a change it cannot read: nothing is after its cursor now.
+  EXPECT_FALSE(Unwrap(segments().WaitForChanges(buyers, before, 0)));
+  EXPECT_FALSE(Unwrap(segments().WaitForChanges(browsers, browsers_cursor, 0)));
+  EXPECT_FALSE(Unwrap(segments().WaitForChanges(browsers, "", 0)));
+  // Not even the exits the erasure caused (subscribers were told: SubscribersHearEveryChangeInOrder).
+  EXPECT_EQ(Feed(buyers), (std::vector<std::string>{"entered:" + b}));
+  EXPECT_EQ(Feed(browsers), std::vector<std::string>{});
+  // Nor the index that led to their entries.
   {
     storage::Store& store = static_cast<internal::EngineImpl&>(*engine_).store();
     const std::string prefix = storage::SegmentFeedByProfilePrefix(a);
@@ -87,7 +92,8 @@ TEST_F(LiveSegmentsTest, ErasureLeavesOnlyItsExitNoticeInTheFeed) {
   const std::string at = FormatTimestamp((NowMillis() + 1) * 1000);
   EXPECT_EQ(Unwrap(segments().MembersAt(buyers, at)), std::vector<std::string>{b});
   Reopen();
-  EXPECT_EQ(Feed(buyers), (std::vector<std::string>{"entered:" + b, "exited:" + a}));
+  EXPECT_EQ(Feed(buyers), (std::vector<std::string>{"entered:" + b}));
+  EXPECT_EQ(Feed(browsers), std::vector<std::string>{});
   EXPECT_EQ(SegmentsOfProfile(b), std::vector<std::string>{buyers});
 }
 
@@ -116,14 +122,14 @@ TEST_F(LiveSegmentsTest, FeedRecordsEnteringAndLeavingWithTheirCause) {
                                            buyers + R"("}]})")));
   EXPECT_EQ(Unwrap(profiles().Search(query)).items.size(), 1u);
 
-  // Erasure: a leaves, and the cause says so.
+  // Erasure: the stored feed loses every entry naming a, the exit the erasure causes too (subscribers hear it:
+  // SubscribersReceiveChangesInOrderUntilUnsubscribed), so a poller sees nothing new.
   const std::string cursor = page.Find("cursor")->as_string();
   ASSERT_TRUE(profiles().Delete(a).ok());
   Json after = Unwrap(segments().Changes(buyers, cursor, 0));
-  ASSERT_EQ(after.Find("changes")->size(), 1u);
-  EXPECT_EQ(after.Find("changes")->items()[0].Find("change")->as_string(), "exited");
-  EXPECT_EQ(after.Find("changes")->items()[0].FindPath("cause.kind")->as_string(), "erasure");
-  EXPECT_GT(after.Find("cursor")->as_string(), cursor);
+  EXPECT_EQ(after.Find("changes")->size(), 0u);
+  EXPECT_EQ(after.Find("cursor")->as_string(), cursor);
+  EXPECT_EQ(Unwrap(segments().Changes(buyers, "", 0)).Find("changes")->size(), 0u);
   // Nothing after the last cursor; the cursor stays put for the next poll.
   Json none = Unwrap(segments().Changes(buyers, after.Find("cursor")->as_string(), 0));
   EXPECT_EQ(none.Find("changes")->size(), 0u);
@@ -161,9 +167,11 @@ TEST_F(LiveSegmentsTest, SubscribersReceiveChangesInOrderUntilUnsubscribed) {
   std::mutex mu;
   std::condition_variable cv;
   std::vector<std::string> seen;
+  std::string erasure_cause;
   const uint64_t handle = segments().Subscribe([&](const Json& change) {
     std::lock_guard<std::mutex> lock(mu);
     seen.push_back(change.Find("change")->as_string() + ":" + change.Find("profileId")->as_string());
+    if (change.Find("change")->as_string() == "exited") erasure_cause = change.FindPath("cause.kind")->as_string();
     cv.notify_all();
   });
   const int64_t now = NowMillis();
@@ -174,12 +182,14 @@ TEST_F(LiveSegmentsTest, SubscribersReceiveChangesInOrderUntilUnsubscribed) {
     std::unique_lock<std::mutex> lock(mu);
     ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return seen.size() >= 3; }));
     EXPECT_EQ(seen, (std::vector<std::string>{"entered:" + a, "entered:" + b, "exited:" + a}));
+    EXPECT_EQ(erasure_cause, "erasure");
   }
-  // Callbacks saw the feed in its order; the stored feed has since lost the erased person's past entries.
-  EXPECT_EQ(Feed(viewers), (std::vector<std::string>{"entered:" + b, "exited:" + a}));
+  // Callbacks saw the feed in its order, the erasure's exit included; the stored feed has since lost every entry
+  // naming the erased person.
+  EXPECT_EQ(Feed(viewers), (std::vector<std::string>{"entered:" + b}));
   segments().Unsubscribe(handle);
   Track("c", "page_view", now);
-  ASSERT_EQ(Feed(viewers).size(), 3u);
+  ASSERT_EQ(Feed(viewers).size(), 2u);
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   std::lock_guard<std::mutex> lock(mu);
   EXPECT_EQ(seen.size(), 3u) << "no call after Unsubscribe returned";
