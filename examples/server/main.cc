@@ -38,6 +38,8 @@ constexpr char kUsage[] =
     "                  are allowed\n"
     "  --write-key KEY require KEY on the Segment /v1/ routes, as the HTTP Basic user name or writeKey in the\n"
     "                  body (default: the API key)\n"
+    "  --write-key-principal NAME  the governance principal the /v1/ routes write as (default: the admin\n"
+    "                  \"local\"); its field permissions apply (403 when it may not write a field)\n"
     "  --dedupe-window SECONDS  messageId dedupe window of the /v1/ routes (default 604800, 7 days; 0: off)\n"
     "  --retention-interval SECONDS  how often retention policies are applied (default 3600; 0: only on\n"
     "                  POST /api/cdp/retention/run)\n"
@@ -49,9 +51,10 @@ struct Flags {
   std::string host = "127.0.0.1";
   int port = 8080;
   std::string api_key;
-  std::string write_key;              // Segment /v1/ routes; empty: the API key
-  int64_t dedupe_window = 7 * 86400;  // Segment /v1/ routes
-  int64_t retention_interval = 3600;  // Options::retention_interval_seconds
+  std::string write_key;                      // Segment /v1/ routes; empty: the API key
+  std::string write_key_principal = "local";  // whom the /v1/ routes write as
+  int64_t dedupe_window = 7 * 86400;          // Segment /v1/ routes
+  int64_t retention_interval = 3600;          // Options::retention_interval_seconds
   int threads = 8;
   bool sync = false;
 };
@@ -101,6 +104,12 @@ bool ParseFlags(int argc, char** argv, Flags* flags, bool* help) {
       flags->api_key = value;
     } else if (name == "--write-key") {
       flags->write_key = value;
+    } else if (name == "--write-key-principal") {
+      if (value.empty() || value.size() > 128) {
+        std::cerr << "cdp-server: --write-key-principal must be 1 to 128 bytes\n";
+        return false;
+      }
+      flags->write_key_principal = value;
     } else if (name == "--dedupe-window") {
       std::optional<int> window = ParseInt(value, 0, 10 * 365 * 86400);
       if (!window) {
@@ -196,6 +205,7 @@ int Run(int argc, char** argv) {
   server_options.api_key = flags.api_key;
   server_options.allow_unauthenticated = IsLoopbackHost(flags.host);
   server_options.write_key = flags.write_key.empty() ? flags.api_key : flags.write_key;
+  server_options.write_key_principal = flags.write_key_principal;
   server_options.segment_dedupe_window_seconds = flags.dedupe_window;
   RegisterRoutes(*http, *engine, server_options);
 

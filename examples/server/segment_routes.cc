@@ -50,7 +50,10 @@ std::optional<std::string> Base64Decode(std::string_view in) {
 class SegmentApi {
  public:
   SegmentApi(Engine& engine, const ServerOptions& options)
-      : engine_(engine), write_key_(options.write_key), allow_unauthenticated_(options.allow_unauthenticated) {
+      : engine_(engine),
+        write_key_(options.write_key),
+        principal_(options.write_key_principal),
+        allow_unauthenticated_(options.allow_unauthenticated) {
     segment_.dedupe_window_seconds = options.segment_dedupe_window_seconds;
     segment_.deduplicator = std::make_shared<SegmentDeduplicator>();
     limits_.max_bytes = segment_.max_batch_bytes;
@@ -91,6 +94,7 @@ class SegmentApi {
       const Status& s = parsed.status();
       return WriteStatus(res, Status(s.code(), "request body: " + s.message(), s.field()));
     }
+    ScopedPrincipal scope(principal_);  // whose permissions apply to the writes, and whom audit names
     Result<Json> result = type == "batch" ? IngestSegmentBatch(engine_, *parsed, received_at, segment_)
                                           : IngestSegmentMessage(engine_, *parsed, received_at, segment_, type);
     if (!result.ok()) return WriteStatus(res, result.status());
@@ -125,6 +129,7 @@ class SegmentApi {
 
   Engine& engine_;
   std::string write_key_;
+  std::string principal_;
   bool allow_unauthenticated_;
   SegmentOptions segment_;
   ParseLimits limits_;

@@ -46,6 +46,9 @@ struct ServerOptions {
   // When non-empty, every request under /v1/ needs it as the HTTP Basic user name or as "writeKey" in the body.
   // cdp-server sets it from --write-key, defaulting to the API key.
   std::string write_key;
+  // The governance principal the /v1/ routes run as: its field permissions apply to what they write, and the audit
+  // log names it. Default: the admin "local".
+  std::string write_key_principal = "local";
   // messageId dedupe window of the /v1/ routes (SegmentOptions::dedupe_window_seconds). Default: 7 days.
   int64_t segment_dedupe_window_seconds = 7 * 24 * 3600;
 };

@@ -273,3 +273,37 @@ def test_a_writer_that_may_not_read_identifiers_is_not_told_who_holds_them(setup
     status, events, _ = srv.request("GET", f"/api/cdp/profiles/{pid}/events", key=ADMIN_KEY)
     assert status == 200, events
     assert any(e["id"] == body["eventId"] for e in events["items"]), events
+
+
+def test_the_segment_routes_write_as_their_principal(tmp_path):
+    import base64
+    import json
+
+    write_key = "wk-" + uuid.uuid4().hex
+    basic = {"Authorization": "Basic " + base64.b64encode((write_key + ":").encode()).decode()}
+    srv = server_process.ServerProcess(tmp_path, ADMIN_KEY,
+                                       extra_args=["--write-key", write_key, "--write-key-principal", "ann"])
+    try:
+        status, body, _ = srv.request("PUT", "/api/cdp/governance/policy", POLICY, key=ADMIN_KEY)
+        assert status == 200, body
+        # ann (an analyst) may write nothing: the identify is refused whole, and nothing is stored.
+        identify = json.dumps({"userId": "u-1", "traits": {"email": "u1@example.com"}}).encode()
+        status, body, _ = srv.raw("POST", "/v1/identify", identify, basic)
+        assert status == 403, body
+        assert body["error"]["code"] == "permission_denied"
+        status, stats, _ = srv.request("GET", "/api/cdp/stats", key=ADMIN_KEY)
+        assert stats["profiles"] == 0, stats
+        # The audit log names the principal the route ran as.
+        status, audit, _ = srv.request("GET", "/api/cdp/audit", params={"principal": "ann"}, key=ADMIN_KEY)
+        assert status == 200 and audit["items"], audit
+    finally:
+        assert srv.stop() == 0, srv.stderr()
+    # The default is the admin "local": the same identify is stored.
+    srv = server_process.ServerProcess(tmp_path, ADMIN_KEY, extra_args=["--write-key", write_key])
+    try:
+        status, body, _ = srv.raw("POST", "/v1/identify", identify, basic)
+        assert status == 200, body
+        status, stats, _ = srv.request("GET", "/api/cdp/stats", key=ADMIN_KEY)
+        assert stats["profiles"] == 1, stats
+    finally:
+        assert srv.stop() == 0, srv.stderr()
