@@ -9,34 +9,16 @@
 #include <string_view>
 
 #include "cdp/status.h"
+#include "core/hex.h"
 
 namespace cdp::internal {
 
-inline std::string EncodeCursor(std::string_view bytes) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (unsigned char c : bytes) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 15]);
-  }
-  return out;
-}
+inline std::string EncodeCursor(std::string_view bytes) { return HexEncode(bytes); }
 
 inline Result<std::string> DecodeCursor(std::string_view cursor) {
-  auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-  };
-  if (cursor.size() % 2 != 0 || cursor.size() > (2u << 20))
-    return Status::InvalidArgument("malformed cursor", "cursor");
   std::string out;
-  out.reserve(cursor.size() / 2);
-  for (size_t i = 0; i < cursor.size(); i += 2) {
-    int hi = nibble(cursor[i]), lo = nibble(cursor[i + 1]);
-    if (hi < 0 || lo < 0) return Status::InvalidArgument("malformed cursor", "cursor");
-    out.push_back(static_cast<char>(hi << 4 | lo));
+  if (cursor.size() > (2u << 20) || !HexDecode(cursor, &out)) {
+    return Status::InvalidArgument("malformed cursor", "cursor");
   }
   return out;
 }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 
+#include "core/hex.h"
 #include "fmt/format.h"
 
 namespace cdp::internal {
@@ -150,33 +151,6 @@ Result<std::vector<RetentionPolicy>> ParseRetentionPolicies(const Json& json) {
 
 namespace {
 
-std::string ToHex(std::string_view bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (unsigned char c : bytes) {
-    out.push_back(kDigits[c >> 4]);
-    out.push_back(kDigits[c & 15]);
-  }
-  return out;
-}
-
-bool FromHex(std::string_view hex, std::string* out) {
-  if (hex.size() % 2 != 0) return false;
-  auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-  };
-  out->clear();
-  for (size_t i = 0; i < hex.size(); i += 2) {
-    const int hi = nibble(hex[i]), lo = nibble(hex[i + 1]);
-    if (hi < 0 || lo < 0) return false;
-    out->push_back(static_cast<char>(hi << 4 | lo));
-  }
-  return true;
-}
-
 bool Covers(const RetentionHorizons::Horizon& h, std::string_view key, std::string_view type, std::string_view name) {
   return key < h.before && (h.event_type.empty() || h.event_type == type) &&
          (h.event_name.empty() || h.event_name == name);
@@ -194,7 +168,7 @@ Result<RetentionHorizons> RetentionHorizons::Parse(std::string_view stored) {
     const Json* before = item.Find("before");
     std::string key;
     if (type == nullptr || !type->is_string() || name == nullptr || !name->is_string() || before == nullptr ||
-        !before->is_string() || !FromHex(before->as_string(), &key)) {
+        !before->is_string() || !HexDecode(before->as_string(), &key)) {
       return Status::DataLoss("the retention horizons are corrupt");
     }
     out.Raise(type->as_string(), name->as_string(), std::move(key));
@@ -205,7 +179,7 @@ Result<RetentionHorizons> RetentionHorizons::Parse(std::string_view stored) {
 std::string RetentionHorizons::Serialize() const {
   Json out = Json::Array();
   for (const Horizon& h : horizons_) {
-    out.Push(Json::Object().Set("type", h.event_type).Set("name", h.event_name).Set("before", ToHex(h.before)));
+    out.Push(Json::Object().Set("type", h.event_type).Set("name", h.event_name).Set("before", HexEncode(h.before)));
   }
   return out.Dump();
 }
@@ -243,14 +217,14 @@ Result<RetiredRange> RetiredRange::Parse(std::string_view stored) {
   const Json* last = json.ok() ? json->Find("last") : nullptr;
   RetiredRange out;
   if (first == nullptr || last == nullptr || !first->is_string() || !last->is_string() ||
-      !FromHex(first->as_string(), &out.first) || !FromHex(last->as_string(), &out.last)) {
+      !HexDecode(first->as_string(), &out.first) || !HexDecode(last->as_string(), &out.last)) {
     return Status::DataLoss("the retired range is corrupt");
   }
   return out;
 }
 
 std::string RetiredRange::Serialize() const {
-  return Json::Object().Set("first", ToHex(first)).Set("last", ToHex(last)).Dump();
+  return Json::Object().Set("first", HexEncode(first)).Set("last", HexEncode(last)).Dump();
 }
 
 void RetiredRange::Extend(std::string_view from, std::string_view to) {
