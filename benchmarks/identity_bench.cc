@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 #include <sstream>
@@ -161,6 +162,38 @@ int RunMatching(const Flags& f) {
   return 0;
 }
 
+// An identify request naming a person by customerId, email and phone, with a first name.
+Json ImportRecord(const std::string& customer_id, const std::string& email, const std::string& phone, size_t i) {
+  Json ids = Json::Object();
+  ids.Set("customerId", customer_id);
+  ids.Set("email", email);
+  ids.Set("phone", phone);
+  Json request = Json::Object();
+  request.Set("identifiers", std::move(ids));
+  request.Set("attributes", Json::Object().Set("firstName", "N" + std::to_string(i)));
+  return request;
+}
+
+// Imports records 0..n-1 of `record` through IdentifyBatch, 1,000 per call. Returns the seconds taken, or -1 (and
+// says why) when a call fails or rejects an item.
+double ImportAll(Engine& engine, size_t n, const std::function<Json(size_t)>& record) {
+  const double start = Now();
+  std::vector<Json> batch;
+  for (size_t i = 0; i < n; ++i) {
+    batch.push_back(record(i));
+    if (batch.size() == 1000 || i + 1 == n) {
+      auto r = engine.identity().IdentifyBatch(batch);
+      if (!r.ok() || r->Find("rejected")->as_int() != 0) {
+        std::fprintf(stderr, "IdentifyBatch: %s\n",
+                     r.ok() ? r->Dump().substr(0, 400).c_str() : r.status().ToString().c_str());
+        return -1;
+      }
+      batch.clear();
+    }
+  }
+  return Now() - start;
+}
+
 int Run(const Flags& f) {
   if (f.skip_ab) return RunMatching(f);
   // (a) Events with three identifiers, person p's events spread over time, vs the same events by profileId.
@@ -204,34 +237,17 @@ int Run(const Flags& f) {
       "same events by profileId, same run: %.0f events/s; ratio %.2f\n",
       f.events, f.persons, with_rate, with_rate >= 100000 ? "PASS" : "FAIL", baseline_rate, with_rate / baseline_rate);
 
-  // (b) Bulk import through Identify: each record names a person by customerId, email and phone.
+  // (b) Bulk import through Identify: each record names a new person by customerId, email and phone.
   {
     TempDir dir(f.dir, "cdp-identity-bench");
     auto engine = OpenOrDie(dir.path());
     std::printf("    (b) timing starts\n");  // a marker for profilers attaching now (perf record -p)
     std::fflush(stdout);
-    double start = Now();
-    std::vector<Json> batch;
-    for (size_t i = 0; i < f.imports; ++i) {
-      Json ids = Json::Object();
-      ids.Set("customerId", "C" + std::to_string(i));
-      ids.Set("email", "import" + std::to_string(i) + "@example.com");
-      ids.Set("phone", "+1650" + std::to_string(2000000 + i % 8000000));
-      Json request = Json::Object();
-      request.Set("identifiers", std::move(ids));
-      request.Set("attributes", Json::Object().Set("firstName", "N" + std::to_string(i)));
-      batch.push_back(std::move(request));
-      if (batch.size() == 1000 || i + 1 == f.imports) {
-        auto r = engine->identity().IdentifyBatch(batch);
-        if (!r.ok() || r->Find("rejected")->as_int() != 0) {
-          std::fprintf(stderr, "IdentifyBatch: %s\n",
-                       r.ok() ? r->Dump().substr(0, 400).c_str() : r.status().ToString().c_str());
-          return 1;
-        }
-        batch.clear();
-      }
-    }
-    double secs = Now() - start;
+    const double secs = ImportAll(*engine, f.imports, [](size_t i) {
+      return ImportRecord("C" + std::to_string(i), "import" + std::to_string(i) + "@example.com",
+                          "+1650" + std::to_string(2000000 + i % 8000000), i);
+    });
+    if (secs < 0) return 1;
     double projected = secs * 1000000.0 / static_cast<double>(f.imports);
     std::printf(
         "(b) bulk import of %zu records (%zu identifiers) through IdentifyBatch(1000): %.2f s, %.0f records/s; "
@@ -244,37 +260,18 @@ int Run(const Flags& f) {
   {
     TempDir dir(f.dir, "cdp-identity-bench");
     auto engine = OpenOrDie(dir.path());
-    double start = Now();
-    std::vector<Json> batch;
     size_t persons = 0;
-    for (size_t i = 0; i < f.imports; ++i) {
-      Json ids = Json::Object();
+    const double secs = ImportAll(*engine, f.imports, [&persons](size_t i) {
       if (i % 3 != 2 || persons == 0) {
         const size_t p = persons++;
-        ids.Set("customerId", "C" + std::to_string(p));
-        ids.Set("email", "import" + std::to_string(p) + "@example.com");
-        ids.Set("phone", "+1650" + std::to_string(2000000 + p % 8000000));
-      } else {
-        const size_t p = (i * 7919) % persons;  // an earlier person
-        ids.Set("customerId", "C" + std::to_string(p));
-        ids.Set("email", "crm" + std::to_string(i) + "@example.org");
-        ids.Set("phone", "+1415" + std::to_string(2000000 + i % 8000000));
+        return ImportRecord("C" + std::to_string(p), "import" + std::to_string(p) + "@example.com",
+                            "+1650" + std::to_string(2000000 + p % 8000000), i);
       }
-      Json request = Json::Object();
-      request.Set("identifiers", std::move(ids));
-      request.Set("attributes", Json::Object().Set("firstName", "N" + std::to_string(i)));
-      batch.push_back(std::move(request));
-      if (batch.size() == 1000 || i + 1 == f.imports) {
-        auto r = engine->identity().IdentifyBatch(batch);
-        if (!r.ok() || r->Find("rejected")->as_int() != 0) {
-          std::fprintf(stderr, "IdentifyBatch: %s\n",
-                       r.ok() ? r->Dump().substr(0, 400).c_str() : r.status().ToString().c_str());
-          return 1;
-        }
-        batch.clear();
-      }
-    }
-    double secs = Now() - start;
+      const size_t p = (i * 7919) % persons;  // an earlier person
+      return ImportRecord("C" + std::to_string(p), "crm" + std::to_string(i) + "@example.org",
+                          "+1415" + std::to_string(2000000 + i % 8000000), i);
+    });
+    if (secs < 0) return 1;
     Json stats = engine->identity().Stats().value();
     if (stats.Find("profiles")->as_int() != static_cast<int64_t>(persons)) {
       std::fprintf(stderr, "(b') expected %zu profiles, got %s\n", persons, stats.Dump().c_str());
