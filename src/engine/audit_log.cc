@@ -2,11 +2,19 @@
 
 #include "engine/audit_log.h"
 
+#include <fcntl.h>
 #include <openssl/evp.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
 
 #include "cdp/query.h"
 #include "core/ids.h"
@@ -18,6 +26,8 @@ namespace cdp::internal {
 namespace {
 
 constexpr std::string_view kHeadKey = "audit_head";
+constexpr std::string_view kJournalDoneKey = "audit_journal_done";
+constexpr std::string_view kJournalPrefix = "journal-";
 
 std::string JoinTargets(const Json& targets) {
   std::string joined;
@@ -112,7 +122,9 @@ std::string Sha256Hex(std::string_view data) {
 }
 
 AuditLog::AuditLog(storage::Store* store, std::function<std::string(std::string_view)> keyed_hash)
-    : store_(store), keyed_hash_(std::move(keyed_hash)) {}
+    : store_(store),
+      keyed_hash_(std::move(keyed_hash)),
+      journal_dir_((std::filesystem::path(store->path()) / "cdp-audit").string()) {}
 
 AuditLog::~AuditLog() {
   {
@@ -121,6 +133,121 @@ AuditLog::~AuditLog() {
   }
   queue_cv_.notify_all();
   if (writer_.joinable()) writer_.join();  // Run writes what is queued before it ends
+  if (journal_fd_ >= 0) {
+    ::close(journal_fd_);
+    if (!journal_used_) ::unlink(JournalPath(journal_generation_).c_str());  // else Load chains it
+  }
+}
+
+std::string AuditLog::JournalPath(uint64_t generation) const {
+  return fmt::format("{}/{}{:020}", journal_dir_, kJournalPrefix, generation);
+}
+
+Status AuditLog::OpenJournal(uint64_t generation) {
+  journal_generation_ = generation;
+  journal_used_ = false;
+  journal_fd_ = ::open(JournalPath(generation).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (journal_fd_ < 0) {
+    return Status::Unavailable(
+        fmt::format("cannot open the audit journal {}: {}", JournalPath(generation), std::strerror(errno)));
+  }
+  return Status::OK();
+}
+
+void AuditLog::JournalLocked(const Call& call) {
+  if (journal_fd_ < 0 && !OpenJournal(journal_generation_ + 1).ok()) {
+    journal_errors_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  Json line = Json::Object();
+  line.Set("principal", call.principal);
+  line.Set("operation", call.operation);
+  if (!call.resource.empty()) line.Set("resource", call.resource);
+  line.Set("outcome", call.outcome);
+  if (call.count > 0) line.Set("count", call.count);
+  line.Set("at", call.at_us);
+  Json targets = Json::Array();
+  for (const std::string& t : call.targets) targets.Push(t);
+  line.Set("targets", std::move(targets));
+  std::string text = line.Dump();
+  text.push_back('\n');
+  journal_used_ = true;  // even after a partial write: Load skips a torn line
+  for (size_t done = 0; done < text.size();) {
+    const ssize_t n = ::write(journal_fd_, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      journal_errors_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    done += static_cast<size_t>(n);
+  }
+}
+
+Status AuditLog::RecoverJournal() {
+  std::error_code ec;
+  std::filesystem::create_directories(journal_dir_, ec);
+  if (ec) return Status::Unavailable(fmt::format("cannot create {}: {}", journal_dir_, ec.message()));
+  uint64_t done = 0;
+  std::string done_value;
+  Status ds = store_->Get(storage::Cf::kMeta, kJournalDoneKey, &done_value);
+  if (ds.ok() && done_value.size() == 8) {
+    done = storage::DecodeBigEndian64(done_value);
+  } else if (!ds.IsNotFound()) {
+    CDP_RETURN_IF_ERROR(ds);
+    return Status::DataLoss("the audit journal's marker is corrupt");
+  }
+  std::map<uint64_t, std::string> files;  // by generation
+  for (const auto& entry : std::filesystem::directory_iterator(journal_dir_, ec)) {
+    const std::string name = entry.path().filename().string();
+    uint64_t generation = 0;
+    if (name.size() <= kJournalPrefix.size() || name.compare(0, kJournalPrefix.size(), kJournalPrefix) != 0) continue;
+    const char* begin = name.data() + kJournalPrefix.size();
+    const char* end = name.data() + name.size();
+    if (auto [ptr, err] = std::from_chars(begin, end, generation); err != std::errc() || ptr != end) continue;
+    files[generation] = entry.path().string();
+  }
+  if (ec) return Status::Unavailable(fmt::format("cannot list {}: {}", journal_dir_, ec.message()));
+  std::vector<Call> calls;
+  uint64_t last = done;
+  for (const auto& [generation, path] : files) {
+    last = std::max(last, generation);
+    if (generation <= done) continue;  // chained before the crash
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream content;
+    content << in.rdbuf();
+    const std::string text = content.str();
+    for (size_t pos = 0; pos < text.size();) {
+      size_t nl = text.find('\n', pos);
+      if (nl == std::string::npos) break;  // a torn last line: its call never returned
+      auto line = Json::Parse(std::string_view(text).substr(pos, nl - pos));
+      pos = nl + 1;
+      auto text_of = [&](const char* key) -> const Json* {
+        const Json* v = line.ok() ? line->Find(key) : nullptr;
+        return v != nullptr && v->is_string() ? v : nullptr;
+      };
+      const Json* at = line.ok() ? line->Find("at") : nullptr;
+      const Json* targets = line.ok() ? line->Find("targets") : nullptr;
+      if (text_of("principal") == nullptr || text_of("operation") == nullptr || text_of("outcome") == nullptr ||
+          at == nullptr || !at->is_int() || targets == nullptr || !targets->is_array()) {
+        return Status::DataLoss(fmt::format("the audit journal {} has a corrupt line", path));
+      }
+      Call call;
+      call.principal = text_of("principal")->as_string();
+      call.operation = text_of("operation")->as_string();
+      call.outcome = text_of("outcome")->as_string();
+      if (const Json* r = text_of("resource"); r != nullptr) call.resource = r->as_string();
+      if (const Json* c = line->Find("count"); c != nullptr && c->is_int()) call.count = c->as_int();
+      call.at_us = at->as_int();
+      for (const Json& t : targets->items()) {
+        if (t.is_string() && !t.as_string().empty()) call.targets.push_back(t.as_string());
+      }
+      call.recovered = true;
+      calls.push_back(std::move(call));
+    }
+  }
+  if (!calls.empty() || last > done) CDP_RETURN_IF_ERROR(WriteGroup(&calls, last));
+  for (const auto& [generation, path] : files) std::filesystem::remove(path, ec);
+  return OpenJournal(last + 1);
 }
 
 Status AuditLog::Load() {
@@ -135,6 +262,7 @@ Status AuditLog::Load() {
       last_hash_ = head.substr(8);
     }
     CDP_RETURN_IF_ERROR(RecoverPending());
+    CDP_RETURN_IF_ERROR(RecoverJournal());
   }
   writer_ = std::thread([this] { Run(); });
   return Status::OK();
@@ -183,7 +311,7 @@ std::string AuditLog::AddPending(storage::WriteBatch* batch, std::string_view pr
 
 int64_t AuditLog::append_errors() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return append_errors_;
+  return append_errors_ + journal_errors_.load(std::memory_order_relaxed);
 }
 
 Status AuditLog::Append(std::string_view principal, std::string_view operation, const std::vector<std::string>& targets,
@@ -202,6 +330,7 @@ Status AuditLog::Append(std::string_view principal, std::string_view operation, 
   const bool durable = !pending_key.empty();
   call.pending_key = std::move(pending_key);
   std::unique_lock<std::mutex> lock(queue_mu_);
+  if (!durable) JournalLocked(call);  // in queue order: the writer's swap takes the file's calls exactly
   queue_.push_back(std::move(call));
   ++enqueued_;
   if (read || durable) {  // a read, or a change whose pending record is already written: grouped
@@ -237,12 +366,19 @@ void AuditLog::Run() {
     calls.swap(queue_);
     urgent_ = false;
     const uint64_t through = enqueued_;
+    uint64_t retired = 0;  // the journal whose lines are these calls'
+    if (journal_used_) {
+      retired = journal_generation_;
+      ::close(journal_fd_);
+      if (!OpenJournal(retired + 1).ok()) journal_fd_ = -1;  // JournalLocked retries
+    }
     lock.unlock();
     Status s;
     {
       std::lock_guard<std::mutex> chain(mu_);
-      s = WriteGroup(&calls);
+      s = WriteGroup(&calls, retired);
     }
+    if (s.ok() && retired != 0) ::unlink(JournalPath(retired).c_str());  // before Flush returns
     lock.lock();
     written_ = through;
     last_status_ = s;
@@ -250,7 +386,7 @@ void AuditLog::Run() {
   }
 }
 
-Status AuditLog::WriteGroup(std::vector<Call>* calls) {
+Status AuditLog::WriteGroup(std::vector<Call>* calls, uint64_t journal_done) {
   const uint64_t first_seq = next_seq_;
   const std::string first_hash = last_hash_;
   storage::WriteBatch batch(*store_);
@@ -285,7 +421,12 @@ Status AuditLog::WriteGroup(std::vector<Call>* calls) {
     next_seq_ = seq + 1;
     last_hash_ = hash;
   }
-  batch.Put(storage::Cf::kMeta, kHeadKey, seq_bytes + last_hash_);
+  if (!calls->empty()) batch.Put(storage::Cf::kMeta, kHeadKey, seq_bytes + last_hash_);
+  if (journal_done != 0) {
+    std::string generation;
+    storage::AppendBigEndian64(&generation, journal_done);
+    batch.Put(storage::Cf::kMeta, kJournalDoneKey, generation);
+  }
   auto written = store_->Write(&batch);
   if (!written.ok()) {  // the group is lost: the chain goes on from what was written
     append_errors_ += static_cast<int64_t>(calls->size());

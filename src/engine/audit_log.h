@@ -11,8 +11,15 @@
 // engine/audited.h) puts a pending record {"principal","operation","at"} into its own first write, so the record is
 // exactly as durable as the change; the write of the call's entry deletes it. If the process dies in between, the
 // next open chains every pending record left as an entry with outcome "ok" and "recovered": true (its targets and
-// count were not recorded yet, so it has none). Entries of reads, refusals and calls that wrote nothing are not
-// covered: a crash loses those of the last kReadDelayMs.
+// count were not recorded yet, so it has none). A call that wrote nothing (a read, a refusal) has no write to ride
+// on: Append writes its whole call (principal, operation, targets, outcome, count, resource, time) as a line of the
+// journal, a file of the database directory (`cdp-audit/journal-<generation>`), with one write(2) before it
+// returns, so it survives the process being killed (it is not fsync'ed: a power loss can lose the last lines, as
+// it can the WAL's last writes without Options::sync_writes). The writer starts a new journal file when it takes a
+// group, writes the group's entries with kMeta "audit_journal_done" = the old file's generation, then deletes that
+// file; Load chains the calls of files above that generation as entries with "recovered": true, and deletes the
+// rest. So no call is lost or chained twice, and a journal holds only calls not yet chained (an erasure's Flush
+// leaves none naming the person).
 //
 // Entry: {"seq", "at", "principal", "operation", "resource"?, "outcome" ("ok" or a status code name), "count"?,
 // "recovered"?, "targets": [ids], "targetsHash", "contentHash", "prev", "hash"}.
@@ -51,14 +58,15 @@ class AuditLog {
   AuditLog(storage::Store* store, std::function<std::string(std::string_view)> keyed_hash);
   ~AuditLog();  // writes what is queued, stops the writer
 
-  // Reads the head, chains the pending records a crash left (see Durability above) and starts the writer thread.
-  // Called once at open, before any write.
+  // Reads the head, chains the pending records and journal lines a crash left (see Durability above), opens a new
+  // journal and starts the writer thread. Called once at open, before any write.
   Status Load();
 
   // Appends an entry (thread-safe). `count`: items of a batch call (0: none). Calls are queued in order and written
-  // in groups by a thread of the log, which computes the chain, so a call pays a queue push. Entries of reads and of
-  // changes with a pending record are written within kReadDelayMs or once kGroup are queued; the entry of a change
-  // without one (a refusal, a call that wrote nothing) wakes the writer at once.
+  // in groups by a thread of the log, which computes the chain, so a call pays a queue push, plus a journal line
+  // (one write(2), about a microsecond) when it has no pending record. Entries of reads and of changes with a
+  // pending record are written within kReadDelayMs or once kGroup are queued; the entry of a change without one (a
+  // refusal, a call that wrote nothing) wakes the writer at once.
   static constexpr size_t kGroup = 256;
   static constexpr int kReadDelayMs = 20;
   // `resource`: what else the call named (a segment or audience id), or empty. `pending_key`: the key of the call's
@@ -80,7 +88,8 @@ class AuditLog {
   Result<Json> List(const Json& filter);
   Result<Json> Verify();
 
-  // Entries whose write failed since open (the calls they recorded had already happened).
+  // Entries whose write failed since open (the calls they recorded had already happened), and journal lines that
+  // could not be written (those entries are chained all the same, unless the process dies first).
   int64_t append_errors() const;
 
   // One call queued for its entry.
@@ -95,9 +104,16 @@ class AuditLog {
 
  private:
   Status RecoverPending();  // mu_ held
+  Status RecoverJournal();  // mu_ held; before the writer starts
   void Run();               // the writer thread
-  // Chains and writes a group (mu_ held).
-  Status WriteGroup(std::vector<Call>* calls);
+  // Chains and writes a group (mu_ held); with `journal_done` > 0, records that journals up to that generation are
+  // chained, in the same write.
+  Status WriteGroup(std::vector<Call>* calls, uint64_t journal_done = 0);
+  std::string JournalPath(uint64_t generation) const;
+  // Opens journal `generation` for appending (queue_mu_ held, or before the writer starts).
+  Status OpenJournal(uint64_t generation);
+  // Appends `call` as a line of the journal (queue_mu_ held).
+  void JournalLocked(const Call& call);
 
   storage::Store* store_;
   std::function<std::string(std::string_view)> keyed_hash_;
@@ -116,6 +132,11 @@ class AuditLog {
   bool urgent_ = false;      // a caller waits; guarded by queue_mu_
   bool stopping_ = false;    // guarded by queue_mu_
   Status last_status_;       // of the last group; guarded by queue_mu_
+  std::string journal_dir_;
+  int journal_fd_ = -1;              // guarded by queue_mu_
+  uint64_t journal_generation_ = 0;  // of journal_fd_; guarded by queue_mu_
+  bool journal_used_ = false;        // journal_fd_ holds lines; guarded by queue_mu_
+  std::atomic<int64_t> journal_errors_{0};
   std::thread writer_;
 };
 

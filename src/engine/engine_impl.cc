@@ -696,10 +696,17 @@ class EngineImpl::IngestContext : public GraphView {
     return Status::OK();
   }
 
-  // FailedPrecondition when the plan would link an erased person's identifier, or create a profile under an
-  // erased profile's id (suppression, Gdpr).
+  // FailedPrecondition when the plan would link an erased person's identifier, store one it does not link (dropped
+  // for a limit or as a hub: the event and identityIssues would keep its value), or create a profile under an
+  // erased profile's id (suppression, Gdpr). Identifiers the plan neither links nor drops are held by a live
+  // profile, so they are not an erased person's (their links went with the erasure, and relinking was refused).
   Status CheckNotErased(const ParsedEvent& e, const EventPlan& plan) const {
     CDP_RETURN_IF_ERROR(engine_->CheckNotSuppressed(plan.resolution.attach));
+    if (!plan.resolution.ignored.empty()) {
+      std::vector<Identifier> dropped;
+      for (const IgnoredIdentifier& why : plan.resolution.ignored) dropped.push_back({why.type, why.value});
+      CDP_RETURN_IF_ERROR(engine_->CheckNotSuppressed(dropped));
+    }
     if (plan.create_fixed) {
       return engine_->CheckNotSuppressed({Identifier{std::string(kErasedProfileIdType), e.profile_id}});
     }

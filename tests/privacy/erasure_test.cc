@@ -229,7 +229,8 @@ TEST(CanaryScanTest, FindsDataInCompressedTableFiles) {
   }
   // The bytes alone do not show it (compressed); the decompressed table does.
   bool raw = false;
-  for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir.path())) {
+    if (!entry.is_regular_file()) continue;
     std::ifstream in(entry.path(), std::ios::binary);
     const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     raw |= bytes.find(canary) != std::string::npos;

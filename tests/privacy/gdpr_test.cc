@@ -148,6 +148,26 @@ TEST_F(GdprTest, AnErasedProfileIdIsNotCreatedAgainAndRetriesLeaveNoTrace) {
   Unwrap(profiles().Create(J(R"({"id": "crm-4711"})")));
 }
 
+// An erased identifier that an event would not link (dropped for a limit) is refused too: the event and the
+// profile's identityIssues would otherwise keep its value in plain text.
+TEST_F(GdprTest, AnErasedIdentifierDroppedForALimitIsRefusedToo) {
+  const std::string gone = "cnry" + std::to_string(std::random_device{}()) + "@example.com";
+  Json a = Unwrap(profiles().Create(J(R"({"externalIds": {"email": ")" + gone + R"("}})")));
+  Unwrap(gdpr().Erase(a.Find("id")->as_string()));
+  // B holds its customerId and the most emails a profile may (5): a sixth would be dropped, not linked.
+  Json b = Unwrap(profiles().Create(J(R"({"externalIds": {"customerId": "cust-b", "email": ["b1@x.com", "b2@x.com",
+      "b3@x.com", "b4@x.com", "b5@x.com"]}})")));
+  TrackResult dropped = Unwrap(events().Track(J(R"({"type": "page_view", "customerId": "cust-b",
+      "email": "b6@x.com"})")));
+  ASSERT_TRUE(dropped.ignored_identifiers.is_array());  // the limit drops a sixth email
+  EXPECT_EQ(
+      events().Track(J(R"({"type": "page_view", "customerId": "cust-b", "email": ")" + gone + R"("})")).status().code(),
+      StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Unwrap(profiles().Get(b.Find("id")->as_string())).Dump().find(gone), std::string::npos);
+  ASSERT_TRUE(engine_->Flush().ok());
+  EXPECT_EQ(testing::FilesHolding(dir_.path(), gone), std::vector<std::string>{});
+}
+
 TEST(GdprOptionsTest, SuppressionCanBeTurnedOff) {
   testing::TempDir dir;
   Options options;
