@@ -137,28 +137,21 @@ AuditLog::~AuditLog() {
     ::close(journal_fd_);
     if (!journal_used_) ::unlink(JournalPath(journal_generation_).c_str());  // else Load chains it
   }
+  if (spare_fd_ >= 0) {
+    ::close(spare_fd_);
+    ::unlink(JournalPath(journal_generation_ + 1).c_str());
+  }
 }
 
 std::string AuditLog::JournalPath(uint64_t generation) const {
   return fmt::format("{}/{}{:020}", journal_dir_, kJournalPrefix, generation);
 }
 
-Status AuditLog::OpenJournal(uint64_t generation) {
-  journal_generation_ = generation;
-  journal_used_ = false;
-  journal_fd_ = ::open(JournalPath(generation).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  if (journal_fd_ < 0) {
-    return Status::Unavailable(
-        fmt::format("cannot open the audit journal {}: {}", JournalPath(generation), std::strerror(errno)));
-  }
-  return Status::OK();
+int AuditLog::CreateJournal(uint64_t generation) const {
+  return ::open(JournalPath(generation).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 }
 
-void AuditLog::JournalLocked(const Call& call) {
-  if (journal_fd_ < 0 && !OpenJournal(journal_generation_ + 1).ok()) {
-    journal_errors_.fetch_add(1, std::memory_order_relaxed);
-    return;
-  }
+std::string AuditLog::JournalLine(const Call& call) {
   Json line = Json::Object();
   line.Set("principal", call.principal);
   line.Set("operation", call.operation);
@@ -171,6 +164,14 @@ void AuditLog::JournalLocked(const Call& call) {
   line.Set("targets", std::move(targets));
   std::string text = line.Dump();
   text.push_back('\n');
+  return text;
+}
+
+void AuditLog::JournalLocked(std::string_view text) {
+  if (journal_fd_ < 0) {  // its creation failed: the writer tries again at its next group
+    journal_errors_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
   journal_used_ = true;  // even after a partial write: Load skips a torn line
   for (size_t done = 0; done < text.size();) {
     const ssize_t n = ::write(journal_fd_, text.data() + done, text.size() - done);
@@ -247,7 +248,14 @@ Status AuditLog::RecoverJournal() {
   }
   if (!calls.empty() || last > done) CDP_RETURN_IF_ERROR(WriteGroup(&calls, last));
   for (const auto& [generation, path] : files) std::filesystem::remove(path, ec);
-  return OpenJournal(last + 1);
+  journal_generation_ = last + 1;
+  journal_fd_ = CreateJournal(journal_generation_);
+  if (journal_fd_ < 0) {
+    return Status::Unavailable(
+        fmt::format("cannot create the audit journal {}: {}", JournalPath(journal_generation_), std::strerror(errno)));
+  }
+  spare_fd_ = CreateJournal(journal_generation_ + 1);
+  return Status::OK();
 }
 
 Status AuditLog::Load() {
@@ -329,8 +337,9 @@ Status AuditLog::Append(std::string_view principal, std::string_view operation, 
   call.at_us = NowMicros();
   const bool durable = !pending_key.empty();
   call.pending_key = std::move(pending_key);
+  const std::string line = durable ? std::string() : JournalLine(call);
   std::unique_lock<std::mutex> lock(queue_mu_);
-  if (!durable) JournalLocked(call);  // in queue order: the writer's swap takes the file's calls exactly
+  if (!durable) JournalLocked(line);  // in queue order: the writer's swap takes the file's calls exactly
   queue_.push_back(std::move(call));
   ++enqueued_;
   if (read || durable) {  // a read, or a change whose pending record is already written: grouped
@@ -366,19 +375,27 @@ void AuditLog::Run() {
     calls.swap(queue_);
     urgent_ = false;
     const uint64_t through = enqueued_;
-    uint64_t retired = 0;  // the journal whose lines are these calls'
-    if (journal_used_) {
+    // The journal whose lines are these calls' is swapped for the spare, created beforehand: the file system's
+    // work stays out of the queue's lock, which every audited call takes.
+    uint64_t retired = 0;
+    int retired_fd = -1;
+    if (journal_used_ || journal_fd_ < 0) {
       retired = journal_generation_;
-      ::close(journal_fd_);
-      if (!OpenJournal(retired + 1).ok()) journal_fd_ = -1;  // JournalLocked retries
+      retired_fd = journal_fd_;
+      journal_fd_ = spare_fd_;
+      journal_generation_ = retired + 1;
+      journal_used_ = false;
+      spare_fd_ = -1;
     }
     lock.unlock();
+    if (retired_fd >= 0) ::close(retired_fd);
     Status s;
     {
       std::lock_guard<std::mutex> chain(mu_);
       s = WriteGroup(&calls, retired);
     }
-    if (s.ok() && retired != 0) ::unlink(JournalPath(retired).c_str());  // before Flush returns
+    if (s.ok() && retired != 0) ::unlink(JournalPath(retired).c_str());     // before Flush returns
+    if (spare_fd_ < 0) spare_fd_ = CreateJournal(journal_generation_ + 1);  // only this thread changes the generation
     lock.lock();
     written_ = through;
     last_status_ = s;

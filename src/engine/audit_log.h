@@ -110,10 +110,12 @@ class AuditLog {
   // chained, in the same write.
   Status WriteGroup(std::vector<Call>* calls, uint64_t journal_done = 0);
   std::string JournalPath(uint64_t generation) const;
-  // Opens journal `generation` for appending (queue_mu_ held, or before the writer starts).
-  Status OpenJournal(uint64_t generation);
-  // Appends `call` as a line of the journal (queue_mu_ held).
-  void JournalLocked(const Call& call);
+  // Creates journal `generation` for appending: its descriptor, or -1.
+  int CreateJournal(uint64_t generation) const;
+  // A call as a journal line (JSON and a newline).
+  static std::string JournalLine(const Call& call);
+  // Appends a line to the journal (queue_mu_ held).
+  void JournalLocked(std::string_view line);
 
   storage::Store* store_;
   std::function<std::string(std::string_view)> keyed_hash_;
@@ -133,7 +135,8 @@ class AuditLog {
   bool stopping_ = false;    // guarded by queue_mu_
   Status last_status_;       // of the last group; guarded by queue_mu_
   std::string journal_dir_;
-  int journal_fd_ = -1;              // guarded by queue_mu_
+  int spare_fd_ = -1;    // journal generation journal_generation_ + 1, created ahead; the writer's (or Load's) alone
+  int journal_fd_ = -1;  // guarded by queue_mu_
   uint64_t journal_generation_ = 0;  // of journal_fd_; guarded by queue_mu_
   bool journal_used_ = false;        // journal_fd_ holds lines; guarded by queue_mu_
   std::atomic<int64_t> journal_errors_{0};
