@@ -123,6 +123,8 @@ inline bool TableHolds(const std::string& path, const std::string& needle) {
   options.merge_operator = std::make_shared<ConcatenateOperands>();
   rocksdb::SstFileReader reader(options);
   rocksdb::Status s = reader.Open(path);
+  // A file a background compaction deleted since the directory was listed holds nothing any more.
+  if (!s.ok() && !std::filesystem::exists(path)) return false;
   EXPECT_TRUE(s.ok()) << path << ": " << s.ToString();
   if (!s.ok()) return false;
   std::unique_ptr<rocksdb::Iterator> it(reader.NewIterator(rocksdb::ReadOptions()));

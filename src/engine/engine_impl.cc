@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <numeric>
 #include <optional>
 #include <shared_mutex>
@@ -1806,6 +1807,7 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* 
   std::vector<std::string> event_log_keys;  // their keys then
   std::string erased_id;
   std::vector<std::string> erased_ids;  // the person's id and those of the profiles merged into them
+  std::string retired_span;             // a retention run's span not yet purged (RetiredRange), or empty
   {
     std::lock_guard<std::mutex> lock(write_mu_);
     CDP_RETURN_IF_ERROR(write_error_);
@@ -1837,6 +1839,14 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* 
     }
     int64_t events = 0;
     std::string prefix = storage::ProfileEventsPrefix(id);
+    // A retention run in progress (its span not yet purged) may have retired events of the person: gone from
+    // their index (so not found below), still in the event log's files until the run's purge. The erasure purges
+    // that span too, and the person's whole index range (the retired events' index keys).
+    if (!for_retention) {
+      Status rs = store_->Get(storage::Cf::kMeta, kRetentionPurgeKey, &retired_span);
+      if (!rs.IsNotFound()) CDP_RETURN_IF_ERROR(rs);
+      if (rs.ok()) batch.DeleteRange(storage::Cf::kEvents, prefix, storage::PrefixSuccessor(prefix));
+    }
     auto iter = store_->NewIterator(storage::Cf::kEvents, prefix, storage::PrefixSuccessor(prefix));
     for (iter->Seek(prefix); iter->Valid(); iter->Next()) {
       std::string_view time_key = iter->key().substr(prefix.size());
@@ -1859,14 +1869,19 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* 
     std::vector<std::string> suppress;
     std::string erased_at;
     storage::AppendBigEndian64(&erased_at, static_cast<uint64_t>(NowMicros()));
+    absl::flat_hash_set<std::string> own_hubs;
+    std::vector<uint64_t> high_priority;  // the hashes other identifiers' hub sets may hold of the person's values
     for (const Identifier& ident : StoredIdentifiers(stored)) {
       batch.Delete(storage::Cf::kIdentities, IdentityKeyOf(ident));
-      batch.Delete(storage::Cf::kIdentities, storage::HubKey(IdentityKeyOf(ident)));
+      batch.Delete(storage::Cf::kIdentities, *own_hubs.insert(storage::HubKey(IdentityKeyOf(ident))).first);
+      if (rules_->IsHighPriority(ident.type)) high_priority.push_back(StableHash(ident.type, ident.value));
       if (options_.suppress_erased_identifiers && !for_retention) {
         suppress.push_back(IdentifierHash(ident));
         batch.Put(storage::Cf::kPrivacy, storage::SuppressedKey(suppress.back()), erased_at);
       }
     }
+    std::vector<std::string> scrubbed_hubs;
+    CDP_RETURN_IF_ERROR(ScrubHubSets(high_priority, own_hubs, &batch, &scrubbed_hubs));
     // The profiles merged into this one (their redirects), and every merge record naming any of them: the
     // records hold snapshots of the person's documents.
     std::vector<std::string> ids = {id};
@@ -1977,6 +1992,7 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* 
     if (request != nullptr) request->record = std::move(record);  // written: the request exists
     for (const std::string& pid : ids) tracking_denied_.erase(pid);
     for (std::string& hash : suppress) suppressed_.insert(std::move(hash));
+    for (const std::string& key : scrubbed_hubs) hub_cache_.erase(key.substr(1));  // cached by identity key
     ForgetProfile(id, stored);
     segments_.NotifyChanged(ids, "erasure");  // the person and the profiles merged into them leave the index
     erased_ids = ids;
@@ -1997,6 +2013,12 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* 
   // Should the purge fail, the person stays in the drop filter (their events are gone from every read) and the
   // pending marker has the next open finish it.
   CDP_RETURN_IF_ERROR(PurgeErased(&batch, std::move(event_log_keys)));
+  if (!retired_span.empty()) {  // the run's marker stays: its own purge follows, and covers what it retires later
+    CDP_ASSIGN_OR_RETURN(RetiredRange retired, RetiredRange::Parse(retired_span));
+    storage::WriteBatch span(*store_);  // never written: the bounds of what to compact
+    span.DeleteRange(storage::Cf::kEventsByTime, retired.first, retired.last + std::string(1, '\0'));
+    CDP_RETURN_IF_ERROR(store_->Purge(&span));
+  }
   if (by_filter) SetErasing({erased_id}, false, /*readers=*/true, /*drop=*/true);
   if (request == nullptr) return Status::OK();
   request->record.Set("status", "completed");
@@ -2140,6 +2162,30 @@ Status EngineImpl::PurgeEverything(bool at_open) {
   Status purged = store_->Purge(&nothing, all, kPurgePendingKey);
   if (purged.ok()) SetErasing(orphans, false, /*readers=*/true, /*drop=*/true);
   return purged;
+}
+
+Status EngineImpl::ScrubHubSets(const std::vector<uint64_t>& hashes, const absl::flat_hash_set<std::string>& skip,
+                                storage::WriteBatch* batch, std::vector<std::string>* rewritten) {
+  if (hashes.empty()) return Status::OK();
+  const std::string prefix = storage::HubKey("");
+  auto iter = store_->NewIterator(storage::Cf::kIdentities, prefix, storage::PrefixSuccessor(prefix));
+  std::string kept;
+  for (iter->Seek(prefix); iter->Valid(); iter->Next()) {
+    const std::string_view set = iter->value();
+    kept.clear();
+    for (size_t i = 0; i + 8 <= set.size(); i += 8) {
+      uint64_t h = 0;
+      std::memcpy(&h, set.data() + i, 8);  // as UpdateHubs stores them
+      if (std::find(hashes.begin(), hashes.end(), h) == hashes.end()) kept.append(set.data() + i, 8);
+    }
+    if (kept.size() == set.size()) continue;
+    std::string key(iter->key());
+    if (skip.contains(key)) continue;
+    batch->Delete(storage::Cf::kIdentities, key);  // first, so the purge compacts the old set away (Store::Purge)
+    if (!kept.empty()) batch->Put(storage::Cf::kIdentities, key, kept);
+    rewritten->push_back(std::move(key));
+  }
+  return iter->status();
 }
 
 void EngineImpl::ForgetProfile(std::string_view id, const Json& stored) {

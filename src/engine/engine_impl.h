@@ -340,6 +340,12 @@ class EngineImpl final : public Engine {
   // `for_retention`: an erasure by a retention policy: the identifiers are not suppressed, and the purge is left to
   // the run (PurgeRetained), which purges once after all its erasures.
   Status DeleteProfile(std::string_view id, ErasureRequest* request = nullptr, bool for_retention = false);
+  // Adds to `batch` the rewrite of every hub set (but those in `skip`, hub keys) that holds one of `hashes` (8-byte
+  // hashes of high-priority values, as UpdateHubs stores them) without them: an erased person's values leave the
+  // hub sets of identifiers they were seen with (a shared device's). Appends the rewritten hub keys to `rewritten`.
+  // Cost: one scan of the hub sets. write_mu_ held.
+  Status ScrubHubSets(const std::vector<uint64_t>& hashes, const absl::flat_hash_set<std::string>& skip,
+                      storage::WriteBatch* batch, std::vector<std::string>* rewritten);
 
   // Retention (retention_impl.cc). Retires the events `policy` selects whose event time is before `cutoff_us`, in
   // atomic chunks ending between time keys (each under the write lock: the tail flushed, their index keys deleted,

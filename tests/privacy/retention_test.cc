@@ -274,6 +274,41 @@ TEST(RetentionRecoveryTest, ARetirementACrashInterruptedIsMadePhysicalAtOpen) {
   EXPECT_EQ(Unwrap(engine->profiles().Timeline("p1", EventQuery{})).items.size(), 1u);
 }
 
+// An erasure while a retention run has retired events but not yet purged them (the run purges once, at its end):
+// the person's retired events are in no index, so the erasure purges the run's span and the person's index range
+// itself, and no file holds them when it returns.
+TEST(RetentionErasureTest, AnErasureDuringARunLeavesNoRetiredEventOfThePerson) {
+  testing::TempDir dir;
+  const std::string canary = "rter" + internal::NewMonotonicId() + "z";
+  const std::string person = "p" + internal::NewMonotonicId();
+  auto engine = Unwrap(Engine::Open(Options(), dir.path()));
+  Unwrap(engine->profiles().Create(J(R"({"id": ")" + person + R"("})")));
+  Unwrap(engine->profiles().Create(J(R"({"id": "other"})")));
+  Unwrap(engine->events().Track(J(R"({"type": "page_view", "profileId": ")" + person + R"(", "timestamp": ")" +
+                                  DaysAgo(400) + R"(", "properties": {"url": ")" + canary + R"("}})")));
+  Unwrap(engine->events().Track(
+      J(R"({"type": "page_view", "profileId": "other", "timestamp": ")" + DaysAgo(399) + R"("})")));
+  ASSERT_TRUE(engine->Flush().ok());  // the old events in a table file of their own, away from the recent one
+  Unwrap(engine->events().Track(J(R"({"type": "page_view", "profileId": ")" + person + R"("})")));
+  ASSERT_TRUE(engine->Flush().ok());
+  auto policies = Unwrap(internal::ParseRetentionPolicies(
+      J(R"({"policies": [{"id": "ret_1", "name": "v", "target": "events", "eventType": "page_view",
+                          "olderThan": "365d"}]})")));
+  auto& impl = static_cast<internal::EngineImpl&>(*engine);
+  int64_t purged = 0;
+  absl::flat_hash_set<std::string> affected;
+  ASSERT_TRUE(
+      impl.PurgeEventsBefore(policies[0], policies[0].CutoffAt(internal::NowMicros()), &purged, &affected).ok());
+  ASSERT_EQ(purged, 2);  // retired; the run's purge has not happened
+  ASSERT_FALSE(testing::FilesHolding(dir.path(), canary).empty());
+  Unwrap(engine->gdpr().Erase(person));
+  EXPECT_EQ(testing::FilesHolding(dir.path(), canary), std::vector<std::string>{});
+  EXPECT_EQ(testing::FilesHolding(dir.path(), person), std::vector<std::string>{});
+  // The run's own purge still finishes (its marker stays until then).
+  ASSERT_TRUE(impl.PurgeRetained(/*profiles_erased=*/false).ok());
+  EXPECT_EQ(Unwrap(engine->events().Query(EventQuery{})).items.size(), 0u);
+}
+
 // Horizons are time keys: whether an event is retired does not depend on the profile holding it (a merge moves an
 // event to another profile's log key, keeping its time key), and they survive their stored form.
 TEST(RetentionHorizonsTest, RetirementFollowsTimeTypeAndNameNotTheProfile) {
