@@ -114,20 +114,19 @@ class Gdpr {
   virtual Result<Json> Unsuppress(std::string_view type, std::string_view value) = 0;
 };
 
-// The audit log: append-only and hash-chained, one entry per call that reads or changes personal data
-// (Profiles, Events, Identity's Identify / Merge / Unmerge / Explain, Consent, Gdpr; segment and audience members,
-// members-at and exports; changes of governance and retention, and retention runs): {"seq", "at", "principal",
-// "operation" (e.g. "profiles.get"), "resource"? (the segment or audience id), "outcome" ("ok" or the status
-// code), "count"? (items of a batch, members read or exported), "recovered"? (true: chained at open after a crash;
-// a change's recovered entry has no targets or count), "targets": [profile ids], "targetsHash", "contentHash", "prev",
-// "hash"}. Each entry's hash covers its content and the hash before it (HMAC-SHA-256 under the database's key), and the
-// head (last seq and hash) is kept apart, so altering, deleting, reordering or inserting an entry, or cutting the log
-// short, is found by Verify. An erasure redacts the person's entries (targets removed, "redacted": true; the rest still
-// verifies). Anchor Verify's "head" outside the database to detect a rewrite by someone holding the database's key.
-// Durability: a change's entry survives any crash the change survives (its write carries a pending record that the
-// next open chains); a read's or refusal's entry survives the process being killed once the call has returned (the
-// call writes it to a journal file of the database directory, chained at the next open; not fsync'ed). Entries
-// are chained in groups, within 20 ms.
+// The audit log: append-only and hash-chained, one entry per call that reads or changes personal data (Profiles,
+// Events, Identity's Identify / Merge / Unmerge / Explain, Consent, Gdpr; segment and audience members, members-at and
+// exports; changes of governance and retention, and retention runs): {"seq", "at", "principal", "operation" (e.g.
+// "profiles.get"), "resource"? (the segment or audience id), "outcome" ("ok" or the status code), "count"? (items of a
+// batch, members read or exported), "recovered"? (true: chained at open after a crash), "targets": [profile ids],
+// "targetsHash", "contentHash", "prev", "hash"}. Each entry's hash covers its content and the hash before it
+// (HMAC-SHA-256 under the database's key), and the head (last seq and hash) is kept apart, so altering, deleting,
+// reordering or inserting an entry, or cutting the log short, is found by Verify. An erasure redacts the person's
+// entries (targets removed, "redacted": true; the rest still verifies). Anchor Verify's "head" outside the database to
+// detect a rewrite by someone holding the database's key. Durability: once a call has returned, its entry survives the
+// process being killed (the call writes it to a journal file of the database directory, chained at the next open; not
+// fsync'ed); a change interrupted before it returned is still chained, without targets (its write carries a pending
+// record). Entries are chained in groups, within 20 ms.
 // Thread-safety: all methods from any thread. Cost: a queue push per audited call; entries are written in groups.
 class Audit {
  public:

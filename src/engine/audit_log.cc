@@ -16,6 +16,7 @@
 #include <map>
 #include <sstream>
 
+#include "absl/container/flat_hash_map.h"
 #include "cdp/query.h"
 #include "core/ids.h"
 #include "fmt/format.h"
@@ -159,6 +160,9 @@ std::string AuditLog::JournalLine(const Call& call) {
   line.Set("outcome", call.outcome);
   if (call.count > 0) line.Set("count", call.count);
   line.Set("at", call.at_us);
+  if (!call.pending_key.empty()) {  // the change's pending record, which this line completes at recovery
+    line.Set("pending", static_cast<int64_t>(storage::DecodeBigEndian64(std::string_view(call.pending_key).substr(1))));
+  }
   Json targets = Json::Array();
   for (const std::string& t : call.targets) targets.Push(t);
   line.Set("targets", std::move(targets));
@@ -184,7 +188,7 @@ void AuditLog::JournalLocked(std::string_view text) {
   }
 }
 
-Status AuditLog::RecoverJournal() {
+Status AuditLog::RecoverJournal(std::vector<Call>* recovered) {
   std::error_code ec;
   std::filesystem::create_directories(journal_dir_, ec);
   if (ec) return Status::Unavailable(fmt::format("cannot create {}: {}", journal_dir_, ec.message()));
@@ -208,7 +212,12 @@ Status AuditLog::RecoverJournal() {
     files[generation] = entry.path().string();
   }
   if (ec) return Status::Unavailable(fmt::format("cannot list {}: {}", journal_dir_, ec.message()));
-  std::vector<Call> calls;
+  // The pending records' calls by ticket: a change's journal line completes its record (targets, outcome, count).
+  std::vector<Call>& calls = *recovered;
+  absl::flat_hash_map<uint64_t, size_t> by_ticket;
+  for (size_t i = 0; i < calls.size(); ++i) {
+    by_ticket[storage::DecodeBigEndian64(std::string_view(calls[i].pending_key).substr(1))] = i;
+  }
   uint64_t last = done;
   for (const auto& [generation, path] : files) {
     last = std::max(last, generation);
@@ -243,9 +252,18 @@ Status AuditLog::RecoverJournal() {
         if (t.is_string() && !t.as_string().empty()) call.targets.push_back(t.as_string());
       }
       call.recovered = true;
-      calls.push_back(std::move(call));
+      if (const Json* ticket = line->Find("pending"); ticket != nullptr && ticket->is_int()) {
+        if (auto it = by_ticket.find(static_cast<uint64_t>(ticket->as_int())); it != by_ticket.end()) {
+          call.pending_key = std::move(calls[it->second].pending_key);  // deleted with the entry
+          calls[it->second] = std::move(call);
+          by_ticket.erase(it);
+          continue;
+        }
+      }
+      calls.push_back(std::move(call));  // a read, a refusal, or a change whose write failed (no record stored)
     }
   }
+  std::stable_sort(calls.begin(), calls.end(), [](const Call& a, const Call& b) { return a.at_us < b.at_us; });
   if (!calls.empty() || last > done) CDP_RETURN_IF_ERROR(WriteGroup(&calls, last));
   for (const auto& [generation, path] : files) std::filesystem::remove(path, ec);
   journal_generation_ = last + 1;
@@ -269,16 +287,17 @@ Status AuditLog::Load() {
       next_seq_ = storage::DecodeBigEndian64(head) + 1;
       last_hash_ = head.substr(8);
     }
-    CDP_RETURN_IF_ERROR(RecoverPending());
-    CDP_RETURN_IF_ERROR(RecoverJournal());
+    std::vector<Call> calls;
+    CDP_RETURN_IF_ERROR(RecoverPending(&calls));
+    CDP_RETURN_IF_ERROR(RecoverJournal(&calls));
   }
   writer_ = std::thread([this] { Run(); });
   return Status::OK();
 }
 
-Status AuditLog::RecoverPending() {
+Status AuditLog::RecoverPending(std::vector<Call>* out) {
   const std::string prefix(storage::kAuditPendingPrefix);
-  std::vector<Call> calls;
+  std::vector<Call>& calls = *out;
   uint64_t last_ticket = 0;
   auto iter = store_->NewIterator(storage::Cf::kPrivacy, prefix, storage::PrefixSuccessor(prefix));
   for (iter->Seek(prefix); iter->Valid(); iter->Next()) {
@@ -303,8 +322,7 @@ Status AuditLog::RecoverPending() {
   }
   CDP_RETURN_IF_ERROR(iter->status());
   next_ticket_.store(std::max<uint64_t>(last_ticket + 1, static_cast<uint64_t>(NowMicros())));
-  if (calls.empty()) return Status::OK();
-  return WriteGroup(&calls);
+  return Status::OK();
 }
 
 std::string AuditLog::AddPending(storage::WriteBatch* batch, std::string_view principal, std::string_view operation) {
@@ -337,9 +355,9 @@ Status AuditLog::Append(std::string_view principal, std::string_view operation, 
   call.at_us = NowMicros();
   const bool durable = !pending_key.empty();
   call.pending_key = std::move(pending_key);
-  const std::string line = durable ? std::string() : JournalLine(call);
+  const std::string line = JournalLine(call);
   std::unique_lock<std::mutex> lock(queue_mu_);
-  if (!durable) JournalLocked(line);  // in queue order: the writer's swap takes the file's calls exactly
+  JournalLocked(line);  // in queue order: the writer's swap takes the file's calls exactly
   queue_.push_back(std::move(call));
   ++enqueued_;
   if (read || durable) {  // a read, or a change whose pending record is already written: grouped

@@ -7,19 +7,19 @@
 // redaction at erasure); "q" be64(ticket) -> a pending record; kMeta "audit_head" -> be64(seq of the last entry) +
 // its hash (truncation shows).
 //
-// Durability: entries are chained and written by a thread of the log, in groups. A change call (AuditedChange,
-// engine/audited.h) puts a pending record {"principal","operation","at"} into its own first write, so the record is
-// exactly as durable as the change; the write of the call's entry deletes it. If the process dies in between, the
-// next open chains every pending record left as an entry with outcome "ok" and "recovered": true (its targets and
-// count were not recorded yet, so it has none). A call that wrote nothing (a read, a refusal) has no write to ride
-// on: Append writes its whole call (principal, operation, targets, outcome, count, resource, time) as a line of the
-// journal, a file of the database directory (`cdp-audit/journal-<generation>`), with one write(2) before it
-// returns, so it survives the process being killed (it is not fsync'ed: a power loss can lose the last lines, as
-// it can the WAL's last writes without Options::sync_writes). The writer starts a new journal file when it takes a
-// group, writes the group's entries with kMeta "audit_journal_done" = the old file's generation, then deletes that
-// file; Load chains the calls of files above that generation as entries with "recovered": true, and deletes the
-// rest. So no call is lost or chained twice, and a journal holds only calls not yet chained (an erasure's Flush
-// leaves none naming the person).
+// Durability: entries are chained and written by a thread of the log, in groups. Append writes the whole call
+// (principal, operation, targets, outcome, count, resource, time) as a line of the journal, a file of the database
+// directory (`cdp-audit/journal-<generation>`), with one write(2) before it returns, so it survives the process
+// being killed (not fsync'ed: a power loss can lose the last lines, as it can the WAL's last writes without
+// Options::sync_writes). A change call (AuditedChange, engine/audited.h) also puts a pending record
+// {"principal","operation","at"} into its own first write, so that a crash between its write and its return (no
+// line yet) cannot lose it either; its line names the record ("pending": ticket). The writer starts a new journal
+// when it takes a group, writes the group's entries (deleting their pending records) with kMeta
+// "audit_journal_done" = the old journal's generation, then deletes that file. Load chains, in time order, with
+// "recovered": true, the lines of journals above that generation (a line naming a pending record completes it)
+// and the pending records no line names (outcome "ok", no targets or count: the call had not returned), then
+// deletes the journals. So no call is lost or chained twice, and a journal holds only calls not yet chained (an
+// erasure's Flush leaves none naming the person).
 //
 // Entry: {"seq", "at", "principal", "operation", "resource"?, "outcome" ("ok" or a status code name), "count"?,
 // "recovered"?, "targets": [ids], "targetsHash", "contentHash", "prev", "hash"}.
@@ -63,8 +63,8 @@ class AuditLog {
   Status Load();
 
   // Appends an entry (thread-safe). `count`: items of a batch call (0: none). Calls are queued in order and written
-  // in groups by a thread of the log, which computes the chain, so a call pays a queue push, plus a journal line
-  // (one write(2), about a microsecond) when it has no pending record. Entries of reads and of changes with a
+  // in groups by a thread of the log, which computes the chain, so a call pays a queue push and a journal line
+  // (one write(2), about a microsecond). Entries of reads and of changes with a
   // pending record are written within kReadDelayMs or once kGroup are queued; the entry of a change without one (a
   // refusal, a call that wrote nothing) wakes the writer at once.
   static constexpr size_t kGroup = 256;
@@ -103,9 +103,11 @@ class AuditLog {
   };
 
  private:
-  Status RecoverPending();  // mu_ held
-  Status RecoverJournal();  // mu_ held; before the writer starts
-  void Run();               // the writer thread
+  // At Load (mu_ held): the calls of the pending records left, then those of the journals above the chained
+  // generation (a change's line completing its pending record), chained in time order; then a new journal.
+  Status RecoverPending(std::vector<Call>* calls);
+  Status RecoverJournal(std::vector<Call>* calls);
+  void Run();  // the writer thread
   // Chains and writes a group (mu_ held); with `journal_done` > 0, records that journals up to that generation are
   // chained, in the same write.
   Status WriteGroup(std::vector<Call>* calls, uint64_t journal_done = 0);

@@ -273,6 +273,29 @@ TEST_F(AuditTest, AChangeWritesAPendingRecordThatItsEntryDeletes) {
   EXPECT_TRUE(PendingKeys(store()).empty());
 }
 
+// A change whose process died between its write and its return left a pending record and no journal line: the
+// next open chains it from the record alone (outcome ok, no targets), once.
+TEST_F(AuditTest, APendingRecordWithoutItsLineIsChainedFromTheRecord) {
+  {
+    ScopedPrincipal writer("api-key");
+    storage::WriteBatch batch(store());
+    static_cast<internal::EngineImpl&>(*engine_).audit_log().AddPending(&batch, "api-key", "profiles.patch");
+    ASSERT_TRUE(store().Write(&batch).ok());
+  }
+  ASSERT_EQ(PendingKeys(store()).size(), 1u);
+  Reopen();
+  EXPECT_TRUE(PendingKeys(store()).empty());
+  Json v = Unwrap(audit().Verify());
+  EXPECT_TRUE(v.Find("ok")->as_bool()) << v.Dump();
+  Json items = *Unwrap(audit().List(J(R"({"operation": "profiles.patch"})"))).Find("items");
+  ASSERT_EQ(items.size(), 1u) << items.Dump();
+  EXPECT_EQ(items.items()[0].Find("principal")->as_string(), "api-key");
+  EXPECT_TRUE(items.items()[0].Find("recovered")->as_bool());
+  EXPECT_EQ(items.items()[0].Find("targets")->size(), 0u);
+  Reopen();
+  EXPECT_EQ(Unwrap(audit().List(J(R"({"operation": "profiles.patch"})"))).Find("items")->size(), 1u);
+}
+
 // The writer of ACrashBeforeTheEntryIsWrittenKeepsTheChange, run in a child process (not on its own): tracks
 // events until the log's writer still holds an entry back, writes the number of pending records it sees to a file
 // and exits without closing (as a kill -9 would: the entries still queued are lost with the process).
@@ -293,7 +316,7 @@ TEST(AuditChild, DISABLED_TrackAndExitBeforeTheEntryIsWritten) {
 }
 
 // A crash after a change and before its entry is written: the next open chains the entry from the pending record
-// the change's own write carried (outcome ok, "recovered"), and the chain verifies.
+// the change's own write carried, completed by the call's journal line (its targets), and the chain verifies.
 TEST(AuditCrashTest, ACrashBeforeTheEntryIsWrittenKeepsTheChange) {
   testing::TempDir dir;
   ASSERT_TRUE(
@@ -314,8 +337,10 @@ TEST(AuditCrashTest, ACrashBeforeTheEntryIsWrittenKeepsTheChange) {
     EXPECT_EQ(e.Find("operation")->as_string(), "events.track") << e.Dump();
     EXPECT_EQ(e.Find("principal")->as_string(), "api-key") << e.Dump();
     EXPECT_EQ(e.Find("outcome")->as_string(), "ok") << e.Dump();
+    EXPECT_EQ(e.Find("targets")->size(), 1u) << e.Dump();  // the profile c1 resolved to, from the journal line
   }
   EXPECT_EQ(recovered, pending) << entries.Dump();
+  EXPECT_TRUE(PendingKeys(static_cast<internal::EngineImpl&>(*engine).store()).empty());
   // Every change the child made is an entry: recovered or written before the crash.
   int64_t tracks = 0;
   for (const Json& e : entries.Find("items")->items()) tracks += e.Find("operation")->as_string() == "events.track";
