@@ -6,6 +6,7 @@
 #include "engine/retention_impl.h"
 
 #include <chrono>
+#include <optional>
 
 #include "core/ids.h"
 #include "engine/audited.h"
@@ -33,16 +34,10 @@ std::string_view StringMember(const Json& doc, std::string_view key) {
   return v != nullptr && v->is_string() ? std::string_view(v->as_string()) : std::string_view();
 }
 
-bool Matches(const RetentionPolicy& policy, const Json& event) {
-  if (!policy.event_type.empty()) {
-    const Json* type = event.Find("type");
-    if (type == nullptr || !type->is_string() || type->as_string() != policy.event_type) return false;
-  }
-  if (!policy.event_name.empty()) {
-    const Json* name = event.Find("name");
-    if (name == nullptr || !name->is_string() || name->as_string() != policy.event_name) return false;
-  }
-  return true;
+// Whether an event of this type and name ("" when absent or not a string) is the policy's.
+bool Matches(const RetentionPolicy& policy, std::string_view type, std::string_view name) {
+  return (policy.event_type.empty() || type == policy.event_type) &&
+         (policy.event_name.empty() || name == policy.event_name);
 }
 
 }  // namespace
@@ -252,12 +247,17 @@ Status EngineImpl::PurgeEventsBefore(const RetentionPolicy& policy, int64_t cuto
         // event whichever profile a merge later moves it to.
         if (n >= kChunkEvents && storage::TimeIndexTimeKey(it->key()) != time_key) break;
         time_key = std::string(storage::TimeIndexTimeKey(it->key()));
-        auto event = Json::Parse(it->value());
-        if (!event.ok()) return Status::DataLoss("a stored event is corrupt");
-        if (!Matches(policy, *event)) continue;
-        if (horizons->Retired(it->key(), StringMember(*event, "type"), StringMember(*event, "name"))) {
-          continue;  // another policy's horizon retired it
+        std::string_view type, name;  // read from the text, else from a parse (RetiredStored does the same)
+        std::optional<Json> parsed;
+        if (!StoredTypeAndName(it->value(), &type, &name)) {
+          auto event = Json::Parse(it->value());
+          if (!event.ok()) return Status::DataLoss("a stored event is corrupt");
+          parsed = std::move(event).value();
+          type = StringMember(*parsed, "type");
+          name = StringMember(*parsed, "name");
         }
+        if (!Matches(policy, type, name)) continue;
+        if (horizons->Retired(it->key(), type, name)) continue;  // another policy's horizon retired it
         const std::string pid(storage::TimeIndexProfile(it->key()));
         if (erasing != nullptr && erasing->contains(pid)) continue;  // leaving the log through the erasure's filter
         // The log entry stays until the drop filter removes it (below): no tombstone. The index entry goes.

@@ -232,8 +232,33 @@ void RetiredRange::Extend(std::string_view from, std::string_view to) {
   if (last.empty() || to > last) last = std::string(to);
 }
 
+bool StoredTypeAndName(std::string_view document, std::string_view* type, std::string_view* name) {
+  auto literal = [&](std::string_view text) {
+    if (document.substr(0, text.size()) != text) return false;
+    document.remove_prefix(text.size());
+    return true;
+  };
+  auto string = [&](std::string_view* out) {  // up to its closing quote; one with an escape is left to the parser
+    const size_t quote = document.find('"');
+    if (quote == std::string_view::npos || document.substr(0, quote).find('\\') != std::string_view::npos) {
+      return false;
+    }
+    *out = document.substr(0, quote);
+    document.remove_prefix(quote + 1);
+    return true;
+  };
+  std::string_view ignored;
+  if (!literal(R"({"id":")") || !string(&ignored) || !literal(R"(,"profileId":")") || !string(&ignored) ||
+      !literal(R"(,"type":")") || !string(type)) {
+    return false;
+  }
+  *name = {};
+  return !literal(R"(,"name":")") || string(name);
+}
+
 bool RetentionHorizons::RetiredStored(std::string_view key, std::string_view document) const {
   if (key >= highest_) return false;
+  if (std::string_view type, name; StoredTypeAndName(document, &type, &name)) return Retired(key, type, name);
   auto event = Json::Parse(document);
   if (!event.ok()) return false;
   const Json* type = event->Find("type");

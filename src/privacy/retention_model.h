@@ -72,14 +72,21 @@ class RetentionHorizons {
   // Whether the event with this log key (or its time key, for an event not stored yet: the same answer, as
   // horizons are time keys) and type / name is retired.
   bool Retired(std::string_view key, std::string_view type, std::string_view name) const;
-  // The same for a stored event: `document` is parsed only when the key sorts below some horizon. A document that
-  // does not parse is not retired.
+  // The same for a stored event: `document` is read only when the key sorts below some horizon, its type and name
+  // straight from its text when it starts as the engine writes it (StoredTypeAndName), else by a full parse. A
+  // document that does not parse is not retired. Cost: a few dozen byte compares, a parse only for documents in
+  // another shape.
   bool RetiredStored(std::string_view key, std::string_view document) const;
 
  private:
   std::vector<Horizon> horizons_;
   std::string highest_;  // the largest `before`: keys at or above it are never retired
 };
+
+// The "type" and "name" ("" when absent) of a stored event read from the start of its text, when it starts as
+// AppendStoredEvent (events/event_model.h) writes it: {"id":"…","profileId":"…","type":"…"[,"name":"…"] with no
+// backslash in those strings. False for any other shape (the caller parses it). The views point into `document`.
+bool StoredTypeAndName(std::string_view document, std::string_view* type, std::string_view* name);
 
 // The span of the event log retention retired and has not yet made physical: the first and last retired log keys.
 struct RetiredRange {

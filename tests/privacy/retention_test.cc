@@ -309,6 +309,49 @@ TEST(RetentionErasureTest, AnErasureDuringARunLeavesNoRetiredEventOfThePerson) {
   EXPECT_EQ(Unwrap(engine->events().Query(EventQuery{})).items.size(), 0u);
 }
 
+// The compaction filter and readers test retirement on every stored event below a horizon: the engine's documents
+// give their type and name without a parse, exactly as the parse would; any other shape goes to the parser.
+TEST(RetentionHorizonsTest, StoredTypeAndNameReadsTheEnginesDocumentsAndLeavesOthersToTheParser) {
+  testing::TempDir dir;
+  auto engine = Unwrap(Engine::Open(Options(), dir.path()));
+  Unwrap(engine->events().Track(J(R"({"type": "page_view", "customerId": "c1", "properties": {"type": "x"}})")));
+  Unwrap(engine->events().Track(J(R"({"type": "custom", "name": "ping", "customerId": "c1"})")));
+  Unwrap(engine->events().Track(J(R"({"type": "custom", "name": "sign \"up\"", "customerId": "c1"})")));
+  auto& store = static_cast<internal::EngineImpl&>(*engine).store();
+  auto iter = store.NewIterator(storage::Cf::kEventsByTime);
+  int fast = 0, parsed = 0;
+  for (iter->SeekToFirst(); iter->Valid(); iter->Next()) {
+    Json doc = Unwrap(Json::Parse(iter->value()));
+    const std::string type = doc.Find("type")->as_string();
+    const std::string name = doc.Find("name") != nullptr ? doc.Find("name")->as_string() : "";
+    std::string_view t, n;
+    if (internal::StoredTypeAndName(iter->value(), &t, &n)) {
+      ++fast;
+      EXPECT_EQ(t, type);
+      EXPECT_EQ(n, name);
+    } else {
+      ++parsed;
+      EXPECT_EQ(name, "sign \"up\"");  // an escape: left to the parser
+    }
+  }
+  EXPECT_EQ(fast, 2);
+  EXPECT_EQ(parsed, 1);
+  std::string_view t, n;
+  EXPECT_FALSE(internal::StoredTypeAndName(R"({"type":"page_view","id":"e"})", &t, &n));  // another order
+  EXPECT_FALSE(internal::StoredTypeAndName(R"({"id": "e", "profileId": "p", "type": "page_view"})", &t, &n));
+  EXPECT_FALSE(internal::StoredTypeAndName(R"({"id":"e","profileId":"p","type":"page_vi)", &t, &n));  // cut short
+  // Either way the same answer.
+  const int64_t when = int64_t{1767225600} * 1'000'000;
+  internal::RetentionHorizons h;
+  h.Raise("custom", "sign \"up\"", storage::TimeKey(when + 1, ""));
+  h.Raise("page_view", "", storage::TimeKey(when + 1, ""));
+  const std::string key = storage::TimeIndexKey(when, "e", "p");
+  EXPECT_TRUE(h.RetiredStored(key, R"({"id":"e","profileId":"p","type":"page_view","timestamp":"x"})"));
+  EXPECT_TRUE(h.RetiredStored(key, R"({"type":"page_view","id":"e"})"));
+  EXPECT_TRUE(h.RetiredStored(key, R"({"id":"e","profileId":"p","type":"custom","name":"sign \"up\""})"));
+  EXPECT_FALSE(h.RetiredStored(key, R"({"id":"e","profileId":"p","type":"custom","name":"ping"})"));
+}
+
 // Horizons are time keys: whether an event is retired does not depend on the profile holding it (a merge moves an
 // event to another profile's log key, keeping its time key), and they survive their stored form.
 TEST(RetentionHorizonsTest, RetirementFollowsTimeTypeAndNameNotTheProfile) {
