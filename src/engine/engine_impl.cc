@@ -1869,6 +1869,7 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* 
     std::vector<std::string> suppress;
     std::string erased_at;
     storage::AppendBigEndian64(&erased_at, static_cast<uint64_t>(NowMicros()));
+    int64_t suppressed_identifiers = 0;
     absl::flat_hash_set<std::string> own_hubs;
     std::vector<uint64_t> high_priority;  // the hashes other identifiers' hub sets may hold of the person's values
     for (const Identifier& ident : StoredIdentifiers(stored)) {
@@ -1876,8 +1877,11 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* 
       batch.Delete(storage::Cf::kIdentities, *own_hubs.insert(storage::HubKey(IdentityKeyOf(ident))).first);
       if (rules_->IsHighPriority(ident.type)) high_priority.push_back(StableHash(ident.type, ident.value));
       if (options_.suppress_erased_identifiers && !for_retention) {
-        suppress.push_back(IdentifierHash(ident));
-        batch.Put(storage::Cf::kPrivacy, storage::SuppressedKey(suppress.back()), erased_at);
+        ++suppressed_identifiers;
+        for (std::string& hash : SuppressionHashes(ident)) {
+          batch.Put(storage::Cf::kPrivacy, storage::SuppressedKey(hash), erased_at);
+          suppress.push_back(std::move(hash));
+        }
       }
     }
     std::vector<std::string> scrubbed_hubs;
@@ -1955,8 +1959,7 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* 
     if (events > 0) store_->AddToCounter(&batch, "events", -events);
     if (merges > 0) store_->AddToCounter(&batch, "merges", -merges);
     if (merged_profiles > 0) store_->AddToCounter(&batch, "merged_profiles", -merged_profiles);
-    CDP_RETURN_IF_ERROR(audit_log_.Redact(&batch, ids));  // the audit log keeps what was done, not to whom
-    const int64_t suppressed_identifiers = static_cast<int64_t>(suppress.size());
+    CDP_RETURN_IF_ERROR(audit_log_.Redact(&batch, ids));           // the audit log keeps what was done, not to whom
     if (options_.suppress_erased_identifiers && !for_retention) {  // and their ids, so none is created again
       for (const std::string& pid : ids) {
         suppress.push_back(IdentifierHash(Identifier{std::string(kErasedProfileIdType), pid}));

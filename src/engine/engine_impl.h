@@ -413,6 +413,10 @@ class EngineImpl final : public Engine {
   Status LoadPrivacy();
   // The keyed hash kept of an erased identifier (16 bytes), and of a request's subject (32 hex characters).
   std::string IdentifierHash(const Identifier& id) const;
+  // The hashes suppression keeps and checks for an identifier: IdentifierHash, and for a Gmail address also that of
+  // its canonical form (CanonicalGmail), so that turning canonicalGmail on or off does not let an erased address
+  // back in. One or two.
+  std::vector<std::string> SuppressionHashes(const Identifier& id) const;
   std::string SubjectHash(std::string_view profile_id) const;
   // Adds or removes profiles of erasures in progress: `readers` for erasing() (readers of the log skip them),
   // `drop` for the event log's drop filter. Counted per id, so overlapping erasures of one id each keep it.
@@ -424,8 +428,8 @@ class EngineImpl final : public Engine {
   std::string KeyedHashHex(std::string_view data) const;
   // FailedPrecondition when one of `ids` belongs to an erased person (write_mu_ held).
   Status CheckNotSuppressed(const std::vector<Identifier>& ids) const;
-  // Removes a suppressed identifier hash (Gdpr::Unsuppress). Takes write_mu_.
-  Status LiftSuppression(const std::string& hash);
+  // Removes suppressed identifier hashes, in one write (Gdpr::Unsuppress). Takes write_mu_.
+  Status LiftSuppression(const std::vector<std::string>& hashes);
   // Writes a privacy request record (durably).
   Status WriteRequestRecord(const Json& record);
   // Whether the live profile `id` denies tracking (write_mu_ held).

@@ -94,6 +94,16 @@ std::string EngineImpl::IdentifierHash(const Identifier& id) const {
   return Hmac(privacy_key_, "identifier\n" + storage::IdentityKey(id.type, id.value)).substr(0, 16);
 }
 
+std::vector<std::string> EngineImpl::SuppressionHashes(const Identifier& id) const {
+  std::vector<std::string> hashes = {IdentifierHash(id)};
+  if (id.type == "email") {
+    if (std::string canonical = CanonicalGmail(id.value); canonical != id.value) {
+      hashes.push_back(IdentifierHash(Identifier{id.type, std::move(canonical)}));
+    }
+  }
+  return hashes;
+}
+
 std::string EngineImpl::KeyedHashHex(std::string_view data) const { return Hex(Hmac(privacy_key_, data)); }
 
 std::string EngineImpl::SubjectHash(std::string_view profile_id) const {
@@ -104,7 +114,8 @@ std::string EngineImpl::SubjectHash(std::string_view profile_id) const {
 Status EngineImpl::CheckNotSuppressed(const std::vector<Identifier>& ids) const {
   if (suppressed_.empty() || !options_.suppress_erased_identifiers) return Status::OK();
   for (const Identifier& id : ids) {
-    if (suppressed_.contains(IdentifierHash(id))) {
+    const std::vector<std::string> hashes = SuppressionHashes(id);
+    if (std::any_of(hashes.begin(), hashes.end(), [&](const std::string& h) { return suppressed_.contains(h); })) {
       return Status::FailedPrecondition(fmt::format(
           "this {} belongs to an erased person: it is suppressed and not stored again (Gdpr::Unsuppress lifts it)",
           id.type));
@@ -113,15 +124,15 @@ Status EngineImpl::CheckNotSuppressed(const std::vector<Identifier>& ids) const 
   return Status::OK();
 }
 
-Status EngineImpl::LiftSuppression(const std::string& hash) {
+Status EngineImpl::LiftSuppression(const std::vector<std::string>& hashes) {
   uint64_t sequence = 0;
   {
     std::lock_guard<std::mutex> lock(write_mu_);
     CDP_RETURN_IF_ERROR(write_error_);
     storage::WriteBatch batch(*store_);
-    batch.Delete(storage::Cf::kPrivacy, storage::SuppressedKey(hash));
+    for (const std::string& hash : hashes) batch.Delete(storage::Cf::kPrivacy, storage::SuppressedKey(hash));
     CDP_ASSIGN_OR_RETURN(sequence, store_->Write(&batch));
-    suppressed_.erase(hash);
+    for (const std::string& hash : hashes) suppressed_.erase(hash);
   }
   return store_->SyncUpTo(sequence);
 }
@@ -343,12 +354,14 @@ Result<bool> GdprImpl::IsSuppressed(std::string_view type, std::string_view valu
 }
 
 Result<bool> GdprImpl::IsSuppressedNormalized(const Identifier& id) {
-  const std::string hash = engine_->IdentifierHash(id);
-  std::string stored;
-  Status s = engine_->store().Get(storage::Cf::kPrivacy, storage::SuppressedKey(hash), &stored);
-  if (s.IsNotFound()) return false;
-  CDP_RETURN_IF_ERROR(s);
-  return true;
+  for (const std::string& hash : engine_->SuppressionHashes(id)) {
+    std::string stored;
+    Status s = engine_->store().Get(storage::Cf::kPrivacy, storage::SuppressedKey(hash), &stored);
+    if (s.IsNotFound()) continue;
+    CDP_RETURN_IF_ERROR(s);
+    return true;
+  }
+  return false;
 }
 
 Result<Json> GdprImpl::Unsuppress(std::string_view type, std::string_view value) {
@@ -361,7 +374,7 @@ Result<Json> GdprImpl::Unsuppress(std::string_view type, std::string_view value)
     }
   }
   CDP_ASSIGN_OR_RETURN(bool was, IsSuppressedNormalized(id));
-  if (was) CDP_RETURN_IF_ERROR(engine_->LiftSuppression(engine_->IdentifierHash(id)));
+  if (was) CDP_RETURN_IF_ERROR(engine_->LiftSuppression(engine_->SuppressionHashes(id)));
   return Json::Object().Set("type", id.type).Set("value", id.value).Set("unsuppressed", was);
 }
 

@@ -593,4 +593,10 @@ bool IdentityRules::Normalize(std::string_view type, std::string_view raw, Ident
   return true;
 }
 
+std::string CanonicalGmail(std::string_view email) {
+  std::string out, why;
+  if (!NormalizeEmail(email, /*canonical_gmail=*/true, &out, &why)) return std::string(email);
+  return out;
+}
+
 }  // namespace cdp::internal

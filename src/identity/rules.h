@@ -80,6 +80,11 @@ struct IgnoredIdentifier {
   Json ToJson() const;
 };
 
+// The canonical Gmail form of a normalized email (gmail.com and googlemail.com: the local part without dots and
+// "+tag", the domain gmail.com), as canonicalGmail normalizes it; any other address unchanged. Suppression uses it
+// so that an erased Gmail address stays refused whether canonicalGmail is on or off.
+std::string CanonicalGmail(std::string_view email);
+
 struct IdentifierTypeRule {
   std::string type;
   int limit = 5;                 // most distinct values of this type one profile holds

@@ -201,6 +201,38 @@ TEST_F(GdprTest, ErasureTakesThePersonsHashesOutOfOtherIdentifiersHubSets) {
             holder.profile_id);
 }
 
+// An erased Gmail address stays refused when canonicalGmail changes either way: suppression keeps and checks the
+// hash of its canonical form too.
+TEST_F(GdprTest, AnErasedGmailAddressStaysSuppressedWhenCanonicalGmailChanges) {
+  auto set_canonical = [&](bool on) {
+    Json rules = Unwrap(engine_->identity().Rules());
+    for (Json& type : rules.Find("identifiers")->items()) {
+      if (type.Find("type")->as_string() == "email") type.Set("canonicalGmail", on);
+    }
+    Unwrap(engine_->identity().SetRules(rules));
+  };
+  // Erased with canonicalGmail off (stored as given), refused with it on (which drops dots and +tags).
+  Json a = Unwrap(profiles().Create(J(R"({"externalIds": {"email": "Jane.Doe+news@gmail.com"}})")));
+  Unwrap(gdpr().Erase(a.Find("id")->as_string()));
+  set_canonical(true);
+  EXPECT_EQ(events().Track(J(R"({"type": "page_view", "email": "janedoe@googlemail.com"})")).status().code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(Unwrap(gdpr().IsSuppressed("email", "jane.doe@gmail.com")));
+  // Erased with it on (stored canonical), refused with it off, dotted or tagged.
+  Json b = Unwrap(profiles().Create(J(R"({"externalIds": {"email": "j.smith@gmail.com"}})")));
+  Unwrap(gdpr().Erase(b.Find("id")->as_string()));
+  set_canonical(false);
+  EXPECT_EQ(events().Track(J(R"({"type": "page_view", "email": "j.smith@gmail.com"})")).status().code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(events().Track(J(R"({"type": "page_view", "email": "J.Smith+shop@gmail.com"})")).status().code(),
+            StatusCode::kFailedPrecondition);
+  // Other addresses pass; lifting it lifts every form.
+  Unwrap(events().Track(J(R"({"type": "page_view", "email": "john.smith@gmail.com"})")));
+  EXPECT_TRUE(Unwrap(gdpr().Unsuppress("email", "j.smith@gmail.com")).Find("unsuppressed")->as_bool());
+  EXPECT_FALSE(Unwrap(gdpr().IsSuppressed("email", "jsmith@gmail.com")));
+  Unwrap(events().Track(J(R"({"type": "page_view", "email": "j.smith+shop@gmail.com"})")));
+}
+
 TEST(GdprOptionsTest, SuppressionCanBeTurnedOff) {
   testing::TempDir dir;
   Options options;
