@@ -127,7 +127,8 @@ class Gdpr {
 // process being killed (the call writes it to a journal file of the database directory, chained at the next open; not
 // fsync'ed); a change interrupted before it returned is still chained, without targets (its write carries a pending
 // record). Entries are chained in groups, within 20 ms.
-// Thread-safety: all methods from any thread. Cost: a queue push per audited call; entries are written in groups.
+// Thread-safety: all methods from any thread. Cost: a queue push and a journal line (one write(2)) per audited call;
+// entries are written in groups.
 class Audit {
  public:
   virtual ~Audit() = default;

@@ -13,8 +13,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
-#include <sstream>
 
 #include "absl/container/flat_hash_map.h"
 #include "cdp/query.h"
@@ -176,12 +176,14 @@ void AuditLog::JournalLocked(std::string_view text) {
     journal_errors_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  journal_used_ = true;  // even after a partial write: Load skips a torn line
+  journal_used_ = true;
   for (size_t done = 0; done < text.size();) {
     const ssize_t n = ::write(journal_fd_, text.data() + done, text.size() - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
+    if (n <= 0) {  // disk full, I/O error: no line follows a torn one; the writer moves on to its spare journal
       journal_errors_.fetch_add(1, std::memory_order_relaxed);
+      ::close(journal_fd_);
+      journal_fd_ = -1;
       return;
     }
     done += static_cast<size_t>(n);
@@ -223,12 +225,14 @@ Status AuditLog::RecoverJournal(std::vector<Call>* recovered) {
     last = std::max(last, generation);
     if (generation <= done) continue;  // chained before the crash
     std::ifstream in(path, std::ios::binary);
-    std::stringstream content;
-    content << in.rdbuf();
-    const std::string text = content.str();
+    const std::string text =
+        in ? std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()) : std::string();
+    if (!in.is_open() || in.bad()) {  // kept for the next open: it may hold calls
+      return Status::Unavailable(fmt::format("cannot read the audit journal {}", path));
+    }
     for (size_t pos = 0; pos < text.size();) {
       size_t nl = text.find('\n', pos);
-      if (nl == std::string::npos) break;  // a torn last line: its call never returned
+      if (nl == std::string::npos) break;  // a torn last line: its call never returned (or its write failed)
       auto line = Json::Parse(std::string_view(text).substr(pos, nl - pos));
       pos = nl + 1;
       auto text_of = [&](const char* key) -> const Json* {
@@ -239,7 +243,8 @@ Status AuditLog::RecoverJournal(std::vector<Call>* recovered) {
       const Json* targets = line.ok() ? line->Find("targets") : nullptr;
       if (text_of("principal") == nullptr || text_of("operation") == nullptr || text_of("outcome") == nullptr ||
           at == nullptr || !at->is_int() || targets == nullptr || !targets->is_array()) {
-        return Status::DataLoss(fmt::format("the audit journal {} has a corrupt line", path));
+        ++append_errors_;  // a line a power loss or a failed write damaged: that call's entry is lost, not the rest
+        continue;
       }
       Call call;
       call.principal = text_of("principal")->as_string();
@@ -412,7 +417,9 @@ void AuditLog::Run() {
       std::lock_guard<std::mutex> chain(mu_);
       s = WriteGroup(&calls, retired);
     }
-    if (s.ok() && retired != 0) ::unlink(JournalPath(retired).c_str());     // before Flush returns
+    // Before Flush returns. Also when the write failed: the group's calls are counted lost (append_errors), and
+    // the done marker moves past this journal with the next group anyway.
+    if (retired != 0) ::unlink(JournalPath(retired).c_str());
     if (spare_fd_ < 0) spare_fd_ = CreateJournal(journal_generation_ + 1);  // only this thread changes the generation
     lock.lock();
     written_ = through;

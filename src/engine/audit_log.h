@@ -139,7 +139,7 @@ class AuditLog {
   std::string journal_dir_;
   int spare_fd_ = -1;    // journal generation journal_generation_ + 1, created ahead; the writer's (or Load's) alone
   int journal_fd_ = -1;  // guarded by queue_mu_
-  uint64_t journal_generation_ = 0;  // of journal_fd_; guarded by queue_mu_
+  uint64_t journal_generation_ = 0;  // of journal_fd_; changed under queue_mu_ by the writer thread (and Load) only
   bool journal_used_ = false;        // journal_fd_ holds lines; guarded by queue_mu_
   std::atomic<int64_t> journal_errors_{0};
   std::thread writer_;

@@ -4,6 +4,7 @@
 
 #include "engine/engine_impl.h"
 
+#include <openssl/rand.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -1884,8 +1885,27 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* 
         }
       }
     }
+    // Values the profile did not link (dropped for a limit, recorded in identityIssues) were hashed into hub sets too.
+    if (const Json* issues = stored.Find("identityIssues"); issues != nullptr && issues->is_array()) {
+      for (const Json& issue : issues->items()) {
+        const Json* type = issue.Find("type");
+        const Json* value = issue.Find("value");
+        if (type == nullptr || !type->is_string() || value == nullptr || !value->is_string()) continue;
+        if (rules_->IsHighPriority(type->as_string())) {
+          high_priority.push_back(StableHash(type->as_string(), value->as_string()));
+        }
+      }
+    }
     std::vector<std::string> scrubbed_hubs;
-    CDP_RETURN_IF_ERROR(ScrubHubSets(high_priority, own_hubs, &batch, &scrubbed_hubs));
+    if (!for_retention) {
+      CDP_RETURN_IF_ERROR(ScrubHubSets(high_priority, own_hubs, &batch, &scrubbed_hubs));
+    } else if (!high_priority.empty()) {  // a run erases many: one scan at its end (ScrubPendingHubs), kept durable
+      std::string pending;
+      Status ps = store_->Get(storage::Cf::kMeta, kHubScrubPendingKey, &pending);
+      if (!ps.IsNotFound()) CDP_RETURN_IF_ERROR(ps);
+      pending.append(reinterpret_cast<const char*>(high_priority.data()), high_priority.size() * 8);
+      batch.Put(storage::Cf::kMeta, kHubScrubPendingKey, pending);
+    }
     // The profiles merged into this one (their redirects), and every merge record naming any of them: the
     // records hold snapshots of the person's documents.
     std::vector<std::string> ids = {id};
@@ -2110,6 +2130,7 @@ Status EngineImpl::LoadRetentionHorizons() {
 }
 
 Status EngineImpl::FinishPendingPurge() {
+  CDP_RETURN_IF_ERROR(ScrubPendingHubs());  // a retention run's erasures a crash left unscrubbed
   std::string pending;
   Status s = store_->Get(storage::Cf::kMeta, kPurgePendingKey, &pending);
   if (s.IsNotFound()) return PurgeRetained(/*profiles_erased=*/false);  // a retention run's span, when one is left
@@ -2172,23 +2193,50 @@ Status EngineImpl::ScrubHubSets(const std::vector<uint64_t>& hashes, const absl:
   if (hashes.empty()) return Status::OK();
   const std::string prefix = storage::HubKey("");
   auto iter = store_->NewIterator(storage::Cf::kIdentities, prefix, storage::PrefixSuccessor(prefix));
-  std::string kept;
+  std::string set;
   for (iter->Seek(prefix); iter->Valid(); iter->Next()) {
-    const std::string_view set = iter->value();
-    kept.clear();
+    set.assign(iter->value());
+    bool changed = false;
     for (size_t i = 0; i + 8 <= set.size(); i += 8) {
       uint64_t h = 0;
       std::memcpy(&h, set.data() + i, 8);  // as UpdateHubs stores them
-      if (std::find(hashes.begin(), hashes.end(), h) == hashes.end()) kept.append(set.data() + i, 8);
+      if (std::find(hashes.begin(), hashes.end(), h) == hashes.end()) continue;
+      // Replaced, not removed: the count of distinct people seen with the value is what makes it a hub, and an
+      // erasure must not turn a hub back into a value that links strangers.
+      if (RAND_bytes(reinterpret_cast<unsigned char*>(set.data() + i), 8) != 1) {
+        return Status::Internal("cannot draw random bytes (OpenSSL RAND_bytes failed)");
+      }
+      changed = true;
     }
-    if (kept.size() == set.size()) continue;
+    if (!changed) continue;
     std::string key(iter->key());
     if (skip.contains(key)) continue;
     batch->Delete(storage::Cf::kIdentities, key);  // first, so the purge compacts the old set away (Store::Purge)
-    if (!kept.empty()) batch->Put(storage::Cf::kIdentities, key, kept);
+    batch->Put(storage::Cf::kIdentities, key, set);
     rewritten->push_back(std::move(key));
   }
   return iter->status();
+}
+
+Status EngineImpl::ScrubPendingHubs() {
+  std::vector<std::string> rewritten;
+  uint64_t sequence = 0;
+  {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    std::unique_lock<std::shared_mutex> exclusive(commit_mu_);  // no batch holds a copy of a hub set
+    std::string pending;
+    Status s = store_->Get(storage::Cf::kMeta, kHubScrubPendingKey, &pending);
+    if (s.IsNotFound()) return Status::OK();
+    CDP_RETURN_IF_ERROR(s);
+    std::vector<uint64_t> hashes(pending.size() / 8);
+    std::memcpy(hashes.data(), pending.data(), hashes.size() * 8);
+    storage::WriteBatch batch(*store_);
+    CDP_RETURN_IF_ERROR(ScrubHubSets(hashes, {}, &batch, &rewritten));
+    batch.Delete(storage::Cf::kMeta, kHubScrubPendingKey);
+    CDP_ASSIGN_OR_RETURN(sequence, store_->Write(&batch));
+    for (const std::string& key : rewritten) hub_cache_.erase(key.substr(1));  // cached by identity key
+  }
+  return store_->SyncUpTo(sequence);
 }
 
 void EngineImpl::ForgetProfile(std::string_view id, const Json& stored) {

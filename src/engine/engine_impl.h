@@ -206,6 +206,8 @@ inline constexpr std::string_view kRetentionHorizonsKey = "retention_horizons";
 // each retiring chunk, deleted by PurgeRetained (finished at open after a crash). Apart from purge_pending, which
 // any erasure's purge clears.
 inline constexpr std::string_view kRetentionPurgeKey = "retention_purge_pending";
+// kMeta: 8-byte hub-set hashes of the people retention erased, to scrub from hub sets (EngineImpl::ScrubPendingHubs).
+inline constexpr std::string_view kHubScrubPendingKey = "hub_scrub_pending";
 
 // The identifier type under which an erased profile's id is suppressed (so it is not created again).
 inline constexpr std::string_view kErasedProfileIdType = "profileId";
@@ -346,6 +348,9 @@ class EngineImpl final : public Engine {
   // Cost: one scan of the hub sets. write_mu_ held.
   Status ScrubHubSets(const std::vector<uint64_t>& hashes, const absl::flat_hash_set<std::string>& skip,
                       storage::WriteBatch* batch, std::vector<std::string>* rewritten);
+  // Scrubs the hashes retention's erasures collected (kHubScrubPendingKey), in one scan and one write, and clears
+  // the marker. Called by PurgeRetained before its purge, and at open. Takes write_mu_ and commit_mu_.
+  Status ScrubPendingHubs();
 
   // Retention (retention_impl.cc). Retires the events `policy` selects whose event time is before `cutoff_us`, in
   // atomic chunks ending between time keys (each under the write lock: the tail flushed, their index keys deleted,

@@ -347,6 +347,7 @@ Result<std::vector<std::string>> EngineImpl::InactiveProfiles(int64_t cutoff_us)
 
 Status EngineImpl::PurgeRetained(bool profiles_erased, bool at_open) {
   if (profiles_erased) {  // erasures touch every column family: all of them whole, through the drop filter
+    CDP_RETURN_IF_ERROR(ScrubPendingHubs());  // before, so the purge compacts the old hub sets away
     CDP_RETURN_IF_ERROR(PurgeEverything(at_open));
   } else {
     std::string stored;

@@ -296,6 +296,26 @@ TEST_F(AuditTest, APendingRecordWithoutItsLineIsChainedFromTheRecord) {
   EXPECT_EQ(Unwrap(audit().List(J(R"({"operation": "profiles.patch"})"))).Find("items")->size(), 1u);
 }
 
+// A journal line damaged by a failed write or a power loss costs that call's entry, counted in appendErrors; the
+// database still opens and chains the other lines, and the journal is gone afterwards.
+TEST(AuditJournalTest, ADamagedLineIsCountedAndTheRestChained) {
+  testing::TempDir dir;
+  { auto engine = Unwrap(Engine::Open(Options(), dir.path())); }
+  const std::string line =
+      R"({"principal":"api-key","operation":"profiles.get","outcome":"ok","at":1767225600000000,"targets":["p-1"]})";
+  std::ofstream(dir.path() + "/cdp-audit/journal-00000000000000000777") << line << "\n"
+                                                                        << R"({"principal":"api-key","operation":"prof)"
+                                                                        << "\n"
+                                                                        << line << "\n"
+                                                                        << "{\"torn";
+  auto engine = Unwrap(Engine::Open(Options(), dir.path()));
+  Json v = Unwrap(engine->audit().Verify());
+  EXPECT_TRUE(v.Find("ok")->as_bool()) << v.Dump();
+  EXPECT_EQ(v.Find("appendErrors")->as_int(), 1) << v.Dump();  // the damaged line; the torn last one never returned
+  EXPECT_EQ(Unwrap(engine->audit().List(J(R"({"target": "p-1"})"))).Find("items")->size(), 2u);
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/cdp-audit/journal-00000000000000000777"));
+}
+
 // The writer of ACrashBeforeTheEntryIsWrittenKeepsTheChange, run in a child process (not on its own): tracks
 // events until the log's writer still holds an entry back, writes the number of pending records it sees to a file
 // and exits without closing (as a kill -9 would: the entries still queued are lost with the process).
@@ -409,7 +429,8 @@ TEST(AuditCrashTest, ACrashKeepsTheReadsAndRefusalsJustMade) {
     }
     EXPECT_EQ(gets, 3 * rounds) << entries.Dump();
     EXPECT_EQ(refused, rounds) << entries.Dump();
-    EXPECT_EQ(recovered, lines) << entries.Dump();
+    // The writer may have chained some lines between the child's count and its exit; none is chained twice.
+    EXPECT_LE(recovered, lines) << entries.Dump();
   }
   // Closed cleanly: no journal is left to chain.
   for (const auto& f : std::filesystem::directory_iterator(dir.path() + "/cdp-audit")) {

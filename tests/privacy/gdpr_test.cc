@@ -201,6 +201,34 @@ TEST_F(GdprTest, ErasureTakesThePersonsHashesOutOfOtherIdentifiersHubSets) {
             holder.profile_id);
 }
 
+// A hub (a value seen with more than hub.threshold people) stays a hub when one of those people is erased: their
+// hash is replaced, not removed, so the erasure does not let the value link strangers again.
+TEST_F(GdprTest, AnErasureDoesNotTurnAHubBackIntoALink) {
+  Json rules = Unwrap(engine_->identity().Rules());
+  rules.Find("hub")->Set("threshold", 2);
+  Unwrap(engine_->identity().SetRules(rules));
+  std::vector<std::string> ids;
+  for (const char* c : {"kc1", "kc2", "kc3"}) {
+    ids.push_back(Unwrap(events().Track(J(R"({"type": "page_view", "customerId": ")" + std::string(c) +
+                                          R"(", "deviceId": "kiosk"})")))
+                      .profile_id);
+  }
+  auto hub_ignored = [&](const TrackResult& r) {
+    if (!r.ignored_identifiers.is_array()) return false;
+    for (const Json& i : r.ignored_identifiers.items()) {
+      if (i.Find("type")->as_string() == "deviceId" && i.Find("reason")->as_string().rfind("hub", 0) == 0) return true;
+    }
+    return false;
+  };
+  TrackResult before = Unwrap(events().Track(J(R"({"type": "page_view", "email": "x@x.com", "deviceId": "kiosk"})")));
+  ASSERT_TRUE(hub_ignored(before)) << before.ignored_identifiers.Dump();
+  Unwrap(gdpr().Erase(ids[2]));
+  TrackResult after = Unwrap(events().Track(J(R"({"type": "page_view", "email": "y@x.com", "deviceId": "kiosk"})")));
+  EXPECT_TRUE(hub_ignored(after)) << after.ignored_identifiers.Dump();
+  EXPECT_TRUE(after.profile_created);
+  EXPECT_NE(after.profile_id, ids[0]);  // not glued to the kiosk's first holder
+}
+
 // An erased Gmail address stays refused when canonicalGmail changes either way: suppression keeps and checks the
 // hash of its canonical form too.
 TEST_F(GdprTest, AnErasedGmailAddressStaysSuppressedWhenCanonicalGmailChanges) {

@@ -26,6 +26,18 @@ constexpr int64_t kDayUs = int64_t{86400} * 1'000'000;
 
 std::string DaysAgo(int days) { return FormatTimestamp(internal::NowMicros() - days * kDayUs); }
 
+// The 8-byte hash a hub set keeps of a high-priority value (FNV-1a over type \0 value, as the engine stores it).
+std::string HubHashBytes(std::string_view type, std::string_view value) {
+  uint64_t h = 14695981039346656037ULL;
+  for (std::string_view part : {type, std::string_view("\0", 1), value}) {
+    for (unsigned char c : part) {
+      h ^= c;
+      h *= 1099511628211ULL;
+    }
+  }
+  return std::string(reinterpret_cast<const char*>(&h), 8);
+}
+
 class RetentionTest : public testing::EngineTest {
  protected:
   Retention& retention() { return engine_->retention(); }
@@ -176,11 +188,24 @@ TEST_F(RetentionTest, InactiveProfilesAreErasedAndActiveOnesKept) {
       "externalIds": {"email": "dormant@example.com"}})")))
                                  .Find("id")
                                  ->as_string();
-  const std::string recent = Unwrap(profiles().Create(J(R"({"id": "recent"})"))).Find("id")->as_string();
+  const std::string recent =
+      Unwrap(profiles().Create(J(R"({"id": "recent", "externalIds": {"customerId": "cust-recent"}})")))
+          .Find("id")
+          ->as_string();
   const std::string written = Unwrap(profiles().Create(J(R"({"id": "written"})"))).Find("id")->as_string();
   Track(old_id, "page_view", 1200);
   Track(recent, "page_view", 1200);
   Track(recent, "page_view", 3);
+  // A television both used, long ago: it stays with "recent", and its hub set keeps a hash of cust-dormant (the
+  // customerId dormant's event linked).
+  Unwrap(events().Track(J(R"({"type": "page_view", "customerId": "cust-recent", "deviceId": "shared-tv",
+      "timestamp": ")" + DaysAgo(1200) +
+                          R"("})")));
+  Unwrap(events().Track(J(R"({"type": "page_view", "email": "dormant@example.com", "customerId": "cust-dormant",
+      "deviceId": "shared-tv", "timestamp": ")" +
+                          DaysAgo(1200) + R"("})")));
+  ASSERT_TRUE(engine_->Flush().ok());
+  ASSERT_FALSE(testing::FilesHolding(dir_.path(), HubHashBytes("customerId", "cust-dormant")).empty());
   // Age the stored documents of "dormant" and "written" as if last written 4 years ago ("written" keeps no event:
   // its write below makes it active).
   auto& impl = static_cast<internal::EngineImpl&>(*engine_);
@@ -200,6 +225,11 @@ TEST_F(RetentionTest, InactiveProfilesAreErasedAndActiveOnesKept) {
   EXPECT_TRUE(profiles().Get(recent).ok());
   EXPECT_TRUE(profiles().Get(written).ok());
   EXPECT_TRUE(testing::FilesHolding(dir_.path(), "dormant@example.com").empty());
+  // The run scrubbed the erased people's hashes from other values' hub sets, once, at its end.
+  EXPECT_TRUE(testing::FilesHolding(dir_.path(), HubHashBytes("customerId", "cust-dormant")).empty());
+  EXPECT_FALSE(testing::FilesHolding(dir_.path(), HubHashBytes("customerId", "cust-recent")).empty());
+  std::string marker;
+  EXPECT_TRUE(impl.store().Get(storage::Cf::kMeta, internal::kHubScrubPendingKey, &marker).IsNotFound());
   // Not suppressed: the person may come back.
   Unwrap(events().Track(J(R"({"type": "page_view", "email": "dormant@example.com"})")));
 }
