@@ -154,6 +154,19 @@ inline std::vector<std::string> FilesHolding(const std::string& dir, const std::
   return out;
 }
 
+// The 8-byte hash a hub set keeps of a high-priority identifier value (FNV-1a over type \0 value, in host byte
+// order, as EngineImpl's UpdateHubs stores it): for checks that an erased person's hashes are in no file.
+inline std::string HubHashBytes(std::string_view type, std::string_view value) {
+  uint64_t h = 14695981039346656037ULL;
+  for (std::string_view part : {type, std::string_view("\0", 1), value}) {
+    for (unsigned char c : part) {
+      h ^= c;
+      h *= 1099511628211ULL;
+    }
+  }
+  return std::string(reinterpret_cast<const char*>(&h), 8);
+}
+
 // An engine in a temp dir, for fixtures.
 class EngineTest : public ::testing::Test {
  protected:

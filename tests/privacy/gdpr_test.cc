@@ -168,18 +168,6 @@ TEST_F(GdprTest, AnErasedIdentifierDroppedForALimitIsRefusedToo) {
   EXPECT_EQ(testing::FilesHolding(dir_.path(), gone), std::vector<std::string>{});
 }
 
-// The 8-byte hash a hub set keeps of a high-priority value (FNV-1a over type \0 value, as the engine stores it).
-std::string HubHashBytes(std::string_view type, std::string_view value) {
-  uint64_t h = 14695981039346656037ULL;
-  for (std::string_view part : {type, std::string_view("\0", 1), value}) {
-    for (unsigned char c : part) {
-      h ^= c;
-      h *= 1099511628211ULL;
-    }
-  }
-  return std::string(reinterpret_cast<const char*>(&h), 8);
-}
-
 // A device another person holds keeps, in its hub set, a hash of each high-priority value seen with it: the erased
 // person's leave that set (and every file), the holder's stay.
 TEST_F(GdprTest, ErasureTakesThePersonsHashesOutOfOtherIdentifiersHubSets) {
@@ -191,11 +179,11 @@ TEST_F(GdprTest, ErasureTakesThePersonsHashesOutOfOtherIdentifiersHubSets) {
       Unwrap(events().Track(J(R"({"type": "page_view", "customerId": ")" + a + R"(", "deviceId": "shared-ipad"})")));
   ASSERT_NE(holder.profile_id, erased.profile_id);  // two customers sharing a device stay two people
   ASSERT_TRUE(engine_->Flush().ok());
-  EXPECT_FALSE(testing::FilesHolding(dir_.path(), HubHashBytes("customerId", a)).empty());  // the scan sees it
+  EXPECT_FALSE(testing::FilesHolding(dir_.path(), testing::HubHashBytes("customerId", a)).empty());  // the scan sees it
   Unwrap(gdpr().Erase(erased.profile_id));
   ASSERT_TRUE(engine_->Flush().ok());
-  EXPECT_EQ(testing::FilesHolding(dir_.path(), HubHashBytes("customerId", a)), std::vector<std::string>{});
-  EXPECT_FALSE(testing::FilesHolding(dir_.path(), HubHashBytes("customerId", b)).empty());
+  EXPECT_EQ(testing::FilesHolding(dir_.path(), testing::HubHashBytes("customerId", a)), std::vector<std::string>{});
+  EXPECT_FALSE(testing::FilesHolding(dir_.path(), testing::HubHashBytes("customerId", b)).empty());
   // The device still goes to its holder.
   EXPECT_EQ(Unwrap(events().Track(J(R"({"type": "page_view", "deviceId": "shared-ipad"})"))).profile_id,
             holder.profile_id);

@@ -26,16 +26,18 @@ constexpr int64_t kDayUs = int64_t{86400} * 1'000'000;
 
 std::string DaysAgo(int days) { return FormatTimestamp(internal::NowMicros() - days * kDayUs); }
 
-// The 8-byte hash a hub set keeps of a high-priority value (FNV-1a over type \0 value, as the engine stores it).
-std::string HubHashBytes(std::string_view type, std::string_view value) {
-  uint64_t h = 14695981039346656037ULL;
-  for (std::string_view part : {type, std::string_view("\0", 1), value}) {
-    for (unsigned char c : part) {
-      h ^= c;
-      h *= 1099511628211ULL;
-    }
-  }
-  return std::string(reinterpret_cast<const char*>(&h), 8);
+// Retires the page views older than 365 days as a run of such a policy does, without the run's purge at its end
+// (so the retired events are still in table files): the number retired.
+int64_t RetireOldPageViews(Engine& engine) {
+  auto policies = Unwrap(internal::ParseRetentionPolicies(
+      J(R"({"policies": [{"id": "ret_1", "name": "v", "target": "events", "eventType": "page_view",
+                          "olderThan": "365d"}]})")));
+  auto& impl = static_cast<internal::EngineImpl&>(engine);
+  int64_t purged = 0;
+  absl::flat_hash_set<std::string> affected;
+  EXPECT_TRUE(
+      impl.PurgeEventsBefore(policies[0], policies[0].CutoffAt(internal::NowMicros()), &purged, &affected).ok());
+  return purged;
 }
 
 class RetentionTest : public testing::EngineTest {
@@ -205,7 +207,7 @@ TEST_F(RetentionTest, InactiveProfilesAreErasedAndActiveOnesKept) {
       "deviceId": "shared-tv", "timestamp": ")" +
                           DaysAgo(1200) + R"("})")));
   ASSERT_TRUE(engine_->Flush().ok());
-  ASSERT_FALSE(testing::FilesHolding(dir_.path(), HubHashBytes("customerId", "cust-dormant")).empty());
+  ASSERT_FALSE(testing::FilesHolding(dir_.path(), testing::HubHashBytes("customerId", "cust-dormant")).empty());
   // Age the stored documents of "dormant" and "written" as if last written 4 years ago ("written" keeps no event:
   // its write below makes it active).
   auto& impl = static_cast<internal::EngineImpl&>(*engine_);
@@ -226,8 +228,8 @@ TEST_F(RetentionTest, InactiveProfilesAreErasedAndActiveOnesKept) {
   EXPECT_TRUE(profiles().Get(written).ok());
   EXPECT_TRUE(testing::FilesHolding(dir_.path(), "dormant@example.com").empty());
   // The run scrubbed the erased people's hashes from other values' hub sets, once, at its end.
-  EXPECT_TRUE(testing::FilesHolding(dir_.path(), HubHashBytes("customerId", "cust-dormant")).empty());
-  EXPECT_FALSE(testing::FilesHolding(dir_.path(), HubHashBytes("customerId", "cust-recent")).empty());
+  EXPECT_TRUE(testing::FilesHolding(dir_.path(), testing::HubHashBytes("customerId", "cust-dormant")).empty());
+  EXPECT_FALSE(testing::FilesHolding(dir_.path(), testing::HubHashBytes("customerId", "cust-recent")).empty());
   std::string marker;
   EXPECT_TRUE(impl.store().Get(storage::Cf::kMeta, internal::kHubScrubPendingKey, &marker).IsNotFound());
   // Not suppressed: the person may come back.
@@ -280,14 +282,7 @@ TEST(RetentionChild, DISABLED_RetireAndDieBeforePurge) {
                                   R"(", "properties": {"url": ")" + canary + R"("}})")));
   Unwrap(engine->events().Track(J(R"({"type": "page_view", "profileId": "p1"})")));
   ASSERT_TRUE(engine->Flush().ok());
-  auto policies = Unwrap(internal::ParseRetentionPolicies(
-      J(R"({"policies": [{"id": "ret_1", "name": "v", "target": "events", "eventType": "page_view",
-                          "olderThan": "365d"}]})")));
-  auto& impl = static_cast<internal::EngineImpl&>(*engine);
-  int64_t purged = 0;
-  absl::flat_hash_set<std::string> affected;
-  ASSERT_TRUE(
-      impl.PurgeEventsBefore(policies[0], policies[0].CutoffAt(internal::NowMicros()), &purged, &affected).ok());
+  const int64_t purged = RetireOldPageViews(*engine);
   ASSERT_EQ(purged, 1);
   std::_Exit(0);  // before PurgeRetained
 }
@@ -321,21 +316,14 @@ TEST(RetentionErasureTest, AnErasureDuringARunLeavesNoRetiredEventOfThePerson) {
   ASSERT_TRUE(engine->Flush().ok());  // the old events in a table file of their own, away from the recent one
   Unwrap(engine->events().Track(J(R"({"type": "page_view", "profileId": ")" + person + R"("})")));
   ASSERT_TRUE(engine->Flush().ok());
-  auto policies = Unwrap(internal::ParseRetentionPolicies(
-      J(R"({"policies": [{"id": "ret_1", "name": "v", "target": "events", "eventType": "page_view",
-                          "olderThan": "365d"}]})")));
-  auto& impl = static_cast<internal::EngineImpl&>(*engine);
-  int64_t purged = 0;
-  absl::flat_hash_set<std::string> affected;
-  ASSERT_TRUE(
-      impl.PurgeEventsBefore(policies[0], policies[0].CutoffAt(internal::NowMicros()), &purged, &affected).ok());
+  const int64_t purged = RetireOldPageViews(*engine);
   ASSERT_EQ(purged, 2);  // retired; the run's purge has not happened
   ASSERT_FALSE(testing::FilesHolding(dir.path(), canary).empty());
   Unwrap(engine->gdpr().Erase(person));
   EXPECT_EQ(testing::FilesHolding(dir.path(), canary), std::vector<std::string>{});
   EXPECT_EQ(testing::FilesHolding(dir.path(), person), std::vector<std::string>{});
   // The run's own purge still finishes (its marker stays until then).
-  ASSERT_TRUE(impl.PurgeRetained(/*profiles_erased=*/false).ok());
+  ASSERT_TRUE(static_cast<internal::EngineImpl&>(*engine).PurgeRetained(/*profiles_erased=*/false).ok());
   EXPECT_EQ(Unwrap(engine->events().Query(EventQuery{})).items.size(), 0u);
 }
 
