@@ -429,6 +429,14 @@ void AuditLog::Run() {
 }
 
 Status AuditLog::WriteGroup(std::vector<Call>* calls, uint64_t journal_done) {
+  if (!erased_recently_.empty()) {
+    const int64_t horizon = NowMicros() - kErasedWindowUs;
+    std::vector<std::string> expired;
+    for (const auto& [id, at] : erased_recently_) {
+      if (at < horizon) expired.push_back(id);
+    }
+    for (const std::string& id : expired) erased_recently_.erase(id);
+  }
   const uint64_t first_seq = next_seq_;
   const std::string first_hash = last_hash_;
   storage::WriteBatch batch(*store_);
@@ -446,8 +454,18 @@ Status AuditLog::WriteGroup(std::vector<Call>* calls, uint64_t journal_done) {
     if (call.recovered) entry.Set("recovered", true);
     if (!call.pending_key.empty()) batch.Delete(storage::Cf::kPrivacy, call.pending_key);
     Json list = Json::Array();
-    for (std::string& t : call.targets) list.Push(std::move(t));
+    for (const std::string& t : call.targets) list.Push(t);
     entry.Set("targetsHash", keyed_hash_(JoinTargets(list)));
+    if (!erased_recently_.empty()) {  // a call on a person that returned after their erasure redacted the log
+      Json kept = Json::Array();
+      for (const std::string& t : call.targets) {
+        if (!erased_recently_.contains(t)) kept.Push(t);
+      }
+      if (kept.size() != list.size()) {
+        list = std::move(kept);
+        entry.Set("redacted", true);  // as Redact marks an entry: not in its content hash, targetsHash kept
+      }
+    }
     const std::string content_hash = Sha256Hex(Content(entry));
     const std::string hash = keyed_hash_("chain\n" + last_hash_ + content_hash);
     seq_bytes.clear();
@@ -481,6 +499,11 @@ Status AuditLog::WriteGroup(std::vector<Call>* calls, uint64_t journal_done) {
 
 Status AuditLog::Redact(storage::WriteBatch* batch, const std::vector<std::string>& targets) {
   CDP_RETURN_IF_ERROR(Flush());  // entries held back are found by the index too
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const int64_t now = NowMicros();
+    for (const std::string& target : targets) erased_recently_[target] = now;
+  }
   for (const std::string& target : targets) {
     const std::string prefix = storage::AuditTargetPrefix(target);
     auto iter = store_->NewIterator(storage::Cf::kPrivacy, prefix, storage::PrefixSuccessor(prefix));

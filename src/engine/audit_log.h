@@ -44,6 +44,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "cdp/json.h"
 #include "cdp/status.h"
 #include "storage/store.h"
@@ -81,7 +82,9 @@ class AuditLog {
   Status Flush();
 
   // Adds to `batch` the redaction of every entry naming one of `targets` (their targets removed) and the deletion of
-  // their index keys (after a Flush). Entries appended after this call are not covered.
+  // their index keys (after a Flush). Entries chained in the next kErasedWindowUs (calls on the person that were
+  // still running, e.g. a batch whose write landed before the erasure) are chained without those targets and
+  // marked "redacted" too; the ids are kept in memory only, for that window.
   Status Redact(storage::WriteBatch* batch, const std::vector<std::string>& targets);
 
   // Audit::List and Audit::Verify (after a Flush).
@@ -124,7 +127,9 @@ class AuditLog {
 
   mutable std::mutex mu_;  // the chain
   uint64_t next_seq_ = 1;  // guarded by mu_
-  std::string last_hash_;  // guarded by mu_
+  static constexpr int64_t kErasedWindowUs = 60'000'000;
+  absl::flat_hash_map<std::string, int64_t> erased_recently_;  // id -> when Redact saw it; guarded by mu_
+  std::string last_hash_;                                      // guarded by mu_
   int64_t append_errors_ = 0;
   std::atomic<uint64_t> next_ticket_{0};  // of pending records; set at Load above every stored one
 

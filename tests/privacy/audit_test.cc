@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -294,6 +295,25 @@ TEST_F(AuditTest, APendingRecordWithoutItsLineIsChainedFromTheRecord) {
   EXPECT_EQ(items.items()[0].Find("targets")->size(), 0u);
   Reopen();
   EXPECT_EQ(Unwrap(audit().List(J(R"({"operation": "profiles.patch"})"))).Find("items")->size(), 1u);
+}
+
+// A call on a person that returns after their erasure redacted the log (a batch whose write landed just before it)
+// is chained without the erased id, marked redacted; the chain verifies and no file holds the id.
+TEST_F(AuditTest, ACallThatReturnsAfterTheErasureIsChainedWithoutThePerson) {
+  const std::string id = "late" + std::to_string(std::random_device{}()) + "z";
+  Unwrap(profiles().Create(J(R"({"id": ")" + id + R"("})")));
+  Unwrap(engine_->gdpr().Erase(id));
+  auto& log = static_cast<internal::EngineImpl&>(*engine_).audit_log();
+  ASSERT_TRUE(log.Append("api-key", "events.trackBatch", {id, "someone-else"}, Status::OK(), 2).ok());
+  Json v = Unwrap(audit().Verify());
+  EXPECT_TRUE(v.Find("ok")->as_bool()) << v.Dump();
+  Json items = *Unwrap(audit().List(J(R"({"operation": "events.trackBatch"})"))).Find("items");
+  ASSERT_EQ(items.size(), 1u);
+  EXPECT_EQ(items.items()[0].Find("targets")->Dump(), R"(["someone-else"])");
+  EXPECT_TRUE(items.items()[0].Find("redacted")->as_bool());
+  EXPECT_EQ(Unwrap(audit().List(J(R"({"target": ")" + id + R"("})"))).Find("items")->size(), 0u);
+  ASSERT_TRUE(engine_->Flush().ok());
+  EXPECT_EQ(testing::FilesHolding(dir_.path(), id), std::vector<std::string>{});
 }
 
 // A journal line damaged by a failed write or a power loss costs that call's entry, counted in appendErrors; the
