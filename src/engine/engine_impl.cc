@@ -2191,16 +2191,19 @@ Status EngineImpl::PurgeEverything(bool at_open) {
 Status EngineImpl::ScrubHubSets(const std::vector<uint64_t>& hashes, const absl::flat_hash_set<std::string>& skip,
                                 storage::WriteBatch* batch, std::vector<std::string>* rewritten) {
   if (hashes.empty()) return Status::OK();
+  // A retention run scrubs the hashes of every profile it erased at once: a set, not a list, to look them up in.
+  const absl::flat_hash_set<uint64_t> erased(hashes.begin(), hashes.end());
   const std::string prefix = storage::HubKey("");
   auto iter = store_->NewIterator(storage::Cf::kIdentities, prefix, storage::PrefixSuccessor(prefix));
   std::string set;
   for (iter->Seek(prefix); iter->Valid(); iter->Next()) {
+    if (!skip.empty() && skip.contains(std::string(iter->key()))) continue;  // deleted by the erasure itself
     set.assign(iter->value());
     bool changed = false;
     for (size_t i = 0; i + 8 <= set.size(); i += 8) {
       uint64_t h = 0;
       std::memcpy(&h, set.data() + i, 8);  // as UpdateHubs stores them
-      if (std::find(hashes.begin(), hashes.end(), h) == hashes.end()) continue;
+      if (!erased.contains(h)) continue;
       // Replaced, not removed: the count of distinct people seen with the value is what makes it a hub, and an
       // erasure must not turn a hub back into a value that links strangers.
       if (RAND_bytes(reinterpret_cast<unsigned char*>(set.data() + i), 8) != 1) {
@@ -2210,7 +2213,6 @@ Status EngineImpl::ScrubHubSets(const std::vector<uint64_t>& hashes, const absl:
     }
     if (!changed) continue;
     std::string key(iter->key());
-    if (skip.contains(key)) continue;
     batch->Delete(storage::Cf::kIdentities, key);  // first, so the purge compacts the old set away (Store::Purge)
     batch->Put(storage::Cf::kIdentities, key, set);
     rewritten->push_back(std::move(key));
