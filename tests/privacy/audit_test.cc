@@ -316,6 +316,58 @@ TEST_F(AuditTest, ACallThatReturnsAfterTheErasureIsChainedWithoutThePerson) {
   EXPECT_EQ(testing::FilesHolding(dir_.path(), id), std::vector<std::string>{});
 }
 
+// Long after an erasure (a reopen: the ids Redact keeps in memory are gone), calls that name the erased profile id
+// are refused or find nothing, and their entries name no target: a failed call's entry never names what the caller
+// asked for, and a call that succeeds cannot name an erased id (suppression refuses creating it again).
+TEST_F(AuditTest, CallsNamingAnErasedIdLongAfterTheErasureAreChainedWithoutIt) {
+  const std::string id = "gone" + std::to_string(std::random_device{}()) + "z";
+  const std::string other =
+      Unwrap(profiles().Create(J(R"({"externalIds": {"email": "other@example.com"}})"))).Find("id")->as_string();
+  Unwrap(profiles().Create(J(R"({"id": ")" + id + R"(", "externalIds": {"email": "gone@example.com"}})")));
+  Unwrap(events().Track(J(R"({"type": "page_view", "profileId": ")" + id + R"("})")));
+  Unwrap(engine_->gdpr().Erase(id));
+  Reopen();
+  const Json names_it = J(R"({"profileId": ")" + id + R"("})");
+  EXPECT_FALSE(profiles().Get(id).ok());
+  EXPECT_FALSE(profiles().Patch(id, J(R"({"attributes": {"city": "Oslo"}})")).ok());
+  EXPECT_FALSE(profiles().Replace(id, J(R"({"attributes": {"city": "Oslo"}})")).ok());
+  EXPECT_FALSE(profiles().Create(J(R"({"id": ")" + id + R"("})")).ok());
+  EXPECT_FALSE(profiles().Delete(id).ok());
+  EXPECT_FALSE(profiles().Sessions(id).ok());
+  auto timeline = profiles().Timeline(id, EventQuery{});
+  EXPECT_TRUE(!timeline.ok() || timeline->items.empty());
+  EXPECT_FALSE(events().Track(J(R"({"type": "page_view", "profileId": ")" + id + R"("})")).ok());
+  BatchResult batch = Unwrap(events().TrackBatch(
+      {J(R"({"type": "page_view", "profileId": ")" + id + R"("})"),
+       J(R"({"type": "page_view", "profileId": ")" + other + R"("})")}));
+  EXPECT_FALSE(batch.items[0].status.ok());
+  EXPECT_TRUE(batch.items[1].status.ok());
+  EventQuery query;
+  query.profile_id = id;
+  auto events_found = events().Query(query);
+  EXPECT_TRUE(!events_found.ok() || events_found->items.empty());
+  EXPECT_FALSE(engine_->consent().Get(id).ok());
+  EXPECT_FALSE(engine_->consent()
+                   .Record(J(R"({"profileId": ")" + id + R"(", "purposes": {"email": "granted"}, "source": "t"})"))
+                   .ok());
+  EXPECT_FALSE(engine_->gdpr().Export(id).ok());
+  EXPECT_FALSE(engine_->gdpr().Erase(id).ok());
+  EXPECT_FALSE(engine_->identity().Explain(id).ok());
+  EXPECT_FALSE(engine_->identity().Merge({other, id}, "test").ok());
+  EXPECT_FALSE(engine_->identity().Unmerge(id, "mrg_none").ok());
+  EXPECT_FALSE(engine_->identity().Identify(names_it).ok());
+  Json v = Unwrap(audit().Verify());
+  EXPECT_TRUE(v.Find("ok")->as_bool()) << v.Dump();
+  EXPECT_EQ(Unwrap(audit().List(J(R"({"target": ")" + id + R"("})"))).Find("items")->size(), 0u);
+  // The calls were recorded (refusals too), with the batch naming only the profile it stored an event for.
+  Json batches = *Unwrap(audit().List(J(R"({"operation": "events.trackBatch"})"))).Find("items");
+  ASSERT_EQ(batches.size(), 1u);
+  EXPECT_EQ(batches.items()[0].Find("targets")->Dump(), "[\"" + other + "\"]");
+  EXPECT_EQ(Unwrap(audit().List(J(R"({"operation": "profiles.get"})"))).Find("items")->size(), 1u);
+  ASSERT_TRUE(engine_->Flush().ok());
+  EXPECT_EQ(testing::FilesHolding(dir_.path(), id), std::vector<std::string>{});
+}
+
 // A journal line damaged by a failed write or a power loss costs that call's entry, counted in appendErrors; the
 // database still opens and chains the other lines, and the journal is gone afterwards.
 TEST(AuditJournalTest, ADamagedLineIsCountedAndTheRestChained) {
