@@ -337,9 +337,8 @@ TEST_F(AuditTest, CallsNamingAnErasedIdLongAfterTheErasureAreChainedWithoutIt) {
   auto timeline = profiles().Timeline(id, EventQuery{});
   EXPECT_TRUE(!timeline.ok() || timeline->items.empty());
   EXPECT_FALSE(events().Track(J(R"({"type": "page_view", "profileId": ")" + id + R"("})")).ok());
-  BatchResult batch = Unwrap(events().TrackBatch(
-      {J(R"({"type": "page_view", "profileId": ")" + id + R"("})"),
-       J(R"({"type": "page_view", "profileId": ")" + other + R"("})")}));
+  BatchResult batch = Unwrap(events().TrackBatch({J(R"({"type": "page_view", "profileId": ")" + id + R"("})"),
+                                                  J(R"({"type": "page_view", "profileId": ")" + other + R"("})")}));
   EXPECT_FALSE(batch.items[0].status.ok());
   EXPECT_TRUE(batch.items[1].status.ok());
   EventQuery query;
