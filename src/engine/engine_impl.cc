@@ -415,7 +415,7 @@ class EngineImpl::IngestContext : public GraphView {
       CDP_ASSIGN_OR_RETURN(Json normalized, NormalizeProfileInput(parts));
       normalized.Set("externalIds", ExternalIdsOf(StoredIdentifiers(*doc)));  // identifiers come from `identifiers`
       Json stored = BuildStoredProfile(profile_id, std::move(normalized), doc, received_us_);
-      for (const char* key : {"identityIssues", "conflicts", "mergedIds"}) {
+      for (std::string_view key : kMaintainedKeys) {
         if (const Json* v = doc->Find(key); v != nullptr) stored.Set(key, *v);
       }
       StampAttributeSources(&stored, doc, ProvenanceSource(e, "identify"), e.time_us);
@@ -746,7 +746,14 @@ class EngineImpl::IngestContext : public GraphView {
     for (const Identifier& id : r.attach) {
       CDP_RETURN_IF_ERROR(Link(r.profile_id, id, std::string(what) + " " + e.id, ProvenanceSource(e, what), e.time_us));
     }
-    if (created || !r.attach.empty() || !r.merge.empty()) CDP_RETURN_IF_ERROR(UpdateHubs(e.identifiers));
+    if (created || !r.attach.empty() || !r.merge.empty()) {
+      std::vector<uint64_t> added;
+      CDP_RETURN_IF_ERROR(UpdateHubs(e.identifiers, &added));
+      if (!added.empty()) {  // kept on the profile, for its erasure to scrub (NoteHubHashes)
+        CDP_ASSIGN_OR_RETURN(Json * doc, MutableProfile(r.profile_id));
+        NoteHubHashes(doc, added);
+      }
+    }
     std::vector<IgnoredIdentifier>& ignored = plan.ignored;
     for (IgnoredIdentifier& why : r.ignored) ignored.push_back(std::move(why));
     result->profile_created = created;
@@ -818,8 +825,9 @@ class EngineImpl::IngestContext : public GraphView {
     return Status::OK();
   }
 
-  // Adds the high-priority values among `ids` to the hub sets of the lower-priority ones.
-  Status UpdateHubs(const std::vector<Identifier>& ids) {
+  // Adds the high-priority values among `ids` to the hub sets of the lower-priority ones; `added` receives the
+  // hashes it added to some set.
+  Status UpdateHubs(const std::vector<Identifier>& ids, std::vector<uint64_t>* added) {
     for (const Identifier& x : ids) {
       const int px = rules_.Priority(x.type);
       std::string key = IdentityKeyOf(x);
@@ -837,6 +845,7 @@ class EngineImpl::IngestContext : public GraphView {
         updated = &pending_hubs_[key];
         if (set != nullptr && set != updated) *updated = *set;
         updated->append(bytes);
+        if (std::find(added->begin(), added->end(), hash) == added->end()) added->push_back(hash);
       }
       if (updated != nullptr) batch_.Put(storage::Cf::kIdentities, storage::HubKey(key), *updated);
     }
@@ -1663,7 +1672,7 @@ Status EngineImpl::StageProfileWrite(const PreparedProfile& p, const Json* previ
   }
   *stored = BuildStoredProfile(p.id, p.normalized, previous, now);
   // What identity resolution maintains survives a write of the writable fields.
-  for (const char* key : {"identityIssues", "conflicts", "mergedIds"}) {
+  for (std::string_view key : kMaintainedKeys) {
     if (const Json* v = create ? nullptr : previous->Find(key); v != nullptr) stored->Set(key, *v);
   }
   const Json* source = p.normalized.Find("source");
@@ -1896,6 +1905,8 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* 
         }
       }
     }
+    // And what the profile put into hub sets: values it no longer holds too (NoteHubHashes).
+    for (uint64_t h : HubHashesOf(stored)) high_priority.push_back(h);
     std::vector<std::string> scrubbed_hubs;
     if (!for_retention) {
       CDP_RETURN_IF_ERROR(ScrubHubSets(high_priority, own_hubs, &batch, &scrubbed_hubs));

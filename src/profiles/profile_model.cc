@@ -3,6 +3,7 @@
 #include "profiles/profile_model.h"
 
 #include <algorithm>
+#include <charconv>
 #include <string_view>
 
 #include "cdp/query.h"
@@ -668,6 +669,7 @@ void MergeProfileDocuments(Json* survivor, const Json& other, std::string_view o
   if (const Json* theirs = other.Find("mergedIds"); theirs != nullptr) {
     for (const Json& id : theirs->items()) merged_ids->Push(id);
   }
+  NoteHubHashes(survivor, HubHashesOf(other));  // an erasure of the survivor scrubs what the merged one caused
   if (const Json* theirs = other.Find("identityIssues"); theirs != nullptr && theirs->size() > 0) {
     Json* issues = Member(survivor, "identityIssues", Json::Array());
     for (const Json& issue : theirs->items()) issues->Push(issue);
@@ -713,6 +715,18 @@ void UnmergeOne(Json* survivor, const Json& survivor_before, const Json& other_b
     std::erase_if(merged->items(),
                   [&](const Json& id) { return std::find(gone.begin(), gone.end(), id.as_string()) != gone.end(); });
     if (merged->size() == 0) survivor->Erase("mergedIds");
+  }
+  if (Json* hashes = survivor->Find("hubHashes"); hashes != nullptr) {  // those the merged profile brought
+    const std::vector<uint64_t> theirs = HubHashesOf(other_before), ours = HubHashesOf(survivor_before);
+    const std::vector<uint64_t> now = HubHashesOf(*survivor);
+    std::vector<uint64_t> kept;
+    for (uint64_t h : now) {
+      const bool brought = std::find(theirs.begin(), theirs.end(), h) != theirs.end() &&
+                           std::find(ours.begin(), ours.end(), h) == ours.end();
+      if (!brought) kept.push_back(h);
+    }
+    survivor->Erase("hubHashes");
+    NoteHubHashes(survivor, kept);
   }
   if (Json* issues = survivor->Find("identityIssues"); issues != nullptr) {
     const Json* theirs = other_before.Find("identityIssues");
@@ -819,6 +833,32 @@ void AppendIdentityIssues(Json* stored, const std::vector<const IgnoredIdentifie
   Json* list = Member(stored, "identityIssues", Json::Array());
   for (const IgnoredIdentifier* issue : issues) list->Push(issue->ToJson());
   KeepLast(list, kMaxIdentityIssues);
+}
+
+void NoteHubHashes(Json* stored, const std::vector<uint64_t>& hashes) {
+  if (hashes.empty()) return;
+  Json* list = Member(stored, "hubHashes", Json::Array());
+  for (uint64_t h : hashes) {
+    std::string hex = fmt::format("{:016x}", h);
+    bool listed = false;
+    for (const Json& x : list->items()) listed = listed || (x.is_string() && x.as_string() == hex);
+    if (!listed) list->Push(std::move(hex));
+  }
+  KeepLast(list, kMaxHubHashes);
+}
+
+std::vector<uint64_t> HubHashesOf(const Json& stored) {
+  std::vector<uint64_t> out;
+  const Json* list = stored.Find("hubHashes");
+  if (list == nullptr || !list->is_array()) return out;
+  for (const Json& x : list->items()) {
+    if (!x.is_string() || x.as_string().size() != 16) continue;
+    uint64_t h = 0;
+    const std::string& hex = x.as_string();
+    auto [end, ec] = std::from_chars(hex.data(), hex.data() + hex.size(), h, 16);
+    if (ec == std::errc() && end == hex.data() + hex.size()) out.push_back(h);
+  }
+  return out;
 }
 
 Json WritableParts(const Json& stored) {

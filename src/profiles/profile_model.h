@@ -5,8 +5,8 @@
 //
 // Stored form (Cf::kProfiles value): {"id", "externalIds", "attributes", "consent", "computed" (writable scores
 // only), "createdAt", "updatedAt"} as compact JSON, plus what identity resolution maintains ("identityIssues",
-// "conflicts", "mergedIds", "attributeSources"), each only when non-empty. Computed traits live in Cf::kTraits and
-// are joined at read time.
+// "conflicts", "mergedIds", "attributeSources", "hubHashes"), each only when non-empty. Computed traits live in
+// Cf::kTraits and are joined at read time.
 //
 // attributeSources: the provenance of each attribute value, {"<field>": {"source", "at"}}, one entry per field
 // with a value: "attributes.<name>" for firstName ... postalCode and tags, "attributes.customFields.<key>" per
@@ -95,6 +95,20 @@ void UnmergeProfileDocument(Json* survivor, const Json& survivor_before, const s
 
 // Appends identifier issues to a stored profile's identityIssues (at most 20 kept, newest last).
 void AppendIdentityIssues(Json* stored, const std::vector<const IgnoredIdentifier*>& issues);
+
+// What identity resolution maintains on a stored profile and a write of its writable fields keeps.
+inline constexpr std::string_view kMaintainedKeys[] = {"identityIssues", "conflicts", "mergedIds", "hubHashes"};
+
+// "hubHashes": the 8-byte hashes (EngineImpl's StableHash, as hub sets store them) that identity resolution put
+// into other identifiers' hub sets on this profile's behalf, as 16 hex digits each, so that an erasure can scrub
+// them even for values the profile no longer holds (a replaced email, a value renormalized by a rule change, an
+// identifier issue trimmed from identityIssues). Internal: never rendered, kept across writes and merges. At most
+// kMaxHubHashes are kept (the oldest go first).
+inline constexpr size_t kMaxHubHashes = 256;
+// Adds `hashes` not already listed.
+void NoteHubHashes(Json* stored, const std::vector<uint64_t>& hashes);
+// The hashes a stored profile lists (malformed entries are skipped).
+std::vector<uint64_t> HubHashesOf(const Json& stored);
 
 // The writable parts of a stored profile, as NormalizeProfileInput would return them (for merge patches).
 Json WritableParts(const Json& stored);

@@ -189,6 +189,42 @@ TEST_F(GdprTest, ErasureTakesThePersonsHashesOutOfOtherIdentifiersHubSets) {
             holder.profile_id);
 }
 
+// A value the person no longer holds (a customerId replaced by a patch) leaves other identifiers' hub sets too:
+// the profile keeps the hashes it put there (hubHashes, never shown), and its erasure scrubs them.
+TEST_F(GdprTest, ErasureScrubsHubHashesOfValuesThePersonNoLongerHolds) {
+  const std::string a = "cust-a" + std::to_string(std::random_device{}());
+  const std::string b = "cust-b" + std::to_string(std::random_device{}());
+  TrackResult holder =
+      Unwrap(events().Track(J(R"({"type": "page_view", "customerId": ")" + b + R"(", "deviceId": "shared-tv"})")));
+  TrackResult erased =
+      Unwrap(events().Track(J(R"({"type": "page_view", "customerId": ")" + a + R"(", "deviceId": "shared-tv"})")));
+  ASSERT_NE(holder.profile_id, erased.profile_id);
+  Json patched =
+      Unwrap(profiles().Patch(erased.profile_id, J(R"({"externalIds": {"customerId": "renamed-)" + a + R"("}})")));
+  EXPECT_EQ(patched.Find("externalIds")->Find("customerId")->as_string(), "renamed-" + a);
+  EXPECT_EQ(patched.Find("hubHashes"), nullptr);  // internal
+  ASSERT_TRUE(engine_->Flush().ok());
+  EXPECT_FALSE(testing::FilesHolding(dir_.path(), testing::HubHashBytes("customerId", a)).empty());
+  Unwrap(gdpr().Erase(erased.profile_id));
+  ASSERT_TRUE(engine_->Flush().ok());
+  EXPECT_EQ(testing::FilesHolding(dir_.path(), testing::HubHashBytes("customerId", a)), std::vector<std::string>{});
+  EXPECT_FALSE(testing::FilesHolding(dir_.path(), testing::HubHashBytes("customerId", b)).empty());
+}
+
+// hubHashes is internal: a write naming it is refused, and a Replace keeps what the profile had.
+TEST_F(GdprTest, HubHashesAreNotWritable) {
+  const std::string a = "cust-h" + std::to_string(std::random_device{}());
+  Unwrap(events().Track(J(R"({"type": "page_view", "customerId": "cust-other", "deviceId": "shared-pc"})")));
+  TrackResult t =
+      Unwrap(events().Track(J(R"({"type": "page_view", "customerId": ")" + a + R"(", "deviceId": "shared-pc"})")));
+  auto refused = profiles().Patch(t.profile_id, J(R"({"hubHashes": []})"));
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  Unwrap(profiles().Replace(t.profile_id, J(R"({"externalIds": {"customerId": "other-)" + a + R"("}})")));
+  Unwrap(gdpr().Erase(t.profile_id));
+  ASSERT_TRUE(engine_->Flush().ok());
+  EXPECT_EQ(testing::FilesHolding(dir_.path(), testing::HubHashBytes("customerId", a)), std::vector<std::string>{});
+}
+
 // A hub (a value seen with more than hub.threshold people) stays a hub when one of those people is erased: their
 // hash is replaced, not removed, so the erasure does not let the value link strangers again.
 TEST_F(GdprTest, AnErasureDoesNotTurnAHubBackIntoALink) {
