@@ -107,6 +107,7 @@ class Api : public std::enable_shared_from_this<Api> {
   void DeleteProfile(const Request& req, Response& res);
   void RecordConsent(const Request& req, Response& res);
   void GetConsent(const Request& req, Response& res);
+  void GetConsentHistory(const Request& req, Response& res);
   void ExportPerson(const Request& req, Response& res);
   void ErasePerson(const Request& req, Response& res);
   void GetPrivacyRequest(const Request& req, Response& res);
@@ -242,6 +243,7 @@ void Api::Register(httplib::Server& http) {
   Route(http, "GET", "/api/cdp/stats", bind(&Api::Stats));
   Route(http, "POST", "/api/cdp/consent", bind(&Api::RecordConsent));
   Route(http, "GET", R"(/api/cdp/consent/([^/]+))", bind(&Api::GetConsent));
+  Route(http, "GET", R"(/api/cdp/consent/([^/]+)/history)", bind(&Api::GetConsentHistory));
   Route(http, "POST", R"(/api/cdp/gdpr/export/([^/]+))", bind(&Api::ExportPerson));
   Route(http, "POST", R"(/api/cdp/gdpr/delete/([^/]+))", bind(&Api::ErasePerson));
   Route(http, "GET", "/api/cdp/gdpr/requests", bind(&Api::ListPrivacyRequests));
@@ -568,6 +570,16 @@ void Api::ListAudit(const Request& req, Response& res) {
     if (n != 0) filter.Set(key, n);
   }
   Result<Json> out = engine_.audit().List(filter);
+  if (!out.ok()) return WriteStatus(res, out.status());
+  WriteJson(res, 200, *out);
+}
+
+void Api::GetConsentHistory(const Request& req, Response& res) {
+  if (Status s = CheckParams(req, {"limit", "cursor"}); !s.ok()) return WriteStatus(res, s);
+  Json page = Json::Object();
+  if (req.has_param("limit")) page.Set("limit", ParamValue(req.get_param_value("limit")));
+  if (req.has_param("cursor")) page.Set("cursor", req.get_param_value("cursor"));
+  Result<Json> out = engine_.consent().History(req.matches[1].str(), page);
   if (!out.ok()) return WriteStatus(res, out.status());
   WriteJson(res, 200, *out);
 }

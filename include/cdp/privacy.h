@@ -62,9 +62,20 @@ class Consent {
 
   // The consent of a profile (a merged id: its survivor's): {"profileId", "purposes": {purpose: {"granted", "at",
   // "source", "policyVersion"?, "via", "mergeId"?, "recordId"}}, "consentMode": {signal: "granted" | "denied"} (the
-  // Consent Mode v2 signals stated), "updatedAt", "history": [records, the merged profiles' included, oldest recorded
-  // first]}. NotFound when the profile does not exist.
+  // Consent Mode v2 signals stated), "updatedAt", "history": [the last 100 records, the merged profiles' included,
+  // oldest recorded first], "historyCount": all records}. History pages through the rest; Gdpr::Export holds them
+  // all. NotFound when the profile does not exist. Cost: a scan of the person's history (the state is derived from
+  // it).
   virtual Result<Json> Get(std::string_view profile_id) = 0;
+
+  // A page of a profile's consent history (a merged id: its survivor's, the merged profiles' records included),
+  // oldest recorded first. `page`: {"limit"?: 1-1000 (default 100), "cursor"?: the previous page's nextCursor}.
+  // Returns {"profileId", "items": [records], "nextCursor": string, or null on the last page}. A record recorded
+  // after a page was read sorts after it, so paging from the first page lists every record once (unless a merge
+  // meanwhile brings in another profile's earlier records). Errors:
+  // InvalidArgument naming the parameter (an unknown one, a limit out of range, a cursor not given by this call),
+  // NotFound. Cost: a seek and `limit` records per profile (the survivor and each merged one).
+  virtual Result<Json> History(std::string_view profile_id, const Json& page) = 0;
 };
 
 // Requests of data subjects: access and portability (GDPR articles 15 and 20, CCPA's right to know) and erasure

@@ -511,6 +511,20 @@ Result<Json> AuditedConsent::Get(std::string_view profile_id) {
   return r;
 }
 
+Result<Json> AuditedConsent::History(std::string_view profile_id, const Json& page) {
+  auto access = gov_->Current();
+  Status allowed = access->RequireRead("consent");
+  Result<Json> r = allowed.ok() ? inner_->History(profile_id, page) : Result<Json>(allowed);
+  if (r.ok() && !access->admin()) {
+    Json history = Json::Object();
+    history.Set("history", std::move(*r->Find("items")));
+    FilterConsent(*access, &history);
+    r->Set("items", std::move(*history.Find("history")));
+  }
+  internal::Record(*log_, "consent.history", {IdOf(r, "")}, r.status(), 0, /*read=*/true);
+  return r;
+}
+
 Result<Json> AuditedGdpr::Export(std::string_view profile_id) {
   AuditedChange change(*log_, "gdpr.export");
   auto access = gov_->Current();

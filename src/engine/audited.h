@@ -126,6 +126,7 @@ class AuditedConsent final : public Consent {
   AuditedConsent(Consent* inner, AuditLog* log, const GovernanceImpl* gov) : inner_(inner), log_(log), gov_(gov) {}
   Result<Json> Record(const Json& request) override;
   Result<Json> Get(std::string_view profile_id) override;
+  Result<Json> History(std::string_view profile_id, const Json& page) override;
 
  private:
   Consent* inner_;

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
+#include "core/hex.h"
 #include "core/ids.h"
 #include "engine/engine_impl.h"
 #include "fmt/format.h"
@@ -21,6 +22,10 @@ Result<Json> ConsentImpl::Record(const Json& request) {
 }
 
 Result<Json> ConsentImpl::Get(std::string_view profile_id) { return engine_->ConsentOf(profile_id); }
+
+Result<Json> ConsentImpl::History(std::string_view profile_id, const Json& page) {
+  return engine_->ConsentHistoryPage(profile_id, page);
+}
 
 namespace {
 
@@ -98,10 +103,14 @@ int64_t EngineImpl::NextConsentTime() {
   return last_consent_us_;
 }
 
-Status EngineImpl::ReadConsentHistory(std::string_view profile_id, std::vector<std::pair<std::string, Json>>* out) {
+Status EngineImpl::ReadConsentHistory(std::string_view profile_id, std::vector<std::pair<std::string, Json>>* out,
+                                      std::string_view after, size_t max) {
   std::string prefix = storage::ConsentHistoryPrefix(profile_id);
   auto iter = store_->NewIterator(storage::Cf::kPrivacy, prefix, storage::PrefixSuccessor(prefix));
-  for (iter->Seek(prefix); iter->Valid(); iter->Next()) {
+  size_t taken = 0;
+  for (iter->Seek(prefix + std::string(after)); iter->Valid() && taken < max; iter->Next()) {
+    if (!after.empty() && iter->key().substr(prefix.size()) <= after) continue;
+    ++taken;
     auto record = Json::Parse(iter->value());
     if (!record.ok()) return Status::DataLoss(fmt::format("a consent record of profile {} is corrupt", profile_id));
     out->emplace_back(std::string(iter->key().substr(prefix.size())), std::move(record).value());
@@ -111,7 +120,7 @@ Status EngineImpl::ReadConsentHistory(std::string_view profile_id, std::vector<s
 
 namespace {
 
-Json ConsentDocument(std::string_view profile_id, const Json& consent, std::vector<Json> history) {
+Json ConsentDocument(std::string_view profile_id, const Json& consent, std::vector<Json> history, size_t keep) {
   Json out = Json::Object();
   out.Set("profileId", profile_id);
   out.Set("purposes", ConsentState(consent, history));
@@ -119,8 +128,10 @@ Json ConsentDocument(std::string_view profile_id, const Json& consent, std::vect
   const Json* updated = consent.Find("updatedAt");
   out.Set("updatedAt", updated != nullptr ? *updated : Json());
   Json list = Json::Array();
-  for (Json& record : history) list.Push(std::move(record));
+  const size_t first = history.size() > keep ? history.size() - keep : 0;
+  for (size_t i = first; i < history.size(); ++i) list.Push(std::move(history[i]));
   out.Set("history", std::move(list));
+  out.Set("historyCount", static_cast<int64_t>(history.size()));
   return out;
 }
 
@@ -138,13 +149,62 @@ Result<std::vector<Json>> EngineImpl::PersonConsentHistory(const std::string& id
   return history;
 }
 
-Result<Json> EngineImpl::ConsentOf(std::string_view profile_id) {
+Result<Json> EngineImpl::ConsentOf(std::string_view profile_id, size_t history_kept) {
   CDP_RETURN_IF_ERROR(ValidateId(profile_id, "profileId"));
   std::string id;
   CDP_ASSIGN_OR_RETURN(Json stored, ReadLiveProfile(profile_id, &id));
   CDP_ASSIGN_OR_RETURN(std::vector<Json> history, PersonConsentHistory(id, stored));
   const Json* consent = stored.Find("consent");
-  return ConsentDocument(id, consent != nullptr ? *consent : Json::Object(), std::move(history));
+  return ConsentDocument(id, consent != nullptr ? *consent : Json::Object(), std::move(history), history_kept);
+}
+
+Result<Json> EngineImpl::ConsentHistoryPage(std::string_view profile_id, const Json& page) {
+  CDP_RETURN_IF_ERROR(ValidateId(profile_id, "profileId"));
+  if (!page.is_null() && !page.is_object())
+    return Status::InvalidArgument("expected an object {\"limit\", \"cursor\"}");
+  int64_t limit = 100;
+  std::string after;
+  if (page.is_object()) {
+    for (const auto& [key, value] : page.members()) {
+      if (value.is_null()) continue;
+      if (key == "limit") {
+        if (!value.is_int() || value.as_int() < 1 || value.as_int() > 1000) {
+          return Status::InvalidArgument("expected an integer from 1 to 1000", key);
+        }
+        limit = value.as_int();
+      } else if (key == "cursor") {
+        // A record's sort key (recording time, 8 bytes, then its id), as nextCursor gave it.
+        if (!value.is_string() || value.as_string().size() > 512 || !HexDecode(value.as_string(), &after) ||
+            after.size() <= 8) {
+          return Status::InvalidArgument("not a cursor of a consent history (use nextCursor as given)", key);
+        }
+      } else {
+        return Status::InvalidArgument("unknown parameter (expected limit, cursor)", key);
+      }
+    }
+  }
+  std::string id;
+  CDP_ASSIGN_OR_RETURN(Json stored, ReadLiveProfile(profile_id, &id));
+  // Each profile's records are in key order: the page is the first `limit` after the cursor across all of them.
+  std::vector<std::pair<std::string, Json>> records;
+  const size_t take = static_cast<size_t>(limit) + 1;
+  CDP_RETURN_IF_ERROR(ReadConsentHistory(id, &records, after, take));
+  if (const Json* merged = stored.Find("mergedIds"); merged != nullptr) {
+    for (const Json& m : merged->items()) CDP_RETURN_IF_ERROR(ReadConsentHistory(m.as_string(), &records, after, take));
+    std::stable_sort(records.begin(), records.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  }
+  Json next;
+  if (records.size() > static_cast<size_t>(limit)) {
+    records.resize(static_cast<size_t>(limit));
+    next = Json(HexEncode(records.back().first));
+  }
+  Json items = Json::Array();
+  for (auto& [key, record] : records) items.Push(std::move(record));
+  Json out = Json::Object();
+  out.Set("profileId", id);
+  out.Set("items", std::move(items));
+  out.Set("nextCursor", std::move(next));
+  return out;
 }
 
 Result<Json> EngineImpl::RecordConsent(const ConsentRequest& request) {

@@ -174,6 +174,7 @@ class ConsentImpl final : public Consent {
   explicit ConsentImpl(EngineImpl* engine) : engine_(engine) {}
   Result<Json> Record(const Json& request) override;
   Result<Json> Get(std::string_view profile_id) override;
+  Result<Json> History(std::string_view profile_id, const Json& page) override;
 
  private:
   EngineImpl* engine_;
@@ -387,10 +388,15 @@ class EngineImpl final : public Engine {
 
   // Consent (consent_impl.cc).
   Result<Json> RecordConsent(const ConsentRequest& request);
-  Result<Json> ConsentOf(std::string_view profile_id);
+  // Consent::Get's document, with the last `history_kept` history records (the export keeps them all).
+  Result<Json> ConsentOf(std::string_view profile_id, size_t history_kept = kConsentHistoryKept);
+  static constexpr size_t kConsentHistoryKept = 100;
+  // Consent::History.
+  Result<Json> ConsentHistoryPage(std::string_view profile_id, const Json& page);
   // Appends the consent history records stored under a profile id to *out, each with its sort key (recording
-  // time and id), oldest recorded first.
-  Status ReadConsentHistory(std::string_view profile_id, std::vector<std::pair<std::string, Json>>* out);
+  // time and id), oldest recorded first: at most `max`, those whose key is after `after` (all when empty).
+  Status ReadConsentHistory(std::string_view profile_id, std::vector<std::pair<std::string, Json>>* out,
+                            std::string_view after = {}, size_t max = SIZE_MAX);
   // The consent history of live profile `id` (stored document `stored`) and of the profiles merged into it.
   Result<std::vector<Json>> PersonConsentHistory(const std::string& id, const Json& stored);
   // A recording time for a consent record: now, and later than every earlier one (write_mu_ held).

@@ -172,7 +172,7 @@ Result<Json> GdprImpl::Export(std::string_view profile_id) {
     CDP_ASSIGN_OR_RETURN(std::vector<Json> sessions, engine_->profiles_impl().Sessions(id));
     Json session_list = Json::Array();
     for (Json& s : sessions) session_list.Push(std::move(s));
-    CDP_ASSIGN_OR_RETURN(Json consent, engine_->consent_impl().Get(id));
+    CDP_ASSIGN_OR_RETURN(Json consent, engine_->ConsentOf(id, SIZE_MAX));
     Json segments = Json::Array();
     if (const Json* member_of = profile.Find("segments"); member_of != nullptr) {
       for (const Json& seg : member_of->items()) {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "engine/engine_impl.h"
 #include "storage/keys.h"
 #include "test_util.h"
@@ -321,6 +322,55 @@ TEST_F(ConsentTest, MergesKeepTheMostRestrictiveAndUnmergeRestoresIt) {
   Unwrap(events().Track(J(R"({"type": "page_view", "profileId": ")" + a + R"("})")));
   EXPECT_EQ(events().Track(J(R"({"type": "page_view", "profileId": ")" + b + R"("})")).status().code(),
             StatusCode::kFailedPrecondition);
+}
+
+// The history pages: Get holds the last 100 records and the count, History gives every record once, in order,
+// the merged profile's included; the export holds them all.
+TEST_F(ConsentTest, TheHistoryIsPaged) {
+  const std::string a = NewProfile("pa@example.com");
+  const std::string b = NewProfile("pb@example.com");
+  for (int i = 0; i < 130; ++i) {
+    Record(R"({"profileId": ")" + (i % 3 == 0 ? b : a) + R"(", "purposes": {"email": )" +
+           (i % 2 == 0 ? "true" : "false") + R"(}, "source": "s)" + std::to_string(i) + R"("})");
+  }
+  Unwrap(engine_->identity().Merge({a, b}, "same person"));
+  Json doc = Unwrap(consent().Get(a));
+  const int64_t total = doc.Find("historyCount")->as_int();
+  EXPECT_GE(total, 131);  // 130 statements, the merge's record, the creates' records
+  ASSERT_EQ(doc.Find("history")->size(), 100u);
+  EXPECT_EQ(doc.Find("history")->items().back().Find("via")->as_string(), "merge");  // the newest last
+  std::vector<std::string> ids, sources;
+  std::string cursor;
+  int pages = 0;
+  do {
+    Json page = Json::Object().Set("limit", 7);
+    if (!cursor.empty()) page.Set("cursor", cursor);
+    Json got = Unwrap(consent().History(b, page));  // a merged id pages its survivor's
+    EXPECT_EQ(got.Find("profileId")->as_string(), a);
+    EXPECT_LE(got.Find("items")->size(), 7u);
+    for (const Json& r : got.Find("items")->items()) {
+      ids.push_back(r.Find("id")->as_string());
+      if (r.Find("via")->as_string() == "consent") sources.push_back(r.Find("source")->as_string());
+    }
+    cursor = got.Find("nextCursor")->is_null() ? "" : got.Find("nextCursor")->as_string();
+    ++pages;
+  } while (!cursor.empty() && pages < 100);
+  EXPECT_EQ(static_cast<int64_t>(ids.size()), total);
+  EXPECT_EQ(absl::flat_hash_set<std::string>(ids.begin(), ids.end()).size(), ids.size());  // each once
+  ASSERT_EQ(sources.size(), 130u);
+  for (int i = 0; i < 130; ++i) EXPECT_EQ(sources[static_cast<size_t>(i)], "s" + std::to_string(i));  // in order
+  // The last 100 of the pages are Get's.
+  for (size_t i = 0; i < 100; ++i) {
+    EXPECT_EQ(doc.Find("history")->items()[i].Find("id")->as_string(), ids[ids.size() - 100 + i]);
+  }
+  EXPECT_EQ(Unwrap(engine_->gdpr().Export(a)).FindPath("consent.history")->size(), static_cast<size_t>(total));
+  // Bad pages.
+  EXPECT_EQ(consent().History(a, J(R"({"limit": 0})")).status().field(), "limit");
+  EXPECT_EQ(consent().History(a, J(R"({"limit": 1001})")).status().field(), "limit");
+  EXPECT_EQ(consent().History(a, J(R"({"cursor": "zz"})")).status().field(), "cursor");
+  EXPECT_EQ(consent().History(a, J(R"({"cursor": "00"})")).status().field(), "cursor");
+  EXPECT_EQ(consent().History(a, J(R"({"size": 3})")).status().field(), "size");
+  EXPECT_TRUE(consent().History("nobody", Json::Object()).status().IsNotFound());
 }
 
 TEST_F(ConsentTest, ADatabaseWrittenBeforeTrackingMarkersGetsThemAtOpen) {

@@ -568,6 +568,14 @@ TEST_F(GovernanceTest, IndirectReadsAndWritesAreCheckedToo) {
     for (const Json& record : consent.Find("history")->items()) {
       EXPECT_EQ(record.FindPath("purposes.newsletter"), nullptr) << record.Dump();
     }
+    Json page = Unwrap(engine_->consent().History(id_, Json::Object()));
+    ASSERT_GT(page.Find("items")->size(), 0u);
+    bool email_seen = false;
+    for (const Json& record : page.Find("items")->items()) {
+      EXPECT_EQ(record.FindPath("purposes.newsletter"), nullptr) << record.Dump();
+      email_seen = email_seen || record.FindPath("purposes.email") != nullptr;
+    }
+    EXPECT_TRUE(email_seen) << page.Dump();
   }
   {
     ScopedPrincipal ann("ann");

@@ -99,6 +99,35 @@ def test_bad_consent_requests_are_400_naming_the_field(server, body, field):
     assert resp["error"]["code"] == "invalid_argument" and resp["error"]["field"] == field, resp
 
 
+def test_consent_history_pages(server):
+    pid, _ = new_profile(server)
+    for i in range(12):
+        status, body, _ = call(server, "POST", "/api/cdp/consent",
+                               {"profileId": pid, "purposes": {"email": i % 2 == 0}, "source": f"s{i}"})
+        assert status == 201, body
+    seen, cursor = [], None
+    while True:
+        params = {"limit": "5"} if cursor is None else {"limit": "5", "cursor": cursor}
+        status, page, _ = call(server, "GET", f"/api/cdp/consent/{pid}/history", params=params)
+        assert status == 200, page
+        assert page["profileId"] == pid and len(page["items"]) <= 5
+        seen += [r["source"] for r in page["items"] if r["via"] == "consent"]
+        cursor = page["nextCursor"]
+        if cursor is None:
+            break
+    assert seen == [f"s{i}" for i in range(12)]
+    status, doc, _ = call(server, "GET", f"/api/cdp/consent/{pid}")
+    assert doc["historyCount"] == len(doc["history"]) >= 12
+    for params, field in (({"limit": "0"}, "limit"), ({"cursor": "nope"}, "cursor"), ({"size": "3"}, "size")):
+        status, body, _ = call(server, "GET", f"/api/cdp/consent/{pid}/history", params=params)
+        assert status == 400, body
+        assert body["error"]["field"] == field
+    status, body, _ = call(server, "GET", "/api/cdp/consent/nobody-here/history")
+    assert status == 404, body
+    status, body, _ = server.request("GET", f"/api/cdp/consent/{pid}/history", key=None)
+    assert status == 401, body
+
+
 def test_unknown_people_are_404(server):
     status, body, _ = call(server, "GET", "/api/cdp/consent/nobody-here")
     assert status == 404, body

@@ -536,16 +536,34 @@ class Consent:
 
     def get(self, profile_id: str) -> Document:
         """``{"profileId", "purposes": {purpose: {"granted", "at", "source", "policyVersion"?, "via",
-        "recordId"}}, "consentMode", "updatedAt", "history": [records, oldest first]}``. Raises NotFound."""
+        "recordId"}}, "consentMode", "updatedAt", "history": [the last 100 records, oldest first],
+        "historyCount"}``. Raises NotFound."""
         return _convert.loads(self._engine.consent_get(profile_id))
 
+    def history_page(self, profile_id: str, *, limit: Optional[int] = None, cursor: Optional[str] = None) -> Document:
+        """A page of the consent history, oldest recorded first: ``{"profileId", "items", "nextCursor"}``
+        (``nextCursor`` is None on the last page; pass it as ``cursor`` for the next). ``limit``: 1 to 1000
+        (default 100). Raises InvalidArgument, NotFound."""
+        page = {k: v for k, v in (("limit", limit), ("cursor", cursor)) if v is not None}
+        return _convert.loads(self._engine.consent_history(profile_id, _convert.dumps(page, "page")))
+
+    def records(self, profile_id: str) -> Iterator[Document]:
+        """Every record of the consent history, oldest recorded first, read a page at a time."""
+        cursor = None
+        while True:
+            page = self.history_page(profile_id, limit=1000, cursor=cursor)
+            yield from page["items"]
+            cursor = page["nextCursor"]
+            if cursor is None:
+                return
+
     def history(self, profile_id: str) -> "pandas.DataFrame":
-        """The consent history as a pandas DataFrame: one row per purpose stated by a record (columns ``recordId``,
-        ``profileId``, ``purpose``, ``granted`` (None: no longer stated), ``at``, ``recordedAt``, ``source``,
-        ``policyVersion``, ``via``, ``mergeId``, ``superseded``)."""
+        """The whole consent history as a pandas DataFrame: one row per purpose stated by a record (columns
+        ``recordId``, ``profileId``, ``purpose``, ``granted`` (None: no longer stated), ``at``, ``recordedAt``,
+        ``source``, ``policyVersion``, ``via``, ``mergeId``, ``superseded``)."""
         pandas = _import_pandas("consent.history()")
         rows = []
-        for record in self.get(profile_id)["history"]:
+        for record in self.records(profile_id):
             superseded = set(record.get("superseded", []))
             for purpose, granted in record["purposes"].items():
                 rows.append({"recordId": record["id"], "profileId": record["profileId"], "purpose": purpose,

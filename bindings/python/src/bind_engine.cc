@@ -293,6 +293,12 @@ class PyEngine {
   std::string ConsentGet(const std::string& id) {
     return RunJson([&](cdp::Engine& e) { return e.consent().Get(id); });
   }
+  std::string ConsentHistory(const std::string& id, const std::string& page_text) {
+    return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
+      CDP_ASSIGN_OR_RETURN(cdp::Json page, Parse(page_text));
+      return e.consent().History(id, page);
+    });
+  }
   // Data subjects' requests (Engine::gdpr()).
   std::string GdprExport(const std::string& id) {
     return RunJson([&](cdp::Engine& e) { return e.gdpr().Export(id); });
@@ -614,6 +620,7 @@ void BindEngine(py::module_& m) {
       .def("identity_match_pending", &PyEngine::IdentityMatchPending)
       .def("consent_record", &PyEngine::ConsentRecord, py::arg("request_json"))
       .def("consent_get", &PyEngine::ConsentGet, py::arg("id"))
+      .def("consent_history", &PyEngine::ConsentHistory, py::arg("id"), py::arg("page_json"))
       .def("gdpr_export", &PyEngine::GdprExport, py::arg("id"))
       .def("gdpr_erase", &PyEngine::GdprErase, py::arg("id"))
       .def("gdpr_request", &PyEngine::GdprRequest, py::arg("id"))

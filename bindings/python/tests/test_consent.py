@@ -33,6 +33,26 @@ def test_record_get_and_history(db):
     assert str(frame["at"].dtype).startswith("datetime64")
 
 
+def test_history_pages(db):
+    pid = new_profile(db, "paged@example.com")
+    for i in range(25):
+        db.consent.record(pid, purposes={"sms": i % 2 == 0}, source=f"s{i}")
+    first = db.consent.history_page(pid, limit=10)
+    assert len(first["items"]) == 10 and first["nextCursor"] is not None
+    second = db.consent.history_page(pid, limit=10, cursor=first["nextCursor"])
+    assert first["items"][-1]["id"] != second["items"][0]["id"]
+    sources = [r["source"] for r in db.consent.records(pid) if r["via"] == "consent"]
+    assert sources == [f"s{i}" for i in range(25)]
+    assert db.consent.get(pid)["historyCount"] == len(list(db.consent.records(pid)))
+    with pytest.raises(cdp.InvalidArgument) as err:
+        db.consent.history_page(pid, limit=0)
+    assert err.value.field == "limit"
+    with pytest.raises(cdp.InvalidArgument):
+        db.consent.history_page(pid, cursor="not-a-cursor")
+    with pytest.raises(cdp.NotFound):
+        db.consent.history_page("nobody")
+
+
 def test_consent_mode_v2(db):
     pid = new_profile(db, "cm@example.com")
     doc = db.consent.record(pid, consent_mode={"ad_storage": "granted", "ad_user_data": "granted",
