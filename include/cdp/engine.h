@@ -506,8 +506,13 @@ class Segments {
   // after the change is recorded (changes recorded before the engine closes are delivered as it closes). The
   // callback may call the engine; it must not throw (an exception ends the process). Subscribe and Unsubscribe
   // wait while another thread delivers a batch of changes. Returns a handle for Unsubscribe.
+  // Principals: the subscription belongs to the calling thread's principal (ScopedPrincipal). It receives only the
+  // changes of segments that principal may read (as Changes; an admin, all), its callback runs as that principal,
+  // and each batch delivered to it is one audit entry ("segments.delivered", naming the batch's profiles, with the
+  // count of changes); the subscription itself is one ("segments.subscribe"). Errors: PermissionDenied for a
+  // principal the policy does not define.
   using ChangeCallback = std::function<void(const Json& change)>;
-  virtual uint64_t Subscribe(ChangeCallback callback) = 0;
+  virtual Result<uint64_t> Subscribe(ChangeCallback callback) = 0;
   // After it returns no call of the callback is running or will start (unless called from that callback itself,
   // where it takes effect after the callback returns).
   virtual void Unsubscribe(uint64_t handle) = 0;

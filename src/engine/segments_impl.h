@@ -85,7 +85,7 @@ class SegmentsImpl final : public Segments {
   Result<Json> RfmConfig() override;
   Result<Json> SetRfmConfig(const Json& config) override;
   Result<Json> RecomputeRfm() override;
-  uint64_t Subscribe(ChangeCallback callback) override;
+  Result<uint64_t> Subscribe(ChangeCallback callback) override;
 
   // The profile's current RFM ({"r", "f", "m", "score", "segment"}), or null. Never waits for a rebuild.
   Json RfmOf(std::string_view profile_id);
@@ -298,7 +298,11 @@ class SegmentsImpl final : public Segments {
   std::thread worker_;
 
   std::recursive_mutex subscribers_mu_;  // held while callbacks run (a callback may subscribe)
-  std::map<uint64_t, ChangeCallback> subscribers_;
+  struct Subscriber {
+    ChangeCallback callback;
+    std::string principal;  // the subscribing thread's: deliveries run, are filtered and are audited as it
+  };
+  std::map<uint64_t, Subscriber> subscribers_;
   uint64_t next_handle_ = 1;
   std::atomic<int> subscriber_count_{0};
   std::thread::id delivering_thread_;

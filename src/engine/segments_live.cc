@@ -7,6 +7,7 @@
 #include <chrono>
 
 #include "core/ids.h"
+#include "engine/audited.h"
 #include "engine/engine_impl.h"
 #include "engine/event_tail.h"
 #include "engine/segments_impl.h"
@@ -815,24 +816,75 @@ void SegmentsImpl::WorkerLoop() {
 void SegmentsImpl::Deliver(const std::deque<Json>& changes) {
   std::lock_guard<std::recursive_mutex> lock(subscribers_mu_);
   delivering_thread_ = std::this_thread::get_id();
+  // Which of the batch's segments each subscriber's principal may read (as Changes checks), decided before any
+  // callback runs (mu_ is not held while they do; a segment deleted since is readable by admins only).
+  absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>> readable;  // principal -> segment ids
+  {
+    absl::flat_hash_set<std::string> segment_ids;
+    for (const Json& change : changes) segment_ids.insert(change.Find("segmentId")->as_string());
+    std::lock_guard<std::mutex> defs(mu_);
+    for (const auto& [handle, subscriber] : subscribers_) {
+      if (readable.contains(subscriber.principal)) continue;
+      ScopedPrincipal as(subscriber.principal);
+      auto access = engine_->access();
+      auto& allowed = readable[subscriber.principal];
+      for (const std::string& id : segment_ids) {
+        auto it = definitions_.find(id);
+        if (access->admin() || (it != definitions_.end() && CheckReadable(it->second, *access).ok())) {
+          allowed.insert(id);
+        }
+      }
+    }
+  }
+  struct Delivered {
+    std::vector<std::string> profiles;
+    int64_t count = 0;
+  };
+  std::map<uint64_t, Delivered> delivered;
   for (const Json& change : changes) {
     std::vector<uint64_t> handles;
-    for (const auto& [handle, callback] : subscribers_) handles.push_back(handle);
+    for (const auto& [handle, subscriber] : subscribers_) handles.push_back(handle);
     for (uint64_t handle : handles) {
       auto it = subscribers_.find(handle);
       if (it == subscribers_.end() || unsubscribed_during_delivery_.contains(handle)) continue;
-      it->second(change);
+      auto allowed = readable.find(it->second.principal);  // absent: subscribed by a callback of this batch
+      if (allowed == readable.end() || !allowed->second.contains(change.Find("segmentId")->as_string())) continue;
+      ScopedPrincipal as(it->second.principal);
+      Delivered& d = delivered[handle];
+      const std::string& profile = change.Find("profileId")->as_string();
+      if (std::find(d.profiles.begin(), d.profiles.end(), profile) == d.profiles.end()) d.profiles.push_back(profile);
+      ++d.count;
+      it->second.callback(change);
     }
-    for (uint64_t handle : unsubscribed_during_delivery_) subscribers_.erase(handle);
+    for (uint64_t handle : unsubscribed_during_delivery_) {
+      if (auto it = subscribers_.find(handle); it != subscribers_.end()) {
+        ScopedPrincipal as(it->second.principal);
+        Delivered& d = delivered[handle];
+        if (d.count > 0) {
+          internal::Record(engine_->audit_log(), "segments.delivered", d.profiles, Status::OK(), d.count, true);
+        }
+        delivered.erase(handle);
+        subscribers_.erase(it);
+      }
+    }
     unsubscribed_during_delivery_.clear();
+  }
+  for (const auto& [handle, d] : delivered) {
+    auto it = subscribers_.find(handle);
+    if (it == subscribers_.end() || d.count == 0) continue;
+    ScopedPrincipal as(it->second.principal);
+    internal::Record(engine_->audit_log(), "segments.delivered", d.profiles, Status::OK(), d.count, /*read=*/true);
   }
   delivering_thread_ = {};
 }
 
-uint64_t SegmentsImpl::Subscribe(ChangeCallback callback) {
+Result<uint64_t> SegmentsImpl::Subscribe(ChangeCallback callback) {
+  Status allowed = engine_->RequireDefined();
+  internal::Record(engine_->audit_log(), "segments.subscribe", {}, allowed, 0, /*read=*/true);
+  CDP_RETURN_IF_ERROR(allowed);
   std::lock_guard<std::recursive_mutex> lock(subscribers_mu_);
   const uint64_t handle = next_handle_++;
-  subscribers_.emplace(handle, std::move(callback));
+  subscribers_.emplace(handle, Subscriber{std::move(callback), ScopedPrincipal::Current()});
   subscriber_count_.fetch_add(1, std::memory_order_acq_rel);
   return handle;
 }

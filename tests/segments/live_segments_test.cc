@@ -168,12 +168,12 @@ TEST_F(LiveSegmentsTest, SubscribersReceiveChangesInOrderUntilUnsubscribed) {
   std::condition_variable cv;
   std::vector<std::string> seen;
   std::string erasure_cause;
-  const uint64_t handle = segments().Subscribe([&](const Json& change) {
+  const uint64_t handle = Unwrap(segments().Subscribe([&](const Json& change) {
     std::lock_guard<std::mutex> lock(mu);
     seen.push_back(change.Find("change")->as_string() + ":" + change.Find("profileId")->as_string());
     if (change.Find("change")->as_string() == "exited") erasure_cause = change.FindPath("cause.kind")->as_string();
     cv.notify_all();
-  });
+  }));
   const int64_t now = NowMillis();
   const std::string a = Track("a", "page_view", now);
   const std::string b = Track("b", "page_view", now);
@@ -195,16 +195,74 @@ TEST_F(LiveSegmentsTest, SubscribersReceiveChangesInOrderUntilUnsubscribed) {
   EXPECT_EQ(seen.size(), 3u) << "no call after Unsubscribe returned";
 }
 
+// A subscription belongs to its principal: it receives the changes of segments that principal may read, its
+// callback runs as it, and each delivered batch is an audit entry naming the profiles; an undefined principal
+// cannot subscribe.
+TEST_F(LiveSegmentsTest, SubscriptionsAreFilteredRunAsAndAuditedForTheirPrincipal) {
+  Unwrap(engine_->governance().SetPolicy(J(R"({
+    "classification": {"attributes.customFields.ssn": "sensitive"},
+    "roles": {"analyst": {"read": ["public", "internal"]}},
+    "principals": {"ann": {"roles": ["analyst"]}}})")));
+  const std::string viewers = Create("viewers", R"({"event": "page_view"})");
+  const std::string ssn = Create("ssn holders", R"({"field": "attributes.customFields.ssn", "operator": "exists"})");
+  {
+    ScopedPrincipal stranger("nobody-defined");
+    EXPECT_EQ(segments().Subscribe([](const Json&) {}).status().code(), StatusCode::kPermissionDenied);
+  }
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::string> seen_by_ann, seen_by_admin, principals;
+  uint64_t ann_handle = 0;
+  {
+    ScopedPrincipal ann("ann");
+    ann_handle = Unwrap(segments().Subscribe([&](const Json& change) {
+      std::lock_guard<std::mutex> lock(mu);
+      seen_by_ann.push_back(change.Find("segmentId")->as_string());
+      principals.push_back(ScopedPrincipal::Current());
+      cv.notify_all();
+    }));
+  }
+  const uint64_t admin_handle = Unwrap(segments().Subscribe([&](const Json& change) {
+    std::lock_guard<std::mutex> lock(mu);
+    seen_by_admin.push_back(change.Find("segmentId")->as_string());
+    cv.notify_all();
+  }));
+  const std::string a = Track("a", "page_view", NowMillis());
+  Unwrap(profiles().Patch(a, J(R"({"attributes": {"customFields": {"ssn": "078-05-1120"}}})")));
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return seen_by_admin.size() >= 2; }));
+  }
+  segments().Unsubscribe(ann_handle);
+  segments().Unsubscribe(admin_handle);
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_EQ(seen_by_admin, (std::vector<std::string>{viewers, ssn}));
+  EXPECT_EQ(seen_by_ann, std::vector<std::string>{viewers});  // not the segment over a field ann may not read
+  EXPECT_EQ(principals, std::vector<std::string>{"ann"});
+  Json delivered = *Unwrap(engine_->audit().List(J(R"({"operation": "segments.delivered"})"))).Find("items");
+  std::vector<std::string> who;
+  int64_t to_ann = 0;
+  for (const Json& entry : delivered.items()) {
+    who.push_back(entry.Find("principal")->as_string());
+    EXPECT_EQ(entry.Find("targets")->Dump(), "[\"" + a + "\"]");
+    if (entry.Find("principal")->as_string() == "ann") to_ann += entry.Find("count")->as_int();
+  }
+  EXPECT_NE(std::find(who.begin(), who.end(), "ann"), who.end());
+  EXPECT_EQ(to_ann, 1);
+  Json subscribed = *Unwrap(engine_->audit().List(J(R"({"operation": "segments.subscribe"})"))).Find("items");
+  EXPECT_EQ(subscribed.size(), 3u);  // the refusal included
+}
+
 TEST_F(LiveSegmentsTest, TimeWindowsExpireWithNoWriteAndPastMembershipIsAnswerable) {
   const std::string recent = Create("recent viewers", R"({"event": "page_view", "within": "2s"})");
   std::mutex mu;
   std::condition_variable cv;
   std::vector<Json> seen;
-  segments().Subscribe([&](const Json& change) {
+  Unwrap(segments().Subscribe([&](const Json& change) {
     std::lock_guard<std::mutex> lock(mu);
     seen.push_back(change);
     cv.notify_all();
-  });
+  }));
   const int64_t viewed = NowMillis();
   const std::string a = Track("a", "page_view", viewed);
   // No call to the engine from here: the worker's timer must make a leave on its own.
