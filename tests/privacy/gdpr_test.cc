@@ -225,6 +225,23 @@ TEST_F(GdprTest, HubHashesAreNotWritable) {
   EXPECT_EQ(testing::FilesHolding(dir_.path(), testing::HubHashBytes("customerId", a)), std::vector<std::string>{});
 }
 
+// An identifier the person held earlier (removed by a patch, its link and tombstone in table files of their own)
+// leaves every file with the person's erasure.
+TEST_F(GdprTest, ErasurePurgesIdentifiersThePersonNoLongerHolds) {
+  const std::string old_id = "formerly-" + std::to_string(std::random_device{}());
+  const std::string id =
+      Unwrap(profiles().Create(J(R"({"externalIds": {"customerId": ")" + old_id + R"("}})"))).Find("id")->as_string();
+  ASSERT_TRUE(engine_->Flush().ok());  // the link is in a table file
+  Unwrap(profiles().Patch(id, J(R"({"externalIds": {"customerId": null}})")));
+  ASSERT_TRUE(engine_->Flush().ok());  // its tombstone in another
+  Unwrap(profiles().Patch(id, J(R"({"externalIds": {"email": "now@example.com"}})")));
+  ASSERT_TRUE(engine_->Flush().ok());
+  ASSERT_FALSE(testing::FilesHolding(dir_.path(), old_id).empty());  // the scan sees the old value
+  Unwrap(gdpr().Erase(id));
+  ASSERT_TRUE(engine_->Flush().ok());
+  EXPECT_EQ(testing::FilesHolding(dir_.path(), old_id), std::vector<std::string>{});
+}
+
 // A hub (a value seen with more than hub.threshold people) stays a hub when one of those people is erased: their
 // hash is replaced, not removed, so the erasure does not let the value link strangers again.
 TEST_F(GdprTest, AnErasureDoesNotTurnAHubBackIntoALink) {
