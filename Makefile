@@ -14,7 +14,7 @@ DEMO_EVENTS ?= 1000000
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: all deps configure build demo demo-data serve test test-cpp test-python python segment-sdk clean
+.PHONY: all deps configure build demo demo-data serve test test-cpp test-python python segment-sdk console-deps clean
 
 all: build
 
@@ -35,7 +35,8 @@ demo-data: build
 	    --profiles $(DEMO_PROFILES) --events $(DEMO_EVENTS) && touch $(DEMO_DIR)/.complete; fi
 
 serve:
-	@echo "cdp-server: REST API at http://$(HOST):$(PORT)/api/cdp/ (try: curl http://$(HOST):$(PORT)/api/cdp/stats)"
+	@echo "cdp-server: web console at http://$(HOST):$(PORT)/console/, REST API at http://$(HOST):$(PORT)/api/cdp/" \
+	  "(try: curl http://$(HOST):$(PORT)/api/cdp/stats)"
 	$(BUILD_DIR)/examples/server/cdp-server --data $(DEMO_DIR) --host $(HOST) --port $(PORT)
 
 demo: deps demo-data serve
@@ -53,7 +54,12 @@ segment-sdk:
 	  "Debian's nodejs and npm), then retry" >&2; exit 1; }
 	npm ci --prefix tests/segment-sdk --no-audit --no-fund
 
-test-python: python segment-sdk
+# playwright-core, which tests/server/test_console.py uses to drive the web console in Debian's chromium.
+console-deps:
+	@command -v npm >/dev/null 2>&1 || { echo "npm is missing: run 'make deps', then retry" >&2; exit 1; }
+	npm ci --prefix tests/console --no-audit --no-fund
+
+test-python: python segment-sdk console-deps
 	CDP_SERVER_BIN=$(abspath $(BUILD_DIR))/examples/server/cdp-server \
 	  $(VENV)/bin/python -m pytest -q -p no:cacheprovider bindings/python/tests tests/server
 

@@ -11,6 +11,7 @@ PACKAGES=(
   python3 python3-dev python3-venv python3-pip python3-setuptools python3-wheel
   python3-pytest python3-numpy python3-pandas
   curl
+  chromium
 )
 
 # Node.js and npm for the Segment SDK tests (tests/segment-sdk): Debian's, only when node (or npm) is missing, so a

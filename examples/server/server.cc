@@ -21,6 +21,7 @@
 
 #include "cdp/json.h"
 #include "cdp/query.h"
+#include "console_files.h"
 #include "segment_routes.h"
 
 namespace cdp::server {
@@ -154,6 +155,7 @@ class Api : public std::enable_shared_from_this<Api> {
                               const std::function<bool(std::string_view)>& sink);
   void StreamExport(const Request& req, Response& res, ExportFn run);
   void RegisterAudienceRoutes(httplib::Server& http);
+  void RegisterConsole(httplib::Server& http);
   // /api/cdp/governance/...: the policy, the caller's (or a principal's) access, API keys; /api/cdp/retention/...
   void RegisterGovernanceRoutes(httplib::Server& http);
   void EstimateSegment(const Request& req, Response& res);
@@ -191,6 +193,7 @@ void Api::Register(httplib::Server& http) {
   });
 
   http.Get("/healthz", [](const Request&, Response& res) { WriteJson(res, 200, Json::Object().Set("status", "ok")); });
+  RegisterConsole(http);
 
   auto bind = [self](void (Api::*method)(const Request&, Response&)) {
     return [self, method](const Request& req, Response& res) { ((*self).*method)(req, res); };
@@ -254,6 +257,33 @@ void Api::Register(httplib::Server& http) {
   Route(http, "GET", "/api/cdp/audit", bind(&Api::ListAudit));
   Route(http, "GET", "/api/cdp/audit/verify", bind(&Api::VerifyAudit));
   RegisterSegmentRoutes(http, engine_, options_);  // POST /v1/identify ... /v1/batch (segment_routes.cc)
+}
+
+// The web console: static files built into the server (console_files.h), served without a key (it holds no data;
+// every API call it makes carries the key its user enters). Only its own script and style may run or load.
+void Api::RegisterConsole(httplib::Server& http) {
+  auto redirect = [](const Request&, Response& res) { res.set_redirect("/console/", 302); };
+  http.Get("/", redirect);
+  http.Get("/console", redirect);
+  http.Get("/favicon.ico", [](const Request&, Response& res) { res.status = 204; });  // none: not a missing file
+  http.Get(R"(/console/([a-z]+\.(?:html|js|css))?)", [](const Request& req, Response& res) {
+    const std::string name = req.matches[1].str().empty() ? std::string("index.html") : req.matches[1].str();
+    for (const ConsoleFile& file : ConsoleFiles()) {
+      if (file.name != name) continue;
+      const std::string_view type = name.ends_with(".js")    ? "text/javascript; charset=utf-8"
+                                    : name.ends_with(".css") ? "text/css; charset=utf-8"
+                                                             : "text/html; charset=utf-8";
+      res.set_header("Content-Security-Policy",
+                     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
+                     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
+      res.set_header("X-Content-Type-Options", "nosniff");
+      res.set_header("Referrer-Policy", "no-referrer");
+      res.set_header("Cache-Control", "no-cache");
+      res.set_content(std::string(file.body), std::string(type));
+      return;
+    }
+    WriteStatus(res, Status::NotFound("no console file " + name));
+  });
 }
 
 void Api::Route(httplib::Server& http, std::string_view method, const std::string& pattern, Handler handler) {

@@ -1,0 +1,372 @@
+// Copyright 2026 The libcdp Authors.
+//
+// The libcdp web console (docs/console.md): a single page over cdp-server's REST API. It holds no logic of its own
+// and no data beyond the API key (sessionStorage, this tab only). Every value from the API is written with
+// textContent, never as HTML, and the server's Content-Security-Policy allows only this script.
+'use strict';
+
+const state = { key: sessionStorage.getItem('cdp-key') || '' };
+const view = document.getElementById('view');
+const banner = document.getElementById('banner');
+
+// ---- The API ---------------------------------------------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, body) {
+    const error = body && body.error ? body.error : {};
+    super(error.message || `HTTP ${status}`);
+    this.status = status;
+    this.code = error.code || '';
+    this.field = error.field || '';
+  }
+}
+
+async function api(method, path, body) {
+  const headers = {};
+  if (state.key) headers.Authorization = 'Bearer ' + state.key;
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await res.text();
+  let parsed = null;
+  try {
+    parsed = text ? JSON.parse(text) : null;
+  } catch (e) {
+    parsed = null;
+  }
+  if (!res.ok) throw new ApiError(res.status, parsed);
+  return parsed;
+}
+
+function query(params) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== '') q.set(k, String(v));
+  const s = q.toString();
+  return s ? '?' + s : '';
+}
+
+// ---- DOM helpers (text only) -----------------------------------------------------------------------------------------
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === 'onclick' || k === 'onsubmit' || k === 'onchange') node.addEventListener(k.slice(2), v);
+    else if (k === 'class') node.className = v;
+    else node.setAttribute(k, v);
+  }
+  for (const child of children) {
+    if (child === null || child === undefined) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function text(value) {
+  if (value === null || value === undefined) return '';
+  if (typeof value === 'object') return JSON.stringify(value);
+  return String(value);
+}
+
+function get(obj, path) {
+  let cur = obj;
+  for (const part of path.split('.')) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = cur[part];
+  }
+  return cur;
+}
+
+function table(columns, rows, onRow) {
+  const head = el('tr', {}, ...columns.map((c) => el('th', {}, c.label)));
+  const body = rows.map((row) => {
+    const tr = el('tr', onRow ? { class: 'link' } : {}, ...columns.map((c) => el('td', {}, text(c.value(row)))));
+    if (onRow) tr.addEventListener('click', () => onRow(row));
+    return tr;
+  });
+  return el('table', {}, el('thead', {}, head), el('tbody', {}, ...body));
+}
+
+function card(label, value) {
+  return el('div', { class: 'card' }, el('div', { class: 'label' }, label), el('div', { class: 'value' }, text(value)));
+}
+
+function showError(err) {
+  banner.hidden = false;
+  if (err instanceof ApiError && err.status === 401) {
+    banner.textContent = 'The server needs a valid API key: enter it above.';
+  } else if (err instanceof ApiError && err.status === 403) {
+    banner.textContent = 'This key may not do that: ' + err.message;
+  } else {
+    banner.textContent = err.message + (err.field ? ` (${err.field})` : '');
+  }
+}
+
+function clearError() {
+  banner.hidden = true;
+  banner.textContent = '';
+}
+
+// ---- Views -------------------------------------------------------------------------------------------------------------
+
+async function overview() {
+  const o = await api('GET', '/api/cdp/analytics/overview');
+  const money = (v) => (typeof v === 'number' ? v.toLocaleString(undefined, { maximumFractionDigits: 2 }) : text(v));
+  const rate = get(o, 'profiles.unificationRate');
+  const parts = [
+    el('h1', {}, 'Overview'),
+    el('div', { class: 'cards' },
+      card('Profiles', get(o, 'profiles.total')),
+      card('Identified', get(o, 'profiles.identified')),
+      card('Anonymous', get(o, 'profiles.anonymous')),
+      card('Unification rate', typeof rate === 'number' ? (rate * 100).toFixed(1) + '%' : text(rate)),
+      card('Active (30 days)', get(o, 'activeProfiles.monthly')),
+      card('Orders (total)', get(o, 'orders.total')),
+      card('Revenue (total)', money(get(o, 'revenue.total'))),
+      card('Data quality', get(o, 'dataQuality.score'))),
+  ];
+  const byType = get(o, 'eventsByType.30d') || {};
+  parts.push(el('h2', {}, 'Events of the last 30 days'));
+  parts.push(table([{ label: 'type', value: (r) => r[0] }, { label: 'events', value: (r) => r[1] }],
+                   Object.entries(byType)));
+  const segments = o.segments || [];
+  parts.push(el('h2', {}, 'Segments'));
+  parts.push(table([{ label: 'name', value: (s) => s.name }, { label: 'size', value: (s) => s.size }], segments,
+                   (s) => go('#/segment/' + encodeURIComponent(s.id))));
+  return parts;
+}
+
+const OPERATORS = ['=', '!=', '>', '<', '>=', '<=', 'contains', 'in'];
+
+async function profiles(params) {
+  const field = params.get('field') || '';
+  const op = params.get('op') || '=';
+  const value = params.get('value') || '';
+  const cursor = params.get('cursor') || '';
+  const form = el('form', { class: 'inline', id: 'search-form' },
+    el('input', { id: 'search-field', placeholder: 'field, e.g. attributes.country', value: field }),
+    el('select', { id: 'search-op' }, ...OPERATORS.map((o) => {
+      const option = el('option', { value: o }, o);
+      if (o === op) option.selected = true;
+      return option;
+    })),
+    el('input', { id: 'search-value', placeholder: 'value', value }),
+    el('button', { type: 'submit' }, 'Search'),
+    el('span', { class: 'muted' }, 'or open a profile by id:'),
+    el('input', { id: 'open-id', placeholder: 'profile id' }),
+    el('button', { type: 'button', class: 'secondary', id: 'open-button' }, 'Open'));
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    go('#/profiles' + query({ field: form.querySelector('#search-field').value.trim(),
+                              op: form.querySelector('#search-op').value,
+                              value: form.querySelector('#search-value').value }));
+  });
+  form.querySelector('#open-button').addEventListener('click', () => {
+    const id = form.querySelector('#open-id').value.trim();
+    if (id) go('#/profile/' + encodeURIComponent(id));
+  });
+  const body = { limit: 25 };
+  if (field) {
+    let v = value;
+    if (op === 'in') v = value.split(',').map((s) => s.trim());
+    else if (value !== '' && !Number.isNaN(Number(value)) && /^-?[0-9.]+$/.test(value)) v = Number(value);
+    else if (value === 'true' || value === 'false') v = value === 'true';
+    body.conditions = [{ field, operator: op, value: v }];
+  }
+  if (cursor) body.cursor = cursor;
+  const page = await api('POST', '/api/cdp/profiles/search', body);
+  const rows = page.items || [];
+  const result = table([
+    { label: 'id', value: (p) => p.id },
+    { label: 'email', value: (p) => get(p, 'externalIds.email') || get(p, 'attributes.email') },
+    { label: 'name', value: (p) => [get(p, 'attributes.firstName'), get(p, 'attributes.lastName')].filter(Boolean).join(' ') },
+    { label: 'country', value: (p) => get(p, 'attributes.country') },
+    { label: 'ltv', value: (p) => get(p, 'computed.ltv') },
+    { label: 'last seen', value: (p) => get(p, 'computed.lastSeenDate') },
+  ], rows, (p) => go('#/profile/' + encodeURIComponent(p.id)));
+  const more = page.nextCursor
+    ? el('button', { class: 'secondary', id: 'next-page',
+                     onclick: () => go('#/profiles' + query({ field, op, value, cursor: page.nextCursor })) }, 'Next page')
+    : null;
+  return [el('h1', {}, 'Profiles'), form, el('p', { class: 'muted', id: 'result-count' }, `${rows.length} on this page`),
+          result, more];
+}
+
+async function profile(id) {
+  const enc = encodeURIComponent(id);
+  const [p, timeline, sessions, identity] = await Promise.all([
+    api('GET', `/api/cdp/profiles/${enc}`),
+    api('GET', `/api/cdp/profiles/${enc}/timeline${query({ limit: 50, order: 'desc' })}`),
+    api('GET', `/api/cdp/profiles/${enc}/sessions`).catch(() => null),
+    api('GET', `/api/cdp/profiles/${enc}/identity`).catch(() => null),
+  ]);
+  const name = [get(p, 'attributes.firstName'), get(p, 'attributes.lastName')].filter(Boolean).join(' ');
+  const parts = [el('h1', { id: 'profile-title' }, name || p.id), el('p', { class: 'muted' }, 'id ' + p.id)];
+  const computed = p.computed || {};
+  parts.push(el('div', { class: 'cards' },
+    card('Lifetime value', computed.ltv), card('Orders', computed.purchaseCount), card('AOV', computed.aov),
+    card('First seen', computed.firstSeenDate), card('Last seen', computed.lastSeenDate),
+    card('Segments', (p.segments || []).length)));
+  const kv = (obj) => table([{ label: 'field', value: (r) => r[0] }, { label: 'value', value: (r) => r[1] }],
+                            Object.entries(obj || {}));
+  parts.push(el('div', { class: 'grid' },
+    el('section', { id: 'identifiers' }, el('h2', {}, 'Identifiers'), kv(p.externalIds)),
+    el('section', { id: 'attributes' }, el('h2', {}, 'Attributes'), kv(p.attributes)),
+    el('section', { id: 'consent' }, el('h2', {}, 'Consent'), kv(p.consent))));
+  parts.push(el('h2', {}, 'Timeline (newest first)'));
+  parts.push(el('div', { id: 'timeline' }, table([
+    { label: 'time', value: (e) => e.timestamp },
+    { label: 'type', value: (e) => e.type + (e.name ? ': ' + e.name : '') },
+    { label: 'source', value: (e) => e.source },
+    { label: 'details', value: (e) => get(e, 'properties.path') || get(e, 'properties.url') ||
+                                     get(e, 'properties.productId') || get(e, 'properties.revenue') },
+  ], timeline.items || [])));
+  if (sessions) {
+    const list = Array.isArray(sessions) ? sessions : sessions.items || sessions.sessions || [];
+    parts.push(el('h2', {}, 'Sessions'));
+    parts.push(table([
+      { label: 'start', value: (s) => s.start || s.startedAt },
+      { label: 'events', value: (s) => s.eventCount },
+      { label: 'first page', value: (s) => s.firstPage },
+      { label: 'utm source', value: (s) => s.utmSource || get(s, 'utm.source') },
+    ], list.slice(0, 20)));
+  }
+  if (identity) {
+    parts.push(el('h2', {}, 'Identity: merges'));
+    parts.push(table([
+      { label: 'merge', value: (m) => m.mergeId },
+      { label: 'at', value: (m) => m.at },
+      { label: 'merged', value: (m) => (m.merged || []).join(', ') },
+      { label: 'automatic', value: (m) => m.automatic },
+    ], identity.merges || []));
+  }
+  parts.push(el('h2', {}, 'Document'));
+  parts.push(el('pre', {}, JSON.stringify(p, null, 2)));
+  return parts;
+}
+
+async function segments() {
+  const list = await api('GET', '/api/cdp/segments');
+  const items = list.segments || list.items || [];
+  return [el('h1', {}, 'Segments'), table([
+    { label: 'name', value: (s) => s.name },
+    { label: 'type', value: (s) => s.type || 'rule' },
+    { label: 'size', value: (s) => s.size },
+    { label: 'description', value: (s) => s.description },
+  ], items, (s) => go('#/segment/' + encodeURIComponent(s.id)))];
+}
+
+async function segment(id, params) {
+  const enc = encodeURIComponent(id);
+  const [def, page] = await Promise.all([
+    api('GET', `/api/cdp/segments/${enc}`),
+    api('GET', `/api/cdp/segments/${enc}/members${query({ limit: 50, cursor: params.get('cursor') })}`),
+  ]);
+  const members = page.items || [];
+  const more = page.nextCursor
+    ? el('button', { class: 'secondary', onclick: () => go(`#/segment/${enc}` + query({ cursor: page.nextCursor })) },
+         'Next page')
+    : null;
+  return [el('h1', {}, def.name || id), el('p', { class: 'muted' }, def.description || ''),
+          el('pre', {}, JSON.stringify(def.rule || def, null, 2)), el('h2', {}, 'Members'),
+          table([{ label: 'id', value: (m) => (typeof m === 'string' ? m : m.id) },
+                 { label: 'email', value: (m) => (typeof m === 'string' ? '' : get(m, 'externalIds.email')) }],
+                members, (m) => go('#/profile/' + encodeURIComponent(typeof m === 'string' ? m : m.id))),
+          more];
+}
+
+async function audit(params) {
+  const filters = { principal: params.get('principal'), operation: params.get('operation'),
+                    target: params.get('target'), cursor: params.get('cursor') };
+  const page = await api('GET', '/api/cdp/audit' + query({ ...filters, limit: 50 }));
+  const form = el('form', { class: 'inline', id: 'audit-form' },
+    el('input', { id: 'audit-operation', placeholder: 'operation, e.g. profiles.get', value: filters.operation || '' }),
+    el('input', { id: 'audit-principal', placeholder: 'principal', value: filters.principal || '' }),
+    el('input', { id: 'audit-target', placeholder: 'profile id', value: filters.target || '' }),
+    el('button', { type: 'submit' }, 'Filter'),
+    el('button', { type: 'button', class: 'secondary', id: 'verify-button' }, 'Verify the chain'),
+    el('span', { id: 'verify-result' }));
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    go('#/audit' + query({ operation: form.querySelector('#audit-operation').value.trim(),
+                           principal: form.querySelector('#audit-principal').value.trim(),
+                           target: form.querySelector('#audit-target').value.trim() }));
+  });
+  form.querySelector('#verify-button').addEventListener('click', async () => {
+    const out = form.querySelector('#verify-result');
+    try {
+      const v = await api('GET', '/api/cdp/audit/verify');
+      out.className = v.ok ? 'ok' : 'bad';
+      out.textContent = v.ok ? `chain verified: ${v.entries} entries` : `broken at entry ${v.brokenAt}: ${v.reason}`;
+    } catch (err) {
+      showError(err);
+    }
+  });
+  const more = page.nextCursor
+    ? el('button', { class: 'secondary', onclick: () => go('#/audit' + query({ ...filters, cursor: page.nextCursor })) },
+         'Older')
+    : null;
+  return [el('h1', {}, 'Audit log'), form, table([
+    { label: 'seq', value: (a) => a.seq },
+    { label: 'at', value: (a) => a.at },
+    { label: 'principal', value: (a) => a.principal },
+    { label: 'operation', value: (a) => a.operation },
+    { label: 'targets', value: (a) => (a.targets || []).join(', ') + (a.redacted ? ' (redacted)' : '') },
+    { label: 'outcome', value: (a) => a.outcome },
+  ], page.items || []), more];
+}
+
+// ---- Routing -----------------------------------------------------------------------------------------------------------
+
+function go(hash) {
+  if (location.hash === hash) render();
+  else location.hash = hash;
+}
+
+async function render() {
+  const hash = location.hash || '#/overview';
+  const [path, search] = hash.slice(1).split('?');
+  const params = new URLSearchParams(search || '');
+  const parts = path.split('/').filter(Boolean);
+  const name = parts[0] || 'overview';
+  for (const a of document.querySelectorAll('nav a')) {
+    a.classList.toggle('active', a.dataset.view === name || a.dataset.view + 's' === name ||
+                                 (a.dataset.view === 'profiles' && name === 'profile') ||
+                                 (a.dataset.view === 'segments' && name === 'segment'));
+  }
+  clearError();
+  view.replaceChildren(el('p', { class: 'muted' }, 'Loading...'));
+  try {
+    let content;
+    if (name === 'profiles') content = await profiles(params);
+    else if (name === 'profile') content = await profile(decodeURIComponent(parts[1] || ''));
+    else if (name === 'segments') content = await segments();
+    else if (name === 'segment') content = await segment(decodeURIComponent(parts[1] || ''), params);
+    else if (name === 'audit') content = await audit(params);
+    else content = await overview();
+    view.replaceChildren(...content.filter(Boolean));
+  } catch (err) {
+    view.replaceChildren();
+    showError(err);
+  }
+}
+
+async function whoAmI() {
+  const out = document.getElementById('principal');
+  try {
+    const access = await api('GET', '/api/cdp/governance/access');
+    out.textContent = access && access.principal ? 'as ' + access.principal : '';
+  } catch (err) {
+    out.textContent = '';
+  }
+}
+
+document.getElementById('api-key').value = state.key;
+document.getElementById('key-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  state.key = document.getElementById('api-key').value.trim();
+  sessionStorage.setItem('cdp-key', state.key);
+  whoAmI();
+  render();
+});
+window.addEventListener('hashchange', render);
+whoAmI();
+render();

@@ -1,0 +1,91 @@
+// Copyright 2026 The libcdp Authors.
+//
+// Drives cdp-server's web console in Debian's chromium (headless, through playwright-core) and prints what it saw
+// as one JSON object; tests/server/test_console.py starts the server, seeds the data and checks the answers.
+//
+//   node tests/console/drive.mjs '{"url": "http://127.0.0.1:PORT", "key": "...", "email": "...", "profileId": "...",
+//                                  "segment": "..."}'
+
+import { chromium } from 'playwright-core';
+
+const plan = JSON.parse(process.argv[2]);
+const seen = { consoleErrors: [] };
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox'],
+});
+try {
+  const page = await browser.newPage();
+  page.on('pageerror', (err) => seen.consoleErrors.push('pageerror: ' + err.message));
+  page.on('console', (msg) => {
+    // A 401 or 403 answer is logged by the browser as a failed resource: expected in the key steps below.
+    if (msg.type() === 'error' && !/status of 40[13]/.test(msg.text())) {
+      seen.consoleErrors.push(msg.text() + ' ' + (msg.location().url || ''));
+    }
+  });
+  const banner = async () => ((await page.locator('#banner').isVisible()) ? page.locator('#banner').innerText() : '');
+  const settle = async () => {
+    await page.waitForFunction(() => !document.querySelector('#view')?.innerText.startsWith('Loading'));
+    await page.waitForTimeout(100);
+  };
+
+  // No key: the console loads, the API refuses.
+  await page.goto(plan.url + '/');
+  seen.redirectedTo = new URL(page.url()).pathname;
+  await settle();
+  seen.bannerWithoutKey = await banner();
+
+  // A wrong key, then the right one.
+  await page.fill('#api-key', 'not-the-key');
+  await page.click('#key-form button');
+  await settle();
+  seen.bannerWithWrongKey = await banner();
+  await page.fill('#api-key', plan.key);
+  await page.click('#key-form button');
+  await settle();
+  seen.bannerWithKey = await banner();
+  await page.waitForFunction(() => document.querySelector('#principal').innerText !== '');
+  seen.principal = await page.locator('#principal').innerText();
+  seen.overviewCards = await page.locator('.card').allInnerTexts();
+
+  // Search profiles by email, open the one found.
+  await page.click('nav a[data-view="profiles"]');
+  await settle();
+  await page.fill('#search-field', 'externalIds.email');
+  await page.selectOption('#search-op', '=');
+  await page.fill('#search-value', plan.email);
+  await page.click('#search-form button[type="submit"]');
+  await page.waitForFunction((email) => location.hash.includes(encodeURIComponent(email)), plan.email);
+  await settle();
+  seen.searchCount = await page.locator('#result-count').innerText();
+  seen.searchRows = await page.locator('#view tbody tr').allInnerTexts();
+  await page.locator('#view tbody tr').first().click();
+  await page.waitForSelector('#profile-title');
+  seen.profileHash = decodeURIComponent(new URL(page.url()).hash);
+  seen.profileTitle = await page.locator('#profile-title').innerText();
+  seen.identifiers = await page.locator('#identifiers').innerText();
+  seen.timeline = await page.locator('#timeline tbody tr').allInnerTexts();
+  seen.imagesInView = await page.locator('#view img').count();
+  seen.xssRan = await page.evaluate(() => window.__xss === 1);
+
+  // The segment and its members.
+  await page.click('nav a[data-view="segments"]');
+  await settle();
+  seen.segments = await page.locator('#view tbody tr').allInnerTexts();
+  await page.locator('#view tbody tr', { hasText: plan.segment }).first().click();
+  await page.waitForFunction(() => location.hash.startsWith('#/segment/'));
+  await settle();
+  seen.segmentMembers = await page.locator('#view tbody tr').allInnerTexts();
+
+  // The audit log names what the console did, and its chain verifies.
+  await page.click('nav a[data-view="audit"]');
+  await settle();
+  seen.auditRows = await page.locator('#view tbody tr').allInnerTexts();
+  await page.click('#verify-button');
+  await page.waitForFunction(() => document.querySelector('#verify-result').innerText !== '');
+  seen.verify = await page.locator('#verify-result').innerText();
+} finally {
+  await browser.close();
+}
+process.stdout.write(JSON.stringify(seen) + '\n');

@@ -1,0 +1,123 @@
+# Copyright 2026 The libcdp Authors.
+#
+# The web console cdp-server serves at /console/ (docs/console.md): its files and headers, and the console driven
+# in Debian's chromium (tests/console/drive.mjs, playwright-core) against seeded data: without a key, with a wrong
+# one, then overview, profile search, a profile with its identifiers and timeline, a segment's members and the
+# audit log with its verification; a profile value that is HTML stays text.
+#
+#   npm ci --prefix tests/console          (make test-python does it; chromium from scripts/install-deps.sh)
+#   CDP_SERVER_BIN=build/examples/server/cdp-server /usr/bin/python3 -m pytest tests/server/test_console.py -q
+#
+# Missing node, playwright-core or chromium fail the test with what installs them; nothing is skipped.
+
+import http.client
+import json
+import os
+import shutil
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from server_process import REPO_ROOT, SERVER_BIN, ServerProcess
+
+CONSOLE_DIR = REPO_ROOT / "tests" / "console"
+DRIVE = CONSOLE_DIR / "drive.mjs"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+API_KEY = "console-key-" + uuid.uuid4().hex
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    if not os.access(SERVER_BIN, os.X_OK):
+        pytest.fail(f"cdp-server binary not found at {SERVER_BIN}; build it or set CDP_SERVER_BIN")
+    srv = ServerProcess(tmp_path_factory.mktemp("cdp-console"), API_KEY)
+    yield srv
+    code = srv.stop()
+    assert code == 0, srv.stderr()
+
+
+def get(server, path):
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=30)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read(), resp.headers
+    finally:
+        conn.close()
+
+
+def api(server, method, path, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    status, parsed, _ = server.raw(method, path, data,
+                                   {"Authorization": "Bearer " + API_KEY, "Content-Type": "application/json"})
+    assert status in (200, 201), (method, path, status, parsed)
+    return parsed
+
+
+def test_the_console_is_served_without_a_key_with_a_strict_policy(server):
+    status, _, headers = get(server, "/")
+    assert status == 302 and headers["Location"] == "/console/"
+    for path, kind in (("/console/", "text/html"), ("/console/app.js", "text/javascript"),
+                       ("/console/style.css", "text/css")):
+        status, body, headers = get(server, path)
+        assert status == 200, path
+        assert headers["Content-Type"].startswith(kind), (path, headers["Content-Type"])
+        assert "script-src 'self'" in headers["Content-Security-Policy"]
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert len(body) > 500
+    assert b'src="/console/app.js"' in get(server, "/console/")[1]
+    assert get(server, "/console/other.js")[0] == 404
+    assert get(server, "/api/cdp/stats")[0] == 401  # the data stays behind the key
+
+
+def test_the_console_in_a_browser(server):
+    if shutil.which("node") is None:
+        pytest.fail("node is not installed: run scripts/install-deps.sh")
+    if not (CONSOLE_DIR / "node_modules" / "playwright-core").is_dir():
+        pytest.fail("playwright-core is missing: run npm ci --prefix tests/console")
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"chromium not found at {CHROMIUM}: run scripts/install-deps.sh")
+    tag = uuid.uuid4().hex[:8]
+    email = f"ada-{tag}@example.com"
+    created = api(server, "POST", "/api/cdp/profiles", {
+        "externalIds": {"email": email, "customerId": "cust-" + tag},
+        "attributes": {"firstName": "<img src=x onerror=window.__xss=1>", "lastName": "Lovelace", "country": "GB"}})
+    pid = created["id"]
+    now_ms = int(time.time() * 1000)
+    api(server, "POST", "/api/cdp/profiles", {"externalIds": {"email": f"other-{tag}@example.com"}})
+    api(server, "POST", "/api/cdp/events/batch", {"batch": [
+        {"type": "page_view", "profileId": pid, "timestamp": now_ms - 60_000, "properties": {"path": "/shoes"}},
+        {"type": "purchase", "profileId": pid, "timestamp": now_ms - 30_000, "properties": {"revenue": 42.5}}]})
+    segment_name = "Buyers " + tag
+    api(server, "POST", "/api/cdp/segments", {"name": segment_name, "rule": {"event": "purchase"}})
+
+    plan = {"url": f"http://127.0.0.1:{server.port}", "key": API_KEY, "email": email, "segment": segment_name}
+    run = subprocess.run(["node", str(DRIVE), json.dumps(plan)], cwd=CONSOLE_DIR, capture_output=True, text=True,
+                         timeout=180, env={**os.environ, "CHROMIUM": CHROMIUM})
+    assert run.returncode == 0, run.stderr[-3000:]
+    seen = json.loads(run.stdout.strip().splitlines()[-1])
+
+    assert seen["redirectedTo"] == "/console/"
+    assert "valid API key" in seen["bannerWithoutKey"]
+    assert "valid API key" in seen["bannerWithWrongKey"]
+    assert seen["bannerWithKey"] == ""
+    assert seen["principal"] == "as api-key"
+    cards = " ".join(seen["overviewCards"])
+    assert "Profiles\n2" in cards, seen["overviewCards"]
+    assert seen["searchCount"] == "1 on this page"
+    assert len(seen["searchRows"]) == 1 and pid in seen["searchRows"][0] and "GB" in seen["searchRows"][0]
+    assert seen["profileHash"] == f"#/profile/{pid}"
+    assert seen["profileTitle"] == "<img src=x onerror=window.__xss=1> Lovelace"  # shown as text
+    assert seen["imagesInView"] == 0 and seen["xssRan"] is False
+    assert email in seen["identifiers"] and "cust-" + tag in seen["identifiers"]
+    types = [row.split("\t")[1] for row in seen["timeline"]]
+    assert types == ["purchase", "page_view"], seen["timeline"]  # newest first
+    assert any(segment_name in row for row in seen["segments"])
+    assert len(seen["segmentMembers"]) == 1 and pid in seen["segmentMembers"][0]
+    operations = [row.split("\t")[3] for row in seen["auditRows"]]
+    assert "profiles.search" in operations and "profiles.get" in operations, operations
+    assert all("api-key" in row or "local" in row for row in seen["auditRows"])
+    assert seen["verify"].startswith("chain verified"), seen["verify"]
+    assert seen["consoleErrors"] == [], seen["consoleErrors"]
