@@ -108,7 +108,7 @@ class SegmentApi {
   bool Authorized(const Request& req, const Json* body) const {
     if (write_key_.empty()) {
       // No write key: open on a loopback-only server of a database that never issued an API key; else closed.
-      return allow_unauthenticated_ && !engine_.governance().KeysIssued();
+      return allow_unauthenticated_ && !engine_.governance().KeysIssued() && FromThisMachine(req);
     }
     if (BasicUserMatches(req.get_header_value("Authorization"), write_key_)) return true;
     if (body == nullptr || !body->is_object()) return false;

@@ -175,6 +175,8 @@ class Api : public std::enable_shared_from_this<Api> {
 
 void Api::Register(httplib::Server& http) {
   http.set_payload_max_length(payload_max_bytes_);
+  // Every answer is what its Content-Type says (a JSON answer is never sniffed into a script or a page).
+  http.set_default_headers({{"X-Content-Type-Options", "nosniff"}});
 
   std::shared_ptr<Api> self = shared_from_this();
   http.set_error_handler(httplib::Server::HandlerWithResponse([self](const Request& req, Response& res) {
@@ -275,9 +277,8 @@ void Api::RegisterConsole(httplib::Server& http) {
                                                              : "text/html; charset=utf-8";
       res.set_header("Content-Security-Policy",
                      "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
-                     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
-      res.set_header("X-Content-Type-Options", "nosniff");
-      res.set_header("Referrer-Policy", "no-referrer");
+                     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'; require-trusted-types-for 'script'");
+      res.set_header("Referrer-Policy", "no-referrer");  // and nosniff, as every answer (Register)
       res.set_header("Cache-Control", "no-cache");
       res.set_content(std::string(file.body), std::string(type));
       return;
@@ -322,6 +323,11 @@ Result<std::string> Api::Authenticate(const Request& req) const {
   if (!req.has_header("Authorization")) {
     if (!options_.allow_unauthenticated || !options_.api_key.empty()) return missing;
     if (engine_.governance().KeysIssued()) return missing;  // for good: revoking every key does not reopen
+    if (!FromThisMachine(req)) {
+      return Status(StatusCode::kUnauthenticated,
+                    "a request without an API key must come from this machine (Host and Origin of a loopback "
+                    "address)");
+    }
     return std::string("local");
   }
   const std::string authorization = req.get_header_value("Authorization");  // a copy: the token views it
@@ -1239,6 +1245,26 @@ std::string ErrorBody(const Status& status) {
   error.Set("message", status.message());
   if (!status.field().empty()) error.Set("field", status.field());
   return Json::Object().Set("error", std::move(error)).Dump();
+}
+
+namespace {
+// The host of "host", "host:port", "[v6]" or "[v6]:port".
+std::string_view HostOf(std::string_view authority) {
+  if (authority.starts_with("[")) {
+    const size_t close = authority.find(']');
+    return close == std::string_view::npos ? std::string_view() : authority.substr(0, close + 1);
+  }
+  return authority.substr(0, authority.find(':'));
+}
+}  // namespace
+
+bool FromThisMachine(const httplib::Request& req) {
+  if (!IsLoopbackHost(HostOf(req.get_header_value("Host")))) return false;
+  if (!req.has_header("Origin")) return true;
+  std::string_view origin = req.get_header_value("Origin");  // "scheme://authority", or "null"
+  const size_t scheme = origin.find("://");
+  if (scheme == std::string_view::npos) return false;
+  return IsLoopbackHost(HostOf(origin.substr(scheme + 3)));
 }
 
 bool IsLoopbackHost(std::string_view host) {

@@ -66,6 +66,12 @@ std::string ErrorBody(const Status& status);
 // Whether `host` is a loopback address ("localhost", 127.0.0.0/8, "::1").
 bool IsLoopbackHost(std::string_view host);
 
+// Whether a request without credentials comes from a program on this machine rather than a web page elsewhere:
+// its Host names a loopback address (with any port), and its Origin, when it has one, does too. A keyless server
+// (loopback only) answers no other: a page on another site cannot use it through the visitor's browser (an
+// Origin of that site), nor through a name of its own resolving to 127.0.0.1 (DNS rebinding: a Host of that name).
+bool FromThisMachine(const httplib::Request& req);
+
 // Compares two strings in time that depends only on their lengths, not on where they differ.
 bool ConstantTimeEquals(std::string_view a, std::string_view b);
 

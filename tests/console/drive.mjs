@@ -3,13 +3,13 @@
 // Drives cdp-server's web console in Debian's chromium (headless, through playwright-core) and prints what it saw
 // as one JSON object; tests/server/test_console.py starts the server, seeds the data and checks the answers.
 //
-//   node tests/console/drive.mjs '{"url": "http://127.0.0.1:PORT", "key": "...", "email": "...", "profileId": "...",
-//                                  "segment": "..."}'
+//   node tests/console/drive.mjs '{"url": "http://127.0.0.1:PORT", "key": "...", "email": "...", "segment": "..."}'
 
 import { chromium } from 'playwright-core';
 
 const plan = JSON.parse(process.argv[2]);
 const seen = { consoleErrors: [] };
+let keySteps = true;  // while no key or a wrong one is in use, the browser logs the API's 401 answers
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   headless: true,
@@ -20,14 +20,17 @@ try {
   page.on('pageerror', (err) => seen.consoleErrors.push('pageerror: ' + err.message));
   page.on('console', (msg) => {
     // A 401 or 403 answer is logged by the browser as a failed resource: expected in the key steps below.
-    if (msg.type() === 'error' && !/status of 40[13]/.test(msg.text())) {
+    if (msg.type() === 'error' && !(keySteps && /status of 401/.test(msg.text()))) {
       seen.consoleErrors.push(msg.text() + ' ' + (msg.location().url || ''));
     }
   });
   const banner = async () => ((await page.locator('#banner').isVisible()) ? page.locator('#banner').innerText() : '');
+  // Until the view the fragment names is rendered (app.js sets #view's data-ready to it when done).
   const settle = async () => {
-    await page.waitForFunction(() => !document.querySelector('#view')?.innerText.startsWith('Loading'));
-    await page.waitForTimeout(100);
+    await page.waitForFunction(() => {
+      const view = document.querySelector('#view');
+      return view && view.dataset.ready === (location.hash || '#/overview');
+    });
   };
 
   // No key: the console loads, the API refuses.
@@ -43,7 +46,9 @@ try {
   seen.bannerWithWrongKey = await banner();
   await page.fill('#api-key', plan.key);
   await page.click('#key-form button');
+  await page.waitForFunction(() => document.querySelector('#view .card') !== null);
   await settle();
+  keySteps = false;
   seen.bannerWithKey = await banner();
   await page.waitForFunction(() => document.querySelector('#principal').innerText !== '');
   seen.principal = await page.locator('#principal').innerText();
@@ -58,10 +63,12 @@ try {
   await page.click('#search-form button[type="submit"]');
   await page.waitForFunction((email) => location.hash.includes(encodeURIComponent(email)), plan.email);
   await settle();
+  seen.searchHeading = await page.locator('#view h1').innerText();
   seen.searchCount = await page.locator('#result-count').innerText();
   seen.searchRows = await page.locator('#view tbody tr').allInnerTexts();
   await page.locator('#view tbody tr').first().click();
-  await page.waitForSelector('#profile-title');
+  await page.waitForFunction(() => location.hash.startsWith('#/profile/'));
+  await settle();
   seen.profileHash = decodeURIComponent(new URL(page.url()).hash);
   seen.profileTitle = await page.locator('#profile-title').innerText();
   seen.identifiers = await page.locator('#identifiers').innerText();
@@ -76,6 +83,7 @@ try {
   await page.locator('#view tbody tr', { hasText: plan.segment }).first().click();
   await page.waitForFunction(() => location.hash.startsWith('#/segment/'));
   await settle();
+  seen.segmentHeading = await page.locator('#view h1').innerText();
   seen.segmentMembers = await page.locator('#view tbody tr').allInnerTexts();
 
   // The audit log names what the console did, and its chain verifies.

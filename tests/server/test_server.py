@@ -144,6 +144,35 @@ def test_env_api_key(tmp_path):
         assert srv.stop() == 0, srv.stderr()
 
 
+def test_a_keyless_server_answers_only_this_machine(tmp_path):
+    # Without a key, a loopback server runs requests as "local" only when Host and Origin name a loopback address:
+    # not for a page of another site (its Origin) nor through a name resolving to 127.0.0.1 (DNS rebinding).
+    env = dict(os.environ)
+    env.pop("CDP_API_KEY", None)
+    srv = ServerProcess(tmp_path / "data", api_key=None, env=env)
+    try:
+        port = srv.port
+        ok = [{}, {"Host": f"localhost:{port}"}, {"Host": f"[::1]:{port}"},
+              {"Origin": f"http://127.0.0.1:{port}"}, {"Origin": "http://localhost:3000"}]
+        for headers in ok:
+            assert srv.raw("GET", "/api/cdp/stats", None, headers)[0] == 200, headers
+        refused = [{"Host": f"rebound.example:{port}"}, {"Host": "127.0.0.1.evil.example"},
+                   {"Origin": "https://evil.example"}, {"Origin": "null"},
+                   {"Origin": f"http://127.0.0.1.evil.example:{port}"}]
+        for headers in refused:
+            status, body, _ = srv.raw("GET", "/api/cdp/stats", None, headers)
+            assert status == 401, (headers, body)
+            assert "this machine" in body["error"]["message"]
+        # The Segment routes too (a form post from a page elsewhere).
+        event = json.dumps({"userId": "u1", "event": "x"}).encode()
+        assert srv.raw("POST", "/v1/track", event, {"Origin": "https://evil.example"})[0] == 401
+        assert srv.raw("POST", "/v1/track", event, {})[0] == 200
+        # /healthz needs no credentials, whatever the Host.
+        assert srv.raw("GET", "/healthz", None, {"Host": "rebound.example"})[0] == 200
+    finally:
+        assert srv.stop() == 0, srv.stderr()
+
+
 def test_refuses_non_loopback_host_without_key(tmp_path):
     env = dict(os.environ)
     env.pop("CDP_API_KEY", None)

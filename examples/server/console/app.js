@@ -1,8 +1,9 @@
 // Copyright 2026 The libcdp Authors.
 //
-// The libcdp web console (docs/console.md): a single page over cdp-server's REST API. It holds no logic of its own
-// and no data beyond the API key (sessionStorage, this tab only). Every value from the API is written with
-// textContent, never as HTML, and the server's Content-Security-Policy allows only this script.
+// The libcdp web console (docs/console.md): a single page over cdp-server's REST API. It holds no logic of its own;
+// it keeps the API key in sessionStorage (this tab only) and a view's search terms in the URL's fragment (the
+// tab's history). Every value from the API is written with textContent, never as HTML, and the server's
+// Content-Security-Policy allows only this script.
 'use strict';
 
 const state = { key: sessionStorage.getItem('cdp-key') || '' };
@@ -121,7 +122,8 @@ async function overview() {
       card('Active (30 days)', get(o, 'activeProfiles.monthly')),
       card('Orders (total)', get(o, 'orders.total')),
       card('Revenue (total)', money(get(o, 'revenue.total'))),
-      card('Data quality', get(o, 'dataQuality.score'))),
+      card('Data quality', typeof get(o, 'dataQuality.score') === 'number'
+        ? get(o, 'dataQuality.score').toFixed(1) : get(o, 'dataQuality.score'))),
   ];
   const byType = get(o, 'eventsByType.30d') || {};
   parts.push(el('h2', {}, 'Events of the last 30 days'));
@@ -135,11 +137,33 @@ async function overview() {
 }
 
 const OPERATORS = ['=', '!=', '>', '<', '>=', '<=', 'contains', 'in'];
+const AS = ['auto', 'text', 'number', 'boolean'];
+
+// A search value as the condition takes it: 'auto' sends numbers for > < >= <= and text otherwise (identifiers such
+// as a customerId "12345" or a postal code "02139" are text); 'in' takes a comma-separated list.
+function conditionValue(op, value, as) {
+  const convert = (v) => {
+    const kind = as === 'auto' ? (['>', '<', '>=', '<='].includes(op) ? 'number' : 'text') : as;
+    if (kind === 'number') {
+      const n = Number(v);
+      if (v.trim() === '' || Number.isNaN(n)) throw new Error(`"${v}" is not a number`);
+      return n;
+    }
+    if (kind === 'boolean') {
+      if (v !== 'true' && v !== 'false') throw new Error(`"${v}" is not true or false`);
+      return v === 'true';
+    }
+    return v;
+  };
+  if (op === 'in') return value.split(',').map((s) => convert(s.trim()));
+  return convert(value);
+}
 
 async function profiles(params) {
   const field = params.get('field') || '';
   const op = params.get('op') || '=';
   const value = params.get('value') || '';
+  const as = AS.includes(params.get('as')) ? params.get('as') : 'auto';
   const cursor = params.get('cursor') || '';
   const form = el('form', { class: 'inline', id: 'search-form' },
     el('input', { id: 'search-field', placeholder: 'field, e.g. attributes.country', value: field }),
@@ -149,6 +173,11 @@ async function profiles(params) {
       return option;
     })),
     el('input', { id: 'search-value', placeholder: 'value', value }),
+    el('select', { id: 'search-as', title: 'how the value is sent' }, ...AS.map((a) => {
+      const option = el('option', { value: a }, a === 'auto' ? 'as: auto' : 'as ' + a);
+      if (a === as) option.selected = true;
+      return option;
+    })),
     el('button', { type: 'submit' }, 'Search'),
     el('span', { class: 'muted' }, 'or open a profile by id:'),
     el('input', { id: 'open-id', placeholder: 'profile id' }),
@@ -157,22 +186,24 @@ async function profiles(params) {
     e.preventDefault();
     go('#/profiles' + query({ field: form.querySelector('#search-field').value.trim(),
                               op: form.querySelector('#search-op').value,
-                              value: form.querySelector('#search-value').value }));
+                              value: form.querySelector('#search-value').value,
+                              as: form.querySelector('#search-as').value }));
   });
   form.querySelector('#open-button').addEventListener('click', () => {
     const id = form.querySelector('#open-id').value.trim();
     if (id) go('#/profile/' + encodeURIComponent(id));
   });
-  const body = { limit: 25 };
-  if (field) {
-    let v = value;
-    if (op === 'in') v = value.split(',').map((s) => s.trim());
-    else if (value !== '' && !Number.isNaN(Number(value)) && /^-?[0-9.]+$/.test(value)) v = Number(value);
-    else if (value === 'true' || value === 'false') v = value === 'true';
-    body.conditions = [{ field, operator: op, value: v }];
+  const head = [el('h1', {}, 'Profiles'), form];
+  let page;
+  try {  // a refused search keeps the form, to correct it
+    const body = { limit: 25 };
+    if (field) body.conditions = [{ field, operator: op, value: conditionValue(op, value, as) }];
+    if (cursor) body.cursor = cursor;
+    page = await api('POST', '/api/cdp/profiles/search', body);
+  } catch (err) {
+    showError(err);
+    return head;
   }
-  if (cursor) body.cursor = cursor;
-  const page = await api('POST', '/api/cdp/profiles/search', body);
   const rows = page.items || [];
   const result = table([
     { label: 'id', value: (p) => p.id },
@@ -184,19 +215,35 @@ async function profiles(params) {
   ], rows, (p) => go('#/profile/' + encodeURIComponent(p.id)));
   const more = page.nextCursor
     ? el('button', { class: 'secondary', id: 'next-page',
-                     onclick: () => go('#/profiles' + query({ field, op, value, cursor: page.nextCursor })) }, 'Next page')
+                     onclick: () => go('#/profiles' + query({ field, op, value, as, cursor: page.nextCursor })) },
+         'Next page')
     : null;
-  return [el('h1', {}, 'Profiles'), form, el('p', { class: 'muted', id: 'result-count' }, `${rows.length} on this page`),
-          result, more];
+  return [...head, el('p', { class: 'muted', id: 'result-count' }, `${rows.length} on this page`), result, more];
+}
+
+// An id as one path segment: "." and ".." would be resolved away by the browser (another resource).
+function segmentOf(id) {
+  if (id === '.' || id === '..' || id === '') throw new Error(`"${id}" cannot be opened here`);
+  return encodeURIComponent(id);
+}
+
+// A section's answer, or the reason it has none (a refusal is shown where the section would be).
+function settled(promise) {
+  return promise.then((value) => ({ value }), (error) => ({ error }));
+}
+
+function unavailable(error) {
+  return el('p', { class: 'bad' }, error instanceof ApiError && error.status === 403
+    ? 'This key may not read this: ' + error.message : error.message);
 }
 
 async function profile(id) {
-  const enc = encodeURIComponent(id);
+  const enc = segmentOf(id);
   const [p, timeline, sessions, identity] = await Promise.all([
     api('GET', `/api/cdp/profiles/${enc}`),
-    api('GET', `/api/cdp/profiles/${enc}/timeline${query({ limit: 50, order: 'desc' })}`),
-    api('GET', `/api/cdp/profiles/${enc}/sessions`).catch(() => null),
-    api('GET', `/api/cdp/profiles/${enc}/identity`).catch(() => null),
+    settled(api('GET', `/api/cdp/profiles/${enc}/timeline${query({ limit: 50, order: 'desc' })}`)),
+    settled(api('GET', `/api/cdp/profiles/${enc}/sessions`)),
+    settled(api('GET', `/api/cdp/profiles/${enc}/identity`)),
   ]);
   const name = [get(p, 'attributes.firstName'), get(p, 'attributes.lastName')].filter(Boolean).join(' ');
   const parts = [el('h1', { id: 'profile-title' }, name || p.id), el('p', { class: 'muted' }, 'id ' + p.id)];
@@ -212,32 +259,32 @@ async function profile(id) {
     el('section', { id: 'attributes' }, el('h2', {}, 'Attributes'), kv(p.attributes)),
     el('section', { id: 'consent' }, el('h2', {}, 'Consent'), kv(p.consent))));
   parts.push(el('h2', {}, 'Timeline (newest first)'));
-  parts.push(el('div', { id: 'timeline' }, table([
+  parts.push(el('div', { id: 'timeline' }, timeline.error ? unavailable(timeline.error) : table([
     { label: 'time', value: (e) => e.timestamp },
     { label: 'type', value: (e) => e.type + (e.name ? ': ' + e.name : '') },
     { label: 'source', value: (e) => e.source },
     { label: 'details', value: (e) => get(e, 'properties.path') || get(e, 'properties.url') ||
                                      get(e, 'properties.productId') || get(e, 'properties.revenue') },
-  ], timeline.items || [])));
-  if (sessions) {
-    const list = Array.isArray(sessions) ? sessions : sessions.items || sessions.sessions || [];
-    parts.push(el('h2', {}, 'Sessions'));
+  ], timeline.value.items || [])));
+  parts.push(el('h2', {}, 'Sessions (the last 20, newest first)'));
+  if (sessions.error) {
+    parts.push(unavailable(sessions.error));
+  } else {
+    const list = Array.isArray(sessions.value) ? sessions.value : sessions.value.items || [];  // oldest first
     parts.push(table([
       { label: 'start', value: (s) => s.start || s.startedAt },
       { label: 'events', value: (s) => s.eventCount },
       { label: 'first page', value: (s) => s.firstPage },
       { label: 'utm source', value: (s) => s.utmSource || get(s, 'utm.source') },
-    ], list.slice(0, 20)));
+    ], list.slice(-20).reverse()));
   }
-  if (identity) {
-    parts.push(el('h2', {}, 'Identity: merges'));
-    parts.push(table([
-      { label: 'merge', value: (m) => m.mergeId },
-      { label: 'at', value: (m) => m.at },
-      { label: 'merged', value: (m) => (m.merged || []).join(', ') },
-      { label: 'automatic', value: (m) => m.automatic },
-    ], identity.merges || []));
-  }
+  parts.push(el('h2', {}, 'Identity: merges'));
+  parts.push(identity.error ? unavailable(identity.error) : table([
+    { label: 'merge', value: (m) => m.mergeId },
+    { label: 'at', value: (m) => m.at },
+    { label: 'merged', value: (m) => (m.merged || []).join(', ') },
+    { label: 'automatic', value: (m) => m.automatic },
+  ], identity.value.merges || []));
   parts.push(el('h2', {}, 'Document'));
   parts.push(el('pre', {}, JSON.stringify(p, null, 2)));
   return parts;
@@ -255,7 +302,7 @@ async function segments() {
 }
 
 async function segment(id, params) {
-  const enc = encodeURIComponent(id);
+  const enc = segmentOf(id);
   const [def, page] = await Promise.all([
     api('GET', `/api/cdp/segments/${enc}`),
     api('GET', `/api/cdp/segments/${enc}/members${query({ limit: 50, cursor: params.get('cursor') })}`),
@@ -321,7 +368,12 @@ function go(hash) {
   else location.hash = hash;
 }
 
+let renderGeneration = 0;
+
+// Renders the view the fragment names. A render that a later one (another click) overtook changes nothing.
+// view.dataset.ready is the fragment rendered once done (tests wait for it).
 async function render() {
+  const generation = ++renderGeneration;
   const hash = location.hash || '#/overview';
   const [path, search] = hash.slice(1).split('?');
   const params = new URLSearchParams(search || '');
@@ -333,30 +385,39 @@ async function render() {
                                  (a.dataset.view === 'segments' && name === 'segment'));
   }
   clearError();
+  delete view.dataset.ready;
   view.replaceChildren(el('p', { class: 'muted' }, 'Loading...'));
+  let content = [];
+  let failure = null;
   try {
-    let content;
     if (name === 'profiles') content = await profiles(params);
     else if (name === 'profile') content = await profile(decodeURIComponent(parts[1] || ''));
     else if (name === 'segments') content = await segments();
     else if (name === 'segment') content = await segment(decodeURIComponent(parts[1] || ''), params);
     else if (name === 'audit') content = await audit(params);
     else content = await overview();
-    view.replaceChildren(...content.filter(Boolean));
   } catch (err) {
-    view.replaceChildren();
-    showError(err);
+    failure = err;
   }
+  if (generation !== renderGeneration) return;
+  view.replaceChildren(...content.filter(Boolean));
+  if (failure) showError(failure);
+  view.dataset.ready = hash;
 }
 
+let whoAmIGeneration = 0;
+
 async function whoAmI() {
+  const generation = ++whoAmIGeneration;
   const out = document.getElementById('principal');
+  let text = '';
   try {
     const access = await api('GET', '/api/cdp/governance/access');
-    out.textContent = access && access.principal ? 'as ' + access.principal : '';
+    text = access && access.principal ? 'as ' + access.principal : '';
   } catch (err) {
-    out.textContent = '';
+    text = '';
   }
+  if (generation === whoAmIGeneration) out.textContent = text;
 }
 
 document.getElementById('api-key').value = state.key;
