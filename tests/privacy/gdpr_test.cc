@@ -11,6 +11,7 @@
 #include <iterator>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "test_util.h"
@@ -24,6 +25,19 @@ using testing::Unwrap;
 class GdprTest : public testing::EngineTest {
  protected:
   Gdpr& gdpr() { return engine_->gdpr(); }
+  // Customers `holder` then `other` seen on one device: two profiles (a device does not join two customerIds), the
+  // device's hub set holding a hash of each customerId. Returns their profile ids.
+  std::pair<std::string, std::string> TwoCustomersOnADevice(const std::string& holder, const std::string& other,
+                                                            const std::string& device) {
+    auto track = [&](const std::string& customer) {
+      return Unwrap(events().Track(J(R"({"type": "page_view", "customerId": ")" + customer + R"(", "deviceId": ")" +
+                                     device + R"("})")))
+          .profile_id;
+    };
+    std::pair<std::string, std::string> ids{track(holder), track(other)};
+    EXPECT_NE(ids.first, ids.second);  // two customers sharing a device stay two people
+    return ids;
+  }
 };
 
 TEST_F(GdprTest, ExportHoldsEverythingAboutThePerson) {
@@ -173,20 +187,15 @@ TEST_F(GdprTest, AnErasedIdentifierDroppedForALimitIsRefusedToo) {
 TEST_F(GdprTest, ErasureTakesThePersonsHashesOutOfOtherIdentifiersHubSets) {
   const std::string a = "cust-" + std::to_string(std::random_device{}());
   const std::string b = "cust-b" + std::to_string(std::random_device{}());
-  TrackResult holder =
-      Unwrap(events().Track(J(R"({"type": "page_view", "customerId": ")" + b + R"(", "deviceId": "shared-ipad"})")));
-  TrackResult erased =
-      Unwrap(events().Track(J(R"({"type": "page_view", "customerId": ")" + a + R"(", "deviceId": "shared-ipad"})")));
-  ASSERT_NE(holder.profile_id, erased.profile_id);  // two customers sharing a device stay two people
+  const auto [holder, erased] = TwoCustomersOnADevice(b, a, "shared-ipad");
   ASSERT_TRUE(engine_->Flush().ok());
   EXPECT_FALSE(testing::FilesHolding(dir_.path(), testing::HubHashBytes("customerId", a)).empty());  // the scan sees it
-  Unwrap(gdpr().Erase(erased.profile_id));
+  Unwrap(gdpr().Erase(erased));
   ASSERT_TRUE(engine_->Flush().ok());
   EXPECT_EQ(testing::FilesHolding(dir_.path(), testing::HubHashBytes("customerId", a)), std::vector<std::string>{});
   EXPECT_FALSE(testing::FilesHolding(dir_.path(), testing::HubHashBytes("customerId", b)).empty());
   // The device still goes to its holder.
-  EXPECT_EQ(Unwrap(events().Track(J(R"({"type": "page_view", "deviceId": "shared-ipad"})"))).profile_id,
-            holder.profile_id);
+  EXPECT_EQ(Unwrap(events().Track(J(R"({"type": "page_view", "deviceId": "shared-ipad"})"))).profile_id, holder);
 }
 
 // A value the person no longer holds (a customerId replaced by a patch) leaves other identifiers' hub sets too:
@@ -194,18 +203,13 @@ TEST_F(GdprTest, ErasureTakesThePersonsHashesOutOfOtherIdentifiersHubSets) {
 TEST_F(GdprTest, ErasureScrubsHubHashesOfValuesThePersonNoLongerHolds) {
   const std::string a = "cust-a" + std::to_string(std::random_device{}());
   const std::string b = "cust-b" + std::to_string(std::random_device{}());
-  TrackResult holder =
-      Unwrap(events().Track(J(R"({"type": "page_view", "customerId": ")" + b + R"(", "deviceId": "shared-tv"})")));
-  TrackResult erased =
-      Unwrap(events().Track(J(R"({"type": "page_view", "customerId": ")" + a + R"(", "deviceId": "shared-tv"})")));
-  ASSERT_NE(holder.profile_id, erased.profile_id);
-  Json patched =
-      Unwrap(profiles().Patch(erased.profile_id, J(R"({"externalIds": {"customerId": "renamed-)" + a + R"("}})")));
+  const std::string erased = TwoCustomersOnADevice(b, a, "shared-tv").second;
+  Json patched = Unwrap(profiles().Patch(erased, J(R"({"externalIds": {"customerId": "renamed-)" + a + R"("}})")));
   EXPECT_EQ(patched.Find("externalIds")->Find("customerId")->as_string(), "renamed-" + a);
   EXPECT_EQ(patched.Find("hubHashes"), nullptr);  // internal
   ASSERT_TRUE(engine_->Flush().ok());
   EXPECT_FALSE(testing::FilesHolding(dir_.path(), testing::HubHashBytes("customerId", a)).empty());
-  Unwrap(gdpr().Erase(erased.profile_id));
+  Unwrap(gdpr().Erase(erased));
   ASSERT_TRUE(engine_->Flush().ok());
   EXPECT_EQ(testing::FilesHolding(dir_.path(), testing::HubHashBytes("customerId", a)), std::vector<std::string>{});
   EXPECT_FALSE(testing::FilesHolding(dir_.path(), testing::HubHashBytes("customerId", b)).empty());

@@ -96,6 +96,8 @@ def test_the_console_in_a_browser(server):
     api(server, "POST", "/api/cdp/events/batch", {"batch": [
         {"type": "page_view", "profileId": pid, "timestamp": now_ms - 60_000, "properties": {"path": "/shoes"}},
         {"type": "purchase", "profileId": pid, "timestamp": now_ms - 30_000, "properties": {"revenue": 42.5}}]})
+    api(server, "POST", "/api/cdp/consent",
+        {"profileId": pid, "purposes": {"email": "granted"}, "source": "console-test", "policyVersion": "v7"})
     segment_name = "Buyers " + tag
     api(server, "POST", "/api/cdp/segments", {"name": segment_name, "rule": {"event": "purchase"}})
 
@@ -136,4 +138,15 @@ def test_the_console_in_a_browser(server):
     assert "profiles.search" in operations and "profiles.get" in operations, operations
     assert {row.split("\t")[2] for row in seen["auditRows"]} == {"api-key"}  # the key's principal, every call
     assert seen["verify"].startswith("chain verified"), seen["verify"]
+    assert any("email: granted" in row and "console-test" in row and "v7" in row for row in seen["consentHistory"]), \
+        seen["consentHistory"]
+    assert seen["exportFile"] == f"{pid}-export.json"
+    assert seen["exportSummary"].startswith("Exported (request gdpr_") and "2 events" in seen["exportSummary"], \
+        seen["exportSummary"]
+    assert seen["afterDismiss"] == 1  # declined: still the profile's page
+    assert pid in seen["confirmText"]
+    assert ": completed in " in seen["erased"], seen["erased"]
+    assert "does not exist" in seen["bannerAfterErasure"], seen["bannerAfterErasure"]
+    status, body, _ = server.raw("GET", f"/api/cdp/profiles/{pid}", None, {"Authorization": "Bearer " + API_KEY})
+    assert status == 404, body  # erased for real
     assert seen["consoleErrors"] == [], seen["consoleErrors"]

@@ -285,9 +285,79 @@ async function profile(id) {
     { label: 'merged', value: (m) => (m.merged || []).join(', ') },
     { label: 'automatic', value: (m) => m.automatic },
   ], identity.value.merges || []));
+  parts.push(el('h2', {}, 'Consent history'));
+  parts.push(consentHistory(p.id));
+  parts.push(el('h2', {}, 'Privacy requests'));
+  parts.push(privacyActions(p.id));
   parts.push(el('h2', {}, 'Document'));
   parts.push(el('pre', {}, JSON.stringify(p, null, 2)));
   return parts;
+}
+
+// The consent history, 20 records a page (oldest recorded first), "More" appending the next page.
+function consentHistory(id) {
+  const body = el('tbody', {});
+  const status = el('p', { class: 'muted' });
+  const more = el('button', { class: 'secondary', id: 'consent-more', hidden: '' }, 'More');
+  const columns = [
+    (r) => r.recordedAt, (r) => r.via, (r) => r.source,
+    (r) => Object.entries(r.purposes || {}).map(([k, v]) => `${k}: ${v ? 'granted' : 'denied'}`).join(', '),
+    (r) => r.policyVersion,
+  ];
+  let cursor = null;
+  const load = async () => {
+    try {
+      const page = await api('GET', `/api/cdp/consent/${segmentOf(id)}/history${query({ limit: 20, cursor })}`);
+      for (const record of page.items || []) {
+        body.append(el('tr', {}, ...columns.map((c) => el('td', {}, text(c(record))))));
+      }
+      cursor = page.nextCursor;
+      more.hidden = !cursor;
+      const n = body.children.length;
+      status.textContent = n === 0 ? 'No record.' : `${n} record${n === 1 ? '' : 's'} shown`;
+    } catch (err) {
+      status.replaceChildren(unavailable(err));
+      more.hidden = true;
+    }
+  };
+  more.addEventListener('click', load);
+  load();
+  const head = el('tr', {}, ...['recorded', 'via', 'source', 'purposes', 'policy'].map((h) => el('th', {}, h)));
+  return el('section', { id: 'consent-history' }, el('table', {}, el('thead', {}, head), body), status, more);
+}
+
+// GDPR access (an export, downloaded) and erasure (after a confirmation): both are requests the server records.
+function privacyActions(id) {
+  const out = el('p', { id: 'privacy-result' });
+  const exportButton = el('button', { class: 'secondary', id: 'export-button' }, 'Export (access request)');
+  const eraseButton = el('button', { class: 'secondary', id: 'erase-button' }, 'Erase (physically)...');
+  exportButton.addEventListener('click', async () => {
+    try {
+      const doc = await api('POST', `/api/cdp/gdpr/export/${segmentOf(id)}`);
+      const count = (key) => (Array.isArray(doc[key]) ? doc[key].length : 0);
+      out.className = 'ok';
+      out.textContent = `Exported (request ${doc.requestId}): ${count('events')} events, ${count('sessions')} ` +
+                        `sessions, ${get(doc, 'consent.history')?.length || 0} consent records.`;
+      const link = el('a', { download: `${id}-export.json` });
+      link.href = URL.createObjectURL(new Blob([JSON.stringify(doc, null, 2)], { type: 'application/json' }));
+      link.click();
+      setTimeout(() => URL.revokeObjectURL(link.href), 60000);
+    } catch (err) {
+      showError(err);
+    }
+  });
+  eraseButton.addEventListener('click', async () => {
+    if (!confirm(`Erase profile ${id}, its events and everything derived from it? This cannot be undone.`)) return;
+    try {
+      const record = await api('POST', `/api/cdp/gdpr/delete/${segmentOf(id)}`);
+      view.replaceChildren(el('h1', {}, 'Erased'), el('p', { id: 'erased', class: 'ok' },
+        `Request ${record.id}: ${record.status} in ${record.turnaroundMs} ms; ` +
+        `${record.suppressedIdentifiers || 0} identifiers suppressed.`));
+    } catch (err) {
+      showError(err);
+    }
+  });
+  return el('div', { class: 'inline' }, exportButton, ' ', eraseButton, out);
 }
 
 async function segments() {
