@@ -77,6 +77,9 @@ namespace cdp {
 // stays in attributes and its reason is listed in identityIssues. A type the rules do not know is InvalidArgument.
 // A profile write that would give a profile an identifier another profile holds fails with AlreadyExists naming the
 // field: merging profiles is explicit (Identity::Merge) or automatic from events, never a side effect of an update.
+// A principal that may not read an identifier's externalIds path may not name it in a profile write at all
+// (PermissionDenied, held or not: a collision would tell whether the value is held); it links identifiers through
+// Identity::Identify or events (docs/privacy.md).
 // A profile merged into another keeps resolving to the survivor: Get, Replace, Patch, Timeline and Sessions of a
 // merged id act on the survivor (the returned document carries the survivor's id).
 class Profiles {

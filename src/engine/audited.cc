@@ -206,14 +206,25 @@ void FilterIdentity(const Access& access, Json* explain) {
 // ---- Profiles -------------------------------------------------------------------------------------------------------
 
 namespace {
-// An AlreadyExists that names the profile holding an identifier, said without that profile to a principal who may
-// not read the identifier (it still learns that the value is taken: the write must say why it failed).
-template <typename T>
-void HideOwner(const Access& access, Result<T>* r) {
-  if (r->ok() || access.admin() || !r->status().IsAlreadyExists()) return;
-  const std::string field(r->status().field());
-  if (field.rfind("externalIds.", 0) != 0 || access.CanRead(field)) return;
-  *r = Status::AlreadyExists(field + ": the value belongs to another profile", field);
+// A profile write that names an identifier (a non-null externalIds member) links it, and is refused when the value
+// is held by another profile (AlreadyExists): it would tell a principal that may not read the identifier whether
+// the value is held. Such a principal may not name identifiers in profile writes at all, held or not (the same
+// answer either way); Identity::Identify and events link them without telling (their answers hide the links).
+Status CheckIdentifierReads(const Access& access, const Json& input) {
+  if (access.admin() || !input.is_object()) return Status::OK();
+  const Json* ids = input.Find("externalIds");
+  if (ids == nullptr || !ids->is_object()) return Status::OK();
+  for (const auto& [member, value] : ids->members()) {
+    if (value.is_null() || (value.is_array() && value.size() == 0)) continue;  // removing links tells nothing
+    const std::string path = "externalIds." + member;
+    if (!access.CanRead(path)) {
+      return Status(StatusCode::kPermissionDenied,
+                    "a profile write may name an identifier only for a principal that may read it (a collision would "
+                    "tell whether the value is held); Identity::Identify or an event links it without telling",
+                    path);
+    }
+  }
+  return Status::OK();
 }
 
 }  // namespace
@@ -223,9 +234,9 @@ Result<Json> AuditedProfiles::Create(const Json& profile) {
   auto access = gov_->Current();
   Status allowed = RequireDefined(*access);
   if (allowed.ok()) allowed = access->CheckProfileWrite(profile);
+  if (allowed.ok()) allowed = CheckIdentifierReads(*access, profile);
   Result<Json> r = allowed.ok() ? inner_->Create(profile) : Result<Json>(allowed);
   change.Done({IdOf(r, "")}, r.status());
-  HideOwner(*access, &r);
   return r;
 }
 Result<Json> AuditedProfiles::CreateBatch(const std::vector<Json>& profiles) {
@@ -234,20 +245,14 @@ Result<Json> AuditedProfiles::CreateBatch(const std::vector<Json>& profiles) {
   Status allowed = RequireDefined(*access);
   for (size_t i = 0; i < profiles.size() && allowed.ok(); ++i) {
     allowed = access->CheckProfileWrite(profiles[i]);
+    if (allowed.ok()) allowed = CheckIdentifierReads(*access, profiles[i]);
     if (!allowed.ok()) allowed = allowed.WithFieldPrefix("[" + std::to_string(i) + "]");
   }
   Result<Json> r = allowed.ok() ? inner_->CreateBatch(profiles) : Result<Json>(allowed);
   std::vector<std::string> ids;
   if (r.ok()) {
-    for (Json& item : r->Find("results")->items()) {
+    for (const Json& item : r->Find("results")->items()) {
       if (const Json* id = item.Find("id"); id != nullptr) ids.push_back(id->as_string());
-      Json* error = item.Find("error");
-      if (error == nullptr || error->Find("code")->as_string() != StatusCodeName(StatusCode::kAlreadyExists)) continue;
-      // An identifier the caller may not read: the error names the field, not the holder (as HideOwner does).
-      Result<Json> refused = Status(StatusCode::kAlreadyExists, error->Find("message")->as_string(),
-                                    error->Find("field") != nullptr ? error->Find("field")->as_string() : "");
-      HideOwner(*access, &refused);
-      error->Set("message", refused.status().message());
     }
   }
   change.Done(ids, r.status(), static_cast<int64_t>(profiles.size()));
@@ -265,6 +270,7 @@ Result<Json> AuditedProfiles::Replace(std::string_view id, const Json& profile) 
   auto access = gov_->Current();
   Status allowed = RequireDefined(*access);
   if (allowed.ok()) allowed = access->CheckProfileWrite(profile);
+  if (allowed.ok()) allowed = CheckIdentifierReads(*access, profile);
   if (allowed.ok() && !access->admin()) {
     Result<Json> current = [&] {
       ScopedPrincipal unfiltered("local");  // the whole document, to see what the replace would clear
@@ -274,7 +280,6 @@ Result<Json> AuditedProfiles::Replace(std::string_view id, const Json& profile) 
   }
   Result<Json> r = allowed.ok() ? inner_->Replace(id, profile) : Result<Json>(allowed);
   change.Done({IdOf(r, "")}, r.status());
-  HideOwner(*access, &r);
   return r;
 }
 Result<Json> AuditedProfiles::Patch(std::string_view id, const Json& patch) {
@@ -282,9 +287,9 @@ Result<Json> AuditedProfiles::Patch(std::string_view id, const Json& patch) {
   auto access = gov_->Current();
   Status allowed = RequireDefined(*access);
   if (allowed.ok()) allowed = access->CheckProfileWrite(patch);
+  if (allowed.ok()) allowed = CheckIdentifierReads(*access, patch);
   Result<Json> r = allowed.ok() ? inner_->Patch(id, patch) : Result<Json>(allowed);
   change.Done({IdOf(r, "")}, r.status());
-  HideOwner(*access, &r);
   return r;
 }
 Status AuditedProfiles::Delete(std::string_view id) {

@@ -265,10 +265,14 @@ def test_a_writer_that_may_not_read_identifiers_is_not_told_who_holds_them(setup
                                         {"identifiers": {"email": "ada@example.com"}}, key=col)
     assert status == 200, identified
     assert "profileId" not in identified and identified["linksHidden"] is True, identified
+    # A profile write naming an identifier it may not read is refused alike, whether the value is held or not.
     status, taken, _ = srv.request("POST", "/api/cdp/profiles", {"externalIds": {"email": "ada@example.com"}},
                                    key=col)
-    assert status == 409, taken
+    assert status == 403, taken
     assert taken["error"]["field"] == "externalIds.email" and pid not in taken["error"]["message"], taken
+    status, free, _ = srv.request("POST", "/api/cdp/profiles", {"externalIds": {"email": "unheld@example.com"}},
+                                  key=col)
+    assert (status, free) == (403, taken)
     # The event went to the right profile all the same.
     status, events, _ = srv.request("GET", f"/api/cdp/profiles/{pid}/events", key=ADMIN_KEY)
     assert status == 200, events
