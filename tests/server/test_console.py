@@ -79,12 +79,6 @@ def test_the_console_is_served_without_a_key_with_a_strict_policy(server):
 
 
 def test_the_console_in_a_browser(server):
-    if shutil.which("node") is None:
-        pytest.fail("node is not installed: run scripts/install-deps.sh")
-    if not (CONSOLE_DIR / "node_modules" / "playwright-core").is_dir():
-        pytest.fail("playwright-core is missing: run npm ci --prefix tests/console")
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"chromium not found at {CHROMIUM}: run scripts/install-deps.sh")
     tag = uuid.uuid4().hex[:8]
     email = f"ada-{tag}@example.com"
     created = api(server, "POST", "/api/cdp/profiles", {
@@ -102,18 +96,7 @@ def test_the_console_in_a_browser(server):
     api(server, "POST", "/api/cdp/segments", {"name": segment_name, "rule": {"event": "purchase"}})
 
     plan = {"url": f"http://127.0.0.1:{server.port}", "key": API_KEY, "email": email, "segment": segment_name}
-    # Its own process group: a timeout kills chromium with node.
-    proc = subprocess.Popen(["node", str(DRIVE), json.dumps(plan)], cwd=CONSOLE_DIR, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "CHROMIUM": CHROMIUM},
-                            start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=180)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        pytest.fail("the console driver did not finish in 180 s: " + err[-3000:])
-    assert proc.returncode == 0, err[-3000:]
-    seen = json.loads(out.strip().splitlines()[-1])
+    seen = run_driver(plan)
 
     assert seen["redirectedTo"] == "/console/"
     assert "valid API key" in seen["bannerWithoutKey"]
@@ -149,4 +132,43 @@ def test_the_console_in_a_browser(server):
     assert "does not exist" in seen["bannerAfterErasure"], seen["bannerAfterErasure"]
     status, body, _ = server.raw("GET", f"/api/cdp/profiles/{pid}", None, {"Authorization": "Bearer " + API_KEY})
     assert status == 404, body  # erased for real
+    assert seen["consoleErrors"] == [], seen["consoleErrors"]
+
+
+def run_driver(plan):
+    """Runs drive.mjs with `plan` in its own process group (a timeout kills chromium too); returns what it saw."""
+    if shutil.which("node") is None:
+        pytest.fail("node is not installed: run scripts/install-deps.sh")
+    if not (CONSOLE_DIR / "node_modules" / "playwright-core").is_dir():
+        pytest.fail("playwright-core is missing: run npm ci --prefix tests/console")
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"chromium not found at {CHROMIUM}: run scripts/install-deps.sh")
+    proc = subprocess.Popen(["node", str(DRIVE), json.dumps(plan)], cwd=CONSOLE_DIR, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "CHROMIUM": CHROMIUM},
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail("the console driver did not finish in 180 s: " + err[-3000:])
+    assert proc.returncode == 0, err[-3000:]
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_a_restricted_key_sees_its_refusals_and_only_its_fields(server):
+    # A principal that reads public and internal fields (not personal ones) and may not read the audit log.
+    api(server, "PUT", "/api/cdp/governance/policy",
+        {"roles": {"viewer": {"read": ["public", "internal"]}}, "principals": {"vic": {"roles": ["viewer"]}}})
+    key = api(server, "POST", "/api/cdp/governance/keys", {"principal": "vic"})["key"]
+    email = f"hidden-{uuid.uuid4().hex[:8]}@example.com"
+    pid = api(server, "POST", "/api/cdp/profiles",
+              {"externalIds": {"email": email}, "attributes": {"country": "NO", "email": email}})["id"]
+    seen = run_driver({"url": f"http://127.0.0.1:{server.port}", "key": key, "restricted": True, "profileId": pid})
+    assert seen["principal"] == "as vic"
+    assert seen["auditBanner"].startswith("This key may not do that"), seen["auditBanner"]
+    assert seen["profileBanner"] == "", seen["profileBanner"]
+    assert pid in seen["profileText"] and "NO" in seen["profileText"]  # the fields it may read are shown
+    assert email not in seen["profileText"]  # personal ones are not (the API leaves them out)
+    assert "This key may not read this" in seen["profileText"]  # a refused section says so in place
     assert seen["consoleErrors"] == [], seen["consoleErrors"]
