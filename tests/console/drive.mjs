@@ -122,6 +122,20 @@ async function run(page, banner, settle) {
   seen.segmentHeading = await page.locator('#view h1').innerText();
   seen.segmentMembers = await page.locator('#view tbody tr').allInnerTexts();
 
+  // Analytics: the default funnel and attribution, then a two-step funnel from the form.
+  await page.click('nav a[data-view="analytics"]');
+  await settle();
+  seen.funnel = await page.locator('#funnel tbody tr').allInnerTexts();
+  seen.attributionSummary = await page.locator('#attribution p').innerText();
+  seen.attribution = await page.locator('#attribution tbody tr').allInnerTexts();
+  await page.fill('#funnel-steps', 'page_view, purchase');
+  await page.selectOption('#attribution-model', 'linear');
+  await page.click('#analytics-form button[type="submit"]');
+  await page.waitForFunction(() => location.hash.includes('model=linear'));
+  await settle();
+  seen.funnel2 = await page.locator('#funnel tbody tr').allInnerTexts();
+  seen.attributionSummary2 = await page.locator('#attribution p').innerText();
+
   // The audit log names what the console did, and its chain verifies.
   await page.click('nav a[data-view="audit"]');
   await settle();

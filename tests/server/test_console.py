@@ -88,7 +88,8 @@ def test_the_console_in_a_browser(server):
     now_ms = int(time.time() * 1000)
     api(server, "POST", "/api/cdp/profiles", {"externalIds": {"email": f"other-{tag}@example.com"}})
     api(server, "POST", "/api/cdp/events/batch", {"batch": [
-        {"type": "page_view", "profileId": pid, "timestamp": now_ms - 60_000, "properties": {"path": "/shoes"}},
+        {"type": "page_view", "profileId": pid, "timestamp": now_ms - 60_000,
+         "properties": {"path": "/shoes", "utm_source": "newsletter", "utm_medium": "email"}},
         {"type": "purchase", "profileId": pid, "timestamp": now_ms - 30_000, "properties": {"revenue": 42.5}}]})
     api(server, "POST", "/api/cdp/consent",
         {"profileId": pid, "purposes": {"email": "granted"}, "source": "console-test", "policyVersion": "v7"})
@@ -115,6 +116,17 @@ def test_the_console_in_a_browser(server):
     types = [row.split("\t")[1] for row in seen["timeline"]]
     assert types == ["purchase", "page_view"], seen["timeline"]  # newest first
     assert any(segment_name in row for row in seen["segments"])
+    # Analytics: one profile viewed and bought 30 s later; its purchase came through the newsletter session.
+    funnel = [row.split("\t") for row in seen["funnel"]]
+    assert [(r[1], r[2]) for r in funnel] == [("product_view", "0"), ("add_to_cart", "0"), ("purchase", "0")], funnel
+    assert seen["attributionSummary"].startswith("purchases: 1, revenue: 42.5, unattributed: 0 (last_touch"), \
+        seen["attributionSummary"]
+    assert len(seen["attribution"]) == 1 and seen["attribution"][0].split("\t")[:4] == \
+        ["newsletter", "email", "(none)", "1"], seen["attribution"]
+    funnel2 = [row.split("\t") for row in seen["funnel2"]]
+    assert [(r[1], r[2], r[3], r[5]) for r in funnel2] == [("page_view", "1", "100.0%", ""),
+                                                           ("purchase", "1", "100.0%", "30 s")], funnel2
+    assert "(linear, 30 days)" in seen["attributionSummary2"]
     assert seen["segmentHeading"] == segment_name
     assert len(seen["segmentMembers"]) == 1 and pid in seen["segmentMembers"][0]
     operations = [row.split("\t")[3] for row in seen["auditRows"]]

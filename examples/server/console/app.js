@@ -390,6 +390,66 @@ async function segment(id, params) {
           more];
 }
 
+const MODELS = ['last_touch', 'first_touch', 'linear', 'time_decay', 'position_based', 'data_driven'];
+
+// A funnel of event types (comma-separated) within a window, and revenue attribution by channel for one model.
+async function analytics(params) {
+  const steps = params.get('steps') || 'product_view, add_to_cart, purchase';
+  const windowText = params.get('window') || '7d';
+  const model = MODELS.includes(params.get('model')) ? params.get('model') : 'last_touch';
+  const form = el('form', { class: 'inline', id: 'analytics-form' },
+    el('label', { for: 'funnel-steps' }, 'Funnel steps'),
+    el('input', { id: 'funnel-steps', value: steps, size: '40' }),
+    el('label', { for: 'funnel-window' }, 'within'),
+    el('input', { id: 'funnel-window', value: windowText, size: '4' }),
+    el('label', { for: 'attribution-model' }, 'attribution'),
+    el('select', { id: 'attribution-model' }, ...MODELS.map((m) => {
+      const option = el('option', { value: m }, m);
+      if (m === model) option.selected = true;
+      return option;
+    })),
+    el('button', { type: 'submit' }, 'Run'));
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    go('#/analytics' + query({ steps: form.querySelector('#funnel-steps').value,
+                               window: form.querySelector('#funnel-window').value.trim(),
+                               model: form.querySelector('#attribution-model').value }));
+  });
+  const stepList = steps.split(',').map((s) => s.trim()).filter(Boolean).map((event) => ({ event }));
+  const [funnel, attribution] = await Promise.all([
+    settled(api('POST', '/api/cdp/analytics/funnel', { steps: stepList, window: windowText })),
+    settled(api('GET', '/api/cdp/analytics/attribution' + query({ conversion: 'purchase', model }))),
+  ]);
+  const percent = (x) => (typeof x === 'number' ? (x * 100).toFixed(1) + '%' : text(x));
+  const seconds = (x) => (typeof x === 'number' ? x.toFixed(0) + ' s' : '');
+  const money = (v) => (typeof v === 'number' ? v.toLocaleString(undefined, { maximumFractionDigits: 2 }) : text(v));
+  return [
+    el('h1', {}, 'Analytics'), form,
+    el('h2', {}, 'Funnel'),
+    el('div', { id: 'funnel' }, funnel.error ? unavailable(funnel.error) : table([
+      { label: 'step', value: (s) => s.step },
+      { label: 'event', value: (s) => s.event },
+      { label: 'profiles', value: (s) => s.profiles },
+      { label: 'from previous', value: (s) => percent(s.conversionFromPrevious) },
+      { label: 'from first', value: (s) => percent(s.conversionFromFirst) },
+      { label: 'median time from previous', value: (s) => seconds(s.medianSecondsFromPrevious) },
+    ], funnel.value.steps || [])),
+    el('h2', {}, 'Purchases by channel'),
+    el('div', { id: 'attribution' }, ...(attribution.error ? [unavailable(attribution.error)] : [
+      el('p', { class: 'muted' }, `purchases: ${attribution.value.conversions}, revenue: ` +
+        `${money(attribution.value.revenue)}, unattributed: ${attribution.value.unattributed} (${model}, 30 days)`),
+      table([
+        { label: 'source', value: (c) => c.source },
+        { label: 'medium', value: (c) => c.medium },
+        { label: 'campaign', value: (c) => c.campaign },
+        { label: 'conversions', value: (c) => (Number.isInteger(c.conversions) ? c.conversions
+                                                : Number(c.conversions).toFixed(2)) },
+        { label: 'revenue', value: (c) => money(c.revenue) },
+      ], (attribution.value.channels || []).slice(0, 25)),
+    ])),
+  ];
+}
+
 async function audit(params) {
   const filters = { principal: params.get('principal'), operation: params.get('operation'),
                     target: params.get('target'), cursor: params.get('cursor') };
@@ -465,6 +525,7 @@ async function render() {
     else if (name === 'segments') content = await segments();
     else if (name === 'segment') content = await segment(decodeURIComponent(parts[1] || ''), params);
     else if (name === 'audit') content = await audit(params);
+    else if (name === 'analytics') content = await analytics(params);
     else content = await overview();
   } catch (err) {
     failure = err;
