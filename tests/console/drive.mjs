@@ -22,7 +22,11 @@ try {
     // A 401 or 403 answer is logged by the browser as a failed resource: expected in the key steps below.
     // With a restricted key, its refusals (403) are expected too.
     const expected = plan.restricted ? /status of 40[134]/ : /status of 40[14]/;
-    if (msg.type() === 'error' && !(keySteps && expected.test(msg.text()))) {
+    if (plan.changes && msg.type() === 'error' && /status of 4\d\d/.test(msg.text())) {
+      // The changes' steps provoke refusals on purpose: the test checks that these are exactly those.
+      seen.refusals = [...(seen.refusals || []), msg.text().replace(/.*status of (\d+).*/, '$1') + ' ' +
+                       new URL(msg.location().url).pathname];
+    } else if (msg.type() === 'error' && !(keySteps && expected.test(msg.text()))) {
       seen.consoleErrors.push(msg.text() + ' ' + (msg.location().url || ''));
     }
   });
@@ -41,8 +45,9 @@ try {
 }
 process.stdout.write(JSON.stringify(seen) + '\n');
 
-// The steps: the restricted key's, or the whole tour.
+// The steps: the restricted key's, the changes', or the whole tour.
 async function run(page, banner, settle) {
+  if (plan.changes) return changes(page, banner, settle);
   if (plan.restricted) {  // a key whose role may not read the audit log nor personal fields
     await page.goto(plan.url + '/console/#/audit');
     await page.fill('#api-key', plan.key);
@@ -134,6 +139,7 @@ async function run(page, banner, settle) {
   await page.waitForFunction(() => location.hash.includes('model=linear'));
   await settle();
   seen.funnel2 = await page.locator('#funnel tbody tr').allInnerTexts();
+  seen.cohorts = await page.locator('#cohorts tbody tr').allInnerTexts();
   seen.attributionSummary2 = await page.locator('#attribution p').innerText();
 
   // The audit log names what the console did, and its chain verifies.
@@ -164,3 +170,111 @@ async function run(page, banner, settle) {
   seen.bannerAfterErasure = await banner();
 }
 
+
+// Changes through the console: a profile patched (and a bad patch refused), a consent statement, a merge and its
+// undoing, a segment counted, created and deleted, duplicates found and their proposals accepted and rejected.
+async function changes(page, banner, settle) {
+  // Clicks what makes a change, the last change's notice cleared first (a notice is waited for below).
+  const act = async (target) => {
+    await page.evaluate(() => {
+      const n = document.querySelector('#notice');
+      n.hidden = true;
+      n.textContent = '';
+    });
+    await (typeof target === 'string' ? page.click(target) : target.click());
+  };
+  const notice = async () => {
+    await page.waitForSelector('#notice:not([hidden])');
+    await settle();
+    return page.locator('#notice').innerText();
+  };
+  // Each change's notice, after the view it re-rendered; dialogs (confirmations) accepted.
+  page.on('dialog', (d) => {
+    (seen.dialogs ||= []).push(d.message());
+    d.accept();
+  });
+  await page.goto(plan.url + '/console/');
+  await page.fill('#api-key', plan.key);
+  await page.click('#key-form button');
+  await settle();
+  await page.goto(plan.url + '/console/#/profile/' + encodeURIComponent(plan.profileId));
+  await settle();
+
+  await page.fill('#patch-text', '{"attributes": {"city": "Oslo", "customFields": {"tier": "gold"}}}');
+  await act('#patch-button');
+  seen.patchNotice = await notice();
+  seen.attributes = await page.locator('#attributes').innerText();
+
+  await page.fill('#patch-text', '{"attributes": ');
+  await page.click('#patch-button');
+  await page.waitForSelector('#banner:not([hidden])');
+  seen.badPatchBanner = await banner();
+  seen.badPatchKept = await page.inputValue('#patch-text');
+  await page.fill('#patch-text', '{"attributes": {"country": 7}}');
+  await page.click('#patch-button');
+  await page.waitForFunction(() => document.querySelector('#banner').innerText.includes('attributes.country'));
+  seen.refusedPatchBanner = await banner();
+
+  await page.fill('#consent-purpose', 'sms');
+  await page.selectOption('#consent-choice', 'denied');
+  await page.fill('#consent-policy', 'v9');
+  await act('#consent-button');
+  seen.consentNotice = await notice();
+  seen.consent = await page.locator('#consent').innerText();
+  await page.waitForFunction(() => document.querySelector('#consent-history p').innerText !== '');
+  seen.consentHistory = await page.locator('#consent-history tbody tr').allInnerTexts();
+
+  await page.fill('#merge-ids', plan.otherId);
+  await page.fill('#merge-reason', 'same person, two emails');
+  await act('#merge-button');
+  seen.mergeNotice = await notice();
+  seen.identifiersMerged = await page.locator('#identifiers').innerText();
+  seen.merges = await page.locator('#merges tbody tr').allInnerTexts();
+  await act('#merges .unmerge-button');
+  seen.unmergeNotice = await notice();
+  seen.identifiersUnmerged = await page.locator('#identifiers').innerText();
+  seen.mergesAfter = await page.locator('#merges tbody tr').allInnerTexts();
+  seen.unmergeButtons = await page.locator('#merges .unmerge-button').count();
+
+  await page.goto(plan.url + '/console/#/segments');
+  await settle();
+  await page.fill('#segment-name', plan.segment);
+  await page.fill('#segment-rule', '{"event": "purchase", "count": "many"}');
+  await page.click('#estimate-button');
+  await page.waitForSelector('#banner:not([hidden])');
+  seen.badRuleBanner = await banner();
+  await page.fill('#segment-rule', '{"event": "purchase"}');
+  await page.click('#estimate-button');
+  await page.waitForFunction(() => document.querySelector('#estimate-result').innerText !== '');
+  seen.estimate = await page.locator('#estimate-result').innerText();
+  await act('#create-segment-button');
+  await page.waitForFunction(() => location.hash.startsWith('#/segment/'));
+  seen.createNotice = await notice();
+  seen.segmentSize = await page.locator('#segment-size').innerText();
+  seen.segmentMembers = await page.locator('#view tbody tr').allInnerTexts();
+  seen.segmentHash = new URL(page.url()).hash;
+  await act('#delete-segment');
+  await page.waitForFunction(() => location.hash === '#/segments');
+  seen.deleteNotice = await notice();
+  seen.segmentsAfter = await page.locator('#view tbody tr').allInnerTexts();
+
+  await page.click('nav a[data-view="identity"]');
+  await settle();
+  seen.identityCards = await page.locator('.card').allInnerTexts();
+  seen.proposalsBefore = await page.locator('#proposals tbody tr').count();
+  await act('#find-duplicates');
+  seen.duplicatesNotice = await notice();
+  seen.proposals = await page.locator('#proposals tbody tr').allInnerTexts();
+  const first = page.locator('#proposals tbody tr').first();
+  seen.accepted = await first.getAttribute('data-proposal');
+  await act(first.locator('.accept-button'));
+  seen.acceptNotice = await notice();
+  const next = page.locator('#proposals tbody tr').first();
+  seen.rejected = await next.getAttribute('data-proposal');
+  await act(next.locator('.reject-button'));
+  seen.rejectNotice = await notice();
+  await page.selectOption('#proposal-status', 'rejected');
+  await page.waitForFunction(() => location.hash.includes('status=rejected'));
+  await settle();
+  seen.rejectedList = await page.locator('#proposals tbody tr').allInnerTexts();
+}

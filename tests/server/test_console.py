@@ -127,6 +127,9 @@ def test_the_console_in_a_browser(server):
     assert [(r[1], r[2], r[3], r[5]) for r in funnel2] == [("page_view", "1", "100.0%", ""),
                                                            ("purchase", "1", "100.0%", "30 s")], funnel2
     assert "(linear, 30 days)" in seen["attributionSummary2"]
+    # Cohorts by week, returning with a purchase: this week's cohort is the one profile with events, and it bought.
+    assert len(seen["cohorts"]) == 1, seen["cohorts"]
+    assert seen["cohorts"][0].split("\t")[1:3] == ["1", "1 (100%)"], seen["cohorts"]
     assert seen["segmentHeading"] == segment_name
     assert len(seen["segmentMembers"]) == 1 and pid in seen["segmentMembers"][0]
     operations = [row.split("\t")[3] for row in seen["auditRows"]]
@@ -184,3 +187,104 @@ def test_a_restricted_key_sees_its_refusals_and_only_its_fields(server):
     assert email not in seen["profileText"]  # personal ones are not (the API leaves them out)
     assert "This key may not read this" in seen["profileText"]  # a refused section says so in place
     assert seen["consoleErrors"] == [], seen["consoleErrors"]
+
+
+FEBRL = REPO_ROOT / "tests" / "data" / "febrl" / "dataset3.csv"
+
+
+def febrl_profiles(n):
+    """The first n records of FEBRL dataset3 as profile documents (as tests/identity/matching_engine_test.cc)."""
+    lines = FEBRL.read_text().splitlines()
+    header = [c.strip() for c in lines[0].split(",")]
+    out = []
+    for line in lines[1:n + 1]:
+        row = dict(zip(header, [c.strip() for c in line.split(", ")]))
+        attributes = {k: row[f] for k, f in (("firstName", "given_name"), ("lastName", "surname"),
+                                              ("postalCode", "postcode"), ("city", "suburb")) if row[f]}
+        attributes["customFields"] = {"birthDate": row["date_of_birth"]} if row["date_of_birth"] else {}
+        out.append({"attributes": attributes})
+    return out
+
+
+def test_changes_through_the_console(tmp_path):
+    srv = ServerProcess(tmp_path, API_KEY)
+    try:
+        check_changes(srv)
+    finally:
+        code = srv.stop()
+    assert code == 0, srv.stderr()
+
+
+def check_changes(server):
+    tag = uuid.uuid4().hex[:8]
+    a_email, b_email = f"ann-{tag}@example.com", f"ann.work-{tag}@example.com"
+    a = api(server, "POST", "/api/cdp/profiles", {"externalIds": {"email": a_email}, "attributes": {"firstName": "Ann"}})
+    b = api(server, "POST", "/api/cdp/profiles", {"externalIds": {"email": b_email}})
+    api(server, "POST", "/api/cdp/events", {"type": "purchase", "profileId": a["id"], "properties": {"revenue": 9}})
+    api(server, "POST", "/api/cdp/events", {"type": "page_view", "profileId": b["id"], "properties": {"path": "/b"}})
+    for i in range(0, 1000, 500):  # people with no identifier in common, some of them recorded twice
+        created = api(server, "POST", "/api/cdp/profiles/batch", febrl_profiles(1000)[i:i + 500])
+        assert created["rejected"] == 0, created
+    segment = "Console buyers " + tag
+    seen = run_driver({"url": f"http://127.0.0.1:{server.port}", "key": API_KEY, "changes": True,
+                       "profileId": a["id"], "otherId": b["id"], "segment": segment})
+    assert seen["consoleErrors"] == [], seen["consoleErrors"]
+    # The refusals the steps provoked, and no other: the 401s of the page loaded before its key, a patch with a
+    # number for a country and an unknown rule member.
+    refusals = [r for r in seen.get("refusals", []) if not r.startswith("401 ")]
+    assert refusals == [f"400 /api/cdp/profiles/{a['id']}", "400 /api/cdp/segments/estimate"], seen.get("refusals")
+
+    # The patch, shown after the page is rendered again and stored.
+    assert seen["patchNotice"] == "Profile patched.", seen["patchNotice"]
+    assert "Oslo" in seen["attributes"] and "gold" in seen["attributes"], seen["attributes"]
+    stored = api(server, "GET", f"/api/cdp/profiles/{a['id']}")
+    assert stored["attributes"]["city"] == "Oslo" and stored["attributes"]["customFields"]["tier"] == "gold"
+    # Bad input: not JSON is refused before any call, and what was typed stays; the API's refusal names the field.
+    assert "the patch is not JSON" in seen["badPatchBanner"], seen["badPatchBanner"]
+    assert seen["badPatchKept"] == '{"attributes": '
+    assert "attributes.country" in seen["refusedPatchBanner"], seen["refusedPatchBanner"]
+    assert "country" not in api(server, "GET", f"/api/cdp/profiles/{a['id']}")["attributes"]
+
+    # The consent statement, in the state and the history.
+    assert seen["consentNotice"] == "Consent recorded: sms denied.", seen["consentNotice"]
+    assert any("sms: denied" in row and "console" in row and "v9" in row for row in seen["consentHistory"]), \
+        seen["consentHistory"]
+    assert api(server, "GET", f"/api/cdp/consent/{a['id']}")["purposes"]["sms"]["granted"] is False
+
+    # The merge (after a confirmation naming both) and its undoing.
+    assert seen["dialogs"][0].startswith(f"Merge {b['id']} into {a['id']}?"), seen["dialogs"]
+    assert seen["mergeNotice"].startswith(f"Merged {b['id']} into {a['id']} (merge mrg_"), seen["mergeNotice"]
+    assert a_email in seen["identifiersMerged"] and b_email in seen["identifiersMerged"], seen["identifiersMerged"]
+    assert len(seen["merges"]) == 1 and "same person, two emails" in seen["merges"][0], seen["merges"]
+    assert " undone: " + b["id"] + " restored, 1 events moved back." in seen["unmergeNotice"], seen["unmergeNotice"]
+    assert b_email not in seen["identifiersUnmerged"], seen["identifiersUnmerged"]
+    assert seen["unmergeButtons"] == 0 and len(seen["mergesAfter"]) == 1, seen["mergesAfter"]
+    restored = api(server, "GET", f"/api/cdp/profiles/{b['id']}")
+    assert restored["id"] == b["id"] and restored["externalIds"]["email"] == b_email
+    assert api(server, "GET", f"/api/cdp/profiles/{a['id']}")["externalIds"]["email"] == a_email
+
+    # A segment: a bad rule refused naming its part, counted, created, then deleted.
+    assert "rule" in seen["badRuleBanner"], seen["badRuleBanner"]
+    assert seen["estimate"] == "1 profile match now", seen["estimate"]
+    assert seen["createNotice"] == f'Segment "{segment}" created: 1 members.', seen["createNotice"]
+    assert seen["segmentSize"].startswith("1 member"), seen["segmentSize"]
+    assert len(seen["segmentMembers"]) == 1 and a["id"] in seen["segmentMembers"][0]
+    assert seen["deleteNotice"] == f'Segment "{segment}" deleted.'
+    assert not any(segment in row for row in seen["segmentsAfter"])
+    segment_id = seen["segmentHash"].split("/")[-1]
+    status, _, _ = server.raw("GET", f"/api/cdp/segments/{segment_id}", None, {"Authorization": "Bearer " + API_KEY})
+    assert status == 404
+
+    # Duplicates: found, one proposal accepted (a merge), the next rejected.
+    assert "Profiles\n1002" in " ".join(seen["identityCards"]), seen["identityCards"]
+    assert seen["proposalsBefore"] == 0
+    assert seen["duplicatesNotice"].startswith("Duplicate detection over 1002 profiles: "), seen["duplicatesNotice"]
+    assert len(seen["proposals"]) >= 2, seen["proposals"]
+    assert seen["acceptNotice"].startswith(f"Proposal {seen['accepted']}: accepted (merge mrg_"), seen["acceptNotice"]
+    assert seen["rejectNotice"] == f"Proposal {seen['rejected']}: rejected.", seen["rejectNotice"]
+    assert seen["rejected"] != seen["accepted"]
+    assert len(seen["rejectedList"]) == 1 and "rejected" in seen["rejectedList"][0], seen["rejectedList"]
+    decided = {p["proposalId"]: p for p in api(server, "GET", "/api/cdp/identity/proposals")["proposals"]}
+    assert decided[seen["accepted"]]["status"] == "accepted" and decided[seen["rejected"]]["status"] == "rejected"
+    pair = decided[seen["accepted"]]["profileIds"]
+    assert api(server, "GET", f"/api/cdp/profiles/{pair[1]}")["id"] == api(server, "GET", f"/api/cdp/profiles/{pair[0]}")["id"]

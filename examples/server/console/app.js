@@ -106,6 +106,53 @@ function clearError() {
   banner.textContent = '';
 }
 
+// What a change did, shown once above the next view rendered (the change's view, shown again or another).
+const notice = document.getElementById('notice');
+let pendingNotice = '';
+
+function notify(message) {
+  pendingNotice = message;
+}
+
+// A JSON object typed into a text area; an Error saying what is wrong otherwise.
+function parseObject(source, what) {
+  if (source.trim() === '') throw new Error(`${what} is empty`);
+  let value;
+  try {
+    value = JSON.parse(source);
+  } catch (e) {
+    throw new Error(`${what} is not JSON: ${e.message}`);
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new Error(`${what} must be a JSON object`);
+  }
+  return value;
+}
+
+// Runs a change the user asked for: one or more API calls. A refusal or bad input goes to the banner and leaves
+// the view as it is (what was typed stays, to correct it).
+async function change(action) {
+  clearError();
+  try {
+    await action();
+  } catch (err) {
+    showError(err);
+  }
+}
+
+function button(id, label, onClick, secondary) {
+  const attrs = { type: 'button' };
+  if (id) attrs.id = id;
+  if (secondary) attrs.class = 'secondary';
+  const b = el('button', attrs, label);
+  b.addEventListener('click', () => change(onClick));
+  return b;
+}
+
+function profileLink(id) {
+  return el('a', { href: '#/profile/' + encodeURIComponent(id) }, id);
+}
+
 // ---- Views -------------------------------------------------------------------------------------------------------------
 
 async function overview() {
@@ -279,19 +326,91 @@ async function profile(id) {
     ], list.slice(-20).reverse()));
   }
   parts.push(el('h2', {}, 'Identity: merges'));
-  parts.push(identity.error ? unavailable(identity.error) : table([
-    { label: 'merge', value: (m) => m.mergeId },
-    { label: 'at', value: (m) => m.at },
-    { label: 'merged', value: (m) => (m.merged || []).join(', ') },
-    { label: 'automatic', value: (m) => m.automatic },
-  ], identity.value.merges || []));
+  parts.push(identity.error ? unavailable(identity.error) : mergesTable(identity.value.merges || []));
   parts.push(el('h2', {}, 'Consent history'));
   parts.push(consentHistory(p.id));
+  parts.push(el('h2', {}, 'Change this profile'));
+  parts.push(profileChanges(p.id));
   parts.push(el('h2', {}, 'Privacy requests'));
   parts.push(privacyActions(p.id));
   parts.push(el('h2', {}, 'Document'));
   parts.push(el('pre', {}, JSON.stringify(p, null, 2)));
   return parts;
+}
+
+// The profile's merges (as survivor or merged), each not yet undone with a button that undoes it.
+function mergesTable(merges) {
+  const columns = ['merge', 'at', 'survivor', 'merged', 'automatic', 'reason', 'undone at', ''];
+  const rows = merges.map((m) => {
+    const cells = [m.mergeId, m.at, m.survivor, (m.merged || []).join(', '), m.automatic, m.reason, m.unmergedAt]
+      .map((v) => el('td', {}, text(v)));
+    const action = el('td', {});
+    if (!m.unmergedAt) {
+      action.append(button('', 'Unmerge...', async () => {
+        const merged = (m.merged || []).join(', ');
+        if (!confirm(`Undo merge ${m.mergeId}? ${merged} become profiles of their own again, with their ` +
+                     'identifiers and events.')) return;
+        const r = await api('POST', `/api/cdp/profiles/${segmentOf(m.survivor)}/unmerge`, { mergeId: m.mergeId });
+        notify(`Merge ${r.mergeId} undone: ${(r.restored || []).join(', ')} restored, ${r.eventsMoved} events ` +
+               'moved back.');
+        render();
+      }, true));
+      action.firstChild.classList.add('unmerge-button');
+    }
+    return el('tr', {}, ...cells, action);
+  });
+  return el('table', { id: 'merges' }, el('thead', {}, el('tr', {}, ...columns.map((c) => el('th', {}, c)))),
+            el('tbody', {}, ...rows));
+}
+
+// Changes to a profile, each one API call recorded in the audit log under the key's principal: a JSON merge patch
+// (attributes, custom fields, identifiers, consent), a consent statement, and merging other profiles into it.
+function profileChanges(id) {
+  const enc = segmentOf(id);
+  const patchText = el('textarea', { id: 'patch-text', rows: '3', spellcheck: 'false',
+                                     placeholder: '{"attributes": {"city": "Oslo", "customFields": {"tier": "gold"}}}' });
+  const patch = el('fieldset', { id: 'patch' }, el('legend', {}, 'Edit (a JSON merge patch; null removes a field)'),
+    patchText, el('div', { class: 'inline' }, button('patch-button', 'Apply', async () => {
+      await api('PATCH', `/api/cdp/profiles/${enc}`, parseObject(patchText.value, 'the patch'));
+      notify('Profile patched.');
+      render();
+    })));
+
+  const purpose = el('input', { id: 'consent-purpose', list: 'consent-purposes', value: 'email', size: '14' });
+  const choice = el('select', { id: 'consent-choice' },
+                    el('option', { value: 'granted' }, 'granted'), el('option', { value: 'denied' }, 'denied'));
+  const source = el('input', { id: 'consent-source', value: 'console', size: '12', title: 'source' });
+  const policy = el('input', { id: 'consent-policy', placeholder: 'policy version', size: '12' });
+  const consent = el('fieldset', { id: 'record-consent' }, el('legend', {}, 'Record a consent statement'),
+    el('div', { class: 'inline' }, purpose,
+       el('datalist', { id: 'consent-purposes' },
+          ...['email', 'sms', 'tracking', 'ads', 'ad_storage', 'analytics_storage', 'ad_user_data',
+              'ad_personalization'].map((v) => el('option', { value: v }))),
+       choice, el('span', { class: 'muted' }, 'source'), source, policy,
+       button('consent-button', 'Record', async () => {
+         const name = purpose.value.trim();
+         if (!name) throw new Error('name a purpose');
+         const body = { profileId: id, purposes: { [name]: choice.value }, source: source.value.trim() || 'console' };
+         if (policy.value.trim()) body.policyVersion = policy.value.trim();
+         await api('POST', '/api/cdp/consent', body);
+         notify(`Consent recorded: ${name} ${choice.value}.`);
+         render();
+       })));
+
+  const others = el('input', { id: 'merge-ids', placeholder: 'profile ids, comma-separated', size: '40' });
+  const reason = el('input', { id: 'merge-reason', placeholder: 'reason', size: '24' });
+  const merge = el('fieldset', { id: 'merge' }, el('legend', {}, 'Merge other profiles into this one'),
+    el('div', { class: 'inline' }, others, reason, button('merge-button', 'Merge...', async () => {
+      const ids = others.value.split(',').map((v) => v.trim()).filter(Boolean);
+      if (ids.length === 0) throw new Error('name at least one profile to merge into this one');
+      if (!confirm(`Merge ${ids.join(', ')} into ${id}? Their identifiers, events and consent move to this ` +
+                   'profile; the merge can be undone.')) return;
+      const r = await api('POST', '/api/cdp/profiles/merge',
+                          { profileIds: [id, ...ids], reason: reason.value.trim() || 'merged in the console' });
+      notify(`Merged ${r.merged.join(', ')} into ${r.profileId} (merge ${r.mergeId}).`);
+      go('#/profile/' + encodeURIComponent(r.profileId));
+    })));
+  return el('div', { id: 'changes' }, patch, consent, merge);
 }
 
 // The consent history, 20 records a page (oldest recorded first), "More" appending the next page.
@@ -360,10 +479,35 @@ function privacyActions(id) {
   return el('div', { class: 'inline' }, exportButton, ' ', eraseButton, out);
 }
 
+// A new rule segment: its rule typed as JSON (docs/segments.md), counted before it is saved.
+function newSegmentForm() {
+  const name = el('input', { id: 'segment-name', placeholder: 'name', size: '24' });
+  const description = el('input', { id: 'segment-description', placeholder: 'description (optional)', size: '40' });
+  const rule = el('textarea', { id: 'segment-rule', rows: '4', spellcheck: 'false' });
+  rule.value = '{"event": "purchase"}';
+  const out = el('span', { id: 'estimate-result', class: 'muted' });
+  return el('fieldset', { id: 'new-segment' }, el('legend', {}, 'New segment (its rule in JSON, as docs/segments.md)'),
+    el('div', { class: 'inline' }, name, description), rule,
+    el('div', { class: 'inline' },
+       button('estimate-button', 'Count matches', async () => {
+         out.textContent = '';
+         const r = await api('POST', '/api/cdp/segments/estimate', { rule: parseObject(rule.value, 'the rule') });
+         out.textContent = `${r.size} profile${r.size === 1 ? '' : 's'} match now`;
+       }, true),
+       button('create-segment-button', 'Create', async () => {
+         const body = { name: name.value.trim(), rule: parseObject(rule.value, 'the rule') };
+         if (description.value.trim()) body.description = description.value.trim();
+         const created = await api('POST', '/api/cdp/segments', body);
+         notify(`Segment "${created.name}" created: ${created.size} members.`);
+         go('#/segment/' + encodeURIComponent(created.id));
+       }),
+       out));
+}
+
 async function segments() {
   const list = await api('GET', '/api/cdp/segments');
   const items = list.segments || list.items || [];
-  return [el('h1', {}, 'Segments'), table([
+  return [el('h1', {}, 'Segments'), newSegmentForm(), table([
     { label: 'name', value: (s) => s.name },
     { label: 'type', value: (s) => s.type || 'rule' },
     { label: 'size', value: (s) => s.size },
@@ -382,7 +526,14 @@ async function segment(id, params) {
     ? el('button', { class: 'secondary', onclick: () => go(`#/segment/${enc}` + query({ cursor: page.nextCursor })) },
          'Next page')
     : null;
+  const remove = button('delete-segment', 'Delete segment...', async () => {
+    if (!confirm(`Delete segment "${def.name}"? Its definition and membership history go; profiles stay.`)) return;
+    await api('DELETE', `/api/cdp/segments/${enc}`);
+    notify(`Segment "${def.name}" deleted.`);
+    go('#/segments');
+  }, true);
   return [el('h1', {}, def.name || id), el('p', { class: 'muted' }, def.description || ''),
+          el('p', { id: 'segment-size' }, `${def.size} member${def.size === 1 ? '' : 's'}`, ' ', remove),
           el('pre', {}, JSON.stringify(def.rule || def, null, 2)), el('h2', {}, 'Members'),
           table([{ label: 'id', value: (m) => (typeof m === 'string' ? m : m.id) },
                  { label: 'email', value: (m) => (typeof m === 'string' ? '' : get(m, 'externalIds.email')) }],
@@ -390,6 +541,66 @@ async function segment(id, params) {
           more];
 }
 
+const PROPOSAL_STATUSES = ['pending', 'accepted', 'rejected', 'merged', 'all'];
+
+// Identity resolution: its figures, duplicate detection (fuzzy matching) and the proposals it made, to accept (a
+// merge, which can be undone from the profile's page) or reject.
+async function identityView(params) {
+  const status = PROPOSAL_STATUSES.includes(params.get('status')) ? params.get('status') : 'pending';
+  const [stats, listed] = await Promise.all([
+    api('GET', '/api/cdp/identity/stats'),
+    api('GET', '/api/cdp/identity/proposals' + query({ status: status === 'all' ? '' : status })),
+  ]);
+  const rate = stats.unificationRate;
+  const filter = el('select', { id: 'proposal-status' }, ...PROPOSAL_STATUSES.map((v) => {
+    const option = el('option', { value: v }, v);
+    if (v === status) option.selected = true;
+    return option;
+  }));
+  filter.addEventListener('change', () => go('#/identity' + query({ status: filter.value })));
+  const rows = (listed.proposals || []).map((p) => {
+    const [a, b] = p.profileIds || [];
+    const why = (p.comparisons || []).map((c) => `${c.comparator}: ${c.level}`).join(', ');
+    const actions = el('td', {});
+    if (p.status === 'pending') {
+      for (const [verb, label] of [['accept', 'Accept (merge)'], ['reject', 'Reject']]) {
+        const b2 = button('', label, async () => {
+          const r = await api('POST', `/api/cdp/identity/proposals/${segmentOf(p.proposalId)}/${verb}`);
+          notify(`Proposal ${r.proposalId}: ${r.status}${r.mergeId ? ' (merge ' + r.mergeId + ')' : ''}.`);
+          render();
+        }, verb === 'reject');
+        b2.classList.add(verb + '-button');
+        actions.append(b2, ' ');
+      }
+    }
+    return el('tr', { 'data-proposal': p.proposalId },
+      el('td', {}, typeof p.probability === 'number' ? p.probability.toFixed(4) : text(p.probability)),
+      el('td', {}, a ? profileLink(a) : ''), el('td', {}, b ? profileLink(b) : ''), el('td', {}, why),
+      el('td', {}, text(p.status)), actions);
+  });
+  const head = ['probability', 'profile', 'profile', 'why', 'status', ''].map((h) => el('th', {}, h));
+  return [
+    el('h1', {}, 'Identity'),
+    el('div', { class: 'cards' }, card('Profiles', stats.profiles), card('Merges', stats.merges),
+       card('Profiles merged away', stats.mergedProfiles), card('Unmerges', stats.unmerges),
+       card('Unification rate', typeof rate === 'number' ? (rate * 100).toFixed(1) + '%' : text(rate))),
+    el('h2', {}, 'Duplicate profiles'),
+    el('div', { class: 'inline' },
+       button('find-duplicates', 'Find duplicates', async () => {
+         const r = await api('POST', '/api/cdp/identity/duplicates');
+         notify(`Duplicate detection over ${r.profiles} profiles: ${r.candidatePairs} candidate pairs, ` +
+                `${r.proposed} new proposals, ${r.updated} updated, ${r.autoMerged} merged automatically.`);
+         render();
+       }),
+       el('span', { class: 'muted' }, 'proposals:'), filter),
+    el('table', { id: 'proposals' }, el('thead', {}, el('tr', {}, ...head)), el('tbody', {}, ...rows)),
+    rows.length === 0 ? el('p', { class: 'muted', id: 'no-proposals' }, `No ${status === 'all' ? '' : status + ' '}proposal.`)
+                      : null,
+  ];
+}
+
+const PERIODS = ['day', 'week', 'month'];
+const COHORT_PERIODS = 8;
 const MODELS = ['last_touch', 'first_touch', 'linear', 'time_decay', 'position_based', 'data_driven'];
 
 // A funnel of event types (comma-separated) within a window, and revenue attribution by channel for one model.
@@ -397,6 +608,8 @@ async function analytics(params) {
   const steps = params.get('steps') || 'product_view, add_to_cart, purchase';
   const windowText = params.get('window') || '7d';
   const model = MODELS.includes(params.get('model')) ? params.get('model') : 'last_touch';
+  const returnEvent = params.get('return') || 'purchase';
+  const period = PERIODS.includes(params.get('period')) ? params.get('period') : 'week';
   const form = el('form', { class: 'inline', id: 'analytics-form' },
     el('label', { for: 'funnel-steps' }, 'Funnel steps'),
     el('input', { id: 'funnel-steps', value: steps, size: '40' }),
@@ -408,17 +621,28 @@ async function analytics(params) {
       if (m === model) option.selected = true;
       return option;
     })),
+    el('label', { for: 'cohort-return' }, 'cohorts: return event'),
+    el('input', { id: 'cohort-return', value: returnEvent, size: '12' }),
+    el('label', { for: 'cohort-period' }, 'by'),
+    el('select', { id: 'cohort-period' }, ...PERIODS.map((v) => {
+      const option = el('option', { value: v }, v);
+      if (v === period) option.selected = true;
+      return option;
+    })),
     el('button', { type: 'submit' }, 'Run'));
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     go('#/analytics' + query({ steps: form.querySelector('#funnel-steps').value,
                                window: form.querySelector('#funnel-window').value.trim(),
-                               model: form.querySelector('#attribution-model').value }));
+                               model: form.querySelector('#attribution-model').value,
+                               return: form.querySelector('#cohort-return').value.trim(),
+                               period: form.querySelector('#cohort-period').value }));
   });
   const stepList = steps.split(',').map((s) => s.trim()).filter(Boolean).map((event) => ({ event }));
-  const [funnel, attribution] = await Promise.all([
+  const [funnel, attribution, cohorts] = await Promise.all([
     settled(api('POST', '/api/cdp/analytics/funnel', { steps: stepList, window: windowText })),
     settled(api('GET', '/api/cdp/analytics/attribution' + query({ conversion: 'purchase', model }))),
+    settled(api('POST', '/api/cdp/analytics/cohorts', { returnEvent, period, periods: COHORT_PERIODS })),
   ]);
   const percent = (x) => (typeof x === 'number' ? (x * 100).toFixed(1) + '%' : text(x));
   const seconds = (x) => (typeof x === 'number' ? x.toFixed(0) + ' s' : '');
@@ -447,7 +671,24 @@ async function analytics(params) {
         { label: 'revenue', value: (c) => money(c.revenue) },
       ], (attribution.value.channels || []).slice(0, 25)),
     ])),
+    el('h2', {}, `Cohorts: profiles by the ${period} of their first event, returning with ${returnEvent}`),
+    el('div', { id: 'cohorts' }, cohorts.error ? unavailable(cohorts.error) : cohortTable(cohorts.value)),
   ];
+}
+
+// A cohort matrix: per cohort its size, then per period k the profiles that returned in it (and their share).
+function cohortTable(answer) {
+  const n = answer.periods || COHORT_PERIODS;
+  const columns = [{ label: 'cohort', value: (c) => String(c.cohort || '').slice(0, 10) },
+                   { label: 'profiles', value: (c) => c.size }];
+  for (let k = 0; k < n; ++k) {
+    columns.push({ label: String(k), value: (c) => {
+      const count = (c.counts || [])[k];
+      const pct = (c.percentages || [])[k];
+      return count === undefined ? '' : `${count} (${typeof pct === 'number' ? pct.toFixed(0) : text(pct)}%)`;
+    } });
+  }
+  return table(columns, answer.cohorts || []);
 }
 
 async function audit(params) {
@@ -515,6 +756,7 @@ async function render() {
                                  (a.dataset.view === 'segments' && name === 'segment'));
   }
   clearError();
+  notice.hidden = true;
   delete view.dataset.ready;
   view.replaceChildren(el('p', { class: 'muted' }, 'Loading...'));
   let content = [];
@@ -524,6 +766,7 @@ async function render() {
     else if (name === 'profile') content = await profile(decodeURIComponent(parts[1] || ''));
     else if (name === 'segments') content = await segments();
     else if (name === 'segment') content = await segment(decodeURIComponent(parts[1] || ''), params);
+    else if (name === 'identity') content = await identityView(params);
     else if (name === 'audit') content = await audit(params);
     else if (name === 'analytics') content = await analytics(params);
     else content = await overview();
@@ -533,6 +776,11 @@ async function render() {
   if (generation !== renderGeneration) return;
   view.replaceChildren(...content.filter(Boolean));
   if (failure) showError(failure);
+  if (pendingNotice) {
+    notice.textContent = pendingNotice;
+    notice.hidden = false;
+    pendingNotice = '';
+  }
   view.dataset.ready = hash;
 }
 
