@@ -27,6 +27,7 @@
 namespace cdp::server {
 namespace {
 
+using httplib::ContentReader;
 using httplib::Request;
 using httplib::Response;
 
@@ -307,14 +308,40 @@ void Api::Route(httplib::Server& http, std::string_view method, const std::strin
   };
   if (method == "GET") {
     http.Get(pattern, std::move(checked));
-  } else if (method == "POST") {
-    http.Post(pattern, std::move(checked));
+    return;
+  }
+  // Other methods read their body here, and only when the request has one: HTTP/1.1 (RFC 9112, 6.3) says a request
+  // with neither Content-Length nor Transfer-Encoding has none, where cpp-httplib 0.11 would wait for the client
+  // to close the connection (`curl -X POST .../gdpr/export/ID` hung for the read timeout, then got a 400).
+  auto with_body = [checked = std::move(checked)](const Request& req, Response& res, const ContentReader& reader) {
+    if (req.is_multipart_form_data()) {  // the API takes JSON; its body is not read, so the connection ends
+      res.set_header("Connection", "close");
+      WriteStatus(res, Status::InvalidArgument("multipart/form-data bodies are not accepted: send JSON with "
+                                               "Content-Type: application/json"));
+      return;
+    }
+    if (req.has_header("Content-Length") || req.has_header("Transfer-Encoding")) {
+      std::string body;
+      if (!reader([&body](const char* data, size_t length) {
+            body.append(data, length);
+            return true;
+          })) {
+        res.set_header("Connection", "close");
+        if (res.status < 400) res.status = 400;  // the error handler writes the answer (413: over the limit)
+        return;
+      }
+      const_cast<Request&>(req).body = std::move(body);  // httplib's own request object, not const
+    }
+    checked(req, res);
+  };
+  if (method == "POST") {
+    http.Post(pattern, std::move(with_body));
   } else if (method == "PUT") {
-    http.Put(pattern, std::move(checked));
+    http.Put(pattern, std::move(with_body));
   } else if (method == "PATCH") {
-    http.Patch(pattern, std::move(checked));
+    http.Patch(pattern, std::move(with_body));
   } else if (method == "DELETE") {
-    http.Delete(pattern, std::move(checked));
+    http.Delete(pattern, std::move(with_body));
   }
 }
 
@@ -364,24 +391,15 @@ void Api::HandleError(const Request& req, Response& res) const {
       return;
     }
     case 413:
-      if (req.get_header_value("Content-Type").starts_with("application/x-www-form-urlencoded")) {
-        // httplib parses form bodies itself and caps them at CPPHTTPLIB_FORM_URL_ENCODED_PAYLOAD_MAX_LENGTH.
-        WriteError(res, 413,
-                   Status::ResourceExhausted("application/x-www-form-urlencoded bodies are limited to 8192 bytes; "
-                                             "send JSON with Content-Type: application/json"));
-      } else {
-        WriteError(res, 413,
-                   Status::ResourceExhausted("request body exceeds " + std::to_string(payload_max_bytes_) + " bytes"));
-      }
+      WriteError(res, 413,
+                 Status::ResourceExhausted("request body exceeds " + std::to_string(payload_max_bytes_) + " bytes"));
       return;
     case 414:
       WriteError(res, 414, Status::InvalidArgument("request URI too long"));
       return;
     default:
       if (res.status < 500) {
-        WriteError(res, res.status,
-                   Status::InvalidArgument("malformed HTTP request (a request body needs Content-Length or "
-                                           "chunked Transfer-Encoding)"));
+        WriteError(res, res.status, Status::InvalidArgument("malformed HTTP request"));
       } else {
         WriteError(res, res.status, Status::Internal("internal server error"));
       }
