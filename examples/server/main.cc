@@ -27,7 +27,8 @@ namespace {
 
 constexpr char kUsage[] =
     "usage: cdp-server --data DIR [--host HOST] [--port PORT] [--api-key KEY] [--write-key KEY]\n"
-    "                  [--dedupe-window SECONDS] [--retention-interval SECONDS] [--threads N] [--sync]\n"
+    "                  [--write-key-principal NAME] [--dedupe-window SECONDS] [--retention-interval SECONDS]\n"
+    "                  [--threads N] [--sync]\n"
     "\n"
     "  --data DIR      database directory (created when missing); required\n"
     "  --host HOST     address to listen on (default 127.0.0.1)\n"

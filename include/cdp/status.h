@@ -63,7 +63,9 @@ class [[nodiscard]] Status {
     return Status(StatusCode::kAlreadyExists, std::move(msg), std::move(field));
   }
   static Status PermissionDenied(std::string msg) { return Status(StatusCode::kPermissionDenied, std::move(msg)); }
-  static Status FailedPrecondition(std::string msg) { return Status(StatusCode::kFailedPrecondition, std::move(msg)); }
+  static Status FailedPrecondition(std::string msg, std::string field = {}) {
+    return Status(StatusCode::kFailedPrecondition, std::move(msg), std::move(field));
+  }
   static Status ResourceExhausted(std::string msg, std::string field = {}) {
     return Status(StatusCode::kResourceExhausted, std::move(msg), std::move(field));
   }

@@ -926,6 +926,7 @@ Result<Json> Trends(SegmentIndex& index, const Json& request) {
       }
       wanted.push_back(e.as_string());
     }
+    if (std::find(wanted.begin(), wanted.end(), "*") != wanted.end()) wanted.clear();  // every event, as absent
   }
   // Counts per (series, bucket) over [from - weeks, to]: the baseline of a bucket is the same bucket (weekday, and
   // hour) of each of the `weeks` weeks before it.
@@ -939,6 +940,7 @@ Result<Json> Trends(SegmentIndex& index, const Json& request) {
   };
   for (uint32_t t = 0; t < index.table_count(); ++t) {
     const segments::EventTable& table = index.table(t);
+    if (table.type == "custom" && table.name.empty()) continue;  // custom events have names: this table stays empty
     const std::string event = table.type == "custom" ? table.name : table.type;
     if (!wanted.empty() && std::find(wanted.begin(), wanted.end(), event) == wanted.end() &&
         !(table.type == "custom" && std::find(wanted.begin(), wanted.end(), "custom") != wanted.end())) {
@@ -1116,7 +1118,7 @@ Result<Json> IndexOverview(SegmentIndex& index, int64_t now) {
                            .Set("total", total)
                            .Set("identified", identified)
                            .Set("anonymous", total - identified)
-                           .Set("unificationRate",
+                           .Set("multiIdentifierRate",
                                 identified > 0 ? static_cast<double>(unified) / static_cast<double>(identified) : 0.0))
       .Set("eventsByType", std::move(by_type))
       .Set("activeProfiles", Json::Object()

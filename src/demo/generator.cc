@@ -1397,6 +1397,8 @@ Result<LoadStats> Load(Engine& engine, const GeneratorConfig& config, const Load
         if (it.status.ok()) {
           if (it.result.duplicate) ++stats.events_duplicate;
           if (it.result.profile_created) ++stats.profiles_auto_created;
+        } else if (it.status.code() == StatusCode::kFailedPrecondition && it.status.field() == "consent.tracking") {
+          ++stats.events_refused_consent;
         } else if (stats.sample_errors.size() < kMaxSampleErrors) {
           stats.sample_errors.push_back("event " + std::to_string(progress.events_done + i) + ": " +
                                         it.status.ToString() + " " + batch[i].Dump());

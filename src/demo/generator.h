@@ -136,6 +136,8 @@ struct LoadStats {
   size_t profiles_rejected = 0;
   size_t events_accepted = 0;
   size_t events_rejected = 0;
+  size_t events_refused_consent = 0;  // of events_rejected: resolved to a profile that denied tracking (a device it
+                                      // shares with a person who did not), refused as the engine must
   size_t events_duplicate = 0;
   size_t profiles_auto_created = 0;  // events that created a profile (anonymous visitors, mostly)
   size_t batches = 0;

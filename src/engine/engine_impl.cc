@@ -322,7 +322,8 @@ class EngineImpl::IngestContext : public GraphView {
       }
       if (denied != nullptr) {
         item->status = Status::FailedPrecondition(
-            fmt::format("profile {} has denied tracking consent: the event was not stored", *denied));
+            fmt::format("profile {} has denied tracking consent: the event was not stored", *denied),
+            "consent.tracking");
         return Status::OK();
       }
     }

@@ -325,7 +325,7 @@ Result<Json> GdprImpl::ListRequests(const Json& filter) {
   stats.Set("maxMs", turnaround.empty() ? Json() : Json(turnaround.back()));
   Json out = Json::Object();
   out.Set("items", std::move(items));
-  out.Set("nextCursor", next);
+  out.Set("nextCursor", next.empty() ? Json() : Json(std::move(next)));  // null on the last page, as every list
   out.Set("turnaround", std::move(stats));
   return out;
 }

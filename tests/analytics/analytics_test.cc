@@ -295,7 +295,7 @@ TEST_F(AnalyticsTest, OverviewAndDataQualityCountWhatWasWritten) {
   EXPECT_EQ(o.FindPath("profiles.total")->as_int(), 3) << o.Dump();
   EXPECT_EQ(o.FindPath("profiles.identified")->as_int(), 2);
   EXPECT_EQ(o.FindPath("profiles.anonymous")->as_int(), 1);
-  EXPECT_DOUBLE_EQ(o.FindPath("profiles.unificationRate")->as_number(), 0.5);  // a: customerId and email
+  EXPECT_DOUBLE_EQ(o.FindPath("profiles.multiIdentifierRate")->as_number(), 0.5);  // a: customerId and email
   EXPECT_EQ(o.FindPath("eventsByType.24h.page_view")->as_int(), 3);
   EXPECT_EQ(o.FindPath("eventsByType.24h.purchase")->as_int(), 2);
   EXPECT_EQ(o.FindPath("eventsByType.30d.purchase")->as_int(), 3);
@@ -334,6 +334,13 @@ TEST_F(AnalyticsTest, RequestsAreReadOnlyAndCheckedAndEdgesCount) {
       "value": "never-seen-value"}]}, {"event": "purchase"}]})")));
   Json t = Unwrap(analytics().Trends(J(R"({"from": "2026-03-02", "to": "2026-03-04"})")));
   for (const Json& series : t.Find("series")->items()) EXPECT_NE(series.Find("event")->as_string(), "ghost");
+  // Every series names its event (a newcomer found a series named "" with no events), and "*" is every event.
+  std::set<std::string> names;
+  for (const Json& series : t.Find("series")->items()) names.insert(series.Find("event")->as_string());
+  EXPECT_FALSE(names.contains("")) << t.Dump();
+  EXPECT_TRUE(names.contains("purchase") && names.contains("add_to_cart")) << t.Dump();
+  Json all = Unwrap(analytics().Trends(J(R"({"from": "2026-03-02", "to": "2026-03-04", "events": ["*"]})")));
+  EXPECT_EQ(all.Find("series")->Dump(), t.Find("series")->Dump());
 
   Json c = Unwrap(analytics().Cohorts(J(R"({"cohortEvent": "purchase", "returnEvent": "page_view", "periods": 1})")));
   EXPECT_EQ(c.Find("cohorts")->items()[0].Find("counts")->Dump(), "[1]") << c.Dump();

@@ -230,6 +230,7 @@ TEST_F(ConsentTest, TrackingDeniedRefusesNewEventsAndStoresNothingOfThem) {
   auto by_id = events().Track(J(R"({"type": "page_view", "profileId": ")" + id + R"("})"));
   ASSERT_EQ(by_id.status().code(), StatusCode::kFailedPrecondition) << by_id.status().ToString();
   EXPECT_NE(by_id.status().message().find("tracking"), std::string::npos);
+  EXPECT_EQ(by_id.status().field(), "consent.tracking");  // machine-readable: what refused it
   EXPECT_EQ(events()
                 .Track(J(R"({"type": "purchase", "email": "PRIVATE@example.com",
       "properties": {"revenue": 10}})"))

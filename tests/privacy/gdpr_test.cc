@@ -136,6 +136,7 @@ TEST_F(GdprTest, ErasureIsARequestAndItsIdentifiersAreSuppressed) {
   Json rest =
       Unwrap(gdpr().ListRequests(J(R"({"limit": 1, "cursor": ")" + page.Find("nextCursor")->as_string() + R"("})")));
   EXPECT_EQ(rest.Find("items")->items()[0].Find("status")->as_string(), "failed");
+  EXPECT_TRUE(rest.Find("nextCursor")->is_null()) << "the last page: null, as every list";
   EXPECT_TRUE(gdpr().ListRequests(J(R"({"type": "delete"})")).status().IsInvalidArgument());
   EXPECT_TRUE(gdpr().ListRequests(J(R"({"limit": 0})")).status().IsInvalidArgument());
 }

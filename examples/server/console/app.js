@@ -158,14 +158,14 @@ function profileLink(id) {
 async function overview() {
   const o = await api('GET', '/api/cdp/analytics/overview');
   const money = (v) => (typeof v === 'number' ? v.toLocaleString(undefined, { maximumFractionDigits: 2 }) : text(v));
-  const rate = get(o, 'profiles.unificationRate');
+  const rate = get(o, 'profiles.multiIdentifierRate');
   const parts = [
     el('h1', {}, 'Overview'),
     el('div', { class: 'cards' },
       card('Profiles', get(o, 'profiles.total')),
       card('Identified', get(o, 'profiles.identified')),
       card('Anonymous', get(o, 'profiles.anonymous')),
-      card('Unification rate', typeof rate === 'number' ? (rate * 100).toFixed(1) + '%' : text(rate)),
+      card('Identified with 2+ identifiers', typeof rate === 'number' ? (rate * 100).toFixed(1) + '%' : text(rate)),
       card('Active (30 days)', get(o, 'activeProfiles.monthly')),
       card('Orders (total)', get(o, 'orders.total')),
       card('Revenue (total)', money(get(o, 'revenue.total'))),
@@ -583,7 +583,8 @@ async function identityView(params) {
     el('h1', {}, 'Identity'),
     el('div', { class: 'cards' }, card('Profiles', stats.profiles), card('Merges', stats.merges),
        card('Profiles merged away', stats.mergedProfiles), card('Unmerges', stats.unmerges),
-       card('Unification rate', typeof rate === 'number' ? (rate * 100).toFixed(1) + '%' : text(rate))),
+       card('Unification rate (merged away / created)',
+            typeof rate === 'number' ? (rate * 100).toFixed(1) + '%' : text(rate))),
     el('h2', {}, 'Duplicate profiles'),
     el('div', { class: 'inline' },
        button('find-duplicates', 'Find duplicates', async () => {
