@@ -353,9 +353,11 @@ class Identity {
 
   // Scores every pair of live profiles that a blocking rule brings together (m and u estimated by EM on them) and
   // records a proposal for each pair at or above proposeAbove that was not decided before; with autoMergeAbove
-  // set, pairs at or above it are merged at once (reason "fuzzy match", the proposal's id as evidence). Pending
-  // proposals naming a profile merged or erased since become "obsolete". Returns {"profiles", "candidatePairs",
-  // "proposed", "updated", "autoMerged", "obsolete", "model"}. Errors: ResourceExhausted when
+  // set, pairs at or above it are merged at once (reason "fuzzy match", the proposal's id as evidence). A pair whose
+  // merge the identity rules forbid (more distinct values of a type than its limit) is neither: it counts in
+  // "notMergeable". Pending proposals naming a profile merged or erased since, or whose profiles the rules no longer
+  // let be one, become "obsolete". Returns {"profiles", "candidatePairs", "proposed", "updated", "autoMerged",
+  // "notMergeable", "obsolete", "model"}. Errors: ResourceExhausted when
   // blocking gives more pairs than linkage.maxPairs. Cost: reads every profile; O(pairs) comparisons.
   virtual Result<Json> FindDuplicates() = 0;
 

@@ -136,6 +136,7 @@ class IdentityImpl final : public Identity {
   struct OnWrite;  // the configuration, linker and model matching on write uses
   struct MatchCounts {
     int64_t matched = 0, proposed = 0, updated = 0, auto_merged = 0;
+    int64_t not_mergeable = 0;  // pairs scored above proposeAbove whose merge the identity rules forbid
   };
   Result<Json> ReadProposal(std::string_view proposal_id);
   Status WriteProposal(const Json& proposal);

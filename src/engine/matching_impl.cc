@@ -10,6 +10,8 @@
 #include "engine/engine_impl.h"
 #include "fmt/format.h"
 #include "identity/linkage.h"
+#include "identity/rules.h"
+#include "profiles/profile_model.h"
 #include "storage/keys.h"
 
 namespace cdp::internal {
@@ -123,6 +125,25 @@ std::vector<std::string> PathsOf(const linkage::LinkageConfig& config) {
     for (const auto& key : rule.keys) add(key.field);
   }
   return paths;
+}
+
+// Whether the identity rules let two profiles be one: at most `limit` distinct values of each identifier type (a
+// manual merge checks the same). Two holders of different customer ids are two people whatever their names say:
+// such a pair is never proposed, nor merged automatically.
+bool Mergeable(const IdentityRules& rules, const std::vector<Identifier>& a, const std::vector<Identifier>& b) {
+  if (a.empty() || b.empty()) return true;
+  for (const IdentifierTypeRule& rule : rules.types()) {
+    std::vector<std::string_view> values;
+    for (const std::vector<Identifier>* side : {&a, &b}) {
+      for (const Identifier& id : *side) {
+        if (id.type == rule.type && std::find(values.begin(), values.end(), id.value) == values.end()) {
+          values.emplace_back(id.value);
+        }
+      }
+    }
+    if (values.size() > static_cast<size_t>(rule.limit)) return false;
+  }
+  return true;
 }
 
 // Why a pair scored as it did: per comparator, its level and weight.
@@ -290,12 +311,14 @@ Result<Json> IdentityImpl::FindDuplicates() {
   // Live profiles (merged ones are redirects).
   std::vector<std::string> ids;
   std::vector<Json> docs;
+  std::vector<std::vector<Identifier>> held;  // per profile
   auto iter = store.NewIterator(storage::Cf::kProfiles);
   for (iter->SeekToFirst(); iter->Valid(); iter->Next()) {
     auto doc = Json::Parse(iter->value());
     if (!doc.ok()) return Status::DataLoss(fmt::format("stored profile {} is corrupt", iter->key()));
     if (doc->Find("mergedInto") != nullptr) continue;
     ids.emplace_back(iter->key());
+    held.push_back(StoredIdentifiers(*doc));
     docs.push_back(std::move(doc).value());
   }
   CDP_RETURN_IF_ERROR(iter->status());
@@ -314,22 +337,29 @@ Result<Json> IdentityImpl::FindDuplicates() {
   docs.clear();
   CDP_ASSIGN_OR_RETURN(linkage::LinkResult result, state->linker->Dedupe(records));
   const std::string now = FormatTimestamp(NowMicros());
+  const std::shared_ptr<const IdentityRules> rules = engine_->rules();
   absl::flat_hash_set<std::string> touched;  // proposals this run proposed or updated
   for (size_t i = 0; i < result.pairs.size(); ++i) {
     const linkage::ScoredPair& pair = result.pairs[i];
     if (pair.match_probability < m.propose_above) continue;
+    if (!Mergeable(*rules, held[pair.left], held[pair.right])) {
+      ++counts.not_mergeable;
+      continue;
+    }
     std::string proposal_id;
     CDP_RETURN_IF_ERROR(ProposePair(*state, ids[pair.left], ids[pair.right], pair.match_probability, pair.match_weight,
                                     ExplainPair(m.linkage, result.model, result.comparisons.row(i)), now, &counts,
                                     &proposal_id));
     touched.insert(proposal_id);
   }
-  // Pending proposals naming a profile that was merged or erased since are obsolete.
+  // Pending proposals naming a profile that was merged or erased since, or whose profiles the rules no longer let
+  // be one (an identifier written since), are obsolete.
   int64_t obsolete = 0;
   CDP_ASSIGN_OR_RETURN(Json pending, Proposals("pending"));
   for (Json& proposal : pending.items()) {
     if (touched.contains(proposal.Find("proposalId")->as_string())) continue;
     bool live = true;
+    std::vector<std::vector<Identifier>> sides;
     for (const Json& id : proposal.Find("profileIds")->items()) {
       std::string resolved;
       auto doc = engine_->ReadLiveProfile(id.as_string(), &resolved);
@@ -339,9 +369,10 @@ Result<Json> IdentityImpl::FindDuplicates() {
         return doc.status();
       } else {
         live = live && resolved == id.as_string();
+        sides.push_back(StoredIdentifiers(*doc));
       }
     }
-    if (live) continue;
+    if (live && sides.size() == 2 && Mergeable(*rules, sides[0], sides[1])) continue;
     proposal.Set("status", "obsolete");
     proposal.Set("updatedAt", now);
     CDP_RETURN_IF_ERROR(WriteProposal(proposal));
@@ -375,6 +406,7 @@ Result<Json> IdentityImpl::FindDuplicates() {
   out.Set("proposed", counts.proposed);
   out.Set("updated", counts.updated);
   out.Set("autoMerged", counts.auto_merged);
+  out.Set("notMergeable", counts.not_mergeable);
   out.Set("model", result.model.ToJson());
   return out;
 }
@@ -557,9 +589,15 @@ Status IdentityImpl::MatchOne(const OnWrite& state, const std::string& id, bool 
   CDP_ASSIGN_OR_RETURN(linkage::Records others, linkage::RecordsFromJson(docs, state.paths));
   CDP_ASSIGN_OR_RETURN(linkage::LinkResult result, state.linker->Link(record, others, &*state.model));
   const std::string now = FormatTimestamp(NowMicros());
+  const std::shared_ptr<const IdentityRules> rules = engine_->rules();
+  const std::vector<Identifier> mine = StoredIdentifiers(*doc);
   for (size_t i = 0; i < result.pairs.size(); ++i) {
     const linkage::ScoredPair& pair = result.pairs[i];
     if (pair.match_probability < state.matching.propose_above) continue;
+    if (!Mergeable(*rules, mine, StoredIdentifiers(docs[pair.right]))) {
+      ++counts->not_mergeable;
+      continue;
+    }
     std::string proposal_id;
     CDP_RETURN_IF_ERROR(ProposePair(state, id, candidates[pair.right], pair.match_probability, pair.match_weight,
                                     ExplainPair(state.matching.linkage, *state.model, result.comparisons.row(i)), now,

@@ -590,7 +590,8 @@ async function identityView(params) {
        button('find-duplicates', 'Find duplicates', async () => {
          const r = await api('POST', '/api/cdp/identity/duplicates');
          notify(`Duplicate detection over ${r.profiles} profiles: ${r.candidatePairs} candidate pairs, ` +
-                `${r.proposed} new proposals, ${r.updated} updated, ${r.autoMerged} merged automatically.`);
+                `${r.proposed} new proposals, ${r.updated} updated, ${r.autoMerged} merged automatically, ` +
+                `${r.notMergeable} left out (the identity rules forbid their merge).`);
          render();
        }),
        el('span', { class: 'muted' }, 'proposals:'), filter),
