@@ -203,7 +203,12 @@ struct City {
 };
 struct Country {
   const char* code;
-  const char* phone_prefix;  // country calling code + a mobile prefix: 4 digits, distinct between countries
+  // Mobile numbers: the country calling code and a mobile prefix (distinct between countries), then
+  // `phone_digits` digits, the first of them one of `phone_first`: numbers libphonenumber takes as valid
+  // (tests/demo/generator_test.cc checks every country's).
+  const char* phone_prefix;
+  int phone_digits;
+  const char* phone_first;
   double weight;
   std::vector<City> cities;
 };
@@ -212,6 +217,8 @@ const std::vector<Country>& Countries() {
   static const std::vector<Country> kCountries = {
       {"US",
        "1202",
+       7,
+       "23456789",
        38,
        {{"New York", "100", "99"},
         {"Los Angeles", "900", "99"},
@@ -226,7 +233,9 @@ const std::vector<Country>& Countries() {
         {"Atlanta", "303", "99"},
         {"Portland", "972", "99"}}},
       {"GB",
-       "4477",
+       "4474",
+       8,
+       "0123456789",
        12,
        {{"London", "SW", "9 9AA"},
         {"Manchester", "M", "9 9AA"},
@@ -235,7 +244,9 @@ const std::vector<Country>& Countries() {
         {"Bristol", "BS", "9 9AA"},
         {"Edinburgh", "EH", "9 9AA"}}},
       {"DE",
-       "4915",
+       "49151",
+       8,
+       "0123456789",
        10,
        {{"Berlin", "10", "999"},
         {"Hamburg", "20", "999"},
@@ -244,6 +255,8 @@ const std::vector<Country>& Countries() {
         {"Frankfurt", "60", "999"}}},
       {"FR",
        "3361",
+       7,
+       "0123456789",
        8,
        {{"Paris", "750", "99"},
         {"Lyon", "690", "99"},
@@ -253,20 +266,44 @@ const std::vector<Country>& Countries() {
       {"CA",
        "1416",
        7,
+       "23456789",
+       7,
        {{"Toronto", "M", "9A 9A9"},
         {"Vancouver", "V", "9A 9A9"},
         {"Montreal", "H", "9A 9A9"},
         {"Calgary", "T", "9A 9A9"}}},
       {"AU",
        "6141",
+       7,
+       "0123456789",
        5,
        {{"Sydney", "20", "99"}, {"Melbourne", "30", "99"}, {"Brisbane", "40", "99"}, {"Perth", "60", "99"}}},
-      {"NL", "3161", 4, {{"Amsterdam", "10", "99 AA"}, {"Rotterdam", "30", "99 AA"}, {"Utrecht", "35", "99 AA"}}},
-      {"ES", "3461", 4, {{"Madrid", "280", "99"}, {"Barcelona", "080", "99"}, {"Valencia", "460", "99"}}},
-      {"IT", "3933", 4, {{"Rome", "001", "99"}, {"Milan", "201", "99"}, {"Turin", "101", "99"}}},
-      {"SE", "4670", 3, {{"Stockholm", "11", "9 99"}, {"Gothenburg", "41", "9 99"}, {"Malmo", "21", "9 99"}}},
-      {"JP", "8190", 3, {{"Tokyo", "1", "99-9999"}, {"Osaka", "5", "99-9999"}, {"Yokohama", "2", "99-9999"}}},
-      {"BR", "5511", 2, {{"Sao Paulo", "0", "9999-999"}, {"Rio de Janeiro", "2", "9999-999"}}},
+      {"NL",
+       "3161",
+       7,
+       "0123456789",
+       4,
+       {{"Amsterdam", "10", "99 AA"}, {"Rotterdam", "30", "99 AA"}, {"Utrecht", "35", "99 AA"}}},
+      {"ES",
+       "3461",
+       7,
+       "0123456789",
+       4,
+       {{"Madrid", "280", "99"}, {"Barcelona", "080", "99"}, {"Valencia", "460", "99"}}},
+      {"IT", "3933", 8, "0123456789", 4, {{"Rome", "001", "99"}, {"Milan", "201", "99"}, {"Turin", "101", "99"}}},
+      {"SE",
+       "4670",
+       7,
+       "0123456789",
+       3,
+       {{"Stockholm", "11", "9 99"}, {"Gothenburg", "41", "9 99"}, {"Malmo", "21", "9 99"}}},
+      {"JP",
+       "8190",
+       8,
+       "123456789",
+       3,
+       {{"Tokyo", "1", "99-9999"}, {"Osaka", "5", "99-9999"}, {"Yokohama", "2", "99-9999"}}},
+      {"BR", "55119", 8, "0123456789", 2, {{"Sao Paulo", "0", "9999-999"}, {"Rio de Janeiro", "2", "9999-999"}}},
   };
   return kCountries;
 }
@@ -488,10 +525,18 @@ struct Generator::Impl {
     AppendPadded(&s, Permute(gidx, 100000000ULL, salt % 100000000ULL), 8);
     return s;
   }
+  // Distinct for up to 8,000,000 people (the smallest country's range: 8 first digits x 10^6).
   std::string Phone(const Person& p) const {
+    const Country& c = Countries()[p.country];
+    const std::string_view first = c.phone_first;
+    uint64_t rest = 1;
+    for (int i = 1; i < c.phone_digits; ++i) rest *= 10;
+    const uint64_t range = first.size() * rest;
+    const uint64_t v = Permute(p.gidx, range, (salt >> 20) % range);
     std::string s = "+";
-    s += Countries()[p.country].phone_prefix;
-    AppendPadded(&s, Permute(p.gidx, 100000000ULL, (salt >> 20) % 100000000ULL), 8);
+    s += c.phone_prefix;
+    s.push_back(first[v / rest]);
+    AppendPadded(&s, v % rest, c.phone_digits - 1);
     return s;
   }
   std::string ShopifyId(uint32_t gidx) const {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cdp/cdp.h"
+#include "identity/rules.h"
 
 namespace cdp::demo {
 namespace {
@@ -145,6 +146,36 @@ TEST(GeneratorTest, EveryItemIsAcceptedByAFreshEngine) {
   Result<Json> s2 = engine.Stats();
   ASSERT_TRUE(s2.ok());
   EXPECT_EQ(s2->Find("events")->as_int(), 3000);
+}
+
+// Every generated phone is a valid number for libphonenumber (the identity rules' normalization), in every country
+// of the data: a newcomer found 48% of the demo's phones invalid (wrong lengths and prefixes), so half the profiles
+// carried identity issues and the data-quality score was about 55.
+TEST(GeneratorTest, EveryPhoneIsAValidNumber) {
+  GeneratorConfig c;
+  c.profiles = 6000;
+  c.events = 100;
+  Dumped d = DumpAll(c);
+  const std::shared_ptr<const internal::IdentityRules> rules = internal::IdentityRules::Defaults();
+  std::map<std::string, int> phones_by_country;
+  std::set<std::string> distinct;
+  for (const std::string& text : d.profiles) {
+    Json p = *Json::Parse(text);
+    const Json* phone = p.FindPath("externalIds.phone");
+    if (phone == nullptr) continue;
+    internal::Identifier id;
+    internal::IgnoredIdentifier ignored;
+    EXPECT_TRUE(rules->Normalize("phone", phone->as_string(), &id, &ignored))
+        << phone->as_string() << ": " << ignored.reason << " (" << p.FindPath("attributes.country")->as_string() << ")";
+    EXPECT_EQ(id.value, phone->as_string()) << "already E.164";
+    ++phones_by_country[p.FindPath("attributes.country")->as_string()];
+    distinct.insert(phone->as_string());
+  }
+  EXPECT_EQ(phones_by_country.size(), 12u) << "every country of the generator";
+  size_t phones = 0;
+  for (const auto& [country, n] : phones_by_country) phones += static_cast<size_t>(n);
+  EXPECT_GT(phones, 3000u);
+  EXPECT_EQ(distinct.size(), phones) << "one person's number is nobody else's";
 }
 
 TEST(GeneratorTest, AnonymousDevicesLaterIdentifyAndResolveToOneProfile) {
