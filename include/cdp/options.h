@@ -28,6 +28,12 @@ struct Options {
   //    fsync (group commit), so throughput under concurrency stays high while each single write pays ~0.3 ms.
   bool sync_writes = false;
 
+  // Latest accepted event time (an event's or an identify's `timestamp`), in seconds after the time of the call: a
+  // later one is InvalidArgument on "timestamp" (a clock set years ahead would otherwise make the event the
+  // profile's newest for good: lastSeenDate, sessions, "most recent" survivorship). 0: no limit. Default: 86400
+  // (1 day, for clients whose clocks run ahead). At most 100 years; Engine::Open refuses other values.
+  int64_t max_event_future_seconds = 86400;
+
   // A profile's session ends after this many seconds without events from it; the next event starts a new session.
   // Default: 1800 (30 minutes). Must be > 0.
   int64_t session_timeout_seconds = 1800;

@@ -31,6 +31,10 @@ Result<std::unique_ptr<Engine>> Engine::Open(const Options& options, const std::
   if (options.session_timeout_seconds <= 0) {
     return Status::InvalidArgument("session_timeout_seconds must be positive", "session_timeout_seconds");
   }
+  if (options.max_event_future_seconds < 0 || options.max_event_future_seconds > 100LL * 365 * 86400) {
+    return Status::InvalidArgument("max_event_future_seconds must be between 0 (no limit) and 100 years",
+                                   "max_event_future_seconds");
+  }
   if (options.max_json_depth < 2 || options.max_json_depth > 1000) {
     return Status::InvalidArgument("max_json_depth must be between 2 and 1000", "max_json_depth");
   }
@@ -1238,6 +1242,7 @@ Status EngineImpl::ParseIdentify(const Json& request, int64_t now, ParsedEvent* 
     ApplyMergePatch(&probe, patch);
     CDP_RETURN_IF_ERROR(NormalizeProfileInput(probe).status());
   }
+  if (time_us) CDP_RETURN_IF_ERROR(CheckNotFuture(*time_us, now, options_));
   if (e.id.empty()) e.id = NewId();
   e.time_us = time_us.value_or(now - now % 1000);  // timestamps have millisecond precision
   return Status::OK();

@@ -29,6 +29,20 @@ constexpr std::string_view kEventTypes[] = {"page_view",  "product_view", "add_t
 constexpr size_t kMaxShortString = 256;
 constexpr size_t kMaxCustomIdentifiers = 16;
 
+}  // namespace
+
+Status CheckNotFuture(int64_t time_us, int64_t now_us, const Options& options) {
+  if (options.max_event_future_seconds <= 0 || time_us - now_us <= options.max_event_future_seconds * 1'000'000) {
+    return Status::OK();
+  }
+  return Status::InvalidArgument(
+      fmt::format("{} is more than {} seconds after the time of the call (Options::max_event_future_seconds)",
+                  FormatTimestamp(time_us), options.max_event_future_seconds),
+      "timestamp");
+}
+
+namespace {
+
 bool IsIdentifierField(std::string_view key) {
   for (std::string_view f : {"customerId", "userId", "email", "phone", "shopifyId", "deviceId", "anonymousId"}) {
     if (key == f) return true;
@@ -288,7 +302,7 @@ class EventBuilder {
     return Status::OK();
   }
 
-  Result<ParsedEvent> Finish(int64_t now_us) {
+  Result<ParsedEvent> Finish(int64_t now_us, const Options& options) {
     ParsedEvent& e = e_;
     if (e.type.empty()) return Status::InvalidArgument("an event needs a \"type\"", "type");
     if (e.type == "custom" && e.name.empty()) return Status::InvalidArgument("a custom event needs a \"name\"", "name");
@@ -298,6 +312,7 @@ class EventBuilder {
           "profileId");
     }
     if (!has_timestamp_) e.time_us = now_us - now_us % 1000;  // timestamps have millisecond precision
+    if (has_timestamp_) CDP_RETURN_IF_ERROR(CheckNotFuture(e.time_us, now_us, options));
     if (e.type == "purchase") {
       e.purchase = true;
       bool found = false;
@@ -510,7 +525,7 @@ Result<ParsedEvent> ParseEvent(const Json& event, const Options& options, int64_
   CDP_RETURN_IF_ERROR(CheckUtf8(event));
   EventBuilder<Json> builder;
   for (const auto& [key, value] : event.members()) CDP_RETURN_IF_ERROR(builder.Field(key, value));
-  return builder.Finish(now_us);
+  return builder.Finish(now_us, options);
 }
 
 Status ParseEventBatch(std::string_view text, const Options& options, int64_t now_us, std::vector<ParsedEvent>* parsed,
@@ -596,7 +611,7 @@ Status ParseEventBatch(std::string_view text, const Options& options, int64_t no
         CDP_RETURN_IF_ERROR(CheckEventShape(TypeOf(item), scratch.size(), dumper.max_depth, options));
         EventBuilder<element> builder(std::string_view(scratch).substr(props.first, props.second - props.first));
         for (auto field : ObjectOf(item)) CDP_RETURN_IF_ERROR(builder.Field(field.key, field.value));
-        return builder.Finish(now_us);
+        return builder.Finish(now_us, options);
       };
       Result<ParsedEvent> p = parse_item();
       if (p.ok()) {

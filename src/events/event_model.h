@@ -49,6 +49,9 @@ struct ParsedEvent {
   const IdempotencyKey* remember = nullptr;  // written with the event when it is stored (the caller's; validated)
 };
 
+// InvalidArgument on "timestamp" when `time_us` is more than Options::max_event_future_seconds after `now_us`.
+Status CheckNotFuture(int64_t time_us, int64_t now_us, const Options& options);
+
 // Validates `event` (already parsed JSON). `now_us` is the time of receipt, used when timestamp is absent.
 // Errors: InvalidArgument with the field path; ResourceExhausted when over Options::max_event_bytes. `bytes`, when
 // given, receives the event's serialized size (also when it is rejected).

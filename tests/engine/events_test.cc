@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 #include <random>
 #include <set>
@@ -172,6 +173,32 @@ TEST_F(EventsTest, ConfigurableSessionTimeout) {
     {"type":"page_view","customerId":"t","timestamp":"2026-05-01T10:00:00Z"},
     {"type":"page_view","customerId":"t","timestamp":"2026-05-01T10:02:00Z"}])"));
   EXPECT_NE(r.items[0].result.session_id, r.items[1].result.session_id);
+}
+
+// An event dated far ahead is refused on "timestamp" (a client clock set years ahead would make it the profile's
+// newest event for good); a day's skew is taken; 0 lifts the limit. Both batch paths and Track agree.
+TEST_F(EventsTest, EventsFarInTheFutureAreRefused) {
+  const int64_t now =
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
+  const std::string soon = FormatTimestamp(now + 20LL * 3600 * 1000000);  // 20 hours ahead
+  const std::string later = FormatTimestamp(now + 26LL * 3600 * 1000000);
+  const std::string batch = R"([{"type":"page_view","customerId":"f","timestamp":")" + soon +
+                            R"("},{"type":"page_view","customerId":"f","timestamp":")" + later +
+                            R"("},{"type":"page_view","customerId":"f","timestamp":"2099-01-01T00:00:00Z"}])";
+  for (const BatchResult& r : {Unwrap(events().TrackBatchJson(batch)), Unwrap(events().TrackBatch(J(batch).items()))}) {
+    ASSERT_EQ(r.items.size(), 3u);
+    EXPECT_TRUE(r.items[0].status.ok()) << r.items[0].status.ToString();
+    EXPECT_EQ(r.items[1].status.field(), "timestamp") << r.items[1].status.ToString();
+    EXPECT_TRUE(r.items[1].status.IsInvalidArgument());
+    EXPECT_EQ(r.items[2].status.field(), "timestamp");
+  }
+  auto one = events().Track(J(R"({"type":"page_view","customerId":"f","timestamp":")" + later + R"("})"));
+  EXPECT_EQ(one.status().field(), "timestamp") << one.status().ToString();
+  EXPECT_EQ(Unwrap(engine_->Stats()).Find("events")->as_int(), 2);  // the first item of each batch call
+  options_.max_event_future_seconds = 0;
+  Reopen();
+  Unwrap(events().Track(J(R"({"type":"page_view","customerId":"f","timestamp":"2099-01-01T00:00:00Z"})")));
 }
 
 TEST_F(EventsTest, BatchReportsEachItemAndStoresOnlyValidOnes) {

@@ -203,6 +203,7 @@ Result<ParsedEvent> ParseEvent(Json&& event, const Options& options, int64_t now
         "profileId");
   }
   if (!has_timestamp) e.time_us = now_us - now_us % 1000;  // timestamps have millisecond precision
+  if (has_timestamp) CDP_RETURN_IF_ERROR(CheckNotFuture(e.time_us, now_us, options));  // added since
   if (e.type == "purchase") {
     e.purchase = true;
     bool found = false;
@@ -335,7 +336,7 @@ struct Counts {
 // every accepted event, AppendStoredEvent against legacy::StoredEvent(...).Dump().
 void ExpectSameBatch(const std::string& text, const Options& options, const IdentityRules& rules,
                      Counts* counts = nullptr) {
-  const int64_t now = 1'780'000'000'123'456;
+  const int64_t now = 1'796'083'200'123'456;  // 2026-12-01: the generated times are before it, but 9999's
   const std::string what = "batch " + text.substr(0, 2000);
   std::vector<ParsedEvent> got_parsed;
   std::vector<BatchItemResult> got_results;
@@ -746,6 +747,7 @@ const std::vector<std::string>& Items() {
       R"({"type":"page_view","email":"a@b.c","timestamp":true})",
       R"({"type":"page_view","email":"a@b.c","timestamp":[1]})",
       R"({"type":"page_view","email":"a@b.c","timestamp":-5})",
+      R"({"type":"page_view","email":"a@b.c","timestamp":"2099-01-01T00:00:00Z"})",
       R"({"type":"purchase","email":"a@b.c","properties":{"revenue":"12"}})",
       R"({"type":"purchase","email":"a@b.c","properties":{"total":[1]}})",
       R"({"type":"purchase","email":"a@b.c","properties":{"total":1e13}})",
@@ -840,7 +842,7 @@ TEST(EventModelTest, LargeObjectsWithDuplicateKeysMatchTheReference) {
 TEST(EventModelTest, StoredDocumentHoldsTheEvent) {
   std::vector<ParsedEvent> parsed;
   std::vector<BatchItemResult> results;
-  ASSERT_TRUE(ParseEventBatch(Batch({Items()[1]}), Options{}, 0, &parsed, &results).ok());
+  ASSERT_TRUE(ParseEventBatch(Batch({Items()[1]}), Options{}, 1'796'083'200'000'000, &parsed, &results).ok());
   ASSERT_EQ(parsed.size(), 1u);
   NormalizeIdentifiers(*IdentityRules::Defaults(), &parsed[0]);
   std::string stored;

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -190,8 +191,17 @@ TEST_F(ConsentTest, AnOlderAdsStatementLeavesANewerSignalAlone) {
 
 TEST_F(ConsentTest, AFutureDatedIdentifyDoesNotOutrankLaterStatements) {
   const std::string id = NewProfile("future@example.com");
+  // Far ahead is refused (Options::max_event_future_seconds, 1 day); 12 hours ahead, a clock running fast, is taken.
+  auto far = engine_->identity().Identify(J(R"({"identifiers": {"email": "future@example.com"},
+      "consent": {"tracking": true}, "timestamp": "2099-01-01T00:00:00Z"})"));
+  EXPECT_TRUE(far.status().IsInvalidArgument()) << far.status().ToString();
+  EXPECT_EQ(far.status().field(), "timestamp");
+  const int64_t ahead = std::chrono::duration_cast<std::chrono::microseconds>(
+                            std::chrono::system_clock::now().time_since_epoch() + std::chrono::hours(12))
+                            .count();
   Unwrap(engine_->identity().Identify(J(R"({"identifiers": {"email": "future@example.com"},
-      "consent": {"tracking": true}, "timestamp": "2099-01-01T00:00:00Z"})")));
+      "consent": {"tracking": true}, "timestamp": ")" +
+                                        FormatTimestamp(ahead) + R"("})")));
   Json denied = Record(R"({"profileId": ")" + id + R"(", "purposes": {"tracking": "denied"}})");
   EXPECT_EQ(*denied.Find("applied"), J(R"(["tracking"])"));
   EXPECT_EQ(ConsentOf(id).Find("tracking")->as_bool(), false);

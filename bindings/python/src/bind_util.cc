@@ -53,6 +53,8 @@ cdp::Result<cdp::Options> OptionsFromJson(const cdp::Json& json) {
       s = SetBool(key, v, &o.sync_writes);
     else if (key == "session_timeout_seconds")
       s = SetInt(key, v, &o.session_timeout_seconds);
+    else if (key == "max_event_future_seconds")
+      s = SetInt(key, v, &o.max_event_future_seconds);
     else if (key == "max_event_bytes")
       s = SetInt(key, v, &o.max_event_bytes);
     else if (key == "max_batch_bytes")
@@ -89,6 +91,7 @@ cdp::Json OptionsToJson(const cdp::Options& o) {
   j.Set("create_if_missing", o.create_if_missing);
   j.Set("sync_writes", o.sync_writes);
   j.Set("session_timeout_seconds", o.session_timeout_seconds);
+  j.Set("max_event_future_seconds", o.max_event_future_seconds);
   j.Set("max_event_bytes", static_cast<uint64_t>(o.max_event_bytes));
   j.Set("max_batch_bytes", static_cast<uint64_t>(o.max_batch_bytes));
   j.Set("max_profile_bytes", static_cast<uint64_t>(o.max_profile_bytes));

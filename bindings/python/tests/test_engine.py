@@ -86,6 +86,21 @@ def test_option_of_wrong_type_is_invalid_argument(tmp_path):
 def test_bad_option_value_rejected_by_engine(tmp_path):
     with pytest.raises(cdp.InvalidArgument):
         cdp.open(tmp_path / "db", session_timeout_seconds=0)
+    with pytest.raises(cdp.InvalidArgument) as info:
+        cdp.open(tmp_path / "db", max_event_future_seconds=-1)
+    assert info.value.field == "max_event_future_seconds"
+
+
+def test_events_far_in_the_future_are_refused_unless_the_limit_is_lifted(tmp_path):
+    assert cdp.default_options()["max_event_future_seconds"] == 86400
+    event = {"type": "page_view", "customerId": "c-1", "timestamp": "2099-01-01T00:00:00Z"}
+    with cdp.open(tmp_path / "db") as db:
+        with pytest.raises(cdp.InvalidArgument) as info:
+            db.events.track(event)
+        assert info.value.field == "timestamp"
+    with cdp.open(tmp_path / "db", max_event_future_seconds=0) as db:
+        db.events.track(event)
+        assert db.stats()["events"] == 1
 
 
 def test_create_if_missing_false_on_missing_directory(tmp_path):
