@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "cdp/segment_rule.h"
 #include "core/ids.h"
 #include "core/parallel.h"
 #include "engine/cursor.h"
@@ -181,6 +182,13 @@ Result<BatchResult> EventsImpl::TrackBatchJson(std::string_view json_text) {
 }
 
 Result<Page> EventsImpl::Query(const EventQuery& query) {
+  if (!query.type.empty() && !IsStandardEventType(query.type)) {  // else an empty page: a typo would look like data
+    return Status::InvalidArgument(
+        fmt::format("unknown event type \"{}\" (expected page_view, product_view, add_to_cart, purchase, email_open, "
+                    "app_usage, custom; a custom event's name goes in \"name\")",
+                    query.type.substr(0, 64)),
+        "type");
+  }
   const Options& options = engine_->options();
   const size_t limit = std::min(query.limit == 0 ? size_t{100} : query.limit, options.max_page_size);
   storage::Store& store = engine_->store();

@@ -468,6 +468,11 @@ TEST_F(EventsTest, QueryFiltersAndPages) {
   EventQuery bad;
   bad.cursor = "zz";
   EXPECT_TRUE(events().Query(bad).status().IsInvalidArgument());
+  // An unknown type is an error naming it, not an empty page (a typo would look like "no such events").
+  EventQuery typo;
+  typo.type = "purchases";
+  EXPECT_EQ(events().Query(typo).status().field(), "type");
+  EXPECT_EQ(profiles().Timeline(all[0].Find("profileId")->as_string(), typo).status().field(), "type");
 }
 
 }  // namespace
