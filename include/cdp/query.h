@@ -16,10 +16,15 @@
 //   > < >= <=    numbers compare numerically, strings lexicographically (ISO 8601 timestamps therefore compare in
 //                time order); a field of another type, or a missing field, never matches
 //   contains     string field: substring; array field: an element equal to the value
+//   starts_with  string field: prefix; array field: a string element with the prefix (`value` a string)
 //   in           the field equals one of the values of the array `value` (or, for an array field, shares one)
+//   not_in       the negation of `in` (a missing field matches)
+//   exists       `value` true: the field is present and not null; false: it is absent or null
 //
-// A missing field matches only `!=` (it is not equal to anything). Limits: at most 8 levels of groups and 256
-// conditions in all; field paths at most 256 bytes.
+// A missing (or null) field matches only `!=`, `not_in` and `exists` false: it is not equal to anything.
+// `"ignoreCase": true` on a condition compares strings without regard to ASCII letter case in =, !=, contains,
+// starts_with, in and not_in ("Ada@Example.com" = "ada@example.com"); other characters compare as they are.
+// Limits: at most 8 levels of groups and 256 conditions in all; field paths at most 256 bytes.
 //
 // Pages: queries return at most `limit` items and a `next_cursor`; pass it back as `cursor` to get the next page.
 // An empty next_cursor means there are no more items. Cursors are opaque strings, valid across restarts. A page
@@ -41,12 +46,13 @@
 
 namespace cdp {
 
-enum class CompareOp { kEq, kNe, kGt, kLt, kGe, kLe, kContains, kIn };
+enum class CompareOp { kEq, kNe, kGt, kLt, kGe, kLe, kContains, kIn, kStartsWith, kNotIn, kExists };
 
 struct Condition {
   std::string field;  // dotted path, e.g. "attributes.customFields.tier"
   CompareOp op = CompareOp::kEq;
   Json value;
+  bool ignore_case = false;  // "ignoreCase": strings compare without regard to ASCII case (see above)
 };
 
 struct Filter {
@@ -60,7 +66,7 @@ struct Filter {
   // Parses the JSON form above. A bare array of conditions is accepted as an AND group.
   // Errors: InvalidArgument with the path of the offending part ("conditions[2].operator").
   static Result<Filter> FromJson(const Json& json);
-  // Parses `operator` ("=", "!=", ">", "<", ">=", "<=", "contains", "in").
+  // Parses `operator` ("=", "!=", ">", "<", ">=", "<=", "contains", "starts_with", "in", "not_in", "exists").
   static Result<CompareOp> ParseOp(std::string_view text);
 
   // Whether `doc` satisfies the filter. An empty filter matches everything.

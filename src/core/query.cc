@@ -2,8 +2,12 @@
 
 #include "cdp/query.h"
 
+#include <algorithm>
 #include <limits>
+#include <string_view>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "core/civil_time.h"
 #include "fmt/format.h"
 
@@ -73,14 +77,36 @@ bool CompareOrdered(const Json& field, const Json& value, CompareOp op) {
   }
 }
 
+bool EqualsIgnoringCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return absl::ascii_tolower(static_cast<unsigned char>(x)) ==
+                  absl::ascii_tolower(static_cast<unsigned char>(y));
+         });
+}
+
+// Equality as a condition means it: JSON equality, or for two strings with ignoreCase, equality without case.
+bool Same(const Json& a, const Json& b, bool ignore_case) {
+  if (ignore_case && a.is_string() && b.is_string()) return EqualsIgnoringCase(a.as_string(), b.as_string());
+  return a == b;
+}
+
+bool HasPrefix(const Json& field, const std::string& prefix, bool ignore_case) {
+  if (!field.is_string() || field.as_string().size() < prefix.size()) return false;
+  std::string_view head = std::string_view(field.as_string()).substr(0, prefix.size());
+  return ignore_case ? EqualsIgnoringCase(head, prefix) : head == prefix;
+}
+
 bool MatchCondition(const Condition& c, const Json& doc) {
   const Json* field = doc.FindPath(c.field);
-  if (field == nullptr || field->is_null()) return c.op == CompareOp::kNe;
+  const bool present = field != nullptr && !field->is_null();
+  if (c.op == CompareOp::kExists) return present == c.value.as_bool();
+  if (!present) return c.op == CompareOp::kNe || c.op == CompareOp::kNotIn;
+  const bool nocase = c.ignore_case;
   switch (c.op) {
     case CompareOp::kEq:
-      return *field == c.value;
+      return Same(*field, c.value, nocase);
     case CompareOp::kNe:
-      return !(*field == c.value);
+      return !Same(*field, c.value, nocase);
     case CompareOp::kGt:
     case CompareOp::kLt:
     case CompareOp::kGe:
@@ -88,25 +114,37 @@ bool MatchCondition(const Condition& c, const Json& doc) {
       return CompareOrdered(*field, c.value, c.op);
     case CompareOp::kContains:
       if (field->is_string() && c.value.is_string()) {
-        return field->as_string().find(c.value.as_string()) != std::string::npos;
+        if (!nocase) return field->as_string().find(c.value.as_string()) != std::string::npos;
+        return absl::StrContains(absl::AsciiStrToLower(field->as_string()), absl::AsciiStrToLower(c.value.as_string()));
       }
       if (field->is_array()) {
         for (const Json& item : field->items()) {
-          if (item == c.value) return true;
+          if (Same(item, c.value, nocase)) return true;
         }
       }
       return false;
+    case CompareOp::kStartsWith:
+      if (field->is_array()) {
+        for (const Json& item : field->items()) {
+          if (HasPrefix(item, c.value.as_string(), nocase)) return true;
+        }
+        return false;
+      }
+      return HasPrefix(*field, c.value.as_string(), nocase);
     case CompareOp::kIn:
+    case CompareOp::kNotIn: {
+      bool found = false;
       for (const Json& candidate : c.value.items()) {
         if (field->is_array()) {
-          for (const Json& item : field->items()) {
-            if (item == candidate) return true;
-          }
-        } else if (*field == candidate) {
-          return true;
+          for (const Json& item : field->items()) found = found || Same(item, candidate, nocase);
+        } else {
+          found = found || Same(*field, candidate, nocase);
         }
       }
-      return false;
+      return found == (c.op == CompareOp::kIn);
+    }
+    case CompareOp::kExists:
+      return false;  // decided above
   }
   return false;
 }
@@ -132,14 +170,23 @@ Result<Condition> ParseCondition(const Json& json) {
   c.op = *parsed;
   const Json* value = json.Find("value");
   if (value == nullptr) return Status::InvalidArgument("a condition needs a \"value\"", "value");
-  for (const auto& [key, unused] : json.members()) {
-    if (key != "field" && key != "operator" && key != "value") {
+  for (const auto& [key, v] : json.members()) {
+    if (key == "ignoreCase") {
+      if (!v.is_bool()) return Status::InvalidArgument("\"ignoreCase\" must be true or false", key);
+      c.ignore_case = v.as_bool();
+    } else if (key != "field" && key != "operator" && key != "value") {
       return Status::InvalidArgument(fmt::format("unknown key \"{}\" in a condition", key), key);
     }
   }
   c.value = *value;
-  if (c.op == CompareOp::kIn && !c.value.is_array()) {
-    return Status::InvalidArgument("operator \"in\" needs an array value", "value");
+  if ((c.op == CompareOp::kIn || c.op == CompareOp::kNotIn) && !c.value.is_array()) {
+    return Status::InvalidArgument(fmt::format("operator \"{}\" needs an array value", op->as_string()), "value");
+  }
+  if (c.op == CompareOp::kStartsWith && !c.value.is_string()) {
+    return Status::InvalidArgument("operator \"starts_with\" needs a string value", "value");
+  }
+  if (c.op == CompareOp::kExists && !c.value.is_bool()) {
+    return Status::InvalidArgument("operator \"exists\" needs true or false", "value");
   }
   // Date-times compare as strings in libcdp's stored form, so bring the value to that form.
   auto normalize = [](Json* v) {
@@ -239,7 +286,11 @@ Result<CompareOp> Filter::ParseOp(std::string_view t) {
   if (t == "<=" || t == "lte") return CompareOp::kLe;
   if (t == "contains") return CompareOp::kContains;
   if (t == "in") return CompareOp::kIn;
-  return Status::InvalidArgument(fmt::format("unknown operator \"{}\" (expected = != > < >= <= contains in)", t));
+  if (t == "starts_with") return CompareOp::kStartsWith;
+  if (t == "not_in") return CompareOp::kNotIn;
+  if (t == "exists") return CompareOp::kExists;
+  return Status::InvalidArgument(fmt::format(
+      "unknown operator \"{}\" (expected = != > < >= <= contains starts_with in not_in exists)", t.substr(0, 32)));
 }
 
 Result<Filter> Filter::FromJson(const Json& json) {

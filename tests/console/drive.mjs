@@ -117,6 +117,16 @@ async function run(page, banner, settle) {
   await page.waitForFunction(() => document.querySelector('#privacy-result').innerText !== '');
   seen.exportSummary = await page.locator('#privacy-result').innerText();
 
+  // Text searches ignore case unless "exact case" is ticked: the last name is stored "Lovelace".
+  await page.goto(plan.url + '/console/#/profiles?field=attributes.lastName&op=%3D&value=lovelace');
+  await settle();
+  seen.caseBlindCount = await page.locator('#result-count').innerText();
+  await page.check('#search-case');
+  await page.click('#search-form button[type="submit"]');
+  await page.waitForFunction(() => location.hash.includes('case=exact'));
+  await settle();
+  seen.exactCaseCount = await page.locator('#result-count').innerText();
+
   // The segment and its members.
   await page.click('nav a[data-view="segments"]');
   await settle();

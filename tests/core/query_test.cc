@@ -39,6 +39,43 @@ TEST(FilterTest, MissingFieldsMatchOnlyNotEqual) {
   EXPECT_FALSE(Match(R"([{"field":"attributes.city","operator":"<","value":"X"}])"));
 }
 
+// What a newcomer missed to find people: presence, prefixes, exclusion lists and case-blind matching.
+TEST(FilterTest, ExistsStartsWithNotInAndIgnoreCase) {
+  EXPECT_TRUE(Match(R"([{"field":"attributes.country","operator":"exists","value":true}])"));
+  EXPECT_FALSE(Match(R"([{"field":"attributes.city","operator":"exists","value":true}])"));
+  EXPECT_TRUE(Match(R"([{"field":"attributes.city","operator":"exists","value":false}])"));
+  EXPECT_FALSE(Match(R"([{"field":"attributes.country","operator":"exists","value":false}])"));
+  EXPECT_TRUE(Match(R"([{"field":"attributes.customFields.tier","operator":"starts_with","value":"go"}])"));
+  EXPECT_FALSE(Match(R"([{"field":"attributes.customFields.tier","operator":"starts_with","value":"old"}])"));
+  EXPECT_TRUE(Match(R"([{"field":"attributes.tags","operator":"starts_with","value":"ne"}])"));  // an element
+  EXPECT_FALSE(Match(R"([{"field":"computed.ltv","operator":"starts_with","value":"12"}])"));    // not a string
+  EXPECT_TRUE(Match(R"([{"field":"attributes.country","operator":"not_in","value":["FR","DE"]}])"));
+  EXPECT_FALSE(Match(R"([{"field":"attributes.country","operator":"not_in","value":["FR","US"]}])"));
+  EXPECT_FALSE(Match(R"([{"field":"attributes.tags","operator":"not_in","value":["vip"]}])"));  // shares one
+  EXPECT_TRUE(Match(R"([{"field":"attributes.city","operator":"not_in","value":["Oslo"]}])"));  // missing
+  // ignoreCase: ASCII letters only, for the string operators.
+  EXPECT_FALSE(Match(R"([{"field":"attributes.country","operator":"=","value":"us"}])"));
+  EXPECT_TRUE(Match(R"([{"field":"attributes.country","operator":"=","value":"us","ignoreCase":true}])"));
+  EXPECT_FALSE(Match(R"([{"field":"attributes.country","operator":"!=","value":"uS","ignoreCase":true}])"));
+  EXPECT_TRUE(Match(R"([{"field":"attributes.customFields.tier","operator":"contains","value":"OL",
+                        "ignoreCase":true}])"));
+  EXPECT_TRUE(Match(R"([{"field":"attributes.tags","operator":"contains","value":"VIP","ignoreCase":true}])"));
+  EXPECT_TRUE(Match(R"([{"field":"attributes.customFields.tier","operator":"starts_with","value":"GO",
+                        "ignoreCase":true}])"));
+  EXPECT_TRUE(Match(R"([{"field":"attributes.country","operator":"in","value":["fr","us"],"ignoreCase":true}])"));
+  EXPECT_FALSE(Match(R"([{"field":"attributes.country","operator":"not_in","value":["us"],"ignoreCase":true}])"));
+  EXPECT_FALSE(Match(R"([{"field":"attributes.country","operator":"=","value":"ÜS","ignoreCase":true}])"));
+  // Their values are checked.
+  EXPECT_EQ(Filter::FromJson(J(R"([{"field":"a","operator":"exists","value":"yes"}])")).status().field(),
+            "conditions[0].value");
+  EXPECT_EQ(Filter::FromJson(J(R"([{"field":"a","operator":"starts_with","value":1}])")).status().field(),
+            "conditions[0].value");
+  EXPECT_EQ(Filter::FromJson(J(R"([{"field":"a","operator":"not_in","value":"x"}])")).status().field(),
+            "conditions[0].value");
+  EXPECT_EQ(Filter::FromJson(J(R"([{"field":"a","operator":"=","value":1,"ignoreCase":1}])")).status().field(),
+            "conditions[0].ignoreCase");
+}
+
 TEST(FilterTest, DateTimesCompareInTimeOrderWhateverTheirForm) {
   EXPECT_TRUE(Match(R"([{"field":"computed.lastPurchaseDate","operator":">","value":"2026-03-01T09:00:00Z"}])"));
   EXPECT_TRUE(Match(R"([{"field":"computed.lastPurchaseDate","operator":"=","value":"2026-03-01T11:00:00+01:00"}])"));

@@ -109,6 +109,7 @@ def test_the_console_in_a_browser(server):
     assert seen["searchHeading"] == "Profiles"
     assert seen["searchCount"] == "1 on this page"
     assert len(seen["searchRows"]) == 1 and pid in seen["searchRows"][0] and "GB" in seen["searchRows"][0]
+    assert seen["caseBlindCount"] == "1 on this page" and seen["exactCaseCount"] == "0 on this page", seen
     assert seen["profileHash"] == f"#/profile/{pid}"
     assert seen["profileTitle"] == "<img src=x onerror=window.__xss=1> Lovelace"  # shown as text
     assert seen["imagesInView"] == 0 and seen["xssRan"] is False

@@ -154,6 +154,17 @@ def test_search_with_conditions(db):
 
     assert len(db.profiles.search([("attributes.country", "=", "FR")])) == 0
 
+    # Case-blind, prefix, exclusion and presence conditions.
+    assert len(db.profiles.search([{"field": "attributes.email", "operator": "=", "value": "USER03@Example.COM",
+                                    "ignoreCase": True}])) == 1
+    assert len(db.profiles.search([("attributes.email", "=", "USER03@Example.COM")])) == 0
+    assert len(db.profiles.search([("attributes.email", "starts_with", "user1")])) == 2
+    assert len(db.profiles.search([("attributes.country", "not_in", ["US"])])) == 6
+    assert len(db.profiles.search([("attributes.city", "exists", False)])) == 12
+    with pytest.raises(cdp.InvalidArgument) as info:
+        db.profiles.search([("attributes.city", "exists", "no")])
+    assert info.value.field == "conditions[0].value"
+
 
 def test_search_sort_and_order(db):
     _people(db)

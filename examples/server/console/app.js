@@ -183,14 +183,16 @@ async function overview() {
   return parts;
 }
 
-const OPERATORS = ['=', '!=', '>', '<', '>=', '<=', 'contains', 'in'];
+const OPERATORS = ['=', '!=', '>', '<', '>=', '<=', 'contains', 'starts_with', 'in', 'not_in', 'exists'];
 const AS = ['auto', 'text', 'number', 'boolean'];
 
-// A search value as the condition takes it: 'auto' sends numbers for > < >= <= and text otherwise (identifiers such
-// as a customerId "12345" or a postal code "02139" are text); 'in' takes a comma-separated list.
+// A search value as the condition takes it: 'auto' sends numbers for > < >= <=, true or false for exists, and text
+// otherwise (identifiers such as a customerId "12345" or a postal code "02139" are text); 'in' and 'not_in' take a
+// comma-separated list.
 function conditionValue(op, value, as) {
   const convert = (v) => {
-    const kind = as === 'auto' ? (['>', '<', '>=', '<='].includes(op) ? 'number' : 'text') : as;
+    const kind = as === 'auto'
+      ? (['>', '<', '>=', '<='].includes(op) ? 'number' : (op === 'exists' ? 'boolean' : 'text')) : as;
     if (kind === 'number') {
       const n = Number(v);
       if (v.trim() === '' || Number.isNaN(n)) throw new Error(`"${v}" is not a number`);
@@ -202,7 +204,7 @@ function conditionValue(op, value, as) {
     }
     return v;
   };
-  if (op === 'in') return value.split(',').map((s) => convert(s.trim()));
+  if (op === 'in' || op === 'not_in') return value.split(',').map((s) => convert(s.trim()));
   return convert(value);
 }
 
@@ -211,6 +213,7 @@ async function profiles(params) {
   const op = params.get('op') || '=';
   const value = params.get('value') || '';
   const as = AS.includes(params.get('as')) ? params.get('as') : 'auto';
+  const exact = params.get('case') === 'exact';  // text compares without regard to case unless asked
   const cursor = params.get('cursor') || '';
   const form = el('form', { class: 'inline', id: 'search-form' },
     el('input', { id: 'search-field', placeholder: 'field, e.g. attributes.country', value: field }),
@@ -225,6 +228,8 @@ async function profiles(params) {
       if (a === as) option.selected = true;
       return option;
     })),
+    el('label', { title: 'compare text exactly, capitals included' },
+       el('input', { id: 'search-case', type: 'checkbox', ...(exact ? { checked: '' } : {}) }), ' exact case'),
     el('button', { type: 'submit' }, 'Search'),
     el('span', { class: 'muted' }, 'or open a profile by id:'),
     el('input', { id: 'open-id', placeholder: 'profile id' }),
@@ -234,7 +239,8 @@ async function profiles(params) {
     go('#/profiles' + query({ field: form.querySelector('#search-field').value.trim(),
                               op: form.querySelector('#search-op').value,
                               value: form.querySelector('#search-value').value,
-                              as: form.querySelector('#search-as').value }));
+                              as: form.querySelector('#search-as').value,
+                              case: form.querySelector('#search-case').checked ? 'exact' : '' }));
   });
   form.querySelector('#open-button').addEventListener('click', () => {
     const id = form.querySelector('#open-id').value.trim();
@@ -244,7 +250,11 @@ async function profiles(params) {
   let page;
   try {  // a refused search keeps the form, to correct it
     const body = { limit: 25 };
-    if (field) body.conditions = [{ field, operator: op, value: conditionValue(op, value, as) }];
+    if (field) {
+      const condition = { field, operator: op, value: conditionValue(op, value, as) };
+      if (!exact && !['>', '<', '>=', '<=', 'exists'].includes(op)) condition.ignoreCase = true;
+      body.conditions = [condition];
+    }
     if (cursor) body.cursor = cursor;
     page = await api('POST', '/api/cdp/profiles/search', body);
   } catch (err) {
@@ -262,7 +272,8 @@ async function profiles(params) {
   ], rows, (p) => go('#/profile/' + encodeURIComponent(p.id)));
   const more = page.nextCursor
     ? el('button', { class: 'secondary', id: 'next-page',
-                     onclick: () => go('#/profiles' + query({ field, op, value, as, cursor: page.nextCursor })) },
+                     onclick: () => go('#/profiles' + query({ field, op, value, as, case: exact ? 'exact' : '',
+                                                             cursor: page.nextCursor })) },
          'Next page')
     : null;
   return [...head, el('p', { class: 'muted', id: 'result-count' }, `${rows.length} on this page`), result, more];
