@@ -263,10 +263,38 @@ async function changes(page, banner, settle) {
   seen.segmentSize = await page.locator('#segment-size').innerText();
   seen.segmentMembers = await page.locator('#view tbody tr').allInnerTexts();
   seen.segmentHash = new URL(page.url()).hash;
+  // Its rule edited: counted, then saved.
+  await page.fill('#edit-rule', '{"event": "page_view"}');
+  await page.click('#edit-estimate-button');
+  await page.waitForFunction(() => document.querySelector('#edit-estimate').innerText !== '');
+  seen.editEstimate = await page.locator('#edit-estimate').innerText();
+  await act('#save-rule-button');
+  seen.saveNotice = await notice();
+  seen.editedMembers = await page.locator('#view tbody tr').allInnerTexts();
   await act('#delete-segment');
   await page.waitForFunction(() => location.hash === '#/segments');
   seen.deleteNotice = await notice();
   seen.segmentsAfter = await page.locator('#view tbody tr').allInnerTexts();
+
+  // A manual list: created, members added by id and by identifier, one removed; a failed change hides the notice.
+  await page.fill('#segment-name', plan.segment + ' (manual)');
+  await page.check('#segment-manual');
+  await act('#create-segment-button');
+  await page.waitForFunction(() => location.hash.startsWith('#/segment/'));
+  seen.manualNotice = await notice();
+  await page.fill('#manual-items', plan.profileId + ', email:' + plan.otherEmail);
+  await act('#add-members');
+  seen.addNotice = await notice();
+  seen.manualMembers = await page.locator('#view tbody tr').allInnerTexts();
+  await page.fill('#manual-items', plan.profileId);
+  await act('#remove-members');
+  seen.removeNotice = await notice();
+  seen.manualMembersAfter = await page.locator('#view tbody tr').allInnerTexts();
+  await page.fill('#manual-items', '  ');
+  await page.click('#add-members');
+  await page.waitForSelector('#banner:not([hidden])');
+  seen.emptyItemsBanner = await banner();
+  seen.noticeAfterFailure = await page.locator('#notice').isVisible();
 
   await page.click('nav a[data-view="identity"]');
   await settle();

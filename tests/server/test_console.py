@@ -228,7 +228,7 @@ def check_changes(server):
         assert created["rejected"] == 0, created
     segment = "Console buyers " + tag
     seen = run_driver({"url": f"http://127.0.0.1:{server.port}", "key": API_KEY, "changes": True,
-                       "profileId": a["id"], "otherId": b["id"], "segment": segment})
+                       "profileId": a["id"], "otherId": b["id"], "otherEmail": b_email, "segment": segment})
     assert seen["consoleErrors"] == [], seen["consoleErrors"]
     # The refusals the steps provoked, and no other: the 401s of the page loaded before its key, a patch with a
     # number for a country and an unknown rule member.
@@ -270,11 +270,26 @@ def check_changes(server):
     assert seen["createNotice"] == f'Segment "{segment}" created: 1 members.', seen["createNotice"]
     assert seen["segmentSize"].startswith("1 member"), seen["segmentSize"]
     assert len(seen["segmentMembers"]) == 1 and a["id"] in seen["segmentMembers"][0]
+    # Its rule edited: counted, saved; the members follow.
+    assert seen["editEstimate"] == "1 profile match now", seen["editEstimate"]
+    assert seen["saveNotice"] == f'Segment "{segment}" saved: 1 members.', seen["saveNotice"]
+    assert len(seen["editedMembers"]) == 1 and b["id"] in seen["editedMembers"][0], seen["editedMembers"]
     assert seen["deleteNotice"] == f'Segment "{segment}" deleted.'
     assert not any(segment in row for row in seen["segmentsAfter"])
     segment_id = seen["segmentHash"].split("/")[-1]
     status, _, _ = server.raw("GET", f"/api/cdp/segments/{segment_id}", None, {"Authorization": "Bearer " + API_KEY})
     assert status == 404
+
+    # A manual list: two added (by id and by email), one removed; a failed change leaves no stale notice.
+    assert seen["manualNotice"].startswith(f'Segment "{segment} (manual)" created: 0 members'), seen["manualNotice"]
+    assert seen["addNotice"] == "2 added, 0 unchanged, 0 not found.", seen["addNotice"]
+    assert len(seen["manualMembers"]) == 2, seen["manualMembers"]
+    assert seen["removeNotice"] == "1 removed, 0 unchanged, 0 not found.", seen["removeNotice"]
+    assert len(seen["manualMembersAfter"]) == 1 and b["id"] in seen["manualMembersAfter"][0]
+    assert "name at least one profile id or identifier" in seen["emptyItemsBanner"]
+    assert seen["noticeAfterFailure"] is False
+    manual = [s for s in api(server, "GET", "/api/cdp/segments")["segments"] if s["name"] == segment + " (manual)"]
+    assert len(manual) == 1 and manual[0]["size"] == 1, manual
 
     # Duplicates: found, one proposal accepted (a merge), the next rejected.
     assert "Profiles\n1002" in " ".join(seen["identityCards"]), seen["identityCards"]

@@ -133,6 +133,7 @@ function parseObject(source, what) {
 // the view as it is (what was typed stays, to correct it).
 async function change(action) {
   clearError();
+  notice.hidden = true;  // a failed change must not sit beside the last one's success
   try {
     await action();
   } catch (err) {
@@ -321,8 +322,7 @@ async function profile(id) {
     { label: 'time', value: (e) => e.timestamp },
     { label: 'type', value: (e) => e.type + (e.name ? ': ' + e.name : '') },
     { label: 'source', value: (e) => e.source },
-    { label: 'details', value: (e) => get(e, 'properties.path') || get(e, 'properties.url') ||
-                                     get(e, 'properties.productId') || get(e, 'properties.revenue') },
+    { label: 'details', value: eventDetails },
   ], timeline.value.items || [])));
   parts.push(el('h2', {}, 'Sessions (the last 20, newest first)'));
   if (sessions.error) {
@@ -347,6 +347,17 @@ async function profile(id) {
   parts.push(el('h2', {}, 'Document'));
   parts.push(el('pre', {}, JSON.stringify(p, null, 2)));
   return parts;
+}
+
+// A line about an event: a purchase's value and order, else the page, product or campaign it names.
+function eventDetails(e) {
+  const p = e.properties || {};
+  if (e.type === 'purchase') {
+    const value = [p.revenue, p.total, p.value].find((v) => v !== undefined && v !== null);
+    return [value !== undefined ? `${value}${p.currency ? ' ' + p.currency : ''}` : '',
+            p.orderId ? `order ${p.orderId}` : ''].filter(Boolean).join(', ');
+  }
+  return text(p.path || p.url || p.productId || p.campaign || p.name || '');
 }
 
 // The profile's merges (as survivor or merged), each not yet undone with a button that undoes it.
@@ -496,9 +507,12 @@ function newSegmentForm() {
   const description = el('input', { id: 'segment-description', placeholder: 'description (optional)', size: '40' });
   const rule = el('textarea', { id: 'segment-rule', rows: '4', spellcheck: 'false' });
   rule.value = '{"event": "purchase"}';
+  const manual = el('input', { id: 'segment-manual', type: 'checkbox' });
+  manual.addEventListener('change', () => { rule.disabled = manual.checked; });
   const out = el('span', { id: 'estimate-result', class: 'muted' });
   return el('fieldset', { id: 'new-segment' }, el('legend', {}, 'New segment (its rule in JSON, as docs/segments.md)'),
-    el('div', { class: 'inline' }, name, description), rule,
+    el('div', { class: 'inline' }, name, description,
+       el('label', {}, manual, ' a manual list (members added by hand, no rule)')), rule,
     el('div', { class: 'inline' },
        button('estimate-button', 'Count matches', async () => {
          out.textContent = '';
@@ -506,7 +520,8 @@ function newSegmentForm() {
          out.textContent = `${r.size} profile${r.size === 1 ? '' : 's'} match now`;
        }, true),
        button('create-segment-button', 'Create', async () => {
-         const body = { name: name.value.trim(), rule: parseObject(rule.value, 'the rule') };
+         const body = manual.checked ? { name: name.value.trim(), type: 'manual' }
+                                     : { name: name.value.trim(), rule: parseObject(rule.value, 'the rule') };
          if (description.value.trim()) body.description = description.value.trim();
          const created = await api('POST', '/api/cdp/segments', body);
          notify(`Segment "${created.name}" created: ${created.size} members.`);
@@ -520,6 +535,7 @@ async function segments() {
   const items = list.segments || list.items || [];
   return [el('h1', {}, 'Segments'), newSegmentForm(), table([
     { label: 'name', value: (s) => s.name },
+    { label: 'id', value: (s) => s.id },
     { label: 'type', value: (s) => s.type || 'rule' },
     { label: 'size', value: (s) => s.size },
     { label: 'description', value: (s) => s.description },
@@ -543,13 +559,59 @@ async function segment(id, params) {
     notify(`Segment "${def.name}" deleted.`);
     go('#/segments');
   }, true);
-  return [el('h1', {}, def.name || id), el('p', { class: 'muted' }, def.description || ''),
+  return [el('h1', {}, def.name || id), el('p', { class: 'muted' }, (def.description || '') + ` (${def.id})`),
           el('p', { id: 'segment-size' }, `${def.size} member${def.size === 1 ? '' : 's'}`, ' ', remove),
-          el('pre', {}, JSON.stringify(def.rule || def, null, 2)), el('h2', {}, 'Members'),
+          def.type === 'manual' ? manualMembersForm(def) : ruleEditor(def), el('h2', {}, 'Members'),
           table([{ label: 'id', value: (m) => (typeof m === 'string' ? m : m.id) },
                  { label: 'email', value: (m) => (typeof m === 'string' ? '' : get(m, 'externalIds.email')) }],
                 members, (m) => go('#/profile/' + encodeURIComponent(typeof m === 'string' ? m : m.id))),
           more];
+}
+
+// A rule segment's rule, editable: "Count matches" for the edited rule, "Save" replaces the definition (membership
+// changes show in the segment's feed as "updated").
+function ruleEditor(def) {
+  const rule = el('textarea', { id: 'edit-rule', rows: '6', spellcheck: 'false' });
+  rule.value = JSON.stringify(def.rule, null, 2);
+  const out = el('span', { id: 'edit-estimate', class: 'muted' });
+  return el('fieldset', { id: 'rule-editor' }, el('legend', {}, 'Rule'), rule,
+    el('div', { class: 'inline' },
+       button('edit-estimate-button', 'Count matches', async () => {
+         out.textContent = '';
+         const r = await api('POST', '/api/cdp/segments/estimate', { rule: parseObject(rule.value, 'the rule') });
+         out.textContent = `${r.size} profile${r.size === 1 ? '' : 's'} match now`;
+       }, true),
+       button('save-rule-button', 'Save', async () => {
+         const body = { name: def.name, rule: parseObject(rule.value, 'the rule') };
+         if (def.description) body.description = def.description;
+         const saved = await api('PUT', `/api/cdp/segments/${segmentOf(def.id)}`, body);
+         notify(`Segment "${saved.name}" saved: ${saved.size} members.`);
+         render();
+       }),
+       out));
+}
+
+// A manual segment's members, added or removed by profile id or by identifier ("email:ada@example.com").
+function manualMembersForm(def) {
+  const items = el('input', { id: 'manual-items', size: '60',
+                              placeholder: 'profile ids or type:value identifiers, comma-separated' });
+  const parse = () => {
+    const list = items.value.split(',').map((v) => v.trim()).filter(Boolean).map((v) => {
+      const colon = v.indexOf(':');
+      return colon > 0 && !v.startsWith('http') ? { type: v.slice(0, colon), value: v.slice(colon + 1) } : v;
+    });
+    if (list.length === 0) throw new Error('name at least one profile id or identifier');
+    return list;
+  };
+  const apply = (path, verb) => async () => {
+    const r = await api('POST', `/api/cdp/segments/${segmentOf(def.id)}/${path}`, { items: parse() });
+    const n = (k) => (Array.isArray(r[k]) ? r[k].length : r[k] || 0);
+    notify(`${n(verb)} ${verb}, ${n('unchanged')} unchanged, ${n('notFound')} not found.`);
+    render();
+  };
+  return el('fieldset', { id: 'manual-members' }, el('legend', {}, 'A manual list: add or remove members'),
+    el('div', { class: 'inline' }, items, button('add-members', 'Add', apply('members', 'added')),
+       button('remove-members', 'Remove', apply('members/remove', 'removed'), true)));
 }
 
 const PROPOSAL_STATUSES = ['pending', 'accepted', 'rejected', 'merged', 'all'];
