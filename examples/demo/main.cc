@@ -171,6 +171,13 @@ int main(int argc, char** argv) {
     Usage();
     return 2;
   }
+  const size_t visitors = config.anonymous_visitors == SIZE_MAX ? config.profiles / 5 : config.anonymous_visitors;
+  if (config.profiles > cdp::demo::GeneratorConfig::kMaxPeople ||
+      visitors > cdp::demo::GeneratorConfig::kMaxPeople - config.profiles) {
+    std::fprintf(stderr, "cdp-demo: at most %zu profiles and visitors together (distinct phone numbers)\n",
+                 cdp::demo::GeneratorConfig::kMaxPeople);
+    return 2;
+  }
 
   cdp::Result<std::unique_ptr<cdp::Engine>> opened = cdp::Engine::Open(options, dir);
   if (!opened.ok()) {

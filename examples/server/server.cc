@@ -176,6 +176,12 @@ class Api : public std::enable_shared_from_this<Api> {
 
 void Api::Register(httplib::Server& http) {
   http.set_payload_max_length(payload_max_bytes_);
+  // One answer per connection. cpp-httplib 0.11 cannot end a connection from a handler (a "Connection: close" it
+  // sets is ignored), so a request whose body was left unread (a gzip stream that breaks, a body over the limit, a
+  // chunked DELETE or a GET with a body, which it does not read) would have the rest of its bytes taken for the
+  // next request on a kept-alive connection: request smuggling. Answers are large (500 events a request): the
+  // extra connection costs little.
+  http.set_keep_alive_max_count(1);
   // Every answer is what its Content-Type says (a JSON answer is never sniffed into a script or a page).
   http.set_default_headers({{"X-Content-Type-Options", "nosniff"}});
 
@@ -296,43 +302,67 @@ void Api::Route(httplib::Server& http, std::string_view method, const std::strin
   }
   entry->methods.emplace_back(method);
 
-  Handler checked = [self = shared_from_this(), handler = std::move(handler)](const Request& req, Response& res) {
-    Result<std::string> principal = self->Authenticate(req);
-    if (!principal.ok()) {
-      res.set_header("WWW-Authenticate", "Bearer");
-      WriteStatus(res, principal.status());
-      return;
-    }
-    ScopedPrincipal scope(*principal);  // whose permissions apply to this request's calls, and whom audit names
-    handler(req, res);
+  auto unauthorized = [](Response& res, const Status& why) {
+    res.set_header("WWW-Authenticate", "Bearer");
+    WriteStatus(res, why);
   };
   if (method == "GET") {
-    http.Get(pattern, std::move(checked));
+    http.Get(pattern, [self = shared_from_this(), handler, unauthorized](const Request& req, Response& res) {
+      Result<std::string> principal = self->Authenticate(req);
+      if (!principal.ok()) return unauthorized(res, principal.status());
+      ScopedPrincipal scope(*principal);  // whose permissions apply to this request's calls, and whom audit names
+      handler(req, res);
+    });
     return;
   }
-  // Other methods read their body here, and only when the request has one: HTTP/1.1 (RFC 9112, 6.3) says a request
-  // with neither Content-Length nor Transfer-Encoding has none, where cpp-httplib 0.11 would wait for the client
-  // to close the connection (`curl -X POST .../gdpr/export/ID` hung for the read timeout, then got a 400).
-  auto with_body = [checked = std::move(checked)](const Request& req, Response& res, const ContentReader& reader) {
-    if (req.is_multipart_form_data()) {  // the API takes JSON; its body is not read, so the connection ends
-      res.set_header("Connection", "close");
-      WriteStatus(res, Status::InvalidArgument("multipart/form-data bodies are not accepted: send JSON with "
-                                               "Content-Type: application/json"));
-      return;
+  // Other methods read their body here, after the key is checked, and only when the request has one: HTTP/1.1 (RFC
+  // 9112, 6.3) says a request with neither Content-Length nor Transfer-Encoding has none, where cpp-httplib 0.11
+  // would wait for the client to close the connection. At most payload_max_bytes_ are kept, after decompression
+  // (httplib checks only a Content-Length against the limit): a chunked or gzip body cannot grow memory past it.
+  // The body is read to its end when it can be (refused requests included), so the connection stays in step; the
+  // server ends every connection after one answer anyway (Register), so one it cannot drain (a gzip stream that
+  // breaks, a body over the limit) carries nothing further.
+  auto with_body = [self = shared_from_this(), handler, unauthorized](const Request& req, Response& res,
+                                                                      const ContentReader& reader) {
+    const size_t cap = self->payload_max_bytes_;
+    const bool has_body = req.has_header("Content-Length") || req.has_header("Transfer-Encoding");
+    Result<std::string> principal = self->Authenticate(req);
+    if (req.is_multipart_form_data() || !principal.ok()) {
+      size_t seen = 0;  // read and dropped, up to the limit
+      auto drop = [&seen, cap](const char*, size_t length) { return (seen += length) <= cap; };
+      if (req.is_multipart_form_data()) {
+        reader([](const httplib::MultipartFormData&) { return true; }, drop);
+      } else if (has_body) {
+        reader(drop);
+      }
+      if (!principal.ok()) return unauthorized(res, principal.status());
+      return WriteStatus(res, Status::InvalidArgument("multipart/form-data bodies are not accepted: send JSON with "
+                                                      "Content-Type: application/json"));
     }
-    if (req.has_header("Content-Length") || req.has_header("Transfer-Encoding")) {
+    if (has_body) {
       std::string body;
-      if (!reader([&body](const char* data, size_t length) {
-            body.append(data, length);
-            return true;
-          })) {
-        res.set_header("Connection", "close");
-        if (res.status < 400) res.status = 400;  // the error handler writes the answer (413: over the limit)
+      bool over = false;
+      const bool read = reader([&body, &over, cap](const char* data, size_t length) {
+        if (body.size() + length > cap) {
+          over = true;
+          return false;
+        }
+        body.append(data, length);
+        return true;
+      });
+      if (over || res.status == 413) {
+        return WriteError(res, 413,
+                          Status::ResourceExhausted("request body exceeds " + std::to_string(cap) +
+                                                    " bytes (after decompression, when compressed)"));
+      }
+      if (!read) {
+        if (res.status < 400) res.status = 400;  // the error handler writes the answer
         return;
       }
       const_cast<Request&>(req).body = std::move(body);  // httplib's own request object, not const
     }
-    checked(req, res);
+    ScopedPrincipal scope(*principal);
+    handler(req, res);
   };
   if (method == "POST") {
     http.Post(pattern, std::move(with_body));

@@ -99,10 +99,11 @@ class Analytics {
   virtual Result<Json> DataQuality(const Json& request) = 0;
 
   // Overview. Request: {"now"?: timestamp (default: the current time)}. Answer: {"at", "profiles": {"total",
-  // "identified" (an identifier other than anonymous ids and devices), "anonymous", "unificationRate" (identified
-  // profiles linking two identifier values or more, over identified)}, "eventsByType": {"24h" | "7d" | "30d": {type:
-  // count}}, "activeProfiles": {"daily", "weekly", "monthly"} (profiles with an event in the last 1, 7, 30 days),
-  // "revenue" and "orders": {"30d", "total"} (purchases), "segments": [{"id", "name", "size"}], "ingestionLatency":
+  // "identified" (an identifier other than anonymous ids and devices), "anonymous", "multiIdentifierRate" (identified
+  // profiles linking two identifier values or more, over identified; not Identity::Stats' unificationRate)},
+  // "eventsByType": {"24h" | "7d" | "30d": {type: count}}, "activeProfiles": {"daily", "weekly", "monthly"} (profiles
+  // with an event in the last 1, 7, 30 days), "revenue" and "orders": {"30d", "total"} (purchases), "segments": [{"id",
+  // "name", "size"}], "ingestionLatency":
   // {"calls", "p50Us", "p99Us"} (the last 8,192 accepted Track / TrackBatch calls since open, from the call to its
   // return, when the events are durable and queryable), "gdprTurnaround": Gdpr::ListRequests' "turnaround" (null
   // for a principal who may not list requests), "dataQuality": DataQuality's answer}.

@@ -96,7 +96,7 @@ struct ProfileQuery {
 // Event query and timelines.
 struct EventQuery {
   std::string profile_id;           // only this profile's events (uses the per-profile index); empty: all profiles
-  std::string type;                 // only this event type; empty: all
+  std::string type;                 // only this event type (one of the seven: another is InvalidArgument); empty: all
   std::string name;                 // only custom events of this name; empty: all
   std::string source;               // only this source; empty: all
   std::optional<int64_t> since_us;  // event time >= since (microseconds since the Unix epoch)

@@ -52,6 +52,8 @@ class [[nodiscard]] Status {
  public:
   // An OK status. Cheap: holds no allocation.
   Status() = default;
+  // `message` and `field` are kept as valid UTF-8: an invalid byte (say, a quoted input cut in the middle of a
+  // character) becomes U+FFFD, so every error can be written as JSON and raised in Python.
   Status(StatusCode code, std::string message, std::string field = {});
 
   static Status OK() { return Status(); }

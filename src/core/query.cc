@@ -188,6 +188,13 @@ Result<Condition> ParseCondition(const Json& json) {
   if (c.op == CompareOp::kExists && !c.value.is_bool()) {
     return Status::InvalidArgument("operator \"exists\" needs true or false", "value");
   }
+  if (c.ignore_case && (c.op == CompareOp::kExists || c.op == CompareOp::kGt || c.op == CompareOp::kLt ||
+                        c.op == CompareOp::kGe || c.op == CompareOp::kLe)) {
+    return Status::InvalidArgument(
+        fmt::format("\"ignoreCase\" applies to = != contains starts_with in not_in, not to {}", op->as_string()),
+        "ignoreCase");
+  }
+  if (c.op == CompareOp::kStartsWith) return c;  // a prefix of a date-time is not a date-time: compared as typed
   // Date-times compare as strings in libcdp's stored form, so bring the value to that form.
   auto normalize = [](Json* v) {
     if (IsDateTimeString(*v)) {

@@ -52,7 +52,9 @@ inline constexpr int64_t kDefaultEndTimeUs = 1767225600LL * 1000000LL;
 
 struct GeneratorConfig {
   uint64_t seed = 42;
-  // Known customers, created with Profiles::Create before any event is tracked.
+  // Known customers, created with Profiles::Create before any event is tracked. Customers and visitors together
+  // at most kMaxPeople: phone numbers are distinct up to that many people (cdp-demo refuses more).
+  static constexpr size_t kMaxPeople = 8'000'000;
   size_t profiles = 1000;
   // Visitors that start anonymous (events with only a deviceId). SIZE_MAX means profiles / 5.
   size_t anonymous_visitors = SIZE_MAX;

@@ -64,7 +64,15 @@ TEST(FilterTest, ExistsStartsWithNotInAndIgnoreCase) {
                         "ignoreCase":true}])"));
   EXPECT_TRUE(Match(R"([{"field":"attributes.country","operator":"in","value":["fr","us"],"ignoreCase":true}])"));
   EXPECT_FALSE(Match(R"([{"field":"attributes.country","operator":"not_in","value":["us"],"ignoreCase":true}])"));
-  EXPECT_FALSE(Match(R"([{"field":"attributes.country","operator":"=","value":"ÜS","ignoreCase":true}])"));
+  // Only ASCII letters fold: "Zürich" matches "zürich" (Z/z) but not "ZÜRICH" (ü/Ü).
+  const Json city = J(R"({"city": "Zürich"})");
+  auto matches = [&](std::string_view f) { return testing::Unwrap(Filter::FromJson(J(f))).Matches(city); };
+  EXPECT_TRUE(matches(R"([{"field":"city","operator":"=","value":"zürich","ignoreCase":true}])"));
+  EXPECT_FALSE(matches(R"([{"field":"city","operator":"=","value":"ZÜRICH","ignoreCase":true}])"));
+  EXPECT_FALSE(matches(R"([{"field":"city","operator":"=","value":"zürich"}])"));
+  // A date-time prefix is a prefix, not a time to normalize.
+  EXPECT_TRUE(Match(R"([{"field":"computed.lastPurchaseDate","operator":"starts_with","value":"2026-03-01T10:00"}])"));
+  EXPECT_TRUE(Match(R"([{"field":"computed.lastPurchaseDate","operator":"starts_with","value":"2026-03"}])"));
   // Their values are checked.
   EXPECT_EQ(Filter::FromJson(J(R"([{"field":"a","operator":"exists","value":"yes"}])")).status().field(),
             "conditions[0].value");
@@ -74,6 +82,26 @@ TEST(FilterTest, ExistsStartsWithNotInAndIgnoreCase) {
             "conditions[0].value");
   EXPECT_EQ(Filter::FromJson(J(R"([{"field":"a","operator":"=","value":1,"ignoreCase":1}])")).status().field(),
             "conditions[0].ignoreCase");
+  EXPECT_EQ(Filter::FromJson(J(R"([{"field":"a","operator":">","value":"b","ignoreCase":true}])")).status().field(),
+            "conditions[0].ignoreCase");
+  EXPECT_EQ(
+      Filter::FromJson(J(R"([{"field":"a","operator":"exists","value":true,"ignoreCase":true}])")).status().field(),
+      "conditions[0].ignoreCase");
+}
+
+// An error message quoting an input cut in the middle of a character stays valid UTF-8 (U+FFFD for the stray
+// bytes): otherwise REST answered invalid JSON and Python failed to raise the error.
+TEST(StatusTest, MessagesAndFieldsAreValidUtf8) {
+  Status s = Status::InvalidArgument(std::string("type \"") + std::string(63, 'a') + "\xC3\"", "f\xFF\xC3\xA9");
+  EXPECT_EQ(s.message(), std::string("type \"") + std::string(63, 'a') + "\xEF\xBF\xBD\"");
+  EXPECT_EQ(s.field(), "f\xEF\xBF\xBD\xC3\xA9");  // the valid é stays
+  EXPECT_EQ(Status::InvalidArgument("caf\xC3\xA9 \xF0\x9F\x98\x80").message(), "caf\xC3\xA9 \xF0\x9F\x98\x80");
+  EXPECT_EQ(Status::InvalidArgument("\xED\xA0\x80").message(), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // a surrogate
+  EXPECT_EQ(Status::InvalidArgument("\xC0\xAF").message(), "\xEF\xBF\xBD\xEF\xBF\xBD");                  // overlong
+  // The case a reviewer found: an unknown operator of 31 ASCII bytes and an é, cut at 32 bytes.
+  auto f =
+      Filter::FromJson(J(R"([{"field":"a","operator":")" + std::string(31, 'o') + "\xC3\xA9" + R"(","value":1}])"));
+  EXPECT_NE(f.status().message().find("\xEF\xBF\xBD"), std::string::npos) << f.status().message();
 }
 
 TEST(FilterTest, DateTimesCompareInTimeOrderWhateverTheirForm) {

@@ -148,6 +148,61 @@ def raw_exchange(server, request_bytes):
         return int(head.split(b" ")[1]), json.loads(body)
 
 
+def raw_all(server, request_bytes):
+    """Sends bytes on one connection and reads until the server closes it: everything it answered."""
+    import socket
+    with socket.create_connection((server.host, server.port), timeout=30) as sock:
+        sock.sendall(request_bytes)
+        data = b""
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+
+def test_one_answer_per_connection_so_unread_bytes_are_never_a_request(server):
+    # A reviewer smuggled requests through bodies the server leaves unread (a multipart body, a broken gzip
+    # stream): the rest of the bytes were parsed as the next request on the kept-alive connection.
+    auth = f"Authorization: Bearer {API_KEY}\r\nHost: 127.0.0.1\r\n"
+    smuggled = f"GET /api/cdp/stats HTTP/1.1\r\n{auth}\r\n"
+    for head in (f"POST /api/cdp/events HTTP/1.1\r\n{auth}Content-Type: multipart/form-data; boundary=zz\r\n",
+                 f"POST /api/cdp/events HTTP/1.1\r\n{auth}Content-Encoding: gzip\r\n"):
+        body = b"x" * 64 + smuggled.encode()
+        data = raw_all(server, head.encode() + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        assert data.count(b"HTTP/1.1 ") == 1 and data.startswith(b"HTTP/1.1 400"), data[:300]
+        assert b'"profiles"' not in data  # the stats answer never came
+    # Two requests sent together: the first is answered, and the connection ends.
+    data = raw_all(server, (smuggled + smuggled).encode())
+    assert data.count(b"HTTP/1.1 ") == 1 and data.startswith(b"HTTP/1.1 200"), data[:300]
+    assert b"Connection: close" in data
+
+
+def test_bodies_are_bounded_after_decompression_and_read_after_the_key(server):
+    import gzip as gz
+    limit_error = "request body exceeds"
+    # 8 MB of zeros compress to a few KB: refused once past the limit, not inflated into memory.
+    bomb = gz.compress(b"0" * (8 << 20))
+    status, body, _ = server.request("POST", "/api/cdp/events/batch", bomb,
+                                     headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
+    assert status == 413 and limit_error in body["error"]["message"], body
+    # A chunked body past the limit, the same.
+    import socket
+    chunk = b"[" + b" " * (1 << 20)
+    req = (f"POST /api/cdp/events/batch HTTP/1.1\r\nAuthorization: Bearer {API_KEY}\r\nHost: 127.0.0.1\r\n"
+           "Transfer-Encoding: chunked\r\n\r\n").encode() + f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n0\r\n\r\n"
+    data = raw_all(server, req)
+    assert data.startswith(b"HTTP/1.1 413") and limit_error.encode() in data, data[:300]
+    # Without a key: 401, whatever the body.
+    status, body, _ = server.request("POST", "/api/cdp/events/batch", bomb, key=None,
+                                     headers={"Content-Encoding": "gzip"})
+    assert status == 401, body
+
+
 def test_a_request_without_a_body_is_answered_at_once(server):
     # `curl -X POST URL` sends neither Content-Length nor Transfer-Encoding: no body (RFC 9112, 6.3). The server
     # used to wait for the connection to close, and answered 400 when its read timed out.

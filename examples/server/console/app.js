@@ -614,7 +614,7 @@ function manualMembersForm(def) {
        button('remove-members', 'Remove', apply('members/remove', 'removed'), true)));
 }
 
-const PROPOSAL_STATUSES = ['pending', 'accepted', 'rejected', 'merged', 'all'];
+const PROPOSAL_STATUSES = ['pending', 'accepted', 'rejected', 'merged', 'obsolete', 'all'];
 
 // Identity resolution: its figures, duplicate detection (fuzzy matching) and the proposals it made, to accept (a
 // merge, which can be undone from the profile's page) or reject.
