@@ -28,6 +28,7 @@ namespace {
 
 constexpr std::string_view kHeadKey = "audit_head";
 constexpr std::string_view kJournalDoneKey = "audit_journal_done";
+constexpr std::string_view kIndexThroughKey = "audit_index_through";
 constexpr std::string_view kJournalPrefix = "journal-";
 
 std::string JoinTargets(const Json& targets) {
@@ -292,11 +293,80 @@ Status AuditLog::Load() {
       next_seq_ = storage::DecodeBigEndian64(head) + 1;
       last_hash_ = head.substr(8);
     }
+    CDP_RETURN_IF_ERROR(RebuildHeldIndex());
     std::vector<Call> calls;
     CDP_RETURN_IF_ERROR(RecoverPending(&calls));
     CDP_RETURN_IF_ERROR(RecoverJournal(&calls));
   }
   writer_ = std::thread([this] { Run(); });
+  return Status::OK();
+}
+
+Status AuditLog::RebuildHeldIndex() {
+  std::lock_guard<std::mutex> lock(index_mu_);
+  std::string through;
+  Status s = store_->Get(storage::Cf::kMeta, kIndexThroughKey, &through);
+  if (s.IsNotFound()) {
+    index_through_ = next_seq_ - 1;  // written before the held index: every entry's keys are stored
+    return Status::OK();
+  }
+  CDP_RETURN_IF_ERROR(s);
+  if (through.size() != 8) return Status::DataLoss("the audit index marker is corrupt");
+  index_through_ = storage::DecodeBigEndian64(through);
+  const std::string begin = storage::AuditKey(index_through_ + 1);
+  const std::string prefix(storage::kAuditPrefix);
+  auto iter = store_->NewIterator(storage::Cf::kPrivacy, begin, storage::PrefixSuccessor(prefix));
+  std::string seq_bytes;
+  for (iter->Seek(begin); iter->Valid(); iter->Next()) {
+    const uint64_t seq = storage::DecodeBigEndian64(iter->key().substr(prefix.size()));
+    auto entry = Json::Parse(iter->value());
+    const Json* targets = entry.ok() ? entry->Find("targets") : nullptr;
+    if (targets == nullptr || !targets->is_array())
+      return Status::DataLoss(fmt::format("audit entry {} is corrupt", seq));
+    seq_bytes.clear();
+    storage::AppendBigEndian64(&seq_bytes, seq);
+    for (const Json& t : targets->items()) {
+      if (t.is_string()) held_index_.insert(storage::AuditTargetPrefix(t.as_string()) + seq_bytes);
+    }
+  }
+  return iter->status();
+}
+
+Status AuditLog::WriteOutIndex() {
+  const uint64_t through = next_seq_ - 1;
+  std::unique_ptr<storage::BulkLoad> load = store_->NewBulkLoad();
+  if (!held_index_.empty()) {
+    CDP_RETURN_IF_ERROR(load->StartRun(storage::Cf::kPrivacy, /*merge=*/false));
+    for (const std::string& key : held_index_) CDP_RETURN_IF_ERROR(load->Add(key, {}));
+  }
+  std::string marker;
+  storage::AppendBigEndian64(&marker, through);
+  CDP_RETURN_IF_ERROR(load->StartRun(storage::Cf::kMeta, /*merge=*/false));
+  CDP_RETURN_IF_ERROR(load->Add(kIndexThroughKey, marker));
+  CDP_RETURN_IF_ERROR(load->Commit());
+  held_index_.clear();
+  index_through_ = through;
+  return Status::OK();
+}
+
+void AuditLog::set_index_held_limit(size_t limit) {
+  std::lock_guard<std::mutex> lock(index_mu_);
+  index_held_limit_ = std::max<size_t>(limit, 1);
+}
+
+Status AuditLog::SeqsOf(const std::string& target, std::vector<uint64_t>* seqs, std::vector<std::string>* stored_keys) {
+  const std::string prefix = storage::AuditTargetPrefix(target);
+  auto iter = store_->NewIterator(storage::Cf::kPrivacy, prefix, storage::PrefixSuccessor(prefix));
+  for (iter->Seek(prefix); iter->Valid(); iter->Next()) {
+    seqs->push_back(storage::DecodeBigEndian64(iter->key().substr(prefix.size())));
+    if (stored_keys != nullptr) stored_keys->emplace_back(iter->key());
+  }
+  CDP_RETURN_IF_ERROR(iter->status());
+  for (auto it = held_index_.lower_bound(prefix); it != held_index_.end() && it->starts_with(prefix); ++it) {
+    seqs->push_back(storage::DecodeBigEndian64(std::string_view(*it).substr(prefix.size())));
+  }
+  std::sort(seqs->begin(), seqs->end());
+  seqs->erase(std::unique(seqs->begin(), seqs->end()), seqs->end());
   return Status::OK();
 }
 
@@ -441,6 +511,7 @@ Status AuditLog::WriteGroup(std::vector<Call>* calls, uint64_t journal_done) {
   const std::string first_hash = last_hash_;
   storage::WriteBatch batch(*store_);
   std::string seq_bytes;
+  std::vector<std::string> index_keys;  // held once the group is written
   for (Call& call : *calls) {
     const uint64_t seq = next_seq_;
     Json entry = Json::Object();
@@ -470,9 +541,7 @@ Status AuditLog::WriteGroup(std::vector<Call>* calls, uint64_t journal_done) {
     const std::string hash = keyed_hash_("chain\n" + last_hash_ + content_hash);
     seq_bytes.clear();
     storage::AppendBigEndian64(&seq_bytes, seq);
-    for (const Json& t : list.items()) {
-      batch.Put(storage::Cf::kPrivacy, storage::AuditTargetPrefix(t.as_string()) + seq_bytes, {});
-    }
+    for (const Json& t : list.items()) index_keys.push_back(storage::AuditTargetPrefix(t.as_string()) + seq_bytes);
     entry.Set("targets", std::move(list));
     entry.Set("contentHash", content_hash);
     entry.Set("prev", last_hash_);
@@ -494,7 +563,12 @@ Status AuditLog::WriteGroup(std::vector<Call>* calls, uint64_t journal_done) {
     last_hash_ = first_hash;
     return written.status();
   }
-  return store_->SyncUpTo(*written);
+  CDP_RETURN_IF_ERROR(store_->SyncUpTo(*written));
+  std::lock_guard<std::mutex> lock(index_mu_);
+  for (std::string& key : index_keys) held_index_.insert(std::move(key));
+  // A failed write-out keeps the keys held (Load would rebuild them anyway); the next group tries again.
+  if (held_index_.size() >= index_held_limit_) return WriteOutIndex();
+  return Status::OK();
 }
 
 Status AuditLog::Redact(storage::WriteBatch* batch, const std::vector<std::string>& targets) {
@@ -504,12 +578,15 @@ Status AuditLog::Redact(storage::WriteBatch* batch, const std::vector<std::strin
     const int64_t now = NowMicros();
     for (const std::string& target : targets) erased_recently_[target] = now;
   }
+  std::lock_guard<std::mutex> lock(index_mu_);  // no write-out between reading the keys and dropping the held ones
   for (const std::string& target : targets) {
+    std::vector<uint64_t> seqs;
+    std::vector<std::string> stored;
+    CDP_RETURN_IF_ERROR(SeqsOf(target, &seqs, &stored));
+    for (const std::string& key : stored) batch->Delete(storage::Cf::kPrivacy, key);
     const std::string prefix = storage::AuditTargetPrefix(target);
-    auto iter = store_->NewIterator(storage::Cf::kPrivacy, prefix, storage::PrefixSuccessor(prefix));
-    for (iter->Seek(prefix); iter->Valid(); iter->Next()) {
-      const uint64_t seq = storage::DecodeBigEndian64(iter->key().substr(prefix.size()));
-      batch->Delete(storage::Cf::kPrivacy, iter->key());
+    held_index_.erase(held_index_.lower_bound(prefix), held_index_.lower_bound(storage::PrefixSuccessor(prefix)));
+    for (uint64_t seq : seqs) {
       std::string value;
       Status s = store_->Get(storage::Cf::kPrivacy, storage::AuditKey(seq), &value);
       if (s.IsNotFound()) continue;
@@ -522,7 +599,6 @@ Status AuditLog::Redact(storage::WriteBatch* batch, const std::vector<std::strin
       batch->Delete(storage::Cf::kPrivacy, storage::AuditKey(seq));
       batch->Put(storage::Cf::kPrivacy, storage::AuditKey(seq), entry->Dump());
     }
-    CDP_RETURN_IF_ERROR(iter->status());
   }
   return Status::OK();
 }
@@ -630,12 +706,8 @@ Result<Json> AuditLog::List(const Json& filter) {
   // Candidates newest first: a target's entries from its index, else every entry.
   std::vector<uint64_t> seqs;
   if (!target.empty()) {
-    const std::string prefix = storage::AuditTargetPrefix(target);
-    auto iter = store_->NewIterator(storage::Cf::kPrivacy, prefix, storage::PrefixSuccessor(prefix));
-    for (iter->Seek(prefix); iter->Valid(); iter->Next()) {
-      seqs.push_back(storage::DecodeBigEndian64(iter->key().substr(prefix.size())));
-    }
-    CDP_RETURN_IF_ERROR(iter->status());
+    std::lock_guard<std::mutex> lock(index_mu_);
+    CDP_RETURN_IF_ERROR(SeqsOf(target, &seqs, nullptr));
     std::reverse(seqs.begin(), seqs.end());
   }
   Json items = Json::Array();

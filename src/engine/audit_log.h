@@ -4,8 +4,16 @@
 // data, by whom, when and with what outcome.
 //
 // Storage (Cf::kPrivacy): "a" be64(seq) -> entry JSON; "t" target \0 be64(seq) -> "" (entries by target, for
-// redaction at erasure); "q" be64(ticket) -> a pending record; kMeta "audit_head" -> be64(seq of the last entry) +
-// its hash (truncation shows).
+// redaction at erasure and Audit::List's target filter); "q" be64(ticket) -> a pending record; kMeta "audit_head"
+// -> be64(seq of the last entry) + its hash (truncation shows).
+//
+// The target index is not written with its entries: an entry of a batch call names up to thousands of profiles, and
+// a memtable insert per name cost the writer more than the entry (a profile found up to half of all CPU samples in
+// the writer's inserts). The keys of entries after kMeta "audit_index_through" (a seq) are held in memory, sorted,
+// and written out as one sorted file (storage::BulkLoad, with the new "audit_index_through" in the same atomic
+// load) once index_held_limit_ of them are held. Load rebuilds the held keys from the entries after that seq (an
+// entry lists its targets), so a crash loses none; readers merge the held keys with the stored ones. A database
+// whose marker is absent wrote every key with its entry: its marker is taken as the head.
 //
 // Durability: entries are chained and written by a thread of the log, in groups. Append writes the whole call
 // (principal, operation, targets, outcome, count, resource, time) as a line of the journal, a file of the database
@@ -44,6 +52,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
 #include "cdp/json.h"
 #include "cdp/status.h"
@@ -95,6 +104,11 @@ class AuditLog {
   // could not be written (those entries are chained all the same, unless the process dies first).
   int64_t append_errors() const;
 
+  // How many target index keys are held in memory before they are written out (see Storage above). Default:
+  // kIndexHeld. For tests: a small limit makes every few groups write a file.
+  static constexpr size_t kIndexHeld = 65536;
+  void set_index_held_limit(size_t limit);
+
   // One call queued for its entry.
   struct Call {
     std::string principal, operation, outcome, resource;
@@ -114,6 +128,12 @@ class AuditLog {
   // Chains and writes a group (mu_ held); with `journal_done` > 0, records that journals up to that generation are
   // chained, in the same write.
   Status WriteGroup(std::vector<Call>* calls, uint64_t journal_done = 0);
+  // At Load (mu_ held): holds the index keys of the entries after "audit_index_through".
+  Status RebuildHeldIndex();
+  // Writes the held index keys out as one sorted file, with the marker (mu_ and index_mu_ held).
+  Status WriteOutIndex();
+  // The seqs of `target`'s entries, stored and held, ascending without repeats (index_mu_ held).
+  Status SeqsOf(const std::string& target, std::vector<uint64_t>* seqs, std::vector<std::string>* stored_keys);
   std::string JournalPath(uint64_t generation) const;
   // Creates journal `generation` for appending: its descriptor, or -1.
   int CreateJournal(uint64_t generation) const;
@@ -131,7 +151,12 @@ class AuditLog {
   absl::flat_hash_map<std::string, int64_t> erased_recently_;  // id -> when Redact saw it; guarded by mu_
   std::string last_hash_;                                      // guarded by mu_
   int64_t append_errors_ = 0;
-  std::atomic<uint64_t> next_ticket_{0};  // of pending records; set at Load above every stored one
+
+  std::mutex index_mu_;                      // the held index and its writing out; taken after mu_ when both are held
+  absl::btree_set<std::string> held_index_;  // "t" target \0 be64(seq) of entries after index_through_
+  uint64_t index_through_ = 0;               // guarded by index_mu_
+  size_t index_held_limit_ = kIndexHeld;     // guarded by index_mu_
+  std::atomic<uint64_t> next_ticket_{0};     // of pending records; set at Load above every stored one
 
   std::mutex queue_mu_;  // the queue; never held while taking mu_ is waited for by a caller
   std::condition_variable queue_cv_, done_cv_;

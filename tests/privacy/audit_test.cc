@@ -319,6 +319,51 @@ TEST_F(AuditTest, ACallThatReturnsAfterTheErasureIsChainedWithoutThePerson) {
 // Long after an erasure (a reopen: the ids Redact keeps in memory are gone), calls that name the erased profile id
 // are refused or find nothing, and their entries name no target: a failed call's entry never names what the caller
 // asked for, and a call that succeeds cannot name an erased id (suppression refuses creating it again).
+// The target index is held in memory and written out in bulk (engine/audit_log.h, Storage): with a limit of 4 keys,
+// the entries naming a person are found by target whether their keys were written out or are still held, after a
+// reopen (held keys rebuilt from the entries), and an erasure removes both, from every file too.
+TEST_F(AuditTest, TheTargetIndexWrittenOutAndHeldAnswersAsOne) {
+  auto& impl = static_cast<internal::EngineImpl&>(*engine_);
+  impl.audit_log().set_index_held_limit(4);
+  const std::string id = "idx" + std::to_string(std::random_device{}()) + "z";
+  const std::string other =
+      Unwrap(profiles().Create(J(R"({"externalIds": {"email": "o@example.com"}})"))).Find("id")->as_string();
+  Unwrap(profiles().Create(J(R"({"id": ")" + id + R"(", "externalIds": {"email": "p@example.com"}})")));
+  for (int i = 0; i < 10; ++i) {  // 22 keys with the creates: written out at 4, 8, ..., 20; two held
+    Unwrap(profiles().Get(id));
+    Unwrap(profiles().Get(other));
+    ASSERT_TRUE(impl.audit_log().Flush().ok());  // a group each: the limit is crossed every other round
+  }
+  // Some of the person's index keys are in storage now (written out), the last ones are held.
+  auto stored = [&](const std::string& target) {
+    size_t n = 0;
+    const std::string prefix = storage::AuditTargetPrefix(target);
+    auto iter = store().NewIterator(storage::Cf::kPrivacy, prefix, storage::PrefixSuccessor(prefix));
+    for (iter->Seek(prefix); iter->Valid(); iter->Next()) ++n;
+    return n;
+  };
+  EXPECT_GT(stored(id), 0u);
+  EXPECT_LT(stored(id), 11u);
+  auto by_target = [&](const std::string& target) {
+    return Unwrap(audit().List(J(R"({"target": ")" + target + R"(", "limit": 1000})"))).Find("items")->size();
+  };
+  EXPECT_EQ(by_target(id), 11u);  // the create and ten reads
+  EXPECT_EQ(by_target(other), 11u);
+  Reopen();  // the held keys are gone with the process: rebuilt from the entries after the marker
+  EXPECT_EQ(by_target(id), 11u);
+  EXPECT_EQ(by_target(other), 11u);
+  static_cast<internal::EngineImpl&>(*engine_).audit_log().set_index_held_limit(4);
+  Unwrap(engine_->gdpr().Erase(id));
+  EXPECT_EQ(by_target(id), 0u);
+  EXPECT_EQ(stored(id), 0u);
+  EXPECT_EQ(by_target(other), 11u);
+  Json v = Unwrap(audit().Verify());
+  EXPECT_TRUE(v.Find("ok")->as_bool()) << v.Dump();
+  EXPECT_EQ(v.Find("redacted")->as_int(), 11);
+  ASSERT_TRUE(engine_->Flush().ok());
+  EXPECT_EQ(testing::FilesHolding(dir_.path(), id), std::vector<std::string>{});
+}
+
 TEST_F(AuditTest, CallsNamingAnErasedIdLongAfterTheErasureAreChainedWithoutIt) {
   const std::string id = "gone" + std::to_string(std::random_device{}()) + "z";
   const std::string other =
