@@ -417,6 +417,17 @@ void Api::HandleError(const Request& req, Response& res) const {
                                            " (allowed: " + allowed + ")"));
         return;
       }
+      // A segment or audience id without its prefix matches no route, but the caller named a resource: say so.
+      static const std::regex kNamed(R"(/api/cdp/(segments|audiences)/([^/]+)(/[a-z/]*)?)");
+      std::smatch named;
+      if (std::regex_match(req.path, named, kNamed)) {
+        const bool segment = named[1] == "segments";
+        const std::string kind = segment ? "segment" : "audience";
+        WriteError(res, 404,
+                   Status::NotFound(kind + " " + named[2].str() + " does not exist (" + kind + " ids start with " +
+                                    (segment ? "seg_" : "aud_") + ")"));
+        return;
+      }
       WriteError(res, 404, Status::NotFound("no route for " + req.method + " " + req.path));
       return;
     }

@@ -203,6 +203,16 @@ def test_bodies_are_bounded_after_decompression_and_read_after_the_key(server):
     assert status == 401, body
 
 
+def test_an_id_without_its_prefix_is_a_missing_segment_not_a_missing_route(server):
+    for path, says in (("/api/cdp/segments/nope", "segment nope does not exist (segment ids start with seg_)"),
+                       ("/api/cdp/segments/nope/members", "segment nope does not exist (segment ids start with seg_)"),
+                       ("/api/cdp/audiences/nope", "audience nope does not exist (audience ids start with aud_)")):
+        status, body, _ = server.request("GET", path)
+        assert status == 404 and body["error"]["message"] == says and body["error"]["code"] == "not_found", body
+    status, body, _ = server.request("GET", "/api/cdp/nothing-here")
+    assert status == 404 and body["error"]["message"].startswith("no route for GET"), body
+
+
 def test_a_request_without_a_body_is_answered_at_once(server):
     # `curl -X POST URL` sends neither Content-Length nor Transfer-Encoding: no body (RFC 9112, 6.3). The server
     # used to wait for the connection to close, and answered 400 when its read timed out.

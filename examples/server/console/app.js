@@ -501,6 +501,15 @@ function privacyActions(id) {
   return el('div', { class: 'inline' }, exportButton, ' ', eraseButton, out);
 }
 
+// "Count matches": the size of the rule typed in `rule` (a text area), now, written into `out`.
+function countButton(id, rule, out) {
+  return button(id, 'Count matches', async () => {
+    out.textContent = '';
+    const r = await api('POST', '/api/cdp/segments/estimate', { rule: parseObject(rule.value, 'the rule') });
+    out.textContent = `${r.size} profile${r.size === 1 ? '' : 's'} match now`;
+  }, true);
+}
+
 // A new rule segment: its rule typed as JSON (docs/segments.md), counted before it is saved.
 function newSegmentForm() {
   const name = el('input', { id: 'segment-name', placeholder: 'name', size: '24' });
@@ -514,11 +523,7 @@ function newSegmentForm() {
     el('div', { class: 'inline' }, name, description,
        el('label', {}, manual, ' a manual list (members added by hand, no rule)')), rule,
     el('div', { class: 'inline' },
-       button('estimate-button', 'Count matches', async () => {
-         out.textContent = '';
-         const r = await api('POST', '/api/cdp/segments/estimate', { rule: parseObject(rule.value, 'the rule') });
-         out.textContent = `${r.size} profile${r.size === 1 ? '' : 's'} match now`;
-       }, true),
+       countButton('estimate-button', rule, out),
        button('create-segment-button', 'Create', async () => {
          const body = manual.checked ? { name: name.value.trim(), type: 'manual' }
                                      : { name: name.value.trim(), rule: parseObject(rule.value, 'the rule') };
@@ -576,11 +581,7 @@ function ruleEditor(def) {
   const out = el('span', { id: 'edit-estimate', class: 'muted' });
   return el('fieldset', { id: 'rule-editor' }, el('legend', {}, 'Rule'), rule,
     el('div', { class: 'inline' },
-       button('edit-estimate-button', 'Count matches', async () => {
-         out.textContent = '';
-         const r = await api('POST', '/api/cdp/segments/estimate', { rule: parseObject(rule.value, 'the rule') });
-         out.textContent = `${r.size} profile${r.size === 1 ? '' : 's'} match now`;
-       }, true),
+       countButton('edit-estimate-button', rule, out),
        button('save-rule-button', 'Save', async () => {
          const body = { name: def.name, rule: parseObject(rule.value, 'the rule') };
          if (def.description) body.description = def.description;
