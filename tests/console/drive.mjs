@@ -282,6 +282,7 @@ async function changes(page, banner, settle) {
   await act('#create-segment-button');
   await page.waitForFunction(() => location.hash.startsWith('#/segment/'));
   seen.manualNotice = await notice();
+  const manualId = decodeURIComponent(new URL(page.url()).hash.split('/')[2].split('?')[0]);
   await page.fill('#manual-items', plan.profileId + ', email:' + plan.otherEmail);
   await act('#add-members');
   seen.addNotice = await notice();
@@ -295,6 +296,32 @@ async function changes(page, banner, settle) {
   await page.waitForSelector('#banner:not([hidden])');
   seen.emptyItemsBanner = await banner();
   seen.noticeAfterFailure = await page.locator('#notice').isVisible();
+
+  // An audience of the manual list: created, its parts and members shown, then one restricted to email consent,
+  // which the remaining member has not given, and both deleted.
+  await page.click('nav a[data-view="audiences"]');
+  await settle();
+  await page.fill('#audience-name', plan.segment + ' audience');
+  await page.fill('#audience-segments', manualId);
+  await act('#create-audience-button');
+  await page.waitForFunction(() => location.hash.startsWith('#/audience/'));
+  seen.audienceNotice = await notice();
+  seen.audienceSize = await page.locator('#audience-size').innerText();
+  seen.audienceParts = await page.locator('#audience-parts .card').allInnerTexts();
+  seen.audienceMembers = await page.locator('#view tbody tr').allInnerTexts();
+  await page.click('nav a[data-view="audiences"]');
+  await settle();
+  await page.fill('#audience-name', plan.segment + ' emailable');
+  await page.fill('#audience-segments', manualId);
+  await page.fill('#audience-channel', 'email');
+  await act('#create-audience-button');
+  await page.waitForFunction(() => location.hash.startsWith('#/audience/'));
+  seen.emailAudienceNotice = await notice();
+  seen.emailAudienceParts = await page.locator('#audience-parts .card').allInnerTexts();
+  await act('#delete-audience');
+  await page.waitForFunction(() => location.hash === '#/audiences');
+  seen.audienceDeleteNotice = await notice();
+  seen.audiencesAfter = await page.locator('#view tbody tr').allInnerTexts();
 
   await page.click('nav a[data-view="identity"]');
   await settle();

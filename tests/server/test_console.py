@@ -291,6 +291,19 @@ def check_changes(server):
     manual = [s for s in api(server, "GET", "/api/cdp/segments")["segments"] if s["name"] == segment + " (manual)"]
     assert len(manual) == 1 and manual[0]["size"] == 1, manual
 
+    # Audiences of that list: all of it, then those of it who consented to email (nobody).
+    assert seen["audienceNotice"] == f'Audience "{segment} audience" created: 1 members.', seen["audienceNotice"]
+    assert seen["audienceSize"].startswith("1 member"), seen["audienceSize"]
+    assert "Segments combined\n1" in seen["audienceParts"], seen["audienceParts"]
+    assert len(seen["audienceMembers"]) == 1 and b["id"] in seen["audienceMembers"][0], seen["audienceMembers"]
+    assert seen["emailAudienceNotice"] == f'Audience "{segment} emailable" created: 0 members.'
+    assert "Without consent\n1" in seen["emailAudienceParts"], seen["emailAudienceParts"]
+    assert seen["audienceDeleteNotice"] == f'Audience "{segment} emailable" deleted.'
+    assert any(f"{segment} audience" in row for row in seen["audiencesAfter"])
+    assert not any(f"{segment} emailable" in row for row in seen["audiencesAfter"])
+    listed = {a["name"]: a for a in api(server, "GET", "/api/cdp/audiences")["audiences"]}
+    assert listed[f"{segment} audience"]["size"] == 1 and f"{segment} emailable" not in listed
+
     # Duplicates: found, one proposal accepted (a merge), the next rejected.
     assert "Profiles\n1002" in " ".join(seen["identityCards"]), seen["identityCards"]
     assert seen["proposalsBefore"] == 0

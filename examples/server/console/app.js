@@ -615,6 +615,81 @@ function manualMembersForm(def) {
        button('remove-members', 'Remove', apply('members/remove', 'removed'), true)));
 }
 
+// Audiences: segments combined for activation (AND / OR), minus excluded segments, restricted to a consent channel.
+const PURPOSES = ['email', 'sms', 'tracking', 'ads', 'ad_storage', 'analytics_storage', 'ad_user_data',
+                  'ad_personalization'];
+
+function idList(input) {
+  return input.value.split(',').map((v) => v.trim()).filter(Boolean);
+}
+
+async function audiences() {
+  const list = await api('GET', '/api/cdp/audiences');
+  const name = el('input', { id: 'audience-name', placeholder: 'name', size: '24' });
+  const ids = el('input', { id: 'audience-segments', placeholder: 'segment ids (seg_...), comma-separated',
+                            size: '44' });
+  const operator = el('select', { id: 'audience-operator' }, el('option', { value: 'OR' }, 'in any of them (OR)'),
+                      el('option', { value: 'AND' }, 'in all of them (AND)'));
+  const exclude = el('input', { id: 'audience-exclude', placeholder: 'excluded segment ids (optional)', size: '36' });
+  const channel = el('input', { id: 'audience-channel', list: 'audience-channels', size: '14',
+                                placeholder: 'channel (optional)' });
+  const form = el('fieldset', { id: 'new-audience' }, el('legend', {}, 'New audience'),
+    el('div', { class: 'inline' }, name, ids, operator),
+    el('div', { class: 'inline' }, exclude, channel,
+       el('datalist', { id: 'audience-channels' }, ...PURPOSES.map((v) => el('option', { value: v }))),
+       button('create-audience-button', 'Create', async () => {
+         const segments = idList(ids);
+         if (segments.length === 0) throw new Error('name at least one segment id');
+         const body = { name: name.value.trim(), segments: { operator: operator.value, ids: segments } };
+         if (idList(exclude).length) body.exclude = idList(exclude);
+         if (channel.value.trim()) body.channel = channel.value.trim();
+         const created = await api('POST', '/api/cdp/audiences', body);
+         notify(`Audience "${created.name}" created: ${created.size} members.`);
+         go('#/audience/' + encodeURIComponent(created.id));
+       })),
+    el('p', { class: 'muted' }, 'Members: the segments combined, minus the excluded ones, minus suppressed ' +
+                                'identifiers, and with a channel only those who consented to it.'));
+  return [el('h1', {}, 'Audiences'), form, table([
+    { label: 'name', value: (a) => a.name },
+    { label: 'id', value: (a) => a.id },
+    { label: 'segments', value: (a) => `${get(a, 'segments.operator')}: ${(get(a, 'segments.ids') || []).join(', ')}` },
+    { label: 'channel', value: (a) => a.channel },
+    { label: 'size', value: (a) => a.size },
+  ], list.audiences || [], (a) => go('#/audience/' + encodeURIComponent(a.id)))];
+}
+
+async function audience(id, params) {
+  const enc = segmentOf(id);
+  const [def, overlap, page] = await Promise.all([
+    api('GET', `/api/cdp/audiences/${enc}`),
+    api('GET', `/api/cdp/audiences/${enc}/overlap`),
+    api('GET', `/api/cdp/audiences/${enc}/members${query({ limit: 50, cursor: params.get('cursor') })}`),
+  ]);
+  const members = page.items || [];
+  const more = page.nextCursor
+    ? el('button', { class: 'secondary', onclick: () => go(`#/audience/${enc}` + query({ cursor: page.nextCursor })) },
+         'Next page')
+    : null;
+  const remove = button('delete-audience', 'Delete audience...', async () => {
+    if (!confirm(`Delete audience "${def.name}"? Its segments and their members stay.`)) return;
+    await api('DELETE', `/api/cdp/audiences/${enc}`);
+    notify(`Audience "${def.name}" deleted.`);
+    go('#/audiences');
+  }, true);
+  return [el('h1', {}, def.name || id), el('p', { class: 'muted' }, (def.description || '') + ` (${def.id})`),
+          el('p', { id: 'audience-size' }, `${overlap.audience.size} member${overlap.audience.size === 1 ? '' : 's'}`,
+             ' ', remove),
+          el('div', { class: 'cards', id: 'audience-parts' }, card('Segments combined', overlap.combined),
+             card('Excluded', overlap.excluded), card('Suppressed', overlap.suppressed),
+             card('Without consent', overlap.withoutConsent)),
+          el('pre', {}, JSON.stringify({ segments: def.segments, exclude: def.exclude, channel: def.channel,
+                                         suppressionLists: def.suppressionLists }, null, 2)),
+          el('h2', {}, 'Members'),
+          table([{ label: 'id', value: (m) => m.id }, { label: 'email', value: (m) => get(m, 'externalIds.email') }],
+                members, (m) => go('#/profile/' + encodeURIComponent(m.id))),
+          more];
+}
+
 const PROPOSAL_STATUSES = ['pending', 'accepted', 'rejected', 'merged', 'obsolete', 'all'];
 
 // Identity resolution: its figures, duplicate detection (fuzzy matching) and the proposals it made, to accept (a
@@ -829,7 +904,8 @@ async function render() {
   for (const a of document.querySelectorAll('nav a')) {
     a.classList.toggle('active', a.dataset.view === name || a.dataset.view + 's' === name ||
                                  (a.dataset.view === 'profiles' && name === 'profile') ||
-                                 (a.dataset.view === 'segments' && name === 'segment'));
+                                 (a.dataset.view === 'segments' && name === 'segment') ||
+                                 (a.dataset.view === 'audiences' && name === 'audience'));
   }
   clearError();
   notice.hidden = true;
@@ -843,6 +919,8 @@ async function render() {
     else if (name === 'segments') content = await segments();
     else if (name === 'segment') content = await segment(decodeURIComponent(parts[1] || ''), params);
     else if (name === 'identity') content = await identityView(params);
+    else if (name === 'audiences') content = await audiences();
+    else if (name === 'audience') content = await audience(decodeURIComponent(parts[1] || ''), params);
     else if (name === 'audit') content = await audit(params);
     else if (name === 'analytics') content = await analytics(params);
     else content = await overview();
