@@ -547,6 +547,11 @@ async function segments() {
   ], items, (s) => go('#/segment/' + encodeURIComponent(s.id)))];
 }
 
+// "Next page" of a list view at `hash`, or nothing on the last page.
+function nextPage(hash, cursor) {
+  return cursor ? el('button', { class: 'secondary', onclick: () => go(hash + query({ cursor })) }, 'Next page') : null;
+}
+
 async function segment(id, params) {
   const enc = segmentOf(id);
   const [def, page] = await Promise.all([
@@ -554,10 +559,7 @@ async function segment(id, params) {
     api('GET', `/api/cdp/segments/${enc}/members${query({ limit: 50, cursor: params.get('cursor') })}`),
   ]);
   const members = page.items || [];
-  const more = page.nextCursor
-    ? el('button', { class: 'secondary', onclick: () => go(`#/segment/${enc}` + query({ cursor: page.nextCursor })) },
-         'Next page')
-    : null;
+  const more = nextPage(`#/segment/${enc}`, page.nextCursor);
   const remove = button('delete-segment', 'Delete segment...', async () => {
     if (!confirm(`Delete segment "${def.name}"? Its definition and membership history go; profiles stay.`)) return;
     await api('DELETE', `/api/cdp/segments/${enc}`);
@@ -666,10 +668,7 @@ async function audience(id, params) {
     api('GET', `/api/cdp/audiences/${enc}/members${query({ limit: 50, cursor: params.get('cursor') })}`),
   ]);
   const members = page.items || [];
-  const more = page.nextCursor
-    ? el('button', { class: 'secondary', onclick: () => go(`#/audience/${enc}` + query({ cursor: page.nextCursor })) },
-         'Next page')
-    : null;
+  const more = nextPage(`#/audience/${enc}`, page.nextCursor);
   const remove = button('delete-audience', 'Delete audience...', async () => {
     if (!confirm(`Delete audience "${def.name}"? Its segments and their members stay.`)) return;
     await api('DELETE', `/api/cdp/audiences/${enc}`);
