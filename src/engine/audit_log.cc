@@ -566,8 +566,9 @@ Status AuditLog::WriteGroup(std::vector<Call>* calls, uint64_t journal_done) {
   CDP_RETURN_IF_ERROR(store_->SyncUpTo(*written));
   std::lock_guard<std::mutex> lock(index_mu_);
   for (std::string& key : index_keys) held_index_.insert(std::move(key));
-  // A failed write-out keeps the keys held (Load would rebuild them anyway); the next group tries again.
-  if (held_index_.size() >= index_held_limit_) return WriteOutIndex();
+  // The group is written whatever happens next: a failed write-out keeps the keys held (Load would rebuild them
+  // anyway) and the next group tries again; it is not the group's failure.
+  if (held_index_.size() >= index_held_limit_) (void)WriteOutIndex();
   return Status::OK();
 }
 
