@@ -86,6 +86,15 @@ function table(columns, rows, onRow) {
   return el('table', {}, el('thead', {}, head), el('tbody', {}, ...body));
 }
 
+// A <select> of `values` (shown through `label`), `chosen` selected.
+function choices(attrs, values, chosen, label = (v) => v) {
+  return el('select', attrs, ...values.map((v) => {
+    const option = el('option', { value: v }, label(v));
+    if (v === chosen) option.selected = true;
+    return option;
+  }));
+}
+
 function card(label, value) {
   return el('div', { class: 'card' }, el('div', { class: 'label' }, label), el('div', { class: 'value' }, text(value)));
 }
@@ -218,17 +227,10 @@ async function profiles(params) {
   const cursor = params.get('cursor') || '';
   const form = el('form', { class: 'inline', id: 'search-form' },
     el('input', { id: 'search-field', placeholder: 'field, e.g. attributes.country', value: field }),
-    el('select', { id: 'search-op' }, ...OPERATORS.map((o) => {
-      const option = el('option', { value: o }, o);
-      if (o === op) option.selected = true;
-      return option;
-    })),
+    choices({ id: 'search-op' }, OPERATORS, op),
     el('input', { id: 'search-value', placeholder: 'value', value }),
-    el('select', { id: 'search-as', title: 'how the value is sent' }, ...AS.map((a) => {
-      const option = el('option', { value: a }, a === 'auto' ? 'as: auto' : 'as ' + a);
-      if (a === as) option.selected = true;
-      return option;
-    })),
+    choices({ id: 'search-as', title: 'how the value is sent' }, AS, as,
+            (a) => (a === 'auto' ? 'as: auto' : 'as ' + a)),
     el('label', { title: 'compare text exactly, capitals included' },
        el('input', { id: 'search-case', type: 'checkbox', ...(exact ? { checked: '' } : {}) }), ' exact case'),
     el('button', { type: 'submit' }, 'Search'),
@@ -700,11 +702,7 @@ async function identityView(params) {
     api('GET', '/api/cdp/identity/proposals' + query({ status: status === 'all' ? '' : status })),
   ]);
   const rate = stats.unificationRate;
-  const filter = el('select', { id: 'proposal-status' }, ...PROPOSAL_STATUSES.map((v) => {
-    const option = el('option', { value: v }, v);
-    if (v === status) option.selected = true;
-    return option;
-  }));
+  const filter = choices({ id: 'proposal-status' }, PROPOSAL_STATUSES, status);
   filter.addEventListener('change', () => go('#/identity' + query({ status: filter.value })));
   const rows = (listed.proposals || []).map((p) => {
     const [a, b] = p.profileIds || [];
@@ -766,19 +764,11 @@ async function analytics(params) {
     el('label', { for: 'funnel-window' }, 'within'),
     el('input', { id: 'funnel-window', value: windowText, size: '4' }),
     el('label', { for: 'attribution-model' }, 'attribution'),
-    el('select', { id: 'attribution-model' }, ...MODELS.map((m) => {
-      const option = el('option', { value: m }, m);
-      if (m === model) option.selected = true;
-      return option;
-    })),
+    choices({ id: 'attribution-model' }, MODELS, model),
     el('label', { for: 'cohort-return' }, 'cohorts: return event'),
     el('input', { id: 'cohort-return', value: returnEvent, size: '12' }),
     el('label', { for: 'cohort-period' }, 'by'),
-    el('select', { id: 'cohort-period' }, ...PERIODS.map((v) => {
-      const option = el('option', { value: v }, v);
-      if (v === period) option.selected = true;
-      return option;
-    })),
+    choices({ id: 'cohort-period' }, PERIODS, period),
     el('button', { type: 'submit' }, 'Run'));
   form.addEventListener('submit', (e) => {
     e.preventDefault();
