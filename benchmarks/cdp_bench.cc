@@ -244,7 +244,8 @@ int Run(const Flags& f) {
     work(0);
     for (auto& th : pool) th.join();
     if (failed) {
-      std::fprintf(stderr, "cdp_bench: TrackBatch failed\n");
+      std::fprintf(stderr, "cdp_bench: TrackBatch failed: %s\n",
+                   errors[0].empty() ? errors[writers - 1].c_str() : errors[0].c_str());
       return 2;
     }
     for (size_t t = 0; t < writers; ++t) {

@@ -574,6 +574,10 @@ class Audiences {
   virtual Result<Json> ListSuppressionLists() = 0;
   virtual Status DeleteSuppressionList(std::string_view id) = 0;
   // items: [{"type", "value"}], at most 10,000. Returns {"added" | "removed", "unchanged", "invalid": [items]}.
+  // Identifiers are normalized as identity resolution does. Erasure (Gdpr::Erase, Profiles::Delete; not retention)
+  // keeps an item naming one of the erased person's identifiers only as a keyed hash: it still counts in "size"
+  // but no longer suppresses anyone (with suppression of erased identifiers, the default, none can come back);
+  // Gdpr::Unsuppress of the identifier, or adding it again, restores the item.
   virtual Result<Json> AddToSuppressionList(std::string_view id, const Json& items) = 0;
   virtual Result<Json> RemoveFromSuppressionList(std::string_view id, const Json& items) = 0;
 };

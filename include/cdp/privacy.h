@@ -126,18 +126,21 @@ class Gdpr {
 };
 
 // The audit log: append-only and hash-chained, one entry per call that reads or changes personal data (Profiles,
-// Events, Identity's Identify / Merge / Unmerge / Explain, Consent, Gdpr; segment and audience members, members-at and
-// exports; changes of governance and retention, and retention runs): {"seq", "at", "principal", "operation" (e.g.
-// "profiles.get"), "resource"? (the segment or audience id), "outcome" ("ok" or the status code), "count"? (items of a
-// batch, members read or exported), "recovered"? (true: chained at open after a crash), "targets": [profile ids],
-// "targetsHash", "contentHash", "prev", "hash"}. Each entry's hash covers its content and the hash before it
-// (HMAC-SHA-256 under the database's key), and the head (last seq and hash) is kept apart, so altering, deleting,
-// reordering or inserting an entry, or cutting the log short, is found by Verify. An erasure redacts the person's
-// entries (targets removed, "redacted": true; the rest still verifies). Anchor Verify's "head" outside the database to
-// detect a rewrite by someone holding the database's key. Durability: once a call has returned, its entry survives the
-// process being killed (the call writes it to a journal file of the database directory, chained at the next open; not
-// fsync'ed); a change interrupted before it returned is still chained, without targets (its write carries a pending
-// record). Entries are chained in groups, within 20 ms.
+// Events, Identity's Identify / Merge / Unmerge / Explain / ApplyRules, fuzzy matching's runs, proposal decisions and
+// automatic merges, Consent, Gdpr; segment and audience members, members-at and exports, manual members added or
+// removed, suppression list items (counted, not named); changes of governance and retention, and retention runs):
+// {"seq", "at", "principal", "operation" (e.g. "profiles.get"), "resource"? (the segment, audience, list, proposal or
+// request id), "outcome" ("ok" or the status code), "count"? (items of a batch, members read or exported),
+// "recovered"? (true: chained at open after a crash), "v", "targets": [profile ids], "targetsHash", "contentHash",
+// "prev", "hash"}. Each entry's hash covers its content and the hash before it (HMAC-SHA-256 under the database's
+// key), and the head (last seq, hash and a MAC of both) is kept apart, so altering, deleting, reordering or inserting
+// an entry, or cutting the log short (also with its head rewritten), is found by Verify. An erasure redacts the
+// person's entries (their id removed from the targets, "redacted": true, and a MAC of the redaction, so a forged one
+// is found; the rest still verifies). Entries written before the MACs existed (no "v") are checked without them.
+// Anchor Verify's "head" outside the database to detect a rewrite by someone holding the database's key. Durability:
+// once a call has returned, its entry survives the process being killed (the call writes it to a journal file of the
+// database directory, chained at the next open; not fsync'ed); a change interrupted before it returned is still
+// chained, without targets (its write carries a pending record). Entries are chained in groups, within 20 ms.
 // Thread-safety: all methods from any thread. Cost: a queue push and a journal line (one write(2)) per audited call;
 // entries are written in groups.
 class Audit {

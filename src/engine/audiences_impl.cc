@@ -20,12 +20,13 @@ namespace {
 
 constexpr char kAudiencePrefix[] = "aud/";
 constexpr char kListPrefix[] = "supp/";
+static_assert(std::string_view(kListPrefix) == storage::kSuppressionListPrefix);
 constexpr size_t kMaxNameBytes = 256;
 constexpr size_t kMaxDescriptionBytes = 4096;
 constexpr size_t kMaxSegments = 50;
 constexpr size_t kMaxItems = 10'000;
 
-std::string ItemPrefix(std::string_view list) { return "suppitem/" + std::string(list) + "/"; }
+std::string ItemPrefix(std::string_view list) { return storage::SuppressionItemPrefix(list); }
 
 Status CheckNameAndDescription(const Json& in, Json* out) {
   const Json* name = in.Find("name");
@@ -195,8 +196,9 @@ Result<AudiencesImpl::Parts> AudiencesImpl::Evaluate(const Json& audience) {
     const std::string prefix = ItemPrefix(list.as_string());
     auto iter = engine_->store().NewIterator(storage::Cf::kMeta, prefix, storage::PrefixSuccessor(prefix));
     for (iter->Seek(prefix); iter->Valid(); iter->Next()) {
-      CDP_ASSIGN_OR_RETURN(std::string owner,
-                           engine_->OwnerOfIdentityKey(std::string(iter->key().substr(prefix.size()))));
+      const std::string_view item = iter->key().substr(prefix.size());
+      if (!item.empty() && item[0] == storage::kHashedItemMark) continue;  // an erased person's: no profile has it
+      CDP_ASSIGN_OR_RETURN(std::string owner, engine_->OwnerOfIdentityKey(std::string(item)));
       if (owner.empty()) continue;
       const uint32_t ordinal = segments_->OrdinalOf(owner);
       if (members.contains(ordinal)) parts.suppressed.add(ordinal);
@@ -463,14 +465,22 @@ Status AudiencesImpl::DeleteSuppressionList(std::string_view id) {
   return Status::OK();
 }
 
+// Audited: the items are identifiers (personal data). The entry names the list and how many items changed, not the
+// identifiers (the log would keep them).
 Result<Json> AudiencesImpl::AddToSuppressionList(std::string_view id, const Json& items) {
-  CDP_RETURN_IF_ERROR(engine_->Require("admin"));
-  return ChangeList(id, items, true);
+  AuditedChange change(engine_->audit_log(), "audiences.suppress");
+  Status allowed = engine_->Require("admin");
+  Result<Json> r = allowed.ok() ? ChangeList(id, items, true) : Result<Json>(allowed);
+  change.Done({}, r.status(), r.ok() ? r->Find("added")->as_int() : 0, id);
+  return r;
 }
 
 Result<Json> AudiencesImpl::RemoveFromSuppressionList(std::string_view id, const Json& items) {
-  CDP_RETURN_IF_ERROR(engine_->Require("admin"));
-  return ChangeList(id, items, false);
+  AuditedChange change(engine_->audit_log(), "audiences.unsuppress");
+  Status allowed = engine_->Require("admin");
+  Result<Json> r = allowed.ok() ? ChangeList(id, items, false) : Result<Json>(allowed);
+  change.Done({}, r.status(), r.ok() ? r->Find("removed")->as_int() : 0, id);
+  return r;
 }
 
 Result<Json> AudiencesImpl::ChangeList(std::string_view id, const Json& items, bool add) {
@@ -501,24 +511,27 @@ Result<Json> AudiencesImpl::ChangeList(std::string_view id, const Json& items, b
       invalid.Push(Json::Object().Set("item", item).Set("reason", ignored.reason));
       continue;
     }
-    const std::string key = prefix + storage::IdentityKey(normalized.type, normalized.value);
+    const std::string identity_key = storage::IdentityKey(normalized.type, normalized.value);
+    const std::string key = prefix + identity_key;
     if (!seen.insert(key).second) {
       ++unchanged;
       continue;
     }
+    // The item may be there as its value, or as the hash an erasure left of it (EngineImpl::HashSuppressionItems):
+    // adding the value again restores it, removing it removes either.
+    const std::string hashed = prefix + storage::kHashedItemMark + engine_->SuppressionItemHash(identity_key);
     std::string unused;
     Status present = engine_->store().Get(storage::Cf::kMeta, key, &unused);
     if (!present.ok() && !present.IsNotFound()) return present;
-    if (present.ok() == add) {
-      ++unchanged;
-      continue;
-    }
+    Status present_hashed = engine_->store().Get(storage::Cf::kMeta, hashed, &unused);
+    if (!present_hashed.ok() && !present_hashed.IsNotFound()) return present_hashed;
+    if (present_hashed.ok()) batch.Delete(storage::Cf::kMeta, hashed);
     if (add) {
-      batch.Put(storage::Cf::kMeta, key, "");
-    } else {
+      if (!present.ok()) batch.Put(storage::Cf::kMeta, key, "");
+    } else if (present.ok()) {
       batch.Delete(storage::Cf::kMeta, key);
     }
-    ++changed;
+    (present.ok() || present_hashed.ok()) == add ? ++unchanged : ++changed;
   }
   if (batch.Count() > 0) {
     CDP_ASSIGN_OR_RETURN(uint64_t sequence, engine_->store().Write(&batch));

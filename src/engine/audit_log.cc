@@ -44,10 +44,19 @@ std::string JoinTargets(const Json& targets) {
 std::string Content(const Json& entry) {
   Json c = Json::Object();
   for (const char* key :
-       {"seq", "at", "principal", "operation", "resource", "outcome", "count", "recovered", "targetsHash"}) {
+       {"seq", "at", "principal", "operation", "resource", "outcome", "count", "recovered", "targetsHash", "v"}) {
     if (const Json* v = entry.Find(key); v != nullptr) c.Set(key, *v);
   }
   return c.Dump();
+}
+
+// Entries written since the head and redactions carry MACs (kEntryVersion); older entries have no "v".
+constexpr int64_t kEntryVersion = 2;
+constexpr size_t kHashHex = 64;  // keyed_hash_'s output
+
+bool IsVersioned(const Json& entry) {
+  const Json* v = entry.Find("v");
+  return v != nullptr && v->is_int() && v->as_int() >= kEntryVersion;
 }
 
 }  // namespace
@@ -289,9 +298,11 @@ Status AuditLog::Load() {
     Status s = store_->Get(storage::Cf::kMeta, kHeadKey, &head);
     if (!s.IsNotFound()) {
       CDP_RETURN_IF_ERROR(s);
-      if (head.size() < 8) return Status::DataLoss("the audit log's head is corrupt");
+      if (head.size() != 8 + kHashHex && head.size() != 8 + 2 * kHashHex) {
+        return Status::DataLoss("the audit log's head is corrupt");
+      }
       next_seq_ = storage::DecodeBigEndian64(head) + 1;
-      last_hash_ = head.substr(8);
+      last_hash_ = head.substr(8, kHashHex);
     }
     CDP_RETURN_IF_ERROR(RebuildHeldIndex());
     std::vector<Call> calls;
@@ -523,6 +534,7 @@ Status AuditLog::WriteGroup(std::vector<Call>* calls, uint64_t journal_done) {
     entry.Set("outcome", std::move(call.outcome));
     if (call.count > 0) entry.Set("count", call.count);
     if (call.recovered) entry.Set("recovered", true);
+    entry.Set("v", kEntryVersion);
     if (!call.pending_key.empty()) batch.Delete(storage::Cf::kPrivacy, call.pending_key);
     Json list = Json::Array();
     for (const std::string& t : call.targets) list.Push(t);
@@ -542,6 +554,7 @@ Status AuditLog::WriteGroup(std::vector<Call>* calls, uint64_t journal_done) {
     seq_bytes.clear();
     storage::AppendBigEndian64(&seq_bytes, seq);
     for (const Json& t : list.items()) index_keys.push_back(storage::AuditTargetPrefix(t.as_string()) + seq_bytes);
+    if (entry.Find("redacted") != nullptr) entry.Set("redactionMac", RedactionMac(seq, content_hash, list));
     entry.Set("targets", std::move(list));
     entry.Set("contentHash", content_hash);
     entry.Set("prev", last_hash_);
@@ -550,7 +563,8 @@ Status AuditLog::WriteGroup(std::vector<Call>* calls, uint64_t journal_done) {
     next_seq_ = seq + 1;
     last_hash_ = hash;
   }
-  if (!calls->empty()) batch.Put(storage::Cf::kMeta, kHeadKey, seq_bytes + last_hash_);
+  if (!calls->empty())
+    batch.Put(storage::Cf::kMeta, kHeadKey, seq_bytes + last_hash_ + HeadMac(next_seq_ - 1, last_hash_));
   if (journal_done != 0) {
     std::string generation;
     storage::AppendBigEndian64(&generation, journal_done);
@@ -570,6 +584,14 @@ Status AuditLog::WriteGroup(std::vector<Call>* calls, uint64_t journal_done) {
   // anyway) and the next group tries again; it is not the group's failure.
   if (held_index_.size() >= index_held_limit_) (void)WriteOutIndex();
   return Status::OK();
+}
+
+std::string AuditLog::RedactionMac(uint64_t seq, std::string_view content_hash, const Json& targets) const {
+  return keyed_hash_(fmt::format("redacted\n{}\n{}\n{}", seq, content_hash, JoinTargets(targets)));
+}
+
+std::string AuditLog::HeadMac(uint64_t seq, std::string_view hash) const {
+  return keyed_hash_(fmt::format("head\n{}\n{}", seq, hash));
 }
 
 Status AuditLog::Redact(storage::WriteBatch* batch, const std::vector<std::string>& targets) {
@@ -594,8 +616,19 @@ Status AuditLog::Redact(storage::WriteBatch* batch, const std::vector<std::strin
       CDP_RETURN_IF_ERROR(s);
       auto entry = Json::Parse(value);
       if (!entry.ok()) return Status::DataLoss(fmt::format("audit entry {} is corrupt", seq));
-      entry->Set("targets", Json::Array());
+      // Only the erased: the entry keeps naming the others it named (still found by their index keys).
+      const Json* named = entry->Find("targets");
+      const Json* content_hash = entry->Find("contentHash");
+      if (named == nullptr || !named->is_array() || content_hash == nullptr || !content_hash->is_string()) {
+        return Status::DataLoss(fmt::format("audit entry {} is corrupt", seq));
+      }
+      Json kept = Json::Array();
+      for (const Json& t : named->items()) {
+        if (t.is_string() && std::find(targets.begin(), targets.end(), t.as_string()) == targets.end()) kept.Push(t);
+      }
       entry->Set("redacted", true);
+      entry->Set("redactionMac", RedactionMac(seq, content_hash->as_string(), kept));
+      entry->Set("targets", std::move(kept));
       // Deleted first, so the erasure's purge compacts the old value away (Store::Purge follows deletions).
       batch->Delete(storage::Cf::kPrivacy, storage::AuditKey(seq));
       batch->Put(storage::Cf::kPrivacy, storage::AuditKey(seq), entry->Dump());
@@ -610,12 +643,15 @@ Result<Json> AuditLog::Verify() {
   uint64_t head_seq = 0;
   std::string head_hash;
   Status hs = store_->Get(storage::Cf::kMeta, kHeadKey, &head);
-  if (hs.ok() && head.size() >= 8) {
+  std::string head_mac;  // absent from heads written before entries carried "v"
+  if (hs.ok() && head.size() >= 8 + kHashHex) {
     head_seq = storage::DecodeBigEndian64(head);
-    head_hash = head.substr(8);
+    head_hash = head.substr(8, kHashHex);
+    head_mac = head.substr(8 + kHashHex);
   } else if (!hs.IsNotFound()) {
     CDP_RETURN_IF_ERROR(hs);
   }
+  bool last_versioned = false;
   Json out = Json::Object();
   auto broken = [&](uint64_t seq, std::string reason) {
     out.Set("ok", false);
@@ -653,6 +689,12 @@ Result<Json> AuditLog::Verify() {
     if (!is_redacted && keyed_hash_(JoinTargets(*targets)) != text("targetsHash")) {
       return broken(seq, "the entry's targets were altered");
     }
+    // A redaction is the log's own (its MAC, over the targets left), except on entries older than the MACs.
+    last_versioned = IsVersioned(*entry);
+    if (is_redacted && (last_versioned || entry->Find("redactionMac") != nullptr) &&
+        RedactionMac(seq, text("contentHash"), *targets) != text("redactionMac")) {
+      return broken(seq, "the entry's redaction was forged (its targets were altered)");
+    }
     if (Sha256Hex(Content(*entry)) != text("contentHash")) return broken(seq, "the entry was altered");
     if (keyed_hash_("chain\n" + prev + text("contentHash")) != text("hash")) {
       return broken(seq, "the entry's hash was altered");
@@ -664,6 +706,10 @@ Result<Json> AuditLog::Verify() {
   if (last != head_seq || prev != head_hash) {
     return broken(last + 1, last < head_seq ? fmt::format("entries after {} were removed", last)
                                             : "the log does not end where its head says");
+  }
+  // The head names the last entry under a MAC: the log cannot be cut short by rewriting it from an entry's values.
+  if (last > 0 && (last_versioned || !head_mac.empty()) && head_mac != HeadMac(last, head_hash)) {
+    return broken(last + 1, "the log's head was rewritten (entries after the one it names may have been removed)");
   }
   out.Set("ok", true);
   out.Set("entries", static_cast<int64_t>(last));

@@ -30,13 +30,17 @@
 // erasure's Flush leaves none naming the person).
 //
 // Entry: {"seq", "at", "principal", "operation", "resource"?, "outcome" ("ok" or a status code name), "count"?,
-// "recovered"?, "targets": [ids], "targetsHash", "contentHash", "prev", "hash"}.
+// "recovered"?, "v": 2, "targets": [ids], "targetsHash", "contentHash", "prev", "hash"}.
 //   targetsHash = HMAC(key, targets joined by \n)           (keyed: the ids cannot be guessed back from it)
 //   contentHash = SHA-256 of {"seq","at","principal","operation","resource"?,"outcome","count"?,"recovered"?,
-//                 "targetsHash"} as compact JSON
-//   hash        = SHA-256 of (prev + contentHash), prev being the previous entry's hash ("" for the first)
-// An erasure redacts the person's entries: their targets are removed ("redacted": true); targetsHash stays, so every
-// other field, the order and the chain still verify.
+//                 "targetsHash","v"} as compact JSON
+//   hash        = HMAC(key, "chain\n" + prev + contentHash), prev being the previous entry's hash ("" for the first)
+// An erasure redacts the person's entries: the erased ids are removed from their targets ("redacted": true, and
+// "redactionMac" = HMAC(key, "redacted\n" seq \n contentHash \n the targets left)); targetsHash stays, so every
+// other field, the order and the chain still verify, and a redaction cannot be forged without the key.
+// The head (kMeta "audit_head") is be64(seq) + hash + HMAC(key, "head\n" seq \n hash), so cutting the log short
+// needs the key too. Entries without "v" (written before 2026-11-30, evening) and their heads carry no MACs:
+// Verify checks those only where present.
 
 #ifndef CDP_ENGINE_AUDIT_LOG_H_
 #define CDP_ENGINE_AUDIT_LOG_H_
@@ -134,6 +138,10 @@ class AuditLog {
   Status WriteOutIndex();
   // The seqs of `target`'s entries, stored and held, ascending without repeats (index_mu_ held).
   Status SeqsOf(const std::string& target, std::vector<uint64_t>* seqs, std::vector<std::string>* stored_keys);
+  // The keyed MACs that make a redaction (the targets an erasure left) and the head (the last entry's seq and
+  // hash) the log's own: without the key, neither can be forged from the entries' values.
+  std::string RedactionMac(uint64_t seq, std::string_view content_hash, const Json& targets) const;
+  std::string HeadMac(uint64_t seq, std::string_view hash) const;
   std::string JournalPath(uint64_t generation) const;
   // Creates journal `generation` for appending: its descriptor, or -1.
   int CreateJournal(uint64_t generation) const;

@@ -566,19 +566,29 @@ Result<Json> AuditedGdpr::Erase(std::string_view profile_id) {
   change.Done({}, r.status());  // the request record (r) names the person only by a keyed hash
   return r;
 }
+// Reads of request records and of suppression are entries too (records name people by keyed hashes only; a
+// suppression check names no one: its identifier stays out of the log).
 Result<Json> AuditedGdpr::GetRequest(std::string_view request_id) {
   auto access = gov_->Current();
-  if (!access->Can("export") && !access->Can("erase")) return access->Require("export");
-  return inner_->GetRequest(request_id);
+  Result<Json> r = access->Can("export") || access->Can("erase") ? inner_->GetRequest(request_id)
+                                                                 : Result<Json>(access->Require("export"));
+  internal::Record(*log_, "gdpr.getRequest", {}, r.status(), 0, /*read=*/true, request_id);
+  return r;
 }
 Result<Json> AuditedGdpr::ListRequests(const Json& filter) {
   auto access = gov_->Current();
-  if (!access->Can("export") && !access->Can("erase")) return access->Require("export");
-  return inner_->ListRequests(filter);
+  Result<Json> r = access->Can("export") || access->Can("erase") ? inner_->ListRequests(filter)
+                                                                 : Result<Json>(access->Require("export"));
+  const Json* items = r.ok() ? r->Find("items") : nullptr;
+  internal::Record(*log_, "gdpr.listRequests", {}, r.status(),
+                   items != nullptr ? static_cast<int64_t>(items->size()) : 0, /*read=*/true);
+  return r;
 }
 Result<bool> AuditedGdpr::IsSuppressed(std::string_view type, std::string_view value) {
-  CDP_RETURN_IF_ERROR(gov_->Current()->Require("erase"));
-  return inner_->IsSuppressed(type, value);
+  Status allowed = gov_->Current()->Require("erase");
+  Result<bool> r = allowed.ok() ? inner_->IsSuppressed(type, value) : Result<bool>(allowed);
+  internal::Record(*log_, "gdpr.isSuppressed", {}, r.status(), 0, /*read=*/true);
+  return r;
 }
 Result<Json> AuditedGdpr::Unsuppress(std::string_view type, std::string_view value) {
   AuditedChange change(*log_, "gdpr.unsuppress");

@@ -1913,6 +1913,22 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* 
     }
     // And what the profile put into hub sets: values it no longer holds too (NoteHubHashes).
     for (uint64_t h : HubHashesOf(stored)) high_priority.push_back(h);
+    // Suppression lists naming the person's identifiers keep them as keyed hashes (a retention run leaves them:
+    // the lists are the operator's, and a person who comes back must stay suppressed).
+    if (!for_retention) {
+      std::vector<std::string> list_items;
+      for (const Identifier& ident : StoredIdentifiers(stored)) list_items.push_back(IdentityKeyOf(ident));
+      if (const Json* issues = stored.Find("identityIssues"); issues != nullptr && issues->is_array()) {
+        for (const Json& issue : issues->items()) {
+          const Json* type = issue.Find("type");
+          const Json* value = issue.Find("value");
+          if (type != nullptr && type->is_string() && value != nullptr && value->is_string()) {
+            list_items.push_back(storage::IdentityKey(type->as_string(), value->as_string()));
+          }
+        }
+      }
+      CDP_RETURN_IF_ERROR(HashSuppressionItems(list_items, /*restore=*/false, &batch));
+    }
     std::vector<std::string> scrubbed_hubs;
     if (!for_retention) {
       CDP_RETURN_IF_ERROR(ScrubHubSets(high_priority, own_hubs, &batch, &scrubbed_hubs));

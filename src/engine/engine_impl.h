@@ -133,6 +133,12 @@ class IdentityImpl final : public Identity {
   Json MatchingStats();
 
  private:
+  // Accept (a merge) or reject a pending proposal; Accept/RejectProposal audit it. The profiles a decided
+  // proposal names.
+  Result<Json> DecideProposal(std::string_view proposal_id, bool accept);
+  Result<Json> FindDuplicatesUnaudited();
+  Result<Json> MatchPendingUnaudited();
+  static std::vector<std::string> ProposalTargets(const Result<Json>& decided);
   struct OnWrite;  // the configuration, linker and model matching on write uses
   struct MatchCounts {
     int64_t matched = 0, proposed = 0, updated = 0, auto_merged = 0;
@@ -372,8 +378,9 @@ class EngineImpl final : public Engine {
   std::shared_ptr<const IdentityRules> rules();
   Status StoreRules(std::shared_ptr<const IdentityRules> rules);
   Result<Json> MergeProfiles(const std::vector<std::string>& profile_ids, std::string_view reason);
-  // Identity::ApplyRules (identity_impl.cc).
-  Result<Json> ApplyRules(std::shared_ptr<const IdentityRules> rules);
+  // Identity::ApplyRules (identity_impl.cc). `changed` receives every profile whose identifiers it changed or that
+  // it merged (for the audit entry).
+  Result<Json> ApplyRules(std::shared_ptr<const IdentityRules> rules, std::vector<std::string>* changed);
   Result<Json> Identify(const Json& request, const IdempotencyKey* key = nullptr);
   Result<Json> IdentifyBatch(const std::vector<Json>& requests);
   // Writes `batch` under the write lock if every profile (or the redirect of a merged one) still exists; else
@@ -438,10 +445,17 @@ class EngineImpl final : public Engine {
   void UpdateEventLogDrop();
   // HMAC-SHA-256 of `data` under the privacy key, as 64 hex characters (the audit log's keyed hashes).
   std::string KeyedHashHex(std::string_view data) const;
+  // The keyed hash a suppression list keeps of an erased person's item (storage::SuppressionItemPrefix).
+  std::string SuppressionItemHash(std::string_view identity_key) const;
+  // Adds to `batch` the replacement of every suppression list item naming one of `identity_keys` by its keyed hash
+  // (at erasure: no list keeps the value), or, with `restore`, the reverse (Gdpr::Unsuppress). Reads the lists from
+  // storage, without the audiences' lock.
+  Status HashSuppressionItems(const std::vector<std::string>& identity_keys, bool restore, storage::WriteBatch* batch);
   // FailedPrecondition when one of `ids` belongs to an erased person (write_mu_ held).
   Status CheckNotSuppressed(const std::vector<Identifier>& ids) const;
-  // Removes suppressed identifier hashes, in one write (Gdpr::Unsuppress). Takes write_mu_.
-  Status LiftSuppression(const std::vector<std::string>& hashes);
+  // Removes suppressed identifier hashes and restores the suppression list items an erasure hashed of
+  // `identity_key`, in one write (Gdpr::Unsuppress). Takes write_mu_.
+  Status LiftSuppression(const std::vector<std::string>& hashes, const std::string& identity_key);
   // Writes a privacy request record (durably).
   Status WriteRequestRecord(const Json& record);
   // Whether the live profile `id` denies tracking (write_mu_ held).

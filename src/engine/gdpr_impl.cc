@@ -106,6 +106,31 @@ std::vector<std::string> EngineImpl::SuppressionHashes(const Identifier& id) con
 
 std::string EngineImpl::KeyedHashHex(std::string_view data) const { return Hex(Hmac(privacy_key_, data)); }
 
+std::string EngineImpl::SuppressionItemHash(std::string_view identity_key) const {
+  return KeyedHashHex("suppression list item\n" + std::string(identity_key));
+}
+
+Status EngineImpl::HashSuppressionItems(const std::vector<std::string>& identity_keys, bool restore,
+                                        storage::WriteBatch* batch) {
+  const std::string lists(storage::kSuppressionListPrefix);
+  auto iter = store_->NewIterator(storage::Cf::kMeta, lists, storage::PrefixSuccessor(lists));
+  std::string unused;
+  for (iter->Seek(lists); iter->Valid(); iter->Next()) {
+    const std::string prefix = storage::SuppressionItemPrefix(iter->key().substr(lists.size()));
+    for (const std::string& key : identity_keys) {
+      const std::string plain = prefix + key;
+      const std::string hashed = prefix + storage::kHashedItemMark + SuppressionItemHash(key);
+      const std::string& from = restore ? hashed : plain;
+      Status s = store_->Get(storage::Cf::kMeta, from, &unused);
+      if (s.IsNotFound()) continue;
+      CDP_RETURN_IF_ERROR(s);
+      batch->Delete(storage::Cf::kMeta, from);  // an erasure's purge compacts the value away (Store::Purge)
+      batch->Put(storage::Cf::kMeta, restore ? plain : hashed, "");
+    }
+  }
+  return iter->status();
+}
+
 std::string EngineImpl::SubjectHash(std::string_view profile_id) const {
   const std::string mac = Hmac(privacy_key_, "subject\n" + std::string(profile_id));
   return Hex(std::string_view(mac).substr(0, 16));
@@ -124,13 +149,15 @@ Status EngineImpl::CheckNotSuppressed(const std::vector<Identifier>& ids) const 
   return Status::OK();
 }
 
-Status EngineImpl::LiftSuppression(const std::vector<std::string>& hashes) {
+Status EngineImpl::LiftSuppression(const std::vector<std::string>& hashes, const std::string& identity_key) {
   uint64_t sequence = 0;
   {
     std::lock_guard<std::mutex> lock(write_mu_);
     CDP_RETURN_IF_ERROR(write_error_);
     storage::WriteBatch batch(*store_);
     for (const std::string& hash : hashes) batch.Delete(storage::Cf::kPrivacy, storage::SuppressedKey(hash));
+    CDP_RETURN_IF_ERROR(HashSuppressionItems({identity_key}, /*restore=*/true, &batch));
+    if (batch.Count() == 0) return Status::OK();
     CDP_ASSIGN_OR_RETURN(sequence, store_->Write(&batch));
     for (const std::string& hash : hashes) suppressed_.erase(hash);
   }
@@ -374,7 +401,9 @@ Result<Json> GdprImpl::Unsuppress(std::string_view type, std::string_view value)
     }
   }
   CDP_ASSIGN_OR_RETURN(bool was, IsSuppressedNormalized(id));
-  if (was) CDP_RETURN_IF_ERROR(engine_->LiftSuppression(engine_->SuppressionHashes(id)));
+  std::vector<std::string> hashes;
+  if (was) hashes = engine_->SuppressionHashes(id);
+  CDP_RETURN_IF_ERROR(engine_->LiftSuppression(hashes, storage::IdentityKey(id.type, id.value)));
   return Json::Object().Set("type", id.type).Set("value", id.value).Set("unsuppressed", was);
 }
 

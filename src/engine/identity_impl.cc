@@ -355,12 +355,20 @@ Result<Json> IdentityImpl::DryRunRules(const Json& rules) {
 }
 
 Result<Json> IdentityImpl::ApplyRules(const Json& rules) {
-  CDP_RETURN_IF_ERROR(engine_->Require("admin"));
-  CDP_ASSIGN_OR_RETURN(std::shared_ptr<const IdentityRules> compiled, IdentityRules::FromJson(rules));
-  return engine_->ApplyRules(std::move(compiled));
+  AuditedChange change(engine_->audit_log(), "identity.applyRules");  // it unlinks identifiers and merges
+  std::vector<std::string> changed;
+  Result<Json> r = [&]() -> Result<Json> {
+    CDP_RETURN_IF_ERROR(engine_->Require("admin"));
+    CDP_ASSIGN_OR_RETURN(std::shared_ptr<const IdentityRules> compiled, IdentityRules::FromJson(rules));
+    return engine_->ApplyRules(std::move(compiled), &changed);
+  }();
+  std::sort(changed.begin(), changed.end());
+  changed.erase(std::unique(changed.begin(), changed.end()), changed.end());
+  change.Done(changed, r.status());
+  return r;
 }
 
-Result<Json> EngineImpl::ApplyRules(std::shared_ptr<const IdentityRules> next) {
+Result<Json> EngineImpl::ApplyRules(std::shared_ptr<const IdentityRules> next, std::vector<std::string>* changed) {
   RulesPlan plan;
   uint64_t sequence = 0;
   {
@@ -389,6 +397,7 @@ Result<Json> EngineImpl::ApplyRules(std::shared_ptr<const IdentityRules> next) {
     absl::flat_hash_set<std::string> touched;
     for (const auto& [p, v] : lost) touched.insert(p);
     for (const auto& [p, v] : renamed) touched.insert(p);
+    changed->assign(touched.begin(), touched.end());
     const std::string now = FormatTimestamp(NowMicros());
     for (const std::string& profile : touched) {
       auto doc = ReadStoredProfile(profile);
@@ -445,6 +454,7 @@ Result<Json> EngineImpl::ApplyRules(std::shared_ptr<const IdentityRules> next) {
     }
     Result<Json> m = MergeProfiles(g.profiles, fmt::format("identity rules changed: their {} values became one ({})",
                                                            g.id.type, g.id.value.substr(0, 64)));
+    if (m.ok()) changed->insert(changed->end(), g.profiles.begin(), g.profiles.end());
     Json entry = m.ok() ? *m : Json::Object();
     entry.Set("identifier", IdentifierJson(g.id));
     if (!m.ok()) {

@@ -7,6 +7,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "core/ids.h"
+#include "engine/audited.h"
 #include "engine/engine_impl.h"
 #include "fmt/format.h"
 #include "identity/linkage.h"
@@ -286,8 +287,12 @@ Status IdentityImpl::ProposePair(const OnWrite& state, const std::string& a, con
   proposal.Set("comparisons", comparisons);
   proposal.Set("updatedAt", now);
   if (m.auto_merge_above && probability >= *m.auto_merge_above) {
+    // An entry of its own: the merge is the engine's (a call's or the background matcher's, under the calling
+    // thread's principal), and changes both people's data.
+    AuditedChange change(engine_->audit_log(), "identity.autoMerge");
     auto merged =
         engine_->MergeProfiles({a, b}, fmt::format("fuzzy match {} (probability {:.4f})", *proposal_id, probability));
+    change.Done(merged.ok() ? std::vector<std::string>{a, b} : std::vector<std::string>{}, merged.status());
     if (merged.ok()) {
       proposal.Set("status", "merged");
       proposal.Set("mergeId", *merged->Find("mergeId"));
@@ -302,6 +307,16 @@ Status IdentityImpl::ProposePair(const OnWrite& state, const std::string& a, con
 }
 
 Result<Json> IdentityImpl::FindDuplicates() {
+  // It reads every profile and writes proposals naming them (auto-merges are entries of their own): an entry with
+  // the count of profiles compared.
+  AuditedChange change(engine_->audit_log(), "identity.findDuplicates");
+  Result<Json> r = FindDuplicatesUnaudited();
+  const Json* profiles = r.ok() ? r->Find("profiles") : nullptr;
+  change.Done({}, r.status(), profiles != nullptr && profiles->is_int() ? profiles->as_int() : 0);
+  return r;
+}
+
+Result<Json> IdentityImpl::FindDuplicatesUnaudited() {
   CDP_RETURN_IF_ERROR(engine_->Require("admin"));
   std::lock_guard<std::mutex> lock(matching_mu_);
   storage::Store& store = engine_->store();
@@ -625,6 +640,14 @@ Status IdentityImpl::EraseBlockEntries(std::string_view profile_id, storage::Wri
 }
 
 Result<Json> IdentityImpl::MatchPending() {
+  AuditedChange change(engine_->audit_log(), "identity.matchPending");
+  Result<Json> r = MatchPendingUnaudited();
+  const Json* matched = r.ok() ? r->Find("matched") : nullptr;
+  change.Done({}, r.status(), matched != nullptr && matched->is_int() ? matched->as_int() : 0);
+  return r;
+}
+
+Result<Json> IdentityImpl::MatchPendingUnaudited() {
   CDP_RETURN_IF_ERROR(engine_->Require("admin"));
   std::lock_guard<std::mutex> lock(matching_mu_);
   MatchCounts counts;
@@ -692,24 +715,27 @@ Result<Json> IdentityImpl::Proposals(std::string_view status) {
 }
 
 Result<Json> IdentityImpl::AcceptProposal(std::string_view proposal_id) {
-  CDP_RETURN_IF_ERROR(engine_->Require("admin"));
-  std::lock_guard<std::mutex> lock(matching_mu_);
-  CDP_ASSIGN_OR_RETURN(Json proposal, ReadProposal(proposal_id));
-  if (proposal.Find("status")->as_string() != "pending") {
-    return Status::FailedPrecondition(
-        fmt::format("proposal {} is {}", proposal_id, proposal.Find("status")->as_string()));
-  }
-  const auto& ids = proposal.Find("profileIds")->items();
-  CDP_ASSIGN_OR_RETURN(Json merged, engine_->MergeProfiles({ids[0].as_string(), ids[1].as_string()},
-                                                           fmt::format("accepted proposal {}", proposal_id)));
-  proposal.Set("status", "accepted");
-  proposal.Set("mergeId", *merged.Find("mergeId"));
-  proposal.Set("updatedAt", FormatTimestamp(NowMicros()));
-  CDP_RETURN_IF_ERROR(WriteProposal(proposal));
-  return proposal;
+  AuditedChange change(engine_->audit_log(), "identity.acceptProposal");
+  Result<Json> r = DecideProposal(proposal_id, /*accept=*/true);
+  change.Done(ProposalTargets(r), r.status(), 0, proposal_id);
+  return r;
 }
 
 Result<Json> IdentityImpl::RejectProposal(std::string_view proposal_id) {
+  AuditedChange change(engine_->audit_log(), "identity.rejectProposal");
+  Result<Json> r = DecideProposal(proposal_id, /*accept=*/false);
+  change.Done(ProposalTargets(r), r.status(), 0, proposal_id);
+  return r;
+}
+
+std::vector<std::string> IdentityImpl::ProposalTargets(const Result<Json>& decided) {
+  std::vector<std::string> ids;
+  if (!decided.ok()) return ids;
+  for (const Json& id : decided->Find("profileIds")->items()) ids.push_back(id.as_string());
+  return ids;
+}
+
+Result<Json> IdentityImpl::DecideProposal(std::string_view proposal_id, bool accept) {
   CDP_RETURN_IF_ERROR(engine_->Require("admin"));
   std::lock_guard<std::mutex> lock(matching_mu_);
   CDP_ASSIGN_OR_RETURN(Json proposal, ReadProposal(proposal_id));
@@ -717,7 +743,13 @@ Result<Json> IdentityImpl::RejectProposal(std::string_view proposal_id) {
     return Status::FailedPrecondition(
         fmt::format("proposal {} is {}", proposal_id, proposal.Find("status")->as_string()));
   }
-  proposal.Set("status", "rejected");
+  if (accept) {
+    const auto& ids = proposal.Find("profileIds")->items();
+    CDP_ASSIGN_OR_RETURN(Json merged, engine_->MergeProfiles({ids[0].as_string(), ids[1].as_string()},
+                                                             fmt::format("accepted proposal {}", proposal_id)));
+    proposal.Set("mergeId", *merged.Find("mergeId"));
+  }
+  proposal.Set("status", accept ? "accepted" : "rejected");
   proposal.Set("updatedAt", FormatTimestamp(NowMicros()));
   CDP_RETURN_IF_ERROR(WriteProposal(proposal));
   return proposal;

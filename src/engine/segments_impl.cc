@@ -500,18 +500,33 @@ Result<std::vector<std::string>> SegmentsImpl::MembersAt(std::string_view id, st
 }
 
 Result<Json> SegmentsImpl::AddMembers(std::string_view id, const Json& items) {
-  CDP_RETURN_IF_ERROR(engine_->Require("admin"));
-  std::lock_guard<std::mutex> lock(mu_);
-  return ChangeManual(id, items, true);
+  AuditedChange change(engine_->audit_log(), "segments.addMembers");  // a change of personal data (membership)
+  std::vector<std::string> touched;
+  Status allowed = engine_->Require("admin");
+  Result<Json> r = allowed.ok() ? [&]() -> Result<Json> {
+    std::lock_guard<std::mutex> lock(mu_);
+    return ChangeManual(id, items, true, &touched);
+  }()
+      : Result<Json>(allowed);
+  change.Done(touched, r.status(), 0, id);
+  return r;
 }
 
 Result<Json> SegmentsImpl::RemoveMembers(std::string_view id, const Json& items) {
-  CDP_RETURN_IF_ERROR(engine_->Require("admin"));
-  std::lock_guard<std::mutex> lock(mu_);
-  return ChangeManual(id, items, false);
+  AuditedChange change(engine_->audit_log(), "segments.removeMembers");
+  std::vector<std::string> touched;
+  Status allowed = engine_->Require("admin");
+  Result<Json> r = allowed.ok() ? [&]() -> Result<Json> {
+    std::lock_guard<std::mutex> lock(mu_);
+    return ChangeManual(id, items, false, &touched);
+  }()
+      : Result<Json>(allowed);
+  change.Done(touched, r.status(), 0, id);
+  return r;
 }
 
-Result<Json> SegmentsImpl::ChangeManual(std::string_view id, const Json& items, bool add) {
+Result<Json> SegmentsImpl::ChangeManual(std::string_view id, const Json& items, bool add,
+                                        std::vector<std::string>* touched_ids) {
   CDP_RETURN_IF_ERROR(Refresh());
   CDP_ASSIGN_OR_RETURN(Definition * d, Find(id));
   if (!d->manual) return Status::FailedPrecondition(fmt::format("segment {} is not a manual segment", id));
@@ -566,6 +581,7 @@ Result<Json> SegmentsImpl::ChangeManual(std::string_view id, const Json& items, 
       batch.Delete(storage::Cf::kMeta, key);
     }
     touched.push_back(ordinal);
+    touched_ids->push_back(p);
   }
   if (batch.Count() > 0) {
     CDP_ASSIGN_OR_RETURN(uint64_t sequence, engine_->store().Write(&batch));

@@ -146,6 +146,13 @@ inline std::string ProfileBlocksKey(std::string_view profile_id) { return "c" + 
 inline constexpr char kBlockIndexBegin[] = "b";
 inline constexpr char kBlockIndexEnd[] = "d";  // exclusive: "b" and "c" keys
 
+// kMeta, suppression lists (src/engine/audiences_impl.h): "supp/" id -> definition; "suppitem/" id "/" identity
+// key -> "": an item; "suppitem/" id "/#" hex -> "": the item of an erased person's identifier, kept as a keyed
+// hash (EngineImpl::SuppressionItemHash) so that no list holds their value; Gdpr::Unsuppress restores it.
+inline constexpr std::string_view kSuppressionListPrefix = "supp/";
+inline std::string SuppressionItemPrefix(std::string_view list) { return "suppitem/" + std::string(list) + "/"; }
+inline constexpr char kHashedItemMark = '#';  // never the first byte of an identity key (a type name)
+
 // kMeta, segments (src/engine/segments_impl.h): "seg/" id -> definition; "segfeed/" id "/" be64(time us)
 // be64(sequence) -> a membership change; "segman/" id "/" profile id -> "" (manual segments). Segment ids never
 // contain '/'.

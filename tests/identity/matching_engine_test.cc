@@ -129,6 +129,18 @@ TEST_F(MatchingEngineTest, FindsFebrlDuplicatesAsProposals) {
   EXPECT_EQ(Unwrap(identity().RejectProposal(reject_id)).Find("status")->as_string(), "rejected");
   EXPECT_TRUE(identity().AcceptProposal(reject_id).status().IsFailedPrecondition());
   EXPECT_TRUE(identity().RejectProposal("prp_none").status().IsNotFound());
+  // Each decision is an audit entry naming the pair and the proposal; the run one counting the profiles compared.
+  Json decided = Unwrap(engine_->audit().List(J(R"({"operation": "identity.acceptProposal"})")));
+  ASSERT_EQ(decided.Find("items")->size(), 2u);  // the merge, then the refusal (already rejected)
+  const Json& merge_entry = decided.Find("items")->items()[1];
+  EXPECT_EQ(merge_entry.Find("outcome")->as_string(), "ok");
+  EXPECT_EQ(merge_entry.Find("resource")->as_string(), accept_id);
+  EXPECT_EQ(*merge_entry.Find("targets"), *accepted.Find("profileIds"));
+  EXPECT_EQ(decided.Find("items")->items()[0].Find("outcome")->as_string(), "failed_precondition");
+  Json runs = Unwrap(engine_->audit().List(J(R"({"operation": "identity.findDuplicates"})")));
+  ASSERT_EQ(runs.Find("items")->size(), 1u);
+  EXPECT_EQ(runs.Find("items")->items()[0].Find("count")->as_int(), 2000);
+  EXPECT_EQ(Unwrap(engine_->audit().List(J(R"({"operation": "identity.rejectProposal"})"))).Find("items")->size(), 2u);
   // A second run does not propose decided pairs again. (The merged profile is a new record, so a pair with it
   // may be new.)
   Json again = Unwrap(identity().FindDuplicates());

@@ -164,14 +164,64 @@ TEST_F(AuditTest, CuttingTheLogShortIsFound) {
   ExpectBrokenAt(5);
 }
 
+// Cutting the log short and rewriting its head from the last entry kept (its seq and hash are in the entry): the
+// head's MAC needs the key.
+TEST_F(AuditTest, CuttingTheLogShortAndRewritingItsHeadIsFound) {
+  Activity();
+  std::string head;
+  ASSERT_TRUE(store().Get(storage::Cf::kMeta, "audit_head", &head).ok());
+  Json four = J(Entry(4));
+  Remove(5);
+  std::string forged;
+  storage::AppendBigEndian64(&forged, 4);
+  forged += four.Find("hash")->as_string();
+  for (const std::string& mac : {std::string(), head.substr(8 + 64)}) {  // no MAC, or the old head's
+    storage::WriteBatch batch(store());
+    batch.Put(storage::Cf::kMeta, "audit_head", forged + mac);
+    ASSERT_TRUE(store().Write(&batch).ok());
+    ExpectBrokenAt(5);
+  }
+}
+
+// Marking an entry redacted and dropping (or changing) its targets, as an erasure does: the redaction's MAC needs
+// the key, and covers the targets left.
+TEST_F(AuditTest, ForgingARedactionIsFound) {
+  const std::string id = Activity();
+  Unwrap(engine_->gdpr().Erase(
+      Unwrap(profiles().Create(J(R"({"externalIds": {"email": "b@example.com"}})"))).Find("id")->as_string()));
+  std::string genuine;  // a real redaction's MAC, of another entry
+  for (uint64_t seq = 1; genuine.empty(); ++seq) {
+    Json e = J(Entry(seq));
+    if (e.Find("redactionMac") != nullptr) genuine = e.Find("redactionMac")->as_string();
+  }
+  Json e = J(Entry(4));
+  ASSERT_EQ(*e.Find("targets"), J(R"([")" + id + R"("])"));
+  e.Set("redacted", true);
+  e.Set("targets", Json::Array());
+  Put(4, e.Dump());
+  ExpectBrokenAt(4);
+  e.Set("redactionMac", genuine);
+  Put(4, e.Dump());
+  ExpectBrokenAt(4);
+}
+
 TEST_F(AuditTest, ErasureRedactsThePersonAndTheChainStillVerifies) {
   const std::string id = Activity();
   const std::string other =
       Unwrap(profiles().Create(J(R"({"externalIds": {"email": "b@example.com"}})"))).Find("id")->as_string();
+  // One entry naming both people: the erasure removes only the person.
+  Unwrap(events().TrackBatch({J(R"({"type": "page_view", "profileId": ")" + id + R"("})"),
+                              J(R"({"type": "page_view", "profileId": ")" + other + R"("})")}));
+  Json both = Unwrap(audit().List(J(R"({"limit": 1})"))).Find("items")->items()[0];
+  ASSERT_EQ(both.Find("targets")->size(), 2u) << both.Dump();
+  const int64_t both_seq = both.Find("seq")->as_int();
   Unwrap(engine_->gdpr().Erase(id));
   Json v = Unwrap(audit().Verify());
   EXPECT_TRUE(v.Find("ok")->as_bool()) << v.Dump();
-  EXPECT_EQ(v.Find("redacted")->as_int(), 4);
+  EXPECT_EQ(v.Find("redacted")->as_int(), 5);
+  Json after = J(Entry(both_seq));
+  EXPECT_EQ(*after.Find("targets"), J(R"([")" + other + R"("])")) << after.Dump();
+  EXPECT_TRUE(after.Find("redacted")->as_bool());
   Json all = Unwrap(audit().List(Json::Object()));
   EXPECT_EQ(all.Dump().find(id), std::string::npos) << "the erased id stays nowhere in the log";
   EXPECT_NE(all.Dump().find(other), std::string::npos);
@@ -186,6 +236,62 @@ TEST_F(AuditTest, ErasureRedactsThePersonAndTheChainStillVerifies) {
   e.Set("operation", "profiles.get");
   Put(3, e.Dump());
   ExpectBrokenAt(3);
+}
+
+// Changes made through segments, suppression lists and identity rules are entries too: who was added to or removed
+// from a manual segment, how many identifiers a list gained or lost (not which: the log would keep them), the
+// profiles a rule change unlinked or merged.
+TEST_F(AuditTest, MembershipSuppressionAndRuleChangesAreEntries) {
+  const std::string a =
+      Unwrap(profiles().Create(J(R"({"externalIds": {"email": "a@example.com"}})"))).Find("id")->as_string();
+  const std::string b = Unwrap(profiles().Create(J(R"({"externalIds": {"email": "b@example.com",
+      "phone": "+1 650 253 0000"}})")))
+                            .Find("id")
+                            ->as_string();
+  const std::string seg =
+      Unwrap(engine_->segments().Create(J(R"({"name": "picked", "type": "manual"})"))).Find("id")->as_string();
+  Unwrap(engine_->segments().AddMembers(seg, J(R"([")" + a + R"(", {"type": "email", "value": "b@example.com"}])")));
+  Unwrap(engine_->segments().RemoveMembers(seg, J(R"([")" + a + R"("])")));
+  const std::string list =
+      Unwrap(engine_->audiences().CreateSuppressionList(J(R"({"name": "l"})"))).Find("id")->as_string();
+  Unwrap(engine_->audiences().AddToSuppressionList(list, J(R"([{"type": "email", "value": "a@example.com"},
+                                                               {"type": "email", "value": "z@example.com"}])")));
+  // Rules that block b's phone: it is unlinked.
+  Json rules = Unwrap(engine_->identity().Rules());
+  Json types = Json::Array();
+  for (Json t : rules.Find("identifiers")->items()) {
+    if (t.Find("type")->as_string() == "phone") t.Set("blocked", J(R"(["+1 650 253 0000"])"));
+    types.Push(std::move(t));
+  }
+  rules.Set("identifiers", types);
+  Json applied = Unwrap(engine_->identity().ApplyRules(rules));
+  ASSERT_EQ(applied.Find("unlinked")->size(), 1u) << applied.Dump();
+
+  auto only = [&](const std::string& operation) {
+    Json page = Unwrap(audit().List(J(R"({"operation": ")" + operation + R"("})")));
+    EXPECT_EQ(page.Find("items")->size(), 1u) << operation << ": " << page.Dump();
+    return page.Find("items")->size() == 1 ? page.Find("items")->items()[0] : Json::Object();
+  };
+  Json added = only("segments.addMembers");
+  EXPECT_EQ(*added.Find("targets"), J(R"([")" + a + R"(", ")" + b + R"("])"));
+  EXPECT_EQ(added.Find("resource")->as_string(), seg);
+  EXPECT_EQ(*only("segments.removeMembers").Find("targets"), J(R"([")" + a + R"("])"));
+  Json suppressed = only("audiences.suppress");
+  EXPECT_EQ(suppressed.Find("count")->as_int(), 2);
+  EXPECT_EQ(suppressed.Find("resource")->as_string(), list);
+  EXPECT_EQ(suppressed.Find("targets")->size(), 0u);
+  EXPECT_EQ(suppressed.Dump().find("a@example.com"), std::string::npos);
+  EXPECT_EQ(*only("identity.applyRules").Find("targets"), J(R"([")" + b + R"("])"));
+  // A refused change is an entry too.
+  {
+    ScopedPrincipal nobody("nobody");
+    EXPECT_TRUE(engine_->segments().AddMembers(seg, J(R"([")" + a + R"("])")).status().code() ==
+                StatusCode::kPermissionDenied);
+  }
+  Json refused = Unwrap(audit().List(J(R"({"operation": "segments.addMembers", "principal": "nobody"})")));
+  ASSERT_EQ(refused.Find("items")->size(), 1u);
+  EXPECT_EQ(refused.Find("items")->items()[0].Find("outcome")->as_string(), "permission_denied");
+  EXPECT_TRUE(Unwrap(audit().Verify()).Find("ok")->as_bool());
 }
 
 TEST_F(AuditTest, SegmentAndAudienceReadsAndExportsAreEntriesNamingTheirResource) {

@@ -60,6 +60,12 @@ TEST_F(ErasureTest, NoByteOfTheErasedPersonRemainsInAnyFile) {
   const std::string id = p.Find("id")->as_string();
   ASSERT_EQ(id, canary + "-pid");
   Unwrap(engine_->segments().AddMembers(picked, J(R"([")" + id + R"("])")));
+  // A suppression list naming both people's emails.
+  const std::string list =
+      Unwrap(engine_->audiences().CreateSuppressionList(J(R"({"name": "do not email"})"))).Find("id")->as_string();
+  Unwrap(engine_->audiences().AddToSuppressionList(
+      list, J(R"([{"type": "email", "value": ")" + canary + R"(@example.com"}, {"type": "email", "value": ")" + other +
+              R"(@example.com"}])")));
   // Events by profile id and by identifier, with the canary in every property and in the event id; a second
   // profile of the same person (a device seen first) merged into it by an identify, so a merge record holds a
   // snapshot of both documents.
@@ -126,6 +132,11 @@ TEST_F(ErasureTest, NoByteOfTheErasedPersonRemainsInAnyFile) {
   EXPECT_NE(Unwrap(events().RecallKey("msg/" + other, NowMicros())), std::nullopt);
   Json kept = Unwrap(profiles().Get(q.Find("id")->as_string()));
   EXPECT_EQ(kept.FindPath("attributes.firstName")->as_string(), other);
+  // The list keeps both items (the person's as a keyed hash); the other person's still suppresses them.
+  EXPECT_EQ(Unwrap(engine_->audiences().GetSuppressionList(list)).Find("size")->as_int(), 2);
+  Json again = Unwrap(engine_->audiences().AddToSuppressionList(
+      list, J(R"([{"type": "email", "value": ")" + other + R"(@example.com"}])")));
+  EXPECT_EQ(again.Find("unchanged")->as_int(), 1);
   ASSERT_TRUE(engine_->Flush().ok());
   EXPECT_FALSE(FilesHolding(dir_.path(), other).empty());
 }

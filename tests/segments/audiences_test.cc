@@ -115,6 +115,43 @@ TEST_F(AudiencesTest, SegmentsCombinedMinusExclusionsSuppressionAndConsent) {
   EXPECT_TRUE(audiences().GetSuppressionList(list).status().IsNotFound());
 }
 
+// An erasure keeps the erased person's suppression list items only as keyed hashes (no list holds their value);
+// lifting their suppression restores the item, which then suppresses the person when they come back.
+TEST_F(AudiencesTest, ErasureHashesTheErasedPersonsItemsAndUnsuppressRestoresThem) {
+  const std::string gone = Person("gone@example.com", "FR", true, true);
+  const std::string kept = Person("kept@example.com", "FR", true, true);
+  const std::string fr = Segment(R"({"field": "attributes.country", "operator": "=", "value": "FR"})");
+  const std::string list =
+      Unwrap(audiences().CreateSuppressionList(J(R"({"name": "unsubscribed"})"))).Find("id")->as_string();
+  Unwrap(audiences().AddToSuppressionList(list, J(R"([{"type": "email", "value": "gone@example.com"},
+                                                     {"type": "email", "value": "kept@example.com"}])")));
+  const std::string id = Unwrap(audiences().Create(J(R"({"name": "n", "segments": {"ids": [")" + fr +
+                                                     R"("]}, "suppressionLists": [")" + list + R"("]})")))
+                             .Find("id")
+                             ->as_string();
+  EXPECT_EQ(Unwrap(audiences().Overlap(id)).Find("suppressed")->as_int(), 2);
+  ASSERT_TRUE(engine_->gdpr().Erase(gone).ok());
+  EXPECT_EQ(Unwrap(audiences().GetSuppressionList(list)).Find("size")->as_int(), 2);
+  EXPECT_EQ(Unwrap(audiences().Overlap(id)).Find("suppressed")->as_int(), 1);
+  // Lifting the suppression restores the item: the person, back under a new profile, is suppressed again.
+  Unwrap(engine_->gdpr().Unsuppress("email", "gone@example.com"));
+  const std::string back = Person("gone@example.com", "FR", true, true);
+  EXPECT_EQ(Unwrap(audiences().Overlap(id)).Find("suppressed")->as_int(), 2);
+  std::set<std::string> members = MemberIds(id);
+  EXPECT_FALSE(members.contains(back));
+  EXPECT_FALSE(members.contains(kept));
+  // Erased again: hashed again. Adding the value restores the item (it was there); removing it removes it.
+  ASSERT_TRUE(engine_->gdpr().Erase(back).ok());
+  Json added = Unwrap(audiences().AddToSuppressionList(list, J(R"([{"type": "email", "value": "gone@example.com"}])")));
+  EXPECT_EQ(added.Find("unchanged")->as_int(), 1);
+  EXPECT_EQ(Unwrap(audiences().GetSuppressionList(list)).Find("size")->as_int(), 2);
+  ASSERT_TRUE(engine_->gdpr().Erase(Person("again@example.com", "FR", true, true)).ok());  // no item: no change
+  Json removed =
+      Unwrap(audiences().RemoveFromSuppressionList(list, J(R"([{"type": "email", "value": "gone@example.com"}])")));
+  EXPECT_EQ(removed.Find("removed")->as_int(), 1);
+  EXPECT_EQ(Unwrap(audiences().GetSuppressionList(list)).Find("size")->as_int(), 1);
+}
+
 TEST_F(AudiencesTest, AdsChannelFollowsAdsConsent) {
   const std::string a = Person("a@example.com", "FR", true, true);
   const std::string b = Person("b@example.com", "FR", true, true);
