@@ -35,8 +35,9 @@ demo-data: build
 	    --profiles $(DEMO_PROFILES) --events $(DEMO_EVENTS) && touch $(DEMO_DIR)/.complete; fi
 
 serve:
-	@echo "cdp-server: web console at http://$(HOST):$(PORT)/console/, REST API at http://$(HOST):$(PORT)/api/cdp/" \
-	  "(try: curl http://$(HOST):$(PORT)/api/cdp/stats)"
+	@echo "cdp-server: web console at http://$(HOST):$(PORT)/console/, REST API at http://$(HOST):$(PORT)/api/cdp/." \
+	  "Every request needs a key: without CDP_API_KEY the server makes one up and prints it with the console's" \
+	  "link (try: curl -H \"Authorization: Bearer KEY\" http://$(HOST):$(PORT)/api/cdp/stats)"
 	$(BUILD_DIR)/examples/server/cdp-server --data $(DEMO_DIR) --host $(HOST) --port $(PORT)
 
 demo: deps demo-data serve

@@ -103,6 +103,9 @@ struct Server {
   pid_t pid = -1;
   int port = 0;
 };
+// The server needs a key on every request: this run's.
+const std::string kBenchKey = "cdp-bench-" + std::to_string(getpid());
+
 std::optional<Server> StartServer(const std::string& bin, const std::string& dir) {
   int fds[2];
   if (pipe(fds) != 0) return std::nullopt;
@@ -110,7 +113,7 @@ std::optional<Server> StartServer(const std::string& bin, const std::string& dir
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
   posix_spawn_file_actions_addclose(&actions, fds[0]);
-  std::vector<std::string> args = {bin, "--data", dir, "--port", "0", "--host", "127.0.0.1"};
+  std::vector<std::string> args = {bin, "--data", dir, "--port", "0", "--host", "127.0.0.1", "--api-key", kBenchKey};
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -517,7 +520,8 @@ int Run(const Flags& f) {
         cli.set_keep_alive(true);
         cli.set_read_timeout(60, 0);
         for (const std::string& body : bodies[static_cast<size_t>(t)]) {
-          httplib::Result res = cli.Post("/api/cdp/events/batch", body, "application/json");
+          httplib::Result res =
+              cli.Post("/api/cdp/events/batch", {{"Authorization", "Bearer " + kBenchKey}}, body, "application/json");
           if (!res || res->status >= 300) {
             ++http_errors;
             std::lock_guard<std::mutex> lock(mu);

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -34,9 +35,9 @@ constexpr char kUsage[] =
     "  --host HOST     address to listen on (default 127.0.0.1)\n"
     "  --port PORT     port to listen on; 0 picks a free one (default 8080)\n"
     "  --api-key KEY   require 'Authorization: Bearer KEY' on /api/ routes (default: $CDP_API_KEY); keys the\n"
-    "                  database issued (POST /api/cdp/governance/keys) are accepted too, and once it has\n"
-    "                  issued one every request needs a key. Without either, only loopback addresses\n"
-    "                  are allowed\n"
+    "                  database issued (POST /api/cdp/governance/keys) are accepted too. Without either, a\n"
+    "                  loopback server generates a key for the run and prints it (with the console's\n"
+    "                  address); another host is refused\n"
     "  --write-key KEY require KEY on the Segment /v1/ routes, as the HTTP Basic user name or writeKey in the\n"
     "                  body (default: the API key)\n"
     "  --write-key-principal NAME  the governance principal the /v1/ routes write as (default: the admin\n"
@@ -155,6 +156,22 @@ bool ParseFlags(int argc, char** argv, Flags* flags, bool* help) {
   return true;
 }
 
+// 32 random bytes as "cdp_run_" and 64 hex digits, from the kernel's generator.
+Result<std::string> RandomKey() {
+  std::ifstream random("/dev/urandom", std::ios::binary);
+  unsigned char bytes[32];
+  if (!random.read(reinterpret_cast<char*>(bytes), sizeof(bytes))) {
+    return Status::Internal("cannot read /dev/urandom for an API key; pass --api-key");
+  }
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string key = "cdp_run_";
+  for (unsigned char b : bytes) {
+    key.push_back(kDigits[b >> 4]);
+    key.push_back(kDigits[b & 15]);
+  }
+  return key;
+}
+
 int Run(int argc, char** argv) {
   // SIGINT / SIGTERM are handled by a dedicated thread (below); block them before any other thread starts so
   // every thread (RocksDB's and httplib's included) inherits the mask. A signal that arrives while the database
@@ -195,16 +212,24 @@ int Run(int argc, char** argv) {
     return 1;
   }
   std::unique_ptr<Engine> engine = std::move(opened).value();
-  // Without keys every /api/ request would run as the admin "local": only on loopback. Keys issued by the database
-  // (Governance::CreateApiKey) count: with any, every request needs one.
+  // Keys issued by the database (Governance::CreateApiKey) count: with any, every request needs one of them.
   if (needs_keys && !engine->governance().KeysIssued()) return refuse_open_server();
+  // No request runs without a key: on loopback, without --api-key and issued keys, a key for this run (printed).
+  std::string generated_key;
+  if (flags.api_key.empty() && !engine->governance().KeysIssued()) {
+    Result<std::string> key = RandomKey();
+    if (!key.ok()) {
+      std::cerr << "cdp-server: " << key.status().ToString() << "\n";
+      return 1;
+    }
+    generated_key = flags.api_key = *key;
+  }
 
   auto http = std::make_unique<httplib::Server>();
   const int threads = flags.threads;
   http->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   ServerOptions server_options;
   server_options.api_key = flags.api_key;
-  server_options.allow_unauthenticated = IsLoopbackHost(flags.host);
   server_options.write_key = flags.write_key.empty() ? flags.api_key : flags.write_key;
   server_options.write_key_principal = flags.write_key_principal;
   server_options.segment_dedupe_window_seconds = flags.dedupe_window;
@@ -237,8 +262,14 @@ int Run(int argc, char** argv) {
   });
 
   const bool ipv6 = flags.host.find(':') != std::string::npos && !flags.host.starts_with("[");
-  std::cout << "cdp-server listening on http://" << (ipv6 ? "[" + flags.host + "]" : flags.host) << ":" << port
-            << std::endl;
+  const std::string address = "http://" + (ipv6 ? "[" + flags.host + "]" : flags.host) + ":" + std::to_string(port);
+  if (!generated_key.empty()) {
+    // The console's link carries the key in its fragment, which the browser does not send; the console keeps it
+    // in the tab's sessionStorage and removes it from the address bar.
+    std::cout << "cdp-server API key for this run (--api-key or CDP_API_KEY to choose one): " << generated_key << "\n"
+              << "cdp-server console: " << address << "/console/#key=" << generated_key << "\n";
+  }
+  std::cout << "cdp-server listening on " << address << std::endl;  // last: ready once it is printed
 
   const bool listened = http->listen_after_bind();
   done = true;

@@ -50,10 +50,7 @@ std::optional<std::string> Base64Decode(std::string_view in) {
 class SegmentApi {
  public:
   SegmentApi(Engine& engine, const ServerOptions& options)
-      : engine_(engine),
-        write_key_(options.write_key),
-        principal_(options.write_key_principal),
-        allow_unauthenticated_(options.allow_unauthenticated) {
+      : engine_(engine), write_key_(options.write_key), principal_(options.write_key_principal) {
     segment_.dedupe_window_seconds = options.segment_dedupe_window_seconds;
     segment_.deduplicator = std::make_shared<SegmentDeduplicator>();
     limits_.max_bytes = segment_.max_batch_bytes;
@@ -106,10 +103,7 @@ class SegmentApi {
 
  private:
   bool Authorized(const Request& req, const Json* body) const {
-    if (write_key_.empty()) {
-      // No write key: open on a loopback-only server of a database that never issued an API key; else closed.
-      return allow_unauthenticated_ && !engine_.governance().KeysIssued() && FromThisMachine(req);
-    }
+    if (write_key_.empty()) return false;  // no write key: closed
     if (BasicUserMatches(req.get_header_value("Authorization"), write_key_)) return true;
     if (body == nullptr || !body->is_object()) return false;
     const Json* key = body->Find("writeKey");
@@ -130,7 +124,6 @@ class SegmentApi {
   Engine& engine_;
   std::string write_key_;
   std::string principal_;
-  bool allow_unauthenticated_;
   SegmentOptions segment_;
   ParseLimits limits_;
 };

@@ -377,16 +377,7 @@ void Api::Route(httplib::Server& http, std::string_view method, const std::strin
 
 Result<std::string> Api::Authenticate(const Request& req) const {
   const Status missing(StatusCode::kUnauthenticated, "missing or invalid API key (Authorization: Bearer)");
-  if (!req.has_header("Authorization")) {
-    if (!options_.allow_unauthenticated || !options_.api_key.empty()) return missing;
-    if (engine_.governance().KeysIssued()) return missing;  // for good: revoking every key does not reopen
-    if (!FromThisMachine(req)) {
-      return Status(StatusCode::kUnauthenticated,
-                    "a request without an API key must come from this machine (Host and Origin of a loopback "
-                    "address)");
-    }
-    return std::string("local");
-  }
+  if (!req.has_header("Authorization")) return missing;
   const std::string authorization = req.get_header_value("Authorization");  // a copy: the token views it
   std::optional<std::string_view> token = BearerToken(authorization);
   if (!token) return missing;
@@ -1304,26 +1295,6 @@ std::string ErrorBody(const Status& status) {
   error.Set("message", status.message());
   if (!status.field().empty()) error.Set("field", status.field());
   return Json::Object().Set("error", std::move(error)).Dump();
-}
-
-namespace {
-// The host of "host", "host:port", "[v6]" or "[v6]:port".
-std::string_view HostOf(std::string_view authority) {
-  if (authority.starts_with("[")) {
-    const size_t close = authority.find(']');
-    return close == std::string_view::npos ? std::string_view() : authority.substr(0, close + 1);
-  }
-  return authority.substr(0, authority.find(':'));
-}
-}  // namespace
-
-bool FromThisMachine(const httplib::Request& req) {
-  if (!IsLoopbackHost(HostOf(req.get_header_value("Host")))) return false;
-  if (!req.has_header("Origin")) return true;
-  std::string_view origin = req.get_header_value("Origin");  // "scheme://authority", or "null"
-  const size_t scheme = origin.find("://");
-  if (scheme == std::string_view::npos) return false;
-  return IsLoopbackHost(HostOf(origin.substr(scheme + 3)));
 }
 
 bool IsLoopbackHost(std::string_view host) {

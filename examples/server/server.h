@@ -31,13 +31,10 @@
 namespace cdp::server {
 
 struct ServerOptions {
-  // When non-empty, every request under /api/ needs the header "Authorization: Bearer <api_key>" (or a key the
-  // database issued, Governance).
+  // Every request under /api/ needs a key: "Authorization: Bearer <api_key>" (when non-empty) or a key the database
+  // issued (Governance). No request runs without one (401). cdp-server generates a key for the run when given
+  // none and the database has issued none.
   std::string api_key;
-  // Whether requests without credentials may run (as the admin "local"): only while the database has never issued
-  // an API key (Governance::KeysIssued), for /api/ routes without api_key and /v1/ routes without write_key.
-  // cdp-server sets it for loopback hosts only. Default: false.
-  bool allow_unauthenticated = false;
   // Bytes allowed in a request body beyond max(Options::max_batch_bytes, Options::max_profile_bytes) before
   // the server answers 413 without reading it. Bodies between the library limit and this one reach the library,
   // which answers ResourceExhausted (also 413).
@@ -65,12 +62,6 @@ std::string ErrorBody(const Status& status);
 
 // Whether `host` is a loopback address ("localhost", 127.0.0.0/8, "::1").
 bool IsLoopbackHost(std::string_view host);
-
-// Whether a request without credentials comes from a program on this machine rather than a web page elsewhere:
-// its Host names a loopback address (with any port), and its Origin, when it has one, does too. A keyless server
-// (loopback only) answers no other: a page on another site cannot use it through the visitor's browser (an
-// Origin of that site), nor through a name of its own resolving to 127.0.0.1 (DNS rebinding: a Host of that name).
-bool FromThisMachine(const httplib::Request& req);
 
 // Compares two strings in time that depends only on their lengths, not on where they differ.
 bool ConstantTimeEquals(std::string_view a, std::string_view b);

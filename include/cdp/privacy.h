@@ -246,8 +246,8 @@ class Governance {
   // The principal a key authenticates. Unauthenticated for a malformed, unknown or revoked key. Constant time in
   // the secret. Needs nothing.
   virtual Result<std::string> Authenticate(std::string_view key) = 0;
-  // Whether this database has ever issued an API key (revoked or not). cdp-server then requires a valid key on
-  // every route, for good: revoking every key never opens the server again.
+  // Whether this database has ever issued an API key (revoked or not). cdp-server, which needs a key on every
+  // /api/ route, then makes up no key for its run when given none: an issued key (or --api-key) is needed.
   virtual bool KeysIssued() = 0;
 };
 

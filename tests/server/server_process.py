@@ -18,10 +18,12 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVER_BIN = os.environ.get("CDP_SERVER_BIN", str(REPO_ROOT / "build" / "examples" / "server" / "cdp-server"))
 STARTUP_TIMEOUT = 30.0
 LISTEN_PREFIX = "cdp-server listening on http://"
+KEY_PREFIX = "cdp-server API key for this run (--api-key or CDP_API_KEY to choose one): "
 
 
 class ServerProcess:
-    """A running cdp-server; `port` is read from its 'listening on' line."""
+    """A running cdp-server; `port` is read from its 'listening on' line, and `generated_key` from the line before
+    it when the server made up a key for the run (no --api-key, no key issued by the database), else None."""
 
     def __init__(self, data_dir, api_key, extra_args=(), env=None):
         args = [SERVER_BIN, "--data", str(data_dir), "--host", "127.0.0.1", "--port", "0", "--threads", "4"]
@@ -34,19 +36,35 @@ class ServerProcess:
         self.stderr_file = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.stderr_file, env=proc_env)
         self.host = "127.0.0.1"
+        self.generated_key = None
+        self.startup_lines = []
         self.port = self._read_port()
 
     def _read_port(self):
+        # Lines read from the descriptor itself (a buffered readline could hold the next line where select cannot
+        # see it), up to the "listening on" line.
         deadline = time.monotonic() + STARTUP_TIMEOUT
-        line = b""
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.proc.stdout], [], [], 0.2)
+        fd = self.proc.stdout.fileno()
+        pending = b""
+        text = ""
+        while time.monotonic() < deadline and not text.startswith(LISTEN_PREFIX):
+            if b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                text = line.decode().strip()
+                self.startup_lines.append(text)
+                if text.startswith(KEY_PREFIX):
+                    self.generated_key = text[len(KEY_PREFIX):]
+                elif not text.startswith(("cdp-server console: ", LISTEN_PREFIX)):
+                    break
+                continue
+            ready, _, _ = select.select([fd], [], [], 0.2)
             if ready:
-                line = self.proc.stdout.readline()
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    break
+                pending += chunk
+            elif self.proc.poll() is not None:
                 break
-            if self.proc.poll() is not None:
-                break
-        text = line.decode().strip()
         if not text.startswith(LISTEN_PREFIX):
             self.kill()
             raise RuntimeError(f"cdp-server did not start (stdout {text!r}): {self.stderr()}")

@@ -181,6 +181,7 @@ def test_a_restricted_key_sees_its_refusals_and_only_its_fields(server):
     pid = api(server, "POST", "/api/cdp/profiles",
               {"externalIds": {"email": email}, "attributes": {"country": "NO", "email": email}})["id"]
     seen = run_driver({"url": f"http://127.0.0.1:{server.port}", "key": key, "restricted": True, "profileId": pid})
+    assert seen["hashAfterKeyLink"] == "#/overview"  # the key left the address bar
     assert seen["principal"] == "as vic"
     assert seen["auditBanner"].startswith("This key may not do that"), seen["auditBanner"]
     assert seen["profileBanner"] == "", seen["profileBanner"]

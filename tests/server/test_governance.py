@@ -186,21 +186,29 @@ def test_missing_malformed_wrong_and_revoked_keys_are_401_on_every_route(setup):
 
 def test_keys_in_the_database_are_required_without_an_api_key_flag(setup, tmp_path):
     _, keys, _, data = setup
-    # A second server over a copy-free new directory: keys issued there make every request need one.
+    # A server over a new directory, given no key: it makes one up for the run; keys issued there work too.
     srv = server_process.ServerProcess(tmp_path / "db", None)
     try:
-        assert srv.request("GET", "/api/cdp/stats", key=None)[0] == 200  # no keys anywhere: loopback runs as local
-        status, body, _ = srv.request("PUT", "/api/cdp/governance/policy", POLICY, key=None)
+        run_key = srv.generated_key
+        assert run_key, srv.startup_lines
+        assert srv.request("GET", "/api/cdp/stats", key=None)[0] == 401
+        status, body, _ = srv.request("PUT", "/api/cdp/governance/policy", POLICY, key=run_key)
         assert status == 200, body
-        issued = srv.request("POST", "/api/cdp/governance/keys", {"principal": "root"}, key=None)[1]
-        status, body, _ = srv.request("GET", "/api/cdp/stats", key=None)
-        assert status == 401, body
+        issued = srv.request("POST", "/api/cdp/governance/keys", {"principal": "root"}, key=run_key)[1]
         assert srv.request("GET", "/api/cdp/stats", key=issued["key"])[0] == 200
         assert srv.request("GET", "/api/cdp/stats", key=keys["root"]["key"])[0] == 401  # another database's key
-        # Revoking every key does not open the server again while it runs.
         status, body, _ = srv.request("DELETE", f"/api/cdp/governance/keys/{issued['id']}", key=issued["key"])
         assert status == 200, body
+        assert srv.request("GET", "/api/cdp/stats", key=issued["key"])[0] == 401
         assert srv.request("GET", "/api/cdp/stats", key=None)[0] == 401
+    finally:
+        assert srv.stop() == 0, srv.stderr()
+    # Restarted without a flag over a database that issued keys: no key is made up; the issued ones are needed.
+    srv = server_process.ServerProcess(tmp_path / "db", None)
+    try:
+        assert srv.generated_key is None, srv.startup_lines
+        assert srv.request("GET", "/api/cdp/stats", key=None)[0] == 401
+        assert srv.request("GET", "/api/cdp/stats", key=run_key)[0] == 401
         # Without a write key, the Segment routes of a server that needs keys are closed too.
         status, body, _ = srv.request("POST", "/v1/track", {"userId": "u1", "event": "x"}, key=None)
         assert status == 401, body
@@ -241,7 +249,7 @@ def test_retention_policies_runs_and_their_records(setup):
 def test_the_retention_interval_is_a_flag(tmp_path):
     srv = server_process.ServerProcess(tmp_path / "db", None, extra_args=("--retention-interval", "0"))
     try:
-        status, body, _ = srv.request("GET", "/api/cdp/retention/policies", key=None)
+        status, body, _ = srv.request("GET", "/api/cdp/retention/policies", key=srv.generated_key)
         assert status == 200 and body["intervalSeconds"] == 0, body
     finally:
         assert srv.stop() == 0, srv.stderr()

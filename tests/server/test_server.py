@@ -6,6 +6,7 @@
 #
 # Standard library + pytest only.
 
+import base64
 import json
 import os
 import signal
@@ -242,33 +243,39 @@ def test_env_api_key(tmp_path):
         assert srv.stop() == 0, srv.stderr()
 
 
-def test_a_keyless_server_answers_only_this_machine(tmp_path):
-    # Without a key, a loopback server runs requests as "local" only when Host and Origin name a loopback address:
-    # not for a page of another site (its Origin) nor through a name resolving to 127.0.0.1 (DNS rebinding).
+def test_a_server_given_no_key_makes_one_for_the_run(tmp_path):
+    # No /api/ access without a key: given none (and with none issued by the database), a loopback server makes
+    # one up, prints it and the console's link carrying it, and refuses every request without it, whatever the
+    # Host or Origin.
     env = dict(os.environ)
     env.pop("CDP_API_KEY", None)
     srv = ServerProcess(tmp_path / "data", api_key=None, env=env)
     try:
         port = srv.port
-        ok = [{}, {"Host": f"localhost:{port}"}, {"Host": f"[::1]:{port}"},
-              {"Origin": f"http://127.0.0.1:{port}"}, {"Origin": "http://localhost:3000"}]
-        for headers in ok:
-            assert srv.raw("GET", "/api/cdp/stats", None, headers)[0] == 200, headers
-        refused = [{"Host": f"rebound.example:{port}"}, {"Host": "127.0.0.1.evil.example"},
-                   {"Origin": "https://evil.example"}, {"Origin": "null"},
-                   {"Origin": f"http://127.0.0.1.evil.example:{port}"}]
-        for headers in refused:
+        key = srv.generated_key
+        assert key and key.startswith("cdp_run_") and len(key) == len("cdp_run_") + 64, srv.startup_lines
+        assert f"cdp-server console: http://127.0.0.1:{port}/console/#key={key}" in srv.startup_lines
+        for headers in ({}, {"Host": f"localhost:{port}"}, {"Origin": f"http://127.0.0.1:{port}"}):
             status, body, _ = srv.raw("GET", "/api/cdp/stats", None, headers)
             assert status == 401, (headers, body)
-            assert "this machine" in body["error"]["message"]
-        # The Segment routes too (a form post from a page elsewhere).
+        assert srv.request("GET", "/api/cdp/stats", key=key)[0] == 200
+        assert srv.request("GET", "/api/cdp/stats", key="cdp_run_" + "0" * 64)[0] == 401
+        # The Segment routes take it as their write key.
         event = json.dumps({"userId": "u1", "event": "x"}).encode()
-        assert srv.raw("POST", "/v1/track", event, {"Origin": "https://evil.example"})[0] == 401
-        assert srv.raw("POST", "/v1/track", event, {})[0] == 200
-        # /healthz needs no credentials, whatever the Host.
-        assert srv.raw("GET", "/healthz", None, {"Host": "rebound.example"})[0] == 200
+        assert srv.raw("POST", "/v1/track", event, {})[0] == 401
+        basic = "Basic " + base64.b64encode((key + ":").encode()).decode()
+        assert srv.raw("POST", "/v1/track", event, {"Authorization": basic})[0] == 200
+        # /healthz needs no credentials.
+        assert srv.raw("GET", "/healthz", None, {})[0] == 200
     finally:
         assert srv.stop() == 0, srv.stderr()
+    # Another run, another key.
+    again = ServerProcess(tmp_path / "data", api_key=None, env=env)
+    try:
+        assert again.generated_key and again.generated_key != key
+        assert again.request("GET", "/api/cdp/stats", key=key)[0] == 401
+    finally:
+        assert again.stop() == 0, again.stderr()
 
 
 def test_refuses_non_loopback_host_without_key(tmp_path):

@@ -6,6 +6,13 @@
 // Content-Security-Policy allows only this script.
 'use strict';
 
+// A link of cdp-server's ("/console/#key=..." printed for a key it made up for the run) carries the key in the
+// fragment, which the browser never sends: it is kept in this tab's sessionStorage and removed from the address
+// bar (and so from the history) before anything else runs.
+if (location.hash.startsWith('#key=')) {
+  sessionStorage.setItem('cdp-key', decodeURIComponent(location.hash.slice('#key='.length)));
+  history.replaceState(null, '', location.pathname + location.search + '#/overview');
+}
 const state = { key: sessionStorage.getItem('cdp-key') || '' };
 const view = document.getElementById('view');
 const banner = document.getElementById('banner');
