@@ -29,7 +29,7 @@ namespace {
 constexpr char kUsage[] =
     "usage: cdp-server --data DIR [--host HOST] [--port PORT] [--api-key KEY] [--write-key KEY]\n"
     "                  [--write-key-principal NAME] [--dedupe-window SECONDS] [--retention-interval SECONDS]\n"
-    "                  [--threads N] [--sync]\n"
+    "                  [--threads N] [--sync] [--no-suppress-erased]\n"
     "\n"
     "  --data DIR      database directory (created when missing); required\n"
     "  --host HOST     address to listen on (default 127.0.0.1)\n"
@@ -46,7 +46,9 @@ constexpr char kUsage[] =
     "  --retention-interval SECONDS  how often retention policies are applied (default 3600; 0: only on\n"
     "                  POST /api/cdp/retention/run)\n"
     "  --threads N     worker threads (default 8)\n"
-    "  --sync          fsync every write before answering (Options::sync_writes)\n";
+    "  --sync          fsync every write before answering (Options::sync_writes)\n"
+    "  --no-suppress-erased  data naming an erased person's identifiers may create a profile again\n"
+    "                  (Options::suppress_erased_identifiers off; default: refused, only keyed hashes kept)\n";
 
 struct Flags {
   std::string data;
@@ -59,6 +61,7 @@ struct Flags {
   int64_t retention_interval = 3600;          // Options::retention_interval_seconds
   int threads = 8;
   bool sync = false;
+  bool suppress_erased = true;  // Options::suppress_erased_identifiers
 };
 
 std::optional<int> ParseInt(std::string_view text, int min, int max) {
@@ -87,6 +90,10 @@ bool ParseFlags(int argc, char** argv, Flags* flags, bool* help) {
     }
     if (name == "--sync") {
       flags->sync = true;
+      continue;
+    }
+    if (name == "--no-suppress-erased") {
+      flags->suppress_erased = false;
       continue;
     }
     std::string_view value;
@@ -205,6 +212,7 @@ int Run(int argc, char** argv) {
 
   Options options;
   options.sync_writes = flags.sync;
+  options.suppress_erased_identifiers = flags.suppress_erased;
   options.retention_interval_seconds = flags.retention_interval;
   Result<std::unique_ptr<Engine>> opened = Engine::Open(options, flags.data);
   if (!opened.ok()) {

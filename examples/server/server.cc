@@ -265,6 +265,16 @@ void Api::Register(httplib::Server& http) {
   RegisterGovernanceRoutes(http);
   Route(http, "GET", "/api/cdp/audit", bind(&Api::ListAudit));
   Route(http, "GET", "/api/cdp/audit/verify", bind(&Api::VerifyAudit));
+  // The routes above, for any key: {"routes": [{"pattern" (a regular expression of the path), "methods"}]}.
+  Route(http, "GET", "/api/cdp/routes", [self](const Request&, Response& res) {
+    Json routes = Json::Array();
+    for (const RouteEntry& route : self->routes_) {
+      Json methods = Json::Array();
+      for (const std::string& m : route.methods) methods.Push(m);
+      routes.Push(Json::Object().Set("pattern", route.pattern).Set("methods", std::move(methods)));
+    }
+    WriteJson(res, 200, Json::Object().Set("routes", std::move(routes)));
+  });
   RegisterSegmentRoutes(http, engine_, options_);  // POST /v1/identify ... /v1/batch (segment_routes.cc)
 }
 

@@ -6,6 +6,7 @@
 #   CDP_SERVER_BIN=build/examples/server/cdp-server /usr/bin/python3 -m pytest tests/server/test_governance.py -q
 
 import os
+import re
 import uuid
 
 import pytest
@@ -165,12 +166,30 @@ def wrong_secret(key):
     return key[:-1] + ("1" if key[-1] == "0" else "0")
 
 
+def every_route(srv):
+    """(method, path) of every route the server registered (GET /api/cdp/routes), each path pattern's groups
+    filled with a sample value; and the unknown route."""
+    status, body, _ = srv.request("GET", "/api/cdp/routes", key=ADMIN_KEY)
+    assert status == 200, body
+    out = []
+    for route in body["routes"]:
+        path = re.sub(r"\((?:[^()]|\([^()]*\))*\)", lambda g: g.group(0)[1:-1].split("|")[0]
+                      if "|" in g.group(0) else "x1", route["pattern"])
+        out += [(m, path) for m in route["methods"]]
+    return out + [("GET", "/api/cdp/no/such/route")]
+
+
 def test_missing_malformed_wrong_and_revoked_keys_are_401_on_every_route(setup):
     srv, keys, _, _ = setup
     bad_headers = [{}, {"Authorization": "Bearer"}, {"Authorization": "Basic " + ADMIN_KEY},
                    {"Authorization": "Bearer " + ADMIN_KEY + "x"}, {"Authorization": "Bearer cdpk_garbage"},
                    {"Authorization": "Bearer " + wrong_secret(keys["ann"]["key"])}]
-    for method, path in ROUTES:
+    routes = every_route(srv)
+    # The table is the server's own: every route listed by hand here is in it, and more.
+    listed = {(m, re.sub(r"/(p1|seg_x|key_x)(?=/|$)", "/x1", p)) for m, p in ROUTES}
+    assert listed <= set(routes), sorted(listed - set(routes))
+    assert len(routes) >= 90, len(routes)
+    for method, path in routes:
         for headers in bad_headers:
             status, body, resp_headers = srv.raw(method, path, b"{}" if method in ("POST", "PUT", "PATCH") else b"",
                                                  headers)

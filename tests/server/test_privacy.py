@@ -4,6 +4,8 @@
 #
 #   CDP_SERVER_BIN=build/examples/server/cdp-server /usr/bin/python3 -m pytest tests/server/test_privacy.py -q
 
+import base64
+import json
 import os
 import uuid
 
@@ -83,6 +85,18 @@ def test_tracking_denied_events_are_refused_with_409(server):
     assert body["results"][0]["status"] == "failed_precondition"
     status, timeline, _ = call(server, "GET", f"/api/cdp/profiles/{pid}/timeline")
     assert status == 200 and timeline["items"] == []
+    # The Segment tracking routes too (the write key defaults to the API key): a customerId linked to the person.
+    basic = {"Authorization": "Basic " + base64.b64encode((API_KEY + ":").encode()).decode(),
+             "Content-Type": "application/json"}
+    status, body, _ = call(server, "POST", "/api/cdp/identity/identify",
+                           {"identifiers": {"customerId": "cust-" + pid, "email": email}})
+    assert status == 200, body
+    status, body, _ = server.raw("POST", "/v1/track", json.dumps({"userId": "cust-" + pid,
+                                                                  "event": "Product Viewed"}).encode(), basic)
+    assert status == 409, body
+    assert body["error"]["field"] == "consent.tracking", body
+    status, timeline, _ = call(server, "GET", f"/api/cdp/profiles/{pid}/timeline")
+    assert status == 200 and timeline["items"] == [], timeline
 
 
 @pytest.mark.parametrize("body,field", [
@@ -176,6 +190,21 @@ def test_gdpr_export_delete_requests_and_suppression(server):
     assert status == 200 and body["unsuppressed"] is True, body
     status, body, _ = call(server, "POST", "/api/cdp/events", {"type": "page_view", "email": email})
     assert status == 201, body
+
+
+def test_suppression_of_erased_identifiers_can_be_turned_off(tmp_path):
+    srv = server_process.ServerProcess(tmp_path / "db", API_KEY, extra_args=("--no-suppress-erased",))
+    try:
+        pid, email = new_profile(srv)
+        status, record, _ = call(srv, "POST", f"/api/cdp/gdpr/delete/{pid}")
+        assert status == 200 and record["suppressedIdentifiers"] == 0, record
+        status, body, _ = call(srv, "POST", "/api/cdp/gdpr/suppression/check", {"type": "email", "value": email})
+        assert status == 200 and body == {"suppressed": False}, body
+        status, body, _ = call(srv, "POST", "/api/cdp/events", {"type": "page_view", "email": email})
+        assert status == 201, body  # a new profile: the person starts afresh
+        assert body["profileId"] != pid
+    finally:
+        assert srv.stop() == 0, srv.stderr()
 
 
 def test_delete_profile_is_an_erasure_request(server):
