@@ -7,6 +7,7 @@
 #ifndef CDP_PRIVACY_RETENTION_MODEL_H_
 #define CDP_PRIVACY_RETENTION_MODEL_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -31,7 +32,8 @@ struct RetentionPolicy {
   bool enabled = true;
 
   // The instant before which data is purged, at `now_us`.
-  int64_t CutoffAt(int64_t now_us) const { return now_us - age_us; }
+  // Never before 1970 (no event time is): an age longer than the time since then cuts nothing.
+  int64_t CutoffAt(int64_t now_us) const { return std::max<int64_t>(0, now_us - age_us); }
   Json ToJson() const;
 };
 

@@ -344,4 +344,36 @@ async function changes(page, banner, settle) {
   await page.waitForFunction(() => location.hash.includes('status=rejected'));
   await settle();
   seen.rejectedList = await page.locator('#proposals tbody tr').allInnerTexts();
+
+  // Privacy: the requests, a policy with a principal, a key issued for it and revoked, retention saved and run, a
+  // suppression check.
+  await page.click('nav a[data-view="privacy"]');
+  await settle();
+  seen.requestRows = await page.locator('#requests tbody tr').allInnerTexts();
+  seen.requestCards = await page.locator('#requests .card').allInnerTexts();
+  seen.accessText = await page.locator('#access').innerText();
+  await page.fill('#policy-text', JSON.stringify({ roles: { viewer: { read: ['public'] } },
+                                                   principals: { ops: { roles: ['viewer'] } } }));
+  await act('#save-policy');
+  seen.policyNotice = await notice();
+  await page.fill('#key-principal', 'ops');
+  await page.fill('#key-description', 'console test');
+  await act('#issue-key');
+  seen.keyNotice = await notice();
+  seen.keyRows = await page.locator('#key-list tbody tr').allInnerTexts();
+  await act(page.locator('#key-list tbody tr').first().locator('.revoke-button'));
+  seen.revokeNotice = await notice();
+  seen.keyRowsAfter = await page.locator('#key-list tbody tr').count();
+  await page.fill('#retention-text', JSON.stringify({ policies: [{ name: 'ancient views', target: 'events',
+                                                                   eventType: 'page_view', olderThan: '100y' }] }));
+  await act('#save-retention');
+  seen.retentionNotice = await notice();
+  await act('#run-retention');
+  seen.runNotice = await notice();
+  seen.runRows = await page.locator('#retention-runs tbody tr').allInnerTexts();
+  await page.selectOption('#suppression-type', 'email');
+  await page.fill('#suppression-value', plan.otherEmail);
+  await page.click('#suppression-check');
+  await page.waitForFunction(() => document.querySelector('#suppression-result').textContent !== '');
+  seen.suppressionResult = await page.locator('#suppression-result').innerText();
 }

@@ -117,6 +117,27 @@ TEST_F(RetentionTest, OldEventsOfAPolicysTypeArePurgedWithWhatTheyFed) {
   EXPECT_EQ(Unwrap(retention().Runs(Json::Object())).Find("items")->size(), 2u);
 }
 
+// An age longer than the time since 1970 cuts nothing (its cut-off would be a negative time, which as an unsigned
+// time key sorted after every event: a 100-year policy purged everything).
+TEST_F(RetentionTest, AnAgeLongerThanSince1970PurgesNothing) {
+  const std::string p = Unwrap(profiles().Create(J(R"({"id": "p1"})"))).Find("id")->as_string();
+  Track(p, "page_view", 0);
+  Track(p, "page_view", 9000);  // 2002
+  Unwrap(retention().SetPolicies(J(R"({"policies": [
+      {"name": "ancient views", "target": "events", "eventType": "page_view", "olderThan": "100y"},
+      {"name": "long gone", "target": "profiles", "inactiveFor": "100y"}]})")));
+  Json run = Unwrap(retention().Run());
+  EXPECT_EQ(run.Find("eventsPurged")->as_int(), 0) << run.Dump();
+  EXPECT_EQ(run.Find("profilesErased")->as_int(), 0) << run.Dump();
+  EXPECT_EQ(run.Find("policies")->items()[0].Find("cutoff")->as_string(), "1970-01-01T00:00:00.000Z");
+  EXPECT_EQ(TimelineSize(p), 2u);
+  // And a later, shorter policy still purges what it should.
+  Unwrap(retention().SetPolicies(J(R"({"policies": [
+      {"name": "views after ten years", "target": "events", "eventType": "page_view", "olderThan": "10y"}]})")));
+  EXPECT_EQ(Unwrap(retention().Run()).Find("eventsPurged")->as_int(), 1);
+  EXPECT_EQ(TimelineSize(p), 1u);
+}
+
 TEST_F(RetentionTest, CustomEventsByNameAndEveryTypeWithoutOne) {
   const std::string p = Unwrap(profiles().Create(J(R"({"id": "p1"})"))).Find("id")->as_string();
   Track(p, "custom", 40, R"(, "name": "debug_ping")");

@@ -228,6 +228,7 @@ def check_changes(server):
         created = api(server, "POST", "/api/cdp/profiles/batch", febrl_profiles(1000)[i:i + 500])
         assert created["rejected"] == 0, created
     segment = "Console buyers " + tag
+    export = api(server, "POST", f"/api/cdp/gdpr/export/{b['id']}")  # a request the Privacy view lists
     seen = run_driver({"url": f"http://127.0.0.1:{server.port}", "key": API_KEY, "changes": True,
                        "profileId": a["id"], "otherId": b["id"], "otherEmail": b_email, "segment": segment})
     assert seen["consoleErrors"] == [], seen["consoleErrors"]
@@ -318,3 +319,25 @@ def check_changes(server):
     assert decided[seen["accepted"]]["status"] == "accepted" and decided[seen["rejected"]]["status"] == "rejected"
     pair = decided[seen["accepted"]]["profileIds"]
     assert api(server, "GET", f"/api/cdp/profiles/{pair[1]}")["id"] == api(server, "GET", f"/api/cdp/profiles/{pair[0]}")["id"]
+
+    # Privacy: the access request made above, what the key may do; a policy saved, a key issued (shown once) and
+    # revoked, retention saved and run, a suppression check.
+    assert len(seen["requestRows"]) == 1 and export["requestId"] in seen["requestRows"][0], seen["requestRows"]
+    assert "access" in seen["requestRows"][0] and "completed" in seen["requestRows"][0]
+    assert "Completed\n1" in seen["requestCards"], seen["requestCards"]
+    assert "api-key" in seen["accessText"] and "admin" in seen["accessText"], seen["accessText"]
+    assert seen["policyNotice"].startswith("Policy saved: "), seen["policyNotice"]
+    assert api(server, "GET", "/api/cdp/governance/policy")["principals"]["ops"]["roles"] == ["viewer"]
+    assert seen["keyNotice"].startswith("Key key_") and " for ops, shown this once" in seen["keyNotice"]
+    issued = seen["keyNotice"].rsplit(": ", 1)[1]
+    assert issued.startswith("cdpk_"), seen["keyNotice"]
+    assert len(seen["keyRows"]) == 1 and "ops" in seen["keyRows"][0] and "console test" in seen["keyRows"][0]
+    assert issued not in " ".join(seen["keyRows"])  # the secret is not listed
+    assert seen["revokeNotice"].startswith("Key key_") and seen["revokeNotice"].endswith(" revoked.")
+    assert seen["keyRowsAfter"] == 0
+    assert server.request("GET", "/api/cdp/stats", key=issued)[0] == 401  # revoked
+    assert seen["retentionNotice"] == "Retention policies saved: 1.", seen["retentionNotice"]
+    assert seen["runNotice"].startswith("Retention run rrun_") and "0 events purged" in seen["runNotice"]
+    assert len(seen["runRows"]) == 1 and "manual" in seen["runRows"][0], seen["runRows"]
+    assert api(server, "GET", "/api/cdp/retention/policies")["policies"][0]["name"] == "ancient views"
+    assert seen["suppressionResult"] == "not suppressed", seen["suppressionResult"]

@@ -840,20 +840,25 @@ function cohortTable(answer) {
 
 async function audit(params) {
   const filters = { principal: params.get('principal'), operation: params.get('operation'),
-                    target: params.get('target'), cursor: params.get('cursor') };
+                    target: params.get('target'), resource: params.get('resource'), since: params.get('since'),
+                    until: params.get('until'), cursor: params.get('cursor') };
   const page = await api('GET', '/api/cdp/audit' + query({ ...filters, limit: 50 }));
   const form = el('form', { class: 'inline', id: 'audit-form' },
     el('input', { id: 'audit-operation', placeholder: 'operation, e.g. profiles.get', value: filters.operation || '' }),
     el('input', { id: 'audit-principal', placeholder: 'principal', value: filters.principal || '' }),
     el('input', { id: 'audit-target', placeholder: 'profile id', value: filters.target || '' }),
+    el('input', { id: 'audit-resource', placeholder: 'segment, audience, list... id', value: filters.resource || '' }),
+    el('input', { id: 'audit-since', placeholder: 'since (ISO 8601)', size: '18', value: filters.since || '' }),
+    el('input', { id: 'audit-until', placeholder: 'until (ISO 8601)', size: '18', value: filters.until || '' }),
     el('button', { type: 'submit' }, 'Filter'),
     el('button', { type: 'button', class: 'secondary', id: 'verify-button' }, 'Verify the chain'),
     el('span', { id: 'verify-result' }));
   form.addEventListener('submit', (e) => {
     e.preventDefault();
-    go('#/audit' + query({ operation: form.querySelector('#audit-operation').value.trim(),
-                           principal: form.querySelector('#audit-principal').value.trim(),
-                           target: form.querySelector('#audit-target').value.trim() }));
+    const value = (id) => form.querySelector(id).value.trim();
+    go('#/audit' + query({ operation: value('#audit-operation'), principal: value('#audit-principal'),
+                           target: value('#audit-target'), resource: value('#audit-resource'),
+                           since: value('#audit-since'), until: value('#audit-until') }));
   });
   form.querySelector('#verify-button').addEventListener('click', async () => {
     const out = form.querySelector('#verify-result');
@@ -874,9 +879,183 @@ async function audit(params) {
     { label: 'at', value: (a) => a.at },
     { label: 'principal', value: (a) => a.principal },
     { label: 'operation', value: (a) => a.operation },
+    { label: 'resource', value: (a) => a.resource },
+    { label: 'count', value: (a) => a.count },
     { label: 'targets', value: (a) => (a.targets || []).join(', ') + (a.redacted ? ' (redacted)' : '') },
     { label: 'outcome', value: (a) => a.outcome },
   ], page.items || []), more];
+}
+
+const REQUEST_TYPES = ['all', 'access', 'erasure'];
+const REQUEST_STATUSES = ['all', 'completed', 'purging', 'failed'];
+const IDENTIFIER_TYPES = ['email', 'phone', 'customerId', 'deviceId', 'anonymousId', 'shopifyId', 'profileId'];
+
+// Privacy: the requests of data subjects (access, erasure) and their turnaround, suppression of erased
+// identifiers, what the key may do, and for an admin the governance policy, API keys and retention. A section the
+// key may not read says so in its place.
+async function privacyView(params) {
+  const type = REQUEST_TYPES.includes(params.get('type')) ? params.get('type') : 'all';
+  const status = REQUEST_STATUSES.includes(params.get('status')) ? params.get('status') : 'all';
+  const [requests, access, policy, keys, retention, runs] = await Promise.all([
+    settled(api('GET', '/api/cdp/gdpr/requests' + query({ type: type === 'all' ? '' : type,
+                                                          status: status === 'all' ? '' : status,
+                                                          cursor: params.get('cursor'), limit: 25 }))),
+    settled(api('GET', '/api/cdp/governance/access')),
+    settled(api('GET', '/api/cdp/governance/policy')),
+    settled(api('GET', '/api/cdp/governance/keys')),
+    settled(api('GET', '/api/cdp/retention/policies')),
+    settled(api('GET', '/api/cdp/retention/runs' + query({ limit: 10 }))),
+  ]);
+  const here = (extra) => '#/privacy' + query({ type: type === 'all' ? '' : type,
+                                                status: status === 'all' ? '' : status, ...extra });
+  return [el('h1', {}, 'Privacy'),
+    el('h2', {}, 'Requests of data subjects (access, erasure)'), requestsSection(requests, type, status, here),
+    el('h2', {}, 'Suppression of erased identifiers'), suppressionForm(),
+    el('h2', {}, 'What this key may do'),
+    el('div', { id: 'access' }, access.error ? unavailable(access.error) : table(
+      [{ label: 'of', value: (r) => r[0] }, { label: 'is', value: (r) => r[1] }],
+      Object.entries(access.value).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : v]))),
+    el('h2', {}, 'Governance policy'), policySection(policy),
+    el('h2', {}, 'API keys'), keysSection(keys),
+    el('h2', {}, 'Retention'), retentionSection(retention, runs)];
+}
+
+function requestsSection(requests, type, status, here) {
+  if (requests.error) return el('div', { id: 'requests' }, unavailable(requests.error));
+  const t = requests.value.turnaround || {};
+  const ms = (v) => (typeof v === 'number' ? v.toFixed(1) + ' ms' : text(v));
+  const typeFilter = choices({ id: 'request-type' }, REQUEST_TYPES, type);
+  const statusFilter = choices({ id: 'request-status' }, REQUEST_STATUSES, status);
+  const refilter = () => go('#/privacy' + query({ type: typeFilter.value === 'all' ? '' : typeFilter.value,
+                                                  status: statusFilter.value === 'all' ? '' : statusFilter.value }));
+  typeFilter.addEventListener('change', refilter);
+  statusFilter.addEventListener('change', refilter);
+  const items = requests.value.items || [];
+  return el('div', { id: 'requests' },
+    el('div', { class: 'cards' }, card('Completed', t.completed), card('Turnaround p50', ms(t.p50Ms)),
+       card('p90', ms(t.p90Ms)), card('Slowest', ms(t.maxMs))),
+    el('p', { class: 'inline' }, el('span', { class: 'muted' }, 'type '), typeFilter,
+       el('span', { class: 'muted' }, ' status '), statusFilter),
+    table([
+      { label: 'received', value: (r) => r.receivedAt },
+      { label: 'type', value: (r) => r.type },
+      { label: 'status', value: (r) => r.status },
+      { label: 'completed', value: (r) => r.completedAt },
+      { label: 'turnaround', value: (r) => ms(r.turnaroundMs) },
+      { label: 'subject (keyed hash)', value: (r) => r.subjectHash },
+      { label: 'id', value: (r) => r.id },
+    ], items),
+    items.length === 0 ? el('p', { class: 'muted' }, 'No request.') : null,
+    nextPage(here({}), requests.value.nextCursor));
+}
+
+function suppressionForm() {
+  const type = choices({ id: 'suppression-type' }, IDENTIFIER_TYPES, 'email');
+  const value = el('input', { id: 'suppression-value', placeholder: 'value, e.g. ada@example.com', size: '32' });
+  const out = el('span', { id: 'suppression-result' });
+  const body = () => {
+    if (value.value.trim() === '') throw new Error('the value is empty');
+    return { type: type.value, value: value.value.trim() };
+  };
+  return el('fieldset', { id: 'suppression' },
+    el('legend', {}, 'An identifier (normalized as identity resolution does)'),
+    el('div', { class: 'inline' }, type, value,
+       button('suppression-check', 'Check', async () => {
+         out.textContent = '';
+         const r = await api('POST', '/api/cdp/gdpr/suppression/check', body());
+         out.className = r.suppressed ? 'bad' : 'ok';
+         out.textContent = r.suppressed ? 'suppressed: data naming it is refused' : 'not suppressed';
+       }, true),
+       button('suppression-lift', 'Lift suppression...', async () => {
+         const b = body();
+         if (!confirm(`Lift the suppression of ${b.type} ${b.value}? Data naming it may then create a profile.`)) return;
+         const r = await api('POST', '/api/cdp/gdpr/suppression/lift', b);
+         notify(r.unsuppressed ? `Suppression of ${r.type} ${r.value} lifted.` : `${r.type} ${r.value} was not suppressed.`);
+         render();
+       }, true),
+       out));
+}
+
+function policySection(policy) {
+  if (policy.error) return el('div', { id: 'policy' }, unavailable(policy.error));
+  const area = el('textarea', { id: 'policy-text', rows: '12', spellcheck: 'false' });
+  area.value = JSON.stringify({ classification: policy.value.classification, roles: policy.value.roles,
+                                principals: policy.value.principals }, null, 2);
+  return el('div', { id: 'policy' },
+    el('p', { class: 'muted' }, `Classes: ${(policy.value.classes || []).join(', ')}. Roles grant reading and ` +
+       'writing per class or field and operations (admin, audit, erase, export); principals hold roles ' +
+       '(docs/privacy.md). Built-in roles and principals are kept whatever the policy says.'),
+    area,
+    el('div', { class: 'inline' }, button('save-policy', 'Save policy...', async () => {
+      const next = parseObject(area.value, 'the policy');
+      if (!confirm('Replace the governance policy? Principals it drops lose their keys.')) return;
+      const r = await api('PUT', '/api/cdp/governance/policy', next);
+      const revoked = (r.revokedKeys || []).length;
+      notify(`Policy saved: ${Object.keys(r.roles || {}).length} roles, ${Object.keys(r.principals || {}).length} ` +
+             `principals${revoked ? `, ${revoked} keys revoked` : ''}.`);
+      render();
+    })));
+}
+
+function keysSection(keys) {
+  if (keys.error) return el('div', { id: 'keys' }, unavailable(keys.error));
+  const principal = el('input', { id: 'key-principal', placeholder: 'principal (defined in the policy)', size: '24' });
+  const description = el('input', { id: 'key-description', placeholder: 'description (optional)', size: '32' });
+  const rows = (keys.value.keys || []).map((k) => {
+    const revoke = button('', 'Revoke...', async () => {
+      if (!confirm(`Revoke key ${k.id} of ${k.principal}? Requests with it fail at once.`)) return;
+      await api('DELETE', `/api/cdp/governance/keys/${segmentOf(k.id)}`);
+      notify(`Key ${k.id} revoked.`);
+      render();
+    }, true);
+    revoke.classList.add('revoke-button');
+    return el('tr', { 'data-key': k.id }, el('td', {}, text(k.principal)), el('td', {}, text(k.description)),
+      el('td', {}, text(k.createdAt)), el('td', {}, text(k.id)), el('td', {}, revoke));
+  });
+  return el('div', { id: 'keys' },
+    el('table', { id: 'key-list' }, el('thead', {}, el('tr', {}, ...['principal', 'description', 'created', 'id', '']
+      .map((h) => el('th', {}, h)))), el('tbody', {}, ...rows)),
+    rows.length === 0 ? el('p', { class: 'muted' }, 'No key issued.') : null,
+    el('div', { class: 'inline' }, principal, description, button('issue-key', 'Issue a key', async () => {
+      const body = { principal: principal.value.trim() };
+      if (description.value.trim()) body.description = description.value.trim();
+      const r = await api('POST', '/api/cdp/governance/keys', body);
+      notify(`Key ${r.id} for ${r.principal}, shown this once (the database keeps only a hash): ${r.key}`);
+      render();
+    })));
+}
+
+function retentionSection(retention, runs) {
+  if (retention.error) return el('div', { id: 'retention' }, unavailable(retention.error));
+  const area = el('textarea', { id: 'retention-text', rows: '6', spellcheck: 'false' });
+  area.value = JSON.stringify({ policies: retention.value.policies || [] }, null, 2);
+  const every = retention.value.intervalSeconds;
+  return el('div', { id: 'retention' },
+    el('p', { class: 'muted' }, (every ? `Applied every ${every} s` : 'Applied only when run') +
+       '. Policies: {"name", "target": "events", "eventType", "eventName"?, "olderThan": "365d"} or ' +
+       '{"name", "target": "profiles", "inactiveFor": "3y"} (docs/privacy.md).'),
+    area,
+    el('div', { class: 'inline' },
+       button('save-retention', 'Save policies', async () => {
+         const r = await api('PUT', '/api/cdp/retention/policies', parseObject(area.value, 'the policies'));
+         notify(`Retention policies saved: ${(r.policies || []).length}.`);
+         render();
+       }),
+       button('run-retention', 'Run now...', async () => {
+         if (!confirm('Apply every enabled retention policy now? What it purges is gone for good.')) return;
+         const r = await api('POST', '/api/cdp/retention/run');
+         notify(`Retention run ${r.id}: ${r.status}, ${r.eventsPurged} events purged, ${r.profilesErased} profiles ` +
+                'erased.');
+         render();
+       }, true)),
+    el('div', { id: 'retention-runs' }, runs.error ? unavailable(runs.error) : table([
+      { label: 'started', value: (r) => r.startedAt },
+      { label: 'trigger', value: (r) => r.trigger },
+      { label: 'status', value: (r) => r.status },
+      { label: 'events purged', value: (r) => r.eventsPurged },
+      { label: 'profiles erased', value: (r) => r.profilesErased },
+      { label: 'id', value: (r) => r.id },
+    ], runs.value.items || [])));
 }
 
 // ---- Routing -----------------------------------------------------------------------------------------------------------
@@ -918,6 +1097,7 @@ async function render() {
     else if (name === 'audiences') content = await audiences();
     else if (name === 'audience') content = await audience(decodeURIComponent(parts[1] || ''), params);
     else if (name === 'audit') content = await audit(params);
+    else if (name === 'privacy') content = await privacyView(params);
     else if (name === 'analytics') content = await analytics(params);
     else content = await overview();
   } catch (err) {
