@@ -102,8 +102,10 @@ class Gdpr {
   // Everything held about the person `profile_id` names (a merged id: its survivor), as one JSON document:
   // {"requestId", "generatedAt", "profileId", "profile" (Profiles::Get), "identity" (Identity::Explain: identifiers,
   // links with evidence, merge history), "events" (every event, by event time), "sessions" (Profiles::Sessions),
-  // "consent" (Consent::Get: state and history), "segments" ([{"id", "name"}] memberships now)}. The request is
-  // recorded (also when it fails). Errors: NotFound. Cost: reads every event of the person.
+  // "consent" (Consent::Get: state and history), "segments" ([{"id", "name"}] memberships now), "audit" (the audit
+  // entries naming the person or a profile merged into them, newest first; left out for a principal that may not
+  // read the audit log)}. The request is recorded (also when it fails). Errors: NotFound. Cost: reads every event
+  // of the person.
   virtual Result<Json> Export(std::string_view profile_id) = 0;
 
   // Erases the person (Profiles::Delete, physical before it returns), suppresses their identifiers (when

@@ -585,8 +585,8 @@ class Gdpr:
 
     def export(self, profile_id: str) -> Document:
         """Everything held about the person, as one document: ``{"requestId", "generatedAt", "profileId",
-        "profile", "identity", "events", "sessions", "consent", "segments"}``. The request is recorded.
-        Raises NotFound."""
+        "profile", "identity", "events", "sessions", "consent", "segments", "audit"}`` (``audit``: the audit entries
+        naming the person, for a principal that may read the audit log). The request is recorded. Raises NotFound."""
         return _convert.loads(self._engine.gdpr_export(profile_id))
 
     def erase(self, profile_id: str) -> Document:
