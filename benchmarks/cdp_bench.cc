@@ -102,9 +102,8 @@ std::string Fmt(const char* fmt, double v) {
 struct Server {
   pid_t pid = -1;
   int port = 0;
+  std::string key;  // the key the server made up for its run (it needs one on every request)
 };
-// The server needs a key on every request: this run's.
-const std::string kBenchKey = "cdp-bench-" + std::to_string(getpid());
 
 std::optional<Server> StartServer(const std::string& bin, const std::string& dir) {
   int fds[2];
@@ -113,12 +112,17 @@ std::optional<Server> StartServer(const std::string& bin, const std::string& dir
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
   posix_spawn_file_actions_addclose(&actions, fds[0]);
-  std::vector<std::string> args = {bin, "--data", dir, "--port", "0", "--host", "127.0.0.1", "--api-key", kBenchKey};
+  std::vector<std::string> args = {bin, "--data", dir, "--port", "0", "--host", "127.0.0.1"};
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
+  std::vector<char*> env;  // without CDP_API_KEY: the server makes up a key and prints it (not on a command line)
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (std::strncmp(*e, "CDP_API_KEY=", 12) != 0) env.push_back(*e);
+  }
+  env.push_back(nullptr);
   pid_t pid;
-  int rc = posix_spawn(&pid, bin.c_str(), &actions, nullptr, argv.data(), environ);
+  int rc = posix_spawn(&pid, bin.c_str(), &actions, nullptr, argv.data(), env.data());
   posix_spawn_file_actions_destroy(&actions);
   close(fds[1]);
   if (rc != 0) {
@@ -147,6 +151,16 @@ std::optional<Server> StartServer(const std::string& bin, const std::string& dir
   Server s;
   s.pid = pid;
   s.port = std::atoi(out.c_str() + colon + 1);
+  const std::string key_marker = "(--api-key or CDP_API_KEY to choose one): ";
+  if (size_t k = out.find(key_marker); k != std::string::npos) {
+    s.key = out.substr(k + key_marker.size(), out.find('\n', k) - k - key_marker.size());
+  }
+  if (s.key.empty()) {
+    std::fprintf(stderr, "cdp_bench: the server printed no key; output: %s\n", out.c_str());
+    kill(pid, SIGTERM);
+    waitpid(pid, nullptr, 0);
+    return std::nullopt;
+  }
   return s;
 }
 
@@ -521,7 +535,7 @@ int Run(const Flags& f) {
         cli.set_read_timeout(60, 0);
         for (const std::string& body : bodies[static_cast<size_t>(t)]) {
           httplib::Result res =
-              cli.Post("/api/cdp/events/batch", {{"Authorization", "Bearer " + kBenchKey}}, body, "application/json");
+              cli.Post("/api/cdp/events/batch", {{"Authorization", "Bearer " + server->key}}, body, "application/json");
           if (!res || res->status >= 300) {
             ++http_errors;
             std::lock_guard<std::mutex> lock(mu);

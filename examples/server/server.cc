@@ -86,9 +86,9 @@ class Api : public std::enable_shared_from_this<Api> {
   // check the bearer token first.
   void Route(httplib::Server& http, std::string_view method, const std::string& pattern, Handler handler);
 
-  // The principal a request runs for (Governance): the --api-key's is "api-key", a database key's is the one it was
-  // issued to, and with neither configured a request without credentials runs as "local". Unauthenticated for a
-  // missing key when one is required, and for a malformed, unknown or revoked one always.
+  // The principal a request runs for (Governance): the --api-key's (or the key cdp-server made up for its run) is
+  // "api-key", a database key's is the one it was issued to. Unauthenticated for a missing, malformed, unknown or
+  // revoked key.
   Result<std::string> Authenticate(const Request& req) const;
 
   // Error answers without a body (httplib's own 404 / 413 / 400, ...) get the JSON error shape here. A request for

@@ -136,7 +136,9 @@ class Gdpr {
 // "recovered"? (true: chained at open after a crash), "v", "targets": [profile ids], "targetsHash", "contentHash",
 // "prev", "hash"}. Each entry's hash covers its content and the hash before it (HMAC-SHA-256 under the database's
 // key), and the head (last seq, hash and a MAC of both) is kept apart, so altering, deleting, reordering or inserting
-// an entry, or cutting the log short (also with its head rewritten), is found by Verify. An erasure redacts the
+// an entry, or cutting the log short (also with its head rewritten from an entry's values, or the whole log and its
+// head deleted), is found by Verify; a cut back to an earlier point with that point's genuine head is not (compare
+// with an external copy of "head"). An erasure redacts the
 // person's entries (their id removed from the targets, "redacted": true, and a MAC of the redaction, so a forged one
 // is found; the rest still verifies). Entries written before the MACs existed (no "v") are checked without them.
 // Anchor Verify's "head" outside the database to detect a rewrite by someone holding the database's key. Durability:

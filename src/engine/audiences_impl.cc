@@ -492,6 +492,8 @@ Result<Json> AudiencesImpl::ChangeList(std::string_view id, const Json& items, b
   }
   std::shared_ptr<const IdentityRules> rules = engine_->rules();
   const std::string prefix = ItemPrefix(id);
+  // Its reads and its write as one against an erasure hashing (or Unsuppress restoring) the same items.
+  std::lock_guard<std::mutex> items_lock(engine_->suppression_items_mu());
   storage::WriteBatch batch(engine_->store());
   Json invalid = Json::Array();
   absl::flat_hash_set<std::string> seen;  // keys this call already handled

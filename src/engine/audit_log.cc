@@ -317,13 +317,18 @@ Status AuditLog::RebuildHeldIndex() {
   std::lock_guard<std::mutex> lock(index_mu_);
   std::string through;
   Status s = store_->Get(storage::Cf::kMeta, kIndexThroughKey, &through);
-  if (s.IsNotFound()) {
-    index_through_ = next_seq_ - 1;  // written before the held index: every entry's keys are stored
-    return Status::OK();
+  // Without the marker (a new database; one whose held keys were never written out, whose marker only that first
+  // write-out would have set; or one that stored every key with its entry), the keys of every entry are rebuilt and
+  // written out at once, with the marker. (Before 2026-11-30, evening, a reopen took a missing marker to mean every
+  // key was stored, and lost the held ones: a reopened database's target filter and erasure missed those entries.)
+  const bool missing = s.IsNotFound();
+  if (missing) {
+    index_through_ = 0;
+  } else {
+    CDP_RETURN_IF_ERROR(s);
+    if (through.size() != 8) return Status::DataLoss("the audit index marker is corrupt");
+    index_through_ = storage::DecodeBigEndian64(through);
   }
-  CDP_RETURN_IF_ERROR(s);
-  if (through.size() != 8) return Status::DataLoss("the audit index marker is corrupt");
-  index_through_ = storage::DecodeBigEndian64(through);
   const std::string begin = storage::AuditKey(index_through_ + 1);
   const std::string prefix(storage::kAuditPrefix);
   auto iter = store_->NewIterator(storage::Cf::kPrivacy, begin, storage::PrefixSuccessor(prefix));
@@ -340,7 +345,8 @@ Status AuditLog::RebuildHeldIndex() {
       if (t.is_string()) held_index_.insert(storage::AuditTargetPrefix(t.as_string()) + seq_bytes);
     }
   }
-  return iter->status();
+  CDP_RETURN_IF_ERROR(iter->status());
+  return missing ? WriteOutIndex() : Status::OK();
 }
 
 Status AuditLog::WriteOutIndex() {
@@ -706,6 +712,13 @@ Result<Json> AuditLog::Verify() {
   if (last != head_seq || prev != head_hash) {
     return broken(last + 1, last < head_seq ? fmt::format("entries after {} were removed", last)
                                             : "the log does not end where its head says");
+  }
+  // A log whose entries and head are all gone still has the marker its writer keeps with every group.
+  if (last == 0 && hs.IsNotFound()) {
+    std::string unused;
+    Status marker = store_->Get(storage::Cf::kMeta, kJournalDoneKey, &unused);
+    if (marker.ok()) return broken(1, "the log and its head were removed");
+    if (!marker.IsNotFound()) return marker;
   }
   // The head names the last entry under a MAC: the log cannot be cut short by rewriting it from an entry's values.
   if (last > 0 && (last_versioned || !head_mac.empty()) && head_mac != HeadMac(last, head_hash)) {

@@ -1826,6 +1826,7 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* 
   std::string retired_span;             // a retention run's span not yet purged (RetiredRange), or empty
   {
     std::lock_guard<std::mutex> lock(write_mu_);
+    std::unique_lock<std::mutex> items_lock;  // suppression_items_mu_, once the erasure reads list items
     CDP_RETURN_IF_ERROR(write_error_);
     std::unique_lock<std::shared_mutex> exclusive(commit_mu_);  // no event of this profile is still in flight
     std::string id;
@@ -1927,6 +1928,7 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* 
           }
         }
       }
+      items_lock = std::unique_lock<std::mutex>(suppression_items_mu_);  // until the erasure's write
       CDP_RETURN_IF_ERROR(HashSuppressionItems(list_items, /*restore=*/false, &batch));
     }
     std::vector<std::string> scrubbed_hubs;
@@ -2040,6 +2042,7 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* 
       batch.Put(storage::Cf::kMeta, kEventLogDeletedKey, "");
     }
     auto written = store_->Write(&batch);
+    if (items_lock.owns_lock()) items_lock.unlock();  // before the segments' notes (Audiences takes their lock first)
     if (!written.ok()) {
       if (by_filter) SetErasing({id}, false, /*readers=*/true, /*drop=*/false);
       return written.status();

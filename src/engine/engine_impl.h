@@ -449,8 +449,11 @@ class EngineImpl final : public Engine {
   std::string SuppressionItemHash(std::string_view identity_key) const;
   // Adds to `batch` the replacement of every suppression list item naming one of `identity_keys` by its keyed hash
   // (at erasure: no list keeps the value), or, with `restore`, the reverse (Gdpr::Unsuppress). Reads the lists from
-  // storage, without the audiences' lock.
+  // storage, without the audiences' lock. The caller holds suppression_items_mu() until `batch` is written.
   Status HashSuppressionItems(const std::vector<std::string>& identity_keys, bool restore, storage::WriteBatch* batch);
+  // Held by whoever reads suppression list items and writes what it read decided (an erasure's or Unsuppress's
+  // HashSuppressionItems, Audiences' item changes), until the write is done. Taken after write_mu_ when both are.
+  std::mutex& suppression_items_mu() { return suppression_items_mu_; }
   // FailedPrecondition when one of `ids` belongs to an erased person (write_mu_ held).
   Status CheckNotSuppressed(const std::vector<Identifier>& ids) const;
   // Removes suppressed identifier hashes and restores the suppression list items an erasure hashed of
@@ -533,6 +536,7 @@ class EngineImpl final : public Engine {
   // Event keys with caller-given ids in batches being written outside write_mu_ -> their session, so a retry
   // racing the original's write is still a duplicate.
   absl::flat_hash_map<std::string, std::string> in_flight_keys_;  // guarded by write_mu_
+  std::mutex suppression_items_mu_;
   // The largest event time in the event log, in key order (be64 of the time as unsigned), over stored events and
   // events published by batches still in flight. An event later than it cannot be a retry of a stored one, so its
   // retry check skips the storage read. Read at open; raised by Publish; guarded by write_mu_.

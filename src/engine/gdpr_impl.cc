@@ -156,6 +156,7 @@ Status EngineImpl::LiftSuppression(const std::vector<std::string>& hashes, const
     CDP_RETURN_IF_ERROR(write_error_);
     storage::WriteBatch batch(*store_);
     for (const std::string& hash : hashes) batch.Delete(storage::Cf::kPrivacy, storage::SuppressedKey(hash));
+    std::lock_guard<std::mutex> items_lock(suppression_items_mu_);
     CDP_RETURN_IF_ERROR(HashSuppressionItems({identity_key}, /*restore=*/true, &batch));
     if (batch.Count() == 0) return Status::OK();
     CDP_ASSIGN_OR_RETURN(sequence, store_->Write(&batch));

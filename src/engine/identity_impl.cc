@@ -364,7 +364,17 @@ Result<Json> IdentityImpl::ApplyRules(const Json& rules) {
   }();
   std::sort(changed.begin(), changed.end());
   changed.erase(std::unique(changed.begin(), changed.end()), changed.end());
-  change.Done(changed, r.status());
+  // A change of every email's normalization names every profile: entries of at most kMaxTargets each (one journal
+  // line, one index key per target), all under the same operation, the first one the call's own.
+  constexpr size_t kMaxTargets = 10'000;
+  const size_t first = std::min(changed.size(), kMaxTargets);
+  for (size_t i = first; i < changed.size(); i += kMaxTargets) {
+    Record(engine_->audit_log(), "identity.applyRules",
+           std::vector<std::string>(changed.begin() + i, changed.begin() + std::min(changed.size(), i + kMaxTargets)),
+           r.status());
+  }
+  changed.resize(first);
+  change.Done(changed, r.status(), 0);
   return r;
 }
 

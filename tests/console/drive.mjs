@@ -49,12 +49,26 @@ process.stdout.write(JSON.stringify(seen) + '\n');
 async function run(page, banner, settle) {
   if (plan.changes) return changes(page, banner, settle);
   if (plan.restricted) {  // a key whose role may not read the audit log nor personal fields
-    // Given by a link carrying the key in its fragment (as cdp-server prints for a key it made up).
-    await page.goto(plan.url + '/console/#key=' + encodeURIComponent(plan.key));
+    // Given by a link carrying the key in its fragment (as cdp-server prints for a key it made up): opened in a new
+    // tab, and in a tab already showing the console (only the fragment changes: no reload).
+    const other = await browser.newPage();  // a tab of its own (its own session storage)
+    await other.goto(plan.url + '/console/#key=' + encodeURIComponent(plan.key));
+    await other.waitForFunction(() => document.querySelector('#principal').innerText !== '');
+    seen.principalNewTab = await other.locator('#principal').innerText();
+    seen.hashAfterKeyLink = await other.evaluate(() => location.hash);
+    await other.close();
+    await page.goto(plan.url + '/console/#/overview');
+    await settle();
+    seen.bannerBeforeKeyLink = await banner();
+    await page.evaluate((key) => { location.hash = '#key=' + encodeURIComponent(key); }, plan.key);
     await page.waitForFunction(() => document.querySelector('#principal').innerText !== '');
     seen.principal = await page.locator('#principal').innerText();
-    seen.hashAfterKeyLink = await page.evaluate(() => location.hash);
+    seen.hashAfterKeyLinkSameTab = await page.evaluate(() => location.hash);
     await settle();
+    // The Privacy view: what this key may read, and a refusal in place of each section it may not.
+    await page.goto(plan.url + '/console/#/privacy');
+    await settle();
+    seen.privacyText = await page.locator('#view').innerText();
     await page.goto(plan.url + '/console/#/audit');
     await settle();
     seen.auditBanner = await banner();
@@ -376,4 +390,6 @@ async function changes(page, banner, settle) {
   await page.click('#suppression-check');
   await page.waitForFunction(() => document.querySelector('#suppression-result').textContent !== '');
   seen.suppressionResult = await page.locator('#suppression-result').innerText();
+  await act('#suppression-lift');
+  seen.liftNotice = await notice();
 }

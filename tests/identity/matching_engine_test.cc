@@ -180,6 +180,27 @@ TEST_F(MatchingEngineTest, AutoMergeAboveAConfiguredProbabilityAndErasure) {
   Json done = Unwrap(identity().Proposals("merged"));
   ASSERT_EQ(static_cast<int64_t>(done.size()), merged);
   EXPECT_NE(done.items()[0].Find("mergeId"), nullptr);
+  // Each automatic merge is an audit entry naming the pair; a matching run of the queue is one too.
+  // (A merge the rules refuse is an entry too, with its outcome and no targets.)
+  Json merges = Unwrap(engine_->audit().List(J(R"({"operation": "identity.autoMerge", "limit": 1000})")));
+  int64_t ok_merges = 0;
+  for (const Json& e : merges.Find("items")->items()) {
+    const bool ok = e.Find("outcome")->as_string() == "ok";
+    ok_merges += ok;
+    EXPECT_EQ(e.Find("targets")->size(), ok ? 2u : 0u) << e.Dump();
+  }
+  ASSERT_EQ(ok_merges, merged);
+  std::set<std::string> pair_of_first;
+  for (const Json& id : done.items()[0].Find("profileIds")->items()) pair_of_first.insert(id.as_string());
+  bool named = false;
+  for (const Json& e : merges.Find("items")->items()) {
+    std::set<std::string> targets;
+    for (const Json& id : e.Find("targets")->items()) targets.insert(id.as_string());
+    named = named || targets == pair_of_first;
+  }
+  EXPECT_TRUE(named) << merges.Dump().substr(0, 500);
+  Unwrap(identity().MatchPending());
+  EXPECT_EQ(Unwrap(engine_->audit().List(J(R"({"operation": "identity.matchPending"})"))).Find("items")->size(), 1u);
   // Erasing a profile erases the proposals that name it.
   const std::string survivor = done.items()[0].Find("profileIds")->items()[0].as_string();
   const size_t all_before = Unwrap(identity().Proposals("")).size();

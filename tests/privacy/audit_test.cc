@@ -288,10 +288,105 @@ TEST_F(AuditTest, MembershipSuppressionAndRuleChangesAreEntries) {
     EXPECT_TRUE(engine_->segments().AddMembers(seg, J(R"([")" + a + R"("])")).status().code() ==
                 StatusCode::kPermissionDenied);
   }
+  // Items removed; the privacy requests and suppression read.
+  Unwrap(engine_->audiences().RemoveFromSuppressionList(list, J(R"([{"type": "email", "value": "z@example.com"}])")));
+  EXPECT_EQ(only("audiences.unsuppress").Find("count")->as_int(), 1);
+  const std::string request = Unwrap(engine_->gdpr().Export(a)).Find("requestId")->as_string();
+  Unwrap(engine_->gdpr().GetRequest(request));
+  Unwrap(engine_->gdpr().ListRequests(Json::Object()));
+  Unwrap(engine_->gdpr().IsSuppressed("email", "a@example.com"));
+  EXPECT_EQ(only("gdpr.getRequest").Find("resource")->as_string(), request);
+  EXPECT_EQ(only("gdpr.listRequests").Find("count")->as_int(), 1);
+  Json checked = only("gdpr.isSuppressed");
+  EXPECT_EQ(checked.Find("targets")->size(), 0u);
+  EXPECT_EQ(checked.Dump().find("a@example.com"), std::string::npos);
   Json refused = Unwrap(audit().List(J(R"({"operation": "segments.addMembers", "principal": "nobody"})")));
   ASSERT_EQ(refused.Find("items")->size(), 1u);
   EXPECT_EQ(refused.Find("items")->items()[0].Find("outcome")->as_string(), "permission_denied");
   EXPECT_TRUE(Unwrap(audit().Verify()).Find("ok")->as_bool());
+}
+
+// A log written before entries carried "v" and MACs (heads of 72 bytes): it opens, verifies, goes on with new
+// entries (a mixed chain), and an erasure redacts its entries with MACs.
+TEST_F(AuditTest, ALogWrittenBeforeTheMacsOpensVerifiesAndGoesOn) {
+  const std::string id = Activity();
+  auto& engine = static_cast<internal::EngineImpl&>(*engine_);
+  std::string prev;
+  for (uint64_t seq = 1; seq <= 5; ++seq) {  // each entry as the code before wrote it
+    Json e = J(Entry(seq));
+    Json content = Json::Object();
+    for (const char* key :
+         {"seq", "at", "principal", "operation", "resource", "outcome", "count", "recovered", "targetsHash"}) {
+      if (const Json* v = e.Find(key); v != nullptr) content.Set(key, *v);
+    }
+    const std::string content_hash = internal::Sha256Hex(content.Dump());
+    Json legacy = content;
+    legacy.Set("targets", *e.Find("targets"));
+    legacy.Set("contentHash", content_hash);
+    legacy.Set("prev", prev);
+    prev = engine.KeyedHashHex("chain\n" + prev + content_hash);
+    legacy.Set("hash", prev);
+    Put(seq, legacy.Dump());
+  }
+  std::string head;
+  storage::AppendBigEndian64(&head, 5);
+  {
+    storage::WriteBatch batch(store());
+    batch.Put(storage::Cf::kMeta, "audit_head", head + prev);
+    ASSERT_TRUE(store().Write(&batch).ok());
+  }
+  Json v = Unwrap(audit().Verify());
+  EXPECT_TRUE(v.Find("ok")->as_bool()) << v.Dump();
+  Reopen();  // a 72-byte head loads
+  v = Unwrap(audit().Verify());
+  EXPECT_TRUE(v.Find("ok")->as_bool()) << v.Dump();
+  Unwrap(profiles().Get(id));  // entry 6: versioned, after legacy ones
+  v = Unwrap(audit().Verify());
+  EXPECT_TRUE(v.Find("ok")->as_bool()) << v.Dump();
+  EXPECT_EQ(v.Find("entries")->as_int(), 6);
+  EXPECT_EQ(J(Entry(6)).Find("v")->as_int(), 2);
+  EXPECT_EQ(J(Entry(5)).Find("v"), nullptr);
+  // Legacy entries are still covered: altering one is found.
+  Json altered = J(Entry(3));
+  altered.Set("principal", "someone-else");
+  const std::string kept = Entry(3);
+  Put(3, altered.Dump());
+  ExpectBrokenAt(3);
+  Put(3, kept);
+  // An erasure redacts legacy and versioned entries alike, with MACs; the chain verifies.
+  Unwrap(engine_->gdpr().Erase(id));
+  v = Unwrap(audit().Verify());
+  EXPECT_TRUE(v.Find("ok")->as_bool()) << v.Dump();
+  EXPECT_NE(J(Entry(2)).Find("redactionMac"), nullptr) << Entry(2);
+}
+
+// The target index of entries whose keys were held in memory (never written out) survives a reopen: the person's
+// entries are found by the target filter and redacted by an erasure after it. (The keys were lost at a reopen.)
+TEST_F(AuditTest, TheTargetIndexSurvivesAReopenBeforeAnyWriteOut) {
+  const std::string id = Activity();
+  EXPECT_EQ(Unwrap(audit().List(J(R"({"target": ")" + id + R"("})"))).Find("items")->size(), 4u);
+  Reopen();
+  EXPECT_EQ(Unwrap(audit().List(J(R"({"target": ")" + id + R"("})"))).Find("items")->size(), 4u);
+  Unwrap(profiles().Get(id));  // held after the reopen's write-out
+  Reopen();
+  EXPECT_EQ(Unwrap(audit().List(J(R"({"target": ")" + id + R"("})"))).Find("items")->size(), 5u);
+  Unwrap(engine_->gdpr().Erase(id));
+  Json v = Unwrap(audit().Verify());
+  EXPECT_TRUE(v.Find("ok")->as_bool()) << v.Dump();
+  EXPECT_EQ(v.Find("redacted")->as_int(), 5);
+  EXPECT_EQ(Unwrap(audit().List(Json::Object())).Dump().find(id), std::string::npos);
+  ASSERT_TRUE(engine_->Flush().ok());
+  EXPECT_EQ(testing::FilesHolding(dir_.path(), id), std::vector<std::string>{});
+}
+
+// Deleting every entry and the head is found by the marker the writer keeps.
+TEST_F(AuditTest, RemovingTheWholeLogIsFound) {
+  Activity();
+  for (uint64_t seq = 1; seq <= 5; ++seq) Remove(seq);
+  storage::WriteBatch batch(store());
+  batch.Delete(storage::Cf::kMeta, "audit_head");
+  ASSERT_TRUE(store().Write(&batch).ok());
+  ExpectBrokenAt(1);
 }
 
 TEST_F(AuditTest, SegmentAndAudienceReadsAndExportsAreEntriesNamingTheirResource) {

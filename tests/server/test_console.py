@@ -182,7 +182,13 @@ def test_a_restricted_key_sees_its_refusals_and_only_its_fields(server):
               {"externalIds": {"email": email}, "attributes": {"country": "NO", "email": email}})["id"]
     seen = run_driver({"url": f"http://127.0.0.1:{server.port}", "key": key, "restricted": True, "profileId": pid})
     assert seen["hashAfterKeyLink"] == "#/overview"  # the key left the address bar
+    assert seen["principalNewTab"] == "as vic"
+    assert "valid API key" in seen["bannerBeforeKeyLink"]
+    assert seen["hashAfterKeyLinkSameTab"] == "#/overview"
     assert seen["principal"] == "as vic"
+    # Privacy: its own access shown; the policy, keys and retention refused in place (admin only).
+    assert "vic" in seen["privacyText"] and "viewer" in seen["privacyText"], seen["privacyText"]
+    assert seen["privacyText"].count("This key may not read this") >= 3, seen["privacyText"]
     assert seen["auditBanner"].startswith("This key may not do that"), seen["auditBanner"]
     assert seen["profileBanner"] == "", seen["profileBanner"]
     assert pid in seen["profileText"] and "NO" in seen["profileText"]  # the fields it may read are shown
@@ -341,3 +347,5 @@ def check_changes(server):
     assert len(seen["runRows"]) == 1 and "manual" in seen["runRows"][0], seen["runRows"]
     assert api(server, "GET", "/api/cdp/retention/policies")["policies"][0]["name"] == "ancient views"
     assert seen["suppressionResult"] == "not suppressed", seen["suppressionResult"]
+    assert seen["liftNotice"] == f"email {b_email} was not suppressed.", seen["liftNotice"]
+    assert any(d.startswith(f"Lift the suppression of email {b_email}?") for d in seen["dialogs"]), seen["dialogs"]

@@ -179,6 +179,17 @@ def every_route(srv):
     return out + [("GET", "/api/cdp/no/such/route")]
 
 
+def test_no_api_route_is_registered_outside_the_key_check():
+    # GET /api/cdp/routes lists what Api::Route registered, and Api::Route checks the key: a route registered on
+    # the HTTP server directly would be in neither. None is.
+    direct = []
+    for source in (server_process.REPO_ROOT / "examples" / "server").glob("*.cc"):
+        text = source.read_text()
+        direct += [(source.name, m.group(0)) for m in
+                   re.finditer(r'\bhttp(?:->|\.)(?:Get|Post|Put|Patch|Delete|Options)\(\s*(?:R"\()?"?/api', text)]
+    assert direct == []
+
+
 def test_missing_malformed_wrong_and_revoked_keys_are_401_on_every_route(setup):
     srv, keys, _, _ = setup
     bad_headers = [{}, {"Authorization": "Bearer"}, {"Authorization": "Basic " + ADMIN_KEY},

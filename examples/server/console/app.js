@@ -7,12 +7,22 @@
 'use strict';
 
 // A link of cdp-server's ("/console/#key=..." printed for a key it made up for the run) carries the key in the
-// fragment, which the browser never sends: it is kept in this tab's sessionStorage and removed from the address
-// bar (and so from the history) before anything else runs.
-if (location.hash.startsWith('#key=')) {
-  sessionStorage.setItem('cdp-key', decodeURIComponent(location.hash.slice('#key='.length)));
+// fragment, which the browser never sends: it is kept in this tab's sessionStorage and replaced in the address bar
+// (and the tab's history entry) by the overview's fragment, at load and when such a link is opened in a tab
+// already showing the console. Returns whether the fragment held a key.
+function takeKeyFromFragment() {
+  if (!location.hash.startsWith('#key=')) return false;
+  let key = location.hash.slice('#key='.length);
+  try {
+    key = decodeURIComponent(key);
+  } catch (e) {
+    // not percent-encoded: taken as it is
+  }
+  sessionStorage.setItem('cdp-key', key.trim());
   history.replaceState(null, '', location.pathname + location.search + '#/overview');
+  return true;
 }
+takeKeyFromFragment();
 const state = { key: sessionStorage.getItem('cdp-key') || '' };
 const view = document.getElementById('view');
 const banner = document.getElementById('banner');
@@ -1137,6 +1147,13 @@ document.getElementById('key-form').addEventListener('submit', (e) => {
   whoAmI();
   render();
 });
-window.addEventListener('hashchange', render);
+window.addEventListener('hashchange', () => {
+  if (takeKeyFromFragment()) {
+    state.key = sessionStorage.getItem('cdp-key') || '';
+    document.getElementById('api-key').value = state.key;
+    whoAmI();
+  }
+  render();
+});
 whoAmI();
 render();
