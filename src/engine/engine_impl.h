@@ -138,6 +138,7 @@ class IdentityImpl final : public Identity {
   Result<Json> DecideProposal(std::string_view proposal_id, bool accept);
   Result<Json> FindDuplicatesUnaudited();
   Result<Json> MatchPendingUnaudited();
+  Result<Json> AuditedRun(std::string_view operation, const char* counted, Result<Json> (IdentityImpl::*run)());
   static std::vector<std::string> ProposalTargets(const Result<Json>& decided);
   struct OnWrite;  // the configuration, linker and model matching on write uses
   struct MatchCounts {

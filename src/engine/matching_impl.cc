@@ -306,14 +306,19 @@ Status IdentityImpl::ProposePair(const OnWrite& state, const std::string& a, con
   return WriteProposal(proposal);
 }
 
-Result<Json> IdentityImpl::FindDuplicates() {
-  // It reads every profile and writes proposals naming them (auto-merges are entries of their own): an entry with
-  // the count of profiles compared.
-  AuditedChange change(engine_->audit_log(), "identity.findDuplicates");
-  Result<Json> r = FindDuplicatesUnaudited();
-  const Json* profiles = r.ok() ? r->Find("profiles") : nullptr;
-  change.Done({}, r.status(), profiles != nullptr && profiles->is_int() ? profiles->as_int() : 0);
+// An audited run (FindDuplicates, MatchPending): an entry with what the answer's `counted` member says (the profiles
+// compared or matched); its auto-merges are entries of their own.
+Result<Json> IdentityImpl::AuditedRun(std::string_view operation, const char* counted,
+                                      Result<Json> (IdentityImpl::*run)()) {
+  AuditedChange change(engine_->audit_log(), operation);
+  Result<Json> r = (this->*run)();
+  const Json* n = r.ok() ? r->Find(counted) : nullptr;
+  change.Done({}, r.status(), n != nullptr && n->is_int() ? n->as_int() : 0);
   return r;
+}
+
+Result<Json> IdentityImpl::FindDuplicates() {
+  return AuditedRun("identity.findDuplicates", "profiles", &IdentityImpl::FindDuplicatesUnaudited);
 }
 
 Result<Json> IdentityImpl::FindDuplicatesUnaudited() {
@@ -640,11 +645,7 @@ Status IdentityImpl::EraseBlockEntries(std::string_view profile_id, storage::Wri
 }
 
 Result<Json> IdentityImpl::MatchPending() {
-  AuditedChange change(engine_->audit_log(), "identity.matchPending");
-  Result<Json> r = MatchPendingUnaudited();
-  const Json* matched = r.ok() ? r->Find("matched") : nullptr;
-  change.Done({}, r.status(), matched != nullptr && matched->is_int() ? matched->as_int() : 0);
-  return r;
+  return AuditedRun("identity.matchPending", "matched", &IdentityImpl::MatchPendingUnaudited);
 }
 
 Result<Json> IdentityImpl::MatchPendingUnaudited() {

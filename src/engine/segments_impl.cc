@@ -500,25 +500,21 @@ Result<std::vector<std::string>> SegmentsImpl::MembersAt(std::string_view id, st
 }
 
 Result<Json> SegmentsImpl::AddMembers(std::string_view id, const Json& items) {
-  AuditedChange change(engine_->audit_log(), "segments.addMembers");  // a change of personal data (membership)
-  std::vector<std::string> touched;
-  Status allowed = engine_->Require("admin");
-  Result<Json> r = allowed.ok() ? [&]() -> Result<Json> {
-    std::lock_guard<std::mutex> lock(mu_);
-    return ChangeManual(id, items, true, &touched);
-  }()
-      : Result<Json>(allowed);
-  change.Done(touched, r.status(), 0, id);
-  return r;
+  return ChangeManualAudited(id, items, true);
 }
 
 Result<Json> SegmentsImpl::RemoveMembers(std::string_view id, const Json& items) {
-  AuditedChange change(engine_->audit_log(), "segments.removeMembers");
+  return ChangeManualAudited(id, items, false);
+}
+
+// A change of personal data (membership): an entry naming the profiles added or removed, the segment as resource.
+Result<Json> SegmentsImpl::ChangeManualAudited(std::string_view id, const Json& items, bool add) {
+  AuditedChange change(engine_->audit_log(), add ? "segments.addMembers" : "segments.removeMembers");
   std::vector<std::string> touched;
   Status allowed = engine_->Require("admin");
   Result<Json> r = allowed.ok() ? [&]() -> Result<Json> {
     std::lock_guard<std::mutex> lock(mu_);
-    return ChangeManual(id, items, false, &touched);
+    return ChangeManual(id, items, add, &touched);
   }()
       : Result<Json>(allowed);
   change.Done(touched, r.status(), 0, id);

@@ -239,6 +239,7 @@ class SegmentsImpl final : public Segments {
   Status WriteExport(const std::vector<std::string>& members, std::string_view format,
                      const std::vector<std::string>& fields, const std::function<bool(std::string_view chunk)>& sink);
   // Adds (add) or removes profiles of a manual segment. mu_ held.
+  Result<Json> ChangeManualAudited(std::string_view id, const Json& items, bool add);
   // `touched`: the profiles added or removed (for the audit entry).
   Result<Json> ChangeManual(std::string_view id, const Json& items, bool add, std::vector<std::string>* touched);
   // Reads the members of every manual segment. mu_ held; the index exists.
