@@ -1971,6 +1971,7 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* 
       }
       CDP_RETURN_IF_ERROR(m->status());
       CDP_RETURN_IF_ERROR(identity_.EraseBlockEntries(pid, &batch));  // fuzzy matching's blocking index
+      CDP_RETURN_IF_ERROR(segments_.EraseManualMemberships(pid, &batch));
       // Fuzzy-match proposals naming the profile.
       std::string proposals_prefix = storage::ProfileProposalsPrefix(pid);
       auto q = store_->NewIterator(storage::Cf::kMerges, proposals_prefix, storage::PrefixSuccessor(proposals_prefix));

@@ -17,6 +17,9 @@
 //   3. the worker thread re-evaluates (segment, profile) pairs when time alone can change them (a min-heap of
 //      SegmentIndex::NextChange instants), and calls the subscribers, outside mu_.
 // Reads apply pending notes first, so they see every write acknowledged before them.
+// While a build runs (building_, up to a minute at open for millions of profiles, mu_ held throughout), writers
+// do not wait for it (AfterWrite returns; the build applies their notes before it ends), and neither do erasures
+// (EraseFeedEntries deletes what is stored; EndBuild drops what the build recorded about them, never written).
 //
 // Lock order: subscribers_mu_ (never taken under mu_: Subscribe waits for a delivery batch in another thread),
 // then mu_, then the engine's write lock (WithWritesPaused); pending_mu_ and members_mu_ are leaves.
@@ -56,6 +59,9 @@ namespace cdp::internal {
 class EngineImpl;
 class AudiencesImpl;
 class Access;
+
+// Tests: while set to 1, a build waits before it records (and sets it to 2 meanwhile); 0 releases it.
+extern std::atomic<int> g_hold_segment_build_for_testing;
 
 class SegmentsImpl final : public Segments {
  public:
@@ -106,11 +112,15 @@ class SegmentsImpl final : public Segments {
   // went. `cause` is the feed's cause.kind. Called under the write lock; never blocks on a read. Cost at the next
   // refresh: the profile's events.
   void NotifyChanged(std::vector<std::string> profile_ids, std::string_view cause = "profile");
-  // Deletes the feed entries naming erased profiles (after AfterWrite recorded their exits), except the exits
-  // the erasure caused (cause.kind "erasure"): those tell feed readers to drop the person downstream. Adds the
-  // deletions to `erased` too (already written: it tells the purge what to compact). Takes mu_; call without the
-  // write lock. Errors: storage errors.
+  // Deletes every feed entry naming erased profiles (after AfterWrite recorded their exits, which subscribers
+  // received). Adds the deletions to `erased` too (already written: it tells the purge what to compact). Call
+  // without the write lock. Takes mu_, except while the index is being built (at open, up to a minute for millions
+  // of profiles): then it deletes what is stored without waiting, and the build leaves out of the feed whatever it
+  // records naming these profiles (EndBuild), so an erasure never waits for a build. Errors: storage errors.
   Status EraseFeedEntries(const std::vector<std::string>& profile_ids, storage::WriteBatch* erased);
+  // Adds to `batch` the deletion of the profile's memberships of manual segments, read from storage (no lock:
+  // an erasure's own write takes them out, so the index's upkeep has none left to delete). Errors: storage errors.
+  Status EraseManualMemberships(std::string_view profile_id, storage::WriteBatch* batch);
   // Notes profiles whose document changed but whose stored events did not (a profile write or patch, an identify,
   // identity rules): the document is re-read, the events in the index are kept. Cost: the document's size.
   void NotifyDocument(std::vector<std::string> profile_ids, std::string_view cause = "profile");
@@ -128,8 +138,9 @@ class SegmentsImpl final : public Segments {
   // note becomes a whole reload (which reads storage). Called before the failed batch releases its write slot.
   void WriteFailed();
   // Applies what was noted and re-evaluates the segments it affects. Called by a writer after its write, with no
-  // engine lock held. Errors: storage errors (the notes stay pending, as reloads, and the next call retries); the
-  // last one is kept for Stats (last_error()).
+  // engine lock held. While the index is being built it returns at once: the builder applies the notes. Errors: storage
+  // errors (the notes stay pending, as reloads, and the next call retries); the last one is kept for Stats
+  // (last_error()).
   Status AfterWrite();
   // The last error of applying notes or running timers, "" when the last attempt succeeded.
   std::string last_error() const;
@@ -174,6 +185,14 @@ class SegmentsImpl final : public Segments {
   Status LoadDefinitions();
   // Builds the index at first use, then applies the notes made since (with writes paused). mu_ held.
   Status Refresh();
+  // Applies the notes made since the last call to the index and records the changes. mu_ held; the index exists.
+  Status ApplyNotes();
+  // Ends a build (after its first ApplyNotes, or its failure): drops from the unwritten feed the entries naming
+  // profiles erased during the build, and sets their segments' latest cursors again. Returns whether notes were
+  // made meanwhile whose writers did not wait for the build (AfterWrite): the caller applies them. mu_ held.
+  bool EndBuild();
+  // The cursor of segment `id`'s latest feed entry, unwritten or stored ("" for none). mu_ held.
+  Result<std::string> LatestCursor(const std::string& id);
   Status Build();
   // After a build, or a definition's creation or update: sets its membership from a full evaluation, notes the
   // difference from `before` with `cause`, and schedules its timers. mu_ held.
@@ -291,8 +310,8 @@ class SegmentsImpl final : public Segments {
   int64_t last_time_ = 0;                                       // feed times never go back
   std::deque<Json> deliveries_;                                 // only while there are subscribers
   std::vector<std::pair<std::string, std::string>> unwritten_;  // feed entries not in storage yet
-  static constexpr size_t kMaxUnwritten = 10'000;               // written by the recording thread beyond this
-  static constexpr std::chrono::milliseconds kFeedDelay{20};    // the worker writes a group this long after its first
+  static constexpr size_t kMaxUnwritten = 10'000;  // written by the recording thread beyond this (not in a build)
+  static constexpr std::chrono::milliseconds kFeedDelay{20};  // the worker writes a group this long after its first
   std::chrono::steady_clock::time_point unwritten_since_;
   std::condition_variable cv_;  // with mu_: new timers, deliveries, feed entries, stop
   int waiters_ = 0;             // WaitForChanges calls waiting on cv_
@@ -313,9 +332,13 @@ class SegmentsImpl final : public Segments {
   mutable std::shared_mutex members_mu_;  // Definition::members and slots_ against SegmentsOf
 
   std::atomic<bool> tracking_{false};
+  // From the start of a build to its EndBuild; written with pending_mu_ held. While it is set, AfterWrite leaves
+  // its notes to the builder and EraseFeedEntries does not wait for mu_.
+  std::atomic<bool> building_{false};
   mutable std::mutex pending_mu_;
-  absl::flat_hash_map<std::string, Pending> pending_;  // guarded by pending_mu_
-  std::string last_error_;                             // guarded by pending_mu_
+  absl::flat_hash_set<std::string> erased_while_building_;  // guarded by pending_mu_
+  absl::flat_hash_map<std::string, Pending> pending_;       // guarded by pending_mu_
+  std::string last_error_;                                  // guarded by pending_mu_
 };
 
 }  // namespace cdp::internal

@@ -50,6 +50,8 @@ std::string HexCursor(std::string_view suffix) {
 
 }  // namespace
 
+std::atomic<int> g_hold_segment_build_for_testing{0};
+
 // ---- Notes from writers ---------------------------------------------------------------------------------------------
 
 void SegmentsImpl::NotifyChanged(std::vector<std::string> profile_ids, std::string_view cause) {
@@ -100,7 +102,8 @@ std::string SegmentsImpl::last_error() const {
 }
 
 Status SegmentsImpl::AfterWrite() {
-  if (!tracking()) return Status::OK();
+  // A build applies every note made before its EndBuild; one made after sees building_ false (pending_mu_).
+  if (!tracking() || building_.load(std::memory_order_acquire)) return Status::OK();
   std::lock_guard<std::mutex> lock(mu_);
   return Noted(Refresh());
 }
@@ -179,6 +182,10 @@ uint32_t SegmentsImpl::OrdinalOf(const std::string& profile_id) {
 
 Status SegmentsImpl::Build() {
   storage::Store& store = engine_->store();
+  {
+    std::lock_guard<std::mutex> lock(pending_mu_);
+    building_.store(true, std::memory_order_release);
+  }
   index_ = std::make_unique<segments::SegmentIndex>();
   traits_.clear();
   {
@@ -239,7 +246,70 @@ Status SegmentsImpl::Build() {
     CDP_RETURN_IF_ERROR(FoldFeed(d->stored.Find("id")->as_string(), INT64_MAX, &before, nullptr, &d->last_cursor));
     Establish(d, before, "reconcile", now, &changes);
   }
+  int expected = 1;
+  if (g_hold_segment_build_for_testing.compare_exchange_strong(expected, 2)) {
+    while (g_hold_segment_build_for_testing.load() == 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   return Record(&changes, now);
+}
+
+bool SegmentsImpl::EndBuild() {
+  absl::flat_hash_set<std::string> erased;
+  bool noted = false;
+  {
+    std::lock_guard<std::mutex> lock(pending_mu_);
+    building_.store(false, std::memory_order_release);
+    erased.swap(erased_while_building_);
+    noted = !pending_.empty();
+  }
+  if (erased.empty()) return noted;
+  // EraseFeedEntries deleted what was stored (nothing is written during a build: Record holds it back); what the
+  // build recorded about these profiles never reaches storage.
+  std::vector<std::pair<std::string, std::string>> kept;
+  kept.reserve(unwritten_.size());
+  absl::flat_hash_set<std::string> dropped;  // feed keys
+  const std::string_view tag = storage::kSegmentFeedByProfileTag;
+  for (auto& entry : unwritten_) {
+    const std::string& key = entry.first;
+    if (key.starts_with(tag)) {
+      const size_t slash = key.find('/', tag.size());
+      if (slash != std::string::npos && erased.contains(key.substr(tag.size(), slash - tag.size()))) {
+        dropped.insert(key.substr(slash + 1));
+        continue;
+      }
+    } else if (dropped.contains(key)) {
+      continue;  // its by-profile entry comes first (Record)
+    }
+    kept.push_back(std::move(entry));
+  }
+  unwritten_.swap(kept);
+  // Subscribers still hear that these people left (the build may have recorded that as a reconcile), but not
+  // that they entered, and each exit is the erasure's (Deliver names no erased person in its audit entry).
+  std::deque<Json> deliveries;
+  for (Json& change : deliveries_) {
+    if (erased.contains(change.Find("profileId")->as_string())) {
+      if (change.Find("change")->as_string() == "entered") continue;
+      change.Set("cause", Json::Object().Set("kind", "erasure"));
+    }
+    deliveries.push_back(std::move(change));
+  }
+  deliveries_.swap(deliveries);
+  for (auto& [id, d] : definitions_) {
+    auto cursor = LatestCursor(id);
+    if (cursor.ok()) d.last_cursor = std::move(cursor).value();  // else the stored cursor may be one ahead
+  }
+  return noted;
+}
+
+Result<std::string> SegmentsImpl::LatestCursor(const std::string& id) {
+  const std::string prefix = storage::SegmentFeedPrefix(id);
+  for (auto it = unwritten_.rbegin(); it != unwritten_.rend(); ++it) {
+    if (it->first.starts_with(prefix)) return HexCursor(std::string_view(it->first).substr(prefix.size()));
+  }
+  auto last = engine_->store().NewIterator(storage::Cf::kMeta, prefix, storage::PrefixSuccessor(prefix));
+  last->SeekToLast();
+  CDP_RETURN_IF_ERROR(last->status());
+  return last->Valid() ? HexCursor(last->key().substr(prefix.size())) : std::string();
 }
 
 void SegmentsImpl::Establish(Definition* d, const segments::Bitmap& before, std::string_view cause, int64_t now,
@@ -359,14 +429,20 @@ Status SegmentsImpl::Reload(const std::string& profile_id) {
 
 Status SegmentsImpl::Refresh() {
   CDP_RETURN_IF_ERROR(LoadDefinitions());
-  if (index_ == nullptr) {
-    Status s = Build();
-    if (!s.ok()) {
-      index_.reset();
-      tracking_.store(false);
-      return s;
-    }
+  if (index_ != nullptr) return ApplyNotes();
+  Status s = Build();
+  if (!s.ok()) {
+    index_.reset();
+    tracking_.store(false);
+    (void)EndBuild();
+    return s;
   }
+  s = ApplyNotes();
+  if (EndBuild() && s.ok()) s = ApplyNotes();
+  return s;
+}
+
+Status SegmentsImpl::ApplyNotes() {
   // The profiles written since the last refresh, with writes paused: all of them are in storage.
   std::vector<Change> changes;
   int64_t now = 0;
@@ -471,7 +547,11 @@ Status SegmentsImpl::Refresh() {
         for (auto& [segment_id, d] : definitions_) {  // erased or merged away: it leaves static lists too
           if (d.manual && d.manual_members.contains(ordinal)) {
             d.manual_members.remove(ordinal);
-            gone.Delete(storage::Cf::kMeta, storage::ManualMemberPrefix(segment_id) + id);
+            // An erasure deleted its own (EraseManualMemberships): no tombstone naming the person after its purge.
+            const std::string key = storage::ManualMemberPrefix(segment_id) + id;
+            std::string unused;
+            Status held = engine_->store().Get(storage::Cf::kMeta, key, &unused);
+            if (!held.IsNotFound()) gone.Delete(storage::Cf::kMeta, key);
           }
         }
       }
@@ -690,7 +770,8 @@ Status SegmentsImpl::Record(std::vector<Change>* changes, int64_t now) {
   // The worker (deliveries, the first of a group of feed writes) and WaitForChanges callers; not otherwise, as a
   // needless wake-up of the worker costs the writer a context switch.
   if (deliver || was_empty || waiters_ > 0) cv_.notify_all();
-  if (unwritten_.size() >= kMaxUnwritten) return WriteFeed();
+  // Not during a build: what it records about a profile erased meanwhile must never be stored (EndBuild).
+  if (unwritten_.size() >= kMaxUnwritten && !building_.load(std::memory_order_relaxed)) return WriteFeed();
   return Status::OK();
 }
 
@@ -704,8 +785,19 @@ Status SegmentsImpl::WriteFeed() {
 }
 
 Status SegmentsImpl::EraseFeedEntries(const std::vector<std::string>& profile_ids, storage::WriteBatch* erased) {
-  std::lock_guard<std::mutex> lock(mu_);
-  CDP_RETURN_IF_ERROR(WriteFeed());  // the index covers every entry recorded so far
+  bool during_build = false;
+  {
+    std::lock_guard<std::mutex> pending(pending_mu_);
+    during_build = building_.load(std::memory_order_relaxed);
+    // The builder holds mu_ and writes no feed entry until its EndBuild, which drops what it recorded about these
+    // profiles; what is stored is deleted below, without waiting for it.
+    if (during_build) erased_while_building_.insert(profile_ids.begin(), profile_ids.end());
+  }
+  std::unique_lock<std::mutex> lock(mu_, std::defer_lock);
+  if (!during_build) {
+    lock.lock();  // (should a build start just now, this waits for it, and the entries are written below)
+    CDP_RETURN_IF_ERROR(WriteFeed());  // the index covers every entry recorded so far
+  }
   storage::Store& store = engine_->store();
   storage::WriteBatch batch(store);
   absl::flat_hash_set<std::string> segments;  // whose feed lost entries
@@ -733,18 +825,35 @@ Status SegmentsImpl::EraseFeedEntries(const std::vector<std::string>& profile_id
   }
   if (batch.Count() == 0) return Status::OK();
   CDP_RETURN_IF_ERROR(store.Write(&batch).status());
+  if (during_build) return Status::OK();  // EndBuild sets every segment's latest cursor
   // Each such segment's latest cursor is now its last remaining entry's: WaitForChanges compares with it, and a
   // reader whose cursor is past what remains must wait for a new change rather than find "one" it cannot read.
   for (const std::string& id : segments) {
     auto it = definitions_.find(id);
     if (it == definitions_.end()) continue;
-    const std::string prefix = storage::SegmentFeedPrefix(id);
-    auto last = store.NewIterator(storage::Cf::kMeta, prefix, storage::PrefixSuccessor(prefix));
-    last->SeekToLast();
-    CDP_RETURN_IF_ERROR(last->status());
-    it->second.last_cursor = last->Valid() ? HexCursor(last->key().substr(prefix.size())) : std::string();
+    CDP_ASSIGN_OR_RETURN(it->second.last_cursor, LatestCursor(id));
   }
   return Status::OK();
+}
+
+Status SegmentsImpl::EraseManualMemberships(std::string_view profile_id, storage::WriteBatch* batch) {
+  storage::Store& store = engine_->store();
+  auto iter = store.NewIterator(storage::Cf::kMeta, kDefinitionPrefix, storage::PrefixSuccessor(kDefinitionPrefix));
+  for (iter->Seek(kDefinitionPrefix); iter->Valid(); iter->Next()) {
+    auto stored = Json::Parse(iter->value());
+    if (!stored.ok()) return Status::DataLoss(fmt::format("segment {} is corrupt", iter->key()));
+    const Json* type = stored->Find("type");
+    if (type == nullptr || *type != Json("manual")) continue;
+    const std::string key =
+        storage::ManualMemberPrefix(iter->key().substr(std::string_view(kDefinitionPrefix).size())) +
+        std::string(profile_id);
+    std::string unused;
+    Status s = store.Get(storage::Cf::kMeta, key, &unused);
+    if (s.IsNotFound()) continue;
+    CDP_RETURN_IF_ERROR(s);
+    batch->Delete(storage::Cf::kMeta, key);
+  }
+  return iter->status();
 }
 
 std::string SegmentsImpl::CursorOfTime(int64_t time_us) {
@@ -851,8 +960,14 @@ void SegmentsImpl::Deliver(const std::deque<Json>& changes) {
       if (allowed == readable.end() || !allowed->second.contains(change.Find("segmentId")->as_string())) continue;
       ScopedPrincipal as(it->second.principal);
       Delivered& d = delivered[handle];
+      // The audit entry names the profiles, but not an erased person (counted only): it is written after the
+      // erasure redacted the log.
       const std::string& profile = change.Find("profileId")->as_string();
-      if (std::find(d.profiles.begin(), d.profiles.end(), profile) == d.profiles.end()) d.profiles.push_back(profile);
+      const Json* cause = change.FindPath("cause.kind");
+      const bool erased = cause != nullptr && *cause == Json("erasure");
+      if (!erased && std::find(d.profiles.begin(), d.profiles.end(), profile) == d.profiles.end()) {
+        d.profiles.push_back(profile);
+      }
       ++d.count;
       it->second.callback(change);
     }

@@ -6,9 +6,13 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <iterator>
+#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
@@ -16,6 +20,7 @@
 
 #include "core/ids.h"
 #include "engine/engine_impl.h"
+#include "engine/segments_impl.h"
 #include "storage/store.h"
 #include "test_util.h"
 
@@ -120,7 +125,14 @@ TEST_F(ErasureTest, NoByteOfTheErasedPersonRemainsInAnyFile) {
   ASSERT_TRUE(engine_->Flush().ok());
   ASSERT_FALSE(FilesHolding(dir_.path(), canary).empty()) << "the canary should be stored before the erasure";
 
+  // A subscriber hears of the person's exits (its audit entry counts them, naming no erased person).
+  std::atomic<int> exits{0};
+  Unwrap(engine_->segments().Subscribe([&](const Json& change) {
+    if (change.Find("profileId")->as_string() == id && change.Find("change")->as_string() == "exited") ++exits;
+  }));
   ASSERT_TRUE(profiles().Delete(id).ok());
+  for (int i = 0; i < 10'000 && exits.load() < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_EQ(exits.load(), 2);
   EXPECT_EQ(FilesHolding(dir_.path(), canary), std::vector<std::string>{});
   // And after a restart (which replays the log and reopens the files).
   Reopen();
@@ -248,6 +260,71 @@ TEST(CanaryScanTest, FindsDataInCompressedTableFiles) {
   }
   EXPECT_FALSE(raw) << "the profile's table file is expected to be compressed";
   EXPECT_FALSE(FilesHolding(dir.path(), canary).empty());
+}
+
+// At open the segments' worker builds the index (a minute for millions of profiles), holding the segments' lock.
+// An erasure meanwhile neither waits for it nor lets what the build records about the person reach storage after
+// its purge: the build is held (before it records the memberships it established) until the erasure has returned.
+TEST(ErasureDuringBuildTest, DoesNotWaitForTheSegmentIndexAndLeavesNothing) {
+  testing::TempDir dir;
+  const std::string canary = "bld" + std::to_string(std::random_device{}()) + "q";
+  const std::string pid = canary + "-pid";
+  std::string viewers, picked, other;
+  {
+    auto engine = Unwrap(Engine::Open(Options(), dir.path()));
+    viewers = Unwrap(engine->segments().Create(J(R"({"name": "viewers", "rule": {"event": "page_view"}})")))
+                  .Find("id")
+                  ->as_string();
+    picked = Unwrap(engine->segments().Create(J(R"({"name": "picked", "type": "manual"})"))).Find("id")->as_string();
+    Unwrap(
+        engine->profiles().Create(J(R"({"id": ")" + pid + R"(", "attributes": {"firstName": ")" + canary + R"("}})")));
+    other = Unwrap(engine->profiles().Create(J(R"({"attributes": {"firstName": "Other"}})"))).Find("id")->as_string();
+    for (const std::string& id : {pid, other}) {
+      Unwrap(engine->events().Track(J(R"({"type": "page_view", "profileId": ")" + id + R"("})")));
+    }
+    Unwrap(engine->segments().AddMembers(picked, J(R"([")" + pid + R"(", ")" + other + R"("])")));
+    ASSERT_EQ(Unwrap(engine->segments().Changes(viewers, "", 0)).Find("changes")->size(), 2u);
+  }
+  internal::g_hold_segment_build_for_testing = 1;
+  auto engine = Unwrap(Engine::Open(Options(), dir.path()));
+  for (int i = 0; i < 60'000 && internal::g_hold_segment_build_for_testing.load() != 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_EQ(internal::g_hold_segment_build_for_testing.load(), 2) << "the build should have reached its hold";
+  std::vector<std::string> delivered;  // subscribers still hear of the person's exits
+  std::mutex delivered_mu;
+  Unwrap(engine->segments().Subscribe([&](const Json& change) {
+    std::lock_guard<std::mutex> lock(delivered_mu);
+    if (change.Find("profileId")->as_string() == pid) delivered.push_back(change.Find("change")->as_string());
+  }));
+  auto erasure = std::async(std::launch::async, [&] { return engine->profiles().Delete(pid); });
+  const bool returned = erasure.wait_for(std::chrono::seconds(60)) == std::future_status::ready;
+  internal::g_hold_segment_build_for_testing = 0;  // the build goes on (and records)
+  EXPECT_TRUE(returned) << "the erasure waited for the segment index";
+  ASSERT_TRUE(erasure.get().ok());
+  for (const std::string& segment : {viewers, picked}) {
+    std::vector<std::string> members;
+    for (const Json& m : Unwrap(engine->segments().Members(segment, 10, "")).items) {
+      members.push_back(m.Find("id")->as_string());
+    }
+    EXPECT_EQ(members, std::vector<std::string>{other}) << segment;
+    const Json feed = Unwrap(engine->segments().Changes(segment, "", 0));
+    for (const Json& change : feed.Find("changes")->items()) {
+      EXPECT_NE(change.Find("profileId")->as_string(), pid) << change.Dump();
+    }
+  }
+  ASSERT_TRUE(engine->Flush().ok());
+  EXPECT_EQ(FilesHolding(dir.path(), canary), std::vector<std::string>{});
+  engine.reset();  // the worker writes what it held back, and the subscribers get every change
+  {
+    std::lock_guard<std::mutex> lock(delivered_mu);
+    EXPECT_EQ(delivered, (std::vector<std::string>{"exited", "exited"}));
+  }
+  EXPECT_EQ(FilesHolding(dir.path(), canary), std::vector<std::string>{});
+  engine = Unwrap(Engine::Open(Options(), dir.path()));
+  EXPECT_EQ(Unwrap(engine->segments().Size(picked)), 1);
+  EXPECT_EQ(Unwrap(engine->segments().Size(viewers)), 1);
+  EXPECT_EQ(FilesHolding(dir.path(), canary), std::vector<std::string>{});
 }
 
 // The writer of APurgeACrashInterruptedIsFinishedAtOpen, run in a child process: a person with the canary, then an
