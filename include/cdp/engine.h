@@ -119,14 +119,16 @@ class Profiles {
 
   // Erases the profile (recorded as a privacy request, Gdpr::Erase; its identifiers and id are then suppressed
   // unless Options::suppress_erased_identifiers is off): its document, identifiers, events, traits, merge records,
-  // consent history, audit targets, idempotency keys naming it and its entries in the segments' change feed (the
-  // exits the erasure causes too, once delivered to Segments::Subscribe callbacks), and the profiles merged into it,
-  // in one atomic write; then, before returning, makes the erasure physical (no file of the database directory -
-  // tables, write-ahead log, MANIFEST, RocksDB's logs - keeps any of it; docs/privacy.md). NotFound when absent.
-  // Cost: the atomic write is proportional to the profile's events; the physical part flushes every memtable and
-  // rewrites the table files holding the person's keys, with the files below them in the same key ranges (for the
-  // event log, whose files may each span months: 22-41 s per person on 1,000,000 bulk-loaded events on the
-  // reference machine; docs/privacy.md). Writes by other callers go on meanwhile.
+  // consent history, audit targets, idempotency keys naming it, manual segment memberships, its entries in the
+  // segments' change feed (the exits the erasure causes too, once delivered to Segments::Subscribe callbacks), and
+  // the profiles merged into it, in one atomic write; then, before returning, makes the erasure physical (no file of
+  // the database directory - tables, write-ahead log, MANIFEST, RocksDB's logs - keeps any of it; docs/privacy.md).
+  // NotFound when absent. Cost: the atomic write is proportional to the profile's events; the physical part flushes
+  // every memtable and rewrites the table files holding the person's keys, with the files below them in the same key
+  // ranges, two compactions at a time (on the reference machine, 2 cores: 5-10 s per person at 1,000,000 events, 9-10 s
+  // at 3,000,000, and 39-45 s for the first erasure after bulk-loading those, whose files each span every profile;
+  // docs/privacy.md). It does not wait for the segment index an open builds. Writes by other callers go on
+  // meanwhile.
   virtual Status Delete(std::string_view id) = 0;
 
   // Profiles matching the query's filter, sorted, one page at a time. Filters apply to the full document,
