@@ -27,6 +27,17 @@ void Record(AuditLog& log, std::string_view operation, const std::vector<std::st
   (void)log.Append(ScopedPrincipal::Current(), operation, targets, outcome, count, read, resource);
 }
 
+void RecordInParts(AuditLog& log, std::string_view operation, const std::vector<std::string>& targets,
+                   const Status& outcome, int64_t count, bool read, std::string_view resource) {
+  size_t i = 0;
+  do {
+    const size_t end = std::min(targets.size(), i + kMaxAuditTargets);
+    Record(log, operation, std::vector<std::string>(targets.begin() + i, targets.begin() + end), outcome,
+           i == 0 ? count : 0, read, resource);
+    i = end;
+  } while (i < targets.size());
+}
+
 AuditedChange::AuditedChange(AuditLog& log, std::string_view operation) : log_(log), operation_(operation) {}
 
 AuditedChange::~AuditedChange() {

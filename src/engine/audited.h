@@ -27,6 +27,14 @@ namespace cdp::internal {
 void Record(AuditLog& log, std::string_view operation, const std::vector<std::string>& targets, const Status& outcome,
             int64_t count = 0, bool read = false, std::string_view resource = {});
 
+// The most targets one entry names (one journal line, one index key each); a call naming more records several.
+inline constexpr size_t kMaxAuditTargets = 10'000;
+
+// As Record, for a call that may name more than kMaxAuditTargets profiles (a segment or audience export): entries
+// of at most that many targets each, all with the call's operation, outcome and resource; `count` on the first.
+void RecordInParts(AuditLog& log, std::string_view operation, const std::vector<std::string>& targets,
+                   const Status& outcome, int64_t count, bool read, std::string_view resource);
+
 // The audit entry of a call that may change data. Created before the call's work: while alive, it puts a pending
 // record of the entry into the first write of its thread (storage::ScopedWriteHook), so that a crash after the
 // change cannot lose the entry (AuditLog::Load recovers it). Done appends the entry (once); an object destroyed

@@ -113,7 +113,8 @@ class IdentityImpl final : public Identity {
   Result<Json> MatchingConfig() override;
   Result<Json> SetMatchingConfig(const Json& config) override;
   Result<Json> FindDuplicates() override;
-  Result<Json> Proposals(std::string_view status) override;
+  Result<Json> Proposals(std::string_view status) override;  // audited ("identity.proposals", each profile named)
+  Result<Json> ProposalsUnaudited(std::string_view status);
   Result<Json> AcceptProposal(std::string_view proposal_id) override;
   Result<Json> RejectProposal(std::string_view proposal_id) override;
   Result<Json> MatchPending() override;

@@ -366,7 +366,7 @@ Result<Json> IdentityImpl::ApplyRules(const Json& rules) {
   changed.erase(std::unique(changed.begin(), changed.end()), changed.end());
   // A change of every email's normalization names every profile: entries of at most kMaxTargets each (one journal
   // line, one index key per target), all under the same operation, the first one the call's own.
-  constexpr size_t kMaxTargets = 10'000;
+  constexpr size_t kMaxTargets = kMaxAuditTargets;
   const size_t first = std::min(changed.size(), kMaxTargets);
   for (size_t i = first; i < changed.size(); i += kMaxTargets) {
     Record(engine_->audit_log(), "identity.applyRules",

@@ -375,7 +375,7 @@ Result<Json> IdentityImpl::FindDuplicatesUnaudited() {
   // Pending proposals naming a profile that was merged or erased since, or whose profiles the rules no longer let
   // be one (an identifier written since), are obsolete.
   int64_t obsolete = 0;
-  CDP_ASSIGN_OR_RETURN(Json pending, Proposals("pending"));
+  CDP_ASSIGN_OR_RETURN(Json pending, ProposalsUnaudited("pending"));
   for (Json& proposal : pending.items()) {
     if (touched.contains(proposal.Find("proposalId")->as_string())) continue;
     bool live = true;
@@ -694,6 +694,24 @@ Json IdentityImpl::MatchingStats() {
 }
 
 Result<Json> IdentityImpl::Proposals(std::string_view status) {
+  Result<Json> r = ProposalsUnaudited(status);
+  // A read of personal data (which profiles look alike, and on which fields): each profile named is a target.
+  std::vector<std::string> named;
+  if (r.ok()) {
+    for (const Json& p : r->items()) {
+      if (const Json* ids = p.Find("profileIds"); ids != nullptr && ids->is_array()) {
+        for (const Json& id : ids->items()) named.push_back(id.as_string());
+      }
+    }
+    std::sort(named.begin(), named.end());
+    named.erase(std::unique(named.begin(), named.end()), named.end());
+  }
+  RecordInParts(engine_->audit_log(), "identity.proposals", named, r.status(),
+                r.ok() ? static_cast<int64_t>(r->size()) : 0, /*read=*/true, {});
+  return r;
+}
+
+Result<Json> IdentityImpl::ProposalsUnaudited(std::string_view status) {
   CDP_RETURN_IF_ERROR(engine_->Require("admin"));
   if (!status.empty() && std::find(std::begin(kStatuses), std::end(kStatuses), status) == std::end(kStatuses)) {
     return Status::InvalidArgument("unknown status (expected pending, accepted, rejected, merged, obsolete)", "status");

@@ -687,25 +687,33 @@ Status SegmentsImpl::ExportProfiles(const std::vector<std::string>& members, std
                                     const std::function<bool(std::string_view chunk)>& sink, std::string_view operation,
                                     std::string_view resource) {
   bool delivered = false;
-  Status s = WriteExport(members, format, fields, [&](std::string_view chunk) {
-    const bool more = sink(chunk);
-    delivered |= more;
-    return more;
-  });
+  std::vector<std::string> exported;  // in rows handed to the sink, in its entries' targets (their own trail)
+  Status s = WriteExport(
+      members, format, fields,
+      [&](std::string_view chunk) {
+        const bool more = sink(chunk);
+        delivered |= more;
+        return more;
+      },
+      &exported);
   if (delivered || s.code() != StatusCode::kUnavailable) {
-    internal::Record(engine_->audit_log(), operation, {}, s, static_cast<int64_t>(members.size()), /*read=*/true,
-                     resource);
+    internal::RecordInParts(engine_->audit_log(), operation, exported, s, static_cast<int64_t>(members.size()),
+                            /*read=*/true, resource);
   }
   return s;
 }
 
 Status SegmentsImpl::WriteExport(const std::vector<std::string>& members, std::string_view format,
                                  const std::vector<std::string>& fields,
-                                 const std::function<bool(std::string_view chunk)>& sink) {
+                                 const std::function<bool(std::string_view chunk)>& sink,
+                                 std::vector<std::string>* exported) {
   constexpr size_t kChunk = 64 * 1024;
   std::string out;
+  std::vector<std::string> in_chunk;  // the profiles of `out`'s rows
   auto flush = [&](bool last) {
     if (out.empty() || (!last && out.size() < kChunk)) return true;
+    exported->insert(exported->end(), in_chunk.begin(), in_chunk.end());  // handed over, whatever the sink says
+    in_chunk.clear();
     const bool more = sink(out);
     out.clear();
     return more;
@@ -740,6 +748,7 @@ Status SegmentsImpl::WriteExport(const std::vector<std::string>& members, std::s
       out += line.Dump();
       out.push_back('\n');
     }
+    in_chunk.push_back(pid);
     if (!flush(false)) return Status::Unavailable("the export was stopped by its reader");
   }
   if (!flush(true)) return Status::Unavailable("the export was stopped by its reader");

@@ -247,16 +247,19 @@ class SegmentsImpl final : public Segments {
   Result<Page> PageOf(const segments::Bitmap& members, size_t limit, std::string_view cursor);
   // The profile ids of ordinals. mu_ held.
   std::vector<std::string> IdsOf(const segments::Bitmap& members) const;
-  // Export's checks; fills the default fields. Then the export of given profiles (no lock needed), recorded as one
-  // audit entry `operation` naming `resource` (the segment or audience) and the number of members, unless the sink
+  // Export's checks; fills the default fields. Then the export of given profiles (no lock needed), recorded as
+  // audit entries `operation` naming `resource` (the segment or audience), the number of members and, as targets,
+  // every profile a row was handed to the sink for (kMaxAuditTargets an entry, RecordInParts), unless the sink
   // refused the first chunk: then nothing was read out (a server checks an export so before it streams).
   static Status CheckExport(std::string_view format, std::vector<std::string>* fields);
   Status ExportProfiles(const std::vector<std::string>& members, std::string_view format,
                         const std::vector<std::string>& fields, const std::function<bool(std::string_view chunk)>& sink,
                         std::string_view operation, std::string_view resource);
-  // The export itself (ExportProfiles without its audit entry).
+  // The export itself (ExportProfiles without its audit entry); `exported` receives the profiles of the rows handed
+  // to the sink.
   Status WriteExport(const std::vector<std::string>& members, std::string_view format,
-                     const std::vector<std::string>& fields, const std::function<bool(std::string_view chunk)>& sink);
+                     const std::vector<std::string>& fields, const std::function<bool(std::string_view chunk)>& sink,
+                     std::vector<std::string>* exported);
   // Adds (add) or removes profiles of a manual segment. mu_ held.
   Result<Json> ChangeManualAudited(std::string_view id, const Json& items, bool add);
   // `touched`: the profiles added or removed (for the audit entry).

@@ -68,6 +68,11 @@ TEST_F(MatchingEngineTest, PairsTheRulesCannotMergeAreNotProposed) {
   // them); every other profile gets its own.
   Json pending = Unwrap(identity().Proposals("pending"));
   const std::string spared = pending.items()[0].Find("profileIds")->items()[1].as_string();
+  // Reading the proposals is a read of personal data: an audit entry naming every profile in them.
+  Json reads =
+      Unwrap(engine_->audit().List(J(R"({"operation": "identity.proposals", "target": ")" + spared + R"("})")));
+  ASSERT_EQ(reads.Find("items")->size(), 1u);
+  EXPECT_EQ(reads.Find("items")->items()[0].Find("count")->as_int(), static_cast<int64_t>(pending.size()));
   std::set<std::string> kept;
   for (const Json& p : pending.items()) {
     const auto& ids = p.Find("profileIds")->items();

@@ -11,11 +11,14 @@
 #include <fstream>
 #include <iterator>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "core/ids.h"
+#include "engine/audited.h"
 #include "engine/engine_impl.h"
+#include "fmt/format.h"
 #include "storage/keys.h"
 #include "test_util.h"
 
@@ -425,14 +428,39 @@ TEST_F(AuditTest, SegmentAndAudienceReadsAndExportsAreEntriesNamingTheirResource
   Json mine = Unwrap(audit().List(J(R"({"target": ")" + id + R"("})")));
   bool listed = false;
   bool feed_listed = false;
+  std::set<std::string> exports;  // an export names each profile it read out, too
   for (const Json& e : mine.Find("items")->items()) {
     listed |= e.Find("operation")->as_string() == "audiences.members";
     feed_listed |= e.Find("operation")->as_string() == "segments.changes";  // the feed page named them
+    if (e.Find("operation")->as_string().ends_with(".export")) exports.insert(e.Find("operation")->as_string());
   }
   EXPECT_TRUE(listed);
   EXPECT_TRUE(feed_listed);
+  EXPECT_EQ(exports, (std::set<std::string>{"audiences.export", "segments.export"}));
   EXPECT_EQ(Unwrap(audit().List(J(R"({"resource": ")" + aud + R"("})"))).Find("items")->size(), 2u);
   EXPECT_TRUE(Unwrap(audit().Verify()).Find("ok")->as_bool());
+}
+
+TEST_F(AuditTest, ACallNamingManyProfilesIsRecordedInEntriesOfAtMostTenThousand) {
+  std::vector<std::string> targets;
+  for (int i = 0; i < 25'000; ++i) targets.push_back(fmt::format("p{:05}", i));
+  internal::RecordInParts(static_cast<internal::EngineImpl&>(*engine_).audit_log(), "segments.export", targets,
+                          Status::OK(), 25'000, /*read=*/true, "seg1");
+  Json entries = Unwrap(audit().List(J(R"({"resource": "seg1", "limit": 10})")));
+  std::vector<size_t> sizes;
+  std::set<std::string> named;
+  int64_t counted = 0;
+  for (const Json& e : entries.Find("items")->items()) {
+    EXPECT_EQ(e.Find("operation")->as_string(), "segments.export");
+    sizes.push_back(e.Find("targets")->size());
+    for (const Json& t : e.Find("targets")->items()) named.insert(t.as_string());
+    if (const Json* count = e.Find("count"); count != nullptr) counted += count->as_int();
+  }
+  std::sort(sizes.begin(), sizes.end());
+  EXPECT_EQ(sizes, (std::vector<size_t>{5'000, 10'000, 10'000}));
+  EXPECT_EQ(named.size(), 25'000u);
+  EXPECT_EQ(counted, 25'000);  // on one entry only
+  EXPECT_EQ(Unwrap(audit().List(J(R"({"target": "p24999"})"))).Find("items")->size(), 1u);
 }
 
 // The pending records of change calls ("q" keys, engine/audit_log.h) left in `store`.
