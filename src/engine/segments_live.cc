@@ -48,6 +48,44 @@ std::string HexCursor(std::string_view suffix) {
   return out;
 }
 
+// A scan of a whole column family that reopens its iterator every 100 ms: an open iterator keeps the table files it
+// started on, and an erasure's purge waits until the files it replaced are deleted (Store::Purge), so a build of
+// tens of seconds would hold it up. What a reopened iterator sees that the first would not was written after the
+// build started noting writes: those profiles are reloaded whole.
+class RefreshingScan {
+ public:
+  RefreshingScan(const storage::Store& store, storage::Cf cf) : store_(store), cf_(cf) { Open({}); }
+  bool Valid() const { return iter_->Valid(); }
+  std::string_view key() const { return iter_->key(); }
+  std::string_view value() const { return iter_->value(); }
+  Status status() const { return iter_->status(); }
+  void Next() {
+    iter_->Next();
+    if (++since_check_ < 256) return;
+    since_check_ = 0;
+    if (std::chrono::steady_clock::now() - opened_ < std::chrono::milliseconds(100)) return;
+    if (iter_->Valid() && iter_->status().ok()) Open(std::string(iter_->key()));
+  }
+
+ private:
+  void Open(const std::string& from) {
+    iter_.reset();  // first: its files may go before the new one opens
+    iter_ = store_.NewIterator(cf_);
+    if (from.empty()) {
+      iter_->SeekToFirst();
+    } else {
+      iter_->Seek(from);
+    }
+    opened_ = std::chrono::steady_clock::now();
+  }
+
+  const storage::Store& store_;
+  const storage::Cf cf_;
+  std::unique_ptr<storage::Iterator> iter_;
+  std::chrono::steady_clock::time_point opened_;
+  int since_check_ = 0;
+};
+
 }  // namespace
 
 std::atomic<int> g_hold_segment_build_for_testing{0};
@@ -209,8 +247,8 @@ Status SegmentsImpl::Build() {
   // flight, so the scan below sees it.
   tracking_.store(true, std::memory_order_release);
   CDP_RETURN_IF_ERROR(engine_->WithWritesPaused([] { return Status::OK(); }));
-  auto profiles = store.NewIterator(storage::Cf::kProfiles);
-  for (profiles->SeekToFirst(); profiles->Valid(); profiles->Next()) {
+  auto profiles = std::make_unique<RefreshingScan>(store, storage::Cf::kProfiles);
+  for (; profiles->Valid(); profiles->Next()) {
     auto doc = Json::Parse(profiles->value());
     if (!doc.ok()) return Status::DataLoss(fmt::format("stored profile {} is corrupt", profiles->key()));
     if (doc->Find("mergedInto") != nullptr) continue;
@@ -218,9 +256,10 @@ Status SegmentsImpl::Build() {
     CDP_RETURN_IF_ERROR(UpsertDocument(OrdinalOf(id), *doc, engine_->ReadTraits(id)));
   }
   CDP_RETURN_IF_ERROR(profiles->status());
-  auto events = store.NewIterator(storage::Cf::kEventsByTime);
+  profiles.reset();
+  auto events = std::make_unique<RefreshingScan>(store, storage::Cf::kEventsByTime);
   const std::shared_ptr<const RetentionHorizons> retired = engine_->retention_horizons();
-  for (events->SeekToFirst(); events->Valid(); events->Next()) {
+  for (; events->Valid(); events->Next()) {
     auto it = ordinal_of_.find(std::string(storage::TimeIndexProfile(events->key())));
     if (it == ordinal_of_.end()) continue;  // a profile created after the scan above: noted, reloaded
     if (retired->RetiredStored(events->key(), events->value())) continue;  // retention took it
@@ -228,6 +267,7 @@ Status SegmentsImpl::Build() {
     CDP_RETURN_IF_ERROR(AddStoredEvent(index_.get(), it->second, t, events->value()));
   }
   CDP_RETURN_IF_ERROR(events->status());
+  events.reset();
   // A note made during the scans may describe an event the scans saw: reload those profiles whole. With writes
   // paused, so that no batch the scans saw notes its events after this.
   CDP_RETURN_IF_ERROR(engine_->WithWritesPaused([this] {

@@ -23,6 +23,8 @@
 #include <thread>
 #include <utility>
 
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/numbers.h"
 #include "cdp/version.h"
 #include "fmt/format.h"
 #include "storage/keys.h"
@@ -698,6 +700,16 @@ Status Store::Purge(WriteBatch* batch, const std::vector<Cf>& whole, std::string
     other.join();
   }
   CDP_RETURN_IF_ERROR(failed);
+  // The files the compactions replaced are gone only once no reader holds them: an iterator opened before keeps
+  // them, and a scan of millions of keys can take seconds. Until they are, the purge is not done (the pending
+  // marker stays: after a crash the next open purges again).
+  uint64_t through = 0;
+  {
+    std::vector<rocksdb::LiveFileMetaData> live;
+    db_->GetLiveFilesMetaData(&live);
+    for (const auto& f : live) through = std::max(through, f.file_number);
+  }
+  CDP_RETURN_IF_ERROR(WaitForObsoleteTableFiles(through, std::chrono::minutes(10)));
   // Every version change starts a new MANIFEST (max_manifest_file_size is tiny) holding the current files only:
   // one more change (a flushed marker) retires the MANIFEST that listed the compacted files' bounds.
   WriteBatch marker(*this);
@@ -709,6 +721,35 @@ Status Store::Purge(WriteBatch* batch, const std::vector<Cf>& whole, std::string
   CDP_RETURN_IF_ERROR(Write(&marker).status());
   rocksdb::FlushOptions fo;
   return FromRocks(db_->Flush(fo, handles_[static_cast<int>(Cf::kMeta)]), "purge flush");
+}
+
+Status Store::WaitForObsoleteTableFiles(uint64_t through, std::chrono::seconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    std::vector<rocksdb::LiveFileMetaData> live;
+    db_->GetLiveFilesMetaData(&live);
+    absl::flat_hash_set<uint64_t> live_numbers;
+    for (const auto& f : live) live_numbers.insert(f.file_number);
+    std::string held;  // a table file not live any more, still in the directory
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(path_, ec)) {
+      const std::string name = entry.path().filename().string();
+      if (!name.ends_with(".sst")) continue;
+      uint64_t number = 0;
+      if (!absl::SimpleAtoi(name.substr(0, name.size() - 4), &number) || number > through) continue;
+      if (!live_numbers.contains(number)) {
+        held = name;
+        break;
+      }
+    }
+    if (ec) return Status::Unavailable(fmt::format("cannot list '{}': {}", path_, ec.message()));
+    if (held.empty()) return Status::OK();
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return Status::Unavailable(
+          fmt::format("the purge's replaced table file {} is still held by a reader; the next open finishes it", held));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
 }
 
 }  // namespace cdp::storage

@@ -9,6 +9,7 @@
 #define CDP_STORAGE_STORE_H_
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -185,7 +186,11 @@ class Store {
   // new MANIFEST (the old one lists the bounding keys of the files it replaced). RocksDB's info log is kept at
   // warning level, so compaction bounds are not written there. Cost: rewrites the files holding deleted keys and
   // the files below them in the same key ranges (for the event log: the files holding the person's events, not
-  // the span between their first and last). Blocks until done. Errors: storage errors (the deletions stay written).
+  // the span between their first and last), two compactions at a time. Then waits until the replaced files are
+  // deleted from the directory: an iterator opened before them keeps them until it ends, so a purge waits for long
+  // readers (a search over every profile; the segment index build reopens its iterators every 100 ms). Blocks until
+  // done. Errors: storage errors (the deletions stay written); Unavailable when a reader keeps a replaced file for
+  // 10 minutes (the marker stays, so the next open purges again).
   // `whole`: column families to compact whole as well (their deleted records are not in `batch`). `done_marker`:
   // a kMeta key deleted by the final write, once everything else is done (empty: none).
   // `event_log_keys`: kEventsByTime keys erased by the drop filter instead of tombstones (SetEventLogDrop): after
@@ -209,6 +214,10 @@ class Store {
   // Call after Flush. Cost: the files holding the keys, not the span between them. Errors: storage errors;
   // Unavailable when the files stay in background compactions for 120 s.
   Status RewriteEventLogFiles(std::vector<std::string> keys);
+  // Waits until every table file numbered up to `through` that is no longer live has been deleted from the
+  // directory: a reader (an iterator, here or in the segments' index build) keeps the files it started on until it
+  // ends. Unavailable after `limit`.
+  Status WaitForObsoleteTableFiles(uint64_t through, std::chrono::seconds limit);
   const std::string& path() const { return path_; }
 
   struct EventLogDrop;  // the drop filter's state, shared with the event log's compaction filter factory

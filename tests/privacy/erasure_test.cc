@@ -299,9 +299,13 @@ TEST(ErasureDuringBuildTest, DoesNotWaitForTheSegmentIndexAndLeavesNothing) {
   }));
   auto erasure = std::async(std::launch::async, [&] { return engine->profiles().Delete(pid); });
   const bool returned = erasure.wait_for(std::chrono::seconds(60)) == std::future_status::ready;
+  // Physical when it returns, the build still held (its scans' iterators, which would keep the files the purge
+  // replaced, are closed by then).
+  std::vector<std::string> holding = FilesHolding(dir.path(), canary);
   internal::g_hold_segment_build_for_testing = 0;  // the build goes on (and records)
   EXPECT_TRUE(returned) << "the erasure waited for the segment index";
   ASSERT_TRUE(erasure.get().ok());
+  EXPECT_EQ(holding, std::vector<std::string>{});
   for (const std::string& segment : {viewers, picked}) {
     std::vector<std::string> members;
     for (const Json& m : Unwrap(engine->segments().Members(segment, 10, "")).items) {
@@ -325,6 +329,28 @@ TEST(ErasureDuringBuildTest, DoesNotWaitForTheSegmentIndexAndLeavesNothing) {
   EXPECT_EQ(Unwrap(engine->segments().Size(picked)), 1);
   EXPECT_EQ(Unwrap(engine->segments().Size(viewers)), 1);
   EXPECT_EQ(FilesHolding(dir.path(), canary), std::vector<std::string>{});
+}
+
+// A reader's open iterator keeps the table files it started on after a compaction replaced them; an erasure
+// returns only once the files its purge replaced are deleted, so it waits for such a reader.
+TEST_F(ErasureTest, WaitsForAReaderHoldingTheReplacedFilesBeforeItReturns) {
+  const std::string canary = "pin" + std::to_string(std::random_device{}()) + "r";
+  const std::string id =
+      Unwrap(profiles().Create(J(R"({"attributes": {"firstName": ")" + canary + R"("}})"))).Find("id")->as_string();
+  Unwrap(profiles().Create(J(R"({"attributes": {"firstName": "Other"}})")));
+  ASSERT_TRUE(engine_->Flush().ok());
+  auto& store = static_cast<internal::EngineImpl&>(*engine_).store();
+  auto reader = store.NewIterator(storage::Cf::kProfiles);
+  reader->SeekToFirst();
+  ASSERT_TRUE(reader->Valid());
+  auto erasure = std::async(std::launch::async, [&] { return profiles().Delete(id); });
+  EXPECT_EQ(erasure.wait_for(std::chrono::milliseconds(1500)), std::future_status::timeout)
+      << "returned while a reader held a file with the person's data";
+  EXPECT_FALSE(FilesHolding(dir_.path(), canary).empty());  // that file, still there
+  reader.reset();
+  ASSERT_EQ(erasure.wait_for(std::chrono::seconds(60)), std::future_status::ready);
+  ASSERT_TRUE(erasure.get().ok());
+  EXPECT_EQ(FilesHolding(dir_.path(), canary), std::vector<std::string>{});
 }
 
 // The writer of APurgeACrashInterruptedIsFinishedAtOpen, run in a child process: a person with the canary, then an
