@@ -368,6 +368,24 @@ void HideBatchLinks(const Access& access, const std::vector<Json>& events, Resul
   }
 }
 
+}  // namespace
+
+void HideRefusal(const Access& access, const Json& event, Status* s) {
+  if (access.admin() || s->code() != StatusCode::kFailedPrecondition) return;
+  if (s->field() != "consent.tracking" && s->field() != kSuppressedField) return;
+  if (access.CanReadLinks(event) && access.CanRead("consent.tracking")) return;
+  *s = Status::FailedPrecondition("the data was not stored: a person it names may not be tracked");
+}
+
+namespace {
+
+// HideRefusal for each refused item of a batch.
+void HideBatchRefusals(const Access& access, const std::vector<Json>& events, Result<BatchResult>* r) {
+  if (access.admin() || !r->ok()) return;
+  std::vector<BatchItemResult>& items = (*r)->items;
+  for (size_t i = 0; i < items.size() && i < events.size(); ++i) HideRefusal(access, events[i], &items[i].status);
+}
+
 // PermissionDenied ("[i].<path>") for the first event of a batch that writes a field the principal may not.
 Status CheckBatchWrites(const Access& access, const std::vector<Json>& events) {
   if (access.admin()) return Status::OK();
@@ -390,6 +408,11 @@ Result<TrackResult> AuditedEvents::Track(const Json& event) {
   if (r.ok()) latency_.Add(SteadyMicros() - start);
   change.Done({r.ok() ? r->profile_id : std::string()}, r.status());
   if (r.ok() && !access->CanReadLinks(event)) r->HideLinks();
+  if (!r.ok()) {
+    Status s = r.status();
+    HideRefusal(*access, event, &s);
+    return s;
+  }
   return r;
 }
 Result<BatchResult> AuditedEvents::TrackBatch(const std::vector<Json>& events) {
@@ -401,6 +424,7 @@ Result<BatchResult> AuditedEvents::TrackBatch(const std::vector<Json>& events) {
   if (r.ok()) latency_.Add(SteadyMicros() - start);
   RecordBatch(change, r);
   HideBatchLinks(*access, events, &r);
+  HideBatchRefusals(*access, events, &r);
   return r;
 }
 Result<BatchResult> AuditedEvents::TrackBatch(const std::vector<Json>& events,
@@ -413,6 +437,7 @@ Result<BatchResult> AuditedEvents::TrackBatch(const std::vector<Json>& events,
   if (r.ok()) latency_.Add(SteadyMicros() - start);
   RecordBatch(change, r);
   HideBatchLinks(*access, events, &r);
+  HideBatchRefusals(*access, events, &r);
   return r;
 }
 Result<BatchResult> AuditedEvents::TrackBatchJson(std::string_view json_text) {
@@ -443,7 +468,10 @@ Result<BatchResult> AuditedEvents::TrackBatchJson(std::string_view json_text) {
   Result<BatchResult> r = allowed.ok() ? inner_->TrackBatchJson(json_text) : Result<BatchResult>(allowed);
   if (r.ok()) latency_.Add(SteadyMicros() - start);
   RecordBatch(change, r);
-  if (items != nullptr && items->is_array()) HideBatchLinks(*access, items->items(), &r);
+  if (items != nullptr && items->is_array()) {
+    HideBatchLinks(*access, items->items(), &r);
+    HideBatchRefusals(*access, items->items(), &r);
+  }
   return r;
 }
 Result<Page> AuditedEvents::Query(const EventQuery& query) {

@@ -27,6 +27,15 @@ namespace cdp::internal {
 void Record(AuditLog& log, std::string_view operation, const std::vector<std::string>& targets, const Status& outcome,
             int64_t count = 0, bool read = false, std::string_view resource = {});
 
+// The field of the FailedPrecondition refusing data that names an erased person's identifier or id.
+inline constexpr std::string_view kSuppressedField = "suppressed";
+
+// A refusal that names the person an event or identify resolved to, or tells their consent or erasure ("profile
+// P has denied tracking consent", "this email belongs to an erased person": fields consent.tracking and
+// kSuppressedField), made generic for a principal who may not read which profile holds the request's identifiers
+// or the consent: a write must not reveal what a read would not. Other statuses are left as they are.
+void HideRefusal(const Access& access, const Json& request, Status* s);
+
 // The most targets one entry names (one journal line, one index key each); a call naming more records several.
 inline constexpr size_t kMaxAuditTargets = 10'000;
 

@@ -456,7 +456,7 @@ class EngineImpl final : public Engine {
   // Held by whoever reads suppression list items and writes what it read decided (an erasure's or Unsuppress's
   // HashSuppressionItems, Audiences' item changes), until the write is done. Taken after write_mu_ when both are.
   std::mutex& suppression_items_mu() { return suppression_items_mu_; }
-  // FailedPrecondition when one of `ids` belongs to an erased person (write_mu_ held).
+  // FailedPrecondition (field kSuppressedField) when one of `ids` belongs to an erased person (write_mu_ held).
   Status CheckNotSuppressed(const std::vector<Identifier>& ids) const;
   // Removes suppressed identifier hashes and restores the suppression list items an erasure hashed of
   // `identity_key`, in one write (Gdpr::Unsuppress). Takes write_mu_.

@@ -141,9 +141,11 @@ Status EngineImpl::CheckNotSuppressed(const std::vector<Identifier>& ids) const 
   for (const Identifier& id : ids) {
     const std::vector<std::string> hashes = SuppressionHashes(id);
     if (std::any_of(hashes.begin(), hashes.end(), [&](const std::string& h) { return suppressed_.contains(h); })) {
-      return Status::FailedPrecondition(fmt::format(
-          "this {} belongs to an erased person: it is suppressed and not stored again (Gdpr::Unsuppress lifts it)",
-          id.type));
+      return Status::FailedPrecondition(
+          fmt::format(
+              "this {} belongs to an erased person: it is suppressed and not stored again (Gdpr::Unsuppress lifts it)",
+              id.type),
+          std::string(kSuppressedField));
     }
   }
   return Status::OK();

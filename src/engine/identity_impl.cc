@@ -549,6 +549,11 @@ Result<Json> IdentityImpl::Identify(const Json& request) {
   Result<Json> r = allowed.ok() ? engine_->Identify(request) : Result<Json>(allowed);
   change.Done(IdentifyTargets(r), r.status());
   if (r.ok() && !access->CanReadLinks(request)) HideIdentifyLinks(&*r);
+  if (!r.ok()) {
+    Status s = r.status();
+    HideRefusal(*access, request, &s);
+    return s;
+  }
   return r;
 }
 
@@ -559,6 +564,11 @@ Result<Json> IdentityImpl::Identify(const Json& request, const IdempotencyKey& k
   Result<Json> r = allowed.ok() ? engine_->Identify(request, &key) : Result<Json>(allowed);
   change.Done(IdentifyTargets(r), r.status());
   if (r.ok() && !access->CanReadLinks(request)) HideIdentifyLinks(&*r);
+  if (!r.ok()) {
+    Status s = r.status();
+    HideRefusal(*access, request, &s);
+    return s;
+  }
   return r;
 }
 
@@ -588,6 +598,13 @@ Result<Json> IdentityImpl::IdentifyBatch(const std::vector<Json>& requests) {
       if (status != nullptr && status->is_string() && status->as_string() == "ok" &&
           !access->CanReadLinks(requests[i])) {
         HideIdentifyLinks(&item);
+      }
+      const Json* error = item.Find("error");
+      const Json* field = error != nullptr ? error->Find("field") : nullptr;
+      if (field != nullptr && field->is_string()) {
+        Status refused(StatusCode::kFailedPrecondition, error->Find("message")->as_string(), field->as_string());
+        HideRefusal(*access, requests[i], &refused);
+        if (refused.field().empty()) item.Set("error", ErrorJson(refused));
       }
     }
   }

@@ -427,6 +427,47 @@ TEST_F(GovernanceTest, AWriterThatMayNotReadIdentifiersIsNotToldWhoHoldsThem) {
   EXPECT_TRUE(profiles().Get(entry.Find("targets")->items()[0].as_string()).ok());
 }
 
+// Refusals for a person who denied tracking or was erased name the profile and tell the consent or the erasure:
+// a writer that may not read those is told only that the data was not stored.
+TEST_F(GovernanceTest, RefusalsDoNotTellAWriterWhatItMayNotRead) {
+  Json policy = J(kPolicy);
+  policy.Find("roles")->Set("collector", J(R"({"read": ["public"], "write": ["public", "internal", "pii"]})"));
+  policy.Find("principals")->Set("col", J(R"({"roles": ["collector"]})"));
+  Unwrap(gov().SetPolicy(policy));
+  const std::string denied =
+      Unwrap(profiles().Create(J(R"({"externalIds": {"email": "denied@example.com"}})"))).Find("id")->as_string();
+  Unwrap(engine_->consent().Record(J(R"({"profileId": ")" + denied + R"(", "purposes": {"tracking": "denied"}})")));
+  const std::string erased =
+      Unwrap(profiles().Create(J(R"({"externalIds": {"email": "erased@example.com"}})"))).Find("id")->as_string();
+  ASSERT_TRUE(profiles().Delete(erased).ok());
+  const Json to_denied = J(R"({"type": "page_view", "email": "denied@example.com"})");
+  const Json to_erased = J(R"({"type": "page_view", "email": "erased@example.com"})");
+  // The admin is told which profile and why.
+  Status told = events().Track(to_denied).status();
+  EXPECT_EQ(told.field(), "consent.tracking");
+  EXPECT_NE(told.message().find(denied), std::string::npos) << told.ToString();
+  EXPECT_EQ(events().Track(to_erased).status().field(), "suppressed");
+  ScopedPrincipal col("col");
+  std::vector<Status> seen = {events().Track(to_denied).status(), events().Track(to_erased).status()};
+  BatchResult batch = Unwrap(events().TrackBatch({to_denied, to_erased}));
+  for (const BatchItemResult& item : batch.items) seen.push_back(item.status);
+  Json identified =
+      Unwrap(engine_->identity().IdentifyBatch({J(R"({"identifiers": {"email": "erased@example.com"}})")}));
+  const Json* error = identified.Find("results")->items()[0].Find("error");
+  ASSERT_NE(error, nullptr) << identified.Dump();
+  seen.push_back(Status(StatusCode::kFailedPrecondition, error->Find("message")->as_string(),
+                        error->Find("field") != nullptr ? error->Find("field")->as_string() : ""));
+  seen.push_back(engine_->identity().Identify(J(R"({"identifiers": {"email": "erased@example.com"}})")).status());
+  ASSERT_EQ(seen.size(), 6u);
+  for (const Status& s : seen) {
+    EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.ToString();
+    EXPECT_EQ(s.ToString(), seen[0].ToString());  // the same answer, whichever the reason
+    EXPECT_EQ(s.message().find(denied), std::string::npos) << s.ToString();
+    EXPECT_EQ(s.message().find("erased"), std::string::npos) << s.ToString();
+    EXPECT_EQ(s.message().find("consent"), std::string::npos) << s.ToString();
+  }
+}
+
 // A session summary's firstPage and UTM fields are event properties: they follow the property's class.
 TEST_F(GovernanceTest, SessionSummariesShowOnlyTheEventPropertiesTheReaderMayRead) {
   Json policy = J(kPolicy);
