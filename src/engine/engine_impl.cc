@@ -18,6 +18,7 @@
 #include "absl/container/node_hash_map.h"
 #include "absl/hash/hash.h"
 #include "cdp/version.h"
+#include "core/hex.h"
 #include "core/ids.h"
 #include "core/json_internal.h"
 #include "core/parallel.h"
@@ -1688,6 +1689,15 @@ Status EngineImpl::StageProfileWrite(const PreparedProfile& p, const Json* previ
     for (const IgnoredIdentifier& why : p.ignored) issues.push_back(&why);
     AppendIdentityIssues(stored, issues);
   }
+  // The values the write removes stay suppressible by a later erasure of the person.
+  if (!create) {
+    std::vector<std::string> former;
+    for (const Identifier& ident : old_ids) {
+      if (std::find(p.ids.begin(), p.ids.end(), ident) != p.ids.end()) continue;
+      for (const std::string& h : SuppressionHashes(ident)) former.push_back(HexEncode(h));
+    }
+    NoteFormerIdHashes(stored, former);
+  }
   std::string text = stored->Dump();
   if (text.size() > options_.max_profile_bytes) {
     return Status::ResourceExhausted(
@@ -1899,6 +1909,15 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* 
           batch.Put(storage::Cf::kPrivacy, storage::SuppressedKey(hash), erased_at);
           suppress.push_back(std::move(hash));
         }
+      }
+    }
+    // Values profile writes removed from the person (formerIdHashes; a merge brings the merged profile's).
+    if (options_.suppress_erased_identifiers && !for_retention) {
+      for (const std::string& hex : FormerIdHashesOf(stored)) {
+        std::string hash;
+        if (!HexDecode(hex, &hash) || hash.size() != 16) continue;
+        batch.Put(storage::Cf::kPrivacy, storage::SuppressedKey(hash), erased_at);
+        suppress.push_back(std::move(hash));
       }
     }
     // Values the profile did not link (dropped for a limit, recorded in identityIssues) were hashed into hub sets too.

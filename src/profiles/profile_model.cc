@@ -670,6 +670,7 @@ void MergeProfileDocuments(Json* survivor, const Json& other, std::string_view o
     for (const Json& id : theirs->items()) merged_ids->Push(id);
   }
   NoteHubHashes(survivor, HubHashesOf(other));  // an erasure of the survivor scrubs what the merged one caused
+  NoteFormerIdHashes(survivor, FormerIdHashesOf(other));  // and suppresses what it held before
   if (const Json* theirs = other.Find("identityIssues"); theirs != nullptr && theirs->size() > 0) {
     Json* issues = Member(survivor, "identityIssues", Json::Array());
     for (const Json& issue : theirs->items()) issues->Push(issue);
@@ -715,6 +716,14 @@ void UnmergeOne(Json* survivor, const Json& survivor_before, const Json& other_b
     std::erase_if(merged->items(),
                   [&](const Json& id) { return std::find(gone.begin(), gone.end(), id.as_string()) != gone.end(); });
     if (merged->size() == 0) survivor->Erase("mergedIds");
+  }
+  if (Json* former = survivor->Find("formerIdHashes"); former != nullptr) {  // those the merged profile brought
+    const std::vector<std::string> theirs = FormerIdHashesOf(other_before), ours = FormerIdHashesOf(survivor_before);
+    std::erase_if(former->items(), [&](const Json& h) {
+      return std::find(theirs.begin(), theirs.end(), h.as_string()) != theirs.end() &&
+             std::find(ours.begin(), ours.end(), h.as_string()) == ours.end();
+    });
+    if (former->size() == 0) survivor->Erase("formerIdHashes");
   }
   if (Json* hashes = survivor->Find("hubHashes"); hashes != nullptr) {  // those the merged profile brought
     const std::vector<uint64_t> theirs = HubHashesOf(other_before), ours = HubHashesOf(survivor_before);
@@ -845,6 +854,27 @@ void NoteHubHashes(Json* stored, const std::vector<uint64_t>& hashes) {
     if (!listed) list->Push(std::move(hex));
   }
   KeepLast(list, kMaxHubHashes);
+}
+
+void NoteFormerIdHashes(Json* stored, const std::vector<std::string>& hex_hashes) {
+  if (hex_hashes.empty()) return;
+  Json* list = Member(stored, "formerIdHashes", Json::Array());
+  for (const std::string& hex : hex_hashes) {
+    bool listed = false;
+    for (const Json& x : list->items()) listed = listed || (x.is_string() && x.as_string() == hex);
+    if (!listed) list->Push(hex);
+  }
+  KeepLast(list, kMaxFormerIdHashes);
+}
+
+std::vector<std::string> FormerIdHashesOf(const Json& stored) {
+  std::vector<std::string> out;
+  const Json* list = stored.Find("formerIdHashes");
+  if (list == nullptr || !list->is_array()) return out;
+  for (const Json& x : list->items()) {
+    if (x.is_string()) out.push_back(x.as_string());
+  }
+  return out;
 }
 
 std::vector<uint64_t> HubHashesOf(const Json& stored) {

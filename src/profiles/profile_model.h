@@ -97,7 +97,18 @@ void UnmergeProfileDocument(Json* survivor, const Json& survivor_before, const s
 void AppendIdentityIssues(Json* stored, const std::vector<const IgnoredIdentifier*>& issues);
 
 // What identity resolution maintains on a stored profile and a write of its writable fields keeps.
-inline constexpr std::string_view kMaintainedKeys[] = {"identityIssues", "conflicts", "mergedIds", "hubHashes"};
+inline constexpr std::string_view kMaintainedKeys[] = {"identityIssues", "conflicts", "mergedIds", "hubHashes",
+                                                       "formerIdHashes"};
+
+// "formerIdHashes": the suppression hashes (EngineImpl::SuppressionHashes, keyed: the values cannot be read back)
+// of identifiers a profile write removed from the profile, as lower-case hex, so that an erasure suppresses the
+// values the person held before too. Internal: never rendered, kept across writes. At most kMaxFormerIdHashes are
+// kept (the oldest go first).
+inline constexpr size_t kMaxFormerIdHashes = 64;
+// Adds the hex hashes not already listed.
+void NoteFormerIdHashes(Json* stored, const std::vector<std::string>& hex_hashes);
+// The hex hashes a stored profile lists (non-string entries are skipped).
+std::vector<std::string> FormerIdHashesOf(const Json& stored);
 
 // "hubHashes": the 8-byte hashes (EngineImpl's StableHash, as hub sets store them) that identity resolution put
 // into other identifiers' hub sets on this profile's behalf, as 16 hex digits each, so that an erasure can scrub

@@ -247,6 +247,35 @@ TEST_F(GdprTest, ErasurePurgesIdentifiersThePersonNoLongerHolds) {
   EXPECT_EQ(testing::FilesHolding(dir_.path(), old_id), std::vector<std::string>{});
 }
 
+// Values a profile write removed from the person are suppressed by their erasure too (from keyed hashes the
+// profile kept, formerIdHashes), also those of a profile merged into them.
+TEST_F(GdprTest, ValuesThePersonHeldBeforeAreSuppressedToo) {
+  const std::string tag = std::to_string(std::random_device{}());
+  const std::string id = Unwrap(profiles().Create(J(R"({"externalIds": {"customerId": "C-old)" + tag +
+                                                    R"(", "email": "old)" + tag + R"(@example.com"}})")))
+                             .Find("id")
+                             ->as_string();
+  Unwrap(profiles().Patch(id, J(R"({"externalIds": {"customerId": "C-new)" + tag + R"(", "email": null}})")));
+  // A device profile that dropped a value, then merged into the person by an identify.
+  TrackResult device = Unwrap(events().Track(J(R"({"type": "page_view", "deviceId": "dev)" + tag + R"("})")));
+  Unwrap(profiles().Patch(device.profile_id, J(R"({"externalIds": {"phone": "+1 650 253 0001"}})")));
+  Unwrap(profiles().Patch(device.profile_id, J(R"({"externalIds": {"phone": null}})")));
+  Unwrap(engine_->identity().Identify(
+      J(R"({"identifiers": {"customerId": "C-new)" + tag + R"(", "deviceId": "dev)" + tag + R"("}})")));
+  EXPECT_EQ(profiles().Patch(id, J(R"({"formerIdHashes": []})")).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_FALSE(Unwrap(gdpr().IsSuppressed("customerId", "C-old" + tag)));
+  Unwrap(gdpr().Erase(id));
+  EXPECT_TRUE(Unwrap(gdpr().IsSuppressed("customerId", "C-old" + tag)));
+  EXPECT_TRUE(Unwrap(gdpr().IsSuppressed("email", "Old" + tag + "@Example.com")));
+  EXPECT_TRUE(Unwrap(gdpr().IsSuppressed("phone", "+16502530001")));
+  EXPECT_TRUE(Unwrap(gdpr().IsSuppressed("customerId", "C-new" + tag)));  // held at the erasure
+  Status refused = events().Track(J(R"({"type": "page_view", "customerId": "C-old)" + tag + R"("})")).status();
+  EXPECT_EQ(refused.code(), StatusCode::kFailedPrecondition) << refused.ToString();
+  EXPECT_EQ(refused.field(), "suppressed");
+  ASSERT_TRUE(engine_->Flush().ok());
+  EXPECT_EQ(testing::FilesHolding(dir_.path(), "C-old" + tag), std::vector<std::string>{});
+}
+
 // A hub (a value seen with more than hub.threshold people) stays a hub when one of those people is erased: their
 // hash is replaced, not removed, so the erasure does not let the value link strangers again.
 TEST_F(GdprTest, AnErasureDoesNotTurnAHubBackIntoALink) {
