@@ -70,6 +70,7 @@ Status EngineImpl::LoadPrivacy() {
     suppressed_.insert(std::string(iter->key().substr(prefix.size())));
   }
   CDP_RETURN_IF_ERROR(iter->status());
+  iter.reset();  // an open iterator keeps table files the purge below replaces, and the purge waits for them
   // Erasures a crash (or a failed purge) left "purging": made physical now, unless FinishPendingPurge just did.
   // (The pending marker is one key: a later erasure's purge may have cleared it before this one's ran.)
   prefix = std::string(storage::kRequestPrefix);
@@ -85,6 +86,7 @@ Status EngineImpl::LoadPrivacy() {
     finished.Put(storage::Cf::kPrivacy, requests->key(), record->Dump());
   }
   CDP_RETURN_IF_ERROR(requests->status());
+  requests.reset();
   if (finished.Count() > 0 && !purged_at_open_) CDP_RETURN_IF_ERROR(PurgeEverything(/*at_open=*/true));
   if (finished.Count() > 0) CDP_RETURN_IF_ERROR(store_->Write(&finished).status());
   return Status::OK();

@@ -601,7 +601,9 @@ Result<Json> IdentityImpl::IdentifyBatch(const std::vector<Json>& requests) {
       }
       const Json* error = item.Find("error");
       const Json* field = error != nullptr ? error->Find("field") : nullptr;
-      if (field != nullptr && field->is_string()) {
+      const Json* code = error != nullptr ? error->Find("code") : nullptr;
+      if (field != nullptr && field->is_string() && code != nullptr &&
+          *code == Json(std::string(StatusCodeName(StatusCode::kFailedPrecondition)))) {
         Status refused(StatusCode::kFailedPrecondition, error->Find("message")->as_string(), field->as_string());
         HideRefusal(*access, requests[i], &refused);
         if (refused.field().empty()) item.Set("error", ErrorJson(refused));

@@ -686,19 +686,28 @@ Status SegmentsImpl::ExportProfiles(const std::vector<std::string>& members, std
                                     const std::vector<std::string>& fields,
                                     const std::function<bool(std::string_view chunk)>& sink, std::string_view operation,
                                     std::string_view resource) {
+  // An entry per chunk the sink took, naming its rows' profiles (so the member's own trail lists the export),
+  // appended as it goes: a profile erased during a long export is then redacted like any earlier entry.
   bool delivered = false;
-  std::vector<std::string> exported;  // in rows handed to the sink, in its entries' targets (their own trail)
+  std::vector<std::string> exported;  // the profiles of the rows handed to the sink so far
+  size_t recorded = 0;
   Status s = WriteExport(
       members, format, fields,
       [&](std::string_view chunk) {
         const bool more = sink(chunk);
-        delivered |= more;
+        if (more) {
+          delivered = true;
+          std::vector<std::string> rows(exported.begin() + recorded, exported.end());
+          internal::RecordInParts(engine_->audit_log(), operation, rows, Status::OK(),
+                                  static_cast<int64_t>(rows.size()), /*read=*/true, resource);
+        }
+        recorded = exported.size();
         return more;
       },
       &exported);
-  if (delivered || s.code() != StatusCode::kUnavailable) {
-    internal::RecordInParts(engine_->audit_log(), operation, exported, s, static_cast<int64_t>(members.size()),
-                            /*read=*/true, resource);
+  // A failure, or an export with no rows: an entry of its own.
+  if ((!s.ok() && s.code() != StatusCode::kUnavailable) || (s.ok() && !delivered)) {
+    internal::Record(engine_->audit_log(), operation, {}, s, 0, /*read=*/true, resource);
   }
   return s;
 }

@@ -60,7 +60,8 @@ class EngineImpl;
 class AudiencesImpl;
 class Access;
 
-// Tests: while set to 1, a build waits before it records (and sets it to 2 meanwhile); 0 releases it.
+// Tests: while set to 1, a build waits before it records (and sets it to 2 meanwhile); while set to 3, after it
+// applied the notes made during it, before it ends (and sets it to 4); 0 releases it.
 extern std::atomic<int> g_hold_segment_build_for_testing;
 
 class SegmentsImpl final : public Segments {
@@ -187,10 +188,13 @@ class SegmentsImpl final : public Segments {
   Status Refresh();
   // Applies the notes made since the last call to the index and records the changes. mu_ held; the index exists.
   Status ApplyNotes();
-  // Ends a build (after its first ApplyNotes, or its failure): drops from the unwritten feed the entries naming
-  // profiles erased during the build, and sets their segments' latest cursors again. Returns whether notes were
-  // made meanwhile whose writers did not wait for the build (AfterWrite): the caller applies them. mu_ held.
-  bool EndBuild();
+  // Ends a build (after its first ApplyNotes, or its failure): writers wait for mu_ again. `erased` receives the
+  // profiles erased during the build. Returns whether notes were made meanwhile whose writers did not wait for the
+  // build (AfterWrite): the caller applies them, then calls DropFromFeed. mu_ held.
+  bool EndBuild(absl::flat_hash_set<std::string>* erased);
+  // Drops from the unwritten feed every entry naming `erased` (their exits still reach subscribers, as the
+  // erasure's), sets the segments' latest cursors again, and lets the feed be written. mu_ held.
+  void DropFromFeed(const absl::flat_hash_set<std::string>& erased);
   // The cursor of segment `id`'s latest feed entry, unwritten or stored ("" for none). mu_ held.
   Result<std::string> LatestCursor(const std::string& id);
   Status Build();
@@ -248,9 +252,10 @@ class SegmentsImpl final : public Segments {
   // The profile ids of ordinals. mu_ held.
   std::vector<std::string> IdsOf(const segments::Bitmap& members) const;
   // Export's checks; fills the default fields. Then the export of given profiles (no lock needed), recorded as
-  // audit entries `operation` naming `resource` (the segment or audience), the number of members and, as targets,
-  // every profile a row was handed to the sink for (kMaxAuditTargets an entry, RecordInParts), unless the sink
-  // refused the first chunk: then nothing was read out (a server checks an export so before it streams).
+  // audit entries `operation` naming `resource` (the segment or audience): one per chunk the sink took, its rows'
+  // profiles as targets (kMaxAuditTargets an entry, RecordInParts) and their number as count, appended as the
+  // export goes; a failure or an export without rows is one entry. A chunk the sink refused read nothing out (a
+  // server checks an export so before it streams).
   static Status CheckExport(std::string_view format, std::vector<std::string>* fields);
   Status ExportProfiles(const std::vector<std::string>& members, std::string_view format,
                         const std::vector<std::string>& fields, const std::function<bool(std::string_view chunk)>& sink,
@@ -314,6 +319,7 @@ class SegmentsImpl final : public Segments {
   std::deque<Json> deliveries_;                                 // only while there are subscribers
   std::vector<std::pair<std::string, std::string>> unwritten_;  // feed entries not in storage yet
   static constexpr size_t kMaxUnwritten = 10'000;  // written by the recording thread beyond this (not in a build)
+  bool feed_held_ = false;  // from a build's start to its DropFromFeed: nothing of unwritten_ is written
   static constexpr std::chrono::milliseconds kFeedDelay{20};  // the worker writes a group this long after its first
   std::chrono::steady_clock::time_point unwritten_since_;
   std::condition_variable cv_;  // with mu_: new timers, deliveries, feed entries, stop

@@ -224,6 +224,7 @@ Status SegmentsImpl::Build() {
     std::lock_guard<std::mutex> lock(pending_mu_);
     building_.store(true, std::memory_order_release);
   }
+  feed_held_ = true;
   index_ = std::make_unique<segments::SegmentIndex>();
   traits_.clear();
   {
@@ -293,18 +294,18 @@ Status SegmentsImpl::Build() {
   return Record(&changes, now);
 }
 
-bool SegmentsImpl::EndBuild() {
-  absl::flat_hash_set<std::string> erased;
-  bool noted = false;
-  {
-    std::lock_guard<std::mutex> lock(pending_mu_);
-    building_.store(false, std::memory_order_release);
-    erased.swap(erased_while_building_);
-    noted = !pending_.empty();
-  }
-  if (erased.empty()) return noted;
-  // EraseFeedEntries deleted what was stored (nothing is written during a build: Record holds it back); what the
-  // build recorded about these profiles never reaches storage.
+bool SegmentsImpl::EndBuild(absl::flat_hash_set<std::string>* erased) {
+  std::lock_guard<std::mutex> lock(pending_mu_);
+  building_.store(false, std::memory_order_release);
+  erased->swap(erased_while_building_);
+  return !pending_.empty();
+}
+
+void SegmentsImpl::DropFromFeed(const absl::flat_hash_set<std::string>& erased) {
+  feed_held_ = false;
+  if (erased.empty()) return;
+  // EraseFeedEntries deleted what was stored (nothing is written from the build's start until now: Record holds it
+  // back); what the build recorded about these profiles never reaches storage.
   std::vector<std::pair<std::string, std::string>> kept;
   kept.reserve(unwritten_.size());
   absl::flat_hash_set<std::string> dropped;  // feed keys
@@ -338,7 +339,6 @@ bool SegmentsImpl::EndBuild() {
     auto cursor = LatestCursor(id);
     if (cursor.ok()) d.last_cursor = std::move(cursor).value();  // else the stored cursor may be one ahead
   }
-  return noted;
 }
 
 Result<std::string> SegmentsImpl::LatestCursor(const std::string& id) {
@@ -471,14 +471,22 @@ Status SegmentsImpl::Refresh() {
   CDP_RETURN_IF_ERROR(LoadDefinitions());
   if (index_ != nullptr) return ApplyNotes();
   Status s = Build();
+  absl::flat_hash_set<std::string> erased;
   if (!s.ok()) {
     index_.reset();
     tracking_.store(false);
-    (void)EndBuild();
+    (void)EndBuild(&erased);
+    DropFromFeed(erased);
     return s;
   }
   s = ApplyNotes();
-  if (EndBuild() && s.ok()) s = ApplyNotes();
+  if (int expected = 3; g_hold_segment_build_for_testing.compare_exchange_strong(expected, 4)) {
+    while (g_hold_segment_build_for_testing.load() == 4) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  // Notes made while the build ended, by writers that did not wait for it (AfterWrite): an erasure's among them
+  // when its EraseFeedEntries saw the build (its note came first), so the exits these record are dropped too.
+  if (EndBuild(&erased) && s.ok()) s = ApplyNotes();
+  DropFromFeed(erased);
   return s;
 }
 
@@ -811,7 +819,7 @@ Status SegmentsImpl::Record(std::vector<Change>* changes, int64_t now) {
   // needless wake-up of the worker costs the writer a context switch.
   if (deliver || was_empty || waiters_ > 0) cv_.notify_all();
   // Not during a build: what it records about a profile erased meanwhile must never be stored (EndBuild).
-  if (unwritten_.size() >= kMaxUnwritten && !building_.load(std::memory_order_relaxed)) return WriteFeed();
+  if (unwritten_.size() >= kMaxUnwritten && !feed_held_) return WriteFeed();
   return Status::OK();
 }
 

@@ -609,6 +609,20 @@ Status Store::Purge(WriteBatch* batch, const std::vector<Cf>& whole, std::string
   } deleted;
   CDP_RETURN_IF_ERROR(FromRocks(batch->rep_->Iterate(&deleted), "purge"));
   CDP_RETURN_IF_ERROR(Flush());  // every deleted key (value or tombstone) is now in a table file
+  // The table files the purge replaces (by number): once replaced, each must leave the directory.
+  absl::flat_hash_set<uint64_t> replaced;
+  auto note_files = [&](rocksdb::ColumnFamilyHandle* handle, const std::pair<std::string, std::string>* range) {
+    rocksdb::ColumnFamilyMetaData meta;
+    db_->GetColumnFamilyMetaData(handle, &meta);
+    for (const rocksdb::LevelMetaData& level : meta.levels) {
+      for (const rocksdb::SstFileMetaData& file : level.files) {
+        if (range == nullptr || (file.smallestkey <= range->second && range->first <= file.largestkey)) {
+          replaced.insert(file.file_number);
+        }
+      }
+    }
+  };
+  if (!event_log_keys.empty()) note_files(handles_[static_cast<int>(Cf::kEventsByTime)], nullptr);
   CDP_RETURN_IF_ERROR(RewriteEventLogFiles(std::move(event_log_keys)));
   // The compactions, each of a column family's key range (nullopt bounds: the whole column family).
   struct Job {
@@ -621,6 +635,7 @@ Status Store::Purge(WriteBatch* batch, const std::vector<Cf>& whole, std::string
     rocksdb::ColumnFamilyMetaData meta;
     db_->GetColumnFamilyMetaData(handles_[static_cast<int>(cf)], &meta);
     jobs.push_back({handles_[static_cast<int>(cf)], std::nullopt, meta.size});
+    note_files(handles_[static_cast<int>(cf)], nullptr);
   }
   for (size_t cf = 0; cf < handles_.size(); ++cf) {
     rocksdb::ColumnFamilyHandle* handle = handles_[cf];
@@ -661,6 +676,7 @@ Status Store::Purge(WriteBatch* batch, const std::vector<Cf>& whole, std::string
           if (file.smallestkey <= range.second && range.first <= file.largestkey) bytes += file.size;
         }
       }
+      note_files(handle, &range);
       jobs.push_back({handle, std::move(range), bytes});
     }
   }
@@ -703,13 +719,7 @@ Status Store::Purge(WriteBatch* batch, const std::vector<Cf>& whole, std::string
   // The files the compactions replaced are gone only once no reader holds them: an iterator opened before keeps
   // them, and a scan of millions of keys can take seconds. Until they are, the purge is not done (the pending
   // marker stays: after a crash the next open purges again).
-  uint64_t through = 0;
-  {
-    std::vector<rocksdb::LiveFileMetaData> live;
-    db_->GetLiveFilesMetaData(&live);
-    for (const auto& f : live) through = std::max(through, f.file_number);
-  }
-  CDP_RETURN_IF_ERROR(WaitForObsoleteTableFiles(through, std::chrono::minutes(10)));
+  CDP_RETURN_IF_ERROR(WaitForReplacedTableFiles(replaced, std::chrono::minutes(10)));
   // Every version change starts a new MANIFEST (max_manifest_file_size is tiny) holding the current files only:
   // one more change (a flushed marker) retires the MANIFEST that listed the compacted files' bounds.
   WriteBatch marker(*this);
@@ -723,7 +733,7 @@ Status Store::Purge(WriteBatch* batch, const std::vector<Cf>& whole, std::string
   return FromRocks(db_->Flush(fo, handles_[static_cast<int>(Cf::kMeta)]), "purge flush");
 }
 
-Status Store::WaitForObsoleteTableFiles(uint64_t through, std::chrono::seconds limit) {
+Status Store::WaitForReplacedTableFiles(const absl::flat_hash_set<uint64_t>& files, std::chrono::seconds limit) {
   const auto deadline = std::chrono::steady_clock::now() + limit;
   for (;;) {
     std::vector<rocksdb::LiveFileMetaData> live;
@@ -736,7 +746,7 @@ Status Store::WaitForObsoleteTableFiles(uint64_t through, std::chrono::seconds l
       const std::string name = entry.path().filename().string();
       if (!name.ends_with(".sst")) continue;
       uint64_t number = 0;
-      if (!absl::SimpleAtoi(name.substr(0, name.size() - 4), &number) || number > through) continue;
+      if (!absl::SimpleAtoi(name.substr(0, name.size() - 4), &number) || !files.contains(number)) continue;
       if (!live_numbers.contains(number)) {
         held = name;
         break;

@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "cdp/options.h"
 #include "cdp/status.h"
 
@@ -214,10 +215,10 @@ class Store {
   // Call after Flush. Cost: the files holding the keys, not the span between them. Errors: storage errors;
   // Unavailable when the files stay in background compactions for 120 s.
   Status RewriteEventLogFiles(std::vector<std::string> keys);
-  // Waits until every table file numbered up to `through` that is no longer live has been deleted from the
-  // directory: a reader (an iterator, here or in the segments' index build) keeps the files it started on until it
-  // ends. Unavailable after `limit`.
-  Status WaitForObsoleteTableFiles(uint64_t through, std::chrono::seconds limit);
+  // Waits until each table file of `files` (numbers) that is no longer live has been deleted from the directory: a
+  // reader (an iterator, here or in the segments' index build) keeps the files it started on until it ends.
+  // Unavailable after `limit`.
+  Status WaitForReplacedTableFiles(const absl::flat_hash_set<uint64_t>& files, std::chrono::seconds limit);
   const std::string& path() const { return path_; }
 
   struct EventLogDrop;  // the drop filter's state, shared with the event log's compaction filter factory

@@ -265,7 +265,14 @@ TEST(CanaryScanTest, FindsDataInCompressedTableFiles) {
 // At open the segments' worker builds the index (a minute for millions of profiles), holding the segments' lock.
 // An erasure meanwhile neither waits for it nor lets what the build records about the person reach storage after
 // its purge: the build is held (before it records the memberships it established) until the erasure has returned.
-TEST(ErasureDuringBuildTest, DoesNotWaitForTheSegmentIndexAndLeavesNothing) {
+class ErasureDuringBuildTest : public ::testing::TestWithParam<int> {};
+
+// Held before the build records what it established (1), or after it applied the notes made during it, as it ends
+// (3): an erasure then leaves its note for the build to apply after the hold.
+INSTANTIATE_TEST_SUITE_P(HoldPoints, ErasureDuringBuildTest, ::testing::Values(1, 3));
+
+TEST_P(ErasureDuringBuildTest, DoesNotWaitForTheSegmentIndexAndLeavesNothing) {
+  const int hold = GetParam();
   testing::TempDir dir;
   const std::string canary = "bld" + std::to_string(std::random_device{}()) + "q";
   const std::string pid = canary + "-pid";
@@ -285,12 +292,12 @@ TEST(ErasureDuringBuildTest, DoesNotWaitForTheSegmentIndexAndLeavesNothing) {
     Unwrap(engine->segments().AddMembers(picked, J(R"([")" + pid + R"(", ")" + other + R"("])")));
     ASSERT_EQ(Unwrap(engine->segments().Changes(viewers, "", 0)).Find("changes")->size(), 2u);
   }
-  internal::g_hold_segment_build_for_testing = 1;
+  internal::g_hold_segment_build_for_testing = hold;
   auto engine = Unwrap(Engine::Open(Options(), dir.path()));
-  for (int i = 0; i < 60'000 && internal::g_hold_segment_build_for_testing.load() != 2; ++i) {
+  for (int i = 0; i < 60'000 && internal::g_hold_segment_build_for_testing.load() != hold + 1; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  ASSERT_EQ(internal::g_hold_segment_build_for_testing.load(), 2) << "the build should have reached its hold";
+  ASSERT_EQ(internal::g_hold_segment_build_for_testing.load(), hold + 1) << "the build should have reached its hold";
   std::vector<std::string> delivered;  // subscribers still hear of the person's exits
   std::mutex delivered_mu;
   Unwrap(engine->segments().Subscribe([&](const Json& change) {
