@@ -580,8 +580,39 @@ Result<Json> SegmentsImpl::ChangeManual(std::string_view id, const Json& items, 
     touched_ids->push_back(p);
   }
   if (batch.Count() > 0) {
-    CDP_ASSIGN_OR_RETURN(uint64_t sequence, engine_->store().Write(&batch));
-    CDP_RETURN_IF_ERROR(engine_->store().SyncUpTo(sequence));
+    // Written with writes paused, after checking again that each added profile still exists: an erasure (which
+    // deletes memberships in its own write, under the same lock) either came first and the profile is skipped, or
+    // comes after and finds the membership.
+    uint64_t sequence = 0;
+    CDP_RETURN_IF_ERROR(engine_->WithWritesPaused([&]() -> Status {
+      if (add) {
+        storage::WriteBatch live_only(engine_->store());
+        std::vector<uint32_t> kept;
+        std::vector<std::string> kept_ids;
+        for (size_t i = 0; i < touched.size(); ++i) {
+          const std::string& p = (*touched_ids)[touched_ids->size() - touched.size() + i];
+          std::string live;
+          auto doc = engine_->ReadLiveProfile(p, &live);
+          if (!doc.ok() && !doc.status().IsNotFound()) return doc.status();
+          if (!doc.ok() || live != p) {  // erased or merged away since it was resolved
+            d->manual_members.remove(touched[i]);
+            continue;
+          }
+          live_only.Put(storage::Cf::kMeta, storage::ManualMemberPrefix(id) + p, "");
+          kept.push_back(touched[i]);
+          kept_ids.push_back(p);
+        }
+        touched_ids->resize(touched_ids->size() - touched.size());
+        touched_ids->insert(touched_ids->end(), kept_ids.begin(), kept_ids.end());
+        touched = std::move(kept);
+        if (live_only.Count() == 0) return Status::OK();
+        CDP_ASSIGN_OR_RETURN(sequence, engine_->store().Write(&live_only));
+        return Status::OK();
+      }
+      CDP_ASSIGN_OR_RETURN(sequence, engine_->store().Write(&batch));
+      return Status::OK();
+    }));
+    if (sequence > 0) CDP_RETURN_IF_ERROR(engine_->store().SyncUpTo(sequence));
   }
   std::vector<Change> changes;
   const int64_t now = NowMicros();
