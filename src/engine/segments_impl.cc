@@ -596,6 +596,7 @@ Result<Json> SegmentsImpl::ChangeManual(std::string_view id, const Json& items, 
           if (!doc.ok() && !doc.status().IsNotFound()) return doc.status();
           if (!doc.ok() || live != p) {  // erased or merged away since it was resolved
             d->manual_members.remove(touched[i]);
+            not_found.Push(p);
             continue;
           }
           live_only.Put(storage::Cf::kMeta, storage::ManualMemberPrefix(id) + p, "");
@@ -725,12 +726,19 @@ Status SegmentsImpl::ExportProfiles(const std::vector<std::string>& members, std
   Status s = WriteExport(
       members, format, fields,
       [&](std::string_view chunk) {
-        const bool more = sink(chunk);
-        if (more) {
-          delivered = true;
+        // After the first chunk (a reader refusing it read nothing out: a server checks an export so before it
+        // streams), each chunk's entry comes before the chunk is handed over, whatever the sink does with it.
+        auto record = [&] {
           std::vector<std::string> rows(exported.begin() + recorded, exported.end());
           internal::RecordInParts(engine_->audit_log(), operation, rows, Status::OK(),
                                   static_cast<int64_t>(rows.size()), /*read=*/true, resource);
+          recorded = exported.size();
+        };
+        if (delivered) record();
+        const bool more = sink(chunk);
+        if (!delivered && more) {
+          delivered = true;
+          record();
         }
         recorded = exported.size();
         return more;

@@ -808,6 +808,10 @@ Status SegmentsImpl::Record(std::vector<Change>* changes, int64_t now) {
       for (const auto& [name, value] : stored.members()) delivered.Set(name, value);
       deliveries_.push_back(std::move(delivered));
     }
+    // An erasure's exits reach subscribers only: the stored feed keeps nothing naming an erased person
+    // (EraseFeedEntries deletes what it held), whenever the erasure's note is applied.
+    const Json* kind = stored.FindPath("cause.kind");
+    if (kind != nullptr && *kind == Json("erasure") && !c.entered) continue;
     c.def->last_cursor = std::move(cursor);
     unwritten_.emplace_back(storage::SegmentFeedByProfilePrefix(id_of_[c.ordinal]) + key, "");  // for erasure
     unwritten_.emplace_back(std::move(key), stored.Dump());

@@ -719,6 +719,23 @@ Status Store::Purge(WriteBatch* batch, const std::vector<Cf>& whole, std::string
   // The files the compactions replaced are gone only once no reader holds them: an iterator opened before keeps
   // them, and a scan of millions of keys can take seconds. Until they are, the purge is not done (the pending
   // marker stays: after a crash the next open purges again).
+  // Also every file no longer live numbered up to the newest live one: a background compaction may have replaced a
+  // noted file by one the compactions then replaced in turn (not noted), or replaced one before it was noted.
+  {
+    std::vector<rocksdb::LiveFileMetaData> live;
+    db_->GetLiveFilesMetaData(&live);
+    uint64_t through = 0;
+    for (const auto& f : live) through = std::max(through, f.file_number);
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(path_, ec)) {
+      const std::string name = entry.path().filename().string();
+      uint64_t number = 0;
+      if (name.ends_with(".sst") && absl::SimpleAtoi(name.substr(0, name.size() - 4), &number) && number <= through) {
+        replaced.insert(number);  // the wait skips those still live
+      }
+    }
+    if (ec) return Status::Unavailable(fmt::format("cannot list '{}': {}", path_, ec.message()));
+  }
   CDP_RETURN_IF_ERROR(WaitForReplacedTableFiles(replaced, std::chrono::minutes(10)));
   // Every version change starts a new MANIFEST (max_manifest_file_size is tiny) holding the current files only:
   // one more change (a flushed marker) retires the MANIFEST that listed the compacted files' bounds.

@@ -187,13 +187,13 @@ class Store {
   // new MANIFEST (the old one lists the bounding keys of the files it replaced). RocksDB's info log is kept at
   // warning level, so compaction bounds are not written there. Cost: rewrites the files holding deleted keys and
   // the files below them in the same key ranges (for the event log: the files holding the person's events, not
-  // the span between their first and last), two compactions at a time. Then waits until the replaced files are
-  // deleted from the directory: an iterator opened before them keeps them until it ends, so a purge waits for long
-  // readers (a search over every profile; the segment index build reopens its iterators every 100 ms). Blocks until
-  // done. Errors: storage errors (the deletions stay written); Unavailable when a reader keeps a replaced file for
-  // 10 minutes (the marker stays, so the next open purges again).
-  // `whole`: column families to compact whole as well (their deleted records are not in `batch`). `done_marker`:
-  // a kMeta key deleted by the final write, once everything else is done (empty: none).
+  // the span between their first and last), two compactions at a time. Then waits until the replaced files (and
+  // any other table file no longer live, up to the newest live one) are deleted from the directory: an iterator opened
+  // before them keeps them until it ends, so a purge waits for long readers (a search over every profile; the segment
+  // index build reopens its iterators every 100 ms). Blocks until done. Errors: storage errors (the deletions stay
+  // written); Unavailable when a reader keeps a replaced file for 10 minutes (the marker stays, so the next open purges
+  // again). `whole`: column families to compact whole as well (their deleted records are not in `batch`).
+  // `done_marker`: a kMeta key deleted by the final write, once everything else is done (empty: none).
   // `event_log_keys`: kEventsByTime keys erased by the drop filter instead of tombstones (SetEventLogDrop): after
   // the flush, every table file whose key range holds one of them is rewritten alone, at its own level, through
   // the filter (RewriteEventLogFiles), before the other column families are compacted.

@@ -441,6 +441,39 @@ TEST_F(AuditTest, SegmentAndAudienceReadsAndExportsAreEntriesNamingTheirResource
   EXPECT_TRUE(Unwrap(audit().Verify()).Find("ok")->as_bool());
 }
 
+// An export is an entry per chunk; after the first, each is appended before the chunk is handed over, so a
+// chunk the reader then refuses (a connection that broke mid-write) is named too.
+TEST_F(AuditTest, AnExportNamesEveryChunkHandedOverAfterTheFirst) {
+  std::vector<Json> people;
+  for (int i = 0; i < 1500; ++i) {
+    people.push_back(J(R"({"attributes": {"country": "NO", "firstName": "Person number )" + std::to_string(i) +
+                       R"(", "lastName": "With a long enough name to fill the rows"}})"));
+  }
+  Unwrap(profiles().CreateBatch(people));
+  const std::string seg =
+      Unwrap(engine_->segments().Create(
+                 J(R"({"name": "no", "rule": {"field": "attributes.country", "operator": "=", "value": "NO"}})")))
+          .Find("id")
+          ->as_string();
+  size_t first_rows = 0;
+  int chunks = 0;
+  Status s = engine_->segments().Export(
+      seg, "jsonl", {"id", "attributes.firstName", "attributes.lastName"}, [&](std::string_view chunk) {
+        if (++chunks == 1) {
+          first_rows = static_cast<size_t>(std::count(chunk.begin(), chunk.end(), '\n'));
+        }
+        return chunks == 1;  // the second chunk is refused
+      });
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable);
+  ASSERT_EQ(chunks, 2);
+  ASSERT_GT(first_rows, 0u);
+  Json entries = Unwrap(audit().List(J(R"({"resource": ")" + seg + R"(", "operation": "segments.export"})")));
+  size_t named = 0;
+  for (const Json& e : entries.Find("items")->items()) named += e.Find("targets")->size();
+  EXPECT_GT(named, first_rows);  // the refused second chunk's rows too
+  EXPECT_LT(named, 1500u);       // not the chunks never handed over
+}
+
 TEST_F(AuditTest, ACallNamingManyProfilesIsRecordedInEntriesOfAtMostTenThousand) {
   std::vector<std::string> targets;
   for (int i = 0; i < 25'000; ++i) targets.push_back(fmt::format("p{:05}", i));
