@@ -120,7 +120,7 @@ class Profiles {
   // Erases the profile (recorded as a privacy request, Gdpr::Erase; its identifiers and id are then suppressed
   // unless Options::suppress_erased_identifiers is off): its document, identifiers, events, traits, merge records,
   // consent history, audit targets, idempotency keys naming it, manual segment memberships, its entries in the
-  // segments' change feed (the exits the erasure causes too, once delivered to Segments::Subscribe callbacks), and
+  // segments' change feed (the exits the erasure causes go to Segments::Subscribe callbacks only), and
   // the profiles merged into it, in one atomic write; then, before returning, makes the erasure physical (no file of
   // the database directory - tables, write-ahead log, MANIFEST, RocksDB's logs - keeps any of it; docs/privacy.md).
   // NotFound when absent. Cost: the atomic write is proportional to the profile's events; the physical part flushes
@@ -414,7 +414,8 @@ class Identity {
 // definition), or "reconcile" (differences found when the index is rebuilt at open, for example changes whose
 // feed entries a crash lost: feed entries are written through the write-ahead log after the write they follow).
 // Cursors are opaque, ordered, and valid across restarts. The feed of a deleted segment is deleted with it. An
-// erasure deletes every entry naming the person, the exits it causes included (subscribers receive those first).
+// erasure deletes every entry naming the person; the exits it causes (cause.kind "erasure") are delivered to
+// subscribers and never stored, so Changes does not return them.
 //
 // Errors: InvalidArgument naming the field ("rule.conditions[2].count"), NotFound for an unknown id,
 // FailedPrecondition when deleting a segment another segment's rule names.

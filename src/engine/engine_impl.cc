@@ -2083,7 +2083,7 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* 
   }
   (void)segments_.AfterWrite();  // records their exits from segments (and delivers them to subscribers)
   if (g_exit_before_purge_for_testing.load(std::memory_order_relaxed)) _exit(0);
-  // Their segment memberships leave the change feed, the exits just recorded too.
+  // Their segment memberships leave the change feed (the exits just recorded are delivered, never stored).
   // From here on `batch` is the record of what the erasure deleted, for the purge.
   CDP_RETURN_IF_ERROR(segments_.EraseFeedEntries(erased_ids, &batch));
   if (for_retention) return Status::OK();  // the run purges once, after all its erasures (PurgeRetained)

@@ -532,6 +532,7 @@ Result<Json> SegmentsImpl::ChangeManual(std::string_view id, const Json& items, 
   }
   // Resolve every item first: a bad item changes nothing.
   std::vector<std::string> profiles;
+  absl::flat_hash_map<std::string, Json> asked_as;
   Json not_found = Json::Array();
   for (size_t i = 0; i < items.size(); ++i) {
     const Json& item = items.items()[i];
@@ -556,6 +557,7 @@ Result<Json> SegmentsImpl::ChangeManual(std::string_view id, const Json& items, 
     if (live.empty()) {
       not_found.Push(item);
     } else {
+      asked_as.emplace(live, item);  // the first item naming it, for notFound should it go meanwhile
       profiles.push_back(std::move(live));
     }
   }
@@ -596,7 +598,7 @@ Result<Json> SegmentsImpl::ChangeManual(std::string_view id, const Json& items, 
           if (!doc.ok() && !doc.status().IsNotFound()) return doc.status();
           if (!doc.ok() || live != p) {  // erased or merged away since it was resolved
             d->manual_members.remove(touched[i]);
-            not_found.Push(p);
+            not_found.Push(asked_as[p]);
             continue;
           }
           live_only.Put(storage::Cf::kMeta, storage::ManualMemberPrefix(id) + p, "");

@@ -726,15 +726,11 @@ Status Store::Purge(WriteBatch* batch, const std::vector<Cf>& whole, std::string
     db_->GetLiveFilesMetaData(&live);
     uint64_t through = 0;
     for (const auto& f : live) through = std::max(through, f.file_number);
-    std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator(path_, ec)) {
-      const std::string name = entry.path().filename().string();
-      uint64_t number = 0;
-      if (name.ends_with(".sst") && absl::SimpleAtoi(name.substr(0, name.size() - 4), &number) && number <= through) {
-        replaced.insert(number);  // the wait skips those still live
-      }
+    std::vector<uint64_t> on_disk;
+    CDP_RETURN_IF_ERROR(ListTableFiles(&on_disk));
+    for (uint64_t number : on_disk) {
+      if (number <= through) replaced.insert(number);  // the wait skips those still live
     }
-    if (ec) return Status::Unavailable(fmt::format("cannot list '{}': {}", path_, ec.message()));
   }
   CDP_RETURN_IF_ERROR(WaitForReplacedTableFiles(replaced, std::chrono::minutes(10)));
   // Every version change starts a new MANIFEST (max_manifest_file_size is tiny) holding the current files only:
@@ -750,6 +746,20 @@ Status Store::Purge(WriteBatch* batch, const std::vector<Cf>& whole, std::string
   return FromRocks(db_->Flush(fo, handles_[static_cast<int>(Cf::kMeta)]), "purge flush");
 }
 
+Status Store::ListTableFiles(std::vector<uint64_t>* numbers) const {
+  std::error_code ec;
+  std::filesystem::directory_iterator it(path_, ec), end;
+  for (; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    uint64_t number = 0;
+    if (name.ends_with(".sst") && absl::SimpleAtoi(name.substr(0, name.size() - 4), &number)) {
+      numbers->push_back(number);
+    }
+  }
+  if (ec) return Status::Unavailable(fmt::format("cannot list '{}': {}", path_, ec.message()));
+  return Status::OK();
+}
+
 Status Store::WaitForReplacedTableFiles(const absl::flat_hash_set<uint64_t>& files, std::chrono::seconds limit) {
   const auto deadline = std::chrono::steady_clock::now() + limit;
   for (;;) {
@@ -757,23 +767,21 @@ Status Store::WaitForReplacedTableFiles(const absl::flat_hash_set<uint64_t>& fil
     db_->GetLiveFilesMetaData(&live);
     absl::flat_hash_set<uint64_t> live_numbers;
     for (const auto& f : live) live_numbers.insert(f.file_number);
-    std::string held;  // a table file not live any more, still in the directory
-    std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator(path_, ec)) {
-      const std::string name = entry.path().filename().string();
-      if (!name.ends_with(".sst")) continue;
-      uint64_t number = 0;
-      if (!absl::SimpleAtoi(name.substr(0, name.size() - 4), &number) || !files.contains(number)) continue;
-      if (!live_numbers.contains(number)) {
-        held = name;
+    std::vector<uint64_t> on_disk;
+    CDP_RETURN_IF_ERROR(ListTableFiles(&on_disk));
+    uint64_t held = 0;  // a table file not live any more, still in the directory
+    for (uint64_t number : on_disk) {
+      if (files.contains(number) && !live_numbers.contains(number)) {
+        held = number;
         break;
       }
     }
-    if (ec) return Status::Unavailable(fmt::format("cannot list '{}': {}", path_, ec.message()));
-    if (held.empty()) return Status::OK();
+    if (held == 0) return Status::OK();
     if (std::chrono::steady_clock::now() >= deadline) {
-      return Status::Unavailable(
-          fmt::format("the purge's replaced table file {} is still held by a reader; the next open finishes it", held));
+      return Status::Unavailable(fmt::format(
+          "table file {:06}.sst is no longer live but still in the directory (a reader holds it, or a background "
+          "compaction has not installed it yet); the next open finishes the purge",
+          held));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }

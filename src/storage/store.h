@@ -219,6 +219,8 @@ class Store {
   // reader (an iterator, here or in the segments' index build) keeps the files it started on until it ends.
   // Unavailable after `limit`.
   Status WaitForReplacedTableFiles(const absl::flat_hash_set<uint64_t>& files, std::chrono::seconds limit);
+  // The numbers of the table files in the directory. Unavailable when it cannot be listed.
+  Status ListTableFiles(std::vector<uint64_t>* numbers) const;
   const std::string& path() const { return path_; }
 
   struct EventLogDrop;  // the drop filter's state, shared with the event log's compaction filter factory
