@@ -20,6 +20,7 @@
 #include <filesystem>
 #include <mutex>
 #include <optional>
+#include <system_error>
 #include <thread>
 #include <utility>
 
@@ -711,9 +712,13 @@ Status Store::Purge(WriteBatch* batch, const std::vector<Cf>& whole, std::string
     }
   };
   {
-    std::thread other(run);
+    std::thread other;
+    try {
+      other = std::thread(run);
+    } catch (const std::system_error&) {  // no second thread to be had: this one runs every job
+    }
     run();
-    other.join();
+    if (other.joinable()) other.join();
   }
   CDP_RETURN_IF_ERROR(failed);
   // The files the compactions replaced are gone only once no reader holds them: an iterator opened before keeps
