@@ -570,29 +570,26 @@ Result<Json> SegmentsImpl::ChangeManual(std::string_view id, const Json& items, 
       ++unchanged;
       continue;
     }
-    const std::string key = storage::ManualMemberPrefix(id) + p;
     if (add) {
-      d->manual_members.add(ordinal);
-      batch.Put(storage::Cf::kMeta, key, "");
+      d->manual_members.add(ordinal);  // written below, once the profile is checked again
     } else {
       d->manual_members.remove(ordinal);
-      batch.Delete(storage::Cf::kMeta, key);
+      batch.Delete(storage::Cf::kMeta, storage::ManualMemberPrefix(id) + p);
     }
     touched.push_back(ordinal);
     touched_ids->push_back(p);
   }
-  if (batch.Count() > 0) {
+  if (!touched.empty()) {
     // Written with writes paused, after checking again that each added profile still exists: an erasure (which
     // deletes memberships in its own write, under the same lock) either came first and the profile is skipped, or
     // comes after and finds the membership.
     uint64_t sequence = 0;
     CDP_RETURN_IF_ERROR(engine_->WithWritesPaused([&]() -> Status {
       if (add) {
-        storage::WriteBatch live_only(engine_->store());
-        std::vector<uint32_t> kept;
-        std::vector<std::string> kept_ids;
+        const size_t base = touched_ids->size() - touched.size();  // this call's profiles
+        size_t kept = 0;
         for (size_t i = 0; i < touched.size(); ++i) {
-          const std::string& p = (*touched_ids)[touched_ids->size() - touched.size() + i];
+          const std::string p = (*touched_ids)[base + i];
           std::string live;
           auto doc = engine_->ReadLiveProfile(p, &live);
           if (!doc.ok() && !doc.status().IsNotFound()) return doc.status();
@@ -601,17 +598,15 @@ Result<Json> SegmentsImpl::ChangeManual(std::string_view id, const Json& items, 
             not_found.Push(asked_as[p]);
             continue;
           }
-          live_only.Put(storage::Cf::kMeta, storage::ManualMemberPrefix(id) + p, "");
-          kept.push_back(touched[i]);
-          kept_ids.push_back(p);
+          batch.Put(storage::Cf::kMeta, storage::ManualMemberPrefix(id) + p, "");
+          touched[kept] = touched[i];
+          (*touched_ids)[base + kept] = p;
+          ++kept;
         }
-        touched_ids->resize(touched_ids->size() - touched.size());
-        touched_ids->insert(touched_ids->end(), kept_ids.begin(), kept_ids.end());
-        touched = std::move(kept);
-        if (live_only.Count() == 0) return Status::OK();
-        CDP_ASSIGN_OR_RETURN(sequence, engine_->store().Write(&live_only));
-        return Status::OK();
+        touched.resize(kept);
+        touched_ids->resize(base + kept);
       }
+      if (batch.Count() == 0) return Status::OK();
       CDP_ASSIGN_OR_RETURN(sequence, engine_->store().Write(&batch));
       return Status::OK();
     }));
