@@ -180,6 +180,9 @@ struct IdempotencyKey {
   std::string key;
   Json value = Json::Object();
   int64_t expires_us = 0;
+  // Identity::Identify only: when non-zero, the key is looked up first, and a stored key that expires after
+  // `applied_if_stored_at_us` means the identify it came with was applied (see Identity::Identify).
+  int64_t applied_if_stored_at_us = 0;
 };
 
 struct BatchItemResult {
@@ -327,8 +330,11 @@ class Identity {
   // Returns {"identifyId", "profileId", "profileCreated", "mergedProfiles"?, "mergeId"?, "ignoredIdentifiers"?}.
   // Errors: InvalidArgument naming the field (nothing is written), ResourceExhausted over Options::max_event_bytes.
   virtual Result<Json> Identify(const Json& request) = 0;
-  // The same, with an idempotency key written in the same atomic write. Errors, besides Identify's: InvalidArgument
-  // for a key over the limits (nothing is written).
+  // The same, with an idempotency key written in the same atomic write. With key.applied_if_stored_at_us set and
+  // the key stored with an expiry after it, the identify the key came with was applied: nothing is written and the
+  // answer is {"identifyId", "profileId" (the one the stored key names), "profileCreated": false, "duplicate":
+  // true}, filtered as Identify's (one point read under the write lock, so two such calls apply it once). Errors,
+  // besides Identify's: InvalidArgument for a key over the limits (nothing is written).
   virtual Result<Json> Identify(const Json& request, const IdempotencyKey& key) = 0;
 
   // Many identifies (a bulk import) under one lock and one WriteBatch, in order: each item validated on its own

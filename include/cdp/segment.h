@@ -47,7 +47,9 @@
 //     dedupe_window_seconds earlier is a duplicate even when its computed time differs (a retry of a message
 //     without `timestamp` - RudderStack's SDK sends originalTimestamp + sentAt only - gets a new receivedAt): an
 //     event is given the first one's event time, so the engine reports it "duplicate"; an identify or alias is
-//     skipped and reported "duplicate". The deduplicator answers from memory; what it does not hold (after a
+//     skipped and reported "duplicate" (SegmentSink::IdentifyDuplicate). The deduplicator's own reads and writes
+//     of idempotency keys run as the admin "local", whatever the caller's principal: the caller sees only the
+//     engine's answers, filtered for it. The deduplicator answers from memory; what it does not hold (after a
 //     restart, or evicted past max_messages) it asks the database: each stored message's messageId is kept there
 //     as an idempotency key (Events::RememberKey, under "segment/" and a 128-bit hash of the dedupe key) until
 //     the window has passed, so the window holds across restarts and crashes. The key of a new message is written
@@ -156,6 +158,13 @@ class SegmentSink {
   // nothing (messageIds are then remembered in memory only).
   virtual Status RememberKey(std::string_view key, std::string_view value, int64_t expires_us);
   virtual Result<std::optional<std::string>> RecallKey(std::string_view key, int64_t now_us);
+  // Answers an identify or alias whose messageId was stored within the window, without applying it again. `key`
+  // is the idempotency key it was stored with (applied_if_stored_at_us set: the receipt time); `profile_id` the
+  // profile the deduplicator remembers (empty when it does not know). The default answers {"profileId":
+  // profile_id or null, "duplicate": true}. The Engine's sink calls Identity::Identify(request, key), which finds
+  // the key, writes nothing and answers as an identify does for the caller (no profileId for a principal that may
+  // not read the identifiers' links); should the key be gone (its person erased), the identify is applied anew.
+  virtual Result<Json> IdentifyDuplicate(const Json& request, const IdempotencyKey& key, const std::string& profile_id);
 };
 
 // The current time in microseconds since the Unix epoch: the `received_at_us` of a message received now.

@@ -405,6 +405,19 @@ class EngineImpl::IngestContext : public GraphView {
   // `refused` receives why an identify is refused (an erased person's identifier); it then changes nothing.
   Status Identify(ParsedEvent& e, const Json& patch, TrackResult* result, Status* refused) {
     result->event_id = e.id;
+    if (e.remember != nullptr && e.remember->applied_if_stored_at_us != 0) {  // stored: the identify was applied
+      std::string stored;
+      Status s = engine_->store().Get(storage::Cf::kKeys, e.remember->key, &stored);
+      if (!s.IsNotFound()) {
+        CDP_RETURN_IF_ERROR(s);
+        if (stored.size() < 8) return Status::DataLoss("a stored key is corrupt");
+        if (static_cast<int64_t>(storage::DecodeBigEndian64(stored)) > e.remember->applied_if_stored_at_us) {
+          result->profile_id = RememberedProfileId(stored);
+          result->duplicate = true;
+          return Status::OK();
+        }
+      }
+    }
     EventPlan plan;
     CDP_RETURN_IF_ERROR(PlanEvent(e, &plan));
     if (Status s = CheckNotErased(e, plan); !s.ok()) {
@@ -1255,7 +1268,7 @@ Json IdentifyResultJson(const TrackResult& result, const std::string& identify_i
   Json out = result.ToJson();
   out.Erase("eventId");
   out.Erase("sessionId");
-  out.Erase("duplicate");
+  if (!result.duplicate) out.Erase("duplicate");
   out.Set("identifyId", identify_id);
   return out;
 }

@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "cdp/privacy.h"
 #include "cdp/query.h"
 
 namespace cdp {
@@ -171,6 +172,13 @@ Result<Json> SegmentSink::Identify(const Json& request, const IdempotencyKey& ke
 }
 Result<std::optional<std::string>> SegmentSink::RecallKey(std::string_view, int64_t) {
   return std::optional<std::string>();
+}
+
+Result<Json> SegmentSink::IdentifyDuplicate(const Json&, const IdempotencyKey&, const std::string& profile_id) {
+  Json r = Json::Object();
+  r.Set("profileId", profile_id.empty() ? Json() : Json(profile_id));
+  r.Set("duplicate", true);
+  return r;
 }
 
 int64_t SegmentNowMicros() {
@@ -611,6 +619,7 @@ struct Pending {
   bool stored = false;
   bool recalled = false;    // the claim came from the database
   bool remembered = false;  // its idempotency key was written with it
+  bool duplicate = false;   // an identify or alias stored within the window: answered, not applied
 };
 
 // The idempotency key under which the database remembers a message (Events::RememberKey).
@@ -651,11 +660,7 @@ Status ClaimOne(SegmentSink& sink, Pending* p, int64_t received_us, const Segmen
     p->mapped.time_us = p->claim.time_us;
     p->mapped.request.Set("timestamp", FormatTimestamp(p->claim.time_us));
   } else if (p->claim.done) {
-    Json r = Json::Object();
-    r.Set("profileId", p->claim.profile_id.empty() ? Json() : Json(p->claim.profile_id));
-    r.Set("duplicate", true);
-    p->result = std::move(r);
-    p->stored = true;
+    p->duplicate = true;  // answered by SegmentSink::IdentifyDuplicate
   }
   return Status::OK();
 }
@@ -698,6 +703,17 @@ IdempotencyKey FreshKey(const Pending& p, int64_t received_us, const SegmentOpti
   key.value.Set("firstReceivedUs", received_us);
   key.value.Set("timeUs", p.mapped.time_us);
   key.expires_us = received_us + options.dedupe_window_seconds * 1000000;
+  return key;
+}
+
+// The idempotency key a duplicate identify or alias was stored with (SegmentSink::IdentifyDuplicate).
+IdempotencyKey DuplicateKey(const Pending& p, int64_t received_us, const SegmentOptions& options) {
+  IdempotencyKey key;
+  key.key = DurableKey(p.mapped.dedupe_key);
+  key.value.Set("firstReceivedUs", received_us);  // as a fresh message's, should the engine apply it after all
+  key.value.Set("timeUs", p.claim.time_us);
+  key.expires_us = received_us + options.dedupe_window_seconds * 1000000;
+  key.applied_if_stored_at_us = received_us;
   return key;
 }
 
@@ -747,12 +763,13 @@ Status Execute(SegmentSink& sink, std::vector<Pending>* pending, int64_t receive
       continue;
     }
     CDP_RETURN_IF_ERROR(flush());
-    const IdempotencyKey key = FreshKey(p, received_us, options);
-    Result<Json> identified = sink.Identify(p.mapped.request, key);
+    const IdempotencyKey key = p.duplicate ? DuplicateKey(p, received_us, options) : FreshKey(p, received_us, options);
+    Result<Json> identified = p.duplicate ? sink.IdentifyDuplicate(p.mapped.request, key, p.claim.profile_id)
+                                          : sink.Identify(p.mapped.request, key);
     if (identified.ok()) {
       p.result = std::move(identified).value();
       p.stored = true;
-      p.remembered = !key.key.empty();
+      p.remembered = !p.duplicate && !key.key.empty();
     } else if (identified.status().IsInvalidArgument() || identified.status().IsResourceExhausted() ||
                identified.status().IsAlreadyExists() || identified.status().IsFailedPrecondition()) {
       p.status = identified.status();  // about this message
@@ -777,10 +794,19 @@ class EngineSink : public SegmentSink {
   Result<Json> Identify(const Json& request, const IdempotencyKey& key) override {
     return engine_.identity().Identify(request, key);
   }
+  // The engine recognises the stored key: nothing is written, and the answer leaves out the profile when the
+  // caller may not read the identifiers' links.
+  Result<Json> IdentifyDuplicate(const Json& request, const IdempotencyKey& key, const std::string&) override {
+    return engine_.identity().Identify(request, key);
+  }
+  // The deduplicator's own bookkeeping, whoever the caller: RememberKey and RecallKey need "admin". What it recalls
+  // reaches the caller only through the engine's answers, filtered for the caller.
   Status RememberKey(std::string_view key, std::string_view value, int64_t expires_us) override {
+    ScopedPrincipal bookkeeping("local");
     return engine_.events().RememberKey(key, value, expires_us);
   }
   Result<std::optional<std::string>> RecallKey(std::string_view key, int64_t now_us) override {
+    ScopedPrincipal bookkeeping("local");
     return engine_.events().RecallKey(key, now_us);
   }
 

@@ -444,6 +444,74 @@ TEST_F(SegmentTest, IdentifyRetryWithinTheWindowChangesNothing) {
   EXPECT_EQ(ProfileOf(first).FindPath("attributes.customFields.plan")->as_string(), "pro");
 }
 
+// A writer that may not read identifier links ingests with the deduplicator on: the deduplicator's bookkeeping
+// (admin-only idempotency keys) runs as "local", and a retry's answer says which profile it went to only to a
+// principal that may read the links, from memory and from the database alike.
+TEST_F(SegmentTest, ARestrictedWriterIngestsWithDedupeAndIsNotToldWhoARetryWasFor) {
+  Unwrap(engine_->governance().SetPolicy(J(R"({"roles": {
+      "collector": {"read": ["public"], "write": ["public", "internal", "pii"]},
+      "steward": {"read": ["public", "internal", "pii"], "write": ["public", "internal", "pii"]}},
+      "principals": {"col": {"roles": ["collector"]}, "rw": {"roles": ["steward"]}}})")));
+  options_seg_.deduplicator = std::make_shared<SegmentDeduplicator>();
+  const char* identify = R"({"type":"identify","userId":"u-g","messageId":"g-1","traits":{"plan":"basic"}})";
+  const char* track = R"({"type":"track","userId":"u-g","event":"Signed Up","messageId":"g-2",
+      "originalTimestamp":"2026-03-01T11:59:00Z","sentAt":"2026-03-01T11:59:01Z"})";
+  auto expect_hidden = [](const Json& r, bool duplicate) {
+    EXPECT_EQ(r.Find("profileId"), nullptr) << r.Dump();
+    ASSERT_NE(r.Find("linksHidden"), nullptr) << r.Dump();
+    EXPECT_EQ(r.Find("duplicate")->as_bool(), duplicate) << r.Dump();
+  };
+  {
+    ScopedPrincipal col("col");
+    expect_hidden(Ingest(identify), false);
+    expect_hidden(Ingest(track), false);
+    Ingest(R"({"type":"identify","userId":"u-g","messageId":"g-3","traits":{"plan":"pro"}})");
+    expect_hidden(Ingest(identify, kReceived + 5000000), true);  // from memory
+    expect_hidden(Ingest(track, kReceived + 5000000), true);
+  }
+  const std::string profile = Unwrap(engine_->identity().Identify(J(R"({"identifiers": {"customerId": "u-g"}})")))
+                                  .Find("profileId")
+                                  ->as_string();
+  Reopen();
+  options_seg_.deduplicator = std::make_shared<SegmentDeduplicator>();
+  {
+    ScopedPrincipal col("col");
+    expect_hidden(Ingest(identify, kReceived + 9000000), true);  // from the database
+    expect_hidden(Ingest(track, kReceived + 9000000), true);
+  }
+  {
+    ScopedPrincipal rw("rw");  // may read the links: told
+    Json retry = Ingest(identify, kReceived + 10000000);
+    EXPECT_TRUE(retry.Find("duplicate")->as_bool()) << retry.Dump();
+    EXPECT_EQ(retry.Find("profileId")->as_string(), profile);
+  }
+  Json stored = Unwrap(profiles().Get(profile));
+  EXPECT_EQ(stored.FindPath("attributes.customFields.plan")->as_string(), "pro");  // no retry re-applied "basic"
+  EXPECT_EQ(Unwrap(profiles().Timeline(profile, EventQuery{})).items.size(), 1u);
+}
+
+// Identity::Identify with a key to check: applied once, and a stored key that has expired does not count.
+TEST_F(SegmentTest, IdentifyWithAKeyToCheckIsAppliedOnce) {
+  IdempotencyKey key;
+  key.key = "k-once";
+  key.expires_us = 2000;
+  key.applied_if_stored_at_us = 1000;
+  Json first = Unwrap(engine_->identity().Identify(
+      J(R"({"identifiers": {"customerId": "u-once"}, "attributes": {"firstName": "Ann"}})"), key));
+  EXPECT_EQ(first.Find("duplicate"), nullptr) << first.Dump();
+  Json again = Unwrap(engine_->identity().Identify(
+      J(R"({"identifiers": {"customerId": "u-once"}, "attributes": {"firstName": "Bea"}})"), key));
+  EXPECT_TRUE(again.Find("duplicate")->as_bool()) << again.Dump();
+  EXPECT_EQ(again.Find("profileId")->as_string(), first.Find("profileId")->as_string());
+  const std::string id = first.Find("profileId")->as_string();
+  EXPECT_EQ(Unwrap(profiles().Get(id)).FindPath("attributes.firstName")->as_string(), "Ann");
+  key.applied_if_stored_at_us = 2000;  // the stored key expired at 2000
+  Json later = Unwrap(engine_->identity().Identify(
+      J(R"({"identifiers": {"customerId": "u-once"}, "attributes": {"firstName": "Cy"}})"), key));
+  EXPECT_EQ(later.Find("duplicate"), nullptr) << later.Dump();
+  EXPECT_EQ(Unwrap(profiles().Get(id)).FindPath("attributes.firstName")->as_string(), "Cy");
+}
+
 TEST_F(SegmentTest, MessageIdsThatAreNotIdsAreHashedStably) {
   const char* message = R"({"type":"track","userId":"u-h","event":"Odd","messageId":"{weird id} with spaces/äö",
       "timestamp":"2026-03-01T10:00:00Z"})";

@@ -349,3 +349,52 @@ def test_the_segment_routes_write_as_their_principal(tmp_path):
         assert stats["profiles"] == 1, stats
     finally:
         assert srv.stop() == 0, srv.stderr()
+
+
+def test_a_restricted_write_key_principal_ingests_with_dedupe_and_retries_tell_it_nothing(tmp_path):
+    # The deduplicator's idempotency keys are admin-only: its bookkeeping must not be refused for the route's
+    # principal, and a retry's answer must not name the profile to a principal that may not read the links.
+    import base64
+    import json
+
+    write_key = "wk-" + uuid.uuid4().hex
+    basic = {"Authorization": "Basic " + base64.b64encode((write_key + ":").encode()).decode()}
+    identify = json.dumps({"type": "identify", "userId": "u-7", "messageId": "m-identify",
+                           "traits": {"plan": "basic"}}).encode()
+    track = json.dumps({"type": "track", "userId": "u-7", "event": "Signed Up", "messageId": "m-track",
+                        "originalTimestamp": "2026-03-01T11:59:00Z", "sentAt": "2026-03-01T11:59:01Z"}).encode()
+    batch = json.dumps({"batch": [json.loads(identify), json.loads(track)]}).encode()
+    args = ["--write-key", write_key, "--write-key-principal", "col"]
+    srv = server_process.ServerProcess(tmp_path, ADMIN_KEY, extra_args=args)
+    try:
+        status, body, _ = srv.request("PUT", "/api/cdp/governance/policy", POLICY, key=ADMIN_KEY)
+        assert status == 200, body
+        for route, message in (("/v1/identify", identify), ("/v1/track", track)):
+            status, body, _ = srv.raw("POST", route, message, basic)
+            assert status == 200, body
+        later = json.dumps({"type": "identify", "userId": "u-7", "messageId": "m-later",
+                            "traits": {"plan": "pro"}}).encode()
+        status, body, _ = srv.raw("POST", "/v1/identify", later, basic)
+        assert status == 200, body
+        for route, message in (("/v1/identify", identify), ("/v1/track", track)):  # retries, from memory
+            status, body, _ = srv.raw("POST", route, message, basic)
+            assert status == 200, body
+            assert body.get("duplicate") is True and "profileId" not in body, body
+    finally:
+        assert srv.stop() == 0, srv.stderr()
+    srv = server_process.ServerProcess(tmp_path, ADMIN_KEY, extra_args=args)
+    try:
+        status, body, _ = srv.raw("POST", "/v1/batch", batch, basic)  # retries, from the database
+        assert status == 200, body
+        for item in body["results"]:
+            assert item["status"] == "duplicate" and "profileId" not in item, body
+        status, found, _ = srv.request("POST", "/api/cdp/profiles/search",
+                                       {"conditions": [{"field": "externalIds.customerId", "operator": "=",
+                                                        "value": "u-7"}]}, key=ADMIN_KEY)
+        assert status == 200 and len(found["items"]) == 1, found
+        profile = found["items"][0]
+        assert profile["attributes"]["customFields"]["plan"] == "pro", profile  # no retry applied "basic" again
+        status, events, _ = srv.request("GET", f"/api/cdp/profiles/{profile['id']}/events", key=ADMIN_KEY)
+        assert status == 200 and len(events["items"]) == 1, events
+    finally:
+        assert srv.stop() == 0, srv.stderr()

@@ -142,7 +142,10 @@ class PyEngine {
       return result.ToJson();
     });
   }
-  // Idempotency keys (Events::RememberKey / RecallKey), for the Segment adapter's durable messageIds.
+  // Idempotency keys (Events::RememberKey / RecallKey), for the Segment adapter's durable messageIds: its own
+  // bookkeeping, run as "local" whoever the caller (as cdp-server's adapter does; the principal of a Python context
+  // is not a boundary: any code may enter cdp.principal("local")). What is recalled reaches the caller only
+  // through the engine's answers, filtered for the caller.
   // {"key", "value", "expiresUs"} -> null; {"key", "nowUs"} -> {"value": string | null}.
   std::string EventsRememberKey(const std::string& request_text) {
     return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
@@ -154,6 +157,7 @@ class PyEngine {
           !expires->is_int()) {
         return cdp::Status::InvalidArgument("expected {key, value, expiresUs}");
       }
+      cdp::ScopedPrincipal bookkeeping("local");
       CDP_RETURN_IF_ERROR(e.events().RememberKey(key->as_string(), value->as_string(), expires->as_int()));
       return cdp::Json();
     });
@@ -200,6 +204,10 @@ class PyEngine {
     out.key = key->as_string();
     out.value = *value;
     out.expires_us = expires->as_int();
+    if (const cdp::Json* at = json.Find("appliedIfStoredAtUs"); at != nullptr) {
+      if (!at->is_int()) return cdp::Status::InvalidArgument("expected an integer", "appliedIfStoredAtUs");
+      out.applied_if_stored_at_us = at->as_int();
+    }
     return out;
   }
   std::string EventsRecallKey(const std::string& request_text) {
@@ -210,6 +218,7 @@ class PyEngine {
       if (key == nullptr || now == nullptr || !key->is_string() || !now->is_int()) {
         return cdp::Status::InvalidArgument("expected {key, nowUs}");
       }
+      cdp::ScopedPrincipal bookkeeping("local");
       CDP_ASSIGN_OR_RETURN(std::optional<std::string> value, e.events().RecallKey(key->as_string(), now->as_int()));
       cdp::Json out = cdp::Json::Object();
       out.Set("value", value ? cdp::Json(*value) : cdp::Json());

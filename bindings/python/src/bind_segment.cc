@@ -136,6 +136,12 @@ class ForwardingSink : public cdp::SegmentSink {
     return CallEngine(engine_, "identity_identify_keyed", call.Dump());
   }
 
+  // The engine recognises the stored key and answers for the caller (see cdp::SegmentSink).
+  cdp::Result<cdp::Json> IdentifyDuplicate(const cdp::Json& request, const cdp::IdempotencyKey& key,
+                                           const std::string&) override {
+    return Identify(request, key);
+  }
+
  private:
   static cdp::Json KeyJson(const cdp::IdempotencyKey& k) {
     if (k.key.empty()) return cdp::Json();
@@ -143,6 +149,7 @@ class ForwardingSink : public cdp::SegmentSink {
     out.Set("key", k.key);
     out.Set("value", k.value);
     out.Set("expiresUs", k.expires_us);
+    if (k.applied_if_stored_at_us != 0) out.Set("appliedIfStoredAtUs", k.applied_if_stored_at_us);
     return out;
   }
 

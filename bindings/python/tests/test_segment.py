@@ -191,3 +191,24 @@ def test_closed_database_raises(db_path):
     db.close()
     with pytest.raises(cdp.FailedPrecondition):
         db.segment.ingest({"type": "track", "userId": "u", "event": "x"})
+
+
+def test_a_restricted_writer_ingests_with_dedupe_and_retries_tell_it_nothing(db):
+    # The deduplicator's bookkeeping (admin-only idempotency keys) runs for the adapter, not the caller; a retry's
+    # answer names the profile only to a principal that may read the identifiers' links.
+    db.governance.set_policy({
+        "roles": {"collector": {"read": ["public"], "write": ["public", "internal", "pii"]},
+                  "steward": {"read": ["public", "internal", "pii"], "write": ["public", "internal", "pii"]}},
+        "principals": {"col": {"roles": ["collector"]}, "rw": {"roles": ["steward"]}}})
+    identify = {"type": "identify", "userId": "py-g", "messageId": "py-g1", "traits": {"plan": "basic"}}
+    with cdp.principal("col"):
+        first = db.segment.ingest(identify, received_at=RECEIVED)
+        assert first["duplicate"] is False and "profileId" not in first and first["linksHidden"] is True
+        db.segment.ingest({"type": "identify", "userId": "py-g", "messageId": "py-g2", "traits": {"plan": "pro"}},
+                          received_at=RECEIVED)
+        again = db.segment.ingest(identify, received_at="2026-03-01T12:00:03Z")
+        assert again["duplicate"] is True and "profileId" not in again, again
+    with cdp.principal("rw"):
+        told = db.segment.ingest(identify, received_at="2026-03-01T12:00:04Z")
+        assert told["duplicate"] is True and told["profileId"], told
+    assert db.profiles.get(told["profileId"])["attributes"]["customFields"]["plan"] == "pro"
