@@ -144,7 +144,10 @@ class Gdpr {
 // Anchor Verify's "head" outside the database to detect a rewrite by someone holding the database's key. Durability:
 // once a call has returned, its entry survives the process being killed (the call writes it to a journal file of the
 // database directory, chained at the next open; not fsync'ed); a change interrupted before it returned is still
-// chained, without targets (its write carries a pending record). Entries are chained in groups, within 20 ms.
+// chained, without targets (its write carries a pending record). Journal lines and pending records carry a MAC
+// under the database's key; one that fails it (forged, altered, damaged) is not chained, and one entry
+// "audit.recoveryRefused" (outcome data_loss, count) says so. Entries are chained in groups, within 20 ms.
+// List is itself an audited read ("audit.list", naming the filter's target when entries name it).
 // Thread-safety: all methods from any thread. Cost: a queue push and a journal line (one write(2)) per audited call;
 // entries are written in groups.
 class Audit {
@@ -204,6 +207,9 @@ class Retention {
 //                   under "sessions.". A path takes the class of its longest classified prefix, defaults included
 //                   (Policy() lists them; e.g. attributes pii, attributes.country internal, computed internal,
 //                   events internal, events.email pii); an unclassified custom field is pii until classified.
+//                   Derived fields (computed.ltv, computed.aov, computed.rfm: from purchases' values) are readable
+//                   only with events.properties.revenue, total and value readable too, or granted by name in
+//                   readFields.
 //   roles           name -> {"read": [classes], "write": [classes], "readFields": [paths], "writeFields": [paths],
 //                   "operations": [export | erase | audit | admin], "description"?}. "admin" (built in) may do
 //                   everything.

@@ -162,7 +162,18 @@ int AuditLog::CreateJournal(uint64_t generation) const {
   return ::open(JournalPath(generation).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 }
 
-std::string AuditLog::JournalLine(const Call& call) {
+std::string_view AuditLog::Authentic(std::string_view domain, std::string_view text) const {
+  const size_t tab = text.rfind('\t');
+  if (tab == std::string_view::npos) return {};
+  const std::string_view json = text.substr(0, tab);
+  std::string message(domain);
+  message.push_back('\n');
+  message.append(json);
+  if (keyed_hash_(message) != text.substr(tab + 1)) return {};
+  return json;
+}
+
+std::string AuditLog::JournalLine(const Call& call) const {
   Json line = Json::Object();
   line.Set("principal", call.principal);
   line.Set("operation", call.operation);
@@ -177,6 +188,9 @@ std::string AuditLog::JournalLine(const Call& call) {
   for (const std::string& t : call.targets) targets.Push(t);
   line.Set("targets", std::move(targets));
   std::string text = line.Dump();
+  const std::string mac = keyed_hash_("journal\n" + text);
+  text.push_back('\t');
+  text.append(mac);
   text.push_back('\n');
   return text;
 }
@@ -243,8 +257,13 @@ Status AuditLog::RecoverJournal(std::vector<Call>* recovered) {
     for (size_t pos = 0; pos < text.size();) {
       size_t nl = text.find('\n', pos);
       if (nl == std::string::npos) break;  // a torn last line: its call never returned (or its write failed)
-      auto line = Json::Parse(std::string_view(text).substr(pos, nl - pos));
+      const std::string_view json = Authentic("journal", std::string_view(text).substr(pos, nl - pos));
       pos = nl + 1;
+      if (json.empty()) {  // forged, altered, damaged, or from before lines had MACs: not chained
+        ++refused_;
+        continue;
+      }
+      auto line = Json::Parse(json);
       auto text_of = [&](const char* key) -> const Json* {
         const Json* v = line.ok() ? line->Find(key) : nullptr;
         return v != nullptr && v->is_string() ? v : nullptr;
@@ -279,6 +298,18 @@ Status AuditLog::RecoverJournal(std::vector<Call>* recovered) {
     }
   }
   std::stable_sort(calls.begin(), calls.end(), [](const Call& a, const Call& b) { return a.at_us < b.at_us; });
+  if (refused_ > 0) {  // said in the chain itself, after what was recovered
+    Call refusal;
+    refusal.principal = "local";
+    refusal.operation = "audit.recoveryRefused";
+    refusal.outcome = StatusCodeName(StatusCode::kDataLoss);
+    refusal.count = refused_;
+    refusal.at_us = NowMicros();
+    refusal.refused_keys = std::move(refused_keys_);
+    calls.push_back(std::move(refusal));
+    refused_ = 0;
+    refused_keys_.clear();
+  }
   if (!calls.empty() || last > done) CDP_RETURN_IF_ERROR(WriteGroup(&calls, last));
   for (const auto& [generation, path] : files) std::filesystem::remove(path, ec);
   journal_generation_ = last + 1;
@@ -395,7 +426,13 @@ Status AuditLog::RecoverPending(std::vector<Call>* out) {
   for (iter->Seek(prefix); iter->Valid(); iter->Next()) {
     if (iter->key().size() != prefix.size() + 8) return Status::DataLoss("a pending audit record's key is corrupt");
     last_ticket = storage::DecodeBigEndian64(iter->key().substr(prefix.size()));
-    auto record = Json::Parse(iter->value());
+    const std::string_view json = Authentic("pending\n" + std::string(iter->key()), iter->value());
+    if (json.empty()) {  // forged, altered, or from before records had MACs: not chained, deleted with the refusal
+      ++refused_;
+      refused_keys_.emplace_back(iter->key());
+      continue;
+    }
+    auto record = Json::Parse(json);
     const Json* principal = record.ok() ? record->Find("principal") : nullptr;
     const Json* operation = record.ok() ? record->Find("operation") : nullptr;
     const Json* at = record.ok() ? record->Find("at") : nullptr;
@@ -423,7 +460,11 @@ std::string AuditLog::AddPending(storage::WriteBatch* batch, std::string_view pr
   record.Set("principal", std::string(principal));
   record.Set("operation", std::string(operation));
   record.Set("at", NowMicros());
-  batch->Put(storage::Cf::kPrivacy, key, record.Dump());
+  std::string value = record.Dump();
+  const std::string mac = keyed_hash_("pending\n" + key + "\n" + value);
+  value.push_back('\t');
+  value.append(mac);
+  batch->Put(storage::Cf::kPrivacy, key, value);
   return key;
 }
 
@@ -542,6 +583,7 @@ Status AuditLog::WriteGroup(std::vector<Call>* calls, uint64_t journal_done) {
     if (call.recovered) entry.Set("recovered", true);
     entry.Set("v", kEntryVersion);
     if (!call.pending_key.empty()) batch.Delete(storage::Cf::kPrivacy, call.pending_key);
+    for (const std::string& key : call.refused_keys) batch.Delete(storage::Cf::kPrivacy, key);
     Json list = Json::Array();
     for (const std::string& t : call.targets) list.Push(t);
     entry.Set("targetsHash", keyed_hash_(JoinTargets(list)));

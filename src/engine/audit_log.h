@@ -26,7 +26,11 @@
 // "audit_journal_done" = the old journal's generation, then deletes that file. Load chains, in time order, with
 // "recovered": true, the lines of journals above that generation (a line naming a pending record completes it)
 // and the pending records no line names (outcome "ok", no targets or count: the call had not returned), then
-// deletes the journals. So no call is lost or chained twice, and a journal holds only calls not yet chained (an
+// deletes the journals. Journal lines and pending records carry an HMAC under the database's key ("<json>\t<hex
+// mac>"; a record's covers its key too): one that fails it (forged, altered, or written before 2026-11-30,
+// night) is not chained; the recovery chains instead one entry {"principal": "local", "operation":
+// "audit.recoveryRefused", "outcome": "data_loss", "count": how many}, and deletes the refused records with it.
+// So no call is lost or chained twice, and a journal holds only calls not yet chained (an
 // erasure's Flush leaves none naming the person).
 //
 // Entry: {"seq", "at", "principal", "operation", "resource"?, "outcome" ("ok" or a status code name), "count"?,
@@ -119,16 +123,23 @@ class AuditLog {
     std::vector<std::string> targets;
     int64_t count = 0;
     int64_t at_us = 0;
-    std::string pending_key;  // deleted with the entry's write
-    bool recovered = false;   // chained at open from a pending record
+    std::string pending_key;                // deleted with the entry's write
+    std::vector<std::string> refused_keys;  // pending records refused at recovery, deleted with it too
+    bool recovered = false;                 // chained at open from a pending record
   };
+  // A journal line: the call as compact JSON, a tab, and HMAC(key, "journal\n" + the JSON) in hex.
+  std::string JournalLine(const Call& call) const;
+  // The JSON of a line or pending record `text` ("<json>\t<mac>") when its MAC under `domain` holds; else empty.
+  std::string_view Authentic(std::string_view domain, std::string_view text) const;
 
  private:
   // At Load (mu_ held): the calls of the pending records left, then those of the journals above the chained
   // generation (a change's line completing its pending record), chained in time order; then a new journal.
   Status RecoverPending(std::vector<Call>* calls);
   Status RecoverJournal(std::vector<Call>* calls);
-  void Run();  // the writer thread
+  int64_t refused_ = 0;                    // at Load: journal lines and pending records whose MAC failed
+  std::vector<std::string> refused_keys_;  // ... the keys of those records
+  void Run();                              // the writer thread
   // Chains and writes a group (mu_ held); with `journal_done` > 0, records that journals up to that generation are
   // chained, in the same write.
   Status WriteGroup(std::vector<Call>* calls, uint64_t journal_done = 0);
@@ -146,7 +157,6 @@ class AuditLog {
   // Creates journal `generation` for appending: its descriptor, or -1.
   int CreateJournal(uint64_t generation) const;
   // A call as a journal line (JSON and a newline).
-  static std::string JournalLine(const Call& call);
   // Appends a line to the journal (queue_mu_ held).
   void JournalLocked(std::string_view line);
 

@@ -638,8 +638,19 @@ Result<Json> AuditedGdpr::Unsuppress(std::string_view type, std::string_view val
 }
 
 Result<Json> AuditImpl::List(const Json& filter) {
-  CDP_RETURN_IF_ERROR(gov_->Current()->Require("audit"));
-  return log_->List(filter);
+  Status allowed = gov_->Current()->Require("audit");
+  Result<Json> r = allowed.ok() ? log_->List(filter) : Result<Json>(allowed);
+  // A read of who did what to whom: an entry naming the person whose trail was asked for (the filter's target,
+  // when entries name them: never an id no entry names, such as an erased person's), counting the entries returned.
+  std::vector<std::string> targets;
+  const Json* items = r.ok() ? r->Find("items") : nullptr;
+  if (const Json* t = filter.is_object() ? filter.Find("target") : nullptr;
+      t != nullptr && t->is_string() && items != nullptr && items->size() > 0) {
+    targets.push_back(t->as_string());
+  }
+  Record(*log_, "audit.list", targets, r.status(), items != nullptr ? static_cast<int64_t>(items->size()) : 0,
+         /*read=*/true);
+  return r;
 }
 Result<Json> AuditImpl::Verify() {
   CDP_RETURN_IF_ERROR(gov_->Current()->Require("audit"));

@@ -115,6 +115,7 @@ class IdentityImpl final : public Identity {
   Result<Json> FindDuplicates() override;
   Result<Json> Proposals(std::string_view status) override;  // audited ("identity.proposals", each profile named)
   Result<Json> ProposalsUnaudited(std::string_view status);
+  Result<Json> DryRunRulesUnaudited(const Json& rules);  // DryRunRules without its audit entry
   Result<Json> AcceptProposal(std::string_view proposal_id) override;
   Result<Json> RejectProposal(std::string_view proposal_id) override;
   Result<Json> MatchPending() override;

@@ -327,6 +327,26 @@ void ListUnlinksAndHubs(const RulesPlan& plan, Json* unlinks, Json* hubs, bool* 
 }  // namespace
 
 Result<Json> IdentityImpl::DryRunRules(const Json& rules) {
+  Result<Json> r = DryRunRulesUnaudited(rules);
+  // A read of personal data (identifier values, and which profiles hold them): each profile named is a target.
+  std::vector<std::string> named;
+  if (r.ok()) {
+    for (const char* list : {"wouldMerge", "mergeBlocked", "wouldUnlink"}) {
+      for (const Json& item : r->Find(list)->items()) {
+        if (const Json* ids = item.Find("profileIds"); ids != nullptr && ids->is_array()) {
+          for (const Json& id : ids->items()) named.push_back(id.as_string());
+        }
+        if (const Json* id = item.Find("profileId"); id != nullptr && id->is_string()) named.push_back(id->as_string());
+      }
+    }
+    std::sort(named.begin(), named.end());
+    named.erase(std::unique(named.begin(), named.end()), named.end());
+  }
+  RecordInParts(engine_->audit_log(), "identity.dryRunRules", named, r.status(), 0, /*read=*/true, {});
+  return r;
+}
+
+Result<Json> IdentityImpl::DryRunRulesUnaudited(const Json& rules) {
   CDP_RETURN_IF_ERROR(engine_->Require("admin"));
   CDP_ASSIGN_OR_RETURN(std::shared_ptr<const IdentityRules> next, IdentityRules::FromJson(rules));
   RulesPlan plan;

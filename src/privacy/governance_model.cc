@@ -368,7 +368,28 @@ std::shared_ptr<const Access> Access::Compile(std::shared_ptr<const GovernancePo
   for (const std::string& f : access->read_fields_) AddBranchPoints(f, &access->field_branch_points_);
   for (const std::string& f : access->write_fields_) AddBranchPoints(f, &access->field_branch_points_);
   access->policy_ = std::move(policy);
+  if (access->defined_ && !access->admin_) {
+    for (const DerivedField& d : DerivedFields()) {
+      if (access->read_fields_.contains(Av(d.path))) continue;  // granted by name
+      for (std::string_view source : d.sources) {
+        if (!access->Allows(source, access->read_classes_, access->read_fields_)) {
+          access->derived_denied_.emplace(d.path);
+          AddBranchPoints(d.path, &access->field_branch_points_);  // Filter looks inside its parent
+          break;
+        }
+      }
+    }
+  }
   return access;
+}
+
+const std::vector<DerivedField>& DerivedFields() {
+  static const std::vector<DerivedField>* fields = [] {
+    const std::vector<std::string_view> value = {"events.properties.revenue", "events.properties.total",
+                                                 "events.properties.value"};
+    return new std::vector<DerivedField>{{"computed.ltv", value}, {"computed.aov", value}, {"computed.rfm", value}};
+  }();
+  return *fields;
 }
 
 bool Access::Allows(std::string_view path, const absl::flat_hash_set<std::string>& classes,
@@ -394,6 +415,12 @@ Status Access::Require(std::string_view operation) const {
 
 Status Access::RequireRead(std::string_view path) const {
   if (CanRead(path)) return Status::OK();
+  if (derived_denied_.contains(Av(path))) {
+    return Status(StatusCode::kPermissionDenied,
+                  Cat("principal '", principal_, "' may not read ", path,
+                      " (computed from event fields it may not read: a purchase's value)"),
+                  std::string(path));
+  }
   return Status(StatusCode::kPermissionDenied,
                 Cat("principal '", principal_, "' may not read ", path, " (", policy_->ClassOf(path), ")"),
                 std::string(path));
@@ -410,6 +437,11 @@ Status Access::RequireReadTree(std::string_view path) const {
   CDP_RETURN_IF_ERROR(RequireRead(path));
   if (admin_) return Status::OK();
   for (const std::string& below : policy_->KeysBelow(path)) CDP_RETURN_IF_ERROR(RequireRead(below));
+  for (const std::string& derived : derived_denied_) {
+    if (derived.size() > path.size() && derived[path.size()] == '.' && std::string_view(derived).starts_with(path)) {
+      CDP_RETURN_IF_ERROR(RequireRead(derived));
+    }
+  }
   return Status::OK();
 }
 

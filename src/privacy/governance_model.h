@@ -12,6 +12,10 @@
 //
 // A principal may read (write) a path when one of its roles grants the path's class, or grants the path or one of
 // its prefixes as a field ("readFields" / "writeFields"). A role with the operation "admin" may do everything.
+//
+// Derived fields (kDerivedFields): a value computed from event fields tells what they held (one purchase's ltv is
+// its revenue). A principal may read one only when it may also read every field it is computed from, unless a role
+// names the derived path itself in "readFields".
 
 #ifndef CDP_PRIVACY_GOVERNANCE_MODEL_H_
 #define CDP_PRIVACY_GOVERNANCE_MODEL_H_
@@ -101,7 +105,9 @@ class Access {
   const std::string& principal() const { return principal_; }
   bool defined() const { return defined_; }
   bool admin() const { return admin_; }
-  bool CanRead(std::string_view path) const { return admin_ || Allows(path, read_classes_, read_fields_); }
+  bool CanRead(std::string_view path) const {
+    return admin_ || (Allows(path, read_classes_, read_fields_) && !derived_denied_.contains(Av(path)));
+  }
   bool CanWrite(std::string_view path) const { return admin_ || Allows(path, write_classes_, write_fields_); }
   bool Can(std::string_view operation) const { return admin_ || operations_.contains(Av(operation)); }
 
@@ -154,7 +160,16 @@ class Access {
   absl::flat_hash_set<std::string> read_fields_, write_fields_;
   absl::flat_hash_set<std::string> operations_;
   absl::flat_hash_set<std::string> field_branch_points_;  // proper prefixes of read_fields_ and write_fields_
+  absl::flat_hash_set<std::string> derived_denied_;       // derived fields whose sources it may not read
 };
+
+// The derived fields of a profile and the event fields each is computed from: computed.ltv, computed.aov and
+// computed.rfm from a purchase's value (properties.revenue, else total, else value; RFM's default revenuePath).
+struct DerivedField {
+  std::string_view path;
+  std::vector<std::string_view> sources;
+};
+const std::vector<DerivedField>& DerivedFields();
 
 }  // namespace cdp::internal
 

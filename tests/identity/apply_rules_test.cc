@@ -40,6 +40,20 @@ TEST_F(ApplyRulesTest, DoesWhatTheDryRunSaid) {
   Json e = Unwrap(profiles().Create(J(R"({"externalIds":{"customerId":"C-3","email":"c.2@gmail.com"}})")));
   const Json next = NextRules();
   Json dry = Unwrap(identity().DryRunRules(next));
+  // The dry run reads identifier values and who holds them: an audit entry names each profile it shows.
+  Json read = *Unwrap(engine_->audit().List(J(R"({"operation": "identity.dryRunRules"})"))).Find("items");
+  ASSERT_EQ(read.size(), 1u) << read.Dump();
+  for (const Json& group : dry.Find("wouldMerge")->items()) {
+    for (const Json& id : group.Find("profileIds")->items()) {
+      EXPECT_NE(read.items()[0].Find("targets")->Dump().find(id.as_string()), std::string::npos) << read.Dump();
+    }
+  }
+  EXPECT_EQ(Unwrap(engine_->audit().List(J(R"({"target": ")" + Id(a) + R"("})")))
+                .Find("items")
+                ->items()[0]
+                .Find("operation")
+                ->as_string(),
+            "identity.dryRunRules");
   Json applied = Unwrap(identity().ApplyRules(next));
 
   // The rules are in force.

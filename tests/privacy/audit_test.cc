@@ -86,23 +86,29 @@ TEST_F(AuditTest, EveryCallOnPersonalDataIsAnEntryOfAVerifiableChain) {
   // Filters and paging.
   EXPECT_EQ(Unwrap(audit().List(J(R"({"principal": "api-key"})"))).Find("items")->size(), 1u);
   EXPECT_EQ(Unwrap(audit().List(J(R"({"target": ")" + id + R"("})"))).Find("items")->size(), 4u);
+  // Reading the log is itself an entry ("audit.list"): the three lists so far are entries 6 to 8.
   Json page = Unwrap(audit().List(J(R"({"limit": 2})")));
   ASSERT_EQ(page.Find("items")->size(), 2u);
+  Json trail = page.Find("items")->items()[0];
+  EXPECT_EQ(trail.Find("operation")->as_string(), "audit.list");
+  EXPECT_EQ(*trail.Find("targets"), J(R"([")" + id + R"("])"));  // the person whose trail was read
+  EXPECT_EQ(trail.Find("count")->as_int(), 4);
   Json rest = Unwrap(audit().List(J(R"({"limit": 10, "cursor": )" + page.Find("nextCursor")->Dump() + "}")));
-  EXPECT_EQ(rest.Find("items")->size(), 3u);
+  EXPECT_EQ(rest.Find("items")->size(), 6u);
   EXPECT_TRUE(rest.Find("nextCursor")->is_null());
   EXPECT_TRUE(audit().List(J(R"({"limit": 0})")).status().IsInvalidArgument());
   EXPECT_TRUE(audit().List(J(R"({"who": "x"})")).status().IsInvalidArgument());
 
   Json v = Unwrap(audit().Verify());
   EXPECT_TRUE(v.Find("ok")->as_bool()) << v.Dump();
-  EXPECT_EQ(v.Find("entries")->as_int(), 5);
+  EXPECT_EQ(v.Find("entries")->as_int(), 12);  // five calls, seven lists (two refused)
+  EXPECT_EQ(Unwrap(audit().List(J(R"({"operation": "audit.list", "limit": 100})"))).Find("items")->size(), 7u);
   // The chain goes on across a restart.
   Reopen();
   Unwrap(profiles().Get(id));
   v = Unwrap(audit().Verify());
   EXPECT_TRUE(v.Find("ok")->as_bool()) << v.Dump();
-  EXPECT_EQ(v.Find("entries")->as_int(), 6);
+  EXPECT_EQ(v.Find("entries")->as_int(), 14);
 }
 
 TEST_F(AuditTest, AlteringAnEntryIsFound) {
@@ -369,14 +375,15 @@ TEST_F(AuditTest, TheTargetIndexSurvivesAReopenBeforeAnyWriteOut) {
   const std::string id = Activity();
   EXPECT_EQ(Unwrap(audit().List(J(R"({"target": ")" + id + R"("})"))).Find("items")->size(), 4u);
   Reopen();
-  EXPECT_EQ(Unwrap(audit().List(J(R"({"target": ")" + id + R"("})"))).Find("items")->size(), 4u);
+  // Each list by the person's id is an entry naming them too (audit.list).
+  EXPECT_EQ(Unwrap(audit().List(J(R"({"target": ")" + id + R"("})"))).Find("items")->size(), 5u);
   Unwrap(profiles().Get(id));  // held after the reopen's write-out
   Reopen();
-  EXPECT_EQ(Unwrap(audit().List(J(R"({"target": ")" + id + R"("})"))).Find("items")->size(), 5u);
+  EXPECT_EQ(Unwrap(audit().List(J(R"({"target": ")" + id + R"("})"))).Find("items")->size(), 7u);
   Unwrap(engine_->gdpr().Erase(id));
   Json v = Unwrap(audit().Verify());
   EXPECT_TRUE(v.Find("ok")->as_bool()) << v.Dump();
-  EXPECT_EQ(v.Find("redacted")->as_int(), 5);
+  EXPECT_EQ(v.Find("redacted")->as_int(), 8);
   EXPECT_EQ(Unwrap(audit().List(Json::Object())).Dump().find(id), std::string::npos);
   ASSERT_TRUE(engine_->Flush().ok());
   EXPECT_EQ(testing::FilesHolding(dir_.path(), id), std::vector<std::string>{});
@@ -611,17 +618,17 @@ TEST_F(AuditTest, TheTargetIndexWrittenOutAndHeldAnswersAsOne) {
   };
   EXPECT_EQ(by_target(id), 11u);  // the create and ten reads
   EXPECT_EQ(by_target(other), 11u);
-  Reopen();  // the held keys are gone with the process: rebuilt from the entries after the marker
-  EXPECT_EQ(by_target(id), 11u);
-  EXPECT_EQ(by_target(other), 11u);
+  Reopen();                       // the held keys are gone with the process: rebuilt from the entries after the marker
+  EXPECT_EQ(by_target(id), 12u);  // and the list just made (audit.list names whose trail it read)
+  EXPECT_EQ(by_target(other), 12u);
   static_cast<internal::EngineImpl&>(*engine_).audit_log().set_index_held_limit(4);
   Unwrap(engine_->gdpr().Erase(id));
   EXPECT_EQ(by_target(id), 0u);
   EXPECT_EQ(stored(id), 0u);
-  EXPECT_EQ(by_target(other), 11u);
+  EXPECT_EQ(by_target(other), 13u);
   Json v = Unwrap(audit().Verify());
   EXPECT_TRUE(v.Find("ok")->as_bool()) << v.Dump();
-  EXPECT_EQ(v.Find("redacted")->as_int(), 11);
+  EXPECT_EQ(v.Find("redacted")->as_int(), 13);
   ASSERT_TRUE(engine_->Flush().ok());
   EXPECT_EQ(testing::FilesHolding(dir_.path(), id), std::vector<std::string>{});
 }
@@ -674,24 +681,77 @@ TEST_F(AuditTest, CallsNamingAnErasedIdLongAfterTheErasureAreChainedWithoutIt) {
   EXPECT_EQ(testing::FilesHolding(dir_.path(), id), std::vector<std::string>{});
 }
 
-// A journal line damaged by a failed write or a power loss costs that call's entry, counted in appendErrors; the
-// database still opens and chains the other lines, and the journal is gone afterwards.
-TEST(AuditJournalTest, ADamagedLineIsCountedAndTheRestChained) {
+// Journal lines carry a MAC under the database's key. A line damaged by a failed write or a power loss, altered,
+// forged, or without a MAC is not chained: one "audit.recoveryRefused" entry counts them; the database still
+// opens and chains the genuine lines, and the journal is gone afterwards.
+TEST(AuditJournalTest, DamagedAlteredAndForgedLinesAreRefusedAndCountedTheRestChained) {
   testing::TempDir dir;
-  { auto engine = Unwrap(Engine::Open(Options(), dir.path())); }
-  const std::string line =
-      R"({"principal":"api-key","operation":"profiles.get","outcome":"ok","at":1767225600000000,"targets":["p-1"]})";
-  std::ofstream(dir.path() + "/cdp-audit/journal-00000000000000000777") << line << "\n"
-                                                                        << R"({"principal":"api-key","operation":"prof)"
-                                                                        << "\n"
-                                                                        << line << "\n"
+  std::string line, other;
+  {
+    auto engine = Unwrap(Engine::Open(Options(), dir.path()));
+    internal::AuditLog::Call call;
+    call.principal = "api-key";
+    call.operation = "profiles.get";
+    call.outcome = "ok";
+    call.at_us = 1767225600000000;
+    call.targets = {"p-1"};
+    line = static_cast<internal::EngineImpl&>(*engine).audit_log().JournalLine(call);
+    call.principal = "bob";
+    other = static_cast<internal::EngineImpl&>(*engine).audit_log().JournalLine(call);
+  }
+  ASSERT_EQ(line.back(), '\n');
+  const std::string json = line.substr(0, line.find('\t'));
+  std::string altered = line;
+  altered.replace(altered.find("api-key"), 7, "mallory");  // the MAC is the genuine line's
+  std::string swapped = other.substr(0, other.find('\t')) + line.substr(line.find('\t'));  // another line's MAC
+  std::ofstream(dir.path() + "/cdp-audit/journal-00000000000000000777") << line << line.substr(0, 40) << "\n"
+                                                                        << line << altered << swapped << json << "\n"
                                                                         << "{\"torn";
   auto engine = Unwrap(Engine::Open(Options(), dir.path()));
   Json v = Unwrap(engine->audit().Verify());
   EXPECT_TRUE(v.Find("ok")->as_bool()) << v.Dump();
-  EXPECT_EQ(v.Find("appendErrors")->as_int(), 1) << v.Dump();  // the damaged line; the torn last one never returned
   EXPECT_EQ(Unwrap(engine->audit().List(J(R"({"target": "p-1"})"))).Find("items")->size(), 2u);
+  EXPECT_EQ(Unwrap(engine->audit().List(J(R"({"principal": "mallory"})"))).Find("items")->size(), 0u);
+  EXPECT_EQ(Unwrap(engine->audit().List(J(R"({"principal": "bob"})"))).Find("items")->size(), 0u);
+  Json refused = *Unwrap(engine->audit().List(J(R"({"operation": "audit.recoveryRefused"})"))).Find("items");
+  ASSERT_EQ(refused.size(), 1u) << refused.Dump();
+  EXPECT_EQ(refused.items()[0].Find("count")->as_int(), 4);  // damaged, altered, swapped, without a MAC
+  EXPECT_EQ(refused.items()[0].Find("outcome")->as_string(), "data_loss");
   EXPECT_FALSE(std::filesystem::exists(dir.path() + "/cdp-audit/journal-00000000000000000777"));
+}
+
+// A pending record written without the key (forged, or altered) is not chained: it is deleted with the entry
+// that counts it.
+TEST_F(AuditTest, AForgedPendingRecordIsRefused) {
+  std::string genuine_key;
+  {
+    storage::WriteBatch batch(store());
+    genuine_key =
+        static_cast<internal::EngineImpl&>(*engine_).audit_log().AddPending(&batch, "api-key", "profiles.patch");
+    batch.Put(storage::Cf::kPrivacy, storage::AuditPendingKey(777),
+              R"({"principal":"mallory","operation":"profiles.delete","at":1704067200000000})");
+    ASSERT_TRUE(store().Write(&batch).ok());
+  }
+  std::string value;
+  ASSERT_TRUE(store().Get(storage::Cf::kPrivacy, genuine_key, &value).ok());
+  {
+    storage::WriteBatch batch(store());  // the genuine record, altered: its MAC no longer holds
+    std::string altered = value;
+    altered.replace(altered.find("api-key"), 7, "mallory");
+    batch.Put(storage::Cf::kPrivacy, storage::AuditPendingKey(778), value);  // a genuine record moved: refused too
+    batch.Put(storage::Cf::kPrivacy, genuine_key, altered);
+    ASSERT_TRUE(store().Write(&batch).ok());
+  }
+  ASSERT_EQ(PendingKeys(store()).size(), 3u);
+  Reopen();
+  EXPECT_TRUE(PendingKeys(store()).empty());
+  Json v = Unwrap(audit().Verify());
+  EXPECT_TRUE(v.Find("ok")->as_bool()) << v.Dump();
+  EXPECT_EQ(Unwrap(audit().List(J(R"({"principal": "mallory"})"))).Find("items")->size(), 0u);
+  EXPECT_EQ(Unwrap(audit().List(J(R"({"operation": "profiles.patch"})"))).Find("items")->size(), 0u);
+  Json refused = *Unwrap(audit().List(J(R"({"operation": "audit.recoveryRefused"})"))).Find("items");
+  ASSERT_EQ(refused.size(), 1u) << refused.Dump();
+  EXPECT_EQ(refused.items()[0].Find("count")->as_int(), 3);
 }
 
 // The writer of ACrashBeforeTheEntryIsWrittenKeepsTheChange, run in a child process (not on its own): tracks

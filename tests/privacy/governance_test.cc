@@ -197,6 +197,47 @@ TEST_F(GovernanceTest, SegmentMembersExportsAndEstimatesFollowTheReader) {
   EXPECT_EQ(guess.status().code(), StatusCode::kPermissionDenied);
 }
 
+// Lifetime value, average order value and RFM are computed from purchases' values: a principal that may not read
+// the value may not read them either (one purchase's ltv is its revenue), nor search, estimate or segment by them.
+TEST_F(GovernanceTest, FieldsComputedFromAnUnreadableValueAreUnreadableToo) {
+  Json policy = J(kPolicy);
+  policy.Find("classification")->Set("events.properties.revenue", "sensitive");
+  policy.Find("roles")->Set("ltv", J(R"({"read": ["public", "internal"], "readFields": ["computed.ltv"]})"));
+  policy.Find("principals")->Set("val", J(R"({"roles": ["ltv"]})"));
+  Unwrap(gov().SetPolicy(policy));
+  const std::string seg =
+      Unwrap(engine_->segments().Create(J(R"({"name": "big", "rule": {"field": "computed.ltv", "operator": ">",
+                                           "value": 10}})")))
+          .Find("id")
+          ->as_string();
+  EXPECT_EQ(Unwrap(profiles().Get(id_)).FindPath("computed.ltv")->as_number(), 30.0);  // the admin sees it
+  {
+    ScopedPrincipal ann("ann");
+    Json doc = Unwrap(profiles().Get(id_));
+    EXPECT_EQ(doc.FindPath("computed.ltv"), nullptr) << doc.Dump();
+    EXPECT_EQ(doc.FindPath("computed.aov"), nullptr) << doc.Dump();
+    EXPECT_EQ(doc.FindPath("computed.rfm"), nullptr) << doc.Dump();
+    EXPECT_EQ(doc.FindPath("computed.purchaseCount")->as_int(), 1) << doc.Dump();  // counts no value
+    ProfileQuery query = Unwrap(
+        ProfileQuery::FromJson(J(R"({"conditions": [{"field": "computed.ltv", "operator": ">", "value": 10}]})")));
+    Status searched = profiles().Search(query).status();
+    EXPECT_EQ(searched.code(), StatusCode::kPermissionDenied) << searched.ToString();
+    EXPECT_EQ(searched.field(), "computed.ltv");
+    query = Unwrap(ProfileQuery::FromJson(J(R"({"sort": {"field": "computed.aov", "order": "desc"}})")));
+    EXPECT_EQ(profiles().Search(query).status().code(), StatusCode::kPermissionDenied);
+    Result<int64_t> estimate =
+        engine_->segments().Estimate(J(R"({"field": "computed.aov", "operator": ">", "value": 29})"));
+    EXPECT_EQ(estimate.status().code(), StatusCode::kPermissionDenied);
+    EXPECT_EQ(engine_->segments().Size(seg).status().code(), StatusCode::kPermissionDenied);
+  }
+  {
+    ScopedPrincipal val("val");  // granted computed.ltv by name: that field, not aov
+    Json doc = Unwrap(profiles().Get(id_));
+    EXPECT_EQ(doc.FindPath("computed.ltv")->as_number(), 30.0) << doc.Dump();
+    EXPECT_EQ(doc.FindPath("computed.aov"), nullptr) << doc.Dump();
+  }
+}
+
 // A saved segment's members, size and feed tell who matches its rule, so they need the rule's fields readable,
 // and those of the segments it names; so do audiences built on it, their channel's consent and suppression lists.
 TEST_F(GovernanceTest, SavedSegmentsAndAudiencesNeedWhatTheirRulesTestReadable) {

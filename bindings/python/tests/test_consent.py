@@ -135,4 +135,6 @@ def test_audit_log(db):
     assert [e["operation"] for e in entries] == ["profiles.get", "profiles.create"]
     assert entries[0]["principal"] == "local" and entries[0]["outcome"] == "ok"
     result = db.audit.verify()
-    assert result["ok"] is True and result["entries"] == 2
+    assert result["ok"] is True and result["entries"] == 3  # reading the trail is an entry too
+    trail = db.audit.list(operation="audit.list")["items"]
+    assert len(trail) == 1 and trail[0]["targets"] == [pid] and trail[0]["count"] == 2, trail
