@@ -5,6 +5,7 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -98,10 +99,31 @@ const char* PaddedCopy(std::string_view text, std::string* reused, std::string* 
   return buffer->data();
 }
 
+namespace {
+
+// Whether any of the 8 bytes of `w` is below 0x20, '"' or '\\' (the bytes JSON strings escape). Exact for "any":
+// the borrow of these tests can only mark a byte above one that matches.
+inline bool AnyToEscape(uint64_t w) {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr uint64_t kHighs = 0x8080808080808080ULL;
+  const uint64_t quote = w ^ (kOnes * '"');
+  const uint64_t backslash = w ^ (kOnes * '\\');
+  return (((w - kOnes * 0x20) & ~w) | ((quote - kOnes) & ~quote) | ((backslash - kOnes) & ~backslash)) & kHighs;
+}
+
+}  // namespace
+
 void AppendJsonString(std::string_view s, std::string* out) {
   out->push_back('"');
+  size_t start = 0;  // bytes before it need no escape: checked 8 at a time
+  while (start + 8 <= s.size()) {
+    uint64_t w;
+    std::memcpy(&w, s.data() + start, 8);
+    if (AnyToEscape(w)) break;
+    start += 8;
+  }
   size_t run = 0;
-  for (size_t i = 0; i < s.size(); ++i) {
+  for (size_t i = start; i < s.size(); ++i) {
     unsigned char c = static_cast<unsigned char>(s[i]);
     if (c >= 0x20 && c != '"' && c != '\\') continue;
     out->append(s.data() + run, i - run);
@@ -151,7 +173,31 @@ void EscapeTo(std::string_view s, std::string* out) { internal::AppendJsonString
 
 }  // namespace
 
-Json::Json(uint64_t v) {
+struct Json::SharedString {
+  explicit SharedString(std::string s) : value(std::move(s)) {}
+  std::atomic<uint32_t> refs{1};
+  const std::string value;
+};
+
+Json::Json(std::string s) : type_(Type::kString), s_(new SharedString(std::move(s))) {}
+
+void Json::ReleaseSlow() noexcept {
+  switch (type_) {
+    case Type::kString:
+      if (s_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete s_;
+      break;
+    case Type::kArray:
+      delete a_;
+      break;
+    case Type::kObject:
+      delete o_;
+      break;
+    default:
+      break;
+  }
+}
+
+Json::Json(uint64_t v) : i_(0) {
   if (v <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
     type_ = Type::kInt;
     i_ = static_cast<int64_t>(v);
@@ -161,9 +207,23 @@ Json::Json(uint64_t v) {
   }
 }
 
-Json::Json(const Json& other) : type_(other.type_), b_(other.b_), i_(other.i_), d_(other.d_), s_(other.s_) {
-  if (other.a_) a_ = std::make_unique<std::vector<Json>>(*other.a_);
-  if (other.o_) o_ = std::make_unique<std::vector<Member>>(*other.o_);
+Json::Json(const Json& other) : type_(Type::kNull), i_(0) {
+  switch (other.type_) {
+    case Type::kString:
+      other.s_->refs.fetch_add(1, std::memory_order_relaxed);
+      s_ = other.s_;
+      break;
+    case Type::kArray:
+      a_ = new std::vector<Json>(*other.a_);
+      break;
+    case Type::kObject:
+      o_ = new std::vector<Member>(*other.o_);
+      break;
+    default:
+      i_ = other.i_;
+      break;
+  }
+  type_ = other.type_;  // last: a throwing copy above leaves this a null that owns nothing
 }
 
 Json& Json::operator=(const Json& other) {
@@ -220,7 +280,7 @@ void Json::DumpTo(std::string* out) const {
       out->append("null");
       return;
     case Type::kBool:
-      out->append(b_ ? "true" : "false");
+      out->append(i_ != 0 ? "true" : "false");
       return;
     case Type::kInt: {
       char buf[24];
@@ -232,7 +292,7 @@ void Json::DumpTo(std::string* out) const {
       internal::AppendJsonDouble(d_, out);
       return;
     case Type::kString:
-      EscapeTo(*s_, out);
+      EscapeTo(s_->value, out);
       return;
     case Type::kArray: {
       out->push_back('[');
@@ -279,30 +339,26 @@ double Json::as_number() const {
   return 0;
 }
 
-const std::string& Json::as_string() const { return type_ == Type::kString ? *s_ : kEmptyString; }
-const std::vector<Json>& Json::items() const { return a_ ? *a_ : kEmptyArray; }
+const std::string& Json::as_string() const { return type_ == Type::kString ? s_->value : kEmptyString; }
+const std::vector<Json>& Json::items() const { return type_ == Type::kArray ? *a_ : kEmptyArray; }
 std::vector<Json>& Json::items() {
-  if (!a_) {
-    *this = Array();
-  }
+  if (type_ != Type::kArray) *this = Array();
   return *a_;
 }
-const std::vector<Json::Member>& Json::members() const { return o_ ? *o_ : kEmptyObject; }
+const std::vector<Json::Member>& Json::members() const { return type_ == Type::kObject ? *o_ : kEmptyObject; }
 std::vector<Json::Member>& Json::members() {
-  if (!o_) {
-    *this = Object();
-  }
+  if (type_ != Type::kObject) *this = Object();
   return *o_;
 }
 
 size_t Json::size() const {
-  if (a_) return a_->size();
-  if (o_) return o_->size();
+  if (type_ == Type::kArray) return a_->size();
+  if (type_ == Type::kObject) return o_->size();
   return 0;
 }
 
 const Json* Json::Find(std::string_view key) const {
-  if (!o_) return nullptr;
+  if (type_ != Type::kObject) return nullptr;
   for (const auto& m : *o_) {
     if (m.first == key) return &m.second;
   }
@@ -310,7 +366,7 @@ const Json* Json::Find(std::string_view key) const {
 }
 
 Json* Json::Find(std::string_view key) {
-  if (!o_) return nullptr;
+  if (type_ != Type::kObject) return nullptr;
   for (auto& m : *o_) {
     if (m.first == key) return &m.second;
   }
@@ -340,7 +396,7 @@ Json& Json::Set(std::string_view key, Json value) {
 }
 
 bool Json::Erase(std::string_view key) {
-  if (!o_) return false;
+  if (type_ != Type::kObject) return false;
   for (auto it = o_->begin(); it != o_->end(); ++it) {
     if (it->first == key) {
       o_->erase(it);
@@ -366,9 +422,9 @@ bool Json::operator==(const Json& other) const {
     case Type::kNull:
       return true;
     case Type::kBool:
-      return b_ == other.b_;
+      return i_ == other.i_;
     case Type::kString:
-      return *s_ == *other.s_;
+      return s_ == other.s_ || s_->value == other.s_->value;
     case Type::kArray:
       return *a_ == *other.a_;
     case Type::kObject: {

@@ -445,7 +445,8 @@ class EngineImpl::IngestContext : public GraphView {
         note.source = ProvenanceSource(e, "identify");
         note.at_us = std::min(e.time_us, received_us_);  // a future timestamp would outrank later statements
       }
-      const size_t bytes = stored.Dump().size();
+      int depth = 0;
+      const size_t bytes = SerializedSize(stored, &depth);
       if (bytes > engine_->options().max_profile_bytes) {
         return Status::ResourceExhausted(fmt::format("profile of {} bytes would be over the limit of {} bytes", bytes,
                                                      engine_->options().max_profile_bytes));
@@ -1291,7 +1292,11 @@ Result<Json> EngineImpl::Identify(const Json& request, const IdempotencyKey* key
 
 Status EngineImpl::CommitIdentifies(std::vector<ParsedEvent>* events, const std::vector<Json>& patches,
                                     std::vector<Status>* statuses, std::vector<TrackResult>* results, int64_t now) {
-  NormalizeBatch(*rules(), events);  // before the lock, as Ingest does
+  // Identifiers are normalized with the rules in force now (pure work: phone numbers through libphonenumber are
+  // most of it), on a second thread ahead of resolution, which is serial under the lock.
+  std::shared_ptr<const IdentityRules> rules = this->rules();
+  RunAhead normalized(events->size(), /*parallel_from=*/64,
+                      [rules, events](size_t i) { NormalizeIdentifiers(*rules, &(*events)[i]); });
   uint64_t sequence = 0;
   {
     std::lock_guard<std::mutex> lock(write_mu_);
@@ -1299,6 +1304,7 @@ Status EngineImpl::CommitIdentifies(std::vector<ParsedEvent>* events, const std:
     IngestContext ctx(this, now);
     for (size_t i = 0; i < events->size(); ++i) {
       if ((*statuses)[i].ok()) {
+        normalized.Ready(i);
         CDP_RETURN_IF_ERROR(ctx.Identify((*events)[i], patches[i], &(*results)[i], &(*statuses)[i]));
       }
     }

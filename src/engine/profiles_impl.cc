@@ -53,9 +53,11 @@ int CompareValues(const Json* a, const Json* b) {
 // Validates one profile of Create or CreateBatch and normalizes it (pure: runs outside the lock).
 Status PrepareCreate(const Json& profile, const Options& options, const IdentityRules& rules,
                      EngineImpl::PreparedProfile* p, size_t* bytes = nullptr) {
-  if (bytes != nullptr) *bytes = profile.Dump().size();
+  int depth = 0;
+  const size_t size = SerializedSize(profile, &depth);
+  if (bytes != nullptr) *bytes = size;
   if (!profile.is_object()) return Status::InvalidArgument("a profile must be a JSON object");
-  if (JsonDepth(profile) > options.max_json_depth) return Status::InvalidArgument("JSON nested too deeply");
+  if (depth > options.max_json_depth) return Status::InvalidArgument("JSON nested too deeply");
   if (const Json* given = profile.Find("id"); given != nullptr && !given->is_null()) {
     if (!given->is_string()) return Status::InvalidArgument("expected a string", "id");
     CDP_RETURN_IF_ERROR(ValidateId(given->as_string(), "id"));

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <random>
 
 #include "cdp/query.h"
@@ -83,6 +84,102 @@ TEST(JsonTest, MergePatchFollowsRfc7396) {
   EXPECT_EQ(target, *Json::Parse(R"({"a":"z","c":{"d":"e"}})"));
   ApplyMergePatch(&target, *Json::Parse(R"({"c":[1,2],"n":{"x":null,"y":1}})"));
   EXPECT_EQ(target, *Json::Parse(R"({"a":"z","c":[1,2],"n":{"y":1}})"));
+}
+
+// The escaper checks 8 bytes at a time before it looks at single bytes: every byte that needs an escape, at every
+// position around those 8-byte steps, in strings of every length up to 40, is escaped as RFC 8259 says and parses
+// back to the same string.
+TEST(JsonTest, StringsEscapeEveryByteThatNeedsItWhereverItIs) {
+  auto expected = [](const std::string& s) {
+    std::string out = "\"";
+    for (unsigned char c : s) {
+      if (c == '"') {
+        out += "\\\"";
+      } else if (c == '\\') {
+        out += "\\\\";
+      } else if (c == '\n') {
+        out += "\\n";
+      } else if (c == '\r') {
+        out += "\\r";
+      } else if (c == '\t') {
+        out += "\\t";
+      } else if (c == '\b') {
+        out += "\\b";
+      } else if (c == '\f') {
+        out += "\\f";
+      } else if (c < 0x20) {
+        char buf[8];
+        std::snprintf(buf, sizeof buf, "\\u%04x", c);
+        out += buf;
+      } else {
+        out += static_cast<char>(c);
+      }
+    }
+    return out + "\"";
+  };
+  // Bytes next to the ones that need escaping (0x1f/0x20, 0x21/0x23, 0x5b/0x5d), UTF-8 (é, €) and the escaped ones.
+  const std::vector<std::string> specials = {
+      "\"", "\\", "\n", std::string(1, '\0'), "\x1f",        "\x7f", "\t", " ", "!",
+      "#",  "[",  "]",  "\xc3\xa9",           "\xe2\x82\xac"};
+  size_t checked = 0;
+  for (size_t len = 0; len <= 40; ++len) {
+    for (size_t pos = 0; pos < std::max<size_t>(len, 1); ++pos) {
+      for (const std::string& special : specials) {
+        std::string s(len, 'a');
+        if (len > 0) s.replace(pos, 1, special);
+        const Json j(s);
+        const std::string dumped = j.Dump();
+        ASSERT_EQ(dumped, expected(s)) << "length " << len << ", position " << pos;
+        auto back = Json::Parse(dumped);
+        ASSERT_TRUE(back.ok()) << dumped;
+        ASSERT_EQ(back->as_string(), s);
+        ++checked;
+      }
+    }
+  }
+  EXPECT_GT(checked, 10000u);
+}
+
+// Values are 16 bytes; strings are shared between copies and immutable; moving a member out of its own object or
+// array into that object leaves a whole value.
+TEST(JsonTest, CopiesAndMovesKeepValuesWhole) {
+  EXPECT_EQ(sizeof(Json), 16u);
+  Json a(std::string(100, 'x'));
+  Json b = a;
+  EXPECT_EQ(&a.as_string(), &b.as_string());  // shared, not copied
+  b = Json("other");
+  EXPECT_EQ(a.as_string(), std::string(100, 'x'));
+  EXPECT_EQ(b.as_string(), "other");
+
+  Json doc = *Json::Parse(R"({"inner":{"k":[1,"two",{"three":3}]},"s":"v"})");
+  Json copy = doc;
+  copy.Find("inner")->Find("k")->items()[1] = Json("changed");
+  EXPECT_EQ(doc.FindPath("inner.k")->items()[1].as_string(), "two");  // a deep copy of arrays and objects
+  doc = std::move(*doc.Find("inner"));                                // the value moved out of the object that held it
+  EXPECT_EQ(doc.Dump(), R"({"k":[1,"two",{"three":3}]})");
+  Json list = *Json::Parse(R"([[1,2],[3]])");
+  list = Json(list.items()[0]);  // a copy of an element replaces its array
+  EXPECT_EQ(list.Dump(), "[1,2]");
+  list = std::move(list.items()[1]);
+  EXPECT_EQ(list.Dump(), "2");
+
+  Json moved_from = Json::Object().Set("a", 1);
+  Json target = std::move(moved_from);
+  EXPECT_TRUE(moved_from.is_null());  // NOLINT(bugprone-use-after-move): documented state
+  EXPECT_EQ(target.Dump(), R"({"a":1})");
+  EXPECT_TRUE(Json(true).as_bool());
+  EXPECT_FALSE(Json(false).as_bool());
+  EXPECT_EQ(Json(true), Json(true));
+  EXPECT_NE(Json(true), Json(false));
+  EXPECT_EQ(Json(false).Dump(), "false");
+  // Mutating accessors turn a value of another type into an empty one of theirs.
+  Json s("text");
+  s.Set("k", 1);
+  EXPECT_EQ(s.Dump(), R"({"k":1})");
+  s.Push(2);
+  EXPECT_EQ(s.Dump(), "[2]");
+  EXPECT_EQ(Json("text").size(), 0u);
+  EXPECT_TRUE(Json(3).items().empty());
 }
 
 TEST(TimestampTest, ParsesIsoAndEpochMillis) {

@@ -1,0 +1,79 @@
+// Copyright 2026 The libcdp Authors.
+
+#include "core/parallel.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+#include <vector>
+
+namespace cdp::internal {
+namespace {
+
+// Every item is produced exactly once, by one thread or the other, and its result is visible when Ready returns,
+// whether the consumer is slower than the producer, faster, or both alternate.
+TEST(RunAheadTest, EachItemIsProducedOnceAndVisibleWhenReady) {
+  for (int consumer_pause_every : {0, 1, 7}) {
+    constexpr size_t kItems = 3000;
+    std::vector<uint64_t> value(kItems, 0);
+    std::vector<std::atomic<int>> calls(kItems);
+    std::atomic<int> by_second_thread{0};
+    const std::thread::id caller = std::this_thread::get_id();
+    {
+      RunAhead ahead(kItems, /*parallel_from=*/64, [&](size_t i) {
+        calls[i].fetch_add(1);
+        if (std::this_thread::get_id() != caller) by_second_thread.fetch_add(1);
+        value[i] = i * i + 1;  // plain writes, published by Ready
+        if (i % 500 == 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
+      });
+      // The second thread starts producing (waiting here at most 10 s for it to be scheduled).
+      for (int wait = 0; wait < 10000 && by_second_thread.load() == 0; ++wait) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      for (size_t i = 0; i < kItems; ++i) {
+        ahead.Ready(i);
+        ASSERT_EQ(value[i], i * i + 1) << "item " << i;
+        if (consumer_pause_every != 0 && i % consumer_pause_every == 0 && i % 97 == 0) {
+          std::this_thread::sleep_for(std::chrono::microseconds(100));
+        }
+      }
+    }
+    for (size_t i = 0; i < kItems; ++i) ASSERT_EQ(calls[i].load(), 1) << "item " << i;
+    EXPECT_GT(by_second_thread.load(), 0);
+  }
+}
+
+// Below parallel_from the constructor produces everything on the calling thread, before the first Ready.
+TEST(RunAheadTest, SmallRunsAreProducedUpFrontOnTheCaller) {
+  std::vector<int> value(10, 0);
+  const std::thread::id caller = std::this_thread::get_id();
+  bool all_on_caller = true;
+  RunAhead ahead(value.size(), /*parallel_from=*/64, [&](size_t i) {
+    value[i] = static_cast<int>(i) + 1;
+    all_on_caller = all_on_caller && std::this_thread::get_id() == caller;
+  });
+  for (size_t i = 0; i < value.size(); ++i) EXPECT_EQ(value[i], static_cast<int>(i) + 1);
+  EXPECT_TRUE(all_on_caller);
+}
+
+// A consumer that stops early (an error under the lock) does not wait for the rest: the destructor stops the
+// second thread after its current item.
+TEST(RunAheadTest, StoppingEarlyLeavesTheRestUnproduced) {
+  constexpr size_t kItems = 100000;
+  std::atomic<size_t> produced{0};
+  {
+    RunAhead ahead(kItems, /*parallel_from=*/64, [&](size_t) {
+      produced.fetch_add(1);
+      std::this_thread::sleep_for(std::chrono::microseconds(20));
+    });
+    ahead.Ready(0);
+    ahead.Ready(1);
+  }
+  EXPECT_GE(produced.load(), 2u);
+  EXPECT_LT(produced.load(), kItems);
+}
+
+}  // namespace
+}  // namespace cdp::internal
