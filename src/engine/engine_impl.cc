@@ -1285,27 +1285,30 @@ Result<Json> EngineImpl::Identify(const Json& request, const IdempotencyKey* key
   if (key != nullptr && !key->key.empty()) e[0].remember = key;
   std::vector<TrackResult> result(1);
   std::vector<Status> status(1);
-  CDP_RETURN_IF_ERROR(CommitIdentifies(&e, patch, &status, &result, now));
+  CDP_RETURN_IF_ERROR(CommitIdentifies(&e, &patch, &status, &result, now));
   CDP_RETURN_IF_ERROR(status[0]);  // refused (an erased person's identifier)
   return IdentifyResultJson(result[0], e[0].id);
 }
 
-Status EngineImpl::CommitIdentifies(std::vector<ParsedEvent>* events, const std::vector<Json>& patches,
-                                    std::vector<Status>* statuses, std::vector<TrackResult>* results, int64_t now) {
-  // Identifiers are normalized with the rules in force now (pure work: phone numbers through libphonenumber are
-  // most of it), on a second thread ahead of resolution, which is serial under the lock.
+Status EngineImpl::CommitIdentifies(std::vector<ParsedEvent>* events, std::vector<Json>* patches,
+                                    std::vector<Status>* statuses, std::vector<TrackResult>* results, int64_t now,
+                                    const std::vector<Json>* requests) {
+  // Requests are parsed and their identifiers normalized with the rules in force now (pure work: phone numbers
+  // through libphonenumber are most of it), on a second thread ahead of resolution, which is serial under the lock.
   std::shared_ptr<const IdentityRules> rules = this->rules();
-  RunAhead normalized(events->size(), /*parallel_from=*/64,
-                      [rules, events](size_t i) { NormalizeIdentifiers(*rules, &(*events)[i]); });
+  RunAhead normalized(events->size(), /*parallel_from=*/64, [&, rules](size_t i) {
+    if (requests != nullptr) (*statuses)[i] = ParseIdentify((*requests)[i], now, &(*events)[i], &(*patches)[i]);
+    if ((*statuses)[i].ok()) NormalizeIdentifiers(*rules, &(*events)[i]);
+  });
   uint64_t sequence = 0;
   {
     std::lock_guard<std::mutex> lock(write_mu_);
     CDP_RETURN_IF_ERROR(write_error_);
     IngestContext ctx(this, now);
     for (size_t i = 0; i < events->size(); ++i) {
+      normalized.Ready(i);
       if ((*statuses)[i].ok()) {
-        normalized.Ready(i);
-        CDP_RETURN_IF_ERROR(ctx.Identify((*events)[i], patches[i], &(*results)[i], &(*statuses)[i]));
+        CDP_RETURN_IF_ERROR(ctx.Identify((*events)[i], (*patches)[i], &(*results)[i], &(*statuses)[i]));
       }
     }
     ctx.Prepare();
@@ -1330,9 +1333,8 @@ Result<Json> EngineImpl::IdentifyBatch(const std::vector<Json>& requests) {
   std::vector<ParsedEvent> parsed(requests.size());
   std::vector<Json> patches(requests.size());
   std::vector<Status> statuses(requests.size());
-  for (size_t i = 0; i < requests.size(); ++i) statuses[i] = ParseIdentify(requests[i], now, &parsed[i], &patches[i]);
   std::vector<TrackResult> results(requests.size());
-  CDP_RETURN_IF_ERROR(CommitIdentifies(&parsed, patches, &statuses, &results, now));
+  CDP_RETURN_IF_ERROR(CommitIdentifies(&parsed, &patches, &statuses, &results, now, &requests));
   return BatchAnswer(statuses, [&](size_t i) { return IdentifyResultJson(results[i], parsed[i].id); });
 }
 

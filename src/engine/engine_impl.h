@@ -393,8 +393,10 @@ class EngineImpl final : public Engine {
   Status ParseIdentify(const Json& request, int64_t now, ParsedEvent* event, Json* patch);
   // Resolves and applies the identifies whose status is OK, in order, under one lock and one WriteBatch.
   // An identify refused while applied (an erased person's identifier) gets its status in (*statuses)[i].
-  Status CommitIdentifies(std::vector<ParsedEvent>* events, const std::vector<Json>& patches,
-                          std::vector<Status>* statuses, std::vector<TrackResult>* results, int64_t now);
+  // With `requests`, item i is first parsed from (*requests)[i] into (*events)[i], (*patches)[i] and
+  // (*statuses)[i] (ParseIdentify), on the thread that normalizes identifiers ahead of resolution.
+  Status CommitIdentifies(std::vector<ParsedEvent>* events, std::vector<Json>* patches, std::vector<Status>* statuses,
+                          std::vector<TrackResult>* results, int64_t now, const std::vector<Json>* requests = nullptr);
   Result<Json> Unmerge(std::string_view profile_id, std::string_view merge_id);
 
   // Consent (consent_impl.cc).

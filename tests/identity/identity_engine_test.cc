@@ -5,8 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <thread>
 
+#include "fmt/format.h"
 #include "test_util.h"
 
 namespace cdp {
@@ -444,6 +446,56 @@ TEST_F(IdentityEngineTest, IdentifyBatchResolvesInOrderAndRejectsItemsAlone) {
   EXPECT_EQ(p.FindPath("externalIds.anonymousId")->as_string(), "anon-b1");
   EXPECT_EQ(Unwrap(engine_->Stats()).Find("profiles")->as_int(), 2);
   EXPECT_TRUE(identity().IdentifyBatch(std::vector<Json>(10001, J("{}"))).status().IsResourceExhausted());
+}
+
+// A batch large enough to be parsed and normalized on a second thread ahead of resolution: every item's answer is
+// its own (rejections where they were, in order), and each record finds the person an earlier record of the same
+// batch created, however far ahead the second thread is.
+TEST_F(IdentityEngineTest, ALargeIdentifyBatchAnswersEachItemInOrder) {
+  constexpr int kItems = 900;
+  std::vector<Json> batch;
+  for (int i = 0; i < kItems; ++i) {
+    const int person = i % 300;
+    if (i % 97 == 5) {
+      batch.push_back(J(R"({"identifiers":{"userId":"X"},"attributes":{"firstName":7}})"));  // rejected
+    } else if (i % 89 == 7) {
+      batch.push_back(Json("not an object"));  // rejected
+    } else {
+      batch.push_back(
+          J(fmt::format(R"({{"identifiers":{{"userId":"U{0}","email":"u{0}@x.com","phone":"+1 650 253 {1:04}"}},)"
+                        R"("attributes":{{"city":"C{2}"}}}})",
+                        person, person, i)));
+    }
+  }
+  Json r = Unwrap(identity().IdentifyBatch(batch));
+  const auto& items = r.Find("results")->items();
+  ASSERT_EQ(items.size(), static_cast<size_t>(kItems));
+  std::map<int, std::string> profile_of;
+  std::map<int, int> last_item_of;
+  int rejected = 0;
+  for (int i = 0; i < kItems; ++i) {
+    ASSERT_EQ(items[i].Find("index")->as_int(), i);
+    if (i % 97 == 5 || i % 89 == 7) {
+      EXPECT_EQ(items[i].Find("status")->as_string(), "invalid_argument") << i;
+      if (i % 97 == 5) EXPECT_EQ(items[i].FindPath("error.field")->as_string(), "attributes.firstName") << i;
+      ++rejected;
+      continue;
+    }
+    ASSERT_EQ(items[i].Find("status")->as_string(), "ok") << items[i].Dump();
+    const int person = i % 300;
+    const std::string id = items[i].Find("profileId")->as_string();
+    auto [it, first] = profile_of.emplace(person, id);
+    EXPECT_EQ(it->second, id) << "item " << i << " found another profile than its person's first record";
+    EXPECT_EQ(items[i].Find("profileCreated") != nullptr && items[i].Find("profileCreated")->as_bool(), first) << i;
+    last_item_of[person] = i;
+  }
+  EXPECT_EQ(r.Find("rejected")->as_int(), rejected);
+  EXPECT_EQ(Unwrap(engine_->Stats()).Find("profiles")->as_int(), static_cast<int64_t>(profile_of.size()));
+  for (int person : {0, 123, 299}) {
+    Json p = Unwrap(profiles().Get(profile_of[person]));
+    EXPECT_EQ(p.FindPath("externalIds.phone")->as_string(), fmt::format("+1650253{:04}", person));
+    EXPECT_EQ(p.FindPath("attributes.city")->as_string(), fmt::format("C{}", last_item_of[person]));  // the last wins
+  }
 }
 
 }  // namespace
