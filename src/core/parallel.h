@@ -5,11 +5,13 @@
 #ifndef CDP_CORE_PARALLEL_H_
 #define CDP_CORE_PARALLEL_H_
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <system_error>
 #include <thread>
 
 namespace cdp::internal {
@@ -45,30 +47,37 @@ void RunInTwoParts(size_t n, size_t parallel_from, const Run& run) {
 // Runs produce(i) for i in [0, n) in order on a second thread, ahead of a calling thread that consumes the items
 // in order: Ready(i) returns once produce(i) has returned (its writes visible to the caller). For work in two
 // stages where the second must be serial (resolution under the write lock) and the first is pure (identifier
-// normalization): the first stage of later items overlaps the second stage of earlier ones. An item the second
-// thread has not started when the caller needs it (that thread is behind, or not scheduled) is produced by the
-// caller, so the caller waits only for an item in progress. With n below parallel_from there is no thread: the
-// constructor produces every item on the calling thread. The destructor stops the second thread after its current
-// item and joins it, so a caller may stop consuming early. `produce` must be safe to call concurrently for
-// different items and must not throw.
-// Not thread-safe: one consumer. Cost: one thread start (~20-50 us) when n >= parallel_from, and two atomic
-// operations per item.
+// normalization): the first stage of later items overlaps the second stage of earlier ones.
+//
+// An item the second thread has not started when the caller needs it (that thread is behind, or not scheduled)
+// is produced by the caller, and while the caller waits for an item in progress it produces later ones, which the
+// second thread then skips: neither thread idles. With n below parallel_from, or when no thread can be started,
+// the constructor produces every item on the calling thread. The destructor stops the second thread after its
+// current item and joins it, so a caller may stop consuming early. A caller that holds a lock while it consumes
+// holds it while it produces items.
+//
+// `produce` must be safe to call concurrently for different items and must not throw. Not thread-safe: one
+// consumer. Cost: one thread start (~20-50 us) when n >= parallel_from, and two atomic operations per item.
 class RunAhead {
  public:
   RunAhead(size_t n, size_t parallel_from, std::function<void(size_t)> produce) : n_(n), produce_(std::move(produce)) {
     if (n >= parallel_from && n >= 2) {
       state_ = std::make_unique<std::atomic<uint8_t>[]>(n);  // value-initialized: kFree
-      thread_ = std::thread([this] {
-        for (size_t i = 0; i < n_ && !stop_.load(std::memory_order_relaxed); ++i) {
-          if (!Claim(i)) continue;  // the caller produced it
-          produce_(i);
-          state_[i].store(kDone, std::memory_order_release);
-          state_[i].notify_one();
-        }
-      });
-    } else {
-      for (size_t i = 0; i < n; ++i) produce_(i);
+      try {
+        thread_ = std::thread([this] {
+          for (size_t i = 0; i < n_ && !stop_.load(std::memory_order_relaxed); ++i) {
+            if (!Claim(i)) continue;  // the caller produced it
+            produce_(i);
+            state_[i].store(kDone, std::memory_order_release);
+            state_[i].notify_one();
+          }
+        });
+        return;
+      } catch (const std::system_error&) {  // no thread to be had: everything on the caller, as below
+        state_.reset();
+      }
     }
+    for (size_t i = 0; i < n; ++i) produce_(i);
   }
   RunAhead(const RunAhead&) = delete;
   RunAhead& operator=(const RunAhead&) = delete;
@@ -79,14 +88,29 @@ class RunAhead {
     }
   }
 
-  // Precondition: i < n, each item asked for at most once.
+  // Precondition: i < n, asked for in increasing order, each at most once.
   void Ready(size_t i) {
     if (!thread_.joinable()) return;
     if (Claim(i)) {
       produce_(i);
+      state_[i].store(kDone, std::memory_order_relaxed);
       return;
     }
-    while (state_[i].load(std::memory_order_acquire) != kDone) state_[i].wait(kClaimed, std::memory_order_acquire);
+    // The second thread has item i: done, or in progress. While it is in progress the caller produces the next
+    // items nobody has claimed (the second thread, which goes in order and is on item i, skips them later), so
+    // that neither thread idles when the second one is the slower. Items above i can only have been claimed by
+    // the caller itself.
+    while (state_[i].load(std::memory_order_acquire) != kDone) {
+      size_t next = std::max(i + 1, helped_);
+      while (next < n_ && !Claim(next)) ++next;
+      helped_ = next + 1;
+      if (next < n_) {
+        produce_(next);
+        state_[next].store(kDone, std::memory_order_relaxed);  // read by this thread only (Ready(next))
+      } else {
+        state_[i].wait(kClaimed, std::memory_order_acquire);
+      }
+    }
   }
 
  private:
@@ -101,6 +125,7 @@ class RunAhead {
   const std::function<void(size_t)> produce_;
   std::unique_ptr<std::atomic<uint8_t>[]> state_;  // per item: kFree, kClaimed (being produced) or kDone
   std::atomic<bool> stop_{false};
+  size_t helped_ = 0;   // items below it that are above the current one were produced by the caller
   std::thread thread_;  // last: started after the members it reads
 };
 

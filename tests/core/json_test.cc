@@ -117,10 +117,12 @@ TEST(JsonTest, StringsEscapeEveryByteThatNeedsItWhereverItIs) {
     }
     return out + "\"";
   };
-  // Bytes next to the ones that need escaping (0x1f/0x20, 0x21/0x23, 0x5b/0x5d), UTF-8 (é, €) and the escaped ones.
-  const std::vector<std::string> specials = {
-      "\"", "\\", "\n", std::string(1, '\0'), "\x1f",        "\x7f", "\t", " ", "!",
-      "#",  "[",  "]",  "\xc3\xa9",           "\xe2\x82\xac"};
+  // Bytes next to the ones that need escaping (0x1f/0x20, 0x21/0x23, 0x5b/0x5d), UTF-8 (é, €, and bytes 0xa2, 0xdc,
+  // 0xa0, 0x9f: '"', '\\', ' ' and 0x1f with the high bit set) and the escaped ones.
+  const std::vector<std::string> specials = {"\"", "\\", "\n", std::string(1, '\0'), "\x1f", "\x7f", "\t", " ", "!",
+                                             "#", "[", "]", "\xc3\xa9", "\xe2\x82\xac",
+                                             // UTF-8 whose bytes are the escaped ones with the high bit set
+                                             "\xc2\xa2", "\xdc\x80", "\xc2\xa0", "\xc2\x9f"};
   size_t checked = 0;
   for (size_t len = 0; len <= 40; ++len) {
     for (size_t pos = 0; pos < std::max<size_t>(len, 1); ++pos) {

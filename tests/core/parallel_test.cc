@@ -12,21 +12,27 @@
 namespace cdp::internal {
 namespace {
 
-// Every item is produced exactly once, by one thread or the other, and its result is visible when Ready returns,
-// whether the consumer is slower than the producer, faster, or both alternate.
+// Every item is produced exactly once, by one thread or the other, and its result is visible when Ready returns:
+// with a slow second thread (the caller produces most items itself), and with a slow consumer (the second thread
+// produces most of them). Both threads take part in both cases.
 TEST(RunAheadTest, EachItemIsProducedOnceAndVisibleWhenReady) {
-  for (int consumer_pause_every : {0, 1, 7}) {
-    constexpr size_t kItems = 3000;
+  for (bool slow_second_thread : {true, false}) {
+    SCOPED_TRACE(slow_second_thread ? "slow second thread" : "slow consumer");
+    constexpr size_t kItems = 2000;
     std::vector<uint64_t> value(kItems, 0);
     std::vector<std::atomic<int>> calls(kItems);
-    std::atomic<int> by_second_thread{0};
+    std::atomic<int> by_second_thread{0}, by_caller{0};
     const std::thread::id caller = std::this_thread::get_id();
     {
       RunAhead ahead(kItems, /*parallel_from=*/64, [&](size_t i) {
         calls[i].fetch_add(1);
-        if (std::this_thread::get_id() != caller) by_second_thread.fetch_add(1);
+        if (std::this_thread::get_id() == caller) {
+          by_caller.fetch_add(1);
+        } else {
+          by_second_thread.fetch_add(1);
+          if (slow_second_thread) std::this_thread::sleep_for(std::chrono::microseconds(50));
+        }
         value[i] = i * i + 1;  // plain writes, published by Ready
-        if (i % 500 == 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
       });
       // The second thread starts producing (waiting here at most 10 s for it to be scheduled).
       for (int wait = 0; wait < 10000 && by_second_thread.load() == 0; ++wait) {
@@ -35,13 +41,17 @@ TEST(RunAheadTest, EachItemIsProducedOnceAndVisibleWhenReady) {
       for (size_t i = 0; i < kItems; ++i) {
         ahead.Ready(i);
         ASSERT_EQ(value[i], i * i + 1) << "item " << i;
-        if (consumer_pause_every != 0 && i % consumer_pause_every == 0 && i % 97 == 0) {
-          std::this_thread::sleep_for(std::chrono::microseconds(100));
-        }
+        if (!slow_second_thread && i % 50 == 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
       }
     }
     for (size_t i = 0; i < kItems; ++i) ASSERT_EQ(calls[i].load(), 1) << "item " << i;
     EXPECT_GT(by_second_thread.load(), 0);
+    EXPECT_EQ(by_second_thread.load() + by_caller.load(), static_cast<int>(kItems));
+    if (slow_second_thread) {
+      EXPECT_GT(by_caller.load(), static_cast<int>(kItems) / 2);  // 2,000 x 50 us asleep: the caller overtakes
+    } else {
+      EXPECT_GT(by_second_thread.load(), static_cast<int>(kItems) / 2);  // 40 x 200 us asleep: it runs ahead
+    }
   }
 }
 

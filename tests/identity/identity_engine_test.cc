@@ -477,11 +477,15 @@ TEST_F(IdentityEngineTest, ALargeIdentifyBatchAnswersEachItemInOrder) {
     ASSERT_EQ(items[i].Find("index")->as_int(), i);
     if (i % 97 == 5 || i % 89 == 7) {
       EXPECT_EQ(items[i].Find("status")->as_string(), "invalid_argument") << i;
-      if (i % 97 == 5) EXPECT_EQ(items[i].FindPath("error.field")->as_string(), "attributes.firstName") << i;
+      if (i % 97 == 5) {
+        ASSERT_NE(items[i].FindPath("error.field"), nullptr) << items[i].Dump();
+        EXPECT_EQ(items[i].FindPath("error.field")->as_string(), "attributes.firstName") << i;
+      }
       ++rejected;
       continue;
     }
     ASSERT_EQ(items[i].Find("status")->as_string(), "ok") << items[i].Dump();
+    ASSERT_NE(items[i].Find("profileId"), nullptr) << items[i].Dump();
     const int person = i % 300;
     const std::string id = items[i].Find("profileId")->as_string();
     auto [it, first] = profile_of.emplace(person, id);
@@ -493,6 +497,8 @@ TEST_F(IdentityEngineTest, ALargeIdentifyBatchAnswersEachItemInOrder) {
   EXPECT_EQ(Unwrap(engine_->Stats()).Find("profiles")->as_int(), static_cast<int64_t>(profile_of.size()));
   for (int person : {0, 123, 299}) {
     Json p = Unwrap(profiles().Get(profile_of[person]));
+    ASSERT_NE(p.FindPath("externalIds.phone"), nullptr) << p.Dump();
+    ASSERT_NE(p.FindPath("attributes.city"), nullptr) << p.Dump();
     EXPECT_EQ(p.FindPath("externalIds.phone")->as_string(), fmt::format("+1650253{:04}", person));
     EXPECT_EQ(p.FindPath("attributes.city")->as_string(), fmt::format("C{}", last_item_of[person]));  // the last wins
   }
