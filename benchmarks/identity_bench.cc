@@ -219,11 +219,15 @@ int Run(const Flags& f) {
   {
     TempDir dir(f.dir, "cdp-identity-bench");
     auto engine = OpenOrDie(dir.path());
+    std::printf("    (a, by profileId) timing starts\n");  // markers for profilers attaching now (perf record -p)
+    std::fflush(stdout);
     baseline_rate = TrackAll(*engine, by_profile);
   }
   {
     TempDir dir(f.dir, "cdp-identity-bench");
     auto engine = OpenOrDie(dir.path());
+    std::printf("    (a) timing starts\n");
+    std::fflush(stdout);
     with_rate = TrackAll(*engine, with_ids);
     Json stats = engine->identity().Stats().value();
     if (stats.Find("profiles")->as_int() != static_cast<int64_t>(f.persons)) {

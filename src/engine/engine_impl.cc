@@ -13,6 +13,7 @@
 #include <optional>
 #include <shared_mutex>
 #include <thread>
+#include <tuple>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/container/node_hash_map.h"
@@ -594,8 +595,17 @@ class EngineImpl::IngestContext : public GraphView {
       index_.Add(p.profile_id, storage::TimeKey(p.time_us, p.id), !p.moved);
     }
     engine_->tail_.Log(index_, &batch_);
+    // A bulk import's documents are dumped on two threads (a tenth of its time on one).
+    std::vector<const Json*> docs;
+    docs.reserve(dirty_profiles_.size());
+    for (const auto& [id, doc] : dirty_profiles_) docs.push_back(&doc);
+    std::vector<std::string> dumped(docs.size());
+    RunOnTwoThreads(docs.size(), /*parallel_from=*/256, [&](size_t begin, size_t end) {
+      for (size_t i = begin; i < end; ++i) dumped[i] = docs[i]->Dump();
+    });
+    size_t next = 0;
     for (auto& [id, doc] : dirty_profiles_) {
-      batch_.Put(storage::Cf::kProfiles, id, doc.Dump());
+      batch_.Put(storage::Cf::kProfiles, id, dumped[next++]);
       // Consent changes (an identify's, a merge's) go to the history; a merged profile's tracking marker goes.
       const Json* before = nullptr;
       if (auto it = read_profiles_.find(id); it != read_profiles_.end() && it->second) {
@@ -615,6 +625,12 @@ class EngineImpl::IngestContext : public GraphView {
     return !dirty_profiles_.empty();
   }
   bool empty() const { return batch_.Count() == 0; }
+  // After Publish: gives the documents and events the batch built and read to `free`, to be destroyed on another
+  // thread (destroying a bulk import's thousands of documents was a twentieth of its time). Small batches keep them.
+  void ReleaseTo(DeferredFree* free) {
+    if (dirty_profiles_.size() + read_profiles_.size() + pending_events_.size() < 64) return;
+    free->Give(std::make_tuple(std::move(dirty_profiles_), std::move(read_profiles_), std::move(pending_events_)));
+  }
   // Event keys with caller-given ids, and their sessions (for retries racing this batch's write).
   const absl::flat_hash_map<std::string, std::string>& client_keys() const { return batch_keys_; }
   storage::WriteBatch* batch() { return &batch_; }
@@ -671,14 +687,17 @@ class EngineImpl::IngestContext : public GraphView {
     if (engine_->sessions_.size() + staged_sessions_.size() > kMaxSessionCache) engine_->sessions_.clear();
     for (const std::string& id : merged_away_) engine_->sessions_.erase(id);
     for (auto& [id, state] : staged_sessions_) engine_->sessions_[id] = std::move(state);
-    if (engine_->identity_cache_.size() + pending_identities_.size() > kMaxIdentityCache) {
+    if (engine_->identity_cache_.size() + pending_identities_.size() + pending_hubs_.size() > kMaxIdentityCache) {
       engine_->identity_cache_.clear();
     }
-    for (auto& [key, id] : pending_identities_) engine_->identity_cache_[key] = std::move(id);
+    for (auto& [key, id] : pending_identities_) engine_->CacheOwner(key, std::move(id));
+    for (auto& [key, set] : pending_hubs_) {
+      EngineImpl::IdentityCacheEntry& entry = engine_->identity_cache_[key];
+      entry.hubs = std::move(set);
+      entry.hubs_known = true;
+    }
     if (engine_->redirects_.size() + redirects_.size() > kMaxIdentityCache) engine_->redirects_.clear();
     for (auto& [from, to] : redirects_) engine_->redirects_[from] = std::move(to);
-    if (engine_->hub_cache_.size() + pending_hubs_.size() > kMaxIdentityCache) engine_->hub_cache_.clear();
-    for (auto& [key, set] : pending_hubs_) engine_->hub_cache_[key] = std::move(set);
   }
 
  private:
@@ -874,7 +893,9 @@ class EngineImpl::IngestContext : public GraphView {
 
   Result<const std::string*> HubSet(const std::string& key) {
     if (auto it = pending_hubs_.find(key); it != pending_hubs_.end()) return &it->second;
-    if (auto it = engine_->hub_cache_.find(key); it != engine_->hub_cache_.end()) return &it->second;
+    if (auto it = engine_->identity_cache_.find(key); it != engine_->identity_cache_.end() && it->second.hubs_known) {
+      return &it->second.hubs;
+    }
     std::string value;
     Status s = store_.Get(storage::Cf::kIdentities, storage::HubKey(key), &value);
     if (!s.ok() && !s.IsNotFound()) return s;
@@ -957,7 +978,9 @@ class EngineImpl::IngestContext : public GraphView {
   // The profile owning an identifier, or empty.
   Result<std::string> LookupIdentity(const std::string& key) {
     if (auto it = pending_identities_.find(key); it != pending_identities_.end()) return it->second;
-    if (auto it = engine_->identity_cache_.find(key); it != engine_->identity_cache_.end()) return it->second;
+    if (auto it = engine_->identity_cache_.find(key); it != engine_->identity_cache_.end() && it->second.owner_known) {
+      return it->second.owner;
+    }
     std::string value;
     Status s = store_.Get(storage::Cf::kIdentities, key, &value);
     if (s.IsNotFound()) return std::string();
@@ -1185,6 +1208,7 @@ Status EngineImpl::Ingest(std::vector<ParsedEvent>* events, std::vector<BatchIte
     }
     sequence = *written;
   }
+  ctx->ReleaseTo(&deferred_free_);
   ctx.reset();  // releases commit_mu_ when the context held it
   CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
   MaybeFlushTail();
@@ -1316,6 +1340,7 @@ Status EngineImpl::CommitIdentifies(std::vector<ParsedEvent>* events, std::vecto
       WaitForInFlightWrites(&ctx);
       CDP_ASSIGN_OR_RETURN(sequence, store_->Write(ctx.batch()));
       ctx.Publish();
+      ctx.ReleaseTo(&deferred_free_);
     }
   }
   CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
@@ -1623,7 +1648,7 @@ Result<Json> EngineImpl::Unmerge(std::string_view profile_id, std::string_view m
     CDP_ASSIGN_OR_RETURN(sequence, store_->Write(&batch));
     ApplyTrackingChanges(tracking);
     tail_.Apply(std::move(changes));
-    for (const auto& [key, m] : owner_of) identity_cache_[key] = m;
+    for (const auto& [key, m] : owner_of) CacheOwner(key, m);
     sessions_.erase(survivor_id);
     for (const std::string& m : merged) {
       redirects_.erase(m);
@@ -1748,11 +1773,8 @@ Status EngineImpl::StageProfileWrite(const PreparedProfile& p, const Json* previ
 
 void EngineImpl::NoteProfileWritten(const std::string& id, const std::vector<Identifier>& old_ids,
                                     const std::vector<Identifier>& now_ids) {
-  for (const Identifier& ident : old_ids) {
-    identity_cache_.erase(IdentityKeyOf(ident));
-    hub_cache_.erase(IdentityKeyOf(ident));
-  }
-  for (const Identifier& ident : now_ids) identity_cache_[IdentityKeyOf(ident)] = id;
+  for (const Identifier& ident : old_ids) identity_cache_.erase(IdentityKeyOf(ident));
+  for (const Identifier& ident : now_ids) CacheOwner(IdentityKeyOf(ident), id);
 }
 
 Status EngineImpl::CreateProfiles(const IdentityRules* prepared_with, const std::vector<PreparedProfile>& items,
@@ -2092,7 +2114,7 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* 
     if (request != nullptr) request->record = std::move(record);  // written: the request exists
     for (const std::string& pid : ids) tracking_denied_.erase(pid);
     for (std::string& hash : suppress) suppressed_.insert(std::move(hash));
-    for (const std::string& key : scrubbed_hubs) hub_cache_.erase(key.substr(1));  // cached by identity key
+    for (const std::string& key : scrubbed_hubs) identity_cache_.erase(key.substr(1));  // cached by identity key
     ForgetProfile(id, stored);
     segments_.NotifyChanged(ids, "erasure");  // the person and the profiles merged into them leave the index
     erased_ids = ids;
@@ -2313,17 +2335,14 @@ Status EngineImpl::ScrubPendingHubs() {
     CDP_RETURN_IF_ERROR(ScrubHubSets(hashes, {}, &batch, &rewritten));
     batch.Delete(storage::Cf::kMeta, kHubScrubPendingKey);
     CDP_ASSIGN_OR_RETURN(sequence, store_->Write(&batch));
-    for (const std::string& key : rewritten) hub_cache_.erase(key.substr(1));  // cached by identity key
+    for (const std::string& key : rewritten) identity_cache_.erase(key.substr(1));  // cached by identity key
   }
   return store_->SyncUpTo(sequence);
 }
 
 void EngineImpl::ForgetProfile(std::string_view id, const Json& stored) {
   sessions_.erase(std::string(id));
-  for (const Identifier& ident : StoredIdentifiers(stored)) {
-    identity_cache_.erase(IdentityKeyOf(ident));
-    hub_cache_.erase(IdentityKeyOf(ident));
-  }
+  for (const Identifier& ident : StoredIdentifiers(stored)) identity_cache_.erase(IdentityKeyOf(ident));
 }
 
 }  // namespace internal

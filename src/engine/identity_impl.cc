@@ -462,7 +462,6 @@ Result<Json> EngineImpl::ApplyRules(std::shared_ptr<const IdentityRules> next, s
     segments_.NotifyDocument(std::vector<std::string>(touched.begin(), touched.end()), "identityRules");
     rules_ = next;
     identity_cache_.clear();
-    hub_cache_.clear();
   }
   CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
   (void)segments_.AfterWrite();

@@ -85,5 +85,42 @@ TEST(RunAheadTest, StoppingEarlyLeavesTheRestUnproduced) {
   EXPECT_LT(produced.load(), kItems);
 }
 
+// What DeferredFree is given is destroyed exactly once, on another thread; Give waits for the previous value, so at
+// most one is pending; Wait and the destructor return only once everything given is destroyed.
+TEST(DeferredFreeTest, DestroysEachValueOnceOnAnotherThread) {
+  struct Probe {
+    std::atomic<int>* destroyed;
+    std::atomic<int>* on_caller;
+    std::thread::id caller;
+    Probe(std::atomic<int>* d, std::atomic<int>* c, std::thread::id id) : destroyed(d), on_caller(c), caller(id) {}
+    Probe(Probe&& other) noexcept : destroyed(other.destroyed), on_caller(other.on_caller), caller(other.caller) {
+      other.destroyed = nullptr;  // a moved-from probe counts nothing
+    }
+    Probe(const Probe&) = delete;
+    ~Probe() {
+      if (destroyed == nullptr) return;
+      if (std::this_thread::get_id() == caller) on_caller->fetch_add(1);
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));  // slow to free: Give must wait for it
+      destroyed->fetch_add(1);
+    }
+  };
+  std::atomic<int> destroyed{0}, on_caller{0};
+  const std::thread::id caller = std::this_thread::get_id();
+  {
+    DeferredFree free;
+    for (int i = 0; i < 20; ++i) {
+      free.Give(Probe(&destroyed, &on_caller, caller));
+      // The value given before this one is destroyed by now; this one may or may not be.
+      EXPECT_GE(destroyed.load(), i);
+      EXPECT_LE(destroyed.load(), i + 1);
+    }
+    free.Wait();
+    EXPECT_EQ(destroyed.load(), 20);
+    free.Give(Probe(&destroyed, &on_caller, caller));
+  }  // the destructor waits for the last one
+  EXPECT_EQ(destroyed.load(), 21);
+  EXPECT_EQ(on_caller.load(), 0);
+}
+
 }  // namespace
 }  // namespace cdp::internal
