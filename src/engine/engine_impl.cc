@@ -72,6 +72,9 @@ namespace {
 
 constexpr size_t kMaxSessionCache = 1'000'000;
 constexpr size_t kMaxIdentityCache = 2'000'000;
+// From this many events or identifies, a write batch reads the owners and hub sets it needs in one batched read
+// (IngestContext::Prefetch) rather than one point read each.
+constexpr size_t kMinPrefetch = 32;
 constexpr size_t kMaxDeviceIds = 100;
 
 std::string IdentityKeyOf(const Identifier& id) { return storage::IdentityKey(id.type, id.value); }
@@ -624,6 +627,51 @@ class EngineImpl::IngestContext : public GraphView {
     if (merged_profiles_ > 0) store_.AddToCounter(&batch_, "merged_profiles", merged_profiles_);
     return !dirty_profiles_.empty();
   }
+  // Reads in two batched reads (Store::MultiGet) the owners and hub sets of the identifiers of events[begin, end)
+  // (those whose status is OK) that neither this batch nor the engine's cache knows, so that resolving them reads
+  // nothing more: a new value cost two point reads, an eighth of a 1,000,000-record import's calling thread.
+  // What it reads is what resolution would have read (nothing in storage changes under write_mu_); this batch's
+  // own links and hub sets, kept in the pending maps, still come first.
+  Status Prefetch(const std::vector<ParsedEvent>& events, const std::vector<Status>* statuses, size_t begin,
+                  size_t end) {
+    std::vector<std::string> owner_keys, hub_keys, hub_of;
+    absl::flat_hash_set<std::string> seen;
+    for (size_t i = begin; i < end; ++i) {
+      if (statuses != nullptr && !(*statuses)[i].ok()) continue;
+      for (const Identifier& id : events[i].identifiers) {
+        std::string key = IdentityKeyOf(id);
+        if (!seen.insert(key).second) continue;
+        auto cached = engine_->identity_cache_.find(key);
+        const bool cached_owner = cached != engine_->identity_cache_.end() && cached->second.owner_known;
+        const bool cached_hubs = cached != engine_->identity_cache_.end() && cached->second.hubs_known;
+        if (!cached_hubs && !pending_hubs_.contains(key)) {
+          hub_keys.push_back(storage::HubKey(key));
+          hub_of.push_back(key);
+        }
+        if (!cached_owner && !pending_identities_.contains(key) && !absent_owners_.contains(key)) {
+          owner_keys.push_back(std::move(key));
+        }
+      }
+    }
+    std::vector<std::string> values;
+    std::vector<bool> found;
+    if (!owner_keys.empty()) {
+      CDP_RETURN_IF_ERROR(store_.MultiGet(storage::Cf::kIdentities, owner_keys, &values, &found));
+      for (size_t k = 0; k < owner_keys.size(); ++k) {
+        if (found[k]) {
+          pending_identities_.emplace(owner_keys[k], storage::DecodeIdentityLink(values[k]).profile_id);
+        } else {
+          absent_owners_.insert(std::move(owner_keys[k]));
+        }
+      }
+    }
+    if (!hub_keys.empty()) {
+      CDP_RETURN_IF_ERROR(store_.MultiGet(storage::Cf::kIdentities, hub_keys, &values, &found));
+      for (size_t k = 0; k < hub_keys.size(); ++k) pending_hubs_.emplace(hub_of[k], std::move(values[k]));
+    }
+    return Status::OK();
+  }
+
   bool empty() const { return batch_.Count() == 0; }
   // After Publish: gives the documents and events the batch built and read to `free`, to be destroyed on another
   // thread (destroying a bulk import's thousands of documents was a twentieth of its time). Small batches keep them.
@@ -981,6 +1029,7 @@ class EngineImpl::IngestContext : public GraphView {
     if (auto it = engine_->identity_cache_.find(key); it != engine_->identity_cache_.end() && it->second.owner_known) {
       return it->second.owner;
     }
+    if (absent_owners_.contains(key)) return std::string();  // read by Prefetch; a link since is pending above
     std::string value;
     Status s = store_.Get(storage::Cf::kIdentities, key, &value);
     if (s.IsNotFound()) return std::string();
@@ -1108,6 +1157,7 @@ class EngineImpl::IngestContext : public GraphView {
   absl::flat_hash_map<std::string, ConsentRecord> consent_notes_;  // what changed a profile's consent
   std::vector<TrackingChange> tracking_;                           // tracking markers this write changes
   absl::flat_hash_map<std::string, std::string> pending_identities_;
+  absl::flat_hash_set<std::string> absent_owners_;  // identity keys Prefetch found unlinked in storage
   absl::flat_hash_map<std::string, std::string> pending_hubs_;
   absl::flat_hash_map<std::string, std::string> redirects_;
   std::vector<std::string> merged_away_;
@@ -1175,6 +1225,7 @@ Status EngineImpl::Ingest(std::vector<ParsedEvent>* events, std::vector<BatchIte
     std::lock_guard<std::mutex> lock(write_mu_);
     CDP_RETURN_IF_ERROR(write_error_);
     ctx.emplace(this, received_us);
+    if (events->size() >= kMinPrefetch) CDP_RETURN_IF_ERROR(ctx->Prefetch(*events, nullptr, 0, events->size()));
     for (size_t k : order) {
       CDP_RETURN_IF_ERROR(ctx->Add((*events)[k], &(*results)[slots[k]]));
     }
@@ -1329,10 +1380,16 @@ Status EngineImpl::CommitIdentifies(std::vector<ParsedEvent>* events, std::vecto
     std::lock_guard<std::mutex> lock(write_mu_);
     CDP_RETURN_IF_ERROR(write_error_);
     IngestContext ctx(this, now);
-    for (size_t i = 0; i < events->size(); ++i) {
-      normalized.Ready(i);
-      if ((*statuses)[i].ok()) {
-        CDP_RETURN_IF_ERROR(ctx.Identify((*events)[i], (*patches)[i], &(*results)[i], &(*statuses)[i]));
+    // In chunks: the identity reads of a chunk's records are made in one batched read before they are resolved.
+    constexpr size_t kChunk = 256;
+    for (size_t begin = 0; begin < events->size(); begin += kChunk) {
+      const size_t end = std::min(events->size(), begin + kChunk);
+      for (size_t i = begin; i < end; ++i) normalized.Ready(i);
+      if (end - begin >= kMinPrefetch) CDP_RETURN_IF_ERROR(ctx.Prefetch(*events, statuses, begin, end));
+      for (size_t i = begin; i < end; ++i) {
+        if ((*statuses)[i].ok()) {
+          CDP_RETURN_IF_ERROR(ctx.Identify((*events)[i], (*patches)[i], &(*results)[i], &(*statuses)[i]));
+        }
       }
     }
     ctx.Prepare();

@@ -311,6 +311,25 @@ Status Store::Get(Cf cf, std::string_view key, std::string* value) const {
   return Status::OK();
 }
 
+Status Store::MultiGet(Cf cf, const std::vector<std::string>& keys, std::vector<std::string>* values,
+                       std::vector<bool>* found) const {
+  const size_t n = keys.size();
+  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+  std::vector<rocksdb::PinnableSlice> pinned(n);
+  std::vector<rocksdb::Status> statuses(n);
+  db_->MultiGet(rocksdb::ReadOptions(), handles_[static_cast<int>(cf)], n, slices.data(), pinned.data(),
+                statuses.data());
+  values->assign(n, std::string());
+  found->assign(n, false);
+  for (size_t i = 0; i < n; ++i) {
+    if (statuses[i].IsNotFound()) continue;
+    if (!statuses[i].ok()) return FromRocks(statuses[i], "read");
+    (*values)[i].assign(pinned[i].data(), pinned[i].size());
+    (*found)[i] = true;
+  }
+  return Status::OK();
+}
+
 namespace {
 thread_local WriteHook* g_write_hook = nullptr;
 }  // namespace

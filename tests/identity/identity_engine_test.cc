@@ -504,5 +504,74 @@ TEST_F(IdentityEngineTest, ALargeIdentifyBatchAnswersEachItemInOrder) {
   }
 }
 
+// Batches of 32 or more read the owners and hub sets the cache does not know in batched reads (Prefetch) before
+// resolving. After a reopen the cache is empty, so every identifier below is read that way: owners found, values
+// nobody holds, a hub set in storage, and values an earlier record of the same batch links.
+TEST_F(IdentityEngineTest, BatchesResolveFromBatchedReadsAsFromPointReads) {
+  Json rules = Unwrap(identity().Rules());
+  rules.Find("hub")->Set("threshold", 2);
+  Unwrap(identity().SetRules(rules));
+  for (const char* email : {"k1@x.com", "k2@x.com", "k3@x.com"}) {  // the kiosk: seen with 3 emails, a hub
+    Track(fmt::format(R"({{"type":"page_view","email":"{}","deviceId":"kiosk"}})", email));
+  }
+  constexpr int kPeople = 300;
+  std::vector<Json> first;
+  for (int i = 0; i < kPeople; ++i) {
+    first.push_back(J(fmt::format(R"({{"identifiers":{{"userId":"U{0}","email":"u{0}@x.com"}}}})", i)));
+  }
+  Json r1 = Unwrap(identity().IdentifyBatch(first));
+  ASSERT_EQ(r1.Find("accepted")->as_int(), kPeople);
+  std::vector<std::string> profile_of;
+  for (const Json& item : r1.Find("results")->items()) profile_of.push_back(item.Find("profileId")->as_string());
+  const int64_t profiles_before = Unwrap(engine_->Stats()).Find("profiles")->as_int();
+
+  Reopen();
+  // Each person's second record (their userId and a new email), then 40 new people, each twice in the batch.
+  std::vector<Json> second;
+  for (int i = 0; i < kPeople; ++i) {
+    second.push_back(J(fmt::format(R"({{"identifiers":{{"userId":"U{0}","email":"v{0}@x.com"}}}})", i)));
+  }
+  for (int i = 0; i < 80; ++i) {
+    second.push_back(J(fmt::format(R"({{"identifiers":{{"userId":"W{0}","email":"w{0}@x.com"}}}})", i % 40)));
+  }
+  Json r2 = Unwrap(identity().IdentifyBatch(second));
+  ASSERT_EQ(r2.Find("accepted")->as_int(), kPeople + 80) << r2.Dump().substr(0, 400);
+  const auto& items = r2.Find("results")->items();
+  std::vector<std::string> new_profile(40);
+  for (int i = 0; i < kPeople + 80; ++i) {
+    const Json& item = items[i];
+    const bool created = item.Find("profileCreated") != nullptr && item.Find("profileCreated")->as_bool();
+    const std::string id = item.Find("profileId")->as_string();
+    if (i < kPeople) {
+      EXPECT_EQ(id, profile_of[i]) << "record " << i << " found another profile than its person's";
+      EXPECT_FALSE(created) << i;
+    } else if (i < kPeople + 40) {
+      EXPECT_TRUE(created) << i;
+      new_profile[i - kPeople] = id;
+    } else {
+      EXPECT_EQ(id, new_profile[i - kPeople - 40]) << "the repeat finds the profile its batch created";
+      EXPECT_FALSE(created) << i;
+    }
+  }
+  EXPECT_EQ(Unwrap(engine_->Stats()).Find("profiles")->as_int(), profiles_before + 40);
+  Json emails = *Unwrap(profiles().Get(profile_of[7])).FindPath("externalIds.email");
+  EXPECT_NE(emails.Dump().find("u7@x.com"), std::string::npos) << emails.Dump();
+  EXPECT_NE(emails.Dump().find("v7@x.com"), std::string::npos) << emails.Dump();
+
+  Reopen();
+  // Events: 63 by the emails the batch above linked, and one with the kiosk, whose hub set is read from storage.
+  std::vector<Json> batch;
+  for (int i = 0; i < 63; ++i) batch.push_back(J(fmt::format(R"({{"type":"page_view","email":"v{}@x.com"}})", i)));
+  batch.push_back(J(R"({"type":"page_view","email":"k9@x.com","deviceId":"kiosk"})"));
+  BatchResult tracked = Unwrap(events().TrackBatch(batch));
+  ASSERT_EQ(tracked.accepted, 64u);
+  for (int i = 0; i < 63; ++i) EXPECT_EQ(tracked.items[i].result.profile_id, profile_of[i]) << i;
+  const TrackResult& kiosk = tracked.items[63].result;
+  EXPECT_TRUE(kiosk.profile_created);
+  EXPECT_TRUE(kiosk.merged_profiles.empty()) << "the kiosk is a hub: it links nobody";
+  ASSERT_TRUE(kiosk.ignored_identifiers.is_array());
+  EXPECT_NE(kiosk.ignored_identifiers.Dump().find("hub"), std::string::npos) << kiosk.ignored_identifiers.Dump();
+}
+
 }  // namespace
 }  // namespace cdp

@@ -66,5 +66,43 @@ TEST(StoreTest, ALargeBatchMeansWhatItsOperationsSayInTheirOrder) {
   EXPECT_EQ(ValueOf(*store, Cf::kKeys, "r001"), "after the range deletion");
 }
 
+// MultiGet answers each key as Get does, in the order asked (unsorted, repeated and absent keys, keys only in
+// the memtable and keys only in a table file).
+TEST(StoreTest, MultiGetAnswersEachKeyAsGetDoes) {
+  TempDir dir;
+  auto store = Unwrap(Store::Open(Options(), dir.path()));
+  {
+    WriteBatch batch(*store);
+    for (int i = 0; i < 50; i += 2) batch.Put(Cf::kIdentities, fmt::format("k{:02d}", i), fmt::format("v{}", i));
+    Unwrap(store->Write(&batch));
+  }
+  ASSERT_TRUE(store->Flush().ok());  // in a table file from here
+  {
+    WriteBatch batch(*store);
+    batch.Put(Cf::kIdentities, "k49", "memtable");
+    batch.Delete(Cf::kIdentities, "k10");
+    batch.Put(Cf::kProfiles, "k11", "another column family");
+    Unwrap(store->Write(&batch));
+  }
+  std::vector<std::string> keys = {"k49", "k04", "k03", "k10", "k04", "k11", "", "k48", "zz"};
+  std::vector<std::string> values;
+  std::vector<bool> found;
+  ASSERT_TRUE(store->MultiGet(Cf::kIdentities, keys, &values, &found).ok());
+  ASSERT_EQ(values.size(), keys.size());
+  ASSERT_EQ(found.size(), keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    SCOPED_TRACE(keys[i]);
+    const std::string expected = ValueOf(*store, Cf::kIdentities, keys[i]);
+    EXPECT_EQ(found[i] ? values[i] : "<not_found>", expected);
+  }
+  EXPECT_EQ(values[0], "memtable");
+  EXPECT_EQ(values[1], "v4");
+  EXPECT_FALSE(found[3]) << "deleted";
+  EXPECT_FALSE(found[5]) << "in another column family only";
+  std::vector<std::string> none;
+  ASSERT_TRUE(store->MultiGet(Cf::kIdentities, {}, &none, &found).ok());
+  EXPECT_TRUE(none.empty());
+}
+
 }  // namespace
 }  // namespace cdp::storage
