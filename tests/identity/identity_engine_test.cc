@@ -504,9 +504,10 @@ TEST_F(IdentityEngineTest, ALargeIdentifyBatchAnswersEachItemInOrder) {
   }
 }
 
-// Batches of 32 or more read the owners and hub sets the cache does not know in batched reads (Prefetch) before
-// resolving. After a reopen the cache is empty, so every identifier below is read that way: owners found, values
-// nobody holds, a hub set in storage, and values an earlier record of the same batch links.
+// Identify batches of 32 or more read the owners and hub sets the cache does not know in batched reads (Prefetch)
+// before resolving. After a reopen the cache is empty, so every identifier below is read that way: owners found,
+// values nobody holds, and values an earlier record of the same batch links. Then an event batch, which reads
+// with point reads, finds what the identify batch linked and a hub set in storage.
 TEST_F(IdentityEngineTest, BatchesResolveFromBatchedReadsAsFromPointReads) {
   Json rules = Unwrap(identity().Rules());
   rules.Find("hub")->Set("threshold", 2);
