@@ -17,17 +17,23 @@
 
 namespace cdp::internal {
 
-// Calls run(begin, end) over [0, n): on the calling thread alone when n < parallel_from, else the upper half on a
-// second thread while the calling thread does the lower half. Returns when both are done. `run` must be safe to
-// call concurrently on disjoint ranges and must not throw. Cost: one thread start (~20-50 us) when split, so
-// parallel_from should be a few hundred items of microseconds each.
+// Calls run(begin, end) over [0, n): on the calling thread alone when n < parallel_from (or no thread can be
+// started), else the upper half on a second thread while the calling thread does the lower half. Returns when
+// both are done. `run` must be safe to call concurrently on disjoint ranges and must not throw. Cost: one thread
+// start (~20-50 us) when split, so parallel_from should be a few hundred items of microseconds each.
 template <typename Run>
 void RunOnTwoThreads(size_t n, size_t parallel_from, const Run& run) {
   if (n < parallel_from || n < 2) {
     run(size_t{0}, n);
     return;
   }
-  std::thread other([&run, n] { run(n / 2, n); });
+  std::thread other;
+  try {
+    other = std::thread([&run, n] { run(n / 2, n); });
+  } catch (const std::system_error&) {
+    run(size_t{0}, n);
+    return;
+  }
   run(size_t{0}, n / 2);
   other.join();
 }
@@ -133,9 +139,11 @@ class RunAhead {
 // Destroys values on a second thread, so that a caller does not wait for freeing what it no longer needs (a bulk
 // import's thousands of JSON documents). Give(value) first waits for the value given before it to be destroyed,
 // then starts a thread that destroys this one: at most one is being destroyed at a time, and memory does not pile
-// up. When no thread can be started, the value is destroyed on the caller. The destructor waits for the last one.
-// Thread-safe. `value` must be safe to destroy on another thread (no thread-affine locks, nothing borrowed that the
-// caller frees). Cost: one thread start (~20-50 us) per Give, so give only values that take longer to free.
+// up (a caller that holds a lock while it gives may so wait, under it, for the previous value; no longer than
+// destroying its own value would have taken it, if the values are alike). When no thread can be started, the value is
+// destroyed on the caller. The destructor waits for the last one. Thread-safe. `value` must be safe to destroy on
+// another thread (no thread-affine locks, nothing borrowed that the caller frees). Cost: one thread start (~20-50 us)
+// per Give, so give only values that take longer to free.
 class DeferredFree {
  public:
   DeferredFree() = default;

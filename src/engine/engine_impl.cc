@@ -72,9 +72,9 @@ namespace {
 
 constexpr size_t kMaxSessionCache = 1'000'000;
 constexpr size_t kMaxIdentityCache = 2'000'000;
-// From this many identifies, a batch reads the owners and hub sets it needs in one batched read
-// (IngestContext::Prefetch) rather than one point read each. Event batches do not: their identifiers are mostly
-// cached, and looking each up once more before resolution cost identity_bench (a) about 5%.
+// From this many identifies in a chunk of 256 (see CommitIdentifies), a batch reads the owners and hub sets it
+// needs in one batched read (IngestContext::Prefetch) rather than one point read each. Event batches do not: their
+// identifiers are mostly cached, and looking each up once more before resolution cost identity_bench (a) about 5%.
 constexpr size_t kMinPrefetch = 32;
 constexpr size_t kMaxDeviceIds = 100;
 
@@ -631,8 +631,9 @@ class EngineImpl::IngestContext : public GraphView {
   // Reads in two batched reads (Store::MultiGet) the owners and hub sets of the identifiers of events[begin, end)
   // (those whose status is OK) that neither this batch nor the engine's cache knows, so that resolving them reads
   // nothing more: a new value cost two point reads, an eighth of a 1,000,000-record import's calling thread.
-  // What it reads is what resolution would have read (nothing in storage changes under write_mu_); this batch's
-  // own links and hub sets, kept in the pending maps, still come first.
+  // What it reads is what resolution would have read: every write of the identities column family holds
+  // write_mu_ (event batches written after releasing it write no links or hub sets), and this batch's own links
+  // and hub sets, kept in the pending maps (Link and Merge write there), come first.
   Status Prefetch(const std::vector<ParsedEvent>& events, const std::vector<Status>* statuses, size_t begin,
                   size_t end) {
     std::vector<std::string> owner_keys, hub_keys, hub_of;  // a key asked twice is answered twice, the same
@@ -734,7 +735,9 @@ class EngineImpl::IngestContext : public GraphView {
     if (engine_->sessions_.size() + staged_sessions_.size() > kMaxSessionCache) engine_->sessions_.clear();
     for (const std::string& id : merged_away_) engine_->sessions_.erase(id);
     for (auto& [id, state] : staged_sessions_) engine_->sessions_[id] = std::move(state);
-    if (engine_->identity_cache_.size() + pending_identities_.size() + pending_hubs_.size() > kMaxIdentityCache) {
+    // The two pending maps mostly name the same values (one entry each in the cache).
+    if (engine_->identity_cache_.size() + std::max(pending_identities_.size(), pending_hubs_.size()) >
+        kMaxIdentityCache) {
       engine_->identity_cache_.clear();
     }
     for (auto& [key, id] : pending_identities_) engine_->CacheOwner(key, std::move(id));
@@ -946,8 +949,9 @@ class EngineImpl::IngestContext : public GraphView {
     std::string value;
     Status s = store_.Get(storage::Cf::kIdentities, storage::HubKey(key), &value);
     if (!s.ok() && !s.IsNotFound()) return s;
-    // Absent is cached as an empty set, so the next event with this value reads nothing (only UpdateHubs writes
-    // hub sets, and it keeps the cache in step).
+    // Absent is cached as an empty set, so the next event with this value reads nothing (Prefetch does the same
+    // for many values at once). Within a batch only UpdateHubs writes hub sets, in the pending map; the other
+    // writers (profile writes, erasure's scrub, rule changes) drop the values' cache entries.
     return &(pending_hubs_[key] = std::move(value));
   }
 

@@ -504,10 +504,11 @@ TEST_F(IdentityEngineTest, ALargeIdentifyBatchAnswersEachItemInOrder) {
   }
 }
 
-// Identify batches of 32 or more read the owners and hub sets the cache does not know in batched reads (Prefetch)
-// before resolving. After a reopen the cache is empty, so every identifier below is read that way: owners found,
-// values nobody holds, and values an earlier record of the same batch links. Then an event batch, which reads
-// with point reads, finds what the identify batch linked and a hub set in storage.
+// Identify batches read the owners and hub sets the cache does not know in batched reads (Prefetch), per chunk of
+// 256 records, before resolving. After a reopen the cache is empty, so every identifier below is read that way:
+// owners found, values nobody holds, values an earlier record of the same batch links, a value a merge in an
+// earlier chunk relinked, and a hub set in storage. Then an event batch, which reads with point reads, finds what
+// the identify batches linked and the hub set.
 TEST_F(IdentityEngineTest, BatchesResolveFromBatchedReadsAsFromPointReads) {
   Json rules = Unwrap(identity().Rules());
   rules.Find("hub")->Set("threshold", 2);
@@ -515,6 +516,14 @@ TEST_F(IdentityEngineTest, BatchesResolveFromBatchedReadsAsFromPointReads) {
   for (const char* email : {"k1@x.com", "k2@x.com", "k3@x.com"}) {  // the kiosk: seen with 3 emails, a hub
     Track(fmt::format(R"({{"type":"page_view","email":"{}","deviceId":"kiosk"}})", email));
   }
+  // Two people a later record shows to be one.
+  const std::string m1 = Unwrap(identity().Identify(J(R"({"identifiers":{"userId":"M1","email":"m1@x.com"}})")))
+                             .Find("profileId")
+                             ->as_string();
+  const std::string m2 = Unwrap(identity().Identify(J(R"({"identifiers":{"email":"m2@x.com","deviceId":"dev-m2"}})")))
+                             .Find("profileId")
+                             ->as_string();
+  ASSERT_NE(m1, m2);
   constexpr int kPeople = 300;
   std::vector<Json> first;
   for (int i = 0; i < kPeople; ++i) {
@@ -558,6 +567,26 @@ TEST_F(IdentityEngineTest, BatchesResolveFromBatchedReadsAsFromPointReads) {
   Json emails = *Unwrap(profiles().Get(profile_of[7])).FindPath("externalIds.email");
   EXPECT_NE(emails.Dump().find("u7@x.com"), std::string::npos) << emails.Dump();
   EXPECT_NE(emails.Dump().find("v7@x.com"), std::string::npos) << emails.Dump();
+
+  // Values the cache has not seen since the reopen, across two chunks of 256: a record merges m2 into m1 in the
+  // first chunk; in the second, m2's device finds the survivor (the merge's relink, not the stored link, which
+  // Prefetch reads), and the kiosk's stored hub set stops it linking.
+  std::vector<Json> third;
+  third.push_back(J(R"({"identifiers":{"userId":"M1","email":"m2@x.com"}})"));
+  for (int i = 1; i < 300; ++i) third.push_back(J(fmt::format(R"({{"identifiers":{{"userId":"F{}"}}}})", i)));
+  third.push_back(J(R"({"identifiers":{"deviceId":"dev-m2"}})"));
+  third.push_back(J(R"({"identifiers":{"email":"k8@x.com","deviceId":"kiosk"}})"));
+  Json r3 = Unwrap(identity().IdentifyBatch(third));
+  ASSERT_EQ(r3.Find("accepted")->as_int(), 302) << r3.Dump().substr(0, 400);
+  const auto& answers = r3.Find("results")->items();
+  EXPECT_EQ(answers[0].Find("profileId")->as_string(), m1) << answers[0].Dump();
+  EXPECT_EQ(answers[300].Find("profileId")->as_string(), m1) << answers[300].Dump();
+  EXPECT_EQ(Unwrap(profiles().Get(m2)).Find("id")->as_string(), m1) << "m2 was merged into m1";
+  const Json& kiosk_record = answers[301];
+  EXPECT_TRUE(kiosk_record.Find("profileCreated") != nullptr && kiosk_record.Find("profileCreated")->as_bool())
+      << kiosk_record.Dump();
+  ASSERT_NE(kiosk_record.Find("ignoredIdentifiers"), nullptr) << kiosk_record.Dump();
+  EXPECT_NE(kiosk_record.Find("ignoredIdentifiers")->Dump().find("hub"), std::string::npos) << kiosk_record.Dump();
 
   Reopen();
   // Events: 63 by the emails the batch above linked, and one with the kiosk, whose hub set is read from storage.
