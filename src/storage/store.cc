@@ -513,6 +513,18 @@ Status BulkLoad::EndRun() {
   return FromRocks(run.writer->Finish(), "writing a bulk-load file");
 }
 
+Status BulkLoad::Stage() {
+  CDP_RETURN_IF_ERROR(EndRun());
+  std::vector<rocksdb::ColumnFamilyHandle*> cfs;
+  for (const auto& run : runs_) {
+    if (run->entries > 0 && std::find(cfs.begin(), cfs.end(), run->cf) == cfs.end()) cfs.push_back(run->cf);
+  }
+  if (cfs.empty()) return Status::OK();
+  rocksdb::FlushOptions fo;
+  fo.allow_write_stall = true;  // flush now, even when writes are being slowed: that is what it relieves
+  return FromRocks(store_->db_->Flush(fo, cfs), "bulk load flush");
+}
+
 Status BulkLoad::Commit() {
   CDP_RETURN_IF_ERROR(EndRun());
   std::vector<rocksdb::IngestExternalFileArg> args;

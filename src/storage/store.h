@@ -109,8 +109,13 @@ class BulkLoad {
   Status Add(std::string_view key, std::string_view value);
   // Adds to the current run the deletion of every key in [begin, end) written before the load.
   Status DeleteRange(std::string_view begin, std::string_view end);
+  // Ends the last run and flushes the memtables of the load's column families, while writes go on. Optional, before
+  // Commit: RocksDB flushes a memtable whose keys overlap an ingested file before adding the file, and no write
+  // proceeds during that flush (measured: 100-330 ms per index tail flush of a TrackBatch load, against 6 ms
+  // without it). After Stage, only what was written since can overlap. Errors: storage errors.
+  Status Stage();
   // Adds every non-empty run to the database, atomically. The entries are durable when it returns, and newer than
-  // every write before the call.
+  // every write before the call. Stops writes while the files are added (see Stage).
   Status Commit();
 
  private:

@@ -104,5 +104,54 @@ TEST(StoreTest, MultiGetAnswersEachKeyAsGetDoes) {
   EXPECT_TRUE(none.empty());
 }
 
+// A staged bulk load means what an unstaged one does: its entries are newer than every write before Commit (also
+// one made between Stage and Commit, which Commit then flushes itself), its range deletion removes only what was
+// written before it, and all of it survives a reopen.
+TEST(StoreTest, AStagedBulkLoadIsNewerThanEveryWriteBeforeItsCommit) {
+  TempDir dir;
+  auto store = Unwrap(Store::Open(Options(), dir.path()));
+  {
+    WriteBatch batch(*store);
+    for (int i = 0; i < 10; ++i) batch.Put(Cf::kIndexLog, fmt::format("r{}", i), "logged");
+    batch.Put(Cf::kTraits, "b", "before the load");
+    batch.Put(Cf::kTraits, "d", "not in the load");
+    Unwrap(store->Write(&batch));
+  }
+  auto load = store->NewBulkLoad();
+  ASSERT_TRUE(load->StartRun(Cf::kTraits, /*merge=*/false).ok());
+  ASSERT_TRUE(load->Add("a", "loaded").ok());
+  ASSERT_TRUE(load->Add("b", "loaded").ok());
+  ASSERT_TRUE(load->Add("c", "loaded").ok());
+  ASSERT_TRUE(load->StartRun(Cf::kIndexLog, /*merge=*/false).ok());
+  ASSERT_TRUE(load->DeleteRange("r0", "r5").ok());
+  ASSERT_TRUE(load->Stage().ok());
+  {
+    WriteBatch batch(*store);  // after Stage, before Commit: in the memtable, overlapping the load
+    batch.Put(Cf::kTraits, "c", "between stage and commit");
+    batch.Put(Cf::kIndexLog, "r1", "between stage and commit");
+    Unwrap(store->Write(&batch));
+  }
+  ASSERT_TRUE(load->Commit().ok());
+  {
+    WriteBatch batch(*store);
+    batch.Put(Cf::kIndexLog, "r2", "after the load");
+    Unwrap(store->Write(&batch));
+  }
+  for (int pass = 0; pass < 2; ++pass) {
+    SCOPED_TRACE(pass == 0 ? "open" : "reopened");
+    EXPECT_EQ(ValueOf(*store, Cf::kTraits, "a"), "loaded");
+    EXPECT_EQ(ValueOf(*store, Cf::kTraits, "b"), "loaded");
+    EXPECT_EQ(ValueOf(*store, Cf::kTraits, "c"), "loaded");
+    EXPECT_EQ(ValueOf(*store, Cf::kTraits, "d"), "not in the load");
+    EXPECT_EQ(ValueOf(*store, Cf::kIndexLog, "r0"), "<not_found>");
+    EXPECT_EQ(ValueOf(*store, Cf::kIndexLog, "r1"), "<not_found>");
+    EXPECT_EQ(ValueOf(*store, Cf::kIndexLog, "r2"), "after the load");
+    EXPECT_EQ(ValueOf(*store, Cf::kIndexLog, "r4"), "<not_found>");
+    EXPECT_EQ(ValueOf(*store, Cf::kIndexLog, "r5"), "logged");
+    store.reset();
+    store = Unwrap(Store::Open(Options(), dir.path()));
+  }
+}
+
 }  // namespace
 }  // namespace cdp::storage
