@@ -783,6 +783,10 @@ class EngineImpl::IngestContext : public GraphView {
         plan->create_fixed = true;
       }
     }
+    if (!plan->create_fixed) {
+      CDP_ASSIGN_OR_RETURN(bool held, ResolveHeld(e.identifiers, fixed, &plan->resolution));
+      if (held) return Status::OK();
+    }
     CDP_ASSIGN_OR_RETURN(plan->resolution, Resolve(rules_, *this, e.identifiers, fixed));
     return Status::OK();
   }
@@ -1028,18 +1032,52 @@ class EngineImpl::IngestContext : public GraphView {
 
   // The profile owning an identifier, or empty.
   Result<std::string> LookupIdentity(const std::string& key) {
-    if (auto it = pending_identities_.find(key); it != pending_identities_.end()) return it->second;
+    CDP_ASSIGN_OR_RETURN(const std::string* owner, FindOwner(key));
+    return owner != nullptr ? *owner : std::string();
+  }
+
+  // As LookupIdentity, without copying: the owner, or null when the value is unlinked. The pointer is valid until
+  // the next call that may add to the batch's pending maps.
+  Result<const std::string*> FindOwner(const std::string& key) {
+    if (auto it = pending_identities_.find(key); it != pending_identities_.end()) return &it->second;
     if (auto it = engine_->identity_cache_.find(key); it != engine_->identity_cache_.end() && it->second.owner_known) {
-      return it->second.owner;
+      return &it->second.owner;
     }
-    if (absent_owners_.contains(key)) return std::string();  // read by Prefetch; a link since is pending above
+    if (absent_owners_.contains(key)) return nullptr;  // read by Prefetch; a link since is pending above
     std::string value;
     Status s = store_.Get(storage::Cf::kIdentities, key, &value);
-    if (s.IsNotFound()) return std::string();
+    if (s.IsNotFound()) return nullptr;
     CDP_RETURN_IF_ERROR(s);
-    std::string owner = storage::DecodeIdentityLink(value).profile_id;
-    pending_identities_.emplace(key, owner);  // known-good: safe to cache once the batch commits
-    return owner;
+    // Known-good: safe to cache once the batch commits.
+    return &(pending_identities_[key] = storage::DecodeIdentityLink(value).profile_id);
+  }
+
+  // Resolution's common case, decided without Resolve: every identifier of the event is held by one profile (the
+  // live one the event names, if it names one) and none is a hub. Resolve would then attach, merge and drop nothing
+  // and answer that profile (identity/resolver.h), so `out` is set to just that and true returned. False: Resolve
+  // decides (the reads made here stay in the batch's maps). Builds each identity key once, copies no owner but
+  // the answer.
+  Result<bool> ResolveHeld(const std::vector<Identifier>& ids, const std::string& fixed, Resolution* out) {
+    if (ids.empty() && fixed.empty()) return false;
+    const size_t threshold = static_cast<size_t>(rules_.hub_threshold());
+    const std::string* profile = fixed.empty() ? nullptr : &fixed;
+    std::string first;  // the owner found first, when the event names no profile
+    for (const Identifier& id : ids) {
+      const std::string key = IdentityKeyOf(id);
+      CDP_ASSIGN_OR_RETURN(const std::string* set, HubSet(key));
+      if (set != nullptr && set->size() / 8 > threshold) return false;
+      CDP_ASSIGN_OR_RETURN(const std::string* owner, FindOwner(key));
+      if (owner == nullptr || owner->empty()) return false;
+      if (profile == nullptr) {
+        first = *owner;
+        profile = &first;
+      } else if (*owner != *profile) {
+        return false;
+      }
+    }
+    *out = Resolution();
+    out->profile_id = *profile;
+    return true;
   }
 
   // A stored profile document, read once per batch; null when absent.

@@ -149,6 +149,17 @@ TEST_F(IdentityEngineTest, HubsStopLinking) {
   }
   EXPECT_TRUE(hub) << why.Dump();
   (void)u3;
+  // A hub matches nobody, not even the profile that holds it: alone it finds no one...
+  TrackResult alone = Track(R"({"type":"page_view","deviceId":"kiosk"})");
+  EXPECT_NE(alone.profile_id, third.profile_id);
+  EXPECT_TRUE(alone.profile_created);
+  EXPECT_NE(alone.ignored_identifiers.Dump().find("hub"), std::string::npos) << alone.ignored_identifiers.Dump();
+  // ... and beside an identifier of that same profile it is reported as ignored (resolution's common case, every
+  // identifier held by one profile, is decided without Resolve only when none is a hub).
+  TrackResult held = Track(R"({"type":"page_view","email":"u3@x.com","deviceId":"kiosk"})");
+  EXPECT_EQ(held.profile_id, third.profile_id);
+  EXPECT_TRUE(held.merged_profiles.empty());
+  EXPECT_NE(held.ignored_identifiers.Dump().find("hub"), std::string::npos) << held.ignored_identifiers.Dump();
 }
 
 TEST_F(IdentityEngineTest, ManualMergeCombinesTheGoldenRecord) {
