@@ -116,7 +116,8 @@ Status EventTail::WriteOut(const Map& map, uint64_t upto, bool frozen) {
   // The log records of these entries go in the same atomic load: after it, nothing is both logged and stored.
   CDP_RETURN_IF_ERROR(load->StartRun(storage::Cf::kIndexLog, /*merge=*/false));
   CDP_RETURN_IF_ERROR(load->DeleteRange(RecordKey(0), RecordKey(upto)));
-  // Before the lock, so that neither writes (Apply) nor readers wait for memtable flushes.
+  // Outside the lock, so that readers and Apply do not wait for memtable flushes (writes pause for the memtable
+  // switch only, unless RocksDB is itself stopping writes).
   CDP_RETURN_IF_ERROR(load->Stage());
   // Readers wait while the files are added, so that none counts a trait delta both in storage and here.
   std::unique_lock<std::shared_mutex> lock(mu_);

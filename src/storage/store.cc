@@ -521,7 +521,9 @@ Status BulkLoad::Stage() {
   }
   if (cfs.empty()) return Status::OK();
   rocksdb::FlushOptions fo;
-  fo.allow_write_stall = true;  // flush now, even when writes are being slowed: that is what it relieves
+  // Flush even if the new L0 file or immutable memtable makes RocksDB slow writes, as the flush inside an ingestion
+  // would; false could wait behind compactions first.
+  fo.allow_write_stall = true;
   return FromRocks(store_->db_->Flush(fo, cfs), "bulk load flush");
 }
 
@@ -551,6 +553,12 @@ int64_t Store::ReadCounter(std::string_view name) const {
   int64_t v;
   std::memcpy(&v, value.data(), 8);
   return v;
+}
+
+uint64_t Store::ActiveMemtableEntries(Cf cf) const {
+  uint64_t n = 0;
+  db_->GetIntProperty(handles_[static_cast<int>(cf)], "rocksdb.num-entries-active-mem-table", &n);
+  return n;
 }
 
 Status Store::Flush() {

@@ -109,10 +109,12 @@ class BulkLoad {
   Status Add(std::string_view key, std::string_view value);
   // Adds to the current run the deletion of every key in [begin, end) written before the load.
   Status DeleteRange(std::string_view begin, std::string_view end);
-  // Ends the last run and flushes the memtables of the load's column families, while writes go on. Optional, before
-  // Commit: RocksDB flushes a memtable whose keys overlap an ingested file before adding the file, and no write
-  // proceeds during that flush (measured: 100-330 ms per index tail flush of a TrackBatch load, against 6 ms
-  // without it). After Stage, only what was written since can overlap. Errors: storage errors.
+  // Ends the last run and flushes the memtables of the load's column families (those with entries). Optional,
+  // before Commit: RocksDB flushes a memtable whose keys overlap an ingested file before adding the file, and no
+  // write proceeds during that flush (measured: 100-330 ms per index tail flush of a TrackBatch load, against 6 ms
+  // after Stage). Stage stops writes only for the memtable switch; it waits while RocksDB itself stops writes (too
+  // many L0 files or memtables), until its compactions clear that. After Stage, only what was written since can
+  // overlap. Errors: storage errors (nothing is added; the load's files go with the BulkLoad).
   Status Stage();
   // Adds every non-empty run to the database, atomically. The entries are durable when it returns, and newer than
   // every write before the call. Stops writes while the files are added (see Stage).
@@ -190,6 +192,9 @@ class Store {
   std::unique_ptr<BulkLoad> NewBulkLoad();
 
   Status Flush();
+  // Entries in the memtable of `cf` that writes go into now (RocksDB's "rocksdb.num-entries-active-mem-table";
+  // deletions count). For tests and diagnostics.
+  uint64_t ActiveMemtableEntries(Cf cf) const;
 
   // Makes the deletions of `batch`, already written, physical: flushes every memtable (so no write-ahead log file
   // still holds the deleted values: RocksDB removes the obsolete ones), then compacts, down to the last level, the

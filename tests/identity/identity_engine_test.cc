@@ -155,11 +155,18 @@ TEST_F(IdentityEngineTest, HubsStopLinking) {
   EXPECT_TRUE(alone.profile_created);
   EXPECT_NE(alone.ignored_identifiers.Dump().find("hub"), std::string::npos) << alone.ignored_identifiers.Dump();
   // ... and beside an identifier of that same profile it is reported as ignored (resolution's common case, every
-  // identifier held by one profile, is decided without Resolve only when none is a hub).
+  // identifier held by one profile, is decided without Resolve only when none is a hub). After a reopen, so that
+  // the hub set is read from storage.
+  Reopen();
   TrackResult held = Track(R"({"type":"page_view","email":"u3@x.com","deviceId":"kiosk"})");
   EXPECT_EQ(held.profile_id, third.profile_id);
   EXPECT_TRUE(held.merged_profiles.empty());
   EXPECT_NE(held.ignored_identifiers.Dump().find("hub"), std::string::npos) << held.ignored_identifiers.Dump();
+  // An event naming one profile with an identifier another holds merges that one into it (not the common case).
+  TrackResult named = Track(R"({"type":"page_view","profileId":")" + u4.profile_id + R"(","email":"u1@x.com"})");
+  EXPECT_EQ(named.profile_id, u4.profile_id);
+  ASSERT_EQ(named.merged_profiles.size(), 1u);
+  EXPECT_EQ(named.merged_profiles[0], third.profile_id);
 }
 
 TEST_F(IdentityEngineTest, ManualMergeCombinesTheGoldenRecord) {

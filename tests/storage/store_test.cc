@@ -115,7 +115,13 @@ TEST(StoreTest, AStagedBulkLoadIsNewerThanEveryWriteBeforeItsCommit) {
     for (int i = 0; i < 10; ++i) batch.Put(Cf::kIndexLog, fmt::format("r{}", i), "logged");
     batch.Put(Cf::kTraits, "b", "before the load");
     batch.Put(Cf::kTraits, "d", "not in the load");
+    batch.Put(Cf::kProfiles, "p", "another column family");
     Unwrap(store->Write(&batch));
+  }
+  {
+    auto empty = store->NewBulkLoad();  // no runs: nothing to stage or commit
+    ASSERT_TRUE(empty->Stage().ok());
+    ASSERT_TRUE(empty->Commit().ok());
   }
   auto load = store->NewBulkLoad();
   ASSERT_TRUE(load->StartRun(Cf::kTraits, /*merge=*/false).ok());
@@ -124,7 +130,12 @@ TEST(StoreTest, AStagedBulkLoadIsNewerThanEveryWriteBeforeItsCommit) {
   ASSERT_TRUE(load->Add("c", "loaded").ok());
   ASSERT_TRUE(load->StartRun(Cf::kIndexLog, /*merge=*/false).ok());
   ASSERT_TRUE(load->DeleteRange("r0", "r5").ok());
+  ASSERT_GT(store->ActiveMemtableEntries(Cf::kIndexLog), 0u);
   ASSERT_TRUE(load->Stage().ok());
+  // Staged: the memtables the load overlaps were flushed; one it does not touch was not.
+  EXPECT_EQ(store->ActiveMemtableEntries(Cf::kIndexLog), 0u);
+  EXPECT_EQ(store->ActiveMemtableEntries(Cf::kTraits), 0u);
+  EXPECT_EQ(store->ActiveMemtableEntries(Cf::kProfiles), 1u);
   {
     WriteBatch batch(*store);  // after Stage, before Commit: in the memtable, overlapping the load
     batch.Put(Cf::kTraits, "c", "between stage and commit");
@@ -148,6 +159,8 @@ TEST(StoreTest, AStagedBulkLoadIsNewerThanEveryWriteBeforeItsCommit) {
     EXPECT_EQ(ValueOf(*store, Cf::kIndexLog, "r2"), "after the load");
     EXPECT_EQ(ValueOf(*store, Cf::kIndexLog, "r4"), "<not_found>");
     EXPECT_EQ(ValueOf(*store, Cf::kIndexLog, "r5"), "logged");
+    EXPECT_EQ(ValueOf(*store, Cf::kProfiles, "p"), "another column family");
+    if (pass == 1) break;
     store.reset();
     store = Unwrap(Store::Open(Options(), dir.path()));
   }
