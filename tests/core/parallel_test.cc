@@ -15,6 +15,49 @@ namespace {
 // Every item is produced exactly once, by one thread or the other, and its result is visible when Ready returns:
 // with a slow second thread (the caller produces most items itself), and with a slow consumer (the second thread
 // produces most of them). Both threads take part in both cases.
+// Every item is run once, in ranges that cover [0, n) without overlap; small runs are one call on the caller.
+TEST(RunOnTwoThreadsTest, EachItemRunsOnceInDisjointRanges) {
+  for (size_t n : {size_t{0}, size_t{1}, size_t{255}, size_t{256}, size_t{257}, size_t{1000}, size_t{10007}}) {
+    SCOPED_TRACE(n);
+    std::vector<std::atomic<int>> runs(n);
+    std::atomic<int> calls{0};
+    const std::thread::id caller = std::this_thread::get_id();
+    std::atomic<bool> all_on_caller{true};
+    RunOnTwoThreads(n, /*parallel_from=*/256, [&](size_t begin, size_t end) {
+      ASSERT_LE(begin, end);
+      ASSERT_LE(end, n);
+      calls.fetch_add(1);
+      if (std::this_thread::get_id() != caller) all_on_caller = false;
+      for (size_t i = begin; i < end; ++i) runs[i].fetch_add(1);
+    });
+    for (size_t i = 0; i < n; ++i) ASSERT_EQ(runs[i].load(), 1) << i;
+    if (n < 256) {
+      EXPECT_EQ(calls.load(), 1);
+      EXPECT_TRUE(all_on_caller.load());
+    } else {
+      EXPECT_GT(calls.load(), 2) << "in chunks";
+    }
+  }
+}
+
+// A second thread that is slow (here: it sleeps in each chunk) takes fewer chunks: the caller does most of the
+// work instead of waiting for half of it.
+TEST(RunOnTwoThreadsTest, ASlowSecondThreadTakesFewerChunks) {
+  const size_t n = 1600;
+  const std::thread::id caller = std::this_thread::get_id();
+  std::atomic<size_t> on_caller{0}, elsewhere{0};
+  RunOnTwoThreads(n, /*parallel_from=*/256, [&](size_t begin, size_t end) {
+    if (std::this_thread::get_id() == caller) {
+      on_caller += end - begin;
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      elsewhere += end - begin;
+    }
+  });
+  EXPECT_EQ(on_caller + elsewhere, n);
+  EXPECT_GT(on_caller.load(), n / 2) << "the caller waited for the second thread's half";
+}
+
 TEST(RunAheadTest, EachItemIsProducedOnceAndVisibleWhenReady) {
   for (bool slow_second_thread : {true, false}) {
     SCOPED_TRACE(slow_second_thread ? "slow second thread" : "slow consumer");
