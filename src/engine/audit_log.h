@@ -179,11 +179,14 @@ class AuditLog {
   std::mutex queue_mu_;  // the queue; never held while taking mu_ is waited for by a caller
   std::condition_variable queue_cv_, done_cv_;
   std::vector<Call> queue_;  // guarded by queue_mu_
-  uint64_t enqueued_ = 0;    // calls queued since open; guarded by queue_mu_
-  uint64_t written_ = 0;     // calls written (or failed) since open; guarded by queue_mu_
-  bool urgent_ = false;      // a caller waits; guarded by queue_mu_
-  bool stopping_ = false;    // guarded by queue_mu_
-  Status last_status_;       // of the last group; guarded by queue_mu_
+  // The vector of a written group, emptied, kept for the next swap (unless larger than this): guarded by queue_mu_.
+  static constexpr size_t kSpareQueueCapacity = 16 * kGroup;
+  std::vector<Call> spare_queue_;
+  uint64_t enqueued_ = 0;  // calls queued since open; guarded by queue_mu_
+  uint64_t written_ = 0;   // calls written (or failed) since open; guarded by queue_mu_
+  bool urgent_ = false;    // a caller waits; guarded by queue_mu_
+  bool stopping_ = false;  // guarded by queue_mu_
+  Status last_status_;     // of the last group; guarded by queue_mu_
   std::string journal_dir_;
   int spare_fd_ = -1;    // journal generation journal_generation_ + 1, created ahead; the writer's (or Load's) alone
   int journal_fd_ = -1;  // guarded by queue_mu_

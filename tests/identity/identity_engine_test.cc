@@ -323,6 +323,34 @@ TEST_F(IdentityEngineTest, IdentifyLinksIdentifiersAndSetsTraits) {
   EXPECT_EQ(Unwrap(engine_->Stats()).Find("profiles")->as_int(), profiles_before);
 }
 
+TEST_F(IdentityEngineTest, NewIdentifiersLinkedTogetherFillEachAttributeOnce) {
+  // One event brings four new identifiers: all are linked, and the email and phone fill their attributes.
+  TrackResult first = Track(R"({"type":"page_view","customerId":"C-L","email":"Lin@Example.com",
+      "phone":"+1 (650) 253-0000","deviceId":"d-1","source":"web","timestamp":"2026-03-01T10:00:00Z"})");
+  ASSERT_TRUE(first.profile_created);
+  Json p = Unwrap(profiles().Get(first.profile_id));
+  EXPECT_EQ(p.FindPath("externalIds.customerId")->as_string(), "C-L") << p.Dump();
+  EXPECT_EQ(p.FindPath("attributes.email")->as_string(), "lin@example.com");
+  EXPECT_EQ(p.FindPath("attributes.phone")->as_string(), "+16502530000");
+  EXPECT_EQ(p.FindPath("attributeSources")->Find("attributes.email")->Find("source")->as_string(), "web");
+  EXPECT_EQ(p.FindPath("attributeSources")->Find("attributes.phone")->Find("source")->as_string(), "web");
+  for (const char* id :
+       {R"("customerId":"C-L")", R"("email":"LIN@example.com")", R"("phone":"6502530000")", R"("deviceId":"d-1")"}) {
+    EXPECT_EQ(Track(std::string(R"({"type":"page_view",)") + id + "}").profile_id, first.profile_id) << id;
+  }
+  // A second email and a second device, linked by one identify: the email attribute keeps the first value.
+  Unwrap(identity().Identify(J(R"({"identifiers":{"customerId":"C-L","email":"lin2@example.com",
+      "deviceId":"d-2"}})")));
+  p = Unwrap(profiles().Get(first.profile_id));
+  EXPECT_EQ(p.FindPath("attributes.email")->as_string(), "lin@example.com") << p.Dump();
+  const std::string ids = p.Find("externalIds")->Dump();
+  for (const char* v : {"lin@example.com", "lin2@example.com", "d-1", "d-2", "+16502530000"}) {
+    EXPECT_NE(ids.find(v), std::string::npos) << v << " in " << ids;
+  }
+  EXPECT_EQ(Track(R"({"type":"page_view","email":"lin2@example.com"})").profile_id, first.profile_id);
+  EXPECT_EQ(Track(R"({"type":"page_view","deviceId":"d-2"})").profile_id, first.profile_id);
+}
+
 TEST_F(IdentityEngineTest, UnmergeRestoresProfilesIdentifiersEventsAndTraits) {
   // A wrong merge: a shared family email glued two people together.
   Json a = Unwrap(profiles().Create(J(R"({"externalIds":{"customerId":"A","email":"fam@x.com"},

@@ -681,6 +681,44 @@ TEST_F(AuditTest, CallsNamingAnErasedIdLongAfterTheErasureAreChainedWithoutIt) {
   EXPECT_EQ(testing::FilesHolding(dir_.path(), id), std::vector<std::string>{});
 }
 
+// A journal line is built as text: it must be the JSON a Json tree of the call gives, escaping included, with
+// every optional field, and read back to the same call.
+TEST(AuditJournalTest, ALineIsTheCallsJson) {
+  testing::TempDir dir;
+  auto engine = Unwrap(Engine::Open(Options(), dir.path()));
+  internal::AuditLog& log = static_cast<internal::EngineImpl&>(*engine).audit_log();
+  internal::AuditLog::Call call;
+  call.principal = "key \"q\" \\ \x01 \u00e9\u4e2d";
+  call.operation = "events.trackBatch";
+  call.outcome = "invalid_argument";
+  call.at_us = 1767225600000001;
+  for (int with_optional = 0; with_optional < 2; ++with_optional) {
+    if (with_optional == 1) {
+      call.resource = "seg_\n1";
+      call.count = 500;
+      call.pending_key = storage::AuditPendingKey(4242);
+      call.targets = {"p-1", "p\t2", ""};
+    }
+    Json expected = Json::Object();
+    expected.Set("principal", call.principal);
+    expected.Set("operation", call.operation);
+    if (!call.resource.empty()) expected.Set("resource", call.resource);
+    expected.Set("outcome", call.outcome);
+    if (call.count > 0) expected.Set("count", call.count);
+    expected.Set("at", call.at_us);
+    if (!call.pending_key.empty()) expected.Set("pending", 4242);
+    Json targets = Json::Array();
+    for (const std::string& t : call.targets) targets.Push(t);
+    expected.Set("targets", std::move(targets));
+    const std::string line = log.JournalLine(call);
+    ASSERT_EQ(line.back(), '\n');
+    const std::string json = line.substr(0, line.find('\t'));
+    EXPECT_EQ(json, expected.Dump());
+    EXPECT_EQ(Unwrap(Json::Parse(json)), expected);
+    EXPECT_EQ(log.Authentic("journal", line.substr(0, line.size() - 1)), json);
+  }
+}
+
 // Journal lines carry a MAC under the database's key. A line damaged by a failed write or a power loss, altered,
 // forged, or without a MAC is not chained: one "audit.recoveryRefused" entry counts them; the database still
 // opens and chains the genuine lines, and the journal is gone afterwards.
