@@ -684,9 +684,14 @@ class EngineImpl::IngestContext : public GraphView {
   bool empty() const { return batch_.Count() == 0; }
   // After Publish: gives the documents and events the batch built and read to `free`, to be destroyed on another
   // thread (destroying a bulk import's thousands of documents was a twentieth of its time). Small batches keep them.
-  void ReleaseTo(DeferredFree* free) {
-    if (dirty_profiles_.size() + read_profiles_.size() + pending_events_.size() < 64) return;
-    free->Give(std::make_tuple(std::move(dirty_profiles_), std::move(read_profiles_), std::move(pending_events_)));
+  // `parsed`, when given, goes with them: the batch's parsed events, no longer needed by the caller.
+  void ReleaseTo(DeferredFree* free, std::vector<ParsedEvent>* parsed = nullptr) {
+    const size_t n_parsed = parsed != nullptr ? parsed->size() : 0;
+    if (dirty_profiles_.size() + read_profiles_.size() + pending_events_.size() + n_parsed < 64) return;
+    std::vector<ParsedEvent> events;
+    if (parsed != nullptr) events = std::move(*parsed);
+    free->Give(std::make_tuple(std::move(dirty_profiles_), std::move(read_profiles_), std::move(pending_events_),
+                               std::move(events)));
   }
   // Event keys with caller-given ids, and their sessions (for retries racing this batch's write).
   const absl::flat_hash_map<std::string, std::string>& client_keys() const { return batch_keys_; }
@@ -1330,7 +1335,7 @@ Status EngineImpl::Ingest(std::vector<ParsedEvent>* events, std::vector<BatchIte
     }
     sequence = *written;
   }
-  ctx->ReleaseTo(&deferred_free_);
+  ctx->ReleaseTo(&deferred_free_, events);
   ctx.reset();  // releases commit_mu_ when the context held it
   CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
   MaybeFlushTail();

@@ -322,6 +322,8 @@ class EngineImpl final : public Engine {
   Status StartSegments() { return segments_.Start(); }
 
   // Stores parsed events (the write path). results[i] is filled for every i; rejected items keep their status.
+  // `*events` is consumed: on return it holds some of them, or none (a large batch's go to another thread to be
+  // destroyed).
   Status Ingest(std::vector<ParsedEvent>* events, std::vector<BatchItemResult>* results, int64_t received_us);
 
   // Profile writes (under the write lock). `input` is a normalized document (NormalizeProfileInput) for kReplace,
