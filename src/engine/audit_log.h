@@ -180,7 +180,7 @@ class AuditLog {
   std::condition_variable queue_cv_, done_cv_;
   std::vector<Call> queue_;  // guarded by queue_mu_
   // The vector of a written group, emptied, kept for the next swap (unless larger than this): guarded by queue_mu_.
-  static constexpr size_t kSpareQueueCapacity = 16 * kGroup;
+  static constexpr size_t kSpareQueueCapacity = 4 * kGroup;
   std::vector<Call> spare_queue_;
   uint64_t enqueued_ = 0;  // calls queued since open; guarded by queue_mu_
   uint64_t written_ = 0;   // calls written (or failed) since open; guarded by queue_mu_

@@ -689,7 +689,10 @@ class EngineImpl::IngestContext : public GraphView {
     const size_t n_parsed = parsed != nullptr ? parsed->size() : 0;
     if (dirty_profiles_.size() + read_profiles_.size() + pending_events_.size() + n_parsed < 64) return;
     std::vector<ParsedEvent> events;
-    if (parsed != nullptr) events = std::move(*parsed);
+    if (parsed != nullptr) {
+      events = std::move(*parsed);
+      parsed->clear();
+    }
     free->Give(std::make_tuple(std::move(dirty_profiles_), std::move(read_profiles_), std::move(pending_events_),
                                std::move(events)));
   }
@@ -1079,7 +1082,6 @@ class EngineImpl::IngestContext : public GraphView {
     std::string first;  // the owner found first, when the event names no profile
     for (const Identifier& id : ids) {
       const std::string key = IdentityKeyOf(id);
-      const std::string* set = nullptr;
       const std::string* owner = nullptr;
       // The usual value: in the engine's cache with its owner and hub set, not changed by this batch. One probe.
       const EngineImpl::IdentityCacheEntry* cached = nullptr;
@@ -1091,14 +1093,13 @@ class EngineImpl::IngestContext : public GraphView {
         }
       }
       if (cached != nullptr) {
-        set = &cached->hubs;
+        if (IsHubSet(&cached->hubs)) return false;
         owner = &cached->owner;
       } else {
-        CDP_ASSIGN_OR_RETURN(set, HubSet(key));
+        CDP_ASSIGN_OR_RETURN(const std::string* set, HubSet(key));
         if (IsHubSet(set)) return false;
         CDP_ASSIGN_OR_RETURN(owner, FindOwner(key));
       }
-      if (IsHubSet(set)) return false;
       if (owner == nullptr || owner->empty()) return false;
       if (profile == nullptr) {
         first = *owner;
