@@ -322,7 +322,10 @@ Status AuditLog::RecoverJournal(std::vector<Call>* recovered) {
     refused_ = 0;
     refused_keys_.clear();
   }
-  if (!calls.empty() || last > done) CDP_RETURN_IF_ERROR(WriteGroup(&calls, last));
+  if (!calls.empty() || last > done) {
+    ChainGroup(&calls);
+    CDP_RETURN_IF_ERROR(WriteHeld(last));
+  }
   for (const auto& [generation, path] : files) std::filesystem::remove(path, ec);
   journal_generation_ = last + 1;
   journal_fd_ = CreateJournal(journal_generation_);
@@ -518,7 +521,7 @@ Status AuditLog::Flush() {
   std::unique_lock<std::mutex> lock(queue_mu_);
   const uint64_t ticket = enqueued_;
   if (written_ >= ticket) return Status::OK();
-  urgent_ = true;
+  flush_ = true;
   queue_cv_.notify_one();
   done_cv_.wait(lock, [&] { return written_ >= ticket; });
   return last_status_;
@@ -528,22 +531,27 @@ void AuditLog::Run() {
   std::unique_lock<std::mutex> lock(queue_mu_);
   for (;;) {
     queue_cv_.wait_for(lock, std::chrono::milliseconds(kReadDelayMs),
-                       [&] { return stopping_ || urgent_ || queue_.size() >= kGroup; });
-    if (queue_.empty()) {
+                       [&] { return stopping_ || urgent_ || flush_ || queue_.size() >= kGroup; });
+    // The held entries are written when a Flush or the destructor waits, when enough are held, and when the
+    // journal is broken (its calls have only their pending records, or nothing, until their entries are written).
+    const bool write = flush_ || stopping_ || journal_fd_ < 0 || held_calls_ + queue_.size() >= kHeldCalls;
+    if (queue_.empty() && !(write && held_calls_ > 0)) {
       if (stopping_) return;
-      urgent_ = false;  // a Flush that found its calls already taken by the group being written
+      urgent_ = false;
+      flush_ = false;  // nothing held or queued: a Flush's calls were all written
       continue;
     }
     std::vector<Call> calls;
     calls.swap(queue_);
     queue_.swap(spare_queue_);  // empty, with the capacity of an earlier group: appends neither move nor fault
     urgent_ = false;
+    if (write) flush_ = false;
     const uint64_t through = enqueued_;
-    // The journal whose lines are these calls' is swapped for the spare, created beforehand: the file system's
-    // work stays out of the queue's lock, which every audited call takes.
+    // Before the held entries are written, the journal holding their calls' lines is swapped for the spare, created
+    // beforehand: the file system's work stays out of the queue's lock, which every audited call takes.
     uint64_t retired = 0;
     int retired_fd = -1;
-    if (journal_used_ || journal_fd_ < 0) {
+    if (write && (journal_used_ || journal_fd_ < 0)) {
       retired = journal_generation_;
       retired_fd = journal_fd_;
       journal_fd_ = spare_fd_;
@@ -556,22 +564,26 @@ void AuditLog::Run() {
     Status s;
     {
       std::lock_guard<std::mutex> chain(mu_);
-      s = WriteGroup(&calls, retired);
+      ChainGroup(&calls);
+      if (write) s = WriteHeld(retired);
+      held_calls_ = held_.size();
     }
-    // Before Flush returns. Also when the write failed: the group's calls are counted lost (append_errors), and
-    // the done marker moves past this journal with the next group anyway.
+    // Before Flush returns. Also when the write failed: the held calls are counted lost (append_errors), and the
+    // done marker moves past this journal with the next write anyway.
     if (retired != 0) ::unlink(JournalPath(retired).c_str());
     if (spare_fd_ < 0) spare_fd_ = CreateJournal(journal_generation_ + 1);  // only this thread changes the generation
     calls.clear();
     lock.lock();
     if (calls.capacity() <= kSpareQueueCapacity) spare_queue_.swap(calls);
-    written_ = through;
-    last_status_ = s;
-    done_cv_.notify_all();
+    if (write) {
+      written_ = through;
+      last_status_ = s;
+      done_cv_.notify_all();
+    }
   }
 }
 
-Status AuditLog::WriteGroup(std::vector<Call>* calls, uint64_t journal_done) {
+void AuditLog::ChainGroup(std::vector<Call>* calls) {
   if (!erased_recently_.empty()) {
     const int64_t horizon = NowMicros() - kErasedWindowUs;
     std::vector<std::string> expired;
@@ -580,11 +592,10 @@ Status AuditLog::WriteGroup(std::vector<Call>* calls, uint64_t journal_done) {
     }
     for (const std::string& id : expired) erased_recently_.erase(id);
   }
-  const uint64_t first_seq = next_seq_;
-  const std::string first_hash = last_hash_;
-  storage::WriteBatch batch(*store_);
-  std::string seq_bytes;
-  std::vector<std::string> index_keys;  // held once the group is written
+  if (held_.empty()) {
+    held_first_seq_ = next_seq_;
+    held_first_hash_ = last_hash_;
+  }
   for (Call& call : *calls) {
     const uint64_t seq = next_seq_;
     Json entry = Json::Object();
@@ -597,54 +608,70 @@ Status AuditLog::WriteGroup(std::vector<Call>* calls, uint64_t journal_done) {
     if (call.count > 0) entry.Set("count", call.count);
     if (call.recovered) entry.Set("recovered", true);
     entry.Set("v", kEntryVersion);
-    if (!call.pending_key.empty()) batch.Delete(storage::Cf::kPrivacy, call.pending_key);
-    for (const std::string& key : call.refused_keys) batch.Delete(storage::Cf::kPrivacy, key);
+    if (!call.pending_key.empty()) held_deletes_.push_back(std::move(call.pending_key));
+    for (std::string& key : call.refused_keys) held_deletes_.push_back(std::move(key));
     Json list = Json::Array();
     for (const std::string& t : call.targets) list.Push(t);
     entry.Set("targetsHash", keyed_hash_(JoinTargets(list)));
-    if (!erased_recently_.empty()) {  // a call on a person that returned after their erasure redacted the log
-      Json kept = Json::Array();
-      for (const std::string& t : call.targets) {
-        if (!erased_recently_.contains(t)) kept.Push(t);
-      }
-      if (kept.size() != list.size()) {
-        list = std::move(kept);
-        entry.Set("redacted", true);  // as Redact marks an entry: not in its content hash, targetsHash kept
-      }
+    std::vector<std::string> named;
+    for (std::string& t : call.targets) {
+      // A call on a person that returned after their erasure redacted the log names everyone else.
+      if (erased_recently_.empty() || !erased_recently_.contains(t)) named.push_back(std::move(t));
+    }
+    if (named.size() != list.size()) {
+      list = Json::Array();
+      for (const std::string& t : named) list.Push(t);
+      entry.Set("redacted", true);  // as Redact marks an entry: not in its content hash, targetsHash kept
     }
     const std::string content_hash = Sha256Hex(Content(entry));
     const std::string hash = keyed_hash_("chain\n" + last_hash_ + content_hash);
-    seq_bytes.clear();
-    storage::AppendBigEndian64(&seq_bytes, seq);
-    for (const Json& t : list.items()) index_keys.push_back(storage::AuditTargetPrefix(t.as_string()) + seq_bytes);
     if (entry.Find("redacted") != nullptr) entry.Set("redactionMac", RedactionMac(seq, content_hash, list));
     entry.Set("targets", std::move(list));
     entry.Set("contentHash", content_hash);
     entry.Set("prev", last_hash_);
     entry.Set("hash", hash);
-    batch.Put(storage::Cf::kPrivacy, storage::AuditKey(seq), entry.Dump());
+    held_.push_back({seq, entry.Dump(), std::move(named)});
     next_seq_ = seq + 1;
     last_hash_ = hash;
   }
-  if (!calls->empty())
+}
+
+Status AuditLog::WriteHeld(uint64_t journal_done) {
+  storage::WriteBatch batch(*store_);
+  for (const std::string& key : held_deletes_) batch.Delete(storage::Cf::kPrivacy, key);
+  std::string seq_bytes;
+  std::vector<std::string> index_keys;  // held once the entries are written
+  for (const HeldEntry& e : held_) {
+    seq_bytes.clear();
+    storage::AppendBigEndian64(&seq_bytes, e.seq);
+    batch.Put(storage::Cf::kPrivacy, storage::AuditKey(e.seq), e.value);
+    for (const std::string& t : e.targets) index_keys.push_back(storage::AuditTargetPrefix(t) + seq_bytes);
+  }
+  if (!held_.empty())
     batch.Put(storage::Cf::kMeta, kHeadKey, seq_bytes + last_hash_ + HeadMac(next_seq_ - 1, last_hash_));
   if (journal_done != 0) {
     std::string generation;
     storage::AppendBigEndian64(&generation, journal_done);
     batch.Put(storage::Cf::kMeta, kJournalDoneKey, generation);
   }
+  const size_t entries = held_.size();
+  held_.clear();
+  held_deletes_.clear();
+  if (batch.Count() == 0) return Status::OK();
   auto written = store_->Write(&batch);
-  if (!written.ok()) {  // the group is lost: the chain goes on from what was written
-    append_errors_ += static_cast<int64_t>(calls->size());
-    next_seq_ = first_seq;
-    last_hash_ = first_hash;
+  if (!written.ok()) {  // the held entries are lost: the chain goes on from what was written
+    append_errors_ += static_cast<int64_t>(entries);
+    if (entries > 0) {
+      next_seq_ = held_first_seq_;
+      last_hash_ = held_first_hash_;
+    }
     return written.status();
   }
   CDP_RETURN_IF_ERROR(store_->SyncUpTo(*written));
   std::lock_guard<std::mutex> lock(index_mu_);
   for (std::string& key : index_keys) held_index_.insert(std::move(key));
-  // The group is written whatever happens next: a failed write-out keeps the keys held (Load would rebuild them
-  // anyway) and the next group tries again; it is not the group's failure.
+  // The entries are written whatever happens next: a failed write-out keeps the keys held (Load would rebuild them
+  // anyway) and the next write tries again; it is not the entries' failure.
   if (held_index_.size() >= index_held_limit_) (void)WriteOutIndex();
   return Status::OK();
 }
@@ -657,12 +684,39 @@ std::string AuditLog::HeadMac(uint64_t seq, std::string_view hash) const {
   return keyed_hash_(fmt::format("head\n{}\n{}", seq, hash));
 }
 
+Status AuditLog::RedactEntry(uint64_t seq, const std::vector<std::string>& targets, Json* entry) const {
+  // Only the erased: the entry keeps naming the others it named (still found by their index keys).
+  const Json* named = entry->Find("targets");
+  const Json* content_hash = entry->Find("contentHash");
+  if (named == nullptr || !named->is_array() || content_hash == nullptr || !content_hash->is_string()) {
+    return Status::DataLoss(fmt::format("audit entry {} is corrupt", seq));
+  }
+  Json kept = Json::Array();
+  for (const Json& t : named->items()) {
+    if (t.is_string() && std::find(targets.begin(), targets.end(), t.as_string()) == targets.end()) kept.Push(t);
+  }
+  entry->Set("redacted", true);
+  entry->Set("redactionMac", RedactionMac(seq, content_hash->as_string(), kept));
+  entry->Set("targets", std::move(kept));
+  return Status::OK();
+}
+
 Status AuditLog::Redact(storage::WriteBatch* batch, const std::vector<std::string>& targets) {
   CDP_RETURN_IF_ERROR(Flush());  // entries held back are found by the index too
   {
     std::lock_guard<std::mutex> lock(mu_);
     const int64_t now = NowMicros();
     for (const std::string& target : targets) erased_recently_[target] = now;
+    // Entries chained since the Flush are held, not written: redacted here, they are written redacted.
+    for (HeldEntry& held : held_) {
+      auto named = [&](const std::string& t) { return std::find(targets.begin(), targets.end(), t) != targets.end(); };
+      if (std::none_of(held.targets.begin(), held.targets.end(), named)) continue;
+      auto entry = Json::Parse(held.value);
+      if (!entry.ok()) return Status::DataLoss(fmt::format("audit entry {} is corrupt", held.seq));
+      CDP_RETURN_IF_ERROR(RedactEntry(held.seq, targets, &*entry));
+      held.value = entry->Dump();
+      held.targets.erase(std::remove_if(held.targets.begin(), held.targets.end(), named), held.targets.end());
+    }
   }
   std::lock_guard<std::mutex> lock(index_mu_);  // no write-out between reading the keys and dropping the held ones
   for (const std::string& target : targets) {
@@ -679,19 +733,7 @@ Status AuditLog::Redact(storage::WriteBatch* batch, const std::vector<std::strin
       CDP_RETURN_IF_ERROR(s);
       auto entry = Json::Parse(value);
       if (!entry.ok()) return Status::DataLoss(fmt::format("audit entry {} is corrupt", seq));
-      // Only the erased: the entry keeps naming the others it named (still found by their index keys).
-      const Json* named = entry->Find("targets");
-      const Json* content_hash = entry->Find("contentHash");
-      if (named == nullptr || !named->is_array() || content_hash == nullptr || !content_hash->is_string()) {
-        return Status::DataLoss(fmt::format("audit entry {} is corrupt", seq));
-      }
-      Json kept = Json::Array();
-      for (const Json& t : named->items()) {
-        if (t.is_string() && std::find(targets.begin(), targets.end(), t.as_string()) == targets.end()) kept.Push(t);
-      }
-      entry->Set("redacted", true);
-      entry->Set("redactionMac", RedactionMac(seq, content_hash->as_string(), kept));
-      entry->Set("targets", std::move(kept));
+      CDP_RETURN_IF_ERROR(RedactEntry(seq, targets, &*entry));
       // Deleted first, so the erasure's purge compacts the old value away (Store::Purge follows deletions).
       batch->Delete(storage::Cf::kPrivacy, storage::AuditKey(seq));
       batch->Put(storage::Cf::kPrivacy, storage::AuditKey(seq), entry->Dump());

@@ -15,23 +15,27 @@
 // entry lists its targets), so a crash loses none; readers merge the held keys with the stored ones. A database
 // whose marker is absent wrote every key with its entry: its marker is taken as the head.
 //
-// Durability: entries are chained and written by a thread of the log, in groups. Append writes the whole call
-// (principal, operation, targets, outcome, count, resource, time) as a line of the journal, a file of the database
-// directory (`cdp-audit/journal-<generation>`), with one write(2) before it returns, so it survives the process
-// being killed (not fsync'ed: a power loss can lose the last lines, as it can the WAL's last writes without
-// Options::sync_writes). A change call (AuditedChange, engine/audited.h) also puts a pending record
+// Durability: entries are chained by a thread of the log, in groups, and held in memory until kHeldCalls of them
+// are, or a Flush (Audit::List and Verify, an erasure, close) asks for them: then they are written in one write.
+// (Written group by group, the entries' writes stalled the callers' own: a writer that found the log's write in
+// RocksDB's queue waited for it, and a single Track spent more time so than in its own write.) Append writes the
+// whole call (principal, operation, targets, outcome, count, resource, time) as a line of the journal, a file of
+// the database directory (`cdp-audit/journal-<generation>`), with one write(2) before it returns, so it survives
+// the process being killed (not fsync'ed: a power loss can lose the last lines, as it can the WAL's last writes
+// without Options::sync_writes). A change call (AuditedChange, engine/audited.h) also puts a pending record
 // {"principal","operation","at"} into its own first write, so that a crash between its write and its return (no
-// line yet) cannot lose it either; its line names the record ("pending": ticket). The writer starts a new journal
-// when it takes a group, writes the group's entries (deleting their pending records) with kMeta
-// "audit_journal_done" = the old journal's generation, then deletes that file. Load chains, in time order, with
+// line yet) cannot lose it either; its line names the record ("pending": ticket). The journal and the pending
+// records hold every call whose entry is not written yet: when the writer writes the held entries it starts a new
+// journal, and writes the entries (deleting their pending records) with kMeta "audit_journal_done" = the old
+// journal's generation, then deletes that file. Load chains, in time order, with
 // "recovered": true, the lines of journals above that generation (a line naming a pending record completes it)
 // and the pending records no line names (outcome "ok", no targets or count: the call had not returned), then
 // deletes the journals. Journal lines and pending records carry an HMAC under the database's key ("<json>\t<hex
 // mac>"; a record's covers its key too): one that fails it (forged, altered, or written before 2026-11-30,
 // night) is not chained; the recovery chains instead one entry {"principal": "local", "operation":
 // "audit.recoveryRefused", "outcome": "data_loss", "count": how many}, and deletes the refused records with it.
-// So no call is lost or chained twice, and a journal holds only calls not yet chained (an
-// erasure's Flush leaves none naming the person).
+// So no call is lost or chained twice, and a journal holds only calls whose entries are not written (an
+// erasure's Flush leaves none naming the person; its Redact redacts the entries held as well as those written).
 //
 // Entry: {"seq", "at", "principal", "operation", "resource"?, "outcome" ("ok" or a status code name), "count"?,
 // "recovered"?, "v": 2, "targets": [ids], "targetsHash", "contentHash", "prev", "hash"}.
@@ -80,13 +84,14 @@ class AuditLog {
   // journal and starts the writer thread. Called once at open, before any write.
   Status Load();
 
-  // Appends an entry (thread-safe). `count`: items of a batch call (0: none). Calls are queued in order and written
-  // in groups by a thread of the log, which computes the chain, so a call pays a queue push and a journal line
-  // (one write(2), about a microsecond). Entries of reads and of changes with a
-  // pending record are written within kReadDelayMs or once kGroup are queued; the entry of a change without one (a
-  // refusal, a call that wrote nothing) wakes the writer at once.
+  // Appends an entry (thread-safe). `count`: items of a batch call (0: none). Calls are queued in order and chained
+  // in groups by a thread of the log, so a call pays a queue push and a journal line (one write(2), about a
+  // microsecond). Entries of reads and of changes with a pending record are chained within kReadDelayMs or once
+  // kGroup are queued; the entry of a change without one (a refusal, a call that wrote nothing) wakes the writer at
+  // once. Chained entries are written once kHeldCalls are held, or at a Flush (see Durability above).
   static constexpr size_t kGroup = 256;
   static constexpr int kReadDelayMs = 20;
+  static constexpr size_t kHeldCalls = 4096;
   // `resource`: what else the call named (a segment or audience id), or empty. `pending_key`: the key of the call's
   // pending record (NewPendingKey), deleted with the entry's write; empty when the call wrote none.
   Status Append(std::string_view principal, std::string_view operation, const std::vector<std::string>& targets,
@@ -95,7 +100,7 @@ class AuditLog {
 
   // Puts a pending record for a call of `principal` doing `operation` into `batch`, and returns its key.
   std::string AddPending(storage::WriteBatch* batch, std::string_view principal, std::string_view operation);
-  // Waits until everything queued is written.
+  // Waits until everything queued is chained and written. Costs one write of the entries held (up to kHeldCalls).
   Status Flush();
 
   // Adds to `batch` the redaction of every entry naming one of `targets` (their targets removed) and the deletion of
@@ -140,9 +145,14 @@ class AuditLog {
   int64_t refused_ = 0;                    // at Load: journal lines and pending records whose MAC failed
   std::vector<std::string> refused_keys_;  // ... the keys of those records
   void Run();                              // the writer thread
-  // Chains and writes a group (mu_ held); with `journal_done` > 0, records that journals up to that generation are
-  // chained, in the same write.
-  Status WriteGroup(std::vector<Call>* calls, uint64_t journal_done = 0);
+  // Chains a group into held_ (mu_ held).
+  void ChainGroup(std::vector<Call>* calls);
+  // Writes the held entries, deleting their pending records, in one write (mu_ held); with `journal_done` > 0,
+  // records that journals up to that generation are chained, in the same write. A failed write loses the held
+  // entries (counted in append_errors) and the chain goes on from the last written one.
+  Status WriteHeld(uint64_t journal_done);
+  // Redacts `entry` (seq `seq`): the ids in `targets` leave its targets; marked "redacted" with its MAC.
+  Status RedactEntry(uint64_t seq, const std::vector<std::string>& targets, Json* entry) const;
   // At Load (mu_ held): holds the index keys of the entries after "audit_index_through".
   Status RebuildHeldIndex();
   // Writes the held index keys out as one sorted file, with the marker (mu_ and index_mu_ held).
@@ -169,6 +179,18 @@ class AuditLog {
   absl::flat_hash_map<std::string, int64_t> erased_recently_;  // id -> when Redact saw it; guarded by mu_
   std::string last_hash_;                                      // guarded by mu_
   int64_t append_errors_ = 0;
+  // Chained entries not yet written (guarded by mu_): their values, the targets they name (for the index keys), and
+  // the pending records (and refused ones) to delete with them; the chain before the first of them.
+  struct HeldEntry {
+    uint64_t seq;
+    std::string value;
+    std::vector<std::string> targets;
+  };
+  std::vector<HeldEntry> held_;
+  std::vector<std::string> held_deletes_;
+  uint64_t held_first_seq_ = 0;
+  std::string held_first_hash_;
+  size_t held_calls_ = 0;  // held_.size(), for the writer thread outside mu_ (its alone)
 
   std::mutex index_mu_;                      // the held index and its writing out; taken after mu_ when both are held
   absl::btree_set<std::string> held_index_;  // "t" target \0 be64(seq) of entries after index_through_
@@ -184,7 +206,8 @@ class AuditLog {
   std::vector<Call> spare_queue_;
   uint64_t enqueued_ = 0;  // calls queued since open; guarded by queue_mu_
   uint64_t written_ = 0;   // calls written (or failed) since open; guarded by queue_mu_
-  bool urgent_ = false;    // a caller waits; guarded by queue_mu_
+  bool urgent_ = false;    // calls to chain now; guarded by queue_mu_
+  bool flush_ = false;     // a Flush waits for the held entries to be written; guarded by queue_mu_
   bool stopping_ = false;  // guarded by queue_mu_
   Status last_status_;     // of the last group; guarded by queue_mu_
   std::string journal_dir_;
