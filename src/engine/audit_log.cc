@@ -460,6 +460,13 @@ Status AuditLog::RecoverPending(std::vector<Call>* out) {
     call.operation = operation->as_string();
     call.outcome = "ok";  // its write happened: the record is part of it
     call.at_us = at->as_int();
+    // A complete record names what the call's entry names (AddPending with targets).
+    if (const Json* targets = record->Find("targets"); targets != nullptr && targets->is_array()) {
+      for (const Json& t : targets->items()) {
+        if (t.is_string() && !t.as_string().empty()) call.targets.push_back(t.as_string());
+      }
+      if (const Json* c = record->Find("count"); c != nullptr && c->is_int()) call.count = c->as_int();
+    }
     call.pending_key = std::string(iter->key());
     call.recovered = true;
     calls.push_back(std::move(call));
@@ -469,13 +476,27 @@ Status AuditLog::RecoverPending(std::vector<Call>* out) {
   return Status::OK();
 }
 
-std::string AuditLog::AddPending(storage::WriteBatch* batch, std::string_view principal, std::string_view operation) {
+std::string AuditLog::AddPending(storage::WriteBatch* batch, std::string_view principal, std::string_view operation,
+                                 const std::vector<std::string>* targets, int64_t count) {
   std::string key = storage::AuditPendingKey(next_ticket_.fetch_add(1));
-  Json record = Json::Object();
-  record.Set("principal", std::string(principal));
-  record.Set("operation", std::string(operation));
-  record.Set("at", NowMicros());
-  std::string value = record.Dump();
+  // As text, in the order and escaping Json::Dump gives (JournalLine).
+  std::string value;
+  value.reserve(96 + principal.size() + operation.size() + (targets != nullptr ? 30 * targets->size() : 0));
+  value.append("{\"principal\":");
+  AppendJsonString(principal, &value);
+  value.append(",\"operation\":");
+  AppendJsonString(operation, &value);
+  fmt::format_to(std::back_inserter(value), ",\"at\":{}", NowMicros());
+  if (targets != nullptr) {
+    if (count > 0) fmt::format_to(std::back_inserter(value), ",\"count\":{}", count);
+    value.append(",\"targets\":[");
+    for (size_t i = 0; i < targets->size(); ++i) {
+      if (i > 0) value.push_back(',');
+      AppendJsonString((*targets)[i], &value);
+    }
+    value.push_back(']');
+  }
+  value.push_back('}');
   const std::string mac = keyed_hash_("pending\n" + key + "\n" + value);
   value.push_back('\t');
   value.append(mac);
@@ -490,7 +511,7 @@ int64_t AuditLog::append_errors() const {
 
 Status AuditLog::Append(std::string_view principal, std::string_view operation, const std::vector<std::string>& targets,
                         const Status& outcome, int64_t count, bool read, std::string_view resource,
-                        std::string pending_key) {
+                        std::string pending_key, bool record_complete) {
   Call call;
   call.principal = std::string(principal);
   call.operation = std::string(operation);
@@ -503,9 +524,10 @@ Status AuditLog::Append(std::string_view principal, std::string_view operation, 
   call.at_us = NowMicros();
   const bool durable = !pending_key.empty();
   call.pending_key = std::move(pending_key);
-  const std::string line = JournalLine(call);
+  record_complete = record_complete && durable && outcome.ok() && resource.empty();
+  const std::string line = record_complete ? std::string() : JournalLine(call);
   std::unique_lock<std::mutex> lock(queue_mu_);
-  JournalLocked(line);  // in queue order: the writer's swap takes the file's calls exactly
+  if (!record_complete) JournalLocked(line);  // in queue order: the writer's swap takes the file's calls exactly
   queue_.push_back(std::move(call));
   ++enqueued_;
   if (read || durable) {  // a read, or a change whose pending record is already written: grouped

@@ -24,12 +24,14 @@
 // the process being killed (not fsync'ed: a power loss can lose the last lines, as it can the WAL's last writes
 // without Options::sync_writes). A change call (AuditedChange, engine/audited.h) also puts a pending record
 // {"principal","operation","at"} into its own first write, so that a crash between its write and its return (no
-// line yet) cannot lose it either; its line names the record ("pending": ticket). The journal and the pending
+// line yet) cannot lose it either; its line names the record ("pending": ticket). A call that knows before its
+// write what its entry will name (a Track: the event's profile) puts a complete record, with targets and count, and
+// writes no line when it ends as it said (outcome OK). The journal and the pending
 // records hold every call whose entry is not written yet: when the writer writes the held entries it starts a new
 // journal, and writes the entries (deleting their pending records) with kMeta "audit_journal_done" = the old
 // journal's generation, then deletes that file. Load chains, in time order, with
 // "recovered": true, the lines of journals above that generation (a line naming a pending record completes it)
-// and the pending records no line names (outcome "ok", no targets or count: the call had not returned), then
+// and the pending records no line names (outcome "ok"; no targets or count unless the record is complete), then
 // deletes the journals. Journal lines and pending records carry an HMAC under the database's key ("<json>\t<hex
 // mac>"; a record's covers its key too): one that fails it (forged, altered, or written before 2026-11-30,
 // night) is not chained; the recovery chains instead one entry {"principal": "local", "operation":
@@ -94,12 +96,16 @@ class AuditLog {
   static constexpr size_t kHeldCalls = 4096;
   // `resource`: what else the call named (a segment or audience id), or empty. `pending_key`: the key of the call's
   // pending record (NewPendingKey), deleted with the entry's write; empty when the call wrote none.
+  // `record_complete`: the pending record already holds the whole call (AddPending with these targets and count,
+  // outcome OK, no resource), so no journal line is written: the record alone recovers it.
   Status Append(std::string_view principal, std::string_view operation, const std::vector<std::string>& targets,
                 const Status& outcome, int64_t count = 0, bool read = false, std::string_view resource = {},
-                std::string pending_key = {});
+                std::string pending_key = {}, bool record_complete = false);
 
-  // Puts a pending record for a call of `principal` doing `operation` into `batch`, and returns its key.
-  std::string AddPending(storage::WriteBatch* batch, std::string_view principal, std::string_view operation);
+  // Puts a pending record for a call of `principal` doing `operation` into `batch`, and returns its key. With
+  // `targets`, the record also holds them and `count` (the entry of the call should it succeed, see Append).
+  std::string AddPending(storage::WriteBatch* batch, std::string_view principal, std::string_view operation,
+                         const std::vector<std::string>* targets = nullptr, int64_t count = 0);
   // Waits until everything queued is chained and written. Costs one write of the entries held (up to kHeldCalls).
   Status Flush();
 

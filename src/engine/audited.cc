@@ -38,10 +38,26 @@ void RecordInParts(AuditLog& log, std::string_view operation, const std::vector<
   } while (i < targets.size());
 }
 
-AuditedChange::AuditedChange(AuditLog& log, std::string_view operation) : log_(log), operation_(operation) {}
+namespace {
+thread_local AuditedChange* g_current_change = nullptr;
+}  // namespace
+
+AuditedChange::AuditedChange(AuditLog& log, std::string_view operation)
+    : log_(log), operation_(operation), outer_(g_current_change) {
+  g_current_change = this;
+}
 
 AuditedChange::~AuditedChange() {
   if (!done_) Done({}, Status::Internal("the call ended without recording its outcome"));
+  g_current_change = outer_;
+}
+
+AuditedChange* AuditedChange::Current() { return g_current_change; }
+
+void AuditedChange::Expect(std::vector<std::string> targets, int64_t count) {
+  if (done_ || !pending_key_.empty()) return;  // the record is written (or the call over) already
+  expected_ = std::move(targets);
+  expected_count_ = count;
 }
 
 namespace {
@@ -67,15 +83,21 @@ Json LatencyWindow::Summary() const {
 
 void AuditedChange::BeforeWrite(storage::WriteBatch* batch) {
   if (done_ || !pending_key_.empty()) return;
-  pending_key_ = log_.AddPending(batch, ScopedPrincipal::Current(), operation_);
+  const std::vector<std::string>* targets = expected_ ? &*expected_ : nullptr;
+  pending_key_ = log_.AddPending(batch, ScopedPrincipal::Current(), operation_, targets, expected_count_);
+  record_complete_ = targets != nullptr;
 }
 
 void AuditedChange::Done(const std::vector<std::string>& targets, const Status& outcome, int64_t count,
                          std::string_view resource) {
   if (done_) return;
   done_ = true;
+  // The record holds the entry when the call ends as it said it would (Append drops empty targets, as Expect's
+  // never are).
+  const bool complete =
+      record_complete_ && outcome.ok() && resource.empty() && count == expected_count_ && targets == *expected_;
   (void)log_.Append(ScopedPrincipal::Current(), operation_, targets, outcome, count, /*read=*/false, resource,
-                    std::move(pending_key_));
+                    std::move(pending_key_), complete);
 }
 
 namespace {

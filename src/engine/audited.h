@@ -11,6 +11,7 @@
 
 #include <array>
 #include <atomic>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,15 @@ class AuditedChange final : public storage::WriteHook {
   AuditedChange(const AuditedChange&) = delete;
   AuditedChange& operator=(const AuditedChange&) = delete;
 
+  // The innermost AuditedChange alive on this thread, or null.
+  static AuditedChange* Current();
+
+  // What the call's entry will name should its first write succeed, told before that write by the code doing it
+  // (EngineImpl::Ingest of one event: its profile): the pending record then holds the targets and count too, and a
+  // Done that reports exactly them with outcome OK writes no journal line (AuditLog::Append, `record_complete`).
+  // Told after the first write, or followed by a Done that says otherwise, it changes nothing.
+  void Expect(std::vector<std::string> targets, int64_t count = 0);
+
   void BeforeWrite(storage::WriteBatch* batch) override;
   // As Record, for this call's operation, on this thread's principal.
   void Done(const std::vector<std::string>& targets, const Status& outcome, int64_t count = 0,
@@ -65,6 +75,10 @@ class AuditedChange final : public storage::WriteHook {
   std::string operation_;
   std::string pending_key_;  // empty until the first write
   bool done_ = false;
+  std::optional<std::vector<std::string>> expected_;  // Expect's targets, until the first write
+  int64_t expected_count_ = 0;
+  bool record_complete_ = false;         // the pending record holds expected_ and expected_count_
+  AuditedChange* outer_;                 // Current() before this one
   storage::ScopedWriteHook hook_{this};  // last: installed once the rest is set
 };
 

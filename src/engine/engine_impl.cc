@@ -1308,6 +1308,13 @@ Status EngineImpl::Ingest(std::vector<ParsedEvent>* events, std::vector<BatchIte
     }
     const bool writes_profiles = ctx->Prepare();
     if (ctx->empty()) return Status::OK();  // only duplicates
+    // The audit entry of one event names its profile: told before the write, the audit's pending record holds the
+    // whole entry and the call needs no journal line (AuditedChange::Expect).
+    if (results->size() == 1 && (*results)[0].status.ok() && !(*results)[0].result.profile_id.empty()) {
+      if (AuditedChange* change = AuditedChange::Current(); change != nullptr) {
+        change->Expect({(*results)[0].result.profile_id});
+      }
+    }
     if (writes_profiles || ctx->exclusive().owns_lock()) {
       WaitForInFlightWrites(&*ctx);
       CDP_ASSIGN_OR_RETURN(sequence, store_->Write(ctx->batch()));

@@ -566,6 +566,55 @@ TEST_F(AuditTest, APendingRecordWithoutItsLineIsChainedFromTheRecord) {
   EXPECT_EQ(Unwrap(audit().List(J(R"({"operation": "profiles.patch"})"))).Find("items")->size(), 1u);
 }
 
+// A change that says before its write what its entry will name (a Track: its profile) puts that in its pending
+// record, and writes no journal line when it ends as it said; one that ends otherwise writes its line. A complete
+// record whose call never returned is chained from the record alone, with its targets.
+TEST_F(AuditTest, ACompleteRecordStandsForTheLineOnlyWhenTheCallEndsAsItSaid) {
+  auto& log = static_cast<internal::EngineImpl&>(*engine_).audit_log();
+  auto journal_bytes = [&] {
+    uintmax_t bytes = 0;
+    for (const auto& f : std::filesystem::directory_iterator(dir_.path() + "/cdp-audit")) bytes += f.file_size();
+    return bytes;
+  };
+  ASSERT_TRUE(audit().Verify().ok());  // everything so far written, its journal retired
+  const uintmax_t before = journal_bytes();
+  auto change = [&](const std::vector<std::string>& said, const std::vector<std::string>& done) {
+    ScopedPrincipal writer("api-key");
+    internal::AuditedChange c(log, "events.track");
+    ASSERT_EQ(internal::AuditedChange::Current(), &c);
+    c.Expect(said);
+    storage::WriteBatch batch(store());
+    ASSERT_TRUE(store().Write(&batch).ok());  // the hook puts the pending record
+    c.Done(done, Status::OK());
+  };
+  change({"as-said"}, {"as-said"});
+  EXPECT_EQ(journal_bytes(), before);
+  change({"said"}, {"said", "and-more"});
+  EXPECT_GT(journal_bytes(), before);
+  Json items = *Unwrap(audit().List(J(R"({"operation": "events.track"})"))).Find("items");
+  ASSERT_EQ(items.size(), 2u) << items.Dump();
+  EXPECT_EQ(items.items()[0].Find("targets")->Dump(), R"(["said","and-more"])");  // newest first
+  EXPECT_EQ(items.items()[1].Find("targets")->Dump(), R"(["as-said"])");
+  EXPECT_TRUE(PendingKeys(store()).empty());
+  // A complete record left by a process that died before its entry was written: chained from the record alone,
+  // with its targets and count.
+  {
+    storage::WriteBatch batch(store());
+    const std::vector<std::string> targets = {"p1", "p2"};
+    log.AddPending(&batch, "api-key", "events.trackBatch", &targets, 2);
+    ASSERT_TRUE(store().Write(&batch).ok());
+  }
+  Reopen();
+  EXPECT_TRUE(PendingKeys(store()).empty());
+  Json v = Unwrap(audit().Verify());
+  EXPECT_TRUE(v.Find("ok")->as_bool()) << v.Dump();
+  items = *Unwrap(audit().List(J(R"({"operation": "events.trackBatch"})"))).Find("items");
+  ASSERT_EQ(items.size(), 1u) << items.Dump();
+  EXPECT_TRUE(items.items()[0].Find("recovered")->as_bool());
+  EXPECT_EQ(items.items()[0].Find("targets")->Dump(), R"(["p1","p2"])");
+  EXPECT_EQ(items.items()[0].Find("count")->as_int(), 2);
+}
+
 // A call on a person that returns after their erasure redacted the log (a batch whose write landed just before it)
 // is chained without the erased id, marked redacted; the chain verifies and no file holds the id.
 TEST_F(AuditTest, ACallThatReturnsAfterTheErasureIsChainedWithoutThePerson) {
@@ -812,7 +861,7 @@ TEST(AuditChild, DISABLED_TrackAndExitBeforeTheEntryIsWritten) {
 }
 
 // A crash after a change and before its entry is written: the next open chains the entry from the pending record
-// the change's own write carried, completed by the call's journal line (its targets), and the chain verifies.
+// the change's own write carried (a Track's is complete: it names the profile), and the chain verifies.
 TEST(AuditCrashTest, ACrashBeforeTheEntryIsWrittenKeepsTheChange) {
   testing::TempDir dir;
   ASSERT_TRUE(
@@ -820,12 +869,19 @@ TEST(AuditCrashTest, ACrashBeforeTheEntryIsWrittenKeepsTheChange) {
   int64_t pending = 0;
   std::ifstream(dir.path() + "/pending-count") >> pending;
   ASSERT_GT(pending, 0);
+  // A Track's pending record names its profile: the calls wrote no journal line.
+  for (const auto& f : std::filesystem::directory_iterator(dir.path() + "/cdp-audit")) {
+    EXPECT_EQ(f.file_size(), 0u) << f.path();
+  }
   Options options;
   auto engine = Unwrap(Engine::Open(options, dir.path()));
   EXPECT_TRUE(PendingKeys(static_cast<internal::EngineImpl&>(*engine).store()).empty());
   Json v = Unwrap(engine->audit().Verify());
   EXPECT_TRUE(v.Find("ok")->as_bool()) << v.Dump();
   Json entries = Unwrap(engine->audit().List(J(R"({"limit": 1000})")));
+  EventQuery one;
+  one.limit = 1;
+  const std::string c1 = Unwrap(engine->events().Query(one)).items.at(0).Find("profileId")->as_string();
   int64_t recovered = 0;
   for (const Json& e : entries.Find("items")->items()) {
     if (e.Find("recovered") == nullptr) continue;
@@ -833,7 +889,9 @@ TEST(AuditCrashTest, ACrashBeforeTheEntryIsWrittenKeepsTheChange) {
     EXPECT_EQ(e.Find("operation")->as_string(), "events.track") << e.Dump();
     EXPECT_EQ(e.Find("principal")->as_string(), "api-key") << e.Dump();
     EXPECT_EQ(e.Find("outcome")->as_string(), "ok") << e.Dump();
-    EXPECT_EQ(e.Find("targets")->size(), 1u) << e.Dump();  // the profile c1 resolved to, from the journal line
+    // The profile c1 resolved to, from the pending record.
+    ASSERT_EQ(e.Find("targets")->size(), 1u) << e.Dump();
+    EXPECT_EQ(e.Find("targets")->items()[0].as_string(), c1) << e.Dump();
   }
   EXPECT_EQ(recovered, pending) << entries.Dump();
   EXPECT_TRUE(PendingKeys(static_cast<internal::EngineImpl&>(*engine).store()).empty());
