@@ -659,43 +659,69 @@ void AuditLog::ChainGroup(std::vector<Call>* calls) {
 }
 
 Status AuditLog::WriteHeld(uint64_t journal_done) {
-  storage::WriteBatch batch(*store_);
-  for (const std::string& key : held_deletes_) batch.Delete(storage::Cf::kPrivacy, key);
-  std::string seq_bytes;
-  std::vector<std::string> index_keys;  // held once the entries are written
-  for (const HeldEntry& e : held_) {
-    seq_bytes.clear();
-    storage::AppendBigEndian64(&seq_bytes, e.seq);
-    batch.Put(storage::Cf::kPrivacy, storage::AuditKey(e.seq), e.value);
-    for (const std::string& t : e.targets) index_keys.push_back(storage::AuditTargetPrefix(t) + seq_bytes);
-  }
-  if (!held_.empty())
-    batch.Put(storage::Cf::kMeta, kHeadKey, seq_bytes + last_hash_ + HeadMac(next_seq_ - 1, last_hash_));
-  if (journal_done != 0) {
-    std::string generation;
-    storage::AppendBigEndian64(&generation, journal_done);
-    batch.Put(storage::Cf::kMeta, kJournalDoneKey, generation);
-  }
   const size_t entries = held_.size();
+  uint64_t sequence = 0;
+  Status s = WriteHeldKeys(journal_done, &sequence);
+  std::vector<std::string> index_keys;  // held once the entries are written
+  if (s.ok()) {
+    std::string seq_bytes;
+    for (const HeldEntry& e : held_) {
+      seq_bytes.clear();
+      storage::AppendBigEndian64(&seq_bytes, e.seq);
+      for (const std::string& t : e.targets) index_keys.push_back(storage::AuditTargetPrefix(t) + seq_bytes);
+    }
+  }
   held_.clear();
   held_deletes_.clear();
-  if (batch.Count() == 0) return Status::OK();
-  auto written = store_->Write(&batch);
-  if (!written.ok()) {  // the held entries are lost: the chain goes on from what was written
+  if (!s.ok()) {  // the held entries are lost: the chain goes on from what was written
     append_errors_ += static_cast<int64_t>(entries);
     if (entries > 0) {
       next_seq_ = held_first_seq_;
       last_hash_ = held_first_hash_;
     }
-    return written.status();
+    return s;
   }
-  CDP_RETURN_IF_ERROR(store_->SyncUpTo(*written));
+  if (sequence != 0) CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
   std::lock_guard<std::mutex> lock(index_mu_);
   for (std::string& key : index_keys) held_index_.insert(std::move(key));
   // The entries are written whatever happens next: a failed write-out keeps the keys held (Load would rebuild them
   // anyway) and the next write tries again; it is not the entries' failure.
   if (held_index_.size() >= index_held_limit_) (void)WriteOutIndex();
   return Status::OK();
+}
+
+Status AuditLog::WriteHeldKeys(uint64_t journal_done, uint64_t* sequence) {
+  std::string head;
+  if (!held_.empty()) {
+    storage::AppendBigEndian64(&head, next_seq_ - 1);
+    head += last_hash_ + HeadMac(next_seq_ - 1, last_hash_);
+  }
+  std::string generation;
+  if (journal_done != 0) storage::AppendBigEndian64(&generation, journal_done);
+  if (held_.size() < kBulkFrom) {
+    storage::WriteBatch batch(*store_);
+    for (const std::string& key : held_deletes_) batch.Delete(storage::Cf::kPrivacy, key);
+    for (const HeldEntry& e : held_) batch.Put(storage::Cf::kPrivacy, storage::AuditKey(e.seq), e.value);
+    if (!head.empty()) batch.Put(storage::Cf::kMeta, kHeadKey, head);
+    if (!generation.empty()) batch.Put(storage::Cf::kMeta, kJournalDoneKey, generation);
+    if (batch.Count() == 0) return Status::OK();
+    CDP_ASSIGN_OR_RETURN(*sequence, store_->Write(&batch));
+    return Status::OK();
+  }
+  // Keys in order within each run: the entries ("a" seq, ascending), then the pending records' deletions ("q"
+  // ticket); in kMeta "audit_head" < "audit_journal_done". Durable once Commit returns (its files are synced).
+  std::sort(held_deletes_.begin(), held_deletes_.end());
+  held_deletes_.erase(std::unique(held_deletes_.begin(), held_deletes_.end()), held_deletes_.end());
+  std::unique_ptr<storage::BulkLoad> load = store_->NewBulkLoad();
+  CDP_RETURN_IF_ERROR(load->StartRun(storage::Cf::kPrivacy, /*merge=*/false));
+  for (const HeldEntry& e : held_) CDP_RETURN_IF_ERROR(load->Add(storage::AuditKey(e.seq), e.value));
+  for (const std::string& key : held_deletes_) CDP_RETURN_IF_ERROR(load->Delete(key));
+  CDP_RETURN_IF_ERROR(load->StartRun(storage::Cf::kMeta, /*merge=*/false));
+  CDP_RETURN_IF_ERROR(load->Add(kHeadKey, head));
+  if (!generation.empty()) CDP_RETURN_IF_ERROR(load->Add(kJournalDoneKey, generation));
+  // The memtables are flushed first, so that adding the files finds nothing in them to flush under stopped writes.
+  CDP_RETURN_IF_ERROR(load->Stage());
+  return load->Commit();
 }
 
 std::string AuditLog::RedactionMac(uint64_t seq, std::string_view content_hash, const Json& targets) const {

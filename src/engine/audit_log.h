@@ -16,7 +16,8 @@
 // whose marker is absent wrote every key with its entry: its marker is taken as the head.
 //
 // Durability: entries are chained by a thread of the log, in groups, and held in memory until kHeldCalls of them
-// are, or a Flush (Audit::List and Verify, an erasure, close) asks for them: then they are written in one write.
+// are, or a Flush (Audit::List and Verify, an erasure, close) asks for them: then they are written at once, as one
+// write or (from kBulkFrom) one bulk load.
 // (Written group by group, the entries' writes stalled the callers' own: a writer that found the log's write in
 // RocksDB's queue waited for it, and a single Track spent more time so than in its own write.) Append writes the
 // whole call (principal, operation, targets, outcome, count, resource, time) as a line of the journal, a file of
@@ -93,7 +94,11 @@ class AuditLog {
   // once. Chained entries are written once kHeldCalls are held, or at a Flush (see Durability above).
   static constexpr size_t kGroup = 256;
   static constexpr int kReadDelayMs = 20;
-  static constexpr size_t kHeldCalls = 4096;
+  static constexpr size_t kHeldCalls = 16384;  // about 10 MB of entries
+  // Held entries from this many on are written as a bulk load (storage::BulkLoad: a file added to the database,
+  // stopping other writes for milliseconds), fewer in one ordinary write. As an ordinary write the entries of 4,096
+  // calls took RocksDB's write queue for 10-20 ms, and a Track that came meanwhile waited for all of it.
+  static constexpr size_t kBulkFrom = 1024;
   // `resource`: what else the call named (a segment or audience id), or empty. `pending_key`: the key of the call's
   // pending record (NewPendingKey), deleted with the entry's write; empty when the call wrote none.
   // `record_complete`: the pending record already holds the whole call (AddPending with these targets and count,
@@ -157,6 +162,8 @@ class AuditLog {
   // records that journals up to that generation are chained, in the same write. A failed write loses the held
   // entries (counted in append_errors) and the chain goes on from the last written one.
   Status WriteHeld(uint64_t journal_done);
+  // WriteHeld's write: one WriteBatch, or a BulkLoad of the same keys (from kBulkFrom entries). Either is atomic.
+  Status WriteHeldKeys(uint64_t journal_done, uint64_t* sequence);
   // Redacts `entry` (seq `seq`): the ids in `targets` leave its targets; marked "redacted" with its MAC.
   Status RedactEntry(uint64_t seq, const std::vector<std::string>& targets, Json* entry) const;
   // At Load (mu_ held): holds the index keys of the entries after "audit_index_through".

@@ -199,8 +199,8 @@ inline std::string AuditKey(uint64_t seq) {
   AppendBigEndian64(&k, seq);
   return k;
 }
-// "q" be64(ticket) -> {"principal","operation","at"}: the pending record of a change call's audit entry, written with
-// the call's first write and deleted with the write of its entry (engine/audit_log.h).
+// "q" be64(ticket) -> {"principal","operation","at"[,"count","targets"]}: the pending record of a change call's audit
+// entry, written with the call's first write and deleted with the write of its entry (engine/audit_log.h).
 inline constexpr std::string_view kAuditPendingPrefix = "q";
 inline std::string AuditPendingKey(uint64_t ticket) {
   std::string k(kAuditPendingPrefix);

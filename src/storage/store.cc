@@ -498,6 +498,13 @@ Status BulkLoad::Add(std::string_view key, std::string_view value) {
   return FromRocks(run.merge ? run.writer->Merge(key, value) : run.writer->Put(key, value), "writing a bulk-load file");
 }
 
+Status BulkLoad::Delete(std::string_view key) {
+  if (runs_.empty() || runs_.back()->finished) return Status::Internal("BulkLoad::Delete outside a run");
+  Run& run = *runs_.back();
+  ++run.entries;
+  return FromRocks(run.writer->Delete(key), "writing a bulk-load file");
+}
+
 Status BulkLoad::DeleteRange(std::string_view begin, std::string_view end) {
   if (runs_.empty() || runs_.back()->finished) return Status::Internal("BulkLoad::DeleteRange outside a run");
   Run& run = *runs_.back();

@@ -107,6 +107,8 @@ class BulkLoad {
   Status StartRun(Cf cf, bool merge);
   // Adds an entry to the current run. Keys must be strictly increasing within a run.
   Status Add(std::string_view key, std::string_view value);
+  // Adds to the current run the deletion of `key` (as written before the load); keys ordered as Add's.
+  Status Delete(std::string_view key);
   // Adds to the current run the deletion of every key in [begin, end) written before the load.
   Status DeleteRange(std::string_view begin, std::string_view end);
   // Ends the last run and flushes the memtables of the load's column families (those with entries). Optional,
