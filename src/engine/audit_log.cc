@@ -17,6 +17,7 @@
 #include <map>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "cdp/query.h"
 #include "core/ids.h"
 #include "core/json_internal.h"
@@ -322,6 +323,20 @@ Status AuditLog::RecoverJournal(std::vector<Call>* recovered) {
     refused_ = 0;
     refused_keys_.clear();
   }
+  // A recovered call naming a profile that is gone named a person erased since (a call that raced the erasure, or
+  // one whose entry the crash kept from being redacted): chained without them, marked redacted (ChainGroup).
+  absl::flat_hash_set<std::string> checked;
+  for (const Call& call : calls) {
+    for (const std::string& t : call.targets) {
+      if (!checked.insert(t).second) continue;
+      std::string unused;
+      Status s = store_->Get(storage::Cf::kProfiles, t, &unused);
+      if (s.IsNotFound())
+        erased_recently_[t] = NowMicros();
+      else
+        CDP_RETURN_IF_ERROR(s);
+    }
+  }
   if (!calls.empty() || last > done) {
     ChainGroup(&calls);
     CDP_RETURN_IF_ERROR(WriteHeld(last));
@@ -556,7 +571,10 @@ void AuditLog::Run() {
                        [&] { return stopping_ || urgent_ || flush_ || queue_.size() >= kGroup; });
     // The held entries are written when a Flush or the destructor waits, when enough are held, and when the
     // journal is broken (its calls have only their pending records, or nothing, until their entries are written).
-    const bool write = flush_ || stopping_ || journal_fd_ < 0 || held_calls_ + queue_.size() >= kHeldCalls;
+    // Within an erasure's window every group is written: its journal (lines of calls on the person that returned
+    // after it) is deleted within kReadDelayMs, as are the calls' pending records.
+    const bool write = flush_ || stopping_ || journal_fd_ < 0 || held_full_ ||
+                       held_calls_ + queue_.size() >= kHeldCalls || !complete_records_allowed();
     if (queue_.empty() && !(write && held_calls_ > 0)) {
       if (stopping_) return;
       urgent_ = false;
@@ -584,15 +602,19 @@ void AuditLog::Run() {
     lock.unlock();
     if (retired_fd >= 0) ::close(retired_fd);
     Status s;
+    if (retired != 0) retired_journals_.push_back(retired);
     {
       std::lock_guard<std::mutex> chain(mu_);
       ChainGroup(&calls);
-      if (write) s = WriteHeld(retired);
+      if (write) s = WriteHeld(retired_journals_.empty() ? 0 : retired_journals_.back());
       held_calls_ = held_.size();
+      held_full_ = held_bytes_ >= kHeldBytes;
     }
-    // Before Flush returns. Also when the write failed: the held calls are counted lost (append_errors), and the
-    // done marker moves past this journal with the next write anyway.
-    if (retired != 0) ::unlink(JournalPath(retired).c_str());
+    // Before Flush returns: the journals whose calls' entries are written (and marked done) go.
+    if (write && s.ok()) {
+      for (uint64_t generation : retired_journals_) ::unlink(JournalPath(generation).c_str());
+      retired_journals_.clear();
+    }
     if (spare_fd_ < 0) spare_fd_ = CreateJournal(journal_generation_ + 1);  // only this thread changes the generation
     calls.clear();
     lock.lock();
@@ -653,41 +675,52 @@ void AuditLog::ChainGroup(std::vector<Call>* calls) {
     entry.Set("prev", last_hash_);
     entry.Set("hash", hash);
     held_.push_back({seq, entry.Dump(), std::move(named)});
+    held_bytes_ += held_.back().value.size();
     next_seq_ = seq + 1;
     last_hash_ = hash;
   }
 }
 
 Status AuditLog::WriteHeld(uint64_t journal_done) {
-  const size_t entries = held_.size();
   uint64_t sequence = 0;
   Status s = WriteHeldKeys(journal_done, &sequence);
-  std::vector<std::string> index_keys;  // held once the entries are written
-  if (s.ok()) {
-    std::string seq_bytes;
-    for (const HeldEntry& e : held_) {
-      seq_bytes.clear();
-      storage::AppendBigEndian64(&seq_bytes, e.seq);
-      for (const std::string& t : e.targets) index_keys.push_back(storage::AuditTargetPrefix(t) + seq_bytes);
-    }
-  }
-  held_.clear();
-  held_deletes_.clear();
-  if (!s.ok()) {  // the held entries are lost: the chain goes on from what was written
-    append_errors_ += static_cast<int64_t>(entries);
-    if (entries > 0) {
+  if (!s.ok()) {
+    if (held_.size() < 4 * kHeldCalls && held_bytes_ < 4 * kHeldBytes) return s;  // held for the next write
+    // Lost: the chain goes on from what was written.
+    append_errors_ += static_cast<int64_t>(held_.size());
+    if (!held_.empty()) {
       next_seq_ = held_first_seq_;
       last_hash_ = held_first_hash_;
     }
+    held_.clear();
+    held_deletes_.clear();
+    held_bytes_ = 0;
     return s;
   }
+  std::vector<std::string> index_keys;
+  std::string seq_bytes;
+  for (const HeldEntry& e : held_) {
+    seq_bytes.clear();
+    storage::AppendBigEndian64(&seq_bytes, e.seq);
+    for (const std::string& t : e.targets) index_keys.push_back(storage::AuditTargetPrefix(t) + seq_bytes);
+  }
+  held_.clear();
+  held_deletes_.clear();
+  held_bytes_ = 0;
+  {
+    // Held whatever the sync says: the entries are written, and a write-out must not pass seqs whose keys it lacks.
+    std::lock_guard<std::mutex> lock(index_mu_);
+    for (std::string& key : index_keys) held_index_.insert(std::move(key));
+    // A failed write-out keeps the keys held (Load would rebuild them anyway) and the next write tries again; it is
+    // not the entries' failure.
+    if (held_index_.size() >= index_held_limit_) (void)WriteOutIndex();
+  }
   if (sequence != 0) CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
-  std::lock_guard<std::mutex> lock(index_mu_);
-  for (std::string& key : index_keys) held_index_.insert(std::move(key));
-  // The entries are written whatever happens next: a failed write-out keeps the keys held (Load would rebuild them
-  // anyway) and the next write tries again; it is not the entries' failure.
-  if (held_index_.size() >= index_held_limit_) (void)WriteOutIndex();
   return Status::OK();
+}
+
+bool AuditLog::complete_records_allowed() const {
+  return NowMicros() >= erasure_until_us_.load(std::memory_order_relaxed);
 }
 
 Status AuditLog::WriteHeldKeys(uint64_t journal_done, uint64_t* sequence) {
@@ -755,6 +788,7 @@ Status AuditLog::Redact(storage::WriteBatch* batch, const std::vector<std::strin
     std::lock_guard<std::mutex> lock(mu_);
     const int64_t now = NowMicros();
     for (const std::string& target : targets) erased_recently_[target] = now;
+    erasure_until_us_.store(now + kErasedWindowUs, std::memory_order_relaxed);
     // Entries chained since the Flush are held, not written: redacted here, they are written redacted.
     for (HeldEntry& held : held_) {
       auto named = [&](const std::string& t) { return std::find(targets.begin(), targets.end(), t) != targets.end(); };

@@ -37,8 +37,11 @@
 // mac>"; a record's covers its key too): one that fails it (forged, altered, or written before 2026-11-30,
 // night) is not chained; the recovery chains instead one entry {"principal": "local", "operation":
 // "audit.recoveryRefused", "outcome": "data_loss", "count": how many}, and deletes the refused records with it.
-// So no call is lost or chained twice, and a journal holds only calls whose entries are not written (an
-// erasure's Flush leaves none naming the person; its Redact redacts the entries held as well as those written).
+// So no call is lost or chained twice, and a journal holds only calls whose entries are not written. An erasure
+// writes everything queued and held before and after its own write (Redact redacts held entries too), so no line or
+// pending record of a call that returned by then names the person; for kErasedWindowUs after it, changes put no
+// complete record and every group is written (the lines of calls that raced it go within kReadDelayMs); its purge
+// compacts the pending records' range; and Load leaves out of a recovered call the profiles that are gone.
 //
 // Entry: {"seq", "at", "principal", "operation", "resource"?, "outcome" ("ok" or a status code name), "count"?,
 // "recovered"?, "v": 2, "targets": [ids], "targetsHash", "contentHash", "prev", "hash"}.
@@ -88,19 +91,21 @@ class AuditLog {
   Status Load();
 
   // Appends an entry (thread-safe). `count`: items of a batch call (0: none). Calls are queued in order and chained
-  // in groups by a thread of the log, so a call pays a queue push and a journal line (one write(2), about a
-  // microsecond). Entries of reads and of changes with a pending record are chained within kReadDelayMs or once
-  // kGroup are queued; the entry of a change without one (a refusal, a call that wrote nothing) wakes the writer at
-  // once. Chained entries are written once kHeldCalls are held, or at a Flush (see Durability above).
+  // in groups by a thread of the log, so a call pays a queue push and, unless its pending record is complete, a
+  // journal line (one write(2), about a microsecond). Entries of reads and of changes with a pending record are
+  // chained within kReadDelayMs or once kGroup are queued; the entry of a change without one (a refusal, a call that
+  // wrote nothing) wakes the writer to chain it at once. Chained entries are written once kHeldCalls (or
+  // kHeldBytes) are held, or at a Flush (see Durability above).
   static constexpr size_t kGroup = 256;
   static constexpr int kReadDelayMs = 20;
-  static constexpr size_t kHeldCalls = 16384;  // about 10 MB of entries
+  static constexpr size_t kHeldCalls = 16384;      // about 10 MB of a Track's entries
+  static constexpr size_t kHeldBytes = 16u << 20;  // or this much, whichever comes first (batch calls' entries)
   // Held entries from this many on are written as a bulk load (storage::BulkLoad: a file added to the database,
   // stopping other writes for milliseconds), fewer in one ordinary write. As an ordinary write the entries of 4,096
   // calls took RocksDB's write queue for 10-20 ms, and a Track that came meanwhile waited for all of it.
   static constexpr size_t kBulkFrom = 1024;
   // `resource`: what else the call named (a segment or audience id), or empty. `pending_key`: the key of the call's
-  // pending record (NewPendingKey), deleted with the entry's write; empty when the call wrote none.
+  // pending record (AddPending), deleted with the entry's write; empty when the call wrote none.
   // `record_complete`: the pending record already holds the whole call (AddPending with these targets and count,
   // outcome OK, no resource), so no journal line is written: the record alone recovers it.
   Status Append(std::string_view principal, std::string_view operation, const std::vector<std::string>& targets,
@@ -111,7 +116,12 @@ class AuditLog {
   // `targets`, the record also holds them and `count` (the entry of the call should it succeed, see Append).
   std::string AddPending(storage::WriteBatch* batch, std::string_view principal, std::string_view operation,
                          const std::vector<std::string>* targets = nullptr, int64_t count = 0);
-  // Waits until everything queued is chained and written. Costs one write of the entries held (up to kHeldCalls).
+  // Whether a change may put a complete pending record (AddPending with targets): not within kErasedWindowUs of an
+  // erasure's Redact, so that no record naming the erased person is written after it (such calls write their
+  // journal line, which the next write of the held entries deletes, as in that window every group is written).
+  bool complete_records_allowed() const;
+  // Waits until everything queued is chained and written: one write of the entries held, or from kBulkFrom of them
+  // a bulk load (a flush of the privacy and meta memtables, then the files added).
   Status Flush();
 
   // Adds to `batch` the redaction of every entry naming one of `targets` (their targets removed) and the deletion of
@@ -159,8 +169,9 @@ class AuditLog {
   // Chains a group into held_ (mu_ held).
   void ChainGroup(std::vector<Call>* calls);
   // Writes the held entries, deleting their pending records, in one write (mu_ held); with `journal_done` > 0,
-  // records that journals up to that generation are chained, in the same write. A failed write loses the held
-  // entries (counted in append_errors) and the chain goes on from the last written one.
+  // records that journals up to that generation are chained, in the same write. After a failed write the entries
+  // stay held (and their journals kept) for the next write, unless 4 x kHeldCalls or 4 x kHeldBytes are held: then
+  // they are lost (counted in append_errors) and the chain goes on from the last written one.
   Status WriteHeld(uint64_t journal_done);
   // WriteHeld's write: one WriteBatch, or a BulkLoad of the same keys (from kBulkFrom entries). Either is atomic.
   Status WriteHeldKeys(uint64_t journal_done, uint64_t* sequence);
@@ -203,7 +214,13 @@ class AuditLog {
   std::vector<std::string> held_deletes_;
   uint64_t held_first_seq_ = 0;
   std::string held_first_hash_;
-  size_t held_calls_ = 0;  // held_.size(), for the writer thread outside mu_ (its alone)
+  size_t held_calls_ = 0;   // held_.size(), for the writer thread outside mu_ (its alone)
+  size_t held_bytes_ = 0;   // of the held values; guarded by mu_
+  bool held_full_ = false;  // held_bytes_ >= kHeldBytes, for the writer thread outside mu_ (its alone)
+  // Journals swapped out whose calls' entries are not written yet (a held write failed): deleted, and covered by
+  // the done marker, with the next write that succeeds. The writer thread's alone.
+  std::vector<uint64_t> retired_journals_;
+  std::atomic<int64_t> erasure_until_us_{0};  // see complete_records_allowed
 
   std::mutex index_mu_;                      // the held index and its writing out; taken after mu_ when both are held
   absl::btree_set<std::string> held_index_;  // "t" target \0 be64(seq) of entries after index_through_

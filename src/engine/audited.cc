@@ -83,7 +83,8 @@ Json LatencyWindow::Summary() const {
 
 void AuditedChange::BeforeWrite(storage::WriteBatch* batch) {
   if (done_ || !pending_key_.empty()) return;
-  const std::vector<std::string>* targets = expected_ ? &*expected_ : nullptr;
+  // Not while an erasure's window lasts: a record naming the person would outlive it (AuditLog::Redact).
+  const std::vector<std::string>* targets = expected_ && log_.complete_records_allowed() ? &*expected_ : nullptr;
   pending_key_ = log_.AddPending(batch, ScopedPrincipal::Current(), operation_, targets, expected_count_);
   record_complete_ = targets != nullptr;
 }
@@ -422,6 +423,7 @@ Status CheckBatchWrites(const Access& access, const std::vector<Json>& events) {
 
 Result<TrackResult> AuditedEvents::Track(const Json& event) {
   AuditedChange change(*log_, "events.track");
+  change.set_names_one_profile();  // its entry names the profile: the write path says which before writing
   auto access = gov_->Current();
   Status allowed = RequireDefined(*access);
   if (allowed.ok()) allowed = access->CheckEventWrite(event);

@@ -64,6 +64,10 @@ class AuditedChange final : public storage::WriteHook {
   // Done that reports exactly them with outcome OK writes no journal line (AuditLog::Append, `record_complete`).
   // Told after the first write, or followed by a Done that says otherwise, it changes nothing.
   void Expect(std::vector<std::string> targets, int64_t count = 0);
+  // Set by a call whose entry names the one profile its one event resolved to, no count (Events::Track): the write
+  // path then tells it that profile (Expect). Other calls are told nothing.
+  void set_names_one_profile() { names_one_profile_ = true; }
+  bool names_one_profile() const { return names_one_profile_; }
 
   void BeforeWrite(storage::WriteBatch* batch) override;
   // As Record, for this call's operation, on this thread's principal.
@@ -77,7 +81,8 @@ class AuditedChange final : public storage::WriteHook {
   bool done_ = false;
   std::optional<std::vector<std::string>> expected_;  // Expect's targets, until the first write
   int64_t expected_count_ = 0;
-  bool record_complete_ = false;         // the pending record holds expected_ and expected_count_
+  bool record_complete_ = false;  // the pending record holds expected_ and expected_count_
+  bool names_one_profile_ = false;
   AuditedChange* outer_;                 // Current() before this one
   storage::ScopedWriteHook hook_{this};  // last: installed once the rest is set
 };

@@ -1311,7 +1311,7 @@ Status EngineImpl::Ingest(std::vector<ParsedEvent>* events, std::vector<BatchIte
     // The audit entry of one event names its profile: told before the write, the audit's pending record holds the
     // whole entry and the call needs no journal line (AuditedChange::Expect).
     if (results->size() == 1 && (*results)[0].status.ok() && !(*results)[0].result.profile_id.empty()) {
-      if (AuditedChange* change = AuditedChange::Current(); change != nullptr) {
+      if (AuditedChange* change = AuditedChange::Current(); change != nullptr && change->names_one_profile()) {
         change->Expect({(*results)[0].result.profile_id});
       }
     }
@@ -2271,6 +2271,12 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* 
   // From here on `batch` is the record of what the erasure deleted, for the purge.
   CDP_RETURN_IF_ERROR(segments_.EraseFeedEntries(erased_ids, &batch));
   if (for_retention) return Status::OK();  // the run purges once, after all its erasures (PurgeRetained)
+  // A call on the person whose entry was still held or queued: its entry is written now, redacted, deleting its
+  // pending record (a Track's names its profile); the purge compacts the pending records' range (only its bounds:
+  // never written), so that no table file keeps a deleted record's value.
+  CDP_RETURN_IF_ERROR(audit_log_.Flush());
+  batch.DeleteRange(storage::Cf::kPrivacy, storage::kAuditPendingPrefix,
+                    storage::PrefixSuccessor(std::string(storage::kAuditPendingPrefix)));
   // Erasure is physical: no log, memtable or table file keeps the deleted values (or the tombstones' keys). Done
   // outside the lock (it compacts); writes go on meanwhile.
   // Should the purge fail, the person stays in the drop filter (their events are gone from every read) and the

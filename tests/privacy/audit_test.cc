@@ -568,7 +568,8 @@ TEST_F(AuditTest, APendingRecordWithoutItsLineIsChainedFromTheRecord) {
 
 // A change that says before its write what its entry will name (a Track: its profile) puts that in its pending
 // record, and writes no journal line when it ends as it said; one that ends otherwise writes its line. A complete
-// record whose call never returned is chained from the record alone, with its targets.
+// record whose call never returned is chained from the record alone, with its targets (those of profiles that
+// still exist).
 TEST_F(AuditTest, ACompleteRecordStandsForTheLineOnlyWhenTheCallEndsAsItSaid) {
   auto& log = static_cast<internal::EngineImpl&>(*engine_).audit_log();
   auto journal_bytes = [&] {
@@ -598,9 +599,11 @@ TEST_F(AuditTest, ACompleteRecordStandsForTheLineOnlyWhenTheCallEndsAsItSaid) {
   EXPECT_TRUE(PendingKeys(store()).empty());
   // A complete record left by a process that died before its entry was written: chained from the record alone,
   // with its targets and count.
+  Unwrap(profiles().Create(J(R"({"id": "p1"})")));
+  Unwrap(profiles().Create(J(R"({"id": "p2"})")));
   {
     storage::WriteBatch batch(store());
-    const std::vector<std::string> targets = {"p1", "p2"};
+    const std::vector<std::string> targets = {"p1", "p2", "gone"};
     log.AddPending(&batch, "api-key", "events.trackBatch", &targets, 2);
     ASSERT_TRUE(store().Write(&batch).ok());
   }
@@ -611,8 +614,28 @@ TEST_F(AuditTest, ACompleteRecordStandsForTheLineOnlyWhenTheCallEndsAsItSaid) {
   items = *Unwrap(audit().List(J(R"({"operation": "events.trackBatch"})"))).Find("items");
   ASSERT_EQ(items.size(), 1u) << items.Dump();
   EXPECT_TRUE(items.items()[0].Find("recovered")->as_bool());
+  // A profile that is gone (an erasure the crash kept from redacting the call) is left out, the entry redacted.
   EXPECT_EQ(items.items()[0].Find("targets")->Dump(), R"(["p1","p2"])");
+  EXPECT_TRUE(items.items()[0].Find("redacted")->as_bool());
   EXPECT_EQ(items.items()[0].Find("count")->as_int(), 2);
+}
+
+// A Track's pending record names its profile. Once its entry is written the record is deleted, but its value may
+// sit in a table file: the erasure's purge compacts the records' range, so no file holds the id afterwards. For the
+// erasure's window no change puts a complete record (its line, deleted with the next group, names the profile).
+TEST_F(AuditTest, AnErasureLeavesNoPendingRecordNamingThePerson) {
+  const std::string id = "pend" + std::to_string(std::random_device{}()) + "z";
+  Unwrap(profiles().Create(J(R"({"id": ")" + id + R"("})")));
+  Unwrap(events().Track(J(R"({"type": "page_view", "profileId": ")" + id + R"("})")));
+  ASSERT_TRUE(engine_->Flush().ok());  // the record, still live, in a table file
+  ASSERT_TRUE(audit().Verify().ok());  // the entry written, the record deleted
+  ASSERT_TRUE(engine_->Flush().ok());
+  auto& log = static_cast<internal::EngineImpl&>(*engine_).audit_log();
+  EXPECT_TRUE(log.complete_records_allowed());
+  Unwrap(engine_->gdpr().Erase(id));
+  EXPECT_FALSE(log.complete_records_allowed());
+  ASSERT_TRUE(engine_->Flush().ok());
+  EXPECT_EQ(testing::FilesHolding(dir_.path(), id), std::vector<std::string>{});
 }
 
 // A call on a person that returns after their erasure redacted the log (a batch whose write landed just before it)
@@ -776,6 +799,7 @@ TEST(AuditJournalTest, DamagedAlteredAndForgedLinesAreRefusedAndCountedTheRestCh
   std::string line, other;
   {
     auto engine = Unwrap(Engine::Open(Options(), dir.path()));
+    Unwrap(engine->profiles().Create(J(R"({"id": "p-1"})")));  // a recovered call naming no profile is redacted
     internal::AuditLog::Call call;
     call.principal = "api-key";
     call.operation = "profiles.get";
@@ -797,7 +821,8 @@ TEST(AuditJournalTest, DamagedAlteredAndForgedLinesAreRefusedAndCountedTheRestCh
   auto engine = Unwrap(Engine::Open(Options(), dir.path()));
   Json v = Unwrap(engine->audit().Verify());
   EXPECT_TRUE(v.Find("ok")->as_bool()) << v.Dump();
-  EXPECT_EQ(Unwrap(engine->audit().List(J(R"({"target": "p-1"})"))).Find("items")->size(), 2u);
+  EXPECT_EQ(Unwrap(engine->audit().List(J(R"({"target": "p-1", "operation": "profiles.get"})"))).Find("items")->size(),
+            2u);
   EXPECT_EQ(Unwrap(engine->audit().List(J(R"({"principal": "mallory"})"))).Find("items")->size(), 0u);
   EXPECT_EQ(Unwrap(engine->audit().List(J(R"({"principal": "bob"})"))).Find("items")->size(), 0u);
   Json refused = *Unwrap(engine->audit().List(J(R"({"operation": "audit.recoveryRefused"})"))).Find("items");
