@@ -52,6 +52,25 @@ extern char** environ;
 namespace cdp::bench {
 namespace {
 
+// Events of profiles that denied tracking consent are refused (the demo data has such profiles): the product working
+// as it should, not a failed ingest. Steps count them apart from other rejections, and only those fail a target.
+bool ConsentRefusal(const Status& s) {
+  return s.code() == StatusCode::kFailedPrecondition && s.field() == "consent.tracking";
+}
+// A batch's refusals for consent; `first_other` gets the first other rejection, when it is still empty.
+size_t ConsentRefusals(const BatchResult& r, std::string* first_other) {
+  size_t refused = 0;
+  for (const BatchItemResult& it : r.items) {
+    if (it.status.ok()) continue;
+    if (ConsentRefusal(it.status)) {
+      ++refused;
+    } else if (first_other->empty()) {
+      *first_other = it.status.ToString();
+    }
+  }
+  return refused;
+}
+
 struct Flags {
   size_t events = 200000;
   size_t profiles = 20000;
@@ -229,7 +248,7 @@ int Run(const Flags& f) {
     }
     // --writers threads share the batches (thread t takes batches t, t + writers, ...).
     const size_t writers = static_cast<size_t>(std::max(1, f.writers));
-    std::vector<size_t> acc(writers, 0), rej(writers, 0);
+    std::vector<size_t> acc(writers, 0), rej(writers, 0), refused(writers, 0);
     std::vector<std::string> errors(writers);
     std::atomic<bool> failed{false};
     std::printf("    (b) timing starts\n");  // a marker for profilers attaching now (perf record -p)
@@ -246,14 +265,7 @@ int Run(const Flags& f) {
         }
         acc[t] += r->accepted;
         rej[t] += r->rejected;
-        if (r->rejected > 0 && errors[t].empty()) {
-          for (const BatchItemResult& it : r->items) {
-            if (!it.status.ok()) {
-              errors[t] = it.status.ToString();
-              break;
-            }
-          }
-        }
+        if (r->rejected > 0) refused[t] += ConsentRefusals(*r, &errors[t]);
       }
     };
     std::vector<std::thread> pool;
@@ -265,9 +277,11 @@ int Run(const Flags& f) {
                    errors[0].empty() ? errors[writers - 1].c_str() : errors[0].c_str());
       return 2;
     }
+    size_t consent_refused = 0;
     for (size_t t = 0; t < writers; ++t) {
       accepted += acc[t];
       rejected += rej[t];
+      consent_refused += refused[t];
       if (first_error.empty()) first_error = errors[t];
     }
     double secs = Now() - t0;
@@ -276,13 +290,15 @@ int Run(const Flags& f) {
     rows.push_back({"(b) libcdp TrackBatch(" + std::to_string(f.batch) + "), " + std::to_string(writers) + " writer" +
                         (writers > 1 ? "s" : ""),
                     d.events.size(), secs, Fmt("%.0f /s", rate), ">= 150000 /s",
-                    verdict(rate >= kBatchTarget && rejected == 0)});
+                    verdict(rate >= kBatchTarget && rejected == consent_refused)});
     rows.push_back(
         {"    ratio libcdp / raw", 0, 0, Fmt("%.3f", ratio), ">= 0.5", verdict(ratio >= kBatchRawRatioTarget)});
     double cpu_us = (CpuNow() - c0) * 1e6 / static_cast<double>(d.events.size());
-    std::printf("(b) TrackBatch: %.0f events/s (%zu accepted, %zu rejected%s%s), %.2f us CPU/event (%.2f x raw)\n",
-                rate, accepted, rejected, first_error.empty() ? "" : "; first: ", first_error.c_str(), cpu_us,
-                raw_cpu_us > 0 ? cpu_us / raw_cpu_us : 0);
+    std::printf(
+        "(b) TrackBatch: %.0f events/s (%zu accepted, %zu rejected, %zu of them for tracking consent%s%s), %.2f us "
+        "CPU/event (%.2f x raw)\n",
+        rate, accepted, rejected, consent_refused, first_error.empty() ? "" : "; first other: ", first_error.c_str(),
+        cpu_us, raw_cpu_us > 0 ? cpu_us / raw_cpu_us : 0);
     std::fflush(stdout);
 
     // (d) Get: warm-up pass over every id, then random ids.
@@ -325,7 +341,7 @@ int Run(const Flags& f) {
       bodies.push_back(std::move(body));
     }
     const size_t writers = static_cast<size_t>(std::max(1, f.writers));
-    std::vector<size_t> rej(writers, 0);
+    std::vector<size_t> rej(writers, 0), refused(writers, 0);
     std::vector<std::string> errors(writers);
     std::atomic<bool> failed{false};
     double t0 = Now(), c0 = CpuNow();
@@ -338,6 +354,7 @@ int Run(const Flags& f) {
           return;
         }
         rej[t] += r->rejected;
+        if (r->rejected > 0) refused[t] += ConsentRefusals(*r, &errors[t]);
       }
     };
     std::vector<std::thread> pool;
@@ -348,20 +365,28 @@ int Run(const Flags& f) {
       std::fprintf(stderr, "cdp_bench: TrackBatchJson failed: %s\n", errors[0].c_str());
       return 2;
     }
-    size_t rejected = 0;
-    for (size_t r : rej) rejected += r;
+    size_t rejected = 0, consent_refused = 0;
+    std::string first_other;
+    for (size_t t = 0; t < writers; ++t) {
+      rejected += rej[t];
+      consent_refused += refused[t];
+      if (first_other.empty()) first_other = errors[t];
+    }
     double secs = Now() - t0;
     double rate = static_cast<double>(d.events.size()) / secs;
     double ratio = raw_rate > 0 ? rate / raw_rate : 0;
     rows.push_back({"(j) libcdp TrackBatchJson(" + std::to_string(f.batch) + "), " + std::to_string(writers) +
                         " writer" + (writers > 1 ? "s" : ""),
                     d.events.size(), secs, Fmt("%.0f /s", rate), ">= 150000 /s",
-                    verdict(rate >= kBatchTarget && rejected == 0)});
+                    verdict(rate >= kBatchTarget && rejected == consent_refused)});
     rows.push_back(
         {"    ratio libcdp / raw", 0, 0, Fmt("%.3f", ratio), ">= 0.5", verdict(ratio >= kBatchRawRatioTarget)});
     double cpu_us = (CpuNow() - c0) * 1e6 / static_cast<double>(d.events.size());
-    std::printf("(j) TrackBatchJson: %.0f events/s (%zu rejected), %.2f us CPU/event (%.2f x raw)\n", rate, rejected,
-                cpu_us, raw_cpu_us > 0 ? cpu_us / raw_cpu_us : 0);
+    std::printf(
+        "(j) TrackBatchJson: %.0f events/s (%zu rejected, %zu of them for tracking consent%s%s), %.2f us CPU/event "
+        "(%.2f x raw)\n",
+        rate, rejected, consent_refused, first_other.empty() ? "" : "; first other: ", first_other.c_str(), cpu_us,
+        raw_cpu_us > 0 ? cpu_us / raw_cpu_us : 0);
     std::fflush(stdout);
   }
 
@@ -375,15 +400,24 @@ int Run(const Flags& f) {
     std::printf("    (c) timing starts\n");
     std::fflush(stdout);
     double t0 = Now(), c0 = CpuNow(), tc0 = ThreadCpuNow();
-    for (size_t i = 0; i < n; ++i) rejected += !engine->events().Track(d.events[i]).ok();
+    std::vector<Status> refusals;  // kept aside, reported after the timing
+    for (size_t i = 0; i < n; ++i) {
+      auto tracked = engine->events().Track(d.events[i]);
+      if (!tracked.ok()) refusals.push_back(tracked.status());
+    }
     double secs = Now() - t0;
+    rejected = refusals.size();
+    const size_t consent_refused = static_cast<size_t>(std::count_if(refusals.begin(), refusals.end(), ConsentRefusal));
+    auto other = std::find_if_not(refusals.begin(), refusals.end(), ConsentRefusal);
     const double us_per = 1e6 / static_cast<double>(std::max<size_t>(1, n));
     std::printf("    (c) per call: %.1f us wall, %.1f us CPU in the calling thread, %.1f us CPU in all threads\n",
                 secs * us_per, (ThreadCpuNow() - tc0) * us_per, (CpuNow() - c0) * us_per);
     double rate = static_cast<double>(n) / secs;
     rows.push_back({"(c) libcdp Track (single)", n, secs, Fmt("%.0f /s", rate), ">= 50000 /s",
-                    verdict(rate >= kSingleTarget && rejected == 0)});
-    std::printf("(c) Track: %.0f events/s (%zu rejected)\n", rate, rejected);
+                    verdict(rate >= kSingleTarget && rejected == consent_refused)});
+    std::printf("(c) Track: %.0f events/s (%zu rejected, %zu of them for tracking consent%s%s)\n", rate, rejected,
+                consent_refused, other == refusals.end() ? "" : "; first other: ",
+                other == refusals.end() ? "" : other->ToString().c_str());
     std::fflush(stdout);
   }
 
@@ -523,7 +557,7 @@ int Run(const Flags& f) {
         if (count[t] > 0) bodies[t].push_back(cur[t] + "]");
       }
     }
-    std::atomic<size_t> accepted{0}, rejected{0}, http_errors{0};
+    std::atomic<size_t> accepted{0}, rejected{0}, http_errors{0}, consent_refused{0};
     std::string first_error;
     std::mutex mu;
     double t0 = Now();
@@ -552,8 +586,21 @@ int Run(const Flags& f) {
             if (a != nullptr) accepted += static_cast<size_t>(a->as_int());
             if (r != nullptr) rejected += static_cast<size_t>(r->as_int());
             if (r != nullptr && r->as_int() > 0) {
-              std::lock_guard<std::mutex> lock(mu);
-              if (first_error.empty()) first_error = res->body.substr(0, 500);
+              const Json* results = j->Find("results");
+              if (results == nullptr || !results->is_array()) continue;
+              for (const Json& item : results->items()) {
+                const Json* error = item.Find("error");
+                if (error == nullptr) continue;
+                const Json* code = error->Find("code");
+                const Json* field = error->Find("field");
+                if (code != nullptr && code->is_string() && code->as_string() == "failed_precondition" &&
+                    field != nullptr && field->is_string() && field->as_string() == "consent.tracking") {
+                  ++consent_refused;
+                } else {
+                  std::lock_guard<std::mutex> lock(mu);
+                  if (first_error.empty()) first_error = item.Dump().substr(0, 500);
+                }
+              }
             }
           }
         }
@@ -565,9 +612,11 @@ int Run(const Flags& f) {
     double rate = static_cast<double>(d.events.size()) / secs;
     rows.push_back({"(e) REST batch(" + std::to_string(f.batch) + "), " + std::to_string(threads) + " clients",
                     d.events.size(), secs, Fmt("%.0f /s", rate), ">= 20000 /s",
-                    verdict(rate >= kRestTarget && rejected == 0 && http_errors == 0)});
-    std::printf("(e) REST: %.0f events/s (%zu accepted, %zu rejected, %zu HTTP errors%s%s)\n", rate, accepted.load(),
-                rejected.load(), http_errors.load(), first_error.empty() ? "" : "; first: ", first_error.c_str());
+                    verdict(rate >= kRestTarget && rejected == consent_refused && http_errors == 0)});
+    std::printf(
+        "(e) REST: %.0f events/s (%zu accepted, %zu rejected, %zu of them for tracking consent, %zu HTTP errors%s%s)\n",
+        rate, accepted.load(), rejected.load(), consent_refused.load(), http_errors.load(),
+        first_error.empty() ? "" : "; first other: ", first_error.c_str());
   }
 
   std::printf("\n%-40s %10s %9s  %-40s %-14s %s\n", "step", "items", "seconds", "rate", "target", "result");
