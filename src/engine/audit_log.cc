@@ -42,6 +42,16 @@ std::string JoinTargets(const Json& targets) {
   return joined;
 }
 
+// Appends `"targets":[...]` as Json::Dump writes it (journal lines, complete pending records).
+void AppendTargets(const std::vector<std::string>& targets, std::string* out) {
+  out->append("\"targets\":[");
+  for (size_t i = 0; i < targets.size(); ++i) {
+    if (i > 0) out->push_back(',');
+    AppendJsonString(targets[i], out);
+  }
+  out->push_back(']');
+}
+
 // The fields contentHash covers, in a fixed order.
 std::string Content(const Json& entry) {
   Json c = Json::Object();
@@ -195,12 +205,9 @@ std::string AuditLog::JournalLine(const Call& call) const {
     fmt::format_to(std::back_inserter(text), ",\"pending\":{}",
                    static_cast<int64_t>(storage::DecodeBigEndian64(std::string_view(call.pending_key).substr(1))));
   }
-  text.append(",\"targets\":[");
-  for (size_t i = 0; i < call.targets.size(); ++i) {
-    if (i > 0) text.push_back(',');
-    AppendJsonString(call.targets[i], &text);
-  }
-  text.append("]}");
+  text.push_back(',');
+  AppendTargets(call.targets, &text);
+  text.push_back('}');
   const std::string mac = keyed_hash_("journal\n" + text);
   text.push_back('\t');
   text.append(mac);
@@ -504,12 +511,8 @@ std::string AuditLog::AddPending(storage::WriteBatch* batch, std::string_view pr
   fmt::format_to(std::back_inserter(value), ",\"at\":{}", NowMicros());
   if (targets != nullptr) {
     if (count > 0) fmt::format_to(std::back_inserter(value), ",\"count\":{}", count);
-    value.append(",\"targets\":[");
-    for (size_t i = 0; i < targets->size(); ++i) {
-      if (i > 0) value.push_back(',');
-      AppendJsonString((*targets)[i], &value);
-    }
-    value.push_back(']');
+    value.push_back(',');
+    AppendTargets(*targets, &value);
   }
   value.push_back('}');
   const std::string mac = keyed_hash_("pending\n" + key + "\n" + value);
@@ -790,8 +793,8 @@ Status AuditLog::Redact(storage::WriteBatch* batch, const std::vector<std::strin
     for (const std::string& target : targets) erased_recently_[target] = now;
     erasure_until_us_.store(now + kErasedWindowUs, std::memory_order_relaxed);
     // Entries chained since the Flush are held, not written: redacted here, they are written redacted.
+    auto named = [&](const std::string& t) { return std::find(targets.begin(), targets.end(), t) != targets.end(); };
     for (HeldEntry& held : held_) {
-      auto named = [&](const std::string& t) { return std::find(targets.begin(), targets.end(), t) != targets.end(); };
       if (std::none_of(held.targets.begin(), held.targets.end(), named)) continue;
       auto entry = Json::Parse(held.value);
       if (!entry.ok()) return Status::DataLoss(fmt::format("audit entry {} is corrupt", held.seq));
