@@ -7,7 +7,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   librocksdb-dev libabsl-dev libsimdjson-dev libfmt-dev
   pybind11-dev libgtest-dev libgmock-dev libbenchmark-dev
-  libroaring-dev libssl-dev libcpp-httplib-dev libphonenumber-dev libre2-dev libjemalloc-dev
+  libroaring-dev libssl-dev libcpp-httplib-dev libphonenumber-dev libprotobuf-dev libre2-dev libjemalloc-dev
   python3 python3-dev python3-venv python3-pip python3-setuptools python3-wheel
   python3-pytest python3-numpy python3-pandas
   curl

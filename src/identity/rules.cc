@@ -9,6 +9,7 @@
 #include <set>
 
 #include "fmt/format.h"
+#include "identity/phone.h"
 
 namespace cdp::internal {
 
@@ -120,14 +121,9 @@ bool NormalizeEmail(std::string_view v, bool canonical_gmail, std::string* out, 
 
 // E.164 form of a parsable number, valid or not (for comparing blocked literals such as 555-555-5555).
 bool PhoneDigits(std::string_view v, const std::string& region, std::string* out) {
-  using i18n::phonenumbers::PhoneNumberUtil;
-  const PhoneNumberUtil* util = PhoneNumberUtil::GetInstance();
-  i18n::phonenumbers::PhoneNumber number;
-  if (util->Parse(std::string(v), region.empty() ? "ZZ" : region, &number) != PhoneNumberUtil::NO_PARSING_ERROR) {
-    return false;
-  }
-  util->Format(number, PhoneNumberUtil::E164, out);
-  return true;
+  PhoneParse parsed = ParsePhone(v, region);
+  if (parsed.parsed) *out = std::move(parsed.e164);
+  return parsed.parsed;
 }
 
 const FieldSurvivorship kUnionRule{SurvivorshipRule::kUnion, {}};
@@ -553,25 +549,16 @@ bool IdentityRules::Normalize(std::string_view type, std::string_view raw, Ident
     } else if (type == "phone") {
       // Parsed once. A blocked literal such as 555-555-5555 is not a valid number: blocking is checked on the
       // E.164 digits before validity.
-      using i18n::phonenumbers::PhoneNumberUtil;
-      const PhoneNumberUtil* util = PhoneNumberUtil::GetInstance();
       const std::string& region = rule->default_region;
-      i18n::phonenumbers::PhoneNumber number;
-      const bool parsed =
-          util->Parse(std::string(v), region.empty() ? "ZZ" : region, &number) == PhoneNumberUtil::NO_PARSING_ERROR;
-      std::string digits;
-      if (parsed) {
-        util->Format(number, PhoneNumberUtil::E164, &digits);
-      } else {
-        digits = std::string(v);
-      }
+      PhoneParse number = ParsePhone(v, region);
+      std::string digits = number.parsed ? std::move(number.e164) : std::string(v);
       if (const std::string* entry = BlockedBy(*rule, v, digits); entry != nullptr) {
         ignored->reason = "blocked: " + *entry;
         return false;
       }
-      if (!parsed) {
+      if (!number.parsed) {
         why = region.empty() ? "not a phone number (no country code and no default region)" : "not a phone number";
-      } else if (!util->IsValidNumber(number)) {
+      } else if (!number.valid) {
         why = "not a valid phone number for its region";
       } else {
         value = std::move(digits);
