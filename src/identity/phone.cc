@@ -20,7 +20,8 @@
 #include "absl/container/flat_hash_map.h"
 
 namespace i18n::phonenumbers {
-// In libphonenumber's private metadata.h (8.x): the serialized PhoneMetadataCollection PhoneNumberUtil loads.
+// In libphonenumber's private metadata.h (8.x, as in Debian 12): the serialized PhoneMetadataCollection
+// PhoneNumberUtil loads. Later releases load it through GetMetadata() instead: this then fails to link.
 int metadata_size();
 const void* metadata_get();
 }  // namespace i18n::phonenumbers
@@ -35,7 +36,7 @@ using i18n::phonenumbers::PhoneNumberUtil;
 constexpr size_t kMinLengthForNsn = 2;   // PhoneNumberUtil::kMinLengthForNsn
 constexpr size_t kMaxLengthForNsn = 17;  // PhoneNumberUtil::kMaxLengthForNsn
 constexpr size_t kMaxLengthCountryCode = 3;
-constexpr size_t kMaxInputBytes = 250;  // longer inputs go to libphonenumber (which caps at 250 too)
+constexpr size_t kMaxInputBytes = 256;  // longer inputs go to libphonenumber (identifier values are shorter)
 
 // Compiles `pattern` (empty: none). `ok` turns false when RE2 cannot compile it.
 std::unique_ptr<RE2> Compile(const std::string& pattern, bool* ok) {
@@ -140,6 +141,8 @@ class Tables {
     return *tables;
   }
 
+  // Whether libphonenumber's metadata was read: if not, every number goes to libphonenumber.
+  bool usable() const { return usable_; }
   // PhoneNumberUtil::GetMetadataForRegion: null for unknown regions (and for "001").
   Entry* ForRegion(std::string_view region) {
     auto it = by_region_.find(absl::string_view(region.data(), region.size()));
@@ -163,15 +166,14 @@ class Tables {
   Tables() {
     const bool parsed =
         collection_.ParseFromArray(i18n::phonenumbers::metadata_get(), i18n::phonenumbers::metadata_size());
-    if (parsed) {
-      for (const PhoneMetadata& m : collection_.metadata()) {
-        auto entry = std::make_unique<Entry>();
-        entry->metadata = &m;
-        if (m.id() == "001") {
-          non_geographical_[m.country_code()] = std::move(entry);
-        } else {
-          by_region_[m.id()] = std::move(entry);
-        }
+    if (!parsed) return;  // usable_ stays false
+    for (const PhoneMetadata& m : collection_.metadata()) {
+      auto entry = std::make_unique<Entry>();
+      entry->metadata = &m;
+      if (m.id() == "001") {  // the first entry of an id stands, as in PhoneNumberUtil
+        non_geographical_.emplace(m.country_code(), std::move(entry));
+      } else {
+        by_region_.emplace(m.id(), std::move(entry));
       }
     }
     const PhoneNumberUtil* util = PhoneNumberUtil::GetInstance();
@@ -180,8 +182,10 @@ class Tables {
       util->GetRegionCodesForCountryCallingCode(code, &regions);
       if (!regions.empty()) regions_of_[code].assign(regions.begin(), regions.end());
     }
+    usable_ = !by_region_.empty();
   }
 
+  bool usable_ = false;
   i18n::phonenumbers::PhoneMetadataCollection collection_;
   absl::flat_hash_map<std::string, std::unique_ptr<Entry>> by_region_;
   absl::flat_hash_map<int, std::unique_ptr<Entry>> non_geographical_;
@@ -272,7 +276,7 @@ struct Walk {
     } else {
       for (const std::string& candidate : *regions) {  // GetRegionCodeForNumberFromRegionList
         const Region* r = Compiled(tables.ForRegion(candidate));
-        if (r == nullptr) {
+        if (r == nullptr || fallback) {
           fallback = true;
           return false;
         }
@@ -326,6 +330,7 @@ std::optional<PhoneParse> ParsePhoneFast(std::string_view input, const std::stri
   }
 
   Walk walk;
+  if (!walk.tables.usable()) return std::nullopt;
   PhoneParse out;
   Entry* default_entry = walk.tables.ForRegion(region);
   if (default_entry == nullptr && !plus) return out;  // CheckRegionForParsing: INVALID_COUNTRY_CODE_ERROR

@@ -1,6 +1,6 @@
 // Copyright 2026 The libcdp Authors.
 //
-// Phone numbers to E.164, as libphonenumber parses and validates them, without libphonenumber's locks.
+// Phone numbers to E.164, as libphonenumber parses and validates them, without libphonenumber's regex cache lock.
 //
 // libphonenumber (Debian's build, with ICU regular expressions) looks every pattern up in one regex cache behind
 // one mutex, several times per number: a number costs 18-20 us, and two threads parsing at once take as long as one
@@ -9,7 +9,8 @@
 //
 // PhoneNumbers reads the metadata compiled into libphonenumber (the same bytes PhoneNumberUtil loads) and
 // follows libphonenumber's own steps -- PhoneNumberUtil::Parse, IsValidNumber and Format(E164) -- with RE2
-// patterns compiled once per region: no lock on the matching path, a few microseconds per number. It takes the
+// patterns compiled once per region: no exclusive lock (RE2 takes its DFA cache's reader lock), about a microsecond
+// per number, and two threads run in parallel. It takes the
 // inputs it can follow exactly (ASCII digits with the separators ' ', '-', '.', '(' and ')', and at most one leading
 // '+'); anything else (letters, extensions, "tel:" URIs, full-width digits, a '+' with no known country code, a
 // region whose pattern RE2 cannot compile) goes to PhoneNumberUtil itself. tests/identity/phone_test.cc checks the
@@ -37,8 +38,9 @@ struct PhoneParse {
 // compiled on its first number.
 PhoneParse ParsePhone(std::string_view input, const std::string& region);
 
-// The lock-free path alone: the result when `input` is of the shape it follows exactly, std::nullopt when
-// ParsePhone would ask libphonenumber. For tests, which compare the two.
+// The RE2 path alone: the result when `input` is of the shape it follows exactly, std::nullopt when ParsePhone
+// would ask libphonenumber (also for every input when libphonenumber's metadata could not be read). For tests,
+// which compare the two.
 std::optional<PhoneParse> ParsePhoneFast(std::string_view input, const std::string& region);
 
 // libphonenumber's own answer (locked, slow). For tests and for inputs the fast path leaves.
