@@ -332,10 +332,14 @@ Status Store::MultiGet(Cf cf, const std::vector<std::string>& keys, std::vector<
 
 namespace {
 thread_local WriteHook* g_write_hook = nullptr;
+thread_local int g_failing_writes = 0;  // ScopedWriteFailures
 }  // namespace
 
 ScopedWriteHook::ScopedWriteHook(WriteHook* hook) : previous_(std::exchange(g_write_hook, hook)) {}
 ScopedWriteHook::~ScopedWriteHook() { g_write_hook = previous_; }
+
+ScopedWriteFailures::ScopedWriteFailures(int count) : previous_(std::exchange(g_failing_writes, count)) {}
+ScopedWriteFailures::~ScopedWriteFailures() { g_failing_writes = previous_; }
 
 namespace {
 
@@ -408,6 +412,10 @@ constexpr uint32_t kSortFrom = 64;
 
 Result<uint64_t> Store::Write(WriteBatch* batch) {
   if (g_write_hook != nullptr) g_write_hook->BeforeWrite(batch);
+  if (g_failing_writes > 0) {
+    --g_failing_writes;
+    return Status::Unavailable("write refused (ScopedWriteFailures, a test seam)");
+  }
   rocksdb::WriteOptions wo;
   wo.sync = false;
   rocksdb::WriteBatch sorted;

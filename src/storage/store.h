@@ -154,6 +154,20 @@ class ScopedWriteHook {
   WriteHook* previous_;
 };
 
+// A test seam: while alive on a thread, the next `count` calls of Store::Write on that thread fail with
+// Status::Unavailable after the thread's WriteHook ran and before anything is written, as a write RocksDB refused
+// would. For tests of what a failed write leaves behind; costs Store::Write one thread-local read.
+class ScopedWriteFailures {
+ public:
+  explicit ScopedWriteFailures(int count);
+  ~ScopedWriteFailures();
+  ScopedWriteFailures(const ScopedWriteFailures&) = delete;
+  ScopedWriteFailures& operator=(const ScopedWriteFailures&) = delete;
+
+ private:
+  int previous_;
+};
+
 class Store {
  public:
   // Opens or creates the database. Errors as in Engine::Open.

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "fmt/format.h"
+#include "storage/store.h"
 #include "test_util.h"
 
 namespace cdp {
@@ -497,6 +498,30 @@ TEST_F(IdentityEngineTest, IdentifyBatchResolvesInOrderAndRejectsItemsAlone) {
 // A batch large enough to be parsed and normalized on a second thread ahead of resolution: every item's answer is
 // its own (rejections where they were, in order), and each record finds the person an earlier record of the same
 // batch created, however far ahead the second thread is.
+// A large identify batch caches its links while it is written (on a second thread): a failed write must leave no
+// cached link to a profile that was never written.
+TEST_F(IdentityEngineTest, AFailedIdentifyBatchLeavesNoLinkToAProfileThatWasNotWritten) {
+  std::vector<Json> batch;
+  for (int i = 0; i < 300; ++i) {
+    batch.push_back(J(fmt::format(R"({{"identifiers":{{"userId":"F{0}","email":"f{0}@x.com"}}}})", i)));
+  }
+  {
+    storage::ScopedWriteFailures fail(1);
+    EXPECT_EQ(identity().IdentifyBatch(batch).status().code(), StatusCode::kUnavailable);
+  }
+  Json r = Unwrap(identity().IdentifyBatch(batch));
+  const auto& items = r.Find("results")->items();
+  ASSERT_EQ(items.size(), batch.size());
+  for (const Json& item : items) {
+    ASSERT_EQ(item.Find("status")->as_string(), "ok") << item.Dump();
+    EXPECT_TRUE(item.Find("profileCreated") != nullptr && item.Find("profileCreated")->as_bool()) << item.Dump();
+    EXPECT_TRUE(profiles().Get(item.Find("profileId")->as_string()).ok()) << item.Dump();
+  }
+  TrackResult t = Track(R"({"type":"page_view","userId":"F7","timestamp":"2026-03-01T10:00:00Z"})");
+  EXPECT_EQ(t.profile_id, items[7].Find("profileId")->as_string());
+  EXPECT_FALSE(t.profile_created);
+}
+
 TEST_F(IdentityEngineTest, ALargeIdentifyBatchAnswersEachItemInOrder) {
   constexpr int kItems = 900;
   std::vector<Json> batch;
