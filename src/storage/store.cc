@@ -358,6 +358,7 @@ class BatchSorter : public rocksdb::WriteBatch::Handler {
   }
   // Fills *out with `batch` sorted; false when it is to be written as it is.
   bool Sort(const rocksdb::WriteBatch& batch, rocksdb::WriteBatch* out) {
+    ops_.reserve(batch.Count());
     if (!batch.Iterate(this).ok() || unsortable_) return false;
     std::stable_sort(ops_.begin(), ops_.end(),
                      [](const Op& a, const Op& b) { return a.cf != b.cf ? a.cf < b.cf : a.key.compare(b.key) < 0; });
@@ -418,8 +419,9 @@ Result<uint64_t> Store::Write(WriteBatch* batch) {
   }
   rocksdb::WriteOptions wo;
   wo.sync = false;
-  rocksdb::WriteBatch sorted;
   rocksdb::WriteBatch* rep = batch->rep_.get();
+  // The sorted copy has the same operations, so its size is known: reserved, it is built without regrowing.
+  rocksdb::WriteBatch sorted(rep->Count() >= kSortFrom ? rep->GetDataSize() : 0);
   if (rep->Count() >= kSortFrom && BatchSorter(handles_).Sort(*rep, &sorted)) rep = &sorted;
   rocksdb::Status s = db_->Write(wo, rep);
   if (!s.ok()) return FromRocks(s, "write");
