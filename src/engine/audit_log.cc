@@ -785,8 +785,11 @@ Status AuditLog::RedactEntry(uint64_t seq, const std::vector<std::string>& targe
   return Status::OK();
 }
 
-Status AuditLog::Redact(storage::WriteBatch* batch, const std::vector<std::string>& targets) {
+Status AuditLog::Redact(storage::WriteBatch* batch, const std::vector<std::string>& targets, Redaction* undo) {
   CDP_RETURN_IF_ERROR(Flush());  // entries held back are found by the index too
+  Redaction local;
+  Redaction& changed = undo != nullptr ? *undo : local;
+  changed.targets = targets;
   {
     std::lock_guard<std::mutex> lock(mu_);
     const int64_t now = NowMicros();
@@ -799,6 +802,7 @@ Status AuditLog::Redact(storage::WriteBatch* batch, const std::vector<std::strin
       auto entry = Json::Parse(held.value);
       if (!entry.ok()) return Status::DataLoss(fmt::format("audit entry {} is corrupt", held.seq));
       CDP_RETURN_IF_ERROR(RedactEntry(held.seq, targets, &*entry));
+      changed.entries.push_back({held.seq, std::move(held.value), held.targets});
       held.value = entry->Dump();
       held.targets.erase(std::remove_if(held.targets.begin(), held.targets.end(), named), held.targets.end());
     }
@@ -810,7 +814,10 @@ Status AuditLog::Redact(storage::WriteBatch* batch, const std::vector<std::strin
     CDP_RETURN_IF_ERROR(SeqsOf(target, &seqs, &stored));
     for (const std::string& key : stored) batch->Delete(storage::Cf::kPrivacy, key);
     const std::string prefix = storage::AuditTargetPrefix(target);
-    held_index_.erase(held_index_.lower_bound(prefix), held_index_.lower_bound(storage::PrefixSuccessor(prefix)));
+    const auto first = held_index_.lower_bound(prefix),
+               last = held_index_.lower_bound(storage::PrefixSuccessor(prefix));
+    changed.index_keys.insert(changed.index_keys.end(), first, last);
+    held_index_.erase(first, last);
     for (uint64_t seq : seqs) {
       std::string value;
       Status s = store_->Get(storage::Cf::kPrivacy, storage::AuditKey(seq), &value);
@@ -825,6 +832,22 @@ Status AuditLog::Redact(storage::WriteBatch* batch, const std::vector<std::strin
     }
   }
   return Status::OK();
+}
+
+void AuditLog::CancelRedaction(Redaction undo) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const std::string& target : undo.targets) erased_recently_.erase(target);
+    for (Redaction::Entry& before : undo.entries) {
+      auto it = std::find_if(held_.begin(), held_.end(), [&](const HeldEntry& h) { return h.seq == before.seq; });
+      if (it == held_.end()) continue;  // written meanwhile, redacted
+      held_bytes_ = held_bytes_ - it->value.size() + before.value.size();
+      it->value = std::move(before.value);
+      it->targets = std::move(before.targets);
+    }
+  }
+  std::lock_guard<std::mutex> lock(index_mu_);
+  for (std::string& key : undo.index_keys) held_index_.insert(std::move(key));
 }
 
 Result<Json> AuditLog::Verify() {

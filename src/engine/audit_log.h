@@ -128,7 +128,23 @@ class AuditLog {
   // their index keys (after a Flush). Entries chained in the next kErasedWindowUs (calls on the person that were
   // still running, e.g. a batch whose write landed before the erasure) are chained without those targets and
   // marked "redacted" too; the ids are kept in memory only, for that window.
-  Status Redact(storage::WriteBatch* batch, const std::vector<std::string>& targets);
+  // `undo`, when given, receives what Redact changed in memory (below), for CancelRedaction.
+  struct Redaction {
+    std::vector<std::string> targets;
+    std::vector<std::string> index_keys;  // held target index keys it dropped
+    struct Entry {
+      uint64_t seq;
+      std::string value;
+      std::vector<std::string> targets;
+    };
+    std::vector<Entry> entries;  // held entries as they were before it redacted them
+  };
+  Status Redact(storage::WriteBatch* batch, const std::vector<std::string>& targets, Redaction* undo = nullptr);
+  // After the write that carried a Redact's batch failed (the person was not erased): puts back what the Redact
+  // changed in memory. The entries it redacted that are still held get their targets back, the held index keys it
+  // dropped return, and later calls on the ids are chained naming them again. Entries of calls on them chained
+  // between the Redact and this stay redacted, and so do those it redacted that were written meanwhile.
+  void CancelRedaction(Redaction undo);
 
   // Audit::List and Audit::Verify (after a Flush).
   Result<Json> List(const Json& filter);

@@ -2261,8 +2261,9 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* 
     if (events > 0) store_->AddToCounter(&batch, "events", -events);
     if (merges > 0) store_->AddToCounter(&batch, "merges", -merges);
     if (merged_profiles > 0) store_->AddToCounter(&batch, "merged_profiles", -merged_profiles);
-    CDP_RETURN_IF_ERROR(audit_log_.Redact(&batch, ids));           // the audit log keeps what was done, not to whom
-    if (options_.suppress_erased_identifiers && !for_retention) {  // and their ids, so none is created again
+    AuditLog::Redaction redaction;                                    // undone should the write fail
+    CDP_RETURN_IF_ERROR(audit_log_.Redact(&batch, ids, &redaction));  // the audit log keeps what was done, not to whom
+    if (options_.suppress_erased_identifiers && !for_retention) {     // and their ids, so none is created again
       for (const std::string& pid : ids) {
         suppress.push_back(IdentifierHash(Identifier{std::string(kErasedProfileIdType), pid}));
         batch.Put(storage::Cf::kPrivacy, storage::SuppressedKey(suppress.back()), erased_at);
@@ -2292,6 +2293,7 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* 
     if (items_lock.owns_lock()) items_lock.unlock();  // before the segments' notes (Audiences takes their lock first)
     if (!written.ok()) {
       if (by_filter) SetErasing({id}, false, /*readers=*/true, /*drop=*/false);
+      audit_log_.CancelRedaction(std::move(redaction));
       return written.status();
     }
     sequence = *written;

@@ -20,6 +20,7 @@
 #include "engine/engine_impl.h"
 #include "fmt/format.h"
 #include "storage/keys.h"
+#include "storage/store.h"
 #include "test_util.h"
 
 namespace cdp {
@@ -636,6 +637,32 @@ TEST_F(AuditTest, AnErasureLeavesNoPendingRecordNamingThePerson) {
   EXPECT_FALSE(log.complete_records_allowed());
   ASSERT_TRUE(engine_->Flush().ok());
   EXPECT_EQ(testing::FilesHolding(dir_.path(), id), std::vector<std::string>{});
+}
+
+// An erasure whose write fails erases nobody: the person's entries still name them and are found by target (their
+// index keys held in memory were dropped by the redaction, and come back), and their next call is chained naming
+// them (not redacted as a call racing a real erasure is).
+TEST_F(AuditTest, AnErasureWhoseWriteFailsRedactsNothing) {
+  const std::string id = "keep" + std::to_string(std::random_device{}()) + "z";
+  Unwrap(profiles().Create(J(R"({"id": ")" + id + R"("})")));
+  Unwrap(events().Track(J(R"({"type": "page_view", "profileId": ")" + id + R"("})")));
+  const std::string by_target = R"({"target": ")" + id + R"("})";
+  const size_t before = Unwrap(audit().List(J(by_target))).Find("items")->size();
+  ASSERT_GE(before, 2u);  // the create and the track
+  {
+    storage::ScopedWriteFailures fail(1);
+    EXPECT_EQ(engine_->gdpr().Erase(id).status().code(), StatusCode::kUnavailable);
+  }
+  EXPECT_TRUE(profiles().Get(id).ok());
+  Unwrap(events().Track(J(R"({"type": "page_view", "profileId": ")" + id + R"("})")));
+  Json items = *Unwrap(audit().List(J(by_target))).Find("items");
+  EXPECT_GE(items.size(), before + 1) << items.Dump();
+  for (const Json& item : items.items()) {
+    EXPECT_EQ(item.Find("redacted"), nullptr) << item.Dump();
+    EXPECT_NE(item.Find("targets")->Dump().find(id), std::string::npos) << item.Dump();
+  }
+  Json v = Unwrap(audit().Verify());
+  EXPECT_TRUE(v.Find("ok")->as_bool()) << v.Dump();
 }
 
 // A call on a person that returns after their erasure redacted the log (a batch whose write landed just before it)
