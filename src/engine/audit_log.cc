@@ -793,8 +793,13 @@ Status AuditLog::Redact(storage::WriteBatch* batch, const std::vector<std::strin
   {
     std::lock_guard<std::mutex> lock(mu_);
     const int64_t now = NowMicros();
-    for (const std::string& target : targets) erased_recently_[target] = now;
-    erasure_until_us_.store(now + kErasedWindowUs, std::memory_order_relaxed);
+    for (const std::string& target : targets) {
+      auto it = erased_recently_.find(target);
+      changed.marks.emplace_back(target,
+                                 it != erased_recently_.end() ? std::optional<int64_t>(it->second) : std::nullopt);
+      erased_recently_[target] = now;
+    }
+    changed.erasure_until_us = erasure_until_us_.exchange(now + kErasedWindowUs, std::memory_order_relaxed);
     // Entries chained since the Flush are held, not written: redacted here, they are written redacted.
     auto named = [&](const std::string& t) { return std::find(targets.begin(), targets.end(), t) != targets.end(); };
     for (HeldEntry& held : held_) {
@@ -802,8 +807,10 @@ Status AuditLog::Redact(storage::WriteBatch* batch, const std::vector<std::strin
       auto entry = Json::Parse(held.value);
       if (!entry.ok()) return Status::DataLoss(fmt::format("audit entry {} is corrupt", held.seq));
       CDP_RETURN_IF_ERROR(RedactEntry(held.seq, targets, &*entry));
-      changed.entries.push_back({held.seq, std::move(held.value), held.targets});
-      held.value = entry->Dump();
+      std::string redacted = entry->Dump();
+      held_bytes_ = held_bytes_ - held.value.size() + redacted.size();
+      changed.entries.push_back({held.seq, std::move(held.value), held.targets, redacted});
+      held.value = std::move(redacted);
       held.targets.erase(std::remove_if(held.targets.begin(), held.targets.end(), named), held.targets.end());
     }
   }
@@ -835,19 +842,31 @@ Status AuditLog::Redact(storage::WriteBatch* batch, const std::vector<std::strin
 }
 
 void AuditLog::CancelRedaction(Redaction undo) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (const std::string& target : undo.targets) erased_recently_.erase(target);
-    for (Redaction::Entry& before : undo.entries) {
-      auto it = std::find_if(held_.begin(), held_.end(), [&](const HeldEntry& h) { return h.seq == before.seq; });
-      if (it == held_.end()) continue;  // written meanwhile, redacted
-      held_bytes_ = held_bytes_ - it->value.size() + before.value.size();
-      it->value = std::move(before.value);
-      it->targets = std::move(before.targets);
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [target, before] : undo.marks) {
+    if (before.has_value()) {
+      erased_recently_[target] = *before;
+    } else {
+      erased_recently_.erase(target);
     }
   }
-  std::lock_guard<std::mutex> lock(index_mu_);
-  for (std::string& key : undo.index_keys) held_index_.insert(std::move(key));
+  erasure_until_us_.store(undo.erasure_until_us, std::memory_order_relaxed);
+  for (Redaction::Entry& before : undo.entries) {
+    auto it = std::find_if(held_.begin(), held_.end(), [&](const HeldEntry& h) { return h.seq == before.seq; });
+    if (it == held_.end() || it->value != before.redacted) continue;  // written meanwhile (or its seq reused)
+    held_bytes_ = held_bytes_ - it->value.size() + before.value.size();
+    it->value = std::move(before.value);
+    it->targets = std::move(before.targets);
+  }
+  std::lock_guard<std::mutex> index_lock(index_mu_);  // after mu_, as in WriteHeld
+  bool below_written_out = false;
+  for (std::string& key : undo.index_keys) {
+    below_written_out |= key.size() >= 8 && storage::DecodeBigEndian64(key.substr(key.size() - 8)) <= index_through_;
+    held_index_.insert(std::move(key));
+  }
+  // Keys at or below index_through_ are not rebuilt at open: written out now (should that fail, they are held
+  // until the next write-out, and a close before it loses them: the entries are then not found by target).
+  if (below_written_out) (void)WriteOutIndex();
 }
 
 Result<Json> AuditLog::Verify() {

@@ -65,6 +65,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -128,22 +129,28 @@ class AuditLog {
   // their index keys (after a Flush). Entries chained in the next kErasedWindowUs (calls on the person that were
   // still running, e.g. a batch whose write landed before the erasure) are chained without those targets and
   // marked "redacted" too; the ids are kept in memory only, for that window.
-  // `undo`, when given, receives what Redact changed in memory (below), for CancelRedaction.
+  // `undo`, when given, receives what Redact changed in memory (below), also when it fails partway, for
+  // CancelRedaction.
   struct Redaction {
     std::vector<std::string> targets;
-    std::vector<std::string> index_keys;  // held target index keys it dropped
+    std::vector<std::pair<std::string, std::optional<int64_t>>> marks;  // erased_recently_ before, per target
+    int64_t erasure_until_us = 0;                                       // erasure_until_us_ before
+    std::vector<std::string> index_keys;                                // held target index keys it dropped
     struct Entry {
       uint64_t seq;
-      std::string value;
+      std::string value;  // before
       std::vector<std::string> targets;
+      std::string redacted;  // after: restored only while the held entry is still this one
     };
-    std::vector<Entry> entries;  // held entries as they were before it redacted them
+    std::vector<Entry> entries;  // held entries it redacted
   };
   Status Redact(storage::WriteBatch* batch, const std::vector<std::string>& targets, Redaction* undo = nullptr);
-  // After the write that carried a Redact's batch failed (the person was not erased): puts back what the Redact
-  // changed in memory. The entries it redacted that are still held get their targets back, the held index keys it
-  // dropped return, and later calls on the ids are chained naming them again. Entries of calls on them chained
-  // between the Redact and this stay redacted, and so do those it redacted that were written meanwhile.
+  // After the write that carried a Redact's batch failed, or the Redact itself (the person was not erased): puts
+  // back what the Redact changed in memory. The held entries it redacted that are still held get their targets
+  // back, the held index keys it dropped return (written out at once if the index was written out meanwhile, so
+  // that a reopen keeps them), the ids' erased marks and the erasure window are as before. Not put back: entries of
+  // calls on the ids chained between the Redact and this (chained redacted), and entries it redacted that the
+  // writer wrote meanwhile (written redacted, without their index keys for the ids).
   void CancelRedaction(Redaction undo);
 
   // Audit::List and Audit::Verify (after a Flush).

@@ -545,7 +545,9 @@ class EngineImpl final : public Engine {
     bool owner_known = false;
     bool hubs_known = false;
   };
-  absl::flat_hash_map<std::string, IdentityCacheEntry> identity_cache_;  // guarded by write_mu_
+  // Guarded by write_mu_: written by its holder, or by a thread it waits for while holding it (IdentifyBatch
+  // publishes its links on a second thread during its write, see IngestContext::PublishIdentities).
+  absl::flat_hash_map<std::string, IdentityCacheEntry> identity_cache_;
   // Caches that `owner` holds the value of identity key `key` (write_mu_ held).
   void CacheOwner(const std::string& key, std::string owner) {
     IdentityCacheEntry& entry = identity_cache_[key];

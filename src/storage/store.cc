@@ -360,6 +360,8 @@ class BatchSorter : public rocksdb::WriteBatch::Handler {
   bool Sort(const rocksdb::WriteBatch& batch, rocksdb::WriteBatch* out) {
     ops_.reserve(batch.Count());
     if (!batch.Iterate(this).ok() || unsortable_) return false;
+    // The same operations, so the same size: reserved, the copy is built without regrowing.
+    *out = rocksdb::WriteBatch(batch.GetDataSize());
     std::stable_sort(ops_.begin(), ops_.end(),
                      [](const Op& a, const Op& b) { return a.cf != b.cf ? a.cf < b.cf : a.key.compare(b.key) < 0; });
     for (const Op& op : ops_) {
@@ -420,8 +422,7 @@ Result<uint64_t> Store::Write(WriteBatch* batch) {
   rocksdb::WriteOptions wo;
   wo.sync = false;
   rocksdb::WriteBatch* rep = batch->rep_.get();
-  // The sorted copy has the same operations, so its size is known: reserved, it is built without regrowing.
-  rocksdb::WriteBatch sorted(rep->Count() >= kSortFrom ? rep->GetDataSize() : 0);
+  rocksdb::WriteBatch sorted;
   if (rep->Count() >= kSortFrom && BatchSorter(handles_).Sort(*rep, &sorted)) rep = &sorted;
   rocksdb::Status s = db_->Write(wo, rep);
   if (!s.ok()) return FromRocks(s, "write");

@@ -495,9 +495,6 @@ TEST_F(IdentityEngineTest, IdentifyBatchResolvesInOrderAndRejectsItemsAlone) {
   EXPECT_TRUE(identity().IdentifyBatch(std::vector<Json>(10001, J("{}"))).status().IsResourceExhausted());
 }
 
-// A batch large enough to be parsed and normalized on a second thread ahead of resolution: every item's answer is
-// its own (rejections where they were, in order), and each record finds the person an earlier record of the same
-// batch created, however far ahead the second thread is.
 // A large identify batch caches its links while it is written (on a second thread): a failed write must leave no
 // cached link to a profile that was never written.
 TEST_F(IdentityEngineTest, AFailedIdentifyBatchLeavesNoLinkToAProfileThatWasNotWritten) {
@@ -522,6 +519,9 @@ TEST_F(IdentityEngineTest, AFailedIdentifyBatchLeavesNoLinkToAProfileThatWasNotW
   EXPECT_FALSE(t.profile_created);
 }
 
+// A batch large enough to be parsed and normalized on a second thread ahead of resolution: every item's answer is
+// its own (rejections where they were, in order), and each record finds the person an earlier record of the same
+// batch created, however far ahead the second thread is.
 TEST_F(IdentityEngineTest, ALargeIdentifyBatchAnswersEachItemInOrder) {
   constexpr int kItems = 900;
   std::vector<Json> batch;
