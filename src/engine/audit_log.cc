@@ -560,10 +560,11 @@ Status AuditLog::Append(std::string_view principal, std::string_view operation, 
 Status AuditLog::Flush() {
   std::unique_lock<std::mutex> lock(queue_mu_);
   const uint64_t ticket = enqueued_;
-  if (written_ >= ticket) return Status::OK();
+  if (written_ >= ticket && !held_unwritten_) return Status::OK();
+  const uint64_t round = write_rounds_;
   flush_ = true;
   queue_cv_.notify_one();
-  done_cv_.wait(lock, [&] { return written_ >= ticket; });
+  done_cv_.wait(lock, [&] { return written_ >= ticket && write_rounds_ > round; });
   return last_status_;
 }
 
@@ -605,6 +606,7 @@ void AuditLog::Run() {
     lock.unlock();
     if (retired_fd >= 0) ::close(retired_fd);
     Status s;
+    bool still_held = false;
     if (retired != 0) retired_journals_.push_back(retired);
     {
       std::lock_guard<std::mutex> chain(mu_);
@@ -612,6 +614,7 @@ void AuditLog::Run() {
       if (write) s = WriteHeld(retired_journals_.empty() ? 0 : retired_journals_.back());
       held_calls_ = held_.size();
       held_full_ = held_bytes_ >= kHeldBytes;
+      still_held = !s.ok() && !held_.empty();
     }
     // Before Flush returns: the journals whose calls' entries are written (and marked done) go.
     if (write && s.ok()) {
@@ -625,6 +628,8 @@ void AuditLog::Run() {
     if (write) {
       written_ = through;
       last_status_ = s;
+      held_unwritten_ = still_held;
+      ++write_rounds_;
       done_cv_.notify_all();
     }
   }

@@ -263,6 +263,10 @@ class AuditLog {
   bool flush_ = false;     // a Flush waits for the held entries to be written; guarded by queue_mu_
   bool stopping_ = false;  // guarded by queue_mu_
   Status last_status_;     // of the last group; guarded by queue_mu_
+  // The last write of the held entries failed and they are still held: a Flush asks for another write rather than
+  // taking written_ for done. write_rounds_ counts the writes tried. Both guarded by queue_mu_.
+  bool held_unwritten_ = false;
+  uint64_t write_rounds_ = 0;
   std::string journal_dir_;
   int spare_fd_ = -1;    // journal generation journal_generation_ + 1, created ahead; the writer's (or Load's) alone
   int journal_fd_ = -1;  // guarded by queue_mu_

@@ -332,14 +332,37 @@ Status Store::MultiGet(Cf cf, const std::vector<std::string>& keys, std::vector<
 
 namespace {
 thread_local WriteHook* g_write_hook = nullptr;
-thread_local int g_failing_writes = 0;  // ScopedWriteFailures
+thread_local int g_failing_writes = 0;          // ScopedWriteFailures, kThisThread
+std::atomic<int> g_failing_writes_anywhere{0};  // ScopedWriteFailures, kAnyThread
+
+// Takes one failure from a ScopedWriteFailures in force, if any.
+bool TakeWriteFailure() {
+  if (g_failing_writes > 0) {
+    --g_failing_writes;
+    return true;
+  }
+  int n = g_failing_writes_anywhere.load(std::memory_order_relaxed);
+  while (n > 0) {
+    if (g_failing_writes_anywhere.compare_exchange_weak(n, n - 1, std::memory_order_relaxed)) return true;
+  }
+  return false;
+}
 }  // namespace
 
 ScopedWriteHook::ScopedWriteHook(WriteHook* hook) : previous_(std::exchange(g_write_hook, hook)) {}
 ScopedWriteHook::~ScopedWriteHook() { g_write_hook = previous_; }
 
-ScopedWriteFailures::ScopedWriteFailures(int count) : previous_(std::exchange(g_failing_writes, count)) {}
-ScopedWriteFailures::~ScopedWriteFailures() { g_failing_writes = previous_; }
+ScopedWriteFailures::ScopedWriteFailures(int count, Scope scope)
+    : scope_(scope),
+      previous_(scope == kThisThread ? std::exchange(g_failing_writes, count)
+                                     : g_failing_writes_anywhere.exchange(count, std::memory_order_relaxed)) {}
+ScopedWriteFailures::~ScopedWriteFailures() {
+  if (scope_ == kThisThread) {
+    g_failing_writes = previous_;
+  } else {
+    g_failing_writes_anywhere.store(previous_, std::memory_order_relaxed);
+  }
+}
 
 namespace {
 
@@ -415,10 +438,7 @@ constexpr uint32_t kSortFrom = 64;
 
 Result<uint64_t> Store::Write(WriteBatch* batch) {
   if (g_write_hook != nullptr) g_write_hook->BeforeWrite(batch);
-  if (g_failing_writes > 0) {
-    --g_failing_writes;
-    return Status::Unavailable("write refused (ScopedWriteFailures, a test seam)");
-  }
+  if (TakeWriteFailure()) return Status::Unavailable("write refused (ScopedWriteFailures, a test seam)");
   rocksdb::WriteOptions wo;
   wo.sync = false;
   rocksdb::WriteBatch* rep = batch->rep_.get();

@@ -154,17 +154,20 @@ class ScopedWriteHook {
   WriteHook* previous_;
 };
 
-// A test seam: while alive on a thread, the next `count` calls of Store::Write on that thread fail with
-// Status::Unavailable after the thread's WriteHook ran and before anything is written, as a write RocksDB refused
-// would. For tests of what a failed write leaves behind; costs Store::Write one thread-local read.
+// A test seam: while alive, the next `count` calls of Store::Write on the thread that made it (or, with
+// kAnyThread, on any thread: a background writer's) fail with Status::Unavailable after the thread's WriteHook ran
+// and before anything is written, as a write RocksDB refused would. For tests of what a failed write leaves
+// behind; costs Store::Write one thread-local read and one relaxed atomic load. Scopes do not nest across kinds.
 class ScopedWriteFailures {
  public:
-  explicit ScopedWriteFailures(int count);
+  enum Scope { kThisThread, kAnyThread };
+  explicit ScopedWriteFailures(int count, Scope scope = kThisThread);
   ~ScopedWriteFailures();
   ScopedWriteFailures(const ScopedWriteFailures&) = delete;
   ScopedWriteFailures& operator=(const ScopedWriteFailures&) = delete;
 
  private:
+  Scope scope_;
   int previous_;
 };
 

@@ -639,6 +639,26 @@ TEST_F(AuditTest, AnErasureLeavesNoPendingRecordNamingThePerson) {
   EXPECT_EQ(testing::FilesHolding(dir_.path(), id), std::vector<std::string>{});
 }
 
+// A failed write of the held entries (the writer thread's) keeps them held: the next write writes them all, the
+// chain verifies, and they are there after a reopen.
+TEST_F(AuditTest, AFailedWriteOfTheHeldEntriesKeepsThemForTheNextWrite) {
+  Unwrap(profiles().Create(J(R"({"id": "held-1"})")));
+  ASSERT_TRUE(audit().Verify().ok());  // what came before is written
+  for (int i = 0; i < 5; ++i) Unwrap(events().Track(J(R"({"type": "page_view", "profileId": "held-1"})")));
+  {
+    storage::ScopedWriteFailures fail(1, storage::ScopedWriteFailures::kAnyThread);
+    EXPECT_EQ(audit().Verify().status().code(), StatusCode::kUnavailable);  // its Flush: the held write failed
+  }
+  auto tracks = [&] { return Unwrap(audit().List(J(R"({"operation": "events.track"})"))).Find("items")->size(); };
+  EXPECT_EQ(tracks(), 5u);
+  Json v = Unwrap(audit().Verify());
+  EXPECT_TRUE(v.Find("ok")->as_bool()) << v.Dump();
+  Reopen();
+  EXPECT_EQ(tracks(), 5u);
+  v = Unwrap(audit().Verify());
+  EXPECT_TRUE(v.Find("ok")->as_bool()) << v.Dump();
+}
+
 // An erasure whose write fails erases nobody: the person's entries still name them and are found by target (their
 // index keys held in memory were dropped by the redaction, and come back), and their next call is chained naming
 // them (not redacted as a call racing a real erasure is).
