@@ -1477,9 +1477,13 @@ Result<uint64_t> WriteAlongside(storage::Store& store, storage::WriteBatch* batc
   } catch (const std::system_error&) {
     alongside();
   }
-  Result<uint64_t> written = store.Write(batch);
-  if (other.joinable()) other.join();
-  return written;
+  struct Join {
+    std::thread& t;
+    ~Join() {
+      if (t.joinable()) t.join();
+    }
+  } join{other};  // also should the write throw (bad_alloc)
+  return store.Write(batch);
 }
 
 }  // namespace
@@ -2261,9 +2265,13 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* 
     if (events > 0) store_->AddToCounter(&batch, "events", -events);
     if (merges > 0) store_->AddToCounter(&batch, "merges", -merges);
     if (merged_profiles > 0) store_->AddToCounter(&batch, "merged_profiles", -merged_profiles);
-    AuditLog::Redaction redaction;                                    // undone should the write fail
-    CDP_RETURN_IF_ERROR(audit_log_.Redact(&batch, ids, &redaction));  // the audit log keeps what was done, not to whom
-    if (options_.suppress_erased_identifiers && !for_retention) {     // and their ids, so none is created again
+    // The audit log keeps what was done, not to whom. Undone should the Redact or the write fail.
+    AuditLog::Redaction redaction;
+    if (Status s = audit_log_.Redact(&batch, ids, &redaction); !s.ok()) {
+      audit_log_.CancelRedaction(std::move(redaction));
+      return s;
+    }
+    if (options_.suppress_erased_identifiers && !for_retention) {  // and their ids, so none is created again
       for (const std::string& pid : ids) {
         suppress.push_back(IdentifierHash(Identifier{std::string(kErasedProfileIdType), pid}));
         batch.Put(storage::Cf::kPrivacy, storage::SuppressedKey(suppress.back()), erased_at);
