@@ -855,7 +855,7 @@ void AuditLog::CancelRedaction(Redaction undo) {
       erased_recently_.erase(target);
     }
   }
-  erasure_until_us_.store(undo.erasure_until_us, std::memory_order_relaxed);
+  if (undo.erasure_until_us.has_value()) erasure_until_us_.store(*undo.erasure_until_us, std::memory_order_relaxed);
   for (Redaction::Entry& before : undo.entries) {
     auto it = std::find_if(held_.begin(), held_.end(), [&](const HeldEntry& h) { return h.seq == before.seq; });
     if (it == held_.end() || it->value != before.redacted) continue;  // written meanwhile (or its seq reused)

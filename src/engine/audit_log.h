@@ -134,7 +134,7 @@ class AuditLog {
   struct Redaction {
     std::vector<std::string> targets;
     std::vector<std::pair<std::string, std::optional<int64_t>>> marks;  // erased_recently_ before, per target
-    int64_t erasure_until_us = 0;                                       // erasure_until_us_ before
+    std::optional<int64_t> erasure_until_us;                            // erasure_until_us_ before, once set
     std::vector<std::string> index_keys;                                // held target index keys it dropped
     struct Entry {
       uint64_t seq;
