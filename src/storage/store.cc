@@ -577,6 +577,7 @@ Status BulkLoad::Commit() {
     args.push_back(std::move(arg));
   }
   if (args.empty()) return Status::OK();
+  if (TakeWriteFailure()) return Status::Unavailable("bulk load refused (ScopedWriteFailures, a test seam)");
   return FromRocks(store_->db_->IngestExternalFiles(args), "bulk load");
 }
 

@@ -154,9 +154,10 @@ class ScopedWriteHook {
   WriteHook* previous_;
 };
 
-// A test seam: while alive, the next `count` calls of Store::Write on the thread that made it (or, with
-// kAnyThread, on any thread: a background writer's) fail with Status::Unavailable after the thread's WriteHook ran
-// and before anything is written, as a write RocksDB refused would. For tests of what a failed write leaves
+// A test seam: while alive, the next `count` calls of Store::Write or BulkLoad::Commit (one with files to add) on
+// the thread that made it (or, with kAnyThread, on any thread: a background writer's) fail with
+// Status::Unavailable after the thread's WriteHook ran and before anything is written, as a write RocksDB refused
+// would. For tests of what a failed write leaves
 // behind; costs Store::Write one thread-local read and one relaxed atomic load. Scopes do not nest across kinds.
 class ScopedWriteFailures {
  public:

@@ -659,6 +659,35 @@ TEST_F(AuditTest, AFailedWriteOfTheHeldEntriesKeepsThemForTheNextWrite) {
   EXPECT_TRUE(v.Find("ok")->as_bool()) << v.Dump();
 }
 
+// The same from AuditLog::kBulkFrom held entries, which are written as a bulk load.
+TEST_F(AuditTest, AFailedBulkWriteOfTheHeldEntriesKeepsThemForTheNextWrite) {
+  Unwrap(profiles().Create(J(R"({"id": "held-2"})")));
+  ASSERT_TRUE(audit().Verify().ok());
+  const size_t n = internal::AuditLog::kBulkFrom + 100;
+  for (size_t i = 0; i < n; ++i) Unwrap(events().Track(J(R"({"type": "page_view", "profileId": "held-2"})")));
+  {
+    storage::ScopedWriteFailures fail(1, storage::ScopedWriteFailures::kAnyThread);
+    EXPECT_EQ(audit().Verify().status().code(), StatusCode::kUnavailable);
+  }
+  auto tracks = [&] {  // all pages
+    size_t count = 0;
+    Json filter = J(R"({"operation": "events.track", "limit": 1000})");
+    for (int page = 0; page < 10; ++page) {
+      Json answer = Unwrap(audit().List(filter));
+      count += answer.Find("items")->size();
+      const Json* next = answer.Find("nextCursor");
+      if (next == nullptr || !next->is_int()) break;
+      filter.Set("cursor", *next);
+    }
+    return count;
+  };
+  EXPECT_EQ(tracks(), n);
+  Json v = Unwrap(audit().Verify());
+  EXPECT_TRUE(v.Find("ok")->as_bool()) << v.Dump();
+  Reopen();
+  EXPECT_EQ(tracks(), n);
+}
+
 // An erasure whose write fails erases nobody: the person's entries still name them and are found by target (their
 // index keys held in memory were dropped by the redaction, and come back), and their next call is chained naming
 // them (not redacted as a call racing a real erasure is).
