@@ -332,18 +332,19 @@ Status Store::MultiGet(Cf cf, const std::vector<std::string>& keys, std::vector<
 
 namespace {
 thread_local WriteHook* g_write_hook = nullptr;
-thread_local int g_failing_writes = 0;          // ScopedWriteFailures, kThisThread
-std::atomic<int> g_failing_writes_anywhere{0};  // ScopedWriteFailures, kAnyThread
+thread_local int g_failing_writes[2] = {0, 0};           // ScopedWriteFailures, kThisThread, by Target
+std::atomic<int> g_failing_writes_anywhere[2] = {0, 0};  // ScopedWriteFailures, kAnyThread, by Target
 
-// Takes one failure from a ScopedWriteFailures in force, if any.
-bool TakeWriteFailure() {
-  if (g_failing_writes > 0) {
-    --g_failing_writes;
+// Takes one failure of `target` from a ScopedWriteFailures in force, if any.
+bool TakeWriteFailure(ScopedWriteFailures::Target target) {
+  if (g_failing_writes[target] > 0) {
+    --g_failing_writes[target];
     return true;
   }
-  int n = g_failing_writes_anywhere.load(std::memory_order_relaxed);
+  std::atomic<int>& anywhere = g_failing_writes_anywhere[target];
+  int n = anywhere.load(std::memory_order_relaxed);
   while (n > 0) {
-    if (g_failing_writes_anywhere.compare_exchange_weak(n, n - 1, std::memory_order_relaxed)) return true;
+    if (anywhere.compare_exchange_weak(n, n - 1, std::memory_order_relaxed)) return true;
   }
   return false;
 }
@@ -352,15 +353,16 @@ bool TakeWriteFailure() {
 ScopedWriteHook::ScopedWriteHook(WriteHook* hook) : previous_(std::exchange(g_write_hook, hook)) {}
 ScopedWriteHook::~ScopedWriteHook() { g_write_hook = previous_; }
 
-ScopedWriteFailures::ScopedWriteFailures(int count, Scope scope)
+ScopedWriteFailures::ScopedWriteFailures(int count, Scope scope, Target target)
     : scope_(scope),
-      previous_(scope == kThisThread ? std::exchange(g_failing_writes, count)
-                                     : g_failing_writes_anywhere.exchange(count, std::memory_order_relaxed)) {}
+      target_(target),
+      previous_(scope == kThisThread ? std::exchange(g_failing_writes[target], count)
+                                     : g_failing_writes_anywhere[target].exchange(count, std::memory_order_relaxed)) {}
 ScopedWriteFailures::~ScopedWriteFailures() {
   if (scope_ == kThisThread) {
-    g_failing_writes = previous_;
+    g_failing_writes[target_] = previous_;
   } else {
-    g_failing_writes_anywhere.store(previous_, std::memory_order_relaxed);
+    g_failing_writes_anywhere[target_].store(previous_, std::memory_order_relaxed);
   }
 }
 
@@ -438,7 +440,9 @@ constexpr uint32_t kSortFrom = 64;
 
 Result<uint64_t> Store::Write(WriteBatch* batch) {
   if (g_write_hook != nullptr) g_write_hook->BeforeWrite(batch);
-  if (TakeWriteFailure()) return Status::Unavailable("write refused (ScopedWriteFailures, a test seam)");
+  if (TakeWriteFailure(ScopedWriteFailures::kWrites)) {
+    return Status::Unavailable("write refused (ScopedWriteFailures, a test seam)");
+  }
   rocksdb::WriteOptions wo;
   wo.sync = false;
   rocksdb::WriteBatch* rep = batch->rep_.get();
@@ -577,7 +581,9 @@ Status BulkLoad::Commit() {
     args.push_back(std::move(arg));
   }
   if (args.empty()) return Status::OK();
-  if (TakeWriteFailure()) return Status::Unavailable("bulk load refused (ScopedWriteFailures, a test seam)");
+  if (TakeWriteFailure(ScopedWriteFailures::kBulkLoads)) {
+    return Status::Unavailable("bulk load refused (ScopedWriteFailures, a test seam)");
+  }
   return FromRocks(store_->db_->IngestExternalFiles(args), "bulk load");
 }
 

@@ -154,21 +154,23 @@ class ScopedWriteHook {
   WriteHook* previous_;
 };
 
-// A test seam: while alive, the next `count` calls of Store::Write or BulkLoad::Commit (one with files to add) on
-// the thread that made it (or, with kAnyThread, on any thread: a background writer's) fail with
+// A test seam: while alive, the next `count` calls of Store::Write (or, with kBulkLoads, of BulkLoad::Commit with
+// files to add) on the thread that made it (or, with kAnyThread, on any thread: a background writer's) fail with
 // Status::Unavailable after the thread's WriteHook ran and before anything is written, as a write RocksDB refused
-// would. For tests of what a failed write leaves
-// behind; costs Store::Write one thread-local read and one relaxed atomic load. Scopes do not nest across kinds.
+// would. For tests of what a failed write leaves behind; costs each write one thread-local read and one relaxed
+// atomic load. Scopes do not nest across kinds.
 class ScopedWriteFailures {
  public:
   enum Scope { kThisThread, kAnyThread };
-  explicit ScopedWriteFailures(int count, Scope scope = kThisThread);
+  enum Target { kWrites, kBulkLoads };
+  explicit ScopedWriteFailures(int count, Scope scope = kThisThread, Target target = kWrites);
   ~ScopedWriteFailures();
   ScopedWriteFailures(const ScopedWriteFailures&) = delete;
   ScopedWriteFailures& operator=(const ScopedWriteFailures&) = delete;
 
  private:
   Scope scope_;
+  Target target_;
   int previous_;
 };
 

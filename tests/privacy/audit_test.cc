@@ -666,7 +666,8 @@ TEST_F(AuditTest, AFailedBulkWriteOfTheHeldEntriesKeepsThemForTheNextWrite) {
   const size_t n = internal::AuditLog::kBulkFrom + 100;
   for (size_t i = 0; i < n; ++i) Unwrap(events().Track(J(R"({"type": "page_view", "profileId": "held-2"})")));
   {
-    storage::ScopedWriteFailures fail(1, storage::ScopedWriteFailures::kAnyThread);
+    storage::ScopedWriteFailures fail(1, storage::ScopedWriteFailures::kAnyThread,
+                                      storage::ScopedWriteFailures::kBulkLoads);
     EXPECT_EQ(audit().Verify().status().code(), StatusCode::kUnavailable);
   }
   auto tracks = [&] {  // all pages
