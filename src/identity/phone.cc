@@ -319,15 +319,9 @@ std::optional<PhoneParse> ParsePhoneFast(std::string_view input, const std::stri
       return std::nullopt;
     }
   }
+  // A '+' came before every digit and after separators only (anything else returned above): it starts the
+  // possible number.
   if (digits.size() < 3) return std::nullopt;
-  if (plus) {  // the '+' must start the possible number: nothing but separators before it
-    const size_t at = input.find('+');
-    for (size_t i = 0; i < at; ++i) {
-      if (input[i] != ' ' && input[i] != '(' && input[i] != '-' && input[i] != '.' && input[i] != ')') {
-        return std::nullopt;
-      }
-    }
-  }
 
   Walk walk;
   if (!walk.tables.usable()) return std::nullopt;
