@@ -100,8 +100,8 @@ bool NormalizeEmail(std::string_view v, bool canonical_gmail, std::string* out, 
     *why = "not an email address (holds a space or a forbidden character)";
     return false;
   }
-  std::string domain = s.substr(at + 1);
-  if (domain.find('.') == std::string::npos || domain.front() == '.' || domain.back() == '.') {
+  std::string_view domain = std::string_view(s).substr(at + 1);
+  if (domain.find('.') == std::string_view::npos || domain.front() == '.' || domain.back() == '.') {
     *why = "not an email address (the domain needs a dot)";
     return false;
   }
@@ -509,15 +509,50 @@ bool IdentityRules::IsHighPriority(std::string_view type) const {
   return std::find(high_priority_types_.begin(), high_priority_types_.end(), type) != high_priority_types_.end();
 }
 
+namespace {
+
+char AsciiLower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+// Whether Lower(s) == lower, without building Lower(s).
+bool EqualsLowered(std::string_view lower, std::string_view s) {
+  if (lower.size() != s.size()) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (lower[i] != AsciiLower(s[i])) return false;
+  }
+  return true;
+}
+
+// Whether a and b differ at most in the case of ASCII letters (Lower(a) == Lower(b)).
+bool EqualsIgnoringAsciiCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (AsciiLower(a[i]) != AsciiLower(b[i])) return false;
+  }
+  return true;
+}
+
+// The ignored identifier's record: its type, its value (cut at kMaxValueBytes) and why.
+bool Ignore(std::string_view type, std::string_view v, std::string reason, IgnoredIdentifier* ignored) {
+  ignored->type = std::string(type);
+  ignored->value = std::string(v.substr(0, kMaxValueBytes));
+  ignored->reason = std::move(reason);
+  return false;
+}
+
+}  // namespace
+
 const std::string* IdentityRules::BlockedBy(const IdentifierTypeRule& rule, std::string_view raw,
                                             std::string_view value) const {
   const size_t t = static_cast<size_t>(&rule - types_.data());
   if (t >= blocked_by_type_.size()) return nullptr;
-  std::string raw_lower = Lower(raw), value_lower = Lower(value);
+  // Regexes are case-insensitive, so when the value is the raw text up to case (every type but phone, usually),
+  // one match answers for both. Literals are compared lower-cased, without building the lower-cased copies.
+  const bool same = EqualsIgnoringAsciiCase(raw, value);
   for (const BlockedEntry& b : blocked_by_type_[t]) {
     if (b.regex != nullptr) {
-      if (RE2::FullMatch(raw, *b.regex) || RE2::FullMatch(value, *b.regex)) return b.entry;
-    } else if (b.lower == raw_lower || b.lower == value_lower || (!b.normalized.empty() && b.normalized == value)) {
+      if (RE2::FullMatch(raw, *b.regex) || (!same && RE2::FullMatch(value, *b.regex))) return b.entry;
+    } else if (EqualsLowered(b.lower, raw) || EqualsLowered(b.lower, value) ||
+               (!b.normalized.empty() && b.normalized == value)) {
       return b.entry;
     }
   }
@@ -526,54 +561,42 @@ const std::string* IdentityRules::BlockedBy(const IdentifierTypeRule& rule, std:
 
 bool IdentityRules::Normalize(std::string_view type, std::string_view raw, Identifier* out,
                               IgnoredIdentifier* ignored) const {
+  // *ignored is filled only when the value is ignored: a normalized value allocates nothing it does not return.
   std::string_view v = Trim(raw);
-  ignored->type = std::string(type);
-  ignored->value = std::string(v.substr(0, kMaxValueBytes));
   const IdentifierTypeRule* rule = Rule(type);
-  if (rule == nullptr) {
-    ignored->reason = "unknown type (not in the identity rules)";
-    return false;
+  if (rule == nullptr) return Ignore(type, v, "unknown type (not in the identity rules)", ignored);
+  if (v.empty()) return Ignore(type, v, "invalid: empty", ignored);
+  if (v.size() > kMaxValueBytes) {
+    return Ignore(type, v, fmt::format("invalid: longer than {} bytes", kMaxValueBytes), ignored);
   }
-  std::string why;
-  if (v.empty()) {
-    why = "empty";
-  } else if (v.size() > kMaxValueBytes) {
-    why = fmt::format("longer than {} bytes", kMaxValueBytes);
-  } else if (std::any_of(v.begin(), v.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; })) {
-    why = "holds a control character";
+  if (std::any_of(v.begin(), v.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; })) {
+    return Ignore(type, v, "invalid: holds a control character", ignored);
   }
-  std::string value;
-  if (why.empty()) {
-    if (type == "email") {
-      NormalizeEmail(v, rule->canonical_gmail, &value, &why);
-    } else if (type == "phone") {
-      // Parsed once. A blocked literal such as 555-555-5555 is not a valid number: blocking is checked on the
-      // E.164 digits before validity.
-      const std::string& region = rule->default_region;
-      PhoneParse number = ParsePhone(v, region);
-      std::string digits = number.parsed ? std::move(number.e164) : std::string(v);
-      if (const std::string* entry = BlockedBy(*rule, v, digits); entry != nullptr) {
-        ignored->reason = "blocked: " + *entry;
-        return false;
-      }
-      if (!number.parsed) {
-        why = region.empty() ? "not a phone number (no country code and no default region)" : "not a phone number";
-      } else if (!number.valid) {
-        why = "not a valid phone number for its region";
-      } else {
-        value = std::move(digits);
-      }
-    } else {
-      value = std::string(v);
+  std::string value, why;
+  if (type == "email") {
+    if (!NormalizeEmail(v, rule->canonical_gmail, &value, &why)) return Ignore(type, v, "invalid: " + why, ignored);
+  } else if (type == "phone") {
+    // Parsed once. A blocked literal such as 555-555-5555 is not a valid number: blocking is checked on the
+    // E.164 digits before validity.
+    const std::string& region = rule->default_region;
+    PhoneParse number = ParsePhone(v, region);
+    std::string digits = number.parsed ? std::move(number.e164) : std::string(v);
+    if (const std::string* entry = BlockedBy(*rule, v, digits); entry != nullptr) {
+      return Ignore(type, v, "blocked: " + *entry, ignored);
     }
-  }
-  if (!why.empty()) {
-    ignored->reason = "invalid: " + why;
-    return false;
+    if (!number.parsed) {
+      return Ignore(type, v,
+                    region.empty() ? "invalid: not a phone number (no country code and no default region)"
+                                   : "invalid: not a phone number",
+                    ignored);
+    }
+    if (!number.valid) return Ignore(type, v, "invalid: not a valid phone number for its region", ignored);
+    value = std::move(digits);
+  } else {
+    value = std::string(v);
   }
   if (const std::string* entry = BlockedBy(*rule, v, value); entry != nullptr) {
-    ignored->reason = "blocked: " + *entry;
-    return false;
+    return Ignore(type, v, "blocked: " + *entry, ignored);
   }
   out->type = std::string(type);
   out->value = std::move(value);

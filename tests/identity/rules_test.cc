@@ -90,6 +90,40 @@ TEST(IdentityRulesTest, BlockedValuesAreNeverIdentifiers) {
   EXPECT_EQ(NormalizeOk(*rules, "deviceId", "0a0-1"), "0a0-1");
 }
 
+TEST(IdentityRulesTest, BlockedRegexesMatchTheTextAsGivenOrNormalizedInAnyCase) {
+  Json j = IdentityRules::Defaults()->ToJson();
+  for (Json& rule : j.Find("identifiers")->items()) {
+    const std::string& type = rule.Find("type")->as_string();
+    if (type == "phone") rule.Set("blocked", Json::Array().Push("^\\+1415.*$"));
+    if (type == "email") rule.Set("blocked", Json::Array().Push("^.*@spam\\.example$"));
+    if (type == "customerId") rule.Set("blocked", Json::Array().Push("^vip-.*$").Push("Guest"));
+  }
+  auto parsed = IdentityRules::FromJson(j);
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  const IdentityRules& rules = **parsed;
+  // Only the normalized value (E.164) matches; only the text as given matches ("(415)..." is not "+1415...").
+  EXPECT_EQ(Reason(rules, "phone", "(415) 555-0134"), "blocked: ^\\+1415.*$");
+  EXPECT_EQ(NormalizeOk(rules, "phone", "(650) 555-0134"), "+16505550134");
+  // Regexes ignore case, on the text and on the lower-cased value alike; literals compare lower-cased.
+  EXPECT_EQ(Reason(rules, "email", " Bob@SPAM.example "), "blocked: ^.*@spam\\.example$");
+  EXPECT_EQ(Reason(rules, "customerId", "VIP-7"), "blocked: ^vip-.*$");
+  EXPECT_EQ(Reason(rules, "customerId", "gUEST"), "blocked: Guest");
+  EXPECT_EQ(NormalizeOk(rules, "customerId", "guest-1"), "guest-1");
+  // The global entries still apply alongside a type's own.
+  EXPECT_EQ(Reason(rules, "customerId", "null"), "blocked: null");
+
+  // An ignored value is recorded with its type and its trimmed text, cut at 256 bytes.
+  Identifier out;
+  IgnoredIdentifier ignored;
+  EXPECT_FALSE(rules.Normalize("customerId", "  VIP-" + std::string(300, 'x') + " ", &out, &ignored));
+  EXPECT_EQ(ignored.type, "customerId");
+  EXPECT_EQ(ignored.value, "VIP-" + std::string(252, 'x'));
+  EXPECT_EQ(ignored.reason, "invalid: longer than 256 bytes");
+  EXPECT_FALSE(rules.Normalize("email", " Bob@SPAM.example ", &out, &ignored));
+  EXPECT_EQ(ignored.type, "email");
+  EXPECT_EQ(ignored.value, "Bob@SPAM.example");
+}
+
 TEST(IdentityRulesTest, CustomTypesAndUnknownTypes) {
   Json j = IdentityRules::Defaults()->ToJson();
   j.Find("identifiers")
