@@ -160,8 +160,36 @@ class EventLogDropFactory : public rocksdb::CompactionFilterFactory {
 
 // ---- WriteBatch ---------------------------------------------------------------------------------------------------
 
-WriteBatch::WriteBatch(const Store& store) : rep_(std::make_unique<rocksdb::WriteBatch>()), handles_(&store.handles_) {}
-WriteBatch::~WriteBatch() = default;
+// Cleared rocksdb::WriteBatch objects kept for reuse: Clear keeps a batch's buffer, so the next batch is built in
+// memory already grown and touched.
+struct BatchPool {
+  static constexpr size_t kMaxSpares = 4;
+  static constexpr size_t kMaxSpareBytes = 8u << 20;  // a larger batch's buffer is freed, not kept
+
+  std::unique_ptr<rocksdb::WriteBatch> Take() {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (!spares.empty()) {
+        std::unique_ptr<rocksdb::WriteBatch> batch = std::move(spares.back());
+        spares.pop_back();
+        return batch;
+      }
+    }
+    return std::make_unique<rocksdb::WriteBatch>();
+  }
+  void Give(std::unique_ptr<rocksdb::WriteBatch> batch) {
+    if (batch == nullptr || batch->GetDataSize() > kMaxSpareBytes) return;
+    batch->Clear();
+    std::lock_guard<std::mutex> lock(mu);
+    if (spares.size() < kMaxSpares) spares.push_back(std::move(batch));
+  }
+
+  std::mutex mu;
+  std::vector<std::unique_ptr<rocksdb::WriteBatch>> spares;  // guarded by mu
+};
+
+WriteBatch::WriteBatch(const Store& store) : pool_(store.batch_pool_), rep_(pool_->Take()), handles_(&store.handles_) {}
+WriteBatch::~WriteBatch() { pool_->Give(std::move(rep_)); }
 
 void WriteBatch::Put(Cf cf, std::string_view key, std::string_view value) {
   rep_->Put((*handles_)[static_cast<int>(cf)], key, value);
@@ -262,6 +290,7 @@ Result<std::unique_ptr<Store>> Store::Open(const Options& options, const std::st
   }
 
   auto store = std::unique_ptr<Store>(new Store());
+  store->batch_pool_ = std::make_shared<BatchPool>();
   store->event_log_drop_ = event_log_drop;
   store->path_ = path;
   store->sync_writes_ = options.sync_writes;
@@ -381,12 +410,10 @@ class BatchSorter : public rocksdb::WriteBatch::Handler {
       by_id_[h->GetID()] = h;
     }
   }
-  // Fills *out with `batch` sorted; false when it is to be written as it is.
+  // Fills *out (empty) with `batch` sorted; false when it is to be written as it is.
   bool Sort(const rocksdb::WriteBatch& batch, rocksdb::WriteBatch* out) {
     ops_.reserve(batch.Count());
     if (!batch.Iterate(this).ok() || unsortable_) return false;
-    // The same operations, so the same size: reserved, the copy is built without regrowing.
-    *out = rocksdb::WriteBatch(batch.GetDataSize());
     std::stable_sort(ops_.begin(), ops_.end(),
                      [](const Op& a, const Op& b) { return a.cf != b.cf ? a.cf < b.cf : a.key.compare(b.key) < 0; });
     for (const Op& op : ops_) {
@@ -446,9 +473,14 @@ Result<uint64_t> Store::Write(WriteBatch* batch) {
   rocksdb::WriteOptions wo;
   wo.sync = false;
   rocksdb::WriteBatch* rep = batch->rep_.get();
-  rocksdb::WriteBatch sorted;
-  if (rep->Count() >= kSortFrom && BatchSorter(handles_).Sort(*rep, &sorted)) rep = &sorted;
+  // The sorted copy is a spare batch too (the same size as the batch, so usually built without regrowing).
+  std::unique_ptr<rocksdb::WriteBatch> sorted;
+  if (rep->Count() >= kSortFrom) {
+    sorted = batch_pool_->Take();
+    if (BatchSorter(handles_).Sort(*rep, sorted.get())) rep = sorted.get();
+  }
   rocksdb::Status s = db_->Write(wo, rep);
+  batch_pool_->Give(std::move(sorted));
   if (!s.ok()) return FromRocks(s, "write");
   return db_->GetLatestSequenceNumber();
 }

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <string>
 
 #include "fmt/format.h"
@@ -64,6 +65,37 @@ TEST(StoreTest, ALargeBatchMeansWhatItsOperationsSayInTheirOrder) {
   EXPECT_EQ(ValueOf(*store, Cf::kProfiles, "k020"), "again");
   EXPECT_EQ(store->ReadCounter("profiles"), 3);
   EXPECT_EQ(ValueOf(*store, Cf::kKeys, "r001"), "after the range deletion");
+}
+
+// Batches reuse the buffers of earlier ones (the store's spares): a new batch starts empty, whatever the one before
+// it held, was written or not, or was larger than a spare is kept for; the sorted copies are spares too.
+TEST(StoreTest, ABatchStartsEmptyWhateverTheBatchBeforeItHeld) {
+  TempDir dir;
+  auto store = Unwrap(Store::Open(Options(), dir.path()));
+  {
+    WriteBatch unwritten(*store);  // never written: its operations must not reach a later batch
+    for (int i = 0; i < 100; ++i) unwritten.Put(Cf::kProfiles, fmt::format("u{:03d}", i), "unwritten");
+    unwritten.Merge(Cf::kMeta, "c", "x");
+  }
+  for (int round = 0; round < 6; ++round) {
+    WriteBatch batch(*store);
+    EXPECT_EQ(batch.Count(), 0u) << round;
+    // Round 3 is over the 8 MiB a spare keeps: its buffer is dropped, not reused.
+    const std::string value(round == 3 ? 100000 : 10, static_cast<char>('a' + round));
+    for (int i = 0; i < 100; ++i) batch.Put(Cf::kProfiles, fmt::format("k{:03d}", (i * 37 + round) % 100), value);
+    EXPECT_EQ(batch.Count(), 100u) << round;
+    Unwrap(store->Write(&batch));
+    for (int i = 0; i < 100; i += 33) {
+      EXPECT_EQ(ValueOf(*store, Cf::kProfiles, fmt::format("k{:03d}", i)), value) << round;
+    }
+  }
+  EXPECT_EQ(ValueOf(*store, Cf::kProfiles, "u000"), "<not_found>");
+  EXPECT_EQ(ValueOf(*store, Cf::kMeta, "c"), "<not_found>");
+  // A batch outliving its store gives its buffer back without touching the store.
+  auto late = std::make_unique<WriteBatch>(*store);
+  late->Put(Cf::kProfiles, "late", "x");
+  store.reset();
+  late.reset();
 }
 
 // MultiGet answers each key as Get does, in the order asked (unsorted, repeated and absent keys, keys only in
