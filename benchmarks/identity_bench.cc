@@ -13,8 +13,12 @@
 //       onWrite off (same run), the time until every new profile is matched, and the share of new profiles
 //       proposed with their 4a twin (recall).
 //
-//   identity_bench [--persons 20000] [--events 200000] [--imports 100000] [--dir /tmp] [--skip-ab]
+//   (a) and (b) are run again from --writers threads (default 2; 1 skips it): batches sent concurrently, as a
+//   server's request threads or a parallel loader send them.
+//
+//   identity_bench [--persons 20000] [--events 200000] [--imports 100000] [--writers 2] [--dir /tmp] [--skip-ab]
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -23,6 +27,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "bench_util.h"
@@ -38,6 +43,7 @@ struct Flags {
   size_t imports = 100000;
   std::string dir;
   bool skip_ab = false;  // only (c)
+  size_t writers = 2;    // (a) and (b) are also run with this many calling threads (when above 1)
 };
 
 std::unique_ptr<Engine> OpenOrDie(const std::string& path) {
@@ -49,20 +55,41 @@ std::unique_ptr<Engine> OpenOrDie(const std::string& path) {
   return std::move(engine).value();
 }
 
-// Tracks `events` in batches of 500; returns events/s, or a negative value when an event was rejected.
-double TrackAll(Engine& engine, const std::vector<Json>& events) {
-  double start = Now();
-  for (size_t i = 0; i < events.size(); i += 500) {
+// Runs work(i) for i in [0, n) on `threads` threads, each taking the next i in turn; false when a call of work
+// returned false (the others stop at their next i).
+bool OnThreads(size_t threads, size_t n, const std::function<bool(size_t)>& work) {
+  std::atomic<size_t> next{0};
+  std::atomic<bool> ok{true};
+  auto loop = [&] {
+    for (size_t i = next++; i < n && ok; i = next++) {
+      if (!work(i)) ok = false;
+    }
+  };
+  std::vector<std::thread> others;
+  for (size_t t = 1; t < threads; ++t) others.emplace_back(loop);
+  loop();
+  for (std::thread& t : others) t.join();
+  return ok;
+}
+
+// Tracks `events` in batches of 500 from `writers` threads, each sending the next batch; returns events/s, or a
+// negative value when an event was rejected.
+double TrackAll(Engine& engine, const std::vector<Json>& events, size_t writers = 1) {
+  const double start = Now();
+  const size_t batches = (events.size() + 499) / 500;
+  const bool ok = OnThreads(writers, batches, [&](size_t b) {
+    const size_t i = b * 500;
     std::vector<Json> batch(events.begin() + static_cast<ptrdiff_t>(i),
                             events.begin() + static_cast<ptrdiff_t>(std::min(events.size(), i + 500)));
     auto r = engine.events().TrackBatch(batch);
     if (!r.ok() || r->rejected > 0) {
       std::fprintf(stderr, "TrackBatch: %s\n",
                    r.ok() ? r->ToJson().Dump().substr(0, 400).c_str() : r.status().ToString().c_str());
-      return -1;
+      return false;
     }
-  }
-  return static_cast<double>(events.size()) / (Now() - start);
+    return true;
+  });
+  return ok ? static_cast<double>(events.size()) / (Now() - start) : -1;
 }
 
 // A FEBRL file as profile inputs (no identifiers), and each record's person ("rec-12").
@@ -174,24 +201,29 @@ Json ImportRecord(const std::string& customer_id, const std::string& email, cons
   return request;
 }
 
-// Imports records 0..n-1 of `record` through IdentifyBatch, 1,000 per call. Returns the seconds taken, or -1 (and
-// says why) when a call fails or rejects an item.
-double ImportAll(Engine& engine, size_t n, const std::function<Json(size_t)>& record) {
+// Record i of import (b): a new person named by customerId, email and phone.
+Json NewPerson(size_t i) {
+  return ImportRecord("C" + std::to_string(i), "import" + std::to_string(i) + "@example.com",
+                      "+1650" + std::to_string(2000000 + i % 8000000), i);
+}
+
+// Imports records 0..n-1 of `record` through IdentifyBatch, 1,000 per call, from `importers` threads, each
+// building and sending the next 1,000 (with more than one, `record` must be safe to call concurrently). Returns the
+// seconds taken, or -1 (and says why) when a call fails or rejects an item.
+double ImportAll(Engine& engine, size_t n, const std::function<Json(size_t)>& record, size_t importers = 1) {
   const double start = Now();
-  std::vector<Json> batch;
-  for (size_t i = 0; i < n; ++i) {
-    batch.push_back(record(i));
-    if (batch.size() == 1000 || i + 1 == n) {
-      auto r = engine.identity().IdentifyBatch(batch);
-      if (!r.ok() || r->Find("rejected")->as_int() != 0) {
-        std::fprintf(stderr, "IdentifyBatch: %s\n",
-                     r.ok() ? r->Dump().substr(0, 400).c_str() : r.status().ToString().c_str());
-        return -1;
-      }
-      batch.clear();
+  const bool ok = OnThreads(importers, (n + 999) / 1000, [&](size_t b) {
+    std::vector<Json> batch;
+    for (size_t i = b * 1000; i < std::min(n, (b + 1) * 1000); ++i) batch.push_back(record(i));
+    auto r = engine.identity().IdentifyBatch(batch);
+    if (!r.ok() || r->Find("rejected")->as_int() != 0) {
+      std::fprintf(stderr, "IdentifyBatch: %s\n",
+                   r.ok() ? r->Dump().substr(0, 400).c_str() : r.status().ToString().c_str());
+      return false;
     }
-  }
-  return Now() - start;
+    return true;
+  });
+  return ok ? Now() - start : -1;
 }
 
 int Run(const Flags& f) {
@@ -240,6 +272,22 @@ int Run(const Flags& f) {
       "(a) %zu events, 3 identifiers each, %zu persons: %.0f events/s (target >= 100000: %s); "
       "same events by profileId, same run: %.0f events/s; ratio %.2f\n",
       f.events, f.persons, with_rate, with_rate >= 100000 ? "PASS" : "FAIL", baseline_rate, with_rate / baseline_rate);
+  // (a, N writers) The same events from N threads, each sending the next batch (as a server's request threads do):
+  // batches of events whose profiles are known are written after the write lock is released, so one writer's
+  // write overlaps the next one's resolution (docs/architecture.md, the write path).
+  if (f.writers > 1) {
+    TempDir dir(f.dir, "cdp-identity-bench");
+    auto engine = OpenOrDie(dir.path());
+    const double rate = TrackAll(*engine, with_ids, f.writers);
+    if (rate < 0) return 1;
+    Json stats = engine->identity().Stats().value();
+    if (stats.Find("profiles")->as_int() != static_cast<int64_t>(f.persons)) {
+      std::fprintf(stderr, "expected %zu profiles, got %s\n", f.persons, stats.Dump().c_str());
+      return 1;
+    }
+    std::printf("(a, %zu writers) the same events from %zu threads: %.0f events/s (target >= 100000: %s)\n", f.writers,
+                f.writers, rate, rate >= 100000 ? "PASS" : "FAIL");
+  }
 
   // (b) Bulk import through Identify: each record names a new person by customerId, email and phone.
   {
@@ -247,10 +295,7 @@ int Run(const Flags& f) {
     auto engine = OpenOrDie(dir.path());
     std::printf("    (b) timing starts\n");  // a marker for profilers attaching now (perf record -p)
     std::fflush(stdout);
-    const double secs = ImportAll(*engine, f.imports, [](size_t i) {
-      return ImportRecord("C" + std::to_string(i), "import" + std::to_string(i) + "@example.com",
-                          "+1650" + std::to_string(2000000 + i % 8000000), i);
-    });
+    const double secs = ImportAll(*engine, f.imports, NewPerson);
     if (secs < 0) return 1;
     double projected = secs * 1000000.0 / static_cast<double>(f.imports);
     std::printf(
@@ -258,6 +303,24 @@ int Run(const Flags& f) {
         "1,000,000 records projected at %.0f s (target < 30 s: %s)\n",
         f.imports, f.imports * 3, secs, static_cast<double>(f.imports) / secs, projected,
         projected < 30 ? "PASS" : "FAIL");
+  }
+  // (b, N importers) The same import from N threads, each building and sending the next 1,000 records.
+  if (f.writers > 1) {
+    TempDir dir(f.dir, "cdp-identity-bench");
+    auto engine = OpenOrDie(dir.path());
+    const double secs = ImportAll(*engine, f.imports, NewPerson, f.writers);
+    if (secs < 0) return 1;
+    Json stats = engine->identity().Stats().value();
+    if (stats.Find("profiles")->as_int() != static_cast<int64_t>(f.imports)) {
+      std::fprintf(stderr, "(b, %zu importers) expected %zu profiles, got %s\n", f.writers, f.imports,
+                   stats.Dump().c_str());
+      return 1;
+    }
+    double projected = secs * 1000000.0 / static_cast<double>(f.imports);
+    std::printf(
+        "(b, %zu importers) the same import from %zu threads: %.2f s, %.0f records/s; 1,000,000 records projected at "
+        "%.0f s (target < 30 s: %s)\n",
+        f.writers, f.writers, secs, static_cast<double>(f.imports) / secs, projected, projected < 30 ? "PASS" : "FAIL");
   }
   // (b') The same import where a third of the records are a second source's record of a person already imported
   // (same customerId, another email and phone): those attach to the person's profile and link two identifiers.
@@ -314,11 +377,15 @@ int main(int argc, char** argv) {
       f.dir = value();
     } else if (a == "--skip-ab") {
       f.skip_ab = true;
+    } else if (a == "--writers") {
+      f.writers = std::stoull(value());
     } else {
-      std::fprintf(stderr, "usage: identity_bench [--persons N] [--events N] [--imports N] [--dir DIR] [--skip-ab]\n");
+      std::fprintf(stderr,
+                   "usage: identity_bench [--persons N] [--events N] [--imports N] [--writers N] [--dir DIR] "
+                   "[--skip-ab]\n");
       return 2;
     }
   }
-  if (f.persons == 0 || f.events == 0) return 2;
+  if (f.persons == 0 || f.events == 0 || f.writers == 0) return 2;
   return cdp::bench::Run(f);
 }
