@@ -235,7 +235,9 @@ class Events {
   virtual Result<TrackResult> Track(const Json& event) = 0;
 
   // Validates each item; stores every valid one in one atomic write; says per item what happened. The call itself
-  // fails only when the batch as a whole is unacceptable (not an array, too large) or storage fails.
+  // fails only when the batch as a whole is unacceptable (not an array, too large) or storage fails (nothing
+  // written; the engine may then refuse writes until reopened, as for Identity::IdentifyBatch). Concurrent calls
+  // overlap: one call's batch is resolved while another's is written (docs/architecture.md).
   virtual Result<BatchResult> TrackBatch(const std::vector<Json>& events) = 0;
   // The same, each stored event with its idempotency key (keys[i] for events[i]; `keys` is empty or as long as
   // `events`). Errors, besides TrackBatch's: InvalidArgument for a key list of another length or a key over the
@@ -337,10 +339,13 @@ class Identity {
   // besides Identify's: InvalidArgument for a key over the limits (nothing is written).
   virtual Result<Json> Identify(const Json& request, const IdempotencyKey& key) = 0;
 
-  // Many identifies (a bulk import) under one lock and one WriteBatch, in order: each item validated on its own
-  // (a rejected item changes nothing); {"accepted", "rejected", "results": [{"index", "status": "ok" | code,
-  // ...Identify's answer | "error": {code, message, field}}]}. Errors: ResourceExhausted over
-  // Options::max_batch_items; a storage error fails the whole batch (nothing written).
+  // Many identifies (a bulk import), resolved in order under one lock and written as one WriteBatch: each item
+  // validated on its own (a rejected item changes nothing); {"accepted", "rejected", "results": [{"index", "status":
+  // "ok" | code, ...Identify's answer | "error": {code, message, field}}]}. Errors: ResourceExhausted over
+  // Options::max_batch_items; a storage error fails the whole batch (nothing written); when the batch was written
+  // after the write lock was released (the usual case: docs/architecture.md, "Batches in flight"), its changes were
+  // already visible to other writers' next batches, so the engine then refuses writes with Unavailable until it is
+  // reopened. The same holds for Identify.
   virtual Result<Json> IdentifyBatch(const std::vector<Json>& requests) = 0;
 
   // Why a profile is what it is: {"profileId", "identifiers": [{type, value, evidence, linkedAt}],

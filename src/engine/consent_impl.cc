@@ -223,7 +223,8 @@ Result<Json> EngineImpl::RecordConsent(const ConsentRequest& request) {
   {
     std::lock_guard<std::mutex> lock(write_mu_);
     CDP_RETURN_IF_ERROR(write_error_);
-    std::unique_lock<std::shared_mutex> exclusive(commit_mu_);  // after every in-flight event batch
+    std::unique_lock<std::shared_mutex> exclusive;  // after every batch in flight
+    CDP_RETURN_IF_ERROR(SettleInFlight(&exclusive));
     CDP_ASSIGN_OR_RETURN(Json stored, ReadLiveProfile(named, &id));
     CDP_ASSIGN_OR_RETURN(std::vector<Json> history, PersonConsentHistory(id, stored));  // merged ones' included
     // A statement applies to the purposes it is the latest statement of; the others keep their later one. "ads"

@@ -204,7 +204,9 @@ void EngineImpl::MaybeFlushTail() {
   if (tail_.size() < options().index_tail_events) return;
   std::lock_guard<std::mutex> lock(write_mu_);
   if (!write_error_.ok() || tail_.size() < options().index_tail_events) return;
-  std::unique_lock<std::shared_mutex> exclusive(commit_mu_);  // every logged write is in storage
+  std::unique_lock<std::shared_mutex> exclusive;  // every logged write is in storage
+  // A failed batch in flight left its entries in the tail: not written out (the engine refuses writes).
+  if (!SettleInFlight(&exclusive).ok()) return;
   Status s = tail_.FlushInBackground();
   if (!s.ok()) {
     write_error_ = Status::Unavailable("writing the event index failed (" + s.ToString() +
@@ -227,8 +229,8 @@ Result<Json> EngineImpl::Stats() {
 Status EngineImpl::Flush() {
   {
     std::lock_guard<std::mutex> lock(write_mu_);
-    CDP_RETURN_IF_ERROR(write_error_);
-    std::unique_lock<std::shared_mutex> exclusive(commit_mu_);
+    std::unique_lock<std::shared_mutex> exclusive;
+    CDP_RETURN_IF_ERROR(SettleInFlight(&exclusive));  // a failed batch in flight left its entries in the tail
     CDP_RETURN_IF_ERROR(FlushTail());
   }
   return store_->Flush();
@@ -404,6 +406,7 @@ class EngineImpl::IngestContext : public GraphView {
 
   // Writes an idempotency key with this write (cdp::IdempotencyKey), its value naming the profile.
   void Remember(const IdempotencyKey& key, const std::string& profile_id) {
+    remembers_ = true;
     Json value = key.value;
     value.Set("profileId", profile_id);
     std::string stored;
@@ -473,8 +476,9 @@ class EngineImpl::IngestContext : public GraphView {
   // Merges `others` into `survivor` (see Identity::Merge). `evidence` says what caused it.
   Status Merge(const std::string& survivor, const std::vector<std::string>& others, bool automatic,
                std::string_view reason, Json evidence, std::string* merge_id) {
-    engine_->WaitForInFlightWrites(this);  // every event of the merged profiles is in storage before we move them
-    engine_->tail_.WaitForBackground();    // and no bulk load of their traits lands after this write
+    // Every event of the merged profiles is in storage before we move them.
+    CDP_RETURN_IF_ERROR(engine_->WaitForInFlightWrites(this));
+    engine_->tail_.WaitForBackground();  // and no bulk load of their traits lands after this write
     *merge_id = "mrg_" + NewId();
     CDP_ASSIGN_OR_RETURN(Json * survivor_doc, MutableProfile(survivor));
     Json snapshots = Json::Object();
@@ -620,8 +624,11 @@ class EngineImpl::IngestContext : public GraphView {
       for (size_t i = begin; i < end; ++i) dumped[i] = docs[i]->Dump();
     });
     size_t next = 0;
+    documents_.clear();
+    documents_.reserve(dirty_profiles_.size());
     for (auto& [id, doc] : dirty_profiles_) {
-      batch_.Put(storage::Cf::kProfiles, id, dumped[next++]);
+      batch_.Put(storage::Cf::kProfiles, id, dumped[next]);
+      documents_.emplace_back(id, std::move(dumped[next++]));  // for later batches while this one is in flight
       // Consent changes (an identify's, a merge's) go to the history; a merged profile's tracking marker goes.
       const Json* before = nullptr;
       if (auto it = read_profiles_.find(id); it != read_profiles_.end() && it->second) {
@@ -643,9 +650,10 @@ class EngineImpl::IngestContext : public GraphView {
   // Reads in two batched reads (Store::MultiGet) the owners and hub sets of the identifiers of events[begin, end)
   // (those whose status is OK) that neither this batch nor the engine's cache knows, so that resolving them reads
   // nothing more: a new value cost two point reads, an eighth of a 1,000,000-record import's calling thread.
-  // What it reads is what resolution would have read: every write of the identities column family holds
-  // write_mu_ (event batches written after releasing it write no links or hub sets), and this batch's own links
-  // and hub sets, kept in the pending maps (Link and Merge write there), come first.
+  // What it reads is what resolution would have read: a value this batch or one in flight linked is never read
+  // here (this batch's links and hub sets are in the pending maps, those of a batch in flight in the engine's
+  // cache, which is not cleared while batches are in flight: CachesWouldOverflow), and every other write of the
+  // identities column family holds write_mu_ and settles the batches in flight first.
   Status Prefetch(const std::vector<ParsedEvent>& events, const std::vector<Status>* statuses, size_t begin,
                   size_t end) {
     std::vector<std::string> owner_keys, hub_keys, hub_of;  // a key asked twice is answered twice, the same
@@ -685,6 +693,32 @@ class EngineImpl::IngestContext : public GraphView {
   }
 
   bool empty() const { return batch_.Count() == 0; }
+  // Whether the batch writes an idempotency key (Remember).
+  bool remembers() const { return remembers_; }
+  // Whether publishing the batch would clear the identity or session cache (one is full): a batch in flight relies
+  // on its links and sessions staying cached until it is written.
+  bool CachesWouldOverflow() const {
+    return engine_->identity_cache_.size() + std::max(pending_identities_.size(), pending_hubs_.size()) >
+               kMaxIdentityCache ||
+           engine_->sessions_.size() + staged_sessions_.size() > kMaxSessionCache;
+  }
+  // Whether matching on write was on when the batch began (read once: the batch tells the matcher by it).
+  bool matching_on_write() const { return matching_on_write_; }
+  // Makes the documents Prepare built readable by later batches until UnstageDocuments(ticket).
+  void StageDocuments(uint64_t ticket) {
+    std::lock_guard<std::mutex> lock(engine_->in_flight_docs_mu_);
+    for (auto& [id, text] : documents_) engine_->in_flight_docs_[id] = {ticket, std::move(text)};
+  }
+  // After the write (done or failed): drops the staged documents no later batch has replaced.
+  void UnstageDocuments(uint64_t ticket) {
+    std::lock_guard<std::mutex> lock(engine_->in_flight_docs_mu_);
+    for (const auto& [id, text] : documents_) {
+      if (auto it = engine_->in_flight_docs_.find(id);
+          it != engine_->in_flight_docs_.end() && it->second.ticket == ticket) {
+        engine_->in_flight_docs_.erase(it);
+      }
+    }
+  }
   // After Publish: gives the documents and events the batch built and read to `free`, to be destroyed on another
   // thread (destroying a bulk import's thousands of documents was a twentieth of its time). Small batches keep them.
   // `parsed`, when given, goes with them: the batch's parsed events, no longer needed by the caller.
@@ -702,8 +736,9 @@ class EngineImpl::IngestContext : public GraphView {
   // Event keys with caller-given ids, and their sessions (for retries racing this batch's write).
   const absl::flat_hash_map<std::string, std::string>& client_keys() const { return batch_keys_; }
   storage::WriteBatch* batch() { return &batch_; }
-  // Held by a write that must follow every in-flight event batch (a merge); see EngineImpl::WaitForInFlightWrites.
+  // Held by a write that must follow every batch in flight (a merge); see EngineImpl::WaitForInFlightWrites.
   std::unique_lock<std::shared_mutex>& exclusive() { return exclusive_; }
+  bool holds_exclusive() const { return exclusive_.owns_lock(); }
 
   // Puts the batch's links and hub sets (the pending maps, moved out) into the engine's identity cache; Publish
   // does it if no one did before. A caller may run it on a second thread while the batch is written (it touches
@@ -732,7 +767,7 @@ class EngineImpl::IngestContext : public GraphView {
       engine_->newest_event_key_time_ = std::max(engine_->newest_event_key_time_, static_cast<uint64_t>(p.time_us));
     }
     engine_->tail_.Apply(std::move(index_));
-    if (engine_->identity_.matching_on_write()) {
+    if (matching_on_write_) {
       std::vector<std::string> written;
       for (const auto& [id, doc] : dirty_profiles_) written.push_back(id);
       engine_->identity_.NotifyWritten(std::move(written));
@@ -1129,6 +1164,12 @@ class EngineImpl::IngestContext : public GraphView {
   // A stored profile document, read once per batch; null when absent.
   Result<const Json*> ReadProfile(const std::string& id) {
     if (auto it = read_profiles_.find(id); it != read_profiles_.end()) return it->second ? &*it->second : nullptr;
+    // A batch in flight may have written it: its document is the current one (written before this batch).
+    if (std::string text; engine_->InFlightDocument(id, &text)) {
+      auto parsed = Json::Parse(text);
+      if (!parsed.ok()) return Status::Internal(fmt::format("profile {} in flight does not parse", id));
+      return &*(read_profiles_[id] = std::move(parsed).value());
+    }
     auto doc = engine_->ReadStoredProfile(id);
     if (doc.status().IsNotFound()) {
       read_profiles_.emplace(id, std::nullopt);
@@ -1238,6 +1279,9 @@ class EngineImpl::IngestContext : public GraphView {
   int64_t merged_profiles_ = 0;
   std::unique_lock<std::shared_mutex> exclusive_;
   bool identities_published_ = false;  // PublishIdentities ran
+  bool remembers_ = false;             // Remember ran
+  const bool matching_on_write_ = engine_->identity_.matching_on_write();
+  std::vector<std::pair<std::string, std::string>> documents_;  // Prepare: profile id, stored document
   std::vector<PendingEvent> pending_events_;
   absl::node_hash_map<std::string, Json> dirty_profiles_;                // pointer-stable: Json* are held
   absl::node_hash_map<std::string, std::optional<Json>> read_profiles_;  // pointer-stable
@@ -1263,8 +1307,80 @@ class EngineImpl::IngestContext : public GraphView {
   absl::flat_hash_map<std::string, std::string> batch_keys_;  // event key of a client-given id -> session
 };
 
-void EngineImpl::WaitForInFlightWrites(IngestContext* ctx) {
-  if (!ctx->exclusive().owns_lock()) ctx->exclusive() = std::unique_lock<std::shared_mutex>(commit_mu_);
+Status EngineImpl::WaitForInFlightWrites(IngestContext* ctx) {
+  if (ctx->exclusive().owns_lock()) return Status::OK();
+  return SettleInFlight(&ctx->exclusive());
+}
+
+Status EngineImpl::SettleInFlight(std::unique_lock<std::shared_mutex>* exclusive) {
+  *exclusive = std::unique_lock<std::shared_mutex>(commit_mu_);
+  return CheckWritable();
+}
+
+Status EngineImpl::CheckWritable() {
+  if (in_flight_failed_.exchange(false)) {
+    if (write_error_.ok()) write_error_ = Status::Unavailable("a write failed; reopen the database to write again");
+    sessions_.clear();
+    identity_cache_.clear();
+    redirects_.clear();
+  }
+  return write_error_;
+}
+
+bool EngineImpl::MayGoInFlight(const IngestContext& ctx, bool writes_documents) const {
+  if (ctx.holds_exclusive() || ctx.CachesWouldOverflow()) return false;
+  if (!writes_documents) return true;
+  return !ctx.remembers() && !segments_.tracking() && !ctx.matching_on_write();
+}
+
+void EngineImpl::GoInFlight(IngestContext* ctx, bool writes_documents, std::shared_ptr<WriteTicket>* after,
+                            std::shared_ptr<WriteTicket>* mine) {
+  *after = last_document_write_;
+  if (!writes_documents) return;
+  *mine = std::make_shared<WriteTicket>();
+  (*mine)->number = ++document_tickets_;
+  ctx->StageDocuments((*mine)->number);
+  last_document_write_ = *mine;
+}
+
+bool EngineImpl::InFlightDocument(const std::string& id, std::string* text) {
+  std::lock_guard<std::mutex> lock(in_flight_docs_mu_);
+  if (in_flight_docs_.empty()) return false;
+  auto it = in_flight_docs_.find(id);
+  if (it == in_flight_docs_.end()) return false;
+  *text = it->second.text;
+  return true;
+}
+
+Result<uint64_t> EngineImpl::WriteInFlight(IngestContext* ctx, std::shared_lock<std::shared_mutex>* in_flight,
+                                           const std::shared_ptr<WriteTicket>& after,
+                                           const std::shared_ptr<WriteTicket>& mine) {
+  Result<uint64_t> written =
+      Status::Unavailable("a write this batch was built on failed; reopen the database to write again");
+  if (after == nullptr || after->Wait()) written = store_->Write(ctx->batch());
+  if (mine != nullptr) {
+    ctx->UnstageDocuments(mine->number);
+    mine->Finish(written.ok());
+  }
+  if (!written.ok()) {
+    segments_.WriteFailed();   // its notes describe changes that are not stored
+    in_flight_failed_ = true;  // before commit_mu_ is released: whoever settles next sees it
+  }
+  in_flight->unlock();
+  if (!ctx->client_keys().empty()) {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    for (const auto& [key, session] : ctx->client_keys()) in_flight_keys_.erase(key);
+  }
+  if (!written.ok()) {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    if (write_error_.ok()) {
+      write_error_ = Status::Unavailable("a write failed (" + written.status().ToString() +
+                                         "); reopen the database to write again");
+    }
+    (void)CheckWritable();  // drops the caches
+    return written.status();
+  }
+  return written;
 }
 
 Status EngineImpl::Ingest(std::vector<ParsedEvent>* events, std::vector<BatchItemResult>* results,
@@ -1302,16 +1418,19 @@ Status EngineImpl::Ingest(std::vector<ParsedEvent>* events, std::vector<BatchIte
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(),
                    [&](size_t a, size_t b) { return (*events)[a].time_us < (*events)[b].time_us; });
-  // Resolution, sessions and the batch are built under write_mu_. A batch that writes profile documents is also
-  // written under it (and exclusively of in-flight batches); the common batch, events of known profiles, is
-  // written after write_mu_ is released, so the next batch is built while this one is written. Its cache
-  // changes are published first; should its write fail, the caches are dropped and the engine refuses writes.
+  // Resolution, sessions and the batch are built under write_mu_, and the batch is written after write_mu_ is
+  // released ("in flight"), so the next batch is built while this one is written. Its cache changes are
+  // published first, and the profile documents it writes stay readable by later batches until written; batches
+  // that write documents are written in the order they were built (WriteTicket). Should a write fail, the caches
+  // are dropped and the engine refuses writes. A batch with a merge, one that would clear a cache, or one whose
+  // documents others re-read (MayGoInFlight), is written under write_mu_, after every batch in flight.
   uint64_t sequence = 0;
   std::optional<IngestContext> ctx;
   std::shared_lock<std::shared_mutex> in_flight(commit_mu_, std::defer_lock);
+  std::shared_ptr<WriteTicket> after, mine;
   {
     std::lock_guard<std::mutex> lock(write_mu_);
-    CDP_RETURN_IF_ERROR(write_error_);
+    CDP_RETURN_IF_ERROR(CheckWritable());
     ctx.emplace(this, received_us);
     // The identity cache's entries of an event a few ahead are fetched into the CPU cache meanwhile: resolving an
     // event of known identifiers is mostly waiting for memory otherwise.
@@ -1329,33 +1448,19 @@ Status EngineImpl::Ingest(std::vector<ParsedEvent>* events, std::vector<BatchIte
         change->Expect({(*results)[0].result.profile_id});
       }
     }
-    if (writes_profiles || ctx->exclusive().owns_lock()) {
-      WaitForInFlightWrites(&*ctx);
+    if (!MayGoInFlight(*ctx, writes_profiles)) {
+      CDP_RETURN_IF_ERROR(WaitForInFlightWrites(&*ctx));
       CDP_ASSIGN_OR_RETURN(sequence, store_->Write(ctx->batch()));
       ctx->Publish();
     } else {
       in_flight.lock();
+      GoInFlight(&*ctx, writes_profiles, &after, &mine);
       ctx->Publish();
       for (const auto& [key, session] : ctx->client_keys()) in_flight_keys_.emplace(key, session);
     }
   }
   if (in_flight.owns_lock()) {
-    auto written = store_->Write(ctx->batch());
-    if (!written.ok()) segments_.WriteFailed();  // its notes describe events that are not stored
-    in_flight.unlock();
-    if (!ctx->client_keys().empty()) {
-      std::lock_guard<std::mutex> lock(write_mu_);
-      for (const auto& [key, session] : ctx->client_keys()) in_flight_keys_.erase(key);
-    }
-    if (!written.ok()) {
-      std::lock_guard<std::mutex> lock(write_mu_);
-      write_error_ = Status::Unavailable("a write failed (" + written.status().ToString() +
-                                         "); reopen the database to write again");
-      sessions_.clear();
-      identity_cache_.clear();
-      return written.status();
-    }
-    sequence = *written;
+    CDP_ASSIGN_OR_RETURN(sequence, WriteInFlight(&*ctx, &in_flight, after, mine));
   }
   ctx->ReleaseTo(&deferred_free_, events);
   ctx.reset();  // releases commit_mu_ when the context held it
@@ -1498,39 +1603,55 @@ Status EngineImpl::CommitIdentifies(std::vector<ParsedEvent>* events, std::vecto
     if (requests != nullptr) (*statuses)[i] = ParseIdentify((*requests)[i], now, &(*events)[i], &(*patches)[i]);
     if ((*statuses)[i].ok()) NormalizeIdentifiers(*rules, &(*events)[i]);
   });
+  // Written in flight as Ingest's batches are (after write_mu_ is released, the next batch built meanwhile), unless
+  // it merges, holds an idempotency key or MayGoInFlight says no: then under write_mu_, after every batch in flight.
   uint64_t sequence = 0;
+  std::optional<IngestContext> ctx;
+  std::shared_lock<std::shared_mutex> in_flight(commit_mu_, std::defer_lock);
+  std::shared_ptr<WriteTicket> after, mine;
   {
     std::lock_guard<std::mutex> lock(write_mu_);
-    CDP_RETURN_IF_ERROR(write_error_);
-    IngestContext ctx(this, now);
+    CDP_RETURN_IF_ERROR(CheckWritable());
+    ctx.emplace(this, now);
     // In chunks: the identity reads of a chunk's records are made in one batched read before they are resolved.
     constexpr size_t kChunk = 256;
     for (size_t begin = 0; begin < events->size(); begin += kChunk) {
       const size_t end = std::min(events->size(), begin + kChunk);
       for (size_t i = begin; i < end; ++i) normalized.Ready(i);
-      if (end - begin >= kMinPrefetch) CDP_RETURN_IF_ERROR(ctx.Prefetch(*events, statuses, begin, end));
+      if (end - begin >= kMinPrefetch) CDP_RETURN_IF_ERROR(ctx->Prefetch(*events, statuses, begin, end));
       for (size_t i = begin; i < end; ++i) {
         if ((*statuses)[i].ok()) {
-          CDP_RETURN_IF_ERROR(ctx.Identify((*events)[i], (*patches)[i], &(*results)[i], &(*statuses)[i]));
+          CDP_RETURN_IF_ERROR(ctx->Identify((*events)[i], (*patches)[i], &(*results)[i], &(*statuses)[i]));
         }
       }
     }
-    ctx.Prepare();
-    if (!ctx.empty()) {
-      WaitForInFlightWrites(&ctx);
+    const bool writes_profiles = ctx->Prepare();
+    if (ctx->empty()) {
+      // Nothing to write (every identify a duplicate, or refused).
+    } else if (ctx->remembers() || !MayGoInFlight(*ctx, writes_profiles)) {  // a key: see Identify's retry check
+      CDP_RETURN_IF_ERROR(WaitForInFlightWrites(&*ctx));
       // A large batch's links go into the identity cache on a second thread while the batch is written (they
       // were 13% of a bulk import's calling thread, after the write). A failed write leaves the cache cleared.
-      Result<uint64_t> written = WriteAlongside(*store_, ctx.batch(), events->size() >= kParallelPublishFrom,
-                                                [&ctx] { ctx.PublishIdentities(); });
+      Result<uint64_t> written = WriteAlongside(*store_, ctx->batch(), events->size() >= kParallelPublishFrom,
+                                                [&ctx] { ctx->PublishIdentities(); });
       if (!written.ok()) {
         identity_cache_.clear();
         return written.status();
       }
       sequence = *written;
-      ctx.Publish();
-      ctx.ReleaseTo(&deferred_free_);
+      ctx->Publish();
+      ctx->ReleaseTo(&deferred_free_);
+    } else {
+      in_flight.lock();
+      GoInFlight(&*ctx, writes_profiles, &after, &mine);
+      ctx->Publish();
     }
   }
+  if (in_flight.owns_lock()) {
+    CDP_ASSIGN_OR_RETURN(sequence, WriteInFlight(&*ctx, &in_flight, after, mine));
+    ctx->ReleaseTo(&deferred_free_);
+  }
+  ctx.reset();  // releases commit_mu_ when the context held it
   CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
   MaybeFlushTail();  // merges move index entries into the tail
   (void)segments_.AfterWrite();
@@ -1555,7 +1676,8 @@ Status EngineImpl::WriteIfProfilesExist(const std::vector<std::string>& profile_
   uint64_t sequence = 0;
   {
     std::lock_guard<std::mutex> lock(write_mu_);
-    CDP_RETURN_IF_ERROR(write_error_);
+    std::unique_lock<std::shared_mutex> exclusive;  // a profile created by a batch in flight is in storage
+    CDP_RETURN_IF_ERROR(SettleInFlight(&exclusive));
     for (const std::string& id : profile_ids) {
       std::string value;
       Status s = store_->Get(storage::Cf::kProfiles, id, &value);
@@ -1579,6 +1701,7 @@ Result<Json> EngineImpl::MergeProfiles(const std::vector<std::string>& profile_i
     std::lock_guard<std::mutex> lock(write_mu_);
     CDP_RETURN_IF_ERROR(write_error_);
     IngestContext ctx(this, now);
+    CDP_RETURN_IF_ERROR(WaitForInFlightWrites(&ctx));  // what it reads is in storage
     std::vector<std::string> live;
     for (size_t i = 0; i < profile_ids.size(); ++i) {
       const std::string field = fmt::format("profileIds[{}]", i);
@@ -1612,7 +1735,7 @@ Result<Json> EngineImpl::MergeProfiles(const std::vector<std::string>& profile_i
     std::string merge_id;
     CDP_RETURN_IF_ERROR(ctx.Merge(live[0], others, /*automatic=*/false, reason, std::move(evidence), &merge_id));
     ctx.Prepare();
-    WaitForInFlightWrites(&ctx);
+    CDP_RETURN_IF_ERROR(WaitForInFlightWrites(&ctx));
     CDP_ASSIGN_OR_RETURN(sequence, store_->Write(ctx.batch()));
     ctx.Publish();
     Json merged = Json::Array();
@@ -1661,7 +1784,8 @@ Result<Json> EngineImpl::Unmerge(std::string_view profile_id, std::string_view m
   {
     std::lock_guard<std::mutex> lock(write_mu_);
     CDP_RETURN_IF_ERROR(write_error_);
-    std::unique_lock<std::shared_mutex> exclusive(commit_mu_);  // every event of the survivor is in storage
+    std::unique_lock<std::shared_mutex> exclusive;  // every event of the survivor is in storage
+    CDP_RETURN_IF_ERROR(SettleInFlight(&exclusive));
     // The tail written out first: traits are recomputed from all events below, and no logged delta may be
     // replayed on top of them after a crash.
     CDP_RETURN_IF_ERROR(FlushTail());
@@ -1976,7 +2100,8 @@ Status EngineImpl::CreateProfiles(const IdentityRules* prepared_with, const std:
     if (prepared_with != rules_.get()) {
       return Status::Unavailable("the identity rules changed while the profiles were prepared: retry");
     }
-    std::unique_lock<std::shared_mutex> exclusive(commit_mu_);  // after every in-flight event batch
+    std::unique_lock<std::shared_mutex> exclusive;  // after every batch in flight
+    CDP_RETURN_IF_ERROR(SettleInFlight(&exclusive));
     storage::WriteBatch batch(*store_);
     absl::flat_hash_map<std::string, std::string> staged;  // identity key -> profile id, of earlier items
     absl::flat_hash_set<std::string> ids;                  // profile ids of earlier items
@@ -2024,7 +2149,8 @@ Result<Json> EngineImpl::WriteProfile(std::string_view requested_id, const Json&
   {
     std::lock_guard<std::mutex> lock(write_mu_);
     CDP_RETURN_IF_ERROR(write_error_);
-    std::unique_lock<std::shared_mutex> exclusive(commit_mu_);                // after every in-flight event batch
+    std::unique_lock<std::shared_mutex> exclusive;  // after every batch in flight
+    CDP_RETURN_IF_ERROR(SettleInFlight(&exclusive));
     CDP_ASSIGN_OR_RETURN(Json previous, ReadLiveProfile(requested_id, &id));  // a merged id: its survivor
     // A merge patch applies to the document as it is now, read under the lock, so that identifiers attached by
     // events (or another patch) in the meantime are kept.
@@ -2069,7 +2195,8 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* 
     std::lock_guard<std::mutex> lock(write_mu_);
     std::unique_lock<std::mutex> items_lock;  // suppression_items_mu_, once the erasure reads list items
     CDP_RETURN_IF_ERROR(write_error_);
-    std::unique_lock<std::shared_mutex> exclusive(commit_mu_);  // no event of this profile is still in flight
+    std::unique_lock<std::shared_mutex> exclusive;  // no event of this profile is still in flight
+    CDP_RETURN_IF_ERROR(SettleInFlight(&exclusive));
     std::string id;
     CDP_ASSIGN_OR_RETURN(Json stored, ReadLiveProfile(requested_id, &id));  // a merged id erases its survivor
     // The index log names the person's recent events: write the tail out first, which deletes the log.
@@ -2524,7 +2651,8 @@ Status EngineImpl::ScrubPendingHubs() {
   uint64_t sequence = 0;
   {
     std::lock_guard<std::mutex> lock(write_mu_);
-    std::unique_lock<std::shared_mutex> exclusive(commit_mu_);  // no batch holds a copy of a hub set
+    std::unique_lock<std::shared_mutex> exclusive;  // no batch holds a copy of a hub set
+    CDP_RETURN_IF_ERROR(SettleInFlight(&exclusive));
     std::string pending;
     Status s = store_->Get(storage::Cf::kMeta, kHubScrubPendingKey, &pending);
     if (s.IsNotFound()) return Status::OK();

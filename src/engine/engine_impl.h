@@ -3,10 +3,11 @@
 // EngineImpl: the implementation of cdp::Engine, and the one write path every change goes through.
 //
 // Writes: all changes are serialized by one mutex (write_mu_), under which identities are resolved, sessions
-// assigned and one storage::WriteBatch built; batches of events for known profiles are applied after it is
-// released (see Ingest), others before. Parsing and validation happen before the lock is taken;
-// with Options::sync_writes the fsync happens after it is released, shared between concurrent writers (group
-// commit, storage::Store::SyncUpTo). Reads take no lock: RocksDB gives them a consistent view of each key.
+// assigned and one storage::WriteBatch built; event and identify batches are applied after it is released ("in
+// flight", see Ingest and docs/architecture.md), other writes before, once every batch in flight is written. Parsing
+// and validation happen before the lock is taken; with Options::sync_writes the fsync happens after it is released,
+// shared between concurrent writers (group commit, storage::Store::SyncUpTo). Reads take no lock: RocksDB gives them a
+// consistent view of each key.
 
 #ifndef CDP_ENGINE_ENGINE_IMPL_H_
 #define CDP_ENGINE_ENGINE_IMPL_H_
@@ -264,7 +265,8 @@ class EngineImpl final : public Engine {
   template <typename F>
   Status WithWritesPaused(F&& f) {
     std::lock_guard<std::mutex> lock(write_mu_);
-    std::unique_lock<std::shared_mutex> exclusive(commit_mu_);
+    std::unique_lock<std::shared_mutex> exclusive;
+    if (Status s = SettleInFlight(&exclusive); !s.ok()) return s;
     return f();
   }
   Result<Json> Stats() override;
@@ -479,8 +481,55 @@ class EngineImpl final : public Engine {
   };
   class IngestContext;
   friend class IngestContext;
-  // Takes commit_mu_ exclusively for the context's write (waits for in-flight event batches). write_mu_ held.
-  void WaitForInFlightWrites(IngestContext* ctx);
+  // Takes commit_mu_ exclusively for the context's write (waits for the batches in flight), then as
+  // SettleInFlight. write_mu_ held.
+  Status WaitForInFlightWrites(IngestContext* ctx);
+  // Takes commit_mu_ exclusively into *exclusive: every batch written after releasing write_mu_ has finished, so
+  // storage holds all that was published. Then CheckWritable. write_mu_ held.
+  Status SettleInFlight(std::unique_lock<std::shared_mutex>* exclusive);
+  // write_error_, after noting a failed write of a batch in flight (in_flight_failed_): the engine then refuses
+  // writes, and the caches that batch filled (sessions, identity owners, redirects) are dropped. write_mu_ held.
+  Status CheckWritable();
+
+  // A batch written after releasing write_mu_ (a batch "in flight"). Batches that write profile documents are
+  // written in the order they were built: each waits for the one before it (its ticket), and is not written if
+  // that one failed. Their documents stay readable by later batches (in_flight_docs_) until written.
+  struct WriteTicket {
+    uint64_t number = 0;
+    std::mutex mu;
+    std::condition_variable done_cv;
+    bool done = false;  // guarded by mu
+    bool ok = false;    // guarded by mu
+    // Waits for the write; whether it succeeded.
+    bool Wait() {
+      std::unique_lock<std::mutex> lock(mu);
+      done_cv.wait(lock, [this] { return done; });
+      return ok;
+    }
+    void Finish(bool succeeded) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        done = true;
+        ok = succeeded;
+      }
+      done_cv.notify_all();
+    }
+  };
+  // Whether the context's batch may be written in flight: no merge (those hold commit_mu_ exclusively), no cache
+  // clear ahead (IngestContext::CachesWouldOverflow); and when it writes profile documents, no idempotency key (a
+  // retry's check reads storage), no segment index or matching on write to tell (they re-read the documents).
+  // write_mu_ held.
+  bool MayGoInFlight(const IngestContext& ctx, bool writes_documents) const;
+  // Puts the context in flight (commit_mu_ held shared, write_mu_ held): *after is the last batch in flight that
+  // writes documents; when this one does, its documents become readable and *mine its ticket.
+  void GoInFlight(IngestContext* ctx, bool writes_documents, std::shared_ptr<WriteTicket>* after,
+                  std::shared_ptr<WriteTicket>* mine);
+  // Writes a batch in flight once `after` is written (not at all if it failed), releases *in_flight, and on a
+  // failure makes the engine refuse writes. write_mu_ not held.
+  Result<uint64_t> WriteInFlight(IngestContext* ctx, std::shared_lock<std::shared_mutex>* in_flight,
+                                 const std::shared_ptr<WriteTicket>& after, const std::shared_ptr<WriteTicket>& mine);
+  // The document of profile `id` as written by a batch in flight, if one is. Any thread.
+  bool InFlightDocument(const std::string& id, std::string* text);
 
   // Writes the tail to storage; on failure the engine refuses writes. write_mu_ and commit_mu_ (exclusive) held.
   Status FlushTail();
@@ -529,10 +578,20 @@ class EngineImpl final : public Engine {
   std::shared_ptr<const absl::flat_hash_set<std::string>> dropping_;      // guarded by erasing_mu_ (drop filter)
   std::shared_ptr<const RetentionHorizons> horizons_ =                    // guarded by erasing_mu_; never null
       std::make_shared<const RetentionHorizons>();
-  // Held shared by event batches being written after write_mu_ was released; held exclusively (under write_mu_)
-  // by writes that must follow them: profile writes, deletes, batches that write profile documents.
+  // Held shared by batches being written after write_mu_ was released (in flight); held exclusively (under
+  // write_mu_) by writes that must follow them (SettleInFlight): profile writes, merges, deletes, the tail's flush.
   std::shared_mutex commit_mu_;
   Status write_error_;  // guarded by write_mu_; set when a write failed after its changes were published
+  std::atomic<bool> in_flight_failed_{false};         // a batch in flight failed; CheckWritable acts on it
+  std::shared_ptr<WriteTicket> last_document_write_;  // guarded by write_mu_; the last in flight (may be done)
+  uint64_t document_tickets_ = 0;                     // guarded by write_mu_
+  // Profile documents of batches in flight: id -> the ticket of the last batch that wrote it and the document.
+  struct InFlightDoc {
+    uint64_t ticket;
+    std::string text;
+  };
+  std::mutex in_flight_docs_mu_;
+  absl::flat_hash_map<std::string, InFlightDoc> in_flight_docs_;  // guarded by in_flight_docs_mu_
   // Latest event per profile, for session assignment without a read. Bounded; cleared when full.
   absl::flat_hash_map<std::string, SessionState> sessions_;  // guarded by write_mu_
   // Identity key -> what is known of that identifier value, for resolution without a read: the profile holding

@@ -404,7 +404,8 @@ Result<Json> EngineImpl::ApplyRules(std::shared_ptr<const IdentityRules> next, s
   {
     std::lock_guard<std::mutex> lock(write_mu_);
     CDP_RETURN_IF_ERROR(write_error_);
-    std::unique_lock<std::shared_mutex> exclusive(commit_mu_);  // no event batch is in flight
+    std::unique_lock<std::shared_mutex> exclusive;  // no batch is in flight
+    CDP_RETURN_IF_ERROR(SettleInFlight(&exclusive));
     CDP_RETURN_IF_ERROR(PlanRules(*store_, *next, rules_->hub_threshold(), &plan));
     storage::WriteBatch batch(*store_);
     // Per profile: the identifiers it loses (as stored, with the reason) and those renamed.

@@ -233,7 +233,8 @@ Status EngineImpl::PurgeEventsBefore(const RetentionPolicy& policy, int64_t cuto
     {  // a chunk's write
       std::lock_guard<std::mutex> lock(write_mu_);
       CDP_RETURN_IF_ERROR(write_error_);
-      std::unique_lock<std::shared_mutex> exclusive(commit_mu_);
+      std::unique_lock<std::shared_mutex> exclusive;
+      CDP_RETURN_IF_ERROR(SettleInFlight(&exclusive));
       // The tail out first: the per-profile index is then whole in storage, and its log (naming the events) gone.
       CDP_RETURN_IF_ERROR(FlushTail());
       const std::shared_ptr<const RetentionHorizons> horizons = retention_horizons();

@@ -361,8 +361,11 @@ Status Store::MultiGet(Cf cf, const std::vector<std::string>& keys, std::vector<
 
 namespace {
 thread_local WriteHook* g_write_hook = nullptr;
-thread_local int g_failing_writes[2] = {0, 0};           // ScopedWriteFailures, kThisThread, by Target
-std::atomic<int> g_failing_writes_anywhere[2] = {0, 0};  // ScopedWriteFailures, kAnyThread, by Target
+thread_local int g_failing_writes[2] = {0, 0};             // ScopedWriteFailures, kThisThread, by Target
+thread_local int g_delayed_writes = 0;                     // ScopedWriteDelay
+thread_local std::chrono::milliseconds g_write_delay{0};   // ScopedWriteDelay
+thread_local std::function<void()> g_write_delay_started;  // ScopedWriteDelay
+std::atomic<int> g_failing_writes_anywhere[2] = {0, 0};    // ScopedWriteFailures, kAnyThread, by Target
 
 // Takes one failure of `target` from a ScopedWriteFailures in force, if any.
 bool TakeWriteFailure(ScopedWriteFailures::Target target) {
@@ -387,6 +390,16 @@ ScopedWriteFailures::ScopedWriteFailures(int count, Scope scope, Target target)
       target_(target),
       previous_(scope == kThisThread ? std::exchange(g_failing_writes[target], count)
                                      : g_failing_writes_anywhere[target].exchange(count, std::memory_order_relaxed)) {}
+ScopedWriteDelay::ScopedWriteDelay(int count, std::chrono::milliseconds delay, std::function<void()> started)
+    : previous_count_(std::exchange(g_delayed_writes, count)),
+      previous_delay_(std::exchange(g_write_delay, delay)),
+      previous_started_(std::exchange(g_write_delay_started, std::move(started))) {}
+ScopedWriteDelay::~ScopedWriteDelay() {
+  g_delayed_writes = previous_count_;
+  g_write_delay = previous_delay_;
+  g_write_delay_started = std::move(previous_started_);
+}
+
 ScopedWriteFailures::~ScopedWriteFailures() {
   if (scope_ == kThisThread) {
     g_failing_writes[target_] = previous_;
@@ -469,6 +482,11 @@ Result<uint64_t> Store::Write(WriteBatch* batch) {
   if (g_write_hook != nullptr) g_write_hook->BeforeWrite(batch);
   if (TakeWriteFailure(ScopedWriteFailures::kWrites)) {
     return Status::Unavailable("write refused (ScopedWriteFailures, a test seam)");
+  }
+  if (g_delayed_writes > 0) {
+    --g_delayed_writes;
+    if (g_write_delay_started) g_write_delay_started();
+    std::this_thread::sleep_for(g_write_delay);
   }
   rocksdb::WriteOptions wo;
   wo.sync = false;

@@ -180,6 +180,22 @@ class ScopedWriteFailures {
   int previous_;
 };
 
+// A test seam: while alive, the next `count` calls of Store::Write on the thread that made it call `started` (if
+// given) and then wait `delay` (after the thread's WriteHook ran, before writing). For tests of what concurrent
+// writers see while a write is slow. Costs each write one thread-local read.
+class ScopedWriteDelay {
+ public:
+  ScopedWriteDelay(int count, std::chrono::milliseconds delay, std::function<void()> started = nullptr);
+  ~ScopedWriteDelay();
+  ScopedWriteDelay(const ScopedWriteDelay&) = delete;
+  ScopedWriteDelay& operator=(const ScopedWriteDelay&) = delete;
+
+ private:
+  int previous_count_;
+  std::chrono::milliseconds previous_delay_;
+  std::function<void()> previous_started_;
+};
+
 class Store {
  public:
   // Opens or creates the database. Errors as in Engine::Open.

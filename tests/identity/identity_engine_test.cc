@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <future>
 #include <map>
 #include <thread>
 
@@ -495,9 +496,11 @@ TEST_F(IdentityEngineTest, IdentifyBatchResolvesInOrderAndRejectsItemsAlone) {
   EXPECT_TRUE(identity().IdentifyBatch(std::vector<Json>(10001, J("{}"))).status().IsResourceExhausted());
 }
 
-// A large identify batch caches its links while it is written (on a second thread): a failed write must leave no
-// cached link to a profile that was never written.
-TEST_F(IdentityEngineTest, AFailedIdentifyBatchLeavesNoLinkToAProfileThatWasNotWritten) {
+// A large identify batch written under the write lock (here because segments are tracked) caches its links while
+// it is written (on a second thread): a failed write must leave no cached link to a profile that was never
+// written, and the engine stays writable (nothing else was built on the batch).
+TEST_F(IdentityEngineTest, AFailedIdentifyBatchUnderTheLockLeavesNoLinkToAProfileThatWasNotWritten) {
+  Unwrap(engine_->segments().Create(J(R"({"name": "buyers", "rule": {"event": "purchase", "count": {">=": 1}}})")));
   std::vector<Json> batch;
   for (int i = 0; i < 300; ++i) {
     batch.push_back(J(fmt::format(R"({{"identifiers":{{"userId":"F{0}","email":"f{0}@x.com"}}}})", i)));
@@ -517,6 +520,107 @@ TEST_F(IdentityEngineTest, AFailedIdentifyBatchLeavesNoLinkToAProfileThatWasNotW
   TrackResult t = Track(R"({"type":"page_view","userId":"F7","timestamp":"2026-03-01T10:00:00Z"})");
   EXPECT_EQ(t.profile_id, items[7].Find("profileId")->as_string());
   EXPECT_FALSE(t.profile_created);
+}
+
+// The same batch written in flight (after the write lock is released, its links published for later batches):
+// after its failure the engine refuses writes until reopened, and nothing of it was stored.
+TEST_F(IdentityEngineTest, AFailedIdentifyBatchLeavesNoLinkToAProfileThatWasNotWritten) {
+  std::vector<Json> batch;
+  for (int i = 0; i < 300; ++i) {
+    batch.push_back(J(fmt::format(R"({{"identifiers":{{"userId":"F{0}","email":"f{0}@x.com"}}}})", i)));
+  }
+  {
+    storage::ScopedWriteFailures fail(1);
+    EXPECT_EQ(identity().IdentifyBatch(batch).status().code(), StatusCode::kUnavailable);
+  }
+  auto refused = identity().IdentifyBatch(batch);
+  EXPECT_EQ(refused.status().code(), StatusCode::kUnavailable) << refused.status().ToString();
+  EXPECT_NE(refused.status().message().find("reopen"), std::string::npos) << refused.status().ToString();
+  Reopen();
+  EXPECT_EQ(Unwrap(identity().Stats()).Find("profiles")->as_int(), 0);
+  Json r = Unwrap(identity().IdentifyBatch(batch));
+  const auto& items = r.Find("results")->items();
+  ASSERT_EQ(items.size(), batch.size());
+  for (const Json& item : items) {
+    ASSERT_EQ(item.Find("status")->as_string(), "ok") << item.Dump();
+    EXPECT_TRUE(item.Find("profileCreated") != nullptr && item.Find("profileCreated")->as_bool()) << item.Dump();
+    EXPECT_TRUE(profiles().Get(item.Find("profileId")->as_string()).ok()) << item.Dump();
+  }
+  TrackResult t = Track(R"({"type":"page_view","userId":"F7","timestamp":"2026-03-01T10:00:00Z"})");
+  EXPECT_EQ(t.profile_id, items[7].Find("profileId")->as_string());
+  EXPECT_FALSE(t.profile_created);
+}
+
+// Batches from two threads, each written after the write lock is released while the other thread's next batch is
+// built on what it changed: a person's record in one batch attaches to the profile another batch created or
+// updated, still in flight. Every person stays one profile, and no batch's attribute is lost (a batch that read a
+// document older than one in flight, or was written before it, would drop the other's customFields key).
+TEST_F(IdentityEngineTest, ConcurrentIdentifyBatchesBuildOnEachOthersDocumentsInFlight) {
+  constexpr int kPersons = 150, kBatches = 24, kPerBatch = 100;
+  auto person_of = [](int b, int k) { return (b * 37 + k * 7) % kPersons; };
+  auto run = [&](int first) {
+    for (int b = first; b < kBatches; b += 2) {
+      std::vector<Json> batch;
+      for (int k = 0; k < kPerBatch; ++k) {
+        const int p = person_of(b, k);
+        batch.push_back(J(fmt::format(
+            R"({{"identifiers":{{"userId":"U{0}","email":"u{0}@x.com"}},"attributes":{{"customFields":{{"b{1}":{2}}}}}}})",
+            p, b, k)));
+      }
+      Json r = Unwrap(identity().IdentifyBatch(batch));
+      EXPECT_EQ(r.Find("rejected")->as_int(), 0) << r.Dump().substr(0, 300);
+    }
+  };
+  std::thread other(run, 1);
+  run(0);
+  other.join();
+
+  EXPECT_EQ(Unwrap(identity().Stats()).Find("profiles")->as_int(), kPersons);
+  std::map<int, std::map<std::string, int>> expected;  // person -> customFields
+  for (int b = 0; b < kBatches; ++b) {
+    for (int k = 0; k < kPerBatch; ++k) expected[person_of(b, k)][fmt::format("b{}", b)] = k;
+  }
+  for (const auto& [p, fields] : expected) {
+    TrackResult t =
+        Track(fmt::format(R"({{"type":"page_view","userId":"U{}","timestamp":"2026-03-01T10:00:00Z"}})", p));
+    ASSERT_FALSE(t.profile_created) << p;
+    Json doc = Unwrap(profiles().Get(t.profile_id));
+    EXPECT_EQ(doc.FindPath("externalIds.email")->as_string(), fmt::format("u{}@x.com", p));
+    const Json* custom = doc.FindPath("attributes.customFields");
+    ASSERT_NE(custom, nullptr) << doc.Dump();
+    EXPECT_EQ(custom->size(), fields.size()) << p << ": " << custom->Dump();
+    for (const auto& [key, k] : fields) {
+      const Json* v = custom->Find(key);
+      ASSERT_NE(v, nullptr) << p << " lost " << key << ": " << custom->Dump();
+      EXPECT_EQ(v->as_int(), k) << p << " " << key;
+    }
+  }
+  // The same after a reopen: what was acknowledged is what storage holds.
+  Reopen();
+  EXPECT_EQ(Unwrap(identity().Stats()).Find("profiles")->as_int(), kPersons);
+}
+
+// Batches in flight that write the same profile's document are written in the order they were built: the second
+// one, built on the first one's document while that one's write is slow, waits for it (else the first, written
+// last, would put back a document without the second one's change).
+TEST_F(IdentityEngineTest, BatchesInFlightAreWrittenInTheOrderTheyWereBuilt) {
+  Json first = Unwrap(identity().Identify(J(R"({"identifiers":{"userId":"U1","email":"u1@x.com"}})")));
+  const std::string id = first.Find("profileId")->as_string();
+  std::promise<void> writing;
+  std::thread slow([&] {
+    storage::ScopedWriteDelay delay(1, std::chrono::milliseconds(300), [&] { writing.set_value(); });
+    Unwrap(identity().IdentifyBatch({J(R"({"identifiers":{"userId":"U1"},"attributes":{"customFields":{"a":1}}})")}));
+  });
+  writing.get_future().wait();  // the slow batch is in flight: released the write lock, its write waiting
+  Unwrap(identity().IdentifyBatch({J(R"({"identifiers":{"userId":"U1"},"attributes":{"customFields":{"b":2}}})")}));
+  slow.join();
+  for (int reopened = 0; reopened < 2; ++reopened) {
+    Json doc = Unwrap(profiles().Get(id));
+    ASSERT_NE(doc.FindPath("attributes.customFields.a"), nullptr) << doc.Dump();
+    ASSERT_NE(doc.FindPath("attributes.customFields.b"), nullptr) << doc.Dump();
+    EXPECT_EQ(doc.FindPath("attributes.customFields.b")->as_int(), 2);
+    Reopen();
+  }
 }
 
 // A batch large enough to be parsed and normalized on a second thread ahead of resolution: every item's answer is
