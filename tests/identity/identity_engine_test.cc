@@ -600,6 +600,46 @@ TEST_F(IdentityEngineTest, ConcurrentIdentifyBatchesBuildOnEachOthersDocumentsIn
   EXPECT_EQ(Unwrap(identity().Stats()).Find("profiles")->as_int(), kPersons);
 }
 
+// Event batches from two threads that create and extend the same people's profiles while the other thread's
+// batches are in flight: one thread's events carry an anonymousId and an email, the other's the same email and a
+// customerId. Every person ends as one profile holding all three identifiers and every event.
+TEST_F(IdentityEngineTest, ConcurrentEventBatchesCreateAndExtendProfilesInFlight) {
+  constexpr int kPersons = 120, kBatches = 16, kPerBatch = 60;
+  auto run = [&](bool web) {
+    for (int b = 0; b < kBatches; ++b) {
+      std::vector<Json> batch;
+      for (int k = 0; k < kPerBatch; ++k) {
+        const int p = (b * 23 + k * 11 + (web ? 0 : 7)) % kPersons;
+        const std::string ids = web ? fmt::format(R"("anonymousId":"anon-{0}","email":"p{0}@x.com")", p)
+                                    : fmt::format(R"("email":"p{0}@x.com","customerId":"C{0}")", p);
+        batch.push_back(
+            J(fmt::format(R"({{"type":"page_view",{},"timestamp":"2026-03-01T{:02}:{:02}:00Z"}})", ids, b, k)));
+      }
+      BatchResult r = Unwrap(events().TrackBatch(batch));
+      EXPECT_EQ(r.rejected, 0u);
+    }
+  };
+  std::thread other(run, false);
+  run(true);
+  other.join();
+
+  EXPECT_EQ(Unwrap(identity().Stats()).Find("profiles")->as_int(), kPersons);
+  std::map<std::string, int> profiles_seen;
+  size_t events = 0;
+  for (int p = 0; p < kPersons; ++p) {
+    TrackResult t =
+        Track(fmt::format(R"({{"type":"page_view","customerId":"C{}","timestamp":"2026-03-02T10:00:00Z"}})", p));
+    ASSERT_FALSE(t.profile_created) << p;
+    ++profiles_seen[t.profile_id];
+    Json doc = Unwrap(profiles().Get(t.profile_id));
+    EXPECT_EQ(doc.FindPath("externalIds.email")->as_string(), fmt::format("p{}@x.com", p)) << doc.Dump();
+    ASSERT_NE(doc.FindPath("externalIds.anonymousId"), nullptr) << doc.Dump();
+    events += EventCount(t.profile_id) - 1;
+  }
+  EXPECT_EQ(profiles_seen.size(), static_cast<size_t>(kPersons));  // no two people share a profile
+  EXPECT_EQ(events, static_cast<size_t>(2 * kBatches * kPerBatch));
+}
+
 // Batches in flight that write the same profile's document are written in the order they were built: the second
 // one, built on the first one's document while that one's write is slow, waits for it (else the first, written
 // last, would put back a document without the second one's change).
