@@ -496,59 +496,57 @@ TEST_F(IdentityEngineTest, IdentifyBatchResolvesInOrderAndRejectsItemsAlone) {
   EXPECT_TRUE(identity().IdentifyBatch(std::vector<Json>(10001, J("{}"))).status().IsResourceExhausted());
 }
 
+// 300 identify records of new people (userId F0..F299): a batch large enough to publish its links on a second
+// thread while it is written.
+std::vector<Json> NewPeopleBatch() {
+  std::vector<Json> batch;
+  for (int i = 0; i < 300; ++i) {
+    batch.push_back(J(fmt::format(R"({{"identifiers":{{"userId":"F{0}","email":"f{0}@x.com"}}}})", i)));
+  }
+  return batch;
+}
+
+// Writes NewPeopleBatch() and checks that every record created a stored profile and that a later event of F7 finds
+// its profile (no cached link of a failed write points elsewhere).
+void ExpectNewPeopleWritten(Identity& identity, Profiles& profiles, Events& events) {
+  Json r = Unwrap(identity.IdentifyBatch(NewPeopleBatch()));
+  const auto& items = r.Find("results")->items();
+  ASSERT_EQ(items.size(), 300u);
+  for (const Json& item : items) {
+    ASSERT_EQ(item.Find("status")->as_string(), "ok") << item.Dump();
+    EXPECT_TRUE(item.Find("profileCreated") != nullptr && item.Find("profileCreated")->as_bool()) << item.Dump();
+    EXPECT_TRUE(profiles.Get(item.Find("profileId")->as_string()).ok()) << item.Dump();
+  }
+  TrackResult t = Unwrap(events.Track(J(R"({"type":"page_view","userId":"F7","timestamp":"2026-03-01T10:00:00Z"})")));
+  EXPECT_EQ(t.profile_id, items[7].Find("profileId")->as_string());
+  EXPECT_FALSE(t.profile_created);
+}
+
 // A large identify batch written under the write lock (here because segments are tracked) caches its links while
 // it is written (on a second thread): a failed write must leave no cached link to a profile that was never
 // written, and the engine stays writable (nothing else was built on the batch).
 TEST_F(IdentityEngineTest, AFailedIdentifyBatchUnderTheLockLeavesNoLinkToAProfileThatWasNotWritten) {
   Unwrap(engine_->segments().Create(J(R"({"name": "buyers", "rule": {"event": "purchase", "count": {">=": 1}}})")));
-  std::vector<Json> batch;
-  for (int i = 0; i < 300; ++i) {
-    batch.push_back(J(fmt::format(R"({{"identifiers":{{"userId":"F{0}","email":"f{0}@x.com"}}}})", i)));
-  }
   {
     storage::ScopedWriteFailures fail(1);
-    EXPECT_EQ(identity().IdentifyBatch(batch).status().code(), StatusCode::kUnavailable);
+    EXPECT_EQ(identity().IdentifyBatch(NewPeopleBatch()).status().code(), StatusCode::kUnavailable);
   }
-  Json r = Unwrap(identity().IdentifyBatch(batch));
-  const auto& items = r.Find("results")->items();
-  ASSERT_EQ(items.size(), batch.size());
-  for (const Json& item : items) {
-    ASSERT_EQ(item.Find("status")->as_string(), "ok") << item.Dump();
-    EXPECT_TRUE(item.Find("profileCreated") != nullptr && item.Find("profileCreated")->as_bool()) << item.Dump();
-    EXPECT_TRUE(profiles().Get(item.Find("profileId")->as_string()).ok()) << item.Dump();
-  }
-  TrackResult t = Track(R"({"type":"page_view","userId":"F7","timestamp":"2026-03-01T10:00:00Z"})");
-  EXPECT_EQ(t.profile_id, items[7].Find("profileId")->as_string());
-  EXPECT_FALSE(t.profile_created);
+  ExpectNewPeopleWritten(identity(), profiles(), events());
 }
 
 // The same batch written in flight (after the write lock is released, its links published for later batches):
 // after its failure the engine refuses writes until reopened, and nothing of it was stored.
 TEST_F(IdentityEngineTest, AFailedIdentifyBatchLeavesNoLinkToAProfileThatWasNotWritten) {
-  std::vector<Json> batch;
-  for (int i = 0; i < 300; ++i) {
-    batch.push_back(J(fmt::format(R"({{"identifiers":{{"userId":"F{0}","email":"f{0}@x.com"}}}})", i)));
-  }
   {
     storage::ScopedWriteFailures fail(1);
-    EXPECT_EQ(identity().IdentifyBatch(batch).status().code(), StatusCode::kUnavailable);
+    EXPECT_EQ(identity().IdentifyBatch(NewPeopleBatch()).status().code(), StatusCode::kUnavailable);
   }
-  auto refused = identity().IdentifyBatch(batch);
+  auto refused = identity().IdentifyBatch(NewPeopleBatch());
   EXPECT_EQ(refused.status().code(), StatusCode::kUnavailable) << refused.status().ToString();
   EXPECT_NE(refused.status().message().find("reopen"), std::string::npos) << refused.status().ToString();
   Reopen();
   EXPECT_EQ(Unwrap(identity().Stats()).Find("profiles")->as_int(), 0);
-  Json r = Unwrap(identity().IdentifyBatch(batch));
-  const auto& items = r.Find("results")->items();
-  ASSERT_EQ(items.size(), batch.size());
-  for (const Json& item : items) {
-    ASSERT_EQ(item.Find("status")->as_string(), "ok") << item.Dump();
-    EXPECT_TRUE(item.Find("profileCreated") != nullptr && item.Find("profileCreated")->as_bool()) << item.Dump();
-    EXPECT_TRUE(profiles().Get(item.Find("profileId")->as_string()).ok()) << item.Dump();
-  }
-  TrackResult t = Track(R"({"type":"page_view","userId":"F7","timestamp":"2026-03-01T10:00:00Z"})");
-  EXPECT_EQ(t.profile_id, items[7].Find("profileId")->as_string());
-  EXPECT_FALSE(t.profile_created);
+  ExpectNewPeopleWritten(identity(), profiles(), events());
 }
 
 // Batches from two threads, each written after the write lock is released while the other thread's next batch is
