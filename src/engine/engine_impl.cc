@@ -628,7 +628,7 @@ class EngineImpl::IngestContext : public GraphView {
     documents_.reserve(dirty_profiles_.size());
     for (auto& [id, doc] : dirty_profiles_) {
       batch_.Put(storage::Cf::kProfiles, id, dumped[next]);
-      documents_.emplace_back(id, std::move(dumped[next++]));  // for later batches while this one is in flight
+      documents_.emplace_back(&id, std::move(dumped[next++]));  // for later batches while this one is in flight
       // Consent changes (an identify's, a merge's) go to the history; a merged profile's tracking marker goes.
       const Json* before = nullptr;
       if (auto it = read_profiles_.find(id); it != read_profiles_.end() && it->second) {
@@ -707,13 +707,13 @@ class EngineImpl::IngestContext : public GraphView {
   // Makes the documents Prepare built readable by later batches until UnstageDocuments(ticket).
   void StageDocuments(uint64_t ticket) {
     std::lock_guard<std::mutex> lock(engine_->in_flight_docs_mu_);
-    for (auto& [id, text] : documents_) engine_->in_flight_docs_[id] = {ticket, std::move(text)};
+    for (auto& [id, text] : documents_) engine_->in_flight_docs_[*id] = {ticket, std::move(text)};
   }
   // After the write (done or failed): drops the staged documents no later batch has replaced.
   void UnstageDocuments(uint64_t ticket) {
     std::lock_guard<std::mutex> lock(engine_->in_flight_docs_mu_);
     for (const auto& [id, text] : documents_) {
-      if (auto it = engine_->in_flight_docs_.find(id);
+      if (auto it = engine_->in_flight_docs_.find(*id);
           it != engine_->in_flight_docs_.end() && it->second.ticket == ticket) {
         engine_->in_flight_docs_.erase(it);
       }
@@ -1281,7 +1281,8 @@ class EngineImpl::IngestContext : public GraphView {
   bool identities_published_ = false;  // PublishIdentities ran
   bool remembers_ = false;             // Remember ran
   const bool matching_on_write_ = engine_->identity_.matching_on_write();
-  std::vector<std::pair<std::string, std::string>> documents_;  // Prepare: profile id, stored document
+  // Prepare: the profile id (a key of dirty_profiles_, pointer-stable until ReleaseTo) and its stored document.
+  std::vector<std::pair<const std::string*, std::string>> documents_;
   std::vector<PendingEvent> pending_events_;
   absl::node_hash_map<std::string, Json> dirty_profiles_;                // pointer-stable: Json* are held
   absl::node_hash_map<std::string, std::optional<Json>> read_profiles_;  // pointer-stable
