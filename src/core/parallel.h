@@ -17,16 +17,45 @@
 
 namespace cdp::internal {
 
+// Counts the threads now inside a write call of any engine in this process (one BatchCall scope per public call;
+// nested scopes on one thread count once). The helpers below split a call's work over a second thread only while
+// there are cores to spare: with two callers on two cores each already has a core, and a helper thread only takes
+// turns with them and makes its caller wait for the chunk it is on when it is descheduled (two writers of event
+// batches spent a fifth of their time so). Thread-safe; two relaxed atomic operations per call.
+class BatchCall {
+ public:
+  BatchCall() {
+    if (depth_++ == 0) active_.fetch_add(1, std::memory_order_relaxed);
+  }
+  ~BatchCall() {
+    if (--depth_ == 0) active_.fetch_sub(1, std::memory_order_relaxed);
+  }
+  BatchCall(const BatchCall&) = delete;
+  BatchCall& operator=(const BatchCall&) = delete;
+
+  // Whether a call may start a helper thread: while every caller (at least the one asking) can have two cores.
+  static bool MaySplit() {
+    static const size_t cores = std::max(2u, std::thread::hardware_concurrency());
+    const size_t callers = std::max(1, active_.load(std::memory_order_relaxed));
+    return callers * 2 <= cores;
+  }
+
+ private:
+  static inline thread_local int depth_ = 0;
+  static inline std::atomic<int> active_{0};
+};
+
 // Calls run(begin, end) over [0, n): on the calling thread alone when n < parallel_from (or no thread can be
 // started), else on the calling thread and a second one, which take chunks of about n / 16 items (at least 16) in
 // turn from a shared counter. Returns when every chunk is done. A second thread that starts late or is descheduled
 // (on two cores it shares one with RocksDB's flushes and compactions) takes fewer chunks, so the caller waits at
 // most for the chunk it is on, not for half the work. `run` must be safe to call concurrently on disjoint ranges
 // and must not throw; any partition of [0, n) may be asked for. Cost: one thread start (~20-50 us) when split, so
-// parallel_from should be a few hundred items of microseconds each.
+// parallel_from should be a few hundred items of microseconds each. Not split while other callers are busy
+// (BatchCall::MaySplit).
 template <typename Run>
 void RunOnTwoThreads(size_t n, size_t parallel_from, const Run& run) {
-  if (n < parallel_from || n < 2) {
+  if (n < parallel_from || n < 2 || !BatchCall::MaySplit()) {
     run(size_t{0}, n);
     return;
   }
@@ -54,7 +83,7 @@ void RunOnTwoThreads(size_t n, size_t parallel_from, const Run& run) {
 // run(0, 0, n) alone, so that each part can fill its own output (parts in order: part 0's range comes first).
 template <typename Run>
 void RunInTwoParts(size_t n, size_t parallel_from, const Run& run) {
-  if (n < parallel_from || n < 2) {
+  if (n < parallel_from || n < 2 || !BatchCall::MaySplit()) {
     run(0, size_t{0}, n);
     return;
   }
@@ -71,16 +100,16 @@ void RunInTwoParts(size_t n, size_t parallel_from, const Run& run) {
 // An item the second thread has not started when the caller needs it (that thread is behind, or not scheduled)
 // is produced by the caller, and while the caller waits for an item in progress it produces later ones, which the
 // second thread then skips: neither thread idles. With n below parallel_from, or when no thread can be started,
-// the constructor produces every item on the calling thread. The destructor stops the second thread after its
-// current item and joins it, so a caller may stop consuming early. A caller that holds a lock while it consumes
-// holds it while it produces items.
+// (or while other callers are busy: BatchCall::MaySplit) the constructor produces every item on the calling thread. The
+// destructor stops the second thread after its current item and joins it, so a caller may stop consuming early. A
+// caller that holds a lock while it consumes holds it while it produces items.
 //
 // `produce` must be safe to call concurrently for different items and must not throw. Not thread-safe: one
 // consumer. Cost: one thread start (~20-50 us) when n >= parallel_from, and two atomic operations per item.
 class RunAhead {
  public:
   RunAhead(size_t n, size_t parallel_from, std::function<void(size_t)> produce) : n_(n), produce_(std::move(produce)) {
-    if (n >= parallel_from && n >= 2) {
+    if (n >= parallel_from && n >= 2 && BatchCall::MaySplit()) {
       state_ = std::make_unique<std::atomic<uint8_t>[]>(n);  // value-initialized: kFree
       try {
         thread_ = std::thread([this] {

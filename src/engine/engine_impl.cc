@@ -1571,12 +1571,13 @@ Result<Json> EngineImpl::Identify(const Json& request, const IdempotencyKey* key
 
 namespace {
 
-// Writes `batch`; when `parallel`, runs `alongside` on a second thread meanwhile (on the caller, before the write,
-// when no thread can be started). Returns the write's sequence number. Without `parallel`, `alongside` is not run.
+// Writes `batch`; when `parallel` (and BatchCall::MaySplit), runs `alongside` on a second thread meanwhile (on the
+// caller, before the write, when no thread can be started). Returns the write's sequence number. Otherwise
+// `alongside` is not run.
 template <typename Alongside>
 Result<uint64_t> WriteAlongside(storage::Store& store, storage::WriteBatch* batch, bool parallel,
                                 const Alongside& alongside) {
-  if (!parallel) return store.Write(batch);
+  if (!parallel || !BatchCall::MaySplit()) return store.Write(batch);
   std::thread other;
   try {
     other = std::thread(alongside);

@@ -104,6 +104,7 @@ Status CheckIdempotencyKey(const IdempotencyKey& key) {
 }
 
 Result<TrackResult> EventsImpl::Track(const Json& event) {
+  BatchCall call;
   const int64_t now = NowMicros();
   CDP_ASSIGN_OR_RETURN(ParsedEvent parsed, ParseEvent(event, engine_->options(), now));
   std::vector<ParsedEvent> events;
@@ -117,6 +118,7 @@ Result<TrackResult> EventsImpl::Track(const Json& event) {
 Result<BatchResult> EventsImpl::TrackBatch(const std::vector<Json>& events) { return TrackBatch(events, {}); }
 
 Result<BatchResult> EventsImpl::TrackBatch(const std::vector<Json>& events, const std::vector<IdempotencyKey>& keys) {
+  BatchCall call;
   const Options& options = engine_->options();
   if (!keys.empty() && keys.size() != events.size()) {
     return Status::InvalidArgument(
@@ -167,6 +169,7 @@ Result<BatchResult> EventsImpl::IngestParsed(std::vector<ParsedEvent>* parsed, B
 }
 
 Result<BatchResult> EventsImpl::TrackBatchJson(std::string_view json_text) {
+  BatchCall call;
   const Options& options = engine_->options();
   if (json_text.size() > options.max_batch_bytes) {
     return Status::ResourceExhausted(

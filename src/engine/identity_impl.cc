@@ -9,6 +9,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "core/ids.h"
+#include "core/parallel.h"
 #include "engine/engine_impl.h"
 #include "fmt/format.h"
 #include "profiles/profile_model.h"
@@ -563,6 +564,7 @@ static void HideIdentifyLinks(Json* answer) {
 }
 
 Result<Json> IdentityImpl::Identify(const Json& request) {
+  BatchCall call;
   AuditedChange change(engine_->audit_log(), "identity.identify");
   auto access = engine_->access();
   Status allowed = CheckIdentifyWrite(*access, request);
@@ -578,6 +580,7 @@ Result<Json> IdentityImpl::Identify(const Json& request) {
 }
 
 Result<Json> IdentityImpl::Identify(const Json& request, const IdempotencyKey& key) {
+  BatchCall call;
   AuditedChange change(engine_->audit_log(), "identity.identify");
   auto access = engine_->access();
   Status allowed = CheckIdentifyWrite(*access, request);
@@ -593,6 +596,7 @@ Result<Json> IdentityImpl::Identify(const Json& request, const IdempotencyKey& k
 }
 
 Result<Json> IdentityImpl::IdentifyBatch(const std::vector<Json>& requests) {
+  BatchCall call;
   AuditedChange change(engine_->audit_log(), "identity.identifyBatch");
   Status allowed;
   auto access = engine_->access();

@@ -72,6 +72,7 @@ Status PrepareCreate(const Json& profile, const Options& options, const Identity
 }  // namespace
 
 Result<Json> ProfilesImpl::Create(const Json& profile) {
+  BatchCall call;
   std::vector<EngineImpl::PreparedProfile> items(1);
   std::shared_ptr<const IdentityRules> rules = engine_->rules();
   std::vector<Status> statuses{PrepareCreate(profile, engine_->options(), *rules, &items[0])};
@@ -83,6 +84,7 @@ Result<Json> ProfilesImpl::Create(const Json& profile) {
 }
 
 Result<Json> ProfilesImpl::CreateBatch(const std::vector<Json>& profiles) {
+  BatchCall call;
   const Options& options = engine_->options();
   if (profiles.size() > options.max_batch_items) {
     return Status::ResourceExhausted(

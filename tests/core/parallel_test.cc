@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -96,6 +97,52 @@ TEST(RunAheadTest, EachItemIsProducedOnceAndVisibleWhenReady) {
       EXPECT_GT(by_second_thread.load(), static_cast<int>(kItems) / 2);  // 40 x 200 us asleep: it runs ahead
     }
   }
+}
+
+// While as many other threads as there are cores are inside a BatchCall, the helpers run everything on the caller:
+// RunOnTwoThreads in one call, RunAhead up front. Nested scopes on one thread count once, and once the others
+// leave, work is split again.
+TEST(BatchCallTest, HelpersStayOnTheCallerWhileEveryCoreHasACaller) {
+  const size_t cores = std::max(2u, std::thread::hardware_concurrency());
+  const std::thread::id caller = std::this_thread::get_id();
+  auto split_calls = [&] {  // RunOnTwoThreads over 1,000 items: how many calls ran off the calling thread
+    std::atomic<int> elsewhere{0};
+    RunOnTwoThreads(1000, /*parallel_from=*/256, [&](size_t, size_t) {
+      if (std::this_thread::get_id() != caller) elsewhere.fetch_add(1);
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));  // time for the second thread to take chunks
+    });
+    return elsewhere.load();
+  };
+  BatchCall mine;
+  {
+    BatchCall nested;  // the same thread: still one caller
+    EXPECT_TRUE(BatchCall::MaySplit());
+  }
+  EXPECT_GT(split_calls(), 0) << "alone, the work is split";
+
+  std::atomic<size_t> inside{0};
+  std::atomic<bool> leave{false};
+  std::vector<std::thread> others;
+  for (size_t t = 0; t < cores; ++t) {
+    others.emplace_back([&] {
+      BatchCall call;
+      inside.fetch_add(1);
+      while (!leave.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    });
+  }
+  while (inside.load() < cores) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_FALSE(BatchCall::MaySplit());
+  EXPECT_EQ(split_calls(), 0) << "with every core taken, everything runs on the caller";
+  bool ahead_on_caller = true;
+  {
+    RunAhead ahead(100, /*parallel_from=*/64,
+                   [&](size_t) { ahead_on_caller = ahead_on_caller && std::this_thread::get_id() == caller; });
+  }
+  EXPECT_TRUE(ahead_on_caller);
+  leave = true;
+  for (std::thread& t : others) t.join();
+  EXPECT_TRUE(BatchCall::MaySplit());
+  EXPECT_GT(split_calls(), 0) << "split again once the others left";
 }
 
 // Below parallel_from the constructor produces everything on the calling thread, before the first Ready.
