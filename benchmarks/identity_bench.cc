@@ -16,7 +16,8 @@
 //   (a) and (b) are run again from --writers threads (default 2; 1 skips it): batches sent concurrently, as a
 //   server's request threads or a parallel loader send them.
 //
-//   identity_bench [--persons 20000] [--events 200000] [--imports 100000] [--writers 2] [--dir /tmp] [--skip-ab]
+//   identity_bench [--persons 20000] [--events 200000] [--imports 100000] [--writers 2] [--dir /tmp]
+//                  [--steps abpc] (a: (a); b: (b); p: (b'); c: (c); --skip-ab is --steps c)
 
 #include <atomic>
 #include <cstdio>
@@ -42,8 +43,8 @@ struct Flags {
   size_t events = 200000;
   size_t imports = 100000;
   std::string dir;
-  bool skip_ab = false;  // only (c)
-  size_t writers = 2;    // (a) and (b) are also run with this many calling threads (when above 1)
+  std::string steps = "abpc";  // a: (a); b: (b); p: (b'); c: (c)
+  size_t writers = 2;          // (a) and (b) are also run with this many calling threads (when above 1)
 };
 
 std::unique_ptr<Engine> OpenOrDie(const std::string& path) {
@@ -230,8 +231,8 @@ double ImportAll(Engine& engine, size_t n, const std::function<Json(size_t)>& re
   return ok ? Now() - start : -1;
 }
 
-int Run(const Flags& f) {
-  if (f.skip_ab) return RunMatching(f);
+// (a) and (a, N writers).
+int RunEvents(const Flags& f) {
   // (a) Events with three identifiers, person p's events spread over time, vs the same events by profileId.
   std::vector<Json> with_ids, by_profile;
   with_ids.reserve(f.events);
@@ -297,6 +298,11 @@ int Run(const Flags& f) {
         f.writers, f.writers, rate, rate >= 100000 ? "PASS" : "FAIL", cpu_us);
   }
 
+  return 0;
+}
+
+// (b) and (b, N importers).
+int RunImports(const Flags& f) {
   // (b) Bulk import through Identify: each record names a new person by customerId, email and phone.
   {
     TempDir dir(f.dir, "cdp-identity-bench");
@@ -333,6 +339,11 @@ int Run(const Flags& f) {
         f.writers, f.writers, secs, static_cast<double>(f.imports) / secs, projected, projected < 30 ? "PASS" : "FAIL",
         cpu_us);
   }
+  return 0;
+}
+
+// (b').
+int RunUnifyingImport(const Flags& f) {
   // (b') The same import where a third of the records are a second source's record of a person already imported
   // (same customerId, another email and phone): those attach to the person's profile and link two identifiers.
   {
@@ -361,7 +372,15 @@ int Run(const Flags& f) {
         "profiles: %.2f s, %.0f records/s; 1,000,000 records projected at %.0f s (target < 30 s: %s)\n",
         f.imports, persons, secs, static_cast<double>(f.imports) / secs, projected, projected < 30 ? "PASS" : "FAIL");
   }
-  return RunMatching(f);
+  return 0;
+}
+
+int Run(const Flags& f) {
+  auto has = [&f](char step) { return f.steps.find(step) != std::string::npos; };
+  if (has('a') && RunEvents(f) != 0) return 1;
+  if (has('b') && RunImports(f) != 0) return 1;
+  if (has('p') && RunUnifyingImport(f) != 0) return 1;
+  return has('c') ? RunMatching(f) : 0;
 }
 
 }  // namespace
@@ -386,14 +405,16 @@ int main(int argc, char** argv) {
       f.imports = std::stoull(value());
     } else if (a == "--dir") {
       f.dir = value();
-    } else if (a == "--skip-ab") {
-      f.skip_ab = true;
+    } else if (a == "--skip-ab") {  // kept for scripts: the same as --steps c
+      f.steps = "c";
+    } else if (a == "--steps") {
+      f.steps = value();
     } else if (a == "--writers") {
       f.writers = std::stoull(value());
     } else {
       std::fprintf(stderr,
                    "usage: identity_bench [--persons N] [--events N] [--imports N] [--writers N] [--dir DIR] "
-                   "[--skip-ab]\n");
+                   "[--steps abpc] [--skip-ab]\n");
       return 2;
     }
   }
