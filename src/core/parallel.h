@@ -181,10 +181,11 @@ class RunAhead {
 // import's thousands of JSON documents). Give(value) first waits for the value given before it to be destroyed,
 // then starts a thread that destroys this one: at most one is being destroyed at a time, and memory does not pile
 // up (a caller that holds a lock while it gives may so wait, under it, for the previous value; no longer than
-// destroying its own value would have taken it, if the values are alike). When no thread can be started, the value is
-// destroyed on the caller. The destructor waits for the last one. Thread-safe. `value` must be safe to destroy on
-// another thread (no thread-affine locks, nothing borrowed that the caller frees). Cost: one thread start (~20-50 us)
-// per Give, so give only values that take longer to free.
+// destroying its own value would have taken it, if the values are alike). When no thread can be started, or while
+// other callers are busy (BatchCall::MaySplit: then the thread that built the value frees it more cheaply than
+// another would, and no core is idle to take it), the value is destroyed on the caller. The destructor waits for the
+// last one. Thread-safe. `value` must be safe to destroy on another thread (no thread-affine locks, nothing borrowed
+// that the caller frees). Cost: one thread start (~20-50 us) per Give, so give only values that take longer to free.
 class DeferredFree {
  public:
   DeferredFree() = default;
@@ -194,6 +195,7 @@ class DeferredFree {
 
   template <typename T>
   void Give(T value) {
+    if (!BatchCall::MaySplit()) return;  // every core has a caller: destroyed here, by the thread that built it
     auto owned = std::make_unique<T>(std::move(value));
     std::lock_guard<std::mutex> lock(mu_);
     if (thread_.joinable()) thread_.join();

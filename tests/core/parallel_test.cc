@@ -100,8 +100,8 @@ TEST(RunAheadTest, EachItemIsProducedOnceAndVisibleWhenReady) {
 }
 
 // While as many other threads as there are cores are inside a BatchCall, the helpers run everything on the caller:
-// RunOnTwoThreads in one call, RunAhead up front. Nested scopes on one thread count once, and once the others
-// leave, work is split again.
+// RunOnTwoThreads in one call, RunAhead up front, DeferredFree's destruction before Give returns. Nested scopes on one
+// thread count once, and once the others leave, work is split again.
 TEST(BatchCallTest, HelpersStayOnTheCallerWhileEveryCoreHasACaller) {
   const size_t cores = std::max(2u, std::thread::hardware_concurrency());
   const std::thread::id caller = std::this_thread::get_id();
@@ -139,6 +139,21 @@ TEST(BatchCallTest, HelpersStayOnTheCallerWhileEveryCoreHasACaller) {
                    [&](size_t) { ahead_on_caller = ahead_on_caller && std::this_thread::get_id() == caller; });
   }
   EXPECT_TRUE(ahead_on_caller);
+  // DeferredFree destroys a value on the caller, before Give returns.
+  struct Probe {
+    std::thread::id* destroyed_on;
+    explicit Probe(std::thread::id* on) : destroyed_on(on) {}
+    Probe(Probe&& other) noexcept : destroyed_on(other.destroyed_on) { other.destroyed_on = nullptr; }
+    ~Probe() {
+      if (destroyed_on != nullptr) *destroyed_on = std::this_thread::get_id();
+    }
+  };
+  std::thread::id destroyed_on;
+  {
+    DeferredFree free;
+    free.Give(Probe(&destroyed_on));
+    EXPECT_EQ(destroyed_on, caller) << "destroyed by the caller, before Give returned";
+  }
   leave = true;
   for (std::thread& t : others) t.join();
   EXPECT_TRUE(BatchCall::MaySplit());
