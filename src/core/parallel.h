@@ -17,11 +17,16 @@
 
 namespace cdp::internal {
 
-// Counts the threads now inside a write call of any engine in this process (one BatchCall scope per public call;
-// nested scopes on one thread count once). The helpers below split a call's work over a second thread only while
-// there are cores to spare: with two callers on two cores each already has a core, and a helper thread only takes
-// turns with them and makes its caller wait for the chunk it is on when it is descheduled (two writers of event
-// batches spent a fifth of their time so). Thread-safe; two relaxed atomic operations per call.
+// Counts the threads now inside a batch-sized write call of any engine in this process: the public calls whose work
+// the helpers below split (Events::Track, TrackBatch, TrackBatchJson; Identity::Identify, IdentifyBatch;
+// Profiles::Create, CreateBatch) each hold one scope; nested scopes on one thread count once. The helpers split a
+// call's work over a second thread only while there are cores to spare: with two callers on two cores each already
+// has a core, and a helper thread only takes turns with them and makes its caller wait for the chunk it is on when
+// it is descheduled (two writers of event batches spent a fifth of their time so). A caller counts while it waits
+// (for the write lock, its write), so a call under the lock may do alone what a helper could have shared. Threads
+// without a scope (merges, background work) count as one caller when they ask. Cores are
+// std::thread::hardware_concurrency(), at least 2 (CPU quotas are not seen). Thread-safe; two relaxed atomic
+// operations per call.
 class BatchCall {
  public:
   BatchCall() {
@@ -33,7 +38,8 @@ class BatchCall {
   BatchCall(const BatchCall&) = delete;
   BatchCall& operator=(const BatchCall&) = delete;
 
-  // Whether a call may start a helper thread: while every caller (at least the one asking) can have two cores.
+  // Whether a call may start a helper thread: while the callers (at least the one asking) number at most half the
+  // cores.
   static bool MaySplit() {
     static const size_t cores = std::max(2u, std::thread::hardware_concurrency());
     const size_t callers = std::max(1, active_.load(std::memory_order_relaxed));
@@ -51,7 +57,7 @@ class BatchCall {
 // (on two cores it shares one with RocksDB's flushes and compactions) takes fewer chunks, so the caller waits at
 // most for the chunk it is on, not for half the work. `run` must be safe to call concurrently on disjoint ranges
 // and must not throw; any partition of [0, n) may be asked for. Cost: one thread start (~20-50 us) when split, so
-// parallel_from should be a few hundred items of microseconds each. Not split while other callers are busy
+// parallel_from should be a few hundred items of microseconds each. Not split while the cores are taken
 // (BatchCall::MaySplit).
 template <typename Run>
 void RunOnTwoThreads(size_t n, size_t parallel_from, const Run& run) {
@@ -99,8 +105,8 @@ void RunInTwoParts(size_t n, size_t parallel_from, const Run& run) {
 //
 // An item the second thread has not started when the caller needs it (that thread is behind, or not scheduled)
 // is produced by the caller, and while the caller waits for an item in progress it produces later ones, which the
-// second thread then skips: neither thread idles. With n below parallel_from, or when no thread can be started,
-// (or while other callers are busy: BatchCall::MaySplit) the constructor produces every item on the calling thread. The
+// second thread then skips: neither thread idles. With n below parallel_from, when no thread can be started, or
+// when the cores are taken (BatchCall::MaySplit), the constructor produces every item on the calling thread. The
 // destructor stops the second thread after its current item and joins it, so a caller may stop consuming early. A
 // caller that holds a lock while it consumes holds it while it produces items.
 //
@@ -179,11 +185,13 @@ class RunAhead {
 
 // Destroys values on a second thread, so that a caller does not wait for freeing what it no longer needs (a bulk
 // import's thousands of JSON documents). Give(value) first waits for the value given before it to be destroyed,
-// then starts a thread that destroys this one: at most one is being destroyed at a time, and memory does not pile
-// up (a caller that holds a lock while it gives may so wait, under it, for the previous value; no longer than
-// destroying its own value would have taken it, if the values are alike). When no thread can be started, or while
-// other callers are busy (BatchCall::MaySplit: then the thread that built the value frees it more cheaply than
-// another would, and no core is idle to take it), the value is destroyed on the caller. The destructor waits for the
+// then starts a thread that destroys this one: at most one is being destroyed by that thread at a time, and memory
+// does not pile up (a caller that holds a lock while it gives may so wait, under it, for the previous value; no longer
+// than destroying its own value would have taken it, if the values are alike). When no thread can be started, or when
+// the cores are taken (BatchCall::MaySplit: then the thread that built the value frees it more cheaply than another
+// would, and no core is idle to take it), the value is destroyed on the caller, without waiting for the value
+// given before (which the second thread may still be destroying). Callers give after releasing the engine's
+// locks. The destructor waits for the
 // last one. Thread-safe. `value` must be safe to destroy on another thread (no thread-affine locks, nothing borrowed
 // that the caller frees). Cost: one thread start (~20-50 us) per Give, so give only values that take longer to free.
 class DeferredFree {

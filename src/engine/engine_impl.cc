@@ -1468,8 +1468,11 @@ Status EngineImpl::Ingest(std::vector<ParsedEvent>* events, std::vector<BatchIte
   if (in_flight.owns_lock()) {
     CDP_ASSIGN_OR_RETURN(sequence, WriteInFlight(&*ctx, &in_flight, after, mine));
   }
+  // Every writer waits for a batch that holds commit_mu_ whole; what the batch built may be destroyed right here
+  // (DeferredFree, when no core is free), so not under it.
+  if (ctx->holds_exclusive()) ctx->exclusive().unlock();
   ctx->ReleaseTo(&deferred_free_, events);
-  ctx.reset();  // releases commit_mu_ when the context held it
+  ctx.reset();
   CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
   MaybeFlushTail();
   (void)segments_.AfterWrite();  // its errors leave the notes pending for the next call
@@ -1647,7 +1650,6 @@ Status EngineImpl::CommitIdentifies(std::vector<ParsedEvent>* events, std::vecto
       }
       sequence = *written;
       ctx->Publish();
-      ctx->ReleaseTo(&deferred_free_);
     } else {
       in_flight.lock();
       GoInFlight(&*ctx, writes_profiles, &after, &mine);
@@ -1656,9 +1658,11 @@ Status EngineImpl::CommitIdentifies(std::vector<ParsedEvent>* events, std::vecto
   }
   if (in_flight.owns_lock()) {
     CDP_ASSIGN_OR_RETURN(sequence, WriteInFlight(&*ctx, &in_flight, after, mine));
-    ctx->ReleaseTo(&deferred_free_);
   }
-  ctx.reset();  // releases commit_mu_ when the context held it
+  // Not under write_mu_ or commit_mu_: what the batch built may be destroyed right here (DeferredFree).
+  if (ctx->holds_exclusive()) ctx->exclusive().unlock();
+  ctx->ReleaseTo(&deferred_free_);
+  ctx.reset();
   CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
   MaybeFlushTail();  // merges move index entries into the tail
   (void)segments_.AfterWrite();

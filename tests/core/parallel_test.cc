@@ -99,11 +99,13 @@ TEST(RunAheadTest, EachItemIsProducedOnceAndVisibleWhenReady) {
   }
 }
 
-// While as many other threads as there are cores are inside a BatchCall, the helpers run everything on the caller:
-// RunOnTwoThreads in one call, RunAhead up front, DeferredFree's destruction before Give returns. Nested scopes on one
-// thread count once, and once the others leave, work is split again.
-TEST(BatchCallTest, HelpersStayOnTheCallerWhileEveryCoreHasACaller) {
+// Helpers split work while the callers number at most half the cores, and not beyond: one caller more than that,
+// and RunOnTwoThreads runs in one call on the caller, RunAhead produces every item up front on the caller, and
+// DeferredFree destroys a value on the caller before Give returns. Nested scopes on one thread count once (checked
+// right at the boundary, where one caller more would tip it), and once the others leave, work is split again.
+TEST(BatchCallTest, HelpersStayOnTheCallerWhileTheCoresAreTaken) {
   const size_t cores = std::max(2u, std::thread::hardware_concurrency());
+  const size_t most = cores / 2;  // the most callers that still split
   const std::thread::id caller = std::this_thread::get_id();
   auto split_calls = [&] {  // RunOnTwoThreads over 1,000 items: how many calls ran off the calling thread
     std::atomic<int> elsewhere{0};
@@ -113,33 +115,41 @@ TEST(BatchCallTest, HelpersStayOnTheCallerWhileEveryCoreHasACaller) {
     });
     return elsewhere.load();
   };
-  BatchCall mine;
-  {
-    BatchCall nested;  // the same thread: still one caller
-    EXPECT_TRUE(BatchCall::MaySplit());
-  }
-  EXPECT_GT(split_calls(), 0) << "alone, the work is split";
-
   std::atomic<size_t> inside{0};
   std::atomic<bool> leave{false};
   std::vector<std::thread> others;
-  for (size_t t = 0; t < cores; ++t) {
-    others.emplace_back([&] {
-      BatchCall call;
-      inside.fetch_add(1);
-      while (!leave.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    });
+  auto add_callers = [&](size_t n) {  // n more threads inside a BatchCall until `leave`
+    const size_t target = inside.load() + n;
+    for (size_t t = 0; t < n; ++t) {
+      others.emplace_back([&] {
+        BatchCall call;
+        inside.fetch_add(1);
+        while (!leave.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      });
+    }
+    while (inside.load() < target) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  };
+
+  BatchCall mine;
+  add_callers(most - 1);  // with this thread: `most` callers
+  {
+    BatchCall nested;  // the same thread: still `most` callers
+    EXPECT_TRUE(BatchCall::MaySplit()) << "a nested scope counted as one more caller";
   }
-  while (inside.load() < cores) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_GT(split_calls(), 0) << "with a core to spare, the work is split";
+
+  add_callers(1);  // one caller more than half the cores
   EXPECT_FALSE(BatchCall::MaySplit());
   EXPECT_EQ(split_calls(), 0) << "with every core taken, everything runs on the caller";
-  bool ahead_on_caller = true;
+  std::atomic<size_t> produced{0}, produced_elsewhere{0};
   {
-    RunAhead ahead(100, /*parallel_from=*/64,
-                   [&](size_t) { ahead_on_caller = ahead_on_caller && std::this_thread::get_id() == caller; });
+    RunAhead ahead(100, /*parallel_from=*/64, [&](size_t) {
+      produced.fetch_add(1);
+      if (std::this_thread::get_id() != caller) produced_elsewhere.fetch_add(1);
+    });
+    EXPECT_EQ(produced.load(), 100u) << "every item produced up front, before any Ready";
   }
-  EXPECT_TRUE(ahead_on_caller);
-  // DeferredFree destroys a value on the caller, before Give returns.
+  EXPECT_EQ(produced_elsewhere.load(), 0u);
   struct Probe {
     std::thread::id* destroyed_on;
     explicit Probe(std::thread::id* on) : destroyed_on(on) {}
