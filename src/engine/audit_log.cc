@@ -434,6 +434,11 @@ Status AuditLog::WriteOutIndex() {
   return Status::OK();
 }
 
+size_t AuditLog::held_entries() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return held_.size();
+}
+
 void AuditLog::set_index_held_limit(size_t limit) {
   std::lock_guard<std::mutex> lock(index_mu_);
   index_held_limit_ = std::max<size_t>(limit, 1);
@@ -791,7 +796,7 @@ Status AuditLog::RedactEntry(uint64_t seq, const std::vector<std::string>& targe
 }
 
 Status AuditLog::Redact(storage::WriteBatch* batch, const std::vector<std::string>& targets, Redaction* undo) {
-  CDP_RETURN_IF_ERROR(Flush());  // entries held back are found by the index too
+  if (redact_flushes_) CDP_RETURN_IF_ERROR(Flush());  // entries held back are found by the index too
   Redaction local;
   Redaction& changed = undo != nullptr ? *undo : local;
   changed.targets = targets;

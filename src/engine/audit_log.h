@@ -165,6 +165,11 @@ class AuditLog {
   // kIndexHeld. For tests: a small limit makes every few groups write a file.
   static constexpr size_t kIndexHeld = 65536;
   void set_index_held_limit(size_t limit);
+  // For tests: how many chained entries are held (not written yet); and Redact without its Flush first, so that
+  // entries chained since the last Flush are still held when it runs (the race CancelRedaction's restore of held
+  // entries is for: calls chained between an erasure's Flush and its Redact).
+  size_t held_entries() const;
+  void set_redact_flushes(bool flushes) { redact_flushes_ = flushes; }
 
   // One call queued for its entry.
   struct Call {
@@ -244,6 +249,7 @@ class AuditLog {
   // the done marker, with the next write that succeeds. The writer thread's alone.
   std::vector<uint64_t> retired_journals_;
   std::atomic<int64_t> erasure_until_us_{0};  // see complete_records_allowed
+  std::atomic<bool> redact_flushes_{true};    // see set_redact_flushes
 
   std::mutex index_mu_;                      // the held index and its writing out; taken after mu_ when both are held
   absl::btree_set<std::string> held_index_;  // "t" target \0 be64(seq) of entries after index_through_

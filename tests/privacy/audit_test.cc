@@ -7,12 +7,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <random>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/ids.h"
@@ -713,6 +715,52 @@ TEST_F(AuditTest, AnErasureWhoseWriteFailsRedactsNothing) {
   }
   Json v = Unwrap(audit().Verify());
   EXPECT_TRUE(v.Find("ok")->as_bool()) << v.Dump();
+}
+
+// CancelRedaction puts back the held entries a Redact redacted: an entry naming the person, chained but not yet
+// written when an erasure that then failed redacted the log, is written as it was (naming them, not marked
+// redacted), is found by target, and the chain verifies. Redact flushes first, so such an entry is one chained in
+// between; here Redact runs without that Flush (a test switch) so that one is held for certain.
+TEST_F(AuditTest, ACancelledRedactionPutsBackTheHeldEntriesItRedacted) {
+  auto& log = static_cast<internal::EngineImpl&>(*engine_).audit_log();
+  const std::string id = "held" + std::to_string(std::random_device{}()) + "z";
+  Unwrap(profiles().Create(J(R"({"id": ")" + id + R"("})")));
+  ASSERT_TRUE(log.Flush().ok());
+  ASSERT_EQ(log.held_entries(), 0u);
+  ASSERT_TRUE(log.Append("api-key", "events.trackBatch", {id, "someone-else"}, Status::OK(), 2).ok());
+  for (int i = 0; i < 500 && log.held_entries() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // the writer thread chains it
+  }
+  ASSERT_EQ(log.held_entries(), 1u) << "chained, not written";
+  internal::AuditLog::Redaction undo;
+  {
+    storage::WriteBatch batch(store());  // the erasure's batch: never written, as if its write failed
+    log.set_redact_flushes(false);
+    Status redacted = log.Redact(&batch, {id}, &undo);
+    log.set_redact_flushes(true);
+    ASSERT_TRUE(redacted.ok()) << redacted.ToString();
+  }
+  ASSERT_EQ(undo.entries.size(), 1u) << "the held entry was redacted";
+  log.CancelRedaction(std::move(undo));
+
+  Json items = *Unwrap(audit().List(J(R"({"operation": "events.trackBatch"})"))).Find("items");
+  ASSERT_EQ(items.size(), 1u);
+  EXPECT_EQ(items.items()[0].Find("targets")->Dump(), "[\"" + id + "\",\"someone-else\"]");
+  EXPECT_EQ(items.items()[0].Find("redacted"), nullptr) << items.items()[0].Dump();
+  auto operations_naming = [&] {  // found by target (the lists themselves are audited, naming what they found)
+    std::multiset<std::string> ops;
+    const Json found = Unwrap(audit().List(J(R"({"target": ")" + id + R"("})")));
+    for (const Json& item : found.Find("items")->items()) {
+      if (item.Find("operation")->as_string() != "audit.list") ops.insert(item.Find("operation")->as_string());
+    }
+    return ops;
+  };
+  const std::multiset<std::string> expected{"events.trackBatch", "profiles.create"};
+  EXPECT_EQ(operations_naming(), expected);
+  Json v = Unwrap(audit().Verify());
+  EXPECT_TRUE(v.Find("ok")->as_bool()) << v.Dump();
+  Reopen();
+  EXPECT_EQ(operations_naming(), expected);
 }
 
 // A call on a person that returns after their erasure redacted the log (a batch whose write landed just before it)
