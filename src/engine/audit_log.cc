@@ -292,7 +292,8 @@ Status AuditLog::RecoverJournal(std::vector<Call>* recovered) {
       const Json* targets = line.ok() ? line->Find("targets") : nullptr;
       if (text_of("principal") == nullptr || text_of("operation") == nullptr || text_of("outcome") == nullptr ||
           at == nullptr || !at->is_int() || targets == nullptr || !targets->is_array()) {
-        ++append_errors_;  // a line a power loss or a failed write damaged: that call's entry is lost, not the rest
+        append_errors_.fetch_add(1, std::memory_order_relaxed);  // a line a power loss or a failed write damaged: that
+                                                                 // call's entry is lost, not the rest
         continue;
       }
       Call call;
@@ -528,8 +529,7 @@ std::string AuditLog::AddPending(storage::WriteBatch* batch, std::string_view pr
 }
 
 int64_t AuditLog::append_errors() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return append_errors_ + journal_errors_.load(std::memory_order_relaxed);
+  return append_errors_.load(std::memory_order_relaxed) + journal_errors_.load(std::memory_order_relaxed);
 }
 
 Status AuditLog::Append(std::string_view principal, std::string_view operation, const std::vector<std::string>& targets,
@@ -700,7 +700,7 @@ Status AuditLog::WriteHeld(uint64_t journal_done) {
   if (!s.ok()) {
     if (held_.size() < 4 * kHeldCalls && held_bytes_ < 4 * kHeldBytes) return s;  // held for the next write
     // Lost: the chain goes on from what was written.
-    append_errors_ += static_cast<int64_t>(held_.size());
+    append_errors_.fetch_add(static_cast<int64_t>(held_.size()), std::memory_order_relaxed);
     if (!held_.empty()) {
       next_seq_ = held_first_seq_;
       last_hash_ = held_first_hash_;

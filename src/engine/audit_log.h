@@ -230,7 +230,7 @@ class AuditLog {
   static constexpr int64_t kErasedWindowUs = 60'000'000;
   absl::flat_hash_map<std::string, int64_t> erased_recently_;  // id -> when Redact saw it; guarded by mu_
   std::string last_hash_;                                      // guarded by mu_
-  int64_t append_errors_ = 0;
+  std::atomic<int64_t> append_errors_{0};  // read without mu_ (append_errors), which a bulk write holds long
   // Chained entries not yet written (guarded by mu_): their values, the targets they name (for the index keys), and
   // the pending records (and refused ones) to delete with them; the chain before the first of them.
   struct HeldEntry {
