@@ -191,9 +191,9 @@ class RunAhead {
 // the cores are taken (BatchCall::MaySplit: then the thread that built the value frees it more cheaply than another
 // would, and no core is idle to take it), the value is destroyed on the caller, without waiting for the value
 // given before (which the second thread may still be destroying). Callers give after releasing the engine's
-// locks. The destructor waits for the
-// last one. Thread-safe. `value` must be safe to destroy on another thread (no thread-affine locks, nothing borrowed
-// that the caller frees). Cost: one thread start (~20-50 us) per Give, so give only values that take longer to free.
+// locks. The destructor waits for the last one. Thread-safe. `value` must be safe to destroy on another thread (no
+// thread-affine locks, nothing borrowed that the caller frees). Cost: one thread start (~20-50 us) per Give, so
+// give only values that take longer to free.
 class DeferredFree {
  public:
   DeferredFree() = default;

@@ -292,8 +292,8 @@ Status AuditLog::RecoverJournal(std::vector<Call>* recovered) {
       const Json* targets = line.ok() ? line->Find("targets") : nullptr;
       if (text_of("principal") == nullptr || text_of("operation") == nullptr || text_of("outcome") == nullptr ||
           at == nullptr || !at->is_int() || targets == nullptr || !targets->is_array()) {
-        append_errors_.fetch_add(1, std::memory_order_relaxed);  // a line a power loss or a failed write damaged: that
-                                                                 // call's entry is lost, not the rest
+        // A line a power loss or a failed write damaged: that call's entry is lost, not the rest.
+        append_errors_.fetch_add(1, std::memory_order_relaxed);
         continue;
       }
       Call call;
