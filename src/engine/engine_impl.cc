@@ -607,28 +607,17 @@ class EngineImpl::IngestContext : public GraphView {
   }
 
   // Completes the batch (events, profile documents, trait merge operands, counters). Returns whether it writes
-  // profile documents, which must reach storage in the order they were built.
-  bool Prepare() {
+  // profile documents, which must reach storage in the order they were built. With `defer_documents`, the
+  // documents are dumped into the batch later, by PutDocuments, which must then be called before the write: a batch
+  // in flight dumps them after write_mu_ is released (a tenth of a bulk import's time under the lock).
+  bool Prepare(bool defer_documents = false) {
     for (const PendingEvent& p : pending_events_) {
       batch_.Put(storage::Cf::kEventsByTime, storage::TimeIndexKey(p.time_us, p.id, p.profile_id), p.value);
       // A new event counts in its profile's traits unless a merge in this batch moved it (and its aggregate).
       index_.Add(p.profile_id, storage::TimeKey(p.time_us, p.id), !p.moved);
     }
     engine_->tail_.Log(index_, &batch_);
-    // A bulk import's documents are dumped on two threads (a tenth of its time on one).
-    std::vector<const Json*> docs;
-    docs.reserve(dirty_profiles_.size());
-    for (const auto& [id, doc] : dirty_profiles_) docs.push_back(&doc);
-    std::vector<std::string> dumped(docs.size());
-    RunOnTwoThreads(docs.size(), /*parallel_from=*/256, [&](size_t begin, size_t end) {
-      for (size_t i = begin; i < end; ++i) dumped[i] = docs[i]->Dump();
-    });
-    size_t next = 0;
-    documents_.clear();
-    documents_.reserve(dirty_profiles_.size());
     for (auto& [id, doc] : dirty_profiles_) {
-      batch_.Put(storage::Cf::kProfiles, id, dumped[next]);
-      documents_.emplace_back(&id, std::move(dumped[next++]));  // for later batches while this one is in flight
       // Consent changes (an identify's, a merge's) go to the history; a merged profile's tracking marker goes.
       const Json* before = nullptr;
       if (auto it = read_profiles_.find(id); it != read_profiles_.end() && it->second) {
@@ -645,7 +634,26 @@ class EngineImpl::IngestContext : public GraphView {
     if (events_added_ > 0) store_.AddToCounter(&batch_, "events", events_added_);
     if (merges_ > 0) store_.AddToCounter(&batch_, "merges", merges_);
     if (merged_profiles_ > 0) store_.AddToCounter(&batch_, "merged_profiles", merged_profiles_);
+    documents_pending_ = !dirty_profiles_.empty();
+    if (!defer_documents) PutDocuments();
     return !dirty_profiles_.empty();
+  }
+  // Dumps the profile documents into the batch (once; see Prepare): those StageDocuments holds, else the batch's.
+  // A bulk import's documents are dumped on two threads while a core is free (a tenth of its time on one).
+  void PutDocuments() {
+    if (!documents_pending_) return;
+    documents_pending_ = false;
+    std::vector<std::pair<const std::string*, const Json*>> docs;
+    if (!staged_.empty()) {
+      for (const auto& [id, doc] : staged_) docs.emplace_back(id, doc.get());
+    } else {
+      for (const auto& [id, doc] : dirty_profiles_) docs.emplace_back(&id, &doc);
+    }
+    std::vector<std::string> dumped(docs.size());
+    RunOnTwoThreads(docs.size(), /*parallel_from=*/256, [&](size_t begin, size_t end) {
+      for (size_t i = begin; i < end; ++i) dumped[i] = docs[i].second->Dump();
+    });
+    for (size_t i = 0; i < docs.size(); ++i) batch_.Put(storage::Cf::kProfiles, *docs[i].first, dumped[i]);
   }
   // Reads in two batched reads (Store::MultiGet) the owners and hub sets of the identifiers of events[begin, end)
   // (those whose status is OK) that neither this batch nor the engine's cache knows, so that resolving them reads
@@ -692,7 +700,7 @@ class EngineImpl::IngestContext : public GraphView {
     return Status::OK();
   }
 
-  bool empty() const { return batch_.Count() == 0; }
+  bool empty() const { return batch_.Count() == 0 && !documents_pending_; }
   // Whether the batch writes an idempotency key (Remember).
   bool remembers() const { return remembers_; }
   // Whether publishing the batch would clear the identity or session cache (one is full): a batch in flight relies
@@ -704,15 +712,19 @@ class EngineImpl::IngestContext : public GraphView {
   }
   // Whether matching on write was on when the batch began (read once: the batch tells the matcher by it).
   bool matching_on_write() const { return matching_on_write_; }
-  // Makes the documents Prepare built readable by later batches until UnstageDocuments(ticket).
+  // Makes the batch's documents readable by later batches until UnstageDocuments(ticket). They move out of the
+  // batch's profiles into shared, immutable documents, read at once by later batches (which copy them) and by
+  // PutDocuments (which dumps them); the batch's profiles are not read after this (Publish reads their ids).
   void StageDocuments(uint64_t ticket) {
+    staged_.reserve(dirty_profiles_.size());
+    for (auto& [id, doc] : dirty_profiles_) staged_.emplace_back(&id, std::make_shared<const Json>(std::move(doc)));
     std::lock_guard<std::mutex> lock(engine_->in_flight_docs_mu_);
-    for (auto& [id, text] : documents_) engine_->in_flight_docs_[*id] = {ticket, std::move(text)};
+    for (const auto& [id, doc] : staged_) engine_->in_flight_docs_[*id] = {ticket, doc};
   }
   // After the write (done or failed): drops the staged documents no later batch has replaced.
   void UnstageDocuments(uint64_t ticket) {
     std::lock_guard<std::mutex> lock(engine_->in_flight_docs_mu_);
-    for (const auto& [id, text] : documents_) {
+    for (const auto& [id, doc] : staged_) {
       if (auto it = engine_->in_flight_docs_.find(*id);
           it != engine_->in_flight_docs_.end() && it->second.ticket == ticket) {
         engine_->in_flight_docs_.erase(it);
@@ -731,7 +743,7 @@ class EngineImpl::IngestContext : public GraphView {
       parsed->clear();
     }
     free->Give(std::make_tuple(std::move(dirty_profiles_), std::move(read_profiles_), std::move(pending_events_),
-                               std::move(events)));
+                               std::move(events), std::move(staged_)));
   }
   // Event keys with caller-given ids, and their sessions (for retries racing this batch's write).
   const absl::flat_hash_map<std::string, std::string>& client_keys() const { return batch_keys_; }
@@ -1170,10 +1182,8 @@ class EngineImpl::IngestContext : public GraphView {
   Result<const Json*> ReadProfile(const std::string& id) {
     if (auto it = read_profiles_.find(id); it != read_profiles_.end()) return it->second ? &*it->second : nullptr;
     // A batch in flight may have written it: its document is the current one (written before this batch).
-    if (std::string text; engine_->InFlightDocument(id, &text)) {
-      auto parsed = Json::Parse(text);
-      if (!parsed.ok()) return Status::Internal(fmt::format("profile {} in flight does not parse", id));
-      return &*(read_profiles_[id] = std::move(parsed).value());
+    if (std::shared_ptr<const Json> staged = engine_->InFlightDocument(id)) {
+      return &*(read_profiles_[id] = *staged);
     }
     auto doc = engine_->ReadStoredProfile(id);
     if (doc.status().IsNotFound()) {
@@ -1287,7 +1297,9 @@ class EngineImpl::IngestContext : public GraphView {
   bool remembers_ = false;             // Remember ran
   const bool matching_on_write_ = engine_->identity_.matching_on_write();
   // Prepare: the profile id (a key of dirty_profiles_, pointer-stable until ReleaseTo) and its stored document.
-  std::vector<std::pair<const std::string*, std::string>> documents_;
+  // The profile documents of a batch in flight (StageDocuments), by the keys of dirty_profiles_.
+  std::vector<std::pair<const std::string*, std::shared_ptr<const Json>>> staged_;
+  bool documents_pending_ = false;  // Prepare left the documents for PutDocuments
   std::vector<PendingEvent> pending_events_;
   absl::node_hash_map<std::string, Json> dirty_profiles_;                // pointer-stable: Json* are held
   absl::node_hash_map<std::string, std::optional<Json>> read_profiles_;  // pointer-stable
@@ -1349,13 +1361,11 @@ void EngineImpl::GoInFlight(IngestContext* ctx, bool writes_documents, std::shar
   last_document_write_ = *mine;
 }
 
-bool EngineImpl::InFlightDocument(const std::string& id, std::string* text) {
+std::shared_ptr<const Json> EngineImpl::InFlightDocument(const std::string& id) {
   std::lock_guard<std::mutex> lock(in_flight_docs_mu_);
-  if (in_flight_docs_.empty()) return false;
+  if (in_flight_docs_.empty()) return nullptr;
   auto it = in_flight_docs_.find(id);
-  if (it == in_flight_docs_.end()) return false;
-  *text = it->second.text;
-  return true;
+  return it != in_flight_docs_.end() ? it->second.doc : nullptr;
 }
 
 Result<uint64_t> EngineImpl::WriteInFlight(IngestContext* ctx, std::shared_lock<std::shared_mutex>* in_flight,
@@ -1363,6 +1373,7 @@ Result<uint64_t> EngineImpl::WriteInFlight(IngestContext* ctx, std::shared_lock<
                                            const std::shared_ptr<WriteTicket>& mine) {
   Result<uint64_t> written =
       Status::Unavailable("a write this batch was built on failed; reopen the database to write again");
+  ctx->PutDocuments();  // while the batch before it is written
   if (after == nullptr || after->Wait()) written = store_->Write(ctx->batch());
   if (mine != nullptr) {
     ctx->UnstageDocuments(mine->number);
@@ -1445,7 +1456,7 @@ Status EngineImpl::Ingest(std::vector<ParsedEvent>* events, std::vector<BatchIte
       if (j + kWarmAhead < order.size()) ctx->WarmIdentityCache((*events)[order[j + kWarmAhead]]);
       CDP_RETURN_IF_ERROR(ctx->Add((*events)[order[j]], &(*results)[slots[order[j]]]));
     }
-    const bool writes_profiles = ctx->Prepare();
+    const bool writes_profiles = ctx->Prepare(/*defer_documents=*/true);
     if (ctx->empty()) return Status::OK();  // only duplicates
     // The audit entry of one event names its profile: told before the write, the audit's pending record holds the
     // whole entry and the call needs no journal line (AuditedChange::Expect).
@@ -1455,6 +1466,7 @@ Status EngineImpl::Ingest(std::vector<ParsedEvent>* events, std::vector<BatchIte
       }
     }
     if (!MayGoInFlight(*ctx, writes_profiles)) {
+      ctx->PutDocuments();
       CDP_RETURN_IF_ERROR(WaitForInFlightWrites(&*ctx));
       CDP_ASSIGN_OR_RETURN(sequence, store_->Write(ctx->batch()));
       ctx->Publish();
@@ -1635,10 +1647,11 @@ Status EngineImpl::CommitIdentifies(std::vector<ParsedEvent>* events, std::vecto
         }
       }
     }
-    const bool writes_profiles = ctx->Prepare();
+    const bool writes_profiles = ctx->Prepare(/*defer_documents=*/true);
     if (ctx->empty()) {
       // Nothing to write (every identify a duplicate, or refused).
     } else if (ctx->remembers() || !MayGoInFlight(*ctx, writes_profiles)) {  // a key: see Identify's retry check
+      ctx->PutDocuments();
       CDP_RETURN_IF_ERROR(WaitForInFlightWrites(&*ctx));
       // A large batch's links go into the identity cache on a second thread while the batch is written (they
       // were 13% of a bulk import's calling thread, after the write). A failed write leaves the cache cleared.

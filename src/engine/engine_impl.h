@@ -528,8 +528,9 @@ class EngineImpl final : public Engine {
   // failure makes the engine refuse writes. write_mu_ not held.
   Result<uint64_t> WriteInFlight(IngestContext* ctx, std::shared_lock<std::shared_mutex>* in_flight,
                                  const std::shared_ptr<WriteTicket>& after, const std::shared_ptr<WriteTicket>& mine);
-  // The document of profile `id` as written by a batch in flight, if one is. Any thread.
-  bool InFlightDocument(const std::string& id, std::string* text);
+  // The document of profile `id` as written by a batch in flight, if one is (else null). Immutable: copy it to
+  // change it. Any thread.
+  std::shared_ptr<const Json> InFlightDocument(const std::string& id);
 
   // Writes the tail to storage; on failure the engine refuses writes. write_mu_ and commit_mu_ (exclusive) held.
   Status FlushTail();
@@ -588,7 +589,7 @@ class EngineImpl final : public Engine {
   // Profile documents of batches in flight: id -> the ticket of the last batch that wrote it and the document.
   struct InFlightDoc {
     uint64_t ticket;
-    std::string text;
+    std::shared_ptr<const Json> doc;  // shared with the batch, which dumps it outside write_mu_
   };
   std::mutex in_flight_docs_mu_;
   absl::flat_hash_map<std::string, InFlightDoc> in_flight_docs_;  // guarded by in_flight_docs_mu_
