@@ -549,12 +549,16 @@ Json Union(const Json& a, const Json& b) {
 
 void StampAttributeSources(Json* stored, const Json* previous, std::string_view source, int64_t at_us) {
   Json sources = Json::Object();
+  Json fresh;  // SourceEntryOf(source, at_us), made once
   for (const auto& [path, value] : AttributeFields(*stored)) {
     if (IsEmptyValue(value)) continue;
     const Json* before = previous != nullptr ? FieldValue(*previous, path) : nullptr;
     const Json* entry = previous != nullptr ? SourceEntry(*previous, path) : nullptr;
-    sources.Set(path,
-                before != nullptr && *before == *value && entry != nullptr ? *entry : SourceEntryOf(source, at_us));
+    if (before == nullptr || *before != *value || entry == nullptr) {
+      if (fresh.is_null()) fresh = SourceEntryOf(source, at_us);
+      entry = &fresh;
+    }
+    sources.Set(path, *entry);
   }
   if (sources.size() > 0) {
     stored->Set("attributeSources", std::move(sources));
