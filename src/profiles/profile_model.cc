@@ -179,7 +179,13 @@ size_t SerializedSize(const Json& value, int* depth) {
       return value.as_bool() ? 4 : 5;
     case Json::Type::kString:
       return EscapedSize(value.as_string());
-    case Json::Type::kInt:
+    case Json::Type::kInt: {  // as DumpTo writes it: digits, after a minus sign
+      const int64_t v = value.as_int();
+      uint64_t u = v < 0 ? 0 - static_cast<uint64_t>(v) : static_cast<uint64_t>(v);
+      size_t n = v < 0 ? 2 : 1;
+      for (; u >= 10; u /= 10) ++n;
+      return n;
+    }
     case Json::Type::kDouble: {
       std::string text;
       value.DumpTo(&text);  // short: fits the small-string buffer, no allocation

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <random>
 #include <string>
@@ -694,6 +695,26 @@ TEST(EventModelTest, GeneratedBatchesMatchTheReferencesUnderTightLimits) {
   EXPECT_GT(counts.events, 2000u);
   EXPECT_GT(counts.rejected, 3000u);
   EXPECT_GT(counts.batch_errors, 1000u);
+}
+
+// SerializedSize is the length of Dump's text, numbers included (integers are counted without being written).
+TEST(EventModelTest, SerializedSizeIsTheDumpedLength) {
+  Json doc = Json::Object();
+  Json numbers = Json::Array();
+  for (int64_t v : {int64_t{0}, int64_t{7}, int64_t{9}, int64_t{10}, int64_t{99}, int64_t{100}, int64_t{-1},
+                    int64_t{-9}, int64_t{-10}, int64_t{1234567890123}, std::numeric_limits<int64_t>::max(),
+                    std::numeric_limits<int64_t>::min()}) {
+    int depth = 0;
+    EXPECT_EQ(SerializedSize(Json(v), &depth), Json(v).Dump().size()) << v;
+    numbers.Push(v);
+  }
+  for (double d : {0.5, -2.25, 1e300, 3.0}) numbers.Push(d);
+  doc.Set("numbers", std::move(numbers));
+  doc.Set("text", "a \"quoted\" line\n");
+  doc.Set("nested", Json::Object().Set("flag", true).Set("none", Json()));
+  int depth = 0;
+  EXPECT_EQ(SerializedSize(doc, &depth), doc.Dump().size()) << doc.Dump();
+  EXPECT_EQ(depth, 2);
 }
 
 std::string Batch(const std::vector<std::string>& items) {
