@@ -423,7 +423,8 @@ class EngineImpl::IngestContext : public GraphView {
   // Resolves the profile an identify names (creating or merging profiles as the rules say) and applies `patch`
   // (a merge patch of attributes, consent and writable computed scores) to it. See Identity::Identify.
   // `refused` receives why an identify is refused (an erased person's identifier); it then changes nothing.
-  Status Identify(ParsedEvent& e, const Json& patch, TrackResult* result, Status* refused) {
+  Status Identify(ParsedEvent& e, IdentifyPatch& change, TrackResult* result, Status* refused) {
+    const Json& patch = change.patch;
     result->event_id = e.id;
     if (e.remember != nullptr && e.remember->applied_if_stored_at_us != 0) {  // stored: the identify was applied
       std::string stored;
@@ -456,19 +457,43 @@ class EngineImpl::IngestContext : public GraphView {
       // ApplyPlan put in it: empty consent and computed, the linked email and phone as attributes with this
       // identify's source and time (which every non-empty attribute gets anyway), externalIds as ExternalIdsOf its
       // identifiers: its parts are moved, not copied and re-derived (a tenth of a bulk import's time under the lock).
+      // Its normalized parts are then the patch's, normalized on its own (IdentifyPatch), with the linked attributes
+      // the patch leaves alone kept in front (where ApplyMergePatch leaves them).
       const bool fresh = result->profile_created;
-      Json parts;
-      if (fresh) {
+      Json normalized;
+      if (fresh && change.normalized.is_object()) {
+        normalized = std::move(change.normalized);
         Json* attributes = doc->Find("attributes");
-        parts = Json::Object();
-        parts.Set("attributes", attributes != nullptr ? std::move(*attributes) : Json::Object());
-        parts.Set("consent", Json::Object());
-        parts.Set("computed", Json::Object());
+        if (attributes != nullptr && attributes->size() > 0) {
+          const Json* patched = patch.Find("attributes");  // absent, or an object (ParseIdentify)
+          Json* from_patch = normalized.Find("attributes");
+          Json merged = Json::Object();
+          for (auto& [key, value] : attributes->members()) {
+            if (patched == nullptr || patched->Find(key) == nullptr) {
+              merged.Set(key, std::move(value));
+            } else if (Json* set = from_patch->Find(key); set != nullptr) {
+              merged.Set(key, std::move(*set));  // replaced in place; a null in the patch removed it
+            }
+          }
+          for (auto& [key, value] : from_patch->members()) {
+            if (attributes->Find(key) == nullptr) merged.Set(key, std::move(value));
+          }
+          *from_patch = std::move(merged);
+        }
       } else {
-        parts = WritableParts(*doc);
+        Json parts;
+        if (fresh) {
+          Json* attributes = doc->Find("attributes");
+          parts = Json::Object();
+          parts.Set("attributes", attributes != nullptr ? std::move(*attributes) : Json::Object());
+          parts.Set("consent", Json::Object());
+          parts.Set("computed", Json::Object());
+        } else {
+          parts = WritableParts(*doc);
+        }
+        ApplyMergePatch(&parts, patch);
+        CDP_ASSIGN_OR_RETURN(normalized, NormalizeProfileInput(parts));
       }
-      ApplyMergePatch(&parts, patch);
-      CDP_ASSIGN_OR_RETURN(Json normalized, NormalizeProfileInput(parts));
       Json* external_ids = fresh ? doc->Find("externalIds") : nullptr;  // identifiers come from `identifiers`
       normalized.Set("externalIds",
                      external_ids != nullptr ? std::move(*external_ids) : ExternalIdsOf(StoredIdentifiers(*doc)));
@@ -1520,7 +1545,7 @@ Status EngineImpl::Ingest(std::vector<ParsedEvent>* events, std::vector<BatchIte
 
 // ---- Identify -------------------------------------------------------------------------------------------------------
 
-Status EngineImpl::ParseIdentify(const Json& request, int64_t now, ParsedEvent* event, Json* patch_out) {
+Status EngineImpl::ParseIdentify(const Json& request, int64_t now, ParsedEvent* event, IdentifyPatch* patch_out) {
   if (!request.is_object()) return Status::InvalidArgument("an identify must be a JSON object");
   int depth = 0;
   if (SerializedSize(request, &depth) > options_.max_event_bytes) {
@@ -1531,7 +1556,7 @@ Status EngineImpl::ParseIdentify(const Json& request, int64_t now, ParsedEvent* 
   }
   CDP_RETURN_IF_ERROR(CheckUtf8(request));
   ParsedEvent& e = *event;
-  Json& patch = *patch_out;
+  Json& patch = patch_out->patch;
   patch = Json::Object();
   std::optional<int64_t> time_us;  // event time of the values it sets; default: the time of the call
   for (const auto& [key, value] : request.members()) {
@@ -1581,7 +1606,7 @@ Status EngineImpl::ParseIdentify(const Json& request, int64_t now, ParsedEvent* 
     Json probe = Json::Object();
     for (const char* key : {"attributes", "consent", "computed"}) probe.Set(key, Json::Object());
     ApplyMergePatch(&probe, patch);
-    CDP_RETURN_IF_ERROR(NormalizeProfileInput(probe).status());
+    CDP_ASSIGN_OR_RETURN(patch_out->normalized, NormalizeProfileInput(probe));
   }
   if (time_us) CDP_RETURN_IF_ERROR(CheckNotFuture(*time_us, now, options_));
   if (e.id.empty()) e.id = NewId();
@@ -1605,7 +1630,7 @@ Json IdentifyResultJson(const TrackResult& result, const std::string& identify_i
 Result<Json> EngineImpl::Identify(const Json& request, const IdempotencyKey* key) {
   const int64_t now = NowMicros();
   std::vector<ParsedEvent> e(1);
-  std::vector<Json> patch(1);
+  std::vector<IdentifyPatch> patch(1);
   if (key != nullptr) CDP_RETURN_IF_ERROR(CheckIdempotencyKey(*key));
   CDP_RETURN_IF_ERROR(ParseIdentify(request, now, &e[0], &patch[0]));
   if (key != nullptr && !key->key.empty()) e[0].remember = key;
@@ -1642,7 +1667,7 @@ Result<uint64_t> WriteAlongside(storage::Store& store, storage::WriteBatch* batc
 
 }  // namespace
 
-Status EngineImpl::CommitIdentifies(std::vector<ParsedEvent>* events, std::vector<Json>* patches,
+Status EngineImpl::CommitIdentifies(std::vector<ParsedEvent>* events, std::vector<IdentifyPatch>* patches,
                                     std::vector<Status>* statuses, std::vector<TrackResult>* results, int64_t now,
                                     const std::vector<Json>* requests) {
   // Requests are parsed and their identifiers normalized with the rules in force now (pure work: phone numbers
@@ -1716,7 +1741,7 @@ Result<Json> EngineImpl::IdentifyBatch(const std::vector<Json>& requests) {
   }
   const int64_t now = NowMicros();
   std::vector<ParsedEvent> parsed(requests.size());
-  std::vector<Json> patches(requests.size());
+  std::vector<IdentifyPatch> patches(requests.size());
   std::vector<Status> statuses(requests.size());
   std::vector<TrackResult> results(requests.size());
   CDP_RETURN_IF_ERROR(CommitIdentifies(&parsed, &patches, &statuses, &results, now, &requests));

@@ -394,14 +394,22 @@ class EngineImpl final : public Engine {
   // Writes `batch` under the write lock if every profile (or the redirect of a merged one) still exists; else
   // writes nothing and returns OK.
   Status WriteIfProfilesExist(const std::vector<std::string>& profile_ids, storage::WriteBatch* batch);
-  // Validates one identify request into the event-like input resolution takes, and its attribute patch.
-  Status ParseIdentify(const Json& request, int64_t now, ParsedEvent* event, Json* patch);
+  // An identify's change to its profile: `patch`, a merge patch of attributes, consent and computed scores, and
+  // `normalized`, the patch applied to empty parts and normalized (NormalizeProfileInput), which validated it and
+  // is what a profile the identify creates starts from.
+  struct IdentifyPatch {
+    Json patch;
+    Json normalized;
+  };
+  // Validates one identify request into the event-like input resolution takes, and its patch.
+  Status ParseIdentify(const Json& request, int64_t now, ParsedEvent* event, IdentifyPatch* patch);
   // Resolves and applies the identifies whose status is OK, in order, under one lock and one WriteBatch.
   // An identify refused while applied (an erased person's identifier) gets its status in (*statuses)[i].
   // With `requests`, item i is first parsed from (*requests)[i] into (*events)[i], (*patches)[i] and
   // (*statuses)[i] (ParseIdentify), on the thread that normalizes identifiers ahead of resolution.
-  Status CommitIdentifies(std::vector<ParsedEvent>* events, std::vector<Json>* patches, std::vector<Status>* statuses,
-                          std::vector<TrackResult>* results, int64_t now, const std::vector<Json>* requests = nullptr);
+  Status CommitIdentifies(std::vector<ParsedEvent>* events, std::vector<IdentifyPatch>* patches,
+                          std::vector<Status>* statuses, std::vector<TrackResult>* results, int64_t now,
+                          const std::vector<Json>* requests = nullptr);
   Result<Json> Unmerge(std::string_view profile_id, std::string_view merge_id);
 
   // Consent (consent_impl.cc).

@@ -668,12 +668,15 @@ TEST_F(IdentityEngineTest, BatchesInFlightAreWrittenInTheOrderTheyWereBuilt) {
 // blocked identifier value (an identity issue on the profile).
 TEST_F(IdentityEngineTest, AnIdentifyThatCreatesItsProfileBuildsTheSameDocumentAsOneThatPatchesIt) {
   const std::string patches[] = {
+      // some replace or remove the email or phone the identifiers filled in
       R"("attributes":{"firstName":"N"})",
       R"("attributes":{"email":"other@x.com","tags":["b","a","b"],"city":null,)"
       R"("customFields":{"tier":"gold","nested":{"k":1,"gone":null}}},)"
       R"("consent":{"email":true,"sms":false},"computed":{"churnRisk":0.5})",
       R"("consent":{"tracking":false})",
       R"("attributes":{"phone":"not a phone","lastName":"L"},"computed":{"engagementScore":7})",
+      R"("attributes":{"lastName":"M","email":null,"customFields":{"gone":null}})",
+      R"("attributes":{"tags":["x"],"phone":"+1 650 555 0100","firstName":"F"},"consent":{"email":false})",
   };
   int n = 0;
   for (const std::string& patch : patches) {
