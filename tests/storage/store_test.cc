@@ -4,8 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
+#include <random>
 #include <string>
+#include <vector>
 
 #include "fmt/format.h"
 #include "storage/keys.h"
@@ -134,6 +137,46 @@ TEST(StoreTest, MultiGetAnswersEachKeyAsGetDoes) {
   std::vector<std::string> none;
   ASSERT_TRUE(store->MultiGet(Cf::kIdentities, {}, &none, &found).ok());
   EXPECT_TRUE(none.empty());
+}
+
+// MultiGet hands RocksDB its keys in byte-wise order: many keys, bytes above 0x7f, keys that are prefixes of others
+// and identity-like keys with a 0x00 and a 0x01, spread over three table files and the memtable, asked shuffled
+// with repeats and absent keys, are answered as Get answers them.
+TEST(StoreTest, MultiGetAnswersManyKeysInAnyOrderAsGetDoes) {
+  TempDir dir;
+  auto store = Unwrap(Store::Open(Options(), dir.path()));
+  std::vector<std::string> written;
+  for (int i = 0; i < 400; ++i) {
+    std::string key = i % 4 == 0   ? fmt::format("email{}{}@x.com", '\0', i)
+                      : i % 4 == 1 ? fmt::format("\x01email{}{}@x.com", '\0', i)
+                      : i % 4 == 2 ? std::string(1, static_cast<char>(0x80 + i % 128)) + std::to_string(i)
+                                   : fmt::format("k{}", i / 8);  // k0 .. k49: some keys are prefixes of others
+    written.push_back(std::move(key));
+  }
+  for (int part = 0; part < 4; ++part) {
+    WriteBatch batch(*store);
+    for (size_t i = part; i < written.size(); i += 4 * 2) batch.Put(Cf::kIdentities, written[i], "v" + written[i]);
+    for (size_t i = part + 4; i < written.size(); i += 4 * 2) batch.Put(Cf::kIdentities, written[i], "w");
+    Unwrap(store->Write(&batch));
+    if (part < 3) ASSERT_TRUE(store->Flush().ok());  // three table files, then the memtable
+  }
+  std::vector<std::string> keys = written;
+  for (int i = 0; i < 100; ++i) keys.push_back(written[(i * 37) % written.size()]);  // repeats
+  for (int i = 0; i < 50; ++i) keys.push_back(fmt::format("absent{}", i));
+  keys.push_back(std::string(3, static_cast<char>(0xff)));
+  std::mt19937 rng(7);
+  std::shuffle(keys.begin(), keys.end(), rng);
+  std::vector<std::string> values;
+  std::vector<bool> found;
+  ASSERT_TRUE(store->MultiGet(Cf::kIdentities, keys, &values, &found).ok());
+  ASSERT_EQ(values.size(), keys.size());
+  size_t hits = 0;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const std::string expected = ValueOf(*store, Cf::kIdentities, keys[i]);
+    EXPECT_EQ(found[i] ? values[i] : "<not_found>", expected) << i;
+    hits += found[i];
+  }
+  EXPECT_EQ(hits, keys.size() - 51);
 }
 
 // A staged bulk load means what an unstaged one does: its entries are newer than every write before Commit (also
