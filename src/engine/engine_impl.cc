@@ -319,7 +319,7 @@ class EngineImpl::IngestContext : public GraphView {
 
   // Hints the CPU to fetch the identity cache's memory for the identifiers of `e` (no effect on results).
   void WarmIdentityCache(const ParsedEvent& e) const {
-    for (const Identifier& id : e.identifiers) engine_->identity_cache_.prefetch(IdentityKeyOf(id));
+    for (const Identifier& id : e.identifiers) engine_->identity_cache_.Prefetch(IdentityKeyOf(id));
   }
 
   // Fills `item` for one valid event and adds it to the batch; an event refused (its profile denies tracking)
@@ -647,13 +647,11 @@ class EngineImpl::IngestContext : public GraphView {
     return StoredIdentifiers(*doc);
   }
   Result<bool> IsHub(const Identifier& id) override {
-    CDP_ASSIGN_OR_RETURN(const std::string* set, HubSet(IdentityKeyOf(id)));
+    CDP_ASSIGN_OR_RETURN(std::string_view set, HubSet(IdentityKeyOf(id)));
     return IsHubSet(set);
   }
-  // Whether a hub set (8-byte hashes; null: none) makes its value a hub under the rules in force.
-  bool IsHubSet(const std::string* set) const {
-    return set != nullptr && set->size() / 8 > static_cast<size_t>(rules_.hub_threshold());
-  }
+  // Whether a hub set (8-byte hashes; empty: none) makes its value a hub under the rules in force.
+  bool IsHubSet(std::string_view set) const { return set.size() / 8 > static_cast<size_t>(rules_.hub_threshold()); }
 
   // Completes the batch (events, profile documents, trait merge operands, counters). Returns whether it writes
   // profile documents, which must reach storage in the order they were built. With `defer_documents`, the
@@ -718,9 +716,9 @@ class EngineImpl::IngestContext : public GraphView {
       if (statuses != nullptr && !(*statuses)[i].ok()) continue;
       for (const Identifier& id : events[i].identifiers) {
         std::string key = IdentityKeyOf(id);
-        auto cached = engine_->identity_cache_.find(key);
-        const bool cached_owner = cached != engine_->identity_cache_.end() && cached->second.owner_known;
-        const bool cached_hubs = cached != engine_->identity_cache_.end() && cached->second.hubs_known;
+        const IdentityCache::Entry* cached = engine_->identity_cache_.Find(key);
+        const bool cached_owner = cached != nullptr && cached->owner_known();
+        const bool cached_hubs = cached != nullptr && cached->hubs_known();
         if (!cached_hubs && !pending_hubs_.contains(key)) {
           hub_keys.push_back(storage::HubKey(key));
           hub_of.push_back(key);
@@ -811,19 +809,10 @@ class EngineImpl::IngestContext : public GraphView {
     // The two pending maps mostly name the same values (one entry each in the cache).
     if (engine_->identity_cache_.size() + std::max(pending_identities_.size(), pending_hubs_.size()) >
         kMaxIdentityCache) {
-      // Emptied with its room kept: a bulk import that filled it fills it again, and regrowing a table of millions
-      // takes fresh memory at each doubling, zeroed by the kernel as it is first touched (the table's growth was
-      // 7% of a 1,000,000-record import's calling thread). The allocator hands back the block just freed.
-      const size_t entries = engine_->identity_cache_.size();
-      engine_->identity_cache_ = {};
-      engine_->identity_cache_.reserve(entries);
+      engine_->identity_cache_.ClearKeepingRoom();  // a bulk import that filled it fills it again
     }
-    for (auto& [key, id] : pending_identities_) engine_->CacheOwner(key, std::move(id));
-    for (auto& [key, set] : pending_hubs_) {
-      EngineImpl::IdentityCacheEntry& entry = engine_->identity_cache_[key];
-      entry.hubs = std::move(set);
-      entry.hubs_known = true;
-    }
+    for (const auto& [key, id] : pending_identities_) engine_->identity_cache_.SetOwner(key, id);
+    for (const auto& [key, set] : pending_hubs_) engine_->identity_cache_.SetHubs(key, set);
   }
 
   // Makes the batch's session, identity and merge changes visible to later batches.
@@ -1064,16 +1053,17 @@ class EngineImpl::IngestContext : public GraphView {
       std::string* updated = nullptr;
       for (const Identifier& h : ids) {
         if (!rules_.IsHighPriority(h.type) || rules_.Priority(h.type) >= px) continue;
-        CDP_ASSIGN_OR_RETURN(const std::string* set, HubSet(key));
+        CDP_ASSIGN_OR_RETURN(std::string_view set, HubSet(key));
         if (IsHubSet(set)) break;
         uint64_t hash = StableHash(h.type, h.value);  // stored: must not change between processes
         std::string_view bytes(reinterpret_cast<const char*>(&hash), 8);
         bool seen = false;
-        for (size_t i = 0; set != nullptr && i + 8 <= set->size(); i += 8)
-          seen = seen || set->compare(i, 8, bytes) == 0;
+        for (size_t i = 0; i + 8 <= set.size(); i += 8) seen = seen || set.substr(i, 8) == bytes;
         if (seen) continue;
+        // `set` is the pending set itself once the key is pending: inserting the key then moves nothing.
+        const bool pending = pending_hubs_.contains(key);
         updated = &pending_hubs_[key];
-        if (set != nullptr && set != updated) *updated = *set;
+        if (!pending) *updated = set;  // from the engine's cache (or the empty set)
         updated->append(bytes);
         if (std::find(added->begin(), added->end(), hash) == added->end()) added->push_back(hash);
       }
@@ -1082,10 +1072,12 @@ class EngineImpl::IngestContext : public GraphView {
     return Status::OK();
   }
 
-  Result<const std::string*> HubSet(const std::string& key) {
-    if (auto it = pending_hubs_.find(key); it != pending_hubs_.end()) return &it->second;
-    if (auto it = engine_->identity_cache_.find(key); it != engine_->identity_cache_.end() && it->second.hubs_known) {
-      return &it->second.hubs;
+  // The hub set of a value (8-byte hashes; empty: none). The view is valid until the next call that may add to the
+  // batch's pending maps.
+  Result<std::string_view> HubSet(const std::string& key) {
+    if (auto it = pending_hubs_.find(key); it != pending_hubs_.end()) return std::string_view(it->second);
+    if (const IdentityCache::Entry* cached = engine_->identity_cache_.Find(key); cached && cached->hubs_known()) {
+      return cached->hubs();
     }
     std::string value;
     Status s = store_.Get(storage::Cf::kIdentities, storage::HubKey(key), &value);
@@ -1093,7 +1085,7 @@ class EngineImpl::IngestContext : public GraphView {
     // Absent is cached as an empty set, so the next event with this value reads nothing (Prefetch does the same
     // for many values at once). Within a batch only UpdateHubs writes hub sets, in the pending map; the other
     // writers (profile writes, erasure's scrub, rule changes) drop the values' cache entries.
-    return &(pending_hubs_[key] = std::move(value));
+    return std::string_view(pending_hubs_[key] = std::move(value));
   }
 
   // Moves every event of `from` (stored, and added by this batch) to `to`. Events remember the profile they were
@@ -1169,24 +1161,24 @@ class EngineImpl::IngestContext : public GraphView {
 
   // The profile owning an identifier, or empty.
   Result<std::string> LookupIdentity(const std::string& key) {
-    CDP_ASSIGN_OR_RETURN(const std::string* owner, FindOwner(key));
-    return owner != nullptr ? *owner : std::string();
+    CDP_ASSIGN_OR_RETURN(std::string_view owner, FindOwner(key));
+    return std::string(owner);
   }
 
-  // As LookupIdentity, without copying: the owner, or null when the value is unlinked. The pointer is valid until
+  // As LookupIdentity, without copying: the owner, or empty when the value is unlinked. The view is valid until
   // the next call that may add to the batch's pending maps.
-  Result<const std::string*> FindOwner(const std::string& key) {
-    if (auto it = pending_identities_.find(key); it != pending_identities_.end()) return &it->second;
-    if (auto it = engine_->identity_cache_.find(key); it != engine_->identity_cache_.end() && it->second.owner_known) {
-      return &it->second.owner;
+  Result<std::string_view> FindOwner(const std::string& key) {
+    if (auto it = pending_identities_.find(key); it != pending_identities_.end()) return std::string_view(it->second);
+    if (const IdentityCache::Entry* cached = engine_->identity_cache_.Find(key); cached && cached->owner_known()) {
+      return cached->owner();
     }
-    if (absent_owners_.contains(key)) return nullptr;  // read by Prefetch; a link since is pending above
+    if (absent_owners_.contains(key)) return std::string_view();  // read by Prefetch; a link since is pending above
     std::string value;
     Status s = store_.Get(storage::Cf::kIdentities, key, &value);
-    if (s.IsNotFound()) return nullptr;
+    if (s.IsNotFound()) return std::string_view();
     CDP_RETURN_IF_ERROR(s);
     // Known-good: safe to cache once the batch commits.
-    return &(pending_identities_[key] = storage::DecodeIdentityLink(value).profile_id);
+    return std::string_view(pending_identities_[key] = storage::DecodeIdentityLink(value).profile_id);
   }
 
   // Resolution's common case, decided without Resolve: every identifier of the event is held by one profile (the
@@ -1200,29 +1192,27 @@ class EngineImpl::IngestContext : public GraphView {
     std::string first;  // the owner found first, when the event names no profile
     for (const Identifier& id : ids) {
       const std::string key = IdentityKeyOf(id);
-      const std::string* owner = nullptr;
+      std::string_view owner;
       // The usual value: in the engine's cache with its owner and hub set, not changed by this batch. One probe.
-      const EngineImpl::IdentityCacheEntry* cached = nullptr;
+      const IdentityCache::Entry* cached = nullptr;
       if ((pending_hubs_.empty() || !pending_hubs_.contains(key)) &&
           (pending_identities_.empty() || !pending_identities_.contains(key))) {
-        auto it = engine_->identity_cache_.find(key);
-        if (it != engine_->identity_cache_.end() && it->second.owner_known && it->second.hubs_known) {
-          cached = &it->second;
-        }
+        cached = engine_->identity_cache_.Find(key);
+        if (cached != nullptr && !(cached->owner_known() && cached->hubs_known())) cached = nullptr;
       }
       if (cached != nullptr) {
-        if (IsHubSet(&cached->hubs)) return false;
-        owner = &cached->owner;
+        if (IsHubSet(cached->hubs())) return false;
+        owner = cached->owner();
       } else {
-        CDP_ASSIGN_OR_RETURN(const std::string* set, HubSet(key));
+        CDP_ASSIGN_OR_RETURN(std::string_view set, HubSet(key));
         if (IsHubSet(set)) return false;
         CDP_ASSIGN_OR_RETURN(owner, FindOwner(key));
       }
-      if (owner == nullptr || owner->empty()) return false;
+      if (owner.empty()) return false;
       if (profile == nullptr) {
-        first = *owner;
+        first = owner;
         profile = &first;
-      } else if (*owner != *profile) {
+      } else if (owner != *profile) {
         return false;
       }
     }
@@ -1392,7 +1382,7 @@ Status EngineImpl::CheckWritable() {
   if (in_flight_failed_.exchange(false)) {
     if (write_error_.ok()) write_error_ = Status::Unavailable("a write failed; reopen the database to write again");
     sessions_.clear();
-    identity_cache_.clear();
+    identity_cache_.Clear();
     redirects_.clear();
   }
   return write_error_;
@@ -1711,7 +1701,7 @@ Status EngineImpl::CommitIdentifies(std::vector<ParsedEvent>* events, std::vecto
       Result<uint64_t> written = WriteAlongside(*store_, ctx->batch(), events->size() >= kParallelPublishFrom,
                                                 [&ctx] { ctx->PublishIdentities(); });
       if (!written.ok()) {
-        identity_cache_.clear();
+        identity_cache_.Clear();
         return written.status();
       }
       sequence = *written;
@@ -2037,7 +2027,7 @@ Result<Json> EngineImpl::Unmerge(std::string_view profile_id, std::string_view m
     CDP_ASSIGN_OR_RETURN(sequence, store_->Write(&batch));
     ApplyTrackingChanges(tracking);
     tail_.Apply(std::move(changes));
-    for (const auto& [key, m] : owner_of) CacheOwner(key, m);
+    for (const auto& [key, m] : owner_of) identity_cache_.SetOwner(key, m);
     sessions_.erase(survivor_id);
     for (const std::string& m : merged) {
       redirects_.erase(m);
@@ -2162,8 +2152,8 @@ Status EngineImpl::StageProfileWrite(const PreparedProfile& p, const Json* previ
 
 void EngineImpl::NoteProfileWritten(const std::string& id, const std::vector<Identifier>& old_ids,
                                     const std::vector<Identifier>& now_ids) {
-  for (const Identifier& ident : old_ids) identity_cache_.erase(IdentityKeyOf(ident));
-  for (const Identifier& ident : now_ids) CacheOwner(IdentityKeyOf(ident), id);
+  for (const Identifier& ident : old_ids) identity_cache_.Erase(IdentityKeyOf(ident));
+  for (const Identifier& ident : now_ids) identity_cache_.SetOwner(IdentityKeyOf(ident), id);
 }
 
 Status EngineImpl::CreateProfiles(const IdentityRules* prepared_with, const std::vector<PreparedProfile>& items,
@@ -2512,7 +2502,8 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* 
     if (request != nullptr) request->record = std::move(record);  // written: the request exists
     for (const std::string& pid : ids) tracking_denied_.erase(pid);
     for (std::string& hash : suppress) suppressed_.insert(std::move(hash));
-    for (const std::string& key : scrubbed_hubs) identity_cache_.erase(key.substr(1));  // cached by identity key
+    for (const std::string& key : scrubbed_hubs)
+      identity_cache_.Erase(std::string_view(key).substr(1));  // cached by identity key
     ForgetProfile(id, stored);
     segments_.NotifyChanged(ids, "erasure");  // the person and the profiles merged into them leave the index
     erased_ids = ids;
@@ -2740,14 +2731,15 @@ Status EngineImpl::ScrubPendingHubs() {
     CDP_RETURN_IF_ERROR(ScrubHubSets(hashes, {}, &batch, &rewritten));
     batch.Delete(storage::Cf::kMeta, kHubScrubPendingKey);
     CDP_ASSIGN_OR_RETURN(sequence, store_->Write(&batch));
-    for (const std::string& key : rewritten) identity_cache_.erase(key.substr(1));  // cached by identity key
+    for (const std::string& key : rewritten)
+      identity_cache_.Erase(std::string_view(key).substr(1));  // cached by identity key
   }
   return store_->SyncUpTo(sequence);
 }
 
 void EngineImpl::ForgetProfile(std::string_view id, const Json& stored) {
   sessions_.erase(std::string(id));
-  for (const Identifier& ident : StoredIdentifiers(stored)) identity_cache_.erase(IdentityKeyOf(ident));
+  for (const Identifier& ident : StoredIdentifiers(stored)) identity_cache_.Erase(IdentityKeyOf(ident));
 }
 
 }  // namespace internal

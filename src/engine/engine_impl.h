@@ -32,6 +32,7 @@
 #include "engine/audited.h"
 #include "engine/event_tail.h"
 #include "engine/governance_impl.h"
+#include "engine/identity_cache.h"
 #include "engine/retention_impl.h"
 #include "engine/segments_impl.h"
 #include "events/event_model.h"
@@ -603,25 +604,11 @@ class EngineImpl final : public Engine {
   absl::flat_hash_map<std::string, InFlightDoc> in_flight_docs_;  // guarded by in_flight_docs_mu_
   // Latest event per profile, for session assignment without a read. Bounded; cleared when full.
   absl::flat_hash_map<std::string, SessionState> sessions_;  // guarded by write_mu_
-  // Identity key -> what is known of that identifier value, for resolution without a read: the profile holding
-  // it and its hub set (see storage/keys.h HubKey), each once read or written. One entry for both: resolution
-  // asks for both, and the second lookup finds the entry in the CPU cache; a bulk import grows one table instead
-  // of two (growing a table of millions was a fifth of a 1,000,000-record import). Bounded; cleared when full.
-  struct IdentityCacheEntry {
-    std::string owner;  // when owner_known; never empty (that a value has no owner is not cached)
-    std::string hubs;   // when hubs_known; empty: no hub set
-    bool owner_known = false;
-    bool hubs_known = false;
-  };
-  // Guarded by write_mu_: written by its holder, or by a thread it waits for while holding it (IdentifyBatch
-  // publishes its links on a second thread during its write, see IngestContext::PublishIdentities).
-  absl::flat_hash_map<std::string, IdentityCacheEntry> identity_cache_;
-  // Caches that `owner` holds the value of identity key `key` (write_mu_ held).
-  void CacheOwner(const std::string& key, std::string owner) {
-    IdentityCacheEntry& entry = identity_cache_[key];
-    entry.owner = std::move(owner);
-    entry.owner_known = true;
-  }
+  // Identity key -> the profile holding that identifier value and its hub set, for resolution without a read
+  // (engine/identity_cache.h). Bounded (kMaxIdentityCache); cleared when full. Guarded by write_mu_: written by its
+  // holder, or by a thread it waits for while holding it (IdentifyBatch publishes its links on a second thread
+  // during its write, see IngestContext::PublishIdentities).
+  IdentityCache identity_cache_;
   // The identity rules in force. Replaced whole by StoreRules; guarded by write_mu_.
   std::shared_ptr<const IdentityRules> rules_;
   // Merged profile id -> the profile it was merged into. Bounded; cleared when full.

@@ -463,7 +463,7 @@ Result<Json> EngineImpl::ApplyRules(std::shared_ptr<const IdentityRules> next, s
     CDP_ASSIGN_OR_RETURN(sequence, store_->Write(&batch));
     segments_.NotifyDocument(std::vector<std::string>(touched.begin(), touched.end()), "identityRules");
     rules_ = next;
-    identity_cache_.clear();
+    identity_cache_.Clear();
   }
   CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));
   (void)segments_.AfterWrite();
