@@ -537,9 +537,9 @@ class EngineImpl final : public Engine {
   // failure makes the engine refuse writes. write_mu_ not held.
   Result<uint64_t> WriteInFlight(IngestContext* ctx, std::shared_lock<std::shared_mutex>* in_flight,
                                  const std::shared_ptr<WriteTicket>& after, const std::shared_ptr<WriteTicket>& mine);
-  // The document of profile `id` as written by a batch in flight, if one is (else null). Immutable: copy it to
-  // change it. Any thread.
-  std::shared_ptr<const Json> InFlightDocument(const std::string& id);
+  // The document of profile `id` as written by a batch in flight, if one is (else nullopt): a copy, or parsed from
+  // the text the batch dumped (DataLoss if it does not parse, as for a stored document). Any thread.
+  Result<std::optional<Json>> InFlightDocument(const std::string& id);
 
   // Writes the tail to storage; on failure the engine refuses writes. write_mu_ and commit_mu_ (exclusive) held.
   Status FlushTail();
@@ -595,10 +595,13 @@ class EngineImpl final : public Engine {
   std::atomic<bool> in_flight_failed_{false};         // a batch in flight failed; CheckWritable acts on it
   std::shared_ptr<WriteTicket> last_document_write_;  // guarded by write_mu_; the last in flight (may be done)
   uint64_t document_tickets_ = 0;                     // guarded by write_mu_
-  // Profile documents of batches in flight: id -> the ticket of the last batch that wrote it and the document.
+  // Profile documents of batches in flight: id -> the ticket of the last batch that wrote it and the document: the
+  // document itself until the batch dumps it (outside write_mu_), then the text it dumped, which the batch keeps
+  // until it unstages its documents.
   struct InFlightDoc {
     uint64_t ticket;
-    std::shared_ptr<const Json> doc;  // shared with the batch, which dumps it outside write_mu_
+    std::shared_ptr<const Json> doc;    // shared with the batch; null once dumped
+    const std::string* text = nullptr;  // once dumped
   };
   std::mutex in_flight_docs_mu_;
   absl::flat_hash_map<std::string, InFlightDoc> in_flight_docs_;  // guarded by in_flight_docs_mu_
