@@ -498,6 +498,21 @@ class EngineImpl::IngestContext : public GraphView {
       Json* external_ids = fresh ? doc->Find("externalIds") : nullptr;  // identifiers come from `identifiers`
       normalized.Set("externalIds",
                      external_ids != nullptr ? std::move(*external_ids) : ExternalIdsOf(StoredIdentifiers(*doc)));
+      if (fresh && patch.Find("consent") == nullptr) {
+        // A created profile's document goes straight to text (DumpCreatedProfile), as the tree below would dump.
+        // Without a consent statement there is nothing for the consent history (Prepare), and a later record of
+        // this batch that changes the profile parses the text back (Dirty).
+        std::string text = DumpCreatedProfile(profile_id, std::move(normalized), *doc, received_us_,
+                                              ProvenanceSource(e, "identify"), e.time_us);
+        if (text.size() > engine_->options().max_profile_bytes) {
+          return Status::ResourceExhausted(fmt::format("profile of {} bytes would be over the limit of {} bytes",
+                                                       text.size(), engine_->options().max_profile_bytes));
+        }
+        dirty_profiles_.erase(profile_id);
+        created_texts_.insert_or_assign(profile_id, std::move(text));
+        if (e.remember != nullptr) Remember(*e.remember, profile_id);
+        return Status::OK();
+      }
       Json stored = BuildStoredProfile(profile_id, std::move(normalized), doc, received_us_);
       for (std::string_view key : kMaintainedKeys) {
         if (Json* v = doc->Find(key); v != nullptr) stored.Set(key, std::move(*v));
@@ -621,6 +636,7 @@ class EngineImpl::IngestContext : public GraphView {
         continue;
       }
       if (staged_sessions_.contains(current) || engine_->sessions_.contains(current)) return current;
+      if (created_texts_.contains(current)) return current;  // created by this batch: not merged
       const Json* doc = nullptr;
       if (auto it = dirty_profiles_.find(current); it != dirty_profiles_.end()) {
         doc = &it->second;
@@ -639,9 +655,8 @@ class EngineImpl::IngestContext : public GraphView {
   // GraphView.
   Result<std::string> Owner(const Identifier& id) override { return LookupIdentity(IdentityKeyOf(id)); }
   Result<std::vector<Identifier>> IdentifiersOf(const std::string& profile_id) override {
-    if (auto it = dirty_profiles_.find(profile_id); it != dirty_profiles_.end()) {
-      return StoredIdentifiers(it->second);
-    }
+    CDP_ASSIGN_OR_RETURN(Json * dirty, Dirty(profile_id));
+    if (dirty != nullptr) return StoredIdentifiers(*dirty);
     CDP_ASSIGN_OR_RETURN(const Json* doc, ReadProfile(profile_id));
     if (doc == nullptr) return std::vector<Identifier>{};
     return StoredIdentifiers(*doc);
@@ -676,14 +691,25 @@ class EngineImpl::IngestContext : public GraphView {
       if (note.source.empty()) note.source = note.via;
       engine_->NoteConsent(&batch_, id, before, doc.Find("consent"), std::move(note), &tracking_);
     }
+    for (const auto& [id, text] : created_texts_) {  // created without a consent statement: consent {}
+      static const Json kNoConsent = Json::Object();
+      const Json* before = nullptr;
+      if (auto it = read_profiles_.find(id); it != read_profiles_.end() && it->second) {
+        before = it->second->Find("consent");
+      }
+      ConsentRecord note;
+      note.via = note.source = "identify";
+      engine_->NoteConsent(&batch_, id, before, &kNoConsent, std::move(note), &tracking_);
+    }
     for (auto& [id, traits] : traits_) batch_.Merge(storage::Cf::kTraits, id, traits.Encode());
     if (profiles_created_ != 0) store_.AddToCounter(&batch_, "profiles", profiles_created_);
     if (events_added_ > 0) store_.AddToCounter(&batch_, "events", events_added_);
     if (merges_ > 0) store_.AddToCounter(&batch_, "merges", merges_);
     if (merged_profiles_ > 0) store_.AddToCounter(&batch_, "merged_profiles", merged_profiles_);
-    documents_pending_ = !dirty_profiles_.empty();
+    const bool writes_documents = !dirty_profiles_.empty() || !created_texts_.empty();
+    documents_pending_ = writes_documents;
     if (!defer_documents) PutDocuments();
-    return !dirty_profiles_.empty();
+    return writes_documents;
   }
   // Dumps the profile documents into the batch (once; see Prepare): those StageDocuments holds, else the batch's.
   // A bulk import's documents are dumped on two threads while a core is free (a tenth of its time on one). A staged
@@ -715,6 +741,7 @@ class EngineImpl::IngestContext : public GraphView {
       }
     });
     for (size_t i = 0; i < docs.size(); ++i) batch_.Put(storage::Cf::kProfiles, *docs[i].first, dumped_[i]);
+    for (const auto& [id, text] : created_texts_) batch_.Put(storage::Cf::kProfiles, id, text);
   }
   // Reads in two batched reads (Store::MultiGet) the owners and hub sets of the identifiers of events[begin, end)
   // (those whose status is OK) that neither this batch nor the engine's cache knows, so that resolving them reads
@@ -782,30 +809,36 @@ class EngineImpl::IngestContext : public GraphView {
     for (auto& [id, doc] : dirty_profiles_) staged_.emplace_back(&id, std::make_shared<const Json>(std::move(doc)));
     std::lock_guard<std::mutex> lock(engine_->in_flight_docs_mu_);
     for (const auto& [id, doc] : staged_) engine_->in_flight_docs_[*id] = {ticket, doc};
+    for (const auto& [id, text] : created_texts_) engine_->in_flight_docs_[id] = {ticket, nullptr, &text};
   }
   // After the write (done or failed): drops the staged documents no later batch has replaced.
   void UnstageDocuments(uint64_t ticket) {
     std::lock_guard<std::mutex> lock(engine_->in_flight_docs_mu_);
-    for (const auto& [id, doc] : staged_) {
-      if (auto it = engine_->in_flight_docs_.find(*id);
+    auto unstage = [&](const std::string& id) {
+      if (auto it = engine_->in_flight_docs_.find(id);
           it != engine_->in_flight_docs_.end() && it->second.ticket == ticket) {
         engine_->in_flight_docs_.erase(it);
       }
-    }
+    };
+    for (const auto& [id, doc] : staged_) unstage(*id);
+    for (const auto& [id, text] : created_texts_) unstage(id);
   }
   // After Publish: gives the documents and events the batch built and read to `free`, to be destroyed on another
   // thread (destroying a bulk import's thousands of documents was a twentieth of its time). Small batches keep them.
   // `parsed`, when given, goes with them: the batch's parsed events, no longer needed by the caller.
   void ReleaseTo(DeferredFree* free, std::vector<ParsedEvent>* parsed = nullptr) {
     const size_t n_parsed = parsed != nullptr ? parsed->size() : 0;
-    if (dirty_profiles_.size() + read_profiles_.size() + pending_events_.size() + n_parsed < 64) return;
+    if (dirty_profiles_.size() + created_texts_.size() + read_profiles_.size() + pending_events_.size() + n_parsed <
+        64) {
+      return;
+    }
     std::vector<ParsedEvent> events;
     if (parsed != nullptr) {
       events = std::move(*parsed);
       parsed->clear();
     }
-    free->Give(std::make_tuple(std::move(dirty_profiles_), std::move(read_profiles_), std::move(pending_events_),
-                               std::move(events), std::move(staged_), std::move(dumped_)));
+    free->Give(std::make_tuple(std::move(dirty_profiles_), std::move(created_texts_), std::move(read_profiles_),
+                               std::move(pending_events_), std::move(events), std::move(staged_), std::move(dumped_)));
   }
   // Event keys with caller-given ids, and their sessions (for retries racing this batch's write).
   const absl::flat_hash_map<std::string, std::string>& client_keys() const { return batch_keys_; }
@@ -840,6 +873,7 @@ class EngineImpl::IngestContext : public GraphView {
     if (matching_on_write_) {
       std::vector<std::string> written;
       for (const auto& [id, doc] : dirty_profiles_) written.push_back(id);
+      for (const auto& [id, text] : created_texts_) written.push_back(id);
       engine_->identity_.NotifyWritten(std::move(written));
     }
     if (engine_->segments_.tracking()) {  // documents, events and merges change what segments see
@@ -863,13 +897,15 @@ class EngineImpl::IngestContext : public GraphView {
               {p.profile_id, p.time_us, p.indexed.empty() ? p.value : p.indexed, p.purchase, p.purchase_micros});
         }
       }
-      for (const auto& [id, doc] : dirty_profiles_) {
+      auto written = [&](const std::string& id) {
         if (reloaded.contains(id)) {
           if (!evented.contains(id) && !redirects_.contains(id)) survivors.push_back(id);
         } else {
           (evented.contains(id) ? documents_with_events : documents).push_back(id);
         }
-      }
+      };
+      for (const auto& [id, doc] : dirty_profiles_) written(id);
+      for (const auto& [id, text] : created_texts_) written(id);
       engine_->segments_.NotifyEvents(std::move(added));
       engine_->segments_.NotifyDocument(std::move(documents_with_events), "event");
       engine_->segments_.NotifyDocument(std::move(documents), "profile");
@@ -1037,10 +1073,8 @@ class EngineImpl::IngestContext : public GraphView {
 
   // Records identifier values that are not used for matching on the profile (once per value and reason).
   Status NoteIssues(const std::string& profile_id, const std::vector<IgnoredIdentifier>& ignored) {
-    const Json* doc = nullptr;
-    if (auto it = dirty_profiles_.find(profile_id); it != dirty_profiles_.end()) {
-      doc = &it->second;
-    } else {
+    CDP_ASSIGN_OR_RETURN(const Json* doc, Dirty(profile_id));
+    if (doc == nullptr) {
       CDP_ASSIGN_OR_RETURN(doc, ReadProfile(profile_id));
     }
     std::vector<const IgnoredIdentifier*> fresh;
@@ -1253,10 +1287,23 @@ class EngineImpl::IngestContext : public GraphView {
 
   // The stored document of a profile this batch modifies.
   Result<Json*> MutableProfile(const std::string& id) {
-    if (auto it = dirty_profiles_.find(id); it != dirty_profiles_.end()) return &it->second;
+    CDP_ASSIGN_OR_RETURN(Json * dirty, Dirty(id));
+    if (dirty != nullptr) return dirty;
     CDP_ASSIGN_OR_RETURN(const Json* doc, ReadProfile(id));
     if (doc == nullptr) return Status::NotFound(fmt::format("profile {} does not exist", id));
     return &dirty_profiles_.emplace(id, *doc).first->second;
+  }
+
+  // The document of a profile this batch writes; null when it writes none. A document built as text (a created
+  // profile's, see Identify) is parsed back into the batch's documents first, for a later change in the same batch.
+  Result<Json*> Dirty(const std::string& id) {
+    if (auto it = dirty_profiles_.find(id); it != dirty_profiles_.end()) return &it->second;
+    auto text = created_texts_.find(id);
+    if (text == created_texts_.end()) return static_cast<Json*>(nullptr);
+    auto doc = Json::Parse(text->second);  // as ReadStoredProfile parses the stored text
+    if (!doc.ok()) return Status::DataLoss(fmt::format("the document built for profile {} does not parse", id));
+    created_texts_.erase(text);
+    return &dirty_profiles_.emplace(id, std::move(doc).value()).first->second;
   }
 
   // The latest event of a profile: staged in this batch, cached, or read from storage.
@@ -1362,7 +1409,10 @@ class EngineImpl::IngestContext : public GraphView {
   std::vector<std::string> dumped_;
   bool documents_pending_ = false;  // Prepare left the documents for PutDocuments
   std::vector<PendingEvent> pending_events_;
-  absl::node_hash_map<std::string, Json> dirty_profiles_;                // pointer-stable: Json* are held
+  absl::node_hash_map<std::string, Json> dirty_profiles_;  // pointer-stable: Json* are held
+  // Documents of profiles created by an identify, built as text (DumpCreatedProfile); never also in
+  // dirty_profiles_ (Dirty moves one there). Pointer-stable: in_flight_docs_ points at them while staged.
+  absl::node_hash_map<std::string, std::string> created_texts_;
   absl::node_hash_map<std::string, std::optional<Json>> read_profiles_;  // pointer-stable
   absl::flat_hash_set<std::string> created_;
   absl::flat_hash_map<std::string, ConsentRecord> consent_notes_;  // what changed a profile's consent

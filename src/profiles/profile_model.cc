@@ -319,14 +319,24 @@ Status ApplyIdentityRules(const IdentityRules& rules, Json* parts, std::vector<I
   return Status::OK();
 }
 
-Json BuildStoredProfile(std::string_view id, Json normalized, const Json* previous, int64_t now_us) {
-  Json consent = std::move(*normalized.Find("consent"));
+namespace {
+
+// The stored consent: `consent` (normalized), with updatedAt now when a value changed from `previous`'s, else
+// previous's updatedAt.
+Json StoredConsent(Json consent, const Json* previous, int64_t now_us) {
   const Json* prev_consent = previous != nullptr ? previous->Find("consent") : nullptr;
   if (ConsentChanges(prev_consent, &consent).size() > 0) {
     consent.Set("updatedAt", FormatTimestamp(now_us));
   } else if (const Json* at = prev_consent != nullptr ? prev_consent->Find("updatedAt") : nullptr) {
     consent.Set("updatedAt", *at);
   }
+  return consent;
+}
+
+}  // namespace
+
+Json BuildStoredProfile(std::string_view id, Json normalized, const Json* previous, int64_t now_us) {
+  Json consent = StoredConsent(std::move(*normalized.Find("consent")), previous, now_us);
   std::string now = FormatTimestamp(now_us);
   const Json* created = previous != nullptr ? previous->Find("createdAt") : nullptr;
   Json out = Json::Object();
@@ -571,6 +581,72 @@ void StampAttributeSources(Json* stored, const Json* previous, std::string_view 
   } else {
     stored->Erase("attributeSources");
   }
+}
+
+std::string DumpCreatedProfile(std::string_view id, Json normalized, const Json& created, int64_t now_us,
+                               std::string_view source, int64_t at_us) {
+  std::string out;
+  out.reserve(1024);
+  const std::string now = FormatTimestamp(now_us);
+  auto key = [&out](std::string_view name) {  // names here need no escaping
+    out.append(out.empty() ? "{\"" : ",\"");
+    out.append(name);
+    out.append("\":");
+  };
+  key("id");
+  AppendJsonString(id, &out);
+  key("externalIds");
+  normalized.Find("externalIds")->DumpTo(&out);
+  const Json& attributes = *normalized.Find("attributes");
+  key("attributes");
+  attributes.DumpTo(&out);
+  key("consent");
+  StoredConsent(std::move(*normalized.Find("consent")), &created, now_us).DumpTo(&out);
+  key("computed");
+  normalized.Find("computed")->DumpTo(&out);
+  key("createdAt");
+  if (const Json* created_at = created.Find("createdAt"); created_at != nullptr) {
+    created_at->DumpTo(&out);
+  } else {
+    AppendJsonString(now, &out);
+  }
+  key("updatedAt");
+  AppendJsonString(now, &out);
+  for (std::string_view name : kMaintainedKeys) {
+    if (const Json* v = created.Find(name); v != nullptr) {
+      key(name);
+      v->DumpTo(&out);
+    }
+  }
+  // attributeSources: as StampAttributeSources with no previous document, each field with a value gets the entry
+  // SourceEntryOf(source, at_us).
+  std::string entry = "{\"source\":";
+  AppendJsonString(source, &entry);
+  entry.append(",\"at\":");
+  AppendJsonString(FormatTimestamp(at_us), &entry);
+  entry.push_back('}');
+  std::string path;
+  bool any = false;
+  auto stamp = [&](std::string_view prefix, std::string_view name, const Json& value) {
+    if (IsEmptyValue(&value)) return;
+    out.append(any ? "," : ",\"attributeSources\":{");
+    any = true;
+    path.assign(prefix);
+    path.append(name);
+    AppendJsonString(path, &out);
+    out.push_back(':');
+    out.append(entry);
+  };
+  for (const auto& [name, value] : attributes.members()) {
+    if (name == "customFields" && value.is_object()) {
+      for (const auto& [k, v] : value.members()) stamp(kCustomFieldsPrefix, k, v);
+    } else {
+      stamp(kAttributesPrefix, name, value);
+    }
+  }
+  if (any) out.push_back('}');
+  out.push_back('}');
+  return out;
 }
 
 void SetAttributeSource(Json* stored, std::string_view field, std::string_view source, int64_t at_us) {

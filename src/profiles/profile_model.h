@@ -58,6 +58,15 @@ Json BuildStoredProfile(std::string_view id, Json normalized, const Json* previo
 // fields without a value have no entry. `previous` is null on create.
 void StampAttributeSources(Json* stored, const Json* previous, std::string_view source, int64_t at_us);
 
+// The stored document of a profile created with its first values, dumped as Json::Dump would, without building it
+// (a bulk import's every record; building, stamping and dumping the tree was a sixth of its time): what
+// BuildStoredProfile(id, normalized, &created, now_us), then the kMaintainedKeys members of `created` set on it (in
+// that order), then StampAttributeSources(nullptr, source, at_us) give. `created` is the document the profile was
+// created with (createdAt comes from it). `normalized` holds externalIds, attributes, consent and computed, as
+// NormalizeProfileInput gives them (attribute names and customFields keys are unique paths).
+std::string DumpCreatedProfile(std::string_view id, Json normalized, const Json& created, int64_t now_us,
+                               std::string_view source, int64_t at_us);
+
 // Sets the provenance of one field of a stored document (a value set outside a profile write, e.g. an email linked
 // by an event).
 void SetAttributeSource(Json* stored, std::string_view field, std::string_view source, int64_t at_us);

@@ -713,6 +713,51 @@ TEST_F(IdentityEngineTest, AnIdentifyThatCreatesItsProfileBuildsTheSameDocumentA
   }
 }
 
+// A profile an identify creates gets its document as text (DumpCreatedProfile). A later record of the same batch
+// that changes it parses the text back and changes that; a batch built while the first one is being written reads
+// the text from the batch in flight. Nothing of either change is lost.
+TEST_F(IdentityEngineTest, ACreatedProfileIsChangedByLaterRecordsOfItsBatchAndByTheNextBatch) {
+  Json r = Unwrap(identity().IdentifyBatch({
+      J(R"({"identifiers":{"userId":"T1","email":"t1@x.com"},"attributes":{"firstName":"A"}})"),
+      J(R"({"identifiers":{"userId":"T2"},"attributes":{"firstName":"Other"}})"),
+      J(R"({"identifiers":{"userId":"T1","phone":"+1 650 253 0001"},"attributes":{"lastName":"B",)"
+        R"("customFields":{"tier":"gold"}},"consent":{"email":true}})"),
+  }));
+  const auto& items = r.Find("results")->items();
+  ASSERT_EQ(items.size(), 3u) << r.Dump();
+  const std::string id = items[0].Find("profileId")->as_string();
+  EXPECT_EQ(items[2].Find("profileId")->as_string(), id);
+  EXPECT_NE(items[1].Find("profileId")->as_string(), id);
+
+  std::promise<void> writing;
+  std::thread slow([&] {
+    storage::ScopedWriteDelay delay(1, std::chrono::milliseconds(300), [&] { writing.set_value(); });
+    Unwrap(identity().IdentifyBatch({J(R"({"identifiers":{"userId":"T3"},"attributes":{"firstName":"C"}})")}));
+  });
+  writing.get_future().wait();  // T3's batch is in flight, its document staged as text
+  Json t3 = Unwrap(identity().IdentifyBatch({J(R"({"identifiers":{"userId":"T3"},"attributes":{"lastName":"D"}})")}));
+  slow.join();
+  const std::string id3 = t3.Find("results")->items()[0].Find("profileId")->as_string();
+
+  for (int reopened = 0; reopened < 2; ++reopened) {
+    Json doc = Unwrap(profiles().Get(id));
+    EXPECT_EQ(doc.FindPath("attributes.firstName")->as_string(), "A") << doc.Dump();
+    EXPECT_EQ(doc.FindPath("attributes.lastName")->as_string(), "B") << doc.Dump();
+    EXPECT_EQ(doc.FindPath("attributes.email")->as_string(), "t1@x.com") << doc.Dump();
+    EXPECT_EQ(doc.FindPath("attributes.customFields.tier")->as_string(), "gold") << doc.Dump();
+    EXPECT_EQ(doc.FindPath("consent.email")->as_bool(), true) << doc.Dump();
+    EXPECT_EQ(doc.FindPath("externalIds.phone")->as_string(), "+16502530001") << doc.Dump();
+    for (const char* field : {"attributes.firstName", "attributes.lastName", "attributes.customFields.tier"}) {
+      ASSERT_NE(doc.Find("attributeSources"), nullptr) << doc.Dump();
+      EXPECT_NE(doc.Find("attributeSources")->Find(field), nullptr) << field << " in " << doc.Dump();
+    }
+    Json doc3 = Unwrap(profiles().Get(id3));
+    EXPECT_EQ(doc3.FindPath("attributes.firstName")->as_string(), "C") << doc3.Dump();
+    EXPECT_EQ(doc3.FindPath("attributes.lastName")->as_string(), "D") << doc3.Dump();
+    Reopen();
+  }
+}
+
 // A batch large enough to be parsed and normalized on a second thread ahead of resolution: every item's answer is
 // its own (rejections where they were, in order), and each record finds the person an earlier record of the same
 // batch created, however far ahead the second thread is.
