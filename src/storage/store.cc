@@ -36,7 +36,7 @@ namespace cdp::storage {
 
 namespace {
 
-const char* const kCfNames[] = {rocksdb::kDefaultColumnFamilyName.c_str(),
+const char* const kCfNames[] = {"default",  // rocksdb::kDefaultColumnFamilyName (not read here: initialization order)
                                 "profiles",
                                 "identities",
                                 "events",
