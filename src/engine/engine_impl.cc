@@ -859,8 +859,16 @@ class EngineImpl::IngestContext : public GraphView {
         kMaxIdentityCache) {
       engine_->identity_cache_.ClearKeepingRoom();  // a bulk import that filled it fills it again
     }
-    for (const auto& [key, id] : pending_identities_) engine_->identity_cache_.SetOwner(key, id);
-    for (const auto& [key, set] : pending_hubs_) engine_->identity_cache_.SetHubs(key, set);
+    for (const auto& [key, id] : pending_identities_) {
+      if (auto hubs = pending_hubs_.find(key); hubs != pending_hubs_.end()) {
+        engine_->identity_cache_.Set(key, id, hubs->second);
+      } else {
+        engine_->identity_cache_.SetOwner(key, id);
+      }
+    }
+    for (const auto& [key, set] : pending_hubs_) {
+      if (!pending_identities_.contains(key)) engine_->identity_cache_.SetHubs(key, set);
+    }
   }
 
   // Makes the batch's session, identity and merge changes visible to later batches.
@@ -1034,9 +1042,13 @@ class EngineImpl::IngestContext : public GraphView {
   }
 
   void CreateProfile(const std::string& id) {
-    Json parts = Json::Object();
-    for (const char* key : {"externalIds", "attributes", "consent", "computed"}) parts.Set(key, Json::Object());
-    dirty_profiles_.emplace(id, BuildStoredProfile(id, std::move(parts), nullptr, received_us_));
+    // What BuildStoredProfile(id, empty parts, nullptr, received_us_) builds, with the time the batch formatted.
+    Json doc = Json::Object();
+    doc.Set("id", id);
+    for (const char* key : {"externalIds", "attributes", "consent", "computed"}) doc.Set(key, Json::Object());
+    doc.Set("createdAt", received_at_);
+    doc.Set("updatedAt", received_at_);
+    dirty_profiles_.emplace(id, std::move(doc));
     created_.insert(id);
     ++profiles_created_;
   }

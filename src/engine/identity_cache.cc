@@ -60,6 +60,17 @@ void IdentityCache::SetHubs(std::string_view key, std::string_view hubs) {
   entry->hubs_known_ = true;
 }
 
+void IdentityCache::Set(std::string_view key, std::string_view owner, std::string_view hubs) {
+  Entry* entry = Reserve(key, owner.size(), hubs.size());
+  char* at = entry->data() + entry->key_size_;
+  std::memcpy(at, owner.data(), owner.size());
+  std::memcpy(at + owner.size(), hubs.data(), hubs.size());
+  entry->owner_size_ = static_cast<uint32_t>(owner.size());
+  entry->hubs_size_ = static_cast<uint32_t>(hubs.size());
+  entry->owner_known_ = true;
+  entry->hubs_known_ = true;
+}
+
 void IdentityCache::Erase(std::string_view key) {
   auto it = table_.find(key);
   if (it == table_.end()) return;

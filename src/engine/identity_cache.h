@@ -72,6 +72,9 @@ class IdentityCache {
   void SetOwner(std::string_view key, std::string_view owner);
   // Records the hub set of `key` (empty: none); adds the entry if absent. As SetOwner.
   void SetHubs(std::string_view key, std::string_view hubs);
+  // SetOwner and SetHubs at once: one lookup, and room for both in one allocation (set one after the other, a new
+  // value's entry was allocated twice).
+  void Set(std::string_view key, std::string_view owner, std::string_view hubs);
   // Drops the entry of `key`, if there is one.
   void Erase(std::string_view key);
   // Drops every entry and frees the table.

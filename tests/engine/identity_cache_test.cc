@@ -73,7 +73,17 @@ TEST(IdentityCacheTest, AnswersAsAMapThroughRandomChanges) {
   };
   for (int step = 0; step < 60000; ++step) {
     const std::string key = key_of(random() % 5000);
-    switch (random() % 10) {
+    switch (random() % 12) {
+      case 10:
+      case 11: {  // both at once
+        std::string owner = part(40);
+        if (owner.empty()) owner = "y";
+        const std::string hubs = part(48);
+        cache.Set(key, owner, hubs);
+        model[key].owner = owner;
+        model[key].hubs = hubs;
+        break;
+      }
       case 0:
       case 1:
       case 2:
@@ -93,7 +103,7 @@ TEST(IdentityCacheTest, AnswersAsAMapThroughRandomChanges) {
         model[key].hubs = hubs;
         break;
       }
-      default:
+      default:  // 8, 9
         cache.Erase(key);
         model.erase(key);
         break;
