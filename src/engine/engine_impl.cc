@@ -1700,11 +1700,24 @@ Status EngineImpl::ParseIdentify(const Json& request, int64_t now, ParsedEvent* 
 
 namespace {
 
+// TrackResult::ToJson without eventId and sessionId, duplicate only when true, then identifyId: built directly (it
+// was built, then cut, for each record of an identify batch).
 Json IdentifyResultJson(const TrackResult& result, const std::string& identify_id) {
-  Json out = result.ToJson();
-  out.Erase("eventId");
-  out.Erase("sessionId");
-  if (!result.duplicate) out.Erase("duplicate");
+  Json out = Json::Object();
+  if (!result.links_hidden) {
+    out.Set("profileId", result.profile_id);
+    out.Set("profileCreated", result.profile_created);
+  }
+  if (result.duplicate) out.Set("duplicate", true);
+  if (result.links_hidden) {
+    out.Set("linksHidden", true);
+  } else if (!result.merged_profiles.empty()) {
+    Json merged = Json::Array();
+    for (const std::string& id : result.merged_profiles) merged.Push(id);
+    out.Set("mergedProfiles", std::move(merged));
+    out.Set("mergeId", result.merge_id);
+  }
+  if (result.ignored_identifiers.is_array()) out.Set("ignoredIdentifiers", result.ignored_identifiers);
   out.Set("identifyId", identify_id);
   return out;
 }
