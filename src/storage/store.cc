@@ -36,16 +36,10 @@ namespace cdp::storage {
 
 namespace {
 
-const char* const kCfNames[] = {"default",  // rocksdb::kDefaultColumnFamilyName (not read here: initialization order)
-                                "profiles",
-                                "identities",
-                                "events",
-                                "events_by_time",
-                                "traits",
-                                "merges",
-                                "index_log",
-                                "keys",
-                                "privacy"};
+// "default" is rocksdb::kDefaultColumnFamilyName, not read here: with RocksDB linked statically, this array may be
+// initialized before that string is constructed.
+const char* const kCfNames[] = {"default", "profiles", "identities", "events", "events_by_time",
+                                "traits",  "merges",   "index_log",  "keys",   "privacy"};
 static_assert(sizeof(kCfNames) / sizeof(kCfNames[0]) == static_cast<size_t>(Cf::kCount));
 
 constexpr char kFormatVersionKey[] = "format_version";

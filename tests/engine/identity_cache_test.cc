@@ -71,13 +71,16 @@ TEST(IdentityCacheTest, AnswersAsAMapThroughRandomChanges) {
     for (char& c : s) c = static_cast<char>(random());
     return s;
   };
+  auto owner_part = [&] {  // an owner is never empty
+    std::string owner = part(40);
+    return owner.empty() ? std::string("x") : owner;
+  };
   for (int step = 0; step < 60000; ++step) {
     const std::string key = key_of(random() % 5000);
     switch (random() % 12) {
       case 10:
       case 11: {  // both at once
-        std::string owner = part(40);
-        if (owner.empty()) owner = "y";
+        const std::string owner = owner_part();
         const std::string hubs = part(48);
         cache.Set(key, owner, hubs);
         model[key].owner = owner;
@@ -88,8 +91,7 @@ TEST(IdentityCacheTest, AnswersAsAMapThroughRandomChanges) {
       case 1:
       case 2:
       case 3: {
-        std::string owner = part(40);
-        if (owner.empty()) owner = "x";
+        const std::string owner = owner_part();
         cache.SetOwner(key, owner);
         model[key].owner = owner;
         break;
