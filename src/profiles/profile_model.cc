@@ -619,12 +619,8 @@ std::string DumpCreatedProfile(std::string_view id, Json normalized, const Json&
     }
   }
   // attributeSources: as StampAttributeSources with no previous document, each field with a value gets the entry
-  // SourceEntryOf(source, at_us).
-  std::string entry = "{\"source\":";
-  AppendJsonString(source, &entry);
-  entry.append(",\"at\":");
-  AppendJsonString(FormatTimestamp(at_us), &entry);
-  entry.push_back('}');
+  // SourceEntryOf(source, at_us), dumped once.
+  const std::string entry = SourceEntryOf(source, at_us).Dump();
   std::string path;
   bool any = false;
   auto stamp = [&](std::string_view prefix, std::string_view name, const Json& value) {
