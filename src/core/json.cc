@@ -99,20 +99,6 @@ const char* PaddedCopy(std::string_view text, std::string* reused, std::string* 
   return buffer->data();
 }
 
-namespace {
-
-// Whether any of the 8 bytes of `w` is below 0x20, '"' or '\\' (the bytes JSON strings escape). Exact for "any":
-// the borrow of these tests can only mark a byte above one that matches.
-inline bool AnyToEscape(uint64_t w) {
-  constexpr uint64_t kOnes = 0x0101010101010101ULL;
-  constexpr uint64_t kHighs = 0x8080808080808080ULL;
-  const uint64_t quote = w ^ (kOnes * '"');
-  const uint64_t backslash = w ^ (kOnes * '\\');
-  return (((w - kOnes * 0x20) & ~w) | ((quote - kOnes) & ~quote) | ((backslash - kOnes) & ~backslash)) & kHighs;
-}
-
-}  // namespace
-
 void AppendJsonString(std::string_view s, std::string* out) {
   out->push_back('"');
   size_t start = 0;  // bytes before it need no escape: checked 8 at a time

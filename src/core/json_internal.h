@@ -6,6 +6,8 @@
 #ifndef CDP_CORE_JSON_INTERNAL_H_
 #define CDP_CORE_JSON_INTERNAL_H_
 
+#include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -28,6 +30,40 @@ const char* PaddedCopy(std::string_view text, std::string* reused, std::string* 
 
 // Appends `s` as a JSON string literal, escaped exactly as Json::Dump escapes strings and keys.
 void AppendJsonString(std::string_view s, std::string* out);
+// Whether any of the 8 bytes of `w` is below 0x20, '"' or '\\' (the bytes JSON strings escape). Exact for "any":
+// the borrow of these tests can only mark a byte above one that matches.
+inline bool AnyToEscape(uint64_t w) {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr uint64_t kHighs = 0x8080808080808080ULL;
+  const uint64_t quote = w ^ (kOnes * '"');
+  const uint64_t backslash = w ^ (kOnes * '\\');
+  return (((w - kOnes * 0x20) & ~w) | ((quote - kOnes) & ~quote) | ((backslash - kOnes) & ~backslash)) & kHighs;
+}
+
+// The size of what AppendJsonString appends for `s`, quotes included. Clears *ascii (when given) if `s` has a byte
+// above 0x7f. Cost: a pass over `s`, 8 bytes at a time until the first byte to escape. Inline: SerializedSize
+// calls it for every string and key of a document.
+inline size_t JsonStringSize(std::string_view s, bool* ascii = nullptr) {
+  uint64_t high = 0;  // the high bits of every byte seen
+  size_t start = 0;   // as in AppendJsonString: bytes before it need no escape, checked 8 at a time
+  while (start + 8 <= s.size()) {
+    uint64_t w;
+    std::memcpy(&w, s.data() + start, 8);
+    high |= w;
+    if (AnyToEscape(w)) break;
+    start += 8;
+  }
+  size_t n = s.size() + 2;
+  for (size_t i = start; i < s.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    high |= c;
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    const bool short_form = c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t' || c == '\b' || c == '\f';
+    n += short_form ? 1 : 5;  // a backslash and a letter, or \u00XX, for one byte
+  }
+  if (ascii != nullptr && (high & 0x8080808080808080ULL) != 0) *ascii = false;
+  return n;
+}
 
 // Appends a double as JSON: the shortest form that reads back to the same value, null for NaN and infinities, and
 // scientific form for a whole value beyond 64-bit integers (an integer literal that large does not parse).

@@ -1632,13 +1632,16 @@ Status EngineImpl::Ingest(std::vector<ParsedEvent>* events, std::vector<BatchIte
 Status EngineImpl::ParseIdentify(const Json& request, int64_t now, ParsedEvent* event, IdentifyPatch* patch_out) {
   if (!request.is_object()) return Status::InvalidArgument("an identify must be a JSON object");
   int depth = 0;
-  if (SerializedSize(request, &depth) > options_.max_event_bytes) {
+  bool ascii = true;
+  if (SerializedSize(request, &depth, &ascii) > options_.max_event_bytes) {
     return Status::ResourceExhausted(fmt::format("identify over the limit of {} bytes", options_.max_event_bytes));
   }
   if (depth > options_.max_json_depth) {
     return Status::InvalidArgument(fmt::format("JSON nested deeper than {} levels", options_.max_json_depth));
   }
-  CDP_RETURN_IF_ERROR(CheckUtf8(request));
+  if (!ascii) {  // ASCII is valid UTF-8
+    CDP_RETURN_IF_ERROR(CheckUtf8(request));
+  }
   ParsedEvent& e = *event;
   Json& patch = patch_out->patch;
   patch = Json::Object();

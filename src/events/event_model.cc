@@ -519,10 +519,13 @@ Status ParseEventBatchViaJson(std::string_view text, const Options& options, int
 
 Result<ParsedEvent> ParseEvent(const Json& event, const Options& options, int64_t now_us, size_t* bytes_out) {
   int depth = 0;
-  size_t bytes = SerializedSize(event, &depth);
+  bool ascii = true;
+  size_t bytes = SerializedSize(event, &depth, &ascii);
   if (bytes_out != nullptr) *bytes_out = bytes;
   CDP_RETURN_IF_ERROR(CheckEventShape(event.type(), bytes, depth, options));
-  CDP_RETURN_IF_ERROR(CheckUtf8(event));
+  if (!ascii) {  // ASCII is valid UTF-8
+    CDP_RETURN_IF_ERROR(CheckUtf8(event));
+  }
   EventBuilder<Json> builder;
   for (const auto& [key, value] : event.members()) CDP_RETURN_IF_ERROR(builder.Field(key, value));
   return builder.Finish(now_us, options);

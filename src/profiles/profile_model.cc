@@ -152,25 +152,7 @@ int JsonDepth(const Json& value) {
   return deepest + 1;
 }
 
-namespace {
-
-size_t EscapedSize(std::string_view s) {
-  size_t n = 2;
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t' || c == '\b' || c == '\f') {
-      n += 2;
-    } else if (c < 0x20) {
-      n += 6;
-    } else {
-      n += 1;
-    }
-  }
-  return n;
-}
-
-}  // namespace
-
-size_t SerializedSize(const Json& value, int* depth) {
+size_t SerializedSize(const Json& value, int* depth, bool* ascii) {
   *depth = value.is_array() || value.is_object() ? 1 : 0;
   switch (value.type()) {
     case Json::Type::kNull:
@@ -178,7 +160,7 @@ size_t SerializedSize(const Json& value, int* depth) {
     case Json::Type::kBool:
       return value.as_bool() ? 4 : 5;
     case Json::Type::kString:
-      return EscapedSize(value.as_string());
+      return JsonStringSize(value.as_string(), ascii);
     case Json::Type::kInt: {  // as DumpTo writes it: digits, after a minus sign
       const int64_t v = value.as_int();
       uint64_t u = v < 0 ? 0 - static_cast<uint64_t>(v) : static_cast<uint64_t>(v);
@@ -195,7 +177,7 @@ size_t SerializedSize(const Json& value, int* depth) {
       size_t n = 2 + (value.size() > 0 ? value.size() - 1 : 0);
       for (const Json& item : value.items()) {
         int d = 0;
-        n += SerializedSize(item, &d);
+        n += SerializedSize(item, &d, ascii);
         *depth = std::max(*depth, d + 1);
       }
       return n;
@@ -204,7 +186,7 @@ size_t SerializedSize(const Json& value, int* depth) {
       size_t n = 2 + (value.size() > 0 ? value.size() - 1 : 0);
       for (const auto& [key, item] : value.members()) {
         int d = 0;
-        n += EscapedSize(key) + 1 + SerializedSize(item, &d);
+        n += JsonStringSize(key, ascii) + 1 + SerializedSize(item, &d, ascii);
         *depth = std::max(*depth, d + 1);
       }
       return n;

@@ -142,8 +142,9 @@ Json RenderTraits(const storage::Traits& traits);
 // Nesting depth of arrays and objects, as Json::Parse counts it: a scalar is 0, {"a": 1} is 1, {"a": [1]} is 2.
 int JsonDepth(const Json& value);
 
-// The length of value.Dump(), computed without building it; sets *depth to JsonDepth(value).
-size_t SerializedSize(const Json& value, int* depth);
+// The length of value.Dump(), computed without building it; sets *depth to JsonDepth(value). Clears *ascii (when
+// given) if a string or key has a byte above 0x7f: when it stays set, every string is valid UTF-8.
+size_t SerializedSize(const Json& value, int* depth, bool* ascii = nullptr);
 
 }  // namespace cdp::internal
 

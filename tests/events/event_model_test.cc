@@ -717,6 +717,62 @@ TEST(EventModelTest, SerializedSizeIsTheDumpedLength) {
   EXPECT_EQ(depth, 2);
 }
 
+// JsonStringSize (SerializedSize's strings and keys) is the size AppendJsonString writes, for every byte that is
+// escaped, at every position relative to the 8-byte blocks it skips, and for multi-byte UTF-8.
+TEST(EventModelTest, StringSizeIsTheEscapedLength) {
+  std::vector<std::string> specials;
+  for (int c = 0; c < 0x20; ++c) specials.push_back(std::string(1, static_cast<char>(c)));
+  for (std::string_view more : {"\"", "\\", "/", "a", "\x7f", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80"}) {
+    specials.emplace_back(more);
+  }
+  int checked = 0;
+  for (const std::string& special : specials) {
+    for (size_t before = 0; before <= 17; ++before) {
+      for (size_t after : {size_t{0}, size_t{1}, size_t{8}, size_t{13}}) {
+        const std::string s = std::string(before, 'x') + special + std::string(after, 'y') + special;
+        std::string out;
+        AppendJsonString(s, &out);
+        ASSERT_EQ(JsonStringSize(s), out.size()) << "special byte " << static_cast<int>(special[0]) << " at " << before;
+        int depth = 0;
+        bool ascii = true;
+        ASSERT_EQ(SerializedSize(Json(s), &depth, &ascii), Json(s).Dump().size());
+        EXPECT_EQ(ascii, static_cast<unsigned char>(special[0]) < 0x80);
+        ++checked;
+      }
+    }
+  }
+  EXPECT_EQ(checked, 40 * 18 * 4);
+}
+
+// A string that is not valid UTF-8 is refused, with its path, wherever it is (a value, a key, an array item, after
+// a run of ASCII); valid UTF-8 beyond ASCII is accepted.
+TEST(EventModelTest, InvalidUtf8IsRefusedWithItsPath) {
+  const int64_t now = *ParseTimestamp("2026-03-01T10:00:00Z");
+  auto event = [](const Json& properties) {
+    Json e = Json::Object().Set("type", "page_view").Set("profileId", "p1");
+    e.Set("timestamp", "2026-03-01T09:00:00Z").Set("properties", properties);
+    return e;
+  };
+  struct Case {
+    Json properties;
+    std::string field;
+  };
+  const std::string bad = "a long enough ASCII prefix \xff\xfe";
+  std::vector<Case> cases;
+  cases.push_back({Json::Object().Set("x", bad), "properties.x"});
+  cases.push_back({Json::Object().Set("list", Json::Array().Push("ok").Push(bad)), "properties.list[1]"});
+  cases.push_back({Json::Object().Set("deep", Json::Object().Set("er", "\xc3")), "properties.deep.er"});
+  cases.push_back({Json::Object().Set("k\xff", 1), "properties"});
+  for (const Case& c : cases) {
+    auto parsed = ParseEvent(event(c.properties), Options(), now);
+    ASSERT_FALSE(parsed.ok()) << c.field;
+    EXPECT_TRUE(parsed.status().IsInvalidArgument()) << parsed.status().ToString();
+    EXPECT_EQ(parsed.status().field(), c.field) << parsed.status().ToString();
+  }
+  auto fine = ParseEvent(event(Json::Object().Set("city", "S\xc3\xa3o Paulo \xe2\x82\xac")), Options(), now);
+  EXPECT_TRUE(fine.ok()) << fine.status().ToString();
+}
+
 std::string Batch(const std::vector<std::string>& items) {
   std::string out = "[";
   for (size_t i = 0; i < items.size(); ++i) out += (i ? "," : "") + items[i];
