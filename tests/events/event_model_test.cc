@@ -299,7 +299,9 @@ void ExpectSameStatus(const Status& got, const Status& want, const std::string& 
 template <typename A, typename B>
 void ExpectSameCommonFields(const A& got, const B& want, const std::string& what) {
   EXPECT_EQ(got.client_id, want.client_id) << what;
-  if (want.client_id) EXPECT_EQ(got.id, want.id) << what;  // generated ids differ
+  if (want.client_id) {
+    EXPECT_EQ(got.id, want.id) << what;  // generated ids differ
+  }
   EXPECT_FALSE(got.id.empty()) << what;
   EXPECT_EQ(got.type, want.type) << what;
   EXPECT_EQ(got.name, want.name) << what;
@@ -763,6 +765,15 @@ TEST(EventModelTest, InvalidUtf8IsRefusedWithItsPath) {
   cases.push_back({Json::Object().Set("list", Json::Array().Push("ok").Push(bad)), "properties.list[1]"});
   cases.push_back({Json::Object().Set("deep", Json::Object().Set("er", "\xc3")), "properties.deep.er"});
   cases.push_back({Json::Object().Set("k\xff", 1), "properties"});
+  // The bad byte inside an 8-byte word the size count skips whole (its first), in a value and in a key.
+  cases.push_back({Json::Object().Set("y",
+                                      "abcdefg\xff"
+                                      "12345678"),
+                   "properties.y"});
+  cases.push_back({Json::Object().Set("abcdefg\xff"
+                                      "12345678",
+                                      1),
+                   "properties"});
   for (const Case& c : cases) {
     auto parsed = ParseEvent(event(c.properties), Options(), now);
     ASSERT_FALSE(parsed.ok()) << c.field;
