@@ -30,6 +30,7 @@ const char* PaddedCopy(std::string_view text, std::string* reused, std::string* 
 
 // Appends `s` as a JSON string literal, escaped exactly as Json::Dump escapes strings and keys.
 void AppendJsonString(std::string_view s, std::string* out);
+
 // Whether any of the 8 bytes of `w` is below 0x20, '"' or '\\' (the bytes JSON strings escape). Exact for "any":
 // the borrow of these tests can only mark a byte above one that matches.
 inline bool AnyToEscape(uint64_t w) {
