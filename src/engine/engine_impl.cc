@@ -370,7 +370,9 @@ class EngineImpl::IngestContext : public GraphView {
         result->session_id = it->second;
         return Status::OK();
       }
-      if (static_cast<uint64_t>(e.time_us) <= engine_->newest_event_key_time_) {  // else it cannot be stored
+      // Not stored if later than every stored event, or than the profile's latest (its session state, when held).
+      if (static_cast<uint64_t>(e.time_us) <= engine_->newest_event_key_time_ &&
+          !LaterThanAllEventsOf(plan.resolution.profile_id, e.time_us)) {
         std::string existing;
         Status s = store_.Get(storage::Cf::kEventsByTime,
                               storage::TimeIndexKey(e.time_us, e.id, plan.resolution.profile_id), &existing);
@@ -595,6 +597,8 @@ class EngineImpl::IngestContext : public GraphView {
       if (!other_state.session_id.empty() && (ours->session_id.empty() || other_state.last_us > ours->last_us)) {
         *ours = other_state;
       }
+      ours->prev_us = SessionState::kPrevUnknown;  // the event before the latest may be the other's
+      ours->prev_session_id.clear();
       staged_sessions_.erase(other);
       merged_away_.push_back(other);
       redirects_[other] = survivor;
@@ -1329,9 +1333,42 @@ class EngineImpl::IngestContext : public GraphView {
     } else if (engine_->ReadTraits(profile_id).event_count == 0) {
       // Nor has one whose traits count none (a point read: cheaper than the index seek below).
     } else {
-      CDP_RETURN_IF_ERROR(NearestEvent(profile_id, {}, {}, /*descending=*/true, &state.last_us, &state.session_id));
+      CDP_RETURN_IF_ERROR(LatestStored(profile_id, &state));
     }
     return &staged_sessions_.emplace(profile_id, std::move(state)).first->second;
+  }
+
+  // Whether the profile's session state is held (this batch's, or cached) and shows no event at or after `t`: then
+  // no stored event of the profile has time `t`. Reads nothing.
+  bool LaterThanAllEventsOf(const std::string& profile_id, int64_t t) const {
+    const SessionState* state = nullptr;
+    if (auto it = staged_sessions_.find(profile_id); it != staged_sessions_.end()) {
+      state = &it->second;
+    } else if (auto cached = engine_->sessions_.find(profile_id); cached != engine_->sessions_.end()) {
+      state = &cached->second;
+    }
+    return state != nullptr && (state->session_id.empty() || t > state->last_us);
+  }
+
+  // The two latest stored events of `profile_id` into `state` (left empty when it has none).
+  Status LatestStored(const std::string& profile_id, SessionState* state) {
+    std::string document;
+    int found = 0;
+    ProfileEvents events(store_, engine_->tail_, profile_id, {}, {}, /*descending=*/true);
+    for (; events.Valid() && found < 2; events.Next()) {
+      Status s = events.Read(&document);
+      if (s.IsNotFound()) continue;
+      CDP_RETURN_IF_ERROR(s);
+      if (found++ == 0) {
+        state->last_us = events.time_us();
+        state->session_id = SessionOf(document);
+      } else {
+        state->prev_us = events.time_us();
+        std::string session = SessionOf(document);
+        if (session != state->session_id) state->prev_session_id = std::move(session);
+      }
+    }
+    return events.status();
   }
 
   // The first stored event of `profile_id` with a time key in [lower, upper), in the direction given: its time and
@@ -1361,8 +1398,9 @@ class EngineImpl::IngestContext : public GraphView {
   void NoteEventTime(const std::string& profile_id, int64_t t, const std::string& session_id) {
     auto latest = LatestEvent(profile_id);
     if (latest.ok() && ((*latest)->session_id.empty() || t >= (*latest)->last_us)) {
-      (*latest)->last_us = t;
-      (*latest)->session_id = session_id;
+      (*latest)->Advance(t, session_id);
+    } else if (latest.ok()) {
+      (*latest)->Insert(t, session_id);
     }
     batch_times_[profile_id].emplace_back(t, session_id);
   }
@@ -1373,15 +1411,20 @@ class EngineImpl::IngestContext : public GraphView {
     if (latest->session_id.empty() || t >= latest->last_us) {
       // The common case: the newest event of the profile.
       *session_id = (!latest->session_id.empty() && t - latest->last_us < timeout) ? latest->session_id : NewId();
-      latest->last_us = t;
-      latest->session_id = *session_id;
+      latest->Advance(t, *session_id);
     } else {
       // A late event: join the closest earlier event's session, else the closest later one's, else a new one.
+      // Between the two latest events, both neighbours are in the session state; else they are read.
       int64_t prev_t = 0, next_t = 0;
       std::string prev_s, next_s;
-      const std::string probe = storage::TimeKey(t, "");
-      CDP_RETURN_IF_ERROR(NearestEvent(profile_id, {}, probe, /*descending=*/true, &prev_t, &prev_s));
-      CDP_RETURN_IF_ERROR(NearestEvent(profile_id, probe, {}, /*descending=*/false, &next_t, &next_s));
+      if (latest->Between(t)) {
+        if (latest->prev_us != SessionState::kPrevNone) prev_t = latest->prev_us, prev_s = latest->prev_session();
+        next_t = latest->last_us, next_s = latest->session_id;
+      } else {
+        const std::string probe = storage::TimeKey(t, "");
+        CDP_RETURN_IF_ERROR(NearestEvent(profile_id, {}, probe, /*descending=*/true, &prev_t, &prev_s));
+        CDP_RETURN_IF_ERROR(NearestEvent(profile_id, probe, {}, /*descending=*/false, &next_t, &next_s));
+      }
       for (const auto& [bt, bs] : batch_times_[profile_id]) {
         if (bt <= t && (prev_s.empty() || bt > prev_t)) prev_t = bt, prev_s = bs;
         if (bt > t && (next_s.empty() || bt < next_t)) next_t = bt, next_s = bs;
@@ -1393,6 +1436,7 @@ class EngineImpl::IngestContext : public GraphView {
       } else {
         *session_id = NewId();
       }
+      latest->Insert(t, *session_id);
     }
     batch_times_[profile_id].emplace_back(t, *session_id);
     return Status::OK();

@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -484,9 +485,52 @@ class EngineImpl final : public Engine {
   bool TrackingDeniedFor(const std::string& id) const { return tracking_denied_.contains(id); }
 
  private:
+  // A profile's two latest events (by event time), for sessions: an event later than the latest continues or ends
+  // its session, and one arriving between the two (reordered by concurrent callers or a client's retries) finds
+  // both its neighbours here instead of in storage. The state is exact: every event added goes through it, and
+  // whatever removes or moves events drops it (sessions_.erase).
   struct SessionState {
-    int64_t last_us = 0;     // time of the profile's latest event
-    std::string session_id;  // its session
+    static constexpr int64_t kPrevUnknown = INT64_MIN;   // prev_us: the event before the latest was not looked up
+    static constexpr int64_t kPrevNone = INT64_MIN + 1;  // ... there is none (at most one event)
+    int64_t last_us = 0;                                 // time of the profile's latest event
+    std::string session_id;                              // its session (empty: the profile has no events)
+    int64_t prev_us = kPrevNone;                         // time of the event before it, or one of the two markers above
+    std::string prev_session_id;  // its session when it differs from session_id (empty: the same)
+
+    // Whether an event at `t`, earlier than the latest, falls after the previous one: both neighbours known.
+    bool Between(int64_t t) const { return prev_us != kPrevUnknown && t > prev_us && t < last_us; }
+    const std::string& prev_session() const { return prev_session_id.empty() ? session_id : prev_session_id; }
+    // An event at `t` of session `session`, not earlier than the latest, becomes the latest.
+    void Advance(int64_t t, const std::string& session) {
+      if (session_id.empty()) {
+        prev_us = kPrevNone;
+        prev_session_id.clear();
+      } else {
+        prev_us = last_us;
+        if (session == session_id) {
+          prev_session_id.clear();
+        } else {
+          prev_session_id = std::move(session_id);
+        }
+      }
+      last_us = t;
+      session_id = session;
+    }
+    // An event at `t`, earlier than the latest, of session `session`: the previous one if it is later than that.
+    // At the previous one's very time, which of the two is nearer a later arrival is left to storage (unknown).
+    void Insert(int64_t t, const std::string& session) {
+      if (prev_us == kPrevUnknown || (prev_us != kPrevNone && t < prev_us)) return;
+      if (t == prev_us) {
+        prev_us = kPrevUnknown;
+        return;
+      }
+      prev_us = t;
+      if (session == session_id) {
+        prev_session_id.clear();
+      } else {
+        prev_session_id = session;
+      }
+    }
   };
   class IngestContext;
   friend class IngestContext;

@@ -166,6 +166,120 @@ TEST_F(EventsTest, SessionsSplitAfterTimeoutAndSummarize) {
   EXPECT_EQ(Unwrap(profiles().Sessions(r.items[0].result.profile_id)).size(), 3u);
 }
 
+// Sessions of reordered events follow the documented rule whatever the engine holds in memory: a later event
+// continues the latest one's session within the timeout; an earlier one joins its closest earlier neighbour's
+// session, else its closest later one's, else starts one. The arrival order swaps neighbours often (as concurrent
+// callers do: both neighbours are then in the session state) and delivers some events far late (read from storage),
+// through Track and TrackBatch, with reopens (a cold session state) in between. A model applies the rule to the same
+// arrivals; the engine's sessions must partition the events exactly as the model's.
+TEST_F(EventsTest, ReorderedEventsFollowTheSessionRuleWhateverIsCached) {
+  constexpr int64_t kMinute = 60'000'000, kTimeout = 30 * kMinute;
+  const int64_t base = ParseTimestamp("2026-05-01T00:00:00Z").value();
+  std::mt19937 rng(7);
+  struct Ev {
+    int customer;
+    int64_t t;
+  };
+  std::vector<Ev> evs;
+  for (int c = 0; c < 3; ++c) {
+    std::set<int64_t> minutes;  // distinct times per customer; gaps around the timeout are common
+    while (minutes.size() < 60) minutes.insert(std::uniform_int_distribution<int64_t>(0, 3000)(rng));
+    for (int64_t m : minutes) evs.push_back({c, base + m * kMinute});
+  }
+  std::sort(evs.begin(), evs.end(), [](const Ev& a, const Ev& b) { return a.t < b.t; });
+  for (size_t i = 0; i + 1 < evs.size(); ++i) {  // neighbour swaps, and some events held back
+    const int r = std::uniform_int_distribution<int>(0, 99)(rng);
+    if (r < 30) {
+      std::swap(evs[i], evs[i + 1]);
+    } else if (r < 35 && i + 25 < evs.size()) {
+      std::rotate(evs.begin() + static_cast<std::ptrdiff_t>(i), evs.begin() + static_cast<std::ptrdiff_t>(i + 1),
+                  evs.begin() + static_cast<std::ptrdiff_t>(i + 25));
+    }
+  }
+  // Arrivals: mostly single Tracks; every 40th arrival starts a batch of 5 (the engine orders a batch by time).
+  std::vector<std::vector<size_t>> calls;
+  for (size_t i = 0; i < evs.size();) {
+    const size_t n = (i % 40 == 20) ? std::min<size_t>(5, evs.size() - i) : 1;
+    std::vector<size_t> call;
+    for (size_t k = 0; k < n; ++k) call.push_back(i + k);
+    std::stable_sort(call.begin(), call.end(), [&](size_t a, size_t b) { return evs[a].t < evs[b].t; });
+    calls.push_back(std::move(call));
+    i += n;
+  }
+  // The model: per customer, the events so far (time -> model session).
+  std::vector<std::map<int64_t, int>> model(3);
+  int next_model_session = 0;
+  std::map<int, std::string> engine_of;  // model session -> the engine's session id
+  std::set<std::string> seen;
+  auto json_of = [&](size_t i) {
+    return J(R"({"type":"page_view","customerId":"r)" + std::to_string(evs[i].customer) + R"(","timestamp":")" +
+             FormatTimestamp(evs[i].t) + "\"}");
+  };
+  for (size_t c = 0; c < calls.size(); ++c) {
+    if (c % 50 == 49) Reopen();
+    std::vector<std::string> got;
+    if (calls[c].size() == 1) {
+      got.push_back(Unwrap(events().Track(json_of(calls[c][0]))).session_id);
+    } else {
+      std::vector<Json> items;
+      for (size_t i : calls[c]) items.push_back(json_of(i));
+      BatchResult r = Unwrap(events().TrackBatch(items));
+      ASSERT_EQ(r.accepted, items.size());
+      for (const auto& item : r.items) got.push_back(item.result.session_id);
+    }
+    for (size_t k = 0; k < calls[c].size(); ++k) {
+      const Ev& e = evs[calls[c][k]];
+      std::map<int64_t, int>& mine = model[e.customer];
+      int session = -1;
+      if (!mine.empty() && e.t >= mine.rbegin()->first) {
+        if (e.t - mine.rbegin()->first < kTimeout) session = mine.rbegin()->second;
+      } else if (!mine.empty()) {
+        auto next = mine.lower_bound(e.t);
+        if (next != mine.begin() && e.t - std::prev(next)->first < kTimeout) {
+          session = std::prev(next)->second;
+        } else if (next != mine.end() && next->first - e.t < kTimeout) {
+          session = next->second;
+        }
+      }
+      const std::string where = "arrival " + std::to_string(calls[c][k]) + " at " + FormatTimestamp(e.t);
+      if (session < 0) {
+        session = next_model_session++;
+        EXPECT_TRUE(seen.insert(got[k]).second) << where << ": a new session was expected";
+        engine_of[session] = got[k];
+      } else {
+        EXPECT_EQ(got[k], engine_of[session]) << where;
+      }
+      mine[e.t] = session;
+    }
+  }
+  EXPECT_GT(next_model_session, 10);  // the data has many sessions to tell apart
+}
+
+// Each late event between a profile's two latest becomes the one before the latest, so the next late event sees it
+// as its neighbour; a reopen reads the two latest back.
+TEST_F(EventsTest, LateEventsBetweenTheTwoLatestSeeEachOther) {
+  auto at = [&](const char* hhmm) {
+    return Unwrap(events().Track(J(std::string(R"({"type":"page_view","customerId":"b","timestamp":"2026-05-01T)") +
+                                   hhmm + ":00Z\"}")))
+        .session_id;
+  };
+  const std::string a = at("10:00"), l = at("12:00");
+  ASSERT_NE(a, l);
+  EXPECT_EQ(at("10:20"), a);  // 20 minutes after 10:00
+  EXPECT_EQ(at("10:45"), a);  // 25 minutes after 10:20 (45 after 10:00, 75 before 12:00)
+  EXPECT_EQ(at("11:40"), l);  // 55 minutes after 10:45, 20 before 12:00
+  EXPECT_EQ(at("11:10"), a);  // before 11:40: 25 minutes after 10:45
+  Reopen();
+  EXPECT_EQ(at("11:50"), l);  // between the two latest read back: 10 minutes after 11:40
+  EXPECT_EQ(at("11:20"), a);  // 10 minutes after 11:10
+  EXPECT_EQ(Unwrap(profiles().Sessions(Unwrap(events().Track(J(
+                                                  R"({"type":"page_view","customerId":"b",
+                                                       "timestamp":"2026-05-01T12:05:00Z"})")))
+                                           .profile_id))
+                .size(),
+            2u);
+}
+
 TEST_F(EventsTest, ConfigurableSessionTimeout) {
   options_.session_timeout_seconds = 60;
   Reopen();
