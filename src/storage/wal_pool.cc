@@ -12,10 +12,24 @@
 
 namespace cdp::storage {
 
+namespace {
+
+// `path` without "." and ".." steps, repeated or trailing separators.
+std::filesystem::path Normal(const std::string& path) {
+  std::filesystem::path p = std::filesystem::path(path).lexically_normal();
+  return p.has_filename() ? p : p.parent_path();
+}
+
+}  // namespace
+
 WalPoolFileSystem::WalPoolFileSystem(const std::shared_ptr<rocksdb::FileSystem>& base, const std::string& db_path)
-    : FileSystemWrapper(base),
-      db_path_(std::filesystem::path(db_path).lexically_normal().string()),
-      pool_path_((std::filesystem::path(db_path) / kPoolDir).lexically_normal().string()) {}
+    : FileSystemWrapper(base), db_path_(Normal(db_path).string()), pool_path_((Normal(db_path) / kPoolDir).string()) {}
+
+WalPoolFileSystem::~WalPoolFileSystem() {
+  if (!started_) return;
+  std::error_code ec;
+  std::filesystem::remove_all(pool_path_, ec);
+}
 
 bool WalPoolFileSystem::Start() {
   std::error_code ec;
@@ -27,11 +41,11 @@ bool WalPoolFileSystem::Start() {
 }
 
 bool WalPoolFileSystem::IsLog(const std::string& fname) const {
-  const std::filesystem::path p = std::filesystem::path(fname).lexically_normal();
+  const std::filesystem::path p = Normal(fname);
   const std::string name = p.filename().string();
   if (name.size() < 5 || name.compare(name.size() - 4, 4, ".log") != 0) return false;
   if (!std::all_of(name.begin(), name.end() - 4, [](char c) { return c >= '0' && c <= '9'; })) return false;
-  return p.parent_path().lexically_normal() == std::filesystem::path(db_path_);
+  return p.parent_path() == std::filesystem::path(db_path_);
 }
 
 bool WalPoolFileSystem::Zero(const std::string& path) {

@@ -18,7 +18,8 @@
 // needs nothing more: the zeros are synced before the file is pooled, and pooled files hold nothing else.
 //
 // Thread-safety: as any FileSystem (RocksDB calls it from its threads). Cost: writing and syncing a log's size of
-// zeros in the thread that deletes it (RocksDB's background jobs), about 0.1 s for 64 MiB on this machine's disk.
+// zeros in the thread that deletes it (RocksDB's background jobs), about 0.1 s for 64 MiB on this machine's disk;
+// disk: up to kPoolFiles logs' sizes (about a write buffer each) while the database is open.
 
 #ifndef CDP_STORAGE_WAL_POOL_H_
 #define CDP_STORAGE_WAL_POOL_H_
@@ -39,6 +40,8 @@ class WalPoolFileSystem : public rocksdb::FileSystemWrapper {
 
   // `db_path`: the database directory whose logs are pooled. Passes every call through until Start.
   WalPoolFileSystem(const std::shared_ptr<rocksdb::FileSystem>& base, const std::string& db_path);
+  // Deletes the pooled files (after the database is closed: the store destroys it last).
+  ~WalPoolFileSystem() override;
 
   // Called once the database is open (its lock held): empties the pool directory (files a crash left while one was
   // being zeroed) and starts pooling. Returns false, pooling nothing, when the directory cannot be made.

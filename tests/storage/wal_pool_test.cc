@@ -83,5 +83,22 @@ TEST(WalPoolTest, ADeletedLogIsZeroedAndReusedByTheNextLog) {
             WalPoolFileSystem::kPoolFiles);
 }
 
+// The database directory may be named with a trailing separator or "." steps; the pool is gone once the file
+// system is (at close).
+TEST(WalPoolTest, TheDirectoryMayBeNamedAnyWayAndThePoolGoesAtClose) {
+  TempDir dir;
+  const std::filesystem::path db = dir.path();
+  const std::filesystem::path pool = db / WalPoolFileSystem::kPoolDir;
+  {
+    WalPoolFileSystem fs(rocksdb::FileSystem::Default(), dir.path() + "/./");
+    ASSERT_TRUE(fs.Start());
+    Write(db / "000012.log", "records");
+    ASSERT_TRUE(fs.DeleteFile(dir.path() + "//000012.log", rocksdb::IOOptions(), nullptr).ok());
+    EXPECT_EQ(fs.pooled(), 1u);
+    EXPECT_TRUE(std::filesystem::exists(pool));
+  }
+  EXPECT_FALSE(std::filesystem::exists(pool));
+}
+
 }  // namespace
 }  // namespace cdp::storage
