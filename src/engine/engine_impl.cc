@@ -390,7 +390,7 @@ class EngineImpl::IngestContext : public GraphView {
     std::string key = storage::EventKey(profile_id, e.time_us, e.id);
     if (!e.session_id.empty()) {
       result->session_id = e.session_id;
-      NoteEventTime(profile_id, e.time_us, e.session_id);
+      CDP_RETURN_IF_ERROR(NoteEventTime(profile_id, e.time_us, e.session_id));
     } else {
       CDP_RETURN_IF_ERROR(AssignSession(profile_id, e.time_us, &result->session_id));
     }
@@ -1395,14 +1395,17 @@ class EngineImpl::IngestContext : public GraphView {
     return sid != nullptr ? sid->as_string() : std::string();
   }
 
-  void NoteEventTime(const std::string& profile_id, int64_t t, const std::string& session_id) {
-    auto latest = LatestEvent(profile_id);
-    if (latest.ok() && ((*latest)->session_id.empty() || t >= (*latest)->last_us)) {
-      (*latest)->Advance(t, session_id);
-    } else if (latest.ok()) {
-      (*latest)->Insert(t, session_id);
+  // An event with its own session: noted in the profile's session state (a failed read of it fails the write: a
+  // state without the event would let LaterThanAllEventsOf skip a retry's duplicate check).
+  Status NoteEventTime(const std::string& profile_id, int64_t t, const std::string& session_id) {
+    CDP_ASSIGN_OR_RETURN(SessionState * latest, LatestEvent(profile_id));
+    if (latest->session_id.empty() || t >= latest->last_us) {
+      latest->Advance(t, session_id);
+    } else {
+      latest->Insert(t, session_id);
     }
     batch_times_[profile_id].emplace_back(t, session_id);
+    return Status::OK();
   }
 
   Status AssignSession(const std::string& profile_id, int64_t t, std::string* session_id) {

@@ -5,7 +5,6 @@
 #include <rocksdb/cache.h>
 #include <rocksdb/compaction_filter.h>
 #include <rocksdb/db.h>
-#include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/merge_operator.h>
 #include <rocksdb/slice_transform.h>
@@ -32,7 +31,6 @@
 #include "fmt/format.h"
 #include "storage/keys.h"
 #include "storage/traits.h"
-#include "storage/wal_pool.h"
 
 namespace cdp::storage {
 
@@ -291,12 +289,9 @@ Result<std::unique_ptr<Store>> Store::Open(const Options& options, const std::st
   store->event_log_drop_ = event_log_drop;
   store->path_ = path;
   store->sync_writes_ = options.sync_writes;
-  // Log files are reused, not deleted (storage/wal_pool.h), and the live ones are bounded: a column family written
-  // rarely (counters, merges) otherwise kept every log since its last flush alive, a dozen files and a gigabyte
-  // into a long import (RocksDB's default bound is four times all write buffers), all replayed after a crash.
-  auto wal_pool = std::make_shared<WalPoolFileSystem>(rocksdb::FileSystem::Default(), path);
-  store->env_ = rocksdb::NewCompositeEnv(wal_pool);
-  db_options.env = store->env_.get();
+  // The live log files are bounded: a column family written rarely (counters, merges) otherwise kept every log
+  // since its last flush alive, a dozen files and a gigabyte into a long import (RocksDB's default bound is four
+  // times all write buffers), all of it replayed after a crash.
   db_options.max_total_wal_size = 4 * options.write_buffer_bytes;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db_options, path, descriptors, &store->handles_, &raw);
@@ -308,7 +303,6 @@ Result<std::unique_ptr<Store>> Store::Open(const Options& options, const std::st
     return FromRocks(s, fmt::format("opening '{}'", path));
   }
   store->db_.reset(raw);
-  if (wal_pool->Start()) store->wal_pool_ = wal_pool;  // else logs are deleted as usual
   // Files of a bulk load interrupted by a crash: never part of the database.
   std::filesystem::remove_all(store->IngestDir(), ec);
 
@@ -548,8 +542,6 @@ std::unique_ptr<Iterator> Store::NewIterator(Cf cf, std::string lower, std::stri
   it->it_.reset(db_->NewIterator(ro, handles_[static_cast<int>(cf)]));
   return it;
 }
-
-size_t Store::wal_files_reused() const { return wal_pool_ ? wal_pool_->reused() : 0; }
 
 std::string Store::IngestDir() const { return (std::filesystem::path(path_) / "cdp-ingest").string(); }
 

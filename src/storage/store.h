@@ -24,7 +24,6 @@
 
 namespace rocksdb {
 class DB;
-class Env;
 class WriteBatch;
 class Iterator;
 class ColumnFamilyHandle;
@@ -53,7 +52,6 @@ enum class Cf : int {
 
 class Store;
 class BulkLoad;
-class WalPoolFileSystem;
 struct BatchPool;  // store.cc
 
 // A set of writes applied atomically by Store::Write. Its buffer comes from the store's spare batches and goes back
@@ -241,9 +239,6 @@ class Store {
   // Entries in the memtable of `cf` that writes go into now (RocksDB's "rocksdb.num-entries-active-mem-table";
   // deletions count). For tests and diagnostics.
   uint64_t ActiveMemtableEntries(Cf cf) const;
-  // How many write-ahead log files were written into a reused log file since open (storage/wal_pool.h: deleted
-  // logs are zeroed and reused, so a new log is written into pages the kernel holds). For tests and diagnostics.
-  size_t wal_files_reused() const;
 
   // Makes the deletions of `batch`, already written, physical: flushes every memtable (so no write-ahead log file
   // still holds the deleted values: RocksDB removes the obsolete ones), then compacts, down to the last level, the
@@ -297,8 +292,6 @@ class Store {
   std::string IngestDir() const;  // where bulk loads write their files before they are added
   std::string path_;
   bool sync_writes_ = false;
-  std::shared_ptr<WalPoolFileSystem> wal_pool_;  // null when its directory could not be made
-  std::unique_ptr<rocksdb::Env> env_;            // over wal_pool_'s file system; outlives db_
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   std::shared_ptr<BatchPool> batch_pool_;  // spare rocksdb::WriteBatch objects (WriteBatch, Write's sorted copies)
