@@ -752,7 +752,17 @@ Status Store::Purge(WriteBatch* batch, const std::vector<Cf>& whole, std::string
     }
   } deleted;
   CDP_RETURN_IF_ERROR(FromRocks(batch->rep_->Iterate(&deleted), "purge"));
+  // The log being written before the flush: it and every log before it hold values the flush writes out, and are
+  // deleted once it returns (by RocksDB, maybe a little after). Unless the flush had nothing to write: then the log
+  // stays the current one (and holds no record), and only those before it go.
+  auto current_log = [&]() -> uint64_t {
+    std::unique_ptr<rocksdb::LogFile> current;
+    return db_->GetCurrentWalFile(&current).ok() && current != nullptr ? current->LogNumber() : 0;
+  };
+  const uint64_t log_before = current_log();
   CDP_RETURN_IF_ERROR(Flush());  // every deleted key (value or tombstone) is now in a table file
+  const uint64_t log_after = current_log();
+  const uint64_t logs_through = log_after > 0 ? std::min(log_before, log_after - 1) : 0;
   // The table files the purge replaces (by number): once replaced, each must leave the directory.
   absl::flat_hash_set<uint64_t> replaced;
   auto note_files = [&](rocksdb::ColumnFamilyHandle* handle, const std::pair<std::string, std::string>* range) {
@@ -875,12 +885,12 @@ Status Store::Purge(WriteBatch* batch, const std::vector<Cf>& whole, std::string
     uint64_t through = 0;
     for (const auto& f : live) through = std::max(through, f.file_number);
     std::vector<uint64_t> on_disk;
-    CDP_RETURN_IF_ERROR(ListTableFiles(&on_disk));
+    CDP_RETURN_IF_ERROR(ListFiles(".sst", &on_disk));
     for (uint64_t number : on_disk) {
       if (number <= through) replaced.insert(number);  // the wait skips those still live
     }
   }
-  CDP_RETURN_IF_ERROR(WaitForReplacedTableFiles(replaced, std::chrono::minutes(10)));
+  CDP_RETURN_IF_ERROR(WaitForReplacedTableFiles(replaced, logs_through, std::chrono::minutes(10)));
   // Every version change starts a new MANIFEST (max_manifest_file_size is tiny) holding the current files only:
   // one more change (a flushed marker) retires the MANIFEST that listed the compacted files' bounds.
   WriteBatch marker(*this);
@@ -894,13 +904,13 @@ Status Store::Purge(WriteBatch* batch, const std::vector<Cf>& whole, std::string
   return FromRocks(db_->Flush(fo, handles_[static_cast<int>(Cf::kMeta)]), "purge flush");
 }
 
-Status Store::ListTableFiles(std::vector<uint64_t>* numbers) const {
+Status Store::ListFiles(std::string_view extension, std::vector<uint64_t>* numbers) const {
   std::error_code ec;
   std::filesystem::directory_iterator it(path_, ec), end;
   for (; !ec && it != end; it.increment(ec)) {
     const std::string name = it->path().filename().string();
     uint64_t number = 0;
-    if (name.ends_with(".sst") && absl::SimpleAtoi(name.substr(0, name.size() - 4), &number)) {
+    if (name.ends_with(extension) && absl::SimpleAtoi(name.substr(0, name.size() - extension.size()), &number)) {
       numbers->push_back(number);
     }
   }
@@ -908,7 +918,8 @@ Status Store::ListTableFiles(std::vector<uint64_t>* numbers) const {
   return Status::OK();
 }
 
-Status Store::WaitForReplacedTableFiles(const absl::flat_hash_set<uint64_t>& files, std::chrono::seconds limit) {
+Status Store::WaitForReplacedTableFiles(const absl::flat_hash_set<uint64_t>& files, uint64_t logs_through,
+                                        std::chrono::seconds limit) {
   const auto deadline = std::chrono::steady_clock::now() + limit;
   for (;;) {
     std::vector<rocksdb::LiveFileMetaData> live;
@@ -916,7 +927,7 @@ Status Store::WaitForReplacedTableFiles(const absl::flat_hash_set<uint64_t>& fil
     absl::flat_hash_set<uint64_t> live_numbers;
     for (const auto& f : live) live_numbers.insert(f.file_number);
     std::vector<uint64_t> on_disk;
-    CDP_RETURN_IF_ERROR(ListTableFiles(&on_disk));
+    CDP_RETURN_IF_ERROR(ListFiles(".sst", &on_disk));
     uint64_t held = 0;  // a table file not live any more, still in the directory
     for (uint64_t number : on_disk) {
       if (files.contains(number) && !live_numbers.contains(number)) {
@@ -924,8 +935,22 @@ Status Store::WaitForReplacedTableFiles(const absl::flat_hash_set<uint64_t>& fil
         break;
       }
     }
-    if (held == 0) return Status::OK();
+    std::vector<uint64_t> logs;
+    CDP_RETURN_IF_ERROR(ListFiles(".log", &logs));
+    uint64_t log_held = 0;  // a retired log, still in the directory and not empty (RocksDB may keep an empty one)
+    for (uint64_t number : logs) {
+      std::error_code ec;
+      const auto size = std::filesystem::file_size(std::filesystem::path(path_) / fmt::format("{:06}.log", number), ec);
+      if (number <= logs_through && !ec && size > 0) log_held = number;
+    }
+    if (held == 0 && log_held == 0) return Status::OK();
     if (std::chrono::steady_clock::now() >= deadline) {
+      if (held == 0) {
+        return Status::Unavailable(fmt::format(
+            "log file {:06}.log was retired by the purge's flush but is still in the directory; the next open "
+            "finishes the purge",
+            log_held));
+      }
       return Status::Unavailable(fmt::format(
           "table file {:06}.sst is no longer live but still in the directory (a reader holds it, or a background "
           "compaction has not installed it yet); the next open finishes the purge",

@@ -276,11 +276,14 @@ class Store {
   // Unavailable when the files stay in background compactions for 120 s.
   Status RewriteEventLogFiles(std::vector<std::string> keys);
   // Waits until each table file of `files` (numbers) that is no longer live has been deleted from the directory: a
-  // reader (an iterator, here or in the segments' index build) keeps the files it started on until it ends.
-  // Unavailable after `limit`.
-  Status WaitForReplacedTableFiles(const absl::flat_hash_set<uint64_t>& files, std::chrono::seconds limit);
-  // The numbers of the table files in the directory. Unavailable when it cannot be listed.
-  Status ListTableFiles(std::vector<uint64_t>* numbers) const;
+  // reader (an iterator, here or in the segments' index build) keeps the files it started on until it ends. Also
+  // until no write-ahead log numbered up to `logs_through` is left (but empty ones): logs a flush retired, which
+  // RocksDB deletes after the flush returns (0: none). Unavailable after `limit`.
+  Status WaitForReplacedTableFiles(const absl::flat_hash_set<uint64_t>& files, uint64_t logs_through,
+                                   std::chrono::seconds limit);
+  // The numbers of the files named NNNNNN`extension` (".sst", ".log") in the directory. Unavailable when it cannot be
+  // listed.
+  Status ListFiles(std::string_view extension, std::vector<uint64_t>* numbers) const;
   const std::string& path() const { return path_; }
 
   struct EventLogDrop;  // the drop filter's state, shared with the event log's compaction filter factory
