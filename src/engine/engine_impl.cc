@@ -365,10 +365,13 @@ class EngineImpl::IngestContext : public GraphView {
         result->session_id = it->second;
         return Status::OK();
       }
-      if (auto it = engine_->in_flight_keys_.find(key); it != engine_->in_flight_keys_.end()) {
-        result->duplicate = true;
-        result->session_id = it->second;
-        return Status::OK();
+      {
+        std::lock_guard<std::mutex> keys_lock(engine_->in_flight_keys_mu_);
+        if (auto it = engine_->in_flight_keys_.find(key); it != engine_->in_flight_keys_.end()) {
+          result->duplicate = true;
+          result->session_id = it->second;
+          return Status::OK();
+        }
       }
       // Not stored if later than every stored event, or than the profile's latest (its session state, when held).
       if (static_cast<uint64_t>(e.time_us) <= engine_->newest_event_key_time_ &&
@@ -1568,7 +1571,7 @@ Result<uint64_t> EngineImpl::WriteInFlight(IngestContext* ctx, std::shared_lock<
   }
   in_flight->unlock();
   if (!ctx->client_keys().empty()) {
-    std::lock_guard<std::mutex> lock(write_mu_);
+    std::lock_guard<std::mutex> lock(in_flight_keys_mu_);
     for (const auto& [key, session] : ctx->client_keys()) in_flight_keys_.erase(key);
   }
   if (!written.ok()) {
@@ -1657,7 +1660,10 @@ Status EngineImpl::Ingest(std::vector<ParsedEvent>* events, std::vector<BatchIte
       in_flight.lock();
       GoInFlight(&*ctx, writes_profiles, &after, &mine);
       ctx->Publish();
-      for (const auto& [key, session] : ctx->client_keys()) in_flight_keys_.emplace(key, session);
+      if (!ctx->client_keys().empty()) {
+        std::lock_guard<std::mutex> keys_lock(in_flight_keys_mu_);
+        for (const auto& [key, session] : ctx->client_keys()) in_flight_keys_.emplace(key, session);
+      }
     }
   }
   if (in_flight.owns_lock()) {

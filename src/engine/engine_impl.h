@@ -385,7 +385,8 @@ class EngineImpl final : public Engine {
   Status PurgeRetained(bool profiles_erased, bool at_open = false);
 
   // Identity (identity_impl.cc).
-  std::shared_ptr<const IdentityRules> rules();
+  // The identity rules in force (a snapshot; a later SetRules does not change it). Takes rules_mu_ only.
+  std::shared_ptr<const IdentityRules> rules() const;
   Status StoreRules(std::shared_ptr<const IdentityRules> rules);
   Result<Json> MergeProfiles(const std::vector<std::string>& profile_ids, std::string_view reason);
   // Identity::ApplyRules (identity_impl.cc). `changed` receives every profile whose identifiers it changed or that
@@ -656,13 +657,18 @@ class EngineImpl final : public Engine {
   // holder, or by a thread it waits for while holding it (IdentifyBatch publishes its links on a second thread
   // during its write, see IngestContext::PublishIdentities).
   IdentityCache identity_cache_;
-  // The identity rules in force. Replaced whole by StoreRules; guarded by write_mu_.
+  // The identity rules in force. Replaced whole (StoreRules, ApplyRules) with write_mu_ and rules_mu_ held; read
+  // under either. rules() takes only rules_mu_, a leaf lock held for a pointer copy: every Track and identify calls
+  // it before write_mu_, and taking write_mu_ there made two writers wait on each other twice per call.
   std::shared_ptr<const IdentityRules> rules_;
+  mutable std::mutex rules_mu_;
   // Merged profile id -> the profile it was merged into. Bounded; cleared when full.
   absl::flat_hash_map<std::string, std::string> redirects_;  // guarded by write_mu_
   // Event keys with caller-given ids in batches being written outside write_mu_ -> their session, so a retry
-  // racing the original's write is still a duplicate.
-  absl::flat_hash_map<std::string, std::string> in_flight_keys_;  // guarded by write_mu_
+  // racing the original's write is still a duplicate. Added under write_mu_, removed once the write is done (not
+  // under write_mu_: one fewer wait per call between writers); a key absent here is in storage or was never sent.
+  absl::flat_hash_map<std::string, std::string> in_flight_keys_;  // guarded by in_flight_keys_mu_
+  std::mutex in_flight_keys_mu_;                                  // a leaf lock (taken after write_mu_)
   std::mutex suppression_items_mu_;
   // The largest event time in the event log, in key order (be64 of the time as unsigned), over stored events and
   // events published by batches still in flight. An event later than it cannot be a retry of a stored one, so its

@@ -34,12 +34,13 @@ Status EngineImpl::LoadRules() {
   if (!json.ok()) return Status::DataLoss("the stored identity rules are corrupt");
   auto rules = IdentityRules::FromJson(*json);
   if (!rules.ok()) return Status::DataLoss("the stored identity rules are invalid: " + rules.status().ToString());
+  std::lock_guard<std::mutex> lock(rules_mu_);
   rules_ = std::move(rules).value();
   return Status::OK();
 }
 
-std::shared_ptr<const IdentityRules> EngineImpl::rules() {
-  std::lock_guard<std::mutex> lock(write_mu_);
+std::shared_ptr<const IdentityRules> EngineImpl::rules() const {
+  std::lock_guard<std::mutex> lock(rules_mu_);
   return rules_;
 }
 
@@ -51,6 +52,7 @@ Status EngineImpl::StoreRules(std::shared_ptr<const IdentityRules> rules) {
     storage::WriteBatch batch(*store_);
     batch.Put(storage::Cf::kMeta, kRulesKey, rules->ToJson().Dump());
     CDP_ASSIGN_OR_RETURN(sequence, store_->Write(&batch));
+    std::lock_guard<std::mutex> rules_lock(rules_mu_);
     rules_ = std::move(rules);
   }
   return store_->SyncUpTo(sequence);
@@ -462,7 +464,10 @@ Result<Json> EngineImpl::ApplyRules(std::shared_ptr<const IdentityRules> next, s
     batch.Put(storage::Cf::kMeta, kRulesKey, next->ToJson().Dump());
     CDP_ASSIGN_OR_RETURN(sequence, store_->Write(&batch));
     segments_.NotifyDocument(std::vector<std::string>(touched.begin(), touched.end()), "identityRules");
-    rules_ = next;
+    {
+      std::lock_guard<std::mutex> rules_lock(rules_mu_);
+      rules_ = next;
+    }
     identity_cache_.Clear();
   }
   CDP_RETURN_IF_ERROR(store_->SyncUpTo(sequence));

@@ -4,11 +4,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <future>
 #include <map>
 #include <random>
 #include <set>
 #include <thread>
 
+#include "storage/store.h"
 #include "test_util.h"
 
 namespace cdp {
@@ -459,6 +461,34 @@ TEST_F(EventsTest, RetriedEventIdsAreDuplicates) {
   Json p = Unwrap(profiles().Get(first.profile_id));
   EXPECT_EQ(p.FindPath("computed.ltv")->as_number(), 11);
   EXPECT_EQ(p.FindPath("computed.purchaseCount")->as_int(), 2);
+}
+
+// A retry that arrives while the original's write is still under way (built, written outside the write lock, here
+// held back 300 ms) is found among the keys being written; once the write is done, in storage. Either way it is a
+// duplicate with the original's profile and session, and the event is stored once.
+TEST_F(EventsTest, ARetryRacingTheOriginalsWriteIsADuplicate) {
+  Unwrap(events().Track(J(R"({"type":"page_view","customerId":"race","timestamp":"2026-04-01T10:00:00Z"})")));
+  const Json original = J(R"({"id":"race-1","type":"purchase","customerId":"race",)"
+                          R"("timestamp":"2026-04-01T10:05:00Z","properties":{"revenue":3}})");
+  std::promise<void> writing;
+  TrackResult first;
+  std::thread slow([&] {
+    storage::ScopedWriteDelay delay(1, std::chrono::milliseconds(300), [&] { writing.set_value(); });
+    first = Unwrap(events().Track(original));
+  });
+  writing.get_future().wait();  // built and published; its write held back
+  TrackResult during = Unwrap(events().Track(original));
+  slow.join();
+  TrackResult after = Unwrap(events().Track(original));
+  EXPECT_FALSE(first.duplicate);
+  for (const TrackResult* retry : {&during, &after}) {
+    EXPECT_TRUE(retry->duplicate);
+    EXPECT_EQ(retry->profile_id, first.profile_id);
+    EXPECT_EQ(retry->session_id, first.session_id);
+  }
+  Json p = Unwrap(profiles().Get(first.profile_id));
+  EXPECT_EQ(p.FindPath("computed.purchaseCount")->as_int(), 1);
+  EXPECT_EQ(Unwrap(engine_->Stats()).Find("events")->as_int(), 2);
 }
 
 // The retry check skips its storage read for an event later than every stored one; retries of older events, of
