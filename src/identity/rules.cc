@@ -446,6 +446,7 @@ Result<std::shared_ptr<const IdentityRules>> IdentityRules::FromJson(const Json&
         for (const auto& [text, re] : out->regexes_) {
           if (text == entry) b.regex = re.get();
         }
+        b.ranged = b.regex != nullptr && b.regex->PossibleMatchRange(&b.min, &b.max, /*maxlen=*/32);
       } else {
         b.lower = Lower(entry);
         std::string why;
@@ -550,7 +551,10 @@ const std::string* IdentityRules::BlockedBy(const IdentifierTypeRule& rule, std:
   const bool same = EqualsIgnoringAsciiCase(raw, value);
   for (const BlockedEntry& b : blocked_by_type_[t]) {
     if (b.regex != nullptr) {
-      if (RE2::FullMatch(raw, *b.regex) || (!same && RE2::FullMatch(value, *b.regex))) return b.entry;
+      auto matches = [&b](std::string_view s) {
+        return (!b.ranged || (s >= b.min && s <= b.max)) && RE2::FullMatch(s, *b.regex);
+      };
+      if (matches(raw) || (!same && matches(value))) return b.entry;
     } else if (EqualsLowered(b.lower, raw) || EqualsLowered(b.lower, value) ||
                (!b.normalized.empty() && b.normalized == value)) {
       return b.entry;

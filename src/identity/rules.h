@@ -182,6 +182,10 @@ class IdentityRules {
     const re2::RE2* regex;   // null for a literal
     std::string lower;       // literal, lower-cased
     std::string normalized;  // literal, normalized as a value of the type ("" when it does not normalize)
+    // A regex's bounds (RE2::PossibleMatchRange): every value it matches lies in [min, max] (bytewise), so one
+    // outside is not matched, without running the regex (most values, e.g. an email against "^[0-]*$").
+    bool ranged = false;
+    std::string min, max;
   };
   std::vector<std::vector<BlockedEntry>> blocked_by_type_;
 };
