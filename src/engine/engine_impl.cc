@@ -1391,12 +1391,7 @@ class EngineImpl::IngestContext : public GraphView {
     return events.status();
   }
 
-  static std::string SessionOf(std::string_view stored_event) {
-    auto doc = Json::Parse(stored_event);
-    if (!doc.ok()) return {};
-    const Json* sid = doc->Find("sessionId");
-    return sid != nullptr ? sid->as_string() : std::string();
-  }
+  static std::string SessionOf(std::string_view stored_event) { return StoredEventSession(stored_event); }
 
   // An event with its own session: noted in the profile's session state (a failed read of it fails the write: a
   // state without the event would let LaterThanAllEventsOf skip a retry's duplicate check).
@@ -1421,21 +1416,33 @@ class EngineImpl::IngestContext : public GraphView {
     } else {
       // A late event: join the closest earlier event's session, else the closest later one's, else a new one.
       // Between the two latest events, both neighbours are in the session state; else they are read.
+      // The later neighbour is read only when the earlier one does not decide (half the reads of a late event).
       int64_t prev_t = 0, next_t = 0;
       std::string prev_s, next_s;
-      if (latest->Between(t)) {
+      const bool between = latest->Between(t);
+      const std::string probe = between ? std::string() : storage::TimeKey(t, "");
+      if (between) {
         if (latest->prev_us != SessionState::kPrevNone) prev_t = latest->prev_us, prev_s = latest->prev_session();
         next_t = latest->last_us, next_s = latest->session_id;
       } else {
-        const std::string probe = storage::TimeKey(t, "");
         CDP_RETURN_IF_ERROR(NearestEvent(profile_id, {}, probe, /*descending=*/true, &prev_t, &prev_s));
-        CDP_RETURN_IF_ERROR(NearestEvent(profile_id, probe, {}, /*descending=*/false, &next_t, &next_s));
       }
       for (const auto& [bt, bs] : batch_times_[profile_id]) {
         if (bt <= t && (prev_s.empty() || bt > prev_t)) prev_t = bt, prev_s = bs;
         if (bt > t && (next_s.empty() || bt < next_t)) next_t = bt, next_s = bs;
       }
-      if (!prev_s.empty() && t - prev_t < timeout) {
+      const bool joins_prev = !prev_s.empty() && t - prev_t < timeout;
+      if (!joins_prev && !between) {
+        int64_t stored_t = 0;
+        std::string stored_s;
+        CDP_RETURN_IF_ERROR(NearestEvent(profile_id, probe, {}, /*descending=*/false, &stored_t, &stored_s));
+        // A stored neighbour wins a tie, as it always has.
+        if (!stored_s.empty() && (next_s.empty() || stored_t <= next_t)) {
+          next_t = stored_t;
+          next_s = std::move(stored_s);
+        }
+      }
+      if (joins_prev) {
         *session_id = prev_s;
       } else if (!next_s.empty() && next_t - t < timeout) {
         *session_id = next_s;

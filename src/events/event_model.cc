@@ -217,6 +217,8 @@ class EventBuilder {
  public:
   // `dumped_properties`: for simdjson elements, the compact JSON of the "properties" member, made while measuring.
   explicit EventBuilder(std::string_view dumped_properties = {}) : dumped_properties_(dumped_properties) {}
+  // For a cdp::Json: the compact JSON of the (last) "properties" object, made while measuring; moved from by Finish.
+  void UseDumpedProperties(std::string* dumped) { owned_properties_ = dumped; }
 
   Status Field(std::string_view key, const V& value) {
     const Json::Type type = TypeOf(value);
@@ -321,7 +323,11 @@ class EventBuilder {
     if (!properties_) {
       e.properties.assign("{}");
     } else if constexpr (std::is_same_v<V, Json>) {
-      properties_->DumpTo(&e.properties);
+      if (owned_properties_ != nullptr) {
+        e.properties = std::move(*owned_properties_);
+      } else {
+        properties_->DumpTo(&e.properties);
+      }
     } else {
       e.properties.assign(dumped_properties_);
     }
@@ -335,6 +341,7 @@ class EventBuilder {
   // The properties object: a pointer into the event for a cdp::Json, a copy of the (small) element handle else.
   std::conditional_t<std::is_same_v<V, Json>, const Json*, std::optional<element>> properties_{};
   std::string_view dumped_properties_;
+  std::string* owned_properties_ = nullptr;
 };
 
 // ---- The lean path: measuring and dumping simdjson elements as Json::Dump writes their cdp::Json ----------------
@@ -517,16 +524,60 @@ Status ParseEventBatchViaJson(std::string_view text, const Options& options, int
 
 }  // namespace
 
+namespace {
+
+bool IsAscii(std::string_view s) {
+  size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    uint64_t w;
+    std::memcpy(&w, s.data() + i, 8);
+    if ((w & 0x8080808080808080ull) != 0) return false;
+  }
+  for (; i < s.size(); ++i) {
+    if (static_cast<unsigned char>(s[i]) >= 0x80) return false;
+  }
+  return true;
+}
+
+// SerializedSize(event, depth, ascii), with each "properties" object dumped into `*properties` on the way (the last
+// one stays): its size, depth and bytes are taken from the dump, which the event stores as is. A dump keeps every
+// byte above 0x7f as it is, so it is ASCII exactly when the object's keys and strings are.
+size_t MeasureEvent(const Json& event, std::string* properties, int* depth, bool* ascii) {
+  if (!event.is_object()) return SerializedSize(event, depth, ascii);
+  *depth = 1;
+  size_t n = 2 + (event.size() > 0 ? event.size() - 1 : 0);
+  for (const auto& [key, value] : event.members()) {
+    int d = 0;
+    size_t size;
+    if (key == "properties" && value.is_object()) {
+      properties->clear();
+      value.DumpTo(properties);
+      size = properties->size();
+      d = JsonDepth(value);
+      if (*ascii && !IsAscii(*properties)) *ascii = false;
+    } else {
+      size = SerializedSize(value, &d, ascii);
+    }
+    n += JsonStringSize(key, ascii) + 1 + size;
+    *depth = std::max(*depth, d + 1);
+  }
+  return n;
+}
+
+}  // namespace
+
 Result<ParsedEvent> ParseEvent(const Json& event, const Options& options, int64_t now_us, size_t* bytes_out) {
   int depth = 0;
   bool ascii = true;
-  size_t bytes = SerializedSize(event, &depth, &ascii);
+  std::string properties;
+  size_t bytes = MeasureEvent(event, &properties, &depth, &ascii);
   if (bytes_out != nullptr) *bytes_out = bytes;
   CDP_RETURN_IF_ERROR(CheckEventShape(event.type(), bytes, depth, options));
   if (!ascii) {  // ASCII is valid UTF-8
     CDP_RETURN_IF_ERROR(CheckUtf8(event));
   }
   EventBuilder<Json> builder;
+  builder.UseDumpedProperties(&properties);
   for (const auto& [key, value] : event.members()) CDP_RETURN_IF_ERROR(builder.Field(key, value));
   return builder.Finish(now_us, options);
 }
@@ -640,31 +691,35 @@ Status ParseEventBatch(std::string_view text, const Options& options, int64_t no
 
 void AppendStoredEvent(const ParsedEvent& e, std::string_view profile_id, std::string_view session_id,
                        std::string_view received_at, std::string* out) {
-  // Keys are plain ASCII names (but an identifier type is escaped like any key).
-  auto member = [out](std::string_view key, std::string_view value) {
-    out->push_back(',');
-    AppendJsonString(key, out);
-    out->push_back(':');
+  // The model's keys are plain ASCII names, written with their quotes and colon; an identifier type is escaped like
+  // any key. A timestamp is digits and punctuation only: nothing to escape.
+  auto member = [out](std::string_view comma_key_colon, std::string_view value) {
+    out->append(comma_key_colon);
     AppendJsonString(value, out);
   };
   out->reserve(out->size() + 256 + e.properties.size());
   out->append("{\"id\":");
   AppendJsonString(e.id, out);
-  member("profileId", profile_id);
-  member("type", e.type);
-  if (!e.name.empty()) member("name", e.name);
-  member("timestamp", FormatTimestamp(e.time_us));
-  member("receivedAt", received_at);
-  member("sessionId", session_id);
-  if (!e.device_id.empty()) member("deviceId", e.device_id);
-  if (!e.source.empty()) member("source", e.source);
+  member(",\"profileId\":", profile_id);
+  member(",\"type\":", e.type);
+  if (!e.name.empty()) member(",\"name\":", e.name);
+  out->append(",\"timestamp\":\"");
+  out->append(FormatTimestamp(e.time_us));
+  out->push_back('"');
+  member(",\"receivedAt\":", received_at);
+  member(",\"sessionId\":", session_id);
+  if (!e.device_id.empty()) member(",\"deviceId\":", e.device_id);
+  if (!e.source.empty()) member(",\"source\":", e.source);
   for (const RawIdentifier& raw : e.raw_identifiers) {
     if (raw.type == "deviceId" || e.custom_identifiers.Find(raw.type) != nullptr) continue;
     std::string_view value = raw.value;
     for (const Identifier& id : e.identifiers) {
       if (id.type == raw.type) value = id.value;  // the normalized form (one value per type in an event)
     }
-    member(raw.type, value);
+    out->push_back(',');
+    AppendJsonString(raw.type, out);
+    out->push_back(':');
+    AppendJsonString(value, out);
   }
   if (e.custom_identifiers.is_object()) {
     out->append(",\"identifiers\":");
@@ -673,6 +728,23 @@ void AppendStoredEvent(const ParsedEvent& e, std::string_view profile_id, std::s
   out->append(",\"properties\":");
   out->append(e.properties.empty() ? std::string_view("{}") : std::string_view(e.properties));
   out->push_back('}');
+}
+
+std::string StoredEventSession(std::string_view stored) {
+  // `,"sessionId":"` cannot lie inside a JSON string (its quotes would be escaped), so its first occurrence is a
+  // member; with no '{' or '[' before it but the document's own, a top-level one.
+  static constexpr std::string_view kMember = ",\"sessionId\":\"";
+  const size_t at = stored.find(kMember);
+  const auto opens = [&](char c) { return std::memchr(stored.data() + 1, c, at - 1) != nullptr; };
+  if (at != std::string_view::npos && stored[0] == '{' && !opens('{') && !opens('[')) {
+    const size_t begin = at + kMember.size();
+    const size_t end = stored.find_first_of("\"\\", begin);
+    if (end != std::string_view::npos && stored[end] == '"') return std::string(stored.substr(begin, end - begin));
+  }
+  auto doc = Json::Parse(stored);
+  if (!doc.ok() || !doc->is_object()) return {};
+  const Json* session = doc->Find("sessionId");
+  return session != nullptr && session->is_string() ? session->as_string() : std::string();
 }
 
 void AppendIndexedEvent(const ParsedEvent& e, std::string_view session_id, std::string* out) {

@@ -29,7 +29,9 @@ inline uint64_t DecodeBigEndian64(std::string_view s) {
 
 // kEvents: profile id \0 be64(time) event id. Ids never contain \0.
 inline std::string ProfileEventsPrefix(std::string_view profile_id) {
-  std::string k(profile_id);
+  std::string k;
+  k.reserve(profile_id.size() + 1);
+  k.append(profile_id);
   k.push_back('\0');
   return k;
 }
@@ -41,7 +43,10 @@ inline std::string TimeKey(int64_t time_us, std::string_view event_id) {
   return k;
 }
 inline std::string EventKey(std::string_view profile_id, int64_t time_us, std::string_view event_id) {
-  std::string k = ProfileEventsPrefix(profile_id);
+  std::string k;  // one allocation (the appends would grow it twice)
+  k.reserve(profile_id.size() + 9 + event_id.size());
+  k.append(profile_id);
+  k.push_back('\0');
   AppendBigEndian64(&k, static_cast<uint64_t>(time_us));
   k.append(event_id);
   return k;
@@ -49,7 +54,10 @@ inline std::string EventKey(std::string_view profile_id, int64_t time_us, std::s
 // kEventsByTime: be64(time) event id \0 profile id (empty value). The profile id is part of the key because two
 // profiles may hold events with the same id and time.
 inline std::string TimeIndexKey(int64_t time_us, std::string_view event_id, std::string_view profile_id) {
-  std::string k = TimeKey(time_us, event_id);
+  std::string k;
+  k.reserve(9 + event_id.size() + profile_id.size());
+  AppendBigEndian64(&k, static_cast<uint64_t>(time_us));
+  k.append(event_id);
   k.push_back('\0');
   k.append(profile_id);
   return k;
@@ -67,7 +75,9 @@ inline std::string_view TimeKeyEventId(std::string_view time_key) { return time_
 
 // kIdentities: type \0 normalized value.
 inline std::string IdentityKey(std::string_view type, std::string_view value) {
-  std::string k(type);
+  std::string k;
+  k.reserve(type.size() + 1 + value.size());
+  k.append(type);
   k.push_back('\0');
   k.append(value);
   return k;

@@ -282,6 +282,28 @@ TEST_F(EventsTest, LateEventsBetweenTheTwoLatestSeeEachOther) {
             2u);
 }
 
+// A late event older than the two latest reads its neighbours from storage: the earlier one first, and the later one
+// only when the earlier is too far (or missing) to decide.
+TEST_F(EventsTest, ALateEventTooFarFromItsEarlierNeighbourJoinsTheLaterOne) {
+  auto at = [&](const char* hhmm) {
+    return Unwrap(events().Track(J(std::string(R"({"type":"page_view","customerId":"n","timestamp":"2026-05-01T)") +
+                                   hhmm + ":00Z\"}")))
+        .session_id;
+  };
+  const std::string s10 = at("10:00"), s11 = at("11:00"), s13 = at("13:00"), s15 = at("15:00");
+  ASSERT_NE(s10, s11);
+  ASSERT_NE(s11, s13);
+  EXPECT_EQ(at("10:55"), s11);            // 55 minutes after 10:00, 5 before 11:00 (both read from storage)
+  EXPECT_EQ(at("10:20"), s10);            // 20 minutes after 10:00: the later neighbour is not needed
+  const std::string alone = at("08:00");  // no earlier event; the later one is two hours away
+  EXPECT_NE(alone, s10);
+  EXPECT_EQ(at("07:45"), alone);  // no earlier event; 15 minutes before 08:00
+  Reopen();
+  EXPECT_EQ(at("12:40"), s13);  // 100 minutes after 11:00, 20 before 13:00, after a reopen
+  EXPECT_NE(at("14:00"), s13);  // 60 minutes from both 13:00 and 15:00: a new session
+  EXPECT_EQ(s15, at("14:59"));  // ... and one a minute before 15:00 joins 15:00's, not 14:00's (59 minutes)
+}
+
 TEST_F(EventsTest, ConfigurableSessionTimeout) {
   options_.session_timeout_seconds = 60;
   Reopen();

@@ -393,6 +393,8 @@ void ExpectSameBatch(const std::string& text, const Options& options, const Iden
     AppendStoredEvent(g, profile_id, session_id, FormatTimestamp(received_us), &stored);
     const std::string want = legacy::StoredEvent(&o, profile_id, session_id, received_us).Dump();
     EXPECT_EQ(stored, "unrelated prefix" + want) << item;
+    // The session read straight from the text is the parsed document's.
+    EXPECT_EQ(StoredEventSession(want), session_id) << item;
     // What the segment index keeps: exactly the stored document's type, name, deviceId, source, sessionId and
     // properties.
     std::string indexed;
@@ -942,6 +944,39 @@ TEST(EventModelTest, StoredDocumentHoldsTheEvent) {
   EXPECT_EQ(doc.FindPath("properties.note")->as_string(), "caf\xc3\xa9 \"x\"\n\t\x01");
   EXPECT_EQ(doc.Find("timestamp")->as_string(), "2026-06-01T08:00:00.123Z");
   EXPECT_EQ(doc.Find("receivedAt")->as_string(), "2026-01-01T00:00:00.000Z");
+}
+
+// StoredEventSession reads the text only where the top-level member is sure; elsewhere it parses. Each document
+// here answers as a parse does, including those whose first `,"sessionId":"` is nested or whose value has escapes.
+TEST(EventModelTest, StoredEventSessionAnswersAsAParse) {
+  const std::vector<std::string> docs = {
+      R"({"id":"e","profileId":"p","sessionId":"s1","properties":{"sessionId":"nested"}})",
+      R"({"id":"e","properties":{"x":1,"sessionId":"nested"},"sessionId":"top"})",
+      R"({"id":"e","tags":["a","sessionId"],"x":{"y":2},"sessionId":"top"})",
+      R"({"id":"{[","profileId":"p","sessionId":"after braces in a string"})",
+      R"({"id":"a,\"sessionId\":\"fake","sessionId":"real"})",
+      R"({"id":"e","sessionId":"with \"quotes\" and \\ slash"})",
+      R"({"id":"e","sessionId":"café"})",
+      R"({"id":"e","sessionId":"caf)"
+      "Ã©"
+      R"("})",
+      R"({"id":"e","profileId":"p"})",
+      R"({"id":"e","sessionId":42})",
+      R"({"sessionId":"first member has no comma"})",
+      R"(["x",{"a":1},"sessionId"])",
+      R"({"id":"e","sessionId":")",  // cut short: not JSON
+      "",
+  };
+  for (const std::string& doc : docs) {
+    std::string want;
+    if (auto parsed = Json::Parse(doc); parsed.ok() && parsed->is_object()) {
+      const Json* s = parsed->Find("sessionId");
+      if (s != nullptr && s->is_string()) want = s->as_string();
+    }
+    EXPECT_EQ(StoredEventSession(doc), want) << doc;
+  }
+  EXPECT_EQ(StoredEventSession(R"({"id":"e","properties":{"x":1,"sessionId":"nested"},"sessionId":"top"})"), "top");
+  EXPECT_EQ(StoredEventSession(R"({"id":"a,\"sessionId\":\"fake","sessionId":"real"})"), "real");
 }
 
 TEST(EventModelTest, ParseEventLeavesItsInputAlone) {
