@@ -1803,25 +1803,19 @@ Result<Json> EngineImpl::Identify(const Json& request, const IdempotencyKey* key
 
 namespace {
 
-// Writes `batch`; when `parallel` (and BatchCall::MaySplit), runs `alongside` on a second thread meanwhile (on the
-// caller, before the write, when no thread can be started). Returns the write's sequence number. Otherwise
-// `alongside` is not run.
+// Writes `batch`; when `parallel` (and BatchCall::MaySplit), runs `alongside` on a helper thread meanwhile, if one
+// begins it before the write ends (HelperTask). Returns the write's sequence number. Otherwise `alongside` is not
+// run (the caller's Publish does that work).
 template <typename Alongside>
 Result<uint64_t> WriteAlongside(storage::Store& store, storage::WriteBatch* batch, bool parallel,
                                 const Alongside& alongside) {
   if (!parallel || !BatchCall::MaySplit()) return store.Write(batch);
-  std::thread other;
-  try {
-    other = std::thread(alongside);
-  } catch (const std::system_error&) {
-    alongside();
-  }
-  struct Join {
-    std::thread& t;
-    ~Join() {
-      if (t.joinable()) t.join();
-    }
-  } join{other};  // also should the write throw (bad_alloc)
+  HelperTask other(alongside);
+  other.Start();
+  struct Settle {
+    HelperTask& task;
+    ~Settle() { task.Settle(); }  // waits for it, or withdraws it if no helper began it
+  } settle{other};                // also should the write throw (bad_alloc)
   return store.Write(batch);
 }
 

@@ -7,11 +7,74 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <thread>
 #include <vector>
 
 namespace cdp::internal {
 namespace {
+
+// A started task runs on a helper thread, and Settle returns once it has; while every helper is busy, a task waits
+// in the queue and its owner can withdraw it (it never runs). The helpers outlive the tasks: the same thread runs
+// one task after another.
+TEST(HelperTaskTest, RunsOnALongLivedHelperOrIsWithdrawn) {
+  const std::thread::id caller = std::this_thread::get_id();
+  auto wait_for = [](const std::atomic<bool>& flag) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (!flag.load() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return flag.load();
+  };
+  std::thread::id first, second;  // read after Settle, which orders them
+  std::atomic<bool> a_began{false}, b_began{false};
+  HelperTask a([&] {
+    first = std::this_thread::get_id();
+    a_began = true;
+  });
+  ASSERT_TRUE(a.Start());
+  ASSERT_TRUE(wait_for(a_began));
+  EXPECT_TRUE(a.Settle());
+  EXPECT_NE(first, caller);
+  HelperTask b([&] {
+    second = std::this_thread::get_id();
+    b_began = true;
+  });
+  ASSERT_TRUE(b.Start());
+  ASSERT_TRUE(wait_for(b_began));
+  EXPECT_TRUE(b.Settle());
+  if (HelperTask::MaxHelpers() == 1) EXPECT_EQ(second, first) << "a new thread for each task";
+
+  // Every helper busy: one more task is queued, and withdrawn.
+  std::atomic<size_t> started{0};
+  std::atomic<bool> release{false};
+  std::vector<std::unique_ptr<HelperTask>> busy;
+  for (size_t i = 0; i < HelperTask::MaxHelpers(); ++i) {
+    busy.push_back(std::make_unique<HelperTask>([&] {
+      started.fetch_add(1);
+      while (!release.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }));
+    ASSERT_TRUE(busy.back()->Start());
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (started.load() < HelperTask::MaxHelpers() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_EQ(started.load(), HelperTask::MaxHelpers());
+  std::atomic<int> ran{0};
+  HelperTask queued([&] { ran.fetch_add(1); });
+  ASSERT_TRUE(queued.Start());
+  EXPECT_FALSE(queued.Settle()) << "withdrawn: no helper was free to begin it";
+  release = true;
+  for (auto& task : busy) EXPECT_TRUE(task->Settle());
+  EXPECT_EQ(ran.load(), 0);
+  // RunOrWait runs on the caller what no helper began, and a settled task can be started again.
+  queued.RunOrWait();
+  EXPECT_EQ(ran.load(), 1);
+  ASSERT_TRUE(queued.Start());
+  queued.RunOrWait();
+  EXPECT_EQ(ran.load(), 2);
+}
 
 // Every item is produced exactly once, by one thread or the other, and its result is visible when Ready returns:
 // with a slow second thread (the caller produces most items itself), and with a slow consumer (the second thread
