@@ -3,6 +3,8 @@
 #include "core/parallel.h"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -74,6 +76,39 @@ TEST(HelperTaskTest, RunsOnALongLivedHelperOrIsWithdrawn) {
   ASSERT_TRUE(queued.Start());
   queued.RunOrWait();
   EXPECT_EQ(ran.load(), 2);
+}
+
+// A child forked while helpers exist (they are not copied into it, and the pool's lock may have been held) starts
+// helpers of its own: its splits run and finish.
+TEST(HelperTaskTest, AForkedChildHasHelpersOfItsOwn) {
+  std::atomic<bool> began{false};
+  HelperTask warm([&] { began = true; });  // the parent has a helper now
+  ASSERT_TRUE(warm.Start());
+  warm.RunOrWait();
+  ASSERT_TRUE(began.load());
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    alarm(60);  // a deadlock fails the test instead of hanging it
+    const std::thread::id caller = std::this_thread::get_id();
+    std::atomic<bool> helper_ran{false};
+    HelperTask task([&] { helper_ran = std::this_thread::get_id() != caller; });
+    if (!task.Start()) _exit(2);
+    for (int i = 0; i < 30000 && !helper_ran.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (!task.Settle() || !helper_ran.load()) _exit(3);
+    std::vector<std::atomic<int>> runs(5000);
+    RunOnTwoThreads(runs.size(), /*parallel_from=*/256, [&](size_t begin, size_t end) {
+      for (size_t i = begin; i < end; ++i) runs[i].fetch_add(1);
+    });
+    for (const auto& r : runs) {
+      if (r.load() != 1) _exit(4);
+    }
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << "the child was killed (signal " << WTERMSIG(status) << ")";
+  EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
 // Every item is produced exactly once, by one thread or the other, and its result is visible when Ready returns:
