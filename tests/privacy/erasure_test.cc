@@ -232,13 +232,16 @@ TEST_F(ErasureTest, TwoErasuresAtOnceBothFinish) {
   EXPECT_TRUE(Unwrap(events().Query(EventQuery{})).items.empty());
 }
 
-// The canary scan itself: data compacted to the last level is ZSTD-compressed, where a string is not stored as its
-// bytes. FilesHolding must still find a canary that is there, or every "no file holds it" above could pass falsely.
+// The canary scan itself: in a compressed table file a string is not stored as its bytes. FilesHolding must still
+// find a canary that is there, or every "no file holds it" above could pass falsely. (A small database's data is in
+// L1 after a purge, compressed only with Options::compress_recent_tables.)
 TEST(CanaryScanTest, FindsDataInCompressedTableFiles) {
   testing::TempDir dir;
   const std::string canary = "scan" + std::to_string(std::random_device{}()) + "z";
   {
-    auto engine = Unwrap(Engine::Open(Options(), dir.path()));
+    Options options;
+    options.compress_recent_tables = true;
+    auto engine = Unwrap(Engine::Open(options, dir.path()));
     for (int i = 0; i < 50; ++i) {
       Unwrap(engine->profiles().Create(J(R"({"attributes": {"firstName": "name)" + std::to_string(i) + R"("}})")));
     }
@@ -260,6 +263,25 @@ TEST(CanaryScanTest, FindsDataInCompressedTableFiles) {
   }
   EXPECT_FALSE(raw) << "the profile's table file is expected to be compressed";
   EXPECT_FALSE(FilesHolding(dir.path(), canary).empty());
+}
+
+// By default the newest table files (a flush's, L0) are stored as written: the canary's bytes are in one.
+TEST(CanaryScanTest, RecentTablesAreStoredAsWrittenByDefault) {
+  testing::TempDir dir;
+  const std::string canary = "raw" + std::to_string(std::random_device{}()) + "z";
+  {
+    auto engine = Unwrap(Engine::Open(Options(), dir.path()));
+    Unwrap(engine->profiles().Create(J(R"({"attributes": {"firstName": ")" + canary + R"("}})")));
+    ASSERT_TRUE(engine->Flush().ok());
+  }
+  bool raw = false;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir.path())) {
+    if (!entry.is_regular_file() || entry.path().extension() != ".sst") continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    raw |= bytes.find(canary) != std::string::npos;
+  }
+  EXPECT_TRUE(raw) << "no table file holds the canary as written";
 }
 
 // At open the segments' worker builds the index (a minute for millions of profiles), holding the segments' lock.

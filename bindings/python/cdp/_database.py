@@ -1013,7 +1013,7 @@ def open(path: PathLike, **options: Any) -> Database:  # noqa: A001 (mirrors the
 
     Keyword options are cdp::Options fields: create_if_missing, sync_writes, session_timeout_seconds,
     max_event_future_seconds, max_event_bytes, max_batch_bytes, max_profile_bytes, max_json_depth, max_batch_items, max_page_size,
-    block_cache_bytes, write_buffer_bytes, index_tail_events, rfm_refresh_seconds, suppress_erased_identifiers,
+    block_cache_bytes, write_buffer_bytes, compress_recent_tables, index_tail_events, rfm_refresh_seconds, suppress_erased_identifiers,
     retention_interval_seconds.
     Unknown options raise InvalidArgument.
 

@@ -71,6 +71,8 @@ cdp::Result<cdp::Options> OptionsFromJson(const cdp::Json& json) {
       s = SetInt(key, v, &o.block_cache_bytes);
     else if (key == "write_buffer_bytes")
       s = SetInt(key, v, &o.write_buffer_bytes);
+    else if (key == "compress_recent_tables")
+      s = SetBool(key, v, &o.compress_recent_tables);
     else if (key == "index_tail_events")
       s = SetInt(key, v, &o.index_tail_events);
     else if (key == "rfm_refresh_seconds")
@@ -100,6 +102,7 @@ cdp::Json OptionsToJson(const cdp::Options& o) {
   j.Set("max_page_size", static_cast<uint64_t>(o.max_page_size));
   j.Set("block_cache_bytes", static_cast<uint64_t>(o.block_cache_bytes));
   j.Set("write_buffer_bytes", static_cast<uint64_t>(o.write_buffer_bytes));
+  j.Set("compress_recent_tables", o.compress_recent_tables);
   j.Set("index_tail_events", static_cast<uint64_t>(o.index_tail_events));
   j.Set("rfm_refresh_seconds", o.rfm_refresh_seconds);
   j.Set("suppress_erased_identifiers", o.suppress_erased_identifiers);

@@ -60,6 +60,19 @@ def test_options_are_applied(tmp_path):
         assert page.next_cursor is not None
 
 
+def test_compress_recent_tables_is_an_option(tmp_path):
+    assert cdp.default_options()["compress_recent_tables"] is False
+    with cdp.open(tmp_path / "db", compress_recent_tables=True) as db:
+        assert db.options["compress_recent_tables"] is True
+        db.profiles.create({"id": "p1", "attributes": {"firstName": "Ada"}})
+        db.flush()
+    with cdp.open(tmp_path / "db") as db:  # files written either way read back
+        assert db.profiles.get("p1")["attributes"]["firstName"] == "Ada"
+    with pytest.raises(cdp.InvalidArgument) as info:
+        cdp.open(tmp_path / "other", compress_recent_tables="yes")
+    assert info.value.field == "compress_recent_tables"
+
+
 def test_default_options_lists_every_option():
     defaults = cdp.default_options()
     assert defaults["session_timeout_seconds"] == 1800
