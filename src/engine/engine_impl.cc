@@ -305,6 +305,108 @@ storage::Traits EngineImpl::ReadTraits(std::string_view id) { return tail_.Trait
 
 // ---- Ingest: the event write path ---------------------------------------------------------------------------------
 
+// ---- SessionState
+
+void EngineImpl::SessionState::DropFirst() {
+  std::memmove(times_, times_ + 1, (count_ - 1) * sizeof(times_[0]));
+  std::memmove(session_of_, session_of_ + 1, count_ - 1);
+  --count_;
+  complete_ = false;
+}
+
+int EngineImpl::SessionState::SlotFor(const std::string& session) {
+  bool used[2] = {false, false};
+  for (int i = 0; i < count_; ++i) used[session_of_[i]] = true;
+  for (int k = 0; k < 2; ++k) {
+    if (used[k] && sessions_[k] == session) return k;
+  }
+  for (;;) {
+    for (int k = 0; k < 2; ++k) {
+      if (!used[k]) {
+        sessions_[k] = session;
+        return k;
+      }
+    }
+    DropFirst();  // both in use by others: never the latest (alone, it uses one)
+    used[0] = used[1] = false;
+    for (int i = 0; i < count_; ++i) used[session_of_[i]] = true;
+  }
+}
+
+bool EngineImpl::SessionState::Neighbours(int64_t t, int64_t* prev_t, std::string* prev_s, int64_t* next_t,
+                                          std::string* next_s) const {
+  for (int i = 0; i < count_; ++i) {
+    if (times_[i] == t) return false;
+  }
+  int next = 0;
+  while (next < count_ && times_[next] < t) ++next;
+  if (next == count_) return false;  // not earlier than the latest
+  if (next == 0 && !complete_) return false;
+  if (next > 0) {
+    *prev_t = times_[next - 1];
+    *prev_s = sessions_[session_of_[next - 1]];
+  }
+  *next_t = times_[next];
+  *next_s = sessions_[session_of_[next]];
+  return true;
+}
+
+void EngineImpl::SessionState::Advance(int64_t t, const std::string& session) {
+  const int slot = SlotFor(session);
+  if (count_ == kWindow) DropFirst();
+  times_[count_] = t;
+  session_of_[count_] = static_cast<uint8_t>(slot);
+  ++count_;
+}
+
+void EngineImpl::SessionState::Insert(int64_t t, const std::string& session) {
+  for (int i = 0; i < count_; ++i) {
+    if (times_[i] == t) {  // which of the two comes first is not known: drop what is not after t
+      while (times_[0] <= t) DropFirst();
+      return;
+    }
+  }
+  int slot;
+  if (t < times_[0]) {
+    if (!complete_) return;  // not among the latest events: what is known stays true
+    // The new first event, if it fits without dropping one after it.
+    bool used[2] = {false, false};
+    for (int i = 0; i < count_; ++i) used[session_of_[i]] = true;
+    slot = used[0] && sessions_[0] == session   ? 0
+           : used[1] && sessions_[1] == session ? 1
+           : !used[0]                           ? 0
+           : !used[1]                           ? 1
+                                                : -1;
+    if (slot < 0 || count_ == kWindow) {
+      complete_ = false;
+      return;
+    }
+    sessions_[slot] = session;
+  } else {
+    // Between two known events: dropping early ones keeps it next to the event after it.
+    slot = SlotFor(session);
+    if (count_ == kWindow) {
+      if (t < times_[0]) return;  // every event before it was dropped; the window is full
+      DropFirst();
+    }
+  }
+  int pos = count_;
+  while (pos > 0 && times_[pos - 1] > t) --pos;
+  std::memmove(times_ + pos + 1, times_ + pos, (count_ - pos) * sizeof(times_[0]));
+  std::memmove(session_of_ + pos + 1, session_of_ + pos, count_ - pos);
+  times_[pos] = t;
+  session_of_[pos] = static_cast<uint8_t>(slot);
+  ++count_;
+}
+
+void EngineImpl::SessionState::KeepLatestOnly() {
+  if (count_ == 0) return;
+  times_[0] = times_[count_ - 1];
+  session_of_[0] = session_of_[count_ - 1];
+  count_ = 1;
+  complete_ = false;
+}
+
 // The state of one write under write_mu_ (an Ingest call, or a manual merge): what it has changed so far, visible to
 // its later steps, and applied to the engine's caches only once the batch is committed. It is also the identity
 // graph as this write sees it (GraphView), with its uncommitted links.
@@ -597,11 +699,8 @@ class EngineImpl::IngestContext : public GraphView {
       CDP_ASSIGN_OR_RETURN(SessionState * theirs, LatestEvent(other));
       SessionState other_state = *theirs;
       CDP_ASSIGN_OR_RETURN(SessionState * ours, LatestEvent(survivor));
-      if (!other_state.session_id.empty() && (ours->session_id.empty() || other_state.last_us > ours->last_us)) {
-        *ours = other_state;
-      }
-      ours->prev_us = SessionState::kPrevUnknown;  // the event before the latest may be the other's
-      ours->prev_session_id.clear();
+      if (!other_state.empty() && (ours->empty() || other_state.last_us() > ours->last_us())) *ours = other_state;
+      ours->KeepLatestOnly();  // the events before the latest may be the other's
       staged_sessions_.erase(other);
       merged_away_.push_back(other);
       redirects_[other] = survivor;
@@ -1350,28 +1449,26 @@ class EngineImpl::IngestContext : public GraphView {
     } else if (auto cached = engine_->sessions_.find(profile_id); cached != engine_->sessions_.end()) {
       state = &cached->second;
     }
-    return state != nullptr && (state->session_id.empty() || t > state->last_us);
+    return state != nullptr && (state->empty() || t > state->last_us());
   }
 
   // The two latest stored events of `profile_id` into `state` (left empty when it has none).
   Status LatestStored(const std::string& profile_id, SessionState* state) {
     std::string document;
-    int found = 0;
+    std::pair<int64_t, std::string> found[2];
+    int n = 0;
     ProfileEvents events(store_, engine_->tail_, profile_id, {}, {}, /*descending=*/true);
-    for (; events.Valid() && found < 2; events.Next()) {
+    for (; events.Valid() && n < 2; events.Next()) {
       Status s = events.Read(&document);
       if (s.IsNotFound()) continue;
       CDP_RETURN_IF_ERROR(s);
-      if (found++ == 0) {
-        state->last_us = events.time_us();
-        state->session_id = SessionOf(document);
-      } else {
-        state->prev_us = events.time_us();
-        std::string session = SessionOf(document);
-        if (session != state->session_id) state->prev_session_id = std::move(session);
-      }
+      found[n++] = {events.time_us(), SessionOf(document)};
     }
-    return events.status();
+    CDP_RETURN_IF_ERROR(events.status());
+    *state = SessionState();
+    for (int i = n - 1; i >= 0; --i) state->Advance(found[i].first, found[i].second);
+    state->complete_ = n < 2;  // with two, there may be earlier ones
+    return Status::OK();
   }
 
   // The first stored event of `profile_id` with a time key in [lower, upper), in the direction given: its time and
@@ -1397,7 +1494,7 @@ class EngineImpl::IngestContext : public GraphView {
   // state without the event would let LaterThanAllEventsOf skip a retry's duplicate check).
   Status NoteEventTime(const std::string& profile_id, int64_t t, const std::string& session_id) {
     CDP_ASSIGN_OR_RETURN(SessionState * latest, LatestEvent(profile_id));
-    if (latest->session_id.empty() || t >= latest->last_us) {
+    if (latest->empty() || t >= latest->last_us()) {
       latest->Advance(t, session_id);
     } else {
       latest->Insert(t, session_id);
@@ -1409,22 +1506,19 @@ class EngineImpl::IngestContext : public GraphView {
   Status AssignSession(const std::string& profile_id, int64_t t, std::string* session_id) {
     const int64_t timeout = engine_->options().session_timeout_seconds * 1'000'000;
     CDP_ASSIGN_OR_RETURN(SessionState * latest, LatestEvent(profile_id));
-    if (latest->session_id.empty() || t >= latest->last_us) {
+    if (latest->empty() || t >= latest->last_us()) {
       // The common case: the newest event of the profile.
-      *session_id = (!latest->session_id.empty() && t - latest->last_us < timeout) ? latest->session_id : NewId();
+      *session_id = (!latest->empty() && t - latest->last_us() < timeout) ? latest->last_session() : NewId();
       latest->Advance(t, *session_id);
     } else {
       // A late event: join the closest earlier event's session, else the closest later one's, else a new one.
-      // Between the two latest events, both neighbours are in the session state; else they are read.
-      // The later neighbour is read only when the earlier one does not decide (half the reads of a late event).
+      // Among the latest events, both neighbours are in the session state; else they are read, the later one
+      // only when the earlier one does not decide (half the reads of a late event).
       int64_t prev_t = 0, next_t = 0;
       std::string prev_s, next_s;
-      const bool between = latest->Between(t);
+      const bool between = latest->Neighbours(t, &prev_t, &prev_s, &next_t, &next_s);
       const std::string probe = between ? std::string() : storage::TimeKey(t, "");
-      if (between) {
-        if (latest->prev_us != SessionState::kPrevNone) prev_t = latest->prev_us, prev_s = latest->prev_session();
-        next_t = latest->last_us, next_s = latest->session_id;
-      } else {
+      if (!between) {
         CDP_RETURN_IF_ERROR(NearestEvent(profile_id, {}, probe, /*descending=*/true, &prev_t, &prev_s));
       }
       for (const auto& [bt, bs] : batch_times_[profile_id]) {

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <future>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 #include <thread>
@@ -302,6 +303,74 @@ TEST_F(EventsTest, ALateEventTooFarFromItsEarlierNeighbourJoinsTheLaterOne) {
   EXPECT_EQ(at("12:40"), s13);  // 100 minutes after 11:00, 20 before 13:00, after a reopen
   EXPECT_NE(at("14:00"), s13);  // 60 minutes from both 13:00 and 15:00: a new session
   EXPECT_EQ(s15, at("14:59"));  // ... and one a minute before 15:00 joins 15:00's, not 14:00's (59 minutes)
+}
+
+// Sessions against the rule itself, for events arriving in random order, alone or in batches, across reopens: each
+// event joins the session of the closest earlier event of its profile seen before it when that is less than the
+// timeout before it, else the closest later one's within the timeout, else a new session. (A batch's events are
+// taken in time order.) Exercises the session state's window of latest events, its limit of two sessions, and the
+// reads from storage when an event falls outside it.
+TEST_F(EventsTest, SessionsOfEventsInRandomOrderFollowTheRule) {
+  constexpr int64_t kMinute = 60'000'000;
+  const int64_t timeout = 30 * kMinute;
+  const int64_t base = 1'780'000'000'000'000;  // 2026-05-28
+  std::mt19937_64 rng(20261202);
+  for (int round = 0; round < 6; ++round) {
+    SCOPED_TRACE(round);
+    const std::string customer = "rand" + std::to_string(round);
+    // Distinct times, a few minutes to an hour apart (sessions of a few events, some alone).
+    std::vector<int64_t> times;
+    int64_t t = base + round * 1000 * kMinute;
+    for (int i = 0; i < 80; ++i) {
+      t +=
+          (1 + static_cast<int64_t>(rng() % (round % 2 == 0 ? 45 : 20))) * kMinute + static_cast<int64_t>(rng() % 1000);
+      times.push_back(t);
+    }
+    std::shuffle(times.begin(), times.end(), rng);
+    std::map<int64_t, std::string> seen;  // time -> session, of the events taken so far
+    auto expected = [&](int64_t at) -> std::optional<std::string> {
+      auto next = seen.upper_bound(at);
+      if (next != seen.begin()) {
+        auto prev = std::prev(next);
+        if (at - prev->first < timeout) return prev->second;
+      }
+      if (next != seen.end() && next->first - at < timeout) return next->second;
+      return std::nullopt;  // a new session
+    };
+    auto check = [&](int64_t at, const std::string& got) {
+      std::optional<std::string> want = expected(at);
+      if (want) {
+        EXPECT_EQ(got, *want) << "event at +" << (at - base) / kMinute << " min";
+      } else {
+        for (const auto& [other, session] : seen) EXPECT_NE(got, session) << "expected a new session";
+      }
+      seen.emplace(at, got);
+    };
+    size_t next = 0;
+    int group = 0;
+    while (next < times.size()) {
+      const size_t n = std::min(times.size() - next, 1 + static_cast<size_t>(rng() % 6));
+      std::vector<Json> batch;
+      for (size_t i = next; i < next + n; ++i) {
+        batch.push_back(J(R"({"type":"page_view","customerId":")" + customer + R"(","timestamp":")" +
+                          FormatTimestamp(times[i]) + "\"}"));
+      }
+      if (n == 1) {
+        check(times[next], Unwrap(events().Track(batch[0])).session_id);
+      } else {
+        BatchResult r = Unwrap(events().TrackBatch(batch));
+        std::vector<size_t> order(n);
+        for (size_t i = 0; i < n; ++i) order[i] = i;
+        std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return times[next + a] < times[next + b]; });
+        for (size_t i : order) {
+          ASSERT_TRUE(r.items[i].status.ok()) << r.items[i].status.ToString();
+          check(times[next + i], r.items[i].result.session_id);
+        }
+      }
+      next += n;
+      if (++group % 9 == 0) Reopen();  // the state is read back from storage
+    }
+  }
 }
 
 TEST_F(EventsTest, ConfigurableSessionTimeout) {
