@@ -21,30 +21,27 @@ namespace {
 // one task after another.
 TEST(HelperTaskTest, RunsOnALongLivedHelperOrIsWithdrawn) {
   const std::thread::id caller = std::this_thread::get_id();
-  auto wait_for = [](const std::atomic<bool>& flag) {
+  // Runs a task on a helper, waiting for it to begin (a task settled before that is withdrawn); its thread's id.
+  auto on_helper = [] {
+    std::thread::id id;  // read after Settle, which orders it
+    std::atomic<bool> began{false};
+    HelperTask task([&] {
+      id = std::this_thread::get_id();
+      began = true;
+    });
+    EXPECT_TRUE(task.Start());
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (!flag.load() && std::chrono::steady_clock::now() < deadline) {
+    while (!began.load() && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
-    return flag.load();
+    EXPECT_TRUE(began.load());
+    EXPECT_TRUE(task.Settle());
+    return id;
   };
-  std::thread::id first, second;  // read after Settle, which orders them
-  std::atomic<bool> a_began{false}, b_began{false};
-  HelperTask a([&] {
-    first = std::this_thread::get_id();
-    a_began = true;
-  });
-  ASSERT_TRUE(a.Start());
-  ASSERT_TRUE(wait_for(a_began));
-  EXPECT_TRUE(a.Settle());
+  const std::thread::id first = on_helper();
+  EXPECT_NE(first, std::thread::id());
   EXPECT_NE(first, caller);
-  HelperTask b([&] {
-    second = std::this_thread::get_id();
-    b_began = true;
-  });
-  ASSERT_TRUE(b.Start());
-  ASSERT_TRUE(wait_for(b_began));
-  EXPECT_TRUE(b.Settle());
+  const std::thread::id second = on_helper();
   if (HelperTask::MaxHelpers() == 1) EXPECT_EQ(second, first) << "a new thread for each task";
 
   // Every helper busy: one more task is queued, and withdrawn.
