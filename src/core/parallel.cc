@@ -31,7 +31,7 @@ class HelperPool {
 
   bool Start(HelperTask* task) {
     std::lock_guard<std::mutex> lock(mu_);
-    if (idle_ == 0 && threads_ < max_threads_) {
+    if (idle_ <= queue_.size() && threads_ < max_threads_) {  // every idle helper has a queued task to take
       try {
         std::thread([this] { Loop(); }).detach();
         ++threads_;
@@ -40,8 +40,8 @@ class HelperPool {
         if (threads_ == 0) return false;  // no helper at all: the task would never run
       }
     }
+    queue_.push_back(task);  // first: should it throw, the task is not marked queued
     task->state_ = HelperTask::State::kQueued;
-    queue_.push_back(task);
     work_.notify_one();
     return true;
   }

@@ -383,8 +383,14 @@ void EngineImpl::SessionState::Insert(int64_t t, const std::string& session) {
     }
     sessions_[slot] = session;
   } else {
-    // Between two known events: dropping early ones keeps it next to the event after it.
+    // Between two known events. Dropping early ones to free a session's slot keeps it next to the event after it,
+    // unless that one goes too (its session was the one to free: client-given sessions need not be contiguous in
+    // time); then it is left out, and what stays is still the profile's latest events.
+    int next = 0;  // the held event after it
+    while (times_[next] < t) ++next;
+    const int held = count_;
     slot = SlotFor(session);
+    if (held - count_ > next) return;  // SlotFor dropped the event after it
     if (count_ == kWindow) {
       if (t < times_[0]) return;  // every event before it was dropped; the window is full
       DropFirst();

@@ -72,7 +72,8 @@ Status ParseEventBatch(std::string_view text, const Options& options, int64_t no
 void AppendStoredEvent(const ParsedEvent& e, std::string_view profile_id, std::string_view session_id,
                        std::string_view received_at, std::string* out);
 
-// The "sessionId" of a stored event document ("" when it has none or is not a JSON object). AppendStoredEvent
+// The "sessionId" of a stored event document ("" when it has none or is not a JSON object; a document with the key
+// twice is not one: this may answer the first where a parse keeps the last). AppendStoredEvent
 // writes it at the top level before any object or array member, so it is read straight from the text; any other
 // document (an escape in the value, an object or array before it) is parsed. Cost: a scan of the bytes before it.
 std::string StoredEventSession(std::string_view stored);

@@ -308,8 +308,9 @@ TEST_F(EventsTest, ALateEventTooFarFromItsEarlierNeighbourJoinsTheLaterOne) {
 // Sessions against the rule itself, for events arriving in random order, alone or in batches, across reopens: each
 // event joins the session of the closest earlier event of its profile seen before it when that is less than the
 // timeout before it, else the closest later one's within the timeout, else a new session. (A batch's events are
-// taken in time order.) Exercises the session state's window of latest events, its limit of two sessions, and the
-// reads from storage when an event falls outside it.
+// taken in time order.) One event in eight carries its own sessionId (one of three), which it keeps: such sessions
+// are not contiguous in time. Exercises the session state's window of latest events, its limit of two sessions, and
+// the reads from storage when an event falls outside it.
 TEST_F(EventsTest, SessionsOfEventsInRandomOrderFollowTheRule) {
   constexpr int64_t kMinute = 60'000'000;
   const int64_t timeout = 30 * kMinute;
@@ -327,6 +328,10 @@ TEST_F(EventsTest, SessionsOfEventsInRandomOrderFollowTheRule) {
       times.push_back(t);
     }
     std::shuffle(times.begin(), times.end(), rng);
+    std::map<int64_t, std::string> given;  // time -> the event's own sessionId
+    for (int64_t at : times) {
+      if (rng() % 8 == 0) given[at] = "client" + std::to_string(rng() % 3);
+    }
     std::map<int64_t, std::string> seen;  // time -> session, of the events taken so far
     auto expected = [&](int64_t at) -> std::optional<std::string> {
       auto next = seen.upper_bound(at);
@@ -339,6 +344,7 @@ TEST_F(EventsTest, SessionsOfEventsInRandomOrderFollowTheRule) {
     };
     auto check = [&](int64_t at, const std::string& got) {
       std::optional<std::string> want = expected(at);
+      if (auto it = given.find(at); it != given.end()) want = it->second;
       if (want) {
         EXPECT_EQ(got, *want) << "event at +" << (at - base) / kMinute << " min";
       } else {
@@ -352,8 +358,10 @@ TEST_F(EventsTest, SessionsOfEventsInRandomOrderFollowTheRule) {
       const size_t n = std::min(times.size() - next, 1 + static_cast<size_t>(rng() % 6));
       std::vector<Json> batch;
       for (size_t i = next; i < next + n; ++i) {
+        const auto own = given.find(times[i]);
         batch.push_back(J(R"({"type":"page_view","customerId":")" + customer + R"(","timestamp":")" +
-                          FormatTimestamp(times[i]) + "\"}"));
+                          FormatTimestamp(times[i]) + "\"" +
+                          (own == given.end() ? "" : R"(,"sessionId":")" + own->second + "\"") + "}"));
       }
       if (n == 1) {
         check(times[next], Unwrap(events().Track(batch[0])).session_id);
@@ -371,6 +379,25 @@ TEST_F(EventsTest, SessionsOfEventsInRandomOrderFollowTheRule) {
       if (++group % 9 == 0) Reopen();  // the state is read back from storage
     }
   }
+}
+
+// Client-given sessions need not be contiguous in time: freeing a session's place in the state's window must not
+// leave a gap in it (found in review: the event after an inserted one was dropped, and a later event took a farther
+// neighbour from the window).
+TEST_F(EventsTest, ClientSessionsOutOfTimeOrderLeaveNoGapInTheWindow) {
+  auto at = [&](const char* hhmm, const char* session) {
+    std::string e = std::string(R"({"type":"page_view","customerId":"g","timestamp":"2026-05-01T)") + hhmm + ":00Z\"";
+    if (session != nullptr) e += std::string(R"(,"sessionId":")") + session + "\"";
+    return Unwrap(events().Track(J(e + "}"))).session_id;
+  };
+  EXPECT_EQ(at("10:00", "X"), "X");
+  EXPECT_EQ(at("11:40", "Y"), "Y");
+  EXPECT_EQ(at("13:20", "X"), "X");
+  const std::string z = at("10:50", nullptr);  // 50 minutes from both neighbours: a new session
+  EXPECT_NE(z, "X");
+  EXPECT_NE(z, "Y");
+  EXPECT_EQ(at("11:50", nullptr), "Y");  // 10 minutes after 11:40
+  EXPECT_EQ(at("11:35", nullptr), "Y") << "closest earlier: 10:50, 45 minutes; closest later: 11:40, 5 minutes";
 }
 
 TEST_F(EventsTest, ConfigurableSessionTimeout) {
