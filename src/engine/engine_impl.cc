@@ -314,7 +314,7 @@ void EngineImpl::SessionState::DropFirst() {
   complete_ = false;
 }
 
-int EngineImpl::SessionState::SlotFor(const std::string& session) {
+int EngineImpl::SessionState::SlotFor(const std::string& session, bool may_drop) {
   bool used[2] = {false, false};
   for (int i = 0; i < count_; ++i) used[session_of_[i]] = true;
   for (int k = 0; k < 2; ++k) {
@@ -327,6 +327,7 @@ int EngineImpl::SessionState::SlotFor(const std::string& session) {
         return k;
       }
     }
+    if (!may_drop) return -1;
     DropFirst();  // both in use by others: never the latest (alone, it uses one)
     used[0] = used[1] = false;
     for (int i = 0; i < count_; ++i) used[session_of_[i]] = true;
@@ -352,7 +353,7 @@ bool EngineImpl::SessionState::Neighbours(int64_t t, int64_t* prev_t, std::strin
 }
 
 void EngineImpl::SessionState::Advance(int64_t t, const std::string& session) {
-  const int slot = SlotFor(session);
+  const int slot = SlotFor(session, /*may_drop=*/true);
   if (count_ == kWindow) DropFirst();
   times_[count_] = t;
   session_of_[count_] = static_cast<uint8_t>(slot);
@@ -370,18 +371,11 @@ void EngineImpl::SessionState::Insert(int64_t t, const std::string& session) {
   if (t < times_[0]) {
     if (!complete_) return;  // not among the latest events: what is known stays true
     // The new first event, if it fits without dropping one after it.
-    bool used[2] = {false, false};
-    for (int i = 0; i < count_; ++i) used[session_of_[i]] = true;
-    slot = used[0] && sessions_[0] == session   ? 0
-           : used[1] && sessions_[1] == session ? 1
-           : !used[0]                           ? 0
-           : !used[1]                           ? 1
-                                                : -1;
-    if (slot < 0 || count_ == kWindow) {
+    slot = count_ < kWindow ? SlotFor(session, /*may_drop=*/false) : -1;
+    if (slot < 0) {
       complete_ = false;
       return;
     }
-    sessions_[slot] = session;
   } else {
     // Between two known events. Dropping early ones to free a session's slot keeps it next to the event after it,
     // unless that one goes too (its session was the one to free: client-given sessions need not be contiguous in
@@ -389,7 +383,7 @@ void EngineImpl::SessionState::Insert(int64_t t, const std::string& session) {
     int next = 0;  // the held event after it
     while (times_[next] < t) ++next;
     const int held = count_;
-    slot = SlotFor(session);
+    slot = SlotFor(session, /*may_drop=*/true);
     if (held - count_ > next) return;  // SlotFor dropped the event after it
     if (count_ == kWindow) {
       if (t < times_[0]) return;  // every event before it was dropped; the window is full

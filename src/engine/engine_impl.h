@@ -518,7 +518,9 @@ class EngineImpl final : public Engine {
 
    private:
     void DropFirst();
-    int SlotFor(const std::string& session);  // the session's slot, dropping early events to free one if needed
+    // The session's slot; when both are in use by other sessions, drops early events to free one (-1 instead when
+    // not `may_drop`).
+    int SlotFor(const std::string& session, bool may_drop);
   };
   class IngestContext;
   friend class IngestContext;

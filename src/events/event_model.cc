@@ -522,10 +522,6 @@ Status ParseEventBatchViaJson(std::string_view text, const Options& options, int
   return Status::OK();
 }
 
-}  // namespace
-
-namespace {
-
 bool IsAscii(std::string_view s) {
   size_t i = 0;
   for (; i + 8 <= s.size(); i += 8) {
