@@ -187,17 +187,34 @@ WriteBatch::WriteBatch(const Store& store) : pool_(store.batch_pool_), rep_(pool
 WriteBatch::~WriteBatch() { pool_->Give(std::move(rep_)); }
 
 void WriteBatch::Put(Cf cf, std::string_view key, std::string_view value) {
+  NoteKey(cf, key);
   rep_->Put((*handles_)[static_cast<int>(cf)], key, value);
 }
-void WriteBatch::Delete(Cf cf, std::string_view key) { rep_->Delete((*handles_)[static_cast<int>(cf)], key); }
+void WriteBatch::Delete(Cf cf, std::string_view key) {
+  NoteKey(cf, key);
+  rep_->Delete((*handles_)[static_cast<int>(cf)], key);
+}
 void WriteBatch::Merge(Cf cf, std::string_view key, std::string_view value) {
+  NoteKey(cf, key);
   rep_->Merge((*handles_)[static_cast<int>(cf)], key, value);
 }
 void WriteBatch::DeleteRange(Cf cf, std::string_view begin, std::string_view end) {
+  ranges_ = true;
   rep_->DeleteRange((*handles_)[static_cast<int>(cf)], begin, end);
 }
 size_t WriteBatch::Count() const { return rep_->Count(); }
-void WriteBatch::Clear() { rep_->Clear(); }
+void WriteBatch::Clear() {
+  rep_->Clear();
+  for (std::string& key : last_key_) key.clear();
+  ops_ = {};
+  out_of_order_ = {};
+  ranges_ = false;
+}
+size_t WriteBatch::OpsOutOfOrder() const {
+  size_t n = 0;
+  for (size_t i = 0; i < kCfs; ++i) n += out_of_order_[i] ? ops_[i] : 0;
+  return n;
+}
 
 // ---- Iterator -----------------------------------------------------------------------------------------------------
 
@@ -512,7 +529,7 @@ Result<uint64_t> Store::Write(WriteBatch* batch) {
   rocksdb::WriteBatch* rep = batch->rep_.get();
   // The sorted copy is a spare batch too (the same size as the batch, so usually built without regrowing).
   std::unique_ptr<rocksdb::WriteBatch> sorted;
-  if (rep->Count() >= kSortFrom) {
+  if (rep->Count() >= kSortFrom && !batch->ranges_ && batch->OpsOutOfOrder() * 2 >= rep->Count()) {
     sorted = batch_pool_->Take();
     if (BatchSorter(handles_).Sort(*rep, sorted.get())) rep = sorted.get();
   }
