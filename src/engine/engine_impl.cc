@@ -1685,9 +1685,7 @@ Status EngineImpl::Ingest(std::vector<ParsedEvent>* events, std::vector<BatchIte
   {
     std::shared_ptr<const IdentityRules> rules = this->rules();
     NormalizeBatch(*rules, events);
-    size_t k = 0;
-    std::vector<ParsedEvent> kept;
-    kept.reserve(events->size());
+    size_t k = 0, kept = 0;  // compacted in place: an event moves only after a rejected one
     for (size_t i = 0; i < results->size(); ++i) {
       if (!(*results)[i].status.ok()) continue;
       ParsedEvent& e = (*events)[k++];
@@ -1699,9 +1697,10 @@ Status EngineImpl::Ingest(std::vector<ParsedEvent>* events, std::vector<BatchIte
             first.type == "customerId" ? "customerId" : first.type);
         continue;
       }
-      kept.push_back(std::move(e));
+      if (kept != k - 1) (*events)[kept] = std::move(e);
+      ++kept;
     }
-    *events = std::move(kept);
+    events->erase(events->begin() + static_cast<std::ptrdiff_t>(kept), events->end());
   }
   std::vector<size_t> slots;
   for (size_t i = 0; i < results->size(); ++i) {

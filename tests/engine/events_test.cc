@@ -11,6 +11,7 @@
 #include <set>
 #include <thread>
 
+#include "fmt/format.h"
 #include "storage/store.h"
 #include "test_util.h"
 
@@ -60,6 +61,57 @@ TEST_F(EventsTest, TrackByIdentifierCreatesThenAttaches) {
   EXPECT_EQ(p.FindPath("externalIds.phone")->as_string(), "+16502530000");
   EXPECT_EQ(*p.FindPath("externalIds.deviceIds"), J(R"(["dev-1"])"));
   EXPECT_EQ(p.FindPath("computed.eventCount")->as_int(), 2);
+}
+
+// A batch whose rejected items (invalid, or with no usable identifier) are scattered among valid ones: each result
+// is its own item's, and each stored event is the one its result names, with its own properties. 300 items, so the
+// batch also takes the paths of large batches (parse on two threads, parsed events freed during the write).
+TEST_F(EventsTest, RejectedItemsAnywhereInABatchLeaveEveryOtherResultItsOwn) {
+  std::vector<Json> batch;
+  for (int i = 0; i < 300; ++i) {
+    if (i % 7 == 3) {  // no usable identifier: rejected after parsing
+      batch.push_back(J(fmt::format(R"({{"type":"page_view","anonymousId":"anonymous","properties":{{"n":{}}}}})", i)));
+    } else if (i % 11 == 5) {  // invalid: rejected by the parse
+      batch.push_back(J(fmt::format(R"({{"type":"no_such_type","customerId":"c{}"}})", i)));
+    } else {
+      batch.push_back(J(fmt::format(
+          R"({{"id":"evt-{}","type":"page_view","customerId":"c{}","timestamp":"2026-06-01T10:{:02d}:{:02d}Z",)"
+          R"("properties":{{"n":{}}}}})",
+          i, i % 13, i / 60, i % 60, i)));
+    }
+  }
+  BatchResult r = Unwrap(events().TrackBatch(batch));
+  ASSERT_EQ(r.items.size(), batch.size());
+  size_t accepted = 0;
+  for (int i = 0; i < 300; ++i) {
+    const BatchItemResult& item = r.items[static_cast<size_t>(i)];
+    if (i % 7 == 3) {
+      EXPECT_TRUE(item.status.IsInvalidArgument()) << i;
+      EXPECT_EQ(item.status.field(), "anonymousId") << i;
+      continue;
+    }
+    if (i % 11 == 5) {
+      EXPECT_TRUE(item.status.IsInvalidArgument()) << i;
+      EXPECT_EQ(item.status.field(), "type") << i;
+      continue;
+    }
+    ASSERT_TRUE(item.status.ok()) << i << " " << item.status.ToString();
+    ++accepted;
+    EXPECT_EQ(item.result.event_id, fmt::format("evt-{}", i));
+    Json profile = Unwrap(profiles().Get(item.result.profile_id));
+    EXPECT_EQ(profile.FindPath("externalIds.customerId")->as_string(), fmt::format("c{}", i % 13)) << i;
+  }
+  EXPECT_EQ(r.accepted, accepted);
+  EXPECT_EQ(r.rejected, 300 - accepted);
+  size_t stored = 0;
+  for (const Json& e : AllEvents()) {
+    ++stored;
+    const std::string id = e.Find("id")->as_string();
+    const int n = static_cast<int>(e.FindPath("properties.n")->as_int());
+    EXPECT_EQ(id, fmt::format("evt-{}", n));
+    EXPECT_EQ(e.Find("customerId")->as_string(), fmt::format("c{}", n % 13)) << id;
+  }
+  EXPECT_EQ(stored, accepted);
 }
 
 TEST_F(EventsTest, UnknownProfileIdCreatesThatProfile) {
