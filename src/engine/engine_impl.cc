@@ -1554,11 +1554,11 @@ class EngineImpl::IngestContext : public GraphView {
   bool remembers_ = false;             // Remember ran
   const bool matching_on_write_ = engine_->identity_.matching_on_write();
   // The profile documents of a batch in flight (StageDocuments), each with its id (a key of dirty_profiles_,
-  // pointer-stable until ReleaseTo).
+  // pointer-stable until ReleaseTo or the context's end).
   std::vector<std::pair<const std::string*, std::shared_ptr<const Json>>> staged_;
   uint64_t staged_ticket_ = 0;
   // The documents as dumped by PutDocuments (staged_'s order when staged). in_flight_docs_ points at them until
-  // UnstageDocuments: freed only after it (ReleaseTo).
+  // UnstageDocuments: freed only after it (ReleaseTo, or the context's end).
   std::vector<std::string> dumped_;
   bool documents_pending_ = false;  // Prepare left the documents for PutDocuments
   std::vector<PendingEvent> pending_events_;

@@ -614,7 +614,8 @@ class EngineImpl final : public Engine {
   AuditImpl audit_;
 
   std::mutex write_mu_;
-  // Destroys what large write batches built, off the writer's thread (IngestContext::ReleaseTo).
+  // Destroys what large identify batches built, off the writer's thread (IngestContext::ReleaseTo; event batches
+  // free theirs on the caller and a helper, see EngineImpl::Ingest).
   DeferredFree deferred_free_;
   mutable std::mutex erasing_mu_;
   absl::flat_hash_map<std::string, int> erasing_count_, dropping_count_;  // guarded by erasing_mu_
