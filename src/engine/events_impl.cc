@@ -146,20 +146,22 @@ Result<BatchResult> EventsImpl::TrackBatch(const std::vector<Json>& events, cons
       }
     }
   });
-  std::vector<ParsedEvent> parsed;
-  parsed.reserve(events.size());
+  // The valid ones, in order: compacted in place (an event moves only after a rejected one).
+  size_t kept = 0;
   size_t batch_bytes = events.empty() ? 2 : events.size() + 1;  // the JSON array around the items
   for (size_t i = 0; i < events.size(); ++i) {
     batch_bytes += bytes[i];
     if (!out.items[i].status.ok()) continue;
-    parsed.push_back(std::move(each[i]));
-    if (!keys.empty() && !keys[i].key.empty()) parsed.back().remember = &keys[i];
+    if (kept != i) each[kept] = std::move(each[i]);
+    if (!keys.empty() && !keys[i].key.empty()) each[kept].remember = &keys[i];
+    ++kept;
   }
   if (batch_bytes > options.max_batch_bytes) {  // nothing is stored yet
     return Status::ResourceExhausted(
         fmt::format("batch of {} bytes is over the limit of {} bytes", batch_bytes, options.max_batch_bytes));
   }
-  return IngestParsed(&parsed, std::move(out), now);
+  each.erase(each.begin() + static_cast<std::ptrdiff_t>(kept), each.end());
+  return IngestParsed(&each, std::move(out), now);
 }
 
 Result<BatchResult> EventsImpl::IngestParsed(std::vector<ParsedEvent>* parsed, BatchResult out, int64_t now) {

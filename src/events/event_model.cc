@@ -672,16 +672,18 @@ Status ParseEventBatch(std::string_view text, const Options& options, int64_t no
     }
   });
   if (fallback) return via_json();
-  parsed->clear();
-  parsed->reserve(count);
   results->assign(count, BatchItemResult{});
+  size_t kept = 0;  // the valid items, compacted in place: an item moves only after a rejected one
   for (size_t i = 0; i < count; ++i) {
     if (statuses[i].ok()) {
-      parsed->push_back(std::move(each[i]));
+      if (kept != i) each[kept] = std::move(each[i]);
+      ++kept;
     } else {
       (*results)[i].status = std::move(statuses[i]);
     }
   }
+  each.erase(each.begin() + static_cast<std::ptrdiff_t>(kept), each.end());
+  *parsed = std::move(each);
   return Status::OK();
 }
 

@@ -65,50 +65,59 @@ TEST_F(EventsTest, TrackByIdentifierCreatesThenAttaches) {
 
 // A batch whose rejected items (invalid, or with no usable identifier) are scattered among valid ones: each result
 // is its own item's, and each stored event is the one its result names, with its own properties. 300 items, so the
-// batch also takes the paths of large batches (parse on two threads, parsed events freed during the write).
+// batch also takes the paths of large batches (parse on two threads, parsed events freed during the write); given
+// as Json values (TrackBatch) and as text (TrackBatchJson).
 TEST_F(EventsTest, RejectedItemsAnywhereInABatchLeaveEveryOtherResultItsOwn) {
-  std::vector<Json> batch;
-  for (int i = 0; i < 300; ++i) {
-    if (i % 7 == 3) {  // no usable identifier: rejected after parsing
-      batch.push_back(J(fmt::format(R"({{"type":"page_view","anonymousId":"anonymous","properties":{{"n":{}}}}})", i)));
-    } else if (i % 11 == 5) {  // invalid: rejected by the parse
-      batch.push_back(J(fmt::format(R"({{"type":"no_such_type","customerId":"c{}"}})", i)));
-    } else {
-      batch.push_back(J(fmt::format(
-          R"({{"id":"evt-{}","type":"page_view","customerId":"c{}","timestamp":"2026-06-01T10:{:02d}:{:02d}Z",)"
-          R"("properties":{{"n":{}}}}})",
-          i, i % 13, i / 60, i % 60, i)));
-    }
-  }
-  BatchResult r = Unwrap(events().TrackBatch(batch));
-  ASSERT_EQ(r.items.size(), batch.size());
   size_t accepted = 0;
-  for (int i = 0; i < 300; ++i) {
-    const BatchItemResult& item = r.items[static_cast<size_t>(i)];
-    if (i % 7 == 3) {
-      EXPECT_TRUE(item.status.IsInvalidArgument()) << i;
-      EXPECT_EQ(item.status.field(), "anonymousId") << i;
-      continue;
+  for (const std::string prefix : {"evt-", "evt-text-"}) {
+    std::vector<Json> batch;
+    for (int i = 0; i < 300; ++i) {
+      if (i % 7 == 3) {  // no usable identifier: rejected after parsing
+        batch.push_back(
+            J(fmt::format(R"({{"type":"page_view","anonymousId":"anonymous","properties":{{"n":{}}}}})", i)));
+      } else if (i % 11 == 5) {  // invalid: rejected by the parse
+        batch.push_back(J(fmt::format(R"({{"type":"no_such_type","customerId":"c{}"}})", i)));
+      } else {
+        batch.push_back(J(fmt::format(
+            R"({{"id":"{}{}","type":"page_view","customerId":"c{}","timestamp":"2026-06-01T10:{:02d}:{:02d}Z",)"
+            R"("properties":{{"n":{}}}}})",
+            prefix, i, i % 13, i / 60, i % 60, i)));
+      }
     }
-    if (i % 11 == 5) {
-      EXPECT_TRUE(item.status.IsInvalidArgument()) << i;
-      EXPECT_EQ(item.status.field(), "type") << i;
-      continue;
+    std::string text = "[";
+    for (const Json& item : batch) text += (text.size() > 1 ? "," : "") + item.Dump();
+    text += "]";
+    BatchResult r = prefix == "evt-" ? Unwrap(events().TrackBatch(batch)) : Unwrap(events().TrackBatchJson(text));
+    ASSERT_EQ(r.items.size(), batch.size());
+    size_t accepted_here = 0;
+    for (int i = 0; i < 300; ++i) {
+      const BatchItemResult& item = r.items[static_cast<size_t>(i)];
+      if (i % 7 == 3) {
+        EXPECT_TRUE(item.status.IsInvalidArgument()) << prefix << i;
+        EXPECT_EQ(item.status.field(), "anonymousId") << prefix << i;
+        continue;
+      }
+      if (i % 11 == 5) {
+        EXPECT_TRUE(item.status.IsInvalidArgument()) << prefix << i;
+        EXPECT_EQ(item.status.field(), "type") << prefix << i;
+        continue;
+      }
+      ASSERT_TRUE(item.status.ok()) << prefix << i << " " << item.status.ToString();
+      ++accepted_here;
+      EXPECT_EQ(item.result.event_id, prefix + std::to_string(i));
+      Json profile = Unwrap(profiles().Get(item.result.profile_id));
+      EXPECT_EQ(profile.FindPath("externalIds.customerId")->as_string(), fmt::format("c{}", i % 13)) << prefix << i;
     }
-    ASSERT_TRUE(item.status.ok()) << i << " " << item.status.ToString();
-    ++accepted;
-    EXPECT_EQ(item.result.event_id, fmt::format("evt-{}", i));
-    Json profile = Unwrap(profiles().Get(item.result.profile_id));
-    EXPECT_EQ(profile.FindPath("externalIds.customerId")->as_string(), fmt::format("c{}", i % 13)) << i;
+    EXPECT_EQ(r.accepted, accepted_here);
+    EXPECT_EQ(r.rejected, 300 - accepted_here);
+    accepted += accepted_here;
   }
-  EXPECT_EQ(r.accepted, accepted);
-  EXPECT_EQ(r.rejected, 300 - accepted);
   size_t stored = 0;
   for (const Json& e : AllEvents()) {
     ++stored;
     const std::string id = e.Find("id")->as_string();
     const int n = static_cast<int>(e.FindPath("properties.n")->as_int());
-    EXPECT_EQ(id, fmt::format("evt-{}", n));
+    EXPECT_TRUE(id == fmt::format("evt-{}", n) || id == fmt::format("evt-text-{}", n)) << id << " holds n " << n;
     EXPECT_EQ(e.Find("customerId")->as_string(), fmt::format("c{}", n % 13)) << id;
   }
   EXPECT_EQ(stored, accepted);
