@@ -19,6 +19,7 @@
 #include "core/parallel.h"
 #include "fmt/format.h"
 #include "profiles/profile_model.h"
+#include "storage/keys.h"
 
 namespace cdp::internal {
 
@@ -766,11 +767,14 @@ void AppendIndexedEvent(const ParsedEvent& e, std::string_view session_id, std::
 
 void NormalizeIdentifiers(const IdentityRules& rules, ParsedEvent* e) {
   e->identifiers.clear();
+  e->identity_keys.clear();
   e->ignored_identifiers.clear();
   for (const RawIdentifier& raw : e->raw_identifiers) {
     Identifier id;
     IgnoredIdentifier why;
     if (rules.Normalize(raw.type, raw.value, &id, &why)) {
+      // Built here, where a batch's normalization is split over two threads, not by each lookup under the lock.
+      e->identity_keys.push_back(storage::IdentityKey(id.type, id.value));
       e->identifiers.push_back(std::move(id));
     } else {
       e->ignored_identifiers.push_back(std::move(why));

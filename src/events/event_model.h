@@ -37,6 +37,7 @@ struct ParsedEvent {
   // and the members of "identifiers" (any type of the identity rules). Normalized by the engine with its rules.
   std::vector<RawIdentifier> raw_identifiers;
   std::vector<Identifier> identifiers;                 // normalized by the engine (valid, not blocked)
+  std::vector<std::string> identity_keys;              // storage::IdentityKey of each of `identifiers`, in order
   std::vector<IgnoredIdentifier> ignored_identifiers;  // the raw ones that are not identifiers, and why
   bool normalized = false;                             // identifiers / ignored_identifiers are filled
   Json custom_identifiers;                             // the "identifiers" object as given, or null

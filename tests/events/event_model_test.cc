@@ -27,6 +27,7 @@
 #include "fmt/format.h"
 #include "identity/rules.h"
 #include "profiles/profile_model.h"
+#include "storage/keys.h"
 #include "test_util.h"
 
 namespace cdp::internal {
@@ -385,6 +386,11 @@ void ExpectSameBatch(const std::string& text, const Options& options, const Iden
     // The stored document, as the engine builds it: identifiers normalized, then the document.
     NormalizeIdentifiers(rules, &g);
     legacy::NormalizeIdentifiers(rules, &o);
+    // The identity key of each identifier comes with it (the engine's lookups use these).
+    ASSERT_EQ(g.identity_keys.size(), g.identifiers.size()) << item;
+    for (size_t i = 0; i < g.identifiers.size(); ++i) {
+      EXPECT_EQ(g.identity_keys[i], storage::IdentityKey(g.identifiers[i].type, g.identifiers[i].value)) << item;
+    }
     o.id = g.id;  // generated ids differ
     const std::string profile_id = k % 3 == 0 ? "p\"1\\\x01" : "prof-" + std::to_string(k);
     const std::string session_id = k % 4 == 1 ? "" : "sess-\xc3\xa9-" + std::to_string(k);

@@ -7,6 +7,7 @@
 
 #include <future>
 #include <map>
+#include <set>
 #include <thread>
 
 #include "fmt/format.h"
@@ -22,6 +23,7 @@ using testing::Unwrap;
 class IdentityEngineTest : public testing::EngineTest {
  protected:
   Identity& identity() { return engine_->identity(); }
+  Segments& segments() { return engine_->segments(); }
   TrackResult Track(const std::string& json) { return Unwrap(events().Track(J(json))); }
   size_t EventCount(const std::string& profile_id) {
     EventQuery q;
@@ -227,8 +229,86 @@ TEST_F(IdentityEngineTest, MergeInsideOneBatchMovesTheBatchsEarlierEvents) {
   EXPECT_EQ(EventCount("K"), 3u);
   EventQuery q;
   q.limit = 100;
-  for (const Json& e : Unwrap(events().Query(q)).items) EXPECT_EQ(e.Find("profileId")->as_string(), "K");
+  const std::vector<Json> stored = Unwrap(events().Query(q)).items;
+  ASSERT_EQ(stored.size(), 3u);
+  for (const Json& e : stored) EXPECT_EQ(e.Find("profileId")->as_string(), "K");
+  // The two moved events say where they were first stored, and keep the session the batch gave them.
+  const std::string anonymous = r.items[0].result.profile_id;
+  EXPECT_NE(anonymous, "K");
+  for (size_t i = 0; i < 3; ++i) {
+    const Json* e = nullptr;
+    for (const Json& s : stored) {
+      if (s.Find("id")->as_string() == r.items[i].result.event_id) e = &s;
+    }
+    ASSERT_NE(e, nullptr) << i;
+    EXPECT_EQ(e->Find("sessionId")->as_string(), r.items[i].result.session_id) << i;
+    const Json* origin = e->Find("originProfileId");
+    if (i < 2) {
+      ASSERT_NE(origin, nullptr) << i;
+      EXPECT_EQ(origin->as_string(), anonymous) << i;
+    } else {
+      EXPECT_EQ(origin, nullptr) << "the event that merged was stored under K";
+    }
+  }
   EXPECT_EQ(Unwrap(engine_->Stats()).Find("profiles")->as_int(), 1);
+}
+
+// A batch large enough that its events' stored documents are written on two threads (IngestContext::StoreEvents),
+// with live segments (so the segment index keeps what it needs of each event) and a merge part-way that moves 100
+// of the batch's events: every event is stored with its own properties, session and final profile, and the index
+// counts every one.
+TEST_F(IdentityEngineTest, ALargeBatchWithAMergeStoresEveryEventAsItsOwn) {
+  Unwrap(profiles().Create(J(R"({"id":"K","externalIds":{"email":"k@x.com"}})")));
+  Unwrap(profiles().Create(J(R"({"id":"P","externalIds":{"customerId":"p-1"}})")));
+  auto segment = [&](const std::string& name, const std::string& rule) {
+    return Unwrap(segments().Create(J(R"({"name":")" + name + R"(","rule":)" + rule + "}"))).Find("id")->as_string();
+  };
+  const std::string buyers150 = segment("buyers150", R"({"event":"purchase","count":{">=":150}})");
+  const std::string buyers100 = segment("buyers100", R"({"event":"purchase","count":{">=":100}})");
+  std::vector<Json> batch;
+  auto event = [&](const std::string& type, const std::string& ids, size_t n) {
+    batch.push_back(J(fmt::format(R"({{"type":"{}",{},"timestamp":"2026-01-01T{:02}:{:02}:{:02}Z","properties":)"
+                                  R"({{"n":{},"revenue":1}}}})",
+                                  type, ids, n / 3600, n / 60 % 60, n % 60, n)));
+  };
+  for (size_t n = 0; n < 150; ++n) event("purchase", R"("customerId":"p-1")", n);   // P's, no merge
+  for (size_t n = 150; n < 250; ++n) event("purchase", R"("anonymousId":"z")", n);  // a new profile's
+  event("page_view", R"("anonymousId":"z","email":"k@x.com")", 250);                // merges it into K
+  for (size_t n = 251; n < 300; ++n) event("page_view", R"("email":"k@x.com")", n);
+  BatchResult r = Unwrap(events().TrackBatch(batch));
+  ASSERT_EQ(r.accepted, 300u);
+  const std::string anonymous = r.items[150].result.profile_id;
+  ASSERT_NE(anonymous, "K");
+  EventQuery q;
+  q.limit = 1000;
+  std::map<std::string, Json> stored;
+  for (const Json& e : Unwrap(events().Query(q)).items) stored.emplace(e.Find("id")->as_string(), e);
+  ASSERT_EQ(stored.size(), 300u);
+  for (size_t n = 0; n < 300; ++n) {
+    auto it = stored.find(r.items[n].result.event_id);
+    ASSERT_NE(it, stored.end()) << n;
+    const Json& e = it->second;
+    EXPECT_EQ(e.FindPath("properties.n")->as_int(), static_cast<int64_t>(n)) << n;
+    EXPECT_EQ(e.Find("sessionId")->as_string(), r.items[n].result.session_id) << n;
+    EXPECT_EQ(e.Find("profileId")->as_string(), n < 150 ? "P" : "K") << n;
+    const Json* origin = e.Find("originProfileId");
+    if (n >= 150 && n < 250) {
+      ASSERT_NE(origin, nullptr) << n;
+      EXPECT_EQ(origin->as_string(), anonymous) << n;
+    } else {
+      EXPECT_EQ(origin, nullptr) << n;
+    }
+  }
+  EXPECT_EQ(EventCount("P"), 150u);
+  EXPECT_EQ(EventCount("K"), 150u);
+  // The segment index counted each purchase once, where it now belongs.
+  auto members = [&](const std::string& id) {
+    std::set<std::string> out;
+    for (const Json& m : Unwrap(segments().Members(id, 100, "")).items) out.insert(m.Find("id")->as_string());
+    return out;
+  };
+  EXPECT_EQ(members(buyers150), std::set<std::string>{"P"});
+  EXPECT_EQ(members(buyers100), (std::set<std::string>{"K", "P"}));
 }
 
 TEST_F(IdentityEngineTest, ErasingASurvivorErasesWhatWasMergedIntoIt) {
