@@ -421,11 +421,7 @@ class EngineImpl::IngestContext : public GraphView {
 
   // Hints the CPU to fetch the identity cache's memory for the identifiers of `e` (no effect on results).
   void WarmIdentityCache(const ParsedEvent& e) const {
-    if (e.identity_keys.size() == e.identifiers.size()) {
-      for (const std::string& key : e.identity_keys) engine_->identity_cache_.Prefetch(key);
-    } else {
-      for (const Identifier& id : e.identifiers) engine_->identity_cache_.Prefetch(IdentityKeyOf(id));
-    }
+    for (const std::string& key : e.identity_keys) engine_->identity_cache_.Prefetch(key);
   }
 
   // Fills `item` for one valid event and adds it to the batch; an event refused (its profile denies tracking)
@@ -1087,9 +1083,7 @@ class EngineImpl::IngestContext : public GraphView {
       }
     }
     if (!plan->create_fixed) {
-      const bool keyed = e.identity_keys.size() == e.identifiers.size();
-      CDP_ASSIGN_OR_RETURN(bool held,
-                           ResolveHeld(e.identifiers, keyed ? &e.identity_keys : nullptr, fixed, &plan->resolution));
+      CDP_ASSIGN_OR_RETURN(bool held, ResolveHeld(e.identifiers, e.identity_keys, fixed, &plan->resolution));
       if (held) return Status::OK();
     }
     CDP_ASSIGN_OR_RETURN(plan->resolution, Resolve(rules_, *this, e.identifiers, fixed));
@@ -1372,16 +1366,14 @@ class EngineImpl::IngestContext : public GraphView {
   // Resolution's common case, decided without Resolve: every identifier of the event is held by one profile (the
   // live one the event names, if it names one) and none is a hub. Resolve would then attach, merge and drop nothing
   // and answer that profile (identity/resolver.h), so `out` is set to just that and true returned. False: Resolve
-  // decides (the reads made here stay in the batch's maps). `keys`: the identity key of each of `ids`
-  // (ParsedEvent::identity_keys), else each is built here once. Copies no owner but the answer.
-  Result<bool> ResolveHeld(const std::vector<Identifier>& ids, const std::vector<std::string>* keys,
+  // decides (the reads made here stay in the batch's maps; so it does when `keys`, the identity key of each of
+  // `ids` as NormalizeIdentifiers built them, do not match `ids`). Copies no owner but the answer.
+  Result<bool> ResolveHeld(const std::vector<Identifier>& ids, const std::vector<std::string>& keys,
                            const std::string& fixed, Resolution* out) {
-    if (ids.empty() && fixed.empty()) return false;
+    if ((ids.empty() && fixed.empty()) || keys.size() != ids.size()) return false;
     const std::string* profile = fixed.empty() ? nullptr : &fixed;
     std::string first;  // the owner found first, when the event names no profile
-    std::string built;
-    for (size_t i = 0; i < ids.size(); ++i) {
-      const std::string& key = keys != nullptr ? (*keys)[i] : (built = IdentityKeyOf(ids[i]));
+    for (const std::string& key : keys) {
       std::string_view owner;
       // The usual value: in the engine's cache with its owner and hub set, not changed by this batch. One probe.
       const IdentityCache::Entry* cached = nullptr;
