@@ -311,6 +311,53 @@ TEST_F(IdentityEngineTest, ALargeBatchWithAMergeStoresEveryEventAsItsOwn) {
   EXPECT_EQ(members(buyers100), (std::set<std::string>{"K", "P"}));
 }
 
+// A retry of an event that a merge in the same batch moves. A batch is resolved in event-time order, so a retry
+// sorts beside its original: when the merging event is earlier than both, or at the same time and before the retry,
+// the retry is resolved after the merge and is found under the survivor (the batch's keys move with the events);
+// when it is later, the retry is resolved before the merge and reports what its original reports. Either way the
+// retry names the original event and session, a retry in the next call finds the event under the survivor, and the
+// event is stored and counted once.
+TEST_F(IdentityEngineTest, ARetryOfAnEventMovedInTheSameBatchIsADuplicate) {
+  int round = 0;
+  for (const char* merge_time : {"2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z"}) {
+    SCOPED_TRACE(merge_time);
+    ++round;
+    const std::string survivor = fmt::format("K{}", round);
+    Unwrap(
+        profiles().Create(J(fmt::format(R"({{"id":"{}","externalIds":{{"email":"k{}@x.com"}}}})", survivor, round))));
+    const std::string original = fmt::format(R"({{"id":"m-{}","type":"purchase","anonymousId":"z{}",)"
+                                             R"("timestamp":"2026-01-01T00:00:00Z","properties":{{"revenue":5}}}})",
+                                             round, round);
+    BatchResult r = Unwrap(events().TrackBatch({
+        J(original),
+        J(fmt::format(R"({{"type":"page_view","anonymousId":"z{}","email":"k{}@x.com","timestamp":"{}"}})", round,
+                      round, merge_time)),
+        J(original),
+    }));
+    ASSERT_EQ(r.items.size(), 3u);
+    for (const auto& item : r.items) ASSERT_TRUE(item.status.ok()) << item.status.ToString();
+    const TrackResult& first = r.items[0].result;
+    EXPECT_FALSE(first.duplicate);
+    ASSERT_NE(first.profile_id, survivor);
+    EXPECT_EQ(r.items[1].result.profile_id, survivor);
+    const bool merged_before_retry = round == 1;
+    TrackResult next = Track(original);
+    for (const TrackResult* retry : {&r.items[2].result, &next}) {
+      const bool after_merge = retry == &next || merged_before_retry;
+      EXPECT_TRUE(retry->duplicate);
+      EXPECT_EQ(retry->profile_id, after_merge ? survivor : first.profile_id)
+          << (retry == &next ? "next call" : "batch");
+      EXPECT_EQ(retry->event_id, first.event_id);
+      EXPECT_EQ(retry->session_id, first.session_id);
+    }
+    EXPECT_EQ(EventCount(survivor), 2u);
+    Json k = Unwrap(profiles().Get(survivor));
+    EXPECT_EQ(k.FindPath("computed.purchaseCount")->as_int(), 1);
+    EXPECT_EQ(k.FindPath("computed.ltv")->as_number(), 5);
+    EXPECT_EQ(Unwrap(engine_->Stats()).Find("events")->as_int(), 2 * round);
+  }
+}
+
 TEST_F(IdentityEngineTest, ErasingASurvivorErasesWhatWasMergedIntoIt) {
   TrackResult anon = Track(R"({"type":"page_view","anonymousId":"v-1","properties":{"secret":"canary-123"}})");
   Unwrap(profiles().Create(J(R"({"id":"S","externalIds":{"email":"s@x.com"}})")));
