@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <charconv>
@@ -234,6 +235,13 @@ int Run(int argc, char** argv) {
   }
 
   auto http = std::make_unique<httplib::Server>();
+  // cpp-httplib's default sets SO_REUSEPORT, with which a second server binds a port already in use and the kernel
+  // splits the connections between the two (and their databases). SO_REUSEADDR alone lets a restarted server bind
+  // a port whose old connections linger in TIME_WAIT, and refuses a port another socket listens on.
+  http->set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   const int threads = flags.threads;
   http->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   ServerOptions server_options;

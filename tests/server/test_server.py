@@ -313,6 +313,20 @@ def test_second_server_on_same_directory_fails(server, tmp_path):
         assert first.stop() == 0, first.stderr()
 
 
+def test_second_server_on_a_port_in_use_fails(server, tmp_path):
+    # Another data directory, the same port: the second server must not share the port (SO_REUSEPORT would let the
+    # kernel split connections between the two databases).
+    env = dict(os.environ)
+    env.pop("CDP_API_KEY", None)
+    proc = subprocess.run([SERVER_BIN, "--data", str(tmp_path / "other"), "--host", "127.0.0.1",
+                           "--port", str(server.port), "--api-key", API_KEY],
+                          capture_output=True, env=env, timeout=20)
+    assert proc.returncode == 1, (proc.returncode, proc.stdout, proc.stderr)
+    assert b"listening" not in proc.stdout
+    assert f"cannot listen on 127.0.0.1:{server.port}".encode() in proc.stderr, proc.stderr
+    assert server.request("GET", "/api/cdp/stats")[0] == 200
+
+
 def test_sigterm_closes_cleanly_and_data_persists(tmp_path):
     data = tmp_path / "data"
     srv = ServerProcess(data)
