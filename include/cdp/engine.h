@@ -121,7 +121,8 @@ class Profiles {
   // unless Options::suppress_erased_identifiers is off): its document, identifiers, events, traits, merge records,
   // consent history, audit targets, idempotency keys naming it, manual segment memberships, its entries in the
   // segments' change feed (the exits the erasure causes go to Segments::Subscribe callbacks only), and
-  // the profiles merged into it, in one atomic write; then, before returning, makes the erasure physical (no file of
+  // the profiles merged into it, in one atomic write (an id merged into another names its survivor, as Get does: the
+  // whole person is erased); then, before returning, makes the erasure physical (no file of
   // the database directory - tables, write-ahead log, MANIFEST, RocksDB's logs - keeps any of it; docs/privacy.md).
   // NotFound when absent. Cost: the atomic write is proportional to the profile's events; the physical part flushes
   // every memtable and rewrites the table files holding the person's keys, with the files below them in the same key
@@ -330,7 +331,9 @@ class Identity {
   // The identifiers resolve a profile exactly as an event's do (creating or merging profiles as the rules say);
   // the patch is then applied to it (RFC 7396 over the writable fields; identifiers come only from "identifiers").
   // Returns {"identifyId", "profileId", "profileCreated", "mergedProfiles"?, "mergeId"?, "ignoredIdentifiers"?}.
-  // Errors: InvalidArgument naming the field (nothing is written), ResourceExhausted over Options::max_event_bytes.
+  // Errors: InvalidArgument naming the field (nothing is written), among them a request left with no usable
+  // identifier and no profileId (only blocked, invalid or unregistered identifiers: it could only create a new
+  // profile each time), ResourceExhausted over Options::max_event_bytes.
   virtual Result<Json> Identify(const Json& request) = 0;
   // The same, with an idempotency key written in the same atomic write. With key.applied_if_stored_at_us set and
   // the key stored with an expiry after it, the identify the key came with was applied: nothing is written and the

@@ -1702,6 +1702,22 @@ Result<uint64_t> EngineImpl::WriteInFlight(IngestContext* ctx, std::shared_lock<
   return written;
 }
 
+namespace {
+
+// InvalidArgument for a normalized event or identify left with neither a usable identifier nor a profileId: it could
+// only create a new profile each time it is sent.
+Status RequireUsableIdentifier(const ParsedEvent& e) {
+  if (!e.profile_id.empty() || !e.identifiers.empty()) return Status::OK();
+  if (e.ignored_identifiers.empty()) return Status::InvalidArgument("no identifier and no profileId", "identifiers");
+  const IgnoredIdentifier& first = e.ignored_identifiers.front();
+  return Status::InvalidArgument(fmt::format("no usable identifier and no profileId: {} \"{}\" is not used for "
+                                             "matching ({})",
+                                             first.type, first.value.substr(0, 64), first.reason),
+                                 first.type == "customerId" ? "customerId" : first.type);
+}
+
+}  // namespace
+
 Status EngineImpl::Ingest(std::vector<ParsedEvent>* events, std::vector<BatchItemResult>* results,
                           int64_t received_us) {
   // `results` has one entry per input; events[k] belongs to the k-th entry whose status is OK.
@@ -1714,12 +1730,8 @@ Status EngineImpl::Ingest(std::vector<ParsedEvent>* events, std::vector<BatchIte
     for (size_t i = 0; i < results->size(); ++i) {
       if (!(*results)[i].status.ok()) continue;
       ParsedEvent& e = (*events)[k++];
-      if (e.profile_id.empty() && e.identifiers.empty()) {
-        const IgnoredIdentifier& first = e.ignored_identifiers.front();
-        (*results)[i].status = Status::InvalidArgument(
-            fmt::format("no usable identifier and no profileId: {} \"{}\" is not used for matching ({})", first.type,
-                        first.value.substr(0, 64), first.reason),
-            first.type == "customerId" ? "customerId" : first.type);
+      if (Status usable = RequireUsableIdentifier(e); !usable.ok()) {
+        (*results)[i].status = std::move(usable);
         continue;
       }
       if (kept != k - 1) (*events)[kept] = std::move(e);
@@ -1949,7 +1961,10 @@ Status EngineImpl::CommitIdentifies(std::vector<ParsedEvent>* events, std::vecto
   std::shared_ptr<const IdentityRules> rules = this->rules();
   RunAhead normalized(events->size(), /*parallel_from=*/64, [&, rules](size_t i) {
     if (requests != nullptr) (*statuses)[i] = ParseIdentify((*requests)[i], now, &(*events)[i], &(*patches)[i]);
-    if ((*statuses)[i].ok()) NormalizeIdentifiers(*rules, &(*events)[i]);
+    if ((*statuses)[i].ok()) {
+      NormalizeIdentifiers(*rules, &(*events)[i]);
+      (*statuses)[i] = RequireUsableIdentifier((*events)[i]);  // as Ingest does for events
+    }
   });
   // Written in flight as Ingest's batches are (after write_mu_ is released, the next batch built meanwhile), unless
   // it merges, holds an idempotency key or MayGoInFlight says no: then under write_mu_, after every batch in flight.

@@ -449,6 +449,21 @@ TEST_F(IdentityEngineTest, IdentifyLinksIdentifiersAndSetsTraits) {
   EXPECT_EQ(identity().Identify(J(R"({"identifiers":{"userId":7}})")).status().field(), "identifiers.userId");
   EXPECT_EQ(identity().Identify(J(R"({"traits":{}})")).status().field(), "traits");
   EXPECT_EQ(identity().Identify(J(R"({"attributes":{}})")).status().field(), "identifiers");
+  // No usable identifier and no profileId (a blocked value, an unregistered type): each call would create a new,
+  // empty profile, so it is refused as such an event is, twice in a row.
+  for (int round = 0; round < 2; ++round) {
+    auto blocked = identity().Identify(J(R"({"identifiers":{"anonymousId":"anonymous"},"attributes":{"city":"X"}})"));
+    EXPECT_TRUE(blocked.status().IsInvalidArgument()) << blocked.status().ToString();
+    EXPECT_EQ(blocked.status().field(), "anonymousId");
+    EXPECT_NE(blocked.status().message().find("no usable identifier"), std::string::npos);
+    auto unregistered = identity().Identify(J(R"({"identifiers":{"bogusType":"x"}})"));
+    EXPECT_TRUE(unregistered.status().IsInvalidArgument()) << unregistered.status().ToString();
+  }
+  EXPECT_EQ(Unwrap(engine_->Stats()).Find("profiles")->as_int(), profiles_before);
+  // With a profileId the same identify names its profile: accepted, the blocked value not linked.
+  Json named = Unwrap(identity().Identify(
+      J(fmt::format(R"({{"profileId":"{}","identifiers":{{"anonymousId":"anonymous"}}}})", anon.profile_id))));
+  EXPECT_EQ(named.Find("profileId")->as_string(), anon.profile_id);
   EXPECT_EQ(Unwrap(engine_->Stats()).Find("profiles")->as_int(), profiles_before);
 }
 
@@ -607,12 +622,15 @@ TEST_F(IdentityEngineTest, IdentifyBatchResolvesInOrderAndRejectsItemsAlone) {
       J(R"({"identifiers":{"userId":"B2"},"attributes":{"firstName":7}})"),  // rejected
       J(R"({"identifiers":{"email":"b1@x.com","anonymousId":"anon-b1"},"attributes":{"city":"Rome"}})"),
       J(R"({"identifiers":{"userId":"B3","phone":"+1 650 253 0000"}})"),
+      J(R"({"identifiers":{"anonymousId":"undefined"}})"),  // rejected: no usable identifier
   };
   Json r = Unwrap(identity().IdentifyBatch(batch));
   EXPECT_EQ(r.Find("accepted")->as_int(), 3);
-  EXPECT_EQ(r.Find("rejected")->as_int(), 1);
+  EXPECT_EQ(r.Find("rejected")->as_int(), 2);
   const auto& items = r.Find("results")->items();
   EXPECT_EQ(items[1].FindPath("error.field")->as_string(), "attributes.firstName");
+  EXPECT_EQ(items[4].FindPath("error.field")->as_string(), "anonymousId");
+  EXPECT_EQ(items[4].FindPath("error.code")->as_string(), "invalid_argument");
   EXPECT_EQ(items[2].Find("profileId")->as_string(), items[0].Find("profileId")->as_string())
       << "the third item finds the person the first one created";
   Json p = Unwrap(profiles().Get(items[0].Find("profileId")->as_string()));
