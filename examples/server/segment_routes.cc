@@ -75,18 +75,18 @@ class SegmentApi {
                    ErrorBody(Status::ResourceExhausted("request body over the limit of " +
                                                        std::to_string(segment_.max_batch_bytes) + " bytes")));
     }
-    if (!read) {
+    // A request without a body (no Content-Length) reads as a failure here: it is an empty body, answered below
+    // (401 without a write key, else 400 for the JSON).
+    const bool gzip = req.has_header("Content-Encoding");
+    if (!read && (gzip || !body.empty())) {
       res.set_header("Connection", "close");
-      return Write(res, 400, ErrorBody(Status::InvalidArgument("cannot read the request body (bad gzip data?)")));
+      if (!Authorized(req, nullptr)) return Unauthorized(res);
+      return Write(res, 400,
+                   ErrorBody(Status::InvalidArgument(gzip ? "cannot read the request body (bad gzip data?)"
+                                                          : "cannot read the request body")));
     }
     Result<Json> parsed = Json::Parse(body, limits_);
-    const bool authorized = Authorized(req, parsed.ok() ? &*parsed : nullptr);
-    if (!authorized) {
-      res.set_header("WWW-Authenticate", "Basic realm=\"cdp\"");
-      return Write(res, 401,
-                   ErrorBody(Status(StatusCode::kUnauthenticated,
-                                    "missing or invalid write key (HTTP Basic user name, or writeKey in the body)")));
-    }
+    if (!Authorized(req, parsed.ok() ? &*parsed : nullptr)) return Unauthorized(res);
     if (!parsed.ok()) {
       const Status& s = parsed.status();
       return WriteStatus(res, Status(s.code(), "request body: " + s.message(), s.field()));
@@ -108,6 +108,13 @@ class SegmentApi {
     if (body == nullptr || !body->is_object()) return false;
     const Json* key = body->Find("writeKey");
     return key != nullptr && key->is_string() && ConstantTimeEquals(key->as_string(), write_key_);
+  }
+
+  static void Unauthorized(Response& res) {
+    res.set_header("WWW-Authenticate", "Basic realm=\"cdp\"");
+    Write(res, 401,
+          ErrorBody(Status(StatusCode::kUnauthenticated,
+                           "missing or invalid write key (HTTP Basic user name, or writeKey in the body)")));
   }
 
   static void Write(Response& res, int status, std::string body) {

@@ -15,6 +15,7 @@ import gzip
 import json
 import os
 import shutil
+import socket
 import subprocess
 import time
 import uuid
@@ -298,6 +299,29 @@ def test_auth_forms(server):
         assert resp_headers["WWW-Authenticate"].startswith("Basic")
     status, _, _ = server.raw("POST", "/v1/track", json.dumps(dict(msg, writeKey="nope")).encode())
     assert status == 401
+
+
+def test_a_request_without_a_body_is_401_or_400_for_the_json(server):
+    # No Content-Length and no body (curl -X POST): without credentials 401, with them 400 for the empty JSON; not a
+    # complaint about gzip. Sent on a raw socket, since http.client always adds a Content-Length.
+    def post(headers):
+        with socket.create_connection((server.host, server.port), timeout=30) as sock:
+            sock.sendall(("POST /v1/track HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" + headers +
+                          "\r\n").encode())
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        return int(head.split()[1]), json.loads(body)
+
+    status, resp = post("")
+    assert status == 401, resp
+    assert resp["error"]["code"] == "unauthenticated"
+    status, resp = post(f"Authorization: {basic(WRITE_KEY)}\r\n")
+    assert status == 400, resp
+    assert resp["error"]["code"] == "invalid_argument"
+    assert "gzip" not in resp["error"]["message"]
+    assert resp["error"]["message"].startswith("request body: "), resp
 
 
 @pytest.mark.parametrize("route,message,field", [
