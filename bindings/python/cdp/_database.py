@@ -13,6 +13,16 @@ from ._errors import InvalidArgument
 from ._convert import TimestampLike
 from ._page import Page, _import_pandas
 
+
+def _time_text(value: Union[str, TimestampLike], name: str) -> str:
+    """A time for calls that take text: a datetime or date as ISO 8601 UTC, epoch milliseconds formatted by
+    libcdp, text (a time or a cursor) as it is."""
+    if value is None:
+        raise TypeError(f"{name} must be a datetime, an ISO 8601 string or epoch milliseconds, not None")
+    value = _convert.timestamp_value(value, name)
+    return value if isinstance(value, str) else _core.format_timestamp(value * 1000)
+
+
 PathLike = Union[str, "os.PathLike[str]"]
 Document = Dict[str, Any]
 
@@ -466,17 +476,19 @@ class Segments:
         """Re-scores every profile's RFM now: ``{"at", "scored", "changed"}``."""
         return _convert.loads(self._engine.audiences_call("rfm_recompute", "", "", 0, ""))
 
-    def members_at(self, id: str, time: str) -> List[str]:
-        """The member profile ids as they were at ``time`` (RFC 3339), from the change feed; sorted."""
-        return _convert.loads(self._engine.segments_members_at(id, time))
+    def members_at(self, id: str, time: TimestampLike) -> List[str]:
+        """The member profile ids as they were at ``time`` (a datetime, a date, RFC 3339 text or epoch
+        milliseconds), from the change feed; sorted."""
+        return _convert.loads(self._engine.segments_members_at(id, _time_text(time, "time")))
 
-    def changes(self, id: str, since: Optional[str] = None, limit: int = 100) -> Document:
-        """Membership changes after ``since`` (a cursor, an RFC 3339 time, or None for the start), oldest first:
-        ``{"changes": [{"cursor", "segmentId", "profileId", "change": "entered" | "exited", "time", "cause"}],
-        "cursor", "more"}``. Pass the returned ``cursor`` as ``since`` to continue."""
-        return _convert.loads(self._engine.segments_changes(id, since or "", limit))
+    def changes(self, id: str, since: Union[str, TimestampLike, None] = None, limit: int = 100) -> Document:
+        """Membership changes after ``since`` (a cursor, a time as ``members_at`` takes it, or None for the start),
+        oldest first: ``{"changes": [{"cursor", "segmentId", "profileId", "change": "entered" | "exited", "time",
+        "cause"}], "cursor", "more"}``. Pass the returned ``cursor`` as ``since`` to continue."""
+        return _convert.loads(self._engine.segments_changes(id, _time_text(since, "since") if since is not None
+                                                            else "", limit))
 
-    def watch(self, id: str, since: Optional[str] = None, timeout: Optional[float] = None,
+    def watch(self, id: str, since: Union[str, TimestampLike, None] = None, timeout: Optional[float] = None,
               batch: int = 100) -> Iterator[Document]:
         """An iterator over the segment's membership changes after ``since``, waiting for new ones as they happen.
         It ends after ``timeout`` seconds without a change (None: never). Each change carries its ``cursor``: keep
@@ -485,7 +497,7 @@ class Segments:
             for change in db.segments.watch(seg["id"], since=cursor, timeout=60):
                 print(change["change"], change["profileId"])
         """
-        cursor = since or ""
+        cursor = _time_text(since, "since") if since is not None else ""
         idle = 0.0
         while True:
             page = self.changes(id, cursor, batch)

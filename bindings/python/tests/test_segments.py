@@ -1,5 +1,7 @@
 """Segments from Python: db.segments (rules over profiles and behaviour), exact after every write."""
 
+from datetime import date, datetime, timedelta
+
 import pytest
 
 import cdp
@@ -60,6 +62,15 @@ def test_change_feed_watch_and_past_membership(db):
     assert db.segments.members_at(seg["id"], "2020-01-01T00:00:00Z") == []
     with pytest.raises(cdp.InvalidArgument):
         db.segments.members_at(seg["id"], "soon")
+    # The same times as a datetime, a date and epoch milliseconds; changes() takes them as since.
+    entered = datetime.fromisoformat(entered_at.replace("Z", "+00:00"))
+    assert db.segments.members_at(seg["id"], entered) == [a]
+    assert db.segments.members_at(seg["id"], date(2020, 1, 1)) == []
+    assert db.segments.members_at(seg["id"], int(entered.timestamp() * 1000)) == [a]
+    assert db.segments.changes(seg["id"], since=entered - timedelta(seconds=1))["changes"] == feed["changes"]
+    assert db.segments.changes(seg["id"], since=entered + timedelta(seconds=1))["changes"] == []
+    with pytest.raises(TypeError):
+        db.segments.members_at(seg["id"], None)
 
     # watch() yields what is already there, then waits for more; it ends after `timeout` idle seconds.
     import threading
