@@ -80,10 +80,13 @@ class Analytics {
   // Trends and anomalies: event volumes per interval, each flagged against the same weekday (and hour) of the weeks
   // before. Request: {"from", "to" (required), "interval"?: "hour" | "day" (default), "events"?: [types or names]
   // (default: all), "property"?: "properties.<x>" | "source" (a series per value: the 20 largest per event),
-  // "weeks"?: 2-52 weeks of baseline (default 4), "threshold"?: robust z-score (default 3.5)}. At most 10,000
-  // intervals. For each interval: "expected" is the median of the baseline counts, "z" = (count - expected) /
+  // "weeks"?: 2-52 weeks of baseline (default 4), "threshold"?: robust z-score (default 3.5)}. The intervals are
+  // whole: from the start of the one "from" falls in to the end of the one "to" falls in ("to": "2026-03-31" counts
+  // all of March 31; a "to" of now ends with an interval not yet over, whose lower count may be flagged). At most
+  // 10,000 intervals. For each interval: "expected" is the median of the baseline counts, "z" = (count - expected) /
   // (1.4826 * MAD of the baseline) (1.2533 * mean absolute deviation when the MAD is 0; null when both are 0 and the
-  // count differs), "anomaly" when |z| > threshold or z is null. Answer: {"interval", "from", "weeks", "threshold",
+  // count differs), "anomaly" when |z| > threshold or z is null. Answer: {"interval", "from", "to" (the whole
+  // intervals' first and last instant), "weeks", "threshold",
   // "series": [{"event", "value"?, "total", "anomalies", "points": [{"at", "count", "expected", "z",
   // "anomaly"}]}]}.
   virtual Result<Json> Trends(const Json& request) = 0;

@@ -893,7 +893,10 @@ Result<Json> Trends(SegmentIndex& index, const Json& request) {
   } else {
     return Status::InvalidArgument("expected \"hour\" or \"day\"", "interval");
   }
-  from -= ((from % bucket) + bucket) % bucket;  // whole buckets
+  // Whole intervals: from the start of the one `from` falls in to the end of the one `to` falls in, so a `to` of
+  // "2026-03-31" counts all of that day (a `to` of now still ends in an interval that is not over).
+  from -= ((from % bucket) + bucket) % bucket;
+  to += bucket - 1 - ((to % bucket) + bucket) % bucket;
   if (to < from || (to - from) / bucket >= 10000) {
     return Status::InvalidArgument("expected from <= to and at most 10,000 intervals between them", "to");
   }
@@ -1024,6 +1027,7 @@ Result<Json> Trends(SegmentIndex& index, const Json& request) {
   return Json::Object()
       .Set("interval", interval)
       .Set("from", FormatTimestamp(from))
+      .Set("to", FormatTimestamp(to))
       .Set("weeks", weeks)
       .Set("threshold", threshold)
       .Set("series", std::move(list));

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "cdp/cdp.h"
+#include "fmt/format.h"
 #include "test_util.h"
 
 namespace cdp {
@@ -280,6 +281,32 @@ TEST_F(AnalyticsTest, TrendsFlagACountFarFromTheSameWeekdaysBefore) {
   EXPECT_EQ(analytics().Trends(J(R"({"from": "2026-03-30T00:00:00Z"})")).status().field(), "from");
   EXPECT_EQ(analytics().Trends(J(R"({"from": "2026-03-30", "to": "2026-04-30", "interval": "week"})")).status().field(),
             "interval");
+}
+
+// "from" and "to" select whole intervals: a "to" that is a date counts all of that day (not only its first
+// instant, which left the last day at 0 and flagged it), and the answer says where the intervals end.
+TEST_F(AnalyticsTest, TrendsCountWholeIntervalsUpToTheOneToFallsIn) {
+  for (int day = 1; day <= 30; ++day) Track("d", "purchase", fmt::format("2026-11-{:02}T12:00:00Z", day));
+  Json t = Unwrap(analytics().Trends(J(R"({"from": "2026-11-01", "to": "2026-11-30", "events": ["purchase"],
+      "weeks": 2})")));
+  EXPECT_EQ(t.Find("from")->as_string(), "2026-11-01T00:00:00.000Z");
+  EXPECT_EQ(t.Find("to")->as_string(), "2026-11-30T23:59:59.999Z");
+  const Json& series = t.Find("series")->items().at(0);
+  EXPECT_EQ(series.Find("total")->as_int(), 30) << t.Dump();
+  const auto& points = series.Find("points")->items();
+  ASSERT_EQ(points.size(), 30u);
+  EXPECT_EQ(points.back().Find("at")->as_string(), "2026-11-30T00:00:00.000Z");
+  EXPECT_EQ(points.back().Find("count")->as_int(), 1);
+  EXPECT_FALSE(points.back().Find("anomaly")->as_bool());
+  EXPECT_EQ(series.Find("anomalies")->as_int(), 7) << "the first week's baseline is two weeks without events";
+  // One day, given as a date twice, and an hour-long interval around a "to" in its middle.
+  Json one = Unwrap(analytics().Trends(J(R"({"from": "2026-11-25", "to": "2026-11-25", "events": ["purchase"]})")));
+  ASSERT_EQ(one.Find("series")->items().at(0).Find("points")->size(), 1u);
+  EXPECT_EQ(one.Find("series")->items().at(0).Find("total")->as_int(), 1);
+  Json hour = Unwrap(analytics().Trends(J(R"({"from": "2026-11-25T12:00:00Z", "to": "2026-11-25T12:00:00Z",
+      "interval": "hour", "events": ["purchase"]})")));
+  EXPECT_EQ(hour.Find("to")->as_string(), "2026-11-25T12:59:59.999Z");
+  EXPECT_EQ(hour.Find("series")->items().at(0).Find("total")->as_int(), 1);
 }
 
 TEST_F(AnalyticsTest, OverviewAndDataQualityCountWhatWasWritten) {
