@@ -546,7 +546,7 @@ class Segments {
 //    "exclude"?: [segment ids whose members are left out],
 //    "suppressionLists"?: [suppression list ids],
 //    "channel"?: a consent purpose ("email", "sms", "ads", "tracking", a Consent Mode signal or a custom purpose;
-//               see Consent in cdp/privacy.h) | null}
+//               see Consent in cdp/privacy.h; "analytics_storage" is stored as "tracking", its other name) | null}
 // Members: the segments' members combined with the operator, minus the excluded segments' members, minus every
 // profile holding an identifier of a suppression list now, restricted (with a channel) to profiles whose consent
 // grants it (consent.<channel> is true; absent means not granted). Stored with {"id" ("aud_..."), "createdAt",

@@ -151,11 +151,17 @@ Result<Json> AudiencesImpl::Normalize(const Json& definition, std::string_view s
     Json probe = Json::Object();
     if (c->is_string()) probe.Set(c->as_string(), true);
     auto normalized = NormalizeConsentObject(probe);  // a purpose stored under its own name
-    if (!c->is_string() || !normalized.ok() || normalized->Find(c->as_string()) == nullptr) {
+    // analytics_storage is Consent Mode's name for tracking, and stored as tracking: the channel takes that name.
+    const std::string name = !c->is_string()                         ? std::string()
+                             : c->as_string() == "analytics_storage" ? std::string("tracking")
+                                                                     : c->as_string();
+    if (!c->is_string() || !normalized.ok() || normalized->Find(name) == nullptr) {
       return Status::InvalidArgument(
-          "expected a consent purpose (\"email\", \"sms\", \"ads\", a custom purpose) or null", "channel");
+          "expected a consent purpose (\"email\", \"sms\", \"ads\", \"tracking\", a Consent Mode signal, a custom "
+          "purpose) or null",
+          "channel");
     }
-    channel = *c;
+    channel = Json(name);
   }
   (void)self;
   out.Set("segments", Json::Object().Set("operator", op_name).Set("ids", Strings(ids)));

@@ -168,6 +168,23 @@ TEST_F(AudiencesTest, AdsChannelFollowsAdsConsent) {
   (void)a;
 }
 
+// analytics_storage, Consent Mode's name for tracking, is a channel too: stored as tracking, and following the
+// consent given under either name.
+TEST_F(AudiencesTest, AnalyticsStorageChannelIsTracking) {
+  const std::string a = Person("a@example.com", "FR", true, true);
+  const std::string b = Person("b@example.com", "FR", true, true);
+  const std::string fr = Segment(R"({"field": "attributes.country", "operator": "=", "value": "FR"})");
+  Json audience = Unwrap(audiences().Create(
+      J(R"({"name": "measured", "segments": {"ids": [")" + fr + R"("]}, "channel": "analytics_storage"})")));
+  EXPECT_EQ(audience.Find("channel")->as_string(), "tracking");
+  const std::string id = audience.Find("id")->as_string();
+  Unwrap(profiles().Patch(a, J(R"({"consent": {"analytics_storage": false}})")));
+  Unwrap(profiles().Patch(b, J(R"({"consent": {"tracking": true}})")));
+  EXPECT_EQ(MemberIds(id), std::set<std::string>{b});
+  Unwrap(profiles().Patch(b, J(R"({"consent": {"analytics_storage": false}})")));
+  EXPECT_TRUE(MemberIds(id).empty());
+}
+
 TEST_F(AudiencesTest, DefinitionsAreValidated) {
   const std::string s = Segment(R"({"event": "purchase"})");
   struct Case {
