@@ -120,7 +120,8 @@ class Gdpr {
   // the request records.
   virtual Result<Json> ListRequests(const Json& filter) = 0;
 
-  // Whether identifier {type, value} (normalized as identity resolution does) is suppressed; and lifting it.
+  // Whether identifier {type, value} (normalized as identity resolution does; "userId" is "customerId", as in
+  // events) is suppressed; and lifting it.
   // Unsuppress returns {"type", "value" (normalized), "unsuppressed": bool (false: it was not)}. Errors:
   // InvalidArgument (unknown type, invalid or blocked value).
   virtual Result<bool> IsSuppressed(std::string_view type, std::string_view value) = 0;

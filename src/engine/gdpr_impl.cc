@@ -369,6 +369,7 @@ Result<Identifier> NormalizeOne(const IdentityRules& rules, std::string_view typ
     CDP_RETURN_IF_ERROR(ValidateId(value, "value"));
     return Identifier{std::string(type), std::string(value)};
   }
+  if (type == "userId") type = "customerId";  // its Segment name, accepted wherever identifiers come in
   Identifier id;
   IgnoredIdentifier ignored;
   if (!rules.Normalize(type, value, &id, &ignored)) {

@@ -81,6 +81,18 @@ TEST_F(GdprTest, ExportHoldsEverythingAboutThePerson) {
   EXPECT_EQ(Unwrap(gdpr().ListRequests(J(R"({"profileId": "someone-else"})"))).Find("items")->size(), 0u);
 }
 
+// "userId", the Segment name of customerId that events and identifies accept, names the same suppressed identifier.
+TEST_F(GdprTest, SuppressionAcceptsUserIdForCustomerId) {
+  const std::string id = Unwrap(events().Track(J(R"({"type": "page_view", "userId": "u-77"})"))).profile_id;
+  Unwrap(gdpr().Erase(id));
+  EXPECT_TRUE(Unwrap(gdpr().IsSuppressed("userId", "u-77")));
+  EXPECT_TRUE(Unwrap(gdpr().IsSuppressed("customerId", "u-77")));
+  Json lifted = Unwrap(gdpr().Unsuppress("userId", "u-77"));
+  EXPECT_EQ(lifted.Find("type")->as_string(), "customerId");
+  EXPECT_TRUE(lifted.Find("unsuppressed")->as_bool());
+  EXPECT_FALSE(Unwrap(gdpr().IsSuppressed("customerId", "u-77")));
+}
+
 TEST_F(GdprTest, ErasureIsARequestAndItsIdentifiersAreSuppressed) {
   Json p =
       Unwrap(profiles().Create(J(R"({"externalIds": {"email": "gone@example.com", "phone": "+1 650 253 0000"}})")));
