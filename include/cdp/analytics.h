@@ -98,7 +98,9 @@ class Analytics {
   // validIdentifiers (profiles without identityIssues), schemaStability (event fields of the 7 days before the last
   // day still seen in it, and none new; "changes" lists the others), duplicates (events of the last 30 days not
   // repeating one of the same profile, type and time; "spike" when the last day's rate has a robust z above 3.5
-  // against the 29 days before).
+  // against the 29 days before). Governance: the principal must be able to read events.source,
+  // events.properties.revenue / total / value, externalIds and identityIssues, else PermissionDenied naming the
+  // first it may not (Overview the same).
   virtual Result<Json> DataQuality(const Json& request) = 0;
 
   // Overview. Request: {"now"?: timestamp (default: the current time)}. Answer: {"at", "profiles": {"total",
