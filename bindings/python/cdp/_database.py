@@ -11,7 +11,7 @@ from ._core import Engine as _Engine
 from ._core import SegmentIngester as _SegmentIngester
 from ._errors import InvalidArgument
 from ._convert import TimestampLike
-from ._page import Page, _import_pandas
+from ._page import Page, _import_pandas, _to_datetime
 
 
 def _time_text(value: Union[str, TimestampLike], name: str) -> str:
@@ -681,12 +681,23 @@ class Retention:
         return _convert.loads(self._engine.retention_runs(_convert.dumps(query, "filter")))
 
 
-def _frame(rows: List[Document], as_frame: bool, answer: Document) -> Any:
+def _frame(rows: List[Document], as_frame: bool, answer: Document, columns: Sequence[str] = (),
+           dates: Sequence[str] = ()) -> Any:
+    """The rows as a DataFrame (the answer in ``attrs["answer"]``): with `columns` even when there are no rows, and
+    the `dates` columns as ``datetime64[ns, UTC]``."""
     if not as_frame:
         return answer
-    frame = _import_pandas("as_frame=True (pass as_frame=False for the JSON answer)").DataFrame(rows)
+    pd = _import_pandas("as_frame=True (pass as_frame=False for the JSON answer)")
+    frame = pd.DataFrame(rows) if rows else pd.DataFrame(columns=list(columns))
+    for column in dates:
+        if column in frame.columns:
+            frame[column] = _to_datetime(pd, frame[column])
     frame.attrs["answer"] = answer
     return frame
+
+
+_FUNNEL_COLUMNS = ("step", "event", "profiles", "conversionFromPrevious", "conversionFromFirst",
+                   "medianSecondsFromPrevious")
 
 
 class Analytics:
@@ -717,13 +728,13 @@ class Analytics:
             rows = answer["steps"]
         else:
             rows = [dict(step, value=group["value"]) for group in answer["breakdown"] for step in group["steps"]]
-        return _frame(rows, as_frame, answer)
+        return _frame(rows, as_frame, answer, _FUNNEL_COLUMNS + (("value",) if breakdown is not None else ()))
 
     def cohorts(self, *, cohort_event: Optional[str] = None, return_event: Optional[str] = None,
                 period: Optional[str] = None, periods: Optional[int] = None, since: Optional[TimestampLike] = None,
                 until: Optional[TimestampLike] = None, percentages: bool = False, as_frame: bool = True) -> Any:
-        """The retention matrix: one row per cohort (indexed by its start), a ``size`` column and one column per
-        period (counts, or percentages with ``percentages=True``)."""
+        """The retention matrix: one row per cohort (indexed by its start, a UTC datetime), a ``size`` column and
+        one column per period (counts, or percentages with ``percentages=True``)."""
         request = {"cohortEvent": cohort_event, "returnEvent": return_event, "period": period, "periods": periods,
                    "from": since, "to": until}
         answer = self._run("cohorts", request)
@@ -732,8 +743,8 @@ class Analytics:
                 for c in answer["cohorts"]]
         if not as_frame:
             return answer
-        frame = _frame(rows, True, answer)
-        return frame.set_index("cohort") if len(frame) else frame
+        frame = _frame(rows, True, answer, ("cohort", "size"), dates=("cohort",))
+        return frame.set_index("cohort")
 
     def attribution(self, conversion: str, *, model: Optional[str] = None, lookback: Optional[str] = None,
                     half_life: Optional[str] = None, since: Optional[TimestampLike] = None,
@@ -744,7 +755,8 @@ class Analytics:
         request = {"conversion": conversion, "model": model, "lookback": lookback, "halfLife": half_life,
                    "from": since, "to": until}
         answer = self._run("attribution", request)
-        return _frame(answer["channels"], as_frame, answer)
+        return _frame(answer["channels"], as_frame, answer,
+                      ("source", "medium", "campaign", "conversions", "revenue"))
 
     def overview(self, *, now: Optional[TimestampLike] = None) -> Document:
         """Profiles, events by type, active profiles, revenue, segment sizes, ingestion latency, GDPR turnaround and
@@ -755,7 +767,7 @@ class Analytics:
         """The data quality checks: rows ``name``, ``description``, ``passed``, ``total``, ``score``; the overall
         score in ``frame.attrs["answer"]["score"]``."""
         answer = self._run("dataQuality", {"now": now})
-        return _frame(answer["checks"], as_frame, answer)
+        return _frame(answer["checks"], as_frame, answer, ("name", "description", "passed", "total", "score"))
 
     def journeys(self, conversion: str, *, steps: Optional[int] = None, by: Optional[str] = None,
                  lookback: Optional[str] = None, since: Optional[TimestampLike] = None,
@@ -766,20 +778,22 @@ class Analytics:
         request = {"conversion": conversion, "steps": steps, "by": by, "lookback": lookback, "from": since,
                    "to": until, "limit": limit, "collapseRepeats": collapse_repeats}
         answer = self._run("journeys", request)
-        return _frame(answer["paths"], as_frame, answer)
+        return _frame(answer["paths"], as_frame, answer, ("path", "conversions", "share"))
 
     def trends(self, since: TimestampLike, until: TimestampLike, *, interval: Optional[str] = None,
                events: Optional[Sequence[str]] = None, property: Optional[str] = None, weeks: Optional[int] = None,
                threshold: Optional[float] = None, as_frame: bool = True) -> Any:
         """Event volumes per interval with anomaly flags: one row per series and interval (``event``,
-        ``value`` with a property, ``at``, ``count``, ``expected``, ``z``, ``anomaly``)."""
+        ``value`` with a property, ``at`` (a UTC datetime), ``count``, ``expected``, ``z``, ``anomaly``)."""
         request = {"from": since, "to": until, "interval": interval,
                    "events": list(events) if events is not None else None, "property": property, "weeks": weeks,
                    "threshold": threshold}
         answer = self._run("trends", request)
         rows = [dict({"event": s["event"], **({"value": s["value"]} if "value" in s else {})}, **p)
                 for s in answer["series"] for p in s["points"]]
-        return _frame(rows, as_frame, answer)
+        columns = ("event",) + (("value",) if property is not None else ()) + ("at", "count", "expected", "z",
+                                                                                "anomaly")
+        return _frame(rows, as_frame, answer, columns, dates=("at",))
 
 
 class Governance:

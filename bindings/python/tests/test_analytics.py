@@ -279,8 +279,9 @@ def test_trends_count_events_per_day(loaded):
     since, until = START + dt.timedelta(days=14), START + dt.timedelta(days=20, hours=23, minutes=59)
     frame = db.analytics.trends(since, until, events=["purchase"], weeks=2)
     assert len(frame) == 7 and set(frame["event"]) == {"purchase"}
+    assert str(frame["at"].dtype) == "datetime64[ns, UTC]"
     for _, row in frame.iterrows():
-        day = to_ms(row["at"])
+        day = int(row["at"].timestamp() * 1000)
         (n,), = conn.execute("SELECT COUNT(*) FROM e WHERE type = 'purchase' AND t >= ? AND t < ?",
                              (day, day + DAY_MS))
         assert row["count"] == n
@@ -302,6 +303,31 @@ def test_overview_and_data_quality(loaded):
     assert set(quality["name"]) == {"purchaseValue", "eventSource", "validIdentifiers", "schemaStability",
                                     "duplicates"}
     assert 0 <= quality.attrs["answer"]["score"] <= 100
+
+
+def test_empty_answers_are_frames_with_their_columns(db):
+    # Nothing tracked: every frame still has the documented columns (notebook code indexing them keeps working),
+    # and time columns are datetimes.
+    pd = pytest.importorskip("pandas")
+    cohorts = db.analytics.cohorts(return_event="purchase")
+    assert len(cohorts) == 0 and list(cohorts.columns) == ["size"] and cohorts.index.name == "cohort"
+    assert str(cohorts.index.dtype) == "datetime64[ns, UTC]"
+    attribution = db.analytics.attribution("purchase")
+    assert len(attribution) == 0
+    assert list(attribution.columns) == ["source", "medium", "campaign", "conversions", "revenue"]
+    journeys = db.analytics.journeys("purchase")
+    assert len(journeys) == 0 and list(journeys.columns) == ["path", "conversions", "share"]
+    trends = db.analytics.trends("2026-03-01", "2026-03-02", events=["nothing-like-this"])
+    assert len(trends) == 0
+    assert list(trends.columns) == ["event", "at", "count", "expected", "z", "anomaly"]
+    assert str(trends["at"].dtype) == "datetime64[ns, UTC]"
+    by_value = db.analytics.trends("2026-03-01", "2026-03-02", events=["purchase"], property="source")
+    assert "value" in by_value.columns
+    # With rows, cohorts are indexed by datetimes too.
+    db.events.track({"type": "purchase", "customerId": "c1", "timestamp": "2026-03-02T10:00:00Z"})
+    cohorts = db.analytics.cohorts(return_event="purchase", period="week")
+    assert list(cohorts.index) == [pd.Timestamp("2026-03-02T00:00:00Z")]
+    assert int(cohorts["size"].iloc[0]) == 1
 
 
 def test_bad_requests_name_the_field(db):
