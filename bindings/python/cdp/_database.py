@@ -165,7 +165,7 @@ class Profiles:
 
     def _search(self, query: Dict[str, Any], fetch) -> Page:
         result = _convert.loads(self._engine.profiles_search(_convert.dumps(query, "query")))
-        return Page(result["items"], result.get("nextCursor"), fetch)
+        return Page(result["items"], result.get("nextCursor"), fetch, kind="profiles")
 
     def search_all(self, conditions=None, operator: str = "AND", sort=None, order: str = "asc", page_size: int = 500):
         """A generator over every matching profile, following cursors page by page."""
@@ -199,7 +199,7 @@ class Profiles:
 
     def _timeline(self, id: str, query: Dict[str, Any], fetch) -> Page:
         result = _convert.loads(self._engine.profiles_timeline(id, _convert.dumps(query, "query")))
-        return Page(result["items"], result.get("nextCursor"), fetch)
+        return Page(result["items"], result.get("nextCursor"), fetch, kind="events")
 
     def timeline_all(self, id: str, *, page_size: int = 500, **filters) -> Iterator[Document]:
         """A generator over all of the profile's matching events, following cursors."""
@@ -270,7 +270,7 @@ class Events:
 
     def _query(self, query: Dict[str, Any], fetch) -> Page:
         result = _convert.loads(self._engine.events_query(_convert.dumps(query, "query")))
-        return Page(result["items"], result.get("nextCursor"), fetch)
+        return Page(result["items"], result.get("nextCursor"), fetch, kind="events")
 
     def query_all(self, *, page_size: int = 500, **filters) -> Iterator[Document]:
         """A generator over every matching event (filters as in query), following cursors page by page."""
@@ -437,7 +437,7 @@ class Segments:
 
     def _members(self, id: str, limit: int, cursor: str, fetch) -> Page:
         result = _convert.loads(self._engine.segments_members(id, limit, cursor))
-        return Page(result["items"], result.get("nextCursor"), fetch)
+        return Page(result["items"], result.get("nextCursor"), fetch, kind="profiles")
 
     def members_all(self, id: str, page_size: int = 500):
         """A generator over every member, following cursors page by page."""
@@ -876,7 +876,7 @@ class Audiences:
 
         def fetch(next_cursor: str) -> Page:
             result = self._call("members", id, limit=limit, cursor=next_cursor)
-            return Page(result["items"], result.get("nextCursor"), fetch)
+            return Page(result["items"], result.get("nextCursor"), fetch, kind="profiles")
 
         return fetch(cursor or "")
 

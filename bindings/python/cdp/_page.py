@@ -21,6 +21,25 @@ TIMESTAMP_FIELDS = frozenset(
 )
 
 
+# The fields every document of a kind has, in document order: the columns of an empty page's frame. Nested objects
+# are flattened into their always-present leaves (computed.*); those whose members vary (attributes, properties,
+# externalIds, ...) are columns only when not flattened.
+_COLUMNS = {
+    "events": {
+        True: ("id", "profileId", "type", "name", "timestamp", "receivedAt", "sessionId", "deviceId", "source"),
+        False: ("id", "profileId", "type", "name", "timestamp", "receivedAt", "sessionId", "deviceId", "source",
+                "properties"),
+    },
+    "profiles": {
+        True: ("id", "segments", "identityIssues", "conflicts", "mergedIds", "createdAt", "updatedAt", "computed.ltv",
+               "computed.aov", "computed.purchaseCount", "computed.lastPurchaseDate", "computed.firstSeenDate",
+               "computed.lastSeenDate", "computed.eventCount", "computed.churnRisk", "computed.engagementScore"),
+        False: ("id", "externalIds", "attributes", "computed", "consent", "segments", "identityIssues", "conflicts",
+                "mergedIds", "attributeSources", "createdAt", "updatedAt"),
+    },
+}
+
+
 def _import_pandas(what: str = "to_pandas()"):
     try:
         import pandas  # noqa: F401  (imported lazily: pandas is an optional dependency)
@@ -39,20 +58,27 @@ def _to_datetime(pd, column):
         return pd.to_datetime(column, utc=True)
 
 
-def to_pandas(items: Iterable[Dict[str, Any]], *, flatten: bool = True, parse_dates: bool = True):
+def to_pandas(items: Iterable[Dict[str, Any]], *, flatten: bool = True, parse_dates: bool = True,
+              kind: Optional[str] = None):
     """A pandas DataFrame of documents (profiles, events, sessions), one row per document.
 
     flatten: nested objects become dotted columns (``properties.revenue``, ``attributes.email``) via
         ``pandas.json_normalize``; when False the top-level fields are the columns and nested objects stay dicts.
     parse_dates: known timestamp fields (timestamp, receivedAt, createdAt, updatedAt, computed.lastPurchaseDate,
         ...) become ``datetime64[ns, UTC]`` columns; otherwise they stay ISO 8601 strings.
+    kind: "events" or "profiles": what the documents are. With no documents, the frame then has the columns every
+        document of that kind has (id, type, timestamp, ... for events; id, createdAt, computed.ltv, ... for
+        profiles), so code selecting them works on an empty result; with no kind it has no columns.
     """
     pd = _import_pandas()
     rows = list(items)
-    if flatten:
-        frame = pd.json_normalize(rows) if rows else pd.DataFrame()
+    if not rows:
+        columns = _COLUMNS[kind][bool(flatten)] if kind is not None else ()
+        frame = pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+    elif flatten:
+        frame = pd.json_normalize(rows)
     else:
-        frame = pd.DataFrame.from_records(rows) if rows else pd.DataFrame()
+        frame = pd.DataFrame.from_records(rows)
     if parse_dates:
         for column in frame.columns:
             if column in TIMESTAMP_FIELDS:
@@ -68,12 +94,14 @@ class Page:
         next_cursor: pass it as ``cursor=`` to get the next page; None on the last page.
     """
 
-    __slots__ = ("items", "next_cursor", "_fetch_next")
+    __slots__ = ("items", "next_cursor", "_fetch_next", "_kind")
 
-    def __init__(self, items: List[Dict[str, Any]], next_cursor: Optional[str], fetch_next=None) -> None:
+    def __init__(self, items: List[Dict[str, Any]], next_cursor: Optional[str], fetch_next=None,
+                 kind: Optional[str] = None) -> None:
         self.items = items
         self.next_cursor = next_cursor or None
         self._fetch_next = fetch_next
+        self._kind = kind  # "events" or "profiles": an empty page's frame has that kind's columns
 
     @property
     def has_more(self) -> bool:
@@ -109,5 +137,6 @@ class Page:
         return f"Page({len(self.items)} items, next_cursor={self.next_cursor!r})"
 
     def to_pandas(self, *, flatten: bool = True, parse_dates: bool = True):
-        """This page as a pandas DataFrame (see cdp.to_pandas). Raises ImportError when pandas is missing."""
-        return to_pandas(self.items, flatten=flatten, parse_dates=parse_dates)
+        """This page as a pandas DataFrame (see cdp.to_pandas). An empty page of events or profiles has the columns
+        every event or profile has. Raises ImportError when pandas is missing."""
+        return to_pandas(self.items, flatten=flatten, parse_dates=parse_dates, kind=self._kind)

@@ -268,6 +268,32 @@ def test_to_pandas(shop):
     assert db.events.query(type="email_open").to_pandas().empty
 
 
+def test_empty_pages_to_pandas_have_the_columns_of_their_documents(shop):
+    pd = pytest.importorskip("pandas")
+    db, a, b = shop
+    db.events.track({"profileId": a, "type": "custom", "name": "x", "deviceId": "d", "source": "web"})
+    for flatten in (True, False):
+        full_events = db.events.query().to_pandas(flatten=flatten)
+        for empty in (db.events.query(type="email_open"), db.profiles.timeline(a, type="email_open")):
+            frame = empty.to_pandas(flatten=flatten)
+            assert frame.empty
+            # The columns every event has: a subset of a real frame's.
+            assert {"id", "profileId", "type", "timestamp", "sessionId"} <= set(frame.columns)
+            assert set(frame.columns) <= set(full_events.columns)
+            assert str(frame["timestamp"].dtype) == "datetime64[ns, UTC]"
+            assert ("properties" in frame.columns) == (not flatten)
+        full_profiles = db.profiles.search().to_pandas(flatten=flatten)
+        frame = db.profiles.search([{"field": "id", "operator": "=", "value": "nobody"}]).to_pandas(flatten=flatten)
+        assert frame.empty
+        assert {"id", "createdAt", "updatedAt"} <= set(frame.columns) <= set(full_profiles.columns)
+        assert ("computed.ltv" in frame.columns) == flatten
+        assert str(frame["createdAt"].dtype) == "datetime64[ns, UTC]"
+    # parse_dates=False leaves them untyped; a plain iterable takes its kind from the caller.
+    assert str(db.events.query(type="email_open").to_pandas(parse_dates=False)["timestamp"].dtype) == "object"
+    assert list(cdp.to_pandas([], kind="events").columns)[:3] == ["id", "profileId", "type"]
+    assert cdp.to_pandas([]).columns.empty
+
+
 def test_to_pandas_without_pandas_gives_clear_error(shop, monkeypatch):
     import builtins
 
