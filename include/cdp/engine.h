@@ -278,7 +278,8 @@ class Identity {
   // The identity rules in force (JSON; the shape is in docs/identity.md). Defaults until SetRules is called.
   virtual Result<Json> Rules() = 0;
 
-  // Validates and stores new rules; they apply to every write after the call (existing links are kept).
+  // Validates and stores new rules; they apply to every write after the call (existing links are kept). Members
+  // left out take their defaults (docs/identity.md, "Rules"); an explicit empty list or "" region clears one.
   // Errors: InvalidArgument naming the offending field. Durable like any write.
   virtual Result<Json> SetRules(const Json& rules) = 0;
 
@@ -373,7 +374,12 @@ class Identity {
   // merge the identity rules forbid (more distinct values of a type than its limit) is neither: it counts in
   // "notMergeable". Pending proposals naming a profile merged or erased since, or whose profiles the rules no longer
   // let be one, become "obsolete". Returns {"profiles", "candidatePairs", "proposed", "updated", "autoMerged",
-  // "notMergeable", "obsolete", "model"}. Errors: ResourceExhausted when
+  // "notMergeable", "obsolete", "model", "scoredWith", "modelRejected"?}. A model EM fits is used ("scoredWith":
+  // "estimated") and kept for matching on write only when no comparator's least similar level is evidence for a
+  // match, m > 2u (linkage::Model::Implausible); otherwise "modelRejected"
+  // says why, and the pairs are scored with the last such model of this linkage configuration ("saved"), or, with
+  // none, nothing is proposed or merged ("none"). That happens when the candidate pairs hold few duplicates (after
+  // they were merged): EM's "match" class is then some other shared trait. Errors: ResourceExhausted when
   // blocking gives more pairs than linkage.maxPairs. Cost: reads every profile; O(pairs) comparisons.
   virtual Result<Json> FindDuplicates() = 0;
 

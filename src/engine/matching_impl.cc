@@ -356,6 +356,20 @@ Result<Json> IdentityImpl::FindDuplicatesUnaudited() {
   CDP_ASSIGN_OR_RETURN(linkage::Records records, linkage::RecordsFromJson(docs, PathsOf(m.linkage)));
   docs.clear();
   CDP_ASSIGN_OR_RETURN(linkage::LinkResult result, state->linker->Dedupe(records));
+  // A model whose "match" class is not one person (EM over pairs that hold no duplicates any more fits some other
+  // shared trait) would propose and merge strangers: the last plausible model of this configuration scores instead,
+  // and with none, nothing is proposed or merged.
+  const std::vector<std::string> rejected = result.model.Implausible();
+  std::string scored_with = "estimated";
+  if (!rejected.empty()) {
+    if (state->model && state->model->Implausible().empty()) {
+      CDP_ASSIGN_OR_RETURN(result, state->linker->Dedupe(records, &*state->model));
+      scored_with = "saved";
+    } else {
+      result.pairs.clear();
+      scored_with = "none";
+    }
+  }
   const std::string now = FormatTimestamp(NowMicros());
   const std::shared_ptr<const IdentityRules> rules = engine_->rules();
   absl::flat_hash_set<std::string> touched;  // proposals this run proposed or updated
@@ -400,7 +414,7 @@ Result<Json> IdentityImpl::FindDuplicatesUnaudited() {
   }
   // The model matching on write scores with, for this linkage configuration; and, with onWrite, a fresh blocking
   // index of every live profile (built by the matcher thread, index only: this run has scored them all).
-  if (result.model.iterations > 0) {
+  if (result.model.iterations > 0 && rejected.empty()) {
     Json saved = Json::Object();
     saved.Set("linkage", m.linkage.ToJson());
     saved.Set("model", result.model.ToJson());
@@ -428,6 +442,12 @@ Result<Json> IdentityImpl::FindDuplicatesUnaudited() {
   out.Set("autoMerged", counts.auto_merged);
   out.Set("notMergeable", counts.not_mergeable);
   out.Set("model", result.model.ToJson());
+  out.Set("scoredWith", scored_with);
+  if (!rejected.empty()) {
+    Json reasons = Json::Array();
+    for (const std::string& r : rejected) reasons.Push(r);
+    out.Set("modelRejected", std::move(reasons));
+  }
   return out;
 }
 

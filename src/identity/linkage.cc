@@ -1029,6 +1029,20 @@ Result<Model> EstimateParameters(const ComparisonVectors& vectors, const EmOptio
   return model;
 }
 
+std::vector<std::string> Model::Implausible() const {
+  std::vector<std::string> out;
+  for (const ComparatorParameters& p : comparators) {
+    if (p.m.size() < 2 || p.m.size() != p.u.size()) continue;
+    if (p.m.front() > 2 * p.u.front()) {
+      out.push_back(fmt::format(
+          "{}: its least similar level is evidence for a match (m {:.3g} > 2 x u {:.3g}): the model's \"match\" "
+          "class is not one person",
+          p.name, p.m.front(), p.u.front()));
+    }
+  }
+  return out;
+}
+
 // ---- scoring, clustering, evaluation --------------------------------------------------------------------------------
 
 std::vector<uint32_t> Cluster(size_t num_left, size_t num_right, std::span<const ScoredPair> pairs, double threshold) {

@@ -302,6 +302,15 @@ struct Model {
   // 2^w / (1 + 2^w).
   static double Probability(double match_weight);
 
+  // Why the model cannot be telling records of one person from others: one message per comparator whose least
+  // similar level is evidence for a match, more than twice as common among matches as among non-matches (m > 2u).
+  // Such a model scores a pair that disagrees on that field as a likely match: what EM fits when the candidate
+  // pairs hold few or no true matches (after the duplicates were merged away), its "match" class then being some
+  // other shared trait. (The most similar level is not checked: when a field is a blocking key, non-matching
+  // candidates agree on it exactly more often than matches with typos do.) Empty for a model of real duplicates.
+  // O(comparators).
+  std::vector<std::string> Implausible() const;
+
   // {"lambda": .., "comparators": [{"name": .., "m": [..], "u": [..]}], "iterations": .., "converged": ..}
   Json ToJson() const;
   // Parses a stored model. Checks lambda in (0, 1), and per comparator 2-16 levels with m and u of equal length,

@@ -295,27 +295,8 @@ IdentityRules::~IdentityRules() = default;
 std::shared_ptr<const IdentityRules> IdentityRules::Defaults() {
   static const std::shared_ptr<const IdentityRules> defaults = [] {
     Json types = Json::Array();
-    for (std::string_view t : kBuiltinTypes) {
-      Json rule = Json::Object();
-      rule.Set("type", t);
-      rule.Set("limit", t == "customerId" ? 1 : 5);
-      if (t == "email") rule.Set("blocked", Json::Array().Push("test@test.com"));
-      if (t == "phone") {
-        rule.Set("defaultRegion", "US");
-        rule.Set("blocked", Json::Array().Push("555-555-5555"));
-      }
-      types.Push(std::move(rule));
-    }
-    Json blocked = Json::Array();
-    for (const char* b : {"^[0-]*$", "-1", "null", "undefined", "anonymous"}) blocked.Push(b);
-    Json hub = Json::Object();
-    hub.Set("threshold", 10);
-    hub.Set("highPriorityTypes", Json::Array().Push("customerId").Push("email"));
-    Json rules = Json::Object();
-    rules.Set("identifiers", std::move(types));
-    rules.Set("blocked", std::move(blocked));
-    rules.Set("hub", std::move(hub));
-    auto compiled = FromJson(rules);
+    for (std::string_view t : kBuiltinTypes) types.Push(Json::Object().Set("type", t));
+    auto compiled = FromJson(Json::Object().Set("identifiers", std::move(types)));  // every other member defaults
     return compiled.ok() ? std::move(compiled).value() : nullptr;  // the defaults always compile (tested)
   }();
   return defaults;
@@ -339,6 +320,7 @@ Result<std::shared_ptr<const IdentityRules>> IdentityRules::FromJson(const Json&
     const std::string path = fmt::format("identifiers[{}]", i);
     if (!t.is_object()) return FieldError("expected an object", path);
     IdentifierTypeRule rule;
+    bool has_limit = false, has_region = false, has_blocked = false;
     for (const auto& [key, value] : t.members()) {
       const std::string field = path + "." + key;
       if (key == "type") {
@@ -351,12 +333,14 @@ Result<std::shared_ptr<const IdentityRules>> IdentityRules::FromJson(const Json&
           return FieldError(fmt::format("expected an integer from 1 to {}", kMaxLimit), field);
         }
         rule.limit = static_cast<int>(value.as_int());
+        has_limit = true;
       } else if (key == "canonicalGmail") {
         if (!value.is_bool()) return FieldError("expected true or false", field);
         rule.canonical_gmail = value.as_bool();
       } else if (key == "defaultRegion") {
         if (!value.is_string()) return FieldError("expected a region code such as \"US\"", field);
         rule.default_region = value.as_string();
+        has_region = true;
         const auto& regions = [] {
           std::set<std::string> r;
           i18n::phonenumbers::PhoneNumberUtil::GetInstance()->GetSupportedRegions(&r);
@@ -369,6 +353,7 @@ Result<std::shared_ptr<const IdentityRules>> IdentityRules::FromJson(const Json&
         }
       } else if (key == "blocked") {
         CDP_ASSIGN_OR_RETURN(rule.blocked, StringArray(value, field, kMaxBlocked));
+        has_blocked = true;
       } else {
         return FieldError("unknown member (expected type, limit, canonicalGmail, defaultRegion, blocked)", field);
       }
@@ -378,9 +363,14 @@ Result<std::shared_ptr<const IdentityRules>> IdentityRules::FromJson(const Json&
     if (rule.canonical_gmail && rule.type != "email") {
       return FieldError("only the email type has canonicalGmail", path + ".canonicalGmail");
     }
-    if (!rule.default_region.empty() && rule.type != "phone") {
+    if (has_region && rule.type != "phone") {
       return FieldError("only the phone type has defaultRegion", path + ".defaultRegion");
     }
+    // Members left out take their defaults; an explicit empty value ("blocked": [], "defaultRegion": "") clears.
+    if (!has_limit) rule.limit = rule.type == "customerId" ? 1 : 5;
+    if (!has_region && rule.type == "phone") rule.default_region = "US";
+    if (!has_blocked && rule.type == "email") rule.blocked = {"test@test.com"};
+    if (!has_blocked && rule.type == "phone") rule.blocked = {"555-555-5555"};
     out->types_.push_back(std::move(rule));
   }
   for (std::string_view builtin : kBuiltinTypes) {
@@ -391,7 +381,10 @@ Result<std::shared_ptr<const IdentityRules>> IdentityRules::FromJson(const Json&
   }
   if (const Json* blocked = rules.Find("blocked"); blocked != nullptr) {
     CDP_ASSIGN_OR_RETURN(out->blocked_, StringArray(*blocked, "blocked", kMaxBlocked));
+  } else {
+    out->blocked_ = {"^[0-]*$", "-1", "null", "undefined", "anonymous"};
   }
+  out->high_priority_types_ = {"customerId", "email"};  // hub.highPriorityTypes when left out
   if (const Json* hub = rules.Find("hub"); hub != nullptr) {
     if (!hub->is_object()) return FieldError("expected an object", "hub");
     for (const auto& [key, value] : hub->members()) {

@@ -133,12 +133,14 @@ class IdentityRules {
   // The defaults documented above (phone default region "US", hub threshold 10).
   static std::shared_ptr<const IdentityRules> Defaults();
 
-  // Validates and compiles `rules`. Every built-in type must appear (a rule set cannot forget email); custom type
-  // names are 1-64 characters of [A-Za-z0-9_]; limits 1-1000; at most 64 types and 256 blocked entries, each at
-  // most 256 bytes; regexes must compile. survivorship: at most 256 fields, each a known attribute or a
-  // customFields key of 1-256 bytes; max, min and sum only for customFields keys; union only for tags and
-  // customFields keys; "default" one of survivor, first_non_empty, most_recent, oldest, source_priority; sources
-  // 1-32 distinct names of 1-128 bytes. Errors: InvalidArgument naming the field path (e.g.
+  // Validates and compiles `rules`. Members left out take the defaults: a type's limit (customerId 1, others 5),
+  // phone's defaultRegion "US", email's and phone's blocked lists, the top-level blocked list, hub.threshold 10 and
+  // hub.highPriorityTypes [customerId, email]; an explicit empty list or "" region clears. Every built-in type must
+  // appear (a rule set cannot forget email); custom type names are 1-64 characters of [A-Za-z0-9_]; limits 1-1000; at
+  // most 64 types and 256 blocked entries, each at most 256 bytes; regexes must compile. survivorship: at most 256
+  // fields, each a known attribute or a customFields key of 1-256 bytes; max, min and sum only for customFields keys;
+  // union only for tags and customFields keys; "default" one of survivor, first_non_empty, most_recent, oldest,
+  // source_priority; sources 1-32 distinct names of 1-128 bytes. Errors: InvalidArgument naming the field path (e.g.
   // "identifiers[2].limit", "blocked[0]", "survivorship.fields[\"attributes.city\"].sources[1]").
   static Result<std::shared_ptr<const IdentityRules>> FromJson(const Json& rules);
 

@@ -446,6 +446,7 @@ TEST(LinkageEmTest, RecoversSplinkKnownParameters) {
                 model->comparators[k].m[1], model->comparators[k].u[0], model->comparators[k].u[1]);
   }
   EXPECT_NEAR(model->lambda, 0.5, 0.005);  // within 1%
+  EXPECT_TRUE(model->Implausible().empty());
   for (size_t k = 0; k < 3; ++k) {
     for (size_t g = 0; g < 2; ++g) {
       EXPECT_NEAR(model->comparators[k].m[g], m[k][g], 0.01) << "m of column " << k + 1 << " level " << g;
@@ -470,6 +471,22 @@ TEST(LinkageEmTest, RecoversSplinkKnownParameters) {
   ASSERT_TRUE(again.ok());
   EXPECT_NEAR(again->lambda, 0.5, 0.005);
   EXPECT_NEAR(again->comparators[2].m[1], 0.95, 0.01);
+
+  // A model whose "match" class disagrees on a field says so, naming it (what EM fits with no duplicates left).
+  Model stranger = *model;
+  stranger.comparators[0].name = "firstName";
+  std::swap(stranger.comparators[0].m, stranger.comparators[0].u);  // disagreeing: m 0.9 against u 0.3
+  std::vector<std::string> why = stranger.Implausible();
+  ASSERT_EQ(why.size(), 1u);
+  EXPECT_NE(why[0].find("firstName: its least similar level is evidence for a match"), std::string::npos) << why[0];
+  // Disagreement a little more common among matches (a prior's pseudo-count over few matches) is not enough; nor
+  // is exact agreement being rarer among matches than among non-matches blocked on the field.
+  Model blocked = *model;
+  blocked.comparators[1].m = {0.04, 0.16, 0.72, 0.08};
+  blocked.comparators[1].u = {0.03, 0.02, 0.08, 0.87};
+  EXPECT_TRUE(blocked.Implausible().empty());
+  blocked.comparators[1].m = {0.07, 0.16, 0.72, 0.05};
+  EXPECT_EQ(blocked.Implausible().size(), 1u);
 
   // Bad input.
   EXPECT_TRUE(vectors->Add(std::vector<int8_t>{0, 2, 0}).IsInvalidArgument());
@@ -583,6 +600,7 @@ TEST_F(LinkageFebrlTest, Dataset3DedupeF1) {
   auto result = linker.Dedupe(records);
   ASSERT_TRUE(result.ok()) << result.status().ToString();
   EXPECT_TRUE(result->model.converged);
+  EXPECT_TRUE(result->model.Implausible().empty()) << result->model.Implausible()[0];
   const PairMetrics m = EvaluatePairs(Predicted(*result), truth, /*dedupe=*/true);
   std::printf("dataset3 dedupe: %lld candidates, precision %.4f recall %.4f F1 %.4f (EM %d iterations)\n",
               static_cast<long long>(result->candidate_pairs), m.precision, m.recall, m.f1, result->model.iterations);
@@ -620,6 +638,7 @@ TEST_F(LinkageFebrlTest, Dataset4aLinkDataset4bF1) {
   auto result = linker.Link(left, right);
   ASSERT_TRUE(result.ok()) << result.status().ToString();
   EXPECT_TRUE(result->model.converged);
+  EXPECT_TRUE(result->model.Implausible().empty()) << result->model.Implausible()[0];
   const PairMetrics m = EvaluatePairs(Predicted(*result), truth, /*dedupe=*/false);
   std::printf("dataset4a x 4b: %lld candidates, precision %.4f recall %.4f F1 %.4f (EM %d iterations)\n",
               static_cast<long long>(result->candidate_pairs), m.precision, m.recall, m.f1, result->model.iterations);
@@ -639,6 +658,7 @@ TEST_F(LinkageFebrlTest, Dataset4aLinkDataset4bWithUFromRandomPairs) {
   const std::vector<CandidatePair> truth = TruePairs(Entities(left), &right_entities);
   auto result = MakeLinker(/*fix_u=*/true).Link(left, right);
   ASSERT_TRUE(result.ok()) << result.status().ToString();
+  EXPECT_TRUE(result->model.Implausible().empty()) << result->model.Implausible()[0];
   const PairMetrics m = EvaluatePairs(Predicted(*result), truth, /*dedupe=*/false);
   std::printf("dataset4a x 4b, u fixed: precision %.4f recall %.4f F1 %.4f\n", m.precision, m.recall, m.f1);
   EXPECT_GE(m.f1, 0.95);

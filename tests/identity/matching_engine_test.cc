@@ -7,9 +7,11 @@
 
 #include <fstream>
 #include <map>
+#include <random>
 #include <set>
 #include <sstream>
 
+#include "fmt/format.h"
 #include "identity/linkage.h"
 #include "storage/store.h"
 #include "test_util.h"
@@ -214,6 +216,83 @@ TEST_F(MatchingEngineTest, AutoMergeAboveAConfiguredProbabilityAndErasure) {
   EXPECT_LT(left.size(), all_before);
   for (const Json& p : left.items()) {
     for (const Json& id : p.Find("profileIds")->items()) EXPECT_NE(id.as_string(), survivor);
+  }
+}
+
+// Once the duplicates are merged away, the candidate pairs are strangers who share a blocking key, and EM's "match"
+// class becomes whatever some of them share (a birth date) with names disagreeing. A newcomer's second auto-merge run
+// merged "James Taylor" of Seattle into "Patricia Gonzalez" of Chicago that way, at probability 0.995. Such a model is
+// rejected, and the last plausible one scores instead.
+TEST_F(MatchingEngineTest, AModelOfStrangersIsNotUsedToMerge) {
+  const char* first[] = {"James",  "Mary",  "Robert",  "Patricia", "John",      "Jennifer", "Michael",
+                         "Linda",  "David", "Barbara", "William",  "Richard",   "Susan",    "Joseph",
+                         "Thomas", "Sarah", "Charles", "Karen",    "Elizabeth", "Jessica"};
+  const char* last[] = {"Smith",    "Johnson",  "Williams",  "Brown",   "Jones",    "Garcia",   "Miller",
+                        "Davis",    "Martinez", "Hernandez", "Lopez",   "Gonzalez", "Wilson",   "Taylor",
+                        "Anderson", "Thomas",   "Moore",     "Jackson", "Martin",   "Rodriguez"};
+  const char* cities[] = {"Boston", "Denver", "Austin", "Seattle", "Portland", "Chicago", "Miami", "Dallas"};
+  std::mt19937 rng(7);
+  auto pick = [&rng](int n) { return static_cast<int>(rng() % static_cast<uint32_t>(n)); };
+  std::vector<Json> people;
+  std::vector<std::string> ids;
+  std::map<std::string, std::string> name_of;
+  for (int i = 0; i < 300; ++i) {
+    Json a = J(fmt::format(R"({{"firstName": "{}", "lastName": "{}{}", "city": "{}", "postalCode": "{}",
+                               "customFields": {{"birthDate": "19{}-{:02d}-{:02d}"}}}})",
+                           first[pick(20)], last[pick(20)], i % 3 == 0 ? fmt::format("x{}", i) : "", cities[pick(8)],
+                           10000 + pick(90000), 50 + pick(50), 1 + pick(12), 1 + pick(28)));
+    Json p = Unwrap(profiles().Create(Json::Object().Set("attributes", a)));
+    ids.push_back(p.Find("id")->as_string());
+    name_of[ids.back()] = a.Find("firstName")->as_string() + " " + a.Find("lastName")->as_string();
+    people.push_back(std::move(a));
+  }
+  for (int i = 0; i < 20; ++i) {  // 20 duplicates, each with a typo in the first name
+    Json a = people[static_cast<size_t>(i)];
+    std::string f = a.Find("firstName")->as_string();
+    f.back() = f.back() == 'e' ? 'a' : 'e';
+    a.Set("firstName", f);
+    Json p = Unwrap(profiles().Create(Json::Object().Set("attributes", a)));
+    name_of[p.Find("id")->as_string()] = name_of[ids[static_cast<size_t>(i)]];
+  }
+  Json config = Unwrap(identity().MatchingConfig());
+  config.Set("autoMergeAbove", 0.99);
+  Unwrap(identity().SetMatchingConfig(config));
+  Json run = Unwrap(identity().FindDuplicates());
+  EXPECT_EQ(run.Find("scoredWith")->as_string(), "estimated") << run.Dump();
+  EXPECT_EQ(run.Find("modelRejected"), nullptr);
+  EXPECT_EQ(run.Find("autoMerged")->as_int(), 20) << run.Dump();
+
+  // Forty strangers born on the birthdays of forty others (birth date is a blocking key); no duplicates left.
+  auto word = [&rng](int letters) {
+    std::string w(1, static_cast<char>('A' + rng() % 26));
+    for (int k = 1; k < letters; ++k) w.push_back(static_cast<char>('a' + rng() % 26));
+    return w;
+  };
+  for (int i = 0; i < 40; ++i) {
+    Json a = people[static_cast<size_t>(100 + i)];
+    a.Set("firstName", word(6));
+    a.Set("lastName", word(8));
+    a.Set("city", word(7));
+    a.Set("postalCode", fmt::format("{}", 10000 + rng() % 90000));
+    a.Find("customFields")->Set("birthDate", *people[static_cast<size_t>(i)].Find("customFields")->Find("birthDate"));
+    Json p = Unwrap(profiles().Create(Json::Object().Set("attributes", a)));
+    name_of[p.Find("id")->as_string()] = "stranger " + std::to_string(i);
+  }
+  // EM's fit is now a "match" class of strangers; the first run's model scores instead, and nobody is merged.
+  Json again = Unwrap(identity().FindDuplicates());
+  EXPECT_EQ(again.Find("autoMerged")->as_int(), 0) << again.Dump();
+  EXPECT_EQ(again.Find("proposed")->as_int(), 0) << again.Dump();
+  // (Scored with the refit, 104 strangers were merged here.)
+  EXPECT_EQ(again.Find("scoredWith")->as_string(), "saved");
+  ASSERT_NE(again.Find("modelRejected"), nullptr);
+  EXPECT_GT(again.Find("modelRejected")->size(), 0u);
+  // Every merge joined a person's two records.
+  const Json merged = Unwrap(identity().Proposals("merged"));
+  EXPECT_EQ(merged.size(), 20u);
+  for (const Json& p : merged.items()) {
+    EXPECT_EQ(name_of[p.Find("profileIds")->items()[0].as_string()],
+              name_of[p.Find("profileIds")->items()[1].as_string()])
+        << p.Dump();
   }
 }
 

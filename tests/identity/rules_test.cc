@@ -43,6 +43,54 @@ TEST(IdentityRulesTest, DefaultsCompileAndRoundTrip) {
   EXPECT_EQ((*again)->ToJson(), rules->ToJson());
 }
 
+TEST(IdentityRulesTest, MembersLeftOutTakeTheirDefaultsAndEmptyOnesClear) {
+  // A rules document naming only the types (as a newcomer reordering them would write it) keeps every default.
+  auto partial = IdentityRules::FromJson(ParseOrDie(
+      R"({"identifiers": [{"type": "email"}, {"type": "customerId"}, {"type": "phone", "limit": 3},
+                          {"type": "shopifyId"}, {"type": "deviceId"}, {"type": "anonymousId"}, {"type": "loyaltyId"}],
+          "hub": {"threshold": 2}})"));
+  ASSERT_TRUE(partial.ok()) << partial.status().ToString();
+  const IdentityRules& p = **partial;
+  EXPECT_EQ(p.Priority("email"), 0);
+  EXPECT_EQ(p.Rule("customerId")->limit, 1);
+  EXPECT_EQ(p.Rule("phone")->limit, 3);
+  EXPECT_EQ(p.Rule("loyaltyId")->limit, 5);
+  EXPECT_EQ(p.Rule("phone")->default_region, "US");
+  EXPECT_EQ(NormalizeOk(p, "phone", "(415) 555-2671"), "+14155552671");
+  EXPECT_EQ(Reason(p, "email", "test@test.com"), "blocked: test@test.com");
+  EXPECT_EQ(Reason(p, "phone", "555-555-5555"), "blocked: 555-555-5555");
+  EXPECT_EQ(Reason(p, "deviceId", "anonymous"), "blocked: anonymous");
+  EXPECT_EQ(p.hub_threshold(), 2);
+  EXPECT_TRUE(p.IsHighPriority("customerId") && p.IsHighPriority("email") && !p.IsHighPriority("phone"));
+  // What it gives back is whole, and reads the same again.
+  Json back = p.ToJson();
+  EXPECT_EQ(back.Find("hub")->Find("highPriorityTypes")->size(), 2u);
+  auto again = IdentityRules::FromJson(back);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ((*again)->ToJson().Dump(), back.Dump());
+
+  // Explicit empty values clear.
+  auto cleared = IdentityRules::FromJson(ParseOrDie(
+      R"({"identifiers": [{"type": "customerId"}, {"type": "email", "blocked": []},
+                          {"type": "phone", "defaultRegion": "", "blocked": []}, {"type": "shopifyId"},
+                          {"type": "deviceId"}, {"type": "anonymousId"}],
+          "blocked": [], "hub": {"highPriorityTypes": []}})"));
+  ASSERT_TRUE(cleared.ok()) << cleared.status().ToString();
+  const IdentityRules& c = **cleared;
+  EXPECT_EQ(NormalizeOk(c, "email", "test@test.com"), "test@test.com");
+  EXPECT_EQ(NormalizeOk(c, "deviceId", "anonymous"), "anonymous");
+  EXPECT_EQ(NormalizeOk(c, "phone", "+1 650 253 0000"), "+16502530000");
+  EXPECT_FALSE(Reason(c, "phone", "(415) 555-2671").empty());  // no country code and no default region
+  EXPECT_FALSE(c.IsHighPriority("customerId") || c.IsHighPriority("email"));
+  EXPECT_EQ(c.hub_threshold(), 10);
+  // defaultRegion stays phone's alone, even empty.
+  auto bad = IdentityRules::FromJson(ParseOrDie(
+      R"({"identifiers": [{"type": "customerId"}, {"type": "email", "defaultRegion": ""}, {"type": "phone"},
+                          {"type": "shopifyId"}, {"type": "deviceId"}, {"type": "anonymousId"}]})"));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().field(), "identifiers[1].defaultRegion");
+}
+
 TEST(IdentityRulesTest, EmailsAreTrimmedAndLowerCased) {
   auto rules = IdentityRules::Defaults();
   EXPECT_EQ(NormalizeOk(*rules, "email", "  Ada.Lovelace+news@Example.COM "), "ada.lovelace+news@example.com");
