@@ -296,13 +296,14 @@ class Identity {
   // Identifiers whose normalized form changed are re-keyed; values that became invalid, blocked, of an unknown type
   // or beyond a lowered limit (the most recently linked first) are unlinked from their profiles and listed in the
   // profiles' identityIssues; profiles whose identifiers became one value are merged (Merge, survivor: the
-  // profile holding the oldest link; evidence: the rule change) unless the merge would break a limit, in which case
-  // the value stays with that profile and is unlinked from the others. Hub thresholds take effect by themselves.
-  // Returns {"rules", "identifiersScanned", "renormalized", "merged": [{"mergeId", "profileId", "merged",
-  // "identifier"}], "mergeBlocked": [{"profileIds", "identifier", "reason"}], "unlinked": [{"profileId",
-  // "identifier", "reason"}], "newHubs": [...]} (lists capped at 1,000, "truncated"). Writes wait while the links
-  // are rewritten (one scan of every link); each merge is then its own write. Errors: InvalidArgument as SetRules;
-  // a merge that fails (a profile changed meanwhile) is listed in "mergeFailed" with its error.
+  // profile holding the oldest link; automatic, evidence {"call": "identity.applyRules", "identifier"}; such a
+  // merge cannot be undone: Unmerge is FailedPrecondition) unless the merge would break a limit, in which case
+  // the value stays with that profile and is unlinked from the others (listed in their identityIssues). Hub thresholds
+  // take effect by themselves. Returns {"rules", "identifiersScanned", "renormalized", "merged": [{"mergeId",
+  // "profileId", "merged", "identifier"}], "mergeBlocked": [{"profileIds", "identifier", "reason"}], "unlinked":
+  // [{"profileId", "identifier", "reason"}], "newHubs": [...]} (lists capped at 1,000, "truncated"). Writes wait while
+  // the links are rewritten (one scan of every link); each merge is then its own write. Errors: InvalidArgument as
+  // SetRules; a merge that fails (a profile changed meanwhile) is listed in "mergeFailed" with its error.
   virtual Result<Json> ApplyRules(const Json& rules) = 0;
 
   // Merges the profiles into the first one (the survivor): identifiers, events, computed traits, consent (the most
@@ -322,7 +323,8 @@ class Identity {
   // involved are recomputed from its events. Returns {"mergeId", "profileId" (the survivor), "restored": [ids],
   // "eventsMoved"}. Errors: NotFound (no such merge or profile), InvalidArgument (the merge does not involve the
   // profile), FailedPrecondition (already undone; or the survivor was later merged into another profile: undo
-  // that merge first). Cost: reads every event of the survivor; one WriteBatch.
+  // that merge first; or the merge was made by ApplyRules: the values that became one cannot be told apart).
+  // Cost: reads every event of the survivor; one WriteBatch.
   virtual Result<Json> Unmerge(std::string_view profile_id, std::string_view merge_id) = 0;
 
   // Names a person and sets what is known about them (Segment's identify):
@@ -370,7 +372,9 @@ class Identity {
 
   // Scores every pair of live profiles that a blocking rule brings together (m and u estimated by EM on them) and
   // records a proposal for each pair at or above proposeAbove that was not decided before; with autoMergeAbove
-  // set, pairs at or above it are merged at once (reason "fuzzy match", the proposal's id as evidence). A pair whose
+  // set, pairs at or above it are merged at once (reason "fuzzy match <proposal id> (probability p)", automatic,
+  // evidence {"call": "identity.autoMerge", "proposalId", "probability"}; an accepted proposal's merge has evidence
+  // {"call": "identity.acceptProposal", "proposalId"}). A pair whose
   // merge the identity rules forbid (more distinct values of a type than its limit) is neither: it counts in
   // "notMergeable". Pending proposals naming a profile merged or erased since, or whose profiles the rules no longer
   // let be one, become "obsolete". Returns {"profiles", "candidatePairs", "proposed", "updated", "autoMerged",

@@ -2056,7 +2056,8 @@ Status EngineImpl::WriteIfProfilesExist(const std::vector<std::string>& profile_
 
 // ---- Manual merges ------------------------------------------------------------------------------------------------
 
-Result<Json> EngineImpl::MergeProfiles(const std::vector<std::string>& profile_ids, std::string_view reason) {
+Result<Json> EngineImpl::MergeProfiles(const std::vector<std::string>& profile_ids, std::string_view reason,
+                                       Json evidence, bool automatic) {
   if (reason.size() > 1024) return Status::InvalidArgument("a reason has at most 1024 bytes", "reason");
   if (profile_ids.size() > 100) return Status::InvalidArgument("at most 100 profiles per merge", "profileIds");
   const int64_t now = NowMicros();
@@ -2094,11 +2095,10 @@ Result<Json> EngineImpl::MergeProfiles(const std::vector<std::string>& profile_i
             "the merged profile would hold {} {} values; the identity rules allow {}", n, rule.type, rule.limit));
       }
     }
-    Json evidence = Json::Object();
-    evidence.Set("call", "identity.merge");
+    if (!evidence.is_object()) evidence = Json::Object().Set("call", "identity.merge");
     std::vector<std::string> others(live.begin() + 1, live.end());
     std::string merge_id;
-    CDP_RETURN_IF_ERROR(ctx.Merge(live[0], others, /*automatic=*/false, reason, std::move(evidence), &merge_id));
+    CDP_RETURN_IF_ERROR(ctx.Merge(live[0], others, automatic, reason, std::move(evidence), &merge_id));
     ctx.Prepare();
     CDP_RETURN_IF_ERROR(WaitForInFlightWrites(&ctx));
     CDP_ASSIGN_OR_RETURN(sequence, store_->Write(ctx.batch()));
@@ -2178,6 +2178,17 @@ Result<Json> EngineImpl::Unmerge(std::string_view profile_id, std::string_view m
     if (!involved(profile_id) && !involved(live)) {
       return Status::InvalidArgument(fmt::format("merge {} does not involve profile {}", merge_id, profile_id),
                                      "mergeId");
+    }
+    if (const Json* evidence = record.Find("evidence"); evidence != nullptr && evidence->is_object()) {
+      const Json* call = evidence->Find("call");
+      const Json* id = evidence->Find("identifier");
+      if (call != nullptr && call->is_string() && call->as_string() == "identity.applyRules" && id != nullptr &&
+          id->is_object() && id->Find("type") != nullptr && id->Find("type")->is_string()) {
+        return Status::FailedPrecondition(fmt::format(
+            "merge {} was made by an identity rules change that made the profiles' {} values one: their events and "
+            "identifiers cannot be told apart again, so it cannot be undone",
+            merge_id, id->Find("type")->as_string()));
+      }
     }
     if (survivor_id != live) {
       return Status::FailedPrecondition(

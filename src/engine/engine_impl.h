@@ -388,7 +388,10 @@ class EngineImpl final : public Engine {
   // The identity rules in force (a snapshot; a later SetRules does not change it). Takes rules_mu_ only.
   std::shared_ptr<const IdentityRules> rules() const;
   Status StoreRules(std::shared_ptr<const IdentityRules> rules);
-  Result<Json> MergeProfiles(const std::vector<std::string>& profile_ids, std::string_view reason);
+  // `evidence` (an object) is recorded as the merge's evidence, by default {"call": "identity.merge"};
+  // `automatic`: no one chose these profiles (a rules change, a fuzzy match above autoMergeAbove).
+  Result<Json> MergeProfiles(const std::vector<std::string>& profile_ids, std::string_view reason,
+                             Json evidence = Json(), bool automatic = false);
   // Identity::ApplyRules (identity_impl.cc). `changed` receives every profile whose identifiers it changed or that
   // it merged (for the audit entry).
   Result<Json> ApplyRules(std::shared_ptr<const IdentityRules> rules, std::vector<std::string>* changed);

@@ -414,10 +414,20 @@ Result<Json> EngineImpl::ApplyRules(std::shared_ptr<const IdentityRules> next, s
     // Per profile: the identifiers it loses (as stored, with the reason) and those renamed.
     absl::flat_hash_map<std::string, std::vector<IgnoredIdentifier>> lost;
     absl::flat_hash_map<std::string, std::vector<std::pair<Identifier, Identifier>>> renamed;
+    // A value given up by a profile that merges into its holder is not lost to the person: it leaves the
+    // profile's externalIds (its holder has it) without an identity issue.
+    absl::flat_hash_set<std::string> merging;
+    for (const RulesPlan::Group& g : plan.groups) {
+      if (g.blocked.empty()) merging.insert(g.profiles.begin(), g.profiles.end());
+    }
+    absl::flat_hash_set<std::string> no_issue;  // profile \n type \n value (none holds a control character)
     for (const auto* list : {&plan.unlinks, &plan.given_up}) {
       for (const RulesPlan::Unlink& u : *list) {
         batch.Delete(storage::Cf::kIdentities, IdentityKeyOf(u.id));
         lost[u.profile].push_back({u.id.type, u.id.value, u.reason});
+        if (list == &plan.given_up && merging.contains(u.profile)) {
+          no_issue.insert(fmt::format("{}\n{}\n{}", u.profile, u.id.type, u.id.value));
+        }
       }
     }
     // After the deletes: a renamed value's new key may be the key another holder just gave up.
@@ -451,7 +461,11 @@ Result<Json> EngineImpl::ApplyRules(std::shared_ptr<const IdentityRules> next, s
       }
       doc->Set("externalIds", ExternalIdsOf(ids));
       std::vector<const IgnoredIdentifier*> issues;
-      for (const IgnoredIdentifier& g : gone) issues.push_back(&g);
+      for (const IgnoredIdentifier& g : gone) {
+        if (!no_issue.contains(fmt::format("{}\n{}\n{}", profile, g.type, g.value))) {
+          issues.push_back(&g);
+        }
+      }
       AppendIdentityIssues(&*doc, issues);
       doc->Set("updatedAt", now);
       batch.Put(storage::Cf::kProfiles, profile, doc->Dump());
@@ -488,8 +502,10 @@ Result<Json> EngineImpl::ApplyRules(std::shared_ptr<const IdentityRules> next, s
       PushCapped(&blocked, std::move(entry), &truncated);
       continue;
     }
-    Result<Json> m = MergeProfiles(g.profiles, fmt::format("identity rules changed: their {} values became one ({})",
-                                                           g.id.type, g.id.value.substr(0, 64)));
+    Result<Json> m = MergeProfiles(
+        g.profiles,
+        fmt::format("identity rules changed: their {} values became one ({})", g.id.type, g.id.value.substr(0, 64)),
+        Json::Object().Set("call", "identity.applyRules").Set("identifier", IdentifierJson(g.id)), /*automatic=*/true);
     if (m.ok()) changed->insert(changed->end(), g.profiles.begin(), g.profiles.end());
     Json entry = m.ok() ? *m : Json::Object();
     entry.Set("identifier", IdentifierJson(g.id));

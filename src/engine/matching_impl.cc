@@ -291,7 +291,12 @@ Status IdentityImpl::ProposePair(const OnWrite& state, const std::string& a, con
     // thread's principal), and changes both people's data.
     AuditedChange change(engine_->audit_log(), "identity.autoMerge");
     auto merged =
-        engine_->MergeProfiles({a, b}, fmt::format("fuzzy match {} (probability {:.4f})", *proposal_id, probability));
+        engine_->MergeProfiles({a, b}, fmt::format("fuzzy match {} (probability {:.4f})", *proposal_id, probability),
+                               Json::Object()
+                                   .Set("call", "identity.autoMerge")
+                                   .Set("proposalId", *proposal_id)
+                                   .Set("probability", probability),
+                               /*automatic=*/true);
     change.Done(merged.ok() ? std::vector<std::string>{a, b} : std::vector<std::string>{}, merged.status());
     if (merged.ok()) {
       proposal.Set("status", "merged");
@@ -784,8 +789,11 @@ Result<Json> IdentityImpl::DecideProposal(std::string_view proposal_id, bool acc
   }
   if (accept) {
     const auto& ids = proposal.Find("profileIds")->items();
-    CDP_ASSIGN_OR_RETURN(Json merged, engine_->MergeProfiles({ids[0].as_string(), ids[1].as_string()},
-                                                             fmt::format("accepted proposal {}", proposal_id)));
+    CDP_ASSIGN_OR_RETURN(
+        Json merged,
+        engine_->MergeProfiles(
+            {ids[0].as_string(), ids[1].as_string()}, fmt::format("accepted proposal {}", proposal_id),
+            Json::Object().Set("call", "identity.acceptProposal").Set("proposalId", std::string(proposal_id))));
     proposal.Set("mergeId", *merged.Find("mergeId"));
   }
   proposal.Set("status", accept ? "accepted" : "rejected");

@@ -74,6 +74,22 @@ TEST_F(ApplyRulesTest, DoesWhatTheDryRunSaid) {
   EXPECT_EQ(survivor.FindPath("externalIds.anonymousId")->as_string(), "anon-b");
   EXPECT_EQ(survivor.FindPath("computed.purchaseCount")->as_int(), 1);
   EXPECT_EQ(Unwrap(profiles().Get(b_event.profile_id)).Find("id")->as_string(), Id(a));
+  // The address the merged profile gave up is not an issue of the person who holds it (a newcomer saw the
+  // survivor list its own address as "now the same email as profile <itself>'s").
+  for (const Json& issue : survivor.Find("identityIssues")->items()) ADD_FAILURE() << issue.Dump();
+  // The merge is automatic, its evidence the rule change; it cannot be undone (the addresses are one value now: an
+  // unmerge gave back an empty profile, its events and address staying with the survivor).
+  Json explained = Unwrap(identity().Explain(Id(a)));
+  ASSERT_EQ(explained.Find("merges")->size(), 1u) << explained.Dump();
+  const Json& record = explained.Find("merges")->items()[0];
+  EXPECT_TRUE(record.Find("automatic")->as_bool()) << record.Dump();
+  EXPECT_EQ(record.FindPath("evidence.call")->as_string(), "identity.applyRules") << record.Dump();
+  EXPECT_EQ(record.FindPath("evidence.identifier.value")->as_string(), "jdoe@gmail.com") << record.Dump();
+  Status undo = identity().Unmerge(Id(a), merge.Find("mergeId")->as_string()).status();
+  EXPECT_TRUE(undo.IsFailedPrecondition()) << undo.ToString();
+  EXPECT_NE(undo.message().find("identity rules change"), std::string::npos) << undo.ToString();
+  EXPECT_EQ(Unwrap(profiles().Get(b_event.profile_id)).Find("id")->as_string(), Id(a));
+
   // New writes resolve with the new normalization.
   TrackResult later = Unwrap(events().Track(J(R"({"type":"page_view","email":"J.Doe+news@gmail.com"})")));
   EXPECT_EQ(later.profile_id, Id(a));

@@ -187,6 +187,18 @@ TEST_F(MatchingEngineTest, AutoMergeAboveAConfiguredProbabilityAndErasure) {
   Json done = Unwrap(identity().Proposals("merged"));
   ASSERT_EQ(static_cast<int64_t>(done.size()), merged);
   EXPECT_NE(done.items()[0].Find("mergeId"), nullptr);
+  // The merge record says it was automatic, with the proposal as its evidence.
+  Json explained = Unwrap(identity().Explain(done.items()[0].Find("profileIds")->items()[0].as_string()));
+  bool recorded = false;
+  for (const Json& record : explained.Find("merges")->items()) {
+    if (record.Find("mergeId")->as_string() != done.items()[0].Find("mergeId")->as_string()) continue;
+    recorded = true;
+    EXPECT_TRUE(record.Find("automatic")->as_bool()) << record.Dump();
+    EXPECT_EQ(record.FindPath("evidence.call")->as_string(), "identity.autoMerge") << record.Dump();
+    EXPECT_EQ(record.FindPath("evidence.proposalId")->as_string(), done.items()[0].Find("proposalId")->as_string());
+    EXPECT_GE(record.FindPath("evidence.probability")->as_number(), 0.99);
+  }
+  EXPECT_TRUE(recorded) << explained.Dump();
   // Each automatic merge is an audit entry naming the pair; a matching run of the queue is one too.
   // (A merge the rules refuse is an entry too, with its outcome and no targets.)
   Json merges = Unwrap(engine_->audit().List(J(R"({"operation": "identity.autoMerge", "limit": 1000})")));
