@@ -410,9 +410,10 @@ class Identity {
   virtual Result<Json> RejectProposal(std::string_view proposal_id) = 0;
 
   // {"profiles", "merges", "mergedProfiles", "unmerges", "unificationRate", "matching"}: profiles live now, merges
-  // done, profiles merged away (net of unmerges), merges undone, mergedProfiles / (profiles + mergedProfiles), and
-  // matching on write: {"onWrite", "model": {"trainedAt", "candidatePairs"} | null, "queued", "matched",
-  // "proposed", "updated", "autoMerged", "errors", "lastError"} (counts since open).
+  // recorded, profiles merged away (net of unmerges; erasing a person takes their merges out of both), merges undone,
+  // mergedProfiles / (profiles + mergedProfiles), and matching on write: {"onWrite", "model": {"trainedAt",
+  // "candidatePairs"} | null, "queued", "matched", "proposed", "updated", "autoMerged", "errors", "lastError"} (counts
+  // since open).
   virtual Result<Json> Stats() = 0;
 };
 

@@ -60,7 +60,9 @@ class [[nodiscard]] Status {
   static Status InvalidArgument(std::string msg, std::string field = {}) {
     return Status(StatusCode::kInvalidArgument, std::move(msg), std::move(field));
   }
-  static Status NotFound(std::string msg) { return Status(StatusCode::kNotFound, std::move(msg)); }
+  static Status NotFound(std::string msg, std::string field = {}) {
+    return Status(StatusCode::kNotFound, std::move(msg), std::move(field));
+  }
   static Status AlreadyExists(std::string msg, std::string field = {}) {
     return Status(StatusCode::kAlreadyExists, std::move(msg), std::move(field));
   }

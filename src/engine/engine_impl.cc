@@ -1706,14 +1706,18 @@ namespace {
 
 // InvalidArgument for a normalized event or identify left with neither a usable identifier nor a profileId: it could
 // only create a new profile each time it is sent.
-Status RequireUsableIdentifier(const ParsedEvent& e) {
+// The field named is where the value was given: an event's built-in identifiers are top-level fields, any other
+// type is under "identifiers" (an identify's are all there: CommitIdentifies prefixes them).
+Status RequireUsableIdentifier(const ParsedEvent& e, bool identify = false) {
   if (!e.profile_id.empty() || !e.identifiers.empty()) return Status::OK();
   if (e.ignored_identifiers.empty()) return Status::InvalidArgument("no identifier and no profileId", "identifiers");
   const IgnoredIdentifier& first = e.ignored_identifiers.front();
+  const auto& builtin = IdentityRules::BuiltinTypes();
+  const bool top_level = !identify && std::find(builtin.begin(), builtin.end(), first.type) != builtin.end();
   return Status::InvalidArgument(fmt::format("no usable identifier and no profileId: {} \"{}\" is not used for "
                                              "matching ({})",
                                              first.type, first.value.substr(0, 64), first.reason),
-                                 first.type == "customerId" ? "customerId" : first.type);
+                                 top_level ? first.type : "identifiers." + first.type);
 }
 
 }  // namespace
@@ -1963,7 +1967,7 @@ Status EngineImpl::CommitIdentifies(std::vector<ParsedEvent>* events, std::vecto
     if (requests != nullptr) (*statuses)[i] = ParseIdentify((*requests)[i], now, &(*events)[i], &(*patches)[i]);
     if ((*statuses)[i].ok()) {
       NormalizeIdentifiers(*rules, &(*events)[i]);
-      (*statuses)[i] = RequireUsableIdentifier((*events)[i]);  // as Ingest does for events
+      (*statuses)[i] = RequireUsableIdentifier((*events)[i], /*identify=*/true);  // as Ingest does for events
     }
   });
   // Written in flight as Ingest's batches are (after write_mu_ is released, the next batch built meanwhile), unless
@@ -2073,7 +2077,7 @@ Result<Json> EngineImpl::MergeProfiles(const std::vector<std::string>& profile_i
       const std::string field = fmt::format("profileIds[{}]", i);
       CDP_RETURN_IF_ERROR(ValidateId(profile_ids[i], field));
       CDP_ASSIGN_OR_RETURN(std::string id, ctx.LiveId(profile_ids[i]));
-      if (id.empty()) return Status::NotFound(fmt::format("profile {} does not exist ({})", profile_ids[i], field));
+      if (id.empty()) return Status::NotFound(fmt::format("profile {} does not exist", profile_ids[i]), field);
       if (std::find(live.begin(), live.end(), id) == live.end()) live.push_back(std::move(id));
     }
     if (live.size() < 2) {
@@ -2091,8 +2095,10 @@ Result<Json> EngineImpl::MergeProfiles(const std::vector<std::string>& profile_i
       int n = 0;
       for (const Identifier& h : all) n += h.type == rule.type;
       if (n > rule.limit) {
-        return Status::FailedPrecondition(fmt::format(
-            "the merged profile would hold {} {} values; the identity rules allow {}", n, rule.type, rule.limit));
+        return Status::FailedPrecondition(
+            fmt::format("the merged profile would hold {} {} values; the identity rules allow {}", n, rule.type,
+                        rule.limit),
+            "profileIds");
       }
     }
     if (!evidence.is_object()) evidence = Json::Object().Set("call", "identity.merge");

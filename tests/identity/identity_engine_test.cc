@@ -209,11 +209,14 @@ TEST_F(IdentityEngineTest, ManualMergeCombinesTheGoldenRecord) {
   // Bad merges.
   EXPECT_TRUE(identity().Merge({ida, idb}, "").status().IsInvalidArgument()) << "already one profile";
   EXPECT_TRUE(identity().Merge({ida, "nobody"}, "").status().IsNotFound());
+  EXPECT_EQ(identity().Merge({ida, "nobody"}, "").status().field(), "profileIds[1]");
   Json c1 = Unwrap(profiles().Create(J(R"({"externalIds":{"customerId":"X1"}})")));
   Json c2 = Unwrap(profiles().Create(J(R"({"externalIds":{"customerId":"X2"}})")));
   EXPECT_TRUE(
       identity().Merge({c1.Find("id")->as_string(), c2.Find("id")->as_string()}, "").status().IsFailedPrecondition())
       << "two customerIds break the limit of 1";
+  EXPECT_EQ(identity().Merge({c1.Find("id")->as_string(), c2.Find("id")->as_string()}, "").status().field(),
+            "profileIds");
 }
 
 TEST_F(IdentityEngineTest, MergeInsideOneBatchMovesTheBatchsEarlierEvents) {
@@ -454,7 +457,7 @@ TEST_F(IdentityEngineTest, IdentifyLinksIdentifiersAndSetsTraits) {
   for (int round = 0; round < 2; ++round) {
     auto blocked = identity().Identify(J(R"({"identifiers":{"anonymousId":"anonymous"},"attributes":{"city":"X"}})"));
     EXPECT_TRUE(blocked.status().IsInvalidArgument()) << blocked.status().ToString();
-    EXPECT_EQ(blocked.status().field(), "anonymousId");
+    EXPECT_EQ(blocked.status().field(), "identifiers.anonymousId");  // where the request gave it
     EXPECT_NE(blocked.status().message().find("no usable identifier"), std::string::npos);
     auto unregistered = identity().Identify(J(R"({"identifiers":{"bogusType":"x"}})"));
     EXPECT_TRUE(unregistered.status().IsInvalidArgument()) << unregistered.status().ToString();
@@ -629,7 +632,7 @@ TEST_F(IdentityEngineTest, IdentifyBatchResolvesInOrderAndRejectsItemsAlone) {
   EXPECT_EQ(r.Find("rejected")->as_int(), 2);
   const auto& items = r.Find("results")->items();
   EXPECT_EQ(items[1].FindPath("error.field")->as_string(), "attributes.firstName");
-  EXPECT_EQ(items[4].FindPath("error.field")->as_string(), "anonymousId");
+  EXPECT_EQ(items[4].FindPath("error.field")->as_string(), "identifiers.anonymousId");
   EXPECT_EQ(items[4].FindPath("error.code")->as_string(), "invalid_argument");
   EXPECT_EQ(items[2].Find("profileId")->as_string(), items[0].Find("profileId")->as_string())
       << "the third item finds the person the first one created";

@@ -136,6 +136,9 @@ TEST_F(ReviewTest, RetryOfEventWithOnlyBlockedIdentifiersIsANoOp) {
     EXPECT_TRUE(r.status().IsInvalidArgument()) << r.status().ToString();
     EXPECT_EQ(r.status().field(), "anonymousId");
   }
+  // A type given under "identifiers" (here one not registered) is named there.
+  EXPECT_EQ(events().Track(J(R"({"type":"page_view","identifiers":{"loyaltyId":"L-1"}})")).status().field(),
+            "identifiers.loyaltyId");
   BatchResult batch = Unwrap(events().TrackBatch({J(e), J(R"({"type":"page_view","anonymousId":"a-ok"})")}));
   EXPECT_EQ(batch.rejected, 1u);
   EXPECT_EQ(batch.accepted, 1u);

@@ -323,17 +323,22 @@ class Identity:
         return _convert.loads(self._engine.identity_unmerge(profile_id, merge_id))
 
     def identify(self, identifiers: Mapping[str, str], *, attributes=None, consent=None, computed=None,
-                 profile_id: Optional[str] = None, id: Optional[str] = None) -> Document:
+                 profile_id: Optional[str] = None, id: Optional[str] = None, source: Optional[str] = None,
+                 timestamp: Optional[TimestampLike] = None) -> Document:
         """Names a person and sets what is known about them (Segment's identify).
 
         ``identifiers`` maps types (``userId``/``customerId``, ``email``, ``anonymousId``, ...) to values; they resolve
         a profile like an event's identifiers (creating or merging profiles as the rules say). ``attributes``,
-        ``consent`` and ``computed`` are a merge patch applied to it. Returns ``{"identifyId", "profileId",
-        "profileCreated", ...}``.
+        ``consent`` and ``computed`` are a merge patch applied to it. ``source`` and ``timestamp`` (a datetime, date,
+        ISO 8601 text or epoch milliseconds; default now) are the provenance of the values it sets, which
+        survivorship by source priority or recency reads. Returns ``{"identifyId", "profileId", "profileCreated",
+        ...}``.
         """
         request: Dict[str, Any] = {"identifiers": dict(identifiers)}
+        if timestamp is not None:
+            timestamp = _convert.timestamp_value(timestamp, "timestamp")
         for key, value in (("attributes", attributes), ("consent", consent), ("computed", computed),
-                           ("profileId", profile_id), ("id", id)):
+                           ("profileId", profile_id), ("id", id), ("source", source), ("timestamp", timestamp)):
             if value is not None:
                 request[key] = value
         return _convert.loads(self._engine.identity_identify(_convert.dumps(request, "identify")))

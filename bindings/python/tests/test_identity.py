@@ -59,6 +59,20 @@ def test_identify_sets_traits_and_links(db):
     assert err.value.field == "attributes.firstName"
 
 
+def test_identify_records_source_and_time_of_what_it_sets(db):
+    import datetime
+    when = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+    r = db.identity.identify({"userId": "U-9"}, attributes={"firstName": "Ana"}, source="crm", timestamp=when)
+    src = db.profiles.get(r["profileId"])["attributeSources"]["attributes.firstName"]
+    assert src["source"] == "crm" and src["at"] == "2026-01-02T03:04:05.000Z"
+    r = db.identity.identify({"userId": "U-9"}, attributes={"lastName": "Ruiz"}, timestamp=1767323045000)
+    src = db.profiles.get(r["profileId"])["attributeSources"]["attributes.lastName"]
+    assert src["source"] == "identify" and src["at"] == "2026-01-02T03:04:05.000Z"
+    with pytest.raises(cdp.InvalidArgument) as err:
+        db.identity.identify({"userId": "U-9"}, attributes={"city": "X"}, timestamp="yesterday")
+    assert err.value.field == "timestamp"
+
+
 def test_unmerge_round_trip(db):
     a = db.profiles.create({"externalIds": {"email": "ua@x.com"}})
     b = db.events.track({"type": "page_view", "anonymousId": "ub"})
