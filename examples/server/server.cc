@@ -170,6 +170,7 @@ class Api : public std::enable_shared_from_this<Api> {
     std::string pattern;
     std::regex regex;
     std::vector<std::string> methods;
+    bool listed = true;  // in GET /api/cdp/routes (the /v1/ routes are not: they take the write key)
   };
   std::vector<RouteEntry> routes_;  // for 405 answers; written only during Register
 };
@@ -269,6 +270,7 @@ void Api::Register(httplib::Server& http) {
   Route(http, "GET", "/api/cdp/routes", [self](const Request&, Response& res) {
     Json routes = Json::Array();
     for (const RouteEntry& route : self->routes_) {
+      if (!route.listed) continue;
       Json methods = Json::Array();
       for (const std::string& m : route.methods) methods.Push(m);
       routes.Push(Json::Object().Set("pattern", route.pattern).Set("methods", std::move(methods)));
@@ -276,6 +278,8 @@ void Api::Register(httplib::Server& http) {
     WriteJson(res, 200, Json::Object().Set("routes", std::move(routes)));
   });
   RegisterSegmentRoutes(http, engine_, options_);  // POST /v1/identify ... /v1/batch (segment_routes.cc)
+  const std::string v1 = "/v1/(identify|track|page|screen|group|alias|batch)";
+  routes_.push_back(RouteEntry{v1, std::regex(v1), {"POST"}, /*listed=*/false});  // another method is 405 there too
 }
 
 // The web console: static files built into the server (console_files.h), served without a key (it holds no data;
@@ -406,7 +410,14 @@ void Api::HandleError(const Request& req, Response& res) const {
       return;
     }
   }
-  switch (res.status) {
+  // httplib answers 400 before routing a POST, PUT or PATCH it cannot read (one without a body, to a path or
+  // method it has no handler for): unless the path has a handler for this method, that is a 404 or 405.
+  bool routed = false;
+  for (const RouteEntry& route : routes_) {
+    routed = routed || (std::regex_match(req.path, route.regex) &&
+                        std::find(route.methods.begin(), route.methods.end(), req.method) != route.methods.end());
+  }
+  switch (routed || res.status != 400 ? res.status : 404) {
     case 404: {
       for (const RouteEntry& route : routes_) {
         if (!std::regex_match(req.path, route.regex)) continue;

@@ -28,6 +28,10 @@ using segments::SegmentIndex;
 using segments::Tag;
 
 constexpr int64_t kSecond = 1000000;
+
+// A sum of money as answers give it: to the micro-unit purchase values are kept in, so that adding up 12.34s in
+// binary floating point does not answer 50575.980000000105.
+double Money(double amount) { return std::round(amount * 1e6) / 1e6; }
 constexpr int64_t kDay = 86400 * kSecond;
 constexpr int64_t kMinTime = std::numeric_limits<int64_t>::min();
 constexpr int64_t kMaxTime = std::numeric_limits<int64_t>::max();
@@ -734,12 +738,12 @@ Result<Json> Attribution(SegmentIndex& index, const Json& request) {
                   .Set("medium", channels[c][1])
                   .Set("campaign", channels[c][2])
                   .Set("conversions", credit[c])
-                  .Set("revenue", credit_revenue[c]));
+                  .Set("revenue", Money(credit_revenue[c])));
   }
   return Json::Object()
       .Set("model", model)
       .Set("conversions", conversions)
-      .Set("revenue", total_revenue)
+      .Set("revenue", Money(total_revenue))
       .Set("unattributed", unattributed)
       .Set("channels", std::move(list));
 }
@@ -1129,7 +1133,7 @@ Result<Json> IndexOverview(SegmentIndex& index, int64_t now) {
                                  .Set("daily", static_cast<int64_t>(active[0].cardinality()))
                                  .Set("weekly", static_cast<int64_t>(active[1].cardinality()))
                                  .Set("monthly", static_cast<int64_t>(active[2].cardinality())))
-      .Set("revenue", Json::Object().Set("30d", revenue_30d).Set("total", revenue_all))
+      .Set("revenue", Json::Object().Set("30d", Money(revenue_30d)).Set("total", Money(revenue_all)))
       .Set("orders", Json::Object().Set("30d", orders_30d).Set("total", orders_all));
 }
 

@@ -411,6 +411,9 @@ Result<int64_t> ParseTimestamp(const Json& value) {
     if (!(ms >= 0) || ms > static_cast<double>(kMaxMicros / 1000)) {
       return Status::InvalidArgument("timestamp in epoch milliseconds is out of range (1970..9999)");
     }
+    if (!value.is_int() && ms != static_cast<double>(static_cast<int64_t>(ms))) {
+      return Status::InvalidArgument(fmt::format("epoch milliseconds are a whole number, not {}", ms));
+    }
     return static_cast<int64_t>(ms) * 1000;
   }
   if (value.is_string()) return ParseTimestamp(value.as_string());

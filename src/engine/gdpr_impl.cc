@@ -312,7 +312,10 @@ Result<Json> GdprImpl::ListRequests(const Json& filter) {
       } else if (key == "profileId") {
         subject = engine_->SubjectHash(v);
       } else if (key == "cursor") {
-        cursor = v;
+        cursor = v;  // the id of the last request of the previous page
+        if (!cursor.empty() && (!cursor.starts_with("gdpr_") || !ValidateId(cursor, "cursor").ok())) {
+          return Status::InvalidArgument("malformed cursor (expected a nextCursor of this list)", "cursor");
+        }
       } else {
         return Status::InvalidArgument("unknown filter (expected type, status, profileId, limit, cursor)", key);
       }

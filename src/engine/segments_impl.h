@@ -165,6 +165,10 @@ class SegmentsImpl final : public Segments {
     std::string cause;
     std::vector<std::pair<int64_t, std::string>> events;  // time, event document (NewEvent::document)
     storage::Traits delta;                                // of those events
+    // With kReload, the documents of (at most kMaxLabelled) events noted: the reload reads the events themselves,
+    // these only name them in the feed's cause.events.
+    std::vector<std::string> labelled;
+    static constexpr size_t kMaxLabelled = 16;
   };
   struct Timer {
     int64_t at;

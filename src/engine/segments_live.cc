@@ -98,6 +98,9 @@ void SegmentsImpl::NotifyChanged(std::vector<std::string> profile_ids, std::stri
   for (std::string& id : profile_ids) {
     Pending& p = pending_[std::move(id)];
     p.kind = Pending::kReload;
+    for (auto& [time, document] : p.events) {
+      if (p.labelled.size() < Pending::kMaxLabelled) p.labelled.push_back(std::move(document));
+    }
     p.events.clear();
     if (p.cause.empty() || cause != "profile") p.cause = std::string(cause);
   }
@@ -122,6 +125,8 @@ void SegmentsImpl::NotifyEvents(std::vector<NewEvent> events) {
     if (p.kind != Pending::kReload) {
       p.events.emplace_back(e.time_us, std::move(e.document));
       p.delta.AddEvent(e.time_us, e.purchase, e.purchase_micros);
+    } else if (p.labelled.size() < Pending::kMaxLabelled) {
+      p.labelled.push_back(std::move(e.document));
     }
   }
 }
@@ -131,6 +136,7 @@ void SegmentsImpl::WriteFailed() {
   for (auto& [id, p] : pending_) {
     p.kind = Pending::kReload;
     p.events.clear();
+    p.labelled.clear();
   }
 }
 
@@ -571,6 +577,20 @@ Status SegmentsImpl::ApplyNotes() {
         Json names = Json::Array();
         for (const auto& [type, name] : types) names.Push(name.empty() ? type : name);
         cause.Set("events", std::move(names));
+      } else if (!p.labelled.empty() || !p.events.empty()) {  // a reload (a profile the event created, say)
+        Json names = Json::Array();
+        std::vector<const std::string*> documents;
+        for (const std::string& document : p.labelled) documents.push_back(&document);
+        for (const auto& [time, document] : p.events) documents.push_back(&document);
+        for (size_t k = 0; k < documents.size() && k < Pending::kMaxLabelled; ++k) {
+          auto doc = Json::Parse(*documents[k]);
+          const Json* type = doc.ok() ? doc->Find("type") : nullptr;
+          const Json* name = doc.ok() ? doc->Find("name") : nullptr;
+          if (type == nullptr || !type->is_string()) continue;
+          names.Push(type->as_string() == "custom" && name != nullptr && name->is_string() ? name->as_string()
+                                                                                           : type->as_string());
+        }
+        if (names.size() > 0) cause.Set("events", std::move(names));
       }
       const Pending::Kind kind = p.kind;
       std::vector<const std::vector<bool>*> readers;  // by slot: the definitions reading each new event

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <string_view>
 
 #include "cdp/query.h"
@@ -970,7 +971,12 @@ Json RenderTraits(const storage::Traits& t) {
   Json computed = Json::Object();
   double ltv = static_cast<double>(t.revenue_micros) / 1e6;
   computed.Set("ltv", ltv);
-  computed.Set("aov", t.purchase_count > 0 ? Json(ltv / static_cast<double>(t.purchase_count)) : Json(0.0));
+  // To the micro-unit, as ltv is kept: 1214.12 over 10 orders is 121.412, not 121.41199999999999.
+  computed.Set("aov", t.purchase_count > 0
+                          ? Json(static_cast<double>(std::llround(static_cast<double>(t.revenue_micros) /
+                                                                  static_cast<double>(t.purchase_count))) /
+                                 1e6)
+                          : Json(0.0));
   computed.Set("purchaseCount", t.purchase_count);
   computed.Set("lastPurchaseDate", time_or_null(t.last_purchase_us));
   computed.Set("firstSeenDate", time_or_null(t.first_seen_us));

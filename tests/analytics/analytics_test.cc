@@ -166,7 +166,7 @@ TEST_F(AnalyticsTest, AttributionModelsCreditTheSessionsBeforeEachConversion) {
   EXPECT_EQ(last.count("google/cpc"), 0u);
   auto linear = credits("linear");
   EXPECT_DOUBLE_EQ(linear["google/cpc"].first, 1.0 / 3);
-  EXPECT_DOUBLE_EQ(linear["news/email"].second, 100.0 / 3);
+  EXPECT_DOUBLE_EQ(linear["news/email"].second, 33.333333);  // money to the micro-unit
   auto position = credits("position_based");
   EXPECT_DOUBLE_EQ(position["google/cpc"].first, 0.4);
   EXPECT_DOUBLE_EQ(position["news/email"].first, 0.2);
@@ -307,6 +307,19 @@ TEST_F(AnalyticsTest, TrendsCountWholeIntervalsUpToTheOneToFallsIn) {
       "interval": "hour", "events": ["purchase"]})")));
   EXPECT_EQ(hour.Find("to")->as_string(), "2026-11-25T12:59:59.999Z");
   EXPECT_EQ(hour.Find("series")->items().at(0).Find("total")->as_int(), 1);
+}
+
+// Money is summed as it is kept, to the micro-unit: three purchases of 0.1 are 0.3, not 0.30000000000000004 (a
+// newcomer saw the overview answer 51035.48000000008).
+TEST_F(AnalyticsTest, RevenueSumsAreToTheMicroUnit) {
+  for (const char* t : {"2026-03-28T10:00:00Z", "2026-03-29T10:00:00Z", "2026-03-30T10:00:00Z"}) {
+    Track("m", "purchase", t, R"(, "properties": {"revenue": 0.1, "utm_source": "news"})");
+  }
+  Json o = Unwrap(analytics().Overview(J(R"({"now": "2026-03-31T00:00:00Z"})")));
+  EXPECT_EQ(o.FindPath("revenue.total")->Dump(), "0.3") << o.Dump();
+  EXPECT_EQ(o.FindPath("revenue.30d")->Dump(), "0.3");
+  Json a = Unwrap(analytics().Attribution(J(R"({"conversion": "purchase", "model": "linear"})")));
+  EXPECT_EQ(a.Find("revenue")->Dump(), "0.3") << a.Dump();
 }
 
 TEST_F(AnalyticsTest, OverviewAndDataQualityCountWhatWasWritten) {

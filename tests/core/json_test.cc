@@ -214,6 +214,9 @@ TEST(TimestampTest, RejectsBadTimestamps) {
   }
   EXPECT_FALSE(ParseTimestamp(Json(true)).ok());
   EXPECT_FALSE(ParseTimestamp(Json(-5)).ok());
+  // Epoch milliseconds are whole: 1.5 was stored as 1970-01-01T00:00:00.001Z. A whole double is fine.
+  EXPECT_TRUE(ParseTimestamp(Json(1.5)).status().IsInvalidArgument());
+  EXPECT_EQ(*ParseTimestamp(Json(1795773600123.0)), *ParseTimestamp(Json(int64_t{1795773600123})));
 }
 
 }  // namespace

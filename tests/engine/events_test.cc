@@ -144,6 +144,16 @@ TEST_F(EventsTest, ComputedTraitsFromPurchases) {
   EXPECT_DOUBLE_EQ(p.FindPath("computed.ltv")->as_number(), 30.6);
   EXPECT_EQ(p.FindPath("computed.purchaseCount")->as_int(), 3);
   EXPECT_DOUBLE_EQ(p.FindPath("computed.aov")->as_number(), 10.2);
+  // aov is to the micro-unit, as ltv: 1214.12 over 10 orders reads 121.412 (was 121.41199999999999).
+  std::vector<Json> ten;
+  for (int i = 0; i < 10; ++i) {
+    ten.push_back(J(fmt::format(R"({{"type":"purchase","customerId":"c10","properties":{{"revenue":{}}}}})",
+                                i < 9 ? "121.41" : "121.43")));
+  }
+  BatchResult r10 = Unwrap(events().TrackBatch(ten));
+  Json p10 = Unwrap(profiles().Get(r10.items[0].result.profile_id));
+  EXPECT_EQ(p10.FindPath("computed.ltv")->Dump(), "1214.12");
+  EXPECT_EQ(p10.FindPath("computed.aov")->Dump(), "121.412");
   EXPECT_EQ(p.FindPath("computed.lastPurchaseDate")->as_string(), "2026-03-01T00:00:00.000Z");
   EXPECT_EQ(p.FindPath("computed.firstSeenDate")->as_string(), "2026-01-01T00:00:00.000Z");
   EXPECT_EQ(p.FindPath("computed.lastSeenDate")->as_string(), "2026-04-01T00:00:00.000Z");

@@ -151,6 +151,10 @@ TEST_F(GdprTest, ErasureIsARequestAndItsIdentifiersAreSuppressed) {
   EXPECT_TRUE(rest.Find("nextCursor")->is_null()) << "the last page: null, as every list";
   EXPECT_TRUE(gdpr().ListRequests(J(R"({"type": "delete"})")).status().IsInvalidArgument());
   EXPECT_TRUE(gdpr().ListRequests(J(R"({"limit": 0})")).status().IsInvalidArgument());
+  // A cursor that no page gave is refused, not taken as "from the start".
+  auto garbage = gdpr().ListRequests(J(R"({"cursor": "zz"})"));
+  EXPECT_TRUE(garbage.status().IsInvalidArgument());
+  EXPECT_EQ(garbage.status().field(), "cursor");
 }
 
 TEST_F(GdprTest, AnErasedProfileIdIsNotCreatedAgainAndRetriesLeaveNoTrace) {

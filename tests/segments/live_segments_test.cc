@@ -97,6 +97,20 @@ TEST_F(LiveSegmentsTest, ErasureLeavesNothingOfThePersonInTheFeed) {
   EXPECT_EQ(SegmentsOfProfile(b), std::vector<std::string>{buyers});
 }
 
+// An event that creates its profile makes the profile's note a whole reload; the feed still names the event (a
+// newcomer saw {"kind": "event"} without "events" there).
+TEST_F(LiveSegmentsTest, AnEventThatCreatesItsProfileIsNamedInTheCause) {
+  const std::string buyers = Create("any buyers", R"({"event": "purchase", "count": {">=": 1}})");
+  const std::string n = Track("newcomer", "purchase", NowMillis());
+  Json page = Unwrap(segments().Changes(buyers, "", 0));
+  ASSERT_EQ(page.Find("changes")->size(), 1u) << page.Dump();
+  const Json& entered = page.Find("changes")->items()[0];
+  EXPECT_EQ(entered.Find("profileId")->as_string(), n);
+  EXPECT_EQ(entered.FindPath("cause.kind")->as_string(), "event") << entered.Dump();
+  ASSERT_NE(entered.FindPath("cause.events"), nullptr) << entered.Dump();
+  EXPECT_EQ(entered.FindPath("cause.events")->items()[0].as_string(), "purchase");
+}
+
 TEST_F(LiveSegmentsTest, FeedRecordsEnteringAndLeavingWithTheirCause) {
   const std::string buyers = Create("buyers", R"({"event": "purchase", "count": {">=": 2}})");
   const int64_t now = NowMillis();

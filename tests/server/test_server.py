@@ -821,6 +821,26 @@ def test_unknown_route_and_wrong_method(server):
     assert status == 401
 
 
+def test_bodyless_requests_to_unknown_routes_and_methods_are_404_and_405(server):
+    # curl -X POST without -d sends no Content-Length: cpp-httplib answered 400 "malformed HTTP request" before
+    # routing such a request to a path or method it has no handler for (a newcomer trial).
+    auth = f"Authorization: Bearer {API_KEY}\r\n".encode()
+    for method, path, status in (("POST", "/api/cdp/stats", 405), ("PUT", "/api/cdp/stats", 405),
+                                 ("PATCH", "/api/cdp/stats", 405), ("POST", "/api/cdp/nope", 404),
+                                 ("POST", "/v1/nope", 404)):
+        got, body = raw_exchange(server, f"{method} {path} HTTP/1.1\r\nHost: x\r\n".encode() + auth + b"\r\n")
+        assert got == status, (method, path, got, body)
+        assert body["error"]["code"] == ("not_found" if status == 404 else "invalid_argument"), body
+    # The Segment routes are POST only: another method is 405 with Allow, as on /api/.
+    for method in ("GET", "PUT"):
+        status, body, headers = server.raw(method, "/v1/track", body=b"{}" if method == "PUT" else None)
+        assert status == 405, (method, body)
+        assert headers["Allow"] == "POST"
+    # A body-less POST to a route that takes one is still that route's answer.
+    got, body = raw_exchange(server, b"POST /api/cdp/profiles/search HTTP/1.1\r\nHost: x\r\n" + auth + b"\r\n")
+    assert got == 200, body
+
+
 def test_oversized_batch_is_413(server):
     email = unique_email("big")
     item = {"type": "page_view", "email": email, "properties": {"pad": "x" * 1000}}
