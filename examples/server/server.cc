@@ -66,6 +66,14 @@ Json PageToJson(Page page) {
   return body;
 }
 
+// The query parameters a route takes (Api::Route). By default none: any other (a misspelt `limt`), or one given
+// twice, is 400 naming it, after the key is checked. `checked = false`: the handler checks its own (CheckParams,
+// EventQueryFromParams).
+struct QueryParams {
+  bool checked = true;
+  std::vector<std::string> allowed;
+};
+
 // The routes and how they map onto the Engine. Shared (via shared_ptr) by the handlers registered on httplib.
 class Api : public std::enable_shared_from_this<Api> {
  public:
@@ -82,9 +90,12 @@ class Api : public std::enable_shared_from_this<Api> {
  private:
   using Handler = std::function<void(const Request&, Response&)>;
 
+  static QueryParams SelfChecked() { return {false, {}}; }
+
   // Registers `handler` for `method` on `pattern` (a regex matched against the whole decoded path). API routes
-  // check the bearer token first.
-  void Route(httplib::Server& http, std::string_view method, const std::string& pattern, Handler handler);
+  // check the bearer token first, then the query parameters.
+  void Route(httplib::Server& http, std::string_view method, const std::string& pattern, Handler handler,
+             QueryParams params = {});
 
   // The principal a request runs for (Governance): the --api-key's (or the key cdp-server made up for its run) is
   // "api-key", a database key's is the one it was issued to. Unauthenticated for a missing, malformed, unknown or
@@ -217,8 +228,8 @@ void Api::Register(httplib::Server& http) {
   Route(http, "PUT", profile, bind(&Api::ReplaceProfile));
   Route(http, "PATCH", profile, bind(&Api::PatchProfile));
   Route(http, "DELETE", profile, bind(&Api::DeleteProfile));
-  Route(http, "GET", profile + "/timeline", bind(&Api::ProfileEvents));
-  Route(http, "GET", profile + "/events", bind(&Api::ProfileEvents));
+  Route(http, "GET", profile + "/timeline", bind(&Api::ProfileEvents), SelfChecked());
+  Route(http, "GET", profile + "/events", bind(&Api::ProfileEvents), SelfChecked());
   Route(http, "GET", profile + "/sessions", bind(&Api::ProfileSessions));
   Route(http, "GET", profile + "/identity", bind(&Api::ExplainIdentity));
   Route(http, "POST", profile + "/unmerge", bind(&Api::Unmerge));
@@ -233,7 +244,7 @@ void Api::Register(httplib::Server& http) {
   Route(http, "PUT", "/api/cdp/identity/matching", bind(&Api::SetMatching));
   Route(http, "POST", "/api/cdp/identity/duplicates", bind(&Api::FindDuplicates));
   Route(http, "POST", "/api/cdp/identity/matching/pending", bind(&Api::MatchPending));
-  Route(http, "GET", "/api/cdp/identity/proposals", bind(&Api::ListProposals));
+  Route(http, "GET", "/api/cdp/identity/proposals", bind(&Api::ListProposals), {true, {"status"}});
   Route(http, "POST", R"(/api/cdp/identity/proposals/([^/]+)/(accept|reject))", bind(&Api::DecideProposal));
   const std::string segment = R"(/api/cdp/segments/(seg_[^/]+))";
   Route(http, "POST", "/api/cdp/segments", bind(&Api::CreateSegment));
@@ -243,28 +254,29 @@ void Api::Register(httplib::Server& http) {
   Route(http, "GET", segment, bind(&Api::GetSegment));
   Route(http, "PUT", segment, bind(&Api::UpdateSegment));
   Route(http, "DELETE", segment, bind(&Api::DeleteSegment));
-  Route(http, "GET", segment + "/members", bind(&Api::SegmentMembers));
+  Route(http, "GET", segment + "/members", bind(&Api::SegmentMembers), {true, {"limit", "cursor", "asOf"}});
   Route(http, "GET", segment + "/size", bind(&Api::SegmentSize));
-  Route(http, "GET", segment + "/changes", bind(&Api::SegmentChanges));
+  Route(http, "GET", segment + "/changes", bind(&Api::SegmentChanges), {true, {"since", "limit", "wait"}});
   Route(http, "POST", segment + "/members", bind(&Api::ChangeSegmentMembers));
   Route(http, "POST", segment + "/members/remove", bind(&Api::ChangeSegmentMembers));
   Route(http, "POST", segment + "/export", bind(&Api::ExportSegment));
   RegisterAudienceRoutes(http);
   Route(http, "POST", "/api/cdp/events", bind(&Api::TrackEvent));
-  Route(http, "GET", "/api/cdp/events", bind(&Api::QueryEvents));
+  Route(http, "GET", "/api/cdp/events", bind(&Api::QueryEvents), SelfChecked());
   Route(http, "POST", "/api/cdp/events/batch", bind(&Api::TrackBatch));
   Route(http, "GET", "/api/cdp/stats", bind(&Api::Stats));
   Route(http, "POST", "/api/cdp/consent", bind(&Api::RecordConsent));
   Route(http, "GET", R"(/api/cdp/consent/([^/]+))", bind(&Api::GetConsent));
-  Route(http, "GET", R"(/api/cdp/consent/([^/]+)/history)", bind(&Api::GetConsentHistory));
+  Route(http, "GET", R"(/api/cdp/consent/([^/]+)/history)", bind(&Api::GetConsentHistory), SelfChecked());
   Route(http, "POST", R"(/api/cdp/gdpr/export/([^/]+))", bind(&Api::ExportPerson));
   Route(http, "POST", R"(/api/cdp/gdpr/delete/([^/]+))", bind(&Api::ErasePerson));
-  Route(http, "GET", "/api/cdp/gdpr/requests", bind(&Api::ListPrivacyRequests));
+  Route(http, "GET", "/api/cdp/gdpr/requests", bind(&Api::ListPrivacyRequests),
+        {true, {"type", "status", "profileId", "cursor", "limit"}});
   Route(http, "GET", R"(/api/cdp/gdpr/requests/([^/]+))", bind(&Api::GetPrivacyRequest));
   Route(http, "POST", "/api/cdp/gdpr/suppression/check", bind(&Api::Suppression));
   Route(http, "POST", "/api/cdp/gdpr/suppression/lift", bind(&Api::Suppression));
   RegisterGovernanceRoutes(http);
-  Route(http, "GET", "/api/cdp/audit", bind(&Api::ListAudit));
+  Route(http, "GET", "/api/cdp/audit", bind(&Api::ListAudit), SelfChecked());
   Route(http, "GET", "/api/cdp/audit/verify", bind(&Api::VerifyAudit));
   // The routes above, for any key: {"routes": [{"pattern" (a regular expression of the path), "methods"}]}.
   Route(http, "GET", "/api/cdp/routes", [self](const Request&, Response& res) {
@@ -308,7 +320,27 @@ void Api::RegisterConsole(httplib::Server& http) {
   });
 }
 
-void Api::Route(httplib::Server& http, std::string_view method, const std::string& pattern, Handler handler) {
+void Api::Route(httplib::Server& http, std::string_view method, const std::string& pattern, Handler handler,
+                QueryParams params) {
+  if (params.checked) {
+    handler = [handler = std::move(handler), allowed = std::move(params.allowed)](const Request& req, Response& res) {
+      std::set<std::string> seen;
+      for (const auto& [key, value] : req.params) {
+        if (!seen.insert(key).second) {
+          return WriteStatus(res, Status::InvalidArgument("query parameter given more than once", key));
+        }
+        if (std::find(allowed.begin(), allowed.end(), key) != allowed.end()) continue;
+        std::string expected;
+        for (const std::string& a : allowed) expected += (expected.empty() ? "" : ", ") + a;
+        return WriteStatus(
+            res, Status::InvalidArgument(
+                     "unknown query parameter \"" + key + "\" (" +
+                         (expected.empty() ? std::string("this route takes none") : "expected " + expected) + ")",
+                     key));
+      }
+      handler(req, res);
+    };
+  }
   auto entry = std::find_if(routes_.begin(), routes_.end(), [&](const RouteEntry& e) { return e.pattern == pattern; });
   if (entry == routes_.end()) {
     routes_.push_back(RouteEntry{pattern, std::regex(pattern), {}});
@@ -987,7 +1019,8 @@ void Api::RegisterGovernanceRoutes(httplib::Server& http) {
         }));
   Route(http, "GET", "/api/cdp/governance/access", json([](Api& api, const Request& req) {
           return api.engine_.governance().Access(req.get_param_value("principal"));
-        }));
+        }),
+        {true, {"principal"}});
   Route(http, "GET", "/api/cdp/governance/keys", json([](Api& api, const Request&) -> Result<Json> {
           CDP_ASSIGN_OR_RETURN(Json keys, api.engine_.governance().ListApiKeys());
           return Json::Object().Set("keys", std::move(keys));
@@ -1015,7 +1048,8 @@ void Api::RegisterGovernanceRoutes(httplib::Server& http) {
             if (req.has_param(std::string(key))) request.Set(key, ParamValue(req.get_param_value(std::string(key))));
           }
           return api.engine_.analytics().Attribution(request);
-        }));
+        }),
+        SelfChecked());
   Route(http, "POST", "/api/cdp/analytics/attribution", json([](Api& api, const Request& req) -> Result<Json> {
           CDP_ASSIGN_OR_RETURN(Json body, api.ParseBody(req));
           return api.engine_.analytics().Attribution(body);
@@ -1025,13 +1059,15 @@ void Api::RegisterGovernanceRoutes(httplib::Server& http) {
           Json request = Json::Object();
           if (req.has_param("now")) request.Set("now", ParamValue(req.get_param_value("now")));
           return api.engine_.analytics().Overview(request);
-        }));
+        }),
+        SelfChecked());
   Route(http, "GET", "/api/cdp/analytics/quality", json([](Api& api, const Request& req) -> Result<Json> {
           CDP_RETURN_IF_ERROR(CheckParams(req, {"now"}));
           Json request = Json::Object();
           if (req.has_param("now")) request.Set("now", ParamValue(req.get_param_value("now")));
           return api.engine_.analytics().DataQuality(request);
-        }));
+        }),
+        SelfChecked());
   Route(http, "POST", "/api/cdp/analytics/journeys", json([](Api& api, const Request& req) -> Result<Json> {
           CDP_ASSIGN_OR_RETURN(Json body, api.ParseBody(req));
           return api.engine_.analytics().Journeys(body);
@@ -1063,7 +1099,8 @@ void Api::RegisterGovernanceRoutes(httplib::Server& http) {
           }
           if (req.has_param("cursor")) filter.Set("cursor", req.get_param_value("cursor"));
           return api.engine_.retention().Runs(filter);
-        }));
+        }),
+        SelfChecked());
   Route(http, "DELETE", R"(/api/cdp/governance/keys/([^/]+))", [self](const Request& req, Response& res) {
     Status s = self->engine_.governance().RevokeApiKey(req.matches[1].str());
     if (!s.ok()) return WriteStatus(res, s);
@@ -1135,7 +1172,8 @@ void Api::RegisterAudienceRoutes(httplib::Server& http) {
                                api.engine_.audiences().Members(req.matches[1].str(), static_cast<size_t>(limit),
                                                                req.get_param_value("cursor")));
           return PageToJson(std::move(page));
-        }));
+        }),
+        {true, {"limit", "cursor"}});
   Route(http, "POST", aud + "/export", [self](const Request& req, Response& res) {
     self->StreamExport(req, res,
                        [](Engine& e, const std::string& id, const std::string& format,

@@ -821,6 +821,28 @@ def test_unknown_route_and_wrong_method(server):
     assert status == 401
 
 
+def test_unknown_and_repeated_query_parameters_are_400_on_every_route(server):
+    # A misspelt filter must not be ignored: ?limt=2 answered a full page, ?limit=2&limit=3 two items (a trial).
+    for path, bad in (("/api/cdp/stats", "foo"), ("/api/cdp/identity/stats", "foo"), ("/api/cdp/segments", "foo"),
+                      ("/api/cdp/gdpr/requests", "limt"), ("/api/cdp/identity/proposals", "limit"),
+                      ("/api/cdp/governance/access", "who"), ("/api/cdp/events", "foo"),
+                      ("/api/cdp/analytics/overview", "foo")):
+        status, body, _ = server.request("GET", path, key=API_KEY, params={bad: "1"})
+        assert status == 400, (path, status, body)
+        assert body["error"]["field"] == bad, (path, body)
+    status, body, _ = server.request("GET", "/api/cdp/gdpr/requests?limit=2&limit=3", key=API_KEY)
+    assert status == 400 and body["error"]["field"] == "limit", body
+    assert "more than once" in body["error"]["message"]
+    # The parameters a route takes still work.
+    status, body, _ = server.request("GET", "/api/cdp/gdpr/requests", key=API_KEY, params={"limit": "2"})
+    assert status == 200, body
+    status, body, _ = server.request("GET", "/api/cdp/identity/proposals", key=API_KEY, params={"status": "pending"})
+    assert status == 200, body
+    # The key is checked first.
+    status, _, _ = server.request("GET", "/api/cdp/stats", key="wrong", params={"foo": "1"})
+    assert status == 401
+
+
 def test_bodyless_requests_to_unknown_routes_and_methods_are_404_and_405(server):
     # curl -X POST without -d sends no Content-Length: cpp-httplib answered 400 "malformed HTTP request" before
     # routing such a request to a path or method it has no handler for (a newcomer trial).
