@@ -27,7 +27,9 @@
 // Limits: at most 8 levels of groups and 256 conditions in all; field paths at most 256 bytes.
 //
 // Pages: queries return at most `limit` items and a `next_cursor`; pass it back as `cursor` to get the next page.
-// An empty next_cursor means there are no more items. Cursors are opaque strings, valid across restarts. A page
+// An empty next_cursor means there are no more items. Cursors are opaque strings, valid across restarts. A profile
+// search's cursor belongs to its filter and sort: with another it is InvalidArgument (field "cursor"); the limit
+// may change between pages. A page
 // reflects the data at the moment it is read: items written between pages may or may not appear.
 //
 // Thread-safety: plain values.

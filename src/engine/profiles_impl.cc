@@ -17,6 +17,28 @@ namespace cdp::internal {
 
 namespace {
 
+// What a search cursor is tied to: the filter and the sort (not the page size). FNV-1a over a canonical text of
+// them, as 16 hex digits: a cursor from another search is refused instead of answering a wrong or empty page.
+void AppendFilter(const Filter& f, std::string* out) {
+  out->append(f.combine == Filter::Combine::kAnd ? "(and" : "(or");
+  for (const Condition& c : f.conditions) {
+    out->append(fmt::format(" [{}|{}|{}|{}]", c.field, static_cast<int>(c.op), c.value.Dump(), c.ignore_case));
+  }
+  for (const Filter& g : f.groups) AppendFilter(g, out);
+  out->push_back(')');
+}
+
+std::string SearchFingerprint(const ProfileQuery& query) {
+  std::string text = fmt::format("{}|{}|", query.sort_by, query.descending);
+  AppendFilter(query.filter, &text);
+  uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
+  return fmt::format("{:016x}", h);
+}
+
+constexpr char kOtherSearch[] =
+    "the cursor belongs to another search (a different filter or sort): repeat that search, or start without it";
+
 size_t PageLimit(size_t requested, size_t fallback, size_t max) {
   if (requested == 0) requested = fallback;
   return std::min(requested, max);
@@ -160,8 +182,13 @@ Result<Page> ProfilesImpl::Search(const ProfileQuery& query) {
   if (query.sort_by.empty()) {
     // By id, in key order (backwards when descending), from just after the cursor's id.
     std::string after;
+    const std::string fingerprint = SearchFingerprint(query);
     if (!query.cursor.empty()) {
-      CDP_ASSIGN_OR_RETURN(after, DecodeCursor(query.cursor));
+      CDP_ASSIGN_OR_RETURN(std::string raw, DecodeCursor(query.cursor));
+      if (raw.size() < 18 || raw[16] != ':' || raw.compare(0, 16, fingerprint) != 0) {
+        return Status::InvalidArgument(kOtherSearch, "cursor");
+      }
+      after = raw.substr(17);
     }
     const bool desc = query.descending;
     if (after.empty()) {
@@ -174,7 +201,7 @@ Result<Page> ProfilesImpl::Search(const ProfileQuery& query) {
       CDP_ASSIGN_OR_RETURN(Json doc, render(profiles->key(), profiles->value()));
       if (doc.is_null() || !query.filter.Matches(doc)) continue;
       if (page.items.size() == limit) {
-        page.next_cursor = EncodeCursor(page.items.back().Find("id")->as_string());
+        page.next_cursor = EncodeCursor(fingerprint + ":" + page.items.back().Find("id")->as_string());
         break;
       }
       page.items.push_back(std::move(doc));
@@ -209,8 +236,9 @@ Result<Page> ProfilesImpl::Search(const ProfileQuery& query) {
   if (!query.cursor.empty()) {
     CDP_ASSIGN_OR_RETURN(std::string raw, DecodeCursor(query.cursor));
     auto parsed = Json::Parse(raw);
-    if (!parsed.ok() || !parsed->is_array() || parsed->size() != 2 || !parsed->items()[1].is_string()) {
-      return Status::InvalidArgument("malformed cursor", "cursor");
+    if (!parsed.ok() || !parsed->is_array() || parsed->size() != 3 || !parsed->items()[1].is_string() ||
+        !parsed->items()[2].is_string() || parsed->items()[2].as_string() != SearchFingerprint(query)) {
+      return Status::InvalidArgument(kOtherSearch, "cursor");
     }
     const Json& cv = parsed->items()[0];
     const std::string& cid = parsed->items()[1].as_string();
@@ -224,6 +252,7 @@ Result<Page> ProfilesImpl::Search(const ProfileQuery& query) {
     Json c = Json::Array();
     c.Push(last.sort_value);
     c.Push(last.id);
+    c.Push(SearchFingerprint(query));
     page.next_cursor = EncodeCursor(c.Dump());
   }
   return page;

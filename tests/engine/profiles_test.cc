@@ -185,6 +185,30 @@ TEST_F(ProfilesTest, SearchFiltersSortsAndPagesThroughEverything) {
     sorted.cursor = page.next_cursor;
   } while (!sorted.cursor.empty());
   EXPECT_EQ(seen.size(), 57u);
+  // A cursor belongs to its search: with another sort or filter it is refused, not an empty or wrong page (a
+  // trial's sorted cursor sent with the default sort answered {"items": [], "nextCursor": null}). The page size
+  // may change.
+  sorted.cursor.clear();
+  const std::string sorted_cursor = Unwrap(profiles().Search(sorted)).next_cursor;
+  ASSERT_FALSE(sorted_cursor.empty());
+  ProfileQuery by_id;
+  by_id.cursor = sorted_cursor;
+  EXPECT_EQ(profiles().Search(by_id).status().field(), "cursor");
+  EXPECT_TRUE(profiles().Search(by_id).status().IsInvalidArgument());
+  ProfileQuery ascending = sorted;
+  ascending.descending = false;
+  ascending.cursor = sorted_cursor;
+  EXPECT_TRUE(profiles().Search(ascending).status().IsInvalidArgument());
+  ProfileQuery us = *ProfileQuery::FromJson(J(R"({"conditions":[{"field":"attributes.country","operator":"=",
+                                                    "value":"US"}],"limit":4})"));
+  const std::string us_cursor = Unwrap(profiles().Search(us)).next_cursor;
+  ProfileQuery de = *ProfileQuery::FromJson(J(R"({"conditions":[{"field":"attributes.country","operator":"=",
+                                                    "value":"DE"}],"limit":4})"));
+  de.cursor = us_cursor;
+  EXPECT_TRUE(profiles().Search(de).status().IsInvalidArgument());
+  us.cursor = us_cursor;
+  us.limit = 10;
+  EXPECT_EQ(Unwrap(profiles().Search(us)).items.size(), 10u);
 }
 
 TEST_F(ProfilesTest, SearchSeesComputedTraits) {
