@@ -9,6 +9,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "core/civil_time.h"
+#include "core/ids.h"
 #include "fmt/format.h"
 
 namespace cdp {
@@ -378,6 +379,7 @@ Result<EventQuery> EventQuery::FromJson(const Json& json) {
     if (value.is_null()) continue;
     if (key == "profileId") {
       CDP_RETURN_IF_ERROR(ExpectString(value, key, &q.profile_id));
+      CDP_RETURN_IF_ERROR(internal::ValidateId(q.profile_id, "profileId"));
     } else if (key == "type") {
       CDP_RETURN_IF_ERROR(ExpectString(value, key, &q.type));
     } else if (key == "name") {

@@ -288,6 +288,8 @@ Result<std::string> EngineImpl::OwnerOfIdentityKey(const std::string& key) {
 }
 
 Result<Json> EngineImpl::ReadLiveProfile(std::string_view id, std::string* live_id) {
+  // A malformed id is the caller's mistake (400), as Delete says, not a profile that does not exist (404).
+  CDP_RETURN_IF_ERROR(ValidateId(id, "profileId"));
   std::string current(id);
   for (int hop = 0; hop < 64; ++hop) {
     CDP_ASSIGN_OR_RETURN(Json doc, ReadStoredProfile(current));

@@ -843,6 +843,18 @@ def test_unknown_and_repeated_query_parameters_are_400_on_every_route(server):
     assert status == 401
 
 
+def test_a_malformed_profile_id_is_400_on_every_method(server):
+    # GET answered 404 "does not exist", DELETE 400, an events query by it 200 with no items (a trial).
+    for method, path in (("GET", "/api/cdp/profiles/bad%20id"), ("GET", "/api/cdp/profiles/bad%20id/timeline"),
+                         ("GET", "/api/cdp/profiles/bad%20id/sessions"), ("DELETE", "/api/cdp/profiles/bad%20id"),
+                         ("GET", "/api/cdp/events?profileId=bad%20id"), ("GET", "/api/cdp/profiles/" + "x" * 129)):
+        status, body, _ = server.request(method, path, key=API_KEY)
+        assert status == 400, (method, path, status, body)
+        assert body["error"]["field"] == "profileId", body
+    status, body, _ = server.request("GET", "/api/cdp/profiles/well-formed-but-absent", key=API_KEY)
+    assert status == 404, body
+
+
 def test_bodyless_requests_to_unknown_routes_and_methods_are_404_and_405(server):
     # curl -X POST without -d sends no Content-Length: cpp-httplib answered 400 "malformed HTTP request" before
     # routing such a request to a path or method it has no handler for (a newcomer trial).
