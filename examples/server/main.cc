@@ -249,6 +249,8 @@ int Run(int argc, char** argv) {
   server_options.write_key = flags.write_key.empty() ? flags.api_key : flags.write_key;
   server_options.write_key_principal = flags.write_key_principal;
   server_options.segment_dedupe_window_seconds = flags.dedupe_window;
+  auto stopping = std::make_shared<std::atomic<bool>>(false);
+  server_options.stopping = stopping;
   RegisterRoutes(*http, *engine, server_options);
 
   int port = flags.port;
@@ -270,6 +272,7 @@ int Run(int argc, char** argv) {
     sigwait(&signals, &sig);
     if (done) return;
     std::cerr << "cdp-server: received " << (sig == SIGINT ? "SIGINT" : "SIGTERM") << ", shutting down\n";
+    stopping->store(true);  // long polls answer now
     // stop() is a no-op until the listen loop runs, so repeat it until the loop has ended.
     while (!done) {
       http->stop();

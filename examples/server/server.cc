@@ -917,10 +917,20 @@ void Api::SegmentChanges(const Request& req, Response& res) {
   Result<Json> page = engine_.segments().Changes(id, since, static_cast<size_t>(limit));
   if (!page.ok()) return WriteStatus(res, page.status());
   if (wait > 0 && page->Find("changes")->size() == 0) {
-    Result<bool> woke = engine_.segments().WaitForChanges(id, page->Find("cursor")->as_string(), wait * 1000);
-    if (!woke.ok()) return WriteStatus(res, woke.status());
-    if (*woke) page = engine_.segments().Changes(id, page->Find("cursor")->as_string(), static_cast<size_t>(limit));
-    if (!page.ok()) return WriteStatus(res, page.status());
+    // In slices, so that a shutdown (options_.stopping) ends the poll with what there is: the server's stop waits
+    // for every request in flight.
+    constexpr int64_t kSliceMs = 200;
+    for (int64_t left = wait * 1000; left > 0; left -= kSliceMs) {
+      if (options_.stopping && options_.stopping->load()) break;
+      Result<bool> woke =
+          engine_.segments().WaitForChanges(id, page->Find("cursor")->as_string(), std::min(left, kSliceMs));
+      if (!woke.ok()) return WriteStatus(res, woke.status());
+      if (*woke) {
+        page = engine_.segments().Changes(id, page->Find("cursor")->as_string(), static_cast<size_t>(limit));
+        if (!page.ok()) return WriteStatus(res, page.status());
+        break;
+      }
+    }
   }
   WriteJson(res, 200, *page);
 }

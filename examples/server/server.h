@@ -19,8 +19,10 @@
 
 #include <httplib.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -48,6 +50,9 @@ struct ServerOptions {
   std::string write_key_principal = "local";
   // messageId dedupe window of the /v1/ routes (SegmentOptions::dedupe_window_seconds). Default: 7 days.
   int64_t segment_dedupe_window_seconds = 7 * 24 * 3600;
+  // Set (true) when the server is shutting down: long polls (segments' changes?wait=) then answer at once, within
+  // 200 ms, instead of holding the shutdown for up to their wait. Null: never.
+  std::shared_ptr<const std::atomic<bool>> stopping;
 };
 
 // Registers the routes of docs/rest-api.md on `http`, together with its error handler (every error answer,

@@ -243,6 +243,33 @@ def test_env_api_key(tmp_path):
         assert srv.stop() == 0, srv.stderr()
 
 
+def test_a_long_poll_does_not_hold_up_shutdown(tmp_path):
+    # SIGTERM waited for a changes?wait=30 long poll to run out (30.9 s, a trial): the poll now answers with what
+    # there is as the server stops. (15 s: stop() fails on a server that takes longer.)
+    srv = ServerProcess(tmp_path / "data", api_key=API_KEY)
+    try:
+        status, seg, _ = srv.request("POST", "/api/cdp/segments", {"name": "buyers", "rule": {"event": "purchase"}},
+                                     key=API_KEY)
+        assert status == 201, seg
+        status, feed, _ = srv.request("GET", f"/api/cdp/segments/{seg['id']}/changes", key=API_KEY)
+        answer = {}
+
+        def poll():
+            answer["reply"] = srv.request("GET", f"/api/cdp/segments/{seg['id']}/changes?wait=30&since="
+                                          + feed["cursor"], key=API_KEY)
+
+        poller = threading.Thread(target=poll)
+        poller.start()
+        time.sleep(1)  # the poll is waiting
+        assert srv.stop(timeout=15) == 0, srv.stderr()
+        poller.join(timeout=5)
+        assert not poller.is_alive()
+        status, page, _ = answer["reply"]
+        assert status == 200 and page["changes"] == [] and page["cursor"] == feed["cursor"], page
+    finally:
+        srv.kill()
+
+
 def test_a_server_given_no_key_makes_one_for_the_run(tmp_path):
     # No /api/ access without a key: given none (and with none issued by the database), a loopback server makes
     # one up, prints it and the console's link carrying it, and refuses every request without it, whatever the
