@@ -67,8 +67,8 @@ Json PageToJson(Page page) {
 }
 
 // The query parameters a route takes (Api::Route). By default none: any other (a misspelt `limt`), or one given
-// twice, is 400 naming it, after the key is checked. `checked = false`: the handler checks its own (CheckParams,
-// EventQueryFromParams).
+// twice, is 400 naming it, after the key is checked. `checked = false`: the handler checks its own while it parses
+// them (EventQueryFromParams).
 struct QueryParams {
   bool checked = true;
   std::vector<std::string> allowed;
@@ -267,7 +267,7 @@ void Api::Register(httplib::Server& http) {
   Route(http, "GET", "/api/cdp/stats", bind(&Api::Stats));
   Route(http, "POST", "/api/cdp/consent", bind(&Api::RecordConsent));
   Route(http, "GET", R"(/api/cdp/consent/([^/]+))", bind(&Api::GetConsent));
-  Route(http, "GET", R"(/api/cdp/consent/([^/]+)/history)", bind(&Api::GetConsentHistory), SelfChecked());
+  Route(http, "GET", R"(/api/cdp/consent/([^/]+)/history)", bind(&Api::GetConsentHistory), {true, {"limit", "cursor"}});
   Route(http, "POST", R"(/api/cdp/gdpr/export/([^/]+))", bind(&Api::ExportPerson));
   Route(http, "POST", R"(/api/cdp/gdpr/delete/([^/]+))", bind(&Api::ErasePerson));
   Route(http, "GET", "/api/cdp/gdpr/requests", bind(&Api::ListPrivacyRequests),
@@ -276,7 +276,8 @@ void Api::Register(httplib::Server& http) {
   Route(http, "POST", "/api/cdp/gdpr/suppression/check", bind(&Api::Suppression));
   Route(http, "POST", "/api/cdp/gdpr/suppression/lift", bind(&Api::Suppression));
   RegisterGovernanceRoutes(http);
-  Route(http, "GET", "/api/cdp/audit", bind(&Api::ListAudit), SelfChecked());
+  Route(http, "GET", "/api/cdp/audit", bind(&Api::ListAudit),
+        {true, {"principal", "operation", "target", "resource", "since", "until", "limit", "cursor"}});
   Route(http, "GET", "/api/cdp/audit/verify", bind(&Api::VerifyAudit));
   // The routes above, for any key: {"routes": [{"pattern" (a regular expression of the path), "methods"}]}.
   Route(http, "GET", "/api/cdp/routes", [self](const Request&, Response& res) {
@@ -683,21 +684,7 @@ Json ParamValue(const std::string& value) {
   return Json(value);
 }
 
-Status CheckParams(const Request& req, std::initializer_list<std::string_view> known) {
-  for (const auto& [key, value] : req.params) {
-    if (std::find(known.begin(), known.end(), key) == known.end()) {
-      return Status::InvalidArgument("unknown query parameter \"" + key + "\"", key);
-    }
-  }
-  return Status::OK();
-}
-
 void Api::ListAudit(const Request& req, Response& res) {
-  if (Status s =
-          CheckParams(req, {"principal", "operation", "target", "resource", "since", "until", "limit", "cursor"});
-      !s.ok()) {
-    return WriteStatus(res, s);
-  }
   Json filter = Json::Object();
   for (const char* key : {"principal", "operation", "target", "resource", "since", "until"}) {
     if (req.has_param(key)) filter.Set(key, req.get_param_value(key));
@@ -714,7 +701,6 @@ void Api::ListAudit(const Request& req, Response& res) {
 }
 
 void Api::GetConsentHistory(const Request& req, Response& res) {
-  if (Status s = CheckParams(req, {"limit", "cursor"}); !s.ok()) return WriteStatus(res, s);
   Json page = Json::Object();
   if (req.has_param("limit")) page.Set("limit", ParamValue(req.get_param_value("limit")));
   if (req.has_param("cursor")) page.Set("cursor", req.get_param_value("cursor"));
@@ -1052,32 +1038,29 @@ void Api::RegisterGovernanceRoutes(httplib::Server& http) {
           return api.engine_.analytics().Cohorts(body);
         }));
   Route(http, "GET", "/api/cdp/analytics/attribution", json([](Api& api, const Request& req) -> Result<Json> {
-          CDP_RETURN_IF_ERROR(CheckParams(req, {"conversion", "model", "lookback", "halfLife", "from", "to"}));
           Json request = Json::Object();
           for (std::string_view key : {"conversion", "model", "lookback", "halfLife", "from", "to"}) {
             if (req.has_param(std::string(key))) request.Set(key, ParamValue(req.get_param_value(std::string(key))));
           }
           return api.engine_.analytics().Attribution(request);
         }),
-        SelfChecked());
+        {true, {"conversion", "model", "lookback", "halfLife", "from", "to"}});
   Route(http, "POST", "/api/cdp/analytics/attribution", json([](Api& api, const Request& req) -> Result<Json> {
           CDP_ASSIGN_OR_RETURN(Json body, api.ParseBody(req));
           return api.engine_.analytics().Attribution(body);
         }));
   Route(http, "GET", "/api/cdp/analytics/overview", json([](Api& api, const Request& req) -> Result<Json> {
-          CDP_RETURN_IF_ERROR(CheckParams(req, {"now"}));
           Json request = Json::Object();
           if (req.has_param("now")) request.Set("now", ParamValue(req.get_param_value("now")));
           return api.engine_.analytics().Overview(request);
         }),
-        SelfChecked());
+        {true, {"now"}});
   Route(http, "GET", "/api/cdp/analytics/quality", json([](Api& api, const Request& req) -> Result<Json> {
-          CDP_RETURN_IF_ERROR(CheckParams(req, {"now"}));
           Json request = Json::Object();
           if (req.has_param("now")) request.Set("now", ParamValue(req.get_param_value("now")));
           return api.engine_.analytics().DataQuality(request);
         }),
-        SelfChecked());
+        {true, {"now"}});
   Route(http, "POST", "/api/cdp/analytics/journeys", json([](Api& api, const Request& req) -> Result<Json> {
           CDP_ASSIGN_OR_RETURN(Json body, api.ParseBody(req));
           return api.engine_.analytics().Journeys(body);
@@ -1096,7 +1079,6 @@ void Api::RegisterGovernanceRoutes(httplib::Server& http) {
   Route(http, "POST", "/api/cdp/retention/run",
         json([](Api& api, const Request&) { return api.engine_.retention().Run(); }));
   Route(http, "GET", "/api/cdp/retention/runs", json([](Api& api, const Request& req) -> Result<Json> {
-          CDP_RETURN_IF_ERROR(CheckParams(req, {"limit", "cursor"}));
           Json filter = Json::Object();
           if (req.has_param("limit")) {
             const std::string limit = req.get_param_value("limit");
@@ -1110,7 +1092,7 @@ void Api::RegisterGovernanceRoutes(httplib::Server& http) {
           if (req.has_param("cursor")) filter.Set("cursor", req.get_param_value("cursor"));
           return api.engine_.retention().Runs(filter);
         }),
-        SelfChecked());
+        {true, {"limit", "cursor"}});
   Route(http, "DELETE", R"(/api/cdp/governance/keys/([^/]+))", [self](const Request& req, Response& res) {
     Status s = self->engine_.governance().RevokeApiKey(req.matches[1].str());
     if (!s.ok()) return WriteStatus(res, s);

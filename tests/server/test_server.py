@@ -860,6 +860,10 @@ def test_unknown_and_repeated_query_parameters_are_400_on_every_route(server):
     status, body, _ = server.request("GET", "/api/cdp/gdpr/requests?limit=2&limit=3", key=API_KEY)
     assert status == 400 and body["error"]["field"] == "limit", body
     assert "more than once" in body["error"]["message"]
+    for path in ("/api/cdp/audit?limit=1&limit=2", "/api/cdp/analytics/overview?now=1&now=2",
+                 "/api/cdp/retention/runs?limit=1&limit=2", "/api/cdp/events?limit=1&limit=2"):
+        status, body, _ = server.request("GET", path, key=API_KEY)
+        assert status == 400 and body["error"]["field"] in ("limit", "now"), (path, body)
     # The parameters a route takes still work.
     status, body, _ = server.request("GET", "/api/cdp/gdpr/requests", key=API_KEY, params={"limit": "2"})
     assert status == 200, body
