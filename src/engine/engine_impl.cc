@@ -222,7 +222,8 @@ Result<Json> EngineImpl::Stats() {
   CDP_RETURN_IF_ERROR(RequireDefined());
   Json out = Json::Object();
   out.Set("profiles", store_->ReadCounter("profiles"));
-  out.Set("events", store_->ReadCounter("events"));
+  // Deletions subtract from the counter; the tail counts what writes added.
+  out.Set("events", store_->ReadCounter("events") + tail_.EventCount());
   out.Set("formatVersion", kFormatVersion);
   out.Set("version", kVersion);
   out.Set("path", store_->path());
@@ -789,6 +790,7 @@ class EngineImpl::IngestContext : public GraphView {
       // A new event counts in its profile's traits unless a merge in this batch moved it (and its aggregate).
       index_.Add(p.profile_id, storage::TimeKey(p.time_us, p.id), !p.moved);
     }
+    index_.new_events = events_added_;  // counted by the tail (EventTail::EventCount), not a counter operand
     engine_->tail_.Log(index_, &batch_);
     for (auto& [id, doc] : dirty_profiles_) {
       // Consent changes (an identify's, a merge's) go to the history; a merged profile's tracking marker goes.
@@ -814,7 +816,6 @@ class EngineImpl::IngestContext : public GraphView {
     }
     for (auto& [id, traits] : traits_) batch_.Merge(storage::Cf::kTraits, id, traits.Encode());
     if (profiles_created_ != 0) store_.AddToCounter(&batch_, "profiles", profiles_created_);
-    if (events_added_ > 0) store_.AddToCounter(&batch_, "events", events_added_);
     if (merges_ > 0) store_.AddToCounter(&batch_, "merges", merges_);
     if (merged_profiles_ > 0) store_.AddToCounter(&batch_, "merged_profiles", merged_profiles_);
     const bool writes_documents = !dirty_profiles_.empty() || !created_texts_.empty();

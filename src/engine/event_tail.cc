@@ -3,6 +3,7 @@
 #include "engine/event_tail.h"
 
 #include <algorithm>
+#include <cstring>
 #include <mutex>
 
 #include "storage/keys.h"
@@ -11,10 +12,17 @@ namespace cdp::internal {
 
 namespace {
 
-// A log record: the byte kRecordTag, then per added entry: u16 profile length, profile, u16 time key length, time
-// key (ids are at most 256 bytes), then one byte: 1 when the event is new (its traits count), 0 when a merge moved
-// it. Records of development builds before the flag began with a profile id's length (0xff only for 255 bytes).
+// A log record: the byte kCountedRecordTag, the write's Changes::new_events (8 bytes, little-endian), then per added
+// entry: u16 profile length, profile, u16 time key length, time key (ids are at most 256 bytes), then one byte: 1
+// when the event is new (its traits count), 0 when a merge moved it. Records that begin with kRecordTag carry no
+// count: builds before 2026-12-03 added their events to the `events` counter in the same write. Records of
+// development builds before the flag began with a profile id's length (0xff only for 255 bytes).
 constexpr char kRecordTag = '\xff';
+constexpr char kCountedRecordTag = '\xfe';
+
+// The kTraits key of the flushed parts' event total (a Traits with only event_count set, merged by the traits'
+// merge operator). Profile ids hold no control characters, and it sorts before every one of them.
+constexpr char kEventTotalKey[] = "\x01events";
 
 void AppendPart(std::string* out, std::string_view s) {
   out->push_back(static_cast<char>(s.size() & 0xff));
@@ -41,7 +49,9 @@ std::string RecordKey(uint64_t record) {
 
 void EventTail::Log(const Changes& changes, storage::WriteBatch* batch) {
   if (changes.added.empty()) return;
-  std::string record(1, kRecordTag);
+  std::string record(1, kCountedRecordTag);
+  const int64_t count = changes.new_events;
+  record.append(reinterpret_cast<const char*>(&count), sizeof(count));  // little-endian hosts (storage/traits.h)
   for (size_t i = 0; i < changes.added.size(); ++i) {
     AppendPart(&record, changes.added[i].first);
     AppendPart(&record, changes.added[i].second);
@@ -89,6 +99,7 @@ void EventTail::Apply(Changes&& changes) {
     p.delta.Combine(delta);
     p.has_delta = true;
   }
+  new_events_ += changes.new_events;
 }
 
 Status EventTail::WriteOut(const Map& map, uint64_t upto, bool frozen) {
@@ -110,6 +121,16 @@ Status EventTail::WriteOut(const Map& map, uint64_t upto, bool frozen) {
     }
   }
   CDP_RETURN_IF_ERROR(load->StartRun(storage::Cf::kTraits, /*merge=*/true));
+  int64_t new_events;
+  {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    new_events = frozen ? frozen_new_events_ : new_events_;
+  }
+  if (new_events != 0) {  // its key sorts first
+    storage::Traits total;
+    total.event_count = new_events;
+    CDP_RETURN_IF_ERROR(load->Add(kEventTotalKey, total.Encode()));
+  }
   for (const auto* entry : order) {
     if (entry->second.has_delta) CDP_RETURN_IF_ERROR(load->Add(entry->first, entry->second.delta.Encode()));
   }
@@ -124,9 +145,11 @@ Status EventTail::WriteOut(const Map& map, uint64_t upto, bool frozen) {
   CDP_RETURN_IF_ERROR(load->Commit());
   if (frozen) {
     frozen_.reset();
+    frozen_new_events_ = 0;
   } else {
     profiles_.clear();
     entries_ = 0;
+    new_events_ = 0;
   }
   return Status::OK();
 }
@@ -141,6 +164,8 @@ Status EventTail::FlushInBackground() {
     frozen_ = std::make_shared<const Map>(std::move(profiles_));
     profiles_.clear();
     entries_ = 0;
+    frozen_new_events_ = new_events_;
+    new_events_ = 0;
     frozen = frozen_;
   }
   const uint64_t upto = frozen_upto_ = next_record_;
@@ -160,7 +185,7 @@ Status EventTail::Flush() {
   bool empty;
   {
     std::shared_lock<std::shared_mutex> lock(mu_);
-    empty = profiles_.empty();
+    empty = profiles_.empty() && new_events_ == 0;
   }
   if (empty) return Status::OK();
   background_status_ = Status::OK();
@@ -177,8 +202,15 @@ Status EventTail::Recover(
     if (iter->key().size() == 8) {
       next_record_ = std::max(next_record_, storage::DecodeBigEndian64(iter->key()) + 1);
     }
+    if (iter->key().size() != 8) continue;  // not a record
     std::string_view in = iter->value();
-    if (in.empty() || in[0] != kRecordTag) {
+    if (!in.empty() && in[0] == kCountedRecordTag) {
+      if (in.size() < 1 + sizeof(int64_t)) return Status::DataLoss("a truncated index log record");
+      int64_t count;
+      std::memcpy(&count, in.data() + 1, sizeof(count));
+      changes.new_events += count;
+      in.remove_prefix(sizeof(count));  // the tag goes below
+    } else if (in.empty() || in[0] != kRecordTag) {
       return Status::DataLoss(
           "the index log left by a crash was written by an unreleased development build of format 4; open it with "
           "that build once to recover it");
@@ -201,6 +233,14 @@ Status EventTail::Recover(
   CDP_RETURN_IF_ERROR(iter->status());
   Apply(std::move(changes));
   return Status::OK();
+}
+
+int64_t EventTail::EventCount() const {
+  std::shared_lock<std::shared_mutex> lock(mu_);  // no bulk load commits between the reads
+  storage::Traits total;
+  std::string value;
+  if (store_->Get(storage::Cf::kTraits, kEventTotalKey, &value).ok()) storage::Traits::Decode(value, &total);
+  return total.event_count + new_events_ + frozen_new_events_;
 }
 
 size_t EventTail::size() const {

@@ -57,6 +57,9 @@ class EventTail {
     absl::flat_hash_map<std::string, storage::Traits> deltas;
     // Profiles whose stored traits the write replaces or deletes: their tail deltas are dropped.
     absl::flat_hash_set<std::string> reset;
+    // Events the write adds to the database (new events, including those a merge of the same write moved on): the
+    // log record carries the number, and EventCount counts it until a flush adds it to the stored total.
+    int64_t new_events = 0;
     bool empty() const { return added.empty() && removed.empty() && deltas.empty() && reset.empty(); }
     void Add(std::string profile, std::string time_key, bool counts) {
       counted.resize(added.size(), false);
@@ -97,13 +100,18 @@ class EventTail {
   // Waits for a background flush. Write path; before a write that replaces, deletes or moves stored traits (a
   // merge, an unmerge), so that no bulk load lands after it.
   void WaitForBackground();
-  // Reads the log left by a crash back into the tail: the entries whose event is still in the event log, and the
-  // trait deltas of the new ones (read from their documents by `traits_of`). At open, before any write.
+  // Reads the log left by a crash back into the tail: the entries whose event is still in the event log, the
+  // trait deltas of the new ones (read from their documents by `traits_of`) and the records' event counts. At open,
+  // before any write.
   // A flush deletes the log records in the same atomic bulk load that writes their entries and deltas, so none is
   // counted twice; a write that replaces stored traits (an unmerge) flushes the tail first.
   Status Recover(const std::function<Status(std::string_view document, int64_t time_us, storage::Traits*)>& traits_of);
 
   size_t size() const;  // index entries held in the part being filled
+  // The events the tail's writes have added: the stored total of flushed parts (a kTraits entry under a key no
+  // profile id can have, bulk-loaded with the part it counts) plus the parts in memory, read at one moment. Events
+  // deleted since are not subtracted here (their deletion subtracts from the `events` counter). One point read.
+  int64_t EventCount() const;
   // The computed-trait aggregate of `profile`: storage's plus the tail's, read at one moment (a bulk load is never
   // half seen).
   storage::Traits Traits(std::string_view profile) const;
@@ -127,6 +135,8 @@ class EventTail {
   Map profiles_;                       // the part being filled; guarded by mu_
   std::shared_ptr<const Map> frozen_;  // the part being written in the background, or null; guarded by mu_
   size_t entries_ = 0;                 // in profiles_; guarded by mu_
+  int64_t new_events_ = 0;             // Changes::new_events of the writes in profiles_; guarded by mu_
+  int64_t frozen_new_events_ = 0;      // the same for frozen_, until its load commits; guarded by mu_
   uint64_t next_record_ = 1;           // write path only
   uint64_t frozen_upto_ = 0;           // the log records frozen_ covers are those before it; write path only
   std::thread background_;             // write path only

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -106,6 +107,7 @@ TEST(EventTailTest, ReadsAreTheSameWhateverTheTailSize) {
     std::vector<std::string> ids;
     Workload(engine.get(), &ids);
     std::string seen = Snapshot(engine.get(), ids);
+    EXPECT_EQ(Unwrap(engine->Stats()).Find("events")->as_int(), 240) << "tail of " << tail;
     if (reference.empty()) {
       reference = seen;
       EXPECT_NE(seen.find("purchases "), std::string::npos);
@@ -117,6 +119,7 @@ TEST(EventTailTest, ReadsAreTheSameWhateverTheTailSize) {
     engine.reset();
     engine = OpenWithTail(dir.path(), tail);
     EXPECT_EQ(Snapshot(engine.get(), ids), reference) << "reopened, tail of " << tail;
+    EXPECT_EQ(Unwrap(engine->Stats()).Find("events")->as_int(), 240) << "reopened, tail of " << tail;
   }
 }
 
@@ -177,6 +180,8 @@ TEST(EventTailTest, CrashLeavesNothingUnindexedAndCountsTraitsOnce) {
     TrackResult retry = Unwrap(engine->events().Track(
         J(R"({"type":"purchase","customerId":"c0","id":"p0","timestamp":1750000000000,"properties":{"revenue":2}})")));
     EXPECT_TRUE(retry.duplicate);
+    // The events counted: the child's 60 (some flushed, the rest in the log it left), 3 per round, no retry.
+    EXPECT_EQ(Unwrap(engine->Stats()).Find("events")->as_int(), 60 + 3 * (round + 1));
   }
 }
 
@@ -213,6 +218,8 @@ TEST(EventTailTest, CrashAfterAMergeCountsEachEventOnce) {
       q.type = "purchase";
       q.limit = 1000;
       EXPECT_EQ(Unwrap(engine->profiles().Timeline(t.profile_id, q)).items.size(), 13u) << "tail " << tail;
+      // 14 events from the child (the merge's page view too), one more per round.
+      EXPECT_EQ(Unwrap(engine->Stats()).Find("events")->as_int(), 14 + round + 1) << "tail " << tail;
     }
   }
 }
@@ -254,6 +261,40 @@ TEST(EventTailTest, AFlushRetryKeepsTheLogOfEntriesItDidNotWrite) {
   EXPECT_EQ(Unwrap(engine->events().Query(q)).items.size(), 5u) << "events stored";
   EXPECT_EQ(Unwrap(engine->profiles().Timeline(id, q)).items.size(), 5u) << "acknowledged events lost from the index";
   EXPECT_DOUBLE_EQ(LtvOf(engine.get(), id), 5.0) << "acknowledged events lost from the traits";
+  EXPECT_EQ(Unwrap(engine->Stats()).Find("events")->as_int(), 5) << "the frozen part counted twice, or not at all";
+}
+
+// A log left by a crash of a build that counted events with a merge operand in the same write (records without a
+// count, tag 0xff): reopening counts those events once, from the counter, and still restores their entries.
+TEST(EventTailTest, ALogOfAnEarlierBuildCountsEachEventOnce) {
+  TempDir dir;
+  ASSERT_TRUE(
+      testing::RunTestChild("EventTailChild.DISABLED_WriteAndExitWithoutClosing", {{"CDP_TEST_DIR", dir.path()}}));
+  int64_t logged = 0;
+  {
+    // Rewrite the records the child left as the earlier build wrote them: no count, and the count in the counter.
+    auto store = Unwrap(storage::Store::Open(Options(), dir.path()));
+    storage::WriteBatch batch(*store);
+    auto iter = store->NewIterator(storage::Cf::kIndexLog);
+    for (iter->SeekToFirst(); iter->Valid(); iter->Next()) {
+      std::string value(iter->value());
+      ASSERT_GE(value.size(), 9u);
+      ASSERT_EQ(value[0], '\xfe');
+      int64_t count;
+      std::memcpy(&count, value.data() + 1, 8);
+      logged += count;
+      batch.Put(storage::Cf::kIndexLog, iter->key(), "\xff" + value.substr(9));
+    }
+    ASSERT_GT(logged, 0) << "the child left no log";
+    store->AddToCounter(&batch, "events", logged);
+    ASSERT_TRUE(store->Write(&batch).ok());
+  }
+  auto engine = OpenWithTail(dir.path(), 25);
+  EXPECT_EQ(Unwrap(engine->Stats()).Find("events")->as_int(), 60);
+  TrackResult t = Unwrap(engine->events().Track(J(R"({"type":"page_view","customerId":"c0","timestamp":1000})")));
+  Json p = Unwrap(engine->profiles().Get(t.profile_id));
+  EXPECT_EQ(p.FindPath("computed.purchaseCount")->as_int(), 20) << p.Dump();
+  EXPECT_EQ(Unwrap(engine->Stats()).Find("events")->as_int(), 61);
 }
 
 // Two merges in one batch (X into A, then A into C): the events the first merge moved into A exist only in the
@@ -330,9 +371,11 @@ TEST(EventTailTest, DeletedProfileLeavesNoEventBehind) {
   Page page = Unwrap(engine->events().Query(all));
   ASSERT_EQ(page.items.size(), 1u);
   EXPECT_NE(page.items[0].Find("customerId")->as_string(), "gone");
+  EXPECT_EQ(Unwrap(engine->Stats()).Find("events")->as_int(), 1);
   engine.reset();
   engine = OpenWithTail(dir.path(), 1000);
   EXPECT_EQ(Unwrap(engine->events().Query(all)).items.size(), 1u);
+  EXPECT_EQ(Unwrap(engine->Stats()).Find("events")->as_int(), 1);
   EXPECT_TRUE(engine->profiles().Timeline(t.profile_id, all).status().IsNotFound());
 }
 
