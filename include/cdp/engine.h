@@ -141,10 +141,13 @@ class Profiles {
   virtual Result<Page> Timeline(std::string_view id, const EventQuery& query) = 0;
 
   // The profile's sessions, oldest first: {id, start, end, durationSeconds, eventCount, firstPage, utmSource,
-  // utmMedium, utmCampaign, eventTypes: {type: count}}. firstPage is the url, path or page property of the
-  // session's first page view that has one, the UTM fields the utm_source / utm_medium / utm_campaign properties of
-  // its first event; each is null for a caller who may not read that event property (cdp::Governance), whatever
-  // it may read of sessions.*. NotFound when the profile is absent. Cost: a scan of its events.
+  // utmMedium, utmCampaign, deviceId, userAgent, ip, eventTypes: {type: count}}. firstPage is the url, path or page
+  // property of the session's first page view that has one, the UTM fields the utm_source / utm_medium /
+  // utm_campaign properties of its first event; deviceId is that of its first event with one, userAgent and ip
+  // those of its first event whose properties.context (a Segment message's context) or properties have them. Each
+  // is null for a caller who may not read that event field or property (cdp::Governance), whatever it may read of
+  // sessions.* (deviceId, userAgent and ip are classified pii there). NotFound when the profile is absent. Cost: a
+  // scan of its events.
   virtual Result<std::vector<Json>> Sessions(std::string_view id) = 0;
 };
 
@@ -319,7 +322,9 @@ class Identity {
   // the merged profiles come back as they were before it (documents from the merge record's snapshots), with
   // their identifiers; the survivor loses what the merge brought in (values, tags, consent, conflicts) unless it
   // changed since. Events are re-partitioned: an event goes to the profile owning the highest-priority identifier
-  // it carries; an event without one to the profile it was first stored under. Computed traits of every profile
+  // it carries; an event without one to the profile it was first stored under. An identifier an event linked to
+  // the survivor after the merge is no owner there: it follows the first event (in event time) that carried it
+  // (those linked since by identifies, profile writes or later merges stay). Computed traits of every profile
   // involved are recomputed from its events. Returns {"mergeId", "profileId" (the survivor), "restored": [ids],
   // "eventsMoved"}. Errors: NotFound (no such merge or profile), InvalidArgument (the merge does not involve the
   // profile), FailedPrecondition (already undone; or the survivor was later merged into another profile: undo

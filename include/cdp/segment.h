@@ -61,8 +61,9 @@
 // (stricter than Segment).
 //
 // Limits: a message over SegmentOptions::max_message_bytes (compact JSON) is ResourceExhausted; a batch over
-// max_batch_bytes is ResourceExhausted for the whole batch. An event made from a message must also fit
-// Options::max_event_bytes.
+// max_batch_bytes is ResourceExhausted for the whole batch. A message must also fit the engine's
+// Options::max_event_bytes, measured as received: what the mapping adds (source, segmentType, messageId, the
+// campaign copied to utm_*) does not count, so a message of max_message_bytes is stored whatever its event's size.
 //
 // Errors: InvalidArgument naming the field of the message ("userId", "traits.firstName", "properties.revenue";
 // batch items are named relative to the item, whose index is in its result), ResourceExhausted, and the errors of

@@ -1828,12 +1828,13 @@ Status EngineImpl::Ingest(std::vector<ParsedEvent>* events, std::vector<BatchIte
 
 // ---- Identify -------------------------------------------------------------------------------------------------------
 
-Status EngineImpl::ParseIdentify(const Json& request, int64_t now, ParsedEvent* event, IdentifyPatch* patch_out) {
+Status EngineImpl::ParseIdentify(const Json& request, int64_t now, size_t max_bytes, ParsedEvent* event,
+                                 IdentifyPatch* patch_out) {
   if (!request.is_object()) return Status::InvalidArgument("an identify must be a JSON object");
   int depth = 0;
   bool ascii = true;
-  if (SerializedSize(request, &depth, &ascii) > options_.max_event_bytes) {
-    return Status::ResourceExhausted(fmt::format("identify over the limit of {} bytes", options_.max_event_bytes));
+  if (SerializedSize(request, &depth, &ascii) > max_bytes) {
+    return Status::ResourceExhausted(fmt::format("identify over the limit of {} bytes", max_bytes));
   }
   if (depth > options_.max_json_depth) {
     return Status::InvalidArgument(fmt::format("JSON nested deeper than {} levels", options_.max_json_depth));
@@ -1931,7 +1932,8 @@ Result<Json> EngineImpl::Identify(const Json& request, const IdempotencyKey* key
   std::vector<ParsedEvent> e(1);
   std::vector<IdentifyPatch> patch(1);
   if (key != nullptr) CDP_RETURN_IF_ERROR(CheckIdempotencyKey(*key));
-  CDP_RETURN_IF_ERROR(ParseIdentify(request, now, &e[0], &patch[0]));
+  CDP_RETURN_IF_ERROR(
+      ParseIdentify(request, now, options_.max_event_bytes + ScopedEventBytesAllowance::current(), &e[0], &patch[0]));
   if (key != nullptr && !key->key.empty()) e[0].remember = key;
   std::vector<TrackResult> result(1);
   std::vector<Status> status(1);
@@ -1966,8 +1968,11 @@ Status EngineImpl::CommitIdentifies(std::vector<ParsedEvent>* events, std::vecto
   // Requests are parsed and their identifiers normalized with the rules in force now (pure work: phone numbers
   // through libphonenumber are most of it), on a second thread ahead of resolution, which is serial under the lock.
   std::shared_ptr<const IdentityRules> rules = this->rules();
+  const size_t max_bytes = options_.max_event_bytes + ScopedEventBytesAllowance::current();  // this thread's
   RunAhead normalized(events->size(), /*parallel_from=*/64, [&, rules](size_t i) {
-    if (requests != nullptr) (*statuses)[i] = ParseIdentify((*requests)[i], now, &(*events)[i], &(*patches)[i]);
+    if (requests != nullptr) {
+      (*statuses)[i] = ParseIdentify((*requests)[i], now, max_bytes, &(*events)[i], &(*patches)[i]);
+    }
     if ((*statuses)[i].ok()) {
       NormalizeIdentifiers(*rules, &(*events)[i]);
       (*statuses)[i] = RequireUsableIdentifier((*events)[i], /*identify=*/true);  // as Ingest does for events
@@ -2219,7 +2224,8 @@ Result<Json> EngineImpl::Unmerge(std::string_view profile_id, std::string_view m
 
     storage::WriteBatch batch(*store_);
     const std::string evidence = "unmerge " + std::string(merge_id);
-    // Identifiers go back to the profiles that brought them; the survivor keeps the rest (also those linked since).
+    // Identifiers go back to the profiles that brought them; the survivor keeps its own, and those linked since
+    // follow their events (below).
     absl::flat_hash_map<std::string, std::string> owner_of;   // identity key -> restored profile
     absl::flat_hash_map<std::string, std::string> origin_of;  // origin profile id -> restored profile
     std::vector<Identifier> survivor_ids = StoredIdentifiers(survivor);
@@ -2251,37 +2257,24 @@ Result<Json> EngineImpl::Unmerge(std::string_view profile_id, std::string_view m
       }
       kept_ids[m] = std::move(kept);
     }
-    // Documents.
-    const Json& survivor_before = *snapshots->Find(survivor_id);
-    std::vector<MergedProfile> merged_before;
-    std::vector<TrackingChange> tracking;
-    ConsentRecord note;
-    note.via = "unmerge";
-    note.source = "identity.unmerge";
-    note.merge_id = std::string(merge_id);
-    note.at_us = now;
-    for (const std::string& m : merged) {
-      Json restored = *snapshots->Find(m);
-      NoteConsent(&batch, m, nullptr, restored.Find("consent"), note, &tracking);
-      restored.Set("updatedAt", FormatTimestamp(now));
-      if (auto it = lost.find(m); it != lost.end()) {
-        restored.Set("externalIds", ExternalIdsOf(kept_ids[m]));
-        std::vector<const IgnoredIdentifier*> issues;
-        for (const IgnoredIdentifier& why : it->second) issues.push_back(&why);
-        AppendIdentityIssues(&restored, issues);
-      }
-      batch.Put(storage::Cf::kProfiles, m, restored.Dump());
-      merged_before.push_back({m, snapshots->Find(m)});
-    }
-    // Merges recorded before survivorship decisions were have none (null: the default rules are replayed).
-    Json consent_before;
-    if (const Json* c = survivor.Find("consent"); c != nullptr) consent_before = *c;
-    UnmergeProfileDocument(&survivor, survivor_before, merged_before, merge_id, now, record.Find("survivorship"));
-    survivor.Set("externalIds", ExternalIdsOf(survivor_ids));
-    batch.Put(storage::Cf::kProfiles, survivor_id, survivor.Dump());
-    NoteConsent(&batch, survivor_id, &consent_before, survivor.Find("consent"), note, &tracking);
-
     // Events are re-partitioned by the identifiers they carry; events without one by the profile they came from.
+    // Identifiers an event linked to the survivor since the merge (not in its snapshot) are not anchors: each
+    // follows the first event (in event time) that carried it, as resolution would have placed it without the merge.
+    absl::flat_hash_set<std::string> since;  // identity keys of the survivor's identifiers linked since the merge
+    {
+      absl::flat_hash_set<std::string> before;
+      for (const Identifier& id : StoredIdentifiers(*snapshots->Find(survivor_id))) before.insert(IdentityKeyOf(id));
+      for (const Identifier& id : survivor_ids) {
+        std::string key = IdentityKeyOf(id);
+        if (before.contains(key)) continue;
+        // Only those an event linked (not an identify, a profile write or a later merge: those stay).
+        std::string link;
+        Status s = store_->Get(storage::Cf::kIdentities, key, &link);
+        if (!s.ok() && !s.IsNotFound()) return s;
+        if (s.ok() && storage::DecodeIdentityLink(link).evidence.starts_with("event ")) since.insert(std::move(key));
+      }
+    }
+    absl::flat_hash_map<std::string, std::string> placed;  // identity key in `since` -> the profile it follows
     absl::flat_hash_map<std::string, storage::Traits> traits;
     traits[survivor_id];
     for (const std::string& m : merged) traits[m];
@@ -2300,12 +2293,21 @@ Result<Json> EngineImpl::Unmerge(std::string_view profile_id, std::string_view m
       const std::string id(storage::TimeKeyEventId(time_key));
       std::string owner = survivor_id;
       bool decided = false;
-      for (const Identifier& ident : EventIdentifiers(*rules_, *event)) {
+      const std::vector<Identifier> carried = EventIdentifiers(*rules_, *event);
+      for (const Identifier& ident : carried) {  // in priority order
         std::string key = IdentityKeyOf(ident);
         if (auto it = owner_of.find(key); it != owner_of.end()) {
           owner = it->second;
           decided = true;
           break;
+        }
+        if (since.contains(key)) {
+          if (auto it = placed.find(key); it != placed.end()) {
+            owner = it->second;
+            decided = true;
+            break;
+          }
+          continue;  // placed by this event, below
         }
         if (std::find(survivor_ids.begin(), survivor_ids.end(), ident) != survivor_ids.end()) {
           decided = true;
@@ -2318,6 +2320,9 @@ Result<Json> EngineImpl::Unmerge(std::string_view profile_id, std::string_view m
           if (auto it = origin_of.find(origin->as_string()); it != origin_of.end()) owner = it->second;
         }
       }
+      for (const Identifier& ident : carried) {
+        if (std::string key = IdentityKeyOf(ident); since.contains(key)) placed.try_emplace(std::move(key), owner);
+      }
       StoredEventTraits(*event, t, &traits[owner]);
       if (owner == survivor_id) continue;
       event->Set("profileId", owner);
@@ -2329,6 +2334,52 @@ Result<Json> EngineImpl::Unmerge(std::string_view profile_id, std::string_view m
       ++moved;
     }
     CDP_RETURN_IF_ERROR(events.status());
+    // The identifiers linked since that followed an event to a restored profile.
+    absl::flat_hash_set<std::string> gained;  // restored profiles whose identifiers grew
+    for (auto it = survivor_ids.begin(); it != survivor_ids.end();) {
+      std::string key = IdentityKeyOf(*it);
+      auto p = placed.find(key);
+      if (p == placed.end() || p->second == survivor_id) {
+        ++it;
+        continue;
+      }
+      batch.Put(storage::Cf::kIdentities, key, storage::EncodeIdentityLink(p->second, evidence, now));
+      owner_of[key] = p->second;
+      kept_ids[p->second].push_back(*it);
+      gained.insert(p->second);
+      it = survivor_ids.erase(it);
+    }
+    // Documents.
+    const Json& survivor_before = *snapshots->Find(survivor_id);
+    std::vector<MergedProfile> merged_before;
+    std::vector<TrackingChange> tracking;
+    ConsentRecord note;
+    note.via = "unmerge";
+    note.source = "identity.unmerge";
+    note.merge_id = std::string(merge_id);
+    note.at_us = now;
+    for (const std::string& m : merged) {
+      Json restored = *snapshots->Find(m);
+      NoteConsent(&batch, m, nullptr, restored.Find("consent"), note, &tracking);
+      restored.Set("updatedAt", FormatTimestamp(now));
+      if (gained.contains(m)) restored.Set("externalIds", ExternalIdsOf(kept_ids[m]));
+      if (auto it = lost.find(m); it != lost.end()) {
+        restored.Set("externalIds", ExternalIdsOf(kept_ids[m]));
+        std::vector<const IgnoredIdentifier*> issues;
+        for (const IgnoredIdentifier& why : it->second) issues.push_back(&why);
+        AppendIdentityIssues(&restored, issues);
+      }
+      batch.Put(storage::Cf::kProfiles, m, restored.Dump());
+      merged_before.push_back({m, snapshots->Find(m)});
+    }
+    // Merges recorded before survivorship decisions were have none (null: the default rules are replayed).
+    Json consent_before;
+    if (const Json* c = survivor.Find("consent"); c != nullptr) consent_before = *c;
+    UnmergeProfileDocument(&survivor, survivor_before, merged_before, merge_id, now, record.Find("survivorship"));
+    survivor.Set("externalIds", ExternalIdsOf(survivor_ids));
+    batch.Put(storage::Cf::kProfiles, survivor_id, survivor.Dump());
+    NoteConsent(&batch, survivor_id, &consent_before, survivor.Find("consent"), note, &tracking);
+
     // Computed traits, recomputed from the events each profile now holds (tail deltas included, so dropped).
     for (const auto& [id, t] : traits) {
       batch.Put(storage::Cf::kTraits, id, t.Encode());

@@ -408,7 +408,8 @@ class EngineImpl final : public Engine {
     Json normalized;
   };
   // Validates one identify request into the event-like input resolution takes, and its patch.
-  Status ParseIdentify(const Json& request, int64_t now, ParsedEvent* event, IdentifyPatch* patch);
+  // `max_bytes`: the size limit (Options::max_event_bytes plus the caller's ScopedEventBytesAllowance).
+  Status ParseIdentify(const Json& request, int64_t now, size_t max_bytes, ParsedEvent* event, IdentifyPatch* patch);
   // Resolves and applies the identifies whose status is OK, in order, under one lock and one WriteBatch.
   // An identify refused while applied (an erased person's identifier) gets its status in (*statuses)[i].
   // With `requests`, item i is first parsed from (*requests)[i] into (*events)[i], (*patches)[i] and

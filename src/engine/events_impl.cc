@@ -3,6 +3,7 @@
 // Events: tracking (validation, then EngineImpl::Ingest) and queries.
 
 #include <algorithm>
+#include <optional>
 
 #include "cdp/segment_rule.h"
 #include "core/ids.h"
@@ -119,7 +120,12 @@ Result<BatchResult> EventsImpl::TrackBatch(const std::vector<Json>& events) { re
 
 Result<BatchResult> EventsImpl::TrackBatch(const std::vector<Json>& events, const std::vector<IdempotencyKey>& keys) {
   BatchCall call;
-  const Options& options = engine_->options();
+  std::optional<Options> allowing;  // the event limit raised by an adapter's allowance (ScopedEventBytesAllowance)
+  if (const size_t extra = ScopedEventBytesAllowance::current(); extra > 0) {
+    allowing.emplace(engine_->options());
+    allowing->max_event_bytes += extra;
+  }
+  const Options& options = allowing ? *allowing : engine_->options();
   if (!keys.empty() && keys.size() != events.size()) {
     return Status::InvalidArgument(
         fmt::format("{} idempotency keys for {} events: give none or one per event", keys.size(), events.size()),

@@ -274,7 +274,9 @@ Result<std::vector<Json>> ProfilesImpl::Sessions(std::string_view requested_id) 
     int64_t start = 0, end = 0;
     int64_t count = 0;
     Json first_page, utm_source, utm_medium, utm_campaign;
-    bool first_page_seen = false;  // the session's first page view with a page property was met
+    bool first_page_seen = false;    // the session's first page view with a page property was met
+    Json device_id, user_agent, ip;  // of its first event that has each (null: none, or not readable)
+    bool device_seen = false, user_agent_seen = false, ip_seen = false;
     Json by_type = Json::Object();
   };
   std::vector<Summary> sessions;
@@ -286,6 +288,9 @@ Result<std::vector<Json>> ProfilesImpl::Sessions(std::string_view requested_id) 
   auto readable_property = [&](const char* key) { return access->CanRead(fmt::format("events.properties.{}", key)); };
   const bool utm_readable[3] = {readable_property("utm_source"), readable_property("utm_medium"),
                                 readable_property("utm_campaign")};
+  const bool device_readable = access->CanRead("events.deviceId");
+  const bool context_readable[2] = {readable_property("context.userAgent") && readable_property("userAgent"),
+                                    readable_property("context.ip") && readable_property("ip")};
   ProfileEvents events(engine_->store(), engine_->tail(), id);
   for (; events.Valid(); events.Next()) {  // event-time order
     Status read = events.Read(&document);
@@ -313,6 +318,28 @@ Result<std::vector<Json>> ProfilesImpl::Sessions(std::string_view requested_id) 
     Summary& s = sessions[it->second];
     s.end = t;
     ++s.count;
+    // The device and the client: the event's deviceId; the userAgent and ip of its context (a Segment message's,
+    // kept in properties.context), else properties.userAgent / ip.
+    if (!s.device_seen) {
+      if (const Json* d = event->Find("deviceId"); d != nullptr && d->is_string()) {
+        if (device_readable) s.device_id = *d;
+        s.device_seen = true;
+      }
+    }
+    if (!s.user_agent_seen || !s.ip_seen) {
+      const Json* props = event->Find("properties");
+      const Json* context = props != nullptr ? props->Find("context") : nullptr;
+      auto client = [&](const char* key, bool readable, bool* seen, Json* out) {
+        if (*seen) return;
+        const Json* v = context != nullptr && context->is_object() ? context->Find(key) : nullptr;
+        if (v == nullptr || !v->is_string()) v = props != nullptr ? props->Find(key) : nullptr;
+        if (v == nullptr || !v->is_string() || v->as_string().empty()) return;
+        if (readable) *out = *v;
+        *seen = true;
+      };
+      client("userAgent", context_readable[0], &s.user_agent_seen, &s.user_agent);
+      client("ip", context_readable[1], &s.ip_seen, &s.ip);
+    }
     const std::string& type = event->Find("type")->as_string();
     const Json* n = s.by_type.Find(type);
     s.by_type.Set(type, (n != nullptr ? n->as_int() : 0) + 1);
@@ -342,6 +369,9 @@ Result<std::vector<Json>> ProfilesImpl::Sessions(std::string_view requested_id) 
     j.Set("utmSource", std::move(s.utm_source));
     j.Set("utmMedium", std::move(s.utm_medium));
     j.Set("utmCampaign", std::move(s.utm_campaign));
+    j.Set("deviceId", std::move(s.device_id));
+    j.Set("userAgent", std::move(s.user_agent));
+    j.Set("ip", std::move(s.ip));
     j.Set("eventTypes", std::move(s.by_type));
     out.push_back(std::move(j));
   }

@@ -23,6 +23,8 @@
 
 namespace cdp::internal {
 
+thread_local size_t ScopedEventBytesAllowance::current_ = 0;
+
 namespace {
 
 constexpr std::string_view kEventTypes[] = {"page_view",  "product_view", "add_to_cart", "purchase",

@@ -50,6 +50,23 @@ struct ParsedEvent {
   const IdempotencyKey* remember = nullptr;  // written with the event when it is stored (the caller's; validated)
 };
 
+// Bytes an event or identify may exceed Options::max_event_bytes by, on this thread, while it is alive: what an
+// adapter's mapping added to a message whose own size it checked against the limit (the Segment adapter: its
+// source, segmentType and campaign fields). Read by Events::TrackBatch and Identity::Identify on the calling
+// thread. Scopes nest; the innermost counts.
+class ScopedEventBytesAllowance {
+ public:
+  explicit ScopedEventBytesAllowance(size_t bytes) : previous_(current_) { current_ = bytes; }
+  ~ScopedEventBytesAllowance() { current_ = previous_; }
+  ScopedEventBytesAllowance(const ScopedEventBytesAllowance&) = delete;
+  ScopedEventBytesAllowance& operator=(const ScopedEventBytesAllowance&) = delete;
+  static size_t current() { return current_; }
+
+ private:
+  static thread_local size_t current_;
+  size_t previous_;
+};
+
 // InvalidArgument on "timestamp" when `time_us` is more than Options::max_event_future_seconds after `now_us`.
 Status CheckNotFuture(int64_t time_us, int64_t now_us, const Options& options);
 

@@ -94,8 +94,11 @@ Result<Resolution> Resolve(const IdentityRules& rules, GraphView& graph, std::ve
     for (const Identifier& id : usable) {
       if (!all_owned && !Contains(all, id)) out.attach.push_back(id);
     }
-    // Dropped identifiers: one the profile holds anyway is not worth reporting; one nobody holds joins after all
-    // when it fits the profile's limit (it was dropped only to find the right owner); the rest are reported.
+    // Dropped identifiers (highest priority first): one the profile holds anyway is not worth reporting; one nobody
+    // holds joins after all when it fits the profile's limit, and one another profile holds brings that profile in
+    // (merged, or as the survivor when the write would create one) when its identifiers fit every limit: it was
+    // dropped only because of the identifier that broke the limit, not for a conflict of its own (an anonymous
+    // visitor's history identified together with a phone another customer holds). The rest are reported.
     if (!dropped.empty() && all.empty() && !owners.empty()) {
       CDP_ASSIGN_OR_RETURN(all, graph.IdentifiersOf(owners[0]));
     }
@@ -106,6 +109,24 @@ Result<Resolution> Resolve(const IdentityRules& rules, GraphView& graph, std::ve
       if (Contains(held, d)) continue;
       CDP_ASSIGN_OR_RETURN(std::string owner, graph.Owner(d));
       if (!owner.empty() && owner == out.profile_id) continue;
+      if (!owner.empty() && std::find(out.merge.begin(), out.merge.end(), owner) != out.merge.end()) continue;
+      if (!owner.empty() && fixed_profile.empty()) {
+        CDP_ASSIGN_OR_RETURN(std::vector<Identifier> theirs, graph.IdentifiersOf(owner));
+        std::vector<Identifier> joined = held;
+        for (Identifier& t : theirs) {
+          if (!Contains(joined, t)) joined.push_back(std::move(t));
+        }
+        if (BrokenLimit(rules, joined) == nullptr) {
+          held = std::move(joined);
+          if (out.profile_id.empty()) {
+            out.profile_id = owner;  // the new identifiers attach to it instead of to a new profile
+          } else {
+            if (out.merge.empty()) out.evidence = d;
+            out.merge.push_back(owner);
+          }
+          continue;
+        }
+      }
       if (owner.empty()) {
         const IdentifierTypeRule* rule = rules.Rule(d.type);
         int n = 0;

@@ -14,7 +14,9 @@
 //     identifiers and the new ones. When a merge would break a limit, the incoming identifier of the lowest
 //     priority is dropped (reason "limit: ...") and step 2 runs again; so two customers sharing one device stay
 //     two people. When no merge is involved, a new identifier that would break its type's limit is not attached
-//     (reason "limit: ...").
+//     (reason "limit: ..."). A dropped identifier that nobody holds, or whose holder's identifiers fit the limits
+//     together with the survivor's, joins after all (its holder merged in, or made the survivor when there was
+//     none): only what conflicts is left out.
 // Cost: one owner lookup per identifier per round, at most (identifiers) rounds.
 
 #ifndef CDP_IDENTITY_RESOLVER_H_

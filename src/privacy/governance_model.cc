@@ -53,6 +53,9 @@ constexpr std::pair<std::string_view, std::string_view> kDefaultClassification[]
     {"events.deviceId", "pii"},
     {"events.identifiers", "pii"},
     {"sessions", "internal"},
+    {"sessions.deviceId", "pii"},
+    {"sessions.userAgent", "pii"},
+    {"sessions.ip", "pii"},
 };
 
 constexpr size_t kMaxClasses = 32;

@@ -19,6 +19,7 @@
 
 #include "cdp/privacy.h"
 #include "cdp/query.h"
+#include "events/event_model.h"
 
 namespace cdp {
 
@@ -202,9 +203,16 @@ struct Mapped {
   Json message_id;         // string or null
   std::string dedupe_key;  // the messageId, empty when absent
   bool is_event = false;
-  Json request;         // the event, or the Identify request
-  int64_t time_us = 0;  // event time (events)
+  Json request;              // the event, or the Identify request
+  int64_t time_us = 0;       // event time (events)
+  size_t message_bytes = 0;  // the message's size as compact JSON
 };
+
+// What the mapping added to a message's size: the engine lets the request exceed its event limit by that much
+// (ScopedEventBytesAllowance), so that a message is held to the limits by its own size, as received.
+size_t MappingOverhead(const Mapped& m, size_t request_bytes) {
+  return request_bytes > m.message_bytes ? request_bytes - m.message_bytes : 0;
+}
 
 Status Invalid(std::string message, std::string field) {
   return Status::InvalidArgument(std::move(message), std::move(field));
@@ -408,6 +416,7 @@ Status Map(const Json& message, const Json* batch, int64_t received_us, const Se
     return Invalid("a message must be a JSON object, got " + std::string(Json::TypeName(message.type())), "");
   }
   const size_t bytes = message.Dump().size();
+  out->message_bytes = bytes;
   if (bytes > options.max_message_bytes) {
     return Status::ResourceExhausted("message of " + std::to_string(bytes) + " bytes is over the limit of " +
                                      std::to_string(options.max_message_bytes) + " bytes");
@@ -564,6 +573,15 @@ Status Map(const Json& message, const Json* batch, int64_t received_us, const Se
     }
   }
   if (type == "page" && !name.empty()) SetIfFree(&properties, "name", Json(name));
+  // A browser SDK's page call carries the page in context.page: its url and path name the session's first page
+  // when the properties do not.
+  if (type == "page" && properties.Find("url") == nullptr && properties.Find("path") == nullptr) {
+    if (const Json* page = context.is_object() ? context.Find("page") : nullptr; page != nullptr && page->is_object()) {
+      for (const char* key : {"url", "path"}) {
+        if (const Json* v = page->Find(key); v != nullptr && v->is_string()) SetIfFree(&properties, key, *v);
+      }
+    }
+  }
   if (type == "screen" && !name.empty()) {
     SetIfFree(&properties, "screen", Json(name));
     if (properties.Find("url") == nullptr && properties.Find("path") == nullptr) {
@@ -727,10 +745,14 @@ Status Execute(SegmentSink& sink, std::vector<Pending>* pending, int64_t receive
   std::vector<Json> events;
   std::vector<IdempotencyKey> keys;
   size_t run_bytes = 2;
+  size_t run_overhead = 0;  // the largest MappingOverhead in the run
 
   auto flush = [&]() -> Status {
     if (run.empty()) return Status::OK();
-    Result<BatchResult> batch = sink.TrackBatch(events, keys);
+    Result<BatchResult> batch = [&] {
+      internal::ScopedEventBytesAllowance allowance(run_overhead);
+      return sink.TrackBatch(events, keys);
+    }();
     if (!batch.ok()) return batch.status();
     for (size_t i = 0; i < run.size(); ++i) {
       Pending& p = (*pending)[run[i]];
@@ -747,15 +769,23 @@ Status Execute(SegmentSink& sink, std::vector<Pending>* pending, int64_t receive
     events.clear();
     keys.clear();
     run_bytes = 2;
+    run_overhead = 0;
     return Status::OK();
   };
 
   for (size_t i = 0; i < pending->size(); ++i) {
     Pending& p = (*pending)[i];
     if (!p.status.ok() || p.stored) continue;
+    if (p.mapped.message_bytes > eo.max_event_bytes) {  // the engine's limit, on the message as received
+      p.status = Status::ResourceExhausted("message of " + std::to_string(p.mapped.message_bytes) +
+                                           " bytes is over the engine's event limit of " +
+                                           std::to_string(eo.max_event_bytes) + " bytes");
+      continue;
+    }
     if (p.mapped.is_event) {
       const size_t bytes = p.mapped.request.Dump().size() + 1;
       if (!run.empty() && (run.size() >= max_items || run_bytes + bytes > max_bytes)) CDP_RETURN_IF_ERROR(flush());
+      run_overhead = std::max(run_overhead, MappingOverhead(p.mapped, bytes - 1));
       run.push_back(i);
       events.push_back(p.mapped.request);
       keys.push_back(FreshKey(p, received_us, options));
@@ -764,6 +794,7 @@ Status Execute(SegmentSink& sink, std::vector<Pending>* pending, int64_t receive
     }
     CDP_RETURN_IF_ERROR(flush());
     const IdempotencyKey key = p.duplicate ? DuplicateKey(p, received_us, options) : FreshKey(p, received_us, options);
+    internal::ScopedEventBytesAllowance allowance(MappingOverhead(p.mapped, p.mapped.request.Dump().size()));
     Result<Json> identified = p.duplicate ? sink.IdentifyDuplicate(p.mapped.request, key, p.claim.profile_id)
                                           : sink.Identify(p.mapped.request, key);
     if (identified.ok()) {

@@ -110,6 +110,41 @@ TEST_F(IdentityEngineTest, TwoCustomersSharingADeviceStayTwoPeople) {
   EXPECT_EQ(Track(R"({"type":"page_view","deviceId":"ipad-1"})").profile_id, a.profile_id);
 }
 
+// The limit drops only what conflicts: a customer identified with an anonymous visitor's id and a phone another
+// customer holds gets the visitor's history (merged, or the visitor's profile as its own), not the phone.
+TEST_F(IdentityEngineTest, ALimitDropsTheConflictingIdentifierNotTheAnonymousHistory) {
+  TrackResult ca = Track(R"({"type":"page_view","customerId":"CA","phone":"+16502530077"})");
+  TrackResult visit = Track(R"({"type":"purchase","anonymousId":"anon-x","properties":{"revenue":9}})");
+  ASSERT_NE(ca.profile_id, visit.profile_id);
+  Json who = Unwrap(identity().Identify(J(R"({"identifiers":{"customerId":"CB","anonymousId":"anon-x",
+                                                             "phone":"+16502530077"}})")));
+  const std::string cb = who.Find("profileId")->as_string();
+  EXPECT_NE(cb, ca.profile_id) << "two customers stay two people";
+  EXPECT_EQ(cb, visit.profile_id) << "the visitor's profile is the new customer's: " << who.Dump();
+  const Json* ignored = who.Find("ignoredIdentifiers");
+  ASSERT_NE(ignored, nullptr) << who.Dump();
+  ASSERT_EQ(ignored->size(), 1u) << who.Dump();
+  EXPECT_EQ(ignored->items()[0].Find("type")->as_string(), "phone");
+  Json p = Unwrap(profiles().Get(cb));
+  EXPECT_EQ(p.FindPath("externalIds.customerId")->as_string(), "CB") << p.Dump();
+  EXPECT_DOUBLE_EQ(p.FindPath("computed.ltv")->as_number(), 9.0) << "the anonymous purchase is the customer's";
+  EXPECT_EQ(Unwrap(profiles().Get(ca.profile_id)).FindPath("externalIds.phone")->as_string(), "+16502530077");
+
+  // The same with the customer already known: the visitor's profile is merged into theirs.
+  TrackResult cc = Track(R"({"type":"page_view","customerId":"CC"})");
+  TrackResult visit2 = Track(R"({"type":"page_view","anonymousId":"anon-y"})");
+  TrackResult both = Track(R"({"type":"page_view","customerId":"CC","anonymousId":"anon-y","phone":"+16502530077"})");
+  EXPECT_EQ(both.profile_id, cc.profile_id);
+  EXPECT_EQ(both.merged_profiles, std::vector<std::string>{visit2.profile_id});
+  EXPECT_EQ(Track(R"({"type":"page_view","anonymousId":"anon-y"})").profile_id, cc.profile_id);
+  EXPECT_EQ(Track(R"({"type":"page_view","phone":"+16502530077"})").profile_id, ca.profile_id);
+  // And the merge says why.
+  Json why = Unwrap(identity().Explain(cc.profile_id));
+  ASSERT_EQ(why.Find("merges")->size(), 1u) << why.Dump();
+  EXPECT_EQ(why.Find("merges")->items()[0].FindPath("evidence.identifier.type")->as_string(), "anonymousId")
+      << why.Dump();
+}
+
 TEST_F(IdentityEngineTest, LimitsCapValuesPerProfile) {
   TrackResult first = Track(R"({"type":"page_view","customerId":"C1","email":"a1@x.com"})");
   for (int i = 2; i <= 7; ++i) {
@@ -554,6 +589,51 @@ TEST_F(IdentityEngineTest, UnmergeRestoresProfilesIdentifiersEventsAndTraits) {
   EXPECT_TRUE(identity().Unmerge(ida, "mrg_nothing").status().IsNotFound());
   Reopen();
   EXPECT_EQ(Unwrap(profiles().Get(b1.profile_id)).Find("id")->as_string(), b1.profile_id);
+}
+
+// An identifier an event linked to the survivor after the merge follows that event: without the merge, the event
+// (it carries the merged person's device) would have gone to the merged person, with its new email. One linked
+// by an identify, or by an event the survivor keeps, stays with the survivor.
+TEST_F(IdentityEngineTest, UnmergeSendsIdentifiersLinkedSinceWithTheEventsThatBroughtThem) {
+  const std::string x =
+      Track(R"({"type":"page_view","customerId":"UX","timestamp":"2026-02-01T00:00:00Z"})").profile_id;
+  const std::string y = Track(R"({"type":"purchase","deviceId":"phone-y","timestamp":"2026-02-01T01:00:00Z",
+                                   "properties":{"value":7}})")
+                            .profile_id;
+  ASSERT_NE(x, y);
+  const std::string merge_id = Unwrap(identity().Merge({x, y}, "test")).Find("mergeId")->as_string();
+  TrackResult later = Track(R"({"type":"purchase","deviceId":"phone-y","email":"ylater@x.com",
+                                 "timestamp":"2026-02-02T00:00:00Z","properties":{"value":50}})");
+  ASSERT_EQ(later.profile_id, x);
+  // A later event repeats the new email only: it follows the email, wherever that goes.
+  Track(R"({"type":"page_view","email":"ylater@x.com","timestamp":"2026-02-03T00:00:00Z"})");
+  // Linked since by X's own event, and by an identify: both stay with X.
+  Track(R"({"type":"page_view","customerId":"UX","email":"x-new@x.com","timestamp":"2026-02-04T00:00:00Z"})");
+  Unwrap(identity().Identify(J(R"({"identifiers":{"customerId":"UX","phone":"+16502530001"}})")));
+
+  Unwrap(identity().Unmerge(x, merge_id));
+  Json px = Unwrap(profiles().Get(x));
+  Json py = Unwrap(profiles().Get(y));
+  ASSERT_NE(py.FindPath("externalIds.email"), nullptr) << "the email stayed with the survivor: " << px.Dump();
+  EXPECT_EQ(*py.FindPath("externalIds.email"), J(R"("ylater@x.com")")) << py.Dump();
+  EXPECT_EQ(*py.FindPath("externalIds.deviceIds"), J(R"(["phone-y"])")) << py.Dump();
+  EXPECT_EQ(px.FindPath("externalIds.email")->as_string(), "x-new@x.com") << px.Dump();
+  EXPECT_EQ(px.FindPath("externalIds.phone")->as_string(), "+16502530001") << px.Dump();
+  EXPECT_DOUBLE_EQ(py.FindPath("computed.ltv")->as_number(), 57.0);
+  EXPECT_EQ(py.FindPath("computed.eventCount")->as_int(), 3);
+  EXPECT_DOUBLE_EQ(px.FindPath("computed.ltv")->as_number(), 0.0);
+  EXPECT_EQ(px.FindPath("computed.eventCount")->as_int(), 2);
+  // They resolve there, and say why.
+  EXPECT_EQ(Track(R"({"type":"page_view","email":"ylater@x.com"})").profile_id, y);
+  EXPECT_EQ(Track(R"({"type":"page_view","email":"x-new@x.com"})").profile_id, x);
+  Json why = Unwrap(identity().Explain(y));
+  bool explained = false;
+  for (const Json& id : why.Find("identifiers")->items()) {
+    if (id.Find("value")->as_string() == "ylater@x.com") {
+      explained = id.Find("evidence")->as_string() == "unmerge " + merge_id;
+    }
+  }
+  EXPECT_TRUE(explained) << why.Dump();
 }
 
 TEST_F(IdentityEngineTest, UnmergeOfAMergedSurvivorAsksForTheLaterMergeFirst) {

@@ -184,6 +184,27 @@ TEST_F(SurvivorshipTest, DefaultSurvivorKeepsItsValuesAndConflictsCarryTheirSour
   EXPECT_EQ(p.Find("conflicts")->size(), 1u) << "tags and filled fields are no conflict";
 }
 
+// first_non_empty: in merge order (the survivor, then the merged profiles as listed), the first value that is not
+// empty; the empty forms (absent, null, "", [] and {}) never win, and a merge of three walks them in order.
+TEST_F(SurvivorshipTest, FirstNonEmptyTakesTheFirstValueInMergeOrder) {
+  SetSurvivorship(R"({"default":"first_non_empty","fields":{"attributes.customFields.note":"first_non_empty"}})");
+  const std::string a = Create(R"({"attributes":{"firstName":"Ada","city":"","customFields":{"note":{}}}})");
+  const std::string b = Create(R"({"attributes":{"firstName":"Adeline","customFields":{"note":[]}}})");
+  const std::string c = Create(R"({"attributes":{"firstName":"Addie","city":"Lyon","customFields":{"note":"hi"}}})");
+  Merge({a, b, c});
+  Json p = Get(a);
+  EXPECT_EQ(p.FindPath("attributes.firstName")->as_string(), "Ada") << "the survivor's comes first";
+  EXPECT_EQ(p.FindPath("attributes.city")->as_string(), "Lyon") << "an empty string is empty";
+  EXPECT_EQ(p.FindPath("attributes.customFields.note")->as_string(), "hi") << "so are {} and []";
+  EXPECT_EQ(ConflictsOf(p, "attributes.firstName").size(), 2u) << p.Dump();
+
+  const std::string d = Create(R"({"attributes":{"lastName":null}})");
+  const std::string e = Create(R"({"attributes":{"lastName":"Byron"}})");
+  const std::string f = Create(R"({"attributes":{"lastName":"King"}})");
+  Merge({d, e, f});
+  EXPECT_EQ(Get(d).FindPath("attributes.lastName")->as_string(), "Byron") << "the first merged one, not the last";
+}
+
 TEST_F(SurvivorshipTest, MostRecentAndOldestFollowEventTimeNotCallOrder) {
   SetSurvivorship(R"({"fields":{"attributes.firstName":"most_recent","attributes.lastName":"oldest",
                                  "attributes.tags":"most_recent"}})");

@@ -516,8 +516,9 @@ TEST_F(GovernanceTest, SessionSummariesShowOnlyTheEventPropertiesTheReaderMayRea
   policy.Find("classification")->Set("events.properties.utm_campaign", "restricted");
   Unwrap(gov().SetPolicy(policy));
   Unwrap(events().Track(J(R"({"type": "page_view", "profileId": ")" + id_ +
-                          R"(", "timestamp": "2026-01-05T10:00:00Z", "sessionId": "s-1", "properties": {"url":
-                          "https://x.example/secret-offer", "utm_source": "news", "utm_campaign": "c-77"}})")));
+                          R"(", "timestamp": "2026-01-05T10:00:00Z", "sessionId": "s-1", "deviceId": "dev-s1",
+                          "properties": {"url": "https://x.example/secret-offer", "utm_source": "news",
+                          "utm_campaign": "c-77", "context": {"ip": "198.51.100.7", "userAgent": "UA/1"}}})")));
   Unwrap(events().Track(J(R"({"type": "page_view", "profileId": ")" + id_ +
                           R"(", "timestamp": "2026-01-05T10:01:00Z", "sessionId": "s-1", "properties": {"url":
                           "https://x.example/second"}})")));
@@ -531,6 +532,9 @@ TEST_F(GovernanceTest, SessionSummariesShowOnlyTheEventPropertiesTheReaderMayRea
   Json whole = session(Unwrap(profiles().Sessions(id_)));
   EXPECT_EQ(whole.Find("firstPage")->as_string(), "https://x.example/secret-offer");
   EXPECT_EQ(whole.Find("utmCampaign")->as_string(), "c-77");
+  EXPECT_EQ(whole.Find("deviceId")->as_string(), "dev-s1");
+  EXPECT_EQ(whole.Find("ip")->as_string(), "198.51.100.7");
+  EXPECT_EQ(whole.Find("userAgent")->as_string(), "UA/1");
   ScopedPrincipal ann("ann");  // reads public and internal: sessions.* yes, the restricted properties no
   Json seen = session(Unwrap(profiles().Sessions(id_)));
   EXPECT_EQ(seen.Find("eventCount")->as_int(), 2);
@@ -538,6 +542,10 @@ TEST_F(GovernanceTest, SessionSummariesShowOnlyTheEventPropertiesTheReaderMayRea
   EXPECT_TRUE(seen.Find("utmCampaign") == nullptr || seen.Find("utmCampaign")->is_null()) << seen.Dump();
   // Not the second page's url either: the first page's is unreadable, so firstPage is null.
   EXPECT_TRUE(seen.Find("firstPage") == nullptr || seen.Find("firstPage")->is_null()) << seen.Dump();
+  // The device and the client are personal data (sessions.deviceId, .ip, .userAgent are pii).
+  for (const char* field : {"deviceId", "ip", "userAgent"}) {
+    EXPECT_TRUE(seen.Find(field) == nullptr || seen.Find(field)->is_null()) << field << ": " << seen.Dump();
+  }
 }
 
 TEST_F(GovernanceTest, ExportsLeaveOutWhatTheExporterMayNotReadAndIncludeTheAuditTrail) {

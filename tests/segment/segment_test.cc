@@ -115,6 +115,34 @@ TEST_F(SegmentTest, PageAndScreenBecomePageViewsAndContextFeedsSessions) {
   EXPECT_EQ(sessions[0].Find("utmMedium")->as_string(), "email");
   EXPECT_EQ(sessions[0].Find("utmCampaign")->as_string(), "spring");
   EXPECT_EQ(sessions[0].FindPath("eventTypes.page_view")->as_int(), 2);
+  EXPECT_EQ(sessions[0].Find("deviceId")->as_string(), "device-9");
+  EXPECT_EQ(sessions[0].Find("userAgent")->as_string(), "Mozilla/5.0");
+  EXPECT_EQ(sessions[0].Find("ip")->as_string(), "203.0.113.9");
+}
+
+// A browser SDK's page call names its page in context.page only: that url names the session's first page.
+TEST_F(SegmentTest, APageNamedOnlyInContextNamesTheSessionsFirstPage) {
+  Json page = Ingest(R"({"type":"page","anonymousId":"anon-ctx","timestamp":"2026-03-01T10:00:00Z",
+      "context":{"page":{"url":"https://x.test/landing?a=1","path":"/landing","title":"Landing"},
+      "userAgent":"Mozilla/5.0 X11"
+}
+})");
+  std::vector<Json> events = EventsOf(page);
+ASSERT_EQ(events.size(), 1u);
+EXPECT_EQ(events[0].FindPath("properties.url")->as_string(), "https://x.test/landing?a=1");
+EXPECT_EQ(events[0].FindPath("properties.path")->as_string(), "/landing");
+Json own = Ingest(R"({"type":"page","anonymousId":"anon-ctx","timestamp":"2026-03-01T10:01:00Z",
+      "properties":{"path":"/own"},"context":{"page":{"url":"https://x.test/ctx","path":"/ctx"}}})");
+events = EventsOf(own);
+ASSERT_EQ(events.size(), 2u);
+EXPECT_EQ(events[1].FindPath("properties.path")->as_string(), "/own") << "the message's own properties win";
+EXPECT_EQ(events[1].FindPath("properties.url"), nullptr);
+std::vector<Json> sessions = Unwrap(profiles().Sessions(page.Find("profileId")->as_string()));
+ASSERT_EQ(sessions.size(), 1u);
+EXPECT_EQ(sessions[0].Find("firstPage")->as_string(), "https://x.test/landing?a=1");
+EXPECT_EQ(sessions[0].Find("userAgent")->as_string(), "Mozilla/5.0 X11");
+EXPECT_TRUE(sessions[0].Find("ip")->is_null());
+EXPECT_TRUE(sessions[0].Find("deviceId")->is_null());
 }
 
 TEST_F(SegmentTest, ScreenOnlySessionsNameTheirFirstPageAfterTheScreen) {
@@ -346,6 +374,66 @@ TEST_F(SegmentTest, MessageAndBatchSizeLimits) {
 
   Result<Json> not_batch = IngestSegmentBatchJson(*engine_, R"({"messages":[]})", kReceived, options_seg_);
   EXPECT_EQ(not_batch.status().field(), "batch");
+}
+
+// A message is held to the limits by its own size: the fields the mapping adds (source, segmentType, the campaign
+// copied to utm_*) do not count against Options::max_event_bytes.
+TEST_F(SegmentTest, AMessageJustUnderTheLimitIsStoredWhateverTheMappingAdds) {
+  // Pads `head` + padding + `tail` to exactly `size` bytes of compact JSON.
+  auto sized = [](const std::string& head, const std::string& tail, size_t size) {
+    const size_t fixed = head.size() + tail.size();
+    EXPECT_LT(fixed, size);
+    std::string m = head + std::string(size - fixed, 'x') + tail;
+    EXPECT_EQ(J(m).Dump().size(), size);
+    return m;
+  };
+  const std::string campaign = R"("context":{"campaign":{"source":")" + std::string(2000, 's') +
+                               R"(","medium":"email","name":")" + std::string(2000, 'n') +
+                               R"("},"userAgent":"Mozilla/5.0"})";
+  const size_t limit = 32u << 10;
+  const std::string track = sized(R"({"type":"track","userId":"u-edge","event":"Big","messageId":"m-edge-1",)" +
+                                      campaign + R"(,"properties":{"blob":")",
+                                  R"("}})", limit);
+  Json stored = Ingest(track);
+  std::vector<Json> events = EventsOf(stored);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_GT(events[0].Dump().size(), limit) << "the mapped event is larger than the message";
+  EXPECT_EQ(events[0].FindPath("properties.utm_source")->as_string(), std::string(2000, 's'));
+
+  // An identify whose traits fill the message.
+  const std::string identify =
+      sized(R"({"type":"identify","userId":"u-edge","messageId":"m-edge-2",)" + campaign + R"(,"traits":{"bio":")",
+            R"("}})", limit);
+  Json who = Ingest(identify);
+  EXPECT_EQ(who.Find("profileId")->as_string(), stored.Find("profileId")->as_string());
+
+  // And in a batch; one byte more is over the limit.
+  const std::string over =
+      sized(R"({"type":"track","userId":"u-edge","event":"Over","properties":{"blob":")", R"("}})", limit + 1);
+  const std::string at = sized(R"({"type":"track","userId":"u-edge","event":"At","messageId":"m-edge-3",)" + campaign +
+                                   R"(,"properties":{"blob":")",
+                               R"("}})", limit);
+  Json batch = Unwrap(IngestSegmentBatchJson(*engine_, "[" + at + "," + over + "]", kReceived, options_seg_));
+  EXPECT_EQ(batch.Find("accepted")->as_int(), 1) << batch.Dump().substr(0, 400);
+  EXPECT_EQ(batch.Find("results")->items()[1].Find("status")->as_string(), "resource_exhausted");
+
+  // The engine's own limit still holds for events sent to it directly.
+  Json direct = J(R"({"type":"custom","name":"Big","customerId":"u-edge","properties":{"blob":")" +
+                  std::string(limit, 'x') + R"("}})");
+  EXPECT_TRUE(engine_->events().Track(direct).status().IsResourceExhausted());
+}
+
+// An engine whose event limit is below the message limit holds messages to it, as received.
+TEST_F(SegmentTest, TheEnginesSmallerEventLimitAppliesToTheMessage) {
+  options_.max_event_bytes = 4096;
+  Reopen();
+  const std::string fits =
+      R"({"type":"track","userId":"u-small","event":"A","properties":{"blob":")" + std::string(3900, 'x') + R"("}})";
+  EXPECT_NE(Ingest(fits).Find("profileId"), nullptr);
+  Status s = IngestError(R"({"type":"track","userId":"u-small","event":"B","properties":{"blob":")" +
+                         std::string(4200, 'x') + R"("}})");
+  EXPECT_TRUE(s.IsResourceExhausted()) << s.ToString();
+  EXPECT_NE(s.message().find("event limit of 4096"), std::string::npos) << s.ToString();
 }
 
 // ---- batches -------------------------------------------------------------------------------------------------------

@@ -1018,6 +1018,58 @@ def test_fuzzy_matching_endpoints(server):
     assert status == 404
 
 
+def test_fuzzy_proposals_accepted_and_rejected_over_rest(tmp_path):
+    """Proposals found over REST on a fresh database, one accepted (a merge), one rejected (never proposed again)."""
+    srv = ServerProcess(tmp_path / "cdp-data")
+    try:
+        people = [("john", "smith", "2000", "19800101"), ("jon", "smith", "2000", "19800101"),
+                  ("mary", "jones", "3000", "19700505"), ("marie", "jones", "3000", "19700505"),
+                  ("peter", "brown", "4000", "19600606"), ("anna", "white", "5000", "19500707"),
+                  ("ann", "white", "5000", "19500707"), ("paul", "green", "6000", "19900909")]
+        ids = []
+        for first, last, postal, dob in people:
+            status, body, _ = srv.request("POST", "/api/cdp/profiles", {"attributes": {
+                "firstName": first, "lastName": last, "postalCode": postal, "customFields": {"birthDate": dob}}})
+            assert status == 201, body
+            ids.append(body["id"])
+        status, config, _ = srv.request("GET", "/api/cdp/identity/matching")
+        assert status == 200
+        status, body, _ = srv.request("PUT", "/api/cdp/identity/matching", {**config, "proposeAbove": 0.5})
+        assert status == 200, body
+        status, run, _ = srv.request("POST", "/api/cdp/identity/duplicates")
+        assert status == 200 and run["profiles"] == 8 and run["proposed"] >= 2, run
+        status, listed, _ = srv.request("GET", "/api/cdp/identity/proposals?status=pending")
+        assert status == 200 and len(listed["proposals"]) == run["proposed"], listed
+        by_pair = {frozenset(p["profileIds"]): p for p in listed["proposals"]}
+        john = by_pair[frozenset((ids[0], ids[1]))]
+        mary = by_pair[frozenset((ids[2], ids[3]))]
+
+        status, accepted, _ = srv.request("POST", f"/api/cdp/identity/proposals/{john['proposalId']}/accept")
+        assert status == 200 and accepted["status"] == "accepted" and accepted["mergeId"].startswith("mrg_"), accepted
+        status, a, _ = srv.request("GET", f"/api/cdp/profiles/{ids[0]}")
+        status_b, b, _ = srv.request("GET", f"/api/cdp/profiles/{ids[1]}")
+        assert status == 200 and status_b == 200 and a["id"] == b["id"], (a, b)  # one answers for both
+        status, explained, _ = srv.request("GET", f"/api/cdp/profiles/{a['id']}/identity")
+        merge = [m for m in explained["merges"] if m["mergeId"] == accepted["mergeId"]]
+        assert status == 200 and merge and merge[0]["evidence"] == {
+            "call": "identity.acceptProposal", "proposalId": john["proposalId"]}, explained
+
+        status, rejected, _ = srv.request("POST", f"/api/cdp/identity/proposals/{mary['proposalId']}/reject")
+        assert status == 200 and rejected["status"] == "rejected", rejected
+        status, body, _ = srv.request("POST", f"/api/cdp/identity/proposals/{mary['proposalId']}/accept")
+        assert status == 409, body
+        status, m2, _ = srv.request("GET", f"/api/cdp/profiles/{ids[3]}")
+        assert status == 200 and m2["id"] == ids[3]  # not merged
+        status, again, _ = srv.request("POST", "/api/cdp/identity/duplicates")
+        assert status == 200, again
+        status, listed, _ = srv.request("GET", "/api/cdp/identity/proposals?status=pending")
+        assert frozenset((ids[2], ids[3])) not in {frozenset(p["profileIds"]) for p in listed["proposals"]}, listed
+        status, done, _ = srv.request("GET", "/api/cdp/identity/proposals?status=rejected")
+        assert status == 200 and [p["proposalId"] for p in done["proposals"]] == [mary["proposalId"]], done
+    finally:
+        assert srv.stop() == 0, srv.stderr()
+
+
 def test_segment_endpoints(server):
     run = "seg-" + str(time.time_ns())
     for i in range(6):

@@ -353,6 +353,8 @@ async function profile(id) {
       { label: 'events', value: (s) => s.eventCount },
       { label: 'first page', value: (s) => s.firstPage },
       { label: 'utm source', value: (s) => s.utmSource || get(s, 'utm.source') },
+      { label: 'device', value: (s) => s.deviceId },
+      { label: 'user agent', value: (s) => s.userAgent },
     ], list.slice(-20).reverse()));
   }
   parts.push(el('h2', {}, 'Identity: merges'));
