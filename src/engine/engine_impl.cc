@@ -496,16 +496,18 @@ class EngineImpl::IngestContext : public GraphView {
     std::string profile_id;
     CDP_RETURN_IF_ERROR(ApplyPlan(e, std::move(plan), &profile_id, result));
     result->profile_id = profile_id;
-    std::string key = storage::EventKey(profile_id, e.time_us, e.id);
     if (!e.session_id.empty()) {
       result->session_id = e.session_id;
       CDP_RETURN_IF_ERROR(NoteEventTime(profile_id, e.time_us, e.session_id));
     } else {
       CDP_RETURN_IF_ERROR(AssignSession(profile_id, e.time_us, &result->session_id));
     }
-    if (e.client_id) batch_keys_.emplace(key, result->session_id);
+    if (e.client_id) batch_keys_.emplace(storage::EventKey(profile_id, e.time_us, e.id), result->session_id);
+    index_.deltas[profile_id].AddEvent(e.time_us, e.purchase, e.purchase_micros);
+    ++events_added_;
+    if (e.remember != nullptr) Remember(*e.remember, profile_id);
     PendingEvent& pending = pending_events_.emplace_back();
-    pending.profile_id = profile_id;
+    pending.profile_id = std::move(profile_id);
     pending.time_us = e.time_us;
     pending.id = e.id;
     pending.client_id = e.client_id;
@@ -514,9 +516,6 @@ class EngineImpl::IngestContext : public GraphView {
     // Its stored form is written by Prepare, which splits that work over two threads (StoreEvents).
     pending.source = &e;
     pending.session_id = result->session_id;
-    index_.deltas[profile_id].AddEvent(e.time_us, e.purchase, e.purchase_micros);
-    ++events_added_;
-    if (e.remember != nullptr) Remember(*e.remember, profile_id);
     return Status::OK();
   }
 
