@@ -85,6 +85,23 @@ def test_unmerge_round_trip(db):
         db.identity.unmerge(a["id"], login["mergeId"])
 
 
+def test_unification_rate_and_merge_counts(db):
+    for i in range(4):
+        db.events.track({"type": "page_view", "anonymousId": f"anon-{i}"})
+    assert db.identity.stats()["unificationRate"] == 0.0
+    # The first two visitors turn out to be one customer: one merge, 4 records held by 3 profiles.
+    r = db.events.track({"type": "page_view", "anonymousId": "anon-0", "email": "one@x.com"})
+    r = db.events.track({"type": "page_view", "anonymousId": "anon-1", "email": "one@x.com"})
+    assert r["mergedProfiles"], r
+    stats = db.identity.stats()
+    assert (stats["profiles"], stats["merges"], stats["mergedProfiles"], stats["unmerges"]) == (3, 1, 1, 0), stats
+    assert stats["unificationRate"] == pytest.approx(1 / 4)
+    db.identity.unmerge(r["profileId"], r["mergeId"])
+    stats = db.identity.stats()
+    assert (stats["profiles"], stats["mergedProfiles"], stats["unmerges"]) == (4, 0, 1), stats
+    assert stats["unificationRate"] == 0.0
+
+
 def test_fuzzy_proposals(db):
     people = [("john", "smith", "2000", "19800101"), ("jon", "smith", "2000", "19800101"),
               ("mary", "jones", "3000", "19700505"), ("marie", "jones", "3000", "19700505"),
