@@ -128,21 +128,21 @@ TEST_F(SegmentTest, APageNamedOnlyInContextNamesTheSessionsFirstPage) {
 }
 })");
   std::vector<Json> events = EventsOf(page);
-ASSERT_EQ(events.size(), 1u);
-EXPECT_EQ(events[0].FindPath("properties.url")->as_string(), "https://x.test/landing?a=1");
-EXPECT_EQ(events[0].FindPath("properties.path")->as_string(), "/landing");
-Json own = Ingest(R"({"type":"page","anonymousId":"anon-ctx","timestamp":"2026-03-01T10:01:00Z",
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].FindPath("properties.url")->as_string(), "https://x.test/landing?a=1");
+  EXPECT_EQ(events[0].FindPath("properties.path")->as_string(), "/landing");
+  Json own = Ingest(R"({"type":"page","anonymousId":"anon-ctx","timestamp":"2026-03-01T10:01:00Z",
       "properties":{"path":"/own"},"context":{"page":{"url":"https://x.test/ctx","path":"/ctx"}}})");
-events = EventsOf(own);
-ASSERT_EQ(events.size(), 2u);
-EXPECT_EQ(events[1].FindPath("properties.path")->as_string(), "/own") << "the message's own properties win";
-EXPECT_EQ(events[1].FindPath("properties.url"), nullptr);
-std::vector<Json> sessions = Unwrap(profiles().Sessions(page.Find("profileId")->as_string()));
-ASSERT_EQ(sessions.size(), 1u);
-EXPECT_EQ(sessions[0].Find("firstPage")->as_string(), "https://x.test/landing?a=1");
-EXPECT_EQ(sessions[0].Find("userAgent")->as_string(), "Mozilla/5.0 X11");
-EXPECT_TRUE(sessions[0].Find("ip")->is_null());
-EXPECT_TRUE(sessions[0].Find("deviceId")->is_null());
+  events = EventsOf(own);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[1].FindPath("properties.path")->as_string(), "/own") << "the message's own properties win";
+  EXPECT_EQ(events[1].FindPath("properties.url"), nullptr);
+  std::vector<Json> sessions = Unwrap(profiles().Sessions(page.Find("profileId")->as_string()));
+  ASSERT_EQ(sessions.size(), 1u);
+  EXPECT_EQ(sessions[0].Find("firstPage")->as_string(), "https://x.test/landing?a=1");
+  EXPECT_EQ(sessions[0].Find("userAgent")->as_string(), "Mozilla/5.0 X11");
+  EXPECT_TRUE(sessions[0].Find("ip")->is_null());
+  EXPECT_TRUE(sessions[0].Find("deviceId")->is_null());
 }
 
 TEST_F(SegmentTest, ScreenOnlySessionsNameTheirFirstPageAfterTheScreen) {
