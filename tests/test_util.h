@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -16,6 +17,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -121,13 +123,19 @@ class ConcatenateOperands : public rocksdb::AssociativeMergeOperator {
 inline bool TableHolds(const std::string& path, const std::string& needle) {
   rocksdb::Options options;
   options.merge_operator = std::make_shared<ConcatenateOperands>();
-  rocksdb::SstFileReader reader(options);
-  rocksdb::Status s = reader.Open(path);
-  // A file a background compaction deleted since the directory was listed holds nothing any more.
+  auto reader = std::make_unique<rocksdb::SstFileReader>(options);
+  rocksdb::Status s = reader->Open(path);
+  // A file a background flush or compaction is still writing has no footer yet (it may even be empty): wait until
+  // it is complete or deleted (up to 10 s). A file deleted since the directory was listed holds nothing any more.
+  for (int tries = 0; !s.ok() && std::filesystem::exists(path) && tries < 500; ++tries) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    reader = std::make_unique<rocksdb::SstFileReader>(options);
+    s = reader->Open(path);
+  }
   if (!s.ok() && !std::filesystem::exists(path)) return false;
   EXPECT_TRUE(s.ok()) << path << ": " << s.ToString();
   if (!s.ok()) return false;
-  std::unique_ptr<rocksdb::Iterator> it(reader.NewIterator(rocksdb::ReadOptions()));
+  std::unique_ptr<rocksdb::Iterator> it(reader->NewIterator(rocksdb::ReadOptions()));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     if (it->key().ToStringView().find(needle) != std::string_view::npos ||
         it->value().ToStringView().find(needle) != std::string_view::npos) {
