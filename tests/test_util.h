@@ -149,14 +149,28 @@ inline bool TableHolds(const std::string& path, const std::string& needle) {
 // The files under `dir` (recursively) that contain `needle`, by file name: for checks that erased data is in no
 // file of a database directory. Every file's bytes are searched, and a table file's data decompressed too.
 inline std::vector<std::string> FilesHolding(const std::string& dir, const std::string& needle) {
+  // Listed first, again from the top should a subdirectory vanish while it is listed (a background job's
+  // temporary one): a listing cut short could miss a file and let a check pass falsely.
+  std::vector<std::filesystem::path> files;
+  for (int tries = 0;; ++tries) {
+    files.clear();
+    std::error_code ec;
+    for (std::filesystem::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+      std::error_code gone;  // a file deleted since it was listed is not a regular file any more
+      if (it->is_regular_file(gone)) files.push_back(it->path());
+    }
+    if (!ec) break;
+    if (tries == 100) {
+      ADD_FAILURE() << dir << " could not be listed: " << ec.message();
+      break;
+    }
+  }
   std::vector<std::string> out;
-  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
-    if (!entry.is_regular_file()) continue;
-    std::ifstream in(entry.path(), std::ios::binary);
+  for (const std::filesystem::path& file : files) {
+    std::ifstream in(file, std::ios::binary);
     const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (bytes.find(needle) != std::string::npos ||
-        (entry.path().extension() == ".sst" && TableHolds(entry.path().string(), needle))) {
-      out.push_back(entry.path().filename().string());
+    if (bytes.find(needle) != std::string::npos || (file.extension() == ".sst" && TableHolds(file.string(), needle))) {
+      out.push_back(file.filename().string());
     }
   }
   return out;
