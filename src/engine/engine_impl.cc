@@ -1835,9 +1835,7 @@ Status EngineImpl::ParseIdentify(const Json& request, int64_t now, size_t max_by
   if (SerializedSize(request, &depth, &ascii) > max_bytes) {
     return Status::ResourceExhausted(fmt::format("identify over the limit of {} bytes", max_bytes));
   }
-  if (depth > options_.max_json_depth) {
-    return Status::InvalidArgument(fmt::format("JSON nested deeper than {} levels", options_.max_json_depth));
-  }
+  if (depth > options_.max_json_depth) return CheckJsonDepth(request, options_.max_json_depth);
   if (!ascii) {  // ASCII is valid UTF-8
     CDP_RETURN_IF_ERROR(CheckUtf8(request));
   }

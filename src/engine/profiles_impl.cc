@@ -79,7 +79,7 @@ Status PrepareCreate(const Json& profile, const Options& options, const Identity
   const size_t size = SerializedSize(profile, &depth);
   if (bytes != nullptr) *bytes = size;
   if (!profile.is_object()) return Status::InvalidArgument("a profile must be a JSON object");
-  if (depth > options.max_json_depth) return Status::InvalidArgument("JSON nested too deeply");
+  if (depth > options.max_json_depth) return CheckJsonDepth(profile, options.max_json_depth);
   if (const Json* given = profile.Find("id"); given != nullptr && !given->is_null()) {
     if (!given->is_string()) return Status::InvalidArgument("expected a string", "id");
     CDP_RETURN_IF_ERROR(ValidateId(given->as_string(), "id"));
@@ -138,7 +138,8 @@ Result<Json> ProfilesImpl::Get(std::string_view id) {
 
 Result<Json> ProfilesImpl::Write(std::string_view id, const Json& input, bool patch) {
   if (!input.is_object()) return Status::InvalidArgument("a profile must be a JSON object");
-  if (JsonDepth(input) > engine_->options().max_json_depth) return Status::InvalidArgument("JSON nested too deeply");
+  if (JsonDepth(input) > engine_->options().max_json_depth)
+    return CheckJsonDepth(input, engine_->options().max_json_depth);
   if (const Json* given = input.Find("id"); given != nullptr && !given->is_null() && *given != Json(id)) {
     return Status::InvalidArgument("the id in the body differs from the profile's id", "id");
   }

@@ -571,6 +571,9 @@ Result<ParsedEvent> ParseEvent(const Json& event, const Options& options, int64_
   std::string properties;
   size_t bytes = MeasureEvent(event, &properties, &depth, &ascii);
   if (bytes_out != nullptr) *bytes_out = bytes;
+  if (event.is_object() && depth > options.max_json_depth) {
+    CDP_RETURN_IF_ERROR(CheckJsonDepth(event, options.max_json_depth));  // the error names the too-deep path
+  }
   CDP_RETURN_IF_ERROR(CheckEventShape(event.type(), bytes, depth, options));
   if (!ascii) {  // ASCII is valid UTF-8
     CDP_RETURN_IF_ERROR(CheckUtf8(event));
@@ -654,8 +657,9 @@ Status ParseEventBatch(std::string_view text, const Options& options, int64_t no
         return;
       }
       auto parse_item = [&]() -> Result<ParsedEvent> {
-        if (!dumper.exact) {
-          // Duplicate keys or invalid UTF-8: decide on the item's cdp::Json, as the reference path does.
+        if (!dumper.exact || dumper.max_depth > options.max_json_depth) {
+          // Duplicate keys or invalid UTF-8, or too deep (the error names the path): decide on the item's
+          // cdp::Json, as the reference path does.
           Json event;
           CDP_RETURN_IF_ERROR(JsonFromElement(item, 1, unlimited, &event));
           return ParseEvent(event, options, now_us);

@@ -153,6 +153,33 @@ int JsonDepth(const Json& value) {
   return deepest + 1;
 }
 
+namespace {
+
+// OK, or the error of the first container below `value` (itself at level `level`, the top being 1) deeper than
+// `max_depth`, its path relative to `value`.
+Status CheckDepthFrom(const Json& value, int level, int max_depth) {
+  if (!value.is_array() && !value.is_object()) return Status::OK();
+  if (level > max_depth) {
+    return Status::InvalidArgument(fmt::format("JSON nested deeper than {} levels", max_depth));
+  }
+  if (value.is_array()) {
+    for (size_t i = 0; i < value.items().size(); ++i) {
+      Status s = CheckDepthFrom(value.items()[i], level + 1, max_depth);
+      if (!s.ok()) return s.WithFieldPrefix(fmt::format("[{}]", i));
+    }
+  } else {
+    for (const auto& [key, member] : value.members()) {
+      Status s = CheckDepthFrom(member, level + 1, max_depth);
+      if (!s.ok()) return s.WithFieldPrefix(key);
+    }
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Status CheckJsonDepth(const Json& value, int max_depth) { return CheckDepthFrom(value, 1, max_depth); }
+
 size_t SerializedSize(const Json& value, int* depth, bool* ascii) {
   *depth = value.is_array() || value.is_object() ? 1 : 0;
   switch (value.type()) {

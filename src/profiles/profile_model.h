@@ -141,6 +141,10 @@ Json RenderTraits(const storage::Traits& traits);
 
 // Nesting depth of arrays and objects, as Json::Parse counts it: a scalar is 0, {"a": 1} is 1, {"a": [1]} is 2.
 int JsonDepth(const Json& value);
+// InvalidArgument "JSON nested deeper than {max_depth} levels" naming the path of the first array or object nested
+// deeper than max_depth (as Json::Parse names it, e.g. "properties.a[0].b"), when there is one; else OK. O(size of
+// value) at most: call it once JsonDepth or SerializedSize found the value too deep.
+Status CheckJsonDepth(const Json& value, int max_depth);
 
 // The length of value.Dump(), computed without building it; sets *depth to JsonDepth(value). Clears *ascii (when
 // given) if a string or key has a byte above 0x7f: when it stays set, every string is valid UTF-8.

@@ -631,6 +631,20 @@ TEST_F(EventsTest, WholeBatchLimits) {
   auto r2 = events().Track(too_deep);
   EXPECT_TRUE(r2.status().IsInvalidArgument());
   EXPECT_NE(r2.status().message().find("deeper"), std::string::npos);
+  std::string path = "properties";  // the properties object is level 2, its 63rd "k" object level 65
+  for (int i = 0; i < 63; ++i) path += ".k";
+  EXPECT_EQ(r2.status().field(), path);
+  // An item 65 levels deep in a batch as text (the lean parse of TrackBatchJson; deeper ones fail the whole
+  // batch's parse): refused alone, with the path of its 65th level, within the item.
+  std::string deep65 = R"({"type":"page_view","customerId":"x","properties":)";
+  for (int i = 0; i < 64; ++i) deep65 += R"({"k":)";  // levels 2 to 65
+  deep65 += "1" + std::string(65, '}');
+  auto r3 = events().TrackBatchJson("[" + deep65 + R"(, {"type":"page_view","customerId":"x"}])");
+  ASSERT_TRUE(r3.ok()) << r3.status().ToString();
+  ASSERT_EQ(r3->items.size(), 2u);
+  EXPECT_TRUE(r3->items[0].status.IsInvalidArgument()) << r3->items[0].status.ToString();
+  EXPECT_EQ(r3->items[0].status.field(), path);
+  EXPECT_TRUE(r3->items[1].status.ok());
 }
 
 TEST_F(EventsTest, RetriedEventIdsAreDuplicates) {

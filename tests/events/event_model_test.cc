@@ -110,9 +110,7 @@ Result<ParsedEvent> ParseEvent(Json&& event, const Options& options, int64_t now
   if (!event.is_object()) {
     return Status::InvalidArgument(fmt::format("an event must be a JSON object, got {}", Json::TypeName(event.type())));
   }
-  if (depth > options.max_json_depth) {
-    return Status::InvalidArgument(fmt::format("JSON nested deeper than {} levels", options.max_json_depth));
-  }
+  if (depth > options.max_json_depth) return CheckJsonDepth(event, options.max_json_depth);  // names the path
   if (bytes > options.max_event_bytes) {
     return Status::ResourceExhausted(
         fmt::format("event of {} bytes is over the limit of {} bytes", bytes, options.max_event_bytes));
