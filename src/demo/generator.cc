@@ -46,7 +46,8 @@ constexpr int64_t kHour = 60 * kMinute;
 constexpr int64_t kDay = 24 * kHour;
 
 enum EvType : uint8_t { kPageView, kProductView, kAddToCart, kPurchase, kEmailOpen, kAppUsage, kCustom };
-enum Ident : uint8_t { kIdDevice = 1, kIdCustomer = 2, kIdEmail = 4 };
+// kIdEmail2 with kIdEmail names the person's second email; kIdPhone2 with kIdPhone their second phone.
+enum Ident : uint8_t { kIdDevice = 1, kIdCustomer = 2, kIdEmail = 4, kIdEmail2 = 8, kIdPhone = 16, kIdPhone2 = 32 };
 enum Page : uint8_t { kHome, kCategory, kProductPage, kSearch, kCart, kCheckout, kConfirmation, kAccount, kBlog };
 enum CustomName : uint8_t { kCustomSearch, kCustomSignUp, kCustomWishlist };
 enum DeviceKind : uint8_t { kDesktop, kMobileWeb, kIos, kAndroid };
@@ -308,6 +309,8 @@ const std::vector<Country>& Countries() {
   return kCountries;
 }
 
+const char* const kWorkDomains[] = {"acme-corp.com", "globex.io", "initech.com",   "northwind.co",  "contoso.com",
+                                    "umbrella.org",  "hooli.com", "stark-ind.com", "wayne-ent.com", "cyberdyne.net"};
 const char* const kEmailDomains[] = {"gmail.com", "gmail.com",  "gmail.com",   "outlook.com",
                                      "yahoo.com", "icloud.com", "hotmail.com", "proton.me",
                                      "gmx.de",    "orange.fr",  "example.com", "fastmail.com"};
@@ -429,11 +432,13 @@ struct Person {
   uint8_t pref_cat = 0;
   uint8_t pref_utm = 0;
   bool phone = false, shopify = false;
+  bool phone2 = false;  // a second phone (known customers with a phone)
   bool consent_email = false, consent_sms = false, consent_tracking = true;
   bool churner = false;
   uint32_t budget = 0;
   double weight = 0;
   std::string email;
+  std::string email2;  // a second (work) email of a known customer, or empty
 };
 
 struct Spec {
@@ -526,13 +531,15 @@ struct Generator::Impl {
     return s;
   }
   // Distinct for up to 8,000,000 people (the smallest country's range: 8 first digits x 10^6).
-  std::string Phone(const Person& p) const {
+  // The person's phone (slot 0) or second phone (slot 1): a bijection of gidx + slot * persons, so no two
+  // persons' numbers meet.
+  std::string Phone(const Person& p, int slot = 0) const {
     const Country& c = Countries()[p.country];
     const std::string_view first = c.phone_first;
     uint64_t rest = 1;
     for (int i = 1; i < c.phone_digits; ++i) rest *= 10;
     const uint64_t range = first.size() * rest;
-    const uint64_t v = Permute(p.gidx, range, (salt >> 20) % range);
+    const uint64_t v = Permute(p.gidx + static_cast<uint64_t>(slot) * persons.size(), range, (salt >> 20) % range);
     std::string s = "+";
     s += c.phone_prefix;
     s.push_back(first[v / rest]);
@@ -708,6 +715,18 @@ void Generator::Impl::Plan() {
       }
     }
     p.email = std::move(email);
+    // A second email (work) and phone for some known customers, from a generator of their own, so that the main
+    // one's draws (everything else in the data) stay as they were.
+    Rng side(Mix64(salt ^ (0x5ec0d00000000000ULL + p.gidx)));
+    if (p.known && side.Chance(0.25)) {
+      std::string work = first.substr(0, 1) + last + "@" + side.Pick(kWorkDomains);
+      if (!emails.insert(work).second) {
+        work = first.substr(0, 1) + last + "." + std::to_string(p.gidx) + "@" + side.Pick(kWorkDomains);
+        emails.insert(work);  // unique: gidx is
+      }
+      p.email2 = std::move(work);
+    }
+    p.phone2 = p.known && p.phone && side.Chance(0.15);
   }
 
   // Budgets: exactly config.events in all, proportional to weight, capped so nobody is absurdly busy.
@@ -884,8 +903,13 @@ void Generator::Impl::PlanSession(Rng& rng, Person& p, uint32_t pi, uint32_t bud
   uint8_t device;
   bool email_session = can_email && r < 0.12;
   bool app_session = !email_session && app_user && r < 0.45;
+  // Which of a person's emails or phones an event names: a hash of the person and the event, not a draw of `rng`.
+  auto pick = [&](uint64_t what) {
+    return Mix64(salt ^ (static_cast<uint64_t>(p.gidx) << 24) ^ (out->size() << 4) ^ what);
+  };
   if (email_session) {
-    add(kEmailOpen, kNoDevice, kIdEmail);
+    // A work newsletter reaches the second email in 40% of opens.
+    add(kEmailOpen, kNoDevice, !p.email2.empty() && pick(1) % 5 < 2 ? kIdEmail | kIdEmail2 : kIdEmail);
     if (full() || !rng.Chance(0.35)) return;
   }
   // Which device: app sessions on the app; web sessions on a web device. Visitors and unregistered devices need
@@ -1003,6 +1027,9 @@ void Generator::Impl::PlanSession(Rng& rng, Person& p, uint32_t pi, uint32_t bud
     if (full()) return;
   }
   uint8_t ident = static_cast<uint8_t>(kIdDevice | kIdCustomer | kIdEmail);
+  // A third of known customers' checkouts give a phone for delivery updates (the second one, when they have it,
+  // half the time).
+  if (p.known && p.phone && pick(2) % 3 == 0) ident |= p.phone2 && pick(3) % 2 == 0 ? kIdPhone | kIdPhone2 : kIdPhone;
   Spec& s = add(kPurchase, device, ident);  // checkout names the customer (a guest checkout identifies a visitor)
   s.aux = static_cast<uint32_t>(orders.size());
   orders.push_back({static_cast<uint32_t>(order_items.size()), static_cast<uint8_t>(cart.size()), rng.Chance(0.2)});
@@ -1036,8 +1063,22 @@ Json Generator::Impl::ProfileJson(size_t i) {
 
   Json ext = Json::Object();
   Add(&ext, "customerId", Str(CustomerId(p.gidx)));
-  Add(&ext, "email", Str(p.email));
-  if (p.phone) Add(&ext, "phone", Str(Phone(p)));
+  if (p.email2.empty()) {
+    Add(&ext, "email", Str(p.email));
+  } else {
+    Json emails = Json::Array();
+    emails.Push(Str(p.email));
+    emails.Push(Str(p.email2));
+    Add(&ext, "email", std::move(emails));
+  }
+  if (p.phone2) {
+    Json phones = Json::Array();
+    phones.Push(Str(Phone(p)));
+    phones.Push(Str(Phone(p, 1)));
+    Add(&ext, "phone", std::move(phones));
+  } else if (p.phone) {
+    Add(&ext, "phone", Str(Phone(p)));
+  }
   if (p.shopify) Add(&ext, "shopifyId", Str(ShopifyId(p.gidx)));
   Json devices = Json::Array();
   for (int d = 0; d < p.nreg; ++d) devices.Push(Str(DeviceId(p.gidx, d)));
@@ -1117,7 +1158,8 @@ Json Generator::Impl::EventJson(const Spec& s, size_t seq) {
   }
   Add(&ev, "timestamp", Str(FormatTime(s.time_us)));
   if (s.ident & kIdCustomer) Add(&ev, "customerId", Str(CustomerId(p.gidx)));
-  if (s.ident & kIdEmail) Add(&ev, "email", Str(p.email));
+  if (s.ident & kIdEmail) Add(&ev, "email", Str((s.ident & kIdEmail2) ? p.email2 : p.email));
+  if (s.ident & kIdPhone) Add(&ev, "phone", Str(Phone(p, (s.ident & kIdPhone2) ? 1 : 0)));
   if ((s.ident & kIdDevice) && s.device != kNoDevice) Add(&ev, "deviceId", Str(DeviceId(p.gidx, s.device)));
   const uint8_t kind = s.device == kNoDevice ? 0 : p.dev_kind[s.device];
   const char* source = s.type == kEmailOpen ? "email" : (kind == kIos ? "ios" : (kind == kAndroid ? "android" : "web"));

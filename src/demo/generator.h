@@ -12,6 +12,8 @@
 //  * `profiles` known customers, created with Profiles::Create before any event: names, email, phone (most),
 //    shopifyId (some), customerId, country / city / postal code, tags, customFields {tier, signupChannel,
 //    preferredCategory, birthYear, newsletter}, consent, and 1-3 registered devices (web, mobile web, app).
+//    A quarter also have a second, work email, and some with a phone a second phone (`externalIds.email` /
+//    `phone` then list both); email opens reach the work email, and a third of checkouts give a phone (either).
 //    Some also use a device they never registered: its first event is a login (customerId + deviceId), which
 //    attaches the device to them.
 //  * `anonymous_visitors` visitors with no profile: their events carry only a deviceId (libcdp creates an
@@ -27,7 +29,8 @@
 //  * Events come in time order, except `late_fraction` of them (only events naming a customer by an identifier it
 //    already holds) which arrive up to two days late.
 //
-// Every item is valid for libcdp: a fresh Engine accepts all profiles and all events (Load reports 0 rejects).
+// Every item is valid for libcdp: a fresh Engine accepts all profiles, and every event but the few that resolve to
+// a profile that denied tracking consent (a device shared with such a person; LoadStats::events_refused_consent).
 // Identifiers are unique by construction (derived from bijections of the profile's index and the seed).
 
 #ifndef CDP_DEMO_GENERATOR_H_

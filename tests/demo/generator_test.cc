@@ -159,23 +159,103 @@ TEST(GeneratorTest, EveryPhoneIsAValidNumber) {
   const std::shared_ptr<const internal::IdentityRules> rules = internal::IdentityRules::Defaults();
   std::map<std::string, int> phones_by_country;
   std::set<std::string> distinct;
+  size_t second_phones = 0;
   for (const std::string& text : d.profiles) {
     Json p = *Json::Parse(text);
-    const Json* phone = p.FindPath("externalIds.phone");
-    if (phone == nullptr) continue;
-    internal::Identifier id;
-    internal::IgnoredIdentifier ignored;
-    EXPECT_TRUE(rules->Normalize("phone", phone->as_string(), &id, &ignored))
-        << phone->as_string() << ": " << ignored.reason << " (" << p.FindPath("attributes.country")->as_string() << ")";
-    EXPECT_EQ(id.value, phone->as_string()) << "already E.164";
-    ++phones_by_country[p.FindPath("attributes.country")->as_string()];
-    distinct.insert(phone->as_string());
+    const Json* given = p.FindPath("externalIds.phone");
+    if (given == nullptr) continue;
+    std::vector<Json> numbers = given->is_array() ? given->items() : std::vector<Json>{*given};
+    if (given->is_array()) {
+      EXPECT_EQ(numbers.size(), 2u) << text;
+      ++second_phones;
+    }
+    for (const Json& phone : numbers) {
+      internal::Identifier id;
+      internal::IgnoredIdentifier ignored;
+      EXPECT_TRUE(rules->Normalize("phone", phone.as_string(), &id, &ignored))
+          << phone.as_string() << ": " << ignored.reason << " (" << p.FindPath("attributes.country")->as_string()
+          << ")";
+      EXPECT_EQ(id.value, phone.as_string()) << "already E.164";
+      ++phones_by_country[p.FindPath("attributes.country")->as_string()];
+      distinct.insert(phone.as_string());
+    }
   }
   EXPECT_EQ(phones_by_country.size(), 12u) << "every country of the generator";
   size_t phones = 0;
   for (const auto& [country, n] : phones_by_country) phones += static_cast<size_t>(n);
   EXPECT_GT(phones, 3000u);
-  EXPECT_EQ(distinct.size(), phones) << "one person's number is nobody else's";
+  EXPECT_GT(second_phones, 300u) << "some customers have two phones";
+  EXPECT_EQ(distinct.size(), phones) << "one person's number is nobody else's, and a person's two differ";
+}
+
+// Profiles with several emails and phones (issue 2): some known customers have a second (work) email and a second
+// phone on their profile, and events name them too (email opens, checkouts); after a load each of those resolves
+// to the one profile that holds all of them, and the profile shows them all.
+TEST(GeneratorTest, SomeCustomersHaveSeveralEmailsAndPhonesThatResolveToThem) {
+  GeneratorConfig c = Small();
+  c.profiles = 1000;
+  c.events = 20000;
+  Dumped d = DumpAll(c);
+  std::map<std::string, std::string> owner;  // email or phone -> customerId, from the profiles
+  size_t two_emails = 0, two_phones = 0;
+  for (const std::string& text : d.profiles) {
+    Json p = *Json::Parse(text);
+    const std::string customer = p.FindPath("externalIds.customerId")->as_string();
+    for (const char* type : {"email", "phone"}) {
+      const Json* given = p.Find("externalIds")->Find(type);
+      if (given == nullptr) continue;
+      if (given->is_array()) ++(std::string(type) == "email" ? two_emails : two_phones);
+      for (const Json& v : given->is_array() ? given->items() : std::vector<Json>{*given}) {
+        EXPECT_TRUE(owner.emplace(v.as_string(), customer).second) << v.as_string() << " held twice";
+      }
+    }
+  }
+  EXPECT_GT(two_emails, 150u);
+  EXPECT_GT(two_phones, 40u);
+  std::set<std::string> second_values_in_events;
+  std::set<std::string> second_values;
+  for (const std::string& text : d.profiles) {
+    Json p = *Json::Parse(text);
+    for (const char* type : {"email", "phone"}) {
+      const Json* given = p.Find("externalIds")->Find(type);
+      if (given != nullptr && given->is_array()) second_values.insert(given->items()[1].as_string());
+    }
+  }
+  size_t phones_in_events = 0;
+  for (const std::string& text : d.events) {
+    Json e = *Json::Parse(text);
+    for (const char* type : {"email", "phone"}) {
+      const Json* v = e.Find(type);
+      if (v == nullptr) continue;
+      phones_in_events += std::string(type) == "phone";
+      if (second_values.count(v->as_string())) second_values_in_events.insert(v->as_string());
+    }
+  }
+  EXPECT_GT(phones_in_events, 50u);
+  EXPECT_GT(second_values_in_events.size(), 20u) << "events name second emails and phones";
+
+  TempDir dir;
+  auto engine = std::move(Engine::Open(Options{}, dir.path())).value();
+  Result<LoadStats> stats = Load(*engine, c);
+  ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+  EXPECT_EQ(stats->events_rejected, stats->events_refused_consent);
+  int checked = 0;
+  for (const std::string& value : second_values_in_events) {
+    const bool phone = value[0] == '+';
+    Result<ProfileQuery> q = ProfileQuery::FromJson(
+        *Json::Parse(std::string(R"({"conditions": [{"field": "externalIds.)") + (phone ? "phone" : "email") +
+                     R"(", "operator": "contains", "value": ")" + value + R"("}]})"));
+    ASSERT_TRUE(q.ok()) << q.status().ToString();
+    Result<Page> page = engine->profiles().Search(*q);
+    ASSERT_TRUE(page.ok()) << page.status().ToString();
+    ASSERT_EQ(page->items.size(), 1u) << value;
+    EXPECT_EQ(page->items[0].FindPath("externalIds.customerId")->as_string(), owner.at(value)) << value;
+    const Json* held = page->items[0].FindPath(phone ? "externalIds.phone" : "externalIds.email");
+    ASSERT_NE(held, nullptr);
+    EXPECT_TRUE(held->is_array() && held->size() == 2u) << held->Dump();
+    ++checked;
+  }
+  EXPECT_GT(checked, 20);
 }
 
 TEST(GeneratorTest, AnonymousDevicesLaterIdentifyAndResolveToOneProfile) {
@@ -300,7 +380,10 @@ TEST(GeneratorTest, DataHasTheAdvertisedShape) {
                           "attributes.customFields.signupChannel", "consent.email", "externalIds.customerId"}) {
       EXPECT_NE(p.FindPath(f), nullptr) << f << " in " << text;
     }
-    EXPECT_TRUE(emails.insert(p.FindPath("externalIds.email")->as_string()).second);
+    const Json* email = p.FindPath("externalIds.email");  // one, or a list of two (a second, work email)
+    for (const Json& e : email->is_array() ? email->items() : std::vector<Json>{*email}) {
+      EXPECT_TRUE(emails.insert(e.as_string()).second) << e.as_string();
+    }
     EXPECT_TRUE(customers.insert(p.FindPath("externalIds.customerId")->as_string()).second);
     const Json* devs = p.FindPath("externalIds.deviceIds");
     ASSERT_NE(devs, nullptr);

@@ -80,6 +80,8 @@ function el(tag, attrs, ...children) {
 
 function text(value) {
   if (value === null || value === undefined) return '';
+  // A list of plain values (a profile's emails, phones, devices, tags) reads as a list.
+  if (Array.isArray(value) && value.every((v) => v === null || typeof v !== 'object')) return value.join(', ');
   if (typeof value === 'object') return JSON.stringify(value);
   return String(value);
 }
