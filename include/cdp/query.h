@@ -87,7 +87,7 @@ struct ProfileQuery {
   // after all others, whatever the order. Ties are broken by id.
   std::string sort_by;
   bool descending = false;
-  size_t limit = 50;   // clamped to Options::max_page_size; 0 means the default (50)
+  size_t limit = 50;   // clamped to Options::max_page_size; 0 means the default (50). FromJson: >= 1, or left out
   std::string cursor;  // from a previous page's next_cursor
 
   // From {"conditions": [...], "operator": "AND", "sort": {"field": "...", "order": "asc"|"desc"},
@@ -105,7 +105,7 @@ struct EventQuery {
   std::optional<int64_t> until_us;  // event time <  until
   Filter where;                     // conditions on the event document (e.g. field "properties.plan")
   bool descending = false;          // order by event time; ties by event id
-  size_t limit = 100;               // clamped to Options::max_page_size; 0 means the default (100)
+  size_t limit = 100;               // clamped to Options::max_page_size; 0: the default. FromJson: >= 1, or left out
   std::string cursor;
 
   // From {"profileId", "type", "name", "source", "since", "until" (ISO 8601 or epoch milliseconds),

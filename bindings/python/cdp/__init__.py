@@ -31,7 +31,7 @@ from ._errors import (
 from . import _core
 from ._convert import iso_utc
 from ._database import Database, Events, Profiles, default_options, open
-from ._page import Page, to_pandas
+from ._page import Page, Rows, to_pandas
 from ._principal import principal
 
 __version__: str = _core.__version__
@@ -58,6 +58,7 @@ __all__ = [
     "Profiles",
     "Events",
     "Page",
+    "Rows",
     "to_pandas",
     "default_options",
     "parse_timestamp",

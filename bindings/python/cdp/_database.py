@@ -11,7 +11,7 @@ from ._core import Engine as _Engine
 from ._core import SegmentIngester as _SegmentIngester
 from ._errors import InvalidArgument
 from ._convert import TimestampLike
-from ._page import Page, _import_pandas, _to_datetime
+from ._page import Page, Rows, _import_pandas, _to_datetime
 
 
 def _time_text(value: Union[str, TimestampLike], name: str) -> str:
@@ -206,9 +206,10 @@ class Profiles:
         filters.pop("cursor", None)
         return _all_items(self.timeline(id, limit=page_size, **filters))
 
-    def sessions(self, id: str) -> List[Document]:
-        """The profile's sessions, oldest first. Raises NotFound when the profile is absent."""
-        return _convert.loads(self._engine.profiles_sessions(id))
+    def sessions(self, id: str) -> Rows:
+        """The profile's sessions, oldest first: a list with ``to_pandas()``. Raises NotFound when the profile is
+        absent."""
+        return Rows(_convert.loads(self._engine.profiles_sessions(id)))
 
 
 class Events:

@@ -86,6 +86,17 @@ def to_pandas(items: Iterable[Dict[str, Any]], *, flatten: bool = True, parse_da
     return frame
 
 
+class Rows(list):
+    """A list of documents (dicts), as a call that returns them whole gives them (``profiles.sessions``): a plain
+    list in every way, with ``to_pandas()`` besides."""
+
+    __slots__ = ()
+
+    def to_pandas(self, *, flatten: bool = True, parse_dates: bool = True):
+        """These documents as a pandas DataFrame (see cdp.to_pandas). Raises ImportError when pandas is missing."""
+        return to_pandas(self, flatten=flatten, parse_dates=parse_dates)
+
+
 class Page:
     """One page of a query or search: iterate it for its items (dicts).
 

@@ -242,6 +242,18 @@ def test_timeline_and_sessions(db):
         db.profiles.sessions("no-such-profile")
 
 
+def test_sessions_are_a_list_with_to_pandas(db):
+    pytest.importorskip("pandas")
+    pid = db.profiles.create({})["id"]
+    for ts in ("2026-01-01T10:00:00Z", "2026-01-01T10:10:00Z", "2026-01-01T15:00:00Z"):
+        db.events.track({"type": "page_view", "profileId": pid, "timestamp": ts})
+    sessions = db.profiles.sessions(pid)
+    assert isinstance(sessions, list) and isinstance(sessions, cdp.Rows) and len(sessions) == 2
+    frame = sessions.to_pandas()  # as pages have
+    assert list(frame["eventCount"]) == [2, 1]
+    assert str(frame["start"].dtype).startswith("datetime64") and frame["start"].iloc[0].hour == 10
+
+
 def test_unicode_and_escapes_round_trip(db):
     attrs = {"firstName": "Zoë 🚀", "city": "Kraków", "customFields": {'we"ird\\key': "line\nbreak\ttab", "ж": [1, 2.5, None, True]}}
     created = db.profiles.create({"attributes": attrs})
