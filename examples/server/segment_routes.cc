@@ -71,9 +71,10 @@ class SegmentApi {
     });
     if (over || res.status == 413) {
       res.set_header("Connection", "close");
-      return Write(res, 400,
-                   ErrorBody(Status::ResourceExhausted("request body over the limit of " +
-                                                       std::to_string(segment_.max_batch_bytes) + " bytes")));
+      return Write(
+          res, 400,
+          ErrorBody(Status::InvalidArgument(
+              "request body over the limit of " + std::to_string(segment_.max_batch_bytes) + " bytes", "batch")));
     }
     // A request without a body (no Content-Length) reads as a failure here: it is an empty body, answered below
     // (401 without a write key, else 400 for the JSON).

@@ -39,7 +39,8 @@ struct ServerOptions {
   std::string api_key;
   // Bytes allowed in a request body beyond max(Options::max_batch_bytes, Options::max_profile_bytes) before
   // the server answers 413 without reading it. Bodies between the library limit and this one reach the library,
-  // which answers ResourceExhausted (also 413).
+  // which answers InvalidArgument (400) for an event or batch over its limit, ResourceExhausted (413) for a
+  // profile document over max_profile_bytes.
   size_t body_slack_bytes = 64u << 10;
   // ---- Segment tracking API (segment_routes.h) ----
   // When non-empty, every request under /v1/ needs it as the HTTP Basic user name or as "writeKey" in the body.

@@ -97,7 +97,7 @@ class Profiles {
   // nothing, the others are stored. Items never merge: a record sharing an identifier with another is rejected
   // (Identity::IdentifyBatch unifies instead). Returns {"accepted", "rejected", "results": [{"index", "status":
   // "ok", "id"} | {"index", "status": code, "error": {code, message, field}}]}, one result per item.
-  // Errors (nothing written): ResourceExhausted over Options::max_batch_items items or Options::max_batch_bytes
+  // Errors (nothing written): InvalidArgument over Options::max_batch_items items or Options::max_batch_bytes
   // of items' JSON; PermissionDenied when the caller may not write a field some item sets (the whole call, as
   // with TrackBatch); Unavailable when the identity rules changed during the call (retry); storage errors.
   // An item is checked for its validity and identifiers before its id, so an item with both a bad identifier and
@@ -225,8 +225,9 @@ struct BatchResult {
 // that is within the timeout after it, else starts a new session. Arrival order does not change computed traits;
 // it changes session assignment only for a late event that bridges two sessions (it joins the earlier one).
 //
-// Limits: an event over Options::max_event_bytes is ResourceExhausted; a batch body over max_batch_bytes or with
-// more than max_batch_items is ResourceExhausted for the whole batch.
+// Limits, like any bad input InvalidArgument: an event over Options::max_event_bytes (naming its largest member as
+// the field, e.g. "properties"); a batch body over max_batch_bytes or with more than max_batch_items, for the whole
+// batch.
 //
 // Refused with FailedPrecondition, nothing stored (a batch: that item): an event of a profile whose consent denies
 // tracking; an event that would link an erased person's identifier or recreate an erased profile (suppression);
@@ -341,7 +342,7 @@ class Identity {
   // Returns {"identifyId", "profileId", "profileCreated", "mergedProfiles"?, "mergeId"?, "ignoredIdentifiers"?}.
   // Errors: InvalidArgument naming the field (nothing is written), among them a request left with no usable
   // identifier and no profileId (only blocked, invalid or unregistered identifiers: it could only create a new
-  // profile each time), ResourceExhausted over Options::max_event_bytes.
+  // profile each time), or over Options::max_event_bytes.
   virtual Result<Json> Identify(const Json& request) = 0;
   // The same, with an idempotency key written in the same atomic write. With key.applied_if_stored_at_us set and
   // the key stored with an expiry after it, the identify the key came with was applied: nothing is written and the
@@ -352,7 +353,7 @@ class Identity {
 
   // Many identifies (a bulk import), resolved in order under one lock and written as one WriteBatch: each item
   // validated on its own (a rejected item changes nothing); {"accepted", "rejected", "results": [{"index", "status":
-  // "ok" | code, ...Identify's answer | "error": {code, message, field}}]}. Errors: ResourceExhausted over
+  // "ok" | code, ...Identify's answer | "error": {code, message, field}}]}. Errors: InvalidArgument over
   // Options::max_batch_items; a storage error fails the whole batch (nothing written); when the batch was written
   // after the write lock was released (the usual case: docs/architecture.md, "Batches in flight"), its changes were
   // already visible to other writers' next batches, so the engine then refuses writes with Unavailable until it is

@@ -60,14 +60,14 @@
 // duplicate. Past the window, a message with the same messageId and the same event time is still a duplicate
 // (stricter than Segment).
 //
-// Limits: a message over SegmentOptions::max_message_bytes (compact JSON) is ResourceExhausted; a batch over
-// max_batch_bytes is ResourceExhausted for the whole batch. A message must also fit the engine's
+// Limits: a message over SegmentOptions::max_message_bytes (compact JSON) is InvalidArgument; a batch over
+// max_batch_bytes is InvalidArgument for the whole batch (field "batch"). A message must also fit the engine's
 // Options::max_event_bytes, measured as received: what the mapping adds (source, segmentType, messageId, the
 // campaign copied to utm_*) does not count, so a message of max_message_bytes is stored whatever its event's size.
 //
 // Errors: InvalidArgument naming the field of the message ("userId", "traits.firstName", "properties.revenue";
-// batch items are named relative to the item, whose index is in its result), ResourceExhausted, and the errors of
-// the Engine calls made.
+// batch items are named relative to the item, whose index is in its result), and the errors of the Engine calls
+// made.
 //
 // Thread-safety: the functions may be called concurrently (Engine is thread-safe); a SegmentDeduplicator may be
 // shared by concurrent calls. Two concurrent retries of one message that map to one profile are stored once when

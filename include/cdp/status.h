@@ -38,7 +38,8 @@ enum class StatusCode : int {
   kAlreadyExists = 3,       // a create collided with an existing thing (id or identifier)
   kPermissionDenied = 4,    // the caller may not do this
   kFailedPrecondition = 5,  // the system is not in a state where this works (e.g. database already open)
-  kResourceExhausted = 6,   // a size limit was exceeded (event, batch, page)
+  kResourceExhausted = 6,   // a limit on what is stored or computed was exceeded (a profile document, a linkage
+                            // input, a request body at the server); input over a size limit is InvalidArgument
   kDataLoss = 7,            // stored data is corrupt or of an unknown format
   kUnavailable = 8,         // a transient failure; retrying may work
   kInternal = 9,            // a bug or an unexpected storage error

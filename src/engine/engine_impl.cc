@@ -1833,7 +1833,7 @@ Status EngineImpl::ParseIdentify(const Json& request, int64_t now, size_t max_by
   int depth = 0;
   bool ascii = true;
   if (SerializedSize(request, &depth, &ascii) > max_bytes) {
-    return Status::ResourceExhausted(fmt::format("identify over the limit of {} bytes", max_bytes));
+    return Status::InvalidArgument(fmt::format("identify over the limit of {} bytes", max_bytes));
   }
   if (depth > options_.max_json_depth) return CheckJsonDepth(request, options_.max_json_depth);
   if (!ascii) {  // ASCII is valid UTF-8
@@ -2034,7 +2034,7 @@ Status EngineImpl::CommitIdentifies(std::vector<ParsedEvent>* events, std::vecto
 
 Result<Json> EngineImpl::IdentifyBatch(const std::vector<Json>& requests) {
   if (requests.size() > options_.max_batch_items) {
-    return Status::ResourceExhausted(
+    return Status::InvalidArgument(
         fmt::format("batch of {} identifies is over the limit of {}", requests.size(), options_.max_batch_items));
   }
   const int64_t now = NowMicros();

@@ -133,7 +133,7 @@ Result<BatchResult> EventsImpl::TrackBatch(const std::vector<Json>& events, cons
   }
   for (const IdempotencyKey& key : keys) CDP_RETURN_IF_ERROR(CheckIdempotencyKey(key));
   if (events.size() > options.max_batch_items) {
-    return Status::ResourceExhausted(
+    return Status::InvalidArgument(
         fmt::format("batch of {} events is over the limit of {}", events.size(), options.max_batch_items));
   }
   const int64_t now = NowMicros();
@@ -163,7 +163,7 @@ Result<BatchResult> EventsImpl::TrackBatch(const std::vector<Json>& events, cons
     ++kept;
   }
   if (batch_bytes > options.max_batch_bytes) {  // nothing is stored yet
-    return Status::ResourceExhausted(
+    return Status::InvalidArgument(
         fmt::format("batch of {} bytes is over the limit of {} bytes", batch_bytes, options.max_batch_bytes));
   }
   each.erase(each.begin() + static_cast<std::ptrdiff_t>(kept), each.end());
@@ -180,7 +180,7 @@ Result<BatchResult> EventsImpl::TrackBatchJson(std::string_view json_text) {
   BatchCall call;
   const Options& options = engine_->options();
   if (json_text.size() > options.max_batch_bytes) {
-    return Status::ResourceExhausted(
+    return Status::InvalidArgument(
         fmt::format("batch of {} bytes is over the limit of {} bytes", json_text.size(), options.max_batch_bytes));
   }
   // Validated straight from the text, without building cdp::Json trees (ParseEventBatch falls back to Json::Parse

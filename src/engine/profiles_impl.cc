@@ -109,7 +109,7 @@ Result<Json> ProfilesImpl::CreateBatch(const std::vector<Json>& profiles) {
   BatchCall call;
   const Options& options = engine_->options();
   if (profiles.size() > options.max_batch_items) {
-    return Status::ResourceExhausted(
+    return Status::InvalidArgument(
         fmt::format("batch of {} profiles is over the limit of {}", profiles.size(), options.max_batch_items));
   }
   std::vector<EngineImpl::PreparedProfile> items(profiles.size());
@@ -122,7 +122,7 @@ Result<Json> ProfilesImpl::CreateBatch(const std::vector<Json>& profiles) {
     }
   });
   if (const size_t total = std::accumulate(bytes.begin(), bytes.end(), size_t{0}); total > options.max_batch_bytes) {
-    return Status::ResourceExhausted(
+    return Status::InvalidArgument(
         fmt::format("batch of {} bytes of profiles is over the limit of {} bytes", total, options.max_batch_bytes));
   }
   std::vector<Json> stored;

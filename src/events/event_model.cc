@@ -483,10 +483,27 @@ Status CheckEventShape(Json::Type type, size_t bytes, int depth, const Options& 
     return Status::InvalidArgument(fmt::format("JSON nested deeper than {} levels", options.max_json_depth));
   }
   if (bytes > options.max_event_bytes) {
-    return Status::ResourceExhausted(
+    return Status::InvalidArgument(
         fmt::format("event of {} bytes is over the limit of {} bytes", bytes, options.max_event_bytes));
   }
   return Status::OK();
+}
+
+// InvalidArgument for an event object over max_event_bytes, naming its largest member (where the bytes are).
+Status EventTooLarge(const Json& event, size_t bytes, const Options& options) {
+  std::string_view largest;
+  size_t most = 0;
+  for (const auto& [key, value] : event.members()) {
+    int depth = 0;
+    const size_t size = SerializedSize(value, &depth) + key.size();
+    if (size > most) {
+      most = size;
+      largest = key;
+    }
+  }
+  return Status::InvalidArgument(fmt::format("event of {} bytes is over the limit of {} bytes ({}: {} bytes)", bytes,
+                                             options.max_event_bytes, largest, most),
+                                 std::string(largest));
 }
 
 // The reference path: parse into cdp::Json, then ParseEvent per item, as TrackBatchJson did before the lean path.
@@ -509,7 +526,7 @@ Status ParseEventBatchViaJson(std::string_view text, const Options& options, int
   if (!items->is_array()) return Status::InvalidArgument("a batch must be a JSON array of events", "batch");
   const size_t count = items->size();
   if (count > options.max_batch_items) {
-    return Status::ResourceExhausted(
+    return Status::InvalidArgument(
         fmt::format("batch of {} events is over the limit of {}", count, options.max_batch_items));
   }
   results->resize(count);
@@ -574,6 +591,7 @@ Result<ParsedEvent> ParseEvent(const Json& event, const Options& options, int64_
   if (event.is_object() && depth > options.max_json_depth) {
     CDP_RETURN_IF_ERROR(CheckJsonDepth(event, options.max_json_depth));  // the error names the too-deep path
   }
+  if (event.is_object() && bytes > options.max_event_bytes) return EventTooLarge(event, bytes, options);
   CDP_RETURN_IF_ERROR(CheckEventShape(event.type(), bytes, depth, options));
   if (!ascii) {  // ASCII is valid UTF-8
     CDP_RETURN_IF_ERROR(CheckUtf8(event));
@@ -657,9 +675,9 @@ Status ParseEventBatch(std::string_view text, const Options& options, int64_t no
         return;
       }
       auto parse_item = [&]() -> Result<ParsedEvent> {
-        if (!dumper.exact || dumper.max_depth > options.max_json_depth) {
-          // Duplicate keys or invalid UTF-8, or too deep (the error names the path): decide on the item's
-          // cdp::Json, as the reference path does.
+        if (!dumper.exact || dumper.max_depth > options.max_json_depth || scratch.size() > options.max_event_bytes) {
+          // Duplicate keys or invalid UTF-8, or too deep or too large (the error names the path, or the largest
+          // member): decide on the item's cdp::Json, as the reference path does.
           Json event;
           CDP_RETURN_IF_ERROR(JsonFromElement(item, 1, unlimited, &event));
           return ParseEvent(event, options, now_us);

@@ -418,8 +418,8 @@ Status Map(const Json& message, const Json* batch, int64_t received_us, const Se
   const size_t bytes = message.Dump().size();
   out->message_bytes = bytes;
   if (bytes > options.max_message_bytes) {
-    return Status::ResourceExhausted("message of " + std::to_string(bytes) + " bytes is over the limit of " +
-                                     std::to_string(options.max_message_bytes) + " bytes");
+    return Status::InvalidArgument("message of " + std::to_string(bytes) + " bytes is over the limit of " +
+                                   std::to_string(options.max_message_bytes) + " bytes");
   }
   // type
   std::string type;
@@ -777,9 +777,9 @@ Status Execute(SegmentSink& sink, std::vector<Pending>* pending, int64_t receive
     Pending& p = (*pending)[i];
     if (!p.status.ok() || p.stored) continue;
     if (p.mapped.message_bytes > eo.max_event_bytes) {  // the engine's limit, on the message as received
-      p.status = Status::ResourceExhausted("message of " + std::to_string(p.mapped.message_bytes) +
-                                           " bytes is over the engine's event limit of " +
-                                           std::to_string(eo.max_event_bytes) + " bytes");
+      p.status = Status::InvalidArgument("message of " + std::to_string(p.mapped.message_bytes) +
+                                         " bytes is over the engine's event limit of " +
+                                         std::to_string(eo.max_event_bytes) + " bytes");
       continue;
     }
     if (p.mapped.is_event) {
@@ -884,9 +884,9 @@ Result<Json> IngestSegmentBatch(SegmentSink& sink, const Json& batch, int64_t re
   CDP_RETURN_IF_ERROR(CheckOptions(options));
   const size_t bytes = batch.Dump().size();
   if (bytes > options.max_batch_bytes) {
-    return Status::ResourceExhausted("batch of " + std::to_string(bytes) + " bytes is over the limit of " +
-                                         std::to_string(options.max_batch_bytes) + " bytes",
-                                     "batch");
+    return Status::InvalidArgument("batch of " + std::to_string(bytes) + " bytes is over the limit of " +
+                                       std::to_string(options.max_batch_bytes) + " bytes",
+                                   "batch");
   }
   const Json* items = &batch;
   const Json* envelope = nullptr;
@@ -961,9 +961,9 @@ Result<Json> IngestSegmentBatch(SegmentSink& sink, const Json& batch, int64_t re
 Result<Json> IngestSegmentBatchJson(SegmentSink& sink, std::string_view body, int64_t received_at_us,
                                     const SegmentOptions& options) {
   if (body.size() > options.max_batch_bytes) {
-    return Status::ResourceExhausted("batch of " + std::to_string(body.size()) + " bytes is over the limit of " +
-                                         std::to_string(options.max_batch_bytes) + " bytes",
-                                     "batch");
+    return Status::InvalidArgument("batch of " + std::to_string(body.size()) + " bytes is over the limit of " +
+                                       std::to_string(options.max_batch_bytes) + " bytes",
+                                   "batch");
   }
   ParseLimits limits;
   limits.max_bytes = options.max_batch_bytes;

@@ -348,7 +348,7 @@ TEST_F(ProfilesTest, CreateBatchOverTheItemLimitWritesNothing) {
   Reopen();
   std::vector<Json> batch(4, J(R"({"attributes":{"firstName":"A"}})"));
   auto r = profiles().CreateBatch(batch);
-  EXPECT_TRUE(r.status().IsResourceExhausted()) << r.status().ToString();
+  EXPECT_TRUE(r.status().IsInvalidArgument()) << r.status().ToString();
   batch.pop_back();
   EXPECT_EQ(Unwrap(profiles().CreateBatch(batch)).Find("accepted")->as_int(), 3);
   EXPECT_EQ(Unwrap(profiles().CreateBatch({})).Find("accepted")->as_int(), 0);
@@ -356,7 +356,7 @@ TEST_F(ProfilesTest, CreateBatchOverTheItemLimitWritesNothing) {
   options_.max_batch_bytes = 150;  // the items' JSON together (64 bytes each)
   Reopen();
   std::vector<Json> large(3, J(R"({"attributes":{"firstName":"A name of some forty bytes, or so"}})"));
-  EXPECT_TRUE(profiles().CreateBatch(large).status().IsResourceExhausted());
+  EXPECT_TRUE(profiles().CreateBatch(large).status().IsInvalidArgument());
   large.pop_back();
   EXPECT_EQ(Unwrap(profiles().CreateBatch(large)).Find("accepted")->as_int(), 2);
   EXPECT_EQ(Unwrap(engine_->Stats()).Find("profiles")->as_int(), 5);

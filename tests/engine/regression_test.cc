@@ -251,7 +251,8 @@ TEST(RegressionOpenTest, MissingDatabaseInExistingDirectoryIsNotFound) {
 }
 
 // Regression (found in review, fixed): engine.h / options.h: "a batch body over max_batch_bytes ... is
-// ResourceExhausted for the whole batch" (max_batch_bytes: "the whole JSON body of TrackBatch").
+// refused for the whole batch" (InvalidArgument since 2026-12-03; max_batch_bytes: "the whole JSON body of
+// TrackBatch").
 // TrackBatch(std::vector<Json>) never checks it: only TrackBatchJson does.
 TEST_F(RegressionTest, TrackBatchEnforcesMaxBatchBytes) {
   std::vector<Json> batch;
@@ -262,7 +263,7 @@ TEST_F(RegressionTest, TrackBatchEnforcesMaxBatchBytes) {
     batch.push_back(std::move(e));
   }
   auto r = events().TrackBatch(batch);
-  EXPECT_TRUE(r.status().IsResourceExhausted()) << (r.ok() ? "accepted " + std::to_string(r->accepted) : "");
+  EXPECT_TRUE(r.status().IsInvalidArgument()) << (r.ok() ? "accepted " + std::to_string(r->accepted) : "");
 }
 
 // query.h: FormatTimestamp always writes millisecond precision; finer parts are truncated (the doc used to promise

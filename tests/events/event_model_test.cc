@@ -111,9 +111,16 @@ Result<ParsedEvent> ParseEvent(Json&& event, const Options& options, int64_t now
     return Status::InvalidArgument(fmt::format("an event must be a JSON object, got {}", Json::TypeName(event.type())));
   }
   if (depth > options.max_json_depth) return CheckJsonDepth(event, options.max_json_depth);  // names the path
-  if (bytes > options.max_event_bytes) {
-    return Status::ResourceExhausted(
-        fmt::format("event of {} bytes is over the limit of {} bytes", bytes, options.max_event_bytes));
+  if (bytes > options.max_event_bytes) {  // named by its largest member (the first of equals)
+    std::string largest;
+    size_t most = 0;
+    for (const auto& [key, value] : event.members()) {
+      const size_t size = key.size() + value.Dump().size();
+      if (size > most) most = size, largest = key;
+    }
+    return Status::InvalidArgument(fmt::format("event of {} bytes is over the limit of {} bytes ({}: {} bytes)", bytes,
+                                               options.max_event_bytes, largest, most),
+                                   largest);
   }
   CDP_RETURN_IF_ERROR(CheckUtf8(event));
   ParsedEvent e;
@@ -272,7 +279,7 @@ Status JsonBatch(std::string_view text, const Options& options, Parse parse, std
   }
   if (!doc.is_array()) return Status::InvalidArgument("a batch must be a JSON array of events", "batch");
   if (doc.size() > options.max_batch_items) {
-    return Status::ResourceExhausted(
+    return Status::InvalidArgument(
         fmt::format("batch of {} events is over the limit of {}", doc.size(), options.max_batch_items));
   }
   statuses->assign(doc.size(), Status::OK());

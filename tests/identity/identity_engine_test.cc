@@ -721,7 +721,7 @@ TEST_F(IdentityEngineTest, IdentifyBatchResolvesInOrderAndRejectsItemsAlone) {
   EXPECT_EQ(p.FindPath("attributes.city")->as_string(), "Rome");
   EXPECT_EQ(p.FindPath("externalIds.anonymousId")->as_string(), "anon-b1");
   EXPECT_EQ(Unwrap(engine_->Stats()).Find("profiles")->as_int(), 2);
-  EXPECT_TRUE(identity().IdentifyBatch(std::vector<Json>(10001, J("{}"))).status().IsResourceExhausted());
+  EXPECT_TRUE(identity().IdentifyBatch(std::vector<Json>(10001, J("{}"))).status().IsInvalidArgument());
 }
 
 // 300 identify records of new people (userId F0..F299): a batch large enough to publish its links on a second

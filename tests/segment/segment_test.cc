@@ -344,7 +344,7 @@ TEST_F(SegmentTest, ValidationErrorsNameTheField) {
 TEST_F(SegmentTest, MessageAndBatchSizeLimits) {
   const std::string big(33 << 10, 'x');
   Status s = IngestError(R"({"type":"track","userId":"u","event":"X","properties":{"blob":")" + big + R"("}})");
-  EXPECT_TRUE(s.IsResourceExhausted()) << s.ToString();
+  EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
 
   // A batch item over 32 KiB is rejected alone.
   std::string body =
@@ -356,7 +356,7 @@ TEST_F(SegmentTest, MessageAndBatchSizeLimits) {
   EXPECT_EQ(batch.Find("rejected")->as_int(), 1);
   const Json& bad = batch.Find("results")->items()[1];
   EXPECT_EQ(bad.Find("index")->as_int(), 1);
-  EXPECT_EQ(bad.Find("status")->as_string(), "resource_exhausted");
+  EXPECT_EQ(bad.Find("status")->as_string(), "invalid_argument");
 
   // A batch over 500 KiB is rejected whole, and writes nothing.
   const int64_t before = EventCount();
@@ -368,7 +368,7 @@ TEST_F(SegmentTest, MessageAndBatchSizeLimits) {
   huge += "]}";
   Result<Json> whole = IngestSegmentBatchJson(*engine_, huge, kReceived, options_seg_);
   ASSERT_FALSE(whole.ok());
-  EXPECT_TRUE(whole.status().IsResourceExhausted());
+  EXPECT_TRUE(whole.status().IsInvalidArgument());
   EXPECT_EQ(whole.status().field(), "batch");
   EXPECT_EQ(EventCount(), before);
 
@@ -415,12 +415,12 @@ TEST_F(SegmentTest, AMessageJustUnderTheLimitIsStoredWhateverTheMappingAdds) {
                                R"("}})", limit);
   Json batch = Unwrap(IngestSegmentBatchJson(*engine_, "[" + at + "," + over + "]", kReceived, options_seg_));
   EXPECT_EQ(batch.Find("accepted")->as_int(), 1) << batch.Dump().substr(0, 400);
-  EXPECT_EQ(batch.Find("results")->items()[1].Find("status")->as_string(), "resource_exhausted");
+  EXPECT_EQ(batch.Find("results")->items()[1].Find("status")->as_string(), "invalid_argument");
 
   // The engine's own limit still holds for events sent to it directly.
   Json direct = J(R"({"type":"custom","name":"Big","customerId":"u-edge","properties":{"blob":")" +
                   std::string(limit, 'x') + R"("}})");
-  EXPECT_TRUE(engine_->events().Track(direct).status().IsResourceExhausted());
+  EXPECT_TRUE(engine_->events().Track(direct).status().IsInvalidArgument());
 }
 
 // An engine whose event limit is below the message limit holds messages to it, as received.
@@ -432,7 +432,7 @@ TEST_F(SegmentTest, TheEnginesSmallerEventLimitAppliesToTheMessage) {
   EXPECT_NE(Ingest(fits).Find("profileId"), nullptr);
   Status s = IngestError(R"({"type":"track","userId":"u-small","event":"B","properties":{"blob":")" +
                          std::string(4200, 'x') + R"("}})");
-  EXPECT_TRUE(s.IsResourceExhausted()) << s.ToString();
+  EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
   EXPECT_NE(s.message().find("event limit of 4096"), std::string::npos) << s.ToString();
 }
 

@@ -485,8 +485,8 @@ def test_profile_batch_creates_valid_items_and_reports_the_others(server):
     assert status == 400
     assert_error(body, "invalid_argument")
     status, body, _ = server.request("POST", "/api/cdp/profiles/batch", [{} for _ in range(10001)])
-    assert status == 413, body
-    assert_error(body, "resource_exhausted")
+    assert status == 400, body  # over max_batch_items: bad input
+    assert_error(body, "invalid_argument")
 
 
 def test_search_with_conditions_and_pagination(server):
@@ -906,15 +906,16 @@ def test_bodyless_requests_to_unknown_routes_and_methods_are_404_and_405(server)
     assert got == 200, body
 
 
-def test_oversized_batch_is_413(server):
+def test_oversized_batch_is_400_and_an_oversized_body_413(server):
     email = unique_email("big")
     item = {"type": "page_view", "email": email, "properties": {"pad": "x" * 1000}}
-    # Over the library's max_batch_bytes, under the server's payload limit: the library says ResourceExhausted.
+    # Over the library's max_batch_bytes, under the server's payload limit: bad input (InvalidArgument).
     just_over = json.dumps([item] * (MAX_BATCH_BYTES // 1000 + 10))
     assert MAX_BATCH_BYTES < len(just_over) < MAX_BATCH_BYTES + (64 << 10)
     status, body, _ = server.request("POST", "/api/cdp/events/batch", just_over)
-    assert status == 413, body
-    assert_error(body, "resource_exhausted")
+    assert status == 400, body
+    assert_error(body, "invalid_argument")
+    assert "over the limit of" in body["error"]["message"], body
     # Far over: the server refuses the body itself, with the same shape.
     huge = json.dumps([item] * 3000)
     status, body, headers = server.request("POST", "/api/cdp/events/batch", huge)
@@ -936,11 +937,11 @@ def test_a_large_json_body_sent_as_a_form_is_read_as_json(server):
     assert status == 200 and resp["accepted"] == 1, resp
 
 
-def test_oversized_event_is_413(server):
+def test_oversized_event_is_400_naming_its_largest_member(server):
     event = {"type": "page_view", "email": unique_email("bigevent"), "properties": {"pad": "x" * (40 << 10)}}
     status, body, _ = server.request("POST", "/api/cdp/events", event)
-    assert status == 413, body
-    assert_error(body, "resource_exhausted")
+    assert status == 400, body
+    assert_error(body, "invalid_argument", field="properties")
 
 
 def test_identity_endpoints(server):

@@ -98,7 +98,7 @@ class Profiles:
         is reported in its result, not raised, and writes nothing. Items never merge (an identifier already taken
         is ``already_exists``; ``db.identity.identify_batch`` unifies instead). Returns ``{"accepted", "rejected",
         "results": [{"index", "status": "ok", "id"} | {"index", "status", "error": {"code", "message", "field"}}]}``.
-        Raises ResourceExhausted over the batch limit (``max_batch_items``, 10,000 by default).
+        Raises InvalidArgument over the batch limits (``max_batch_items``, 10,000 by default; ``max_batch_bytes``).
         """
         if isinstance(profiles, (str, bytes, Mapping)):
             raise TypeError("profiles must be a sequence of mappings")
@@ -231,7 +231,7 @@ class Events:
         """Stores every valid event of `events` in one atomic write; says per item what happened.
 
         Returns ``{"accepted", "rejected", "results": [{"index", "status": "ok" | code, "eventId", ... |
-        "error": {...}}]}``. Raises only when the batch as a whole is unacceptable (ResourceExhausted when over
+        "error": {...}}]}``. Raises only when the batch as a whole is unacceptable (InvalidArgument when over
         max_batch_bytes / max_batch_items). `events` may also be Segment's ``{"batch": [...]}`` shape.
         """
         if isinstance(events, (str, bytes)):
@@ -959,8 +959,7 @@ class Segment:
         received_at: when the message was received (datetime, ISO 8601 string or epoch ms; default: now); it
             is the base of the event time when the message has no ``timestamp``.
         Returns ``{"type", "messageId", "duplicate", "profileId", ...}`` plus ``eventId``/``sessionId`` for events
-        and ``identifyId`` for identify and alias. Raises InvalidArgument naming the field, ResourceExhausted over
-        32 KiB.
+        and ``identifyId`` for identify and alias. Raises InvalidArgument naming the field, or over 32 KiB.
         """
         _convert.require_mapping(message, "message")
         return _convert.loads(self._ingester.ingest(_convert.dumps(message, "message"),
@@ -971,8 +970,8 @@ class Segment:
         """Ingests a batch, in order: a list of messages or Segment's ``{"batch": [...], "sentAt", "context"}``.
 
         Returns ``{"accepted", "rejected", "results": [{"index", "status": "ok" | "duplicate" | code, ...}]}``.
-        Raises only when the batch as a whole is unacceptable (ResourceExhausted over 500 KiB, InvalidArgument when
-        it is not a batch).
+        Raises only when the batch as a whole is unacceptable (InvalidArgument over 500 KiB or when it is not a
+        batch).
         """
         if isinstance(messages, (str, bytes)):
             raise TypeError("messages must be a list of dicts or {'batch': [...]}")

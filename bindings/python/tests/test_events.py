@@ -92,11 +92,13 @@ def test_invalid_events(db):
         db.events.track({"type": "purchase", "email": "x@example.com", "properties": {"revenue": float("nan")}})
 
 
-def test_oversized_event_is_resource_exhausted(tmp_path):
+def test_oversized_event_is_invalid_argument_naming_its_largest_member(tmp_path):
     with cdp.open(tmp_path / "db", max_event_bytes=1024) as db:
-        with pytest.raises(cdp.ResourceExhausted) as info:
+        with pytest.raises(cdp.InvalidArgument) as info:
             db.events.track({"type": "page_view", "email": "big@example.com", "properties": {"blob": "x" * 4096}})
-        assert info.value.code == "resource_exhausted"
+        assert info.value.code == "invalid_argument" and info.value.field == "properties"
+        assert "over the limit of 1024 bytes" in str(info.value)
+        assert db.stats()["events"] == 0
 
 
 def test_too_deep_json_is_invalid_argument(tmp_path):
@@ -143,14 +145,14 @@ def test_track_batch_over_byte_limit_fails_whole(tmp_path):
     with cdp.open(tmp_path / "db", max_batch_bytes=2000) as db:
         events = [{"type": "page_view", "email": f"u{i}@example.com", "properties": {"pad": "y" * 100}}
                   for i in range(40)]
-        with pytest.raises(cdp.ResourceExhausted):
+        with pytest.raises(cdp.InvalidArgument):
             db.events.track_batch(events)
         assert db.stats()["events"] == 0
 
 
 def test_track_batch_over_item_limit_fails_whole(tmp_path):
     with cdp.open(tmp_path / "db", max_batch_items=3) as db:
-        with pytest.raises(cdp.ResourceExhausted):
+        with pytest.raises(cdp.InvalidArgument):
             db.events.track_batch([{"type": "page_view", "email": "i@example.com"}] * 4)
         assert db.stats()["events"] == 0
 
