@@ -129,6 +129,7 @@ class Api : public std::enable_shared_from_this<Api> {
   void ListAudit(const Request& req, Response& res);
   void VerifyAudit(const Request& req, Response& res);
   void SearchProfiles(const Request& req, Response& res);
+  void ListProfiles(const Request& req, Response& res);
   void ProfileEvents(const Request& req, Response& res);
   void ProfileSessions(const Request& req, Response& res);
   void TrackEvent(const Request& req, Response& res);
@@ -223,6 +224,7 @@ void Api::Register(httplib::Server& http) {
   Route(http, "POST", "/api/cdp/profiles", bind(&Api::CreateProfile));
   Route(http, "POST", "/api/cdp/profiles/batch", bind(&Api::CreateProfiles));
   Route(http, "POST", "/api/cdp/profiles/search", bind(&Api::SearchProfiles));
+  Route(http, "GET", "/api/cdp/profiles", bind(&Api::ListProfiles), {true, {"limit", "cursor", "sort", "order"}});
   Route(http, "POST", "/api/cdp/profiles/merge", bind(&Api::MergeProfiles));
   Route(http, "GET", profile, bind(&Api::GetProfile));
   Route(http, "PUT", profile, bind(&Api::ReplaceProfile));
@@ -1262,6 +1264,30 @@ void Api::SearchProfiles(const Request& req, Response& res) {
   Result<Json> body = ParseBody(req, /*blank_is_empty_object=*/true);
   if (!body.ok()) return WriteStatus(res, body.status());
   Result<ProfileQuery> query = ProfileQuery::FromJson(*body);
+  if (!query.ok()) return WriteStatus(res, query.status());
+  Result<Page> page = engine_.profiles().Search(*query);
+  if (!page.ok()) return WriteStatus(res, page.status());
+  WriteJson(res, 200, PageToJson(std::move(page).value()));
+}
+
+// GET /api/cdp/profiles?limit=&cursor=&sort=&order=: every profile, a page at a time (a search without
+// conditions: the same query, pages and cursors as POST /api/cdp/profiles/search).
+void Api::ListProfiles(const Request& req, Response& res) {
+  Json body = Json::Object();
+  if (req.has_param("cursor")) body.Set("cursor", req.get_param_value("cursor"));
+  if (req.has_param("limit")) {
+    int64_t limit = 0;
+    Status s = IntParam(req, "limit", 1, 1000000, &limit);  // clamped to Options::max_page_size
+    if (!s.ok()) return WriteStatus(res, s);
+    body.Set("limit", limit);
+  }
+  if (req.has_param("sort") || req.has_param("order")) {
+    Json sort = Json::Object();
+    if (req.has_param("sort")) sort.Set("field", req.get_param_value("sort"));
+    if (req.has_param("order")) sort.Set("order", req.get_param_value("order"));
+    body.Set("sort", std::move(sort));
+  }
+  Result<ProfileQuery> query = ProfileQuery::FromJson(body);
   if (!query.ok()) return WriteStatus(res, query.status());
   Result<Page> page = engine_.profiles().Search(*query);
   if (!page.ok()) return WriteStatus(res, page.status());

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.parse
 import uuid
 
 import pytest
@@ -904,6 +905,32 @@ def test_bodyless_requests_to_unknown_routes_and_methods_are_404_and_405(server)
     # A body-less POST to a route that takes one is still that route's answer.
     got, body = raw_exchange(server, b"POST /api/cdp/profiles/search HTTP/1.1\r\nHost: x\r\n" + auth + b"\r\n")
     assert got == 200, body
+
+
+def test_get_profiles_lists_every_profile_a_page_at_a_time(server):
+    for i in range(3):
+        status, _, _ = server.request("POST", "/api/cdp/profiles", {"attributes": {"firstName": f"List{i}"}})
+        assert status == 201
+    status, everyone, _ = server.request("POST", "/api/cdp/profiles/search", {"limit": 1000})
+    assert status == 200 and len(everyone["items"]) >= 3
+    ids, cursor = [], None
+    while True:
+        path = "/api/cdp/profiles?limit=2" + (f"&cursor={urllib.parse.quote(cursor)}" if cursor else "")
+        status, page, _ = server.request("GET", path)
+        assert status == 200 and len(page["items"]) <= 2, page
+        ids += [p["id"] for p in page["items"]]
+        cursor = page.get("nextCursor")
+        if not cursor:
+            break
+    assert ids == [p["id"] for p in everyone["items"]]  # by id, as the search without conditions
+    status, newest, _ = server.request("GET", "/api/cdp/profiles?limit=1&sort=createdAt&order=desc")
+    assert status == 200 and newest["items"][0]["attributes"]["firstName"] == "List2", newest
+    for bad, field in (("limit=0", "limit"), ("limit=x", "limit"), ("order=sideways", "sort.order"),
+                       ("cursor=nonsense", "cursor"), ("limt=5", "limt")):
+        status, body, _ = server.request("GET", "/api/cdp/profiles?" + bad)
+        assert status == 400, (bad, body)
+        assert_error(body, "invalid_argument")
+        assert field in body["error"].get("field", ""), (bad, body)
 
 
 def test_oversized_batch_is_400_and_an_oversized_body_413(server):

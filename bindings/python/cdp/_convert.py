@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import decimal
 import json
+import math
 import os
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
@@ -59,11 +60,49 @@ def dumps(value: Any, what: str = "document") -> bytes:
     try:
         text = json.dumps(value, default=_default, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
     except ValueError as e:  # NaN, inf, circular references
-        raise InvalidArgument(f"{what} is not representable as JSON: {e}") from None
+        raise InvalidArgument(f"{what} is not representable as JSON: {e}",
+                              field=_path_of(value, _not_finite)) from None
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError as e:
-        raise InvalidArgument(f"{what} contains a string that is not valid Unicode: {e.reason}") from None
+        raise InvalidArgument(f"{what} contains a string that is not valid Unicode: {e.reason}",
+                              field=_path_of(value, _not_unicode)) from None
+
+
+def _not_finite(v: Any) -> bool:
+    return isinstance(v, float) and not math.isfinite(v)
+
+
+def _not_unicode(v: Any) -> bool:
+    if not isinstance(v, str):
+        return False
+    try:
+        v.encode("utf-8")
+        return False
+    except UnicodeEncodeError:
+        return True
+
+
+def _path_of(value: Any, bad, path: str = "", depth: int = 0) -> Optional[str]:
+    """The path ("properties.revenue", "[3].name") of the first value or key below `value` for which bad() holds,
+    as libcdp names fields; None when there is none (or it is deeper than 100 levels: a circular reference)."""
+    if depth > 100:
+        return None
+    if isinstance(value, Mapping):
+        for key, member in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if bad(key):
+                return where
+            found = bad(member) and where or _path_of(member, bad, where, depth + 1)
+            if found:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            where = f"{path}[{i}]"
+            found = bad(item) and where or _path_of(item, bad, where, depth + 1)
+            if found:
+                return found
+    return None
 
 
 def loads(text: str) -> Any:

@@ -88,8 +88,18 @@ def test_invalid_events(db):
     with pytest.raises(cdp.InvalidArgument) as info:
         db.events.track({"type": "custom", "email": "x@example.com"})  # custom needs a name
     assert info.value.field == "name"
-    with pytest.raises(cdp.InvalidArgument):
+    with pytest.raises(cdp.InvalidArgument) as info:  # not JSON: named where it is, before it reaches libcdp
         db.events.track({"type": "purchase", "email": "x@example.com", "properties": {"revenue": float("nan")}})
+    assert info.value.field == "properties.revenue"
+    with pytest.raises(cdp.InvalidArgument) as info:
+        db.events.track_batch([{"type": "page_view", "email": "x@example.com"},
+                               {"type": "purchase", "email": "x@example.com",
+                                "properties": {"items": [{"price": 1.0}, {"price": float("-inf")}]}}])
+    assert info.value.field == "[1].properties.items[1].price"
+    with pytest.raises(cdp.InvalidArgument) as info:
+        db.events.track({"type": "page_view", "email": "x@example.com", "properties": {"q": "bad \ud800 text"}})
+    assert info.value.field == "properties.q"
+    assert db.stats()["events"] == 0
 
 
 def test_oversized_event_is_invalid_argument_naming_its_largest_member(tmp_path):
