@@ -909,7 +909,8 @@ def test_bodyless_requests_to_unknown_routes_and_methods_are_404_and_405(server)
 
 def test_get_profiles_lists_every_profile_a_page_at_a_time(server):
     for i in range(3):
-        status, _, _ = server.request("POST", "/api/cdp/profiles", {"attributes": {"firstName": f"List{i}"}})
+        status, _, _ = server.request("POST", "/api/cdp/profiles", {
+            "attributes": {"firstName": f"List{i}", "customFields": {"listRank": 1_000_000_000 + i}}})
         assert status == 201
     status, everyone, _ = server.request("POST", "/api/cdp/profiles/search", {"limit": 1000})
     assert status == 200 and len(everyone["items"]) >= 3
@@ -923,8 +924,8 @@ def test_get_profiles_lists_every_profile_a_page_at_a_time(server):
         if not cursor:
             break
     assert ids == [p["id"] for p in everyone["items"]]  # by id, as the search without conditions
-    status, newest, _ = server.request("GET", "/api/cdp/profiles?limit=1&sort=createdAt&order=desc")
-    assert status == 200 and newest["items"][0]["attributes"]["firstName"] == "List2", newest
+    status, top, _ = server.request("GET", "/api/cdp/profiles?limit=1&sort=attributes.customFields.listRank&order=desc")
+    assert status == 200 and top["items"][0]["attributes"]["firstName"] == "List2", top
     for bad, field in (("limit=0", "limit"), ("limit=x", "limit"), ("order=sideways", "sort.order"),
                        ("cursor=nonsense", "cursor"), ("limt=5", "limt")):
         status, body, _ = server.request("GET", "/api/cdp/profiles?" + bad)
