@@ -38,16 +38,19 @@ struct Options {
   // Default: 1800 (30 minutes). Must be > 0.
   int64_t session_timeout_seconds = 1800;
 
-  // Largest accepted event, serialized as compact JSON, in bytes. Default: 32 KiB.
+  // Largest accepted event, serialized as compact JSON, in bytes; larger: InvalidArgument naming the event's largest
+  // member. Default: 32 KiB.
   size_t max_event_bytes = 32u << 10;
   // Largest accepted batch, in bytes: the whole JSON body of TrackBatch; for Profiles::CreateBatch, the items'
-  // compact JSON together. Default: 500 KiB.
+  // compact JSON together; larger: InvalidArgument for the whole batch. Default: 500 KiB.
   size_t max_batch_bytes = 500u << 10;
-  // Largest accepted profile document, in bytes. Default: 256 KiB.
+  // Largest accepted profile document, in bytes, as stored (a write or merge that would exceed it is
+  // ResourceExhausted). Default: 256 KiB.
   size_t max_profile_bytes = 256u << 10;
   // Deepest accepted JSON nesting of any input. Default: 64.
   int max_json_depth = 64;
-  // Most items in one batch call (TrackBatch, Identity::IdentifyBatch, Profiles::CreateBatch). Default: 10,000.
+  // Most items in one batch call (TrackBatch, Identity::IdentifyBatch, Profiles::CreateBatch); more:
+  // InvalidArgument for the whole batch. Default: 10,000.
   size_t max_batch_items = 10000;
 
   // Largest page a query may ask for; larger `limit`s are clamped to it. Default: 1000.
