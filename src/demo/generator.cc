@@ -530,9 +530,9 @@ struct Generator::Impl {
     AppendPadded(&s, Permute(gidx, 100000000ULL, salt % 100000000ULL), 8);
     return s;
   }
-  // Distinct for up to 8,000,000 people (the smallest country's range: 8 first digits x 10^6).
   // The person's phone (slot 0) or second phone (slot 1): a bijection of gidx + slot * persons, so no two
-  // persons' numbers meet.
+  // numbers meet while 2 x persons fit the smallest country's range (8 first digits x 10^6): up to 4,000,000
+  // people.
   std::string Phone(const Person& p, int slot = 0) const {
     const Country& c = Countries()[p.country];
     const std::string_view first = c.phone_first;
