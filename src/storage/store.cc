@@ -233,6 +233,47 @@ Status Iterator::status() const { return FromRocks(it_->status(), "iterator"); }
 
 // ---- Store --------------------------------------------------------------------------------------------------------
 
+namespace {
+
+// Whether `name` is a file or directory a libcdp database keeps: RocksDB's (CURRENT, IDENTITY, LOCK, LOG*,
+// MANIFEST-*, OPTIONS-*, *.log, *.sst, *.blob, *.dbtmp) and the engine's own (cdp-ingest, cdp-audit).
+bool IsDatabaseFile(std::string_view name) {
+  static constexpr std::string_view kExact[] = {"CURRENT", "IDENTITY", "LOCK", "cdp-ingest", "cdp-audit"};
+  static constexpr std::string_view kPrefixes[] = {"LOG", "MANIFEST-", "OPTIONS-"};
+  static constexpr std::string_view kSuffixes[] = {".log", ".sst", ".blob", ".dbtmp"};
+  for (std::string_view e : kExact) {
+    if (name == e) return true;
+  }
+  for (std::string_view p : kPrefixes) {
+    if (name.substr(0, p.size()) == p) return true;
+  }
+  for (std::string_view x : kSuffixes) {
+    if (name.size() > x.size() && name.substr(name.size() - x.size()) == x) return true;
+  }
+  return false;
+}
+
+// FailedPrecondition when `path`, an existing directory with no database in it (no CURRENT), holds anything a
+// database does not (a home directory, a project, another program's data): the database's files would be mixed
+// with it, and an erasure's purge rewrites or deletes files in the directory. An empty directory, or one whose
+// database's creation a crash interrupted (RocksDB's files without CURRENT yet), passes.
+Status CheckNoOtherFiles(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::directory_iterator it(path, ec);
+  if (ec) return Status::Unavailable(fmt::format("cannot list '{}': {}", path, ec.message()));
+  for (; it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (!IsDatabaseFile(name)) {
+      return Status::FailedPrecondition(fmt::format(
+          "'{}' is not empty and holds no libcdp database (it has '{}'): open a new or empty directory", path, name));
+    }
+  }
+  if (ec) return Status::Unavailable(fmt::format("cannot list '{}': {}", path, ec.message()));
+  return Status::OK();
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Store>> Store::Open(const Options& options, const std::string& path) {
   if (path.empty()) return Status::InvalidArgument("the database path is empty");
   std::error_code ec;
@@ -240,6 +281,10 @@ Result<std::unique_ptr<Store>> Store::Open(const Options& options, const std::st
     if (!options.create_if_missing) return Status::NotFound(fmt::format("no database at '{}'", path));
     std::filesystem::create_directories(path, ec);
     if (ec) return Status::Unavailable(fmt::format("cannot create '{}': {}", path, ec.message()));
+  } else if (!std::filesystem::is_directory(path, ec)) {
+    return Status::InvalidArgument(fmt::format("'{}' is not a directory", path));
+  } else if (!std::filesystem::exists(std::filesystem::path(path) / "CURRENT", ec)) {
+    if (Status other = CheckNoOtherFiles(path); !other.ok()) return other;
   }
 
   if (!options.create_if_missing && !std::filesystem::exists(std::filesystem::path(path) / "CURRENT", ec)) {

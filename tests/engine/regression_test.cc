@@ -10,6 +10,7 @@
 #include <atomic>
 #include <barrier>
 #include <filesystem>
+#include <fstream>
 #include <set>
 #include <string>
 #include <thread>
@@ -248,6 +249,40 @@ TEST(RegressionOpenTest, MissingDatabaseInExistingDirectoryIsNotFound) {
   EXPECT_TRUE(missing_dir.status().IsNotFound()) << missing_dir.status().ToString();  // passes
   auto empty_dir = Engine::Open(options, dir.path());
   EXPECT_TRUE(empty_dir.status().IsNotFound()) << empty_dir.status().ToString();
+}
+
+// Found in the audit of issue 2 (fixed): opening a directory that held other files (a home directory, a project)
+// created a database among them. It is now refused and the directory is left as it was; a directory holding a
+// database, or only the files of a database whose creation a crash interrupted, still opens.
+TEST(RegressionOpenTest, ADirectoryWithOtherFilesIsRefusedAndLeftUntouched) {
+  testing::TempDir dir;
+  const std::filesystem::path home = dir.Sub("home");
+  std::filesystem::create_directories(home / "projects");
+  { std::ofstream(home / "notes.txt") << "mine"; }
+  auto opened = Engine::Open(Options(), home.string());
+  ASSERT_TRUE(opened.status().IsFailedPrecondition()) << opened.status().ToString();
+  EXPECT_NE(opened.status().message().find("not empty"), std::string::npos) << opened.status().ToString();
+  std::set<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(home)) names.insert(entry.path().filename().string());
+  EXPECT_EQ(names, (std::set<std::string>{"notes.txt", "projects"}));
+
+  { std::ofstream(dir.Sub("a-file")) << "x"; }
+  auto file = Engine::Open(Options(), dir.Sub("a-file"));
+  EXPECT_TRUE(file.status().IsInvalidArgument()) << file.status().ToString();
+
+  // RocksDB's files without CURRENT: a creation cut short by a crash. It opens, and the database works.
+  const std::filesystem::path partial = dir.Sub("partial");
+  std::filesystem::create_directories(partial);
+  { std::ofstream(partial / "LOCK"); }
+  { std::ofstream(partial / "LOG"); }
+  {
+    auto engine = Unwrap(Engine::Open(Options(), partial.string()));
+    Unwrap(engine->profiles().Create(J(R"({"id":"p1"})")));
+  }
+  // A database with a file of someone else's beside it still opens, with its data.
+  { std::ofstream(partial / "README.txt") << "backup of 2026-12-03"; }
+  auto engine = Unwrap(Engine::Open(Options(), partial.string()));
+  EXPECT_TRUE(engine->profiles().Get("p1").ok());
 }
 
 // Regression (found in review, fixed): engine.h / options.h: "a batch body over max_batch_bytes ... is

@@ -39,6 +39,18 @@ def test_second_open_of_same_path_fails(db, db_path):
     cdp.open(db_path).close()  # free again once closed
 
 
+def test_a_directory_with_other_files_is_refused_and_left_as_it_was(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "notes.txt").write_text("mine")
+    with pytest.raises(cdp.FailedPrecondition, match="not empty") as info:
+        cdp.open(home)
+    assert info.value.code == "failed_precondition"
+    assert sorted(p.name for p in home.iterdir()) == ["notes.txt"]
+    with pytest.raises(cdp.InvalidArgument, match="not a directory"):
+        cdp.open(home / "notes.txt")
+
+
 def test_pathlib_path_accepted(tmp_path):
     path = pathlib.Path(tmp_path) / "nested" / "db"
     with cdp.open(path) as db:
