@@ -100,19 +100,22 @@ const char* PaddedCopy(std::string_view text, std::string* reused, std::string* 
 }
 
 void AppendJsonString(std::string_view s, std::string* out) {
+  const char* p = s.data();
+  const size_t n = s.size();
+  uint64_t high = 0;  // not needed here
+  const size_t start = FirstToEscape(p, n, &high);
+  if (out->capacity() - out->size() < n + 2) out->reserve(out->size() + n + 2);
   out->push_back('"');
-  size_t start = 0;  // bytes before it need no escape: checked 8 at a time
-  while (start + 8 <= s.size()) {
-    uint64_t w;
-    std::memcpy(&w, s.data() + start, 8);
-    if (AnyToEscape(w)) break;
-    start += 8;
+  if (start == n) {  // nothing to escape, the common case: one copy
+    out->append(p, n);
+    out->push_back('"');
+    return;
   }
   size_t run = 0;
-  for (size_t i = start; i < s.size(); ++i) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
+  for (size_t i = start; i < n; ++i) {
+    unsigned char c = static_cast<unsigned char>(p[i]);
     if (c >= 0x20 && c != '"' && c != '\\') continue;
-    out->append(s.data() + run, i - run);
+    out->append(p + run, i - run);
     run = i + 1;
     switch (c) {
       case '"':
@@ -143,7 +146,7 @@ void AppendJsonString(std::string_view s, std::string* out) {
       }
     }
   }
-  out->append(s.data() + run, s.size() - run);
+  out->append(p + run, n - run);
   out->push_back('"');
 }
 
