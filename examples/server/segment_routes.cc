@@ -69,6 +69,10 @@ class SegmentApi {
       body.append(data, length);
       return true;
     });
+    if (Status encoding = CheckContentEncoding(req); !encoding.ok()) {
+      if (!Authorized(req, nullptr)) return Unauthorized(res);
+      return WriteStatus(res, encoding);
+    }
     if (over || res.status == 413) {
       res.set_header("Connection", "close");
       return Write(
@@ -86,7 +90,9 @@ class SegmentApi {
                    ErrorBody(Status::InvalidArgument(gzip ? "cannot read the request body (bad gzip data?)"
                                                           : "cannot read the request body")));
     }
-    Result<Json> parsed = Json::Parse(body, limits_);
+    ParseLimits limits = limits_;
+    if (type == "batch") limits.max_depth = engine_.options().batch_document_depth();  // items judged one by one
+    Result<Json> parsed = Json::Parse(body, limits);
     if (!Authorized(req, parsed.ok() ? &*parsed : nullptr)) return Unauthorized(res);
     if (!parsed.ok()) {
       const Status& s = parsed.status();

@@ -108,6 +108,10 @@ class Api : public std::enable_shared_from_this<Api> {
 
   // The request body as JSON; a blank body is {} when `blank_is_empty_object`.
   Result<Json> ParseBody(const Request& req, bool blank_is_empty_object = false) const;
+  // A batch route's body: as ParseBody, nested down to Options::batch_document_depth(), so that an item deeper than
+  // max_json_depth is refused alone by the engine (naming its path) and the other items are stored.
+  Result<Json> ParseBatchBody(const Request& req) const;
+  static Result<Json> ParseJsonBody(std::string_view text, const ParseLimits& limits);
   // The JSON form of an EventQuery built from the query string.
   Result<Json> EventQueryFromParams(const Request& req, bool allow_profile_id) const;
   Result<EventQuery> ParseEventQuery(const Request& req, bool allow_profile_id) const;
@@ -203,6 +207,16 @@ void Api::Register(httplib::Server& http) {
     self->HandleError(req, res);
     return httplib::Server::HandlerResponse::Handled;
   }));
+  // cpp-httplib routes on the decoded path: "/api/cdp/profiles/a%2Fevents" would reach a's timeline, not a
+  // profile "a/events". An encoded '/' in the path (req.target: the target as sent) is refused; no id holds one.
+  http.set_pre_routing_handler([](const Request& req, Response& res) {
+    const std::string_view target = std::string_view(req.target).substr(0, req.target.find('?'));
+    if (target.find("%2F") == std::string_view::npos && target.find("%2f") == std::string_view::npos) {
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
+    WriteStatus(res, Status::InvalidArgument("the path holds an encoded '/' (%2F), which no id may contain", "path"));
+    return httplib::Server::HandlerResponse::Handled;
+  });
   http.set_exception_handler([](const Request&, Response& res, std::exception_ptr ep) {
     std::string what = "unknown exception";
     try {
@@ -376,7 +390,8 @@ void Api::Route(httplib::Server& http, std::string_view method, const std::strin
     const size_t cap = self->payload_max_bytes_;
     const bool has_body = req.has_header("Content-Length") || req.has_header("Transfer-Encoding");
     Result<std::string> principal = self->Authenticate(req);
-    if (req.is_multipart_form_data() || !principal.ok()) {
+    const Status encoding = CheckContentEncoding(req);
+    if (req.is_multipart_form_data() || !encoding.ok() || !principal.ok()) {
       size_t seen = 0;  // read and dropped, up to the limit
       auto drop = [&seen, cap](const char*, size_t length) { return (seen += length) <= cap; };
       if (req.is_multipart_form_data()) {
@@ -385,6 +400,7 @@ void Api::Route(httplib::Server& http, std::string_view method, const std::strin
         reader(drop);
       }
       if (!principal.ok()) return unauthorized(res, principal.status());
+      if (!encoding.ok()) return WriteStatus(res, encoding);
       return WriteStatus(res, Status::InvalidArgument("multipart/form-data bodies are not accepted: send JSON with "
                                                       "Content-Type: application/json"));
     }
@@ -446,13 +462,17 @@ void Api::HandleError(const Request& req, Response& res) const {
     }
   }
   // httplib answers 400 before routing a POST, PUT or PATCH it cannot read (one without a body, to a path or
-  // method it has no handler for): unless the path has a handler for this method, that is a 404 or 405.
+  // method it has no handler for): unless the path has a handler for this method, that is a 404 or 405. Any other
+  // 400 of httplib's is a request it could not read (its request line, a header line over 8 KiB): it stays 400.
   bool routed = false;
   for (const RouteEntry& route : routes_) {
     routed = routed || (std::regex_match(req.path, route.regex) &&
                         std::find(route.methods.begin(), route.methods.end(), req.method) != route.methods.end());
   }
-  switch (routed || res.status != 400 ? res.status : 404) {
+  const bool bodyless_write = (req.method == "POST" || req.method == "PUT" || req.method == "PATCH") &&
+                              (req.version == "HTTP/1.1" || req.version == "HTTP/1.0") &&
+                              !req.has_header("Content-Length") && !req.has_header("Transfer-Encoding");
+  switch (routed || res.status != 400 || !bodyless_write ? res.status : 404) {
     case 404: {
       for (const RouteEntry& route : routes_) {
         if (!std::regex_match(req.path, route.regex)) continue;
@@ -497,7 +517,17 @@ void Api::HandleError(const Request& req, Response& res) const {
 
 Result<Json> Api::ParseBody(const Request& req, bool blank_is_empty_object) const {
   if (blank_is_empty_object && IsBlank(req.body)) return Json::Object();
-  Result<Json> parsed = Json::Parse(req.body, limits_);
+  return ParseJsonBody(req.body, limits_);
+}
+
+Result<Json> Api::ParseBatchBody(const Request& req) const {
+  ParseLimits limits = limits_;
+  limits.max_depth = engine_.options().batch_document_depth();  // each item is held to max_json_depth on its own
+  return ParseJsonBody(req.body, limits);
+}
+
+Result<Json> Api::ParseJsonBody(std::string_view text, const ParseLimits& limits) {
+  Result<Json> parsed = Json::Parse(text, limits);
   if (!parsed.ok()) {
     const Status& s = parsed.status();
     return Status(s.code(), "request body: " + s.message(), s.field());
@@ -558,7 +588,7 @@ void Api::CreateProfile(const Request& req, Response& res) {
 }
 
 void Api::CreateProfiles(const Request& req, Response& res) {
-  Result<Json> body = ParseBody(req);
+  Result<Json> body = ParseBatchBody(req);
   if (!body.ok()) return WriteStatus(res, body.status());
   const Json* items = body->is_object() ? body->Find("batch") : &*body;
   if (items == nullptr || !items->is_array()) {
@@ -1238,7 +1268,7 @@ void Api::DecideProposal(const Request& req, Response& res) {
 }
 
 void Api::IdentifyBatch(const Request& req, Response& res) {
-  Result<Json> body = ParseBody(req);
+  Result<Json> body = ParseBatchBody(req);
   if (!body.ok()) return WriteStatus(res, body.status());
   if (!body->is_array()) return WriteStatus(res, Status::InvalidArgument("expected an array of identifies"));
   Result<Json> done = engine_.identity().IdentifyBatch(body->items());
@@ -1277,7 +1307,7 @@ void Api::ListProfiles(const Request& req, Response& res) {
   if (req.has_param("cursor")) body.Set("cursor", req.get_param_value("cursor"));
   if (req.has_param("limit")) {
     int64_t limit = 0;
-    Status s = IntParam(req, "limit", 1, 1000000, &limit);  // clamped to Options::max_page_size
+    Status s = IntParam(req, "limit", 1, INT64_MAX, &limit);  // any positive count: clamped to max_page_size
     if (!s.ok()) return WriteStatus(res, s);
     body.Set("limit", limit);
   }
@@ -1288,7 +1318,13 @@ void Api::ListProfiles(const Request& req, Response& res) {
     body.Set("sort", std::move(sort));
   }
   Result<ProfileQuery> query = ProfileQuery::FromJson(body);
-  if (!query.ok()) return WriteStatus(res, query.status());
+  if (!query.ok()) {
+    // The body's paths, named as this route's parameters.
+    const std::string& field = query.status().field();
+    const char* param = field == "sort.field" ? "sort" : field == "sort.order" ? "order" : nullptr;
+    if (param == nullptr) return WriteStatus(res, query.status());
+    return WriteStatus(res, Status(query.status().code(), query.status().message(), param));
+  }
   Result<Page> page = engine_.profiles().Search(*query);
   if (!page.ok()) return WriteStatus(res, page.status());
   WriteJson(res, 200, PageToJson(std::move(page).value()));
@@ -1393,6 +1429,14 @@ bool IsLoopbackHost(std::string_view host) {
     start = dot + 1;
   }
   return parts == 4;
+}
+
+Status CheckContentEncoding(const httplib::Request& req) {
+  if (!req.has_header("Content-Encoding")) return Status::OK();
+  const std::string encoding = req.get_header_value("Content-Encoding");
+  if (encoding == "gzip" || encoding == "deflate" || encoding == "identity") return Status::OK();
+  return Status::InvalidArgument("Content-Encoding \"" + encoding + "\" is not supported (gzip, deflate or identity)",
+                                 "Content-Encoding");
 }
 
 bool ConstantTimeEquals(std::string_view a, std::string_view b) {

@@ -69,6 +69,10 @@ std::string ErrorBody(const Status& status);
 // Whether `host` is a loopback address ("localhost", 127.0.0.0/8, "::1").
 bool IsLoopbackHost(std::string_view host);
 
+// InvalidArgument (field "Content-Encoding") when the request's Content-Encoding is one cpp-httplib does not decode
+// (it decodes gzip and deflate, and takes any other value for none); OK without one or for gzip, deflate, identity.
+Status CheckContentEncoding(const httplib::Request& req);
+
 // Compares two strings in time that depends only on their lengths, not on where they differ.
 bool ConstantTimeEquals(std::string_view a, std::string_view b);
 

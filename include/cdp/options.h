@@ -47,8 +47,14 @@ struct Options {
   // Largest accepted profile document, in bytes, as stored (a write or merge that would exceed it is
   // ResourceExhausted). Default: 256 KiB.
   size_t max_profile_bytes = 256u << 10;
-  // Deepest accepted JSON nesting of any input. Default: 64.
+  // Deepest accepted JSON nesting of any input. Default: 64. In a batch (TrackBatchJson, the REST and Segment batch
+  // routes), each item is held to it on its own: an item nested deeper is refused alone (InvalidArgument naming its
+  // path) while the others are stored, down to batch_document_depth(); a batch text nested deeper than that is
+  // refused whole.
   int max_json_depth = 64;
+  // The deepest nesting a batch's JSON text may have: twice max_json_depth, plus the batch's own two levels
+  // ({"batch": [...]}).
+  int batch_document_depth() const { return 2 * max_json_depth + 2; }
   // Most items in one batch call (TrackBatch, Identity::IdentifyBatch, Profiles::CreateBatch); more:
   // InvalidArgument for the whole batch. Default: 10,000.
   size_t max_batch_items = 10000;

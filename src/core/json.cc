@@ -8,8 +8,11 @@
 #include <atomic>
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <optional>
+#include <vector>
 
 #include "core/json_internal.h"
 #include "fmt/format.h"
@@ -223,6 +226,74 @@ Json& Json::operator=(const Json& other) {
   return *this;
 }
 
+namespace {
+
+// Whether a JSON number token fits what Json holds: a 64-bit integer (unsigned ones above INT64_MAX become
+// doubles) or a finite double.
+bool NumberFits(std::string_view token) {
+  if (token.find_first_of(".eE") == std::string_view::npos) {
+    int64_t i = 0;
+    if (std::from_chars(token.data(), token.data() + token.size(), i).ec == std::errc()) return true;
+    uint64_t u = 0;
+    return token[0] != '-' && std::from_chars(token.data(), token.data() + token.size(), u).ec == std::errc();
+  }
+  return std::isfinite(std::strtod(std::string(token).c_str(), nullptr));
+}
+
+// When simdjson refused a number of `text`: the path of the first number no 64-bit integer or finite double holds
+// ("properties.revenue", "[2].x"), found by a plain walk of the tokens; nullopt when there is none (another
+// problem). Only on that error, so its cost does not matter.
+std::optional<std::string> PathOfOutOfRangeNumber(std::string_view text) {
+  struct Frame {
+    bool object;
+    size_t index = 0;
+    std::string key;
+  };
+  std::vector<Frame> stack;
+  auto path = [&] {
+    std::string out;
+    for (const Frame& f : stack) {
+      out += f.object ? (out.empty() ? "" : ".") + f.key : "[" + std::to_string(f.index) + "]";
+    }
+    return out;
+  };
+  bool expect_key = false;
+  for (size_t i = 0; i < text.size();) {
+    const char c = text[i];
+    if (c == '{' || c == '[') {
+      stack.push_back(Frame{c == '{', 0, {}});
+      expect_key = c == '{';
+      ++i;
+    } else if (c == '}' || c == ']') {
+      if (!stack.empty()) stack.pop_back();
+      expect_key = false;
+      ++i;
+    } else if (c == ',') {
+      if (!stack.empty() && !stack.back().object) ++stack.back().index;
+      expect_key = !stack.empty() && stack.back().object;
+      ++i;
+    } else if (c == ':') {
+      expect_key = false;
+      ++i;
+    } else if (c == '"') {
+      size_t end = i + 1;
+      while (end < text.size() && text[end] != '"') end += text[end] == '\\' ? 2 : 1;
+      if (expect_key && !stack.empty()) stack.back().key = std::string(text.substr(i + 1, end - i - 1));
+      i = end + 1;
+    } else if (c == '-' || (c >= '0' && c <= '9')) {
+      size_t end = i + 1;
+      while (end < text.size() && std::strchr("0123456789.eE+-", text[end]) != nullptr && text[end] != '\0') ++end;
+      if (!NumberFits(text.substr(i, end - i))) return path();
+      i = end;
+    } else {
+      ++i;  // whitespace, true, false, null
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 Result<Json> Json::Parse(std::string_view text, const ParseLimits& limits) {
   if (text.size() > limits.max_bytes) {
     return Status::ResourceExhausted(
@@ -237,6 +308,12 @@ Result<Json> Json::Parse(std::string_view text, const ParseLimits& limits) {
   simdjson::dom::element root;
   auto error = parser.parse(padded, text.size(), /*realloc_if_needed=*/false).get(root);
   if (error) {
+    if (error == simdjson::NUMBER_ERROR) {  // also a number out of range
+      if (std::optional<std::string> where = PathOfOutOfRangeNumber(text)) {
+        return Status::InvalidArgument("number out of range: a JSON number must fit a 64-bit integer or a double",
+                                       *where);
+      }
+    }
     return Status::InvalidArgument(fmt::format("malformed JSON: {}", simdjson::error_message(error)));
   }
   Json out;

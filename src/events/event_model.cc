@@ -513,8 +513,9 @@ Status ParseEventBatchViaJson(std::string_view text, const Options& options, int
                               std::vector<ParsedEvent>* parsed, std::vector<BatchItemResult>* results) {
   parsed->clear();
   results->clear();
-  // Items may nest max_json_depth deep below the batch's own one or two levels; ParseEvent checks each item.
-  ParseLimits limits{options.max_batch_bytes, options.max_json_depth + 2};
+  // Items may nest max_json_depth deep below the batch's own one or two levels; ParseEvent checks each item, and
+  // refuses a deeper one alone, down to the batch's own limit.
+  ParseLimits limits{options.max_batch_bytes, options.batch_document_depth()};
   CDP_ASSIGN_OR_RETURN(Json doc, Json::Parse(text, limits));
   const Json* items = &doc;
   if (doc.is_object()) {
@@ -605,9 +606,9 @@ Result<ParsedEvent> ParseEvent(const Json& event, const Options& options, int64_
 Status ParseEventBatch(std::string_view text, const Options& options, int64_t now_us, std::vector<ParsedEvent>* parsed,
                        std::vector<BatchItemResult>* results) {
   auto via_json = [&] { return ParseEventBatchViaJson(text, options, now_us, parsed, results); };
-  // Json::Parse rejects a container nested deeper than max_json_depth + 2 (the top level is 1); the lean path
-  // handles the usual limits only (the batch's own levels must be allowed).
-  const int max_doc_depth = options.max_json_depth + 2;
+  // Json::Parse rejects a container nested deeper than batch_document_depth() (the top level is 1); deeper items
+  // within it are refused one by one (ParseEvent).
+  const int max_doc_depth = options.batch_document_depth();
   if (text.size() > options.max_batch_bytes || options.max_json_depth < 1) return via_json();
   // One parser and one padded copy of the input per thread, reused: no allocation per batch once warm. (Not those
   // of Json::Parse: the fallbacks below use it while this parser's document is in use.)

@@ -967,7 +967,7 @@ Result<Json> IngestSegmentBatchJson(SegmentSink& sink, std::string_view body, in
   }
   ParseLimits limits;
   limits.max_bytes = options.max_batch_bytes;
-  limits.max_depth = sink.options().max_json_depth + 2;
+  limits.max_depth = sink.options().batch_document_depth();  // each message is held to max_json_depth on its own
   CDP_ASSIGN_OR_RETURN(Json batch, Json::Parse(body, limits));
   return IngestSegmentBatch(sink, batch, received_at_us, options);
 }

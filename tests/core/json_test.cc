@@ -55,6 +55,31 @@ TEST(JsonTest, MalformedIsInvalidArgument) {
   }
 }
 
+// A number no 64-bit integer or double holds is refused naming where it is (simdjson's own message names none).
+TEST(JsonTest, NumbersOutOfRangeNameTheirPath) {
+  struct Case {
+    const char* text;
+    const char* field;
+  };
+  for (const Case& c :
+       {Case{R"({"a":{"b":[1, 99999999999999999999999]}})", "a.b[1]"},
+        Case{R"([{"x":"1e400"},{"properties":{"revenue":1e400}}])", "[1].properties.revenue"},
+        Case{R"({"k\"ey":[0,-9223372036854775809]})", "k\\\"ey[1]"}, Case{R"(123456789012345678901234567890)", ""}}) {
+    auto parsed = Json::Parse(c.text);
+    ASSERT_FALSE(parsed.ok()) << c.text;
+    EXPECT_TRUE(parsed.status().IsInvalidArgument()) << parsed.status().ToString();
+    EXPECT_EQ(parsed.status().field(), c.field) << c.text;
+    EXPECT_NE(parsed.status().message().find("out of range"), std::string::npos) << parsed.status().ToString();
+  }
+  // What fits is kept: the largest 64-bit integers, unsigned ones as doubles.
+  EXPECT_EQ(Json::Parse("[-9223372036854775808, 18446744073709551615, 1.5e300]")->Dump(),
+            "[-9223372036854775808,1.8446744073709552e+19,1.5e+300]");
+  // Other malformed numbers keep simdjson's message.
+  auto bad = Json::Parse(R"({"a":01})");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("malformed JSON"), std::string::npos) << bad.status().ToString();
+}
+
 TEST(JsonTest, DepthLimitNamesThePath) {
   std::string deep;
   for (int i = 0; i < 70; ++i) deep += "{\"k\":";

@@ -764,20 +764,33 @@ TEST_F(EventsTest, LargeBatchesReportEachItemInOrder) {
     if (from_text.items[i].status.ok()) EXPECT_TRUE(from_text.items[i].result.duplicate) << i;
   }
   EXPECT_EQ(Unwrap(engine_->Stats()).Find("events")->as_int(), static_cast<int64_t>(400 - bad));
-  // A 300-item batch whose item 290 nests too deep: the whole batch is rejected and nothing is stored.
-  std::string deep = "[";
-  for (int i = 0; i < 300; ++i) {
-    std::string props = "1";
-    if (i == 290) {
-      props.clear();
-      for (int d = 0; d < 80; ++d) props += R"({"k":)";
-      props += "1" + std::string(80, '}');
+  // A 300-item batch whose item 290 nests too deep (83 levels): that item alone is refused, naming its path, and
+  // the others are stored. Nested past the batch's own limit (batch_document_depth(), 130), the whole batch is
+  // refused and nothing is stored.
+  auto deep_batch = [](int levels) {
+    std::string deep = "[";
+    for (int i = 0; i < 300; ++i) {
+      std::string props = "1";
+      if (i == 290) {
+        props.clear();
+        for (int d = 0; d < levels; ++d) props += R"({"k":)";
+        props += "1" + std::string(levels, '}');
+      }
+      deep +=
+          std::string(i ? "," : "") + R"({"type":"page_view","customerId":"deep","properties":{"x":)" + props + "}}";
     }
-    deep += std::string(i ? "," : "") + R"({"type":"page_view","customerId":"deep","properties":{"x":)" + props + "}}";
-  }
-  deep += "]";
-  EXPECT_TRUE(events().TrackBatchJson(deep).status().IsInvalidArgument());
-  EXPECT_EQ(Unwrap(engine_->Stats()).Find("events")->as_int(), static_cast<int64_t>(400 - bad));
+    return deep + "]";
+  };
+  BatchResult some = Unwrap(events().TrackBatchJson(deep_batch(80)));
+  EXPECT_EQ(some.accepted, 299u);
+  ASSERT_EQ(some.items.size(), 300u);
+  EXPECT_TRUE(some.items[290].status.IsInvalidArgument()) << some.items[290].status.ToString();
+  EXPECT_EQ(some.items[290].status.field().substr(0, 16), "properties.x.k.k");
+  EXPECT_EQ(Unwrap(engine_->Stats()).Find("events")->as_int(), static_cast<int64_t>(400 - bad + 299));
+  Status whole = events().TrackBatchJson(deep_batch(200)).status();
+  EXPECT_TRUE(whole.IsInvalidArgument()) << whole.ToString();
+  EXPECT_NE(whole.message().find("130 levels"), std::string::npos) << whole.ToString();
+  EXPECT_EQ(Unwrap(engine_->Stats()).Find("events")->as_int(), static_cast<int64_t>(400 - bad + 299));
 }
 
 TEST_F(EventsTest, QueryFiltersAndPages) {

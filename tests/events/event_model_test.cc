@@ -266,8 +266,9 @@ void NormalizeIdentifiers(const IdentityRules& rules, ParsedEvent* e) {
 template <typename Event, typename Parse>
 Status JsonBatch(std::string_view text, const Options& options, Parse parse, std::vector<Event>* parsed,
                  std::vector<Status>* statuses) {
-  // Items may nest max_json_depth deep below the batch's own one or two levels; ParseEvent checks each item.
-  ParseLimits limits{options.max_batch_bytes, options.max_json_depth + 2};
+  // Items may nest max_json_depth deep below the batch's own one or two levels; ParseEvent checks each item and
+  // refuses a deeper one alone, down to the batch's own limit.
+  ParseLimits limits{options.max_batch_bytes, options.batch_document_depth()};
   CDP_ASSIGN_OR_RETURN(Json doc, Json::Parse(text, limits));
   if (doc.is_object()) {
     Json* batch = doc.Find("batch");

@@ -245,6 +245,21 @@ def test_resent_batch_without_timestamp_is_a_duplicate(server):
     assert profile["attributes"]["customFields"]["plan"] == "new"  # the resent identify did not apply again
 
 
+def test_a_message_too_deep_is_refused_alone_in_a_batch(server):
+    user = "deep-" + uuid.uuid4().hex[:8]
+    deep = 1
+    for _ in range(80):
+        deep = [deep]
+    body = json.dumps({"batch": [
+        {"type": "track", "userId": user, "event": "Fine", "properties": {"revenue": 1}},
+        {"type": "track", "userId": user, "event": "Too deep", "properties": {"x": deep}}]}).encode()
+    status, answer, _ = server.raw("POST", "/v1/batch", body, {"Authorization": basic(WRITE_KEY)})
+    assert status == 200, answer
+    assert [r["status"] for r in answer["results"]] == ["ok", "invalid_argument"], answer
+    assert answer["results"][1]["error"]["field"].startswith("properties.x"), answer
+    assert len(server.events_of(server.profile_by("customerId", user)["id"])) == 1
+
+
 def test_analytics_node_resend_is_a_duplicate(sdk, server):
     user = "dup-" + uuid.uuid4().hex[:8]
     call = {"method": "track", "params": {"userId": user, "event": "Order Completed", "messageId": f"m-{user}",

@@ -820,11 +820,116 @@ def test_malformed_json_is_400(server, method, path, payload):
     assert headers["Content-Type"].startswith("application/json")
 
 
+def test_an_encoded_slash_in_the_path_is_refused_not_routed_elsewhere(server):
+    created = server.request("POST", "/api/cdp/profiles", {"attributes": {"email": unique_email("slash")}})[1]
+    for path in (f"/api/cdp/profiles/{created['id']}%2Fevents", f"/api/cdp/profiles/{created['id']}%2fsessions",
+                 f"/api/cdp%2Fprofiles%2F{created['id']}"):
+        for method in ("GET", "DELETE"):
+            status, body, _ = server.request(method, path)
+            assert status == 400, (method, path, body)
+            assert_error(body, "invalid_argument", "path")
+    assert server.request("GET", f"/api/cdp/profiles/{created['id']}")[0] == 200  # not deleted
+    # Encoded characters elsewhere, and %2F in the query string, are fine.
+    status, body, _ = server.request("GET", f"/api/cdp/profiles/{created['id']}/events?where=%5B%5D&cursor=%2F")
+    assert status in (200, 400) and (status == 200 or body["error"].get("field") == "cursor"), body
+
+
+def test_an_unsupported_content_encoding_is_400_and_stores_nothing(server):
+    email = unique_email("enc")
+    event = json.dumps({"type": "page_view", "email": email}).encode()
+    for encoding in ("foo", "zstd", "GZIP", "x-gzip"):
+        status, body, _ = server.request("POST", "/api/cdp/events", event, headers={"Content-Encoding": encoding})
+        assert status == 400, (encoding, body)
+        assert_error(body, "invalid_argument", "Content-Encoding")
+    basic = "Basic " + base64.b64encode((API_KEY + ":").encode()).decode()
+    status, body, _ = server.raw("POST", "/v1/track", json.dumps({"userId": "enc-" + email, "event": "E"}).encode(),
+                                 {"Authorization": basic, "Content-Encoding": "foo"})
+    assert status == 400, body
+    assert_error(body, "invalid_argument", "Content-Encoding")
+    status, found, _ = server.request("POST", "/api/cdp/profiles/search",
+                                      {"conditions": [{"field": "externalIds.email", "operator": "=", "value": email}]})
+    assert status == 200 and found["items"] == [], found
+    # identity is a name for none.
+    status, body, _ = server.request("POST", "/api/cdp/events", event, headers={"Content-Encoding": "identity"})
+    assert status == 201, body
+
+
+def test_a_number_out_of_range_is_400_naming_its_field(server):
+    status, body, _ = server.request(
+        "POST", "/api/cdp/events",
+        '{"type":"purchase","email":"big@example.com","properties":{"revenue":99999999999999999999999}}')
+    assert status == 400, body
+    assert_error(body, "invalid_argument", "properties.revenue")
+
+
 def test_too_deep_json_is_400(server):
     deep = "[" * 200 + "]" * 200
     status, body, _ = server.request("POST", "/api/cdp/events", deep)
     assert status == 400
     assert_error(body, "invalid_argument")
+
+
+def nested(levels):
+    """A JSON value nested `levels` deep: an object holding arrays down to 1."""
+    value = 1
+    for _ in range(levels - 1):
+        value = [value]
+    return {"x": value}
+
+
+def test_an_item_too_deep_is_refused_alone_in_every_batch_route(server):
+    # Each item is held to the 64 levels on its own, as a single call is (an item's customFields sit 2 levels
+    # below it, a property 1): the too-deep item is refused naming its path, the others are stored.
+    ok_id = "deep-ok-" + uuid.uuid4().hex[:8]
+    status, body, _ = server.request("POST", "/api/cdp/profiles/batch", [
+        {"id": ok_id},
+        {"attributes": {"customFields": nested(62)}},  # 64 levels: accepted, as POST /api/cdp/profiles accepts it
+        {"attributes": {"customFields": nested(63)}},  # 65
+    ])
+    assert status == 200, body
+    assert [r["status"] for r in body["results"]] == ["ok", "ok", "invalid_argument"], body
+    assert body["results"][2]["error"]["field"].startswith("attributes.customFields.x"), body
+    assert server.request("GET", f"/api/cdp/profiles/{ok_id}")[0] == 200
+
+    email = unique_email("deep")
+    for shape in ("array", "object"):
+        items = [{"type": "page_view", "email": email, "properties": nested(63)},   # 64 levels
+                 {"type": "page_view", "email": email, "properties": nested(64)},   # 65
+                 {"type": "page_view", "email": email, "properties": nested(100)}]  # far too deep, still alone
+        status, body, _ = server.request("POST", "/api/cdp/events/batch",
+                                         items if shape == "array" else {"batch": items})
+        assert status == 200, (shape, body)
+        assert [r["status"] for r in body["results"]] == ["ok", "invalid_argument", "invalid_argument"], body
+        assert body["results"][1]["error"]["field"].startswith("properties.x"), body
+
+    status, body, _ = server.request("POST", "/api/cdp/identity/identify/batch", [
+        {"identifiers": {"email": unique_email("deep-id")}},
+        {"identifiers": {"email": unique_email("deep-id")}, "traits": {"customFields": nested(100)}},
+    ])
+    assert status == 200, body
+    assert [r["status"] for r in body["results"]] == ["ok", "invalid_argument"], body
+
+    # A body deeper than twice the limit (plus the batch's own levels) is refused whole, naming the limit.
+    status, body, _ = server.request("POST", "/api/cdp/events/batch",
+                                     [{"type": "page_view", "email": email, "properties": nested(200)}])
+    assert status == 400, body
+    assert_error(body, "invalid_argument")
+    assert "130 levels" in body["error"]["message"], body
+
+
+def test_a_request_the_server_cannot_read_is_400_not_404(server):
+    for data in [b"GARBAGE\r\n\r\n",
+                 b"GET /api/cdp/events HTTP/2.0\r\nHost: x\r\n\r\n",
+                 b"FOO /api/cdp/events HTTP/1.1\r\nHost: x\r\n\r\n",
+                 b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n"]:
+        status, body = raw_exchange(server, data)
+        assert status == 400, (data[:40], body)
+        assert_error(body, "invalid_argument")
+    # A write without a body to a path with no handler is still a 404 (httplib's 400 there is not the client's).
+    status, body = raw_exchange(server, b"POST /api/cdp/nowhere HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                                  + API_KEY.encode() + b"\r\n\r\n")
+    assert status == 404, body
+    assert_error(body, "not_found")
 
 
 def test_unknown_route_and_wrong_method(server):
@@ -926,12 +1031,14 @@ def test_get_profiles_lists_every_profile_a_page_at_a_time(server):
     assert ids == [p["id"] for p in everyone["items"]]  # by id, as the search without conditions
     status, top, _ = server.request("GET", "/api/cdp/profiles?limit=1&sort=attributes.customFields.listRank&order=desc")
     assert status == 200 and top["items"][0]["attributes"]["firstName"] == "List2", top
-    for bad, field in (("limit=0", "limit"), ("limit=x", "limit"), ("order=sideways", "sort.order"),
+    for bad, field in (("limit=0", "limit"), ("limit=x", "limit"), ("order=sideways", "order"),
                        ("cursor=nonsense", "cursor"), ("limt=5", "limt")):
         status, body, _ = server.request("GET", "/api/cdp/profiles?" + bad)
         assert status == 400, (bad, body)
-        assert_error(body, "invalid_argument")
-        assert field in body["error"].get("field", ""), (bad, body)
+        assert_error(body, "invalid_argument", field)  # the parameter's own name
+    # Any positive limit is clamped to max_page_size (1000), as on GET /api/cdp/events.
+    status, page, _ = server.request("GET", "/api/cdp/profiles?limit=2147483648")
+    assert status == 200 and 3 <= len(page["items"]) <= 1000, page
 
 
 def test_oversized_batch_is_400_and_an_oversized_body_413(server):

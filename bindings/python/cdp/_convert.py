@@ -36,6 +36,8 @@ def _default(value: Any) -> Any:
     if isinstance(value, (_dt.datetime, _dt.date)):
         return iso_utc(value)
     if isinstance(value, decimal.Decimal):
+        if not value.is_finite():  # NaN, sNaN, infinities: no JSON form (dumps names the field)
+            raise ValueError(f"{value} is not a finite number")
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, os.PathLike):
         return os.fspath(value)
@@ -62,6 +64,9 @@ def dumps(value: Any, what: str = "document") -> bytes:
     except ValueError as e:  # NaN, inf, circular references
         raise InvalidArgument(f"{what} is not representable as JSON: {e}",
                               field=_path_of(value, _not_finite)) from None
+    except RecursionError:  # nested far deeper than any limit libcdp accepts
+        raise InvalidArgument(f"{what} is nested deeper than {_DEEP} levels",
+                              field=_too_deep(value, _DEEP)) from None
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError as e:
@@ -70,7 +75,33 @@ def dumps(value: Any, what: str = "document") -> bytes:
 
 
 def _not_finite(v: Any) -> bool:
+    """A number JSON cannot carry to libcdp: NaN, infinities, and integers no 64-bit integer holds."""
+    if isinstance(v, decimal.Decimal):
+        return not v.is_finite()
+    if isinstance(v, int) and not isinstance(v, bool):
+        return not -(1 << 63) <= v < (1 << 64)
     return isinstance(v, float) and not math.isfinite(v)
+
+
+_DEEP = 64  # libcdp's default max_json_depth: the level named when a document is too deep to convert at all
+
+
+def _too_deep(value: Any, limit: int) -> Optional[str]:
+    """The path of the first container nested deeper than `limit` levels (the top is level 1), as libcdp names
+    fields; walked without recursion."""
+    stack = [(value, "", 1)]
+    while stack:
+        node, path, level = stack.pop()
+        if isinstance(node, Mapping):
+            children = [(member, f"{path}.{key}" if path else str(key)) for key, member in node.items()]
+        elif isinstance(node, (list, tuple, set, frozenset)):
+            children = [(item, f"{path}[{i}]") for i, item in enumerate(node)]
+        else:
+            continue
+        if level > limit:
+            return path or None
+        stack.extend((child, where, level + 1) for child, where in reversed(children))
+    return None
 
 
 def _not_unicode(v: Any) -> bool:

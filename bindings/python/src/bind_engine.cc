@@ -76,7 +76,7 @@ class PyEngine {
   }
   std::string ProfilesCreateBatch(const std::string& text) {
     return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
-      CDP_ASSIGN_OR_RETURN(cdp::Json doc, Parse(text));
+      CDP_ASSIGN_OR_RETURN(cdp::Json doc, ParseBatch(text));
       if (!doc.is_array()) return cdp::Status::InvalidArgument("expected a list of profiles");
       return e.profiles().CreateBatch(doc.items());
     });
@@ -260,7 +260,7 @@ class PyEngine {
   }
   std::string IdentityIdentifyBatch(const std::string& text) {
     return RunJson([&](cdp::Engine& e) -> cdp::Result<cdp::Json> {
-      CDP_ASSIGN_OR_RETURN(cdp::Json doc, Parse(text));
+      CDP_ASSIGN_OR_RETURN(cdp::Json doc, ParseBatch(text));
       if (!doc.is_array()) return cdp::Status::InvalidArgument("expected a list of identifies");
       return e.identity().IdentifyBatch(doc.items());
     });
@@ -570,6 +570,12 @@ class PyEngine {
   cdp::Result<cdp::Json> Parse(const std::string& text) const {
     cdp::ParseLimits limits;
     limits.max_depth = options_.max_json_depth;
+    return cdp::Json::Parse(text, limits);
+  }
+  // A list of items, each held to max_json_depth by the engine on its own (a deeper one is refused alone).
+  cdp::Result<cdp::Json> ParseBatch(const std::string& text) const {
+    cdp::ParseLimits limits;
+    limits.max_depth = options_.batch_document_depth();
     return cdp::Json::Parse(text, limits);
   }
 

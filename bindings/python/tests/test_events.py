@@ -102,6 +102,42 @@ def test_invalid_events(db):
     assert db.stats()["events"] == 0
 
 
+def test_decimals_without_a_json_form_and_nesting_beyond_recursion_name_their_field(db):
+    import decimal
+    for bad in ("NaN", "sNaN", "Infinity", "-Infinity"):
+        with pytest.raises(cdp.InvalidArgument) as info:
+            db.events.track({"type": "purchase", "email": "d@example.com",
+                             "properties": {"revenue": decimal.Decimal(bad)}})
+        assert info.value.field == "properties.revenue", bad
+    for big in (2 ** 70, -(2 ** 63) - 1, 10 ** 5000):  # no 64-bit integer holds them (10**5000: not even json)
+        with pytest.raises(cdp.InvalidArgument) as info:
+            db.events.track({"type": "purchase", "email": "d@example.com", "properties": {"n": [1, big]}})
+        assert info.value.field == "properties.n[1]", big
+    deep = 1
+    for _ in range(5000):  # past Python's recursion limit: json.dumps cannot even write it
+        deep = {"a": deep}
+    with pytest.raises(cdp.InvalidArgument) as info:
+        db.events.track({"type": "page_view", "email": "d@example.com", "properties": deep})
+    assert info.value.field == "properties" + ".a" * 63  # the first container deeper than 64 levels
+    with pytest.raises(cdp.InvalidArgument) as info:
+        db.profiles.create({"attributes": {"customFields": deep}})
+    assert info.value.field.startswith("attributes.customFields.a.a")
+    assert db.stats()["events"] == 0 and db.stats()["profiles"] == 0
+
+
+def test_an_item_too_deep_is_refused_alone_in_a_batch(db):
+    deep = 1
+    for _ in range(80):
+        deep = [deep]
+    r = db.events.track_batch([{"type": "page_view", "email": "deep@example.com"},
+                               {"type": "page_view", "email": "deep@example.com", "properties": {"x": deep}}])
+    assert [x["status"] for x in r["results"]] == ["ok", "invalid_argument"]
+    assert r["results"][1]["error"]["field"].startswith("properties.x[0]")
+    r = db.profiles.create_batch([{"id": "shallow"}, {"attributes": {"customFields": {"x": deep}}}])
+    assert [x["status"] for x in r["results"]] == ["ok", "invalid_argument"]
+    assert db.profiles.get("shallow")["id"] == "shallow"
+
+
 def test_oversized_event_is_invalid_argument_naming_its_largest_member(tmp_path):
     with cdp.open(tmp_path / "db", max_event_bytes=1024) as db:
         with pytest.raises(cdp.InvalidArgument) as info:
