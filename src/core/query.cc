@@ -467,16 +467,21 @@ Result<int64_t> ParseTimestamp(std::string_view s) {
     if (pos != s.size()) return bad();
   }
   static const int kDaysIn[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  if (year < 1970 || month < 1 || month > 12 || day < 1 || day > kDaysIn[month - 1] || hour > 23 || minute > 59 ||
-      second > 60) {
+  if (month < 1 || month > 12 || day < 1 || day > kDaysIn[month - 1] || hour > 23 || minute > 59 || second > 60) {
     return bad();
   }
   bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
   if (month == 2 && day == 29 && !leap) return bad();
+  // A well-formed time outside what is stored says so, rather than that it is no timestamp.
+  auto out_of_range = [&] {
+    return Status::InvalidArgument(
+        fmt::format("timestamp \"{}\" is out of range (1970-01-01T00:00:00Z to 9999-12-31)", s.substr(0, 64)));
+  };
+  if (year < 1970) return out_of_range();
   int64_t days = internal::DaysFromCivil(year, month, day);
   int64_t secs = days * 86400 + hour * 3600 + minute * 60 + second - offset_s;
   int64_t micros = secs * 1000000 + frac_us;
-  if (micros < kMinMicros || micros > kMaxMicros) return bad();
+  if (micros < kMinMicros || micros > kMaxMicros) return out_of_range();
   return micros;
 }
 

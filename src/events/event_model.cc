@@ -239,8 +239,10 @@ class EventBuilder {
             "type");
       }
     } else if (key == "id") {
+      if (TypeOf(value) == Json::Type::kString) {  // an id's own rule, empty and long included
+        CDP_RETURN_IF_ERROR(ValidateId(StringOf(value), "id"));
+      }
       CDP_RETURN_IF_ERROR(ShortString(value, key, &e.id));
-      CDP_RETURN_IF_ERROR(ValidateId(e.id, "id"));
       e.client_id = true;
     } else if (key == "name") {
       CDP_RETURN_IF_ERROR(ShortString(value, key, &e.name));
@@ -259,8 +261,10 @@ class EventBuilder {
         properties_ = value;
       }
     } else if (key == "profileId") {
+      if (TypeOf(value) == Json::Type::kString) {  // an id's own rule, empty and long included
+        CDP_RETURN_IF_ERROR(ValidateId(StringOf(value), "profileId"));
+      }
       CDP_RETURN_IF_ERROR(ShortString(value, key, &e.profile_id));
-      CDP_RETURN_IF_ERROR(ValidateId(e.profile_id, "profileId"));
     } else if (key == "sessionId") {
       CDP_RETURN_IF_ERROR(ShortString(value, key, &e.session_id));
     } else if (key == "source") {

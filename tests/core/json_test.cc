@@ -237,6 +237,12 @@ TEST(TimestampTest, RejectsBadTimestamps) {
                           "1969-12-31T23:59:59Z", "2026-11-27T10:00:00Zjunk"}) {
     EXPECT_TRUE(ParseTimestamp(bad).status().IsInvalidArgument()) << bad;
   }
+  // A well-formed time before 1970 (or at year 0) is out of range, not "no timestamp".
+  for (const char* early :
+       {"1969-12-31T23:59:59Z", "0001-01-01T00:00:00.000Z", "0000-01-01", "1970-01-01T00:30+01:00"}) {
+    EXPECT_NE(ParseTimestamp(early).status().message().find("out of range"), std::string::npos) << early;
+  }
+  EXPECT_NE(ParseTimestamp("2026-13-01").status().message().find("not an ISO 8601"), std::string::npos);
   EXPECT_FALSE(ParseTimestamp(Json(true)).ok());
   EXPECT_FALSE(ParseTimestamp(Json(-5)).ok());
   // Epoch milliseconds are whole: 1.5 was stored as 1970-01-01T00:00:00.001Z. A whole double is fine.

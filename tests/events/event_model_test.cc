@@ -139,8 +139,8 @@ Result<ParsedEvent> ParseEvent(Json&& event, const Options& options, int64_t now
             "type");
       }
     } else if (key == "id") {
+      if (value.is_string()) CDP_RETURN_IF_ERROR(ValidateId(value.as_string(), "id"));  // empty and long too
       CDP_RETURN_IF_ERROR(ShortString(value, key, &e.id));
-      CDP_RETURN_IF_ERROR(ValidateId(e.id, "id"));
       e.client_id = true;
     } else if (key == "name") {
       CDP_RETURN_IF_ERROR(ShortString(value, key, &e.name));
@@ -156,8 +156,8 @@ Result<ParsedEvent> ParseEvent(Json&& event, const Options& options, int64_t now
       }
       e.properties = std::move(value);
     } else if (key == "profileId") {
+      if (value.is_string()) CDP_RETURN_IF_ERROR(ValidateId(value.as_string(), "profileId"));  // empty and long too
       CDP_RETURN_IF_ERROR(ShortString(value, key, &e.profile_id));
-      CDP_RETURN_IF_ERROR(ValidateId(e.profile_id, "profileId"));
     } else if (key == "sessionId") {
       CDP_RETURN_IF_ERROR(ShortString(value, key, &e.session_id));
     } else if (key == "source") {

@@ -23,9 +23,12 @@ def iso_utc(value: Union[_dt.datetime, _dt.date]) -> str:
         if value.tzinfo is not None and value.utcoffset() is not None:
             value = value.astimezone(_dt.timezone.utc)
         value = value.replace(tzinfo=None)
+        # Written field by field: strftime's %Y does not pad years before 1000 ("1-01-01"), which is no ISO 8601.
+        text = (f"{value.year:04d}-{value.month:02d}-{value.day:02d}T"
+                f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.")
         if value.microsecond % 1000:
-            return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+            return text + f"{value.microsecond:06d}Z"
+        return text + f"{value.microsecond // 1000:03d}Z"
     if isinstance(value, _dt.date):
         return value.isoformat()
     raise TypeError(f"expected a datetime or date, not {type(value).__name__}")

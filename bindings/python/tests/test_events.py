@@ -125,6 +125,15 @@ def test_decimals_without_a_json_form_and_nesting_beyond_recursion_name_their_fi
     assert db.stats()["events"] == 0 and db.stats()["profiles"] == 0
 
 
+def test_datetimes_before_1000_are_written_as_iso_8601_and_refused_as_out_of_range(db):
+    with pytest.raises(cdp.InvalidArgument) as info:
+        db.events.track({"type": "page_view", "email": "old@example.com", "timestamp": dt.datetime.min})
+    assert "0001-01-01T00:00:00.000Z" in str(info.value) and "out of range" in str(info.value)
+    assert info.value.field == "timestamp"
+    assert cdp._convert.iso_utc(dt.datetime(999, 2, 3, 4, 5, 6, 7000)) == "0999-02-03T04:05:06.007Z"
+    assert cdp._convert.iso_utc(dt.datetime(2026, 2, 3, 4, 5, 6, 7001)) == "2026-02-03T04:05:06.007001Z"
+
+
 def test_an_item_too_deep_is_refused_alone_in_a_batch(db):
     deep = 1
     for _ in range(80):
