@@ -1434,9 +1434,9 @@ bool IsLoopbackHost(std::string_view host) {
 Status CheckContentEncoding(const httplib::Request& req) {
   if (!req.has_header("Content-Encoding")) return Status::OK();
   const std::string encoding = req.get_header_value("Content-Encoding");
-  if (encoding == "gzip" || encoding == "deflate" || encoding == "identity") return Status::OK();
-  return Status::InvalidArgument("Content-Encoding \"" + encoding + "\" is not supported (gzip, deflate or identity)",
-                                 "Content-Encoding");
+  if (encoding == "gzip" || encoding == "deflate" || encoding == "br" || encoding == "identity") return Status::OK();
+  return Status::InvalidArgument(
+      "Content-Encoding \"" + encoding + "\" is not supported (gzip, deflate, br or identity)", "Content-Encoding");
 }
 
 bool ConstantTimeEquals(std::string_view a, std::string_view b) {

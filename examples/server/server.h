@@ -70,7 +70,8 @@ std::string ErrorBody(const Status& status);
 bool IsLoopbackHost(std::string_view host);
 
 // InvalidArgument (field "Content-Encoding") when the request's Content-Encoding is one cpp-httplib does not decode
-// (it decodes gzip and deflate, and takes any other value for none); OK without one or for gzip, deflate, identity.
+// (Debian's build decodes gzip, deflate and br, and takes any other value for none); OK without one, or for gzip,
+// deflate, br and identity.
 Status CheckContentEncoding(const httplib::Request& req);
 
 // Compares two strings in time that depends only on their lengths, not on where they differ.

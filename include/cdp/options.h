@@ -53,8 +53,8 @@ struct Options {
   // refused whole.
   int max_json_depth = 64;
   // The deepest nesting a batch's JSON text may have: twice max_json_depth, plus the batch's own two levels
-  // ({"batch": [...]}).
-  int batch_document_depth() const { return 2 * max_json_depth + 2; }
+  // ({"batch": [...]}), and at most 1024 (the JSON parser's own bound).
+  int batch_document_depth() const { return 2 * max_json_depth + 2 < 1024 ? 2 * max_json_depth + 2 : 1024; }
   // Most items in one batch call (TrackBatch, Identity::IdentifyBatch, Profiles::CreateBatch); more:
   // InvalidArgument for the whole batch. Default: 10,000.
   size_t max_batch_items = 10000;

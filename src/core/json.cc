@@ -228,21 +228,47 @@ Json& Json::operator=(const Json& other) {
 
 namespace {
 
-// Whether a JSON number token fits what Json holds: a 64-bit integer (unsigned ones above INT64_MAX become
-// doubles) or a finite double.
+// Whether `token` is a JSON number (RFC 8259: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?).
+bool IsJsonNumber(std::string_view token) {
+  size_t i = 0;
+  auto digits = [&] {
+    const size_t start = i;
+    while (i < token.size() && token[i] >= '0' && token[i] <= '9') ++i;
+    return i > start;
+  };
+  if (i < token.size() && token[i] == '-') ++i;
+  if (i < token.size() && token[i] == '0') {
+    ++i;
+  } else if (!digits()) {
+    return false;
+  }
+  if (i < token.size() && token[i] == '.' && (++i, !digits())) return false;
+  if (i < token.size() && (token[i] == 'e' || token[i] == 'E')) {
+    ++i;
+    if (i < token.size() && (token[i] == '+' || token[i] == '-')) ++i;
+    if (!digits()) return false;
+  }
+  return i == token.size();
+}
+
+// Whether a JSON number fits what Json holds: a 64-bit integer (unsigned ones above INT64_MAX become doubles) or a
+// finite double.
 bool NumberFits(std::string_view token) {
+  const char* end = token.data() + token.size();
   if (token.find_first_of(".eE") == std::string_view::npos) {
     int64_t i = 0;
-    if (std::from_chars(token.data(), token.data() + token.size(), i).ec == std::errc()) return true;
+    if (auto r = std::from_chars(token.data(), end, i); r.ec == std::errc() && r.ptr == end) return true;
     uint64_t u = 0;
-    return token[0] != '-' && std::from_chars(token.data(), token.data() + token.size(), u).ec == std::errc();
+    auto r = std::from_chars(token.data(), end, u);
+    return r.ec == std::errc() && r.ptr == end;
   }
   return std::isfinite(std::strtod(std::string(token).c_str(), nullptr));
 }
 
 // When simdjson refused a number of `text`: the path of the first number no 64-bit integer or finite double holds
-// ("properties.revenue", "[2].x"), found by a plain walk of the tokens; nullopt when there is none (another
-// problem). Only on that error, so its cost does not matter.
+// ("properties.revenue", "[2].x"), found by a plain walk of the tokens; nullopt when there is none, or when a
+// malformed number comes first (simdjson's message is the right one then). Only on that error, so its cost does
+// not matter.
 std::optional<std::string> PathOfOutOfRangeNumber(std::string_view text) {
   struct Frame {
     bool object;
@@ -278,12 +304,19 @@ std::optional<std::string> PathOfOutOfRangeNumber(std::string_view text) {
     } else if (c == '"') {
       size_t end = i + 1;
       while (end < text.size() && text[end] != '"') end += text[end] == '\\' ? 2 : 1;
-      if (expect_key && !stack.empty()) stack.back().key = std::string(text.substr(i + 1, end - i - 1));
+      if (expect_key && !stack.empty()) {
+        // The key as Json::Parse reads it (escapes resolved); its raw text if that fails.
+        Result<Json> key = end < text.size() ? Json::Parse(text.substr(i, end - i + 1)) : Status::InvalidArgument("");
+        stack.back().key =
+            key.ok() && key->is_string() ? key->as_string() : std::string(text.substr(i + 1, end - i - 1));
+      }
       i = end + 1;
     } else if (c == '-' || (c >= '0' && c <= '9')) {
       size_t end = i + 1;
       while (end < text.size() && std::strchr("0123456789.eE+-", text[end]) != nullptr && text[end] != '\0') ++end;
-      if (!NumberFits(text.substr(i, end - i))) return path();
+      const std::string_view token = text.substr(i, end - i);
+      if (!IsJsonNumber(token)) return std::nullopt;
+      if (!NumberFits(token)) return path();
       i = end;
     } else {
       ++i;  // whitespace, true, false, null

@@ -475,7 +475,7 @@ Result<BatchResult> AuditedEvents::TrackBatchJson(std::string_view json_text) {
     // again); a text that cannot be checked is refused.
     ParseLimits limits;
     limits.max_bytes = json_text.size() + 1;
-    limits.max_depth = 1002;  // above every Options::max_json_depth the engine accepts
+    limits.max_depth = 1024;  // no lower than Options::batch_document_depth(), whatever the options
     allowed = RequireDefined(*access);
     parsed = Json::Parse(json_text, limits);
     if (allowed.ok() && !parsed.ok()) allowed = parsed.status();

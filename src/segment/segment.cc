@@ -20,6 +20,7 @@
 #include "cdp/privacy.h"
 #include "cdp/query.h"
 #include "events/event_model.h"
+#include "profiles/profile_model.h"
 
 namespace cdp {
 
@@ -903,11 +904,17 @@ Result<Json> IngestSegmentBatch(SegmentSink& sink, const Json& batch, int64_t re
   }
   if (!items->is_array()) return Invalid("a batch must be an array of messages", "batch");
 
+  // Each message is held to the nesting a message sent alone may have (the batch text may nest deeper: see
+  // Options::batch_document_depth), whether or not the deep part is a field the mapping keeps.
+  const int message_depth = sink.options().max_json_depth + 2;
   std::vector<Pending> pending(items->size());
   for (size_t i = 0; i < pending.size(); ++i) {
     Pending& p = pending[i];
     p.index = i;
-    p.status = Map(items->items()[i], envelope, received_at_us, options, {}, &p.mapped);
+    const Json& message = items->items()[i];
+    p.status = internal::JsonDepth(message) > message_depth
+                   ? internal::CheckJsonDepth(message, message_depth)
+                   : Map(message, envelope, received_at_us, options, {}, &p.mapped);
     if (p.status.ok()) {
       Status claimed = ClaimOne(sink, &p, received_at_us, options);
       if (!claimed.ok()) {  // the database failed: give the claims taken so far back

@@ -235,20 +235,32 @@ Status Iterator::status() const { return FromRocks(it_->status(), "iterator"); }
 
 namespace {
 
-// Whether `name` is a file or directory a libcdp database keeps: RocksDB's (CURRENT, IDENTITY, LOCK, LOG*,
-// MANIFEST-*, OPTIONS-*, *.log, *.sst, *.blob, *.dbtmp) and the engine's own (cdp-ingest, cdp-audit).
+// Whether `name` is a file or directory a libcdp database keeps, exactly as RocksDB and the engine name them:
+// CURRENT, IDENTITY, LOCK, LOG, LOG.old.<n>, MANIFEST-<n>, OPTIONS-<n>, <n>.log, <n>.sst, <n>.blob, <n>.dbtmp
+// (<n> digits; MANIFEST and OPTIONS also with .dbtmp while written), cdp-ingest and cdp-audit; and lost+found,
+// which the root of a freshly formatted volume holds. Names merely like them ("LOGO.png", "notes.log") are not:
+// RocksDB deletes or replays files of these forms as its own.
 bool IsDatabaseFile(std::string_view name) {
-  static constexpr std::string_view kExact[] = {"CURRENT", "IDENTITY", "LOCK", "cdp-ingest", "cdp-audit"};
-  static constexpr std::string_view kPrefixes[] = {"LOG", "MANIFEST-", "OPTIONS-"};
-  static constexpr std::string_view kSuffixes[] = {".log", ".sst", ".blob", ".dbtmp"};
-  for (std::string_view e : kExact) {
-    if (name == e) return true;
+  auto digits = [](std::string_view s) {
+    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+  };
+  auto strip = [](std::string_view* s, std::string_view part, bool prefix) {
+    const bool has = s->size() > part.size() &&
+                     (prefix ? s->substr(0, part.size()) == part : s->substr(s->size() - part.size()) == part);
+    if (has) *s = prefix ? s->substr(part.size()) : s->substr(0, s->size() - part.size());
+    return has;
+  };
+  for (std::string_view exact : {"CURRENT", "IDENTITY", "LOCK", "LOG", "cdp-ingest", "cdp-audit", "lost+found"}) {
+    if (name == exact) return true;
   }
-  for (std::string_view p : kPrefixes) {
-    if (name.substr(0, p.size()) == p) return true;
+  std::string_view rest = name;
+  if (strip(&rest, "LOG.old.", true)) return digits(rest);
+  if (strip(&rest, "MANIFEST-", true) || strip(&rest, "OPTIONS-", true)) {
+    strip(&rest, ".dbtmp", false);
+    return digits(rest);
   }
-  for (std::string_view x : kSuffixes) {
-    if (name.size() > x.size() && name.substr(name.size() - x.size()) == x) return true;
+  for (std::string_view suffix : {".log", ".sst", ".blob", ".dbtmp"}) {
+    if (strip(&rest, suffix, false)) return digits(rest);
   }
   return false;
 }
@@ -284,11 +296,8 @@ Result<std::unique_ptr<Store>> Store::Open(const Options& options, const std::st
   } else if (!std::filesystem::is_directory(path, ec)) {
     return Status::InvalidArgument(fmt::format("'{}' is not a directory", path));
   } else if (!std::filesystem::exists(std::filesystem::path(path) / "CURRENT", ec)) {
+    if (!options.create_if_missing) return Status::NotFound(fmt::format("no database at '{}'", path));
     if (Status other = CheckNoOtherFiles(path); !other.ok()) return other;
-  }
-
-  if (!options.create_if_missing && !std::filesystem::exists(std::filesystem::path(path) / "CURRENT", ec)) {
-    return Status::NotFound(fmt::format("no database at '{}'", path));
   }
 
   rocksdb::Options db_options;

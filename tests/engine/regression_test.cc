@@ -270,11 +270,33 @@ TEST(RegressionOpenTest, ADirectoryWithOtherFilesIsRefusedAndLeftUntouched) {
   auto file = Engine::Open(Options(), dir.Sub("a-file"));
   EXPECT_TRUE(file.status().IsInvalidArgument()) << file.status().ToString();
 
+  // Names merely like RocksDB's are someone else's (RocksDB would delete LOG-like files as old info logs), and
+  // are left alone.
+  const std::filesystem::path look_alike = dir.Sub("look-alike");
+  std::filesystem::create_directories(look_alike);
+  for (const char* name : {"LOGO.png", "LOGBOOK", "notes.log", "x.sst"}) std::ofstream(look_alike / name) << "mine";
+  auto refused = Engine::Open(Options(), look_alike.string());
+  EXPECT_TRUE(refused.status().IsFailedPrecondition()) << refused.status().ToString();
+  size_t kept = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(look_alike)) kept += entry.is_regular_file();
+  EXPECT_EQ(kept, 4u);
+  // Without create_if_missing, a directory holding no database is NotFound, whatever else it holds.
+  Options no_create;
+  no_create.create_if_missing = false;
+  EXPECT_TRUE(Engine::Open(no_create, look_alike.string()).status().IsNotFound());
+
+  // The root of a freshly formatted volume (lost+found only) opens.
+  const std::filesystem::path volume = dir.Sub("volume");
+  std::filesystem::create_directories(volume / "lost+found");
+  EXPECT_TRUE(Engine::Open(Options(), volume.string()).ok());
+
   // RocksDB's files without CURRENT: a creation cut short by a crash. It opens, and the database works.
   const std::filesystem::path partial = dir.Sub("partial");
   std::filesystem::create_directories(partial);
-  { std::ofstream(partial / "LOCK"); }
-  { std::ofstream(partial / "LOG"); }
+  for (const char* name : {"LOCK", "LOG", "IDENTITY", "LOG.old.1764720000000000", "MANIFEST-000001", "000001.dbtmp",
+                           "OPTIONS-000005.dbtmp"}) {
+    std::ofstream(partial / name);
+  }
   {
     auto engine = Unwrap(Engine::Open(Options(), partial.string()));
     Unwrap(engine->profiles().Create(J(R"({"id":"p1"})")));

@@ -64,11 +64,12 @@ def dumps(value: Any, what: str = "document") -> bytes:
     """
     try:
         text = json.dumps(value, default=_default, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
-    except ValueError as e:  # NaN, inf, circular references
-        raise InvalidArgument(f"{what} is not representable as JSON: {e}",
-                              field=_path_of(value, _not_finite)) from None
-    except RecursionError:  # nested far deeper than any limit libcdp accepts
-        raise InvalidArgument(f"{what} is nested deeper than {_DEEP} levels",
+    except ValueError as e:  # NaN, inf, an integer of thousands of digits, circular references
+        bad = _too_big if "Exceeds the limit" in str(e) else _not_finite
+        raise InvalidArgument(f"{what} is not representable as JSON: {e}", field=_path_of(value, bad)) from None
+    except RecursionError:  # nested past Python's recursion limit
+        raise InvalidArgument(f"{what} is nested too deeply to convert to JSON (past Python's recursion limit; "
+                              f"field: the first level past libcdp's default limit of {_DEEP})",
                               field=_too_deep(value, _DEEP)) from None
     try:
         return text.encode("utf-8")
@@ -78,12 +79,17 @@ def dumps(value: Any, what: str = "document") -> bytes:
 
 
 def _not_finite(v: Any) -> bool:
-    """A number JSON cannot carry to libcdp: NaN, infinities, and integers no 64-bit integer holds."""
+    """NaN or an infinity (float or Decimal): no JSON form."""
     if isinstance(v, decimal.Decimal):
         return not v.is_finite()
-    if isinstance(v, int) and not isinstance(v, bool):
-        return not -(1 << 63) <= v < (1 << 64)
     return isinstance(v, float) and not math.isfinite(v)
+
+
+def _too_big(v: Any) -> bool:
+    """An integer (int, or integral Decimal) that no 64-bit integer holds."""
+    if isinstance(v, decimal.Decimal):
+        return v.is_finite() and v == v.to_integral_value() and not -(1 << 63) <= v < (1 << 64)
+    return isinstance(v, int) and not isinstance(v, bool) and not -(1 << 63) <= v < (1 << 64)
 
 
 _DEEP = 64  # libcdp's default max_json_depth: the level named when a document is too deep to convert at all

@@ -109,10 +109,15 @@ def test_decimals_without_a_json_form_and_nesting_beyond_recursion_name_their_fi
             db.events.track({"type": "purchase", "email": "d@example.com",
                              "properties": {"revenue": decimal.Decimal(bad)}})
         assert info.value.field == "properties.revenue", bad
-    for big in (2 ** 70, -(2 ** 63) - 1, 10 ** 5000):  # no 64-bit integer holds them (10**5000: not even json)
+    for big in (2 ** 70, -(2 ** 63) - 1, 10 ** 5000, decimal.Decimal("1e5000")):  # no 64-bit integer holds them
         with pytest.raises(cdp.InvalidArgument) as info:
             db.events.track({"type": "purchase", "email": "d@example.com", "properties": {"n": [1, big]}})
         assert info.value.field == "properties.n[1]", big
+    # Each problem is named where it is, not where another is.
+    with pytest.raises(cdp.InvalidArgument) as info:
+        db.events.track({"type": "purchase", "email": "d@example.com",
+                         "properties": {"a": 2 ** 70, "b": float("nan")}})
+    assert info.value.field == "properties.b"
     deep = 1
     for _ in range(5000):  # past Python's recursion limit: json.dumps cannot even write it
         deep = {"a": deep}
