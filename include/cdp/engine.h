@@ -622,7 +622,8 @@ class Engine {
   // Errors: FailedPrecondition when the directory is already open (here or in another process), or holds files that
   // are not a database's (it is left untouched); InvalidArgument when `path` is empty or not a directory, or for bad
   // options; NotFound when nothing is there and Options::create_if_missing is false; DataLoss for an unknown format
-  // version; Unavailable / Internal for I/O errors.
+  // version, or for a database's files without their CURRENT file (a damaged database: left untouched);
+  // Unavailable / Internal for I/O errors.
   static Result<std::unique_ptr<Engine>> Open(const Options& options, const std::string& path);
 
   virtual ~Engine() = default;  // closes the database; pending writes were already durable when acknowledged

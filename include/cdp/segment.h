@@ -176,7 +176,9 @@ int64_t SegmentNowMicros();
 // non-empty route_type is InvalidArgument. Returns {"type", "messageId" (null when absent), "duplicate",
 // "profileId", ...} plus, for events, the TrackResult fields ("eventId", "sessionId", "profileCreated",
 // "mergedProfiles", "mergeId", "ignoredIdentifiers") and, for identify and alias, Identify's ("identifyId",
-// "profileCreated", ...). Nothing is written when it fails.
+// "profileCreated", ...). Nothing is written when it fails. A message nested deeper than Options::max_json_depth + 2
+// levels (two more than an event: the mapping moves members up), in any member, is InvalidArgument naming the
+// path; in a batch, such a message is refused alone.
 Result<Json> IngestSegmentMessage(Engine& engine, const Json& message, int64_t received_at_us,
                                   const SegmentOptions& options = {}, std::string_view route_type = {});
 

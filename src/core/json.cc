@@ -252,7 +252,7 @@ bool IsJsonNumber(std::string_view token) {
 }
 
 // Whether a JSON number fits what Json holds: a 64-bit integer (unsigned ones above INT64_MAX become doubles) or a
-// finite double.
+// double. One too small for a double reads as 0 (simdjson takes it); one too large does not fit. Locale-free.
 bool NumberFits(std::string_view token) {
   const char* end = token.data() + token.size();
   if (token.find_first_of(".eE") == std::string_view::npos) {
@@ -262,7 +262,28 @@ bool NumberFits(std::string_view token) {
     auto r = std::from_chars(token.data(), end, u);
     return r.ec == std::errc() && r.ptr == end;
   }
-  return std::isfinite(std::strtod(std::string(token).c_str(), nullptr));
+  double d = 0;
+  auto r = std::from_chars(token.data(), end, d);
+  if (r.ec == std::errc()) return std::isfinite(d);
+  if (r.ec != std::errc::result_out_of_range) return false;
+  // Out of range: too large or too small. The decimal exponent of the first significant digit says which.
+  const size_t e = token.find_first_of("eE");
+  const std::string_view mantissa = token.substr(0, e);
+  const size_t point = std::min(mantissa.find('.'), mantissa.size());
+  const size_t first = mantissa.find_first_of("123456789");
+  if (first == std::string_view::npos) return true;  // zero
+  int64_t exponent = first < point ? static_cast<int64_t>(point - first - 1) : -static_cast<int64_t>(first - point);
+  if (e != std::string_view::npos) {
+    std::string_view digits = token.substr(e + 1);
+    const bool negative = !digits.empty() && digits[0] == '-';
+    if (!digits.empty() && (digits[0] == '-' || digits[0] == '+')) digits.remove_prefix(1);
+    int64_t value = 0;
+    if (std::from_chars(digits.data(), digits.data() + digits.size(), value).ec != std::errc()) {
+      value = std::numeric_limits<int64_t>::max() / 2;  // an exponent of many digits: its sign decides
+    }
+    exponent += negative ? -value : value;
+  }
+  return exponent < 0;
 }
 
 // When simdjson refused a number of `text`: the path of the first number no 64-bit integer or finite double holds
@@ -315,7 +336,8 @@ std::optional<std::string> PathOfOutOfRangeNumber(std::string_view text) {
       size_t end = i + 1;
       while (end < text.size() && std::strchr("0123456789.eE+-", text[end]) != nullptr && text[end] != '\0') ++end;
       const std::string_view token = text.substr(i, end - i);
-      if (!IsJsonNumber(token)) return std::nullopt;
+      const bool delimited = end == text.size() || std::strchr(" \t\r\n,]}", text[end]) != nullptr;
+      if (!delimited || !IsJsonNumber(token)) return std::nullopt;  // "12abc", "0x1F": malformed, not too large
       if (!NumberFits(token)) return path();
       i = end;
     } else {

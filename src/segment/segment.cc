@@ -869,6 +869,9 @@ Result<Json> IngestSegmentBatch(Engine& engine, const Json& batch, int64_t recei
 Result<Json> IngestSegmentMessage(SegmentSink& sink, const Json& message, int64_t received_at_us,
                                   const SegmentOptions& options, std::string_view route_type) {
   CDP_RETURN_IF_ERROR(CheckOptions(options));
+  // A message may nest two levels more than an event (its mapping moves members up), whatever part is deep.
+  const int message_depth = sink.options().max_json_depth + 2;
+  if (internal::JsonDepth(message) > message_depth) return internal::CheckJsonDepth(message, message_depth);
   std::vector<Pending> pending(1);
   Pending& p = pending[0];
   CDP_RETURN_IF_ERROR(Map(message, nullptr, received_at_us, options, route_type, &p.mapped));
@@ -904,8 +907,8 @@ Result<Json> IngestSegmentBatch(SegmentSink& sink, const Json& batch, int64_t re
   }
   if (!items->is_array()) return Invalid("a batch must be an array of messages", "batch");
 
-  // Each message is held to the nesting a message sent alone may have (the batch text may nest deeper: see
-  // Options::batch_document_depth), whether or not the deep part is a field the mapping keeps.
+  // Each message is held to the nesting a message sent alone may have (IngestSegmentMessage; the batch text may
+  // nest deeper: see Options::batch_document_depth), whether or not the deep part is a field the mapping keeps.
   const int message_depth = sink.options().max_json_depth + 2;
   std::vector<Pending> pending(items->size());
   for (size_t i = 0; i < pending.size(); ++i) {

@@ -235,12 +235,16 @@ Status Iterator::status() const { return FromRocks(it_->status(), "iterator"); }
 
 namespace {
 
-// Whether `name` is a file or directory a libcdp database keeps, exactly as RocksDB and the engine name them:
-// CURRENT, IDENTITY, LOCK, LOG, LOG.old.<n>, MANIFEST-<n>, OPTIONS-<n>, <n>.log, <n>.sst, <n>.blob, <n>.dbtmp
-// (<n> digits; MANIFEST and OPTIONS also with .dbtmp while written), cdp-ingest and cdp-audit; and lost+found,
-// which the root of a freshly formatted volume holds. Names merely like them ("LOGO.png", "notes.log") are not:
-// RocksDB deletes or replays files of these forms as its own.
-bool IsDatabaseFile(std::string_view name) {
+// What `name`, in a directory without CURRENT, is to opening a database there. RocksDB writes CURRENT right after
+// its first MANIFEST, before any log or table file: a creation a crash cut short leaves IDENTITY, LOCK, LOG,
+// LOG.old.<n>, MANIFEST-000001 and <n>.dbtmp (CURRENT being written) at most, with the engine's cdp-ingest and
+// cdp-audit, which opening may reuse. A log, table or blob file, or a later MANIFEST, is a database that lost its
+// CURRENT: RocksDB would make a new, empty one there and delete the old files, which its repair could recover.
+// Names merely like RocksDB's ("LOGO.png", "notes.log") are someone else's. lost+found is what the root of a
+// freshly formatted volume holds.
+enum class Leftover { kCreation, kDamagedDatabase, kForeign };
+
+Leftover ClassifyWithoutCurrent(std::string_view name) {
   auto digits = [](std::string_view s) {
     return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
   };
@@ -250,34 +254,41 @@ bool IsDatabaseFile(std::string_view name) {
     if (has) *s = prefix ? s->substr(part.size()) : s->substr(0, s->size() - part.size());
     return has;
   };
-  for (std::string_view exact : {"CURRENT", "IDENTITY", "LOCK", "LOG", "cdp-ingest", "cdp-audit", "lost+found"}) {
-    if (name == exact) return true;
+  for (std::string_view exact :
+       {"IDENTITY", "LOCK", "LOG", "MANIFEST-000001", "cdp-ingest", "cdp-audit", "lost+found"}) {
+    if (name == exact) return Leftover::kCreation;
   }
   std::string_view rest = name;
-  if (strip(&rest, "LOG.old.", true)) return digits(rest);
-  if (strip(&rest, "MANIFEST-", true) || strip(&rest, "OPTIONS-", true)) {
-    strip(&rest, ".dbtmp", false);
-    return digits(rest);
+  if (strip(&rest, "LOG.old.", true)) return digits(rest) ? Leftover::kCreation : Leftover::kForeign;
+  if (strip(&rest, "MANIFEST-", true)) return digits(rest) ? Leftover::kDamagedDatabase : Leftover::kForeign;
+  if (strip(&rest, ".dbtmp", false)) return digits(rest) ? Leftover::kCreation : Leftover::kForeign;
+  for (std::string_view suffix : {".log", ".sst", ".blob"}) {
+    if (strip(&rest, suffix, false)) return digits(rest) ? Leftover::kDamagedDatabase : Leftover::kForeign;
   }
-  for (std::string_view suffix : {".log", ".sst", ".blob", ".dbtmp"}) {
-    if (strip(&rest, suffix, false)) return digits(rest);
-  }
-  return false;
+  return Leftover::kForeign;
 }
 
-// FailedPrecondition when `path`, an existing directory with no database in it (no CURRENT), holds anything a
-// database does not (a home directory, a project, another program's data): the database's files would be mixed
-// with it, and an erasure's purge rewrites or deletes files in the directory. An empty directory, or one whose
-// database's creation a crash interrupted (RocksDB's files without CURRENT yet), passes.
+// Refuses to open a database in `path`, an existing directory without CURRENT, unless it is empty or holds only
+// what a creation cut short leaves (ClassifyWithoutCurrent): FailedPrecondition for other files (a home directory,
+// a project: the database's files would be mixed with them, and an erasure's purge rewrites or deletes files in
+// the directory), DataLoss for a database that lost its CURRENT. Either way the directory is left untouched.
 Status CheckNoOtherFiles(const std::string& path) {
   std::error_code ec;
   std::filesystem::directory_iterator it(path, ec);
   if (ec) return Status::Unavailable(fmt::format("cannot list '{}': {}", path, ec.message()));
   for (; it != std::filesystem::directory_iterator(); it.increment(ec)) {
     const std::string name = it->path().filename().string();
-    if (!IsDatabaseFile(name)) {
-      return Status::FailedPrecondition(fmt::format(
-          "'{}' is not empty and holds no libcdp database (it has '{}'): open a new or empty directory", path, name));
+    switch (ClassifyWithoutCurrent(name)) {
+      case Leftover::kCreation:
+        continue;
+      case Leftover::kDamagedDatabase:
+        return Status::DataLoss(fmt::format(
+            "'{}' holds a database's files ('{}') but no CURRENT file: a damaged database, left untouched (RocksDB's "
+            "repair may recover it)",
+            path, name));
+      case Leftover::kForeign:
+        return Status::FailedPrecondition(fmt::format(
+            "'{}' is not empty and holds no libcdp database (it has '{}'): open a new or empty directory", path, name));
     }
   }
   if (ec) return Status::Unavailable(fmt::format("cannot list '{}': {}", path, ec.message()));

@@ -71,6 +71,10 @@ TEST(JsonTest, NumbersOutOfRangeNameTheirPath) {
     EXPECT_EQ(parsed.status().field(), c.field) << c.text;
     EXPECT_NE(parsed.status().message().find("out of range"), std::string::npos) << parsed.status().ToString();
   }
+  // A number too small for a double reads as 0 and is not the one named.
+  auto tiny = Json::Parse(R"({"a":1e-400,"b":[0.000001e-999, 1e999]})");
+  ASSERT_FALSE(tiny.ok());
+  EXPECT_EQ(tiny.status().field(), "b[1]") << tiny.status().ToString();
   // What fits is kept: the largest 64-bit integers, unsigned ones as doubles.
   EXPECT_EQ(Json::Parse("[-9223372036854775808, 18446744073709551615, 1.5e300]")->Dump(),
             "[-9223372036854775808,1.8446744073709552e+19,1.5e+300]");
@@ -79,8 +83,9 @@ TEST(JsonTest, NumbersOutOfRangeNameTheirPath) {
   ASSERT_FALSE(escaped.ok());
   EXPECT_EQ(escaped.status().field(), "caf\xc3\xa9.a\"b");
   // Malformed numbers keep simdjson's message, also when an out-of-range one follows.
-  for (const char* text : {R"({"a":01})", R"({"properties":{"r":-}})", R"([--1])", R"([99999999999999999999-])",
-                           R"({"a":1.,"b":1e400})", R"([-Infinity])"}) {
+  for (const char* text :
+       {R"({"a":01})", R"({"properties":{"r":-}})", R"([--1])", R"([99999999999999999999-])", R"({"a":1.,"b":1e400})",
+        R"([-Infinity])", R"({"a":12abc,"b":1e999})", R"({"a":0x1F,"b":1e999})", R"({"a":1.5E+3x,"b":1e999})"}) {
     auto bad = Json::Parse(text);
     ASSERT_FALSE(bad.ok()) << text;
     EXPECT_NE(bad.status().message().find("malformed JSON"), std::string::npos) << bad.status().ToString();

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <barrier>
 #include <filesystem>
@@ -274,12 +275,14 @@ TEST(RegressionOpenTest, ADirectoryWithOtherFilesIsRefusedAndLeftUntouched) {
   // are left alone.
   const std::filesystem::path look_alike = dir.Sub("look-alike");
   std::filesystem::create_directories(look_alike);
-  for (const char* name : {"LOGO.png", "LOGBOOK", "notes.log", "x.sst"}) std::ofstream(look_alike / name) << "mine";
+  for (const char* name : {"LOGO.png", "LOGBOOK", "notes.log", "x.sst", "OPTIONS-5"}) {
+    std::ofstream(look_alike / name) << "mine";
+  }
   auto refused = Engine::Open(Options(), look_alike.string());
   EXPECT_TRUE(refused.status().IsFailedPrecondition()) << refused.status().ToString();
   size_t kept = 0;
   for (const auto& entry : std::filesystem::directory_iterator(look_alike)) kept += entry.is_regular_file();
-  EXPECT_EQ(kept, 4u);
+  EXPECT_EQ(kept, 5u);
   // Without create_if_missing, a directory holding no database is NotFound, whatever else it holds.
   Options no_create;
   no_create.create_if_missing = false;
@@ -293,8 +296,7 @@ TEST(RegressionOpenTest, ADirectoryWithOtherFilesIsRefusedAndLeftUntouched) {
   // RocksDB's files without CURRENT: a creation cut short by a crash. It opens, and the database works.
   const std::filesystem::path partial = dir.Sub("partial");
   std::filesystem::create_directories(partial);
-  for (const char* name : {"LOCK", "LOG", "IDENTITY", "LOG.old.1764720000000000", "MANIFEST-000001", "000001.dbtmp",
-                           "OPTIONS-000005.dbtmp"}) {
+  for (const char* name : {"LOCK", "LOG", "IDENTITY", "LOG.old.1764720000000000", "MANIFEST-000001", "000001.dbtmp"}) {
     std::ofstream(partial / name);
   }
   {
@@ -303,8 +305,22 @@ TEST(RegressionOpenTest, ADirectoryWithOtherFilesIsRefusedAndLeftUntouched) {
   }
   // A database with a file of someone else's beside it still opens, with its data.
   { std::ofstream(partial / "README.txt") << "backup of 2026-12-03"; }
-  auto engine = Unwrap(Engine::Open(Options(), partial.string()));
-  EXPECT_TRUE(engine->profiles().Get("p1").ok());
+  {
+    auto engine = Unwrap(Engine::Open(Options(), partial.string()));
+    EXPECT_TRUE(engine->profiles().Get("p1").ok());
+    ASSERT_TRUE(engine->Flush().ok());
+  }
+  // A database that lost its CURRENT is damaged, not new: DataLoss, and every file stays (RocksDB would start an
+  // empty database there and delete the old tables).
+  std::filesystem::remove(partial / "CURRENT");
+  std::set<std::string> before;
+  for (const auto& entry : std::filesystem::directory_iterator(partial)) before.insert(entry.path().filename());
+  auto damaged = Engine::Open(Options(), partial.string());
+  EXPECT_EQ(damaged.status().code(), StatusCode::kDataLoss) << damaged.status().ToString();
+  std::set<std::string> after;
+  for (const auto& entry : std::filesystem::directory_iterator(partial)) after.insert(entry.path().filename());
+  EXPECT_EQ(after, before);
+  EXPECT_TRUE(std::any_of(after.begin(), after.end(), [](const std::string& n) { return n.ends_with(".sst"); }));
 }
 
 // Regression (found in review, fixed): engine.h / options.h: "a batch body over max_batch_bytes ... is

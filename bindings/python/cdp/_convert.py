@@ -7,6 +7,7 @@ import decimal
 import json
 import math
 import os
+import sys
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 from ._errors import InvalidArgument
@@ -64,8 +65,8 @@ def dumps(value: Any, what: str = "document") -> bytes:
     """
     try:
         text = json.dumps(value, default=_default, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
-    except ValueError as e:  # NaN, inf, an integer of thousands of digits, circular references
-        bad = _too_big if "Exceeds the limit" in str(e) else _not_finite
+    except ValueError as e:  # NaN, inf, an integer of more digits than Python writes, circular references
+        bad = _too_many_digits if "Exceeds the limit" in str(e) else _not_finite
         raise InvalidArgument(f"{what} is not representable as JSON: {e}", field=_path_of(value, bad)) from None
     except RecursionError:  # nested past Python's recursion limit
         raise InvalidArgument(f"{what} is nested too deeply to convert to JSON (past Python's recursion limit; "
@@ -85,11 +86,23 @@ def _not_finite(v: Any) -> bool:
     return isinstance(v, float) and not math.isfinite(v)
 
 
-def _too_big(v: Any) -> bool:
-    """An integer (int, or integral Decimal) that no 64-bit integer holds."""
+def _too_many_digits(v: Any) -> bool:
+    """An integer (int, or integral Decimal) with more digits than Python converts to text
+    (sys.get_int_max_str_digits()): json.dumps cannot write it."""
+    limit = getattr(sys, "get_int_max_str_digits", lambda: 0)()
+    if not limit:
+        return False
     if isinstance(v, decimal.Decimal):
-        return v.is_finite() and v == v.to_integral_value() and not -(1 << 63) <= v < (1 << 64)
-    return isinstance(v, int) and not isinstance(v, bool) and not -(1 << 63) <= v < (1 << 64)
+        return v.is_finite() and v == v.to_integral_value() and v != 0 and v.adjusted() + 1 > limit
+    return isinstance(v, int) and not isinstance(v, bool) and v != 0 and abs(v).bit_length() > limit * 3.32
+
+
+def _key_text(key: Any) -> str:
+    """A key as a field path names it; an integer key too long to write as text is described."""
+    try:
+        return str(key)
+    except ValueError:
+        return f"<integer of {key.bit_length()} bits>"
 
 
 _DEEP = 64  # libcdp's default max_json_depth: the level named when a document is too deep to convert at all
@@ -102,7 +115,7 @@ def _too_deep(value: Any, limit: int) -> Optional[str]:
     while stack:
         node, path, level = stack.pop()
         if isinstance(node, Mapping):
-            children = [(member, f"{path}.{key}" if path else str(key)) for key, member in node.items()]
+            children = [(member, f"{path}.{_key_text(key)}" if path else _key_text(key)) for key, member in node.items()]
         elif isinstance(node, (list, tuple, set, frozenset)):
             children = [(item, f"{path}[{i}]") for i, item in enumerate(node)]
         else:
@@ -130,7 +143,7 @@ def _path_of(value: Any, bad, path: str = "", depth: int = 0) -> Optional[str]:
         return None
     if isinstance(value, Mapping):
         for key, member in value.items():
-            where = f"{path}.{key}" if path else str(key)
+            where = f"{path}.{_key_text(key)}" if path else _key_text(key)
             if bad(key):
                 return where
             found = bad(member) and where or _path_of(member, bad, where, depth + 1)

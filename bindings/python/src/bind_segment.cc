@@ -193,7 +193,7 @@ class SegmentIngester {
     return Run([&]() -> cdp::Result<cdp::Json> {
       cdp::ParseLimits limits;
       limits.max_bytes = segment_.max_batch_bytes;
-      limits.max_depth = options_.max_json_depth;
+      limits.max_depth = options_.max_json_depth + 2;  // as cdp-server's /v1/ routes; IngestSegmentMessage judges
       CDP_ASSIGN_OR_RETURN(cdp::Json message, cdp::Json::Parse(message_json, limits));
       return cdp::IngestSegmentMessage(*sink_, message, received_at_us, segment_, route_type);
     });

@@ -114,10 +114,16 @@ def test_decimals_without_a_json_form_and_nesting_beyond_recursion_name_their_fi
             db.events.track({"type": "purchase", "email": "d@example.com", "properties": {"n": [1, big]}})
         assert info.value.field == "properties.n[1]", big
     # Each problem is named where it is, not where another is.
-    with pytest.raises(cdp.InvalidArgument) as info:
-        db.events.track({"type": "purchase", "email": "d@example.com",
-                         "properties": {"a": 2 ** 70, "b": float("nan")}})
-    assert info.value.field == "properties.b"
+    for properties, field in (({"a": 2 ** 70, "b": float("nan")}, "properties.b"),
+                              ({"a": 2 ** 70, "b": 10 ** 5000}, "properties.b"),
+                              ({"a": decimal.Decimal("1e30"), "b": decimal.Decimal("1e5000")}, "properties.b"),
+                              ({10 ** 5000: 1}, None)):
+        with pytest.raises(cdp.InvalidArgument) as info:
+            db.events.track({"type": "purchase", "email": "d@example.com", "properties": properties})
+        if field is not None:
+            assert info.value.field == field, properties.keys()
+        else:  # a key no text can hold: described in the path
+            assert info.value.field.startswith("properties.<integer of "), info.value.field
     deep = 1
     for _ in range(5000):  # past Python's recursion limit: json.dumps cannot even write it
         deep = {"a": deep}

@@ -212,3 +212,21 @@ def test_a_restricted_writer_ingests_with_dedupe_and_retries_tell_it_nothing(db)
         told = db.segment.ingest(identify, received_at="2026-03-01T12:00:04Z")
         assert told["duplicate"] is True and told["profileId"], told
     assert db.profiles.get(told["profileId"])["attributes"]["customFields"]["plan"] == "pro"
+
+
+def test_a_message_is_held_to_the_same_depth_alone_and_in_a_batch(db):
+    def message(levels):  # a track message nested `levels` deep, in a member the mapping drops
+        deep = 1
+        for _ in range(levels - 1):  # the message is level 1: its deepest array is level `levels`
+            deep = [deep]
+        return {"type": "track", "userId": f"deep-{levels}", "event": "E", "integrations": deep}
+
+    for levels, ok in ((66, True), (67, False)):
+        batch = db.segment.ingest_batch([message(levels)])
+        assert [r["status"] for r in batch["results"]] == (["ok"] if ok else ["invalid_argument"]), levels
+        if ok:
+            assert db.segment.ingest(message(levels))["type"] == "track"
+        else:
+            with pytest.raises(cdp.InvalidArgument) as info:
+                db.segment.ingest(message(levels))
+            assert info.value.field.startswith("integrations"), info.value.field
