@@ -628,6 +628,14 @@ Status CheckOptions(const SegmentOptions& options) {
   return Status::OK();
 }
 
+// InvalidArgument naming the path when `message` nests deeper than a message may: two levels more than an event
+// (Options::max_json_depth; the mapping moves members up), in any member, kept or not. The same alone and in a
+// batch.
+Status CheckMessageDepth(const Options& options, const Json& message) {
+  const int max_depth = options.max_json_depth + 2;
+  return internal::JsonDepth(message) > max_depth ? internal::CheckJsonDepth(message, max_depth) : Status::OK();
+}
+
 // A message on its way: mapped, its dedupe claim, and (after the calls) its result.
 struct Pending {
   size_t index = 0;
@@ -869,9 +877,7 @@ Result<Json> IngestSegmentBatch(Engine& engine, const Json& batch, int64_t recei
 Result<Json> IngestSegmentMessage(SegmentSink& sink, const Json& message, int64_t received_at_us,
                                   const SegmentOptions& options, std::string_view route_type) {
   CDP_RETURN_IF_ERROR(CheckOptions(options));
-  // A message may nest two levels more than an event (its mapping moves members up), whatever part is deep.
-  const int message_depth = sink.options().max_json_depth + 2;
-  if (internal::JsonDepth(message) > message_depth) return internal::CheckJsonDepth(message, message_depth);
+  CDP_RETURN_IF_ERROR(CheckMessageDepth(sink.options(), message));
   std::vector<Pending> pending(1);
   Pending& p = pending[0];
   CDP_RETURN_IF_ERROR(Map(message, nullptr, received_at_us, options, route_type, &p.mapped));
@@ -907,17 +913,13 @@ Result<Json> IngestSegmentBatch(SegmentSink& sink, const Json& batch, int64_t re
   }
   if (!items->is_array()) return Invalid("a batch must be an array of messages", "batch");
 
-  // Each message is held to the nesting a message sent alone may have (IngestSegmentMessage; the batch text may
-  // nest deeper: see Options::batch_document_depth), whether or not the deep part is a field the mapping keeps.
-  const int message_depth = sink.options().max_json_depth + 2;
   std::vector<Pending> pending(items->size());
   for (size_t i = 0; i < pending.size(); ++i) {
     Pending& p = pending[i];
     p.index = i;
-    const Json& message = items->items()[i];
-    p.status = internal::JsonDepth(message) > message_depth
-                   ? internal::CheckJsonDepth(message, message_depth)
-                   : Map(message, envelope, received_at_us, options, {}, &p.mapped);
+    const Json& message = items->items()[i];  // held to a message's depth alone; the batch text may nest deeper
+    p.status = CheckMessageDepth(sink.options(), message);
+    if (p.status.ok()) p.status = Map(message, envelope, received_at_us, options, {}, &p.mapped);
     if (p.status.ok()) {
       Status claimed = ClaimOne(sink, &p, received_at_us, options);
       if (!claimed.ok()) {  // the database failed: give the claims taken so far back
@@ -977,7 +979,7 @@ Result<Json> IngestSegmentBatchJson(SegmentSink& sink, std::string_view body, in
   }
   ParseLimits limits;
   limits.max_bytes = options.max_batch_bytes;
-  limits.max_depth = sink.options().batch_document_depth();  // each message is held to max_json_depth on its own
+  limits.max_depth = sink.options().batch_document_depth();  // each message is judged on its own (CheckMessageDepth)
   CDP_ASSIGN_OR_RETURN(Json batch, Json::Parse(body, limits));
   return IngestSegmentBatch(sink, batch, received_at_us, options);
 }
