@@ -82,13 +82,14 @@ class SegmentApi {
     }
     // A request without a body (no Content-Length) reads as a failure here: it is an empty body, answered below
     // (401 without a write key, else 400 for the JSON).
-    const bool gzip = req.has_header("Content-Encoding");
-    if (!read && (gzip || !body.empty())) {
+    const bool encoded = req.has_header("Content-Encoding");
+    if (!read && (encoded || !body.empty())) {
       res.set_header("Connection", "close");
       if (!Authorized(req, nullptr)) return Unauthorized(res);
       return Write(res, 400,
-                   ErrorBody(Status::InvalidArgument(gzip ? "cannot read the request body (bad gzip data?)"
-                                                          : "cannot read the request body")));
+                   ErrorBody(Status::InvalidArgument(encoded ? "cannot read the request body (bad " +
+                                                                   req.get_header_value("Content-Encoding") + " data?)"
+                                                             : std::string("cannot read the request body"))));
     }
     ParseLimits limits = limits_;
     if (type == "batch") limits.max_depth = engine_.options().batch_document_depth();  // items judged one by one

@@ -1039,6 +1039,35 @@ class Database:
         return f"<cdp.Database {self.path!r} ({state})>"
 
 
+class _CheckedEngine:
+    """The native engine, with its string arguments' one failure mapped: a str that is not valid Unicode (a lone
+    surrogate, e.g. an id "\\ud800") is cdp.InvalidArgument naming the argument, not pybind11's TypeError about
+    incompatible arguments. Other attributes pass through; each method's wrapper is made once."""
+
+    def __init__(self, native: _Engine) -> None:
+        self._native = native
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._native, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return attr(*args, **kwargs)
+            except TypeError:
+                named = [(f"argument {i + 1}", a) for i, a in enumerate(args)] + list(kwargs.items())
+                for where, value in named:
+                    if _convert._not_unicode(value):
+                        raise InvalidArgument(f"{where} of {name.replace('_', '.', 1)} is not valid Unicode "
+                                              "(a lone surrogate)",
+                                              field=where if where in kwargs else None) from None
+                raise
+
+        self.__dict__[name] = call  # later lookups find it without __getattr__
+        return call
+
+
 def open(path: PathLike, **options: Any) -> Database:  # noqa: A001 (mirrors the builtin on purpose)
     """Opens (by default creates) the libcdp database in directory `path` (str or os.PathLike).
 
@@ -1052,7 +1081,7 @@ def open(path: PathLike, **options: Any) -> Database:  # noqa: A001 (mirrors the
     is missing and create_if_missing=False, DataLoss for an unknown format version.
     """
     path_str = os.fsdecode(os.fspath(path))
-    return Database(_Engine.open(path_str, _convert.dumps(options, "options")))
+    return Database(_CheckedEngine(_Engine.open(path_str, _convert.dumps(options, "options"))))
 
 
 def default_options() -> Dict[str, Any]:

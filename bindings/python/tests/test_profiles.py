@@ -264,6 +264,13 @@ def test_unicode_and_escapes_round_trip(db):
 def test_lone_surrogate_is_invalid_argument(db):
     with pytest.raises(cdp.InvalidArgument):
         db.profiles.create({"attributes": {"firstName": "bad\udc80"}})
+    # In an id argument too (pybind11 alone answers TypeError: incompatible function arguments).
+    for call in (lambda: db.profiles.get("\ud800"), lambda: db.profiles.delete("p\udcff"),
+                 lambda: db.profiles.sessions("\ud800"), lambda: db.consent.get("\ud800")):
+        with pytest.raises(cdp.InvalidArgument, match="not valid Unicode"):
+            call()
+    with pytest.raises(TypeError):  # other wrong arguments stay TypeError
+        db.profiles.get(5)
 
 
 def test_large_unsigned_integer_round_trips(db):
