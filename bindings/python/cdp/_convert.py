@@ -108,6 +108,11 @@ def _key_text(key: Any) -> str:
 _DEEP = 64  # libcdp's default max_json_depth: the level named when a document is too deep to convert at all
 
 
+def _member_path(path: str, key: Any) -> str:
+    """The field path of member `key` of the object at `path`, as libcdp names fields."""
+    return f"{path}.{_key_text(key)}" if path else _key_text(key)
+
+
 def _too_deep(value: Any, limit: int) -> Optional[str]:
     """The path of the first container nested deeper than `limit` levels (the top is level 1), as libcdp names
     fields; walked without recursion."""
@@ -115,13 +120,15 @@ def _too_deep(value: Any, limit: int) -> Optional[str]:
     while stack:
         node, path, level = stack.pop()
         if isinstance(node, Mapping):
-            children = [(member, f"{path}.{_key_text(key)}" if path else _key_text(key)) for key, member in node.items()]
+            if level > limit:
+                return path or None
+            children = [(member, _member_path(path, key)) for key, member in node.items()]
         elif isinstance(node, (list, tuple, set, frozenset)):
+            if level > limit:
+                return path or None
             children = [(item, f"{path}[{i}]") for i, item in enumerate(node)]
         else:
             continue
-        if level > limit:
-            return path or None
         stack.extend((child, where, level + 1) for child, where in reversed(children))
     return None
 
@@ -143,7 +150,7 @@ def _path_of(value: Any, bad, path: str = "", depth: int = 0) -> Optional[str]:
         return None
     if isinstance(value, Mapping):
         for key, member in value.items():
-            where = f"{path}.{_key_text(key)}" if path else _key_text(key)
+            where = _member_path(path, key)
             if bad(key):
                 return where
             found = bad(member) and where or _path_of(member, bad, where, depth + 1)
