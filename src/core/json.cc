@@ -336,7 +336,8 @@ std::optional<std::string> PathOfOutOfRangeNumber(std::string_view text) {
       size_t end = i + 1;
       while (end < text.size() && std::strchr("0123456789.eE+-", text[end]) != nullptr && text[end] != '\0') ++end;
       const std::string_view token = text.substr(i, end - i);
-      const bool delimited = end == text.size() || std::strchr(" \t\r\n,]}", text[end]) != nullptr;
+      const bool delimited =
+          end == text.size() || (text[end] != '\0' && std::strchr(" \t\r\n,]}", text[end]) != nullptr);
       if (!delimited || !IsJsonNumber(token)) return std::nullopt;  // "12abc", "0x1F": malformed, not too large
       if (!NumberFits(token)) return path();
       i = end;
