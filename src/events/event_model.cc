@@ -717,25 +717,28 @@ Status ParseEventBatch(std::string_view text, const Options& options, int64_t no
   return Status::OK();
 }
 
-void AppendStoredEvent(const ParsedEvent& e, std::string_view profile_id, std::string_view session_id,
-                       std::string_view received_at, std::string* out) {
+void MakeStoredEventParts(const ParsedEvent& e, std::string_view received_at, StoredEventParts* parts) {
   // The model's keys are plain ASCII names, written with their quotes and colon; an identifier type is escaped like
   // any key. A timestamp is digits and punctuation only: nothing to escape.
+  std::string* out = &parts->text;
   auto member = [out](std::string_view comma_key_colon, std::string_view value) {
     out->append(comma_key_colon);
     AppendJsonString(value, out);
   };
-  out->reserve(out->size() + 256 + e.properties.size());
+  out->clear();
+  out->reserve(256 + e.properties.size());
   out->append("{\"id\":");
   AppendJsonString(e.id, out);
-  member(",\"profileId\":", profile_id);
+  out->append(",\"profileId\":");
+  parts->profile_at = out->size();
   member(",\"type\":", e.type);
   if (!e.name.empty()) member(",\"name\":", e.name);
   out->append(",\"timestamp\":\"");
   out->append(FormatTimestamp(e.time_us));
   out->push_back('"');
   member(",\"receivedAt\":", received_at);
-  member(",\"sessionId\":", session_id);
+  out->append(",\"sessionId\":");
+  parts->session_at = out->size();
   if (!e.device_id.empty()) member(",\"deviceId\":", e.device_id);
   if (!e.source.empty()) member(",\"source\":", e.source);
   for (const RawIdentifier& raw : e.raw_identifiers) {
@@ -756,6 +759,24 @@ void AppendStoredEvent(const ParsedEvent& e, std::string_view profile_id, std::s
   out->append(",\"properties\":");
   out->append(e.properties.empty() ? std::string_view("{}") : std::string_view(e.properties));
   out->push_back('}');
+}
+
+void AppendStoredEvent(const StoredEventParts& parts, std::string_view profile_id, std::string_view session_id,
+                       std::string* out) {
+  const std::string_view text = parts.text;
+  out->reserve(out->size() + text.size() + JsonStringSize(profile_id) + JsonStringSize(session_id));
+  out->append(text.substr(0, parts.profile_at));
+  AppendJsonString(profile_id, out);
+  out->append(text.substr(parts.profile_at, parts.session_at - parts.profile_at));
+  AppendJsonString(session_id, out);
+  out->append(text.substr(parts.session_at));
+}
+
+void AppendStoredEvent(const ParsedEvent& e, std::string_view profile_id, std::string_view session_id,
+                       std::string_view received_at, std::string* out) {
+  StoredEventParts parts;
+  MakeStoredEventParts(e, received_at, &parts);
+  AppendStoredEvent(parts, profile_id, session_id, out);
 }
 
 std::string StoredEventSession(std::string_view stored) {

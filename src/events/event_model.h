@@ -26,6 +26,15 @@
 
 namespace cdp::internal {
 
+// An event's stored document (AppendStoredEvent) without the values of profileId and sessionId, which resolution
+// decides: made ahead of it (MakeStoredEventParts), off the serial part of a write (EngineImpl::Ingest), and
+// completed once they are known.
+struct StoredEventParts {
+  std::string text;       // the document without the values of profileId and sessionId
+  size_t profile_at = 0;  // where the profileId value goes in `text`
+  size_t session_at = 0;  // where the sessionId value goes (>= profile_at)
+};
+
 struct ParsedEvent {
   std::string id;
   bool client_id = false;  // the caller gave the id (deduplicate on it)
@@ -48,6 +57,7 @@ struct ParsedEvent {
   bool purchase = false;
   int64_t purchase_micros = 0;               // purchase value in millionths
   const IdempotencyKey* remember = nullptr;  // written with the event when it is stored (the caller's; validated)
+  StoredEventParts stored;                   // made by the engine ahead of resolution, or empty (not made)
 };
 
 // Bytes an event or identify may exceed Options::max_event_bytes by, on this thread, while it is alive: what an
@@ -89,6 +99,12 @@ Status ParseEventBatch(std::string_view text, const Options& options, int64_t no
 // (FormatTimestamp). The bytes are those of the document built as a cdp::Json and dumped.
 void AppendStoredEvent(const ParsedEvent& e, std::string_view profile_id, std::string_view session_id,
                        std::string_view received_at, std::string* out);
+
+// Fills *parts (its text replaced) for `e`, whose identifiers are normalized.
+void MakeStoredEventParts(const ParsedEvent& e, std::string_view received_at, StoredEventParts* parts);
+// Appends the stored document: `parts` with the two values in their places. Cost: a copy of the text.
+void AppendStoredEvent(const StoredEventParts& parts, std::string_view profile_id, std::string_view session_id,
+                       std::string* out);
 
 // The "sessionId" of a stored event document ("" when it has none or is not a JSON object; a document with the key
 // twice is not one: this may answer the first where a parse keeps the last). AppendStoredEvent
