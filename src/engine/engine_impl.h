@@ -48,6 +48,15 @@ namespace cdp::internal {
 
 class EngineImpl;
 
+// Events::TrackBatch's items, given to EngineImpl::Ingest to be parsed there (ParseEvent with `options`, the time
+// of the call for now): in event-time order, on a second thread ahead of resolution, rather than all before it.
+struct UnparsedEvents {
+  const std::vector<Json>* items = nullptr;
+  const std::vector<IdempotencyKey>* keys = nullptr;  // none, or one per item (an empty key: none)
+  const Options* options = nullptr;
+  std::vector<int64_t> times;  // EventTimeOf of each item
+};
+
 // {"code", "message", "field"?}: a batch item's error in a batch call's answer.
 Json ErrorJson(const Status& status);
 // A batch call's answer: {"accepted", "rejected", "results"}, one result per status: ok_item(i) with "status": "ok"
@@ -95,7 +104,8 @@ class EventsImpl final : public Events {
  private:
   // Stores the valid items of a batch (EngineImpl::Ingest) and counts the outcomes. `out.items` has one entry per
   // input item; those already rejected keep their status.
-  Result<BatchResult> IngestParsed(std::vector<ParsedEvent>* parsed, BatchResult out, int64_t now);
+  Result<BatchResult> IngestParsed(std::vector<ParsedEvent>* parsed, BatchResult out, int64_t now,
+                                   const UnparsedEvents* unparsed = nullptr);
   EngineImpl* engine_;
 };
 
@@ -327,8 +337,11 @@ class EngineImpl final : public Engine {
 
   // Stores parsed events (the write path). results[i] is filled for every i; rejected items keep their status.
   // `*events` is consumed: on return it holds some of them, or none (a large batch's go to another thread to be
-  // destroyed).
-  Status Ingest(std::vector<ParsedEvent>* events, std::vector<BatchItemResult>* results, int64_t received_us);
+  // destroyed). With `unparsed`, *events is empty on entry and `results` has one OK entry per item: each item is
+  // parsed here, and a batch whose items and array come to more than options->max_batch_bytes is refused whole
+  // (BatchTooLarge), nothing stored.
+  Status Ingest(std::vector<ParsedEvent>* events, std::vector<BatchItemResult>* results, int64_t received_us,
+                const UnparsedEvents* unparsed = nullptr);
 
   // Profile writes (under the write lock). `input` is a normalized document (NormalizeProfileInput) for kReplace,
   // and the merge patch of the writable fields for kPatch.

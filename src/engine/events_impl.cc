@@ -139,39 +139,19 @@ Result<BatchResult> EventsImpl::TrackBatch(const std::vector<Json>& events, cons
   const int64_t now = NowMicros();
   BatchResult out;
   out.items.resize(events.size());
-  // Validation is pure work: a large batch is parsed on two threads, then gathered in input order.
-  std::vector<ParsedEvent> each(events.size());
-  std::vector<size_t> bytes(events.size(), 0);
-  RunOnTwoThreads(events.size(), /*parallel_from=*/256, [&](size_t begin, size_t end) {
-    for (size_t i = begin; i < end; ++i) {
-      auto p = ParseEvent(events[i], options, now, &bytes[i]);
-      if (p.ok()) {
-        each[i] = std::move(p).value();
-      } else {
-        out.items[i].status = p.status();
-      }
-    }
-  });
-  // The valid ones, in order: compacted in place (an event moves only after a rejected one).
-  size_t kept = 0;
-  size_t batch_bytes = events.empty() ? 2 : events.size() + 1;  // the JSON array around the items
-  for (size_t i = 0; i < events.size(); ++i) {
-    batch_bytes += bytes[i];
-    if (!out.items[i].status.ok()) continue;
-    if (kept != i) each[kept] = std::move(each[i]);
-    if (!keys.empty() && !keys[i].key.empty()) each[kept].remember = &keys[i];
-    ++kept;
-  }
-  if (batch_bytes > options.max_batch_bytes) {  // nothing is stored yet
-    return Status::InvalidArgument(
-        fmt::format("batch of {} bytes is over the limit of {} bytes", batch_bytes, options.max_batch_bytes));
-  }
-  each.erase(each.begin() + static_cast<std::ptrdiff_t>(kept), each.end());
-  return IngestParsed(&each, std::move(out), now);
+  // Validation is pure work: Ingest parses the items on a second thread, in event-time order, ahead of resolving
+  // them (so that it overlaps resolution instead of preceding it), and refuses the batch whole if its items come to
+  // more than options.max_batch_bytes.
+  UnparsedEvents unparsed{&events, &keys, &options, {}};
+  unparsed.times.reserve(events.size());
+  for (const Json& event : events) unparsed.times.push_back(EventTimeOf(event, now));
+  std::vector<ParsedEvent> parsed;
+  return IngestParsed(&parsed, std::move(out), now, &unparsed);
 }
 
-Result<BatchResult> EventsImpl::IngestParsed(std::vector<ParsedEvent>* parsed, BatchResult out, int64_t now) {
-  CDP_RETURN_IF_ERROR(engine_->Ingest(parsed, &out.items, now));
+Result<BatchResult> EventsImpl::IngestParsed(std::vector<ParsedEvent>* parsed, BatchResult out, int64_t now,
+                                             const UnparsedEvents* unparsed) {
+  CDP_RETURN_IF_ERROR(engine_->Ingest(parsed, &out.items, now, unparsed));
   for (const auto& item : out.items) (item.status.ok() ? out.accepted : out.rejected)++;
   return out;
 }
@@ -179,10 +159,7 @@ Result<BatchResult> EventsImpl::IngestParsed(std::vector<ParsedEvent>* parsed, B
 Result<BatchResult> EventsImpl::TrackBatchJson(std::string_view json_text) {
   BatchCall call;
   const Options& options = engine_->options();
-  if (json_text.size() > options.max_batch_bytes) {
-    return Status::InvalidArgument(
-        fmt::format("batch of {} bytes is over the limit of {} bytes", json_text.size(), options.max_batch_bytes));
-  }
+  if (json_text.size() > options.max_batch_bytes) return BatchTooLarge(json_text.size(), options);
   // Validated straight from the text, without building cdp::Json trees (ParseEventBatch falls back to Json::Parse
   // and ParseEvent for whatever it cannot decide alone): the same results and errors as that reference path.
   const int64_t now = NowMicros();

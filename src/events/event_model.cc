@@ -607,6 +607,19 @@ Result<ParsedEvent> ParseEvent(const Json& event, const Options& options, int64_
   return builder.Finish(now_us, options);
 }
 
+int64_t EventTimeOf(const Json& event, int64_t now_us) {
+  const int64_t now_ms = now_us - now_us % 1000;  // as EventBuilder::Finish: timestamps have millisecond precision
+  const Json* timestamp = event.is_object() ? event.Find("timestamp") : nullptr;
+  if (timestamp == nullptr || timestamp->is_null()) return now_ms;  // EventBuilder::Field skips a null member
+  Result<int64_t> t = TimestampOf(*timestamp);
+  return t.ok() ? *t : now_ms;
+}
+
+Status BatchTooLarge(size_t bytes, const Options& options) {
+  return Status::InvalidArgument(
+      fmt::format("batch of {} bytes is over the limit of {} bytes", bytes, options.max_batch_bytes));
+}
+
 Status ParseEventBatch(std::string_view text, const Options& options, int64_t now_us, std::vector<ParsedEvent>* parsed,
                        std::vector<BatchItemResult>* results) {
   auto via_json = [&] { return ParseEventBatchViaJson(text, options, now_us, parsed, results); };

@@ -85,6 +85,14 @@ Status CheckNotFuture(int64_t time_us, int64_t now_us, const Options& options);
 // given, receives the event's serialized size (also when it is rejected).
 Result<ParsedEvent> ParseEvent(const Json& event, const Options& options, int64_t now_us, size_t* bytes = nullptr);
 
+// The time ParseEvent gives an event it accepts: its "timestamp" unless absent or null, else `now_us` to the
+// millisecond. For an event it rejects, some time. Cost: a member lookup and a timestamp parse.
+int64_t EventTimeOf(const Json& event, int64_t now_us);
+
+// InvalidArgument for a batch of `bytes` (its JSON text, or the sizes of its items and their array) over
+// Options::max_batch_bytes.
+Status BatchTooLarge(size_t bytes, const Options& options);
+
 // Validates the items of a batch text: a JSON array of events, or {"batch": [...]}. On success `results` has one
 // entry per item (a rejected item carries its status, exactly as ParseEvent gives it) and `parsed` the valid items,
 // in order. Errors of the batch as a whole are exactly those of Json::Parse(text, {max_batch_bytes,

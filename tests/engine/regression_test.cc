@@ -337,6 +337,12 @@ TEST_F(RegressionTest, TrackBatchEnforcesMaxBatchBytes) {
   }
   auto r = events().TrackBatch(batch);
   EXPECT_TRUE(r.status().IsInvalidArgument()) << (r.ok() ? "accepted " + std::to_string(r->accepted) : "");
+  // Refused whole, though its items are parsed and resolved before their sizes are summed: nothing is stored.
+  const Json stats = Unwrap(engine_->Stats());
+  EXPECT_EQ(stats.Find("events")->as_int(), 0);
+  EXPECT_EQ(stats.Find("profiles")->as_int(), 0);
+  batch.resize(1000);  // ~0.45 MB
+  EXPECT_EQ(Unwrap(events().TrackBatch(batch)).accepted, 1000u);
 }
 
 // query.h: FormatTimestamp always writes millisecond precision; finer parts are truncated (the doc used to promise

@@ -354,8 +354,15 @@ void ExpectSameBatch(const std::string& text, const Options& options, const Iden
 
   std::vector<ParsedEvent> ref_parsed;
   std::vector<Status> ref_statuses;
+  // Events::TrackBatch orders a batch by EventTimeOf before it parses it: the time of every accepted event.
   Status ref = JsonBatch(
-      text, options, [&](Json&& item) { return ParseEvent(item, options, now); }, &ref_parsed, &ref_statuses);
+      text, options,
+      [&](Json&& item) {
+        Result<ParsedEvent> parsed = ParseEvent(item, options, now);
+        if (parsed.ok()) EXPECT_EQ(EventTimeOf(item, now), parsed->time_us) << item.Dump();
+        return parsed;
+      },
+      &ref_parsed, &ref_statuses);
   std::vector<legacy::ParsedEvent> old_parsed;
   std::vector<Status> old_statuses;
   Status old = JsonBatch(
@@ -956,6 +963,27 @@ TEST(EventModelTest, StoredDocumentHoldsTheEvent) {
   EXPECT_EQ(doc.FindPath("properties.note")->as_string(), "caf\xc3\xa9 \"x\"\n\t\x01");
   EXPECT_EQ(doc.Find("timestamp")->as_string(), "2026-06-01T08:00:00.123Z");
   EXPECT_EQ(doc.Find("receivedAt")->as_string(), "2026-01-01T00:00:00.000Z");
+}
+
+// EventTimeOf, by which Events::TrackBatch orders a batch before parsing it, is the time ParseEvent gives: the
+// "timestamp" (of a key given twice, the last, as Json::Parse keeps it) unless null, else the call's time to the
+// millisecond.
+TEST(EventModelTest, EventTimeOfIsTheTimeParseEventGives) {
+  const int64_t now = 1'796'083'200'123'456;
+  for (const char* text : {
+           R"({"type":"page_view","email":"a@b.c"})",
+           R"({"type":"page_view","email":"a@b.c","timestamp":null})",
+           R"({"type":"page_view","email":"a@b.c","timestamp":"2026-06-01T10:00:00.123+02:00"})",
+           R"({"type":"page_view","email":"a@b.c","timestamp":1780000000000})",
+           R"({"timestamp":"2026-01-01T00:00:00Z","type":"page_view","email":"a@b.c","timestamp":"2026-02-01"})",
+           R"({"timestamp":"2026-01-01T00:00:00Z","type":"page_view","email":"a@b.c","timestamp":null})",
+       }) {
+    Json event = Json::Parse(text).value();
+    Result<ParsedEvent> parsed = ParseEvent(event, Options{}, now);
+    ASSERT_TRUE(parsed.ok()) << text << ": " << parsed.status().ToString();
+    EXPECT_EQ(EventTimeOf(event, now), parsed->time_us) << text;
+  }
+  EXPECT_EQ(EventTimeOf(Json::Parse(R"({"type":"page_view"})").value(), now), now - now % 1000);
 }
 
 // StoredEventSession reads the text only where the top-level member is sure; elsewhere it parses. Each document
