@@ -1737,8 +1737,9 @@ Status EngineImpl::Ingest(std::vector<ParsedEvent>* events, std::vector<BatchIte
   // rejected: it could only create a new profile each time it is sent.
   std::vector<Status> usable(order.size());
   std::vector<size_t> bytes(unparsed != nullptr ? order.size() : 0);  // of each unparsed item (ParseEvent)
-  std::optional<RunAhead> normalized;
   const std::string received_at = FormatTimestamp(received_us);
+  // Declared after everything its helper uses, so that on any return it is stopped first.
+  std::optional<RunAhead> normalized;
   normalized.emplace(order.size(), /*parallel_from=*/64, [&, rules = this->rules()](size_t j) {
     ParsedEvent& e = (*events)[order[j]];
     if (unparsed != nullptr) {

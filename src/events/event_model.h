@@ -57,7 +57,7 @@ struct ParsedEvent {
   bool purchase = false;
   int64_t purchase_micros = 0;               // purchase value in millionths
   const IdempotencyKey* remember = nullptr;  // written with the event when it is stored (the caller's; validated)
-  StoredEventParts stored;                   // made by the engine ahead of resolution, or empty (not made)
+  StoredEventParts stored;                   // made by EngineImpl::Ingest ahead of resolution, which stores it
 };
 
 // Bytes an event or identify may exceed Options::max_event_bytes by, on this thread, while it is alive: what an
