@@ -413,6 +413,9 @@ class EngineImpl::IngestContext : public GraphView {
         rules_(*engine->rules_),
         batch_(engine->store()),
         received_us_(received_us) {}
+  IngestContext(const IngestContext&) = delete;
+  IngestContext& operator=(const IngestContext&) = delete;
+  ~IngestContext() { ReleaseTail(); }
 
   // Hints the CPU to fetch the identity cache's memory for the identifiers of `e` (no effect on results).
   void WarmIdentityCache(const ParsedEvent& e) const {
@@ -964,13 +967,36 @@ class EngineImpl::IngestContext : public GraphView {
     }
   }
 
+  // The batch's index entries and trait deltas (Prepare made them) go to the engine's event tail in Publish, unless
+  // handed off: then to whichever of this thread (ApplyTail) and a helper (ApplyHandedOffTail) claims `claim` first,
+  // while the batch is written (on this thread they were a twelfth of an event batch's time under write_mu_). Only
+  // for a batch written in flight: nothing built under write_mu_ meanwhile reads them (later batches know its
+  // profiles from the session and identity caches Publish fills), and whatever reads the index for a write (a merge,
+  // a tail flush, an erasure) first waits for every batch in flight, which applies them before it leaves commit_mu_.
+  // `claim` (0 free, 1 being applied, 2 done) must outlive the helper's task.
+  void HandOffTail(std::atomic<int>* claim) { tail_claim_ = claim; }
+  // Returns once the tail holds the batch's entries: applies them unless the helper claimed them first.
+  void ApplyTail() {
+    if (tail_claim_ != nullptr && !ApplyHandedOffTail(this, tail_claim_)) WaitForTail();
+  }
+  // The helper's side: applies the entries of `context`, handed off with `claim`, if nobody claimed them yet, and
+  // returns whether it did. Touches `context` only then: once the claim is lost, the context may be gone.
+  static bool ApplyHandedOffTail(IngestContext* context, std::atomic<int>* claim) {
+    int expected = 0;
+    if (!claim->compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) return false;
+    context->engine_->tail_.Apply(std::move(context->index_));
+    claim->store(2, std::memory_order_release);  // `context` may be destroyed from here on
+    claim->notify_all();
+    return true;
+  }
+
   // Makes the batch's session, identity and merge changes visible to later batches.
   void Publish() {
     engine_->ApplyTrackingChanges(tracking_);
     for (const PendingEvent& p : pending_events_) {
       engine_->newest_event_key_time_ = std::max(engine_->newest_event_key_time_, static_cast<uint64_t>(p.time_us));
     }
-    engine_->tail_.Apply(std::move(index_));
+    if (tail_claim_ == nullptr) engine_->tail_.Apply(std::move(index_));
     if (matching_on_write_) {
       std::vector<std::string> written;
       for (const auto& [id, doc] : dirty_profiles_) written.push_back(id);
@@ -1023,7 +1049,20 @@ class EngineImpl::IngestContext : public GraphView {
   }
 
  private:
+  void WaitForTail() const {
+    for (int state; (state = tail_claim_->load(std::memory_order_acquire)) != 2;) tail_claim_->wait(state);
+  }
+  // A handed-off tail not applied by now (a write that failed or never began) is not applied; one a helper is
+  // applying is waited for: the helper touches this context only once it has claimed it.
+  void ReleaseTail() {
+    if (tail_claim_ == nullptr) return;
+    int expected = 0;
+    if (tail_claim_->compare_exchange_strong(expected, 2, std::memory_order_acq_rel)) return;
+    WaitForTail();
+  }
+
   std::shared_ptr<const RetentionHorizons> horizons_;  // the retention horizons in force (Add)
+  std::atomic<int>* tail_claim_ = nullptr;             // HandOffTail
 
   struct PendingEvent {
     std::string profile_id;
@@ -1671,6 +1710,7 @@ Result<uint64_t> EngineImpl::WriteInFlight(IngestContext* ctx, std::shared_lock<
       Status::Unavailable("a write this batch was built on failed; reopen the database to write again");
   ctx->PutDocuments();  // while the batch before it is written
   if (after == nullptr || after->Wait()) written = store_->Write(ctx->batch());
+  if (written.ok()) ctx->ApplyTail();  // before commit_mu_ is left (IngestContext::HandOffTail)
   if (mine != nullptr) {
     ctx->UnstageDocuments(mine->number);
     mine->Finish(written.ok());
@@ -1764,6 +1804,7 @@ Status EngineImpl::Ingest(std::vector<ParsedEvent>* events, std::vector<BatchIte
   // documents others re-read (MayGoInFlight), is written under write_mu_, after every batch in flight.
   uint64_t sequence = 0;
   std::vector<ParsedEvent> spent;        // the parsed events once the batch is built
+  std::atomic<int> tail_claim{0};        // IngestContext::HandOffTail
   std::optional<HelperTask> free_spent;  // destroys `spent` (settled, or withdrawn, before `spent` goes)
   std::optional<IngestContext> ctx;
   std::shared_lock<std::shared_mutex> in_flight(commit_mu_, std::defer_lock);
@@ -1798,11 +1839,17 @@ Status EngineImpl::Ingest(std::vector<ParsedEvent>* events, std::vector<BatchIte
     const bool writes_profiles = ctx->Prepare(/*defer_documents=*/true);
     if (ctx->empty()) return Status::OK();  // only duplicates
     // The parsed events are not read again (the batch holds their stored form): a helper destroys them while the
-    // batch is written, when a core is idle; else this thread does, as the call ends.
+    // batch is written, when a core is idle; else this thread does, as the call ends. A batch written in flight
+    // hands the helper its tail entries first (IngestContext::HandOffTail).
+    const bool goes_in_flight = MayGoInFlight(*ctx, writes_profiles);
     if (events->size() >= 64 && BatchCall::MaySplit()) {
       spent = std::move(*events);
       events->clear();
-      free_spent.emplace([&spent] { std::vector<ParsedEvent>().swap(spent); });
+      if (goes_in_flight) ctx->HandOffTail(&tail_claim);
+      free_spent.emplace([&spent, &tail_claim, context = goes_in_flight ? &*ctx : nullptr] {
+        if (context != nullptr) IngestContext::ApplyHandedOffTail(context, &tail_claim);
+        std::vector<ParsedEvent>().swap(spent);
+      });
       if (!free_spent->Start()) free_spent.reset();
     }
     // The audit entry of one event names its profile: told before the write, the audit's pending record holds the
@@ -1812,7 +1859,7 @@ Status EngineImpl::Ingest(std::vector<ParsedEvent>* events, std::vector<BatchIte
         change->Expect({(*results)[0].result.profile_id});
       }
     }
-    if (!MayGoInFlight(*ctx, writes_profiles)) {
+    if (!goes_in_flight) {
       ctx->PutDocuments();
       CDP_RETURN_IF_ERROR(WaitForInFlightWrites(&*ctx));
       CDP_ASSIGN_OR_RETURN(sequence, store_->Write(ctx->batch()));

@@ -722,6 +722,74 @@ TEST_F(EventsTest, RetriesOfOlderEventsAreFoundAfterNewerOnesAndAfterReopen) {
 
 // Large batches are validated on two threads: results stay in input order, with each bad item's own error, in
 // both halves; a too-deep item in the second half still fails the JSON batch as a whole, as the reference does.
+// A batch large enough to be split over two threads hands its per-profile index entries and trait deltas to the
+// helper while it is written: once TrackBatch returns, its events are in their profiles' timelines and traits, and
+// in the event count. With one writer (the helper applies them), then two (each caller applies its own).
+TEST_F(EventsTest, ALargeBatchIsInTimelinesAndTraitsWhenItsCallReturns) {
+  constexpr int kProfiles = 8, kPerBatch = 300, kRounds = 5;
+  // Writer w, round r: event i goes to customer w-(i % kProfiles), one minute apart; every third is a purchase of i
+  // cents' worth plus one dollar.
+  auto batch = [&](int w, int r) {
+    std::vector<Json> items;
+    for (int i = 0; i < kPerBatch; ++i) {
+      const int64_t ms = 1767225600000 + (static_cast<int64_t>(r) * kPerBatch + i) * 60000;
+      items.push_back(
+          J(fmt::format(R"({{"id":"w{}-{}-{}","type":"{}","customerId":"w{}-{}","timestamp":{},)"
+                        R"("properties":{{"revenue":{}}}}})",
+                        w, r, i, i % 3 == 0 ? "purchase" : "page_view", w, i % kProfiles, ms, 1 + i / 100.0)));
+    }
+    return items;
+  };
+  // What customer w-k holds after `rounds` rounds: events and purchases (count and sum).
+  auto expected = [&](int k, int rounds, int* count, int* purchases, double* ltv) {
+    *count = *purchases = 0;
+    *ltv = 0;
+    for (int r = 0; r < rounds; ++r) {
+      for (int i = k; i < kPerBatch; i += kProfiles) {
+        ++*count;
+        if (i % 3 == 0) {
+          ++*purchases;
+          *ltv += 1 + i / 100.0;
+        }
+      }
+    }
+  };
+  auto write = [&](int w, std::string* failure) {
+    std::vector<std::string> ids(kProfiles);
+    for (int r = 0; r < kRounds && failure->empty(); ++r) {
+      BatchResult result = Unwrap(events().TrackBatch(batch(w, r)));
+      if (result.accepted != static_cast<size_t>(kPerBatch)) *failure = fmt::format("round {}: {}", r, result.accepted);
+      for (int i = 0; i < kProfiles; ++i) ids[i] = result.items[i].result.profile_id;
+      for (int k = 0; k < kProfiles && failure->empty(); ++k) {
+        int count, purchases;
+        double ltv;
+        expected(k, r + 1, &count, &purchases, &ltv);
+        EventQuery q;
+        q.limit = 1000;
+        Page timeline = Unwrap(profiles().Timeline(ids[k], q));
+        Json profile = Unwrap(profiles().Get(ids[k]));
+        const Json* computed = profile.Find("computed");
+        if (timeline.items.size() != static_cast<size_t>(count) || computed == nullptr ||
+            computed->Find("purchaseCount") == nullptr || computed->Find("purchaseCount")->as_int() != purchases ||
+            computed->Find("ltv") == nullptr || std::abs(computed->Find("ltv")->as_number() - ltv) > 1e-6) {
+          *failure = fmt::format("writer {} round {} customer {}: {} events (want {}), computed {}", w, r, k,
+                                 timeline.items.size(), count, computed ? computed->Dump() : "none");
+        }
+      }
+    }
+  };
+  std::string failure;
+  write(0, &failure);
+  EXPECT_EQ(failure, "");
+  std::string failures[2];
+  std::thread second([&] { write(2, &failures[1]); });
+  write(1, &failures[0]);
+  second.join();
+  EXPECT_EQ(failures[0], "");
+  EXPECT_EQ(failures[1], "");
+  EXPECT_EQ(Unwrap(engine_->Stats()).Find("events")->as_int(), 3 * kRounds * kPerBatch);
+}
+
 TEST_F(EventsTest, LargeBatchesReportEachItemInOrder) {
   std::vector<Json> items;
   std::string text = "[";
