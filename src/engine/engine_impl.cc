@@ -968,16 +968,24 @@ class EngineImpl::IngestContext : public GraphView {
   }
 
   // The batch's index entries and trait deltas (Prepare made them) go to the engine's event tail in Publish, unless
-  // handed off: then to whichever of this thread (ApplyTail) and a helper (ApplyHandedOffTail) claims `claim` first,
-  // while the batch is written (on this thread they were a twelfth of an event batch's time under write_mu_). Only
-  // for a batch written in flight: nothing built under write_mu_ meanwhile reads them (later batches know its
-  // profiles from the session and identity caches Publish fills), and whatever reads the index for a write (a merge,
-  // a tail flush, an erasure) first waits for every batch in flight, which applies them before it leaves commit_mu_.
-  // `claim` (0 free, 1 being applied, 2 done) must outlive the helper's task.
+  // handed off: then to whichever of this thread (SettleTail) and a helper (ApplyHandedOffTail) claims `claim`
+  // first, from the moment the batch is built (on this thread they were half of Publish, about 4% of an event
+  // batch's time). Only for a batch written in flight, which has none to remove or reset (merges are not written in
+  // flight): nothing built under write_mu_ meanwhile reads them (later batches know its profiles from the session
+  // and identity caches Publish fills), and whatever reads the index for a write (a merge, a tail flush, an erasure)
+  // first waits for every batch in flight, which settles them before it leaves commit_mu_. `claim` (0 free, 1 being
+  // applied, 2 done) must outlive the helper's task.
   void HandOffTail(std::atomic<int>* claim) { tail_claim_ = claim; }
-  // Returns once the tail holds the batch's entries: applies them unless the helper claimed them first.
-  void ApplyTail() {
-    if (tail_claim_ != nullptr && !ApplyHandedOffTail(this, tail_claim_)) WaitForTail();
+  // Once the batch is written (`written`), returns once the tail holds its entries: applies them unless the helper
+  // claimed them first. Else leaves them out, unless the helper already applied them (the engine then refuses
+  // writes, as after any failed write in flight). WriteInFlight calls it after every write attempt.
+  void SettleTail(bool written) {
+    if (tail_claim_ == nullptr) return;
+    if (!written) {
+      ReleaseTail();
+    } else if (!ApplyHandedOffTail(this, tail_claim_)) {
+      WaitForTail();
+    }
   }
   // The helper's side: applies the entries of `context`, handed off with `claim`, if nobody claimed them yet, and
   // returns whether it did. Touches `context` only then: once the claim is lost, the context may be gone.
@@ -1052,8 +1060,8 @@ class EngineImpl::IngestContext : public GraphView {
   void WaitForTail() const {
     for (int state; (state = tail_claim_->load(std::memory_order_acquire)) != 2;) tail_claim_->wait(state);
   }
-  // A handed-off tail not applied by now (a write that failed or never began) is not applied; one a helper is
-  // applying is waited for: the helper touches this context only once it has claimed it.
+  // Handed-off entries not claimed by now are left out (SettleTail ran, or an error returned before the write); a
+  // helper applying them is waited for: it touches this context only once it has claimed them.
   void ReleaseTail() {
     if (tail_claim_ == nullptr) return;
     int expected = 0;
@@ -1710,11 +1718,11 @@ Result<uint64_t> EngineImpl::WriteInFlight(IngestContext* ctx, std::shared_lock<
       Status::Unavailable("a write this batch was built on failed; reopen the database to write again");
   ctx->PutDocuments();  // while the batch before it is written
   if (after == nullptr || after->Wait()) written = store_->Write(ctx->batch());
-  if (written.ok()) ctx->ApplyTail();  // before commit_mu_ is left (IngestContext::HandOffTail)
   if (mine != nullptr) {
     ctx->UnstageDocuments(mine->number);
     mine->Finish(written.ok());
   }
+  ctx->SettleTail(written.ok());  // before commit_mu_ is left (IngestContext::HandOffTail)
   if (!written.ok()) {
     segments_.WriteFailed();   // its notes describe changes that are not stored
     in_flight_failed_ = true;  // before commit_mu_ is released: whoever settles next sees it
@@ -1840,7 +1848,7 @@ Status EngineImpl::Ingest(std::vector<ParsedEvent>* events, std::vector<BatchIte
     if (ctx->empty()) return Status::OK();  // only duplicates
     // The parsed events are not read again (the batch holds their stored form): a helper destroys them while the
     // batch is written, when a core is idle; else this thread does, as the call ends. A batch written in flight
-    // hands the helper its tail entries first (IngestContext::HandOffTail).
+    // hands that helper its tail entries to apply first (IngestContext::HandOffTail).
     const bool goes_in_flight = MayGoInFlight(*ctx, writes_profiles);
     if (events->size() >= 64 && BatchCall::MaySplit()) {
       spent = std::move(*events);

@@ -189,7 +189,8 @@ Status EventTail::Flush() {
   }
   if (empty) return Status::OK();
   background_status_ = Status::OK();
-  // Safe to read profiles_ unlocked: only the write path (this thread) changes it.
+  // Safe to read profiles_ unlocked: the write path (this thread) settled every batch in flight first, so no one
+  // else changes it now (Apply from a helper runs only for a batch in flight).
   return WriteOut(profiles_, next_record_, /*frozen=*/false);
 }
 

@@ -18,9 +18,12 @@
 // both), and Traits adds to the stored traits what the tail holds. After a crash, Recover reads the log back (the
 // index entries, and the trait deltas of new events from their documents).
 //
-// Thread-safety: reads (ProfileEvents, Traits, size) from any thread. Log, Apply, FlushInBackground and Flush are
-// for the engine's write path: one at a time (under its write lock); the flushes only once every write logged has
-// been applied to storage. The background writer takes no engine lock.
+// Thread-safety: reads (ProfileEvents, Traits, size) from any thread. Log, FlushInBackground and Flush are for the
+// engine's write path: one at a time (under its write lock); the flushes only once every write logged has been
+// applied to storage and to the tail. Apply takes the tail's own lock: the engine applies a batch in flight from a
+// helper thread or after its write, concurrently with other batches' Log and Apply, but only changes that remove
+// or reset nothing (those may wait for the background flush; the engine applies them under its write lock, with no
+// batch in flight). The background writer takes no engine lock.
 
 #ifndef CDP_ENGINE_EVENT_TAIL_H_
 #define CDP_ENGINE_EVENT_TAIL_H_
@@ -86,9 +89,10 @@ class EventTail {
 
   // Adds the log record of `changes.added` to `batch` (nothing when there are none). Write path only.
   void Log(const Changes& changes, storage::WriteBatch* batch);
-  // Makes `changes` visible to readers. Write path only; call it once the batch is built (before or after it is
-  // written: readers skip index entries whose event is not, or no longer, in the log). Waits for a background
-  // flush first when the changes remove or reset entries it is writing.
+  // Makes `changes` visible to readers. Call it once the batch is built (before or after it is written: readers skip
+  // index entries whose event is not, or no longer, in the log). Waits for a background flush first when the
+  // changes remove or reset entries it is writing: such changes on the write path only, one at a time; changes
+  // that only add may come from any thread (see the class comment).
   void Apply(Changes&& changes);
   // Freezes the tail and writes it in the background (kEvents keys, kTraits merge operands; then the log records
   // are deleted); returns at once, after waiting for the previous background flush. Readers of the frozen part

@@ -4,13 +4,16 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <future>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <set>
 #include <thread>
 
+#include "core/parallel.h"
 #include "fmt/format.h"
 #include "storage/store.h"
 #include "test_util.h"
@@ -720,11 +723,10 @@ TEST_F(EventsTest, RetriesOfOlderEventsAreFoundAfterNewerOnesAndAfterReopen) {
   EXPECT_EQ(Unwrap(engine_->Stats()).Find("events")->as_int(), 5);
 }
 
-// Large batches are validated on two threads: results stay in input order, with each bad item's own error, in
-// both halves; a too-deep item in the second half still fails the JSON batch as a whole, as the reference does.
-// A batch large enough to be split over two threads hands its per-profile index entries and trait deltas to the
-// helper while it is written: once TrackBatch returns, its events are in their profiles' timelines and traits, and
-// in the event count. With one writer (the helper applies them), then two (each caller applies its own).
+// A batch large enough to be split over two threads hands its per-profile index entries and trait deltas to a
+// helper (IngestContext::HandOffTail): once TrackBatch returns, its events are in their profiles' timelines and
+// traits, and in the event count. With one writer (the helper usually applies them), with every helper thread
+// busy (the caller must apply them itself), then with two writers (no helper to spare: Publish applies them).
 TEST_F(EventsTest, ALargeBatchIsInTimelinesAndTraitsWhenItsCallReturns) {
   constexpr int kProfiles = 8, kPerBatch = 300, kRounds = 5;
   // Writer w, round r: event i goes to customer w-(i % kProfiles), one minute apart; every third is a purchase of i
@@ -781,15 +783,42 @@ TEST_F(EventsTest, ALargeBatchIsInTimelinesAndTraitsWhenItsCallReturns) {
   std::string failure;
   write(0, &failure);
   EXPECT_EQ(failure, "");
+  {
+    // Every helper thread held: the batch's tasks stay queued, and the caller claims the entries after its write.
+    std::mutex mu;
+    std::condition_variable cv;
+    bool release = false;
+    std::atomic<size_t> holding{0};
+    std::vector<std::unique_ptr<internal::HelperTask>> holders;
+    for (size_t i = 0; i < internal::HelperTask::MaxHelpers(); ++i) {
+      holders.push_back(std::make_unique<internal::HelperTask>([&] {
+        ++holding;
+        std::unique_lock<std::mutex> lock(mu);
+        cv.wait(lock, [&] { return release; });
+      }));
+      ASSERT_TRUE(holders.back()->Start());
+    }
+    while (holding.load() < holders.size()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    write(3, &failure);
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      release = true;
+    }
+    cv.notify_all();
+    for (auto& holder : holders) holder->Settle();
+    EXPECT_EQ(failure, "");
+  }
   std::string failures[2];
   std::thread second([&] { write(2, &failures[1]); });
   write(1, &failures[0]);
   second.join();
   EXPECT_EQ(failures[0], "");
   EXPECT_EQ(failures[1], "");
-  EXPECT_EQ(Unwrap(engine_->Stats()).Find("events")->as_int(), 3 * kRounds * kPerBatch);
+  EXPECT_EQ(Unwrap(engine_->Stats()).Find("events")->as_int(), 4 * kRounds * kPerBatch);
 }
 
+// Large batches are validated on two threads: results stay in input order, with each bad item's own error, in
+// both halves; a too-deep item in the second half still fails the JSON batch as a whole, as the reference does.
 TEST_F(EventsTest, LargeBatchesReportEachItemInOrder) {
   std::vector<Json> items;
   std::string text = "[";
