@@ -178,7 +178,8 @@ class Audit {
 //     there, retired events stay retired when policies change, and an event older than the horizon of its type
 //     is refused by Events::Track and batches (FailedPrecondition, nothing stored);
 //   - profiles: every profile whose latest event and latest write are both before now - inactiveFor is erased as
-//     by Profiles::Delete (without suppressing its identifiers: the person may come back);
+//     by Profiles::Delete (without suppressing its identifiers: the person may come back); one made active again
+//     while the run goes (an event, a write) is kept and not counted;
 //   - then the purge is made physical as an erasure's is (no file of the directory keeps the purged data).
 // Each run is recorded: {"id" ("rrun_..."), "trigger": "schedule" | "manual", "startedAt", "finishedAt", "status":
 // "completed" | "failed", "error"?, "policies": [{"id", "name", "target", "cutoff", "eventsPurged" |

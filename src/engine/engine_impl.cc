@@ -2689,7 +2689,9 @@ Result<Json> EngineImpl::WriteProfile(std::string_view requested_id, const Json&
   return Render(stored, id);
 }
 
-Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* request, bool for_retention) {
+Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* request, bool for_retention,
+                                 std::optional<int64_t> active_since, bool* kept) {
+  if (kept != nullptr) *kept = false;
   uint64_t sequence = 0;
   storage::WriteBatch batch(*store_);
   bool by_filter = false;                   // the person's events leave the log through its drop filter
@@ -2705,6 +2707,11 @@ Status EngineImpl::DeleteProfile(std::string_view requested_id, ErasureRequest* 
     CDP_RETURN_IF_ERROR(SettleInFlight(&exclusive));
     std::string id;
     CDP_ASSIGN_OR_RETURN(Json stored, ReadLiveProfile(requested_id, &id));  // a merged id erases its survivor
+    // Every batch in flight is settled: its events count in the traits.
+    if (active_since.has_value() && LastActivity(id, stored) >= *active_since) {
+      if (kept != nullptr) *kept = true;
+      return Status::OK();
+    }
     // The index log names the person's recent events: write the tail out first, which deletes the log.
     CDP_RETURN_IF_ERROR(FlushTail());
     // The person's events leave the event log through its drop filter (no tombstones: rewriting the files that

@@ -18,6 +18,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <thread>
@@ -371,8 +372,11 @@ class EngineImpl final : public Engine {
     Json record;  // out: the request record as last written
   };
   // `for_retention`: an erasure by a retention policy: the identifiers are not suppressed, and the purge is left to
-  // the run (PurgeRetained), which purges once after all its erasures.
-  Status DeleteProfile(std::string_view id, ErasureRequest* request = nullptr, bool for_retention = false);
+  // the run (PurgeRetained), which purges once after all its erasures. With `active_since` (a policy's cutoff, the
+  // profile found inactive before it by InactiveProfiles, without the lock): a profile active at or after it by the
+  // time the erasure holds the lock (an event, a write) is kept, and *kept is set; nothing is written.
+  Status DeleteProfile(std::string_view id, ErasureRequest* request = nullptr, bool for_retention = false,
+                       std::optional<int64_t> active_since = std::nullopt, bool* kept = nullptr);
   // Adds to `batch` the rewrite of every hub set (but those in `skip`, hub keys) that holds one of `hashes` (8-byte
   // hashes of high-priority values, as UpdateHubs stores them) without them: an erased person's values leave the
   // hub sets of identifiers they were seen with (a shared device's). Appends the rewritten hub keys to `rewritten`.
@@ -392,6 +396,8 @@ class EngineImpl final : public Engine {
                            absl::flat_hash_set<std::string>* affected);
   // Live profiles whose latest event and latest write are before `cutoff_us`. Cost: a scan of every profile.
   Result<std::vector<std::string>> InactiveProfiles(int64_t cutoff_us);
+  // The later of profile `id`'s latest event time (its traits) and its document's updatedAt (`doc`).
+  int64_t LastActivity(const std::string& id, const Json& doc);
   // Makes a retention run's retirements and deletions physical: the event log's files over the retired range (the
   // kRetentionPurgeKey marker, which only this clears) through the drop filter, and the per-profile index; after
   // erasures, every column family whole (`at_open`: as PurgeEverything). Nothing to do without either.

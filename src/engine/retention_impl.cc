@@ -184,10 +184,12 @@ Result<Json> RetentionImpl::RunNow(std::string_view trigger) {
         CDP_ASSIGN_OR_RETURN(std::vector<std::string> inactive, engine_->InactiveProfiles(cutoff));
         int64_t erased = 0;
         for (const std::string& pid : inactive) {
-          Status s = engine_->DeleteProfile(pid, nullptr, /*for_retention=*/true);
+          // Found inactive without the write lock: one active again by the time it is erased is kept.
+          bool kept = false;
+          Status s = engine_->DeleteProfile(pid, nullptr, /*for_retention=*/true, cutoff, &kept);
           if (s.IsNotFound()) continue;  // merged or erased meanwhile
           CDP_RETURN_IF_ERROR(s);
-          ++erased;
+          if (!kept) ++erased;
         }
         result.Set("profilesErased", erased);
         profiles_erased += erased;
@@ -336,14 +338,18 @@ Result<std::vector<std::string>> EngineImpl::InactiveProfiles(int64_t cutoff_us)
     if (!doc.ok()) return Status::DataLoss("a stored profile is corrupt");
     if (doc->Find("mergedInto") != nullptr) continue;  // a redirect: erased with its survivor
     const std::string id(it->key());
-    int64_t latest = tail_.Traits(id).last_seen_us;
-    if (const Json* updated = doc->Find("updatedAt"); updated != nullptr) {
-      if (auto t = ParseTimestamp(*updated); t.ok() && *t > latest) latest = *t;
-    }
-    if (latest < cutoff_us) out.push_back(id);
+    if (LastActivity(id, *doc) < cutoff_us) out.push_back(id);
   }
   CDP_RETURN_IF_ERROR(it->status());
   return out;
+}
+
+int64_t EngineImpl::LastActivity(const std::string& id, const Json& doc) {
+  int64_t latest = tail_.Traits(id).last_seen_us;
+  if (const Json* updated = doc.Find("updatedAt"); updated != nullptr) {
+    if (auto t = ParseTimestamp(*updated); t.ok() && *t > latest) latest = *t;
+  }
+  return latest;
 }
 
 Status EngineImpl::PurgeRetained(bool profiles_erased, bool at_open) {

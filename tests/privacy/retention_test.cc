@@ -257,6 +257,40 @@ TEST_F(RetentionTest, InactiveProfilesAreErasedAndActiveOnesKept) {
   Unwrap(events().Track(J(R"({"type": "page_view", "email": "dormant@example.com"})")));
 }
 
+// A run finds inactive profiles without the write lock, then erases them one by one: a profile that an event (or a
+// write) made active in between is kept, with that event, and not counted as erased.
+TEST_F(RetentionTest, AProfileActiveAgainBeforeItsErasureIsKept) {
+  const std::string id = Unwrap(profiles().Create(J(R"({"id": "returning"})"))).Find("id")->as_string();
+  Track(id, "page_view", 1200);
+  auto& impl = static_cast<internal::EngineImpl&>(*engine_);
+  Json stored = Unwrap(impl.ReadStoredProfile(id));
+  stored.Set("updatedAt", DaysAgo(4 * 365));
+  {
+    storage::WriteBatch batch(impl.store());
+    batch.Put(storage::Cf::kProfiles, id, stored.Dump());
+    ASSERT_TRUE(impl.store().Write(&batch).ok());
+  }
+  const int64_t cutoff = internal::NowMicros() - 3 * 365 * kDayUs;
+  std::vector<std::string> inactive = Unwrap(impl.InactiveProfiles(cutoff));
+  ASSERT_EQ(inactive, std::vector<std::string>{id});
+  // The person comes back between the scan and the erasure: a batch of events, written in flight.
+  std::vector<Json> batch;
+  for (int i = 0; i < 100; ++i) {
+    batch.push_back(J(R"({"type": "page_view", "profileId": ")" + id + R"(", "timestamp": ")" + DaysAgo(0) + "\"}"));
+  }
+  ASSERT_EQ(Unwrap(events().TrackBatch(batch)).accepted, 100u);
+  bool kept = false;
+  ASSERT_TRUE(impl.DeleteProfile(id, nullptr, /*for_retention=*/true, cutoff, &kept).ok());
+  EXPECT_TRUE(kept);
+  EXPECT_TRUE(profiles().Get(id).ok());
+  EventQuery all;
+  all.limit = 500;
+  EXPECT_EQ(Unwrap(profiles().Timeline(id, all)).items.size(), 101u);
+  // Still inactive by the same cut-off otherwise: without it, the erasure goes ahead.
+  ASSERT_TRUE(impl.DeleteProfile(id, nullptr, /*for_retention=*/true).ok());
+  EXPECT_TRUE(profiles().Get(id).status().IsNotFound());
+}
+
 TEST_F(RetentionTest, PoliciesAreValidatedAndNeedAnAdmin) {
   auto field_of = [&](const char* text) {
     Result<Json> r = retention().SetPolicies(J(text));
